@@ -1,0 +1,67 @@
+"""exprsim: facial expression similarity.
+
+Every face gets a compact 16-d, L2-normalised expression embedding in which
+near means "these expressions look alike", whatever the identity, pose or
+lighting (FECNet, CVPR 2019; FEENet). Importing this package is cheap and has no
+side effects: heavy modules (torch, mediapipe, OpenCV) load on first use.
+
+Public API::
+
+    exprsim.load_model(name="default") -> Embedder
+    exprsim.create_detector(name="mediapipe") -> Detector
+    exprsim.list_detectors() -> list[str]
+    exprsim.create_model(name, embedding_dim=16) -> torch.nn.Module
+    exprsim.list_models() -> list[str]
+    exprsim.load_image(path) -> (H, W, 3) uint8 RGB
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first attribute access)
+_LAZY = {
+    "load_image": "exprsim.io",
+    "ImageError": "exprsim.errors",
+    "ExprsimError": "exprsim.errors",
+    "Face": "exprsim.faces.types",
+    "AlignedFace": "exprsim.faces.types",
+    "create_detector": "exprsim.faces.detect",
+    "list_detectors": "exprsim.faces.detect",
+    "AlignConfig": "exprsim.faces.align",
+    "align_face": "exprsim.faces.align",
+    "analyze_image": "exprsim.faces.pipeline",
+    "create_model": "exprsim.models.registry",
+    "list_models": "exprsim.models.registry",
+    "load_model": "exprsim.models.embedder",
+    "Embedder": "exprsim.models.embedder",
+    "FaceEmbedding": "exprsim.models.embedder",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from exprsim.errors import ExprsimError, ImageError
+    from exprsim.faces.align import AlignConfig, align_face
+    from exprsim.faces.detect import create_detector, list_detectors
+    from exprsim.faces.pipeline import analyze_image
+    from exprsim.faces.types import AlignedFace, Face
+    from exprsim.io import load_image
+    from exprsim.models.embedder import Embedder, FaceEmbedding, load_model
+    from exprsim.models.registry import create_model, list_models
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exprsim' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,589 @@
+"""Emotion classification: k-nearest neighbours in the expression embedding.
+
+FECNet classifies emotions with a kNN classifier on top of the (unchanged) embedding and
+reports per-class AUC-ROC (K=200); the SGM paper reports K=11 accuracy. Here:
+
+* :class:`ExpressionKNN` — a scikit-learn-style estimator (``fit / predict /
+  predict_proba / score``) over :mod:`exprsim.metrics`' exact kNN;
+* a **reference set** — FER+ Training embeddings + majority labels (float16, ~1 MB) that
+  ships inside the package (``exprsim/apps/reference/ferplus.npz``) so that
+  ``exprsim classify IMAGE`` works offline. :func:`build_reference_set` makes it for a
+  model and picks the default K on a held-out tenth of Training (never on PublicTest);
+  :func:`load_reference_set` reads it;
+* :func:`evaluate_reference` — accuracy, macro-F1 and per-class AUC-ROC on FER+ PublicTest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: K values tried by :func:`build_reference_set` on the held-out part of Training.
+K_GRID: tuple[int, ...] = (1, 3, 5, 11, 21, 51, 101, 200, 400)
+REFERENCE_NAME = "ferplus.npz"
+
+
+def reference_path() -> Path:
+    """Where the shipped reference set lives (``exprsim/apps/reference/ferplus.npz``)."""
+    return Path(str(resources.files("exprsim.apps"))) / "reference" / REFERENCE_NAME
+
+
+# ----------------------------------------------------------------------------- estimator
+
+
+class ExpressionKNN:
+    """k-nearest-neighbour expression classifier (scikit-learn style).
+
+    Args:
+        k: neighbours voting (clamped to the training size).
+        metric: ``"euclidean"`` or ``"cosine"``.
+        weights: ``"uniform"`` (share of the k neighbours per class) or ``"distance"``.
+        classes: class names; when given, integer labels index into it and string labels
+            are looked up in it (default: the sorted unique labels seen by :meth:`fit`).
+    """
+
+    def __init__(
+        self,
+        k: int = 11,
+        metric: str = "euclidean",
+        weights: str = "uniform",
+        classes: Sequence[Any] | None = None,
+    ) -> None:
+        self.k = k
+        self.metric = metric
+        self.weights = weights
+        self.classes = classes
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "metric": self.metric,
+            "weights": self.weights,
+            "classes": self.classes,
+        }
+
+    def set_params(self, **params: Any) -> ExpressionKNN:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"unknown parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def _encode(self, y: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.dtype.kind in "iu":
+            codes = y.astype(np.int64)
+            if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
+                raise ExprsimError(f"labels must lie in [0, {len(self.classes_)})")
+            return codes
+        index = {str(c): i for i, c in enumerate(self.classes_)}
+        try:
+            return np.array([index[str(v)] for v in y], dtype=np.int64)
+        except KeyError as exc:
+            raise ExprsimError(
+                f"unknown label {exc.args[0]!r}; classes: {list(self.classes_)}"
+            ) from exc
+
+    def fit(self, X: np.ndarray, y: Any) -> ExpressionKNN:
+        """Remember ``(N, D)`` embeddings ``X`` and their ``(N,)`` labels ``y``."""
+        x = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+            raise ExprsimError(
+                f"fit needs (N, D) embeddings and N labels, got {x.shape} and {y.shape}"
+            )
+        if self.classes is not None:
+            self.classes_ = np.asarray(list(self.classes))
+        elif y.dtype.kind in "iu":
+            self.classes_ = np.arange(int(y.max()) + 1)
+        else:
+            self.classes_ = np.unique(y.astype(str))
+        self.labels_ = self._encode(y)
+        self.embeddings_ = x
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "embeddings_"):
+            raise ExprsimError("ExpressionKNN is not fitted: call fit() first")
+
+    @property
+    def k_(self) -> int:
+        """The K actually used (``k`` clamped to the training size)."""
+        self._check_fitted()
+        return int(min(self.k, len(self.embeddings_)))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``(M, D)`` -> ``(M, C)`` class probabilities (columns follow ``classes_``)."""
+        from exprsim.metrics import knn_proba
+
+        self._check_fitted()
+        x = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes_)))
+        return knn_proba(
+            self.embeddings_,
+            self.labels_,
+            x,
+            self.k_,
+            n_classes=len(self.classes_),
+            metric=self.metric,
+            weights=self.weights,
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """``(M, D)`` -> ``(M,)`` predicted classes (ties: the first class)."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X: np.ndarray, y: Any) -> float:
+        """Accuracy on ``(X, y)``."""
+        codes = self._encode(y)
+        return float((self.predict_proba(X).argmax(axis=1) == codes).mean())
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class ClassificationReport:
+    """Accuracy, macro-F1 and one-vs-rest AUC-ROC of a classifier on a labelled set.
+
+    Attributes:
+        classes: class names.
+        accuracy, macro_f1, mean_auc: overall numbers.
+        per_class: one dict per class (``class, support, precision, recall, f1, auc``).
+        confusion: ``(C, C)`` int64 counts, rows true class, columns prediction.
+        k: neighbours used; n: examples evaluated; split: data description.
+    """
+
+    classes: tuple[str, ...]
+    accuracy: float
+    macro_f1: float
+    mean_auc: float
+    per_class: tuple[dict[str, Any], ...]
+    confusion: np.ndarray
+    k: int
+    n: int
+    split: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "n": self.n,
+            "k": self.k,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "mean_auc": self.mean_auc,
+            "per_class": list(self.per_class),
+        }
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(list(self.per_class))
+
+    def format(self) -> str:
+        """Plain-text summary for the terminal."""
+        lines = [
+            f"{self.split or 'evaluation'}: n={self.n}, K={self.k}",
+            f"accuracy  {self.accuracy:.4f}",
+            f"macro-F1  {self.macro_f1:.4f}",
+            f"mean AUC  {self.mean_auc:.4f}",
+            f"{'class':<12}{'support':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'AUC':>8}",
+        ]
+        for r in self.per_class:
+            lines.append(
+                f"{r['class']:<12}{r['support']:>8d}{r['precision']:>8.3f}{r['recall']:>8.3f}"
+                f"{r['f1']:>8.3f}{r['auc']:>8.3f}"
+            )
+        return "\n".join(lines)
+
+
+def evaluate(knn: ExpressionKNN, X: np.ndarray, y: Any, split: str = "") -> ClassificationReport:
+    """Score a fitted :class:`ExpressionKNN` on embeddings ``X`` with true labels ``y``.
+
+    AUC-ROC per class is one-vs-rest on the kNN class probabilities
+    (:func:`exprsim.metrics.roc_auc`; NaN for a class absent from ``y``); the mean is over
+    the defined ones.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from exprsim.metrics import classification_scores, roc_auc
+
+    codes = knn._encode(y)
+    proba = knn.predict_proba(X)
+    pred = proba.argmax(axis=1)
+    n_cls = len(knn.classes_)
+    labels = list(range(n_cls))
+    scores = classification_scores(codes, pred, labels=labels)
+    prec, rec, f1, support = precision_recall_fscore_support(
+        codes, pred, labels=labels, zero_division=0
+    )
+    aucs = [roc_auc(codes == c, proba[:, c]) for c in labels]
+    defined = [a for a in aucs if not np.isnan(a)]
+    confusion = np.zeros((n_cls, n_cls), dtype=np.int64)
+    np.add.at(confusion, (codes, pred), 1)
+    per_class = tuple(
+        {
+            "class": str(knn.classes_[c]),
+            "support": int(support[c]),
+            "precision": float(prec[c]),
+            "recall": float(rec[c]),
+            "f1": float(f1[c]),
+            "auc": float(aucs[c]),
+        }
+        for c in labels
+    )
+    return ClassificationReport(
+        classes=tuple(str(c) for c in knn.classes_),
+        accuracy=scores["accuracy"],
+        macro_f1=scores["macro_f1"],
+        mean_auc=float(np.mean(defined)) if defined else float("nan"),
+        per_class=per_class,
+        confusion=confusion,
+        k=knn.k_,
+        n=len(codes),
+        split=split,
+    )
+
+
+# ----------------------------------------------------------------------------- reference set
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """Labelled embeddings a kNN classifier votes with.
+
+    Attributes:
+        embeddings: ``(N, 16)`` float32.
+        labels: ``(N,)`` int64 indices into ``classes``.
+        classes: class names (FER+ order).
+        model: ``name@version`` of the embedder that made the embeddings.
+        k: default number of neighbours (chosen on held-out Training faces).
+        meta: how it was built (K grid and held-out scores, sizes, seed).
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    model: str
+    k: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def classifier(self, k: int | None = None) -> ExpressionKNN:
+        """A fitted :class:`ExpressionKNN` over this set (default K: :attr:`k`)."""
+        return ExpressionKNN(k=k or self.k, classes=self.classes).fit(self.embeddings, self.labels)
+
+    def save(self, path: str | Path, dtype: str = "float16") -> Path:
+        """Write a compressed ``.npz`` (embeddings in ``dtype``; labels int8)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            embeddings=self.embeddings.astype(dtype),
+            labels=self.labels.astype(np.int8),
+            classes=np.array(self.classes),
+            model=np.array(self.model),
+            k=np.array(self.k),
+            meta=np.array(json.dumps(self.meta)),
+        )
+        return path
+
+    def to_frame(self) -> Any:
+        """K-selection table (``k``, held-out accuracy, macro-F1, mean AUC)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.meta.get("k_selection", []))
+
+
+def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
+    """Read a reference set (default: the one shipped in the package).
+
+    Raises:
+        ModelError: the file does not exist (the shipped one is made after the default
+            model is trained) or is malformed.
+    """
+    path = Path(path) if path is not None else reference_path()
+    if not path.is_file():
+        raise ModelError(
+            f"no kNN reference set at {path}: it ships with the trained default model; "
+            "build one with `exprsim classify --build-reference` "
+            "(exprsim.apps.classify.build_reference_set)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ReferenceSet(
+                embeddings=z["embeddings"].astype(np.float32),
+                labels=z["labels"].astype(np.int64),
+                classes=tuple(str(c) for c in z["classes"]),
+                model=str(z["model"]),
+                k=int(z["k"]),
+                meta=json.loads(str(z["meta"])),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: not a valid reference set ({exc})") from exc
+
+
+def ferplus_holdout_split(
+    n: int, labels: np.ndarray, fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of Training indices into ``(fit, held_out)`` (shared with tagging)."""
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        take = round(len(idx) * fraction)
+        # at least one held out and one kept per class when the class has two faces
+        take = min(max(take, 1), len(idx) - 1) if len(idx) >= 2 else 0
+        held.append(idx[:take])
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    mask = np.ones(n, dtype=bool)
+    mask[held_idx] = False
+    return np.flatnonzero(mask), held_idx
+
+
+def embed_fer(
+    embedder: Any, images: np.ndarray, progress: bool = False, chunk: int = 2048
+) -> np.ndarray:
+    """Embed ``(N, 48, 48)`` FER crops in chunks (with a progress bar)."""
+    from tqdm import tqdm
+
+    out = [
+        embedder.embed_crops(images[s : s + chunk])
+        for s in tqdm(
+            range(0, len(images), chunk), disable=not progress, desc="embed", unit="chunk"
+        )
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 16), np.float32)
+
+
+def build_reference_set(
+    embedder: Any = None,
+    out_path: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    k_grid: Iterable[int] = K_GRID,
+    holdout_fraction: float = 0.1,
+    seed: int = 0,
+    max_faces: int | None = None,
+    dtype: str = "float16",
+    progress: bool = False,
+) -> ReferenceSet:
+    """Embed FER+ Training, choose K on a held-out part of it, save the reference set.
+
+    Training rows pixel-identical to a PublicTest row are dropped, so that PublicTest
+    numbers stay honest. K is the one with the best held-out accuracy (ties: the smaller
+    K); the held-out accuracy, macro-F1 and mean AUC of every K are kept in ``meta``. The
+    saved set holds *all* the remaining Training faces.
+
+    Args:
+        embedder: the model (default: ``exprsim.load_model()``).
+        out_path: where to write (default: the package's ``apps/reference/ferplus.npz``).
+        data_dir: FER folder (default: ``exprsim.data.fer.default_data_dir()``).
+        max_faces: use a random subset of Training (tests, quick looks).
+        dtype: storage type of the embeddings (``float16``: ~0.9 MB for 28k faces).
+
+    Returns:
+        The :class:`ReferenceSet` (embeddings as stored, i.e. rounded to ``dtype``).
+    """
+    from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
+    from exprsim.metrics import classification_scores, knn_proba, roc_auc
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
+    if max_faces is not None and max_faces < len(train):
+        pick = np.sort(np.random.default_rng(seed).choice(len(train), max_faces, replace=False))
+        train = train.subset(pick)
+    labels = train.majority
+    emb = embed_fer(embedder, train.images, progress=progress).astype(dtype).astype(np.float32)
+    fit_idx, held_idx = ferplus_holdout_split(len(train), labels, holdout_fraction, seed)
+    n_cls = len(FERPLUS_CLASSES)
+    rows = []
+    for k in sorted(set(int(k) for k in k_grid)):
+        if k > len(fit_idx) or len(held_idx) == 0:
+            continue
+        proba = knn_proba(emb[fit_idx], labels[fit_idx], emb[held_idx], k, n_classes=n_cls)
+        pred = proba.argmax(axis=1)
+        sc = classification_scores(labels[held_idx], pred, labels=list(range(n_cls)))
+        aucs = [roc_auc(labels[held_idx] == c, proba[:, c]) for c in range(n_cls)]
+        defined = [a for a in aucs if not np.isnan(a)]
+        rows.append(
+            {
+                "k": k,
+                "accuracy": sc["accuracy"],
+                "macro_f1": sc["macro_f1"],
+                "mean_auc": float(np.mean(defined)) if defined else float("nan"),
+            }
+        )
+        log.info(
+            "K=%d held-out accuracy %.4f mean AUC %.4f", k, sc["accuracy"], rows[-1]["mean_auc"]
+        )
+    best_k = max(rows, key=lambda r: (r["accuracy"], -r["k"]))["k"] if rows else 11
+    ref = ReferenceSet(
+        embeddings=emb,
+        labels=labels,
+        classes=FERPLUS_CLASSES,
+        model=embedder.config.name_version,
+        k=int(best_k),
+        meta={
+            "source": "FER+ Training (majority label; rows duplicated in PublicTest dropped)",
+            "n": len(train),
+            "n_held_out": len(held_idx),
+            "holdout_fraction": holdout_fraction,
+            "seed": seed,
+            "k_selection": rows,
+            "criterion": "held-out accuracy (ties: smaller K)",
+            "dtype": dtype,
+        },
+    )
+    out = Path(out_path) if out_path is not None else reference_path()
+    ref.save(out, dtype=dtype)
+    log.info("reference set (%d faces, K=%d) written to %s", len(train), best_k, out)
+    return ref
+
+
+def _check_model(reference: ReferenceSet, embedder: Any) -> None:
+    from exprsim.index.store import ModelMismatchError
+
+    model = embedder.config.name_version
+    if reference.model != model:
+        raise ModelMismatchError(
+            f"the reference set was made with model {reference.model}, not {model}: "
+            "rebuild it with build_reference_set() for this model"
+        )
+
+
+def evaluate_reference(
+    embedder: Any = None,
+    reference: ReferenceSet | None = None,
+    data_dir: str | Path | None = None,
+    k: int | None = None,
+    progress: bool = False,
+) -> ClassificationReport:
+    """Accuracy, macro-F1 and per-class AUC-ROC on FER+ PublicTest (majority labels)."""
+    from exprsim.data.fer import load_ferplus
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    reference = reference or load_reference_set()
+    _check_model(reference, embedder)
+    test = load_ferplus("PublicTest", data_dir)
+    emb = embed_fer(embedder, test.images, progress=progress)
+    knn = reference.classifier(k)
+    return evaluate(knn, emb, test.majority, split=f"FER+ PublicTest ({reference.model})")
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    """The predicted expression of one face."""
+
+    source: str
+    face_index: int
+    label: str
+    proba: dict[str, float]
+    quality_ok: bool
+    crop: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "source": self.source,
+            "face": self.face_index,
+            "label": self.label,
+            "confidence": self.proba[self.label],
+            "quality_ok": self.quality_ok,
+        }
+        row.update({f"p_{c}": p for c, p in self.proba.items()})
+        return row
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """Predictions for every face of some images."""
+
+    faces: tuple[FacePrediction, ...]
+    model: str
+    k: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "k": self.k, "faces": [f.to_dict() for f in self.faces]}
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([f.to_dict() for f in self.faces])
+
+
+def classify_images(
+    images: Iterable[Any],
+    embedder: Any = None,
+    reference: ReferenceSet | None = None,
+    k: int | None = None,
+    detector: Any = None,
+) -> ClassificationResult:
+    """Predict the expression of every face in ``images`` (paths or arrays).
+
+    Raises:
+        ModelError: no reference set, or one made with another model.
+    """
+    reference = reference or load_reference_set()
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    _check_model(reference, embedder)
+    faces = embedder.embed_images(list(images), detector=detector)
+    knn = reference.classifier(k)
+    if not faces:
+        return ClassificationResult((), reference.model, knn.k_)
+    proba = knn.predict_proba(np.stack([f.embedding for f in faces]))
+    out = []
+    for f, p in zip(faces, proba, strict=True):
+        out.append(
+            FacePrediction(
+                source=f.source,
+                face_index=f.face_index,
+                label=str(knn.classes_[int(p.argmax())]),
+                proba={str(c): float(v) for c, v in zip(knn.classes_, p, strict=True)},
+                quality_ok=bool(f.aligned.quality.ok),
+                crop=f.aligned.crop,
+            )
+        )
+    return ClassificationResult(tuple(out), reference.model, knn.k_)
+
+
+def classification_page(
+    result: ClassificationResult, title: str = "Expression classification"
+) -> Any:
+    """HTML page: each face's crop with its predicted class, and the probability table."""
+    from exprsim.report.html import Page
+
+    page = Page(title, subtitle=f"kNN, K={result.k}, model {result.model}")
+    page.gallery(
+        [f.crop for f in result.faces],
+        captions=[
+            f"{Path(f.source).name}#{f.face_index}: {f.label} ({f.proba[f.label]:.2f})"
+            for f in result.faces
+        ],
+        size=112,
+    )
+    page.table(result.to_frame())
+    return page

@@ -1,0 +1,402 @@
+"""Expression search: the indexed faces whose expression looks most like a query face.
+
+:func:`search` embeds the query's face (the largest, unless told otherwise), asks the
+:class:`~exprsim.index.store.FaceIndex` for its nearest neighbours and filters them:
+
+* ``exclude_same_image`` (default): drops faces from the query's own file (same resolved
+  path, or same content hash);
+* ``exclude_same_identity``: drops faces of the same person, judged by dlib's 128-d face
+  descriptor (distance < 0.6, dlib's own threshold) — needs ``pip install 'exprsim[dlib]'``
+  and raises :class:`~exprsim.errors.BackendUnavailableError` otherwise. Descriptors are
+  computed from the source images (cached in the database);
+* quality filters: ``quality_ok_only``, ``min_sharpness``, ``max_abs_yaw``.
+
+The index is asked for more neighbours than ``k`` (and more again) until ``k`` faces pass
+the filters or the whole index was seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
+
+log = logging.getLogger(__name__)
+
+#: dlib's decision threshold for "same person" on its 128-d descriptors.
+IDENTITY_THRESHOLD = 0.6
+
+
+# ----------------------------------------------------------------------------- identity
+
+
+class IdentityEncoder:
+    """dlib's ResNet face descriptor (128-d; same person when distance < 0.6).
+
+    Raises:
+        BackendUnavailableError: dlib or ``face_recognition_models`` is not installed.
+    """
+
+    def __init__(self) -> None:
+        from exprsim.faces.landmarks import DLIB_INSTALL, dlib_model_path, dlib_probe
+
+        why = dlib_probe()
+        if why is not None:
+            raise BackendUnavailableError(f"identity exclusion needs dlib: {why}")
+        import dlib
+
+        try:
+            self._shape = dlib.shape_predictor(
+                str(dlib_model_path("shape_predictor_5_face_landmarks.dat"))
+            )
+            self._net = dlib.face_recognition_model_v1(
+                str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
+            )
+        except BackendUnavailableError:
+            raise
+        except Exception as exc:  # pragma: no cover - broken install
+            raise BackendUnavailableError(
+                f"cannot load dlib's face models ({exc}): {DLIB_INSTALL}"
+            ) from exc
+        self._dlib = dlib
+
+    def descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(128,)`` float32 descriptor of the face in ``box`` of an ``(H, W, 3)`` uint8 image."""
+        x1, y1, x2, y2 = (round(float(v)) for v in np.asarray(box).reshape(4))
+        rect = self._dlib.rectangle(x1, y1, x2, y2)
+        img = np.ascontiguousarray(image)
+        shape = self._shape(img, rect)
+        return np.asarray(self._net.compute_face_descriptor(img, shape), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One retrieved face.
+
+    Attributes:
+        rank: 1 for the nearest.
+        face_id: id in the index.
+        distance: Euclidean distance between embeddings (``[0, 2]``).
+        similarity: cosine similarity ``1 - distance^2 / 2``.
+        identity_distance: dlib descriptor distance to the query (identity checks only).
+    """
+
+    rank: int
+    face_id: int
+    distance: float
+    source: str
+    face_index: int
+    box: np.ndarray
+    quality_ok: bool
+    sharpness: float
+    yaw: float
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+    identity_distance: float | None = None
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.distance**2 / 2.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "face_id": self.face_id,
+            "distance": self.distance,
+            "similarity": self.similarity,
+            "source": self.source,
+            "face": self.face_index,
+            "quality_ok": self.quality_ok,
+            "sharpness": self.sharpness,
+            "yaw": self.yaw,
+            "label": self.label,
+            "tags": ",".join(self.tags),
+            "identity_distance": self.identity_distance,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Result of :func:`search`.
+
+    Attributes:
+        query_source: the query's path (or ``"<array>"``).
+        query_face: the query face's index in its image.
+        query_embedding: ``(16,)`` float32.
+        query_crop: the query's aligned crop (when known).
+        hits: nearest first.
+        excluded: how many candidates each filter removed.
+        model: the index's model.
+    """
+
+    query_source: str
+    query_face: int
+    query_embedding: np.ndarray
+    hits: tuple[SearchHit, ...]
+    excluded: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    query_crop: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query_source,
+            "query_face": self.query_face,
+            "model": self.model,
+            "excluded": dict(self.excluded),
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        rows = [h.to_dict() for h in self.hits]
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(HIT_COLUMNS))
+
+
+#: Columns of :meth:`SearchResult.to_frame`.
+HIT_COLUMNS: tuple[str, ...] = (
+    "rank", "face_id", "distance", "similarity", "source", "face", "quality_ok", "sharpness",
+    "yaw", "label", "tags", "identity_distance",
+)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- search
+
+
+@dataclass
+class _Query:
+    source: str
+    face_index: int
+    embedding: np.ndarray
+    crop: np.ndarray | None
+    image: np.ndarray | None
+    box: np.ndarray | None
+    path: str | None
+    sha256: str | None
+
+
+def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
+    from exprsim.io import decode_image, load_image
+
+    if hasattr(query, "embedding") and hasattr(query, "aligned"):  # a FaceEmbedding
+        src = str(query.source)
+        p = Path(src)
+        path = str(p.resolve()) if p.is_file() else None
+        sha = hashlib.sha256(p.read_bytes()).hexdigest() if path else None
+        image = load_image(path) if path else None
+        return _Query(src, int(query.face_index), np.asarray(query.embedding, np.float32),
+                      query.aligned.crop, image, np.asarray(query.aligned.face.box), path, sha)  # fmt: skip
+    if isinstance(query, str | Path):
+        p = Path(query)
+        if not p.is_file():
+            raise ImageError(p, "no such file")
+        data = p.read_bytes()
+        image = decode_image(data, str(p))
+        path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), str(p)
+    else:
+        image = load_image(query)
+        path = sha = None
+        src = "<array>"
+    faces = embedder.embed_images([image], detector=detector)
+    if not faces:
+        raise ImageError(src, "no face found in the query image")
+    if face >= len(faces):
+        raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
+    fe = faces[face]
+    return _Query(src, face, np.asarray(fe.embedding, np.float32), fe.aligned.crop, image,
+                  np.asarray(fe.aligned.face.box), path, sha)  # fmt: skip
+
+
+class _IdentityFilter:
+    def __init__(self, index: Any, query: _Query, threshold: float) -> None:
+        self.index = index
+        self.encoder = IdentityEncoder()
+        self.threshold = threshold
+        if query.image is None or query.box is None:
+            raise ExprsimError("identity exclusion needs the query image (give a path or an array)")
+        self.query_desc = self.encoder.descriptor(query.image, query.box)
+        self._images: dict[str, np.ndarray | None] = {}
+
+    def _image(self, path: str) -> np.ndarray | None:
+        if path not in self._images:
+            from exprsim.io import load_image
+
+            try:
+                self._images[path] = load_image(path)
+            except ImageError:
+                log.warning("%s: cannot read the image for the identity check", path)
+                self._images[path] = None
+        return self._images[path]
+
+    def distances(self, records: list[Any]) -> dict[int, float | None]:
+        ids = [r.id for r in records]
+        cached = self.index.identity_descriptors(ids)
+        new: dict[int, np.ndarray | None] = {}
+        for r in records:
+            if r.id in cached:
+                continue
+            img = self._image(r.source)
+            new[r.id] = None if img is None else self.encoder.descriptor(img, r.box)
+        if new:
+            self.index.store_identity_descriptors(new)
+        cached.update(new)
+        return {
+            fid: (None if d is None else float(np.linalg.norm(d - self.query_desc)))
+            for fid, d in cached.items()
+        }
+
+
+def search(
+    query_image: Any,
+    index: Any,
+    k: int = 20,
+    exclude_same_image: bool = True,
+    exclude_same_identity: bool = False,
+    quality_ok_only: bool = False,
+    min_sharpness: float | None = None,
+    max_abs_yaw: float | None = None,
+    embedder: Any = None,
+    face: int = 0,
+    detector: Any = None,
+    identity_threshold: float = IDENTITY_THRESHOLD,
+) -> SearchResult:
+    """Find the ``k`` indexed faces whose expression is nearest to the query face's.
+
+    Args:
+        query_image: a path, an ``(H, W, 3)`` image array, or a ``FaceEmbedding``.
+        index: a :class:`~exprsim.index.store.FaceIndex`.
+        k: number of results.
+        exclude_same_image: drop faces from the query's own image file.
+        exclude_same_identity: drop faces of the query's person (dlib descriptor).
+        quality_ok_only: keep only faces that passed the quality check.
+        min_sharpness: keep faces at least this sharp (eye-patch sharpness).
+        max_abs_yaw: keep faces turned at most this many degrees.
+        embedder: the model (default: the index's embedder, i.e. ``exprsim.load_model()``).
+        face: which face of the query image (0 = the largest).
+        identity_threshold: dlib descriptor distance below which two faces are one person.
+
+    Returns:
+        A :class:`SearchResult` with up to ``k`` hits, nearest first.
+
+    Raises:
+        ImageError: the query cannot be read or holds no face.
+        ModelMismatchError: the embedder is not the model the index was built with.
+        BackendUnavailableError: identity exclusion without dlib.
+    """
+    from exprsim.index.store import ModelMismatchError
+
+    if k < 1:
+        raise ExprsimError(f"k must be >= 1, got {k}")
+    embedder = embedder if embedder is not None else index.embedder
+    model = embedder.config.name_version
+    if index.model is not None and index.model != model:
+        raise ModelMismatchError(
+            f"{index.path} holds embeddings of {index.model}, the query model is {model}"
+        )
+    if exclude_same_identity:
+        IdentityEncoder()  # fail early and clearly when dlib is missing
+    q = _query_face(query_image, embedder, face, detector)
+    identity = _IdentityFilter(index, q, identity_threshold) if exclude_same_identity else None
+    total = len(index)
+    excluded = {"same_image": 0, "same_identity": 0, "quality": 0}
+    hits: list[SearchHit] = []
+    seen: set[int] = set()
+    fetch = min(total, k * 3 + 10)
+    while total and len(hits) < k:
+        dist, ids = index.query(q.embedding, k=fetch)
+        fresh = [
+            (int(i), float(d))
+            for i, d in zip(ids[0], dist[0], strict=True)
+            if i >= 0 and int(i) not in seen
+        ]
+        seen.update(i for i, _ in fresh)
+        records = {r.id: r for r in index.get([i for i, _ in fresh])}
+        cand = []
+        for fid, d in fresh:
+            r = records.get(fid)
+            if r is None:
+                continue
+            if exclude_same_image and (
+                (q.path is not None and r.source == q.path)
+                or (q.sha256 is not None and r.sha256 == q.sha256)
+            ):
+                excluded["same_image"] += 1
+                continue
+            if (
+                (quality_ok_only and not r.quality_ok)
+                or (min_sharpness is not None and not r.sharpness >= min_sharpness)
+                or (max_abs_yaw is not None and not abs(r.yaw) <= max_abs_yaw)
+            ):
+                excluded["quality"] += 1
+                continue
+            cand.append((r, d))
+        id_dist: dict[int, float | None] = {}
+        if identity is not None and cand:
+            id_dist = identity.distances([r for r, _ in cand])
+        for r, d in cand:
+            idd = id_dist.get(r.id)
+            if identity is not None and idd is not None and idd < identity_threshold:
+                excluded["same_identity"] += 1
+                continue
+            hits.append(
+                SearchHit(
+                    rank=len(hits) + 1,
+                    face_id=r.id,
+                    distance=d,
+                    source=r.source,
+                    face_index=r.face_index,
+                    box=r.box,
+                    quality_ok=r.quality_ok,
+                    sharpness=r.sharpness,
+                    yaw=r.yaw,
+                    label=r.label,
+                    tags=r.tags,
+                    identity_distance=idd,
+                )
+            )
+            if len(hits) == k:
+                break
+        if fetch >= total:
+            break
+        fetch = min(total, fetch * 4)
+    return SearchResult(
+        query_source=q.source,
+        query_face=q.face_index,
+        query_embedding=q.embedding,
+        hits=tuple(hits),
+        excluded=excluded,
+        model=index.model or model,
+        query_crop=q.crop,
+    )
+
+
+def search_page(result: SearchResult, index: Any, title: str = "Expression search") -> Any:
+    """HTML page: the query crop, then the ranked crops with their distances, then a table."""
+    from exprsim.report.html import Page
+
+    page = Page(
+        title,
+        subtitle=f"query {result.query_source} (face {result.query_face}), model {result.model}",
+    )
+    page.heading("Query")
+    page.gallery([result.query_crop], captions=[Path(result.query_source).name], size=128)
+    page.heading(f"{len(result.hits)} nearest faces by expression")
+    page.gallery(
+        [index.crop(h.face_id) for h in result.hits],
+        captions=[f"{h.rank}. d={h.distance:.3f}" for h in result.hits],
+        size=112,
+    )
+    ex = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.excluded.items() if v)
+    if ex:
+        page.paragraph(f"Excluded candidates — {ex}.")
+    page.table(result.to_frame())
+    return page

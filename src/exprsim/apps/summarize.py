@@ -1,0 +1,304 @@
+"""Album summarisation: a few faces showing the different expressions of a collection.
+
+Agglomerative clustering of the faces' embeddings into ``n_clusters`` groups, each group
+represented by the member closest to its centre, groups ordered by size (largest first).
+Methods (registry :data:`SUMMARY_METHODS`):
+
+* ``"complete-cosine"`` (default): cosine distance, complete (maximum) linkage — FECNet's
+  album summaries (Vemulapalli & Agarwala 2019, Sec. 5, footnote 7). Centre: the
+  normalised mean; closeness: cosine distance.
+* ``"ward"``: Ward linkage on Euclidean distance — FEENet's expression summaries.
+  Centre: the mean; closeness: Euclidean distance.
+* ``"average-cosine"``: cosine distance, average linkage (a less outlier-driven variant).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SummaryMethod:
+    """How to cluster (sklearn ``AgglomerativeClustering`` arguments) and measure closeness."""
+
+    linkage: str
+    metric: str  # "cosine" or "euclidean"
+
+
+SUMMARY_METHODS: dict[str, SummaryMethod] = {
+    "complete-cosine": SummaryMethod("complete", "cosine"),
+    "average-cosine": SummaryMethod("average", "cosine"),
+    "ward": SummaryMethod("ward", "euclidean"),
+}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One group of similar expressions.
+
+    Attributes:
+        rank: 0 for the largest cluster, 1 for the next, ...
+        members: item indices, closest to the centre first.
+        distances: ``(len(members),)`` distance of each member to the centre (method's metric).
+        centre: ``(D,)`` float32 centre (normalised for cosine methods).
+    """
+
+    rank: int
+    members: tuple[int, ...]
+    distances: np.ndarray
+    centre: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def representative(self) -> int:
+        """Index of the member closest to the centre."""
+        return self.members[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.rank,
+            "size": self.size,
+            "representative": self.representative,
+            "spread": float(np.mean(self.distances)) if self.size else float("nan"),
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Result of :func:`summarize`.
+
+    Attributes:
+        method: clustering method name.
+        labels: ``(N,)`` int64 cluster rank of every item.
+        clusters: largest first.
+        items: the summarised objects (e.g. ``FaceEmbedding``), when given.
+    """
+
+    method: str
+    labels: np.ndarray
+    clusters: tuple[Cluster, ...]
+    items: tuple[Any, ...] | None = None
+
+    @property
+    def representatives(self) -> list[int]:
+        """Item index of each cluster's representative, largest cluster first."""
+        return [c.representative for c in self.clusters]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "n_items": len(self.labels),
+            "clusters": [c.to_dict() for c in self.clusters],
+        }
+
+    def to_frame(self) -> Any:
+        """One row per item: ``item, cluster, rank_in_cluster, distance, representative``
+        (+ ``source, face`` when the items carry them), ordered by cluster then rank."""
+        import pandas as pd
+
+        rows = []
+        for c in self.clusters:
+            for r, (m, d) in enumerate(zip(c.members, c.distances, strict=True)):
+                row: dict[str, Any] = {
+                    "item": m,
+                    "cluster": c.rank,
+                    "cluster_size": c.size,
+                    "rank_in_cluster": r,
+                    "distance": float(d),
+                    "representative": r == 0,
+                }
+                if self.items is not None:
+                    it = self.items[m]
+                    if hasattr(it, "source"):
+                        row["source"] = str(it.source)
+                    if hasattr(it, "face_index"):
+                        row["face"] = int(it.face_index)
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
+    if isinstance(items, np.ndarray):
+        return np.asarray(items, dtype=np.float64), None
+    seq = tuple(items)
+    if seq and hasattr(seq[0], "embedding"):
+        return np.stack([np.asarray(s.embedding, dtype=np.float64) for s in seq]), seq
+    return np.asarray(seq, dtype=np.float64).reshape(len(seq), -1), None
+
+
+def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
+    from exprsim.losses.distances import cosine_distance, l2
+
+    if metric == "cosine":
+        return np.asarray(cosine_distance(x, centre[None, :]), dtype=np.float64)
+    return np.asarray(l2(x, centre[None, :], eps=0.0), dtype=np.float64)
+
+
+def summarize(
+    items: np.ndarray | Sequence[Any],
+    n_clusters: int = 10,
+    method: str = "complete-cosine",
+) -> Summary:
+    """Cluster embeddings and pick one representative per cluster.
+
+    Args:
+        items: ``(N, D)`` embeddings, or objects with an ``embedding`` attribute
+            (``FaceEmbedding``, ``FaceRecord``), kept in :attr:`Summary.items`.
+        n_clusters: number of clusters (at most ``N``).
+        method: a key of :data:`SUMMARY_METHODS`.
+
+    Returns:
+        A :class:`Summary`, clusters ordered by size (ties: the cluster holding the lowest
+        item index first), members ordered by distance to the centre.
+
+    Raises:
+        ExprsimError: no items, or an unknown method.
+    """
+    if method not in SUMMARY_METHODS:
+        raise ExprsimError(
+            f"unknown summary method {method!r}; known: {', '.join(SUMMARY_METHODS)}"
+        )
+    spec = SUMMARY_METHODS[method]
+    x, kept = _as_embeddings(items)
+    n = len(x)
+    if n == 0:
+        raise ExprsimError("nothing to summarise: no faces")
+    if n_clusters < 1:
+        raise ExprsimError(f"n_clusters must be >= 1, got {n_clusters}")
+    k = min(int(n_clusters), n)
+    if k < n_clusters:
+        log.warning("only %d faces: %d clusters instead of %d", n, k, n_clusters)
+    if k == 1 or n == 1:
+        raw = np.zeros(n, dtype=np.int64)
+    elif k == n:
+        raw = np.arange(n, dtype=np.int64)
+    else:
+        from sklearn.cluster import AgglomerativeClustering
+
+        model = AgglomerativeClustering(n_clusters=k, linkage=spec.linkage, metric=spec.metric)
+        raw = model.fit_predict(x).astype(np.int64)
+    groups = [np.flatnonzero(raw == c) for c in np.unique(raw)]
+    groups.sort(key=lambda g: (-len(g), int(g[0])))
+    labels = np.empty(n, dtype=np.int64)
+    clusters = []
+    for rank, members in enumerate(groups):
+        labels[members] = rank
+        centre = x[members].mean(axis=0)
+        if spec.metric == "cosine":
+            centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        d = _distance_to(x[members], centre, spec.metric)
+        order = np.lexsort((members, d))
+        clusters.append(
+            Cluster(
+                rank=rank,
+                members=tuple(int(i) for i in members[order]),
+                distances=d[order],
+                centre=centre.astype(np.float32),
+            )
+        )
+    return Summary(method=method, labels=labels, clusters=tuple(clusters), items=kept)
+
+
+def summarize_images(
+    paths: Iterable[str | Path],
+    n_clusters: int = 10,
+    method: str = "complete-cosine",
+    embedder: Any = None,
+    detector: Any = None,
+    quality_only: bool = False,
+    progress: bool = False,
+) -> Summary:
+    """Detect and embed every face of the images under ``paths``, then :func:`summarize`.
+
+    Args:
+        paths: image files and/or folders.
+        embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
+        quality_only: drop faces failing the quality check (blur, yaw).
+
+    Returns:
+        A :class:`Summary` whose ``items`` are the ``FaceEmbedding`` objects.
+    """
+    from exprsim.io import iter_image_files
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    files = [str(p) for p in iter_image_files(paths)]
+    if not files:
+        raise ExprsimError("no image files found")
+    faces = embedder.embed_images(files, detector=detector, progress=progress)
+    if quality_only:
+        faces = [f for f in faces if f.aligned.quality.ok]
+    return summarize(faces, n_clusters=n_clusters, method=method)
+
+
+def summary_page(summary: Summary, title: str = "Expression summary", strip: int = 12) -> Any:
+    """An HTML :class:`~exprsim.report.html.Page`: representatives, one strip of members per
+    cluster, the embedding map and the distance heat map of the representatives.
+
+    ``summary.items`` must carry crops (``FaceEmbedding``: ``aligned.crop``) for pictures.
+    """
+    from exprsim.report import plots
+    from exprsim.report.html import Page
+
+    page = Page(
+        title,
+        subtitle=f"{len(summary.labels)} faces, {len(summary.clusters)} clusters, {summary.method}",
+    )
+    crops = _crops_of(summary.items) if summary.items is not None else None
+    names = [f"#{c.rank + 1} ({c.size} faces)" for c in summary.clusters]
+    page.heading("Summary: one face per cluster, largest cluster first")
+    if crops is not None:
+        page.gallery([crops[i] for i in summary.representatives], captions=names, size=112)
+    page.table([c.to_dict() for c in summary.clusters])
+    if crops is not None:
+        page.heading("Members of each cluster (closest to the centre first)")
+        for c, name in zip(summary.clusters, names, strict=True):
+            page.heading(name, level=3)
+            page.gallery(
+                [crops[i] for i in c.members[:strip]],
+                captions=[f"d={d:.2f}" for d in c.distances[:strip]],
+                size=64,
+            )
+            if c.size > strip:
+                page.paragraph(f"... and {c.size - strip} more")
+    emb = np.stack([np.asarray(it.embedding) for it in summary.items]) if summary.items else None
+    if emb is not None and len(emb) >= 2:
+        page.heading("Map of all faces")
+        page.image(
+            plots.embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in summary.labels])
+        )
+        reps = summary.representatives
+        if len(reps) >= 2:
+            page.heading("Distances between the representatives")
+            page.image(
+                plots.similarity_heatmap(emb[reps], labels=[str(i + 1) for i in range(len(reps))])
+            )
+    if summary.items is not None:
+        page.heading("All faces")
+        page.table(summary.to_frame())
+    return page
+
+
+def _crops_of(items: Sequence[Any]) -> list[np.ndarray | None]:
+    out: list[np.ndarray | None] = []
+    for it in items:
+        aligned = getattr(it, "aligned", None)
+        out.append(
+            getattr(aligned, "crop", None) if aligned is not None else getattr(it, "crop", None)
+        )
+    return out

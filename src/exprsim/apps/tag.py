@@ -1,0 +1,445 @@
+"""Reference-face tagging (FEENet): name an expression by showing one face of it.
+
+A user stores one or more *reference faces* under a name (``"skeptical"``, ``"alpha"``, ...)
+in the :class:`~exprsim.index.store.FaceIndex` database; a face is tagged with every name
+whose nearest reference lies closer than a threshold in the embedding (Euclidean distance
+between L2-normalised embeddings, in ``[0, 2]``). No retraining is involved.
+
+The default threshold, :data:`DEFAULT_THRESHOLD` = 0.5, is FEENet's ("0.5 works well in
+practice"); :func:`calibrate_threshold` measures precision and recall of such tagging
+against labelled faces so that the choice can be checked per model
+(:func:`calibrate_from_ferplus`: references and candidates drawn from the held-out part of
+FER+ Training; a pair counts as a true match when both faces share their majority label).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError, ImageError
+
+log = logging.getLogger(__name__)
+
+#: FEENet's distance threshold for reference-face tagging.
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class TagReference:
+    """One stored reference face."""
+
+    id: int
+    name: str
+    source: str
+    embedding: np.ndarray
+    crop: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "source": self.source}
+
+
+@dataclass(frozen=True)
+class TagResult:
+    """Tags of one face.
+
+    Attributes:
+        source, face_index: where the face is.
+        tags: names whose nearest reference is closer than the threshold, nearest first.
+        distances: name -> distance to that name's nearest reference.
+        threshold: the threshold applied.
+    """
+
+    source: str
+    face_index: int
+    tags: tuple[str, ...]
+    distances: dict[str, float]
+    threshold: float
+    crop: np.ndarray | None = None
+
+    @property
+    def best(self) -> str | None:
+        """The nearest tag below the threshold, or ``None``."""
+        return self.tags[0] if self.tags else None
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "source": self.source,
+            "face": self.face_index,
+            "tags": ",".join(self.tags),
+            "best": self.best,
+            "best_distance": min(self.distances.values()) if self.distances else float("nan"),
+        }
+        row.update({f"d_{k}": v for k, v in sorted(self.distances.items())})
+        return row
+
+
+class TagResults(list[TagResult]):
+    """A list of :class:`TagResult` that converts to a DataFrame."""
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([r.to_dict() for r in self])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"faces": [r.to_dict() for r in self]}
+
+
+def match_tags(
+    embeddings: np.ndarray,
+    ref_embeddings: np.ndarray,
+    ref_names: Sequence[str],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[tuple[tuple[str, ...], dict[str, float]]]:
+    """Tags of each of ``(N, D)`` embeddings given ``(R, D)`` references and their names.
+
+    Returns:
+        Per embedding: the names with nearest-reference distance strictly below
+        ``threshold`` (nearest first), and every name's nearest-reference distance.
+    """
+    from exprsim.losses.distances import pairwise_l2
+
+    x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+    r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
+    names = sorted(set(ref_names))
+    if len(r) == 0 or len(x) == 0:
+        return [((), {}) for _ in range(len(x))]
+    d = np.asarray(pairwise_l2(x, r, eps=0.0))
+    ref_names_arr = np.asarray(ref_names)
+    per_name = np.stack([d[:, ref_names_arr == n].min(axis=1) for n in names], axis=1)
+    out = []
+    for row in per_name:
+        dist = {n: float(v) for n, v in zip(names, row, strict=True)}
+        hits = sorted((v, n) for n, v in dist.items() if v < threshold)
+        out.append((tuple(n for _, n in hits), dist))
+    return out
+
+
+class Tagger:
+    """Tag faces with user-defined expressions given by reference faces.
+
+    Args:
+        index: the :class:`~exprsim.index.store.FaceIndex` whose database stores the
+            references (and, for :meth:`tag_index`, the faces to tag).
+        embedder: the model (default: the index's embedder, i.e. ``exprsim.load_model()``).
+        threshold: default distance threshold.
+    """
+
+    def __init__(self, index: Any, embedder: Any = None, threshold: float = DEFAULT_THRESHOLD):
+        self.index = index
+        self._embedder = embedder
+        self.threshold = threshold
+
+    @property
+    def embedder(self) -> Any:
+        return self._embedder if self._embedder is not None else self.index.embedder
+
+    def _faces(self, image: Any, detector: Any = None) -> list[Any]:
+        if hasattr(image, "embedding") and hasattr(image, "aligned"):
+            return [image]
+        return list(self.embedder.embed_images([image], detector=detector))
+
+    def add(self, name: str, image: Any, face: int = 0, detector: Any = None) -> TagReference:
+        """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
+
+        Args:
+            name: the expression's name.
+            image: a path, an image array or a ``FaceEmbedding``.
+
+        Raises:
+            ImageError: no such face in the image.
+            ModelMismatchError: the database holds another model's embeddings.
+        """
+        faces = self._faces(image, detector)
+        src = str(image) if isinstance(image, str | Path) else getattr(image, "source", "<array>")
+        if face >= len(faces):
+            raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
+        fe = faces[face]
+        ref_id = self.index.add_tag_reference(
+            name, fe.embedding, self._model(), source=src, face_index=face, crop=fe.aligned.crop
+        )
+        return TagReference(
+            ref_id, name, src, np.asarray(fe.embedding, np.float32), fe.aligned.crop
+        )
+
+    def _model(self) -> str:
+        return self.embedder.config.name_version
+
+    def add_embedding(self, name: str, embedding: np.ndarray, model: str, source: str = "") -> int:
+        """Store a reference embedding directly (``(16,)``) under ``name``."""
+        return self.index.add_tag_reference(
+            name, np.asarray(embedding, np.float32), model, source=source
+        )
+
+    def references(self) -> list[TagReference]:
+        """Every stored reference, oldest first."""
+        return [
+            TagReference(r["id"], r["name"], r["source"], r["embedding"], r["crop"])
+            for r in self.index.tag_references()
+        ]
+
+    def names(self) -> list[str]:
+        """The tag names that have references."""
+        return sorted({r.name for r in self.references()})
+
+    def remove(self, name: str) -> int:
+        """Delete a tag's references; returns how many."""
+        return int(self.index.remove_tag(name))
+
+    def _refs(self) -> tuple[np.ndarray, list[str]]:
+        refs = self.references()
+        if not refs:
+            raise ExprsimError(
+                f"{self.index.path} holds no reference faces: add some with `exprsim tag add NAME IMAGE`"
+            )
+        return np.stack([r.embedding for r in refs]), [r.name for r in refs]
+
+    def tag_embeddings(
+        self, embeddings: np.ndarray, threshold: float | None = None
+    ) -> list[tuple[tuple[str, ...], dict[str, float]]]:
+        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`)."""
+        emb, names = self._refs()
+        return match_tags(
+            embeddings, emb, names, self.threshold if threshold is None else threshold
+        )
+
+    def tag(
+        self, images: Iterable[Any], threshold: float | None = None, detector: Any = None
+    ) -> TagResults:
+        """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects)."""
+        threshold = self.threshold if threshold is None else threshold
+        refs, names = self._refs()
+        model = self._model()
+        stored = self.index.model
+        if stored is not None and stored != model:
+            from exprsim.index.store import ModelMismatchError
+
+            raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
+        faces: list[Any] = []
+        for im in images:
+            faces.extend(self._faces(im, detector))
+        if not faces:
+            return TagResults()
+        matches = match_tags(np.stack([f.embedding for f in faces]), refs, names, threshold)
+        return TagResults(
+            TagResult(f.source, f.face_index, tags, dist, threshold, f.aligned.crop)
+            for f, (tags, dist) in zip(faces, matches, strict=True)
+        )
+
+    def tag_index(self, threshold: float | None = None) -> int:
+        """Write matching tag names into the ``tags`` of every indexed face; returns how many
+        faces got at least one tag."""
+        ids, emb = self.index.embeddings()
+        matches = self.tag_embeddings(emb, threshold)
+        n = 0
+        by_tag: dict[str, list[int]] = {}
+        for fid, (tags, _) in zip(ids.tolist(), matches, strict=True):
+            for t in tags:
+                by_tag.setdefault(t, []).append(fid)
+            n += bool(tags)
+        for t, fids in by_tag.items():
+            self.index.add_tags(fids, [t])
+        return n
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class TagCalibration:
+    """Precision / recall of reference-face tagging as a function of the threshold.
+
+    A (reference, candidate) pair is *predicted* a match when their distance is strictly
+    below the threshold, and *is* a match when both faces share their label.
+
+    Attributes:
+        thresholds: ``(T,)`` thresholds.
+        precision, recall, f1: ``(T,)``.
+        n_references, n_candidates, n_pairs, positive_rate: sizes and base rate.
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    n_references: int
+    n_candidates: int
+    n_pairs: int
+    positive_rate: float
+    description: str = ""
+
+    def at(self, threshold: float) -> dict[str, float]:
+        """Precision, recall and F1 at the grid threshold nearest to ``threshold``."""
+        i = int(np.argmin(np.abs(self.thresholds - threshold)))
+        return {
+            "threshold": float(self.thresholds[i]),
+            "precision": float(self.precision[i]),
+            "recall": float(self.recall[i]),
+            "f1": float(self.f1[i]),
+        }
+
+    @property
+    def best_f1_threshold(self) -> float:
+        return float(self.thresholds[int(np.argmax(self.f1))])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "n_references": self.n_references,
+            "n_candidates": self.n_candidates,
+            "n_pairs": self.n_pairs,
+            "positive_rate": self.positive_rate,
+            "at_default": self.at(DEFAULT_THRESHOLD),
+            "best_f1_threshold": self.best_f1_threshold,
+        }
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "threshold": self.thresholds,
+                "precision": self.precision,
+                "recall": self.recall,
+                "f1": self.f1,
+            }
+        )
+
+    def plot(self) -> bytes:
+        """The curve as PNG bytes (see :func:`exprsim.report.plots.pr_curve`)."""
+        from exprsim.report.plots import pr_curve
+
+        return pr_curve(
+            self.precision,
+            self.recall,
+            self.thresholds,
+            mark=DEFAULT_THRESHOLD,
+            title=f"Reference-face tagging: precision/recall vs threshold ({self.n_pairs} pairs)",
+        )
+
+
+def calibrate_threshold(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    refs_per_class: int = 20,
+    thresholds: np.ndarray | None = None,
+    seed: int = 0,
+    description: str = "",
+) -> TagCalibration:
+    """Precision/recall of threshold tagging with single reference faces.
+
+    ``refs_per_class`` faces of each class are drawn as references; every other face is a
+    candidate for every reference.
+
+    Args:
+        embeddings: ``(N, D)`` L2-normalised embeddings.
+        labels: ``(N,)`` class of each face.
+        thresholds: grid (default ``0, 0.025, ..., 2``).
+    """
+    from exprsim.losses.distances import pairwise_l2
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    if len(x) != len(y) or len(x) < 2:
+        raise ExprsimError("calibration needs at least two labelled embeddings")
+    thresholds = np.linspace(0.0, 2.0, 81) if thresholds is None else np.asarray(thresholds, float)
+    rng = np.random.default_rng(seed)
+    refs = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) >= 2:  # a class needs a face left over to be found
+            refs.append(rng.choice(idx, min(refs_per_class, len(idx) - 1), replace=False))
+    ref_idx = np.sort(np.concatenate(refs)) if refs else np.zeros(0, np.int64)
+    cand = np.setdiff1d(np.arange(len(x)), ref_idx)
+    tp = np.zeros(len(thresholds))
+    pred = np.zeros(len(thresholds))
+    n_pos = 0
+    for start in range(0, len(ref_idx), 256):
+        r = ref_idx[start : start + 256]
+        d = np.asarray(pairwise_l2(x[r], x[cand], eps=0.0))
+        pos = y[r][:, None] == y[cand][None, :]
+        n_pos += int(pos.sum())
+        dpos = np.sort(d[pos])
+        dall = np.sort(d.ravel())
+        tp += np.searchsorted(dpos, thresholds, side="left")
+        pred += np.searchsorted(dall, thresholds, side="left")
+    precision = np.divide(tp, pred, out=np.ones_like(tp), where=pred > 0)
+    recall = tp / n_pos if n_pos else np.zeros_like(tp)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    n_pairs = len(ref_idx) * len(cand)
+    return TagCalibration(
+        thresholds=thresholds,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        n_references=len(ref_idx),
+        n_candidates=len(cand),
+        n_pairs=n_pairs,
+        positive_rate=n_pos / n_pairs if n_pairs else float("nan"),
+        description=description,
+    )
+
+
+def calibrate_from_ferplus(
+    embedder: Any = None,
+    data_dir: str | Path | None = None,
+    refs_per_class: int = 20,
+    holdout_fraction: float = 0.1,
+    seed: int = 0,
+    progress: bool = False,
+) -> TagCalibration:
+    """:func:`calibrate_threshold` on the held-out part of FER+ Training (majority labels).
+
+    The held-out faces are the same ones :func:`exprsim.apps.classify.build_reference_set`
+    keeps aside to choose K (same fraction and seed), never PublicTest.
+    """
+    from exprsim.apps.classify import embed_fer, ferplus_holdout_split
+    from exprsim.data.fer import load_ferplus
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
+    labels = train.majority
+    _, held = ferplus_holdout_split(len(train), labels, holdout_fraction, seed)
+    emb = embed_fer(embedder, train.images[held], progress=progress)
+    return calibrate_threshold(
+        emb,
+        labels[held],
+        refs_per_class=refs_per_class,
+        seed=seed,
+        description=(
+            f"FER+ Training held-out faces ({len(held)}), {refs_per_class} references per "
+            f"class, model {embedder.config.name_version}"
+        ),
+    )
+
+
+def tag_page(
+    results: Sequence[TagResult], references: Sequence[TagReference], title: str = "Expression tags"
+) -> Any:
+    """HTML page: the reference faces, then every tagged face with its tags."""
+    from exprsim.report.html import Page
+
+    threshold = results[0].threshold if results else DEFAULT_THRESHOLD
+    page = Page(title, subtitle=f"threshold {threshold:g} (Euclidean distance)")
+    page.heading("Reference faces")
+    page.gallery([r.crop for r in references], captions=[r.name for r in references], size=96)
+    page.heading("Faces")
+    page.gallery(
+        [r.crop for r in results],
+        captions=[
+            f"{Path(r.source).name}#{r.face_index}: {', '.join(r.tags) or '-'}" for r in results
+        ],
+        size=96,
+    )
+    page.table(TagResults(results).to_frame())
+    return page

@@ -1,0 +1,63 @@
+"""The ``exprsim`` command: one entry point, one subcommand per library function.
+
+Each module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, adding
+its subcommands with ``set_defaults(func=handler)`` where ``handler(args) -> int``.
+Errors derived from :class:`exprsim.errors.ExprsimError` become one line on stderr and
+exit code 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import import_module
+
+from exprsim import __version__
+from exprsim.errors import ExprsimError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "exprsim.cli.faces_cmd",
+    "exprsim.cli.model_cmd",
+    "exprsim.cli.fec_cmd",
+    "exprsim.cli.apps_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exprsim",
+        description="Facial expression similarity: detect, align, embed and compare faces.",
+    )
+    parser.add_argument("--version", action="version", version=f"exprsim {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMAND_MODULES:
+        import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except ExprsimError as exc:
+        print(f"exprsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"exprsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""``exprsim index | search | summarize | classify | tag``: thin shells over :mod:`exprsim.index`
+and :mod:`exprsim.apps`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from exprsim.errors import ExprsimError
+
+ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
+TAG_ACTIONS = ("add", "list", "remove", "calibrate")
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
+
+
+def _db_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--db", required=required, metavar="FILE", help="face index database (SQLite)")
+
+
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", metavar="FILE", help="also write the table to FILE (.csv, .parquet, .jsonl)"
+    )
+
+
+def register(subparsers: Any) -> None:
+    # -- index
+    p = subparsers.add_parser(
+        "index",
+        help="build and inspect a face index (SQLite + ANN)",
+        description="Index the faces of photo collections for expression search.",
+    )
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION")
+    a = isub.add_parser(
+        "add",
+        help="detect, embed and store faces (incremental, resumable)",
+        description=(
+            "Add every face of the images under PATH to the index. Files already indexed "
+            "(same path and size/mtime, or same content) are skipped; an interrupted run "
+            "is resumed by running the command again."
+        ),
+    )
+    a.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    _db_arg(a)
+    _model_arg(a)
+    a.add_argument("--detector", default=None, help="face detector (default mediapipe)")
+    a.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
+    a.add_argument("--ann", choices=ANN_CHOICES, default="auto", help="nearest-neighbour backend")
+    a.set_defaults(func=cmd_index_add)
+    a = isub.add_parser("info", help="what the index holds")
+    _db_arg(a)
+    a.add_argument("--json", action="store_true", help="print JSON")
+    a.set_defaults(func=cmd_index_info)
+    a = isub.add_parser("remove", help="forget files (or every file under a folder)")
+    a.add_argument("paths", nargs="+", metavar="PATH")
+    _db_arg(a)
+    a.set_defaults(func=cmd_index_remove)
+    a = isub.add_parser("rebuild", help="rebuild the ANN index from the database")
+    _db_arg(a)
+    a.add_argument("--ann", choices=ANN_CHOICES, default="auto")
+    a.set_defaults(func=cmd_index_rebuild)
+    p.set_defaults(func=lambda args, parser=p: _usage(parser))
+
+    # -- search
+    p = subparsers.add_parser(
+        "search",
+        help="faces with the most similar expression to a query face",
+        description="Nearest indexed faces by expression (Euclidean distance of embeddings).",
+    )
+    p.add_argument("query", metavar="QUERY", help="query image (its largest face is used)")
+    _db_arg(p)
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("--face", type=int, default=0, help="which face of the query (0 = largest)")
+    p.add_argument(
+        "--include-same-image", action="store_true", help="keep faces of the query's file"
+    )
+    p.add_argument(
+        "--exclude-same-identity",
+        action="store_true",
+        help="drop faces of the same person (needs dlib)",
+    )
+    p.add_argument("--quality-ok", action="store_true", help="only faces passing the quality check")
+    p.add_argument("--min-sharpness", type=float, help="only faces at least this sharp")
+    p.add_argument("--max-yaw", type=float, help="only faces turned at most this many degrees")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    _model_arg(p)
+    p.add_argument("--detector", default=None)
+    _out_arg(p)
+    p.set_defaults(func=cmd_search)
+
+    # -- summarize
+    p = subparsers.add_parser(
+        "summarize",
+        help="summarise the expressions of a photo album in a few faces",
+        description=(
+            "Cluster the faces' embeddings (agglomerative) and show the face closest to each "
+            "cluster centre, largest cluster first."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR", help="image folders or files")
+    p.add_argument("-n", "--clusters", type=int, default=10, help="number of clusters (default 10)")
+    p.add_argument(
+        "--method",
+        default="complete-cosine",
+        choices=("complete-cosine", "average-cosine", "ward"),
+        help="complete-cosine (FECNet, default) or ward (FEENet)",
+    )
+    p.add_argument(
+        "--quality-only", action="store_true", help="drop faces failing the quality check"
+    )
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    _model_arg(p)
+    p.add_argument("--detector", default=None)
+    _out_arg(p)
+    p.set_defaults(func=cmd_summarize)
+
+    # -- classify
+    p = subparsers.add_parser(
+        "classify",
+        help="emotion of each face by kNN on the shipped FER+ reference set",
+        description=(
+            "Predict the FER+ emotion of every face by k-nearest neighbours in the embedding. "
+            "--evaluate prints accuracy, macro-F1 and per-class AUC-ROC on FER+ PublicTest; "
+            "--build-reference makes the reference set for a model."
+        ),
+    )
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("-k", type=int, help="neighbours (default: the reference set's K)")
+    p.add_argument("--reference", metavar="FILE", help="reference set .npz (default: shipped)")
+    p.add_argument("--evaluate", action="store_true", help="evaluate on FER+ PublicTest")
+    p.add_argument("--build-reference", action="store_true", help="build the reference set")
+    p.add_argument("--ref-out", metavar="FILE", help="with --build-reference: where to write it")
+    p.add_argument("--max-faces", type=int, help="with --build-reference: subsample Training")
+    p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
+    p.add_argument("--json", dest="json_out", metavar="FILE", help="write results as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    _model_arg(p)
+    p.add_argument("--detector", default=None)
+    _out_arg(p)
+    p.set_defaults(func=cmd_classify)
+
+    # -- tag
+    p = subparsers.add_parser(
+        "tag",
+        help="tag faces with user-defined expressions given by reference faces",
+        description=(
+            "exprsim tag add NAME IMAGE... --db F   store reference faces for NAME\n"
+            "exprsim tag list --db F                 list reference faces\n"
+            "exprsim tag remove NAME --db F          delete NAME's references\n"
+            "exprsim tag calibrate [--html F]        precision/recall vs threshold (FER+)\n"
+            "exprsim tag IMAGE... --db F             tag every face of the images"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "args", nargs="+", metavar="ARG", help="an action (add, list, remove, calibrate) or images"
+    )
+    _db_arg(p, required=False)
+    p.add_argument("--threshold", type=float, default=None, help="distance threshold (default 0.5)")
+    p.add_argument("--face", type=int, default=0, help="with add: which face (0 = largest)")
+    p.add_argument("--index", action="store_true", help="also write tags into the indexed faces")
+    p.add_argument("--data-dir", help="with calibrate: FER folder")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    _model_arg(p)
+    p.add_argument("--detector", default=None)
+    _out_arg(p)
+    p.set_defaults(func=cmd_tag)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return 2
+
+
+def _embedder(args: argparse.Namespace) -> Any:
+    from exprsim.models.embedder import load_model
+
+    return load_model(args.model)
+
+
+def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
+    from exprsim.index.store import FaceIndex
+
+    db = Path(args.db)
+    if must_exist and not db.is_file():
+        raise ExprsimError(
+            f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"
+        )
+    return FaceIndex(db, embedder=embedder, ann_backend=getattr(args, "ann", "auto"))
+
+
+def _write_table(frame: Any, out: str | None) -> None:
+    if not out:
+        return
+    low = out.lower()
+    if low.endswith(".csv"):
+        frame.to_csv(out, index=False)
+    elif low.endswith(".parquet"):
+        frame.to_parquet(out, index=False)
+    elif low.endswith(".jsonl"):
+        frame.to_json(out, orient="records", lines=True)
+    else:
+        raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
+
+
+def _check_out(out: str | None) -> None:
+    if out and not out.lower().endswith((".csv", ".parquet", ".jsonl")):
+        raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
+
+
+def _print_frame(frame: Any, columns: list[str]) -> None:
+    cols = [c for c in columns if c in frame.columns]
+    if len(frame):
+        print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+# ----------------------------------------------------------------------------- index
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from exprsim.io import iter_image_files
+
+    files = list(iter_image_files(args.paths))
+    if not files:
+        raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+    embedder = _embedder(args)
+    with _open_index(args, embedder, must_exist=False) as index:
+        report = index.add(
+            files, progress=not args.quiet, detector=args.detector, retry_failed=args.retry_failed
+        )
+        for f in report.files:
+            if f.status == "failed":
+                print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
+        if len(index) and not index.info().ann_fresh:
+            index.rebuild_ann(args.ann)
+        print(report.summary())
+        return 1 if report.files and report.count("failed") == len(report.files) else 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        info = index.info()
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        for k, v in info.to_dict().items():
+            print(f"{k:<18}{v}")
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        n = index.remove(args.paths)
+        if n and len(index):
+            index.rebuild_ann()
+    print(f"removed {n} files")
+    return 0
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    with _open_index(args) as index:
+        stamp = index.rebuild_ann(args.ann)
+    print(f"rebuilt {stamp.backend} index over {stamp.count} faces")
+    return 0
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from exprsim.apps.search import search, search_page
+
+    _check_out(args.out)
+    embedder = _embedder(args)
+    with _open_index(args, embedder) as index:
+        result = search(
+            args.query,
+            index,
+            k=args.k,
+            exclude_same_image=not args.include_same_image,
+            exclude_same_identity=args.exclude_same_identity,
+            quality_ok_only=args.quality_ok,
+            min_sharpness=args.min_sharpness,
+            max_abs_yaw=args.max_yaw,
+            face=args.face,
+            detector=args.detector,
+        )
+        frame = result.to_frame()
+        _print_frame(
+            frame, ["rank", "distance", "source", "face", "quality_ok", "identity_distance"]
+        )
+        if not result.hits:
+            print("no matching faces", file=sys.stderr)
+        _write_table(frame, args.out)
+        if args.html:
+            search_page(result, index).save(args.html)
+            print(f"report: {args.html}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- summarize
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from exprsim.apps.summarize import summarize_images, summary_page
+
+    _check_out(args.out)
+    summary = summarize_images(
+        args.paths,
+        n_clusters=args.clusters,
+        method=args.method,
+        embedder=_embedder(args),
+        detector=args.detector,
+        quality_only=args.quality_only,
+        progress=not args.quiet,
+    )
+    items = summary.items or ()
+    for c in summary.clusters:
+        rep = items[c.representative] if items else None
+        where = (
+            f"{rep.source} face {rep.face_index}" if rep is not None else f"item {c.representative}"
+        )
+        print(f"cluster {c.rank + 1}: {c.size} faces, representative {where}")
+    _write_table(summary.to_frame(), args.out)
+    if args.html:
+        summary_page(summary).save(args.html)
+        print(f"report: {args.html}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- classify
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from exprsim.apps import classify as cl
+
+    _check_out(args.out)
+    modes = sum([bool(args.evaluate), bool(args.build_reference), bool(args.images)])
+    if modes != 1:
+        raise ExprsimError("give IMAGE..., or --evaluate, or --build-reference (exactly one)")
+    embedder = _embedder(args)
+    if args.build_reference:
+        ref = cl.build_reference_set(
+            embedder,
+            out_path=args.ref_out,
+            data_dir=args.data_dir,
+            max_faces=args.max_faces,
+            progress=not args.quiet,
+        )
+        print(ref.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"K={ref.k} ({len(ref.labels)} faces) -> {args.ref_out or cl.reference_path()}")
+        return 0
+    reference = cl.load_reference_set(args.reference)
+    if args.evaluate:
+        report = cl.evaluate_reference(
+            embedder, reference, data_dir=args.data_dir, k=args.k, progress=not args.quiet
+        )
+        print(report.format())
+        _write_table(report.to_frame(), args.out)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
+        return 0
+    result = cl.classify_images(args.images, embedder, reference, k=args.k, detector=args.detector)
+    frame = result.to_frame()
+    _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
+    if not result.faces:
+        print("no faces found", file=sys.stderr)
+    _write_table(frame, args.out)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
+    if args.html:
+        cl.classification_page(result).save(args.html)
+        print(f"report: {args.html}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- tag
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from exprsim.apps.tag import DEFAULT_THRESHOLD, Tagger, calibrate_from_ferplus, tag_page
+
+    _check_out(args.out)
+    action, rest = (
+        (args.args[0], args.args[1:]) if args.args[0] in TAG_ACTIONS else ("tag", args.args)
+    )
+    if action == "calibrate":
+        cal = calibrate_from_ferplus(
+            _embedder(args), data_dir=args.data_dir, progress=not args.quiet
+        )
+        print(json.dumps(cal.to_dict(), indent=2))
+        _write_table(cal.to_frame(), args.out)
+        if args.html:
+            from exprsim.report.html import Page
+
+            page = Page("Reference-face tagging: threshold calibration", subtitle=cal.description)
+            page.image(cal.plot())
+            page.table([cal.to_dict()["at_default"]])
+            page.table(cal.to_frame())
+            page.save(args.html)
+            print(f"report: {args.html}")
+        return 0
+    if not args.db:
+        raise ExprsimError(f"tag {action}: --db FILE is required")
+    if action == "add":
+        if len(rest) < 2:
+            raise ExprsimError("usage: exprsim tag add NAME IMAGE... --db FILE")
+        name, images = rest[0], rest[1:]
+        with _open_index(args, _embedder(args), must_exist=False) as index:
+            tagger = Tagger(index)
+            for im in images:
+                tagger.add(name, im, face=args.face, detector=args.detector)
+                print(f"added a reference face for {name!r} from {im}")
+        return 0
+    if action == "list":
+        with _open_index(args) as index:
+            refs = Tagger(index).references()
+        for r in refs:
+            print(f"{r.id:>5}  {r.name:<20}  {r.source}")
+        if not refs:
+            print("no reference faces", file=sys.stderr)
+        return 0
+    if action == "remove":
+        if len(rest) != 1:
+            raise ExprsimError("usage: exprsim tag remove NAME --db FILE")
+        with _open_index(args) as index:
+            n = Tagger(index).remove(rest[0])
+        print(f"removed {n} reference faces of {rest[0]!r}")
+        return 0
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    with _open_index(args, _embedder(args)) as index:
+        tagger = Tagger(index, threshold=threshold)
+        results = tagger.tag(rest, detector=args.detector)
+        frame = results.to_frame()
+        _print_frame(frame, ["source", "face", "tags", "best_distance"])
+        if not results:
+            print("no faces found", file=sys.stderr)
+        if args.index:
+            n = tagger.tag_index()
+            print(f"tagged {n} indexed faces")
+        _write_table(frame, args.out)
+        if args.html:
+            tag_page(results, tagger.references()).save(args.html)
+            print(f"report: {args.html}")
+    return 0

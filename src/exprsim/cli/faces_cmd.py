@@ -1,0 +1,98 @@
+"""``exprsim detectors`` and ``exprsim faces``: thin shells over :mod:`exprsim.faces`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from exprsim.errors import ExprsimError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "detectors",
+        help="list face detector backends and whether they are installed",
+        description="List face detector backends: name, available here, description.",
+    )
+    p.set_defaults(func=cmd_detectors)
+
+    p = subparsers.add_parser(
+        "faces",
+        help="detect, align and score faces in images",
+        description=(
+            "Detect every face, mark 5 landmarks, align it to the FER2013-framed template and "
+            "score its quality. One output row per face. Folders are searched recursively. "
+            "Unreadable files are reported on stderr, one line each; the exit code is non-zero "
+            "only if every input failed (with --strict: if any failed)."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument(
+        "--detector", default="mediapipe", help="detector backend (see `exprsim detectors`)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the table to FILE (.csv, .parquet or .jsonl); default: CSV on stdout",
+    )
+    p.add_argument("--crops", metavar="DIR", help="write the aligned crops to DIR as PNG")
+    p.add_argument(
+        "--size", type=int, default=112, help="aligned crop side in pixels (default 112)"
+    )
+    p.add_argument("--strict", action="store_true", help="fail if any input cannot be read")
+    p.set_defaults(func=cmd_faces)
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    from exprsim.faces.detect import detector_info
+
+    rows = detector_info()
+    width = max(len(r.name) for r in rows)
+    print(f"{'name':<{width}}  available  description")
+    for r in rows:
+        print(f"{r.name:<{width}}  {'yes' if r.available else 'no':<9}  {r.description}")
+        if not r.available:
+            print(f"{'':<{width}}  {'':<9}  ({r.install})")
+    return 0
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from exprsim.faces.align import AlignConfig
+    from exprsim.faces.pipeline import analyze_files, resolve_detector
+    from exprsim.io import iter_image_files
+
+    if args.out and not args.out.lower().endswith((".csv", ".parquet", ".jsonl")):
+        raise ExprsimError(f"--out {args.out}: must end in .csv, .parquet or .jsonl")
+    files = list(iter_image_files(args.paths))
+    if not files:
+        raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+    detector = resolve_detector(args.detector)
+
+    def report(name: str, exc: ExprsimError) -> None:
+        tqdm.write(f"exprsim faces: {exc}", file=sys.stderr)
+
+    table = analyze_files(
+        files,
+        detector=detector,
+        align_config=AlignConfig(size=args.size),
+        crops_dir=args.crops,
+        progress=len(files) > 1 and not args.quiet,
+        on_error=report,
+    )
+    if args.out:
+        table.save(args.out)
+    else:
+        table.to_frame().to_csv(sys.stdout, index=False)
+    if not args.quiet:
+        print(
+            f"exprsim faces: {table.files} files, {len(table.rows)} faces, "
+            f"{len(table.errors)} unreadable" + (f"; wrote {args.out}" if args.out else ""),
+            file=sys.stderr,
+        )
+    failed = len(table.errors)
+    if failed and (failed == table.files or args.strict):
+        return 1
+    return 0

@@ -1,0 +1,170 @@
+"""``exprsim fec fetch | crop | stats``: thin shells over :mod:`exprsim.fec` and :mod:`exprsim.data.fec`.
+
+``fetch`` downloads the images of FEC CSVs (the one user-invoked download in exprsim) and,
+with ``--crop``, then runs ``crop`` on the same folder; ``crop`` can also be run on its own
+(e.g. again with another detector or size into another ``--out``). Training and evaluation
+go through ``exprsim train --config configs/fec-*.json`` and
+``exprsim evaluate --fec-test CSV --fec-crops DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from exprsim.errors import ExprsimError
+
+
+def register(subparsers: Any) -> None:
+    fec = subparsers.add_parser(
+        "fec",
+        help="rebuild the FEC dataset (FECNet, CVPR 2019): fetch images, crop faces, stats",
+        description="Rebuild the Google FEC dataset from its CSV files and inspect them.",
+    )
+    sub = fec.add_subparsers(dest="fec_command", metavar="SUBCOMMAND")
+    fec.set_defaults(func=lambda args: _help(fec))
+
+    p = sub.add_parser(
+        "fetch",
+        help="download the images of FEC CSVs (resumable; SQLite manifest)",
+        description=(
+            "Download every image referenced by the FEC CSVs into DIR/images, recording each URL "
+            "in DIR/manifest.sqlite. Re-running fetches only what is missing; Ctrl-C or kill "
+            "loses nothing already fetched. Prints an availability report (also DIR/fetch_report.json)."
+        ),
+    )
+    p.add_argument("csv", nargs="+", metavar="CSV", help="FEC CSV file(s) (train and/or test)")
+    p.add_argument("--out", required=True, metavar="DIR", help="fetch folder")
+    p.add_argument("--workers", type=int, default=16, help="download threads (default 16)")
+    p.add_argument(
+        "--per-host", type=int, default=4, help="simultaneous requests per host (default 4)"
+    )
+    p.add_argument(
+        "--host-delay", type=float, default=0.0, help="seconds between requests to one host"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=20.0, help="connect/read timeout in seconds (default 20)"
+    )
+    p.add_argument(
+        "--retries", type=int, default=3, help="retries after transient failures (default 3)"
+    )
+    p.add_argument(
+        "--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles)"
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
+    )
+    p.add_argument(
+        "--min-side", type=int, default=32, help="reject images with a shorter side (px)"
+    )
+    p.add_argument(
+        "--crop", action="store_true", help="then crop and align the faces (as `exprsim fec crop`)"
+    )
+    _crop_args(p, with_out=False)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser(
+        "crop",
+        help="crop, detect and align the fetched faces into shards",
+        description=(
+            "Cut each face by its FEC box (plus a margin), detect and align it with exprsim's "
+            "aligner (falling back to box-based alignment when no face is found; counted), and "
+            "write the aligned crops into DIR/crops (shard-*.npy + index.sqlite). Resumable."
+        ),
+    )
+    p.add_argument("csv", nargs="+", metavar="CSV", help="FEC CSV file(s) given to fetch")
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="fetch folder (from `exprsim fec fetch --out`)"
+    )
+    _crop_args(p, with_out=True)
+    p.set_defaults(func=cmd_crop)
+
+    p = sub.add_parser(
+        "stats",
+        help="rows, triplet types, rater agreement and human baseline of an FEC CSV",
+        description="Summarise any FEC-format CSV; malformed rows are listed with line numbers.",
+    )
+    p.add_argument("csv", metavar="CSV")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--max-issues", type=int, default=10, help="malformed rows to list (default 10)")
+    p.set_defaults(func=cmd_stats)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
+    if with_out:
+        p.add_argument("--out", metavar="DIR", help="crops folder (default DATA/crops)")
+    p.add_argument(
+        "--size", type=int, default=112, help="aligned crop side in pixels (default 112)"
+    )
+    p.add_argument(
+        "--margin", type=float, default=0.5, help="context around the box, fraction of its size"
+    )
+    p.add_argument(
+        "--detector",
+        default="mediapipe",
+        help="detector backend, or 'none' to align by the boxes only",
+    )
+    p.add_argument("--crop-workers", type=int, default=1, help="cropping processes (default 1)")
+
+
+def _crop_config(args: argparse.Namespace) -> Any:
+    from exprsim.fec.crops import CropConfig
+
+    try:
+        return CropConfig(
+            size=args.size, margin=args.margin, detector=args.detector, workers=args.crop_workers
+        )
+    except ValueError as exc:
+        raise ExprsimError(str(exc)) from exc
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from exprsim.fec.crops import build_crops
+    from exprsim.fec.fetch import FetchConfig, fetch_fec
+
+    try:
+        cfg = FetchConfig(
+            workers=args.workers,
+            per_host=args.per_host,
+            host_delay=args.host_delay,
+            timeout=args.timeout,
+            retries=args.retries,
+            backoff=args.backoff,
+            retry_failed=args.retry_failed,
+            min_side=args.min_side,
+        )
+    except ValueError as exc:
+        raise ExprsimError(str(exc)) from exc
+    crop_cfg = _crop_config(args) if args.crop else None
+    report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
+    print(report.to_text())
+    if crop_cfg is not None:
+        print(build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet).to_text())
+    return 0 if report.n_ok else 1
+
+
+def cmd_crop(args: argparse.Namespace) -> int:
+    from exprsim.fec.crops import build_crops
+
+    report = build_crops(
+        args.csv, args.data, args.out, config=_crop_config(args), progress=not args.quiet
+    )
+    print(report.to_text())
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from exprsim.data.fec import fec_stats
+
+    stats = fec_stats(args.csv)
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2))
+    else:
+        print(stats.to_text(max_issues=args.max_issues))
+    return 0

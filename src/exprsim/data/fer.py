@@ -1,0 +1,248 @@
+"""FER2013 pixels + FER+ 10-rater votes (``../shared/data/fer2013``).
+
+Files (see that folder's README): ``fer2013.csv(.gz)`` (``emotion,pixels,Usage``; 48x48 gray),
+``fer2013new.csv(.gz)`` (FER+ vote counts, row-aligned), ``fer2013_provenance.csv(.gz)``.
+
+Rules applied by :func:`load_ferplus`:
+
+* FER+ votes are used only on rows whose provenance is ``png_exact`` (for the others the
+  pixel/vote pairing is unknown);
+* faces voted mostly unknown / not-a-face are dropped: a row is kept only when its 8
+  emotion votes outnumber its ``unknown`` + ``NF`` votes;
+* the vote distribution is the 8 emotion counts normalised to sum 1 (unknown/NF removed).
+
+Parsed arrays are cached as ``.npz`` under ``$EXPRSIM_CACHE`` (default
+``~/.cache/exprsim``), keyed by the source file's size and mtime; the data folder itself
+is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from exprsim.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: FER+ emotion columns, in file order (the 8 classes of every FER+ vote vector).
+FERPLUS_CLASSES: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
+#: FER2013 7-class labels (``emotion`` column).
+FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+def default_data_dir() -> Path:
+    """``$EXPRSIM_FER_DIR``, else ``../shared/data/fer2013`` found from the cwd upwards."""
+    env = os.environ.get("EXPRSIM_FER_DIR")
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for base in (here, *here.parents):
+        cand = base.parent / "shared" / "data" / "fer2013"
+        if cand.is_dir():
+            return cand
+        cand = base / "shared" / "data" / "fer2013"
+        if cand.is_dir():
+            return cand
+    return here.parent / "shared" / "data" / "fer2013"
+
+
+def _find(data_dir: Path, stem: str) -> Path:
+    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise DataError(f"{data_dir}: no {stem}.csv or {stem}.csv.gz (see ../shared/data/fer2013/README.md)")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("EXPRSIM_CACHE", Path.home() / ".cache" / "exprsim"))
+
+
+@dataclass(frozen=True)
+class FerTable:
+    """Every row of fer2013.csv with its FER+ votes and provenance.
+
+    Attributes:
+        images: ``(N, 48, 48)`` uint8.
+        emotion: ``(N,)`` int64 FER2013 label (index into :data:`FER2013_CLASSES`).
+        usage: ``(N,)`` str split name.
+        votes: ``(N, 10)`` float32 FER+ counts: 8 emotions, unknown, NF.
+        png_exact: ``(N,)`` bool, provenance ``png_exact``.
+    """
+
+    images: np.ndarray
+    emotion: np.ndarray
+    usage: np.ndarray
+    votes: np.ndarray
+    png_exact: np.ndarray
+
+
+def _parse_pixels(col: "object") -> np.ndarray:
+    import pandas as pd
+
+    series = pd.Series(col)
+    flat = np.array(" ".join(series.tolist()).split(), dtype=np.uint8)
+    if flat.size != len(series) * 48 * 48:
+        raise DataError("fer2013.csv: a pixels value does not hold 2304 numbers")
+    return flat.reshape(len(series), 48, 48)
+
+
+def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> FerTable:
+    """Read (or load the cached parse of) the three FER files, row-aligned."""
+    import pandas as pd
+
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    fer_path = _find(data_dir, "fer2013")
+    new_path = _find(data_dir, "fer2013new")
+    try:
+        prov_path: Path | None = _find(data_dir, "fer2013_provenance")
+    except DataError:
+        prov_path = None
+    key_src = "|".join(
+        f"{p.resolve()}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+        for p in (fer_path, new_path, prov_path)
+        if p is not None
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    cache_file = _cache_dir() / f"fer-{key}.npz"
+    if cache and cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:
+            return FerTable(
+                images=z["images"],
+                emotion=z["emotion"],
+                usage=z["usage"],
+                votes=z["votes"],
+                png_exact=z["png_exact"],
+            )
+    log.info("parsing %s (cached afterwards in %s)", fer_path, cache_file)
+    fer = pd.read_csv(fer_path)
+    new = pd.read_csv(new_path)
+    if len(fer) != len(new):
+        raise DataError(f"{fer_path} has {len(fer)} rows but {new_path} has {len(new)}")
+    if not (fer["Usage"].to_numpy() == new["Usage"].to_numpy()).all():
+        raise DataError(f"{fer_path} and {new_path} disagree on Usage: rows are not aligned")
+    vote_cols = [*FERPLUS_CLASSES, "unknown", "NF"]
+    missing = [c for c in vote_cols if c not in new.columns]
+    if missing:
+        raise DataError(f"{new_path}: missing columns {missing}")
+    if prov_path is not None:
+        prov = pd.read_csv(prov_path)
+        png_exact = (prov["pixel_source"] == "png_exact").to_numpy()
+    else:
+        log.warning("no provenance file: assuming every row's FER+ votes match its pixels")
+        png_exact = np.ones(len(fer), dtype=bool)
+    table = FerTable(
+        images=_parse_pixels(fer["pixels"]),
+        emotion=fer["emotion"].to_numpy(np.int64),
+        usage=fer["Usage"].to_numpy().astype(str),
+        votes=new[vote_cols].to_numpy(np.float32),
+        png_exact=png_exact,
+    )
+    if cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **table.__dict__)
+            os.replace(tmp, cache_file)
+        except OSError as exc:  # a read-only home must not break loading
+            log.warning("could not cache parsed FER data: %s", exc)
+    return table
+
+
+@dataclass(frozen=True)
+class FerSplit:
+    """FER2013 faces of one split with usable FER+ votes.
+
+    Attributes:
+        images: ``(N, 48, 48)`` uint8 gray crops.
+        votes: ``(N, 8)`` float32 vote counts over :data:`FERPLUS_CLASSES`.
+        emotion: ``(N,)`` int64 original FER2013 7-class label.
+        rows: ``(N,)`` int64 row index in fer2013.csv.
+        usage: split name.
+    """
+
+    images: np.ndarray
+    votes: np.ndarray
+    emotion: np.ndarray
+    rows: np.ndarray
+    usage: str
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def dist(self) -> np.ndarray:
+        """``(N, 8)`` float32 vote distribution (rows sum to 1)."""
+        return (self.votes / self.votes.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    @property
+    def majority(self) -> np.ndarray:
+        """``(N,)`` int64 FER+ majority label (first class on ties)."""
+        return self.votes.argmax(axis=1).astype(np.int64)
+
+    def subset(self, mask_or_index: np.ndarray) -> FerSplit:
+        return FerSplit(
+            images=self.images[mask_or_index],
+            votes=self.votes[mask_or_index],
+            emotion=self.emotion[mask_or_index],
+            rows=self.rows[mask_or_index],
+            usage=self.usage,
+        )
+
+
+def pixel_hashes(images: np.ndarray) -> np.ndarray:
+    """``(N,)`` hex digests identifying pixel-identical images."""
+    return np.array([hashlib.blake2b(im.tobytes(), digest_size=12).hexdigest() for im in images])
+
+
+def load_ferplus(
+    usage: str = "Training",
+    data_dir: str | Path | None = None,
+    drop_duplicates_of: str | None = None,
+) -> FerSplit:
+    """Faces of one split with usable FER+ votes (rules in the module docstring).
+
+    Args:
+        usage: ``"Training"`` or ``"PublicTest"`` (``"PrivateTest"`` is withheld in our copy).
+        data_dir: folder with the FER files (default :func:`default_data_dir`).
+        drop_duplicates_of: another split's name; rows pixel-identical to any of its rows
+            are dropped (FER2013 has cross-split duplicates: use ``"PublicTest"`` for
+            training data whenever PublicTest numbers are reported).
+    """
+    if usage not in SPLITS:
+        raise DataError(f"unknown split {usage!r}; expected one of {SPLITS}")
+    table = load_fer_table(data_dir)
+    emo = table.votes[:, :8]
+    bad = table.votes[:, 8:].sum(axis=1)
+    keep = (table.usage == usage) & table.png_exact & (emo.sum(axis=1) > bad)
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        raise DataError(f"no usable {usage} rows in {data_dir or default_data_dir()}")
+    if drop_duplicates_of is not None:
+        other = pixel_hashes(table.images[table.usage == drop_duplicates_of])
+        mine = pixel_hashes(table.images[idx])
+        dup = np.isin(mine, other)
+        log.info("dropping %d %s rows pixel-identical to %s", int(dup.sum()), usage, drop_duplicates_of)
+        idx = idx[~dup]
+    return FerSplit(
+        images=table.images[idx],
+        votes=emo[idx].astype(np.float32),
+        emotion=table.emotion[idx],
+        rows=idx.astype(np.int64),
+        usage=usage,
+    )

@@ -1,0 +1,43 @@
+"""Typed errors raised by exprsim.
+
+Every error a user can trigger with bad input derives from :class:`ExprsimError`,
+so callers can catch one class; the CLI turns these into one clear line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ExprsimError(Exception):
+    """Base class of every error exprsim raises on purpose."""
+
+
+class ImageError(ExprsimError):
+    """An image could not be read: missing, empty, corrupt, truncated, not an image, or too large.
+
+    Attributes:
+        path: the offending file (or ``"<bytes>"`` / ``"<array>"`` for in-memory input).
+        reason: a short human-readable reason.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class BackendUnavailableError(ExprsimError):
+    """An optional backend (detector, ANN library, ...) is not installed; the message says how to get it."""
+
+
+class ModelError(ExprsimError):
+    """A model name is unknown, or its weights/config are missing or inconsistent."""
+
+
+class DataError(ExprsimError):
+    """A dataset file is missing or malformed."""
+
+
+class DownloadDisabledError(ExprsimError):
+    """exprsim never downloads models or data at run time; raised where a download would be needed."""

@@ -1,0 +1,231 @@
+"""Alignment: one similarity transform from 5 landmarks to a canonical template, one warp.
+
+Like insightface's ``norm_crop``: estimate the least-squares similarity transform
+(rotation, uniform scale, translation; no reflection, Umeyama 1991) that maps the 5
+detected points onto the template, then warp the image once. Roll is undone, scale and
+position normalised.
+
+The default template, :data:`FER2013_TEMPLATE`, reproduces the framing of FER2013 (tight
+48x48 face crops, the expression training data): it is the mean position of the 5
+MediaPipe-mesh landmarks on FER2013 Training crops (how it was measured is documented on
+the constant). Aligned crops therefore show the face the way the embedding network saw
+faces during training. :data:`ARCFACE_TEMPLATE` (insightface's, looser framing) is also
+provided.
+
+Coordinates: pixel centres at integer coordinates (OpenCV convention). Templates are
+normalised to the crop: ``(0, 0)`` is the top-left *edge* and ``(1, 1)`` the bottom-right
+edge, so a template point ``t`` lands on pixel coordinate ``t * size - 0.5``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+Template = tuple[tuple[float, float], ...]
+
+#: FER2013 framing, normalised to the crop side (order: :data:`exprsim.faces.types.LANDMARK_NAMES`).
+#:
+#: Measured with ``.venv/bin/python benchmarks/fer_template.py --n 5000 --seed 0``: 5000
+#: random FER2013 Training crops (``exprsim.data.fer.load_ferplus("Training")``), each
+#: upscaled 48 -> 192 px (bicubic), gray -> RGB, landmarked by
+#: :class:`exprsim.faces.landmarks.MeshLandmarker` with the whole crop as the box. The mesh
+#: found the face in 4918 of 5000 crops (98.4%). The template is the mean normalised
+#: position of each point over those 4918 crops (per-point std 0.07-0.11 of the side: FER2013
+#: framing varies), averaged with its left-right mirror image so that it is symmetric
+#: (level eyes, centred nose). Eye distance: 0.355 of the crop side (40 px at 112).
+FER2013_TEMPLATE: Template = (
+    (0.3224, 0.3809),
+    (0.6776, 0.3809),
+    (0.5000, 0.6156),
+    (0.3579, 0.7637),
+    (0.6421, 0.7637),
+)
+
+#: insightface's ArcFace template (112 x 112 pixels, normalised): a looser framing.
+ARCFACE_TEMPLATE: Template = (
+    (38.2946 / 112, 51.6963 / 112),
+    (73.5318 / 112, 51.5014 / 112),
+    (56.0252 / 112, 71.7366 / 112),
+    (41.5493 / 112, 92.3655 / 112),
+    (70.7299 / 112, 92.2041 / 112),
+)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """How faces are aligned.
+
+    Attributes:
+        size: side ``S`` of the square output crop in pixels.
+        template: 5 ``(x, y)`` points normalised to the crop (default: FER2013 framing).
+        eye_distance: if set, the template is scaled about the crop centre so that the
+            distance between the two eye points is this fraction of ``size`` (e.g.
+            ``70 / 224`` reproduces FEENet's 70 px inter-ocular distance in a 224 crop).
+            ``None`` keeps the template's own scale (0.355 for FER2013).
+        border: how pixels outside the source image are filled: ``"constant"`` (black),
+            ``"replicate"`` or ``"reflect"``.
+    """
+
+    size: int = 112
+    template: Template = FER2013_TEMPLATE
+    eye_distance: float | None = None
+    border: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"AlignConfig.size must be >= 8, got {self.size}")
+        if np.asarray(self.template, dtype=float).shape != (5, 2):
+            raise ValueError("AlignConfig.template must hold 5 (x, y) points")
+        if self.eye_distance is not None and not 0.0 < self.eye_distance < 1.0:
+            raise ValueError(f"AlignConfig.eye_distance must be in (0, 1), got {self.eye_distance}")
+        if self.border not in _BORDERS:
+            raise ValueError(f"AlignConfig.border must be one of {sorted(_BORDERS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["template"] = [list(p) for p in self.template]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AlignConfig:
+        d = dict(d)
+        if "template" in d:
+            d["template"] = tuple(tuple(float(v) for v in p) for p in d["template"])
+        return cls(**d)
+
+
+_BORDERS = {"constant": 0, "replicate": 1, "reflect": 4}  # cv2.BORDER_* values
+
+
+def template_points(config: AlignConfig | None = None) -> np.ndarray:
+    """Template in output-pixel coordinates.
+
+    Returns:
+        ``(5, 2)`` float64 pixel coordinates in the ``(S, S)`` crop.
+    """
+    config = config or AlignConfig()
+    t = np.asarray(config.template, dtype=np.float64)
+    if config.eye_distance is not None:
+        current = float(np.linalg.norm(t[1] - t[0]))
+        t = 0.5 + (t - 0.5) * (config.eye_distance / current)
+    return t * config.size - 0.5
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform ``dst ~ s R src + t`` (Umeyama; no reflection).
+
+    Args:
+        src: ``(N, 2)`` source points, ``N >= 2``.
+        dst: ``(N, 2)`` destination points.
+
+    Returns:
+        ``(2, 3)`` float64 affine matrix ``[s R | t]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need two (N, 2) arrays with N >= 2, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    sc, dc = src - mu_s, dst - mu_d
+    var_s = float((sc**2).sum()) / len(src)
+    if var_s <= 1e-12:
+        raise ValueError("source points are degenerate (all equal)")
+    cov = dc.T @ sc / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1.0
+    rot = u @ sign @ vt
+    scale = float(np.trace(np.diag(d) @ sign)) / var_s
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def warp_affine(
+    image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], border: str = "constant"
+) -> np.ndarray:
+    """Warp ``image`` by a forward affine ``matrix`` (source -> output pixels), anti-aliased.
+
+    When the transform shrinks by more than 2x, only the needed region is first reduced
+    with area averaging (``cv2.INTER_AREA``) and the matrix adjusted, so that large faces
+    do not alias; the output is still produced by a single ``cv2.warpAffine``.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` uint8 image.
+        matrix: ``(2, 3)`` forward affine.
+        size: output side, or ``(width, height)``.
+        border: ``"constant"`` (0), ``"replicate"`` or ``"reflect"``.
+
+    Returns:
+        ``(h, w[, C])`` warped image, same dtype.
+    """
+    import cv2
+
+    out_w, out_h = (size, size) if isinstance(size, int) else size
+    m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
+    if scale < 0.5:
+        inv = cv2.invertAffineTransform(m)
+        corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], float)
+        src = corners @ inv.T
+        pad = 2.0 / scale
+        h, w = image.shape[:2]
+        x0 = int(max(0, math.floor(src[:, 0].min() - pad)))
+        y0 = int(max(0, math.floor(src[:, 1].min() - pad)))
+        x1 = int(min(w, math.ceil(src[:, 0].max() + pad)))
+        y1 = int(min(h, math.ceil(src[:, 1].max() + pad)))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            f = 2.0 * scale  # reduce to twice the output resolution, then warp
+            roi = image[y0:y1, x0:x1]
+            rw, rh = max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f))
+            small = cv2.resize(roi, (rw, rh), interpolation=cv2.INTER_AREA)
+            fx, fy = rw / (x1 - x0), rh / (y1 - y0)
+            # small-pixel centre u  <->  source x = (u + 0.5) / fx - 0.5 + x0
+            back = np.array([[1 / fx, 0, 0.5 / fx - 0.5 + x0], [0, 1 / fy, 0.5 / fy - 0.5 + y0]])
+            m = m @ np.vstack([back, [0.0, 0.0, 1.0]])
+            image = small
+    return cv2.warpAffine(
+        image,
+        m,
+        (out_w, out_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=_BORDERS[border],
+        borderValue=(0.0, 0.0, 0.0, 0.0),
+    )
+
+
+def alignment_matrix(landmarks5: np.ndarray, config: AlignConfig | None = None) -> np.ndarray:
+    """``(2, 3)`` similarity matrix mapping image pixels to aligned-crop pixels."""
+    lm = np.asarray(landmarks5, dtype=np.float64)
+    if lm.shape != (5, 2) or not np.isfinite(lm).all():
+        raise ValueError(f"landmarks5 must be a finite (5, 2) array, got shape {lm.shape}")
+    return estimate_similarity(lm, template_points(config))
+
+
+def align_face(
+    image: np.ndarray, landmarks5: np.ndarray, config: AlignConfig | None = None
+) -> np.ndarray:
+    """Cut the canonical crop of one face.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, full resolution.
+        landmarks5: ``(5, 2)`` pixel coordinates in ``LANDMARK_NAMES`` order.
+        config: output size, template, eye distance, border.
+
+    Returns:
+        ``(S, S, 3)`` uint8 RGB crop, upright (roll undone), framed like the template.
+    """
+    config = config or AlignConfig()
+    m = alignment_matrix(landmarks5, config)
+    return warp_affine(image, m, config.size, border=config.border)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a ``(2, 3)`` affine to ``(N, 2)`` points; returns ``(N, 2)`` float64."""
+    p = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]

@@ -1,0 +1,346 @@
+"""Face detectors: one protocol, one registry.
+
+Every backend returns :class:`exprsim.faces.types.Face` results (box, score, 5 landmarks
+in full-resolution pixels). Backends live in :mod:`exprsim.faces.backends` and register
+themselves with :func:`register_detector`; they are imported only when a detector is
+listed or created, and import their heavy libraries only when instantiated.
+
+Backends (see ``exprsim detectors``):
+
+* ``mediapipe`` (default): MediaPipe BlazeFace short- and full-range models, landmarks from
+  the MediaPipe face mesh;
+* ``haar``: OpenCV Viola-Jones cascade, landmarks from the face mesh;
+* ``dlib``: dlib HOG detector with its 68-point shape predictor (``pip install 'exprsim[dlib]'``);
+* ``mtcnn``: only when ``facenet_pytorch`` or ``mtcnn`` happens to be installed (not a
+  dependency).
+
+Large images are downscaled so that their longer side is at most ``max_side`` pixels
+(default 1280) for detection; boxes are mapped back to full resolution and landmarks are
+computed on full-resolution crops.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from exprsim.errors import BackendUnavailableError, ExprsimError
+from exprsim.faces.types import Face
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DETECTOR = "mediapipe"
+#: Longer image side used for detection by default; larger images are downscaled.
+DEFAULT_MAX_SIDE = 1280
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that finds faces.
+
+    Attributes:
+        name: registry name of the backend.
+    """
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Find faces in an ``(H, W, 3)`` uint8 RGB image (full-resolution coordinates)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered backend.
+
+    Attributes:
+        name: registry name.
+        description: one line for ``exprsim detectors``.
+        factory: builds the detector from keyword arguments.
+        probe: returns ``None`` when the backend can run here, else why not and how to
+            install it (cheap: checks that modules/files exist, imports nothing heavy).
+    """
+
+    name: str
+    description: str
+    factory: Callable[..., Detector]
+    probe: Callable[[], str | None]
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """Availability of one backend (a row of ``exprsim detectors``)."""
+
+    name: str
+    description: str
+    available: bool
+    install: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "available": self.available,
+            "description": self.description,
+            "install": self.install,
+        }
+
+
+_REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def modules_probe(*modules: str, install: str) -> Callable[[], str | None]:
+    """A probe that passes when every module in ``modules`` is importable."""
+
+    def probe() -> str | None:
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        return f"missing {', '.join(missing)}: {install}" if missing else None
+
+    return probe
+
+
+def register_detector(
+    name: str,
+    description: str,
+    probe: Callable[[], str | None] | None = None,
+) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+    """Decorator registering a detector class or factory function under ``name``.
+
+    Args:
+        name: registry name (lower case).
+        description: one-line description.
+        probe: availability check (see :class:`DetectorSpec`); default: always available.
+    """
+
+    def deco(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+            raise ValueError(f"detector {name!r} is already registered")
+        _REGISTRY[name] = DetectorSpec(name, description, factory, probe or (lambda: None))
+        return factory
+
+    return deco
+
+
+def _ensure_backends() -> None:
+    importlib.import_module("exprsim.faces.backends")
+
+
+def list_detectors(available_only: bool = False) -> list[str]:
+    """Registered detector names (sorted), optionally only those that can run here."""
+    _ensure_backends()
+    names = sorted(_REGISTRY)
+    if available_only:
+        names = [n for n in names if _REGISTRY[n].probe() is None]
+    return names
+
+
+def detector_info() -> list[DetectorInfo]:
+    """Name, description, availability and install hint of every registered backend."""
+    _ensure_backends()
+    rows = []
+    for name in sorted(_REGISTRY):
+        spec = _REGISTRY[name]
+        why = spec.probe()
+        rows.append(DetectorInfo(name, spec.description, why is None, why or ""))
+    return rows
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
+    """Build a detector by registry name.
+
+    Args:
+        name: registry name (:func:`list_detectors`).
+        **kwargs: backend options (e.g. ``max_side``, ``min_confidence``; see each backend).
+
+    Raises:
+        ExprsimError: unknown name.
+        BackendUnavailableError: the backend's libraries or model files are missing
+            (the message says how to install them).
+    """
+    _ensure_backends()
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise ExprsimError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    why = spec.probe()
+    if why is not None:
+        raise BackendUnavailableError(f"detector {name!r} is unavailable: {why}")
+    return spec.factory(**kwargs)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def downscale_for_detection(
+    image: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE
+) -> tuple[np.ndarray, float]:
+    """Shrink ``image`` so that its longer side is at most ``max_side`` (area averaging).
+
+    Returns:
+        ``(small, factor)``: the (possibly unchanged) image and ``small / full`` scale.
+    """
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, 1.0
+    import cv2
+
+    factor = max_side / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, size[0] / w
+
+
+def scale_points(points: np.ndarray, factor: float) -> np.ndarray:
+    """Map pixel coordinates from an image resized by ``factor`` back to the original.
+
+    Uses pixel-centre coordinates: ``x_full = (x_small + 0.5) / factor - 0.5``.
+    """
+    return ((np.asarray(points, dtype=np.float64) + 0.5) / factor - 0.5).astype(np.float32)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between ``(N, 4)`` and ``(M, 4)`` ``x1, y1, x2, y2`` boxes; returns ``(N, M)``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(
+        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    iy = np.clip(
+        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
+    )
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray | Sequence[float], iou_threshold: float = 0.3
+) -> list[int]:
+    """Greedy non-maximum suppression; returns kept indices, best score first."""
+    order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
+    keep: list[int] = []
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if order:
+            ious = box_iou(boxes[i], boxes[order])[0]
+            order = [j for j, v in zip(order, ious, strict=True) if v <= iou_threshold]
+    return keep
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A raw detection, before the landmark stage.
+
+    Attributes:
+        box: ``(4,)`` ``x1, y1, x2, y2`` pixels (of whatever image the backend saw).
+        score: confidence in ``[0, 1]``.
+        landmarks: ``(5, 2)`` landmarks from the detector itself, or ``None``.
+        fallback: ``(5, 2)`` approximate landmarks used when the landmark stage fails.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+    fallback: np.ndarray | None = None
+
+    def rescaled(self, factor: float) -> Candidate:
+        if factor == 1.0:
+            return self
+        corners = scale_points(np.asarray(self.box, dtype=np.float64).reshape(2, 2), factor)
+        return replace(
+            self,
+            box=corners.reshape(4),
+            landmarks=None if self.landmarks is None else scale_points(self.landmarks, factor),
+            fallback=None if self.fallback is None else scale_points(self.fallback, factor),
+        )
+
+
+class BaseDetector:
+    """Shared machinery: downscale, propose boxes, map back, run the landmark stage.
+
+    Subclasses set ``name`` and implement :meth:`propose` on the (downscaled) image.
+
+    Args:
+        max_side: longest image side used for detection (``None``: never downscale).
+        landmarker: landmark stage run on full-resolution crops for candidates without
+            detector landmarks (an object with ``landmarks(image, box) -> (5, 2) | None``),
+            or ``None``.
+        on_landmark_failure: ``"approximate"`` keeps the face with the backend's
+            approximate landmarks, ``"drop"`` discards it.
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        landmarker: Any = None,
+        on_landmark_failure: str = "approximate",
+    ) -> None:
+        if on_landmark_failure not in ("approximate", "drop"):
+            raise ValueError("on_landmark_failure must be 'approximate' or 'drop'")
+        self.max_side = max_side
+        self.landmarker = landmarker
+        self.on_landmark_failure = on_landmark_failure
+
+    def propose(self, image: np.ndarray) -> list[Candidate]:
+        """Raw detections on ``image`` (already downscaled), in its pixel coordinates."""
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Find faces; see :class:`Detector`. Order: as the backend reports them."""
+        from exprsim.io import as_rgb8
+
+        image = as_rgb8(image)
+        small, factor = downscale_for_detection(image, self.max_side)
+        faces: list[Face] = []
+        h, w = image.shape[:2]
+        for cand in self.propose(small):
+            c = cand.rescaled(factor)
+            box = np.asarray(c.box, dtype=np.float32)
+            box = np.array(
+                [max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)], np.float32
+            )
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            lm = c.landmarks
+            if lm is None and self.landmarker is not None:
+                lm = self.landmarker.landmarks(image, c.box)
+                if lm is None:
+                    log.debug("%s: landmark stage failed on box %s", self.name, box.round(1))
+            if lm is None:
+                if self.on_landmark_failure == "drop" or c.fallback is None:
+                    continue
+                lm = c.fallback
+            faces.append(
+                Face(
+                    box=box,
+                    score=float(np.clip(c.score, 0.0, 1.0)),
+                    landmarks=np.asarray(lm, dtype=np.float32).reshape(5, 2),
+                    detector=self.name,
+                )
+            )
+        return faces
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, max_side={self.max_side})"
+
+
+def landmarks_from_box(box: np.ndarray, layout: np.ndarray) -> np.ndarray:
+    """Approximate ``(5, 2)`` landmarks from a box.
+
+    Args:
+        box: ``(4,)`` ``x1, y1, x2, y2``.
+        layout: ``(5, 2)`` landmark positions as fractions of the box width and height.
+    """
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    return np.column_stack([x1 + layout[:, 0] * (x2 - x1), y1 + layout[:, 1] * (y2 - y1)]).astype(
+        np.float32
+    )

@@ -1,0 +1,302 @@
+"""Landmark stage: 5 alignment points (and the full mesh) for a face box.
+
+Two landmarkers, both working on full-resolution crops around a detector box:
+
+* :class:`MeshLandmarker` (default): MediaPipe face mesh with iris refinement (478 points);
+* :class:`DlibLandmarker`: dlib's 68-point shape predictor (``pip install 'exprsim[dlib]'``).
+  dlib's 5-point model marks eye corners and the base of the nose but no mouth corners,
+  so the 68-point model is used and reduced to our 5 points.
+
+Mesh indices used for the 5 points (MediaPipe canonical face mesh; MediaPipe's "right"
+is the subject's right, which is the image's left for an upright unmirrored face):
+
+* image-left eye centre: mean of the 16 contour points of the subject's right eye
+  :data:`MESH_RIGHT_EYE` (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159,
+  158, 157, 173). The contour mean does not move with gaze, unlike the iris centre (468);
+* image-right eye centre: mean of :data:`MESH_LEFT_EYE` (263, 249, 390, 373, 374, 380,
+  381, 382, 362, 466, 388, 387, 386, 385, 384, 398);
+* nose tip: 1;
+* mouth corners: 61 (image left) and 291 (image right), the outer lip corners.
+
+dlib 68-point indices: eyes 36-41 and 42-47 (means), mouth corners 48 and 54, and for the
+nose the midpoint of 30 (tip) and 33 (base): dlib's point 30 sits 0.12 eye distances above
+the mesh's point 1 on the bundled photos, the midpoint within 0.01, so both landmarkers
+feed the aligner (and its mesh-measured FER2013 template) the same nose point.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from exprsim.errors import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+MESH_RIGHT_EYE: tuple[int, ...] = (
+    33,
+    7,
+    163,
+    144,
+    145,
+    153,
+    154,
+    155,
+    133,
+    246,
+    161,
+    160,
+    159,
+    158,
+    157,
+    173,
+)
+MESH_LEFT_EYE: tuple[int, ...] = (
+    263,
+    249,
+    390,
+    373,
+    374,
+    380,
+    381,
+    382,
+    362,
+    466,
+    388,
+    387,
+    386,
+    385,
+    384,
+    398,
+)
+MESH_NOSE_TIP = 1
+MESH_MOUTH_CORNERS: tuple[int, int] = (61, 291)
+#: Iris centres (subject's right, subject's left); present with iris refinement.
+MESH_IRIS_CENTERS: tuple[int, int] = (468, 473)
+MESH_POINTS = 478
+
+DLIB_INSTALL = "pip install 'exprsim[dlib]'  (dlib-bin + face-recognition-models)"
+
+
+class Landmarker(Protocol):
+    """Anything that marks the 5 points of a face given its box."""
+
+    name: str
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """``(5, 2)`` float32 pixel landmarks, or ``None`` when no face is found in the box."""
+        ...
+
+
+def mesh_to_five(mesh: np.ndarray) -> np.ndarray:
+    """Reduce a MediaPipe mesh (``(468 or 478, 2 or 3)``) to ``(5, 2)`` float32 landmarks."""
+    m = np.asarray(mesh, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 468 or m.shape[1] < 2:
+        raise ValueError(f"expected a (468|478, 2|3) face mesh, got {m.shape}")
+    xy = m[:, :2]
+    return np.stack(
+        [
+            xy[list(MESH_RIGHT_EYE)].mean(axis=0),
+            xy[list(MESH_LEFT_EYE)].mean(axis=0),
+            xy[MESH_NOSE_TIP],
+            xy[MESH_MOUTH_CORNERS[0]],
+            xy[MESH_MOUTH_CORNERS[1]],
+        ]
+    ).astype(np.float32)
+
+
+def crop_transform(box: np.ndarray, margin: float, size: int) -> np.ndarray:
+    """``(2, 3)`` affine mapping image pixels to a square ``size`` crop around ``box``.
+
+    The crop is centred on the box centre, with side ``max(w, h) * (1 + 2 * margin)``.
+    """
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    side = max(x2 - x1, y2 - y1, 1.0) * (1.0 + 2.0 * margin)
+    s = size / side
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    # image edge coordinate (cx - side/2) -> crop edge 0; pixel centres: u = s*(x+0.5 - left) - 0.5
+    return np.array(
+        [[s, 0.0, s * (0.5 - cx + side / 2.0) - 0.5], [0.0, s, s * (0.5 - cy + side / 2.0) - 0.5]]
+    )
+
+
+class MeshLandmarker:
+    """MediaPipe face mesh (478 points, iris refinement) on a crop around the box.
+
+    The crop is square, centred on the box, ``margin`` of the box side added on each side,
+    resampled to ``crop_size`` pixels (area-averaged when shrinking), and padded with black
+    where it leaves the image. The mesh's own detector runs inside the crop; of the faces
+    it finds, the one nearest the crop centre is kept. Not thread-safe (one MediaPipe graph
+    per instance).
+
+    Args:
+        margin: context added on each side, as a fraction of the box side.
+        crop_size: side of the crop fed to MediaPipe.
+        min_confidence: MediaPipe ``min_detection_confidence``.
+    """
+
+    name = "mesh"
+
+    def __init__(self, margin: float = 0.25, crop_size: int = 256, min_confidence: float = 0.5):
+        if importlib.util.find_spec("mediapipe") is None:
+            raise BackendUnavailableError(
+                "the face mesh needs mediapipe: pip install mediapipe==0.10.21"
+            )
+        self.margin = margin
+        self.crop_size = crop_size
+        self.min_confidence = min_confidence
+        self._mesh: Any = None
+
+    def _graph(self) -> Any:
+        if self._mesh is None:
+            import mediapipe as mp
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=2,
+                refine_landmarks=True,
+                min_detection_confidence=self.min_confidence,
+            )
+        return self._mesh
+
+    def mesh(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """Full face mesh of the face in ``box``.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB, full resolution.
+            box: ``(4,)`` ``x1, y1, x2, y2`` pixels.
+
+        Returns:
+            ``(478, 3)`` float32: ``x, y`` in image pixels, ``z`` relative depth in the same
+            pixel scale (MediaPipe's: smaller is nearer the camera, origin near the head
+            centre); ``None`` if the mesh finds no face in the crop.
+        """
+        import cv2
+
+        from exprsim.faces.align import warp_affine
+
+        m = crop_transform(box, self.margin, self.crop_size)
+        crop = warp_affine(np.ascontiguousarray(image), m, self.crop_size, border="constant")
+        result = self._graph().process(crop)
+        if not result.multi_face_landmarks:
+            return None
+        n = self.crop_size
+        best, best_d = None, np.inf
+        for face in result.multi_face_landmarks:
+            pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64) * n
+            pts[:, :2] -= 0.5  # normalised edge coordinates -> pixel centres
+            d = float(np.linalg.norm(pts[:, :2].mean(axis=0) - (n - 1) / 2.0))
+            if d < best_d:
+                best, best_d = pts, d
+        assert best is not None
+        inv = cv2.invertAffineTransform(m)
+        out = np.empty_like(best)
+        out[:, :2] = best[:, :2] @ inv[:, :2].T + inv[:, 2]
+        out[:, 2] = best[:, 2] * inv[0, 0]
+        return out.astype(np.float32)
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """``(5, 2)`` float32 landmarks (see module docstring), or ``None``."""
+        mesh = self.mesh(image, box)
+        return None if mesh is None else mesh_to_five(mesh)
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+
+def dlib_model_path(filename: str) -> Path:
+    """Path of a model file shipped by ``face_recognition_models`` (without importing it:
+    its ``__init__`` needs ``pkg_resources``, which recent setuptools no longer ship).
+
+    Raises:
+        BackendUnavailableError: the package or the file is missing.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(f"dlib models missing: {DLIB_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    if not path.is_file():
+        raise BackendUnavailableError(f"dlib model file {path} missing: {DLIB_INSTALL}")
+    return path
+
+
+def dlib_probe() -> str | None:
+    """``None`` when dlib and its models are installed, else how to install them."""
+    if importlib.util.find_spec("dlib") is None:
+        return f"missing dlib: {DLIB_INSTALL}"
+    try:
+        dlib_model_path("shape_predictor_68_face_landmarks.dat")
+    except BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+class DlibLandmarker:
+    """dlib 68-point shape predictor reduced to our 5 points (see module docstring)."""
+
+    name = "dlib"
+
+    def __init__(self) -> None:
+        why = dlib_probe()
+        if why is not None:
+            raise BackendUnavailableError(why)
+        import dlib
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(
+            str(dlib_model_path("shape_predictor_68_face_landmarks.dat"))
+        )
+
+    def points68(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(68, 2)`` float32 dlib landmarks for the face in ``box``."""
+        x1, y1, x2, y2 = (round(float(v)) for v in np.asarray(box).reshape(4))
+        rect = self._dlib.rectangle(x1, y1, x2, y2)
+        shape = self._predictor(np.ascontiguousarray(image), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        p = self.points68(image, box).astype(np.float64)
+        nose = (p[30] + p[33]) / 2.0
+        five = [p[36:42].mean(axis=0), p[42:48].mean(axis=0), nose, p[48], p[54]]
+        return np.stack(five).astype(np.float32)
+
+
+_LANDMARKERS = {"mesh": MeshLandmarker, "dlib": DlibLandmarker}
+
+
+def create_landmarker(name: str = "mesh", **kwargs: Any) -> Landmarker:
+    """Build a landmarker: ``"mesh"`` (MediaPipe) or ``"dlib"``."""
+    if name not in _LANDMARKERS:
+        raise ValueError(f"unknown landmarker {name!r}; known: {', '.join(_LANDMARKERS)}")
+    return _LANDMARKERS[name](**kwargs)
+
+
+_DEFAULT_MESH: MeshLandmarker | None = None
+
+
+def face_mesh(
+    image: np.ndarray, face_or_box: Any, landmarker: MeshLandmarker | None = None
+) -> np.ndarray | None:
+    """The full 478-point MediaPipe mesh of one face.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, full resolution.
+        face_or_box: a :class:`~exprsim.faces.types.Face` or a ``(4,)`` box.
+        landmarker: reuse this landmarker (default: a shared module-level one).
+
+    Returns:
+        ``(478, 3)`` float32 (see :meth:`MeshLandmarker.mesh`), or ``None``.
+    """
+    global _DEFAULT_MESH
+    box = getattr(face_or_box, "box", face_or_box)
+    if landmarker is None:
+        if _DEFAULT_MESH is None:
+            _DEFAULT_MESH = MeshLandmarker()
+        landmarker = _DEFAULT_MESH
+    return landmarker.mesh(image, np.asarray(box, dtype=np.float64))

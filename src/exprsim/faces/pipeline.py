@@ -1,0 +1,227 @@
+"""The face front-end in one call: detect -> (landmarks) -> align -> quality.
+
+:func:`analyze_image` handles one image; :func:`analyze_files` runs it over files and
+folders and gathers one table row per face (``exprsim faces`` is a thin shell over it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+from exprsim.faces.align import AlignConfig, align_face
+from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
+from exprsim.faces.quality import QualityConfig, assess
+from exprsim.faces.types import LANDMARK_NAMES, AlignedFace
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_detector(name: str) -> Detector:
+    return create_detector(name)
+
+
+def resolve_detector(detector: str | Detector | None = None) -> Detector:
+    """A detector instance: ``None`` -> the default, a name -> a shared instance per name.
+
+    Named detectors are created once per process and reused (building MediaPipe graphs
+    takes about a second); they are not thread-safe, so give each thread its own instance
+    from :func:`exprsim.faces.detect.create_detector`.
+    """
+    if detector is None:
+        return _shared_detector(DEFAULT_DETECTOR)
+    if isinstance(detector, str):
+        return _shared_detector(detector)
+    return detector
+
+
+def analyze_image(
+    image: np.ndarray,
+    detector: str | Detector | None = None,
+    align_config: AlignConfig | None = None,
+    quality_config: QualityConfig | None = None,
+) -> list[AlignedFace]:
+    """Detect, align and assess every face in one image.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, full resolution (see :func:`exprsim.io.load_image`).
+        detector: a registry name, a detector instance, or ``None`` for ``"mediapipe"``.
+        align_config: crop size and template (default: 112 px, FER2013 framing).
+        quality_config: sharpness and yaw thresholds.
+
+    Returns:
+        One :class:`AlignedFace` per detected face, largest box area first (ties: left to
+        right). Rejected faces are included with ``quality.ok`` false.
+    """
+    from exprsim.io import as_rgb8
+
+    image = as_rgb8(image)
+    det = resolve_detector(detector)
+    align_config = align_config or AlignConfig()
+    quality_config = quality_config or QualityConfig()
+    faces = sorted(det.detect(image), key=lambda f: (-f.width * f.height, float(f.box[0])))
+    return [
+        AlignedFace(
+            face=f,
+            crop=align_face(image, f.landmarks, align_config),
+            quality=assess(image, f, quality_config),
+        )
+        for f in faces
+    ]
+
+
+# ------------------------------------------------------------------ many files -> one table
+
+#: Columns of :meth:`FaceTable.to_frame`, in order (``crop`` only when crops are written).
+FACE_COLUMNS: tuple[str, ...] = (
+    "file",
+    "face",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    *(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in ("x", "y")),
+    "sharpness",
+    "yaw",
+    "pitch",
+    "roll",
+    "ok",
+    "reasons",
+    "detector",
+)
+
+
+def face_row(file: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
+    """One flat table row for a face (see :data:`FACE_COLUMNS`)."""
+    f, q = aligned.face, aligned.quality
+    row: dict[str, Any] = {"file": file, "face": index}
+    row.update(zip(("x1", "y1", "x2", "y2"), (round(float(v), 2) for v in f.box), strict=True))
+    row["score"] = round(float(f.score), 4)
+    for name, (x, y) in zip(LANDMARK_NAMES, np.asarray(f.landmarks, dtype=float), strict=True):
+        row[f"{name}_x"], row[f"{name}_y"] = round(x, 2), round(y, 2)
+    row.update(
+        sharpness=round(q.sharpness, 3),
+        yaw=round(q.yaw, 2),
+        pitch=round(q.pitch, 2),
+        roll=round(q.roll, 2),
+        ok=bool(q.ok),
+        reasons=",".join(q.reasons),
+        detector=f.detector,
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class FaceTable:
+    """Faces of many files, one row per face.
+
+    Attributes:
+        rows: one dict per face (keys :data:`FACE_COLUMNS`, plus ``crop`` when written).
+        files: number of input files.
+        errors: ``(file, message)`` for every file that could not be read.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    files: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_frame(self) -> Any:
+        """The rows as a ``pandas.DataFrame`` (columns in :data:`FACE_COLUMNS` order)."""
+        import pandas as pd
+
+        cols = list(FACE_COLUMNS) + (["crop"] if any("crop" in r for r in self.rows) else [])
+        return pd.DataFrame(self.rows, columns=cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "faces": len(self.rows),
+            "errors": self.errors,
+            "rows": self.rows,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.csv``, ``.parquet`` or ``.jsonl`` (chosen by the suffix).
+
+        Raises:
+            ExprsimError: unknown suffix.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet", ".jsonl"):
+            raise ExprsimError(f"{path}: output must end in .csv, .parquet or .jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = self.to_frame()
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_json(path, orient="records", lines=True)
+        return path
+
+
+def analyze_files(
+    paths: Iterable[str | Path],
+    detector: str | Detector | None = None,
+    align_config: AlignConfig | None = None,
+    quality_config: QualityConfig | None = None,
+    crops_dir: str | Path | None = None,
+    progress: bool = False,
+    on_error: Callable[[str, ExprsimError], None] | None = None,
+) -> FaceTable:
+    """Run :func:`analyze_image` over files and folders (recursed).
+
+    Args:
+        paths: image files and/or folders (see :func:`exprsim.io.iter_image_files`).
+        detector, align_config, quality_config: as for :func:`analyze_image`.
+        crops_dir: if set, aligned crops are written there as PNG (``<stem>_<face>.png``;
+            a repeated stem gets ``-2``, ``-3``, ... appended) and a ``crop`` column added.
+        progress: show a tqdm progress bar (on stderr).
+        on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
+            the error is kept in :attr:`FaceTable.errors`).
+
+    Returns:
+        A :class:`FaceTable`.
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    from exprsim.io import iter_image_files, load_image
+
+    files = list(iter_image_files(paths))
+    det = resolve_detector(detector)
+    out_dir = Path(crops_dir) if crops_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    stems: dict[str, int] = {}
+    table = FaceTable(files=len(files))
+    for path in tqdm(files, disable=not progress, desc="faces", unit="img"):
+        name = str(path)
+        try:
+            image = load_image(path)
+        except ExprsimError as exc:
+            table.errors.append((name, str(exc)))
+            if on_error is not None:
+                on_error(name, exc)
+            continue
+        faces = analyze_image(image, det, align_config, quality_config)
+        stem = path.stem
+        if faces and out_dir is not None:
+            stems[stem] = stems.get(stem, 0) + 1
+            if stems[stem] > 1:
+                stem = f"{stem}-{stems[stem]}"
+        for j, af in enumerate(faces):
+            row = face_row(name, j, af)
+            if out_dir is not None:
+                crop_path = out_dir / f"{stem}_{j}.png"
+                Image.fromarray(af.crop).save(crop_path)
+                row["crop"] = str(crop_path)
+            table.rows.append(row)
+    return table

@@ -1,0 +1,546 @@
+"""Aligned face crops for the FEC triplets, stored in memory-mappable shards.
+
+For every unique face (image URL + box) of the given FEC CSVs whose image was fetched:
+
+1. the box (fractions of the image size, see :mod:`exprsim.data.fec`) is enlarged by
+   ``margin`` x its width/height on every side and cut out;
+2. faces are detected in that region with exprsim's detector
+   (:func:`exprsim.faces.detect.create_detector`); the detection with the highest IoU with
+   the FEC box (at least ``min_iou``) gives the 5 landmarks (method ``"detected"``);
+3. **fallback** (method ``"box"``, counted in the report): when nothing is detected there,
+   or ``detector="none"``, the 5 landmarks are placed at fixed fractions
+   (:data:`FEC_BOX_LAYOUT`, ``CropConfig.box_layout``) of the square box centred on the FEC
+   box with side ``max(w, h)`` (:func:`exprsim.faces.detect.landmarks_from_box`) -- the
+   face is aligned by its box alone. The layout is approximate: FEC's boxes come from
+   Google's own detector, whose box convention is not published; :data:`FEC_BOX_LAYOUT`
+   was measured on MediaPipe (also Google's) boxes. Check ``n_box_fallback`` in the report;
+   a high share means many faces are framed by this approximation;
+4. the face is aligned on the *full* image with :func:`exprsim.faces.align.align_face`
+   and :class:`~exprsim.faces.align.AlignConfig` ``(size=S)``: exprsim's canonical template,
+   the framing :meth:`exprsim.models.embedder.Embedder.embed_images` uses at inference
+   (so a model trained on these crops sees user photos framed the same way; the papers'
+   55 px / 70 px inter-ocular framings are not used).
+
+**Layout** of the crops folder (default ``FETCH_DIR/crops``)::
+
+    shard-00000.npy ...   uint8 (n, S, S, 3) RGB crops (np.load(..., mmap_mode="r"))
+    index.sqlite          faces(key, url, left, right, top, bottom, shard, offset, method,
+                          score, error), shards(id, file, count), meta(key, value)
+
+A face's key is :func:`face_key` (URL + box rounded to 6 decimals). Shards are written
+atomically and indexed in the same transaction; an interrupted run loses at most the
+unflushed faces of its last shard, and a re-run crops only faces not yet indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import DataError, ExprsimError
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.sqlite"
+CROPS_DIR = "crops"
+METHODS = ("detected", "box")
+
+#: 5-point layout (``LANDMARK_NAMES`` order) as fractions of the square box on an FEC box's
+#: centre, side ``max(w, h)``. Measured with ``create_detector("mediapipe")`` on the nine
+#: bundled sample photos: mean landmark position relative to the square around each detected
+#: box, averaged with its mirror image (per-point std 0.04-0.09 of the side).
+FEC_BOX_LAYOUT: tuple[tuple[float, float], ...] = (
+    (0.284, 0.226),
+    (0.716, 0.226),
+    (0.500, 0.469),
+    (0.309, 0.657),
+    (0.691, 0.657),
+)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """How faces are cut and aligned.
+
+    Attributes:
+        size: side ``S`` of the aligned crops (the registered FEC models take 112).
+        margin: context added around the FEC box on every side before detection, as a
+            fraction of the box width/height.
+        detector: detector registry name, or ``"none"`` to align every face by its box.
+        min_iou: minimum IoU between a detection and the FEC box.
+        shard_size: crops per shard file.
+        workers: processes (each with its own detector); 1 = in this process.
+        box_layout: fallback landmark layout in the square box (:data:`FEC_BOX_LAYOUT`).
+    """
+
+    size: int = 112
+    margin: float = 0.5
+    detector: str = "mediapipe"
+    min_iou: float = 0.3
+    shard_size: int = 4096
+    workers: int = 1
+    box_layout: tuple[tuple[float, float], ...] = FEC_BOX_LAYOUT
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError("size must be >= 8")
+        if self.margin < 0:
+            raise ValueError("margin must be >= 0")
+        if self.shard_size < 1 or self.workers < 1:
+            raise ValueError("shard_size and workers must be >= 1")
+
+
+@dataclass(frozen=True)
+class CropReport:
+    """What :func:`build_crops` did.
+
+    Attributes:
+        out_dir: the crops folder.
+        n_faces: unique faces in the CSVs.
+        n_indexed: faces with a crop in the store (all runs).
+        n_new: crops written by this run.
+        n_detected / n_box_fallback: of the new crops, how they were aligned.
+        n_no_image: faces whose image is not available (not fetched / failed).
+        n_failed: faces whose image could not be read or cropped (see ``errors``).
+        n_skipped: faces already in the store before this run.
+        seconds: wall time.
+    """
+
+    out_dir: str
+    n_faces: int
+    n_indexed: int
+    n_new: int
+    n_detected: int
+    n_box_fallback: int
+    n_no_image: int
+    n_failed: int
+    n_skipped: int
+    errors: dict[str, int]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        new = max(self.n_new, 1)
+        return (
+            f"crops: {self.n_indexed}/{self.n_faces} faces in {self.out_dir}; this run {self.n_new} new "
+            f"({self.n_detected} detected, {self.n_box_fallback} box fallback = "
+            f"{self.n_box_fallback / new:.1%}), {self.n_skipped} already there, "
+            f"{self.n_no_image} without image, {self.n_failed} failed, {self.seconds:.1f} s"
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def face_key(url: str, box: Sequence[float]) -> str:
+    """Store key of a face: URL + box ``(left, right, top, bottom)`` rounded to 6 decimals."""
+    return url + "|" + ",".join(f"{float(v):.6f}" for v in box)
+
+
+def resolve_crops_dir(path: str | Path) -> Path:
+    """A crops folder, or a fetch folder holding ``crops/`` (either may be given)."""
+    p = Path(path)
+    if (p / INDEX_NAME).is_file():
+        return p
+    if (p / CROPS_DIR / INDEX_NAME).is_file():
+        return p / CROPS_DIR
+    raise DataError(f"{p}: no FEC crops here (no {INDEX_NAME}; run `exprsim fec crop` first)")
+
+
+# --------------------------------------------------------------------------- one face
+
+
+def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def crop_face(
+    image: np.ndarray, box: Sequence[float], detector: Any, config: CropConfig
+) -> tuple[np.ndarray, str, float]:
+    """Align one FEC face.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, the whole fetched image.
+        box: ``(left, right, top, bottom)`` fractions (the CSV order).
+        detector: a detector instance, or ``None`` for box-only alignment.
+        config: margin, size, IoU threshold.
+
+    Returns:
+        ``(crop, method, score)``: ``(S, S, 3)`` uint8, ``"detected"`` or ``"box"``, and the
+        detection score (0 for the box fallback).
+    """
+    from exprsim.faces.align import AlignConfig, align_face
+    from exprsim.faces.detect import landmarks_from_box
+
+    h, w = image.shape[:2]
+    left, right, top, bottom = (float(v) for v in box)
+    x1, x2, y1, y2 = left * w, right * w, top * h, bottom * h
+    bw, bh = x2 - x1, y2 - y1
+    if bw < 1 or bh < 1:
+        raise ExprsimError(f"box {box} is smaller than a pixel in a {w}x{h} image")
+    align = AlignConfig(size=config.size)
+    if detector is not None:
+        m = config.margin
+        cx1, cy1 = max(0, math.floor(x1 - m * bw)), max(0, math.floor(y1 - m * bh))
+        cx2, cy2 = min(w, math.ceil(x2 + m * bw)), min(h, math.ceil(y2 + m * bh))
+        region = image[cy1:cy2, cx1:cx2]
+        target = (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
+        best, best_iou = None, config.min_iou
+        for f in detector.detect(region):
+            iou = _box_iou([float(v) for v in f.box], target)
+            if iou >= best_iou:
+                best, best_iou = f, iou
+        if best is not None:
+            lm = np.asarray(best.landmarks, np.float64) + np.array([cx1, cy1], np.float64)
+            return align_face(image, lm, align), "detected", float(best.score)
+    side = max(bw, bh)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    square = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    layout = np.asarray(config.box_layout, np.float64).reshape(5, 2)
+    return align_face(image, landmarks_from_box(square, layout), align), "box", 0.0
+
+
+# --------------------------------------------------------------------------- store
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS faces (
+    key TEXT PRIMARY KEY, url TEXT NOT NULL,
+    left REAL, right REAL, top REAL, bottom REAL,
+    shard INTEGER NOT NULL, offset INTEGER NOT NULL,
+    method TEXT NOT NULL, score REAL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS shards (id INTEGER PRIMARY KEY, file TEXT NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(_SCHEMA)
+    conn.commit()
+    return conn
+
+
+class CropStore:
+    """Read access to a crops folder: look faces up by key, gather crops by row.
+
+    Global rows number the crops of all shards in shard order (``shard`` start + offset).
+
+    Args:
+        path: a crops folder or a fetch folder holding ``crops/``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = resolve_crops_dir(path)
+        conn = sqlite3.connect(str(self.dir / INDEX_NAME), timeout=30.0)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            shards = conn.execute("SELECT id, file, count FROM shards ORDER BY id").fetchall()
+            faces = conn.execute(
+                "SELECT key, shard, offset, method FROM faces WHERE shard >= 0"
+            ).fetchall()
+        finally:
+            conn.close()
+        self.config = json.loads(meta.get("config", "{}"))
+        self.size = int(self.config.get("size", 0))
+        self._files = [self.dir / f for _, f, _ in shards]
+        ids = [i for i, _, _ in shards]
+        counts = np.array([c for _, _, c in shards], np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        pos = {sid: k for k, sid in enumerate(ids)}
+        self._row: dict[str, int] = {}
+        self.methods: dict[str, str] = {}
+        for key, shard, offset, method in faces:
+            k = pos.get(int(shard))
+            if k is None:
+                continue
+            self._row[key] = int(self._starts[k] + offset)
+            self.methods[key] = method
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._row
+
+    def rows(self, keys: Sequence[str]) -> np.ndarray:
+        """``(N,)`` int64 global rows of face keys; ``-1`` where a face has no crop."""
+        return np.array([self._row.get(k, -1) for k in keys], np.int64)
+
+    def _shard(self, k: int) -> np.ndarray:
+        arr = self._maps.get(k)
+        if arr is None:
+            arr = self._maps[k] = np.load(self._files[k], mmap_mode="r")
+        return arr
+
+    def get(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Crops of global rows: ``(N,)`` -> ``(N, S, S, 3)`` uint8 (a copy)."""
+        r = np.asarray(rows, np.int64).reshape(-1)
+        if r.size and (r.min() < 0 or r.max() >= len(self)):
+            raise IndexError("crop row out of range")
+        out = np.empty((len(r), self.size, self.size, 3), np.uint8)
+        shard = np.searchsorted(self._starts, r, side="right") - 1
+        for k in np.unique(shard):
+            m = shard == k
+            out[m] = self._shard(int(k))[r[m] - self._starts[k]]
+        return out
+
+    def get_keys(self, keys: Sequence[str]) -> np.ndarray:
+        """Crops of face keys (all must be present): ``(N, S, S, 3)`` uint8."""
+        rows = self.rows(keys)
+        if (rows < 0).any():
+            missing = [k for k, r in zip(keys, rows, strict=True) if r < 0][:3]
+            raise DataError(f"no crop for {len(missing)} face(s), e.g. {missing}")
+        return self.get(rows)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _init_worker(detector_name: str) -> None:
+    global _WORKER_DETECTOR
+    _WORKER_DETECTOR = _make_detector(detector_name)
+
+
+_WORKER_DETECTOR: Any = None
+
+
+def _make_detector(name: str) -> Any:
+    if name == "none":
+        return None
+    from exprsim.faces.detect import create_detector
+
+    return create_detector(name)
+
+
+def _process_image(
+    path: str, faces: list[tuple[str, tuple[float, ...]]], config: CropConfig, detector: Any
+) -> list[tuple[str, str, tuple[float, ...], np.ndarray | None, str, float, str | None]]:
+    """Crop every face of one image: ``(key, url, box, crop | None, method, score, error)``."""
+    from exprsim.io import load_image
+
+    out: list[tuple[str, str, tuple[float, ...], np.ndarray | None, str, float, str | None]] = []
+    try:
+        image = load_image(path)
+    except ExprsimError as exc:
+        return [(face_key(u, b), u, b, None, "failed", 0.0, str(exc)[:300]) for u, b in faces]
+    for u, b in faces:
+        try:
+            crop, method, score = crop_face(image, b, detector, config)
+            out.append((face_key(u, b), u, b, crop, method, score, None))
+        except (ExprsimError, ValueError) as exc:
+            out.append((face_key(u, b), u, b, None, "failed", 0.0, str(exc)[:300]))
+    return out
+
+
+def _worker_job(
+    jobs: list[tuple[str, list[tuple[str, tuple[float, ...]]]]], config: CropConfig
+) -> list[Any]:
+    res = []
+    for path, faces in jobs:
+        res.extend(_process_image(path, faces, config, _WORKER_DETECTOR))
+    return res
+
+
+def _write_npy_atomic(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class _ShardWriter:
+    def __init__(self, out: Path, conn: sqlite3.Connection, config: CropConfig) -> None:
+        self.out, self.conn, self.config = out, conn, config
+        row = conn.execute("SELECT MAX(id) FROM shards").fetchone()
+        self.next_id = 0 if row[0] is None else int(row[0]) + 1
+        self.crops: list[np.ndarray] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.failed: list[tuple[Any, ...]] = []
+
+    def add(
+        self, item: tuple[str, str, tuple[float, ...], np.ndarray | None, str, float, str | None]
+    ) -> None:
+        key, url, box, crop, method, score, err = item
+        if crop is None:
+            self.failed.append((key, url, *box, -1, -1, method, score, err))
+        else:
+            self.rows.append((key, url, *box, self.next_id, len(self.crops), method, score, None))
+            self.crops.append(crop)
+        if len(self.crops) >= self.config.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.conn:
+            if self.crops:
+                name = f"shard-{self.next_id:05d}.npy"
+                _write_npy_atomic(self.out / name, np.stack(self.crops).astype(np.uint8))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO shards (id, file, count) VALUES (?, ?, ?)",
+                    (self.next_id, name, len(self.crops)),
+                )
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.rows
+                )
+                self.next_id += 1
+            if self.failed:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.failed
+                )
+        self.crops, self.rows, self.failed = [], [], []
+
+
+def build_crops(
+    csv_paths: str | Path | Sequence[str | Path],
+    fetch_dir: str | Path,
+    out_dir: str | Path | None = None,
+    config: CropConfig | None = None,
+    progress: bool = True,
+) -> CropReport:
+    """Crop and align every fetched face of FEC CSVs into shards (resumable).
+
+    Args:
+        csv_paths: FEC CSV(s), as given to :func:`exprsim.fec.fetch.fetch_fec`.
+        fetch_dir: the fetch folder (its ``manifest.sqlite`` maps URLs to files).
+        out_dir: the crops folder (default ``fetch_dir/crops``).
+        config: size, margin, detector, shard size, worker processes.
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`CropReport` (also written to ``OUT/crop_report.json``).
+
+    Raises:
+        DataError: no manifest in ``fetch_dir``, or the store was built with another size.
+        BackendUnavailableError: the detector cannot run here.
+    """
+    from tqdm import tqdm
+
+    from exprsim.data.fec import parse_fec_csv
+    from exprsim.fec.fetch import MANIFEST_NAME, open_manifest
+
+    cfg = config or CropConfig()
+    t0 = time.perf_counter()
+    fdir = Path(fetch_dir)
+    if not (fdir / MANIFEST_NAME).is_file():
+        raise DataError(f"{fdir}: no {MANIFEST_NAME} (run `exprsim fec fetch` first)")
+    out = Path(out_dir) if out_dir is not None else fdir / CROPS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
+    with open_manifest(fdir) as man:
+        ok_paths = man.ok_paths()
+
+    faces: dict[str, tuple[str, tuple[float, ...]]] = {}
+    for p in paths:
+        _, flist = parse_fec_csv(p).face_ids()
+        for f_url, f_box in flist:
+            faces.setdefault(face_key(f_url, f_box), (f_url, f_box))
+
+    conn = _connect(out / INDEX_NAME)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if "config" in meta and json.loads(meta["config"]).get("size") != cfg.size:
+            raise DataError(
+                f"{out} holds {json.loads(meta['config']).get('size')} px crops; "
+                f"use another --out for size {cfg.size}"
+            )
+        with conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)",
+                (json.dumps(asdict(cfg)),),
+            )
+        for f in out.glob(".*.part"):
+            f.unlink(missing_ok=True)
+        done = {k for (k,) in conn.execute("SELECT key FROM faces")}
+        by_image: dict[str, list[tuple[str, tuple[float, ...]]]] = {}
+        n_no_image = n_skipped = 0
+        for key, (url, box) in faces.items():
+            if key in done:
+                n_skipped += 1
+                continue
+            rel = ok_paths.get(url)
+            if rel is None or not (fdir / rel).is_file():
+                n_no_image += 1
+                continue
+            by_image.setdefault(str(fdir / rel), []).append((url, box))
+        n_todo = sum(len(v) for v in by_image.values())
+        writer = _ShardWriter(out, conn, cfg)
+        counts = {"detected": 0, "box": 0, "failed": 0}
+        errors: dict[str, int] = {}
+        bar = tqdm(total=n_todo, desc="crop", unit="face", disable=not progress or not n_todo)
+
+        def take(item: Any) -> None:
+            writer.add(item)
+            counts[item[4]] = counts.get(item[4], 0) + 1
+            if item[6]:
+                reason = item[6].split(": ", 1)[-1][:60]
+                errors[reason] = errors.get(reason, 0) + 1
+            bar.update(1)
+
+        try:
+            for item in _run_jobs(by_image, cfg):
+                take(item)
+        finally:
+            writer.flush()
+            bar.close()
+        n_indexed = conn.execute("SELECT COUNT(*) FROM faces WHERE shard >= 0").fetchone()[0]
+    finally:
+        conn.close()
+    report = CropReport(
+        out_dir=str(out),
+        n_faces=len(faces),
+        n_indexed=int(n_indexed),
+        n_new=counts["detected"] + counts["box"],
+        n_detected=counts["detected"],
+        n_box_fallback=counts["box"],
+        n_no_image=n_no_image,
+        n_failed=counts["failed"],
+        n_skipped=n_skipped,
+        errors=errors,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    (out / "crop_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    log.debug("%s", report.to_text())
+    return report
+
+
+def _run_jobs(
+    by_image: dict[str, list[tuple[str, tuple[float, ...]]]], cfg: CropConfig
+) -> Iterator[Any]:
+    items = list(by_image.items())
+    if cfg.workers <= 1 or len(items) < 2:
+        detector = _make_detector(cfg.detector)
+        for path, faces in items:
+            yield from _process_image(path, faces, cfg, detector)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, min(64, len(items) // (cfg.workers * 4) or 1))
+    jobs = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    ctx = mp.get_context("spawn")  # detectors (MediaPipe) are not fork-safe
+    with ProcessPoolExecutor(
+        cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg.detector,)
+    ) as ex:
+        for res in ex.map(_worker_job, jobs, [cfg] * len(jobs)):
+            yield from res

@@ -1,0 +1,872 @@
+"""Download the FEC images: concurrent, polite, resumable, validated, interrupt-safe.
+
+This is the one place in exprsim that downloads anything, and only when a user runs
+``exprsim fec fetch`` (or calls :func:`fetch_fec`) to rebuild the FEC dataset from the URLs
+in its CSV files. No model or other data is ever downloaded.
+
+**Layout** of the output folder::
+
+    OUT/manifest.sqlite     url -> status, sha256, path, size, error (table ``images``)
+    OUT/images/ab/<sha1(url)>.<jpg|png|...>   the downloaded files, as served
+    OUT/fetch_report.json   the availability report of the last run
+
+**Behaviour**
+
+* URLs are deduplicated across rows and files (FEC faces share images).
+* A bounded thread pool (``workers``) downloads; at most ``per_host`` requests run at once
+  per host, optionally spaced ``host_delay`` seconds apart.
+* Transient failures (timeouts, connection errors, truncated transfers, HTTP 408/429/5xx)
+  are retried ``retries`` times with exponential backoff (``backoff * 2**attempt`` seconds,
+  capped at ``backoff_max``, honouring ``Retry-After``). Permanent failures (other HTTP
+  errors, redirect loops, HTML or other non-image content, undecodable or truncated images,
+  images smaller than ``min_bytes`` / ``min_side``, Flickr's ``photo_unavailable``
+  placeholder) are recorded and not retried by later runs unless ``retry_failed``.
+* Content is validated by decoding it with :func:`exprsim.io.decode_image`.
+* Each file is written to a temporary name and renamed into place, then its manifest row
+  is committed; killing the process (Ctrl-C, SIGTERM, SIGKILL) at any moment loses nothing
+  already fetched. A re-run skips URLs marked ``ok`` whose file is present, adopts files
+  that were renamed into place but not yet recorded (validating them), removes stale
+  temporary files, and fetches only what is missing.
+* Only ``http`` and ``https`` URLs are fetched (also after redirects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from http.client import HTTPException, IncompleteRead
+from pathlib import Path
+from typing import Any
+
+from exprsim import __version__
+from exprsim.errors import DataError, ImageError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.sqlite"
+IMAGES_DIR = "images"
+REPORT_NAME = "fetch_report.json"
+_PART = ".part"
+_FORMAT_EXT = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
+#: error kinds that a later run retries (network trouble, not the content)
+TRANSIENT_KINDS = frozenset(
+    {"timeout", "connection", "incomplete", "http_408", "http_429", "http_5xx", "interrupted"}
+)
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How :func:`fetch_fec` downloads.
+
+    Attributes:
+        workers: download threads.
+        per_host: simultaneous requests per host (politeness).
+        host_delay: minimum seconds between request starts on one host.
+        timeout: seconds for connecting and for each socket read.
+        total_timeout: seconds for one whole attempt (slow-drip servers).
+        retries: extra attempts after a transient failure.
+        backoff: first retry delay in seconds (doubled each attempt, plus up to 10% jitter).
+        backoff_max: longest retry delay.
+        min_bytes: smaller responses are rejected.
+        min_side: images whose shorter side is smaller are rejected.
+        max_bytes: larger responses are rejected.
+        max_redirects: redirects followed per request (more: ``redirect_loop``).
+        retry_failed: also retry URLs that failed permanently in earlier runs.
+        use_env_proxy: honour ``http_proxy`` / ``https_proxy`` from the environment.
+        user_agent: the User-Agent header.
+        placeholder_patterns: a final URL containing one of these is a "photo removed"
+            placeholder (Flickr redirects deleted photos to ``.../photo_unavailable.png``).
+    """
+
+    workers: int = 16
+    per_host: int = 4
+    host_delay: float = 0.0
+    timeout: float = 20.0
+    total_timeout: float = 120.0
+    retries: int = 3
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    min_bytes: int = 1024
+    min_side: int = 32
+    max_bytes: int = 50 * 1024 * 1024
+    max_redirects: int = 5
+    retry_failed: bool = False
+    use_env_proxy: bool = True
+    user_agent: str = f"exprsim-fec-fetch/{__version__} (research dataset rebuild; python-urllib)"
+    placeholder_patterns: tuple[str, ...] = ("photo_unavailable",)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.per_host < 1:
+            raise ValueError("workers and per_host must be >= 1")
+        if self.timeout <= 0 or self.total_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Outcome of one URL (one manifest row)."""
+
+    url: str
+    status: str  # "ok" | "failed"
+    path: str | None = None
+    sha256: str | None = None
+    bytes: int = 0
+    width: int = 0
+    height: int = 0
+    format: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    final_url: str | None = None
+    downloaded: bool = False  # False: adopted from disk
+
+    @property
+    def transient(self) -> bool:
+        return self.error_kind in TRANSIENT_KINDS
+
+
+# --------------------------------------------------------------------------- manifest
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    url TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    path TEXT,
+    sha256 TEXT,
+    bytes INTEGER,
+    width INTEGER,
+    height INTEGER,
+    format TEXT,
+    error_kind TEXT,
+    error TEXT,
+    transient INTEGER,
+    http_status INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    final_url TEXT,
+    updated REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+_COLUMNS = (
+    "url", "status", "path", "sha256", "bytes", "width", "height", "format",
+    "error_kind", "error", "transient", "http_status", "attempts", "final_url", "updated",
+)  # fmt: skip
+
+
+class Manifest:
+    """SQLite manifest ``url -> status / sha256 / path / error`` (WAL; one commit per file).
+
+    Use from one thread (the fetcher's main thread writes; readers may open their own).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_SCHEMA)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Every row as ``{url: {column: value}}``."""
+        cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM images")
+        return {r[0]: dict(zip(_COLUMNS, r, strict=True)) for r in cur}
+
+    def record(self, res: FetchResult, previous_attempts: int = 0) -> None:
+        """Upsert one result and commit."""
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO images ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            (
+                res.url,
+                res.status,
+                res.path,
+                res.sha256,
+                res.bytes,
+                res.width,
+                res.height,
+                res.format,
+                res.error_kind,
+                res.error,
+                int(res.transient),
+                res.http_status,
+                previous_attempts + res.attempts,
+                res.final_url,
+                time.time(),
+            ),
+        )
+        self.conn.commit()
+
+    def ok_paths(self) -> dict[str, str]:
+        """``{url: path relative to the manifest's folder}`` of every fetched image."""
+        cur = self.conn.execute("SELECT url, path FROM images WHERE status = 'ok'")
+        return {u: p for u, p in cur}
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.read_sql_query(f"SELECT {', '.join(_COLUMNS)} FROM images", self.conn)
+
+
+def open_manifest(out_dir: str | Path) -> Manifest:
+    """The manifest of a fetch folder (created if absent)."""
+    return Manifest(Path(out_dir) / MANIFEST_NAME)
+
+
+def image_relpath(url: str, ext: str) -> str:
+    """Where a URL's file lives, relative to the fetch folder (deterministic per URL)."""
+    h = hashlib.sha1(url.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{IMAGES_DIR}/{h[:2]}/{h}.{ext}"
+
+
+def _url_stem(url: str) -> tuple[str, str]:
+    h = hashlib.sha1(url.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{IMAGES_DIR}/{h[:2]}", h
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _HostLimiter:
+    """At most ``per_host`` concurrent requests per host, starts ``delay`` seconds apart."""
+
+    def __init__(self, per_host: int, delay: float, stop: threading.Event) -> None:
+        self.per_host = per_host
+        self.delay = delay
+        self.stop = stop
+        self._lock = threading.Lock()
+        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._next: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        with self._lock:
+            sem = self._sems.setdefault(host, threading.BoundedSemaphore(self.per_host))
+        while not sem.acquire(timeout=0.2):
+            if self.stop.is_set():
+                raise _Stopped
+        try:
+            if self.delay > 0:
+                with self._lock:
+                    now = time.monotonic()
+                    start = max(now, self._next[host])
+                    self._next[host] = start + self.delay
+                if start > now and self.stop.wait(start - now):
+                    raise _Stopped
+            yield
+        finally:
+            sem.release()
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Failure(Exception):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+def _make_opener(cfg: FetchConfig) -> urllib.request.OpenerDirector:
+    class Redirect(urllib.request.HTTPRedirectHandler):
+        max_redirections = cfg.max_redirects
+        max_repeats = 2
+
+        def redirect_request(
+            self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+        ) -> Any:
+            scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise _Failure("bad_redirect", f"redirect to a non-HTTP URL {newurl[:100]!r}", code)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    opener = urllib.request.OpenerDirector()
+    proxies: dict[str, str] | None = None if cfg.use_env_proxy else {}
+    handlers: list[Any] = [
+        urllib.request.ProxyHandler(proxies),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        Redirect(),
+        urllib.request.HTTPErrorProcessor(),
+    ]
+    for h in handlers:
+        opener.add_handler(h)
+    return opener
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        with contextlib.suppress(TypeError, ValueError):
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _download(
+    opener: urllib.request.OpenerDirector, url: str, cfg: FetchConfig
+) -> tuple[bytes, str, int]:
+    """One attempt: ``(body, final_url, http_status)`` or :class:`_Failure`."""
+    req = urllib.request.Request(
+        url, headers={"User-Agent": cfg.user_agent, "Accept": "image/*,*/*;q=0.5"}
+    )
+    deadline = time.monotonic() + cfg.total_timeout
+    try:
+        with opener.open(req, timeout=cfg.timeout) as resp:
+            status = int(getattr(resp, "status", 200) or 200)
+            final = resp.geturl()
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > cfg.max_bytes:
+                raise _Failure("too_large", f"{length} bytes > max_bytes {cfg.max_bytes}", status)
+            buf = io.BytesIO()
+            while True:
+                if time.monotonic() > deadline:
+                    raise _Failure(
+                        "timeout", f"transfer exceeded total_timeout {cfg.total_timeout} s", status
+                    )
+                chunk = resp.read(64 * 1024)
+                if not chunk:
+                    break
+                buf.write(chunk)
+                if buf.tell() > cfg.max_bytes:
+                    raise _Failure("too_large", f"more than max_bytes {cfg.max_bytes}", status)
+            return buf.getvalue(), final, status
+    except _Failure:
+        raise
+    except urllib.error.HTTPError as exc:
+        code = int(exc.code)
+        if 300 <= code < 400:
+            raise _Failure(
+                "redirect_loop", f"HTTP {code}: redirect loop or too many redirects", code
+            ) from None
+        if code in (408, 429):
+            kind = f"http_{code}"
+        elif code >= 500:
+            kind = "http_5xx"
+        else:
+            kind = f"http_{code}"
+        raise _Failure(kind, f"HTTP {code} {exc.reason}", code, _retry_after(exc.headers)) from None
+    except TimeoutError as exc:
+        raise _Failure("timeout", f"timed out after {cfg.timeout} s ({exc})") from None
+    except IncompleteRead as exc:
+        raise _Failure(
+            "incomplete", f"connection closed early ({len(exc.partial)} bytes received)"
+        ) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise _Failure("timeout", f"timed out after {cfg.timeout} s") from None
+        if isinstance(reason, _Failure):
+            raise reason from None
+        raise _Failure("connection", f"{reason}") from None
+    except (ConnectionError, HTTPException, OSError) as exc:
+        raise _Failure("connection", f"{type(exc).__name__}: {exc}") from None
+
+
+def _validate(data: bytes, url: str, final_url: str, cfg: FetchConfig) -> tuple[str, int, int]:
+    """``(format, width, height)`` of a valid image, else :class:`_Failure`."""
+    from PIL import Image
+
+    from exprsim.io import decode_image
+
+    low_final = final_url.lower()
+    for pat in cfg.placeholder_patterns:
+        if pat and pat.lower() in low_final and pat.lower() not in url.lower():
+            raise _Failure("placeholder", f"redirected to a placeholder ({final_url[:120]})")
+    if len(data) < cfg.min_bytes:
+        raise _Failure("too_small", f"{len(data)} bytes < min_bytes {cfg.min_bytes}")
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+        raise _Failure("html", "HTML page instead of an image")
+    try:
+        arr = decode_image(data, name=url)
+    except ImageError as exc:
+        kind = "truncated" if "truncated" in exc.reason or "corrupt" in exc.reason else "not_image"
+        raise _Failure(kind, exc.reason) from None
+    h, w = arr.shape[:2]
+    if min(h, w) < cfg.min_side:
+        raise _Failure("too_small", f"{w}x{h} pixels < min_side {cfg.min_side}")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format or "IMG"
+    except Exception:  # decode_image succeeded, so this is only for the name
+        fmt = "IMG"
+    return fmt, w, h
+
+
+def _write_atomic(out_dir: Path, rel: str, data: bytes) -> None:
+    dest = out_dir / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}{_PART}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, dest)
+
+
+def _fetch_one(
+    url: str,
+    cfg: FetchConfig,
+    out_dir: Path,
+    limiter: _HostLimiter,
+    stop: threading.Event,
+    local: threading.local,
+) -> FetchResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return FetchResult(
+            url, "failed", error_kind="bad_url", error="only http(s) URLs are fetched"
+        )
+    opener = getattr(local, "opener", None)
+    if opener is None:
+        opener = local.opener = _make_opener(cfg)
+    host = parts.hostname.lower()
+    attempts = 0
+    fail: _Failure | None = None
+    for attempt in range(cfg.retries + 1):
+        if stop.is_set():
+            return FetchResult(
+                url, "failed", error_kind="interrupted", error="stopped", attempts=attempts
+            )
+        attempts += 1
+        try:
+            with limiter.slot(host):
+                data, final, status = _download(opener, url, cfg)
+            fmt, w, h = _validate(data, url, final, cfg)
+        except _Stopped:
+            return FetchResult(
+                url, "failed", error_kind="interrupted", error="stopped", attempts=attempts - 1
+            )
+        except _Failure as f:
+            fail = f
+            if f.kind not in TRANSIENT_KINDS or attempt == cfg.retries:
+                break
+            delay = min(cfg.backoff * 2**attempt, cfg.backoff_max)
+            if f.retry_after is not None:
+                delay = min(max(delay, f.retry_after), cfg.backoff_max)
+            delay *= 1.0 + 0.1 * (hash((url, attempt)) % 1000) / 1000.0
+            log.debug("%s: %s; retry %d in %.2f s", url, f, attempt + 1, delay)
+            if stop.wait(delay):
+                break
+            continue
+        ext = _FORMAT_EXT.get(fmt, "img")
+        rel = image_relpath(url, ext)
+        _write_atomic(out_dir, rel, data)
+        return FetchResult(
+            url,
+            "ok",
+            path=rel,
+            sha256=hashlib.sha256(data).hexdigest(),
+            bytes=len(data),
+            width=w,
+            height=h,
+            format=fmt,
+            http_status=status,
+            attempts=attempts,
+            final_url=final if final != url else None,
+            downloaded=True,
+        )
+    assert fail is not None
+    return FetchResult(
+        url,
+        "failed",
+        error_kind=fail.kind,
+        error=str(fail)[:500],
+        http_status=fail.http_status,
+        attempts=attempts,
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """Availability after a fetch run (written as ``fetch_report.json``).
+
+    Attributes:
+        out_dir: the fetch folder.
+        n_urls: unique image URLs in the CSVs.
+        n_ok: of those, available on disk (from any run).
+        n_failed: recorded as failed.
+        n_missing: never attempted (e.g. the run was interrupted).
+        n_downloaded: downloaded by this run.
+        n_adopted: found complete on disk and recorded by this run (no download).
+        n_skipped: already available before this run (not fetched again).
+        n_attempted: URLs this run tried to download.
+        errors: failure kinds -> count, over the CSVs' failed URLs.
+        triplets: per CSV ``{"rows", "available", "strong", "strong_available"}``
+            (a triplet is available when all three images are).
+        seconds: wall time of this run.
+        interrupted: the run was stopped before finishing.
+    """
+
+    out_dir: str
+    n_urls: int
+    n_ok: int
+    n_failed: int
+    n_missing: int
+    n_downloaded: int
+    n_adopted: int
+    n_skipped: int
+    n_attempted: int
+    errors: dict[str, int]
+    triplets: dict[str, dict[str, int]]
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def availability(self) -> float:
+        return self.n_ok / self.n_urls if self.n_urls else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["availability"] = self.availability
+        return d
+
+    def to_frame(self) -> Any:
+        """Triplet availability per CSV as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame([{"csv": k, **v} for k, v in self.triplets.items()])
+
+    def to_text(self) -> str:
+        lines = [
+            f"images: {self.n_ok}/{self.n_urls} available ({self.availability:.1%}); "
+            f"{self.n_failed} failed, {self.n_missing} not attempted",
+            f"this run: {self.n_downloaded} downloaded, {self.n_adopted} recovered from disk, "
+            f"{self.n_skipped} already present, {self.n_attempted} attempted in {self.seconds:.1f} s"
+            + (" (interrupted)" if self.interrupted else ""),
+        ]
+        if self.errors:
+            lines.append(
+                "failures: " + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
+            )
+        for name, t in self.triplets.items():
+            share = t["available"] / t["rows"] if t["rows"] else float("nan")
+            s_share = t["strong_available"] / t["strong"] if t["strong"] else float("nan")
+            lines.append(
+                f"{name}: {t['available']}/{t['rows']} triplets complete ({share:.1%}); "
+                f"strong agreement {t['strong_available']}/{t['strong']} ({s_share:.1%})"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
+    """Unique URLs (first-appearance order) of FEC CSVs, and the parsed tables by path."""
+    from exprsim.data.fec import parse_fec_csv
+
+    tables: dict[str, Any] = {}
+    seen: dict[str, None] = {}
+    for p in csv_paths:
+        t = parse_fec_csv(p)
+        tables[str(p)] = t
+        for u in t.urls:
+            seen.setdefault(u, None)
+    return list(seen), tables
+
+
+def _files_on_disk(out_dir: Path) -> dict[str, list[str]]:
+    """``{sha1(url) stem: [relative paths]}`` of every finished file under ``images/``."""
+    found: dict[str, list[str]] = {}
+    img = out_dir / IMAGES_DIR
+    if not img.is_dir():
+        return found
+    for sub in os.scandir(img):
+        if not sub.is_dir():
+            continue
+        for entry in os.scandir(sub.path):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            stem = entry.name.split(".", 1)[0]
+            found.setdefault(stem, []).append(f"{IMAGES_DIR}/{sub.name}/{entry.name}")
+    return found
+
+
+def _adopt(
+    out_dir: Path, url: str, cfg: FetchConfig, on_disk: dict[str, list[str]]
+) -> FetchResult | None:
+    """A complete file already renamed into place for ``url`` (killed before its commit)."""
+    _, stem = _url_stem(url)
+    for rel in sorted(on_disk.get(stem, ())):
+        cand = out_dir / rel
+        data = cand.read_bytes()
+        try:
+            fmt, w, h = _validate(data, url, url, cfg)
+        except _Failure:
+            cand.unlink(missing_ok=True)
+            continue
+        return FetchResult(
+            url,
+            "ok",
+            path=rel,
+            sha256=hashlib.sha256(data).hexdigest(),
+            bytes=len(data),
+            width=w,
+            height=h,
+            format=fmt,
+        )
+    return None
+
+
+def _clean_parts(out_dir: Path) -> int:
+    n = 0
+    img = out_dir / IMAGES_DIR
+    if img.is_dir():
+        for p in img.glob(f"*/.*{_PART}"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _needs_fetch(row: dict[str, Any] | None, out_dir: Path, cfg: FetchConfig) -> bool:
+    if row is None:
+        return True
+    if row["status"] == "ok":
+        p = out_dir / (row["path"] or "")
+        return not (row["path"] and p.is_file() and p.stat().st_size == row["bytes"])
+    return bool(row["transient"]) or cfg.retry_failed
+
+
+def fetch_fec(
+    csv_paths: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    config: FetchConfig | None = None,
+    progress: bool = True,
+    on_result: Callable[[FetchResult], None] | None = None,
+) -> FetchReport:
+    """Download (or resume downloading) every image referenced by FEC CSV files.
+
+    Args:
+        csv_paths: one or more FEC CSVs (train and/or test); URLs are deduplicated.
+        out_dir: the fetch folder (layout in the module docstring).
+        config: download settings.
+        progress: show a tqdm bar.
+        on_result: called in the main thread after each URL's result is committed.
+
+    Returns:
+        The :class:`FetchReport` (also written to ``OUT/fetch_report.json``).
+
+    Raises:
+        DataError: a CSV is missing or unreadable.
+        KeyboardInterrupt: re-raised after committing everything finished so far.
+    """
+    from tqdm import tqdm
+
+    cfg = config or FetchConfig()
+    paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
+    if not paths:
+        raise DataError("no FEC CSV given")
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    urls, tables = collect_urls(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    n_parts = _clean_parts(out)
+    if n_parts:
+        log.info("removed %d unfinished temporary file(s) from an interrupted run", n_parts)
+    manifest = open_manifest(out)
+    n_downloaded = n_adopted = n_skipped = n_attempted = 0
+    interrupted = False
+    try:
+        rows = manifest.rows()
+        on_disk = _files_on_disk(out)
+        todo: list[str] = []
+        for u in urls:
+            row = rows.get(u)
+            if not _needs_fetch(row, out, cfg):
+                n_skipped += row is not None and row["status"] == "ok"
+                continue
+            adopted = _adopt(out, u, cfg, on_disk) if row is None or row["status"] != "ok" else None
+            if adopted is not None:
+                manifest.record(adopted, (row or {}).get("attempts", 0) or 0)
+                n_adopted += 1
+                continue
+            todo.append(u)
+        log.info(
+            "%d unique URLs: %d already present, %d recovered, %d to fetch",
+            len(urls), n_skipped, n_adopted, len(todo),
+        )  # fmt: skip
+        stop = threading.Event()
+        limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
+        local = threading.local()
+        bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
+        ex = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fec-fetch")
+        pending: set[Future[FetchResult]] = set()
+        it = iter(todo)
+
+        def top_up() -> None:
+            while len(pending) < 4 * cfg.workers:
+                u = next(it, None)
+                if u is None:
+                    return
+                pending.add(ex.submit(_fetch_one, u, cfg, out, limiter, stop, local))
+
+        def commit(fut: Future[FetchResult]) -> None:
+            nonlocal n_downloaded, n_attempted
+            res = fut.result()
+            if res.error_kind == "interrupted" and res.attempts == 0:
+                return  # never tried: stays missing
+            prev = (rows.get(res.url) or {}).get("attempts", 0) or 0
+            manifest.record(res, prev)
+            n_attempted += 1
+            n_downloaded += res.status == "ok"
+            bar.update(1)
+            if on_result is not None:
+                on_result(res)
+
+        try:
+            top_up()
+            while pending:
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pending.discard(fut)
+                    commit(fut)
+                top_up()
+        except BaseException:
+            interrupted = True
+            stop.set()
+            for fut in pending:
+                fut.cancel()
+            ex.shutdown(wait=True, cancel_futures=True)
+            for fut in pending:
+                if fut.done() and not fut.cancelled():
+                    with contextlib.suppress(BaseException):
+                        commit(fut)
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+    finally:
+        report = _report(
+            manifest, out, urls, tables, n_downloaded, n_adopted, n_skipped, n_attempted,
+            time.perf_counter() - t0, interrupted,
+        )  # fmt: skip
+        manifest.close()
+        tmp = out / f".{REPORT_NAME}{_PART}"
+        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        os.replace(tmp, out / REPORT_NAME)
+    log.debug("%s", report.to_text())
+    return report
+
+
+def _report(
+    manifest: Manifest,
+    out: Path,
+    urls: list[str],
+    tables: dict[str, Any],
+    n_downloaded: int,
+    n_adopted: int,
+    n_skipped: int,
+    n_attempted: int,
+    seconds: float,
+    interrupted: bool,
+) -> FetchReport:
+    import numpy as np
+
+    rows = manifest.rows()
+    ok = {u for u in urls if (r := rows.get(u)) is not None and r["status"] == "ok"}
+    failed = [rows[u] for u in urls if u in rows and rows[u]["status"] != "ok"]
+    errors = Counter(r["error_kind"] or "unknown" for r in failed)
+    trip: dict[str, dict[str, int]] = {}
+    for name, t in tables.items():
+        avail_url = np.array([u in ok for u in t.urls], dtype=bool)
+        complete = avail_url[t.url_index].all(axis=1) if len(t) else np.zeros(0, bool)
+        strong = t.agreement() == 2 if len(t) else np.zeros(0, bool)
+        trip[Path(name).name] = {
+            "rows": len(t),
+            "available": int(complete.sum()),
+            "strong": int(strong.sum()),
+            "strong_available": int((complete & strong).sum()),
+        }
+    return FetchReport(
+        out_dir=str(out),
+        n_urls=len(urls),
+        n_ok=len(ok),
+        n_failed=len(failed),
+        n_missing=len(urls) - len(ok) - len(failed),
+        n_downloaded=n_downloaded,
+        n_adopted=n_adopted,
+        n_skipped=n_skipped,
+        n_attempted=n_attempted,
+        errors=dict(sorted(errors.items())),
+        triplets=trip,
+        seconds=round(seconds, 3),
+        interrupted=interrupted,
+    )
+
+
+def load_fetch_report(out_dir: str | Path) -> dict[str, Any]:
+    """The last run's report of a fetch folder, as a dict."""
+    p = Path(out_dir) / REPORT_NAME
+    if not p.is_file():
+        raise DataError(f"{out_dir}: no {REPORT_NAME} (run `exprsim fec fetch` first)")
+    return json.loads(p.read_text())
+
+
+__all__ = [
+    "FetchConfig",
+    "FetchReport",
+    "FetchResult",
+    "Manifest",
+    "collect_urls",
+    "fetch_fec",
+    "image_relpath",
+    "load_fetch_report",
+    "open_manifest",
+]

@@ -1,0 +1,327 @@
+"""Train an expression embedding on FEC triplets with the FECNet (or FEENet) recipe.
+
+FECNet (Vemulapalli & Agarwala, CVPR 2019, Sec. 4.1 and 5.2): strong-agreement training
+triplets only; mini-batches of 90 triplets (30 one-class, 30 two-class, 30 three-class);
+Adam, learning rate 5e-4; 50K iterations; the two-hinge triplet loss on L2 distances of
+L2-normalised 16-d embeddings with margin 0.1 for one-class and 0.2 for two- and three-class
+triplets (:class:`exprsim.losses.fec_triplet.FECTripletLoss`). FEENet: the same loss on
+*squared* L2 distances with margin 0.2 for every type (``FECTripletLoss.feenet()``;
+``configs/fec-feenet.json``). The paper validates on the FEC test set's triplet accuracy
+(``val_csv``).
+
+Written to ``out_dir``: ``train_config.json`` (this config), ``last.safetensors`` +
+``state.pt`` (checkpoint: optimizer state and iteration; loadable with
+``weights_only=True``), ``metrics.jsonl`` (training loss every ``log_every`` iterations and
+validation accuracy every ``val_every``), and at the end ``model.safetensors`` +
+``config.json`` via :func:`exprsim.train.export` (loadable by :func:`exprsim.load_model`).
+Re-running with the same folder resumes from the last checkpoint; batches are a function of
+``(seed, iteration)``, so a resumed run sees the batches an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.config import load_json, save_json
+from exprsim.errors import DataError, ModelError
+from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
+
+log = logging.getLogger(__name__)
+
+
+def _rgb112() -> PreprocessConfig:
+    return PreprocessConfig(input_size=112, grayscale=False, mean=0.5, std=0.25, align_size=112)
+
+
+@dataclass(frozen=True)
+class FECTrainConfig:
+    """A FEC training run (saved as ``train_config.json``; ``configs/fec-*.json``).
+
+    Attributes:
+        kind: always ``"fec"`` (``exprsim train --config`` dispatches on it).
+        model: registry name (``fecnet``, ``feenet``, ...); ``model_kwargs`` go to its builder.
+        embedding_dim: output dimension (16).
+        preprocess: crop -> network input (must match the model's channels); the crops in
+            ``crops_dir`` are resized to ``preprocess.input_size``.
+        train_csv: FEC training CSV.
+        crops_dir: crops folder (``exprsim fec crop``), or the fetch folder holding ``crops/``.
+        val_csv: FEC test CSV for triplet accuracy during training (the paper's validation
+            measure), or ``None``.
+        agreement: minimum rater agreement of the triplets used (paper: ``"strong"``).
+        iterations: optimizer steps (paper: 50,000).
+        triplets_per_type: per batch (paper: 30, i.e. batches of 90).
+        lr: Adam learning rate (paper: 5e-4).
+        weight_decay: Adam weight decay (paper: none stated; 0).
+        margins: one-, two-, three-class margins (FECNet 0.1/0.2/0.2; FEENet 0.2/0.2/0.2).
+        squared: squared L2 distances in the loss (FEENet).
+        hflip: randomly mirror each crop (not in the papers; off by default).
+        val_every, checkpoint_every, log_every: in iterations.
+        seed: batches, initialisation and flips.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        num_threads: torch CPU threads (0: torch's default).
+        version: stored with the exported model.
+        notes: free text (which paper the recipe follows).
+    """
+
+    kind: str = "fec"
+    model: str = "fecnet"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    embedding_dim: int = 16
+    preprocess: PreprocessConfig = field(default_factory=_rgb112)
+    train_csv: str | None = None
+    crops_dir: str | None = None
+    val_csv: str | None = None
+    agreement: str = "strong"
+    iterations: int = 50_000
+    triplets_per_type: int = 30
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    margins: tuple[float, float, float] = (0.1, 0.2, 0.2)
+    squared: bool = False
+    hflip: bool = False
+    val_every: int = 5000
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+    version: str = "1"
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind != "fec":
+            raise ValueError(f"FECTrainConfig.kind must be 'fec', got {self.kind!r}")
+        if self.iterations < 0 or self.triplets_per_type < 1:
+            raise ValueError("iterations must be >= 0 and triplets_per_type >= 1")
+        if len(self.margins) != 3:
+            raise ValueError("margins needs 3 values (one, two, three)")
+
+
+@dataclass(frozen=True)
+class FECTrainResult:
+    """Where a run was written and how it ended.
+
+    Attributes:
+        out_dir: the run folder.
+        iterations_run: optimizer steps taken by this call (0 when already finished).
+        seconds: wall time of this call.
+        final_metrics: last logged training metrics and, with ``val_csv``, validation
+            accuracy (``val_all``, ``val_one``, ...).
+    """
+
+    out_dir: Path
+    iterations_run: int
+    seconds: float
+    final_metrics: dict[str, float]
+
+    @property
+    def epochs_run(self) -> int:
+        """Alias of :attr:`iterations_run` (FEC trains by iteration, not by epoch)."""
+        return self.iterations_run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "iterations_run": self.iterations_run,
+            "seconds": self.seconds,
+            "final_metrics": self.final_metrics,
+        }
+
+
+def _resolve_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _check_compat(cfg: FECTrainConfig) -> None:
+    from exprsim.models.registry import model_spec
+
+    spec = model_spec(cfg.model)
+    channels = 1 if cfg.preprocess.grayscale else 3
+    if spec.in_channels != channels:
+        raise ModelError(
+            f"model {cfg.model!r} takes {spec.in_channels}-channel input but preprocess.grayscale="
+            f"{cfg.preprocess.grayscale} gives {channels}"
+        )
+
+
+def _embedder_config(cfg: FECTrainConfig) -> EmbedderConfig:
+    return EmbedderConfig(
+        model=cfg.model,
+        embedding_dim=cfg.embedding_dim,
+        preprocess=cfg.preprocess,
+        version=cfg.version,
+        model_kwargs=dict(cfg.model_kwargs),
+    )
+
+
+def validate(
+    model: Any, cfg: FECTrainConfig, dataset: Any, batch_size: int = 256
+) -> dict[str, float]:
+    """Triplet accuracy of ``model`` on a :class:`~exprsim.fec.dataset.FecTripletDataset`.
+
+    Embeds through :class:`exprsim.models.embedder.Embedder` (the inference path) and leaves
+    the model in eval mode on its device.
+    """
+    from exprsim.fec.evaluate import embed_dataset
+    from exprsim.metrics import triplet_accuracy
+    from exprsim.models.embedder import Embedder
+
+    device = next(model.parameters()).device
+    emb_model = Embedder(model, _embedder_config(cfg), batch_size=batch_size, device=str(device))
+    emb, pos = embed_dataset(emb_model, dataset)
+    acc = triplet_accuracy(emb, pos[:, 0], pos[:, 1], pos[:, 2], dataset.odd, dataset.ttype)
+    return {f"val_{k}": float(v) for k, v in acc.items()}
+
+
+def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -> FECTrainResult:
+    """Train (or resume) a FEC embedding; see the module docstring for what is written.
+
+    Raises:
+        DataError: ``train_csv`` / ``crops_dir`` unset or unusable, no triplets of a type.
+        ModelError: unknown model or preprocessing that does not fit it.
+        ValueError: ``out_dir`` holds a run with a different config.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    from exprsim.fec.crops import CropStore
+    from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
+    from exprsim.losses.fec_triplet import FECTripletLoss
+    from exprsim.models.embedder import preprocess_crops
+    from exprsim.models.registry import create_model
+    from exprsim.train import export
+
+    if not cfg.train_csv or not cfg.crops_dir:
+        raise DataError("FEC training needs train_csv and crops_dir in the config")
+    _check_compat(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "train_config.json"
+    if cfg_path.exists():
+        old = load_json(FECTrainConfig, cfg_path)
+        if replace(old, iterations=cfg.iterations) != cfg:
+            raise ValueError(f"{out} holds a run with a different config; use a new --out")
+    save_json(cfg, cfg_path)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = _resolve_device(cfg.device)
+
+    store = CropStore(cfg.crops_dir)
+    train_set = FecTripletDataset(cfg.train_csv, store, cfg.agreement)
+    if len(train_set) == 0:
+        raise DataError(
+            f"{cfg.train_csv}: no {cfg.agreement}-agreement triplets with crops in {store.dir}"
+        )
+    sampler = BalancedTripletSampler(train_set.ttype, cfg.triplets_per_type, cfg.seed)
+    val_set = FecTripletDataset(cfg.val_csv, store, cfg.agreement) if cfg.val_csv else None
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)
+    start = 0
+    state_path = out / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=True, map_location=device)
+        model.load_state_dict(load_file(str(out / "last.safetensors"), device=str(device)))
+        opt.load_state_dict(state["opt"])
+        start = int(state["iteration"])
+        log.info("resuming %s from iteration %d", out, start)
+    torch.manual_seed(cfg.seed * 1_000_003 + start)
+
+    def checkpoint(iteration: int) -> None:
+        tmp = out / "last.safetensors.tmp"
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp)
+        )
+        os.replace(tmp, out / "last.safetensors")
+        torch.save({"opt": opt.state_dict(), "iteration": iteration}, out / "state.pt.tmp")
+        os.replace(out / "state.pt.tmp", state_path)
+
+    def log_metrics(row: dict[str, float]) -> None:
+        with (out / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    t0 = time.perf_counter()
+    metrics: dict[str, float] = {}
+    sums = {"loss": 0.0, "active": 0.0, "n": 0.0}
+    bar = tqdm(range(start, cfg.iterations), desc="train fec", unit="it", disable=not progress)
+    model.train()
+    it = start
+    t_log = time.perf_counter()
+    for it in bar:
+        batch = train_set.batch(sampler.batch(it))
+        images, pos = train_set.crops(batch)
+        if cfg.hflip:
+            flip = np.random.default_rng((cfg.seed, 7, it)).random(len(images)) < 0.5
+            images = images.copy()
+            images[flip] = images[flip, :, ::-1]
+        x = torch.from_numpy(preprocess_crops(images, cfg.preprocess)).to(device)
+        emb = model(x)
+        p = torch.from_numpy(pos).to(device)
+        per = loss_fn(
+            emb[p[:, 0]],
+            emb[p[:, 1]],
+            emb[p[:, 2]],
+            torch.from_numpy(batch.odd).to(device),
+            torch.from_numpy(batch.ttype).to(device),
+            per_sample=True,
+        )
+        loss = per.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums["loss"] += float(loss.detach())
+        sums["active"] += float((per.detach() > 0).float().mean())
+        sums["n"] += 1
+        done = it + 1
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            n = max(sums["n"], 1.0)
+            metrics = {
+                "iteration": done,
+                "loss": sums["loss"] / n,
+                "active_triplets": sums["active"] / n,
+                "seconds_per_it": (time.perf_counter() - t_log) / n,
+            }
+            sums = {"loss": 0.0, "active": 0.0, "n": 0.0}
+            t_log = time.perf_counter()
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+            if (
+                val_set is not None
+                and len(val_set)
+                and (done % cfg.val_every == 0 or done == cfg.iterations)
+            ):
+                metrics.update(validate(model, cfg, val_set))
+                model.train()
+                log.info(
+                    "iteration %d: %s",
+                    done,
+                    json.dumps({k: round(v, 4) for k, v in metrics.items()}),
+                )
+            log_metrics(metrics)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            checkpoint(done)
+    bar.close()
+    if start >= cfg.iterations and state_path.exists():
+        log.info("%s already finished %d iterations", out, start)
+    if not state_path.exists():
+        checkpoint(start)  # iterations == 0: still leave a loadable run
+    model.eval()
+    export(model.cpu(), cfg, out)  # type: ignore[arg-type]  # duck-typed: model, embedding_dim, preprocess, version, model_kwargs
+    (out / "train_result.json").write_text(
+        json.dumps({"iterations": cfg.iterations, "final_metrics": metrics}, indent=2) + "\n"
+    )
+    return FECTrainResult(out, max(cfg.iterations - start, 0), time.perf_counter() - t0, metrics)

@@ -1,0 +1,32 @@
+"""Face index: SQLite store of faces + embeddings, with an ANN cache beside it.
+
+Public API::
+
+    FaceIndex(db_path, embedder=None).add(paths) -> AddReport
+    FaceIndex.query(embeddings, k) -> (distances, face_ids)
+    build_index(vectors, ids, backend="auto") -> AnnIndex
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "FaceIndex": "exprsim.index.store",
+    "FaceRecord": "exprsim.index.store",
+    "AddReport": "exprsim.index.store",
+    "IndexInfo": "exprsim.index.store",
+    "ModelMismatchError": "exprsim.index.store",
+    "build_index": "exprsim.index.ann",
+    "load_index": "exprsim.index.ann",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exprsim.index' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,327 @@
+"""Nearest-neighbour search over embeddings: exact (numpy) and approximate (faiss).
+
+Every backend answers the same question — the ``k`` stored vectors nearest to each query
+in Euclidean distance — and persists to one file beside the SQLite store (``faces.db.ann``)
+that can always be rebuilt from SQLite. Backends (registry :data:`ANN_BACKENDS`):
+
+* ``"exact"``: brute force, ``|q|^2 + |x|^2 - 2 q.x`` in float32 chunks + ``argpartition``.
+  No dependency, exact, and fast enough below :data:`EXACT_MAX` vectors.
+* ``"faiss-hnsw"``: ``faiss.IndexHNSWFlat`` (M=32, efConstruction=80, efSearch=64): the
+  pick above :data:`EXACT_MAX` (``pip install 'exprsim[ann]'``).
+* ``"faiss-ivf"``: ``faiss.IndexIVFFlat`` (nlist = 4 sqrt(N), nprobe=16); kept for comparison.
+
+Why HNSW (measured by ``benchmarks/search.py``, numbers in ``docs/benchmarks.md``): on a
+1,000,000-vector 16-d set it is the only backend that meets both targets (p50 < 1 ms and
+recall@10 >= 0.98 on 2 cores); exact search costs several ms per query at that size, IVF
+needs more probes for the same recall. ``"auto"`` uses exact search below
+:data:`EXACT_MAX` vectors (where it answers in well under a millisecond) and HNSW above,
+falling back to exact search when faiss is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from exprsim.errors import BackendUnavailableError, ExprsimError
+
+log = logging.getLogger(__name__)
+
+#: Below this many vectors ``"auto"`` picks exact search.
+EXACT_MAX = 100_000
+FAISS_INSTALL = "pip install 'exprsim[ann]'  (faiss-cpu)"
+
+
+class AnnIndex(Protocol):
+    """What every backend offers."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(Q, D)`` queries -> ``(Q, k)`` Euclidean distances (ascending) and ``(Q, k)`` int64
+        ids; rows are padded with ``inf`` / ``-1`` when fewer than ``k`` vectors are stored."""
+        ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ExprsimError(f"queries must be (Q, {dim}), got {np.shape(queries)}")
+    return q
+
+
+def _pad(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if dist.shape[1] == k:
+        return dist, ids
+    q = dist.shape[0]
+    d = np.full((q, k), np.inf, dtype=np.float32)
+    i = np.full((q, k), -1, dtype=np.int64)
+    d[:, : dist.shape[1]] = dist
+    i[:, : ids.shape[1]] = ids
+    return d, i
+
+
+class ExactIndex:
+    """Brute-force Euclidean search (numpy).
+
+    Args:
+        vectors: ``(N, D)`` float32.
+        ids: ``(N,)`` int64 ids returned by :meth:`search` (default ``arange(N)``).
+        chunk: database rows scored per step (bounds memory to ``Q * chunk`` floats).
+    """
+
+    name = "exact"
+
+    def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, chunk: int = 262_144):
+        self.vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if self.vectors.ndim != 2:
+            raise ExprsimError(f"vectors must be (N, D), got {self.vectors.shape}")
+        n = self.vectors.shape[0]
+        self.ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        if self.ids.shape != (n,):
+            raise ExprsimError(f"ids must be ({n},), got {self.ids.shape}")
+        self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self.chunk = chunk
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_queries(queries, self.dim)
+        n = len(self)
+        kk = min(k, n)
+        if kk == 0:
+            return _pad(np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0)), k)
+        qn = np.einsum("ij,ij->i", q, q)[:, None]
+        best_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
+        best_i = np.zeros((q.shape[0], 0), dtype=np.int64)
+        for start in range(0, n, self.chunk):
+            x = self.vectors[start : start + self.chunk]
+            d2 = qn + self.norms[None, start : start + self.chunk] - 2.0 * (q @ x.T)
+            kc = min(kk, d2.shape[1])
+            part = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < d2.shape[1] else None
+            if part is None:
+                part = np.broadcast_to(np.arange(d2.shape[1]), d2.shape)
+            cand_d = np.take_along_axis(d2, part, axis=1)
+            best_d = np.concatenate([best_d, cand_d], axis=1)
+            best_i = np.concatenate([best_i, part + start], axis=1)
+            if best_d.shape[1] > kk:
+                sel = np.argpartition(best_d, kk - 1, axis=1)[:, :kk]
+                best_d = np.take_along_axis(best_d, sel, axis=1)
+                best_i = np.take_along_axis(best_i, sel, axis=1)
+        order = np.argsort(best_d, axis=1, kind="stable")
+        best_d = np.sqrt(np.clip(np.take_along_axis(best_d, order, axis=1), 0.0, None))
+        best_i = np.take_along_axis(best_i, order, axis=1)
+        return _pad(best_d.astype(np.float32), self.ids[best_i], k)
+
+    def save(self, path: str | Path) -> None:
+        _atomic_write(path, lambda f: np.savez(f, vectors=self.vectors, ids=self.ids))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExactIndex:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["vectors"], z["ids"])
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:
+        raise BackendUnavailableError(f"faiss is not installed: {FAISS_INSTALL}") from exc
+    return faiss
+
+
+class FaissIndex:
+    """A faiss index (HNSW or IVF, Euclidean) with an int64 id map.
+
+    Args:
+        index: a trained, filled ``faiss.Index``.
+        ids: ``(N,)`` int64 external ids in insertion order.
+        name: backend name (``"faiss-hnsw"`` or ``"faiss-ivf"``).
+    """
+
+    def __init__(self, index: Any, ids: np.ndarray, name: str) -> None:
+        self.index = index
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.name = name
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_queries(queries, self.dim)
+        if len(self) == 0:
+            return _pad(np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0)), k)
+        d2, idx = self.index.search(q, k)
+        ok = idx >= 0
+        out_ids = np.where(ok, self.ids[np.where(ok, idx, 0)], -1)
+        dist = np.where(ok, np.sqrt(np.clip(d2, 0.0, None)), np.inf).astype(np.float32)
+        return dist, out_ids.astype(np.int64)
+
+    def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Trade speed for recall: HNSW ``efSearch`` / IVF ``nprobe``."""
+        if ef_search is not None and hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = int(ef_search)
+        if nprobe is not None and hasattr(self.index, "nprobe"):
+            self.index.nprobe = int(nprobe)
+
+    def save(self, path: str | Path) -> None:
+        faiss = _faiss()
+        blob = faiss.serialize_index(self.index)
+        _atomic_write(
+            path,
+            lambda f: np.savez(f, faiss=np.asarray(blob), ids=self.ids, name=np.array(self.name)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaissIndex:
+        faiss = _faiss()
+        with np.load(path, allow_pickle=False) as z:
+            index = faiss.deserialize_index(z["faiss"])
+            return cls(index, z["ids"], str(z["name"]))
+
+
+def build_faiss_hnsw(
+    vectors: np.ndarray,
+    ids: np.ndarray | None = None,
+    m: int = 32,
+    ef_construction: int = 40,
+    ef_search: int = 64,
+) -> FaissIndex:
+    """HNSW graph over ``(N, D)`` float32 vectors (Euclidean)."""
+    faiss = _faiss()
+    x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    index = faiss.IndexHNSWFlat(x.shape[1], m)
+    index.hnsw.efConstruction = ef_construction
+    index.hnsw.efSearch = ef_search
+    if len(x):
+        index.add(x)
+    ids = np.arange(len(x), dtype=np.int64) if ids is None else ids
+    return FaissIndex(index, ids, "faiss-hnsw")
+
+
+def build_faiss_ivf(
+    vectors: np.ndarray, ids: np.ndarray | None = None, nlist: int | None = None, nprobe: int = 16
+) -> FaissIndex:
+    """IVF-Flat over ``(N, D)`` float32 vectors (k-means coarse quantiser, Euclidean)."""
+    faiss = _faiss()
+    x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    nlist = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(max(len(x), 1)))))
+    quantizer = faiss.IndexFlatL2(x.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist)
+    if len(x):
+        rng = np.random.default_rng(0)
+        train = x if len(x) <= 256 * nlist else x[rng.choice(len(x), 256 * nlist, replace=False)]
+        index.train(train)
+        index.add(x)
+    index.nprobe = nprobe
+    ids = np.arange(len(x), dtype=np.int64) if ids is None else ids
+    return FaissIndex(index, ids, "faiss-ivf")
+
+
+ANN_BACKENDS: dict[str, Callable[..., AnnIndex]] = {
+    "exact": ExactIndex,
+    "faiss-hnsw": build_faiss_hnsw,
+    "faiss-ivf": build_faiss_ivf,
+}
+
+
+def faiss_available() -> bool:
+    try:
+        _faiss()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def resolve_backend(name: str, n: int) -> str:
+    """``"auto"`` -> ``"exact"`` below :data:`EXACT_MAX` vectors (or without faiss), else HNSW."""
+    if name != "auto":
+        if name not in ANN_BACKENDS:
+            raise ExprsimError(
+                f"unknown ANN backend {name!r}; known: auto, {', '.join(ANN_BACKENDS)}"
+            )
+        return name
+    if n < EXACT_MAX:
+        return "exact"
+    if not faiss_available():
+        log.warning("faiss not installed: exact search over %d vectors (%s)", n, FAISS_INSTALL)
+        return "exact"
+    return "faiss-hnsw"
+
+
+def build_index(
+    vectors: np.ndarray, ids: np.ndarray | None = None, backend: str = "auto", **kwargs: Any
+) -> AnnIndex:
+    """Build a nearest-neighbour index over ``(N, D)`` vectors with the named backend."""
+    name = resolve_backend(backend, len(vectors))
+    return ANN_BACKENDS[name](vectors, ids, **kwargs)
+
+
+def load_index(path: str | Path) -> AnnIndex:
+    """Load an index written by ``save`` (the backend is recorded in the file)."""
+    with np.load(path, allow_pickle=False) as z:
+        is_faiss = "faiss" in z.files
+    return FaissIndex.load(path) if is_faiss else ExactIndex.load(path)
+
+
+@dataclass(frozen=True)
+class AnnStamp:
+    """Which state of the SQLite store an ANN file was built from (stored as JSON beside it)."""
+
+    generation: int
+    model: str
+    backend: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "model": self.model,
+            "backend": self.backend,
+            "count": self.count,
+        }
+
+    def save(self, path: str | Path) -> None:
+        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> AnnStamp | None:
+        try:
+            d = json.loads(Path(path).read_text())
+            return cls(int(d["generation"]), str(d["model"]), str(d["backend"]), int(d["count"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def _atomic_write(path: str | Path, write: Callable[[Any], Any]) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

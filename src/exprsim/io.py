@@ -1,0 +1,144 @@
+"""Image loading: the one way exprsim turns a file into pixels.
+
+Every format Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF including 16-bit), EXIF
+orientation applied, and every mode converted to RGB uint8. Anything that cannot be
+decoded raises :class:`exprsim.errors.ImageError` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from exprsim.errors import ImageError
+
+#: Largest image accepted, in pixels (about 14,000 x 14,000); larger files are refused
+#: as decompression bombs instead of exhausting memory.
+MAX_PIXELS = 200_000_000
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm"}
+)
+
+ImageSource = str | Path | bytes | np.ndarray
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        # 16-bit (or 32-bit int) gray: scale the full range to 0..255
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(img).astype(np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        gray = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes to ``(H, W, 3)`` uint8 RGB (EXIF orientation applied).
+
+    Raises:
+        ImageError: empty, corrupt, truncated, non-image or oversized data.
+    """
+    if not data:
+        raise ImageError(name, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w <= 0 or h <= 0:
+                    raise ImageError(name, f"zero-size image ({w}x{h})")
+                if w * h > MAX_PIXELS:
+                    raise ImageError(name, f"image too large ({w}x{h} pixels; limit {MAX_PIXELS})")
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                return _to_rgb8(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, "not an image or unsupported format") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """Load an image as ``(H, W, 3)`` uint8 RGB.
+
+    Args:
+        source: a path, encoded bytes, or an array (``(H, W)`` gray, ``(H, W, 3)`` RGB or
+            ``(H, W, 4)`` RGBA; uint8, or float in ``[0, 1]``), returned as RGB uint8.
+
+    Raises:
+        ImageError: the file is missing, empty, zero-size, corrupt, truncated, not an
+            image, or a decompression bomb.
+    """
+    if isinstance(source, np.ndarray):
+        return as_rgb8(source)
+    if isinstance(source, bytes | bytearray):
+        return decode_image(bytes(source))
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(path, "no such file")
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, str(path))
+
+
+def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """Coerce an in-memory image array to ``(H, W, 3)`` uint8 RGB."""
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(name, f"expected (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        elif arr.dtype == np.uint16:
+            arr = (arr // 257).astype(np.uint8)
+        else:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)
+
+
+def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Yield image files from files and directories (recursed, sorted, by suffix).
+
+    Explicitly named files are yielded whatever their suffix (so bad files get a clear
+    error later); files inside directories are filtered by :data:`IMAGE_SUFFIXES`.
+    """
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    yield child
+        else:
+            yield path

@@ -1,0 +1,61 @@
+"""Training losses: FEC two-hinge triplet loss, FEENet variant, vote-distribution losses.
+
+The loss classes need torch, which this package imports only when one of them is first
+used, so that :mod:`exprsim.losses.distances` (numpy *and* torch helpers, used by the data
+and metrics modules too) imports without torch. Names resolve through the fixed table
+``_EXPORTS``; anything else raises ``AttributeError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from exprsim.losses.distribution import (
+        DistributionLoss,
+        HellingerMatchingLoss,
+        kl_to_votes,
+        soft_cross_entropy,
+    )
+    from exprsim.losses.fec_triplet import (
+        FEC_MARGINS,
+        TRIPLET_TYPES,
+        FECTripletLoss,
+        fec_triplet_loss,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "DistributionLoss": "exprsim.losses.distribution",
+    "HellingerMatchingLoss": "exprsim.losses.distribution",
+    "kl_to_votes": "exprsim.losses.distribution",
+    "soft_cross_entropy": "exprsim.losses.distribution",
+    "FEC_MARGINS": "exprsim.losses.fec_triplet",
+    "TRIPLET_TYPES": "exprsim.losses.fec_triplet",
+    "FECTripletLoss": "exprsim.losses.fec_triplet",
+    "fec_triplet_loss": "exprsim.losses.fec_triplet",
+}
+
+__all__ = [
+    "FEC_MARGINS",
+    "TRIPLET_TYPES",
+    "DistributionLoss",
+    "FECTripletLoss",
+    "HellingerMatchingLoss",
+    "fec_triplet_loss",
+    "kl_to_votes",
+    "soft_cross_entropy",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exprsim.losses' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,442 @@
+"""Evaluation metrics for expression embeddings (numpy + scikit-learn; no torch).
+
+* :func:`triplet_accuracy` — FECNet's triplet prediction accuracy, overall and per type.
+* kNN classification — :func:`knn_search`, :func:`knn_proba`, :func:`knn_predict`,
+  :func:`knn_accuracy`; :func:`classification_scores` / :func:`macro_f1`; one-vs-rest
+  AUC-ROC from kNN class probabilities (:func:`knn_auc`, K=200 as FECNet).
+* clustering — :func:`kmeans_nmi`, :func:`kmeans_scores` (NMI and pair-counting F1 of k-means
+  clusters, k = number of classes, as the SGM paper), :func:`nmi`, :func:`clustering_f1`.
+* retrieval — :func:`recall_at_k` and :func:`acc_at_k` (SGM paper: a query scores 1 when at
+  least one of its K nearest neighbours, itself excluded, has its class; Acc@K is the share of
+  the K neighbours with its class), both from :func:`retrieval_at_k`.
+
+Distances come from :mod:`exprsim.losses.distances` (the same formulas as training); all
+all-pairs computations run in row chunks (``chunk_elems`` distances at a time, float64), so
+30k x 3.5k problems stay within about 100 MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from exprsim.losses.distances import (
+    cosine_distance,
+    l2,
+    pairwise_cosine_distance,
+    pairwise_squared_l2,
+)
+
+TRIPLET_TYPES: tuple[str, ...] = ("one", "two", "three")
+METRICS = ("euclidean", "cosine")
+#: Default number of distances held in memory at once (float64: 32 MiB per temporary).
+CHUNK_ELEMS = 1 << 22
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+
+
+def _rowwise(metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Row-wise distance of ``metric`` (L2 without the gradient clamp: exact zeros stay 0)."""
+    _check_metric(metric)
+    return partial(l2, eps=0.0) if metric == "euclidean" else cosine_distance
+
+
+# --------------------------------------------------------------------------- triplets
+
+
+def triplet_accuracy(
+    emb: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    k: np.ndarray,
+    odd: np.ndarray,
+    ttype: np.ndarray | None = None,
+    metric: str = "euclidean",
+) -> dict[str, float]:
+    """FECNet triplet prediction accuracy.
+
+    A triplet counts as correct when the distance of its similar pair ``(a, b)`` is strictly
+    smaller than both ``d(a, c)`` and ``d(b, c)`` (``c`` the odd face), i.e. the predicted
+    odd one (the face outside the closest pair) is the labelled one; exact ties count as
+    wrong, as in the paper's formula.
+
+    Args:
+        emb: ``(N, D)`` embeddings.
+        i, j, k: ``(T,)`` face indices into ``emb``.
+        odd: ``(T,)`` position (0, 1, 2) of the odd face.
+        ttype: ``(T,)`` type codes (0 one-, 1 two-, 2 three-class), optional.
+        metric: ``"euclidean"`` or ``"cosine"``.
+
+    Returns:
+        ``{"all": acc, "n_all": T}`` plus ``"one"/"two"/"three"`` and ``"n_one"`` ... per
+        type present (accuracies in ``[0, 1]``; NaN for an empty set).
+    """
+    _check_metric(metric)
+    emb = np.asarray(emb, np.float64)
+    faces = np.stack((np.asarray(i), np.asarray(j), np.asarray(k)), axis=1).astype(np.int64)
+    odd = np.asarray(odd, np.int64)
+    rows = np.arange(len(faces))
+    a = emb[faces[rows, (odd + 1) % 3]]
+    b = emb[faces[rows, (odd + 2) % 3]]
+    c = emb[faces[rows, odd]]
+    dist = _rowwise(metric)
+    d_ab = dist(a, b)
+    correct = (d_ab < dist(a, c)) & (d_ab < dist(b, c))
+    out: dict[str, float] = {
+        "all": float(correct.mean()) if len(correct) else float("nan"),
+        "n_all": len(correct),
+    }
+    if ttype is not None:
+        ttype = np.asarray(ttype, np.int64)
+        for t, name in enumerate(TRIPLET_TYPES):
+            m = ttype == t
+            out[name] = float(correct[m].mean()) if m.any() else float("nan")
+            out[f"n_{name}"] = int(m.sum())
+    return out
+
+
+# --------------------------------------------------------------------------- neighbours
+
+
+def _chunks(n_query: int, n_base: int, chunk_elems: int) -> Iterator[slice]:
+    step = max(1, chunk_elems // max(n_base, 1))
+    for start in range(0, n_query, step):
+        yield slice(start, min(start + step, n_query))
+
+
+def knn_search(
+    query: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    metric: str = "euclidean",
+    exclude_self: bool = False,
+    chunk_elems: int = CHUNK_ELEMS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every query row in ``base``.
+
+    Args:
+        query: ``(M, D)``; base: ``(N, D)``.
+        k: neighbours per query (``<= N``, or ``<= N - 1`` with ``exclude_self``).
+        metric: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
+        exclude_self: ``query`` *is* ``base`` (same rows): never return a row as its own
+            neighbour.
+        chunk_elems: distances computed at once.
+
+    Returns:
+        ``idx`` ``(M, k)`` int64 and ``dist`` ``(M, k)`` float64, nearest first.
+    """
+    _check_metric(metric)
+    query = np.asarray(query, np.float64)
+    base = np.asarray(base, np.float64)
+    n = base.shape[0]
+    if exclude_self and query.shape[0] != n:
+        raise ValueError("exclude_self needs query and base to be the same rows")
+    limit = n - 1 if exclude_self else n
+    if not 1 <= k <= limit:
+        raise ValueError(f"k must be in [1, {limit}], got {k}")
+    idx_out = np.empty((query.shape[0], k), np.int64)
+    dist_out = np.empty((query.shape[0], k), np.float64)
+    for sl in _chunks(query.shape[0], n, chunk_elems):
+        q = query[sl]
+        d = (
+            pairwise_squared_l2(q, base)
+            if metric == "euclidean"
+            else pairwise_cosine_distance(q, base)
+        )
+        if exclude_self:
+            rows = np.arange(d.shape[0])
+            d[rows, rows + sl.start] = np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        # recompute the k kept distances directly (the expansion above loses ~1e-8 to
+        # cancellation, so exact duplicates would not come out at distance 0)
+        exact = _rowwise(metric)(q[:, None, :], base[part])
+        order = np.lexsort((np.take_along_axis(d, part, axis=1), exact), axis=1)
+        idx_out[sl] = np.take_along_axis(part, order, axis=1)
+        dist_out[sl] = np.take_along_axis(exact, order, axis=1)
+    return idx_out, dist_out
+
+
+def _n_classes(*label_arrays: np.ndarray) -> int:
+    return int(max(int(np.max(a)) for a in label_arrays if len(a)) + 1)
+
+
+def knn_proba(
+    train_emb: np.ndarray,
+    train_labels: np.ndarray,
+    test_emb: np.ndarray,
+    k: int,
+    n_classes: int | None = None,
+    metric: str = "euclidean",
+    weights: str = "uniform",
+    chunk_elems: int = CHUNK_ELEMS,
+) -> np.ndarray:
+    """Class probabilities ``(M, C)`` from the k nearest training rows.
+
+    ``weights="uniform"``: the share of the k neighbours in each class. ``"distance"``:
+    neighbours weighted by ``1 / distance``; where a query has neighbours at distance 0, only
+    those count (as scikit-learn's ``KNeighborsClassifier``).
+    """
+    if weights not in ("uniform", "distance"):
+        raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
+    train_labels = np.asarray(train_labels, np.int64)
+    n_classes = n_classes or _n_classes(train_labels)
+    idx, dist = knn_search(test_emb, train_emb, k, metric, chunk_elems=chunk_elems)
+    if weights == "uniform":
+        w = np.ones_like(dist)
+    else:
+        zero = dist <= 0
+        with np.errstate(divide="ignore"):
+            w = np.where(zero.any(axis=1, keepdims=True), zero.astype(np.float64), 1.0 / dist)
+    m = len(idx)
+    flat = (np.arange(m)[:, None] * n_classes + train_labels[idx]).ravel()
+    proba = np.bincount(flat, weights=w.ravel(), minlength=m * n_classes).reshape(m, n_classes)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def knn_predict(
+    train_emb: np.ndarray,
+    train_labels: np.ndarray,
+    test_emb: np.ndarray,
+    k: int = 11,
+    metric: str = "euclidean",
+    weights: str = "uniform",
+    n_classes: int | None = None,
+    chunk_elems: int = CHUNK_ELEMS,
+) -> np.ndarray:
+    """``(M,)`` int64 kNN labels (ties go to the lowest class index, as scikit-learn)."""
+    proba = knn_proba(train_emb, train_labels, test_emb, k, n_classes, metric, weights, chunk_elems)
+    return proba.argmax(axis=1).astype(np.int64)
+
+
+def knn_accuracy(
+    train_emb: np.ndarray,
+    train_labels: np.ndarray,
+    test_emb: np.ndarray,
+    test_labels: np.ndarray,
+    k: int = 11,
+    metric: str = "euclidean",
+    weights: str = "uniform",
+) -> float:
+    """Share of test rows whose kNN label equals ``test_labels``."""
+    pred = knn_predict(train_emb, train_labels, test_emb, k, metric, weights)
+    return float((pred == np.asarray(test_labels)).mean())
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classification_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None
+) -> dict[str, float]:
+    """Accuracy and macro precision / recall / F1 (zero where a class has no predictions).
+
+    ``macro_f1`` is the mean of per-class F1 (scikit-learn's ``f1_score(average="macro")``);
+    ``f1_sgm`` is the harmonic mean of macro precision and macro recall, which is how the
+    SGM paper's Table 2 F1 column relates to its precision and recall columns.
+
+    Args:
+        labels: classes averaged over (default: those in ``y_true`` or ``y_pred``).
+    """
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    classes = np.asarray(
+        sorted(set(y_true.tolist()) | set(y_pred.tolist())) if labels is None else labels
+    )
+    tp = np.array([np.sum((y_true == c) & (y_pred == c)) for c in classes], np.float64)
+    n_pred = np.array([np.sum(y_pred == c) for c in classes], np.float64)
+    n_true = np.array([np.sum(y_true == c) for c in classes], np.float64)
+    prec = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
+    rec = np.divide(tp, n_true, out=np.zeros_like(tp), where=n_true > 0)
+    denom = prec + rec
+    f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(tp), where=denom > 0)
+    p, r = float(prec.mean()), float(rec.mean())
+    return {
+        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
+        "macro_precision": p,
+        "macro_recall": r,
+        "macro_f1": float(f1.mean()),
+        "f1_sgm": 2 * p * r / (p + r) if p + r > 0 else 0.0,
+    }
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None) -> float:
+    """Mean per-class F1 (see :func:`classification_scores`)."""
+    return classification_scores(y_true, y_pred, labels)["macro_f1"]
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary AUC-ROC via the rank-sum (Mann-Whitney) statistic, ties counted half.
+
+    Returns NaN unless ``y_true`` holds both classes.
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(y_true).astype(bool)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, np.float64))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def knn_auc(
+    train_emb: np.ndarray,
+    train_labels: np.ndarray,
+    test_emb: np.ndarray,
+    test_labels: np.ndarray,
+    k: int = 200,
+    n_classes: int | None = None,
+    metric: str = "euclidean",
+    weights: str = "uniform",
+) -> dict[str, Any]:
+    """One-vs-rest AUC-ROC per class from kNN class probabilities (FECNet: K=200).
+
+    Returns:
+        ``{"per_class": [C floats, NaN for a class absent from (or alone in) the test set],
+        "mean": mean over the defined ones, "k": k}``.
+    """
+    test_labels = np.asarray(test_labels, np.int64)
+    n_classes = n_classes or _n_classes(np.asarray(train_labels), test_labels)
+    proba = knn_proba(train_emb, train_labels, test_emb, k, n_classes, metric, weights)
+    per_class = [roc_auc(test_labels == c, proba[:, c]) for c in range(n_classes)]
+    defined = [a for a in per_class if not np.isnan(a)]
+    return {
+        "per_class": per_class,
+        "mean": float(np.mean(defined)) if defined else float("nan"),
+        "k": k,
+    }
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def _contingency(labels_true: np.ndarray, labels_pred: np.ndarray) -> np.ndarray:
+    _, t = np.unique(np.asarray(labels_true), return_inverse=True)
+    _, p = np.unique(np.asarray(labels_pred), return_inverse=True)
+    table = np.zeros((t.max(initial=-1) + 1, p.max(initial=-1) + 1), np.float64)
+    np.add.at(table, (t, p), 1.0)
+    return table
+
+
+def _entropy(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def nmi(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+    """Normalised mutual information ``I(O; G) / ((H(O) + H(G)) / 2)`` (arithmetic mean).
+
+    Equals scikit-learn's ``normalized_mutual_info_score`` default; 1.0 when both labelings
+    are a single group.
+    """
+    table = _contingency(labels_true, labels_pred)
+    n = table.sum()
+    h_true, h_pred = _entropy(table.sum(axis=1)), _entropy(table.sum(axis=0))
+    if h_true + h_pred == 0:
+        return 1.0
+    nz = table > 0
+    pij = table[nz] / n
+    outer = np.outer(table.sum(axis=1), table.sum(axis=0))[nz] / (n * n)
+    mi = float((pij * (np.log(pij) - np.log(outer))).sum())
+    return max(0.0, mi / ((h_true + h_pred) / 2.0))
+
+
+def clustering_f1(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+    """Pair-counting F1 of a clustering (Manning et al., IR book 16.3; SGM's clustering F1).
+
+    Over all pairs of items: precision = share of same-cluster pairs that share a class,
+    recall = share of same-class pairs placed in the same cluster; F1 their harmonic mean.
+    """
+    table = _contingency(labels_true, labels_pred)
+
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    tp = pairs(table)
+    same_cluster = pairs(table.sum(axis=0))
+    same_class = pairs(table.sum(axis=1))
+    if tp == 0:
+        return 0.0
+    p, r = tp / same_cluster, tp / same_class
+    return 2 * p * r / (p + r)
+
+
+def kmeans_scores(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    n_init: int = 10,
+) -> dict[str, float]:
+    """k-means (k = number of classes by default) on ``emb``, scored against ``labels``.
+
+    Returns:
+        ``{"nmi", "f1", "n_clusters"}``.
+    """
+    from sklearn.cluster import KMeans
+
+    labels = np.asarray(labels)
+    n_clusters = int(n_clusters or len(np.unique(labels)))
+    pred = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(
+        np.asarray(emb, np.float64)
+    )
+    return {"nmi": nmi(labels, pred), "f1": clustering_f1(labels, pred), "n_clusters": n_clusters}
+
+
+def kmeans_nmi(
+    emb: np.ndarray, labels: np.ndarray, n_clusters: int | None = None, seed: int = 0
+) -> float:
+    """NMI of k-means clusters of ``emb`` against ``labels`` (see :func:`kmeans_scores`)."""
+    return kmeans_scores(emb, labels, n_clusters, seed)["nmi"]
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+def retrieval_at_k(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    ks: Sequence[int] = (1, 2, 4, 8, 16, 32),
+    metric: str = "euclidean",
+    chunk_elems: int = CHUNK_ELEMS,
+) -> dict[str, dict[int, float]]:
+    """Recall@K and Acc@K of every item as a query against the others (itself excluded).
+
+    Returns:
+        ``{"recall": {K: value}, "acc": {K: value}}``.
+    """
+    labels = np.asarray(labels)
+    kmax = max(ks)
+    idx, _ = knn_search(emb, emb, kmax, metric, exclude_self=True, chunk_elems=chunk_elems)
+    same = labels[idx] == labels[:, None]  # (N, kmax)
+    hits = np.cumsum(same, axis=1)
+    recall = {int(k): float((hits[:, k - 1] > 0).mean()) for k in ks}
+    acc = {int(k): float((hits[:, k - 1] / k).mean()) for k in ks}
+    return {"recall": recall, "acc": acc}
+
+
+def recall_at_k(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    ks: Sequence[int] = (1, 2, 4, 8, 16, 32),
+    metric: str = "euclidean",
+) -> dict[int, float]:
+    """Share of queries with at least one same-class item among their K nearest (self excluded)."""
+    return retrieval_at_k(emb, labels, ks, metric)["recall"]
+
+
+def acc_at_k(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    ks: Sequence[int] = (1, 2, 4, 8, 16, 32),
+    metric: str = "euclidean",
+) -> dict[int, float]:
+    """Mean share of a query's K nearest items (self excluded) that have its class."""
+    return retrieval_at_k(emb, labels, ks, metric)["acc"]

@@ -1,0 +1,267 @@
+"""The user-facing model API: :func:`load_model` and :class:`Embedder`.
+
+An :class:`Embedder` is a network plus the frozen preprocessing it was trained with
+(:class:`EmbedderConfig`, saved as ``config.json`` beside the weights), so inference can
+never drift from training (timm's ``pretrained_cfg`` habit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ModelError
+from exprsim.faces.types import AlignedFace
+
+log = logging.getLogger(__name__)
+
+#: Shipped models: name -> folder inside ``exprsim/models/weights``.
+SHIPPED = {"default": "default"}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an aligned crop becomes a network input.
+
+    Attributes:
+        input_size: side of the square network input; crops are resized (area) to it.
+        grayscale: convert RGB crops to gray (ITU-R 601 luma) as FER2013 is gray.
+        mean, std: normalisation applied to pixel values scaled to ``[0, 1]``.
+        align_size: side of the aligned crop from :mod:`exprsim.faces.align` fed to the
+            resizer when embedding whole images.
+    """
+
+    input_size: int = 48
+    grayscale: bool = True
+    mean: float = 0.5
+    std: float = 0.25
+    align_size: int = 112
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Everything needed to rebuild an embedder from its weights.
+
+    Attributes:
+        model: registry name (:func:`exprsim.models.registry.create_model`).
+        embedding_dim: output dimension (16).
+        preprocess: input preprocessing.
+        version: model version string, stored with every indexed embedding.
+        model_kwargs: extra keyword arguments for the registry builder.
+    """
+
+    model: str
+    embedding_dim: int = 16
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    version: str = "0"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbedderConfig:
+        d = dict(d)
+        d["preprocess"] = PreprocessConfig(**d.get("preprocess", {}))
+        return cls(**d)
+
+    @property
+    def name_version(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass(frozen=True)
+class FaceEmbedding:
+    """One face in one image, with its expression embedding.
+
+    Attributes:
+        source: file path (or ``"<array>"``) of the image.
+        face_index: index of the face within its image (detector order).
+        aligned: detection, aligned crop and quality.
+        embedding: ``(16,)`` float32, L2-normalised.
+    """
+
+    source: str
+    face_index: int
+    aligned: AlignedFace
+    embedding: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.aligned.quality
+        row: dict[str, Any] = {"source": self.source, "face": self.face_index}
+        row.update(self.aligned.face.to_dict())
+        row.update(
+            sharpness=q.sharpness, yaw=q.yaw, pitch=q.pitch, roll=q.roll, quality_ok=q.ok
+        )
+        row.update({f"e{i}": float(v) for i, v in enumerate(self.embedding)})
+        return row
+
+
+def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` network input."""
+    import cv2
+
+    arr = np.asarray(crops)
+    if arr.dtype != np.uint8:
+        raise ModelError(f"crops must be uint8, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ModelError(f"crops must be (N, H, W) or (N, H, W, 3), got {np.shape(crops)}")
+    s = cfg.input_size
+    out_c = 1 if cfg.grayscale else 3
+    out = np.empty((arr.shape[0], out_c, s, s), dtype=np.float32)
+    for i, im in enumerate(arr):
+        if cfg.grayscale and im.shape[-1] == 3:
+            im = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[..., None]
+        elif not cfg.grayscale and im.shape[-1] == 1:
+            im = np.repeat(im, 3, axis=-1)
+        if im.shape[0] != s or im.shape[1] != s:
+            interp = cv2.INTER_AREA if im.shape[0] > s else cv2.INTER_LINEAR
+            im = cv2.resize(im, (s, s), interpolation=interp)
+            if im.ndim == 2:
+                im = im[..., None]
+        out[i] = np.transpose(im, (2, 0, 1))
+    out *= 1.0 / 255.0
+    out -= cfg.mean
+    out *= 1.0 / cfg.std
+    return out
+
+
+class Embedder:
+    """Expression embedder: network + frozen preprocessing config.
+
+    Args:
+        model: a ``torch.nn.Module`` returning ``(N, D)`` L2-normalised embeddings.
+        config: the config the weights were trained with.
+        batch_size: crops per forward pass.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    def __init__(
+        self, model: Any, config: EmbedderConfig, batch_size: int = 64, device: str = "cpu"
+    ) -> None:
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.batch_size = batch_size
+        self._detector: Any = None
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Embed face crops framed like FER2013 / exprsim's aligned crops.
+
+        Args:
+            crops: uint8 ``(N, H, W)`` gray or ``(N, H, W, 3)`` RGB, any H, W.
+
+        Returns:
+            ``(N, 16)`` float32, rows L2-normalised. Deterministic; no gradient.
+        """
+        import torch
+
+        arr = np.asarray(crops)
+        if arr.ndim in (3, 4) and arr.shape[0] == 0:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, arr.shape[0], self.batch_size):
+                x = preprocess_crops(arr[start : start + self.batch_size], self.config.preprocess)
+                y = self.model(torch.from_numpy(x).to(self.device))
+                outs.append(y.float().cpu().numpy())
+        emb = np.concatenate(outs, axis=0).astype(np.float32)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+    def embed_images(
+        self,
+        images_or_paths: Iterable[Any],
+        detector: Any = None,
+        progress: bool = False,
+    ) -> list[FaceEmbedding]:
+        """Detect, align and embed every face of every image.
+
+        Args:
+            images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
+            detector: a detector name or instance (default: MediaPipe).
+            progress: show a progress bar.
+
+        Returns:
+            One :class:`FaceEmbedding` per face, in input order then detector order.
+
+        Raises:
+            ImageError: an input cannot be read.
+        """
+        from tqdm import tqdm
+
+        from exprsim.faces.align import AlignConfig
+        from exprsim.faces.detect import create_detector
+        from exprsim.faces.pipeline import analyze_image
+        from exprsim.io import load_image
+
+        if detector is None or isinstance(detector, str):
+            if self._detector is None or (isinstance(detector, str) and detector != self._detector.name):
+                self._detector = create_detector(detector or "mediapipe")
+            detector = self._detector
+        align_cfg = AlignConfig(size=self.config.preprocess.align_size)
+        items: Sequence[Any] = list(images_or_paths)
+        results: list[FaceEmbedding] = []
+        pending: list[tuple[str, int, AlignedFace]] = []
+        for item in tqdm(items, disable=not progress, desc="embed", unit="img"):
+            source = str(item) if isinstance(item, str | Path) else "<array>"
+            image = load_image(item)
+            for j, af in enumerate(analyze_image(image, detector=detector, align_config=align_cfg)):
+                pending.append((source, j, af))
+        if pending:
+            emb = self.embed_crops(np.stack([p[2].crop for p in pending]))
+            results = [FaceEmbedding(s, j, af, e) for (s, j, af), e in zip(pending, emb, strict=True)]
+        return results
+
+
+def _weights_dir(name: str) -> Path:
+    return Path(str(resources.files("exprsim.models") / "weights" / SHIPPED[name]))
+
+
+def load_model(name: str = "default", device: str = "cpu", batch_size: int = 64) -> Embedder:
+    """Load a shipped model, or a checkpoint folder, as an :class:`Embedder`.
+
+    Args:
+        name: ``"default"`` (ships in the package) or a path to a folder holding
+            ``config.json`` + ``model.safetensors`` (as written by ``exprsim train``).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+
+    Raises:
+        ModelError: unknown name, or missing/inconsistent weights. Nothing is downloaded.
+    """
+    from safetensors.torch import load_file
+
+    from exprsim.models.registry import create_model
+
+    folder = _weights_dir(name) if name in SHIPPED else Path(name)
+    cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
+    if not cfg_path.is_file() or not w_path.is_file():
+        known = ", ".join(SHIPPED)
+        raise ModelError(
+            f"model {name!r}: no config.json + model.safetensors in {folder} "
+            f"(shipped models: {known}; exprsim never downloads weights)"
+        )
+    config = EmbedderConfig.from_dict(json.loads(cfg_path.read_text()))
+    model = create_model(config.model, embedding_dim=config.embedding_dim, **config.model_kwargs)
+    state = load_file(str(w_path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{w_path}: weights do not match {config.model} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return Embedder(model, config, batch_size=batch_size, device=device)

@@ -1,0 +1,269 @@
+"""Figures for the reports, as PNG bytes (matplotlib's Agg canvas; pyplot's global state is
+never touched, so these are safe in servers and threads).
+
+* :func:`embedding_map` — 2-D map of faces (UMAP when installed, else t-SNE; PCA on request)
+  with the face thumbnails drawn at their positions;
+* :func:`similarity_heatmap` — all-pairs distance matrix;
+* :func:`cluster_montage` — one row of crops per cluster;
+* :func:`pr_curve` — precision/recall against a distance threshold;
+* :func:`line_plot` — a few named curves over one x axis (e.g. a metric against K).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MAP_METHODS = ("auto", "umap", "tsne", "pca")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def fig_to_png(fig: Any, dpi: int = 110) -> bytes:
+    """Render a matplotlib figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def project_2d(
+    embeddings: np.ndarray, method: str = "auto", seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """``(N, D)`` -> ``(N, 2)`` map coordinates and the method actually used.
+
+    ``"auto"``: UMAP when ``umap-learn`` is installed, else t-SNE (perplexity
+    ``min(30, (N - 1) / 3)``); fewer than 5 points always use PCA.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    if method not in MAP_METHODS:
+        raise ValueError(f"method must be one of {MAP_METHODS}, got {method!r}")
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, 2)), "pca"
+    if method == "auto":
+        method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+    if n < 5:
+        method = "pca"
+    if method == "umap":
+        import umap
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed)
+        return np.asarray(reducer.fit_transform(x)), "umap"
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30.0, (n - 1) / 3.0))
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            random_state=seed,
+            method="exact" if n <= 300 else "barnes_hut",  # exact is faster on small sets
+        )
+        return np.asarray(tsne.fit_transform(x)), "tsne"
+    xc = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    out = xc @ vt[:2].T
+    if out.shape[1] < 2:
+        out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
+    return out, "pca"
+
+
+def embedding_map(
+    embeddings: np.ndarray,
+    thumbnails: Sequence[np.ndarray | None] | None = None,
+    labels: Sequence[Any] | None = None,
+    method: str = "auto",
+    seed: int = 0,
+    max_thumbnails: int = 300,
+    thumb_px: int = 28,
+    title: str | None = None,
+) -> bytes:
+    """2-D map of faces with thumbnails (or coloured points).
+
+    Args:
+        embeddings: ``(N, D)`` float.
+        thumbnails: ``N`` uint8 crops ``(S, S[, 3])`` drawn at their positions (at most
+            ``max_thumbnails``, evenly spread; the rest are points).
+        labels: ``N`` labels colouring the points (legend shown).
+        method: ``"auto"``, ``"umap"``, ``"tsne"`` or ``"pca"``.
+        thumb_px: thumbnail side on the figure, in pixels at 110 dpi.
+
+    Returns:
+        PNG bytes.
+    """
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    xy, used = project_2d(embeddings, method, seed)
+    fig = _figure(8, 7)
+    ax = fig.add_subplot(111)
+    if labels is not None:
+        labels_arr = np.asarray([str(v) for v in labels])
+        for name in sorted(set(labels_arr.tolist())):
+            m = labels_arr == name
+            ax.scatter(xy[m, 0], xy[m, 1], s=10, label=name, alpha=0.8)
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    else:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#999")
+    if thumbnails is not None and len(xy):
+        n = len(xy)
+        chosen = np.unique(np.linspace(0, n - 1, min(n, max_thumbnails)).round().astype(int))
+        for i in chosen:
+            im = thumbnails[i]
+            if im is None:
+                continue
+            im = np.asarray(im)
+            zoom = thumb_px / max(im.shape[0], 1)
+            box = AnnotationBbox(
+                OffsetImage(im, zoom=zoom, cmap="gray" if im.ndim == 2 else None),
+                (xy[i, 0], xy[i, 1]),
+                frameon=False,
+                pad=0.0,
+            )
+            ax.add_artist(box)
+    ax.set_title(title or f"Faces by expression ({used.upper()} of the embeddings)", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if len(xy):
+        pad = 0.06 * (np.ptp(xy, axis=0) + 1e-9)
+        ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
+        ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
+    return fig_to_png(fig)
+
+
+def similarity_heatmap(
+    embeddings: np.ndarray,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> bytes:
+    """All-pairs Euclidean distance matrix of ``(N, D)`` embeddings as a heat map (PNG).
+
+    Args:
+        labels: tick labels (shown when ``N <= 40``).
+    """
+    from exprsim.losses.distances import pairwise_l2
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    d = pairwise_l2(x, eps=0.0) if len(x) else np.zeros((0, 0))
+    n = len(x)
+    side = float(min(10.0, 3.0 + 0.18 * n))
+    fig = _figure(side + 1.2, side)
+    ax = fig.add_subplot(111)
+    im = ax.imshow(d, cmap="viridis_r", vmin=0.0, vmax=max(float(d.max()) if n else 1.0, 1e-6))
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Euclidean distance")
+    if labels is not None and n <= 40:
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels([str(v) for v in labels], rotation=90, fontsize=7)
+        ax.set_yticklabels([str(v) for v in labels], fontsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(title or "Expression distance between faces", fontsize=10)
+    return fig_to_png(fig)
+
+
+def cluster_montage(
+    groups: Sequence[Sequence[np.ndarray]],
+    titles: Sequence[str] | None = None,
+    per_row: int = 10,
+) -> bytes:
+    """One row per group of crops (first ``per_row`` of each), titled on the left (PNG)."""
+    n_rows = max(len(groups), 1)
+    fig = _figure(1.0 * per_row + 1.5, 1.05 * n_rows + 0.2)
+    for r, group in enumerate(groups):
+        for c in range(per_row):
+            ax = fig.add_subplot(n_rows, per_row, r * per_row + c + 1)
+            ax.set_axis_off()
+            if c < len(group) and group[c] is not None:
+                im = np.asarray(group[c])
+                ax.imshow(im, cmap="gray" if im.ndim == 2 else None)
+            if c == 0 and titles is not None and r < len(titles):
+                ax.text(
+                    -0.1,
+                    0.5,
+                    titles[r],
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="center",
+                    fontsize=8,
+                )
+    fig.subplots_adjust(wspace=0.05, hspace=0.1)
+    return fig_to_png(fig)
+
+
+def pr_curve(
+    precision: np.ndarray,
+    recall: np.ndarray,
+    thresholds: np.ndarray | None = None,
+    mark: float | None = 0.5,
+    title: str | None = None,
+) -> bytes:
+    """Precision and recall (PNG).
+
+    With ``thresholds``: both against the distance threshold, with a line at ``mark``;
+    without: precision against recall.
+    """
+    precision, recall = np.asarray(precision), np.asarray(recall)
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot(111)
+    if thresholds is not None:
+        t = np.asarray(thresholds)
+        ax.plot(t, precision, label="precision")
+        ax.plot(t, recall, label="recall")
+        denom = precision + recall
+        f1 = np.divide(
+            2 * precision * recall, denom, out=np.zeros_like(denom, dtype=float), where=denom > 0
+        )
+        ax.plot(t, f1, label="F1", linestyle="--")
+        ax.set_xlabel("distance threshold")
+        if mark is not None:
+            ax.axvline(mark, color="#c33", linewidth=1, label=f"threshold {mark:g}")
+        ax.legend(fontsize=8)
+    else:
+        ax.plot(recall, precision)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "Precision / recall", fontsize=10)
+    return fig_to_png(fig)
+
+
+def line_plot(
+    x: Sequence[float],
+    ys: Mapping[str, Sequence[float]],
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    logx: bool = False,
+) -> bytes:
+    """Named curves over one x axis (PNG)."""
+    fig = _figure(6.5, 4.0)
+    ax = fig.add_subplot(111)
+    for name, y in ys.items():
+        ax.plot(list(x), list(y), marker="o", markersize=3, label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(ys) > 1:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig_to_png(fig)

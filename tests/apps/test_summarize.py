@@ -1,0 +1,81 @@
+"""Album summaries on synthetic clustered embeddings (known answer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from exprsim.apps.summarize import SUMMARY_METHODS, summarize, summary_page
+from exprsim.errors import ExprsimError
+
+SIZES = (3, 10, 5, 7)  # deliberately not sorted
+
+
+def blobs(seed: int = 0, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16, dtype=np.float64)[[0, 3, 7, 12]]
+    x, y = [], []
+    for c, size in enumerate(SIZES):
+        pts = centres[c] + noise * rng.standard_normal((size, 16))
+        x.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+        y += [c] * size
+    perm = rng.permutation(sum(SIZES))
+    return np.concatenate(x)[perm].astype(np.float32), np.array(y)[perm]
+
+
+@pytest.mark.parametrize("method", sorted(SUMMARY_METHODS))
+def test_known_clusters(method: str) -> None:
+    x, y = blobs()
+    s = summarize(x, n_clusters=4, method=method)
+    assert [c.size for c in s.clusters] == [10, 7, 5, 3]
+    for c in s.clusters:  # each cluster is exactly one blob
+        assert len(set(y[list(c.members)])) == 1
+    assert (np.bincount(s.labels) == [10, 7, 5, 3]).all()
+    for c in s.clusters:  # representative: the member closest to the centre (naive check)
+        members = list(c.members)
+        centre = x[members].astype(np.float64).mean(axis=0)
+        if SUMMARY_METHODS[method].metric == "cosine":
+            centre /= np.linalg.norm(centre)
+            d = [1 - float(x[m] @ centre) / float(np.linalg.norm(x[m])) for m in members]
+        else:
+            d = [float(np.linalg.norm(x[m] - centre)) for m in members]
+        assert c.representative == members[int(np.argmin(d))]
+        assert (np.diff(c.distances) >= 0).all()
+        np.testing.assert_allclose(sorted(d), c.distances, atol=1e-6)
+    frame = s.to_frame()
+    assert len(frame) == len(x) and frame["representative"].sum() == 4
+
+
+def test_edge_cases() -> None:
+    x, _ = blobs()
+    s = summarize(x[:3], n_clusters=10)
+    assert len(s.clusters) == 3 and all(c.size == 1 for c in s.clusters)
+    assert [c.representative for c in s.clusters] == [0, 1, 2]
+    one = summarize(x[:5], n_clusters=1)
+    assert one.clusters[0].size == 5 and one.labels.tolist() == [0] * 5
+    with pytest.raises(ExprsimError, match="no faces"):
+        summarize(np.zeros((0, 16)))
+    with pytest.raises(ExprsimError, match="unknown summary method"):
+        summarize(x, method="kmeans")
+
+
+@dataclass(frozen=True)
+class Item:
+    source: str
+    face_index: int
+    embedding: np.ndarray
+    crop: np.ndarray
+
+
+def test_items_and_page() -> None:
+    x, y = blobs()
+    items = [
+        Item(f"img{i}.jpg", 0, e, np.full((16, 16, 3), 40 * y[i], np.uint8))
+        for i, e in enumerate(x)
+    ]
+    s = summarize(items, n_clusters=4, method="ward")
+    assert s.items is not None and s.to_frame()["source"].iloc[0].startswith("img")
+    html = summary_page(s).render()
+    assert html.count("<h3>") == 4 and "data:image/png;base64," in html

@@ -1,0 +1,49 @@
+"""Shared fixtures for the face front-end tests: sample photos and hand-checked landmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exprsim.io import load_image
+from exprsim.samples import sample_path
+
+#: Landmarks read off by eye from 6x magnified views of the bundled photos with a 5-px grid
+#: (pupil / eye-opening centre, nose tip, outer lip corners), in LANDMARK_NAMES order.
+HAND_CHECKED: dict[str, np.ndarray] = {
+    "grace_hopper.jpg": np.array(
+        [[221, 190], [305, 188], [268, 243], [230, 280], [303, 277]], float
+    ),
+    "astronaut_eileen_collins.jpg": np.array(
+        [[203, 101], [247, 103], [223, 128], [201, 140], [247, 140]], float
+    ),
+    "pexels_langer_frame000.jpg": np.array(
+        [[371, 181], [468, 175], [414, 235], [388, 279], [473, 272]], float
+    ),
+    "pexels_langer_frame288.jpg": np.array(
+        [[400, 131], [502, 135], [452, 174], [404, 237], [493, 238]], float
+    ),
+    "pexels_langer_frame432.jpg": np.array(
+        [[372, 186], [465, 147], [450, 207], [405, 270], [500, 229]], float
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def load_sample():
+    cache: dict[str, np.ndarray] = {}
+
+    def load(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = load_image(sample_path(name))
+        return cache[name].copy()
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def mp_detector():
+    """The default detector, shared (MediaPipe graphs take about a second to build)."""
+    from exprsim.faces.pipeline import resolve_detector
+
+    return resolve_detector("mediapipe")

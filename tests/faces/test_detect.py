@@ -1,0 +1,299 @@
+"""Detector registry, shared machinery, and every backend on the bundled photos."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+from exprsim.errors import BackendUnavailableError, ExprsimError
+from exprsim.faces import detect
+from exprsim.faces.detect import (
+    BaseDetector,
+    Candidate,
+    Detector,
+    box_iou,
+    create_detector,
+    detector_info,
+    downscale_for_detection,
+    list_detectors,
+    nms,
+    register_detector,
+    scale_points,
+)
+from exprsim.faces.landmarks import MESH_LEFT_EYE, MESH_RIGHT_EYE, face_mesh, mesh_to_five
+from exprsim.samples import sample_images
+
+from .conftest import HAND_CHECKED
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_lists_every_backend():
+    assert {"mediapipe", "haar", "dlib", "mtcnn"} <= set(list_detectors())
+    info = {r.name: r for r in detector_info()}
+    assert info["mediapipe"].available and info["haar"].available
+    assert all(r.description for r in info.values())
+    assert set(info["haar"].to_dict()) == {"name", "available", "description", "install"}
+    assert set(list_detectors(available_only=True)) == {n for n, r in info.items() if r.available}
+
+
+def test_unknown_detector_is_a_typed_error():
+    with pytest.raises(ExprsimError, match="unknown detector 'nope'"):
+        create_detector("nope")
+
+
+def test_register_custom_detector_and_duplicates(monkeypatch):
+    monkeypatch.setattr(detect, "_REGISTRY", dict(detect._REGISTRY))
+
+    @register_detector("fixed", "always one face")
+    class Fixed(BaseDetector):
+        name = "fixed"
+
+        def propose(self, image):
+            return [Candidate(np.array([1.0, 1.0, 9.0, 9.0]), 0.5, np.full((5, 2), 5.0))]
+
+    det = create_detector("fixed")
+    assert isinstance(det, Detector)
+    assert len(det.detect(np.zeros((20, 20, 3), np.uint8))) == 1
+    with pytest.raises(ValueError, match="already registered"):
+        register_detector("fixed", "again")(lambda: det)
+
+
+def test_dlib_missing_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a)
+    )
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'exprsim\[dlib\]'"):
+        create_detector("dlib")
+    row = next(r for r in detector_info() if r.name == "dlib")
+    assert not row.available and "exprsim[dlib]" in row.install
+
+
+def test_dlib_models_missing_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "face_recognition_models" else real(name, *a),
+    )
+    with pytest.raises(BackendUnavailableError, match=r"exprsim\[dlib\]"):
+        create_detector("dlib")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("facenet_pytorch") is not None
+    or importlib.util.find_spec("mtcnn") is not None,
+    reason="an MTCNN package is installed here",
+)
+def test_mtcnn_unavailable_without_package():
+    row = next(r for r in detector_info() if r.name == "mtcnn")
+    assert not row.available and "facenet" in row.install
+    with pytest.raises(BackendUnavailableError):
+        create_detector("mtcnn")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def test_box_iou_and_nms_match_naive_loops():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (30, 2))
+    wh = rng.uniform(5, 40, (30, 2))
+    boxes = np.hstack([xy, xy + wh])
+    scores = rng.uniform(0, 1, 30)
+
+    def iou(a, b):
+        ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = ix * iy
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    ref = np.array([[iou(a, b) for b in boxes] for a in boxes])
+    assert np.allclose(box_iou(boxes, boxes), ref)
+    keep_ref = []
+    for i in np.argsort(-scores):
+        if all(ref[i, j] <= 0.3 for j in keep_ref):
+            keep_ref.append(int(i))
+    assert nms(boxes, scores, 0.3) == keep_ref
+
+
+def test_downscale_and_map_back():
+    img = np.zeros((3000, 2000, 3), np.uint8)
+    small, f = downscale_for_detection(img, 1280)
+    assert max(small.shape[:2]) == 1280 and f == pytest.approx(small.shape[1] / 2000)
+    same, f1 = downscale_for_detection(img[:500, :400], 1280)
+    assert f1 == 1.0 and same.shape == (500, 400, 3)
+    # pixel centres: a point in the small image maps to the matching full-res point
+    assert scale_points(np.array([[0.0, 0.0]]), 0.5)[0] == pytest.approx([0.5, 0.5])
+
+
+class _Fake(BaseDetector):
+    """Reports one face at a fixed place of whatever image it is given (relative coords)."""
+
+    name = "fake"
+
+    def __init__(self, landmarks=True, **kw):
+        super().__init__(**kw)
+        self.seen_shape = None
+        self.with_landmarks = landmarks
+
+    def propose(self, image):
+        h, w = image.shape[:2]
+        self.seen_shape = image.shape
+        box = np.array([0.25 * w - 0.5, 0.25 * h - 0.5, 0.75 * w - 0.5, 0.75 * h - 0.5])
+        lm = np.array([[0.5 * w - 0.5, 0.5 * h - 0.5]] * 5)
+        return [Candidate(box, 0.8, lm if self.with_landmarks else None, lm)]
+
+
+def test_base_detector_downscales_and_maps_back():
+    det = _Fake(max_side=1000)
+    faces = det.detect(np.zeros((2000, 4000, 3), np.uint8))
+    assert det.seen_shape == (500, 1000, 3)
+    (face,) = faces
+    assert face.box == pytest.approx([999.5, 499.5, 2999.5, 1499.5], abs=1e-3)
+    assert face.landmarks[0] == pytest.approx([1999.5, 999.5], abs=1e-3)
+    assert face.detector == "fake" and face.landmarks.dtype == np.float32
+
+
+class _NoFace:
+    name = "none"
+
+    def landmarks(self, image, box):
+        return None
+
+
+def test_landmark_failure_policy():
+    img = np.zeros((100, 100, 3), np.uint8)
+    kept = _Fake(landmarks=False, landmarker=_NoFace()).detect(img)
+    assert len(kept) == 1 and kept[0].landmarks[0] == pytest.approx([49.5, 49.5])
+    dropped = _Fake(landmarks=False, landmarker=_NoFace(), on_landmark_failure="drop").detect(img)
+    assert dropped == []
+
+
+# ------------------------------------------------------------------- real detectors
+
+
+def lm_error(found: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.asarray(found, float) - expected, axis=1)
+
+
+def test_default_detector_finds_each_sample_face(mp_detector, load_sample):
+    for path in sample_images():
+        faces = mp_detector.detect(load_sample(path.name))
+        assert len(faces) == 1, path.name
+        f = faces[0]
+        assert f.score > 0.5 and f.detector == "mediapipe"
+        x1, y1, x2, y2 = f.box
+        assert np.all((f.landmarks[:, 0] > x1) & (f.landmarks[:, 0] < x2)), path.name
+        assert np.all((f.landmarks[:, 1] > y1) & (f.landmarks[:, 1] < y2)), path.name
+
+
+@pytest.mark.parametrize("name", sorted(HAND_CHECKED))
+def test_default_landmarks_match_hand_checked(mp_detector, load_sample, name):
+    (face,) = mp_detector.detect(load_sample(name))
+    err = lm_error(face.landmarks, HAND_CHECKED[name])
+    assert err.max() < 5.0, err.round(1)
+    assert err.mean() < 3.0, err.round(1)
+
+
+def test_large_image_is_downscaled_and_mapped_back(mp_detector, load_sample):
+    name = "grace_hopper.jpg"
+    big = cv2.resize(load_sample(name), None, fx=5.0, fy=5.0, interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape[:2]) > mp_detector.max_side
+    (face,) = mp_detector.detect(big)
+    expected = (HAND_CHECKED[name] + 0.5) * 5.0 - 0.5
+    assert lm_error(face.landmarks, expected).max() < 5.0 * 5
+
+
+@pytest.mark.parametrize("rng_name", ["short", "full", "auto"])
+def test_mediapipe_ranges(load_sample, rng_name):
+    det = create_detector("mediapipe", range=rng_name, landmarks="keypoints")
+    name = "grace_hopper.jpg"
+    (face,) = det.detect(load_sample(name))
+    # keypoint landmarks: eyes from BlazeFace are good; nose and mouth are approximations
+    err = lm_error(face.landmarks, HAND_CHECKED[name])
+    assert err[:2].max() < 8.0
+    assert err.max() < 30.0
+    det.close()
+
+
+@pytest.mark.parametrize("backend", ["mediapipe", "haar", "dlib"])
+@pytest.mark.parametrize("name", ["astronaut_eileen_collins.jpg", "grace_hopper.jpg"])
+def test_each_backend_finds_the_face(backend, name, load_sample, mp_detector):
+    if backend not in list_detectors(available_only=True):
+        pytest.skip(f"{backend} is not installed here")
+    det = mp_detector if backend == "mediapipe" else _backend(backend)
+    faces = det.detect(load_sample(name))
+    expected = HAND_CHECKED[name]
+    centre = expected[:2].mean(axis=0)
+    hits = [f for f in faces if f.box[0] < centre[0] < f.box[2] and f.box[1] < centre[1] < f.box[3]]
+    assert len(hits) == 1, f"{backend} on {name}: {[f.box for f in faces]}"
+    eye_dist = np.linalg.norm(expected[1] - expected[0])
+    assert lm_error(hits[0].landmarks, expected).mean() < 0.12 * eye_dist
+
+
+_BACKENDS: dict[str, Detector] = {}
+
+
+def _backend(name: str) -> Detector:
+    if name not in _BACKENDS:
+        _BACKENDS[name] = create_detector(name)
+    return _BACKENDS[name]
+
+
+def test_no_face_in_noise(mp_detector):
+    rng = np.random.default_rng(0)
+    assert mp_detector.detect(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)) == []
+
+
+def test_face_mesh_and_its_five_points(mp_detector, load_sample):
+    image = load_sample("pexels_langer_frame000.jpg")
+    (face,) = mp_detector.detect(image)
+    mesh = face_mesh(image, face)
+    assert mesh.shape == (478, 3) and mesh.dtype == np.float32
+    assert np.allclose(mesh_to_five(mesh), face.landmarks, atol=0.05)
+    # image-left eye really is on the left, mouth below nose below eyes
+    assert mesh[list(MESH_RIGHT_EYE), 0].mean() < mesh[list(MESH_LEFT_EYE), 0].mean()
+    five = face.landmarks
+    assert five[:2, 1].max() < five[2, 1] < five[3:, 1].min()
+
+
+def test_mesh_to_five_indices():
+    mesh = np.zeros((478, 3))
+    mesh[list(MESH_RIGHT_EYE), :2] = [10, 20]
+    mesh[list(MESH_LEFT_EYE), :2] = [30, 20]
+    mesh[1, :2] = [20, 30]
+    mesh[61, :2] = [12, 40]
+    mesh[291, :2] = [28, 40]
+    assert mesh_to_five(mesh).tolist() == [[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]]
+    with pytest.raises(ValueError):
+        mesh_to_five(np.zeros((68, 2)))
+
+
+def test_mediapipe_tiles_cover_image_and_drop_cut_faces(monkeypatch):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints")
+    calls = []
+
+    def fake_run(selection, image, x0=0, y0=0):
+        calls.append((selection, x0, y0, image.shape[:2]))
+        h, w = image.shape[:2]
+        # one face well inside the tile, one touching the tile's right edge
+        inside = Candidate(np.array([x0 + 10, y0 + 10, x0 + 50, y0 + 50.0]), 0.9, None, None)
+        cut = Candidate(np.array([x0 + w - 30, y0 + 100, x0 + w, y0 + 130.0]), 0.9, None, None)
+        weak = Candidate(np.array([x0 + 100, y0 + 100, x0 + 140, y0 + 140.0]), 0.6, None, None)
+        return [inside, cut, weak]
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    kept = det._tiled(np.zeros((480, 640, 3), np.uint8))
+    tiles = [(x0, y0) for _, x0, y0, _ in calls]
+    assert sorted(tiles) == sorted((x, y) for x in (0, 160, 320) for y in (0, 160))
+    assert all(shape == (320, 320) and sel == 0 for sel, _, _, shape in calls)
+    # cut faces are kept only at the image border (x0 = 320 reaches it); weak ones never
+    assert len(kept) == 6 + 2
+    assert all(c.score >= det.tile_min_confidence for c in kept)

@@ -1,0 +1,49 @@
+"""Plots return PNG bytes and handle edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exprsim.report import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture
+def emb() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 16)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embedding_map(emb: np.ndarray, method: str) -> None:
+    thumbs = [np.full((16, 16, 3), i * 8, np.uint8) for i in range(30)]
+    w, h = _png_size(plots.embedding_map(emb, thumbs, method=method))
+    assert w > 300 and h > 300
+    assert plots.embedding_map(emb, labels=["a", "b", "c"] * 10, method="pca")[:8] == PNG
+
+
+def test_project_2d_small_and_bad() -> None:
+    xy, used = plots.project_2d(np.eye(3, 16), "tsne")
+    assert xy.shape == (3, 2) and used == "pca"
+    assert plots.project_2d(np.zeros((0, 16)))[0].shape == (0, 2)
+    with pytest.raises(ValueError):
+        plots.project_2d(np.eye(3, 16), "mds")
+
+
+def test_other_plots(emb: np.ndarray) -> None:
+    assert _png_size(plots.similarity_heatmap(emb[:5], labels=list("abcde")))[0] > 100
+    assert plots.similarity_heatmap(emb)[:8] == PNG
+    crops = [np.zeros((12, 12, 3), np.uint8)] * 3
+    assert plots.cluster_montage([crops, crops[:1]], titles=["1", "2"], per_row=4)[:8] == PNG
+    t = np.linspace(0, 2, 21)
+    assert plots.pr_curve(np.linspace(1, 0.2, 21), np.linspace(0, 1, 21), t)[:8] == PNG
+    assert plots.pr_curve(np.array([1.0, 0.5]), np.array([0.1, 1.0]), mark=None)[:8] == PNG
+    assert plots.line_plot([1, 5, 11], {"acc": [0.5, 0.6, 0.7]}, "K", "acc", logx=True)[:8] == PNG

@@ -1,0 +1,205 @@
+"""exprsim.io: formats, EXIF orientation, colour modes, bad files, decompression bombs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import exprsim.io as eio
+from exprsim.errors import ImageError
+from exprsim.io import as_rgb8, decode_image, iter_image_files, load_image
+
+
+def rgb_pattern(w: int = 40, h: int = 30) -> np.ndarray:
+    """Left half red, right half blue, a green square at the top-left corner."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = (220, 20, 20)
+    img[:, w // 2 :] = (20, 20, 220)
+    img[:6, :6] = (20, 220, 20)
+    return img
+
+
+def save(img: Image.Image, path, fmt: str, **kw) -> None:
+    img.save(path, format=fmt, **kw)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix", "kw", "tol"),
+    [
+        ("JPEG", ".jpg", {"quality": 95, "subsampling": 0}, 16),
+        ("PNG", ".png", {}, 0),
+        ("WEBP", ".webp", {"lossless": True}, 0),
+        ("BMP", ".bmp", {}, 0),
+        ("TIFF", ".tif", {}, 0),
+        ("GIF", ".gif", {}, 0),
+    ],
+)
+def test_formats_decode_to_rgb8(tmp_path, fmt, suffix, kw, tol):
+    ref = rgb_pattern()
+    path = tmp_path / f"img{suffix}"
+    save(Image.fromarray(ref), path, fmt, **kw)
+    out = load_image(path)
+    assert out.shape == ref.shape and out.dtype == np.uint8 and out.flags.c_contiguous
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= tol
+
+
+def test_tiff_16bit_scaled_to_8bit(tmp_path):
+    ramp = np.tile(np.array([0, 257, 32896, 65535], np.uint16), (3, 1))
+    path = tmp_path / "deep.tif"
+    Image.fromarray(ramp).save(path)  # mode I;16
+    assert Image.open(path).mode.startswith("I;16")
+    out = load_image(path)
+    assert out.shape == (3, 4, 3) and out.dtype == np.uint8
+    assert out[0, :, 0].tolist() == [0, 1, 128, 255]
+    assert np.array_equal(out[..., 0], out[..., 2])
+
+
+@pytest.mark.parametrize(
+    ("orientation", "check"),
+    [
+        # 6: stored image must be rotated 90 deg clockwise for display -> left half on top
+        (
+            6,
+            lambda o: (
+                o.shape[:2] == (40, 30) and o[:15, :, 0].mean() > 150 and o[25:, :, 2].mean() > 150
+            ),
+        ),
+        # 3: rotated 180 deg -> red on the right
+        (
+            3,
+            lambda o: (
+                o.shape[:2] == (30, 40) and o[:, 25:, 0].mean() > 150 and o[:, :15, 2].mean() > 150
+            ),
+        ),
+        # 2: mirrored -> red on the right, green square top-right
+        (2, lambda o: o.shape[:2] == (30, 40) and o[:6, -6:, 1].mean() > 150),
+    ],
+)
+def test_exif_orientation_applied(tmp_path, orientation, check):
+    img = Image.fromarray(rgb_pattern())
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "rotated.jpg"
+    img.save(path, format="JPEG", quality=95, exif=exif.tobytes())
+    assert Image.open(path).getexif()[0x0112] == orientation
+    assert check(load_image(path))
+
+
+def test_exif_rotation_matches_pillow_reference(tmp_path):
+    from PIL import ImageOps
+
+    img = Image.fromarray(rgb_pattern())
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "r8.jpg"
+    img.save(path, format="JPEG", quality=95, exif=exif.tobytes())
+    ref = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert np.array_equal(load_image(path), ref)
+
+
+def test_gray_rgba_palette_to_rgb(tmp_path):
+    gray = np.arange(0, 240, 8, dtype=np.uint8).reshape(5, 6)
+    Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+    out = load_image(tmp_path / "g.png")
+    assert (
+        out.shape == (5, 6, 3)
+        and np.array_equal(out[..., 0], gray)
+        and np.array_equal(out[..., 1], gray)
+    )
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., :3] = (10, 200, 30)
+    rgba[:2, :, 3] = 255  # top opaque, bottom fully transparent
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    out = load_image(tmp_path / "a.png")
+    assert out.shape == (4, 4, 3)
+    assert out[0, 0].tolist() == [10, 200, 30] and out[3, 3].tolist() == [255, 255, 255]
+
+    pal = Image.fromarray(rgb_pattern()).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    pal.save(tmp_path / "p.png")
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    out = load_image(tmp_path / "p.png")
+    assert np.array_equal(out, np.asarray(pal.convert("RGB")))
+
+
+def test_bytes_and_arrays():
+    buf = io.BytesIO()
+    Image.fromarray(rgb_pattern()).save(buf, format="PNG")
+    assert np.array_equal(load_image(buf.getvalue()), rgb_pattern())
+    assert load_image(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
+    assert load_image(np.ones((2, 2, 3), np.float32))[0, 0].tolist() == [255, 255, 255]
+    assert as_rgb8(np.full((2, 2, 3), 65535, np.uint16))[0, 0, 0] == 255
+    assert as_rgb8(np.zeros((2, 2, 4), np.uint8)).shape == (2, 2, 3)
+    with pytest.raises(ImageError, match="<array>"):
+        as_rgb8(np.zeros((2, 2, 2)))
+    with pytest.raises(ImageError):
+        as_rgb8(np.zeros((0, 3, 3), np.uint8))
+
+
+def _valid_jpeg(path) -> bytes:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        path, format="JPEG"
+    )
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "case", ["empty", "corrupt", "truncated", "text", "zero_size", "missing", "dir"]
+)
+def test_bad_files_raise_image_error_naming_the_file(tmp_path, case):
+    path = tmp_path / f"bad_{case}.jpg"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "corrupt":
+        path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    elif case == "truncated":
+        data = _valid_jpeg(tmp_path / "ok.jpg")
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "text":
+        path = tmp_path / "notes.png"
+        path.write_text("hello, I am not a picture\n" * 10)
+    elif case == "zero_size":
+        # a PNG whose header declares a 0 x 0 image
+        buf = io.BytesIO()
+        Image.new("RGB", (1, 1)).save(buf, format="PNG")
+        data = bytearray(buf.getvalue())
+        data[16:24] = b"\x00" * 8  # IHDR width and height
+        path = tmp_path / "zero.png"
+        path.write_bytes(bytes(data))
+    elif case == "dir":
+        path = tmp_path / "folder.jpg"
+        path.mkdir()
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    assert str(path) in str(info.value) and info.value.path == str(path)
+
+
+def test_decompression_bomb_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (100, 100)).save(path)
+    assert load_image(path).shape == (100, 100, 3)
+    monkeypatch.setattr(eio, "MAX_PIXELS", 5_000)
+    with pytest.raises(ImageError, match="too large") as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_pillow_bomb_error_is_an_image_error(monkeypatch):
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100)).save(buf, format="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        decode_image(buf.getvalue(), "x.png")
+
+
+def test_iter_image_files(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/1.jpg", "a/b/2.PNG", "a/b/notes.txt", "a/3.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    explicit = tmp_path / "a" / "b" / "notes.txt"
+    found = list(iter_image_files([tmp_path / "a", explicit]))
+    rel = [p.relative_to(tmp_path).as_posix() for p in found]
+    assert rel == ["a/1.jpg", "a/3.webp", "a/b/2.PNG", "a/b/notes.txt"]
