@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument(
         "--small", default="5000,20000,50000,100000", help="sizes for the exact-search sweep"
     )
-    ap.add_argument("--skip-ivf", action="store_true")
+    ap.add_argument("--backends", default="exact,faiss-hnsw,faiss-ivf", help="comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -167,29 +167,30 @@ def main() -> None:
     truth = ground_truth(x, q, k)
     print(f"ground truth (faiss flat, batch) {time.perf_counter() - t0:.1f} s", flush=True)
 
-    faiss.omp_set_num_threads(1)  # single query: one thread is fastest
-    t0 = time.perf_counter()
-    ex = ExactIndex(x)
-    build = time.perf_counter() - t0
-    got, times = latency(ex, q[: args.exact_queries], k)
-    out["rows"].append(
-        row("exact", "numpy", build, times, recall(got, truth[: args.exact_queries]))
-    )
+    backends = set(args.backends.split(","))
+    faiss.omp_set_num_threads(1)  # single queries: one thread is fastest
+    if "exact" in backends:
+        t0 = time.perf_counter()
+        ex = ExactIndex(x)
+        build = time.perf_counter() - t0
+        got, times = latency(ex, q[: args.exact_queries], k)
+        rec = recall(got, truth[: args.exact_queries])
+        out["rows"].append(row("exact", "numpy", build, times, rec))
 
-    faiss.omp_set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    hnsw = build_faiss_hnsw(x)
-    build = time.perf_counter() - t0
-    faiss.omp_set_num_threads(1)
-    for ef in [int(s) for s in args.ef.split(",") if s]:
-        hnsw.set_search_params(ef_search=ef)
-        got, times = latency(hnsw, q, k)
-        out["rows"].append(
-            row("faiss-hnsw", f"M=32 efC=40 ef={ef}", build, times, recall(got, truth))
-        )
-    del hnsw
+    if "faiss-hnsw" in backends:
+        faiss.omp_set_num_threads(args.threads)
+        t0 = time.perf_counter()
+        hnsw = build_faiss_hnsw(x)
+        build = time.perf_counter() - t0
+        faiss.omp_set_num_threads(1)
+        for ef in [int(s) for s in args.ef.split(",") if s]:
+            hnsw.set_search_params(ef_search=ef)
+            got, times = latency(hnsw, q, k)
+            rec = recall(got, truth)
+            out["rows"].append(row("faiss-hnsw", f"M=32 efC=40 ef={ef}", build, times, rec))
+        del hnsw
 
-    if not args.skip_ivf:
+    if "faiss-ivf" in backends:
         faiss.omp_set_num_threads(args.threads)
         t0 = time.perf_counter()
         ivf = build_faiss_ivf(x)
@@ -199,8 +200,9 @@ def main() -> None:
         for nprobe in [int(s) for s in args.nprobe.split(",") if s]:
             ivf.set_search_params(nprobe=nprobe)
             got, times = latency(ivf, q, k)
+            rec = recall(got, truth)
             out["rows"].append(
-                row("faiss-ivf", f"nlist={nlist} nprobe={nprobe}", build, times, recall(got, truth))
+                row("faiss-ivf", f"nlist={nlist} nprobe={nprobe}", build, times, rec)
             )
     if args.json:
         with open(args.json, "w") as f:

@@ -41,7 +41,24 @@ _LAZY = {
     "FaceEmbedding": "exprsim.models.embedder",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "AlignConfig",
+    "AlignedFace",
+    "Embedder",
+    "ExprsimError",
+    "Face",
+    "FaceEmbedding",
+    "ImageError",
+    "__version__",
+    "align_face",
+    "analyze_image",
+    "create_detector",
+    "create_model",
+    "list_detectors",
+    "list_models",
+    "load_image",
+    "load_model",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from exprsim.errors import ExprsimError, ImageError

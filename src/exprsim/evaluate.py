@@ -89,13 +89,17 @@ def score_embedding(
     from exprsim import metrics
 
     row: dict[str, Any] = {"name": name, "dim": int(test_emb.shape[1])}
-    ta = metrics.triplet_accuracy(test_emb, triplets.i, triplets.j, triplets.k, triplets.odd, triplets.ttype)
+    ta = metrics.triplet_accuracy(
+        test_emb, triplets.i, triplets.j, triplets.k, triplets.odd, triplets.ttype
+    )
     row.update({f"triplet_{k}": v for k, v in ta.items() if not k.startswith("n_")})
     pred = metrics.knn_predict(train_emb, train_labels, test_emb, k=11, n_classes=n_classes)
     cls = metrics.classification_scores(test_labels, pred, labels=list(range(n_classes)))
     row["knn11_acc"] = cls["accuracy"]
     row["knn11_macro_f1"] = cls["macro_f1"]
-    auc = metrics.knn_auc(train_emb, train_labels, test_emb, test_labels, k=200, n_classes=n_classes)
+    auc = metrics.knn_auc(
+        train_emb, train_labels, test_emb, test_labels, k=200, n_classes=n_classes
+    )
     row["auc200_mean"] = auc["mean"]
     row["auc200_per_class"] = [float(a) for a in auc["per_class"]]
     km = metrics.kmeans_scores(test_emb, test_labels, n_clusters=n_classes)
@@ -143,7 +147,11 @@ def evaluate_ferplus(
     test = load_ferplus("PublicTest", data_dir)
     trip = validation_triplets(test, n=n_triplets, seed=0)
     embedder = model if isinstance(model, Embedder) else load_model(str(model))
-    name = embedder.config.name_version if not isinstance(model, str) else f"{model} ({embedder.config.name_version})"
+    name = (
+        embedder.config.name_version
+        if not isinstance(model, str)
+        else f"{model} ({embedder.config.name_version})"
+    )
     funcs: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [(name, embedder.embed_crops)]
     if baselines:
         funcs.append(("random 16-d", lambda im: _random(im, 0 if len(im) == len(train) else 1)))

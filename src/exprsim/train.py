@@ -123,7 +123,7 @@ def _load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
         raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(len(full.images))
-    n_val = int(round(cfg.val_fraction * len(perm)))
+    n_val = round(cfg.val_fraction * len(perm))
     val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     return (
         _Arrays(full.images[tr_idx], full.dist[tr_idx]),
@@ -210,7 +210,9 @@ def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def embed_array(model: Any, images: np.ndarray, pre: PreprocessConfig, batch: int = 512) -> np.ndarray:
+def embed_array(
+    model: Any, images: np.ndarray, pre: PreprocessConfig, batch: int = 512
+) -> np.ndarray:
     """Embed ``(N, 48, 48)`` uint8 training-format crops with ``model`` in eval mode."""
     import torch
 
@@ -232,10 +234,14 @@ def _validate(model: Any, head: Any, val: _Arrays, cfg: TrainConfig) -> dict[str
         logits = head(torch.from_numpy(emb))
     major = val.dist.argmax(1)
     acc = float((logits.argmax(1).numpy() == major).mean())
-    trip = batch_triplets(val.dist, min(3000, len(val.dist)), cfg.triplet_threshold, np.random.default_rng(0))
+    trip = batch_triplets(
+        val.dist, min(3000, len(val.dist)), cfg.triplet_threshold, np.random.default_rng(0)
+    )
     ta = triplet_accuracy(emb, trip.i, trip.j, trip.k, trip.odd, trip.ttype) if trip else {}
     out = {"val_cls_acc": acc}
-    out.update({f"val_triplet_{key}": float(v) for key, v in ta.items() if isinstance(v, float | int)})
+    out.update(
+        {f"val_triplet_{key}": float(v) for key, v in ta.items() if isinstance(v, float | int)}
+    )
     return out
 
 
@@ -295,7 +301,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
         head.train()
         perm = torch.randperm(n, generator=gen).numpy()
         sums = {"loss": 0.0, "kl": 0.0, "triplet": 0.0, "pair": 0.0, "n_triplets": 0.0}
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="step")
+        bar = tqdm(
+            range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="step"
+        )
         t_ep = time.perf_counter()
         for step in bar:
             for g in opt.param_groups:
@@ -318,7 +326,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
                     n_trip = len(trip.i)
                     ii, jj, kk = (torch.from_numpy(a) for a in (trip.i, trip.j, trip.k))
                     loss_tr = trip_loss(
-                        emb[ii], emb[jj], emb[kk], torch.from_numpy(trip.odd), torch.from_numpy(trip.ttype)
+                        emb[ii],
+                        emb[jj],
+                        emb[kk],
+                        torch.from_numpy(trip.odd),
+                        torch.from_numpy(trip.ttype),
                     )
                     loss = loss + cfg.triplet_weight * loss_tr
             loss_pair = pair_loss(emb, d) if cfg.pair_weight > 0 else torch.zeros(())
@@ -334,10 +346,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
         metrics = {key: v / max(steps, 1) for key, v in sums.items()}
-        metrics.update(epoch=epoch + 1, seconds=time.perf_counter() - t_ep, lr=_lr_at(cfg, epoch + 1))
+        metrics.update(
+            epoch=epoch + 1, seconds=time.perf_counter() - t_ep, lr=_lr_at(cfg, epoch + 1)
+        )
         if len(val_data.images):
             metrics.update(_validate(model, head, val_data, cfg))
-        log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        log.info(
+            "epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in metrics.items()})
+        )
         with (out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
         # checkpoint atomically: weights first, then the state that points at them
@@ -357,7 +373,9 @@ def export(model: Any, cfg: TrainConfig, out: Path) -> Path:
     """Write ``model.safetensors`` + ``config.json`` loadable by :func:`exprsim.load_model`."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
+    )
     ecfg = EmbedderConfig(
         model=cfg.model,
         embedding_dim=cfg.embedding_dim,

@@ -282,8 +282,8 @@ def test_mediapipe_tiles_cover_image_and_drop_cut_faces(monkeypatch):
 
     def fake_run(selection, image, x0=0, y0=0):
         calls.append((selection, x0, y0, image.shape[:2]))
-        h, w = image.shape[:2]
-        # one face well inside the tile, one touching the tile's right edge
+        w = image.shape[1]
+        # one face well inside the tile, one touching the tile's right edge, one weak
         inside = Candidate(np.array([x0 + 10, y0 + 10, x0 + 50, y0 + 50.0]), 0.9, None, None)
         cut = Candidate(np.array([x0 + w - 30, y0 + 100, x0 + w, y0 + 130.0]), 0.9, None, None)
         weak = Candidate(np.array([x0 + 100, y0 + 100, x0 + 140, y0 + 140.0]), 0.6, None, None)

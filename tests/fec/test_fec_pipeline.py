@@ -45,6 +45,7 @@ def _tiny_cfg(train: Path, test: Path, crops: Path, iterations: int) -> FECTrain
     )
 
 
+@pytest.mark.slow  # ~10-20 s on 2 busy cores (MediaPipe start-up, 2 spawned crop workers, torch)
 def test_fetch_crop_train_evaluate(
     fec_server: FecServer,
     fec_csvs: tuple[Path, Path],

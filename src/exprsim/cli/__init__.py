@@ -19,6 +19,7 @@ from exprsim.errors import ExprsimError
 COMMAND_MODULES: tuple[str, ...] = (
     "exprsim.cli.faces_cmd",
     "exprsim.cli.model_cmd",
+    "exprsim.cli.demo_cmd",
     "exprsim.cli.fec_cmd",
     "exprsim.cli.apps_cmd",
 )

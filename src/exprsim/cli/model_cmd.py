@@ -53,7 +53,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("registered networks (create_model):")
     for name in list_models():
         spec = model_spec(name)
-        print(f"  {name:<20} {spec.in_channels}x{spec.input_size}x{spec.input_size}  {spec.description}")
+        print(
+            f"  {name:<20} {spec.in_channels}x{spec.input_size}x{spec.input_size}  {spec.description}"
+        )
     print("shipped models (load_model):")
     for name in SHIPPED:
         print(f"  {name}")
@@ -154,9 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     kind = raw.pop("kind", "ferplus")
     try:
         if kind == "fec":
-            from exprsim.fec.train import FECTrainConfig, train_fec
-
             from exprsim.config import from_dict
+            from exprsim.fec.train import FECTrainConfig, train_fec
 
             fcfg = from_dict(FECTrainConfig, {"kind": kind, **raw})
             res = train_fec(fcfg, out, progress=not args.quiet)
@@ -172,7 +173,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ExprsimError(f"{cfg_path}: unknown kind {kind!r} (ferplus or fec)")
     except ValueError as exc:
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
-    print(f"trained {res.epochs_run} epochs in {res.seconds:.0f} s -> {res.out_dir}")
+    done = getattr(res, "iterations_run", None)
+    what = f"{done} iterations" if done is not None else f"{res.epochs_run} epochs"
+    print(f"trained {what} in {res.seconds:.0f} s -> {res.out_dir}")
     return 0
 
 

@@ -495,6 +495,12 @@ def majority_from_votes(votes: np.ndarray) -> np.ndarray:
 
 
 def _parse_box(fields: Sequence[str], face: int) -> tuple[float, float, float, float]:
+    try:  # fast path: four numbers inside [0, 1] forming a non-empty box
+        left, right, top, bottom = map(float, fields)
+        if 0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0:
+            return left, right, top, bottom
+    except ValueError:
+        pass
     vals = []
     names = ("top-left column", "bottom-right column", "top-left row", "bottom-right row")
     for name, text in zip(names, fields, strict=True):

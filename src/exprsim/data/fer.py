@@ -42,17 +42,27 @@ FERPLUS_CLASSES: tuple[str, ...] = (
     "contempt",
 )
 #: FER2013 7-class labels (``emotion`` column).
-FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER2013_CLASSES: tuple[str, ...] = (
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "sad",
+    "surprise",
+    "neutral",
+)
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 
 def default_data_dir() -> Path:
-    """``$EXPRSIM_FER_DIR``, else ``../shared/data/fer2013`` found from the cwd upwards."""
+    """``$EXPRSIM_FER_DIR``, else ``shared/data/fer2013`` beside the cwd or one of its parents,
+    or beside the source checkout (editable installs)."""
     env = os.environ.get("EXPRSIM_FER_DIR")
     if env:
         return Path(env)
     here = Path.cwd().resolve()
-    for base in (here, *here.parents):
+    checkout = Path(__file__).resolve().parents[3]
+    for base in (here, *here.parents, checkout):
         cand = base.parent / "shared" / "data" / "fer2013"
         if cand.is_dir():
             return cand
@@ -66,7 +76,9 @@ def _find(data_dir: Path, stem: str) -> Path:
     for name in (f"{stem}.csv.gz", f"{stem}.csv"):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise DataError(f"{data_dir}: no {stem}.csv or {stem}.csv.gz (see ../shared/data/fer2013/README.md)")
+    raise DataError(
+        f"{data_dir}: no {stem}.csv or {stem}.csv.gz (see ../shared/data/fer2013/README.md)"
+    )
 
 
 def _cache_dir() -> Path:
@@ -92,7 +104,7 @@ class FerTable:
     png_exact: np.ndarray
 
 
-def _parse_pixels(col: "object") -> np.ndarray:
+def _parse_pixels(col: object) -> np.ndarray:
     import pandas as pd
 
     series = pd.Series(col)
@@ -237,7 +249,9 @@ def load_ferplus(
         other = pixel_hashes(table.images[table.usage == drop_duplicates_of])
         mine = pixel_hashes(table.images[idx])
         dup = np.isin(mine, other)
-        log.info("dropping %d %s rows pixel-identical to %s", int(dup.sum()), usage, drop_duplicates_of)
+        log.info(
+            "dropping %d %s rows pixel-identical to %s", int(dup.sum()), usage, drop_duplicates_of
+        )
         idx = idx[~dup]
     return FerSplit(
         images=table.images[idx],

@@ -329,6 +329,12 @@ class BaseDetector:
             )
         return faces
 
+    def close(self) -> None:
+        """Release native resources (MediaPipe graphs); the detector is unusable after."""
+        close = getattr(self.landmarker, "close", None)
+        if close is not None:
+            close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, max_side={self.max_side})"
 

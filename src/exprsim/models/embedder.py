@@ -97,9 +97,7 @@ class FaceEmbedding:
         q = self.aligned.quality
         row: dict[str, Any] = {"source": self.source, "face": self.face_index}
         row.update(self.aligned.face.to_dict())
-        row.update(
-            sharpness=q.sharpness, yaw=q.yaw, pitch=q.pitch, roll=q.roll, quality_ok=q.ok
-        )
+        row.update(sharpness=q.sharpness, yaw=q.yaw, pitch=q.pitch, roll=q.roll, quality_ok=q.ok)
         row.update({f"e{i}": float(v) for i, v in enumerate(self.embedding)})
         return row
 
@@ -213,7 +211,9 @@ class Embedder:
         from exprsim.io import load_image
 
         if detector is None or isinstance(detector, str):
-            if self._detector is None or (isinstance(detector, str) and detector != self._detector.name):
+            if self._detector is None or (
+                isinstance(detector, str) and detector != self._detector.name
+            ):
                 self._detector = create_detector(detector or "mediapipe")
             detector = self._detector
         align_cfg = AlignConfig(size=self.config.preprocess.align_size)
@@ -227,7 +227,9 @@ class Embedder:
                 pending.append((source, j, af))
         if pending:
             emb = self.embed_crops(np.stack([p[2].crop for p in pending]))
-            results = [FaceEmbedding(s, j, af, e) for (s, j, af), e in zip(pending, emb, strict=True)]
+            results = [
+                FaceEmbedding(s, j, af, e) for (s, j, af), e in zip(pending, emb, strict=True)
+            ]
         return results
 
 
@@ -263,5 +265,7 @@ def load_model(name: str = "default", device: str = "cpu", batch_size: int = 64)
     state = load_file(str(w_path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelError(f"{w_path}: weights do not match {config.model} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelError(
+            f"{w_path}: weights do not match {config.model} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return Embedder(model, config, batch_size=batch_size, device=device)

@@ -105,8 +105,3 @@ class HaarDetector(BaseDetector):
             cands.append(Candidate(box, score, None, landmarks_from_box(box, HAAR_BOX_LANDMARKS)))
         cands.sort(key=lambda c: -c.score)
         return cands
-
-    def close(self) -> None:
-        close = getattr(self.landmarker, "close", None)
-        if close is not None:
-            close()

@@ -166,5 +166,4 @@ class MediaPipeDetector(BaseDetector):
         for m in self._models.values():
             m.close()
         self._models.clear()
-        if self.landmarker is not None:
-            self.landmarker.close()
+        super().close()

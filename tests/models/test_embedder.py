@@ -1,0 +1,78 @@
+"""Embedder API: shapes, formats, determinism, errors, config round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exprsim.errors import ModelError
+from exprsim.models.embedder import Embedder, EmbedderConfig, PreprocessConfig, preprocess_crops
+from exprsim.models.registry import create_model
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    import torch
+
+    torch.manual_seed(0)
+    return Embedder(create_model("exprnet_s"), EmbedderConfig(model="exprnet_s", version="test"))
+
+
+def test_embed_crops_gray_rgb_any_size(embedder):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, size=(3, 48, 48), dtype=np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    big = np.stack([np.kron(g, np.ones((3, 3), np.uint8)) for g in gray])  # 144x144
+    e_gray, e_rgb = embedder.embed_crops(gray), embedder.embed_crops(rgb)
+    assert e_gray.shape == (3, 16) and e_gray.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e_gray, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(e_gray, e_rgb, atol=1e-5)  # gray == RGB of the same gray
+    e_big = embedder.embed_crops(big)  # resized (area) back to 48: the same pixels
+    np.testing.assert_allclose(e_big, e_gray, atol=1e-4)
+
+
+def test_embed_crops_batching_and_determinism(embedder):
+    crops = np.random.default_rng(1).integers(0, 256, size=(70, 40, 40), dtype=np.uint8)
+    e1 = embedder.embed_crops(crops)
+    embedder.batch_size = 16
+    try:
+        e2 = embedder.embed_crops(crops)
+    finally:
+        embedder.batch_size = 64
+    np.testing.assert_allclose(e1, e2, atol=1e-5)
+    assert embedder.embed_crops(crops[:0]).shape == (0, 16)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((2, 48, 48), np.float32),
+        np.zeros((2, 48, 48, 4), np.uint8),
+        np.zeros((48,), np.uint8),
+    ],
+)
+def test_embed_crops_rejects_bad_input(embedder, bad):
+    with pytest.raises(ModelError):
+        embedder.embed_crops(bad)
+
+
+def test_preprocess_normalisation():
+    cfg = PreprocessConfig(input_size=4, mean=0.5, std=0.25)
+    x = preprocess_crops(np.full((1, 4, 4), 255, np.uint8), cfg)
+    assert x.shape == (1, 1, 4, 4)
+    np.testing.assert_allclose(x, 2.0)
+
+
+def test_config_json_round_trip():
+    cfg = EmbedderConfig(model="exprnet_s", version="3", preprocess=PreprocessConfig(input_size=40))
+    import json
+
+    assert EmbedderConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert cfg.name_version == "exprnet_s@3"
+
+
+def test_load_model_unknown_path_is_clear(tmp_path):
+    from exprsim.models.embedder import load_model
+
+    with pytest.raises(ModelError, match="never downloads"):
+        load_model(str(tmp_path / "nothing"))
