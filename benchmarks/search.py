@@ -41,7 +41,9 @@ def unit(a: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
-def make_data(kind: str, n: int, n_queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_data(
+    kind: str, n: int, n_queries: int, seed: int, model_name: str = "default"
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     if kind == "uniform":
         return unit(rng.standard_normal((n, 16))), unit(rng.standard_normal((n_queries, 16)))
@@ -57,7 +59,7 @@ def make_data(kind: str, n: int, n_queries: int, seed: int) -> tuple[np.ndarray,
         from exprsim.data.fer import load_ferplus
         from exprsim.models.embedder import load_model
 
-        model = load_model()
+        model = load_model(model_name)
         train = load_ferplus("Training", drop_duplicates_of="PublicTest")
         test = load_ferplus("PublicTest")
         x = embed_fer(model, train.images, progress=True)
@@ -127,13 +129,14 @@ def main() -> None:
     )
     ap.add_argument("--backends", default="exact,faiss-hnsw,faiss-ivf", help="comma-separated")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="default", help="with --data fer: model name or folder")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
     import faiss
 
     k = 10
-    x, q = make_data(args.data, args.n, args.queries, args.seed)
+    x, q = make_data(args.data, args.n, args.queries, args.seed, args.model)
     n = len(x)
     print(
         f"data={args.data} n={n} queries={len(q)} dim={x.shape[1]} cpus={os.cpu_count()} "

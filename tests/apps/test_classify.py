@@ -157,3 +157,21 @@ def test_classify_images_with_random_model(random_embedder, tmp_path: Path) -> N
     frame = res.to_frame()
     assert {"label", "confidence", "p_neutral"} <= set(frame.columns)
     assert "data:image/png" in cl.classification_page(res).render()
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_reference_set_and_tag_calibration_on_real_fer(tmp_path: Path, random_embedder) -> None:
+    from exprsim.apps.tag import calibrate_from_ferplus
+    from exprsim.data.fer import default_data_dir
+
+    if not (default_data_dir() / "fer2013new.csv.gz").exists():
+        pytest.skip(f"FER data not found in {default_data_dir()}")
+    ref = cl.build_reference_set(
+        random_embedder, tmp_path / "ref.npz", max_faces=600, k_grid=(1, 11)
+    )
+    assert len(ref.labels) == 600 and ref.k in (1, 11) and ref.model == "exprnet_s@test"
+    assert ref.meta["n_held_out"] > 0 and (tmp_path / "ref.npz").stat().st_size < 100_000
+    cal = calibrate_from_ferplus(random_embedder, refs_per_class=5)
+    assert cal.n_references > 0 and 0.0 < cal.positive_rate < 1.0
+    assert cal.recall[0] == 0.0 and cal.recall[-1] == pytest.approx(1.0)

@@ -74,7 +74,7 @@ def test_exact_save_load(tmp_path: Path) -> None:
 def test_resolve_backend() -> None:
     assert ann.resolve_backend("auto", 10) == "exact"
     big = ann.resolve_backend("auto", ann.EXACT_MAX)
-    assert big == ("faiss-hnsw" if ann.faiss_available() else "exact")
+    assert big == ("faiss-ivf" if ann.faiss_available() else "exact")
     assert ann.resolve_backend("faiss-ivf", 10) == "faiss-ivf"
     with pytest.raises(Exception, match="unknown ANN backend"):
         ann.resolve_backend("annoy", 10)

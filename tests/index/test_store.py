@@ -220,3 +220,25 @@ def test_resume_after_kill(tmp_path: Path) -> None:
         assert len(index) == n and index.info().n_files == n
         srcs = [r.source for r in index.records()]
         assert len(set(srcs)) == n
+
+
+def test_large_index_uses_faiss_ivf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faiss")
+    from exprsim.index import ann
+
+    monkeypatch.setattr(ann, "EXACT_MAX", 100)
+    rng = np.random.default_rng(0)
+    faces = []
+    stub = StubEmbedder()
+    proto = stub.embed_images(
+        [np.full((8, 8, 3), 9, np.uint8) + np.eye(8, dtype=np.uint8)[..., None]]
+    )[0]
+    for i in range(400):
+        e = rng.standard_normal(16).astype(np.float32)
+        faces.append(type(proto)(f"src{i}", 0, proto.aligned, e / np.linalg.norm(e)))
+    with FaceIndex(tmp_path / "faces.db") as index:
+        index.add_faces(faces, model="stub@1")
+        ids, emb = index.embeddings()
+        dist, nn = index.query(emb[:20], k=5)
+        assert index.info().ann_backend == "faiss-ivf"
+        assert (nn[:, 0] == ids[:20]).all() and np.allclose(dist[:, 0], 0, atol=1e-3)

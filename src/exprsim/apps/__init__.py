@@ -1,1 +1,39 @@
-"""apps."""
+"""Applications on the expression embedding (FECNet / FEENet).
+
+Public API::
+
+    search(query_image, index, k=20, ...) -> SearchResult           # expression search
+    summarize(embeddings_or_faces, n_clusters=10, method=...) -> Summary
+    ExpressionKNN(k=11).fit(emb, labels).predict(emb)              # kNN emotion classifier
+    load_reference_set() / build_reference_set(embedder)           # shipped FER+ kNN set
+    Tagger(index).add(name, image); Tagger(index).tag(images)      # reference-face tags
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "search": "exprsim.apps.search",
+    "SearchResult": "exprsim.apps.search",
+    "summarize": "exprsim.apps.summarize",
+    "summarize_images": "exprsim.apps.summarize",
+    "Summary": "exprsim.apps.summarize",
+    "ExpressionKNN": "exprsim.apps.classify",
+    "classify_images": "exprsim.apps.classify",
+    "build_reference_set": "exprsim.apps.classify",
+    "load_reference_set": "exprsim.apps.classify",
+    "evaluate_reference": "exprsim.apps.classify",
+    "Tagger": "exprsim.apps.tag",
+    "calibrate_threshold": "exprsim.apps.tag",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exprsim.apps' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -7,8 +7,8 @@ listed or created, and import their heavy libraries only when instantiated.
 
 Backends (see ``exprsim detectors``):
 
-* ``mediapipe`` (default): MediaPipe BlazeFace short- and full-range models, landmarks from
-  the MediaPipe face mesh;
+* ``mediapipe`` (default): MediaPipe BlazeFace short- and full-range models plus the
+  short-range model on overlapping tiles (small faces), landmarks from the face mesh;
 * ``haar``: OpenCV Viola-Jones cascade, landmarks from the face mesh;
 * ``dlib``: dlib HOG detector with its 68-point shape predictor (``pip install 'exprsim[dlib]'``);
 * ``mtcnn``: only when ``facenet_pytorch`` or ``mtcnn`` happens to be installed (not a

@@ -111,11 +111,14 @@ def embedding_map(
     xy, used = project_2d(embeddings, method, seed)
     fig = _figure(8, 7)
     ax = fig.add_subplot(111)
+    colour_of: dict[str, Any] = {}
+    labels_arr = None
     if labels is not None:
         labels_arr = np.asarray([str(v) for v in labels])
         for name in sorted(set(labels_arr.tolist())):
             m = labels_arr == name
-            ax.scatter(xy[m, 0], xy[m, 1], s=10, label=name, alpha=0.8)
+            pts = ax.scatter(xy[m, 0], xy[m, 1], s=10, label=name, alpha=0.8)
+            colour_of[name] = pts.get_facecolor()[0]
         ax.legend(fontsize=7, markerscale=1.5, loc="best")
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#999")
@@ -128,11 +131,13 @@ def embedding_map(
                 continue
             im = np.asarray(im)
             zoom = thumb_px / max(im.shape[0], 1)
+            colour = colour_of.get(str(labels_arr[i])) if labels_arr is not None else None
             box = AnnotationBbox(
                 OffsetImage(im, zoom=zoom, cmap="gray" if im.ndim == 2 else None),
                 (xy[i, 0], xy[i, 1]),
-                frameon=False,
-                pad=0.0,
+                frameon=colour is not None,  # a frame in the label's colour
+                pad=0.15,
+                bboxprops={"edgecolor": colour, "linewidth": 2} if colour is not None else None,
             )
             ax.add_artist(box)
     ax.set_title(title or f"Faces by expression ({used.upper()} of the embeddings)", fontsize=10)

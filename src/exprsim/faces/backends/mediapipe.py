@@ -9,10 +9,10 @@ almost every face under 105 px), so with ``tiles=True`` (default) the short-rang
 also runs on overlapping square tiles (side 2/3 of the shorter image side, stride half a
 tile: 6 tiles on a 4:3 image); tile detections scoring below ``tile_min_confidence`` (0.65)
 or touching an inner tile edge (cut faces) are discarded, and all boxes are merged by
-non-maximum suppression. (The 0.65: on the benchmark set, the few false positives from
-tiles scored 0.53-0.61, while 90% of true tile detections scored above 0.69.) On the benchmark's pasted
-FER2013 faces this raised recall from 53% to 90% for about 3x the detection time
-(see docs/benchmarks.md).
+non-maximum suppression. (The 0.65: on the benchmark set and the bundled photos, the few
+false positives from tiles scored 0.53-0.61, while 90% of true tile detections scored above
+0.69.) On the benchmark's pasted FER2013 faces, tiles raised recall from 53% to 84%, at
+about 2.5x the time per image (see docs/benchmarks.md).
 
 BlazeFace gives 6 keypoints (both eyes, nose tip, mouth centre, both ear tragions) but no
 mouth corners, so the 5 alignment points come from the MediaPipe face mesh run on a
@@ -54,7 +54,7 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
 
 @register_detector(
     "mediapipe",
-    "MediaPipe BlazeFace short+full range, face-mesh landmarks (default)",
+    "MediaPipe BlazeFace short+full range+tiles, face-mesh landmarks (default)",
     probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
 )
 class MediaPipeDetector(BaseDetector):
