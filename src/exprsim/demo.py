@@ -2,8 +2,9 @@
 
 Steps: detect, align and score every face (aligned crops + a page of annotated photos);
 embed them with the shipped default model (similarity matrix, odd one out of triplets).
-Everything goes into ``out/index.html`` (self-contained) plus ``faces.csv`` and
-``crops/``.
+index the photos in a SQLite face database, search it by expression and summarise the
+album by clustering. Everything goes into ``out/index.html`` (self-contained) plus
+``faces.csv``, ``crops/``, ``embeddings.npy`` and ``faces.db``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,8 +102,64 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
             trio = (a, b, c)
             caps = [f"{names[t]}{' (odd one out)' if k == odd else ''}" for k, t in enumerate(trio)]
             page.gallery([crops[t] for t in trio], caps, size=112)
+        _apps_sections(page, out, embedder, emb, crops, names)
+        from exprsim.errors import ExprsimError
+        from exprsim.video.report import demo_section
+
+        try:  # section 5: the bundled clip -> out/video/report.html
+            demo_section(page, out, embedder, progress=progress)
+        except ExprsimError as exc:
+            page.paragraph(f"video section skipped: {exc}", note=True)
     html_path = page.save(out / "index.html")
     return DemoResult(out, len(annotated), len(rows), html_path)
+
+
+def _apps_sections(
+    page: object,
+    out: Path,
+    embedder: object,
+    emb: np.ndarray,
+    crops: list[np.ndarray],
+    names: list[str],
+) -> None:
+    """Sections 3-4: face index + expression search, album summary."""
+    from exprsim.apps.search import search
+    from exprsim.apps.summarize import summarize
+    from exprsim.index.store import FaceIndex
+    from exprsim.samples import sample_images
+
+    pg: Any = page
+    pg.heading("3. Face index and expression search")
+    db = out / "faces.db"
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    with FaceIndex(db, embedder=embedder) as index:
+        report = index.add(sample_images())
+        pg.paragraph(f"{db.name}: {report.summary()}")
+        query = sample_images()[0]
+        result = search(query, index, k=5)
+        hits = result.hits
+        pics = [index.crop(h.face_id) for h in hits]
+        shown = [(p, h) for p, h in zip(pics, hits, strict=True) if p is not None]
+        qcrop = result.query_crop if result.query_crop is not None else crops[0]
+        pg.gallery(
+            [qcrop] + [p for p, _ in shown],
+            [f"query: {query.name}"]
+            + [f"#{h.rank} {Path(h.source).name} d={h.distance:.2f}" for _, h in shown],
+            size=112,
+        )
+    if len(emb) >= 2:
+        pg.heading("4. Album summary (agglomerative, complete linkage, cosine)")
+        summary = summarize(emb, n_clusters=min(4, len(emb)))
+        for c in summary.clusters:
+            pg.gallery(
+                [crops[m] for m in c.members],
+                [
+                    f"{names[m]}{' (representative)' if r == 0 else ''}"
+                    for r, m in enumerate(c.members)
+                ],
+                size=96,
+            )
 
 
 def _demo_triplets(n: int) -> list[tuple[int, int, int]]:

@@ -44,7 +44,8 @@ class TrainConfig:
         data: ``"ferplus"`` (../shared/data/fer2013) or ``"synthetic"`` (tests).
         val_fraction: share of Training held out (by ``seed``) for monitoring and choices;
             PublicTest is never used for any choice.
-        epochs, batch_size, lr, weight_decay, momentum: SGD (Nesterov) with a cosine
+        epochs, batch_size, lr, weight_decay, momentum: ``optimizer`` ``"sgd"`` (Nesterov,
+            ``momentum``) or ``"adamw"`` (decoupled ``weight_decay``), with a cosine
             schedule after ``warmup_epochs`` linear warm-up.
         kl_weight, triplet_weight, pair_weight: loss mix.
         triplet_threshold: minimum Hellinger gap between the closest and the second-closest
@@ -64,6 +65,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     epochs: int = 20
     batch_size: int = 128
+    optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -109,6 +111,18 @@ def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
     return _Arrays(np.clip(imgs, 0, 255).astype(np.uint8), mix)
 
 
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: a seeded ``fraction`` of ``range(n)`` held out, both sorted.
+
+    With the default training config (``val_fraction=0.05``, ``seed=0``) on FER+ Training
+    (PublicTest duplicates dropped) this gives the faces the default model never trained on;
+    :mod:`exprsim.apps` chooses K and calibrates thresholds on them.
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = round(fraction * n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def _load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     if cfg.data == "synthetic":
         full = synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
@@ -121,10 +135,7 @@ def _load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
             full = _Arrays(full.images[: cfg.max_train], full.dist[: cfg.max_train])
     else:
         raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(len(full.images))
-    n_val = round(cfg.val_fraction * len(perm))
-    val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, cfg.seed)
     return (
         _Arrays(full.images[tr_idx], full.dist[tr_idx]),
         _Arrays(full.images[val_idx], full.dist[val_idx]),
@@ -245,6 +256,18 @@ def _validate(model: Any, head: Any, val: _Arrays, cfg: TrainConfig) -> dict[str
     return out
 
 
+def _optimizer(cfg: TrainConfig, params: list[Any]) -> Any:
+    import torch
+
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd' or 'adamw'")
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainResult:
     """Train (or resume) a model; returns where everything was written and the final metrics."""
     import torch
@@ -275,9 +298,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
     model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
     head = CosineClassifier(cfg.embedding_dim, n_classes, scale=cfg.classifier_scale)
     params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
-    )
+    opt = _optimizer(cfg, params)
     kl_loss = DistributionLoss("kl")
     trip_loss = FECTripletLoss(margins=cfg.margins)
     pair_loss = HellingerMatchingLoss(scale=math.sqrt(2.0))

@@ -336,22 +336,17 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
 
 
 def ferplus_holdout_split(
-    n: int, labels: np.ndarray, fraction: float = 0.1, seed: int = 0
+    n: int, fraction: float = 0.05, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of Training indices into ``(fit, held_out)`` (shared with tagging)."""
-    rng = np.random.default_rng(seed)
-    held: list[np.ndarray] = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        take = round(len(idx) * fraction)
-        # at least one held out and one kept per class when the class has two faces
-        take = min(max(take, 1), len(idx) - 1) if len(idx) >= 2 else 0
-        held.append(idx[:take])
-    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
-    mask = np.ones(n, dtype=bool)
-    mask[held_idx] = False
-    return np.flatnonzero(mask), held_idx
+    """Split FER+ Training indices into ``(fit, held_out)`` (shared with tagging).
+
+    The same seeded split as :func:`exprsim.train.holdout_split`: with the defaults the
+    held-out faces are exactly the default model's validation faces, which it never trained
+    on, so choices made on them (K, thresholds) are not flattered by memorised faces.
+    """
+    from exprsim.train import holdout_split
+
+    return holdout_split(n, fraction, seed)
 
 
 def embed_fer(
@@ -374,7 +369,7 @@ def build_reference_set(
     out_path: str | Path | None = None,
     data_dir: str | Path | None = None,
     k_grid: Iterable[int] = K_GRID,
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = 0.05,
     seed: int = 0,
     max_faces: int | None = None,
     dtype: str = "float16",
@@ -410,7 +405,7 @@ def build_reference_set(
         train = train.subset(pick)
     labels = train.majority
     emb = embed_fer(embedder, train.images, progress=progress).astype(dtype).astype(np.float32)
-    fit_idx, held_idx = ferplus_holdout_split(len(train), labels, holdout_fraction, seed)
+    fit_idx, held_idx = ferplus_holdout_split(len(train), holdout_fraction, seed)
     n_cls = len(FERPLUS_CLASSES)
     rows = []
     for k in sorted(set(int(k) for k in k_grid)):

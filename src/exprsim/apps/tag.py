@@ -391,7 +391,7 @@ def calibrate_from_ferplus(
     embedder: Any = None,
     data_dir: str | Path | None = None,
     refs_per_class: int = 20,
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = 0.05,
     seed: int = 0,
     progress: bool = False,
 ) -> TagCalibration:
@@ -409,7 +409,7 @@ def calibrate_from_ferplus(
         embedder = load_model()
     train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
     labels = train.majority
-    _, held = ferplus_holdout_split(len(train), labels, holdout_fraction, seed)
+    _, held = ferplus_holdout_split(len(train), holdout_fraction, seed)
     emb = embed_fer(embedder, train.images[held], progress=progress)
     return calibrate_threshold(
         emb,

@@ -1,0 +1,100 @@
+"""``exprsim video``: a thin shell over :func:`exprsim.video.analyze_video`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from exprsim.errors import ExprsimError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "video",
+        help="analyse the faces and expressions of a video (tables + HTML report)",
+        description=(
+            "Sample frames (5 fps by default), detect, align and score every face, group "
+            "faces into persons (dlib descriptors + DBSCAN, or IoU tracks without dlib), "
+            "embed and median-smooth expressions, and write faces.parquet, faces.csv, "
+            "persons.csv, analysis.json and a self-contained report.html into --out. "
+            "Ctrl-C stops reading and writes the partial report (exit code 130)."
+        ),
+    )
+    p.add_argument(
+        "input", metavar="INPUT", help="video file (mp4, webm, mov, avi, ...) or folder of frames"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--fps", type=float, default=5.0, help="sampled frames per second (default 5)")
+    p.add_argument(
+        "--every", type=int, metavar="N", help="sample every N-th frame instead of --fps"
+    )
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N sampled frames")
+    p.add_argument(
+        "--detector", default="mediapipe", help="detector backend (see `exprsim detectors`)"
+    )
+    p.add_argument("--tags", metavar="DB", help="face database holding tag reference faces")
+    p.add_argument("--tag-threshold", type=float, default=0.5, help="tag distance (default 0.5)")
+    p.add_argument("--min-sharpness", type=float, default=3.0, help="sharpness threshold (3.0)")
+    p.add_argument("--max-yaw", type=float, default=50.0, help="largest |yaw| in degrees (50)")
+    p.add_argument(
+        "--identity",
+        choices=("auto", "dlib", "iou"),
+        default="auto",
+        help="person grouping: dlib descriptors + DBSCAN, or IoU tracks (auto: dlib if installed)",
+    )
+    p.add_argument("--eps", type=float, default=0.5, help="DBSCAN radius on dlib descriptors")
+    p.add_argument("--min-samples", type=int, default=3, help="DBSCAN min_samples")
+    p.add_argument("--smooth", type=int, default=3, help="median window in sampled faces (3)")
+    p.add_argument("-n", "--clusters", type=int, default=10, help="summary clusters per person")
+    p.add_argument("--model", default="default", help="embedding model (default: shipped)")
+    p.set_defaults(func=cmd_video)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not Path(args.input).exists():
+        raise ExprsimError(f"{args.input}: no such file or folder")
+    if args.every is not None and args.every < 1:
+        raise ExprsimError(f"--every must be >= 1, got {args.every}")
+    if not args.fps > 0:
+        raise ExprsimError(f"--fps must be > 0, got {args.fps}")
+    if args.clusters < 1 or args.smooth < 1 or args.min_samples < 1:
+        raise ExprsimError("--clusters, --smooth and --min-samples must be >= 1")
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from exprsim.models.embedder import load_model
+    from exprsim.video.pipeline import VideoConfig, analyze_video, load_tag_references
+
+    _check(args)
+    embedder = load_model(args.model)
+    refs = load_tag_references(args.tags, embedder) if args.tags else None
+    config = VideoConfig(
+        fps=args.fps,
+        every=args.every,
+        max_frames=args.max_frames,
+        detector=args.detector,
+        sharpness_threshold=args.min_sharpness,
+        max_abs_yaw=args.max_yaw,
+        identity=args.identity,
+        eps=args.eps,
+        min_samples=args.min_samples,
+        smooth_window=args.smooth,
+        n_summary=args.clusters,
+        tag_threshold=args.tag_threshold,
+    )
+    analysis = analyze_video(
+        args.input, embedder, config, tag_references=refs, progress=not args.quiet
+    )
+    paths = analysis.save(args.out)
+    print(
+        f"{analysis.n_sampled} frames, {len(analysis.faces)} faces, "
+        f"{analysis.n_persons} person(s) -> {paths['html']}"
+    )
+    for w in analysis.warnings:
+        print(f"exprsim video: warning: {w}", file=sys.stderr)
+    if analysis.interrupted:
+        print("exprsim video: interrupted; partial report written", file=sys.stderr)
+        return 130
+    return 0

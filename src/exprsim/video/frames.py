@@ -1,0 +1,366 @@
+"""Video frames: decode a container (PyAV) or read an image sequence, keep timestamps.
+
+:class:`FrameReader` yields :class:`Frame` objects (RGB array + source frame number +
+seconds from the start of the stream) sampled either by rate (``fps``, default 5: one
+frame per 0.2 s of stream time, the first frame at or after each multiple of the period,
+with half a source frame of tolerance) or every ``every``-th decoded frame. Frames not
+sampled are decoded (H.264 cannot skip them) but never converted to RGB.
+
+Supported inputs: anything FFmpeg demuxes (mp4/mov with H.264/H.265, webm/mkv with VP8/VP9,
+avi, ...) and folders of images (sorted by name; their timestamps are ``index /
+sequence_fps``).
+
+Corrupt or truncated streams end the iteration cleanly: a decoder error stops reading with
+a logged warning, and a stream that ends more than a second before its declared duration is
+reported as truncated. Both are kept in :attr:`FrameReader.warnings` and
+:attr:`FrameReader.truncated`, and everything yielded so far stays valid. A file that
+cannot be opened at all (e.g. an mp4 whose index, stored at the end, was cut off) raises
+:class:`VideoError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+
+log = logging.getLogger(__name__)
+
+#: Default sampling rate (sampled frames per second of video).
+DEFAULT_FPS = 5.0
+#: Frame rate assumed for image sequences (folders of images).
+DEFAULT_SEQUENCE_FPS = 25.0
+
+
+class VideoError(ExprsimError):
+    """A video that cannot be opened or has no video stream."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame.
+
+    Attributes:
+        index: source frame number (0-based, decode order).
+        time: seconds from the start of the stream.
+        image: ``(H, W, 3)`` uint8 RGB.
+    """
+
+    index: int
+    time: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the video (before decoding it).
+
+    Attributes:
+        source: path of the file or folder.
+        width, height: frame size in pixels.
+        fps: source frame rate (NaN when unknown).
+        duration: declared duration in seconds (NaN when unknown).
+        n_frames: declared number of frames (0 when unknown).
+        codec: codec name (``"images"`` for a folder).
+    """
+
+    source: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    n_frames: int
+    codec: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "duration": self.duration,
+            "n_frames": self.n_frames,
+            "codec": self.codec,
+        }
+
+
+class FrameReader:
+    """Iterate over the sampled frames of a video file or image folder.
+
+    Args:
+        source: a video file or a folder of images.
+        fps: sampled frames per second of video (ignored when ``every`` is given).
+        every: take every ``every``-th decoded frame instead (1 = all frames).
+        max_frames: stop after this many sampled frames.
+        sequence_fps: frame rate given to image sequences.
+
+    Attributes:
+        info: :class:`VideoInfo` (read when the reader is created).
+        warnings: problems met while decoding (corrupt data, truncation).
+        truncated: the stream ended early or with a decoder error.
+        n_decoded: frames decoded so far (sampled or not).
+        decode_seconds: time spent decoding and converting frames.
+
+    Raises:
+        VideoError: the source does not exist, cannot be opened or has no video stream.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        fps: float | None = DEFAULT_FPS,
+        every: int | None = None,
+        max_frames: int | None = None,
+        sequence_fps: float = DEFAULT_SEQUENCE_FPS,
+    ) -> None:
+        if every is not None and every < 1:
+            raise VideoError(f"every must be >= 1, got {every}")
+        if every is None and (fps is None or not fps > 0):
+            raise VideoError(f"fps must be > 0, got {fps}")
+        self.source = Path(source)
+        self.fps = None if every is not None else float(fps)  # type: ignore[arg-type]
+        self.every = every
+        self.max_frames = max_frames
+        self.sequence_fps = float(sequence_fps)
+        self.warnings: list[str] = []
+        self.truncated = False
+        self.n_decoded = 0
+        self.decode_seconds = 0.0
+        self._files: list[Path] | None = None
+        self._container: Any = None
+        if not self.source.exists():
+            raise VideoError(f"{self.source}: no such file or folder")
+        if self.source.is_dir():
+            self.info = self._open_folder()
+        else:
+            self.info = self._open_container()
+
+    # ------------------------------------------------------------------ opening
+
+    def _open_folder(self) -> VideoInfo:
+        from exprsim.io import IMAGE_SUFFIXES
+
+        self._files = sorted(
+            p for p in self.source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not self._files:
+            raise VideoError(f"{self.source}: folder holds no images")
+        from exprsim.io import load_image
+
+        first = load_image(self._files[0])
+        n = len(self._files)
+        return VideoInfo(
+            str(self.source),
+            int(first.shape[1]),
+            int(first.shape[0]),
+            self.sequence_fps,
+            n / self.sequence_fps,
+            n,
+            "images",
+        )
+
+    def _open_container(self) -> VideoInfo:
+        try:
+            import av
+        except ImportError as exc:  # pragma: no cover - extra not installed
+            raise VideoError("reading video needs PyAV: pip install 'exprsim[video]'") from exc
+        try:
+            container = av.open(str(self.source))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise VideoError(f"{self.source}: cannot open video ({exc})") from exc
+        if not container.streams.video:
+            container.close()
+            raise VideoError(f"{self.source}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: decoding uses every core
+        self._container = container
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else math.nan
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000.0
+        else:
+            duration = math.nan
+        ctx = stream.codec_context
+        return VideoInfo(
+            str(self.source),
+            int(ctx.width),
+            int(ctx.height),
+            fps,
+            duration,
+            int(stream.frames or 0),
+            str(ctx.name),
+        )
+
+    # ------------------------------------------------------------------ sampling
+
+    def expected_samples(self) -> int | None:
+        """Number of frames that will be sampled if the stream is complete (estimate)."""
+        info = self.info
+        if self.every is not None:
+            n = info.n_frames or (
+                round(info.duration * info.fps)
+                if math.isfinite(info.duration) and math.isfinite(info.fps)
+                else 0
+            )
+            est = math.ceil(n / self.every) if n else None
+        elif math.isfinite(info.duration):
+            assert self.fps is not None
+            tol = 0.5 / info.fps if math.isfinite(info.fps) and info.fps > 0 else 0.0
+            est = max(1, math.ceil((info.duration - tol) * self.fps - 1e-6))
+            if math.isfinite(info.fps):
+                est = min(est, info.n_frames or est)
+        else:
+            est = None
+        if est is not None and self.max_frames is not None:
+            est = min(est, self.max_frames)
+        return est
+
+    @property
+    def sample_period(self) -> float:
+        """Seconds of video per sampled frame."""
+        if self.every is not None:
+            src = self.info.fps if math.isfinite(self.info.fps) else self.sequence_fps
+            return self.every / src
+        assert self.fps is not None
+        src = self.info.fps
+        return max(1.0 / self.fps, 1.0 / src if math.isfinite(src) and src > 0 else 0.0)
+
+    def _selector(self) -> Any:
+        """A function ``(index, time) -> bool`` deciding which decoded frames to keep."""
+        if self.every is not None:
+            every = self.every
+            return lambda i, t: i % every == 0
+        assert self.fps is not None
+        period = 1.0 / self.fps
+        src = self.info.fps
+        tol = 0.5 / src if math.isfinite(src) and src > 0 else 1e-3
+        state = {"k": 0}
+
+        def take(_i: int, t: float) -> bool:
+            if t >= state["k"] * period - tol:
+                state["k"] = math.floor((t + tol) / period) + 1
+                return True
+            return False
+
+        return take
+
+    # ------------------------------------------------------------------ iteration
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._files is not None:
+            yield from self._iter_folder()
+        else:
+            yield from self._iter_container()
+
+    def _iter_folder(self) -> Iterator[Frame]:
+        from exprsim.io import load_image
+
+        assert self._files is not None
+        take = self._selector()
+        n_out = 0
+        for i, path in enumerate(self._files):
+            t = i / self.sequence_fps
+            self.n_decoded += 1
+            if not take(i, t):
+                continue
+            start = time.perf_counter()
+            try:
+                image = load_image(path)
+            except ExprsimError as exc:
+                self._warn(f"{path}: unreadable frame skipped ({exc})")
+                continue
+            self.decode_seconds += time.perf_counter() - start
+            yield Frame(i, t, image)
+            n_out += 1
+            if self.max_frames is not None and n_out >= self.max_frames:
+                return
+
+    def _iter_container(self) -> Iterator[Frame]:
+        import av
+
+        container = self._container
+        stream = container.streams.video[0]
+        start_time = stream.start_time or 0
+        tb = float(stream.time_base) if stream.time_base is not None else 0.0
+        src_fps = self.info.fps if math.isfinite(self.info.fps) else 25.0
+        take = self._selector()
+        n_out = 0
+        last_t = -math.inf
+        decoder = container.decode(stream)
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    frame = next(decoder)
+                except StopIteration:
+                    break
+                except (av.error.FFmpegError, EOFError, ValueError) as exc:
+                    self.truncated = True
+                    self._warn(
+                        f"{self.source}: decoding stopped after {self.n_decoded} frames ({exc}); "
+                        "keeping what was read"
+                    )
+                    break
+                i = self.n_decoded
+                self.n_decoded += 1
+                t = (frame.pts - start_time) * tb if frame.pts is not None and tb else i / src_fps
+                last_t = max(last_t, t)
+                if not take(i, t):
+                    self.decode_seconds += time.perf_counter() - start
+                    continue
+                image = frame.to_ndarray(format="rgb24")
+                self.decode_seconds += time.perf_counter() - start
+                yield Frame(i, float(t), image)
+                n_out += 1
+                if self.max_frames is not None and n_out >= self.max_frames:
+                    return
+        finally:
+            self.close()
+        if self.n_decoded == 0:
+            self.truncated = True
+            self._warn(f"{self.source}: no frame could be decoded")
+        elif math.isfinite(self.info.duration) and not self.truncated:
+            end = last_t + 1.0 / src_fps
+            if end < self.info.duration - 1.0:
+                self.truncated = True
+                self._warn(
+                    f"{self.source}: stream ends at {end:.2f} s of a declared "
+                    f"{self.info.duration:.2f} s (truncated file?); keeping what was read"
+                )
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    def close(self) -> None:
+        """Release the container (idempotent)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_frames(
+    source: str | Path,
+    fps: float | None = DEFAULT_FPS,
+    every: int | None = None,
+    max_frames: int | None = None,
+) -> list[Frame]:
+    """All sampled frames of a (short) video in memory (see :class:`FrameReader`)."""
+    with FrameReader(source, fps=fps, every=every, max_frames=max_frames) as reader:
+        return list(reader)

@@ -1,0 +1,814 @@
+"""Video analysis (FEENet's video pipeline): frames -> faces -> persons -> smoothed
+expressions -> per-person statistics and summaries.
+
+:func:`analyze_video` does it all and returns a :class:`VideoAnalysis`:
+
+1. frames sampled by :class:`exprsim.video.frames.FrameReader` (5 fps by default);
+2. every face detected (detector registry), aligned and scored; faces failing the
+   quality check (sharpness < 3.0 or ``|yaw|`` > 50 degrees by default) stay in the table
+   with their reasons but get no expression embedding;
+3. faces grouped into persons (:mod:`exprsim.video.tracks`: IoU tracks + dlib descriptors
+   clustered with DBSCAN; tracks only when dlib is absent);
+4. accepted faces embedded, then median-pooled per person over 3 sampled faces and
+   re-normalised;
+5. top-3 emotions from the kNN classifier (when its reference set matches the model),
+   reference-face tags (when references are given), per-person statistics and an
+   agglomerative (Ward, Euclidean) summary of each person's expressions.
+
+Ctrl-C during decoding stops reading and returns what was analysed so far
+(:attr:`VideoAnalysis.interrupted`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError, ModelError
+from exprsim.faces.types import Quality
+from exprsim.video.frames import DEFAULT_FPS, FrameReader, VideoInfo
+from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
+
+log = logging.getLogger(__name__)
+
+IDENTITY_METHODS = ("auto", "dlib", "iou")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a video is analysed.
+
+    Attributes:
+        fps: sampled frames per second of video (ignored when ``every`` is set).
+        every: sample every N-th decoded frame instead.
+        max_frames: stop after this many sampled frames.
+        detector: detector registry name.
+        sharpness_threshold, max_abs_yaw: quality thresholds (FEENet: 3.0 and 50 degrees).
+        identity: ``"auto"`` (dlib when installed, else IoU tracks), ``"dlib"`` or ``"iou"``.
+        eps, min_samples: DBSCAN parameters on dlib descriptors.
+        descriptor_stride: describe the 1st and every N-th face of each track.
+        min_iou, max_gap: IoU tracking (link threshold; sampled frames a track may miss).
+        smooth_window: median window (sampled faces of one person).
+        n_summary: clusters in each person's expression summary.
+        summary_method: :data:`exprsim.apps.summarize.SUMMARY_METHODS` key (``"ward"``:
+            Ward linkage, Euclidean, as in FEENet).
+        tag_threshold: reference-face tagging distance threshold.
+        thumb_size: side of the face thumbnails kept for the report.
+        batch_size: crops per embedding batch.
+    """
+
+    fps: float | None = DEFAULT_FPS
+    every: int | None = None
+    max_frames: int | None = None
+    detector: str = "mediapipe"
+    sharpness_threshold: float = 3.0
+    max_abs_yaw: float = 50.0
+    identity: str = "auto"
+    eps: float = DEFAULT_EPS
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    descriptor_stride: int = 5
+    min_iou: float = 0.3
+    max_gap: int = 2
+    smooth_window: int = 3
+    n_summary: int = 10
+    summary_method: str = "ward"
+    tag_threshold: float = 0.5
+    thumb_size: int = 64
+    batch_size: int = 64
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VideoFace:
+    """One detected face in one sampled frame.
+
+    Attributes:
+        slot: sampled-frame number (0, 1, ...).
+        frame: source frame number.
+        time: seconds from the start of the video.
+        face_index: rank in its frame (largest box first).
+        box: ``(4,)`` float32 ``x1, y1, x2, y2`` pixels.
+        score: detector confidence.
+        quality: sharpness, pose, accept/reject.
+        thumb: ``(S, S, 3)`` uint8 aligned crop (``thumb_size``) of accepted faces, else ``None``.
+    """
+
+    slot: int
+    frame: int
+    time: float
+    face_index: int
+    box: np.ndarray
+    score: float
+    quality: Quality
+    thumb: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Wall-clock seconds per stage and how much each stage processed.
+
+    Attributes:
+        decode, detect, align, identity, embed, cluster: seconds (``align`` includes the
+            quality check; ``identity`` the dlib descriptors; ``cluster`` tracking,
+            DBSCAN, smoothing, classification, tagging and summaries).
+        frames: sampled frames; decoded: frames decoded; faces: detected faces;
+        accepted: faces embedded; descriptors: dlib descriptors computed.
+        total: wall-clock seconds of the whole analysis.
+    """
+
+    decode: float = 0.0
+    detect: float = 0.0
+    align: float = 0.0
+    identity: float = 0.0
+    embed: float = 0.0
+    cluster: float = 0.0
+    frames: int = 0
+    decoded: int = 0
+    faces: int = 0
+    accepted: int = 0
+    descriptors: int = 0
+    total: float = 0.0
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per stage: ``stage, seconds, items, per_second`` (items/s)."""
+        items = {
+            "decode": (self.decoded, "decoded frames"),
+            "detect": (self.frames, "sampled frames"),
+            "align": (self.faces, "faces"),
+            "identity": (self.descriptors, "descriptors"),
+            "embed": (self.accepted, "faces"),
+            "cluster": (self.faces, "faces"),
+            "total": (self.frames, "sampled frames"),
+        }
+        out = []
+        for stage, (n, unit) in items.items():
+            sec = float(getattr(self, stage))
+            out.append(
+                {
+                    "stage": stage,
+                    "seconds": round(sec, 3),
+                    "items": n,
+                    "unit": unit,
+                    "per_second": round(n / sec, 1) if sec > 0 else float("nan"),
+                    "sampled_frames_per_second": round(self.frames / sec, 1)
+                    if sec > 0
+                    else float("nan"),
+                }
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class TaggedMoment:
+    """A run of consecutive faces of one person carrying the same tag."""
+
+    tag: str
+    start: float
+    end: float
+    n_faces: int
+
+
+@dataclass(frozen=True)
+class PersonStats:
+    """Statistics of one person.
+
+    Attributes:
+        person: id (0, 1, ... by first appearance).
+        frames_present: sampled frames with this person's face (any quality).
+        appearance_rate: ``frames_present / frames sampled``.
+        time_on_screen: ``frames_present`` x seconds per sampled frame.
+        first_seen, last_seen: seconds.
+        faces_accepted: faces passing the quality check (embedded).
+        rejected: reason -> count among this person's faces.
+        emotion_shares: class -> share of accepted faces whose top emotion it is.
+        tagged_moments: runs of tagged faces.
+    """
+
+    person: int
+    frames_present: int
+    appearance_rate: float
+    time_on_screen: float
+    first_seen: float
+    last_seen: float
+    faces_accepted: int
+    rejected: dict[str, int]
+    emotion_shares: dict[str, float]
+    tagged_moments: tuple[TaggedMoment, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "person": self.person,
+            "frames_present": self.frames_present,
+            "appearance_rate": round(self.appearance_rate, 4),
+            "time_on_screen_s": round(self.time_on_screen, 3),
+            "first_seen_s": round(self.first_seen, 3),
+            "last_seen_s": round(self.last_seen, 3),
+            "faces_accepted": self.faces_accepted,
+        }
+        row.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
+        row.update({f"share_{k}": round(v, 4) for k, v in self.emotion_shares.items()})
+        row["tagged_moments"] = "; ".join(
+            f"{m.tag} {m.start:.1f}-{m.end:.1f}s" for m in self.tagged_moments
+        )
+        return row
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """Expression summary of one person.
+
+    Attributes:
+        person: id.
+        faces: indices (into :attr:`VideoAnalysis.faces`) of the summarised faces.
+        summary: the clustering; ``summary.clusters[k].members`` index into ``faces``.
+    """
+
+    person: int
+    faces: tuple[int, ...]
+    summary: Any
+
+    @property
+    def representatives(self) -> list[int]:
+        """Face index (into :attr:`VideoAnalysis.faces`) of each cluster's representative."""
+        return [self.faces[m] for m in self.summary.representatives]
+
+
+@dataclass(frozen=True)
+class VideoAnalysis:
+    """Everything :func:`analyze_video` found.
+
+    Attributes:
+        info: the video's properties.
+        config: the configuration used.
+        n_sampled: sampled frames analysed.
+        sample_period: seconds of video per sampled frame.
+        faces: every detected face, in time order.
+        persons: ``(N,)`` int64 person per face (-1: unassigned).
+        tracks: ``(N,)`` int64 IoU track per face.
+        embeddings: ``(N, 16)`` float32 raw embeddings (NaN rows for rejected faces).
+        smoothed: ``(N, 16)`` float32 median-pooled, re-normalised (NaN for rejected).
+        classes: emotion class names (empty when no classifier was available).
+        emotions: ``(N, C)`` float32 class probabilities of the smoothed embeddings
+            (NaN rows for rejected faces; ``C = 0`` without a classifier).
+        tags: per face the tags below the threshold (nearest first).
+        person_stats: one entry per person.
+        summaries: one entry per person with accepted faces.
+        rejected: reason -> count over all faces (``"blur"``, ``"yaw"``, ``"pose"``).
+        identity_method: ``"dlib"`` or ``"iou"``.
+        model: ``name@version`` of the embedder.
+        timings: seconds per stage.
+        interrupted: stopped by Ctrl-C (partial result).
+        truncated: the stream ended early or with a decoder error (partial result).
+        warnings: what went wrong along the way.
+    """
+
+    info: VideoInfo
+    config: VideoConfig
+    n_sampled: int
+    sample_period: float
+    faces: tuple[VideoFace, ...]
+    persons: np.ndarray
+    tracks: np.ndarray
+    embeddings: np.ndarray
+    smoothed: np.ndarray
+    classes: tuple[str, ...]
+    emotions: np.ndarray
+    tags: tuple[tuple[str, ...], ...]
+    person_stats: tuple[PersonStats, ...]
+    summaries: tuple[PersonSummary, ...]
+    rejected: dict[str, int]
+    identity_method: str
+    model: str
+    timings: StageTimes
+    interrupted: bool = False
+    truncated: bool = False
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_persons(self) -> int:
+        return len(self.person_stats)
+
+    def top_emotions(self, i: int, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable emotions of face ``i`` (empty when not available)."""
+        if not self.classes or not self.faces[i].quality.ok:
+            return []
+        p = self.emotions[i]
+        order = np.argsort(-p, kind="stable")[:k]
+        return [(self.classes[j], float(p[j])) for j in order]
+
+    def to_frame(self) -> Any:
+        """One row per face: time, person, box, quality, top-3 emotions, tags, ``e0..e15``
+        (smoothed embedding; empty for rejected faces) as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        rows = []
+        for i, f in enumerate(self.faces):
+            q = f.quality
+            row: dict[str, Any] = {
+                "time": round(f.time, 4),
+                "frame": f.frame,
+                "slot": f.slot,
+                "face": f.face_index,
+                "person": int(self.persons[i]),
+                "track": int(self.tracks[i]),
+                "x1": round(float(f.box[0]), 1),
+                "y1": round(float(f.box[1]), 1),
+                "x2": round(float(f.box[2]), 1),
+                "y2": round(float(f.box[3]), 1),
+                "score": round(float(f.score), 4),
+                "sharpness": round(q.sharpness, 3),
+                "yaw": round(q.yaw, 2),
+                "pitch": round(q.pitch, 2),
+                "roll": round(q.roll, 2),
+                "ok": bool(q.ok),
+                "reasons": ",".join(q.reasons),
+            }
+            top = self.top_emotions(i)
+            for r in range(3):
+                row[f"emotion_{r + 1}"] = top[r][0] if r < len(top) else None
+                row[f"p_{r + 1}"] = round(top[r][1], 4) if r < len(top) else float("nan")
+            row["tags"] = ",".join(self.tags[i])
+            row.update({f"e{d}": float(v) for d, v in enumerate(self.smoothed[i])})
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        if not rows:
+            frame = pd.DataFrame(columns=FACE_TABLE_COLUMNS)
+        return frame
+
+    def persons_frame(self) -> Any:
+        """One row per person (:meth:`PersonStats.to_dict`) as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        return pd.DataFrame([p.to_dict() for p in self.person_stats])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready overview (no per-face rows)."""
+        return {
+            "video": self.info.to_dict(),
+            "config": self.config.to_dict(),
+            "model": self.model,
+            "frames_sampled": self.n_sampled,
+            "sample_period_s": self.sample_period,
+            "faces": len(self.faces),
+            "faces_accepted": int(sum(f.quality.ok for f in self.faces)),
+            "rejected": self.rejected,
+            "identity_method": self.identity_method,
+            "persons": [p.to_dict() for p in self.person_stats],
+            "summaries": {
+                str(s.person): [
+                    {**c.to_dict(), "representative_face": s.faces[c.representative]}
+                    for c in s.summary.clusters
+                ]
+                for s in self.summaries
+            },
+            "emotion_classes": list(self.classes),
+            "timings": self.timings.rows(),
+            "interrupted": self.interrupted,
+            "truncated": self.truncated,
+            "warnings": list(self.warnings),
+        }
+
+    def save(self, out_dir: str | Path, html: bool = True) -> dict[str, Path]:
+        """Write ``faces.parquet``, ``faces.csv``, ``persons.csv``, ``analysis.json`` and
+        (``html``) the self-contained ``report.html`` into ``out_dir``; returns the paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "faces_parquet": out / "faces.parquet",
+            "faces_csv": out / "faces.csv",
+            "persons_csv": out / "persons.csv",
+            "json": out / "analysis.json",
+        }
+        frame = self.to_frame()
+        frame.to_parquet(paths["faces_parquet"], index=False)
+        frame.to_csv(paths["faces_csv"], index=False)
+        self.persons_frame().to_csv(paths["persons_csv"], index=False)
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        if html:
+            from exprsim.video.report import video_page
+
+            paths["html"] = video_page(self).save(out / "report.html")
+        return paths
+
+
+#: Columns of :meth:`VideoAnalysis.to_frame` (when there are no faces).
+FACE_TABLE_COLUMNS: tuple[str, ...] = (
+    "time",
+    "frame",
+    "slot",
+    "face",
+    "person",
+    "track",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "sharpness",
+    "yaw",
+    "pitch",
+    "roll",
+    "ok",
+    "reasons",
+    "emotion_1",
+    "p_1",
+    "emotion_2",
+    "p_2",
+    "emotion_3",
+    "p_3",
+    "tags",
+    *(f"e{d}" for d in range(16)),
+)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def default_classifier(embedder: Any) -> tuple[Any, tuple[str, ...]]:
+    """The shipped kNN emotion classifier if it was built with ``embedder``'s model.
+
+    Returns:
+        ``(classifier, classes)``, or ``(None, ())`` with a logged warning when the reference
+        set is missing or belongs to another model.
+    """
+    from exprsim.apps.classify import load_reference_set
+
+    try:
+        ref = load_reference_set()
+    except ModelError as exc:
+        log.warning("emotion columns left empty: %s", exc)
+        return None, ()
+    model = embedder.config.name_version
+    if ref.model != model:
+        log.warning(
+            "emotion columns left empty: the reference set was made with %s, the embedder is %s",
+            ref.model,
+            model,
+        )
+        return None, ()
+    return ref.classifier(), tuple(ref.classes)
+
+
+def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarray, list[str]]:
+    """Reference faces stored in a face database (``exprsim tag add``).
+
+    Returns:
+        ``(R, 16)`` float32 embeddings and their ``R`` tag names.
+
+    Raises:
+        ExprsimError: no such database, no references in it, or another model's references.
+    """
+    from exprsim.index.store import FaceIndex
+
+    path = Path(db)
+    if not path.is_file():
+        raise ExprsimError(f"{path}: no such database (add references with `exprsim tag add`)")
+    with FaceIndex(path, embedder=embedder) as index:
+        refs = index.tag_references()
+    if not refs:
+        raise ExprsimError(f"{path} holds no reference faces: add some with `exprsim tag add`")
+    if embedder is not None:
+        models = {r["model"] for r in refs if r.get("model")}
+        if models and models != {embedder.config.name_version}:
+            raise ExprsimError(
+                f"{path}: references were made with {', '.join(sorted(models))}, "
+                f"the embedder is {embedder.config.name_version}"
+            )
+    emb = np.stack([np.asarray(r["embedding"], np.float32) for r in refs])
+    return emb, [str(r["name"]) for r in refs]
+
+
+def _identity_encoder(method: str) -> Any:
+    """dlib's descriptor or ``None`` (IoU fallback); raises when ``"dlib"`` is demanded."""
+    if method not in IDENTITY_METHODS:
+        raise ExprsimError(f"unknown identity method {method!r}; known: {IDENTITY_METHODS}")
+    if method == "iou":
+        return None
+    from exprsim.apps.search import IdentityEncoder
+    from exprsim.errors import BackendUnavailableError
+
+    try:
+        return IdentityEncoder()
+    except BackendUnavailableError as exc:
+        if method == "dlib":
+            raise
+        log.warning("identity grouping falls back to IoU tracking: %s", exc)
+        return None
+
+
+def _moments(times: list[float], tags: list[tuple[str, ...]], gap: float) -> list[TaggedMoment]:
+    """Runs of faces carrying a tag; a run breaks when the tag is missing or after ``gap`` s."""
+    out: list[TaggedMoment] = []
+    open_runs: dict[str, list[float]] = {}
+    for t, tg in zip(times, tags, strict=True):
+        for name in list(open_runs):
+            run = open_runs[name]
+            if name not in tg or t - run[-1] > gap:
+                out.append(TaggedMoment(name, run[0], run[-1], len(run)))
+                del open_runs[name]
+        for name in tg:
+            open_runs.setdefault(name, []).append(t)
+    for name, run in open_runs.items():
+        out.append(TaggedMoment(name, run[0], run[-1], len(run)))
+    return sorted(out, key=lambda m: (m.start, m.tag))
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def analyze_video(
+    source: str | Path,
+    embedder: Any = None,
+    config: VideoConfig | None = None,
+    classifier: Any = "auto",
+    tag_references: tuple[np.ndarray, list[str]] | None = None,
+    detector: Any = None,
+    progress: bool = False,
+) -> VideoAnalysis:
+    """Analyse the faces and expressions of a video (see module docstring).
+
+    Args:
+        source: a video file (anything FFmpeg reads) or a folder of frames.
+        embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
+        config: sampling, thresholds, identity and summary settings.
+        classifier: an ``ExpressionKNN`` fitted on this model's embeddings (its
+            ``classes_`` name the columns), ``"auto"`` for the shipped reference set when
+            it matches the model, or ``None`` for no emotion columns.
+        tag_references: ``((R, 16) embeddings, R names)`` of reference faces
+            (:func:`load_tag_references`), or ``None``.
+        detector: a detector instance (default: ``config.detector`` from the registry).
+        progress: show a tqdm bar (sampled frames, frames/s) on stderr.
+
+    Returns:
+        A :class:`VideoAnalysis` (partial when interrupted or the stream was truncated).
+
+    Raises:
+        VideoError: the video cannot be opened.
+        ExprsimError: bad configuration.
+    """
+    from tqdm import tqdm
+
+    from exprsim.faces.align import AlignConfig, align_face
+    from exprsim.faces.pipeline import resolve_detector
+    from exprsim.faces.quality import QualityConfig, assess
+
+    cfg = config or VideoConfig()
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    classes: tuple[str, ...] = ()
+    if isinstance(classifier, str) and classifier == "auto":
+        classifier, classes = default_classifier(embedder)
+    elif classifier is not None:
+        classes = tuple(str(c) for c in classifier.classes_)
+    t_start = time.perf_counter()
+    reader = FrameReader(source, fps=cfg.fps, every=cfg.every, max_frames=cfg.max_frames)
+    det = resolve_detector(detector if detector is not None else cfg.detector)
+    encoder = _identity_encoder(cfg.identity)
+    align_cfg = AlignConfig(size=embedder.config.preprocess.align_size)
+    qcfg = QualityConfig(sharpness_threshold=cfg.sharpness_threshold, max_abs_yaw=cfg.max_abs_yaw)
+
+    from exprsim.video.tracks import TrackLinker, cluster_identities, median_smooth
+
+    linker = TrackLinker(cfg.min_iou, cfg.max_gap)
+    faces: list[VideoFace] = []
+    tracks: list[int] = []
+    track_counts: Counter[int] = Counter()
+    descriptors: dict[int, np.ndarray] = {}
+    embeddings: dict[int, np.ndarray] = {}
+    pending: list[tuple[int, np.ndarray]] = []
+    sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster"), 0.0)
+    interrupted = False
+    n_sampled = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        emb = embedder.embed_crops(np.stack([c for _, c in pending]))
+        for (i, _), e in zip(pending, emb, strict=True):
+            embeddings[i] = e
+        pending.clear()
+        sec["embed"] += time.perf_counter() - t0
+
+    bar = tqdm(
+        total=reader.expected_samples(),
+        disable=not progress,
+        desc="video",
+        unit="frame",
+        dynamic_ncols=True,
+    )
+    try:
+        for slot, frame in enumerate(reader):
+            image = frame.image
+            t0 = time.perf_counter()
+            found = sorted(det.detect(image), key=lambda f: (-f.width * f.height, float(f.box[0])))
+            t1 = time.perf_counter()
+            sec["detect"] += t1 - t0
+            crops, quals = [], []
+            for f in found:
+                crops.append(align_face(image, f.landmarks, align_cfg))
+                quals.append(assess(image, f, qcfg))
+            t2 = time.perf_counter()
+            sec["align"] += t2 - t1
+            ids = linker.update(
+                slot, np.stack([f.box for f in found]) if found else np.zeros((0, 4))
+            )
+            for j, (f, crop, q) in enumerate(zip(found, crops, quals, strict=True)):
+                i = len(faces)
+                thumb = None
+                if q.ok:
+                    pending.append((i, crop))
+                    thumb = _thumb(crop, cfg.thumb_size)
+                faces.append(
+                    VideoFace(
+                        slot,
+                        frame.index,
+                        frame.time,
+                        j,
+                        f.box.astype(np.float32),
+                        float(f.score),
+                        q,
+                        thumb,
+                    )
+                )
+                tracks.append(ids[j])
+                if (
+                    encoder is not None
+                    and track_counts[ids[j]] % max(1, cfg.descriptor_stride) == 0
+                ):
+                    t3 = time.perf_counter()
+                    descriptors[i] = encoder.descriptor(image, f.box)
+                    sec["identity"] += time.perf_counter() - t3
+                track_counts[ids[j]] += 1
+            if len(pending) >= cfg.batch_size:
+                flush()
+            n_sampled = slot + 1
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
+    finally:
+        bar.close()
+        reader.close()
+    flush()
+
+    # ------------------------------------------------------------------ identities + smoothing
+    t0 = time.perf_counter()
+    n = len(faces)
+    slots = np.array([f.slot for f in faces], dtype=np.int64)
+    boxes = np.stack([f.box for f in faces]) if faces else np.zeros((0, 4), np.float32)
+    ident = cluster_identities(
+        slots,
+        boxes,
+        np.array(tracks, dtype=np.int64),
+        descriptors if encoder is not None else None,
+        eps=cfg.eps,
+        min_samples=min(cfg.min_samples, max(1, n_sampled)),
+    )
+    dim = embedder.embedding_dim
+    raw = np.full((n, dim), np.nan, dtype=np.float32)
+    for i, e in embeddings.items():
+        raw[i] = e
+    smoothed = np.full_like(raw, np.nan)
+    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
+    for p in np.unique(ident.persons):
+        idx = np.flatnonzero((ident.persons == p) & accepted)
+        if len(idx) == 0:
+            continue
+        if p < 0:  # unassigned faces: no neighbours to pool with
+            smoothed[idx] = median_smooth(raw[idx], 1)
+        else:
+            smoothed[idx] = median_smooth(raw[idx], cfg.smooth_window)
+    emotions = np.full((n, len(classes)), np.nan, dtype=np.float32)
+    acc_idx = np.flatnonzero(accepted)
+    if classifier is not None and len(acc_idx):
+        emotions[acc_idx] = classifier.predict_proba(smoothed[acc_idx]).astype(np.float32)
+    tags: list[tuple[str, ...]] = [()] * n
+    if tag_references is not None and len(acc_idx):
+        from exprsim.apps.tag import match_tags
+
+        ref_emb, ref_names = tag_references
+        for i, (tg, _) in zip(
+            acc_idx,
+            match_tags(smoothed[acc_idx], ref_emb, ref_names, cfg.tag_threshold),
+            strict=True,
+        ):
+            tags[int(i)] = tg
+    period = reader.sample_period
+    stats, summaries = _person_results(
+        faces, ident.persons, smoothed, emotions, classes, tags, n_sampled, period, cfg
+    )
+    rejected = Counter(r for f in faces for r in f.quality.reasons)
+    sec["cluster"] += time.perf_counter() - t0
+    warnings = list(reader.warnings)
+    if interrupted:
+        warnings.append(f"interrupted after {n_sampled} sampled frames")
+    timings = StageTimes(
+        decode=reader.decode_seconds,
+        frames=n_sampled,
+        decoded=reader.n_decoded,
+        faces=n,
+        accepted=int(accepted.sum()),
+        descriptors=len(descriptors),
+        total=time.perf_counter() - t_start,
+        **sec,
+    )
+    return VideoAnalysis(
+        info=reader.info,
+        config=cfg,
+        n_sampled=n_sampled,
+        sample_period=period,
+        faces=tuple(faces),
+        persons=ident.persons,
+        tracks=ident.tracks,
+        embeddings=raw,
+        smoothed=smoothed,
+        classes=classes,
+        emotions=emotions,
+        tags=tuple(tags),
+        person_stats=tuple(stats),
+        summaries=tuple(summaries),
+        rejected=dict(sorted(rejected.items())),
+        identity_method=ident.method,
+        model=embedder.config.name_version,
+        timings=timings,
+        interrupted=interrupted,
+        truncated=reader.truncated,
+        warnings=tuple(warnings),
+    )
+
+
+def _thumb(crop: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if crop.shape[0] == size:
+        return crop.copy()
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _person_results(
+    faces: list[VideoFace],
+    persons: np.ndarray,
+    smoothed: np.ndarray,
+    emotions: np.ndarray,
+    classes: tuple[str, ...],
+    tags: list[tuple[str, ...]],
+    n_sampled: int,
+    period: float,
+    cfg: VideoConfig,
+) -> tuple[list[PersonStats], list[PersonSummary]]:
+    from exprsim.apps.summarize import summarize
+
+    stats, summaries = [], []
+    for p in sorted(int(v) for v in np.unique(persons) if v >= 0):
+        idx = np.flatnonzero(persons == p)
+        slots = {faces[i].slot for i in idx}
+        acc = [int(i) for i in idx if faces[i].quality.ok]
+        rejected = Counter(r for i in idx for r in faces[int(i)].quality.reasons)
+        shares: dict[str, float] = {}
+        if classes and acc:
+            top = Counter(int(np.argmax(emotions[i])) for i in acc)
+            shares = {c: top.get(k, 0) / len(acc) for k, c in enumerate(classes)}
+        times = [faces[i].time for i in idx]
+        moments = _moments(
+            [faces[i].time for i in acc], [tags[i] for i in acc], gap=(cfg.max_gap + 1.5) * period
+        )
+        stats.append(
+            PersonStats(
+                person=p,
+                frames_present=len(slots),
+                appearance_rate=len(slots) / n_sampled if n_sampled else 0.0,
+                time_on_screen=len(slots) * period,
+                first_seen=float(min(times)),
+                last_seen=float(max(times)),
+                faces_accepted=len(acc),
+                rejected=dict(sorted(rejected.items())),
+                emotion_shares=shares,
+                tagged_moments=tuple(moments),
+            )
+        )
+        if acc:
+            k = max(1, min(cfg.n_summary, len(acc)))
+            summary = summarize(smoothed[acc], n_clusters=k, method=cfg.summary_method)
+            summaries.append(PersonSummary(p, tuple(acc), summary))
+    return stats, summaries
