@@ -8,9 +8,10 @@ raw pixels and the `fer` package's FER2013 CNN) it computes, in one run:
   Hellinger-gap rule with threshold 0.2), overall and per type;
 * kNN classification of FER+ majority labels with Training as the reference set
   (Training rows pixel-identical to PublicTest rows dropped): K=11 accuracy and macro-F1
-  (SGM paper), K=200 per-class one-vs-rest AUC-ROC (FECNet);
+  (SGM paper; also macro precision / recall and their harmonic mean, the SGM paper's F1),
+  K=200 per-class one-vs-rest AUC-ROC (FECNet);
 * k-means (K=8) NMI and clustering F1 on PublicTest;
-* Recall@K, K = 1, 2, 4, 8, 16, 32 within PublicTest (self excluded).
+* Recall@K and Acc@K, K = 1, 2, 4, 8, 16, 32 within PublicTest (self excluded).
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ def score_embedding(
     cls = metrics.classification_scores(test_labels, pred, labels=list(range(n_classes)))
     row["knn11_acc"] = cls["accuracy"]
     row["knn11_macro_f1"] = cls["macro_f1"]
+    # SGM paper Table 2: macro precision, macro recall and their harmonic mean
+    row["knn11_macro_precision"] = cls["macro_precision"]
+    row["knn11_macro_recall"] = cls["macro_recall"]
+    row["knn11_f1_sgm"] = cls["f1_sgm"]
     auc = metrics.knn_auc(
         train_emb, train_labels, test_emb, test_labels, k=200, n_classes=n_classes
     )

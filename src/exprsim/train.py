@@ -10,6 +10,12 @@ Each step embeds one batch of augmented FER2013 crops and combines three losses:
   triplet types as FECNet's 30/30/30 batches;
 * ``pair``: embedding distances pulled towards ``sqrt(2)`` x Hellinger distances of votes.
 
+``objective="sgm"`` replaces that mix by the Structured Gaussian Manifold loss
+(:mod:`exprsim.losses.sgm`: per-batch class Gaussians, posterior matched to the vote
+distribution or the one-hot majority label, plus the mean-norm term), usually with
+``sampler="balanced"`` (:class:`~exprsim.data.sampler.BalancedClassSampler`: ``per_class``
+faces of every class per batch) and ``optimizer="adam"``, as in Marrero Fernandez et al.
+
 Checkpoints (``last.safetensors`` + ``state.pt``, loadable with ``weights_only=True``),
 ``train_config.json``, ``config.json`` (the :class:`EmbedderConfig` for
 :func:`exprsim.load_model`), ``model.safetensors`` and ``metrics.jsonl`` are written to
@@ -52,8 +58,27 @@ class TrainConfig:
             pair for an in-batch vote triplet to count as clear.
         triplets_per_type: triplets of each type per batch (FECNet: 30).
         margins: two-hinge margins for one-, two-, three-class triplets.
-        augment: flip, small affine, brightness/contrast, blur.
+        augment: augment training crops; ``augment_mode`` ``"full"`` = flip, small affine,
+            brightness/contrast, blur; ``"flip"`` = horizontal flip only (short CPU runs
+            underfit with full augmentation).
         max_train: use only the first N training faces (tiny runs).
+        objective: ``"fec"`` (the kl / triplet / pair mix above) or ``"sgm"`` (SGM loss only;
+            the kl / triplet / pair weights are then unused).
+        sgm_sigma, sgm_norm_weight: SGM Gaussian width (paper 0.5) and weight of its
+            mean-norm term (paper 1).
+        sgm_target: SGM true posterior: ``"votes"`` (FER+ vote distribution) or
+            ``"majority"`` (one-hot majority label); class labels given to :func:`train`
+            always act one-hot.
+        sgm_embedding: space the SGM loss sees: ``"normalized"`` (the L2-normalised output the
+            library ships; the norm term is then the constant 1) or ``"raw"`` (the
+            pre-normalisation output, as the paper's unnormalised embedding; needs a model
+            with a ``bn`` layer feeding the normalisation, as ``exprnet_s``).
+        sampler: ``"random"`` (shuffled epochs of ``batch_size``) or ``"balanced"``
+            (``per_class`` faces of every class per batch; ``len(train) // batch_size``
+            batches per epoch, with ``batch_size`` = ``per_class`` x classes).
+        lr_schedule: ``"cosine"`` (after warm-up) or ``"constant"`` (``lr`` throughout).
+        optimizer ``"adam"``: plain Adam (``weight_decay`` as L2 in the gradient).
+        init_from: folder with ``model.safetensors`` (or ``last.safetensors``) to start from.
     """
 
     model: str = "exprnet_s"
@@ -78,10 +103,20 @@ class TrainConfig:
     margins: tuple[float, float, float] = (0.1, 0.2, 0.2)
     classifier_scale: float = 16.0
     augment: bool = True
+    augment_mode: str = "full"
     max_train: int | None = None
     seed: int = 0
     num_threads: int = 0
     version: str = "1"
+    objective: str = "fec"
+    sgm_sigma: float = 0.5
+    sgm_norm_weight: float = 1.0
+    sgm_target: str = "votes"
+    sgm_embedding: str = "normalized"
+    sampler: str = "random"
+    per_class: int = 30
+    lr_schedule: str = "cosine"
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +178,14 @@ def _load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
 
 
 # --------------------------------------------------------------------------- augmentation
+
+
+def flip_batch(x: Any, gen: Any) -> Any:
+    """Mirror a random half of ``(B, C, H, W)`` crops left-right."""
+    import torch
+
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
 def augment_batch(x: Any, gen: Any) -> Any:
@@ -214,6 +257,8 @@ def _to_input(images: np.ndarray, pre: PreprocessConfig) -> Any:
 
 
 def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
     if epoch_pos < cfg.warmup_epochs:
         return cfg.lr * max(epoch_pos / cfg.warmup_epochs, 0.01)
     span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
@@ -235,21 +280,31 @@ def embed_array(
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 16), np.float32)
 
 
-def _validate(model: Any, head: Any, val: _Arrays, cfg: TrainConfig) -> dict[str, float]:
+def _validate(
+    model: Any, head: Any, val: _Arrays, cfg: TrainConfig, labels: np.ndarray | None = None
+) -> dict[str, float]:
     import torch
 
-    from exprsim.metrics import triplet_accuracy
+    from exprsim.metrics import knn_search, triplet_accuracy
 
     emb = embed_array(model, val.images, cfg.preprocess)
-    with torch.inference_mode():
-        logits = head(torch.from_numpy(emb))
     major = val.dist.argmax(1)
-    acc = float((logits.argmax(1).numpy() == major).mean())
+    out: dict[str, float] = {}
+    if cfg.objective == "fec" and cfg.kl_weight > 0:
+        with torch.inference_mode():
+            logits = head(torch.from_numpy(emb))
+        out["val_cls_acc"] = float((logits.argmax(1).numpy() == major).mean())
+    else:  # no trained classifier head: leave-one-out 11-NN among the validation faces
+        lab = major if labels is None else labels
+        k = min(11, len(emb) - 1)
+        if k >= 1:
+            idx, _ = knn_search(emb, emb, k, exclude_self=True)
+            votes = np.apply_along_axis(np.bincount, 1, lab[idx], minlength=int(lab.max()) + 1)
+            out["val_knn11_acc"] = float((votes.argmax(1) == lab).mean())
     trip = batch_triplets(
         val.dist, min(3000, len(val.dist)), cfg.triplet_threshold, np.random.default_rng(0)
     )
     ta = triplet_accuracy(emb, trip.i, trip.j, trip.k, trip.odd, trip.ttype) if trip else {}
-    out = {"val_cls_acc": acc}
     out.update(
         {f"val_triplet_{key}": float(v) for key, v in ta.items() if isinstance(v, float | int)}
     )
@@ -265,20 +320,71 @@ def _optimizer(cfg: TrainConfig, params: list[Any]) -> Any:
         )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd' or 'adamw'")
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd', 'adamw' or 'adam'")
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainResult:
-    """Train (or resume) a model; returns where everything was written and the final metrics."""
+def _check_choices(cfg: TrainConfig) -> None:
+    choices = {
+        "objective": ("fec", "sgm"),
+        "sgm_target": ("votes", "majority"),
+        "sgm_embedding": ("normalized", "raw"),
+        "sampler": ("random", "balanced"),
+        "lr_schedule": ("cosine", "constant"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
+
+
+def _raw_output_hook(model: Any) -> dict[str, Any]:
+    """Capture the pre-normalisation embedding (output of ``model.bn``) on every forward."""
+    layer = getattr(model, "bn", None)
+    if layer is None:
+        raise ValueError(
+            "sgm_embedding='raw' needs a model whose `bn` layer feeds the L2 normalisation "
+            "(as exprnet_s)"
+        )
+    store: dict[str, Any] = {}
+
+    def hook(_mod: Any, _inp: Any, output: Any) -> None:
+        store["raw"] = output
+
+    layer.register_forward_hook(hook)
+    return store
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    labels: np.ndarray | None = None,
+) -> TrainResult:
+    """Train (or resume) a model; returns where everything was written and the final metrics.
+
+    Args:
+        cfg: the run's config.
+        out_dir: output folder (resumed when it holds a run of the same config).
+        progress: show progress bars.
+        labels: optional ``(N,)`` int class of every training face as loaded (FER+ Training
+            without PublicTest duplicates, first ``max_train``; or the synthetic set), before
+            the validation hold-out. It replaces the majority vote for the SGM loss (one-hot)
+            and the balanced sampler, e.g. sub-class labels of
+            :mod:`exprsim.apps.subclasses`.
+    """
     import torch
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
+    from exprsim.data.sampler import BalancedClassSampler
     from exprsim.losses.distribution import DistributionLoss, HellingerMatchingLoss
     from exprsim.losses.fec_triplet import FECTripletLoss
+    from exprsim.losses.sgm import SGMLoss
     from exprsim.models.default import CosineClassifier
     from exprsim.models.registry import create_model
 
+    _check_choices(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
@@ -294,8 +400,31 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
     save_json(cfg, cfg_path)
 
     train_data, val_data = _load_data(cfg)
+    train_labels, val_labels = None, None
+    if labels is not None:
+        labels = np.asarray(labels, np.int64)
+        n_all = len(train_data.images) + len(val_data.images)
+        if labels.shape != (n_all,):
+            raise ValueError(f"labels must have shape ({n_all},), got {labels.shape}")
+        tr_idx, val_idx = holdout_split(n_all, cfg.val_fraction, cfg.seed)
+        train_labels, val_labels = labels[tr_idx], labels[val_idx]
     n_classes = train_data.dist.shape[1]
     model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
+    if cfg.init_from:
+        init = Path(cfg.init_from)
+        w = init / "model.safetensors"
+        model.load_state_dict(load_file(str(w if w.is_file() else init / "last.safetensors")))
+        log.info("initialised from %s", init)
+    sgm_loss = SGMLoss(cfg.sgm_sigma, cfg.sgm_norm_weight)
+    raw_store = _raw_output_hook(model) if cfg.sgm_embedding == "raw" else None
+    sampler = None
+    if cfg.sampler == "balanced":
+        sampler = BalancedClassSampler(
+            train_data.dist.argmax(1) if train_labels is None else train_labels,
+            per_class=cfg.per_class,
+            batches_per_epoch=max(1, len(train_data.images) // cfg.batch_size),
+            seed=cfg.seed,
+        )
     head = CosineClassifier(cfg.embedding_dim, n_classes, scale=cfg.classifier_scale)
     params = list(model.parameters()) + list(head.parameters())
     opt = _optimizer(cfg, params)
@@ -314,14 +443,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + start_epoch)
     rng = np.random.default_rng(cfg.seed * 1000 + start_epoch)
     n = len(train_data.images)
-    steps = n // cfg.batch_size
+    steps = len(sampler) if sampler is not None else n // cfg.batch_size
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         head.train()
         perm = torch.randperm(n, generator=gen).numpy()
-        sums = {"loss": 0.0, "kl": 0.0, "triplet": 0.0, "pair": 0.0, "n_triplets": 0.0}
+        batches = sampler.epoch(epoch) if sampler is not None else None
+        if cfg.objective == "sgm":
+            sums = {"loss": 0.0, "sgm_rep": 0.0, "sgm_norm": 0.0, "sgm_classes": 0.0}
+        else:
+            sums = {"loss": 0.0, "kl": 0.0, "triplet": 0.0, "pair": 0.0, "n_triplets": 0.0}
         bar = tqdm(
             range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="step"
         )
@@ -329,12 +462,34 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, epoch + step / steps)
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            if batches is not None:
+                idx = next(batches)
+            else:
+                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = _to_input(train_data.images[idx], cfg.preprocess)
             if cfg.augment:
-                x = augment_batch(x, gen)
+                x = (flip_batch if cfg.augment_mode == "flip" else augment_batch)(x, gen)
             d = torch.from_numpy(train_data.dist[idx])
             emb = model(x)
+            if cfg.objective == "sgm":
+                if train_labels is not None:
+                    target = torch.from_numpy(train_labels[idx])
+                elif cfg.sgm_target == "majority":
+                    target = d.argmax(1)
+                else:
+                    target = d
+                space = raw_store["raw"] if raw_store is not None else emb
+                terms = sgm_loss.terms(space, target)
+                opt.zero_grad(set_to_none=True)
+                terms.loss.backward()
+                opt.step()
+                sums["loss"] += float(terms.loss.detach())
+                sums["sgm_rep"] += float(terms.rep.detach())
+                sums["sgm_norm"] += float(terms.norm.detach())
+                sums["sgm_classes"] += terms.n_classes
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
+                continue
             loss_kl = kl_loss(head(emb), d)
             loss = cfg.kl_weight * loss_kl
             loss_tr = torch.zeros(())
@@ -371,7 +526,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> Train
             epoch=epoch + 1, seconds=time.perf_counter() - t_ep, lr=_lr_at(cfg, epoch + 1)
         )
         if len(val_data.images):
-            metrics.update(_validate(model, head, val_data, cfg))
+            metrics.update(_validate(model, head, val_data, cfg, val_labels))
         log.info(
             "epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in metrics.items()})
         )

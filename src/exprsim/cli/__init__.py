@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "exprsim.cli.demo_cmd",
     "exprsim.cli.fec_cmd",
     "exprsim.cli.apps_cmd",
+    "exprsim.cli.subclasses_cmd",
     "exprsim.cli.video_cmd",
 )
 

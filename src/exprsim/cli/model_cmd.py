@@ -39,7 +39,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("evaluate", help="evaluate a model on FER+ PublicTest (or FEC test)")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
-    p.add_argument("--baselines", action="store_true", help="also random, raw pixels, fer CNN")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also random, raw pixels, fer CNN (perceptual-VAE runs: raw landmarks, PCA)",
+    )
     p.add_argument("--fec-test", help="FEC test CSV (evaluates FEC triplets instead)")
     p.add_argument("--fec-crops", help="folder written by `exprsim fec fetch` (with --fec-test)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON here")
@@ -161,6 +165,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             fcfg = from_dict(FECTrainConfig, {"kind": kind, **raw})
             res = train_fec(fcfg, out, progress=not args.quiet)
+        elif kind == "pvae":
+            from exprsim.config import from_dict
+            from exprsim.pvae.train import PVAETrainConfig, train_pvae
+
+            pcfg = from_dict(PVAETrainConfig, {"kind": kind, **raw})
+            res = train_pvae(pcfg, out, progress=not args.quiet)
         elif kind == "ferplus":
             from exprsim.config import from_dict
             from exprsim.train import TrainConfig, train
@@ -170,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cfg = replace(cfg, epochs=args.epochs)
             res = train(cfg, out, progress=not args.quiet)
         else:
-            raise ExprsimError(f"{cfg_path}: unknown kind {kind!r} (ferplus or fec)")
+            raise ExprsimError(f"{cfg_path}: unknown kind {kind!r} (ferplus, fec or pvae)")
     except ValueError as exc:
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
     done = getattr(res, "iterations_run", None)
@@ -187,6 +197,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ExprsimError("--fec-test needs --fec-crops (the folder of `exprsim fec fetch`)")
         fec_res = evaluate_fec(args.model, args.fec_test, args.fec_crops)
         print(fec_res)
+        return 0
+    from exprsim.pvae.codes import is_pvae_run
+
+    if is_pvae_run(args.model):
+        from exprsim.pvae.evaluate import evaluate_pvae
+
+        pv_report = evaluate_pvae([args.model], baselines=args.baselines)
+        print(pv_report.to_text())
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(pv_report.to_dict(), indent=2) + "\n")
         return 0
     from exprsim.evaluate import evaluate_ferplus
 

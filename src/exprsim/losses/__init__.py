@@ -1,4 +1,5 @@
-"""Training losses: FEC two-hinge triplet loss, FEENet variant, vote-distribution losses.
+"""Training losses: FEC two-hinge triplet loss, FEENet variant, vote-distribution losses,
+perceptual-VAE ELBO terms and triplet prior, Structured Gaussian Manifold (SGM) loss.
 
 The loss classes need torch, which this package imports only when one of them is first
 used, so that :mod:`exprsim.losses.distances` (numpy *and* torch helpers, used by the data
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
         FECTripletLoss,
         fec_triplet_loss,
     )
+    from exprsim.losses.pvae import (
+        PVAELossTerms,
+        gaussian_kl,
+        pvae_loss,
+        reconstruction_nll,
+        topological_energy,
+    )
+    from exprsim.losses.sgm import SGM_SIGMA, SGMLoss, SGMTerms, sgm_posterior, sgm_terms
 
 _EXPORTS: dict[str, str] = {
     "DistributionLoss": "exprsim.losses.distribution",
@@ -34,17 +43,37 @@ _EXPORTS: dict[str, str] = {
     "TRIPLET_TYPES": "exprsim.losses.fec_triplet",
     "FECTripletLoss": "exprsim.losses.fec_triplet",
     "fec_triplet_loss": "exprsim.losses.fec_triplet",
+    "PVAELossTerms": "exprsim.losses.pvae",
+    "gaussian_kl": "exprsim.losses.pvae",
+    "pvae_loss": "exprsim.losses.pvae",
+    "reconstruction_nll": "exprsim.losses.pvae",
+    "topological_energy": "exprsim.losses.pvae",
+    "SGM_SIGMA": "exprsim.losses.sgm",
+    "SGMLoss": "exprsim.losses.sgm",
+    "SGMTerms": "exprsim.losses.sgm",
+    "sgm_posterior": "exprsim.losses.sgm",
+    "sgm_terms": "exprsim.losses.sgm",
 }
 
 __all__ = [
     "FEC_MARGINS",
+    "SGM_SIGMA",
     "TRIPLET_TYPES",
     "DistributionLoss",
     "FECTripletLoss",
     "HellingerMatchingLoss",
+    "PVAELossTerms",
+    "SGMLoss",
+    "SGMTerms",
     "fec_triplet_loss",
+    "gaussian_kl",
     "kl_to_votes",
+    "pvae_loss",
+    "reconstruction_nll",
+    "sgm_posterior",
+    "sgm_terms",
     "soft_cross_entropy",
+    "topological_energy",
 ]
 
 

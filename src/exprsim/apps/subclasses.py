@@ -1,0 +1,518 @@
+"""Sub-expressions: classes within expression classes, by Gaussian mixtures in the embedding.
+
+After Marrero Fernandez et al., "Deep Metric Structured Learning for Facial Expression
+Recognition" (Sec. 3.2, Algorithm 2 "Deep Gaussian Mixture Sub-space Learning", Sec. 4.2.3):
+
+* :func:`split_classes` — the EM step: a Gaussian mixture (scikit-learn
+  ``GaussianMixture``, spherical covariances by default: the SGM loss models each class as
+  ``N(mu, sigma^2 I)``) fitted to the embeddings of each class separately; its components
+  become sub-classes. The number of components per class is fixed (``n_components=int``; the
+  paper's 5 per class gives FER+'s 40 groups) or chosen by BIC among
+  ``1..max_components`` (``"bic"``, the default for discovery on a trained model: a class
+  with one mode stays whole).
+* :func:`deep_gaussian_mixture_subspaces` — Algorithm 2: for levels ``l = 1..L`` train with
+  SGM on the current labels, embed every face, split each *original* class into ``l``
+  components by EM, relabel (class ``j``'s components get ids ``j*l .. j*l + l - 1``), go on.
+  Training is a callback, so any trainer (or a tiny test model) plugs in;
+  :func:`ferplus_sgm_trainer` is the FER+ one over :func:`exprsim.train.train`, each level
+  starting from the previous level's weights.
+* :func:`discover_subexpressions` / :func:`subexpressions_page` — for a trained model and a
+  face set: split each emotion class, and per sub-class the medoid (the member closest to
+  the sub-class mean) and the ``top_k`` members nearest the medoid (the paper's Top-k),
+  as an HTML page (``exprsim subclasses``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+
+log = logging.getLogger(__name__)
+
+#: ``train_fn(level, labels (N,) int64) -> (N, D) embeddings of the same faces``.
+TrainFn = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SubclassSplit:
+    """Result of :func:`split_classes`.
+
+    Attributes:
+        labels: ``(N,)`` int64 sub-class id of every row.
+        parent: ``(K,)`` int64 original class of each sub-class id (``-1`` for ids left
+            unused by a fixed ``stride``).
+        n_components: original class -> number of sub-classes.
+        means: ``(K, D)`` float64 mixture component means (NaN rows for unused ids).
+        bic: original class -> BIC of each tried component count (``{n: bic}``; only
+            for ``"bic"``).
+    """
+
+    labels: np.ndarray
+    parent: np.ndarray
+    n_components: dict[int, int]
+    means: np.ndarray
+    bic: dict[int, dict[int, float]] = field(default_factory=dict)
+
+    @property
+    def n_subclasses(self) -> int:
+        return int((self.parent >= 0).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_subclasses": self.n_subclasses,
+            "n_components": {str(k): v for k, v in self.n_components.items()},
+            "sizes": np.bincount(self.labels, minlength=len(self.parent)).tolist(),
+            "parent": self.parent.tolist(),
+            "bic": {str(c): {str(n): b for n, b in d.items()} for c, d in self.bic.items()},
+        }
+
+
+def _fit_gmm(x: np.ndarray, n: int, covariance_type: str, seed: int, n_init: int) -> Any:
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(
+        n_components=n,
+        covariance_type=covariance_type,
+        random_state=seed,
+        n_init=n_init,
+        reg_covar=1e-6,
+    ).fit(x)
+
+
+def split_classes(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    n_components: int | str = "bic",
+    max_components: int = 5,
+    covariance_type: str = "spherical",
+    stride: int | None = None,
+    seed: int = 0,
+    n_init: int = 3,
+    min_per_component: int = 5,
+) -> SubclassSplit:
+    """Split every class of ``labels`` into sub-classes by EM on its embeddings.
+
+    Args:
+        emb: ``(N, D)`` embeddings.
+        labels: ``(N,)`` int class of each row (non-negative).
+        n_components: components per class (capped at the class size), or ``"bic"``: the
+            count in ``1..max_components`` with the lowest BIC.
+        max_components: upper bound for ``"bic"``.
+        covariance_type: ``GaussianMixture`` covariance (``"spherical"``: isotropic, as
+            SGM's Gaussians; ``"diag"``, ``"full"``, ``"tied"``).
+        stride: ids of class ``j`` start at ``j * stride`` (Algorithm 2: ``stride = l``);
+            default ``None`` numbers sub-classes contiguously in class order.
+        seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
+        min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
+            components (BIC is degenerate when components approach single faces).
+
+    Returns:
+        :class:`SubclassSplit`; within a class, sub-classes are ordered by size (largest
+        first), so ids are deterministic for a given input.
+    """
+    x = np.asarray(emb, np.float64)
+    y = np.asarray(labels, np.int64)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise ExprsimError(f"emb must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
+    if isinstance(n_components, str) and n_components != "bic":
+        raise ExprsimError(f"n_components must be an int or 'bic', got {n_components!r}")
+    if not isinstance(n_components, str) and n_components < 1:
+        raise ExprsimError(f"n_components must be >= 1, got {n_components}")
+    classes = np.unique(y)
+    out = np.full(len(y), -1, np.int64)
+    parent: list[int] = []
+    means: list[np.ndarray] = []
+    counts: dict[int, int] = {}
+    bics: dict[int, dict[int, float]] = {}
+    offset = 0
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        xc = x[idx]
+        if stride is not None:
+            offset = int(c) * stride
+        cap = max(1, len(idx) // max(min_per_component, 1))
+        if cap == 1:  # too few faces to split
+            n_c, gmm = 1, None
+        elif n_components == "bic":
+            tried = {}
+            best = None
+            for n in range(1, min(max_components, cap) + 1):
+                gmm = _fit_gmm(xc, n, covariance_type, seed, n_init)
+                tried[n] = float(gmm.bic(xc))
+                if best is None or tried[n] < tried[best[0]]:
+                    best = (n, gmm)
+            assert best is not None
+            bics[int(c)] = tried
+            n_c, gmm = best
+        else:
+            n_c = min(int(n_components), cap)
+            if stride is not None and n_c > stride:
+                raise ExprsimError(f"n_components {n_c} > stride {stride}")
+            gmm = _fit_gmm(xc, n_c, covariance_type, seed, n_init) if n_c > 1 else None
+        comp = gmm.predict(xc) if gmm is not None and n_c > 1 else np.zeros(len(idx), np.int64)
+        # order components by size (ties: lowest first member), drop empty ones
+        order = sorted(
+            (k for k in range(n_c) if (comp == k).any()),
+            key=lambda k: (-int((comp == k).sum()), int(np.argmax(comp == k))),
+        )
+        if stride is not None:
+            while len(parent) < offset:
+                parent.append(-1)
+                means.append(np.full(x.shape[1], np.nan))
+        for rank, k in enumerate(order):
+            out[idx[comp == k]] = offset + rank
+            parent.append(int(c))
+            means.append(xc[comp == k].mean(axis=0))
+        counts[int(c)] = len(order)
+        offset += len(order)
+    return SubclassSplit(
+        labels=out,
+        parent=np.asarray(parent, np.int64),
+        n_components=counts,
+        means=np.stack(means) if means else np.zeros((0, x.shape[1])),
+        bic=bics,
+    )
+
+
+# --------------------------------------------------------------------------- Algorithm 2
+
+
+@dataclass(frozen=True)
+class SubspaceLevel:
+    """One level of Algorithm 2: ``labels`` ``(N,)`` after splitting each class into
+    ``level`` components of the embeddings trained on the previous labels."""
+
+    level: int
+    labels: np.ndarray
+    split: SubclassSplit
+
+
+@dataclass(frozen=True)
+class SubspaceResult:
+    """Result of :func:`deep_gaussian_mixture_subspaces`.
+
+    Attributes:
+        levels: one :class:`SubspaceLevel` per level, ``1..L``.
+        embeddings: ``(N, D)`` embeddings of the last level's trained model.
+    """
+
+    levels: tuple[SubspaceLevel, ...]
+    embeddings: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(N,)`` final sub-class labels (class ``j``, component ``g``: ``j * L + g``)."""
+        return self.levels[-1].labels
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self.levels[-1].split.parent
+
+
+def deep_gaussian_mixture_subspaces(
+    labels: np.ndarray,
+    train_fn: TrainFn,
+    levels: int = 5,
+    covariance_type: str = "spherical",
+    seed: int = 0,
+) -> SubspaceResult:
+    """Algorithm 2 (Deep Gaussian Mixture Sub-space Learning).
+
+    For ``l = 1..levels``: ``Z = train_fn(l, Y_hat)`` (train with SGM on the current labels
+    and embed all faces), then every original class ``j`` is split by EM into ``l``
+    components and its faces get labels ``g + j * l`` (the paper's ``g + k, k += l``).
+    Level 1 is the plain SGM model (one component per class).
+
+    Args:
+        labels: ``(N,)`` int original class labels ``Y``.
+        train_fn: trains on ``(level, labels)`` and returns ``(N, D)`` embeddings.
+        levels: ``L`` (paper: 5, i.e. 5 sub-classes per class, 40 for FER+).
+        covariance_type, seed: passed to :func:`split_classes`.
+    """
+    y = np.asarray(labels, np.int64)
+    if levels < 1:
+        raise ExprsimError(f"levels must be >= 1, got {levels}")
+    current = y.copy()
+    done: list[SubspaceLevel] = []
+    z = np.zeros((len(y), 0))
+    for level in range(1, levels + 1):
+        z = np.asarray(train_fn(level, current))
+        if z.shape[0] != len(y):
+            raise ExprsimError(f"train_fn returned {z.shape[0]} embeddings for {len(y)} faces")
+        split = split_classes(
+            z, y, n_components=level, covariance_type=covariance_type, stride=level, seed=seed
+        )
+        current = split.labels
+        log.info("level %d: %d sub-classes", level, split.n_subclasses)
+        done.append(SubspaceLevel(level, current, split))
+    return SubspaceResult(tuple(done), z)
+
+
+def ferplus_sgm_trainer(
+    cfg: Any, out_root: str | Path, progress: bool = True, n_classes: int = 8
+) -> tuple[TrainFn, np.ndarray]:
+    """A :data:`TrainFn` training SGM with :func:`exprsim.train.train`, and the labels ``Y``.
+
+    Level ``l`` trains ``cfg`` (``objective="sgm"`` is forced) into ``out_root/level<l>``,
+    starting from level ``l-1``'s weights, on the given labels (one-hot), with
+    ``per_class = max(2, cfg.per_class * n_classes // n_labels)`` so the batch size stays
+    about that of level 1; it returns the embeddings of all training faces as loaded.
+
+    Returns:
+        ``(train_fn, labels)``: labels are the majority votes of the faces ``cfg`` loads.
+    """
+    from exprsim.train import _load_data, embed_array, holdout_split
+
+    tr, val = _load_data(cfg)
+    n = len(tr.images) + len(val.images)
+    tr_idx, val_idx = holdout_split(n, cfg.val_fraction, cfg.seed)
+    images = np.empty((n, *tr.images.shape[1:]), tr.images.dtype)
+    images[tr_idx], images[val_idx] = tr.images, val.images
+    majority = np.empty(n, np.int64)
+    majority[tr_idx], majority[val_idx] = tr.dist.argmax(1), val.dist.argmax(1)
+    root = Path(out_root)
+
+    def train_fn(level: int, labels: np.ndarray) -> np.ndarray:
+        from exprsim.models.embedder import load_model
+        from exprsim.train import train
+
+        n_labels = len(np.unique(labels))
+        lcfg = replace(
+            cfg,
+            objective="sgm",
+            per_class=max(2, cfg.per_class * n_classes // max(n_labels, 1)),
+            init_from=str(root / f"level{level - 1}") if level > 1 else cfg.init_from,
+        )
+        out = root / f"level{level}"
+        train(lcfg, out, progress=progress, labels=labels)
+        model = load_model(str(out)).model
+        return embed_array(model, images, cfg.preprocess)
+
+    return train_fn, majority
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Subexpression:
+    """One sub-class of an expression class.
+
+    Attributes:
+        subclass: sub-class id; ``parent`` its class id, ``parent_name`` its name.
+        rank: 0 for the class's largest sub-class.
+        members: row indices of its faces.
+        medoid: row index of the member closest to the sub-class mean.
+        top: the ``top_k`` members nearest the medoid (medoid first).
+        spread: mean distance of the members to the mean.
+    """
+
+    subclass: int
+    parent: int
+    parent_name: str
+    rank: int
+    members: np.ndarray
+    medoid: int
+    top: tuple[int, ...]
+    spread: float
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.parent_name,
+            "subclass": f"{self.parent_name}-{self.rank + 1}",
+            "size": self.size,
+            "medoid": self.medoid,
+            "spread": self.spread,
+        }
+
+
+@dataclass(frozen=True)
+class SubexpressionReport:
+    """Result of :func:`discover_subexpressions`.
+
+    Attributes:
+        split: the EM split; ``subexpressions`` in class order, largest first within one.
+        embeddings: ``(N, D)``; ``class_labels`` ``(N,)``; ``class_names`` per class id.
+        crops: optional ``N`` uint8 crops for pictures; ``sources``: optional ``N`` names.
+    """
+
+    split: SubclassSplit
+    subexpressions: tuple[Subexpression, ...]
+    embeddings: np.ndarray
+    class_labels: np.ndarray
+    class_names: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    crops: Sequence[np.ndarray | None] | None = None
+    sources: Sequence[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings,
+            "subexpressions": [s.to_dict() | {"top": list(s.top)} for s in self.subexpressions],
+            "split": self.split.to_dict(),
+        }
+
+    def to_frame(self) -> Any:
+        """One row per face: ``item, class, subclass, distance_to_medoid`` (+ ``source``)."""
+        import pandas as pd
+
+        rows = []
+        for s in self.subexpressions:
+            d = np.linalg.norm(self.embeddings[s.members] - self.embeddings[s.medoid], axis=1)
+            for m, dm in zip(s.members, d, strict=True):
+                row: dict[str, Any] = {
+                    "item": int(m),
+                    "class": s.parent_name,
+                    "subclass": f"{s.parent_name}-{s.rank + 1}",
+                    "distance_to_medoid": float(dm),
+                }
+                if self.sources is not None:
+                    row["source"] = str(self.sources[m])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def discover_subexpressions(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    n_components: int | str = "bic",
+    max_components: int = 5,
+    covariance_type: str = "spherical",
+    top_k: int = 16,
+    seed: int = 0,
+    min_per_component: int = 5,
+    crops: Sequence[np.ndarray | None] | None = None,
+    sources: Sequence[str] | None = None,
+) -> SubexpressionReport:
+    """Split each expression class into sub-expressions with representative faces.
+
+    Args:
+        emb: ``(N, D)`` embeddings; labels: ``(N,)`` int class ids.
+        class_names: name per class id (default ``"class <id>"``).
+        n_components, max_components, covariance_type, seed, min_per_component: see
+            :func:`split_classes`.
+        top_k: representatives per sub-class (the medoid and its nearest members).
+        crops, sources: carried into the report for pictures and tables.
+    """
+    x = np.asarray(emb, np.float64)
+    y = np.asarray(labels, np.int64)
+    split = split_classes(
+        x,
+        y,
+        n_components,
+        max_components,
+        covariance_type,
+        seed=seed,
+        min_per_component=min_per_component,
+    )
+    names = list(class_names) if class_names is not None else []
+
+    def name(c: int) -> str:
+        return names[c] if c < len(names) else f"class {c}"
+
+    subs = []
+    for k, c in enumerate(split.parent.tolist()):
+        members = np.flatnonzero(split.labels == k)
+        centre = x[members].mean(axis=0)
+        d_centre = np.linalg.norm(x[members] - centre, axis=1)
+        medoid = int(members[int(np.argmin(d_centre))])
+        d_med = np.linalg.norm(x[members] - x[medoid], axis=1)
+        top = members[np.lexsort((members, d_med))][:top_k]
+        rank = k - int(np.flatnonzero(split.parent == c)[0])
+        subs.append(
+            Subexpression(
+                k,
+                int(c),
+                name(int(c)),
+                rank,
+                members,
+                medoid,
+                tuple(int(t) for t in top),
+                float(d_centre.mean()),
+            )
+        )
+    settings = {
+        "n_faces": len(x),
+        "n_components": n_components,
+        "max_components": max_components,
+        "covariance_type": covariance_type,
+        "top_k": top_k,
+        "seed": seed,
+        "min_per_component": min_per_component,
+    }
+    return SubexpressionReport(
+        split,
+        tuple(subs),
+        x,
+        y,
+        tuple(name(c) for c in range(int(y.max(initial=-1)) + 1)),
+        settings,
+        crops,
+        sources,
+    )
+
+
+def subexpressions_page(
+    report: SubexpressionReport, title: str = "Sub-expressions", map_method: str = "auto"
+) -> Any:
+    """An HTML :class:`~exprsim.report.html.Page`: per class, one strip of its top faces per
+    sub-class (medoid first), a table of sub-class sizes and BIC, and a map of all faces."""
+    from exprsim.report import plots
+    from exprsim.report.html import Page
+
+    s = report.settings
+    page = Page(
+        title,
+        subtitle=(
+            f"{len(report.embeddings)} faces, {report.split.n_subclasses} sub-classes "
+            f"(EM per class, {s.get('covariance_type')} Gaussians, components: "
+            f"{s.get('n_components')}"
+            + (f" up to {s.get('max_components')}" if s.get("n_components") == "bic" else "")
+            + ")"
+        ),
+    )
+    page.paragraph(
+        "Each expression class is split by a Gaussian mixture fitted (EM) to its faces' "
+        "embeddings. For each sub-class: the medoid (the face closest to the sub-class mean) "
+        "and its nearest faces, closest first."
+    )
+    page.table([x.to_dict() for x in report.subexpressions])
+    crops = report.crops
+    for c in sorted({x.parent for x in report.subexpressions}):
+        subs = [x for x in report.subexpressions if x.parent == c]
+        page.heading(f"{subs[0].parent_name}: {len(subs)} sub-expression(s)")
+        bic = report.split.bic.get(c)
+        if bic:
+            page.paragraph(
+                "BIC by number of components: "
+                + ", ".join(f"{n}: {b:.0f}" for n, b in sorted(bic.items())),
+                note=True,
+            )
+        for x in subs:
+            page.heading(f"{x.parent_name}-{x.rank + 1} ({x.size} faces)", level=3)
+            if crops is not None:
+                caps = ["medoid"] + [
+                    f"d={np.linalg.norm(report.embeddings[t] - report.embeddings[x.medoid]):.2f}"
+                    for t in x.top[1:]
+                ]
+                page.gallery([crops[t] for t in x.top], captions=caps, size=72)
+    if len(report.embeddings) >= 2:
+        page.heading("Map of all faces, coloured by sub-class")
+        labels = [
+            f"{report.subexpressions[k].parent_name}-{report.subexpressions[k].rank + 1}"
+            for k in report.split.labels
+        ]
+        page.image(plots.embedding_map(report.embeddings, labels=labels, method=map_method, seed=0))
+    return page

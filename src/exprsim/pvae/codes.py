@@ -1,0 +1,143 @@
+"""Trained perceptual-VAE models at inference: expression codes from face meshes.
+
+The hook for the video pipeline (``--embedding pvae``)::
+
+    from exprsim.pvae.codes import pvae_codes
+    codes = pvae_codes(meshes, neutral=neutral_mesh, model="runs/pvae-m2")  # (N, 30)
+
+``meshes`` are raw MediaPipe meshes in image pixels (``MeshLandmarker.mesh`` /
+``faces.landmarks.face_mesh``: ``(478, 3)`` or ``(N, 478, 3)``); any head pose, position and
+scale (they are normalised by :func:`exprsim.pvae.features.mesh_features`).
+
+**The neutral face.** When the person's neutral frame is known, pass its mesh as
+``neutral``. A model trained with per-identity neutral faces (``neutral_source ==
+"identity"``) gets it as the network's ``y`` input, as in the paper. Our FER-trained models
+(``"population_mean"``) only ever saw one fallback neutral face, so their ``y`` input
+carries no learnt identity information; for them the known neutral is used by an offset
+in feature space, ``x' = x - f(neutral) + f_0`` (``f_0`` the fallback neutral), i.e. the
+person's deviation from their own neutral face is transplanted onto the population-mean
+neutral face before encoding. This removes identity under an additive shape model; it
+applies to every variant, including the plain VAE. Without ``neutral`` the fallback is used
+(identity is then not removed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from exprsim.errors import ModelError
+from exprsim.pvae.model import PerceptualVAE, PVAEConfig
+
+
+class PVAEEncoder:
+    """A trained perceptual VAE in eval mode, mapping features or meshes to codes.
+
+    Args:
+        model: the network (weights and statistics loaded).
+    """
+
+    def __init__(self, model: PerceptualVAE) -> None:
+        self.model = model.eval()
+        self.config = model.config
+
+    def encode_features(
+        self, x: np.ndarray, neutral: np.ndarray | None = None, batch_size: int = 2048
+    ) -> np.ndarray:
+        """Posterior means of feature vectors.
+
+        Args:
+            x: ``(N, D)`` features (:func:`~exprsim.pvae.features.mesh_features`).
+            neutral: ``(D,)`` or ``(N, D)`` features of the person's neutral face, or ``None``
+                (module docstring for how it is used).
+            batch_size: faces per forward pass.
+
+        Returns:
+            ``(N, K)`` float32 codes.
+        """
+        import torch
+
+        x = np.asarray(x, np.float32)
+        y = None if neutral is None else np.broadcast_to(np.asarray(neutral, np.float32), x.shape)
+        fallback = self.model.neutral.numpy()
+        if y is not None and self.config.neutral_source == "population_mean":
+            x, y = x - y + fallback, None
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                yb = (
+                    None
+                    if y is None
+                    else torch.from_numpy(np.ascontiguousarray(y[s : s + batch_size]))
+                )
+                mu, _ = self.model.encode(torch.from_numpy(x[s : s + batch_size]), yb)
+                out.append(mu.numpy())
+        k = self.config.latent_dim
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, k), np.float32)
+
+    def codes(self, landmarks: np.ndarray, neutral: np.ndarray | None = None) -> np.ndarray:
+        """Codes of raw face meshes.
+
+        Args:
+            landmarks: ``(478, 3)`` or ``(N, 478, 3)`` meshes (pixels, any pose).
+            neutral: ``(478, 3)`` mesh of the person's neutral frame (or ``(N, 478, 3)``),
+                or ``None``.
+
+        Returns:
+            ``(N, K)`` float32 (``N = 1`` for a single mesh).
+        """
+        from exprsim.pvae.features import mesh_features
+
+        x = np.atleast_2d(mesh_features(landmarks))
+        y = None if neutral is None else mesh_features(neutral)
+        return self.encode_features(x, y)
+
+
+def load_pvae(path: str | Path) -> PVAEEncoder:
+    """Load a run folder written by :func:`exprsim.pvae.train.train_pvae`.
+
+    Raises:
+        ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``.
+    """
+    from safetensors.torch import load_file
+
+    from exprsim.config import from_dict
+
+    folder = Path(path)
+    cfg_path, weights = folder / "pvae_config.json", folder / "model.safetensors"
+    if not cfg_path.is_file() or not weights.is_file():
+        raise ModelError(f"{folder}: not a perceptual-VAE run (pvae_config.json + weights)")
+    cfg = from_dict(PVAEConfig, json.loads(cfg_path.read_text()))
+    model = PerceptualVAE(cfg)
+    model.load_state_dict(load_file(str(weights)))
+    return PVAEEncoder(model)
+
+
+def is_pvae_run(path: str | Path) -> bool:
+    """Whether ``path`` is a perceptual-VAE run folder."""
+    return (Path(path) / "pvae_config.json").is_file()
+
+
+_CACHE: dict[str, PVAEEncoder] = {}
+
+
+def pvae_codes(
+    landmarks: np.ndarray, neutral: np.ndarray | None = None, model: str | Path = "runs/pvae-m2"
+) -> np.ndarray:
+    """Identity-neutralised expression codes of face meshes (the video pipeline's hook).
+
+    Args:
+        landmarks: ``(478, 3)`` or ``(N, 478, 3)`` MediaPipe meshes in pixels.
+        neutral: the person's neutral-frame mesh ``(478, 3)``, or ``None`` (fallback).
+        model: run folder (loaded once and cached).
+
+    Returns:
+        ``(N, 30)`` float32 posterior means (not L2-normalised; compare with Euclidean
+        distance, as the triplet prior was trained with).
+    """
+    key = str(Path(model).resolve())
+    if key not in _CACHE:
+        _CACHE[key] = load_pvae(model)
+    return _CACHE[key].codes(landmarks, neutral)

@@ -1,0 +1,268 @@
+"""Landmark features for the perceptual VAE: pose-normalised face-mesh points.
+
+Preprocessing follows the paper (Section V-A): every point cloud is rotated to a neutral
+pose, centred at the point between the eyes and scaled so that the eye distance is 1, each
+eye's position being the centre of its lower-eyelid points.
+
+**Neutral pose.** The paper rotates with pose estimates shipped with its data sets; we have
+none, so the pose is read off the mesh itself, as a rigid frame that any rotation, uniform
+scale and translation of the input carries along (so the result is exactly invariant to
+them):
+
+* ``x``: from the subject's right lower-eyelid centre to the left one (image left to right
+  for an unmirrored upright face);
+* ``y``: from the eye midpoint towards the nose base (mesh points 2, 98, 327: the columella
+  and the alae, which do not move with expressions), made orthogonal to ``x``; "down";
+* ``z = x × y``: into the face, matching MediaPipe's convention that smaller ``z`` is
+  nearer the camera.
+
+MediaPipe's ``z`` is in the same pixel scale as ``x, y`` (weak perspective), so the mesh is
+treated as a 3-D point cloud.
+
+**Points.** The 478-point mesh is dense and its 10 iris points follow gaze, not expression.
+We keep :data:`FEATURE_POINTS`, 125 points in the spirit of the 83 BU-3DFE landmarks the
+paper used: eyebrows (2 x 10), eye contours (2 x 16), nose (12), outer and inner lips
+(2 x 20) and the lower face contour (21), giving ``125 * 3 = 375`` features.
+
+**FER.** :func:`extract_fer_landmarks` runs :class:`~exprsim.faces.landmarks.MeshLandmarker`
+on FER2013 crops upscaled 48 -> 192 px (bicubic, gray -> RGB, whole crop as the box, as
+``benchmarks/fer_template.py``) and caches the raw meshes with a success mask as ``.npz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Lower-eyelid points (corners included) of the subject's right eye (image left).
+RIGHT_LOWER_LID: tuple[int, ...] = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+#: Lower-eyelid points of the subject's left eye (image right).
+LEFT_LOWER_LID: tuple[int, ...] = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+#: Nose base (columella and alae): rigid points fixing the face's vertical axis.
+NOSE_BASE: tuple[int, ...] = (2, 98, 327)
+
+_BROWS = (
+    70,
+    63,
+    105,
+    66,
+    107,
+    46,
+    53,
+    52,
+    65,
+    55,
+    300,
+    293,
+    334,
+    296,
+    336,
+    276,
+    283,
+    282,
+    295,
+    285,
+)
+_EYES = (
+    *(33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173),
+    *(263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398),
+)
+_NOSE = (168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 64, 294)
+_LIPS = (
+    *(61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185),
+    *(78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191),
+)
+_CONTOUR = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397)
+_CONTOUR += (288, 361, 323, 454)
+#: Mesh indices kept as features (125 points; see module docstring).
+FEATURE_POINTS: tuple[int, ...] = _BROWS + _EYES + _NOSE + _LIPS + _CONTOUR
+#: Feature dimensionality: ``len(FEATURE_POINTS) * 3``.
+FEATURE_DIM = 3 * len(FEATURE_POINTS)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    if np.any(n < 1e-9):
+        raise ValueError("degenerate landmarks: cannot define the face frame")
+    return v / n
+
+
+def normalise_mesh(mesh: np.ndarray) -> np.ndarray:
+    """Rotate to the neutral pose, centre between the eyes, scale to unit eye distance.
+
+    Args:
+        mesh: ``(468|478, 3)`` or a batch ``(N, 468|478, 3)`` face mesh (pixels).
+
+    Returns:
+        The same shape, float32: in the face frame of the module docstring, the point
+        between the lower-eyelid centres at the origin, the eye distance 1.
+
+    Raises:
+        ValueError: wrong shape, or coinciding eyes / nose on the eye line.
+    """
+    m = np.asarray(mesh, dtype=np.float64)
+    single = m.ndim == 2
+    if single:
+        m = m[None]
+    if m.ndim != 3 or m.shape[1] < 468 or m.shape[2] != 3:
+        raise ValueError(f"expected a (N, 468|478, 3) face mesh, got {np.shape(mesh)}")
+    eye_r = m[:, list(RIGHT_LOWER_LID)].mean(axis=1)
+    eye_l = m[:, list(LEFT_LOWER_LID)].mean(axis=1)
+    mid = (eye_r + eye_l) / 2.0
+    across = eye_l - eye_r
+    dist = np.linalg.norm(across, axis=-1)
+    x = _unit(across)
+    down = m[:, list(NOSE_BASE)].mean(axis=1) - mid
+    y = _unit(down - (down * x).sum(-1, keepdims=True) * x)
+    z = np.cross(x, y)
+    rot = np.stack([x, y, z], axis=1)  # (N, 3, 3): rows are the frame axes
+    out = np.einsum("nij,npj->npi", rot, m - mid[:, None]) / dist[:, None, None]
+    out = out.astype(np.float32)
+    return out[0] if single else out
+
+
+def mesh_features(mesh: np.ndarray, points: Sequence[int] = FEATURE_POINTS) -> np.ndarray:
+    """Feature vectors of face meshes: normalised, reduced to ``points``, flattened.
+
+    Args:
+        mesh: ``(468|478, 3)`` or ``(N, 468|478, 3)`` raw face mesh(es).
+        points: mesh indices to keep (default :data:`FEATURE_POINTS`).
+
+    Returns:
+        ``(3 P,)`` or ``(N, 3 P)`` float32 (``x, y, z`` of each point in turn).
+    """
+    norm = normalise_mesh(mesh)
+    sel = norm[..., list(points), :]
+    return sel.reshape(*sel.shape[:-2], -1)
+
+
+@dataclass(frozen=True)
+class FerLandmarks:
+    """Cached face meshes of one FER+ split (order of :func:`exprsim.data.fer.load_ferplus`).
+
+    Attributes:
+        mesh: ``(N, 478, 3)`` float32 meshes in pixels of the 48x48 crop (NaN where failed).
+        ok: ``(N,)`` bool: the mesh found a face.
+        rows: ``(N,)`` int64 fer2013.csv rows (to check the cache matches the split).
+        usage: split name.
+        seconds: wall time the extraction took.
+    """
+
+    mesh: np.ndarray
+    ok: np.ndarray
+    rows: np.ndarray
+    usage: str
+    seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.ok.mean()) if len(self.ok) else 0.0
+
+    def features(self) -> np.ndarray:
+        """``(N, FEATURE_DIM)`` float32 features (NaN rows where the mesh failed)."""
+        out = np.full((len(self.ok), FEATURE_DIM), np.nan, np.float32)
+        if self.ok.any():
+            out[self.ok] = mesh_features(self.mesh[self.ok])
+        return out
+
+
+def mesh_of_crop(landmarker: object, crop: np.ndarray, side: int = 192) -> np.ndarray | None:
+    """Face mesh of one gray crop, upscaled to ``side`` px; ``(478, 3)`` in crop pixels."""
+    import cv2
+
+    up = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC)
+    rgb = np.ascontiguousarray(np.repeat(up[:, :, None], 3, axis=2))
+    mesh = landmarker.mesh(rgb, np.array([0.0, 0.0, side, side]))  # type: ignore[attr-defined]
+    if mesh is None:
+        return None
+    scale = crop.shape[0] / side
+    out = mesh.astype(np.float32).copy()
+    out[:, :2] = (out[:, :2] + 0.5) * scale - 0.5
+    out[:, 2] *= scale
+    return out
+
+
+_CHUNK = 500
+
+
+def _mesh_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Worker: meshes of a chunk of crops -> ``(start, (n, 478, 3) mesh, (n,) ok)``."""
+    from exprsim.faces.landmarks import MESH_POINTS, MeshLandmarker
+
+    start, crops, side = args
+    lmk = MeshLandmarker()
+    mesh = np.full((len(crops), MESH_POINTS, 3), np.nan, np.float32)
+    ok = np.zeros(len(crops), bool)
+    try:
+        for n, crop in enumerate(crops):
+            m = mesh_of_crop(lmk, crop, side)
+            if m is not None:
+                mesh[n], ok[n] = m, True
+    finally:
+        lmk.close()
+    return start, mesh, ok
+
+
+def extract_fer_landmarks(
+    usage: str,
+    cache_dir: str | Path = "runs/pvae",
+    data_dir: str | Path | None = None,
+    side: int = 192,
+    progress: bool = True,
+    workers: int = 1,
+) -> FerLandmarks:
+    """Face meshes of a FER+ split, cached as ``<cache_dir>/mesh-<usage>.npz``.
+
+    Training is loaded with ``drop_duplicates_of="PublicTest"`` (as every exprsim training
+    run). A cache whose rows differ from the split is recomputed.
+
+    Args:
+        usage: ``"Training"`` or ``"PublicTest"``.
+        cache_dir: where the ``.npz`` lives.
+        data_dir: FER folder (default :func:`exprsim.data.fer.default_data_dir`).
+        side: upscaled crop side fed to the mesh.
+        progress: tqdm bar.
+        workers: processes (each with its own MediaPipe graph).
+    """
+    from exprsim.data.fer import load_ferplus
+
+    split = load_ferplus(
+        usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
+    )
+    path = Path(cache_dir) / f"mesh-{usage}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            if np.array_equal(z["rows"], split.rows):
+                return FerLandmarks(z["mesh"], z["ok"], z["rows"], usage, float(z["seconds"]))
+        log.warning("%s does not match the %s split; recomputing", path, usage)
+    from tqdm import tqdm
+
+    from exprsim.faces.landmarks import MESH_POINTS
+
+    mesh = np.full((len(split), MESH_POINTS, 3), np.nan, np.float32)
+    ok = np.zeros(len(split), bool)
+    t0 = time.perf_counter()
+    chunks = [(i, split.images[i : i + _CHUNK], side) for i in range(0, len(split), _CHUNK)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.imap_unordered(_mesh_chunk, chunks)
+            for start, m, found in tqdm(results, total=len(chunks), disable=not progress):
+                mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
+    else:
+        for chunk in tqdm(chunks, desc=f"mesh {usage}", disable=not progress):
+            start, m, found = _mesh_chunk(chunk)
+            mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
+    secs = time.perf_counter() - t0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, mesh=mesh, ok=ok, rows=split.rows, seconds=secs)
+    log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
+    return FerLandmarks(mesh, ok, split.rows, usage, secs)

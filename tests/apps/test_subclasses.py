@@ -1,0 +1,160 @@
+"""Sub-expressions: the EM split on known mixtures, Algorithm 2's loop, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exprsim.apps.subclasses import (
+    deep_gaussian_mixture_subspaces,
+    discover_subexpressions,
+    split_classes,
+    subexpressions_page,
+)
+
+
+def _mixture(seed: int = 0):
+    """Class 0: three separated isotropic blobs; class 1: one blob. Returns emb, labels, truth."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [10, 10, 10]], float)
+    sizes = [60, 40, 30, 50]
+    truth = np.repeat(np.arange(4), sizes)
+    emb = centres[truth] + rng.normal(0, 0.3, size=(len(truth), 3))
+    labels = np.where(truth < 3, 0, 1)
+    perm = rng.permutation(len(truth))
+    return emb[perm], labels[perm], truth[perm]
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_bic_finds_the_known_components() -> None:
+    emb, labels, truth = _mixture()
+    split = split_classes(emb, labels, "bic", max_components=5)
+    assert split.n_components == {0: 3, 1: 1}
+    assert split.parent.tolist() == [0, 0, 0, 1]
+    assert _same_partition(split.labels, truth)
+    # sub-classes of a class are ordered by size: 60, 40, 30
+    assert np.bincount(split.labels).tolist() == [60, 40, 30, 50]
+    assert min(split.bic[0], key=split.bic[0].get) == 3
+    np.testing.assert_allclose(split.means[3], [10, 10, 10], atol=0.2)
+
+
+def test_fixed_components_with_stride() -> None:
+    emb, labels, truth = _mixture(1)
+    split = split_classes(emb, labels, n_components=3, stride=3)
+    assert split.parent.tolist() == [0, 0, 0, 1, 1, 1]
+    assert _same_partition(split.labels[labels == 0], truth[labels == 0])
+    assert set(split.labels[labels == 1].tolist()) <= {3, 4, 5}
+    one = split_classes(emb, labels, n_components=1)
+    assert np.array_equal(one.labels, labels)
+    # a class with a single face stays whole
+    lab = labels.copy()
+    lab[0] = 7
+    for n in ("bic", 2):
+        split = split_classes(emb, lab, n_components=n)
+        assert split.n_components[7] == 1 and split.parent[split.labels[0]] == 7
+
+
+def test_algorithm2_loop_with_a_tiny_sgm_model() -> None:
+    import torch
+
+    from exprsim.losses import SGMLoss
+
+    emb0, labels, _ = _mixture(2)
+    feats = torch.from_numpy(emb0).float()
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 4)
+    calls = []
+
+    def train_fn(level: int, lab: np.ndarray) -> np.ndarray:
+        calls.append((level, len(np.unique(lab))))
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        target = torch.from_numpy(lab)
+        for _ in range(30):
+            opt.zero_grad()
+            SGMLoss(norm_weight=0.01)(net(feats), target).backward()
+            opt.step()
+        with torch.no_grad():
+            return net(feats).numpy()
+
+    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=3)
+    # level l trains on the labels of level l-1 (level 1 on the classes) and splits into l
+    assert calls == [(1, 2), (2, 2), (3, 4)]
+    assert [lv.level for lv in res.levels] == [1, 2, 3]
+    assert np.array_equal(res.levels[0].labels, labels)
+    assert res.parent.tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.array_equal(res.labels // 3, labels)  # class j's sub-classes: 3j .. 3j+2
+    assert res.embeddings.shape == (len(labels), 4)
+
+
+def test_discover_and_page() -> None:
+    emb, labels, _ = _mixture(3)
+    crops = [np.full((48, 48), i % 255, np.uint8) for i in range(len(emb))]
+    rep = discover_subexpressions(emb, labels, class_names=["happy", "sad"], top_k=5, crops=crops)
+    assert [s.to_dict()["subclass"] for s in rep.subexpressions] == [
+        "happy-1", "happy-2", "happy-3", "sad-1"]  # fmt: skip
+    for s in rep.subexpressions:
+        members = emb[s.members]
+        centre = members.mean(0)
+        assert s.medoid == s.members[np.argmin(np.linalg.norm(members - centre, axis=1))]
+        assert s.top[0] == s.medoid and len(s.top) == 5
+        d = np.linalg.norm(emb[list(s.top)] - emb[s.medoid], axis=1)
+        assert np.all(np.diff(d) >= 0)
+    df = rep.to_frame()
+    assert len(df) == len(emb) and set(df["class"]) == {"happy", "sad"}
+    html = subexpressions_page(rep, map_method="pca").render()
+    assert "happy-3" in html and html.count("<img") >= 4 * 5 + 1
+
+
+@pytest.mark.slow
+def test_subclasses_cli(tmp_path: Path, random_model_dir: Path, capsys) -> None:
+    from exprsim.cli import main
+    from exprsim.samples import sample_path
+
+    for folder, names in {
+        "a": ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"),
+        "b": ("pexels_langer_frame000.jpg", "pexels_langer_frame144.jpg",
+              "pexels_langer_frame288.jpg"),
+    }.items():  # fmt: skip
+        (tmp_path / "album" / folder).mkdir(parents=True)
+        for n in names:
+            shutil.copy(sample_path(n), tmp_path / "album" / folder / n)
+    html, js = tmp_path / "sub.html", tmp_path / "sub.json"
+    rc = main(["-q", "subclasses", str(tmp_path / "album"), "--model", str(random_model_dir),
+               "--labels", "folder", "--components", "2", "--min-per-component", "1", "--top", "3", "--map", "pca",
+               "--html", str(html), "--json", str(js)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "a-1" in out and "b-2" in out
+    text = html.read_text()
+    assert text.startswith("<!DOCTYPE html>") and not re.search(r"https?://", text)
+    data = json.loads(js.read_text())
+    assert data["split"]["n_subclasses"] == 4
+    assert main(["-q", "subclasses", "--model", str(random_model_dir)]) == 2
+    assert main(["-q", "subclasses", "--fer", "PublicTest", "x.jpg"]) == 2
+    assert main(["-q", "subclasses", "--fer", "PublicTest", "--components", "zero"]) == 2
+
+
+def test_ferplus_sgm_trainer_on_synthetic_data(tmp_path: Path) -> None:
+    from exprsim.apps.subclasses import ferplus_sgm_trainer
+    from exprsim.train import TrainConfig
+
+    cfg = TrainConfig(
+        data="synthetic", max_train=120, val_fraction=0.2, epochs=1, batch_size=32,
+        optimizer="adam", lr=1e-3, objective="sgm", sampler="balanced", per_class=4,
+        augment=False, num_threads=1, model_kwargs={"widths": [8, 8, 8, 8]},
+    )  # fmt: skip
+    train_fn, labels = ferplus_sgm_trainer(cfg, tmp_path, progress=False)
+    assert labels.shape == (120,)
+    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=2)
+    assert (tmp_path / "level2" / "model.safetensors").is_file()
+    assert res.embeddings.shape == (120, 16)
+    assert np.array_equal(res.labels // 2, labels)
