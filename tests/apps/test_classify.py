@@ -112,7 +112,7 @@ def test_build_load_and_evaluate_reference(tmp_path: Path, monkeypatch: pytest.M
     assert ks == [1, 3, 7] and ref.k in ks  # K=500 > fit size is skipped
     best = max(ref.meta["k_selection"], key=lambda r: (r["accuracy"], -r["k"]))
     assert ref.k == best["k"] and best["accuracy"] > 0.9  # the classes are easy here
-    assert ref.meta["n_held_out"] == 16
+    assert ref.meta["n_held_out"] == 8  # 5% of 160: the default model's validation split
     loaded = cl.load_reference_set(out)
     assert loaded.classes == FERPLUS_CLASSES and loaded.k == ref.k
     np.testing.assert_array_equal(loaded.embeddings, ref.embeddings)
