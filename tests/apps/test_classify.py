@@ -175,3 +175,16 @@ def test_reference_set_and_tag_calibration_on_real_fer(tmp_path: Path, random_em
     cal = calibrate_from_ferplus(random_embedder, refs_per_class=5)
     assert cal.n_references > 0 and 0.0 < cal.positive_rate < 1.0
     assert cal.recall[0] == 0.0 and cal.recall[-1] == pytest.approx(1.0)
+
+
+def test_cli_expands_folders_and_refuses_empty_ones(tmp_path: Path) -> None:
+    from exprsim.cli.apps_cmd import _expand
+    from exprsim.errors import ExprsimError
+
+    (tmp_path / "sub").mkdir()
+    for name in ("b.jpg", "sub/a.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert _expand([str(tmp_path)]) == [str(tmp_path / "b.jpg"), str(tmp_path / "sub" / "a.png")]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExprsimError, match="no image files"):
+        _expand([str(tmp_path / "empty")])

@@ -369,7 +369,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
         return 0
-    result = cl.classify_images(args.images, embedder, reference, k=args.k, detector=args.detector)
+    result = cl.classify_images(
+        _expand(args.images), embedder, reference, k=args.k, detector=args.detector
+    )
     frame = result.to_frame()
     _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
     if not result.faces:
@@ -439,7 +441,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     with _open_index(args, _embedder(args)) as index:
         tagger = Tagger(index, threshold=threshold)
-        results = tagger.tag(rest, detector=args.detector)
+        results = tagger.tag(_expand(rest), detector=args.detector)
         frame = results.to_frame()
         _print_frame(frame, ["source", "face", "tags", "best_distance"])
         if not results:
@@ -452,3 +454,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
             tag_page(results, tagger.references()).save(args.html)
             print(f"report: {args.html}")
     return 0
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Image paths with folders replaced by the image files under them (recursively)."""
+    from exprsim.io import iter_image_files
+
+    out = [str(p) for p in iter_image_files(paths)]
+    if not out:
+        raise ExprsimError("no image files found in " + ", ".join(paths))
+    return out
