@@ -227,11 +227,7 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
-    from exprsim.io import iter_image_files
-
-    files = list(iter_image_files(args.paths))
-    if not files:
-        raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+    files = _expand(args.paths)
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
         report = index.add(
@@ -462,5 +458,5 @@ def _expand(paths: list[str]) -> list[str]:
 
     out = [str(p) for p in iter_image_files(paths)]
     if not out:
-        raise ExprsimError("no image files found in " + ", ".join(paths))
+        raise ExprsimError(f"no image files found in {' '.join(paths)}")
     return out
