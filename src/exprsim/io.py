@@ -68,8 +68,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
                 if w * h > MAX_PIXELS:
                     raise ImageError(name, f"image too large ({w}x{h} pixels; limit {MAX_PIXELS})")
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb8(img)
+                return _to_rgb8(ImageOps.exif_transpose(img) or img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

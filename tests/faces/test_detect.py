@@ -221,6 +221,19 @@ def test_mediapipe_ranges(load_sample, rng_name):
     det.close()
 
 
+def test_mediapipe_fast_preset(load_sample, mp_detector):
+    """One short-range pass, no tiles: same face and mesh landmarks as the default."""
+    det = create_detector("mediapipe-fast")
+    assert det.name == "mediapipe-fast" and det.range == "short" and not det.tiles
+    name = "grace_hopper.jpg"
+    (face,) = det.detect(load_sample(name))
+    (ref,) = mp_detector.detect(load_sample(name))
+    assert face.detector == "mediapipe-fast"
+    assert lm_error(face.landmarks, HAND_CHECKED[name]).max() < 8.0
+    np.testing.assert_allclose(face.box, ref.box, atol=6.0)
+    det.close()
+
+
 @pytest.mark.parametrize("backend", ["mediapipe", "haar", "dlib"])
 @pytest.mark.parametrize("name", ["astronaut_eileen_collins.jpg", "grace_hopper.jpg"])
 def test_each_backend_finds_the_face(backend, name, load_sample, mp_detector):

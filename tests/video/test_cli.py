@@ -10,7 +10,15 @@ from .conftest import LEFT, compose
 
 
 @pytest.mark.parametrize(
-    "extra", [["missing.mp4"], ["{clip}", "--every", "0"], ["{clip}", "--fps", "-1"]]
+    "extra",
+    [
+        ["missing.mp4"],
+        ["{clip}", "--every", "0"],
+        ["{clip}", "--fps", "-1"],
+        ["{clip}", "--embedding", "pvae"],
+        ["{clip}", "--pvae-model", "{clip}"],
+        ["{clip}", "--embedding", "pvae", "--pvae-model", "{clip}"],
+    ],
 )
 def test_bad_input_one_line_nonzero(tmp_path, capsys, extra):
     clip = tmp_path / "junk.mp4"

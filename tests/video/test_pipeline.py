@@ -192,3 +192,74 @@ def test_demo_section_on_bundled_clip(embedder, tmp_path):
     assert a.n_persons == 1 and a.person_stats[0].appearance_rate > 0.9
     assert (tmp_path / "video" / "report.html").is_file()
     assert "5. Video" in page.render()
+
+
+@pytest.fixture(scope="module")
+def tiny_pvae():
+    """A randomly initialised perceptual VAE (M2, population-mean neutral face)."""
+    import torch
+
+    from exprsim.pvae.codes import PVAEEncoder
+    from exprsim.pvae.model import PerceptualVAE, PVAEConfig
+
+    torch.manual_seed(0)
+    return PVAEEncoder(
+        PerceptualVAE(PVAEConfig(encoder_hidden=(32,), decoder_hidden=(32,), latent_dim=4))
+    )
+
+
+@pytest.mark.slow
+def test_pvae_codes_drive_the_summaries(two_people, embedder, tiny_pvae):
+    """``embedding="pvae"``: meshes -> codes per face, neutral faces from the kNN emotions."""
+    from exprsim.apps.classify import ExpressionKNN
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(40, 16)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    # almost every reference is "neutral": every face gets P(neutral) >= 0.6 with K=5
+    labels = np.r_[np.zeros(38, np.int64), np.ones(2, np.int64)]
+    knn = ExpressionKNN(k=5, classes=["neutral", "happy"]).fit(ref, labels)
+    cfg = VideoConfig(fps=5, identity="iou", n_summary=3, embedding="pvae", smooth_window=1)
+    a = analyze_video(two_people, embedder, cfg, classifier=knn, pvae=tiny_pvae)
+    assert a.expression_space == "pvae" and a.codes is not None and a.codes.shape[1] == 4
+    ok = np.array([f.quality.ok for f in a.faces])
+    finite = np.isfinite(a.codes).all(axis=1)
+    assert not finite[~ok].any()
+    assert finite[ok].mean() > 0.9  # the mesh finds nearly every accepted face
+    # each person's neutral reference: up to 3 of its own accepted faces
+    assert set(a.neutral_faces) == {0, 1}
+    for p, idx in a.neutral_faces.items():
+        assert 1 <= len(idx) <= 3
+        assert all(a.persons[i] == p and ok[i] for i in idx)
+    # summaries cluster the codes: representatives are faces with codes
+    for s in a.summaries:
+        assert all(finite[i] for i in s.faces)
+    # the neutral reference changes the codes (identity offset), "none" uses the fallback
+    b = analyze_video(
+        two_people,
+        embedder,
+        VideoConfig(**{**cfg.to_dict(), "neutral": "none"}),
+        classifier=knn,
+        pvae=tiny_pvae,
+    )
+    assert b.neutral_faces == {}
+    both = finite & np.isfinite(b.codes).all(axis=1)
+    assert both.any() and not np.allclose(a.codes[both], b.codes[both])
+    table = a.to_frame()
+    assert {"c0", "c3", "e15"} <= set(table.columns)
+    assert a.to_dict()["expression_space"] == "pvae"
+    assert any(r["stage"] == "mesh" for r in a.timings.rows())
+
+
+def test_pvae_space_needs_a_model(tmp_path, embedder):
+    """Checked before any decoding: the source is never opened."""
+    from exprsim.errors import ExprsimError, ModelError
+
+    src = tmp_path / "never-read.mp4"
+    with pytest.raises(ModelError, match="pvae-m2"):
+        analyze_video(src, embedder, VideoConfig(embedding="pvae"), classifier=None)
+    with pytest.raises(ModelError, match="not a perceptual-VAE run"):
+        cfg = VideoConfig(embedding="pvae", pvae_model=str(tmp_path))
+        analyze_video(src, embedder, cfg, classifier=None)
+    with pytest.raises(ExprsimError, match="unknown embedding"):
+        analyze_video(src, embedder, VideoConfig(embedding="nope"), classifier=None)

@@ -158,6 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ExprsimError(f"{cfg_path}: not valid JSON ({exc})") from exc
     out = Path(args.out or Path("runs") / cfg_path.stem)
     kind = raw.pop("kind", "ferplus")
+    res: Any
     try:
         if kind == "fec":
             from exprsim.config import from_dict

@@ -49,6 +49,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("--smooth", type=int, default=3, help="median window in sampled faces (3)")
     p.add_argument("-n", "--clusters", type=int, default=10, help="summary clusters per person")
     p.add_argument("--model", default="default", help="embedding model (default: shipped)")
+    p.add_argument(
+        "--embedding",
+        choices=("model", "pvae"),
+        default="model",
+        help="expression space of the per-person summaries: the embedding model, or "
+        "perceptual-VAE codes of face meshes with the person's neutral face removed "
+        "(needs --pvae-model)",
+    )
+    p.add_argument(
+        "--pvae-model",
+        metavar="DIR",
+        help="perceptual-VAE run folder (exprsim train --config configs/pvae-m2.json)",
+    )
+    p.add_argument(
+        "--neutral",
+        choices=("auto", "none"),
+        default="auto",
+        help="pvae: estimate each person's neutral face from the kNN emotions (auto) or "
+        "use the model's fallback neutral face (none)",
+    )
     p.set_defaults(func=cmd_video)
 
 
@@ -61,6 +81,13 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError(f"--fps must be > 0, got {args.fps}")
     if args.clusters < 1 or args.smooth < 1 or args.min_samples < 1:
         raise ExprsimError("--clusters, --smooth and --min-samples must be >= 1")
+    if args.embedding == "pvae" and not args.pvae_model:
+        raise ExprsimError(
+            "--embedding pvae needs --pvae-model DIR (train one with "
+            "`exprsim train --config configs/pvae-m2.json --out runs/pvae-m2`)"
+        )
+    if args.pvae_model and args.embedding != "pvae":
+        raise ExprsimError("--pvae-model is only used with --embedding pvae")
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -69,6 +96,11 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     _check(args)
     embedder = load_model(args.model)
+    pvae = None
+    if args.embedding == "pvae":
+        from exprsim.video.pipeline import load_pvae_encoder
+
+        pvae = load_pvae_encoder(args.pvae_model)  # fail before any decoding
     refs = load_tag_references(args.tags, embedder) if args.tags else None
     config = VideoConfig(
         fps=args.fps,
@@ -83,9 +115,12 @@ def cmd_video(args: argparse.Namespace) -> int:
         smooth_window=args.smooth,
         n_summary=args.clusters,
         tag_threshold=args.tag_threshold,
+        embedding=args.embedding,
+        pvae_model=args.pvae_model,
+        neutral=args.neutral,
     )
     analysis = analyze_video(
-        args.input, embedder, config, tag_references=refs, progress=not args.quiet
+        args.input, embedder, config, tag_references=refs, progress=not args.quiet, pvae=pvae
     )
     paths = analysis.save(args.out)
     print(

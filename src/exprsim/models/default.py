@@ -81,7 +81,11 @@ class ExprNetS(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         for m in self.modules():  # zero-init the last BN of each block: starts as identity
             if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.body[1][1].weight)
+                second = m.body[1]
+                assert isinstance(second, nn.Sequential)
+                last_bn = second[1]
+                assert isinstance(last_bn, nn.BatchNorm2d)
+                nn.init.zeros_(last_bn.weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, feature_dim)`` pooled features (before the embedding FC)."""

@@ -151,7 +151,8 @@ class Embedder:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels-last: ~1.5x faster CPU convolutions (oneDNN); same results to float rounding
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
         self.batch_size = batch_size
         self._detector: Any = None
@@ -178,7 +179,10 @@ class Embedder:
         with torch.inference_mode():
             for start in range(0, arr.shape[0], self.batch_size):
                 x = preprocess_crops(arr[start : start + self.batch_size], self.config.preprocess)
-                y = self.model(torch.from_numpy(x).to(self.device))
+                t = torch.from_numpy(x).to(self.device)
+                if t.ndim == 4:
+                    t = t.contiguous(memory_format=torch.channels_last)
+                y = self.model(t)
                 outs.append(y.float().cpu().numpy())
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

@@ -79,8 +79,8 @@ _LIPS = (
     *(61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185),
     *(78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191),
 )
-_CONTOUR = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397)
-_CONTOUR += (288, 361, 323, 454)
+_CONTOUR: tuple[int, ...] = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400)
+_CONTOUR += (378, 379, 365, 397, 288, 361, 323, 454)
 #: Mesh indices kept as features (125 points; see module docstring).
 FEATURE_POINTS: tuple[int, ...] = _BROWS + _EYES + _NOSE + _LIPS + _CONTOUR
 #: Feature dimensionality: ``len(FEATURE_POINTS) * 3``.

@@ -104,6 +104,8 @@ class PerceptualVAE(nn.Module):
         self.to_posterior = nn.Linear(enc[-1], 2 * k)
         self.decoder = _mlp(dec, config.dropout)
         self.to_mean = nn.Linear(dec[-1], d)
+        self.mean: torch.Tensor
+        self.neutral: torch.Tensor
         self.register_buffer("mean", torch.zeros(d))
         self.register_buffer("neutral", torch.zeros(d))
 

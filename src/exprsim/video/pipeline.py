@@ -15,6 +15,14 @@ expressions -> per-person statistics and summaries.
    reference-face tags (when references are given), per-person statistics and an
    agglomerative (Ward, Euclidean) summary of each person's expressions.
 
+With ``VideoConfig(embedding="pvae")`` the summaries use the perceptual VAE's
+identity-neutralised expression codes instead (Mikheeva et al.; :mod:`exprsim.pvae.codes`):
+every accepted face also gets a MediaPipe face mesh, each person's neutral face is estimated
+(``neutral="auto"``: the median mesh features of the person's faces the kNN classifier rates
+most neutral, at least :data:`NEUTRAL_MIN_PROB`; otherwise the model's population-mean
+fallback), and the codes are median-smoothed per person like the embeddings (not
+re-normalised). Emotions and tags still come from the embedding model.
+
 Ctrl-C during decoding stops reading and returns what was analysed so far
 (:attr:`VideoAnalysis.interrupted`).
 """
@@ -40,6 +48,12 @@ from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 log = logging.getLogger(__name__)
 
 IDENTITY_METHODS = ("auto", "dlib", "iou")
+EXPRESSION_SPACES = ("model", "pvae")
+NEUTRAL_METHODS = ("auto", "none")
+#: Smallest kNN "neutral" probability for a face to serve as its person's neutral reference.
+NEUTRAL_MIN_PROB = 0.5
+#: Faces (the most neutral ones) whose median mesh features form a person's neutral reference.
+NEUTRAL_TOP = 3
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,11 @@ class VideoConfig:
         tag_threshold: reference-face tagging distance threshold.
         thumb_size: side of the face thumbnails kept for the report.
         batch_size: crops per embedding batch.
+        embedding: expression space of the summaries: ``"model"`` (the embedding model) or
+            ``"pvae"`` (perceptual-VAE codes of face meshes; needs ``pvae_model``).
+        pvae_model: perceptual-VAE run folder (``exprsim train --config configs/pvae-m2.json``).
+        neutral: ``"auto"`` (estimate each person's neutral face from the kNN emotions) or
+            ``"none"`` (always the model's fallback neutral face).
     """
 
     fps: float | None = DEFAULT_FPS
@@ -83,6 +102,9 @@ class VideoConfig:
     tag_threshold: float = 0.5
     thumb_size: int = 64
     batch_size: int = 64
+    embedding: str = "model"
+    pvae_model: str | None = None
+    neutral: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +143,7 @@ class StageTimes:
         decode, detect, align, identity, embed, cluster: seconds (``align`` includes the
             quality check; ``identity`` the dlib descriptors; ``cluster`` tracking,
             DBSCAN, smoothing, classification, tagging and summaries).
+        mesh: seconds of face meshes and perceptual-VAE codes (``embedding="pvae"``).
         frames: sampled frames; decoded: frames decoded; faces: detected faces;
         accepted: faces embedded; descriptors: dlib descriptors computed.
         total: wall-clock seconds of the whole analysis.
@@ -132,6 +155,7 @@ class StageTimes:
     identity: float = 0.0
     embed: float = 0.0
     cluster: float = 0.0
+    mesh: float = 0.0
     frames: int = 0
     decoded: int = 0
     faces: int = 0
@@ -148,6 +172,7 @@ class StageTimes:
             "identity": (self.descriptors, "descriptors"),
             "embed": (self.accepted, "faces"),
             "cluster": (self.faces, "faces"),
+            **({"mesh": (self.accepted, "faces")} if self.mesh > 0 else {}),
             "total": (self.frames, "sampled frames"),
         }
         out = []
@@ -267,6 +292,11 @@ class VideoAnalysis:
         identity_method: ``"dlib"`` or ``"iou"``.
         model: ``name@version`` of the embedder.
         timings: seconds per stage.
+        expression_space: ``"model"`` or ``"pvae"`` (what the summaries cluster).
+        codes: ``(N, K)`` float32 median-smoothed perceptual-VAE codes (NaN where the face
+            was rejected or its mesh failed), or ``None`` in the ``"model"`` space.
+        neutral_faces: person -> face indices whose mesh features formed the person's
+            neutral reference (empty tuple: the fallback neutral face was used).
         interrupted: stopped by Ctrl-C (partial result).
         truncated: the stream ended early or with a decoder error (partial result).
         warnings: what went wrong along the way.
@@ -293,6 +323,9 @@ class VideoAnalysis:
     interrupted: bool = False
     truncated: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    expression_space: str = "model"
+    codes: np.ndarray | None = None
+    neutral_faces: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def n_persons(self) -> int:
@@ -308,7 +341,8 @@ class VideoAnalysis:
 
     def to_frame(self) -> Any:
         """One row per face: time, person, box, quality, top-3 emotions, tags, ``e0..e15``
-        (smoothed embedding; empty for rejected faces) as a ``pandas.DataFrame``."""
+        (smoothed embedding; empty for rejected faces) and, in the ``"pvae"`` space,
+        ``c0..c{K-1}`` (smoothed codes) as a ``pandas.DataFrame``."""
         import pandas as pd
 
         rows = []
@@ -339,6 +373,8 @@ class VideoAnalysis:
                 row[f"p_{r + 1}"] = round(top[r][1], 4) if r < len(top) else float("nan")
             row["tags"] = ",".join(self.tags[i])
             row.update({f"e{d}": float(v) for d, v in enumerate(self.smoothed[i])})
+            if self.codes is not None:
+                row.update({f"c{d}": float(v) for d, v in enumerate(self.codes[i])})
             rows.append(row)
         frame = pd.DataFrame(rows)
         if not rows:
@@ -357,6 +393,8 @@ class VideoAnalysis:
             "video": self.info.to_dict(),
             "config": self.config.to_dict(),
             "model": self.model,
+            "expression_space": self.expression_space,
+            "neutral_faces": {str(p): list(v) for p, v in self.neutral_faces.items()},
             "frames_sampled": self.n_sampled,
             "sample_period_s": self.sample_period,
             "faces": len(self.faces),
@@ -542,6 +580,7 @@ def analyze_video(
     tag_references: tuple[np.ndarray, list[str]] | None = None,
     detector: Any = None,
     progress: bool = False,
+    pvae: Any = None,
 ) -> VideoAnalysis:
     """Analyse the faces and expressions of a video (see module docstring).
 
@@ -556,6 +595,8 @@ def analyze_video(
             (:func:`load_tag_references`), or ``None``.
         detector: a detector instance (default: ``config.detector`` from the registry).
         progress: show a tqdm bar (sampled frames, frames/s) on stderr.
+        pvae: a :class:`~exprsim.pvae.codes.PVAEEncoder` for ``embedding="pvae"`` (default:
+            loaded from ``config.pvae_model``).
 
     Returns:
         A :class:`VideoAnalysis` (partial when interrupted or the stream was truncated).
@@ -571,6 +612,13 @@ def analyze_video(
     from exprsim.faces.quality import QualityConfig, assess
 
     cfg = config or VideoConfig()
+    _check_config(cfg)
+    mesher = None
+    if cfg.embedding == "pvae":
+        from exprsim.faces.landmarks import MeshLandmarker
+
+        pvae = pvae if pvae is not None else load_pvae_encoder(cfg.pvae_model)
+        mesher = MeshLandmarker()
     if embedder is None:
         from exprsim.models.embedder import load_model
 
@@ -596,7 +644,8 @@ def analyze_video(
     descriptors: dict[int, np.ndarray] = {}
     embeddings: dict[int, np.ndarray] = {}
     pending: list[tuple[int, np.ndarray]] = []
-    sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster"), 0.0)
+    meshes: dict[int, np.ndarray] = {}
+    sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
     interrupted = False
     n_sampled = 0
 
@@ -639,6 +688,12 @@ def analyze_video(
                 if q.ok:
                     pending.append((i, crop))
                     thumb = _thumb(crop, cfg.thumb_size)
+                    if mesher is not None:
+                        t3 = time.perf_counter()
+                        mesh = mesher.mesh(image, f.box)
+                        if mesh is not None:
+                            meshes[i] = mesh
+                        sec["mesh"] += time.perf_counter() - t3
                 faces.append(
                     VideoFace(
                         slot,
@@ -670,6 +725,8 @@ def analyze_video(
     finally:
         bar.close()
         reader.close()
+        if mesher is not None:
+            mesher.close()
     flush()
 
     # ------------------------------------------------------------------ identities + smoothing
@@ -714,9 +771,22 @@ def analyze_video(
             strict=True,
         ):
             tags[int(i)] = tg
+    codes: np.ndarray | None = None
+    neutral_faces: dict[int, tuple[int, ...]] = {}
+    space = smoothed
+    if pvae is not None and cfg.embedding == "pvae":
+        t1 = time.perf_counter()
+        codes, neutral_faces = _pvae_codes(
+            pvae, meshes, ident.persons, accepted, emotions, classes, cfg
+        )
+        space = codes
+        sec["mesh"] += time.perf_counter() - t1
+        missing = int(accepted.sum()) - len(meshes)
+        if missing:
+            log.info("%d accepted faces got no face mesh (no perceptual-VAE code)", missing)
     period = reader.sample_period
     stats, summaries = _person_results(
-        faces, ident.persons, smoothed, emotions, classes, tags, n_sampled, period, cfg
+        faces, ident.persons, space, emotions, classes, tags, n_sampled, period, cfg
     )
     rejected = Counter(r for f in faces for r in f.quality.reasons)
     sec["cluster"] += time.perf_counter() - t0
@@ -755,7 +825,72 @@ def analyze_video(
         interrupted=interrupted,
         truncated=reader.truncated,
         warnings=tuple(warnings),
+        expression_space=cfg.embedding,
+        codes=codes,
+        neutral_faces=neutral_faces,
     )
+
+
+def _check_config(cfg: VideoConfig) -> None:
+    if cfg.embedding not in EXPRESSION_SPACES:
+        raise ExprsimError(
+            f"unknown embedding {cfg.embedding!r}; expected one of {', '.join(EXPRESSION_SPACES)}"
+        )
+    if cfg.neutral not in NEUTRAL_METHODS:
+        raise ExprsimError(
+            f"unknown neutral method {cfg.neutral!r}; expected one of {', '.join(NEUTRAL_METHODS)}"
+        )
+
+
+def load_pvae_encoder(path: str | None) -> Any:
+    from exprsim.pvae.codes import is_pvae_run, load_pvae
+
+    if path is None or not is_pvae_run(path):
+        where = "no pvae_model given" if path is None else f"{path} is not a perceptual-VAE run"
+        raise ModelError(
+            f"embedding 'pvae' needs a trained perceptual VAE ({where}); train one with "
+            "`exprsim train --config configs/pvae-m2.json --out runs/pvae-m2` and pass that folder"
+        )
+    return load_pvae(path)
+
+
+def _pvae_codes(
+    encoder: Any,
+    meshes: dict[int, np.ndarray],
+    persons: np.ndarray,
+    accepted: np.ndarray,
+    emotions: np.ndarray,
+    classes: tuple[str, ...],
+    cfg: VideoConfig,
+) -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
+    """Smoothed perceptual-VAE codes ``(N, K)`` (NaN without a mesh) and neutral faces."""
+    from exprsim.pvae.features import mesh_features
+    from exprsim.video.tracks import median_smooth
+
+    n = len(persons)
+    k = encoder.config.latent_dim
+    codes = np.full((n, k), np.nan, dtype=np.float32)
+    neutral_faces: dict[int, tuple[int, ...]] = {}
+    col = classes.index("neutral") if "neutral" in classes else None
+    for p in np.unique(persons):
+        idx = np.array([i for i in np.flatnonzero(persons == p) if accepted[i] and i in meshes])
+        if len(idx) == 0:
+            continue
+        feats = mesh_features(np.stack([meshes[int(i)] for i in idx]))
+        neutral = None
+        if cfg.neutral == "auto" and col is not None and p >= 0:
+            prob = emotions[idx, col]
+            order = np.argsort(-prob, kind="stable")[:NEUTRAL_TOP]
+            order = order[prob[order] >= NEUTRAL_MIN_PROB]
+            if len(order):
+                neutral = np.median(feats[order], axis=0)
+                neutral_faces[int(p)] = tuple(int(idx[o]) for o in order)
+            else:
+                neutral_faces[int(p)] = ()
+        raw = encoder.encode_features(feats, neutral)
+        window = cfg.smooth_window if p >= 0 else 1
+        codes[idx] = median_smooth(raw, window, normalize=False)
+    return codes, neutral_faces
 
 
 def _thumb(crop: np.ndarray, size: int) -> np.ndarray:
@@ -807,8 +942,9 @@ def _person_results(
                 tagged_moments=tuple(moments),
             )
         )
-        if acc:
-            k = max(1, min(cfg.n_summary, len(acc)))
-            summary = summarize(smoothed[acc], n_clusters=k, method=cfg.summary_method)
-            summaries.append(PersonSummary(p, tuple(acc), summary))
+        usable = [i for i in acc if np.isfinite(smoothed[i]).all()]
+        if usable:
+            k = max(1, min(cfg.n_summary, len(usable)))
+            summary = summarize(smoothed[usable], n_clusters=k, method=cfg.summary_method)
+            summaries.append(PersonSummary(p, tuple(usable), summary))
     return stats, summaries

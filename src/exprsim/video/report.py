@@ -68,6 +68,16 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
     return fig_to_png(fig)
 
 
+def _space_text(analysis: Any) -> str:
+    if analysis.expression_space != "pvae":
+        return f"expression embeddings ({analysis.model})"
+    known = sum(1 for v in analysis.neutral_faces.values() if v)
+    return (
+        f"perceptual-VAE codes ({analysis.config.pvae_model}); neutral face estimated for "
+        f"{known} of {analysis.n_persons} person(s), the fallback neutral face for the rest"
+    )
+
+
 def video_page(analysis: Any, title: str | None = None) -> Any:
     """A :class:`~exprsim.report.html.Page` for a :class:`VideoAnalysis`."""
     from exprsim.report.html import Page
@@ -108,6 +118,7 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
                 "what": "emotions",
                 "value": ", ".join(analysis.classes) or "not available (no matching reference set)",
             },
+            {"what": "summaries cluster", "value": _space_text(analysis)},
         ]
     )
     page.heading("Time per stage", level=3)

@@ -242,14 +242,15 @@ def _stable_ids(raw: np.ndarray, slots: np.ndarray, boxes: np.ndarray) -> np.nda
     return np.array([mapping.get(int(v), -1) for v in raw], dtype=np.int64)
 
 
-def median_smooth(embeddings: np.ndarray, window: int = 3) -> np.ndarray:
+def median_smooth(embeddings: np.ndarray, window: int = 3, normalize: bool = True) -> np.ndarray:
     """Centred running median of ``(N, D)`` time-ordered embeddings, re-normalised.
 
     The window shrinks at both ends (the first face uses faces 0..w//2). ``window <= 1``
-    only re-normalises.
+    only re-normalises. ``normalize=False`` skips the re-normalisation (codes that are not
+    unit vectors, such as perceptual-VAE codes).
 
     Returns:
-        ``(N, D)`` float32, rows L2-normalised.
+        ``(N, D)`` float32, rows L2-normalised (when ``normalize``).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) == 0:
@@ -258,5 +259,6 @@ def median_smooth(embeddings: np.ndarray, window: int = 3) -> np.ndarray:
     out = np.empty_like(x)
     for i in range(len(x)):
         out[i] = np.median(x[max(0, i - half) : i + half + 1], axis=0)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    if normalize:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out
