@@ -96,11 +96,6 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     _check(args)
     embedder = load_model(args.model)
-    pvae = None
-    if args.embedding == "pvae":
-        from exprsim.video.pipeline import load_pvae_encoder
-
-        pvae = load_pvae_encoder(args.pvae_model)  # fail before any decoding
     refs = load_tag_references(args.tags, embedder) if args.tags else None
     config = VideoConfig(
         fps=args.fps,
@@ -120,7 +115,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         neutral=args.neutral,
     )
     analysis = analyze_video(
-        args.input, embedder, config, tag_references=refs, progress=not args.quiet, pvae=pvae
+        args.input, embedder, config, tag_references=refs, progress=not args.quiet
     )
     paths = analysis.save(args.out)
     print(

@@ -179,10 +179,8 @@ class Embedder:
         with torch.inference_mode():
             for start in range(0, arr.shape[0], self.batch_size):
                 x = preprocess_crops(arr[start : start + self.batch_size], self.config.preprocess)
-                t = torch.from_numpy(x).to(self.device)
-                if t.ndim == 4:
-                    t = t.contiguous(memory_format=torch.channels_last)
-                y = self.model(t)
+                t = torch.from_numpy(x).to(self.device)  # always (N, C, S, S)
+                y = self.model(t.contiguous(memory_format=torch.channels_last))
                 outs.append(y.float().cpu().numpy())
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

@@ -774,7 +774,7 @@ def analyze_video(
     codes: np.ndarray | None = None
     neutral_faces: dict[int, tuple[int, ...]] = {}
     space = smoothed
-    if pvae is not None and cfg.embedding == "pvae":
+    if mesher is not None:  # embedding == "pvae": the encoder was loaded before decoding
         t1 = time.perf_counter()
         codes, neutral_faces = _pvae_codes(
             pvae, meshes, ident.persons, accepted, emotions, classes, cfg
@@ -843,6 +843,7 @@ def _check_config(cfg: VideoConfig) -> None:
 
 
 def load_pvae_encoder(path: str | None) -> Any:
+    """:func:`exprsim.pvae.codes.load_pvae` with an error saying how to get a run folder."""
     from exprsim.pvae.codes import is_pvae_run, load_pvae
 
     if path is None or not is_pvae_run(path):
