@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The local CPU wheel on these machines (see DEVELOPERS.md); pyproject only asks torch>=2.2.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test install install-dev lint typecheck bench clean
+.PHONY: demo test serve install install-dev lint typecheck bench clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -20,7 +20,11 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines]"
+	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines,web]"
+	@touch $@
+
+$(VENV)/.installed-web: $(VENV)/.installed pyproject.toml
+	$(PIP) install --quiet -e ".[dlib,video,ann,baselines,web]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -29,6 +33,11 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(VENV)/bin/exprsim demo --out demo-output
+
+# the web app on http://127.0.0.1:8000/ over the demo's face index (made by `make demo`)
+serve: $(VENV)/.installed-web
+	@test -f demo-output/faces.db || $(MAKE) demo
+	$(VENV)/bin/exprsim serve --db demo-output/faces.db
 
 test: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -30,3 +30,27 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def random_embedder():
+    """``exprnet_s`` with random weights, version "test" (deterministic: seeded)."""
+    import torch
+
+    from exprsim.models.embedder import Embedder, EmbedderConfig
+    from exprsim.models.registry import create_model
+
+    torch.manual_seed(0)
+    return Embedder(create_model("exprnet_s"), EmbedderConfig(model="exprnet_s", version="test"))
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory, random_embedder) -> Path:
+    """A checkpoint folder (config.json + model.safetensors) that ``load_model`` reads."""
+    from safetensors.torch import save_file
+
+    out = tmp_path_factory.mktemp("model")
+    (out / "config.json").write_text(random_embedder.config.to_json())
+    state = {k: v.contiguous() for k, v in random_embedder.model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+    return out

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from exprsim.config import load_json
+from exprsim.models.embedder import PreprocessConfig
 from exprsim.train import TrainConfig, train
 
 
@@ -91,14 +92,142 @@ def test_batch_triplets_follow_the_vote_rule():
     assert (gap >= 0.2).all()
 
 
-def test_augment_batch_keeps_shape_and_changes_pixels():
+def test_training_input_equals_embedder_input():
+    """One preprocessing path: with augmentation off, the trainer feeds the network exactly
+    what :class:`Embedder` feeds it for the same crop."""
     import torch
 
-    from exprsim.train import augment_batch
+    from exprsim.models.embedder import Embedder, EmbedderConfig, PreprocessConfig
+    from exprsim.train import _to_input
 
-    x = torch.randn(16, 1, 48, 48)
-    y = augment_batch(x, torch.Generator().manual_seed(0))
-    assert y.shape == x.shape
-    assert not torch.allclose(x, y)
-    y2 = augment_batch(x, torch.Generator().manual_seed(0))
-    assert torch.equal(y, y2)  # deterministic given the generator
+    crops = np.random.default_rng(3).integers(0, 256, size=(6, 48, 48), dtype=np.uint8)
+
+    class Spy(torch.nn.Module):
+        """Records the input it is given; returns some unit vectors."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[torch.Tensor] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.append(x.clone())
+            return torch.nn.functional.normalize(x.flatten(1)[:, :16] + 1.0, dim=1)
+
+    for pre in (PreprocessConfig(normalize="per_image"), PreprocessConfig()):
+        spy = Spy()
+        Embedder(spy, EmbedderConfig("spy", preprocess=pre)).embed_crops(crops)
+        seen = spy.seen
+        assert torch.equal(seen[0], _to_input(crops, pre))
+        # and an independent reference for the per-image rule: (x - mean) / (std + 1)
+        if pre.normalize == "per_image":
+            x = crops.astype(np.float64)
+            ref = (x - x.mean(axis=(1, 2), keepdims=True)) / (
+                x.std(axis=(1, 2), ddof=1, keepdims=True) + 1.0
+            )
+            np.testing.assert_allclose(seen[0][:, 0].numpy(), ref, atol=1e-4)
+
+
+def test_min_votes_filters_training_faces_only(monkeypatch):
+    from exprsim import train as train_mod
+    from exprsim.data.fer import FerSplit
+
+    rng = np.random.default_rng(0)
+    n = 200
+    votes = rng.integers(0, 3, size=(n, 8)).astype(np.float32)
+    votes[:, 0] += 1  # every face has at least one emotion vote
+    split = FerSplit(
+        images=rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8),
+        votes=votes,
+        emotion=np.zeros(n, np.int64),
+        rows=np.arange(n),
+        usage="Training",
+    )
+    monkeypatch.setattr("exprsim.data.fer.load_ferplus", lambda *a, **k: split)
+    cfg = TrainConfig(data="ferplus", val_fraction=0.2, min_votes=7)
+    tr, va = train_mod._load_data(cfg)
+    _, val_idx = train_mod.holdout_split(n, 0.2, 0)
+    assert len(va.images) == len(val_idx)  # validation kept whole
+    assert tr.votes is not None and (tr.votes.sum(axis=1) >= 7).all()
+    tr_idx, _ = train_mod.holdout_split(n, 0.2, 0)
+    assert len(tr.images) == int((votes[tr_idx].sum(axis=1) >= 7).sum())
+
+
+@pytest.mark.slow
+def test_vgg_hybrid_run_chooses_a_readout_angle(tmp_path):
+    from exprsim.models.embedder import load_model
+
+    cfg = TrainConfig(
+        model="exprnet_v",
+        model_kwargs={"stages": [[8], [8], [16], [16]]},
+        data="synthetic",
+        max_train=192,
+        val_fraction=0.25,
+        epochs=1,
+        batch_size=48,
+        triplet_weight=0.0,
+        pair_weight=0.0625,
+        pair_squared=True,
+        pair_scale=2.0,
+        decay_weights_only=True,
+        preprocess=PreprocessConfig(normalize="per_image"),
+        readout_angles=(0.0, 45.0, 90.0),
+        num_threads=1,
+    )
+    out = tmp_path / "run"
+    res = train(cfg, out, progress=False)
+    rows = [json.loads(s) for s in (out / "readout.jsonl").read_text().splitlines()]
+    assert [r["angle"] for r in rows] == [0.0, 45.0, 90.0]
+    best = max(rows, key=lambda r: r["score"])["angle"]
+    assert res.final_metrics["readout_angle"] == best
+    exported = json.loads((out / "config.json").read_text())
+    assert exported["model_kwargs"]["readout_angle"] == best
+    assert exported["preprocess"]["normalize"] == "per_image"
+    e = load_model(str(out)).embed_crops(np.zeros((2, 48, 48), np.uint8))
+    assert e.shape == (2, 16)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """A training process killed (SIGKILL) in its second epoch and run again ends with the
+    same weights as a run that was never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.numpy import load_file
+
+    script = (
+        "import sys; from exprsim.train import TrainConfig, train\n"
+        "cfg = TrainConfig(data='synthetic', max_train=1200, val_fraction=0.1, epochs=3,\n"
+        "    batch_size=32, triplets_per_type=4, triplet_threshold=0.1, num_threads=1,\n"
+        "    model_kwargs={'widths': [8, 16, 16, 16]})\n"
+        "train(cfg, sys.argv[1], progress=False)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, kill_after_epoch=None):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env)
+        if kill_after_epoch is None:
+            assert proc.wait(timeout=300) == 0
+            return
+        deadline = time.time() + 300
+        while not (out / "state.pt").exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # at the first checkpoint: in the 2nd epoch at most
+        proc.wait()
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run(whole)
+    run(killed, kill_after_epoch=1)
+    assert not (killed / "model.safetensors").exists()  # it really died before the end
+    run(killed)  # resume
+    a = load_file(str(whole / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    epochs = [json.loads(s)["epoch"] for s in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -17,31 +18,95 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _coerce(tp: Any, value: Any) -> Any:
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """``value`` as type ``tp`` (nested dataclasses from dicts, tuples from lists), checked.
+
+    Raises:
+        ValueError: naming ``where`` (``Class.field``) when the value has the wrong type.
+    """
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)  # type: ignore[arg-type]
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is type(None) and value is None:
-                return None
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return from_dict(arg, value)  # type: ignore[arg-type]
+    if tp is Any:
         return value
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # type: ignore[arg-type]
+            return value
+        if isinstance(value, dict):
+            return from_dict(tp, value)  # type: ignore[arg-type]
+        raise ValueError(f"{where}: expected an object of {_type_name(tp)} fields, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{where}: unexpected value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
+        if not args:
+            return tuple(value)
+        return tuple(
+            _coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin in (list, dict) or tp in (list, dict):
+        want = origin or tp
+        if not isinstance(value, want):
+            raise ValueError(f"{where}: expected a {want.__name__}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
     return value
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build dataclass ``cls`` from a dict; unknown keys raise ``ValueError`` naming them."""
+    """Build dataclass ``cls`` from a dict, checking every value's type.
+
+    Raises:
+        ValueError: ``data`` is not a dict, has unknown keys, or a value of the wrong type
+            (the message names the field). Range checks are the config's own business.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown config keys {unknown}")
-    kwargs = {k: _coerce(hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)
+    kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # e.g. a missing required field
+        raise ValueError(f"{cls.__name__}: {exc}") from exc
 
 
 def save_json(cfg: Any, path: str | Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class EvalReport:
             ("NMI", "nmi", "{:.3f}"),
             ("R@1", "recall@1", "{:.3f}"),
             ("R@8", "recall@8", "{:.3f}"),
+            ("head acc", "head_acc", "{:.3f}"),
         ]
         header = " | ".join(c[0] for c in cols)
         lines = [f"| {header} |", "|" + "---|" * len(cols)]
@@ -134,6 +135,7 @@ def evaluate_ferplus(
     data_dir: str | None = None,
     progress: bool = True,
     n_triplets: int = 3000,
+    also: Sequence[Any] = (),
 ) -> EvalReport:
     """Evaluate a model (name, checkpoint folder or :class:`Embedder`) on FER+ PublicTest.
 
@@ -143,6 +145,7 @@ def evaluate_ferplus(
             (its sqrt-softmax and penultimate features), in the same run.
         data_dir: FER folder (default ``../shared/data/fer2013``).
         n_triplets: PublicTest vote triplets (1/3 of each type).
+        also: more models (names, folders or Embedders) scored in the same run.
     """
     from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
     from exprsim.data.triplets import DEFAULT_THRESHOLD, validation_triplets
@@ -158,6 +161,12 @@ def evaluate_ferplus(
         else f"{model} ({embedder.config.name_version})"
     )
     funcs: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [(name, embedder.embed_crops)]
+    for other in also:
+        extra = other if isinstance(other, Embedder) else load_model(str(other))
+        label = extra.config.name_version
+        funcs.append(
+            (label if isinstance(other, Embedder) else f"{other} ({label})", extra.embed_crops)
+        )
     if baselines:
         funcs.append(("random 16-d", lambda im: _random(im, 0 if len(im) == len(train) else 1)))
         funcs.append(("raw pixels", _raw_pixels))
@@ -178,13 +187,20 @@ def evaluate_ferplus(
             funcs.append(("fer CNN sqrt-softmax (7-d)", sqrt_softmax))
             funcs.append(("fer CNN penultimate (128-d)", lambda im: cnn.embed(im, "features")))
     rows = []
+    heads = {name: embedder} | {
+        label: owner
+        for label, fn in funcs[1:]
+        if isinstance(owner := getattr(fn, "__self__", None), Embedder)
+    }
     for label, fn in funcs:
         log.info("evaluating %s", label)
-        rows.append(
-            score_embedding(
-                label, fn(train.images), train.majority, fn(test.images), test.majority, trip
-            )
+        row = score_embedding(
+            label, fn(train.images), train.majority, fn(test.images), test.majority, trip
         )
+        proba = heads[label].emotion_proba(test.images) if label in heads else None
+        if proba is not None:  # the network's own classifier: majority accuracy
+            row["head_acc"] = float((proba.argmax(1) == test.majority).mean())
+        rows.append(row)
     settings = {
         "train": f"FER+ Training, {len(train)} faces (png_exact, mostly-emotion votes, PublicTest duplicates dropped)",
         "test": f"FER+ PublicTest, {len(test)} faces",

@@ -131,13 +131,17 @@ def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield image files from files and directories (recursed, sorted, by suffix).
 
     Explicitly named files are yielded whatever their suffix (so bad files get a clear
-    error later); files inside directories are filtered by :data:`IMAGE_SUFFIXES`.
+    error later); files inside directories are filtered by :data:`IMAGE_SUFFIXES`. Broken
+    links with an image suffix are yielded too (they fail later with "no such file" instead
+    of vanishing); linked folders are not entered (no loops).
     """
     for p in paths:
         path = Path(p)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                if child.suffix.lower() in IMAGE_SUFFIXES and (
+                    child.is_file() or (child.is_symlink() and not child.exists())
+                ):
                     yield child
         else:
             yield path

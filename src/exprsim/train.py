@@ -24,6 +24,7 @@ the output folder; a re-run with the same folder resumes from the last finished 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -36,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from exprsim.config import load_json, save_json
-from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
+from exprsim.data.augment import AugmentConfig
+from exprsim.models.embedder import (
+    EmbedderConfig,
+    PreprocessConfig,
+    normalize_input,
+    resize_crops,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +65,21 @@ class TrainConfig:
             pair for an in-batch vote triplet to count as clear.
         triplets_per_type: triplets of each type per batch (FECNet: 30).
         margins: two-hinge margins for one-, two-, three-class triplets.
-        augment: augment training crops; ``augment_mode`` ``"full"`` = flip, small affine,
-            brightness/contrast, blur; ``"flip"`` = horizontal flip only (short CPU runs
-            underfit with full augmentation).
+        augment: augment training crops; ``augment_mode`` ``"full"`` = ``augmentation``
+            (:mod:`exprsim.data.augment`: flip, affine, contrast/brightness, blur, erasing) on
+            the raw grey levels before the shared input normalisation; ``"flip"`` =
+            horizontal flip only.
+        min_votes: keep only training faces with at least this many of the 10 votes on the
+            8 emotions (the validation faces are kept whole, so that the apps' held-out faces
+            stay unseen).
+        pair_squared, pair_scale: the pair term compares (squared, if set) embedding distances
+            with ``pair_scale`` x vote Hellinger distances (squared with it). Squared with
+            scale 2 and weight 1/16 is the reference recipe's ``(|e_i - e_j|^2/4 - H^2)^2``.
+        decay_weights_only: weight decay on conv / linear weights only (not on biases,
+            BatchNorm or classifier prototypes).
+        readout_angles: for a model with a hybrid readout (``exprnet_v``), the angles tried
+            after training; the one with the best validation triplet accuracy + kNN11
+            accuracy is saved in the exported config.
         max_train: use only the first N training faces (tiny runs).
         objective: ``"fec"`` (the kl / triplet / pair mix above) or ``"sgm"`` (SGM loss only;
             the kl / triplet / pair weights are then unused).
@@ -104,6 +123,12 @@ class TrainConfig:
     classifier_scale: float = 16.0
     augment: bool = True
     augment_mode: str = "full"
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    min_votes: int = 0
+    pair_squared: bool = False
+    pair_scale: float = math.sqrt(2.0)
+    decay_weights_only: bool = False
+    readout_angles: tuple[float, ...] = ()
     max_train: int | None = None
     seed: int = 0
     num_threads: int = 0
@@ -134,6 +159,7 @@ class TrainResult:
 class _Arrays:
     images: np.ndarray  # (N, 48, 48) uint8
     dist: np.ndarray  # (N, 8) float32
+    votes: np.ndarray | None = None  # (N, 8) float32 vote counts (FER+ only)
 
 
 def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
@@ -165,16 +191,21 @@ def _load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
         from exprsim.data.fer import load_ferplus
 
         split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
-        full = _Arrays(split.images, split.dist)
+        full = _Arrays(split.images, split.dist, split.votes)
         if cfg.max_train:
-            full = _Arrays(full.images[: cfg.max_train], full.dist[: cfg.max_train])
+            m = cfg.max_train
+            full = _Arrays(full.images[:m], full.dist[:m], split.votes[:m])
     else:
         raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
     tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, cfg.seed)
-    return (
-        _Arrays(full.images[tr_idx], full.dist[tr_idx]),
-        _Arrays(full.images[val_idx], full.dist[val_idx]),
-    )
+    if cfg.min_votes and full.votes is not None:
+        tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
+
+    def take(idx: np.ndarray) -> _Arrays:
+        votes = None if full.votes is None else full.votes[idx]
+        return _Arrays(full.images[idx], full.dist[idx], votes)
+
+    return take(tr_idx), take(val_idx)
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -186,46 +217,6 @@ def flip_batch(x: Any, gen: Any) -> Any:
 
     flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
-def augment_batch(x: Any, gen: Any) -> Any:
-    """Batched torch augmentation of ``(B, 1, S, S)`` normalised crops.
-
-    Horizontal flip (p=0.5), random affine (rotation +-10 deg, scale 0.9-1.1, shift +-8% of
-    the side), brightness +-0.2 / contrast x0.8-1.2 (in normalised units), and a 3x3
-    Gaussian blur on 20% of the batch.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    b = x.shape[0]
-    dev = x.device
-
-    def u(lo: float, hi: float) -> Any:
-        return torch.rand(b, generator=gen, device=dev) * (hi - lo) + lo
-
-    ang = u(-10, 10) * math.pi / 180
-    sc = u(0.9, 1.1)
-    flip = torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack(
-        [
-            torch.stack([cos * flip, -sin, u(-0.16, 0.16)], dim=1),
-            torch.stack([sin * flip, cos, u(-0.16, 0.16)], dim=1),
-        ],
-        dim=1,
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    x = x * u(0.8, 1.2).view(b, 1, 1, 1) + u(-0.2, 0.2).view(b, 1, 1, 1)
-    blur = torch.rand(b, generator=gen, device=dev) < 0.2
-    if bool(blur.any()):
-        k = torch.tensor([1.0, 2.0, 1.0], device=dev)
-        k2 = (k[:, None] * k[None, :] / 16.0).view(1, 1, 3, 3)
-        xb = F.conv2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), k2)
-        x = x.clone()
-        x[blur] = xb
-    return x
 
 
 # --------------------------------------------------------------------------- triplets
@@ -249,11 +240,22 @@ def batch_triplets(dist: np.ndarray, n: int, threshold: float, rng: np.random.Ge
 # --------------------------------------------------------------------------- loop
 
 
-def _to_input(images: np.ndarray, pre: PreprocessConfig) -> Any:
+def _to_input(
+    images: np.ndarray,
+    pre: PreprocessConfig,
+    augment: Any = None,
+) -> Any:
+    """uint8 crops -> network input through the library's one preprocessing path.
+
+    ``augment``, if given, maps the grey-level batch ``(B, C, S, S)`` to an augmented one
+    before normalisation (training only).
+    """
     import torch
 
-    x = torch.from_numpy(images).float().unsqueeze(1)
-    return ((x / 255.0 - pre.mean) / pre.std).contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(resize_crops(images, pre))
+    if augment is not None:
+        x = augment(x)
+    return normalize_input(x, pre).contiguous(memory_format=torch.channels_last)
 
 
 def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
@@ -280,6 +282,61 @@ def embed_array(
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 16), np.float32)
 
 
+def _parts_array(
+    model: Any, images: np.ndarray, pre: PreprocessConfig, batch: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(e, p)`` of a model with its own classifier (``exprnet_v``), in eval mode."""
+    import torch
+
+    model.eval()
+    es, ps = [], []
+    with torch.inference_mode():
+        for s in range(0, len(images), batch):
+            e, p = model.parts(_to_input(images[s : s + batch], pre))
+            es.append(e.numpy())
+            ps.append(p.numpy())
+    return np.concatenate(es), np.concatenate(ps)
+
+
+def choose_readout(
+    model: Any, train_data: _Arrays, val: _Arrays, cfg: TrainConfig
+) -> list[dict[str, float]]:
+    """Try ``cfg.readout_angles`` on the validation faces; keep the best in ``model``.
+
+    Score: validation vote-triplet accuracy + kNN11 accuracy of validation majority labels
+    with the training faces as reference. Returns one row per angle.
+    """
+    import torch
+
+    from exprsim.metrics import knn_predict, triplet_accuracy
+
+    e_tr, p_tr = _parts_array(model, train_data.images, cfg.preprocess)
+    e_va, p_va = _parts_array(model, val.images, cfg.preprocess)
+    trip = batch_triplets(
+        val.dist, min(3000, len(val.dist)), cfg.triplet_threshold, np.random.default_rng(0)
+    )
+    rows = []
+    for angle in cfg.readout_angles:
+        model.readout_angle = float(angle)
+        with torch.inference_mode():
+            z_tr, z_va = (
+                model.readout_from(torch.from_numpy(e), torch.from_numpy(p)).numpy()
+                for e, p in ((e_tr, p_tr), (e_va, p_va))
+            )
+        row = {"angle": float(angle)}
+        if trip is not None:
+            ta = triplet_accuracy(z_va, trip.i, trip.j, trip.k, trip.odd, trip.ttype)
+            row["val_triplet_all"] = float(ta["all"])
+        pred = knn_predict(z_tr, train_data.dist.argmax(1), z_va, k=11, n_classes=8)
+        row["val_knn11_acc"] = float((pred == val.dist.argmax(1)).mean())
+        row["score"] = row.get("val_triplet_all", 0.0) + row["val_knn11_acc"]
+        rows.append(row)
+        log.info("readout angle %s: %s", angle, row)
+    best = max(rows, key=lambda r: r["score"])
+    model.readout_angle = best["angle"]
+    return rows
+
+
 def _validate(
     model: Any, head: Any, val: _Arrays, cfg: TrainConfig, labels: np.ndarray | None = None
 ) -> dict[str, float]:
@@ -290,7 +347,10 @@ def _validate(
     emb = embed_array(model, val.images, cfg.preprocess)
     major = val.dist.argmax(1)
     out: dict[str, float] = {}
-    if cfg.objective == "fec" and cfg.kl_weight > 0:
+    if hasattr(model, "parts"):  # the network reads its own emotions (exprnet_v)
+        _e, p = _parts_array(model, val.images, cfg.preprocess)
+        out["val_cls_acc"] = float((p.argmax(1) == major).mean())
+    elif cfg.objective == "fec" and cfg.kl_weight > 0:
         with torch.inference_mode():
             logits = head(torch.from_numpy(emb))
         out["val_cls_acc"] = float((logits.argmax(1).numpy() == major).mean())
@@ -325,6 +385,16 @@ def _optimizer(cfg: TrainConfig, params: list[Any]) -> Any:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd', 'adamw' or 'adam'")
 
 
+def _keep_metrics_until(path: Path, epoch: int) -> None:
+    """Drop ``metrics.jsonl`` lines after ``epoch`` (written before a kill, not checkpointed)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [s for s in lines if s.strip() and json.loads(s).get("epoch", 0) <= epoch]
+    if len(kept) != len(lines):
+        path.write_text("".join(s + "\n" for s in kept))
+
+
 def _check_choices(cfg: TrainConfig) -> None:
     choices = {
         "objective": ("fec", "sgm"),
@@ -336,6 +406,19 @@ def _check_choices(cfg: TrainConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
+    ranges = {
+        "epochs": (1 <= cfg.epochs <= 100_000, "in [1, 100000]"),
+        "batch_size": (cfg.batch_size >= 2, ">= 2"),
+        "lr": (cfg.lr > 0, "> 0"),
+        "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
+        "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
+        "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
+        "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
+        "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),
+    }
+    for name, (ok, rule) in ranges.items():
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
 
 
 def _raw_output_hook(model: Any) -> dict[str, Any]:
@@ -377,16 +460,19 @@ def train(
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
+    from exprsim.data.augment import augment_torch
     from exprsim.data.sampler import BalancedClassSampler
     from exprsim.losses.distribution import DistributionLoss, HellingerMatchingLoss
     from exprsim.losses.fec_triplet import FECTripletLoss
     from exprsim.losses.sgm import SGMLoss
     from exprsim.models.default import CosineClassifier
-    from exprsim.models.registry import create_model
+    from exprsim.models.registry import create_model, model_spec
 
     _check_choices(cfg)
+    model_spec(cfg.model)  # an unknown network fails here, before any data or folder
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -397,9 +483,9 @@ def train(
         same: dict[str, Any] = {"epochs": cfg.epochs, "num_threads": cfg.num_threads}
         if replace(old, **same) != replace(cfg, **same):
             raise ValueError(f"{out} holds a run with a different config; use a new --out")
+    train_data, val_data = _load_data(cfg)  # bad data settings fail before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     save_json(cfg, cfg_path)
-
-    train_data, val_data = _load_data(cfg)
     train_labels, val_labels = None, None
     if labels is not None:
         labels = np.asarray(labels, np.int64)
@@ -428,22 +514,35 @@ def train(
             seed=cfg.seed,
         )
     head = CosineClassifier(cfg.embedding_dim, n_classes, scale=cfg.classifier_scale)
-    params = list(model.parameters()) + list(head.parameters())
+    own_head = hasattr(model, "head")  # exprnet_v reads its own emotion logits
+    params = list(model.parameters()) + ([] if own_head else list(head.parameters()))
+    if cfg.decay_weights_only:
+        named = list(model.named_parameters()) + (
+            [] if own_head else [(f"head.{n}", q) for n, q in head.named_parameters()]
+        )
+        decay = [q for n, q in named if q.ndim > 1 and not n.endswith(("cls_w", "head.weight"))]
+        keep = {id(q) for q in decay}
+        params = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": [q for _, q in named if id(q) not in keep], "weight_decay": 0.0},
+        ]
     opt = _optimizer(cfg, params)
     kl_loss = DistributionLoss("kl")
     trip_loss = FECTripletLoss(margins=cfg.margins)
-    pair_loss = HellingerMatchingLoss(scale=math.sqrt(2.0))
+    pair_loss = HellingerMatchingLoss(scale=cfg.pair_scale, squared=cfg.pair_squared)
+    aug_cfg = cfg.augmentation
     start_epoch = 0
     state_path = out / "state.pt"
     if state_path.exists():
         state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        model.load_state_dict(
+            state["model"] if "model" in state else load_file(str(out / "last.safetensors"))
+        )
         head.load_state_dict(state["head"])
         opt.load_state_dict(state["opt"])
         start_epoch = int(state["epoch"])
         log.info("resuming %s from epoch %d", out, start_epoch)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + start_epoch)
-    rng = np.random.default_rng(cfg.seed * 1000 + start_epoch)
+        _keep_metrics_until(out / "metrics.jsonl", start_epoch)
     n = len(train_data.images)
     steps = len(sampler) if sampler is not None else n // cfg.batch_size
     t0 = time.perf_counter()
@@ -451,7 +550,18 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         head.train()
+        # one random stream per epoch (order, augmentation, dropout, triplet mining): a run
+        # resumed from a checkpoint ends exactly where an uninterrupted run ends
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        rng = np.random.default_rng((cfg.seed, epoch, 1))
+        aug_rng = np.random.default_rng((cfg.seed, epoch))
         perm = torch.randperm(n, generator=gen).numpy()
+        aug: Any = None
+        if cfg.augment and cfg.augment_mode == "flip":
+            aug = functools.partial(flip_batch, gen=gen)
+        elif cfg.augment:
+            aug = functools.partial(augment_torch, rng=aug_rng, cfg=aug_cfg)
         batches = sampler.epoch(epoch) if sampler is not None else None
         if cfg.objective == "sgm":
             sums = {"loss": 0.0, "sgm_rep": 0.0, "sgm_norm": 0.0, "sgm_classes": 0.0}
@@ -468,12 +578,12 @@ def train(
                 idx = next(batches)
             else:
                 idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = _to_input(train_data.images[idx], cfg.preprocess)
-            if cfg.augment:
-                x = (flip_batch if cfg.augment_mode == "flip" else augment_batch)(x, gen)
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _to_input(train_data.images[idx], cfg.preprocess, aug)
             d = torch.from_numpy(train_data.dist[idx])
-            emb = model(x)
+            if own_head:
+                emb, logits = model.head(x)
+            else:
+                emb = model(x)
             if cfg.objective == "sgm":
                 if train_labels is not None:
                     target = torch.from_numpy(train_labels[idx])
@@ -493,7 +603,7 @@ def train(
                 if step % 20 == 0:
                     bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
                 continue
-            loss_kl = kl_loss(head(emb), d)
+            loss_kl = kl_loss(logits if own_head else head(emb), d)
             loss = cfg.kl_weight * loss_kl
             loss_tr = torch.zeros(())
             n_trip = 0
@@ -535,17 +645,36 @@ def train(
         )
         with (out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
-        # checkpoint atomically: weights first, then the state that points at them
-        tmp = out / "last.safetensors.tmp"
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.replace(tmp, out / "last.safetensors")
+        # checkpoint atomically: one file holds weights, optimiser and epoch together, so a
+        # kill at any moment leaves either the previous epoch's state or this one's
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
         torch.save(
-            {"head": head.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1},
+            {
+                "model": weights,
+                "head": head.state_dict(),
+                "opt": opt.state_dict(),
+                "epoch": epoch + 1,
+            },
             out / "state.pt.tmp",
         )
         os.replace(out / "state.pt.tmp", state_path)
+        tmp = out / "last.safetensors.tmp"  # the same weights, for load_model and init_from
+        save_file(weights, str(tmp))
+        os.replace(tmp, out / "last.safetensors")
+    if cfg.readout_angles and hasattr(model, "readout_angle"):
+        rows = choose_readout(model, train_data, val_data, cfg)
+        with (out / "readout.jsonl").open("w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        metrics["readout_angle"] = float(model.readout_angle)
     export(model, cfg, out)
     return TrainResult(out, cfg.epochs - start_epoch, time.perf_counter() - t0, metrics)
+
+
+def _export_kwargs(model: Any, cfg: TrainConfig) -> dict[str, Any]:
+    kwargs = dict(cfg.model_kwargs)
+    if getattr(cfg, "readout_angles", ()) and hasattr(model, "readout_angle"):
+        kwargs["readout_angle"] = float(model.readout_angle)
+    return kwargs
 
 
 def export(model: Any, cfg: TrainConfig, out: Path) -> Path:
@@ -560,7 +689,7 @@ def export(model: Any, cfg: TrainConfig, out: Path) -> Path:
         embedding_dim=cfg.embedding_dim,
         preprocess=cfg.preprocess,
         version=cfg.version,
-        model_kwargs=dict(cfg.model_kwargs),
+        model_kwargs=_export_kwargs(model, cfg),
     )
     (out / "config.json").write_text(ecfg.to_json() + "\n")
     return out

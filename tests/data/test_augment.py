@@ -119,3 +119,36 @@ def test_shape_mismatch_raises() -> None:
         apply_numpy(np.zeros((3, 48, 48), np.uint8), p)
     with pytest.raises(ValueError):
         apply_torch(torch.zeros(2, 40, 48), p)
+
+
+def test_erasing_fills_one_box_per_chosen_image_in_both_backends() -> None:
+    imgs = _faces(n=40, h=48, w=48, seed=5)
+    cfg = AugmentConfig(**{**IDENTITY.to_dict(), "erase_p": 0.5, "erase_size": (8, 19)})
+    p = sample_params(len(imgs), (48, 48), np.random.default_rng(3), cfg)
+    assert p.erase is not None
+    out_np = apply_numpy(imgs, p, cfg)
+    out_t = apply_torch(torch.from_numpy(imgs).float(), p, cfg).numpy()
+    n_boxes = 0
+    for i in range(len(imgs)):
+        y0, x0, bh, bw, grey = (int(v) for v in p.erase[i])
+        expect = imgs[i].copy()
+        if bh:
+            n_boxes += 1
+            assert 8 <= bh <= 19 and 8 <= bw <= 19
+            assert y0 + bh <= 48 and x0 + bw <= 48
+            expect[y0 : y0 + bh, x0 : x0 + bw] = grey  # naive reference: paint the box
+        np.testing.assert_array_equal(out_np[i], expect)
+        np.testing.assert_allclose(out_t[i], expect, atol=1e-3)
+    assert 8 <= n_boxes <= 32  # about half of 40
+
+
+def test_erasing_draws_after_the_other_parameters() -> None:
+    """Erasing draws come last: with or without it, the other parameters are the same, so
+    earlier configs (``erase_p=0``) augment exactly as before."""
+    a = sample_params(8, (48, 48), np.random.default_rng(0), AugmentConfig())
+    b = sample_params(8, (48, 48), np.random.default_rng(0), AugmentConfig(erase_p=0.5))
+    np.testing.assert_array_equal(a.inverse, b.inverse)
+    np.testing.assert_array_equal(a.contrast, b.contrast)
+    np.testing.assert_array_equal(a.brightness, b.brightness)
+    assert a.erase is not None and b.erase is not None
+    assert not (a.erase[:, 2] > 0).any() and (b.erase[:, 2] > 0).any()

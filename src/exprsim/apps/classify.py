@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -533,8 +534,11 @@ def classify_images(
     reference: ReferenceSet | None = None,
     k: int | None = None,
     detector: Any = None,
+    failures: list[Any] | None = None,
 ) -> ClassificationResult:
     """Predict the expression of every face in ``images`` (paths or arrays).
+
+    ``failures``: if given, unreadable images are skipped and their ``ImageError`` appended.
 
     Raises:
         ModelError: no reference set, or one made with another model.
@@ -545,7 +549,7 @@ def classify_images(
 
         embedder = load_model()
     _check_model(reference, embedder)
-    faces = embedder.embed_images(list(images), detector=detector)
+    faces = embedder.embed_images(list(images), detector=detector, failures=failures)
     knn = reference.classifier(k)
     if not faces:
         return ClassificationResult((), reference.model, knn.k_)
@@ -572,6 +576,13 @@ def classification_page(
     from exprsim.report.html import Page
 
     page = Page(title, subtitle=f"kNN, K={result.k}, model {result.model}")
+    counts = Counter(f.label for f in result.faces)
+    page.heading("Faces per emotion")
+    page.table(
+        [{"emotion": c, "faces": n} for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        + [{"emotion": "all", "faces": len(result.faces)}]
+    )
+    page.heading("Every face")
     page.gallery(
         [f.crop for f in result.faces],
         captions=[

@@ -385,7 +385,10 @@ def search_page(result: SearchResult, index: Any, title: str = "Expression searc
 
     page = Page(
         title,
-        subtitle=f"query {result.query_source} (face {result.query_face}), model {result.model}",
+        subtitle=(
+            f"query {result.query_source} (face {result.query_face}), model {result.model}; "
+            "d = Euclidean distance between embeddings (0 to 2)"
+        ),
     )
     page.heading("Query")
     page.gallery([result.query_crop], captions=[Path(result.query_source).name], size=128)

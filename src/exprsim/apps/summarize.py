@@ -69,7 +69,7 @@ class Cluster:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cluster": self.rank,
+            "cluster": self.rank + 1,  # numbered from 1, as the CLI and the report show them
             "size": self.size,
             "representative": self.representative,
             "spread": float(np.mean(self.distances)) if self.size else float("nan"),
@@ -106,7 +106,8 @@ class Summary:
 
     def to_frame(self) -> Any:
         """One row per item: ``item, cluster, rank_in_cluster, distance, representative``
-        (+ ``source, face`` when the items carry them), ordered by cluster then rank."""
+        (+ ``source, face`` when the items carry them), ordered by cluster then rank.
+        Clusters are numbered from 1 (largest first); ``distance`` is in the method's metric."""
         import pandas as pd
 
         rows = []
@@ -114,7 +115,7 @@ class Summary:
             for r, (m, d) in enumerate(zip(c.members, c.distances, strict=True)):
                 row: dict[str, Any] = {
                     "item": m,
-                    "cluster": c.rank,
+                    "cluster": c.rank + 1,
                     "cluster_size": c.size,
                     "rank_in_cluster": r,
                     "distance": float(d),
@@ -134,7 +135,9 @@ def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
     if isinstance(items, np.ndarray):
         return np.asarray(items, dtype=np.float64), None
     seq = tuple(items)
-    if seq and hasattr(seq[0], "embedding"):
+    if not seq:
+        return np.zeros((0, 0), dtype=np.float64), None
+    if hasattr(seq[0], "embedding"):
         return np.stack([np.asarray(s.embedding, dtype=np.float64) for s in seq]), seq
     return np.asarray(seq, dtype=np.float64).reshape(len(seq), -1), None
 
@@ -220,6 +223,7 @@ def summarize_images(
     detector: Any = None,
     quality_only: bool = False,
     progress: bool = False,
+    failures: list[Any] | None = None,
 ) -> Summary:
     """Detect and embed every face of the images under ``paths``, then :func:`summarize`.
 
@@ -227,6 +231,7 @@ def summarize_images(
         paths: image files and/or folders.
         embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
         quality_only: drop faces failing the quality check (blur, yaw).
+        failures: if given, unreadable images are skipped and their ``ImageError`` appended.
 
     Returns:
         A :class:`Summary` whose ``items`` are the ``FaceEmbedding`` objects.
@@ -240,7 +245,7 @@ def summarize_images(
     files = [str(p) for p in iter_image_files(paths)]
     if not files:
         raise ExprsimError("no image files found")
-    faces = embedder.embed_images(files, detector=detector, progress=progress)
+    faces = embedder.embed_images(files, detector=detector, progress=progress, failures=failures)
     if quality_only:
         faces = [f for f in faces if f.aligned.quality.ok]
     return summarize(faces, n_clusters=n_clusters, method=method)
@@ -261,17 +266,36 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     )
     crops = _crops_of(summary.items) if summary.items is not None else None
     names = [f"#{c.rank + 1} ({c.size} faces)" for c in summary.clusters]
+    metric = SUMMARY_METHODS[summary.method].metric if summary.method in SUMMARY_METHODS else ""
+
+    def euclid(d: np.ndarray) -> np.ndarray:
+        # every page shows Euclidean distances between unit embeddings (0..2), as search and
+        # tag do; for unit vectors |a - b| = sqrt(2 x cosine distance)
+        d = np.asarray(d, dtype=np.float64)
+        return np.sqrt(np.clip(2.0 * d, 0.0, None)) if metric == "cosine" else d
+
     page.heading("Summary: one face per cluster, largest cluster first")
     if crops is not None:
         page.gallery([crops[i] for i in summary.representatives], captions=names, size=112)
-    page.table([c.to_dict() for c in summary.clusters])
+    page.paragraph("Distances on this page: Euclidean distance between embeddings (0 to 2).")
+    page.table(
+        [
+            {
+                "cluster": f"#{c.rank + 1}",
+                "size": c.size,
+                "mean distance to centre": float(np.mean(euclid(c.distances))),
+                "representative": _describe(summary.items, c.representative),
+            }
+            for c in summary.clusters
+        ]
+    )
     if crops is not None:
         page.heading("Members of each cluster (closest to the centre first)")
         for c, name in zip(summary.clusters, names, strict=True):
             page.heading(name, level=3)
             page.gallery(
                 [crops[i] for i in c.members[:strip]],
-                captions=[f"d={d:.2f}" for d in c.distances[:strip]],
+                captions=[f"d={d:.2f}" for d in euclid(c.distances[:strip])],
                 size=64,
             )
             if c.size > strip:
@@ -290,8 +314,19 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
             )
     if summary.items is not None:
         page.heading("All faces")
-        page.table(summary.to_frame())
+        frame = summary.to_frame()
+        frame["cluster"] = [f"#{v}" for v in frame["cluster"]]
+        frame["distance"] = euclid(frame["distance"].to_numpy())
+        page.table(frame.rename(columns={"distance": "distance to centre"}))
     return page
+
+
+def _describe(items: Sequence[Any] | None, i: int) -> str:
+    """``file.jpg face 0`` for item ``i`` (its index when the items carry no source)."""
+    it = items[i] if items is not None else None
+    if it is not None and hasattr(it, "source"):
+        return f"{Path(str(it.source)).name} face {int(getattr(it, 'face_index', 0))}"
+    return f"item {i}"
 
 
 def _crops_of(items: Sequence[Any]) -> list[np.ndarray | None]:

@@ -5,18 +5,19 @@ in the :class:`~exprsim.index.store.FaceIndex` database; a face is tagged with e
 whose nearest reference lies closer than a threshold in the embedding (Euclidean distance
 between L2-normalised embeddings, in ``[0, 2]``). No retraining is involved.
 
-The default threshold, :data:`DEFAULT_THRESHOLD` = 0.5, is FEENet's ("0.5 works well in
-practice"); :func:`calibrate_threshold` measures precision and recall of such tagging
-against labelled faces so that the choice can be checked per model
-(:func:`calibrate_from_ferplus`: references and candidates drawn from the held-out part of
-FER+ Training; a pair counts as a true match when both faces share their majority label).
+The threshold belongs to the model: its ``config.json`` carries ``tag_threshold``, calibrated
+with :func:`calibrate_from_ferplus` (references and candidates drawn from the held-out part
+of FER+ Training; a pair counts as a true match when both faces share their majority
+label; :func:`calibrate_threshold` measures precision and recall of such tagging). A model
+without one falls back to :data:`DEFAULT_THRESHOLD` = 0.5, FEENet's ("0.5 works well in
+practice").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,15 @@ from exprsim.errors import ExprsimError, ImageError
 
 log = logging.getLogger(__name__)
 
-#: FEENet's distance threshold for reference-face tagging.
+#: FEENet's distance threshold for reference-face tagging (models without a calibrated one).
 DEFAULT_THRESHOLD = 0.5
+
+
+def model_threshold(embedder: Any) -> float:
+    """The tagging threshold calibrated for ``embedder``'s model, else :data:`DEFAULT_THRESHOLD`."""
+    config = getattr(embedder, "config", None)
+    value = getattr(config, "tag_threshold", None)
+    return DEFAULT_THRESHOLD if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -128,22 +136,36 @@ class Tagger:
         index: the :class:`~exprsim.index.store.FaceIndex` whose database stores the
             references (and, for :meth:`tag_index`, the faces to tag).
         embedder: the model (default: the index's embedder, i.e. ``exprsim.load_model()``).
-        threshold: default distance threshold.
+        threshold: default distance threshold (``None``: the model's calibrated one).
     """
 
-    def __init__(self, index: Any, embedder: Any = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, index: Any, embedder: Any = None, threshold: float | None = None):
         self.index = index
         self._embedder = embedder
-        self.threshold = threshold
+        self._threshold = threshold
+
+    @property
+    def threshold(self) -> float:
+        """The explicit threshold, else the model's calibrated one (:func:`model_threshold`)."""
+        if self._threshold is not None:
+            return self._threshold
+        return model_threshold(self.embedder)
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._threshold = value
 
     @property
     def embedder(self) -> Any:
         return self._embedder if self._embedder is not None else self.index.embedder
 
-    def _faces(self, image: Any, detector: Any = None) -> list[Any]:
+    def _faces(
+        self, image: Any, detector: Any = None, failures: list[Any] | None = None
+    ) -> list[Any]:
         if hasattr(image, "embedding") and hasattr(image, "aligned"):
             return [image]
-        return list(self.embedder.embed_images([image], detector=detector))
+        extra = {} if failures is None else {"failures": failures}
+        return list(self.embedder.embed_images([image], detector=detector, **extra))
 
     def add(self, name: str, image: Any, face: int = 0, detector: Any = None) -> TagReference:
         """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
@@ -210,9 +232,17 @@ class Tagger:
         )
 
     def tag(
-        self, images: Iterable[Any], threshold: float | None = None, detector: Any = None
+        self,
+        images: Iterable[Any],
+        threshold: float | None = None,
+        detector: Any = None,
+        failures: list[Any] | None = None,
     ) -> TagResults:
-        """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects)."""
+        """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects).
+
+        ``failures``: if given, unreadable images are skipped and their ``ImageError``
+        appended.
+        """
         threshold = self.threshold if threshold is None else threshold
         refs, names = self._refs()
         model = self._model()
@@ -223,7 +253,7 @@ class Tagger:
             raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
         faces: list[Any] = []
         for im in images:
-            faces.extend(self._faces(im, detector))
+            faces.extend(self._faces(im, detector, failures))
         if not faces:
             return TagResults()
         matches = match_tags(np.stack([f.embedding for f in faces]), refs, names, threshold)
@@ -273,6 +303,7 @@ class TagCalibration:
     n_pairs: int
     positive_rate: float
     description: str = ""
+    current_threshold: float = DEFAULT_THRESHOLD
 
     def at(self, threshold: float) -> dict[str, float]:
         """Precision, recall and F1 at the grid threshold nearest to ``threshold``."""
@@ -295,7 +326,7 @@ class TagCalibration:
             "n_candidates": self.n_candidates,
             "n_pairs": self.n_pairs,
             "positive_rate": self.positive_rate,
-            "at_default": self.at(DEFAULT_THRESHOLD),
+            "at_default": self.at(self.current_threshold),
             "best_f1_threshold": self.best_f1_threshold,
         }
 
@@ -319,7 +350,7 @@ class TagCalibration:
             self.precision,
             self.recall,
             self.thresholds,
-            mark=DEFAULT_THRESHOLD,
+            mark=self.current_threshold,
             title=f"Reference-face tagging: precision/recall vs threshold ({self.n_pairs} pairs)",
         )
 
@@ -411,7 +442,7 @@ def calibrate_from_ferplus(
     labels = train.majority
     _, held = ferplus_holdout_split(len(train), holdout_fraction, seed)
     emb = embed_fer(embedder, train.images[held], progress=progress)
-    return calibrate_threshold(
+    cal = calibrate_threshold(
         emb,
         labels[held],
         refs_per_class=refs_per_class,
@@ -421,6 +452,7 @@ def calibrate_from_ferplus(
             f"class, model {embedder.config.name_version}"
         ),
     )
+    return replace(cal, current_threshold=model_threshold(embedder))
 
 
 def tag_page(
@@ -430,7 +462,10 @@ def tag_page(
     from exprsim.report.html import Page
 
     threshold = results[0].threshold if results else DEFAULT_THRESHOLD
-    page = Page(title, subtitle=f"threshold {threshold:g} (Euclidean distance)")
+    page = Page(
+        title,
+        subtitle=f"threshold {threshold:g}; distances are Euclidean between embeddings (0 to 2)",
+    )
     page.heading("Reference faces")
     page.gallery([r.crop for r in references], captions=[r.name for r in references], size=96)
     page.heading("Faces")

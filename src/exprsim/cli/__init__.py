@@ -2,14 +2,16 @@
 
 Each module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, adding
 its subcommands with ``set_defaults(func=handler)`` where ``handler(args) -> int``.
-Errors derived from :class:`exprsim.errors.ExprsimError` become one line on stderr and
-exit code 2; Ctrl-C exits 130.
+Errors derived from :class:`exprsim.errors.ExprsimError`, and file-system errors
+(``OSError``: an unwritable output, a full disk), become one line on stderr and exit code
+2; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from importlib import import_module
 
@@ -24,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "exprsim.cli.apps_cmd",
     "exprsim.cli.subclasses_cmd",
     "exprsim.cli.video_cmd",
+    "exprsim.cli.serve_cmd",
 )
 
 
@@ -54,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args.func(args))
+        with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
+            return int(args.func(args))
     except ExprsimError as exc:
         print(f"exprsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # a damaged index database, found after it was opened
+        print(f"exprsim {args.command}: error: database: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (an output folder, a full disk, ...)
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"exprsim {args.command}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"exprsim {args.command}: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from exprsim.cli.argtypes import float_in, int_at_least
 from exprsim.errors import ExprsimError
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
@@ -75,7 +76,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("query", metavar="QUERY", help="query image (its largest face is used)")
     _db_arg(p)
-    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("-k", type=int_at_least(1), default=20, help="number of results (default 20)")
     p.add_argument("--face", type=int, default=0, help="which face of the query (0 = largest)")
     p.add_argument(
         "--include-same-image", action="store_true", help="keep faces of the query's file"
@@ -104,7 +105,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("paths", nargs="+", metavar="DIR", help="image folders or files")
-    p.add_argument("-n", "--clusters", type=int, default=10, help="number of clusters (default 10)")
+    p.add_argument(
+        "-n", "--clusters", type=int_at_least(1), default=10, help="number of clusters (default 10)"
+    )
     p.add_argument(
         "--method",
         default="complete-cosine",
@@ -131,7 +134,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("images", nargs="*", metavar="IMAGE")
-    p.add_argument("-k", type=int, help="neighbours (default: the reference set's K)")
+    p.add_argument("-k", type=int_at_least(1), help="neighbours (default: the reference set's K)")
     p.add_argument("--reference", metavar="FILE", help="reference set .npz (default: shipped)")
     p.add_argument("--evaluate", action="store_true", help="evaluate on FER+ PublicTest")
     p.add_argument("--build-reference", action="store_true", help="build the reference set")
@@ -162,7 +165,12 @@ def register(subparsers: Any) -> None:
         "args", nargs="+", metavar="ARG", help="an action (add, list, remove, calibrate) or images"
     )
     _db_arg(p, required=False)
-    p.add_argument("--threshold", type=float, default=None, help="distance threshold (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=float_in(0.0, 2.0, lo_open=True),
+        default=None,
+        help="distance threshold (default: the model's calibrated threshold)",
+    )
     p.add_argument("--face", type=int, default=0, help="with add: which face (0 = largest)")
     p.add_argument("--index", action="store_true", help="also write tags into the indexed faces")
     p.add_argument("--data-dir", help="with calibrate: FER folder")
@@ -212,9 +220,25 @@ def _write_table(frame: Any, out: str | None) -> None:
         raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
 
 
-def _check_out(out: str | None) -> None:
+def _check_out(out: str | None, html: str | None = None) -> None:
+    """Refuse an output that cannot be written before doing the work."""
     if out and not out.lower().endswith((".csv", ".parquet", ".jsonl")):
         raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
+    for flag, path in (("--out", out), ("--html", html)):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise ExprsimError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+
+
+def _report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
+    """One line per unreadable input; exit code 1 only when every input failed."""
+    for exc in failures:
+        print(f"exprsim {command}: skipped {exc}", file=sys.stderr)
+    if failures:
+        print(
+            f"exprsim {command}: {len(failures)} of {n_inputs} files could not be read",
+            file=sys.stderr,
+        )
+    return 1 if failures and len(failures) == n_inputs else 0
 
 
 def _print_frame(frame: Any, columns: list[str]) -> None:
@@ -275,7 +299,7 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from exprsim.apps.search import search, search_page
 
-    _check_out(args.out)
+    _check_out(args.out, getattr(args, "html", None))
     embedder = _embedder(args)
     with _open_index(args, embedder) as index:
         result = search(
@@ -309,16 +333,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_summarize(args: argparse.Namespace) -> int:
     from exprsim.apps.summarize import summarize_images, summary_page
 
-    _check_out(args.out)
-    summary = summarize_images(
-        args.paths,
-        n_clusters=args.clusters,
-        method=args.method,
-        embedder=_embedder(args),
-        detector=args.detector,
-        quality_only=args.quality_only,
-        progress=not args.quiet,
-    )
+    _check_out(args.out, getattr(args, "html", None))
+    files = _expand(args.paths)
+    failures: list[Any] = []
+    try:
+        summary = summarize_images(
+            files,
+            n_clusters=args.clusters,
+            method=args.method,
+            embedder=_embedder(args),
+            detector=args.detector,
+            quality_only=args.quality_only,
+            progress=not args.quiet,
+            failures=failures,
+        )
+    finally:  # the skipped files are reported even when nothing was left to summarise
+        _report_failures("summarize", failures, len(files))
     items = summary.items or ()
     for c in summary.clusters:
         rep = items[c.representative] if items else None
@@ -339,7 +369,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from exprsim.apps import classify as cl
 
-    _check_out(args.out)
+    _check_out(args.out, getattr(args, "html", None))
     modes = sum([bool(args.evaluate), bool(args.build_reference), bool(args.images)])
     if modes != 1:
         raise ExprsimError("give IMAGE..., or --evaluate, or --build-reference (exactly one)")
@@ -365,9 +395,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
         return 0
+    files = _expand(args.images)
+    failures: list[Any] = []
     result = cl.classify_images(
-        _expand(args.images), embedder, reference, k=args.k, detector=args.detector
+        files, embedder, reference, k=args.k, detector=args.detector, failures=failures
     )
+    rc = _report_failures("classify", failures, len(files))
     frame = result.to_frame()
     _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
     if not result.faces:
@@ -378,16 +411,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.html:
         cl.classification_page(result).save(args.html)
         print(f"report: {args.html}")
-    return 0
+    return rc
 
 
 # ----------------------------------------------------------------------------- tag
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from exprsim.apps.tag import DEFAULT_THRESHOLD, Tagger, calibrate_from_ferplus, tag_page
+    from exprsim.apps.tag import Tagger, calibrate_from_ferplus, tag_page
 
-    _check_out(args.out)
+    _check_out(args.out, getattr(args, "html", None))
     action, rest = (
         (args.args[0], args.args[1:]) if args.args[0] in TAG_ACTIONS else ("tag", args.args)
     )
@@ -415,9 +448,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
         name, images = rest[0], rest[1:]
         with _open_index(args, _embedder(args), must_exist=False) as index:
             tagger = Tagger(index)
+            known = {r.id for r in tagger.references()}
             for im in images:
-                tagger.add(name, im, face=args.face, detector=args.detector)
-                print(f"added a reference face for {name!r} from {im}")
+                ref = tagger.add(name, im, face=args.face, detector=args.detector)
+                if ref.id in known:
+                    print(f"{im}: already a reference face for {name!r}; not added again")
+                else:
+                    known.add(ref.id)
+                    print(f"added a reference face for {name!r} from {im}")
         return 0
     if action == "list":
         with _open_index(args) as index:
@@ -434,10 +472,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
             n = Tagger(index).remove(rest[0])
         print(f"removed {n} reference faces of {rest[0]!r}")
         return 0
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    threshold = args.threshold  # None: the model's calibrated threshold
     with _open_index(args, _embedder(args)) as index:
         tagger = Tagger(index, threshold=threshold)
-        results = tagger.tag(_expand(rest), detector=args.detector)
+        files = _expand(rest)
+        failures: list[Any] = []
+        results = tagger.tag(files, detector=args.detector, failures=failures)
+        rc = _report_failures("tag", failures, len(files))
         frame = results.to_frame()
         _print_frame(frame, ["source", "face", "tags", "best_distance"])
         if not results:
@@ -449,7 +490,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if args.html:
             tag_page(results, tagger.references()).save(args.html)
             print(f"report: {args.html}")
-    return 0
+    return rc
 
 
 def _expand(paths: list[str]) -> list[str]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from exprsim.cli.argtypes import int_at_least
 from exprsim.errors import ExprsimError
 
 
@@ -38,7 +39,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--crops", metavar="DIR", help="write the aligned crops to DIR as PNG")
     p.add_argument(
-        "--size", type=int, default=112, help="aligned crop side in pixels (default 112)"
+        "--size",
+        type=int_at_least(8),
+        default=112,
+        help="aligned crop side in pixels, >= 8 (default 112)",
     )
     p.add_argument("--strict", action="store_true", help="fail if any input cannot be read")
     p.set_defaults(func=cmd_faces)

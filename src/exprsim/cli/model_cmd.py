@@ -44,6 +44,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="also random, raw pixels, fer CNN (perceptual-VAE runs: raw landmarks, PCA)",
     )
+    p.add_argument(
+        "--also",
+        action="append",
+        metavar="MODEL",
+        help="another model (checkpoint folder) scored in the same run; repeatable",
+    )
     p.add_argument("--fec-test", help="FEC test CSV (evaluates FEC triplets instead)")
     p.add_argument("--fec-crops", help="folder written by `exprsim fec fetch` (with --fec-test)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON here")
@@ -102,7 +108,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             faces = embedder.embed_images([path], detector=args.detector)
         except ImageError as exc:
             failed += 1
-            print(f"exprsim embed: {exc}", file=sys.stderr)
+            tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
             continue
         rows.extend(f.to_dict() | {"model": embedder.config.name_version} for f in faces)
     _write_table(rows, out)
@@ -154,8 +160,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ExprsimError(f"{cfg_path}: no such config file")
     try:
         raw = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ExprsimError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise ExprsimError(f"{cfg_path}: cannot read ({exc.strerror or exc})") from exc
+    if not isinstance(raw, dict):
+        raise ExprsimError(f"{cfg_path}: expected a JSON object of config fields")
     out = Path(args.out or Path("runs") / cfg_path.stem)
     kind = raw.pop("kind", "ferplus")
     res: Any
@@ -211,7 +221,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     from exprsim.evaluate import evaluate_ferplus
 
-    report = evaluate_ferplus(args.model, baselines=args.baselines, progress=not args.quiet)
+    report = evaluate_ferplus(
+        args.model, baselines=args.baselines, progress=not args.quiet, also=args.also or ()
+    )
     print(report.to_text())
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

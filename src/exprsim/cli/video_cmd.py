@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from exprsim.cli.argtypes import float_in, int_at_least, writable_dir_target
 from exprsim.errors import ExprsimError
 
 
@@ -26,28 +27,54 @@ def register(subparsers: Any) -> None:
         "input", metavar="INPUT", help="video file (mp4, webm, mov, avi, ...) or folder of frames"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--fps", type=float, default=5.0, help="sampled frames per second (default 5)")
     p.add_argument(
-        "--every", type=int, metavar="N", help="sample every N-th frame instead of --fps"
+        "--fps",
+        type=float_in(0.0, lo_open=True),
+        default=5.0,
+        help="sampled frames per second of a video file (default 5); a folder of frames "
+        "uses every frame unless --every is given",
     )
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N sampled frames")
+    p.add_argument(
+        "--every",
+        type=int_at_least(1),
+        metavar="N",
+        help="sample every N-th frame instead of --fps",
+    )
+    p.add_argument(
+        "--max-frames", type=int_at_least(1), metavar="N", help="stop after N sampled frames"
+    )
     p.add_argument(
         "--detector", default="mediapipe", help="detector backend (see `exprsim detectors`)"
     )
     p.add_argument("--tags", metavar="DB", help="face database holding tag reference faces")
-    p.add_argument("--tag-threshold", type=float, default=0.5, help="tag distance (default 0.5)")
-    p.add_argument("--min-sharpness", type=float, default=3.0, help="sharpness threshold (3.0)")
-    p.add_argument("--max-yaw", type=float, default=50.0, help="largest |yaw| in degrees (50)")
+    p.add_argument(
+        "--tag-threshold",
+        type=float_in(0.0, 2.0, lo_open=True),
+        default=None,
+        help="tag distance (default: the model's calibrated threshold)",
+    )
+    p.add_argument(
+        "--min-sharpness", type=float_in(0.0), default=3.0, help="sharpness threshold (3.0)"
+    )
+    p.add_argument(
+        "--max-yaw", type=float_in(0.0, 180.0), default=50.0, help="largest |yaw| in degrees (50)"
+    )
     p.add_argument(
         "--identity",
         choices=("auto", "dlib", "iou"),
         default="auto",
         help="person grouping: dlib descriptors + DBSCAN, or IoU tracks (auto: dlib if installed)",
     )
-    p.add_argument("--eps", type=float, default=0.5, help="DBSCAN radius on dlib descriptors")
-    p.add_argument("--min-samples", type=int, default=3, help="DBSCAN min_samples")
-    p.add_argument("--smooth", type=int, default=3, help="median window in sampled faces (3)")
-    p.add_argument("-n", "--clusters", type=int, default=10, help="summary clusters per person")
+    p.add_argument(
+        "--eps", type=float_in(0.0, lo_open=True), default=0.5, help="DBSCAN radius (dlib)"
+    )
+    p.add_argument("--min-samples", type=int_at_least(1), default=3, help="DBSCAN min_samples")
+    p.add_argument(
+        "--smooth", type=int_at_least(1), default=3, help="median window in sampled faces (3)"
+    )
+    p.add_argument(
+        "-n", "--clusters", type=int_at_least(1), default=10, help="summary clusters per person"
+    )
     p.add_argument("--model", default="default", help="embedding model (default: shipped)")
     p.add_argument(
         "--embedding",
@@ -75,6 +102,9 @@ def register(subparsers: Any) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not Path(args.input).exists():
         raise ExprsimError(f"{args.input}: no such file or folder")
+    problem = writable_dir_target(args.out)  # before hours of decoding, not after
+    if problem:
+        raise ExprsimError(f"--out {problem}")
     if args.every is not None and args.every < 1:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:
@@ -117,9 +147,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     analysis = analyze_video(
         args.input, embedder, config, tag_references=refs, progress=not args.quiet
     )
-    paths = analysis.save(args.out)
+    try:
+        paths = analysis.save(args.out)
+    except OSError as exc:  # e.g. the disk filled up, or a folder the checks could not foresee
+        raise ExprsimError(f"--out {args.out}: cannot write the report ({exc})") from exc
+    accepted = sum(f.quality.ok for f in analysis.faces)
     print(
-        f"{analysis.n_sampled} frames, {len(analysis.faces)} faces, "
+        f"{analysis.n_sampled} frames, {accepted} faces"
+        f" ({len(analysis.faces) - accepted} rejected detections), "
         f"{analysis.n_persons} person(s) -> {paths['html']}"
     )
     for w in analysis.warnings:

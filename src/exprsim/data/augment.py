@@ -1,4 +1,7 @@
-"""Training augmentation for face crops: flip, small affine, blur, brightness/contrast.
+"""Training augmentation for face crops: flip, small affine, blur, brightness/contrast, erasing.
+
+The FER+ trainer (:mod:`exprsim.train`) applies :func:`augment_torch` to raw-scale crops
+before the shared input normalisation (:func:`exprsim.models.embedder.normalize_input`).
 
 Two back ends share one parameter draw (:func:`sample_params`, numpy Generator, so the result
 is deterministic given the generator's state):
@@ -14,7 +17,8 @@ is deterministic given the generator's state):
 
 Order of operations: horizontal flip and affine (one warp, replicated border) -> Gaussian blur
 (only for a ``blur_p`` share of the images, reflect-101 border) -> contrast around the image
-mean and additive brightness -> clip.
+mean and additive brightness -> clip -> random erasing (an ``erase_p`` share of the images get
+one axis-aligned box filled with a random grey level).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class AugmentConfig:
         blur_p: probability of a Gaussian blur.
         blur_sigma: blur sigma (pixels) uniform in this range.
         blur_ksize: odd blur kernel size.
+        erase_p: probability of erasing one box.
+        erase_size: box height and width, each uniform in this inclusive pixel range.
     """
 
     flip_p: float = 0.5
@@ -54,11 +60,15 @@ class AugmentConfig:
     blur_p: float = 0.1
     blur_sigma: tuple[float, float] = (0.3, 1.0)
     blur_ksize: int = 5
+    erase_p: float = 0.0
+    erase_size: tuple[int, int] = (8, 19)
 
     def __post_init__(self) -> None:
         if self.blur_ksize < 1 or self.blur_ksize % 2 == 0:
             raise ValueError("blur_ksize must be a positive odd integer")
-        for name in ("flip_p", "blur_p"):
+        if not 1 <= self.erase_size[0] <= self.erase_size[1]:
+            raise ValueError("erase_size must be (lo, hi) with 1 <= lo <= hi")
+        for name in ("flip_p", "blur_p", "erase_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
 
@@ -77,6 +87,7 @@ class AugmentParams:
         contrast: ``(N,)`` float64 factors.
         brightness: ``(N,)`` float64 offsets in grey levels (0..255 scale).
         size: ``(H, W)``.
+        erase: ``(N, 5)`` int64 boxes ``(y0, x0, h, w, grey)``; ``h == 0`` for no erasing.
     """
 
     inverse: np.ndarray
@@ -84,6 +95,7 @@ class AugmentParams:
     contrast: np.ndarray
     brightness: np.ndarray
     size: tuple[int, int]
+    erase: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.inverse.shape[0])
@@ -121,7 +133,30 @@ def sample_params(
     fwd[:, 1, 2] = cy + ty - (fwd[:, 1, 0] * cx + fwd[:, 1, 1] * cy)
     fwd[:, 2, 2] = 1.0
     inverse = np.linalg.inv(fwd)[:, :2, :]
-    return AugmentParams(inverse, sigma, contrast, brightness, (int(h), int(w)))
+    erase = np.zeros((n, 5), np.int64)
+    if cfg.erase_p > 0:
+        e = rng.random((n, 6))
+        lo, hi = cfg.erase_size
+        on = e[:, 0] < cfg.erase_p
+        bh = np.minimum(lo + (e[:, 1] * (hi - lo + 1)).astype(np.int64), h)
+        bw = np.minimum(lo + (e[:, 2] * (hi - lo + 1)).astype(np.int64), w)
+        erase[:, 0] = (e[:, 3] * (h - bh + 1)).astype(np.int64)
+        erase[:, 1] = (e[:, 4] * (w - bw + 1)).astype(np.int64)
+        erase[:, 2] = np.where(on, bh, 0)
+        erase[:, 3] = np.where(on, bw, 0)
+        erase[:, 4] = (e[:, 5] * 256).astype(np.int64).clip(0, 255)
+    return AugmentParams(inverse, sigma, contrast, brightness, (int(h), int(w)), erase)
+
+
+def _erased(params: AugmentParams) -> list[tuple[int, int, int, int, int, int]]:
+    """``(n, y0, x0, h, w, grey)`` for every image that gets a box."""
+    if params.erase is None:
+        return []
+    out = []
+    for i in np.flatnonzero(params.erase[:, 2] > 0):
+        y0, x0, h, w, grey = (int(v) for v in params.erase[i])
+        out.append((int(i), y0, x0, h, w, grey))
+    return out
 
 
 def _gaussian_kernels(sigma: np.ndarray, ksize: int) -> np.ndarray:
@@ -166,7 +201,10 @@ def apply_numpy(
     shape = (-1,) + (1,) * (out.ndim - 1)
     out = (out - mean) * params.contrast.reshape(shape).astype(np.float32) + mean
     out += params.brightness.reshape(shape).astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(out), 0, 255)
+    for i, y0, x0, bh, bw, grey in _erased(params):
+        out[i, y0 : y0 + bh, x0 : x0 + bw] = grey
+    return out.astype(np.uint8)
 
 
 def augment(
@@ -238,6 +276,8 @@ def apply_torch(
     bright = torch.as_tensor(params.brightness, dtype=torch.float32, device=dev).view(-1, 1, 1, 1)
     out = (out - mean) * contrast + mean + bright * (value_max / 255.0)
     out = out.clamp(0.0, value_max)
+    for i, y0, x0, bh, bw, grey in _erased(params):
+        out[i, :, y0 : y0 + bh, x0 : x0 + bw] = grey * (value_max / 255.0)
     return out[:, 0] if squeeze else out
 
 

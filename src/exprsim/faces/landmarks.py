@@ -153,14 +153,19 @@ class MeshLandmarker:
 
     def _graph(self) -> Any:
         if self._mesh is None:
-            import mediapipe as mp
+            from exprsim.faces.backends.native_log import quiet_native_stderr, warmup_face
 
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=2,
-                refine_landmarks=True,
-                min_detection_confidence=self.min_confidence,
-            )
+            with quiet_native_stderr():  # graph start-up logs (absl, TFLite) stay off the terminal
+                import mediapipe as mp
+
+                mesh = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True,
+                    max_num_faces=2,
+                    refine_landmarks=True,
+                    min_detection_confidence=self.min_confidence,
+                )
+                mesh.process(warmup_face())  # the first run with a face logs too
+            self._mesh = mesh
         return self._mesh
 
     def mesh(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:

@@ -116,9 +116,10 @@ class FileOutcome:
     Attributes:
         path: resolved file path.
         status: ``added``, ``updated`` (changed since last time), ``skipped`` (already
-            indexed) or ``failed``.
+            indexed, or failed before and not retried) or ``failed``.
         n_faces: faces stored for the file.
-        error: why it failed (``failed`` only).
+        error: why it failed (``failed``), or why it failed last time (a ``skipped`` file
+            that failed before; ``retry_failed=True`` tries it again).
     """
 
     path: str
@@ -168,12 +169,23 @@ class AddReport:
             [f.to_dict() for f in self.files], columns=["path", "status", "n_faces", "error"]
         )
 
+    @property
+    def failed_before(self) -> int:
+        """Files skipped because they failed in an earlier run (not retried)."""
+        return sum(1 for f in self.files if f.status == "skipped" and f.error)
+
     def summary(self) -> str:
         d = self.to_dict()
-        return (
+        text = (
             f"{d['added']} files added, {d['updated']} updated, {d['skipped']} skipped, "
             f"{d['failed']} failed; {d['added_faces']} faces stored ({d['seconds']:.1f} s)"
         )
+        if self.failed_before:
+            text += (
+                f"; {self.failed_before} of the skipped files failed in an earlier run "
+                "(--retry-failed tries them again)"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -481,6 +493,9 @@ class FaceIndex:
             detector: detector name or instance passed to ``Embedder.embed_images``.
             retry_failed: try again files that failed to decode last time.
 
+        One writer at a time: a second ``add`` on the same database (another process) waits
+        for the first to finish, then skips what it stored.
+
         Returns:
             An :class:`AddReport` (unreadable images are reported, not raised).
 
@@ -489,7 +504,7 @@ class FaceIndex:
         """
         from tqdm import tqdm
 
-        from exprsim.io import decode_image, iter_image_files
+        from exprsim.io import iter_image_files
 
         t0 = time.perf_counter()
         files = list(iter_image_files(paths))
@@ -497,47 +512,76 @@ class FaceIndex:
         model = embedder.config.name_version
         self.check_model(model)
         outcomes: list[FileOutcome] = []
-        for path in tqdm(files, disable=not progress, desc="index", unit="img"):
-            key = _file_key(path)
-            try:
-                st = os.stat(key)
-            except OSError as exc:
-                outcomes.append(FileOutcome(key, "failed", error=f"cannot stat ({exc.strerror})"))
-                continue
-            row = self._conn.execute(
-                "SELECT id, size, mtime_ns, sha256, status FROM files WHERE path = ?", (key,)
-            ).fetchone()
-            unchanged = row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns
-            if unchanged and (row[4] == "done" or not retry_failed):
-                outcomes.append(FileOutcome(key, "skipped", self._n_faces_of(row[0])))
-                continue
-            try:
-                data = Path(key).read_bytes()
-            except OSError as exc:
-                outcomes.append(FileOutcome(key, "failed", error=f"cannot read ({exc.strerror})"))
-                continue
-            sha = _sha256(data)
-            if row is not None and row[3] == sha and row[4] == "done":
-                with self._transaction() as c:  # touched but identical: just refresh the stat
-                    c.execute(
-                        "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
-                        (st.st_size, st.st_mtime_ns, row[0]),
-                    )
-                outcomes.append(FileOutcome(key, "skipped", self._n_faces_of(row[0])))
-                continue
-            status = "updated" if row is not None and row[4] == "done" else "added"
-            try:
-                image = decode_image(data, key)
-                faces = embedder.embed_images([image], detector=detector)
-            except ImageError as exc:
-                self._store_file(key, st, sha, model, [], error=exc.reason)
-                outcomes.append(FileOutcome(key, "failed", error=exc.reason))
-                continue
-            self._store_file(key, st, sha, model, faces)
-            outcomes.append(FileOutcome(key, status, len(faces)))
+        with self._writer_lock():
+            for path in tqdm(files, disable=not progress, desc="index", unit="img"):
+                outcomes.append(self._add_one(path, embedder, model, detector, retry_failed))
         report = AddReport(tuple(outcomes), model, time.perf_counter() - t0)
-        log.info("%s: %s", self.path, report.summary())
+        log.debug("%s: %s", self.path, report.summary())
         return report
+
+    @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """One :meth:`add` at a time per database (``<db>.lock``, ``flock``): a second
+        writer waits, then finds the first one's files done and skips them."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
+            yield
+            return
+        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s: another process is adding files; waiting for it", self.path)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _add_one(
+        self, path: Path, embedder: Any, model: str, detector: Any, retry_failed: bool
+    ) -> FileOutcome:
+        """Index one file (see :meth:`add`)."""
+        from exprsim.io import decode_image
+
+        key = _file_key(path)
+        try:
+            st = os.stat(key)
+        except OSError as exc:  # e.g. a broken link: name it as the user gave it
+            return FileOutcome(str(path), "failed", error=f"cannot stat ({exc.strerror})")
+        row = self._conn.execute(
+            "SELECT id, size, mtime_ns, sha256, status FROM files WHERE path = ?", (key,)
+        ).fetchone()
+        unchanged = row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns
+        if unchanged and (row[4] == "done" or not retry_failed):
+            before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
+            return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)
+        try:
+            data = Path(key).read_bytes()
+        except OSError as exc:
+            return FileOutcome(key, "failed", error=f"cannot read ({exc.strerror})")
+        sha = _sha256(data)
+        if row is not None and row[3] == sha and row[4] == "done":
+            with self._transaction() as c:  # touched but identical: just refresh the stat
+                c.execute(
+                    "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
+                    (st.st_size, st.st_mtime_ns, row[0]),
+                )
+            return FileOutcome(key, "skipped", self._n_faces_of(row[0]))
+        status = "updated" if row is not None and row[4] == "done" else "added"
+        try:
+            image = decode_image(data, key)
+            faces = embedder.embed_images([image], detector=detector)
+        except ImageError as exc:
+            self._store_file(key, st, sha, model, [], error=exc.reason)
+            return FileOutcome(key, "failed", error=exc.reason)
+        self._store_file(key, st, sha, model, faces)
+        return FileOutcome(key, status, len(faces))
+
+    def _file_error(self, file_id: int) -> str:
+        row = self._conn.execute("SELECT error FROM files WHERE id = ?", (file_id,)).fetchone()
+        return str(row[0]) if row is not None and row[0] else ""
 
     def _n_faces_of(self, file_id: int) -> int:
         return int(
@@ -677,11 +721,21 @@ class FaceIndex:
         face_index: int = 0,
         crop: np.ndarray | None = None,
     ) -> int:
-        """Store one reference face for the expression ``name``; returns its id."""
+        """Store one reference face for the expression ``name``; returns its id.
+
+        The same embedding stored twice under one name is kept once (the first id is
+        returned).
+        """
         if not name.strip():
             raise ExprsimError("a tag name must not be empty")
+        blob = _blob(np.asarray(embedding, dtype=np.float32).reshape(-1))
         with self._transaction() as c:
             self._claim_model(c, model)
+            dup = c.execute(
+                "SELECT id FROM tag_refs WHERE name = ? AND embedding = ?", (name, blob)
+            ).fetchone()
+            if dup is not None:
+                return int(dup[0])
             cur = c.execute(
                 "INSERT INTO tag_refs (name, source, face_index, embedding, model, crop, added_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -689,7 +743,7 @@ class FaceIndex:
                     name,
                     source,
                     face_index,
-                    _blob(np.asarray(embedding).reshape(-1)),
+                    blob,
                     model,
                     encode_crop(crop) if crop is not None else None,
                     time.time(),

@@ -17,25 +17,34 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ModelError
+from exprsim.errors import ImageError, ModelError
+from exprsim.faces.align import FER2013_TEMPLATE, AlignConfig
 from exprsim.faces.types import AlignedFace
 
 log = logging.getLogger(__name__)
 
 #: Shipped models: name -> folder inside ``exprsim/models/weights``.
 SHIPPED = {"default": "default"}
+#: Input normalisations of :class:`PreprocessConfig`.
+NORMALIZATIONS = ("fixed", "per_image")
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How an aligned crop becomes a network input.
+    """How a face becomes a network input: alignment, resizing, normalisation.
+
+    Saved in every model's ``config.json`` so that inference can never drift from training.
 
     Attributes:
         input_size: side of the square network input; crops are resized (area) to it.
         grayscale: convert RGB crops to gray (ITU-R 601 luma) as FER2013 is gray.
-        mean, std: normalisation applied to pixel values scaled to ``[0, 1]``.
+        normalize: ``"fixed"``: ``(x / 255 - mean) / std``; ``"per_image"``: each crop minus
+            its own mean, divided by its own standard deviation + 1 (grey levels, 0..255).
+        mean, std: the ``"fixed"`` normalisation (pixel values scaled to ``[0, 1]``).
         align_size: side of the aligned crop from :mod:`exprsim.faces.align` fed to the
             resizer when embedding whole images.
+        template: the 5-point alignment template (normalised to the crop side).
+        border: how the aligner fills pixels outside the image.
     """
 
     input_size: int = 48
@@ -43,6 +52,24 @@ class PreprocessConfig:
     mean: float = 0.5
     std: float = 0.25
     align_size: int = 112
+    template: tuple[tuple[float, float], ...] = FER2013_TEMPLATE
+    border: str = "constant"
+    normalize: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
+        d = dict(d)
+        if "template" in d:
+            d["template"] = tuple(tuple(float(v) for v in p) for p in d["template"])
+        return cls(**d)
+
+    def align_config(self) -> AlignConfig:
+        """The :class:`~exprsim.faces.align.AlignConfig` that frames faces for this model."""
+        return AlignConfig(size=self.align_size, template=self.template, border=self.border)
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,9 @@ class EmbedderConfig:
         preprocess: input preprocessing.
         version: model version string, stored with every indexed embedding.
         model_kwargs: extra keyword arguments for the registry builder.
+        tag_threshold: distance below which reference-face tagging calls a match, calibrated
+            for this model on held-out faces (``exprsim tag calibrate``); ``None``: the
+            generic default of :mod:`exprsim.apps.tag`.
     """
 
     model: str
@@ -62,6 +92,7 @@ class EmbedderConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     version: str = "0"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    tag_threshold: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -69,7 +100,7 @@ class EmbedderConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EmbedderConfig:
         d = dict(d)
-        d["preprocess"] = PreprocessConfig(**d.get("preprocess", {}))
+        d["preprocess"] = PreprocessConfig.from_dict(d.get("preprocess", {}))
         return cls(**d)
 
     @property
@@ -102,8 +133,12 @@ class FaceEmbedding:
         return row
 
 
-def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` network input."""
+def resize_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` in grey levels.
+
+    Colour conversion and resizing only (values stay in ``0..255``); :func:`normalize_input`
+    finishes the network input. Training calls the two with augmentation in between.
+    """
     import cv2
 
     arr = np.asarray(crops)
@@ -115,6 +150,8 @@ def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         raise ModelError(f"crops must be (N, H, W) or (N, H, W, 3), got {np.shape(crops)}")
     s = cfg.input_size
     out_c = 1 if cfg.grayscale else 3
+    if arr.shape[1:] == (s, s, out_c):  # already network-sized: one vectorised copy
+        return np.ascontiguousarray(np.transpose(arr, (0, 3, 1, 2)), dtype=np.float32)
     out = np.empty((arr.shape[0], out_c, s, s), dtype=np.float32)
     for i, im in enumerate(arr):
         if cfg.grayscale and im.shape[-1] == 3:
@@ -127,10 +164,27 @@ def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
             if im.ndim == 2:
                 im = im[..., None]
         out[i] = np.transpose(im, (2, 0, 1))
-    out *= 1.0 / 255.0
-    out -= cfg.mean
-    out *= 1.0 / cfg.std
     return out
+
+
+def normalize_input(x: Any, cfg: PreprocessConfig) -> Any:
+    """Grey-level float tensor ``(N, C, S, S)`` (torch) -> normalised network input, same shape.
+
+    The one normalisation shared by training, evaluation and :class:`Embedder`.
+    """
+    if cfg.normalize == "per_image":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (std + 1.0)
+    return (x * (1.0 / 255.0) - cfg.mean) * (1.0 / cfg.std)
+
+
+def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` network input."""
+    import torch
+
+    x = torch.from_numpy(resize_crops(crops, cfg))
+    return np.ascontiguousarray(normalize_input(x, cfg).numpy(), dtype=np.float32)
 
 
 class Embedder:
@@ -178,19 +232,44 @@ class Embedder:
         outs = []
         with torch.inference_mode():
             for start in range(0, arr.shape[0], self.batch_size):
-                x = preprocess_crops(arr[start : start + self.batch_size], self.config.preprocess)
-                t = torch.from_numpy(x).to(self.device)  # always (N, C, S, S)
+                raw = resize_crops(arr[start : start + self.batch_size], self.config.preprocess)
+                t = normalize_input(torch.from_numpy(raw).to(self.device), self.config.preprocess)
                 y = self.model(t.contiguous(memory_format=torch.channels_last))
                 outs.append(y.float().cpu().numpy())
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 
+    def emotion_proba(self, crops: np.ndarray) -> np.ndarray | None:
+        """The network's own FER+ emotion distribution per crop, if it has a classifier.
+
+        Args:
+            crops: as :meth:`embed_crops`.
+
+        Returns:
+            ``(N, 8)`` float32 rows summing to 1 (FER+ class order), or ``None`` for a model
+            without an emotion head.
+        """
+        import torch
+
+        if not hasattr(self.model, "parts"):
+            return None
+        arr = np.asarray(crops)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, arr.shape[0], self.batch_size):
+                raw = resize_crops(arr[start : start + self.batch_size], self.config.preprocess)
+                t = normalize_input(torch.from_numpy(raw).to(self.device), self.config.preprocess)
+                _, p = self.model.parts(t.contiguous(memory_format=torch.channels_last))
+                outs.append(p.float().cpu().numpy())
+        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
+
     def embed_images(
         self,
         images_or_paths: Iterable[Any],
         detector: Any = None,
         progress: bool = False,
+        failures: list[ImageError] | None = None,
     ) -> list[FaceEmbedding]:
         """Detect, align and embed every face of every image.
 
@@ -198,16 +277,18 @@ class Embedder:
             images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
             detector: a detector name or instance (default: MediaPipe).
             progress: show a progress bar.
+            failures: if given, an input that cannot be read is skipped and its
+                :class:`~exprsim.errors.ImageError` appended here instead of stopping the
+                whole job (the caller reports them).
 
         Returns:
             One :class:`FaceEmbedding` per face, in input order then detector order.
 
         Raises:
-            ImageError: an input cannot be read.
+            ImageError: an input cannot be read (only when ``failures`` is ``None``).
         """
         from tqdm import tqdm
 
-        from exprsim.faces.align import AlignConfig
         from exprsim.faces.detect import create_detector
         from exprsim.faces.pipeline import analyze_image
         from exprsim.io import load_image
@@ -218,13 +299,20 @@ class Embedder:
             ):
                 self._detector = create_detector(detector or "mediapipe")
             detector = self._detector
-        align_cfg = AlignConfig(size=self.config.preprocess.align_size)
+        align_cfg = self.config.preprocess.align_config()
         items: Sequence[Any] = list(images_or_paths)
         results: list[FaceEmbedding] = []
         pending: list[tuple[str, int, AlignedFace]] = []
         for item in tqdm(items, disable=not progress, desc="embed", unit="img"):
             source = str(item) if isinstance(item, str | Path) else "<array>"
-            image = load_image(item)
+            try:
+                image = load_image(item)
+            except ImageError as exc:
+                if failures is None:
+                    raise
+                failures.append(exc)
+                log.debug("skipped %s", exc)
+                continue
             for j, af in enumerate(analyze_image(image, detector=detector, align_config=align_cfg)):
                 pending.append((source, j, af))
         if pending:

@@ -19,6 +19,7 @@ from exprsim.errors import ModelError
 # modules whose import registers models (imported lazily, on first registry use)
 _MODEL_MODULES = (
     "exprsim.models.default",
+    "exprsim.models.vgg",
     "exprsim.models.densenet",
     "exprsim.models.fecnet",
     "exprsim.models.efficientnet",

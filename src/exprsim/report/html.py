@@ -31,7 +31,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 max-width:1100px;padding:0 1em;color:#222;background:#fff}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em}
 h3{font-size:1.05em}.meta{color:#777;font-size:.85em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.85em}
+.tablewrap{max-width:100%;overflow-x:auto;margin:.8em 0}
+table{border-collapse:collapse;margin:0;font-size:.85em}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td.s{text-align:left}
 figure{margin:1em 0}figcaption{color:#555;font-size:.85em}
@@ -139,7 +140,7 @@ class Page:
                 records = [[r.get(c) for c in columns] for r in rows]
             else:
                 records = [list(r) for r in rows]
-        out = ["<table>"]
+        out = ['<div class="tablewrap"><table>']  # wide tables scroll inside the page
         if columns:
             out.append(
                 "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "</tr>"
@@ -152,7 +153,7 @@ class Page:
                 cls = "" if numeric else ' class="s"'
                 cells.append(f"<td{cls}>{html.escape(text)}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
         if len(shown) < len(records):
             out.append(f'<p class="meta">{len(records) - len(shown)} more rows not shown</p>')
         self._parts.append("".join(out))

@@ -8,11 +8,13 @@ sampled are decoded (H.264 cannot skip them) but never converted to RGB.
 
 Supported inputs: anything FFmpeg demuxes (mp4/mov with H.264/H.265, webm/mkv with VP8/VP9,
 avi, ...) and folders of images (sorted by name; their timestamps are ``index /
-sequence_fps``).
+sequence_fps``). A folder is a sequence of chosen frames, so every image is used unless
+``every`` is given (``fps`` applies to video files only).
 
-Corrupt or truncated streams end the iteration cleanly: a decoder error stops reading with
-a logged warning, and a stream that ends more than a second before its declared duration is
-reported as truncated. Both are kept in :attr:`FrameReader.warnings` and
+Corrupt or truncated streams end the iteration cleanly: packets the decoder cannot decode
+are skipped and counted (:attr:`FrameReader.bad_packets`, with a warning at the end), a
+demuxer error stops reading with a logged warning, and a stream that ends more than a
+second before its declared duration is reported as truncated. Both are kept in :attr:`FrameReader.warnings` and
 :attr:`FrameReader.truncated`, and everything yielded so far stays valid. A file that
 cannot be opened at all (e.g. an mp4 whose index, stored at the end, was cut off) raises
 :class:`VideoError`.
@@ -97,7 +99,8 @@ class FrameReader:
 
     Args:
         source: a video file or a folder of images.
-        fps: sampled frames per second of video (ignored when ``every`` is given).
+        fps: sampled frames per second of a video file (ignored when ``every`` is given,
+            and for folders, whose images are all used unless ``every`` is given).
         every: take every ``every``-th decoded frame instead (1 = all frames).
         max_frames: stop after this many sampled frames.
         sequence_fps: frame rate given to image sequences.
@@ -107,6 +110,7 @@ class FrameReader:
         warnings: problems met while decoding (corrupt data, truncation).
         truncated: the stream ended early or with a decoder error.
         n_decoded: frames decoded so far (sampled or not).
+        bad_packets: packets skipped because they could not be decoded.
         decode_seconds: time spent decoding and converting frames.
 
     Raises:
@@ -133,6 +137,7 @@ class FrameReader:
         self.warnings: list[str] = []
         self.truncated = False
         self.n_decoded = 0
+        self.bad_packets = 0
         self.decode_seconds = 0.0
         self._files: list[Path] | None = None
         self._container: Any = None
@@ -140,6 +145,8 @@ class FrameReader:
             raise VideoError(f"{self.source}: no such file or folder")
         if self.source.is_dir():
             self.info = self._open_folder()
+            if self.every is None:  # a folder of frames: every image was chosen by someone
+                self.every, self.fps = 1, None
         else:
             self.info = self._open_container()
 
@@ -155,7 +162,15 @@ class FrameReader:
             raise VideoError(f"{self.source}: folder holds no images")
         from exprsim.io import load_image
 
-        first = load_image(self._files[0])
+        first = None
+        for path in self._files:  # the frame size comes from the first readable image
+            try:
+                first = load_image(path)
+                break
+            except ExprsimError:
+                continue
+        if first is None:
+            raise VideoError(f"{self.source}: none of its {len(self._files)} images can be read")
         n = len(self._files)
         return VideoInfo(
             str(self.source),
@@ -296,7 +311,7 @@ class FrameReader:
         take = self._selector()
         n_out = 0
         last_t = -math.inf
-        decoder = container.decode(stream)
+        decoder = self._decode_skipping_bad_packets(container, stream)
         try:
             while True:
                 start = time.perf_counter()
@@ -307,7 +322,7 @@ class FrameReader:
                 except (av.error.FFmpegError, EOFError, ValueError) as exc:
                     self.truncated = True
                     self._warn(
-                        f"{self.source}: decoding stopped after {self.n_decoded} frames ({exc}); "
+                        f"{self.source}: reading stopped after {self.n_decoded} frames ({exc}); "
                         "keeping what was read"
                     )
                     break
@@ -326,6 +341,12 @@ class FrameReader:
                     return
         finally:
             self.close()
+        if self.bad_packets:
+            self.truncated = True
+            self._warn(
+                f"{self.source}: {self.bad_packets} undecodable packet(s) skipped "
+                "(corrupt data); the frames in them are lost"
+            )
         if self.n_decoded == 0:
             self.truncated = True
             self._warn(f"{self.source}: no frame could be decoded")
@@ -337,6 +358,22 @@ class FrameReader:
                     f"{self.source}: stream ends at {end:.2f} s of a declared "
                     f"{self.info.duration:.2f} s (truncated file?); keeping what was read"
                 )
+
+    def _decode_skipping_bad_packets(self, container: Any, stream: Any) -> Iterator[Any]:
+        """Decoded frames of ``stream``; a packet that fails to decode is counted and skipped.
+
+        A demuxer error (the container itself is unreadable from there on) propagates.
+        """
+        import av
+
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, ValueError) as exc:
+                self.bad_packets += 1
+                log.debug("%s: packet skipped (%s)", self.source, exc)
+                continue
+            yield from frames
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -34,6 +34,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,8 @@ class VideoConfig:
         n_summary: clusters in each person's expression summary.
         summary_method: :data:`exprsim.apps.summarize.SUMMARY_METHODS` key (``"ward"``:
             Ward linkage, Euclidean, as in FEENet).
-        tag_threshold: reference-face tagging distance threshold.
+        tag_threshold: reference-face tagging distance threshold (``None``: the model's
+            calibrated one).
         thumb_size: side of the face thumbnails kept for the report.
         batch_size: crops per embedding batch.
         embedding: expression space of the summaries: ``"model"`` (the embedding model) or
@@ -99,7 +101,7 @@ class VideoConfig:
     smooth_window: int = 3
     n_summary: int = 10
     summary_method: str = "ward"
-    tag_threshold: float = 0.5
+    tag_threshold: float | None = None
     thumb_size: int = 64
     batch_size: int = 64
     embedding: str = "model"
@@ -211,7 +213,8 @@ class PersonStats:
         person: id (0, 1, ... by first appearance).
         frames_present: sampled frames with this person's face (any quality).
         appearance_rate: ``frames_present / frames sampled``.
-        time_on_screen: ``frames_present`` x seconds per sampled frame.
+        time_on_screen: ``frames_present`` x seconds per sampled frame, at most the video's
+            duration.
         first_seen, last_seen: seconds.
         faces_accepted: faces passing the quality check (embedded).
         rejected: reason -> count among this person's faces.
@@ -581,6 +584,7 @@ def analyze_video(
     detector: Any = None,
     progress: bool = False,
     pvae: Any = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> VideoAnalysis:
     """Analyse the faces and expressions of a video (see module docstring).
 
@@ -597,6 +601,8 @@ def analyze_video(
         progress: show a tqdm bar (sampled frames, frames/s) on stderr.
         pvae: a :class:`~exprsim.pvae.codes.PVAEEncoder` for ``embedding="pvae"`` (default:
             loaded from ``config.pvae_model``).
+        on_frame: called after every sampled frame with (frames done, expected total or
+            ``None``): progress for callers without a terminal (the web app).
 
     Returns:
         A :class:`VideoAnalysis` (partial when interrupted or the stream was truncated).
@@ -607,18 +613,21 @@ def analyze_video(
     """
     from tqdm import tqdm
 
-    from exprsim.faces.align import AlignConfig, align_face
+    from exprsim.faces.align import align_face
     from exprsim.faces.pipeline import resolve_detector
     from exprsim.faces.quality import QualityConfig, assess
 
     cfg = config or VideoConfig()
     _check_config(cfg)
+    t_start = time.perf_counter()
     mesher = None
     if cfg.embedding == "pvae":
         from exprsim.faces.landmarks import MeshLandmarker
 
         pvae = pvae if pvae is not None else load_pvae_encoder(cfg.pvae_model)
         mesher = MeshLandmarker()
+    # open the video before the embedding model: an unreadable file fails at once
+    reader = FrameReader(source, fps=cfg.fps, every=cfg.every, max_frames=cfg.max_frames)
     if embedder is None:
         from exprsim.models.embedder import load_model
 
@@ -628,11 +637,9 @@ def analyze_video(
         classifier, classes = default_classifier(embedder)
     elif classifier is not None:
         classes = tuple(str(c) for c in classifier.classes_)
-    t_start = time.perf_counter()
-    reader = FrameReader(source, fps=cfg.fps, every=cfg.every, max_frames=cfg.max_frames)
     det = resolve_detector(detector if detector is not None else cfg.detector)
     encoder = _identity_encoder(cfg.identity)
-    align_cfg = AlignConfig(size=embedder.config.preprocess.align_size)
+    align_cfg = embedder.config.preprocess.align_config()
     qcfg = QualityConfig(sharpness_threshold=cfg.sharpness_threshold, max_abs_yaw=cfg.max_abs_yaw)
 
     from exprsim.video.tracks import TrackLinker, cluster_identities, median_smooth
@@ -719,6 +726,8 @@ def analyze_video(
                 flush()
             n_sampled = slot + 1
             bar.update(1)
+            if on_frame is not None:
+                on_frame(n_sampled, bar.total)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
@@ -762,12 +771,15 @@ def analyze_video(
         emotions[acc_idx] = classifier.predict_proba(smoothed[acc_idx]).astype(np.float32)
     tags: list[tuple[str, ...]] = [()] * n
     if tag_references is not None and len(acc_idx):
-        from exprsim.apps.tag import match_tags
+        from exprsim.apps.tag import match_tags, model_threshold
 
         ref_emb, ref_names = tag_references
+        tag_threshold = cfg.tag_threshold
+        if tag_threshold is None:
+            tag_threshold = model_threshold(embedder)
         for i, (tg, _) in zip(
             acc_idx,
-            match_tags(smoothed[acc_idx], ref_emb, ref_names, cfg.tag_threshold),
+            match_tags(smoothed[acc_idx], ref_emb, ref_names, tag_threshold),
             strict=True,
         ):
             tags[int(i)] = tg
@@ -785,8 +797,18 @@ def analyze_video(
         if missing:
             log.info("%d accepted faces got no face mesh (no perceptual-VAE code)", missing)
     period = reader.sample_period
+    duration = reader.info.duration
     stats, summaries = _person_results(
-        faces, ident.persons, space, emotions, classes, tags, n_sampled, period, cfg
+        faces,
+        ident.persons,
+        space,
+        emotions,
+        classes,
+        tags,
+        n_sampled,
+        period,
+        cfg,
+        duration=duration if math.isfinite(duration) and duration > 0 else math.inf,
     )
     rejected = Counter(r for f in faces for r in f.quality.reasons)
     sec["cluster"] += time.perf_counter() - t0
@@ -912,7 +934,10 @@ def _person_results(
     n_sampled: int,
     period: float,
     cfg: VideoConfig,
+    duration: float = math.inf,
 ) -> tuple[list[PersonStats], list[PersonSummary]]:
+    """Statistics and summaries of every person with at least one accepted face (a
+    "person" made only of rejected detections is most likely not a face at all)."""
     from exprsim.apps.summarize import summarize
 
     stats, summaries = [], []
@@ -920,6 +945,8 @@ def _person_results(
         idx = np.flatnonzero(persons == p)
         slots = {faces[i].slot for i in idx}
         acc = [int(i) for i in idx if faces[i].quality.ok]
+        if not acc:
+            continue
         rejected = Counter(r for i in idx for r in faces[int(i)].quality.reasons)
         shares: dict[str, float] = {}
         if classes and acc:
@@ -934,7 +961,7 @@ def _person_results(
                 person=p,
                 frames_present=len(slots),
                 appearance_rate=len(slots) / n_sampled if n_sampled else 0.0,
-                time_on_screen=len(slots) * period,
+                time_on_screen=min(len(slots) * period, duration),
                 first_seen=float(min(times)),
                 last_seen=float(max(times)),
                 faces_accepted=len(acc),

@@ -105,11 +105,16 @@ class MediaPipeDetector(BaseDetector):
 
     def _model(self, selection: int) -> Any:
         if selection not in self._models:
-            import mediapipe as mp
+            from exprsim.faces.backends.native_log import quiet_native_stderr, warmup_face
 
-            self._models[selection] = mp.solutions.face_detection.FaceDetection(
-                model_selection=selection, min_detection_confidence=self.min_confidence
-            )
+            with quiet_native_stderr():  # graph start-up logs (absl, TFLite) stay off the terminal
+                import mediapipe as mp
+
+                model = mp.solutions.face_detection.FaceDetection(
+                    model_selection=selection, min_detection_confidence=self.min_confidence
+                )
+                model.process(warmup_face())  # the first run logs too
+            self._models[selection] = model
         return self._models[selection]
 
     def _run(self, selection: int, image: np.ndarray, x0: int = 0, y0: int = 0) -> list[Candidate]:

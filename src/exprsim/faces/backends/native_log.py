@@ -1,0 +1,55 @@
+"""Keep native (C++) log lines of MediaPipe / TFLite / absl off the user's terminal.
+
+Those libraries write straight to file descriptor 2 when a graph is built and on its first
+run ("Created TensorFlow Lite XNNPACK delegate", absl / glog warnings), which neither
+Python's ``logging`` nor ``-q`` can silence. :func:`quiet_native_stderr` points fd 2 at
+``/dev/null`` for the duration of such a call and restores it afterwards; Python-level
+writes to ``sys.stderr`` inside the block are flushed first so nothing of ours is lost.
+Set ``EXPRSIM_NATIVE_LOGS=1`` to see the native lines (debugging).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def warmup_face() -> np.ndarray:
+    """A small real face photo (bundled sample), for first runs that log only when a face
+    is found (the face mesh's projection calculator warns once, on its first face)."""
+    from exprsim.io import load_image
+    from exprsim.samples import sample_path
+
+    image = load_image(sample_path("grace_hopper.jpg"))
+    step = max(1, min(image.shape[:2]) // 256)
+    return np.ascontiguousarray(image[::step, ::step])
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence native writes to fd 2 inside the block (no-op if fd 2 is unusable)."""
+    if os.environ.get("EXPRSIM_NATIVE_LOGS") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

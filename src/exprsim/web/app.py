@@ -1,0 +1,484 @@
+"""``exprsim serve``: a FastAPI app over the library (JSON API under ``/api`` + HTML pages).
+
+Everything runs offline: the pages are server-rendered with a little inline JavaScript, no
+CDN. The model is loaded once per process; each request opens its own connection to the
+face index (SQLite connections are per thread).
+
+Safety: uploads are size-capped while streaming (413), judged by their content, and stored
+under the server's data folder with generated names; thumbnails are served by face id,
+never by a client path; unexpected errors answer 500 with a JSON error and a log line, never
+a stack trace; with a token, every request needs it (``Authorization: Bearer``, or the
+cookie set by the login form).
+"""
+
+# no ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
+# at run time, and they name classes imported inside create_app
+import hmac
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError, ImageError
+from exprsim.web.uploads import UploadError, store_upload
+
+log = logging.getLogger(__name__)
+
+COOKIE = "exprsim_token"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server runs.
+
+    Attributes:
+        db: the face index database (created when missing).
+        data_dir: uploads and video reports (default: ``<db>.web/`` beside the database).
+        token: required on every request when set.
+        max_upload_mb: upload size limit.
+        max_pixels: largest image accepted.
+        model: shipped model name or checkpoint folder.
+    """
+
+    db: str
+    data_dir: str | None = None
+    token: str | None = None
+    max_upload_mb: float = 25.0
+    max_pixels: int = 40_000_000
+    model: str = "default"
+
+
+def _jpeg(crop: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(crop, np.uint8)).save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def create_app(config: ServeConfig, embedder: Any = None) -> Any:
+    """Build the FastAPI application (see the module docstring)."""
+    from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    from exprsim import __version__
+    from exprsim.index.store import FaceIndex
+    from exprsim.web import pages
+    from exprsim.web.jobs import VideoJobs
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model(config.model)
+    data_dir = Path(config.data_dir or f"{config.db}.web")
+    uploads = data_dir / "uploads"
+    max_bytes = int(config.max_upload_mb * (1 << 20))
+    model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
+    jobs = VideoJobs(embedder, data_dir / "videos")
+    classifier = _classifier(embedder)
+
+    app = FastAPI(
+        title="exprsim",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+
+    def index() -> FaceIndex:
+        return FaceIndex(config.db, embedder=embedder)
+
+    index().close()  # a bad --db fails now, with one line, not on the first request
+
+    # ------------------------------------------------------------------ errors and auth
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(_req: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.exception_handler(ExprsimError)
+    async def _user_error(_req: Request, exc: ExprsimError) -> JSONResponse:
+        # an unreadable upload: say why, without the server-side file name
+        message = exc.reason if isinstance(exc, ImageError) else str(exc)
+        return JSONResponse({"error": message}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _internal(req: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", req.method, req.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next: Any) -> Any:
+        if config.token and request.url.path not in ("/login",):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            given = given or request.cookies.get(COOKIE, "")
+            if not hmac.compare_digest(given.encode(), config.token.encode()):
+                if request.url.path.startswith("/api"):
+                    return JSONResponse({"error": "token required"}, status_code=401)
+                return RedirectResponse("/login", status_code=303)
+        try:
+            return await call_next(request)
+        except Exception as exc:  # errors raised outside the routes' handlers
+            log.exception("internal error on %s %s", request.method, request.url.path)
+            return JSONResponse(
+                {"error": f"internal error ({type(exc).__name__})"}, status_code=500
+            )
+
+    app.add_middleware(BodyLimit, max_bytes=max_bytes + (64 << 10))  # + multipart framing
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form() -> str:
+        return pages.login()
+
+    @app.post("/login")
+    def login(token: str = Form(...)) -> Any:
+        if not config.token or not hmac.compare_digest(token.encode(), config.token.encode()):
+            return HTMLResponse(pages.login("wrong token"), status_code=401)
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return resp
+
+    # ------------------------------------------------------------------ helpers
+
+    async def image_upload(file: UploadFile) -> tuple[np.ndarray, Any]:
+        from exprsim.io import load_image
+
+        stored = await store_upload(file, uploads, max_bytes, ("image",))
+        try:
+            image = await run_in_threadpool(load_image, stored.path)
+        except ImageError:
+            stored.path.unlink(missing_ok=True)
+            raise
+        if image.shape[0] * image.shape[1] > config.max_pixels:
+            stored.path.unlink(missing_ok=True)
+            raise UploadError(f"image larger than {config.max_pixels} pixels", 413)
+        return image, stored
+
+    def face_json(fe: Any, proba: np.ndarray | None) -> dict[str, Any]:
+        f, q = fe.aligned.face, fe.aligned.quality
+        out: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in f.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
+            "score": round(float(f.score), 4),
+            "quality": {
+                "ok": bool(q.ok),
+                "sharpness": round(float(q.sharpness), 3),
+                "yaw": round(float(q.yaw), 1),
+                "pitch": round(float(q.pitch), 1),
+                "roll": round(float(q.roll), 1),
+            },
+            "embedding": [round(float(v), 6) for v in fe.embedding],
+        }
+        if proba is not None and classifier is not None:
+            out["emotion"] = {
+                str(c): round(float(p), 4) for c, p in zip(classifier.classes_, proba, strict=True)
+            }
+        return out
+
+    def faces_of(image: np.ndarray) -> list[Any]:
+        with model_lock:
+            return list(embedder.embed_images([image]))
+
+    # ------------------------------------------------------------------ API
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        with index() as ix:
+            n = len(ix)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "model": embedder.config.name_version,
+            "faces": n,
+        }
+
+    @app.post("/api/faces")
+    async def faces(file: UploadFile = File(...)) -> dict[str, Any]:
+        image, stored = await image_upload(file)
+        stored.path.unlink(missing_ok=True)
+        found = await run_in_threadpool(faces_of, image)
+        proba = None
+        if found and classifier is not None:
+            proba = classifier.predict_proba(np.stack([f.embedding for f in found]))
+        return {
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "faces": [
+                face_json(f, None if proba is None else proba[i]) for i, f in enumerate(found)
+            ],
+        }
+
+    @app.post("/api/search")
+    async def search_upload(
+        file: UploadFile = File(...),
+        k: int = Query(12, ge=1, le=200),
+        face: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        from exprsim.apps.search import search
+
+        image, stored = await image_upload(file)
+        stored.path.unlink(missing_ok=True)
+        found = await run_in_threadpool(faces_of, image)
+        if face >= len(found):
+            raise UploadError(f"no face number {face} (found {len(found)})", 422)
+
+        def run() -> list[Any]:
+            with index() as ix:
+                if not len(ix):
+                    return []
+                res = search(found[face], ix, k=k, exclude_same_image=False, embedder=embedder)
+            return list(res.hits)
+
+        return {"hits": [_hit_json(h) for h in await run_in_threadpool(run)]}
+
+    @app.get("/api/thumbs/{face_id}")
+    def thumb(face_id: int) -> Response:
+        with index() as ix:
+            crop = ix.crop(face_id)
+        if crop is None:
+            return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
+        return Response(_jpeg(crop), media_type="image/jpeg")
+
+    @app.post("/api/index")
+    async def index_add(file: UploadFile = File(...)) -> dict[str, Any]:
+        _, stored = await image_upload(file)
+
+        def add() -> Any:
+            with model_lock, index() as ix:
+                report = ix.add([stored.path])
+                if len(ix) and not ix.info().ann_fresh:
+                    ix.rebuild_ann()
+            return report
+
+        report = await run_in_threadpool(add)  # the event loop keeps serving meanwhile
+        return {"file": stored.original_name, **report.to_dict()}
+
+    @app.get("/api/summary")
+    def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
+        from exprsim.apps.summarize import summarize
+
+        with index() as ix:
+            records = ix.records()
+        if not records:
+            return {"clusters": [], "faces": 0}
+        s = summarize(records, n_clusters=min(n, len(records)))
+        return {
+            "faces": len(records),
+            "clusters": [
+                {
+                    "cluster": c.rank + 1,
+                    "size": c.size,
+                    "representative": records[c.representative].id,
+                    "thumbnail": f"/api/thumbs/{records[c.representative].id}",
+                    "members": [records[m].id for m in c.members[:24]],
+                }
+                for c in s.clusters
+            ],
+            "map": f"/api/summary/map.png?n={n}",
+        }
+
+    @app.get("/api/summary/map.png")
+    def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
+        from exprsim.apps.summarize import summarize
+        from exprsim.report.plots import embedding_map
+
+        with index() as ix:
+            records = ix.records()
+            crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
+        if len(records) < 2:
+            return JSONResponse({"error": "need at least two faces"}, status_code=404)
+        s = summarize(records, n_clusters=min(n, len(records)))
+        emb = np.stack([r.embedding for r in records])
+        png = embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
+        return Response(png, media_type="image/png")
+
+    @app.get("/api/tags")
+    def tags_list() -> dict[str, Any]:
+        from exprsim.apps.tag import Tagger
+
+        with index() as ix:
+            tagger = Tagger(ix, embedder=embedder)
+            refs = tagger.references()
+            threshold = tagger.threshold
+        return {
+            "threshold": threshold,
+            "references": [
+                {"id": r.id, "name": r.name, "source": Path(r.source).name} for r in refs
+            ],
+        }
+
+    @app.post("/api/tags")
+    async def tags_add(
+        name: str = Form(...), file: UploadFile = File(...), face: int = Form(0)
+    ) -> dict[str, Any]:
+        from exprsim.apps.tag import Tagger
+
+        image, stored = await image_upload(file)
+        stored.path.unlink(missing_ok=True)
+        found = await run_in_threadpool(faces_of, image)
+        if face >= len(found):
+            raise UploadError(f"no face number {face} (found {len(found)})", 422)
+        with index() as ix:
+            ref = Tagger(ix, embedder=embedder).add(name.strip(), found[face])
+        return {"id": ref.id, "name": ref.name}
+
+    @app.post("/api/tags/from-face/{face_id}")
+    def tags_add_indexed(face_id: int, name: str = Form(...)) -> Any:
+        with index() as ix:
+            recs = ix.get([face_id])
+            if not recs:
+                return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
+            rid = ix.add_tag_reference(
+                name.strip(), recs[0].embedding, embedder.config.name_version,
+                source=recs[0].source, face_index=recs[0].face_index, crop=ix.crop(face_id),
+            )  # fmt: skip
+        return {"id": rid, "name": name.strip()}
+
+    @app.delete("/api/tags/{name}")
+    def tags_delete(name: str) -> dict[str, Any]:
+        from exprsim.apps.tag import Tagger
+
+        with index() as ix:
+            n = Tagger(ix, embedder=embedder).remove(name)
+        return {"removed": n}
+
+    @app.get("/api/tags/{name}/faces")
+    def tags_faces(name: str, threshold: float | None = Query(None, gt=0, le=2)) -> Any:
+        from exprsim.apps.tag import Tagger
+
+        with index() as ix:
+            tagger = Tagger(ix, embedder=embedder, threshold=threshold)
+            ids, emb = ix.embeddings()
+            refs = [r for r in tagger.references() if r.name == name]
+            if not refs:
+                return JSONResponse({"error": f"no tag {name!r}"}, status_code=404)
+            ref = np.stack([r.embedding for r in refs])
+            d = np.sqrt(((emb[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) if len(ids) else ids
+            keep = np.flatnonzero(d < tagger.threshold)
+            order = keep[np.argsort(d[keep])]
+        return {
+            "threshold": tagger.threshold,
+            "count": len(order),
+            "faces": [
+                {"id": int(ids[i]), "distance": round(float(d[i]), 4),
+                 "thumbnail": f"/api/thumbs/{int(ids[i])}"}
+                for i in order[:200]
+            ],
+        }  # fmt: skip
+
+    @app.post("/api/videos")
+    async def videos(file: UploadFile = File(...)) -> dict[str, Any]:
+        stored = await store_upload(file, uploads, max_bytes, ("video",))
+        return jobs.submit(stored.path).to_dict()
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: str) -> Any:
+        j = jobs.get(job_id)
+        if j is None:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+        return j.to_dict()
+
+    @app.get("/api/videos/{job_id}/report", response_class=HTMLResponse)
+    def video_report(job_id: str) -> Any:
+        j = jobs.get(job_id)
+        if j is None or j.status != "done":
+            return JSONResponse({"error": "no finished job with that id"}, status_code=404)
+        return HTMLResponse((j.out_dir / "report.html").read_text())
+
+    # ------------------------------------------------------------------ pages
+
+    @app.get("/", response_class=HTMLResponse)
+    def home() -> str:
+        with index() as ix:
+            info = ix.info().to_dict()
+        return pages.home(info)
+
+    @app.get("/summary", response_class=HTMLResponse)
+    def summary_page() -> str:
+        return pages.summary()
+
+    @app.get("/tags", response_class=HTMLResponse)
+    def tags_page() -> str:
+        return pages.tags()
+
+    @app.get("/video", response_class=HTMLResponse)
+    def video_page() -> str:
+        return pages.video()
+
+    return app
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 while they stream
+    in (by ``Content-Length`` up front, else by counting), before anything is stored."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"upload larger than the limit ({self.max_bytes / (1 << 20):.1f} MB)"
+        too_big = JSONResponse({"error": message}, status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, message)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _hit_json(h: Any) -> dict[str, Any]:
+    return {
+        "rank": h.rank,
+        "face_id": h.face_id,
+        "file": Path(h.source).name,
+        "face": h.face_index,
+        "distance": round(float(h.distance), 4),
+        "thumbnail": f"/api/thumbs/{h.face_id}",
+    }
+
+
+def _classifier(embedder: Any) -> Any:
+    """The shipped kNN emotion classifier when it matches the model, else ``None``."""
+    try:
+        from exprsim.apps.classify import load_reference_set
+
+        ref = load_reference_set()
+        if ref.model != embedder.config.name_version:
+            return None
+        return ref.classifier()
+    except ExprsimError:
+        return None

@@ -1,0 +1,259 @@
+"""Server-rendered pages of ``exprsim serve``: plain HTML + a little inline JavaScript that
+calls the JSON API. Nothing is loaded from outside the server (no CDN, no fonts)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
+header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
+header a{color:#cfd8dc;text-decoration:none}header a:hover{color:#fff}
+header b{font-size:1.15em;margin-right:1em}
+main{max-width:1100px;margin:1.2em auto;padding:0 1em}
+.drop{border:2px dashed #90a4ae;border-radius:8px;padding:2.2em;text-align:center;color:#546e7a;
+cursor:pointer}.drop.over{background:#eceff1}
+.row{display:flex;flex-wrap:wrap;gap:10px;margin:.6em 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:6px;font-size:.8em;text-align:center}
+.card img{display:block;border-radius:4px}
+.photo{position:relative;display:inline-block;max-width:100%}
+.photo img{max-width:100%;display:block}
+.box{position:absolute;border:2px solid #00e676;cursor:pointer}
+.box span{position:absolute;top:-1.5em;left:0;background:#00e676;color:#000;font-size:.75em;
+padding:0 4px;white-space:nowrap}
+.err{color:#b71c1c}.meta{color:#777;font-size:.85em}
+progress{width:100%;height:1.2em}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.2em .5em}
+"""
+
+_JS_COMMON = """
+async function api(path, opts) {
+  const r = await fetch(path, opts);
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = {error: 'HTTP ' + r.status}; }
+  if (!r.ok) throw new Error(body.error || ('HTTP ' + r.status));
+  return body;
+}
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) e.append(k);
+  return e;
+}
+function card(src, caption) {
+  return el('div', {class: 'card'}, el('img', {src: src, width: 96, height: 96}), caption);
+}
+function dropzone(id, onfiles) {
+  const z = document.getElementById(id);
+  const input = el('input', {type: 'file', multiple: '', style: 'display:none'});
+  z.after(input);
+  z.onclick = () => input.click();
+  input.onchange = () => onfiles([...input.files]);
+  z.ondragover = (e) => { e.preventDefault(); z.classList.add('over'); };
+  z.ondragleave = () => z.classList.remove('over');
+  z.ondrop = (e) => { e.preventDefault(); z.classList.remove('over'); onfiles([...e.dataTransfer.files]); };
+}
+"""
+
+
+def _page(title: str, body: str, script: str = "") -> str:
+    nav = (
+        '<header><b>exprsim</b><a href="/">Photos</a><a href="/summary">Album summary</a>'
+        '<a href="/tags">Tags</a><a href="/video">Video</a></header>'
+    )
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)} - exprsim</title><style>{_CSS}</style></head>"
+        f"<body>{nav}<main><h1>{html.escape(title)}</h1>{body}</main>"
+        f"<script>{_JS_COMMON}{script}</script></body></html>"
+    )
+
+
+def login(error: str = "") -> str:
+    msg = f"<p class='err'>{html.escape(error)}</p>" if error else ""
+    return _page(
+        "Log in",
+        f"{msg}<form method='post' action='/login'><label>Token "
+        "<input type='password' name='token' autofocus></label> <button>Log in</button></form>",
+    )
+
+
+def home(info: dict[str, Any]) -> str:
+    stats = (
+        f"<p class='meta'>Index: {int(info.get('n_faces', 0))} faces in "
+        f"{int(info.get('n_files', 0))} photos, model {html.escape(str(info.get('model')))}</p>"
+    )
+    body = (
+        stats
+        + """
+<div id="drop" class="drop">Drop photos here (or click) to see their faces, emotions and the
+nearest expressions in the index</div>
+<label><input type="checkbox" id="keep"> also add the photos to the index</label>
+<div id="results"></div>"""
+    )
+    script = """
+dropzone('drop', async (files) => {
+  const out = document.getElementById('results');
+  for (const f of files) {
+    const sec = el('section', {class: 'result'}, el('h2', {}, f.name));
+    out.prepend(sec);
+    const fd = new FormData(); fd.append('file', f);
+    try {
+      const res = await api('/api/faces', {method: 'POST', body: fd});
+      const wrap = el('div', {class: 'photo'}, el('img', {src: URL.createObjectURL(f)}));
+      sec.append(wrap, el('p', {class: 'meta'}, res.faces.length + ' face(s)'));
+      const hitsBox = el('div', {});
+      res.faces.forEach((face, i) => {
+        const [x1, y1, x2, y2] = face.box;
+        const emo = face.emotion ? Object.entries(face.emotion).sort((a, b) => b[1] - a[1])[0] : null;
+        const label = (emo ? emo[0] + ' ' + emo[1].toFixed(2) : 'face ' + i) +
+                      (face.quality.ok ? '' : ' (low quality)');
+        const b = el('div', {class: 'box', title: 'search with this face', 'data-face': i,
+          style: `left:${100 * x1 / res.width}%;top:${100 * y1 / res.height}%;` +
+                 `width:${100 * (x2 - x1) / res.width}%;height:${100 * (y2 - y1) / res.height}%`},
+          el('span', {}, label));
+        b.onclick = () => search(f, i, hitsBox);
+        wrap.append(b);
+      });
+      sec.append(hitsBox);
+      if (res.faces.length) await search(f, 0, hitsBox);
+      if (document.getElementById('keep').checked) {
+        const fd2 = new FormData(); fd2.append('file', f);
+        const added = await api('/api/index', {method: 'POST', body: fd2});
+        sec.append(el('p', {class: 'meta'}, 'indexed: ' + added.added_faces + ' face(s)'));
+      }
+    } catch (e) { sec.append(el('p', {class: 'err'}, e.message)); }
+  }
+});
+async function search(file, face, box) {
+  const fd = new FormData(); fd.append('file', file);
+  box.replaceChildren(el('p', {class: 'meta'}, 'searching...'));
+  try {
+    const res = await api('/api/search?k=12&face=' + face, {method: 'POST', body: fd});
+    const row = el('div', {class: 'row hits'});
+    for (const h of res.hits) {
+      const c = card(h.thumbnail, h.file + ' d=' + h.distance.toFixed(3));
+      const t = el('button', {class: 'tagit', title: 'make this face a tag reference'}, 'tag');
+      t.onclick = async () => {
+        const name = prompt('Tag name for this expression');
+        if (!name) return;
+        const fd = new FormData(); fd.append('name', name);
+        try { await api('/api/tags/from-face/' + h.face_id, {method: 'POST', body: fd}); t.textContent = name; }
+        catch (e) { alert(e.message); }
+      };
+      c.append(el('br', {}), t);
+      row.append(c);
+    }
+    box.replaceChildren(el('h3', {}, 'Nearest expressions (face ' + face + ')'), row);
+  } catch (e) { box.replaceChildren(el('p', {class: 'err'}, e.message)); }
+}
+"""
+    return _page("Photos", body, script)
+
+
+def summary() -> str:
+    body = """
+<label>Clusters <input id="n" type="number" min="1" max="50" value="6"></label>
+<button id="go">Summarise the index</button>
+<div id="out"></div>"""
+    script = """
+async function run() {
+  const n = document.getElementById('n').value, out = document.getElementById('out');
+  out.replaceChildren(el('p', {class: 'meta'}, 'clustering...'));
+  try {
+    const res = await api('/api/summary?n=' + n);
+    if (!res.clusters.length) { out.replaceChildren(el('p', {}, 'The index is empty.')); return; }
+    const reps = el('div', {class: 'row reps'});
+    for (const c of res.clusters) reps.append(card(c.thumbnail, '#' + c.cluster + ' (' + c.size + ')'));
+    const parts = [el('h2', {}, 'One face per cluster'), reps];
+    for (const c of res.clusters) {
+      const row = el('div', {class: 'row'});
+      for (const m of c.members) row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56}));
+      parts.push(el('h3', {}, '#' + c.cluster), row);
+    }
+    if (res.faces >= 2) parts.push(el('h2', {}, 'Map'), el('img', {src: res.map, style: 'max-width:100%'}));
+    out.replaceChildren(...parts);
+  } catch (e) { out.replaceChildren(el('p', {class: 'err'}, e.message)); }
+}
+document.getElementById('go').onclick = run; run();
+"""
+    return _page("Album summary", body, script)
+
+
+def tags() -> str:
+    body = """
+<form id="add"><label>New tag <input name="name" required></label>
+<label>from a photo <input type="file" name="file" required></label>
+<label>face <input type="number" name="face" value="0" min="0" style="width:4em"></label>
+<button>Add reference face</button></form>
+<div id="list"></div>
+<p><label>Threshold <input id="th" type="range" min="0.01" max="2" step="0.01">
+<output id="thv"></output></label> <span id="count" class="meta"></span></p>
+<div id="faces" class="row"></div>"""
+    script = """
+let current = null;
+async function refresh() {
+  const res = await api('/api/tags');
+  const th = document.getElementById('th');
+  if (!th.dataset.set) { th.value = res.threshold; th.dataset.set = 1; }
+  document.getElementById('thv').value = Number(th.value).toFixed(2);
+  const names = [...new Set(res.references.map(r => r.name))];
+  const list = el('div', {class: 'row'});
+  for (const n of names) {
+    const b = el('button', {'data-tag': n}, n);
+    b.onclick = () => { current = n; show(); };
+    const del = el('button', {title: 'delete ' + n}, 'x');
+    del.onclick = async () => { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); refresh(); };
+    list.append(el('span', {}, b, del));
+  }
+  document.getElementById('list').replaceChildren(names.length ? list : el('p', {}, 'No tags yet.'));
+  if (!current && names.length) current = names[0];
+  if (current) show();
+}
+async function show() {
+  const th = document.getElementById('th').value;
+  document.getElementById('thv').value = Number(th).toFixed(2);
+  const res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th);
+  document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(2);
+  const row = document.getElementById('faces');
+  row.replaceChildren(...res.faces.map(f => card(f.thumbnail, 'd=' + f.distance.toFixed(3))));
+}
+document.getElementById('th').oninput = () => { if (current) show(); };
+document.getElementById('add').onsubmit = async (e) => {
+  e.preventDefault();
+  try { await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = e.target.name.value; refresh(); }
+  catch (err) { alert(err.message); }
+};
+refresh();
+"""
+    return _page("Tags", body, script)
+
+
+def video() -> str:
+    body = """
+<div id="drop" class="drop">Drop a video here (or click)</div>
+<div id="job"></div>"""
+    script = """
+dropzone('drop', async (files) => {
+  const box = document.getElementById('job');
+  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'uploading...');
+  box.replaceChildren(el('h2', {}, files[0].name), bar, msg);
+  const fd = new FormData(); fd.append('file', files[0]);
+  try {
+    let job = await api('/api/videos', {method: 'POST', body: fd});
+    while (job.status === 'queued' || job.status === 'running') {
+      await new Promise(r => setTimeout(r, 700));
+      job = await api('/api/jobs/' + job.id);
+      if (job.total) { bar.max = job.total; bar.value = job.done; }
+      msg.textContent = job.status + ': ' + job.done + (job.total ? ' / ' + job.total : '') + ' frames';
+    }
+    if (job.status === 'failed') { msg.textContent = ''; box.append(el('p', {class: 'err'}, job.error)); return; }
+    bar.value = bar.max;
+    msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' faces, ' + job.summary.persons + ' person(s)';
+    box.append(el('iframe', {src: job.report, style: 'width:100%;height:80vh;border:1px solid #ddd'}));
+  } catch (e) { box.append(el('p', {class: 'err'}, e.message)); }
+});
+"""
+    return _page("Video", body, script)
