@@ -146,3 +146,23 @@ def test_serve_refuses_public_bind_without_token(capsys, monkeypatch, tmp_path):
     rc = main(["serve", "--db", str(tmp_path / "x.db"), "--host", "0.0.0.0"])
     err = capsys.readouterr().err
     assert rc == 2 and "without a token" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_tag_from_an_indexed_face_and_the_pixel_limit(make_client, photo):
+    import io
+
+    from PIL import Image
+
+    c = make_client(max_pixels=100_000)
+    big = io.BytesIO()
+    Image.new("RGB", (400, 300), (120, 120, 120)).save(big, format="PNG")  # 120,000 pixels
+    r = c.post("/api/faces", files={"file": ("big.png", big.getvalue(), "image/png")})
+    assert r.status_code == 413 and "pixels" in r.json()["error"]
+    c = make_client()
+    c.post("/api/index", files={"file": photo()})
+    face_id = c.get("/api/summary?n=1").json()["clusters"][0]["representative"]
+    r = c.post(f"/api/tags/from-face/{face_id}", data={"name": "wry"})
+    assert r.status_code == 200 and r.json()["name"] == "wry"
+    assert c.get("/api/tags/wry/faces?threshold=0.01").json()["count"] == 1
+    assert c.post("/api/tags/from-face/99999", data={"name": "x"}).status_code == 404
