@@ -344,17 +344,20 @@ def _validate(
 
     from exprsim.metrics import knn_search, triplet_accuracy
 
-    emb = embed_array(model, val.images, cfg.preprocess)
     major = val.dist.argmax(1)
     out: dict[str, float] = {}
     if hasattr(model, "parts"):  # the network reads its own emotions (exprnet_v)
-        _e, p = _parts_array(model, val.images, cfg.preprocess)
+        e, p = _parts_array(model, val.images, cfg.preprocess)
+        with torch.inference_mode():  # the shipped vector from the same forward pass
+            emb = model.readout_from(torch.from_numpy(e), torch.from_numpy(p)).numpy()
         out["val_cls_acc"] = float((p.argmax(1) == major).mean())
     elif cfg.objective == "fec" and cfg.kl_weight > 0:
+        emb = embed_array(model, val.images, cfg.preprocess)
         with torch.inference_mode():
             logits = head(torch.from_numpy(emb))
         out["val_cls_acc"] = float((logits.argmax(1).numpy() == major).mean())
     else:  # no trained classifier head: leave-one-out 11-NN among the validation faces
+        emb = embed_array(model, val.images, cfg.preprocess)
         lab = major if labels is None else labels
         k = min(11, len(emb) - 1)
         if k >= 1:

@@ -94,8 +94,13 @@ class AlignConfig:
     def from_dict(cls, d: dict[str, Any]) -> AlignConfig:
         d = dict(d)
         if "template" in d:
-            d["template"] = tuple(tuple(float(v) for v in p) for p in d["template"])
+            d["template"] = as_template(d["template"])
         return cls(**d)
+
+
+def as_template(points: Any) -> Template:
+    """A template from JSON-style nested lists ``[[x, y], ...]``."""
+    return tuple((float(x), float(y)) for x, y in points)
 
 
 _BORDERS = {"constant": 0, "replicate": 1, "reflect": 4}  # cv2.BORDER_* values

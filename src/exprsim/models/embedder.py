@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ImageError, ModelError
-from exprsim.faces.align import FER2013_TEMPLATE, AlignConfig
+from exprsim.faces.align import FER2013_TEMPLATE, AlignConfig, as_template
 from exprsim.faces.types import AlignedFace
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class PreprocessConfig:
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         d = dict(d)
         if "template" in d:
-            d["template"] = tuple(tuple(float(v) for v in p) for p in d["template"])
+            d["template"] = as_template(d["template"])
         return cls(**d)
 
     def align_config(self) -> AlignConfig:
@@ -229,13 +229,8 @@ class Embedder:
         arr = np.asarray(crops)
         if arr.ndim in (3, 4) and arr.shape[0] == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        outs = []
         with torch.inference_mode():
-            for start in range(0, arr.shape[0], self.batch_size):
-                raw = resize_crops(arr[start : start + self.batch_size], self.config.preprocess)
-                t = normalize_input(torch.from_numpy(raw).to(self.device), self.config.preprocess)
-                y = self.model(t.contiguous(memory_format=torch.channels_last))
-                outs.append(y.float().cpu().numpy())
+            outs = [self.model(t).float().cpu().numpy() for t in self._inputs(arr)]
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
@@ -254,15 +249,20 @@ class Embedder:
 
         if not hasattr(self.model, "parts"):
             return None
-        arr = np.asarray(crops)
-        outs = []
         with torch.inference_mode():
-            for start in range(0, arr.shape[0], self.batch_size):
-                raw = resize_crops(arr[start : start + self.batch_size], self.config.preprocess)
-                t = normalize_input(torch.from_numpy(raw).to(self.device), self.config.preprocess)
-                _, p = self.model.parts(t.contiguous(memory_format=torch.channels_last))
-                outs.append(p.float().cpu().numpy())
+            outs = [self.model.parts(t)[1].float().cpu().numpy() for t in self._inputs(crops)]
         return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
+
+    def _inputs(self, crops: np.ndarray) -> Iterator[Any]:
+        """Network input batches ``(B, C, S, S)`` of ``crops`` (the shared preprocessing)."""
+        import torch
+
+        arr = np.asarray(crops)
+        pre = self.config.preprocess
+        for start in range(0, arr.shape[0], self.batch_size):
+            raw = resize_crops(arr[start : start + self.batch_size], pre)
+            t = normalize_input(torch.from_numpy(raw).to(self.device), pre)
+            yield t.contiguous(memory_format=torch.channels_last)
 
     def embed_images(
         self,

@@ -196,6 +196,17 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         with model_lock:
             return list(embedder.embed_images([image]))
 
+    async def uploaded_faces(file: UploadFile) -> tuple[np.ndarray, list[Any]]:
+        """Decode an uploaded photo (not kept) and find its faces."""
+        image, stored = await image_upload(file)
+        stored.path.unlink(missing_ok=True)
+        return image, await run_in_threadpool(faces_of, image)
+
+    def nth_face(found: list[Any], face: int) -> Any:
+        if face >= len(found):
+            raise UploadError(f"no face number {face} (found {len(found)})", 422)
+        return found[face]
+
     # ------------------------------------------------------------------ API
 
     @app.get("/api/health")
@@ -211,9 +222,7 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
 
     @app.post("/api/faces")
     async def faces(file: UploadFile = File(...)) -> dict[str, Any]:
-        image, stored = await image_upload(file)
-        stored.path.unlink(missing_ok=True)
-        found = await run_in_threadpool(faces_of, image)
+        image, found = await uploaded_faces(file)
         proba = None
         if found and classifier is not None:
             proba = classifier.predict_proba(np.stack([f.embedding for f in found]))
@@ -233,17 +242,14 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     ) -> dict[str, Any]:
         from exprsim.apps.search import search
 
-        image, stored = await image_upload(file)
-        stored.path.unlink(missing_ok=True)
-        found = await run_in_threadpool(faces_of, image)
-        if face >= len(found):
-            raise UploadError(f"no face number {face} (found {len(found)})", 422)
+        _, found = await uploaded_faces(file)
+        query = nth_face(found, face)
 
         def run() -> list[Any]:
             with index() as ix:
                 if not len(ix):
                     return []
-                res = search(found[face], ix, k=k, exclude_same_image=False, embedder=embedder)
+                res = search(query, ix, k=k, exclude_same_image=False, embedder=embedder)
             return list(res.hits)
 
         return {"hits": [_hit_json(h) for h in await run_in_threadpool(run)]}
@@ -330,13 +336,10 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     ) -> dict[str, Any]:
         from exprsim.apps.tag import Tagger
 
-        image, stored = await image_upload(file)
-        stored.path.unlink(missing_ok=True)
-        found = await run_in_threadpool(faces_of, image)
-        if face >= len(found):
-            raise UploadError(f"no face number {face} (found {len(found)})", 422)
+        _, found = await uploaded_faces(file)
+        reference = nth_face(found, face)
         with index() as ix:
-            ref = Tagger(ix, embedder=embedder).add(name.strip(), found[face])
+            ref = Tagger(ix, embedder=embedder).add(name.strip(), reference)
         return {"id": ref.id, "name": ref.name}
 
     @app.post("/api/tags/from-face/{face_id}")
