@@ -20,7 +20,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines,web]"
+	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines,web,postgres,ray]"
 	@touch $@
 
 $(VENV)/.installed-web: $(VENV)/.installed pyproject.toml
@@ -50,3 +50,28 @@ lint: install-dev
 
 clean:
 	rm -rf demo-output build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# `make bench-peers` (issue 15): the real `fer` package beside exprsim, in one run. fer needs
+# TensorFlow, which must never share a process (or a venv) with exprsim's torch/MediaPipe, so
+# it gets a venv of its own. Only fer's import path is installed (`--no-deps`: its declared
+# facenet-pytorch would pull another torch, moviepy a video stack); fer 25.10.3 still uses
+# pkg_resources (setuptools<81) and tf.lite.Interpreter (kept in TF 2.19).
+PEERS_VENV ?= .venv-peers
+PEERS_PY := $(PEERS_VENV)/bin/python
+PEERS_TF ?= tensorflow-cpu==2.19.1
+PEERS_ARGS ?= --json docs/results/peers.json
+
+.PHONY: bench-peers
+
+$(PEERS_VENV)/.installed:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PY) -m pip install --quiet --upgrade pip
+	$(PEERS_PY) -m pip install --quiet "$(PEERS_TF)" "opencv-contrib-python==4.11.0.86" \
+		"numpy<2" "setuptools<81" requests Pillow
+	$(PEERS_PY) -m pip install --quiet --no-deps "fer==25.10.3"
+	$(PEERS_PY) -c "from fer.fer import FER; FER(mtcnn=False); print('fer + TensorFlow: ok')"
+	@touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed
+	$(PY) benchmarks/peers.py --peer-python $(PEERS_PY) $(PEERS_ARGS)

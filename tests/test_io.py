@@ -203,3 +203,60 @@ def test_iter_image_files(tmp_path):
     found = list(iter_image_files([tmp_path / "a", explicit]))
     rel = [p.relative_to(tmp_path).as_posix() for p in found]
     assert rel == ["a/1.jpg", "a/3.webp", "a/b/2.PNG", "a/b/notes.txt"]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _rows() -> list[dict]:
+    return [
+        {"source": "a.jpg", "face": 0, "x1": 1.5, "quality_ok": True, "reasons": ""},
+        {"source": "b.jpg", "face": 1, "x1": float("nan"), "quality_ok": False, "reasons": "blur"},
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".json"])
+def test_save_table_every_format_round_trips(tmp_path, suffix):
+    import json
+
+    import pandas as pd
+
+    from exprsim.io import save_table
+
+    out = save_table(_rows(), tmp_path / "deep" / f"t{suffix}")  # parent folders created
+    assert out == tmp_path / "deep" / f"t{suffix}" and out.is_file()
+    if suffix == ".csv":
+        back = pd.read_csv(out, keep_default_na=False, na_values=[""])
+        assert out.read_text().splitlines()[0] == "source,face,x1,quality_ok,reasons"
+    elif suffix == ".parquet":
+        back = pd.read_parquet(out)
+    elif suffix == ".jsonl":
+        lines = out.read_text().splitlines()
+        assert len(lines) == 2 and json.loads(lines[1])["x1"] is None  # NaN -> null
+        back = pd.read_json(out, lines=True)
+    else:
+        rows = json.loads(out.read_text())  # one JSON array of row objects
+        assert isinstance(rows, list) and rows[0]["source"] == "a.jpg" and rows[1]["x1"] is None
+        back = pd.DataFrame(rows)
+    assert list(back.columns) == ["source", "face", "x1", "quality_ok", "reasons"]
+    assert back["source"].tolist() == ["a.jpg", "b.jpg"]
+    assert back["x1"].iloc[0] == 1.5 and pd.isna(back["x1"].iloc[1])
+    assert back["quality_ok"].astype(bool).tolist() == [True, False]
+
+
+def test_save_table_takes_a_frame_and_refuses_unknown_suffixes(tmp_path):
+    import pandas as pd
+
+    from exprsim.errors import ExprsimError
+    from exprsim.io import TABLE_SUFFIXES, check_table_path, save_table
+
+    frame = pd.DataFrame(_rows())
+    assert save_table(frame, tmp_path / "t.CSV").is_file()  # suffixes are case-insensitive
+    for bad in ("t.xlsx", "t", "t.csv.gz"):
+        with pytest.raises(ExprsimError, match=r"must end in \.csv"):
+            save_table(frame, tmp_path / bad)
+        with pytest.raises(ExprsimError):
+            check_table_path(bad)
+        assert not (tmp_path / bad).exists()
+    assert TABLE_SUFFIXES == (".csv", ".parquet", ".jsonl", ".json")
+    assert check_table_path("x/y.jsonl").name == "y.jsonl"

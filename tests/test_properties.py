@@ -118,7 +118,7 @@ _KEYS = st.sampled_from(
 @given(st.dictionaries(_KEYS, _JSON, max_size=5) | _JSON)
 def test_config_loading_returns_a_config_or_value_error(data):
     from exprsim.config import from_dict
-    from exprsim.train import TrainConfig, _check_choices
+    from exprsim.training.ferplus import TrainConfig, _check_choices
 
     try:
         cfg = from_dict(TrainConfig, data)

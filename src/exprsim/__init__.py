@@ -8,7 +8,7 @@ side effects: heavy modules (torch, mediapipe, OpenCV) load on first use.
 Public API::
 
     exprsim.load_model(name="default") -> Embedder
-    exprsim.create_detector(name="mediapipe") -> Detector
+    exprsim.create_detector(name=DEFAULT_DETECTOR) -> Detector   ("mediapipe")
     exprsim.list_detectors() -> list[str]
     exprsim.create_model(name, embedding_dim=16) -> torch.nn.Module
     exprsim.list_models() -> list[str]

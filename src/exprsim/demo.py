@@ -1,10 +1,11 @@
 """``make demo``: the main job on the bundled sample photos, written to one folder.
 
 Steps: detect, align and score every face (aligned crops + a page of annotated photos);
-embed them with the shipped default model (similarity matrix, odd one out of triplets).
+embed them with the shipped default model (similarity matrix, odd one out of triplets);
 index the photos in a SQLite face database, search it by expression and summarise the
-album by clustering. Everything goes into ``out/index.html`` (self-contained) plus
-``faces.csv``, ``crops/``, ``embeddings.npy`` and ``faces.db``.
+album by clustering; analyse the bundled video clip. Everything goes into
+``out/index.html`` (self-contained) plus ``faces.csv``, ``crops/``, ``embeddings.npy``,
+``faces.db`` and ``video/``.
 """
 
 from __future__ import annotations
@@ -31,22 +32,52 @@ class DemoResult:
 
 def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> DemoResult:
     """Run the demo on the bundled photos; returns what was written."""
+    from exprsim.report.html import Page
+
+    out = Path(out_dir)
+    page = Page("exprsim demo", "bundled sample photos (see exprsim/samples/LICENSES.md)")
+    n_images, table, crops, names = _faces_section(page, out, progress)
+    page.heading("2. Expression embedding (shipped default model)")
+    try:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model("default")
+    except ModelError as exc:
+        page.paragraph(f"skipped: {exc}", note=True)
+    else:
+        emb = _embedding_section(page, out, embedder, crops, names)
+        _apps_sections(page, out, embedder, emb, crops, names)
+        from exprsim.errors import ExprsimError
+
+        try:  # section 5: the bundled clip -> out/video/report.html
+            video_section(page, out, embedder, progress=progress)
+        except ExprsimError as exc:
+            page.paragraph(f"video section skipped: {exc}", note=True)
+    html_path = page.save(out / "index.html")
+    return DemoResult(out, n_images, len(table), html_path)
+
+
+def _faces_section(
+    page: Any, out: Path, progress: bool
+) -> tuple[int, Any, list[np.ndarray], list[str]]:
+    """Section 1: every bundled photo's faces -> ``faces.csv``, ``crops/``, the page.
+
+    Returns:
+        ``(images, table, crops, names)``: the per-face table (:func:`face_row` columns),
+        the aligned crops and their ``<stem>_<face>`` names.
+    """
     import cv2
     import pandas as pd
     from tqdm import tqdm
 
-    from exprsim.faces.pipeline import analyze_image
-    from exprsim.io import load_image
+    from exprsim.faces.pipeline import analyze_image, face_row
+    from exprsim.io import load_image, save_table
     from exprsim.report.draw import draw_faces
-    from exprsim.report.html import Page
     from exprsim.samples import sample_images
 
-    out = Path(out_dir)
     (out / "crops").mkdir(parents=True, exist_ok=True)
-    page = Page("exprsim demo", "bundled sample photos (see exprsim/samples/LICENSES.md)")
     page.heading("1. Faces: detection, 5 landmarks, alignment, quality")
-    rows, crops, names = [], [], []
-    annotated = []
+    rows, crops, names, annotated = [], [], [], []
     for path in tqdm(sample_images(), desc="faces", unit="img", disable=not progress):
         image = load_image(path)
         faces = analyze_image(image)
@@ -55,63 +86,46 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
             cv2.imwrite(
                 str(out / "crops" / f"{name}.png"), cv2.cvtColor(af.crop, cv2.COLOR_RGB2BGR)
             )
-            q = af.quality
-            rows.append(
-                {
-                    "image": path.name,
-                    "face": j,
-                    **af.face.to_dict(),
-                    "sharpness": round(q.sharpness, 2),
-                    "yaw": round(q.yaw, 1),
-                    "pitch": round(q.pitch, 1),
-                    "roll": round(q.roll, 1),
-                    "ok": q.ok,
-                }
-            )
+            rows.append(face_row(path.name, j, af))
             crops.append(af.crop)
             names.append(name)
         drawn = draw_faces(image, [af.face for af in faces])
         scale = 480 / max(drawn.shape[:2])
         annotated.append(cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     table = pd.DataFrame(rows)
-    table.to_csv(out / "faces.csv", index=False)
+    save_table(table, out / "faces.csv")
     for im in annotated:
         page.image(im, width=360)
     page.gallery(crops, names, size=112)
-    page.table(table.drop(columns=["landmarks"]), max_rows=None)
-    page.heading("2. Expression embedding (shipped default model)")
-    try:
-        from exprsim.models.embedder import load_model
-        from exprsim.report.plots import similarity_heatmap
+    landmarks = [c for c in table.columns if c.endswith(("_x", "_y"))]
+    page.table(table.drop(columns=landmarks), max_rows=None)
+    return len(annotated), table, crops, names
 
-        embedder = load_model("default")
-    except ModelError as exc:
-        page.paragraph(f"skipped: {exc}", note=True)
-    else:
-        emb = embedder.embed_crops(np.stack(crops)) if crops else np.zeros((0, 16), np.float32)
-        np.save(out / "embeddings.npy", emb)
-        page.paragraph(
-            f"{len(emb)} faces embedded by {embedder.config.name_version}: 16-d, L2-normalised; "
-            "Euclidean distance 0 = identical expression, 2 = opposite."
-        )
-        page.image(similarity_heatmap(emb, names), caption="pairwise expression distances")
-        page.heading("Odd one out", level=3)
-        for a, b, c in _demo_triplets(len(emb)):
-            d = np.linalg.norm(emb[[b, a, a]] - emb[[c, c, b]], axis=1)  # pair opposite 0,1,2
-            odd = int(np.argmin(d))
-            trio = (a, b, c)
-            caps = [f"{names[t]}{' (odd one out)' if k == odd else ''}" for k, t in enumerate(trio)]
-            page.gallery([crops[t] for t in trio], caps, size=112)
-        _apps_sections(page, out, embedder, emb, crops, names)
-        from exprsim.errors import ExprsimError
-        from exprsim.video.report import demo_section
 
-        try:  # section 5: the bundled clip -> out/video/report.html
-            demo_section(page, out, embedder, progress=progress)
-        except ExprsimError as exc:
-            page.paragraph(f"video section skipped: {exc}", note=True)
-    html_path = page.save(out / "index.html")
-    return DemoResult(out, len(annotated), len(rows), html_path)
+def _embedding_section(
+    page: Any, out: Path, embedder: Any, crops: list[np.ndarray], names: list[str]
+) -> np.ndarray:
+    """Section 2: the crops' embeddings -> ``embeddings.npy``, distance matrix, odd one out.
+
+    Returns:
+        ``(N, 16)`` float32 embeddings of ``crops``.
+    """
+    from exprsim.apps.compare import odd_one_out
+    from exprsim.report.plots import similarity_heatmap
+
+    emb = embedder.embed_crops(np.stack(crops)) if crops else np.zeros((0, 16), np.float32)
+    np.save(out / "embeddings.npy", emb)
+    page.paragraph(
+        f"{len(emb)} faces embedded by {embedder.config.name_version}: 16-d, L2-normalised; "
+        "Euclidean distance 0 = identical expression, 2 = opposite."
+    )
+    page.image(similarity_heatmap(emb, names), caption="pairwise expression distances")
+    page.heading("Odd one out", level=3)
+    for trio in _demo_triplets(len(emb)):
+        odd = odd_one_out(emb[list(trio)])
+        caps = [f"{names[t]}{' (odd one out)' if k == odd else ''}" for k, t in enumerate(trio)]
+        page.gallery([crops[t] for t in trio], caps, size=112)
+    return emb
 
 
 def _apps_sections(
@@ -168,3 +182,35 @@ def _demo_triplets(n: int) -> list[tuple[int, int, int]]:
         return []
     trips = [(0, 1, 2), (n - 3, n - 2, n - 1), (0, n // 2, n - 1)]
     return [t for t in dict.fromkeys(trips) if len(set(t)) == 3]
+
+
+def video_section(page: Any, out_dir: str | Path, embedder: Any, progress: bool = False) -> Any:
+    """Section 5: analyse the bundled clip into ``out_dir/video`` and add a short section
+    (link, persons, representative faces) to ``page``.
+
+    Returns:
+        The :class:`~exprsim.video.pipeline.VideoAnalysis`.
+    """
+    from exprsim.samples import sample_dir
+    from exprsim.video.pipeline import analyze_video
+
+    out = Path(out_dir) / "video"
+    clip = sample_dir() / "langer_clip.mp4"
+    analysis = analyze_video(clip, embedder=embedder, progress=progress)
+    paths = analysis.save(out)
+    page.heading("5. Video: persons, expressions over time, expression summary")
+    page.paragraph(
+        f"{clip.name} ({analysis.info.duration:.1f} s, {analysis.n_sampled} frames sampled at "
+        f"{analysis.config.fps:g} fps): {len(analysis.faces)} faces, "
+        f"{analysis.n_persons} person(s), identities by {analysis.identity_method}. "
+        f"Full report: video/{paths['html'].name}; tables: video/faces.parquet, "
+        "video/faces.csv, video/persons.csv."
+    )
+    page.table(analysis.persons_frame())
+    for ps in analysis.summaries:
+        page.gallery(
+            [analysis.faces[i].thumb for i in ps.representatives],
+            [f"person {ps.person} #{k + 1}" for k in range(len(ps.representatives))],
+            size=80,
+        )
+    return analysis

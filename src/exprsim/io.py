@@ -1,21 +1,25 @@
-"""Image loading: the one way exprsim turns a file into pixels.
+"""Files in and out: the one way exprsim turns a file into pixels, and a table into a file.
 
-Every format Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF including 16-bit), EXIF
+Images: every format Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF including 16-bit), EXIF
 orientation applied, and every mode converted to RGB uint8. Anything that cannot be
 decoded raises :class:`exprsim.errors.ImageError` naming the file.
+
+Tables: :func:`save_table` writes one row per face (or per anything) as CSV, Parquet,
+JSON lines or JSON, chosen by the file's suffix; every command that writes a table uses it.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from exprsim.errors import ImageError
+from exprsim.errors import ExprsimError, ImageError
 
 #: Largest image accepted, in pixels (about 14,000 x 14,000); larger files are refused
 #: as decompression bombs instead of exhausting memory.
@@ -145,3 +149,63 @@ def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
                     yield child
         else:
             yield path
+
+
+# ----------------------------------------------------------------------------- tables
+
+#: Table formats :func:`save_table` writes, by file suffix.
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".jsonl", ".json")
+
+
+def check_table_path(path: str | Path) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if its suffix names a table format.
+
+    Lets a command refuse a bad output name before doing the work.
+
+    Raises:
+        ExprsimError: the suffix is not one of :data:`TABLE_SUFFIXES`.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ExprsimError(f"{path}: a table must end in {', '.join(TABLE_SUFFIXES)}")
+    return path
+
+
+def save_table(table: Any, path: str | Path) -> Path:
+    """Write a table, in the format its suffix names; parent folders are created.
+
+    Args:
+        table: a ``pandas.DataFrame``, or a sequence of row dicts (columns in first-seen
+            order).
+        path: ``.csv`` (header, no index), ``.parquet``, ``.jsonl`` (one JSON object per
+            line) or ``.json`` (one JSON array of row objects). NaN is written as an empty
+            CSV field and as ``null`` in JSON.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ExprsimError: unknown suffix (nothing is written).
+    """
+    import pandas as pd
+
+    path = check_table_path(path)
+    frame = table if isinstance(table, pd.DataFrame) else _frame(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_json(path, orient="records")
+    return path
+
+
+def _frame(rows: Sequence[Mapping[str, Any]]) -> Any:
+    import pandas as pd
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return pd.DataFrame(list(rows), columns=columns)

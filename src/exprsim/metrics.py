@@ -10,7 +10,7 @@
   least one of its K nearest neighbours, itself excluded, has its class; Acc@K is the share of
   the K neighbours with its class), both from :func:`retrieval_at_k`.
 
-Distances come from :mod:`exprsim.losses.distances` (the same formulas as training); all
+Distances come from :mod:`exprsim.distances` (the same formulas as training); all
 all-pairs computations run in row chunks (``chunk_elems`` distances at a time, float64), so
 30k x 3.5k problems stay within about 100 MB.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.losses.distances import (
+from exprsim.distances import (
     cosine_distance,
     l2,
     pairwise_cosine_distance,

@@ -66,7 +66,8 @@ def test_quality_filters(index: FaceIndex, tmp_path: Path) -> None:
     assert [h.face_id for h in res.hits] == [i for i, _ in ref[:10]]
     assert all(h.sharpness >= cut for h in res.hits) and res.excluded["quality"] > 0
     ids = [r.id for r in index.records()]
-    index._conn.execute("UPDATE faces SET quality_ok = 0 WHERE id IN (?, ?)", (ids[0], ids[1]))
+    with index._transaction() as c:  # mark two faces as failing the quality check
+        c.execute("UPDATE faces SET quality_ok = 0 WHERE id IN (?, ?)", (ids[0], ids[1]))
     res = search(tmp_path / "imgs" / "img_0003.png", index, k=40, quality_ok_only=True)
     assert {ids[0], ids[1]}.isdisjoint(h.face_id for h in res.hits) and len(res.hits) == 27
 

@@ -1,4 +1,4 @@
-"""Sub-expressions: the EM split on known mixtures, Algorithm 2's loop, the CLI."""
+"""Sub-expressions: the EM split on known mixtures, discovery and its page, the CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from exprsim.apps.subclasses import (
-    deep_gaussian_mixture_subspaces,
     discover_subexpressions,
     split_classes,
     subexpressions_page,
@@ -63,38 +62,6 @@ def test_fixed_components_with_stride() -> None:
         assert split.n_components[7] == 1 and split.parent[split.labels[0]] == 7
 
 
-def test_algorithm2_loop_with_a_tiny_sgm_model() -> None:
-    import torch
-
-    from exprsim.losses import SGMLoss
-
-    emb0, labels, _ = _mixture(2)
-    feats = torch.from_numpy(emb0).float()
-    torch.manual_seed(0)
-    net = torch.nn.Linear(3, 4)
-    calls = []
-
-    def train_fn(level: int, lab: np.ndarray) -> np.ndarray:
-        calls.append((level, len(np.unique(lab))))
-        opt = torch.optim.Adam(net.parameters(), lr=0.01)
-        target = torch.from_numpy(lab)
-        for _ in range(30):
-            opt.zero_grad()
-            SGMLoss(norm_weight=0.01)(net(feats), target).backward()
-            opt.step()
-        with torch.no_grad():
-            return net(feats).numpy()
-
-    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=3)
-    # level l trains on the labels of level l-1 (level 1 on the classes) and splits into l
-    assert calls == [(1, 2), (2, 2), (3, 4)]
-    assert [lv.level for lv in res.levels] == [1, 2, 3]
-    assert np.array_equal(res.levels[0].labels, labels)
-    assert res.parent.tolist() == [0, 0, 0, 1, 1, 1]
-    assert np.array_equal(res.labels // 3, labels)  # class j's sub-classes: 3j .. 3j+2
-    assert res.embeddings.shape == (len(labels), 4)
-
-
 def test_discover_and_page() -> None:
     emb, labels, _ = _mixture(3)
     crops = [np.full((48, 48), i % 255, np.uint8) for i in range(len(emb))]
@@ -141,20 +108,3 @@ def test_subclasses_cli(tmp_path: Path, random_model_dir: Path, capsys) -> None:
     assert main(["-q", "subclasses", "--model", str(random_model_dir)]) == 2
     assert main(["-q", "subclasses", "--fer", "PublicTest", "x.jpg"]) == 2
     assert main(["-q", "subclasses", "--fer", "PublicTest", "--components", "zero"]) == 2
-
-
-def test_ferplus_sgm_trainer_on_synthetic_data(tmp_path: Path) -> None:
-    from exprsim.apps.subclasses import ferplus_sgm_trainer
-    from exprsim.train import TrainConfig
-
-    cfg = TrainConfig(
-        data="synthetic", max_train=120, val_fraction=0.2, epochs=1, batch_size=32,
-        optimizer="adam", lr=1e-3, objective="sgm", sampler="balanced", per_class=4,
-        augment=False, num_threads=1, model_kwargs={"widths": [8, 8, 8, 8]},
-    )  # fmt: skip
-    train_fn, labels = ferplus_sgm_trainer(cfg, tmp_path, progress=False)
-    assert labels.shape == (120,)
-    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=2)
-    assert (tmp_path / "level2" / "model.safetensors").is_file()
-    assert res.embeddings.shape == (120, 16)
-    assert np.array_equal(res.labels // 2, labels)

@@ -12,6 +12,7 @@ from exprsim.apps.tag import (
     DEFAULT_THRESHOLD,
     Tagger,
     calibrate_threshold,
+    calibration_page,
     match_tags,
     tag_page,
 )
@@ -114,3 +115,15 @@ def test_calibration_matches_naive_loop() -> None:
     assert cal.recall[0] == 0 and cal.recall[-1] == 1.0
     assert cal.at(0.41)["threshold"] == 0.4 and len(cal.to_frame()) == 6
     assert cal.plot()[:4] == b"\x89PNG"
+
+
+def test_calibration_page() -> None:
+    """``exprsim tag calibrate --html``: the curve, the model's operating point, the table."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 20)
+    x = np.eye(16)[y] + 0.3 * rng.standard_normal((20, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cal = calibrate_threshold(x, y, refs_per_class=2, description="twenty faces")
+    html = calibration_page(cal).render()
+    assert "threshold calibration" in html and "twenty faces" in html
+    assert html.count("<table") == 2 and "data:image/" in html

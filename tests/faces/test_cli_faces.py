@@ -37,10 +37,11 @@ def test_faces_folder_to_csv_with_crops(images, tmp_path, capsys):
     assert main(["faces", str(images), "--out", str(out), "--crops", str(crops)]) == 0
     table = pd.read_csv(out)
     assert len(table) == 2
-    assert sorted(table["file"].map(lambda s: s.split("/")[-1])) == ["frame.jpg", "grace.jpg"]
-    assert {"x1", "score", "nose_x", "sharpness", "yaw", "pitch", "roll", "ok", "crop"} <= set(
-        table.columns
+    assert sorted(table["source"].map(lambda s: s.split("/")[-1])) == ["frame.jpg", "grace.jpg"]
+    assert {"x1", "score", "nose_x", "sharpness", "yaw", "pitch", "roll", "quality_ok", "crop"} <= (
+        set(table.columns)
     )
+    assert not {"file", "ok"} & set(table.columns)
     assert sorted(p.name for p in crops.iterdir()) == ["frame_0.png", "grace_0.png"]
     assert "2 files, 2 faces, 0 unreadable" in capsys.readouterr().err
 
@@ -56,7 +57,7 @@ def test_faces_other_formats(images, tmp_path, suffix):
 def test_faces_csv_on_stdout(images, capsys):
     assert main(["-q", "faces", str(images / "grace.jpg")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("file,face,x1") and len(out) == 2
+    assert out[0].startswith("source,face,x1") and len(out) == 2
 
 
 def test_bad_files_reported_and_exit_codes(images, tmp_path, capsys):

@@ -18,10 +18,10 @@ from exprsim.faces.detect import landmarks_from_box
 from exprsim.fec.crops import FEC_BOX_LAYOUT, CropConfig, CropStore, build_crops, face_key
 from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
 from exprsim.fec.evaluate import evaluate_fec
-from exprsim.fec.train import FECTrainConfig, train_fec
 from exprsim.io import load_image
 from exprsim.models.embedder import PreprocessConfig, load_model
 from exprsim.samples import sample_path
+from exprsim.training.fec import FECTrainConfig, train_fec
 
 from .conftest import NAMES, SAMPLE_BOXES, FecServer
 

@@ -1,4 +1,8 @@
-"""FaceIndex: round trip, incremental add, crash/resume, model refusal, removal, ANN cache."""
+"""FaceIndex: round trip, incremental add, crash/resume, model refusal, removal, ANN cache.
+
+Every test that takes the ``store`` fixture runs on both backends: a SQLite file and a
+PostgreSQL + pgvector database (``conftest.py``; skipped with the reason when no server).
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,9 @@ from exprsim.io import load_image
 HERE = Path(__file__).resolve().parent
 
 
-def test_round_trip(tmp_path: Path) -> None:
+def test_round_trip(tmp_path: Path, store: str | Path) -> None:
     paths = write_images(tmp_path / "imgs", 6)
-    db = tmp_path / "faces.db"
+    db = store
     with FaceIndex(db, embedder=StubEmbedder()) as index:
         report = index.add([tmp_path / "imgs"])
         assert report.count("added") == 6 and report.added_faces == 6
@@ -49,14 +53,15 @@ def test_round_trip(tmp_path: Path) -> None:
             "path",
             "status",
         ]
-    mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    if isinstance(db, Path):
+        mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
 
 
-def test_incremental_add(tmp_path: Path) -> None:
+def test_incremental_add(tmp_path: Path, store: str | Path) -> None:
     paths = write_images(tmp_path / "imgs", 4)
     stub = StubEmbedder()
-    with FaceIndex(tmp_path / "faces.db", embedder=stub) as index:
+    with FaceIndex(store, embedder=stub) as index:
         index.add(paths)
         assert stub.calls == 4
         again = index.add(paths)
@@ -72,14 +77,14 @@ def test_incremental_add(tmp_path: Path) -> None:
         assert len(index) == 5 and index.info().n_files == 5
 
 
-def test_failed_files_are_reported_not_raised(tmp_path: Path) -> None:
+def test_failed_files_are_reported_not_raised(tmp_path: Path, store: str | Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
     black = tmp_path / "black.png"
     from PIL import Image
 
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(black)
-    with FaceIndex(tmp_path / "faces.db", embedder=StubEmbedder()) as index:
+    with FaceIndex(store, embedder=StubEmbedder()) as index:
         rep = index.add([bad, black])
         by = {Path(f.path).name: f for f in rep.files}
         assert by["broken.jpg"].status == "failed" and "not an image" in by["broken.jpg"].error
@@ -89,9 +94,9 @@ def test_failed_files_are_reported_not_raised(tmp_path: Path) -> None:
         assert index.add([bad], retry_failed=True).count("failed") == 1
 
 
-def test_model_mismatch_is_refused(tmp_path: Path) -> None:
+def test_model_mismatch_is_refused(tmp_path: Path, store: str | Path) -> None:
     paths = write_images(tmp_path / "imgs", 3)
-    db = tmp_path / "faces.db"
+    db = store
     with FaceIndex(db, embedder=StubEmbedder("stub@1")) as index:
         index.add(paths[:2])
     with FaceIndex(db, embedder=StubEmbedder("other@2")) as index:
@@ -103,10 +108,10 @@ def test_model_mismatch_is_refused(tmp_path: Path) -> None:
         assert len(index) == 2 and index.model == "stub@1"
 
 
-def test_remove_file_and_folder(tmp_path: Path) -> None:
+def test_remove_file_and_folder(tmp_path: Path, store: str | Path) -> None:
     a = write_images(tmp_path / "a", 3)
     write_images(tmp_path / "b", 2, seed=1)
-    with FaceIndex(tmp_path / "faces.db", embedder=StubEmbedder()) as index:
+    with FaceIndex(store, embedder=StubEmbedder()) as index:
         index.add([tmp_path / "a", tmp_path / "b"])
         gen = index.generation
         assert index.remove([a[0]]) == 1
@@ -140,11 +145,11 @@ def test_ann_cache_is_rebuilt_when_stale(tmp_path: Path) -> None:
         assert (nn[0] >= 0).sum() == 4
 
 
-def test_labels_tags_and_add_faces(tmp_path: Path) -> None:
+def test_labels_tags_and_add_faces(tmp_path: Path, store: str | Path) -> None:
     stub = StubEmbedder()
     imgs = write_images(tmp_path / "imgs", 2)
     faces = stub.embed_images(imgs)
-    with FaceIndex(tmp_path / "faces.db") as index:
+    with FaceIndex(store) as index:
         assert index.add_faces(faces, model="stub@1") == 2
         ids = [r.id for r in index.records()]
         index.set_label(ids[:1], "happy")
@@ -154,6 +159,20 @@ def test_labels_tags_and_add_faces(tmp_path: Path) -> None:
         assert r0.label == "happy" and r1.label is None
         assert r0.tags == ("a", "b", "c") and r1.tags == ("a", "b")
         assert index.info().n_labelled == 1
+        # tag references and the identity-descriptor cache
+        e = np.ones(16, np.float32) / 4
+        ref = index.add_tag_reference("smile", e, model="stub@1", source="x.png")
+        assert index.add_tag_reference("smile", e, model="stub@1") == ref  # kept once
+        refs = index.tag_references()
+        assert [r["name"] for r in refs] == ["smile"] and np.allclose(refs[0]["embedding"], e)
+        assert index.info().tag_names == ("smile",)
+        index.store_identity_descriptors({ids[0]: np.arange(4, dtype=np.float32), ids[1]: None})
+        index.store_identity_descriptors({ids[0]: np.ones(4, np.float32)})  # upsert
+        got = index.identity_descriptors([*ids, 999_999])
+        assert set(got) == set(ids) and got[ids[1]] is None
+        np.testing.assert_array_equal(got[ids[0]], np.ones(4, np.float32))
+        assert index.remove_tag("smile") == 1 and index.tag_references() == []
+        assert list(index.files().columns)[:2] == ["path", "size"] and len(index.files()) == 2
 
 
 def test_not_a_database(tmp_path: Path) -> None:
@@ -178,10 +197,10 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_resume_after_kill(tmp_path: Path) -> None:
+def test_resume_after_kill(tmp_path: Path, store: str | Path, count_files) -> None:
     n = 120
     write_images(tmp_path / "imgs", n)
-    db = tmp_path / "faces.db"
+    db = store
     code = CHILD.format(here=str(HERE), db=str(db), imgs=str(tmp_path / "imgs"))
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
@@ -191,25 +210,26 @@ def test_resume_after_kill(tmp_path: Path) -> None:
             time.sleep(0.05)
             if child.poll() is not None:
                 break
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=1) as c:
-                        done = c.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-                except sqlite3.Error:
-                    continue
-                if done >= 10:
-                    break
+            try:
+                done = count_files()
+            except Exception:  # the child is creating the tables
+                continue
+            if done >= 10:
+                break
         assert child.poll() is None, "the child finished before it could be killed"
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    with sqlite3.connect(db) as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as c:
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with FaceIndex(db) as index:
+        c = index._db
         n_files, n_faces, dup = c.execute(
             "SELECT (SELECT COUNT(*) FROM files), (SELECT COUNT(*) FROM faces),"
             " (SELECT COUNT(*) FROM (SELECT file_id, face_index FROM faces"
-            "  GROUP BY file_id, face_index HAVING COUNT(*) > 1))"
+            "  GROUP BY file_id, face_index HAVING COUNT(*) > 1) AS d)"
         ).fetchone()
     assert 10 <= n_files < n and n_faces == n_files and dup == 0
     stub = StubEmbedder()

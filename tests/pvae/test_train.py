@@ -9,7 +9,7 @@ import pytest
 
 from exprsim.pvae.codes import is_pvae_run, load_pvae
 from exprsim.pvae.model import create_landmark_model, list_landmark_models
-from exprsim.pvae.train import PVAETrainConfig, ordered_triplets, train_pvae
+from exprsim.training.pvae import PVAETrainConfig, ordered_triplets, train_pvae
 
 
 def _cfg(model: str) -> PVAETrainConfig:

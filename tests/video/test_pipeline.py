@@ -86,7 +86,7 @@ def test_iou_fallback_classifier_and_tags(two_people, embedder):
     assert "mine" in a.tags[i0]
     assert any(m.tag == "mine" for m in a.person_stats[int(a.persons[i0])].tagged_moments)
     table = a.to_frame()
-    ok = table["ok"].to_numpy()
+    ok = table["quality_ok"].to_numpy()
     assert table.loc[ok, "emotion_1"].isin(["a", "b", "c", "d"]).all()
     assert (table.loc[ok, "p_1"] >= table.loc[ok, "p_2"]).all()
     shares = a.person_stats[0].emotion_shares
@@ -127,7 +127,8 @@ def test_blurred_and_yawed_frames_rejected(face_patches, clip_factory, embedder,
             return Quality(q.sharpness, 70.0, q.pitch, q.roll, False, reasons)
         return q
 
-    monkeypatch.setattr(quality_mod, "assess", fake_assess)
+    # the video pipeline runs faces.pipeline.analyze_image, which calls assess from there
+    monkeypatch.setattr("exprsim.faces.pipeline.assess", fake_assess)
     a = analyze_video(clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
     assert a.n_sampled == 10
     by_slot = {f.slot: f.quality for f in a.faces}
@@ -184,11 +185,11 @@ def test_interrupt_keeps_partial_analysis(clip_factory, embedder, monkeypatch):
 @pytest.mark.slow
 def test_demo_section_on_bundled_clip(embedder, tmp_path):
     """``make demo``'s video part: the bundled clip (one woman) gives one person."""
+    from exprsim.demo import video_section
     from exprsim.report.html import Page
-    from exprsim.video.report import demo_section
 
     page = Page("demo")
-    a = demo_section(page, tmp_path, embedder)
+    a = video_section(page, tmp_path, embedder)
     assert a.n_persons == 1 and a.person_stats[0].appearance_rate > 0.9
     assert (tmp_path / "video" / "report.html").is_file()
     assert "5. Video" in page.render()

@@ -2,11 +2,14 @@
 
 Public API::
 
+    compare_images(images, embedder) -> Comparison                 # distances, odd one out
+    embed_files(paths, embedder) -> FaceTable                      # one row per face
     search(query_image, index, k=20, ...) -> SearchResult           # expression search
     summarize(embeddings_or_faces, n_clusters=10, method=...) -> Summary
     ExpressionKNN(k=11).fit(emb, labels).predict(emb)              # kNN emotion classifier
     load_reference_set() / build_reference_set(embedder)           # shipped FER+ kNN set
     Tagger(index).add(name, image); Tagger(index).tag(images)      # reference-face tags
+    label_image_faces(paths, embedder, labels="folder") -> LabelledFaces
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
+    "compare_images": "exprsim.apps.compare",
+    "odd_one_out": "exprsim.apps.compare",
+    "embed_files": "exprsim.apps.embed",
+    "label_image_faces": "exprsim.apps.labels",
     "search": "exprsim.apps.search",
     "SearchResult": "exprsim.apps.search",
     "summarize": "exprsim.apps.summarize",
@@ -27,6 +34,7 @@ _LAZY = {
     "evaluate_reference": "exprsim.apps.classify",
     "Tagger": "exprsim.apps.tag",
     "calibrate_threshold": "exprsim.apps.tag",
+    "calibration_page": "exprsim.apps.tag",
 }
 
 __all__ = sorted(_LAZY)

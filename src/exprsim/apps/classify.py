@@ -341,11 +341,12 @@ def ferplus_holdout_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split FER+ Training indices into ``(fit, held_out)`` (shared with tagging).
 
-    The same seeded split as :func:`exprsim.train.holdout_split`: with the defaults the
-    held-out faces are exactly the default model's validation faces, which it never trained
-    on, so choices made on them (K, thresholds) are not flattered by memorised faces.
+    The same seeded split as training's (:func:`exprsim.data.split.holdout_split`): with the
+    defaults the held-out faces are exactly the default model's validation faces, which it
+    never trained on, so choices made on them (K, thresholds) are not flattered by memorised
+    faces.
     """
-    from exprsim.train import holdout_split
+    from exprsim.data.split import holdout_split
 
     return holdout_split(n, fraction, seed)
 
@@ -394,7 +395,6 @@ def build_reference_set(
         The :class:`ReferenceSet` (embeddings as stored, i.e. rounded to ``dtype``).
     """
     from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
-    from exprsim.metrics import classification_scores, knn_proba, roc_auc
 
     if embedder is None:
         from exprsim.models.embedder import load_model
@@ -407,27 +407,7 @@ def build_reference_set(
     labels = train.majority
     emb = embed_fer(embedder, train.images, progress=progress).astype(dtype).astype(np.float32)
     fit_idx, held_idx = ferplus_holdout_split(len(train), holdout_fraction, seed)
-    n_cls = len(FERPLUS_CLASSES)
-    rows = []
-    for k in sorted(set(int(k) for k in k_grid)):
-        if k > len(fit_idx) or len(held_idx) == 0:
-            continue
-        proba = knn_proba(emb[fit_idx], labels[fit_idx], emb[held_idx], k, n_classes=n_cls)
-        pred = proba.argmax(axis=1)
-        sc = classification_scores(labels[held_idx], pred, labels=list(range(n_cls)))
-        aucs = [roc_auc(labels[held_idx] == c, proba[:, c]) for c in range(n_cls)]
-        defined = [a for a in aucs if not np.isnan(a)]
-        rows.append(
-            {
-                "k": k,
-                "accuracy": sc["accuracy"],
-                "macro_f1": sc["macro_f1"],
-                "mean_auc": float(np.mean(defined)) if defined else float("nan"),
-            }
-        )
-        log.info(
-            "K=%d held-out accuracy %.4f mean AUC %.4f", k, sc["accuracy"], rows[-1]["mean_auc"]
-        )
+    rows = _k_selection(emb, labels, fit_idx, held_idx, k_grid, len(FERPLUS_CLASSES))
     best_k = max(rows, key=lambda r: (r["accuracy"], -r["k"]))["k"] if rows else 11
     ref = ReferenceSet(
         embeddings=emb,
@@ -450,6 +430,41 @@ def build_reference_set(
     ref.save(out, dtype=dtype)
     log.info("reference set (%d faces, K=%d) written to %s", len(train), best_k, out)
     return ref
+
+
+def _k_selection(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    fit_idx: np.ndarray,
+    held_idx: np.ndarray,
+    k_grid: Iterable[int],
+    n_cls: int,
+) -> list[dict[str, Any]]:
+    """Held-out accuracy, macro-F1 and mean AUC of kNN for each K of ``k_grid`` (ascending;
+    a K larger than the fitted set is skipped)."""
+    from exprsim.metrics import classification_scores, knn_proba, roc_auc
+
+    rows: list[dict[str, Any]] = []
+    for k in sorted(set(int(k) for k in k_grid)):
+        if k > len(fit_idx) or len(held_idx) == 0:
+            continue
+        proba = knn_proba(emb[fit_idx], labels[fit_idx], emb[held_idx], k, n_classes=n_cls)
+        pred = proba.argmax(axis=1)
+        sc = classification_scores(labels[held_idx], pred, labels=list(range(n_cls)))
+        aucs = [roc_auc(labels[held_idx] == c, proba[:, c]) for c in range(n_cls)]
+        defined = [a for a in aucs if not np.isnan(a)]
+        rows.append(
+            {
+                "k": k,
+                "accuracy": sc["accuracy"],
+                "macro_f1": sc["macro_f1"],
+                "mean_auc": float(np.mean(defined)) if defined else float("nan"),
+            }
+        )
+        log.info(
+            "K=%d held-out accuracy %.4f mean AUC %.4f", k, sc["accuracy"], rows[-1]["mean_auc"]
+        )
+    return rows
 
 
 def _check_model(reference: ReferenceSet, embedder: Any) -> None:

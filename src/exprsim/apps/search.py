@@ -25,55 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError
+from exprsim.faces.identity import IDENTITY_THRESHOLD, IdentityEncoder
 
 log = logging.getLogger(__name__)
-
-#: dlib's decision threshold for "same person" on its 128-d descriptors.
-IDENTITY_THRESHOLD = 0.6
-
-
-# ----------------------------------------------------------------------------- identity
-
-
-class IdentityEncoder:
-    """dlib's ResNet face descriptor (128-d; same person when distance < 0.6).
-
-    Raises:
-        BackendUnavailableError: dlib or ``face_recognition_models`` is not installed.
-    """
-
-    def __init__(self) -> None:
-        from exprsim.faces.landmarks import DLIB_INSTALL, dlib_model_path, dlib_probe
-
-        why = dlib_probe()
-        if why is not None:
-            raise BackendUnavailableError(f"identity exclusion needs dlib: {why}")
-        import dlib
-
-        try:
-            self._shape = dlib.shape_predictor(
-                str(dlib_model_path("shape_predictor_5_face_landmarks.dat"))
-            )
-            self._net = dlib.face_recognition_model_v1(
-                str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
-            )
-        except BackendUnavailableError:
-            raise
-        except Exception as exc:  # pragma: no cover - broken install
-            raise BackendUnavailableError(
-                f"cannot load dlib's face models ({exc}): {DLIB_INSTALL}"
-            ) from exc
-        self._dlib = dlib
-
-    def descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """``(128,)`` float32 descriptor of the face in ``box`` of an ``(H, W, 3)`` uint8 image."""
-        x1, y1, x2, y2 = (round(float(v)) for v in np.asarray(box).reshape(4))
-        rect = self._dlib.rectangle(x1, y1, x2, y2)
-        img = np.ascontiguousarray(image)
-        shape = self._shape(img, rect)
-        return np.asarray(self._net.compute_face_descriptor(img, shape), dtype=np.float32)
-
 
 # ----------------------------------------------------------------------------- results
 
@@ -306,6 +261,49 @@ def search(
         IdentityEncoder()  # fail early and clearly when dlib is missing
     q = _query_face(query_image, embedder, face, detector)
     identity = _IdentityFilter(index, q, identity_threshold) if exclude_same_identity else None
+    filters = _Filters(exclude_same_image, quality_ok_only, min_sharpness, max_abs_yaw)
+    hits, excluded = _collect_hits(index, q, k, filters, identity)
+    return SearchResult(
+        query_source=q.source,
+        query_face=q.face_index,
+        query_embedding=q.embedding,
+        hits=tuple(hits),
+        excluded=excluded,
+        model=index.model or model,
+        query_crop=q.crop,
+    )
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """The candidate filters of :func:`search` other than identity."""
+
+    exclude_same_image: bool
+    quality_ok_only: bool
+    min_sharpness: float | None
+    max_abs_yaw: float | None
+
+    def reason(self, r: Any, q: _Query) -> str | None:
+        """Why record ``r`` is excluded (an ``excluded`` key), or ``None`` to keep it."""
+        if self.exclude_same_image and (
+            (q.path is not None and r.source == q.path)
+            or (q.sha256 is not None and r.sha256 == q.sha256)
+        ):
+            return "same_image"
+        if (
+            (self.quality_ok_only and not r.quality_ok)
+            or (self.min_sharpness is not None and not r.sharpness >= self.min_sharpness)
+            or (self.max_abs_yaw is not None and not abs(r.yaw) <= self.max_abs_yaw)
+        ):
+            return "quality"
+        return None
+
+
+def _collect_hits(
+    index: Any, q: _Query, k: int, filters: _Filters, identity: _IdentityFilter | None
+) -> tuple[list[SearchHit], dict[str, int]]:
+    """Ask the index for more and more neighbours until ``k`` pass the filters (or the whole
+    index was seen); returns the hits, nearest first, and the count each filter removed."""
     total = len(index)
     excluded = {"same_image": 0, "same_identity": 0, "quality": 0}
     hits: list[SearchHit] = []
@@ -325,57 +323,40 @@ def search(
             r = records.get(fid)
             if r is None:
                 continue
-            if exclude_same_image and (
-                (q.path is not None and r.source == q.path)
-                or (q.sha256 is not None and r.sha256 == q.sha256)
-            ):
-                excluded["same_image"] += 1
-                continue
-            if (
-                (quality_ok_only and not r.quality_ok)
-                or (min_sharpness is not None and not r.sharpness >= min_sharpness)
-                or (max_abs_yaw is not None and not abs(r.yaw) <= max_abs_yaw)
-            ):
-                excluded["quality"] += 1
+            why = filters.reason(r, q)
+            if why is not None:
+                excluded[why] += 1
                 continue
             cand.append((r, d))
-        id_dist: dict[int, float | None] = {}
-        if identity is not None and cand:
-            id_dist = identity.distances([r for r, _ in cand])
+        id_dist = identity.distances([r for r, _ in cand]) if identity is not None and cand else {}
         for r, d in cand:
             idd = id_dist.get(r.id)
-            if identity is not None and idd is not None and idd < identity_threshold:
+            if identity is not None and idd is not None and idd < identity.threshold:
                 excluded["same_identity"] += 1
                 continue
-            hits.append(
-                SearchHit(
-                    rank=len(hits) + 1,
-                    face_id=r.id,
-                    distance=d,
-                    source=r.source,
-                    face_index=r.face_index,
-                    box=r.box,
-                    quality_ok=r.quality_ok,
-                    sharpness=r.sharpness,
-                    yaw=r.yaw,
-                    label=r.label,
-                    tags=r.tags,
-                    identity_distance=idd,
-                )
-            )
+            hits.append(_hit(len(hits) + 1, r, d, idd))
             if len(hits) == k:
                 break
         if fetch >= total:
             break
         fetch = min(total, fetch * 4)
-    return SearchResult(
-        query_source=q.source,
-        query_face=q.face_index,
-        query_embedding=q.embedding,
-        hits=tuple(hits),
-        excluded=excluded,
-        model=index.model or model,
-        query_crop=q.crop,
+    return hits, excluded
+
+
+def _hit(rank: int, r: Any, distance: float, identity_distance: float | None) -> SearchHit:
+    return SearchHit(
+        rank=rank,
+        face_id=r.id,
+        distance=distance,
+        source=r.source,
+        face_index=r.face_index,
+        box=r.box,
+        quality_ok=r.quality_ok,
+        sharpness=r.sharpness,
+        yaw=r.yaw,
+        label=r.label,
+        tags=r.tags,
+        identity_distance=identity_distance,
     )
 
 

@@ -10,12 +10,8 @@ Recognition" (Sec. 3.2, Algorithm 2 "Deep Gaussian Mixture Sub-space Learning", 
   paper's 5 per class gives FER+'s 40 groups) or chosen by BIC among
   ``1..max_components`` (``"bic"``, the default for discovery on a trained model: a class
   with one mode stays whole).
-* :func:`deep_gaussian_mixture_subspaces` — Algorithm 2: for levels ``l = 1..L`` train with
-  SGM on the current labels, embed every face, split each *original* class into ``l``
-  components by EM, relabel (class ``j``'s components get ids ``j*l .. j*l + l - 1``), go on.
-  Training is a callback, so any trainer (or a tiny test model) plugs in;
-  :func:`ferplus_sgm_trainer` is the FER+ one over :func:`exprsim.train.train`, each level
-  starting from the previous level's weights.
+* Algorithm 2 (train with SGM, split, relabel, train again) is a learner:
+  :mod:`exprsim.training.sgm` (recipe ``sgm-subspaces``), built on :func:`split_classes`.
 * :func:`discover_subexpressions` / :func:`subexpressions_page` — for a trained model and a
   face set: split each emotion class, and per sub-class the medoid (the member closest to
   the sub-class mean) and the ``top_k`` members nearest the medoid (the paper's Top-k),
@@ -25,9 +21,8 @@ Recognition" (Sec. 3.2, Algorithm 2 "Deep Gaussian Mixture Sub-space Learning", 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,9 +30,6 @@ import numpy as np
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
-
-#: ``train_fn(level, labels (N,) int64) -> (N, D) embeddings of the same faces``.
-TrainFn = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -84,6 +76,44 @@ def _fit_gmm(x: np.ndarray, n: int, covariance_type: str, seed: int, n_init: int
         n_init=n_init,
         reg_covar=1e-6,
     ).fit(x)
+
+
+def _split_one_class(
+    xc: np.ndarray,
+    n_components: int | str,
+    max_components: int,
+    cap: int,
+    stride: int | None,
+    covariance_type: str,
+    seed: int,
+    n_init: int,
+) -> tuple[np.ndarray, list[int], dict[int, float]]:
+    """EM on one class: ``(component of each row, components by size, BIC per count)``."""
+    tried: dict[int, float] = {}
+    gmm = None
+    if cap == 1:  # too few faces to split
+        n_c = 1
+    elif n_components == "bic":
+        best: tuple[int, Any] | None = None
+        for n in range(1, min(max_components, cap) + 1):
+            fit = _fit_gmm(xc, n, covariance_type, seed, n_init)
+            tried[n] = float(fit.bic(xc))
+            if best is None or tried[n] < tried[best[0]]:
+                best = (n, fit)
+        assert best is not None
+        n_c, gmm = best
+    else:
+        n_c = min(int(n_components), cap)
+        if stride is not None and n_c > stride:
+            raise ExprsimError(f"n_components {n_c} > stride {stride}")
+        gmm = _fit_gmm(xc, n_c, covariance_type, seed, n_init) if n_c > 1 else None
+    comp = gmm.predict(xc) if gmm is not None and n_c > 1 else np.zeros(len(xc), np.int64)
+    # order components by size (ties: lowest first member), drop empty ones
+    order = sorted(
+        (k for k in range(n_c) if (comp == k).any()),
+        key=lambda k: (-int((comp == k).sum()), int(np.argmax(comp == k))),
+    )
+    return comp, order, tried
 
 
 def split_classes(
@@ -137,35 +167,15 @@ def split_classes(
         xc = x[idx]
         if stride is not None:
             offset = int(c) * stride
-        cap = max(1, len(idx) // max(min_per_component, 1))
-        if cap == 1:  # too few faces to split
-            n_c, gmm = 1, None
-        elif n_components == "bic":
-            tried = {}
-            best = None
-            for n in range(1, min(max_components, cap) + 1):
-                gmm = _fit_gmm(xc, n, covariance_type, seed, n_init)
-                tried[n] = float(gmm.bic(xc))
-                if best is None or tried[n] < tried[best[0]]:
-                    best = (n, gmm)
-            assert best is not None
-            bics[int(c)] = tried
-            n_c, gmm = best
-        else:
-            n_c = min(int(n_components), cap)
-            if stride is not None and n_c > stride:
-                raise ExprsimError(f"n_components {n_c} > stride {stride}")
-            gmm = _fit_gmm(xc, n_c, covariance_type, seed, n_init) if n_c > 1 else None
-        comp = gmm.predict(xc) if gmm is not None and n_c > 1 else np.zeros(len(idx), np.int64)
-        # order components by size (ties: lowest first member), drop empty ones
-        order = sorted(
-            (k for k in range(n_c) if (comp == k).any()),
-            key=lambda k: (-int((comp == k).sum()), int(np.argmax(comp == k))),
-        )
-        if stride is not None:
             while len(parent) < offset:
                 parent.append(-1)
                 means.append(np.full(x.shape[1], np.nan))
+        cap = max(1, len(idx) // max(min_per_component, 1))
+        comp, order, tried = _split_one_class(
+            xc, n_components, max_components, cap, stride, covariance_type, seed, n_init
+        )
+        if tried:
+            bics[int(c)] = tried
         for rank, k in enumerate(order):
             out[idx[comp == k]] = offset + rank
             parent.append(int(c))
@@ -179,126 +189,6 @@ def split_classes(
         means=np.stack(means) if means else np.zeros((0, x.shape[1])),
         bic=bics,
     )
-
-
-# --------------------------------------------------------------------------- Algorithm 2
-
-
-@dataclass(frozen=True)
-class SubspaceLevel:
-    """One level of Algorithm 2: ``labels`` ``(N,)`` after splitting each class into
-    ``level`` components of the embeddings trained on the previous labels."""
-
-    level: int
-    labels: np.ndarray
-    split: SubclassSplit
-
-
-@dataclass(frozen=True)
-class SubspaceResult:
-    """Result of :func:`deep_gaussian_mixture_subspaces`.
-
-    Attributes:
-        levels: one :class:`SubspaceLevel` per level, ``1..L``.
-        embeddings: ``(N, D)`` embeddings of the last level's trained model.
-    """
-
-    levels: tuple[SubspaceLevel, ...]
-    embeddings: np.ndarray
-
-    @property
-    def labels(self) -> np.ndarray:
-        """``(N,)`` final sub-class labels (class ``j``, component ``g``: ``j * L + g``)."""
-        return self.levels[-1].labels
-
-    @property
-    def parent(self) -> np.ndarray:
-        return self.levels[-1].split.parent
-
-
-def deep_gaussian_mixture_subspaces(
-    labels: np.ndarray,
-    train_fn: TrainFn,
-    levels: int = 5,
-    covariance_type: str = "spherical",
-    seed: int = 0,
-) -> SubspaceResult:
-    """Algorithm 2 (Deep Gaussian Mixture Sub-space Learning).
-
-    For ``l = 1..levels``: ``Z = train_fn(l, Y_hat)`` (train with SGM on the current labels
-    and embed all faces), then every original class ``j`` is split by EM into ``l``
-    components and its faces get labels ``g + j * l`` (the paper's ``g + k, k += l``).
-    Level 1 is the plain SGM model (one component per class).
-
-    Args:
-        labels: ``(N,)`` int original class labels ``Y``.
-        train_fn: trains on ``(level, labels)`` and returns ``(N, D)`` embeddings.
-        levels: ``L`` (paper: 5, i.e. 5 sub-classes per class, 40 for FER+).
-        covariance_type, seed: passed to :func:`split_classes`.
-    """
-    y = np.asarray(labels, np.int64)
-    if levels < 1:
-        raise ExprsimError(f"levels must be >= 1, got {levels}")
-    current = y.copy()
-    done: list[SubspaceLevel] = []
-    z = np.zeros((len(y), 0))
-    for level in range(1, levels + 1):
-        z = np.asarray(train_fn(level, current))
-        if z.shape[0] != len(y):
-            raise ExprsimError(f"train_fn returned {z.shape[0]} embeddings for {len(y)} faces")
-        split = split_classes(
-            z, y, n_components=level, covariance_type=covariance_type, stride=level, seed=seed
-        )
-        current = split.labels
-        log.info("level %d: %d sub-classes", level, split.n_subclasses)
-        done.append(SubspaceLevel(level, current, split))
-    return SubspaceResult(tuple(done), z)
-
-
-def ferplus_sgm_trainer(
-    cfg: Any, out_root: str | Path, progress: bool = True, n_classes: int = 8
-) -> tuple[TrainFn, np.ndarray]:
-    """A :data:`TrainFn` training SGM with :func:`exprsim.train.train`, and the labels ``Y``.
-
-    Level ``l`` trains ``cfg`` (``objective="sgm"`` is forced) into ``out_root/level<l>``,
-    starting from level ``l-1``'s weights, on the given labels (one-hot), with
-    ``per_class = max(2, cfg.per_class * n_classes // n_labels)`` so the batch size stays
-    about that of level 1; it returns the embeddings of all training faces as loaded.
-
-    Returns:
-        ``(train_fn, labels)``: labels are the majority votes of the faces ``cfg`` loads.
-    """
-    from exprsim.train import _load_data, embed_array, holdout_split
-
-    tr, val = _load_data(cfg)
-    n = len(tr.images) + len(val.images)
-    tr_idx, val_idx = holdout_split(n, cfg.val_fraction, cfg.seed)
-    images = np.empty((n, *tr.images.shape[1:]), tr.images.dtype)
-    images[tr_idx], images[val_idx] = tr.images, val.images
-    majority = np.empty(n, np.int64)
-    majority[tr_idx], majority[val_idx] = tr.dist.argmax(1), val.dist.argmax(1)
-    root = Path(out_root)
-
-    def train_fn(level: int, labels: np.ndarray) -> np.ndarray:
-        from exprsim.models.embedder import load_model
-        from exprsim.train import train
-
-        n_labels = len(np.unique(labels))
-        lcfg = replace(
-            cfg,
-            objective="sgm",
-            per_class=max(2, cfg.per_class * n_classes // max(n_labels, 1)),
-            init_from=str(root / f"level{level - 1}") if level > 1 else cfg.init_from,
-        )
-        out = root / f"level{level}"
-        train(lcfg, out, progress=progress, labels=labels)
-        model = load_model(str(out)).model
-        return embed_array(model, images, cfg.preprocess)
-
-    return train_fn, majority
-
-
-# --------------------------------------------------------------------------- discovery
 
 
 @dataclass(frozen=True)

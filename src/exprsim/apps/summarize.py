@@ -143,7 +143,7 @@ def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
 
 
 def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
-    from exprsim.losses.distances import cosine_distance, l2
+    from exprsim.distances import cosine_distance, l2
 
     if metric == "cosine":
         return np.asarray(cosine_distance(x, centre[None, :]), dtype=np.float64)

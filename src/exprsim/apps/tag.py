@@ -111,7 +111,7 @@ def match_tags(
         Per embedding: the names with nearest-reference distance strictly below
         ``threshold`` (nearest first), and every name's nearest-reference distance.
     """
-    from exprsim.losses.distances import pairwise_l2
+    from exprsim.distances import pairwise_l2
 
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
     r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
@@ -373,7 +373,7 @@ def calibrate_threshold(
         labels: ``(N,)`` class of each face.
         thresholds: grid (default ``0, 0.025, ..., 2``).
     """
-    from exprsim.losses.distances import pairwise_l2
+    from exprsim.distances import pairwise_l2
 
     x = np.asarray(embeddings, dtype=np.float64)
     y = np.asarray(labels)
@@ -453,6 +453,20 @@ def calibrate_from_ferplus(
         ),
     )
     return replace(cal, current_threshold=model_threshold(embedder))
+
+
+def calibration_page(
+    cal: TagCalibration, title: str = "Reference-face tagging: threshold calibration"
+) -> Any:
+    """HTML page of a :class:`TagCalibration`: the curve, the numbers at the model's
+    threshold, then the whole table (``exprsim tag calibrate --html``)."""
+    from exprsim.report.html import Page
+
+    page = Page(title, subtitle=cal.description)
+    page.image(cal.plot())
+    page.table([cal.to_dict()["at_default"]])
+    page.table(cal.to_frame())
+    return page
 
 
 def tag_page(

@@ -26,12 +26,19 @@ def _db_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def _out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--out", metavar="FILE", help="also write the table to FILE (.csv, .parquet, .jsonl)"
+        "--out", metavar="FILE", help="also write the table to FILE (.csv, .parquet, .jsonl, .json)"
     )
 
 
 def register(subparsers: Any) -> None:
-    # -- index
+    _register_index(subparsers)
+    _register_search(subparsers)
+    _register_summarize(subparsers)
+    _register_classify(subparsers)
+    _register_tag(subparsers)
+
+
+def _register_index(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "index",
         help="build and inspect a face index (SQLite + ANN)",
@@ -47,7 +54,12 @@ def register(subparsers: Any) -> None:
             "is resumed by running the command again."
         ),
     )
-    a.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    a.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    a.add_argument(
+        "--from-parquet",
+        metavar="DIR",
+        help="bulk-load embedding shards (`exprsim embed -o file.parquet` columns) instead",
+    )
     _db_arg(a)
     _model_arg(a)
     a.add_argument("--detector", default=None, help="face detector (default mediapipe)")
@@ -68,7 +80,8 @@ def register(subparsers: Any) -> None:
     a.set_defaults(func=cmd_index_rebuild)
     p.set_defaults(func=lambda args, parser=p: _usage(parser))
 
-    # -- search
+
+def _register_search(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "search",
         help="faces with the most similar expression to a query face",
@@ -95,7 +108,8 @@ def register(subparsers: Any) -> None:
     _out_arg(p)
     p.set_defaults(func=cmd_search)
 
-    # -- summarize
+
+def _register_summarize(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "summarize",
         help="summarise the expressions of a photo album in a few faces",
@@ -123,7 +137,8 @@ def register(subparsers: Any) -> None:
     _out_arg(p)
     p.set_defaults(func=cmd_summarize)
 
-    # -- classify
+
+def _register_classify(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "classify",
         help="emotion of each face by kNN on the shipped FER+ reference set",
@@ -148,7 +163,8 @@ def register(subparsers: Any) -> None:
     _out_arg(p)
     p.set_defaults(func=cmd_classify)
 
-    # -- tag
+
+def _register_tag(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "tag",
         help="tag faces with user-defined expressions given by reference faces",
@@ -196,10 +212,11 @@ def _embedder(args: argparse.Namespace) -> Any:
 
 
 def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
+    from exprsim.index.backends import is_postgres_url
     from exprsim.index.store import FaceIndex
 
-    db = Path(args.db)
-    if must_exist and not db.is_file():
+    db = str(args.db)  # a path or a postgresql:// URI (Path() would mangle the URI)
+    if must_exist and not is_postgres_url(db) and not Path(db).is_file():
         raise ExprsimError(
             f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"
         )
@@ -207,23 +224,18 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
 
 
 def _write_table(frame: Any, out: str | None) -> None:
-    if not out:
-        return
-    low = out.lower()
-    if low.endswith(".csv"):
-        frame.to_csv(out, index=False)
-    elif low.endswith(".parquet"):
-        frame.to_parquet(out, index=False)
-    elif low.endswith(".jsonl"):
-        frame.to_json(out, orient="records", lines=True)
-    else:
-        raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
+    if out:
+        from exprsim.io import save_table
+
+        save_table(frame, out)
 
 
 def _check_out(out: str | None, html: str | None = None) -> None:
     """Refuse an output that cannot be written before doing the work."""
-    if out and not out.lower().endswith((".csv", ".parquet", ".jsonl")):
-        raise ExprsimError(f"--out {out}: must end in .csv, .parquet or .jsonl")
+    if out:
+        from exprsim.io import check_table_path
+
+        check_table_path(out)
     for flag, path in (("--out", out), ("--html", html)):
         if path and not Path(path).resolve().parent.is_dir():
             raise ExprsimError(f"{flag} {path}: folder {Path(path).parent} does not exist")
@@ -251,6 +263,10 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
+    if args.from_parquet:
+        return _index_add_parquet(args)
+    if not args.paths:
+        raise ExprsimError("index add needs image paths or --from-parquet DIR")
     files = _expand(args.paths)
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
@@ -260,10 +276,21 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
-        if len(index) and not index.info().ann_fresh:
-            index.rebuild_ann(args.ann)
+        if len(index):
+            index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
         print(report.summary())
         return 1 if report.files and report.count("failed") == len(report.files) else 0
+
+
+def _index_add_parquet(args: argparse.Namespace) -> int:
+    from exprsim.scale import load_parquet
+
+    with _open_index(args, must_exist=False) as index:
+        rep = load_parquet(args.from_parquet, index, progress=not args.quiet)
+        if len(index):
+            index.refresh_ann(args.ann)
+    print(rep.summary())
+    return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
@@ -281,7 +308,7 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
     with _open_index(args) as index:
         n = index.remove(args.paths)
         if n and len(index):
-            index.rebuild_ann()
+            index.refresh_ann()
     print(f"removed {n} files")
     return 0
 
@@ -418,7 +445,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from exprsim.apps.tag import Tagger, calibrate_from_ferplus, tag_page
+    from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page, tag_page
 
     _check_out(args.out, getattr(args, "html", None))
     action, rest = (
@@ -431,13 +458,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         print(json.dumps(cal.to_dict(), indent=2))
         _write_table(cal.to_frame(), args.out)
         if args.html:
-            from exprsim.report.html import Page
-
-            page = Page("Reference-face tagging: threshold calibration", subtitle=cal.description)
-            page.image(cal.plot())
-            page.table([cal.to_dict()["at_default"]])
-            page.table(cal.to_frame())
-            page.save(args.html)
+            calibration_page(cal).save(args.html)
             print(f"report: {args.html}")
         return 0
     if not args.db:

@@ -8,6 +8,7 @@ from typing import Any
 
 from exprsim.cli.argtypes import int_at_least
 from exprsim.errors import ExprsimError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(subparsers: Any) -> None:
@@ -30,12 +31,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument(
-        "--detector", default="mediapipe", help="detector backend (see `exprsim detectors`)"
+        "--detector", default=DEFAULT_DETECTOR, help="detector backend (see `exprsim detectors`)"
     )
     p.add_argument(
         "--out",
         metavar="FILE",
-        help="write the table to FILE (.csv, .parquet or .jsonl); default: CSV on stdout",
+        help="write the table to FILE (.csv, .parquet, .jsonl or .json); default: CSV on stdout",
     )
     p.add_argument("--crops", metavar="DIR", help="write the aligned crops to DIR as PNG")
     p.add_argument(
@@ -66,10 +67,10 @@ def cmd_faces(args: argparse.Namespace) -> int:
 
     from exprsim.faces.align import AlignConfig
     from exprsim.faces.pipeline import analyze_files, resolve_detector
-    from exprsim.io import iter_image_files
+    from exprsim.io import check_table_path, iter_image_files
 
-    if args.out and not args.out.lower().endswith((".csv", ".parquet", ".jsonl")):
-        raise ExprsimError(f"--out {args.out}: must end in .csv, .parquet or .jsonl")
+    if args.out:
+        check_table_path(args.out)
     files = list(iter_image_files(args.paths))
     if not files:
         raise ExprsimError(f"no image files found in {' '.join(args.paths)}")

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from exprsim.errors import ExprsimError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(subparsers: Any) -> None:
@@ -107,7 +108,7 @@ def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
     )
     p.add_argument(
         "--detector",
-        default="mediapipe",
+        default=DEFAULT_DETECTOR,
         help="detector backend, or 'none' to align by the boxes only",
     )
     p.add_argument("--crop-workers", type=int, default=1, help="cropping processes (default 1)")

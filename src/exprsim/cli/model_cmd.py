@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from exprsim.cli.argtypes import int_at_least
 from exprsim.errors import ExprsimError, ImageError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(sub: Any) -> None:
@@ -16,10 +18,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("embed", help="detect, align and embed every face -> table")
-    p.add_argument("paths", nargs="+", help="image files or directories (recursed)")
-    p.add_argument("-o", "--out", required=True, help="faces.parquet | faces.csv | faces.jsonl")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="image files or directories (recursed); with --engine ray also a glob or a "
+        "Parquet/CSV list of paths or URIs",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="faces.parquet | faces.csv | faces.jsonl | faces.json; with --engine ray a folder "
+        "of Parquet shards",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (this process) or ray (Ray Data actors; resumable shards)",
+    )
+    p.add_argument("--address", help="with --engine ray: auto, ray://host:port (default: local)")
+    p.add_argument("--workers", type=int_at_least(1), default=2, help="Ray actors (default 2)")
+    p.add_argument("--shard-size", type=int_at_least(1), default=256, help="images per shard")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
-    p.add_argument("--detector", default="mediapipe")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR)
     p.add_argument("--strict", action="store_true", help="fail if any input fails")
     p.set_defaults(func=cmd_embed)
 
@@ -31,10 +53,20 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("train", help="train an embedding model from a JSON config")
+    p = sub.add_parser(
+        "train",
+        help='train a learner from a JSON config (its "recipe": see `exprsim models`)',
+    )
     p.add_argument("--config", required=True, help="configs/default.json, configs/fec-*.json, ...")
-    p.add_argument("--out", help="output folder (default runs/<config name>)")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument(
+        "--out", help="output folder (default runs/<config name>; resumed if it holds the run)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int_at_least(1),
+        help="override the config's length (epochs; iterations for fec and pvae; levels for "
+        "sgm-subspaces)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model on FER+ PublicTest (or FEC test)")
@@ -69,92 +101,78 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("shipped models (load_model):")
     for name in SHIPPED:
         print(f"  {name}")
+    from exprsim.training import recipes
+
+    print('learners (exprsim train --config: the config\'s "recipe"):')
+    for recipe in recipes():
+        print(f"  {recipe.name:<20} {recipe.description}")
     return 0
 
 
-def _write_table(rows: list[dict[str, Any]], out: Path) -> None:
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif suffix == ".csv":
-        df.to_csv(out, index=False)
-    elif suffix in (".jsonl", ".json"):
-        df.to_json(out, orient="records", lines=True)
-    else:
-        raise ExprsimError(f"{out}: unknown table format (use .parquet, .csv or .jsonl)")
-
-
 def cmd_embed(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _embed_ray(args)
     from tqdm import tqdm
 
-    from exprsim.io import iter_image_files
+    from exprsim.apps.embed import embed_files
+    from exprsim.io import check_table_path
     from exprsim.models.embedder import load_model
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".parquet", ".csv", ".jsonl", ".json"):
-        raise ExprsimError(f"{out}: unknown table format (use .parquet, .csv or .jsonl)")
+    out = check_table_path(args.out)
     embedder = load_model(args.model)
-    files = list(iter_image_files(args.paths))
-    if not files:
-        raise ExprsimError("no image files found in the given paths")
-    rows: list[dict[str, Any]] = []
-    failed = 0
-    for path in tqdm(files, desc="embed", unit="img", disable=args.quiet or len(files) < 4):
-        try:
-            faces = embedder.embed_images([path], detector=args.detector)
-        except ImageError as exc:
-            failed += 1
-            tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
-            continue
-        rows.extend(f.to_dict() | {"model": embedder.config.name_version} for f in faces)
-    _write_table(rows, out)
-    print(f"{len(rows)} faces from {len(files) - failed}/{len(files)} images -> {out}")
-    if failed and (args.strict or failed == len(files)):
+
+    def report(name: str, exc: ImageError) -> None:
+        tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
+
+    table = embed_files(
+        args.paths, embedder, detector=args.detector, progress=not args.quiet, on_error=report
+    )
+    table.save(out)
+    failed = len(table.errors)
+    print(f"{len(table.rows)} faces from {table.files - failed}/{table.files} images -> {out}")
+    if failed and (args.strict or failed == table.files):
         return 1
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    import numpy as np
+def _embed_ray(args: argparse.Namespace) -> int:
+    from exprsim.scale import embed_with_ray
 
+    rep = embed_with_ray(
+        args.paths[0] if len(args.paths) == 1 else args.paths,
+        args.out,
+        address=args.address,
+        model=args.model,
+        detector=args.detector,
+        num_workers=args.workers,
+        shard_size=args.shard_size,
+        progress=not args.quiet,
+    )
+    print(rep.summary())
+    return 1 if rep.failed and args.strict else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from exprsim.apps.compare import compare_images
     from exprsim.models.embedder import load_model
 
     if len(args.images) < 2:
         raise ExprsimError("compare needs at least two images")
-    embedder = load_model(args.model)
-    embs = []
-    for path in args.images:
-        faces = embedder.embed_images([path])
-        if not faces:
-            raise ExprsimError(f"{path}: no face found")
-        embs.append(faces[0].embedding)
-    e = np.stack(embs)
-    d = np.linalg.norm(e[:, None] - e[None], axis=-1)
-    result: dict[str, Any] = {"images": args.images, "distances": d.round(4).tolist()}
-    if len(args.images) == 3:
-        pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # pair excluding face 0, 1, 2
-        odd = int(np.argmin(pair_d))
-        result["odd_one_out"] = args.images[odd]
+    result = compare_images(args.images, load_model(args.model))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
     names = [Path(p).name for p in args.images]
     width = max(len(n) for n in names)
     print(" " * width + "  " + "  ".join(f"{i:>6d}" for i in range(len(names))))
     for i, n in enumerate(names):
-        print(f"{n:<{width}}  " + "  ".join(f"{v:6.3f}" for v in d[i]))
-    if "odd_one_out" in result:
-        print(f"odd one out: {result['odd_one_out']}")
+        print(f"{n:<{width}}  " + "  ".join(f"{v:6.3f}" for v in result.distances[i]))
+    if result.odd_one_out is not None:
+        print(f"odd one out: {args.images[result.odd_one_out]}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     cfg_path = Path(args.config)
     if not cfg_path.is_file():
         raise ExprsimError(f"{cfg_path}: no such config file")
@@ -167,31 +185,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not isinstance(raw, dict):
         raise ExprsimError(f"{cfg_path}: expected a JSON object of config fields")
     out = Path(args.out or Path("runs") / cfg_path.stem)
-    kind = raw.pop("kind", "ferplus")
-    res: Any
+    from exprsim.training import train_from_dict
+
     try:
-        if kind == "fec":
-            from exprsim.config import from_dict
-            from exprsim.fec.train import FECTrainConfig, train_fec
-
-            fcfg = from_dict(FECTrainConfig, {"kind": kind, **raw})
-            res = train_fec(fcfg, out, progress=not args.quiet)
-        elif kind == "pvae":
-            from exprsim.config import from_dict
-            from exprsim.pvae.train import PVAETrainConfig, train_pvae
-
-            pcfg = from_dict(PVAETrainConfig, {"kind": kind, **raw})
-            res = train_pvae(pcfg, out, progress=not args.quiet)
-        elif kind == "ferplus":
-            from exprsim.config import from_dict
-            from exprsim.train import TrainConfig, train
-
-            cfg = from_dict(TrainConfig, raw)
-            if args.epochs:
-                cfg = replace(cfg, epochs=args.epochs)
-            res = train(cfg, out, progress=not args.quiet)
-        else:
-            raise ExprsimError(f"{cfg_path}: unknown kind {kind!r} (ferplus, fec or pvae)")
+        res = train_from_dict(raw, out, progress=not args.quiet, length=args.epochs or None)
     except ValueError as exc:
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
     done = getattr(res, "iterations_run", None)

@@ -11,8 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from exprsim.apps.labels import LABEL_METHODS
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
     p.add_argument(
         "--labels",
-        choices=("predict", "folder", "none"),
+        choices=LABEL_METHODS,
         default="predict",
         help="classes of image-folder faces (default: kNN prediction)",
     )
@@ -82,57 +81,8 @@ def _components(value: str) -> int | str:
     return n
 
 
-def _fer_faces(args: argparse.Namespace, embedder: Any) -> tuple[Any, ...]:
-    from exprsim.apps.classify import embed_fer
-    from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
-
-    split = load_ferplus(args.fer, args.data_dir)
-    idx = np.arange(len(split))
-    if args.max_faces and args.max_faces < len(split):
-        idx = np.sort(np.random.default_rng(args.seed).permutation(len(split))[: args.max_faces])
-    split = split.subset(idx)
-    emb = embed_fer(embedder, split.images, progress=not args.quiet)
-    sources = [f"fer2013 row {int(r)}" for r in split.rows]
-    return emb, split.majority, FERPLUS_CLASSES, list(split.images), sources
-
-
-def _folder_faces(args: argparse.Namespace, embedder: Any) -> tuple[Any, ...]:
-    from exprsim.io import iter_image_files
-
-    files = [str(f) for f in iter_image_files(args.paths)]
-    if not files:
-        raise ExprsimError("no image files found in the given paths")
-    faces = embedder.embed_images(files, detector=args.detector, progress=not args.quiet)
-    if not faces:
-        raise ExprsimError("no faces found")
-    emb = np.stack([f.embedding for f in faces]).astype(np.float32)
-    if args.labels == "predict":
-        from exprsim.apps.classify import load_reference_set
-        from exprsim.errors import ModelError
-
-        ref = load_reference_set()
-        if ref.model != embedder.config.name_version:
-            raise ModelError(
-                f"the kNN reference set was made with {ref.model}, not "
-                f"{embedder.config.name_version}: use --labels folder or --labels none"
-            )
-        knn = ref.classifier()
-        labels = knn.predict(emb)
-        names = tuple(str(c) for c in ref.classes)
-        if labels.dtype.kind not in "iu":  # class names -> ids
-            labels = np.array([names.index(str(v)) for v in labels], np.int64)
-    elif args.labels == "folder":
-        parents = [Path(f.source).parent.name for f in faces]
-        names = tuple(sorted(set(parents)))
-        labels = np.array([names.index(p) for p in parents], np.int64)
-    else:
-        names, labels = ("all",), np.zeros(len(faces), np.int64)
-    crops = [f.aligned.crop for f in faces]
-    sources = [f"{f.source}#{f.face_index}" for f in faces]
-    return emb, labels, names, crops, sources
-
-
 def cmd_subclasses(args: argparse.Namespace) -> int:
+    from exprsim.apps.labels import ferplus_faces, label_image_faces
     from exprsim.apps.subclasses import discover_subexpressions, subexpressions_page
     from exprsim.models.embedder import load_model
 
@@ -140,20 +90,31 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         raise ExprsimError("give image PATHs or --fer SPLIT (one of the two)")
     n_components = _components(args.components)
     embedder = load_model(args.model)
-    faces = _fer_faces if args.fer else _folder_faces
-    emb, labels, names, crops, sources = faces(args, embedder)
+    if args.fer:
+        faces = ferplus_faces(
+            args.fer,
+            embedder,
+            max_faces=args.max_faces,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            progress=not args.quiet,
+        )
+    else:
+        faces = label_image_faces(
+            args.paths, embedder, args.labels, detector=args.detector, progress=not args.quiet
+        )
     report = discover_subexpressions(
-        emb,
-        labels,
-        class_names=names,
+        faces.embeddings,
+        faces.labels,
+        class_names=faces.class_names,
         n_components=n_components,
         max_components=args.max_components,
         min_per_component=args.min_per_component,
         covariance_type=args.covariance,
         top_k=args.top,
         seed=args.seed,
-        crops=crops,
-        sources=sources,
+        crops=faces.crops,
+        sources=faces.sources,
     )
     what = f"FER+ {args.fer}" if args.fer else ", ".join(args.paths)
     page = subexpressions_page(
@@ -164,7 +125,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     out = page.save(args.html)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    print(f"{len(emb)} faces, {report.split.n_subclasses} sub-classes -> {out}")
+    print(f"{len(faces)} faces, {report.split.n_subclasses} sub-classes -> {out}")
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {s.size} faces")
     return 0

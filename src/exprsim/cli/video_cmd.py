@@ -9,6 +9,7 @@ from typing import Any
 
 from exprsim.cli.argtypes import float_in, int_at_least, writable_dir_target
 from exprsim.errors import ExprsimError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(subparsers: Any) -> None:
@@ -43,8 +44,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-frames", type=int_at_least(1), metavar="N", help="stop after N sampled frames"
     )
+    _face_args(p)
+    _expression_args(p)
+    p.set_defaults(func=cmd_video)
+
+
+def _face_args(p: argparse.ArgumentParser) -> None:
+    """Detection, quality, tags, persons, smoothing, summaries."""
     p.add_argument(
-        "--detector", default="mediapipe", help="detector backend (see `exprsim detectors`)"
+        "--detector", default=DEFAULT_DETECTOR, help="detector backend (see `exprsim detectors`)"
     )
     p.add_argument("--tags", metavar="DB", help="face database holding tag reference faces")
     p.add_argument(
@@ -75,6 +83,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "-n", "--clusters", type=int_at_least(1), default=10, help="summary clusters per person"
     )
+
+
+def _expression_args(p: argparse.ArgumentParser) -> None:
+    """The model and the expression space of the summaries."""
     p.add_argument("--model", default="default", help="embedding model (default: shipped)")
     p.add_argument(
         "--embedding",
@@ -96,7 +108,6 @@ def register(subparsers: Any) -> None:
         help="pvae: estimate each person's neutral face from the kNN emotions (auto) or "
         "use the model's fallback neutral face (none)",
     )
-    p.set_defaults(func=cmd_video)
 
 
 def _check(args: argparse.Namespace) -> None:

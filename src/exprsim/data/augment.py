@@ -1,6 +1,6 @@
 """Training augmentation for face crops: flip, small affine, blur, brightness/contrast, erasing.
 
-The FER+ trainer (:mod:`exprsim.train`) applies :func:`augment_torch` to raw-scale crops
+The FER+ trainer (:mod:`exprsim.training.ferplus`) applies :func:`augment_torch` to raw-scale crops
 before the shared input normalisation (:func:`exprsim.models.embedder.normalize_input`).
 
 Two back ends share one parameter draw (:func:`sample_params`, numpy Generator, so the result

@@ -541,15 +541,7 @@ def parse_fec_csv(
     if not p.is_file():
         raise DataError(f"{p}: no such FEC CSV file")
     n_fields = 16 + 2 * n_annotations
-    url_ids: dict[str, int] = {}
-    rater_ids: dict[str, int] = {}
-    # compact typed buffers (450K rows stay ~100 MB)
-    lines = array("q")
-    url_idx = array("i")
-    boxes = array("d")
-    types = array("b")
-    r_idx = array("i")
-    labels = array("b")
+    columns = _FecColumns()
     issues: list[ParseIssue] = []
     n_blank = 0
     n_rows = 0
@@ -590,50 +582,90 @@ def parse_fec_csv(
                 bad(start, "not valid UTF-8", raw.encode("utf-8", "replace").decode())
                 continue
             try:
-                urls_row = []
-                for k in range(3):
-                    u = row[5 * k].strip()
-                    if not u or "://" not in u or _WHITESPACE.search(u):
-                        raise ValueError(f"face {k + 1}: empty or malformed URL {u[:80]!r}")
-                    urls_row.append(u)
-                bx = tuple(_parse_box(row[5 * k + 1 : 5 * k + 5], k + 1) for k in range(3))
-                tt = TripletType.from_csv(row[15])
-                rr, ll = [], []
-                for a in range(n_annotations):
-                    rater = row[16 + 2 * a].strip()
-                    lab = row[17 + 2 * a].strip()
-                    if not rater:
-                        raise ValueError(f"annotation {a + 1}: empty rater id")
-                    if lab not in ("1", "2", "3"):
-                        raise ValueError(f"annotation {a + 1}: label {lab!r} is not 1, 2 or 3")
-                    rr.append(rater)
-                    ll.append(int(lab))
+                columns.append(start, *_parse_fields(row, n_annotations))
             except ValueError as exc:
                 bad(start, str(exc), raw)
-                continue
-            lines.append(start)
-            url_idx.extend(url_ids.setdefault(u, len(url_ids)) for u in urls_row)
-            for b in bx:
-                boxes.extend(b)
-            types.append(int(tt))
-            r_idx.extend(rater_ids.setdefault(r, len(rater_ids)) for r in rr)
-            labels.extend(ll)
         n_lines = reader.line_num
-    t = len(lines)
-    report = ParseReport(str(p), n_lines, n_rows, t, n_blank, tuple(issues))
+    report = ParseReport(str(p), n_lines, n_rows, len(columns.lines), n_blank, tuple(issues))
     if issues:
         log.warning("%s: %d malformed row(s) reported (first: %s)", p, len(issues), issues[0])
-    return FecTable(
-        line=np.frombuffer(lines, np.int64).copy(),
-        url_index=np.frombuffer(url_idx, np.int32).astype(np.int32).reshape(t, 3),
-        urls=tuple(url_ids),
-        boxes=np.frombuffer(boxes, np.float64).copy().reshape(t, 3, 4),
-        ttype=np.frombuffer(types, np.int8).copy(),
-        rater_index=np.frombuffer(r_idx, np.int32).astype(np.int32).reshape(t, n_annotations),
-        raters=tuple(rater_ids),
-        labels=np.frombuffer(labels, np.int8).copy().reshape(t, n_annotations),
-        report=report,
-    )
+    return columns.table(report, n_annotations)
+
+
+def _parse_fields(
+    row: list[str], n_annotations: int
+) -> tuple[list[str], tuple[tuple[float, ...], ...], TripletType, list[str], list[int]]:
+    """The fields of one FEC row: 3 URLs, 3 boxes, the triplet type, raters and labels.
+
+    Raises:
+        ValueError: what is malformed (the row is reported, not kept).
+    """
+    urls_row = []
+    for k in range(3):
+        u = row[5 * k].strip()
+        if not u or "://" not in u or _WHITESPACE.search(u):
+            raise ValueError(f"face {k + 1}: empty or malformed URL {u[:80]!r}")
+        urls_row.append(u)
+    bx = tuple(_parse_box(row[5 * k + 1 : 5 * k + 5], k + 1) for k in range(3))
+    tt = TripletType.from_csv(row[15])
+    rr, ll = [], []
+    for a in range(n_annotations):
+        rater = row[16 + 2 * a].strip()
+        lab = row[17 + 2 * a].strip()
+        if not rater:
+            raise ValueError(f"annotation {a + 1}: empty rater id")
+        if lab not in ("1", "2", "3"):
+            raise ValueError(f"annotation {a + 1}: label {lab!r} is not 1, 2 or 3")
+        rr.append(rater)
+        ll.append(int(lab))
+    return urls_row, bx, tt, rr, ll
+
+
+class _FecColumns:
+    """The rows parsed so far as compact typed buffers (450K rows stay ~100 MB)."""
+
+    def __init__(self) -> None:
+        self.url_ids: dict[str, int] = {}
+        self.rater_ids: dict[str, int] = {}
+        self.lines = array("q")
+        self.url_idx = array("i")
+        self.boxes = array("d")
+        self.types = array("b")
+        self.r_idx = array("i")
+        self.labels = array("b")
+
+    def append(
+        self,
+        line: int,
+        urls: list[str],
+        boxes: tuple[tuple[float, ...], ...],
+        ttype: TripletType,
+        raters: list[str],
+        labels: list[int],
+    ) -> None:
+        self.lines.append(line)
+        self.url_idx.extend(self.url_ids.setdefault(u, len(self.url_ids)) for u in urls)
+        for b in boxes:
+            self.boxes.extend(b)
+        self.types.append(int(ttype))
+        self.r_idx.extend(self.rater_ids.setdefault(r, len(self.rater_ids)) for r in raters)
+        self.labels.extend(labels)
+
+    def table(self, report: ParseReport, n_annotations: int) -> FecTable:
+        t = len(self.lines)
+        return FecTable(
+            line=np.frombuffer(self.lines, np.int64).copy(),
+            url_index=np.frombuffer(self.url_idx, np.int32).astype(np.int32).reshape(t, 3),
+            urls=tuple(self.url_ids),
+            boxes=np.frombuffer(self.boxes, np.float64).copy().reshape(t, 3, 4),
+            ttype=np.frombuffer(self.types, np.int8).copy(),
+            rater_index=np.frombuffer(self.r_idx, np.int32)
+            .astype(np.int32)
+            .reshape(t, n_annotations),
+            raters=tuple(self.rater_ids),
+            labels=np.frombuffer(self.labels, np.int8).copy().reshape(t, n_annotations),
+            report=report,
+        )
 
 
 def write_fec_csv(rows: Sequence[FecTriplet], path: str | Path) -> Path:

@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from exprsim.distances import l2
 from exprsim.errors import DataError
-from exprsim.losses.distances import l2
 
 if TYPE_CHECKING:
     import pandas as pd

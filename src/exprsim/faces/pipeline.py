@@ -7,6 +7,7 @@ folders and gathers one table row per face (``exprsim faces`` is a thin shell ov
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +46,18 @@ def analyze_image(
     detector: str | Detector | None = None,
     align_config: AlignConfig | None = None,
     quality_config: QualityConfig | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[AlignedFace]:
     """Detect, align and assess every face in one image.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB, full resolution (see :func:`exprsim.io.load_image`).
-        detector: a registry name, a detector instance, or ``None`` for ``"mediapipe"``.
+        detector: a registry name, a detector instance, or ``None`` for
+            :data:`~exprsim.faces.detect.DEFAULT_DETECTOR` (MediaPipe).
         align_config: crop size and template (default: 112 px, FER2013 framing).
         quality_config: sharpness and yaw thresholds.
+        timings: if given, the seconds spent detecting and aligning (quality included) are
+            added to its ``"detect"`` and ``"align"`` entries (the video pipeline's stages).
 
     Returns:
         One :class:`AlignedFace` per detected face, largest box area first (ties: left to
@@ -64,8 +69,10 @@ def analyze_image(
     det = resolve_detector(detector)
     align_config = align_config or AlignConfig()
     quality_config = quality_config or QualityConfig()
+    t0 = time.perf_counter()
     faces = sorted(det.detect(image), key=lambda f: (-f.width * f.height, float(f.box[0])))
-    return [
+    t1 = time.perf_counter()
+    aligned = [
         AlignedFace(
             face=f,
             crop=align_face(image, f.landmarks, align_config),
@@ -73,13 +80,21 @@ def analyze_image(
         )
         for f in faces
     ]
+    if timings is not None:
+        timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
+        timings["align"] = timings.get("align", 0.0) + (time.perf_counter() - t1)
+    return aligned
 
 
 # ------------------------------------------------------------------ many files -> one table
 
-#: Columns of :meth:`FaceTable.to_frame`, in order (``crop`` only when crops are written).
+#: The per-face columns every exprsim table starts with (``exprsim faces``, ``embed``,
+#: ``index``, ``search``, ``classify``, ``tag`` share these names): ``source`` is the image
+#: file, ``face`` the face's rank in it (largest box first), ``quality_ok`` whether it passed
+#: the quality check. :meth:`FaceTable.to_frame` puts them first, then any others (``crop``,
+#: ``model``, ``e0..e15``) in the order the rows hold them.
 FACE_COLUMNS: tuple[str, ...] = (
-    "file",
+    "source",
     "face",
     "x1",
     "y1",
@@ -91,16 +106,22 @@ FACE_COLUMNS: tuple[str, ...] = (
     "yaw",
     "pitch",
     "roll",
-    "ok",
+    "quality_ok",
     "reasons",
     "detector",
 )
 
 
-def face_row(file: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
-    """One flat table row for a face (see :data:`FACE_COLUMNS`)."""
+def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
+    """One flat table row for a face (keys :data:`FACE_COLUMNS`).
+
+    Args:
+        source: the image file (or any name for an in-memory image).
+        index: the face's rank in its image.
+        aligned: the face, as :func:`analyze_image` returns it.
+    """
     f, q = aligned.face, aligned.quality
-    row: dict[str, Any] = {"file": file, "face": index}
+    row: dict[str, Any] = {"source": source, "face": index}
     row.update(zip(("x1", "y1", "x2", "y2"), (round(float(v), 2) for v in f.box), strict=True))
     row["score"] = round(float(f.score), 4)
     for name, (x, y) in zip(LANDMARK_NAMES, np.asarray(f.landmarks, dtype=float), strict=True):
@@ -110,7 +131,7 @@ def face_row(file: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
         yaw=round(q.yaw, 2),
         pitch=round(q.pitch, 2),
         roll=round(q.roll, 2),
-        ok=bool(q.ok),
+        quality_ok=bool(q.ok),
         reasons=",".join(q.reasons),
         detector=f.detector,
     )
@@ -122,7 +143,9 @@ class FaceTable:
     """Faces of many files, one row per face.
 
     Attributes:
-        rows: one dict per face (keys :data:`FACE_COLUMNS`, plus ``crop`` when written).
+        rows: one dict per face (keys :data:`FACE_COLUMNS`, then e.g. ``crop`` when crops
+            were written, or ``model`` and ``e0..e15`` from
+            :func:`exprsim.apps.embed.embed_files`).
         files: number of input files.
         errors: ``(file, message)`` for every file that could not be read.
     """
@@ -132,11 +155,11 @@ class FaceTable:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     def to_frame(self) -> Any:
-        """The rows as a ``pandas.DataFrame`` (columns in :data:`FACE_COLUMNS` order)."""
+        """The rows as a ``pandas.DataFrame``: :data:`FACE_COLUMNS`, then the other keys."""
         import pandas as pd
 
-        cols = list(FACE_COLUMNS) + (["crop"] if any("crop" in r for r in self.rows) else [])
-        return pd.DataFrame(self.rows, columns=cols)
+        extra = dict.fromkeys(k for r in self.rows for k in r if k not in FACE_COLUMNS)
+        return pd.DataFrame(self.rows, columns=[*FACE_COLUMNS, *extra])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,24 +170,15 @@ class FaceTable:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write ``.csv``, ``.parquet`` or ``.jsonl`` (chosen by the suffix).
+        """Write the table with :func:`exprsim.io.save_table` (``.csv``, ``.parquet``,
+        ``.jsonl`` or ``.json``, chosen by the suffix).
 
         Raises:
             ExprsimError: unknown suffix.
         """
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".csv", ".parquet", ".jsonl"):
-            raise ExprsimError(f"{path}: output must end in .csv, .parquet or .jsonl")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame = self.to_frame()
-        if suffix == ".csv":
-            frame.to_csv(path, index=False)
-        elif suffix == ".parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_json(path, orient="records", lines=True)
-        return path
+        from exprsim.io import save_table
+
+        return save_table(self.to_frame(), path)
 
 
 def analyze_files(

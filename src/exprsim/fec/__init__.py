@@ -7,7 +7,7 @@
   store aligned crops in memory-mappable shards (:class:`~exprsim.fec.crops.CropStore`);
 * :mod:`exprsim.fec.dataset` — strong-agreement triplets over the crops and the 30/30/30
   balanced batch sampler;
-* :mod:`exprsim.fec.train` — ``FECTrainConfig`` / ``train_fec`` (the paper's recipe);
+* :mod:`exprsim.training.fec` — ``FECTrainConfig`` / ``train_fec`` (the paper's recipe; recipe ``fec``);
 * :mod:`exprsim.fec.evaluate` — ``evaluate_fec`` (triplet accuracy by type + human baseline).
 
 The CSV reader lives in :mod:`exprsim.data.fec`. Nothing is imported here (cheap import).

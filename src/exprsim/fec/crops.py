@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import DataError, ExprsimError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class CropConfig:
 
     size: int = 112
     margin: float = 0.5
-    detector: str = "mediapipe"
+    detector: str = DEFAULT_DETECTOR
     min_iou: float = 0.3
     shard_size: int = 4096
     workers: int = 1
@@ -434,9 +435,6 @@ def build_crops(
         DataError: no manifest in ``fetch_dir``, or the store was built with another size.
         BackendUnavailableError: the detector cannot run here.
     """
-    from tqdm import tqdm
-
-    from exprsim.data.fec import parse_fec_csv
     from exprsim.fec.fetch import MANIFEST_NAME, open_manifest
 
     cfg = config or CropConfig()
@@ -449,28 +447,10 @@ def build_crops(
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     with open_manifest(fdir) as man:
         ok_paths = man.ok_paths()
-
-    faces: dict[str, tuple[str, tuple[float, ...]]] = {}
-    for p in paths:
-        _, flist = parse_fec_csv(p).face_ids()
-        for f_url, f_box in flist:
-            faces.setdefault(face_key(f_url, f_box), (f_url, f_box))
-
+    faces = _faces_of_csvs(paths)
     conn = _connect(out / INDEX_NAME)
     try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        if "config" in meta and json.loads(meta["config"]).get("size") != cfg.size:
-            raise DataError(
-                f"{out} holds {json.loads(meta['config']).get('size')} px crops; "
-                f"use another --out for size {cfg.size}"
-            )
-        with conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)",
-                (json.dumps(asdict(cfg)),),
-            )
-        for f in out.glob(".*.part"):
-            f.unlink(missing_ok=True)
+        _claim_store(conn, out, cfg)
         done = {k for (k,) in conn.execute("SELECT key FROM faces")}
         by_image: dict[str, list[tuple[str, tuple[float, ...]]]] = {}
         n_no_image = n_skipped = 0
@@ -483,26 +463,7 @@ def build_crops(
                 n_no_image += 1
                 continue
             by_image.setdefault(str(fdir / rel), []).append((url, box))
-        n_todo = sum(len(v) for v in by_image.values())
-        writer = _ShardWriter(out, conn, cfg)
-        counts = {"detected": 0, "box": 0, "failed": 0}
-        errors: dict[str, int] = {}
-        bar = tqdm(total=n_todo, desc="crop", unit="face", disable=not progress or not n_todo)
-
-        def take(item: Any) -> None:
-            writer.add(item)
-            counts[item[4]] = counts.get(item[4], 0) + 1
-            if item[6]:
-                reason = item[6].split(": ", 1)[-1][:60]
-                errors[reason] = errors.get(reason, 0) + 1
-            bar.update(1)
-
-        try:
-            for item in _run_jobs(by_image, cfg):
-                take(item)
-        finally:
-            writer.flush()
-            bar.close()
+        counts, errors = _crop_all(by_image, _ShardWriter(out, conn, cfg), cfg, progress)
         n_indexed = conn.execute("SELECT COUNT(*) FROM faces WHERE shard >= 0").fetchone()[0]
     finally:
         conn.close()
@@ -522,6 +483,63 @@ def build_crops(
     (out / "crop_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     log.debug("%s", report.to_text())
     return report
+
+
+def _faces_of_csvs(paths: list[str | Path]) -> dict[str, tuple[str, tuple[float, ...]]]:
+    """Every distinct face (URL + box) of the CSVs: :func:`face_key` -> ``(url, box)``."""
+    from exprsim.data.fec import parse_fec_csv
+
+    faces: dict[str, tuple[str, tuple[float, ...]]] = {}
+    for p in paths:
+        _, flist = parse_fec_csv(p).face_ids()
+        for f_url, f_box in flist:
+            faces.setdefault(face_key(f_url, f_box), (f_url, f_box))
+    return faces
+
+
+def _claim_store(conn: sqlite3.Connection, out: Path, cfg: CropConfig) -> None:
+    """Refuse a store of another crop size, record ``cfg``, drop unfinished shard files."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if "config" in meta and json.loads(meta["config"]).get("size") != cfg.size:
+        raise DataError(
+            f"{out} holds {json.loads(meta['config']).get('size')} px crops; "
+            f"use another --out for size {cfg.size}"
+        )
+    with conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)",
+            (json.dumps(asdict(cfg)),),
+        )
+    for f in out.glob(".*.part"):
+        f.unlink(missing_ok=True)
+
+
+def _crop_all(
+    by_image: dict[str, list[tuple[str, tuple[float, ...]]]],
+    writer: _ShardWriter,
+    cfg: CropConfig,
+    progress: bool,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Crop every face of ``by_image`` into ``writer``; returns the counts by method
+    (``detected``, ``box``, ``failed``) and the failures by reason."""
+    from tqdm import tqdm
+
+    n_todo = sum(len(v) for v in by_image.values())
+    counts = {"detected": 0, "box": 0, "failed": 0}
+    errors: dict[str, int] = {}
+    bar = tqdm(total=n_todo, desc="crop", unit="face", disable=not progress or not n_todo)
+    try:
+        for item in _run_jobs(by_image, cfg):
+            writer.add(item)
+            counts[item[4]] = counts.get(item[4], 0) + 1
+            if item[6]:
+                reason = item[6].split(": ", 1)[-1][:60]
+                errors[reason] = errors.get(reason, 0) + 1
+            bar.update(1)
+    finally:
+        writer.flush()
+        bar.close()
+    return counts, errors
 
 
 def _run_jobs(

@@ -707,8 +707,6 @@ def fetch_fec(
         DataError: a CSV is missing or unreadable.
         KeyboardInterrupt: re-raised after committing everything finished so far.
     """
-    from tqdm import tqdm
-
     cfg = config or FetchConfig()
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     if not paths:
@@ -721,81 +719,19 @@ def fetch_fec(
     if n_parts:
         log.info("removed %d unfinished temporary file(s) from an interrupted run", n_parts)
     manifest = open_manifest(out)
-    n_downloaded = n_adopted = n_skipped = n_attempted = 0
-    interrupted = False
+    counts = _Counts()
     try:
         rows = manifest.rows()
-        on_disk = _files_on_disk(out)
-        todo: list[str] = []
-        for u in urls:
-            row = rows.get(u)
-            if not _needs_fetch(row, out, cfg):
-                n_skipped += row is not None and row["status"] == "ok"
-                continue
-            adopted = _adopt(out, u, cfg, on_disk) if row is None or row["status"] != "ok" else None
-            if adopted is not None:
-                manifest.record(adopted, (row or {}).get("attempts", 0) or 0)
-                n_adopted += 1
-                continue
-            todo.append(u)
+        todo = _plan(urls, rows, out, cfg, manifest, counts)
         log.info(
             "%d unique URLs: %d already present, %d recovered, %d to fetch",
-            len(urls), n_skipped, n_adopted, len(todo),
+            len(urls), counts.skipped, counts.adopted, len(todo),
         )  # fmt: skip
-        stop = threading.Event()
-        limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
-        local = threading.local()
-        bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
-        ex = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fec-fetch")
-        pending: set[Future[FetchResult]] = set()
-        it = iter(todo)
-
-        def top_up() -> None:
-            while len(pending) < 4 * cfg.workers:
-                u = next(it, None)
-                if u is None:
-                    return
-                pending.add(ex.submit(_fetch_one, u, cfg, out, limiter, stop, local))
-
-        def commit(fut: Future[FetchResult]) -> None:
-            nonlocal n_downloaded, n_attempted
-            res = fut.result()
-            if res.error_kind == "interrupted" and res.attempts == 0:
-                return  # never tried: stays missing
-            prev = (rows.get(res.url) or {}).get("attempts", 0) or 0
-            manifest.record(res, prev)
-            n_attempted += 1
-            n_downloaded += res.status == "ok"
-            bar.update(1)
-            if on_result is not None:
-                on_result(res)
-
-        try:
-            top_up()
-            while pending:
-                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.discard(fut)
-                    commit(fut)
-                top_up()
-        except BaseException:
-            interrupted = True
-            stop.set()
-            for fut in pending:
-                fut.cancel()
-            ex.shutdown(wait=True, cancel_futures=True)
-            for fut in pending:
-                if fut.done() and not fut.cancelled():
-                    with contextlib.suppress(BaseException):
-                        commit(fut)
-            raise
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
-            bar.close()
+        _fetch_all(todo, rows, out, cfg, manifest, counts, progress, on_result)
     finally:
         report = _report(
-            manifest, out, urls, tables, n_downloaded, n_adopted, n_skipped, n_attempted,
-            time.perf_counter() - t0, interrupted,
+            manifest, out, urls, tables, counts.downloaded, counts.adopted, counts.skipped,
+            counts.attempted, time.perf_counter() - t0, counts.interrupted,
         )  # fmt: skip
         manifest.close()
         tmp = out / f".{REPORT_NAME}{_PART}"
@@ -803,6 +739,110 @@ def fetch_fec(
         os.replace(tmp, out / REPORT_NAME)
     log.debug("%s", report.to_text())
     return report
+
+
+@dataclass
+class _Counts:
+    """What :func:`fetch_fec` did so far (reported even when interrupted)."""
+
+    downloaded: int = 0
+    adopted: int = 0
+    skipped: int = 0
+    attempted: int = 0
+    interrupted: bool = False
+
+
+def _plan(
+    urls: list[str],
+    rows: dict[str, Any],
+    out: Path,
+    cfg: FetchConfig,
+    manifest: Manifest,
+    counts: _Counts,
+) -> list[str]:
+    """The URLs still to download; present files are skipped, files found on disk adopted."""
+    on_disk = _files_on_disk(out)
+    todo: list[str] = []
+    for u in urls:
+        row = rows.get(u)
+        if not _needs_fetch(row, out, cfg):
+            counts.skipped += row is not None and row["status"] == "ok"
+            continue
+        adopted = _adopt(out, u, cfg, on_disk) if row is None or row["status"] != "ok" else None
+        if adopted is not None:
+            manifest.record(adopted, (row or {}).get("attempts", 0) or 0)
+            counts.adopted += 1
+            continue
+        todo.append(u)
+    return todo
+
+
+def _fetch_all(
+    todo: list[str],
+    rows: dict[str, Any],
+    out: Path,
+    cfg: FetchConfig,
+    manifest: Manifest,
+    counts: _Counts,
+    progress: bool,
+    on_result: Callable[[FetchResult], None] | None,
+) -> None:
+    """Fetch ``todo`` on ``cfg.workers`` threads, committing each result in this thread.
+
+    On any exception (Ctrl-C included) the workers are stopped, results already finished
+    are committed, and the exception is re-raised.
+    """
+    from tqdm import tqdm
+
+    stop = threading.Event()
+    limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
+    local = threading.local()
+    bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
+    ex = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fec-fetch")
+    pending: set[Future[FetchResult]] = set()
+    it = iter(todo)
+
+    def top_up() -> None:
+        while len(pending) < 4 * cfg.workers:
+            u = next(it, None)
+            if u is None:
+                return
+            pending.add(ex.submit(_fetch_one, u, cfg, out, limiter, stop, local))
+
+    def commit(fut: Future[FetchResult]) -> None:
+        res = fut.result()
+        if res.error_kind == "interrupted" and res.attempts == 0:
+            return  # never tried: stays missing
+        prev = (rows.get(res.url) or {}).get("attempts", 0) or 0
+        manifest.record(res, prev)
+        counts.attempted += 1
+        counts.downloaded += res.status == "ok"
+        bar.update(1)
+        if on_result is not None:
+            on_result(res)
+
+    try:
+        top_up()
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                commit(fut)
+            top_up()
+    except BaseException:
+        counts.interrupted = True
+        stop.set()
+        for fut in pending:
+            fut.cancel()
+        ex.shutdown(wait=True, cancel_futures=True)
+        for fut in pending:
+            if fut.done() and not fut.cancelled():
+                with contextlib.suppress(BaseException):
+                    commit(fut)
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+        bar.close()
 
 
 def _report(

@@ -1,8 +1,9 @@
-"""Face index: SQLite store of faces + embeddings, with an ANN cache beside it.
+"""Face index: faces + embeddings in SQLite (with an ANN cache beside it) or PostgreSQL + pgvector.
 
 Public API::
 
-    FaceIndex(db_path, embedder=None).add(paths) -> AddReport
+    FaceIndex(db_path_or_postgresql_uri, embedder=None).add(paths) -> AddReport
+    FaceIndex.add_table(dataframe) -> LoadReport      (bulk load, e.g. `exprsim embed` output)
     FaceIndex.query(embeddings, k) -> (distances, face_ids)
     build_index(vectors, ids, backend="auto") -> AnnIndex
 """
@@ -18,6 +19,7 @@ _LAZY = {
     "AddReport": "exprsim.index.store",
     "IndexInfo": "exprsim.index.store",
     "ModelMismatchError": "exprsim.index.store",
+    "LoadReport": "exprsim.index.store",
     "build_index": "exprsim.index.ann",
     "load_index": "exprsim.index.ann",
 }

@@ -19,6 +19,12 @@ nothing but the vectors; HNSW reached recall@10 0.985 at p50 0.36 ms (ef=64) on 
 clustered set but took 280 s to build; exact numpy search costs ~45 ms per query at 1M.
 ``"auto"`` uses exact search below :data:`EXACT_MAX` vectors (p50 0.56 ms at 20,000) and
 IVF above, falling back to exact search when faiss is not installed.
+
+Incremental updates: ``ExactIndex`` and the IVF index take :meth:`add` and :meth:`remove`
+(IVF keeps the trained centroids and appends to their lists; HNSW takes adds only), so the
+store catches its ANN cache up with a few new faces in a second or two instead of
+rebuilding it (``FaceIndex.refresh_ann``). :func:`needs_retrain` is the drift rule that
+says when a rebuild is due instead.
 """
 
 from __future__ import annotations
@@ -132,6 +138,25 @@ class ExactIndex:
         best_i = np.take_along_axis(best_i, order, axis=1)
         return _pad(best_d.astype(np.float32), self.ids[best_i], k)
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Append ``(M, D)`` vectors with their ``(M,)`` ids."""
+        x = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self.vectors = np.ascontiguousarray(np.concatenate([self.vectors, x]))
+        self.ids = np.concatenate([self.ids, np.asarray(ids, np.int64).reshape(-1)])
+        self.norms = np.concatenate([self.norms, np.einsum("ij,ij->i", x, x)])
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop the vectors of ``ids`` (unknown ids are ignored); returns how many."""
+        keep = ~np.isin(self.ids, np.asarray(ids, np.int64))
+        n = int((~keep).sum())
+        if n:
+            self.vectors, self.ids, self.norms = (
+                self.vectors[keep],
+                self.ids[keep],
+                self.norms[keep],
+            )
+        return n
+
     def save(self, path: str | Path) -> None:
         _atomic_write(path, lambda f: np.savez(f, vectors=self.vectors, ids=self.ids))
 
@@ -154,13 +179,14 @@ class FaissIndex:
 
     Args:
         index: a trained, filled ``faiss.Index``.
-        ids: ``(N,)`` int64 external ids in insertion order.
+        ids: ``(N,)`` int64 external ids in insertion order, or ``None`` when the faiss
+            index stores the external ids itself (IVF, ``add_with_ids``).
         name: backend name (``"faiss-hnsw"`` or ``"faiss-ivf"``).
     """
 
-    def __init__(self, index: Any, ids: np.ndarray, name: str) -> None:
+    def __init__(self, index: Any, ids: np.ndarray | None, name: str) -> None:
         self.index = index
-        self.ids = np.asarray(ids, dtype=np.int64)
+        self.ids = None if ids is None else np.asarray(ids, dtype=np.int64)
         self.name = name
 
     def __len__(self) -> int:
@@ -176,7 +202,7 @@ class FaissIndex:
             return _pad(np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0)), k)
         d2, idx = self.index.search(q, k)
         ok = idx >= 0
-        out_ids = np.where(ok, self.ids[np.where(ok, idx, 0)], -1)
+        out_ids = idx if self.ids is None else np.where(ok, self.ids[np.where(ok, idx, 0)], -1)
         dist = np.where(ok, np.sqrt(np.clip(d2, 0.0, None)), np.inf).astype(np.float32)
         return dist, out_ids.astype(np.int64)
 
@@ -187,12 +213,49 @@ class FaissIndex:
         if nprobe is not None and hasattr(self.index, "nprobe"):
             self.index.nprobe = int(nprobe)
 
+    @property
+    def can_remove(self) -> bool:
+        """Whether :meth:`remove` works (IVF with its own ids; not HNSW)."""
+        return self.ids is None
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Append ``(M, D)`` vectors with their ``(M,)`` ids (IVF: to the trained lists)."""
+        x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        if not len(x):
+            return
+        if self.ids is None:
+            self.index.add_with_ids(x, ids)
+        else:
+            self.index.add(x)
+            self.ids = np.concatenate([self.ids, ids])
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop the vectors of ``ids`` (unknown ids are ignored); returns how many."""
+        if not self.can_remove:
+            raise ExprsimError(f"{self.name} cannot remove vectors; rebuild it")
+        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        if not len(ids):
+            return 0
+        return int(self.index.remove_ids(_faiss().IDSelectorBatch(ids)))
+
+    def imbalance(self) -> float:
+        """IVF list-size imbalance (1.0 = perfectly even lists; 0.0 for other indexes)."""
+        inv = getattr(self.index, "invlists", None)
+        if inv is None or self.index.ntotal == 0:
+            return 0.0
+        return float(inv.imbalance_factor())
+
     def save(self, path: str | Path) -> None:
         faiss = _faiss()
         blob = faiss.serialize_index(self.index)
+        ids = np.zeros(0, np.int64) if self.ids is None else self.ids
+        direct = np.array(self.ids is None)
         _atomic_write(
             path,
-            lambda f: np.savez(f, faiss=np.asarray(blob), ids=self.ids, name=np.array(self.name)),
+            lambda f: np.savez(
+                f, faiss=np.asarray(blob), ids=ids, name=np.array(self.name), direct=direct
+            ),
         )
 
     @classmethod
@@ -200,7 +263,8 @@ class FaissIndex:
         faiss = _faiss()
         with np.load(path, allow_pickle=False) as z:
             index = faiss.deserialize_index(z["faiss"])
-            return cls(index, z["ids"], str(z["name"]))
+            direct = "direct" in z.files and bool(z["direct"])
+            return cls(index, None if direct else z["ids"], str(z["name"]))
 
 
 def build_faiss_hnsw(
@@ -231,14 +295,14 @@ def build_faiss_ivf(
     nlist = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(max(len(x), 1)))))
     quantizer = faiss.IndexFlatL2(x.shape[1])
     index = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist)
+    ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
     if len(x):
         rng = np.random.default_rng(0)
         train = x if len(x) <= 256 * nlist else x[rng.choice(len(x), 256 * nlist, replace=False)]
         index.train(train)
-        index.add(x)
+        index.add_with_ids(x, np.ascontiguousarray(ids))
     index.nprobe = nprobe
-    ids = np.arange(len(x), dtype=np.int64) if ids is None else ids
-    return FaissIndex(index, ids, "faiss-ivf")
+    return FaissIndex(index, None, "faiss-ivf")
 
 
 ANN_BACKENDS: dict[str, Callable[..., AnnIndex]] = {
@@ -289,12 +353,25 @@ def load_index(path: str | Path) -> AnnIndex:
 
 @dataclass(frozen=True)
 class AnnStamp:
-    """Which state of the SQLite store an ANN file was built from (stored as JSON beside it)."""
+    """Which state of the SQLite store an ANN file was built from (stored as JSON beside it).
+
+    Attributes:
+        generation: the store's generation the file matches.
+        model: ``name@version`` of the embeddings.
+        backend: :data:`ANN_BACKENDS` name.
+        count: vectors in the file.
+        log_seq: last ``face_log`` entry applied (``None``: unknown, rebuild to catch up).
+        trained_count: vectors when the index was last built from scratch (drift rule).
+        imbalance: IVF list imbalance when it was built (drift rule; 0 for other backends).
+    """
 
     generation: int
     model: str
     backend: str
     count: int
+    log_seq: int | None = None
+    trained_count: int = 0
+    imbalance: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,6 +379,9 @@ class AnnStamp:
             "model": self.model,
             "backend": self.backend,
             "count": self.count,
+            "log_seq": self.log_seq,
+            "trained_count": self.trained_count,
+            "imbalance": self.imbalance,
         }
 
     def save(self, path: str | Path) -> None:
@@ -311,9 +391,51 @@ class AnnStamp:
     def load(cls, path: str | Path) -> AnnStamp | None:
         try:
             d = json.loads(Path(path).read_text())
-            return cls(int(d["generation"]), str(d["model"]), str(d["backend"]), int(d["count"]))
+            seq = d.get("log_seq")
+            return cls(
+                int(d["generation"]),
+                str(d["model"]),
+                str(d["backend"]),
+                int(d["count"]),
+                None if seq is None else int(seq),
+                int(d.get("trained_count", 0)),
+                float(d.get("imbalance", 0.0)),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+#: Drift rule: rebuild when the number of vectors left [1 / GROWTH, GROWTH] x the number the
+#: index was built over ...
+GROWTH = 2.0
+#: ... or when the IVF list imbalance grew by more than this factor since the build.
+IMBALANCE_GROWTH = 1.5
+
+
+def needs_retrain(stamp: AnnStamp, index: Any, wanted: str, n: int) -> str:
+    """Why an index caught up incrementally should be rebuilt instead ("" = it need not).
+
+    The rule (``docs/benchmarks.md``, incremental ANN): rebuild when
+
+    * the backend ``wanted`` for ``n`` vectors is another one (e.g. ``"auto"`` crossed
+      :data:`EXACT_MAX`, from exact search to IVF);
+    * ``n`` left ``[trained / GROWTH, trained * GROWTH]``: the IVF centroids (and nlist =
+      4 sqrt(N)) were fitted to a collection of another size;
+    * the IVF list imbalance (``sum(len^2) * nlist / N^2``) grew by more than
+      :data:`IMBALANCE_GROWTH` x: new faces crowd a few lists (the data drifted away from
+      the training distribution), so a query scans longer lists at the same nprobe.
+    """
+    if resolve_backend(wanted, n) != stamp.backend:
+        return f"backend {stamp.backend} -> {resolve_backend(wanted, n)}"
+    if stamp.backend != "faiss-ivf":  # exact search and HNSW graphs have nothing to refit
+        return ""
+    trained = max(stamp.trained_count, 1)
+    if n > trained * GROWTH or n * GROWTH < trained:
+        return f"{n} vectors, index trained on {trained}"
+    imb = index.imbalance() if hasattr(index, "imbalance") else 0.0
+    if stamp.imbalance > 0 and imb > stamp.imbalance * IMBALANCE_GROWTH:
+        return f"IVF imbalance {imb:.2f}, {stamp.imbalance:.2f} when trained"
+    return ""
 
 
 def _atomic_write(path: str | Path, write: Callable[[Any], Any]) -> None:

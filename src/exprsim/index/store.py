@@ -18,21 +18,29 @@ killed ``add`` leaves every file either fully indexed or absent; the next ``add`
 what is done (same path, size and mtime, or same SHA-256) and carries on.
 
 The ANN index (``faces.db.ann`` + ``faces.db.ann.json``, see :mod:`exprsim.index.ann`) is a
-cache: it records the ``generation`` it was built from and is rebuilt from SQLite whenever
-it is missing or stale.
+cache: it records the ``generation`` and the ``face_log`` position it was built from. When
+faces were added or removed since, :meth:`FaceIndex.refresh_ann` (and any query) applies
+just those changes to it (``face_log`` is filled by triggers on ``faces``) and rebuilds it
+from SQLite only when it is missing, unreadable, or the drift rule
+(:func:`exprsim.index.ann.needs_retrain`) says so.
+
+The same tables can live in PostgreSQL instead (``FaceIndex("postgresql://...")``,
+:mod:`exprsim.index.pgvector`): the engine-specific parts sit behind
+:class:`exprsim.index.backends.StoreBackend`, and search uses pgvector's HNSW index.
+Bulk loads of already-embedded faces go through :meth:`FaceIndex.add_table`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
 import logging
 import os
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,60 +49,33 @@ import numpy as np
 
 from exprsim.errors import ExprsimError, ImageError, ModelError
 from exprsim.index import ann as ann_mod
+from exprsim.index.backends import StoreBackend, open_backend
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 EMBEDDING_DTYPE = np.float32
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    size INTEGER,
-    mtime_ns INTEGER,
-    sha256 TEXT,
-    status TEXT NOT NULL,
-    error TEXT,
-    n_faces INTEGER NOT NULL DEFAULT 0,
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    face_index INTEGER NOT NULL,
-    x1 REAL, y1 REAL, x2 REAL, y2 REAL,
-    score REAL,
-    detector TEXT,
-    landmarks BLOB,
-    sharpness REAL, yaw REAL, pitch REAL, roll REAL,
-    quality_ok INTEGER,
-    reasons TEXT,
-    embedding BLOB NOT NULL,
-    model TEXT NOT NULL,
-    label TEXT,
-    tags TEXT,
-    crop BLOB,
-    UNIQUE (file_id, face_index)
-);
-CREATE TABLE IF NOT EXISTS tag_refs (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    source TEXT,
-    face_index INTEGER,
-    embedding BLOB NOT NULL,
-    model TEXT NOT NULL,
-    crop BLOB,
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tag_refs_name ON tag_refs(name);
-CREATE TABLE IF NOT EXISTS identity (
-    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
-    descriptor BLOB
-);
-"""
+#: Columns of ``faces`` a bulk load (:meth:`FaceIndex.add_table`) writes.
+_BULK_FACE_COLUMNS = (
+    "file_id",
+    "face_index",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "detector",
+    "landmarks",
+    "sharpness",
+    "yaw",
+    "pitch",
+    "roll",
+    "quality_ok",
+    "reasons",
+    "embedding",
+    "model",
+)
 
 _FACE_COLUMNS = (
     "faces.id, files.path, files.sha256, face_index, x1, y1, x2, y2, score, detector, landmarks, "
@@ -186,6 +167,34 @@ class AddReport:
                 "(--retry-failed tries them again)"
             )
         return text
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Result of :meth:`FaceIndex.add_table` (a bulk load)."""
+
+    files_added: int
+    files_replaced: int
+    files_skipped: int
+    faces: int
+    model: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_added": self.files_added,
+            "files_replaced": self.files_replaced,
+            "files_skipped": self.files_skipped,
+            "faces": self.faces,
+            "model": self.model,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.files_added} files added, {self.files_replaced} replaced, "
+            f"{self.files_skipped} skipped; {self.faces} faces loaded ({self.seconds:.1f} s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -324,7 +333,46 @@ def _blob(arr: np.ndarray | None) -> bytes | None:
     return np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes()
 
 
-def _row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> FaceRecord:
+def _vector(value: Any) -> np.ndarray:
+    """A stored embedding (float32 blob, or pgvector array) -> ``(16,)`` float32."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return np.frombuffer(value, dtype=EMBEDDING_DTYPE).copy()
+    if hasattr(value, "to_numpy"):  # pgvector.Vector
+        value = value.to_numpy()
+    return np.array(value, dtype=EMBEDDING_DTYPE).reshape(-1)
+
+
+def _landmarks_column(df: Any) -> list[Any]:
+    """Per row the ``(5, 2)`` landmarks of a bulk-loaded table, or ``None``: a ``landmarks``
+    column (nested lists), else the flat per-face columns ``left_eye_x`` ... ``mouth_right_y``
+    (:data:`exprsim.faces.pipeline.FACE_COLUMNS`)."""
+    from exprsim.faces.types import LANDMARK_NAMES
+
+    if "landmarks" in df.columns:
+        return df["landmarks"].where(df["landmarks"].notna(), None).tolist()
+    flat = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in ("x", "y")]
+    if not all(c in df.columns for c in flat):
+        return [None] * len(df)
+    points = df[flat].to_numpy(np.float32).reshape(-1, len(LANDMARK_NAMES), 2)
+    return [None if np.isnan(p).any() else p for p in points]
+
+
+def _column(df: Any, name: str, default: Any) -> list[Any]:
+    """A column of a bulk-loaded table as a list (nulls as ``None``), or ``default``s."""
+    if name not in df.columns:
+        return [default] * len(df)
+    return df[name].where(df[name].notna(), None).tolist()
+
+
+def _landmarks_blob(value: Any) -> bytes | None:
+    """Landmarks as a table holds them (nested lists / arrays, or null) -> float32 blob."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    arr = np.stack([np.asarray(p, dtype=np.float32) for p in value])
+    return _blob(arr)
+
+
+def _row_to_record(row: Any) -> FaceRecord:
     (fid, path, sha, fidx, x1, y1, x2, y2, score, det, lm, sh, yaw, pitch, roll, ok, reasons, emb,
      model, label, tags) = tuple(row)  # fmt: skip
     return FaceRecord(
@@ -342,7 +390,7 @@ def _row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> FaceRecord:
         roll=float(roll) if roll is not None else float("nan"),
         quality_ok=bool(ok),
         reasons=tuple(r for r in (reasons or "").split(",") if r),
-        embedding=np.frombuffer(emb, dtype=EMBEDDING_DTYPE).copy(),
+        embedding=_vector(emb),
         model=model,
         label=label,
         tags=tuple(json.loads(tags)) if tags else (),
@@ -356,8 +404,10 @@ class FaceIndex:
     """A persistent, incremental index of faces and their expression embeddings.
 
     Args:
-        db_path: the SQLite file (created when missing). The ANN cache lives at
-            ``<db_path>.ann``.
+        db_path: the SQLite file (created when missing; the ANN cache lives at
+            ``<db_path>.ann``), or a PostgreSQL URI ``postgresql://...`` (any libpq form,
+            e.g. ``postgresql://user:@/db?host=/run/postgresql``; vectors in pgvector with
+            an HNSW index, see :mod:`exprsim.index.pgvector`).
         embedder: the :class:`~exprsim.models.embedder.Embedder` used by :meth:`add`
             (default: ``exprsim.load_model()``, loaded on first use).
         ann_backend: ``"auto"``, ``"exact"``, ``"faiss-hnsw"`` or ``"faiss-ivf"``
@@ -374,32 +424,31 @@ class FaceIndex:
         ann_backend: str = "auto",
         store_crops: bool = True,
     ) -> None:
-        self.path = Path(db_path)
-        if self.path.is_dir():
-            raise ExprsimError(f"{self.path}: is a directory, expected a database file")
-        if not self.path.parent.exists():
-            raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
+        self._db: StoreBackend = open_backend(db_path)
+        #: the SQLite file, or the PostgreSQL URI without its password
+        self.path: Any = self._db.path
         self._embedder = embedder
         self.ann_backend = ann_backend
         self.store_crops = store_crops
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)  # IF NOT EXISTS: idempotent
             self._init_meta()
-        except sqlite3.DatabaseError as exc:
-            raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+        except BaseException:
+            self._db.close()
+            raise
         self._ann: Any = None
         self._ann_generation = -1
+        self._ann_stamp: Any = None
 
     # -- plumbing
 
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._db.kind
+
     def close(self) -> None:
         """Close the database connection."""
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> FaceIndex:
         return self
@@ -407,32 +456,32 @@ class FaceIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[StoreBackend]:
+        return self._db.transaction()
 
     def _init_meta(self) -> None:
         with self._transaction() as c:
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+            for key, value in (
+                ("schema", str(SCHEMA_VERSION)),
+                ("generation", "0"),
+                ("created", str(time.time())),
+            ):
+                c.execute(
+                    "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
+                )
         schema = int(self._meta("schema") or 0)
         if schema != SCHEMA_VERSION:
             raise ExprsimError(f"{self.path}: schema {schema}, this exprsim reads {SCHEMA_VERSION}")
 
     def _meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _bump(self, c: sqlite3.Connection) -> None:
-        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    def _bump(self, c: StoreBackend) -> None:
+        c.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+            " WHERE key = 'generation'"
+        )
 
     @property
     def generation(self) -> int:
@@ -462,7 +511,7 @@ class FaceIndex:
                 f"{model} (use another database, or re-index everything with one model)"
             )
 
-    def _claim_model(self, c: sqlite3.Connection, model: str) -> None:
+    def _claim_model(self, c: StoreBackend, model: str) -> None:
         row = c.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if row is None:
             c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
@@ -519,25 +568,11 @@ class FaceIndex:
         log.debug("%s: %s", self.path, report.summary())
         return report
 
-    @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        """One :meth:`add` at a time per database (``<db>.lock``, ``flock``): a second
-        writer waits, then finds the first one's files done and skips them."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
-            yield
-            return
-        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.warning("%s: another process is adding files; waiting for it", self.path)
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
+        """One :meth:`add` at a time per store: a second writer waits, then finds the first
+        one's files done and skips them (``flock`` on ``<db>.lock``; an advisory lock in
+        PostgreSQL)."""
+        return self._db.writer_lock()
 
     def _add_one(
         self, path: Path, embedder: Any, model: str, detector: Any, retry_failed: bool
@@ -550,7 +585,7 @@ class FaceIndex:
             st = os.stat(key)
         except OSError as exc:  # e.g. a broken link: name it as the user gave it
             return FileOutcome(str(path), "failed", error=f"cannot stat ({exc.strerror})")
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT id, size, mtime_ns, sha256, status FROM files WHERE path = ?", (key,)
         ).fetchone()
         unchanged = row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns
@@ -580,12 +615,12 @@ class FaceIndex:
         return FileOutcome(key, status, len(faces))
 
     def _file_error(self, file_id: int) -> str:
-        row = self._conn.execute("SELECT error FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self._db.execute("SELECT error FROM files WHERE id = ?", (file_id,)).fetchone()
         return str(row[0]) if row is not None and row[0] else ""
 
     def _n_faces_of(self, file_id: int) -> int:
         return int(
-            self._conn.execute("SELECT n_faces FROM files WHERE id = ?", (file_id,)).fetchone()[0]
+            self._db.execute("SELECT n_faces FROM files WHERE id = ?", (file_id,)).fetchone()[0]
         )
 
     def _store_file(
@@ -606,7 +641,7 @@ class FaceIndex:
             c.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to its faces
             cur = c.execute(
                 "INSERT INTO files (path, size, mtime_ns, sha256, status, error, n_faces, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     key,
                     size,
@@ -618,7 +653,7 @@ class FaceIndex:
                     time.time(),
                 ),
             )
-            file_id = cur.lastrowid
+            file_id = int(cur.fetchone()[0])
             c.executemany(
                 "INSERT INTO faces (file_id, face_index, x1, y1, x2, y2, score, detector, landmarks,"
                 " sharpness, yaw, pitch, roll, quality_ok, reasons, embedding, model, crop)"
@@ -646,7 +681,7 @@ class FaceIndex:
             float(q.roll),
             int(bool(q.ok)),
             ",".join(q.reasons),
-            emb.tobytes(),
+            self._db.vector_param(emb),
             model,
             crop,
         )
@@ -672,6 +707,186 @@ class FaceIndex:
             st = os.stat(key) if Path(key).exists() else None
             self._store_file(key, st, None, model, group)
         return sum(len(g) for g in groups.values())
+
+    def add_table(
+        self, table: Any, model: str | None = None, replace: bool = False, chunk: int = 5000
+    ) -> LoadReport:
+        """Bulk-load faces embedded elsewhere, e.g. the Parquet of ``exprsim embed``.
+
+        Args:
+            table: a ``pandas.DataFrame`` (or anything with ``to_pandas()``, such as a
+                ``pyarrow.Table``) with columns ``source``, ``e0`` ... ``e15`` and optionally
+                ``face``, ``x1, y1, x2, y2``, ``score``, ``detector``, landmarks (a
+                ``landmarks`` column, or ``left_eye_x`` ... ``mouth_right_y``),
+                ``sharpness, yaw, pitch, roll``, ``quality_ok``, ``reasons``, ``model``, and
+                the file's identity ``sha256``, ``size``, ``mtime_ns``.
+            model: ``name@version`` of the embeddings (default: the ``model`` column).
+            replace: without a ``sha256`` column, replace sources already stored (default:
+                skip them, so reloading a shard is a no-op).
+            chunk: sources looked up per statement.
+
+        Upserts are keyed by file: a source already stored is skipped when its ``sha256``
+        matches (without ``sha256``: when it is stored at all, unless ``replace``) and
+        replaced otherwise. The whole table is one transaction (``COPY`` in PostgreSQL), so
+        an interrupted load leaves nothing half-written and a rerun completes it.
+
+        Returns:
+            A :class:`LoadReport`.
+
+        Raises:
+            ExprsimError: required columns are missing, or the model is not given.
+            ModelMismatchError: the index holds embeddings of another model.
+        """
+        import pandas as pd
+
+        t0 = time.perf_counter()
+        df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+        emb_cols = [f"e{i}" for i in range(16)]
+        missing = [c for c in ("source", *emb_cols) if c not in df.columns]
+        if missing:
+            raise ExprsimError(f"the table lacks the columns {', '.join(missing)}")
+        if model is None:
+            models = df["model"].dropna().unique() if "model" in df.columns else []
+            if len(models) != 1:
+                raise ExprsimError(
+                    f"the table names {len(models)} models; pass model='name@version'"
+                )
+            model = str(models[0])
+        elif "model" in df.columns and (df["model"].dropna() != model).any():
+            raise ModelMismatchError(f"the table holds embeddings of another model than {model}")
+        self.check_model(model)
+        if not len(df):
+            return LoadReport(0, 0, 0, 0, model, time.perf_counter() - t0)
+        codes, uniq = pd.factorize(df["source"].astype(str))
+        uniq = [str(u) for u in uniq]
+        first = np.unique(codes, return_index=True)[1]  # first row of each source
+        sha = df["sha256"].to_numpy()[first] if "sha256" in df.columns else None
+        with self._writer_lock():
+            n_existing = len(self)
+            with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
+                keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk)
+                n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
+                if n_faces:
+                    self._claim_model(c, model)
+                self._bump(c)
+        n_new = int(keep.sum())
+        return LoadReport(
+            n_new - n_replaced,
+            n_replaced,
+            len(uniq) - n_new,
+            n_faces,
+            model,
+            time.perf_counter() - t0,
+        )
+
+    def _upsert_plan(
+        self,
+        c: StoreBackend,
+        uniq: list[str],
+        sha: np.ndarray | None,
+        replace: bool,
+        chunk: int,
+    ) -> tuple[np.ndarray, int]:
+        """Which sources of a bulk load to write (``keep``); deletes the stored files they
+        replace and returns how many."""
+        keep = np.ones(len(uniq), bool)
+        if not c.execute("SELECT COUNT(*) FROM files").fetchone()[0]:
+            return keep, 0
+        where = {u: i for i, u in enumerate(uniq)}
+        drop: list[int] = []
+        for start in range(0, len(uniq), chunk):
+            part = uniq[start : start + chunk]
+            marks = ", ".join("?" * len(part))
+            for fid, path, old_sha, status in c.execute(
+                f"SELECT id, path, sha256, status FROM files WHERE path IN ({marks})", part
+            ).fetchall():
+                i = where[path]
+                same = sha[i] == old_sha if sha is not None else not replace
+                if same and status == "done":
+                    keep[i] = False
+                else:
+                    drop.append(int(fid))
+        for start in range(0, len(drop), chunk):
+            part = drop[start : start + chunk]
+            c.execute(f"DELETE FROM files WHERE id IN ({', '.join('?' * len(part))})", part)
+        return keep, len(drop)
+
+    def _copy_table(
+        self,
+        c: StoreBackend,
+        df: Any,
+        codes: np.ndarray,
+        uniq: list[str],
+        first: np.ndarray,
+        keep: np.ndarray,
+        sha: np.ndarray | None,
+        model: str,
+    ) -> int:
+        """Append the kept sources of ``df`` (files, then faces) with explicit file ids."""
+        base = int(c.execute("SELECT COALESCE(MAX(id), 0) FROM files").fetchone()[0]) + 1
+        file_id = np.full(len(uniq), -1, np.int64)
+        file_id[keep] = base + np.arange(int(keep.sum()))
+        counts = np.bincount(codes, minlength=len(uniq))
+        size, mtime = _column(df, "size", None), _column(df, "mtime_ns", None)
+        now = time.time()
+        c.copy_rows(
+            "files",
+            ("id", "path", "size", "mtime_ns", "sha256", "status", "n_faces", "added_at"),
+            (
+                (
+                    int(file_id[i]),
+                    uniq[i],
+                    size[first[i]],
+                    mtime[first[i]],
+                    None if sha is None else sha[i],
+                    "done",
+                    int(counts[i]),
+                    now,
+                )
+                for i in np.flatnonzero(keep).tolist()
+            ),
+        )
+        c.after_explicit_ids("files")
+        return self._copy_faces(c, df, np.flatnonzero(keep[codes]), file_id[codes], model)
+
+    def _copy_faces(
+        self, c: StoreBackend, df: Any, rows: np.ndarray, file_id: np.ndarray, model: str
+    ) -> int:
+        """Append the faces of the given rows of ``df`` (``file_id``: per row)."""
+        col = functools.partial(_column, df)
+        emb = df[[f"e{i}" for i in range(16)]].to_numpy(np.float32)
+        face = col("face", 0)
+        box = [col(k, None) for k in ("x1", "y1", "x2", "y2")]
+        score, det, lm = col("score", None), col("detector", ""), _landmarks_column(df)
+        qual = [col(k, None) for k in ("sharpness", "yaw", "pitch", "roll")]
+        ok, reasons = col("quality_ok", True), col("reasons", "")
+        vec = self._db.vector_param
+        return c.copy_rows(
+            "faces",
+            _BULK_FACE_COLUMNS,
+            (
+                (
+                    int(file_id[r]),
+                    int(face[r] or 0),
+                    box[0][r],
+                    box[1][r],
+                    box[2][r],
+                    box[3][r],
+                    score[r],
+                    det[r] or "",
+                    _landmarks_blob(lm[r]),
+                    qual[0][r],
+                    qual[1][r],
+                    qual[2][r],
+                    qual[3][r],
+                    int(bool(ok[r])),
+                    reasons[r] or "",
+                    vec(emb[r]),
+                    model,
+                )
+                for r in rows.tolist()
+            ),
+        )
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Forget files (a folder: every file under it). Returns the number of files removed."""
@@ -738,7 +953,7 @@ class FaceIndex:
                 return int(dup[0])
             cur = c.execute(
                 "INSERT INTO tag_refs (name, source, face_index, embedding, model, crop, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     name,
                     source,
@@ -749,11 +964,11 @@ class FaceIndex:
                     time.time(),
                 ),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
     def tag_references(self) -> list[dict[str, Any]]:
         """Every reference face: ``id, name, source, face_index, embedding, model, crop``."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT id, name, source, face_index, embedding, model, crop FROM tag_refs ORDER BY id"
         ).fetchall()
         return [
@@ -780,7 +995,7 @@ class FaceIndex:
         """Cached identity descriptors of faces (missing ids are absent from the dict)."""
         out: dict[int, np.ndarray | None] = {}
         for fid in face_ids:
-            row = self._conn.execute(
+            row = self._db.execute(
                 "SELECT descriptor FROM identity WHERE face_id = ?", (int(fid),)
             ).fetchone()
             if row is not None:
@@ -791,18 +1006,19 @@ class FaceIndex:
         """Cache identity descriptors (``None``: no descriptor could be computed)."""
         with self._transaction() as c:
             c.executemany(
-                "INSERT OR REPLACE INTO identity (face_id, descriptor) VALUES (?, ?)",
+                "INSERT INTO identity (face_id, descriptor) VALUES (?, ?)"
+                " ON CONFLICT (face_id) DO UPDATE SET descriptor = excluded.descriptor",
                 [(int(k), _blob(v)) for k, v in descriptors.items()],
             )
 
     # -- reading
 
     def __len__(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def info(self) -> IndexInfo:
         """Counts, model and ANN state."""
-        c = self._conn
+        c = self._db
         n_files = c.execute("SELECT COUNT(*) FROM files WHERE status = 'done'").fetchone()[0]
         n_failed = c.execute("SELECT COUNT(*) FROM files WHERE status = 'failed'").fetchone()[0]
         n_faces, n_ok, n_lab = c.execute(
@@ -810,9 +1026,7 @@ class FaceIndex:
         ).fetchone()
         names = tuple(r[0] for r in c.execute("SELECT DISTINCT name FROM tag_refs ORDER BY name"))
         n_refs = c.execute("SELECT COUNT(*) FROM tag_refs").fetchone()[0]
-        stamp = ann_mod.AnnStamp.load(self.ann_stamp_path)
-        fresh = stamp is not None and stamp.generation == self.generation and self.ann_path.exists()
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        backend, fresh = self._ann_state()
         return IndexInfo(
             path=str(self.path),
             model=self.model,
@@ -823,26 +1037,23 @@ class FaceIndex:
             n_labelled=int(n_lab),
             tag_names=names,
             n_tag_refs=int(n_refs),
-            ann_backend=stamp.backend if stamp else None,
+            ann_backend=backend,
             ann_fresh=bool(fresh),
-            db_bytes=int(size),
+            db_bytes=int(self._db.db_bytes()),
             schema=SCHEMA_VERSION,
         )
 
     def files(self) -> Any:
         """Every file row as a DataFrame (``path, size, mtime_ns, sha256, status, error, n_faces``)."""
-        import pandas as pd
-
-        return pd.read_sql_query(
-            "SELECT path, size, mtime_ns, sha256, status, error, n_faces FROM files ORDER BY path",
-            self._conn,
+        return self._db.frame(
+            "SELECT path, size, mtime_ns, sha256, status, error, n_faces FROM files ORDER BY path"
         )
 
     def get(self, face_ids: Iterable[int]) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped)."""
         out = []
         for fid in face_ids:
-            row = self._conn.execute(
+            row = self._db.execute(
                 f"SELECT {_FACE_COLUMNS} FROM faces JOIN files ON files.id = faces.file_id "
                 "WHERE faces.id = ?",
                 (int(fid),),
@@ -853,7 +1064,7 @@ class FaceIndex:
 
     def records(self) -> list[FaceRecord]:
         """Every stored face, ordered by id."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             f"SELECT {_FACE_COLUMNS} FROM faces JOIN files ON files.id = faces.file_id "
             "ORDER BY faces.id"
         ).fetchall()
@@ -869,17 +1080,12 @@ class FaceIndex:
 
     def crop(self, face_id: int) -> np.ndarray | None:
         """The stored aligned crop of a face, ``(S, S, 3)`` uint8, or ``None``."""
-        row = self._conn.execute("SELECT crop FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+        row = self._db.execute("SELECT crop FROM faces WHERE id = ?", (int(face_id),)).fetchone()
         return None if row is None else decode_crop(row[0])
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """All face ids ``(N,)`` int64 and embeddings ``(N, 16)`` float32, ordered by id."""
-        rows = self._conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 16), EMBEDDING_DTYPE)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=EMBEDDING_DTYPE)
-        return ids, flat.reshape(len(rows), -1).copy()
+        return self._db.all_embeddings()
 
     # -- nearest neighbours
 
@@ -891,24 +1097,68 @@ class FaceIndex:
     def ann_stamp_path(self) -> Path:
         return Path(f"{self.path}.ann.json")
 
+    def _ann_state(self) -> tuple[str | None, bool]:
+        """ANN backend name and whether it matches the stored faces."""
+        searcher = self._db.searcher()
+        if searcher is not None:  # the database's own vector index: always current
+            return searcher.name, True
+        stamp = ann_mod.AnnStamp.load(self.ann_stamp_path)
+        fresh = stamp is not None and stamp.generation == self.generation and self.ann_path.exists()
+        return (stamp.backend if stamp else None), fresh
+
+    def _log_seq(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()
+        return int(row[0]) if row else 0
+
     def rebuild_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
-        """Rebuild the ANN cache from SQLite and save it beside the database."""
-        gen = self.generation
-        ids, emb = self.embeddings()
+        """Rebuild the nearest-neighbour index from scratch: the ANN cache beside a SQLite
+        file (saved there), or the HNSW index of a PostgreSQL store."""
+        searcher = self._db.searcher()
+        if searcher is not None:
+            searcher.rebuild()
+            return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
+        with self._transaction():  # one consistent state: generation, log position, vectors
+            gen, seq = self.generation, self._log_seq()
+            ids, emb = self.embeddings()
+            self._db.execute("DELETE FROM face_log WHERE seq <= ?", (seq,))  # replayed by now
         name = ann_mod.resolve_backend(backend or self.ann_backend, len(ids))
         t0 = time.perf_counter()
         index = ann_mod.build_index(emb, ids, backend=name)
         log.info("built %s index over %d faces in %.2f s", name, len(ids), time.perf_counter() - t0)
-        stamp = ann_mod.AnnStamp(gen, self.model or "", name, len(ids))
+        imbalance = index.imbalance() if hasattr(index, "imbalance") else 0.0
+        stamp = ann_mod.AnnStamp(gen, self.model or "", name, len(ids), seq, len(ids), imbalance)
+        self._save_ann(index, stamp)
+        return stamp
+
+    def _save_ann(self, index: Any, stamp: ann_mod.AnnStamp) -> None:
         try:
             index.save(self.ann_path)
             stamp.save(self.ann_stamp_path)
         except OSError as exc:
             log.warning("could not save the ANN cache %s: %s", self.ann_path, exc)
-        self._ann, self._ann_generation = index, gen
-        return stamp
+        self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
+
+    def refresh_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
+        """Bring the nearest-neighbour index up to date with the stored faces, cheaply.
+
+        The ANN cache of a SQLite store takes the faces added and removed since it was
+        saved (from the ``face_log`` table) without being rebuilt, unless the drift rule
+        (:func:`exprsim.index.ann.needs_retrain`) says its training is out of date, the
+        backend asked for differs, or the cache is missing or unreadable: then it is
+        rebuilt. A PostgreSQL store's HNSW index is always current (nothing to do).
+        """
+        if backend is not None and backend != self.ann_backend:
+            self.ann_backend = backend
+        self._ann_index()
+        searcher = self._db.searcher()
+        if searcher is not None:
+            return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
+        return self._ann_stamp
 
     def _ann_index(self) -> Any:
+        searcher = self._db.searcher()
+        if searcher is not None:
+            return searcher
         gen = self.generation
         if self._ann is not None and self._ann_generation == gen:
             return self._ann
@@ -916,18 +1166,81 @@ class FaceIndex:
         wanted = self.ann_backend
         if (
             stamp is not None
-            and stamp.generation == gen
             and stamp.model == (self.model or "")
             and (wanted == "auto" or wanted == stamp.backend)
             and self.ann_path.exists()
         ):
-            try:
-                self._ann, self._ann_generation = ann_mod.load_index(self.ann_path), gen
+            index = self._ann if self._ann is not None and self._ann_stamp == stamp else None
+            if index is None:
+                try:
+                    index = ann_mod.load_index(self.ann_path)
+                except Exception as exc:  # a corrupt cache is rebuilt, never fatal
+                    log.warning("ANN cache %s unreadable (%s): rebuilding", self.ann_path, exc)
+            if index is not None and stamp.generation == gen:
+                self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
+                return index
+            if index is not None and self._catch_up(index, stamp):
                 return self._ann
-            except Exception as exc:  # a corrupt cache is rebuilt, never fatal
-                log.warning("ANN cache %s unreadable (%s): rebuilding", self.ann_path, exc)
         self.rebuild_ann()
         return self._ann
+
+    def _catch_up(self, index: Any, stamp: ann_mod.AnnStamp) -> bool:
+        """Apply the faces added/removed since ``stamp`` to ``index`` and save it; ``False``
+        when it cannot (log incomplete, backend cannot remove) or should not (drift)."""
+        if stamp.log_seq is None or not hasattr(index, "add"):
+            return False
+        t0 = time.perf_counter()
+        with self._transaction():  # a consistent snapshot of log, faces and generation
+            gen, last = self.generation, self._log_seq()
+            rows = self._db.execute(
+                "SELECT face_id, op FROM face_log WHERE seq > ? ORDER BY seq", (stamp.log_seq,)
+            ).fetchall()
+            if len(rows) != last - stamp.log_seq:  # entries missing: cannot replay
+                return False
+            final: dict[int, int] = {}
+            removed: set[int] = set()
+            for fid, op in rows:
+                final[int(fid)] = int(op)
+                if op < 0:
+                    removed.add(int(fid))
+            added = sorted(f for f, op in final.items() if op > 0)
+            vectors = self._vectors_of(added)
+            n_now = len(self)
+        if removed and not getattr(index, "can_remove", True):
+            return False
+        if removed:
+            index.remove(np.fromiter(removed, dtype=np.int64))
+        if added:
+            index.add(vectors, np.asarray(added, dtype=np.int64))
+        why = ann_mod.needs_retrain(stamp, index, self.ann_backend, n_now)
+        if why or len(index) != n_now:
+            log.info("ANN cache: retraining (%s)", why or "count mismatch")
+            return False
+        new = ann_mod.AnnStamp(
+            gen, stamp.model, stamp.backend, n_now, last, stamp.trained_count, stamp.imbalance
+        )
+        self._save_ann(index, new)
+        log.info(
+            "ANN cache caught up: +%d -%d faces in %.2f s",
+            len(added),
+            len(removed),
+            time.perf_counter() - t0,
+        )
+        return True
+
+    def _vectors_of(self, face_ids: Sequence[int], chunk: int = 500) -> np.ndarray:
+        """Embeddings ``(len(face_ids), 16)`` float32 in the order of ``face_ids``."""
+        got: dict[int, np.ndarray] = {}
+        for start in range(0, len(face_ids), chunk):
+            part = face_ids[start : start + chunk]
+            marks = ", ".join("?" * len(part))
+            for fid, emb in self._db.execute(
+                f"SELECT id, embedding FROM faces WHERE id IN ({marks})", part
+            ).fetchall():
+                got[int(fid)] = _vector(emb)
+        if not face_ids:
+            return np.zeros((0, 16), EMBEDDING_DTYPE)
+        return np.stack([got[int(f)] for f in face_ids])
 
     def query(self, embeddings: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Nearest stored faces of each query embedding.

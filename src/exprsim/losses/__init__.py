@@ -2,9 +2,8 @@
 perceptual-VAE ELBO terms and triplet prior, Structured Gaussian Manifold (SGM) loss.
 
 The loss classes need torch, which this package imports only when one of them is first
-used, so that :mod:`exprsim.losses.distances` (numpy *and* torch helpers, used by the data
-and metrics modules too) imports without torch. Names resolve through the fixed table
-``_EXPORTS``; anything else raises ``AttributeError``.
+used (the distance helpers they share with the library live in :mod:`exprsim.distances`).
+Names resolve through the fixed table ``_EXPORTS``; anything else raises ``AttributeError``.
 """
 
 from __future__ import annotations

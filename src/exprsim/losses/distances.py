@@ -1,94 +1,33 @@
-"""Distance helpers shared by the losses, the vote-triplet miner and the metrics.
-
-Every function works on numpy arrays *and* torch tensors (duck-typed: only operators and
-methods both libraries share are used), so training, mining and evaluation measure distance
-with the same formulas. This module imports neither torch nor numpy at import time.
-
-Conventions: ``x`` is ``(N, D)``, ``y`` is ``(M, D)``; row-wise functions take two arrays of
-the same shape ``(..., D)`` and return ``(...)``.
+"""Alias of :mod:`exprsim.distances` (where the helpers live, below both the library and
+training); kept so that older imports keep working. New code imports :mod:`exprsim.distances`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from exprsim.distances import (
+    SQRT_EPS,
+    cosine_distance,
+    cosine_similarity,
+    hellinger,
+    l2,
+    l2_normalize,
+    pairwise_cosine_distance,
+    pairwise_hellinger,
+    pairwise_l2,
+    pairwise_squared_l2,
+    squared_l2,
+)
 
-#: Clamp applied under square roots so the gradient of ``sqrt`` stays finite at 0.
-SQRT_EPS = 1e-12
-
-Array = Any  # np.ndarray | torch.Tensor
-
-
-def squared_l2(a: Array, b: Array) -> Array:
-    """Row-wise squared Euclidean distance ``||a - b||^2``: ``(..., D), (..., D) -> (...)``."""
-    diff = a - b
-    return (diff * diff).sum(-1)
-
-
-def l2(a: Array, b: Array, eps: float = SQRT_EPS) -> Array:
-    """Row-wise Euclidean distance ``||a - b||``; ``eps`` clamps under the root (finite grads)."""
-    return squared_l2(a, b).clip(min=eps) ** 0.5
-
-
-def _row_norm_sq(x: Array) -> Array:
-    return (x * x).sum(-1)
-
-
-def pairwise_squared_l2(x: Array, y: Array | None = None) -> Array:
-    """All-pairs squared Euclidean distances ``(N, D), (M, D) -> (N, M)`` (``y=None``: ``x``).
-
-    Uses ``|x|^2 + |y|^2 - 2 x.y`` and clamps the result at 0 (cancellation can make it
-    slightly negative). The diagonal of ``pairwise_squared_l2(x)`` is set to exactly 0.
-    """
-    same = y is None
-    y = x if y is None else y
-    d = _row_norm_sq(x)[:, None] + _row_norm_sq(y)[None, :] - 2.0 * (x @ y.T)
-    d = d.clip(min=0.0)
-    if same:
-        idx = list(range(d.shape[0]))
-        d[idx, idx] = 0.0
-    return d
-
-
-def pairwise_l2(x: Array, y: Array | None = None, eps: float = SQRT_EPS) -> Array:
-    """All-pairs Euclidean distances ``(N, D), (M, D) -> (N, M)``; see :func:`pairwise_squared_l2`."""
-    return pairwise_squared_l2(x, y).clip(min=eps) ** 0.5
-
-
-def l2_normalize(x: Array, eps: float = SQRT_EPS) -> Array:
-    """Rows scaled to unit L2 norm: ``(N, D) -> (N, D)`` (zero rows stay ~0)."""
-    return x / (_row_norm_sq(x)[..., None].clip(min=eps) ** 0.5)
-
-
-def cosine_similarity(a: Array, b: Array) -> Array:
-    """Row-wise cosine similarity ``(..., D), (..., D) -> (...)``."""
-    return (l2_normalize(a) * l2_normalize(b)).sum(-1)
-
-
-def cosine_distance(a: Array, b: Array) -> Array:
-    """Row-wise cosine distance ``1 - cos``, in ``[0, 2]``."""
-    return 1.0 - cosine_similarity(a, b)
-
-
-def pairwise_cosine_distance(x: Array, y: Array | None = None) -> Array:
-    """All-pairs cosine distance ``1 - cos``: ``(N, D), (M, D) -> (N, M)``."""
-    xn = l2_normalize(x)
-    yn = xn if y is None else l2_normalize(y)
-    return 1.0 - xn @ yn.T
-
-
-def hellinger(p: Array, q: Array) -> Array:
-    """Row-wise Hellinger distance between distributions, in ``[0, 1]``.
-
-    ``H(p, q) = ||sqrt(p) - sqrt(q)|| / sqrt(2)``; ``p, q``: ``(..., C)`` non-negative rows
-    summing to 1.
-    """
-    return squared_l2(p.clip(min=0.0) ** 0.5, q.clip(min=0.0) ** 0.5).clip(min=0.0) ** 0.5 * (
-        0.5**0.5
-    )
-
-
-def pairwise_hellinger(p: Array, q: Array | None = None) -> Array:
-    """All-pairs Hellinger distances ``(N, C), (M, C) -> (N, M)`` in ``[0, 1]``."""
-    sp = p.clip(min=0.0) ** 0.5
-    sq = None if q is None else q.clip(min=0.0) ** 0.5
-    return pairwise_squared_l2(sp, sq).clip(min=0.0) ** 0.5 * (0.5**0.5)
+__all__ = [
+    "SQRT_EPS",
+    "cosine_distance",
+    "cosine_similarity",
+    "hellinger",
+    "l2",
+    "l2_normalize",
+    "pairwise_cosine_distance",
+    "pairwise_hellinger",
+    "pairwise_l2",
+    "pairwise_squared_l2",
+    "squared_l2",
+]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exprsim.losses.distances import pairwise_hellinger, pairwise_l2, pairwise_squared_l2
+from exprsim.distances import pairwise_hellinger, pairwise_l2, pairwise_squared_l2
 
 _REDUCTIONS = ("mean", "sum", "none")
 _KINDS = ("kl", "ce")

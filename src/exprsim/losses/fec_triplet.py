@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from exprsim.losses.distances import l2, squared_l2
+from exprsim.distances import l2, squared_l2
 
 #: Triplet type names, indexed by the ``ttype`` code (0, 1, 2).
 TRIPLET_TYPES: tuple[str, ...] = ("one", "two", "three")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from exprsim.losses.distances import pairwise_squared_l2
+from exprsim.distances import pairwise_squared_l2
 
 #: The paper's Gaussian width.
 SGM_SIGMA = 0.5

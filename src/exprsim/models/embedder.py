@@ -209,7 +209,6 @@ class Embedder:
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
         self.batch_size = batch_size
-        self._detector: Any = None
 
     @property
     def embedding_dim(self) -> int:
@@ -275,7 +274,8 @@ class Embedder:
 
         Args:
             images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
-            detector: a detector name or instance (default: MediaPipe).
+            detector: a detector name or instance (default: MediaPipe); names resolve to
+                one shared instance per process (:func:`exprsim.faces.pipeline.resolve_detector`).
             progress: show a progress bar.
             failures: if given, an input that cannot be read is skipped and its
                 :class:`~exprsim.errors.ImageError` appended here instead of stopping the
@@ -289,16 +289,10 @@ class Embedder:
         """
         from tqdm import tqdm
 
-        from exprsim.faces.detect import create_detector
-        from exprsim.faces.pipeline import analyze_image
+        from exprsim.faces.pipeline import analyze_image, resolve_detector
         from exprsim.io import load_image
 
-        if detector is None or isinstance(detector, str):
-            if self._detector is None or (
-                isinstance(detector, str) and detector != self._detector.name
-            ):
-                self._detector = create_detector(detector or "mediapipe")
-            detector = self._detector
+        detector = resolve_detector(detector)
         align_cfg = self.config.preprocess.align_config()
         items: Sequence[Any] = list(images_or_paths)
         results: list[FaceEmbedding] = []

@@ -10,7 +10,7 @@ A generative model of face-mesh landmarks with a 30-d latent code, in three vari
 
 Modules: :mod:`~exprsim.pvae.features` (landmark normalisation, FER extraction cache),
 :mod:`~exprsim.pvae.model` (the networks and their small registry),
-:mod:`~exprsim.pvae.train` (training), :mod:`~exprsim.pvae.evaluate` (Table II of the paper
+:mod:`~exprsim.training.pvae` (training), :mod:`~exprsim.pvae.data` (landmark data), :mod:`~exprsim.pvae.evaluate` (Table II of the paper
 on FER+), :mod:`~exprsim.pvae.codes` (loading a trained model, codes for the video pipeline).
 Losses live in :mod:`exprsim.losses.pvae`. Nothing here is imported by ``import exprsim``.
 """

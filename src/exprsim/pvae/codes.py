@@ -96,7 +96,7 @@ class PVAEEncoder:
 
 
 def load_pvae(path: str | Path) -> PVAEEncoder:
-    """Load a run folder written by :func:`exprsim.pvae.train.train_pvae`.
+    """Load a run folder written by :func:`exprsim.training.pvae.train_pvae`.
 
     Raises:
         ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``.

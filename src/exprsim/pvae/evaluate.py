@@ -159,8 +159,8 @@ def evaluate_pvae(
     from exprsim.data.fer import load_ferplus
     from exprsim.data.triplets import validation_triplets
     from exprsim.pvae.codes import load_pvae
+    from exprsim.pvae.data import fer_training_landmarks
     from exprsim.pvae.features import extract_fer_landmarks
-    from exprsim.pvae.train import fer_training_landmarks
 
     data, stats = fer_training_landmarks(landmark_cache, data_dir, 0.05, 0)
     test_lm = extract_fer_landmarks("PublicTest", landmark_cache, data_dir)

@@ -160,7 +160,7 @@ def similarity_heatmap(
     Args:
         labels: tick labels (shown when ``N <= 40``).
     """
-    from exprsim.losses.distances import pairwise_l2
+    from exprsim.distances import pairwise_l2
 
     x = np.asarray(embeddings, dtype=np.float64)
     d = pairwise_l2(x, eps=0.0) if len(x) else np.zeros((0, 0))

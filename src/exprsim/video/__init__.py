@@ -3,7 +3,7 @@
 * :mod:`exprsim.video.frames` — decoding (PyAV) and sampling with timestamps;
 * :mod:`exprsim.video.tracks` — IoU tracks, dlib descriptors + DBSCAN, median smoothing;
 * :mod:`exprsim.video.pipeline` — :func:`analyze_video` and its typed results;
-* :mod:`exprsim.video.report` — the HTML report and the demo section.
+* :mod:`exprsim.video.report` — the HTML report.
 
 Importing this package loads only NumPy; PyAV, OpenCV, dlib, torch and scikit-learn are
 imported when used.
@@ -22,7 +22,7 @@ from exprsim.video.pipeline import (
     analyze_video,
     load_tag_references,
 )
-from exprsim.video.report import demo_section, video_page
+from exprsim.video.report import video_page
 
 __all__ = [
     "Frame",
@@ -36,7 +36,6 @@ __all__ = [
     "VideoFace",
     "VideoInfo",
     "analyze_video",
-    "demo_section",
     "load_tag_references",
     "read_frames",
     "video_page",

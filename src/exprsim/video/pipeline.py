@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ExprsimError, ModelError
+from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
 from exprsim.video.frames import DEFAULT_FPS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
@@ -89,7 +90,7 @@ class VideoConfig:
     fps: float | None = DEFAULT_FPS
     every: int | None = None
     max_frames: int | None = None
-    detector: str = "mediapipe"
+    detector: str = DEFAULT_DETECTOR
     sharpness_threshold: float = 3.0
     max_abs_yaw: float = 50.0
     identity: str = "auto"
@@ -367,7 +368,7 @@ class VideoAnalysis:
                 "yaw": round(q.yaw, 2),
                 "pitch": round(q.pitch, 2),
                 "roll": round(q.roll, 2),
-                "ok": bool(q.ok),
+                "quality_ok": bool(q.ok),
                 "reasons": ",".join(q.reasons),
             }
             top = self.top_emotions(i)
@@ -430,10 +431,12 @@ class VideoAnalysis:
             "persons_csv": out / "persons.csv",
             "json": out / "analysis.json",
         }
+        from exprsim.io import save_table
+
         frame = self.to_frame()
-        frame.to_parquet(paths["faces_parquet"], index=False)
-        frame.to_csv(paths["faces_csv"], index=False)
-        self.persons_frame().to_csv(paths["persons_csv"], index=False)
+        save_table(frame, paths["faces_parquet"])
+        save_table(frame, paths["faces_csv"])
+        save_table(self.persons_frame(), paths["persons_csv"])
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
         if html:
             from exprsim.video.report import video_page
@@ -459,7 +462,7 @@ FACE_TABLE_COLUMNS: tuple[str, ...] = (
     "yaw",
     "pitch",
     "roll",
-    "ok",
+    "quality_ok",
     "reasons",
     "emotion_1",
     "p_1",
@@ -543,8 +546,8 @@ def _identity_encoder(method: str) -> Any:
         raise ExprsimError(f"unknown identity method {method!r}; known: {IDENTITY_METHODS}")
     if method == "iou":
         return None
-    from exprsim.apps.search import IdentityEncoder
     from exprsim.errors import BackendUnavailableError
+    from exprsim.faces.identity import IdentityEncoder
 
     try:
         return IdentityEncoder()
@@ -611,12 +614,6 @@ def analyze_video(
         VideoError: the video cannot be opened.
         ExprsimError: bad configuration.
     """
-    from tqdm import tqdm
-
-    from exprsim.faces.align import align_face
-    from exprsim.faces.pipeline import resolve_detector
-    from exprsim.faces.quality import QualityConfig, assess
-
     cfg = config or VideoConfig()
     _check_config(cfg)
     t_start = time.perf_counter()
@@ -637,35 +634,198 @@ def analyze_video(
         classifier, classes = default_classifier(embedder)
     elif classifier is not None:
         classes = tuple(str(c) for c in classifier.classes_)
-    det = resolve_detector(detector if detector is not None else cfg.detector)
-    encoder = _identity_encoder(cfg.identity)
-    align_cfg = embedder.config.preprocess.align_config()
-    qcfg = QualityConfig(sharpness_threshold=cfg.sharpness_threshold, max_abs_yaw=cfg.max_abs_yaw)
+    collected = _FaceCollector(cfg, embedder, detector, mesher)
+    n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
+    collected.flush()
+    results = _person_stages(
+        collected, reader, cfg, embedder, classifier, classes, tag_references, pvae, n_sampled
+    )
+    warnings = list(reader.warnings)
+    if interrupted:
+        warnings.append(f"interrupted after {n_sampled} sampled frames")
+    return VideoAnalysis(
+        info=reader.info,
+        config=cfg,
+        n_sampled=n_sampled,
+        sample_period=reader.sample_period,
+        faces=tuple(collected.faces),
+        classes=classes,
+        model=embedder.config.name_version,
+        timings=collected.timings(reader, n_sampled, time.perf_counter() - t_start),
+        interrupted=interrupted,
+        truncated=reader.truncated,
+        warnings=tuple(warnings),
+        expression_space=cfg.embedding,
+        **results,
+    )
 
-    from exprsim.video.tracks import TrackLinker, cluster_identities, median_smooth
 
-    linker = TrackLinker(cfg.min_iou, cfg.max_gap)
-    faces: list[VideoFace] = []
-    tracks: list[int] = []
-    track_counts: Counter[int] = Counter()
-    descriptors: dict[int, np.ndarray] = {}
-    embeddings: dict[int, np.ndarray] = {}
-    pending: list[tuple[int, np.ndarray]] = []
-    meshes: dict[int, np.ndarray] = {}
-    sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
-    interrupted = False
-    n_sampled = 0
+def _person_stages(
+    collected: _FaceCollector,
+    reader: FrameReader,
+    cfg: VideoConfig,
+    embedder: Any,
+    classifier: Any,
+    classes: tuple[str, ...],
+    tag_references: tuple[np.ndarray, list[str]] | None,
+    pvae: Any,
+    n_sampled: int,
+) -> dict[str, Any]:
+    """Stages 4-6 (timed as ``cluster``): persons, smoothing, emotions, tags, perceptual-VAE
+    codes, per-person statistics and summaries, as :class:`VideoAnalysis` fields."""
+    t0 = time.perf_counter()
+    ident, raw, smoothed = _persons_and_smoothing(collected, cfg, n_sampled, embedder)
+    accepted = np.array([f.quality.ok for f in collected.faces], dtype=bool)
+    emotions = _emotions(classifier, smoothed, accepted, len(classes))
+    tags = _tags(tag_references, smoothed, accepted, cfg, embedder)
+    codes: np.ndarray | None = None
+    neutral_faces: dict[int, tuple[int, ...]] = {}
+    if collected.mesher is not None:  # embedding == "pvae": the encoder was loaded before
+        codes, neutral_faces = _codes_stage(
+            pvae, collected, ident.persons, accepted, emotions, classes, cfg
+        )
+    duration = reader.info.duration
+    stats, summaries = _person_results(
+        collected.faces,
+        ident.persons,
+        smoothed if codes is None else codes,
+        emotions,
+        classes,
+        tags,
+        n_sampled,
+        reader.sample_period,
+        cfg,
+        duration=duration if math.isfinite(duration) and duration > 0 else math.inf,
+    )
+    rejected = Counter(r for f in collected.faces for r in f.quality.reasons)
+    collected.sec["cluster"] += time.perf_counter() - t0
+    return {
+        "persons": ident.persons,
+        "tracks": ident.tracks,
+        "embeddings": raw,
+        "smoothed": smoothed,
+        "emotions": emotions,
+        "tags": tuple(tags),
+        "person_stats": tuple(stats),
+        "summaries": tuple(summaries),
+        "rejected": dict(sorted(rejected.items())),
+        "identity_method": ident.method,
+        "codes": codes,
+        "neutral_faces": neutral_faces,
+    }
 
-    def flush() -> None:
-        if not pending:
+
+# ----------------------------------------------------------------------------- stages
+
+
+class _FaceCollector:
+    """Stages 2-3 frame by frame: faces (:func:`~exprsim.faces.pipeline.analyze_image`),
+    IoU tracks, identity descriptors, face meshes, and the accepted crops embedded in
+    batches of ``cfg.batch_size``."""
+
+    def __init__(self, cfg: VideoConfig, embedder: Any, detector: Any, mesher: Any) -> None:
+        from exprsim.faces.pipeline import resolve_detector
+        from exprsim.faces.quality import QualityConfig
+        from exprsim.video.tracks import TrackLinker
+
+        self.cfg = cfg
+        self.embedder = embedder
+        self.detector = resolve_detector(detector if detector is not None else cfg.detector)
+        self.encoder = _identity_encoder(cfg.identity)
+        self.mesher = mesher
+        self.align_cfg = embedder.config.preprocess.align_config()
+        self.quality_cfg = QualityConfig(
+            sharpness_threshold=cfg.sharpness_threshold, max_abs_yaw=cfg.max_abs_yaw
+        )
+        self.linker = TrackLinker(cfg.min_iou, cfg.max_gap)
+        self.faces: list[VideoFace] = []
+        self.tracks: list[int] = []
+        self.track_counts: Counter[int] = Counter()
+        self.descriptors: dict[int, np.ndarray] = {}
+        self.embeddings: dict[int, np.ndarray] = {}
+        self.meshes: dict[int, np.ndarray] = {}
+        self.pending: list[tuple[int, np.ndarray]] = []
+        self.sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
+
+    def add_frame(self, slot: int, frame: Any) -> None:
+        """Detect, align and assess the faces of one sampled frame, and link them to tracks."""
+        from exprsim.faces.pipeline import analyze_image
+
+        found = analyze_image(
+            frame.image, self.detector, self.align_cfg, self.quality_cfg, timings=self.sec
+        )
+        boxes = np.stack([af.face.box for af in found]) if found else np.zeros((0, 4))
+        ids = self.linker.update(slot, boxes)
+        for j, af in enumerate(found):
+            self._add_face(slot, frame, j, af, ids[j])
+        if len(self.pending) >= self.cfg.batch_size:
+            self.flush()
+
+    def _add_face(self, slot: int, frame: Any, j: int, af: Any, track: int) -> None:
+        i = len(self.faces)
+        f, q = af.face, af.quality
+        thumb = None
+        if q.ok:
+            self.pending.append((i, af.crop))
+            thumb = _thumb(af.crop, self.cfg.thumb_size)
+            if self.mesher is not None:
+                t0 = time.perf_counter()
+                mesh = self.mesher.mesh(frame.image, f.box)
+                if mesh is not None:
+                    self.meshes[i] = mesh
+                self.sec["mesh"] += time.perf_counter() - t0
+        box = f.box.astype(np.float32)
+        self.faces.append(
+            VideoFace(slot, frame.index, frame.time, j, box, float(f.score), q, thumb)
+        )
+        self.tracks.append(track)
+        stride = max(1, self.cfg.descriptor_stride)
+        if self.encoder is not None and self.track_counts[track] % stride == 0:
+            t0 = time.perf_counter()
+            self.descriptors[i] = self.encoder.descriptor(frame.image, f.box)
+            self.sec["identity"] += time.perf_counter() - t0
+        self.track_counts[track] += 1
+
+    def flush(self) -> None:
+        """Embed the accepted crops waiting for a batch."""
+        if not self.pending:
             return
         t0 = time.perf_counter()
-        emb = embedder.embed_crops(np.stack([c for _, c in pending]))
-        for (i, _), e in zip(pending, emb, strict=True):
-            embeddings[i] = e
-        pending.clear()
-        sec["embed"] += time.perf_counter() - t0
+        emb = self.embedder.embed_crops(np.stack([c for _, c in self.pending]))
+        for (i, _), e in zip(self.pending, emb, strict=True):
+            self.embeddings[i] = e
+        self.pending.clear()
+        self.sec["embed"] += time.perf_counter() - t0
 
+    def timings(self, reader: FrameReader, n_sampled: int, total: float) -> StageTimes:
+        return StageTimes(
+            decode=reader.decode_seconds,
+            frames=n_sampled,
+            decoded=reader.n_decoded,
+            faces=len(self.faces),
+            accepted=sum(f.quality.ok for f in self.faces),
+            descriptors=len(self.descriptors),
+            total=total,
+            **self.sec,
+        )
+
+
+def _read_frames(
+    reader: FrameReader,
+    collector: _FaceCollector,
+    progress: bool,
+    on_frame: Callable[[int, int | None], None] | None,
+) -> tuple[int, bool]:
+    """Stage 1: decode the sampled frames into ``collector``.
+
+    Returns:
+        ``(sampled frames analysed, interrupted by Ctrl-C)``; closes the reader (and the
+        collector's face mesher) in every case.
+    """
+    from tqdm import tqdm
+
+    n_sampled = 0
+    interrupted = False
     bar = tqdm(
         total=reader.expected_samples(),
         disable=not progress,
@@ -675,55 +835,7 @@ def analyze_video(
     )
     try:
         for slot, frame in enumerate(reader):
-            image = frame.image
-            t0 = time.perf_counter()
-            found = sorted(det.detect(image), key=lambda f: (-f.width * f.height, float(f.box[0])))
-            t1 = time.perf_counter()
-            sec["detect"] += t1 - t0
-            crops, quals = [], []
-            for f in found:
-                crops.append(align_face(image, f.landmarks, align_cfg))
-                quals.append(assess(image, f, qcfg))
-            t2 = time.perf_counter()
-            sec["align"] += t2 - t1
-            ids = linker.update(
-                slot, np.stack([f.box for f in found]) if found else np.zeros((0, 4))
-            )
-            for j, (f, crop, q) in enumerate(zip(found, crops, quals, strict=True)):
-                i = len(faces)
-                thumb = None
-                if q.ok:
-                    pending.append((i, crop))
-                    thumb = _thumb(crop, cfg.thumb_size)
-                    if mesher is not None:
-                        t3 = time.perf_counter()
-                        mesh = mesher.mesh(image, f.box)
-                        if mesh is not None:
-                            meshes[i] = mesh
-                        sec["mesh"] += time.perf_counter() - t3
-                faces.append(
-                    VideoFace(
-                        slot,
-                        frame.index,
-                        frame.time,
-                        j,
-                        f.box.astype(np.float32),
-                        float(f.score),
-                        q,
-                        thumb,
-                    )
-                )
-                tracks.append(ids[j])
-                if (
-                    encoder is not None
-                    and track_counts[ids[j]] % max(1, cfg.descriptor_stride) == 0
-                ):
-                    t3 = time.perf_counter()
-                    descriptors[i] = encoder.descriptor(image, f.box)
-                    sec["identity"] += time.perf_counter() - t3
-                track_counts[ids[j]] += 1
-            if len(pending) >= cfg.batch_size:
-                flush()
+            collector.add_frame(slot, frame)
             n_sampled = slot + 1
             bar.update(1)
             if on_frame is not None:
@@ -734,26 +846,35 @@ def analyze_video(
     finally:
         bar.close()
         reader.close()
-        if mesher is not None:
-            mesher.close()
-    flush()
+        if collector.mesher is not None:
+            collector.mesher.close()
+    return n_sampled, interrupted
 
-    # ------------------------------------------------------------------ identities + smoothing
-    t0 = time.perf_counter()
-    n = len(faces)
+
+def _persons_and_smoothing(
+    collected: _FaceCollector, cfg: VideoConfig, n_sampled: int, embedder: Any
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Stage 4: faces grouped into persons, then each person's embeddings median-smoothed.
+
+    Returns:
+        The :func:`~exprsim.video.tracks.cluster_identities` result, and ``(N, D)`` float32
+        raw and smoothed embeddings (NaN rows for rejected faces).
+    """
+    from exprsim.video.tracks import cluster_identities, median_smooth
+
+    faces = collected.faces
     slots = np.array([f.slot for f in faces], dtype=np.int64)
     boxes = np.stack([f.box for f in faces]) if faces else np.zeros((0, 4), np.float32)
     ident = cluster_identities(
         slots,
         boxes,
-        np.array(tracks, dtype=np.int64),
-        descriptors if encoder is not None else None,
+        np.array(collected.tracks, dtype=np.int64),
+        collected.descriptors if collected.encoder is not None else None,
         eps=cfg.eps,
         min_samples=min(cfg.min_samples, max(1, n_sampled)),
     )
-    dim = embedder.embedding_dim
-    raw = np.full((n, dim), np.nan, dtype=np.float32)
-    for i, e in embeddings.items():
+    raw = np.full((len(faces), embedder.embedding_dim), np.nan, dtype=np.float32)
+    for i, e in collected.embeddings.items():
         raw[i] = e
     smoothed = np.full_like(raw, np.nan)
     accepted = np.array([f.quality.ok for f in faces], dtype=bool)
@@ -761,96 +882,64 @@ def analyze_video(
         idx = np.flatnonzero((ident.persons == p) & accepted)
         if len(idx) == 0:
             continue
-        if p < 0:  # unassigned faces: no neighbours to pool with
-            smoothed[idx] = median_smooth(raw[idx], 1)
-        else:
-            smoothed[idx] = median_smooth(raw[idx], cfg.smooth_window)
-    emotions = np.full((n, len(classes)), np.nan, dtype=np.float32)
+        # unassigned faces (p < 0) have no neighbours to pool with
+        smoothed[idx] = median_smooth(raw[idx], cfg.smooth_window if p >= 0 else 1)
+    return ident, raw, smoothed
+
+
+def _emotions(
+    classifier: Any, smoothed: np.ndarray, accepted: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Stage 5a: ``(N, C)`` float32 class probabilities of the smoothed embeddings (NaN rows
+    for rejected faces)."""
+    emotions = np.full((len(smoothed), n_classes), np.nan, dtype=np.float32)
     acc_idx = np.flatnonzero(accepted)
     if classifier is not None and len(acc_idx):
         emotions[acc_idx] = classifier.predict_proba(smoothed[acc_idx]).astype(np.float32)
-    tags: list[tuple[str, ...]] = [()] * n
-    if tag_references is not None and len(acc_idx):
-        from exprsim.apps.tag import match_tags, model_threshold
+    return emotions
 
-        ref_emb, ref_names = tag_references
-        tag_threshold = cfg.tag_threshold
-        if tag_threshold is None:
-            tag_threshold = model_threshold(embedder)
-        for i, (tg, _) in zip(
-            acc_idx,
-            match_tags(smoothed[acc_idx], ref_emb, ref_names, tag_threshold),
-            strict=True,
-        ):
-            tags[int(i)] = tg
-    codes: np.ndarray | None = None
-    neutral_faces: dict[int, tuple[int, ...]] = {}
-    space = smoothed
-    if mesher is not None:  # embedding == "pvae": the encoder was loaded before decoding
-        t1 = time.perf_counter()
-        codes, neutral_faces = _pvae_codes(
-            pvae, meshes, ident.persons, accepted, emotions, classes, cfg
-        )
-        space = codes
-        sec["mesh"] += time.perf_counter() - t1
-        missing = int(accepted.sum()) - len(meshes)
-        if missing:
-            log.info("%d accepted faces got no face mesh (no perceptual-VAE code)", missing)
-    period = reader.sample_period
-    duration = reader.info.duration
-    stats, summaries = _person_results(
-        faces,
-        ident.persons,
-        space,
-        emotions,
-        classes,
-        tags,
-        n_sampled,
-        period,
-        cfg,
-        duration=duration if math.isfinite(duration) and duration > 0 else math.inf,
+
+def _tags(
+    tag_references: tuple[np.ndarray, list[str]] | None,
+    smoothed: np.ndarray,
+    accepted: np.ndarray,
+    cfg: VideoConfig,
+    embedder: Any,
+) -> list[tuple[str, ...]]:
+    """Stage 5b: per face the reference-face tags below the threshold (nearest first)."""
+    tags: list[tuple[str, ...]] = [()] * len(smoothed)
+    acc_idx = np.flatnonzero(accepted)
+    if tag_references is None or not len(acc_idx):
+        return tags
+    from exprsim.apps.tag import match_tags, model_threshold
+
+    ref_emb, ref_names = tag_references
+    threshold = cfg.tag_threshold if cfg.tag_threshold is not None else model_threshold(embedder)
+    matches = match_tags(smoothed[acc_idx], ref_emb, ref_names, threshold)
+    for i, (tg, _) in zip(acc_idx, matches, strict=True):
+        tags[int(i)] = tg
+    return tags
+
+
+def _codes_stage(
+    encoder: Any,
+    collected: _FaceCollector,
+    persons: np.ndarray,
+    accepted: np.ndarray,
+    emotions: np.ndarray,
+    classes: tuple[str, ...],
+    cfg: VideoConfig,
+) -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
+    """Stage 5c (``embedding="pvae"``): smoothed perceptual-VAE codes and neutral faces."""
+    t0 = time.perf_counter()
+    codes, neutral_faces = _pvae_codes(
+        encoder, collected.meshes, persons, accepted, emotions, classes, cfg
     )
-    rejected = Counter(r for f in faces for r in f.quality.reasons)
-    sec["cluster"] += time.perf_counter() - t0
-    warnings = list(reader.warnings)
-    if interrupted:
-        warnings.append(f"interrupted after {n_sampled} sampled frames")
-    timings = StageTimes(
-        decode=reader.decode_seconds,
-        frames=n_sampled,
-        decoded=reader.n_decoded,
-        faces=n,
-        accepted=int(accepted.sum()),
-        descriptors=len(descriptors),
-        total=time.perf_counter() - t_start,
-        **sec,
-    )
-    return VideoAnalysis(
-        info=reader.info,
-        config=cfg,
-        n_sampled=n_sampled,
-        sample_period=period,
-        faces=tuple(faces),
-        persons=ident.persons,
-        tracks=ident.tracks,
-        embeddings=raw,
-        smoothed=smoothed,
-        classes=classes,
-        emotions=emotions,
-        tags=tuple(tags),
-        person_stats=tuple(stats),
-        summaries=tuple(summaries),
-        rejected=dict(sorted(rejected.items())),
-        identity_method=ident.method,
-        model=embedder.config.name_version,
-        timings=timings,
-        interrupted=interrupted,
-        truncated=reader.truncated,
-        warnings=tuple(warnings),
-        expression_space=cfg.embedding,
-        codes=codes,
-        neutral_faces=neutral_faces,
-    )
+    collected.sec["mesh"] += time.perf_counter() - t0
+    missing = int(accepted.sum()) - len(collected.meshes)
+    if missing:
+        log.info("%d accepted faces got no face mesh (no perceptual-VAE code)", missing)
+    return codes, neutral_faces
 
 
 def _check_config(cfg: VideoConfig) -> None:

@@ -1,4 +1,4 @@
-"""The video report: one self-contained HTML page, plus the demo's video section.
+"""The video report: one self-contained HTML page.
 
 :func:`video_page` builds the page from a :class:`~exprsim.video.pipeline.VideoAnalysis`:
 an overview (video, sampling, rejections, stage timings), then per person a statistics
@@ -81,7 +81,6 @@ def _space_text(analysis: Any) -> str:
 def video_page(analysis: Any, title: str | None = None) -> Any:
     """A :class:`~exprsim.report.html.Page` for a :class:`VideoAnalysis`."""
     from exprsim.report.html import Page
-    from exprsim.report.plots import cluster_montage
 
     info = analysis.info
     page = Page(title or f"Video: {Path(info.source).name}", subtitle=analysis.model)
@@ -93,34 +92,7 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
             note=True,
         )
     page.heading("Overview")
-    n_ok = int(sum(f.quality.ok for f in analysis.faces))
-    page.table(
-        [
-            {"what": "video", "value": f"{info.width}x{info.height}, {info.codec}"},
-            {"what": "source fps / duration", "value": f"{info.fps:.3f} / {info.duration:.2f} s"},
-            {
-                "what": "sampling",
-                "value": (
-                    f"every {analysis.config.every} frames"
-                    if analysis.config.every
-                    else f"{analysis.config.fps:g} fps"
-                ),
-            },
-            {"what": "frames sampled", "value": analysis.n_sampled},
-            {"what": "faces (accepted)", "value": f"{len(analysis.faces)} ({n_ok})"},
-            {
-                "what": "rejected by reason",
-                "value": ", ".join(f"{k}: {v}" for k, v in analysis.rejected.items()) or "none",
-            },
-            {"what": "identity grouping", "value": analysis.identity_method},
-            {"what": "persons", "value": analysis.n_persons},
-            {
-                "what": "emotions",
-                "value": ", ".join(analysis.classes) or "not available (no matching reference set)",
-            },
-            {"what": "summaries cluster", "value": _space_text(analysis)},
-        ]
-    )
+    page.table(_overview_rows(analysis))
     page.heading("Time per stage", level=3)
     page.table(analysis.timings.rows())
     page.heading("Persons")
@@ -130,72 +102,67 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
         page.paragraph("no persons found", note=True)
     summaries = {s.person: s for s in analysis.summaries}
     for st in analysis.person_stats:
-        page.heading(
-            f"Person {st.person}: {st.appearance_rate:.0%} of sampled frames, "
-            f"{st.time_on_screen:.1f} s on screen",
-            level=3,
-        )
-        page.image(timeline_plot(analysis, st.person), caption="timeline")
-        if st.tagged_moments:
-            page.table(
-                [
-                    {"tag": m.tag, "start_s": m.start, "end_s": m.end, "faces": m.n_faces}
-                    for m in st.tagged_moments
-                ]
-            )
-        ps = summaries.get(st.person)
-        if ps is None:
-            page.paragraph("no face of this person passed the quality check", note=True)
-            continue
-        reps = ps.representatives
-        clusters = ps.summary.clusters
-        page.gallery(
-            [analysis.faces[i].thumb for i in reps],
-            [
-                f"#{c.rank + 1}: {c.size} faces, t={analysis.faces[r].time:.1f}s"
-                for c, r in zip(clusters, reps, strict=True)
-            ],
-            size=96,
-        )
-        groups = [[analysis.faces[ps.faces[m]].thumb for m in c.members] for c in clusters]
-        page.image(
-            cluster_montage(groups, [f"#{c.rank + 1} ({c.size})" for c in clusters]),
-            caption=f"expression summary ({ps.summary.method}, {len(clusters)} clusters), "
-            "closest to each centre first",
-        )
+        _person_section(page, analysis, st, summaries.get(st.person))
     page.heading("Faces")
     frame = analysis.to_frame()
     page.table(frame.drop(columns=[f"e{d}" for d in range(16)], errors="ignore"), max_rows=300)
     return page
 
 
-def demo_section(page: Any, out_dir: str | Path, embedder: Any, progress: bool = False) -> Any:
-    """``make demo``'s video part: analyse the bundled clip into ``out_dir/video`` and add
-    a short section (link, persons, representative faces) to ``page``.
+def _overview_rows(analysis: Any) -> list[dict[str, Any]]:
+    """The overview table: video, sampling, faces, rejections, identities, emotions."""
+    info, cfg = analysis.info, analysis.config
+    n_ok = int(sum(f.quality.ok for f in analysis.faces))
+    rejected = ", ".join(f"{k}: {v}" for k, v in analysis.rejected.items()) or "none"
+    emotions = ", ".join(analysis.classes) or "not available (no matching reference set)"
+    rows: list[tuple[str, Any]] = [
+        ("video", f"{info.width}x{info.height}, {info.codec}"),
+        ("source fps / duration", f"{info.fps:.3f} / {info.duration:.2f} s"),
+        ("sampling", f"every {cfg.every} frames" if cfg.every else f"{cfg.fps:g} fps"),
+        ("frames sampled", analysis.n_sampled),
+        ("faces (accepted)", f"{len(analysis.faces)} ({n_ok})"),
+        ("rejected by reason", rejected),
+        ("identity grouping", analysis.identity_method),
+        ("persons", analysis.n_persons),
+        ("emotions", emotions),
+        ("summaries cluster", _space_text(analysis)),
+    ]
+    return [{"what": what, "value": value} for what, value in rows]
 
-    Returns:
-        The :class:`VideoAnalysis`.
-    """
-    from exprsim.samples import sample_dir
-    from exprsim.video.pipeline import analyze_video
 
-    out = Path(out_dir) / "video"
-    clip = sample_dir() / "langer_clip.mp4"
-    analysis = analyze_video(clip, embedder=embedder, progress=progress)
-    paths = analysis.save(out)
-    page.heading("5. Video: persons, expressions over time, expression summary")
-    page.paragraph(
-        f"{clip.name} ({analysis.info.duration:.1f} s, {analysis.n_sampled} frames sampled at "
-        f"{analysis.config.fps:g} fps): {len(analysis.faces)} faces, "
-        f"{analysis.n_persons} person(s), identities by {analysis.identity_method}. "
-        f"Full report: video/{paths['html'].name}; tables: video/faces.parquet, "
-        "video/faces.csv, video/persons.csv."
+def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
+    """One person: heading, timeline, tagged moments, expression-summary montage."""
+    from exprsim.report.plots import cluster_montage
+
+    page.heading(
+        f"Person {st.person}: {st.appearance_rate:.0%} of sampled frames, "
+        f"{st.time_on_screen:.1f} s on screen",
+        level=3,
     )
-    page.table(analysis.persons_frame())
-    for ps in analysis.summaries:
-        page.gallery(
-            [analysis.faces[i].thumb for i in ps.representatives],
-            [f"person {ps.person} #{k + 1}" for k in range(len(ps.representatives))],
-            size=80,
+    page.image(timeline_plot(analysis, st.person), caption="timeline")
+    if st.tagged_moments:
+        page.table(
+            [
+                {"tag": m.tag, "start_s": m.start, "end_s": m.end, "faces": m.n_faces}
+                for m in st.tagged_moments
+            ]
         )
-    return analysis
+    if ps is None:
+        page.paragraph("no face of this person passed the quality check", note=True)
+        return
+    reps = ps.representatives
+    clusters = ps.summary.clusters
+    page.gallery(
+        [analysis.faces[i].thumb for i in reps],
+        [
+            f"#{c.rank + 1}: {c.size} faces, t={analysis.faces[r].time:.1f}s"
+            for c, r in zip(clusters, reps, strict=True)
+        ],
+        size=96,
+    )
+    groups = [[analysis.faces[ps.faces[m]].thumb for m in c.members] for c in clusters]
+    page.image(
+        cluster_montage(groups, [f"#{c.rank + 1} ({c.size})" for c in clusters]),
+        caption=f"expression summary ({ps.summary.method}, {len(clusters)} clusters), "
+        "closest to each centre first",
+    )

@@ -6,7 +6,7 @@ Identity grouping in two steps:
    greedily by IoU (>= ``min_iou``, highest first; a track survives ``max_gap`` sampled
    frames without a face). Cheap, and on its own the fallback when dlib is absent.
 2. **Identities** (:func:`cluster_identities`): dlib's 128-d face descriptors
-   (:class:`exprsim.apps.search.IdentityEncoder`) of some faces of each track (its 1st,
+   (:class:`exprsim.faces.identity.IdentityEncoder`) of some faces of each track (its 1st,
    then every ``descriptor_stride``-th face) are clustered with DBSCAN (Euclidean).
    Each face takes the cluster of the nearest described face of its own track, so a track
    that jumps from one person to another (a shot cut at the same place) is split.

@@ -12,7 +12,7 @@ cookie set by the login form).
 """
 
 # no ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
-# at run time, and they name classes imported inside create_app
+# at run time, and they name classes imported inside the ``_add_*`` functions
 import hmac
 import io
 import logging
@@ -60,30 +60,113 @@ def _jpeg(crop: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+class _State:
+    """What the routes share: the config, the model, the face index, uploads and jobs."""
+
+    def __init__(self, config: ServeConfig, embedder: Any) -> None:
+        from exprsim.web.jobs import VideoJobs
+
+        if embedder is None:
+            from exprsim.models.embedder import load_model
+
+            embedder = load_model(config.model)
+        self.config = config
+        self.embedder = embedder
+        self.data_dir = Path(config.data_dir or f"{config.db}.web")
+        self.uploads = self.data_dir / "uploads"
+        self.max_bytes = int(config.max_upload_mb * (1 << 20))
+        self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
+        self.jobs = VideoJobs(embedder, self.data_dir / "videos")
+        self.classifier = _classifier(embedder)
+        # the uploads' own detector: video jobs run in another thread with the process-wide
+        # one, and a detector must not be used by two threads at once
+        self._detector: Any = None
+
+    def index(self) -> Any:
+        from exprsim.index.store import FaceIndex
+
+        return FaceIndex(self.config.db, embedder=self.embedder)
+
+    def detector(self) -> Any:
+        """The uploads' detector (call with :attr:`model_lock` held)."""
+        if self._detector is None:
+            from exprsim.faces.detect import DEFAULT_DETECTOR, create_detector
+
+            self._detector = create_detector(DEFAULT_DETECTOR)
+        return self._detector
+
+    async def image_upload(self, file: Any) -> tuple[np.ndarray, Any]:
+        """Store an uploaded photo and decode it: ``(H, W, 3)`` uint8 and the stored file."""
+        from starlette.concurrency import run_in_threadpool
+
+        from exprsim.io import load_image
+
+        stored = await store_upload(file, self.uploads, self.max_bytes, ("image",))
+        try:
+            image = await run_in_threadpool(load_image, stored.path)
+        except ImageError:
+            stored.path.unlink(missing_ok=True)
+            raise
+        if image.shape[0] * image.shape[1] > self.config.max_pixels:
+            stored.path.unlink(missing_ok=True)
+            raise UploadError(f"image larger than {self.config.max_pixels} pixels", 413)
+        return image, stored
+
+    def faces_of(self, image: np.ndarray) -> list[Any]:
+        with self.model_lock:
+            return list(self.embedder.embed_images([image], detector=self.detector()))
+
+    def add_to_index(self, path: Path) -> Any:
+        with self.model_lock, self.index() as ix:
+            report = ix.add([path], detector=self.detector())
+            if len(ix) and not ix.info().ann_fresh:
+                ix.rebuild_ann()
+        return report
+
+    async def uploaded_faces(self, file: Any) -> tuple[np.ndarray, list[Any]]:
+        """Decode an uploaded photo (not kept) and find its faces."""
+        from starlette.concurrency import run_in_threadpool
+
+        image, stored = await self.image_upload(file)
+        stored.path.unlink(missing_ok=True)
+        return image, await run_in_threadpool(self.faces_of, image)
+
+    def face_json(self, fe: Any, proba: np.ndarray | None) -> dict[str, Any]:
+        f, q = fe.aligned.face, fe.aligned.quality
+        out: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in f.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
+            "score": round(float(f.score), 4),
+            "quality": {
+                "ok": bool(q.ok),
+                "sharpness": round(float(q.sharpness), 3),
+                "yaw": round(float(q.yaw), 1),
+                "pitch": round(float(q.pitch), 1),
+                "roll": round(float(q.roll), 1),
+            },
+            "embedding": [round(float(v), 6) for v in fe.embedding],
+        }
+        if proba is not None and self.classifier is not None:
+            classes = self.classifier.classes_
+            out["emotion"] = {
+                str(c): round(float(p), 4) for c, p in zip(classes, proba, strict=True)
+            }
+        return out
+
+
+def _nth_face(found: list[Any], face: int) -> Any:
+    if face >= len(found):
+        raise UploadError(f"no face number {face} (found {len(found)})", 422)
+    return found[face]
+
+
 def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     """Build the FastAPI application (see the module docstring)."""
-    from fastapi import FastAPI, File, Form, Query, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
+    from fastapi import FastAPI
 
     from exprsim import __version__
-    from exprsim.index.store import FaceIndex
-    from exprsim.web import pages
-    from exprsim.web.jobs import VideoJobs
 
-    if embedder is None:
-        from exprsim.models.embedder import load_model
-
-        embedder = load_model(config.model)
-    data_dir = Path(config.data_dir or f"{config.db}.web")
-    uploads = data_dir / "uploads"
-    max_bytes = int(config.max_upload_mb * (1 << 20))
-    model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
-    jobs = VideoJobs(embedder, data_dir / "videos")
-    classifier = _classifier(embedder)
-
+    st = _State(config, embedder)
     app = FastAPI(
         title="exprsim",
         version=__version__,
@@ -91,13 +174,22 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         docs_url="/api/docs",
         redoc_url=None,
     )
+    st.index().close()  # a bad --db fails now, with one line, not on the first request
+    _add_error_handlers(app)
+    _add_auth(app, st)
+    _add_face_routes(app, st)
+    _add_summary_routes(app, st)
+    _add_tag_routes(app, st)
+    _add_video_routes(app, st)
+    _add_pages(app, st)
+    return app
 
-    def index() -> FaceIndex:
-        return FaceIndex(config.db, embedder=embedder)
 
-    index().close()  # a bad --db fails now, with one line, not on the first request
-
-    # ------------------------------------------------------------------ errors and auth
+def _add_error_handlers(app: Any) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(UploadError)
     async def _upload_error(_req: Request, exc: UploadError) -> JSONResponse:
@@ -124,6 +216,16 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         log.exception("internal error on %s %s", req.method, req.url.path)
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
+
+def _add_auth(app: Any, st: _State) -> None:
+    """The token check (middleware), the body-size limit and the login form."""
+    from fastapi import Form, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+    from exprsim.web import pages
+
+    config = st.config
+
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
         if config.token and request.url.path not in ("/login",):
@@ -141,7 +243,7 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
                 {"error": f"internal error ({type(exc).__name__})"}, status_code=500
             )
 
-    app.add_middleware(BodyLimit, max_bytes=max_bytes + (64 << 10))  # + multipart framing
+    app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10))  # + multipart framing
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form() -> str:
@@ -155,82 +257,37 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return resp
 
-    # ------------------------------------------------------------------ helpers
 
-    async def image_upload(file: UploadFile) -> tuple[np.ndarray, Any]:
-        from exprsim.io import load_image
+def _add_face_routes(app: Any, st: _State) -> None:
+    """Health, faces of a photo, search, thumbnails, adding to the index."""
+    from fastapi import File, Query, UploadFile
+    from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
 
-        stored = await store_upload(file, uploads, max_bytes, ("image",))
-        try:
-            image = await run_in_threadpool(load_image, stored.path)
-        except ImageError:
-            stored.path.unlink(missing_ok=True)
-            raise
-        if image.shape[0] * image.shape[1] > config.max_pixels:
-            stored.path.unlink(missing_ok=True)
-            raise UploadError(f"image larger than {config.max_pixels} pixels", 413)
-        return image, stored
-
-    def face_json(fe: Any, proba: np.ndarray | None) -> dict[str, Any]:
-        f, q = fe.aligned.face, fe.aligned.quality
-        out: dict[str, Any] = {
-            "box": [round(float(v), 2) for v in f.box],
-            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
-            "score": round(float(f.score), 4),
-            "quality": {
-                "ok": bool(q.ok),
-                "sharpness": round(float(q.sharpness), 3),
-                "yaw": round(float(q.yaw), 1),
-                "pitch": round(float(q.pitch), 1),
-                "roll": round(float(q.roll), 1),
-            },
-            "embedding": [round(float(v), 6) for v in fe.embedding],
-        }
-        if proba is not None and classifier is not None:
-            out["emotion"] = {
-                str(c): round(float(p), 4) for c, p in zip(classifier.classes_, proba, strict=True)
-            }
-        return out
-
-    def faces_of(image: np.ndarray) -> list[Any]:
-        with model_lock:
-            return list(embedder.embed_images([image]))
-
-    async def uploaded_faces(file: UploadFile) -> tuple[np.ndarray, list[Any]]:
-        """Decode an uploaded photo (not kept) and find its faces."""
-        image, stored = await image_upload(file)
-        stored.path.unlink(missing_ok=True)
-        return image, await run_in_threadpool(faces_of, image)
-
-    def nth_face(found: list[Any], face: int) -> Any:
-        if face >= len(found):
-            raise UploadError(f"no face number {face} (found {len(found)})", 422)
-        return found[face]
-
-    # ------------------------------------------------------------------ API
+    from exprsim import __version__
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
-        with index() as ix:
+        with st.index() as ix:
             n = len(ix)
         return {
             "status": "ok",
             "version": __version__,
-            "model": embedder.config.name_version,
+            "model": st.embedder.config.name_version,
             "faces": n,
         }
 
     @app.post("/api/faces")
     async def faces(file: UploadFile = File(...)) -> dict[str, Any]:
-        image, found = await uploaded_faces(file)
+        image, found = await st.uploaded_faces(file)
         proba = None
-        if found and classifier is not None:
-            proba = classifier.predict_proba(np.stack([f.embedding for f in found]))
+        if found and st.classifier is not None:
+            proba = st.classifier.predict_proba(np.stack([f.embedding for f in found]))
         return {
             "width": int(image.shape[1]),
             "height": int(image.shape[0]),
             "faces": [
-                face_json(f, None if proba is None else proba[i]) for i, f in enumerate(found)
+                st.face_json(f, None if proba is None else proba[i]) for i, f in enumerate(found)
             ],
         }
 
@@ -242,21 +299,21 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     ) -> dict[str, Any]:
         from exprsim.apps.search import search
 
-        _, found = await uploaded_faces(file)
-        query = nth_face(found, face)
+        _, found = await st.uploaded_faces(file)
+        query = _nth_face(found, face)
 
         def run() -> list[Any]:
-            with index() as ix:
+            with st.index() as ix:
                 if not len(ix):
                     return []
-                res = search(query, ix, k=k, exclude_same_image=False, embedder=embedder)
+                res = search(query, ix, k=k, exclude_same_image=False, embedder=st.embedder)
             return list(res.hits)
 
         return {"hits": [_hit_json(h) for h in await run_in_threadpool(run)]}
 
     @app.get("/api/thumbs/{face_id}")
     def thumb(face_id: int) -> Response:
-        with index() as ix:
+        with st.index() as ix:
             crop = ix.crop(face_id)
         if crop is None:
             return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
@@ -264,23 +321,21 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
 
     @app.post("/api/index")
     async def index_add(file: UploadFile = File(...)) -> dict[str, Any]:
-        _, stored = await image_upload(file)
-
-        def add() -> Any:
-            with model_lock, index() as ix:
-                report = ix.add([stored.path])
-                if len(ix) and not ix.info().ann_fresh:
-                    ix.rebuild_ann()
-            return report
-
-        report = await run_in_threadpool(add)  # the event loop keeps serving meanwhile
+        _, stored = await st.image_upload(file)
+        # the event loop keeps serving meanwhile
+        report = await run_in_threadpool(st.add_to_index, stored.path)
         return {"file": stored.original_name, **report.to_dict()}
+
+
+def _add_summary_routes(app: Any, st: _State) -> None:
+    from fastapi import Query
+    from fastapi.responses import JSONResponse, Response
 
     @app.get("/api/summary")
     def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
         from exprsim.apps.summarize import summarize
 
-        with index() as ix:
+        with st.index() as ix:
             records = ix.records()
         if not records:
             return {"clusters": [], "faces": 0}
@@ -305,7 +360,7 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         from exprsim.apps.summarize import summarize
         from exprsim.report.plots import embedding_map
 
-        with index() as ix:
+        with st.index() as ix:
             records = ix.records()
             crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
         if len(records) < 2:
@@ -315,12 +370,17 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
         png = embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
         return Response(png, media_type="image/png")
 
+
+def _add_tag_routes(app: Any, st: _State) -> None:
+    from fastapi import File, Form, Query, UploadFile
+    from fastapi.responses import JSONResponse
+
+    from exprsim.apps.tag import Tagger
+
     @app.get("/api/tags")
     def tags_list() -> dict[str, Any]:
-        from exprsim.apps.tag import Tagger
-
-        with index() as ix:
-            tagger = Tagger(ix, embedder=embedder)
+        with st.index() as ix:
+            tagger = Tagger(ix, embedder=st.embedder)
             refs = tagger.references()
             threshold = tagger.threshold
         return {
@@ -334,40 +394,34 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     async def tags_add(
         name: str = Form(...), file: UploadFile = File(...), face: int = Form(0)
     ) -> dict[str, Any]:
-        from exprsim.apps.tag import Tagger
-
-        _, found = await uploaded_faces(file)
-        reference = nth_face(found, face)
-        with index() as ix:
-            ref = Tagger(ix, embedder=embedder).add(name.strip(), reference)
+        _, found = await st.uploaded_faces(file)
+        reference = _nth_face(found, face)
+        with st.index() as ix:
+            ref = Tagger(ix, embedder=st.embedder).add(name.strip(), reference)
         return {"id": ref.id, "name": ref.name}
 
     @app.post("/api/tags/from-face/{face_id}")
     def tags_add_indexed(face_id: int, name: str = Form(...)) -> Any:
-        with index() as ix:
+        with st.index() as ix:
             recs = ix.get([face_id])
             if not recs:
                 return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
             rid = ix.add_tag_reference(
-                name.strip(), recs[0].embedding, embedder.config.name_version,
+                name.strip(), recs[0].embedding, st.embedder.config.name_version,
                 source=recs[0].source, face_index=recs[0].face_index, crop=ix.crop(face_id),
             )  # fmt: skip
         return {"id": rid, "name": name.strip()}
 
     @app.delete("/api/tags/{name}")
     def tags_delete(name: str) -> dict[str, Any]:
-        from exprsim.apps.tag import Tagger
-
-        with index() as ix:
-            n = Tagger(ix, embedder=embedder).remove(name)
+        with st.index() as ix:
+            n = Tagger(ix, embedder=st.embedder).remove(name)
         return {"removed": n}
 
     @app.get("/api/tags/{name}/faces")
     def tags_faces(name: str, threshold: float | None = Query(None, gt=0, le=2)) -> Any:
-        from exprsim.apps.tag import Tagger
-
-        with index() as ix:
-            tagger = Tagger(ix, embedder=embedder, threshold=threshold)
+        with st.index() as ix:
+            tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
             ids, emb = ix.embeddings()
             refs = [r for r in tagger.references() if r.name == name]
             if not refs:
@@ -386,30 +440,39 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
             ],
         }  # fmt: skip
 
+
+def _add_video_routes(app: Any, st: _State) -> None:
+    from fastapi import File, UploadFile
+    from fastapi.responses import HTMLResponse, JSONResponse
+
     @app.post("/api/videos")
     async def videos(file: UploadFile = File(...)) -> dict[str, Any]:
-        stored = await store_upload(file, uploads, max_bytes, ("video",))
-        return jobs.submit(stored.path).to_dict()
+        stored = await store_upload(file, st.uploads, st.max_bytes, ("video",))
+        return st.jobs.submit(stored.path).to_dict()
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: str) -> Any:
-        j = jobs.get(job_id)
+        j = st.jobs.get(job_id)
         if j is None:
             return JSONResponse({"error": "no such job"}, status_code=404)
         return j.to_dict()
 
     @app.get("/api/videos/{job_id}/report", response_class=HTMLResponse)
     def video_report(job_id: str) -> Any:
-        j = jobs.get(job_id)
+        j = st.jobs.get(job_id)
         if j is None or j.status != "done":
             return JSONResponse({"error": "no finished job with that id"}, status_code=404)
         return HTMLResponse((j.out_dir / "report.html").read_text())
 
-    # ------------------------------------------------------------------ pages
+
+def _add_pages(app: Any, st: _State) -> None:
+    from fastapi.responses import HTMLResponse
+
+    from exprsim.web import pages
 
     @app.get("/", response_class=HTMLResponse)
     def home() -> str:
-        with index() as ix:
+        with st.index() as ix:
             info = ix.info().to_dict()
         return pages.home(info)
 
@@ -424,8 +487,6 @@ def create_app(config: ServeConfig, embedder: Any = None) -> Any:
     @app.get("/video", response_class=HTMLResponse)
     def video_page() -> str:
         return pages.video()
-
-    return app
 
 
 class BodyLimit:

@@ -13,7 +13,7 @@ Written to ``out_dir``: ``train_config.json`` (this config), ``last.safetensors`
 ``state.pt`` (checkpoint: optimizer state and iteration; loadable with
 ``weights_only=True``), ``metrics.jsonl`` (training loss every ``log_every`` iterations and
 validation accuracy every ``val_every``), and at the end ``model.safetensors`` +
-``config.json`` via :func:`exprsim.train.export` (loadable by :func:`exprsim.load_model`).
+``config.json`` via :func:`exprsim.training.run.export_embedder` (loadable by :func:`exprsim.load_model`).
 Re-running with the same folder resumes from the last checkpoint; batches are a function of
 ``(seed, iteration)``, so a resumed run sees the batches an uninterrupted one would have.
 """
@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.config import load_json, save_json
 from exprsim.errors import DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
+from exprsim.training.run import RunFolder, export_embedder, setup_torch
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +184,61 @@ def validate(
     return {f"val_{k}": float(v) for k, v in acc.items()}
 
 
+def _fec_data(cfg: FECTrainConfig) -> tuple[Any, Any, Any]:
+    """``(train set, balanced sampler, validation set or None)``."""
+    from exprsim.fec.crops import CropStore
+    from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
+
+    if not cfg.train_csv or not cfg.crops_dir:
+        raise DataError("FEC training needs train_csv and crops_dir in the config")
+    store = CropStore(cfg.crops_dir)
+    train_set = FecTripletDataset(cfg.train_csv, store, cfg.agreement)
+    if len(train_set) == 0:
+        raise DataError(
+            f"{cfg.train_csv}: no {cfg.agreement}-agreement triplets with crops in {store.dir}"
+        )
+    sampler = BalancedTripletSampler(train_set.ttype, cfg.triplets_per_type, cfg.seed)
+    val_set = FecTripletDataset(cfg.val_csv, store, cfg.agreement) if cfg.val_csv else None
+    return train_set, sampler, val_set
+
+
+def _fec_step(
+    model: Any,
+    opt: Any,
+    loss_fn: Any,
+    cfg: FECTrainConfig,
+    batch: Any,
+    images: Any,
+    pos: Any,
+    it: int,
+    device: Any,
+) -> tuple[float, float]:
+    """One optimiser step on a batch of triplets; ``(loss, share of active triplets)``."""
+    import torch
+
+    from exprsim.models.embedder import preprocess_crops
+
+    if cfg.hflip:
+        flip = np.random.default_rng((cfg.seed, 7, it)).random(len(images)) < 0.5
+        images = images.copy()
+        images[flip] = images[flip, :, ::-1]
+    emb = model(torch.from_numpy(preprocess_crops(images, cfg.preprocess)).to(device))
+    p = torch.from_numpy(pos).to(device)
+    per = loss_fn(
+        emb[p[:, 0]],
+        emb[p[:, 1]],
+        emb[p[:, 2]],
+        torch.from_numpy(batch.odd).to(device),
+        torch.from_numpy(batch.ttype).to(device),
+        per_sample=True,
+    )
+    loss = per.mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach()), float((per.detach() > 0).float().mean())
+
+
 def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -> FECTrainResult:
     """Train (or resume) a FEC embedding; see the module docstring for what is written.
 
@@ -194,134 +248,78 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
         ValueError: ``out_dir`` holds a run with a different config.
     """
     import torch
-    from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
-    from exprsim.fec.crops import CropStore
-    from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
     from exprsim.losses.fec_triplet import FECTripletLoss
-    from exprsim.models.embedder import preprocess_crops
     from exprsim.models.registry import create_model
-    from exprsim.train import export
 
     if not cfg.train_csv or not cfg.crops_dir:
         raise DataError("FEC training needs train_csv and crops_dir in the config")
     _check_compat(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "train_config.json"
-    if cfg_path.exists():
-        old = load_json(FECTrainConfig, cfg_path)
-        if replace(old, iterations=cfg.iterations) != cfg:
-            raise ValueError(f"{out} holds a run with a different config; use a new --out")
-    save_json(cfg, cfg_path)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    run = RunFolder(out_dir)
+    run.check(cfg, may_change=("iterations",))
+    train_set, sampler, val_set = _fec_data(cfg)  # bad data fails before anything is written
+    run.claim(cfg, may_change=("iterations",))
+    setup_torch(cfg.seed, cfg.num_threads)
     device = _resolve_device(cfg.device)
-
-    store = CropStore(cfg.crops_dir)
-    train_set = FecTripletDataset(cfg.train_csv, store, cfg.agreement)
-    if len(train_set) == 0:
-        raise DataError(
-            f"{cfg.train_csv}: no {cfg.agreement}-agreement triplets with crops in {store.dir}"
-        )
-    sampler = BalancedTripletSampler(train_set.ttype, cfg.triplets_per_type, cfg.seed)
-    val_set = FecTripletDataset(cfg.val_csv, store, cfg.agreement) if cfg.val_csv else None
-
-    torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)
     start = 0
-    state_path = out / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True, map_location=device)
-        model.load_state_dict(load_file(str(out / "last.safetensors"), device=str(device)))
+    state = run.load_state(map_location=device)
+    if state is not None:
+        model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
         opt.load_state_dict(state["opt"])
         start = int(state["iteration"])
-        log.info("resuming %s from iteration %d", out, start)
+        log.info("resuming %s from iteration %d", run.dir, start)
+        run.trim_metrics("iteration", start)
     torch.manual_seed(cfg.seed * 1_000_003 + start)
 
     def checkpoint(iteration: int) -> None:
-        tmp = out / "last.safetensors.tmp"
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp)
-        )
-        os.replace(tmp, out / "last.safetensors")
-        torch.save({"opt": opt.state_dict(), "iteration": iteration}, out / "state.pt.tmp")
-        os.replace(out / "state.pt.tmp", state_path)
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        run.save_state({"model": weights, "opt": opt.state_dict(), "iteration": iteration})
+        run.save_weights(weights)
 
-    def log_metrics(row: dict[str, float]) -> None:
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-
-    t0 = time.perf_counter()
     metrics: dict[str, float] = {}
-    sums = {"loss": 0.0, "active": 0.0, "n": 0.0}
-    bar = tqdm(range(start, cfg.iterations), desc="train fec", unit="it", disable=not progress)
-    model.train()
-    it = start
+    sums = np.zeros(3)  # loss, active share, steps
     t_log = time.perf_counter()
+    model.train()
+    bar = tqdm(range(start, cfg.iterations), desc="train fec", unit="it", disable=not progress)
     for it in bar:
         batch = train_set.batch(sampler.batch(it))
         images, pos = train_set.crops(batch)
-        if cfg.hflip:
-            flip = np.random.default_rng((cfg.seed, 7, it)).random(len(images)) < 0.5
-            images = images.copy()
-            images[flip] = images[flip, :, ::-1]
-        x = torch.from_numpy(preprocess_crops(images, cfg.preprocess)).to(device)
-        emb = model(x)
-        p = torch.from_numpy(pos).to(device)
-        per = loss_fn(
-            emb[p[:, 0]],
-            emb[p[:, 1]],
-            emb[p[:, 2]],
-            torch.from_numpy(batch.odd).to(device),
-            torch.from_numpy(batch.ttype).to(device),
-            per_sample=True,
-        )
-        loss = per.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sums["loss"] += float(loss.detach())
-        sums["active"] += float((per.detach() > 0).float().mean())
-        sums["n"] += 1
+        sums += (*_fec_step(model, opt, loss_fn, cfg, batch, images, pos, it, device), 1.0)
         done = it + 1
         if done % cfg.log_every == 0 or done == cfg.iterations:
-            n = max(sums["n"], 1.0)
+            n = max(sums[2], 1.0)
             metrics = {
                 "iteration": done,
-                "loss": sums["loss"] / n,
-                "active_triplets": sums["active"] / n,
+                "loss": sums[0] / n,
+                "active_triplets": sums[1] / n,
                 "seconds_per_it": (time.perf_counter() - t_log) / n,
             }
-            sums = {"loss": 0.0, "active": 0.0, "n": 0.0}
-            t_log = time.perf_counter()
+            sums[:], t_log = 0.0, time.perf_counter()
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            if (
-                val_set is not None
-                and len(val_set)
-                and (done % cfg.val_every == 0 or done == cfg.iterations)
-            ):
+            val_due = done % cfg.val_every == 0 or done == cfg.iterations
+            if val_set is not None and len(val_set) and val_due:
                 metrics.update(validate(model, cfg, val_set))
                 model.train()
-                log.info(
-                    "iteration %d: %s",
-                    done,
-                    json.dumps({k: round(v, 4) for k, v in metrics.items()}),
-                )
-            log_metrics(metrics)
+                log.info("iteration %d: %s", done, json.dumps(metrics))
+            run.append_metrics(metrics)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             checkpoint(done)
     bar.close()
-    if start >= cfg.iterations and state_path.exists():
-        log.info("%s already finished %d iterations", out, start)
-    if not state_path.exists():
-        checkpoint(start)  # iterations == 0: still leave a loadable run
+    if start >= cfg.iterations and state is not None:
+        log.info("%s already finished %d iterations", run.dir, start)
+    if state is None and cfg.iterations == 0:
+        checkpoint(0)  # still leave a loadable run
     model.eval()
-    export(model.cpu(), cfg, out)  # type: ignore[arg-type]  # duck-typed: model, embedding_dim, preprocess, version, model_kwargs
-    (out / "train_result.json").write_text(
-        json.dumps({"iterations": cfg.iterations, "final_metrics": metrics}, indent=2) + "\n"
-    )
-    return FECTrainResult(out, max(cfg.iterations - start, 0), time.perf_counter() - t0, metrics)
+    export_embedder(model, _embedder_config(cfg), run.dir)
+    run.write_json("train_result.json", {"iterations": cfg.iterations, "final_metrics": metrics})
+    return FECTrainResult(run.dir, max(cfg.iterations - start, 0), run.seconds(), metrics)
+
+
+def _last_weights(run: RunFolder, device: Any) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run.dir / "last.safetensors"), device=str(device))

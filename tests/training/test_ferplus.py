@@ -9,7 +9,7 @@ import pytest
 
 from exprsim.config import load_json
 from exprsim.models.embedder import PreprocessConfig
-from exprsim.train import TrainConfig, train
+from exprsim.training.ferplus import TrainConfig, train
 
 
 @pytest.fixture()
@@ -52,7 +52,28 @@ def test_train_resume_export_load(tmp_path, tiny_cfg):
     crops = np.random.default_rng(0).integers(0, 255, size=(5, 48, 48), dtype=np.uint8)
     e = emb.embed_crops(crops)
     assert e.shape == (5, 16) and e.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    # the loaded model is the trained network (not, say, a fresh one): same outputs as the
+    # saved weights run by hand, and different crops get different embeddings
+    np.testing.assert_allclose(e, _forward_by_hand(out, crops), atol=1e-5)
+    assert np.ptp(e, axis=0).max() > 1e-3
+
+
+def _forward_by_hand(run_dir, crops: np.ndarray) -> np.ndarray:
+    """The exported network run without ``Embedder``: a fresh module with the saved weights
+    (strict), the saved preprocessing, rows normalised here in float64."""
+    import torch
+    from safetensors.torch import load_file
+
+    from exprsim.models.embedder import EmbedderConfig, preprocess_crops
+    from exprsim.models.registry import create_model
+
+    cfg = EmbedderConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
+    net.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    with torch.no_grad():
+        raw = net.eval()(torch.from_numpy(preprocess_crops(crops, cfg.preprocess)))
+    raw = raw.double().numpy()
+    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
 def test_changed_config_refused(tmp_path, tiny_cfg):
@@ -70,7 +91,7 @@ def test_changed_config_refused(tmp_path, tiny_cfg):
 def test_lr_schedule_warmup_then_cosine(tiny_cfg):
     from dataclasses import replace
 
-    from exprsim.train import _lr_at
+    from exprsim.training.ferplus import _lr_at
 
     cfg = replace(tiny_cfg, epochs=10, warmup_epochs=1.0, lr=0.1)
     assert _lr_at(cfg, 0.5) == pytest.approx(0.05)
@@ -81,7 +102,7 @@ def test_lr_schedule_warmup_then_cosine(tiny_cfg):
 
 def test_batch_triplets_follow_the_vote_rule():
     from exprsim.data.triplets import decide_odd
-    from exprsim.train import batch_triplets, synthetic_votes
+    from exprsim.training.ferplus import batch_triplets, synthetic_votes
 
     data = synthetic_votes(128, seed=1)
     trip = batch_triplets(data.dist, 30, 0.2, np.random.default_rng(0))
@@ -98,7 +119,7 @@ def test_training_input_equals_embedder_input():
     import torch
 
     from exprsim.models.embedder import Embedder, EmbedderConfig, PreprocessConfig
-    from exprsim.train import _to_input
+    from exprsim.training.ferplus import _to_input
 
     crops = np.random.default_rng(3).integers(0, 256, size=(6, 48, 48), dtype=np.uint8)
 
@@ -128,8 +149,8 @@ def test_training_input_equals_embedder_input():
 
 
 def test_min_votes_filters_training_faces_only(monkeypatch):
-    from exprsim import train as train_mod
     from exprsim.data.fer import FerSplit
+    from exprsim.training import ferplus as train_mod
 
     rng = np.random.default_rng(0)
     n = 200
@@ -144,7 +165,7 @@ def test_min_votes_filters_training_faces_only(monkeypatch):
     )
     monkeypatch.setattr("exprsim.data.fer.load_ferplus", lambda *a, **k: split)
     cfg = TrainConfig(data="ferplus", val_fraction=0.2, min_votes=7)
-    tr, va = train_mod._load_data(cfg)
+    tr, va = train_mod.load_data(cfg)
     _, val_idx = train_mod.holdout_split(n, 0.2, 0)
     assert len(va.images) == len(val_idx)  # validation kept whole
     assert tr.votes is not None and (tr.votes.sum(axis=1) >= 7).all()
@@ -199,7 +220,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     from safetensors.numpy import load_file
 
     script = (
-        "import sys; from exprsim.train import TrainConfig, train\n"
+        "import sys; from exprsim.training.ferplus import TrainConfig, train\n"
         "cfg = TrainConfig(data='synthetic', max_train=1200, val_fraction=0.1, epochs=3,\n"
         "    batch_size=32, triplets_per_type=4, triplet_threshold=0.1, num_threads=1,\n"
         "    model_kwargs={'widths': [8, 16, 16, 16]})\n"

@@ -7,7 +7,7 @@ validation ELBO, with the training mean and fallback neutral face as buffers),
 ``history.json`` (validation terms every ``eval_every`` iterations) and ``result.json``.
 
 **Data.** FER+ Training (PublicTest duplicates dropped) with the exprsim hold-out split
-(:func:`exprsim.train.holdout_split`, 5%, seed 0): the paper keeps the iteration with the
+(:func:`exprsim.data.split.holdout_split`, 5%, seed 0): the paper keeps the iteration with the
 highest validation ELBO, computed here on the held-out 5%. Faces where the mesh failed are
 left out. PublicTest is never used.
 
@@ -40,14 +40,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from exprsim.config import save_json
+from exprsim.data.split import holdout_split
+from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
+from exprsim.training.run import RunFolder, setup_torch
 
 log = logging.getLogger(__name__)
 
@@ -149,66 +152,6 @@ class PVAETrainResult:
         return d
 
 
-@dataclass(frozen=True)
-class LandmarkData:
-    """Training/validation features and their vote labels.
-
-    Attributes:
-        x_train, x_val: ``(N, D)`` float32 features.
-        dist_train, dist_val: ``(N, 8)`` vote distributions.
-        maj_train, maj_val: ``(N,)`` int64 majority labels.
-    """
-
-    x_train: np.ndarray
-    x_val: np.ndarray
-    dist_train: np.ndarray
-    dist_val: np.ndarray
-    maj_train: np.ndarray
-    maj_val: np.ndarray
-
-
-def synthetic_landmarks(n: int, dim: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Toy landmark features whose vote distributions follow a hidden expression.
-
-    Returns:
-        ``(n, dim)`` float32 features and ``(n, 8)`` float32 vote distributions.
-    """
-    rng = np.random.default_rng(seed)
-    expr = rng.normal(size=(n, 3))
-    x = expr @ rng.normal(size=(3, dim)) * 0.05 + rng.normal(size=(n, dim)) * 0.005
-    logits = expr @ rng.normal(size=(3, 8)) * 2.0
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return x.astype(np.float32), (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def fer_training_landmarks(
-    cache_dir: str | Path,
-    data_dir: str | None,
-    val_fraction: float,
-    seed: int,
-    max_train: int | None = None,
-) -> tuple[LandmarkData, dict[str, float]]:
-    """FER+ Training features split with :func:`exprsim.train.holdout_split`.
-
-    Returns:
-        The data (mesh failures dropped) and ``{"faces", "mesh_found", "success_rate"}``.
-    """
-    from exprsim.data.fer import load_ferplus
-    from exprsim.pvae.features import extract_fer_landmarks
-    from exprsim.train import holdout_split
-
-    lm = extract_fer_landmarks("Training", cache_dir, data_dir)
-    split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
-    x, dist, maj, ok = lm.features(), split.dist, split.majority, lm.ok
-    if max_train:
-        x, dist, maj, ok = x[:max_train], dist[:max_train], maj[:max_train], ok[:max_train]
-    tr, va = holdout_split(len(x), val_fraction, seed)
-    tr, va = tr[ok[tr]], va[ok[va]]
-    data = LandmarkData(x[tr], x[va], dist[tr], dist[va], maj[tr], maj[va])
-    stats = {"faces": len(ok), "mesh_found": int(ok.sum()), "success_rate": float(ok.mean())}
-    return data, stats
-
-
 def ordered_triplets(
     dist: np.ndarray,
     labels: np.ndarray,
@@ -251,114 +194,109 @@ def _model_kwargs(cfg: PVAETrainConfig, dim: int) -> dict[str, Any]:
     return kw
 
 
-def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True) -> PVAETrainResult:
-    """Train one perceptual-VAE variant (module docstring) and save it to ``out_dir``.
-
-    Args:
-        cfg: the run.
-        out_dir: output folder (created; existing files are overwritten).
-        progress: tqdm bar.
-    """
-    import torch
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
-    from exprsim.config import save_json
-    from exprsim.losses.pvae import pvae_loss
-    from exprsim.pvae.model import create_landmark_model, sample_latent
-
-    if cfg.kind != "pvae":
-        raise ValueError(f"PVAETrainConfig.kind must be 'pvae', got {cfg.kind!r}")
-    t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_json(cfg, out / "train_config.json")
-    torch.set_num_threads(max(1, cfg.threads))
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-
-    extra: dict[str, Any] = {}
+def _pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
     if cfg.data == "synthetic":
-        from exprsim.train import holdout_split
-
         x, dist = synthetic_landmarks(cfg.max_train or 400, seed=cfg.seed)
         maj = dist.argmax(axis=1).astype(np.int64)
         tr, va = holdout_split(len(x), max(cfg.val_fraction, 0.1), cfg.seed)
-        data = LandmarkData(x[tr], x[va], dist[tr], dist[va], maj[tr], maj[va])
-    elif cfg.data == "ferplus":
+        return LandmarkData(x[tr], x[va], dist[tr], dist[va], maj[tr], maj[va]), {}
+    if cfg.data == "ferplus":
         data, extra = fer_training_landmarks(
             cfg.landmark_cache, cfg.data_dir, cfg.val_fraction, cfg.seed, cfg.max_train
         )
-    else:
-        raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
-    dim = data.x_train.shape[1]
-    if cfg.data == "ferplus" and dim != FEATURE_DIM:
-        raise ValueError(f"expected {FEATURE_DIM} features, got {dim}")
+        if data.x_train.shape[1] != FEATURE_DIM:
+            raise ValueError(f"expected {FEATURE_DIM} features, got {data.x_train.shape[1]}")
+        return data, dict(extra)
+    raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
 
-    model = create_landmark_model(cfg.model, **_model_kwargs(cfg, dim))
-    neutral_rows = data.maj_train == 0
-    neutral = (data.x_train[neutral_rows] if neutral_rows.any() else data.x_train).mean(axis=0)
-    model.set_statistics(torch.from_numpy(data.x_train.mean(axis=0)), torch.from_numpy(neutral))
-    save_json(model.config, out / "pvae_config.json")
 
-    x_tr = torch.from_numpy(data.x_train)
-    x_va = torch.from_numpy(data.x_val)
-    use_prior = model.config.variant == "m2"
-    n_pool = round(cfg.triplets_per_face * len(x_tr)) if use_prior else 0
-    if use_prior:
-        trip, w = ordered_triplets(
-            data.dist_train, data.maj_train, n_pool, cfg.triplet_threshold, rng
+class _PVAETrainer:
+    """State of one perceptual-VAE run: model, triplet pools, validation, best weights."""
+
+    def __init__(self, cfg: PVAETrainConfig, data: LandmarkData) -> None:
+        import torch
+
+        from exprsim.pvae.model import create_landmark_model
+
+        self.cfg = cfg
+        dim = data.x_train.shape[1]
+        self.model = create_landmark_model(cfg.model, **_model_kwargs(cfg, dim))
+        neutral_rows = data.maj_train == 0
+        neutral = (data.x_train[neutral_rows] if neutral_rows.any() else data.x_train).mean(0)
+        self.model.set_statistics(
+            torch.from_numpy(data.x_train.mean(axis=0)), torch.from_numpy(neutral)
         )
-        n_val_trip = max(10, round(cfg.triplets_per_face * len(x_va)))
-        vtrip, vw = ordered_triplets(
-            data.dist_val,
-            data.maj_val,
-            n_val_trip,
-            cfg.triplet_threshold,
-            np.random.default_rng(cfg.seed + 1),
-            type_shares=None,
-        )
-        trip_t, w_t = torch.from_numpy(trip), torch.from_numpy(w)
-        vtrip_t, vw_t = torch.from_numpy(vtrip), torch.from_numpy(vw)
+        self.x_tr, self.x_va = torch.from_numpy(data.x_train), torch.from_numpy(data.x_val)
+        self.use_prior = self.model.config.variant == "m2"
+        self.n_pool = round(cfg.triplets_per_face * len(self.x_tr)) if self.use_prior else 0
+        if self.use_prior:
+            rng = np.random.default_rng(cfg.seed)
+            trip, w = ordered_triplets(
+                data.dist_train, data.maj_train, self.n_pool, cfg.triplet_threshold, rng
+            )
+            vtrip, vw = ordered_triplets(
+                data.dist_val,
+                data.maj_val,
+                max(10, round(cfg.triplets_per_face * len(self.x_va))),
+                cfg.triplet_threshold,
+                np.random.default_rng(cfg.seed + 1),
+                type_shares=None,
+            )
+            self.trip, self.w = torch.from_numpy(trip), torch.from_numpy(w)
+            self.vtrip, self.vw = torch.from_numpy(vtrip), torch.from_numpy(vw)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.history: list[dict[str, float]] = []
+        self.best = (math.inf, 0)
+        self.best_state: dict[str, Any] = {}
 
-    def triplet_z(
-        feats: torch.Tensor, faces: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def triplet_z(self, feats: Any, faces: Any) -> tuple[Any, Any, Any]:
         """``(M, V, K)`` latent samples of the reference, positive and negative faces."""
-        mu, logvar = model.encode(feats[faces.reshape(-1)])
-        z = sample_latent(mu, logvar, cfg.triplet_samples).reshape(
-            cfg.triplet_samples, *faces.shape, -1
-        )
+        from exprsim.pvae.model import sample_latent
+
+        s = self.cfg.triplet_samples
+        mu, logvar = self.model.encode(feats[faces.reshape(-1)])
+        z = sample_latent(mu, logvar, s).reshape(s, *faces.shape, -1)
         return z[:, :, 0], z[:, :, 1], z[:, :, 2]
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: list[dict[str, float]] = []
-    best = (math.inf, 0)
-    best_state: dict[str, torch.Tensor] = {}
-    n_tr = len(x_tr)
+    def loss(self, xb: Any, samples: int, beta: float, gamma: float, faces: Any) -> Any:
+        """The ELBO terms of a batch (and of triplets ``(feats, faces, weights)`` if M2)."""
+        from exprsim.losses.pvae import pvae_loss
 
-    def validate(step: int) -> None:
-        nonlocal best, best_state
-        model.eval()
+        x_hat, mu, logvar, _ = self.model(xb, samples=samples)
+        tz = tw = None
+        if faces is not None:
+            feats, idx, w = faces
+            tz, tw = self.triplet_z(feats, idx), w
+        cfg = self.cfg
+        return pvae_loss(
+            xb, x_hat, mu, logvar, cfg.recon_variance, beta, tz, tw, gamma, cfg.triplets_per_face
+        )
+
+    def step(self, step: int, idx: Any) -> None:
+        import torch
+
+        cfg = self.cfg
+        beta = min(1.0, step / cfg.anneal_iterations) if cfg.anneal_iterations > 0 else 1.0
+        faces, gamma = None, cfg.gamma
+        if self.use_prior:
+            pick = torch.randint(0, len(self.trip), (cfg.triplet_batch,))
+            faces = (self.x_tr, self.trip[pick], self.w[pick])
+            if cfg.anneal_prior:
+                gamma = cfg.gamma / max(beta, 1e-6)
+        terms = self.loss(self.x_tr[idx], cfg.samples, beta, gamma, faces)
+        self.opt.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.opt.step()
+
+    def validate(self, step: int) -> dict[str, float]:
+        import torch
+
+        self.model.eval()
         gen_state = torch.random.get_rng_state()
-        torch.manual_seed(cfg.seed + 12345)
+        torch.manual_seed(self.cfg.seed + 12345)
+        faces = (self.x_va, self.vtrip, self.vw) if self.use_prior else None
         with torch.no_grad():
-            x_hat, mu, logvar, _ = model(x_va, samples=1)
-            tz = tw = None
-            if use_prior:
-                tz, tw = triplet_z(x_va, vtrip_t), vw_t
-            terms = pvae_loss(
-                x_va,
-                x_hat,
-                mu,
-                logvar,
-                cfg.recon_variance,
-                1.0,
-                tz,
-                tw,
-                cfg.gamma,
-                cfg.triplets_per_face,
-            )
+            terms = self.loss(self.x_va, 1, 1.0, self.cfg.gamma, faces)
         torch.random.set_rng_state(gen_state)
         row = {
             "iteration": step,
@@ -367,68 +305,94 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
             "kl": float(terms.kl),
             "topo": float(terms.topo),
         }
-        history.append(row)
+        self.history.append(row)
         log.info("step %d: %s", step, row)
-        if row["val_loss"] < best[0]:
-            best = (row["val_loss"], step)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.train()
+        if row["val_loss"] < self.best[0]:
+            self.best = (row["val_loss"], step)
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.train()
+        return row
 
-    model.train()
-    perm = torch.randperm(n_tr)
-    pos = 0
-    step = 0
-    for step in tqdm(range(1, cfg.iterations + 1), desc=cfg.model, disable=not progress):
-        if pos + cfg.batch_size > n_tr:
-            perm, pos = torch.randperm(n_tr), 0
-        idx = perm[pos : pos + cfg.batch_size]
-        pos += cfg.batch_size
-        beta = min(1.0, step / cfg.anneal_iterations) if cfg.anneal_iterations > 0 else 1.0
-        xb = x_tr[idx]
-        x_hat, mu, logvar, _ = model(xb, samples=cfg.samples)
-        tz = tw = None
-        gamma = cfg.gamma
-        if use_prior:
-            pick = torch.randint(0, len(trip_t), (cfg.triplet_batch,))
-            tz, tw = triplet_z(x_tr, trip_t[pick]), w_t[pick]
-            if cfg.anneal_prior:
-                gamma = cfg.gamma / max(beta, 1e-6)
-        terms = pvae_loss(
-            xb,
-            x_hat,
-            mu,
-            logvar,
-            cfg.recon_variance,
-            beta,
-            tz,
-            tw,
-            gamma,
-            cfg.triplets_per_face,
-        )
-        opt.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        opt.step()
+    def state(self, step: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "iteration": step,
+            "best_loss": self.best[0],
+            "best_iteration": self.best[1],
+            "best_state": self.best_state,
+            "history": json.dumps(self.history),
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.best = (float(state["best_loss"]), int(state["best_iteration"]))
+        self.best_state = dict(state["best_state"])
+        self.history = json.loads(state["history"])
+        return int(state["iteration"])
+
+
+def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True) -> PVAETrainResult:
+    """Train (or resume) one perceptual-VAE variant (module docstring) into ``out_dir``.
+
+    A checkpoint is written at every validation (``eval_every``); a re-run with the same
+    config resumes from it. Batches are drawn per validation interval from
+    ``(seed, interval)``, so a resumed run sees the batches an uninterrupted one would.
+
+    Args:
+        cfg: the run.
+        out_dir: output folder.
+        progress: tqdm bar.
+    """
+    import torch
+    from tqdm import tqdm
+
+    if cfg.kind != "pvae":
+        raise ValueError(f"PVAETrainConfig.kind must be 'pvae', got {cfg.kind!r}")
+    run = RunFolder(out_dir)
+    may_change = ("iterations", "threads", "max_seconds")
+    run.check(cfg, may_change)
+    data, extra = _pvae_data(cfg)
+    run.claim(cfg, may_change)
+    setup_torch(cfg.seed, max(1, cfg.threads))
+    tr = _PVAETrainer(cfg, data)
+    save_json(tr.model.config, run.dir / "pvae_config.json")
+    state = run.load_state()
+    start = tr.restore(state) if state is not None else 0
+    step = start
+    tr.model.train()
+    n_tr, bs = len(tr.x_tr), cfg.batch_size
+    for step in tqdm(
+        range(start + 1, cfg.iterations + 1), desc=cfg.model, disable=not progress, initial=start
+    ):
+        k = (step - 1) % cfg.eval_every  # batches: a function of (seed, interval, k)
+        if k == 0 or step == start + 1:
+            torch.manual_seed(cfg.seed * 1_000_003 + (step - 1) // cfg.eval_every)
+            laps = -(-cfg.eval_every * bs // n_tr)
+            order = torch.cat([torch.randperm(n_tr) for _ in range(laps)])
+        tr.step(step, order[k * bs : (k + 1) * bs])
         if step % cfg.eval_every == 0 or step == cfg.iterations:
-            validate(step)
-            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+            run.append_metrics(tr.validate(step))
+            run.save_state(tr.state(step))
+            if cfg.max_seconds is not None and run.seconds() > cfg.max_seconds:
                 log.warning("stopping after %d iterations (max_seconds)", step)
                 break
-
-    if best_state:
-        model.load_state_dict(best_state)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
-    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    if tr.best_state:
+        tr.model.load_state_dict(tr.best_state)
+    run.save_weights(tr.model.state_dict(), "model.safetensors")
+    (run.dir / "history.json").write_text(json.dumps(tr.history, indent=1) + "\n")
     res = PVAETrainResult(
-        out_dir=out,
-        iterations_run=step,
-        best_iteration=best[1],
-        best_val_loss=best[0],
-        seconds=time.perf_counter() - t0,
+        out_dir=run.dir,
+        iterations_run=step - start,
+        best_iteration=tr.best[1],
+        best_val_loss=tr.best[0],
+        seconds=run.seconds(),
         n_train=n_tr,
-        n_val=len(x_va),
-        n_triplets=n_pool,
+        n_val=len(tr.x_va),
+        n_triplets=tr.n_pool,
     )
-    (out / "result.json").write_text(json.dumps(res.to_dict() | extra, indent=2) + "\n")
+    run.write_json("result.json", res.to_dict() | extra)
     return res
 
 

@@ -1,4 +1,5 @@
-"""Shared distance helpers: numpy and torch agree, and match slow loops."""
+"""Shared distance helpers (:mod:`exprsim.distances`): numpy and torch agree, and match
+slow loops."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from exprsim.losses import distances as D
+from exprsim import distances as D
 
 
 @pytest.fixture()
@@ -73,6 +74,12 @@ def test_sqrt_gradient_finite_at_zero_distance() -> None:
     assert torch.isfinite(x.grad).all()
 
 
+def test_losses_alias_is_the_same_module_content() -> None:
+    from exprsim.losses import distances as old
+
+    assert old.pairwise_l2 is D.pairwise_l2 and old.hellinger is D.hellinger
+
+
 def test_l2_normalize() -> None:
     x = np.array([[3.0, 4.0], [0.0, 0.0]])
     n = D.l2_normalize(x)
@@ -92,7 +99,7 @@ def test_package_exports_and_torch_free_helpers() -> None:
     with pytest.raises(AttributeError):
         _ = losses.NoSuchLoss
     code = (
-        "import sys, exprsim.losses.distances, exprsim.metrics, exprsim.data.triplets, "
-        "exprsim.data.augment; assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys, exprsim.distances, exprsim.losses.distances, exprsim.metrics, "
+        "exprsim.data.triplets, exprsim.data.augment; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

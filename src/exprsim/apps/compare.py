@@ -1,0 +1,97 @@
+"""Compare a few faces: pairwise expression distances, and the odd one out of three.
+
+The odd one out is the question FEC's raters answered for every triplet: of three faces,
+which one's expression differs most? The two most alike faces are the pair at the
+smallest distance; the third face is the odd one out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+
+
+def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
+    """Euclidean distances between all rows: ``(N, D) -> (N, N)`` float, exactly 0 on the
+    diagonal (0 = same expression, 2 = opposite for unit embeddings)."""
+    e = np.asarray(embeddings)
+    return np.linalg.norm(e[:, None] - e[None], axis=-1)
+
+
+def odd_one_out(embeddings: np.ndarray) -> int:
+    """Index (0, 1 or 2) of the face whose expression differs most, of ``(3, D)`` embeddings:
+    the one left out of the closest pair (ties: the lower index)."""
+    e = np.asarray(embeddings)
+    if e.ndim != 2 or e.shape[0] != 3:
+        raise ExprsimError(f"the odd one out needs (3, D) embeddings, got {e.shape}")
+    d = distance_matrix(e)
+    pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # the pair that leaves out face 0, 1, 2
+    return int(np.argmin(pair_d))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare_images`.
+
+    Attributes:
+        sources: the images as given (paths as strings, ``"<array>"`` for arrays).
+        embeddings: ``(N, 16)`` float32, the first (largest) face of each image.
+        distances: ``(N, N)`` Euclidean distances between them.
+        odd_one_out: index of the odd one out when ``N == 3``, else ``None``.
+    """
+
+    sources: tuple[str, ...]
+    embeddings: np.ndarray
+    distances: np.ndarray
+    odd_one_out: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``images``, ``distances`` (rounded to 1e-4) and, for three, ``odd_one_out``."""
+        out: dict[str, Any] = {
+            "images": list(self.sources),
+            "distances": self.distances.round(4).tolist(),
+        }
+        if self.odd_one_out is not None:
+            out["odd_one_out"] = self.sources[self.odd_one_out]
+        return out
+
+
+def compare_images(
+    images: Sequence[str | Path | np.ndarray], embedder: Any = None, detector: Any = None
+) -> Comparison:
+    """Embed the first (largest) face of each image and compare them.
+
+    Args:
+        images: two or more paths or ``(H, W, 3)`` uint8 RGB arrays.
+        embedder: the model (default: ``exprsim.load_model()``).
+        detector: a detector name or instance (default: MediaPipe).
+
+    Returns:
+        A :class:`Comparison` (with the odd one out when there are three images).
+
+    Raises:
+        ExprsimError: fewer than two images, or an image without a face.
+        ImageError: an image cannot be read.
+    """
+    if len(images) < 2:
+        raise ExprsimError("compare needs at least two images")
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    sources = tuple(str(im) if isinstance(im, str | Path) else "<array>" for im in images)
+    embs = []
+    for src, image in zip(sources, images, strict=True):
+        faces = embedder.embed_images([image], detector=detector)
+        if not faces:
+            raise ExprsimError(f"{src}: no face found")
+        embs.append(faces[0].embedding)
+    e = np.stack(embs)
+    odd = odd_one_out(e) if len(e) == 3 else None
+    return Comparison(sources, e, distance_matrix(e), odd)

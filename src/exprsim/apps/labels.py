@@ -1,0 +1,146 @@
+"""Labelled face sets: the faces of image folders (or a FER+ split) with a class per face.
+
+What :func:`exprsim.apps.subclasses.discover_subexpressions` (``exprsim subclasses``) needs:
+embeddings, one class id per face, the class names, the crops to show and where each face
+came from. Image faces are labelled by one of :data:`LABEL_METHODS`:
+
+* ``"predict"``: the kNN emotion of the shipped FER+ reference set (it must have been made
+  with the same model);
+* ``"folder"``: the name of the folder holding the image (``happy/x.jpg`` -> ``happy``);
+* ``"none"``: one class, ``"all"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError, ModelError
+
+LABEL_METHODS: tuple[str, ...] = ("predict", "folder", "none")
+
+
+@dataclass(frozen=True)
+class LabelledFaces:
+    """Faces with a class each.
+
+    Attributes:
+        embeddings: ``(N, 16)`` float32, L2-normalised.
+        labels: ``(N,)`` int64 index into ``class_names``.
+        class_names: the classes.
+        crops: ``N`` uint8 crops (aligned faces, or FER's ``(48, 48)`` images).
+        sources: ``N`` names (``"path#face"``, or ``"fer2013 row R"``).
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    crops: list[np.ndarray]
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def label_image_faces(
+    paths: Iterable[str | Path],
+    embedder: Any = None,
+    labels: str = "predict",
+    detector: Any = None,
+    progress: bool = False,
+) -> LabelledFaces:
+    """Embed every face of the images under ``paths`` and label it (see the module docstring).
+
+    Args:
+        paths: image files and/or folders (recursed).
+        embedder: the model (default: ``exprsim.load_model()``).
+        labels: one of :data:`LABEL_METHODS`.
+        detector: a detector name or instance (default: MediaPipe).
+        progress: show a progress bar.
+
+    Raises:
+        ExprsimError: unknown ``labels``, no image files, or no faces.
+        ModelError: ``labels="predict"`` but the reference set belongs to another model.
+    """
+    from exprsim.io import iter_image_files
+
+    if labels not in LABEL_METHODS:
+        raise ExprsimError(f"unknown labels {labels!r}; expected one of {', '.join(LABEL_METHODS)}")
+    files = [str(f) for f in iter_image_files(paths)]
+    if not files:
+        raise ExprsimError("no image files found in the given paths")
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    faces = embedder.embed_images(files, detector=detector, progress=progress)
+    if not faces:
+        raise ExprsimError("no faces found")
+    emb = np.stack([f.embedding for f in faces]).astype(np.float32)
+    if labels == "predict":
+        ids, names = _predicted(emb, embedder)
+    elif labels == "folder":
+        parents = [Path(f.source).parent.name for f in faces]
+        names = tuple(sorted(set(parents)))
+        ids = np.array([names.index(p) for p in parents], np.int64)
+    else:
+        names, ids = ("all",), np.zeros(len(faces), np.int64)
+    crops = [f.aligned.crop for f in faces]
+    sources = [f"{f.source}#{f.face_index}" for f in faces]
+    return LabelledFaces(emb, ids, names, crops, sources)
+
+
+def _predicted(emb: np.ndarray, embedder: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    """kNN emotion ids ``(N,)`` int64 and the class names of the shipped reference set."""
+    from exprsim.apps.classify import load_reference_set
+
+    ref = load_reference_set()
+    if ref.model != embedder.config.name_version:
+        raise ModelError(
+            f"the kNN reference set was made with {ref.model}, not "
+            f"{embedder.config.name_version}: use --labels folder or --labels none"
+        )
+    ids = ref.classifier().predict(emb)
+    names = tuple(str(c) for c in ref.classes)
+    if ids.dtype.kind not in "iu":  # class names -> ids
+        ids = np.array([names.index(str(v)) for v in ids], np.int64)
+    return ids, names
+
+
+def ferplus_faces(
+    split: str,
+    embedder: Any = None,
+    max_faces: int | None = None,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+    progress: bool = False,
+) -> LabelledFaces:
+    """A FER+ split (or a seeded random subset of ``max_faces``) with its majority labels.
+
+    Args:
+        split: ``"Training"`` or ``"PublicTest"``.
+        embedder: the model (default: ``exprsim.load_model()``).
+        max_faces: keep a seeded random subset of this many faces (in row order).
+        seed: the subset's seed.
+        data_dir: FER folder (default ``../shared/data/fer2013``).
+        progress: show a progress bar.
+    """
+    from exprsim.apps.classify import embed_fer
+    from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
+
+    if embedder is None:
+        from exprsim.models.embedder import load_model
+
+        embedder = load_model()
+    fer = load_ferplus(split, data_dir)
+    idx = np.arange(len(fer))
+    if max_faces and max_faces < len(fer):
+        idx = np.sort(np.random.default_rng(seed).permutation(len(fer))[:max_faces])
+    fer = fer.subset(idx)
+    emb = embed_fer(embedder, fer.images, progress=progress)
+    sources = [f"fer2013 row {int(r)}" for r in fer.rows]
+    return LabelledFaces(emb, fer.majority, tuple(FERPLUS_CLASSES), list(fer.images), sources)

@@ -1,0 +1,261 @@
+"""Where a :class:`~exprsim.index.store.FaceIndex` keeps its rows: a SQLite file or a PostgreSQL server.
+
+:class:`~exprsim.index.store.FaceIndex` writes its SQL once, with ``?`` placeholders and
+syntax both engines accept (``ON CONFLICT``, ``RETURNING``); a :class:`StoreBackend` owns
+the connection and everything that differs between the engines:
+
+* the schema (types, the HNSW index of pgvector);
+* transactions and the one-writer lock (``flock`` beside a SQLite file, an advisory lock in
+  PostgreSQL);
+* how a ``(16,)`` float32 embedding travels (a float32 blob, or a pgvector ``vector(16)``);
+* bulk loads (``executemany`` in one transaction, or ``COPY``);
+* nearest-neighbour search: the SQLite store has none of its own (``searcher()`` is
+  ``None``: the faiss/numpy ANN cache beside the file answers, :mod:`exprsim.index.ann`),
+  PostgreSQL answers from its HNSW index (:mod:`exprsim.index.pgvector`).
+
+:func:`open_backend` picks one from the location: a ``postgresql://`` / ``postgres://``
+URI (any libpq form, Unix sockets included) or a file path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import ExprsimError
+
+log = logging.getLogger(__name__)
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER,
+    mtime_ns INTEGER,
+    sha256 TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    n_faces INTEGER NOT NULL DEFAULT 0,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    face_index INTEGER NOT NULL,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+    score REAL,
+    detector TEXT,
+    landmarks BLOB,
+    sharpness REAL, yaw REAL, pitch REAL, roll REAL,
+    quality_ok INTEGER,
+    reasons TEXT,
+    embedding BLOB NOT NULL,
+    model TEXT NOT NULL,
+    label TEXT,
+    tags TEXT,
+    crop BLOB,
+    UNIQUE (file_id, face_index)
+);
+CREATE TABLE IF NOT EXISTS tag_refs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    source TEXT,
+    face_index INTEGER,
+    embedding BLOB NOT NULL,
+    model TEXT NOT NULL,
+    crop BLOB,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tag_refs_name ON tag_refs(name);
+CREATE TABLE IF NOT EXISTS identity (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    descriptor BLOB
+);
+-- every face inserted or deleted, in order: lets the ANN cache catch up incrementally
+-- (exprsim.index.store.FaceIndex._ann_index) instead of being rebuilt from scratch.
+CREATE TABLE IF NOT EXISTS face_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    face_id INTEGER NOT NULL,
+    op INTEGER NOT NULL  -- +1 inserted, -1 deleted
+);
+CREATE TRIGGER IF NOT EXISTS faces_log_ins AFTER INSERT ON faces
+BEGIN INSERT INTO face_log (face_id, op) VALUES (new.id, 1); END;
+CREATE TRIGGER IF NOT EXISTS faces_log_del AFTER DELETE ON faces
+BEGIN INSERT INTO face_log (face_id, op) VALUES (old.id, -1); END;
+"""
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    """Whether ``location`` names a PostgreSQL database (a ``postgresql://`` URI)."""
+    return isinstance(location, str) and location.lower().startswith(PG_SCHEMES)
+
+
+class StoreBackend:
+    """Connection + dialect of one store (see the module docstring).
+
+    Attributes:
+        kind: ``"sqlite"`` or ``"postgresql"``.
+        path: what messages call the store: the file ``Path``, or the URI without password.
+    """
+
+    kind = ""
+    path: Path | str
+
+    # -- statements
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders); returns a DB-API cursor."""
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """All statements inside commit together or not at all."""
+        raise NotImplementedError
+
+    def writer_lock(self) -> contextlib.AbstractContextManager[None]:
+        """One :meth:`FaceIndex.add` at a time per store; a second writer waits."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- values
+
+    def vector_param(self, embedding: np.ndarray) -> Any:
+        """A ``(16,)`` float32 embedding as this engine stores it."""
+        raise NotImplementedError
+
+    # -- bulk
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append rows to ``table`` (inside the caller's transaction); returns how many."""
+        raise NotImplementedError
+
+    def after_explicit_ids(self, table: str) -> None:
+        """Rows were inserted with explicit ids: keep the id generator ahead of them."""
+
+    def bulk_load(self, n_new: int, n_existing: int) -> contextlib.AbstractContextManager[None]:
+        """Around a bulk load of ``n_new`` faces (e.g. drop and rebuild a vector index)."""
+        return contextlib.nullcontext()
+
+    # -- reading
+
+    def all_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every face id ``(N,)`` int64 and embedding ``(N, 16)`` float32, ordered by id."""
+        raise NotImplementedError
+
+    def db_bytes(self) -> int:
+        raise NotImplementedError
+
+    def searcher(self) -> Any:
+        """The engine's own vector search (``search(queries, k)``), or ``None``."""
+        return None
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A query's result as a DataFrame."""
+        import pandas as pd
+
+        cur = self.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+class SQLiteBackend(StoreBackend):
+    """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on)."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ExprsimError(f"{self.path}: is a directory, expected a database file")
+        if not self.path.parent.exists():
+            raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
+        except sqlite3.DatabaseError as exc:
+            raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """``flock`` on ``<db>.lock``: a second writer waits, then skips what the first stored."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
+            yield
+            return
+        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s: another process is adding files; waiting for it", self.path)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def vector_param(self, embedding: np.ndarray) -> Any:
+        return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        cur = self.conn.executemany(sql, rows)
+        return int(cur.rowcount)
+
+    def all_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 16), np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return ids, flat.reshape(len(rows), -1).copy()
+
+    def db_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+
+def open_backend(location: str | Path) -> StoreBackend:
+    """The backend for a file path or a ``postgresql://`` URI."""
+    if is_postgres_url(location):
+        from exprsim.index.pgvector import PostgresBackend
+
+        return PostgresBackend(str(location))
+    return SQLiteBackend(location)

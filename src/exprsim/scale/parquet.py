@@ -1,0 +1,87 @@
+"""Bulk-load Parquet shards of embeddings into a FaceIndex (SQLite or PostgreSQL).
+
+The shards are what ``exprsim embed -o faces.parquet`` or :func:`exprsim.scale.embed_with_ray`
+write: one row per face, columns ``source, face, x1, y1, x2, y2, score, landmarks,
+detector, sharpness, yaw, pitch, roll, quality_ok, e0 ... e15, model``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from exprsim.errors import ExprsimError
+from exprsim.index.store import FaceIndex, LoadReport
+
+log = logging.getLogger(__name__)
+
+
+def parquet_shards(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The ``.parquet`` files named, or found (sorted, recursively) in the folders named."""
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.parquet") if not q.name.startswith(".")))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ExprsimError(f"{p}: no such file or folder")
+    if not out:
+        raise ExprsimError(f"no .parquet files in {', '.join(map(str, items))}")
+    return out
+
+
+def load_parquet(
+    shards: str | Path | Iterable[str | Path],
+    db: str | Path | FaceIndex,
+    model: str | None = None,
+    replace: bool = False,
+    progress: bool = False,
+) -> LoadReport:
+    """Load every shard into the index ``db``, one transaction per shard.
+
+    Args:
+        shards: a folder of ``.parquet`` shards, one file, or a list of either.
+        db: a SQLite path, a ``postgresql://`` URI, or an open :class:`FaceIndex`.
+        model: ``name@version`` (default: the shards' ``model`` column).
+        replace: reload sources already stored (default: skip them; see
+            :meth:`FaceIndex.add_table`).
+        progress: show a progress bar over shards.
+
+    Resumable: a shard is committed whole or not at all, and sources already stored are
+    skipped, so rerunning after an interruption loads only what is missing.
+
+    Returns:
+        The totals over all shards, as a :class:`~exprsim.index.store.LoadReport`.
+    """
+    import time
+
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    files = parquet_shards(shards)
+    t0 = time.perf_counter()
+    totals = [0, 0, 0, 0]
+    seen_model = model
+    index = db if isinstance(db, FaceIndex) else FaceIndex(db)
+    try:
+        for path in tqdm(files, desc="load", unit="shard", disable=not progress):
+            try:
+                table = pq.read_table(path)
+            except Exception as exc:  # pyarrow raises several types for a bad file
+                raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
+            if table.num_rows == 0:
+                continue
+            rep = index.add_table(table, model=model, replace=replace)
+            seen_model = rep.model
+            for i, v in enumerate((rep.files_added, rep.files_replaced, rep.files_skipped)):
+                totals[i] += v
+            totals[3] += rep.faces
+            log.debug("%s: %s", path, rep.summary())
+    finally:
+        if not isinstance(db, FaceIndex):
+            index.close()
+    return LoadReport(*totals, seen_model or "", time.perf_counter() - t0)  # type: ignore[arg-type, call-arg]

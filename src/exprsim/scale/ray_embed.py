@@ -1,0 +1,307 @@
+"""Distributed embedding on Ray Data: photos in, sharded Parquet out.
+
+:func:`embed_with_ray` splits the sorted input list into shards of ``shard_size`` images and
+runs them through ``Dataset.map_batches`` over an actor pool: each actor loads the model
+once and embeds whole shards, writing ``part-NNNNN-<digest>.parquet`` (atomically: a
+temporary file renamed when complete). The rows and columns are those of
+``exprsim embed -o faces.parquet`` (:func:`embed_rows`), so ``exprsim index add
+--from-parquet`` (:func:`exprsim.scale.load_parquet`) loads either.
+
+Idempotent and resumable: a shard's name carries a digest of its list of inputs, a rerun
+skips every shard whose file exists, and a killed job loses only the shards in flight.
+
+Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"auto"`` joins
+the cluster of this machine, ``"ray://host:10001"`` a remote one.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
+
+log = logging.getLogger(__name__)
+
+RAY_INSTALL = "pip install 'exprsim[ray]'"
+LIST_SUFFIXES = (".parquet", ".csv", ".txt")
+PATH_COLUMNS = ("path", "source", "uri", "file")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise BackendUnavailableError(f"Ray is not installed: {RAY_INSTALL}") from exc
+    return ray
+
+
+def _is_uri(s: str) -> bool:
+    return "://" in s and not s.startswith("file://")
+
+
+def _read_list(path: Path) -> list[str]:
+    """Paths from a Parquet/CSV table (column path/source/uri/file, else the first) or a
+    text file (one per line)."""
+    import pandas as pd
+
+    if path.suffix.lower() == ".txt":
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    if frame.empty:
+        return []
+    col = next((c for c in PATH_COLUMNS if c in frame.columns), frame.columns[0])
+    return [str(v) for v in frame[col].dropna().tolist()]
+
+
+def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
+    """Every image named by ``inputs``, sorted and without duplicates.
+
+    Args:
+        inputs: folders (searched recursively), globs (``photos/**/*.jpg``), image files,
+            or lists of paths/URIs in ``.parquet``, ``.csv`` (column ``path``, ``source``,
+            ``uri`` or ``file``, else the first) or ``.txt`` (one per line). fsspec URIs
+            (``s3://...``) are kept as they are and read by the workers.
+    """
+    from exprsim.io import iter_image_files
+
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    out: list[str] = []
+    for item in items:
+        s = str(item)
+        p = Path(s)
+        if _is_uri(s):
+            out.append(s)
+        elif p.is_dir():
+            out.extend(str(f) for f in iter_image_files([p]))
+        elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+            out.extend(_read_list(p))
+        elif any(ch in s for ch in "*?["):
+            out.extend(sorted(glob.glob(s, recursive=True)))
+        else:
+            out.append(s)
+    return sorted(dict.fromkeys(out))
+
+
+def embed_rows(
+    embedder: Any, paths: Sequence[str | Path], detector: Any = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Embed images one by one into rows: the rows of ``exprsim embed``
+    (:func:`exprsim.apps.embed.embedding_row`), fsspec URIs included.
+
+    Returns:
+        The rows (one per face) and the number of images that could not be read.
+    """
+    import dataclasses
+
+    from exprsim.apps.embed import embedding_row
+    from exprsim.io import decode_image
+
+    model = embedder.config.name_version
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    for path in paths:
+        s = str(path)
+        try:
+            if _is_uri(s):
+                import fsspec
+
+                with fsspec.open(s, "rb") as fh:
+                    image = decode_image(fh.read(), s)
+                faces = [
+                    dataclasses.replace(f, source=s)
+                    for f in embedder.embed_images([image], detector=detector)
+                ]
+            else:
+                faces = embedder.embed_images([path], detector=detector)
+        except (ImageError, OSError) as exc:
+            failed += 1
+            log.warning("embed: %s: %s", s, exc)
+            continue
+        rows.extend(embedding_row(f, model) for f in faces)
+    return rows, failed
+
+
+def shard_name(index: int, paths: Sequence[str]) -> str:
+    """``part-NNNNN-<digest>.parquet``: the digest names the shard's inputs, so a changed
+    input list never passes for a finished shard."""
+    digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:12]
+    return f"part-{index:05d}-{digest}.parquet"
+
+
+def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write one shard atomically (a hidden temporary file, then a rename)."""
+    import pandas as pd
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class _EmbedShards:
+    """A Ray actor: loads the model once, then embeds and writes whole shards."""
+
+    def __init__(self, model: str, detector: Any, out_dir: str, device: str) -> None:
+        from exprsim.models.embedder import load_model
+
+        self.embedder = load_model(model, device=device)
+        self.detector = detector
+        self.out_dir = Path(out_dir)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        out: dict[str, list[Any]] = {"name": [], "images": [], "faces": [], "failed": []}
+        for name, paths_json in zip(batch["name"], batch["paths"], strict=True):
+            paths = json.loads(str(paths_json))
+            rows, failed = embed_rows(self.embedder, paths, self.detector)
+            write_shard(rows, self.out_dir / str(name))
+            for key, value in (("name", name), ("images", len(paths))):
+                out[key].append(value)
+            out["faces"].append(len(rows))
+            out["failed"].append(failed)
+        return out
+
+
+@dataclass(frozen=True)
+class RayEmbedReport:
+    """What :func:`embed_with_ray` did."""
+
+    out_dir: str
+    shards: int
+    shards_skipped: int
+    images: int
+    faces: int
+    failed: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.shards - self.shards_skipped} shards embedded, {self.shards_skipped} "
+            f"already done; {self.faces} faces from {self.images} images "
+            f"({self.failed} unreadable) in {self.seconds:.1f} s -> {self.out_dir}"
+        )
+
+
+def embed_with_ray(
+    inputs: str | Path | Iterable[str | Path],
+    out_dir: str | Path,
+    address: str | None = None,
+    model: str = "default",
+    detector: Any = None,
+    num_workers: int = 2,
+    shard_size: int = 256,
+    num_cpus: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> RayEmbedReport:
+    """Embed every face of ``inputs`` on Ray, into Parquet shards under ``out_dir``.
+
+    Args:
+        inputs: see :func:`list_inputs` (folder, glob, list of paths/URIs).
+        out_dir: the shard folder (created); shards already there are skipped.
+        address: ``None`` (start a local Ray), ``"auto"`` or ``"ray://host:port"``.
+        model: model name or checkpoint folder, loaded once per actor.
+        detector: face detector name (default: the model's).
+        num_workers: actors in the pool (each takes one CPU).
+        shard_size: images per shard (the unit of work, of output and of resumption).
+        num_cpus: CPUs of a local Ray (default: all).
+        device: ``"cpu"`` or ``"cuda"`` for the actors.
+        progress: show a progress bar over shards.
+
+    Returns:
+        A :class:`RayEmbedReport` (images/faces count the shards embedded by this run).
+
+    Raises:
+        BackendUnavailableError: Ray is not installed.
+        ExprsimError: no inputs.
+    """
+    import json
+
+    paths = list_inputs(inputs)
+    if not paths:
+        raise ExprsimError(f"no images found in {inputs}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
+    names = [shard_name(i, s) for i, s in enumerate(shards)]
+    todo = [
+        {"name": n, "paths": json.dumps(s)}
+        for n, s in zip(names, shards, strict=True)
+        if not (out / n).exists()
+    ]
+    t0 = time.perf_counter()
+    counts = [0, 0, 0]
+    if todo:
+        actor_kwargs = {
+            "model": str(model),
+            "detector": detector,
+            "out_dir": str(out.resolve()),
+            "device": device,
+        }
+        counts = _run_on_ray(todo, actor_kwargs, address, num_workers, num_cpus, progress)
+    images, faces, failed = counts
+    return RayEmbedReport(
+        str(out),
+        len(shards),
+        len(shards) - len(todo),
+        images,
+        faces,
+        failed,
+        time.perf_counter() - t0,
+    )
+
+
+def _run_on_ray(
+    todo: list[dict[str, str]],
+    actor_kwargs: dict[str, Any],
+    address: str | None,
+    num_workers: int,
+    num_cpus: int | None,
+    progress: bool,
+) -> list[int]:
+    """Embed the shards ``todo`` on an actor pool; returns images, faces, unreadable."""
+    from tqdm import tqdm
+
+    ray = _ray()
+    started = not ray.is_initialized()
+    if started:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kwargs["num_cpus"] = num_cpus
+        ray.init(address=address, **kwargs)
+    counts = [0, 0, 0]
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map_batches(
+            _EmbedShards,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=max(1, min(num_workers, len(todo)))),
+            num_cpus=1,
+            fn_constructor_kwargs=actor_kwargs,
+        )
+        with tqdm(total=len(todo), desc="embed (ray)", unit="shard", disable=not progress) as bar:
+            for row in ds.iter_rows():
+                for i, key in enumerate(("images", "faces", "failed")):
+                    counts[i] += int(row[key])
+                bar.update(1)
+    finally:
+        if started:
+            ray.shutdown()
+    return counts

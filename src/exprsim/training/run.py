@@ -1,0 +1,140 @@
+"""One run folder for every learner: config, seed and threads, checkpoints, metrics, time.
+
+A run folder holds ``train_config.json`` (the run's frozen config), ``state.pt`` (the
+checkpoint: one atomic file, loadable with ``weights_only=True``), ``last.safetensors``
+(the latest weights, for :func:`exprsim.load_model` and ``init_from``) and
+``metrics.jsonl`` (one JSON row per epoch or logging step). A learner that is re-run on
+the same folder with the same config resumes from ``state.pt``; a different config is
+refused, except for the fields a learner declares as safe to change (the length of the
+run, the thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from exprsim.config import load_json, save_json
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+
+
+def setup_torch(seed: int, num_threads: int = 0) -> None:
+    """Seed torch and NumPy's global generators; ``num_threads`` > 0 sets torch's pool."""
+    import numpy as np
+    import torch
+
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+class RunFolder:
+    """A training run's output folder (module docstring).
+
+    Args:
+        path: the folder (created by :meth:`claim`).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = Path(path)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ValueError(f"{self.dir} exists and is not a folder")
+        self.t0 = time.perf_counter()
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    def check(self, cfg: Any, may_change: Iterable[str] = ()) -> None:
+        """Refuse a folder holding another run's config (writes nothing).
+
+        ``may_change``: config fields a resumed run may set differently (e.g. ``epochs``).
+        """
+        path = self.dir / "train_config.json"
+        if path.exists():
+            old = load_json(type(cfg), path)
+            names = {f.name for f in fields(cfg)}
+            same = {k: getattr(cfg, k) for k in may_change if k in names}
+            if replace(old, **same) != cfg:
+                raise ValueError(f"{self.dir} holds a run with a different config; use a new --out")
+
+    def claim(self, cfg: Any, may_change: Iterable[str] = ()) -> None:
+        """:meth:`check`, then create the folder and save ``cfg`` as ``train_config.json``."""
+        self.check(cfg, may_change)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_json(cfg, self.dir / "train_config.json")
+
+    def save_state(self, state: Mapping[str, Any]) -> None:
+        """Write the checkpoint atomically (a kill leaves the previous one or this one)."""
+        import torch
+
+        tmp = self.dir / "state.pt.tmp"
+        torch.save(dict(state), tmp)
+        os.replace(tmp, self.state_path)
+
+    def load_state(self, map_location: Any = None) -> dict[str, Any] | None:
+        """The last checkpoint, or ``None`` for a fresh run."""
+        import torch
+
+        if not self.state_path.exists():
+            return None
+        state: dict[str, Any] = torch.load(
+            self.state_path, weights_only=True, map_location=map_location
+        )
+        return state
+
+    def save_weights(self, weights: Mapping[str, Any], name: str = "last.safetensors") -> Path:
+        """Save a state dict as safetensors, atomically (tensors made contiguous, on CPU)."""
+        from safetensors.torch import save_file
+
+        tmp = self.dir / f"{name}.tmp"
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp))
+        os.replace(tmp, self.dir / name)
+        return self.dir / name
+
+    def append_metrics(self, row: Mapping[str, Any]) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(dict(row)) + "\n")
+
+    def trim_metrics(self, key: str, upto: int) -> None:
+        """Drop ``metrics.jsonl`` rows whose ``key`` is past ``upto`` (logged after the
+        last checkpoint by a run that was then killed)."""
+        if not self.metrics_path.is_file():
+            return
+        lines = self.metrics_path.read_text().splitlines()
+        kept = [s for s in lines if s.strip() and json.loads(s).get(key, 0) <= upto]
+        if len(kept) != len(lines):
+            self.metrics_path.write_text("".join(s + "\n" for s in kept))
+
+    def seconds(self) -> float:
+        """Wall time since this object was made."""
+        return time.perf_counter() - self.t0
+
+    def write_json(self, name: str, data: Any) -> None:
+        (self.dir / name).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def export_embedder(model: Any, config: Any, out: str | Path) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` (an
+    :class:`~exprsim.models.embedder.EmbedderConfig`), loadable by :func:`exprsim.load_model`."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(weights, str(out / "model.safetensors"))
+    (out / "config.json").write_text(config.to_json() + "\n")
+    return out

@@ -1,0 +1,218 @@
+"""SGM + sub-classes: Algorithm 2 of Marrero Fernandez et al. as a learner.
+
+"Deep Metric Structured Learning for Facial Expression Recognition" (Sec. 3.2, Algorithm 2
+"Deep Gaussian Mixture Sub-space Learning"):
+
+* :func:`deep_gaussian_mixture_subspaces` — for levels ``l = 1..L`` train with SGM on the
+  current labels, embed every face, split each *original* class into ``l`` components by EM
+  (:func:`exprsim.apps.subclasses.split_classes`), relabel (class ``j``'s components get ids
+  ``j*l .. j*l + l - 1``), go on. Training is a callback, so any trainer (or a tiny test
+  model) plugs in;
+* :func:`ferplus_sgm_trainer` — the FER+ callback over :func:`exprsim.training.ferplus.train`,
+  each level starting from the previous level's weights;
+* :func:`train_subspaces` — the ``sgm-subspaces`` recipe (:class:`SubspaceTrainConfig`):
+  levels in ``out_dir/level<l>``, the labels of every level in ``subspaces.npz`` and a
+  summary in ``subspaces.json``; the last level's folder is a loadable model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.apps.subclasses import SubclassSplit, split_classes
+from exprsim.errors import ExprsimError
+from exprsim.training.ferplus import TrainConfig, train
+from exprsim.training.run import RunFolder
+
+log = logging.getLogger(__name__)
+
+#: ``train_fn(level, labels (N,) int64) -> (N, D) embeddings of the same faces``.
+TrainFn = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SubspaceLevel:
+    """One level of Algorithm 2: ``labels`` ``(N,)`` after splitting each class into
+    ``level`` components of the embeddings trained on the previous labels."""
+
+    level: int
+    labels: np.ndarray
+    split: SubclassSplit
+
+
+@dataclass(frozen=True)
+class SubspaceResult:
+    """Result of :func:`deep_gaussian_mixture_subspaces`.
+
+    Attributes:
+        levels: one :class:`SubspaceLevel` per level, ``1..L``.
+        embeddings: ``(N, D)`` embeddings of the last level's trained model.
+    """
+
+    levels: tuple[SubspaceLevel, ...]
+    embeddings: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(N,)`` final sub-class labels (class ``j``, component ``g``: ``j * L + g``)."""
+        return self.levels[-1].labels
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self.levels[-1].split.parent
+
+
+def deep_gaussian_mixture_subspaces(
+    labels: np.ndarray,
+    train_fn: TrainFn,
+    levels: int = 5,
+    covariance_type: str = "spherical",
+    seed: int = 0,
+) -> SubspaceResult:
+    """Algorithm 2 (Deep Gaussian Mixture Sub-space Learning).
+
+    For ``l = 1..levels``: ``Z = train_fn(l, Y_hat)`` (train with SGM on the current labels
+    and embed all faces), then every original class ``j`` is split by EM into ``l``
+    components and its faces get labels ``g + j * l`` (the paper's ``g + k, k += l``).
+    Level 1 is the plain SGM model (one component per class).
+
+    Args:
+        labels: ``(N,)`` int original class labels ``Y``.
+        train_fn: trains on ``(level, labels)`` and returns ``(N, D)`` embeddings.
+        levels: ``L`` (paper: 5, i.e. 5 sub-classes per class, 40 for FER+).
+        covariance_type, seed: passed to :func:`split_classes`.
+    """
+    y = np.asarray(labels, np.int64)
+    if levels < 1:
+        raise ExprsimError(f"levels must be >= 1, got {levels}")
+    current = y.copy()
+    done: list[SubspaceLevel] = []
+    z = np.zeros((len(y), 0))
+    for level in range(1, levels + 1):
+        z = np.asarray(train_fn(level, current))
+        if z.shape[0] != len(y):
+            raise ExprsimError(f"train_fn returned {z.shape[0]} embeddings for {len(y)} faces")
+        split = split_classes(
+            z, y, n_components=level, covariance_type=covariance_type, stride=level, seed=seed
+        )
+        current = split.labels
+        log.info("level %d: %d sub-classes", level, split.n_subclasses)
+        done.append(SubspaceLevel(level, current, split))
+    return SubspaceResult(tuple(done), z)
+
+
+def ferplus_sgm_trainer(
+    cfg: Any, out_root: str | Path, progress: bool = True, n_classes: int = 8
+) -> tuple[TrainFn, np.ndarray]:
+    """A :data:`TrainFn` training SGM with :func:`exprsim.training.ferplus.train`, and the labels ``Y``.
+
+    Level ``l`` trains ``cfg`` (``objective="sgm"`` is forced) into ``out_root/level<l>``,
+    starting from level ``l-1``'s weights, on the given labels (one-hot), with
+    ``per_class = max(2, cfg.per_class * n_classes // n_labels)`` so the batch size stays
+    about that of level 1; it returns the embeddings of all training faces as loaded.
+
+    Returns:
+        ``(train_fn, labels)``: labels are the majority votes of the faces ``cfg`` loads.
+    """
+    from exprsim.data.split import holdout_split
+    from exprsim.training.ferplus import embed_array, load_data
+
+    tr, val = load_data(cfg)
+    n = len(tr.images) + len(val.images)
+    tr_idx, val_idx = holdout_split(n, cfg.val_fraction, cfg.seed)
+    images = np.empty((n, *tr.images.shape[1:]), tr.images.dtype)
+    images[tr_idx], images[val_idx] = tr.images, val.images
+    majority = np.empty(n, np.int64)
+    majority[tr_idx], majority[val_idx] = tr.dist.argmax(1), val.dist.argmax(1)
+    root = Path(out_root)
+
+    def train_fn(level: int, labels: np.ndarray) -> np.ndarray:
+        from exprsim.models.embedder import load_model
+
+        n_labels = len(np.unique(labels))
+        lcfg = replace(
+            cfg,
+            objective="sgm",
+            per_class=max(2, cfg.per_class * n_classes // max(n_labels, 1)),
+            init_from=str(root / f"level{level - 1}") if level > 1 else cfg.init_from,
+        )
+        out = root / f"level{level}"
+        train(lcfg, out, progress=progress, labels=labels)
+        model = load_model(str(out)).model
+        return embed_array(model, images, cfg.preprocess)
+
+    return train_fn, majority
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _sgm_base() -> TrainConfig:
+    return TrainConfig(objective="sgm", sampler="balanced", optimizer="adam", lr=1e-3)
+
+
+@dataclass(frozen=True)
+class SubspaceTrainConfig:
+    """An ``sgm-subspaces`` run (saved as ``train_config.json``).
+
+    Attributes:
+        base: the FER+ SGM training of every level (``objective`` is forced to ``"sgm"``).
+        levels: ``L`` (paper: 5 sub-classes per class, 40 for FER+).
+        covariance_type: of the EM split (``"spherical"``: SGM's isotropic Gaussians).
+    """
+
+    base: TrainConfig = field(default_factory=_sgm_base)
+    levels: int = 5
+    covariance_type: str = "spherical"
+
+
+@dataclass(frozen=True)
+class SubspaceTrainResult:
+    out_dir: Path
+    epochs_run: int
+    seconds: float
+    n_subclasses: int
+
+
+def train_subspaces(
+    cfg: SubspaceTrainConfig, out_dir: str | Path, progress: bool = True
+) -> SubspaceTrainResult:
+    """Run Algorithm 2 on FER+ (module docstring); finished levels are resumed, not redone."""
+    run = RunFolder(out_dir)
+    run.claim(cfg)
+    t0 = time.perf_counter()
+    train_fn, majority = ferplus_sgm_trainer(cfg.base, run.dir, progress=progress)
+    res = deep_gaussian_mixture_subspaces(
+        majority, train_fn, cfg.levels, cfg.covariance_type, seed=cfg.base.seed
+    )
+    np.savez_compressed(
+        run.dir / "subspaces.npz",
+        **{f"level{lv.level}": lv.labels for lv in res.levels},
+        parent=res.parent,
+    )
+    run.write_json("subspaces.json", {f"level{lv.level}": lv.split.to_dict() for lv in res.levels})
+    return SubspaceTrainResult(
+        run.dir,
+        cfg.levels * cfg.base.epochs,
+        time.perf_counter() - t0,
+        res.levels[-1].split.n_subclasses,
+    )
+
+
+__all__ = [
+    "SubspaceLevel",
+    "SubspaceResult",
+    "SubspaceTrainConfig",
+    "SubspaceTrainResult",
+    "TrainFn",
+    "deep_gaussian_mixture_subspaces",
+    "ferplus_sgm_trainer",
+    "train_subspaces",
+]

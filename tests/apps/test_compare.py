@@ -1,0 +1,72 @@
+"""compare: distance matrix and odd one out against hand-made and naive references; the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from exprsim.apps.compare import compare_images, distance_matrix, odd_one_out
+from exprsim.cli import main
+from exprsim.errors import ExprsimError
+from exprsim.samples import sample_path
+
+
+def test_distance_matrix_matches_a_loop() -> None:
+    e = np.random.default_rng(0).normal(size=(5, 16))
+    d = distance_matrix(e)
+    for i in range(5):
+        for j in range(5):
+            assert d[i, j] == pytest.approx(math.dist(e[i], e[j]), abs=1e-12)
+    assert (np.diag(d) == 0).all()
+
+
+def test_odd_one_out_by_hand() -> None:
+    a, b, far = [1.0, 0.0], [0.8, 0.6], [-1.0, 0.0]  # a and b are close, far is not
+    assert odd_one_out(np.array([a, b, far])) == 2
+    assert odd_one_out(np.array([far, a, b])) == 0
+    assert odd_one_out(np.array([a, far, b])) == 1
+    with pytest.raises(ExprsimError, match=r"\(3, D\)"):
+        odd_one_out(np.zeros((4, 2)))
+
+
+def test_compare_images_with_stub(stub) -> None:
+    rng = np.random.default_rng(1)
+    base = rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)
+    near = np.clip(base.astype(int) + 3, 0, 255).astype(np.uint8)
+    other = rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)
+    res = compare_images([base, near, other], stub)
+    assert res.sources == ("<array>",) * 3 and res.embeddings.shape == (3, 16)
+    e = res.embeddings
+    assert res.distances[0, 2] == pytest.approx(math.dist(e[0], e[2]), abs=1e-6)
+    assert res.odd_one_out == 2
+    out = res.to_dict()
+    assert out["odd_one_out"] == "<array>" and len(out["distances"]) == 3
+    two = compare_images([base, other], stub)
+    assert two.odd_one_out is None and "odd_one_out" not in two.to_dict()
+    with pytest.raises(ExprsimError, match="at least two"):
+        compare_images([base], stub)
+    with pytest.raises(ExprsimError, match="no face"):
+        compare_images([base, np.zeros((32, 32, 3), np.uint8)], stub)  # black: no face
+
+
+@pytest.mark.slow
+def test_compare_cli(random_model_dir, capsys) -> None:
+    imgs = [str(sample_path(n)) for n in ("grace_hopper.jpg", "pexels_langer_frame360.jpg",
+                                          "pexels_langer_frame432.jpg")]  # fmt: skip
+    model = ["--model", str(random_model_dir)]
+    assert main(["-q", "compare", *imgs, *model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + 3 + 1 and lines[-1].startswith("odd one out: ")
+    assert lines[1].startswith("grace_hopper.jpg") and "0.000" in lines[1]
+    assert main(["-q", "compare", *imgs, *model, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    d = np.array(out["distances"])
+    assert out["images"] == imgs and d.shape == (3, 3) and np.allclose(d, d.T)
+    pair = [d[1, 2], d[0, 2], d[0, 1]]
+    assert out["odd_one_out"] == imgs[int(np.argmin(pair))]
+    assert lines[-1] == f"odd one out: {out['odd_one_out']}"
+    assert main(["-q", "compare", imgs[0], *model]) == 2
+    assert "at least two" in capsys.readouterr().err

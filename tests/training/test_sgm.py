@@ -1,0 +1,92 @@
+"""Algorithm 2 (SGM + sub-classes) as a learner: its loop with a tiny model, the FER+
+callback on synthetic votes, and the ``sgm-subspaces`` recipe end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from exprsim.training.sgm import deep_gaussian_mixture_subspaces, ferplus_sgm_trainer
+
+
+def _mixture(seed: int = 0):
+    """Class 0: three separated isotropic blobs; class 1: one blob. Returns emb, labels, truth."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [10, 10, 10]], float)
+    sizes = [60, 40, 30, 50]
+    truth = np.repeat(np.arange(4), sizes)
+    emb = centres[truth] + rng.normal(0, 0.3, size=(len(truth), 3))
+    labels = np.where(truth < 3, 0, 1)
+    perm = rng.permutation(len(truth))
+    return emb[perm], labels[perm], truth[perm]
+
+
+def test_algorithm2_loop_with_a_tiny_sgm_model() -> None:
+    import torch
+
+    from exprsim.losses import SGMLoss
+
+    emb0, labels, _ = _mixture(2)
+    feats = torch.from_numpy(emb0).float()
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 4)
+    calls = []
+
+    def train_fn(level: int, lab: np.ndarray) -> np.ndarray:
+        calls.append((level, len(np.unique(lab))))
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        target = torch.from_numpy(lab)
+        for _ in range(30):
+            opt.zero_grad()
+            SGMLoss(norm_weight=0.01)(net(feats), target).backward()
+            opt.step()
+        with torch.no_grad():
+            return net(feats).numpy()
+
+    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=3)
+    # level l trains on the labels of level l-1 (level 1 on the classes) and splits into l
+    assert calls == [(1, 2), (2, 2), (3, 4)]
+    assert [lv.level for lv in res.levels] == [1, 2, 3]
+    assert np.array_equal(res.levels[0].labels, labels)
+    assert res.parent.tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.array_equal(res.labels // 3, labels)  # class j's sub-classes: 3j .. 3j+2
+    assert res.embeddings.shape == (len(labels), 4)
+
+
+def test_ferplus_sgm_trainer_on_synthetic_data(tmp_path: Path) -> None:
+    from exprsim.training.ferplus import TrainConfig
+
+    cfg = TrainConfig(
+        data="synthetic", max_train=120, val_fraction=0.2, epochs=1, batch_size=32,
+        optimizer="adam", lr=1e-3, objective="sgm", sampler="balanced", per_class=4,
+        augment=False, num_threads=1, model_kwargs={"widths": [8, 8, 8, 8]},
+    )  # fmt: skip
+    train_fn, labels = ferplus_sgm_trainer(cfg, tmp_path, progress=False)
+    assert labels.shape == (120,)
+    res = deep_gaussian_mixture_subspaces(labels, train_fn, levels=2)
+    assert (tmp_path / "level2" / "model.safetensors").is_file()
+    assert res.embeddings.shape == (120, 16)
+    assert np.array_equal(res.labels // 2, labels)
+
+
+def test_sgm_subspaces_recipe(tmp_path: Path) -> None:
+    from exprsim.training import train_from_dict
+
+    base = {
+        "data": "synthetic", "max_train": 120, "val_fraction": 0.2, "epochs": 1,
+        "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "objective": "sgm",
+        "sampler": "balanced", "per_class": 4, "augment": False, "num_threads": 1,
+        "model_kwargs": {"widths": [8, 8, 8, 8]},
+    }  # fmt: skip
+    res = train_from_dict(
+        {"recipe": "sgm-subspaces", "base": base, "levels": 2}, tmp_path, progress=False
+    )
+    saved = np.load(tmp_path / "subspaces.npz")
+    level1, level2 = saved["level1"], saved["level2"]
+    assert level1.shape == level2.shape == (120,)
+    assert np.array_equal(level2 // 2, level1)  # level 1 = the classes; 2 ids per class
+    summary = json.loads((tmp_path / "subspaces.json").read_text())
+    assert summary["level2"]["n_subclasses"] == res.n_subclasses
+    assert (tmp_path / "level2" / "config.json").is_file()
