@@ -217,7 +217,8 @@ class SQLiteBackend(StoreBackend):
         except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
             yield
             return
-        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as fh:
+        db = Path(self.path)
+        with open(db.with_name(db.name + ".lock"), "a+b") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -249,7 +250,8 @@ class SQLiteBackend(StoreBackend):
         return ids, flat.reshape(len(rows), -1).copy()
 
     def db_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        files = (Path(self.path), Path(f"{self.path}-wal"))
+        return sum(int(p.stat().st_size) for p in files if p.exists())
 
 
 def open_backend(location: str | Path) -> StoreBackend:

@@ -807,8 +807,8 @@ class FaceIndex:
                 else:
                     drop.append(int(fid))
         for start in range(0, len(drop), chunk):
-            part = drop[start : start + chunk]
-            c.execute(f"DELETE FROM files WHERE id IN ({', '.join('?' * len(part))})", part)
+            gone = drop[start : start + chunk]
+            c.execute(f"DELETE FROM files WHERE id IN ({', '.join('?' * len(gone))})", gone)
         return keep, len(drop)
 
     def _copy_table(
