@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
             "EXPRSIM_TOKEN); with a token, every request must carry it."
         ),
     )
-    p.add_argument("--db", required=True, metavar="FILE", help="face index database")
+    p.add_argument(
+        "--db", required=True, metavar="DB", help="face index: SQLite file or postgresql:// URI"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int_at_least(0), default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None, help="access token (default: $EXPRSIM_TOKEN)")

@@ -520,10 +520,11 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
     Raises:
         ExprsimError: no such database, no references in it, or another model's references.
     """
+    from exprsim.index.backends import is_postgres_url
     from exprsim.index.store import FaceIndex
 
-    path = Path(db)
-    if not path.is_file():
+    path = str(db)  # a SQLite file or a postgresql:// URI
+    if not is_postgres_url(path) and not Path(path).is_file():
         raise ExprsimError(f"{path}: no such database (add references with `exprsim tag add`)")
     with FaceIndex(path, embedder=embedder) as index:
         refs = index.tag_references()

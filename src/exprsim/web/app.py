@@ -37,7 +37,8 @@ class ServeConfig:
 
     Attributes:
         db: the face index database (created when missing).
-        data_dir: uploads and video reports (default: ``<db>.web/`` beside the database).
+        data_dir: uploads and video reports (default: ``<db>.web/`` beside the database;
+            ``exprsim-web/`` in the working folder for a ``postgresql://`` index).
         token: required on every request when set.
         max_upload_mb: upload size limit.
         max_pixels: largest image accepted.
@@ -72,7 +73,10 @@ class _State:
             embedder = load_model(config.model)
         self.config = config
         self.embedder = embedder
-        self.data_dir = Path(config.data_dir or f"{config.db}.web")
+        from exprsim.index.backends import is_postgres_url
+
+        default_dir = "exprsim-web" if is_postgres_url(config.db) else f"{config.db}.web"
+        self.data_dir = Path(config.data_dir or default_dir)
         self.uploads = self.data_dir / "uploads"
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
         self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
