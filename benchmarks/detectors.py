@@ -214,9 +214,15 @@ def run(name: str, kwargs: dict, items: list[Item]) -> dict:
 
 CONFIGS: list[tuple[str, dict]] = [
     ("mediapipe", {}),
+    ("mediapipe", {"escalate_below": None}),  # every pass on every image: the old default
+    ("mediapipe", {"escalate_below": 0.2}),
+    ("mediapipe", {"escalate_below": 0.25}),
+    ("mediapipe", {"escalate_below": 0.3}),
+    ("mediapipe", {"landmarks": "mesh-lite"}),
     ("mediapipe", {"tiles": False}),
     ("mediapipe", {"range": "short", "tiles": False}),
     ("mediapipe", {"range": "full"}),
+    ("mediapipe-fast", {}),
     ("haar", {}),
     ("dlib", {}),
     ("mtcnn", {}),
@@ -231,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write results here")
+    ap.add_argument(
+        "--only",
+        action="append",
+        metavar="N",
+        type=int,
+        help="run only the N-th configuration of CONFIGS (0-based; repeatable)",
+    )
     args = ap.parse_args(argv)
 
     from exprsim.errors import BackendUnavailableError
@@ -242,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{len(items)} images 640x480, faces present: {counts}", file=sys.stderr)
     results = []
-    for name, kwargs in CONFIGS:
+    chosen = [CONFIGS[i] for i in args.only] if args.only else CONFIGS
+    for name, kwargs in chosen:
         try:
             res = run(name, kwargs, items)
         except BackendUnavailableError as exc:

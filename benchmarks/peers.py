@@ -72,6 +72,11 @@ CONTENDERS: dict[str, tuple[str, str, str]] = {
     "fer": ("fer", "per_image", "`fer` 25.10.3, FER(mtcnn=False), per-image calls"),
     "default_per_image": ("default", "per_image", "exprsim default `mediapipe`, per-image calls"),
     "default_batch": ("default", "batch", "exprsim default `mediapipe`, one call for all"),
+    "default_batch_serial": (
+        "default",
+        "batch_serial",
+        "exprsim default `mediapipe`, one call for all, one front-end thread",
+    ),
     "fast_per_image": ("fast", "per_image", "exprsim `mediapipe-fast`, per-image calls"),
     "fast_batch": ("fast", "batch", "exprsim `mediapipe-fast`, one call for all"),
 }
@@ -335,6 +340,10 @@ def exprsim_worker(files: list[str], detector: str, threads: int) -> None:
             return len(files), len(emb.embed_images(files))
         return len(files), len(emb.embed_images(files, detector=det_name))
 
+    def batch_serial() -> tuple[int, int]:
+        emb = state["embedder"]
+        return len(files), len(emb.embed_images(files, detector=det_name, workers=1))
+
     def per_image() -> tuple[int, int]:
         emb = state["embedder"]
         if det_name is None:
@@ -342,7 +351,8 @@ def exprsim_worker(files: list[str], detector: str, threads: int) -> None:
         return len(files), sum(len(emb.embed_images([p], detector=det_name)) for p in files)
 
     def rate(name: str, seconds: float) -> dict:
-        return _rate({"batch": batch, "per_image": per_image}[name], seconds)
+        commands = {"batch": batch, "batch_serial": batch_serial, "per_image": per_image}
+        return _rate(commands[name], seconds)
 
     def stages(passes: int) -> dict:
         import numpy as np
@@ -371,8 +381,13 @@ def exprsim_worker(files: list[str], detector: str, threads: int) -> None:
                 cands = det.propose(small)  # BlazeFace passes + NMS
                 t2 = time.perf_counter()
                 if landmarker is not None:
+                    hint = getattr(landmarker, "takes_hint", False)
                     for c in cands:
-                        landmarker.landmarks(image, c.rescaled(factor).box)  # face mesh
+                        c = c.rescaled(factor)
+                        if hint:  # mesh-lite: the eyes set the region's roll
+                            landmarker.landmarks(image, c.box, hint=c.fallback)
+                        else:  # the face-mesh graph
+                            landmarker.landmarks(image, c.box)
                 t3 = time.perf_counter()
                 t["decode"] += t1 - t0
                 t["detect"] += t2 - t1
@@ -403,9 +418,10 @@ def exprsim_worker(files: list[str], detector: str, threads: int) -> None:
 def _detection_parts(det: Any, small: Any) -> dict[str, float]:
     """Seconds of each BlazeFace pass inside ``det.propose`` (MediaPipe detectors only).
 
-    Re-runs the passes the ``mediapipe`` backend makes (full frame per range, then tiles);
-    with ``small=None`` returns the zeroed keys. Empty for other detectors or when the
-    backend's internals have changed.
+    Re-runs the passes the ``mediapipe`` backend makes (full frame per range, then tiles,
+    unless the short-range pass settles the image: ``escalate_below``); with
+    ``small=None`` returns the zeroed keys. Empty for other detectors or when the backend's
+    internals have changed.
     """
     ranges = {"short": (0,), "full": (1,), "auto": (0, 1)}.get(getattr(det, "range", ""), ())
     if not ranges or not hasattr(det, "_run") or not hasattr(det, "_tiled"):
@@ -418,10 +434,14 @@ def _detection_parts(det: Any, small: Any) -> dict[str, float]:
         return dict.fromkeys(keys, 0.0)
     out = {}
     try:
+        out = dict.fromkeys(keys, 0.0)
         for sel, key in zip(ranges, keys, strict=False):
             t0 = time.perf_counter()
-            det._run(sel, small)
+            cands = det._run(sel, small)
             out[key] = time.perf_counter() - t0
+            close_up = getattr(det, "close_up", None)
+            if sel == 0 and ranges == (0, 1) and close_up is not None and close_up(cands, small):
+                return out  # the short-range pass settled the image: no more passes
         if use_tiles and min(small.shape[:2]) >= 240:
             t0 = time.perf_counter()
             det._tiled(small)

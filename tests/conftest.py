@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from exprsim.data.fer import default_data_dir
+
+# shared test helpers (corpus.py, mixtures.py) import by module name from any test folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -260,3 +260,73 @@ def test_save_table_takes_a_frame_and_refuses_unknown_suffixes(tmp_path):
         assert not (tmp_path / bad).exists()
     assert TABLE_SUFFIXES == (".csv", ".parquet", ".jsonl", ".json")
     assert check_table_path("x/y.jsonl").name == "y.jsonl"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".json"])
+def test_table_writer_in_chunks_equals_save_table(tmp_path, suffix):
+    import pandas as pd
+
+    from exprsim.io import TableWriter, save_table
+
+    rows = [
+        {"source": f"{i}.jpg", "face": i % 3, "x1": float(i) / 3, "quality_ok": i % 2 == 0}
+        for i in range(11)
+    ]
+    ref = save_table(rows, tmp_path / f"ref{suffix}")
+    with TableWriter(tmp_path / "deep" / f"t{suffix}", chunk_rows=3) as w:
+        for chunk in (rows[0:4], [], rows[4:9], rows[9:]):  # an empty chunk among them
+            w.write(chunk)
+    out = tmp_path / "deep" / f"t{suffix}"
+    assert w.rows == 11 and out.is_file()
+    assert not (tmp_path / "deep" / f"t{suffix}.partial").exists()
+
+    def read(p):
+        if suffix == ".csv":
+            return pd.read_csv(p)
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+        return pd.read_json(p, lines=suffix == ".jsonl")
+
+    pd.testing.assert_frame_equal(read(out), read(ref))
+
+
+def test_table_writer_keeps_what_was_done_when_interrupted(tmp_path):
+    import pandas as pd
+
+    from exprsim.io import TableWriter
+
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"t{suffix}"
+        with pytest.raises(KeyboardInterrupt), TableWriter(out) as w:
+            w.write([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+            raise KeyboardInterrupt
+        back = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+        assert back["a"].tolist() == [1, 2]
+
+
+def test_table_writer_empty_table_and_fixed_columns(tmp_path):
+    import pandas as pd
+
+    from exprsim.errors import ExprsimError
+    from exprsim.io import TableWriter
+
+    with TableWriter(tmp_path / "e.parquet", columns=["a", "b"]):
+        pass
+    assert list(pd.read_parquet(tmp_path / "e.parquet").columns) == ["a", "b"]
+    with TableWriter(tmp_path / "c.csv", chunk_rows=1) as w:
+        w.write([{"a": 1, "b": 2}])
+        w.write([{"b": 4, "a": 3, "extra": 9}])  # reindexed to the first chunk's columns
+    assert (tmp_path / "c.csv").read_text().splitlines() == ["a,b", "1,2", "3,4"]
+    with pytest.raises(ExprsimError):
+        TableWriter(tmp_path / "x.xlsx")
+
+
+def test_table_writer_leaves_no_file_when_failing_before_the_first_row(tmp_path):
+    from exprsim.errors import ExprsimError
+    from exprsim.io import TableWriter
+
+    for suffix in (".csv", ".parquet", ".json"):
+        out = tmp_path / f"t{suffix}"
+        with pytest.raises(ExprsimError), TableWriter(out):
+            raise ExprsimError("no image files found")
+        assert not out.exists() and not (tmp_path / f"t{suffix}.partial").exists()

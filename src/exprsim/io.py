@@ -11,6 +11,7 @@ JSON lines or JSON, chosen by the file's suffix; every command that writes a tab
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -209,3 +210,137 @@ def _frame(rows: Sequence[Mapping[str, Any]]) -> Any:
 
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return pd.DataFrame(list(rows), columns=columns)
+
+
+class TableWriter:
+    """Write a table chunk by chunk, in the format its suffix names (as :func:`save_table`).
+
+    Rows are buffered and written ``chunk_rows`` at a time, so memory holds one chunk and a
+    table of any length streams to disk (a Parquet row group per chunk). The columns are
+    fixed by the first rows (later rows are reindexed to them). CSV and JSON lines are
+    appended and flushed chunk by chunk, so a killed job leaves a valid file of what was
+    written; Parquet and JSON are written to ``<path>.partial`` and moved into place by
+    :meth:`close`, which the ``with`` block calls on errors and Ctrl-C too (what was done
+    is kept; an error before the first row leaves no file).
+
+    Args:
+        path: ``.csv``, ``.parquet``, ``.jsonl`` or ``.json``; parent folders are created.
+        columns: column order (default: the first rows' keys in first-seen order).
+        chunk_rows: rows buffered before a write.
+
+    Raises:
+        ExprsimError: unknown suffix (nothing is written).
+    """
+
+    def __init__(
+        self, path: str | Path, columns: Sequence[str] | None = None, chunk_rows: int = 1000
+    ) -> None:
+        self.path = check_table_path(path)
+        self.chunk_rows = max(1, int(chunk_rows))
+        self._buffer: list[Mapping[str, Any]] = []
+        self.suffix = self.path.suffix.lower()
+        self.columns: list[str] | None = list(columns) if columns is not None else None
+        self.rows = 0
+        self._streamed = self.suffix in (".csv", ".jsonl")
+        self._target = (
+            self.path if self._streamed else self.path.with_name(self.path.name + ".partial")
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: Any = None
+        self._parquet: Any = None
+        self._closed = False
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows (dicts); they reach the file ``chunk_rows`` at a time."""
+        self._buffer.extend(rows)
+        if len(self._buffer) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows now."""
+        rows, self._buffer = self._buffer, []
+        if rows:
+            self._write(rows)
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        import pandas as pd
+
+        if self.columns is None:
+            self.columns = list(dict.fromkeys(k for row in rows for k in row))
+        frame = pd.DataFrame(list(rows)).reindex(columns=self.columns)
+        first = self.rows == 0
+        if self.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(str(self._target), table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        else:
+            if self._file is None:
+                self._file = open(self._target, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            if self.suffix == ".csv":
+                frame.to_csv(self._file, index=False, header=first)
+            elif self.suffix == ".jsonl":
+                self._file.write(frame.to_json(orient="records", lines=True).rstrip("\n") + "\n")
+            else:
+                body = frame.to_json(orient="records")[1:-1]
+                self._file.write(("[" if first else ",") + body)
+            self._file.flush()
+        self.rows += len(frame)
+
+    def close(self) -> Path:
+        """Finish the file (an empty table still gets its file); returns its path."""
+        if self._closed:
+            return self.path
+        self.flush()
+        self._closed = True
+        if self.rows == 0:
+            save_table(_frame_of(self.columns or []), self.path)
+            for f in (self._file, self._parquet):
+                if f is not None:
+                    f.close()
+            if self._target != self.path:
+                Path(self._target).unlink(missing_ok=True)
+            return self.path
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._file is not None:
+            if self.suffix == ".json":
+                self._file.write("]")
+            self._file.close()
+        if self._target != self.path:
+            os.replace(self._target, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop without leaving a file (only what :meth:`close` already finished stays)."""
+        if self._closed:
+            return
+        self._closed = True
+        for f in (self._file, self._parquet):
+            if f is not None:
+                f.close()
+        Path(self._target).unlink(missing_ok=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # an error before any row (bad input, nothing to do) leaves no file behind; after
+        # rows were written, or on Ctrl-C, what was done is kept
+        if (
+            exc_type is not None
+            and self.rows + len(self._buffer) == 0
+            and exc_type is not KeyboardInterrupt
+        ):
+            self.abort()
+        else:
+            self.close()
+
+
+def _frame_of(columns: Sequence[str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns=list(columns))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -39,6 +40,17 @@ def test_rows_schema_and_errors(stub, tmp_path) -> None:
         embed_files([tmp_path / "empty"], stub)
 
 
+def test_rows_can_stream_to_a_sink(stub, tmp_path) -> None:
+    """With a sink, rows leave as each image is done and the table keeps only counts."""
+    write_images(tmp_path / "imgs", 5)
+    chunks: list[list[dict]] = []
+    table = embed_files([tmp_path / "imgs"], stub, sink=chunks.append)
+    assert table.rows == [] and table.n_faces == 5 and table.stats["seconds"] > 0
+    assert [len(c) for c in chunks] == [1] * 5
+    kept = embed_files([tmp_path / "imgs"], stub)
+    assert [r for c in chunks for r in c] == kept.rows
+
+
 def test_table_loads_into_an_index_with_landmarks(stub, tmp_path) -> None:
     """``embed`` -> Parquet -> ``FaceIndex.add_table``: the per-face columns survive."""
     from exprsim.index.store import FaceIndex
@@ -65,7 +77,10 @@ def test_embed_cli_formats_and_failures(random_model_dir, tmp_path, capsys) -> N
         out = tmp_path / f"faces{suffix}"
         assert main(["-q", "embed", str(album), "-o", str(out), *model]) == 0
         cap = capsys.readouterr()
-        assert cap.out.strip() == f"1 faces from 1/2 images -> {out}"
+        said = re.fullmatch(
+            r"1 faces from 1/2 images in ([\d.]+) s \(([\d.]+) faces/s\) -> (.*)", cap.out.strip()
+        )
+        assert said is not None and said[3] == str(out)  # time and faces/s, then the file
         assert cap.err.count("\n") == 1 and "empty.jpg" in cap.err
         if suffix == ".csv":
             frame = pd.read_csv(out)

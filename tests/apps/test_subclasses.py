@@ -15,18 +15,9 @@ from exprsim.apps.subclasses import (
     split_classes,
     subexpressions_page,
 )
+from mixtures import gaussian_subclasses
 
-
-def _mixture(seed: int = 0):
-    """Class 0: three separated isotropic blobs; class 1: one blob. Returns emb, labels, truth."""
-    rng = np.random.default_rng(seed)
-    centres = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [10, 10, 10]], float)
-    sizes = [60, 40, 30, 50]
-    truth = np.repeat(np.arange(4), sizes)
-    emb = centres[truth] + rng.normal(0, 0.3, size=(len(truth), 3))
-    labels = np.where(truth < 3, 0, 1)
-    perm = rng.permutation(len(truth))
-    return emb[perm], labels[perm], truth[perm]
+_mixture = gaussian_subclasses
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:

@@ -48,6 +48,18 @@ def test_known_clusters(method: str) -> None:
     assert len(frame) == len(x) and frame["representative"].sum() == 4
 
 
+@pytest.mark.parametrize("method", sorted(SUMMARY_METHODS))
+def test_large_inputs_cluster_a_sample_and_find_the_same_groups(method: str) -> None:
+    """Beyond ``max_exact`` items the linkage runs on an even sample and every item joins
+    the nearest centre: on well separated blobs the partition is the exact one."""
+    x, _ = blobs(noise=0.03)
+    exact = summarize(x, n_clusters=4, method=method)
+    sampled = summarize(x, n_clusters=4, method=method, max_exact=12)
+    assert [c.members for c in sampled.clusters] == [c.members for c in exact.clusters]
+    np.testing.assert_array_equal(sampled.labels, exact.labels)
+    assert sampled.labels.shape == (len(x),)
+
+
 def test_edge_cases() -> None:
     x, _ = blobs()
     s = summarize(x[:3], n_clusters=10)

@@ -222,7 +222,8 @@ def test_mediapipe_ranges(load_sample, rng_name):
 
 
 def test_mediapipe_fast_preset(load_sample, mp_detector):
-    """One short-range pass, no tiles: same face and mesh landmarks as the default."""
+    """One short-range pass, no tiles: the same face as the default; its landmarks come from
+    the LiteRT landmark model when installed, else the face mesh."""
     det = create_detector("mediapipe-fast")
     assert det.name == "mediapipe-fast" and det.range == "short" and not det.tiles
     name = "grace_hopper.jpg"
@@ -310,3 +311,109 @@ def test_mediapipe_tiles_cover_image_and_drop_cut_faces(monkeypatch):
     # cut faces are kept only at the image border (x0 = 320 reaches it); weak ones never
     assert len(kept) == 6 + 2
     assert all(c.score >= det.tile_min_confidence for c in kept)
+
+
+@pytest.mark.parametrize(
+    ("short_side", "escalate_below", "expect_more"),
+    [
+        (240.0, 0.35, False),  # a 240 px face in a 640x480 image: the short range settles it
+        (200.0, 0.35, True),  # 200 px < 0.35 x 640: full range and tiles too
+        (240.0, None, True),  # escalation off: every pass, always
+        (None, 0.35, True),  # nothing found at short range
+    ],
+)
+def test_mediapipe_passes_escalate_only_for_small_or_missing_faces(
+    monkeypatch, short_side, escalate_below, expect_more
+):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints", escalate_below=escalate_below)
+    calls = []
+
+    def fake_run(selection, image, x0=0, y0=0):
+        calls.append((selection, x0, y0))
+        if selection == 0 and (x0, y0) == (0, 0) and short_side is not None:
+            box = np.array([100.0, 100.0, 100.0 + short_side, 100.0 + 1.2 * short_side])
+            return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
+        return []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    det.propose(np.zeros((480, 640, 3), np.uint8))
+    assert calls[0] == (0, 0, 0)  # the short-range pass on the whole image always comes first
+    more = calls[1:]
+    assert bool(more) == expect_more
+    if expect_more:
+        assert (1, 0, 0) in more and sum(c[0] == 0 for c in more) == 6  # full range + 6 tiles
+
+
+def test_escalate_below_is_checked():
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="escalate_below"):
+            MediaPipeDetector(landmarks="keypoints", escalate_below=bad)
+
+
+# ------------------------------------------------------------------- mesh-lite landmarker
+
+lite_only = pytest.mark.skipif(
+    importlib.util.find_spec("ai_edge_litert") is None, reason="LiteRT (ai-edge-litert) missing"
+)
+
+
+@lite_only
+@pytest.mark.parametrize("name", sorted(HAND_CHECKED))
+def test_mesh_lite_landmarks_match_hand_checked_and_the_mesh(mp_detector, load_sample, name):
+    """The fast preset's landmark model: within 5 px of the hand-checked points, a mean
+    under 3.2 px (the face mesh's own test: 3.0), and within 7% of the eye distance of the
+    face mesh's points."""
+    det = create_detector("mediapipe-fast")
+    assert det.landmarks_kind == "mesh-lite" and mp_detector.landmarks_kind == "mesh"
+    (lite,) = det.detect(load_sample(name))
+    (ref,) = mp_detector.detect(load_sample(name))
+    err = lm_error(lite.landmarks, HAND_CHECKED[name])
+    assert err.max() < 5.0 and err.mean() < 3.2, err.round(1)
+    eye_dist = np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])
+    assert lm_error(lite.landmarks, ref.landmarks).max() < 0.07 * eye_dist
+    det.close()
+
+
+def test_mesh_lite_roi_levels_the_eyes_and_centres_the_box():
+    from exprsim.faces.landmarks import LITE_MESH_INPUT, LiteMeshLandmarker
+
+    lm = LiteMeshLandmarker.__new__(LiteMeshLandmarker)  # geometry only: no interpreter
+    lm.scale = 1.5
+    box = np.array([100.0, 50.0, 180.0, 150.0])  # 80 x 100: the ROI side is 150
+    eyes = np.array([[120.0, 80.0], [160.0, 100.0]])  # tilted by atan(0.5)
+    m = lm.roi_transform(box, eyes)
+    to_crop = eyes @ m[:, :2].T + m[:, 2]
+    assert to_crop[0, 1] == pytest.approx(to_crop[1, 1])  # levelled
+    assert to_crop[1, 0] > to_crop[0, 0]  # not mirrored
+    centre = m[:, :2] @ np.array([140.0, 100.0]) + m[:, 2]
+    assert centre == pytest.approx([(LITE_MESH_INPUT - 1) / 2] * 2)
+    assert np.linalg.det(m[:, :2]) == pytest.approx((LITE_MESH_INPUT / 150.0) ** 2)
+    upright = lm.roi_transform(box, None)
+    assert upright[0, 1] == 0.0 and upright[1, 0] == 0.0
+
+
+@lite_only
+def test_mesh_lite_refuses_noise_and_says_what_is_missing(monkeypatch):
+    from exprsim.faces import landmarks as lmod
+
+    lite = lmod.LiteMeshLandmarker()
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    assert lite.landmarks(noise, np.array([50.0, 50.0, 150.0, 150.0])) is None
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        lmod.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ai_edge_litert" else real(name, *a),
+    )
+    assert "ai-edge-litert" in (lmod.lite_mesh_probe() or "")
+    with pytest.raises(BackendUnavailableError, match="mesh-lite"):
+        lmod.LiteMeshLandmarker()
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    fallback = MediaPipeDetector(landmarks="auto")
+    assert fallback.landmarks_kind == "mesh"  # auto falls back to the face mesh graph

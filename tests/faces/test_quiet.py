@@ -18,3 +18,39 @@ def test_quiet_face_run_prints_nothing_on_stderr(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "", r.stderr
     assert (tmp_path / "f.csv").read_text().count("\n") == 3  # header + 2 faces
+
+
+def test_overlapping_quiet_blocks_in_threads_restore_stderr_once_all_leave():
+    """Two threads silence fd 2 together: the first to leave must not unsilence the other,
+    and stderr must work again after both (a naive save/restore per block loses it)."""
+    import os
+    import threading
+
+    from exprsim.faces.backends.native_log import quiet_native_stderr
+
+    before = os.fstat(2)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first() -> None:  # enters first, leaves first
+        with quiet_native_stderr():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(5)
+        with quiet_native_stderr():
+            b_in.set()
+            a_out.wait(5)
+            seen["b"] = os.fstat(2)  # still silenced although the other block ended
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    devnull = os.stat(os.devnull)
+    assert (seen["b"].st_dev, seen["b"].st_ino) == (devnull.st_dev, devnull.st_ino)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

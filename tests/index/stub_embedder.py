@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from exprsim.errors import ImageError
+from exprsim.faces.stream import read_item, source_name
 from exprsim.faces.types import AlignedFace, Face, Quality
-from exprsim.io import load_image
-from exprsim.models.embedder import FaceEmbedding
+from exprsim.models.embedder import FaceEmbedding, ImageEmbeddings
 
 
 @dataclass(frozen=True)
@@ -42,28 +43,39 @@ class StubEmbedder:
         self.delay = delay
         self.calls = 0
 
-    def embed_images(self, images, detector=None, progress=False):
-        out = []
-        for item in images:
+    def embed_stream(self, images, detector=None, workers=None):
+        """One ``ImageEmbeddings`` per input, as ``Embedder.embed_stream``."""
+        for index, item in enumerate(images):
             self.calls += 1
             if self.delay:
                 time.sleep(self.delay)
-            img = load_image(item)
-            if img.max() == 0:
+            source = source_name(item)
+            try:
+                img = read_item(item)
+            except ImageError as exc:
+                yield ImageEmbeddings(index, source, (), exc)
                 continue
-            h, w = img.shape[:2]
-            face = Face(
-                box=np.array([0, 0, w, h], np.float32),
-                score=0.9,
-                landmarks=np.zeros((5, 2), np.float32),
-                detector="stub",
-            )
-            crop = np.asarray(Image.fromarray(img).resize((32, 32)))
-            quality = Quality(sharpness=float(img.std()), yaw=0.0, pitch=0.0, roll=0.0, ok=True)
-            source = str(item) if isinstance(item, str | Path) else "<array>"
-            out.append(
-                FaceEmbedding(source, 0, AlignedFace(face, crop, quality), grid_embedding(img))
-            )
+            faces = ()
+            if img.max() > 0:
+                h, w = img.shape[:2]
+                face = Face(
+                    box=np.array([0, 0, w, h], np.float32),
+                    score=0.9,
+                    landmarks=np.zeros((5, 2), np.float32),
+                    detector="stub",
+                )
+                crop = np.asarray(Image.fromarray(img).resize((32, 32)))
+                quality = Quality(sharpness=float(img.std()), yaw=0.0, pitch=0.0, roll=0.0, ok=True)
+                aligned = AlignedFace(face, crop, quality)
+                faces = (FaceEmbedding(source, 0, aligned, grid_embedding(img)),)
+            yield ImageEmbeddings(index, source, faces)
+
+    def embed_images(self, images, detector=None, progress=False):
+        out = []
+        for item in self.embed_stream(images, detector):
+            if item.error is not None:
+                raise item.error
+            out.extend(item.faces)
         return out
 
 

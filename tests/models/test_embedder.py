@@ -76,3 +76,31 @@ def test_load_model_unknown_path_is_clear(tmp_path):
 
     with pytest.raises(ModelError, match="never downloads"):
         load_model(str(tmp_path / "nothing"))
+
+
+def test_embed_stream_batches_across_images_and_matches_one_by_one(embedder, tmp_path):
+    """Crops of several images are embedded in shared batches (batch_size 2 here, so
+    batches straddle images), yet each face gets the embedding of its own crop, in input
+    then detector order, with unreadable inputs reported in place."""
+    pytest.importorskip("mediapipe")
+    from exprsim.faces.pipeline import analyze_image
+    from exprsim.io import load_image
+    from exprsim.samples import sample_path
+
+    small = Embedder(embedder.model, embedder.config, batch_size=2)
+    names = ["grace_hopper.jpg", "pexels_langer_frame000.jpg", "astronaut_eileen_collins.jpg"]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    items = [str(sample_path(n)) for n in names]
+    items.insert(1, str(bad))
+    out = list(small.embed_stream(items, workers=2))
+    assert [o.index for o in out] == [0, 1, 2, 3] and [o.source for o in out] == items
+    assert out[1].error is not None and out[1].faces == ()
+    align = embedder.config.preprocess.align_config()
+    for o, path in zip([out[0], out[2], out[3]], [items[0], items[2], items[3]], strict=True):
+        (af,) = analyze_image(load_image(path), align_config=align)
+        (fe,) = o.faces
+        assert fe.source == path and fe.face_index == 0
+        np.testing.assert_allclose(fe.embedding, embedder.embed_crops(af.crop[None])[0], atol=1e-5)
+    listed = small.embed_images([items[0], items[2]])
+    np.testing.assert_allclose(listed[1].embedding, out[2].faces[0].embedding, atol=1e-6)

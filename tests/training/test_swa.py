@@ -77,3 +77,31 @@ def test_swa_run_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, mon
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_finished_swa_run_extends_its_window_like_one_long_run(tmp_path):
+    """epochs 2 / swa 2, then resumed with epochs 3 / swa 3: the third epoch joins the same
+    running mean, and the result equals a 3-epoch run averaged over all 3 (how v5 was made
+    from v4). A window moved past epochs already done is refused."""
+    from dataclasses import replace
+
+    base = TrainConfig(
+        data="synthetic", max_train=160, val_fraction=0.2, epochs=3, batch_size=32,
+        triplet_weight=0.0, num_threads=1, swa_epochs=3, lr_schedule="constant",
+        model_kwargs={"widths": [8, 8, 8, 8]},
+    )  # fmt: skip
+    long = train(base, tmp_path / "long", progress=False)
+    short = replace(base, epochs=2, swa_epochs=2)
+    train(short, tmp_path / "ext", progress=False)
+    extended = train(base, tmp_path / "ext", progress=False)
+    assert extended.epochs_run == 1 and extended.final_metrics["swa_snapshots"] == 3.0
+    assert long.final_metrics["swa_snapshots"] == 3.0
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "long" / "model.safetensors"))
+    b = load_file(str(tmp_path / "ext" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="averaged snapshots"):
+        train(replace(base, epochs=4, swa_epochs=1), tmp_path / "ext", progress=False)

@@ -264,3 +264,42 @@ def test_pvae_space_needs_a_model(tmp_path, embedder):
         analyze_video(src, embedder, cfg, classifier=None)
     with pytest.raises(ExprsimError, match="unknown embedding"):
         analyze_video(src, embedder, VideoConfig(embedding="nope"), classifier=None)
+
+
+def test_descriptor_schedule_doubles_up_to_the_cap():
+    from exprsim.video.pipeline import descriptor_gap
+
+    def described(n_faces, stride, cap):
+        out, due, k = [], 0, 0
+        for count in range(n_faces):
+            if count == due:
+                out.append(count)
+                due += descriptor_gap(k, stride, cap)
+                k += 1
+        return out
+
+    assert described(300, 5, 25) == [0, 5, 15, 35, *range(60, 300, 25)]
+    assert len(described(300, 5, 25)) == 14  # against 60 with a fixed stride of 5
+    assert described(12, 2, 25) == [0, 2, 6]
+    assert described(20, 5, 5) == [0, 5, 10, 15]  # cap == stride: the old fixed stride
+    assert described(10, 0, 0) == list(range(10))  # stride < 1 means every face
+
+
+def test_thumbnails_are_kept_as_jpeg_and_decode_close_to_the_crop():
+    from exprsim.faces.types import Quality
+    from exprsim.video.pipeline import VideoFace, _thumb
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:112, 0:112]
+    crop = np.stack([xx * 2, yy * 2, (xx + yy)], axis=2).astype(np.uint8)
+    crop = np.clip(crop + rng.integers(0, 4, crop.shape), 0, 255).astype(np.uint8)
+    jpeg = _thumb(crop, 64)
+    assert isinstance(jpeg, bytes) and len(jpeg) < 64 * 64 * 3 / 3
+    q = Quality(1.0, 0.0, 0.0, 0.0, True)
+    face = VideoFace(0, 0, 0.0, 0, np.zeros(4, np.float32), 0.9, q, jpeg)
+    import cv2
+
+    expected = cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA).astype(float)
+    assert face.thumb.shape == (64, 64, 3) and face.thumb.dtype == np.uint8
+    assert np.abs(face.thumb.astype(float) - expected).mean() < 3.0  # colours not swapped
+    assert VideoFace(0, 0, 0.0, 0, np.zeros(4, np.float32), 0.9, q).thumb is None

@@ -30,27 +30,41 @@ def embed_files(
     detector: Any = None,
     progress: bool = False,
     on_error: Callable[[str, ImageError], None] | None = None,
+    sink: Callable[[list[dict[str, Any]]], None] | None = None,
+    workers: int | None = None,
 ) -> FaceTable:
     """Detect, align and embed every face of the images under ``paths``.
+
+    Files are read lazily and run through the front-end ``workers`` at a time
+    (:meth:`~exprsim.models.embedder.Embedder.embed_stream`); with a ``sink`` the rows go
+    there as they are made and memory stays bounded for any number of files.
 
     Args:
         paths: image files and/or folders (recursed; see :func:`exprsim.io.iter_image_files`).
         embedder: the model (default: ``exprsim.load_model()``).
         detector: a detector name or instance (default: MediaPipe).
-        progress: show a tqdm progress bar (on stderr).
+        progress: show a tqdm progress bar (on stderr) with the time left.
         on_error: called with ``(file, error)`` for each unreadable file (the error is kept
             in :attr:`FaceTable.errors` either way).
+        sink: if given, called with each image's rows (e.g.
+            :meth:`exprsim.io.TableWriter.write`) and the returned table keeps no rows
+            (its ``faces`` count is still set).
+        workers: front-end threads (default: up to 2).
 
     Returns:
-        A :class:`~exprsim.faces.pipeline.FaceTable` (see the module docstring for columns).
+        A :class:`~exprsim.faces.pipeline.FaceTable` (see the module docstring for columns),
+        with ``seconds`` and ``faces`` set.
 
     Raises:
         ExprsimError: no image file in ``paths``.
     """
+    import time
+
     from tqdm import tqdm
 
     from exprsim.io import iter_image_files
 
+    t0 = time.perf_counter()
     files = list(iter_image_files(paths))
     if not files:
         raise ExprsimError("no image files found in the given paths")
@@ -59,14 +73,21 @@ def embed_files(
 
         embedder = load_model()
     model = embedder.config.name_version
-    table = FaceTable(files=len(files))
-    for path in tqdm(files, desc="embed", unit="img", disable=not progress):
-        try:
-            faces = embedder.embed_images([path], detector=detector)
-        except ImageError as exc:
-            table.errors.append((str(path), str(exc)))
+    table = FaceTable(files=len(files), stats={"faces": 0})
+    stream = embedder.embed_stream(files, detector=detector, workers=workers)
+    bar = tqdm(stream, total=len(files), desc="embed", unit="img", disable=not progress)
+    for item in bar:
+        if item.error is not None:
+            table.errors.append((item.source, str(item.error)))
             if on_error is not None:
-                on_error(str(path), exc)
+                on_error(item.source, item.error)
             continue
-        table.rows.extend(embedding_row(f, model) for f in faces)
+        rows = [embedding_row(f, model) for f in item.faces]
+        table.stats["faces"] += len(rows)
+        if sink is not None:
+            sink(rows)
+        else:
+            table.rows.extend(rows)
+        bar.set_postfix(faces=int(table.stats["faces"]), refresh=False)
+    table.stats["seconds"] = time.perf_counter() - t0
     return table

@@ -150,10 +150,30 @@ def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
     return np.asarray(l2(x, centre[None, :], eps=0.0), dtype=np.float64)
 
 
+def _centre(x: np.ndarray, metric: str) -> np.ndarray:
+    centre = x.mean(axis=0)
+    if metric == "cosine":
+        centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+    return np.asarray(centre, dtype=np.float64)
+
+
+def _agglomerate(x: np.ndarray, k: int, spec: Any) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(n_clusters=k, linkage=spec.linkage, metric=spec.metric)
+    return np.asarray(model.fit_predict(x), dtype=np.int64)
+
+
+#: Above this many items, :func:`summarize` clusters an even sample of this size (the
+#: linkage needs memory quadratic in the items) and assigns the rest to the nearest centre.
+MAX_EXACT = 2000
+
+
 def summarize(
     items: np.ndarray | Sequence[Any],
     n_clusters: int = 10,
     method: str = "complete-cosine",
+    max_exact: int = MAX_EXACT,
 ) -> Summary:
     """Cluster embeddings and pick one representative per cluster.
 
@@ -162,6 +182,9 @@ def summarize(
             (``FaceEmbedding``, ``FaceRecord``), kept in :attr:`Summary.items`.
         n_clusters: number of clusters (at most ``N``).
         method: a key of :data:`SUMMARY_METHODS`.
+        max_exact: most items clustered by the linkage itself; beyond it an evenly spaced
+            sample of this size is clustered and every item joins the nearest cluster
+            centre (memory stays bounded on long videos and big albums).
 
     Returns:
         A :class:`Summary`, clusters ordered by size (ties: the cluster holding the lowest
@@ -188,20 +211,21 @@ def summarize(
         raw = np.zeros(n, dtype=np.int64)
     elif k == n:
         raw = np.arange(n, dtype=np.int64)
-    else:
-        from sklearn.cluster import AgglomerativeClustering
-
-        model = AgglomerativeClustering(n_clusters=k, linkage=spec.linkage, metric=spec.metric)
-        raw = model.fit_predict(x).astype(np.int64)
+    elif n <= max(max_exact, k):
+        raw = _agglomerate(x, k, spec)
+    else:  # bounded memory: cluster an even sample, then give every item its nearest centre
+        sample = np.unique(np.linspace(0, n - 1, max_exact).round().astype(np.int64))
+        part = _agglomerate(x[sample], k, spec)
+        centres = np.stack([_centre(x[sample][part == c], spec.metric) for c in range(k)])
+        dist = np.stack([_distance_to(x, c, spec.metric) for c in centres], axis=1)
+        raw = dist.argmin(axis=1).astype(np.int64)
     groups = [np.flatnonzero(raw == c) for c in np.unique(raw)]
     groups.sort(key=lambda g: (-len(g), int(g[0])))
     labels = np.empty(n, dtype=np.int64)
     clusters = []
     for rank, members in enumerate(groups):
         labels[members] = rank
-        centre = x[members].mean(axis=0)
-        if spec.metric == "cosine":
-            centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        centre = _centre(x[members], spec.metric)
         d = _distance_to(x[members], centre, spec.metric)
         order = np.lexsort((members, d))
         clusters.append(

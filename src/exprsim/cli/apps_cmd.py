@@ -65,6 +65,9 @@ def _register_index(subparsers: Any) -> None:
     a.add_argument("--detector", default=None, help="face detector (default mediapipe)")
     a.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     a.add_argument("--ann", choices=ANN_CHOICES, default="auto", help="nearest-neighbour backend")
+    a.add_argument(
+        "--workers", type=int_at_least(1), default=2, help="face front-end threads (default 2)"
+    )
     a.set_defaults(func=cmd_index_add)
     a = isub.add_parser("info", help="what the index holds")
     _db_arg(a)
@@ -271,7 +274,11 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
         report = index.add(
-            files, progress=not args.quiet, detector=args.detector, retry_failed=args.retry_failed
+            files,
+            progress=not args.quiet,
+            detector=args.detector,
+            retry_failed=args.retry_failed,
+            workers=args.workers,
         )
         for f in report.files:
             if f.status == "failed":

@@ -66,7 +66,8 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from exprsim.faces.align import AlignConfig
-    from exprsim.faces.pipeline import analyze_files, resolve_detector
+    from exprsim.faces.detect import check_detector
+    from exprsim.faces.pipeline import analyze_files
     from exprsim.io import check_table_path, iter_image_files
 
     if args.out:
@@ -74,14 +75,14 @@ def cmd_faces(args: argparse.Namespace) -> int:
     files = list(iter_image_files(args.paths))
     if not files:
         raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
-    detector = resolve_detector(args.detector)
+    check_detector(args.detector)  # an unknown or missing detector fails before any work
 
     def report(name: str, exc: ExprsimError) -> None:
         tqdm.write(f"exprsim faces: {exc}", file=sys.stderr)
 
     table = analyze_files(
         files,
-        detector=detector,
+        detector=args.detector,  # by name: each front-end thread builds its own
         align_config=AlignConfig(size=args.size),
         crops_dir=args.crops,
         progress=len(files) > 1 and not args.quiet,

@@ -38,7 +38,12 @@ def register(sub: Any) -> None:
         help="local (this process) or ray (Ray Data actors; resumable shards)",
     )
     p.add_argument("--address", help="with --engine ray: auto, ray://host:port (default: local)")
-    p.add_argument("--workers", type=int_at_least(1), default=2, help="Ray actors (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=2,
+        help="front-end threads (local) or Ray actors (default 2)",
+    )
     p.add_argument("--shard-size", type=int_at_least(1), default=256, help="images per shard")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
     p.add_argument("--detector", default=DEFAULT_DETECTOR)
@@ -115,7 +120,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from exprsim.apps.embed import embed_files
-    from exprsim.io import check_table_path
+    from exprsim.faces.pipeline import FACE_COLUMNS
+    from exprsim.io import TableWriter, check_table_path
     from exprsim.models.embedder import load_model
 
     out = check_table_path(args.out)
@@ -124,12 +130,28 @@ def cmd_embed(args: argparse.Namespace) -> int:
     def report(name: str, exc: ImageError) -> None:
         tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
 
-    table = embed_files(
-        args.paths, embedder, detector=args.detector, progress=not args.quiet, on_error=report
-    )
-    table.save(out)
+    # rows stream to the file as they are made: bounded memory, and an interrupted run
+    # keeps (and says) what it had done
+    columns = [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedder.embedding_dim))]
+    with TableWriter(out, columns) as writer:
+        try:
+            table = embed_files(
+                args.paths,
+                embedder,
+                detector=args.detector,
+                progress=not args.quiet,
+                on_error=report,
+                sink=writer.write,
+                workers=args.workers,
+            )
+        except KeyboardInterrupt:
+            writer.close()
+            print(f"interrupted: {writer.rows} faces saved -> {out}", file=sys.stderr)
+            return 130
     failed = len(table.errors)
-    print(f"{len(table.rows)} faces from {table.files - failed}/{table.files} images -> {out}")
+    sec = table.stats.get("seconds", 0.0)
+    rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
+    print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate} -> {out}")
     if failed and (args.strict or failed == table.files):
         return 1
     return 0

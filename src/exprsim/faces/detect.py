@@ -150,6 +150,22 @@ def detector_info() -> list[DetectorInfo]:
     return rows
 
 
+def check_detector(name: str) -> None:
+    """Fail now, without building anything, if ``name`` cannot be created here.
+
+    Raises:
+        ExprsimError: unknown name.
+        BackendUnavailableError: the backend's libraries or model files are missing.
+    """
+    _ensure_backends()
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise ExprsimError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    why = spec.probe()
+    if why is not None:
+        raise BackendUnavailableError(f"detector {name!r} is unavailable: {why}")
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
     """Build a detector by registry name.
 
@@ -162,14 +178,8 @@ def create_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
         BackendUnavailableError: the backend's libraries or model files are missing
             (the message says how to install them).
     """
-    _ensure_backends()
-    spec = _REGISTRY.get(name)
-    if spec is None:
-        raise ExprsimError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    why = spec.probe()
-    if why is not None:
-        raise BackendUnavailableError(f"detector {name!r} is unavailable: {why}")
-    return spec.factory(**kwargs)
+    check_detector(name)
+    return _REGISTRY[name].factory(**kwargs)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -312,7 +322,10 @@ class BaseDetector:
                 continue
             lm = c.landmarks
             if lm is None and self.landmarker is not None:
-                lm = self.landmarker.landmarks(image, c.box)
+                if getattr(self.landmarker, "takes_hint", False):  # eyes set the roll
+                    lm = self.landmarker.landmarks(image, c.box, hint=c.fallback)
+                else:
+                    lm = self.landmarker.landmarks(image, c.box)
                 if lm is None:
                     log.debug("%s: landmark stage failed on box %s", self.name, box.round(1))
             if lm is None:

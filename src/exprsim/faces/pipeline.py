@@ -148,11 +148,19 @@ class FaceTable:
             :func:`exprsim.apps.embed.embed_files`).
         files: number of input files.
         errors: ``(file, message)`` for every file that could not be read.
+        stats: ``faces`` (counted even when rows were streamed elsewhere) and
+            ``seconds`` (wall time), when the producer records them.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_faces(self) -> int:
+        """Faces found (rows kept here, or streamed to a sink)."""
+        return int(self.stats.get("faces", len(self.rows)))
 
     def to_frame(self) -> Any:
         """The rows as a ``pandas.DataFrame``: :data:`FACE_COLUMNS`, then the other keys."""
@@ -164,7 +172,7 @@ class FaceTable:
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
-            "faces": len(self.rows),
+            "faces": self.n_faces,
             "errors": self.errors,
             "rows": self.rows,
         }
@@ -189,6 +197,7 @@ def analyze_files(
     crops_dir: str | Path | None = None,
     progress: bool = False,
     on_error: Callable[[str, ExprsimError], None] | None = None,
+    workers: int | None = None,
 ) -> FaceTable:
     """Run :func:`analyze_image` over files and folders (recursed).
 
@@ -200,6 +209,8 @@ def analyze_files(
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
+        workers: front-end threads (:func:`exprsim.faces.stream.analyze_stream`; a detector
+            instance always runs in the calling thread).
 
     Returns:
         A :class:`FaceTable`.
@@ -207,32 +218,31 @@ def analyze_files(
     from PIL import Image
     from tqdm import tqdm
 
-    from exprsim.io import iter_image_files, load_image
+    from exprsim.faces.stream import analyze_stream
+    from exprsim.io import iter_image_files
 
     files = list(iter_image_files(paths))
-    det = resolve_detector(detector)
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     stems: dict[str, int] = {}
     table = FaceTable(files=len(files))
-    for path in tqdm(files, disable=not progress, desc="faces", unit="img"):
-        name = str(path)
-        try:
-            image = load_image(path)
-        except ExprsimError as exc:
-            table.errors.append((name, str(exc)))
+    stream = analyze_stream(
+        files, detector, align_config, quality_config, workers=1 if len(files) < 2 else workers
+    )
+    for item in tqdm(stream, total=len(files), disable=not progress, desc="faces", unit="img"):
+        if item.error is not None:
+            table.errors.append((item.source, str(item.error)))
             if on_error is not None:
-                on_error(name, exc)
+                on_error(item.source, item.error)
             continue
-        faces = analyze_image(image, det, align_config, quality_config)
-        stem = path.stem
-        if faces and out_dir is not None:
+        stem = Path(item.source).stem
+        if item.faces and out_dir is not None:
             stems[stem] = stems.get(stem, 0) + 1
             if stems[stem] > 1:
                 stem = f"{stem}-{stems[stem]}"
-        for j, af in enumerate(faces):
-            row = face_row(name, j, af)
+        for j, af in enumerate(item.faces):
+            row = face_row(item.source, j, af)
             if out_dir is not None:
                 crop_path = out_dir / f"{stem}_{j}.png"
                 Image.fromarray(af.crop).save(crop_path)

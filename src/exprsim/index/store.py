@@ -32,6 +32,7 @@ Bulk loads of already-embedded faces go through :meth:`FaceIndex.add_table`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -40,14 +41,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError, ModelError
+from exprsim.errors import ExprsimError, ModelError
 from exprsim.index import ann as ann_mod
 from exprsim.index.backends import StoreBackend, open_backend
 
@@ -118,6 +119,17 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
+class _Job:
+    """A file :meth:`FaceIndex.add` has read and will embed."""
+
+    key: str
+    st: os.stat_result
+    sha: str
+    status: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class AddReport:
     """Result of :meth:`FaceIndex.add`: one :class:`FileOutcome` per file seen."""
 
@@ -159,8 +171,10 @@ class AddReport:
         d = self.to_dict()
         text = (
             f"{d['added']} files added, {d['updated']} updated, {d['skipped']} skipped, "
-            f"{d['failed']} failed; {d['added_faces']} faces stored ({d['seconds']:.1f} s)"
+            f"{d['failed']} failed; {d['added_faces']} faces stored in {d['seconds']:.1f} s"
         )
+        if self.seconds > 0 and d["added_faces"]:
+            text += f" ({d['added_faces'] / self.seconds:.1f} faces/s)"
         if self.failed_before:
             text += (
                 f"; {self.failed_before} of the skipped files failed in an earlier run "
@@ -528,6 +542,7 @@ class FaceIndex:
         progress: bool = False,
         detector: Any = None,
         retry_failed: bool = False,
+        workers: int | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of every image under ``paths``.
 
@@ -541,6 +556,8 @@ class FaceIndex:
             progress: show a progress bar.
             detector: detector name or instance passed to ``Embedder.embed_images``.
             retry_failed: try again files that failed to decode last time.
+            workers: front-end threads (default: up to 2); files are decoded, detected and
+                embedded in batches across files, and each is committed once embedded.
 
         One writer at a time: a second ``add`` on the same database (another process) waits
         for the first to finish, then skips what it stored.
@@ -560,11 +577,34 @@ class FaceIndex:
         embedder = self.embedder
         model = embedder.config.name_version
         self.check_model(model)
-        outcomes: list[FileOutcome] = []
+        outcomes: dict[int, FileOutcome] = {}
+        queued: collections.deque[tuple[int, _Job]] = collections.deque()
+        bar = tqdm(total=len(files), disable=not progress, desc="index", unit="img")
+
+        def feed() -> Iterator[tuple[str, bytes]]:
+            """Files to embed, as ``(name, bytes)``; skipped and unreadable files are
+            settled here, in the calling thread, without decoding."""
+            for i, path in enumerate(files):
+                job = self._prepare(path, retry_failed)
+                if isinstance(job, FileOutcome):
+                    outcomes[i] = job
+                    bar.update(1)
+                    continue
+                queued.append((i, replace(job, data=b"")))  # the bytes travel once, below
+                yield job.key, job.data
+
         with self._writer_lock():
-            for path in tqdm(files, disable=not progress, desc="index", unit="img"):
-                outcomes.append(self._add_one(path, embedder, model, detector, retry_failed))
-        report = AddReport(tuple(outcomes), model, time.perf_counter() - t0)
+            try:
+                for item in embedder.embed_stream(feed(), detector=detector, workers=workers):
+                    i, job = queued.popleft()
+                    outcomes[i] = self._finish_job(job, model, item)
+                    bar.update(1)
+                    bar.set_postfix(faces=sum(o.n_faces for o in outcomes.values()), refresh=False)
+            finally:
+                bar.close()
+        report = AddReport(
+            tuple(outcomes[i] for i in sorted(outcomes)), model, time.perf_counter() - t0
+        )
         log.debug("%s: %s", self.path, report.summary())
         return report
 
@@ -574,12 +614,8 @@ class FaceIndex:
         PostgreSQL)."""
         return self._db.writer_lock()
 
-    def _add_one(
-        self, path: Path, embedder: Any, model: str, detector: Any, retry_failed: bool
-    ) -> FileOutcome:
-        """Index one file (see :meth:`add`)."""
-        from exprsim.io import decode_image
-
+    def _prepare(self, path: Path, retry_failed: bool) -> FileOutcome | _Job:
+        """Settle a file that needs no work (skipped, or unreadable), else read it."""
         key = _file_key(path)
         try:
             st = os.stat(key)
@@ -605,14 +641,25 @@ class FaceIndex:
                 )
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]))
         status = "updated" if row is not None and row[4] == "done" else "added"
-        try:
-            image = decode_image(data, key)
-            faces = embedder.embed_images([image], detector=detector)
-        except ImageError as exc:
-            self._store_file(key, st, sha, model, [], error=exc.reason)
-            return FileOutcome(key, "failed", error=exc.reason)
-        self._store_file(key, st, sha, model, faces)
-        return FileOutcome(key, status, len(faces))
+        return _Job(key, st, sha, status, data)
+
+    def _add_one(
+        self, path: Path, embedder: Any, model: str, detector: Any, retry_failed: bool
+    ) -> FileOutcome:
+        """Index one file in the calling thread (see :meth:`add`)."""
+        job = self._prepare(path, retry_failed)
+        if isinstance(job, FileOutcome):
+            return job
+        (item,) = embedder.embed_stream([(job.key, job.data)], detector=detector, workers=1)
+        return self._finish_job(job, model, item)
+
+    def _finish_job(self, job: _Job, model: str, item: Any) -> FileOutcome:
+        """Store one embedded file (or its failure) in its own transaction."""
+        if item.error is not None:
+            self._store_file(job.key, job.st, job.sha, model, [], error=item.error.reason)
+            return FileOutcome(job.key, "failed", error=item.error.reason)
+        self._store_file(job.key, job.st, job.sha, model, list(item.faces))
+        return FileOutcome(job.key, job.status, len(item.faces))
 
     def _file_error(self, file_id: int) -> str:
         row = self._db.execute("SELECT error FROM files WHERE id = ?", (file_id,)).fetchone()

@@ -133,6 +133,23 @@ class FaceEmbedding:
         return row
 
 
+@dataclass(frozen=True)
+class ImageEmbeddings:
+    """The embedded faces of one input image (:meth:`Embedder.embed_stream`).
+
+    Attributes:
+        index: position of the input in the stream.
+        source: file name (or ``"<bytes>"`` / ``"<array>"``).
+        faces: one :class:`FaceEmbedding` per face, detector order.
+        error: why the image could not be read, else ``None``.
+    """
+
+    index: int
+    source: str
+    faces: tuple[FaceEmbedding, ...] = ()
+    error: ImageError | None = None
+
+
 def resize_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` in grey levels.
 
@@ -263,23 +280,73 @@ class Embedder:
             t = normalize_input(torch.from_numpy(raw).to(self.device), pre)
             yield t.contiguous(memory_format=torch.channels_last)
 
+    def embed_stream(
+        self,
+        images_or_paths: Iterable[Any],
+        detector: Any = None,
+        workers: int | None = None,
+    ) -> Iterator[ImageEmbeddings]:
+        """Detect, align and embed the faces of a stream of images, one result per image.
+
+        The front-end runs ``workers`` images at a time
+        (:func:`exprsim.faces.stream.analyze_stream`); crops are embedded in batches of
+        ``batch_size`` across images, and each image is yielded, in input order, once its
+        faces are embedded. Memory stays bounded for any number of inputs.
+
+        Args:
+            images_or_paths: paths, encoded bytes, ``(H, W, 3)`` uint8 RGB arrays, or
+                ``(name, data)`` pairs (read lazily).
+            detector: a detector name (each worker thread gets its own instance), an
+                instance (used in the calling thread only), or ``None`` (the default).
+            workers: front-end threads (default: up to 2, the cores here).
+
+        Yields:
+            One :class:`ImageEmbeddings` per input; an unreadable input has ``error`` set
+            and no faces.
+        """
+        from exprsim.faces.stream import analyze_stream
+
+        align_cfg = self.config.preprocess.align_config()
+        waiting: list[Any] = []
+        n_crops = 0
+        for item in analyze_stream(images_or_paths, detector, align_cfg, workers=workers):
+            waiting.append(item)
+            n_crops += len(item.faces)
+            if n_crops >= self.batch_size:
+                yield from self._embed_waiting(waiting)
+                waiting, n_crops = [], 0
+        yield from self._embed_waiting(waiting)
+
+    def _embed_waiting(self, waiting: list[Any]) -> Iterator[ImageEmbeddings]:
+        crops = [af.crop for item in waiting for af in item.faces]
+        emb = self.embed_crops(np.stack(crops)) if crops else np.zeros((0, self.embedding_dim))
+        k = 0
+        for item in waiting:
+            faces = []
+            for j, af in enumerate(item.faces):
+                faces.append(FaceEmbedding(item.source, j, af, emb[k]))
+                k += 1
+            yield ImageEmbeddings(item.index, item.source, tuple(faces), item.error)
+
     def embed_images(
         self,
         images_or_paths: Iterable[Any],
         detector: Any = None,
         progress: bool = False,
         failures: list[ImageError] | None = None,
+        workers: int | None = None,
     ) -> list[FaceEmbedding]:
         """Detect, align and embed every face of every image.
 
         Args:
             images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
-            detector: a detector name or instance (default: MediaPipe); names resolve to
-                one shared instance per process (:func:`exprsim.faces.pipeline.resolve_detector`).
+            detector: a detector name or instance (default: MediaPipe); a name gives each
+                worker thread its own instance, an instance runs in the calling thread.
             progress: show a progress bar.
             failures: if given, an input that cannot be read is skipped and its
                 :class:`~exprsim.errors.ImageError` appended here instead of stopping the
                 whole job (the caller reports them).
+            workers: front-end threads (see :meth:`embed_stream`).
 
         Returns:
             One :class:`FaceEmbedding` per face, in input order then detector order.
@@ -289,31 +356,18 @@ class Embedder:
         """
         from tqdm import tqdm
 
-        from exprsim.faces.pipeline import analyze_image, resolve_detector
-        from exprsim.io import load_image
-
-        detector = resolve_detector(detector)
-        align_cfg = self.config.preprocess.align_config()
         items: Sequence[Any] = list(images_or_paths)
+        if len(items) <= 1:
+            workers = 1  # one image: no second detector to build
         results: list[FaceEmbedding] = []
-        pending: list[tuple[str, int, AlignedFace]] = []
-        for item in tqdm(items, disable=not progress, desc="embed", unit="img"):
-            source = str(item) if isinstance(item, str | Path) else "<array>"
-            try:
-                image = load_image(item)
-            except ImageError as exc:
+        stream = self.embed_stream(items, detector, workers)
+        for item in tqdm(stream, total=len(items), disable=not progress, desc="embed", unit="img"):
+            if item.error is not None:
                 if failures is None:
-                    raise
-                failures.append(exc)
-                log.debug("skipped %s", exc)
-                continue
-            for j, af in enumerate(analyze_image(image, detector=detector, align_config=align_cfg)):
-                pending.append((source, j, af))
-        if pending:
-            emb = self.embed_crops(np.stack([p[2].crop for p in pending]))
-            results = [
-                FaceEmbedding(s, j, af, e) for (s, j, af), e in zip(pending, emb, strict=True)
-            ]
+                    raise item.error
+                failures.append(item.error)
+                log.debug("skipped %s", item.error)
+            results.extend(item.faces)
         return results
 
 

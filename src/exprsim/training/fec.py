@@ -185,12 +185,12 @@ def validate(
 
 
 def _fec_data(cfg: FECTrainConfig) -> tuple[Any, Any, Any]:
-    """``(train set, balanced sampler, validation set or None)``."""
+    """``(train set, balanced sampler, validation set or None)``; ``train_csv`` and
+    ``crops_dir`` are set (:func:`train_fec` checks that first)."""
     from exprsim.fec.crops import CropStore
     from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
 
-    if not cfg.train_csv or not cfg.crops_dir:
-        raise DataError("FEC training needs train_csv and crops_dir in the config")
+    assert cfg.train_csv and cfg.crops_dir
     store = CropStore(cfg.crops_dir)
     train_set = FecTripletDataset(cfg.train_csv, store, cfg.agreement)
     if len(train_set) == 0:

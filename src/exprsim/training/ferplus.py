@@ -428,6 +428,17 @@ def _raw_output_hook(model: Any) -> dict[str, Any]:
     return store
 
 
+def _check_swa_resume(cfg: TrainConfig, done: int, swa_n: int) -> None:
+    """Refuse a resume whose weight-average window does not match the snapshots taken."""
+    expected = max(0, done - max(0, cfg.epochs - cfg.swa_epochs)) if cfg.swa_epochs else 0
+    if expected != swa_n:
+        raise ValueError(
+            f"resuming after epoch {done} with epochs={cfg.epochs}, swa_epochs="
+            f"{cfg.swa_epochs} needs {expected} averaged snapshots, the checkpoint holds "
+            f"{swa_n}; keep the window's start where it was"
+        )
+
+
 def _swa_update(avg: dict[str, Any] | None, n: int, model: Any) -> tuple[dict[str, Any], int]:
     """Fold the model's current weights into the running average of ``n`` snapshots."""
     cur = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
@@ -723,7 +734,9 @@ def train(
     _check_choices(cfg)
     model_spec(cfg.model)  # an unknown network fails here, before any data or folder
     run = RunFolder(out_dir)
-    may_change = ("epochs", "num_threads")
+    # a resumed run may be extended: more epochs, a longer weight-average window (checked
+    # against the snapshots already averaged below) and the exported model's version
+    may_change = ("epochs", "num_threads", "swa_epochs", "version")
     run.check(cfg, may_change)
     setup_torch(cfg.seed, cfg.num_threads)
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
@@ -742,6 +755,7 @@ def train(
         s.opt.load_state_dict(state["opt"])
         start_epoch = int(state["epoch"])
         swa, swa_n = state.get("swa"), int(state.get("swa_n", 0))
+        _check_swa_resume(cfg, start_epoch, swa_n)
         log.info("resuming %s from epoch %d", run.dir, start_epoch)
         run.trim_metrics("epoch", start_epoch)
     metrics: dict[str, float] = {}

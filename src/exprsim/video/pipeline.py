@@ -29,12 +29,13 @@ Ctrl-C during decoding stops reading and returns what was analysed so far
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
 from exprsim.video.frames import DEFAULT_FPS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
+
+#: ``cv2.imencode`` parameters of the face thumbnails kept in memory (JPEG quality 90).
+THUMB_JPEG = [1, 90]  # cv2.IMWRITE_JPEG_QUALITY, 90
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,11 @@ class VideoConfig:
         sharpness_threshold, max_abs_yaw: quality thresholds (FEENet: 3.0 and 50 degrees).
         identity: ``"auto"`` (dlib when installed, else IoU tracks), ``"dlib"`` or ``"iou"``.
         eps, min_samples: DBSCAN parameters on dlib descriptors.
-        descriptor_stride: describe the 1st and every N-th face of each track.
+        workers: front-end threads detecting and aligning frames ahead of the rest
+            (:func:`exprsim.faces.stream.analyze_stream`; 1 = the calling thread only).
+        descriptor_stride, descriptor_max_stride: describe the 1st face of each track,
+            then the faces ``stride``, ``2 * stride``, ``4 * stride``, ... further on, the gap
+            capped at ``max_stride`` faces (:func:`descriptor_gap`).
         min_iou, max_gap: IoU tracking (link threshold; sampled frames a track may miss).
         smooth_window: median window (sampled faces of one person).
         n_summary: clusters in each person's expression summary.
@@ -104,6 +112,8 @@ class VideoConfig:
     summary_method: str = "ward"
     tag_threshold: float | None = None
     thumb_size: int = 64
+    descriptor_max_stride: int = 25
+    workers: int = 2
     batch_size: int = 64
     embedding: str = "model"
     pvae_model: str | None = None
@@ -125,7 +135,9 @@ class VideoFace:
         box: ``(4,)`` float32 ``x1, y1, x2, y2`` pixels.
         score: detector confidence.
         quality: sharpness, pose, accept/reject.
-        thumb: ``(S, S, 3)`` uint8 aligned crop (``thumb_size``) of accepted faces, else ``None``.
+        thumb_jpeg: the aligned crop of an accepted face (``thumb_size``), JPEG-encoded
+            (about 2 KB instead of 12 KB: memory stays nearly flat over long videos), else
+            ``None``; :attr:`thumb` decodes it.
     """
 
     slot: int
@@ -135,7 +147,17 @@ class VideoFace:
     box: np.ndarray
     score: float
     quality: Quality
-    thumb: np.ndarray | None = None
+    thumb_jpeg: bytes | None = None
+
+    @property
+    def thumb(self) -> np.ndarray | None:
+        """``(S, S, 3)`` uint8 RGB thumbnail of an accepted face, else ``None``."""
+        if self.thumb_jpeg is None:
+            return None
+        import cv2
+
+        bgr = cv2.imdecode(np.frombuffer(self.thumb_jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 @dataclass(frozen=True)
@@ -725,13 +747,17 @@ class _FaceCollector:
     batches of ``cfg.batch_size``."""
 
     def __init__(self, cfg: VideoConfig, embedder: Any, detector: Any, mesher: Any) -> None:
-        from exprsim.faces.pipeline import resolve_detector
+        from exprsim.faces.detect import check_detector
         from exprsim.faces.quality import QualityConfig
         from exprsim.video.tracks import TrackLinker
 
         self.cfg = cfg
         self.embedder = embedder
-        self.detector = resolve_detector(detector if detector is not None else cfg.detector)
+        # a name: each front-end thread builds its own (resolved here so that an unknown or
+        # missing detector fails before the video is read); an instance: used as is
+        self.detector = detector if detector is not None else cfg.detector
+        if isinstance(self.detector, str):
+            check_detector(self.detector)
         self.encoder = _identity_encoder(cfg.identity)
         self.mesher = mesher
         self.align_cfg = embedder.config.preprocess.align_config()
@@ -742,22 +768,23 @@ class _FaceCollector:
         self.faces: list[VideoFace] = []
         self.tracks: list[int] = []
         self.track_counts: Counter[int] = Counter()
+        self.next_described: Counter[int] = Counter()  # track -> face count due a descriptor
+        self.n_described: Counter[int] = Counter()
         self.descriptors: dict[int, np.ndarray] = {}
         self.embeddings: dict[int, np.ndarray] = {}
         self.meshes: dict[int, np.ndarray] = {}
         self.pending: list[tuple[int, np.ndarray]] = []
         self.sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
 
-    def add_frame(self, slot: int, frame: Any) -> None:
-        """Detect, align and assess the faces of one sampled frame, and link them to tracks."""
-        from exprsim.faces.pipeline import analyze_image
-
-        found = analyze_image(
-            frame.image, self.detector, self.align_cfg, self.quality_cfg, timings=self.sec
-        )
-        boxes = np.stack([af.face.box for af in found]) if found else np.zeros((0, 4))
+    def add_frame(self, slot: int, frame: Any, found: Any) -> None:
+        """Take the faces found in one sampled frame (an
+        :class:`~exprsim.faces.stream.ImageFaces`) and link them to tracks."""
+        for stage, sec in found.timings.items():
+            self.sec[stage] += sec
+        faces = found.faces
+        boxes = np.stack([af.face.box for af in faces]) if faces else np.zeros((0, 4))
         ids = self.linker.update(slot, boxes)
-        for j, af in enumerate(found):
+        for j, af in enumerate(faces):
             self._add_face(slot, frame, j, af, ids[j])
         if len(self.pending) >= self.cfg.batch_size:
             self.flush()
@@ -780,11 +807,14 @@ class _FaceCollector:
             VideoFace(slot, frame.index, frame.time, j, box, float(f.score), q, thumb)
         )
         self.tracks.append(track)
-        stride = max(1, self.cfg.descriptor_stride)
-        if self.encoder is not None and self.track_counts[track] % stride == 0:
+        if self.encoder is not None and self.track_counts[track] == self.next_described[track]:
             t0 = time.perf_counter()
             self.descriptors[i] = self.encoder.descriptor(frame.image, f.box)
             self.sec["identity"] += time.perf_counter() - t0
+            self.next_described[track] += descriptor_gap(
+                self.n_described[track], self.cfg.descriptor_stride, self.cfg.descriptor_max_stride
+            )
+            self.n_described[track] += 1
         self.track_counts[track] += 1
 
     def flush(self) -> None:
@@ -834,9 +864,25 @@ def _read_frames(
         unit="frame",
         dynamic_ncols=True,
     )
+    from exprsim.faces.stream import analyze_stream
+
+    frames: collections.deque[Any] = collections.deque()
+
+    def images() -> Iterator[np.ndarray]:
+        for frame in reader:
+            frames.append(frame)  # held until its faces come back (a few frames at most)
+            yield frame.image
+
+    found = analyze_stream(
+        images(),
+        collector.detector,
+        collector.align_cfg,
+        collector.quality_cfg,
+        workers=collector.cfg.workers,
+    )
     try:
-        for slot, frame in enumerate(reader):
-            collector.add_frame(slot, frame)
+        for slot, item in enumerate(found):
+            collector.add_frame(slot, frames.popleft(), item)
             n_sampled = slot + 1
             bar.update(1)
             if on_frame is not None:
@@ -845,6 +891,7 @@ def _read_frames(
         interrupted = True
         log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
     finally:
+        found.close()  # cancels frames still in flight
         bar.close()
         reader.close()
         if collector.mesher is not None:
@@ -1006,12 +1053,28 @@ def _pvae_codes(
     return codes, neutral_faces
 
 
-def _thumb(crop: np.ndarray, size: int) -> np.ndarray:
+def descriptor_gap(k: int, stride: int, max_stride: int) -> int:
+    """Faces of a track between its ``k``-th and ``k+1``-th identity descriptor: ``stride``,
+    then doubling (``2 * stride``, ``4 * stride``, ...) up to ``max_stride``.
+
+    A track's identity is settled by its first few descriptors; later ones only watch for
+    a track that jumps to another person, so they can be sparse. On a 1-minute single-person
+    clip at 5 fps this takes 14 descriptors (at faces 0, 5, 15, 35, 60, ...) instead of 60.
+    """
+    stride = max(1, stride)
+    return int(min(max(stride, max_stride), stride * 2 ** min(k, 30)))
+
+
+def _thumb(crop: np.ndarray, size: int) -> bytes:
+    """The crop at ``size`` px, JPEG-encoded (quality 90; see :class:`VideoFace`)."""
     import cv2
 
-    if crop.shape[0] == size:
-        return crop.copy()
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    if crop.shape[0] != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(crop[:, :, ::-1]), THUMB_JPEG)
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+        raise ExprsimError("could not encode a face thumbnail")
+    return buf.tobytes()
 
 
 def _person_results(

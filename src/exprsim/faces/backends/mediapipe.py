@@ -14,10 +14,27 @@ false positives from tiles scored 0.53-0.61, while 90% of true tile detections s
 0.69.) On the benchmark's pasted FER2013 faces, tiles raised recall from 53% to 84%, at
 about 2.5x the time per image (see docs/benchmarks.md).
 
+The passes escalate (``escalate_below``, default 0.35): the short-range model runs first on
+the whole image, and when it finds at least one face and every face it finds spans at least
+that fraction of the *longer* image side, the image is taken to be a close-up and nothing
+else runs (one pass instead of eight: the usual portrait, selfie or video frame). Otherwise
+(no face, or a smaller one) the full-range model and the tiles run as above and everything
+is merged. The longer side, because the model sees the image letterboxed to 128 px along
+it: the faces it can miss are small relative to that side. The price: a close-up with a
+small face beside it (a face under about a sixth of the longer side) loses the small face;
+``escalate_below=None`` always runs every pass. The threshold was chosen on the detector
+benchmark's miss rate and the test suite's group photo (docs/benchmarks.md).
+
 BlazeFace gives 6 keypoints (both eyes, nose tip, mouth centre, both ear tragions) but no
-mouth corners, so the 5 alignment points come from the MediaPipe face mesh run on a
-full-resolution crop around each box (:class:`exprsim.faces.landmarks.MeshLandmarker`).
-If the mesh finds no face in the crop, the face is kept with approximate landmarks: eyes
+mouth corners, so the 5 alignment points come from MediaPipe's face landmark models run on a
+full-resolution crop around each box: by default the face-mesh graph
+(:class:`exprsim.faces.landmarks.MeshLandmarker`, ``landmarks="mesh"``: a second face
+detector inside the crop, then the 478-point attention mesh), or, faster and a little less
+accurate, the plain 468-point landmark model run directly with LiteRT on the region
+MediaPipe derives from the detection, eyes levelled
+(:class:`exprsim.faces.landmarks.LiteMeshLandmarker`, ``landmarks="mesh-lite"``; the
+``mediapipe-fast`` preset uses it). If the landmark model finds no face in the crop, the
+face is kept with approximate landmarks: eyes
 and nose tip from BlazeFace, mouth corners at the mouth centre plus/minus 0.415 times the
 eye-to-eye vector (the mouth is about 0.83 eye distances wide in insightface's 5-point
 template). These approximate points are rough: on the bundled photos BlazeFace's nose
@@ -40,6 +57,9 @@ from exprsim.faces.detect import (
 )
 
 _RANGES = {"short": (0,), "full": (1,), "auto": (0, 1)}
+#: Smallest face, as a fraction of the longer image side, that lets the short-range pass
+#: alone settle an image (chosen on the detector benchmark; see the module docstring).
+DEFAULT_ESCALATE_BELOW = 0.35
 #: Half the mouth width as a fraction of the eye-to-eye vector (approximation only).
 MOUTH_HALF_WIDTH = 0.415
 
@@ -54,7 +74,8 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
 
 @register_detector(
     "mediapipe",
-    "MediaPipe BlazeFace short+full range+tiles, face-mesh landmarks (default)",
+    "MediaPipe BlazeFace (short range; full range + tiles for small faces), face-mesh "
+    "landmarks (default)",
     probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
 )
 class MediaPipeDetector(BaseDetector):
@@ -66,11 +87,16 @@ class MediaPipeDetector(BaseDetector):
             only with ``range`` ``"short"`` or ``"auto"`` and images at least 240 px).
         tile_min_confidence: minimum score of a detection found in a tile.
         min_confidence: minimum BlazeFace score.
-        landmarks: ``"mesh"`` (face mesh, accurate) or ``"keypoints"`` (BlazeFace
-            keypoints with approximate mouth corners; faster).
+        landmarks: ``"mesh"`` (the face-mesh graph, 478 points; most accurate),
+            ``"mesh-lite"`` (the 468-point landmark model alone, LiteRT; faster), ``"auto"``
+            (``"mesh-lite"`` when LiteRT is installed, else ``"mesh"``) or ``"keypoints"``
+            (BlazeFace keypoints with approximate mouth corners; fastest, least accurate).
         max_side: longest side used for detection.
         nms_iou: IoU above which boxes of the two models are merged.
         on_landmark_failure: ``"approximate"`` or ``"drop"`` (see module docstring).
+        escalate_below: with ``range="auto"``, the full-range model and the tiles run only
+            when the short-range pass finds no face or a face smaller than this fraction of
+            the longer image side (see module docstring); ``None``: always.
     """
 
     name = "mediapipe"
@@ -85,22 +111,29 @@ class MediaPipeDetector(BaseDetector):
         max_side: int | None = DEFAULT_MAX_SIDE,
         nms_iou: float = 0.3,
         on_landmark_failure: str = "approximate",
+        escalate_below: float | None = DEFAULT_ESCALATE_BELOW,
     ) -> None:
         if range not in _RANGES:
             raise ValueError(f"range must be one of {sorted(_RANGES)}, got {range!r}")
-        if landmarks not in ("mesh", "keypoints"):
-            raise ValueError("landmarks must be 'mesh' or 'keypoints'")
+        if landmarks not in ("auto", "mesh-lite", "mesh", "keypoints"):
+            raise ValueError("landmarks must be 'auto', 'mesh-lite', 'mesh' or 'keypoints'")
         landmarker = None
-        if landmarks == "mesh":
-            from exprsim.faces.landmarks import MeshLandmarker
+        if landmarks != "keypoints":
+            from exprsim.faces.landmarks import create_landmarker, lite_mesh_probe
 
-            landmarker = MeshLandmarker()
+            if landmarks == "auto":
+                landmarks = "mesh-lite" if lite_mesh_probe() is None else "mesh"
+            landmarker = create_landmarker(landmarks)
+        self.landmarks_kind = landmarks
         super().__init__(max_side, landmarker, on_landmark_failure)
         self.range = range
         self.tiles = tiles
         self.tile_min_confidence = tile_min_confidence
         self.min_confidence = min_confidence
         self.nms_iou = nms_iou
+        if escalate_below is not None and not 0.0 < escalate_below <= 1.0:
+            raise ValueError(f"escalate_below must be in (0, 1] or None, got {escalate_below}")
+        self.escalate_below = escalate_below
         self._models: dict[int, Any] = {}
 
     def _model(self, selection: int) -> Any:
@@ -154,12 +187,21 @@ class MediaPipeDetector(BaseDetector):
                         cands.append(c)
         return cands
 
+    def close_up(self, cands: list[Candidate], image: np.ndarray) -> bool:
+        """Whether short-range candidates settle the image (see ``escalate_below``)."""
+        if self.escalate_below is None or not cands:
+            return False
+        side = self.escalate_below * max(image.shape[:2])
+        return all(min(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= side for c in cands)
+
     def propose(self, image: np.ndarray) -> list[Candidate]:
-        cands: list[Candidate] = []
-        for sel in _RANGES[self.range]:
-            cands += self._run(sel, image)
-        if self.tiles and 0 in _RANGES[self.range] and min(image.shape[:2]) >= 240:
-            cands += self._tiled(image)
+        selections = _RANGES[self.range]
+        cands = self._run(selections[0], image)
+        if not (selections == (0, 1) and self.close_up(cands, image)):
+            for sel in selections[1:]:
+                cands += self._run(sel, image)
+            if self.tiles and 0 in selections and min(image.shape[:2]) >= 240:
+                cands += self._tiled(image)
         if len(cands) > 1:
             keep = nms(np.stack([c.box for c in cands]), [c.score for c in cands], self.nms_iou)
             cands = [cands[i] for i in keep]
@@ -176,17 +218,20 @@ class MediaPipeDetector(BaseDetector):
 
 @register_detector(
     "mediapipe-fast",
-    "MediaPipe BlazeFace short range only (no full range, no tiles), face-mesh landmarks: "
-    "for photos with large faces",
+    "MediaPipe BlazeFace short range only (no full range, no tiles, even for small "
+    "faces), LiteRT face-landmark model: for photos with large faces",
     probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
 )
 def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
-    """The ``mediapipe`` detector with ``range="short"`` and ``tiles=False``.
+    """The ``mediapipe`` detector with ``range="short"``, ``tiles=False`` and
+    ``landmarks="auto"`` (the LiteRT landmark model when installed).
 
-    One BlazeFace pass instead of eight per image: several times faster on photos and video
-    frames where faces span more than about a sixth of the image side, but it misses smaller
-    faces (docs/benchmarks.md). Other options as :class:`MediaPipeDetector`.
+    One BlazeFace pass per image whatever the faces found, and the faster landmark stage:
+    several times faster than the default on photos and video frames where faces span more
+    than about a sixth of the image side, but it misses smaller faces and its landmarks are
+    a little less accurate (docs/benchmarks.md). Other options as
+    :class:`MediaPipeDetector`.
     """
-    det = MediaPipeDetector(**{"range": "short", "tiles": False, **kwargs})
+    det = MediaPipeDetector(**{"range": "short", "tiles": False, "landmarks": "auto", **kwargs})
     det.name = "mediapipe-fast"
     return det

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,27 +30,56 @@ def warmup_face() -> np.ndarray:
     return np.ascontiguousarray(image[::step, ::step])
 
 
+_lock = threading.Lock()
+_depth = 0
+_saved: int | None = None
+
+
+def _enter() -> None:
+    """Point fd 2 at /dev/null, once for all the threads inside a quiet block."""
+    global _depth, _saved
+    with _lock:
+        if _depth == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(devnull, 2)
+                finally:
+                    os.close(devnull)
+                _saved = saved
+            except (OSError, ValueError, AttributeError):
+                _saved = None  # fd 2 unusable: nothing to silence
+        _depth += 1
+
+
+def _leave() -> None:
+    """Restore fd 2 when the last thread leaves its quiet block."""
+    global _depth, _saved
+    with _lock:
+        _depth -= 1
+        if _depth == 0 and _saved is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(_saved, 2)
+            os.close(_saved)
+            _saved = None
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
-    """Silence native writes to fd 2 inside the block (no-op if fd 2 is unusable)."""
+    """Silence native writes to fd 2 inside the block (no-op if fd 2 is unusable).
+
+    fd 2 belongs to the whole process, so overlapping blocks in several threads (front-end
+    threads building their graphs together) share one redirection: the first to enter
+    silences, the last to leave restores.
+    """
     if os.environ.get("EXPRSIM_NATIVE_LOGS") == "1":
         yield
         return
+    _enter()
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        finally:
-            os.close(devnull)
         yield
     finally:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        _leave()
