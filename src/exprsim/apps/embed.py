@@ -78,9 +78,7 @@ def embed_files(
     bar = tqdm(stream, total=len(files), desc="embed", unit="img", disable=not progress)
     for item in bar:
         if item.error is not None:
-            table.errors.append((item.source, str(item.error)))
-            if on_error is not None:
-                on_error(item.source, item.error)
+            table.add_error(item.source, item.error, on_error)
             continue
         rows = [embedding_row(f, model) for f in item.faces]
         table.stats["faces"] += len(rows)

@@ -130,6 +130,29 @@ def crop_transform(box: np.ndarray, margin: float, size: int) -> np.ndarray:
     )
 
 
+def crop_points_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map a mesh found in a crop back to the image.
+
+    Args:
+        points: ``(N, 3)``: ``x, y`` in crop pixels, ``z`` in the crop's pixel scale.
+        matrix: the ``(2, 3)`` forward affine (image -> crop) the crop was made with (a
+            similarity: scale, rotation, shift).
+
+    Returns:
+        ``(N, 3)`` float32: ``x, y`` in image pixels, ``z`` in the image's pixel scale.
+    """
+    import cv2
+
+    from exprsim.faces.align import transform_points
+
+    inv = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
+    pts = np.asarray(points, dtype=np.float64)
+    out = np.empty_like(pts)
+    out[:, :2] = transform_points(pts[:, :2], inv)
+    out[:, 2] = pts[:, 2] * math.hypot(inv[0, 0], inv[1, 0])  # the inverse's scale
+    return out.astype(np.float32)
+
+
 class MeshLandmarker:
     """MediaPipe face mesh (478 points, iris refinement) on a crop around the box.
 
@@ -186,7 +209,6 @@ class MeshLandmarker:
             pixel scale (MediaPipe's: smaller is nearer the camera, origin near the head
             centre); ``None`` if the mesh finds no face in the crop.
         """
-        import cv2
 
         from exprsim.faces.align import warp_affine
 
@@ -204,11 +226,7 @@ class MeshLandmarker:
             if d < best_d:
                 best, best_d = pts, d
         assert best is not None
-        inv = cv2.invertAffineTransform(m)
-        out = np.empty_like(best)
-        out[:, :2] = best[:, :2] @ inv[:, :2].T + inv[:, 2]
-        out[:, 2] = best[:, 2] * inv[0, 0]
-        return out.astype(np.float32)
+        return crop_points_to_image(best, m)
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """``(5, 2)`` float32 landmarks (see module docstring), or ``None``."""
@@ -382,7 +400,6 @@ class LiteMeshLandmarker:
     ) -> np.ndarray | None:
         """``(468, 3)`` float32 mesh (``x, y`` image pixels, ``z`` relative depth in the same
         scale), or ``None`` when the model says there is no face in the region."""
-        import cv2
 
         from exprsim.faces.align import warp_affine
 
@@ -398,11 +415,7 @@ class LiteMeshLandmarker:
             return None
         pts = interp.get_tensor(i_mesh).reshape(468, 3).astype(np.float64)
         pts[:, :2] -= 0.5  # the model's edge coordinates -> pixel centres
-        inv = cv2.invertAffineTransform(m)
-        out = np.empty_like(pts)
-        out[:, :2] = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
-        out[:, 2] = pts[:, 2] * math.hypot(inv[0, 0], inv[1, 0])
-        return out.astype(np.float32)
+        return crop_points_to_image(pts, m)
 
     def landmarks(
         self, image: np.ndarray, box: np.ndarray, hint: np.ndarray | None = None

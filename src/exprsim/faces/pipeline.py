@@ -157,6 +157,17 @@ class FaceTable:
     errors: list[tuple[str, str]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
 
+    def add_error(
+        self,
+        source: str,
+        error: ExprsimError,
+        on_error: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        """Keep why ``source`` could not be read, and tell ``on_error`` (if given)."""
+        self.errors.append((source, str(error)))
+        if on_error is not None:
+            on_error(source, error)
+
     @property
     def n_faces(self) -> int:
         """Faces found (rows kept here, or streamed to a sink)."""
@@ -232,9 +243,7 @@ def analyze_files(
     )
     for item in tqdm(stream, total=len(files), disable=not progress, desc="faces", unit="img"):
         if item.error is not None:
-            table.errors.append((item.source, str(item.error)))
-            if on_error is not None:
-                on_error(item.source, item.error)
+            table.add_error(item.source, item.error, on_error)
             continue
         stem = Path(item.source).stem
         if item.faces and out_dir is not None:
