@@ -352,6 +352,57 @@ def test_escalate_below_is_checked():
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="escalate_below"):
             MediaPipeDetector(landmarks="keypoints", escalate_below=bad)
+        with pytest.raises(ValueError, match="tiles_below"):
+            MediaPipeDetector(landmarks="keypoints", tiles_below=bad)
+
+
+@pytest.mark.parametrize(
+    ("full_side", "tiles_below", "expect_tiles"),
+    [
+        (150.0, 0.25, True),  # the full range found a 150 px face: 150 < 0.25 x 640, tiles run
+        (200.0, 0.25, False),  # 200 px >= 160 px: the whole-image passes settle it
+        (180.0, 0.3, True),  # 180 < 192
+        (200.0, 0.3125, False),  # exactly 0.3125 x 640 = 200 (the box's shorter side): enough
+        (170.0, None, True),  # gate off: tiles whenever the image escalated
+        (None, 0.25, True),  # nothing found by the whole-image passes
+    ],
+)
+def test_tiles_after_escalation_only_for_small_or_missing_faces(
+    monkeypatch, full_side, tiles_below, expect_tiles
+):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints", tiles_below=tiles_below)
+    calls = []
+
+    def fake_run(selection, image, x0=0, y0=0):
+        calls.append((selection, x0, y0))
+        if selection == 1 and full_side is not None:  # only the full-range pass finds it
+            box = np.array([100.0, 100.0, 100.0 + full_side, 100.0 + 1.2 * full_side])
+            return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
+        return []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    det.propose(np.zeros((480, 640, 3), np.uint8))
+    assert calls[:2] == [(0, 0, 0), (1, 0, 0)]  # escalated: short range found nothing
+    assert (len(calls) == 2 + 6) == expect_tiles
+
+
+def test_a_large_face_found_by_the_full_range_spares_the_tiles(monkeypatch):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints", tiles_below=0.25)
+    calls = []
+
+    def fake_run(selection, image, x0=0, y0=0):
+        calls.append((selection, x0, y0))
+        if selection == 1:
+            return [Candidate(np.array([10.0, 10.0, 180.0, 200.0]), 0.9, None, np.zeros((5, 2)))]
+        return []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    faces = det.propose(np.zeros((480, 640, 3), np.uint8))
+    assert calls == [(0, 0, 0), (1, 0, 0)] and len(faces) == 1  # 170 px >= 0.25 x 640: no tiles
 
 
 # ------------------------------------------------------------------- mesh-lite landmarker

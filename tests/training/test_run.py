@@ -108,3 +108,34 @@ def test_pvae_run_resumed_from_its_checkpoint_equals_an_uninterrupted_one(tmp_pa
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     hist = json.loads((tmp_path / "b" / "history.json").read_text())
     assert [h["iteration"] for h in hist] == [4, 8]
+
+
+def test_train_from_dict_sets_the_device_where_the_recipe_has_one(tmp_path: Path) -> None:
+    raw = {
+        "data": "synthetic", "max_train": 64, "val_fraction": 0.25, "epochs": 1,
+        "batch_size": 16, "triplet_weight": 0.0, "num_threads": 1, "augment": False,
+        "model_kwargs": {"widths": [8, 8, 8, 8]},
+    }  # fmt: skip
+    train_from_dict(raw, tmp_path / "a", progress=False, device="cpu")
+    saved = json.loads((tmp_path / "a" / "train_config.json").read_text())
+    assert saved["device"] == "cpu"
+    with pytest.raises(ValueError, match="CPU only"):
+        train_from_dict({"recipe": "pvae"}, tmp_path / "b", progress=False, device="cuda")
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_train_on_a_missing_gpu_is_one_line(tmp_path: Path, capsys) -> None:
+    import torch
+
+    from exprsim.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"data": "synthetic", "max_train": 64, "epochs": 1}))
+    rc = main(
+        ["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--device", "cuda"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "CUDA" in err
+    assert not (tmp_path / "r").exists()

@@ -58,21 +58,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser(
-        "train",
-        help='train a learner from a JSON config (its "recipe": see `exprsim models`)',
-    )
-    p.add_argument("--config", required=True, help="configs/default.json, configs/fec-*.json, ...")
-    p.add_argument(
-        "--out", help="output folder (default runs/<config name>; resumed if it holds the run)"
-    )
-    p.add_argument(
-        "--epochs",
-        type=int_at_least(1),
-        help="override the config's length (epochs; iterations for fec and pvae; levels for "
-        "sgm-subspaces)",
-    )
-    p.set_defaults(func=cmd_train)
+    _register_train(sub)
 
     p = sub.add_parser("evaluate", help="evaluate a model on FER+ PublicTest (or FEC test)")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
@@ -91,6 +77,27 @@ def register(sub: Any) -> None:
     p.add_argument("--fec-crops", help="folder written by `exprsim fec fetch` (with --fec-test)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON here")
     p.set_defaults(func=cmd_evaluate)
+
+
+def _register_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help='train a learner from a JSON config (its "recipe": see `exprsim models`)',
+    )
+    p.add_argument("--config", required=True, help="configs/default.json, configs/fec-*.json, ...")
+    p.add_argument(
+        "--out", help="output folder (default runs/<config name>; resumed if it holds the run)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int_at_least(1),
+        help="override the config's length (epochs; iterations for fec and pvae; levels for "
+        "sgm-subspaces)",
+    )
+    p.add_argument(
+        "--device", help="ferplus recipe: cpu, cuda, cuda:N or auto (resumable anywhere)"
+    )
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -210,7 +217,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from exprsim.training import train_from_dict
 
     try:
-        res = train_from_dict(raw, out, progress=not args.quiet, length=args.epochs or None)
+        res = train_from_dict(
+            raw, out, progress=not args.quiet, length=args.epochs or None, device=args.device
+        )
     except ValueError as exc:
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
     done = getattr(res, "iterations_run", None)

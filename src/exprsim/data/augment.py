@@ -276,8 +276,15 @@ def apply_torch(
     bright = torch.as_tensor(params.brightness, dtype=torch.float32, device=dev).view(-1, 1, 1, 1)
     out = (out - mean) * contrast + mean + bright * (value_max / 255.0)
     out = out.clamp(0.0, value_max)
-    for i, y0, x0, bh, bw, grey in _erased(params):
-        out[i, :, y0 : y0 + bh, x0 : x0 + bw] = grey * (value_max / 255.0)
+    if params.erase is not None and (params.erase[:, 2] > 0).any():
+        # one masked fill for all boxes (no per-image loop: a GPU batch stays one kernel)
+        box = torch.as_tensor(params.erase, device=dev)  # (N, 5): y0, x0, h, w, grey
+        y0, x0, bh, bw = (box[:, k].view(-1, 1, 1, 1) for k in range(4))
+        yy = torch.arange(h, device=dev).view(1, 1, -1, 1)
+        xx = torch.arange(w, device=dev).view(1, 1, 1, -1)
+        inside = (yy >= y0) & (yy < y0 + bh) & (xx >= x0) & (xx < x0 + bw)
+        grey = box[:, 4].to(torch.float32).view(-1, 1, 1, 1) * (value_max / 255.0)
+        out = torch.where(inside, grey, out)
     return out[:, 0] if squeeze else out
 
 

@@ -98,6 +98,16 @@ class TrainConfig:
         lr_schedule: ``"cosine"`` (after warm-up) or ``"constant"`` (``lr`` throughout).
         optimizer ``"adam"``: plain Adam (``weight_decay`` as L2 in the gradient).
         init_from: folder with ``model.safetensors`` (or ``last.safetensors``) to start from.
+        split_seed: seed of the validation hold-out (default: ``seed``); runs that differ
+            only in ``seed`` then share their validation faces.
+        mixup_alpha, mixup_p: mixup (Zhang et al., 2018) of the network inputs *and* their
+            vote distributions: a ``mixup_p`` share of each batch's faces is replaced by
+            ``l * x_i + (1 - l) * x_j`` with votes ``l * v_i + (1 - l) * v_j``, ``l`` drawn
+            from Beta(``mixup_alpha``, ``mixup_alpha``) per face and ``j`` a random face of
+            the batch; every loss term then sees the mixed faces. 0 = off.
+        device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
+            Not part of the recipe: a resumed run may change it, and checkpoints are saved
+            on the CPU either way.
         swa_epochs: stochastic weight averaging (Izmailov et al., 2018): the weights at the
             end of each of the last ``swa_epochs`` epochs are averaged, BatchNorm statistics
             are then recomputed over one augmented pass of the training faces, and the
@@ -148,6 +158,10 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     init_from: str | None = None
     swa_epochs: int = 0
+    split_seed: int | None = None
+    mixup_alpha: float = 0.0
+    mixup_p: float = 1.0
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -184,16 +198,21 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     if cfg.data == "synthetic":
         full = synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
     elif cfg.data == "ferplus":
-        from exprsim.data.fer import load_ferplus
+        if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
+            images, votes = load_packed_ferplus(cfg.data_dir)
+        else:
+            from exprsim.data.fer import load_ferplus
 
-        split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
-        full = _Arrays(split.images, split.dist, split.votes)
+            split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
+            images, votes = split.images, split.votes
+        dist = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
+        full = _Arrays(images, dist, votes)
         if cfg.max_train:
             m = cfg.max_train
-            full = _Arrays(full.images[:m], full.dist[:m], split.votes[:m])
+            full = _Arrays(full.images[:m], full.dist[:m], votes[:m])
     else:
         raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
-    tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, cfg.seed)
+    tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, _split_seed(cfg))
     if cfg.min_votes and full.votes is not None:
         tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
 
@@ -204,6 +223,39 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     return take(tr_idx), take(val_idx)
 
 
+def _split_seed(cfg: TrainConfig) -> int:
+    return cfg.seed if cfg.split_seed is None else cfg.split_seed
+
+
+def pack_ferplus(out: str | Path, data_dir: str | Path | None = None) -> Path:
+    """Write the FER+ Training faces a run loads (PublicTest duplicates dropped) to one
+    ``.npz`` (``images`` (N, 48, 48) uint8, ``votes`` (N, 8) float32, ``rows`` (N,) int64),
+    for a machine without ``../shared``: point ``data_dir`` at it. Same faces, same order."""
+    from exprsim.data.fer import load_ferplus
+
+    split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
+    out = Path(out)
+    np.savez_compressed(out, images=split.images, votes=split.votes, rows=split.rows)
+    return out
+
+
+def load_packed_ferplus(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, votes)`` from :func:`pack_ferplus`'s file (shapes checked)."""
+    from exprsim.errors import DataError
+
+    try:
+        with np.load(path) as z:
+            images, votes = z["images"], z["votes"].astype(np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a packed FER+ file ({exc})") from exc
+    if images.ndim != 3 or images.dtype != np.uint8 or votes.shape != (len(images), 8):
+        raise DataError(
+            f"{path}: expected uint8 images (N, H, W) and votes (N, 8), "
+            f"got {images.dtype} {images.shape} and {votes.shape}"
+        )
+    return images, votes
+
+
 # --------------------------------------------------------------------------- augmentation
 
 
@@ -211,7 +263,7 @@ def flip_batch(x: Any, gen: Any) -> Any:
     """Mirror a random half of ``(B, C, H, W)`` crops left-right."""
     import torch
 
-    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
@@ -240,15 +292,19 @@ def _to_input(
     images: np.ndarray,
     pre: PreprocessConfig,
     augment: Any = None,
+    device: Any = None,
 ) -> Any:
     """uint8 crops -> network input through the library's one preprocessing path.
 
     ``augment``, if given, maps the grey-level batch ``(B, C, S, S)`` to an augmented one
-    before normalisation (training only).
+    before normalisation (training only); ``device``: where the batch goes first (the
+    augmentation runs there).
     """
     import torch
 
     x = torch.from_numpy(resize_crops(images, pre))
+    if device is not None and str(device) != "cpu":
+        x = x.to(device, non_blocking=True)
     if augment is not None:
         x = augment(x)
     return normalize_input(x, pre).contiguous(memory_format=torch.channels_last)
@@ -264,6 +320,28 @@ def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * p))
 
 
+def _model_device(model: Any) -> Any:
+    return next(iter(model.parameters())).device
+
+
+def resolve_device(name: str) -> Any:
+    """``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` / ``"auto"`` -> a ``torch.device`` (clear error
+    when CUDA is asked for and absent)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
+    return dev
+
+
 def embed_array(
     model: Any, images: np.ndarray, pre: PreprocessConfig, batch: int = 512
 ) -> np.ndarray:
@@ -272,9 +350,10 @@ def embed_array(
 
     model.eval()
     out = []
+    dev = _model_device(model)
     with torch.inference_mode():
         for s in range(0, len(images), batch):
-            out.append(model(_to_input(images[s : s + batch], pre)).numpy())
+            out.append(model(_to_input(images[s : s + batch], pre, device=dev)).cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 16), np.float32)
 
 
@@ -286,11 +365,12 @@ def _parts_array(
 
     model.eval()
     es, ps = [], []
+    dev = _model_device(model)
     with torch.inference_mode():
         for s in range(0, len(images), batch):
-            e, p = model.parts(_to_input(images[s : s + batch], pre))
-            es.append(e.numpy())
-            ps.append(p.numpy())
+            e, p = model.parts(_to_input(images[s : s + batch], pre, device=dev))
+            es.append(e.cpu().numpy())
+            ps.append(p.cpu().numpy())
     return np.concatenate(es), np.concatenate(ps)
 
 
@@ -350,8 +430,8 @@ def _validate(
     elif cfg.objective == "fec" and cfg.kl_weight > 0:
         emb = embed_array(model, val.images, cfg.preprocess)
         with torch.inference_mode():
-            logits = head(torch.from_numpy(emb))
-        out["val_cls_acc"] = float((logits.argmax(1).numpy() == major).mean())
+            logits = head(torch.from_numpy(emb).to(_model_device(head)))
+        out["val_cls_acc"] = float((logits.argmax(1).cpu().numpy() == major).mean())
     else:  # no trained classifier head: leave-one-out 11-NN among the validation faces
         emb = embed_array(model, val.images, cfg.preprocess)
         lab = major if labels is None else labels
@@ -405,10 +485,14 @@ def _check_choices(cfg: TrainConfig) -> None:
         "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
         "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),
         "swa_epochs": (0 <= cfg.swa_epochs <= cfg.epochs, "in [0, epochs]"),
+        "mixup_alpha": (cfg.mixup_alpha >= 0, ">= 0"),
+        "mixup_p": (0 <= cfg.mixup_p <= 1, "in [0, 1]"),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
             raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+    if cfg.mixup_alpha > 0 and cfg.objective != "fec":
+        raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
 
 
 def _raw_output_hook(model: Any) -> dict[str, Any]:
@@ -452,6 +536,19 @@ def _swa_update(avg: dict[str, Any] | None, n: int, model: Any) -> tuple[dict[st
     return avg, n + 1
 
 
+def _on(obj: Any, device: Any) -> Any:
+    """``obj`` (tensors in nested dicts / lists) with every tensor moved to ``device``."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _on(v, device) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on(v, device) for v in obj)
+    return obj
+
+
 def _recompute_bn(model: Any, data: _Arrays, cfg: TrainConfig, batch: int = 256) -> None:
     """BatchNorm running statistics of ``model`` from one augmented pass over ``data``.
 
@@ -475,9 +572,10 @@ def _recompute_bn(model: Any, data: _Arrays, cfg: TrainConfig, batch: int = 256)
             augment_torch, rng=np.random.default_rng((cfg.seed, 10**6)), cfg=cfg.augmentation
         )
     model.train()
+    dev = _model_device(model)
     with torch.no_grad():
         for s in range(0, len(data.images), batch):
-            model(_to_input(data.images[s : s + batch], cfg.preprocess, aug))
+            model(_to_input(data.images[s : s + batch], cfg.preprocess, aug, dev))
     for m, mom in zip(bns, momenta, strict=True):
         m.momentum = mom
     model.eval()
@@ -508,7 +606,7 @@ def _split_labels(
     labels = np.asarray(labels, np.int64)
     if labels.shape != (n_all,):
         raise ValueError(f"labels must have shape ({n_all},), got {labels.shape}")
-    tr_idx, val_idx = holdout_split(n_all, cfg.val_fraction, cfg.seed)
+    tr_idx, val_idx = holdout_split(n_all, cfg.val_fraction, _split_seed(cfg))
     return labels[tr_idx], labels[val_idx]
 
 
@@ -528,7 +626,11 @@ def _param_groups(cfg: TrainConfig, model: Any, head: Any, own_head: bool) -> li
 
 
 def _build(
-    cfg: TrainConfig, train_data: _Arrays, val_data: _Arrays, labels: np.ndarray | None
+    cfg: TrainConfig,
+    train_data: _Arrays,
+    val_data: _Arrays,
+    labels: np.ndarray | None,
+    device: Any = "cpu",
 ) -> _Setup:
     import torch
     from safetensors.torch import load_file
@@ -544,13 +646,13 @@ def _build(
         labels, len(train_data.images) + len(val_data.images), cfg
     )
     model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    # channels-last convolutions: ~25% faster CPU training steps (oneDNN), same math
-    model = model.to(memory_format=torch.channels_last)
     if cfg.init_from:
         init = Path(cfg.init_from)
         w = init / "model.safetensors"
         model.load_state_dict(load_file(str(w if w.is_file() else init / "last.safetensors")))
         log.info("initialised from %s", init)
+    # channels-last convolutions: ~25% faster CPU training steps (oneDNN), same math
+    model = model.to(device=device, memory_format=torch.channels_last)
     sampler = None
     if cfg.sampler == "balanced":
         sampler = BalancedClassSampler(
@@ -560,6 +662,7 @@ def _build(
             seed=cfg.seed,
         )
     head = CosineClassifier(cfg.embedding_dim, train_data.dist.shape[1], scale=cfg.classifier_scale)
+    head = head.to(device)
     own_head = hasattr(model, "head")
     return _Setup(
         model=model,
@@ -581,12 +684,12 @@ def _build(
     )
 
 
-def _step_sgm(s: _Setup, cfg: TrainConfig, idx: np.ndarray, x: Any, d: Any) -> dict[str, float]:
+def _step_sgm(s: _Setup, cfg: TrainConfig, idx: np.ndarray, x: Any, d: Any) -> dict[str, Any]:
     import torch
 
     emb = s.model.head(x)[0] if s.own_head else s.model(x)
     if s.train_labels is not None:
-        target = torch.from_numpy(s.train_labels[idx])
+        target = torch.from_numpy(s.train_labels[idx]).to(x.device)
     elif cfg.sgm_target == "majority":
         target = d.argmax(1)
     else:
@@ -597,16 +700,17 @@ def _step_sgm(s: _Setup, cfg: TrainConfig, idx: np.ndarray, x: Any, d: Any) -> d
     terms.loss.backward()
     s.opt.step()
     return {
-        "loss": float(terms.loss.detach()),
-        "sgm_rep": float(terms.rep.detach()),
-        "sgm_norm": float(terms.norm.detach()),
+        "loss": terms.loss.detach(),
+        "sgm_rep": terms.rep.detach(),
+        "sgm_norm": terms.norm.detach(),
         "sgm_classes": float(terms.n_classes),
     }
 
 
 def _step_fec(
-    s: _Setup, cfg: TrainConfig, idx: np.ndarray, x: Any, d: Any, rng: np.random.Generator
-) -> dict[str, float]:
+    s: _Setup, cfg: TrainConfig, d_np: np.ndarray, x: Any, d: Any, rng: np.random.Generator
+) -> dict[str, Any]:
+    """One step; ``d_np`` is the batch's vote distributions (as ``d``) for triplet mining."""
     import torch
 
     if s.own_head:
@@ -616,28 +720,28 @@ def _step_fec(
         logits = s.head(emb)
     loss_kl = s.losses["kl"](logits, d)
     loss = cfg.kl_weight * loss_kl
-    loss_tr = torch.zeros(())
+    dev = x.device
+    loss_tr = torch.zeros((), device=dev)
     n_trip = 0
     if cfg.triplet_weight > 0:
-        trip = batch_triplets(
-            s.train_data.dist[idx], 3 * cfg.triplets_per_type, cfg.triplet_threshold, rng
-        )
+        trip = batch_triplets(d_np, 3 * cfg.triplets_per_type, cfg.triplet_threshold, rng)
         if trip is not None:
             n_trip = len(trip.i)
-            ii, jj, kk = (torch.from_numpy(a) for a in (trip.i, trip.j, trip.k))
-            odd, ttype = torch.from_numpy(trip.odd), torch.from_numpy(trip.ttype)
+            ii, jj, kk, odd, ttype = (
+                torch.from_numpy(a).to(dev) for a in (trip.i, trip.j, trip.k, trip.odd, trip.ttype)
+            )
             loss_tr = s.losses["triplet"](emb[ii], emb[jj], emb[kk], odd, ttype)
             loss = loss + cfg.triplet_weight * loss_tr
-    loss_pair = s.losses["pair"](emb, d) if cfg.pair_weight > 0 else torch.zeros(())
+    loss_pair = s.losses["pair"](emb, d) if cfg.pair_weight > 0 else torch.zeros((), device=dev)
     loss = loss + cfg.pair_weight * loss_pair
     s.opt.zero_grad(set_to_none=True)
     loss.backward()
     s.opt.step()
-    return {
-        "loss": float(loss.detach()),
-        "kl": float(loss_kl.detach()),
-        "triplet": float(loss_tr.detach()),
-        "pair": float(loss_pair.detach()),
+    return {  # tensors: no device sync per step (summed, read once per epoch)
+        "loss": loss.detach(),
+        "kl": loss_kl.detach(),
+        "triplet": loss_tr.detach(),
+        "pair": loss_pair.detach(),
         "n_triplets": float(n_trip),
     }
 
@@ -666,7 +770,9 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
         aug = functools.partial(augment_torch, rng=aug_rng, cfg=cfg.augmentation)
     batches = s.sampler.epoch(epoch) if s.sampler is not None else None
     steps = len(s.sampler) if s.sampler is not None else n // cfg.batch_size
-    sums: dict[str, float] = {}
+    mix_rng = np.random.default_rng((cfg.seed, epoch, 2))
+    dev = _model_device(s.model)
+    sums: dict[str, Any] = {}
     bar = tqdm(
         range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="step"
     )
@@ -677,17 +783,41 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
             idx = next(batches)
         else:
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x = _to_input(s.train_data.images[idx], cfg.preprocess, aug)
-        d = torch.from_numpy(s.train_data.dist[idx])
+        x = _to_input(s.train_data.images[idx], cfg.preprocess, aug, dev)
+        d_np = s.train_data.dist[idx]
+        if cfg.mixup_alpha > 0:
+            x, d_np = mix_batch(x, d_np, cfg.mixup_alpha, cfg.mixup_p, mix_rng)
+        d = torch.from_numpy(d_np).to(dev)
         if cfg.objective == "sgm":
             terms = _step_sgm(s, cfg, idx, x, d)
         else:
-            terms = _step_fec(s, cfg, idx, x, d, rng)
+            terms = _step_fec(s, cfg, d_np, x, d, rng)
         for key, v in terms.items():
             sums[key] = sums.get(key, 0.0) + v
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}")
-    return {key: v / max(steps, 1) for key, v in sums.items()}
+        if progress and step % 20 == 0:
+            bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3f}")
+    return {key: float(v) / max(steps, 1) for key, v in sums.items()}
+
+
+def mix_batch(
+    x: Any, dist: np.ndarray, alpha: float, share: float, rng: np.random.Generator
+) -> tuple[Any, np.ndarray]:
+    """Mixup of a batch: inputs ``(B, ...)`` and vote distributions ``(B, C)`` mixed alike.
+
+    A ``share`` of the faces (drawn by ``rng``) become ``l * x_i + (1 - l) * x_j`` with
+    ``l ~ Beta(alpha, alpha)`` and ``j`` a random face of the batch; the rest stay as they
+    are (``l = 1``). Returns the mixed tensor (same device) and distributions (rows sum to 1).
+    """
+    import torch
+
+    b = len(dist)
+    lam = rng.beta(alpha, alpha, size=b)
+    lam = np.where(rng.random(b) < share, lam, 1.0).astype(np.float32)
+    j = rng.permutation(b)
+    d_mix = (lam[:, None] * dist + (1.0 - lam[:, None]) * dist[j]).astype(np.float32)
+    lt = torch.from_numpy(lam).to(x.device).view(-1, *([1] * (x.ndim - 1)))
+    jt = torch.from_numpy(j).to(x.device)
+    return lt * x + (1.0 - lt) * x[jt], d_mix
 
 
 def _finish(s: _Setup, cfg: TrainConfig, run: RunFolder, swa: Any, swa_n: int) -> dict[str, float]:
@@ -736,28 +866,18 @@ def train(
     run = RunFolder(out_dir)
     # a resumed run may be extended: more epochs, a longer weight-average window (checked
     # against the snapshots already averaged below) and the exported model's version
-    may_change = ("epochs", "num_threads", "swa_epochs", "version")
+    may_change = ("epochs", "num_threads", "swa_epochs", "version", "device")
     run.check(cfg, may_change)
+    device = resolve_device(cfg.device)
     setup_torch(cfg.seed, cfg.num_threads)
+    if device.type == "cuda":
+        import torch
+
+        torch.backends.cudnn.benchmark = True
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
     run.claim(cfg, may_change)
-    s = _build(cfg, train_data, val_data, labels)
-    start_epoch, swa, swa_n = 0, None, 0
-    state = run.load_state()
-    if state is not None:
-        if "model" in state:
-            s.model.load_state_dict(state["model"])
-        else:  # checkpoints written before weights moved into state.pt
-            from safetensors.torch import load_file
-
-            s.model.load_state_dict(load_file(str(run.dir / "last.safetensors")))
-        s.head.load_state_dict(state["head"])
-        s.opt.load_state_dict(state["opt"])
-        start_epoch = int(state["epoch"])
-        swa, swa_n = state.get("swa"), int(state.get("swa_n", 0))
-        _check_swa_resume(cfg, start_epoch, swa_n)
-        log.info("resuming %s from epoch %d", run.dir, start_epoch)
-        run.trim_metrics("epoch", start_epoch)
+    s = _build(cfg, train_data, val_data, labels, device)
+    start_epoch, swa, swa_n = _resume(s, cfg, run, device)
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.epochs):
         t_ep = time.perf_counter()
@@ -773,21 +893,48 @@ def train(
         run.append_metrics(metrics)
         if cfg.swa_epochs and epoch >= cfg.epochs - cfg.swa_epochs:
             swa, swa_n = _swa_update(swa, swa_n, s.model)
-        weights = {k: v.contiguous() for k, v in s.model.state_dict().items()}
-        # one atomic file holds weights, optimiser, epoch and the weight average together
-        run.save_state(
-            {
-                "model": weights,
-                "head": s.head.state_dict(),
-                "opt": s.opt.state_dict(),
-                "epoch": epoch + 1,
-                "swa": swa,
-                "swa_n": swa_n,
-            }
-        )
-        run.save_weights(weights)  # the same weights, for load_model and init_from
+        _save_checkpoint(s, run, epoch + 1, swa, swa_n)
     metrics.update(_finish(s, cfg, run, swa, swa_n))
     return TrainResult(run.dir, cfg.epochs - start_epoch, run.seconds(), metrics)
+
+
+def _resume(s: _Setup, cfg: TrainConfig, run: RunFolder, device: Any) -> tuple[int, Any, int]:
+    """Load the run's last checkpoint into ``s``; ``(epochs done, weight average, snapshots)``
+    (``(0, None, 0)`` for a fresh run)."""
+    state = run.load_state()
+    if state is None:
+        return 0, None, 0
+    if "model" in state:
+        s.model.load_state_dict(state["model"])
+    else:  # checkpoints written before weights moved into state.pt
+        from safetensors.torch import load_file
+
+        s.model.load_state_dict(load_file(str(run.dir / "last.safetensors")))
+    s.head.load_state_dict(state["head"])
+    s.opt.load_state_dict(state["opt"])
+    start_epoch = int(state["epoch"])
+    swa, swa_n = _on(state.get("swa"), device), int(state.get("swa_n", 0))
+    _check_swa_resume(cfg, start_epoch, swa_n)
+    log.info("resuming %s from epoch %d", run.dir, start_epoch)
+    run.trim_metrics("epoch", start_epoch)
+    return start_epoch, swa, swa_n
+
+
+def _save_checkpoint(s: _Setup, run: RunFolder, epochs_done: int, swa: Any, swa_n: int) -> None:
+    """One atomic file holds weights, optimiser, epoch and the weight average together, all
+    on the CPU (a run resumes on any machine); the weights also as ``last.safetensors``."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in s.model.state_dict().items()}
+    run.save_state(
+        {
+            "model": weights,
+            "head": _on(s.head.state_dict(), "cpu"),
+            "opt": _on(s.opt.state_dict(), "cpu"),
+            "epoch": epochs_done,
+            "swa": _on(swa, "cpu"),
+            "swa_n": swa_n,
+        }
+    )
+    run.save_weights(weights)  # the same weights, for load_model and init_from
 
 
 def _export_kwargs(model: Any, cfg: TrainConfig) -> dict[str, Any]:

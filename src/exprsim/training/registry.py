@@ -104,11 +104,17 @@ def train_from_dict(
     out_dir: str | Path,
     progress: bool = True,
     length: int | None = None,
+    device: str | None = None,
 ) -> Any:
-    """Train the recipe a config file describes; ``length`` overrides its epochs/iterations."""
+    """Train the recipe a config file describes; ``length`` overrides its epochs/iterations,
+    ``device`` where it trains (recipes with a ``device`` setting only)."""
     recipe, cfg = config_from_dict(data)
     if length is not None:
         cfg = dataclasses.replace(cfg, **{recipe.length_field: length})
+    if device is not None:
+        if "device" not in {f.name for f in dataclasses.fields(cfg)}:
+            raise ValueError(f"recipe {recipe.name!r} trains on the CPU only (no device setting)")
+        cfg = dataclasses.replace(cfg, device=device)
     return recipe.train_function()(cfg, out_dir, progress=progress)
 
 

@@ -23,7 +23,10 @@ is merged. The longer side, because the model sees the image letterboxed to 128 
 it: the faces it can miss are small relative to that side. The price: a close-up with a
 small face beside it (a face under about a sixth of the longer side) loses the small face;
 ``escalate_below=None`` always runs every pass. The threshold was chosen on the detector
-benchmark's miss rate and the test suite's group photo (docs/benchmarks.md).
+benchmark's miss rate and the test suite's group photo (docs/benchmarks.md). Once escalated,
+``tiles_below`` (default ``None``: off) can spare the tiles when the whole-image passes found
+only faces at least that fraction of the longer side; it halves an escalated image's time
+but loses small faces beside large ones (measured in docs/benchmarks.md), so it is opt-in.
 
 BlazeFace gives 6 keypoints (both eyes, nose tip, mouth centre, both ear tragions) but no
 mouth corners, so the 5 alignment points come from MediaPipe's face landmark models run on a
@@ -60,8 +63,20 @@ _RANGES = {"short": (0,), "full": (1,), "auto": (0, 1)}
 #: Smallest face, as a fraction of the longer image side, that lets the short-range pass
 #: alone settle an image (chosen on the detector benchmark; see the module docstring).
 DEFAULT_ESCALATE_BELOW = 0.35
+#: Smallest face, as a fraction of the longer side, found by the whole-image passes that
+#: spares an escalated image the tiles (``None``: the tiles always run once escalated).
+DEFAULT_TILES_BELOW: float | None = None
 #: Half the mouth width as a fraction of the eye-to-eye vector (approximation only).
 MOUTH_HALF_WIDTH = 0.415
+
+
+def _all_at_least(cands: list[Candidate], fraction: float | None, image: np.ndarray) -> bool:
+    """At least one candidate, and every one at least ``fraction`` of the longer side
+    (``None``: never)."""
+    if fraction is None or not cands:
+        return False
+    side = fraction * max(image.shape[:2])
+    return all(min(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= side for c in cands)
 
 
 def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
@@ -97,6 +112,9 @@ class MediaPipeDetector(BaseDetector):
         escalate_below: with ``range="auto"``, the full-range model and the tiles run only
             when the short-range pass finds no face or a face smaller than this fraction of
             the longer image side (see module docstring); ``None``: always.
+        tiles_below: once escalated, the tiles run only when the whole-image passes found
+            no face or a face smaller than this fraction of the longer side (``None``:
+            always).
     """
 
     name = "mediapipe"
@@ -112,6 +130,7 @@ class MediaPipeDetector(BaseDetector):
         nms_iou: float = 0.3,
         on_landmark_failure: str = "approximate",
         escalate_below: float | None = DEFAULT_ESCALATE_BELOW,
+        tiles_below: float | None = DEFAULT_TILES_BELOW,
     ) -> None:
         if range not in _RANGES:
             raise ValueError(f"range must be one of {sorted(_RANGES)}, got {range!r}")
@@ -134,6 +153,9 @@ class MediaPipeDetector(BaseDetector):
         if escalate_below is not None and not 0.0 < escalate_below <= 1.0:
             raise ValueError(f"escalate_below must be in (0, 1] or None, got {escalate_below}")
         self.escalate_below = escalate_below
+        if tiles_below is not None and not 0.0 < tiles_below <= 1.0:
+            raise ValueError(f"tiles_below must be in (0, 1] or None, got {tiles_below}")
+        self.tiles_below = tiles_below
         self._models: dict[int, Any] = {}
 
     def _model(self, selection: int) -> Any:
@@ -189,10 +211,11 @@ class MediaPipeDetector(BaseDetector):
 
     def close_up(self, cands: list[Candidate], image: np.ndarray) -> bool:
         """Whether short-range candidates settle the image (see ``escalate_below``)."""
-        if self.escalate_below is None or not cands:
-            return False
-        side = self.escalate_below * max(image.shape[:2])
-        return all(min(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= side for c in cands)
+        return _all_at_least(cands, self.escalate_below, image)
+
+    def needs_tiles(self, cands: list[Candidate], image: np.ndarray) -> bool:
+        """Whether the tiles run after the whole-image passes (see ``tiles_below``)."""
+        return not _all_at_least(cands, self.tiles_below, image)
 
     def propose(self, image: np.ndarray) -> list[Candidate]:
         selections = _RANGES[self.range]
@@ -200,7 +223,8 @@ class MediaPipeDetector(BaseDetector):
         if not (selections == (0, 1) and self.close_up(cands, image)):
             for sel in selections[1:]:
                 cands += self._run(sel, image)
-            if self.tiles and 0 in selections and min(image.shape[:2]) >= 240:
+            tiles = self.tiles and 0 in selections and min(image.shape[:2]) >= 240
+            if tiles and self.needs_tiles(cands, image):
                 cands += self._tiled(image)
         if len(cands) > 1:
             keep = nms(np.stack([c.box for c in cands]), [c.score for c in cands], self.nms_iou)

@@ -1,0 +1,344 @@
+"""Run several FER+ training recipes side by side on one CUDA machine (ablations).
+
+Each job is the shipped two-stage recipe (``configs/default.json``, then
+``configs/default-swa30.json`` started from stage 1's weights), with per-job overrides of
+either stage. Jobs run as separate processes (``--parallel`` at a time, in the order given),
+each through :func:`exprsim.training.ferplus.train` with ``device="cuda"``; the recipe
+itself (epochs, batch, losses, augmentation) is unchanged, so a job's CPU cost is the
+shipped recipe's. Every choice is still made on the validation faces.
+
+The machine needs no ``../shared``: ``--make-pack`` writes the FER+ Training faces a run
+loads (PublicTest duplicates dropped) into one small file (lossless WebP per face), which
+the sweep decodes and checks against the pixel hash stored beside it.
+
+    python scripts/gpu_sweep.py --make-pack .gpu/ferplus-train.pack.npz      # here
+    PYTHONPATH=src python3 scripts/gpu_sweep.py --pack .gpu/ferplus-train.pack.npz \\
+        --jobs base-s0 mix02-s0 --out $OUT --deadline 480                       # there
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: job name -> (stage-1 overrides, stage-2 overrides)
+JOBS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "base-s0": ({}, {}),
+    "base-s1": ({"seed": 1, "split_seed": 0}, {"seed": 1, "split_seed": 0}),
+    "mix02-s0": ({"mixup_alpha": 0.2}, {"mixup_alpha": 0.2}),
+    "mix02-s1": (
+        {"mixup_alpha": 0.2, "seed": 1, "split_seed": 0},
+        {"mixup_alpha": 0.2, "seed": 1, "split_seed": 0},
+    ),
+    "mix05-s0": ({"mixup_alpha": 0.5}, {"mixup_alpha": 0.5}),
+    "pair2-s0": ({"pair_weight": 0.125}, {"pair_weight": 0.125}),
+    "base-s2": ({"seed": 2, "split_seed": 0}, {"seed": 2, "split_seed": 0}),
+    "mix02-s2": (
+        {"mixup_alpha": 0.2, "seed": 2, "split_seed": 0},
+        {"mixup_alpha": 0.2, "seed": 2, "split_seed": 0},
+    ),
+}
+
+log = logging.getLogger("gpu_sweep")
+
+
+def make_pack(out: Path) -> None:
+    """FER+ Training faces (as a run loads them) -> lossless WebP bytes + votes + hash."""
+    import cv2
+
+    from exprsim.data.fer import load_ferplus
+
+    split = load_ferplus("Training", drop_duplicates_of="PublicTest")
+    blobs = []
+    for im in split.images:
+        ok, buf = cv2.imencode(".webp", im, [cv2.IMWRITE_WEBP_QUALITY, 101])  # 101: lossless
+        if not ok:
+            raise RuntimeError("WebP encoding failed")
+        blobs.append(buf.ravel())
+    offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+    digest = hashlib.blake2b(split.images.tobytes(), digest_size=16).hexdigest()
+    np.savez(
+        out,
+        webp=np.concatenate(blobs),
+        offsets=offsets,
+        votes=split.votes,
+        rows=split.rows,
+        shape=np.array(split.images.shape),
+        digest=np.array(digest),
+    )
+    print(f"{out}: {len(blobs)} faces, {out.stat().st_size / 1e6:.1f} MB, digest {digest}")
+
+
+def unpack(pack: Path, out: Path) -> Path:
+    """The pack decoded into :func:`exprsim.training.ferplus.pack_ferplus`'s format."""
+    import cv2
+
+    z = np.load(pack)
+    offs, blob = z["offsets"], z["webp"]
+    images = np.empty(tuple(z["shape"]), np.uint8)
+    for i in range(len(images)):
+        im = cv2.imdecode(blob[offs[i] : offs[i + 1]], cv2.IMREAD_GRAYSCALE)
+        if im is None:  # an OpenCV built without WebP: Pillow reads it too
+            import io
+
+            from PIL import Image
+
+            im = np.asarray(
+                Image.open(io.BytesIO(blob[offs[i] : offs[i + 1]].tobytes())).convert("L")
+            )
+        images[i] = im
+    digest = hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest()
+    if digest != str(z["digest"]):
+        raise SystemExit(f"decoded faces differ from the packed ones ({digest})")
+    np.savez(out, images=images, votes=z["votes"], rows=z["rows"])
+    return out
+
+
+def _config(path: str, over: dict[str, Any]) -> Any:
+    from dataclasses import replace
+
+    from exprsim.config import load_json
+    from exprsim.training.ferplus import TrainConfig
+
+    return replace(load_json(TrainConfig, ROOT / path), **over)
+
+
+def worker(spec: dict[str, Any]) -> None:
+    """One job: stage 1 then stage 2, on CUDA (run in its own process)."""
+    from dataclasses import replace
+
+    from exprsim.training.ferplus import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    common = {"device": spec["device"], "data_dir": spec["data"], "num_threads": 2}
+    if spec.get("smoke"):  # a check of the machinery, not a recipe
+        common.update(epochs=1, max_train=600)
+    s1, s2 = JOBS[spec["name"]]
+    out = Path(spec["out"])
+    t0 = time.perf_counter()
+    cfg1 = _config("configs/default.json", {**common, **s1})
+    r1 = train(cfg1, out / "stage1", progress=False)
+    t1 = time.perf_counter()
+    cfg2 = _config("configs/default-swa30.json", {**common, **s2, "init_from": str(out / "stage1")})
+    if spec.get("smoke"):
+        cfg2 = replace(cfg2, swa_epochs=1)
+    r2 = train(cfg2, out / "stage2", progress=False)
+    t2 = time.perf_counter()
+    summary = {
+        "job": spec["name"],
+        "stage1_seconds": t1 - t0,
+        "stage2_seconds": t2 - t1,
+        "stage1": r1.final_metrics,
+        "stage2": r2.final_metrics,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _pack_results(out: Path, names: list[str], per_tar: int) -> None:
+    keep = {
+        "stage1": ("metrics.jsonl", "readout.jsonl", "config.json", "train_config.json"),
+        "stage2": (
+            "metrics.jsonl",
+            "readout.jsonl",
+            "swa.json",
+            "config.json",
+            "train_config.json",
+            "model.safetensors",
+            "last.safetensors",  # with state.pt: the run can be resumed / extended anywhere
+            "state.pt",
+        ),
+    }
+    for t in range(0, len(names), per_tar):
+        with tarfile.open(out / f"runs-{t // per_tar}.tar", "w") as tar:
+            for name in names[t : t + per_tar]:
+                job = out / "jobs" / name
+                for stage, files in keep.items():
+                    for f in files:
+                        if (job / stage / f).is_file():
+                            tar.add(job / stage / f, arcname=f"{name}/{stage}/{f}")
+                for f in ("summary.json", "log.txt"):
+                    if (job / f).is_file():
+                        tar.add(job / f, arcname=f"{name}/{f}")
+
+
+def _gpu_line() -> None:
+    q = "name,utilization.gpu,memory.used,clocks.sm"
+    try:
+        r = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        print("gpu:", r.stdout.strip(), flush=True)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def _epochs_done(job: Path) -> int:
+    n = 0
+    for stage in ("stage1", "stage2"):
+        f = job / stage / "metrics.jsonl"
+        if f.is_file():
+            n += sum(1 for line in f.read_text().splitlines() if line.strip())
+    return n
+
+
+class _Shedder:
+    """Stop the last-started job while the slowest one would miss the deadline.
+
+    Jobs share one GPU, so every stopped job speeds the others up: rates are measured over
+    the last ``window`` seconds only, and after a stop nothing more is stopped until a new
+    window has been measured. ``epochs`` per job (both stages) and ``tail`` seconds for the
+    readout, BatchNorm pass and export set the projection.
+    """
+
+    def __init__(self, t0: float, deadline: float, window: float = 60.0) -> None:
+        self.t0, self.deadline, self.window = t0, deadline, window
+        self.epochs, self.tail = 62, 30.0
+        self.history: dict[str, list[tuple[float, int]]] = {}
+        self.last_stop = t0
+
+    def __call__(self, running: dict[str, Any], work: Path, done: dict[str, int]) -> None:
+        now = time.time()
+        for name in running:
+            self.history.setdefault(name, []).append((now, _epochs_done(work / "jobs" / name)))
+        if len(running) < 2 or now - self.last_stop < self.window:
+            return
+        worst = 0.0
+        for name in running:
+            past = [(t, n) for t, n in self.history[name] if now - t >= self.window]
+            if not past:
+                return  # not a full window yet
+            t_then, n_then = past[-1]
+            n_now = self.history[name][-1][1]
+            if n_now <= n_then:
+                return  # no epoch finished in the window: too early to judge
+            rate = (n_now - n_then) / (now - t_then)
+            worst = max(worst, now + (self.epochs - n_now) / rate + self.tail)
+        if worst > self.t0 + self.deadline:
+            name = list(running)[-1]
+            p, logf = running.pop(name)
+            p.kill()
+            logf.close()
+            done[name] = -9
+            self.last_stop = now
+            print(
+                f"{now - self.t0:7.1f} s  stopped {name}: projected end "
+                f"{worst - self.t0:.0f} s > deadline {self.deadline:.0f} s",
+                flush=True,
+            )
+
+
+def sweep(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    out = Path(args.out)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    _gpu_line()
+    data = unpack(Path(args.pack), work / "ferplus-train.npz")
+    print(f"data unpacked in {time.time() - t0:.1f} s", flush=True)
+    pending = list(args.jobs)
+    running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
+    done: dict[str, int] = {}
+    shed = _Shedder(t0, args.deadline)
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            name = pending.pop(0)
+            job = work / "jobs" / name
+            job.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "name": name,
+                "out": str(job),
+                "data": str(data),
+                "device": args.device,
+                "smoke": args.smoke,
+            }
+            logf = (job / "log.txt").open("w")
+            (job / "started").write_text(str(time.time()))
+            env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+            p = subprocess.Popen(
+                [sys.executable, __file__, "--worker", json.dumps(spec)],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            running[name] = (p, logf)
+            print(f"{time.time() - t0:7.1f} s  start {name}", flush=True)
+        time.sleep(2)
+        for name, (p, logf) in list(running.items()):
+            if p.poll() is not None:
+                logf.close()
+                done[name] = p.returncode
+                del running[name]
+                print(f"{time.time() - t0:7.1f} s  {name} exit {p.returncode}", flush=True)
+        if int(time.time() - t0) % 60 < 2:
+            _gpu_line()
+        if args.shed:
+            shed(running, work, done)
+        if time.time() - t0 > args.deadline:
+            for name, (p, logf) in running.items():
+                p.kill()
+                logf.close()
+                done[name] = -9
+                print(f"{time.time() - t0:7.1f} s  {name} stopped at the deadline", flush=True)
+            running.clear()
+            pending.clear()
+    names = [n for n in args.jobs if n in done]
+    summaries = {}
+    for n in names:
+        f = work / "jobs" / n / "summary.json"
+        summaries[n] = json.loads(f.read_text()) if f.is_file() else {"exit": done[n]}
+    (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
+    _pack_results(work, names, args.per_tar)
+    for f in work.glob("runs-*.tar"):
+        os.replace(f, out / f.name)
+    print(json.dumps(summaries, indent=1))
+    print(f"total {time.time() - t0:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--make-pack", type=Path, help="write the data pack here and stop")
+    ap.add_argument("--pack", type=Path, help="data pack made by --make-pack")
+    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
+    ap.add_argument("--work", default="/tmp/sweep", help="run folders")
+    ap.add_argument("--parallel", type=int, default=6)
+    ap.add_argument("--per-tar", type=int, default=1, help="jobs per result tarball")
+    ap.add_argument("--deadline", type=float, default=480.0, help="seconds; then stop all")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument(
+        "--shed", action="store_true", help="stop the last jobs when the deadline would be missed"
+    )
+    ap.add_argument("--smoke", action="store_true", help="1 epoch on 600 faces per stage")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
+    if args.make_pack:
+        make_pack(args.make_pack)
+        return 0
+    if not args.pack:
+        ap.error("--pack is needed (or --make-pack)")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return sweep(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

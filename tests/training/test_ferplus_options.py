@@ -1,0 +1,170 @@
+"""Trainer options for other machines and recipes: mixup with votes, a packed copy of the
+data, a validation split independent of the seed, the device a run trains on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from exprsim.errors import DataError
+from exprsim.training.ferplus import (
+    TrainConfig,
+    load_data,
+    load_packed_ferplus,
+    mix_batch,
+    resolve_device,
+    train,
+)
+
+
+def _tiny(**kw) -> TrainConfig:
+    base = TrainConfig(
+        data="synthetic",
+        max_train=192,
+        val_fraction=0.25,
+        epochs=1,
+        batch_size=64,
+        triplet_weight=0.0,
+        num_threads=1,
+    )
+    return replace(base, **kw)
+
+
+def test_mixup_mixes_inputs_and_votes_alike():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(6, 1, 4, 4)).astype(np.float32))
+    d = rng.dirichlet(np.ones(8), size=6).astype(np.float32)
+    xm, dm = mix_batch(x, d, 0.4, 1.0, np.random.default_rng(7))
+    # the same draws, replayed by hand: lambdas, who mixes, partners
+    r = np.random.default_rng(7)
+    lam = r.beta(0.4, 0.4, size=6)
+    lam = np.where(r.random(6) < 1.0, lam, 1.0)
+    j = r.permutation(6)
+    for i in range(6):  # naive per-face reference
+        np.testing.assert_allclose(
+            xm[i].numpy(), lam[i] * x[i].numpy() + (1 - lam[i]) * x[j[i]].numpy(), atol=1e-6
+        )
+        np.testing.assert_allclose(dm[i], lam[i] * d[i] + (1 - lam[i]) * d[j[i]], atol=1e-6)
+    np.testing.assert_allclose(dm.sum(1), 1.0, atol=1e-6)
+    assert not np.allclose(dm, d)  # something was mixed
+
+
+def test_mixup_share_zero_leaves_the_batch_alone():
+    x = torch.randn(5, 1, 3, 3)
+    d = np.random.default_rng(1).dirichlet(np.ones(8), size=5).astype(np.float32)
+    xm, dm = mix_batch(x, d, 0.4, 0.0, np.random.default_rng(0))
+    torch.testing.assert_close(xm, x)
+    np.testing.assert_array_equal(dm, d)
+
+
+def test_mixup_run_trains_and_is_reproducible(tmp_path):
+    cfg = _tiny(mixup_alpha=0.4, mixup_p=0.5)
+    a = train(cfg, tmp_path / "a", progress=False)
+    b = train(cfg, tmp_path / "b", progress=False)
+    assert np.isfinite(a.final_metrics["loss"])
+    assert a.final_metrics["loss"] == b.final_metrics["loss"]
+    plain = train(_tiny(), tmp_path / "c", progress=False)
+    assert plain.final_metrics["loss"] != a.final_metrics["loss"]  # mixing changed the run
+
+
+def test_bad_mixup_settings_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="mixup_p"):
+        train(_tiny(mixup_alpha=0.2, mixup_p=1.5), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="objective"):
+        train(_tiny(mixup_alpha=0.2, objective="sgm"), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def _pack(tmp_path, n: int = 40):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
+    votes = rng.integers(0, 4, size=(n, 8)).astype(np.float32)
+    votes[:, 0] += 1  # every face has votes
+    path = tmp_path / "pack.npz"
+    np.savez_compressed(path, images=images, votes=votes, rows=np.arange(n))
+    return path, images, votes
+
+
+def test_split_seed_keeps_the_validation_faces_across_seeds(tmp_path):
+    path = _pack(tmp_path)[0]
+
+    def val(**kw):
+        return load_data(TrainConfig(data="ferplus", data_dir=str(path), val_fraction=0.25, **kw))[
+            1
+        ]
+
+    v0 = val(seed=0)
+    np.testing.assert_array_equal(val(seed=1, split_seed=0).images, v0.images)
+    assert not np.array_equal(val(seed=1).images, v0.images)  # the seed alone moves it
+
+
+def test_packed_ferplus_file_is_loaded_like_the_csv(tmp_path):
+    path, images, votes = _pack(tmp_path)
+    im, vo = load_packed_ferplus(path)
+    np.testing.assert_array_equal(im, images)
+    np.testing.assert_array_equal(vo, votes)
+    tr, va = load_data(TrainConfig(data="ferplus", data_dir=str(path), val_fraction=0.25))
+    assert len(tr.images) + len(va.images) == 40
+    # every face keeps its own votes, normalised
+    both = np.concatenate([tr.images, va.images]).reshape(40, -1)
+    dist = np.concatenate([tr.dist, va.dist])
+    for row, dd in zip(both, dist, strict=True):
+        i = int(np.flatnonzero((images.reshape(40, -1) == row).all(1))[0])
+        np.testing.assert_allclose(dd, votes[i] / votes[i].sum(), atol=1e-6)
+
+
+def test_a_bad_packed_file_is_a_clear_data_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((3, 48, 48), np.float32), votes=np.zeros((3, 8)))
+    with pytest.raises(DataError, match="uint8"):
+        load_packed_ferplus(bad)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a packed"):
+        load_packed_ferplus(tmp_path / "junk.npz")
+
+
+def test_device_names():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_checkpoint_holds_cpu_tensors(tmp_path):
+    train(_tiny(swa_epochs=1), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "state.pt", weights_only=True)
+    tensors = [v for v in state["model"].values()] + [v for v in state["swa"].values()]
+    tensors += [
+        v for st in state["opt"]["state"].values() for v in st.values() if torch.is_tensor(v)
+    ]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_run_resumes_on_the_cpu(tmp_path):
+    cfg = _tiny(epochs=2, swa_epochs=2, device="cuda", mixup_alpha=0.2)
+    train(replace(cfg, epochs=1), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "state.pt", weights_only=True)
+    assert all(v.device.type == "cpu" for v in state["model"].values())
+    res = train(replace(cfg, device="cpu"), tmp_path / "r", progress=False)  # resume on CPU
+    assert res.epochs_run == 1 and np.isfinite(res.final_metrics["loss"])
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_packed_copy_trains_on_the_same_faces_as_the_csv(fer_dir, tmp_path):
+    from exprsim.training.ferplus import pack_ferplus
+
+    path = pack_ferplus(tmp_path / "fer.npz", fer_dir)
+    cfg = TrainConfig(data="ferplus", data_dir=str(fer_dir), min_votes=7)
+    packed = replace(cfg, data_dir=str(path))
+    for a, b in zip(load_data(cfg), load_data(packed), strict=True):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.dist, b.dist)
