@@ -80,7 +80,7 @@ def embedder():
         return model, "exprnet_s (random init; default weights absent)"
 
 
-def run(name: str, clip: Path, emb, fps: float) -> dict:
+def run(name: str, clip: Path, emb, fps: float, redetect_every: int = 5) -> dict:
     from exprsim.faces.pipeline import resolve_detector
     from exprsim.faces.stream import analyze_stream
     from exprsim.io import load_image
@@ -91,13 +91,14 @@ def run(name: str, clip: Path, emb, fps: float) -> dict:
     resolve_detector("mediapipe").detect(face)  # build the graphs before timing: the
     list(analyze_stream([face] * 8, "mediapipe"))  # caller's and the front-end threads'
     t0 = time.perf_counter()
-    a = analyze_video(clip, emb, VideoConfig(fps=fps), classifier=None)
+    cfg = VideoConfig(fps=fps, redetect_every=redetect_every)
+    a = analyze_video(clip, emb, cfg, classifier=None)
     wall = time.perf_counter() - t0
     info = a.info
     print(
-        f"\n== {name}: {clip.name} {info.width}x{info.height} {info.fps:.3f} fps "
-        f"{info.duration:.1f} s; {a.n_sampled} sampled frames, {len(a.faces)} faces, "
-        f"{a.n_persons} person(s) [{a.identity_method}], wall {wall:.1f} s"
+        f"\n== {name} (redetect_every={redetect_every}): {clip.name} {info.width}x{info.height} "
+        f"{info.fps:.3f} fps {info.duration:.1f} s; {a.n_sampled} sampled frames, "
+        f"{len(a.faces)} faces, {a.n_persons} person(s) [{a.identity_method}], wall {wall:.1f} s"
     )
     print(f"{'stage':<9}{'seconds':>9}{'items':>7}  {'unit':<15}{'items/s':>9}{'frames/s':>10}")
     for r in a.timings.rows():
@@ -105,7 +106,15 @@ def run(name: str, clip: Path, emb, fps: float) -> dict:
             f"{r['stage']:<9}{r['seconds']:>9.2f}{r['items']:>7}  {r['unit']:<15}"
             f"{r['per_second']:>9.1f}{r['sampled_frames_per_second']:>10.1f}"
         )
-    return {"clip": name, "wall_s": wall, "sampled": a.n_sampled, "stages": a.timings.rows()}
+    return {
+        "clip": name,
+        "redetect_every": redetect_every,
+        "wall_s": wall,
+        "sampled": a.n_sampled,
+        "faces": len(a.faces),
+        "persons": a.n_persons,
+        "stages": a.timings.rows(),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -164,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", action="store_true", help="peak RSS against clip length")
     ap.add_argument("--memory-seconds", type=float, nargs="+", default=[60.0, 600.0], metavar="S")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--redetect-every",
+        type=int,
+        nargs="+",
+        default=[5],
+        metavar="N",
+        help="VideoConfig.redetect_every values, each run on each clip (1 = full detection)",
+    )
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     if args.child is not None:
@@ -176,13 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     emb, emb_name = embedder()
     print(f"embedder: {emb_name}; torch threads {torch.get_num_threads()}; cpus {os.cpu_count()}")
     print(f"load average before: {os.getloadavg()}")
-    results = [run("real", REAL_CLIP, emb, args.fps)]
+    results = [run("real", REAL_CLIP, emb, args.fps, n) for n in args.redetect_every]
     if not args.skip_720p:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             clip = synth_720p(REAL_CLIP, Path(tmp) / "synth720p.mp4", args.seconds)
             print(f"\n(synthesised 720p clip in {time.perf_counter() - t0:.1f} s, not counted)")
-            results.append(run("720p", clip, emb, args.fps))
+            for n in args.redetect_every:
+                results.append(run("720p", clip, emb, args.fps, n))
     if args.memory:
         results.extend(memory(args.memory_seconds, args.fps))
     print(f"\nload average after: {os.getloadavg()}")

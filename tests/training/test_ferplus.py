@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from exported import forward_by_hand
 from exprsim.config import load_json
 from exprsim.models.embedder import PreprocessConfig
 from exprsim.training.ferplus import TrainConfig, train
@@ -54,26 +55,8 @@ def test_train_resume_export_load(tmp_path, tiny_cfg):
     assert e.shape == (5, 16) and e.dtype == np.float32
     # the loaded model is the trained network (not, say, a fresh one): same outputs as the
     # saved weights run by hand, and different crops get different embeddings
-    np.testing.assert_allclose(e, _forward_by_hand(out, crops), atol=1e-5)
+    np.testing.assert_allclose(e, forward_by_hand(out, crops), atol=1e-5)
     assert np.ptp(e, axis=0).max() > 1e-3
-
-
-def _forward_by_hand(run_dir, crops: np.ndarray) -> np.ndarray:
-    """The exported network run without ``Embedder``: a fresh module with the saved weights
-    (strict), the saved preprocessing, rows normalised here in float64."""
-    import torch
-    from safetensors.torch import load_file
-
-    from exprsim.models.embedder import EmbedderConfig, preprocess_crops
-    from exprsim.models.registry import create_model
-
-    cfg = EmbedderConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    net.load_state_dict(load_file(str(run_dir / "model.safetensors")))
-    with torch.no_grad():
-        raw = net.eval()(torch.from_numpy(preprocess_crops(crops, cfg.preprocess)))
-    raw = raw.double().numpy()
-    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
 def test_changed_config_refused(tmp_path, tiny_cfg):

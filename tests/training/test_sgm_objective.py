@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from exported import forward_by_hand
 from exprsim.training.ferplus import TrainConfig, synthetic_votes, train
 
 
@@ -50,26 +51,8 @@ def test_sgm_train_export_load(tmp_path, sgm_cfg):
     crops = synthetic_votes(3, seed=5).images
     e = load_model(str(out)).embed_crops(crops)
     # the exported network, run by hand from its saved weights, gives the same embeddings
-    np.testing.assert_allclose(e, _forward_by_hand(out, crops), atol=1e-5)
+    np.testing.assert_allclose(e, forward_by_hand(out, crops), atol=1e-5)
     assert np.ptp(e, axis=0).max() > 1e-3
-
-
-def _forward_by_hand(run_dir, crops: np.ndarray) -> np.ndarray:
-    """The exported network run without ``Embedder``: a fresh module with the saved weights
-    (strict), the saved preprocessing, rows normalised here in float64."""
-    import torch
-    from safetensors.torch import load_file
-
-    from exprsim.models.embedder import EmbedderConfig, preprocess_crops
-    from exprsim.models.registry import create_model
-
-    cfg = EmbedderConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    net.load_state_dict(load_file(str(run_dir / "model.safetensors")))
-    with torch.no_grad():
-        raw = net.eval()(torch.from_numpy(preprocess_crops(crops, cfg.preprocess)))
-    raw = raw.double().numpy()
-    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
 def test_sgm_raw_space_labels_and_init(tmp_path, sgm_cfg):

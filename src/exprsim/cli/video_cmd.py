@@ -108,6 +108,15 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         help="pvae: estimate each person's neutral face from the kNN emotions (auto) or "
         "use the model's fallback neutral face (none)",
     )
+    p.add_argument(
+        "--redetect-every",
+        type=int_at_least(1),
+        default=5,
+        metavar="N",
+        help="full face detection on every N-th sampled frame; the others search near the "
+        "faces already found (new faces are found within N frames; 1 = full detection "
+        "on every frame; default 5)",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -154,6 +163,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         embedding=args.embedding,
         pvae_model=args.pvae_model,
         neutral=args.neutral,
+        redetect_every=args.redetect_every,
     )
     analysis = analyze_video(
         args.input, embedder, config, tag_references=refs, progress=not args.quiet

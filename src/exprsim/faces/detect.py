@@ -260,6 +260,18 @@ class Candidate:
     landmarks: np.ndarray | None = None
     fallback: np.ndarray | None = None
 
+    def shifted(self, dx: float, dy: float) -> Candidate:
+        """The same detection in an image where this one's origin sits at ``(dx, dy)``."""
+        if dx == 0 and dy == 0:
+            return self
+        off = np.array([dx, dy], dtype=np.float64)
+        return replace(
+            self,
+            box=np.asarray(self.box, dtype=np.float64) + np.tile(off, 2),
+            landmarks=None if self.landmarks is None else np.asarray(self.landmarks) + off,
+            fallback=None if self.fallback is None else np.asarray(self.fallback) + off,
+        )
+
     def rescaled(self, factor: float) -> Candidate:
         if factor == 1.0:
             return self
@@ -270,6 +282,21 @@ class Candidate:
             landmarks=None if self.landmarks is None else scale_points(self.landmarks, factor),
             fallback=None if self.fallback is None else scale_points(self.fallback, factor),
         )
+
+
+def _cut_by(
+    box: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int], tol: float = 2.0
+) -> bool:
+    """Whether ``box`` touches an edge of ``region`` that is not also the image's edge."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    rx0, ry0, rx1, ry1 = region
+    w, h = size
+    return (
+        (rx0 > 0 and x1 <= rx0 + tol)
+        or (ry0 > 0 and y1 <= ry0 + tol)
+        or (rx1 < w and x2 >= rx1 - tol)
+        or (ry1 < h and y2 >= ry1 - tol)
+    )
 
 
 class BaseDetector:
@@ -310,10 +337,50 @@ class BaseDetector:
 
         image = as_rgb8(image)
         small, factor = downscale_for_detection(image, self.max_side)
+        return self._faces(image, [c.rescaled(factor) for c in self.propose(small)])
+
+    def detect_near(
+        self, image: np.ndarray, hints: np.ndarray, margin: float = 0.5
+    ) -> list[Face] | None:
+        """Faces searched only around ``hints``, the ``(K, 4)`` boxes of faces seen just
+        before (the previous video frame): each region is its hint grown by ``margin`` x
+        the hint's size on every side, and the backend's :meth:`propose` runs on it alone.
+
+        Returns ``None`` (the caller then runs :meth:`detect`) when a region holds no face,
+        or only one cut by the region's edge (the face moved away): a face that was there
+        is never dropped by this shortcut. Faces outside every region are not searched
+        for: callers run a full :meth:`detect` now and then to find new ones.
+        """
+        from exprsim.io import as_rgb8
+
+        image = as_rgb8(image)
+        h, w = image.shape[:2]
+        hints = np.asarray(hints, dtype=np.float64).reshape(-1, 4)
+        if len(hints) == 0:
+            return None
+        cands: list[Candidate] = []
+        for hb in hints:
+            bw, bh = hb[2] - hb[0], hb[3] - hb[1]
+            x0, y0 = int(max(0, hb[0] - margin * bw)), int(max(0, hb[1] - margin * bh))
+            x1, y1 = int(min(w, hb[2] + margin * bw + 1)), int(min(h, hb[3] + margin * bh + 1))
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                return None
+            small, factor = downscale_for_detection(image[y0:y1, x0:x1], self.max_side)
+            found = [c.rescaled(factor).shifted(x0, y0) for c in self.propose(small)]
+            whole = [c for c in found if not _cut_by(c.box, (x0, y0, x1, y1), (w, h))]
+            if not whole:
+                return None
+            cands += whole
+        if len(cands) > 1:
+            keep = nms(np.stack([c.box for c in cands]), [c.score for c in cands], 0.3)
+            cands = [cands[i] for i in keep]
+        return self._faces(image, cands)
+
+    def _faces(self, image: np.ndarray, cands: list[Candidate]) -> list[Face]:
+        """Candidates in ``image``'s pixels -> faces, through the landmark stage."""
         faces: list[Face] = []
         h, w = image.shape[:2]
-        for cand in self.propose(small):
-            c = cand.rescaled(factor)
+        for c in cands:
             box = np.asarray(c.box, dtype=np.float32)
             box = np.array(
                 [max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)], np.float32

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import logging
 import os
 import threading
 from collections.abc import Generator, Iterable
@@ -24,11 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from exprsim.errors import ImageError
 from exprsim.faces.align import AlignConfig
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector
 from exprsim.faces.quality import QualityConfig
 from exprsim.faces.types import AlignedFace
+
+log = logging.getLogger(__name__)
 
 #: Worker threads by default: the machine's cores, at most 2 (beyond that, MediaPipe and
 #: torch threads compete with each other; measured in docs/benchmarks.md).
@@ -117,24 +122,128 @@ def _shutdown_pools() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+class TrackGuide:
+    """Detection guided by the faces of an earlier frame, for video streams.
+
+    Frame ``i`` searches only around the faces found in frame ``i - lag``, or in the last
+    full pass if that came later (:meth:`~exprsim.faces.detect.BaseDetector.detect_near`;
+    it waits for that frame, so the result does not depend on thread timing), except every
+    ``redetect_every``-th frame and frames whose guide frame had no face: those run the
+    full detector, which finds faces that came in. A region that lost its face falls back
+    to the full detector for that frame, so a face seen before is never dropped by the
+    shortcut; a *new* face is found at the next full pass at the latest
+    (``redetect_every`` sampled frames).
+
+    Args:
+        lag: frames back the hints come from (the number of worker threads, at least 1).
+        redetect_every: full detection on every this-many-th frame (1: always, no guide).
+        margin: how far around a hint box its search region reaches, as a fraction of the
+            box's size on each side.
+    """
+
+    def __init__(self, lag: int = 1, redetect_every: int = 5, margin: float = 0.5) -> None:
+        if lag < 1 or redetect_every < 1:
+            raise ValueError("lag and redetect_every must be at least 1")
+        self.lag, self.every, self.margin = int(lag), int(redetect_every), float(margin)
+        self._boxes: dict[int, np.ndarray | None] = {}
+        self._events: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self.guided = 0  # frames detected around hints only
+        self.fallbacks = 0  # guided frames that needed the full detector after all
+
+    def _event(self, index: int) -> threading.Event:
+        with self._lock:
+            ev = self._events.get(index)
+            if ev is None:
+                ev = self._events[index] = threading.Event()
+                if self._closed:
+                    ev.set()
+            return ev
+
+    def hints(self, index: int, timeout: float = 60.0) -> np.ndarray | None:
+        """``(K, 4)`` boxes to search around in frame ``index``, or ``None``: full pass."""
+        if self.every == 1 or index % self.every == 0:
+            return None
+        # the frame `lag` back, or the last full pass if that is more recent (it may still
+        # be running: every earlier frame is, or is done, so waiting for it is safe)
+        j = max(index - self.lag, (index // self.every) * self.every)
+        if not self._event(j).wait(timeout):
+            log.warning("frame %d: guide frame %d not done after %.0f s", index, j, timeout)
+            return None
+        with self._lock:
+            boxes = self._boxes.get(j)
+        return boxes if boxes is not None and len(boxes) else None
+
+    def done(self, index: int, boxes: np.ndarray | None) -> None:
+        """Record frame ``index``'s face boxes (``None``: unreadable) for later frames."""
+        with self._lock:
+            self._boxes[index] = boxes
+            for old in [k for k in self._boxes if k < index - 4 * self.lag]:
+                del self._boxes[old]
+                self._events.pop(old, None)
+        self._event(index).set()
+
+    def close(self) -> None:
+        """Release every waiting frame (the stream stopped early)."""
+        with self._lock:
+            self._closed = True
+            events = list(self._events.values())
+        for ev in events:
+            ev.set()
+
+    def detect(self, det: Any, image: np.ndarray, index: int) -> list[Any]:
+        """Frame ``index``'s faces through ``det``, guided when it can be."""
+        hints = self.hints(index) if hasattr(det, "detect_near") else None
+        if hints is not None:
+            with self._lock:
+                self.guided += 1
+            faces = det.detect_near(image, hints, self.margin)
+            if faces is not None:
+                return list(faces)
+            with self._lock:
+                self.fallbacks += 1
+        return list(det.detect(image))
+
+
+class _GuidedFrame:
+    """One frame's detector for :func:`~exprsim.faces.pipeline.analyze_image`."""
+
+    def __init__(self, det: Any, guide: TrackGuide, index: int) -> None:
+        self.det, self.guide, self.index = det, guide, index
+        self.name = getattr(det, "name", "")
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        return self.guide.detect(self.det, image, self.index)
+
+
 def _analyze_one(
     index: int,
     item: Any,
     detector: str | Detector,
     align_config: AlignConfig | None,
     quality_config: QualityConfig | None,
+    guide: TrackGuide | None = None,
 ) -> ImageFaces:
     from exprsim.faces.pipeline import analyze_image
 
-    name = source_name(item)
+    boxes = None
     try:
-        image = read_item(item)
-    except ImageError as exc:
-        return ImageFaces(index, name, (), exc)
-    det = _thread_detector(detector) if isinstance(detector, str) else detector
-    timings: dict[str, float] = {}
-    faces = analyze_image(image, det, align_config, quality_config, timings=timings)
-    return ImageFaces(index, name, tuple(faces), None, timings)
+        name = source_name(item)
+        try:
+            image = read_item(item)
+        except ImageError as exc:
+            return ImageFaces(index, name, (), exc)
+        det: Any = _thread_detector(detector) if isinstance(detector, str) else detector
+        if guide is not None:
+            det = _GuidedFrame(det, guide, index)
+        timings: dict[str, float] = {}
+        faces = analyze_image(image, det, align_config, quality_config, timings=timings)
+        boxes = np.array([af.face.box for af in faces], np.float64).reshape(-1, 4)
+        return ImageFaces(index, name, tuple(faces), None, timings)
+    finally:
+        if guide is not None:  # always: later frames wait for this one
+            guide.done(index, boxes)
 
 
 def analyze_stream(
@@ -144,6 +253,7 @@ def analyze_stream(
     quality_config: QualityConfig | None = None,
     workers: int | None = None,
     window: int | None = None,
+    guide: TrackGuide | None = None,
 ) -> Generator[ImageFaces, None, None]:
     """Detect, align and assess the faces of every input, ``workers`` images at a time.
 
@@ -157,6 +267,8 @@ def analyze_stream(
         workers: worker threads (default :data:`DEFAULT_WORKERS`); 1 runs everything in
             the calling thread.
         window: most images read but not yet yielded (default ``4 * workers``).
+        guide: consecutive video frames: search near the faces of an earlier frame
+            (:class:`TrackGuide`; its ``lag`` must be at least the number of workers).
 
     Yields:
         One :class:`ImageFaces` per input, in input order. An unreadable input yields an
@@ -167,10 +279,16 @@ def analyze_stream(
     workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
     if detector is not None and not isinstance(detector, str):
         workers = 1  # one instance, not thread-safe
+    if guide is not None and guide.lag < workers:
+        raise ValueError(f"guide lag {guide.lag} is under the {workers} workers")
     if workers == 1:
         det = resolve_detector(detector)
-        for i, item in enumerate(items):
-            yield _analyze_one(i, item, det, align_config, quality_config)
+        try:
+            for i, item in enumerate(items):
+                yield _analyze_one(i, item, det, align_config, quality_config, guide)
+        finally:
+            if guide is not None:
+                guide.close()
         return
     name = detector if isinstance(detector, str) else DEFAULT_DETECTOR
     window = max(workers, window if window is not None else 4 * workers)
@@ -178,7 +296,9 @@ def analyze_stream(
     queue: collections.deque[Future[ImageFaces]] = collections.deque()
     try:
         for i, item in enumerate(items):
-            queue.append(pool.submit(_analyze_one, i, item, name, align_config, quality_config))
+            queue.append(
+                pool.submit(_analyze_one, i, item, name, align_config, quality_config, guide)
+            )
             while len(queue) >= window or (queue and queue[0].done()):
                 yield queue.popleft().result()
         while queue:
@@ -186,3 +306,5 @@ def analyze_stream(
     finally:
         for fut in queue:  # stopped early (an error, Ctrl-C, the consumer broke off)
             fut.cancel()
+        if guide is not None:  # frames still running must not wait for cancelled ones
+            guide.close()

@@ -4,7 +4,9 @@ expressions -> per-person statistics and summaries.
 :func:`analyze_video` does it all and returns a :class:`VideoAnalysis`:
 
 1. frames sampled by :class:`exprsim.video.frames.FrameReader` (5 fps by default);
-2. every face detected (detector registry), aligned and scored; faces failing the
+2. every face detected (detector registry; the full detector on every
+   ``redetect_every``-th sampled frame, the others searched near the faces of an earlier
+   frame, :class:`exprsim.faces.stream.TrackGuide`), aligned and scored; faces failing the
    quality check (sharpness < 3.0 or ``|yaw|`` > 50 degrees by default) stay in the table
    with their reasons but get no expression embedding;
 3. faces grouped into persons (:mod:`exprsim.video.tracks`: IoU tracks + dlib descriptors
@@ -76,6 +78,12 @@ class VideoConfig:
         eps, min_samples: DBSCAN parameters on dlib descriptors.
         workers: front-end threads detecting and aligning frames ahead of the rest
             (:func:`exprsim.faces.stream.analyze_stream`; 1 = the calling thread only).
+        redetect_every: the full detector runs on every this-many-th sampled frame (and on
+            frames after one without faces); the others search only around the faces of
+            the frame ``workers`` before (:class:`exprsim.faces.stream.TrackGuide`),
+            falling back to the full detector when a face is not where it was. A face
+            entering the frame is found within this many sampled frames. 1 = the full
+            detector on every frame.
         descriptor_stride, descriptor_max_stride: describe the 1st face of each track,
             then the faces ``stride``, ``2 * stride``, ``4 * stride``, ... further on, the gap
             capped at ``max_stride`` faces (:func:`descriptor_gap`).
@@ -118,6 +126,7 @@ class VideoConfig:
     embedding: str = "model"
     pvae_model: str | None = None
     neutral: str = "auto"
+    redetect_every: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -864,7 +873,7 @@ def _read_frames(
         unit="frame",
         dynamic_ncols=True,
     )
-    from exprsim.faces.stream import analyze_stream
+    from exprsim.faces.stream import TrackGuide, analyze_stream
 
     frames: collections.deque[Any] = collections.deque()
 
@@ -873,12 +882,14 @@ def _read_frames(
             frames.append(frame)  # held until its faces come back (a few frames at most)
             yield frame.image
 
+    guide = TrackGuide(lag=collector.cfg.workers, redetect_every=collector.cfg.redetect_every)
     found = analyze_stream(
         images(),
         collector.detector,
         collector.align_cfg,
         collector.quality_cfg,
         workers=collector.cfg.workers,
+        guide=guide,
     )
     try:
         for slot, item in enumerate(found):
@@ -892,6 +903,12 @@ def _read_frames(
         log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
     finally:
         found.close()  # cancels frames still in flight
+        log.info(
+            "detection guided by earlier frames on %d of %d sampled frames (%d fell back)",
+            guide.guided,
+            n_sampled,
+            guide.fallbacks,
+        )
         bar.close()
         reader.close()
         if collector.mesher is not None:
@@ -991,6 +1008,11 @@ def _codes_stage(
 
 
 def _check_config(cfg: VideoConfig) -> None:
+    if cfg.redetect_every < 1 or cfg.workers < 1:
+        raise ExprsimError(
+            f"redetect_every and workers must be at least 1, got {cfg.redetect_every} "
+            f"and {cfg.workers}"
+        )
     if cfg.embedding not in EXPRESSION_SPACES:
         raise ExprsimError(
             f"unknown embedding {cfg.embedding!r}; expected one of {', '.join(EXPRESSION_SPACES)}"
