@@ -7,6 +7,9 @@ each through :func:`exprsim.training.ferplus.train` with ``device="cuda"``; the 
 itself (epochs, batch, losses, augmentation) is unchanged, so a job's CPU cost is the
 shipped recipe's. Every choice is still made on the validation faces.
 
+Students (``STUDENTS``) distil the teachers' mean emotion distribution into the same
+recipe (``TrainConfig.teacher``); each starts once its teacher jobs have finished.
+
 The machine needs no ``../shared``: ``--make-pack`` writes the FER+ Training faces a run
 loads (PublicTest duplicates dropped) into one small file (lossless WebP per face), which
 the sweep decodes and checks against the pixel hash stored beside it.
@@ -51,6 +54,16 @@ JOBS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"mixup_alpha": 0.2, "seed": 2, "split_seed": 0},
     ),
 }
+
+#: distillation jobs: name -> (teacher jobs, also the shipped model as a teacher, weight).
+#: A student starts once its teachers have finished; its training targets are
+#: ``(1 - weight) * votes + weight * the teachers' mean emotion distribution`` in both
+#: stages (``TrainConfig.teacher``), everything else the shipped recipe.
+STUDENTS: dict[str, tuple[tuple[str, ...], bool, float]] = {
+    "student-w05": (("base-s0", "base-s1", "base-s2"), True, 0.5),
+    "student-w08": (("base-s0", "base-s1", "base-s2"), True, 0.8),
+}
+SHIPPED = "src/exprsim/models/weights/default"
 
 log = logging.getLogger("gpu_sweep")
 
@@ -126,9 +139,18 @@ def worker(spec: dict[str, Any]) -> None:
     common = {"device": spec["device"], "data_dir": spec["data"], "num_threads": 2}
     if spec.get("smoke"):  # a check of the machinery, not a recipe
         common.update(epochs=1, max_train=600)
-    s1, s2 = JOBS[spec["name"]]
     out = Path(spec["out"])
     t0 = time.perf_counter()
+    if spec["name"] in STUDENTS:
+        from exprsim.training.ferplus import make_teacher_targets
+
+        names, shipped, weight = STUDENTS[spec["name"]]
+        models = [out.parent / n / "stage2" for n in names] + ([ROOT / SHIPPED] if shipped else [])
+        base = _config("configs/default.json", common)
+        teacher = make_teacher_targets(models, base, out / "teacher.npz")
+        s1 = s2 = {"teacher": str(teacher), "teacher_weight": weight}
+    else:
+        s1, s2 = JOBS[spec["name"]]
     cfg1 = _config("configs/default.json", {**common, **s1})
     r1 = train(cfg1, out / "stage1", progress=False)
     t1 = time.perf_counter()
@@ -257,7 +279,14 @@ def sweep(args: argparse.Namespace) -> int:
     shed = _Shedder(t0, args.deadline)
     while pending or running:
         while pending and len(running) < args.parallel:
-            name = pending.pop(0)
+            ready = [n for n in pending if all(t in done for t in STUDENTS.get(n, ((),))[0])]
+            if not ready:
+                if not running:  # waiting for teachers that are not among the jobs
+                    print(f"not run (teachers missing): {' '.join(pending)}", flush=True)
+                    pending.clear()
+                break
+            name = ready[0]
+            pending.remove(name)
             job = work / "jobs" / name
             job.mkdir(parents=True, exist_ok=True)
             spec = {
@@ -315,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--make-pack", type=Path, help="write the data pack here and stop")
     ap.add_argument("--pack", type=Path, help="data pack made by --make-pack")
-    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS])
     ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
     ap.add_argument("--work", default="/tmp/sweep", help="run folders")
     ap.add_argument("--parallel", type=int, default=6)

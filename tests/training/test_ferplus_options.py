@@ -168,3 +168,46 @@ def test_a_packed_copy_trains_on_the_same_faces_as_the_csv(fer_dir, tmp_path):
     for a, b in zip(load_data(cfg), load_data(packed), strict=True):
         np.testing.assert_array_equal(a.images, b.images)
         np.testing.assert_array_equal(a.dist, b.dist)
+
+
+def _vgg(**kw) -> TrainConfig:
+    return _tiny(model="exprnet_v", model_kwargs={"stages": [[8], [8], [16], [16]]}, **kw)
+
+
+def test_teacher_targets_blend_the_training_votes_only(tmp_path):
+    from exprsim.models.embedder import load_model
+    from exprsim.training.ferplus import make_teacher_targets
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(_vgg(), a, progress=False)
+    train(_vgg(seed=3, split_seed=0), b, progress=False)
+    cfg = _vgg(teacher_weight=0.25)
+    path = make_teacher_targets([a, b], cfg, tmp_path / "teach.npz")
+    tr0, va0 = load_data(cfg)
+    full = load_data(replace(cfg, val_fraction=0.0))[0]  # every face, in load order
+    mean = (
+        load_model(str(a)).emotion_proba(full.images)
+        + load_model(str(b)).emotion_proba(full.images)
+    ) / 2  # the two teachers by hand
+    tr, va = load_data(replace(cfg, teacher=str(path)))
+    np.testing.assert_array_equal(va.dist, va0.dist)  # validation keeps the votes
+    assert va.target is None and tr0.target is None
+    for img, d, t in zip(tr.images, tr.dist, tr.train_target, strict=True):
+        i = int(np.flatnonzero((full.images == img).all(axis=(1, 2)))[0])
+        np.testing.assert_allclose(t, 0.75 * d + 0.25 * mean[i], atol=1e-5)
+    res = train(replace(cfg, teacher=str(path)), tmp_path / "student", progress=False)
+    assert np.isfinite(res.final_metrics["loss"])
+
+
+def test_teacher_targets_for_other_faces_are_refused(tmp_path):
+    from exprsim.training.ferplus import make_teacher_targets
+
+    train(_vgg(), tmp_path / "a", progress=False)
+    path = make_teacher_targets([tmp_path / "a"], _vgg(), tmp_path / "t.npz")
+    with pytest.raises(DataError, match="other faces"):
+        load_data(_vgg(teacher=str(path), max_train=128))
+    with pytest.raises(ValueError, match="teacher_weight"):
+        train(_vgg(teacher=str(path), teacher_weight=2.0), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="no emotion classifier"):
+        train(_tiny(), tmp_path / "s", progress=False)  # exprnet_s: no classifier of its own
+        make_teacher_targets([tmp_path / "s"], _tiny(), tmp_path / "t2.npz")

@@ -105,6 +105,10 @@ class TrainConfig:
             ``l * x_i + (1 - l) * x_j`` with votes ``l * v_i + (1 - l) * v_j``, ``l`` drawn
             from Beta(``mixup_alpha``, ``mixup_alpha``) per face and ``j`` a random face of
             the batch; every loss term then sees the mixed faces. 0 = off.
+        teacher, teacher_weight: distillation: ``teacher`` names a file of
+            :func:`make_teacher_targets` (teachers' mean emotion distribution for every face
+            this config loads); the training target becomes ``(1 - teacher_weight) * votes
+            + teacher_weight * teachers`` in every loss term. Validation keeps the votes.
         device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
             Not part of the recipe: a resumed run may change it, and checkpoints are saved
             on the CPU either way.
@@ -161,6 +165,8 @@ class TrainConfig:
     split_seed: int | None = None
     mixup_alpha: float = 0.0
     mixup_p: float = 1.0
+    teacher: str | None = None
+    teacher_weight: float = 0.5
     device: str = "cpu"
 
 
@@ -180,6 +186,11 @@ class _Arrays:
     images: np.ndarray  # (N, 48, 48) uint8
     dist: np.ndarray  # (N, 8) float32
     votes: np.ndarray | None = None  # (N, 8) float32 vote counts (FER+ only)
+    target: np.ndarray | None = None  # (N, 8) training target when not ``dist`` (teachers)
+
+    @property
+    def train_target(self) -> np.ndarray:
+        return self.dist if self.target is None else self.target
 
 
 def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
@@ -194,33 +205,88 @@ def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
 
 def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     """``(train, validation)`` faces of a run: the seeded hold-out of FER+ Training
-    (PublicTest duplicates dropped; ``min_votes`` filters the training part only)."""
-    if cfg.data == "synthetic":
-        full = synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
-    elif cfg.data == "ferplus":
-        if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
-            images, votes = load_packed_ferplus(cfg.data_dir)
-        else:
-            from exprsim.data.fer import load_ferplus
-
-            split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
-            images, votes = split.images, split.votes
-        dist = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
-        full = _Arrays(images, dist, votes)
-        if cfg.max_train:
-            m = cfg.max_train
-            full = _Arrays(full.images[:m], full.dist[:m], votes[:m])
-    else:
-        raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
+    (PublicTest duplicates dropped; ``min_votes`` filters the training part only; a
+    ``teacher`` file blends the training part's targets)."""
+    full = _load_full(cfg)
     tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, _split_seed(cfg))
     if cfg.min_votes and full.votes is not None:
         tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
+    teacher = load_teacher_targets(cfg.teacher, full.images) if cfg.teacher else None
 
-    def take(idx: np.ndarray) -> _Arrays:
+    def take(idx: np.ndarray, blend: bool) -> _Arrays:
         votes = None if full.votes is None else full.votes[idx]
-        return _Arrays(full.images[idx], full.dist[idx], votes)
+        target = None
+        if blend and teacher is not None:
+            w = cfg.teacher_weight
+            target = ((1.0 - w) * full.dist[idx] + w * teacher[idx]).astype(np.float32)
+        return _Arrays(full.images[idx], full.dist[idx], votes, target)
 
-    return take(tr_idx), take(val_idx)
+    return take(tr_idx, True), take(val_idx, False)
+
+
+def _load_full(cfg: TrainConfig) -> _Arrays:
+    """Every face a run with ``cfg`` loads, before the hold-out split."""
+    if cfg.data == "synthetic":
+        return synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
+    if cfg.data != "ferplus":
+        raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
+    if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
+        images, votes = load_packed_ferplus(cfg.data_dir)
+    else:
+        from exprsim.data.fer import load_ferplus
+
+        split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
+        images, votes = split.images, split.votes
+    if cfg.max_train:
+        images, votes = images[: cfg.max_train], votes[: cfg.max_train]
+    dist = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _Arrays(images, dist, votes)
+
+
+def _digest(images: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
+
+
+def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | Path) -> Path:
+    """Distillation targets: the mean emotion distribution of ``models`` (folders of
+    networks with their own classifier, e.g. earlier runs of this recipe) on every face a run
+    with ``cfg`` loads, saved with a hash of those faces (``.npz``: ``dist`` (N, 8), ``digest``).
+    The teachers run on ``cfg.device``."""
+    from exprsim.models.embedder import load_model
+
+    if not models:
+        raise ValueError("make_teacher_targets needs at least one model")
+    full = _load_full(cfg)
+    probs = []
+    for m in models:
+        p = load_model(str(m), device=cfg.device, batch_size=512).emotion_proba(full.images)
+        if p is None:
+            raise ValueError(f"{m}: the network has no emotion classifier to distil from")
+        probs.append(p)
+    out = Path(out)
+    np.savez(
+        out, dist=np.mean(probs, axis=0).astype(np.float32), digest=np.array(_digest(full.images))
+    )
+    return out
+
+
+def load_teacher_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
+    """``(N, 8)`` teacher distributions for ``images`` (checked against the file's hash)."""
+    from exprsim.errors import DataError
+
+    try:
+        with np.load(path) as z:
+            dist, digest = z["dist"].astype(np.float32), str(z["digest"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a teacher-target file ({exc})") from exc
+    if dist.shape != (len(images), 8) or digest != _digest(images):
+        raise DataError(
+            f"{path}: made for other faces than this config loads (make it again with "
+            "make_teacher_targets and the same data settings)"
+        )
+    return dist
 
 
 def _split_seed(cfg: TrainConfig) -> int:
@@ -487,6 +553,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "swa_epochs": (0 <= cfg.swa_epochs <= cfg.epochs, "in [0, epochs]"),
         "mixup_alpha": (cfg.mixup_alpha >= 0, ">= 0"),
         "mixup_p": (0 <= cfg.mixup_p <= 1, "in [0, 1]"),
+        "teacher_weight": (0 <= cfg.teacher_weight <= 1, "in [0, 1]"),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
@@ -784,7 +851,7 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
         else:
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         x = _to_input(s.train_data.images[idx], cfg.preprocess, aug, dev)
-        d_np = s.train_data.dist[idx]
+        d_np = s.train_data.train_target[idx]
         if cfg.mixup_alpha > 0:
             x, d_np = mix_batch(x, d_np, cfg.mixup_alpha, cfg.mixup_p, mix_rng)
         d = torch.from_numpy(d_np).to(dev)
