@@ -173,3 +173,15 @@ def test_guide_settings_are_checked():
         TrackGuide(redetect_every=0)
     with pytest.raises(ValueError, match="lag"):
         list(analyze_stream([frame()], "haar", workers=2, guide=TrackGuide(lag=1)))
+
+
+def test_a_long_full_pass_period_keeps_its_guide_frames():
+    det = Squares()
+    guide = TrackGuide(lag=1, redetect_every=200)
+    im = frame((100, 60, 40))
+    for i in range(300):
+        faces = guide.detect(det, im, i)  # guided for long runs; old frames are forgotten
+        guide.done(i, np.array([f.box for f in faces]).reshape(-1, 4))
+        assert len(faces) == 1
+    assert guide.guided == 298 and guide.fallbacks == 0  # full passes at 0 and 200
+    assert len(guide._boxes) < 300 and guide._floor > 0  # memory stays bounded

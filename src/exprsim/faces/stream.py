@@ -149,6 +149,7 @@ class TrackGuide:
         self._events: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._floor = 0  # frames before this one are forgotten
         self.guided = 0  # frames detected around hints only
         self.fallbacks = 0  # guided frames that needed the full detector after all
 
@@ -168,6 +169,8 @@ class TrackGuide:
         # the frame `lag` back, or the last full pass if that is more recent (it may still
         # be running: every earlier frame is, or is done, so waiting for it is safe)
         j = max(index - self.lag, (index // self.every) * self.every)
+        if j < self._floor:  # forgotten (far behind the frames in flight): full pass
+            return None
         if not self._event(j).wait(timeout):
             log.warning("frame %d: guide frame %d not done after %.0f s", index, j, timeout)
             return None
@@ -179,9 +182,15 @@ class TrackGuide:
         """Record frame ``index``'s face boxes (``None``: unreadable) for later frames."""
         with self._lock:
             self._boxes[index] = boxes
-            for old in [k for k in self._boxes if k < index - 4 * self.lag]:
-                del self._boxes[old]
-                self._events.pop(old, None)
+            # keep far more than any frame in flight can ask for (its guide frame is at most
+            # `every` frames back, and frames finish at most a window apart)
+            floor = index - self.every - 4 * self.lag - 64
+            if floor > self._floor:
+                for old in [k for k in self._boxes if k < floor]:
+                    del self._boxes[old]
+                for old in [k for k in self._events if k < floor]:
+                    del self._events[old]
+                self._floor = floor
         self._event(index).set()
 
     def close(self) -> None:
