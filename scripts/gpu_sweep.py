@@ -22,7 +22,6 @@ the sweep decodes and checks against the pixel hash stored beside it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -73,6 +72,7 @@ def make_pack(out: Path) -> None:
     import cv2
 
     from exprsim.data.fer import load_ferplus
+    from exprsim.training.ferplus import pixel_digest
 
     split = load_ferplus("Training", drop_duplicates_of="PublicTest")
     blobs = []
@@ -82,7 +82,7 @@ def make_pack(out: Path) -> None:
             raise RuntimeError("WebP encoding failed")
         blobs.append(buf.ravel())
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-    digest = hashlib.blake2b(split.images.tobytes(), digest_size=16).hexdigest()
+    digest = pixel_digest(split.images)
     np.savez(
         out,
         webp=np.concatenate(blobs),
@@ -99,6 +99,8 @@ def unpack(pack: Path, out: Path) -> Path:
     """The pack decoded into :func:`exprsim.training.ferplus.pack_ferplus`'s format."""
     import cv2
 
+    from exprsim.training.ferplus import pixel_digest
+
     z = np.load(pack)
     offs, blob = z["offsets"], z["webp"]
     images = np.empty(tuple(z["shape"]), np.uint8)
@@ -113,7 +115,7 @@ def unpack(pack: Path, out: Path) -> Path:
                 Image.open(io.BytesIO(blob[offs[i] : offs[i + 1]].tobytes())).convert("L")
             )
         images[i] = im
-    digest = hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest()
+    digest = pixel_digest(images)
     if digest != str(z["digest"]):
         raise SystemExit(f"decoded faces differ from the packed ones ({digest})")
     np.savez(out, images=images, votes=z["votes"], rows=z["rows"])

@@ -313,6 +313,23 @@ def test_mediapipe_tiles_cover_image_and_drop_cut_faces(monkeypatch):
     assert all(c.score >= det.tile_min_confidence for c in kept)
 
 
+def _script_passes(monkeypatch, det, face_on):
+    """Replace ``det``'s model passes: each records ``(selection, x0, y0)`` and returns one
+    face where ``face_on(selection, x0, y0)`` gives its box side (``None``: nothing)."""
+    calls = []
+
+    def fake_run(selection, image, x0=0, y0=0):
+        calls.append((selection, x0, y0))
+        side = face_on(selection, x0, y0)
+        if side is None:
+            return []
+        box = np.array([100.0, 100.0, 100.0 + side, 100.0 + 1.2 * side])
+        return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    return calls
+
+
 @pytest.mark.parametrize(
     ("short_side", "escalate_below", "expect_more"),
     [
@@ -328,16 +345,9 @@ def test_mediapipe_passes_escalate_only_for_small_or_missing_faces(
     from exprsim.faces.backends.mediapipe import MediaPipeDetector
 
     det = MediaPipeDetector(landmarks="keypoints", escalate_below=escalate_below)
-    calls = []
-
-    def fake_run(selection, image, x0=0, y0=0):
-        calls.append((selection, x0, y0))
-        if selection == 0 and (x0, y0) == (0, 0) and short_side is not None:
-            box = np.array([100.0, 100.0, 100.0 + short_side, 100.0 + 1.2 * short_side])
-            return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
-        return []
-
-    monkeypatch.setattr(det, "_run", fake_run)
+    calls = _script_passes(  # only the short-range pass on the whole image finds the face
+        monkeypatch, det, lambda sel, x0, y0: short_side if (sel, x0, y0) == (0, 0, 0) else None
+    )
     det.propose(np.zeros((480, 640, 3), np.uint8))
     assert calls[0] == (0, 0, 0)  # the short-range pass on the whole image always comes first
     more = calls[1:]
@@ -373,16 +383,9 @@ def test_tiles_after_escalation_only_for_small_or_missing_faces(
     from exprsim.faces.backends.mediapipe import MediaPipeDetector
 
     det = MediaPipeDetector(landmarks="keypoints", tiles_below=tiles_below)
-    calls = []
-
-    def fake_run(selection, image, x0=0, y0=0):
-        calls.append((selection, x0, y0))
-        if selection == 1 and full_side is not None:  # only the full-range pass finds it
-            box = np.array([100.0, 100.0, 100.0 + full_side, 100.0 + 1.2 * full_side])
-            return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
-        return []
-
-    monkeypatch.setattr(det, "_run", fake_run)
+    calls = _script_passes(  # only the full-range pass finds the face
+        monkeypatch, det, lambda sel, x0, y0: full_side if sel == 1 else None
+    )
     det.propose(np.zeros((480, 640, 3), np.uint8))
     assert calls[:2] == [(0, 0, 0), (1, 0, 0)]  # escalated: short range found nothing
     assert (len(calls) == 2 + 6) == expect_tiles
@@ -392,15 +395,7 @@ def test_a_large_face_found_by_the_full_range_spares_the_tiles(monkeypatch):
     from exprsim.faces.backends.mediapipe import MediaPipeDetector
 
     det = MediaPipeDetector(landmarks="keypoints", tiles_below=0.25)
-    calls = []
-
-    def fake_run(selection, image, x0=0, y0=0):
-        calls.append((selection, x0, y0))
-        if selection == 1:
-            return [Candidate(np.array([10.0, 10.0, 180.0, 200.0]), 0.9, None, np.zeros((5, 2)))]
-        return []
-
-    monkeypatch.setattr(det, "_run", fake_run)
+    calls = _script_passes(monkeypatch, det, lambda sel, x0, y0: 170.0 if sel == 1 else None)
     faces = det.propose(np.zeros((480, 640, 3), np.uint8))
     assert calls == [(0, 0, 0), (1, 0, 0)] and len(faces) == 1  # 170 px >= 0.25 x 640: no tiles
 

@@ -74,12 +74,16 @@ def test_registry_lists_every_learner_and_dispatches_configs() -> None:
     assert get_recipe("sgm-subspaces").config_class().__name__ == "SubspaceTrainConfig"
 
 
+#: A tiny synthetic ferplus run, as a config file would hold it.
+TINY_RAW = {
+    "data": "synthetic", "max_train": 64, "val_fraction": 0.25, "epochs": 5,
+    "batch_size": 16, "triplet_weight": 0.0, "num_threads": 1, "augment": False,
+    "model_kwargs": {"widths": [8, 8, 8, 8]},
+}  # fmt: skip
+
+
 def test_train_from_dict_overrides_the_length(tmp_path: Path) -> None:
-    raw = {
-        "data": "synthetic", "max_train": 64, "val_fraction": 0.25, "epochs": 5,
-        "batch_size": 16, "triplet_weight": 0.0, "num_threads": 1, "augment": False,
-        "model_kwargs": {"widths": [8, 8, 8, 8]},
-    }  # fmt: skip
+    raw = dict(TINY_RAW)
     res = train_from_dict(raw, tmp_path, progress=False, length=1)
     assert res.epochs_run == 1
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -111,11 +115,7 @@ def test_pvae_run_resumed_from_its_checkpoint_equals_an_uninterrupted_one(tmp_pa
 
 
 def test_train_from_dict_sets_the_device_where_the_recipe_has_one(tmp_path: Path) -> None:
-    raw = {
-        "data": "synthetic", "max_train": 64, "val_fraction": 0.25, "epochs": 1,
-        "batch_size": 16, "triplet_weight": 0.0, "num_threads": 1, "augment": False,
-        "model_kwargs": {"widths": [8, 8, 8, 8]},
-    }  # fmt: skip
+    raw = {**TINY_RAW, "epochs": 1}
     train_from_dict(raw, tmp_path / "a", progress=False, device="cpu")
     saved = json.loads((tmp_path / "a" / "train_config.json").read_text())
     assert saved["device"] == "cpu"

@@ -284,7 +284,7 @@ class Candidate:
         )
 
 
-def _cut_by(
+def cut_by_region(
     box: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int], tol: float = 2.0
 ) -> bool:
     """Whether ``box`` touches an edge of ``region`` that is not also the image's edge."""
@@ -367,7 +367,7 @@ class BaseDetector:
                 return None
             small, factor = downscale_for_detection(image[y0:y1, x0:x1], self.max_side)
             found = [c.rescaled(factor).shifted(x0, y0) for c in self.propose(small)]
-            whole = [c for c in found if not _cut_by(c.box, (x0, y0, x1, y1), (w, h))]
+            whole = [c for c in found if not cut_by_region(c.box, (x0, y0, x1, y1), (w, h))]
             if not whole:
                 return None
             cands += whole

@@ -243,7 +243,8 @@ def _load_full(cfg: TrainConfig) -> _Arrays:
     return _Arrays(images, dist, votes)
 
 
-def _digest(images: np.ndarray) -> str:
+def pixel_digest(images: np.ndarray) -> str:
+    """Hex digest of a whole image array (which faces, in which order)."""
     import hashlib
 
     return hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
@@ -267,7 +268,9 @@ def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | 
         probs.append(p)
     out = Path(out)
     np.savez(
-        out, dist=np.mean(probs, axis=0).astype(np.float32), digest=np.array(_digest(full.images))
+        out,
+        dist=np.mean(probs, axis=0).astype(np.float32),
+        digest=np.array(pixel_digest(full.images)),
     )
     return out
 
@@ -281,7 +284,7 @@ def load_teacher_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
             dist, digest = z["dist"].astype(np.float32), str(z["digest"])
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a teacher-target file ({exc})") from exc
-    if dist.shape != (len(images), 8) or digest != _digest(images):
+    if dist.shape != (len(images), 8) or digest != pixel_digest(images):
         raise DataError(
             f"{path}: made for other faces than this config loads (make it again with "
             "make_teacher_targets and the same data settings)"

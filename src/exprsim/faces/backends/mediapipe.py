@@ -54,6 +54,7 @@ from exprsim.faces.detect import (
     DEFAULT_MAX_SIDE,
     BaseDetector,
     Candidate,
+    cut_by_region,
     modules_probe,
     nms,
     register_detector,
@@ -197,14 +198,9 @@ class MediaPipeDetector(BaseDetector):
         cands = []
         for y0 in ys:
             for x0 in xs:
+                region = (x0, y0, x0 + side, y0 + side)
                 for c in self._run(0, image[y0 : y0 + side, x0 : x0 + side], x0, y0):
-                    x1, y1, x2, y2 = c.box
-                    cut = (
-                        (x0 > 0 and x1 <= x0 + 2)
-                        or (y0 > 0 and y1 <= y0 + 2)
-                        or (x0 + side < w and x2 >= x0 + side - 2)
-                        or (y0 + side < h and y2 >= y0 + side - 2)
-                    )
+                    cut = cut_by_region(c.box, region, (w, h))
                     if not cut and c.score >= self.tile_min_confidence:
                         cands.append(c)
         return cands
