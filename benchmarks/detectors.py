@@ -230,6 +230,9 @@ CONFIGS: list[tuple[str, dict]] = [
     ("haar", {}),
     ("dlib", {}),
     ("mtcnn", {}),
+    # BlazeFace through MediaPipe's graph (mp.solutions), the engine before LiteRT
+    ("mediapipe", {"engine": "graph"}),
+    ("mediapipe-fast", {"engine": "graph"}),
 ]
 
 

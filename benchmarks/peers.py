@@ -8,6 +8,8 @@ share one), driven in interleaved rounds by this script:
   the peer venv's Python (``make bench-peers`` builds ``.venv-peers``);
 * ``exprsim default``: ``exprsim.load_model().embed_images(paths)``, one call for all the
   files, and one call per file (default ``mediapipe`` detector);
+* ``exprsim graph``: the default detector with its BlazeFace passes on MediaPipe's graph
+  (``detector="mediapipe-graph"``, the engine before LiteRT), one call for all;
 * ``exprsim fast``: the same with ``detector="mediapipe-fast"``.
 
 Files: the stills in ``../shared/data/sample_media/stills`` (``src/exprsim/samples`` when
@@ -76,6 +78,11 @@ CONTENDERS: dict[str, tuple[str, str, str]] = {
         "default",
         "batch_serial",
         "exprsim default `mediapipe`, one call for all, one front-end thread",
+    ),
+    "graph_batch": (
+        "graph",
+        "batch",
+        "exprsim default, BlazeFace on MediaPipe's graph (`mediapipe-graph`), one call for all",
     ),
     "fast_per_image": ("fast", "per_image", "exprsim `mediapipe-fast`, per-image calls"),
     "fast_batch": ("fast", "batch", "exprsim `mediapipe-fast`, one call for all"),
@@ -607,7 +614,11 @@ def drive(args: argparse.Namespace) -> dict:
                 w.close()
                 problem = f"the peer Python could not run fer ({exc}); {HOW_TO_GET_FER}"
                 print(f"fer part skipped: {problem}", file=sys.stderr)
-        for key, det in (("default", "default"), ("fast", "mediapipe-fast")):
+        for key, det in (
+            ("default", "default"),
+            ("graph", "mediapipe-graph"),
+            ("fast", "mediapipe-fast"),
+        ):
             argv = [
                 sys.executable,
                 me,
@@ -635,7 +646,7 @@ def drive(args: argparse.Namespace) -> dict:
             r["faces_per_pass"] = setups[CONTENDERS[n][0]]["faces"]
             rates[n] = r
         stages = {w: workers[w].call("stages", passes=args.stage_passes) for w in workers}
-        for w in ("default", "fast"):
+        for w in ("default", "graph", "fast"):
             # what the batched call costs beyond the stages timed one by one
             fps = rates[f"{w}_batch"]["faces_per_s"]
             if fps:

@@ -53,6 +53,14 @@ JOBS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"mixup_alpha": 0.2, "seed": 2, "split_seed": 0},
     ),
 }
+# the readout's own geometry as the loss: the per-face Hellinger term in place of the KL
+# (weight 2: the KL's curvature at the votes), or a pair term on sqrt(p); seeds 0-2
+_HEL = {"distribution_loss": "hellinger", "kl_weight": 2.0}
+_PP = {"prob_pair_weight": 0.25}
+for _seed in range(3):
+    _s = {"seed": _seed, "split_seed": 0}
+    JOBS[f"hel-s{_seed}"] = ({**_HEL, **_s}, {**_HEL, **_s})
+    JOBS[f"pp-s{_seed}"] = ({**_PP, **_s}, {**_PP, **_s})
 
 #: distillation jobs: name -> (teacher jobs, also the shipped model as a teacher, weight).
 #: A student starts once its teachers have finished; its training targets are
@@ -63,6 +71,17 @@ STUDENTS: dict[str, tuple[tuple[str, ...], bool, float]] = {
     "student-w08": (("base-s0", "base-s1", "base-s2"), True, 0.8),
 }
 SHIPPED = "src/exprsim/models/weights/default"
+
+#: one-stage jobs of ``configs/quick.json`` (13 epochs, ~37 CPU minutes): name -> overrides.
+#: Each keeps the quick recipe's per-epoch cost; they ask what a short schedule wants.
+QUICK: dict[str, dict[str, Any]] = {
+    "q-base": {},
+    "q-noerase": {"augmentation": {"erase_p": 0.0}},
+    "q-light": {"augmentation": {"erase_p": 0.0, "rotate_deg": 8.0, "scale": (0.95, 1.05)}},
+    "q-lr1": {"lr": 0.1},
+    "q-wd1": {"weight_decay": 1e-4},
+    "q-swa7": {"swa_epochs": 7},
+}
 
 log = logging.getLogger("gpu_sweep")
 
@@ -128,7 +147,10 @@ def _config(path: str, over: dict[str, Any]) -> Any:
     from exprsim.config import load_json
     from exprsim.training.ferplus import TrainConfig
 
-    return replace(load_json(TrainConfig, ROOT / path), **over)
+    cfg = load_json(TrainConfig, ROOT / path)
+    if "augmentation" in over:  # nested: only the named augmentation fields change
+        over = {**over, "augmentation": replace(cfg.augmentation, **over["augmentation"])}
+    return replace(cfg, **over)
 
 
 def worker(spec: dict[str, Any]) -> None:
@@ -143,6 +165,14 @@ def worker(spec: dict[str, Any]) -> None:
         common.update(epochs=1, max_train=600)
     out = Path(spec["out"])
     t0 = time.perf_counter()
+    if spec["name"] in QUICK:
+        cfg = _config("configs/quick.json", {**common, **QUICK[spec["name"]]})
+        if spec.get("smoke"):
+            cfg = replace(cfg, swa_epochs=1)
+        r1 = train(cfg, out / "stage1", progress=False)
+        summary = {"job": spec["name"], "stage1_seconds": time.perf_counter() - t0}
+        (out / "summary.json").write_text(json.dumps({**summary, "stage1": r1.final_metrics}))
+        return
     if spec["name"] in STUDENTS:
         from exprsim.training.ferplus import make_teacher_targets
 
@@ -171,7 +201,11 @@ def worker(spec: dict[str, Any]) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _pack_results(out: Path, names: list[str], per_tar: int) -> None:
+def _pack_results(
+    out: Path, names: list[str], per_tar: int, state_of: set[str] | None = None
+) -> None:
+    """Results into tarballs; ``state_of``: jobs whose resumable state (``state.pt``,
+    ``last.safetensors``) goes too (``None``: every job's)."""
     keep = {
         "stage1": ("metrics.jsonl", "readout.jsonl", "config.json", "train_config.json"),
         "stage2": (
@@ -191,6 +225,10 @@ def _pack_results(out: Path, names: list[str], per_tar: int) -> None:
                 job = out / "jobs" / name
                 for stage, files in keep.items():
                     for f in files:
+                        if f in ("state.pt", "last.safetensors") and not (
+                            state_of is None or name in state_of
+                        ):
+                            continue
                         if (job / stage / f).is_file():
                             tar.add(job / stage / f, arcname=f"{name}/{stage}/{f}")
                 for f in ("summary.json", "log.txt"):
@@ -226,7 +264,8 @@ class _Shedder:
 
     Jobs share one GPU, so every stopped job speeds the others up: rates are measured over
     the last ``window`` seconds only, and after a stop nothing more is stopped until a new
-    window has been measured. ``epochs`` per job (both stages) and ``tail`` seconds for the
+    window has been measured, and a job's rate is measured only after its first epoch.
+    ``epochs`` per job (both stages) and ``tail`` seconds for the
     readout, BatchNorm pass and export set the projection.
     """
 
@@ -244,7 +283,9 @@ class _Shedder:
             return
         worst = 0.0
         for name in running:
-            past = [(t, n) for t, n in self.history[name] if now - t >= self.window]
+            # from the end of a job's first epoch on: the first one pays the start-up
+            # (CUDA context, kernel choice), which made the rule stop jobs that would fit
+            past = [(t, n) for t, n in self.history[name] if now - t >= self.window and n >= 1]
             if not past:
                 return  # not a full window yet
             t_then, n_then = past[-1]
@@ -334,7 +375,7 @@ def sweep(args: argparse.Namespace) -> int:
         f = work / "jobs" / n / "summary.json"
         summaries[n] = json.loads(f.read_text()) if f.is_file() else {"exit": done[n]}
     (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
-    _pack_results(work, names, args.per_tar)
+    _pack_results(work, names, args.per_tar, None if args.state_of is None else set(args.state_of))
     for f in work.glob("runs-*.tar"):
         os.replace(f, out / f.name)
     print(json.dumps(summaries, indent=1))
@@ -346,11 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--make-pack", type=Path, help="write the data pack here and stop")
     ap.add_argument("--pack", type=Path, help="data pack made by --make-pack")
-    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS])
+    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS, *QUICK])
     ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
     ap.add_argument("--work", default="/tmp/sweep", help="run folders")
     ap.add_argument("--parallel", type=int, default=6)
     ap.add_argument("--per-tar", type=int, default=1, help="jobs per result tarball")
+    ap.add_argument(
+        "--state-of",
+        nargs="*",
+        help="only these jobs' resumable state comes back (default: every job's)",
+    )
     ap.add_argument("--deadline", type=float, default=480.0, help="seconds; then stop all")
     ap.add_argument("--device", default="cuda")
     ap.add_argument(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from exprsim.losses import DistributionLoss, HellingerMatchingLoss, kl_to_votes, soft_cross_entropy
+from exprsim.losses.distribution import hellinger_to_votes
 
 
 def _votes(n: int = 6, seed: int = 0) -> torch.Tensor:
@@ -47,6 +48,29 @@ def test_kl_matches_loop_and_ce_offset() -> None:
     assert DistributionLoss("ce", reduction="sum")(logits, votes).item() == pytest.approx(
         ce.sum().item()
     )
+
+
+def test_hellinger_loss_matches_loop_and_is_half_the_kl_near_the_votes() -> None:
+    logits = torch.randn(6, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    votes = _votes()
+    ref = []
+    for r in range(6):  # naive: softmax, then sum of squared differences of square roots
+        z = [math.exp(x) for x in logits[r].tolist()]
+        tot, vt = sum(z), float(votes[r].sum())
+        ref.append(
+            sum((math.sqrt(float(votes[r, c]) / vt) - math.sqrt(z[c] / tot)) ** 2 for c in range(8))
+        )
+    per = hellinger_to_votes(logits, votes, reduction="none")
+    assert torch.allclose(per, torch.tensor(ref, dtype=torch.float64))
+    assert DistributionLoss("hellinger")(logits, votes).item() == pytest.approx(sum(ref) / 6)
+    assert bool((per >= 0).all() and (per <= 2).all())
+    t = (votes + 1) / (votes + 1).sum(1, keepdim=True)  # full support: a small step away
+    near = torch.log(t) + 1e-3 * torch.randn(6, 8, generator=torch.Generator().manual_seed(3))
+    ratio = kl_to_votes(near, t, reduction="none") / hellinger_to_votes(near, t, reduction="none")
+    assert torch.allclose(ratio, torch.full_like(ratio, 2.0), rtol=0.02)
+    g = logits.clone().requires_grad_(True)  # finite gradients even for a near-zero p
+    hellinger_to_votes(g * 50, votes).backward()
+    assert g.grad is not None and bool(torch.isfinite(g.grad).all())
 
 
 def test_kl_zero_at_target_and_temperature() -> None:

@@ -149,7 +149,7 @@ def test_checkpoint_holds_cpu_tensors(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_cuda_run_resumes_on_the_cpu(tmp_path):
-    cfg = _tiny(epochs=2, swa_epochs=2, device="cuda", mixup_alpha=0.2)
+    cfg = _tiny(epochs=2, device="cuda", mixup_alpha=0.2)
     train(replace(cfg, epochs=1), tmp_path / "r", progress=False)
     state = torch.load(tmp_path / "r" / "state.pt", weights_only=True)
     assert all(v.device.type == "cpu" for v in state["model"].values())
@@ -211,3 +211,41 @@ def test_teacher_targets_for_other_faces_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no emotion classifier"):
         train(_tiny(), tmp_path / "s", progress=False)  # exprnet_s: no classifier of its own
         make_teacher_targets([tmp_path / "s"], _tiny(), tmp_path / "t2.npz")
+
+
+def test_prob_pair_term_matches_a_loop_over_pairs():
+    """The ``prob_pair`` term the trainer adds: squared distances between sqrt(p) against
+    2 H^2 of the votes, over every pair of the batch (naive double loop here)."""
+    from exprsim.losses.distribution import HellingerMatchingLoss
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(5, 8, generator=g, dtype=torch.float64)
+    votes = torch.randint(0, 4, (5, 8), generator=g).double() + torch.eye(5, 8).double()
+    sp = (0.5 * logits.log_softmax(1)).exp()
+    got = HellingerMatchingLoss(scale=2**0.5, squared=True)(sp, votes).item()
+    p, v = logits.softmax(1).numpy(), (votes / votes.sum(1, keepdim=True)).numpy()
+    gaps = []
+    for i in range(5):
+        for j in range(i + 1, 5):
+            d2 = sum((p[i, c] ** 0.5 - p[j, c] ** 0.5) ** 2 for c in range(8))
+            h2 = 1 - sum((v[i, c] * v[j, c]) ** 0.5 for c in range(8))  # squared Hellinger
+            gaps.append((d2 - 2 * h2) ** 2)
+    assert got == pytest.approx(sum(gaps) / len(gaps))
+
+
+def test_hellinger_and_prob_pair_options_train_and_change_the_run(tmp_path):
+    base = train(_vgg(), tmp_path / "base", progress=False).final_metrics
+    hel = train(_vgg(distribution_loss="hellinger", kl_weight=2.0), tmp_path / "h", progress=False)
+    pp = train(_vgg(prob_pair_weight=0.25), tmp_path / "pp", progress=False).final_metrics
+    assert np.isfinite(hel.final_metrics["loss"]) and np.isfinite(pp["loss"])
+    assert hel.final_metrics["kl"] != base["kl"]
+    assert pp["prob_pair"] > 0 and base["prob_pair"] == 0
+    assert pp["loss"] != base["loss"]
+
+
+def test_bad_loss_choices_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="distribution_loss"):
+        train(_tiny(distribution_loss="js"), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="prob_pair_weight"):
+        train(_tiny(prob_pair_weight=-1.0), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -1,7 +1,10 @@
 """Soft-label auxiliary losses: match the FER+ vote distribution.
 
-* :class:`DistributionLoss` — ``KL(target || softmax(logits))`` (``kind="kl"``) or the
-  cross-entropy with soft targets (``kind="ce"``; same gradient, offset by the target entropy).
+* :class:`DistributionLoss` — ``KL(target || softmax(logits))`` (``kind="kl"``), the
+  cross-entropy with soft targets (``kind="ce"``; same gradient, offset by the target entropy)
+  or the squared Euclidean distance between square roots (``kind="hellinger"``:
+  ``sum_c (sqrt(t_c) - sqrt(p_c))^2 = 2 H^2(t, p)``, bounded by 2; near the target it is half
+  the KL, so weight 2 matches KL's curvature there).
   Targets are vote distributions ``(B, C)`` (raw counts are normalised).
 * :class:`HellingerMatchingLoss` — a pairwise term that pulls the embedding distance of every
   pair in the batch towards ``scale`` x the Hellinger distance of their vote distributions, so
@@ -21,7 +24,7 @@ from torch import nn
 from exprsim.distances import pairwise_hellinger, pairwise_l2, pairwise_squared_l2
 
 _REDUCTIONS = ("mean", "sum", "none")
-_KINDS = ("kl", "ce")
+_KINDS = ("kl", "ce", "hellinger")
 
 
 def _as_distribution(target: torch.Tensor) -> torch.Tensor:
@@ -59,11 +62,26 @@ def kl_to_votes(
     return _reduce(loss, reduction)
 
 
+def hellinger_to_votes(
+    logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """``sum_c (sqrt(t_c) - sqrt(p_c))^2`` with ``p = softmax(logits)``: ``(B, C) -> (B,)`` or
+    reduced; ``sqrt(p)`` as ``exp(log_softmax / 2)`` (finite gradients for tiny ``p``)."""
+    t = _as_distribution(target.to(logits.dtype))
+    sqrt_p = (0.5 * F.log_softmax(logits, dim=-1)).exp()
+    loss = (t.sqrt() - sqrt_p).square().sum(dim=-1)
+    return _reduce(loss, reduction)
+
+
+_FNS = {"kl": kl_to_votes, "ce": soft_cross_entropy, "hellinger": hellinger_to_votes}
+
+
 class DistributionLoss(nn.Module):
     """Soft-label classification loss against FER+ vote distributions.
 
     Args:
-        kind: ``"kl"`` (default; 0 when the prediction equals the votes) or ``"ce"``.
+        kind: ``"kl"`` (default; 0 when the prediction equals the votes), ``"ce"`` or
+            ``"hellinger"`` (module docstring).
         temperature: logits are divided by it before the softmax.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
@@ -84,8 +102,7 @@ class DistributionLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        fn = kl_to_votes if self.kind == "kl" else soft_cross_entropy
-        return fn(logits / self.temperature, target, reduction=self.reduction)
+        return _FNS[self.kind](logits / self.temperature, target, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, temperature={self.temperature}, reduction={self.reduction!r}"

@@ -61,6 +61,15 @@ class TrainConfig:
             ``momentum``) or ``"adamw"`` (decoupled ``weight_decay``), with a cosine
             schedule after ``warmup_epochs`` linear warm-up.
         kl_weight, triplet_weight, pair_weight: loss mix.
+        distribution_loss: the per-face term weighted by ``kl_weight``: ``"kl"``
+            (KL(votes || p)) or ``"hellinger"`` (``sum_c (sqrt(v_c) - sqrt(p_c))^2``, the
+            geometry of the hybrid readout's ``sqrt(p)`` block; about half the KL near the
+            votes).
+        prob_pair_weight: weight of a pair term on ``sqrt(p)`` (the hybrid readout's graded
+            block): the in-batch mean of ``(|sqrt(p_i) - sqrt(p_j)|^2 - 2 H^2(v_i, v_j))^2``,
+            squared distances on both sides (``2 H^2`` is the squared distance between the
+            votes' square roots). 0.25 gives it the scale of the reference's pair term on
+            ``e``. 0 = off.
         triplet_threshold: minimum Hellinger gap between the closest and the second-closest
             pair for an in-batch vote triplet to count as clear.
         triplets_per_type: triplets of each type per batch (FECNet: 30).
@@ -134,6 +143,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     kl_weight: float = 1.0
+    distribution_loss: str = "kl"
+    prob_pair_weight: float = 0.0
     triplet_weight: float = 1.0
     pair_weight: float = 1.0
     triplet_threshold: float = 0.2
@@ -540,6 +551,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "sgm_embedding": ("normalized", "raw"),
         "sampler": ("random", "balanced"),
         "lr_schedule": ("cosine", "constant"),
+        "distribution_loss": ("kl", "hellinger"),
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -557,6 +569,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "mixup_alpha": (cfg.mixup_alpha >= 0, ">= 0"),
         "mixup_p": (0 <= cfg.mixup_p <= 1, "in [0, 1]"),
         "teacher_weight": (0 <= cfg.teacher_weight <= 1, "in [0, 1]"),
+        "prob_pair_weight": (cfg.prob_pair_weight >= 0, ">= 0"),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
@@ -746,9 +759,10 @@ def _build(
         sampler=sampler,
         raw_store=_raw_output_hook(model) if cfg.sgm_embedding == "raw" else None,
         losses={
-            "kl": DistributionLoss("kl"),
+            "kl": DistributionLoss(cfg.distribution_loss),
             "triplet": FECTripletLoss(margins=cfg.margins),
             "pair": HellingerMatchingLoss(scale=cfg.pair_scale, squared=cfg.pair_squared),
+            "prob_pair": HellingerMatchingLoss(scale=math.sqrt(2.0), squared=True),
             "sgm": SGMLoss(cfg.sgm_sigma, cfg.sgm_norm_weight),
         },
     )
@@ -804,6 +818,10 @@ def _step_fec(
             loss = loss + cfg.triplet_weight * loss_tr
     loss_pair = s.losses["pair"](emb, d) if cfg.pair_weight > 0 else torch.zeros((), device=dev)
     loss = loss + cfg.pair_weight * loss_pair
+    loss_pp = torch.zeros((), device=dev)
+    if cfg.prob_pair_weight > 0:  # on sqrt(p), the hybrid readout's graded block
+        loss_pp = s.losses["prob_pair"]((0.5 * logits.log_softmax(1)).exp(), d)
+        loss = loss + cfg.prob_pair_weight * loss_pp
     s.opt.zero_grad(set_to_none=True)
     loss.backward()
     s.opt.step()
@@ -812,6 +830,7 @@ def _step_fec(
         "kl": loss_kl.detach(),
         "triplet": loss_tr.detach(),
         "pair": loss_pair.detach(),
+        "prob_pair": loss_pp.detach(),
         "n_triplets": float(n_trip),
     }
 
