@@ -177,9 +177,13 @@ def worker(spec: dict[str, Any]) -> None:
         from exprsim.training.ferplus import make_teacher_targets
 
         names, shipped, weight = STUDENTS[spec["name"]]
-        models = [out.parent / n / "stage2" for n in names] + ([ROOT / SHIPPED] if shipped else [])
-        base = _config("configs/default.json", common)
-        teacher = make_teacher_targets(models, base, out / "teacher.npz")
+        if spec.get("teacher"):  # made beforehand (make_teacher_targets), checked on load
+            teacher = Path(spec["teacher"])
+        else:
+            models = [out.parent / n / "stage2" for n in names]
+            models += [ROOT / SHIPPED] if shipped else []
+            base = _config("configs/default.json", common)
+            teacher = make_teacher_targets(models, base, out / "teacher.npz")
         s1 = s2 = {"teacher": str(teacher), "teacher_weight": weight}
     else:
         s1, s2 = JOBS[spec["name"]]
@@ -322,7 +326,11 @@ def sweep(args: argparse.Namespace) -> int:
     shed = _Shedder(t0, args.deadline)
     while pending or running:
         while pending and len(running) < args.parallel:
-            ready = [n for n in pending if all(t in done for t in STUDENTS.get(n, ((),))[0])]
+            ready = [
+                n
+                for n in pending
+                if args.teacher or all(t in done for t in STUDENTS.get(n, ((),))[0])
+            ]
             if not ready:
                 if not running:  # waiting for teachers that are not among the jobs
                     print(f"not run (teachers missing): {' '.join(pending)}", flush=True)
@@ -338,6 +346,7 @@ def sweep(args: argparse.Namespace) -> int:
                 "data": str(data),
                 "device": args.device,
                 "smoke": args.smoke,
+                "teacher": str(Path(args.teacher).resolve()) if args.teacher else None,
             }
             logf = (job / "log.txt").open("w")
             (job / "started").write_text(str(time.time()))
@@ -401,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument(
         "--shed", action="store_true", help="stop the last jobs when the deadline would be missed"
+    )
+    ap.add_argument(
+        "--teacher",
+        help="students use this teacher-target file (make_teacher_targets) instead of "
+        "waiting for their teacher jobs",
     )
     ap.add_argument("--smoke", action="store_true", help="1 epoch on 600 faces per stage")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
