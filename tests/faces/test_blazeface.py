@@ -123,6 +123,9 @@ def test_same_faces_as_mediapipes_graph(load_sample, selection):
             errors.append(max(np.abs(b - rb).max(), np.abs(k - rk).max()))
             found += 1
     assert found >= 5  # the comparison saw faces
+    for shape in [(0, 0, 3), (0, 10, 3), (1, 1, 3), (2, 900, 3)]:  # empty and sliver images
+        boxes, scores, kps = lite.detect(np.zeros(shape, np.uint8))
+        assert boxes.shape == (0, 4) and scores.shape == (0,) and kps.shape == (0, 6, 2)
     assert np.median(errors) < 0.1  # the same pre- and post-processing, not just close
 
 

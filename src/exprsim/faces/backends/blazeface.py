@@ -219,6 +219,8 @@ class BlazeFaceLite:
         scores ``(M,)``; best first. Keypoints: subject's right eye (image left), left
         eye, nose tip, mouth centre, right ear tragion, left ear tragion."""
         size = self.spec.size
+        if image.shape[0] == 0 or image.shape[1] == 0:  # an empty region: nothing to find
+            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 6, 2))
         x, back = letterbox(np.ascontiguousarray(image), size)
         self._interp.set_tensor(self._in, x)
         self._interp.invoke()
