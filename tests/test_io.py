@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -137,6 +138,16 @@ def test_bytes_and_arrays():
         as_rgb8(np.zeros((2, 2, 2)))
     with pytest.raises(ImageError):
         as_rgb8(np.zeros((0, 3, 3), np.uint8))
+    big = np.full((1, 2, 3), 3e38, np.float32)
+    big[0, 1] = -3e38
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        assert as_rgb8(big)[0, :, 0].tolist() == [255, 0]
+    for bad in (np.nan, np.inf):  # a clear refusal, not an undefined cast
+        arr = np.zeros((2, 2, 3), np.float32)
+        arr[1, 1, 0] = bad
+        with pytest.raises(ImageError, match="NaN or infinite"):
+            as_rgb8(arr)
 
 
 def _valid_jpeg(path) -> bytes:

@@ -120,7 +120,10 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
         raise ImageError(name, f"expected (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
-            arr = np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            if not np.isfinite(arr).all():
+                raise ImageError(name, "float image with NaN or infinite values")
+            # clip first: values far outside [0, 1] must not overflow when scaled
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         elif arr.dtype == np.uint16:
             arr = (arr // 257).astype(np.uint8)
         else:
