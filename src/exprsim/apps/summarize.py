@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SummaryMethod:
-    """How to cluster (sklearn ``AgglomerativeClustering`` arguments) and measure closeness."""
+    """How to cluster (:func:`exprsim.clustering.agglomerate` arguments, as scikit-learn's
+    ``AgglomerativeClustering``) and measure closeness."""
 
     linkage: str
     metric: str  # "cosine" or "euclidean"
@@ -158,10 +159,9 @@ def _centre(x: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _agglomerate(x: np.ndarray, k: int, spec: Any) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
+    from exprsim.clustering import agglomerate
 
-    model = AgglomerativeClustering(n_clusters=k, linkage=spec.linkage, metric=spec.metric)
-    return np.asarray(model.fit_predict(x), dtype=np.int64)
+    return agglomerate(x, k, linkage=spec.linkage, metric=spec.metric)
 
 
 #: Above this many items, :func:`summarize` clusters an even sample of this size (the

@@ -192,7 +192,7 @@ def _cluster_descriptors(
     eps: float,
     min_samples: int,
 ) -> np.ndarray:
-    from sklearn.cluster import DBSCAN
+    from exprsim.clustering import dbscan
 
     n = len(tracks)
     raw = np.full(n, -1, dtype=np.int64)
@@ -200,7 +200,7 @@ def _cluster_descriptors(
         return raw
     idx = np.array(sorted(descriptors), dtype=np.int64)
     x = np.stack([np.asarray(descriptors[int(i)], dtype=np.float64) for i in idx])
-    labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(x).astype(np.int64)
+    labels = dbscan(x, eps=eps, min_samples=min_samples)
     clusters = [c for c in np.unique(labels) if c >= 0]
     if clusters:  # noise -> nearest cluster centre when within dlib's threshold
         centres = np.stack([x[labels == c].mean(axis=0) for c in clusters])
