@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from exprsim.distances import pairwise_squared_l2
+
 LINKAGES = ("ward", "complete", "average", "single")
 
 
@@ -52,11 +54,9 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, chunk: int = 1024) -> np
     n = len(x)
     if eps <= 0 or min_samples < 1:
         raise ValueError("eps must be > 0 and min_samples >= 1")
-    sq = (x * x).sum(axis=1)
     hoods: list[np.ndarray] = []
     for a in range(0, n, chunk):
-        d2 = sq[a : a + chunk, None] + sq[None, :] - 2.0 * (x[a : a + chunk] @ x.T)
-        for r, row in enumerate(np.maximum(d2, 0.0)):
+        for r, row in enumerate(pairwise_squared_l2(x[a : a + chunk], x)):
             near = row <= eps * eps
             near[a + r] = True  # a point is its own neighbour, whatever the rounding
             hoods.append(np.flatnonzero(near))

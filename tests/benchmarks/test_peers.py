@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+
+from file_module import load_file_module
 
 PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
 
 
 @pytest.fixture(scope="module")
 def peers():
-    spec = importlib.util.spec_from_file_location("bench_peers", PEERS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_peers"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_peers", None)
+    yield from load_file_module(PEERS, "bench_peers")
 
 
 def test_defaults_and_arguments(peers):

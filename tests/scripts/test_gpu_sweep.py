@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from file_module import load_file_module
 
 SWEEP = Path(__file__).resolve().parents[2] / "scripts" / "gpu_sweep.py"
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("gpu_sweep", SWEEP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_sweep"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("gpu_sweep", None)
+    yield from load_file_module(SWEEP, "gpu_sweep")
 
 
 def test_nested_augmentation_overrides_keep_the_other_fields(sweep):

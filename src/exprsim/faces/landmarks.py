@@ -296,7 +296,6 @@ class DlibLandmarker:
         return np.stack(five).astype(np.float32)
 
 
-LITE_MESH_INSTALL = "pip install ai-edge-litert  (LiteRT, the TensorFlow Lite runtime)"
 #: MediaPipe's face landmark model, inside the mediapipe wheel (never downloaded).
 LITE_MESH_MODEL = "modules/face_landmark/face_landmark.tflite"
 #: Side of the landmark model's square input, pixels.
@@ -309,24 +308,16 @@ def lite_mesh_model_path() -> Path:
     Raises:
         BackendUnavailableError: mediapipe (or the file) is missing.
     """
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError("mesh-lite needs mediapipe: pip install mediapipe==0.10.21")
-    path = Path(next(iter(spec.submodule_search_locations))) / LITE_MESH_MODEL
-    if not path.is_file():
-        raise BackendUnavailableError(f"{path} is missing from the mediapipe package")
-    return path
+    from exprsim.faces.litert import mediapipe_model_file
+
+    return mediapipe_model_file(LITE_MESH_MODEL, "mesh-lite")
 
 
 def lite_mesh_probe() -> str | None:
     """``None`` when :class:`LiteMeshLandmarker` can run here, else what is missing."""
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return f"missing ai_edge_litert: {LITE_MESH_INSTALL}"
-    try:
-        lite_mesh_model_path()
-    except BackendUnavailableError as exc:
-        return str(exc)
-    return None
+    from exprsim.faces.litert import litert_probe
+
+    return litert_probe(LITE_MESH_MODEL, "mesh-lite")
 
 
 class LiteMeshLandmarker:
@@ -362,18 +353,9 @@ class LiteMeshLandmarker:
 
     def _interpreter(self) -> Any:
         if self._interp is None:
-            from exprsim.faces.backends.native_log import quiet_native_stderr
+            from exprsim.faces.litert import open_interpreter
 
-            with quiet_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate" etc.
-                from ai_edge_litert.interpreter import Interpreter
-
-                interp = Interpreter(
-                    model_path=str(lite_mesh_model_path()), num_threads=self.threads
-                )
-                interp.allocate_tensors()
-                inp = interp.get_input_details()[0]
-                interp.set_tensor(inp["index"], np.zeros(inp["shape"], np.float32))
-                interp.invoke()  # the first run logs too
+            interp = open_interpreter(lite_mesh_model_path(), self.threads)
             outs = {int(np.prod(o["shape"])): o["index"] for o in interp.get_output_details()}
             self._io = (interp.get_input_details()[0]["index"], outs[468 * 3], outs[1])
             self._interp = interp

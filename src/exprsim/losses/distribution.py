@@ -62,14 +62,19 @@ def kl_to_votes(
     return _reduce(loss, reduction)
 
 
+def sqrt_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``sqrt(softmax(logits))`` over the last axis as ``exp(log_softmax / 2)``: finite
+    gradients however small a probability gets."""
+    return (0.5 * F.log_softmax(logits, dim=-1)).exp()
+
+
 def hellinger_to_votes(
     logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:
     """``sum_c (sqrt(t_c) - sqrt(p_c))^2`` with ``p = softmax(logits)``: ``(B, C) -> (B,)`` or
-    reduced; ``sqrt(p)`` as ``exp(log_softmax / 2)`` (finite gradients for tiny ``p``)."""
+    reduced (``sqrt(p)`` by :func:`sqrt_softmax`)."""
     t = _as_distribution(target.to(logits.dtype))
-    sqrt_p = (0.5 * F.log_softmax(logits, dim=-1)).exp()
-    loss = (t.sqrt() - sqrt_p).square().sum(dim=-1)
+    loss = (t.sqrt() - sqrt_softmax(logits)).square().sum(dim=-1)
     return _reduce(loss, reduction)
 
 

@@ -797,6 +797,8 @@ def _step_fec(
     """One step; ``d_np`` is the batch's vote distributions (as ``d``) for triplet mining."""
     import torch
 
+    from exprsim.losses.distribution import sqrt_softmax
+
     if s.own_head:
         emb, logits = s.model.head(x)
     else:
@@ -820,7 +822,7 @@ def _step_fec(
     loss = loss + cfg.pair_weight * loss_pair
     loss_pp = torch.zeros((), device=dev)
     if cfg.prob_pair_weight > 0:  # on sqrt(p), the hybrid readout's graded block
-        loss_pp = s.losses["prob_pair"]((0.5 * logits.log_softmax(1)).exp(), d)
+        loss_pp = s.losses["prob_pair"](sqrt_softmax(logits), d)
         loss = loss + cfg.prob_pair_weight * loss_pp
     s.opt.zero_grad(set_to_none=True)
     loss.backward()

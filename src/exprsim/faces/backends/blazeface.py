@@ -29,15 +29,15 @@ Not thread-safe (one interpreter per instance).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from exprsim.errors import BackendUnavailableError
+from exprsim.faces.detect import box_iou
+from exprsim.faces.litert import litert_probe, mediapipe_model_file, open_interpreter
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,6 @@ SPECS: dict[int, BlazeFaceSpec] = {
     ),
 }
 NMS_IOU = 0.3
-INSTALL = "pip install ai-edge-litert mediapipe==0.10.21"
 
 
 def ssd_anchors(size: int, strides: tuple[int, ...], interpolated: bool) -> np.ndarray:
@@ -100,18 +99,6 @@ def decode(
     return boxes, scores[keep], kps
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def weighted_nms(
     boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, iou: float = NMS_IOU
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,7 +113,7 @@ def weighted_nms(
         if not alive[i]:
             continue
         idx = np.flatnonzero(alive)
-        group = idx[_iou(boxes[i], boxes[idx]) > iou]
+        group = idx[box_iou(boxes[i], boxes[idx])[0] > iou]
         group = np.union1d(group, [i])
         w = scores[group][:, None]
         out_b.append((boxes[group] * w).sum(0) / w.sum())
@@ -161,24 +148,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def blazeface_probe() -> str | None:
     """``None`` when :class:`BlazeFaceLite` can run here, else what is missing."""
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return f"missing ai_edge_litert: {INSTALL}"
-    try:
-        model_path(0)
-    except BackendUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-def model_path(selection: int) -> Path:
-    """The ``.tflite`` file of ``selection`` inside the installed mediapipe package."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError(f"BlazeFace needs mediapipe: {INSTALL}")
-    path = Path(next(iter(spec.submodule_search_locations))) / SPECS[selection].model
-    if not path.is_file():
-        raise BackendUnavailableError(f"{path} is missing from the mediapipe package")
-    return path
+    return litert_probe(SPECS[0].model, "BlazeFace on LiteRT")
 
 
 class BlazeFaceLite:
@@ -199,19 +169,12 @@ class BlazeFaceLite:
         self.spec = SPECS[selection]
         self.min_score = self.spec.min_score if min_score is None else float(min_score)
         self.anchors = ssd_anchors(self.spec.size, self.spec.strides, self.spec.interpolated)
-        from exprsim.faces.backends.native_log import quiet_native_stderr
-
-        with quiet_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate"
-            from ai_edge_litert.interpreter import Interpreter
-
-            self._interp: Any = Interpreter(
-                model_path=str(model_path(selection)), num_threads=threads
-            )
-            self._interp.allocate_tensors()
-            self._in = self._interp.get_input_details()[0]["index"]
-            outs = {int(o["shape"][-1]): o["index"] for o in self._interp.get_output_details()}
-            self._boxes, self._scores = outs[16], outs[1]
-            self.detect(np.zeros((self.spec.size, self.spec.size, 3), np.uint8))  # first run logs
+        self._interp: Any = open_interpreter(
+            mediapipe_model_file(self.spec.model, "BlazeFace on LiteRT"), threads
+        )
+        self._in = self._interp.get_input_details()[0]["index"]
+        outs = {int(o["shape"][-1]): o["index"] for o in self._interp.get_output_details()}
+        self._boxes, self._scores = outs[16], outs[1]
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(H, W, 3)`` uint8 RGB -> boxes ``(M, 4)`` x1, y1, x2, y2 and keypoints

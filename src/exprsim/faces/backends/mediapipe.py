@@ -75,6 +75,7 @@ DEFAULT_ESCALATE_BELOW = 0.35
 #: Smallest face, as a fraction of the longer side, found by the whole-image passes that
 #: spares an escalated image the tiles (``None``: the tiles always run once escalated).
 DEFAULT_TILES_BELOW: float | None = None
+_PROBE = modules_probe("mediapipe", install="pip install mediapipe==0.10.21")
 #: Half the mouth width as a fraction of the eye-to-eye vector (approximation only).
 MOUTH_HALF_WIDTH = 0.415
 
@@ -100,7 +101,7 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
     "mediapipe",
     "MediaPipe BlazeFace (short range; full range + tiles for small faces), face-mesh "
     "landmarks (default)",
-    probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
+    probe=_PROBE,
 )
 class MediaPipeDetector(BaseDetector):
     """MediaPipe face detection.
@@ -267,11 +268,18 @@ class MediaPipeDetector(BaseDetector):
         super().close()
 
 
+def _preset(name: str, defaults: dict[str, Any], kwargs: dict[str, Any]) -> MediaPipeDetector:
+    """A :class:`MediaPipeDetector` with other defaults, registered under ``name``."""
+    det = MediaPipeDetector(**{**defaults, **kwargs})
+    det.name = name
+    return det
+
+
 @register_detector(
     "mediapipe-fast",
     "MediaPipe BlazeFace short range only (no full range, no tiles, even for small "
     "faces), LiteRT face-landmark model: for photos with large faces",
-    probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
+    probe=_PROBE,
 )
 def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``range="short"``, ``tiles=False`` and
@@ -283,20 +291,18 @@ def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
     a little less accurate (docs/benchmarks.md). Other options as
     :class:`MediaPipeDetector`.
     """
-    det = MediaPipeDetector(**{"range": "short", "tiles": False, "landmarks": "auto", **kwargs})
-    det.name = "mediapipe-fast"
-    return det
+    return _preset(
+        "mediapipe-fast", {"range": "short", "tiles": False, "landmarks": "auto"}, kwargs
+    )
 
 
 @register_detector(
     "mediapipe-graph",
     "The default mediapipe detector with its BlazeFace passes run by MediaPipe's own graph "
     "(mp.solutions) instead of LiteRT: the same faces, a little slower",
-    probe=modules_probe("mediapipe", install="pip install mediapipe==0.10.21"),
+    probe=_PROBE,
 )
 def mediapipe_graph(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``engine="graph"`` (other options as
     :class:`MediaPipeDetector`)."""
-    det = MediaPipeDetector(**{"engine": "graph", **kwargs})
-    det.name = "mediapipe-graph"
-    return det
+    return _preset("mediapipe-graph", {"engine": "graph"}, kwargs)

@@ -1,0 +1,62 @@
+"""MediaPipe's model files run directly with LiteRT: finding, probing and opening them.
+
+Both the BlazeFace detector (:mod:`exprsim.faces.backends.blazeface`) and the mesh-lite
+landmarker (:class:`exprsim.faces.landmarks.LiteMeshLandmarker`) run ``.tflite`` files that
+ship inside the mediapipe wheel (never downloaded) with the LiteRT interpreter
+(``ai-edge-litert``), without MediaPipe's graphs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprsim.errors import BackendUnavailableError
+
+LITERT_INSTALL = "pip install ai-edge-litert  (LiteRT, the TensorFlow Lite runtime)"
+
+
+def mediapipe_model_file(relpath: str, who: str) -> Path:
+    """The file ``relpath`` inside the installed mediapipe package.
+
+    Raises:
+        BackendUnavailableError: mediapipe (or the file) is missing; ``who`` names the
+            feature that needs it.
+    """
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(f"{who} needs mediapipe: pip install mediapipe==0.10.21")
+    path = Path(next(iter(spec.submodule_search_locations))) / relpath
+    if not path.is_file():
+        raise BackendUnavailableError(f"{path} is missing from the mediapipe package")
+    return path
+
+
+def litert_probe(relpath: str, who: str) -> str | None:
+    """``None`` when LiteRT and the model file ``relpath`` are here, else what is missing."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        return f"missing ai_edge_litert: {LITERT_INSTALL}"
+    try:
+        mediapipe_model_file(relpath, who)
+    except BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def open_interpreter(path: Path, threads: int) -> Any:
+    """A LiteRT interpreter for ``path`` with its tensors allocated, run once on zeros
+    (its start-up log lines, and the first run's, stay off the terminal)."""
+    from exprsim.faces.backends.native_log import quiet_native_stderr
+
+    with quiet_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate" etc.
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        interp.set_tensor(inp["index"], np.zeros(inp["shape"], np.float32))
+        interp.invoke()
+    return interp
