@@ -222,7 +222,7 @@ CONFIGS: list[tuple[str, dict]] = [
     ("mediapipe", {"tiles_below": 0.25}),
     ("mediapipe", {"tiles_below": 0.3}),
     ("mediapipe", {"tiles_below": 0.35}),
-    ("mediapipe", {"landmarks": "mesh-lite"}),
+    ("mediapipe-mesh", {}),  # face-mesh landmarks: the default before 2026-11-30
     ("mediapipe", {"tiles": False}),
     ("mediapipe", {"range": "short", "tiles": False}),
     ("mediapipe", {"range": "full"}),
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         metavar="N",
         type=int,
-        help="run only the N-th configuration of CONFIGS (0-based; repeatable)",
+        choices=range(len(CONFIGS)),
+        help=f"run only the N-th configuration of CONFIGS (0-{len(CONFIGS) - 1}; repeatable)",
     )
     args = ap.parse_args(argv)
 

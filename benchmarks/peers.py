@@ -8,8 +8,9 @@ share one), driven in interleaved rounds by this script:
   the peer venv's Python (``make bench-peers`` builds ``.venv-peers``);
 * ``exprsim default``: ``exprsim.load_model().embed_images(paths)``, one call for all the
   files, and one call per file (default ``mediapipe`` detector);
-* ``exprsim graph``: the default detector with its BlazeFace passes on MediaPipe's graph
-  (``detector="mediapipe-graph"``, the engine before LiteRT), one call for all;
+* ``exprsim mesh``: the default detector with face-mesh landmarks
+  (``detector="mediapipe-mesh"``, the default's landmark stage before 2026-11-30), one call
+  for all;
 * ``exprsim fast``: the same with ``detector="mediapipe-fast"``.
 
 Files: the stills in ``../shared/data/sample_media/stills`` (``src/exprsim/samples`` when
@@ -79,10 +80,10 @@ CONTENDERS: dict[str, tuple[str, str, str]] = {
         "batch_serial",
         "exprsim default `mediapipe`, one call for all, one front-end thread",
     ),
-    "graph_batch": (
-        "graph",
+    "mesh_batch": (
+        "mesh",
         "batch",
-        "exprsim default, BlazeFace on MediaPipe's graph (`mediapipe-graph`), one call for all",
+        "exprsim default with face-mesh landmarks (`mediapipe-mesh`), one call for all",
     ),
     "fast_per_image": ("fast", "per_image", "exprsim `mediapipe-fast`, per-image calls"),
     "fast_batch": ("fast", "batch", "exprsim `mediapipe-fast`, one call for all"),
@@ -616,7 +617,7 @@ def drive(args: argparse.Namespace) -> dict:
                 print(f"fer part skipped: {problem}", file=sys.stderr)
         for key, det in (
             ("default", "default"),
-            ("graph", "mediapipe-graph"),
+            ("mesh", "mediapipe-mesh"),
             ("fast", "mediapipe-fast"),
         ):
             argv = [
@@ -646,7 +647,7 @@ def drive(args: argparse.Namespace) -> dict:
             r["faces_per_pass"] = setups[CONTENDERS[n][0]]["faces"]
             rates[n] = r
         stages = {w: workers[w].call("stages", passes=args.stage_passes) for w in workers}
-        for w in ("default", "graph", "fast"):
+        for w in ("default", "mesh", "fast"):
             # what the batched call costs beyond the stages timed one by one
             fps = rates[f"{w}_batch"]["faces_per_s"]
             if fps:

@@ -341,3 +341,16 @@ def test_table_writer_leaves_no_file_when_failing_before_the_first_row(tmp_path)
         with pytest.raises(ExprsimError), TableWriter(out):
             raise ExprsimError("no image files found")
         assert not out.exists() and not (tmp_path / f"t{suffix}.partial").exists()
+
+
+def test_image_error_survives_pickling():
+    """Worker processes and Ray tasks send errors back pickled: path and reason survive."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ImageError("a/b.jpg", "truncated JPEG")))
+    assert isinstance(err, ImageError)
+    assert (err.path, err.reason, str(err)) == (
+        "a/b.jpg",
+        "truncated JPEG",
+        "a/b.jpg: truncated JPEG",
+    )

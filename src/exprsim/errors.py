@@ -26,6 +26,11 @@ class ImageError(ExprsimError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[ImageError], tuple[str, str]]:
+        # pickles whole (worker processes, Ray tasks): the default would call __init__ with
+        # the message alone
+        return (type(self), (self.path, self.reason))
+
 
 class BackendUnavailableError(ExprsimError):
     """An optional backend (detector, ANN library, ...) is not installed; the message says how to get it."""

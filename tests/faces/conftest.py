@@ -47,3 +47,11 @@ def mp_detector():
     from exprsim.faces.pipeline import resolve_detector
 
     return resolve_detector("mediapipe")
+
+
+@pytest.fixture(scope="session")
+def mesh_detector():
+    """The default detector with face-mesh landmarks (``mediapipe-mesh``), shared."""
+    from exprsim.faces.pipeline import resolve_detector
+
+    return resolve_detector("mediapipe-mesh")

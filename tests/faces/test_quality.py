@@ -149,11 +149,11 @@ def test_in_plane_rotation_shows_up_as_roll(load_sample):
         assert (yaw, pitch) == pytest.approx(base[:2], abs=0.5)
 
 
-def test_head_pose_accepts_mesh(load_sample, mp_detector):
+def test_head_pose_accepts_mesh(load_sample, mesh_detector):
     from exprsim.faces.landmarks import face_mesh
 
     image = load_sample("grace_hopper.jpg")
-    face = mp_detector.detect(image)[0]
+    face = mesh_detector.detect(image)[0]
     mesh = face_mesh(image, face)
     assert mesh is not None and mesh.shape == (478, 3)
     assert head_pose(mesh, image.shape) == pytest.approx(

@@ -37,19 +37,27 @@ themselves, 4.3 ms short range and 11 ms full range per pass on one core here, a
 the time); ``engine="graph"`` runs MediaPipe's graph instead.
 
 BlazeFace gives 6 keypoints (both eyes, nose tip, mouth centre, both ear tragions) but no
-mouth corners, so the 5 alignment points come from MediaPipe's face landmark models run on a
-full-resolution crop around each box: by default the face-mesh graph
-(:class:`exprsim.faces.landmarks.MeshLandmarker`, ``landmarks="mesh"``: a second face
-detector inside the crop, then the 478-point attention mesh), or, faster and a little less
-accurate, the plain 468-point landmark model run directly with LiteRT on the region
-MediaPipe derives from the detection, eyes levelled
-(:class:`exprsim.faces.landmarks.LiteMeshLandmarker`, ``landmarks="mesh-lite"``; the
-``mediapipe-fast`` preset uses it). If the landmark model finds no face in the crop, the
-face is kept with approximate landmarks: eyes
-and nose tip from BlazeFace, mouth corners at the mouth centre plus/minus 0.415 times the
-eye-to-eye vector (the mouth is about 0.83 eye distances wide in insightface's 5-point
-template). These approximate points are rough: on the bundled photos BlazeFace's nose
-keypoint sits 0.1-0.25 eye distances above the mesh's nose tip.
+mouth corners, so the 5 alignment points come from one of MediaPipe's face landmark models
+run on a full-resolution region around each box. By default (``landmarks="auto"``) that is
+the plain 468-point landmark model run directly with LiteRT on the region MediaPipe derives
+from the detection, eyes levelled (:class:`exprsim.faces.landmarks.LiteMeshLandmarker`,
+``"mesh-lite"``: one inference, about 5 ms per face here); ``landmarks="mesh"`` (the
+``mediapipe-mesh`` preset) runs the face-mesh graph instead
+(:class:`exprsim.faces.landmarks.MeshLandmarker`: a second face detector inside the crop,
+then the 478-point attention mesh, about 15 ms per face). The face mesh is the more
+accurate of the two on the hand-checked photos (1.7 px mean error against mesh-lite's
+2.4 px), but through the whole pipeline the two give the same embedding quality: on the
+1,408 FER+ validation faces pasted into canvases, vote-triplet accuracy, kNN11 and the
+network's own emotion accuracy agree within the noise, upright and rolled by up to 25
+degrees (``benchmarks/landmark_quality.py``, docs/benchmarks.md). Features that need the
+mesh itself (landmark VAE codes, the video mesh export) run the face-mesh graph on their
+own. If the landmark model finds no face in the region, the face is kept with approximate
+landmarks: eyes and nose tip from BlazeFace, mouth corners at the mouth centre plus/minus
+0.415 times the eye-to-eye vector (the mouth is about 0.83 eye distances wide in
+insightface's 5-point template). These approximate points are rough (``landmarks=
+"keypoints"`` uses them for every face): on the bundled photos BlazeFace's nose keypoint
+sits 0.1-0.25 eye distances above the mesh's nose tip, and the mouth corners are up to
+19 px off on a smiling face.
 """
 
 from __future__ import annotations
@@ -99,8 +107,8 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
 
 @register_detector(
     "mediapipe",
-    "MediaPipe BlazeFace (short range; full range + tiles for small faces), face-mesh "
-    "landmarks (default)",
+    "MediaPipe BlazeFace (short range; full range + tiles for small faces), LiteRT "
+    "face-landmark model (default)",
     probe=_PROBE,
 )
 class MediaPipeDetector(BaseDetector):
@@ -112,10 +120,12 @@ class MediaPipeDetector(BaseDetector):
             only with ``range`` ``"short"`` or ``"auto"`` and images at least 240 px).
         tile_min_confidence: minimum score of a detection found in a tile.
         min_confidence: minimum BlazeFace score.
-        landmarks: ``"mesh"`` (the face-mesh graph, 478 points; most accurate),
-            ``"mesh-lite"`` (the 468-point landmark model alone, LiteRT; faster), ``"auto"``
-            (``"mesh-lite"`` when LiteRT is installed, else ``"mesh"``) or ``"keypoints"``
-            (BlazeFace keypoints with approximate mouth corners; fastest, least accurate).
+        landmarks: ``"auto"`` (default: ``"mesh-lite"`` when LiteRT is installed, as it
+            is with exprsim's dependencies, else ``"mesh"``), ``"mesh-lite"`` (the
+            468-point landmark model alone, LiteRT), ``"mesh"`` (the face-mesh graph, 478
+            points; the most accurate points, about 10 ms more per face) or
+            ``"keypoints"`` (BlazeFace keypoints with approximate mouth corners; fastest,
+            least accurate).
         max_side: longest side used for detection.
         nms_iou: IoU above which boxes of the two models are merged.
         on_landmark_failure: ``"approximate"`` or ``"drop"`` (see module docstring).
@@ -140,7 +150,7 @@ class MediaPipeDetector(BaseDetector):
         tiles: bool = True,
         tile_min_confidence: float = 0.65,
         min_confidence: float = 0.5,
-        landmarks: str = "mesh",
+        landmarks: str = "auto",
         max_side: int | None = DEFAULT_MAX_SIDE,
         nms_iou: float = 0.3,
         on_landmark_failure: str = "approximate",
@@ -278,22 +288,18 @@ def _preset(name: str, defaults: dict[str, Any], kwargs: dict[str, Any]) -> Medi
 @register_detector(
     "mediapipe-fast",
     "MediaPipe BlazeFace short range only (no full range, no tiles, even for small "
-    "faces), LiteRT face-landmark model: for photos with large faces",
+    "faces): for photos with large faces",
     probe=_PROBE,
 )
 def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
-    """The ``mediapipe`` detector with ``range="short"``, ``tiles=False`` and
-    ``landmarks="auto"`` (the LiteRT landmark model when installed).
+    """The ``mediapipe`` detector with ``range="short"`` and ``tiles=False``.
 
-    One BlazeFace pass per image whatever the faces found, and the faster landmark stage:
-    several times faster than the default on photos and video frames where faces span more
-    than about a sixth of the image side, but it misses smaller faces and its landmarks are
-    a little less accurate (docs/benchmarks.md). Other options as
+    One BlazeFace pass per image whatever the faces found: faster than the default on
+    photos and video frames where faces span more than about a sixth of the image side, but
+    it misses smaller faces (docs/benchmarks.md). Other options as
     :class:`MediaPipeDetector`.
     """
-    return _preset(
-        "mediapipe-fast", {"range": "short", "tiles": False, "landmarks": "auto"}, kwargs
-    )
+    return _preset("mediapipe-fast", {"range": "short", "tiles": False}, kwargs)
 
 
 @register_detector(
@@ -306,3 +312,16 @@ def mediapipe_graph(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``engine="graph"`` (other options as
     :class:`MediaPipeDetector`)."""
     return _preset("mediapipe-graph", {"engine": "graph"}, kwargs)
+
+
+@register_detector(
+    "mediapipe-mesh",
+    "The default mediapipe detector with face-mesh landmarks (MediaPipe's graph: a second "
+    "face detector, then the 478-point attention mesh): the most accurate points, slower",
+    probe=_PROBE,
+)
+def mediapipe_mesh(**kwargs: Any) -> MediaPipeDetector:
+    """The ``mediapipe`` detector with ``landmarks="mesh"`` (other options as
+    :class:`MediaPipeDetector`): about 10 ms more per face on these cores, 0.7 px closer
+    to hand-checked points on the bundled photos (docs/benchmarks.md)."""
+    return _preset("mediapipe-mesh", {"landmarks": "mesh"}, kwargs)
