@@ -36,6 +36,8 @@ ImageSource = str | Path | bytes | np.ndarray
 def _to_rgb8(img: Image.Image) -> np.ndarray:
     """Convert any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
     mode = img.mode
+    if mode == "RGB":  # most photos: one copy out of Pillow, no conversion
+        return np.asarray(img)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img).astype(np.float64)
         # 16-bit (or 32-bit int) gray: scale the full range to 0..255
@@ -73,7 +75,9 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
                 if w * h > MAX_PIXELS:
                     raise ImageError(name, f"image too large ({w}x{h} pixels; limit {MAX_PIXELS})")
                 img.load()
-                return _to_rgb8(ImageOps.exif_transpose(img) or img)
+                # in place: no copy of the (usual) image without an orientation tag
+                ImageOps.exif_transpose(img, in_place=True)
+                return _to_rgb8(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

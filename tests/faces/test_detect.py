@@ -467,3 +467,50 @@ def test_mesh_lite_refuses_noise_and_says_what_is_missing(monkeypatch):
 
     fallback = MediaPipeDetector(landmarks="auto")
     assert fallback.landmarks_kind == "mesh"  # auto falls back to the face mesh graph
+
+
+# ------------------------------------------------------------------- inference threads
+
+
+def test_inference_threads_follow_the_process_cpu_set(monkeypatch):
+    from exprsim.faces import litert
+
+    monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert litert.inference_threads() == 2
+    monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert litert.inference_threads() == litert.MAX_INFERENCE_THREADS
+    monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert litert.inference_threads() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_mediapipe_threads_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="threads"):
+        create_detector("mediapipe", threads=bad)
+
+
+def test_inference_threads_reach_mediapipe_detectors_only():
+    for name in ("mediapipe", "mediapipe-fast", "mediapipe-mesh", "mediapipe-graph"):
+        assert create_detector(name, inference_threads=3).threads == 3, name
+        assert create_detector(name).threads == 1, name
+    if "haar" in list_detectors(available_only=True):
+        create_detector("haar", inference_threads=3)  # no such option: ignored
+
+
+@lite_only
+def test_shared_detector_uses_every_core_and_finds_the_same(mp_detector, load_sample):
+    """resolve_detector's shared instance runs alone: every core for each inference; the
+    front end's per-thread detectors keep one. More threads, same faces and points."""
+    from exprsim.faces.litert import inference_threads
+    from exprsim.faces.stream import _thread_detector
+
+    assert mp_detector.threads == inference_threads()
+    assert _thread_detector("mediapipe").threads == 1
+    one = create_detector("mediapipe", threads=1)
+    two = create_detector("mediapipe", threads=2)
+    assert two.landmarker.threads == 2
+    for name in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"):
+        (a,) = one.detect(load_sample(name))
+        (b,) = two.detect(load_sample(name))
+        np.testing.assert_allclose(a.box, b.box, atol=0.05)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.05)

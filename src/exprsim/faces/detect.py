@@ -66,12 +66,14 @@ class DetectorSpec:
         factory: builds the detector from keyword arguments.
         probe: returns ``None`` when the backend can run here, else why not and how to
             install it (cheap: checks that modules/files exist, imports nothing heavy).
+        threads: the factory takes ``threads=`` (inference threads per call).
     """
 
     name: str
     description: str
     factory: Callable[..., Detector]
     probe: Callable[[], str | None]
+    threads: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def register_detector(
     name: str,
     description: str,
     probe: Callable[[], str | None] | None = None,
+    threads: bool = False,
 ) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
     """Decorator registering a detector class or factory function under ``name``.
 
@@ -116,12 +119,14 @@ def register_detector(
         name: registry name (lower case).
         description: one-line description.
         probe: availability check (see :class:`DetectorSpec`); default: always available.
+        threads: the factory takes ``threads=``, the inference threads per call (see
+            :func:`create_detector`'s ``inference_threads``).
     """
 
     def deco(factory: Callable[..., Detector]) -> Callable[..., Detector]:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = DetectorSpec(name, description, factory, probe or (lambda: None))
+        _REGISTRY[name] = DetectorSpec(name, description, factory, probe or (lambda: None), threads)
         return factory
 
     return deco
@@ -167,11 +172,17 @@ def check_detector(name: str) -> None:
         raise BackendUnavailableError(f"detector {name!r} is unavailable: {why}")
 
 
-def create_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
+def create_detector(
+    name: str = DEFAULT_DETECTOR, *, inference_threads: int | None = None, **kwargs: Any
+) -> Detector:
     """Build a detector by registry name.
 
     Args:
         name: registry name (:func:`list_detectors`).
+        inference_threads: threads each model inference may use, for a detector that runs
+            alone (one image at a time, no other front-end thread beside it); ignored by
+            backends without the option. ``None``: the backend's default (1 for the
+            MediaPipe detectors; the front end's worker threads keep that).
         **kwargs: backend options (e.g. ``max_side``, ``min_confidence``; see each backend).
 
     Raises:
@@ -180,7 +191,10 @@ def create_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
             (the message says how to install them).
     """
     check_detector(name)
-    return _REGISTRY[name].factory(**kwargs)
+    spec = _REGISTRY[name]
+    if inference_threads is not None and spec.threads and "threads" not in kwargs:
+        kwargs["threads"] = int(inference_threads)
+    return spec.factory(**kwargs)
 
 
 # ----------------------------------------------------------------------------- helpers

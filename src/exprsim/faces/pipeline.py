@@ -24,15 +24,19 @@ from exprsim.faces.types import LANDMARK_NAMES, AlignedFace
 
 @functools.lru_cache(maxsize=4)
 def _shared_detector(name: str) -> Detector:
-    return create_detector(name)
+    from exprsim.faces.litert import inference_threads
+
+    # used one image at a time in the calling thread: its inferences may use every core
+    return create_detector(name, inference_threads=inference_threads())
 
 
 def resolve_detector(detector: str | Detector | None = None) -> Detector:
     """A detector instance: ``None`` -> the default, a name -> a shared instance per name.
 
     Named detectors are created once per process and reused (building MediaPipe graphs
-    takes about a second); they are not thread-safe, so give each thread its own instance
-    from :func:`exprsim.faces.detect.create_detector`.
+    takes about a second), with every core for their model inferences
+    (:func:`exprsim.faces.litert.inference_threads`); they are not thread-safe, so give each
+    thread its own instance from :func:`exprsim.faces.detect.create_detector`.
     """
     if detector is None:
         return _shared_detector(DEFAULT_DETECTOR)

@@ -95,8 +95,12 @@ class _State:
         """The uploads' detector (call with :attr:`model_lock` held)."""
         if self._detector is None:
             from exprsim.faces.detect import DEFAULT_DETECTOR, create_detector
+            from exprsim.faces.litert import inference_threads
 
-            self._detector = create_detector(DEFAULT_DETECTOR)
+            # one upload at a time (model_lock): its inferences may use every core
+            self._detector = create_detector(
+                DEFAULT_DETECTOR, inference_threads=inference_threads()
+            )
         return self._detector
 
     async def image_upload(self, file: Any) -> tuple[np.ndarray, Any]:

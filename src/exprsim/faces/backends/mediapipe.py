@@ -110,6 +110,7 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
     "MediaPipe BlazeFace (short range; full range + tiles for small faces), LiteRT "
     "face-landmark model (default)",
     probe=_PROBE,
+    threads=True,
 )
 class MediaPipeDetector(BaseDetector):
     """MediaPipe face detection.
@@ -140,6 +141,11 @@ class MediaPipeDetector(BaseDetector):
             :class:`exprsim.faces.backends.blazeface.BlazeFaceLite`; several times faster
             per pass), ``"graph"`` (``mp.solutions.face_detection``) or ``"auto"``
             (``"litert"`` when LiteRT is installed, else ``"graph"``).
+        threads: LiteRT threads per inference (BlazeFace on LiteRT and mesh-lite; the
+            MediaPipe graphs choose their own). 1 suits a detector in one of several
+            front-end threads; a detector running alone is faster with every core
+            (:func:`exprsim.faces.litert.inference_threads`, what the shared detectors of
+            :func:`exprsim.faces.pipeline.resolve_detector` get).
     """
 
     name = "mediapipe"
@@ -157,18 +163,23 @@ class MediaPipeDetector(BaseDetector):
         escalate_below: float | None = DEFAULT_ESCALATE_BELOW,
         tiles_below: float | None = DEFAULT_TILES_BELOW,
         engine: str = "auto",
+        threads: int = 1,
     ) -> None:
         if range not in _RANGES:
             raise ValueError(f"range must be one of {sorted(_RANGES)}, got {range!r}")
         if landmarks not in ("auto", "mesh-lite", "mesh", "keypoints"):
             raise ValueError("landmarks must be 'auto', 'mesh-lite', 'mesh' or 'keypoints'")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads
         landmarker = None
         if landmarks != "keypoints":
             from exprsim.faces.landmarks import create_landmarker, lite_mesh_probe
 
             if landmarks == "auto":
                 landmarks = "mesh-lite" if lite_mesh_probe() is None else "mesh"
-            landmarker = create_landmarker(landmarks)
+            extra = {"threads": threads} if landmarks == "mesh-lite" else {}
+            landmarker = create_landmarker(landmarks, **extra)
         self.landmarks_kind = landmarks
         super().__init__(max_side, landmarker, on_landmark_failure)
         self.range = range
@@ -195,7 +206,9 @@ class MediaPipeDetector(BaseDetector):
         if selection not in self._models and self.engine == "litert":
             from exprsim.faces.backends.blazeface import BlazeFaceLite
 
-            self._models[selection] = BlazeFaceLite(selection, min_score=self.min_confidence)
+            self._models[selection] = BlazeFaceLite(
+                selection, min_score=self.min_confidence, threads=self.threads
+            )
         if selection not in self._models:
             from exprsim.faces.backends.native_log import quiet_native_stderr, warmup_face
 
@@ -290,6 +303,7 @@ def _preset(name: str, defaults: dict[str, Any], kwargs: dict[str, Any]) -> Medi
     "MediaPipe BlazeFace short range only (no full range, no tiles, even for small "
     "faces): for photos with large faces",
     probe=_PROBE,
+    threads=True,
 )
 def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``range="short"`` and ``tiles=False``.
@@ -307,6 +321,7 @@ def mediapipe_fast(**kwargs: Any) -> MediaPipeDetector:
     "The default mediapipe detector with its BlazeFace passes run by MediaPipe's own graph "
     "(mp.solutions) instead of LiteRT: the same faces, a little slower",
     probe=_PROBE,
+    threads=True,
 )
 def mediapipe_graph(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``engine="graph"`` (other options as
@@ -319,6 +334,7 @@ def mediapipe_graph(**kwargs: Any) -> MediaPipeDetector:
     "The default mediapipe detector with face-mesh landmarks (MediaPipe's graph: a second "
     "face detector, then the 478-point attention mesh): the most accurate points, slower",
     probe=_PROBE,
+    threads=True,
 )
 def mediapipe_mesh(**kwargs: Any) -> MediaPipeDetector:
     """The ``mediapipe`` detector with ``landmarks="mesh"`` (other options as
