@@ -59,7 +59,7 @@ def test_report_lists_every_row(lq):
         "scored": 10,
         "faces": 12,
         "not_found": 1,
-        "no_landmarks": 1,
+        "refused_by_landmark_model": {"mesh": 1, "mesh-lite": 2},
         "roll_max_deg": 0.0,
         "n_triplets": 30,
         "model": "m@1",
