@@ -475,12 +475,36 @@ def test_mesh_lite_refuses_noise_and_says_what_is_missing(monkeypatch):
 def test_inference_threads_follow_the_process_cpu_set(monkeypatch):
     from exprsim.faces import litert
 
+    monkeypatch.setattr(litert, "cpu_quota", lambda: None)
     monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert litert.inference_threads() == 2
     monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert litert.inference_threads() == litert.MAX_INFERENCE_THREADS
+    monkeypatch.setattr(litert, "cpu_quota", lambda: 1.5)  # e.g. docker --cpus 1.5
+    assert litert.inference_threads() == 2
     monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: {5}, raising=False)
     assert litert.inference_threads() == 1
+
+
+def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path, monkeypatch):
+    from exprsim.faces import litert
+
+    v2, q1, p1 = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
+    monkeypatch.setattr(litert, "CGROUP_CPU_MAX", v2)
+    monkeypatch.setattr(litert, "CGROUP_V1_QUOTA", q1)
+    monkeypatch.setattr(litert, "CGROUP_V1_PERIOD", p1)
+    assert litert.cpu_quota() is None  # no files: no limit
+    q1.write_text("-1\n")
+    p1.write_text("100000\n")
+    assert litert.cpu_quota() is None  # v1 without a quota
+    q1.write_text("250000\n")
+    assert litert.cpu_quota() == 2.5
+    v2.write_text("max 100000\n")  # v2 wins when present
+    assert litert.cpu_quota() is None
+    v2.write_text("150000 100000\n")
+    assert litert.cpu_quota() == 1.5
+    v2.write_text("garbage\n")
+    assert litert.cpu_quota() is None
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
