@@ -61,7 +61,7 @@ METHODS = ("detected", "box")
 #: landmarks then; ``mediapipe-mesh`` now) on the nine bundled sample photos: mean landmark
 #: position relative to the square around each detected box, averaged with its mirror image
 #: (per-point std 0.04-0.09 of the side; the default's mesh-lite points differ from the
-#: mesh's by a median 0.035 eye distances, about 0.01 of the side).
+#: mesh's by a median 0.035 eye distances, about 0.015 of the side).
 FEC_BOX_LAYOUT: tuple[tuple[float, float], ...] = (
     (0.284, 0.226),
     (0.716, 0.226),
