@@ -129,12 +129,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for s, p in found.items():  # a refused face keeps the keypoints, as the detectors do
             refused[s] += p is None
             points[s] = points["keypoints"] if p is None else np.asarray(p)
-        ref = found["mesh"]
         for s in SOURCES:
             crops[s].append(align_face(image, points[s], cfg))
-            if s in off and ref is not None and found.get(s, points[s]) is not None:
-                eye = float(np.linalg.norm(ref[1] - ref[0]))
-                off[s].append(float(np.linalg.norm(points[s] - ref, axis=1).mean() / eye))
+        ref = found["mesh"]
+        if ref is not None:  # how far each source's own points are from the mesh's
+            eye = float(np.linalg.norm(ref[1] - ref[0]))
+            for s in off:
+                own = found.get(s, points[s])  # None: mesh-lite refused (keypoints never do)
+                if own is not None:
+                    off[s].append(float(np.linalg.norm(own - ref, axis=1).mean() / eye))
         kept.append(i)
     front_s = time.perf_counter() - t0
     sub = val.subset(np.array(kept))
