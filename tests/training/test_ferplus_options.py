@@ -249,3 +249,59 @@ def test_bad_loss_choices_fail_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="prob_pair_weight"):
         train(_tiny(prob_pair_weight=-1.0), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_size_schedule_picks_the_side_of_each_epoch():
+    from exprsim.training.ferplus import train_side
+
+    cfg = _tiny(epochs=6, size_schedule=((1, 24), (3, 32), (5, 48)))
+    assert [train_side(cfg, e) for e in range(6)] == [None, 24, 24, 32, 32, 48]
+    assert train_side(_tiny(epochs=6), 4) is None
+
+
+def test_resize_batch_matches_pillow_and_keeps_full_size_batches():
+    from PIL import Image
+
+    from exprsim.training.ferplus import resize_batch
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, size=(48, 48)).astype(np.float32)
+    x = torch.from_numpy(img)[None, None]
+    got = resize_batch(x, 32)[0, 0].numpy()
+    # independent reference: Pillow's antialiased (triangle-filter) bilinear on float pixels
+    ref = np.asarray(Image.fromarray(img, mode="F").resize((32, 32), Image.Resampling.BILINEAR))
+    np.testing.assert_allclose(got, ref, atol=0.05)
+    assert resize_batch(x, 48) is x
+
+
+def test_a_size_schedule_run_trains_at_each_side_then_exports_at_full_size(tmp_path, monkeypatch):
+    import exprsim.training.ferplus as fp
+    from exprsim.models.embedder import load_model
+
+    seen: list[tuple[int, int]] = []
+    plain_resize = fp.resize_batch
+
+    def spy(x, side):
+        out = plain_resize(x, side)
+        seen.append((side, int(out.shape[-1])))
+        return out
+
+    monkeypatch.setattr(fp, "resize_batch", spy)
+    cfg = _vgg(epochs=2, size_schedule=((0, 24), (1, 48)))
+    res = train(cfg, tmp_path / "r", progress=False)
+    steps = len(load_data(cfg)[0].images) // cfg.batch_size
+    assert seen == [(24, 24)] * steps + [(48, 48)] * steps
+    plain = train(_vgg(epochs=2), tmp_path / "p", progress=False)
+    assert res.final_metrics["loss"] != plain.final_metrics["loss"]
+    crops = np.random.default_rng(1).integers(0, 256, size=(3, 48, 48), dtype=np.uint8)
+    emb = load_model(str(tmp_path / "r")).embed_crops(crops)
+    assert emb.shape == (3, 16) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "schedule", [((1, 32), (0, 48)), ((0, 8),), ((2, 32),), ((0, 32), (0, 48))]
+)
+def test_bad_size_schedules_fail_before_any_work(tmp_path, schedule):
+    with pytest.raises(ValueError, match="size_schedule"):
+        train(_tiny(epochs=2, size_schedule=schedule), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

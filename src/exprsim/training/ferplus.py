@@ -25,6 +25,7 @@ the output folder; a re-run with the same folder resumes from the last finished 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -126,6 +127,14 @@ class TrainConfig:
             are then recomputed over one augmented pass of the training faces, and the
             average is what gets validated and exported (``last.safetensors`` keeps the last
             iterate). 0 = off.
+        size_schedule: progressive resizing of the training batches: ``(first_epoch, side)``
+            pairs, first epochs increasing; from ``first_epoch`` on, every augmented batch
+            is resized (bilinear, antialiased) to ``side`` x ``side`` before normalisation,
+            until the next pair; epochs before the first pair, validation, the BatchNorm
+            pass and export use the model's own input size. A fully convolutional trunk
+            with global pooling reads any side >= 16; a cheaper low-resolution phase buys
+            epochs in a fixed budget, and a last phase at full size (the weight average's
+            epochs included) ends the run where inference works. Empty = off.
     """
 
     model: str = "exprnet_s"
@@ -178,6 +187,7 @@ class TrainConfig:
     mixup_p: float = 1.0
     teacher: str | None = None
     teacher_weight: float = 0.5
+    size_schedule: tuple[tuple[int, int], ...] = ()
     device: str = "cpu"
 
 
@@ -390,6 +400,36 @@ def _to_input(
     return normalize_input(x, pre).contiguous(memory_format=torch.channels_last)
 
 
+def train_side(cfg: TrainConfig, epoch: int) -> int | None:
+    """The side training batches are resized to in ``epoch`` (0-based) under
+    ``cfg.size_schedule``, or ``None`` for the model's own input size."""
+    side = None
+    for first, s in cfg.size_schedule:
+        if epoch >= first:
+            side = s
+    return side
+
+
+def resize_batch(x: Any, side: int) -> Any:
+    """Resize a grey-level batch ``(B, C, H, W)`` to ``(B, C, side, side)`` (bilinear,
+    antialiased when shrinking); unchanged when it already has that size."""
+    import torch.nn.functional as F
+
+    if x.shape[-1] == side and x.shape[-2] == side:
+        return x
+    return F.interpolate(
+        x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
+    )
+
+
+def _with_side(aug: Any, side: int | None) -> Any:
+    if side is None:
+        return aug
+    if aug is None:
+        return functools.partial(resize_batch, side=side)
+    return lambda x: resize_batch(aug(x), side)
+
+
 def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
     if cfg.lr_schedule == "constant":
         return cfg.lr
@@ -574,6 +614,14 @@ def _check_choices(cfg: TrainConfig) -> None:
     for name, (ok, rule) in ranges.items():
         if not ok:
             raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+    firsts = [first for first, _ in cfg.size_schedule]
+    if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
+        not 0 <= first < cfg.epochs or side < 16 for first, side in cfg.size_schedule
+    ):
+        raise ValueError(
+            "size_schedule must be (first_epoch, side) pairs with first epochs increasing "
+            f"in [0, epochs) and sides >= 16, got {cfg.size_schedule!r}"
+        )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
 
@@ -859,6 +907,7 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
     elif cfg.augment:
         aug_rng = np.random.default_rng((cfg.seed, epoch))
         aug = functools.partial(augment_torch, rng=aug_rng, cfg=cfg.augmentation)
+    aug = _with_side(aug, train_side(cfg, epoch))
     batches = s.sampler.epoch(epoch) if s.sampler is not None else None
     steps = len(s.sampler) if s.sampler is not None else n // cfg.batch_size
     mix_rng = np.random.default_rng((cfg.seed, epoch, 2))
