@@ -299,7 +299,8 @@ def test_a_size_schedule_run_trains_at_each_side_then_exports_at_full_size(tmp_p
 
 
 @pytest.mark.parametrize(
-    "schedule", [((1, 32), (0, 48)), ((0, 8),), ((2, 32),), ((0, 32), (0, 48))]
+    "schedule",
+    [((1, 32), (0, 48)), ((0, 8),), ((0, 10**9),), ((2, 32),), ((0, 32), (0, 48)), ((-1, 32),)],
 )
 def test_bad_size_schedules_fail_before_any_work(tmp_path, schedule):
     with pytest.raises(ValueError, match="size_schedule"):

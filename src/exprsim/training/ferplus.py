@@ -132,7 +132,7 @@ class TrainConfig:
             is resized (bilinear, antialiased) to ``side`` x ``side`` before normalisation,
             until the next pair; epochs before the first pair, validation, the BatchNorm
             pass and export use the model's own input size. A fully convolutional trunk
-            with global pooling reads any side >= 16; a cheaper low-resolution phase buys
+            with global pooling reads any side in [16, 256]; a cheaper low-resolution phase buys
             epochs in a fixed budget, and a last phase at full size (the weight average's
             epochs included) ends the run where inference works. Empty = off.
     """
@@ -616,11 +616,11 @@ def _check_choices(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
     firsts = [first for first, _ in cfg.size_schedule]
     if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
-        not 0 <= first < cfg.epochs or side < 16 for first, side in cfg.size_schedule
+        not 0 <= first < cfg.epochs or not 16 <= side <= 256 for first, side in cfg.size_schedule
     ):
         raise ValueError(
             "size_schedule must be (first_epoch, side) pairs with first epochs increasing "
-            f"in [0, epochs) and sides >= 16, got {cfg.size_schedule!r}"
+            f"in [0, epochs) and sides in [16, 256], got {cfg.size_schedule!r}"
         )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
