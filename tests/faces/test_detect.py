@@ -486,6 +486,20 @@ def test_inference_threads_follow_the_process_cpu_set(monkeypatch):
     assert litert.inference_threads() == 1
 
 
+def test_default_front_end_workers_follow_the_usable_cores(monkeypatch):
+    from exprsim.faces import litert, stream
+
+    monkeypatch.setattr(litert, "cpu_quota", lambda: None)
+    monkeypatch.setattr(litert.os, "cpu_count", lambda: 64)  # the host's cores: not used
+    monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert stream.default_workers() == 1  # e.g. taskset -c 3
+    monkeypatch.setattr(litert.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert stream.default_workers() == stream.MAX_DEFAULT_WORKERS
+    monkeypatch.setattr(litert, "cpu_quota", lambda: 1.0)  # e.g. docker --cpus 1
+    assert stream.default_workers() == 1
+    assert litert.available_cores() == 1
+
+
 def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path, monkeypatch):
     from exprsim.faces import litert
 

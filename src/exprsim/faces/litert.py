@@ -52,24 +52,31 @@ def cpu_quota() -> float | None:
     return q / p if q > 0 and p > 0 else None
 
 
+def available_cores() -> int:
+    """The cores this process may use: its CPU set (containers, ``taskset``), and its
+    cgroup's CPU quota rounded up if lower; at least 1. ``os.cpu_count()`` counts the
+    host's cores, which a container started with ``--cpus 2`` on a 64-core host may not
+    use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
 def inference_threads() -> int:
     """LiteRT threads for a detector that runs alone (one image at a time, nothing else in
-    the front end): the cores this process may use (its CPU set, and its cgroup's CPU quota
-    if lower), at most :data:`MAX_INFERENCE_THREADS`.
+    the front end): :func:`available_cores`, at most :data:`MAX_INFERENCE_THREADS`.
 
     On this project's 2 cores, 2 threads make a BlazeFace or mesh-lite inference 1.7x faster
     (4.2 -> 2.5 ms) and per-image calls about 20% faster; detectors in the front end's worker
     threads keep 1 thread each (more would oversubscribe the cores: measured in
     docs/benchmarks.md).
     """
-    try:
-        cores = len(os.sched_getaffinity(0))  # the process's CPU set (containers, taskset)
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    quota = cpu_quota()
-    if quota is not None:
-        cores = min(cores, math.ceil(quota))
-    return max(1, min(MAX_INFERENCE_THREADS, cores))
+    return min(MAX_INFERENCE_THREADS, available_cores())
 
 
 def mediapipe_model_file(relpath: str, who: str) -> Path:

@@ -35,9 +35,18 @@ from exprsim.faces.types import AlignedFace
 
 log = logging.getLogger(__name__)
 
-#: Worker threads by default: the machine's cores, at most 2 (beyond that, MediaPipe and
-#: torch threads compete with each other; measured in docs/benchmarks.md).
-DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: Most worker threads by default (beyond that, MediaPipe and torch threads compete with
+#: each other; measured in docs/benchmarks.md).
+MAX_DEFAULT_WORKERS = 2
+
+
+def default_workers() -> int:
+    """Worker threads when the caller names none: the cores this process may use
+    (:func:`exprsim.faces.litert.available_cores`: CPU set and cgroup quota, not the
+    host's core count), at most :data:`MAX_DEFAULT_WORKERS`."""
+    from exprsim.faces.litert import available_cores
+
+    return min(MAX_DEFAULT_WORKERS, available_cores())
 
 
 @dataclass(frozen=True)
@@ -273,7 +282,7 @@ def analyze_stream(
             uses its own instance. A detector *instance* is not thread-safe, so it runs
             in the calling thread, one image at a time.
         align_config, quality_config: as :func:`exprsim.faces.pipeline.analyze_image`.
-        workers: worker threads (default :data:`DEFAULT_WORKERS`); 1 runs everything in
+        workers: worker threads (default :func:`default_workers`); 1 runs everything in
             the calling thread.
         window: most images read but not yet yielded (default ``4 * workers``).
         guide: consecutive video frames: search near the faces of an earlier frame
@@ -285,7 +294,7 @@ def analyze_stream(
     """
     from exprsim.faces.pipeline import resolve_detector
 
-    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else max(1, int(workers))
     if detector is not None and not isinstance(detector, str):
         workers = 1  # one instance, not thread-safe
     if guide is not None and guide.lag < workers:
