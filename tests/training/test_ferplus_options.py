@@ -233,6 +233,74 @@ def test_prob_pair_term_matches_a_loop_over_pairs():
     assert got == pytest.approx(sum(gaps) / len(gaps))
 
 
+def test_teacher_distance_term_matches_a_loop_over_pairs_and_teachers():
+    """The relational distillation term: the student's squared distances against the
+    teachers' mean squared distance, every pair of the batch (naive loops here)."""
+    from exprsim.losses.distribution import DistanceMatchingLoss, ensemble_sq_distances
+
+    g = torch.Generator().manual_seed(5)
+    z = torch.nn.functional.normalize(torch.randn(5, 6, generator=g, dtype=torch.float64), dim=1)
+    tv = torch.nn.functional.normalize(
+        torch.randn(5, 3, 4, generator=g, dtype=torch.float64), dim=2
+    )
+    goal = ensemble_sq_distances(tv)
+    got = DistanceMatchingLoss()(z, goal).item()
+    zn, tn = z.numpy(), tv.numpy()
+    gaps = []
+    for i in range(5):
+        for j in range(5):
+            d_t = np.mean(
+                [sum((tn[i, t, c] - tn[j, t, c]) ** 2 for c in range(4)) for t in range(3)]
+            )
+            assert goal[i, j].item() == pytest.approx(d_t)
+            if j > i:
+                d_s = sum((zn[i, c] - zn[j, c]) ** 2 for c in range(6))
+                gaps.append((d_s - d_t) ** 2)
+    assert got == pytest.approx(sum(gaps) / len(gaps))
+
+
+def test_teacher_vectors_are_saved_per_teacher_and_drive_the_relational_term(tmp_path):
+    from exprsim.models.embedder import load_model
+    from exprsim.training.ferplus import load_teacher_vectors, make_teacher_targets
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(_vgg(), a, progress=False)
+    train(_vgg(seed=3, split_seed=0), b, progress=False)
+    cfg = _vgg()
+    path = make_teacher_targets([a, b], cfg, tmp_path / "teach.npz")
+    full = load_data(replace(cfg, val_fraction=0.0))[0]
+    vecs = load_teacher_vectors(path, full.images)
+    assert vecs.shape == (len(full.images), 2, 16)
+    for t, m in enumerate((a, b)):  # each teacher's own shipped vector (float16 in the file)
+        np.testing.assert_allclose(
+            vecs[:, t], load_model(str(m)).embed_crops(full.images), atol=2e-3
+        )
+    student = replace(cfg, teacher=str(path), teacher_weight=0.0, teacher_pair_weight=0.5)
+    tr, va = load_data(student)
+    assert tr.teacher_vecs is not None and va.teacher_vecs is None
+    assert tr.teacher_vecs.shape == (len(tr.images), 2, 16)
+    got = train(student, tmp_path / "s", progress=False).final_metrics
+    base = train(cfg, tmp_path / "plain", progress=False).final_metrics
+    assert got["teacher_pair"] > 0 and base["teacher_pair"] == 0
+    assert np.isfinite(got["loss"]) and got["loss"] != base["loss"]
+
+
+def test_relational_distillation_needs_a_teacher_with_vectors(tmp_path):
+    with pytest.raises(ValueError, match="teacher_pair_weight"):
+        train(_vgg(teacher_pair_weight=0.5), tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="teacher_pair_weight"):
+        train(_vgg(teacher_pair_weight=-1.0), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    old = tmp_path / "old.npz"  # a file from before vectors were kept: dist and digest only
+    full = load_data(replace(_vgg(), val_fraction=0.0))[0]
+    from exprsim.training.ferplus import pixel_digest
+
+    np.savez(old, dist=full.dist, digest=np.array(pixel_digest(full.images)))
+    with pytest.raises(DataError, match="vecs"):
+        load_data(_vgg(teacher=str(old), teacher_pair_weight=0.5))
+    assert load_data(_vgg(teacher=str(old)))[0].target is not None  # still fine for dist
+
+
 def test_hellinger_and_prob_pair_options_train_and_change_the_run(tmp_path):
     base = train(_vgg(), tmp_path / "base", progress=False).final_metrics
     hel = train(_vgg(distribution_loss="hellinger", kl_weight=2.0), tmp_path / "h", progress=False)

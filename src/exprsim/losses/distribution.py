@@ -11,6 +11,8 @@
   the embedding keeps *how much* of each expression a face shows (see FINDINGS.md). With
   ``scale = sqrt(2)`` faces whose votes never overlap (Hellinger 1) become orthogonal on the
   unit sphere, which a 16-d space can realise for all 8 FER+ classes at once.
+* :class:`DistanceMatchingLoss` — the same kind of pairwise term against given squared
+  distances (e.g. an ensemble of teachers' distances, :func:`ensemble_sq_distances`).
 """
 
 from __future__ import annotations
@@ -162,3 +164,25 @@ class HellingerMatchingLoss(nn.Module):
     def extra_repr(self) -> str:
         scale = "learned" if self.log_scale is not None else f"{self.fixed_scale:.4g}"
         return f"scale={scale}, squared={self.squared}"
+
+
+def ensemble_sq_distances(vecs: torch.Tensor) -> torch.Tensor:
+    """Mean squared L2 distance over T teachers: ``(B, T, D) -> (B, B)``, i.e. the squared
+    distances of the teachers' concatenated vectors scaled by ``1 / sqrt(T)``."""
+    b, t, d = vecs.shape
+    return pairwise_squared_l2(vecs.reshape(b, t * d)) / t
+
+
+class DistanceMatchingLoss(nn.Module):
+    """``mean_{i<j} (|x_i - x_j|^2 - goal_ij)^2`` over the batch's pairs.
+
+    Shapes: ``x`` ``(B, D)``, ``goal`` ``(B, B)`` target squared distances -> scalar.
+    """
+
+    def forward(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if n < 2:
+            return x.sum() * 0.0
+        iu = torch.triu_indices(n, n, offset=1, device=x.device)
+        gap = pairwise_squared_l2(x)[iu[0], iu[1]] - goal.to(x.dtype)[iu[0], iu[1]]
+        return (gap * gap).mean()

@@ -119,6 +119,13 @@ class TrainConfig:
             :func:`make_teacher_targets` (teachers' mean emotion distribution for every face
             this config loads); the training target becomes ``(1 - teacher_weight) * votes
             + teacher_weight * teachers`` in every loss term. Validation keeps the votes.
+        teacher_pair_weight, teacher_pair_angle: relational distillation: an in-batch term
+            ``mean_{i<j} (|z_i - z_j|^2 - D_ij)^2``, ``z = [cos(a) sqrt(p), sin(a) e]`` the
+            student's hybrid vector at ``a = teacher_pair_angle`` degrees and ``D_ij`` the
+            teachers' mean squared distance between their own shipped vectors of faces i and
+            j (the ``vecs`` of the ``teacher`` file): the geometry of the teachers'
+            concatenated vectors, which an ensemble has and its mean distribution does not.
+            Needs a ``teacher`` file made with vectors; 0 = off.
         device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
             Not part of the recipe: a resumed run may change it, and checkpoints are saved
             on the CPU either way.
@@ -187,6 +194,8 @@ class TrainConfig:
     mixup_p: float = 1.0
     teacher: str | None = None
     teacher_weight: float = 0.5
+    teacher_pair_weight: float = 0.0
+    teacher_pair_angle: float = 15.0
     size_schedule: tuple[tuple[int, int], ...] = ()
     device: str = "cpu"
 
@@ -208,6 +217,7 @@ class _Arrays:
     dist: np.ndarray  # (N, 8) float32
     votes: np.ndarray | None = None  # (N, 8) float32 vote counts (FER+ only)
     target: np.ndarray | None = None  # (N, 8) training target when not ``dist`` (teachers)
+    teacher_vecs: np.ndarray | None = None  # (N, T, D) teachers' vectors (relational term)
 
     @property
     def train_target(self) -> np.ndarray:
@@ -233,6 +243,9 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     if cfg.min_votes and full.votes is not None:
         tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
     teacher = load_teacher_targets(cfg.teacher, full.images) if cfg.teacher else None
+    tvecs = None
+    if cfg.teacher and cfg.teacher_pair_weight > 0:
+        tvecs = load_teacher_vectors(cfg.teacher, full.images)
 
     def take(idx: np.ndarray, blend: bool) -> _Arrays:
         votes = None if full.votes is None else full.votes[idx]
@@ -240,7 +253,8 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
         if blend and teacher is not None:
             w = cfg.teacher_weight
             target = ((1.0 - w) * full.dist[idx] + w * teacher[idx]).astype(np.float32)
-        return _Arrays(full.images[idx], full.dist[idx], votes, target)
+        tv = tvecs[idx] if blend and tvecs is not None else None
+        return _Arrays(full.images[idx], full.dist[idx], votes, target, tv)
 
     return take(tr_idx, True), take(val_idx, False)
 
@@ -274,43 +288,69 @@ def pixel_digest(images: np.ndarray) -> str:
 def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | Path) -> Path:
     """Distillation targets: the mean emotion distribution of ``models`` (folders of
     networks with their own classifier, e.g. earlier runs of this recipe) on every face a run
-    with ``cfg`` loads, saved with a hash of those faces (``.npz``: ``dist`` (N, 8), ``digest``).
+    with ``cfg`` loads, and each teacher's shipped vector (its own readout), saved with a hash
+    of those faces (``.npz``: ``dist`` (N, 8), ``vecs`` (N, T, D) float16, ``digest``).
     The teachers run on ``cfg.device``."""
     from exprsim.models.embedder import load_model
 
     if not models:
         raise ValueError("make_teacher_targets needs at least one model")
-    full = _load_full(cfg)
-    probs = []
-    for m in models:
-        p = load_model(str(m), device=cfg.device, batch_size=512).emotion_proba(full.images)
-        if p is None:
+    teachers = [load_model(str(m), device=cfg.device, batch_size=512) for m in models]
+    for m, emb in zip(models, teachers, strict=True):  # every teacher checked before any work
+        if not hasattr(emb.model, "parts"):
             raise ValueError(f"{m}: the network has no emotion classifier to distil from")
+    full = _load_full(cfg)
+    probs: list[np.ndarray] = []
+    vecs: list[np.ndarray] = []
+    for emb in teachers:
+        p = emb.emotion_proba(full.images)
+        assert p is not None  # checked above
         probs.append(p)
+        vecs.append(emb.embed_crops(full.images))
     out = Path(out)
     np.savez(
         out,
         dist=np.mean(probs, axis=0).astype(np.float32),
+        vecs=np.stack(vecs, axis=1).astype(np.float16),
         digest=np.array(pixel_digest(full.images)),
     )
     return out
+
+
+def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.ndarray:
+    from exprsim.errors import DataError
+
+    try:
+        with np.load(path) as z:
+            arr, digest = z[key].astype(np.float32), str(z["digest"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a teacher-target file with {key!r} ({exc})") from exc
+    if len(arr) != len(images) or digest != pixel_digest(images):
+        raise DataError(
+            f"{path}: made for other faces than this config loads (make it again with "
+            "make_teacher_targets and the same data settings)"
+        )
+    return arr
 
 
 def load_teacher_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
     """``(N, 8)`` teacher distributions for ``images`` (checked against the file's hash)."""
     from exprsim.errors import DataError
 
-    try:
-        with np.load(path) as z:
-            dist, digest = z["dist"].astype(np.float32), str(z["digest"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a teacher-target file ({exc})") from exc
-    if dist.shape != (len(images), 8) or digest != pixel_digest(images):
-        raise DataError(
-            f"{path}: made for other faces than this config loads (make it again with "
-            "make_teacher_targets and the same data settings)"
-        )
+    dist = _open_teacher_file(path, images, "dist")
+    if dist.shape[1:] != (8,):
+        raise DataError(f"{path}: 'dist' has shape {dist.shape}, expected (N, 8)")
     return dist
+
+
+def load_teacher_vectors(path: str | Path, images: np.ndarray) -> np.ndarray:
+    """``(N, T, D)`` vectors of the file's T teachers for ``images`` (hash-checked)."""
+    from exprsim.errors import DataError
+
+    vecs = _open_teacher_file(path, images, "vecs")
+    if vecs.ndim != 3:
+        raise DataError(f"{path}: 'vecs' has shape {vecs.shape}, expected (N, T, D)")
+    return vecs
 
 
 def _split_seed(cfg: TrainConfig) -> int:
@@ -610,6 +650,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "mixup_p": (0 <= cfg.mixup_p <= 1, "in [0, 1]"),
         "teacher_weight": (0 <= cfg.teacher_weight <= 1, "in [0, 1]"),
         "prob_pair_weight": (cfg.prob_pair_weight >= 0, ">= 0"),
+        "teacher_pair_weight": (cfg.teacher_pair_weight >= 0, ">= 0"),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
@@ -624,6 +665,13 @@ def _check_choices(cfg: TrainConfig) -> None:
         )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
+    if cfg.teacher_pair_weight > 0 and (
+        not cfg.teacher or cfg.objective != "fec" or cfg.mixup_alpha > 0
+    ):
+        raise ValueError(
+            "teacher_pair_weight > 0 needs a teacher file, objective 'fec' and no mixup "
+            "(the teachers' distances belong to unmixed faces)"
+        )
 
 
 def _raw_output_hook(model: Any) -> dict[str, Any]:
@@ -767,7 +815,11 @@ def _build(
     from safetensors.torch import load_file
 
     from exprsim.data.sampler import BalancedClassSampler
-    from exprsim.losses.distribution import DistributionLoss, HellingerMatchingLoss
+    from exprsim.losses.distribution import (
+        DistanceMatchingLoss,
+        DistributionLoss,
+        HellingerMatchingLoss,
+    )
     from exprsim.losses.fec_triplet import FECTripletLoss
     from exprsim.losses.sgm import SGMLoss
     from exprsim.models.default import CosineClassifier
@@ -811,6 +863,7 @@ def _build(
             "triplet": FECTripletLoss(margins=cfg.margins),
             "pair": HellingerMatchingLoss(scale=cfg.pair_scale, squared=cfg.pair_squared),
             "prob_pair": HellingerMatchingLoss(scale=math.sqrt(2.0), squared=True),
+            "teacher_pair": DistanceMatchingLoss(),
             "sgm": SGMLoss(cfg.sgm_sigma, cfg.sgm_norm_weight),
         },
     )
@@ -840,12 +893,19 @@ def _step_sgm(s: _Setup, cfg: TrainConfig, idx: np.ndarray, x: Any, d: Any) -> d
 
 
 def _step_fec(
-    s: _Setup, cfg: TrainConfig, d_np: np.ndarray, x: Any, d: Any, rng: np.random.Generator
+    s: _Setup,
+    cfg: TrainConfig,
+    d_np: np.ndarray,
+    x: Any,
+    d: Any,
+    rng: np.random.Generator,
+    tv: Any = None,
 ) -> dict[str, Any]:
-    """One step; ``d_np`` is the batch's vote distributions (as ``d``) for triplet mining."""
+    """One step; ``d_np`` is the batch's vote distributions (as ``d``) for triplet mining,
+    ``tv`` the batch's teacher vectors ``(B, T, D)`` for the relational distillation term."""
     import torch
 
-    from exprsim.losses.distribution import sqrt_softmax
+    from exprsim.losses.distribution import ensemble_sq_distances, sqrt_softmax
 
     if s.own_head:
         emb, logits = s.model.head(x)
@@ -872,6 +932,12 @@ def _step_fec(
     if cfg.prob_pair_weight > 0:  # on sqrt(p), the hybrid readout's graded block
         loss_pp = s.losses["prob_pair"](sqrt_softmax(logits), d)
         loss = loss + cfg.prob_pair_weight * loss_pp
+    loss_tp = torch.zeros((), device=dev)
+    if tv is not None and cfg.teacher_pair_weight > 0:
+        a = math.radians(cfg.teacher_pair_angle)
+        z = torch.cat([math.cos(a) * sqrt_softmax(logits), math.sin(a) * emb], dim=1)
+        loss_tp = s.losses["teacher_pair"](z, ensemble_sq_distances(tv))
+        loss = loss + cfg.teacher_pair_weight * loss_tp
     s.opt.zero_grad(set_to_none=True)
     loss.backward()
     s.opt.step()
@@ -881,6 +947,7 @@ def _step_fec(
         "triplet": loss_tr.detach(),
         "pair": loss_pair.detach(),
         "prob_pair": loss_pp.detach(),
+        "teacher_pair": loss_tp.detach(),
         "n_triplets": float(n_trip),
     }
 
@@ -931,7 +998,9 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
         if cfg.objective == "sgm":
             terms = _step_sgm(s, cfg, idx, x, d)
         else:
-            terms = _step_fec(s, cfg, d_np, x, d, rng)
+            tv = s.train_data.teacher_vecs
+            tv_b = None if tv is None else torch.from_numpy(tv[idx]).to(dev)
+            terms = _step_fec(s, cfg, d_np, x, d, rng, tv_b)
         for key, v in terms.items():
             sums[key] = sums.get(key, 0.0) + v
         if progress and step % 20 == 0:
