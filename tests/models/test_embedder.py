@@ -31,6 +31,22 @@ def test_embed_crops_gray_rgb_any_size(embedder):
     np.testing.assert_allclose(e_big, e_gray, atol=1e-4)
 
 
+def test_embed_with_proba_is_both_outputs_in_one_pass(embedder):
+    import torch
+
+    torch.manual_seed(1)
+    net = create_model("exprnet_v", readout_angle=15.0, stages=[[8], [8], [16], [16]])
+    emb = Embedder(net, EmbedderConfig(model="exprnet_v", version="test"), batch_size=16)
+    crops = np.random.default_rng(2).integers(0, 256, size=(37, 48, 48), dtype=np.uint8)
+    z, p = emb.embed_with_proba(crops)
+    np.testing.assert_allclose(z, emb.embed_crops(crops), atol=1e-6)
+    np.testing.assert_allclose(p, emb.emotion_proba(crops), atol=1e-6)
+    z0, p0 = emb.embed_with_proba(crops[:0])
+    assert z0.shape == (0, 16) and p0.shape == (0, 8)
+    with pytest.raises(ValueError, match="no emotion classifier"):
+        embedder.embed_with_proba(crops)  # exprnet_s: no classifier of its own
+
+
 def test_embed_crops_batching_and_determinism(embedder):
     crops = np.random.default_rng(1).integers(0, 256, size=(70, 40, 40), dtype=np.uint8)
     e1 = embedder.embed_crops(crops)

@@ -157,13 +157,19 @@ class HellingerMatchingLoss(nn.Module):
             goal = goal * goal
         else:
             d = pairwise_l2(emb)
-        iu = torch.triu_indices(n, n, offset=1, device=emb.device)
-        gap = d[iu[0], iu[1]] - goal[iu[0], iu[1]]
-        return (gap * gap).mean()
+        return _mean_pair_gap(d, goal)
 
     def extra_repr(self) -> str:
         scale = "learned" if self.log_scale is not None else f"{self.fixed_scale:.4g}"
         return f"scale={scale}, squared={self.squared}"
+
+
+def _mean_pair_gap(d: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """``mean_{i<j} (d_ij - goal_ij)^2`` of two ``(B, B)`` matrices (B >= 2)."""
+    n = d.shape[0]
+    iu = torch.triu_indices(n, n, offset=1, device=d.device)
+    gap = d[iu[0], iu[1]] - goal[iu[0], iu[1]]
+    return (gap * gap).mean()
 
 
 def ensemble_sq_distances(vecs: torch.Tensor) -> torch.Tensor:
@@ -180,9 +186,6 @@ class DistanceMatchingLoss(nn.Module):
     """
 
     def forward(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        if n < 2:
+        if x.shape[0] < 2:
             return x.sum() * 0.0
-        iu = torch.triu_indices(n, n, offset=1, device=x.device)
-        gap = pairwise_squared_l2(x)[iu[0], iu[1]] - goal.to(x.dtype)[iu[0], iu[1]]
-        return (gap * gap).mean()
+        return _mean_pair_gap(pairwise_squared_l2(x), goal.to(x.dtype))

@@ -269,6 +269,32 @@ class Embedder:
             outs = [self.model.parts(t)[1].float().cpu().numpy() for t in self._inputs(crops)]
         return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
 
+    def embed_with_proba(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed_crops` and :meth:`emotion_proba` of the same crops in one pass of
+        the network (a model with its own classifier only).
+
+        Returns:
+            ``(N, 16)`` unit rows and ``(N, 8)`` distributions, float32.
+
+        Raises:
+            ValueError: the model has no emotion classifier.
+        """
+        import torch
+
+        if not hasattr(self.model, "parts"):
+            raise ValueError("the network has no emotion classifier")
+        zs, ps = [], []
+        with torch.inference_mode():
+            for t in self._inputs(crops):
+                e, p = self.model.parts(t)
+                zs.append(self.model.readout_from(e, p).float().cpu().numpy())
+                ps.append(p.float().cpu().numpy())
+        if not zs:
+            return np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, 8), np.float32)
+        z = np.concatenate(zs).astype(np.float32)
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return z, np.concatenate(ps).astype(np.float32)
+
     def _inputs(self, crops: np.ndarray) -> Iterator[Any]:
         """Network input batches ``(B, C, S, S)`` of ``crops`` (the shared preprocessing)."""
         import torch

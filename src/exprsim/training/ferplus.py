@@ -300,13 +300,7 @@ def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | 
         if not hasattr(emb.model, "parts"):
             raise ValueError(f"{m}: the network has no emotion classifier to distil from")
     full = _load_full(cfg)
-    probs: list[np.ndarray] = []
-    vecs: list[np.ndarray] = []
-    for emb in teachers:
-        p = emb.emotion_proba(full.images)
-        assert p is not None  # checked above
-        probs.append(p)
-        vecs.append(emb.embed_crops(full.images))
+    vecs, probs = zip(*(emb.embed_with_proba(full.images) for emb in teachers), strict=True)
     out = Path(out)
     np.savez(
         out,
