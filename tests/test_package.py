@@ -58,3 +58,27 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
 def test_cli_no_command_shows_help(capsys):
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
+
+
+def test_apps_functions_stay_functions_after_their_modules_are_imported() -> None:
+    """``exprsim.apps.search`` / ``.summarize`` are the documented functions, even once the
+    submodules of the same names have been imported anywhere in the process."""
+    import importlib
+    import types
+
+    import exprsim.apps as apps
+
+    importlib.import_module("exprsim.apps.search")
+    importlib.import_module("exprsim.apps.summarize")
+
+    for name in ("search", "summarize"):
+        module = importlib.import_module(f"exprsim.apps.{name}")
+        assert isinstance(module, types.ModuleType)
+        assert getattr(apps, name) is getattr(module, name)
+        assert callable(getattr(apps, name)) and not isinstance(
+            getattr(apps, name), types.ModuleType
+        )
+    from exprsim.apps import search, summarize
+
+    for fn in (search, summarize):
+        assert isinstance(fn, types.FunctionType)

@@ -109,3 +109,43 @@ def test_cli_errors(tmp_path: Path, random_model_dir: Path, capsys) -> None:
     assert rc == 2 and "usage: exprsim tag add" in err
     rc, _, err = run(capsys, "index", "add", str(tmp_path), "--db", str(tmp_path / "t.db"))
     assert rc == 2 and "no image files" in err
+
+
+def test_option_values_out_of_range_are_usage_errors(tmp_path: Path, capsys) -> None:
+    """Checked by argparse before any work: exit 2 and one usage line, no traceback."""
+    photo = str(sample_dir() / "grace_hopper.jpg")
+    db = str(tmp_path / "none.db")
+    bad = [
+        ("search", photo, "--db", db, "--max-yaw", "-1"),
+        ("search", photo, "--db", db, "--min-sharpness", "nan"),
+        ("search", photo, "--db", db, "--face", "-1"),
+        ("tag", "add", "smile", photo, "--db", db, "--face", "-1"),
+        ("faces", photo, "--size", "100000"),
+        ("serve", "--db", db, "--port", "70000"),
+        ("subclasses", str(tmp_path), "--max-components", "0"),
+        ("subclasses", str(tmp_path), "--min-per-component", "0"),
+        ("subclasses", str(tmp_path), "--top", "-1"),
+        ("subclasses", "--fer", "PublicTest", "--max-faces", "-1"),
+        ("classify", "--build-reference", "--max-faces", "-1"),
+    ]
+    for argv in bad:
+        with pytest.raises(SystemExit) as info:
+            main(["-q", *argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2, argv
+        assert "Traceback" not in err and "must be" in err, (argv, err)
+
+
+def test_read_only_commands_do_not_turn_files_into_databases(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "photo.jpg"
+    empty.write_bytes(b"")
+    rc, _, err = run(capsys, "index", "info", "--db", str(empty))
+    assert rc == 2 and "empty file" in err and len(err.strip().splitlines()) == 1
+    assert empty.stat().st_size == 0
+
+
+def test_evaluate_refuses_an_unwritable_json_before_working(tmp_path: Path, capsys) -> None:
+    rc, _, err = run(capsys, "evaluate", "--json", str(tmp_path / "no" / "such" / "r.json"))
+    assert rc == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(capsys, "evaluate", "--fec-crops", str(tmp_path))
+    assert rc == 2 and "--fec-test" in err

@@ -188,3 +188,32 @@ def test_cli_expands_folders_and_refuses_empty_ones(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExprsimError, match="no image files"):
         _expand([str(tmp_path / "empty")])
+
+
+def _ref(n: int = 30, dim: int = 16, k: int = 5, model: str = "exprnet_s@test") -> cl.ReferenceSet:
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((n, dim)).astype(np.float32)
+    return cl.ReferenceSet(emb, rng.integers(0, 8, n), FERPLUS_CLASSES, model, k)
+
+
+def test_reference_files_that_are_not_reference_sets(tmp_path: Path) -> None:
+    good = _ref().save(tmp_path / "good.npz")
+    assert cl.load_reference_set(good).k == 5
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:300])
+    _ref(k=0).save(tmp_path / "k0.npz")
+    bad_labels = _ref()
+    bad_labels.labels[0] = 99
+    bad_labels.save(tmp_path / "labels.npz")
+    for name in ("empty.npz", "array.npy", "truncated.npz", "k0.npz", "labels.npz"):
+        with pytest.raises(ModelError, match="not a valid reference set"):
+            cl.load_reference_set(tmp_path / name)
+
+
+def test_reference_of_another_dimension_is_refused(random_embedder) -> None:
+    from exprsim.index.store import ModelMismatchError
+
+    ref = _ref(dim=8, model=random_embedder.config.name_version)
+    with pytest.raises(ModelMismatchError, match="8-d"):
+        cl._check_model(ref, random_embedder)

@@ -99,3 +99,14 @@ def test_subclasses_cli(tmp_path: Path, random_model_dir: Path, capsys) -> None:
     assert main(["-q", "subclasses", "--model", str(random_model_dir)]) == 2
     assert main(["-q", "subclasses", "--fer", "PublicTest", "x.jpg"]) == 2
     assert main(["-q", "subclasses", "--fer", "PublicTest", "--components", "zero"]) == 2
+
+
+def test_component_bounds_below_one_are_refused() -> None:
+    from exprsim.errors import ExprsimError
+
+    emb, labels, _ = _mixture()
+    for kwargs in ({"max_components": 0}, {"min_per_component": 0}, {"max_components": -3}):
+        with pytest.raises(ExprsimError, match=">= 1"):
+            split_classes(emb, labels, "bic", **kwargs)
+    with pytest.raises(ExprsimError, match="top_k"):
+        discover_subexpressions(emb, labels, top_k=0)

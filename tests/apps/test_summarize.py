@@ -91,3 +91,19 @@ def test_items_and_page() -> None:
     assert s.items is not None and s.to_frame()["source"].iloc[0].startswith("img")
     html = summary_page(s).render()
     assert html.count("<h3>") == 4 and "data:image/png;base64," in html
+
+
+def test_a_sample_smaller_than_the_cluster_count_and_bad_values() -> None:
+    x, _ = blobs(noise=0.03)
+    tiny = summarize(x, n_clusters=4, max_exact=2)  # the sample grows to one face per cluster
+    assert len(tiny.clusters) == 4 and tiny.labels.shape == (len(x),)
+    bad = x.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ExprsimError, match="finite"):
+        summarize(bad, n_clusters=2)
+    zero = x.copy()
+    zero[0] = 0.0
+    cosine = [m for m in SUMMARY_METHODS if SUMMARY_METHODS[m].metric == "cosine"]
+    for method in cosine:
+        with pytest.raises(ExprsimError, match="all-zero"):
+            summarize(zero, n_clusters=2, method=method)

@@ -258,3 +258,41 @@ def test_load_parquet_shards(store: str | Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExprsimError, match=r"no \.parquet files"):
         load_parquet(tmp_path / "empty", store)
+
+
+def test_tables_with_bad_values_are_refused_whole(tmp_path: Path) -> None:
+    good = embed_table(4)
+    no_source = good.copy()
+    no_source.loc[2, "source"] = None
+    text = good.copy()
+    text["e3"] = text["e3"].astype(object)
+    text.loc[1, "e3"] = "abc"
+    nan, inf = good.copy(), good.copy()
+    nan.loc[0, "e0"] = np.nan
+    inf.loc[3, "e15"] = np.inf
+    cases = {"without a source": no_source, "must hold numbers": text}
+    cases |= {"NaN, infinite": nan, "infinite or missing": inf}
+    with FaceIndex(tmp_path / "x.db") as index:
+        for match, table in cases.items():
+            with pytest.raises(ExprsimError, match=match):
+                index.add_table(table)
+        assert len(index) == 0 and index.info().n_files == 0
+
+
+def test_another_programs_database_is_left_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "notes.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.execute("INSERT INTO notes VALUES ('keep me')")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(ExprsimError, match="not an exprsim index"):
+        FaceIndex(other)
+    assert other.read_bytes() == before
+    con = sqlite3.connect(other)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert tables == {"notes"}

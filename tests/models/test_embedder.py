@@ -120,3 +120,51 @@ def test_embed_stream_batches_across_images_and_matches_one_by_one(embedder, tmp
         np.testing.assert_allclose(fe.embedding, embedder.embed_crops(af.crop[None])[0], atol=1e-5)
     listed = small.embed_images([items[0], items[2]])
     np.testing.assert_allclose(listed[1].embedding, out[2].faces[0].embedding, atol=1e-6)
+
+
+# ------------------------------------------------------------- damaged checkpoint folders
+
+
+def _checkpoint(root, random_model_dir, name: str, config: bytes | None = None, weights=None):
+    import shutil
+
+    d = root / name
+    shutil.copytree(random_model_dir, d)
+    if config is not None:
+        (d / "config.json").write_bytes(config)
+    if weights is not None:
+        (d / "model.safetensors").write_bytes(weights)
+    return d
+
+
+def test_damaged_checkpoint_folders_raise_model_error(tmp_path, random_model_dir):
+    import json
+
+    from exprsim.models.embedder import load_model
+
+    good = json.loads((random_model_dir / "config.json").read_text())
+    cases = {
+        "json_syntax": (b"{bad", None),
+        "empty_object": (b"{}", None),
+        "a_list": (b"[1, 2]", None),
+        "unknown_kwarg": (json.dumps({**good, "model_kwargs": {"wings": 2}}).encode(), None),
+        "other_network": (json.dumps({**good, "model": "exprnet_v"}).encode(), None),
+        "bad_dim": (json.dumps({**good, "embedding_dim": 8}).encode(), None),
+        "empty_weights": (None, b""),
+        "junk_weights": (None, b"\x00junk" * 100),
+    }
+    for name, (config, weights) in cases.items():
+        d = _checkpoint(tmp_path, random_model_dir, name, config, weights)
+        with pytest.raises(ModelError) as info:
+            load_model(str(d))
+        assert str(d) in str(info.value), name
+
+
+def test_crops_that_are_not_crops(embedder):
+    assert embedder.embed_crops([]).shape == (0, 16)
+    assert embedder.emotion_proba([]) is None or embedder.emotion_proba([]).shape == (0, 8)
+    for bad in (None, 3, "face.jpg", np.zeros((2, 3)), [[1, 2], [3]]):
+        with pytest.raises(ModelError, match="crops must be"):
+            embedder.embed_crops(bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        Embedder(embedder.model, embedder.config, batch_size=0)

@@ -48,3 +48,30 @@ def test_only_the_named_jobs_state_comes_back(sweep, tmp_path):
     assert "a/stage2/model.safetensors" in names["runs-0.tar"]
     assert not {"a/stage2/state.pt", "a/stage2/last.safetensors"} & names["runs-0.tar"]
     assert {"b/stage2/state.pt", "b/stage2/last.safetensors"} <= names["runs-1.tar"]
+
+
+def test_wide_jobs_fit_the_cpu_budget_and_keep_the_recipe(sweep):
+    base1 = sweep._config("configs/default.json", {})
+    for seed in range(3):
+        s1, s2 = sweep.JOBS[f"w78-s{seed}"]
+        cfg1 = sweep._config("configs/default.json", s1)
+        cfg2 = sweep._config("configs/default-swa30.json", s2)
+        for cfg in (cfg1, cfg2):
+            assert [list(x) for x in cfg.model_kwargs["stages"]] == [
+                [28],
+                [56, 56],
+                [112, 112],
+                [224, 224],
+            ]
+            assert cfg.model_kwargs["readout"] == "hybrid" and cfg.seed == seed
+        assert cfg2.swa_epochs == cfg2.epochs == 22 and cfg1.epochs == 24
+        # the CPU configs of the same recipe, seed 0
+        cpu1 = sweep._config("configs/wide78.json", {"seed": seed, "split_seed": 0})
+        assert cpu1.model_kwargs == cfg1.model_kwargs and cpu1.epochs == cfg1.epochs
+        assert cpu1.warmup_epochs == cfg1.warmup_epochs
+        cpu2 = sweep._config("configs/wide78-swa.json", {})
+        assert (cpu2.epochs, cpu2.swa_epochs, cpu2.lr) == (cfg2.epochs, cfg2.swa_epochs, cfg2.lr)
+        # 46 epochs at the measured step ratio 0.983 / 0.705 take about as long as the
+        # shipped 62 at 3/4 width (within the 3-hour budget)
+        assert (cfg1.epochs + cfg2.epochs) * 0.983 < 62 * 0.705 * 1.1
+        assert cfg1.lr == base1.lr and cfg1.pair_weight == base1.pair_weight

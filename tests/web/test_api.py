@@ -43,6 +43,10 @@ def test_faces_index_search_thumbs_summary_tags(make_client, photo):
     thumb = c.get(hits[0]["thumbnail"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert c.get("/api/thumbs/999999").status_code == 404
+    huge = 10**23  # beyond SQLite's 64-bit integers: still "no such face", not a 500
+    assert c.get(f"/api/thumbs/{huge}").status_code == 404
+    assert c.get("/api/thumbs/-1").status_code == 404
+    assert c.post(f"/api/tags/from-face/{huge}", data={"name": "x"}).status_code == 404
     assert c.get("/api/thumbs/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
 
     s = c.get("/api/summary?n=2").json()

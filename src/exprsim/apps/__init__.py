@@ -14,6 +14,8 @@ Public API::
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import Any
 
@@ -45,3 +47,25 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'exprsim.apps' has no attribute {name!r}")
     return getattr(import_module(module), name)
+
+
+#: functions named like the submodule that defines them (``exprsim.apps.search.search``)
+_SHADOWED = frozenset(n for n, m in _LAZY.items() if m == f"{__name__}.{n}")
+
+
+class _AppsPackage(types.ModuleType):
+    """Keeps ``exprsim.apps.search`` / ``.summarize`` the public functions.
+
+    Importing a submodule binds it on its package under its own name, which would replace
+    the function of the same name after the first ``import exprsim.apps.search`` anywhere
+    in the process. The submodules stay reachable as ``sys.modules["exprsim.apps.search"]``
+    and through ``from exprsim.apps.search import ...``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _AppsPackage

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -323,8 +324,14 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
             "(exprsim.apps.classify.build_reference_set)"
         )
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return ReferenceSet(
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a valid reference set ({exc})") from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ModelError(f"{path}: not a valid reference set (a single array, not an .npz)")
+    try:
+        with z:
+            ref = ReferenceSet(
                 embeddings=z["embeddings"].astype(np.float32),
                 labels=z["labels"].astype(np.int64),
                 classes=tuple(str(c) for c in z["classes"]),
@@ -332,8 +339,28 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
                 k=int(z["k"]),
                 meta=json.loads(str(z["meta"])),
             )
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: not a valid reference set ({exc})") from exc
+    problem = _reference_problem(ref)
+    if problem:
+        raise ModelError(f"{path}: not a valid reference set ({problem})")
+    return ref
+
+
+def _reference_problem(ref: ReferenceSet) -> str | None:
+    """What is inconsistent in a loaded reference set, or ``None``."""
+    emb, labels = ref.embeddings, ref.labels
+    if emb.ndim != 2 or emb.shape[0] == 0 or emb.shape[1] == 0:
+        return f"embeddings must be a non-empty (N, D) array, got {emb.shape}"
+    if labels.shape != (emb.shape[0],):
+        return f"labels {labels.shape} do not match embeddings {emb.shape}"
+    if not ref.classes or labels.min() < 0 or labels.max() >= len(ref.classes):
+        return f"labels must lie in 0..{len(ref.classes) - 1}"
+    if ref.k < 1:
+        return f"k must be >= 1, got {ref.k}"
+    if not np.isfinite(emb).all():
+        return "embeddings hold NaN or infinite values"
+    return None
 
 
 def ferplus_holdout_split(
@@ -400,6 +427,8 @@ def build_reference_set(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
     train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
     if max_faces is not None and max_faces < len(train):
         pick = np.sort(np.random.default_rng(seed).choice(len(train), max_faces, replace=False))
@@ -475,6 +504,12 @@ def _check_model(reference: ReferenceSet, embedder: Any) -> None:
         raise ModelMismatchError(
             f"the reference set was made with model {reference.model}, not {model}: "
             "rebuild it with build_reference_set() for this model"
+        )
+    dim = getattr(embedder.config, "embedding_dim", None)
+    if dim is not None and reference.embeddings.shape[1] != dim:
+        raise ModelMismatchError(
+            f"the reference set holds {reference.embeddings.shape[1]}-d embeddings, "
+            f"the model gives {dim}-d: rebuild it for this model"
         )
 
 

@@ -136,6 +136,8 @@ def ferplus_faces(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
     fer = load_ferplus(split, data_dir)
     idx = np.arange(len(fer))
     if max_faces and max_faces < len(fer):

@@ -164,7 +164,7 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
     faces = embedder.embed_images([image], detector=detector)
     if not faces:
         raise ImageError(src, "no face found in the query image")
-    if face >= len(faces):
+    if not 0 <= face < len(faces):
         raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
     fe = faces[face]
     return _Query(src, face, np.asarray(fe.embedding, np.float32), fe.aligned.crop, image,

@@ -78,6 +78,12 @@ def _fit_gmm(x: np.ndarray, n: int, covariance_type: str, seed: int, n_init: int
     ).fit(x)
 
 
+def _at_least_one(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ExprsimError(f"{name} must be >= 1, got {value}")
+
+
 def _split_one_class(
     xc: np.ndarray,
     n_components: int | str,
@@ -155,6 +161,7 @@ def split_classes(
         raise ExprsimError(f"n_components must be an int or 'bic', got {n_components!r}")
     if not isinstance(n_components, str) and n_components < 1:
         raise ExprsimError(f"n_components must be >= 1, got {n_components}")
+    _at_least_one(max_components=max_components, min_per_component=min_per_component)
     classes = np.unique(y)
     out = np.full(len(y), -1, np.int64)
     parent: list[int] = []
@@ -296,6 +303,7 @@ def discover_subexpressions(
         top_k: representatives per sub-class (the medoid and its nearest members).
         crops, sources: carried into the report for pictures and tables.
     """
+    _at_least_one(top_k=top_k)
     x = np.asarray(emb, np.float64)
     y = np.asarray(labels, np.int64)
     split = split_classes(

@@ -202,6 +202,10 @@ def summarize(
     n = len(x)
     if n == 0:
         raise ExprsimError("nothing to summarise: no faces")
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
+    if spec.metric == "cosine" and (np.linalg.norm(x, axis=1) == 0).any():
+        raise ExprsimError("the cosine metric cannot place an all-zero embedding")
     if n_clusters < 1:
         raise ExprsimError(f"n_clusters must be >= 1, got {n_clusters}")
     k = min(int(n_clusters), n)
@@ -214,7 +218,8 @@ def summarize(
     elif n <= max(max_exact, k):
         raw = _agglomerate(x, k, spec)
     else:  # bounded memory: cluster an even sample, then give every item its nearest centre
-        sample = np.unique(np.linspace(0, n - 1, max_exact).round().astype(np.int64))
+        n_sample = max(int(max_exact), k)  # at least one face per cluster
+        sample = np.unique(np.linspace(0, n - 1, n_sample).round().astype(np.int64))
         part = _agglomerate(x[sample], k, spec)
         centres = np.stack([_centre(x[sample][part == c], spec.metric) for c in range(k)])
         dist = np.stack([_distance_to(x, c, spec.metric) for c in centres], axis=1)

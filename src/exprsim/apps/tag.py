@@ -180,7 +180,7 @@ class Tagger:
         """
         faces = self._faces(image, detector)
         src = str(image) if isinstance(image, str | Path) else getattr(image, "source", "<array>")
-        if face >= len(faces):
+        if not 0 <= face < len(faces):
             raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
         fe = faces[face]
         ref_id = self.index.add_tag_reference(

@@ -93,7 +93,9 @@ def _register_search(subparsers: Any) -> None:
     p.add_argument("query", metavar="QUERY", help="query image (its largest face is used)")
     _db_arg(p)
     p.add_argument("-k", type=int_at_least(1), default=20, help="number of results (default 20)")
-    p.add_argument("--face", type=int, default=0, help="which face of the query (0 = largest)")
+    p.add_argument(
+        "--face", type=int_at_least(0), default=0, help="which face of the query (0 = largest)"
+    )
     p.add_argument(
         "--include-same-image", action="store_true", help="keep faces of the query's file"
     )
@@ -103,8 +105,10 @@ def _register_search(subparsers: Any) -> None:
         help="drop faces of the same person (needs dlib)",
     )
     p.add_argument("--quality-ok", action="store_true", help="only faces passing the quality check")
-    p.add_argument("--min-sharpness", type=float, help="only faces at least this sharp")
-    p.add_argument("--max-yaw", type=float, help="only faces turned at most this many degrees")
+    p.add_argument("--min-sharpness", type=float_in(0.0), help="only faces at least this sharp")
+    p.add_argument(
+        "--max-yaw", type=float_in(0.0, 180.0), help="only faces turned at most this many degrees"
+    )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
     p.add_argument("--detector", default=None)
@@ -157,7 +161,9 @@ def _register_classify(subparsers: Any) -> None:
     p.add_argument("--evaluate", action="store_true", help="evaluate on FER+ PublicTest")
     p.add_argument("--build-reference", action="store_true", help="build the reference set")
     p.add_argument("--ref-out", metavar="FILE", help="with --build-reference: where to write it")
-    p.add_argument("--max-faces", type=int, help="with --build-reference: subsample Training")
+    p.add_argument(
+        "--max-faces", type=int_at_least(1), help="with --build-reference: subsample Training"
+    )
     p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
     p.add_argument("--json", dest="json_out", metavar="FILE", help="write results as JSON")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
@@ -190,7 +196,9 @@ def _register_tag(subparsers: Any) -> None:
         default=None,
         help="distance threshold (default: the model's calibrated threshold)",
     )
-    p.add_argument("--face", type=int, default=0, help="with add: which face (0 = largest)")
+    p.add_argument(
+        "--face", type=int_at_least(0), default=0, help="with add: which face (0 = largest)"
+    )
     p.add_argument("--index", action="store_true", help="also write tags into the indexed faces")
     p.add_argument("--data-dir", help="with calibrate: FER folder")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
@@ -219,10 +227,13 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
     from exprsim.index.store import FaceIndex
 
     db = str(args.db)  # a path or a postgresql:// URI (Path() would mangle the URI)
-    if must_exist and not is_postgres_url(db) and not Path(db).is_file():
-        raise ExprsimError(
-            f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"
-        )
+    if must_exist and not is_postgres_url(db):
+        if not Path(db).is_file():
+            raise ExprsimError(
+                f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"
+            )
+        if Path(db).stat().st_size == 0:
+            raise ExprsimError(f"{db}: an empty file, not an exprsim index")
     return FaceIndex(db, embedder=embedder, ann_backend=getattr(args, "ann", "auto"))
 
 

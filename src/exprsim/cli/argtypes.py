@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def int_at_least(lo: int) -> Callable[[str], int]:
-    """An integer ``>= lo``."""
+def int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An integer ``>= lo`` (and ``<= hi`` when given)."""
 
     def parse(text: str) -> int:
         try:
@@ -20,6 +20,8 @@ def int_at_least(lo: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < lo:
             raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi}, got {value}")
         return value
 
     parse.__name__ = "int"

@@ -41,9 +41,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--crops", metavar="DIR", help="write the aligned crops to DIR as PNG")
     p.add_argument(
         "--size",
-        type=int_at_least(8),
+        type=int_at_least(8, 2048),
         default=112,
-        help="aligned crop side in pixels, >= 8 (default 112)",
+        help="aligned crop side in pixels, 8..2048 (default 112)",
     )
     p.add_argument("--strict", action="store_true", help="fail if any input cannot be read")
     p.set_defaults(func=cmd_faces)

@@ -178,7 +178,8 @@ def _embed_ray(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(rep.summary())
-    return 1 if rep.failed and args.strict else 0
+    every_one_failed = rep.images > 0 and rep.failed == rep.images
+    return 1 if rep.failed and (args.strict or every_one_failed) else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -228,7 +229,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable_file(path: str) -> None:
+    """Fail now, not after minutes of evaluation, when ``path`` cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ExprsimError(f"{p}: is a folder, expected a file to write")
+    existed = p.exists()
+    try:
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise ExprsimError(f"{p}: cannot write it ({exc.strerror or exc})") from exc
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.json_out:
+        _check_writable_file(args.json_out)
+    if args.fec_crops and not args.fec_test:
+        raise ExprsimError("--fec-crops needs --fec-test (the FEC test CSV)")
     if args.fec_test:
         from exprsim.fec.evaluate import evaluate_fec
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import float_in, int_at_least
@@ -25,7 +26,7 @@ def register(subparsers: Any) -> None:
         "--db", required=True, metavar="DB", help="face index: SQLite file or postgresql:// URI"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=int_at_least(0, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None, help="access token (default: $EXPRSIM_TOKEN)")
     p.add_argument(
         "--max-upload-mb",
@@ -61,6 +62,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
     from exprsim.web import ServeConfig, create_app
 
+    if args.data_dir:  # uploads land there: fail now, not on the first upload
+        try:
+            Path(args.data_dir, "uploads").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExprsimError(f"--data-dir {args.data_dir}: cannot create it ({exc})") from exc
     app = create_app(
         ServeConfig(
             db=args.db,

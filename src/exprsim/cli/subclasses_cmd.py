@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
+from exprsim.cli.argtypes import int_at_least
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     p.add_argument("--fer", choices=("Training", "PublicTest"), help="use a FER+ split instead")
-    p.add_argument("--max-faces", type=int, help="with --fer: a seeded random subset of N faces")
+    p.add_argument(
+        "--max-faces", type=int_at_least(1), help="with --fer: a seeded random subset of N faces"
+    )
     p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
     p.add_argument(
         "--labels",
@@ -46,10 +49,12 @@ def register(sub: Any) -> None:
         help="sub-classes per class: 'bic' (lowest BIC in 1..--max-components) or a number "
         "(paper: 5)",
     )
-    p.add_argument("--max-components", type=int, default=5)
+    p.add_argument(
+        "--max-components", type=int_at_least(1), default=5, help="largest N for 'bic' (default 5)"
+    )
     p.add_argument(
         "--min-per-component",
-        type=int,
+        type=int_at_least(1),
         default=5,
         help="a class of m faces gets at most m // N sub-classes (default 5)",
     )
@@ -59,7 +64,9 @@ def register(sub: Any) -> None:
         choices=("spherical", "diag", "full", "tied"),
         help="mixture covariance (default spherical, as SGM's isotropic Gaussians)",
     )
-    p.add_argument("--top", type=int, default=16, help="faces shown per sub-class (default 16)")
+    p.add_argument(
+        "--top", type=int_at_least(1), default=16, help="faces shown per sub-class (default 16)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
     p.add_argument("--detector", default=None)

@@ -185,12 +185,26 @@ class SQLiteBackend(StoreBackend):
             raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self._refuse_foreign_database()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
         except sqlite3.DatabaseError as exc:
             raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+
+    def _refuse_foreign_database(self) -> None:
+        """Raise before writing anything when the file is another program's SQLite database
+        (it has tables, but not exprsim's ``files`` and ``faces``)."""
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        tables = {str(r[0]) for r in rows}
+        if tables and not {"files", "faces"} <= tables:
+            self.conn.close()
+            shown = ", ".join(sorted(tables)[:5])
+            raise ExprsimError(
+                f"{self.path}: a SQLite database of something else (tables: {shown}), "
+                "not an exprsim index; exprsim leaves it untouched"
+            )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, tuple(params))

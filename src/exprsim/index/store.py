@@ -371,6 +371,28 @@ def _landmarks_column(df: Any) -> list[Any]:
     return [None if np.isnan(p).any() else p for p in points]
 
 
+def _check_table_values(df: Any, emb_cols: list[str]) -> None:
+    """Refuse a bulk-load table whose sources are missing or whose embeddings are not finite
+    numbers (nothing is written).
+
+    Raises:
+        ExprsimError: naming the first bad column.
+    """
+    if df["source"].isna().any():
+        raise ExprsimError(f"the table has {int(df['source'].isna().sum())} rows without a source")
+    try:
+        emb = df[emb_cols].to_numpy(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"the embedding columns e0..e15 must hold numbers ({exc})") from exc
+    bad = ~np.isfinite(emb)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ExprsimError(
+            f"the table has {int(bad.any(axis=1).sum())} rows with NaN, infinite or missing "
+            f"embedding values (first: row {int(row)}, column {emb_cols[int(col)]})"
+        )
+
+
 def _column(df: Any, name: str, default: Any) -> list[Any]:
     """A column of a bulk-loaded table as a list (nulls as ``None``), or ``default``s."""
     if name not in df.columns:
@@ -792,6 +814,7 @@ class FaceIndex:
         missing = [c for c in ("source", *emb_cols) if c not in df.columns]
         if missing:
             raise ExprsimError(f"the table lacks the columns {', '.join(missing)}")
+        _check_table_values(df, emb_cols)
         if model is None:
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:

@@ -162,8 +162,12 @@ class _State:
         return out
 
 
+#: face ids are SQLite / PostgreSQL 64-bit integers: larger ones name no face
+_MAX_ID = 1 << 63
+
+
 def _nth_face(found: list[Any], face: int) -> Any:
-    if face >= len(found):
+    if not 0 <= face < len(found):
         raise UploadError(f"no face number {face} (found {len(found)})", 422)
     return found[face]
 
@@ -321,6 +325,8 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
     @app.get("/api/thumbs/{face_id}")
     def thumb(face_id: int) -> Response:
+        if not 0 <= face_id < _MAX_ID:
+            return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
         with st.index() as ix:
             crop = ix.crop(face_id)
         if crop is None:
@@ -410,6 +416,8 @@ def _add_tag_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/tags/from-face/{face_id}")
     def tags_add_indexed(face_id: int, name: str = Form(...)) -> Any:
+        if not 0 <= face_id < _MAX_ID:
+            return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
         with st.index() as ix:
             recs = ix.get([face_id])
             if not recs:

@@ -86,7 +86,8 @@ async def store_upload(
             raise UploadError("empty upload", 400)
         if kind is None or kind not in allow:
             wanted = " or ".join(allow)
-            raise UploadError(f"not an {wanted} (judged by its content)", 415)
+            article = "an" if wanted[0] in "aeiou" else "a"
+            raise UploadError(f"not {article} {wanted} (judged by its content)", 415)
         suffix = {"image": ".img", "video": ".vid"}[kind]
         final = folder / f"{secrets.token_hex(12)}{suffix}"
         os.replace(tmp, final)
