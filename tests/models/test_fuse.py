@@ -14,14 +14,6 @@ from exprsim.models.fuse import fold_bn_into_conv, fuse_conv_bn  # noqa: E402
 from exprsim.models.registry import create_model, list_models, model_spec  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
     """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are
     identity maps, which would hide a wrong fold)."""
