@@ -24,12 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new ``Conv2d`` equal to ``bn(conv(x))`` with ``bn`` in evaluation mode.
+    """A new ``Conv2d`` equal to ``bn(conv(x))`` with ``bn`` in evaluation mode (torch's
+    ``fuse_conv_bn_eval``; both modules are put in evaluation mode).
 
     Raises:
         ValueError: the shapes do not chain, or ``bn`` keeps no running statistics.
     """
-    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     if bn.num_features != conv.out_channels:
         raise ValueError(
@@ -37,29 +38,7 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         )
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("BatchNorm without running statistics cannot be folded")
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,  # type: ignore[arg-type]
-        stride=conv.stride,  # type: ignore[arg-type]
-        padding=conv.padding,  # type: ignore[arg-type]
-        dilation=conv.dilation,  # type: ignore[arg-type]
-        groups=conv.groups,
-        bias=True,
-        padding_mode=conv.padding_mode,
-    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
-    with torch.no_grad():
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        shift = (bias - bn.running_mean) * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        assert fused.bias is not None
-        fused.bias.copy_(shift)
-    return fused
+    return fuse_conv_bn_eval(conv.eval(), bn.eval())
 
 
 def fuse_conv_bn(model: nn.Module) -> int:
