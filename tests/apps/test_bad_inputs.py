@@ -179,5 +179,5 @@ def test_unwritable_output_is_one_line(mixed_album, random_model_dir, capsys):
     assert rc == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [
         "exprsim summarize: error: --out /nonexistent-exprsim-dir/s.csv: "
-        "folder /nonexistent-exprsim-dir does not exist"
+        "cannot write it (folder /nonexistent-exprsim-dir does not exist)"
     ]  # refused before any work

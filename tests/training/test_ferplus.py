@@ -96,6 +96,27 @@ def test_batch_triplets_follow_the_vote_rule():
     assert (gap >= 0.2).all()
 
 
+def test_validation_triplets_pool_equal_draws():
+    from exprsim.metrics import triplet_accuracy
+    from exprsim.training.ferplus import TrainConfig, batch_triplets, synthetic_votes
+    from exprsim.training.ferplus import validation_triplets as vt
+
+    data = synthetic_votes(300, seed=2)
+    one = vt(data.dist, TrainConfig())  # default: one draw, seed 0, min(3000, faces)
+    ref = batch_triplets(data.dist, 300, 0.2, np.random.default_rng(0))
+    np.testing.assert_array_equal(one.i, ref.i)
+    pooled = vt(data.dist, TrainConfig(val_triplets=90, val_triplet_draws=3))
+    assert len(pooled.i) == 270
+    z = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    per_draw = []
+    for seed in range(3):
+        t = batch_triplets(data.dist, 90, 0.2, np.random.default_rng(seed))
+        per_draw.append(triplet_accuracy(z, t.i, t.j, t.k, t.odd, t.ttype)["all"])
+    got = triplet_accuracy(z, pooled.i, pooled.j, pooled.k, pooled.odd, pooled.ttype)["all"]
+    assert got == pytest.approx(np.mean(per_draw))
+    assert vt(data.dist[:5], TrainConfig(val_triplets=90)) is None  # too few faces
+
+
 def test_training_input_equals_embedder_input():
     """One preprocessing path: with augmentation off, the trainer feeds the network exactly
     what :class:`Embedder` feeds it for the same crop."""

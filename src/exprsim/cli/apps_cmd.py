@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least
+from exprsim.cli.argtypes import float_in, int_at_least, writable_file_target
+from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
@@ -244,15 +245,16 @@ def _write_table(frame: Any, out: str | None) -> None:
         save_table(frame, out)
 
 
-def _check_out(out: str | None, html: str | None = None) -> None:
+def _check_out(out: str | None, html: str | None = None, json_out: str | None = None) -> None:
     """Refuse an output that cannot be written before doing the work."""
     if out:
         from exprsim.io import check_table_path
 
         check_table_path(out)
-    for flag, path in (("--out", out), ("--html", html)):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise ExprsimError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    for flag, path in (("--out", out), ("--html", html), ("--json", json_out)):
+        problem = writable_file_target(path) if path else None
+        if problem:
+            raise ExprsimError(f"{flag} {problem}")
 
 
 def _report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
@@ -264,7 +266,7 @@ def _report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
             f"exprsim {command}: {len(failures)} of {n_inputs} files could not be read",
             file=sys.stderr,
         )
-    return 1 if failures and len(failures) == n_inputs else 0
+    return failure_exit_code(len(failures), n_inputs)
 
 
 def _print_frame(frame: Any, columns: list[str]) -> None:
@@ -414,7 +416,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from exprsim.apps import classify as cl
 
-    _check_out(args.out, getattr(args, "html", None))
+    _check_out(args.out, args.html, args.json_out)
     modes = sum([bool(args.evaluate), bool(args.build_reference), bool(args.images)])
     if modes != 1:
         raise ExprsimError("give IMAGE..., or --evaluate, or --build-reference (exactly one)")

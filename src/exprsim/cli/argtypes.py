@@ -61,8 +61,29 @@ def writable_dir_target(path: str | Path) -> str | None:
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir():
-        return f"{p}: {parent} is not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{p}: cannot create it ({parent} is not writable)"
+    return _folder_problem(p, parent, "cannot create it", f"{parent} is not a folder")
+
+
+def writable_file_target(path: str | Path) -> str | None:
+    """Why ``path`` cannot be written as a file, or ``None`` if it can.
+
+    It can when it is a writable file, or does not exist yet and its folder exists and is
+    writable (parents are not created). Nothing is created or changed.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return f"{p}: is a folder, expected a file to write"
+    if p.exists():
+        return None if os.access(p, os.W_OK) else f"{p}: cannot write it (permission denied)"
+    return _folder_problem(
+        p, p.parent, "cannot write it", f"cannot write it (folder {p.parent} does not exist)"
+    )
+
+
+def _folder_problem(p: Path, folder: Path, verb: str, missing: str) -> str | None:
+    """Why nothing can be made in ``folder`` for ``p`` (``missing`` when it is no folder)."""
+    if not folder.is_dir():
+        return f"{p}: {missing}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{p}: {verb} (folder {folder} is not writable)"
     return None

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from exprsim.cli.argtypes import int_at_least
+from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
@@ -98,7 +99,4 @@ def cmd_faces(args: argparse.Namespace) -> int:
             f"{len(table.errors)} unreadable" + (f"; wrote {args.out}" if args.out else ""),
             file=sys.stderr,
         )
-    failed = len(table.errors)
-    if failed and (failed == table.files or args.strict):
-        return 1
-    return 0
+    return failure_exit_code(len(table.errors), table.files, args.strict)

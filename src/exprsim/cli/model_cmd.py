@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import int_at_least
+from exprsim.cli.argtypes import int_at_least, writable_file_target
+from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
@@ -159,9 +160,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate} -> {out}")
-    if failed and (args.strict or failed == table.files):
-        return 1
-    return 0
+    return failure_exit_code(failed, table.files, args.strict)
 
 
 def _embed_ray(args: argparse.Namespace) -> int:
@@ -178,8 +177,7 @@ def _embed_ray(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(rep.summary())
-    every_one_failed = rep.images > 0 and rep.failed == rep.images
-    return 1 if rep.failed and (args.strict or every_one_failed) else 0
+    return failure_exit_code(rep.failed, rep.images, args.strict)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -229,24 +227,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable_file(path: str) -> None:
-    """Fail now, not after minutes of evaluation, when ``path`` cannot be written."""
-    p = Path(path)
-    if p.is_dir():
-        raise ExprsimError(f"{p}: is a folder, expected a file to write")
-    existed = p.exists()
-    try:
-        with open(p, "a"):
-            pass
-    except OSError as exc:
-        raise ExprsimError(f"{p}: cannot write it ({exc.strerror or exc})") from exc
-    if not existed:
-        p.unlink(missing_ok=True)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.json_out:
-        _check_writable_file(args.json_out)
+    problem = writable_file_target(args.json_out) if args.json_out else None
+    if problem:  # before minutes of evaluation, not after
+        raise ExprsimError(problem)
     if args.fec_crops and not args.fec_test:
         raise ExprsimError("--fec-crops needs --fec-test (the FEC test CSV)")
     if args.fec_test:

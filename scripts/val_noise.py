@@ -1,0 +1,114 @@
+"""How much to trust a validation comparison of two models (issue 12).
+
+Two readings on the held-out validation faces of FER+ Training (never PublicTest for the
+choice; PublicTest appears only in the twin count, for comparison):
+
+* **triplet-draw noise**: the trainer scores validation vote triplets on *one* draw
+  (``batch_triplets(..., rng=default_rng(0))``). This script redraws them with several seeds
+  and reports each model's accuracy and the spread of the paired difference;
+* **near twins**: the share of validation (and PublicTest) faces whose mean-centred pixels
+  have a cosine similarity >= a threshold with some training face.
+
+    .venv/bin/python scripts/val_noise.py --models src/exprsim/models/weights/default \\
+        runs/wide78-swa --seeds 10 --json /tmp/val_noise.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _unit_rows(images: np.ndarray) -> np.ndarray:
+    x = images.reshape(len(images), -1).astype(np.float32)
+    x -= x.mean(axis=1, keepdims=True)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
+
+
+def near_twin_similarity(query: np.ndarray, base: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """``(Q,)`` highest cosine similarity of each query image to any base image.
+
+    Images are ``(N, H, W)`` gray arrays, compared after subtracting each image's mean
+    (so a brightness shift still counts as a twin).
+    """
+    q, b = _unit_rows(query), _unit_rows(base)
+    out = np.empty(len(q), np.float32)
+    for s in range(0, len(q), chunk):
+        out[s : s + chunk] = (q[s : s + chunk] @ b.T).max(axis=1)
+    return out
+
+
+def paired_triplet_spread(
+    dist: np.ndarray, embeddings: dict[str, np.ndarray], n: int, seeds: int, threshold: float
+) -> dict[str, Any]:
+    """Vote-triplet accuracy of each embedding over ``seeds`` triplet draws of ``n``.
+
+    Returns per-model accuracies (one per seed) and, for exactly two models, the paired
+    difference (second minus first) per seed with its mean and standard deviation.
+    """
+    from exprsim.metrics import triplet_accuracy
+    from exprsim.training.ferplus import batch_triplets
+
+    acc: dict[str, list[float]] = {name: [] for name in embeddings}
+    for seed in range(seeds):
+        t = batch_triplets(dist, n, threshold, np.random.default_rng(seed))
+        if t is None:
+            raise ValueError(f"cannot draw {n} clear triplets from {len(dist)} faces")
+        for name, z in embeddings.items():
+            acc[name].append(float(triplet_accuracy(z, t.i, t.j, t.k, t.odd, t.ttype)["all"]))
+    out: dict[str, Any] = {"n": n, "seeds": seeds, "accuracy": acc}
+    if len(acc) == 2:
+        a, b = (np.asarray(v) for v in acc.values())
+        diff = b - a
+        out["difference"] = {
+            "per_seed": diff.round(4).tolist(),
+            "mean": float(diff.mean()),
+            "sd": float(diff.std()),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", required=True, help="model folders or names")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1408, 3000])
+    p.add_argument("--threshold", type=float, default=0.2, help="Hellinger gap of a triplet")
+    p.add_argument("--twin", type=float, nargs="+", default=[0.99, 0.95, 0.9])
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+
+    import exprsim
+    from exprsim.data.fer import load_ferplus
+    from exprsim.data.split import holdout_split
+
+    full = load_ferplus("Training", drop_duplicates_of="PublicTest")
+    tr, va = holdout_split(len(full.images), 0.05, 0)
+    val = full.subset(va)
+    sim_val = near_twin_similarity(val.images, full.images[tr])
+    sim_pt = near_twin_similarity(load_ferplus("PublicTest").images, full.images[tr])
+    twins = {
+        str(th): {
+            "validation": float((sim_val >= th).mean()),
+            "publictest": float((sim_pt >= th).mean()),
+        }
+        for th in args.twin
+    }
+    emb = {m: exprsim.load_model(m).embed_crops(val.images) for m in args.models}
+    spread = [
+        paired_triplet_spread(val.dist, emb, n, args.seeds, args.threshold) for n in args.sizes
+    ]
+    result = {"twins": twins, "triplets": spread}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The exit-code rule every command that reads many inputs follows."""
+
+from __future__ import annotations
+
+
+def failure_exit_code(failed: int, total: int, strict: bool = False) -> int:
+    """1 when every input failed (or any did, with ``strict``), else 0.
+
+    Unreadable inputs among readable ones are reported and skipped, so a partly bad folder
+    still gives its results and exit code 0; a run that produced nothing is a failure.
+    """
+    if failed <= 0:
+        return 0
+    return 1 if strict or failed >= total else 0
