@@ -11,6 +11,10 @@ choice; PublicTest appears only in the twin count, for comparison):
 
     .venv/bin/python scripts/val_noise.py --models src/exprsim/models/weights/default \\
         runs/wide78-swa --seeds 10 --json /tmp/val_noise.json
+
+``--rescore RUN...`` instead scores trained run folders' readout angles as the trainer's
+readout choice does (``choose_readout``: validation triplets + kNN11 against the training
+faces), with ``--seeds`` draws of 3,000 triplets pooled rather than the original one draw.
 """
 
 from __future__ import annotations
@@ -73,15 +77,49 @@ def paired_triplet_spread(
     return out
 
 
+def rescore_runs(runs: list[str], draws: int, angles: tuple[float, ...]) -> dict[str, Any]:
+    """Each run's validation score per readout angle, ``draws`` x 3,000 triplets pooled."""
+    import dataclasses
+
+    import exprsim
+    from exprsim.training.ferplus import choose_readout, load_data
+    from exprsim.training.registry import config_from_dict
+
+    out: dict[str, Any] = {}
+    data = None
+    for run in runs:
+        _, cfg = config_from_dict(json.loads(Path(run, "train_config.json").read_text()))
+        cfg = dataclasses.replace(
+            cfg, val_triplets=3000, val_triplet_draws=draws, readout_angles=angles,
+            data_dir=None, teacher=None, init_from=None,
+        )  # fmt: skip
+        if data is None:  # every run here holds out the same faces (split seed 0)
+            data = load_data(cfg)
+        rows = choose_readout(exprsim.load_model(run).model, data[0], data[1], cfg)
+        out[run] = rows
+        best = max(rows, key=lambda r: r["score"])
+        print(run, f"best a = {best['angle']:g}: {best['score']:.4f}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", required=True, help="model folders or names")
+    p.add_argument("--models", nargs="+", help="model folders or names")
+    p.add_argument("--rescore", nargs="+", metavar="RUN", help="trained run folders")
+    p.add_argument("--angles", type=float, nargs="+", default=[0.0, 15.0, 30.0, 45.0, 90.0])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--sizes", type=int, nargs="+", default=[1408, 3000])
     p.add_argument("--threshold", type=float, default=0.2, help="Hellinger gap of a triplet")
     p.add_argument("--twin", type=float, nargs="+", default=[0.99, 0.95, 0.9])
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    if bool(args.models) == bool(args.rescore):
+        p.error("give --models or --rescore (exactly one)")
+    if args.rescore:
+        result: dict[str, Any] = rescore_runs(args.rescore, args.seeds, tuple(args.angles))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
 
     import exprsim
     from exprsim.data.fer import load_ferplus

@@ -43,3 +43,11 @@ def test_paired_spread_of_identical_and_opposite_embeddings(vn):
     out = vn.paired_triplet_spread(votes, {"good": good, "noise": noise}, 200, 3, 0.2)
     assert out["accuracy"]["good"] == [1.0, 1.0, 1.0]
     assert out["difference"]["mean"] < -0.3  # a random space loses most triplets
+
+
+def test_models_and_rescore_are_exclusive(vn, capsys):
+    for argv in ([], ["--models", "a", "--rescore", "b"]):
+        with pytest.raises(SystemExit) as exc:
+            vn.main(argv)
+        assert exc.value.code == 2
+    assert "exactly one" in capsys.readouterr().err
