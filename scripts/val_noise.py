@@ -28,25 +28,6 @@ from typing import Any
 import numpy as np
 
 
-def _unit_rows(images: np.ndarray) -> np.ndarray:
-    x = images.reshape(len(images), -1).astype(np.float32)
-    x -= x.mean(axis=1, keepdims=True)
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
-
-
-def near_twin_similarity(query: np.ndarray, base: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """``(Q,)`` highest cosine similarity of each query image to any base image.
-
-    Images are ``(N, H, W)`` gray arrays, compared after subtracting each image's mean
-    (so a brightness shift still counts as a twin).
-    """
-    q, b = _unit_rows(query), _unit_rows(base)
-    out = np.empty(len(q), np.float32)
-    for s in range(0, len(q), chunk):
-        out[s : s + chunk] = (q[s : s + chunk] @ b.T).max(axis=1)
-    return out
-
-
 def paired_triplet_spread(
     dist: np.ndarray, embeddings: dict[str, np.ndarray], n: int, seeds: int, threshold: float
 ) -> dict[str, Any]:
@@ -124,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import exprsim
     from exprsim.data.fer import load_ferplus
     from exprsim.data.split import holdout_split
+    from exprsim.data.twins import near_twin_similarity
 
     full = load_ferplus("Training", drop_duplicates_of="PublicTest")
     tr, va = holdout_split(len(full.images), 0.05, 0)

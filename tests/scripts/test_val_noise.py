@@ -1,4 +1,4 @@
-"""scripts/val_noise.py: near-twin similarity and the triplet-draw spread (no data needed)."""
+"""scripts/val_noise.py: the triplet-draw spread and its options (no data needed)."""
 
 from __future__ import annotations
 
@@ -15,22 +15,6 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "val_noise.py"
 @pytest.fixture(scope="module")
 def vn():
     yield from load_file_module(SCRIPT, "val_noise")
-
-
-def test_near_twin_similarity_matches_a_naive_loop(vn):
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (40, 6, 6)).astype(np.uint8)
-    query = rng.integers(0, 256, (7, 6, 6)).astype(np.uint8)
-    query[3] = np.clip(base[17].astype(int) + 9, 0, 255)  # a brighter twin
-    got = vn.near_twin_similarity(query, base, chunk=3)
-    for qi, q in enumerate(query):
-        best = -1.0
-        for b in base:
-            u = q.astype(float).ravel() - q.mean()
-            v = b.astype(float).ravel() - b.mean()
-            best = max(best, float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)))
-        assert got[qi] == pytest.approx(best, abs=1e-4)
-    assert got[3] > 0.99 and np.delete(got, 3).max() < 0.9
 
 
 def test_paired_spread_of_identical_and_opposite_embeddings(vn):

@@ -117,6 +117,21 @@ def test_validation_triplets_pool_equal_draws():
     assert vt(data.dist[:5], TrainConfig(val_triplets=90)) is None  # too few faces
 
 
+def test_val_drop_twins_leaves_out_faces_like_a_training_face():
+    from exprsim.data.twins import near_twin_similarity
+    from exprsim.training.ferplus import TrainConfig, load_data
+
+    base = TrainConfig(data="synthetic", max_train=240, val_fraction=0.25)
+    tr, va = load_data(base)
+    sim = near_twin_similarity(va.images, tr.images)
+    cut = float(np.median(sim))  # half of the validation faces have a closer twin
+    tr2, va2 = load_data(TrainConfig(data="synthetic", max_train=240, val_fraction=0.25,
+                                     val_drop_twins=cut))  # fmt: skip
+    np.testing.assert_array_equal(tr2.images, tr.images)  # training faces untouched
+    np.testing.assert_array_equal(va2.images, va.images[sim < cut])
+    assert 0 < len(va2.images) < len(va.images)
+
+
 def test_training_input_equals_embedder_input():
     """One preprocessing path: with augmentation off, the trainer feeds the network exactly
     what :class:`Embedder` feeds it for the same crop."""

@@ -79,6 +79,9 @@ class TrainConfig:
             One draw of 1,408 moves a paired comparison of two models by sd ~0.011 on FER+
             (scripts/val_noise.py); 10 draws of 3,000 are steadier. Defaults keep the
             original single draw.
+        val_drop_twins: when > 0, validation faces with a near-twin among the training faces
+            (cosine similarity of mean-centred pixels >= this, :mod:`exprsim.data.twins`;
+            0.95 drops ~10% of FER+ validation) are left out of validation. 0 = off.
         triplets_per_type: triplets of each type per batch (FECNet: 30).
         margins: two-hinge margins for one-, two-, three-class triplets.
         augment: augment training crops; ``augment_mode`` ``"full"`` = ``augmentation``
@@ -172,6 +175,7 @@ class TrainConfig:
     triplet_threshold: float = 0.2
     val_triplets: int = 0
     val_triplet_draws: int = 1
+    val_drop_twins: float = 0.0
     triplets_per_type: int = 30
     margins: tuple[float, float, float] = (0.1, 0.2, 0.2)
     classifier_scale: float = 16.0
@@ -245,11 +249,22 @@ def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
 def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     """``(train, validation)`` faces of a run: the seeded hold-out of FER+ Training
     (PublicTest duplicates dropped; ``min_votes`` filters the training part only; a
-    ``teacher`` file blends the training part's targets)."""
+    ``teacher`` file blends the training part's targets; ``val_drop_twins`` leaves
+    validation faces with a training twin out)."""
     full = _load_full(cfg)
     tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, _split_seed(cfg))
     if cfg.min_votes and full.votes is not None:
         tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
+    if cfg.val_drop_twins > 0 and len(val_idx) and len(tr_idx):
+        from exprsim.data.twins import near_twin_similarity
+
+        sim = near_twin_similarity(full.images[val_idx], full.images[tr_idx])
+        log.info(
+            "validation: %d of %d faces with a training twin left out",
+            int((sim >= cfg.val_drop_twins).sum()),
+            len(val_idx),
+        )
+        val_idx = val_idx[sim < cfg.val_drop_twins]
     teacher = load_teacher_targets(cfg.teacher, full.images) if cfg.teacher else None
     tvecs = None
     if cfg.teacher and cfg.teacher_pair_weight > 0:
@@ -664,6 +679,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
         "val_triplets": (cfg.val_triplets >= 0, ">= 0"),
         "val_triplet_draws": (cfg.val_triplet_draws >= 1, ">= 1"),
+        "val_drop_twins": (0 <= cfg.val_drop_twins <= 1, "in [0, 1]"),
         "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
         "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),
         "swa_epochs": (0 <= cfg.swa_epochs <= cfg.epochs, "in [0, epochs]"),
