@@ -1,6 +1,8 @@
 """Regenerate the golden files of the shipped default model (tests/models/golden/).
 
-Run after retraining the default model, and only then:
+Run after retraining the default model, or after an intended change of the front end
+(detector, landmarks, alignment: ``tests/faces/test_golden_crops.py`` then fails), and only
+then:
 
     .venv/bin/python scripts/make_golden.py
 
