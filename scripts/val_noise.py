@@ -96,22 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if bool(args.models) == bool(args.rescore):
         p.error("give --models or --rescore (exactly one)")
-    if args.rescore:
-        result: dict[str, Any] = rescore_runs(args.rescore, args.seeds, tuple(args.angles))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        return 0
+    result = (
+        rescore_runs(args.rescore, args.seeds, tuple(args.angles))
+        if args.rescore
+        else _noise_and_twins(args)
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
+
+def _noise_and_twins(args: argparse.Namespace) -> dict[str, Any]:
     import exprsim
     from exprsim.data.fer import load_ferplus
-    from exprsim.data.split import holdout_split
     from exprsim.data.twins import near_twin_similarity
+    from exprsim.training.ferplus import TrainConfig, load_data
 
-    full = load_ferplus("Training", drop_duplicates_of="PublicTest")
-    tr, va = holdout_split(len(full.images), 0.05, 0)
-    val = full.subset(va)
-    sim_val = near_twin_similarity(val.images, full.images[tr])
-    sim_pt = near_twin_similarity(load_ferplus("PublicTest").images, full.images[tr])
+    train, val = load_data(TrainConfig())  # the default hold-out, every training-part face
+    sim_val = near_twin_similarity(val.images, train.images)
+    sim_pt = near_twin_similarity(load_ferplus("PublicTest").images, train.images)
     twins = {
         str(th): {
             "validation": float((sim_val >= th).mean()),
@@ -125,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     result = {"twins": twins, "triplets": spread}
     print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return result
 
 
 if __name__ == "__main__":
