@@ -86,7 +86,8 @@ STUDENTS: dict[str, tuple[tuple[str, ...], bool, float]] = {
 }
 SHIPPED = "src/exprsim/models/weights/default"
 
-#: one-stage jobs of ``configs/quick.json`` (13 epochs, ~37 CPU minutes): name -> overrides.
+#: one-stage jobs of ``configs/quick-v5.json`` (the quick recipe until v6: 13 epochs, ~37
+#: minutes on the AMD CPU): name -> overrides.
 #: Each keeps the quick recipe's per-epoch cost; they ask what a short schedule wants.
 QUICK: dict[str, dict[str, Any]] = {
     "q-base": {},
@@ -180,7 +181,7 @@ def worker(spec: dict[str, Any]) -> None:
     out = Path(spec["out"])
     t0 = time.perf_counter()
     if spec["name"] in QUICK:
-        cfg = _config("configs/quick.json", {**common, **QUICK[spec["name"]]})
+        cfg = _config("configs/quick-v5.json", {**common, **QUICK[spec["name"]]})
         if spec.get("smoke"):
             cfg = replace(cfg, swa_epochs=1)
         r1 = train(cfg, out / "stage1", progress=False)

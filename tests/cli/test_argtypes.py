@@ -10,6 +10,7 @@ import pytest
 from exprsim.cli.argtypes import (
     float_in,
     int_at_least,
+    require_writable,
     writable_dir_target,
     writable_file_target,
 )
@@ -87,3 +88,18 @@ def test_writable_dir_target(tmp_path):
     f.write_text("")
     assert "not a folder" in str(writable_dir_target(f))
     assert "not a folder" in str(writable_dir_target(f / "sub"))
+
+
+def test_require_writable_names_the_flag_and_checks_files_or_folders(tmp_path):
+    from exprsim.errors import ExprsimError
+
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    require_writable(None, "--json")  # nothing asked, nothing checked
+    require_writable(str(tmp_path / "new.json"), "--json")
+    require_writable(str(tmp_path / "new-folder"), "--out", folder=True)
+    with pytest.raises(ExprsimError, match=r"^--json .*is a folder"):
+        require_writable(str(tmp_path), "--json")
+    with pytest.raises(ExprsimError, match=r"^--out .*not a folder"):
+        require_writable(str(a_file), "--out", folder=True)
+    assert a_file.read_text() == "x"  # nothing created or changed

@@ -18,8 +18,8 @@ def sweep():
 
 
 def test_nested_augmentation_overrides_keep_the_other_fields(sweep):
-    base = sweep._config("configs/quick.json", {})
-    cfg = sweep._config("configs/quick.json", sweep.QUICK["q-light"])
+    base = sweep._config("configs/quick-v5.json", {})
+    cfg = sweep._config("configs/quick-v5.json", sweep.QUICK["q-light"])
     assert cfg.augmentation.erase_p == 0.0 and cfg.augmentation.rotate_deg == 8.0
     assert tuple(cfg.augmentation.scale) == (0.95, 1.05)
     assert cfg.augmentation.contrast == base.augmentation.contrast  # untouched fields stay

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least, writable_file_target
+from exprsim.cli.argtypes import float_in, int_at_least, require_writable
 from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError
 
@@ -252,9 +252,7 @@ def _check_out(out: str | None, html: str | None = None, json_out: str | None = 
 
         check_table_path(out)
     for flag, path in (("--out", out), ("--html", html), ("--json", json_out)):
-        problem = writable_file_target(path) if path else None
-        if problem:
-            raise ExprsimError(f"{flag} {problem}")
+        require_writable(path, flag)
 
 
 def _report_failures(command: str, failures: list[Any], n_inputs: int) -> int:

@@ -87,3 +87,20 @@ def _folder_problem(p: Path, folder: Path, verb: str, missing: str) -> str | Non
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"{p}: {verb} (folder {folder} is not writable)"
     return None
+
+
+def require_writable(path: str | Path | None, flag: str, folder: bool = False) -> None:
+    """Refuse, before any work, an output ``path`` given as ``flag`` that cannot be written:
+    a file (:func:`writable_file_target`) or, with ``folder``, an output folder
+    (:func:`writable_dir_target`). Nothing to check when ``path`` is ``None`` or empty.
+
+    Raises:
+        ExprsimError: ``"<flag> <why>"``, printed by the CLI as one line (exit code 2).
+    """
+    from exprsim.errors import ExprsimError
+
+    if not path:
+        return
+    problem = writable_dir_target(path) if folder else writable_file_target(path)
+    if problem:
+        raise ExprsimError(f"{flag} {problem}")

@@ -1,4 +1,4 @@
-"""``exprsim models | embed | compare | train | evaluate``."""
+"""``exprsim models | embed | compare | train | ensemble | evaluate``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import int_at_least, writable_file_target
+from exprsim.cli.argtypes import int_at_least, require_writable
 from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.detect import DEFAULT_DETECTOR
@@ -99,6 +99,22 @@ def _register_train(sub: Any) -> None:
         "--device", help="ferplus recipe: cpu, cuda, cuda:N or auto (resumable anywhere)"
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "ensemble",
+        help="compose trained exprnet_v runs into one model (readout chosen on validation)",
+    )
+    p.add_argument("runs", nargs="+", help="run folders holding out the same validation faces")
+    p.add_argument("--out", required=True, help="folder for config.json + model.safetensors")
+    p.add_argument(
+        "--angles", type=float, nargs="+", default=[0.0, 15.0, 30.0, 45.0],
+        help="readout angles tried (degrees; default 0 15 30 45)",
+    )  # fmt: skip
+    p.add_argument(
+        "--draws", type=int_at_least(1), default=10, help="validation triplet draws of 3,000"
+    )
+    p.add_argument("--version", default="ens", help="model version stored in config.json")
+    p.set_defaults(func=cmd_ensemble)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -227,10 +243,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    for run in args.runs:
+        if not Path(run, "config.json").is_file():
+            raise ExprsimError(f"{run}: not a finished run folder (no config.json)")
+    require_writable(args.out, "--out", folder=True)
+    from exprsim.training.ensemble import compose_ensemble
+
+    try:
+        res = compose_ensemble(
+            args.runs, args.out, angles=args.angles, draws=args.draws, version=args.version
+        )
+    except ValueError as exc:
+        raise ExprsimError(str(exc)) from exc
+    best = res["chosen"]
+    print(
+        f"ensemble of {len(args.runs)}: e block {best['e_block']}, angle {best['angle']:g}, "
+        f"validation score {best['score']:.4f} -> {args.out}"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    problem = writable_file_target(args.json_out) if args.json_out else None
-    if problem:  # before minutes of evaluation, not after
-        raise ExprsimError(problem)
+    require_writable(args.json_out, "--json")  # before minutes of evaluation, not after
     if args.fec_crops and not args.fec_test:
         raise ExprsimError("--fec-crops needs --fec-test (the FEC test CSV)")
     if args.fec_test:

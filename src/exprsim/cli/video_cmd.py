@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least, writable_dir_target
+from exprsim.cli.argtypes import float_in, int_at_least, require_writable
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
@@ -122,9 +122,7 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not Path(args.input).exists():
         raise ExprsimError(f"{args.input}: no such file or folder")
-    problem = writable_dir_target(args.out)  # before hours of decoding, not after
-    if problem:
-        raise ExprsimError(f"--out {problem}")
+    require_writable(args.out, "--out", folder=True)  # before hours of decoding, not after
     if args.every is not None and args.every < 1:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:

@@ -20,6 +20,7 @@ from exprsim.errors import ModelError
 _MODEL_MODULES = (
     "exprsim.models.default",
     "exprsim.models.vgg",
+    "exprsim.models.ensemble",
     "exprsim.models.densenet",
     "exprsim.models.fecnet",
     "exprsim.models.efficientnet",

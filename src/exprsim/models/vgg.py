@@ -1,4 +1,5 @@
-"""``exprnet_v``: the default (v3) expression network, a plain VGG-style CNN with a graded readout.
+"""``exprnet_v``: a plain VGG-style CNN with a graded readout; the v3-v5 default expression
+network (v6 is three of them read out as one: :mod:`exprsim.models.ensemble`).
 
 Trunk (48x48 gray, per-image standardised input)::
 
@@ -136,7 +137,7 @@ class ExprNetV(nn.Module):
     "exprnet_v",
     in_channels=1,
     input_size=48,
-    description="default v3: VGG-style CNN, 48x48 gray, ~1.2M params, graded sqrt(p) + 8-d readout",
+    description="VGG-style CNN, 48x48 gray, graded sqrt(p) + 8-d readout (default v3-v5; v6 members)",
 )
 def exprnet_v(embedding_dim: int = 16, **kwargs: Any) -> ExprNetV:
     if "stages" in kwargs:

@@ -1,0 +1,107 @@
+"""``exprnet_ens``: several independently trained ``exprnet_v`` networks read out as one vector.
+
+Every member maps a crop to a unit vector ``e_k`` (``head_dim = embedding_dim - 8``) and an
+emotion distribution ``p_k`` (8 FER+ emotions). The ensemble reads them out in the members'
+own hybrid form, so the shipped vector keeps ``embedding_dim`` (16) dimensions::
+
+    p  = mean_k p_k                                   (the members' mean distribution)
+    e  = normalise(sum_{k in e_members} e_k @ R_k)     (R_k: head_dim x head_dim, stored)
+    z  = normalise([cos(a) * sqrt(p), sin(a) * e])
+
+``sqrt(p)`` is where an ensemble's gain lives for vote triplets: the Hellinger geometry of the
+averaged distribution. The members' ``e`` blocks are trained separately, so their axes do not
+correspond; ``R_k`` rotates member ``k``'s block into member 0's frame (orthogonal Procrustes on
+training faces, fitted by the training side) before they are averaged. ``e_members = (0,)``
+with ``R_0 = I`` keeps member 0's block alone.
+
+Cost: the sum of the members' costs (every member sees every crop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprsim.models.registry import register_model
+from exprsim.models.vgg import N_EMOTIONS, ExprNetV
+
+
+class ExprNetEnsemble(nn.Module):
+    """Input ``(N, 1, 48, 48)``, output ``(N, embedding_dim)`` unit rows (module docstring).
+
+    Args:
+        embedding_dim: dimension of the shipped vector; each member is a hybrid
+            ``exprnet_v`` of this dimension.
+        members: one ``exprnet_v`` keyword dict per member (``stages``, ``flip_average``...);
+            default two members of ``exprnet_v``'s default architecture.
+        readout_angle: mixing angle in degrees (0: only ``sqrt(p)``, 90: only ``e``).
+        e_members: indices of the members whose (rotated) ``e`` blocks are averaged.
+
+    Raises:
+        ValueError: fewer than one member, a member that is not hybrid, or a bad index.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int = 16,
+        members: Sequence[dict[str, Any]] | None = None,
+        readout_angle: float = 15.0,
+        e_members: Sequence[int] = (0,),
+    ) -> None:
+        super().__init__()
+        if members is None:
+            members = ({}, {})
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        nets = []
+        for kw in members:
+            kw = dict(kw)
+            if kw.pop("readout", "hybrid") != "hybrid":
+                raise ValueError("every ensemble member must have the hybrid readout")
+            if "stages" in kw:
+                kw["stages"] = tuple(tuple(s) for s in kw["stages"])
+            kw.pop("readout_angle", None)  # the ensemble reads the members out itself
+            nets.append(ExprNetV(embedding_dim=embedding_dim, readout="hybrid", **kw))
+        self.members = nn.ModuleList(nets)
+        self.head_dim = embedding_dim - N_EMOTIONS
+        idx = tuple(int(i) for i in e_members)
+        if not idx or any(not 0 <= i < len(nets) for i in idx):
+            raise ValueError(f"e_members {list(e_members)} must index the {len(nets)} members")
+        self.e_members = idx
+        eye = torch.eye(self.head_dim).expand(len(nets), -1, -1).clone()
+        self.register_buffer("rotations", eye)  # (K, head_dim, head_dim)
+        self.readout_angle = float(readout_angle)
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(e, p)``: the combined unit ``e`` ``(N, head_dim)`` and mean ``p`` ``(N, 8)``."""
+        nets = cast(list[ExprNetV], list(self.members))
+        rot = cast(torch.Tensor, self.rotations)
+        es, ps = zip(*(m.parts(x) for m in nets), strict=True)
+        p = torch.stack(ps).mean(0)
+        e = torch.stack([es[i] @ rot[i] for i in self.e_members]).sum(0)
+        return F.normalize(e, dim=1), p
+
+    def readout_from(self, e: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The shipped vector from ``e`` and ``p`` (module docstring)."""
+        a = math.radians(self.readout_angle)
+        z = torch.cat([math.cos(a) * p.clamp_min(0).sqrt(), math.sin(a) * e], dim=1)
+        return F.normalize(z, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e, p = self.parts(x)
+        return self.readout_from(e, p)
+
+
+@register_model(
+    "exprnet_ens",
+    in_channels=1,
+    input_size=48,
+    description="default v6: exprnet_v networks averaged, sqrt(mean p) + aligned 8-d readout",
+)
+def exprnet_ens(embedding_dim: int = 16, **kwargs: Any) -> ExprNetEnsemble:
+    return ExprNetEnsemble(embedding_dim=embedding_dim, **kwargs)

@@ -1,0 +1,114 @@
+"""Composing trained runs into one ``exprnet_ens`` model: Procrustes, hold-out checks, the
+readout chosen on validation, and the written model against a hand-made readout."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from exprsim.training.ensemble import compose_ensemble, load_members, procrustes_rotation
+from exprsim.training.ferplus import TrainConfig, _parts_array, load_data, train
+
+
+def test_procrustes_recovers_a_known_rotation() -> None:
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    src = rng.normal(size=(200, 6))
+    dst = src @ q + 0.01 * rng.normal(size=(200, 6))
+    r = procrustes_rotation(src, dst)
+    np.testing.assert_allclose(r, q, atol=5e-3)
+    np.testing.assert_allclose(r @ r.T, np.eye(6), atol=1e-5)  # orthogonal, not just a fit
+    # and it is the best orthogonal map: no random rotation fits better
+    best = np.linalg.norm(src @ r - dst)
+    for _ in range(20):
+        other, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+        assert best <= np.linalg.norm(src @ other - dst)
+    with pytest.raises(ValueError, match="one shape"):
+        procrustes_rotation(src, dst[:, :5])
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = TrainConfig(
+        model="exprnet_v",
+        model_kwargs={"readout": "hybrid", "stages": [[8], [8], [16], [16]]},
+        readout_angles=(0.0, 45.0),
+        data="synthetic", max_train=256, val_fraction=0.25, epochs=2, batch_size=64,
+        triplet_weight=0.0, pair_weight=0.06, num_threads=1, split_seed=0,
+    )  # fmt: skip
+    return replace(base, **kw)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ens")
+    torch.set_num_threads(1)
+    out = []
+    for name, cfg in (("a", _cfg(seed=0)), ("b", _cfg(seed=1)), ("c", _cfg(seed=1, split_seed=1))):
+        train(cfg, root / name, progress=False)
+        out.append(root / name)
+    return out
+
+
+def test_members_must_hold_out_the_same_faces(runs) -> None:
+    with pytest.raises(ValueError, match="other validation faces"):
+        load_members([runs[0], runs[2]])
+    with pytest.raises(ValueError, match="at least two"):
+        load_members([runs[0]])
+
+
+def test_composed_model_is_the_readout_written_out_by_hand(runs, tmp_path) -> None:
+    from exprsim.models.embedder import load_model
+
+    res = compose_ensemble(runs[:2], tmp_path / "ens", angles=(0.0, 30.0), draws=2, version="t")
+    written = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert written["chosen"] == res["chosen"]
+    scores = [r["score"] for rows in res["tried"].values() for r in rows]
+    assert len(scores) == 4 and res["chosen"]["score"] == max(scores)
+    cfg = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert cfg["model"] == "exprnet_ens" and cfg["version"] == "t"
+    angle, e_members = cfg["model_kwargs"]["readout_angle"], cfg["model_kwargs"]["e_members"]
+    assert angle == res["chosen"]["angle"]
+    assert e_members == ([0] if res["chosen"]["e_block"] == "first" else [0, 1])
+
+    # by hand: each member's own (e, p), the rotation refitted here, the hybrid formula
+    tcfg = _cfg()
+    tr, va = load_data(tcfg)
+    members = [load_model(str(r), fuse=False).model for r in runs[:2]]
+    parts = [_parts_array(m, va.images, tcfg.preprocess) for m in members]
+    e_tr = [_parts_array(m, tr.images, tcfg.preprocess)[0] for m in members]
+    rot = [np.eye(8), procrustes_rotation(e_tr[1], e_tr[0])]
+    p = (parts[0][1] + parts[1][1]) / 2
+
+    def by_hand(angle: float, e_members: list[int]) -> np.ndarray:
+        e = sum(parts[k][0] @ rot[k] for k in e_members)
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        a = math.radians(angle)
+        z = np.concatenate([math.cos(a) * np.sqrt(p), math.sin(a) * e], 1)
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    ens = load_model(str(tmp_path / "ens"))
+    np.testing.assert_allclose(ens.embed_crops(va.images), by_hand(angle, e_members), atol=1e-4)
+    ens.model.readout_angle, ens.model.e_members = 30.0, (0, 1)  # the rotated block too
+    np.testing.assert_allclose(ens.embed_crops(va.images), by_hand(30.0, [0, 1]), atol=1e-4)
+
+
+def test_cli_refuses_with_one_line(runs, tmp_path, capsys) -> None:
+    from exprsim.cli import main
+
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    cases = [
+        ([str(runs[0]), str(runs[2]), "--out", str(tmp_path / "o")], "other validation faces"),
+        ([str(runs[0]), str(tmp_path), "--out", str(tmp_path / "o")], "not a finished run"),
+        ([str(runs[0]), str(runs[1]), "--out", str(taken)], "not a folder"),
+    ]
+    for argv, message in cases:
+        assert main(["ensemble", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()
