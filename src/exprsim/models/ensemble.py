@@ -19,7 +19,6 @@ Cost: the sum of the members' costs (every member sees every crop).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exprsim.models.registry import register_model
-from exprsim.models.vgg import N_EMOTIONS, ExprNetV
+from exprsim.models.vgg import N_EMOTIONS, ExprNetV, hybrid_readout
 
 
 class ExprNetEnsemble(nn.Module):
@@ -88,9 +87,7 @@ class ExprNetEnsemble(nn.Module):
 
     def readout_from(self, e: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The shipped vector from ``e`` and ``p`` (module docstring)."""
-        a = math.radians(self.readout_angle)
-        z = torch.cat([math.cos(a) * p.clamp_min(0).sqrt(), math.sin(a) * e], dim=1)
-        return F.normalize(z, dim=1)
+        return hybrid_readout(e, p, self.readout_angle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e, p = self.parts(x)

@@ -46,6 +46,14 @@ def _cbr(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
+def hybrid_readout(e: torch.Tensor, p: torch.Tensor, angle: float) -> torch.Tensor:
+    """``normalise([cos(a) * sqrt(p), sin(a) * e])``, ``a = angle`` degrees: unit rows of
+    dimension ``8 + e.shape[1]`` from ``e`` ``(N, d)`` and ``p`` ``(N, 8)``."""
+    a = math.radians(angle)
+    z = torch.cat([math.cos(a) * p.clamp_min(0).sqrt(), math.sin(a) * e], dim=1)
+    return F.normalize(z, dim=1)
+
+
 class ExprNetV(nn.Module):
     """VGG-style expression network; input ``(N, 1, 48, 48)``, output ``(N, embedding_dim)``.
 
@@ -124,9 +132,7 @@ class ExprNetV(nn.Module):
         """The shipped vector from ``e`` and ``p`` (module docstring)."""
         if self.readout == "embedding":
             return e
-        a = math.radians(self.readout_angle)
-        z = torch.cat([math.cos(a) * p.clamp_min(0).sqrt(), math.sin(a) * e], dim=1)
-        return F.normalize(z, dim=1)
+        return hybrid_readout(e, p, self.readout_angle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e, p = self.parts(x)
