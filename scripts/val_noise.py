@@ -60,20 +60,18 @@ def paired_triplet_spread(
 
 def rescore_runs(runs: list[str], draws: int, angles: tuple[float, ...]) -> dict[str, Any]:
     """Each run's validation score per readout angle, ``draws`` x 3,000 triplets pooled."""
-    import dataclasses
-
     import exprsim
-    from exprsim.training.ferplus import choose_readout, load_data
-    from exprsim.training.registry import config_from_dict
+    from exprsim.training.ferplus import (
+        choose_readout,
+        load_data,
+        load_run_config,
+        rescoring_config,
+    )
 
     out: dict[str, Any] = {}
     data = None
     for run in runs:
-        _, cfg = config_from_dict(json.loads(Path(run, "train_config.json").read_text()))
-        cfg = dataclasses.replace(
-            cfg, val_triplets=3000, val_triplet_draws=draws, readout_angles=angles,
-            data_dir=None, teacher=None, init_from=None,
-        )  # fmt: skip
+        cfg = rescoring_config(load_run_config(run), draws, angles)
         if data is None:  # every run here holds out the same faces (split seed 0)
             data = load_data(cfg)
         rows = choose_readout(exprsim.load_model(run).model, data[0], data[1], cfg)

@@ -112,3 +112,26 @@ def test_cli_refuses_with_one_line(runs, tmp_path, capsys) -> None:
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_choose_readout_reads_the_given_parts_instead_of_running_the_model(runs) -> None:
+    from exprsim.models.embedder import load_model
+    from exprsim.training.ferplus import choose_readout
+
+    cfg = _cfg()
+    tr, va = load_data(cfg)
+    model = load_model(str(runs[0]), fuse=False).model
+    parts = tuple(_parts_array(model, f.images, cfg.preprocess) for f in (tr, va))
+    assert choose_readout(model, tr, va, cfg, parts=parts) == choose_readout(model, tr, va, cfg)
+    (e_tr, p_tr), (e_va, p_va) = parts
+    flat = np.full_like(p_va, 1 / 8)  # every validation face the same distribution
+    other = choose_readout(model, tr, va, cfg, parts=((e_tr, p_tr), (e_va, flat)))
+    assert other != choose_readout(model, tr, va, cfg)
+
+
+def test_load_run_config_needs_a_vote_run(runs, tmp_path) -> None:
+    from exprsim.training.ferplus import load_run_config
+
+    assert load_run_config(runs[0]).split_seed == 0
+    with pytest.raises(ValueError, match=r"no train_config\.json"):
+        load_run_config(tmp_path)

@@ -79,9 +79,16 @@ class ExprNetEnsemble(nn.Module):
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e, p)``: the combined unit ``e`` ``(N, head_dim)`` and mean ``p`` ``(N, 8)``."""
         nets = cast(list[ExprNetV], list(self.members))
-        rot = cast(torch.Tensor, self.rotations)
         es, ps = zip(*(m.parts(x) for m in nets), strict=True)
-        p = torch.stack(ps).mean(0)
+        return self.combine(es, ps)
+
+    def combine(
+        self, es: Sequence[torch.Tensor], ps: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(e, p)`` from the members' own ``e_k`` ``(N, head_dim)`` and ``p_k`` ``(N, 8)``
+        (one of each per member, in order): the module docstring's formulas."""
+        rot = cast(torch.Tensor, self.rotations)
+        p = torch.stack(list(ps)).mean(0)
         e = torch.stack([es[i] @ rot[i] for i in self.e_members]).sum(0)
         return F.normalize(e, dim=1), p
 

@@ -13,7 +13,6 @@ Nothing here looks at PublicTest.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -39,16 +38,6 @@ def procrustes_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return (u @ vt).astype(np.float32)
 
 
-def _member_train_config(run: Path) -> Any:
-    from exprsim.training.registry import config_from_dict
-
-    path = run / "train_config.json"
-    if not path.is_file():
-        raise ValueError(f"{run}: no train_config.json (a member must be a trainer's run folder)")
-    _, cfg = config_from_dict(json.loads(path.read_text()))
-    return cfg
-
-
 def _holdout_key(cfg: Any) -> tuple[Any, ...]:
     from exprsim.training.ferplus import _split_seed
 
@@ -63,6 +52,7 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
         ValueError: fewer than two runs, or members that do not fit together.
     """
     from exprsim.models.embedder import load_model
+    from exprsim.training.ferplus import load_run_config
 
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
@@ -73,7 +63,7 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
             raise ValueError(f"{run}: members must be hybrid exprnet_v networks")
         nets.append(emb.model.eval())
         cfgs.append(emb.config)
-        tcfgs.append(_member_train_config(run))
+        tcfgs.append(load_run_config(run))
     for other, cfg, tcfg in zip(runs[1:], cfgs[1:], tcfgs[1:], strict=True):
         if cfg.preprocess != cfgs[0].preprocess or cfg.embedding_dim != cfgs[0].embedding_dim:
             raise ValueError(f"{other}: preprocessing or dimension differs from {runs[0]}")
@@ -107,6 +97,25 @@ def _member_kwargs(cfg: Any) -> dict[str, Any]:
     return kw
 
 
+def _e_members(mode: str, n: int) -> tuple[int, ...]:
+    """Whose ``e`` blocks a readout of :data:`E_MODES` averages."""
+    return (0,) if mode == "first" else tuple(range(n))
+
+
+def _combined(
+    ens: Any, parts: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble's ``(e, p)`` from its members' ``(e_k, p_k)`` arrays
+    (:meth:`~exprsim.models.ensemble.ExprNetEnsemble.combine`, no forward pass)."""
+    import torch
+
+    with torch.inference_mode():
+        e, p = ens.combine(
+            [torch.from_numpy(e) for e, _ in parts], [torch.from_numpy(p) for _, p in parts]
+        )
+    return e.numpy(), p.numpy()
+
+
 def compose_ensemble(
     runs: Sequence[str | Path],
     out: str | Path,
@@ -120,27 +129,27 @@ def compose_ensemble(
     about 0.01 on its own; ``scripts/val_noise.py``).
     """
     from exprsim.models.embedder import EmbedderConfig
-    from exprsim.training.ferplus import _parts_array, choose_readout, load_data
+    from exprsim.training.ferplus import _parts_array, choose_readout, load_data, rescoring_config
     from exprsim.training.run import export_embedder
 
     nets, cfgs, tcfg = load_members(runs)
-    tcfg = dataclasses.replace(
-        tcfg, val_triplets=3000, val_triplet_draws=draws, readout_angles=tuple(angles),
-        data_dir=None, teacher=None, init_from=None,
-    )  # fmt: skip
+    tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
-    e_train = [_parts_array(n, train.images, cfgs[0].preprocess)[0] for n in nets]
-    rot = np.stack([procrustes_rotation(e, e_train[0]) for e in e_train])
+    # each member sees the faces once; every readout below is read from these arrays
+    on_train = [_parts_array(n, train.images, cfgs[0].preprocess) for n in nets]
+    on_val = [_parts_array(n, val.images, cfgs[0].preprocess) for n in nets]
+    rot = np.stack([procrustes_rotation(e, on_train[0][0]) for e, _ in on_train])
     rot[0] = np.eye(rot.shape[1], dtype=np.float32)  # member 0 is the frame
     ens = build_ensemble(nets, cfgs, rot)
     tried: dict[str, list[dict[str, float]]] = {}
     for mode in E_MODES:
-        ens.e_members = (0,) if mode == "first" else tuple(range(len(nets)))
-        tried[mode] = choose_readout(ens, train, val, tcfg)
+        ens.e_members = _e_members(mode, len(nets))
+        parts = (_combined(ens, on_train), _combined(ens, on_val))
+        tried[mode] = choose_readout(ens, train, val, tcfg, parts=parts)
     mode, best = max(
         ((m, r) for m, rows in tried.items() for r in rows), key=lambda mr: mr[1]["score"]
     )
-    ens.e_members = (0,) if mode == "first" else tuple(range(len(nets)))
+    ens.e_members = _e_members(mode, len(nets))
     ens.readout_angle = best["angle"]
     kwargs = {
         "members": [_member_kwargs(c) for c in cfgs],

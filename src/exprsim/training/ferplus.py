@@ -30,7 +30,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -573,19 +574,29 @@ def _parts_array(
 
 
 def choose_readout(
-    model: Any, train_data: _Arrays, val: _Arrays, cfg: TrainConfig
+    model: Any,
+    train_data: _Arrays,
+    val: _Arrays,
+    cfg: TrainConfig,
+    parts: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict[str, float]]:
     """Try ``cfg.readout_angles`` on the validation faces; keep the best in ``model``.
 
     Score: validation vote-triplet accuracy + kNN11 accuracy of validation majority labels
-    with the training faces as reference. Returns one row per angle.
+    with the training faces as reference. Returns one row per angle. ``parts``: the model's
+    ``((e, p) of train_data, (e, p) of val)`` when the caller already has them (otherwise
+    computed here).
     """
     import torch
 
     from exprsim.metrics import knn_predict, triplet_accuracy
 
-    e_tr, p_tr = _parts_array(model, train_data.images, cfg.preprocess)
-    e_va, p_va = _parts_array(model, val.images, cfg.preprocess)
+    if parts is None:
+        parts = (
+            _parts_array(model, train_data.images, cfg.preprocess),
+            _parts_array(model, val.images, cfg.preprocess),
+        )
+    (e_tr, p_tr), (e_va, p_va) = parts
     trip = validation_triplets(val.dist, cfg)
     rows = []
     for angle in cfg.readout_angles:
@@ -607,6 +618,33 @@ def choose_readout(
     best = max(rows, key=lambda r: r["score"])
     model.readout_angle = best["angle"]
     return rows
+
+
+def load_run_config(run: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` a run folder was trained with (its ``train_config.json``).
+
+    Raises:
+        ValueError: no such file, or a config of another learner.
+    """
+    from exprsim.training.registry import config_from_dict
+
+    path = Path(run) / "train_config.json"
+    if not path.is_file():
+        raise ValueError(f"{run}: no train_config.json (not a trainer's run folder)")
+    _, cfg = config_from_dict(json.loads(path.read_text()))
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"{run}: not a FER+ vote run ({type(cfg).__name__})")
+    return cfg
+
+
+def rescoring_config(cfg: TrainConfig, draws: int, angles: Sequence[float]) -> TrainConfig:
+    """``cfg`` for scoring a finished run's readouts again: its own hold-out, ``draws`` draws
+    of 3,000 validation triplets pooled, ``angles`` tried; the training faces as loaded from
+    ``../shared`` (no packed copy, no teacher blend, no start weights)."""
+    return replace(
+        cfg, val_triplets=3000, val_triplet_draws=draws, readout_angles=tuple(angles),
+        data_dir=None, teacher=None, init_from=None,
+    )  # fmt: skip
 
 
 def _validate(
