@@ -135,3 +135,88 @@ def test_load_run_config_needs_a_vote_run(runs, tmp_path) -> None:
     assert load_run_config(runs[0]).split_seed == 0
     with pytest.raises(ValueError, match=r"no train_config\.json"):
         load_run_config(tmp_path)
+
+
+def _recipe(member_kw=None, **kw) -> dict:
+    from exprsim.config import to_dict
+
+    member = {k: v for k, v in to_dict(_cfg()).items() if k not in ("seed", "split_seed")}
+    member.update(member_kw or {})
+    return {"recipe": "ensemble", "member": member, "seeds": [0, 1], "angles": [0.0, 30.0],
+            "draws": 2, "version": "t", **kw}  # fmt: skip
+
+
+def test_ensemble_recipe_is_the_members_trained_by_hand_then_composed(
+    runs, tmp_path, capsys
+) -> None:
+    from exprsim.cli import main
+    from exprsim.training import train_from_dict
+    from exprsim.training.ferplus import load_run_config
+
+    out = tmp_path / "q"
+    res = train_from_dict(_recipe(), out, progress=False)
+    assert res.epochs_run == 4 and res.out_dir == out
+    for name, seed in (("a", 0), ("b", 1)):
+        got = load_run_config(out / name)
+        assert (got.seed, got.split_seed, got.version) == (seed, 0, f"t-{name}")
+    # the same two runs by hand (fixture: seeds 0 and 1, split seed 0), composed the same way
+    for mine, by_hand in ((out / "a", runs[0]), (out / "b", runs[1])):
+        a = _weights(mine / "model.safetensors")
+        b = _weights(by_hand / "model.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    ref = compose_ensemble(runs[:2], tmp_path / "ref", angles=(0.0, 30.0), draws=2)
+    written = json.loads((out / "ensemble.json").read_text())
+    assert written["chosen"] == pytest.approx(ref["chosen"]) and written["tried"] == ref["tried"]
+    assert res.final_metrics["score"] == written["chosen"]["score"]
+    # run again: both members are found finished and nothing trains; the model is the same
+    before = (out / "model.safetensors").read_bytes()
+    cfg_file = tmp_path / "q.json"
+    cfg_file.write_text(json.dumps(_recipe()))
+    assert main(["-q", "train", "--config", str(cfg_file), "--out", str(out)]) == 0
+    assert "trained 0 epochs" in capsys.readouterr().out
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def _weights(path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seeds": [3]}, "2 to 26 different seeds"),
+        ({"seeds": [1, 1]}, "2 to 26 different seeds"),
+        ({"draws": 0}, "draws must be"),
+        ({"member": {"recipe": "fec"}}, "ferplus config"),
+        ({"member": {"model_kwargs": {"readout": "embedding"}}}, "hybrid exprnet_v"),
+        ({"member": {"model": "no_such_net"}}, "no_such_net"),
+        ({"member": {"epochs": 0}}, "epochs must be"),
+        ({"member": {"no_such_key": 1}}, "unknown config keys"),
+    ],
+)
+def test_ensemble_recipe_refuses_a_bad_member_before_training(change, message, tmp_path) -> None:
+    from exprsim.errors import ModelError
+    from exprsim.training import train_from_dict
+
+    member = change.pop("member", None)
+    with pytest.raises((ValueError, ModelError), match=message):
+        train_from_dict(_recipe(member, **change), tmp_path / "q", progress=False)
+    assert not (tmp_path / "q").exists()
+
+
+def test_ensemble_recipe_length_and_device_reach_every_member() -> None:
+    from exprsim.training.ensemble import EnsembleTrainConfig, member_configs
+    from exprsim.training.registry import config_from_dict
+
+    _, cfg = config_from_dict(_recipe(seeds=[4, 2, 9]))
+    assert isinstance(cfg, EnsembleTrainConfig)
+    members = member_configs(replace(cfg, epochs=7, device="cpu"))
+    assert [n for n, _ in members] == ["a", "b", "c"]
+    assert [(m.seed, m.split_seed, m.epochs, m.device) for _, m in members] == [
+        (4, 4, 7, "cpu"), (2, 4, 7, "cpu"), (9, 4, 7, "cpu"),
+    ]  # fmt: skip
+    assert member_configs(cfg)[0][1].epochs == _cfg().epochs

@@ -55,7 +55,7 @@ def test_state_weights_and_metrics(tmp_path: Path) -> None:
 
 
 def test_registry_lists_every_learner_and_dispatches_configs() -> None:
-    assert [r.name for r in recipes()] == ["fec", "ferplus", "pvae", "sgm-subspaces"]
+    assert [r.name for r in recipes()] == ["ensemble", "fec", "ferplus", "pvae", "sgm-subspaces"]
     for r in recipes():
         assert r.description and callable(r.train_function())
         assert r.length_field in {f for f in r.config_class().__dataclass_fields__}

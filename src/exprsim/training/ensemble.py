@@ -8,6 +8,11 @@ vote triplets + kNN11 against the training faces) and writes ``config.json`` +
 ``model.safetensors`` loadable by :func:`exprsim.load_model`, with ``ensemble.json``
 (members, the validation score of every readout tried, the choice).
 
+:func:`train_ensemble` is the ``"recipe": "ensemble"`` learner of ``exprsim train``: it trains
+one ``ferplus`` member per seed (same config, same hold-out) into ``<out>/a``, ``<out>/b``, ...
+and composes them into ``<out>``, so that an ensemble is one resumable command
+(``configs/quick.json``).
+
 Nothing here looks at PublicTest.
 """
 
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,14 @@ def procrustes_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         raise ValueError(f"need two (N, d) arrays of one shape, got {src.shape} and {dst.shape}")
     u, _, vt = np.linalg.svd(src.astype(np.float64).T @ dst.astype(np.float64))
     return (u @ vt).astype(np.float32)
+
+
+#: what every member must be (the ``e`` + ``p`` readout the ensemble combines)
+MEMBER_NEED = "members must be hybrid exprnet_v networks"
+
+
+def _hybrid_net(model: str, model_kwargs: dict[str, Any]) -> bool:
+    return model == "exprnet_v" and model_kwargs.get("readout") == "hybrid"
 
 
 def _holdout_key(cfg: Any) -> tuple[Any, ...]:
@@ -59,8 +74,8 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
     nets, cfgs, tcfgs = [], [], []
     for run in map(Path, runs):
         emb = load_model(str(run), fuse=False)
-        if emb.config.model != "exprnet_v" or emb.config.model_kwargs.get("readout") != "hybrid":
-            raise ValueError(f"{run}: members must be hybrid exprnet_v networks")
+        if not _hybrid_net(emb.config.model, emb.config.model_kwargs):
+            raise ValueError(f"{run}: {MEMBER_NEED}")
         nets.append(emb.model.eval())
         cfgs.append(emb.config)
         tcfgs.append(load_run_config(run))
@@ -173,3 +188,108 @@ def compose_ensemble(
     log.info("ensemble of %d: %s block, angle %g, score %.4f", len(nets), mode, best["angle"],
              best["score"])  # fmt: skip
     return summary
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+@dataclass(frozen=True)
+class EnsembleTrainConfig:
+    """``"recipe": "ensemble"``: train one ``ferplus`` member per seed, then compose them.
+
+    Attributes:
+        member: a ``ferplus`` config (JSON object) for every member; member ``k`` gets
+            ``seeds[k]``, the hold-out of ``member["split_seed"]`` (default: the first seed)
+            so that all members hold out the same validation faces, and the version
+            ``<version>-<letter>``.
+        seeds: one member per seed (two to 26, all different), trained in this order into
+            ``<out>/a``, ``<out>/b``, ...
+        angles, draws, version: as in :func:`compose_ensemble`.
+        epochs: every member's length instead of ``member["epochs"]`` (``exprsim train
+            --epochs``); ``None`` keeps it.
+        device: where members train (``exprsim train --device``); ``None`` keeps the member's.
+    """
+
+    member: dict[str, Any]
+    seeds: tuple[int, ...] = (0, 1)
+    angles: tuple[float, ...] = (0.0, 15.0, 30.0, 45.0)
+    draws: int = 10
+    version: str = "ens"
+    epochs: int | None = None
+    device: str | None = None
+
+
+def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
+    """``(folder name, ferplus TrainConfig)`` of every member, each checked as the trainer
+    would check it, so that a bad member fails before the first one trains.
+
+    Raises:
+        ValueError: fewer than two seeds or repeated ones, a member that is not a hybrid
+            ``exprnet_v`` ``ferplus`` config, or a member setting out of range.
+    """
+    from exprsim.config import from_dict
+    from exprsim.models.registry import model_spec
+    from exprsim.training.ferplus import TrainConfig, _check_choices
+
+    seeds = cfg.seeds
+    if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
+    if cfg.draws < 1 or not cfg.angles:
+        raise ValueError("draws must be >= 1 and angles not empty")
+    raw = dict(cfg.member)
+    if {raw.pop("recipe", "ferplus"), raw.pop("kind", "ferplus")} != {"ferplus"}:
+        raise ValueError("member must be a ferplus config")
+    if raw.get("split_seed") is None:
+        raw["split_seed"] = seeds[0]
+    fixed = {"epochs": cfg.epochs, "device": cfg.device}
+    raw.update({k: v for k, v in fixed.items() if v is not None})
+    out = []
+    for name, seed in zip(string.ascii_lowercase, seeds, strict=False):
+        m = from_dict(TrainConfig, {**raw, "seed": seed, "version": f"{cfg.version}-{name}"})
+        _check_choices(m)
+        model_spec(m.model)
+        if not _hybrid_net(m.model, m.model_kwargs):
+            raise ValueError(f"member: {MEMBER_NEED}")
+        out.append((name, m))
+    return out
+
+
+def _finished(folder: Path, cfg: Any) -> bool:
+    """Whether ``folder`` holds this very member, trained to the end and exported."""
+    from exprsim.config import load_json
+    from exprsim.training.run import RunFolder
+
+    run = RunFolder(folder)
+    saved = folder / "train_config.json"
+    if not (saved.is_file() and (folder / "config.json").is_file()):
+        return False
+    if load_json(type(cfg), saved) != cfg:
+        return False
+    state = run.load_state()
+    return state is not None and int(state["epoch"]) == cfg.epochs
+
+
+def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool = True) -> Any:
+    """Train every member not yet finished (each resumes from its checkpoints), then compose
+    them into ``out_dir`` (``config.json``, ``model.safetensors``, ``ensemble.json``).
+
+    Returns:
+        a :class:`~exprsim.training.ferplus.TrainResult`: epochs trained now, wall time, and
+        the chosen readout's validation figures.
+    """
+    from exprsim.training.ferplus import TrainResult, train
+    from exprsim.training.run import RunFolder
+
+    members = member_configs(cfg)
+    run = RunFolder(out_dir)
+    run.claim(cfg, may_change=("device",))
+    epochs = 0
+    for name, mcfg in members:
+        if _finished(run.dir / name, mcfg):
+            log.info("member %s: already trained (%s)", name, run.dir / name)
+            continue
+        epochs += train(mcfg, run.dir / name, progress=progress).epochs_run
+    folders = [run.dir / name for name, _ in members]
+    summary = compose_ensemble(folders, run.dir, cfg.angles, cfg.draws, cfg.version)
+    chosen = {k: float(v) for k, v in summary["chosen"].items() if k != "e_block"}
+    return TrainResult(run.dir, epochs, run.seconds(), chosen)

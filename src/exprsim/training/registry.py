@@ -127,6 +127,13 @@ for _r in (
         "(objective 'sgm': the SGM loss) on FER2013 crops; the default model's recipe",
     ),
     Recipe(
+        "ensemble",
+        "exprsim.training.ensemble:EnsembleTrainConfig",
+        "exprsim.training.ensemble:train_ensemble",
+        "several ferplus runs, one per seed and on the same hold-out, composed into one "
+        "exprnet_ens model (readout chosen on validation)",
+    ),
+    Recipe(
         "sgm-subspaces",
         "exprsim.training.sgm:SubspaceTrainConfig",
         "exprsim.training.sgm:train_subspaces",
