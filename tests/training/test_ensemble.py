@@ -177,6 +177,10 @@ def test_ensemble_recipe_is_the_members_trained_by_hand_then_composed(
     assert main(["-q", "train", "--config", str(cfg_file), "--out", str(out)]) == 0
     assert "trained 0 epochs" in capsys.readouterr().out
     assert (out / "model.safetensors").read_bytes() == before
+    # a longer run on the same folder extends both members by one epoch, then recomposes
+    longer = train_from_dict(_recipe(), out, progress=False, length=3)
+    assert longer.epochs_run == 2
+    assert [load_run_config(out / n).epochs for n in "ab"] == [3, 3]
 
 
 def _weights(path) -> dict:

@@ -218,6 +218,11 @@ class EnsembleTrainConfig:
     epochs: int | None = None
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        # the member as JSON holds it (lists, not tuples): a config built in Python equals
+        # the same config read back from train_config.json
+        object.__setattr__(self, "member", json.loads(json.dumps(self.member)))
+
 
 def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
     """``(folder name, ferplus TrainConfig)`` of every member, each checked as the trainer
@@ -282,7 +287,7 @@ def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool
 
     members = member_configs(cfg)
     run = RunFolder(out_dir)
-    run.claim(cfg, may_change=("device",))
+    run.claim(cfg, may_change=("device", "epochs"))  # members extend as ferplus runs do
     epochs = 0
     for name, mcfg in members:
         if _finished(run.dir / name, mcfg):
