@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +66,6 @@ def paired_auc_bootstrap(
     }
 
 
-def _embedder(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    if name == "fer-cnn":
-        from exprsim.baselines.fer_cnn import load_fer_cnn
-
-        cnn = load_fer_cnn()
-        return lambda im: np.sqrt(np.clip(cnn.predict(im, "probs"), 0, None)).astype(np.float32)
-    import exprsim
-
-    return exprsim.load_model(name).embed_crops
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs=2, required=True, metavar=("A", "B"),
@@ -89,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.boot < 1 or args.k < 1:
         p.error("--boot and --k must be >= 1")
     from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
+    from exprsim.evaluate import embedding_function
     from exprsim.metrics import knn_proba
 
     train = load_ferplus("Training", drop_duplicates_of="PublicTest")
@@ -96,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     n_classes = len(FERPLUS_CLASSES)
     proba = []
     for name in args.models:
-        fn = _embedder(name)
+        fn = embedding_function(name)
         proba.append(
             knn_proba(fn(train.images), train.majority, fn(test.images), args.k, n_classes)
         )

@@ -92,17 +92,6 @@ def panel_agreement(
     return {**sums, "triplets_kept": kept}
 
 
-def _embedder(name: str) -> Any:
-    if name == "fer-cnn":
-        from exprsim.baselines.fer_cnn import load_fer_cnn
-
-        cnn = load_fer_cnn()
-        return lambda im: np.sqrt(np.clip(cnn.predict(im, "probs"), 0, None)).astype(np.float32)
-    import exprsim
-
-    return exprsim.load_model(name).embed_crops
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="*", default=["default"],
@@ -115,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--splits must be >= 1 and every prior > 0")
     from exprsim.data.fer import load_ferplus
     from exprsim.data.triplets import decision_stability, validation_triplets
+    from exprsim.evaluate import embedding_function
 
     test = load_ferplus("PublicTest")
     trip = validation_triplets(test, n=3000, seed=0)  # the triplets evaluate scores
-    emb = {m: _embedder(m)(test.images) for m in args.models}
+    emb = {m: embedding_function(m)(test.images) for m in args.models}
     result: dict[str, Any] = {
         "split_panels": panel_agreement(test.votes, trip, emb, args.splits, np.random.default_rng(0)),
         "labels_10_votes": {m: _by_type(_odd(e, trip) == trip.odd, np.ones(len(trip), bool), trip.ttype)

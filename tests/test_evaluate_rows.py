@@ -122,3 +122,13 @@ def test_hand_computed_row() -> None:
     # label, C and D do not -> Acc@16 = (9/16 + 9/16 + 1 + 1) / 4
     assert row["recall@1"] == pytest.approx(1.0)
     assert row["acc@16"] == pytest.approx((9 / 16 + 9 / 16 + 2) / 4)
+
+
+def test_embedding_function_of_a_model_name_is_its_embedder() -> None:
+    import exprsim
+    from exprsim.evaluate import embedding_function
+
+    crops = np.random.default_rng(2).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        embedding_function("default")(crops), exprsim.load_model("default").embed_crops(crops)
+    )

