@@ -11,7 +11,7 @@ vote triplets + kNN11 against the training faces) and writes ``config.json`` +
 :func:`train_ensemble` is the ``"recipe": "ensemble"`` learner of ``exprsim train``: it trains
 one ``ferplus`` member per seed (same config, same hold-out) into ``<out>/a``, ``<out>/b``, ...
 and composes them into ``<out>``, so that an ensemble is one resumable command
-(``configs/quick.json``).
+(``configs/quick-ens2.json``).
 
 Nothing here looks at PublicTest.
 """
