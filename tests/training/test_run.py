@@ -139,3 +139,19 @@ def test_cli_train_on_a_missing_gpu_is_one_line(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "CUDA" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_shipped_config_file_is_a_valid_training_config() -> None:
+    """A broken file under configs/ fails here, not an hour into someone's run."""
+    from exprsim.training.ensemble import EnsembleTrainConfig, member_configs
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(root.glob("*.json"))
+    assert len(files) >= 20  # the folder is found
+    seen = set()
+    for path in files:
+        recipe, cfg = config_from_dict(json.loads(path.read_text()))
+        seen.add(recipe.name)
+        if isinstance(cfg, EnsembleTrainConfig):
+            assert len(member_configs(cfg)) == len(cfg.seeds) >= 2, path.name
+    assert {"ensemble", "fec", "ferplus", "pvae"} <= seen
