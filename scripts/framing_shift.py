@@ -130,14 +130,16 @@ def score_val(
     val_labels: np.ndarray,
     trip: Any,
 ) -> dict[str, float]:
-    """The trainer's readout score of one embedding function on one version of the faces."""
-    from exprsim.metrics import knn_predict, triplet_accuracy
+    """The trainer's readout score (:func:`exprsim.training.ferplus.readout_score`) of one
+    embedding function on one version of the faces."""
+    from exprsim.training.ferplus import readout_score
 
-    z_tr, z_va = fn(train_images), fn(val_images)
-    ta = triplet_accuracy(z_va, trip.i, trip.j, trip.k, trip.odd, trip.ttype)
-    pred = knn_predict(z_tr, train_labels, z_va, k=11, n_classes=8)
-    knn = float((pred == val_labels).mean())
-    return {"triplet_all": float(ta["all"]), "knn11_acc": knn, "score": float(ta["all"]) + knn}
+    r = readout_score(fn(train_images), train_labels, fn(val_images), val_labels, trip)
+    return {
+        "triplet_all": r["val_triplet_all"],
+        "knn11_acc": r["val_knn11_acc"],
+        "score": r["score"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,13 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         test = load_ferplus("PublicTest")
         tr_img, tr_lab, te_img, te_lab = train.images, train.majority, test.images, test.majority
         trip = validation_triplets(test, n=3000, seed=0)
-    rows: dict[str, dict[str, dict[str, float]]] = {}
-    for model in args.models:
-        fn = embedding_function(model)
-        rows[model] = {}
-        for c, tf in transforms.items():
+    fns = {model: embedding_function(model) for model in args.models}
+    rows: dict[str, dict[str, dict[str, float]]] = {model: {} for model in args.models}
+    for c, tf in transforms.items():
+        tr, te = tf(tr_img), tf(te_img)  # once per version, for every model
+        for model, fn in fns.items():
             t0 = time.perf_counter()
-            tr, te = tf(tr_img), tf(te_img)
             if args.split == "val":
                 row = score_val(fn, tr, tr_lab, te, te_lab, trip)
             else:
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[model][c] = row
             cells = "  ".join(f"{k} {v:.4f}" for k, v in row.items())
             print(f"{model} | {c:13s} {cells}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    for model in args.models:
         shifted = [rows[model][c] for c in names if c != "as-is"]
         if shifted:
             key = "score" if args.split == "val" else "triplet_all"

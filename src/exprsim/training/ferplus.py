@@ -573,6 +573,28 @@ def _parts_array(
     return np.concatenate(es), np.concatenate(ps)
 
 
+def readout_score(
+    z_train: np.ndarray,
+    train_labels: np.ndarray,
+    z_val: np.ndarray,
+    val_labels: np.ndarray,
+    trip: Any,
+) -> dict[str, float]:
+    """The readout rule's score of one embedding: validation vote-triplet accuracy on
+    ``trip`` (left out when ``None``) + kNN11 accuracy of the validation majority labels
+    ``(M,)`` with the training vectors ``(N, D)`` and labels ``(N,)`` as reference."""
+    from exprsim.metrics import knn_predict, triplet_accuracy
+
+    row: dict[str, float] = {}
+    if trip is not None:
+        ta = triplet_accuracy(z_val, trip.i, trip.j, trip.k, trip.odd, trip.ttype)
+        row["val_triplet_all"] = float(ta["all"])
+    pred = knn_predict(z_train, train_labels, z_val, k=11, n_classes=8)
+    row["val_knn11_acc"] = float((pred == val_labels).mean())
+    row["score"] = row.get("val_triplet_all", 0.0) + row["val_knn11_acc"]
+    return row
+
+
 def choose_readout(
     model: Any,
     train_data: _Arrays,
@@ -588,8 +610,6 @@ def choose_readout(
     computed here).
     """
     import torch
-
-    from exprsim.metrics import knn_predict, triplet_accuracy
 
     if parts is None:
         parts = (
@@ -607,12 +627,7 @@ def choose_readout(
                 for e, p in ((e_tr, p_tr), (e_va, p_va))
             )
         row = {"angle": float(angle)}
-        if trip is not None:
-            ta = triplet_accuracy(z_va, trip.i, trip.j, trip.k, trip.odd, trip.ttype)
-            row["val_triplet_all"] = float(ta["all"])
-        pred = knn_predict(z_tr, train_data.dist.argmax(1), z_va, k=11, n_classes=8)
-        row["val_knn11_acc"] = float((pred == val.dist.argmax(1)).mean())
-        row["score"] = row.get("val_triplet_all", 0.0) + row["val_knn11_acc"]
+        row |= readout_score(z_tr, train_data.dist.argmax(1), z_va, val.dist.argmax(1), trip)
         rows.append(row)
         log.info("readout angle %s: %s", angle, row)
     best = max(rows, key=lambda r: r["score"])
