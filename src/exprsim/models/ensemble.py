@@ -105,7 +105,7 @@ class ExprNetEnsemble(nn.Module):
     "exprnet_ens",
     in_channels=1,
     input_size=48,
-    description="default v6: exprnet_v networks averaged, sqrt(mean p) + aligned 8-d readout",
+    description="default v6-v7: exprnet_v networks averaged, sqrt(mean p) + aligned 8-d readout",
 )
 def exprnet_ens(embedding_dim: int = 16, **kwargs: Any) -> ExprNetEnsemble:
     return ExprNetEnsemble(embedding_dim=embedding_dim, **kwargs)
