@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         transforms = {c: condition(c) for c in names}
     except ValueError as exc:
         p.error(str(exc))
-    from exprsim.evaluate import embedding_function, score_embedding
+    from exprsim.evaluate import embedding_function, publictest_sets, score_embedding
 
     if args.split == "val":
         tr_img, tr_lab, val, trip = _val_sets(args.run, args.draws)
@@ -170,13 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{args.run}: its hold-out is too small for validation triplets")
         te_img, te_lab = val.images, val.dist.argmax(1)
     else:
-        from exprsim.data.fer import load_ferplus
-        from exprsim.data.triplets import validation_triplets
-
-        train = load_ferplus("Training", drop_duplicates_of="PublicTest")
-        test = load_ferplus("PublicTest")
+        train, test, trip = publictest_sets()
         tr_img, tr_lab, te_img, te_lab = train.images, train.majority, test.images, test.majority
-        trip = validation_triplets(test, n=3000, seed=0)
     fns = {model: embedding_function(model) for model in args.models}
     rows: dict[str, dict[str, dict[str, float]]] = {model: {} for model in args.models}
     for c, tf in transforms.items():

@@ -154,6 +154,21 @@ def embedding_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     return load_model(name).embed_crops
 
 
+def publictest_sets(data_dir: str | None = None, n_triplets: int = 3000) -> tuple[Any, Any, Any]:
+    """What :func:`evaluate_ferplus` scores on: FER+ Training without PublicTest duplicates
+    (the kNN references), PublicTest, and ``n_triplets`` PublicTest vote triplets (seed 0).
+
+    Scripts that report "PublicTest as ``exprsim evaluate`` scores it" call this so that
+    their faces and triplets stay the evaluation's.
+    """
+    from exprsim.data.fer import load_ferplus
+    from exprsim.data.triplets import validation_triplets
+
+    train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
+    test = load_ferplus("PublicTest", data_dir)
+    return train, test, validation_triplets(test, n=n_triplets, seed=0)
+
+
 def evaluate_ferplus(
     model: Any = "default",
     baselines: bool = False,
@@ -172,13 +187,11 @@ def evaluate_ferplus(
         n_triplets: PublicTest vote triplets (1/3 of each type).
         also: more models (names, folders or Embedders) scored in the same run.
     """
-    from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
-    from exprsim.data.triplets import DEFAULT_THRESHOLD, validation_triplets
+    from exprsim.data.fer import FERPLUS_CLASSES
+    from exprsim.data.triplets import DEFAULT_THRESHOLD
     from exprsim.models.embedder import Embedder, load_model
 
-    train = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
-    test = load_ferplus("PublicTest", data_dir)
-    trip = validation_triplets(test, n=n_triplets, seed=0)
+    train, test, trip = publictest_sets(data_dir, n_triplets)
     embedder = model if isinstance(model, Embedder) else load_model(str(model))
     name = (
         embedder.config.name_version
