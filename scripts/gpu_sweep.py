@@ -98,6 +98,27 @@ QUICK: dict[str, dict[str, Any]] = {
     "q-swa7": {"swa_epochs": 7},
 }
 
+#: one-stage jobs that re-run the last (averaged) stage of a shipped ensemble member from
+#: its committed first-stage run (``init_from`` in the config): name -> (config, overrides).
+#: ``ctrl-m*`` are v7's three robust stages as they are (a copy on the GPU, to compare
+#: with); ``bal*-m*`` add ``class_balance`` (deferred re-weighting of the per-face term
+#: towards rare emotions, exponent 0.25 / 0.5 / 1). Same epochs and per-epoch cost.
+V7_STAGES = (
+    "configs/robust-swa-v5.json",
+    "configs/robust-ens-s1-swa.json",
+    "configs/robust-wide78-swa.json",
+)
+LAST_STAGE: dict[str, tuple[str, dict[str, Any]]] = {}
+for _m, _path in enumerate(V7_STAGES):
+    LAST_STAGE[f"ctrl-m{_m}"] = (_path, {})
+    for _tag, _power in (("bal05", 0.5), ("bal1", 1.0), ("bal025", 0.25)):
+        LAST_STAGE[f"{_tag}-m{_m}"] = (_path, {"class_balance": _power})
+    # a second draw of the stage's randomness (order, augmentation, dropout; seed 10 + m),
+    # same validation faces (split_seed 0, the hold-out of all three first stages)
+    _rep = {"seed": 10 + _m, "split_seed": 0}
+    LAST_STAGE[f"ctrl-m{_m}-r"] = (_path, _rep)
+    LAST_STAGE[f"bal1-m{_m}-r"] = (_path, {**_rep, "class_balance": 1.0})
+
 log = logging.getLogger("gpu_sweep")
 
 
@@ -117,6 +138,7 @@ def make_pack(out: Path) -> None:
         blobs.append(buf.ravel())
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     digest = pixel_digest(split.images)
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
         webp=np.concatenate(blobs),
@@ -187,6 +209,16 @@ def worker(spec: dict[str, Any]) -> None:
         r1 = train(cfg, out / "stage1", progress=False)
         summary = {"job": spec["name"], "stage1_seconds": time.perf_counter() - t0}
         (out / "summary.json").write_text(json.dumps({**summary, "stage1": r1.final_metrics}))
+        return
+    if spec["name"] in LAST_STAGE:
+        path, over = LAST_STAGE[spec["name"]]
+        cfg = _config(path, {**common, **over})
+        cfg = replace(cfg, init_from=str(ROOT / str(cfg.init_from)))
+        if spec.get("smoke"):
+            cfg = replace(cfg, swa_epochs=1)
+        r2 = train(cfg, out / "stage2", progress=False)
+        summary = {"job": spec["name"], "stage2_seconds": time.perf_counter() - t0}
+        (out / "summary.json").write_text(json.dumps({**summary, "stage2": r2.final_metrics}))
         return
     if spec["name"] in STUDENTS:
         from exprsim.training.ferplus import make_teacher_targets
@@ -269,6 +301,15 @@ def _gpu_line() -> None:
         pass
 
 
+def _job_epochs(name: str) -> int:
+    """Epochs a job runs, both stages (for the deadline projection)."""
+    if name in LAST_STAGE:
+        return int(json.loads((ROOT / LAST_STAGE[name][0]).read_text())["epochs"])
+    if name in QUICK:
+        return 13
+    return 62
+
+
 def _epochs_done(job: Path) -> int:
     n = 0
     for stage in ("stage1", "stage2"):
@@ -278,42 +319,53 @@ def _epochs_done(job: Path) -> int:
     return n
 
 
+def _epoch_seconds(job: Path, last: int = 3) -> float | None:
+    """Mean wall seconds of a job's last ``last`` epochs (``metrics.jsonl``'s ``seconds``),
+    leaving out its first epoch (CUDA start-up, kernel choice); None before two epochs."""
+    rows = []
+    for stage in ("stage1", "stage2"):
+        f = job / stage / "metrics.jsonl"
+        if f.is_file():
+            rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    secs = [float(r["seconds"]) for r in rows[1:] if "seconds" in r]
+    return float(np.mean(secs[-last:])) if secs else None
+
+
 class _Shedder:
     """Stop the last-started job while the slowest one would miss the deadline.
 
-    Jobs share one GPU, so every stopped job speeds the others up: rates are measured over
-    the last ``window`` seconds only, and after a stop nothing more is stopped until a new
-    window has been measured, and a job's rate is measured only after its first epoch.
-    ``epochs`` per job (both stages) and ``tail`` seconds for the
-    readout, BatchNorm pass and export set the projection.
+    A job's end is projected from the wall time of its latest epochs (its first one, which
+    pays the start-up, left out) times the epochs it has left, plus ``tail`` seconds for the
+    readout, BatchNorm pass and export. Jobs share one GPU, so every stopped job speeds the
+    others up: after a stop nothing more is stopped for ``window`` seconds, and nothing is
+    stopped while a running job has fewer than two epochs (no rate yet). (Until 2026-12-01
+    the rate was epochs counted over a 60 s window, which undercounts by up to one epoch per
+    window and stopped jobs that would have finished well in time, twice.)
     """
 
     def __init__(self, t0: float, deadline: float, window: float = 60.0) -> None:
         self.t0, self.deadline, self.window = t0, deadline, window
-        self.epochs, self.tail = 62, 30.0
-        self.history: dict[str, list[tuple[float, int]]] = {}
+        self.tail = 30.0
         self.last_stop = t0
+
+    def projected_end(self, running: dict[str, Any], work: Path, now: float) -> float | None:
+        """Latest projected end over the running jobs (epoch seconds), None if unknown."""
+        worst = 0.0
+        for name in running:
+            job = work / "jobs" / name
+            per_epoch = _epoch_seconds(job)
+            if per_epoch is None:
+                return None
+            left = max(0, _job_epochs(name) - _epochs_done(job))
+            worst = max(worst, now + left * per_epoch + self.tail)
+        return worst
 
     def __call__(self, running: dict[str, Any], work: Path, done: dict[str, int]) -> None:
         now = time.time()
-        for name in running:
-            self.history.setdefault(name, []).append((now, _epochs_done(work / "jobs" / name)))
         if len(running) < 2 or now - self.last_stop < self.window:
             return
-        worst = 0.0
-        for name in running:
-            # from the end of a job's first epoch on: the first one pays the start-up
-            # (CUDA context, kernel choice), which made the rule stop jobs that would fit
-            past = [(t, n) for t, n in self.history[name] if now - t >= self.window and n >= 1]
-            if not past:
-                return  # not a full window yet
-            t_then, n_then = past[-1]
-            n_now = self.history[name][-1][1]
-            if n_now <= n_then:
-                return  # no epoch finished in the window: too early to judge
-            rate = (n_now - n_then) / (now - t_then)
-            worst = max(worst, now + (self.epochs - n_now) / rate + self.tail)
-        if worst > self.t0 + self.deadline:
+        worst = self.projected_end(running, work, now)
+        if worst is not None and worst > self.t0 + self.deadline:
             name = list(running)[-1]
             p, logf = running.pop(name)
             p.kill()
@@ -411,7 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--make-pack", type=Path, help="write the data pack here and stop")
     ap.add_argument("--pack", type=Path, help="data pack made by --make-pack")
-    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS, *QUICK])
+    ap.add_argument(
+        "--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS, *QUICK, *LAST_STAGE]
+    )
     ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
     ap.add_argument("--work", default="/tmp/sweep", help="run folders")
     ap.add_argument("--parallel", type=int, default=6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,61 @@ def test_wide_jobs_fit_the_cpu_budget_and_keep_the_recipe(sweep):
         # shipped 62 at 3/4 width (within the 3-hour budget)
         assert (cfg1.epochs + cfg2.epochs) * 0.983 < 62 * 0.705 * 1.1
         assert cfg1.lr == base1.lr and cfg1.pair_weight == base1.pair_weight
+
+
+def test_last_stage_jobs_are_v7s_stages_with_one_change(sweep):
+    from exprsim.training.ferplus import _split_seed, load_run_config
+
+    for m, path in enumerate(sweep.V7_STAGES):
+        ship = sweep._config(path, {})
+        ctrl = sweep._config(*sweep.LAST_STAGE[f"ctrl-m{m}"])
+        assert ctrl == ship and ship.class_balance == 0.0 and ship.init_from
+        for tag, power in (("bal025", 0.25), ("bal05", 0.5), ("bal1", 1.0)):
+            bal = sweep._config(*sweep.LAST_STAGE[f"{tag}-m{m}"])
+            assert bal == replace(ship, class_balance=power)
+        # replicates: another seed, the same validation faces as the first stage they start
+        # from (whose hold-out every v7 stage shares)
+        rep = sweep._config(*sweep.LAST_STAGE[f"ctrl-m{m}-r"])
+        assert rep == replace(ship, seed=10 + m, split_seed=0)
+        assert sweep._config(*sweep.LAST_STAGE[f"bal1-m{m}-r"]) == replace(rep, class_balance=1.0)
+        base = load_run_config(sweep.ROOT / ship.init_from)
+        assert _split_seed(base) == _split_seed(ship) == _split_seed(rep) == 0
+        assert sweep._job_epochs(f"bal1-m{m}") == ship.epochs
+
+
+def test_the_deadline_projection_uses_epoch_wall_times(sweep, tmp_path):
+    import json
+
+    def job(name, seconds):
+        st = tmp_path / "jobs" / name / "stage2"
+        st.mkdir(parents=True)
+        rows = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]
+        (st / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    job("ctrl-m0", [40.0, 10.0, 12.0, 11.0])  # 4 of 30 epochs; the first paid the start-up
+    job("ctrl-m2", [30.0, 12.0])  # 2 of 22
+    shed = sweep._Shedder(t0=0.0, deadline=430.0)
+    running = {"ctrl-m0": None, "ctrl-m2": None}
+    end = shed.projected_end(running, tmp_path, now=80.0)
+    assert end == pytest.approx(max(80 + 26 * 11.0, 80 + 20 * 12.0) + shed.tail)  # 396
+    job("bal1-m1", [50.0])  # one epoch: no rate yet, so no projection and no stop
+    assert shed.projected_end({**running, "bal1-m1": None}, tmp_path, now=80.0) is None
+    # a stop happens only past the deadline, and takes the last-started job
+    killed = []
+
+    class _P:
+        def __init__(self, name):
+            self.name = name
+
+        def kill(self):
+            killed.append(self.name)
+
+    class _F:
+        def close(self):
+            pass
+
+    procs = {n: (_P(n), _F()) for n in running}
+    done: dict[str, int] = {}
+    shed.last_stop = -1e9
+    sweep._Shedder.__call__(shed, procs, tmp_path, done)  # now >> 430: projected too late
+    assert killed == ["ctrl-m2"] and done == {"ctrl-m2": -9}

@@ -374,3 +374,56 @@ def test_bad_size_schedules_fail_before_any_work(tmp_path, schedule):
     with pytest.raises(ValueError, match="size_schedule"):
         train(_tiny(epochs=2, size_schedule=schedule), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_class_balance_weights_match_a_loop_over_faces_and_classes():
+    from exprsim.training.ferplus import class_balance_weights
+
+    rng = np.random.default_rng(0)
+    votes = rng.integers(0, 5, size=(40, 8)).astype(float)
+    votes[:, 7] = 0.0  # one class nobody voted for
+    votes[votes.sum(1) == 0, 0] = 1.0
+    d = votes / votes.sum(1, keepdims=True)
+    for power in (0.0, 0.5, 1.0):
+        mass = [sum(d[f, c] for f in range(40)) for c in range(8)]
+        raw = [m**-power if m > 0 else 0.0 for m in mass]
+        face = [sum(d[f, c] * raw[c] for c in range(8)) for f in range(40)]
+        want = np.array(raw) / (sum(face) / 40)
+        got = class_balance_weights(votes, power)  # counts are normalised per face
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert (d @ got).mean() == pytest.approx(1.0)
+    w = class_balance_weights(votes, 1.0)
+    assert w[7] == 0 and np.argmax(w[:7]) == np.argmin(d.sum(0)[:7])  # rarest weighs most
+
+
+def test_class_balance_weights_each_faces_term_by_its_votes(tmp_path):
+    """The per-face term of one step against a loop: ``mean_f (d_f @ w) KL(d_f || p_f)``."""
+    from exprsim.training.ferplus import _build, _step_fec, _to_input, class_balance_weights
+
+    cfg = _vgg(class_balance=0.5, pair_weight=0.0)
+    tr, va = load_data(cfg)
+    s = _build(cfg, tr, va, None)
+    s.model.eval()  # no dropout / batch statistics: the logits below are the step's
+    idx = np.arange(16)
+    x = _to_input(tr.images[idx], cfg.preprocess, None, "cpu")
+    d_np = tr.train_target[idx]
+    with torch.no_grad():
+        p = s.model.head(x)[1].double().softmax(1).numpy()
+    w = class_balance_weights(tr.train_target, 0.5)
+    want = 0.0
+    for f in range(16):
+        kl = sum(d_np[f, c] * np.log(d_np[f, c] / p[f, c]) for c in range(8) if d_np[f, c] > 0)
+        want += float(d_np[f] @ w) * kl / 16
+    terms = _step_fec(s, cfg, d_np, x, torch.from_numpy(d_np), np.random.default_rng(0))
+    assert float(terms["kl"]) == pytest.approx(want, rel=1e-4)
+    plain = _build(replace(cfg, class_balance=0.0), tr, va, None)
+    assert plain.class_weights is None and s.class_weights is not None
+
+
+def test_class_balance_run_trains_and_bad_values_fail_early(tmp_path):
+    base = train(_vgg(), tmp_path / "base", progress=False).final_metrics
+    bal = train(_vgg(class_balance=1.0), tmp_path / "bal", progress=False).final_metrics
+    assert np.isfinite(bal["loss"]) and bal["kl"] != base["kl"]
+    with pytest.raises(ValueError, match="class_balance"):
+        train(_tiny(class_balance=-0.5), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

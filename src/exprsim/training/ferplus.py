@@ -136,6 +136,12 @@ class TrainConfig:
             j (the ``vecs`` of the ``teacher`` file): the geometry of the teachers'
             concatenated vectors, which an ensemble has and its mean distribution does not.
             Needs a ``teacher`` file made with vectors; 0 = off.
+        class_balance: re-weighting of the per-face term (``kl_weight``'s) towards rare
+            emotions: class ``c`` weighs ``m_c ** -class_balance``, ``m_c`` the total vote mass
+            of ``c`` over the training faces, and a face weighs ``sum_c v_c w_c`` (its votes,
+            or its blended target, times the class weights), scaled so that the training faces
+            weigh 1 on average. 0 = off (every face 1); 1 = inverse frequency. Other terms
+            are unchanged. Meant for a last stage (deferred re-weighting, Cao et al. 2019).
         device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
             Not part of the recipe: a resumed run may change it, and checkpoints are saved
             on the CPU either way.
@@ -210,6 +216,7 @@ class TrainConfig:
     teacher_pair_weight: float = 0.0
     teacher_pair_angle: float = 15.0
     size_schedule: tuple[tuple[int, int], ...] = ()
+    class_balance: float = 0.0
     device: str = "cpu"
 
 
@@ -741,6 +748,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "teacher_weight": (0 <= cfg.teacher_weight <= 1, "in [0, 1]"),
         "prob_pair_weight": (cfg.prob_pair_weight >= 0, ">= 0"),
         "teacher_pair_weight": (cfg.teacher_pair_weight >= 0, ">= 0"),
+        "class_balance": (0 <= cfg.class_balance <= 2, "in [0, 2]"),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
@@ -865,6 +873,19 @@ class _Setup:
     sampler: Any
     raw_store: dict[str, Any] | None
     losses: dict[str, Any]
+    class_weights: np.ndarray | None = None  # (C,) per-class weights of the per-face term
+
+
+def class_balance_weights(targets: np.ndarray, power: float) -> np.ndarray:
+    """Per-class weights ``m_c ** -power`` (``m_c``: column sums of ``targets`` ``(N, C)``),
+    scaled so that the faces' weights ``targets @ w`` average 1; ``(C,)`` float64.
+    A class with no mass gets weight 0 (no face carries it)."""
+    t = np.asarray(targets, np.float64)
+    t = t / np.maximum(t.sum(axis=1, keepdims=True), 1e-12)
+    mass = t.sum(axis=0)
+    w = np.zeros_like(mass)
+    w[mass > 0] = mass[mass > 0] ** -float(power)
+    return w / float((t @ w).mean())
 
 
 def _split_labels(
@@ -955,7 +976,13 @@ def _build(
             "prob_pair": HellingerMatchingLoss(scale=math.sqrt(2.0), squared=True),
             "teacher_pair": DistanceMatchingLoss(),
             "sgm": SGMLoss(cfg.sgm_sigma, cfg.sgm_norm_weight),
+            "kl_faces": DistributionLoss(cfg.distribution_loss, reduction="none"),
         },
+        class_weights=(
+            class_balance_weights(train_data.train_target, cfg.class_balance)
+            if cfg.class_balance > 0
+            else None
+        ),
     )
 
 
@@ -1002,7 +1029,11 @@ def _step_fec(
     else:
         emb = s.model(x)
         logits = s.head(emb)
-    loss_kl = s.losses["kl"](logits, d)
+    if s.class_weights is None:
+        loss_kl = s.losses["kl"](logits, d)
+    else:  # per-face weights from the batch's targets (linear in them: mixup-safe)
+        w = torch.from_numpy((d_np @ s.class_weights).astype(np.float32)).to(x.device)
+        loss_kl = (s.losses["kl_faces"](logits, d) * w).mean()
     loss = cfg.kl_weight * loss_kl
     dev = x.device
     loss_tr = torch.zeros((), device=dev)
