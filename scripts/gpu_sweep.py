@@ -10,6 +10,9 @@ shipped recipe's. Every choice is still made on the validation faces.
 Students (``STUDENTS``) distil the teachers' mean emotion distribution into the same
 recipe (``TrainConfig.teacher``); each starts once its teacher jobs have finished.
 
+The checkout travels to the GPU machine (64 MiB at most, the pack included, ~46 MiB): move
+run weights the jobs do not read out of the working tree for the call, and back after.
+
 The machine needs no ``../shared``: ``--make-pack`` writes the FER+ Training faces a run
 loads (PublicTest duplicates dropped) into one small file (lossless WebP per face), which
 the sweep decodes and checks against the pixel hash stored beside it.
@@ -202,23 +205,19 @@ def worker(spec: dict[str, Any]) -> None:
         common.update(epochs=1, max_train=600)
     out = Path(spec["out"])
     t0 = time.perf_counter()
-    if spec["name"] in QUICK:
-        cfg = _config("configs/quick-v5.json", {**common, **QUICK[spec["name"]]})
+    if spec["name"] in QUICK or spec["name"] in LAST_STAGE:  # one stage
+        if spec["name"] in QUICK:
+            cfg, stage = _config("configs/quick-v5.json", {**common, **QUICK[spec["name"]]}), 1
+        else:
+            path, over = LAST_STAGE[spec["name"]]
+            cfg, stage = _config(path, {**common, **over}), 2
+            cfg = replace(cfg, init_from=str(ROOT / str(cfg.init_from)))
         if spec.get("smoke"):
             cfg = replace(cfg, swa_epochs=1)
-        r1 = train(cfg, out / "stage1", progress=False)
-        summary = {"job": spec["name"], "stage1_seconds": time.perf_counter() - t0}
-        (out / "summary.json").write_text(json.dumps({**summary, "stage1": r1.final_metrics}))
-        return
-    if spec["name"] in LAST_STAGE:
-        path, over = LAST_STAGE[spec["name"]]
-        cfg = _config(path, {**common, **over})
-        cfg = replace(cfg, init_from=str(ROOT / str(cfg.init_from)))
-        if spec.get("smoke"):
-            cfg = replace(cfg, swa_epochs=1)
-        r2 = train(cfg, out / "stage2", progress=False)
-        summary = {"job": spec["name"], "stage2_seconds": time.perf_counter() - t0}
-        (out / "summary.json").write_text(json.dumps({**summary, "stage2": r2.final_metrics}))
+        r = train(cfg, out / f"stage{stage}", progress=False)
+        summary = {"job": spec["name"], f"stage{stage}_seconds": time.perf_counter() - t0}
+        summary[f"stage{stage}"] = r.final_metrics
+        (out / "summary.json").write_text(json.dumps(summary))
         return
     if spec["name"] in STUDENTS:
         from exprsim.training.ferplus import make_teacher_targets
