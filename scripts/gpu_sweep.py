@@ -302,30 +302,25 @@ def _gpu_line() -> None:
 
 def _job_epochs(name: str) -> int:
     """Epochs a job runs, both stages (for the deadline projection)."""
-    if name in LAST_STAGE:
-        return int(json.loads((ROOT / LAST_STAGE[name][0]).read_text())["epochs"])
-    if name in QUICK:
-        return 13
+    if name in LAST_STAGE or name in QUICK:
+        path = LAST_STAGE[name][0] if name in LAST_STAGE else "configs/quick-v5.json"
+        return int(json.loads((ROOT / path).read_text())["epochs"])
     return 62
 
 
-def _epochs_done(job: Path) -> int:
-    n = 0
-    for stage in ("stage1", "stage2"):
-        f = job / stage / "metrics.jsonl"
-        if f.is_file():
-            n += sum(1 for line in f.read_text().splitlines() if line.strip())
-    return n
-
-
-def _epoch_seconds(job: Path, last: int = 3) -> float | None:
-    """Mean wall seconds of a job's last ``last`` epochs (``metrics.jsonl``'s ``seconds``),
-    leaving out its first epoch (CUDA start-up, kernel choice); None before two epochs."""
+def _epoch_rows(job: Path) -> list[dict[str, Any]]:
+    """A job's finished epochs (``metrics.jsonl`` rows of both stages, in order)."""
     rows = []
     for stage in ("stage1", "stage2"):
         f = job / stage / "metrics.jsonl"
         if f.is_file():
             rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def _epoch_seconds(rows: list[dict[str, Any]], last: int = 3) -> float | None:
+    """Mean wall seconds of the last ``last`` epochs of ``rows`` (:func:`_epoch_rows`),
+    leaving out the first epoch (CUDA start-up, kernel choice); None before two epochs."""
     secs = [float(r["seconds"]) for r in rows[1:] if "seconds" in r]
     return float(np.mean(secs[-last:])) if secs else None
 
@@ -351,11 +346,11 @@ class _Shedder:
         """Latest projected end over the running jobs (epoch seconds), None if unknown."""
         worst = 0.0
         for name in running:
-            job = work / "jobs" / name
-            per_epoch = _epoch_seconds(job)
+            rows = _epoch_rows(work / "jobs" / name)
+            per_epoch = _epoch_seconds(rows)
             if per_epoch is None:
                 return None
-            left = max(0, _job_epochs(name) - _epochs_done(job))
+            left = max(0, _job_epochs(name) - len(rows))
             worst = max(worst, now + left * per_epoch + self.tail)
         return worst
 

@@ -131,6 +131,11 @@ def test_classification_scores_match_sklearn() -> None:
     pr, rc = s["macro_precision"], s["macro_recall"]
     assert s["f1_sgm"] == pytest.approx(2 * pr * rc / (pr + rc))
     assert M.macro_f1(y, p, labels=range(5)) == pytest.approx(f1_score(y, p, labels=range(5), **kw))
+    prec, rec, f1 = M.per_class_prf(y, p, labels=range(6))
+    none = {"average": None, "zero_division": 0, "labels": range(6)}
+    np.testing.assert_allclose(prec, precision_score(y, p, **none))
+    np.testing.assert_allclose(rec, recall_score(y, p, **none))
+    np.testing.assert_allclose(f1, f1_score(y, p, **none))
 
 
 def test_roc_auc_matches_sklearn() -> None:

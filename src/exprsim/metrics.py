@@ -231,6 +231,27 @@ def knn_accuracy(
 # --------------------------------------------------------------------------- classification
 
 
+def per_class_prf(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1, each ``(C,)`` over ``labels`` (default: the classes
+    in ``y_true`` or ``y_pred``, sorted); 0 where a class has no predictions or no members
+    (scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)``)."""
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    classes = np.asarray(
+        sorted(set(y_true.tolist()) | set(y_pred.tolist())) if labels is None else labels
+    )
+    tp = np.array([np.sum((y_true == c) & (y_pred == c)) for c in classes], np.float64)
+    n_pred = np.array([np.sum(y_pred == c) for c in classes], np.float64)
+    n_true = np.array([np.sum(y_true == c) for c in classes], np.float64)
+    prec = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
+    rec = np.divide(tp, n_true, out=np.zeros_like(tp), where=n_true > 0)
+    denom = prec + rec
+    f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(tp), where=denom > 0)
+    return prec, rec, f1
+
+
 def classification_scores(
     y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int] | None = None
 ) -> dict[str, float]:
@@ -245,16 +266,7 @@ def classification_scores(
     """
     y_true = np.asarray(y_true, np.int64)
     y_pred = np.asarray(y_pred, np.int64)
-    classes = np.asarray(
-        sorted(set(y_true.tolist()) | set(y_pred.tolist())) if labels is None else labels
-    )
-    tp = np.array([np.sum((y_true == c) & (y_pred == c)) for c in classes], np.float64)
-    n_pred = np.array([np.sum(y_pred == c) for c in classes], np.float64)
-    n_true = np.array([np.sum(y_true == c) for c in classes], np.float64)
-    prec = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
-    rec = np.divide(tp, n_true, out=np.zeros_like(tp), where=n_true > 0)
-    denom = prec + rec
-    f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(tp), where=denom > 0)
+    prec, rec, f1 = per_class_prf(y_true, y_pred, labels)
     p, r = float(prec.mean()), float(rec.mean())
     return {
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
