@@ -219,9 +219,7 @@ def evaluate(knn: ExpressionKNN, X: np.ndarray, y: Any, split: str = "") -> Clas
     (:func:`exprsim.metrics.roc_auc`; NaN for a class absent from ``y``); the mean is over
     the defined ones.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
-    from exprsim.metrics import classification_scores, roc_auc
+    from exprsim.metrics import classification_scores, per_class_prf, roc_auc
 
     codes = knn._encode(y)
     proba = knn.predict_proba(X)
@@ -229,13 +227,12 @@ def evaluate(knn: ExpressionKNN, X: np.ndarray, y: Any, split: str = "") -> Clas
     n_cls = len(knn.classes_)
     labels = list(range(n_cls))
     scores = classification_scores(codes, pred, labels=labels)
-    prec, rec, f1, support = precision_recall_fscore_support(
-        codes, pred, labels=labels, zero_division=0
-    )
+    prec, rec, f1 = per_class_prf(codes, pred, labels=labels)
     aucs = [roc_auc(codes == c, proba[:, c]) for c in labels]
     defined = [a for a in aucs if not np.isnan(a)]
     confusion = np.zeros((n_cls, n_cls), dtype=np.int64)
     np.add.at(confusion, (codes, pred), 1)
+    support = confusion.sum(axis=1)
     per_class = tuple(
         {
             "class": str(knn.classes_[c]),
