@@ -47,6 +47,28 @@ def test_the_graded_block_is_sqrt_of_the_members_mean_distribution() -> None:
     assert not np.allclose(probs[0], probs[1], atol=1e-3)  # the members do differ
 
 
+def test_class_weights_reweight_the_graded_block_but_not_the_probabilities() -> None:
+    w = [0.5, 1.0, 1.0, 1.0, 1.0, 3.0, 1.5, 2.0]
+    plain, weighted = _ens(3, readout_angle=0.0), _ens(3, readout_angle=0.0, class_weights=w)
+    x = torch.randn(5, 1, 48, 48)
+    with torch.inference_mode():
+        z = weighted(x).numpy()
+        _, p = weighted.parts(x)
+        _, p_plain = plain.parts(x)
+    torch.testing.assert_close(p, p_plain)  # same seed, same networks: parts unchanged
+    p = p.numpy()
+    for i in range(5):  # written out face by face
+        q = [p[i, c] * w[c] for c in range(8)]
+        np.testing.assert_allclose(z[i, :8], np.sqrt(np.array(q) / sum(q)), atol=1e-5)
+    assert not np.allclose(z[:, :8], np.sqrt(p), atol=1e-3)
+    with torch.inference_mode():  # equal weights: the plain readout
+        same = _ens(3, readout_angle=30.0, class_weights=[2.0] * 8)
+        torch.testing.assert_close(same(x), _ens(3, readout_angle=30.0)(x))
+    for bad in ([1.0] * 7, [1.0] * 7 + [0.0], [1.0] * 7 + [float("nan")]):
+        with pytest.raises(ValueError, match="class_weights"):
+            ExprNetEnsemble(members=[TINY], class_weights=bad)
+
+
 def test_a_rotated_twin_is_brought_back_into_member_zeros_frame() -> None:
     """Member 1 is member 0 with its ``e`` block turned by an orthogonal ``Q`` (and its
     classifier turned alike, so its emotions are unchanged): with ``R_1 = Q^T`` the aligned
@@ -88,7 +110,11 @@ def test_registry_state_dict_and_load_model_round_trip(tmp_path) -> None:
 
     from exprsim.models.embedder import EmbedderConfig, load_model
 
-    kwargs = {"members": [TINY, {**TINY, "flip_average": True}], "readout_angle": 15.0}
+    kwargs = {
+        "members": [TINY, {**TINY, "flip_average": True}],
+        "readout_angle": 15.0,
+        "class_weights": [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.5],
+    }
     torch.manual_seed(1)
     ens = create_model("exprnet_ens", embedding_dim=16, **kwargs).eval()
     with torch.no_grad():
@@ -113,6 +139,11 @@ def test_registry_state_dict_and_load_model_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(z, plain.embed_crops(crops), atol=2e-5)
     with torch.inference_mode():  # the saved rotation came back
         torch.testing.assert_close(plain.model.rotations, ens.rotations)
+    assert plain.model.class_weights is not None and ens.class_weights is not None
+    torch.testing.assert_close(plain.model.class_weights, ens.class_weights)
+    with torch.inference_mode():  # the loaded model reads out as the saved one
+        ref = ens(next(plain._inputs(crops))).numpy()
+    np.testing.assert_allclose(z, ref, atol=2e-5)
     z2, p = fused.embed_with_proba(crops)
     np.testing.assert_allclose(z2, z, atol=1e-6)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)

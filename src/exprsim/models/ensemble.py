@@ -6,7 +6,7 @@ own hybrid form, so the shipped vector keeps ``embedding_dim`` (16) dimensions::
 
     p  = mean_k p_k                                   (the members' mean distribution)
     e  = normalise(sum_{k in e_members} e_k @ R_k)     (R_k: head_dim x head_dim, stored)
-    z  = normalise([cos(a) * sqrt(p), sin(a) * e])
+    z  = normalise([cos(a) * sqrt(p'), sin(a) * e])    p' = normalise(p * w)  (w: class_weights)
 
 ``sqrt(p)`` is where an ensemble's gain lives for vote triplets: the Hellinger geometry of the
 averaged distribution. The members' ``e`` blocks are trained separately, so their axes do not
@@ -40,9 +40,12 @@ class ExprNetEnsemble(nn.Module):
             default two members of ``exprnet_v``'s default architecture.
         readout_angle: mixing angle in degrees (0: only ``sqrt(p)``, 90: only ``e``).
         e_members: indices of the members whose (rotated) ``e`` blocks are averaged.
+        class_weights: 8 positive weights; the readout reads ``normalise(p * w)`` instead of
+            ``p`` (``None``: ``p`` itself).
 
     Raises:
-        ValueError: fewer than one member, a member that is not hybrid, or a bad index.
+        ValueError: fewer than one member, a member that is not hybrid, a bad index, or
+            class weights that are not 8 positive finite numbers.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class ExprNetEnsemble(nn.Module):
         members: Sequence[dict[str, Any]] | None = None,
         readout_angle: float = 15.0,
         e_members: Sequence[int] = (0,),
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if members is None:
@@ -75,6 +79,14 @@ class ExprNetEnsemble(nn.Module):
         eye = torch.eye(self.head_dim).expand(len(nets), -1, -1).clone()
         self.register_buffer("rotations", eye)  # (K, head_dim, head_dim)
         self.readout_angle = float(readout_angle)
+        self.class_weights: torch.Tensor | None = None
+        if class_weights is not None:
+            w = torch.as_tensor([float(v) for v in class_weights], dtype=torch.float32)
+            if w.shape != (N_EMOTIONS,) or not bool(torch.isfinite(w).all() and (w > 0).all()):
+                raise ValueError(
+                    f"class_weights must be {N_EMOTIONS} positive numbers, got {list(class_weights)}"
+                )
+            self.class_weights = w
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e, p)``: the combined unit ``e`` ``(N, head_dim)`` and mean ``p`` ``(N, 8)``."""
@@ -94,6 +106,9 @@ class ExprNetEnsemble(nn.Module):
 
     def readout_from(self, e: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The shipped vector from ``e`` and ``p`` (module docstring)."""
+        if self.class_weights is not None:
+            p = p * self.class_weights.to(p.device, p.dtype)
+            p = p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return hybrid_readout(e, p, self.readout_angle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +120,7 @@ class ExprNetEnsemble(nn.Module):
     "exprnet_ens",
     in_channels=1,
     input_size=48,
-    description="default v6-v7: exprnet_v networks averaged, sqrt(mean p) + aligned 8-d readout",
+    description="default v6-v8: exprnet_v networks averaged, sqrt(mean p) + aligned 8-d readout",
 )
 def exprnet_ens(embedding_dim: int = 16, **kwargs: Any) -> ExprNetEnsemble:
     return ExprNetEnsemble(embedding_dim=embedding_dim, **kwargs)

@@ -1,5 +1,5 @@
 """``exprnet_v``: a plain VGG-style CNN with a graded readout; the v3-v5 default expression
-network (v6 and v7 are three of them read out as one: :mod:`exprsim.models.ensemble`).
+network (v6 to v8 are three of them read out as one: :mod:`exprsim.models.ensemble`).
 
 Trunk (48x48 gray, per-image standardised input)::
 
@@ -143,7 +143,7 @@ class ExprNetV(nn.Module):
     "exprnet_v",
     in_channels=1,
     input_size=48,
-    description="VGG-style CNN, 48x48 gray, graded sqrt(p) + 8-d readout (default v3-v5; v6-v7 members)",
+    description="VGG-style CNN, 48x48 gray, graded sqrt(p) + 8-d readout (default v3-v5; v6-v8 members)",
 )
 def exprnet_v(embedding_dim: int = 16, **kwargs: Any) -> ExprNetV:
     if "stages" in kwargs:
