@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 RARE = ("disgust", "fear", "contempt")
 
 
@@ -42,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling val_classes.py
     from val_classes import class_scores
 
     from exprsim.models.embedder import load_model
