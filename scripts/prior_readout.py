@@ -25,12 +25,6 @@ import numpy as np
 RARE = ("disgust", "fear", "contempt")
 
 
-def reweight(p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Rows of ``p`` ``(N, C)`` times ``w`` ``(C,)``, renormalised to sum 1."""
-    q = np.asarray(p, np.float64) * np.asarray(w, np.float64)
-    return (q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", required=True, help="run folder whose hold-out is scored")
@@ -45,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from val_classes import class_scores
 
     from exprsim.models.embedder import load_model
+    from exprsim.models.ensemble import reweight_distribution
     from exprsim.training.ferplus import (
         _parts_array,
         class_balance_weights,
@@ -65,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     trip = validation_triplets(val.dist, cfg)
     rows = []
     for beta in args.betas:
-        w = class_balance_weights(train.dist, beta)
-        with torch.inference_mode():
+        w = torch.from_numpy(class_balance_weights(train.dist, beta))
+        with torch.inference_mode():  # on top of the model's own class_weights, if any
             z_tr, z_va = (
-                net.readout_from(torch.from_numpy(e), torch.from_numpy(reweight(p, w))).numpy()
+                net.readout_from(
+                    torch.from_numpy(e), reweight_distribution(torch.from_numpy(p), w)
+                ).numpy()
                 for e, p in ((e_tr, p_tr), (e_va, p_va))
             )
         row: dict[str, object] = {"beta": beta, "angle": net.readout_angle}

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from exprsim.models.ensemble import ExprNetEnsemble  # noqa: E402
+from exprsim.models.ensemble import ExprNetEnsemble, reweight_distribution  # noqa: E402
 from exprsim.models.registry import create_model  # noqa: E402
 from exprsim.models.vgg import ExprNetV  # noqa: E402
 
@@ -45,6 +45,30 @@ def test_the_graded_block_is_sqrt_of_the_members_mean_distribution() -> None:
     np.testing.assert_allclose(z[:, :8], np.sqrt(mean), atol=1e-5)
     np.testing.assert_allclose(z[:, 8:], 0.0, atol=1e-6)
     assert not np.allclose(probs[0], probs[1], atol=1e-3)  # the members do differ
+
+
+def test_reweight_distribution_matches_a_loop() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(8), size=20).astype(np.float32)
+    w = rng.uniform(0.2, 5.0, size=8)
+    out = reweight_distribution(torch.from_numpy(p), torch.from_numpy(w)).numpy()
+    for i in range(20):
+        row = [float(p[i, c]) * w[c] for c in range(8)]
+        total = sum(row)
+        for c in range(8):
+            assert out[i, c] == pytest.approx(row[c] / total, rel=1e-5)
+
+
+def test_uniform_weights_leave_p_unchanged_and_rare_weights_raise_rare_shares() -> None:
+    p = torch.tensor([[0.7, 0.2, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0]])
+    torch.testing.assert_close(
+        reweight_distribution(p, torch.full((8,), 3.0)), p, rtol=1e-6, atol=0
+    )
+    w = torch.ones(8)
+    w[5] = 4.0
+    q = reweight_distribution(p, w)
+    assert float(q[0, 5]) == pytest.approx(0.4 / 1.3, rel=1e-6)
+    assert q[0, 5] > p[0, 5] and q[0, 0] < p[0, 0]
 
 
 def test_class_weights_reweight_the_graded_block_but_not_the_probabilities() -> None:

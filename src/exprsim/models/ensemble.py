@@ -30,6 +30,13 @@ from exprsim.models.registry import register_model
 from exprsim.models.vgg import N_EMOTIONS, ExprNetV, hybrid_readout
 
 
+def reweight_distribution(p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Rows of ``p`` ``(N, C)`` times ``w`` ``(C,)``, renormalised to sum 1 (the readout's
+    ``p' = normalise(p * w)``)."""
+    q = p * w.to(p.device, p.dtype)
+    return q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 class ExprNetEnsemble(nn.Module):
     """Input ``(N, 1, 48, 48)``, output ``(N, embedding_dim)`` unit rows (module docstring).
 
@@ -107,8 +114,7 @@ class ExprNetEnsemble(nn.Module):
     def readout_from(self, e: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """The shipped vector from ``e`` and ``p`` (module docstring)."""
         if self.class_weights is not None:
-            p = p * self.class_weights.to(p.device, p.dtype)
-            p = p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)
+            p = reweight_distribution(p, self.class_weights)
         return hybrid_readout(e, p, self.readout_angle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
