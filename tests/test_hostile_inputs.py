@@ -211,6 +211,7 @@ def test_videos_that_cannot_be_read(tmp_path, random_model_dir, capsys):
         "random.mp4": np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes(),
         "png_named.mp4": sample_path("grace_hopper.jpg").read_bytes(),
         "text.webm": b"not a video\n" * 100,
+        "text_named.jpg": b"not a picture\n",  # opens (image demuxer), no frame decodes
     }.items():
         cases[name] = tmp_path / name
         cases[name].write_bytes(data)

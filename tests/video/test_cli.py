@@ -47,6 +47,39 @@ def test_unreadable_video_one_line(tmp_path, capsys, monkeypatch, embedder):
     assert len(err) == 1 and "cannot open video" in err[0]
 
 
+def test_video_without_a_decodable_frame_one_line(tmp_path, capsys, monkeypatch, embedder):
+    import exprsim.models.embedder as emb_mod
+
+    monkeypatch.setattr(emb_mod, "load_model", lambda name="default": embedder)
+    fake = tmp_path / "text.jpg"
+    fake.write_bytes(b"hello, not a picture\n")
+    out = tmp_path / "o"
+    assert main(["-q", "video", str(fake), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no frame could be decoded" in err[0], err
+    assert not out.exists()  # no empty report
+
+
+def test_truncated_video_warning_not_repeated(tmp_path, capsys, caplog, monkeypatch, embedder):
+    """A truncated clip: a report of what was read, and its warning logged once (the CLI
+    does not print it a second time)."""
+    import exprsim.models.embedder as emb_mod
+
+    from .conftest import numbered_frames, write_clip
+
+    monkeypatch.setattr(emb_mod, "load_model", lambda name="default": embedder)
+    full = write_clip(tmp_path / "full.mp4", numbered_frames(40, 128, 96), fps=10)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = tmp_path / "o"
+    with caplog.at_level("WARNING"):
+        rc = main(["-q", "video", str(cut), "--out", str(out), "--identity", "iou"])
+    assert rc == 0 and (out / "report.html").is_file()
+    logged = [r.getMessage() for r in caplog.records if r.name == "exprsim.video.frames"]
+    assert logged, "the truncation is reported"
+    assert "warning:" not in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_run_writes_outputs(
     tmp_path, capsys, monkeypatch, embedder, face_patches, clip_factory

@@ -94,6 +94,16 @@ def test_cut_index_and_garbage_raise_video_error(tmp_path):
         FrameReader(full, fps=0)
 
 
+def test_opens_but_no_frame_decodes_raises_video_error(tmp_path):
+    """Text named like an image opens (FFmpeg's image demuxer) but decodes nothing: an
+    error, like a file that cannot be opened, not an empty analysis."""
+    fake = tmp_path / "text.jpg"
+    fake.write_bytes(b"hello, not a picture\n")
+    reader = FrameReader(fake, every=1)  # opening succeeds
+    with pytest.raises(VideoError, match="no frame could be decoded"):
+        list(reader)
+
+
 def test_corrupt_packets_are_skipped_and_counted(tmp_path, caplog):
     """Garbage written over the middle of an mp4: the frames after the damage are still read
     (skipping undecodable packets), and the loss is reported."""

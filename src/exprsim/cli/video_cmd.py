@@ -176,8 +176,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         f" ({len(analysis.faces) - accepted} rejected detections), "
         f"{analysis.n_persons} person(s) -> {paths['html']}"
     )
-    for w in analysis.warnings:
-        print(f"exprsim video: warning: {w}", file=sys.stderr)
+    # analysis.warnings were logged as they happened (shown even with -q): not repeated here
     if analysis.interrupted:
         print("exprsim video: interrupted; partial report written", file=sys.stderr)
         return 130

@@ -43,7 +43,7 @@ DEFAULT_SEQUENCE_FPS = 25.0
 
 
 class VideoError(ExprsimError):
-    """A video that cannot be opened or has no video stream."""
+    """A video that cannot be opened, has no video stream, or has no frame that decodes."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,8 @@ class FrameReader:
         decode_seconds: time spent decoding and converting frames.
 
     Raises:
-        VideoError: the source does not exist, cannot be opened or has no video stream.
+        VideoError: the source does not exist, cannot be opened or has no video stream
+            (on creation), or not one of its frames decodes (at the end of iteration).
     """
 
     def __init__(
@@ -341,16 +342,16 @@ class FrameReader:
                     return
         finally:
             self.close()
+        if self.n_decoded == 0:  # opened, but not a video we can read: as if unopenable
+            bad = f" ({self.bad_packets} undecodable packet(s))" if self.bad_packets else ""
+            raise VideoError(f"{self.source}: no frame could be decoded{bad}")
         if self.bad_packets:
             self.truncated = True
             self._warn(
                 f"{self.source}: {self.bad_packets} undecodable packet(s) skipped "
                 "(corrupt data); the frames in them are lost"
             )
-        if self.n_decoded == 0:
-            self.truncated = True
-            self._warn(f"{self.source}: no frame could be decoded")
-        elif math.isfinite(self.info.duration) and not self.truncated:
+        if math.isfinite(self.info.duration) and not self.truncated:
             end = last_t + 1.0 / src_fps
             if end < self.info.duration - 1.0:
                 self.truncated = True

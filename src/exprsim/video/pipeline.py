@@ -643,7 +643,7 @@ def analyze_video(
         A :class:`VideoAnalysis` (partial when interrupted or the stream was truncated).
 
     Raises:
-        VideoError: the video cannot be opened.
+        VideoError: the video cannot be opened, or not one of its frames decodes.
         ExprsimError: bad configuration.
     """
     cfg = config or VideoConfig()
@@ -661,14 +661,14 @@ def analyze_video(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    classes: tuple[str, ...] = ()
+    collected = _FaceCollector(cfg, embedder, detector, mesher)
+    n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
+    collected.flush()
+    classes: tuple[str, ...] = ()  # after decoding: an undecodable video fails first
     if isinstance(classifier, str) and classifier == "auto":
         classifier, classes = default_classifier(embedder)
     elif classifier is not None:
         classes = tuple(str(c) for c in classifier.classes_)
-    collected = _FaceCollector(cfg, embedder, detector, mesher)
-    n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
-    collected.flush()
     results = _person_stages(
         collected, reader, cfg, embedder, classifier, classes, tag_references, pvae, n_sampled
     )
