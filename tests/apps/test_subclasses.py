@@ -101,6 +101,36 @@ def test_subclasses_cli(tmp_path: Path, random_model_dir: Path, capsys) -> None:
     assert main(["-q", "subclasses", "--fer", "PublicTest", "--components", "zero"]) == 2
 
 
+def test_subclasses_cli_skips_unreadable_images(
+    tmp_path: Path, random_model_dir: Path, capsys
+) -> None:
+    """An unreadable image among good ones: one line for it, the page from the others, exit 0
+    (as summarize, classify and tag); only unreadable images: the count line, then exit 2."""
+    from exprsim.cli import main
+    from exprsim.samples import sample_path
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for n in ("grace_hopper.jpg", "pexels_langer_frame000.jpg", "pexels_langer_frame288.jpg"):
+        shutil.copy(sample_path(n), album / n)
+    (album / "broken.jpg").write_bytes(b"not a picture")
+    html = tmp_path / "sub.html"
+    argv = ["-q", "subclasses", "--model", str(random_model_dir), "--labels", "none",
+            "--components", "1", "--map", "pca", "--html", str(html)]  # fmt: skip
+    assert main([*argv, str(album)]) == 0
+    cap = capsys.readouterr()
+    assert "3 faces" in cap.out and html.is_file()
+    err = cap.err.strip().splitlines()
+    assert any("broken.jpg" in line for line in err) and err[-1].endswith(
+        "1 of 4 files could not be read"
+    ), err
+    bad_only = tmp_path / "bad"
+    bad_only.mkdir()
+    (bad_only / "broken.jpg").write_bytes(b"not a picture")
+    assert main([*argv, str(bad_only)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_component_bounds_below_one_are_refused() -> None:
     from exprsim.errors import ExprsimError
 

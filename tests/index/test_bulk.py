@@ -279,6 +279,33 @@ def test_tables_with_bad_values_are_refused_whole(tmp_path: Path) -> None:
         assert len(index) == 0 and index.info().n_files == 0
 
 
+def test_cli_refused_table_leaves_no_new_database(tmp_path: Path, capsys) -> None:
+    """`index add --from-parquet`: a refused first table leaves no empty database behind; a
+    failure after a good shard keeps what was committed (a rerun resumes); an existing
+    database is never removed."""
+    from exprsim.cli import main
+
+    good, bad = embed_table(3), embed_table(2, seed=1).drop(columns=["e5"])
+    good.to_parquet(tmp_path / "good.parquet", index=False)
+    bad.to_parquet(tmp_path / "bad.parquet", index=False)
+    db = tmp_path / "new.db"
+    assert main(["-q", "index", "add", "--from-parquet", str(tmp_path / "bad.parquet"),
+                 "--db", str(db)]) == 2  # fmt: skip
+    assert "lacks the columns e5" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "good.parquet"]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    good.to_parquet(shards / "part-0.parquet", index=False)
+    bad.to_parquet(shards / "part-1.parquet", index=False)
+    assert main(["-q", "index", "add", "--from-parquet", str(shards), "--db", str(db)]) == 2
+    with FaceIndex(db) as index:
+        assert len(index) == 3  # the good shard stays
+    assert main(["-q", "index", "add", "--from-parquet", str(tmp_path / "bad.parquet"),
+                 "--db", str(db)]) == 2  # fmt: skip
+    with FaceIndex(db) as index:
+        assert len(index) == 3
+
+
 def test_another_programs_database_is_left_untouched(tmp_path: Path) -> None:
     import sqlite3
 

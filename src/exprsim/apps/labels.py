@@ -52,6 +52,7 @@ def label_image_faces(
     labels: str = "predict",
     detector: Any = None,
     progress: bool = False,
+    failures: list[Any] | None = None,
 ) -> LabelledFaces:
     """Embed every face of the images under ``paths`` and label it (see the module docstring).
 
@@ -61,9 +62,12 @@ def label_image_faces(
         labels: one of :data:`LABEL_METHODS`.
         detector: a detector name or instance (default: MediaPipe).
         progress: show a progress bar.
+        failures: if given, unreadable images are skipped and their ``ImageError`` appended
+            (else the first one is raised).
 
     Raises:
         ExprsimError: unknown ``labels``, no image files, or no faces.
+        ImageError: an image cannot be read (only when ``failures`` is ``None``).
         ModelError: ``labels="predict"`` but the reference set belongs to another model.
     """
     from exprsim.io import iter_image_files
@@ -77,7 +81,7 @@ def label_image_faces(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    faces = embedder.embed_images(files, detector=detector, progress=progress)
+    faces = embedder.embed_images(files, detector=detector, progress=progress, failures=failures)
     if not faces:
         raise ExprsimError("no faces found")
     emb = np.stack([f.embedding for f in faces]).astype(np.float32)

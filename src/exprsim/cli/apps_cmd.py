@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import float_in, int_at_least, require_writable
-from exprsim.cli.exitcodes import failure_exit_code
+from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
@@ -255,18 +255,6 @@ def _check_out(out: str | None, html: str | None = None, json_out: str | None = 
         require_writable(path, flag)
 
 
-def _report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
-    """One line per unreadable input; exit code 1 only when every input failed."""
-    for exc in failures:
-        print(f"exprsim {command}: skipped {exc}", file=sys.stderr)
-    if failures:
-        print(
-            f"exprsim {command}: {len(failures)} of {n_inputs} files could not be read",
-            file=sys.stderr,
-        )
-    return failure_exit_code(len(failures), n_inputs)
-
-
 def _print_frame(frame: Any, columns: list[str]) -> None:
     cols = [c for c in columns if c in frame.columns]
     if len(frame):
@@ -301,12 +289,28 @@ def cmd_index_add(args: argparse.Namespace) -> int:
 
 
 def _index_add_parquet(args: argparse.Namespace) -> int:
+    from exprsim.index.backends import is_postgres_url
     from exprsim.scale import load_parquet
 
-    with _open_index(args, must_exist=False) as index:
-        rep = load_parquet(args.from_parquet, index, progress=not args.quiet)
-        if len(index):
-            index.refresh_ann(args.ann)
+    db = str(args.db)
+    # a SQLite file this command creates is removed again if the load fails before storing
+    # a face (a refused table leaves no empty database behind); an existing one is kept
+    created = [] if is_postgres_url(db) else [Path(db + x) for x in ("", "-wal", "-shm")]
+    created = [p for p in created if not p.exists()]
+    stored = False
+    try:
+        with _open_index(args, must_exist=False) as index:
+            try:
+                rep = load_parquet(args.from_parquet, index, progress=not args.quiet)
+            finally:  # shards committed before a failure stay (a rerun resumes)
+                stored = len(index) > 0
+            if stored:
+                index.refresh_ann(args.ann)
+    except BaseException:
+        if created and not stored:
+            for p in created:
+                p.unlink(missing_ok=True)
+        raise
     print(rep.summary())
     return 0
 
@@ -393,7 +397,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
             failures=failures,
         )
     finally:  # the skipped files are reported even when nothing was left to summarise
-        _report_failures("summarize", failures, len(files))
+        report_failures("summarize", failures, len(files))
     items = summary.items or ()
     for c in summary.clusters:
         rep = items[c.representative] if items else None
@@ -445,7 +449,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     result = cl.classify_images(
         files, embedder, reference, k=args.k, detector=args.detector, failures=failures
     )
-    rc = _report_failures("classify", failures, len(files))
+    rc = report_failures("classify", failures, len(files))
     frame = result.to_frame()
     _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
     if not result.faces:
@@ -517,7 +521,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         files = _expand(rest)
         failures: list[Any] = []
         results = tagger.tag(files, detector=args.detector, failures=failures)
-        rc = _report_failures("tag", failures, len(files))
+        rc = report_failures("tag", failures, len(files))
         frame = results.to_frame()
         _print_frame(frame, ["source", "face", "tags", "best_distance"])
         if not results:

@@ -13,6 +13,7 @@ from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
 from exprsim.cli.argtypes import int_at_least
+from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         raise ExprsimError("give image PATHs or --fer SPLIT (one of the two)")
     n_components = _components(args.components)
     embedder = load_model(args.model)
+    rc = 0
     if args.fer:
         faces = ferplus_faces(
             args.fer,
@@ -107,9 +109,23 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     else:
-        faces = label_image_faces(
-            args.paths, embedder, args.labels, detector=args.detector, progress=not args.quiet
-        )
+        from exprsim.io import iter_image_files
+
+        files = [str(f) for f in iter_image_files(args.paths)]
+        if not files:
+            raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+        failures: list[Any] = []
+        try:  # an unreadable image is skipped and reported, as in the other album commands
+            faces = label_image_faces(
+                files,
+                embedder,
+                args.labels,
+                detector=args.detector,
+                progress=not args.quiet,
+                failures=failures,
+            )
+        finally:
+            rc = report_failures("subclasses", failures, len(files))
     report = discover_subexpressions(
         faces.embeddings,
         faces.labels,
@@ -135,4 +151,4 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     print(f"{len(faces)} faces, {report.split.n_subclasses} sub-classes -> {out}")
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {s.size} faces")
-    return 0
+    return rc
