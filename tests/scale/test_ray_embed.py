@@ -50,12 +50,15 @@ def test_ray_matches_local_and_resumes(tmp_path: Path) -> None:
     table = embed_files(sorted(inputs), embedder=load_model("default"))  # the local path
     local = pd.DataFrame(table.rows).sort_values(["source", "face"]).reset_index(drop=True)
     assert len(table.errors) == 1 and len(local) >= 3
-    rows, failed = embed_rows(load_model("default"), [str(bad), str(images[0])])
+    errors: list[str] = []
+    rows, failed = embed_rows(load_model("default"), [str(bad), str(images[0])], errors=errors)
     assert failed == 1 and rows and rows[0]["source"] == str(images[0])
+    assert len(errors) == 1 and errors[0].startswith(str(bad))
 
     out = tmp_path / "shards"
     rep = embed_with_ray(inputs, out, num_workers=2, shard_size=2, num_cpus=2, progress=False)
     assert (rep.shards, rep.shards_skipped, rep.faces, rep.failed) == (3, 0, len(local), 1)
+    assert len(rep.errors) == 1 and "broken.jpg" in rep.errors[0]  # the CLI prints these
     files = sorted(out.glob("*.parquet"))
     assert len(files) == 3
     ray_df = pd.concat([pd.read_parquet(f) for f in files if pd.read_parquet(f).shape[1]])
@@ -71,3 +74,20 @@ def test_ray_matches_local_and_resumes(tmp_path: Path) -> None:
     third = embed_with_ray(inputs, out, num_workers=1, shard_size=2, num_cpus=2, progress=False)
     assert (third.shards_skipped, third.images) == (2, 2)
     assert sorted(out.glob("*.parquet")) == files
+
+
+def test_ray_cli_names_each_unreadable_image(tmp_path: Path, capsys) -> None:
+    """`embed --engine ray` prints one line per unreadable image, as the local engine does."""
+    pytest.importorskip("ray", reason="Ray not installed: pip install 'exprsim[ray]'")
+    from exprsim.cli import main
+
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "good.jpg").write_bytes((SAMPLES / "grace_hopper.jpg").read_bytes())
+    (album / "broken.jpg").write_bytes(b"not an image")
+    rc = main(["-q", "embed", "--engine", "ray", "--workers", "1", str(album),
+               "-o", str(tmp_path / "shards")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 0
+    named = [line for line in err if line.startswith("exprsim embed:")]
+    assert len(named) == 1 and "broken.jpg" in named[0], err

@@ -192,6 +192,8 @@ def _embed_ray(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         progress=not args.quiet,
     )
+    for line in rep.errors:  # one line per unreadable image, as the local engine prints
+        print(f"exprsim embed: {line}", file=sys.stderr)
     print(rep.summary())
     return failure_exit_code(rep.failed, rep.images, args.strict)
 

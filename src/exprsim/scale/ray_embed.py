@@ -92,10 +92,16 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
 
 
 def embed_rows(
-    embedder: Any, paths: Sequence[str | Path], detector: Any = None
+    embedder: Any,
+    paths: Sequence[str | Path],
+    detector: Any = None,
+    errors: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Embed images one by one into rows: the rows of ``exprsim embed``
     (:func:`exprsim.apps.embed.embedding_row`), fsspec URIs included.
+
+    Args:
+        errors: if given, one ``"<path>: <reason>"`` line is appended per unreadable image.
 
     Returns:
         The rows (one per face) and the number of images that could not be read.
@@ -125,6 +131,8 @@ def embed_rows(
         except (ImageError, OSError) as exc:
             failed += 1
             log.warning("embed: %s: %s", s, exc)
+            if errors is not None:
+                errors.append(f"{s}: {exc}" if s not in str(exc) else str(exc))
             continue
         rows.extend(embedding_row(f, model) for f in faces)
     return rows, failed
@@ -163,15 +171,23 @@ class _EmbedShards:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import json
 
-        out: dict[str, list[Any]] = {"name": [], "images": [], "faces": [], "failed": []}
+        out: dict[str, list[Any]] = {
+            "name": [],
+            "images": [],
+            "faces": [],
+            "failed": [],
+            "errors": [],
+        }
         for name, paths_json in zip(batch["name"], batch["paths"], strict=True):
             paths = json.loads(str(paths_json))
-            rows, failed = embed_rows(self.embedder, paths, self.detector)
+            errors: list[str] = []
+            rows, failed = embed_rows(self.embedder, paths, self.detector, errors)
             write_shard(rows, self.out_dir / str(name))
             for key, value in (("name", name), ("images", len(paths))):
                 out[key].append(value)
             out["faces"].append(len(rows))
             out["failed"].append(failed)
+            out["errors"].append(json.dumps(errors))
         return out
 
 
@@ -186,6 +202,7 @@ class RayEmbedReport:
     faces: int
     failed: int
     seconds: float
+    errors: tuple[str, ...] = ()  # one "<path>: <reason>" per unreadable image (this run)
 
     @property
     def images_per_second(self) -> float:
@@ -248,6 +265,7 @@ def embed_with_ray(
     ]
     t0 = time.perf_counter()
     counts = [0, 0, 0]
+    errors: list[str] = []
     if todo:
         actor_kwargs = {
             "model": str(model),
@@ -255,7 +273,7 @@ def embed_with_ray(
             "out_dir": str(out.resolve()),
             "device": device,
         }
-        counts = _run_on_ray(todo, actor_kwargs, address, num_workers, num_cpus, progress)
+        counts = _run_on_ray(todo, actor_kwargs, address, num_workers, num_cpus, progress, errors)
     images, faces, failed = counts
     return RayEmbedReport(
         str(out),
@@ -265,6 +283,7 @@ def embed_with_ray(
         faces,
         failed,
         time.perf_counter() - t0,
+        tuple(errors),
     )
 
 
@@ -275,8 +294,12 @@ def _run_on_ray(
     num_workers: int,
     num_cpus: int | None,
     progress: bool,
+    errors: list[str],
 ) -> list[int]:
-    """Embed the shards ``todo`` on an actor pool; returns images, faces, unreadable."""
+    """Embed the shards ``todo`` on an actor pool; returns images, faces, unreadable (and
+    appends the unreadable images' lines to ``errors``)."""
+    import json
+
     from tqdm import tqdm
 
     ray = _ray()
@@ -300,6 +323,7 @@ def _run_on_ray(
             for row in ds.iter_rows():
                 for i, key in enumerate(("images", "faces", "failed")):
                     counts[i] += int(row[key])
+                errors.extend(json.loads(str(row["errors"])))
                 bar.update(1)
     finally:
         if started:
