@@ -184,3 +184,40 @@ def test_bad_ensembles_are_refused() -> None:
     with pytest.raises(ValueError, match="e_members"):
         ExprNetEnsemble(members=[TINY], e_members=())
     assert isinstance(create_model("exprnet_ens").members[1], ExprNetV)  # two by default
+
+
+def test_combine_distributions_match_loops() -> None:
+    """The three pools against face-by-face formulas; the mean is the shipped default."""
+    from exprsim.models.ensemble import combine_distributions
+
+    rng = np.random.default_rng(1)
+    ps = [rng.dirichlet(np.ones(8), size=6).astype(np.float32) for _ in range(3)]
+    tens = [torch.from_numpy(p) for p in ps]
+    got = {m: combine_distributions(tens, m).numpy() for m in ("mean", "hellinger", "geometric")}
+    for i in range(6):
+        for c in range(8):
+            assert got["mean"][i, c] == pytest.approx(sum(p[i, c] for p in ps) / 3, rel=1e-5)
+        h = [(sum(float(p[i, c]) ** 0.5 for p in ps) / 3) ** 2 for c in range(8)]
+        g = [float(np.prod([p[i, c] for p in ps])) ** (1 / 3) for c in range(8)]
+        for c in range(8):
+            assert got["hellinger"][i, c] == pytest.approx(h[c] / sum(h), rel=1e-4)
+            assert got["geometric"][i, c] == pytest.approx(g[c] / sum(g), rel=1e-4)
+    # agreeing members: every pool gives the members' distribution back
+    same = combine_distributions([tens[0]] * 3, "geometric")
+    torch.testing.assert_close(same, tens[0], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="combine"):
+        combine_distributions(tens, "median")
+
+
+def test_ensemble_combine_option_pools_the_members() -> None:
+    from exprsim.models.ensemble import combine_distributions
+
+    ens = _ens(3, readout_angle=0.0, combine="hellinger")
+    x = torch.randn(4, 1, 48, 48)
+    with torch.inference_mode():
+        probs = [torch.softmax(m.head(x)[1], 1) for m in ens.members]
+        _, p = ens.parts(x)
+    torch.testing.assert_close(p, combine_distributions(probs, "hellinger"))
+    assert _ens(2).combine_mode == "mean"
+    with pytest.raises(ValueError, match="combine"):
+        _ens(2, combine="max")

@@ -4,7 +4,8 @@ Every member maps a crop to a unit vector ``e_k`` (``head_dim = embedding_dim - 
 emotion distribution ``p_k`` (8 FER+ emotions). The ensemble reads them out in the members'
 own hybrid form, so the shipped vector keeps ``embedding_dim`` (16) dimensions::
 
-    p  = mean_k p_k                                   (the members' mean distribution)
+    p  = mean_k p_k                                   (the members' mean distribution; see
+                                                       ``combine`` for the other pools)
     e  = normalise(sum_{k in e_members} e_k @ R_k)     (R_k: head_dim x head_dim, stored)
     z  = normalise([cos(a) * sqrt(p'), sin(a) * e])    p' = normalise(p * w)  (w: class_weights)
 
@@ -29,6 +30,31 @@ from torch import nn
 from exprsim.models.registry import register_model
 from exprsim.models.vgg import N_EMOTIONS, ExprNetV, hybrid_readout
 
+#: How the members' distributions are pooled into one ``p`` (``ExprNetEnsemble(combine=...)``).
+COMBINE_MODES = ("mean", "hellinger", "geometric")
+
+
+def combine_distributions(ps: Sequence[torch.Tensor], mode: str = "mean") -> torch.Tensor:
+    """One ``(N, C)`` distribution from the members' ``(N, C)`` rows ``ps``.
+
+    ``"mean"``: ``mean_k p_k``; ``"hellinger"``: ``normalise((mean_k sqrt(p_k))^2)``, the
+    barycentre under the Hellinger distance; ``"geometric"``: ``normalise(exp(mean_k log
+    p_k))``, the log-opinion pool (``p_k`` floored at 1e-12).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+    """
+    if mode not in COMBINE_MODES:
+        raise ValueError(f"combine must be one of {COMBINE_MODES}, got {mode!r}")
+    stack = torch.stack(list(ps))
+    if mode == "mean":
+        return stack.mean(0)
+    if mode == "hellinger":
+        q = stack.clamp_min(0).sqrt().mean(0).square()
+    else:
+        q = stack.clamp_min(1e-12).log().mean(0).exp()
+    return q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
 
 def reweight_distribution(p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Rows of ``p`` ``(N, C)`` times ``w`` ``(C,)``, renormalised to sum 1 (the readout's
@@ -49,10 +75,12 @@ class ExprNetEnsemble(nn.Module):
         e_members: indices of the members whose (rotated) ``e`` blocks are averaged.
         class_weights: 8 positive weights; the readout reads ``normalise(p * w)`` instead of
             ``p`` (``None``: ``p`` itself).
+        combine: how the members' distributions are pooled into ``p``, one of
+            :data:`COMBINE_MODES` (:func:`combine_distributions`; default the mean).
 
     Raises:
         ValueError: fewer than one member, a member that is not hybrid, a bad index, or
-            class weights that are not 8 positive finite numbers.
+            class weights that are not 8 positive finite numbers, an unknown ``combine``.
     """
 
     def __init__(
@@ -62,8 +90,12 @@ class ExprNetEnsemble(nn.Module):
         readout_angle: float = 15.0,
         e_members: Sequence[int] = (0,),
         class_weights: Sequence[float] | None = None,
+        combine: str = "mean",
     ) -> None:
         super().__init__()
+        if combine not in COMBINE_MODES:
+            raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
+        self.combine_mode = combine
         if members is None:
             members = ({}, {})
         if not members:
@@ -107,7 +139,7 @@ class ExprNetEnsemble(nn.Module):
         """``(e, p)`` from the members' own ``e_k`` ``(N, head_dim)`` and ``p_k`` ``(N, 8)``
         (one of each per member, in order): the module docstring's formulas."""
         rot = cast(torch.Tensor, self.rotations)
-        p = torch.stack(list(ps)).mean(0)
+        p = combine_distributions(ps, self.combine_mode)
         e = torch.stack([es[i] @ rot[i] for i in self.e_members]).sum(0)
         return F.normalize(e, dim=1), p
 
