@@ -70,11 +70,14 @@ class StubEmbedder:
                 faces = (FaceEmbedding(source, 0, aligned, grid_embedding(img)),)
             yield ImageEmbeddings(index, source, faces)
 
-    def embed_images(self, images, detector=None, progress=False):
+    def embed_images(self, images, detector=None, progress=False, failures=None):
         out = []
         for item in self.embed_stream(images, detector):
             if item.error is not None:
-                raise item.error
+                if failures is None:
+                    raise item.error
+                failures.append(item.error)  # as Embedder.embed_images: skip and report
+                continue
             out.extend(item.faces)
         return out
 
