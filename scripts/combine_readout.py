@@ -14,13 +14,8 @@ mean AUC200 and the rare classes' AUC200. Nothing here looks at PublicTest.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
-
-RARE = ("disgust", "fear", "contempt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,30 +28,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling val_classes.py
-    from val_classes import class_scores
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling readout_probe.py
+    from readout_probe import load_probe, score_readout, write_rows
 
-    from exprsim.models.embedder import load_model
     from exprsim.models.ensemble import COMBINE_MODES
-    from exprsim.training.ferplus import (
-        _parts_array,
-        load_data,
-        load_run_config,
-        readout_score,
-        rescoring_config,
-        validation_triplets,
-    )
+    from exprsim.training.ferplus import _parts_array
 
-    emb = load_model(args.model, fuse=False)
-    net = emb.model
-    cfg = rescoring_config(load_run_config(args.run), 10, [net.readout_angle])
-    train, val = load_data(cfg)
-    tr_lab, va_lab = train.dist.argmax(1), val.dist.argmax(1)
+    probe = load_probe(args.run, args.model)
+    net, pre = probe.net, probe.embedder.config.preprocess
     parts = {  # per member: (e_k, p_k) of the training and validation faces
-        name: [_parts_array(m, images, emb.config.preprocess) for m in net.members]
-        for name, images in (("train", train.images), ("val", val.images))
+        name: [_parts_array(m, images, pre) for m in net.members]
+        for name, images in (("train", probe.train.images), ("val", probe.val.images))
     }
-    trip = validation_triplets(val.dist, cfg)
     shipped = net.combine_mode
     rows = []
     for mode in args.modes or COMBINE_MODES:
@@ -67,23 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 es = [torch.from_numpy(e) for e, _ in members]
                 ps = [torch.from_numpy(p) for _, p in members]
                 z[name] = net.readout_from(*net.combine(es, ps)).numpy()
-        row: dict[str, object] = {"combine": mode, "angle": net.readout_angle}
-        row |= readout_score(z["train"], tr_lab, z["val"], va_lab, trip)
-        row |= class_scores(z["train"], tr_lab, z["val"], va_lab)
-        auc = row["auc200_per_class"]
-        row["rare_auc200_mean"] = float(np.mean([auc[c] for c in RARE]))  # type: ignore[index]
-        rows.append(row)
-        print(
-            f"{mode:<10} score {row['score']:.4f}  triplets {row['val_triplet_all']:.4f}  "
-            f"kNN11 {row['knn11_acc']:.4f}  macro-F1 {row['knn11_macro_f1']:.4f}  "
-            f"AUC200 {row['auc200_mean']:.4f}  rare AUC200 {row['rare_auc200_mean']:.4f} "
-            + " ".join(f"{c} {auc[c]:.3f}" for c in RARE),  # type: ignore[index]
-            flush=True,
-        )
+        row = {"combine": mode, "angle": net.readout_angle}
+        rows.append(score_readout(probe, z["train"], z["val"], row))
     net.combine_mode = shipped
-    if args.json:
-        doc = {"run": args.run, "model": args.model, "rows": rows}
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    write_rows(args.json, args.run, args.model, rows)
     return 0
 
 

@@ -16,13 +16,8 @@ PublicTest.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
-
-RARE = ("disgust", "fear", "contempt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,32 +30,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling val_classes.py
-    from val_classes import class_scores
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling readout_probe.py
+    from readout_probe import load_probe, score_readout, write_rows
 
-    from exprsim.models.embedder import load_model
     from exprsim.models.ensemble import reweight_distribution
-    from exprsim.training.ferplus import (
-        _parts_array,
-        class_balance_weights,
-        load_data,
-        load_run_config,
-        readout_score,
-        rescoring_config,
-        validation_triplets,
-    )
+    from exprsim.training.ferplus import _parts_array, class_balance_weights
 
-    emb = load_model(args.model, fuse=False)
-    net = emb.model
-    cfg = rescoring_config(load_run_config(args.run), 10, [net.readout_angle])
-    train, val = load_data(cfg)
-    tr_lab, va_lab = train.dist.argmax(1), val.dist.argmax(1)
-    e_tr, p_tr = _parts_array(net, train.images, emb.config.preprocess)
-    e_va, p_va = _parts_array(net, val.images, emb.config.preprocess)
-    trip = validation_triplets(val.dist, cfg)
+    probe = load_probe(args.run, args.model)
+    net, pre = probe.net, probe.embedder.config.preprocess
+    e_tr, p_tr = _parts_array(net, probe.train.images, pre)
+    e_va, p_va = _parts_array(net, probe.val.images, pre)
     rows = []
     for beta in args.betas:
-        w = torch.from_numpy(class_balance_weights(train.dist, beta))
+        w = torch.from_numpy(class_balance_weights(probe.train.dist, beta))
         with torch.inference_mode():  # on top of the model's own class_weights, if any
             z_tr, z_va = (
                 net.readout_from(
@@ -68,22 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 ).numpy()
                 for e, p in ((e_tr, p_tr), (e_va, p_va))
             )
-        row: dict[str, object] = {"beta": beta, "angle": net.readout_angle}
-        row |= readout_score(z_tr, tr_lab, z_va, va_lab, trip)
-        row |= class_scores(z_tr, tr_lab, z_va, va_lab)
-        auc = row["auc200_per_class"]
-        row["rare_auc200_mean"] = float(np.mean([auc[c] for c in RARE]))  # type: ignore[index]
-        rows.append(row)
-        print(
-            f"beta {beta:g}: score {row['score']:.4f}  triplets {row['val_triplet_all']:.4f}  "
-            f"kNN11 {row['knn11_acc']:.4f}  macro-F1 {row['knn11_macro_f1']:.4f}  "
-            f"AUC200 {row['auc200_mean']:.4f}  rare AUC200 {row['rare_auc200_mean']:.4f} "
-            + " ".join(f"{c} {auc[c]:.3f}" for c in RARE),  # type: ignore[index]
-            flush=True,
-        )
-    if args.json:
-        doc = {"run": args.run, "model": args.model, "rows": rows}
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        rows.append(score_readout(probe, z_tr, z_va, {"beta": beta, "angle": net.readout_angle}))
+    write_rows(args.json, args.run, args.model, rows)
     return 0
 
 
