@@ -97,12 +97,19 @@ def load_image(source: ImageSource) -> np.ndarray:
 
     Raises:
         ImageError: the file is missing, empty, zero-size, corrupt, truncated, not an
-            image, or a decompression bomb.
+            image, or a decompression bomb; ``source`` is none of the accepted types.
     """
     if isinstance(source, np.ndarray):
         return as_rgb8(source)
     if isinstance(source, bytes | bytearray):
         return decode_image(bytes(source))
+    if not isinstance(source, str | os.PathLike):
+        # e.g. a nested list or a PIL image: say what is accepted instead of a TypeError
+        raise ImageError(
+            f"<{type(source).__name__}>",
+            "not an image source: give a path, encoded bytes or a NumPy array "
+            "(np.asarray(pil_image) for a PIL image)",
+        )
     path = Path(source)
     if not path.exists():
         raise ImageError(path, "no such file")
