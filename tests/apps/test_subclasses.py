@@ -131,6 +131,22 @@ def test_subclasses_cli_skips_unreadable_images(
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_identical_faces_are_not_split() -> None:
+    """A class of copies of one face gets one sub-class (no more components than distinct
+    faces), without sklearn's duplicate-point warnings; the three-blob class beside it still
+    splits in three."""
+    import warnings
+
+    x, y, _ = _mixture(seed=3)
+    copies = np.tile(x[:1], (40, 1))
+    emb = np.vstack([x, copies])
+    labels = np.concatenate([y, np.full(40, 2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ConvergenceWarning would fail the test
+        split = split_classes(emb, labels, n_components="bic", seed=0)
+    assert split.n_components[2] == 1 and split.n_components[0] == 3
+
+
 def test_component_bounds_below_one_are_refused() -> None:
     from exprsim.errors import ExprsimError
 

@@ -73,6 +73,19 @@ def test_edge_cases() -> None:
         summarize(x, method="kmeans")
 
 
+@pytest.mark.parametrize("method", sorted(SUMMARY_METHODS))
+def test_copies_of_one_face_share_a_cluster(method: str, caplog) -> None:
+    """80 copies of one photo plus 3 other faces, 10 clusters asked: 4 clusters (one per
+    distinct face), not 10 with the copies spread over singleton clusters."""
+    x, _ = blobs()
+    album = np.vstack([np.repeat(x[:1], 80, axis=0), x[1:4]])
+    with caplog.at_level("WARNING"):
+        s = summarize(album, n_clusters=10, method=method)
+    assert len(s.clusters) == 4 and s.clusters[0].size == 80
+    assert set(s.labels[:80].tolist()) == {0}
+    assert "4 distinct faces among 83" in caplog.text
+
+
 @dataclass(frozen=True)
 class Item:
     source: str

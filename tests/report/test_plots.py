@@ -38,6 +38,19 @@ def test_project_2d_small_and_bad() -> None:
         plots.project_2d(np.eye(3, 16), "mds")
 
 
+@pytest.mark.parametrize("method", ["auto", "tsne"])
+def test_project_2d_identical_faces_fall_back_to_pca(method: str) -> None:
+    """80 copies of one face (and 3 distinct faces among 60 rows): t-SNE diverged on such
+    sets (NaN gradient, a ValueError out of `exprsim subclasses`); PCA maps them."""
+    same = np.tile(np.eye(1, 16), (80, 1))
+    xy, used = plots.project_2d(same, method)
+    assert used == "pca" and xy.shape == (80, 2) and np.isfinite(xy).all()
+    three = np.repeat(np.eye(3, 16), 20, axis=0)
+    xy, used = plots.project_2d(three, method)
+    assert used == "pca" and np.isfinite(xy).all()
+    assert len(np.unique(xy.round(9), axis=0)) == 3  # still three places on the map
+
+
 def test_other_plots(emb: np.ndarray) -> None:
     assert _png_size(plots.similarity_heatmap(emb[:5], labels=list("abcde")))[0] > 100
     assert plots.similarity_heatmap(emb)[:8] == PNG

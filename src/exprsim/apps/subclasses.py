@@ -147,7 +147,8 @@ def split_classes(
             default ``None`` numbers sub-classes contiguously in class order.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
-            components (BIC is degenerate when components approach single faces).
+            components (BIC is degenerate when components approach single faces), and never
+            more than it has distinct faces.
 
     Returns:
         :class:`SubclassSplit`; within a class, sub-classes are ordered by size (largest
@@ -177,7 +178,10 @@ def split_classes(
             while len(parent) < offset:
                 parent.append(-1)
                 means.append(np.full(x.shape[1], np.nan))
-        cap = max(1, len(idx) // max(min_per_component, 1))
+        # no more components than distinct faces: copies of one photo cannot be split (and
+        # the mixture's k-means start warns on them)
+        distinct = len(np.unique(xc.round(6), axis=0))
+        cap = max(1, min(len(idx) // max(min_per_component, 1), distinct))
         comp, order, tried = _split_one_class(
             xc, n_components, max_components, cap, stride, covariance_type, seed, n_init
         )

@@ -180,7 +180,8 @@ def summarize(
     Args:
         items: ``(N, D)`` embeddings, or objects with an ``embedding`` attribute
             (``FaceEmbedding``, ``FaceRecord``), kept in :attr:`Summary.items`.
-        n_clusters: number of clusters (at most ``N``).
+        n_clusters: number of clusters (at most the number of distinct embeddings:
+            identical faces, e.g. copies of one photo, always share a cluster).
         method: a key of :data:`SUMMARY_METHODS`.
         max_exact: most items clustered by the linkage itself; beyond it an evenly spaced
             sample of this size is clustered and every item joins the nearest cluster
@@ -208,9 +209,11 @@ def summarize(
         raise ExprsimError("the cosine metric cannot place an all-zero embedding")
     if n_clusters < 1:
         raise ExprsimError(f"n_clusters must be >= 1, got {n_clusters}")
-    k = min(int(n_clusters), n)
+    distinct = len(np.unique(x.round(6), axis=0))  # copies of one photo are one face here
+    k = min(int(n_clusters), distinct)
     if k < n_clusters:
-        log.warning("only %d faces: %d clusters instead of %d", n, k, n_clusters)
+        what = f"{n} faces" if distinct == n else f"{distinct} distinct faces among {n}"
+        log.warning("only %s: %d clusters instead of %d", what, k, n_clusters)
     if k == 1 or n == 1:
         raw = np.zeros(n, dtype=np.int64)
     elif k == n:

@@ -46,7 +46,8 @@ def project_2d(
     """``(N, D)`` -> ``(N, 2)`` map coordinates and the method actually used.
 
     ``"auto"``: UMAP when ``umap-learn`` is installed, else t-SNE (perplexity
-    ``min(30, (N - 1) / 3)``); fewer than 5 points always use PCA.
+    ``min(30, (N - 1) / 3)``); fewer than 5 distinct points always use PCA (t-SNE diverges
+    on a set of identical faces, e.g. one photo copied many times).
     """
     x = np.asarray(embeddings, dtype=np.float64)
     if method not in MAP_METHODS:
@@ -56,7 +57,7 @@ def project_2d(
         return np.zeros((0, 2)), "pca"
     if method == "auto":
         method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
-    if n < 5:
+    if n < 5 or len(np.unique(x.round(6), axis=0)) < 5:
         method = "pca"
     if method == "umap":
         import umap
