@@ -227,3 +227,7 @@ def test_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert '"malformed": 1' in capsys.readouterr().out
     assert main(["fec", "stats", str(tmp_path / "missing.csv")]) == 2
     assert "no such FEC CSV" in capsys.readouterr().err
+    only_bad = tmp_path / "only_bad.csv"
+    only_bad.write_text("not,a,row\n")
+    assert main(["fec", "stats", str(only_bad)]) == 1  # the report, then exit 1: no triplet
+    assert "no valid triplet" in capsys.readouterr().err

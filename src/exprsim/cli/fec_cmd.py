@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from exprsim.errors import ExprsimError
@@ -168,4 +169,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats.to_dict(), indent=2))
     else:
         print(stats.to_text(max_issues=args.max_issues))
+    if stats.rows == 0:  # the report is printed, but a file with no triplet is a failure
+        print(f"exprsim fec stats: {args.csv}: no valid triplet", file=sys.stderr)
+        return 1
     return 0
