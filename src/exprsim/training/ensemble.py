@@ -151,8 +151,14 @@ def compose_ensemble(
     tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
     # each member sees the faces once; every readout below is read from these arrays
-    on_train = [_parts_array(n, train.images, cfgs[0].preprocess) for n in nets]
-    on_val = [_parts_array(n, val.images, cfgs[0].preprocess) for n in nets]
+    on_train, on_val = [], []
+    for i, n in enumerate(nets):  # the slow part of composing: say where it is
+        log.info(
+            "member %d of %d: reading %d training + %d validation faces",
+            i + 1, len(nets), len(train.images), len(val.images),
+        )  # fmt: skip
+        on_train.append(_parts_array(n, train.images, cfgs[0].preprocess))
+        on_val.append(_parts_array(n, val.images, cfgs[0].preprocess))
     rot = np.stack([procrustes_rotation(e, on_train[0][0]) for e, _ in on_train])
     rot[0] = np.eye(rot.shape[1], dtype=np.float32)  # member 0 is the frame
     ens = build_ensemble(nets, cfgs, rot)
