@@ -67,3 +67,12 @@ def test_dbscan_by_hand():
     assert dbscan(x, eps=1.0, min_samples=3).tolist() == [0, 0, 0, -1, -1, -1]
     with pytest.raises(ValueError):
         dbscan(x, eps=0.0, min_samples=2)
+
+
+def test_n_distinct_counts_rows_once() -> None:
+    from exprsim.clustering import n_distinct
+
+    x = np.repeat(np.eye(3, 16), [5, 1, 2], axis=0)
+    assert n_distinct(x) == 3
+    assert n_distinct(x + 1e-9) == 3  # below the rounding: the same face
+    assert n_distinct(np.vstack([x, x[:1] + 1e-3])) == 4

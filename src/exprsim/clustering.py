@@ -24,6 +24,12 @@ from exprsim.distances import pairwise_squared_l2
 LINKAGES = ("ward", "complete", "average", "single")
 
 
+def n_distinct(x: np.ndarray, decimals: int = 6) -> int:
+    """Number of distinct rows of ``x`` ``(N, D)`` after rounding to ``decimals`` (copies of
+    one photo give identical embeddings: they count once)."""
+    return len(np.unique(np.asarray(x).round(decimals), axis=0))
+
+
 def agglomerate(
     x: np.ndarray, k: int, linkage: str = "ward", metric: str = "euclidean"
 ) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.clustering import n_distinct
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,7 @@ def split_classes(
                 means.append(np.full(x.shape[1], np.nan))
         # no more components than distinct faces: copies of one photo cannot be split (and
         # the mixture's k-means start warns on them)
-        distinct = len(np.unique(xc.round(6), axis=0))
-        cap = max(1, min(len(idx) // max(min_per_component, 1), distinct))
+        cap = max(1, min(len(idx) // max(min_per_component, 1), n_distinct(xc)))
         comp, order, tried = _split_one_class(
             xc, n_components, max_components, cap, stride, covariance_type, seed, n_init
         )

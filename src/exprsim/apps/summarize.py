@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.clustering import n_distinct
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def summarize(
         raise ExprsimError("the cosine metric cannot place an all-zero embedding")
     if n_clusters < 1:
         raise ExprsimError(f"n_clusters must be >= 1, got {n_clusters}")
-    distinct = len(np.unique(x.round(6), axis=0))  # copies of one photo are one face here
+    distinct = n_distinct(x)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:
         what = f"{n} faces" if distinct == n else f"{distinct} distinct faces among {n}"

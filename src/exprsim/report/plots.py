@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.clustering import n_distinct
+
 log = logging.getLogger(__name__)
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca")
@@ -57,7 +59,7 @@ def project_2d(
         return np.zeros((0, 2)), "pca"
     if method == "auto":
         method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
-    if n < 5 or len(np.unique(x.round(6), axis=0)) < 5:
+    if n < 5 or n_distinct(x) < 5:
         method = "pca"
     if method == "umap":
         import umap
