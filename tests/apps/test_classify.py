@@ -178,16 +178,19 @@ def test_reference_set_and_tag_calibration_on_real_fer(tmp_path: Path, random_em
 
 
 def test_cli_expands_folders_and_refuses_empty_ones(tmp_path: Path) -> None:
-    from exprsim.cli.apps_cmd import _expand
+    from exprsim.cli.argtypes import expand_image_paths
     from exprsim.errors import ExprsimError
 
     (tmp_path / "sub").mkdir()
     for name in ("b.jpg", "sub/a.png", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    assert _expand([str(tmp_path)]) == [str(tmp_path / "b.jpg"), str(tmp_path / "sub" / "a.png")]
+    assert expand_image_paths([str(tmp_path)]) == [
+        str(tmp_path / "b.jpg"),
+        str(tmp_path / "sub" / "a.png"),
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExprsimError, match="no image files"):
-        _expand([str(tmp_path / "empty")])
+        expand_image_paths([str(tmp_path / "empty")])
 
 
 def _ref(n: int = 30, dim: int = 16, k: int = 5, model: str = "exprnet_s@test") -> cl.ReferenceSet:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least, require_writable
+from exprsim.cli.argtypes import expand_image_paths, float_in, int_at_least, require_writable
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
@@ -269,7 +269,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         return _index_add_parquet(args)
     if not args.paths:
         raise ExprsimError("index add needs image paths or --from-parquet DIR")
-    files = _expand(args.paths)
+    files = expand_image_paths(args.paths)
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
         report = index.add(
@@ -383,7 +383,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     from exprsim.apps.summarize import summarize_images, summary_page
 
     _check_out(args.out, getattr(args, "html", None))
-    files = _expand(args.paths)
+    files = expand_image_paths(args.paths)
     failures: list[Any] = []
     try:
         summary = summarize_images(
@@ -444,7 +444,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
         return 0
-    files = _expand(args.images)
+    files = expand_image_paths(args.images)
     failures: list[Any] = []
     result = cl.classify_images(
         files, embedder, reference, k=args.k, detector=args.detector, failures=failures
@@ -518,7 +518,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     threshold = args.threshold  # None: the model's calibrated threshold
     with _open_index(args, _embedder(args)) as index:
         tagger = Tagger(index, threshold=threshold)
-        files = _expand(rest)
+        files = expand_image_paths(rest)
         failures: list[Any] = []
         results = tagger.tag(files, detector=args.detector, failures=failures)
         rc = report_failures("tag", failures, len(files))
@@ -534,13 +534,3 @@ def cmd_tag(args: argparse.Namespace) -> int:
             tag_page(results, tagger.references()).save(args.html)
             print(f"report: {args.html}")
     return rc
-
-
-def _expand(paths: list[str]) -> list[str]:
-    """Image paths with folders replaced by the image files under them (recursively)."""
-    from exprsim.io import iter_image_files
-
-    out = [str(p) for p in iter_image_files(paths)]
-    if not out:
-        raise ExprsimError(f"no image files found in {' '.join(paths)}")
-    return out

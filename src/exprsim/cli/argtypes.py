@@ -89,6 +89,21 @@ def _folder_problem(p: Path, folder: Path, verb: str, missing: str) -> str | Non
     return None
 
 
+def expand_image_paths(paths: list[str]) -> list[str]:
+    """Image paths with folders replaced by the image files under them (recursively).
+
+    Raises:
+        ExprsimError: not one image file among ``paths`` (one line, exit code 2).
+    """
+    from exprsim.errors import ExprsimError
+    from exprsim.io import iter_image_files
+
+    out = [str(p) for p in iter_image_files(paths)]
+    if not out:
+        raise ExprsimError(f"no image files found in {' '.join(paths)}")
+    return out
+
+
 def require_writable(path: str | Path | None, flag: str, folder: bool = False) -> None:
     """Refuse, before any work, an output ``path`` given as ``flag`` that cannot be written:
     a file (:func:`writable_file_target`) or, with ``folder``, an output folder

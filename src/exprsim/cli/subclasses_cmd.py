@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
-from exprsim.cli.argtypes import int_at_least
+from exprsim.cli.argtypes import expand_image_paths, int_at_least
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
@@ -109,11 +109,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     else:
-        from exprsim.io import iter_image_files
-
-        files = [str(f) for f in iter_image_files(args.paths)]
-        if not files:
-            raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+        files = expand_image_paths(args.paths)
         failures: list[Any] = []
         try:  # an unreadable image is skipped and reported, as in the other album commands
             faces = label_image_faces(
