@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 ps = [torch.from_numpy(p) for _, p in members]
                 z[name] = net.readout_from(*net.combine(es, ps)).numpy()
         row = {"combine": mode, "angle": net.readout_angle}
-        rows.append(score_readout(probe, z["train"], z["val"], row))
+        rows.append(score_readout(probe, z["train"], z["val"], row, f"combine {mode}"))
     net.combine_mode = shipped
     write_rows(args.json, args.run, args.model, rows)
     return 0

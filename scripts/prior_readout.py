@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 ).numpy()
                 for e, p in ((e_tr, p_tr), (e_va, p_va))
             )
-        rows.append(score_readout(probe, z_tr, z_va, {"beta": beta, "angle": net.readout_angle}))
+        row = {"beta": beta, "angle": net.readout_angle}
+        rows.append(score_readout(probe, z_tr, z_va, row, f"beta {beta:g}"))
     write_rows(args.json, args.run, args.model, rows)
     return 0
 

@@ -5,12 +5,12 @@ Nothing here looks at PublicTest."""
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from val_classes import class_scores  # a sibling script: this folder is on sys.path
 
 RARE = ("disgust", "fear", "contempt")
 
@@ -47,12 +47,12 @@ def load_probe(run: str, model: str) -> Probe:
     return Probe(emb, net, train, val, train.dist.argmax(1), val.dist.argmax(1), trip)
 
 
-def score_readout(probe: Probe, z_tr: np.ndarray, z_va: np.ndarray, row: dict[str, Any]) -> dict:
+def score_readout(
+    probe: Probe, z_tr: np.ndarray, z_va: np.ndarray, row: dict[str, Any], label: str
+) -> dict:
     """``row`` plus the validation score, kNN11, macro-F1, AUC200 per class and the rare
-    classes' mean AUC200 of the vectors ``z_tr`` / ``z_va``; printed as one line."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling val_classes.py
-    from val_classes import class_scores
-
+    classes' mean AUC200 of the vectors ``z_tr`` / ``z_va``; printed as one line after
+    ``label``."""
     from exprsim.training.ferplus import readout_score
 
     row = dict(row)
@@ -60,8 +60,6 @@ def score_readout(probe: Probe, z_tr: np.ndarray, z_va: np.ndarray, row: dict[st
     row |= class_scores(z_tr, probe.tr_lab, z_va, probe.va_lab)
     auc = row["auc200_per_class"]
     row["rare_auc200_mean"] = float(np.mean([auc[c] for c in RARE]))
-    label = " ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
-                     if k in ("beta", "combine"))  # fmt: skip
     print(
         f"{label}: score {row['score']:.4f}  triplets {row['val_triplet_all']:.4f}  "
         f"kNN11 {row['knn11_acc']:.4f}  macro-F1 {row['knn11_macro_f1']:.4f}  "
