@@ -363,3 +363,33 @@ def test_load_image_refuses_other_types_with_an_image_error(source) -> None:
     with pytest.raises(ImageError, match="not an image source") as info:
         load_image(source)
     assert info.value.path == f"<{type(source).__name__}>"
+
+
+def test_caller_pixel_limit_is_judged_before_decoding(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from exprsim.errors import ImageTooLargeError
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (300, 200)).save(path)
+    assert load_image(path, max_pixels=60_000).shape == (200, 300, 3)  # at the limit: fine
+    loads: list[int] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(1))
+    for source in (path, path.read_bytes()):
+        with pytest.raises(ImageTooLargeError, match="limit 59999"):
+            load_image(source, max_pixels=59_999)
+    assert loads == []  # the header decided: no pixel decoded
+    with pytest.raises(ImageTooLargeError):
+        load_image(np.zeros((200, 300, 3), np.uint8), max_pixels=1_000)
+    assert issubclass(ImageTooLargeError, ImageError)  # callers catching ImageError still do
+    with pytest.raises(ValueError):
+        load_image(path, max_pixels=0)
+
+
+def test_16_bit_gray_scales_like_the_float_formula(tmp_path):
+    values = np.array([0, 1, 128, 129, 257, 32767, 32768, 40000, 65534, 65535], np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(np.tile(values, (2, 1))).save(path)
+    got = load_image(path)[0, :, 0].astype(int)
+    expected = np.floor(values / 65535.0 * 255.0 + 0.5).astype(int)  # the old float64 path
+    assert np.abs(got - expected).max() == 0

@@ -32,6 +32,13 @@ class ImageError(ExprsimError):
         return (type(self), (self.path, self.reason))
 
 
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the caller's limit (a decompression bomb, or just too big).
+
+    Raised from the image's header, before its pixels are decoded.
+    """
+
+
 class BackendUnavailableError(ExprsimError):
     """An optional backend (detector, ANN library, ...) is not installed; the message says how to get it."""
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
 
 #: Largest image accepted, in pixels (about 14,000 x 14,000); larger files are refused
 #: as decompression bombs instead of exhausting memory.
@@ -39,13 +39,17 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     if mode == "RGB":  # most photos: one copy out of Pillow, no conversion
         return np.asarray(img)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img).astype(np.float64)
-        # 16-bit (or 32-bit int) gray: scale the full range to 0..255
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        # 16-bit (or 32-bit int) gray: scale the full range to 0..255, in integers (a float64
+        # copy of an 8000 x 8000 image is 512 MB)
+        arr = np.asarray(img)
+        if mode.startswith("I;16") or arr.max() > 255:
+            scaled = (np.clip(arr, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535
+        else:
+            scaled = np.clip(arr, 0, 255)
+        gray = scaled.astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "F":
-        arr = np.asarray(img).astype(np.float64)
+        arr = np.asarray(img, dtype=np.float32)
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         gray = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
@@ -57,12 +61,26 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def _pixel_limit(max_pixels: int | None) -> int:
+    if max_pixels is None:
+        return MAX_PIXELS
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    return min(int(max_pixels), MAX_PIXELS)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
     """Decode encoded image bytes to ``(H, W, 3)`` uint8 RGB (EXIF orientation applied).
 
+    Args:
+        max_pixels: refuse images with more pixels than this (at most :data:`MAX_PIXELS`,
+            the default), judged from the header before any pixel is decoded.
+
     Raises:
-        ImageError: empty, corrupt, truncated, non-image or oversized data.
+        ImageTooLargeError: more pixels than the limit.
+        ImageError: empty, corrupt, truncated or non-image data, or a decompression bomb.
     """
+    limit = _pixel_limit(max_pixels)
     if not data:
         raise ImageError(name, "empty file")
     try:
@@ -72,8 +90,10 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
                 w, h = img.size
                 if w <= 0 or h <= 0:
                     raise ImageError(name, f"zero-size image ({w}x{h})")
-                if w * h > MAX_PIXELS:
-                    raise ImageError(name, f"image too large ({w}x{h} pixels; limit {MAX_PIXELS})")
+                if w * h > limit:
+                    raise ImageTooLargeError(
+                        name, f"image too large ({w}x{h} pixels; limit {limit})"
+                    )
                 img.load()
                 # in place: no copy of the (usual) image without an orientation tag
                 ImageOps.exif_transpose(img, in_place=True)
@@ -88,21 +108,28 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
 
 
-def load_image(source: ImageSource) -> np.ndarray:
+def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray:
     """Load an image as ``(H, W, 3)`` uint8 RGB.
 
     Args:
         source: a path, encoded bytes, or an array (``(H, W)`` gray, ``(H, W, 3)`` RGB or
             ``(H, W, 4)`` RGBA; uint8, or float in ``[0, 1]``), returned as RGB uint8.
+        max_pixels: refuse larger images (at most :data:`MAX_PIXELS`, the default); a file
+            is judged by its header, before its pixels are decoded.
 
     Raises:
+        ImageTooLargeError: more pixels than the limit.
         ImageError: the file is missing, empty, zero-size, corrupt, truncated, not an
             image, or a decompression bomb; ``source`` is none of the accepted types.
     """
     if isinstance(source, np.ndarray):
+        limit = _pixel_limit(max_pixels)
+        if source.ndim >= 2 and source.shape[0] * source.shape[1] > limit:
+            h, w = source.shape[:2]
+            raise ImageTooLargeError("<array>", f"image too large ({w}x{h} pixels; limit {limit})")
         return as_rgb8(source)
     if isinstance(source, bytes | bytearray):
-        return decode_image(bytes(source))
+        return decode_image(bytes(source), max_pixels=max_pixels)
     if not isinstance(source, str | os.PathLike):
         # e.g. a nested list or a PIL image: say what is accepted instead of a TypeError
         raise ImageError(
@@ -119,7 +146,7 @@ def load_image(source: ImageSource) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), max_pixels=max_pixels)
 
 
 def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:

@@ -39,6 +39,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+#: ``Host`` names a server bound to loopback answers to
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback IP address."""
     if host == "localhost":
@@ -74,6 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             token=token,
             max_upload_mb=args.max_upload_mb,
             model=args.model,
+            # on loopback, only this machine's names: a page elsewhere cannot reach the
+            # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
+            allowed_hosts=(*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else (),
         )
     )
     print(f"exprsim serve: http://{args.host}:{args.port}/  (Ctrl-C stops)")

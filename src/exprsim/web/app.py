@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError
-from exprsim.web.uploads import UploadError, store_upload
+from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
+from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,13 @@ class ServeConfig:
             ``exprsim-web/`` in the working folder for a ``postgresql://`` index).
         token: required on every request when set.
         max_upload_mb: upload size limit.
-        max_pixels: largest image accepted.
+        max_pixels: largest image accepted (judged from the file's header, before its
+            pixels are decoded).
         model: shipped model name or checkpoint folder.
+        allowed_hosts: when set, requests whose ``Host`` header names another host are
+            refused (403): a page on another site cannot reach a server on the loopback
+            address through DNS rebinding. ``exprsim serve`` sets it when bound to loopback.
+        max_queued_videos: video jobs waiting or running at once; more are refused (429).
     """
 
     db: str
@@ -51,6 +56,8 @@ class ServeConfig:
     max_upload_mb: float = 25.0
     max_pixels: int = 40_000_000
     model: str = "default"
+    allowed_hosts: tuple[str, ...] = ()
+    max_queued_videos: int = 8
 
 
 def _jpeg(crop: np.ndarray) -> bytes:
@@ -80,7 +87,11 @@ class _State:
         self.uploads = self.data_dir / "uploads"
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
         self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
-        self.jobs = VideoJobs(embedder, self.data_dir / "videos")
+        self.jobs = VideoJobs(
+            embedder, self.data_dir / "videos", max_queued=config.max_queued_videos
+        )
+        # decoding a large photo takes a few hundred MB: two at a time (2 cores)
+        self.decode_slots = threading.BoundedSemaphore(2)
         self.classifier = _classifier(embedder)
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
@@ -103,21 +114,32 @@ class _State:
             )
         return self._detector
 
-    async def image_upload(self, file: Any) -> tuple[np.ndarray, Any]:
-        """Store an uploaded photo and decode it: ``(H, W, 3)`` uint8 and the stored file."""
-        from starlette.concurrency import run_in_threadpool
-
+    def _decode(self, path: Path) -> np.ndarray:
         from exprsim.io import load_image
 
-        stored = await store_upload(file, self.uploads, self.max_bytes, ("image",))
+        with self.decode_slots:
+            return load_image(path, max_pixels=self.config.max_pixels)
+
+    async def image_upload(self, file: Any, keep: bool = False) -> tuple[np.ndarray, Any]:
+        """Store an uploaded photo and decode it: ``(H, W, 3)`` uint8 and the stored file.
+
+        ``keep``: the photo goes into the index, so it is stored by content (one copy per
+        content, under the client's safe name); else under a random name, for the caller to
+        delete.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        stored = await store_upload(file, self.uploads, self.max_bytes, ("image",), by_content=keep)
         try:
-            image = await run_in_threadpool(load_image, stored.path)
-        except ImageError:
-            stored.path.unlink(missing_ok=True)
+            image = await run_in_threadpool(self._decode, stored.path)
+        except ImageError as exc:
+            if not stored.duplicate:
+                stored.path.unlink(missing_ok=True)
+            if isinstance(exc, ImageTooLargeError):
+                raise UploadError(
+                    f"image larger than {self.config.max_pixels} pixels", 413
+                ) from exc
             raise
-        if image.shape[0] * image.shape[1] > self.config.max_pixels:
-            stored.path.unlink(missing_ok=True)
-            raise UploadError(f"image larger than {self.config.max_pixels} pixels", 413)
         return image, stored
 
     def faces_of(self, image: np.ndarray) -> list[Any]:
@@ -240,8 +262,17 @@ def _add_auth(app: Any, st: _State) -> None:
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
+        response = await _checked(request, call_next)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def _checked(request: Request, call_next: Any) -> Any:
+        refused = _foreign_request(request, config.allowed_hosts)
+        if refused:
+            return JSONResponse({"error": refused}, status_code=403)
         if config.token and request.url.path not in ("/login",):
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            given = _bearer(request.headers.get("authorization", ""))
             given = given or request.cookies.get(COOKIE, "")
             if not hmac.compare_digest(given.encode(), config.token.encode()):
                 if request.url.path.startswith("/api"):
@@ -255,7 +286,8 @@ def _add_auth(app: Any, st: _State) -> None:
                 {"error": f"internal error ({type(exc).__name__})"}, status_code=500
             )
 
-    app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10))  # + multipart framing
+    # + multipart framing; the message names the upload limit itself
+    app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10), shown=st.max_bytes)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form() -> str:
@@ -335,7 +367,7 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/index")
     async def index_add(file: UploadFile = File(...)) -> dict[str, Any]:
-        _, stored = await st.image_upload(file)
+        _, stored = await st.image_upload(file, keep=True)
         # the event loop keeps serving meanwhile
         report = await run_in_threadpool(st.add_to_index, stored.path)
         return {"file": stored.original_name, **report.to_dict()}
@@ -400,7 +432,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
         return {
             "threshold": threshold,
             "references": [
-                {"id": r.id, "name": r.name, "source": Path(r.source).name} for r in refs
+                {"id": r.id, "name": r.name, "source": display_name(r.source)} for r in refs
             ],
         }
 
@@ -408,14 +440,16 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     async def tags_add(
         name: str = Form(...), file: UploadFile = File(...), face: int = Form(0)
     ) -> dict[str, Any]:
+        name = _tag_name(name)
         _, found = await st.uploaded_faces(file)
         reference = _nth_face(found, face)
         with st.index() as ix:
-            ref = Tagger(ix, embedder=st.embedder).add(name.strip(), reference)
+            ref = Tagger(ix, embedder=st.embedder).add(name, reference)
         return {"id": ref.id, "name": ref.name}
 
     @app.post("/api/tags/from-face/{face_id}")
     def tags_add_indexed(face_id: int, name: str = Form(...)) -> Any:
+        name = _tag_name(name)
         if not 0 <= face_id < _MAX_ID:
             return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
         with st.index() as ix:
@@ -423,19 +457,15 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             if not recs:
                 return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
             rid = ix.add_tag_reference(
-                name.strip(), recs[0].embedding, st.embedder.config.name_version,
+                name, recs[0].embedding, st.embedder.config.name_version,
                 source=recs[0].source, face_index=recs[0].face_index, crop=ix.crop(face_id),
             )  # fmt: skip
-        return {"id": rid, "name": name.strip()}
+        return {"id": rid, "name": name}
 
-    @app.delete("/api/tags/{name}")
-    def tags_delete(name: str) -> dict[str, Any]:
-        with st.index() as ix:
-            n = Tagger(ix, embedder=st.embedder).remove(name)
-        return {"removed": n}
-
-    @app.get("/api/tags/{name}/faces")
+    # ``{name:path}``: a name with a ``/`` (possible from the CLI) still reaches its tag
+    @app.get("/api/tags/{name:path}/faces")
     def tags_faces(name: str, threshold: float | None = Query(None, gt=0, le=2)) -> Any:
+        name = name.strip()
         with st.index() as ix:
             tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
             ids, emb = ix.embeddings()
@@ -456,6 +486,12 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             ],
         }  # fmt: skip
 
+    @app.delete("/api/tags/{name:path}")
+    def tags_delete(name: str) -> dict[str, Any]:
+        with st.index() as ix:
+            n = Tagger(ix, embedder=st.embedder).remove(name.strip())
+        return {"removed": n}
+
 
 def _add_video_routes(app: Any, st: _State) -> None:
     from fastapi import File, UploadFile
@@ -463,8 +499,13 @@ def _add_video_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/videos")
     async def videos(file: UploadFile = File(...)) -> dict[str, Any]:
+        from exprsim.web.jobs import QueueFullError
+
         stored = await store_upload(file, st.uploads, st.max_bytes, ("video",))
-        return st.jobs.submit(stored.path).to_dict()
+        try:
+            return st.jobs.submit(stored.path, stored.original_name).to_dict()
+        except QueueFullError as exc:
+            raise UploadError(str(exc), 429) from exc
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: str) -> Any:
@@ -509,9 +550,10 @@ class BodyLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 while they stream
     in (by ``Content-Length`` up front, else by counting), before anything is stored."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, shown: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.shown = max_bytes if shown is None else shown
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.exceptions import HTTPException
@@ -520,31 +562,127 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"upload larger than the limit ({self.max_bytes / (1 << 20):.1f} MB)"
-        too_big = JSONResponse({"error": message}, status_code=413)
+        too_big = JSONResponse(
+            {"error": f"upload larger than the limit ({size_text(self.shown)})"},
+            status_code=413,
+        )
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await too_big(scope, receive, send)
             return
         seen = 0
+        exceeded = False
+        started = False
 
         async def counted() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message.get("type") == "http.request":
-                seen += len(message.get("body", b""))
+            nonlocal seen, exceeded
+            msg = await receive()
+            if msg.get("type") == "http.request":
+                seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise HTTPException(413, message)
-            return message
+                    exceeded = True
+                    raise HTTPException(413, "upload too large")  # stops the body's reading
+            return msg
 
-        await self.app(scope, counted, send)
+        async def guarded_send(msg: Any) -> None:
+            # past the limit, whatever the app answers (its body parser turns the error
+            # above into a 400) is replaced by the 413
+            nonlocal started
+            if exceeded:
+                if not started and msg.get("type") == "http.response.start":
+                    started = True
+                    await too_big(scope, receive, send)
+                return
+            if msg.get("type") == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await too_big(scope, receive, send)
+
+
+#: sent with every response: no MIME sniffing, no framing by other sites, no referrer
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "frame-ancestors 'self'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _foreign_request(request: Any, allowed_hosts: tuple[str, ...]) -> str:
+    """Why a request from another site is refused, or ``""``.
+
+    * ``allowed_hosts`` set: the ``Host`` header must name one of them (any port);
+    * a state-changing request sent by a browser from another origin (its ``Origin``
+      header names another host than ``Host``) is refused whatever the configuration:
+      without a token, any web page could otherwise post to a server on the loopback.
+    """
+    from urllib.parse import urlsplit
+
+    host = request.headers.get("host", "")
+    if allowed_hosts:
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            name = ""
+        if name.lower() not in allowed_hosts:
+            return f"host {host!r} not allowed"
+    origin = request.headers.get("origin")
+    if origin is not None and request.method in _UNSAFE_METHODS:
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:
+            netloc = ""
+        if netloc.lower() != host.lower():
+            return "cross-origin request refused"
+    return ""
+
+
+def _bearer(header: str) -> str:
+    """The token of an ``Authorization`` header (scheme ``Bearer``, any case; a bare token
+    is taken as is)."""
+    scheme, _, rest = header.strip().partition(" ")
+    if not rest:
+        return scheme
+    return rest.strip() if scheme.lower() == "bearer" else ""
+
+
+#: longest tag name the web app accepts
+MAX_TAG_NAME = 64
+
+
+def _tag_name(name: str) -> str:
+    """A tag name from a form, stripped; refused (422) when empty, too long, ``.`` or
+    ``..`` (a browser would rewrite its URLs) or with control characters."""
+    import unicodedata
+
+    name = name.strip()
+    if not name:
+        raise UploadError("a tag name must not be empty", 422)
+    if len(name) > MAX_TAG_NAME:
+        raise UploadError(f"a tag name has at most {MAX_TAG_NAME} characters", 422)
+    if name in (".", "..") or any(unicodedata.category(c)[0] == "C" for c in name):
+        raise UploadError("a tag name must not be '.' or '..' or hold control characters", 422)
+    return name
 
 
 def _hit_json(h: Any) -> dict[str, Any]:
     return {
         "rank": h.rank,
         "face_id": h.face_id,
-        "file": Path(h.source).name,
+        "file": display_name(h.source),
         "face": h.face_index,
         "distance": round(float(h.distance), 4),
         "thumbnail": f"/api/thumbs/{h.face_id}",

@@ -205,7 +205,11 @@ async function refresh() {
     const b = el('button', {'data-tag': n}, n);
     b.onclick = () => { current = n; show(); };
     const del = el('button', {title: 'delete ' + n}, 'x');
-    del.onclick = async () => { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); refresh(); };
+    del.onclick = async () => {
+      try { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); if (current === n) current = null; }
+      catch (err) { alert(err.message); }
+      refresh();
+    };
     list.append(el('span', {}, b, del));
   }
   document.getElementById('list').replaceChildren(names.length ? list : el('p', {}, 'No tags yet.'));
@@ -215,7 +219,9 @@ async function refresh() {
 async function show() {
   const th = document.getElementById('th').value;
   document.getElementById('thv').value = Number(th).toFixed(2);
-  const res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th);
+  let res;
+  try { res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th); }
+  catch (err) { document.getElementById('count').textContent = err.message; return; }
   document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(2);
   const row = document.getElementById('faces');
   row.replaceChildren(...res.faces.map(f => card(f.thumbnail, 'd=' + f.distance.toFixed(3))));
@@ -223,10 +229,10 @@ async function show() {
 document.getElementById('th').oninput = () => { if (current) show(); };
 document.getElementById('add').onsubmit = async (e) => {
   e.preventDefault();
-  try { await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = e.target.name.value; refresh(); }
+  try { const t = await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = t.name; refresh(); }
   catch (err) { alert(err.message); }
 };
-refresh();
+refresh().catch(err => document.getElementById('list').replaceChildren(el('p', {class: 'err'}, err.message)));
 """
     return _page("Tags", body, script)
 

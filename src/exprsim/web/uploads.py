@@ -3,8 +3,11 @@ server's data folder with generated names."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +32,55 @@ class StoredUpload:
         kind: ``"image"`` or ``"video"``, decided by the content.
         original_name: the client's file name (for display only; never used as a path).
         size: bytes.
+        duplicate: the same content was already stored under ``path`` (``by_content``
+            uploads only); the new copy was not kept.
     """
 
     path: Path
     kind: str
     original_name: str
     size: int
+    duplicate: bool = False
+
+
+#: ISO base-media brands of still images (AVIF, HEIF / HEIC): ``ftyp`` files, not videos
+_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
+
+#: content-named uploads: ``<first 24 hex digits of the SHA-256>-<the client's name>``
+_CONTENT_NAME = re.compile(r"^([0-9a-f]{24})-(.+)$")
+
+
+def size_text(n_bytes: int) -> str:
+    """A byte count for messages: ``25 MB``, ``0.01 MB``, ``512 KB``."""
+    mb = n_bytes / (1 << 20)
+    return f"{mb:.3g} MB" if mb >= 0.01 else f"{n_bytes / 1024:.3g} KB"
+
+
+def safe_name(name: str, default: str = "upload") -> str:
+    """The client's file name reduced to something safe to store and show.
+
+    Only the last path component (``/`` or ``\\``) is kept; control characters and
+    anything but letters, digits, spaces and ``._-()+,`` become ``_``; leading dots and
+    spaces go; at most 120 bytes of UTF-8. Never empty, never ``.`` or ``..``.
+    """
+    base = re.split(r"[/\\]", str(name))[-1]
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(
+        c if (c.isalnum() or c in " ._-()+,") and unicodedata.category(c)[0] != "C" else "_"
+        for c in base
+    )
+    base = base.lstrip(". ").rstrip()
+    encoded = base.encode("utf-8")[:120]
+    base = encoded.decode("utf-8", errors="ignore").rstrip()
+    return base or default
+
+
+def display_name(path: str | Path) -> str:
+    """What to show for a stored upload: the client's (safe) name of a content-named file,
+    else the file's own name."""
+    name = Path(path).name
+    m = _CONTENT_NAME.match(name)
+    return m.group(2) if m else name
 
 
 def sniff(head: bytes) -> str | None:
@@ -47,17 +93,25 @@ def sniff(head: bytes) -> str | None:
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
-    if head[4:8] == b"ftyp":  # mp4 / mov / m4v
-        return "video"
+    if head[4:8] == b"ftyp":  # mp4 / mov / m4v, or a still AVIF / HEIF image
+        return "image" if head[8:12] in _IMAGE_BRANDS else "video"
+    if len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return "image"  # PBM / PGM / PPM
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # matroska / webm
         return "video"
     return None
 
 
 async def store_upload(
-    upload: Any, folder: Path, max_bytes: int, allow: tuple[str, ...]
+    upload: Any, folder: Path, max_bytes: int, allow: tuple[str, ...], by_content: bool = False
 ) -> StoredUpload:
     """Stream ``upload`` (a Starlette ``UploadFile``) into ``folder``; refuse early.
+
+    Args:
+        by_content: name the stored file by its content and the client's (safe) name, and
+            keep one copy per content: a file already stored with the same SHA-256 is
+            returned instead (``duplicate``), so adding it to the index again is a skip.
+            Otherwise the name is random (for uploads deleted after the request).
 
     Raises:
         UploadError: 413 past ``max_bytes`` (checked while streaming, so a huge upload is
@@ -67,6 +121,8 @@ async def store_upload(
     tmp = folder / f".part-{secrets.token_hex(8)}"
     size = 0
     head = b""
+    digest = hashlib.sha256()
+    name = str(getattr(upload, "filename", "") or "upload")[:200]
     try:
         with open(tmp, "wb") as fh:
             while True:
@@ -75,12 +131,11 @@ async def store_upload(
                     break
                 size += len(chunk)
                 if size > max_bytes:
-                    raise UploadError(
-                        f"upload larger than the limit ({max_bytes / (1 << 20):.1f} MB)", 413
-                    )
+                    raise UploadError(f"upload larger than the limit ({size_text(max_bytes)})", 413)
                 if len(head) < 64:
                     head = (head + chunk)[:64]
                 fh.write(chunk)
+                digest.update(chunk)
         kind = sniff(head)
         if size == 0:
             raise UploadError("empty upload", 400)
@@ -88,11 +143,18 @@ async def store_upload(
             wanted = " or ".join(allow)
             article = "an" if wanted[0] in "aeiou" else "a"
             raise UploadError(f"not {article} {wanted} (judged by its content)", 415)
-        suffix = {"image": ".img", "video": ".vid"}[kind]
-        final = folder / f"{secrets.token_hex(12)}{suffix}"
+        if by_content:
+            key = digest.hexdigest()[:24]
+            for existing in sorted(folder.glob(f"{key}-*")):
+                if existing.is_file():
+                    tmp.unlink()
+                    return StoredUpload(existing, kind, name, size, duplicate=True)
+            final = folder / f"{key}-{safe_name(name)}"
+        else:
+            suffix = {"image": ".img", "video": ".vid"}[kind]
+            final = folder / f"{secrets.token_hex(12)}{suffix}"
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    name = str(getattr(upload, "filename", "") or "upload")[:200]
     return StoredUpload(final, kind, name, size)
