@@ -9,6 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print and to store as UTF-8: a file name's undecodable bytes (Python
+    keeps them as surrogates) become ``\\xe9`` escapes, control characters such as a newline
+    become ``\\n``; anything else is unchanged."""
+    if text.isprintable():
+        return text
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ExprsimError(Exception):
     """Base class of every error exprsim raises on purpose."""
 
@@ -22,7 +32,7 @@ class ImageError(ExprsimError):
     """
 
     def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = str(path)
+        self.path = printable(str(path))
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 

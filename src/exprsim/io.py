@@ -11,6 +11,7 @@ JSON lines or JSON, chosen by the file's suffix; every command that writes a tab
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
+
+log = logging.getLogger(__name__)
 
 #: Largest image accepted, in pixels (about 14,000 x 14,000); larger files are refused
 #: as decompression bombs instead of exhausting memory.
@@ -113,7 +116,8 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
 
     Args:
         source: a path, encoded bytes, or an array (``(H, W)`` gray, ``(H, W, 3)`` RGB or
-            ``(H, W, 4)`` RGBA; uint8, or float in ``[0, 1]``), returned as RGB uint8.
+            ``(H, W, 4)`` RGBA; uint8, uint16, bool, or float in ``[0, 1]``: floats above
+            1 are clipped, with a warning), returned as RGB uint8.
         max_pixels: refuse larger images (at most :data:`MAX_PIXELS`, the default); a file
             is judged by its header, before its pixels are decoded.
 
@@ -157,9 +161,20 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(name, f"expected (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating):
+        if arr.dtype == np.bool_:  # a mask: black and white
+            arr = arr.astype(np.uint8) * 255
+        elif np.issubdtype(arr.dtype, np.floating):
             if not np.isfinite(arr).all():
                 raise ImageError(name, "float image with NaN or infinite values")
+            top = float(arr.max())
+            if top > 1.0 + 1.0 / 255:
+                # most likely 0..255 values in a float array: all but black turns white
+                log.warning(
+                    "%s: float image with values up to %.4g read as 0..1 and clipped; "
+                    "pass uint8, or divide by 255",
+                    name,
+                    top,
+                )
             # clip first: values far outside [0, 1] must not overflow when scaled
             arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         elif arr.dtype == np.uint16:
@@ -173,15 +188,30 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def iter_image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+def as_inputs(sources: Any) -> list[Any]:
+    """The inputs of a many-image call as a list, a single input wrapped.
+
+    One path (``str`` or path-like), encoded ``bytes`` or one image array (``(H, W)`` or
+    ``(H, W, C)``) is one input: iterating it would give characters, bytes or pixel rows.
+    A 4-d array is a stack of images; any other iterable (list, tuple, generator) is
+    listed as is.
+    """
+    if isinstance(sources, str | os.PathLike | bytes | bytearray):
+        return [sources]
+    if isinstance(sources, np.ndarray):
+        return [sources] if sources.ndim in (2, 3) else list(sources)
+    return list(sources)
+
+
+def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]:
     """Yield image files from files and directories (recursed, sorted, by suffix).
 
     Explicitly named files are yielded whatever their suffix (so bad files get a clear
     error later); files inside directories are filtered by :data:`IMAGE_SUFFIXES`. Broken
     links with an image suffix are yielded too (they fail later with "no such file" instead
-    of vanishing); linked folders are not entered (no loops).
+    of vanishing); linked folders are not entered (no loops). A single path is one input.
     """
-    for p in paths:
+    for p in as_inputs(paths):
         path = Path(p)
         if path.is_dir():
             for child in sorted(path.rglob("*")):

@@ -166,5 +166,5 @@ def test_crops_that_are_not_crops(embedder):
     for bad in (None, 3, "face.jpg", np.zeros((2, 3)), [[1, 2], [3]]):
         with pytest.raises(ModelError, match="crops must be"):
             embedder.embed_crops(bad)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ModelError, match="batch_size"):
         Embedder(embedder.model, embedder.config, batch_size=0)

@@ -105,6 +105,9 @@ class ExpressionKNN:
             raise ExprsimError(
                 f"fit needs (N, D) embeddings and N labels, got {x.shape} and {y.shape}"
             )
+        self._check_params()
+        if not np.isfinite(x).all():
+            raise ExprsimError("fit: the embeddings hold NaN or infinite values")
         if self.classes is not None:
             self.classes_ = np.asarray(list(self.classes))
         elif y.dtype.kind in "iu":
@@ -114,6 +117,16 @@ class ExpressionKNN:
         self.labels_ = self._encode(y)
         self.embeddings_ = x
         return self
+
+    def _check_params(self) -> None:
+        """Refuse bad hyper-parameters at fit time (scikit-learn's habit), not at predict."""
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ExprsimError(f"k must be a positive integer, got {k!r}")
+        if self.metric not in ("euclidean", "cosine"):
+            raise ExprsimError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
+        if self.weights not in ("uniform", "distance"):
+            raise ExprsimError(f"weights must be 'uniform' or 'distance', got {self.weights!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "embeddings_"):
@@ -133,6 +146,11 @@ class ExpressionKNN:
         x = np.atleast_2d(np.asarray(X, dtype=np.float32))
         if len(x) == 0:
             return np.zeros((0, len(self.classes_)))
+        dim = self.embeddings_.shape[1]
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise ExprsimError(f"queries must be (M, {dim}) embeddings, got {x.shape}")
+        if not np.isfinite(x).all():
+            raise ExprsimError("queries hold NaN or infinite values")
         return knn_proba(
             self.embeddings_,
             self.labels_,
@@ -596,7 +614,9 @@ def classify_images(
 
         embedder = load_model()
     _check_model(reference, embedder)
-    faces = embedder.embed_images(list(images), detector=detector, failures=failures)
+    from exprsim.io import as_inputs
+
+    faces = embedder.embed_images(as_inputs(images), detector=detector, failures=failures)
     knn = reference.classifier(k)
     if not faces:
         return ClassificationResult((), reference.model, knn.k_)

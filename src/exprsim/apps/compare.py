@@ -7,7 +7,7 @@ smallest distance; the third face is the odd one out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ class Comparison:
 
 
 def compare_images(
-    images: Sequence[str | Path | np.ndarray], embedder: Any = None, detector: Any = None
+    images: Iterable[str | Path | np.ndarray], embedder: Any = None, detector: Any = None
 ) -> Comparison:
     """Embed the first (largest) face of each image and compare them.
 
@@ -79,6 +79,9 @@ def compare_images(
         ExprsimError: fewer than two images, or an image without a face.
         ImageError: an image cannot be read.
     """
+    from exprsim.io import as_inputs
+
+    images = as_inputs(images)  # a generator is fine too
     if len(images) < 2:
         raise ExprsimError("compare needs at least two images")
     if embedder is None:

@@ -208,8 +208,12 @@ def summarize(
         raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
     if spec.metric == "cosine" and (np.linalg.norm(x, axis=1) == 0).any():
         raise ExprsimError("the cosine metric cannot place an all-zero embedding")
-    if n_clusters < 1:
-        raise ExprsimError(f"n_clusters must be >= 1, got {n_clusters}")
+    if (
+        isinstance(n_clusters, bool)
+        or not isinstance(n_clusters, int | np.integer)
+        or n_clusters < 1
+    ):
+        raise ExprsimError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
     distinct = n_distinct(x)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:

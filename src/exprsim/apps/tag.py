@@ -115,6 +115,13 @@ def match_tags(
 
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
     r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
+    if isinstance(ref_names, str) or len(ref_names) != len(r):
+        raise ExprsimError(
+            f"one name per reference: {len(r)} references, "
+            f"{'one string' if isinstance(ref_names, str) else len(ref_names)} names"
+        )
+    if len(r) and len(x) and x.shape[1] != r.shape[1]:
+        raise ExprsimError(f"embeddings of {x.shape[1]} values, references of {r.shape[1]}")
     names = sorted(set(ref_names))
     if len(r) == 0 or len(x) == 0:
         return [((), {}) for _ in range(len(x))]
@@ -251,8 +258,10 @@ class Tagger:
             from exprsim.index.store import ModelMismatchError
 
             raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
+        from exprsim.io import as_inputs
+
         faces: list[Any] = []
-        for im in images:
+        for im in as_inputs(images):
             faces.extend(self._faces(im, detector, failures))
         if not faces:
             return TagResults()
@@ -470,12 +479,19 @@ def calibration_page(
 
 
 def tag_page(
-    results: Sequence[TagResult], references: Sequence[TagReference], title: str = "Expression tags"
+    results: Sequence[TagResult],
+    references: Sequence[TagReference],
+    title: str = "Expression tags",
+    threshold: float | None = None,
 ) -> Any:
-    """HTML page: the reference faces, then every tagged face with its tags."""
+    """HTML page: the reference faces, then every tagged face with its tags.
+
+    ``threshold``: the one used (default: the results'; give it for a page without faces).
+    """
     from exprsim.report.html import Page
 
-    threshold = results[0].threshold if results else DEFAULT_THRESHOLD
+    if threshold is None:
+        threshold = results[0].threshold if results else DEFAULT_THRESHOLD
     page = Page(
         title,
         subtitle=f"threshold {threshold:g}; distances are Euclidean between embeddings (0 to 2)",

@@ -51,8 +51,9 @@ def _register_index(subparsers: Any) -> None:
         help="detect, embed and store faces (incremental, resumable)",
         description=(
             "Add every face of the images under PATH to the index. Files already indexed "
-            "(same path and size/mtime, or same content) are skipped; an interrupted run "
-            "is resumed by running the command again."
+            "(same path, with the same size/mtime or the same content) are skipped; a copy "
+            "of a file under another path is indexed again; an interrupted run is resumed "
+            "by running the command again."
         ),
     )
     a.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
@@ -531,6 +532,6 @@ def cmd_tag(args: argparse.Namespace) -> int:
             print(f"tagged {n} indexed faces")
         _write_table(frame, args.out)
         if args.html:
-            tag_page(results, tagger.references()).save(args.html)
+            tag_page(results, tagger.references(), threshold=tagger.threshold).save(args.html)
             print(f"report: {args.html}")
     return rc

@@ -72,11 +72,14 @@ class ImageFaces:
 
 
 def source_name(item: Any) -> str:
-    """The name an input is reported under (see :class:`ImageFaces`)."""
+    """The name an input is reported under (see :class:`ImageFaces`), printable (a file
+    name's undecodable bytes and control characters escaped)."""
+    from exprsim.errors import printable
+
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-        return item[0]
+        return printable(item[0])
     if isinstance(item, str | Path):
-        return str(item)
+        return printable(str(item))
     return "<bytes>" if isinstance(item, bytes | bytearray) else "<array>"
 
 

@@ -63,10 +63,18 @@ class AnnIndex(Protocol):
     def save(self, path: str | Path) -> None: ...
 
 
-def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
-    q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
+    """``(Q, dim)`` float32 queries, checked with ``k`` (a positive integer)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ExprsimError(f"k must be a positive integer, got {k!r}")
+    try:
+        q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"queries must be a (Q, {dim}) array of numbers ({exc})") from exc
     if q.ndim != 2 or q.shape[1] != dim:
         raise ExprsimError(f"queries must be (Q, {dim}), got {np.shape(queries)}")
+    if not np.isfinite(q).all():
+        raise ExprsimError("queries hold NaN or infinite values")
     return q
 
 
@@ -111,11 +119,13 @@ class ExactIndex:
         return int(self.vectors.shape[1])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = _as_queries(queries, self.dim)
+        q = as_queries(queries, self.dim, k)
         n = len(self)
         kk = min(k, n)
         if kk == 0:
-            return _pad(np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0)), k)
+            return _pad(
+                np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64), k
+            )
         qn = np.einsum("ij,ij->i", q, q)[:, None]
         best_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
         best_i = np.zeros((q.shape[0], 0), dtype=np.int64)
@@ -197,9 +207,11 @@ class FaissIndex:
         return int(self.index.d)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = _as_queries(queries, self.dim)
+        q = as_queries(queries, self.dim, k)
         if len(self) == 0:
-            return _pad(np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0)), k)
+            return _pad(
+                np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64), k
+            )
         d2, idx = self.index.search(q, k)
         ok = idx >= 0
         out_ids = idx if self.ids is None else np.where(ok, self.ids[np.where(ok, idx, 0)], -1)
@@ -212,6 +224,11 @@ class FaissIndex:
             self.index.hnsw.efSearch = int(ef_search)
         if nprobe is not None and hasattr(self.index, "nprobe"):
             self.index.nprobe = int(nprobe)
+
+    @property
+    def trained(self) -> bool:
+        """Whether vectors can be added (an IVF built over no vectors has no centroids)."""
+        return bool(getattr(self.index, "is_trained", True))
 
     @property
     def can_remove(self) -> bool:

@@ -274,9 +274,9 @@ class PgVectorSearch:
         return int(self.backend.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
-        if q.ndim != 2 or q.shape[1] != 16:
-            raise ExprsimError(f"queries must be (Q, 16), got {np.shape(queries)}")
+        from exprsim.index.ann import as_queries
+
+        q = as_queries(queries, 16, k)
         dist = np.full((len(q), k), np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
         conn = self.backend.conn

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ModelError
+from exprsim.errors import ExprsimError, ModelError, printable
 from exprsim.index import ann as ann_mod
 from exprsim.index.backends import StoreBackend, open_backend
 
@@ -319,6 +319,50 @@ def _file_key(path: str | Path) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+#: dimension of the stored embeddings (``e0`` ... ``e15``)
+EMBEDDING_SIZE = 16
+
+
+def _embedding(value: Any, what: str) -> np.ndarray:
+    """``value`` as a ``(16,)`` float32 embedding of finite numbers.
+
+    Raises:
+        ExprsimError: another size, or NaN / infinite values (stored, they would poison
+            every later search or tag).
+    """
+    try:
+        emb = np.asarray(value, dtype=EMBEDDING_DTYPE).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"{what}: not an array of numbers ({exc})") from exc
+    if emb.shape != (EMBEDDING_SIZE,):
+        raise ExprsimError(f"{what}: expected {EMBEDDING_SIZE} values, got {emb.size}")
+    if not np.isfinite(emb).all():
+        raise ExprsimError(f"{what}: NaN or infinite values")
+    return emb
+
+
+def _unique_files(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` without repeats of one file (the same file named twice, relative and
+    absolute, or through a link, is indexed and counted once), in first-seen order."""
+    seen: set[str] = set()
+    out = []
+    for p in paths:
+        key = _file_key(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _utf8(text: str) -> bool:
+    """``text`` encodes as UTF-8 (a file name's undecodable bytes do not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -568,13 +612,14 @@ class FaceIndex:
     ) -> AddReport:
         """Detect, embed and store every face of every image under ``paths``.
 
-        Incremental and resumable: a file already indexed (same resolved path and same size
-        + mtime, or same content hash) is skipped; a changed file is re-indexed; each file
+        Incremental and resumable: a file already indexed (same resolved path, with the
+        same size + mtime or the same content hash) is skipped; a changed file is re-indexed; each file
         is committed atomically with its faces, so an interrupted run loses at most the
         file in progress and a re-run completes it without duplicates.
 
         Args:
-            paths: image files and/or folders (searched recursively).
+            paths: image files and/or folders (searched recursively); a single path is
+                one input.
             progress: show a progress bar.
             detector: detector name or instance passed to ``Embedder.embed_images``.
             retry_failed: try again files that failed to decode last time.
@@ -595,7 +640,7 @@ class FaceIndex:
         from exprsim.io import iter_image_files
 
         t0 = time.perf_counter()
-        files = list(iter_image_files(paths))
+        files = _unique_files(iter_image_files(paths))
         embedder = self.embedder
         model = embedder.config.name_version
         self.check_model(model)
@@ -639,6 +684,10 @@ class FaceIndex:
     def _prepare(self, path: Path, retry_failed: bool) -> FileOutcome | _Job:
         """Settle a file that needs no work (skipped, or unreadable), else read it."""
         key = _file_key(path)
+        if not _utf8(key):  # a name with bytes that are not UTF-8 cannot be stored
+            return FileOutcome(
+                printable(key), "failed", error="file name is not valid UTF-8 (rename the file)"
+            )
         try:
             st = os.stat(key)
         except OSError as exc:  # e.g. a broken link: name it as the user gave it
@@ -770,6 +819,7 @@ class FaceIndex:
         self.check_model(model)
         groups: dict[str, list[Any]] = {}
         for fe in faces:
+            _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")  # all checked first
             groups.setdefault(str(fe.source), []).append(fe)
         for source, group in groups.items():
             key = _file_key(source) if Path(source).exists() else source
@@ -810,7 +860,7 @@ class FaceIndex:
 
         t0 = time.perf_counter()
         df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
-        emb_cols = [f"e{i}" for i in range(16)]
+        emb_cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
         missing = [c for c in ("source", *emb_cols) if c not in df.columns]
         if missing:
             raise ExprsimError(f"the table lacks the columns {', '.join(missing)}")
@@ -958,12 +1008,19 @@ class FaceIndex:
             ),
         )
 
-    def remove(self, paths: Iterable[str | Path]) -> int:
-        """Forget files (a folder: every file under it). Returns the number of files removed."""
+    def remove(self, paths: Iterable[str | Path] | str | Path) -> int:
+        """Forget files (a folder: every file under it). Returns the number of files removed.
+
+        ``paths``: files and/or folders; a single path is one (not its characters).
+        """
+        from exprsim.io import as_inputs
+
         removed = 0
         with self._transaction() as c:
-            for p in paths:
+            for p in as_inputs(paths):
                 key = _file_key(p)
+                if not _utf8(key):
+                    continue  # never stored (see _prepare)
                 prefix = key.rstrip(os.sep) + os.sep
                 cur = c.execute(
                     "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
@@ -981,9 +1038,9 @@ class FaceIndex:
                 "UPDATE faces SET label = ? WHERE id = ?", [(label, int(i)) for i in face_ids]
             )
 
-    def add_tags(self, face_ids: Iterable[int], tags: Iterable[str]) -> None:
-        """Add tags to faces (kept sorted, without duplicates)."""
-        new = set(tags)
+    def add_tags(self, face_ids: Iterable[int], tags: Iterable[str] | str) -> None:
+        """Add tags to faces (kept sorted, without duplicates); one string is one tag."""
+        new = {tags} if isinstance(tags, str) else set(tags)
         with self._transaction() as c:
             for fid in face_ids:
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
@@ -1013,7 +1070,7 @@ class FaceIndex:
         """
         if not name.strip():
             raise ExprsimError("a tag name must not be empty")
-        blob = _blob(np.asarray(embedding, dtype=np.float32).reshape(-1))
+        blob = _blob(_embedding(embedding, f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
             dup = c.execute(
@@ -1258,6 +1315,8 @@ class FaceIndex:
         """Apply the faces added/removed since ``stamp`` to ``index`` and save it; ``False``
         when it cannot (log incomplete, backend cannot remove) or should not (drift)."""
         if stamp.log_seq is None or not hasattr(index, "add"):
+            return False
+        if not getattr(index, "trained", True):  # e.g. IVF built while the index was empty
             return False
         t0 = time.perf_counter()
         with self._transaction():  # a consistent snapshot of log, faces and generation

@@ -150,6 +150,27 @@ class ImageEmbeddings:
     error: ImageError | None = None
 
 
+def _device(device: str) -> Any:
+    """``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` as a ``torch.device``.
+
+    Raises:
+        ModelError: not a device name, or CUDA asked for where there is none.
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r}: this PyTorch sees no CUDA GPU (use 'cpu' or 'auto')")
+    if dev.type not in ("cpu", "cuda"):
+        raise ModelError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    return dev
+
+
 def _crop_array(crops: Any) -> np.ndarray:
     """``crops`` as an array of crops; no crops at all (``[]``) is ``(0, 0, 0)``.
 
@@ -166,6 +187,12 @@ def _crop_array(crops: Any) -> np.ndarray:
         raise ModelError(
             f"crops must be a uint8 (N, H, W) or (N, H, W, 3) array, got {type(crops).__name__} "
             f"of shape {arr.shape} and dtype {arr.dtype}"
+        )
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.shape[1] > 4:
+        # read as N gray crops 3 pixels wide, this would embed every row of one colour crop
+        raise ModelError(
+            f"crops of shape {arr.shape} look like one (H, W, {arr.shape[2]}) colour crop: "
+            "pass a batch, crop[None] or [crop]"
         )
     return arr
 
@@ -239,11 +266,13 @@ class Embedder:
     ) -> None:
         import torch
 
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int | np.integer)
+            or batch_size < 1
+        ):
+            raise ModelError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.device = _device(device)
         # channels-last: ~1.5x faster CPU convolutions (oneDNN); same results to float rounding
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
@@ -387,7 +416,8 @@ class Embedder:
         """Detect, align and embed every face of every image.
 
         Args:
-            images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
+            images_or_paths: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays (one
+                of them alone is one input).
             detector: a detector name or instance (default: MediaPipe); a name gives each
                 worker thread its own instance, an instance runs in the calling thread.
             progress: show a progress bar.
@@ -404,7 +434,9 @@ class Embedder:
         """
         from tqdm import tqdm
 
-        items: Sequence[Any] = list(images_or_paths)
+        from exprsim.io import as_inputs
+
+        items: Sequence[Any] = as_inputs(images_or_paths)
         if len(items) <= 1:
             workers = 1  # one image: no second detector to build
         results: list[FaceEmbedding] = []

@@ -36,7 +36,15 @@ def _figure(width: float, height: float) -> Any:
 
 
 def fig_to_png(fig: Any, dpi: int = 110) -> bytes:
-    """Render a matplotlib figure to PNG bytes."""
+    """Render a matplotlib figure to PNG bytes.
+
+    Every text is drawn as given: a ``$`` in a tag, folder or file name is a dollar sign,
+    not the start of TeX maths (which fails on unbalanced or odd input).
+    """
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
