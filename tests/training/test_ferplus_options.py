@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from exprsim.errors import DataError
+from exprsim.errors import DataError, ModelError
 from exprsim.training.ferplus import (
     TrainConfig,
     load_data,
@@ -129,10 +129,10 @@ def test_a_bad_packed_file_is_a_clear_data_error(tmp_path):
 def test_device_names():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(ModelError, match="device must be"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
+        with pytest.raises(ModelError, match="no CUDA"):
             resolve_device("cuda")
 
 

@@ -150,8 +150,9 @@ class ImageEmbeddings:
     error: ImageError | None = None
 
 
-def _device(device: str) -> Any:
-    """``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` as a ``torch.device``.
+def resolve_device(device: str) -> Any:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` as a ``torch.device`` (inference and
+    training alike).
 
     Raises:
         ModelError: not a device name, or CUDA asked for where there is none.
@@ -160,14 +161,15 @@ def _device(device: str) -> Any:
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    wanted = "device must be 'cpu', 'cuda', 'cuda:N' or 'auto'"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ModelError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}") from exc
+        raise ModelError(f"{wanted}, got {device!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device!r}: this PyTorch sees no CUDA GPU (use 'cpu' or 'auto')")
     if dev.type not in ("cpu", "cuda"):
-        raise ModelError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        raise ModelError(f"{wanted}, got {device!r}")
     return dev
 
 
@@ -272,7 +274,7 @@ class Embedder:
             or batch_size < 1
         ):
             raise ModelError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        self.device = _device(device)
+        self.device = resolve_device(device)
         # channels-last: ~1.5x faster CPU convolutions (oneDNN); same results to float rounding
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config

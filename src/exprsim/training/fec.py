@@ -135,14 +135,6 @@ class FECTrainResult:
         }
 
 
-def _resolve_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def _check_compat(cfg: FECTrainConfig) -> None:
     from exprsim.models.registry import model_spec
 
@@ -261,7 +253,9 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
     train_set, sampler, val_set = _fec_data(cfg)  # bad data fails before anything is written
     run.claim(cfg, may_change=("iterations",))
     setup_torch(cfg.seed, cfg.num_threads)
-    device = _resolve_device(cfg.device)
+    from exprsim.models.embedder import resolve_device
+
+    device = resolve_device(cfg.device)
     model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)

@@ -44,6 +44,7 @@ from exprsim.models.embedder import (
     PreprocessConfig,
     normalize_input,
     resize_crops,
+    resolve_device,
 )
 from exprsim.training.run import RunFolder, export_embedder, setup_torch
 
@@ -528,24 +529,6 @@ def _lr_at(cfg: TrainConfig, epoch_pos: float) -> float:
 
 def _model_device(model: Any) -> Any:
     return next(iter(model.parameters())).device
-
-
-def resolve_device(name: str) -> Any:
-    """``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` / ``"auto"`` -> a ``torch.device`` (clear error
-    when CUDA is asked for and absent)."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device here")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
-    return dev
 
 
 def embed_array(
