@@ -10,6 +10,7 @@ from typing import Any
 from exprsim.cli.argtypes import float_in, int_at_least, require_writable
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
+from exprsim.video.frames import MAX_FPS, MIN_FPS
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--fps",
-        type=float_in(0.0, lo_open=True),
+        type=float_in(MIN_FPS, MAX_FPS),
         default=5.0,
         help="sampled frames per second of a video file (default 5); a folder of frames "
         "uses every frame unless --every is given",

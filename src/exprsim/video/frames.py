@@ -42,6 +42,11 @@ DEFAULT_FPS = 5.0
 DEFAULT_SEQUENCE_FPS = 25.0
 
 
+#: sampling rates accepted: one frame per ~3 hours to 1,000 per second (more than any
+#: source has: every frame is taken); beyond, the sampling arithmetic overflows
+MIN_FPS, MAX_FPS = 1e-4, 1000.0
+
+
 class VideoError(ExprsimError):
     """A video that cannot be opened, has no video stream, or has no frame that decodes."""
 
@@ -128,8 +133,8 @@ class FrameReader:
     ) -> None:
         if every is not None and every < 1:
             raise VideoError(f"every must be >= 1, got {every}")
-        if every is None and (fps is None or not fps > 0):
-            raise VideoError(f"fps must be > 0, got {fps}")
+        if every is None and (fps is None or not MIN_FPS <= fps <= MAX_FPS):
+            raise VideoError(f"fps must be in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps}")
         self.source = Path(source)
         self.fps = None if every is not None else float(fps)  # type: ignore[arg-type]
         self.every = every
@@ -334,7 +339,7 @@ class FrameReader:
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
                     continue
-                image = frame.to_ndarray(format="rgb24")
+                image = _upright(frame.to_ndarray(format="rgb24"), frame)
                 self.decode_seconds += time.perf_counter() - start
                 yield Frame(i, float(t), image)
                 n_out += 1
@@ -402,3 +407,10 @@ def read_frames(
     """All sampled frames of a (short) video in memory (see :class:`FrameReader`)."""
     with FrameReader(source, fps=fps, every=every, max_frames=max_frames) as reader:
         return list(reader)
+
+
+def _upright(image: np.ndarray, frame: Any) -> np.ndarray:
+    """The frame as shown: phone videos store frames sideways with a display rotation
+    (PyAV's ``frame.rotation``, degrees counter-clockwise); faces are found upright."""
+    turns = round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image

@@ -35,10 +35,11 @@ import collections
 import json
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -417,9 +418,18 @@ class VideoAnalysis:
         return frame
 
     def persons_frame(self) -> Any:
-        """One row per person (:meth:`PersonStats.to_dict`) as a ``pandas.DataFrame``."""
+        """One row per person (:meth:`PersonStats.to_dict`) as a ``pandas.DataFrame``
+        (with its header when nobody was seen)."""
         import pandas as pd
 
+        if not self.person_stats:
+            return pd.DataFrame(
+                columns=[
+                    *PERSON_TABLE_COLUMNS,
+                    *(f"share_{c}" for c in self.classes),
+                    "tagged_moments",
+                ]
+            )
         return pd.DataFrame([p.to_dict() for p in self.person_stats])
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,27 +463,60 @@ class VideoAnalysis:
 
     def save(self, out_dir: str | Path, html: bool = True) -> dict[str, Path]:
         """Write ``faces.parquet``, ``faces.csv``, ``persons.csv``, ``analysis.json`` and
-        (``html``) the self-contained ``report.html`` into ``out_dir``; returns the paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {
-            "faces_parquet": out / "faces.parquet",
-            "faces_csv": out / "faces.csv",
-            "persons_csv": out / "persons.csv",
-            "json": out / "analysis.json",
-        }
+        (``html``) the self-contained ``report.html`` into ``out_dir``; returns the paths.
+
+        All or nothing: the files are written into a temporary folder inside ``out_dir``,
+        then moved into place, so an interruption leaves the previous run's files whole (never
+        a mix of two runs). Without ``html``, a ``report.html`` of an earlier run is removed.
+        ``analysis.json`` is strict JSON (``null`` for a value that is not a number).
+        """
+        import shutil
+        import tempfile
+
         from exprsim.io import save_table
 
-        frame = self.to_frame()
-        save_table(frame, paths["faces_parquet"])
-        save_table(frame, paths["faces_csv"])
-        save_table(self.persons_frame(), paths["persons_csv"])
-        paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        names = {
+            "faces_parquet": "faces.parquet",
+            "faces_csv": "faces.csv",
+            "persons_csv": "persons.csv",
+            "json": "analysis.json",
+        }
         if html:
-            from exprsim.video.report import video_page
+            names["html"] = "report.html"
+        tmp = Path(tempfile.mkdtemp(prefix=".exprsim-partial-", dir=out))
+        try:
+            frame = self.to_frame()
+            save_table(frame, tmp / names["faces_parquet"])
+            save_table(frame, tmp / names["faces_csv"])
+            save_table(self.persons_frame(), tmp / names["persons_csv"])
+            text = json.dumps(_json_ready(self.to_dict()), indent=2, allow_nan=False)
+            (tmp / names["json"]).write_text(text)
+            if html:
+                from exprsim.video.report import video_page
 
-            paths["html"] = video_page(self).save(out / "report.html")
-        return paths
+                video_page(self).save(tmp / names["html"])
+            for name in names.values():
+                os.replace(tmp / name, out / name)
+            if not html:
+                (out / "report.html").unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {key: out / name for key, name in names.items()}
+
+
+#: Leading columns of :meth:`VideoAnalysis.persons_frame` (all of them when nobody was seen,
+#: with one ``share_<emotion>`` per class and ``tagged_moments``).
+PERSON_TABLE_COLUMNS: tuple[str, ...] = (
+    "person",
+    "frames_present",
+    "appearance_rate",
+    "time_on_screen_s",
+    "first_seen_s",
+    "last_seen_s",
+    "faces_accepted",
+)
 
 
 #: Columns of :meth:`VideoAnalysis.to_frame` (when there are no faces).
@@ -506,11 +549,21 @@ FACE_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _json_default(v: Any) -> Any:
+def _json_ready(v: Any) -> Any:
+    """``v`` with NumPy scalars as Python numbers, NaN / infinity as ``None`` and anything
+    else JSON cannot hold as its text (``json.dumps`` writes ``NaN``, which is not JSON)."""
+    if isinstance(v, dict):
+        return {str(k): _json_ready(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_ready(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_json_ready(x) for x in v.tolist()]
     if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
+        v = v.item()
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, bool | int | str):
+        return v
     return str(v)
 
 
@@ -783,6 +836,9 @@ class _FaceCollector:
         self.embeddings: dict[int, np.ndarray] = {}
         self.meshes: dict[int, np.ndarray] = {}
         self.pending: list[tuple[int, np.ndarray]] = []
+        self.looks: dict[int, np.ndarray] = {}  # track -> appearance of its last face
+        self.last_descriptor: dict[int, np.ndarray] = {}  # track -> its latest descriptor
+        self.n_splits = 0
         self.sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
 
     def add_frame(self, slot: int, frame: Any, found: Any) -> None:
@@ -794,36 +850,70 @@ class _FaceCollector:
         boxes = np.stack([af.face.box for af in faces]) if faces else np.zeros((0, 4))
         ids = self.linker.update(slot, boxes)
         for j, af in enumerate(faces):
-            self._add_face(slot, frame, j, af, ids[j])
+            track, descriptor = self._check_identity(frame, af, ids[j])
+            self._add_face(slot, frame, j, af, track, descriptor)
         if len(self.pending) >= self.cfg.batch_size:
             self.flush()
 
-    def _add_face(self, slot: int, frame: Any, j: int, af: Any, track: int) -> None:
+    def _check_identity(self, frame: Any, af: Any, track: int) -> tuple[int, np.ndarray | None]:
+        """The face's track, split when it suddenly looks unlike the track's previous face
+        and dlib calls it another person (module docstring of :mod:`exprsim.video.tracks`);
+        and the descriptor computed on the way, if any."""
+        from exprsim.video.tracks import APPEARANCE_JUMP, SAME_PERSON, appearance
+
+        look = appearance(af.crop)
+        before = self.looks.get(track)
+        descriptor = None
+        if self.encoder is not None and before is not None and look @ before < APPEARANCE_JUMP:
+            t0 = time.perf_counter()
+            descriptor = self.encoder.descriptor(frame.image, af.face.box)
+            self.sec["identity"] += time.perf_counter() - t0
+            last = self.last_descriptor.get(track)
+            if last is not None and float(np.linalg.norm(descriptor - last)) > SAME_PERSON:
+                track = self.linker.split(track)
+                self.n_splits += 1
+        self.looks[track] = look
+        return track, descriptor
+
+    def _add_face(
+        self, slot: int, frame: Any, j: int, af: Any, track: int, descriptor: Any = None
+    ) -> None:
         i = len(self.faces)
         f, q = af.face, af.quality
         thumb = None
+        mesh = None
         if q.ok:
-            self.pending.append((i, af.crop))
             thumb = _thumb(af.crop, self.cfg.thumb_size)
             if self.mesher is not None:
                 t0 = time.perf_counter()
                 mesh = self.mesher.mesh(frame.image, f.box)
-                if mesh is not None:
-                    self.meshes[i] = mesh
                 self.sec["mesh"] += time.perf_counter() - t0
+        # the face is recorded whole, then queued: a Ctrl-C between two steps must not leave
+        # a queued crop without its face (the partial report is written from these lists)
         box = f.box.astype(np.float32)
         self.faces.append(
             VideoFace(slot, frame.index, frame.time, j, box, float(f.score), q, thumb)
         )
         self.tracks.append(track)
-        if self.encoder is not None and self.track_counts[track] == self.next_described[track]:
-            t0 = time.perf_counter()
-            self.descriptors[i] = self.encoder.descriptor(frame.image, f.box)
-            self.sec["identity"] += time.perf_counter() - t0
-            self.next_described[track] += descriptor_gap(
-                self.n_described[track], self.cfg.descriptor_stride, self.cfg.descriptor_max_stride
-            )
-            self.n_described[track] += 1
+        if mesh is not None:
+            self.meshes[i] = mesh
+        if q.ok:
+            self.pending.append((i, af.crop))
+        due = self.track_counts[track] == self.next_described[track]
+        if self.encoder is not None and (due or descriptor is not None):
+            if descriptor is None:
+                t0 = time.perf_counter()
+                descriptor = self.encoder.descriptor(frame.image, f.box)
+                self.sec["identity"] += time.perf_counter() - t0
+            self.descriptors[i] = descriptor
+            self.last_descriptor[track] = descriptor
+            if due:
+                self.next_described[track] += descriptor_gap(
+                    self.n_described[track],
+                    self.cfg.descriptor_stride,
+                    self.cfg.descriptor_max_stride,
+                )
+                self.n_described[track] += 1
         self.track_counts[track] += 1
 
     def flush(self) -> None:
@@ -938,11 +1028,12 @@ def _persons_and_smoothing(
         eps=cfg.eps,
         min_samples=min(cfg.min_samples, max(1, n_sampled)),
     )
+    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
+    ident = replace(ident, persons=_drop_rejected_only(ident.persons, accepted))
     raw = np.full((len(faces), embedder.embedding_dim), np.nan, dtype=np.float32)
     for i, e in collected.embeddings.items():
         raw[i] = e
     smoothed = np.full_like(raw, np.nan)
-    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
     for p in np.unique(ident.persons):
         idx = np.flatnonzero((ident.persons == p) & accepted)
         if len(idx) == 0:
@@ -950,6 +1041,17 @@ def _persons_and_smoothing(
         # unassigned faces (p < 0) have no neighbours to pool with
         smoothed[idx] = median_smooth(raw[idx], cfg.smooth_window if p >= 0 else 1)
     return ident, raw, smoothed
+
+
+def _drop_rejected_only(persons: np.ndarray, accepted: np.ndarray) -> np.ndarray:
+    """Persons made only of rejected detections (most likely not faces) become unassigned
+    (-1), and the others are numbered 0, 1, ... again in the same order, so that every
+    person id in the face table is a person of the report."""
+    out = np.full_like(persons, -1)
+    kept = [p for p in np.unique(persons) if p >= 0 and accepted[persons == p].any()]
+    for new, p in enumerate(kept):
+        out[persons == p] = new
+    return out
 
 
 def _emotions(
