@@ -223,6 +223,27 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
             yield path
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` ready for strict JSON: NumPy scalars and arrays as Python numbers and lists,
+    NaN and infinities as ``None`` (``json.dumps`` would write ``NaN`` / ``Infinity``, which
+    JSON readers refuse), dict keys as text, anything else JSON cannot hold as its text."""
+    import math
+
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
 # ----------------------------------------------------------------------------- tables
 
 #: Table formats :func:`save_table` writes, by file suffix.

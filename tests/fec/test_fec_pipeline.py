@@ -74,6 +74,18 @@ def test_fetch_crop_train_evaluate(
     # resume: nothing new to crop
     again = build_crops([train, test], data, config=CropConfig(), progress=False)
     assert again.n_new == 0 and again.n_skipped == 11
+    # a face whose image failed is tried again once the image is readable (was: never)
+    from exprsim.fec.fetch import open_manifest
+
+    with open_manifest(data) as man:
+        victim = data / sorted(man.ok_paths().values())[0]
+    good = victim.read_bytes()
+    victim.write_bytes(good[:200])
+    retry_cfg = CropConfig(detector="none")
+    first = build_crops([train, test], data, tmp_path / "retry", config=retry_cfg, progress=False)
+    victim.write_bytes(good)
+    second = build_crops([train, test], data, tmp_path / "retry", config=retry_cfg, progress=False)
+    assert first.n_failed >= 1 and second.n_new == first.n_failed and second.n_failed == 0
 
     # box-only alignment (the documented fallback), two worker processes, small shards
     box_cfg = CropConfig(detector="none", workers=2, shard_size=4)

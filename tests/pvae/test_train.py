@@ -67,3 +67,25 @@ def test_ordered_triplets_follow_votes() -> None:
     dp = np.linalg.norm(s[trip[:, 0]] - s[trip[:, 1]], axis=1)
     dn = np.linalg.norm(s[trip[:, 0]] - s[trip[:, 2]], axis=1)
     assert (dp < dn).all()  # the positive is closer in vote space than the negative
+
+
+def test_too_few_faces_is_a_data_error(tmp_path) -> None:
+    from dataclasses import replace
+
+    from exprsim.errors import DataError
+
+    # 5 faces: the 10% hold-out has none left (was: NaN losses, Infinity in result.json)
+    with pytest.raises(DataError, match="at least 8 training and 2 validation"):
+        train_pvae(replace(_cfg("pvae-vae"), max_train=5), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_codes_refuse_missing_meshes_and_take_none(tmp_path) -> None:
+    from dataclasses import replace
+
+    train_pvae(replace(_cfg("pvae-vae"), iterations=4), tmp_path, progress=False)
+    enc = load_pvae(tmp_path)
+    assert enc.codes(np.zeros((0, 478, 3))).shape == (0, 4)  # was a reshape error
+    mesh = np.full((478, 3), np.nan)  # how a face without a mesh is stored
+    with pytest.raises(ValueError, match="NaN"):
+        enc.codes(mesh)  # was NaN codes, silently

@@ -7,7 +7,7 @@ Public API::
     search(query_image, index, k=20, ...) -> SearchResult           # expression search
     summarize(embeddings_or_faces, n_clusters=10, method=...) -> Summary
     ExpressionKNN(k=11).fit(emb, labels).predict(emb)              # kNN emotion classifier
-    load_reference_set() / build_reference_set(embedder)           # shipped FER+ kNN set
+    load_reference_set() / build_reference_set(embedder, out_path)  # FER+ kNN set
     Tagger(index).add(name, image); Tagger(index).tag(images)      # reference-face tags
     label_image_faces(paths, embedder, labels="folder") -> LabelledFaces
 """

@@ -303,11 +303,30 @@ class ReferenceSet:
         return ExpressionKNN(k=k or self.k, classes=self.classes).fit(self.embeddings, self.labels)
 
     def save(self, path: str | Path, dtype: str = "float16") -> Path:
-        """Write a compressed ``.npz`` (embeddings in ``dtype``; labels int8)."""
+        """Write a compressed ``.npz`` (embeddings in ``dtype``; labels int8), atomically
+        (an interrupted write leaves the previous file whole).
+
+        Raises:
+            ExprsimError: ``path`` does not end in ``.npz``.
+        """
+        import os
+
         path = Path(path)
+        if path.suffix.lower() != ".npz":
+            raise ExprsimError(f"{path}: a reference set is a .npz file")
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                self._write(fh, dtype)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def _write(self, fh: Any, dtype: str) -> None:
         np.savez_compressed(
-            path,
+            fh,
             embeddings=self.embeddings.astype(dtype),
             labels=self.labels.astype(np.int8),
             classes=np.array(self.classes),
@@ -315,7 +334,6 @@ class ReferenceSet:
             k=np.array(self.k),
             meta=np.array(json.dumps(self.meta)),
         )
-        return path
 
     def to_frame(self) -> Any:
         """K-selection table (``k``, held-out accuracy, macro-F1, mean AUC)."""
@@ -428,7 +446,8 @@ def build_reference_set(
 
     Args:
         embedder: the model (default: ``exprsim.load_model()``).
-        out_path: where to write (default: the package's ``apps/reference/ferplus.npz``).
+        out_path: where to write it (a ``.npz``); ``None``: not written. The shipped set is
+            :func:`reference_path` (write there on purpose, in a checkout).
         data_dir: FER folder (default: ``exprsim.data.fer.default_data_dir()``).
         max_faces: use a random subset of Training (tests, quick looks).
         dtype: storage type of the embeddings (``float16``: ~0.9 MB for 28k faces).
@@ -470,9 +489,9 @@ def build_reference_set(
             "dtype": dtype,
         },
     )
-    out = Path(out_path) if out_path is not None else reference_path()
-    ref.save(out, dtype=dtype)
-    log.info("reference set (%d faces, K=%d) written to %s", len(train), best_k, out)
+    if out_path is not None:
+        out = ref.save(out_path, dtype=dtype)
+        log.info("reference set (%d faces, K=%d) written to %s", len(train), best_k, out)
     return ref
 
 

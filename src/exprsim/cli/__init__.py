@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 from importlib import import_module
@@ -65,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except ExprsimError as exc:
         print(f"exprsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `exprsim ... | head` closed the pipe: stop quietly, as cat does
+        try:  # Python would complain again when flushing stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE
     except sqlite3.Error as exc:  # a damaged index database, found after it was opened
         print(f"exprsim {args.command}: error: database: {exc}", file=sys.stderr)
         return 2

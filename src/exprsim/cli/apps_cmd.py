@@ -162,7 +162,12 @@ def _register_classify(subparsers: Any) -> None:
     p.add_argument("--reference", metavar="FILE", help="reference set .npz (default: shipped)")
     p.add_argument("--evaluate", action="store_true", help="evaluate on FER+ PublicTest")
     p.add_argument("--build-reference", action="store_true", help="build the reference set")
-    p.add_argument("--ref-out", metavar="FILE", help="with --build-reference: where to write it")
+    p.add_argument(
+        "--ref-out",
+        metavar="FILE.npz",
+        help="with --build-reference (required): where to write it; the shipped set is "
+        "src/exprsim/apps/reference/ferplus.npz in a checkout",
+    )
     p.add_argument(
         "--max-faces", type=int_at_least(1), help="with --build-reference: subsample Training"
     )
@@ -423,6 +428,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     modes = sum([bool(args.evaluate), bool(args.build_reference), bool(args.images)])
     if modes != 1:
         raise ExprsimError("give IMAGE..., or --evaluate, or --build-reference (exactly one)")
+    if args.build_reference:
+        if not args.ref_out:
+            raise ExprsimError(
+                f"--build-reference needs --ref-out FILE.npz (the shipped set, "
+                f"{cl.reference_path()}, is only replaced when named)"
+            )
+        if not args.ref_out.lower().endswith(".npz"):
+            raise ExprsimError(f"--ref-out {args.ref_out}: a reference set is a .npz file")
+        require_writable(args.ref_out, "--ref-out")
     embedder = _embedder(args)
     if args.build_reference:
         ref = cl.build_reference_set(
@@ -433,7 +447,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         print(ref.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"K={ref.k} ({len(ref.labels)} faces) -> {args.ref_out or cl.reference_path()}")
+        print(f"K={ref.k} ({len(ref.labels)} faces) -> {args.ref_out}")
         return 0
     reference = cl.load_reference_set(args.reference)
     if args.evaluate:

@@ -158,6 +158,9 @@ def cmd_crop(args: argparse.Namespace) -> int:
         args.csv, args.data, args.out, config=_crop_config(args), progress=not args.quiet
     )
     print(report.to_text())
+    if report.n_indexed == 0:  # not one crop to train or evaluate on: a failure
+        print("exprsim fec crop: no face could be cropped", file=sys.stderr)
+        return 1
     return 0
 
 

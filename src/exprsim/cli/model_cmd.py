@@ -250,6 +250,13 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         if not Path(run, "config.json").is_file():
             raise ExprsimError(f"{run}: not a finished run folder (no config.json)")
     require_writable(args.out, "--out", folder=True)
+    out = Path(args.out).resolve()
+    if any(Path(run).resolve() == out for run in args.runs):
+        raise ExprsimError(f"--out {args.out} is one of the members: it would be overwritten")
+    if (out / "train_config.json").exists():
+        raise ExprsimError(
+            f"--out {args.out} is a training run folder: its model would be overwritten"
+        )
     from exprsim.training.ensemble import compose_ensemble
 
     try:
@@ -275,8 +282,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         if not args.fec_crops:
             raise ExprsimError("--fec-test needs --fec-crops (the folder of `exprsim fec fetch`)")
+        if args.also or args.baselines:
+            raise ExprsimError("--fec-test scores one model: --also and --baselines are FER+ only")
         fec_res = evaluate_fec(args.model, args.fec_test, args.fec_crops)
         print(fec_res)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(fec_res.to_dict(), indent=2) + "\n")
+        if fec_res.n_triplets == 0:  # nothing was scored: a failure, not a report of zeros
+            print(
+                f"exprsim evaluate: no triplet of {args.fec_test} could be scored", file=sys.stderr
+            )
+            return 1
         return 0
     from exprsim.pvae.codes import is_pvae_run
 

@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,10 +109,35 @@ def _parse_pixels(col: object) -> np.ndarray:
     import pandas as pd
 
     series = pd.Series(col)
-    flat = np.array(" ".join(series.tolist()).split(), dtype=np.uint8)
+    not_text = np.flatnonzero(~series.map(lambda v: isinstance(v, str)).to_numpy())
+    if len(not_text):
+        raise DataError(f"fer2013.csv: data row {not_text[0] + 1} has no pixels value")
+    try:  # int32 first: "300" must not wrap to 44 on its way to uint8
+        flat = np.array(" ".join(series.tolist()).split(), dtype=np.int32)
+    except ValueError as exc:
+        raise DataError(f"fer2013.csv: a pixels value holds something else ({exc})") from exc
     if flat.size != len(series) * 48 * 48:
         raise DataError("fer2013.csv: a pixels value does not hold 2304 numbers")
-    return flat.reshape(len(series), 48, 48)
+    if flat.size and (flat.min() < 0 or flat.max() > 255):
+        row = int(np.flatnonzero((flat < 0) | (flat > 255))[0]) // (48 * 48) + 1
+        raise DataError(f"fer2013.csv: data row {row} has a pixel value outside 0..255")
+    return flat.astype(np.uint8).reshape(len(series), 48, 48)
+
+
+def _parse_votes(frame: Any, path: Path) -> np.ndarray:
+    """``(N, 10)`` float32 vote counts; refused when a count is missing, negative or not a
+    number (a 0/0 or negative distribution turns the training loss into NaN)."""
+    try:
+        votes = frame.to_numpy(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: the vote columns must hold numbers ({exc})") from exc
+    bad = np.flatnonzero(~np.isfinite(votes).all(axis=1) | (votes < 0).any(axis=1))
+    if len(bad):
+        raise DataError(
+            f"{path}: {len(bad)} rows with a missing or negative vote count "
+            f"(first: data row {bad[0] + 1})"
+        )
+    return votes
 
 
 def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> FerTable:
@@ -162,7 +188,7 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
         images=_parse_pixels(fer["pixels"]),
         emotion=fer["emotion"].to_numpy(np.int64),
         usage=fer["Usage"].to_numpy().astype(str),
-        votes=new[vote_cols].to_numpy(np.float32),
+        votes=_parse_votes(new[vote_cols], new_path),
         png_exact=png_exact,
     )
     if cache:

@@ -115,7 +115,7 @@ class CropReport:
         n_detected / n_box_fallback: of the new crops, how they were aligned.
         n_no_image: faces whose image is not available (not fetched / failed).
         n_failed: faces whose image could not be read or cropped (see ``errors``).
-        n_skipped: faces already in the store before this run.
+        n_skipped: faces already cropped before this run (failed ones are tried again).
         seconds: wall time.
     """
 
@@ -453,7 +453,8 @@ def build_crops(
     conn = _connect(out / INDEX_NAME)
     try:
         _claim_store(conn, out, cfg)
-        done = {k for (k,) in conn.execute("SELECT key FROM faces")}
+        # faces that failed last time are tried again (their image may have been fixed)
+        done = {k for (k,) in conn.execute("SELECT key FROM faces WHERE shard >= 0")}
         by_image: dict[str, list[tuple[str, tuple[float, ...]]]] = {}
         n_no_image = n_skipped = 0
         for key, (url, box) in faces.items():

@@ -515,6 +515,12 @@ def load_model(
         state = load_file(str(w_path))
     except Exception as exc:  # safetensors raises its own error type for damaged files
         raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:  # e.g. a diverged training run: every embedding would be NaN
+        raise ModelError(
+            f"{w_path}: NaN or infinite weights in {len(broken)} tensors (e.g. {broken[0]}); "
+            "the run that wrote them diverged"
+        )
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensor shapes differ from the config's network

@@ -86,10 +86,19 @@ class PVAEEncoder:
                 or ``None``.
 
         Returns:
-            ``(N, K)`` float32 (``N = 1`` for a single mesh).
+            ``(N, K)`` float32 (``N = 1`` for a single mesh; ``(0, K)`` for no mesh).
+
+        Raises:
+            ValueError: a mesh holds NaN or infinite values (a face where the mesh failed).
         """
         from exprsim.pvae.features import mesh_features
 
+        arr = np.asarray(landmarks, dtype=np.float64)
+        if arr.ndim == 3 and arr.shape[0] == 0:
+            return np.zeros((0, self.config.latent_dim), np.float32)
+        bad = [a for a in (arr, neutral) if a is not None and not np.isfinite(a).all()]
+        if bad:
+            raise ValueError("a face mesh holds NaN or infinite values (no mesh for that face)")
         x = np.atleast_2d(mesh_features(landmarks))
         y = None if neutral is None else mesh_features(neutral)
         return self.encode_features(x, y)

@@ -644,11 +644,14 @@ def load_run_config(run: str | Path) -> TrainConfig:
 
 def rescoring_config(cfg: TrainConfig, draws: int, angles: Sequence[float]) -> TrainConfig:
     """``cfg`` for scoring a finished run's readouts again: its own hold-out, ``draws`` draws
-    of 3,000 validation triplets pooled, ``angles`` tried; the training faces as loaded from
-    ``../shared`` (no packed copy, no teacher blend, no start weights)."""
+    of 3,000 validation triplets pooled, ``angles`` tried; the run's own training faces
+    (its ``data_dir`` when that exists on this machine, else ``../shared``; a run trained
+    elsewhere on a packed copy is scored on the same faces from ``../shared``), no teacher
+    blend, no start weights."""
+    data_dir = cfg.data_dir if cfg.data_dir and Path(cfg.data_dir).exists() else None
     return replace(
         cfg, val_triplets=3000, val_triplet_draws=draws, readout_angles=tuple(angles),
-        data_dir=None, teacher=None, init_from=None,
+        data_dir=data_dir, teacher=None, init_from=None,
     )  # fmt: skip
 
 
@@ -1181,6 +1184,13 @@ def train(
     # against the snapshots already averaged below) and the exported model's version
     may_change = ("epochs", "num_threads", "swa_epochs", "version", "device")
     run.check(cfg, may_change)
+    done = run.load_state(map_location="cpu")
+    if done is not None and int(done.get("epoch", 0)) > cfg.epochs:
+        raise ValueError(
+            f"{run.dir} has trained {int(done['epoch'])} epochs already; {cfg.epochs} is fewer "
+            "(a run cannot be shortened: use a new --out)"
+        )
+    del done
     device = resolve_device(cfg.device)
     setup_torch(cfg.seed, cfg.num_threads)
     if device.type == "cuda":

@@ -48,6 +48,7 @@ import numpy as np
 
 from exprsim.config import save_json
 from exprsim.data.split import holdout_split
+from exprsim.errors import DataError
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.training.run import RunFolder, setup_torch
@@ -194,7 +195,28 @@ def _model_kwargs(cfg: PVAETrainConfig, dim: int) -> dict[str, Any]:
     return kw
 
 
+#: fewest faces a perceptual-VAE run trains on, and validates on
+MIN_TRAIN_FACES, MIN_VAL_FACES = 8, 2
+
+
 def _pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
+    data, extra = _load_pvae_data(cfg)
+    n_tr, n_va = len(data.x_train), len(data.x_val)
+    if n_tr < MIN_TRAIN_FACES or n_va < MIN_VAL_FACES:
+        found = (
+            f" (face mesh found on {extra['mesh_found']} of {extra['faces']} faces)"
+            if "mesh_found" in extra
+            else ""
+        )
+        raise DataError(
+            f"a perceptual-VAE run needs at least {MIN_TRAIN_FACES} training and "
+            f"{MIN_VAL_FACES} validation faces with a face mesh; got {n_tr} and {n_va}{found}: "
+            "use more faces (max_train) or a larger val_fraction"
+        )
+    return data, extra
+
+
+def _load_pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
     if cfg.data == "synthetic":
         x, dist = synthetic_landmarks(cfg.max_train or 400, seed=cfg.seed)
         maj = dist.argmax(axis=1).astype(np.int64)

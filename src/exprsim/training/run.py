@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from exprsim.config import load_json, save_json
+from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(ExprsimError):
+    """The weights became NaN or infinite (a learning rate too high, or bad data)."""
+
 
 C = TypeVar("C")
 
@@ -65,8 +71,19 @@ class RunFolder:
         ``may_change``: config fields a resumed run may set differently (e.g. ``epochs``).
         """
         path = self.dir / "train_config.json"
+        if not path.exists() and (self.dir / "config.json").exists():
+            raise ValueError(
+                f"{self.dir} holds a model (config.json) that is not a training run of this "
+                "recipe; training there would overwrite it: use a new --out"
+            )
         if path.exists():
-            old = load_json(type(cfg), path)
+            try:
+                old = load_json(type(cfg), path)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.dir} holds another kind of run, or its train_config.json is "
+                    f"damaged ({exc}); use a new --out"
+                ) from exc
             names = {f.name for f in fields(cfg)}
             same = {k: getattr(cfg, k) for k in may_change if k in names}
             if replace(old, **same) != cfg:
@@ -79,9 +96,29 @@ class RunFolder:
         save_json(cfg, self.dir / "train_config.json")
 
     def save_state(self, state: Mapping[str, Any]) -> None:
-        """Write the checkpoint atomically (a kill leaves the previous one or this one)."""
+        """Write the checkpoint atomically (a kill leaves the previous one or this one).
+
+        Raises:
+            TrainingDivergedError: the weights (``state["model"]`` / ``state["head"]``) hold
+                NaN or infinite values; the previous checkpoint is kept.
+        """
         import torch
 
+        for part in ("model", "head"):
+            bad = [
+                k
+                for k, v in dict(state.get(part) or {}).items()
+                if torch.is_tensor(v)
+                and v.is_floating_point()
+                and not bool(torch.isfinite(v).all())
+            ]
+            if bad:
+                where = ", ".join(f"{k}={state[k]}" for k in ("epoch", "iteration") if k in state)
+                raise TrainingDivergedError(
+                    f"{self.dir}: training diverged ({where or 'this step'}: NaN or infinite "
+                    f"weights in {len(bad)} tensors, e.g. {bad[0]}); nothing was saved and the "
+                    "previous checkpoint is kept. Lower the learning rate, or check the data"
+                )
         tmp = self.dir / "state.pt.tmp"
         torch.save(dict(state), tmp)
         os.replace(tmp, self.state_path)
@@ -92,9 +129,15 @@ class RunFolder:
 
         if not self.state_path.exists():
             return None
-        state: dict[str, Any] = torch.load(
-            self.state_path, weights_only=True, map_location=map_location
-        )
+        try:
+            state: dict[str, Any] = torch.load(
+                self.state_path, weights_only=True, map_location=map_location
+            )
+        except Exception as exc:  # truncated or foreign: torch raises EOFError, RuntimeError...
+            raise ExprsimError(
+                f"{self.state_path}: unreadable checkpoint ({type(exc).__name__}: {exc}); "
+                "restore it, or delete it to start the run again"
+            ) from exc
         return state
 
     def save_weights(self, weights: Mapping[str, Any], name: str = "last.safetensors") -> Path:
@@ -125,7 +168,10 @@ class RunFolder:
         return time.perf_counter() - self.t0
 
     def write_json(self, name: str, data: Any) -> None:
-        (self.dir / name).write_text(json.dumps(data, indent=2) + "\n")
+        """Write ``data`` as strict JSON (a NaN or infinite value as ``null``)."""
+        from exprsim.io import json_ready
+
+        (self.dir / name).write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
 
 
 def export_embedder(model: Any, config: Any, out: str | Path) -> Path:

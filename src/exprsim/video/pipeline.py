@@ -473,7 +473,7 @@ class VideoAnalysis:
         import shutil
         import tempfile
 
-        from exprsim.io import save_table
+        from exprsim.io import json_ready, save_table
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -491,7 +491,7 @@ class VideoAnalysis:
             save_table(frame, tmp / names["faces_parquet"])
             save_table(frame, tmp / names["faces_csv"])
             save_table(self.persons_frame(), tmp / names["persons_csv"])
-            text = json.dumps(_json_ready(self.to_dict()), indent=2, allow_nan=False)
+            text = json.dumps(json_ready(self.to_dict()), indent=2, allow_nan=False)
             (tmp / names["json"]).write_text(text)
             if html:
                 from exprsim.video.report import video_page
@@ -547,24 +547,6 @@ FACE_TABLE_COLUMNS: tuple[str, ...] = (
     "tags",
     *(f"e{d}" for d in range(16)),
 )
-
-
-def _json_ready(v: Any) -> Any:
-    """``v`` with NumPy scalars as Python numbers, NaN / infinity as ``None`` and anything
-    else JSON cannot hold as its text (``json.dumps`` writes ``NaN``, which is not JSON)."""
-    if isinstance(v, dict):
-        return {str(k): _json_ready(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_ready(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_json_ready(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if v is None or isinstance(v, bool | int | str):
-        return v
-    return str(v)
 
 
 # ----------------------------------------------------------------------------- helpers
