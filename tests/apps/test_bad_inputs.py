@@ -104,7 +104,10 @@ def test_every_input_failing_is_a_failure(tmp_path, random_model_dir, capsys):
         (("faces", ".", "--size", "x"), "argument --size: expected an integer"),
         (("summarize", ".", "-n", "0"), "must be >= 1"),
         (("search", "q.jpg", "--db", "x.db", "-k", "-3"), "must be >= 1"),
-        (("video", "v.mp4", "--out", "o", "--fps", "0"), "argument --fps: must be in [0.0001, 1000.0]"),
+        (
+            ("video", "v.mp4", "--out", "o", "--fps", "0"),
+            "argument --fps: must be in [0.0001, 1000.0]",
+        ),
         (("video", "v.mp4", "--out", "o", "--fps", "nan"), "argument --fps"),
         (("tag", "x.jpg", "--threshold", "-1"), "argument --threshold"),
     ],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,9 @@ import pytest
 import torch
 
 from exprsim.errors import DataError, ExprsimError, ModelError
-from exprsim.training.ferplus import TrainConfig, train
+from exprsim.training.ferplus import train
 
-
-def _tiny(**kw) -> TrainConfig:
-    base = TrainConfig(
-        data="synthetic",
-        max_train=192,
-        val_fraction=0.25,
-        epochs=1,
-        batch_size=64,
-        triplet_weight=0.0,
-        num_threads=1,
-    )
-    return replace(base, **kw)
+from .test_ferplus_options import _tiny  # the same tiny synthetic recipe
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
