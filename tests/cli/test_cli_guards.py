@@ -85,3 +85,36 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     )
     assert proc.stdout == "x" * 10
     assert "error" not in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_index_commands_say_when_they_did_nothing(tmp_path, capsys):
+    db = str(tmp_path / "x.db")
+    assert main(["index", "add", "--db", db, "photos", "--from-parquet", str(tmp_path)]) == 2
+    assert "PATH unused" in capsys.readouterr().err  # was silently ignored
+    import numpy as np
+    import pandas as pd
+
+    from exprsim.index.store import FaceIndex
+
+    row = {"source": str(tmp_path / "a.jpg"), **{f"e{i}": float(i == 0) for i in range(16)}}
+    with FaceIndex(db) as ix:
+        ix.add_table(pd.DataFrame([row]), model="stub@1")
+        assert len(ix) == 1 and np.isfinite(ix.embeddings()[1]).all()
+    assert main(["index", "remove", "--db", db, str(tmp_path / "typo")]) == 1
+    assert "no indexed file" in capsys.readouterr().err  # was "removed 0 files", exit 0
+
+
+def test_a_postgresql_failure_is_one_line(capsys, monkeypatch):
+    import exprsim.cli.model_cmd as m
+
+    AdminShutdown = type("AdminShutdown", (Exception,), {"__module__": "psycopg.errors"})
+
+    def boom(args):
+        raise AdminShutdown(
+            "terminating connection due to administrator command\nDETAIL: password=s3cret"
+        )
+
+    monkeypatch.setattr(m, "cmd_models", boom)
+    assert main(["models"]) == 2  # was a traceback, exit 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PostgreSQL: terminating connection" in err

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -303,19 +303,18 @@ def _collect_hits(
     index: Any, q: _Query, k: int, filters: _Filters, identity: _IdentityFilter | None
 ) -> tuple[list[SearchHit], dict[str, int]]:
     """Ask the index for more and more neighbours until ``k`` pass the filters (or the whole
-    index was seen); returns the hits, nearest first, and the count each filter removed."""
+    index was seen); returns the hits, nearest first, and the count each filter removed.
+
+    An approximate index (HNSW, IVF, pgvector) may stop returning neighbours long before the
+    whole index was seen; when its candidates run out first, the faces it never returned
+    are scanned exactly, so a strict filter still finds its ``k`` hits.
+    """
     total = len(index)
     excluded = {"same_image": 0, "same_identity": 0, "quality": 0}
     hits: list[SearchHit] = []
     seen: set[int] = set()
-    fetch = min(total, k * 3 + 10)
-    while total and len(hits) < k:
-        dist, ids = index.query(q.embedding, k=fetch)
-        fresh = [
-            (int(i), float(d))
-            for i, d in zip(ids[0], dist[0], strict=True)
-            if i >= 0 and int(i) not in seen
-        ]
+
+    def take(fresh: list[tuple[int, float]]) -> None:
         seen.update(i for i, _ in fresh)
         records = {r.id: r for r in index.get([i for i, _ in fresh])}
         cand = []
@@ -337,9 +336,31 @@ def _collect_hits(
             hits.append(_hit(len(hits) + 1, r, d, idd))
             if len(hits) == k:
                 break
+
+    fetch = min(total, k * 3 + 10)
+    while total and len(hits) < k:
+        dist, ids = index.query(q.embedding, k=fetch)
+        take(
+            [
+                (int(i), float(d))
+                for i, d in zip(ids[0], dist[0], strict=True)
+                if i >= 0 and int(i) not in seen
+            ]
+        )
         if fetch >= total:
             break
         fetch = min(total, fetch * 4)
+    if len(hits) < k and len(seen) < total:  # the approximate index ran out of candidates
+        all_ids, emb = index.embeddings()
+        d = np.sqrt(((emb - np.asarray(q.embedding, np.float32)[None]) ** 2).sum(axis=1))
+        rest = [(int(all_ids[j]), float(d[j])) for j in np.argsort(d, kind="stable")]
+        rest = [(i, dd) for i, dd in rest if i not in seen]
+        for start in range(0, len(rest), 4 * k + 10):
+            take(rest[start : start + 4 * k + 10])
+            if len(hits) >= k:
+                break
+        order = sorted(hits, key=lambda h: h.distance)
+        hits = [replace(h, rank=r) for r, h in enumerate(order, start=1)]
     return hits, excluded
 
 

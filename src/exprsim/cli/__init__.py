@@ -83,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"exprsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL went away or refused mid-command (server stopped, permissions, ...)
+        from exprsim.index.pgvector import redact
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"exprsim {args.command}: error: PostgreSQL: {redact(first)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -272,6 +272,17 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 def cmd_index_add(args: argparse.Namespace) -> int:
     if args.from_parquet:
+        ignored = [
+            flag
+            for flag, given in (
+                ("PATH", bool(args.paths)),
+                ("--detector", args.detector is not None),
+                ("--retry-failed", args.retry_failed),
+            )
+            if given
+        ]
+        if ignored:  # the table's faces are already detected and embedded
+            raise ExprsimError(f"--from-parquet loads embedded faces: {', '.join(ignored)} unused")
         return _index_add_parquet(args)
     if not args.paths:
         raise ExprsimError("index add needs image paths or --from-parquet DIR")
@@ -335,6 +346,12 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 def cmd_index_remove(args: argparse.Namespace) -> int:
     with _open_index(args) as index:
         n = index.remove(args.paths)
+        if not n:  # nothing matched: most likely a mistyped path
+            print(
+                f"exprsim index remove: no indexed file under {', '.join(args.paths)}",
+                file=sys.stderr,
+            )
+            return 1
         if n and len(index):
             index.refresh_ann()
     print(f"removed {n} files")

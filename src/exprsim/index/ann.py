@@ -380,6 +380,9 @@ class AnnStamp:
         log_seq: last ``face_log`` entry applied (``None``: unknown, rebuild to catch up).
         trained_count: vectors when the index was last built from scratch (drift rule).
         imbalance: IVF list imbalance when it was built (drift rule; 0 for other backends).
+        store: the identity of the database it was built from (its ``created`` stamp): a
+            database deleted and made again starts at the same generations, and must not
+            take the old one's file.
     """
 
     generation: int
@@ -389,6 +392,7 @@ class AnnStamp:
     log_seq: int | None = None
     trained_count: int = 0
     imbalance: float = 0.0
+    store: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -399,6 +403,7 @@ class AnnStamp:
             "log_seq": self.log_seq,
             "trained_count": self.trained_count,
             "imbalance": self.imbalance,
+            "store": self.store,
         }
 
     def save(self, path: str | Path) -> None:
@@ -417,6 +422,7 @@ class AnnStamp:
                 None if seq is None else int(seq),
                 int(d.get("trained_count", 0)),
                 float(d.get("imbalance", 0.0)),
+                str(d.get("store", "")),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -118,8 +118,10 @@ def _modules() -> tuple[Any, Any]:
 
 
 def redact(url: str) -> str:
-    """The URI without its password (for messages and ``FaceIndex.path``)."""
-    return re.sub(r"^([a-z]+://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    """The URI without its password (for messages and ``FaceIndex.path``): in the user
+    part (``user:secret@``) and as a parameter (``?password=secret``), any letter case."""
+    url = re.sub(r"^([a-zA-Z]+://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
 
 
 class PostgresBackend(StoreBackend):

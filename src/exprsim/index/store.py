@@ -441,7 +441,51 @@ def _column(df: Any, name: str, default: Any) -> list[Any]:
     """A column of a bulk-loaded table as a list (nulls as ``None``), or ``default``s."""
     if name not in df.columns:
         return [default] * len(df)
-    return df[name].where(df[name].notna(), None).tolist()
+    series = df[name].astype(object)  # pandas' string dtype keeps pd.NA under ``where``
+    return series.where(series.notna(), None).tolist()
+
+
+def _table_key(source: str) -> str:
+    """A bulk-loaded source as :meth:`FaceIndex.add` would store it: a local file's resolved
+    path (``embed`` writes paths as given, often relative), anything else (a URL, a file of
+    another machine) as is."""
+    if "://" in source:
+        return source
+    path = Path(source)
+    return _file_key(path) if path.exists() else source
+
+
+def _prepared_table(df: Any) -> tuple[Any, np.ndarray, list[str]]:
+    """``(df, codes, sources)`` of a bulk load: sources resolved (:func:`_table_key`) and
+    factorised, faces numbered per source when the table has no ``face`` column.
+
+    Raises:
+        ExprsimError: a (source, face) pair twice, or embedding columns past ``e15``.
+    """
+    import re
+
+    import pandas as pd
+
+    extra = [c for c in df.columns if re.fullmatch(r"e\d+", str(c)) and int(str(c)[1:]) >= 16]
+    if extra:
+        raise ExprsimError(
+            f"the table has embedding columns past e15 ({', '.join(map(str, extra[:3]))}): "
+            f"embeddings of more than {EMBEDDING_SIZE} values"
+        )
+    src = df["source"].astype(str)
+    keys = {s: _table_key(s) for s in pd.unique(src)}
+    codes, uniq = pd.factorize(src.map(keys))
+    if "face" not in df.columns:  # one row per face of each source, in table order
+        df = df.assign(face=pd.Series(codes).groupby(codes).cumcount().to_numpy())
+    pairs = pd.DataFrame({"source": codes, "face": df["face"].to_numpy()})
+    dup = pairs.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise ExprsimError(
+            f"the table has {int(dup.sum())} repeated (source, face) rows (first: row {i}, "
+            f"{uniq[codes[i]]} face {pairs['face'].iloc[i]}); was a shard loaded twice?"
+        )
+    return df, codes, [str(u) for u in uniq]
 
 
 def _landmarks_blob(value: Any) -> bytes | None:
@@ -783,7 +827,7 @@ class FaceIndex:
     def _face_row(self, file_id: int | None, fe: Any, model: str) -> tuple[Any, ...]:
         af = fe.aligned
         face, q = af.face, af.quality
-        emb = np.asarray(fe.embedding, dtype=EMBEDDING_DTYPE).reshape(-1)
+        emb = _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
         box = np.asarray(face.box, dtype=float).reshape(4)
         crop = encode_crop(af.crop) if self.store_crops and af.crop is not None else None
         return (
@@ -877,10 +921,13 @@ class FaceIndex:
         self.check_model(model)
         if not len(df):
             return LoadReport(0, 0, 0, 0, model, time.perf_counter() - t0)
-        codes, uniq = pd.factorize(df["source"].astype(str))
-        uniq = [str(u) for u in uniq]
+        df, codes, uniq = _prepared_table(df)
         first = np.unique(codes, return_index=True)[1]  # first row of each source
-        sha = df["sha256"].to_numpy()[first] if "sha256" in df.columns else None
+        sha = None
+        if "sha256" in df.columns:  # a null hash is no hash (NaN never equals itself)
+            sha = np.array(
+                [None if pd.isna(v) else str(v) for v in df["sha256"].to_numpy()[first]], object
+            )
         with self._writer_lock():
             n_existing = len(self)
             with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
@@ -1230,8 +1277,18 @@ class FaceIndex:
         if searcher is not None:  # the database's own vector index: always current
             return searcher.name, True
         stamp = ann_mod.AnnStamp.load(self.ann_stamp_path)
-        fresh = stamp is not None and stamp.generation == self.generation and self.ann_path.exists()
+        fresh = (
+            stamp is not None
+            and stamp.generation == self.generation
+            and stamp.store == self._store_id
+            and self.ann_path.exists()
+        )
         return (stamp.backend if stamp else None), fresh
+
+    @property
+    def _store_id(self) -> str:
+        """This database's identity (its ``created`` stamp), kept in the ANN cache's stamp."""
+        return self._meta("created") or ""
 
     def _log_seq(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()
@@ -1253,7 +1310,9 @@ class FaceIndex:
         index = ann_mod.build_index(emb, ids, backend=name)
         log.info("built %s index over %d faces in %.2f s", name, len(ids), time.perf_counter() - t0)
         imbalance = index.imbalance() if hasattr(index, "imbalance") else 0.0
-        stamp = ann_mod.AnnStamp(gen, self.model or "", name, len(ids), seq, len(ids), imbalance)
+        stamp = ann_mod.AnnStamp(
+            gen, self.model or "", name, len(ids), seq, len(ids), imbalance, self._store_id
+        )
         self._save_ann(index, stamp)
         return stamp
 
@@ -1294,6 +1353,7 @@ class FaceIndex:
         if (
             stamp is not None
             and stamp.model == (self.model or "")
+            and stamp.store == self._store_id  # not a cache left by a deleted database
             and (wanted == "auto" or wanted == stamp.backend)
             and self.ann_path.exists()
         ):
@@ -1346,7 +1406,14 @@ class FaceIndex:
             log.info("ANN cache: retraining (%s)", why or "count mismatch")
             return False
         new = ann_mod.AnnStamp(
-            gen, stamp.model, stamp.backend, n_now, last, stamp.trained_count, stamp.imbalance
+            gen,
+            stamp.model,
+            stamp.backend,
+            n_now,
+            last,
+            stamp.trained_count,
+            stamp.imbalance,
+            stamp.store,
         )
         self._save_ann(index, new)
         log.info(
