@@ -83,9 +83,10 @@ def _faces_section(
         faces = analyze_image(image)
         for j, af in enumerate(faces):
             name = f"{path.stem}_{j}"
-            cv2.imwrite(
-                str(out / "crops" / f"{name}.png"), cv2.cvtColor(af.crop, cv2.COLOR_RGB2BGR)
-            )
+            crop_path = out / "crops" / f"{name}.png"
+            if not cv2.imwrite(str(crop_path), cv2.cvtColor(af.crop, cv2.COLOR_RGB2BGR)):
+                # OpenCV says False instead of raising (a read-only folder, a full disk)
+                raise OSError(f"cannot write {crop_path}")
             rows.append(face_row(path.name, j, af))
             crops.append(af.crop)
             names.append(name)

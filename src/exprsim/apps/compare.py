@@ -43,7 +43,8 @@ class Comparison:
         sources: the images as given (paths as strings, ``"<array>"`` for arrays).
         embeddings: ``(N, 16)`` float32, the first (largest) face of each image.
         distances: ``(N, N)`` Euclidean distances between them.
-        odd_one_out: index of the odd one out when ``N == 3``, else ``None``.
+        odd_one_out: index of the odd one out when ``N == 3`` (``None`` otherwise, and when
+            no pair is closer than the others, as for three copies of one face).
     """
 
     sources: tuple[str, ...]
@@ -96,5 +97,13 @@ def compare_images(
             raise ExprsimError(f"{src}: no face found")
         embs.append(faces[0].embedding)
     e = np.stack(embs)
-    odd = odd_one_out(e) if len(e) == 3 else None
+    odd = odd_one_out(e) if len(e) == 3 and _closest_pair_is_unique(e) else None
     return Comparison(sources, e, distance_matrix(e), odd)
+
+
+def _closest_pair_is_unique(embeddings: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether one pair of the three is closer than the others (three copies of one face,
+    or an equilateral triple, have no odd one out)."""
+    d = distance_matrix(embeddings)
+    pair_d = np.sort([d[1, 2], d[0, 2], d[0, 1]])
+    return bool(pair_d[1] - pair_d[0] > tol)

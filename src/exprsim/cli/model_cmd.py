@@ -209,12 +209,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     names = [Path(p).name for p in args.images]
+    if len(set(names)) < len(names):  # a/x.jpg and b/x.jpg: show the paths as given
+        names = list(args.images)
     width = max(len(n) for n in names)
     print(" " * width + "  " + "  ".join(f"{i:>6d}" for i in range(len(names))))
     for i, n in enumerate(names):
         print(f"{n:<{width}}  " + "  ".join(f"{v:6.3f}" for v in result.distances[i]))
     if result.odd_one_out is not None:
         print(f"odd one out: {args.images[result.odd_one_out]}")
+    elif len(args.images) == 3:
+        print("odd one out: none (no pair is closer than the others)")
     return 0
 
 

@@ -200,10 +200,16 @@ def create_detector(
 # ----------------------------------------------------------------------------- helpers
 
 
+#: shortest side a downscaled image keeps (see :func:`downscale_for_detection`)
+MIN_SHORT_SIDE = 480
+
+
 def downscale_for_detection(
     image: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE
 ) -> tuple[np.ndarray, float]:
-    """Shrink ``image`` so that its longer side is at most ``max_side`` (area averaging).
+    """Shrink ``image`` so that its longer side is at most ``max_side`` (area averaging),
+    but never its shorter side under :data:`MIN_SHORT_SIDE` (a 720 x 5120 panorama would
+    otherwise be 180 pixels high: too low for the tiled pass, and every face lost).
 
     Returns:
         ``(small, factor)``: the (possibly unchanged) image and ``small / full`` scale.
@@ -213,7 +219,9 @@ def downscale_for_detection(
         return image, 1.0
     import cv2
 
-    factor = max_side / max(h, w)
+    factor = max(max_side / max(h, w), min(1.0, MIN_SHORT_SIDE / min(h, w)))
+    if factor >= 1.0:
+        return image, 1.0
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return small, size[0] / w

@@ -116,6 +116,18 @@ FACE_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _free_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... : the first not in ``used`` (compared without
+    case: ``A.jpg`` and ``a.png`` must not share crop files on a case-insensitive disk, and
+    ``x.jpg``, ``x.png`` and ``x-2.jpg`` in one album get three names); then marked used."""
+    name, n = stem, 1
+    while name.lower() in used:
+        n += 1
+        name = f"{stem}-{n}"
+    used.add(name.lower())
+    return name
+
+
 def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
     """One flat table row for a face (keys :data:`FACE_COLUMNS`).
 
@@ -240,7 +252,7 @@ def analyze_files(
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    stems: dict[str, int] = {}
+    stems: set[str] = set()  # crop-name stems used so far, lower case
     table = FaceTable(files=len(files))
     stream = analyze_stream(
         files, detector, align_config, quality_config, workers=1 if len(files) < 2 else workers
@@ -251,9 +263,7 @@ def analyze_files(
             continue
         stem = Path(item.source).stem
         if item.faces and out_dir is not None:
-            stems[stem] = stems.get(stem, 0) + 1
-            if stems[stem] > 1:
-                stem = f"{stem}-{stems[stem]}"
+            stem = _free_stem(stem, stems)
         for j, af in enumerate(item.faces):
             row = face_row(item.source, j, af)
             if out_dir is not None:

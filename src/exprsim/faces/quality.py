@@ -203,7 +203,9 @@ def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -
 
     Returns:
         :class:`Quality` with ``ok`` false and ``reasons`` among ``"blur"``, ``"yaw"``,
-        ``"pose"`` (pose could not be estimated).
+        ``"pose"`` (pose could not be estimated), ``"edge"`` (an eye, the nose or a mouth
+        corner lies outside the image: the face is cut off, and its aligned crop is partly
+        padding).
     """
     config = config or QualityConfig()
     sharp = sharpness(image, face.landmarks, config)
@@ -215,4 +217,31 @@ def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -
         reasons.append("pose")
     elif abs(yaw) > config.max_abs_yaw:
         reasons.append("yaw")
+    if cut_off(face.landmarks, image.shape):
+        reasons.append("edge")
     return Quality(sharp, yaw, pitch, roll, not reasons, tuple(reasons))
+
+
+#: how far (in eye distances) a landmark may lie outside the image before the face counts
+#: as cut off (landmark estimates of a face touching the border stray a little)
+EDGE_TOLERANCE = 0.1
+
+
+def cut_off(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> bool:
+    """Whether any of the 5 landmarks lies outside the image by more than
+    :data:`EDGE_TOLERANCE` eye distances (a face cut by the image border)."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if pts.ndim == 2 and pts.shape[0] >= 468:
+        from exprsim.faces.landmarks import mesh_to_five
+
+        pts = mesh_to_five(pts).astype(np.float64)
+    pts = pts.reshape(-1, 2)
+    if len(pts) < 2 or not np.isfinite(pts).all():
+        return False
+    margin = EDGE_TOLERANCE * float(np.linalg.norm(pts[0] - pts[1]))
+    h, w = int(image_shape[0]), int(image_shape[1])
+    x, y = pts[:, 0], pts[:, 1]
+    return bool(
+        (x < -margin).any() or (x > w - 1 + margin).any() or (y < -margin).any()
+        or (y > h - 1 + margin).any()
+    )  # fmt: skip

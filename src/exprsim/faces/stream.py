@@ -49,6 +49,23 @@ def default_workers() -> int:
     return min(MAX_DEFAULT_WORKERS, available_cores())
 
 
+#: most worker threads per available core: each holds its own detector (~12 MB) and a
+#: decoded image, and more threads than this only add memory on a CPU-bound job
+WORKERS_PER_CORE = 4
+
+
+def cap_workers(workers: int) -> int:
+    """``workers`` clamped to ``[1, WORKERS_PER_CORE * available cores]`` (with a warning
+    when lowered: ``--workers 100000`` would build a detector per thread)."""
+    from exprsim.faces.litert import available_cores
+
+    most = WORKERS_PER_CORE * available_cores()
+    if workers > most:
+        log.warning("%d workers asked for, %d used (%d cores)", workers, most, available_cores())
+        return most
+    return max(1, workers)
+
+
 @dataclass(frozen=True)
 class ImageFaces:
     """The faces of one input image.
@@ -297,7 +314,7 @@ def analyze_stream(
     """
     from exprsim.faces.pipeline import resolve_detector
 
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else cap_workers(int(workers))
     if detector is not None and not isinstance(detector, str):
         workers = 1  # one instance, not thread-safe
     if guide is not None and guide.lag < workers:

@@ -111,7 +111,7 @@ class CosineClassifier(nn.Module):
     "exprnet_s",
     in_channels=1,
     input_size=48,
-    description="default: small residual CNN, 48x48 gray, ~1.2M params, CPU-fast",
+    description="small residual CNN, 48x48 gray, ~1.2M params, CPU-fast (default v1-v2)",
 )
 def exprnet_s(embedding_dim: int = 16, **kwargs: Any) -> ExprNetS:
     return ExprNetS(embedding_dim=embedding_dim, **kwargs)
