@@ -149,3 +149,18 @@ def test_password_never_printed() -> None:
     assert "s3cret" not in redact("postgresql://u@h/db?sslmode=x&password=s3cret")
     assert "s3cret" not in redact("PostgreSQL://u:s3cret@h/db")
     assert "s3cret" not in redact("postgresql://h/db?PASSWORD=s3cret#x")
+
+
+def test_an_emptied_index_takes_another_model(tmp_path: Path, store) -> None:
+    from exprsim.index.store import ModelMismatchError
+
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add_table(_table(["a.jpg"]), model="old@1")
+        with pytest.raises(ModelMismatchError):
+            ix.add_table(_table(["b.jpg"]), model="new@2")
+        ix.remove(["a.jpg"])
+        assert len(ix) == 0
+        ix.add_table(_table(["b.jpg"]), model="new@2")  # was refused forever
+        assert ix.model == "new@2" and len(ix) == 1
+        with pytest.raises(ModelMismatchError):
+            ix.add_tag_reference("calm", np.eye(16)[0], "old@1")

@@ -627,9 +627,10 @@ class FaceIndex:
         return self._embedder
 
     def check_model(self, model: str) -> None:
-        """Raise :class:`ModelMismatchError` unless ``model`` may be stored here."""
+        """Raise :class:`ModelMismatchError` unless ``model`` may be stored here: the index's
+        own model, or any while it holds no embedding (emptied, it takes a new model)."""
         current = self.model
-        if current is not None and current != model:
+        if current is not None and current != model and self._holds_embeddings(self._db):
             raise ModelMismatchError(
                 f"{self.path} holds embeddings of model {current}; refusing to add embeddings of "
                 f"{model} (use another database, or re-index everything with one model)"
@@ -640,9 +641,19 @@ class FaceIndex:
         if row is None:
             c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
         elif row[0] != model:
-            raise ModelMismatchError(
-                f"{self.path} holds embeddings of model {row[0]}; refusing to add {model}"
-            )
+            if self._holds_embeddings(c):
+                raise ModelMismatchError(
+                    f"{self.path} holds embeddings of model {row[0]}; refusing to add {model}"
+                )
+            c.execute("UPDATE meta SET value = ? WHERE key = 'model'", (model,))
+
+    @staticmethod
+    def _holds_embeddings(c: Any) -> bool:
+        """Whether any face or tag reference (both embeddings of the stored model) is left."""
+        return any(
+            c.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+            for table in ("faces", "tag_refs")
+        )
 
     # -- writing
 
@@ -932,9 +943,9 @@ class FaceIndex:
             n_existing = len(self)
             with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
                 keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk)
-                n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
-                if n_faces:
+                if keep.any():  # before the copy: an emptied index takes the new model
                     self._claim_model(c, model)
+                n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
                 self._bump(c)
         n_new = int(keep.sum())
         return LoadReport(
@@ -1065,15 +1076,17 @@ class FaceIndex:
         removed = 0
         with self._transaction() as c:
             for p in as_inputs(paths):
-                key = _file_key(p)
-                if not _utf8(key):
-                    continue  # never stored (see _prepare)
-                prefix = key.rstrip(os.sep) + os.sep
-                cur = c.execute(
-                    "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                    (key, len(prefix), prefix),
-                )
-                removed += cur.rowcount
+                # a local path resolved as add() stores it; a source stored as given (a URL,
+                # a file of another machine, from a bulk load) by its own text
+                for key in dict.fromkeys((_file_key(p), str(p))):
+                    if not _utf8(key):
+                        continue  # never stored (see _prepare)
+                    prefix = key.rstrip(os.sep) + os.sep
+                    cur = c.execute(
+                        "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+                        (key, len(prefix), prefix),
+                    )
+                    removed += cur.rowcount
             if removed:
                 self._bump(c)
         return removed
