@@ -164,3 +164,23 @@ def test_an_emptied_index_takes_another_model(tmp_path: Path, store) -> None:
         assert ix.model == "new@2" and len(ix) == 1
         with pytest.raises(ModelMismatchError):
             ix.add_tag_reference("calm", np.eye(16)[0], "old@1")
+
+
+def test_an_explicit_rebuild_backend_is_kept(tmp_path: Path) -> None:
+    from exprsim.index import ann
+
+    if not ann.faiss_available():
+        pytest.skip("faiss-cpu not installed")
+    db = tmp_path / "x.db"
+    with FaceIndex(db) as ix:
+        ix.add_table(_table([f"a{i}.jpg" for i in range(20)]), model="stub@1")
+        assert ix.rebuild_ann("faiss-hnsw").backend == "faiss-hnsw"
+    with FaceIndex(db) as ix:  # "auto": the database's own choice
+        ix.add_table(_table([f"b{i}.jpg" for i in range(5)], seed=3), model="stub@1")
+        ix.query(ix.embeddings()[1][:1], k=1)
+        assert ix.info().ann_backend == "faiss-hnsw"  # was rebuilt as "exact" by the catch-up
+        with pytest.raises(ExprsimError, match="unknown ANN backend"):
+            ix.rebuild_ann("annoy")
+        assert ix.rebuild_ann("auto").backend == "exact"  # "auto" gives the choice back
+    with FaceIndex(db) as ix:
+        assert ix.ann_backend == "auto"

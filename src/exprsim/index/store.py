@@ -535,7 +535,8 @@ class FaceIndex:
         embedder: the :class:`~exprsim.models.embedder.Embedder` used by :meth:`add`
             (default: ``exprsim.load_model()``, loaded on first use).
         ann_backend: ``"auto"``, ``"exact"``, ``"faiss-hnsw"`` or ``"faiss-ivf"``
-            (:mod:`exprsim.index.ann`).
+            (:mod:`exprsim.index.ann`); ``"auto"`` takes the backend last chosen for this
+            database with :meth:`rebuild_ann`, if any.
         store_crops: keep each aligned crop (JPEG, ~4 KB) for reports.
 
     Use as a context manager or call :meth:`close`.
@@ -556,6 +557,8 @@ class FaceIndex:
         self.store_crops = store_crops
         try:
             self._init_meta()
+            if ann_backend == "auto":  # the backend chosen by an explicit rebuild, if any
+                self.ann_backend = self._meta("ann_backend") or "auto"
         except BaseException:
             self._db.close()
             raise
@@ -1314,6 +1317,15 @@ class FaceIndex:
         if searcher is not None:
             searcher.rebuild()
             return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
+        if backend is not None:  # chosen explicitly: later catch-ups and rebuilds keep it
+            ann_mod.resolve_backend(backend, 0)  # an unknown name fails before anything else
+            self.ann_backend = backend
+            with self._transaction() as c:
+                c.execute(
+                    "INSERT INTO meta VALUES ('ann_backend', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (backend,),
+                )
         with self._transaction():  # one consistent state: generation, log position, vectors
             gen, seq = self.generation, self._log_seq()
             ids, emb = self.embeddings()
