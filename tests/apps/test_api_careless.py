@@ -180,3 +180,28 @@ def test_summarize_and_classify_survive_a_name_that_is_not_utf8(tmp_path, capsys
     assert "caf\\xe9.jpg" in printed and "caf\\xe9.jpg" in out.read_text()
     assert main(["classify", str(album)]) == 0
     assert "caf\\xe9.jpg" in capsys.readouterr().out
+
+
+def test_folder_labels_name_the_real_folder(tmp_path, monkeypatch, random_embedder):
+    import shutil
+
+    from exprsim.apps.labels import label_image_faces
+    from exprsim.samples import sample_path
+
+    album = tmp_path / "happy"
+    album.mkdir()
+    shutil.copy(sample_path("grace_hopper.jpg"), album / "a.jpg")
+    monkeypatch.chdir(album)
+    faces = label_image_faces(["a.jpg"], random_embedder, "folder")
+    assert faces.class_names == ("happy",)  # was "" for a file of the working folder
+
+
+def test_subclasses_checks_outputs_and_seed_first(tmp_path, capsys):
+    from exprsim.cli import main
+
+    missing = tmp_path / "no" / "such" / "page.html"
+    assert main(["subclasses", str(tmp_path), "--html", str(missing)]) == 2
+    assert "--html" in capsys.readouterr().err  # refused before any face is embedded
+    with pytest.raises(SystemExit) as exit_:
+        main(["subclasses", str(tmp_path), "--seed", "-1"])  # was a traceback after the work
+    assert exit_.value.code == 2

@@ -156,7 +156,7 @@ def test_classify_images_with_random_model(random_embedder, tmp_path: Path) -> N
     assert f.label in FERPLUS_CLASSES and sum(f.proba.values()) == pytest.approx(1.0)
     frame = res.to_frame()
     assert {"label", "confidence", "p_neutral"} <= set(frame.columns)
-    assert "data:image/png" in cl.classification_page(res).render()
+    assert "data:image/jpeg" in cl.classification_page(res).render()  # thumbnails: JPEG
 
 
 @pytest.mark.data

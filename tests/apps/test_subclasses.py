@@ -156,3 +156,21 @@ def test_component_bounds_below_one_are_refused() -> None:
             split_classes(emb, labels, "bic", **kwargs)
     with pytest.raises(ExprsimError, match="top_k"):
         discover_subexpressions(emb, labels, top_k=0)
+
+
+def test_bic_never_picks_a_component_smaller_than_min_per_component():
+    from exprsim.apps.subclasses import split_classes
+
+    rng = np.random.default_rng(0)
+    for seed, n in ((0, 10), (1, 14), (2, 20)):
+        # one blob with no sub-structure: BIC used to split off 1-2 face "sub-expressions"
+        x = np.random.default_rng(seed).normal(size=(n, 16))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        split = split_classes(x, np.zeros(n, np.int64), min_per_component=5)
+        sizes = np.bincount(split.labels)
+        assert sizes.min() >= 5, (n, sizes)
+    # two real groups still split
+    a = rng.normal(size=(12, 16)) * 0.05 + np.eye(16)[0]
+    b = rng.normal(size=(12, 16)) * 0.05 + np.eye(16)[1]
+    split = split_classes(np.vstack([a, b]), np.zeros(24, np.int64), min_per_component=5)
+    assert sorted(np.bincount(split.labels).tolist()) == [12, 12]

@@ -29,7 +29,9 @@ def test_page_is_self_contained_and_escaped(tmp_path: Path) -> None:
     # no external reference of any kind
     assert not re.search(r"https?://", text)
     srcs = re.findall(r'src="([^"]*)"', text)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 3 and all(
+        s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs
+    )
     assert "<link" not in text and "@import" not in text and "url(" not in text
     png = base64.b64decode(srcs[0].split(",", 1)[1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -45,3 +47,16 @@ def test_table_truncates() -> None:
     page.table([{"i": i} for i in range(10)], max_rows=3)
     html = page.render()
     assert html.count("<tr>") == 4 and "7 more rows not shown" in html
+
+
+def test_big_galleries_stay_light():
+    from exprsim.report.html import MAX_GALLERY, Page
+
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(MAX_GALLERY + 20)]
+    page = Page("faces").gallery(faces, size=48)
+    text = page.render()
+    assert text.count("<img ") == MAX_GALLERY and "20 more faces not shown" in text
+    assert "data:image/jpeg" in text and "data:image/png" not in text
+    # 96-pixel JPEGs of noise, the worst case: under 12 KB each (PNG: ~37 KB at 112 px)
+    assert len(text) / MAX_GALLERY < 12_000

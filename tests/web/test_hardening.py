@@ -184,3 +184,29 @@ def test_bearer_scheme_any_case_and_security_headers(make_client):
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
     assert c.get("/api/health").headers["x-frame-options"] == "SAMEORIGIN"  # on a 401 too
+
+
+def test_serve_checks_its_folder_port_and_token_before_starting(tmp_path, capsys, monkeypatch):
+    import socket
+
+    from exprsim.cli import main
+
+    monkeypatch.delenv("EXPRSIM_TOKEN", raising=False)
+    import uvicorn
+
+    def serving(*args, **kwargs):  # a regression must fail here, not serve forever
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", serving)
+    db = tmp_path / "s.db"
+    (tmp_path / "s.db.web").write_text("a file where the data folder goes")
+    assert main(["serve", "--db", str(db), "--port", "8765"]) == 2  # was: a 500 per upload
+    assert "data folder" in capsys.readouterr().err
+    (tmp_path / "s.db.web").unlink()
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", "--db", str(db), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen" in err and len(err.strip().splitlines()) == 1
+    assert main(["serve", "--db", str(db), "--host", "0.0.0.0", "--token", "  "]) == 2
+    assert "without a token" in capsys.readouterr().err  # a blank token is no token

@@ -88,7 +88,8 @@ def label_image_faces(
     if labels == "predict":
         ids, names = _predicted(emb, embedder)
     elif labels == "folder":
-        parents = [Path(f.source).parent.name for f in faces]
+        # resolved: "a.jpg" or "../x.jpg" name their real folder, not "" or ".."
+        parents = [Path(f.source).resolve().parent.name or "/" for f in faces]
         names = tuple(sorted(set(parents)))
         ids = np.array([names.index(p) for p in parents], np.int64)
     else:

@@ -94,8 +94,14 @@ def _split_one_class(
     covariance_type: str,
     seed: int,
     n_init: int,
+    min_size: int = 1,
 ) -> tuple[np.ndarray, list[int], dict[int, float]]:
-    """EM on one class: ``(component of each row, components by size, BIC per count)``."""
+    """EM on one class: ``(component of each row, components by size, BIC per count)``.
+
+    With ``"bic"``, a count whose fit leaves a component under ``min_size`` faces is not
+    chosen (its BIC is still reported): a one-face component's near-zero variance buys it a
+    likelihood no penalty outweighs, and it is an outlier, not a sub-expression.
+    """
     tried: dict[int, float] = {}
     gmm = None
     if cap == 1:  # too few faces to split
@@ -105,6 +111,8 @@ def _split_one_class(
         for n in range(1, min(max_components, cap) + 1):
             fit = _fit_gmm(xc, n, covariance_type, seed, n_init)
             tried[n] = float(fit.bic(xc))
+            if n > 1 and np.bincount(fit.predict(xc), minlength=n).min() < min_size:
+                continue
             if best is None or tried[n] < tried[best[0]]:
                 best = (n, fit)
         assert best is not None
@@ -148,8 +156,8 @@ def split_classes(
             default ``None`` numbers sub-classes contiguously in class order.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
-            components (BIC is degenerate when components approach single faces), and never
-            more than it has distinct faces.
+            components (BIC is degenerate when components approach single faces), never
+            more than it has distinct faces, and with ``"bic"`` no component of fewer faces.
 
     Returns:
         :class:`SubclassSplit`; within a class, sub-classes are ordered by size (largest
@@ -183,8 +191,9 @@ def split_classes(
         # the mixture's k-means start warns on them)
         cap = max(1, min(len(idx) // max(min_per_component, 1), n_distinct(xc)))
         comp, order, tried = _split_one_class(
-            xc, n_components, max_components, cap, stride, covariance_type, seed, n_init
-        )
+            xc, n_components, max_components, cap, stride, covariance_type, seed, n_init,
+            min_size=min_per_component,
+        )  # fmt: skip
         if tried:
             bics[int(c)] = tried
         for rank, k in enumerate(order):

@@ -53,8 +53,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse, with one line, an address the server could not listen on (port in use, a
+    host name that does not resolve, a privileged port)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        with socket.create_server((host, port), family=_family(host)):
+            pass
+    except OSError as exc:
+        raise ExprsimError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); is it in use?"
+        ) from exc
+
+
+def _family(host: str) -> int:
+    import socket
+
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("EXPRSIM_TOKEN") or None
+    token = (args.token or os.environ.get("EXPRSIM_TOKEN") or "").strip() or None
     if not is_loopback(args.host) and not token:
         raise ExprsimError(
             f"refusing to serve on {args.host} without a token: anyone who can reach it could "
@@ -65,12 +87,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
     from exprsim.web import ServeConfig, create_app
+    from exprsim.web.app import default_data_dir
 
-    if args.data_dir:  # uploads land there: fail now, not on the first upload
-        try:
-            Path(args.data_dir, "uploads").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExprsimError(f"--data-dir {args.data_dir}: cannot create it ({exc})") from exc
+    # uploads land there: fail now, not on the first upload (also the default <db>.web)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
+    try:
+        (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExprsimError(f"data folder {data_dir}: cannot create it ({exc})") from exc
+    _check_port(args.host, args.port)  # before a minute of model loading, not after
     app = create_app(
         ServeConfig(
             db=args.db,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
-from exprsim.cli.argtypes import expand_image_paths, int_at_least
+from exprsim.cli.argtypes import expand_image_paths, int_at_least, require_writable
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
@@ -68,7 +68,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--top", type=int_at_least(1), default=16, help="faces shown per sub-class (default 16)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int_at_least(0, 2**32 - 1), default=0, help="EM and sampling seed (0)"
+    )
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
     p.add_argument("--detector", default=None)
     p.add_argument("--html", metavar="FILE", default="subclasses.html", help="output page")
@@ -97,6 +99,8 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     if bool(args.fer) == bool(args.paths):
         raise ExprsimError("give image PATHs or --fer SPLIT (one of the two)")
     n_components = _components(args.components)
+    require_writable(args.html, "--html")  # before minutes of embedding, not after
+    require_writable(args.json_out, "--json")
     embedder = load_model(args.model)
     rc = 0
     if args.fer:
@@ -136,6 +140,8 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         sources=faces.sources,
     )
     what = f"FER+ {args.fer}" if args.fer else ", ".join(args.paths)
+    if len(what) > 80:  # an expanded glob of 180 files: name the first and count the rest
+        what = f"{args.paths[0]} and {len(args.paths) - 1} more"
     page = subexpressions_page(
         report,
         title=f"Sub-expressions: {what} ({embedder.config.name_version})",

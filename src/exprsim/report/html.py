@@ -53,6 +53,24 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+#: most thumbnails one gallery shows (as tables stop at 500 rows)
+MAX_GALLERY = 500
+
+
+def _thumbnail(array: np.ndarray, side: int) -> bytes:
+    """A gallery image as JPEG (quality 85), its longer side at most ``side`` pixels."""
+    from PIL import Image
+
+    from exprsim.io import as_rgb8
+
+    img = Image.fromarray(as_rgb8(np.asarray(array)))
+    if max(img.size) > side:
+        img.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
 def data_uri(image: bytes | np.ndarray) -> str:
     """PNG/JPEG bytes or a uint8 image array -> ``data:image/...;base64,...``."""
     data = _png_bytes(image) if isinstance(image, np.ndarray) else bytes(image)
@@ -164,18 +182,31 @@ class Page:
         images: Iterable[bytes | np.ndarray | None],
         captions: Sequence[str] | None = None,
         size: int = 96,
+        limit: int | None = MAX_GALLERY,
     ) -> Page:
-        """Add a row of thumbnails (``None`` entries show as empty boxes) with captions."""
+        """Add a row of thumbnails (``None`` entries show as empty boxes) with captions.
+
+        Arrays are stored as JPEG at twice ``size`` (a 112-pixel face is ~5 KB, not the ~29
+        KB of a PNG: a page of 1,000 faces stays a few MB); at most ``limit`` are shown,
+        then a line says how many more there are.
+        """
         items = []
         caps = list(captions or [])
+        n = 0
         for i, im in enumerate(images):
+            n += 1
+            if limit is not None and i >= limit:
+                continue
             cap = html.escape(caps[i]) if i < len(caps) else ""
             if im is None:
                 img = f'<div style="width:{size}px;height:{size}px;background:#eee"></div>'
             else:
-                img = f'<img src="{data_uri(im)}" width="{size}" height="{size}" alt="{cap}">'
+                data = _thumbnail(im, 2 * size) if isinstance(im, np.ndarray) else im
+                img = f'<img src="{data_uri(data)}" width="{size}" height="{size}" alt="{cap}">'
             items.append(f"<figure>{img}<figcaption>{cap}</figcaption></figure>")
         self._parts.append(f'<div class="gallery">{"".join(items)}</div>')
+        if limit is not None and n > limit:
+            self._parts.append(f'<p class="meta">{n - limit} more faces not shown</p>')
         return self
 
     def render(self) -> str:

@@ -60,6 +60,14 @@ class ServeConfig:
     max_queued_videos: int = 8
 
 
+def default_data_dir(db: str) -> Path:
+    """Where uploads and video reports go without ``data_dir``: ``<db>.web`` beside a SQLite
+    file, ``exprsim-web`` in the working folder for a PostgreSQL index."""
+    from exprsim.index.backends import is_postgres_url
+
+    return Path("exprsim-web" if is_postgres_url(db) else f"{db}.web")
+
+
 def _jpeg(crop: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -80,10 +88,7 @@ class _State:
             embedder = load_model(config.model)
         self.config = config
         self.embedder = embedder
-        from exprsim.index.backends import is_postgres_url
-
-        default_dir = "exprsim-web" if is_postgres_url(config.db) else f"{config.db}.web"
-        self.data_dir = Path(config.data_dir or default_dir)
+        self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir(config.db)
         self.uploads = self.data_dir / "uploads"
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
         self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
