@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exported import forward_by_hand
-from exprsim.config import load_json
+from exprsim.config import from_dict
 from exprsim.models.embedder import PreprocessConfig
 from exprsim.training.ferplus import TrainConfig, train
 
@@ -39,7 +39,12 @@ def test_train_resume_export_load(tmp_path, tiny_cfg):
     assert [m["epoch"] for m in lines] == [1, 2]
     assert all(np.isfinite(m["loss"]) for m in lines)
     assert lines[0]["n_triplets"] > 0  # triplets were mined and used
-    assert load_json(TrainConfig, out / "train_config.json") == tiny_cfg
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved.pop("recipe") == "ferplus"  # the file runs again with `exprsim train`
+    assert from_dict(TrainConfig, saved) == tiny_cfg
+    from exprsim.training.registry import config_from_dict
+
+    assert config_from_dict(json.loads((out / "train_config.json").read_text()))[1] == tiny_cfg
 
     # resume: asking for 3 epochs runs exactly one more
     from dataclasses import replace

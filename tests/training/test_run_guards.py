@@ -99,3 +99,21 @@ def test_reference_sets_are_npz_files_written_whole(tmp_path):
     path = ref.save(tmp_path / "ref.npz")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["ref.npz"]
     assert json.loads(str(np.load(path)["meta"])) == {}
+
+
+def test_saved_configs_name_their_recipe_and_resume_with_tuples(tmp_path):
+    from exprsim.training.registry import config_from_dict
+    from exprsim.training.run import RunFolder
+
+    cfg = _tiny(model_kwargs={"widths": (32, 64)})  # a tuple in a free-form dict field
+    run = RunFolder(tmp_path / "r")
+    run.claim(cfg)
+    run.check(cfg)  # was "holds a run with a different config" ([32, 64] != (32, 64))
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["recipe"] == "ferplus"
+    recipe, again = config_from_dict(saved)  # the saved file is a config `train` takes
+    assert recipe.name == "ferplus" and again.model == cfg.model
+    saved["recipe"] = "pvae-vae"
+    (tmp_path / "r" / "train_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="recipe 'pvae-vae'"):
+        run.check(cfg)

@@ -267,14 +267,16 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
 
 def _finished(folder: Path, cfg: Any) -> bool:
     """Whether ``folder`` holds this very member, trained to the end and exported."""
-    from exprsim.config import load_json
-    from exprsim.training.run import RunFolder
+    from exprsim.training.run import RunFolder, same_config
 
     run = RunFolder(folder)
     saved = folder / "train_config.json"
     if not (saved.is_file() and (folder / "config.json").is_file()):
         return False
-    if load_json(type(cfg), saved) != cfg:
+    try:
+        if not same_config(run.saved_config(type(cfg)), cfg):
+            return False
+    except ValueError:
         return False
     state = run.load_state()
     return state is not None and int(state["epoch"]) == cfg.epochs

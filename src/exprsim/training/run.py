@@ -20,10 +20,29 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from exprsim.config import load_json, save_json
+from exprsim.config import from_dict, to_dict
 from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
+
+
+def same_config(a: Any, b: Any) -> bool:
+    """Whether two configs are the same once written as JSON (a tuple inside a free-form
+    dict field, such as ``model_kwargs``, reads back as a list)."""
+    return bool(json.loads(json.dumps(to_dict(a))) == json.loads(json.dumps(to_dict(b))))
+
+
+def recipe_of(cfg: Any) -> str | None:
+    """The registered recipe that trains ``cfg`` (among those of its class, the one whose
+    fixed settings it has; ``None`` if none)."""
+    from exprsim.training.registry import recipes
+
+    fits = [
+        r
+        for r in recipes()
+        if r.config_class() is type(cfg) and all(getattr(cfg, k) == v for k, v in r.fixed)
+    ]
+    return max(fits, key=lambda r: len(r.fixed)).name if fits else None
 
 
 class TrainingDivergedError(ExprsimError):
@@ -78,7 +97,7 @@ class RunFolder:
             )
         if path.exists():
             try:
-                old = load_json(type(cfg), path)
+                old = self.saved_config(type(cfg), recipe_of(cfg))
             except ValueError as exc:
                 raise ValueError(
                     f"{self.dir} holds another kind of run, or its train_config.json is "
@@ -86,14 +105,31 @@ class RunFolder:
                 ) from exc
             names = {f.name for f in fields(cfg)}
             same = {k: getattr(cfg, k) for k in may_change if k in names}
-            if replace(old, **same) != cfg:
+            if not same_config(replace(old, **same), cfg):
                 raise ValueError(f"{self.dir} holds a run with a different config; use a new --out")
 
+    def saved_config(self, cls: type[Any], recipe: str | None = None) -> Any:
+        """The run's ``train_config.json`` as ``cls``.
+
+        Raises:
+            ValueError: it names another recipe than ``recipe``, or does not fit ``cls``.
+        """
+        raw = json.loads((self.dir / "train_config.json").read_text())
+        saved = raw.pop("recipe", None) if isinstance(raw, dict) else None
+        if saved is not None and recipe is not None and saved != recipe:
+            raise ValueError(f"it holds a run of recipe {saved!r}, not {recipe!r}")
+        return from_dict(cls, raw)
+
     def claim(self, cfg: Any, may_change: Iterable[str] = ()) -> None:
-        """:meth:`check`, then create the folder and save ``cfg`` as ``train_config.json``."""
+        """:meth:`check`, then create the folder and save ``cfg`` as ``train_config.json``
+        (with its ``recipe``, so that the file is a config ``exprsim train`` runs again)."""
         self.check(cfg, may_change)
         self.dir.mkdir(parents=True, exist_ok=True)
-        save_json(cfg, self.dir / "train_config.json")
+        name = recipe_of(cfg)
+        data = {"recipe": name, **to_dict(cfg)} if name else to_dict(cfg)
+        (self.dir / "train_config.json").write_text(
+            json.dumps(data, indent=2, sort_keys=True) + "\n"
+        )
 
     def save_state(self, state: Mapping[str, Any]) -> None:
         """Write the checkpoint atomically (a kill leaves the previous one or this one).
