@@ -168,3 +168,23 @@ def test_crops_that_are_not_crops(embedder):
             embedder.embed_crops(bad)
     with pytest.raises(ModelError, match="batch_size"):
         Embedder(embedder.model, embedder.config, batch_size=0)
+
+
+def test_model_config_fields_are_type_checked(tmp_path, random_model_dir):
+    import json
+    import shutil
+
+    from exprsim.models.embedder import load_model
+
+    for where, key, value in (
+        ("preprocess", "input_size", 48.0),  # was a TypeError when embedding
+        ("preprocess", "grayscale", "false"),  # was read as True (a non-empty string)
+        (None, "tag_threshold", "0.5"),  # was accepted as text
+    ):
+        bad = tmp_path / f"{key}"
+        shutil.copytree(random_model_dir, bad)
+        doc = json.loads((bad / "config.json").read_text())
+        (doc[where] if where else doc)[key] = value
+        (bad / "config.json").write_text(json.dumps(doc))
+        with pytest.raises(ModelError, match=key):
+            load_model(str(bad))

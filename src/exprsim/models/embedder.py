@@ -62,10 +62,18 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
+        """From a ``config.json`` object, every field's type checked (``exprsim.config``).
+
+        Raises:
+            ValueError: unknown keys, or a value of the wrong type (``"input_size": 48.0``,
+                ``"grayscale": "false"``).
+        """
+        from exprsim.config import from_dict
+
         d = dict(d)
         if "template" in d:
             d["template"] = as_template(d["template"])
-        return cls(**d)
+        return from_dict(cls, d)
 
     def align_config(self) -> AlignConfig:
         """The :class:`~exprsim.faces.align.AlignConfig` that frames faces for this model."""
@@ -99,9 +107,12 @@ class EmbedderConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EmbedderConfig:
+        """From a ``config.json`` object, every field's type checked (``exprsim.config``)."""
+        from exprsim.config import from_dict
+
         d = dict(d)
-        d["preprocess"] = PreprocessConfig.from_dict(d.get("preprocess", {}))
-        return cls(**d)
+        d["preprocess"] = asdict(PreprocessConfig.from_dict(d.get("preprocess", {})))
+        return from_dict(cls, d)
 
     @property
     def name_version(self) -> str:
