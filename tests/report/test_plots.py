@@ -60,3 +60,16 @@ def test_other_plots(emb: np.ndarray) -> None:
     assert plots.pr_curve(np.linspace(1, 0.2, 21), np.linspace(0, 1, 21), t)[:8] == PNG
     assert plots.pr_curve(np.array([1.0, 0.5]), np.array([0.1, 1.0]), mark=None)[:8] == PNG
     assert plots.line_plot([1, 5, 11], {"acc": [0.5, 0.6, 0.7]}, "K", "acc", logx=True)[:8] == PNG
+
+
+def test_many_labels_get_distinct_styles():
+    from exprsim.report.plots import embedding_map, label_styles
+
+    styles = label_styles(40)  # FER+ with 5 sub-expressions per class
+    assert len({(tuple(c), m) for c, m in styles}) == 40  # were 10 colours, repeated
+    assert len({tuple(c) for c, _ in label_styles(10)}) == 10
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(80, 16))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    png = embedding_map(e, labels=[f"class-{i % 40}" for i in range(80)], method="pca")
+    assert png[:4] == b"\x89PNG"

@@ -94,6 +94,17 @@ def project_2d(
     return out, "pca"
 
 
+def label_styles(n: int) -> list[tuple[Any, str]]:
+    """``n`` distinct ``(colour, marker)`` pairs: matplotlib's 10 colours up to 10 labels,
+    then its 20 paired colours times four markers (40 sub-expressions stay apart)."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [(colormaps["tab10"](i), "o") for i in range(n)]
+    markers = ("o", "s", "^", "D")
+    return [(colormaps["tab20"](i % 20), markers[(i // 20) % len(markers)]) for i in range(n)]
+
+
 def embedding_map(
     embeddings: np.ndarray,
     thumbnails: Sequence[np.ndarray | None] | None = None,
@@ -126,11 +137,18 @@ def embedding_map(
     labels_arr = None
     if labels is not None:
         labels_arr = np.asarray([str(v) for v in labels])
-        for name in sorted(set(labels_arr.tolist())):
+        names = sorted(set(labels_arr.tolist()))
+        styles = label_styles(len(names))
+        for name, (colour, marker) in zip(names, styles, strict=True):
             m = labels_arr == name
-            pts = ax.scatter(xy[m, 0], xy[m, 1], s=10, label=name, alpha=0.8)
+            pts = ax.scatter(
+                xy[m, 0], xy[m, 1], s=10, label=name, alpha=0.8, color=colour, marker=marker
+            )
             colour_of[name] = pts.get_facecolor()[0]
-        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+        if len(names) > 10:  # a long legend goes beside the map, not over its points
+            ax.legend(fontsize=6, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(fontsize=7, markerscale=1.5, loc="best")
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=6, c="#999")
     if thumbnails is not None and len(xy):
