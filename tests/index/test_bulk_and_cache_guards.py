@@ -184,3 +184,20 @@ def test_an_explicit_rebuild_backend_is_kept(tmp_path: Path) -> None:
         assert ix.rebuild_ann("auto").backend == "exact"  # "auto" gives the choice back
     with FaceIndex(db) as ix:
         assert ix.ann_backend == "auto"
+
+
+def test_read_only_commands_leave_a_postgresql_database_without_an_index_alone(
+    pg_url: str, capsys
+) -> None:
+    import psycopg
+
+    from exprsim.cli import main
+
+    assert main(["index", "info", "--db", pg_url]) == 2  # was: tables and extension created
+    assert "no exprsim index" in capsys.readouterr().err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None
+    with FaceIndex(pg_url) as ix:  # a writer sets it up
+        ix.add_table(_table(["a.jpg"]), model="stub@1")
+    with FaceIndex(pg_url, create=False) as ix:
+        assert len(ix) == 1

@@ -241,7 +241,10 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
             )
         if Path(db).stat().st_size == 0:
             raise ExprsimError(f"{db}: an empty file, not an exprsim index")
-    return FaceIndex(db, embedder=embedder, ann_backend=getattr(args, "ann", "auto"))
+    # read-only commands never set up tables in a PostgreSQL database that has no index
+    return FaceIndex(
+        db, embedder=embedder, ann_backend=getattr(args, "ann", "auto"), create=not must_exist
+    )
 
 
 def _write_table(frame: Any, out: str | None) -> None:

@@ -268,10 +268,11 @@ class SQLiteBackend(StoreBackend):
         return sum(int(p.stat().st_size) for p in files if p.exists())
 
 
-def open_backend(location: str | Path) -> StoreBackend:
-    """The backend for a file path or a ``postgresql://`` URI."""
+def open_backend(location: str | Path, create: bool = True) -> StoreBackend:
+    """The backend for a file path or a ``postgresql://`` URI (``create``: set up the tables
+    of a PostgreSQL database that has none; a SQLite file is checked by its caller)."""
     if is_postgres_url(location):
         from exprsim.index.pgvector import PostgresBackend
 
-        return PostgresBackend(str(location))
+        return PostgresBackend(str(location), create=create)
     return SQLiteBackend(location)

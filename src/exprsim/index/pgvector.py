@@ -133,7 +133,7 @@ class PostgresBackend(StoreBackend):
 
     kind = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True) -> None:
         psycopg, register_vector = _modules()
         self.url = url
         self.path = redact(url)
@@ -143,6 +143,12 @@ class PostgresBackend(StoreBackend):
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
             raise ExprsimError(f"{self.path}: cannot connect to PostgreSQL ({exc})") from exc
+        if not create and not self._has_index():
+            self.conn.close()
+            raise ExprsimError(
+                f"{self.path}: no exprsim index in this database (create one with "
+                "`exprsim index add PATH --db URL`)"
+            )
         try:
             if not self._ready():  # DDL only when something is missing: it would queue
                 with self.conn.transaction():  # behind a bulk load holding the table
@@ -158,6 +164,15 @@ class PostgresBackend(StoreBackend):
                 f"{self.path}: cannot set up the exprsim tables ({exc}); the server needs the "
                 "pgvector extension, and the user the right to create it or it created already"
             ) from exc
+
+    def _has_index(self) -> bool:
+        """Whether this database holds an exprsim index (its ``meta`` table)."""
+        try:
+            row = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        except self._psycopg.Error as exc:
+            self.conn.close()
+            raise ExprsimError(f"{self.path}: cannot read the database ({exc})") from exc
+        return bool(row[0])
 
     def _ready(self) -> bool:
         """Whether the tables and the HNSW index exist already."""

@@ -538,6 +538,8 @@ class FaceIndex:
             (:mod:`exprsim.index.ann`); ``"auto"`` takes the backend last chosen for this
             database with :meth:`rebuild_ann`, if any.
         store_crops: keep each aligned crop (JPEG, ~4 KB) for reports.
+        create: set up the tables of a PostgreSQL database without an index (``False``:
+            refuse it, for read-only commands); a SQLite file is created when missing.
 
     Use as a context manager or call :meth:`close`.
     """
@@ -548,8 +550,9 @@ class FaceIndex:
         embedder: Any = None,
         ann_backend: str = "auto",
         store_crops: bool = True,
+        create: bool = True,
     ) -> None:
-        self._db: StoreBackend = open_backend(db_path)
+        self._db: StoreBackend = open_backend(db_path, create=create)
         #: the SQLite file, or the PostgreSQL URI without its password
         self.path: Any = self._db.path
         self._embedder = embedder
