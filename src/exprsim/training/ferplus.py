@@ -1184,13 +1184,12 @@ def train(
     # against the snapshots already averaged below) and the exported model's version
     may_change = ("epochs", "num_threads", "swa_epochs", "version", "device")
     run.check(cfg, may_change)
-    done = run.load_state(map_location="cpu")
-    if done is not None and int(done.get("epoch", 0)) > cfg.epochs:
+    state = run.load_state()  # read once: checked here, before claim() rewrites the config
+    if state is not None and int(state.get("epoch", 0)) > cfg.epochs:
         raise ValueError(
-            f"{run.dir} has trained {int(done['epoch'])} epochs already; {cfg.epochs} is fewer "
+            f"{run.dir} has trained {int(state['epoch'])} epochs already; {cfg.epochs} is fewer "
             "(a run cannot be shortened: use a new --out)"
         )
-    del done
     device = resolve_device(cfg.device)
     setup_torch(cfg.seed, cfg.num_threads)
     if device.type == "cuda":
@@ -1200,7 +1199,8 @@ def train(
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
     run.claim(cfg, may_change)
     s = _build(cfg, train_data, val_data, labels, device)
-    start_epoch, swa, swa_n = _resume(s, cfg, run, device)
+    start_epoch, swa, swa_n = _resume(s, cfg, run, device, state)
+    del state
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.epochs):
         t_ep = time.perf_counter()
@@ -1221,10 +1221,11 @@ def train(
     return TrainResult(run.dir, cfg.epochs - start_epoch, run.seconds(), metrics)
 
 
-def _resume(s: _Setup, cfg: TrainConfig, run: RunFolder, device: Any) -> tuple[int, Any, int]:
-    """Load the run's last checkpoint into ``s``; ``(epochs done, weight average, snapshots)``
-    (``(0, None, 0)`` for a fresh run)."""
-    state = run.load_state()
+def _resume(
+    s: _Setup, cfg: TrainConfig, run: RunFolder, device: Any, state: dict[str, Any] | None
+) -> tuple[int, Any, int]:
+    """Load the run's last checkpoint ``state`` (:meth:`RunFolder.load_state`) into ``s``;
+    ``(epochs done, weight average, snapshots)`` (``(0, None, 0)`` for a fresh run)."""
     if state is None:
         return 0, None, 0
     if "model" in state:
