@@ -6,6 +6,7 @@ so callers can catch one class; the CLI turns these into one clear line.
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 
@@ -21,6 +22,14 @@ def printable(text: str) -> str:
 
 class ExprsimError(Exception):
     """Base class of every error exprsim raises on purpose."""
+
+
+def require_positive_int(value: object, what: str, error: type[ExprsimError] = ExprsimError) -> int:
+    """``value`` as an ``int`` if it is an integer >= 1 (Python or NumPy; not a bool, not a
+    float such as ``2.5``), else ``error`` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 class ImageError(ExprsimError):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ModelError
+from exprsim.errors import ExprsimError, ModelError, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,7 @@ class ExpressionKNN:
 
     def _check_params(self) -> None:
         """Refuse bad hyper-parameters at fit time (scikit-learn's habit), not at predict."""
-        k = self.k
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ExprsimError(f"k must be a positive integer, got {k!r}")
+        require_positive_int(self.k, "k")
         if self.metric not in ("euclidean", "cosine"):
             raise ExprsimError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
         if self.weights not in ("uniform", "distance"):

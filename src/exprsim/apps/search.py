@@ -351,8 +351,10 @@ def _collect_hits(
             break
         fetch = min(total, fetch * 4)
     if len(hits) < k and len(seen) < total:  # the approximate index ran out of candidates
+        from exprsim.distances import pairwise_l2
+
         all_ids, emb = index.embeddings()
-        d = np.sqrt(((emb - np.asarray(q.embedding, np.float32)[None]) ** 2).sum(axis=1))
+        d = np.asarray(pairwise_l2(np.asarray(q.embedding, np.float32)[None], emb, eps=0.0))[0]
         rest = [(int(all_ids[j]), float(d[j])) for j in np.argsort(d, kind="stable")]
         rest = [(i, dd) for i, dd in rest if i not in seen]
         for start in range(0, len(rest), 4 * k + 10):

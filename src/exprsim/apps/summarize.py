@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.clustering import n_distinct
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +208,7 @@ def summarize(
         raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
     if spec.metric == "cosine" and (np.linalg.norm(x, axis=1) == 0).any():
         raise ExprsimError("the cosine metric cannot place an all-zero embedding")
-    if (
-        isinstance(n_clusters, bool)
-        or not isinstance(n_clusters, int | np.integer)
-        or n_clusters < 1
-    ):
-        raise ExprsimError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
+    require_positive_int(n_clusters, "n_clusters")
     distinct = n_distinct(x)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:

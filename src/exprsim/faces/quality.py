@@ -167,12 +167,7 @@ def head_pose(
     """
     import cv2
 
-    pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.ndim == 2 and pts.shape[0] >= 468:
-        from exprsim.faces.landmarks import mesh_to_five
-
-        pts = mesh_to_five(pts).astype(np.float64)
-    pts = pts.reshape(5, 2)
+    pts = _five_points(landmarks)
     h, w = int(image_shape[0]), int(image_shape[1])
     f = float(focal or max(h, w))
     k = np.array([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]])
@@ -191,6 +186,17 @@ def head_pose(
     pitch = math.degrees(math.atan2(-a[2, 1], a[1, 1]))
     roll = math.degrees(roll)
     return (yaw, pitch, roll)
+
+
+def _five_points(landmarks: np.ndarray) -> np.ndarray:
+    """``(5, 2)`` float64 points from 5 landmarks or a ``(468|478, 2|3)`` face mesh
+    (:func:`exprsim.faces.landmarks.mesh_to_five`)."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if pts.ndim == 2 and pts.shape[0] >= 468:
+        from exprsim.faces.landmarks import mesh_to_five
+
+        pts = mesh_to_five(pts).astype(np.float64)
+    return pts.reshape(5, 2)
 
 
 def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -> Quality:
@@ -230,13 +236,8 @@ EDGE_TOLERANCE = 0.1
 def cut_off(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> bool:
     """Whether any of the 5 landmarks lies outside the image by more than
     :data:`EDGE_TOLERANCE` eye distances (a face cut by the image border)."""
-    pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.ndim == 2 and pts.shape[0] >= 468:
-        from exprsim.faces.landmarks import mesh_to_five
-
-        pts = mesh_to_five(pts).astype(np.float64)
-    pts = pts.reshape(-1, 2)
-    if len(pts) < 2 or not np.isfinite(pts).all():
+    pts = _five_points(landmarks)
+    if not np.isfinite(pts).all():
         return False
     margin = EDGE_TOLERANCE * float(np.linalg.norm(pts[0] - pts[1]))
     h, w = int(image_shape[0]), int(image_shape[1])

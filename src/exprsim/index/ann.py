@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError
+from exprsim.errors import BackendUnavailableError, ExprsimError, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class AnnIndex(Protocol):
 
 def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
     """``(Q, dim)`` float32 queries, checked with ``k`` (a positive integer)."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ExprsimError(f"k must be a positive integer, got {k!r}")
+    require_positive_int(k, "k")
     try:
         q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
     except (TypeError, ValueError) as exc:

@@ -466,7 +466,9 @@ def _prepared_table(df: Any) -> tuple[Any, np.ndarray, list[str]]:
 
     import pandas as pd
 
-    extra = [c for c in df.columns if re.fullmatch(r"e\d+", str(c)) and int(str(c)[1:]) >= 16]
+    extra = [
+        c for c in df.columns if re.fullmatch(r"e\d+", str(c)) and int(str(c)[1:]) >= EMBEDDING_SIZE
+    ]
     if extra:
         raise ExprsimError(
             f"the table has embedding columns past e15 ({', '.join(map(str, extra[:3]))}): "
@@ -883,7 +885,7 @@ class FaceIndex:
             _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")  # all checked first
             groups.setdefault(str(fe.source), []).append(fe)
         for source, group in groups.items():
-            key = _file_key(source) if Path(source).exists() else source
+            key = _table_key(source)
             st = os.stat(key) if Path(key).exists() else None
             self._store_file(key, st, None, model, group)
         return sum(len(g) for g in groups.values())

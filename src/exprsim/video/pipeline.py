@@ -820,7 +820,6 @@ class _FaceCollector:
         self.pending: list[tuple[int, np.ndarray]] = []
         self.looks: dict[int, np.ndarray] = {}  # track -> appearance of its last face
         self.last_descriptor: dict[int, np.ndarray] = {}  # track -> its latest descriptor
-        self.n_splits = 0
         self.sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
 
     def add_frame(self, slot: int, frame: Any, found: Any) -> None:
@@ -853,7 +852,6 @@ class _FaceCollector:
             last = self.last_descriptor.get(track)
             if last is not None and float(np.linalg.norm(descriptor - last)) > SAME_PERSON:
                 track = self.linker.split(track)
-                self.n_splits += 1
         self.looks[track] = look
         return track, descriptor
 
