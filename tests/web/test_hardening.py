@@ -198,6 +198,7 @@ def test_serve_checks_its_folder_port_and_token_before_starting(tmp_path, capsys
         raise AssertionError("the server started")
 
     monkeypatch.setattr(uvicorn, "run", serving)
+    monkeypatch.setattr(uvicorn.Server, "run", serving)
     db = tmp_path / "s.db"
     (tmp_path / "s.db.web").write_text("a file where the data folder goes")
     assert main(["serve", "--db", str(db), "--port", "8765"]) == 2  # was: a 500 per upload

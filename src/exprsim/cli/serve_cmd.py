@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -53,26 +55,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _check_port(host: str, port: int) -> None:
-    """Refuse, with one line, an address the server could not listen on (port in use, a
-    host name that does not resolve, a privileged port)."""
-    import socket
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` for the server (``port`` 0: a free one the system
+    picks), or one line on why not (port in use, a host name that does not resolve, a
+    privileged port).
 
-    if port == 0:
-        return
+    Opened before the model loads and held until the server takes it over: the port cannot
+    be taken meanwhile, and the URL printed is the one served (connections made while the
+    model loads wait in the queue)."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
-        with socket.create_server((host, port), family=_family(host)):
-            pass
+        # as uvicorn does: a restart need not wait for the old connections' TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
     except OSError as exc:
+        sock.close()
         raise ExprsimError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); is it in use?"
         ) from exc
+    return sock
 
 
 def _family(host: str) -> int:
-    import socket
-
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _url(host: str, port: int) -> str:
+    """The server's address for a browser (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _run_server(app: Any, sock: socket.socket, host: str, quiet: bool) -> None:
+    """Serve ``app`` with uvicorn on the listening ``sock`` until Ctrl-C (which, as with
+    ``uvicorn.run``, is a normal stop)."""
+    import uvicorn
+
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning" if quiet else "info")
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -83,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "read and change the index (give --token or EXPRSIM_TOKEN, or bind 127.0.0.1)"
         )
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (checked before any work; _run_server uses it)
     except ImportError as exc:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
     from exprsim.web import ServeConfig, create_app
@@ -95,19 +117,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExprsimError(f"data folder {data_dir}: cannot create it ({exc})") from exc
-    _check_port(args.host, args.port)  # before a minute of model loading, not after
-    app = create_app(
-        ServeConfig(
-            db=args.db,
-            data_dir=args.data_dir,
-            token=token,
-            max_upload_mb=args.max_upload_mb,
-            model=args.model,
-            # on loopback, only this machine's names: a page elsewhere cannot reach the
-            # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
-            allowed_hosts=(*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else (),
+    # before a minute of model loading, not after; closed however the command ends
+    with _listen(args.host, args.port) as sock:
+        app = create_app(
+            ServeConfig(
+                db=args.db,
+                data_dir=args.data_dir,
+                token=token,
+                max_upload_mb=args.max_upload_mb,
+                model=args.model,
+                # on loopback, only this machine's names: a page elsewhere cannot reach the
+                # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
+                allowed_hosts=(
+                    (*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else ()
+                ),
+            )
         )
-    )
-    print(f"exprsim serve: http://{args.host}:{args.port}/  (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+        # the port bound, not the one asked for (--port 0: the system's choice)
+        print(f"exprsim serve: {_url(args.host, sock.getsockname()[1])}  (Ctrl-C stops)")
+        _run_server(app, sock, args.host, args.quiet)
     return 0

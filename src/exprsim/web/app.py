@@ -7,8 +7,8 @@ face index (SQLite connections are per thread).
 Safety: uploads are size-capped while streaming (413), judged by their content, and stored
 under the server's data folder with generated names; thumbnails are served by face id,
 never by a client path; unexpected errors answer 500 with a JSON error and a log line, never
-a stack trace; with a token, every request needs it (``Authorization: Bearer``, or the
-cookie set by the login form).
+a stack trace; with a token, every request needs it (``Authorization: Bearer``), or the
+cookie of a session opened by the login form (see :func:`_add_auth`).
 """
 
 # no ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
@@ -17,6 +17,8 @@ import hmac
 import io
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
+from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
 
 log = logging.getLogger(__name__)
 
-COOKIE = "exprsim_token"
+#: the login cookie: it names a session (a random id), never the token itself
+COOKIE = "exprsim_session"
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,15 @@ def _jpeg(crop: np.ndarray) -> bytes:
 
 
 class _State:
-    """What the routes share: the config, the model, the face index, uploads and jobs."""
+    """What the routes share: the config, the model, the face index, uploads, jobs, login
+    sessions and the login rate limit (``clock``: theirs, monotonic seconds)."""
 
-    def __init__(self, config: ServeConfig, embedder: Any) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        embedder: Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from exprsim.web.jobs import VideoJobs
 
         if embedder is None:
@@ -88,6 +98,8 @@ class _State:
             embedder = load_model(config.model)
         self.config = config
         self.embedder = embedder
+        self.sessions = SessionStore(clock=clock)
+        self.logins = LoginLimiter(clock=clock)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir(config.db)
         self.uploads = self.data_dir / "uploads"
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
@@ -199,13 +211,21 @@ def _nth_face(found: list[Any], face: int) -> Any:
     return found[face]
 
 
-def create_app(config: ServeConfig, embedder: Any = None) -> Any:
-    """Build the FastAPI application (see the module docstring)."""
+def create_app(
+    config: ServeConfig,
+    embedder: Any = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
+    """Build the FastAPI application (see the module docstring).
+
+    Each application has its own login sessions and login rate limit, in memory, timed by
+    ``clock`` (monotonic seconds; tests pass a fake one).
+    """
     from fastapi import FastAPI
 
     from exprsim import __version__
 
-    st = _State(config, embedder)
+    st = _State(config, embedder, clock)
     app = FastAPI(
         title="exprsim",
         version=__version__,
@@ -257,11 +277,15 @@ def _add_error_handlers(app: Any) -> None:
 
 
 def _add_auth(app: Any, st: _State) -> None:
-    """The token check (middleware), the body-size limit and the login form."""
-    from fastapi import Form, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+    """The token check (middleware), the body-size limit, login and logout.
 
-    from exprsim.web import pages
+    With a token, a request gets through when its ``Authorization: Bearer`` header holds
+    the token, or its cookie names a live login session (a cookie holding the token itself
+    does not count); ``/login`` and ``/logout`` are open to all. Other requests get 401
+    (``/api``) or a redirect to the login form.
+    """
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, RedirectResponse
 
     config = st.config
 
@@ -276,13 +300,14 @@ def _add_auth(app: Any, st: _State) -> None:
         refused = _foreign_request(request, config.allowed_hosts)
         if refused:
             return JSONResponse({"error": refused}, status_code=403)
-        if config.token and request.url.path not in ("/login",):
-            given = _bearer(request.headers.get("authorization", ""))
-            given = given or request.cookies.get(COOKIE, "")
-            if not hmac.compare_digest(given.encode(), config.token.encode()):
-                if request.url.path.startswith("/api"):
-                    return JSONResponse({"error": "token required"}, status_code=401)
-                return RedirectResponse("/login", status_code=303)
+        if (
+            config.token
+            and request.url.path not in _OPEN_PATHS
+            and not _authorized(request, config.token, st.sessions)
+        ):
+            if request.url.path.startswith("/api"):
+                return JSONResponse({"error": "token required"}, status_code=401)
+            return RedirectResponse("/login", status_code=303)
         try:
             return await call_next(request)
         except Exception as exc:  # errors raised outside the routes' handlers
@@ -293,18 +318,73 @@ def _add_auth(app: Any, st: _State) -> None:
 
     # + multipart framing; the message names the upload limit itself
     app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10), shown=st.max_bytes)
+    _add_login_routes(app, st)
+
+
+#: paths open without the token: the login form and logout
+_OPEN_PATHS = ("/login", "/logout")
+
+
+def _add_login_routes(app: Any, st: _State) -> None:
+    """``GET /login`` (the form), ``POST /login`` and ``POST /logout``.
+
+    ``POST /login`` with the right token opens a session (:class:`SessionStore`: it ends
+    after 12 hours idle, on logout, or when the server restarts) and sets a cookie naming
+    it (HttpOnly, SameSite=Strict). A client address may fail 5 times within 60 seconds
+    (:class:`LoginLimiter`); past that, every attempt, right token or not, gets 429 with
+    ``Retry-After`` until its oldest failure leaves the window. A success clears the
+    client's failures. ``POST /logout`` ends the cookie's session, clears the cookie and
+    redirects to the login form.
+    """
+    from fastapi import Form, Request
+    from fastapi.responses import HTMLResponse, RedirectResponse
+
+    from exprsim.web import pages
+
+    config = st.config
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form() -> str:
         return pages.login()
 
     @app.post("/login")
-    def login(token: str = Form(...)) -> Any:
-        if not config.token or not hmac.compare_digest(token.encode(), config.token.encode()):
+    def login(request: Request, token: str = Form(...)) -> Any:
+        client = request.client.host if request.client else "unknown"
+        ok = _token_matches(token, config.token)
+        wait = st.logins.attempt(client, ok)
+        if wait:
+            log.debug("login from %s refused for %d s: too many failures", client, wait)
+            page = pages.login(f"Too many failed attempts: try again in {wait} seconds.")
+            return HTMLResponse(page, status_code=429, headers={"Retry-After": str(wait)})
+        if not ok:
+            log.warning("failed login from %s", client)
             return HTMLResponse(pages.login("wrong token"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        resp.set_cookie(COOKIE, st.sessions.create(), httponly=True, samesite="strict")
         return resp
+
+    @app.post("/logout")
+    def logout(request: Request) -> Any:
+        st.sessions.drop(request.cookies.get(COOKIE, ""))
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, httponly=True, samesite="strict")
+        return resp
+
+
+def _token_matches(given: str, token: str | None) -> bool:
+    """Whether ``given`` is the server's token (constant-time; never without a token)."""
+    if not token:
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _authorized(request: Any, token: str, sessions: SessionStore) -> bool:
+    """Whether a request carries the token (``Authorization``) or a cookie naming a live
+    session (which then counts as used)."""
+    given = _bearer(request.headers.get("authorization", ""))
+    if given and _token_matches(given, token):
+        return True
+    return sessions.touch(request.cookies.get(COOKIE, ""))
 
 
 def _add_face_routes(app: Any, st: _State) -> None:

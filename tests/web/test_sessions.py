@@ -1,0 +1,212 @@
+"""Login sessions, the login rate limit and ``serve --port 0`` (a fake clock: no sleeping)."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+TOKEN = "s3cret-token"
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(tmp_path, random_model_dir, clock):
+    """A client of an app with a token, timed by ``clock``."""
+    from fastapi.testclient import TestClient
+
+    from exprsim.models.embedder import load_model
+    from exprsim.web import ServeConfig, create_app
+
+    cfg = ServeConfig(db=str(tmp_path / "faces.db"), token=TOKEN)
+    app = create_app(cfg, embedder=load_model(str(random_model_dir)), clock=clock)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def _login(c, token: str = TOKEN):
+    return c.post("/login", data={"token": token}, follow_redirects=False)
+
+
+def test_login_cookie_names_a_session_not_the_token_and_logout_ends_it(client):
+    from exprsim.web.app import COOKIE
+
+    r = _login(client)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    header = r.headers["set-cookie"]
+    session = r.cookies[COOKIE]
+    assert TOKEN not in header and session != TOKEN and len(session) >= 40
+    assert "httponly" in header.lower() and "samesite=strict" in header.lower()
+    assert client.get("/api/health").status_code == 200  # the cookie rides along
+    assert client.get("/", follow_redirects=False).status_code == 200
+
+    r = client.post("/logout", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert COOKIE in r.headers["set-cookie"] and "max-age=0" in r.headers["set-cookie"].lower()
+    assert client.get("/api/health").status_code == 401  # the browser dropped it
+    client.cookies.clear()
+    client.cookies.set(COOKIE, session)  # the ended session, sent again
+    assert client.get("/api/health").status_code == 401
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    # logging out without a session is no error; the bearer token still works
+    assert client.post("/logout", follow_redirects=False).status_code == 303
+    bearer = {"authorization": f"Bearer {TOKEN}"}
+    assert client.get("/api/health", headers=bearer).status_code == 200
+    assert _login(client).cookies[COOKIE] != session  # each login, its own session
+
+
+def test_a_cookie_holding_the_token_itself_is_refused(client):
+    from exprsim.web.app import COOKIE
+
+    for name in (COOKIE, "exprsim_token"):  # the new name, and the old one
+        client.cookies.clear()
+        client.cookies.set(name, TOKEN)
+        assert client.get("/api/health").status_code == 401, name
+        r = client.get("/", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login", name
+
+
+def test_sessions_expire_when_idle(client, clock):
+    assert _login(client).status_code == 303
+    clock.advance(11 * 3600)
+    assert client.get("/api/health").status_code == 200  # used: idle time starts again
+    clock.advance(11 * 3600)
+    assert client.get("/api/health").status_code == 200
+    clock.advance(12 * 3600 + 1)
+    assert client.get("/api/health").status_code == 401
+
+
+def test_login_rate_limit_refuses_even_the_right_token_until_the_window_passes(client, clock):
+    for _ in range(5):
+        r = _login(client, "wrong")
+        assert r.status_code == 401 and "wrong token" in r.text
+    r = _login(client)  # the right token, too late
+    assert r.status_code == 429 and "set-cookie" not in r.headers
+    assert r.headers["retry-after"] == "60"
+    assert "Too many failed attempts" in r.text and r.text.startswith("<!DOCTYPE html>")
+    assert client.get("/api/health").status_code == 401
+    clock.advance(30)
+    r = _login(client)
+    assert r.status_code == 429 and r.headers["retry-after"] == "30"
+    clock.advance(31)  # 61 s after the failures
+    r = _login(client)
+    assert r.status_code == 303
+    assert client.get("/api/health").status_code == 200
+
+
+def test_a_successful_login_clears_the_failures(client):
+    for _ in range(4):
+        assert _login(client, "wrong").status_code == 401
+    assert _login(client).status_code == 303
+    for _ in range(5):  # five more: the four before no longer count
+        assert _login(client, "wrong").status_code == 401
+    assert _login(client).status_code == 429
+
+
+def test_login_limiter_window_slides_and_clients_are_apart():
+    from exprsim.web.sessions import LoginLimiter
+
+    clock = FakeClock()
+    limiter = LoginLimiter(max_failures=5, window_s=60, clock=clock)
+    for at in (0, 20, 40, 50, 55):
+        clock.now = 1000.0 + at
+        assert limiter.attempt("a", False) == 0
+    clock.now = 1058.0
+    assert limiter.attempt("a", True) == 2  # until the failure at 0 leaves the window
+    assert limiter.attempt("b", False) == 0  # another client is not held back
+    clock.now = 1060.5
+    assert limiter.attempt("a", False) == 0  # one place free: a failure again
+    assert limiter.attempt("a", True) == 20  # now the one at 20 must leave first
+    clock.now = 1080.0
+    assert limiter.attempt("a", True) == 0
+
+
+def test_login_limiter_memory_is_bounded():
+    from exprsim.web.sessions import LoginLimiter
+
+    clock = FakeClock()
+    limiter = LoginLimiter(max_failures=2, window_s=60, max_clients=3, clock=clock)
+    for _ in range(2):
+        limiter.attempt("first", False)
+    assert limiter.attempt("first", True) > 0
+    for name in ("b", "c", "d"):
+        clock.advance(1)
+        limiter.attempt(name, False)
+    assert len(limiter) == 3  # the oldest client was forgotten
+    assert limiter.attempt("first", True) == 0
+    clock.advance(61)
+    limiter.attempt("e", False)
+    assert len(limiter) == 1  # clients whose failures left the window are forgotten
+
+
+def test_session_store_evicts_beyond_its_cap_and_expires_idle_sessions():
+    from exprsim.web.sessions import SessionStore
+
+    clock = FakeClock()
+    store = SessionStore(idle_s=10, max_sessions=3, clock=clock)
+    a, b, c = store.create(), store.create(), store.create()
+    assert len({a, b, c}) == 3 and all(len(s) >= 40 for s in (a, b, c))
+    assert store.touch(a)  # a is now the most recently used
+    d = store.create()
+    assert len(store) == 3
+    assert not store.touch(b)  # the least recently used went
+    assert store.touch(a) and store.touch(c) and store.touch(d)
+    assert not store.touch("") and not store.touch("nope")
+
+    clock.advance(9)
+    assert store.touch(a)
+    clock.advance(9)
+    assert store.touch(a) and not store.touch(c)  # c idle 18 s, a 9 s
+    store.drop(a)
+    assert not store.touch(a)
+    store.drop("never issued")  # no error
+    clock.advance(11)
+    store.create()
+    assert len(store) == 1  # the idle ones are forgotten, not only refused
+
+
+def test_serve_port_0_prints_the_port_it_serves(tmp_path, capsys, monkeypatch, random_model_dir):
+    import uvicorn
+
+    from exprsim.cli import main
+
+    monkeypatch.delenv("EXPRSIM_TOKEN", raising=False)
+    handed: list[socket.socket] = []
+    names: list[tuple[str, int]] = []
+
+    def serving(self, sockets=None):  # stands in for the server: nothing is served
+        assert sockets is not None and len(sockets) == 1
+        handed.extend(sockets)
+        names.append(sockets[0].getsockname())
+        # already listening: a client reaches the printed port while the server starts
+        with socket.create_connection(sockets[0].getsockname(), timeout=5):
+            pass
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # (before: served on port 0)
+    monkeypatch.setattr(uvicorn.Server, "run", serving)
+    db = str(tmp_path / "s.db")
+    assert main(["serve", "--db", db, "--port", "0", "--model", str(random_model_dir)]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"http://127\.0\.0\.1:(\d+)/", out)
+    assert found, out
+    port = int(found.group(1))
+    assert port != 0 and names == [("127.0.0.1", port)]
+    assert handed[0].fileno() == -1  # closed once the server is done
