@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
             "faces into persons (dlib descriptors + DBSCAN, or IoU tracks without dlib), "
             "embed and median-smooth expressions, and write faces.parquet, faces.csv, "
             "persons.csv, analysis.json and a self-contained report.html into --out. "
-            "Ctrl-C stops reading and writes the partial report (exit code 130)."
+            "Ctrl-C stops the analysis, while reading or in a later stage, and writes a "
+            "partial report of what is complete (exit code 130)."
         ),
     )
     p.add_argument(
@@ -44,6 +45,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--max-frames", type=int_at_least(1), metavar="N", help="stop after N sampled frames"
+    )
+    p.add_argument(
+        "--source-fps",
+        type=float_in(0.0, MAX_FPS, lo_open=True),
+        metavar="FPS",
+        help="frame rate of a video that declares none (raw .h264/.h265/.hevc streams: "
+        "otherwise 25 fps is assumed, with a warning) or of a folder of frames (default 25); "
+        "a file that declares its rate keeps it",
     )
     _face_args(p)
     _expression_args(p)
@@ -163,6 +172,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         pvae_model=args.pvae_model,
         neutral=args.neutral,
         redetect_every=args.redetect_every,
+        source_fps=args.source_fps,
     )
     analysis = analyze_video(
         args.input, embedder, config, tag_references=refs, progress=not args.quiet

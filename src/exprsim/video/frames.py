@@ -11,6 +11,12 @@ avi, ...) and folders of images (sorted by name; their timestamps are ``index /
 sequence_fps``). A folder is a sequence of chosen frames, so every image is used unless
 ``every`` is given (``fps`` applies to video files only).
 
+Raw elementary streams (``.h264``, ``.h265``, ``.hevc``: no container) carry no timestamps
+and no frame rate that FFmpeg reads; it times their frames at 25 fps whatever their real
+rate. For such a file (and one that declares no rate at all) the reader assumes
+:data:`ASSUMED_FPS` with a warning, or takes the rate from ``source_fps`` when given (frame
+``i`` at ``i / source_fps`` seconds).
+
 Corrupt or truncated streams end the iteration cleanly: packets the decoder cannot decode
 are skipped and counted (:attr:`FrameReader.bad_packets`, with a warning at the end), a
 demuxer error stops reading with a logged warning, and a stream that ends more than a
@@ -40,6 +46,12 @@ log = logging.getLogger(__name__)
 DEFAULT_FPS = 5.0
 #: Frame rate assumed for image sequences (folders of images).
 DEFAULT_SEQUENCE_FPS = 25.0
+#: Frame rate assumed, with a warning, for a video file that declares none (FFmpeg's own
+#: assumption for raw streams).
+ASSUMED_FPS = 25.0
+#: FFmpeg's ``AVFMT_NOTIMESTAMPS`` demuxer flag: the format stores no timestamps (raw
+#: elementary streams); FFmpeg makes them up from an assumed rate.
+_AVFMT_NOTIMESTAMPS = 0x0080
 
 
 #: sampling rates accepted: one frame per ~3 hours to 1,000 per second (more than any
@@ -73,7 +85,8 @@ class VideoInfo:
     Attributes:
         source: path of the file or folder.
         width, height: frame size in pixels.
-        fps: source frame rate (NaN when unknown).
+        fps: source frame rate (NaN when unknown; ``source_fps`` when the file declares
+            none and it was given, :class:`FrameReader`).
         duration: declared duration in seconds (NaN when unknown).
         n_frames: declared number of frames (0 when unknown).
         codec: codec name (``"images"`` for a folder).
@@ -109,6 +122,12 @@ class FrameReader:
         every: take every ``every``-th decoded frame instead (1 = all frames).
         max_frames: stop after this many sampled frames.
         sequence_fps: frame rate given to image sequences.
+        source_fps: frame rate of a source that declares none, in ``(0, 1000]``: a video
+            file without timestamps of its own (a raw ``.h264``/``.h265`` stream) or without
+            a frame rate, whose frame ``i`` is then at ``i / source_fps`` seconds, and a
+            folder of images (instead of ``sequence_fps``). ``None``: such a file is read at
+            :data:`ASSUMED_FPS` with a warning. A file that declares its rate keeps it (a
+            warning says that ``source_fps`` was ignored).
 
     Attributes:
         info: :class:`VideoInfo` (read when the reader is created).
@@ -130,16 +149,22 @@ class FrameReader:
         every: int | None = None,
         max_frames: int | None = None,
         sequence_fps: float = DEFAULT_SEQUENCE_FPS,
+        source_fps: float | None = None,
     ) -> None:
         if every is not None and every < 1:
             raise VideoError(f"every must be >= 1, got {every}")
         if every is None and (fps is None or not MIN_FPS <= fps <= MAX_FPS):
             raise VideoError(f"fps must be in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps}")
+        if source_fps is not None and not 0.0 < source_fps <= MAX_FPS:
+            raise VideoError(f"source_fps must be in (0, {MAX_FPS:g}], got {source_fps}")
         self.source = Path(source)
         self.fps = None if every is not None else float(fps)  # type: ignore[arg-type]
         self.every = every
         self.max_frames = max_frames
-        self.sequence_fps = float(sequence_fps)
+        self.source_fps = None if source_fps is None else float(source_fps)
+        self.sequence_fps = float(sequence_fps if source_fps is None else source_fps)
+        #: frame ``i`` is at ``i / info.fps`` (a file without timestamps, rate from source_fps)
+        self._index_times = False
         self.warnings: list[str] = []
         self.truncated = False
         self.n_decoded = 0
@@ -204,7 +229,7 @@ class FrameReader:
         stream.thread_type = "AUTO"  # frame + slice threads: decoding uses every core
         self._container = container
         rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else math.nan
+        fps = self._source_rate(container, stream, float(rate) if rate else math.nan)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
@@ -221,6 +246,37 @@ class FrameReader:
             int(stream.frames or 0),
             str(ctx.name),
         )
+
+    def _source_rate(self, container: Any, stream: Any, fps: float) -> float:
+        """The source frame rate: ``fps`` (what the container says) when the file declares a
+        rate and has timestamps of its own; else ``source_fps`` when given (frame times then
+        count frames at that rate), else ``fps`` as FFmpeg assumed it, with a warning."""
+        try:
+            flags = int(container.format.flags or 0)
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - other PyAV
+            flags = 0
+        declared = math.isfinite(fps) and fps > 0 and not flags & _AVFMT_NOTIMESTAMPS
+        if declared:
+            if self.source_fps is not None:
+                self._warn(
+                    f"{self.source}: source_fps {self.source_fps:g} ignored: the file declares "
+                    f"its frame rate ({fps:.3f} fps) and timestamps"
+                )
+            return fps
+        if self.source_fps is not None:
+            self._index_times = True
+            return self.source_fps
+        guess = float(stream.guessed_rate) if stream.guessed_rate else math.nan
+        hint = (
+            f"; the video stream's own timing information suggests {guess:g} fps"
+            if math.isfinite(guess) and guess > 0 and abs(guess - ASSUMED_FPS) > 0.01
+            else ""
+        )
+        self._warn(
+            f"{self.source}: frame rate not declared by the file; assuming {ASSUMED_FPS:g} fps, "
+            f"so times may be wrong{hint} (give the real rate with --source-fps)"
+        )
+        return fps
 
     # ------------------------------------------------------------------ sampling
 
@@ -255,6 +311,22 @@ class FrameReader:
         assert self.fps is not None
         src = self.info.fps
         return max(1.0 / self.fps, 1.0 / src if math.isfinite(src) and src > 0 else 0.0)
+
+    @property
+    def sample_jitter(self) -> float:
+        """Seconds by which the time between two consecutive sampled frames of a
+        constant-frame-rate stream may differ from :attr:`sample_period`.
+
+        Sampling by rate below the source's takes the first source frame at or after each
+        multiple of the period (half a frame early at most), so the gaps wander by up to one source
+        frame around the period (at 5 fps of a 24 fps clip: 5, 5, 4, 5, 5 frames); every
+        N-th frame has no such rounding. A quarter of a source frame is added for rounded
+        timestamps (Matroska stores milliseconds).
+        """
+        src = self.info.fps
+        frame = 1.0 / (src if math.isfinite(src) and src > 0 else ASSUMED_FPS)
+        rounded = self.fps is not None and 1.0 / self.fps > frame * (1.0 + 1e-9)
+        return (1.25 if rounded else 0.25) * frame
 
     def _selector(self) -> Any:
         """A function ``(index, time) -> bool`` deciding which decoded frames to keep."""
@@ -313,7 +385,8 @@ class FrameReader:
         stream = container.streams.video[0]
         start_time = stream.start_time or 0
         tb = float(stream.time_base) if stream.time_base is not None else 0.0
-        src_fps = self.info.fps if math.isfinite(self.info.fps) else 25.0
+        src_fps = self.info.fps if math.isfinite(self.info.fps) else ASSUMED_FPS
+        by_index = self._index_times or not tb
         take = self._selector()
         n_out = 0
         last_t = -math.inf
@@ -334,7 +407,7 @@ class FrameReader:
                     break
                 i = self.n_decoded
                 self.n_decoded += 1
-                t = (frame.pts - start_time) * tb if frame.pts is not None and tb else i / src_fps
+                t = i / src_fps if by_index or frame.pts is None else (frame.pts - start_time) * tb
                 last_t = max(last_t, t)
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
@@ -403,9 +476,12 @@ def read_frames(
     fps: float | None = DEFAULT_FPS,
     every: int | None = None,
     max_frames: int | None = None,
+    source_fps: float | None = None,
 ) -> list[Frame]:
     """All sampled frames of a (short) video in memory (see :class:`FrameReader`)."""
-    with FrameReader(source, fps=fps, every=every, max_frames=max_frames) as reader:
+    with FrameReader(
+        source, fps=fps, every=every, max_frames=max_frames, source_fps=source_fps
+    ) as reader:
         return list(reader)
 
 

@@ -26,7 +26,16 @@ fallback), and the codes are median-smoothed per person like the embeddings (not
 re-normalised). Emotions and tags still come from the embedding model.
 
 Ctrl-C during decoding stops reading and returns what was analysed so far
-(:attr:`VideoAnalysis.interrupted`).
+(:attr:`VideoAnalysis.interrupted`). A Ctrl-C in a later stage (embedding the last batch,
+person grouping, smoothing, emotions, tags, codes, summaries) skips the stages left and
+returns what is complete: every face read (with its embedding when it was computed); when
+the person grouping did not finish, each face track is a person of its own; what was not
+computed is left empty (no emotion columns, NaN embeddings, no summary); a warning names
+the interrupted stage.
+
+Time on screen adds up the seconds each of a person's sampled frames stands for
+(:func:`sample_seconds`: the time until the next sampled frame, so that a
+variable-frame-rate clip is measured by its real timestamps).
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +111,9 @@ class VideoConfig:
         pvae_model: perceptual-VAE run folder (``exprsim train --config configs/pvae-m2.json``).
         neutral: ``"auto"`` (estimate each person's neutral face from the kNN emotions) or
             ``"none"`` (always the model's fallback neutral face).
+        source_fps: frame rate of a source that declares none (raw ``.h264``/``.h265``
+            streams, otherwise read at 25 fps with a warning; folders of frames, default
+            25); a file that declares its rate keeps it (:class:`FrameReader`).
     """
 
     fps: float | None = DEFAULT_FPS
@@ -128,6 +140,7 @@ class VideoConfig:
     pvae_model: str | None = None
     neutral: str = "auto"
     redetect_every: int = 5
+    source_fps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,8 +259,9 @@ class PersonStats:
         person: id (0, 1, ... by first appearance).
         frames_present: sampled frames with this person's face (any quality).
         appearance_rate: ``frames_present / frames sampled``.
-        time_on_screen: ``frames_present`` x seconds per sampled frame, at most the video's
-            duration.
+        time_on_screen: the seconds of video its sampled frames stand for
+            (:func:`sample_seconds`; ``frames_present`` x the sample period on a
+            constant-frame-rate clip), at most the video's duration.
         first_seen, last_seen: seconds.
         faces_accepted: faces passing the quality check (embedded).
         rejected: reason -> count among this person's faces.
@@ -691,95 +705,224 @@ def analyze_video(
         pvae = pvae if pvae is not None else load_pvae_encoder(cfg.pvae_model)
         mesher = MeshLandmarker()
     # open the video before the embedding model: an unreadable file fails at once
-    reader = FrameReader(source, fps=cfg.fps, every=cfg.every, max_frames=cfg.max_frames)
+    reader = FrameReader(
+        source,
+        fps=cfg.fps,
+        every=cfg.every,
+        max_frames=cfg.max_frames,
+        source_fps=cfg.source_fps,
+    )
     if embedder is None:
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
     collected = _FaceCollector(cfg, embedder, detector, mesher)
     n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
-    collected.flush()
-    classes: tuple[str, ...] = ()  # after decoding: an undecodable video fails first
-    if isinstance(classifier, str) and classifier == "auto":
-        classifier, classes = default_classifier(embedder)
-    elif classifier is not None:
-        classes = tuple(str(c) for c in classifier.classes_)
-    results = _person_stages(
-        collected, reader, cfg, embedder, classifier, classes, tag_references, pvae, n_sampled
-    )
-    warnings = list(reader.warnings)
-    if interrupted:
-        warnings.append(f"interrupted after {n_sampled} sampled frames")
+    late = _Late(classifier=classifier)
+    try:
+        _late_stages(late, collected, reader, cfg, embedder, tag_references, pvae, n_sampled)
+    except KeyboardInterrupt:
+        log.warning("interrupted during %s: keeping what is complete", late.stage)
     return VideoAnalysis(
         info=reader.info,
         config=cfg,
         n_sampled=n_sampled,
         sample_period=reader.sample_period,
         faces=tuple(collected.faces),
-        classes=classes,
         model=embedder.config.name_version,
         timings=collected.timings(reader, n_sampled, time.perf_counter() - t_start),
-        interrupted=interrupted,
+        interrupted=interrupted or late.stage != "done",
         truncated=reader.truncated,
-        warnings=tuple(warnings),
+        warnings=_warnings(reader, n_sampled, interrupted, late, cfg),
         expression_space=cfg.embedding,
-        **results,
+        **_late_fields(late, collected, reader, cfg, embedder, n_sampled),
     )
 
 
-def _person_stages(
+#: The stages after reading, in order (:attr:`_Late.stage`).
+LATE_STAGES = (
+    "embedding",
+    "emotion classifier",
+    "person grouping",
+    "smoothing",
+    "emotions",
+    "tags",
+    "expression codes",
+    "person statistics",
+    "summaries",
+)
+
+
+@dataclass
+class _Late:
+    """Results of the stages after reading, each stored as soon as it is complete, so that
+    a Ctrl-C in a later stage keeps them (:func:`_late_fields` fills in the rest).
+
+    Attributes:
+        classifier: as given to :func:`analyze_video` (``"auto"`` until resolved).
+        stage: the stage running (:data:`LATE_STAGES`), ``"done"`` when all finished.
+        ident: the :class:`~exprsim.video.tracks.IdentityResult`; the others: the
+            :class:`VideoAnalysis` fields of the same names (``None``: not computed).
+    """
+
+    classifier: Any = None
+    stage: str = LATE_STAGES[0]
+    classes: tuple[str, ...] = ()
+    ident: Any = None
+    smoothed: np.ndarray | None = None
+    emotions: np.ndarray | None = None
+    tags: list[tuple[str, ...]] | None = None
+    codes: np.ndarray | None = None
+    neutral_faces: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    stats: list[PersonStats] | None = None
+    summaries: list[PersonSummary] = field(default_factory=list)
+
+
+def _late_stages(
+    late: _Late,
     collected: _FaceCollector,
     reader: FrameReader,
     cfg: VideoConfig,
     embedder: Any,
-    classifier: Any,
-    classes: tuple[str, ...],
     tag_references: tuple[np.ndarray, list[str]] | None,
     pvae: Any,
     n_sampled: int,
-) -> dict[str, Any]:
-    """Stages 4-6 (timed as ``cluster``): persons, smoothing, emotions, tags, perceptual-VAE
-    codes, per-person statistics and summaries, as :class:`VideoAnalysis` fields."""
+) -> None:
+    """Stages 4-6 after reading, into ``late``: the last embedding batch, the emotion
+    classifier, then (timed as ``cluster``) persons, smoothing, emotions, tags,
+    perceptual-VAE codes, per-person statistics and summaries."""
+    collected.flush()
+    late.stage = "emotion classifier"  # after decoding: an undecodable video fails first
+    if isinstance(late.classifier, str) and late.classifier == "auto":
+        late.classifier, late.classes = default_classifier(embedder)
+    elif late.classifier is not None:
+        late.classes = tuple(str(c) for c in late.classifier.classes_)
     t0 = time.perf_counter()
-    ident, raw, smoothed = _persons_and_smoothing(collected, cfg, n_sampled, embedder)
-    accepted = np.array([f.quality.ok for f in collected.faces], dtype=bool)
-    emotions = _emotions(classifier, smoothed, accepted, len(classes))
-    tags = _tags(tag_references, smoothed, accepted, cfg, embedder)
-    codes: np.ndarray | None = None
-    neutral_faces: dict[int, tuple[int, ...]] = {}
+    try:
+        _person_stages(late, collected, reader, cfg, embedder, tag_references, pvae, n_sampled)
+    finally:
+        collected.sec["cluster"] += time.perf_counter() - t0
+    late.stage = "done"
+
+
+def _person_stages(
+    late: _Late,
+    collected: _FaceCollector,
+    reader: FrameReader,
+    cfg: VideoConfig,
+    embedder: Any,
+    tag_references: tuple[np.ndarray, list[str]] | None,
+    pvae: Any,
+    n_sampled: int,
+) -> None:
+    """Stages 4-6 (see :func:`_late_stages`), each result stored in ``late`` at once."""
+    faces = collected.faces
+    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
+    late.stage = "person grouping"
+    late.ident = _persons(collected, cfg, n_sampled, accepted)
+    persons = late.ident.persons
+    late.stage = "smoothing"
+    raw = _raw_embeddings(collected, embedder.embedding_dim)
+    late.smoothed = _smooth(raw, persons, accepted, cfg.smooth_window)
+    late.stage = "emotions"
+    late.emotions = _emotions(late.classifier, late.smoothed, accepted, len(late.classes))
+    late.stage = "tags"
+    late.tags = _tags(tag_references, late.smoothed, accepted, cfg, embedder)
     if collected.mesher is not None:  # embedding == "pvae": the encoder was loaded before
-        codes, neutral_faces = _codes_stage(
-            pvae, collected, ident.persons, accepted, emotions, classes, cfg
+        late.stage = "expression codes"
+        late.codes, late.neutral_faces = _codes_stage(
+            pvae, collected, persons, accepted, late.emotions, late.classes, cfg
         )
-    duration = reader.info.duration
-    stats, summaries = _person_results(
-        collected.faces,
-        ident.persons,
-        smoothed if codes is None else codes,
-        emotions,
-        classes,
-        tags,
+    late.stage = "person statistics"
+    late.stats = _person_stats(
+        faces,
+        persons,
+        late.emotions,
+        late.classes,
+        late.tags,
+        _seconds(collected, reader),
         n_sampled,
         reader.sample_period,
         cfg,
-        duration=duration if math.isfinite(duration) and duration > 0 else math.inf,
+        _duration(reader),
     )
-    rejected = Counter(r for f in collected.faces for r in f.quality.reasons)
-    collected.sec["cluster"] += time.perf_counter() - t0
+    late.stage = "summaries"
+    values = late.smoothed if late.codes is None else late.codes
+    _person_summaries(faces, late.stats, persons, values, cfg, late.summaries)
+
+
+def _late_fields(
+    late: _Late,
+    collected: _FaceCollector,
+    reader: FrameReader,
+    cfg: VideoConfig,
+    embedder: Any,
+    n_sampled: int,
+) -> dict[str, Any]:
+    """The :class:`VideoAnalysis` fields of the stages after reading: ``late``'s results,
+    and for a stage a Ctrl-C cut short the simplest valid stand-in that needs no further
+    heavy work: each face track as its own person, NaN smoothed embeddings, no emotion
+    columns, no tags, no codes, statistics counted from what is there, the summaries done."""
+    faces = collected.faces
+    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
+    ident = late.ident if late.ident is not None else _track_persons(collected, accepted)
+    raw = _raw_embeddings(collected, embedder.embedding_dim)
+    smoothed = late.smoothed if late.smoothed is not None else np.full_like(raw, np.nan)
+    emotions, classes = late.emotions, late.classes
+    if emotions is None:
+        emotions, classes = np.zeros((len(faces), 0), np.float32), ()
+    no_tags: list[tuple[str, ...]] = [()] * len(faces)
+    tags = late.tags if late.tags is not None else no_tags
+    stats = late.stats
+    if stats is None:
+        seconds = _seconds(collected, reader)
+        period, duration = reader.sample_period, _duration(reader)
+        stats = _person_stats(
+            faces, ident.persons, emotions, classes, tags, seconds, n_sampled, period, cfg, duration
+        )
+    rejected = Counter(r for f in faces for r in f.quality.reasons)
     return {
         "persons": ident.persons,
         "tracks": ident.tracks,
         "embeddings": raw,
         "smoothed": smoothed,
+        "classes": classes,
         "emotions": emotions,
         "tags": tuple(tags),
         "person_stats": tuple(stats),
-        "summaries": tuple(summaries),
+        "summaries": tuple(late.summaries),
         "rejected": dict(sorted(rejected.items())),
         "identity_method": ident.method,
-        "codes": codes,
-        "neutral_faces": neutral_faces,
+        "codes": late.codes,
+        "neutral_faces": late.neutral_faces,
     }
+
+
+def _warnings(
+    reader: FrameReader, n_sampled: int, interrupted: bool, late: _Late, cfg: VideoConfig
+) -> tuple[str, ...]:
+    """The reader's warnings, then those of a Ctrl-C while reading and after it."""
+    warnings = list(reader.warnings)
+    if interrupted:
+        warnings.append(f"interrupted after {n_sampled} sampled frames")
+    if late.stage != "done":
+        warnings.append(_late_warning(late, cfg))
+    return tuple(warnings)
+
+
+def _late_warning(late: _Late, cfg: VideoConfig) -> str:
+    """The warning of a Ctrl-C during ``late.stage``: the stage, and what was left out."""
+    left = LATE_STAGES[LATE_STAGES.index(late.stage) :]
+    left = tuple(
+        s
+        for s in left
+        if s not in ("emotion classifier", "person statistics")
+        and (s != "expression codes" or cfg.embedding == "pvae")
+    )
+    text = f"interrupted during {late.stage}; not done: {', '.join(left)}"
+    if late.ident is None:
+        text += "; each face track is counted as a person of its own"
+    return text
 
 
 # ----------------------------------------------------------------------------- stages
@@ -810,6 +953,7 @@ class _FaceCollector:
         )
         self.linker = TrackLinker(cfg.min_iou, cfg.max_gap)
         self.faces: list[VideoFace] = []
+        self.sample_times: list[float] = []  # seconds of every sampled frame, by slot
         self.tracks: list[int] = []
         self.track_counts: Counter[int] = Counter()
         self.next_described: Counter[int] = Counter()  # track -> face count due a descriptor
@@ -825,6 +969,7 @@ class _FaceCollector:
     def add_frame(self, slot: int, frame: Any, found: Any) -> None:
         """Take the faces found in one sampled frame (an
         :class:`~exprsim.faces.stream.ImageFaces`) and link them to tracks."""
+        self.sample_times.append(frame.time)  # first: a face's slot always has its time
         for stage, sec in found.timings.items():
             self.sec[stage] += sec
         faces = found.faces
@@ -986,20 +1131,15 @@ def _read_frames(
     return n_sampled, interrupted
 
 
-def _persons_and_smoothing(
-    collected: _FaceCollector, cfg: VideoConfig, n_sampled: int, embedder: Any
-) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Stage 4: faces grouped into persons, then each person's embeddings median-smoothed.
+def _persons(
+    collected: _FaceCollector, cfg: VideoConfig, n_sampled: int, accepted: np.ndarray
+) -> Any:
+    """Stage 4a: faces grouped into persons (the
+    :func:`~exprsim.video.tracks.cluster_identities` result, persons of rejected faces only
+    unassigned)."""
+    from exprsim.video.tracks import cluster_identities
 
-    Returns:
-        The :func:`~exprsim.video.tracks.cluster_identities` result, and ``(N, D)`` float32
-        raw and smoothed embeddings (NaN rows for rejected faces).
-    """
-    from exprsim.video.tracks import cluster_identities, median_smooth
-
-    faces = collected.faces
-    slots = np.array([f.slot for f in faces], dtype=np.int64)
-    boxes = np.stack([f.box for f in faces]) if faces else np.zeros((0, 4), np.float32)
+    slots, boxes = _slots_and_boxes(collected.faces)
     ident = cluster_identities(
         slots,
         boxes,
@@ -1008,19 +1148,50 @@ def _persons_and_smoothing(
         eps=cfg.eps,
         min_samples=min(cfg.min_samples, max(1, n_sampled)),
     )
-    accepted = np.array([f.quality.ok for f in faces], dtype=bool)
-    ident = replace(ident, persons=_drop_rejected_only(ident.persons, accepted))
-    raw = np.full((len(faces), embedder.embedding_dim), np.nan, dtype=np.float32)
+    return replace(ident, persons=_drop_rejected_only(ident.persons, accepted))
+
+
+def _track_persons(collected: _FaceCollector, accepted: np.ndarray) -> Any:
+    """The stand-in for a person grouping cut short by Ctrl-C: each face track is a person
+    of its own (no descriptors, no DBSCAN; method ``"iou"``), numbered by first appearance;
+    tracks of rejected faces only are unassigned."""
+    from exprsim.video.tracks import cluster_identities
+
+    slots, boxes = _slots_and_boxes(collected.faces)
+    tracks = np.array(collected.tracks, dtype=np.int64)
+    ident = cluster_identities(slots, boxes, tracks, None, min_samples=1)
+    return replace(ident, persons=_drop_rejected_only(ident.persons, accepted))
+
+
+def _slots_and_boxes(faces: list[VideoFace]) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` int64 sampled-frame numbers and ``(N, 4)`` boxes of the faces."""
+    slots = np.array([f.slot for f in faces], dtype=np.int64)
+    boxes = np.stack([f.box for f in faces]) if faces else np.zeros((0, 4), np.float32)
+    return slots, boxes
+
+
+def _raw_embeddings(collected: _FaceCollector, dim: int) -> np.ndarray:
+    """``(N, dim)`` float32 embeddings of the faces (NaN rows where none was computed:
+    rejected faces, and accepted ones whose batch a Ctrl-C cut short)."""
+    raw = np.full((len(collected.faces), dim), np.nan, dtype=np.float32)
     for i, e in collected.embeddings.items():
         raw[i] = e
+    return raw
+
+
+def _smooth(raw: np.ndarray, persons: np.ndarray, accepted: np.ndarray, window: int) -> np.ndarray:
+    """Stage 4b: each person's accepted embeddings median-smoothed over ``window`` faces
+    and re-normalised (NaN rows for rejected faces)."""
+    from exprsim.video.tracks import median_smooth
+
     smoothed = np.full_like(raw, np.nan)
-    for p in np.unique(ident.persons):
-        idx = np.flatnonzero((ident.persons == p) & accepted)
+    for p in np.unique(persons):
+        idx = np.flatnonzero((persons == p) & accepted)
         if len(idx) == 0:
             continue
         # unassigned faces (p < 0) have no neighbours to pool with
-        smoothed[idx] = median_smooth(raw[idx], cfg.smooth_window if p >= 0 else 1)
-    return ident, raw, smoothed
+        smoothed[idx] = median_smooth(raw[idx], window if p >= 0 else 1)
+    return smoothed
 
 
 def _drop_rejected_only(persons: np.ndarray, accepted: np.ndarray) -> np.ndarray:
@@ -1181,26 +1352,65 @@ def _thumb(crop: np.ndarray, size: int) -> bytes:
     return buf.tobytes()
 
 
-def _person_results(
+def sample_seconds(times: Sequence[float], period: float, jitter: float = 0.0) -> np.ndarray:
+    """Seconds of video each sampled frame stands for (time on screen adds them up).
+
+    A sampled frame stands for the time until the next sampled frame (its real timestamps),
+    at most ``2 * period`` (a long gap in the stream does not inflate a person's time); the
+    last one stands for ``period``. A gap within ``jitter`` of ``period`` counts as
+    ``period`` exactly: on a constant-frame-rate clip the sampled frames are the first
+    source frames at or after each multiple of the period, so their gaps wander by up to a
+    source frame around it (:attr:`FrameReader.sample_jitter`), and time on screen stays the
+    number of sampled frames x ``period``; only the real gaps of a variable-frame-rate clip
+    change it. Out-of-order timestamps count as 0 s.
+
+    Args:
+        times: seconds of each sampled frame from the start of the stream, in order.
+        period: seconds of video per sampled frame (:attr:`FrameReader.sample_period`).
+        jitter: see above.
+
+    Returns:
+        ``(len(times),)`` float64 seconds.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    out = np.full(len(t), float(period))
+    if len(t) > 1:
+        gaps = np.clip(np.diff(t), 0.0, 2.0 * period)
+        real = np.abs(gaps - period) > jitter
+        out[:-1] = np.where(real, gaps, period)
+    return out
+
+
+def _seconds(collected: _FaceCollector, reader: FrameReader) -> np.ndarray:
+    """:func:`sample_seconds` of the frames sampled so far."""
+    return sample_seconds(collected.sample_times, reader.sample_period, reader.sample_jitter)
+
+
+def _duration(reader: FrameReader) -> float:
+    """The declared duration of the video, ``inf`` when unknown (no cap on time on screen)."""
+    duration = reader.info.duration
+    return duration if math.isfinite(duration) and duration > 0 else math.inf
+
+
+def _person_stats(
     faces: list[VideoFace],
     persons: np.ndarray,
-    smoothed: np.ndarray,
     emotions: np.ndarray,
     classes: tuple[str, ...],
     tags: list[tuple[str, ...]],
+    seconds: np.ndarray,
     n_sampled: int,
     period: float,
     cfg: VideoConfig,
     duration: float = math.inf,
-) -> tuple[list[PersonStats], list[PersonSummary]]:
-    """Statistics and summaries of every person with at least one accepted face (a
-    "person" made only of rejected detections is most likely not a face at all)."""
-    from exprsim.apps.summarize import summarize
-
-    stats, summaries = [], []
+) -> list[PersonStats]:
+    """Statistics of every person with at least one accepted face (a "person" made only of
+    rejected detections is most likely not a face at all); ``seconds``: what each sampled
+    frame stands for (:func:`sample_seconds`), adding up to the time on screen."""
+    stats = []
     for p in sorted(int(v) for v in np.unique(persons) if v >= 0):
         idx = np.flatnonzero(persons == p)
-        slots = {faces[i].slot for i in idx}
+        slots = sorted({faces[i].slot for i in idx})
         acc = [int(i) for i in idx if faces[i].quality.ok]
         if not acc:
             continue
@@ -1213,12 +1423,13 @@ def _person_results(
         moments = _moments(
             [faces[i].time for i in acc], [tags[i] for i in acc], gap=(cfg.max_gap + 1.5) * period
         )
+        on_screen = sum(float(seconds[s]) if s < len(seconds) else period for s in slots)
         stats.append(
             PersonStats(
                 person=p,
                 frames_present=len(slots),
                 appearance_rate=len(slots) / n_sampled if n_sampled else 0.0,
-                time_on_screen=min(len(slots) * period, duration),
+                time_on_screen=min(on_screen, duration),
                 first_seen=float(min(times)),
                 last_seen=float(max(times)),
                 faces_accepted=len(acc),
@@ -1227,9 +1438,26 @@ def _person_results(
                 tagged_moments=tuple(moments),
             )
         )
-        usable = [i for i in acc if np.isfinite(smoothed[i]).all()]
+    return stats
+
+
+def _person_summaries(
+    faces: list[VideoFace],
+    stats: list[PersonStats],
+    persons: np.ndarray,
+    values: np.ndarray,
+    cfg: VideoConfig,
+    out: list[PersonSummary],
+) -> None:
+    """Stage 6: the expression summary of each person of ``stats`` with accepted faces whose
+    ``values`` (smoothed embeddings or codes) are finite, appended to ``out`` one by one (a
+    Ctrl-C keeps those done)."""
+    from exprsim.apps.summarize import summarize
+
+    for st in stats:
+        idx = np.flatnonzero(persons == st.person)
+        usable = [int(i) for i in idx if faces[i].quality.ok and np.isfinite(values[i]).all()]
         if usable:
             k = max(1, min(cfg.n_summary, len(usable)))
-            summary = summarize(smoothed[usable], n_clusters=k, method=cfg.summary_method)
-            summaries.append(PersonSummary(p, tuple(usable), summary))
-    return stats, summaries
+            summary = summarize(values[usable], n_clusters=k, method=cfg.summary_method)
+            out.append(PersonSummary(st.person, tuple(usable), summary))

@@ -148,7 +148,12 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
             ]
         )
     if ps is None:
-        page.paragraph("no face of this person passed the quality check", note=True)
+        why = (
+            "the analysis was interrupted before this person's expression summary"
+            if analysis.interrupted and st.faces_accepted
+            else "no face of this person passed the quality check"
+        )
+        page.paragraph(why, note=True)
         return
     reps = ps.representatives
     clusters = ps.summary.clusters
