@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from exprsim.errors import ExprsimError
 from exprsim.faces.align import AlignConfig, align_face
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
-from exprsim.faces.types import LANDMARK_NAMES, AlignedFace
+from exprsim.faces.types import LANDMARK_NAMES, AlignedFace, Face
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,7 +65,10 @@ def analyze_image(
 
     Returns:
         One :class:`AlignedFace` per detected face, largest box area first (ties: left to
-        right). Rejected faces are included with ``quality.ok`` false.
+        right). Rejected faces are included with ``quality.ok`` false. A crop that comes
+        out upside down (:mod:`exprsim.faces.orientation`) is made again from the face as
+        found in the image turned by 180 degrees, or, when that fails, rejected with the
+        reason ``"upside_down"``.
     """
     from exprsim.io import as_rgb8
 
@@ -84,10 +87,62 @@ def analyze_image(
         )
         for f in faces
     ]
+    aligned = _upright(image, aligned, det, align_config, quality_config)
     if timings is not None:
         timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
         timings["align"] = timings.get("align", 0.0) + (time.perf_counter() - t1)
     return aligned
+
+
+def _turned_back(face: Face, width: int, height: int) -> Face:
+    """A face found in the image turned by 180 degrees, in the image's own pixels."""
+    box = np.asarray(face.box, np.float32)
+    pts = np.array(face.landmarks, np.float32)  # pixel centres at integers: x -> W - 1 - x
+    pts[..., 0] = width - 1 - pts[..., 0]
+    pts[..., 1] = height - 1 - pts[..., 1]
+    back = np.array([width - box[2], height - box[3], width - box[0], height - box[1]], np.float32)
+    return replace(face, box=back, landmarks=pts)
+
+
+def _upright(
+    image: np.ndarray,
+    aligned: list[AlignedFace],
+    det: Detector,
+    align_config: AlignConfig,
+    quality_config: QualityConfig,
+) -> list[AlignedFace]:
+    """Faces whose crop is upside down: found again in the image turned by 180 degrees
+    (the detector then labels eyes as eyes), else rejected as ``"upside_down"``.
+
+    The check runs the orientation network on each crop and its 180-degree turn; the
+    second detection runs only for an image with a face that looks upside down.
+    """
+    from exprsim.faces.detect import box_iou
+    from exprsim.faces.orientation import upside_down
+
+    if not aligned:
+        return aligned
+    flagged = np.flatnonzero(upside_down(np.stack([a.crop for a in aligned])))
+    if not len(flagged):
+        return aligned
+    h, w = image.shape[:2]
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    again = [_turned_back(f, w, h) for f in det.detect(turned)]
+    out = list(aligned)
+    for i in flagged:
+        box = aligned[i].face.box
+        overlap = [float(box_iou(f.box, box)[0, 0]) for f in again]
+        if overlap and max(overlap) > 0.3:
+            face = again[int(np.argmax(overlap))]
+            crop = align_face(image, face.landmarks, align_config)
+            if not upside_down(crop[None])[0]:
+                out[i] = AlignedFace(face, crop, assess(image, face, quality_config))
+                continue
+        q = aligned[i].quality
+        out[i] = replace(
+            aligned[i], quality=replace(q, ok=False, reasons=(*q.reasons, "upside_down"))
+        )
+    return out
 
 
 # ------------------------------------------------------------------ many files -> one table

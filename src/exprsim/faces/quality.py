@@ -211,7 +211,8 @@ def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -
         :class:`Quality` with ``ok`` false and ``reasons`` among ``"blur"``, ``"yaw"``,
         ``"pose"`` (pose could not be estimated), ``"edge"`` (an eye, the nose or a mouth
         corner lies outside the image: the face is cut off, and its aligned crop is partly
-        padding).
+        padding). :func:`exprsim.faces.pipeline.analyze_image` may add ``"upside_down"``
+        (judged on the aligned crop, :mod:`exprsim.faces.orientation`).
     """
     config = config or QualityConfig()
     sharp = sharpness(image, face.landmarks, config)
