@@ -184,3 +184,28 @@ def test_unwritable_output_is_one_line(mixed_album, random_model_dir, capsys):
         "exprsim summarize: error: --out /nonexistent-exprsim-dir/s.csv: "
         "cannot write it (folder /nonexistent-exprsim-dir does not exist)"
     ]  # refused before any work
+
+
+def test_tag_add_goes_past_a_faceless_image(
+    faceless_album, mixed_album, random_model_dir, tmp_path, capsys
+):
+    """``tag add NAME good faceless good``: both good faces are added and the faceless one
+    reported (it used to stop at the faceless image with the first face already stored)."""
+    db = str(tmp_path / "t.db")
+    model = ("--model", str(random_model_dir))
+    images = [
+        str(mixed_album / GOOD[0]),
+        str(faceless_album / "g0.png"),
+        str(mixed_album / GOOD[1]),
+    ]
+    rc, out, err = run(capsys, "tag", "add", "smile", *images, "--db", db, *model)
+    assert rc == 0, err  # good faces were stored, so the job succeeds
+    assert "g0.png" in err and "1 of 3" in err and "Traceback" not in err
+    assert out.count("added a reference face") == 2
+    rc, out, _ = run(capsys, "tag", "list", "--db", db)
+    assert out.count("smile") == 2 and GOOD[1] in out
+
+    rc, _, err = run(
+        capsys, "tag", "add", "frown", str(faceless_album / "g1.png"), "--db", db, *model
+    )
+    assert rc == 1 and "g1.png" in err  # nothing added: a failure

@@ -74,6 +74,13 @@ def test_fetch_crop_train_evaluate(
     # resume: nothing new to crop
     again = build_crops([train, test], data, config=CropConfig(), progress=False)
     assert again.n_new == 0 and again.n_skipped == 11
+    # other pixel settings on a store with crops: refused, and the recorded config stays
+    # the one its crops were made with (was: margin 0.3 recorded over margin-0.5 crops)
+    with pytest.raises(DataError, match=r"made with other settings .*margin 0\.5"):
+        build_crops([train, test], data, config=CropConfig(margin=0.3), progress=False)
+    assert CropStore(data).config["margin"] == 0.5
+    bigger = build_crops([train, test], data, config=CropConfig(shard_size=7), progress=False)
+    assert bigger.n_new == 0  # shard size and workers do not change pixels
     # a face whose image failed is tried again once the image is readable (was: never)
     from exprsim.fec.fetch import open_manifest
 

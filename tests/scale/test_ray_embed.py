@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +69,26 @@ def test_ray_matches_local_and_resumes(tmp_path: Path) -> None:
     emb = [f"e{i}" for i in range(16)]
     np.testing.assert_allclose(ray_df[emb].to_numpy(), local[emb].to_numpy(), atol=1e-4)
 
-    again = embed_with_ray(inputs, out, num_workers=2, shard_size=2, num_cpus=2, progress=False)
-    assert (again.shards_skipped, again.images) == (3, 0)  # nothing redone
+    failed_lists = sorted(out.glob("*.failed.json"))  # the shard holding broken.jpg
+    assert [json.loads(f.read_text()) for f in failed_lists] == [[str(bad)]]
+    kw = {"num_workers": 1, "shard_size": 2, "num_cpus": 2, "progress": False}
+    skip = embed_with_ray(inputs, out, retry_failed=False, **kw)
+    assert (skip.shards_skipped, skip.images) == (3, 0)  # nothing redone
+    again = embed_with_ray(inputs, out, **kw)  # the shard with the unreadable image: again
+    assert (again.shards_skipped, again.shards_retried, again.images, again.failed) == (2, 1, 2, 1)
+    bad.write_bytes(images[0].read_bytes())  # fixed: its faces now join the shard
+    fixed = embed_with_ray(inputs, out, **kw)
+    ordered = list_inputs(inputs)
+    pair = ordered[ordered.index(str(bad)) // 2 * 2 :][:2]  # the shard holding broken.jpg
+    n_first = int((local.source == str(images[0])).sum())
+    n_pair = n_first + int(local.source.isin(pair).sum())  # broken.jpg is the first photo now
+    assert (fixed.shards_retried, fixed.failed, fixed.faces) == (1, 0, n_pair)
+    assert not list(out.glob("*.failed.json"))
     files[0].unlink()  # "killed" before that shard finished: only it is redone
-    third = embed_with_ray(inputs, out, num_workers=1, shard_size=2, num_cpus=2, progress=False)
+    third = embed_with_ray(inputs, out, **kw)
     assert (third.shards_skipped, third.images) == (2, 2)
     assert sorted(out.glob("*.parquet")) == files
+    assert len(pd.concat(pd.read_parquet(f) for f in files)) == len(local) + n_first
 
 
 def test_ray_cli_names_each_unreadable_image(tmp_path: Path, capsys) -> None:

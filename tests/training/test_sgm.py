@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from exprsim.training.sgm import deep_gaussian_mixture_subspaces, ferplus_sgm_trainer
 from mixtures import gaussian_subclasses
@@ -81,3 +82,27 @@ def test_sgm_subspaces_recipe(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "subspaces.json").read_text())
     assert summary["level2"]["n_subclasses"] == res.n_subclasses
     assert (tmp_path / "level2" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra", [{"covariance_type": "ful"}, {"covariance_type": 3}, {"levels": 0}, {"levels": 1.5}]
+)
+def test_sgm_subspaces_config_checked_before_training(tmp_path: Path, extra: dict) -> None:
+    """A bad covariance type or level count is refused before any training (it used to fail
+    inside the first EM split, after a level had trained), and nothing is written."""
+    from exprsim.errors import ExprsimError
+    from exprsim.training import train_from_dict
+
+    base = {"data": "synthetic", "max_train": 60, "epochs": 1, "objective": "sgm"}
+    with pytest.raises((ExprsimError, ValueError), match=r"covariance_type|levels"):
+        train_from_dict({"recipe": "sgm-subspaces", "base": base, **extra}, tmp_path / "run")
+    assert not (tmp_path / "run" / "level1").exists()
+
+
+def test_split_classes_refuses_unknown_covariance() -> None:
+    from exprsim.apps.subclasses import split_classes
+    from exprsim.errors import ExprsimError
+
+    x = np.random.default_rng(0).normal(size=(40, 4))
+    with pytest.raises(ExprsimError, match="covariance_type must be one of"):
+        split_classes(x, np.zeros(40, np.int64), covariance_type="fulll")

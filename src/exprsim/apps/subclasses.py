@@ -67,6 +67,22 @@ class SubclassSplit:
         }
 
 
+#: ``GaussianMixture`` covariance types :func:`split_classes` accepts
+COVARIANCE_TYPES: tuple[str, ...] = ("spherical", "diag", "full", "tied")
+
+
+def check_covariance_type(covariance_type: object) -> None:
+    """Raise :class:`ExprsimError` unless ``covariance_type`` is one of :data:`COVARIANCE_TYPES`.
+
+    Checked before any work: a bad value used to fail inside the first EM fit (in a
+    ``sgm-subspaces`` run, after its first level's training).
+    """
+    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
+        raise ExprsimError(
+            f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}; got {covariance_type!r}"
+        )
+
+
 def _fit_gmm(x: np.ndarray, n: int, covariance_type: str, seed: int, n_init: int) -> Any:
     from sklearn.mixture import GaussianMixture
 
@@ -172,6 +188,7 @@ def split_classes(
     if not isinstance(n_components, str) and n_components < 1:
         raise ExprsimError(f"n_components must be >= 1, got {n_components}")
     _at_least_one(max_components=max_components, min_per_component=min_per_component)
+    check_covariance_type(covariance_type)
     classes = np.unique(y)
     out = np.full(len(y), -1, np.int64)
     parent: list[int] = []

@@ -11,7 +11,7 @@ from typing import Any
 
 from exprsim.cli.argtypes import expand_image_paths, float_in, int_at_least, require_writable
 from exprsim.cli.exitcodes import report_failures
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, ImageError
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
@@ -527,14 +527,19 @@ def cmd_tag(args: argparse.Namespace) -> int:
         with _open_index(args, _embedder(args), must_exist=False) as index:
             tagger = Tagger(index)
             known = {r.id for r in tagger.references()}
-            for im in images:
-                ref = tagger.add(name, im, face=args.face, detector=args.detector)
+            bad: list[Any] = []
+            for im in images:  # a faceless or unreadable image is reported, the rest added
+                try:
+                    ref = tagger.add(name, im, face=args.face, detector=args.detector)
+                except ImageError as exc:
+                    bad.append(exc)
+                    continue
                 if ref.id in known:
                     print(f"{im}: already a reference face for {name!r}; not added again")
                 else:
                     known.add(ref.id)
                     print(f"added a reference face for {name!r} from {im}")
-        return 0
+        return report_failures("tag add", bad, len(images))
     if action == "list":
         with _open_index(args) as index:
             refs = Tagger(index).references()

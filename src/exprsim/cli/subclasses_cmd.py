@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
+from exprsim.apps.subclasses import COVARIANCE_TYPES
 from exprsim.cli.argtypes import expand_image_paths, int_at_least, require_writable
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
@@ -62,7 +63,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--covariance",
         default="spherical",
-        choices=("spherical", "diag", "full", "tied"),
+        choices=COVARIANCE_TYPES,
         help="mixture covariance (default spherical, as SGM's isotropic Gaussians)",
     )
     p.add_argument(

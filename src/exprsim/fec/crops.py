@@ -500,18 +500,36 @@ def _faces_of_csvs(paths: list[str | Path]) -> dict[str, tuple[str, tuple[float,
     return faces
 
 
+#: :class:`CropConfig` fields that change a crop's pixels: one store holds crops of one setting
+PIXEL_FIELDS: tuple[str, ...] = ("size", "margin", "detector", "min_iou", "box_layout")
+
+
 def _claim_store(conn: sqlite3.Connection, out: Path, cfg: CropConfig) -> None:
-    """Refuse a store of another crop size, record ``cfg``, drop unfinished shard files."""
+    """Refuse a store whose crops were made with other pixel settings (:data:`PIXEL_FIELDS`),
+    record ``cfg``, drop unfinished shard files.
+
+    A store without crops takes any setting. Its recorded config so always describes every
+    crop in it (a second run with another margin used to record its margin over crops of
+    the first, even when it cropped nothing).
+    """
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if "config" in meta and json.loads(meta["config"]).get("size") != cfg.size:
+    old = json.loads(meta.get("config", "{}"))
+    new = json.loads(json.dumps(asdict(cfg)))  # tuples as JSON lists, like the stored one
+    if old.get("size", cfg.size) != cfg.size:
         raise DataError(
-            f"{out} holds {json.loads(meta['config']).get('size')} px crops; "
-            f"use another --out for size {cfg.size}"
+            f"{out} holds {old.get('size')} px crops; use another --out for size {cfg.size}"
+        )
+    n_crops = conn.execute("SELECT COUNT(*) FROM faces WHERE shard >= 0").fetchone()[0]
+    differ = [f for f in PIXEL_FIELDS if f in old and old[f] != new[f]]
+    if n_crops and differ:
+        was = ", ".join(f"{f} {old[f]!r}" for f in differ if f != "box_layout")
+        raise DataError(
+            f"{out} holds {n_crops} crops made with other settings "
+            f"({was or 'another box_layout'}); use the same settings or another --out"
         )
     with conn:
         conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)",
-            (json.dumps(asdict(cfg)),),
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)", (json.dumps(new),)
         )
     for f in out.glob(".*.part"):
         f.unlink(missing_ok=True)

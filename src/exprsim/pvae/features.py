@@ -31,6 +31,7 @@ on FER2013 crops upscaled 48 -> 192 px (bicubic, gray -> RGB, whole crop as the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -210,6 +211,16 @@ def _mesh_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.
     return start, mesh, ok
 
 
+def _pixels_digest(images: np.ndarray, side: int) -> str:
+    """SHA-256 of the crops' pixels, their shape and the mesh side: what a cache is valid for.
+
+    Row numbers alone did not tell two FER copies (or a subset) apart.
+    """
+    h = hashlib.sha256(f"{images.shape}|{images.dtype}|{side}".encode())
+    h.update(np.ascontiguousarray(images).data)
+    return h.hexdigest()
+
+
 def extract_fer_landmarks(
     usage: str,
     cache_dir: str | Path = "runs/pvae",
@@ -221,7 +232,8 @@ def extract_fer_landmarks(
     """Face meshes of a FER+ split, cached as ``<cache_dir>/mesh-<usage>.npz``.
 
     Training is loaded with ``drop_duplicates_of="PublicTest"`` (as every exprsim training
-    run). A cache whose rows differ from the split is recomputed.
+    run). The cache is keyed by the split's pixels and ``side``: one made from other
+    pixels, or before keys existed, is recomputed.
 
     Args:
         usage: ``"Training"`` or ``"PublicTest"``.
@@ -237,11 +249,12 @@ def extract_fer_landmarks(
         usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
     )
     path = Path(cache_dir) / f"mesh-{usage}.npz"
+    digest = _pixels_digest(split.images, side)
     if path.is_file():
         with np.load(path) as z:
-            if np.array_equal(z["rows"], split.rows):
+            if "digest" in z.files and str(z["digest"]) == digest:
                 return FerLandmarks(z["mesh"], z["ok"], z["rows"], usage, float(z["seconds"]))
-        log.warning("%s does not match the %s split; recomputing", path, usage)
+        log.warning("%s was made from other pixels or settings; recomputing", path)
     from tqdm import tqdm
 
     from exprsim.faces.landmarks import MESH_POINTS
@@ -263,6 +276,6 @@ def extract_fer_landmarks(
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     secs = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, mesh=mesh, ok=ok, rows=split.rows, seconds=secs)
+    np.savez_compressed(path, mesh=mesh, ok=ok, rows=split.rows, seconds=secs, digest=digest)
     log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
     return FerLandmarks(mesh, ok, split.rows, usage, secs)

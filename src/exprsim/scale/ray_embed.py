@@ -8,7 +8,10 @@ temporary file renamed when complete). The rows and columns are those of
 --from-parquet`` (:func:`exprsim.scale.load_parquet`) loads either.
 
 Idempotent and resumable: a shard's name carries a digest of its list of inputs, a rerun
-skips every shard whose file exists, and a killed job loses only the shards in flight.
+skips every shard whose file exists, and a killed job loses only the shards in flight. A
+shard with unreadable images also leaves ``part-NNNNN-<digest>.failed.json`` (their paths);
+a rerun embeds such a shard again (``retry_failed``), since an image may have been fixed or
+a network read may have failed for a moment, and removes the file once all are read.
 
 Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"auto"`` joins
 the cluster of this machine, ``"ray://host:10001"`` a remote one.
@@ -96,12 +99,14 @@ def embed_rows(
     paths: Sequence[str | Path],
     detector: Any = None,
     errors: list[str] | None = None,
+    failed_paths: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Embed images one by one into rows: the rows of ``exprsim embed``
     (:func:`exprsim.apps.embed.embedding_row`), fsspec URIs included.
 
     Args:
         errors: if given, one ``"<path>: <reason>"`` line is appended per unreadable image.
+        failed_paths: if given, the path of every unreadable image is appended.
 
     Returns:
         The rows (one per face) and the number of images that could not be read.
@@ -133,6 +138,8 @@ def embed_rows(
             log.warning("embed: %s: %s", s, exc)
             if errors is not None:
                 errors.append(f"{s}: {exc}" if s not in str(exc) else str(exc))
+            if failed_paths is not None:
+                failed_paths.append(s)
             continue
         rows.extend(embedding_row(f, model) for f in faces)
     return rows, failed
@@ -143,6 +150,22 @@ def shard_name(index: int, paths: Sequence[str]) -> str:
     input list never passes for a finished shard."""
     digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:12]
     return f"part-{index:05d}-{digest}.parquet"
+
+
+def failed_list_path(shard: Path) -> Path:
+    """``part-NNNNN-<digest>.failed.json`` beside ``shard``: its unreadable images."""
+    return shard.with_name(shard.name.removesuffix(".parquet") + ".failed.json")
+
+
+def _write_failed_list(shard: Path, paths: list[str]) -> None:
+    """Record ``paths`` (atomically) before the shard is written; a crash in between leaves
+    the list, so the shard is embedded again rather than its failures forgotten."""
+    import json
+
+    target = failed_list_path(shard)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(paths, indent=1) + "\n")
+    os.replace(tmp, target)
 
 
 def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
@@ -181,8 +204,14 @@ class _EmbedShards:
         for name, paths_json in zip(batch["name"], batch["paths"], strict=True):
             paths = json.loads(str(paths_json))
             errors: list[str] = []
-            rows, failed = embed_rows(self.embedder, paths, self.detector, errors)
-            write_shard(rows, self.out_dir / str(name))
+            bad: list[str] = []
+            rows, failed = embed_rows(self.embedder, paths, self.detector, errors, bad)
+            shard = self.out_dir / str(name)
+            if bad:
+                _write_failed_list(shard, bad)
+            write_shard(rows, shard)
+            if not bad:
+                failed_list_path(shard).unlink(missing_ok=True)
             for key, value in (("name", name), ("images", len(paths))):
                 out[key].append(value)
             out["faces"].append(len(rows))
@@ -203,15 +232,19 @@ class RayEmbedReport:
     failed: int
     seconds: float
     errors: tuple[str, ...] = ()  # one "<path>: <reason>" per unreadable image (this run)
+    shards_retried: int = 0  # finished shards embedded again for their unreadable images
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
+        retried = f" ({self.shards_retried} again, for unreadable images)" * bool(
+            self.shards_retried
+        )
         return (
-            f"{self.shards - self.shards_skipped} shards embedded, {self.shards_skipped} "
-            f"already done; {self.faces} faces from {self.images} images "
+            f"{self.shards - self.shards_skipped} shards embedded{retried}, "
+            f"{self.shards_skipped} already done; {self.faces} faces from {self.images} images "
             f"({self.failed} unreadable) in {self.seconds:.1f} s -> {self.out_dir}"
         )
 
@@ -227,6 +260,7 @@ def embed_with_ray(
     num_cpus: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    retry_failed: bool = True,
 ) -> RayEmbedReport:
     """Embed every face of ``inputs`` on Ray, into Parquet shards under ``out_dir``.
 
@@ -241,6 +275,8 @@ def embed_with_ray(
         num_cpus: CPUs of a local Ray (default: all).
         device: ``"cpu"`` or ``"cuda"`` for the actors.
         progress: show a progress bar over shards.
+        retry_failed: embed again the finished shards that recorded unreadable images
+            (their ``.failed.json``); ``False`` skips every finished shard.
 
     Returns:
         A :class:`RayEmbedReport` (images/faces count the shards embedded by this run).
@@ -258,11 +294,17 @@ def embed_with_ray(
     out.mkdir(parents=True, exist_ok=True)
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
+
+    def finished(name: str) -> bool:
+        shard = out / name
+        return shard.exists() and not (retry_failed and failed_list_path(shard).exists())
+
     todo = [
         {"name": n, "paths": json.dumps(s)}
         for n, s in zip(names, shards, strict=True)
-        if not (out / n).exists()
+        if not finished(n)
     ]
+    retried = sum((out / t["name"]).exists() for t in todo)
     t0 = time.perf_counter()
     counts = [0, 0, 0]
     errors: list[str] = []
@@ -284,6 +326,7 @@ def embed_with_ray(
         failed,
         time.perf_counter() - t0,
         tuple(errors),
+        retried,
     )
 
 

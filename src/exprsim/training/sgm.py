@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.apps.subclasses import SubclassSplit, split_classes
+from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
 from exprsim.errors import ExprsimError
 from exprsim.training.ferplus import TrainConfig, train
 from exprsim.training.run import RunFolder
@@ -92,6 +92,7 @@ def deep_gaussian_mixture_subspaces(
     y = np.asarray(labels, np.int64)
     if levels < 1:
         raise ExprsimError(f"levels must be >= 1, got {levels}")
+    check_covariance_type(covariance_type)
     current = y.copy()
     done: list[SubspaceLevel] = []
     z = np.zeros((len(y), 0))
@@ -171,6 +172,12 @@ class SubspaceTrainConfig:
     base: TrainConfig = field(default_factory=_sgm_base)
     levels: int = 5
     covariance_type: str = "spherical"
+
+    def __post_init__(self) -> None:
+        # checked when the config is made or read back, not at the second level's EM split
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 1:
+            raise ExprsimError(f"levels must be an integer >= 1, got {self.levels!r}")
+        check_covariance_type(self.covariance_type)
 
 
 @dataclass(frozen=True)
