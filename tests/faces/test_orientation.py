@@ -116,3 +116,20 @@ def test_a_crop_left_upside_down_is_rejected(monkeypatch):
     assert det.calls == 2  # a second look, in the image turned back
     assert len(faces) == 1 and not faces[0].quality.ok
     assert "upside_down" in faces[0].quality.reasons
+
+
+def test_products_run_in_blocks_blas_keeps_on_one_thread():
+    """Every product is cut into row blocks under OpenBLAS's threading threshold (a threaded
+    one leaves BLAS threads spinning beside the other face stages), with the same result."""
+    from exprsim.faces import orientation
+
+    rng = np.random.default_rng(0)
+    for m, k, n in ((2048, 9, 8), (1024, 72, 16), (300, 144, 32), (7, 288, 32), (5, 3, 2)):
+        a, b = (
+            rng.normal(size=(m, k)).astype(np.float32),
+            rng.normal(size=(k, n)).astype(np.float32),
+        )
+        np.testing.assert_allclose(orientation._matmul(a, b), a @ b, rtol=1e-5, atol=1e-5)
+        rows = orientation.block_rows(k, n)
+        assert rows >= 1 and (rows == 1 or rows * k * n < 4 * 65536)
+    assert orientation.block_rows(72, 16) == 227  # 227 * 72 * 16 = 261,504 < 262,144
