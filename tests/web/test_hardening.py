@@ -99,6 +99,7 @@ def test_video_queue_is_bounded(make_client, tmp_path, monkeypatch):
     assert first.status_code == 200
     second = c.post("/api/videos", files={"file": clip})
     assert second.status_code == 429 and "queued" in second.json()["error"]
+    assert second.headers["retry-after"] == "30"
     uploads = tmp_path / "faces.db.web" / "uploads"
     assert not [p for p in uploads.iterdir() if p.suffix == ".vid"]  # the refused one is deleted
     release.set()

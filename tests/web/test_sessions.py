@@ -210,3 +210,19 @@ def test_serve_port_0_prints_the_port_it_serves(tmp_path, capsys, monkeypatch, r
     port = int(found.group(1))
     assert port != 0 and names == [("127.0.0.1", port)]
     assert handed[0].fileno() == -1  # closed once the server is done
+
+
+def test_pages_have_a_logout_button_only_with_a_token(client, tmp_path, random_model_dir):
+    from fastapi.testclient import TestClient
+
+    from exprsim.models.embedder import load_model
+    from exprsim.web import ServeConfig, create_app
+
+    _login(client)
+    for path in ("/", "/summary", "/tags", "/video"):
+        page = client.get(path).text
+        assert "action='/logout'" in page and page.count("Log out") == 1, path
+    open_app = create_app(
+        ServeConfig(db=str(tmp_path / "open.db")), embedder=load_model(str(random_model_dir))
+    )
+    assert "/logout" not in TestClient(open_app).get("/").text

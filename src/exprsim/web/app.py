@@ -31,6 +31,9 @@ from exprsim.web.uploads import UploadError, display_name, size_text, store_uplo
 
 log = logging.getLogger(__name__)
 
+#: seconds a client refused by a full video queue is asked to wait (``Retry-After``)
+QUEUE_RETRY_AFTER_S = 30
+
 #: the login cookie: it names a session (a random id), never the token itself
 COOKIE = "exprsim_session"
 
@@ -252,7 +255,7 @@ def _add_error_handlers(app: Any) -> None:
 
     @app.exception_handler(UploadError)
     async def _upload_error(_req: Request, exc: UploadError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
@@ -590,7 +593,8 @@ def _add_video_routes(app: Any, st: _State) -> None:
         try:
             return st.jobs.submit(stored.path, stored.original_name).to_dict()
         except QueueFullError as exc:
-            raise UploadError(str(exc), 429) from exc
+            # a video job takes about a minute on two cores: ask again in half of that
+            raise UploadError(str(exc), 429, {"Retry-After": str(QUEUE_RETRY_AFTER_S)}) from exc
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: str) -> Any:
@@ -608,27 +612,31 @@ def _add_video_routes(app: Any, st: _State) -> None:
 
 
 def _add_pages(app: Any, st: _State) -> None:
+    """The four pages; with a token, each has a "Log out" button."""
     from fastapi.responses import HTMLResponse
 
     from exprsim.web import pages
+
+    def page(text: str) -> str:
+        return pages.with_logout(text) if st.config.token else text
 
     @app.get("/", response_class=HTMLResponse)
     def home() -> str:
         with st.index() as ix:
             info = ix.info().to_dict()
-        return pages.home(info)
+        return page(pages.home(info))
 
     @app.get("/summary", response_class=HTMLResponse)
     def summary_page() -> str:
-        return pages.summary()
+        return page(pages.summary())
 
     @app.get("/tags", response_class=HTMLResponse)
     def tags_page() -> str:
-        return pages.tags()
+        return page(pages.tags())
 
     @app.get("/video", response_class=HTMLResponse)
     def video_page() -> str:
-        return pages.video()
+        return page(pages.video())
 
 
 class BodyLimit:

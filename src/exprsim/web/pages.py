@@ -11,6 +11,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;col
 header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
 header a{color:#cfd8dc;text-decoration:none}header a:hover{color:#fff}
 header b{font-size:1.15em;margin-right:1em}
+header form.logout{margin-left:auto}
 main{max-width:1100px;margin:1.2em auto;padding:0 1em}
 .drop{border:2px dashed #90a4ae;border-radius:8px;padding:2.2em;text-align:center;color:#546e7a;
 cursor:pointer}.drop.over{background:#eceff1}
@@ -69,6 +70,15 @@ def _page(title: str, body: str, script: str = "") -> str:
         f"<body>{nav}<main><h1>{html.escape(title)}</h1>{body}</main>"
         f"<script>{_JS_COMMON}{script}</script></body></html>"
     )
+
+
+#: the header's logout button (pages of a server with a token; ``POST /logout``)
+_LOGOUT = "<form method='post' action='/logout' class='logout'><button>Log out</button></form>"
+
+
+def with_logout(page: str) -> str:
+    """``page`` with a "Log out" button at the end of its header."""
+    return page.replace("</header>", _LOGOUT + "</header>", 1)
 
 
 def login(error: str = "") -> str:

@@ -16,11 +16,15 @@ from exprsim.errors import ExprsimError
 
 
 class UploadError(ExprsimError):
-    """An upload was refused; ``status`` is the HTTP status to answer with."""
+    """An upload was refused; ``status`` is the HTTP status to answer with, ``headers``
+    extra response headers (``Retry-After`` of a full video queue)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(
+        self, message: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
