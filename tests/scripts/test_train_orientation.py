@@ -47,7 +47,18 @@ def test_trains_writes_weights_the_library_reads(script, tmp_path, monkeypatch):
     script.train(args)
     weights = load_weights(str(out))
     report = json.loads(str(np.load(out)["report"]))
-    assert report["epochs"] == 3 and report["n_publictest"] == 64
+    assert report["epochs"] == 3 and report["n_publictest"] == 64 and report["n_validation"] == 3
+    assert report["chosen_margin"] in script.MARGINS
     assert 0 <= report["publictest_upright_flagged"] <= 1
     p = upright_probability(_faces(8), weights)
     assert p.shape == (8,) and np.isfinite(p).all()
+
+
+def test_the_shipped_margin_is_the_one_chosen_on_validation():
+    """The library's margin is what the training script's validation rule chose for the
+    shipped weights (their report says both)."""
+    from exprsim.faces.orientation import UPSIDE_DOWN_MARGIN, WEIGHTS
+
+    report = json.loads(str(np.load(WEIGHTS)["report"]))
+    assert report["chosen_margin"] == report["margin"] == UPSIDE_DOWN_MARGIN
+    assert report["widths"] == [16, 32, 64, 64] and report["n_validation"] == 1408
