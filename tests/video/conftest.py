@@ -22,17 +22,21 @@ def write_clip(
     fps: int = 10,
     codec: str = "libx264",
     faststart: bool = True,
+    fmt: str | None = None,
 ) -> Path:
-    """Encode ``(H, W, 3)`` uint8 RGB frames; ``faststart`` puts the mp4 index first."""
+    """Encode ``(H, W, 3)`` uint8 RGB frames; ``faststart`` puts the mp4 index first;
+    ``fmt`` names the muxer (``"h264"``: a raw elementary stream) instead of the suffix."""
     import av
 
     options = {"movflags": "+faststart"} if faststart and path.suffix in (".mp4", ".mov") else {}
-    with av.open(str(path), "w", options=options) as out:
+    with av.open(str(path), "w", format=fmt, options=options) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "ultrafast"}
+        elif codec == "libx265":
+            stream.options = {"preset": "ultrafast"}
         elif codec.startswith("libvpx"):
             stream.options = {"deadline": "realtime", "cpu-used": "8"}
         for im in frames:
@@ -41,6 +45,22 @@ def write_clip(
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+class InterruptingDetector:
+    """A detector that finds nothing and raises ``KeyboardInterrupt`` (Ctrl-C) at its
+    ``at``-th call."""
+
+    name = "fake"
+
+    def __init__(self, at: int) -> None:
+        self.at, self.calls = at, 0
+
+    def detect(self, image: np.ndarray) -> list:
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return []
 
 
 def numbered_frames(n: int, w: int = 64, h: int = 48) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ import pytest
 from exprsim.video.frames import FrameReader, VideoError
 from exprsim.video.pipeline import VideoConfig, analyze_video, sample_seconds
 
-from .conftest import LEFT, compose, numbered_frames, write_clip
+from .conftest import LEFT, InterruptingDetector, compose, numbered_frames, write_clip
 
 
 def _strict(text: str) -> dict:
@@ -124,19 +124,10 @@ def test_ctrl_c_while_reading_and_again_after(grace_clip, embedder, monkeypatch)
     """A first Ctrl-C stops reading, a second one the stages after: both are reported."""
     import exprsim.video.tracks as tracks_mod
 
-    class Det:
-        name = "fake"
-        calls = 0
-
-        def detect(self, image):
-            Det.calls += 1
-            if Det.calls == 3:
-                raise KeyboardInterrupt
-            return []
-
     _raise_once(monkeypatch, tracks_mod, "cluster_identities")
+    det = InterruptingDetector(at=3)
     a = analyze_video(
-        grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None, detector=Det()
+        grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None, detector=det
     )
     assert a.interrupted and a.n_sampled == 2
     assert a.warnings[-2:] == (
@@ -251,17 +242,7 @@ def _write_raw(path: Path, frames: list[np.ndarray], fmt: str, codec: str, fps: 
 
     if codec not in av.codecs_available:
         pytest.skip(f"this PyAV/FFmpeg has no {codec} encoder to write a raw {fmt} stream")
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for im in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_clip(path, frames, fps=fps, codec=codec, fmt=fmt)
 
 
 @pytest.fixture(scope="module", params=[("h264", "libx264", ".h264"), ("hevc", "libx265", ".hevc")])

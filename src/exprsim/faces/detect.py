@@ -235,8 +235,9 @@ def scale_points(points: np.ndarray, factor: float) -> np.ndarray:
     return ((np.asarray(points, dtype=np.float64) + 0.5) / factor - 0.5).astype(np.float32)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between ``(N, 4)`` and ``(M, 4)`` ``x1, y1, x2, y2`` boxes; returns ``(N, M)``."""
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairwise intersection areas ``(N, M)`` of ``(N, 4)`` and ``(M, 4)`` boxes, and the
+    boxes' areas ``(N, 1)`` and ``(1, M)``."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     ix = np.clip(
@@ -245,26 +246,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iy = np.clip(
         np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
     )
-    inter = ix * iy
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    return ix * iy, area_a[:, None], area_b[None, :]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between ``(N, 4)`` and ``(M, 4)`` ``x1, y1, x2, y2`` boxes; returns ``(N, M)``."""
+    inter, area_a, area_b = _overlaps(a, b)
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
 def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over the smaller box's area between ``(N, 4)`` and ``(M, 4)`` boxes;
     returns ``(N, M)`` (1 when one box lies inside the other)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix = np.clip(
-        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
-    )
-    iy = np.clip(
-        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
-    )
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return ix * iy / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-12)
+    inter, area_a, area_b = _overlaps(a, b)
+    return inter / np.maximum(np.minimum(area_a, area_b), 1e-12)
 
 
 #: a box whose area lies this much inside a better-scored box is the same face

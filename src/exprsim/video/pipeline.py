@@ -720,7 +720,7 @@ def analyze_video(
     n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
     late = _Late(classifier=classifier)
     try:
-        _late_stages(late, collected, reader, cfg, embedder, tag_references, pvae, n_sampled)
+        _late_stages(late, _Read(collected, reader, cfg, embedder, n_sampled), tag_references, pvae)
     except KeyboardInterrupt:
         log.warning("interrupted during %s: keeping what is complete", late.stage)
     return VideoAnalysis(
@@ -778,19 +778,27 @@ class _Late:
     summaries: list[PersonSummary] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What reading left for the stages after it."""
+
+    collected: _FaceCollector
+    reader: FrameReader
+    cfg: VideoConfig
+    embedder: Any
+    n_sampled: int
+
+
 def _late_stages(
     late: _Late,
-    collected: _FaceCollector,
-    reader: FrameReader,
-    cfg: VideoConfig,
-    embedder: Any,
+    read: _Read,
     tag_references: tuple[np.ndarray, list[str]] | None,
     pvae: Any,
-    n_sampled: int,
 ) -> None:
     """Stages 4-6 after reading, into ``late``: the last embedding batch, the emotion
     classifier, then (timed as ``cluster``) persons, smoothing, emotions, tags,
     perceptual-VAE codes, per-person statistics and summaries."""
+    collected, embedder = read.collected, read.embedder
     collected.flush()
     late.stage = "emotion classifier"  # after decoding: an undecodable video fails first
     if isinstance(late.classifier, str) and late.classifier == "auto":
@@ -799,7 +807,7 @@ def _late_stages(
         late.classes = tuple(str(c) for c in late.classifier.classes_)
     t0 = time.perf_counter()
     try:
-        _person_stages(late, collected, reader, cfg, embedder, tag_references, pvae, n_sampled)
+        _person_stages(late, read, tag_references, pvae)
     finally:
         collected.sec["cluster"] += time.perf_counter() - t0
     late.stage = "done"
@@ -807,15 +815,13 @@ def _late_stages(
 
 def _person_stages(
     late: _Late,
-    collected: _FaceCollector,
-    reader: FrameReader,
-    cfg: VideoConfig,
-    embedder: Any,
+    read: _Read,
     tag_references: tuple[np.ndarray, list[str]] | None,
     pvae: Any,
-    n_sampled: int,
 ) -> None:
     """Stages 4-6 (see :func:`_late_stages`), each result stored in ``late`` at once."""
+    collected, reader, cfg, embedder = read.collected, read.reader, read.cfg, read.embedder
+    n_sampled = read.n_sampled
     faces = collected.faces
     accepted = np.array([f.quality.ok for f in faces], dtype=bool)
     late.stage = "person grouping"
