@@ -14,7 +14,7 @@ from exprsim.faces.detect import (
     BaseDetector,
     Candidate,
     Detector,
-    box_containment,
+    box_inside,
     box_iou,
     create_detector,
     detector_info,
@@ -121,16 +121,16 @@ def test_box_iou_and_nms_match_naive_loops():
             keep_ref.append(int(i))
     assert nms(boxes, scores, 0.3, nested=None) == keep_ref
 
-    def inside(a, b):  # intersection over the smaller area
+    def inside(a, b):  # share of b's area inside a
         ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        return ix * iy / min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+        return ix * iy / ((b[2] - b[0]) * (b[3] - b[1]))
 
     nest = np.array([[inside(a, b) for b in boxes] for a in boxes])
-    assert np.allclose(box_containment(boxes, boxes), nest)
+    assert np.allclose(box_inside(boxes, boxes), nest)
     keep_ref = []
     for i in np.argsort(-scores):
-        if all(ref[i, j] <= 0.3 and nest[i, j] <= 0.8 for j in keep_ref):
+        if all(ref[j, i] <= 0.3 and nest[j, i] <= 0.8 for j in keep_ref):
             keep_ref.append(int(i))
     assert nms(boxes, scores, 0.3) == keep_ref
 
@@ -143,6 +143,10 @@ def test_a_box_nested_in_a_better_face_box_is_dropped():
     assert nms(np.array([face, part]), [0.93, 0.78], nested=None) == [0, 1]
     apart = [400, 172, 480, 250]  # another face beside it stays
     assert nms(np.array([face, apart]), [0.93, 0.78]) == [0, 1]
+    # a small face held in front of a bigger one, and better scored: both stay (the
+    # big box is not "inside" the small one)
+    adult, child = [100, 100, 300, 300], [170, 190, 260, 290]
+    assert nms(np.array([adult, child]), [0.7, 0.9]) == [1, 0]
 
 
 def test_downscale_and_map_back():

@@ -133,3 +133,80 @@ def test_products_run_in_blocks_blas_keeps_on_one_thread():
         rows = orientation.block_rows(k, n)
         assert rows >= 1 and (rows == 1 or rows * k * n < 4 * 65536)
     assert orientation.block_rows(72, 16) == 227  # 227 * 72 * 16 = 261,504 < 262,144
+
+
+def _turned_photo_and_faces():
+    """Grace Hopper turned by 180 degrees; her face there labelled the wrong way up (as a
+    detector does: mouth corners as eyes); her face in the upright photo (what a detector
+    finds when the turned photo is turned back)."""
+    from exprsim.faces import pipeline
+    from exprsim.io import load_image
+
+    image = load_image(sample_path("grace_hopper.jpg"))
+    upright = pipeline.analyze_image(image)[0].face
+    h, w = image.shape[:2]
+    right = pipeline._turned_back(upright, w, h)  # her face in the turned image
+    wrong = Face(right.box, 0.9, right.landmarks[[4, 3, 2, 1, 0]])
+    return np.ascontiguousarray(image[::-1, ::-1]), wrong, upright
+
+
+class _Stub:
+    """First call: ``first``; later calls: ``later`` (the look at the turned image)."""
+
+    name = "stub"
+
+    def __init__(self, first, later):
+        self.first, self.later, self.calls = first, later, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.first if self.calls == 1 else self.later
+
+
+def test_the_second_look_uses_the_unguided_detector():
+    """A per-frame wrapper of guided detection searches near the upright frame's faces; the
+    look at the turned image goes to its plain detector (``unguided``)."""
+    from exprsim.faces.pipeline import analyze_image
+
+    turned, wrong, upright = _turned_photo_and_faces()
+    plain = _Stub([upright], [upright])  # it is given the turned photo turned back
+
+    class Guided:
+        name = "guided"
+        unguided = plain
+
+        def detect(self, image):
+            return [wrong]
+
+    faces = analyze_image(turned, Guided())
+    assert plain.calls == 1 and len(faces) == 1 and faces[0].quality.ok
+    assert not upside_down(faces[0].crop[None])[0]
+
+
+def test_two_flagged_faces_do_not_become_one_face_twice():
+    from exprsim.faces.pipeline import analyze_image
+
+    turned, wrong, upright = _turned_photo_and_faces()
+    shifted = Face(wrong.box + 3, 0.8, wrong.landmarks + 3)
+    nan = Face(np.full(4, np.nan, np.float32), 0.9, np.full((5, 2), np.nan, np.float32))
+    faces = analyze_image(turned, _Stub([wrong, shifted], [nan, upright]))
+    ok = [f for f in faces if f.quality.ok]
+    assert len(faces) == 2 and len(ok) == 1  # one face found again, not two copies
+    (rejected,) = [f for f in faces if not f.quality.ok]
+    assert rejected.quality.reasons[-1] == "upside_down"
+    assert np.isfinite(ok[0].face.box).all()  # the NaN detection is ignored
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((2, 112, 112, 3), np.float32),  # floats in [0, 1] were cast to 0
+        np.zeros((112, 112, 3), np.uint8),  # one crop without its batch axis: 112 answers
+        np.zeros((2, 112, 112, 1), np.uint8),
+        np.zeros((2, 112, 96, 3), np.uint8),
+        np.zeros((2, 112, 112, 3), np.uint16),
+    ],
+)
+def test_crops_of_the_wrong_kind_are_refused(bad):
+    with pytest.raises(ValueError, match="crops must be uint8"):
+        upright_probability(bad)

@@ -44,7 +44,12 @@ def test_ray_matches_local_and_resumes(tmp_path: Path) -> None:
     from exprsim.models.embedder import load_model
     from exprsim.scale.ray_embed import embed_with_ray
 
-    images = sorted(SAMPLES.glob("*.jpg"))[:5]
+    album = tmp_path / "album"  # copies: the test damages one later
+    album.mkdir()
+    images = []
+    for src in sorted(SAMPLES.glob("*.jpg"))[:5]:
+        images.append(album / src.name)
+        images[-1].write_bytes(src.read_bytes())
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
     inputs = [*map(str, images), str(bad)]
@@ -74,16 +79,23 @@ def test_ray_matches_local_and_resumes(tmp_path: Path) -> None:
     kw = {"num_workers": 1, "shard_size": 2, "num_cpus": 2, "progress": False}
     skip = embed_with_ray(inputs, out, retry_failed=False, **kw)
     assert (skip.shards_skipped, skip.images) == (3, 0)  # nothing redone
-    again = embed_with_ray(inputs, out, **kw)  # the shard with the unreadable image: again
-    assert (again.shards_skipped, again.shards_retried, again.images, again.failed) == (2, 1, 2, 1)
-    bad.write_bytes(images[0].read_bytes())  # fixed: its faces now join the shard
-    fixed = embed_with_ray(inputs, out, **kw)
+    again = embed_with_ray(inputs, out, **kw)  # only the unreadable image is tried again
+    assert (again.shards_skipped, again.shards_retried, again.images, again.failed) == (2, 1, 1, 1)
     ordered = list_inputs(inputs)
     pair = ordered[ordered.index(str(bad)) // 2 * 2 :][:2]  # the shard holding broken.jpg
+    (partner,) = [Path(p) for p in pair if p != str(bad)]
+    shard = out / shard_name(ordered.index(str(bad)) // 2, pair)
+    n_partner = len(pd.read_parquet(shard))
+    assert n_partner == int((local.source == str(partner)).sum()) > 0
+    saved = partner.read_bytes()
+    partner.write_bytes(b"gone")  # unreadable now: the rows it gave stay (were: lost)
+    bad.write_bytes(images[0].read_bytes())  # fixed: its faces now join the shard
+    fixed = embed_with_ray(inputs, out, **kw)
     n_first = int((local.source == str(images[0])).sum())
-    n_pair = n_first + int(local.source.isin(pair).sum())  # broken.jpg is the first photo now
-    assert (fixed.shards_retried, fixed.failed, fixed.faces) == (1, 0, n_pair)
+    assert (fixed.shards_retried, fixed.images, fixed.failed, fixed.faces) == (1, 1, 0, n_first)
+    assert len(pd.read_parquet(shard)) == n_partner + n_first
     assert not list(out.glob("*.failed.json"))
+    partner.write_bytes(saved)
     files[0].unlink()  # "killed" before that shard finished: only it is redone
     third = embed_with_ray(inputs, out, **kw)
     assert (third.shards_skipped, third.images) == (2, 2)
@@ -106,3 +118,10 @@ def test_ray_cli_names_each_unreadable_image(tmp_path: Path, capsys) -> None:
     assert rc == 0
     named = [line for line in err if line.startswith("exprsim embed:")]
     assert len(named) == 1 and "broken.jpg" in named[0], err
+    # a rerun tries broken.jpg again (one line again); --no-retry-failed skips it
+    for flag, n_lines in (("--no-retry-failed", 0), (None, 1)):
+        argv = ["-q", "embed", "--engine", "ray", "--workers", "1", str(album)]
+        rc = main([*argv, "-o", str(tmp_path / "shards"), *([flag] if flag else [])])
+        err = capsys.readouterr().err.strip().splitlines()
+        named = [x for x in err if x.startswith("exprsim embed:")]
+        assert rc == 0 and len(named) == n_lines, (flag, err)

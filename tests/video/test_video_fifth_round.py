@@ -324,3 +324,40 @@ def test_cli_raw_stream_warns_and_source_fps_fixes_it(raw_stream, embedder, monk
     fixed = _strict((tmp_path / "b" / "analysis.json").read_text())
     assert fixed["warnings"] == [] and fixed["video"]["fps"] == 10.0
     assert fixed["config"]["source_fps"] == 10.0 and fixed["frames_sampled"] == 10
+
+
+def test_ctrl_c_inside_a_frame_counts_that_frame(grace_clip, embedder, monkeypatch):
+    """A Ctrl-C while a sampled frame's faces are being recorded keeps that frame's faces;
+    the frame now counts as sampled (was: appearance rate 2.0, frames_sampled 1)."""
+    import exprsim.video.pipeline as pipeline
+
+    real = pipeline._FaceCollector._add_face
+    calls = {"n": 0}
+
+    def add_face(self, *args, **kwargs):
+        calls["n"] += 1
+        out = real(self, *args, **kwargs)
+        if calls["n"] == 2:  # the second frame's face is recorded, then Ctrl-C
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(pipeline._FaceCollector, "_add_face", add_face)
+    a = analyze_video(grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    assert a.interrupted and a.n_sampled == 2
+    assert max(f.slot for f in a.faces) < a.n_sampled
+    assert all(0 < s.appearance_rate <= 1 for s in a.person_stats)
+
+
+def test_time_on_screen_is_capped_by_the_frames_decoded_when_no_duration_is_declared():
+    from types import SimpleNamespace
+
+    from exprsim.video.pipeline import _duration
+
+    raw = SimpleNamespace(info=SimpleNamespace(duration=float("nan"), fps=10.0), n_decoded=10)
+    assert _duration(raw) == pytest.approx(1.0)  # was inf: 1 s of video gave 2 s on screen
+    declared = SimpleNamespace(info=SimpleNamespace(duration=3.0, fps=10.0), n_decoded=10)
+    assert _duration(declared) == 3.0
+    nothing = SimpleNamespace(
+        info=SimpleNamespace(duration=float("nan"), fps=float("nan")), n_decoded=0
+    )
+    assert _duration(nothing) == float("inf")

@@ -226,3 +226,36 @@ def test_pages_have_a_logout_button_only_with_a_token(client, tmp_path, random_m
         ServeConfig(db=str(tmp_path / "open.db")), embedder=load_model(str(random_model_dir))
     )
     assert "/logout" not in TestClient(open_app).get("/").text
+
+
+def test_wrong_bearer_tokens_count_as_failed_logins(client, clock):
+    """Guessing through ``Authorization: Bearer`` is limited like the login form (it was
+    unlimited: only the form counted), and a locked client is refused the right token too."""
+    wrong = {"Authorization": "Bearer nope"}
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/api/health", headers=right).status_code == 200
+    codes = [client.get("/api/health", headers=wrong).status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    r = client.get("/api/health", headers=right)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert _login(client).status_code == 429  # the form shares the count
+    clock.advance(61)
+    assert client.get("/api/health", headers=right).status_code == 200
+
+
+def test_serve_ignores_forwarded_headers(tmp_path, monkeypatch, capsys):
+    """uvicorn's proxy headers are off: a loopback client cannot pick its own address
+    (X-Forwarded-For) for the login rate limit."""
+    import uvicorn
+
+    from exprsim.cli import main
+
+    seen = {}
+
+    def fake_run(self, sockets=None):
+        seen["proxy_headers"] = self.config.proxy_headers
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    monkeypatch.setattr("exprsim.web.create_app", lambda *a, **k: object())
+    rc = main(["-q", "serve", "--db", str(tmp_path / "f.db"), "--port", "0"])
+    assert rc == 0 and seen == {"proxy_headers": False}

@@ -46,6 +46,13 @@ def register(sub: Any) -> None:
         help="front-end threads (local) or Ray actors (default 2)",
     )
     p.add_argument("--shard-size", type=int_at_least(1), default=256, help="images per shard")
+    p.add_argument(
+        "--no-retry-failed",
+        dest="retry_failed",
+        action="store_false",
+        help="with --engine ray: skip every finished shard (by default a rerun tries again "
+        "the unreadable images a shard recorded in its .failed.json)",
+    )
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
     p.add_argument("--detector", default=DEFAULT_DETECTOR)
     p.add_argument("--strict", action="store_true", help="fail if any input fails")
@@ -191,11 +198,14 @@ def _embed_ray(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         shard_size=args.shard_size,
         progress=not args.quiet,
+        retry_failed=args.retry_failed,
     )
     for line in rep.errors:  # one line per unreadable image, as the local engine prints
         print(f"exprsim embed: {line}", file=sys.stderr)
     print(rep.summary())
-    return failure_exit_code(rep.failed, rep.images, args.strict)
+    # judged against the whole input list: a rerun that only retried a broken image has
+    # not failed on every input
+    return failure_exit_code(rep.failed, max(rep.inputs, rep.images), args.strict)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -92,7 +92,15 @@ def _run_server(app: Any, sock: socket.socket, host: str, quiet: bool) -> None:
     import uvicorn
 
     port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning" if quiet else "info")
+    # proxy_headers off: uvicorn would otherwise take a loopback client's X-Forwarded-For
+    # as its address, and any local process could pick its own for the login rate limit
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning" if quiet else "info",
+        proxy_headers=False,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
 

@@ -257,14 +257,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
-def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller box's area between ``(N, 4)`` and ``(M, 4)`` boxes;
-    returns ``(N, M)`` (1 when one box lies inside the other)."""
-    inter, area_a, area_b = _overlaps(a, b)
-    return inter / np.maximum(np.minimum(area_a, area_b), 1e-12)
+def box_inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)``: the share of each ``(M, 4)`` box ``b`` that lies inside each ``(N, 4)``
+    box ``a`` (intersection over ``b``'s area; 1 when ``b`` lies inside ``a``)."""
+    inter, _, area_b = _overlaps(a, b)
+    return inter / np.maximum(area_b, 1e-12)
 
 
-#: a box whose area lies this much inside a better-scored box is the same face
+#: a box whose area lies this much inside a better-scored box is part of the same face
 #: (:func:`nms`; a detection of the eyes-and-nose part of a tilted face had IoU 0.25 with
 #: the face's box but lay 87% inside it)
 NESTED = 0.8
@@ -278,10 +278,11 @@ def nms(
 ) -> list[int]:
     """Greedy non-maximum suppression; returns kept indices, best score first.
 
-    A box is dropped when its IoU with a kept box is above ``iou_threshold``, or when the
-    smaller of the two lies more than ``nested`` inside the other (:func:`box_containment`;
-    ``None``: IoU only). Faces do not nest, so a box mostly inside another is a second
-    detection of part of the same face.
+    A box is dropped when its IoU with a kept (better-scored) box is above
+    ``iou_threshold``, or when more than ``nested`` of its own area lies inside a kept box
+    (:func:`box_inside`; ``None``: IoU only): a second detection of part of that face. A
+    bigger box is never dropped for a smaller, better-scored one inside it (a small face
+    held in front of a bigger one keeps both).
     """
     order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
     keep: list[int] = []
@@ -291,7 +292,7 @@ def nms(
         keep.append(int(i))
         if order:
             ious = box_iou(boxes[i], boxes[order])[0]
-            inside = box_containment(boxes[i], boxes[order])[0]
+            inside = box_inside(boxes[i], boxes[order])[0]
             limit = np.inf if nested is None else nested
             order = [
                 j

@@ -50,7 +50,9 @@ _LINEAR = "13"
 
 
 def prepare(images: np.ndarray) -> np.ndarray:
-    """``(N, H, W)`` gray or ``(N, H, W, 3)`` RGB uint8 crops -> ``(N, 1, 32, 32)`` float32.
+    """``(N, S, S)`` gray or ``(N, S, S, 3)`` RGB uint8 crops -> ``(N, 1, 32, 32)`` float32
+    (``ValueError`` for anything else: a float image or one crop without its batch axis
+    would otherwise be misread).
 
     Crops are turned gray, resized to 48x48 (the expression model's input) then to 32x32
     (area interpolation), and standardised per image: ``(x - mean) / (std + 1)``.
@@ -58,6 +60,12 @@ def prepare(images: np.ndarray) -> np.ndarray:
     import cv2
 
     ims = np.asarray(images)
+    square = ims.ndim in (3, 4) and ims.shape[1] == ims.shape[2] > 0
+    if ims.dtype != np.uint8 or not square or (ims.ndim == 4 and ims.shape[3] != 3):
+        raise ValueError(
+            "crops must be uint8 arrays (N, S, S) gray or (N, S, S, 3) RGB, "
+            f"got {ims.dtype} {ims.shape}"
+        )
     if ims.ndim == 4:
         ims = np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in ims])
     out = np.empty((len(ims), 1, INPUT_SIZE, INPUT_SIZE), np.float32)

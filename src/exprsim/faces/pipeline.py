@@ -87,10 +87,12 @@ def analyze_image(
         )
         for f in faces
     ]
-    aligned = _upright(image, aligned, det, align_config, quality_config)
+    second_look: list[float] = []  # seconds of a detection in the turned image
+    aligned = _upright(image, aligned, det, align_config, quality_config, second_look)
     if timings is not None:
-        timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
-        timings["align"] = timings.get("align", 0.0) + (time.perf_counter() - t1)
+        looked = sum(second_look)
+        timings["detect"] = timings.get("detect", 0.0) + (t1 - t0) + looked
+        timings["align"] = timings.get("align", 0.0) + (time.perf_counter() - t1 - looked)
     return aligned
 
 
@@ -110,14 +112,18 @@ def _upright(
     det: Detector,
     align_config: AlignConfig,
     quality_config: QualityConfig,
+    seconds: list[float] | None = None,
 ) -> list[AlignedFace]:
     """Faces whose crop is upside down: found again in the image turned by 180 degrees
     (the detector then labels eyes as eyes), else rejected as ``"upside_down"``.
 
-    The check runs the orientation network on each crop and its 180-degree turn; the
-    second detection runs only for an image with a face that looks upside down.
+    The orientation network runs on every crop; the second detection only for an image
+    with a face that looks upside down, with the plain detector (a per-frame wrapper of
+    guided video detection offers it as ``unguided``: its hints are in the upright image's
+    pixels), and its time is appended to ``seconds``. Each face found again replaces at
+    most one flagged face (the one it overlaps most, IoU above 0.3); a face found again
+    with non-finite coordinates is ignored.
     """
-    from exprsim.faces.detect import box_iou
     from exprsim.faces.orientation import upside_down
 
     if not aligned:
@@ -126,23 +132,46 @@ def _upright(
     if not len(flagged):
         return aligned
     h, w = image.shape[:2]
-    turned = np.ascontiguousarray(image[::-1, ::-1])
-    again = [_turned_back(f, w, h) for f in det.detect(turned)]
+    t0 = time.perf_counter()
+    found = getattr(det, "unguided", det).detect(np.ascontiguousarray(image[::-1, ::-1]))
+    if seconds is not None:
+        seconds.append(time.perf_counter() - t0)
+    again = [
+        _turned_back(f, w, h)
+        for f in found
+        if np.isfinite(f.box).all() and np.isfinite(f.landmarks).all()
+    ]
     out = list(aligned)
+    for i, j in _match(np.array([aligned[i].face.box for i in flagged]), again).items():
+        face = again[j]
+        crop = align_face(image, face.landmarks, align_config)
+        if not upside_down(crop[None])[0]:
+            out[int(flagged[i])] = AlignedFace(face, crop, assess(image, face, quality_config))
     for i in flagged:
-        box = aligned[i].face.box
-        overlap = [float(box_iou(f.box, box)[0, 0]) for f in again]
-        if overlap and max(overlap) > 0.3:
-            face = again[int(np.argmax(overlap))]
-            crop = align_face(image, face.landmarks, align_config)
-            if not upside_down(crop[None])[0]:
-                out[i] = AlignedFace(face, crop, assess(image, face, quality_config))
-                continue
-        q = aligned[i].quality
-        out[i] = replace(
-            aligned[i], quality=replace(q, ok=False, reasons=(*q.reasons, "upside_down"))
-        )
+        if out[i] is aligned[i]:  # not replaced: rejected, kept in the table
+            q = aligned[i].quality
+            out[i] = replace(
+                aligned[i], quality=replace(q, ok=False, reasons=(*q.reasons, "upside_down"))
+            )
     return out
+
+
+def _match(boxes: np.ndarray, faces: list[Face], min_iou: float = 0.3) -> dict[int, int]:
+    """Greedy one-to-one matching of ``(K, 4)`` boxes to faces by IoU (highest first, each
+    pair above ``min_iou``): box index -> face index."""
+    from exprsim.faces.detect import box_iou
+
+    if not faces or not len(boxes):
+        return {}
+    iou = box_iou(boxes, np.stack([f.box for f in faces]))
+    pairs: dict[int, int] = {}
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        i, j = divmod(int(flat), iou.shape[1])
+        if iou[i, j] <= min_iou:
+            break
+        if i not in pairs and j not in pairs.values():
+            pairs[i] = j
+    return pairs
 
 
 # ------------------------------------------------------------------ many files -> one table

@@ -250,6 +250,9 @@ class _GuidedFrame:
     def __init__(self, det: Any, guide: TrackGuide, index: int) -> None:
         self.det, self.guide, self.index = det, guide, index
         self.name = getattr(det, "name", "")
+        #: the plain detector, for a search of another image than this frame (the
+        #: orientation check's look at the frame turned by 180 degrees)
+        self.unguided = det
 
     def detect(self, image: np.ndarray) -> list[Any]:
         return self.guide.detect(self.det, image, self.index)

@@ -253,7 +253,8 @@ def extract_fer_landmarks(
     if path.is_file():
         with np.load(path) as z:
             if "digest" in z.files and str(z["digest"]) == digest:
-                return FerLandmarks(z["mesh"], z["ok"], z["rows"], usage, float(z["seconds"]))
+                # the split's own row numbers (the pixels, not the rows, key the meshes)
+                return FerLandmarks(z["mesh"], z["ok"], split.rows, usage, float(z["seconds"]))
         log.warning("%s was made from other pixels or settings; recomputing", path)
     from tqdm import tqdm
 

@@ -10,8 +10,9 @@ temporary file renamed when complete). The rows and columns are those of
 Idempotent and resumable: a shard's name carries a digest of its list of inputs, a rerun
 skips every shard whose file exists, and a killed job loses only the shards in flight. A
 shard with unreadable images also leaves ``part-NNNNN-<digest>.failed.json`` (their paths);
-a rerun embeds such a shard again (``retry_failed``), since an image may have been fixed or
-a network read may have failed for a moment, and removes the file once all are read.
+a rerun tries those images again (``retry_failed``), since an image may have been fixed or
+a network read may have failed for a moment, adds their rows to the shard (its other rows
+are kept as they are), and removes the file once all are read.
 
 Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"auto"`` joins
 the cluster of this machine, ``"ray://host:10001"`` a remote one.
@@ -168,6 +169,41 @@ def _write_failed_list(shard: Path, paths: list[str]) -> None:
     os.replace(tmp, target)
 
 
+def _merge_retry(
+    shard: Path, retried: set[str], rows: list[dict[str, Any]], bad: list[str]
+) -> None:
+    """Add the rows of a shard's retried images to it, then record those still unreadable.
+
+    The shard's rows of the retried sources are dropped first, so a rerun after a crash
+    between the two writes does not add them twice; its other rows are never touched (an
+    image read the first time keeps its rows whatever happens to it since).
+    """
+    import pandas as pd
+
+    old = pd.read_parquet(shard)
+    if "source" in old.columns:
+        old = old[~old["source"].isin(retried)]
+    kept = old.to_dict("records") if len(old.columns) else []
+    write_shard([*kept, *rows], shard)
+    if bad:
+        _write_failed_list(shard, bad)
+    else:
+        failed_list_path(shard).unlink(missing_ok=True)
+
+
+def _retry_list(shard: Path) -> list[str] | None:
+    """The unreadable images a finished shard recorded, ``None`` when its list is damaged
+    (the whole shard is then embedded again)."""
+    import json
+
+    try:
+        paths = json.loads(failed_list_path(shard).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(paths, list) and all(isinstance(p, str) for p in paths)
+    return paths if ok else None
+
+
 def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
     """Write one shard atomically (a hidden temporary file, then a rename)."""
     import pandas as pd
@@ -201,17 +237,22 @@ class _EmbedShards:
             "failed": [],
             "errors": [],
         }
-        for name, paths_json in zip(batch["name"], batch["paths"], strict=True):
+        for name, paths_json, retry in zip(
+            batch["name"], batch["paths"], batch["retry"], strict=True
+        ):
             paths = json.loads(str(paths_json))
             errors: list[str] = []
             bad: list[str] = []
             rows, failed = embed_rows(self.embedder, paths, self.detector, errors, bad)
             shard = self.out_dir / str(name)
-            if bad:
-                _write_failed_list(shard, bad)
-            write_shard(rows, shard)
-            if not bad:
-                failed_list_path(shard).unlink(missing_ok=True)
+            if retry:  # paths: the shard's unreadable images; its other rows stay
+                _merge_retry(shard, set(paths), rows, bad)
+            else:
+                if bad:
+                    _write_failed_list(shard, bad)
+                write_shard(rows, shard)
+                if not bad:
+                    failed_list_path(shard).unlink(missing_ok=True)
             for key, value in (("name", name), ("images", len(paths))):
                 out[key].append(value)
             out["faces"].append(len(rows))
@@ -232,16 +273,15 @@ class RayEmbedReport:
     failed: int
     seconds: float
     errors: tuple[str, ...] = ()  # one "<path>: <reason>" per unreadable image (this run)
-    shards_retried: int = 0  # finished shards embedded again for their unreadable images
+    shards_retried: int = 0  # finished shards whose unreadable images were tried again
+    inputs: int = 0  # images of the whole input list (``images``: those read by this run)
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        retried = f" ({self.shards_retried} again, for unreadable images)" * bool(
-            self.shards_retried
-        )
+        retried = f" ({self.shards_retried} to retry unreadable images)" * bool(self.shards_retried)
         return (
             f"{self.shards - self.shards_skipped} shards embedded{retried}, "
             f"{self.shards_skipped} already done; {self.faces} faces from {self.images} images "
@@ -275,8 +315,9 @@ def embed_with_ray(
         num_cpus: CPUs of a local Ray (default: all).
         device: ``"cpu"`` or ``"cuda"`` for the actors.
         progress: show a progress bar over shards.
-        retry_failed: embed again the finished shards that recorded unreadable images
-            (their ``.failed.json``); ``False`` skips every finished shard.
+        retry_failed: try again the unreadable images finished shards recorded (their
+            ``.failed.json``), adding the rows of those now read to the shard (its other
+            rows are kept as they are); ``False`` skips every finished shard.
 
     Returns:
         A :class:`RayEmbedReport` (images/faces count the shards embedded by this run).
@@ -285,7 +326,6 @@ def embed_with_ray(
         BackendUnavailableError: Ray is not installed.
         ExprsimError: no inputs.
     """
-    import json
 
     paths = list_inputs(inputs)
     if not paths:
@@ -295,16 +335,7 @@ def embed_with_ray(
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
 
-    def finished(name: str) -> bool:
-        shard = out / name
-        return shard.exists() and not (retry_failed and failed_list_path(shard).exists())
-
-    todo = [
-        {"name": n, "paths": json.dumps(s)}
-        for n, s in zip(names, shards, strict=True)
-        if not finished(n)
-    ]
-    retried = sum((out / t["name"]).exists() for t in todo)
+    todo, retried = _work(out, names, shards, retry_failed)
     t0 = time.perf_counter()
     counts = [0, 0, 0]
     errors: list[str] = []
@@ -327,7 +358,30 @@ def embed_with_ray(
         time.perf_counter() - t0,
         tuple(errors),
         retried,
+        len(paths),
     )
+
+
+def _work(
+    out: Path, names: list[str], shards: list[list[str]], retry_failed: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """The shards to embed (``name``, ``paths`` as JSON, ``retry``: only the unreadable
+    images of a finished shard) and how many of them are retries."""
+    import json
+
+    todo: list[dict[str, Any]] = []
+    retried = 0
+    for n, paths in zip(names, shards, strict=True):
+        shard = out / n
+        if not shard.exists():
+            todo.append({"name": n, "paths": json.dumps(paths), "retry": False})
+        elif retry_failed and failed_list_path(shard).exists():
+            again = _retry_list(shard)
+            todo.append(
+                {"name": n, "paths": json.dumps(again or paths), "retry": again is not None}
+            )
+            retried += 1
+    return todo, retried
 
 
 def _run_on_ray(

@@ -1121,6 +1121,8 @@ def _read_frames(
                 on_frame(n_sampled, bar.total)
     except KeyboardInterrupt:
         interrupted = True
+        # a Ctrl-C inside add_frame leaves that frame's faces (some at least): count it
+        n_sampled = len(collector.sample_times)
         log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
     finally:
         found.close()  # cancels frames still in flight
@@ -1393,9 +1395,15 @@ def _seconds(collected: _FaceCollector, reader: FrameReader) -> np.ndarray:
 
 
 def _duration(reader: FrameReader) -> float:
-    """The declared duration of the video, ``inf`` when unknown (no cap on time on screen)."""
+    """The cap on time on screen: the video's declared duration; when none is declared (raw
+    streams), the frames decoded at the source rate; else ``inf``."""
     duration = reader.info.duration
-    return duration if math.isfinite(duration) and duration > 0 else math.inf
+    if math.isfinite(duration) and duration > 0:
+        return duration
+    fps = reader.info.fps
+    if reader.n_decoded and math.isfinite(fps) and fps > 0:
+        return reader.n_decoded / fps
+    return math.inf
 
 
 def _person_stats(

@@ -288,7 +288,7 @@ def _add_auth(app: Any, st: _State) -> None:
     (``/api``) or a redirect to the login form.
     """
     from fastapi import Request
-    from fastapi.responses import JSONResponse, RedirectResponse
+    from fastapi.responses import JSONResponse
 
     config = st.config
 
@@ -303,14 +303,10 @@ def _add_auth(app: Any, st: _State) -> None:
         refused = _foreign_request(request, config.allowed_hosts)
         if refused:
             return JSONResponse({"error": refused}, status_code=403)
-        if (
-            config.token
-            and request.url.path not in _OPEN_PATHS
-            and not _authorized(request, config.token, st.sessions)
-        ):
-            if request.url.path.startswith("/api"):
-                return JSONResponse({"error": "token required"}, status_code=401)
-            return RedirectResponse("/login", status_code=303)
+        if config.token and request.url.path not in _OPEN_PATHS:
+            refusal = _auth_refusal(request, config.token, st)
+            if refusal is not None:
+                return refusal
         try:
             return await call_next(request)
         except Exception as exc:  # errors raised outside the routes' handlers
@@ -352,7 +348,7 @@ def _add_login_routes(app: Any, st: _State) -> None:
 
     @app.post("/login")
     def login(request: Request, token: str = Form(...)) -> Any:
-        client = request.client.host if request.client else "unknown"
+        client = _client(request)
         ok = _token_matches(token, config.token)
         wait = st.logins.attempt(client, ok)
         if wait:
@@ -381,13 +377,38 @@ def _token_matches(given: str, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def _authorized(request: Any, token: str, sessions: SessionStore) -> bool:
-    """Whether a request carries the token (``Authorization``) or a cookie naming a live
-    session (which then counts as used)."""
+def _client(request: Any) -> str:
+    """The client's address, as the login rate limit counts it."""
+    return request.client.host if request.client else "unknown"
+
+
+def _auth_refusal(request: Any, token: str, st: _State) -> Any:
+    """``None`` when a request may go on, else the answer that refuses it.
+
+    A request with an ``Authorization: Bearer`` header is judged by it alone, and counts
+    as a login attempt (:class:`LoginLimiter`: wrong tokens there are limited as on the
+    form, and a client past the limit gets 429 with ``Retry-After`` even with the right
+    one); without the header, its cookie must name a live session (which then counts as
+    used). Refused: 401 for ``/api``, else a redirect to the login form.
+    """
+    from fastapi.responses import JSONResponse, RedirectResponse
+
     given = _bearer(request.headers.get("authorization", ""))
-    if given and _token_matches(given, token):
-        return True
-    return sessions.touch(request.cookies.get(COOKIE, ""))
+    if given:
+        ok = _token_matches(given, token)
+        wait = st.logins.attempt(_client(request), ok)
+        if wait:
+            error = f"too many failed attempts: try again in {wait} seconds"
+            return JSONResponse(
+                {"error": error}, status_code=429, headers={"Retry-After": str(wait)}
+            )
+        if ok:
+            return None
+    elif st.sessions.touch(request.cookies.get(COOKIE, "")):
+        return None
+    if request.url.path.startswith("/api"):
+        return JSONResponse({"error": "token required"}, status_code=401)
+    return RedirectResponse("/login", status_code=303)
 
 
 def _add_face_routes(app: Any, st: _State) -> None:
