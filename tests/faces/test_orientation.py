@@ -210,3 +210,17 @@ def test_two_flagged_faces_do_not_become_one_face_twice():
 def test_crops_of_the_wrong_kind_are_refused(bad):
     with pytest.raises(ValueError, match="crops must be uint8"):
         upright_probability(bad)
+
+
+def test_the_check_can_be_turned_off(upright_faces):
+    """``QualityConfig(check_orientation=False)`` leaves the crop as the alignment made it
+    (the speed of the pipeline before the check, and its upside-down crops)."""
+    from exprsim.faces.pipeline import analyze_image
+    from exprsim.faces.quality import QualityConfig
+
+    image, _ = upright_faces["pexels_langer_frame000.jpg"]
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    off = [f for f in analyze_image(turned, quality_config=QualityConfig(check_orientation=False))]
+    on = analyze_image(turned)
+    assert off and upside_down(np.stack([f.crop for f in off])).any()
+    assert not upside_down(np.stack([f.crop for f in on if f.quality.ok])).any()

@@ -68,7 +68,7 @@ def analyze_image(
         right). Rejected faces are included with ``quality.ok`` false. A crop that comes
         out upside down (:mod:`exprsim.faces.orientation`) is made again from the face as
         found in the image turned by 180 degrees, or, when that fails, rejected with the
-        reason ``"upside_down"``.
+        reason ``"upside_down"`` (unless ``quality_config.check_orientation`` is off).
     """
     from exprsim.io import as_rgb8
 
@@ -88,7 +88,8 @@ def analyze_image(
         for f in faces
     ]
     second_look: list[float] = []  # seconds of a detection in the turned image
-    aligned = _upright(image, aligned, det, align_config, quality_config, second_look)
+    if quality_config.check_orientation:
+        aligned = _upright(image, aligned, det, align_config, quality_config, second_look)
     if timings is not None:
         looked = sum(second_look)
         timings["detect"] = timings.get("detect", 0.0) + (t1 - t0) + looked
