@@ -291,14 +291,10 @@ def nms(
         i = order.pop(0)
         keep.append(int(i))
         if order:
-            ious = box_iou(boxes[i], boxes[order])[0]
-            inside = box_inside(boxes[i], boxes[order])[0]
-            limit = np.inf if nested is None else nested
-            order = [
-                j
-                for j, v, c in zip(order, ious, inside, strict=True)
-                if v <= iou_threshold and c <= limit
-            ]
+            stays = box_iou(boxes[i], boxes[order])[0] <= iou_threshold
+            if nested is not None:
+                stays &= box_inside(boxes[i], boxes[order])[0] <= nested
+            order = [j for j, s in zip(order, stays, strict=True) if s]
     return keep
 
 

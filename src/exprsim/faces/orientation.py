@@ -27,7 +27,6 @@ half the time) left two of those faces upside down.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -101,11 +100,10 @@ def torch_network(widths: tuple[int, int, int, int] = WIDTHS) -> Any:
 
 @lru_cache(maxsize=2)
 def load_weights(path: str | None = None) -> dict[str, np.ndarray]:
-    """The shipped weights (state-dict names -> arrays) and ``"report"`` (training figures)."""
+    """The shipped weights: state-dict names -> arrays (the file's training ``report`` is
+    left out)."""
     with np.load(path or WEIGHTS) as z:
-        out = {k: z[k] for k in z.files}
-    out["report"] = np.asarray(json.loads(str(out.get("report", "{}"))), dtype=object)
-    return out
+        return {k: z[k] for k in z.files if k != "report"}
 
 
 def _conv3x3_relu(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,10 +163,8 @@ def _write_failed_list(shard: Path, paths: list[str]) -> None:
     the list, so the shard is embedded again rather than its failures forgotten."""
     import json
 
-    target = failed_list_path(shard)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(paths, indent=1) + "\n")
-    os.replace(tmp, target)
+    text = json.dumps(paths, indent=1) + "\n"
+    _replace(failed_list_path(shard), lambda tmp: tmp.write_text(text))
 
 
 def _merge_retry(
@@ -208,9 +206,15 @@ def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
     """Write one shard atomically (a hidden temporary file, then a rename)."""
     import pandas as pd
 
+    _replace(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
+
+
+def _replace(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a hidden temporary file beside ``path``, then rename it to ``path``; the
+    temporary file is removed if writing fails."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
