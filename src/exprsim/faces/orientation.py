@@ -7,7 +7,7 @@ degrees, so no geometric check notices it, and its embedding describes no expres
 :func:`upright_probability` reads a crop the way the expression model does (gray, 48x48
 FER2013 framing), shrinks it to 32x32, standardises it, and runs a 4-layer CNN (about 60k
 weights; NumPy only) trained on FER+ Training crops, upright against turned by 110-250
-degrees (``scripts/train_orientation.py``: 30 epochs, 10 minutes on 2 cores, the
+degrees (``scripts/train_orientation.py``: 30 epochs, 632 s on 2 cores with only file edits beside it, the
 project's 1,408 validation faces held out; weights and training report in
 ``weights/orientation.npz``). :func:`upside_down` compares a crop with itself turned by 180
 degrees, looking at the turn only when the crop is not surely upright (about 0.65 ms for an
