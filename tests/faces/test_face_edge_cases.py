@@ -32,6 +32,34 @@ def test_a_face_cut_by_the_border_is_flagged_edge():
     assert not cut_off(touching, image.shape)
 
 
+def test_a_face_cut_at_the_chin_or_above_the_brows_is_flagged_edge():
+    from exprsim.faces.quality import cut_off, face_extent
+
+    chin, brows = face_extent(np.array(FRONTAL))
+    # eyes' centre (130, 100), mouth's centre (130, 165): 0.4 and 0.22 of 65 px from them
+    np.testing.assert_allclose(chin, [130, 165 + 0.4 * 65])
+    np.testing.assert_allclose(brows, [130, 100 - 0.22 * 65])
+    # every landmark inside (mouth at y = 165), the chin's least extent (191) not
+    assert cut_off(np.array(FRONTAL), (180, 300, 3))
+    assert not cut_off(np.array(FRONTAL), (200, 300, 3))
+    # eyes 5 px from the top edge: the brows (9.3 px out) are cut; at 10 px (4.3 out) not
+    assert cut_off(np.array(FRONTAL) - [0, 95], (300, 300, 3))
+    assert not cut_off(np.array(FRONTAL) - [0, 90], (300, 300, 3))
+
+
+def test_a_photo_cut_below_the_mouth_is_rejected_whole_ones_are_not():
+    from exprsim.faces.pipeline import analyze_image
+    from exprsim.io import load_image
+    from exprsim.samples import sample_path
+
+    image = load_image(sample_path("grace_hopper.jpg"))
+    (whole,) = analyze_image(image)
+    assert whole.quality.ok
+    mouth_y = float(whole.face.landmarks[3:, 1].mean())
+    (cut,) = analyze_image(np.ascontiguousarray(image[: int(mouth_y) + 10]))
+    assert "edge" in cut.quality.reasons and not cut.quality.ok  # was accepted
+
+
 def test_panoramas_keep_enough_height_to_find_faces():
     from exprsim.faces.detect import MIN_SHORT_SIDE, downscale_for_detection
 

@@ -214,9 +214,9 @@ def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -
 
     Returns:
         :class:`Quality` with ``ok`` false and ``reasons`` among ``"blur"``, ``"yaw"``,
-        ``"pose"`` (pose could not be estimated), ``"edge"`` (an eye, the nose or a mouth
-        corner lies outside the image: the face is cut off, and its aligned crop is partly
-        padding). :func:`exprsim.faces.pipeline.analyze_image` may add ``"upside_down"``
+        ``"pose"`` (pose could not be estimated), ``"edge"`` (an eye, the nose, a mouth
+        corner, the chin or the brows lie outside the image: the face is cut off, and its
+        aligned crop is partly padding; :func:`cut_off`). :func:`exprsim.faces.pipeline.analyze_image` may add ``"upside_down"``
         (judged on the aligned crop, :mod:`exprsim.faces.orientation`).
     """
     config = config or QualityConfig()
@@ -238,14 +238,36 @@ def assess(image: np.ndarray, face: Face, config: QualityConfig | None = None) -
 #: as cut off (landmark estimates of a face touching the border stray a little)
 EDGE_TOLERANCE = 0.1
 
+#: where the chin (MediaPipe mesh point 152) lies at the least, below the mouth centre, in
+#: eye-centre-to-mouth-centre distances: just under the 1st percentile (0.41) over 621 FER+
+#: Training faces, 80 per majority emotion, meshed at 192 px (``scripts/face_extent.py``;
+#: median 0.59)
+CHIN_BELOW_MOUTH = 0.4
+#: where the brows (mesh points 105, 334) lie at the least, above the eye centre, in the same
+#: unit: just under the 1st percentile (0.23) of the same faces (median 0.34)
+BROWS_ABOVE_EYES = 0.22
+
+
+def face_extent(landmarks: np.ndarray) -> np.ndarray:
+    """``(2, 2)`` float64 conservative estimates of the chin and of the brows' centre from
+    the 5 landmarks (:data:`CHIN_BELOW_MOUTH`, :data:`BROWS_ABOVE_EYES`): points that any
+    usual face reaches at least, along the line from the eyes' to the mouth's centre."""
+    pts = _five_points(landmarks)
+    eyes, mouth = pts[:2].mean(axis=0), pts[3:].mean(axis=0)
+    down = mouth - eyes
+    return np.stack([mouth + CHIN_BELOW_MOUTH * down, eyes - BROWS_ABOVE_EYES * down])
+
 
 def cut_off(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> bool:
-    """Whether any of the 5 landmarks lies outside the image by more than
-    :data:`EDGE_TOLERANCE` eye distances (a face cut by the image border)."""
+    """Whether any of the 5 landmarks, or the chin or the brows (:func:`face_extent`), lies
+    outside the image by more than :data:`EDGE_TOLERANCE` eye distances (a face cut by the
+    image border: a photo cut at the chin keeps all 5 landmarks inside, yet its aligned crop
+    is partly padding)."""
     pts = _five_points(landmarks)
     if not np.isfinite(pts).all():
         return False
     margin = EDGE_TOLERANCE * float(np.linalg.norm(pts[0] - pts[1]))
+    pts = np.concatenate([pts, face_extent(pts)])
     h, w = int(image_shape[0]), int(image_shape[1])
     x, y = pts[:, 0], pts[:, 1]
     return bool(
