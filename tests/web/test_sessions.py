@@ -259,3 +259,61 @@ def test_serve_ignores_forwarded_headers(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("exprsim.web.create_app", lambda *a, **k: object())
     rc = main(["-q", "serve", "--db", str(tmp_path / "f.db"), "--port", "0"])
     assert rc == 0 and seen == {"proxy_headers": False}
+
+
+def _app(tmp_path, random_model_dir, clock, **kw):
+    from exprsim.models.embedder import load_model
+    from exprsim.web import ServeConfig, create_app
+
+    cfg = ServeConfig(db=str(tmp_path / "faces.db"), token=TOKEN, **kw)
+    return create_app(cfg, embedder=load_model(str(random_model_dir)), clock=clock)
+
+
+def test_the_cookie_is_secure_when_asked_or_over_https(tmp_path, random_model_dir, clock):
+    from fastapi.testclient import TestClient
+
+    plain = _app(tmp_path, random_model_dir, clock)
+    assert "secure" not in _login(TestClient(plain)).headers["set-cookie"].lower()
+    https = TestClient(plain, base_url="https://testserver")
+    assert "secure" in _login(https).headers["set-cookie"].lower()  # had no Secure flag
+    proxied = TestClient(_app(tmp_path, random_model_dir, clock, secure_cookie=True))
+    r = _login(proxied)
+    assert "secure" in r.headers["set-cookie"].lower()
+    out = proxied.post("/logout", follow_redirects=False)
+    assert "secure" in out.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(
+    ("hosts", "shared"),
+    [
+        (["2001:db8:1:2::1", "2001:db8:1:2:ffff::7"], True),  # one /64: one client
+        (["2001:db8:1:2::1", "2001:db8:1:3::1"], False),
+        (["10.0.0.1", "::ffff:10.0.0.1"], True),  # IPv4-mapped IPv6 is the IPv4 address
+        (["10.0.0.1", "10.0.0.2"], False),
+    ],
+)
+def test_login_limit_counts_an_ipv6_slash_64_as_one_client(
+    tmp_path, random_model_dir, clock, hosts, shared
+):
+    """Fresh IPv6 addresses from one /64 got 5 guesses each (one subscriber holds 2**64)."""
+    from fastapi.testclient import TestClient
+
+    app = _app(tmp_path, random_model_dir, clock)
+    first, second = (TestClient(app, client=(h, 5000)) for h in hosts)
+    assert [_login(first, "wrong").status_code for _ in range(5)] == [401] * 5
+    assert _login(second, "wrong").status_code == (429 if shared else 401)
+
+
+def test_serve_secure_cookie_flag_reaches_the_app(tmp_path, monkeypatch):
+    import uvicorn
+
+    from exprsim.cli import main
+
+    seen = {}
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    monkeypatch.setattr("exprsim.web.create_app", lambda cfg, **k: seen.setdefault("cfg", cfg))
+    db = str(tmp_path / "f.db")
+    assert main(["-q", "serve", "--db", db, "--port", "0", "--secure-cookie"]) == 0
+    assert seen.pop("cfg").secure_cookie
+    assert main(["-q", "serve", "--db", db, "--port", "0"]) == 0
+    assert not seen["cfg"].secure_cookie

@@ -38,6 +38,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--data-dir", metavar="DIR", help="uploads and video reports (default <db>.web)")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
+    p.add_argument(
+        "--secure-cookie",
+        action="store_true",
+        help="mark the login cookie Secure (sent over HTTPS only): use it when users reach the "
+        "server through HTTPS, a TLS proxy in front",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -134,6 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 token=token,
                 max_upload_mb=args.max_upload_mb,
                 model=args.model,
+                secure_cookie=args.secure_cookie,
                 # on loopback, only this machine's names: a page elsewhere cannot reach the
                 # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
                 allowed_hosts=(

@@ -15,6 +15,7 @@ cookie of a session opened by the login form (see :func:`_add_auth`).
 # at run time, and they name classes imported inside the ``_add_*`` functions
 import hmac
 import io
+import ipaddress
 import logging
 import threading
 import time
@@ -55,6 +56,9 @@ class ServeConfig:
             refused (403): a page on another site cannot reach a server on the loopback
             address through DNS rebinding. ``exprsim serve`` sets it when bound to loopback.
         max_queued_videos: video jobs waiting or running at once; more are refused (429).
+        secure_cookie: mark the session cookie ``Secure`` (browsers then send it over HTTPS
+            only): for a server reached through HTTPS, a TLS proxy in front. A request that
+            reaches the app itself over HTTPS gets a ``Secure`` cookie either way.
     """
 
     db: str
@@ -65,6 +69,7 @@ class ServeConfig:
     model: str = "default"
     allowed_hosts: tuple[str, ...] = ()
     max_queued_videos: int = 8
+    secure_cookie: bool = False
 
 
 def default_data_dir(db: str) -> Path:
@@ -329,7 +334,8 @@ def _add_login_routes(app: Any, st: _State) -> None:
 
     ``POST /login`` with the right token opens a session (:class:`SessionStore`: it ends
     after 12 hours idle, on logout, or when the server restarts) and sets a cookie naming
-    it (HttpOnly, SameSite=Strict). A client address may fail 5 times within 60 seconds
+    it (HttpOnly, SameSite=Strict; Secure with ``ServeConfig.secure_cookie`` or over HTTPS).
+    A client address may fail 5 times within 60 seconds
     (:class:`LoginLimiter`); past that, every attempt, right token or not, gets 429 with
     ``Retry-After`` until its oldest failure leaves the window. A success clears the
     client's failures. ``POST /logout`` ends the cookie's session, clears the cookie and
@@ -359,14 +365,25 @@ def _add_login_routes(app: Any, st: _State) -> None:
             log.warning("failed login from %s", client)
             return HTMLResponse(pages.login("wrong token"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, st.sessions.create(), httponly=True, samesite="strict")
+        resp.set_cookie(
+            COOKIE,
+            st.sessions.create(),
+            httponly=True,
+            samesite="strict",
+            secure=config.secure_cookie or request.url.scheme == "https",
+        )
         return resp
 
     @app.post("/logout")
     def logout(request: Request) -> Any:
         st.sessions.drop(request.cookies.get(COOKIE, ""))
         resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(COOKIE, httponly=True, samesite="strict")
+        resp.delete_cookie(
+            COOKIE,
+            httponly=True,
+            samesite="strict",
+            secure=config.secure_cookie or request.url.scheme == "https",
+        )
         return resp
 
 
@@ -377,9 +394,24 @@ def _token_matches(given: str, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
+#: prefix length under which IPv6 clients count as one for the login rate limit: a single
+#: subscriber usually holds a whole /64 and could pick a fresh address for every guess
+IPV6_CLIENT_PREFIX = 64
+
+
 def _client(request: Any) -> str:
-    """The client's address, as the login rate limit counts it."""
-    return request.client.host if request.client else "unknown"
+    """The client, as the login rate limit counts it: its IPv4 address (also when written
+    as IPv4-mapped IPv6), or its IPv6 address's /64 network."""
+    host = request.client.host if request.client else ""
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host or "unknown"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{addr}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(addr)
 
 
 def _auth_refusal(request: Any, token: str, st: _State) -> Any:

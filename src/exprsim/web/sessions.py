@@ -116,8 +116,9 @@ class LoginLimiter:
     for longer). A successful login forgets the client's failures. At most ``max_clients``
     clients are remembered (the one whose last failure is oldest is forgotten first).
 
-    Clients are told apart by address only: behind a reverse proxy, every client shares
-    the proxy's.
+    Clients are told apart by address only (the web app passes an IPv6 client's /64
+    network, as one subscriber holds a whole one): behind a reverse proxy, every client
+    shares the proxy's.
     """
 
     def __init__(
