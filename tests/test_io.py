@@ -393,3 +393,34 @@ def test_16_bit_gray_scales_like_the_float_formula(tmp_path):
     got = load_image(path)[0, :, 0].astype(int)
     expected = np.floor(values / 65535.0 * 255.0 + 0.5).astype(int)  # the old float64 path
     assert np.abs(got - expected).max() == 0
+
+
+def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
+    import threading
+
+    from exprsim.io import replace_atomically, temp_beside, write_atomically
+
+    target = tmp_path / "table.bin"
+    assert write_atomically(target, lambda fh: fh.write(b"first")) == target
+    assert target.read_bytes() == b"first"
+
+    def half_then_fail(fh):
+        fh.write(b"half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, half_then_fail)
+    with pytest.raises(ValueError, match="bad rows"):
+        replace_atomically(target, lambda tmp: (tmp.write_bytes(b"x"), int("bad rows")))
+    assert target.read_bytes() == b"first"  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.bin"]  # no temporary left
+    replace_atomically(target, lambda tmp: tmp.write_bytes(b"second"))
+    assert target.read_bytes() == b"second"
+
+    names = []
+    worker = threading.Thread(target=lambda: names.append(temp_beside(target).name))
+    worker.start()
+    worker.join()
+    here = temp_beside(target, ".part").name
+    assert here.startswith(".table.bin.") and here.endswith(".part")
+    assert names[0] != temp_beside(target).name  # two threads never share a temporary file

@@ -13,10 +13,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -436,3 +437,47 @@ def _frame_of(columns: Sequence[str]) -> Any:
     import pandas as pd
 
     return pd.DataFrame(columns=list(columns))
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
+    """A hidden temporary name beside ``path``, unique to this process and thread
+    (``.<name>.<pid>.<thread><suffix>``): two writers of one file never share it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{suffix}")
+
+
+def replace_atomically(
+    path: str | Path, write: Callable[[Path], object], suffix: str = ".tmp"
+) -> Path:
+    """Write ``path`` whole or not at all: ``write(tmp)`` fills a hidden temporary file
+    beside it (:func:`temp_beside`), which is then renamed to ``path``. The temporary file
+    is removed if anything fails (readers see the old file or the new one, never a part).
+    For writers that take a path (pandas, safetensors); :func:`write_atomically` for those
+    that take a file. Returns ``path``."""
+    path = Path(path)
+    tmp = temp_beside(path, suffix)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_atomically(
+    path: str | Path, write: Callable[[BinaryIO], object], suffix: str = ".tmp"
+) -> Path:
+    """:func:`replace_atomically` for writers that take an open binary file: ``write(fh)``,
+    then the file is flushed to disk (``fsync``) before the rename, so that a power cut
+    leaves the old file or the whole new one. Returns ``path``."""
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return replace_atomically(path, fill, suffix)

@@ -307,20 +307,13 @@ class ReferenceSet:
         Raises:
             ExprsimError: ``path`` does not end in ``.npz``.
         """
-        import os
+        from exprsim.io import write_atomically
 
         path = Path(path)
         if path.suffix.lower() != ".npz":
             raise ExprsimError(f"{path}: a reference set is a .npz file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                self._write(fh, dtype)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_atomically(path, lambda fh: self._write(fh, dtype))
 
     def _write(self, fh: Any, dtype: str) -> None:
         np.savez_compressed(

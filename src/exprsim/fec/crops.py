@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -365,12 +364,10 @@ def _worker_job(
 
 
 def _write_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from exprsim.io import write_atomically
+
+    # ".part": what a crashed run leaves is cleaned up on the next (``.*.part``)
+    write_atomically(path, lambda fh: np.save(fh, arr), suffix=".part")
 
 
 class _ShardWriter:

@@ -55,6 +55,7 @@ from typing import Any
 
 from exprsim import __version__
 from exprsim.errors import DataError, ImageError
+from exprsim.io import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -446,12 +447,7 @@ def _validate(data: bytes, url: str, final_url: str, cfg: FetchConfig) -> tuple[
 def _write_atomic(out_dir: Path, rel: str, data: bytes) -> None:
     dest = out_dir / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}{_PART}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, dest)
+    write_atomically(dest, lambda fh: fh.write(data), suffix=_PART)
 
 
 def _fetch_one(
@@ -734,9 +730,8 @@ def fetch_fec(
             counts.attempted, time.perf_counter() - t0, counts.interrupted,
         )  # fmt: skip
         manifest.close()
-        tmp = out / f".{REPORT_NAME}{_PART}"
-        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        os.replace(tmp, out / REPORT_NAME)
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        write_atomically(out / REPORT_NAME, lambda fh: fh.write(text.encode()), suffix=_PART)
     log.debug("%s", report.to_text())
     return report
 

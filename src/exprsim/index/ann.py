@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, require_positive_int
+from exprsim.io import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class ExactIndex:
         return n
 
     def save(self, path: str | Path) -> None:
-        _atomic_write(path, lambda f: np.savez(f, vectors=self.vectors, ids=self.ids))
+        write_atomically(path, lambda f: np.savez(f, vectors=self.vectors, ids=self.ids))
 
     @classmethod
     def load(cls, path: str | Path) -> ExactIndex:
@@ -267,7 +267,7 @@ class FaissIndex:
         blob = faiss.serialize_index(self.index)
         ids = np.zeros(0, np.int64) if self.ids is None else self.ids
         direct = np.array(self.ids is None)
-        _atomic_write(
+        write_atomically(
             path,
             lambda f: np.savez(
                 f, faiss=np.asarray(blob), ids=ids, name=np.array(self.name), direct=direct
@@ -406,7 +406,7 @@ class AnnStamp:
         }
 
     def save(self, path: str | Path) -> None:
-        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
+        write_atomically(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
 
     @classmethod
     def load(cls, path: str | Path) -> AnnStamp | None:
@@ -458,17 +458,3 @@ def needs_retrain(stamp: AnnStamp, index: Any, wanted: str, n: int) -> str:
     if stamp.imbalance > 0 and imb > stamp.imbalance * IMBALANCE_GROWTH:
         return f"IVF imbalance {imb:.2f}, {stamp.imbalance:.2f} when trained"
     return ""
-
-
-def _atomic_write(path: str | Path, write: Callable[[Any], Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

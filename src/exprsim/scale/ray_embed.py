@@ -23,14 +23,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
+from exprsim.io import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def _write_failed_list(shard: Path, paths: list[str]) -> None:
     import json
 
     text = json.dumps(paths, indent=1) + "\n"
-    _replace(failed_list_path(shard), lambda tmp: tmp.write_text(text))
+    replace_atomically(failed_list_path(shard), lambda tmp: tmp.write_text(text))
 
 
 def _merge_retry(
@@ -206,19 +206,7 @@ def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
     """Write one shard atomically (a hidden temporary file, then a rename)."""
     import pandas as pd
 
-    _replace(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
-
-
-def _replace(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write`` a hidden temporary file beside ``path``, then rename it to ``path``; the
-    temporary file is removed if writing fails."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    replace_atomically(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
 
 
 class _EmbedShards:

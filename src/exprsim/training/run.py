@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ExprsimError
+from exprsim.io import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,7 @@ class RunFolder:
                     f"weights in {len(bad)} tensors, e.g. {bad[0]}); nothing was saved and the "
                     "previous checkpoint is kept. Lower the learning rate, or check the data"
                 )
-        tmp = self.dir / "state.pt.tmp"
-        torch.save(dict(state), tmp)
-        os.replace(tmp, self.state_path)
+        replace_atomically(self.state_path, lambda tmp: torch.save(dict(state), tmp))
 
     def load_state(self, map_location: Any = None) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` for a fresh run."""
@@ -180,10 +178,8 @@ class RunFolder:
         """Save a state dict as safetensors, atomically (tensors made contiguous, on CPU)."""
         from safetensors.torch import save_file
 
-        tmp = self.dir / f"{name}.tmp"
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp))
-        os.replace(tmp, self.dir / name)
-        return self.dir / name
+        tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+        return replace_atomically(self.dir / name, lambda tmp: save_file(tensors, str(tmp)))
 
     def append_metrics(self, row: Mapping[str, Any]) -> None:
         with self.metrics_path.open("a") as f:
