@@ -164,14 +164,6 @@ def resolve_crops_dir(path: str | Path) -> Path:
 # --------------------------------------------------------------------------- one face
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def crop_face(
     image: np.ndarray, box: Sequence[float], detector: Any, config: CropConfig
 ) -> tuple[np.ndarray, str, float]:
@@ -188,7 +180,7 @@ def crop_face(
         detection score (0 for the box fallback).
     """
     from exprsim.faces.align import AlignConfig, align_face
-    from exprsim.faces.detect import landmarks_from_box
+    from exprsim.faces.detect import box_iou, landmarks_from_box
 
     h, w = image.shape[:2]
     left, right, top, bottom = (float(v) for v in box)
@@ -205,7 +197,7 @@ def crop_face(
         target = (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
         best, best_iou = None, config.min_iou
         for f in detector.detect(region):
-            iou = _box_iou([float(v) for v in f.box], target)
+            iou = float(box_iou(f.box, np.asarray(target))[0, 0])
             if iou >= best_iou:
                 best, best_iou = f, iou
         if best is not None:

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exprsim.faces.detect import box_iou
+
 log = logging.getLogger(__name__)
 
 #: DBSCAN radius on dlib descriptors (see module docstring).
@@ -68,21 +70,6 @@ def appearance(crop: np.ndarray) -> np.ndarray:
     small = cv2.resize(gray, (24, 24), interpolation=cv2.INTER_AREA).ravel()
     small = small - small.mean()
     return small / max(float(np.linalg.norm(small)), 1e-6)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``(N, 4)`` and ``(M, 4)`` ``x1, y1, x2, y2`` boxes -> ``(N, M)``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 class TrackLinker:
