@@ -137,17 +137,49 @@ def test_ctrl_c_while_reading_and_again_after(grace_clip, embedder, monkeypatch)
     )
 
 
+def test_a_second_ctrl_c_while_the_partial_result_is_built_loses_nothing(
+    grace_clip, embedder, monkeypatch, tmp_path
+):
+    """A second Ctrl-C right after the first (while the stand-in persons are made, then
+    while the partial report is written) used to lose the whole report."""
+    import signal
+
+    import exprsim.video.pipeline as pipe_mod
+    import exprsim.video.tracks as tracks_mod
+
+    _raise_once(monkeypatch, tracks_mod, "cluster_identities")
+    real = pipe_mod._track_persons
+
+    def impatient(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # the user presses Ctrl-C again
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipe_mod, "_track_persons", impatient)
+    a = analyze_video(grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    assert a.interrupted and len(a.faces) == 5 and a.n_persons == 1
+
+
 def test_cli_ctrl_c_after_reading_writes_the_partial_report(
     grace_clip, embedder, monkeypatch, tmp_path, capsys
 ):
+    import signal
+
     import pandas as pd
 
     import exprsim.models.embedder as emb_mod
     import exprsim.video.tracks as tracks_mod
     from exprsim.cli import main
+    from exprsim.video.pipeline import VideoAnalysis
 
     monkeypatch.setattr(emb_mod, "load_model", lambda name="default": embedder)
     _raise_once(monkeypatch, tracks_mod, "cluster_identities")
+    real_save = VideoAnalysis.save
+
+    def impatient_save(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # a second Ctrl-C as the report is written
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoAnalysis, "save", impatient_save)
     out = tmp_path / "o"
     rc = main(["-q", "video", str(grace_clip), "--out", str(out), "--identity", "iou"])
     assert rc == 130  # as for a Ctrl-C while reading

@@ -149,6 +149,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from exprsim.interrupts import hold_interrupts
     from exprsim.models.embedder import load_model
     from exprsim.video.pipeline import VideoConfig, analyze_video, load_tag_references
 
@@ -178,7 +181,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         args.input, embedder, config, tag_references=refs, progress=not args.quiet
     )
     try:
-        paths = analysis.save(args.out)
+        # a partial report after a Ctrl-C: a second press must not lose it half-written
+        with hold_interrupts("the partial report") if analysis.interrupted else nullcontext():
+            paths = analysis.save(args.out)
     except OSError as exc:  # e.g. the disk filled up, or a folder the checks could not foresee
         raise ExprsimError(f"--out {args.out}: cannot write the report ({exc})") from exc
     accepted = sum(f.quality.ok for f in analysis.faces)

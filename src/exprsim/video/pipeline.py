@@ -41,6 +41,7 @@ variable-frame-rate clip is measured by its real timestamps).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -57,6 +58,7 @@ import numpy as np
 from exprsim.errors import ExprsimError, ModelError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
+from exprsim.interrupts import hold_interrupts
 from exprsim.video.frames import DEFAULT_FPS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 
@@ -723,6 +725,23 @@ def analyze_video(
         _late_stages(late, _Read(collected, reader, cfg, embedder, n_sampled), tag_references, pvae)
     except KeyboardInterrupt:
         log.warning("interrupted during %s: keeping what is complete", late.stage)
+    held = interrupted or late.stage != "done"
+    # after a Ctrl-C, a second one must not lose the partial result while it is put together
+    with hold_interrupts("the partial result") if held else contextlib.nullcontext():
+        return _analysis(late, collected, reader, cfg, embedder, n_sampled, interrupted, t_start)
+
+
+def _analysis(
+    late: _Late,
+    collected: _FaceCollector,
+    reader: FrameReader,
+    cfg: VideoConfig,
+    embedder: Any,
+    n_sampled: int,
+    interrupted: bool,
+    t_start: float,
+) -> VideoAnalysis:
+    """The :class:`VideoAnalysis` of what was read and of the stages after reading."""
     return VideoAnalysis(
         info=reader.info,
         config=cfg,
