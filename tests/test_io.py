@@ -424,3 +424,79 @@ def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
     here = temp_beside(target, ".part").name
     assert here.startswith(".table.bin.") and here.endswith(".part")
     assert names[0] != temp_beside(target).name  # two threads never share a temporary file
+
+
+# ----------------------------------------------------------------- sixth audit
+
+
+def test_a_name_too_long_fails_alone(tmp_path, random_embedder):
+    from exprsim.errors import ImageError
+    from exprsim.io import iter_image_files, load_image
+    from exprsim.samples import sample_path
+
+    good = tmp_path / "good.jpg"
+    good.write_bytes(sample_path("grace_hopper.jpg").read_bytes())
+    long = str(tmp_path / ("x" * 300 + ".jpg"))  # past NAME_MAX: the OS raises on stat
+    with pytest.raises(ImageError, match="too long"):
+        load_image(long)
+    assert [p.name for p in iter_image_files([tmp_path, long])] == ["good.jpg", "x" * 300 + ".jpg"]
+    failures: list = []
+    faces = random_embedder.embed_images([good, long], failures=failures)
+    assert len(faces) == 1 and len(failures) == 1  # the good file was never reached
+
+
+def test_wide_integer_pixels_are_read_as_16_bit_like_the_file():
+    import io
+
+    from PIL import Image
+
+    from exprsim.io import as_rgb8, decode_image
+
+    ramp16 = np.linspace(0, 65535, 32 * 32).astype(np.uint16).reshape(32, 32)
+    buf = io.BytesIO()
+    Image.fromarray(ramp16).save(buf, format="PNG")
+    from_file = decode_image(buf.getvalue())
+    ramp = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("I"))  # int32
+    assert ramp.dtype == np.int32
+    np.testing.assert_array_equal(as_rgb8(ramp), from_file)  # was clipped: nearly all white
+    np.testing.assert_array_equal(as_rgb8(ramp16), from_file)
+    small = np.arange(256, dtype=np.int16).reshape(16, 16)
+    np.testing.assert_array_equal(as_rgb8(small)[..., 0], small.astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("array", "warned"),
+    [
+        (np.linspace(-1, 1, 64).reshape(8, 8), "from -1 to 1"),  # a [-1, 1] network image
+        (np.full((8, 8), -5, np.int32), "outside 0..255 clipped"),
+        (np.full((8, 8), 70_000, np.int64), "outside 0..65535 clipped"),
+    ],
+)
+def test_clipped_pixels_are_never_silent(array, warned, caplog):
+    from exprsim.io import as_rgb8
+
+    assert as_rgb8(array).dtype == np.uint8
+    assert warned in caplog.text
+
+
+@pytest.mark.parametrize("array", [np.full((8, 8, 3), "a"), np.ones((8, 8), np.complex64)])
+def test_pixels_that_are_not_real_numbers_are_an_image_error(array, random_embedder):
+    from exprsim.errors import ImageError
+    from exprsim.io import load_image
+    from exprsim.samples import sample_path
+
+    with pytest.raises(ImageError, match="not real numbers"):
+        load_image(array)
+    failures: list = []  # a raw UFuncTypeError escaped failures= and aborted the batch
+    random_embedder.embed_images([array, sample_path("grace_hopper.jpg")], failures=failures)
+    assert len(failures) == 1
+
+
+def test_max_pixels_and_byte_paths(tmp_path):
+    from exprsim.io import iter_image_files, load_image
+    from exprsim.samples import sample_path
+
+    with pytest.raises(ValueError, match="whole number"):
+        load_image(sample_path("grace_hopper.jpg"), max_pixels="10")  # type: ignore[arg-type]
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert [p.name for p in iter_image_files([bytes(tmp_path)])] == ["a.png"]

@@ -36,7 +36,8 @@ class ImageError(ExprsimError):
     """An image could not be read: missing, empty, corrupt, truncated, not an image, or too large.
 
     Attributes:
-        path: the offending file (or ``"<bytes>"`` / ``"<array>"`` for in-memory input).
+        path: the offending file (or a placeholder such as ``"<bytes>"``, ``"<array>"`` or
+            ``"<array #2>"`` for in-memory input).
         reason: a short human-readable reason.
     """
 

@@ -68,6 +68,8 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
 def _pixel_limit(max_pixels: int | None) -> int:
     if max_pixels is None:
         return MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int | np.integer):
+        raise ValueError(f"max_pixels must be a whole number >= 1, got {max_pixels!r}")
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     return min(int(max_pixels), MAX_PIXELS)
@@ -117,8 +119,8 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
 
     Args:
         source: a path, encoded bytes, or an array (``(H, W)`` gray, ``(H, W, 3)`` RGB or
-            ``(H, W, 4)`` RGBA; uint8, uint16, bool, or float in ``[0, 1]``: floats above
-            1 are clipped, with a warning), returned as RGB uint8.
+            ``(H, W, 4)`` RGBA) of any real dtype, returned as RGB uint8
+            (:func:`as_rgb8`).
         max_pixels: refuse larger images (at most :data:`MAX_PIXELS`, the default); a file
             is judged by its header, before its pixels are decoded.
 
@@ -143,11 +145,11 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             "(np.asarray(pil_image) for a PIL image)",
         )
     path = Path(source)
-    if not path.exists():
-        raise ImageError(path, "no such file")
-    if path.is_dir():
-        raise ImageError(path, "is a directory, not an image")
-    try:
+    try:  # a name too long for the file system raises here instead of answering False
+        if not path.exists():
+            raise ImageError(path, "no such file")
+        if path.is_dir():
+            raise ImageError(path, "is a directory, not an image")
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
@@ -155,38 +157,71 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
 
 
 def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
-    """Coerce an in-memory image array to ``(H, W, 3)`` uint8 RGB."""
+    """Coerce an in-memory image array to ``(H, W, 3)`` uint8 RGB.
+
+    Pixel values: uint8 as they are; bool as black and white; uint16 as 16-bit; floats as
+    0..1; other integers as 0..255, or as 16-bit (0..65535, like Pillow's mode ``"I"``)
+    when a value exceeds 255. Values outside the range read are clipped with a warning.
+
+    Raises:
+        ImageError: another shape, pixels that are not real numbers (text, complex), or
+            NaN / infinite floats.
+    """
     arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(name, f"expected (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
     if arr.dtype != np.uint8:
-        if arr.dtype == np.bool_:  # a mask: black and white
-            arr = arr.astype(np.uint8) * 255
-        elif np.issubdtype(arr.dtype, np.floating):
-            if not np.isfinite(arr).all():
-                raise ImageError(name, "float image with NaN or infinite values")
-            top = float(arr.max())
-            if top > 1.0 + 1.0 / 255:
-                # most likely 0..255 values in a float array: all but black turns white
-                log.warning(
-                    "%s: float image with values up to %.4g read as 0..1 and clipped; "
-                    "pass uint8, or divide by 255",
-                    name,
-                    top,
-                )
-            # clip first: values far outside [0, 1] must not overflow when scaled
-            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        elif arr.dtype == np.uint16:
-            arr = (arr // 257).astype(np.uint8)
-        else:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        arr = _pixels_to_uint8(arr, name)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
         arr = arr[:, :, :3]
     return np.ascontiguousarray(arr)
+
+
+def _pixels_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    """Pixels of any numeric dtype as uint8 (see :func:`as_rgb8`); values outside the
+    range read are clipped with a warning, never silently."""
+    kind = arr.dtype.kind
+    if kind == "b":  # a mask: black and white
+        return arr.astype(np.uint8) * 255
+    if kind not in "iuf":
+        raise ImageError(name, f"pixels of type {arr.dtype} are not real numbers")
+    if kind == "f":
+        if not np.isfinite(arr).all():
+            raise ImageError(name, "float image with NaN or infinite values")
+        lo, top = float(arr.min()), float(arr.max())
+        if top > 1.0 + 1.0 / 255 or lo < -1.0 / 255:
+            # 0..255 values in a float array (all but black turns white), or -1..1 ones
+            log.warning(
+                "%s: float image with values from %.4g to %.4g read as 0..1 and clipped; "
+                "pass uint8, or divide by 255 (0..255 values) or map to 0..1",
+                name,
+                lo,
+                top,
+            )
+        # clip first: values far outside [0, 1] must not overflow when scaled
+        return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    lo, top = int(arr.min()), int(arr.max())
+    if lo >= 0 and top <= 255 and arr.dtype != np.uint16:
+        return arr.astype(np.uint8)
+    if lo < 0 or top > 65535:
+        log.warning(
+            "%s: %s image with values from %d to %d: values outside 0..%d clipped",
+            name,
+            arr.dtype,
+            lo,
+            top,
+            255 if top <= 255 else 65535,
+        )
+    if top <= 255 and arr.dtype != np.uint16:
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    # 16-bit pixels, or 16-bit pixels in a wider integer type (Pillow's mode "I"): as a
+    # 16-bit file is read (:func:`_to_rgb8`), rounded to the nearest level
+    wide = np.clip(arr, 0, 65535).astype(np.uint32)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def as_inputs(sources: Any) -> list[Any]:
@@ -213,8 +248,8 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     of vanishing); linked folders are not entered (no loops). A single path is one input.
     """
     for p in as_inputs(paths):
-        path = Path(p)
-        if path.is_dir():
+        path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
+        if _is_dir(path):
             for child in sorted(path.rglob("*")):
                 if child.suffix.lower() in IMAGE_SUFFIXES and (
                     child.is_file() or (child.is_symlink() and not child.exists())
@@ -222,6 +257,15 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
                     yield child
         else:
             yield path
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, false for a name the file system refuses (too long, say): the
+    file then fails alone, with its reason, when it is read."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def json_ready(value: Any) -> Any:

@@ -38,12 +38,13 @@ def test_compare_images_with_stub(stub) -> None:
     near = np.clip(base.astype(int) + 3, 0, 255).astype(np.uint8)
     other = rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)
     res = compare_images([base, near, other], stub)
-    assert res.sources == ("<array>",) * 3 and res.embeddings.shape == (3, 16)
+    assert res.sources == ("<array #0>", "<array #1>", "<array #2>")
+    assert res.embeddings.shape == (3, 16)
     e = res.embeddings
     assert res.distances[0, 2] == pytest.approx(math.dist(e[0], e[2]), abs=1e-6)
     assert res.odd_one_out == 2
     out = res.to_dict()
-    assert out["odd_one_out"] == "<array>" and len(out["distances"]) == 3
+    assert out["odd_one_out"] == "<array #2>" and len(out["distances"]) == 3
     two = compare_images([base, other], stub)
     assert two.odd_one_out is None and "odd_one_out" not in two.to_dict()
     with pytest.raises(ExprsimError, match="at least two"):

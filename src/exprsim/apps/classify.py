@@ -52,7 +52,11 @@ class ExpressionKNN:
         metric: ``"euclidean"`` or ``"cosine"``.
         weights: ``"uniform"`` (share of the k neighbours per class) or ``"distance"``.
         classes: class names; when given, integer labels index into it and string labels
-            are looked up in it (default: the sorted unique labels seen by :meth:`fit`).
+            are looked up in it (default: the sorted unique labels seen by :meth:`fit`,
+            matched by value: labels ``3`` and ``7`` give two classes, two columns).
+
+    Attributes:
+        classes_: the classes after :meth:`fit`, in the order of the probability columns.
     """
 
     def __init__(
@@ -83,11 +87,28 @@ class ExpressionKNN:
         return self
 
     def _encode(self, y: Any) -> np.ndarray:
+        """Column index (into :attr:`classes_`) of each label of ``y``.
+
+        Integer labels index into ``classes`` when it was given, and name a label seen by
+        :meth:`fit` otherwise; any other label is looked up by its text.
+        """
         y = np.asarray(y)
-        if y.dtype.kind in "iu":
+        if y.ndim != 1:
+            raise ExprsimError(f"labels must be a 1-d sequence, got shape {y.shape}")
+        by_value = getattr(self, "_labels_by_value", False)
+        if y.dtype.kind in "iu" and not by_value:
             codes = y.astype(np.int64)
             if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
                 raise ExprsimError(f"labels must lie in [0, {len(self.classes_)})")
+            return codes
+        if y.dtype.kind in "iu":  # the sorted integer labels seen by fit
+            codes = np.searchsorted(self.classes_, y).astype(np.int64)
+            known = codes < len(self.classes_)
+            known[known] = self.classes_[codes[known]] == y[known]
+            if not known.all():
+                raise ExprsimError(
+                    f"unknown label {y[~known][0].item()!r}; classes: {self.classes_.tolist()}"
+                )
             return codes
         index = {str(c): i for i, c in enumerate(self.classes_)}
         try:
@@ -98,9 +119,17 @@ class ExpressionKNN:
             ) from exc
 
     def fit(self, X: np.ndarray, y: Any) -> ExpressionKNN:
-        """Remember ``(N, D)`` embeddings ``X`` and their ``(N,)`` labels ``y``."""
+        """Remember ``(N, D)`` embeddings ``X`` and their ``(N,)`` labels ``y``.
+
+        Raises:
+            ExprsimError: ``X`` is not a non-empty finite ``(N, D)`` array, ``y`` is not
+                1-d or not of length ``N``, a bad hyper-parameter, or a label outside
+                ``classes``.
+        """
         x = np.asarray(X, dtype=np.float32)
         y = np.asarray(y)
+        if y.ndim != 1:
+            raise ExprsimError(f"fit needs 1-d labels y (one per row of X), got shape {y.shape}")
         if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
             raise ExprsimError(
                 f"fit needs (N, D) embeddings and N labels, got {x.shape} and {y.shape}"
@@ -111,9 +140,11 @@ class ExpressionKNN:
         if self.classes is not None:
             self.classes_ = np.asarray(list(self.classes))
         elif y.dtype.kind in "iu":
-            self.classes_ = np.arange(int(y.max()) + 1)
+            self.classes_ = np.unique(y)
         else:
             self.classes_ = np.unique(y.astype(str))
+        # integer labels name classes_ entries (not positions) when classes_ are fit's own ints
+        self._labels_by_value = self.classes is None and y.dtype.kind in "iu"
         self.labels_ = self._encode(y)
         self.embeddings_ = x
         return self
@@ -165,9 +196,20 @@ class ExpressionKNN:
         return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X: np.ndarray, y: Any) -> float:
-        """Accuracy on ``(X, y)``."""
+        """Accuracy on ``(X, y)``.
+
+        Raises:
+            ExprsimError: ``y`` is not 1-d, holds an unknown label, or its length is not
+                the number of rows of ``X``.
+        """
+        self._check_fitted()
         codes = self._encode(y)
-        return float((self.predict_proba(X).argmax(axis=1) == codes).mean())
+        proba = self.predict_proba(X)
+        if len(proba) != len(codes):
+            raise ExprsimError(
+                f"score needs one label per query: {len(proba)} queries, {len(codes)} labels"
+            )
+        return float((proba.argmax(axis=1) == codes).mean())
 
 
 # ----------------------------------------------------------------------------- evaluation

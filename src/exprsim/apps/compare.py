@@ -26,13 +26,35 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
 
 def odd_one_out(embeddings: np.ndarray) -> int:
     """Index (0, 1 or 2) of the face whose expression differs most, of ``(3, D)`` embeddings:
-    the one left out of the closest pair (ties: the lower index)."""
+    the one left out of the closest pair (ties: the lower index).
+
+    Raises:
+        ExprsimError: not three rows, or NaN or infinite values.
+    """
     e = np.asarray(embeddings)
     if e.ndim != 2 or e.shape[0] != 3:
         raise ExprsimError(f"the odd one out needs (3, D) embeddings, got {e.shape}")
+    if not np.isfinite(e).all():
+        raise ExprsimError("the odd one out needs finite embeddings: they hold NaN or infinity")
     d = distance_matrix(e)
     pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # the pair that leaves out face 0, 1, 2
     return int(np.argmin(pair_d))
+
+
+def _has_name(item: Any) -> bool:
+    """Whether ``item`` carries its own name: a path, or a ``(name, data)`` pair."""
+    pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+    return pair or isinstance(item, str | Path)
+
+
+def input_name(item: Any, position: int) -> str:
+    """The name input number ``position`` (from 0) is reported under: a path as given, the
+    name of a ``(name, data)`` pair, else ``"<bytes #i>"`` / ``"<array #i>"``, so that the
+    odd one out or a face-less image among several in-memory ones can be told apart."""
+    from exprsim.faces.stream import source_name
+
+    name = source_name(item)
+    return name if _has_name(item) else f"{name[:-1]} #{position}>"
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,9 @@ class Comparison:
     """Result of :func:`compare_images`.
 
     Attributes:
-        sources: the images as given (paths as strings, ``"<array>"`` for arrays).
+        sources: the images' names (see :func:`input_name`): paths as strings, the name
+            of a ``(name, data)`` pair, ``"<bytes #i>"`` / ``"<array #i>"`` for the
+            in-memory input at position ``i``.
         embeddings: ``(N, 16)`` float32, the first (largest) face of each image.
         distances: ``(N, N)`` Euclidean distances between them.
         odd_one_out: index of the odd one out when ``N == 3`` (``None`` otherwise, and when
@@ -63,13 +87,12 @@ class Comparison:
         return out
 
 
-def compare_images(
-    images: Iterable[str | Path | np.ndarray], embedder: Any = None, detector: Any = None
-) -> Comparison:
+def compare_images(images: Iterable[Any], embedder: Any = None, detector: Any = None) -> Comparison:
     """Embed the first (largest) face of each image and compare them.
 
     Args:
-        images: two or more paths or ``(H, W, 3)`` uint8 RGB arrays.
+        images: two or more paths, encoded image bytes, ``(H, W, 3)`` uint8 RGB arrays or
+            ``(name, data)`` pairs; each is reported under :func:`input_name`.
         embedder: the model (default: ``exprsim.load_model()``).
         detector: a detector name or instance (default: MediaPipe).
 
@@ -89,10 +112,12 @@ def compare_images(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    sources = tuple(str(im) if isinstance(im, str | Path) else "<array>" for im in images)
+    sources = tuple(input_name(im, i) for i, im in enumerate(images))
     embs = []
     for src, image in zip(sources, images, strict=True):
-        faces = embedder.embed_images([image], detector=detector)
+        # unnamed bytes / arrays travel as (name, data) pairs: a read error names them too
+        named = image if _has_name(image) else (src, image)
+        faces = embedder.embed_images([named], detector=detector)
         if not faces:
             raise ExprsimError(f"{src}: no face found")
         embs.append(faces[0].embedding)

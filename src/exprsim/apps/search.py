@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, require_positive_int
 from exprsim.faces.identity import IDENTITY_THRESHOLD, IdentityEncoder
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,17 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
                       query.aligned.crop, image, np.asarray(query.aligned.face.box), path, sha)  # fmt: skip
     if isinstance(query, str | Path):
         p = Path(query)
-        if not p.is_file():
-            raise ImageError(p, "no such file")
-        data = p.read_bytes()
+        try:  # a name too long for the file system raises instead of answering False
+            if not p.is_file():
+                raise ImageError(p, "no such file")
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ImageError(p, f"cannot read ({exc.strerror or exc})") from exc
         image = decode_image(data, str(p))
         path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), str(p)
+    elif isinstance(query, bytes | bytearray):  # a file's bytes: its own file is excluded
+        image = decode_image(bytes(query))
+        path, sha, src = None, hashlib.sha256(bytes(query)).hexdigest(), "<bytes>"
     else:
         image = load_image(query)
         path = sha = None
@@ -227,7 +234,9 @@ def search(
     """Find the ``k`` indexed faces whose expression is nearest to the query face's.
 
     Args:
-        query_image: a path, an ``(H, W, 3)`` image array, or a ``FaceEmbedding``.
+        query_image: a path, a file's bytes, an ``(H, W, 3)`` image array, or a
+            ``FaceEmbedding``. With ``exclude_same_image``, a path or bytes also exclude
+            any indexed file of the same content.
         index: a :class:`~exprsim.index.store.FaceIndex`.
         k: number of results.
         exclude_same_image: drop faces from the query's own image file.
@@ -249,8 +258,10 @@ def search(
     """
     from exprsim.index.store import ModelMismatchError
 
-    if k < 1:
-        raise ExprsimError(f"k must be >= 1, got {k}")
+    k = require_positive_int(k, "k")
+    _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
+    if isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0:
+        raise ExprsimError(f"face must be an integer >= 0 (0: the largest), got {face!r}")
     embedder = embedder if embedder is not None else index.embedder
     model = embedder.config.name_version
     if index.model is not None and index.model != model:
@@ -272,6 +283,23 @@ def search(
         model=index.model or model,
         query_crop=q.crop,
     )
+
+
+def _check_filters(
+    min_sharpness: float | None, max_abs_yaw: float | None, identity_threshold: float
+) -> None:
+    """Refuse filter values that would silently keep nothing (NaN) or fail deep inside."""
+    for name, value in (
+        ("min_sharpness", min_sharpness),
+        ("max_abs_yaw", max_abs_yaw),
+        ("identity_threshold", identity_threshold),
+    ):
+        if value is None and name != "identity_threshold":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise ExprsimError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(float(value)) or float(value) < 0:
+            raise ExprsimError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)

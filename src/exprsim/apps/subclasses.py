@@ -101,6 +101,35 @@ def _at_least_one(**values: int) -> None:
             raise ExprsimError(f"{name} must be >= 1, got {value}")
 
 
+def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, D)`` finite float64 embeddings and ``(N,)`` int64 class ids.
+
+    Raises:
+        ExprsimError: mismatched shapes, a non-finite embedding, or a label that is not a
+            non-negative whole number (``-1`` would index names from the end, ``0.7`` be
+            truncated).
+    """
+    x = np.asarray(emb, np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise ExprsimError(f"emb must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ExprsimError(f"emb holds NaN or infinite values (row {bad})")
+    if y.dtype.kind not in "biuf":
+        raise ExprsimError(f"labels must be non-negative int class ids, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad_f = ~np.isfinite(y) | (y != np.round(y))
+        if bad_f.any():
+            value = y[bad_f][0].item()
+            raise ExprsimError(f"labels must be finite whole class ids, got {value!r}")
+    if y.dtype.kind == "u" and y.size and int(y.max()) > np.iinfo(np.int64).max:
+        raise ExprsimError(f"labels must be int64 class ids, got {int(y.max())}")
+    if y.size and y.min() < 0:
+        raise ExprsimError(f"labels must be non-negative class ids, got {y.min().item()!r}")
+    return x, y.astype(np.int64)
+
+
 def _split_one_class(
     xc: np.ndarray,
     n_components: int | str,
@@ -161,8 +190,8 @@ def split_classes(
     """Split every class of ``labels`` into sub-classes by EM on its embeddings.
 
     Args:
-        emb: ``(N, D)`` embeddings.
-        labels: ``(N,)`` int class of each row (non-negative).
+        emb: ``(N, D)`` finite embeddings.
+        labels: ``(N,)`` int class of each row (non-negative; a whole float counts as int).
         n_components: components per class (capped at the class size), or ``"bic"``: the
             count in ``1..max_components`` with the lowest BIC.
         max_components: upper bound for ``"bic"``.
@@ -178,11 +207,11 @@ def split_classes(
     Returns:
         :class:`SubclassSplit`; within a class, sub-classes are ordered by size (largest
         first), so ids are deterministic for a given input.
+
+    Raises:
+        ExprsimError: bad shapes, non-finite embeddings, a negative or fractional label.
     """
-    x = np.asarray(emb, np.float64)
-    y = np.asarray(labels, np.int64)
-    if x.ndim != 2 or y.shape != (len(x),):
-        raise ExprsimError(f"emb must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
+    x, y = _checked_inputs(emb, labels)
     if isinstance(n_components, str) and n_components != "bic":
         raise ExprsimError(f"n_components must be an int or 'bic', got {n_components!r}")
     if not isinstance(n_components, str) and n_components < 1:
@@ -310,6 +339,11 @@ class SubexpressionReport:
         return pd.DataFrame(rows)
 
 
+def _class_name(names: Sequence[str], c: int) -> str:
+    """The name of class id ``c`` (>= 0): ``names[c]``, else ``"class <c>"``."""
+    return names[c] if c < len(names) else f"class {c}"
+
+
 def discover_subexpressions(
     emb: np.ndarray,
     labels: np.ndarray,
@@ -326,16 +360,18 @@ def discover_subexpressions(
     """Split each expression class into sub-expressions with representative faces.
 
     Args:
-        emb: ``(N, D)`` embeddings; labels: ``(N,)`` int class ids.
+        emb: ``(N, D)`` finite embeddings; labels: ``(N,)`` non-negative int class ids.
         class_names: name per class id (default ``"class <id>"``).
         n_components, max_components, covariance_type, seed, min_per_component: see
             :func:`split_classes`.
         top_k: representatives per sub-class (the medoid and its nearest members).
         crops, sources: carried into the report for pictures and tables.
+
+    Raises:
+        ExprsimError: as :func:`split_classes` (NaN embeddings, label -1 or 0.7, ...).
     """
     _at_least_one(top_k=top_k)
-    x = np.asarray(emb, np.float64)
-    y = np.asarray(labels, np.int64)
+    x, y = _checked_inputs(emb, labels)
     split = split_classes(
         x,
         y,
@@ -346,10 +382,6 @@ def discover_subexpressions(
         min_per_component=min_per_component,
     )
     names = list(class_names) if class_names is not None else []
-
-    def name(c: int) -> str:
-        return names[c] if c < len(names) else f"class {c}"
-
     subs = []
     for k, c in enumerate(split.parent.tolist()):
         members = np.flatnonzero(split.labels == k)
@@ -363,7 +395,7 @@ def discover_subexpressions(
             Subexpression(
                 k,
                 int(c),
-                name(int(c)),
+                _class_name(names, int(c)),
                 rank,
                 members,
                 medoid,
@@ -385,7 +417,7 @@ def discover_subexpressions(
         tuple(subs),
         x,
         y,
-        tuple(name(c) for c in range(int(y.max(initial=-1)) + 1)),
+        tuple(_class_name(names, c) for c in range(int(y.max(initial=-1)) + 1)),
         settings,
         crops,
         sources,

@@ -165,6 +165,28 @@ def _agglomerate(x: np.ndarray, k: int, spec: Any) -> np.ndarray:
     return agglomerate(x, k, linkage=spec.linkage, metric=spec.metric)
 
 
+def _sampled_labels(x: np.ndarray, k: int, n_sample: int, spec: Any) -> np.ndarray:
+    """Cluster labels ``(N,)`` from the linkage on an even sample of ``n_sample`` of the
+    *distinct* rows of ``x`` (so copies of one face cannot crowd out the others and leave
+    fewer than ``k`` distinct rows to split); every other item joins the nearest centre,
+    and sampled rows (and their copies) keep their linkage cluster."""
+    _, first, inverse = np.unique(
+        x.round(6), axis=0, return_index=True, return_inverse=True
+    )  # rounded as n_distinct counts them
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)  # distinct rows in item order
+    pick = order[np.unique(np.linspace(0, len(order) - 1, n_sample).round().astype(np.int64))]
+    sample = first[pick]  # item index of each sampled distinct row
+    part = _agglomerate(x[sample], k, spec)
+    centres = np.stack([_centre(x[sample][part == c], spec.metric) for c in range(k)])
+    dist = np.stack([_distance_to(x, c, spec.metric) for c in centres], axis=1)
+    raw = dist.argmin(axis=1).astype(np.int64)
+    of_distinct = np.full(len(first), -1, dtype=np.int64)
+    of_distinct[pick] = part
+    kept = of_distinct[inverse]
+    return np.where(kept >= 0, kept, raw)
+
+
 #: Above this many items, :func:`summarize` clusters an even sample of this size (the
 #: linkage needs memory quadratic in the items) and assigns the rest to the nearest centre.
 MAX_EXACT = 2000
@@ -184,16 +206,19 @@ def summarize(
         n_clusters: number of clusters (at most the number of distinct embeddings:
             identical faces, e.g. copies of one photo, always share a cluster).
         method: a key of :data:`SUMMARY_METHODS`.
-        max_exact: most items clustered by the linkage itself; beyond it an evenly spaced
-            sample of this size is clustered and every item joins the nearest cluster
-            centre (memory stays bounded on long videos and big albums).
+        max_exact: most items clustered by the linkage itself (an integer >= 1); beyond
+            it an evenly spaced sample of this many distinct embeddings (at least
+            ``n_clusters``) is clustered, sampled faces and their copies keep their
+            cluster, and every other item joins the nearest cluster centre (memory stays
+            bounded on long videos and big albums).
 
     Returns:
         A :class:`Summary`, clusters ordered by size (ties: the cluster holding the lowest
         item index first), members ordered by distance to the centre.
 
     Raises:
-        ExprsimError: no items, or an unknown method.
+        ExprsimError: no items, non-finite embeddings, an unknown method, or
+            ``n_clusters`` / ``max_exact`` not an integer >= 1.
     """
     if method not in SUMMARY_METHODS:
         raise ExprsimError(
@@ -209,6 +234,7 @@ def summarize(
     if spec.metric == "cosine" and (np.linalg.norm(x, axis=1) == 0).any():
         raise ExprsimError("the cosine metric cannot place an all-zero embedding")
     require_positive_int(n_clusters, "n_clusters")
+    max_exact = require_positive_int(max_exact, "max_exact")
     distinct = n_distinct(x)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:
@@ -220,13 +246,8 @@ def summarize(
         raw = np.arange(n, dtype=np.int64)
     elif n <= max(max_exact, k):
         raw = _agglomerate(x, k, spec)
-    else:  # bounded memory: cluster an even sample, then give every item its nearest centre
-        n_sample = max(int(max_exact), k)  # at least one face per cluster
-        sample = np.unique(np.linspace(0, n - 1, n_sample).round().astype(np.int64))
-        part = _agglomerate(x[sample], k, spec)
-        centres = np.stack([_centre(x[sample][part == c], spec.metric) for c in range(k)])
-        dist = np.stack([_distance_to(x, c, spec.metric) for c in centres], axis=1)
-        raw = dist.argmin(axis=1).astype(np.int64)
+    else:  # bounded memory: cluster a sample, then give every item its nearest centre
+        raw = _sampled_labels(x, k, max(max_exact, k), spec)
     groups = [np.flatnonzero(raw == c) for c in np.unique(raw)]
     groups.sort(key=lambda g: (-len(g), int(g[0])))
     labels = np.empty(n, dtype=np.int64)

@@ -16,6 +16,8 @@ practice").
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,6 +101,19 @@ class TagResults(list[TagResult]):
         return {"faces": [r.to_dict() for r in self]}
 
 
+def _check_threshold(threshold: object) -> float:
+    """``threshold`` as a float if it is a finite number >= 0 (a distance), else
+    :class:`ExprsimError` (a NaN threshold would silently give no tags)."""
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not math.isfinite(threshold)
+        or threshold < 0
+    ):
+        raise ExprsimError(f"threshold must be a finite distance >= 0, got {threshold!r}")
+    return float(threshold)
+
+
 def match_tags(
     embeddings: np.ndarray,
     ref_embeddings: np.ndarray,
@@ -110,11 +125,20 @@ def match_tags(
     Returns:
         Per embedding: the names with nearest-reference distance strictly below
         ``threshold`` (nearest first), and every name's nearest-reference distance.
+
+    Raises:
+        ExprsimError: a NaN, infinite or negative ``threshold``, NaN or infinite
+            embeddings or references, not one name per reference, or mismatched sizes.
     """
     from exprsim.distances import pairwise_l2
 
+    threshold = _check_threshold(threshold)
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
     r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
+    if not np.isfinite(x).all():
+        raise ExprsimError("embeddings to tag hold NaN or infinite values")
+    if not np.isfinite(r).all():
+        raise ExprsimError("reference embeddings hold NaN or infinite values")
     if isinstance(ref_names, str) or len(ref_names) != len(r):
         raise ExprsimError(
             f"one name per reference: {len(r)} references, "
@@ -134,6 +158,11 @@ def match_tags(
         hits = sorted((v, n) for n, v in dist.items() if v < threshold)
         out.append((tuple(n for _, n in hits), dist))
     return out
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
 
 
 class Tagger:
@@ -178,13 +207,19 @@ class Tagger:
         """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
 
         Args:
-            name: the expression's name.
+            name: the expression's name (a non-empty string).
             image: a path, an image array or a ``FaceEmbedding``.
+            face: the face's number, an int >= 0.
 
         Raises:
+            ExprsimError: ``name`` is not a non-empty string, or ``face`` not an int >= 0.
             ImageError: no such face in the image.
             ModelMismatchError: the database holds another model's embeddings.
         """
+        _check_name(name)
+        if isinstance(face, bool) or not isinstance(face, numbers.Integral) or face < 0:
+            raise ExprsimError(f"face must be an integer >= 0, got {face!r}")
+        face = int(face)
         faces = self._faces(image, detector)
         src = str(image) if isinstance(image, str | Path) else getattr(image, "source", "<array>")
         if not 0 <= face < len(faces):
@@ -201,10 +236,22 @@ class Tagger:
         return self.embedder.config.name_version
 
     def add_embedding(self, name: str, embedding: np.ndarray, model: str, source: str = "") -> int:
-        """Store a reference embedding directly (``(16,)``) under ``name``."""
-        return self.index.add_tag_reference(
-            name, np.asarray(embedding, np.float32), model, source=source
-        )
+        """Store a reference embedding directly (``(16,)``) under ``name``.
+
+        Raises:
+            ExprsimError: ``name`` is not a non-empty string, or the embedding holds NaN
+                or infinite values or is all zeros (it has no direction to match).
+        """
+        _check_name(name)
+        try:
+            e = np.asarray(embedding, np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ExprsimError(f"tag {name!r}: the reference embedding is not numbers") from exc
+        if e.size and not np.isfinite(e).all():
+            raise ExprsimError(f"tag {name!r}: the reference embedding holds NaN or infinity")
+        if e.size and not e.any():
+            raise ExprsimError(f"tag {name!r}: the reference embedding is all zeros")
+        return self.index.add_tag_reference(name, e, model, source=source)
 
     def references(self) -> list[TagReference]:
         """Every stored reference, oldest first."""
@@ -232,7 +279,12 @@ class Tagger:
     def tag_embeddings(
         self, embeddings: np.ndarray, threshold: float | None = None
     ) -> list[tuple[tuple[str, ...], dict[str, float]]]:
-        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`)."""
+        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`).
+
+        Raises:
+            ExprsimError: no references, NaN or infinite embeddings, or a NaN, infinite
+                or negative threshold.
+        """
         emb, names = self._refs()
         return match_tags(
             embeddings, emb, names, self.threshold if threshold is None else threshold
@@ -249,8 +301,12 @@ class Tagger:
 
         ``failures``: if given, unreadable images are skipped and their ``ImageError``
         appended.
+
+        Raises:
+            ExprsimError: no references, a NaN, infinite or negative threshold (before any
+                image is read), or a face whose embedding is not finite.
         """
-        threshold = self.threshold if threshold is None else threshold
+        threshold = _check_threshold(self.threshold if threshold is None else threshold)
         refs, names = self._refs()
         model = self._model()
         stored = self.index.model

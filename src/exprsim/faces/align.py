@@ -55,6 +55,10 @@ ARCFACE_TEMPLATE: Template = (
 )
 
 
+#: largest aligned crop side (a 4096 x 4096 crop is 50 MB; larger ones are typos)
+MAX_CROP_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class AlignConfig:
     """How faces are aligned.
@@ -76,10 +80,16 @@ class AlignConfig:
     border: str = "constant"
 
     def __post_init__(self) -> None:
-        if self.size < 8:
-            raise ValueError(f"AlignConfig.size must be >= 8, got {self.size}")
-        if np.asarray(self.template, dtype=float).shape != (5, 2):
+        size = self.size
+        if isinstance(size, bool) or not isinstance(size, int | np.integer):
+            raise ValueError(f"AlignConfig.size must be a whole number of pixels, got {size!r}")
+        if not 8 <= size <= MAX_CROP_SIZE:
+            raise ValueError(f"AlignConfig.size must be in [8, {MAX_CROP_SIZE}], got {size}")
+        t = np.asarray(self.template, dtype=float)
+        if t.shape != (5, 2):
             raise ValueError("AlignConfig.template must hold 5 (x, y) points")
+        if not np.isfinite(t).all() or float(np.linalg.norm(t[1] - t[0])) < 1e-3:
+            raise ValueError("AlignConfig.template must be finite, with the two eyes apart")
         if self.eye_distance is not None and not 0.0 < self.eye_distance < 1.0:
             raise ValueError(f"AlignConfig.eye_distance must be in (0, 1), got {self.eye_distance}")
         if self.border not in _BORDERS:
@@ -217,16 +227,23 @@ def align_face(
     """Cut the canonical crop of one face.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB, full resolution.
+        image: ``(H, W, 3)`` uint8 RGB, full resolution (other dtypes and layouts are
+            converted as :func:`exprsim.io.as_rgb8` does).
         landmarks5: ``(5, 2)`` pixel coordinates in ``LANDMARK_NAMES`` order.
         config: output size, template, eye distance, border.
 
     Returns:
         ``(S, S, 3)`` uint8 RGB crop, upright (roll undone), framed like the template.
+
+    Raises:
+        ImageError: an image :func:`exprsim.io.as_rgb8` cannot read.
+        ValueError: landmarks that are not 5 finite points.
     """
+    from exprsim.io import as_rgb8
+
     config = config or AlignConfig()
     m = alignment_matrix(landmarks5, config)
-    return warp_affine(image, m, config.size, border=config.border)
+    return warp_affine(as_rgb8(image), m, config.size, border=config.border)
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -186,7 +186,8 @@ def create_detector(
         **kwargs: backend options (e.g. ``max_side``, ``min_confidence``; see each backend).
 
     Raises:
-        ExprsimError: unknown name.
+        ExprsimError: unknown name, an option the backend does not have, or a confidence
+            (``min_confidence``, ``tile_min_confidence``) outside ``[0, 1]``.
         BackendUnavailableError: the backend's libraries or model files are missing
             (the message says how to install them).
     """
@@ -194,7 +195,32 @@ def create_detector(
     spec = _REGISTRY[name]
     if inference_threads is not None and spec.threads and "threads" not in kwargs:
         kwargs["threads"] = int(inference_threads)
+    _check_options(name, spec.factory, kwargs)
     return spec.factory(**kwargs)
+
+
+def _check_options(name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Refuse an option ``factory`` does not take, and a confidence outside ``[0, 1]`` (2
+    found no face, -1 found 80 that were not faces), in one line each."""
+    import inspect
+
+    params: Mapping[str, inspect.Parameter]
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a factory without a readable signature
+        params = {}
+    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ExprsimError(
+                f"detector {name!r} has no option {', '.join(unknown)} "
+                f"(its options: {', '.join(params) or 'none'})"
+            )
+    for key, value in kwargs.items():
+        if key.endswith("confidence"):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not 0.0 <= float(value) <= 1.0:
+                raise ExprsimError(f"detector {name!r}: {key} must be in [0, 1], got {value!r}")
 
 
 # ----------------------------------------------------------------------------- helpers

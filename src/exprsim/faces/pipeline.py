@@ -55,7 +55,9 @@ def analyze_image(
     """Detect, align and assess every face in one image.
 
     Args:
-        image: ``(H, W, 3)`` uint8 RGB, full resolution (see :func:`exprsim.io.load_image`).
+        image: ``(H, W, 3)`` uint8 RGB, full resolution, or anything
+            :func:`exprsim.io.load_image` reads (a path, a file's bytes, an array of another
+            dtype or layout).
         detector: a registry name, a detector instance, or ``None`` for
             :data:`~exprsim.faces.detect.DEFAULT_DETECTOR` (MediaPipe).
         align_config: crop size and template (default: 112 px, FER2013 framing).
@@ -70,9 +72,9 @@ def analyze_image(
         found in the image turned by 180 degrees, or, when that fails, rejected with the
         reason ``"upside_down"`` (unless ``quality_config.check_orientation`` is off).
     """
-    from exprsim.io import as_rgb8
+    from exprsim.io import load_image
 
-    image = as_rgb8(image)
+    image = load_image(image)
     det = resolve_detector(detector)
     align_config = align_config or AlignConfig()
     quality_config = quality_config or QualityConfig()

@@ -341,6 +341,17 @@ def _embedding(value: Any, what: str) -> np.ndarray:
     return emb
 
 
+def _unit(emb: np.ndarray, what: str) -> np.ndarray:
+    """``emb`` L2-normalised (a warning when its length was not 1; an error for zero)."""
+    norm = float(np.linalg.norm(emb.astype(np.float64)))
+    if norm < 1e-6:
+        raise ExprsimError(f"{what}: an all-zero embedding has no direction to match")
+    if abs(norm - 1.0) > 1e-3:
+        log.warning("%s: embedding of length %.4g normalised to 1", what, norm)
+        return (emb / norm).astype(EMBEDDING_DTYPE)
+    return emb
+
+
 def _unique_files(paths: Iterable[Path]) -> list[Path]:
     """``paths`` without repeats of one file (the same file named twice, relative and
     absolute, or through a link, is indexed and counted once), in first-seen order."""
@@ -443,6 +454,21 @@ def _column(df: Any, name: str, default: Any) -> list[Any]:
         return [default] * len(df)
     series = df[name].astype(object)  # pandas' string dtype keeps pd.NA under ``where``
     return series.where(series.notna(), None).tolist()
+
+
+def _check_removable(path: str | Path) -> None:
+    """Refuse a :meth:`FaceIndex.remove` input that would name every stored file: an empty
+    path (it resolves to the working folder, and its text is a prefix of every path) or
+    the root."""
+    text = str(path)
+    if not text.strip():
+        raise ExprsimError("index remove: an empty path names no file; nothing was removed")
+    key = Path(_file_key(path))
+    if key.parent == key:
+        raise ExprsimError(
+            f"index remove: {text!r} is the root and would remove every file; nothing was "
+            "removed (to start over, use a new index file)"
+        )
 
 
 def _table_key(source: str) -> str:
@@ -878,12 +904,20 @@ class FaceIndex:
 
         Raises:
             ModelMismatchError: the index holds embeddings of another model.
+            ExprsimError: a face's source is a placeholder such as ``"<array>"`` (an image
+                given as pixels: two of them would overwrite each other); nothing is stored.
         """
         self.check_model(model)
         groups: dict[str, list[Any]] = {}
-        for fe in faces:
-            _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")  # all checked first
-            groups.setdefault(str(fe.source), []).append(fe)
+        for fe in faces:  # all checked before anything is stored
+            _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
+            source = str(fe.source)
+            if source.startswith("<") and source.endswith(">"):
+                raise ExprsimError(
+                    f"a face of an in-memory image (source {source}) names no file to store it "
+                    "under: embed files or (name, bytes) pairs, or give each face a source"
+                )
+            groups.setdefault(source, []).append(fe)
         for source, group in groups.items():
             key = _table_key(source)
             st = os.stat(key) if Path(key).exists() else None
@@ -1078,12 +1112,19 @@ class FaceIndex:
         """Forget files (a folder: every file under it). Returns the number of files removed.
 
         ``paths``: files and/or folders; a single path is one (not its characters).
+
+        Raises:
+            ExprsimError: an empty path, or the file system's root (which would name every
+                file); nothing is removed then.
         """
         from exprsim.io import as_inputs
 
+        inputs = as_inputs(paths)
+        for p in inputs:  # all checked before anything is deleted
+            _check_removable(p)
         removed = 0
         with self._transaction() as c:
-            for p in as_inputs(paths):
+            for p in inputs:
                 # a local path resolved as add() stores it; a source stored as given (a URL,
                 # a file of another machine, from a bulk load) by its own text
                 for key in dict.fromkeys((_file_key(p), str(p))):
@@ -1134,11 +1175,16 @@ class FaceIndex:
         """Store one reference face for the expression ``name``; returns its id.
 
         The same embedding stored twice under one name is kept once (the first id is
-        returned).
+        returned). Tags are matched by the distance between unit vectors, so a reference
+        is stored L2-normalised (with a warning when its length was not 1).
+
+        Raises:
+            ExprsimError: an empty name, or an embedding that is not 16 finite numbers or
+                is all zeros (it has no direction).
         """
-        if not name.strip():
-            raise ExprsimError("a tag name must not be empty")
-        blob = _blob(_embedding(embedding, f"tag {name!r}"))
+        if not isinstance(name, str) or not name.strip():
+            raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
+        blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
             dup = c.execute(

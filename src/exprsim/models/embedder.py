@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -463,6 +464,14 @@ def _weights_dir(name: str) -> Path:
     return Path(str(resources.files("exprsim.models") / "weights" / SHIPPED[name]))
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, false for a name the file system refuses (too long, say)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _read_config(path: Path) -> EmbedderConfig:
     """``config.json`` of a checkpoint folder, or one clear :class:`ModelError`."""
     try:
@@ -500,9 +509,11 @@ def load_model(
     from exprsim.models.fuse import fuse_conv_bn
     from exprsim.models.registry import create_model
 
+    if not isinstance(name, str | os.PathLike):
+        raise ModelError(f"a model is a shipped name or a folder path, got {name!r}")
     folder = _weights_dir(name) if name in SHIPPED else Path(name)
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
-    if not cfg_path.is_file() or not w_path.is_file():
+    if not _is_file(cfg_path) or not _is_file(w_path):
         known = ", ".join(SHIPPED)
         raise ModelError(
             f"model {name!r}: no config.json + model.safetensors in {folder} "

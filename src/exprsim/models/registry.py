@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from exprsim.errors import ModelError
+from exprsim.errors import ModelError, require_positive_int
 
 # modules whose import registers models (imported lazily, on first registry use)
 _MODEL_MODULES = (
@@ -87,5 +87,6 @@ def create_model(name: str, embedding_dim: int = 16, **kwargs: Any) -> Any:
     _ensure_loaded()
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    embedding_dim = require_positive_int(embedding_dim, "embedding_dim", ModelError)
     builder, _ = _REGISTRY[name]
     return builder(embedding_dim=embedding_dim, **kwargs)
