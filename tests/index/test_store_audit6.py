@@ -61,3 +61,119 @@ def test_tag_references_are_stored_as_unit_vectors(tmp_path: Path, caplog) -> No
             ix.add_tag_reference("zero", np.zeros(16), model)
         with pytest.raises(ExprsimError, match="non-empty string"):
             ix.add_tag_reference(None, e, model)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ index/search side (audit A)
+
+
+def test_an_ann_cache_of_another_history_is_rebuilt(tmp_path: Path) -> None:
+    """A backup restored and written again reaches the cache's generation and face ids
+    with other faces: the cache (kept beside it) ranked a face at 0.03 instead of 1.23."""
+    import shutil
+
+    paths = write_images(tmp_path / "imgs", 5)
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(paths[:1])
+    shutil.copy(db, tmp_path / "backup.db")
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(paths[1:3])
+        ix.refresh_ann()  # the cache now holds faces 1-3 of this history
+    shutil.copy(tmp_path / "backup.db", db)  # restore; the cache files stay
+    for extra in (tmp_path / "f.db-wal", tmp_path / "f.db-shm"):
+        extra.unlink(missing_ok=True)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(paths[3:5])  # same generation and face ids as the cache, other faces
+        recs = {r.id: r.embedding for r in ix.records()}
+        for fid, emb in recs.items():
+            dist, ids = ix.query(emb[None], k=1)
+            assert ids[0, 0] == fid and dist[0, 0] < 1e-5  # each face finds itself
+
+
+def test_reindexing_a_changed_file_keeps_labels_tags_and_a_failed_one_keeps_its_faces(
+    tmp_path: Path,
+) -> None:
+    (p,) = write_images(tmp_path / "imgs", 1)
+    data = p.read_bytes()
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add([p])
+        ids = [r.id for r in ix.records()]
+        ix.set_label(ids, "grandma")
+        ix.add_tags(ids, "favourite")
+        p.write_bytes(data + b"\0" * 16)  # a tool rewrote the file: same pixels
+        assert [o.status for o in ix.add([p]).files] == ["updated"]
+        assert [(r.label, r.tags) for r in ix.records()] == [("grandma", ("favourite",))]
+        p.write_bytes(data[:300])  # a half-copied version, for a moment
+        (out,) = ix.add([p]).files
+        assert out.status == "failed" and "indexed before are kept" in out.error
+        assert [(r.label, r.tags) for r in ix.records()] == [("grandma", ("favourite",))]
+        p.write_bytes(data)  # fixed: indexed again
+        assert [o.status for o in ix.add([p]).files] == ["updated"]
+
+
+def test_auto_keeps_the_backend_of_an_explicit_rebuild(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    paths = write_images(tmp_path / "imgs", 4)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add(paths[:2])
+        ix.rebuild_ann("faiss-hnsw")
+        ix.add(paths[2:])
+        assert ix.refresh_ann("auto").backend == "faiss-hnsw"  # was rebuilt as exact
+        assert ix.info().ann_backend == "faiss-hnsw"
+
+
+@pytest.mark.parametrize("text", ["null", "[]", '"x"', '{"generation": 1e999}'])
+def test_a_damaged_ann_stamp_is_rebuilt_not_fatal(tmp_path: Path, text: str) -> None:
+    paths = write_images(tmp_path / "imgs", 2)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add(paths)
+        ix.refresh_ann()
+        ix.ann_stamp_path.write_text(text)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        assert ix.refresh_ann().count == 2  # AttributeError / OverflowError before
+
+
+@pytest.mark.parametrize(
+    ("sql", "match"),
+    [
+        ("UPDATE meta SET value = '1.0' WHERE key = 'schema'", r"damaged database \(schema"),
+        ("UPDATE faces SET tags = 'happy'", "tags 'happy' are not JSON"),
+        ("UPDATE faces SET landmarks = x'00000000'", "1 landmark values"),
+    ],
+)
+def test_damaged_database_contents_are_one_line(tmp_path: Path, sql: str, match: str) -> None:
+    import sqlite3
+
+    paths = write_images(tmp_path / "imgs", 1)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add(paths)
+    with sqlite3.connect(tmp_path / "f.db") as conn:
+        conn.execute(sql)
+    with (
+        pytest.raises(ExprsimError, match=match),
+        FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix,
+    ):
+        ix.records()
+
+
+def test_a_database_that_cannot_be_written_is_read_only(tmp_path: Path, monkeypatch) -> None:
+    import exprsim.index.backends as backends
+
+    paths = write_images(tmp_path / "imgs", 3)
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(paths[:2])
+        before = {r.id: r.embedding for r in ix.records()}
+    # read-only media (root may write anything, so the check itself is made to say no)
+    monkeypatch.setattr(backends, "writable", lambda path: False)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:  # was "not a usable exprsim database"
+        assert len(ix) == 2 and ix.info().n_faces == 2
+        _, ids = ix.query(before[1][None], k=1)
+        assert ids[0, 0] == 1
+        with pytest.raises(ExprsimError, match="read-only"):
+            ix.add(paths[2:])
+        with pytest.raises(ExprsimError, match="read-only"):
+            ix.remove(paths[0])
+    monkeypatch.undo()
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        assert len(ix) == 2  # nothing changed

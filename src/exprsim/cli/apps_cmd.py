@@ -235,6 +235,8 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
 
     db = str(args.db)  # a path or a postgresql:// URI (Path() would mangle the URI)
     if must_exist and not is_postgres_url(db):
+        if Path(db).is_dir():
+            raise ExprsimError(f"{db}: is a directory, expected a database file")
         if not Path(db).is_file():
             raise ExprsimError(
                 f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"

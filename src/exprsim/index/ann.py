@@ -382,6 +382,10 @@ class AnnStamp:
         store: the identity of the database it was built from (its ``created`` stamp): a
             database deleted and made again starts at the same generations, and must not
             take the old one's file.
+        probe: ``(face id, digest of its embedding)`` of the :data:`PROBE_SIZE` highest
+            face ids in the file (:func:`probe_of`): a database restored from a backup and
+            written again reaches the same generations and face ids with other faces, and
+            must not take a file built from the history it left.
     """
 
     generation: int
@@ -392,6 +396,7 @@ class AnnStamp:
     trained_count: int = 0
     imbalance: float = 0.0
     store: str = ""
+    probe: tuple[tuple[int, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -403,6 +408,7 @@ class AnnStamp:
             "trained_count": self.trained_count,
             "imbalance": self.imbalance,
             "store": self.store,
+            "probe": [list(p) for p in self.probe],
         }
 
     def save(self, path: str | Path) -> None:
@@ -422,9 +428,34 @@ class AnnStamp:
                 int(d.get("trained_count", 0)),
                 float(d.get("imbalance", 0.0)),
                 str(d.get("store", "")),
+                tuple((int(i), str(h)) for i, h in d.get("probe", [])),
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        # a damaged file (not an object, 1e999, ...) is no stamp: the cache is rebuilt
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
+
+
+#: faces an :class:`AnnStamp` probes (its highest face ids)
+PROBE_SIZE = 8
+
+
+def embedding_digest(vector: np.ndarray) -> str:
+    """A short digest of one stored embedding (its float32 bytes)."""
+    import hashlib
+
+    data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def probe_of(
+    ids: np.ndarray, vectors: np.ndarray, keep: tuple[tuple[int, str], ...] = ()
+) -> tuple[tuple[int, str], ...]:
+    """The :data:`PROBE_SIZE` highest ids among ``ids`` (``(N,)``, with their ``(N, D)``
+    vectors) and the entries of an earlier probe ``keep``, with their digests."""
+    entries = dict(keep)
+    for i, v in zip(np.asarray(ids).reshape(-1).tolist(), vectors, strict=True):
+        entries[int(i)] = embedding_digest(v)
+    return tuple(sorted(entries.items(), reverse=True)[:PROBE_SIZE])
 
 
 #: Drift rule: rebuild when the number of vectors left [1 / GROWTH, GROWTH] x the number the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -172,10 +173,22 @@ class StoreBackend:
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
+def writable(path: Path) -> bool:
+    """Whether an existing database file and its folder (its ``-wal``, ``-shm`` and lock
+    files live there) can be written (false on read-only media and for read-only files)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 class SQLiteBackend(StoreBackend):
-    """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on)."""
+    """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on).
+
+    An existing file that cannot be written (:func:`writable`: read-only media, a read-only
+    file) is opened read-only: searches and listings work, and a command that would
+    change it fails with one line saying so (:attr:`read_only`).
+    """
 
     kind = "sqlite"
+    read_only = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -183,7 +196,11 @@ class SQLiteBackend(StoreBackend):
             raise ExprsimError(f"{self.path}: is a directory, expected a database file")
         if not self.path.parent.exists():
             raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
+        self.read_only = self.path.exists() and not writable(self.path)
         try:
+            if self.read_only:
+                self._open_read_only()
+                return
             self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
             self._refuse_foreign_database()
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -192,6 +209,28 @@ class SQLiteBackend(StoreBackend):
             self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
         except sqlite3.DatabaseError as exc:
             raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+
+    def _read_only_error(self) -> ExprsimError:
+        return ExprsimError(
+            f"{self.path}: read-only (the file or its folder cannot be written); "
+            "this command would change it"
+        )
+
+    def _open_read_only(self) -> None:
+        """Open without writing anything: ``mode=ro`` when the folder can hold SQLite's
+        shared-memory file, else ``immutable=1`` (read-only media: nothing changes it)."""
+        from urllib.parse import quote
+
+        path = Path(self.path)
+        how = "mode=ro" if os.access(path.parent, os.W_OK) else "immutable=1"
+        uri = f"file:{quote(str(path.resolve()))}?{how}"
+        self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+        self._refuse_foreign_database()
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        if not {"files", "faces", "meta"} <= {str(r[0]) for r in rows}:
+            self.conn.close()
+            raise ExprsimError(f"{self.path}: read-only, and not an exprsim index")
+        log.info("%s: cannot be written; opened read-only", self.path)
 
     def _refuse_foreign_database(self) -> None:
         """Raise before writing anything when the file is another program's SQLite database
@@ -214,9 +253,15 @@ class SQLiteBackend(StoreBackend):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        # read-only: a plain snapshot for reads; a write inside fails, in one clear line
+        self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
         try:
             yield self
+        except sqlite3.OperationalError as exc:
+            self.conn.execute("ROLLBACK")
+            if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
+                raise self._read_only_error() from exc
+            raise
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -226,6 +271,8 @@ class SQLiteBackend(StoreBackend):
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
         """``flock`` on ``<db>.lock``: a second writer waits, then skips what the first stored."""
+        if self.read_only:
+            raise self._read_only_error()
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only

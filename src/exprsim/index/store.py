@@ -341,6 +341,53 @@ def _embedding(value: Any, what: str) -> np.ndarray:
     return emb
 
 
+#: a re-indexed face takes the label and tags of the face it replaces when their boxes
+#: overlap by more than this (IoU)
+CARRY_IOU = 0.5
+
+
+def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
+    """Give the faces of ``file_id`` the labels and tags of ``old`` rows (``x1, y1, x2, y2,
+    label, tags``: the faces a re-index replaced) in the same places, one to one, best
+    overlap first."""
+    from exprsim.faces.detect import box_iou
+
+    new = c.execute("SELECT id, x1, y1, x2, y2 FROM faces WHERE file_id = ?", (file_id,)).fetchall()
+    iou = box_iou(
+        np.array([r[:4] for r in old], np.float64), np.array([r[1:] for r in new], np.float64)
+    )
+    iou = np.nan_to_num(iou, nan=0.0)
+    while iou.size and iou.max() > CARRY_IOU:
+        i, j = (int(v) for v in np.unravel_index(int(iou.argmax()), iou.shape))
+        c.execute(
+            "UPDATE faces SET label = ?, tags = ? WHERE id = ?",
+            (old[i][4], old[i][5], int(new[j][0])),
+        )
+        iou[i, :] = 0.0
+        iou[:, j] = 0.0
+
+
+def _check_tag_name(name: object) -> None:
+    """A tag name is non-empty text that UTF-8 can store (not a file name's stray bytes)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
+    if not _utf8(name):
+        raise ExprsimError(f"tag name {printable(name)!r} is not valid UTF-8")
+
+
+def _tags_of(text: str | None) -> list[str]:
+    """A face's stored tags (a JSON list); a damaged value is one clear error."""
+    if not text:
+        return []
+    try:
+        tags = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not JSON") from exc
+    if not isinstance(tags, list):
+        raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not a list")
+    return [str(t) for t in tags]
+
+
 def _unit(emb: np.ndarray, what: str) -> np.ndarray:
     """``emb`` L2-normalised (a warning when its length was not 1; an error for zero)."""
     norm = float(np.linalg.norm(emb.astype(np.float64)))
@@ -400,6 +447,16 @@ def _blob(arr: np.ndarray | None) -> bytes | None:
     if arr is None:
         return None
     return np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes()
+
+
+def _landmarks_of(blob: bytes | None, source: str) -> np.ndarray | None:
+    """A face's stored ``(5, 2)`` landmarks; a blob of another size is one clear error."""
+    if not blob:
+        return None
+    pts = np.frombuffer(blob, dtype=np.float32)
+    if pts.size != 10:
+        raise ExprsimError(f"damaged database: {printable(source)} has {pts.size} landmark values")
+    return pts.reshape(5, 2)
 
 
 def _vector(value: Any) -> np.ndarray:
@@ -535,7 +592,7 @@ def _row_to_record(row: Any) -> FaceRecord:
         box=np.array([x1, y1, x2, y2], dtype=np.float32),
         score=float(score) if score is not None else float("nan"),
         detector=det or "",
-        landmarks=np.frombuffer(lm, dtype=np.float32).reshape(5, 2) if lm else None,
+        landmarks=_landmarks_of(lm, path),
         sharpness=float(sh) if sh is not None else float("nan"),
         yaw=float(yaw) if yaw is not None else float("nan"),
         pitch=float(pitch) if pitch is not None else float("nan"),
@@ -545,7 +602,7 @@ def _row_to_record(row: Any) -> FaceRecord:
         embedding=_vector(emb),
         model=model,
         label=label,
-        tags=tuple(json.loads(tags)) if tags else (),
+        tags=tuple(_tags_of(tags)),
     )
 
 
@@ -618,6 +675,9 @@ class FaceIndex:
         return self._db.transaction()
 
     def _init_meta(self) -> None:
+        if getattr(self._db, "read_only", False):  # read as it is
+            self._check_schema()
+            return
         with self._transaction() as c:
             for key, value in (
                 ("schema", str(SCHEMA_VERSION)),
@@ -627,7 +687,14 @@ class FaceIndex:
                 c.execute(
                     "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
                 )
-        schema = int(self._meta("schema") or 0)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        text = self._meta("schema") or "0"
+        try:
+            schema = int(text)
+        except ValueError:
+            raise ExprsimError(f"{self.path}: damaged database (schema {text!r})") from None
         if schema != SCHEMA_VERSION:
             raise ExprsimError(f"{self.path}: schema {schema}, this exprsim reads {SCHEMA_VERSION}")
 
@@ -816,6 +883,9 @@ class FaceIndex:
     def _finish_job(self, job: _Job, model: str, item: Any) -> FileOutcome:
         """Store one embedded file (or its failure) in its own transaction."""
         if item.error is not None:
+            if job.status == "updated":  # a good version is indexed: keep it, say so
+                kept = f"{item.error.reason}; its faces indexed before are kept"
+                return FileOutcome(job.key, "failed", error=kept)
             self._store_file(job.key, job.st, job.sha, model, [], error=item.error.reason)
             return FileOutcome(job.key, "failed", error=item.error.reason)
         self._store_file(job.key, job.st, job.sha, model, list(item.faces))
@@ -839,12 +909,19 @@ class FaceIndex:
         faces: Sequence[Any],
         error: str | None = None,
     ) -> None:
-        """One transaction: replace the file's row and all its faces."""
+        """One transaction: replace the file's row and all its faces. The labels and tags of
+        the faces it replaces go to the new faces in the same places (box IoU > 0.5)."""
         size = st.st_size if st is not None else None
         mtime = st.st_mtime_ns if st is not None else None
         with self._transaction() as c:
             if faces:
                 self._claim_model(c, model)
+            kept = c.execute(
+                "SELECT fa.x1, fa.y1, fa.x2, fa.y2, fa.label, fa.tags FROM faces fa"
+                " JOIN files f ON fa.file_id = f.id WHERE f.path = ?"
+                " AND (fa.label IS NOT NULL OR fa.tags IS NOT NULL)",
+                (key,),
+            ).fetchall()
             c.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to its faces
             cur = c.execute(
                 "INSERT INTO files (path, size, mtime_ns, sha256, status, error, n_faces, added_at)"
@@ -867,6 +944,8 @@ class FaceIndex:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._face_row(file_id, fe, model) for fe in faces],
             )
+            if kept and faces:
+                _carry_labels(c, file_id, kept)
             self._bump(c)
 
     def _face_row(self, file_id: int | None, fe: Any, model: str) -> tuple[Any, ...]:
@@ -1147,6 +1226,33 @@ class FaceIndex:
                 "UPDATE faces SET label = ? WHERE id = ?", [(label, int(i)) for i in face_ids]
             )
 
+    def remove_tags(self, tags: Iterable[str] | str, face_ids: Iterable[int] | None = None) -> int:
+        """Take tags off faces (``face_ids``, or every face when ``None``); one string is
+        one tag. Returns the number of faces changed."""
+        drop = {tags} if isinstance(tags, str) else set(tags)
+        changed = 0
+        with self._transaction() as c:
+            if face_ids is None:
+                rows = c.execute("SELECT id, tags FROM faces WHERE tags IS NOT NULL").fetchall()
+            else:
+                ids = [int(i) for i in face_ids]
+                rows = [
+                    row
+                    for i in ids
+                    if (
+                        row := c.execute("SELECT id, tags FROM faces WHERE id = ?", (i,)).fetchone()
+                    )
+                ]
+            for fid, text in rows:
+                cur = set(_tags_of(text))
+                if cur & drop:
+                    c.execute(
+                        "UPDATE faces SET tags = ? WHERE id = ?",
+                        (json.dumps(sorted(cur - drop)), int(fid)),
+                    )
+                    changed += 1
+        return changed
+
     def add_tags(self, face_ids: Iterable[int], tags: Iterable[str] | str) -> None:
         """Add tags to faces (kept sorted, without duplicates); one string is one tag."""
         new = {tags} if isinstance(tags, str) else set(tags)
@@ -1155,7 +1261,7 @@ class FaceIndex:
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
                 if row is None:
                     continue
-                cur = set(json.loads(row[0])) if row[0] else set()
+                cur = set(_tags_of(row[0]))
                 c.execute(
                     "UPDATE faces SET tags = ? WHERE id = ?",
                     (json.dumps(sorted(cur | new)), int(fid)),
@@ -1182,8 +1288,7 @@ class FaceIndex:
             ExprsimError: an empty name, or an embedding that is not 16 finite numbers or
                 is all zeros (it has no direction).
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
+        _check_tag_name(name)
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
@@ -1226,7 +1331,9 @@ class FaceIndex:
         ]
 
     def remove_tag(self, name: str) -> int:
-        """Delete every reference face of ``name``; returns how many."""
+        """Delete every reference face of ``name``; returns how many. Faces keep the tag
+        (see :meth:`remove_tags`)."""
+        _check_tag_name(name)
         with self._transaction() as c:
             return int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
 
@@ -1380,22 +1487,32 @@ class FaceIndex:
         with self._transaction():  # one consistent state: generation, log position, vectors
             gen, seq = self.generation, self._log_seq()
             ids, emb = self.embeddings()
-            self._db.execute("DELETE FROM face_log WHERE seq <= ?", (seq,))  # replayed by now
+            if not getattr(self._db, "read_only", False):
+                self._db.execute("DELETE FROM face_log WHERE seq <= ?", (seq,))  # replayed
         name = ann_mod.resolve_backend(backend or self.ann_backend, len(ids))
         t0 = time.perf_counter()
         index = ann_mod.build_index(emb, ids, backend=name)
         log.info("built %s index over %d faces in %.2f s", name, len(ids), time.perf_counter() - t0)
         imbalance = index.imbalance() if hasattr(index, "imbalance") else 0.0
         stamp = ann_mod.AnnStamp(
-            gen, self.model or "", name, len(ids), seq, len(ids), imbalance, self._store_id
+            gen,
+            self.model or "",
+            name,
+            len(ids),
+            seq,
+            len(ids),
+            imbalance,
+            self._store_id,
+            ann_mod.probe_of(ids, emb),
         )
         self._save_ann(index, stamp)
         return stamp
 
     def _save_ann(self, index: Any, stamp: ann_mod.AnnStamp) -> None:
         try:
-            index.save(self.ann_path)
-            stamp.save(self.ann_stamp_path)
+            if not getattr(self._db, "read_only", False):  # else: kept in memory only
+                index.save(self.ann_path)
+                stamp.save(self.ann_stamp_path)
         except OSError as exc:
             log.warning("could not save the ANN cache %s: %s", self.ann_path, exc)
         self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
@@ -1408,7 +1525,12 @@ class FaceIndex:
         (:func:`exprsim.index.ann.needs_retrain`) says its training is out of date, the
         backend asked for differs, or the cache is missing or unreadable: then it is
         rebuilt. A PostgreSQL store's HNSW index is always current (nothing to do).
+
+        ``backend``: ``"auto"`` or ``None`` keeps the backend chosen by an explicit
+        :meth:`rebuild_ann`, if any; another name is used for this refresh.
         """
+        if backend == "auto":  # as when the store was opened: an explicit choice stays
+            backend = self._meta("ann_backend") or "auto"
         if backend is not None and backend != self.ann_backend:
             self.ann_backend = backend
         self._ann_index()
@@ -1439,13 +1561,26 @@ class FaceIndex:
                     index = ann_mod.load_index(self.ann_path)
                 except Exception as exc:  # a corrupt cache is rebuilt, never fatal
                     log.warning("ANN cache %s unreadable (%s): rebuilding", self.ann_path, exc)
-            if index is not None and stamp.generation == gen:
+            if index is not None and stamp.generation == gen and self._probe_holds(stamp):
                 self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
                 return index
-            if index is not None and self._catch_up(index, stamp):
+            if index is not None and stamp.generation < gen and self._catch_up(index, stamp):
                 return self._ann
         self.rebuild_ann()
         return self._ann
+
+    def _probe_holds(self, stamp: ann_mod.AnnStamp, gone: set[int] | None = None) -> bool:
+        """Whether the faces ``stamp`` probes still hold the embeddings the cache was built
+        with (a restored backup written again reuses generations and face ids for other
+        faces). ``gone``: faces the log says changed since (a catch-up replays them)."""
+        for fid, digest in stamp.probe:
+            if gone and fid in gone:
+                continue
+            row = self._db.execute("SELECT embedding FROM faces WHERE id = ?", (fid,)).fetchone()
+            if row is None or ann_mod.embedding_digest(_vector(row[0])) != digest:
+                log.info("ANN cache: built from another history of the database, rebuilding")
+                return False
+        return True
 
     def _catch_up(self, index: Any, stamp: ann_mod.AnnStamp) -> bool:
         """Apply the faces added/removed since ``stamp`` to ``index`` and save it; ``False``
@@ -1471,6 +1606,8 @@ class FaceIndex:
             added = sorted(f for f, op in final.items() if op > 0)
             vectors = self._vectors_of(added)
             n_now = len(self)
+            if not self._probe_holds(stamp, gone=set(final)):
+                return False
         if removed and not getattr(index, "can_remove", True):
             return False
         if removed:
@@ -1490,6 +1627,11 @@ class FaceIndex:
             stamp.trained_count,
             stamp.imbalance,
             stamp.store,
+            ann_mod.probe_of(
+                np.asarray(added, np.int64),
+                vectors,
+                tuple(p for p in stamp.probe if p[0] not in removed),
+            ),
         )
         self._save_ann(index, new)
         log.info(
