@@ -177,3 +177,15 @@ def test_a_database_that_cannot_be_written_is_read_only(tmp_path: Path, monkeypa
     monkeypatch.undo()
     with FaceIndex(db, embedder=StubEmbedder()) as ix:
         assert len(ix) == 2  # nothing changed
+
+
+def test_a_tiny_ivf_index_prints_nothing_on_stderr(capfd) -> None:
+    pytest.importorskip("faiss")
+    from exprsim.index.ann import build_faiss_ivf
+
+    x = np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32)
+    index = build_faiss_ivf(x)
+    capfd.readouterr()  # (the build itself above)
+    build_faiss_ivf(x)
+    assert "clustering" not in capfd.readouterr().err  # faiss's C++ warning, past -q
+    assert len(index) == 5

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError, require_positive_int
+from exprsim.errors import ExprsimError, ImageError, printable, require_positive_int
 from exprsim.faces.identity import IDENTITY_THRESHOLD, IdentityEncoder
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
         except OSError as exc:
             raise ImageError(p, f"cannot read ({exc.strerror or exc})") from exc
         image = decode_image(data, str(p))
-        path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), str(p)
+        # shown as text: a file name's undecodable bytes become \xe9 escapes (as summarize)
+        path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), printable(str(p))
     elif isinstance(query, bytes | bytearray):  # a file's bytes: its own file is excluded
         image = decode_image(bytes(query))
         path, sha, src = None, hashlib.sha256(bytes(query)).hexdigest(), "<bytes>"

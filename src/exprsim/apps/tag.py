@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, printable
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,19 @@ def match_tags(
     return out
 
 
-def _check_name(name: object) -> None:
+def check_tag_name(name: object) -> None:
+    """Refuse a tag name that is not non-empty text UTF-8 can store (a file name's stray
+    bytes, which Python keeps as surrogates, cannot be stored).
+
+    Raises:
+        ExprsimError: an empty, blank or non-string name, or one that is not valid UTF-8.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ExprsimError(f"tag name {printable(name)!r} is not valid UTF-8") from None
 
 
 class Tagger:
@@ -212,16 +222,22 @@ class Tagger:
             face: the face's number, an int >= 0.
 
         Raises:
-            ExprsimError: ``name`` is not a non-empty string, or ``face`` not an int >= 0.
+            ExprsimError: ``name`` is not a non-empty UTF-8 string, or ``face`` not an
+                int >= 0.
             ImageError: no such face in the image.
             ModelMismatchError: the database holds another model's embeddings.
         """
-        _check_name(name)
+        check_tag_name(name)
         if isinstance(face, bool) or not isinstance(face, numbers.Integral) or face < 0:
             raise ExprsimError(f"face must be an integer >= 0, got {face!r}")
         face = int(face)
         faces = self._faces(image, detector)
-        src = str(image) if isinstance(image, str | Path) else getattr(image, "source", "<array>")
+        # stored and shown as text: a file name's undecodable bytes become \xe9 escapes
+        src = printable(
+            str(image)
+            if isinstance(image, str | Path)
+            else str(getattr(image, "source", "<array>"))
+        )
         if not 0 <= face < len(faces):
             raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
         fe = faces[face]
@@ -242,7 +258,7 @@ class Tagger:
             ExprsimError: ``name`` is not a non-empty string, or the embedding holds NaN
                 or infinite values or is all zeros (it has no direction to match).
         """
-        _check_name(name)
+        check_tag_name(name)
         try:
             e = np.asarray(embedding, np.float32)
         except (TypeError, ValueError) as exc:
@@ -265,8 +281,21 @@ class Tagger:
         return sorted({r.name for r in self.references()})
 
     def remove(self, name: str) -> int:
-        """Delete a tag's references; returns how many."""
-        return int(self.index.remove_tag(name))
+        """Delete the tag ``name``: its reference faces, and the name from the tags of the
+        indexed faces (:meth:`untag`). Returns how many references were deleted.
+
+        Raises:
+            ExprsimError: ``name`` is not a non-empty UTF-8 string.
+        """
+        check_tag_name(name)
+        n = int(self.index.remove_tag(name))
+        self.untag(name)
+        return n
+
+    def untag(self, name: str) -> int:
+        """Take the tag ``name`` off every indexed face; returns how many faces had it."""
+        check_tag_name(name)
+        return int(self.index.remove_tags([name]))
 
     def _refs(self) -> tuple[np.ndarray, list[str]]:
         refs = self.references()
@@ -328,16 +357,26 @@ class Tagger:
         )
 
     def tag_index(self, threshold: float | None = None) -> int:
-        """Write matching tag names into the ``tags`` of every indexed face; returns how many
-        faces got at least one tag."""
+        """Recompute the reference-derived tags of every indexed face: each face loses the
+        names of all current references, then gets the names it matches (so a stricter
+        threshold or a changed reference takes stale tags away). Other tags (set by the
+        user, not the name of any reference) stay. Returns how many faces got at least
+        one tag.
+
+        Raises:
+            ExprsimError: no references, or a NaN, infinite or negative threshold.
+        """
         ids, emb = self.index.embeddings()
-        matches = self.tag_embeddings(emb, threshold)
+        matches = self.tag_embeddings(emb, threshold)  # checks everything before a change
+        face_ids = [int(i) for i in ids.tolist()]
         n = 0
         by_tag: dict[str, list[int]] = {}
-        for fid, (tags, _) in zip(ids.tolist(), matches, strict=True):
+        for fid, (tags, _) in zip(face_ids, matches, strict=True):
             for t in tags:
                 by_tag.setdefault(t, []).append(fid)
             n += bool(tags)
+        if face_ids:
+            self.index.remove_tags(self.names(), face_ids=face_ids)
         for t, fids in by_tag.items():
             self.index.add_tags(fids, [t])
         return n

@@ -47,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: loggers of libraries whose INFO lines are start-up chatter, shown only with ``-v``
+#: (faiss's loader logs ten lines on which CPU build it tried)
+CHATTY_LOGGERS: tuple[str, ...] = ("faiss", "faiss.loader")
+
+
+def _quiet_third_party(verbose: bool) -> None:
+    """Set :data:`CHATTY_LOGGERS` to WARNING, or with ``verbose`` (``-v``) back to the
+    root logger's level."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
@@ -55,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _quiet_third_party(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import expand_image_paths, float_in, int_at_least, require_writable
+from exprsim.cli.argtypes import (
+    db_inputs,
+    expand_image_paths,
+    float_in,
+    int_at_least,
+    require_distinct_outputs,
+    require_paths,
+    require_writable,
+)
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError, ImageError
 
@@ -187,7 +195,7 @@ def _register_tag(subparsers: Any) -> None:
         description=(
             "exprsim tag add NAME IMAGE... --db F   store reference faces for NAME\n"
             "exprsim tag list --db F                 list reference faces\n"
-            "exprsim tag remove NAME --db F          delete NAME's references\n"
+            "exprsim tag remove NAME --db F          delete NAME's references and the tag\n"
             "exprsim tag calibrate [--html F]        precision/recall vs threshold (FER+)\n"
             "exprsim tag IMAGE... --db F             tag every face of the images"
         ),
@@ -206,7 +214,11 @@ def _register_tag(subparsers: Any) -> None:
     p.add_argument(
         "--face", type=int_at_least(0), default=0, help="with add: which face (0 = largest)"
     )
-    p.add_argument("--index", action="store_true", help="also write tags into the indexed faces")
+    p.add_argument(
+        "--index",
+        action="store_true",
+        help="also recompute the reference tags of every indexed face (tags of your own stay)",
+    )
     p.add_argument("--data-dir", help="with calibrate: FER folder")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
@@ -264,6 +276,20 @@ def _check_out(out: str | None, html: str | None = None, json_out: str | None = 
         check_table_path(out)
     for flag, path in (("--out", out), ("--html", html), ("--json", json_out)):
         require_writable(path, flag)
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """``(flag, path)`` of the files the command writes (``--out``, ``--html``, ``--json``)."""
+    return [
+        ("--out", getattr(args, "out", None)),
+        ("--html", getattr(args, "html", None)),
+        ("--json", getattr(args, "json_out", None)),
+    ]
+
+
+def _images(files: list[str], what: str = "an input image") -> list[tuple[str, str]]:
+    """``(what, path)`` of input files, for :func:`require_distinct_outputs`."""
+    return [(what, f) for f in files]
 
 
 def _print_frame(frame: Any, columns: list[str]) -> None:
@@ -349,6 +375,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_remove(args: argparse.Namespace) -> int:
+    require_paths(args.paths)  # "" would name the working folder: every file under it
     with _open_index(args) as index:
         n = index.remove(args.paths)
         if not n:  # nothing matched: most likely a mistyped path
@@ -376,7 +403,9 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from exprsim.apps.search import search, search_page
 
-    _check_out(args.out, getattr(args, "html", None))
+    require_paths([args.query], "QUERY")
+    _check_out(args.out, args.html)
+    require_distinct_outputs(_outputs(args), [*db_inputs(args.db), ("the query image", args.query)])
     embedder = _embedder(args)
     with _open_index(args, embedder) as index:
         result = search(
@@ -410,8 +439,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_summarize(args: argparse.Namespace) -> int:
     from exprsim.apps.summarize import summarize_images, summary_page
 
-    _check_out(args.out, getattr(args, "html", None))
+    _check_out(args.out, args.html)
     files = expand_image_paths(args.paths)
+    require_distinct_outputs(_outputs(args), _images(files))
     failures: list[Any] = []
     try:
         summary = summarize_images(
@@ -443,7 +473,9 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- classify
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def _check_classify(args: argparse.Namespace) -> list[str]:
+    """Everything ``classify`` can refuse before loading a model; returns the image files
+    (none with --evaluate or --build-reference)."""
     from exprsim.apps import classify as cl
 
     _check_out(args.out, args.html, args.json_out)
@@ -459,6 +491,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if not args.ref_out.lower().endswith(".npz"):
             raise ExprsimError(f"--ref-out {args.ref_out}: a reference set is a .npz file")
         require_writable(args.ref_out, "--ref-out")
+    files = expand_image_paths(args.images) if args.images else []
+    building = bool(args.build_reference)
+    reference = [] if building else [("the reference set", args.reference or cl.reference_path())]
+    require_distinct_outputs(
+        [*_outputs(args), ("--ref-out", args.ref_out if building else None)],
+        [*_images(files), *reference],
+    )
+    return files
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from exprsim.apps import classify as cl
+
+    files = _check_classify(args)
     embedder = _embedder(args)
     if args.build_reference:
         ref = cl.build_reference_set(
@@ -481,7 +527,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
         return 0
-    files = expand_image_paths(args.images)
     failures: list[Any] = []
     result = cl.classify_images(
         files, embedder, reference, k=args.k, detector=args.detector, failures=failures
@@ -503,13 +548,38 @@ def cmd_classify(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- tag
 
 
-def cmd_tag(args: argparse.Namespace) -> int:
-    from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page, tag_page
+def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[str]:
+    """Everything ``tag ACTION`` can refuse before opening the index or loading a model;
+    returns the image files (of ``tag add NAME IMAGE...`` or ``tag IMAGE...``)."""
+    from exprsim.apps.tag import check_tag_name
 
-    _check_out(args.out, getattr(args, "html", None))
+    _check_out(args.out, args.html)
+    if action != "calibrate" and not args.db:
+        raise ExprsimError(f"tag {action}: --db FILE is required")
+    files: list[str] = []
+    if action == "add":
+        if len(rest) < 2:
+            raise ExprsimError("usage: exprsim tag add NAME IMAGE... --db FILE")
+        check_tag_name(rest[0])
+        files = rest[1:]
+        require_paths(files, "IMAGE")
+    elif action == "remove":
+        if len(rest) != 1:
+            raise ExprsimError("usage: exprsim tag remove NAME --db FILE")
+        check_tag_name(rest[0])
+    elif action == "tag":
+        files = expand_image_paths(rest)
+    require_distinct_outputs(_outputs(args), [*db_inputs(args.db), *_images(files)])
+    return files
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page
+
     action, rest = (
         (args.args[0], args.args[1:]) if args.args[0] in TAG_ACTIONS else ("tag", args.args)
     )
+    files = _check_tag(args, action, rest)
     if action == "calibrate":
         cal = calibrate_from_ferplus(
             _embedder(args), data_dir=args.data_dir, progress=not args.quiet
@@ -520,28 +590,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
             calibration_page(cal).save(args.html)
             print(f"report: {args.html}")
         return 0
-    if not args.db:
-        raise ExprsimError(f"tag {action}: --db FILE is required")
     if action == "add":
-        if len(rest) < 2:
-            raise ExprsimError("usage: exprsim tag add NAME IMAGE... --db FILE")
-        name, images = rest[0], rest[1:]
-        with _open_index(args, _embedder(args), must_exist=False) as index:
-            tagger = Tagger(index)
-            known = {r.id for r in tagger.references()}
-            bad: list[Any] = []
-            for im in images:  # a faceless or unreadable image is reported, the rest added
-                try:
-                    ref = tagger.add(name, im, face=args.face, detector=args.detector)
-                except ImageError as exc:
-                    bad.append(exc)
-                    continue
-                if ref.id in known:
-                    print(f"{im}: already a reference face for {name!r}; not added again")
-                else:
-                    known.add(ref.id)
-                    print(f"added a reference face for {name!r} from {im}")
-        return report_failures("tag add", bad, len(images))
+        return _tag_add(args, rest[0], files)
     if action == "list":
         with _open_index(args) as index:
             refs = Tagger(index).references()
@@ -551,16 +601,43 @@ def cmd_tag(args: argparse.Namespace) -> int:
             print("no reference faces", file=sys.stderr)
         return 0
     if action == "remove":
-        if len(rest) != 1:
-            raise ExprsimError("usage: exprsim tag remove NAME --db FILE")
         with _open_index(args) as index:
-            n = Tagger(index).remove(rest[0])
+            n = Tagger(index).remove(rest[0])  # the name also leaves the indexed faces' tags
         print(f"removed {n} reference faces of {rest[0]!r}")
         return 0
-    threshold = args.threshold  # None: the model's calibrated threshold
+    return _tag_images(args, files)
+
+
+def _tag_add(args: argparse.Namespace, name: str, images: list[str]) -> int:
+    """``exprsim tag add NAME IMAGE...``: a faceless or unreadable image is reported, the
+    others added."""
+    from exprsim.apps.tag import Tagger
+
+    with _open_index(args, _embedder(args), must_exist=False) as index:
+        tagger = Tagger(index)
+        known = {r.id for r in tagger.references()}
+        bad: list[Any] = []
+        for im in images:
+            try:
+                ref = tagger.add(name, im, face=args.face, detector=args.detector)
+            except ImageError as exc:
+                bad.append(exc)
+                continue
+            if ref.id in known:
+                print(f"{ref.source}: already a reference face for {name!r}; not added again")
+            else:
+                known.add(ref.id)
+                print(f"added a reference face for {name!r} from {ref.source}")
+    return report_failures("tag add", bad, len(images))
+
+
+def _tag_images(args: argparse.Namespace, files: list[str]) -> int:
+    """``exprsim tag IMAGE...``: the tags of every face (``--index``: also recompute the
+    tags of the indexed faces)."""
+    from exprsim.apps.tag import Tagger, tag_page
+
     with _open_index(args, _embedder(args)) as index:
-        tagger = Tagger(index, threshold=threshold)
-        files = expand_image_paths(rest)
+        tagger = Tagger(index, threshold=args.threshold)  # None: the model's calibrated one
         failures: list[Any] = []
         results = tagger.tag(files, detector=args.detector, failures=failures)
         rc = report_failures("tag", failures, len(files))

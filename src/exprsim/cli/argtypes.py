@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 
@@ -89,19 +89,127 @@ def _folder_problem(p: Path, folder: Path, verb: str, missing: str) -> str | Non
     return None
 
 
+def require_paths(paths: Iterable[str | Path], what: str = "PATH") -> None:
+    """Refuse, before any work, a blank path among ``paths`` (``""`` or spaces: an unset
+    shell variable, say), which would otherwise name the working folder.
+
+    Raises:
+        ExprsimError: one line naming the blank argument (exit code 2).
+    """
+    from exprsim.errors import ExprsimError
+
+    for p in paths:
+        if not str(p).strip():
+            raise ExprsimError(
+                f"{what} {str(p)!r} is blank: it names no file (an unset shell variable?); "
+                "nothing was done"
+            )
+
+
 def expand_image_paths(paths: list[str]) -> list[str]:
     """Image paths with folders replaced by the image files under them (recursively).
 
+    A file named more than once (a folder and a file in it, relative and absolute, or
+    through a link) is listed once, in first-seen order, as ``exprsim index add`` counts
+    it (files are told apart by their resolved path, ``~`` expanded).
+
     Raises:
-        ExprsimError: not one image file among ``paths`` (one line, exit code 2).
+        ExprsimError: a blank path (:func:`require_paths`), or not one image file among
+            ``paths`` (one line, exit code 2).
     """
     from exprsim.errors import ExprsimError
     from exprsim.io import iter_image_files
 
-    out = [str(p) for p in iter_image_files(paths)]
+    require_paths(paths)
+    seen: set[Path] = set()
+    out = []
+    for p in iter_image_files(paths):
+        key = _resolved(Path(p).expanduser())
+        if key not in seen:
+            seen.add(key)
+            out.append(str(p))
     if not out:
         raise ExprsimError(f"no image files found in {' '.join(paths)}")
     return out
+
+
+#: what ``exprsim`` keeps beside an index database ``DB``: ``DB`` + each of these
+DB_SIDE_FILES: tuple[str, ...] = ("", "-wal", "-shm", "-journal", ".ann", ".ann.json", ".lock")
+
+
+def db_inputs(db: str | Path | None) -> list[tuple[str, Path]]:
+    """``(what, path)`` of each file of the SQLite index ``db`` for
+    :func:`require_distinct_outputs`: the database, its journals, the ANN cache and its
+    stamp, the writer lock; none for a ``postgresql://`` URI or ``None``."""
+    if not db:
+        return []
+    from exprsim.index.backends import is_postgres_url
+
+    if is_postgres_url(str(db)):
+        return []
+    return [
+        (f"the index database (--db {db})" if not x else f"a file of the index --db {db}",
+         Path(f"{db}{x}"))
+        for x in DB_SIDE_FILES
+    ]  # fmt: skip
+
+
+def _resolved(p: Path) -> Path:
+    """``p`` with links and ``..`` resolved (a link loop: ``p`` made absolute, as written)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
+def _identity(path: str | Path) -> tuple[Path, tuple[int, int] | None]:
+    """``path`` resolved, and its (device, inode) when it exists (a hard link, or a
+    case-insensitive file system, names one file in two ways)."""
+    p = Path(path)
+    resolved = _resolved(p)
+    try:
+        st = p.stat()
+    except (OSError, ValueError):
+        return resolved, None
+    return resolved, (st.st_dev, st.st_ino)
+
+
+def require_distinct_outputs(
+    outputs: Sequence[tuple[str, str | Path | None]],
+    protected: Iterable[tuple[str, str | Path]],
+) -> None:
+    """Refuse, before any work, an output that would overwrite an input or another output.
+
+    Args:
+        outputs: ``(flag, path)`` of each output file (``None`` or empty: not given).
+        protected: ``(what, path)`` of each file the command reads or keeps: ``"the index
+            database (--db f.db)"`` (:func:`db_inputs`), the input images, ...
+
+    Raises:
+        ExprsimError: ``"<flag> <path> is <what>: it would be overwritten; nothing was
+            done"`` (one line, exit code 2).
+    """
+    from exprsim.errors import ExprsimError
+
+    given = [(flag, str(path), _identity(path)) for flag, path in outputs if path]
+    if not given:
+        return
+    for i, (flag, out, ident) in enumerate(given):
+        for other_flag, other, other_ident in given[:i]:
+            if _same(ident, other_ident):
+                raise ExprsimError(f"{flag} {out} and {other_flag} {other} are the same file")
+    for what, path in protected:
+        ident = _identity(path)
+        for flag, out, out_ident in given:
+            if _same(ident, out_ident):
+                raise ExprsimError(
+                    f"{flag} {out} is {what}: it would be overwritten; nothing was done"
+                )
+
+
+def _same(a: tuple[Path, tuple[int, int] | None], b: tuple[Path, tuple[int, int] | None]) -> bool:
+    """Whether two :func:`_identity` values name one file."""
+    return a[0] == b[0] or (a[1] is not None and a[1] == b[1])
 
 
 def require_writable(path: str | Path | None, flag: str, folder: bool = False) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from exprsim.cli.argtypes import int_at_least
+from exprsim.cli.argtypes import expand_image_paths, int_at_least, require_distinct_outputs
 from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
@@ -69,13 +69,12 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from exprsim.faces.align import AlignConfig
     from exprsim.faces.detect import check_detector
     from exprsim.faces.pipeline import analyze_files
-    from exprsim.io import check_table_path, iter_image_files
+    from exprsim.io import check_table_path
 
     if args.out:
         check_table_path(args.out)
-    files = list(iter_image_files(args.paths))
-    if not files:
-        raise ExprsimError(f"no image files found in {' '.join(args.paths)}")
+    files = expand_image_paths(args.paths)  # a blank PATH refused, a file named twice once
+    require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
     check_detector(args.detector)  # an unknown or missing detector fails before any work
 
     def report(name: str, exc: ExprsimError) -> None:

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import int_at_least, require_writable
+from exprsim.cli.argtypes import (
+    int_at_least,
+    require_distinct_outputs,
+    require_paths,
+    require_writable,
+)
 from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.detect import DEFAULT_DETECTOR
@@ -146,6 +151,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    require_paths(args.paths)  # "" would name the working folder
+    # a file named as an input (a list of paths, with ray) is not overwritten by -o
+    require_distinct_outputs([("--out", args.out)], [("an input file", p) for p in args.paths])
     if args.engine == "ray":
         return _embed_ray(args)
     from tqdm import tqdm
@@ -214,6 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.images) < 2:
         raise ExprsimError("compare needs at least two images")
+    require_paths(args.images, "IMAGE")
     result = compare_images(args.images, load_model(args.model))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -287,8 +296,24 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_files(models: list[str]) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the files in each model given as a folder (not a shipped name)."""
+    out: list[tuple[str, Path]] = []
+    for m in models:
+        if Path(m).is_dir():
+            out += [(f"a file of the model {m}", f) for f in Path(m).iterdir() if f.is_file()]
+    return out
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     require_writable(args.json_out, "--json")  # before minutes of evaluation, not after
+    require_distinct_outputs(  # the report never replaces a model's file or the test CSV
+        [("--json", args.json_out)],
+        [
+            *_model_files([args.model, *(args.also or ())]),
+            *([("the FEC test CSV", args.fec_test)] if args.fec_test else []),
+        ],
+    )
     if args.fec_crops and not args.fec_test:
         raise ExprsimError("--fec-crops needs --fec-test (the FEC test CSV)")
     if args.fec_test:

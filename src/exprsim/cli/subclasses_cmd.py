@@ -13,7 +13,12 @@ from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
 from exprsim.apps.subclasses import COVARIANCE_TYPES
-from exprsim.cli.argtypes import expand_image_paths, int_at_least, require_writable
+from exprsim.cli.argtypes import (
+    expand_image_paths,
+    int_at_least,
+    require_distinct_outputs,
+    require_writable,
+)
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
 
@@ -102,6 +107,10 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     n_components = _components(args.components)
     require_writable(args.html, "--html")  # before minutes of embedding, not after
     require_writable(args.json_out, "--json")
+    files = [] if args.fer else expand_image_paths(args.paths)
+    require_distinct_outputs(
+        [("--html", args.html), ("--json", args.json_out)], [("an input image", f) for f in files]
+    )
     embedder = load_model(args.model)
     rc = 0
     if args.fer:
@@ -114,7 +123,6 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     else:
-        files = expand_image_paths(args.paths)
         failures: list[Any] = []
         try:  # an unreadable image is skipped and reported, as in the other album commands
             faces = label_image_faces(

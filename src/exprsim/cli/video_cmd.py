@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least, require_writable
+from exprsim.cli.argtypes import (
+    db_inputs,
+    float_in,
+    int_at_least,
+    require_distinct_outputs,
+    require_paths,
+    require_writable,
+)
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.video.frames import MAX_FPS, MIN_FPS
@@ -129,10 +136,26 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: the files ``exprsim video`` writes into its --out folder (``VideoAnalysis.save``)
+OUTPUT_NAMES: tuple[str, ...] = (
+    "faces.parquet",
+    "faces.csv",
+    "persons.csv",
+    "analysis.json",
+    "report.html",
+)
+
+
 def _check(args: argparse.Namespace) -> None:
+    require_paths([args.input], "INPUT")  # "" would be the working folder, read as frames
     if not Path(args.input).exists():
         raise ExprsimError(f"{args.input}: no such file or folder")
+    require_paths([args.out], "--out")
     require_writable(args.out, "--out", folder=True)  # before hours of decoding, not after
+    require_distinct_outputs(  # the video, or the --tags database, is not overwritten
+        [("--out", Path(args.out, name)) for name in OUTPUT_NAMES],
+        [("the input video", args.input), *db_inputs(args.tags)],
+    )
     if args.every is not None and args.every < 1:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:

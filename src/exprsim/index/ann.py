@@ -311,6 +311,9 @@ def build_faiss_ivf(
     nlist = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(max(len(x), 1)))))
     quantizer = faiss.IndexFlatL2(x.shape[1])
     index = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist)
+    # nlist is at most N / 39 already; below 39 vectors (nlist 1) faiss would print a
+    # warning about too few training points on stderr, past -q
+    index.cp.min_points_per_centroid = 1
     ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
     if len(x):
         rng = np.random.default_rng(0)

@@ -219,9 +219,15 @@ class Page:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the page (UTF-8); returns the path."""
+        """Write the page (UTF-8), whole or not at all: a failure while writing leaves the
+        previous file as it was (:func:`exprsim.io.write_atomically`). Missing parent
+        folders are created; text UTF-8 cannot hold (a file name's undecodable bytes) is
+        written as ``\\udce9`` escapes. Returns the path."""
+        from exprsim.io import write_atomically
+
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render(), encoding="utf-8")
+        data = self.render().encode("utf-8", "backslashreplace")
+        write_atomically(path, lambda fh: fh.write(data))
         return path
