@@ -189,3 +189,26 @@ def test_a_tiny_ivf_index_prints_nothing_on_stderr(capfd) -> None:
     build_faiss_ivf(x)
     assert "clustering" not in capfd.readouterr().err  # faiss's C++ warning, past -q
     assert len(index) == 5
+
+
+def test_a_copy_under_another_path_takes_the_faces_of_the_first(tmp_path: Path) -> None:
+    import shutil
+
+    (p,) = write_images(tmp_path / "imgs", 1)
+    copy = tmp_path / "elsewhere" / "copy.png"
+    copy.parent.mkdir()
+    shutil.copy(p, copy)
+    stub = StubEmbedder()
+    with FaceIndex(tmp_path / "f.db", embedder=stub) as ix:
+        ix.add([p])
+        calls = stub.calls
+        (out,) = ix.add([copy]).files
+        assert out.status == "added" and out.n_faces == 1
+        assert stub.calls == calls  # not embedded again (it was: the faces of the same bytes)
+        recs = sorted(ix.records(), key=lambda r: r.id)
+        assert [r.source for r in recs] == [str(p.resolve()), str(copy.resolve())]
+        np.testing.assert_array_equal(recs[0].embedding, recs[1].embedding)
+        assert recs[0].sha256 == recs[1].sha256 and recs[1].face_index == 0
+        _, ids = ix.query(recs[0].embedding[None], k=2)  # the ANN cache has both
+        assert sorted(ids[0].tolist()) == [recs[0].id, recs[1].id]
+        assert ix.remove(p) == 1 and len(ix) == 1  # the copy stands alone

@@ -60,7 +60,8 @@ def _register_index(subparsers: Any) -> None:
         description=(
             "Add every face of the images under PATH to the index. Files already indexed "
             "(same path, with the same size/mtime or the same content) are skipped; a copy "
-            "of a file under another path is indexed again; an interrupted run is resumed "
+            "of an indexed file under another path is indexed under its own path with the "
+            "faces found in the first (not detected again); an interrupted run is resumed "
             "by running the command again."
         ),
     )

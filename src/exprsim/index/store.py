@@ -346,6 +346,13 @@ def _embedding(value: Any, what: str) -> np.ndarray:
 CARRY_IOU = 0.5
 
 
+#: the columns of a stored face after ``file_id`` (``_face_row`` gives them in this order)
+_STORED_COLUMNS = (
+    "face_index, x1, y1, x2, y2, score, detector, landmarks, sharpness, yaw, pitch, roll,"
+    " quality_ok, reasons, embedding, model, crop"
+)
+
+
 def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
     """Give the faces of ``file_id`` the labels and tags of ``old`` rows (``x1, y1, x2, y2,
     label, tags``: the faces a re-index replaced) in the same places, one to one, best
@@ -769,9 +776,12 @@ class FaceIndex:
         """Detect, embed and store every face of every image under ``paths``.
 
         Incremental and resumable: a file already indexed (same resolved path, with the
-        same size + mtime or the same content hash) is skipped; a changed file is re-indexed; each file
-        is committed atomically with its faces, so an interrupted run loses at most the
-        file in progress and a re-run completes it without duplicates.
+        same size + mtime or the same content hash) is skipped; a changed file is
+        re-indexed; a copy of an indexed file under another path (the same bytes) is
+        stored under its own path with a copy of the first one's faces, without detecting
+        or embedding again (unless ``detector`` is given); each file is committed
+        atomically with its faces, so an interrupted run loses at most the file in
+        progress and a re-run completes it without duplicates.
 
         Args:
             paths: image files and/or folders (searched recursively); a single path is
@@ -809,6 +819,8 @@ class FaceIndex:
             settled here, in the calling thread, without decoding."""
             for i, path in enumerate(files):
                 job = self._prepare(path, retry_failed)
+                if isinstance(job, _Job) and detector is None:  # the same bytes indexed
+                    job = self._copy(job, model) or job
                 if isinstance(job, FileOutcome):
                     outcomes[i] = job
                     bar.update(1)
@@ -875,6 +887,8 @@ class FaceIndex:
     ) -> FileOutcome:
         """Index one file in the calling thread (see :meth:`add`)."""
         job = self._prepare(path, retry_failed)
+        if isinstance(job, _Job) and detector is None:
+            job = self._copy(job, model) or job
         if isinstance(job, FileOutcome):
             return job
         (item,) = embedder.embed_stream([(job.key, job.data)], detector=detector, workers=1)
@@ -908,11 +922,15 @@ class FaceIndex:
         model: str,
         faces: Sequence[Any],
         error: str | None = None,
+        copy_of: tuple[int, int] | None = None,
     ) -> None:
         """One transaction: replace the file's row and all its faces. The labels and tags of
-        the faces it replaces go to the new faces in the same places (box IoU > 0.5)."""
+        the faces it replaces go to the new faces in the same places (box IoU > 0.5).
+        ``copy_of``: ``(file id, faces)`` of an indexed file with the same bytes, whose
+        faces are copied instead of ``faces``."""
         size = st.st_size if st is not None else None
         mtime = st.st_mtime_ns if st is not None else None
+        n_faces = len(faces) if copy_of is None else copy_of[1]
         with self._transaction() as c:
             if faces:
                 self._claim_model(c, model)
@@ -933,20 +951,39 @@ class FaceIndex:
                     sha,
                     "failed" if error else "done",
                     error,
-                    len(faces),
+                    n_faces,
                     time.time(),
                 ),
             )
             file_id = int(cur.fetchone()[0])
+            if copy_of is not None:
+                c.execute(
+                    f"INSERT INTO faces (file_id, {_STORED_COLUMNS}) SELECT ?, {_STORED_COLUMNS}"
+                    " FROM faces WHERE file_id = ? ORDER BY face_index",
+                    (file_id, copy_of[0]),
+                )
             c.executemany(
-                "INSERT INTO faces (file_id, face_index, x1, y1, x2, y2, score, detector, landmarks,"
-                " sharpness, yaw, pitch, roll, quality_ok, reasons, embedding, model, crop)"
+                f"INSERT INTO faces (file_id, {_STORED_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._face_row(file_id, fe, model) for fe in faces],
             )
-            if kept and faces:
+            if kept and n_faces:
                 _carry_labels(c, file_id, kept)
             self._bump(c)
+
+    def _copy(self, job: _Job, model: str) -> FileOutcome | None:
+        """Index ``job`` by copying the faces of an indexed file with the same bytes (a copy
+        of a photo under another path: same pixels, same faces), or ``None`` when there is
+        none."""
+        row = self._db.execute(
+            "SELECT id, n_faces FROM files WHERE sha256 = ? AND status = 'done' AND path <> ?"
+            " ORDER BY id LIMIT 1",
+            (job.sha, job.key),
+        ).fetchone()
+        if row is None:
+            return None
+        self._store_file(job.key, job.st, job.sha, model, [], copy_of=(int(row[0]), int(row[1])))
+        return FileOutcome(job.key, job.status, int(row[1]))
 
     def _face_row(self, file_id: int | None, fe: Any, model: str) -> tuple[Any, ...]:
         af = fe.aligned
