@@ -31,10 +31,16 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> DemoResult:
-    """Run the demo on the bundled photos; returns what was written."""
+    """Run the demo on the bundled photos; returns what was written.
+
+    Raises:
+        ExprsimError: ``out_dir`` holds a ``faces.db`` that is not the demo's own (an index
+            of other photos, or not an index): the demo would replace it.
+    """
     from exprsim.report.html import Page
 
     out = Path(out_dir)
+    check_demo_index(out / "faces.db")
     page = Page("exprsim demo", "bundled sample photos (see exprsim/samples/LICENSES.md)")
     n_images, table, crops, names = _faces_section(page, out, progress)
     page.heading("2. Expression embedding (shipped default model)")
@@ -55,6 +61,35 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
             page.paragraph(f"video section skipped: {exc}", note=True)
     html_path = page.save(out / "index.html")
     return DemoResult(out, n_images, len(table), html_path)
+
+
+def check_demo_index(db: Path) -> None:
+    """Refuse to replace ``db`` unless it is missing or a demo's index (every file in it
+    a bundled sample photo): ``exprsim demo --out .`` in a working folder deleted the
+    user's ``faces.db``, tags and all."""
+    import sqlite3
+    from urllib.parse import quote
+
+    from exprsim.errors import ExprsimError
+    from exprsim.samples import sample_images
+
+    if not db.exists():
+        return
+    samples = {p.resolve().parent for p in sample_images()}
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+        try:
+            paths = [str(r[0]) for r in conn.execute("SELECT path FROM files")]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        paths = ["(not an exprsim index)"]
+    other = [p for p in paths if Path(p).parent not in samples]
+    if other:
+        raise ExprsimError(
+            f"{db} holds an index of other photos ({len(other)} files, e.g. {other[0]}); "
+            "the demo would replace it: use another --out"
+        )
 
 
 def _faces_section(

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -386,15 +387,19 @@ class TableWriter:
         self._file: Any = None
         self._parquet: Any = None
         self._closed = False
+        self._flushed = time.monotonic()
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append rows (dicts); they reach the file ``chunk_rows`` at a time."""
+        """Append rows (dicts); they reach the file ``chunk_rows`` at a time, and for CSV
+        and JSON lines also once a second (a killed job keeps what it had done)."""
         self._buffer.extend(rows)
-        if len(self._buffer) >= self.chunk_rows:
+        due = self._streamed and time.monotonic() - self._flushed >= STREAM_FLUSH_S
+        if len(self._buffer) >= self.chunk_rows or (due and self._buffer):
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered rows now."""
+        self._flushed = time.monotonic()
         rows, self._buffer = self._buffer, []
         if rows:
             self._write(rows)
@@ -452,14 +457,17 @@ class TableWriter:
         return self.path
 
     def abort(self) -> None:
-        """Stop without leaving a file (only what :meth:`close` already finished stays)."""
+        """Stop without leaving a file of this run (only what :meth:`close` already finished
+        stays). A file at ``path`` this writer never opened (an earlier run's) is kept."""
         if self._closed:
             return
         self._closed = True
+        opened = self._file is not None or self._parquet is not None
         for f in (self._file, self._parquet):
             if f is not None:
                 f.close()
-        Path(self._target).unlink(missing_ok=True)
+        if opened:
+            Path(self._target).unlink(missing_ok=True)
 
     def __enter__(self) -> TableWriter:
         return self
@@ -475,6 +483,10 @@ class TableWriter:
             self.abort()
         else:
             self.close()
+
+
+#: seconds between flushes of a streamed (CSV, JSON lines) :class:`TableWriter`
+STREAM_FLUSH_S = 1.0
 
 
 def _frame_of(columns: Sequence[str]) -> Any:

@@ -75,7 +75,8 @@ def test_bad_files_reported_and_exit_codes(images, tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "faces", str(bad), str(missing), "--out", str(out)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and "missing.jpg" in err[1]
+    assert len(err) == 3 and "missing.jpg" in err[1]
+    assert "not written" in err[2]  # every input failed: an earlier table is kept
 
 
 def test_bad_arguments(images, tmp_path, capsys):

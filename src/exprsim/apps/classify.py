@@ -147,6 +147,8 @@ class ExpressionKNN:
         self._labels_by_value = self.classes is None and y.dtype.kind in "iu"
         self.labels_ = self._encode(y)
         self.embeddings_ = x
+        if self.k > len(x):  # every face would then vote: the class prior, not neighbours
+            log.warning("k = %d is more than the %d faces fitted: using %d", self.k, len(x), len(x))
         return self
 
     def _check_params(self) -> None:
@@ -163,7 +165,8 @@ class ExpressionKNN:
 
     @property
     def k_(self) -> int:
-        """The K actually used (``k`` clamped to the training size)."""
+        """The K actually used (``k`` clamped to the training size, with a warning from
+        :meth:`fit`)."""
         self._check_fitted()
         return int(min(self.k, len(self.embeddings_)))
 
@@ -630,11 +633,13 @@ class FacePrediction:
 
 @dataclass(frozen=True)
 class ClassificationResult:
-    """Predictions for every face of some images."""
+    """Predictions for every face of some images (``classes``: the classes' names, which
+    give the ``p_<class>`` columns even when no face was found)."""
 
     faces: tuple[FacePrediction, ...]
     model: str
     k: int
+    classes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "k": self.k, "faces": [f.to_dict() for f in self.faces]}
@@ -642,7 +647,11 @@ class ClassificationResult:
     def to_frame(self) -> Any:
         import pandas as pd
 
-        return pd.DataFrame([f.to_dict() for f in self.faces])
+        rows = [f.to_dict() for f in self.faces]
+        fixed = ["source", "face", "label", "confidence", "quality_ok"]
+        probs = [f"p_{c}" for c in self.classes]
+        extra = dict.fromkeys(k for r in rows for k in r if k not in fixed and k not in probs)
+        return pd.DataFrame(rows, columns=[*fixed, *probs, *extra])  # a header even when empty
 
 
 def classify_images(
@@ -671,7 +680,7 @@ def classify_images(
     faces = embedder.embed_images(as_inputs(images), detector=detector, failures=failures)
     knn = reference.classifier(k)
     if not faces:
-        return ClassificationResult((), reference.model, knn.k_)
+        return ClassificationResult((), reference.model, knn.k_, _class_names(knn))
     proba = knn.predict_proba(np.stack([f.embedding for f in faces]))
     out = []
     for f, p in zip(faces, proba, strict=True):
@@ -685,7 +694,12 @@ def classify_images(
                 crop=f.aligned.crop,
             )
         )
-    return ClassificationResult(tuple(out), reference.model, knn.k_)
+    return ClassificationResult(tuple(out), reference.model, knn.k_, _class_names(knn))
+
+
+def _class_names(knn: Any) -> tuple[str, ...]:
+    """The classes of a fitted :class:`ExpressionKNN`, as text."""
+    return tuple(str(c) for c in getattr(knn, "classes_", ()))
 
 
 def classification_page(

@@ -95,7 +95,10 @@ class TagResults(list[TagResult]):
     def to_frame(self) -> Any:
         import pandas as pd
 
-        return pd.DataFrame([r.to_dict() for r in self])
+        rows = [r.to_dict() for r in self]
+        fixed = ["source", "face", "tags", "best", "best_distance"]
+        extra = dict.fromkeys(k for r in rows for k in r if k not in fixed)
+        return pd.DataFrame(rows, columns=[*fixed, *extra])  # a header even when empty
 
     def to_dict(self) -> dict[str, Any]:
         return {"faces": [r.to_dict() for r in self]}

@@ -10,8 +10,10 @@ Errors derived from :class:`exprsim.errors.ExprsimError`, and file-system errors
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from importlib import import_module
@@ -59,8 +61,55 @@ def _quiet_third_party(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``), raised where
+    Ctrl-C would be so that a command keeps and saves what it had done, as for Ctrl-C."""
+
+
+def _terminate_as_interrupt() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (the process's own
+    command line only: tests and library callers keep their handlers)."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal
+        signal.signal(signal.SIGTERM, terminate)
+
+
+def _quit_on_next_signal(code: int) -> None:
+    """After an interrupted command has saved what it had: a further Ctrl-C or SIGTERM
+    while Python waits for the worker threads to end exits at once, quietly (it printed a
+    traceback from the interpreter's shutdown, or aborted)."""
+
+    def leave(signum: int, frame: object) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, leave)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code.
+
+    ``argv`` ``None`` (the ``exprsim`` command itself): SIGTERM is handled as Ctrl-C is
+    (what was done is saved; exit code 143), and after an interruption a second signal
+    while the process winds down exits at once without a traceback.
+    """
+    as_process = argv is None
+    if as_process:
+        _terminate_as_interrupt()
+    code = _main(argv)
+    if as_process and code in (130, 143):
+        _quit_on_next_signal(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -93,9 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"exprsim {args.command}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"exprsim {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(
+            f"exprsim {args.command}: {'terminated' if terminated else 'interrupted'}",
+            file=sys.stderr,
+        )
+        return 143 if terminated else 130
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
             raise

@@ -492,6 +492,10 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
         if not args.ref_out.lower().endswith(".npz"):
             raise ExprsimError(f"--ref-out {args.ref_out}: a reference set is a .npz file")
         require_writable(args.ref_out, "--ref-out")
+    else:  # options that only building reads were ignored without a word
+        for flag, value in (("--ref-out", args.ref_out), ("--max-faces", args.max_faces)):
+            if value is not None:
+                raise ExprsimError(f"{flag} is an option of --build-reference")
     files = expand_image_paths(args.images) if args.images else []
     building = bool(args.build_reference)
     reference = [] if building else [("the reference set", args.reference or cl.reference_path())]

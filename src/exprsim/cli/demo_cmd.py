@@ -13,8 +13,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from exprsim.cli.argtypes import require_paths, require_writable
     from exprsim.demo import run_demo
 
+    require_paths([args.out], "--out")  # blank: the working folder
+    require_writable(args.out, "--out", folder=True)
     res = run_demo(args.out, progress=not args.quiet)
     print(f"{res.n_faces} faces in {res.n_images} photos -> {res.html}")
     return 0

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from typing import Any
 
-from exprsim.cli.argtypes import expand_image_paths, int_at_least, require_distinct_outputs
+from exprsim.cli.argtypes import (
+    expand_image_paths,
+    int_at_least,
+    require_distinct_outputs,
+    require_writable,
+)
 from exprsim.cli.exitcodes import failure_exit_code
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
@@ -69,10 +75,12 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from exprsim.faces.align import AlignConfig
     from exprsim.faces.detect import check_detector
     from exprsim.faces.pipeline import analyze_files
+    from exprsim.interrupts import hold_interrupts
     from exprsim.io import check_table_path
 
     if args.out:
         check_table_path(args.out)
+        require_writable(args.out, "--out")  # a folder, say: refused before the work
     files = expand_image_paths(args.paths)  # a blank PATH refused, a file named twice once
     require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
     check_detector(args.detector)  # an unknown or missing detector fails before any work
@@ -87,11 +95,24 @@ def cmd_faces(args: argparse.Namespace) -> int:
         crops_dir=args.crops,
         progress=len(files) > 1 and not args.quiet,
         on_error=report,
+        keep_on_interrupt=True,  # Ctrl-C: the faces of the files done are written
     )
-    if args.out:
-        table.save(args.out)
-    else:
-        table.to_frame().to_csv(sys.stdout, index=False)
+    # after a Ctrl-C, a second one must not lose the faces being written
+    with hold_interrupts("the faces table") if table.interrupted else nullcontext():
+        if table.errors and not table.rows and len(table.errors) == table.files and args.out:
+            # every input failed: an earlier run's table is left as it was
+            print(f"exprsim faces: no file could be read; {args.out} not written", file=sys.stderr)
+        elif args.out:
+            table.save(args.out)
+        else:
+            table.to_frame().to_csv(sys.stdout, index=False)
+    if table.interrupted:
+        where = f" -> {args.out}" if args.out else ""
+        print(
+            f"exprsim faces: interrupted: {len(table.rows)} faces of the files done saved{where}",
+            file=sys.stderr,
+        )
+        return 130
     if not args.quiet:
         print(
             f"exprsim faces: {table.files} files, {len(table.rows)} faces, "

@@ -14,8 +14,15 @@ import json
 import sys
 from typing import Any
 
+from exprsim.cli.argtypes import float_in, int_at_least
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
+
+#: longest delay or timeout an option takes, in seconds: ``exprsim.fec.fetch.MAX_SECONDS``
+#: (not imported here, so that building the parser stays light)
+MAX_SECONDS = 86400.0
+#: largest ``--margin``: ``exprsim.fec.crops.MAX_MARGIN``
+MAX_MARGIN = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -26,45 +33,7 @@ def register(subparsers: Any) -> None:
     )
     sub = fec.add_subparsers(dest="fec_command", metavar="SUBCOMMAND")
     fec.set_defaults(func=lambda args: _help(fec))
-
-    p = sub.add_parser(
-        "fetch",
-        help="download the images of FEC CSVs (resumable; SQLite manifest)",
-        description=(
-            "Download every image referenced by the FEC CSVs into DIR/images, recording each URL "
-            "in DIR/manifest.sqlite. Re-running fetches only what is missing; Ctrl-C or kill "
-            "loses nothing already fetched. Prints an availability report (also DIR/fetch_report.json)."
-        ),
-    )
-    p.add_argument("csv", nargs="+", metavar="CSV", help="FEC CSV file(s) (train and/or test)")
-    p.add_argument("--out", required=True, metavar="DIR", help="fetch folder")
-    p.add_argument("--workers", type=int, default=16, help="download threads (default 16)")
-    p.add_argument(
-        "--per-host", type=int, default=4, help="simultaneous requests per host (default 4)"
-    )
-    p.add_argument(
-        "--host-delay", type=float, default=0.0, help="seconds between requests to one host"
-    )
-    p.add_argument(
-        "--timeout", type=float, default=20.0, help="connect/read timeout in seconds (default 20)"
-    )
-    p.add_argument(
-        "--retries", type=int, default=3, help="retries after transient failures (default 3)"
-    )
-    p.add_argument(
-        "--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles)"
-    )
-    p.add_argument(
-        "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
-    )
-    p.add_argument(
-        "--min-side", type=int, default=32, help="reject images with a shorter side (px)"
-    )
-    p.add_argument(
-        "--crop", action="store_true", help="then crop and align the faces (as `exprsim fec crop`)"
-    )
-    _crop_args(p, with_out=False)
-    p.set_defaults(func=cmd_fetch)
+    _register_fetch(sub)
 
     p = sub.add_parser(
         "crop",
@@ -89,8 +58,75 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("csv", metavar="CSV")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--max-issues", type=int, default=10, help="malformed rows to list (default 10)")
+    p.add_argument(
+        "--max-issues",
+        type=int_at_least(0),
+        default=10,
+        help="malformed rows to list (default 10)",
+    )
     p.set_defaults(func=cmd_stats)
+
+
+def _register_fetch(sub: Any) -> None:
+    """``exprsim fec fetch`` and its options (every number range-checked by argparse)."""
+    p = sub.add_parser(
+        "fetch",
+        help="download the images of FEC CSVs (resumable; SQLite manifest)",
+        description=(
+            "Download every image referenced by the FEC CSVs into DIR/images, recording each URL "
+            "in DIR/manifest.sqlite. Re-running fetches only what is missing; Ctrl-C or kill "
+            "loses nothing already fetched. Prints an availability report (also DIR/fetch_report.json)."
+        ),
+    )
+    p.add_argument("csv", nargs="+", metavar="CSV", help="FEC CSV file(s) (train and/or test)")
+    p.add_argument("--out", required=True, metavar="DIR", help="fetch folder")
+    p.add_argument(
+        "--workers", type=int_at_least(1), default=16, help="download threads (default 16)"
+    )
+    p.add_argument(
+        "--per-host",
+        type=int_at_least(1),
+        default=4,
+        help="simultaneous requests per host (default 4)",
+    )
+    p.add_argument(
+        "--host-delay",
+        type=float_in(0.0, MAX_SECONDS),
+        default=0.0,
+        help="seconds between requests to one host",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float_in(0.0, MAX_SECONDS, lo_open=True),
+        default=20.0,
+        help="connect/read timeout in seconds (default 20)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int_at_least(0),
+        default=3,
+        help="retries after transient failures (default 3)",
+    )
+    p.add_argument(
+        "--backoff",
+        type=float_in(0.0, MAX_SECONDS),
+        default=1.0,
+        help="first retry delay in seconds (doubles)",
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
+    )
+    p.add_argument(
+        "--min-side",
+        type=int_at_least(0),
+        default=32,
+        help="reject images with a shorter side (px)",
+    )
+    p.add_argument(
+        "--crop", action="store_true", help="then crop and align the faces (as `exprsim fec crop`)"
+    )
+    _crop_args(p, with_out=False)
+    p.set_defaults(func=cmd_fetch)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -102,17 +138,25 @@ def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
     if with_out:
         p.add_argument("--out", metavar="DIR", help="crops folder (default DATA/crops)")
     p.add_argument(
-        "--size", type=int, default=112, help="aligned crop side in pixels (default 112)"
+        "--size",
+        type=int_at_least(8),
+        default=112,
+        help="aligned crop side in pixels (default 112)",
     )
     p.add_argument(
-        "--margin", type=float, default=0.5, help="context around the box, fraction of its size"
+        "--margin",
+        type=float_in(0.0, MAX_MARGIN),
+        default=0.5,
+        help="context around the box, fraction of its size (default 0.5)",
     )
     p.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
         help="detector backend, or 'none' to align by the boxes only",
     )
-    p.add_argument("--crop-workers", type=int, default=1, help="cropping processes (default 1)")
+    p.add_argument(
+        "--crop-workers", type=int_at_least(1), default=1, help="cropping processes (default 1)"
+    )
 
 
 def _crop_config(args: argparse.Namespace) -> Any:
@@ -146,6 +190,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     crop_cfg = _crop_config(args) if args.crop else None
     report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
     print(report.to_text())
+    why = report.nothing_fetched()
+    if why:  # the report is kept; this line says why the exit code is 1
+        print(f"exprsim fec fetch: {why}", file=sys.stderr)
     if crop_cfg is not None:
         print(build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet).to_text())
     return 0 if report.n_ok else 1

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    expand_image_paths,
+    float_in,
     int_at_least,
     require_distinct_outputs,
     require_paths,
@@ -119,8 +122,8 @@ def _register_train(sub: Any) -> None:
     p.add_argument("runs", nargs="+", help="run folders holding out the same validation faces")
     p.add_argument("--out", required=True, help="folder for config.json + model.safetensors")
     p.add_argument(
-        "--angles", type=float, nargs="+", default=[0.0, 15.0, 30.0, 45.0],
-        help="readout angles tried (degrees; default 0 15 30 45)",
+        "--angles", type=float_in(0.0, 90.0), nargs="+", default=[0.0, 15.0, 30.0, 45.0],
+        help="readout angles tried (degrees, 0 to 90; default 0 15 30 45)",
     )  # fmt: skip
     p.add_argument(
         "--draws", type=int_at_least(1), default=10, help="validation triplet draws of 3,000"
@@ -159,11 +162,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from exprsim.apps.embed import embed_files
+    from exprsim.faces.detect import check_detector
     from exprsim.faces.pipeline import FACE_COLUMNS
     from exprsim.io import TableWriter, check_table_path
     from exprsim.models.embedder import load_model
 
+    _refuse_ray_options(args)
     out = check_table_path(args.out)
+    require_writable(args.out, "--out")  # a folder, say: refused before the work
+    files = expand_image_paths(args.paths)  # a file named twice is embedded once
+    require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
+    check_detector(args.detector)  # an unknown or missing detector: before any work
     embedder = load_model(args.model)
 
     def report(name: str, exc: ImageError) -> None:
@@ -175,7 +184,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     with TableWriter(out, columns) as writer:
         try:
             table = embed_files(
-                args.paths,
+                files,
                 embedder,
                 detector=args.detector,
                 progress=not args.quiet,
@@ -184,14 +193,35 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 workers=args.workers,
             )
         except KeyboardInterrupt:
-            writer.close()
+            from exprsim.interrupts import hold_interrupts
+
+            with hold_interrupts("the embeddings table"):  # a second Ctrl-C loses nothing
+                writer.close()
             print(f"interrupted: {writer.rows} faces saved -> {out}", file=sys.stderr)
             return 130
+        if table.errors and len(table.errors) == table.files:
+            writer.abort()  # every input failed: an earlier run's table is left as it was
+            print(f"exprsim embed: no file could be read; {out} not written", file=sys.stderr)
     failed = len(table.errors)
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate} -> {out}")
     return failure_exit_code(failed, table.files, args.strict)
+
+
+def _refuse_ray_options(args: argparse.Namespace) -> None:
+    """Options of ``--engine ray`` given to the local engine were ignored without a word."""
+    given = [
+        flag
+        for flag, is_set in (
+            ("--address", args.address is not None),
+            ("--shard-size", args.shard_size != 256),
+            ("--no-retry-failed", not args.retry_failed),
+        )
+        if is_set
+    ]
+    if given:
+        raise ExprsimError(f"{', '.join(given)}: options of --engine ray")
 
 
 def _embed_ray(args: argparse.Namespace) -> int:
@@ -225,7 +255,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     require_paths(args.images, "IMAGE")
     result = compare_images(args.images, load_model(args.model))
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(_json_text(result.to_dict()), end="")
         return 0
     names = [Path(p).name for p in args.images]
     if len(set(names)) < len(names):  # a/x.jpg and b/x.jpg: show the paths as given
@@ -296,6 +326,32 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the FER+ files an evaluation on FER+ reads (``exprsim.data.fer.load_fer_table``)
+FER_FILES: tuple[str, ...] = tuple(
+    f"{stem}{ext}"
+    for stem in ("fer2013", "fer2013new", "fer2013_provenance")
+    for ext in (".csv", ".csv.gz")
+)
+
+
+def _json_text(doc: Any) -> str:
+    """``doc`` as strict, indented JSON (NaN and infinities as ``null``), newline-ended."""
+    from exprsim.io import json_ready
+
+    return json.dumps(json_ready(doc), indent=2, allow_nan=False) + "\n"
+
+
+def _write_json(path: str | None, doc: Any) -> None:
+    """Write ``doc`` to ``path`` (``--json``) as :func:`_json_text`, whole or not at all
+    (a temporary file renamed into place); nothing when ``path`` is not given."""
+    if not path:
+        return
+    from exprsim.io import write_atomically
+
+    data = _json_text(doc).encode("utf-8")
+    write_atomically(path, lambda fh: fh.write(data))
+
+
 def _model_files(models: list[str]) -> list[tuple[str, Path]]:
     """``(what, file)`` of the files in each model given as a folder (not a shipped name)."""
     out: list[tuple[str, Path]] = []
@@ -305,43 +361,53 @@ def _model_files(models: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
+def _fer_files(data_dir: str | None) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the FER+ files (:data:`FER_FILES`) in ``data_dir`` (``None``:
+    :func:`exprsim.data.fer.default_data_dir`, ``$EXPRSIM_FER_DIR`` if set)."""
+    from exprsim.data.fer import default_data_dir
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    return [(f"a FER+ data file ({folder})", folder / name) for name in FER_FILES]
+
+
+def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Path]]:
+    """``(what, file)`` of each file ``exprsim evaluate`` reads or keeps: the models' files,
+    and the FEC test CSV, or the FER+ files (with a perceptual-VAE run: those of the FER
+    folder it was trained on, and its cached meshes)."""
+    files = _model_files([args.model, *(args.also or ())])
+    if args.fec_test:
+        return [*files, ("the FEC test CSV", Path(args.fec_test))]
+    if not pvae:
+        return [*files, *_fer_files(None)]
+    from exprsim.pvae.evaluate import run_data
+
+    trained = run_data(args.model)
+    meshes = [(f"a cached mesh file of {args.model}", f) for f in trained.mesh_files()]
+    return [*files, *meshes, *_fer_files(trained.data_dir)]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     require_writable(args.json_out, "--json")  # before minutes of evaluation, not after
-    require_distinct_outputs(  # the report never replaces a model's file or the test CSV
-        [("--json", args.json_out)],
-        [
-            *_model_files([args.model, *(args.also or ())]),
-            *([("the FEC test CSV", args.fec_test)] if args.fec_test else []),
-        ],
-    )
     if args.fec_crops and not args.fec_test:
         raise ExprsimError("--fec-crops needs --fec-test (the FEC test CSV)")
+    pvae = False
+    if not args.fec_test:
+        from exprsim.pvae.codes import is_pvae_run
+
+        pvae = is_pvae_run(args.model)
+    require_distinct_outputs(  # the report never replaces a file the evaluation reads
+        [("--json", args.json_out)], _evaluate_inputs(args, pvae)
+    )
     if args.fec_test:
-        from exprsim.fec.evaluate import evaluate_fec
-
-        if not args.fec_crops:
-            raise ExprsimError("--fec-test needs --fec-crops (the folder of `exprsim fec fetch`)")
-        if args.also or args.baselines:
-            raise ExprsimError("--fec-test scores one model: --also and --baselines are FER+ only")
-        fec_res = evaluate_fec(args.model, args.fec_test, args.fec_crops)
-        print(fec_res)
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps(fec_res.to_dict(), indent=2) + "\n")
-        if fec_res.n_triplets == 0:  # nothing was scored: a failure, not a report of zeros
-            print(
-                f"exprsim evaluate: no triplet of {args.fec_test} could be scored", file=sys.stderr
-            )
-            return 1
-        return 0
-    from exprsim.pvae.codes import is_pvae_run
-
-    if is_pvae_run(args.model):
+        return _evaluate_fec(args)
+    _check_also(args.model, args.also or (), pvae)
+    if pvae:
         from exprsim.pvae.evaluate import evaluate_pvae
 
-        pv_report = evaluate_pvae([args.model], baselines=args.baselines)
+        # the first run's landmark_cache and FER folder (its train_config.json)
+        pv_report = evaluate_pvae([args.model, *(args.also or ())], baselines=args.baselines)
         print(pv_report.to_text())
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps(pv_report.to_dict(), indent=2) + "\n")
+        _write_json(args.json_out, pv_report.to_dict())
         return 0
     from exprsim.evaluate import evaluate_ferplus
 
@@ -349,6 +415,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.model, baselines=args.baselines, progress=not args.quiet, also=args.also or ()
     )
     print(report.to_text())
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_json(args.json_out, report.to_dict())
+    return 0
+
+
+def _check_also(model: str, also: Sequence[str], pvae: bool) -> None:
+    """Refuse an ``--also`` model of the other kind than ``--model``: perceptual-VAE runs
+    are scored on face meshes beside each other, image models on FER+ crops.
+
+    Raises:
+        ExprsimError: one line naming the model.
+    """
+    from exprsim.pvae.codes import is_pvae_run
+
+    for other in also:
+        if pvae and not is_pvae_run(other):
+            raise ExprsimError(
+                f"--also {other} is not a perceptual-VAE run: beside the perceptual-VAE run "
+                f"{model} only other perceptual-VAE runs are scored (evaluate it on its own)"
+            )
+        if not pvae and is_pvae_run(other):
+            raise ExprsimError(
+                f"--also {other} is a perceptual-VAE run, scored on face meshes, not beside "
+                f"the image model {model}: use --model {other}"
+            )
+
+
+def _evaluate_fec(args: argparse.Namespace) -> int:
+    """``exprsim evaluate --fec-test CSV --fec-crops DIR``: one model on FEC triplets."""
+    from exprsim.fec.evaluate import evaluate_fec
+
+    if not args.fec_crops:
+        raise ExprsimError("--fec-test needs --fec-crops (the folder of `exprsim fec fetch`)")
+    if args.also or args.baselines:
+        raise ExprsimError("--fec-test scores one model: --also and --baselines are FER+ only")
+    fec_res = evaluate_fec(args.model, args.fec_test, args.fec_crops)
+    print(fec_res)
+    _write_json(args.json_out, fec_res.to_dict())
+    if fec_res.n_triplets == 0:  # nothing was scored: a failure, not a report of zeros
+        print(f"exprsim evaluate: no triplet of {args.fec_test} could be scored", file=sys.stderr)
+        return 1
     return 0

@@ -17,7 +17,10 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
-from exprsim.video.frames import MAX_FPS, MIN_FPS
+from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MIN_FPS
+
+#: defaults of the options that apply only with another one (:func:`_check_combinations`)
+DEFAULT_NEUTRAL = "auto"
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +43,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--fps",
         type=float_in(MIN_FPS, MAX_FPS),
-        default=5.0,
-        help="sampled frames per second of a video file (default 5); a folder of frames "
-        "uses every frame unless --every is given",
+        default=DEFAULT_FPS,
+        help=f"sampled frames per second of a video file (default {DEFAULT_FPS:g}); a folder "
+        "of frames uses every frame unless --every is given",
     )
     p.add_argument(
         "--every",
@@ -76,7 +79,7 @@ def _face_args(p: argparse.ArgumentParser) -> None:
         "--tag-threshold",
         type=float_in(0.0, 2.0, lo_open=True),
         default=None,
-        help="tag distance (default: the model's calibrated threshold)",
+        help="tag distance, with --tags (default: the model's calibrated threshold)",
     )
     p.add_argument(
         "--min-sharpness", type=float_in(0.0), default=3.0, help="sharpness threshold (3.0)"
@@ -121,7 +124,7 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--neutral",
         choices=("auto", "none"),
-        default="auto",
+        default=DEFAULT_NEUTRAL,
         help="pvae: estimate each person's neutral face from the kNN emotions (auto) or "
         "use the model's fallback neutral face (none)",
     )
@@ -169,6 +172,24 @@ def _check(args: argparse.Namespace) -> None:
         )
     if args.pvae_model and args.embedding != "pvae":
         raise ExprsimError("--pvae-model is only used with --embedding pvae")
+    _check_combinations(args)
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Refuse an option that another one makes useless (it would be silently ignored); an
+    option left at its default never trips these."""
+    if args.tag_threshold is not None and not args.tags:
+        raise ExprsimError("--tag-threshold is only used with --tags DB")
+    if args.neutral != DEFAULT_NEUTRAL and args.embedding != "pvae":
+        raise ExprsimError("--neutral is only used with --embedding pvae")
+    if args.fps != DEFAULT_FPS:
+        if args.every is not None:
+            raise ExprsimError("--fps and --every exclude each other: give one of them")
+        if Path(args.input).is_dir():
+            raise ExprsimError(
+                "--fps applies to video files: a folder of frames uses every image "
+                "(sample it with --every N)"
+            )
 
 
 def cmd_video(args: argparse.Namespace) -> int:

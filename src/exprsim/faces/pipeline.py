@@ -253,12 +253,15 @@ class FaceTable:
         errors: ``(file, message)`` for every file that could not be read.
         stats: ``faces`` (counted even when rows were streamed elsewhere) and
             ``seconds`` (wall time), when the producer records them.
+        interrupted: the run was stopped by Ctrl-C (or SIGTERM) before every file was
+            read; ``rows`` hold the faces of the files done.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
 
     def add_error(
         self,
@@ -312,6 +315,7 @@ def analyze_files(
     progress: bool = False,
     on_error: Callable[[str, ExprsimError], None] | None = None,
     workers: int | None = None,
+    keep_on_interrupt: bool = False,
 ) -> FaceTable:
     """Run :func:`analyze_image` over files and folders (recursed).
 
@@ -325,6 +329,9 @@ def analyze_files(
             the error is kept in :attr:`FaceTable.errors`).
         workers: front-end threads (:func:`exprsim.faces.stream.analyze_stream`; a detector
             instance always runs in the calling thread).
+        keep_on_interrupt: a Ctrl-C (``KeyboardInterrupt``) stops the run and returns the
+            faces of the files done, with :attr:`FaceTable.interrupted` set (default: it
+            propagates).
 
     Returns:
         A :class:`FaceTable`.
@@ -344,18 +351,23 @@ def analyze_files(
     stream = analyze_stream(
         files, detector, align_config, quality_config, workers=1 if len(files) < 2 else workers
     )
-    for item in tqdm(stream, total=len(files), disable=not progress, desc="faces", unit="img"):
-        if item.error is not None:
-            table.add_error(item.source, item.error, on_error)
-            continue
-        stem = Path(item.source).stem
-        if item.faces and out_dir is not None:
-            stem = _free_stem(stem, stems)
-        for j, af in enumerate(item.faces):
-            row = face_row(item.source, j, af)
+    try:
+        for item in tqdm(stream, total=len(files), disable=not progress, desc="faces", unit="img"):
+            if item.error is not None:
+                table.add_error(item.source, item.error, on_error)
+                continue
+            stem = Path(item.source).stem
+            if item.faces and out_dir is not None:
+                stem = _free_stem(stem, stems)
+            rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
             if out_dir is not None:
-                crop_path = out_dir / f"{stem}_{j}.png"
-                Image.fromarray(af.crop).save(crop_path)
-                row["crop"] = str(crop_path)
-            table.rows.append(row)
+                for row, af in zip(rows, item.faces, strict=True):
+                    crop_path = out_dir / f"{stem}_{row['face']}.png"
+                    Image.fromarray(af.crop).save(crop_path)
+                    row["crop"] = str(crop_path)
+            table.rows.extend(rows)  # a file's faces all at once: none half-recorded
+    except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
+        return replace(table, interrupted=True)
     return table

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 INDEX_NAME = "index.sqlite"
 CROPS_DIR = "crops"
 METHODS = ("detected", "box")
+#: largest :attr:`CropConfig.margin` (box sizes of context on every side); the region is
+#: clipped to the image, so at this margin a face wider than 1/21 of the image gets it whole
+MAX_MARGIN = 10.0
 
 #: 5-point layout (``LANDMARK_NAMES`` order) as fractions of the square box on an FEC box's
 #: centre, side ``max(w, h)``. Measured with ``create_detector("mediapipe")`` (face-mesh
@@ -83,6 +86,10 @@ class CropConfig:
         shard_size: crops per shard file.
         workers: processes (each with its own detector); 1 = in this process.
         box_layout: fallback landmark layout in the square box (:data:`FEC_BOX_LAYOUT`).
+
+    Raises:
+        ValueError: a size or count below its minimum, ``margin`` not a finite number in
+            ``[0, MAX_MARGIN]`` or ``min_iou`` not one in ``[0, 1]`` (NaN included).
     """
 
     size: int = 112
@@ -96,8 +103,11 @@ class CropConfig:
     def __post_init__(self) -> None:
         if self.size < 8:
             raise ValueError("size must be >= 8")
-        if self.margin < 0:
-            raise ValueError("margin must be >= 0")
+        # `not lo <= x <= hi` also refuses NaN, for which every comparison is false
+        if not 0 <= self.margin <= MAX_MARGIN:
+            raise ValueError(f"margin must be in [0, {MAX_MARGIN:g}], got {self.margin}")
+        if not 0 <= self.min_iou <= 1:
+            raise ValueError(f"min_iou must be in [0, 1], got {self.min_iou}")
         if self.shard_size < 1 or self.workers < 1:
             raise ValueError("shard_size and workers must be >= 1")
 

@@ -55,7 +55,7 @@ from typing import Any
 
 from exprsim import __version__
 from exprsim.errors import DataError, ImageError
-from exprsim.io import write_atomically
+from exprsim.io import json_ready, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ _FORMAT_EXT = {
     "BMP": "bmp",
     "TIFF": "tif",
 }
+#: longest delay or timeout :class:`FetchConfig` accepts, in seconds (one day)
+MAX_SECONDS = 86400.0
 #: error kinds that a later run retries (network trouble, not the content)
 TRANSIENT_KINDS = frozenset(
     {"timeout", "connection", "incomplete", "http_408", "http_429", "http_5xx", "interrupted"}
@@ -99,6 +101,10 @@ class FetchConfig:
         user_agent: the User-Agent header.
         placeholder_patterns: a final URL containing one of these is a "photo removed"
             placeholder (Flickr redirects deleted photos to ``.../photo_unavailable.png``).
+
+    Raises:
+        ValueError: a count below its minimum, or a delay or timeout that is not a finite
+            number of seconds in ``[0, MAX_SECONDS]`` (timeouts: above 0); NaN included.
     """
 
     workers: int = 16
@@ -121,10 +127,20 @@ class FetchConfig:
     def __post_init__(self) -> None:
         if self.workers < 1 or self.per_host < 1:
             raise ValueError("workers and per_host must be >= 1")
-        if self.timeout <= 0 or self.total_timeout <= 0:
+        # `not lo <= x <= hi` also refuses NaN (every comparison with NaN is false); an
+        # infinite or huge number of seconds overflows the clock (OverflowError)
+        for name in ("host_delay", "timeout", "total_timeout", "backoff", "backoff_max"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_SECONDS:
+                raise ValueError(f"{name} must be in [0, {MAX_SECONDS:g}] seconds, got {value}")
+        if self.timeout == 0 or self.total_timeout == 0:
             raise ValueError("timeouts must be positive")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
+        if self.min_bytes < 0 or self.min_side < 0 or self.max_redirects < 0:
+            raise ValueError("min_bytes, min_side and max_redirects must be >= 0")
+        if self.max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -600,6 +616,23 @@ class FetchReport:
     def __str__(self) -> str:
         return self.to_text()
 
+    def nothing_fetched(self) -> str | None:
+        """Why not one image of the CSVs is available, in one line (``None`` when one is,
+        or when the CSVs name none). When every failure is a connection failure or a
+        timeout, the line says so and asks whether there is a network."""
+        if self.n_ok or not self.n_urls:
+            return None
+        net = [(self.errors.get("connection", 0), "connection failure")]
+        net.append((self.errors.get("timeout", 0), "timeout"))
+        n_net = sum(n for n, _ in net)
+        if n_net and n_net == self.n_failed:
+            said = ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in net if n)
+            return f"no file could be downloaded: {said} (no network?)"
+        if self.n_failed:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
+            return f"no file could be downloaded: {self.n_failed} failed ({kinds})"
+        return f"no file could be downloaded: {self.n_missing} not attempted"
+
 
 # --------------------------------------------------------------------------- main
 
@@ -730,7 +763,8 @@ def fetch_fec(
             counts.attempted, time.perf_counter() - t0, counts.interrupted,
         )  # fmt: skip
         manifest.close()
-        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        # strict JSON: the availability of no URL at all is NaN, written as null
+        text = json.dumps(json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n"
         write_atomically(out / REPORT_NAME, lambda fh: fh.write(text.encode()), suffix=_PART)
     log.debug("%s", report.to_text())
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,20 @@ log = logging.getLogger(__name__)
 SHIPPED = {"default": "default"}
 #: Input normalisations of :class:`PreprocessConfig`.
 NORMALIZATIONS = ("fixed", "per_image")
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` (``model_kwargs.readout_angle``, ...) when
+    ``value``, or a number in it (dicts, lists and tuples searched through), is a NaN or
+    infinite float; JSON's ``NaN`` and ``Infinity`` tokens read as such."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _require_finite(item, f"{where}[{i}]")
+    elif isinstance(value, float | np.floating) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}: it must be a finite number")
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,10 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        for name in ("mean", "std"):  # NaN or inf would make every network input NaN
+            _require_finite(getattr(self, name), f"preprocess.{name}")
+        if self.std <= 0:
+            raise ValueError(f"preprocess.std must be > 0, got {self.std!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
@@ -102,6 +121,17 @@ class EmbedderConfig:
     version: str = "0"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     tag_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a NaN or infinite number among the settings (``model_kwargs`` searched
+        through, e.g. ``readout_angle``): every embedding would be NaN.
+
+        Raises:
+            ValueError: naming the setting (``load_model`` turns it into a ModelError).
+        """
+        _require_finite(self.model_kwargs, "model_kwargs")
+        if self.tag_threshold is not None:
+            _require_finite(self.tag_threshold, "tag_threshold")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -390,17 +420,28 @@ class Embedder:
             One :class:`ImageEmbeddings` per input; an unreadable input has ``error`` set
             and no faces.
         """
+        import time
+
         from exprsim.faces.stream import analyze_stream
 
         align_cfg = self.config.preprocess.align_config()
         waiting: list[Any] = []
-        n_crops = 0
-        for item in analyze_stream(images_or_paths, detector, align_cfg, workers=workers):
-            waiting.append(item)
-            n_crops += len(item.faces)
-            if n_crops >= self.batch_size:
-                yield from self._embed_waiting(waiting)
-                waiting, n_crops = [], 0
+        n_crops, since = 0, time.monotonic()
+        try:
+            for item in analyze_stream(images_or_paths, detector, align_cfg, workers=workers):
+                if not waiting:
+                    since = time.monotonic()
+                waiting.append(item)
+                n_crops += len(item.faces)
+                # a full batch, or images that have waited a while (slow images, faceless
+                # ones): the progress moves, and a Ctrl-C loses little
+                if n_crops >= self.batch_size or time.monotonic() - since >= STREAM_WAIT_S:
+                    batch, waiting, n_crops = waiting, [], 0
+                    yield from self._embed_waiting(batch)
+        except KeyboardInterrupt:  # the images analysed so far are embedded and handed on
+            batch, waiting = waiting, []
+            yield from self._embed_waiting(batch)
+            raise
         yield from self._embed_waiting(waiting)
 
     def _embed_waiting(self, waiting: list[Any]) -> Iterator[ImageEmbeddings]:
@@ -470,6 +511,10 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:
         return False
+
+
+#: seconds an analysed image waits for a full batch in :meth:`Embedder.embed_stream`
+STREAM_WAIT_S = 1.0
 
 
 def _read_config(path: Path) -> EmbedderConfig:

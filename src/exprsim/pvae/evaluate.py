@@ -16,20 +16,111 @@ models (30-d).
 * **Odd one out**: exprsim's stricter FEC-style triplet accuracy
   (:func:`exprsim.metrics.triplet_accuracy`) on the same triplets.
 
-``exprsim evaluate --model runs/pvae-m2 [--baselines]`` calls :func:`evaluate_pvae`.
+``exprsim evaluate --model runs/pvae-m2 [--also runs/pvae-vae] [--baselines]`` calls
+:func:`evaluate_pvae`. The meshes are read from (or cached in) the ``landmark_cache`` the
+first run was trained with, and FER+ from its ``data_dir`` (:func:`run_data`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from exprsim.errors import ModelError
+
+if TYPE_CHECKING:
+    from exprsim.pvae.codes import PVAEEncoder
+
 log = logging.getLogger(__name__)
+
+#: landmark cache of a run whose ``train_config.json`` names none (the training default)
+DEFAULT_LANDMARK_CACHE = "runs/pvae"
+#: FER+ splits whose meshes an evaluation reads (cached as ``mesh-<split>.npz``)
+EVAL_SPLITS = ("Training", "PublicTest")
+
+
+@dataclass(frozen=True)
+class PVAERunData:
+    """The data a perceptual-VAE run was trained on (its ``train_config.json``).
+
+    Attributes:
+        landmark_cache: folder of the cached FER meshes (as written in the config: a
+            relative path is relative to the working folder).
+        data_dir: FER folder, or ``None`` (found automatically).
+        data: ``"ferplus"`` or ``"synthetic"``.
+    """
+
+    landmark_cache: str = DEFAULT_LANDMARK_CACHE
+    data_dir: str | None = None
+    data: str = "ferplus"
+
+    def mesh_files(self) -> list[Path]:
+        """The cached mesh files an evaluation reads (or writes when absent)."""
+        return [Path(self.landmark_cache) / f"mesh-{split}.npz" for split in EVAL_SPLITS]
+
+
+def run_data(run: str | Path) -> PVAERunData:
+    """Where a perceptual-VAE run's data came from (``train_config.json``); the training
+    defaults for a run folder without that file.
+
+    Raises:
+        ModelError: the file cannot be read, is not a JSON object, or its
+            ``landmark_cache``, ``data_dir`` or ``data`` is not text.
+    """
+    path = Path(run) / "train_config.json"
+    if not path.is_file():
+        return PVAERunData()
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelError(f"{path}: not a readable JSON run config ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path}: a run config is a JSON object")
+    out = PVAERunData(
+        doc.get("landmark_cache", DEFAULT_LANDMARK_CACHE),
+        doc.get("data_dir"),
+        doc.get("data", "ferplus"),
+    )
+    if not isinstance(out.landmark_cache, str) or not isinstance(out.data, str):
+        raise ModelError(f"{path}: landmark_cache and data must be text")
+    if out.data_dir is not None and not isinstance(out.data_dir, str):
+        raise ModelError(f"{path}: data_dir must be text or null")
+    return out
+
+
+def load_encoders(models: Sequence[str | Path]) -> list[tuple[str, PVAEEncoder]]:
+    """``(name, encoder)`` of each run, checked to take the FER face-mesh features.
+
+    Raises:
+        ModelError: a run cannot be loaded, or was trained on features of another size
+            (such as the 24-d synthetic landmarks), named in one line.
+    """
+    from exprsim.pvae.codes import load_pvae
+    from exprsim.pvae.features import FEATURE_DIM
+
+    out = []
+    for path in models:
+        try:
+            enc = load_pvae(path)
+        except (ValueError, TypeError, RuntimeError) as exc:  # bad config, weights of another shape
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+            raise ModelError(f"{path}: cannot load the perceptual-VAE run ({first})") from exc
+        dim = enc.config.input_dim
+        if dim != FEATURE_DIM:
+            data = run_data(path).data
+            trained = f"{data} data with " if data != "ferplus" else ""
+            raise ModelError(
+                f"{path}: trained on {trained}{dim} landmark features per face, but FER+ "
+                f"faces give {FEATURE_DIM} face-mesh features: it cannot be scored on FER+"
+            )
+        out.append((Path(path).name, enc))
+    return out
 
 
 @dataclass(frozen=True)
@@ -141,29 +232,38 @@ def score_representation(
 def evaluate_pvae(
     models: Sequence[str | Path] = (),
     baselines: bool = True,
-    landmark_cache: str | Path = "runs/pvae",
+    landmark_cache: str | Path | None = None,
     data_dir: str | None = None,
     n_triplets: int = 3000,
     pca_dim: int = 30,
 ) -> PVAEReport:
     """Score raw landmarks, PCA and trained models on FER+ PublicTest (module docstring).
 
+    Every run is loaded and checked (:func:`load_encoders`) before any mesh is read.
+
     Args:
         models: trained run folders (``pvae_config.json`` + ``model.safetensors``).
         baselines: include the raw-landmark and PCA rows.
-        landmark_cache: folder of the cached meshes.
-        data_dir: FER folder.
+        landmark_cache: folder of the cached meshes (``None``: the one the first model was
+            trained with, :func:`run_data`; without models ``runs/pvae``).
+        data_dir: FER folder (``None``: the first model's, else found automatically).
         n_triplets: PublicTest triplets drawn before dropping mesh failures.
         pca_dim: PCA size.
+
+    Raises:
+        ModelError: a run cannot be loaded or takes other features (:func:`load_encoders`).
     """
     from exprsim.data.fer import load_ferplus
     from exprsim.data.triplets import validation_triplets
-    from exprsim.pvae.codes import load_pvae
     from exprsim.pvae.data import fer_training_landmarks
     from exprsim.pvae.features import extract_fer_landmarks
 
-    data, stats = fer_training_landmarks(landmark_cache, data_dir, 0.05, 0)
-    test_lm = extract_fer_landmarks("PublicTest", landmark_cache, data_dir)
+    encoders = load_encoders(models)
+    trained = run_data(models[0]) if models else PVAERunData()
+    cache = landmark_cache if landmark_cache is not None else trained.landmark_cache
+    data_dir = data_dir if data_dir is not None else trained.data_dir
+    data, stats = fer_training_landmarks(cache, data_dir, 0.05, 0)
+    test_lm = extract_fer_landmarks("PublicTest", cache, data_dir)
     test = load_ferplus("PublicTest", data_dir)
     x_test_all = test_lm.features()
     ok = test_lm.ok
@@ -186,18 +286,9 @@ def evaluate_pvae(
                 "pca", pca.transform(x_train), y_train, pca.transform(x_test), y_test, trip
             )
         )
-    for path in models:
-        enc = load_pvae(path)
-        rows.append(
-            score_representation(
-                Path(path).name,
-                enc.encode_features(x_train),
-                y_train,
-                enc.encode_features(x_test),
-                y_test,
-                trip,
-            )
-        )
+    for name, enc in encoders:
+        z_train, z_test = enc.encode_features(x_train), enc.encode_features(x_test)
+        rows.append(score_representation(name, z_train, y_train, z_test, y_test, trip))
     return PVAEReport(
         rows=tuple(rows),
         n_train=len(x_train),

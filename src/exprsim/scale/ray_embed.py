@@ -9,10 +9,18 @@ temporary file renamed when complete). The rows and columns are those of
 
 Idempotent and resumable: a shard's name carries a digest of its list of inputs, a rerun
 skips every shard whose file exists, and a killed job loses only the shards in flight. A
-shard with unreadable images also leaves ``part-NNNNN-<digest>.failed.json`` (their paths);
+shard with unreadable images also leaves ``_part-NNNNN-<digest>.failed.json`` (their paths);
 a rerun tries those images again (``retry_failed``), since an image may have been fixed or
 a network read may have failed for a moment, adds their rows to the shard (its other rows
-are kept as they are), and removes the file once all are read.
+are kept as they are), and removes the file once all are read. (Lists written beside the
+shard without the ``_`` by earlier versions are read too.)
+
+The output folder is a Parquet dataset (``pandas.read_parquet(folder)``, pyarrow, DuckDB,
+Spark): the failure lists start with ``_``, a name dataset readers skip, and a shard of
+images without faces has the columns of the others (and no rows).
+
+Ray's own log lines (start-up, execution plan) are shown only when this module logs debug
+messages (``exprsim -v``); otherwise Ray logs errors only.
 
 Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"auto"`` joins
 the cluster of this machine, ``"ray://host:10001"`` a remote one.
@@ -154,21 +162,49 @@ def shard_name(index: int, paths: Sequence[str]) -> str:
 
 
 def failed_list_path(shard: Path) -> Path:
-    """``part-NNNNN-<digest>.failed.json`` beside ``shard``: its unreadable images."""
+    """``_part-NNNNN-<digest>.failed.json`` beside ``shard``: its unreadable images (the
+    ``_`` makes Parquet dataset readers skip the file)."""
+    return shard.with_name("_" + shard.name.removesuffix(".parquet") + ".failed.json")
+
+
+def _old_failed_list_path(shard: Path) -> Path:
+    """``part-NNNNN-<digest>.failed.json``: where earlier versions kept the list (a name
+    that dataset readers take for a shard)."""
     return shard.with_name(shard.name.removesuffix(".parquet") + ".failed.json")
+
+
+def _recorded_failed_list(shard: Path) -> Path | None:
+    """The shard's list of unreadable images, where this or an earlier version wrote it;
+    ``None`` when it has none."""
+    for path in (failed_list_path(shard), _old_failed_list_path(shard)):
+        if path.exists():
+            return path
+    return None
+
+
+def _drop_failed_lists(shard: Path) -> None:
+    """Remove the shard's list of unreadable images (either name): all were read."""
+    for path in (failed_list_path(shard), _old_failed_list_path(shard)):
+        path.unlink(missing_ok=True)
 
 
 def _write_failed_list(shard: Path, paths: list[str]) -> None:
     """Record ``paths`` (atomically) before the shard is written; a crash in between leaves
-    the list, so the shard is embedded again rather than its failures forgotten."""
+    the list, so the shard is embedded again rather than its failures forgotten. A list of
+    an earlier version's name is removed (this one replaces it)."""
     import json
 
     text = json.dumps(paths, indent=1) + "\n"
     replace_atomically(failed_list_path(shard), lambda tmp: tmp.write_text(text))
+    _old_failed_list_path(shard).unlink(missing_ok=True)
 
 
 def _merge_retry(
-    shard: Path, retried: set[str], rows: list[dict[str, Any]], bad: list[str]
+    shard: Path,
+    retried: set[str],
+    rows: list[dict[str, Any]],
+    bad: list[str],
+    columns: Sequence[str] | None = None,
 ) -> None:
     """Add the rows of a shard's retried images to it, then record those still unreadable.
 
@@ -182,11 +218,11 @@ def _merge_retry(
     if "source" in old.columns:
         old = old[~old["source"].isin(retried)]
     kept = old.to_dict("records") if len(old.columns) else []
-    write_shard([*kept, *rows], shard)
+    write_shard([*kept, *rows], shard, columns)
     if bad:
         _write_failed_list(shard, bad)
     else:
-        failed_list_path(shard).unlink(missing_ok=True)
+        _drop_failed_lists(shard)
 
 
 def _retry_list(shard: Path) -> list[str] | None:
@@ -194,19 +230,57 @@ def _retry_list(shard: Path) -> list[str] | None:
     (the whole shard is then embedded again)."""
     import json
 
+    recorded = _recorded_failed_list(shard)
+    if recorded is None:
+        return None
     try:
-        paths = json.loads(failed_list_path(shard).read_text())
+        paths = json.loads(recorded.read_text())
     except (OSError, ValueError):
         return None
     ok = isinstance(paths, list) and all(isinstance(p, str) for p in paths)
     return paths if ok else None
 
 
-def write_shard(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write one shard atomically (a hidden temporary file, then a rename)."""
+def shard_columns(embedding_dim: int) -> list[str]:
+    """The columns of a shard (those of ``exprsim embed``): per-face columns
+    (:data:`exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``."""
+    from exprsim.faces.pipeline import FACE_COLUMNS
+
+    return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim))]
+
+
+def _empty_shard(columns: Sequence[str]) -> tuple[Any, Any]:
+    """A shard with no rows (its images have no faces) and its Arrow schema: the types of a
+    shard with faces (text, ``face`` int64, ``quality_ok`` bool, the rest float64), so that
+    the folder reads as one dataset whichever shard comes first."""
+    import pandas as pd
+    import pyarrow as pa
+
+    text, ints = {"source", "reasons", "detector", "model"}, {"face"}
+    like = {
+        c: "" if c in text else 0 if c in ints else False if c == "quality_ok" else 0.0
+        for c in columns
+    }
+    frame = pd.DataFrame([like])  # one row: pandas and Arrow see the values' types
+    return frame.iloc[:0], pa.Schema.from_pandas(frame, preserve_index=False)
+
+
+def write_shard(
+    rows: list[dict[str, Any]], path: Path, columns: Sequence[str] | None = None
+) -> None:
+    """Write one shard atomically (a hidden temporary file, then a rename).
+
+    Args:
+        columns: the shard's columns (:func:`shard_columns`), written with their types
+            when there are no rows (a shard of faceless images); ``None``: those of the rows.
+    """
     import pandas as pd
 
-    replace_atomically(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
+    if rows or columns is None:
+        frame, schema = pd.DataFrame(rows), None
+    else:
+        frame, schema = _empty_shard(columns)
+    replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False, schema=schema))
 
 
 class _EmbedShards:
@@ -218,6 +292,7 @@ class _EmbedShards:
         self.embedder = load_model(model, device=device)
         self.detector = detector
         self.out_dir = Path(out_dir)
+        self.columns = shard_columns(self.embedder.embedding_dim)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import json
@@ -238,13 +313,13 @@ class _EmbedShards:
             rows, failed = embed_rows(self.embedder, paths, self.detector, errors, bad)
             shard = self.out_dir / str(name)
             if retry:  # paths: the shard's unreadable images; its other rows stay
-                _merge_retry(shard, set(paths), rows, bad)
+                _merge_retry(shard, set(paths), rows, bad, self.columns)
             else:
                 if bad:
                     _write_failed_list(shard, bad)
-                write_shard(rows, shard)
+                write_shard(rows, shard, self.columns)
                 if not bad:
-                    failed_list_path(shard).unlink(missing_ok=True)
+                    _drop_failed_lists(shard)
             for key, value in (("name", name), ("images", len(paths))):
                 out[key].append(value)
             out["faces"].append(len(rows))
@@ -308,7 +383,7 @@ def embed_with_ray(
         device: ``"cpu"`` or ``"cuda"`` for the actors.
         progress: show a progress bar over shards.
         retry_failed: try again the unreadable images finished shards recorded (their
-            ``.failed.json``), adding the rows of those now read to the shard (its other
+            ``_part-*.failed.json``), adding the rows of those now read to the shard (its other
             rows are kept as they are); ``False`` skips every finished shard.
 
     Returns:
@@ -367,7 +442,7 @@ def _work(
         shard = out / n
         if not shard.exists():
             todo.append({"name": n, "paths": json.dumps(paths), "retry": False})
-        elif retry_failed and failed_list_path(shard).exists():
+        elif retry_failed and _recorded_failed_list(shard) is not None:
             again = _retry_list(shard)
             todo.append(
                 {"name": n, "paths": json.dumps(again or paths), "retry": again is not None}
@@ -392,13 +467,21 @@ def _run_on_ray(
     from tqdm import tqdm
 
     ray = _ray()
+    level = _ray_log_level()
     started = not ray.is_initialized()
     if started:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": level,
+        }
         if address is None:
             kwargs["num_cpus"] = num_cpus
         ray.init(address=address, **kwargs)
     counts = [0, 0, 0]
+    data_log = logging.getLogger("ray.data")  # the execution plan, "progress bars disabled"
+    data_level = data_log.level
+    data_log.setLevel(level)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map_batches(
@@ -415,6 +498,13 @@ def _run_on_ray(
                 errors.extend(json.loads(str(row["errors"])))
                 bar.update(1)
     finally:
+        data_log.setLevel(data_level)
         if started:
             ray.shutdown()
     return counts
+
+
+def _ray_log_level() -> int:
+    """Ray's log level: its INFO and WARNING lines (start-up, execution plan) when this
+    module logs debug messages (``exprsim -v``), else errors only."""
+    return logging.INFO if log.isEnabledFor(logging.DEBUG) else logging.ERROR

@@ -7,9 +7,15 @@ with half a source frame of tolerance) or every ``every``-th decoded frame. Fram
 sampled are decoded (H.264 cannot skip them) but never converted to RGB.
 
 Supported inputs: anything FFmpeg demuxes (mp4/mov with H.264/H.265, webm/mkv with VP8/VP9,
-avi, ...) and folders of images (sorted by name; their timestamps are ``index /
-sequence_fps``). A folder is a sequence of chosen frames, so every image is used unless
-``every`` is given (``fps`` applies to video files only).
+avi, ...) and folders of images (in natural order: sorted by name, numbers by value, so
+``frame2.png`` comes before ``frame10.png``, :func:`natural_key`; their timestamps are
+``index / sequence_fps``, and each :class:`Frame` keeps its file name). A folder is a
+sequence of chosen frames, so every image is used unless ``every`` is given (``fps``
+applies to video files only).
+
+The video stream read is the file's first one that is not an attached picture (the cover
+art of an MP3/M4A, or a poster image: one still frame, FFmpeg's ``attached_pic``
+disposition); a file with no other video stream has "no video stream".
 
 Raw elementary streams (``.h264``, ``.h265``, ``.hevc``: no container) carry no timestamps
 and no frame rate that FFmpeg reads; it times their frames at 25 fps whatever their real
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +59,9 @@ ASSUMED_FPS = 25.0
 #: FFmpeg's ``AVFMT_NOTIMESTAMPS`` demuxer flag: the format stores no timestamps (raw
 #: elementary streams); FFmpeg makes them up from an assumed rate.
 _AVFMT_NOTIMESTAMPS = 0x0080
+#: FFmpeg's ``AV_DISPOSITION_ATTACHED_PIC`` stream flag: a still picture stored with the
+#: file (album art, a poster), not a video.
+_AV_DISPOSITION_ATTACHED_PIC = 0x0400
 
 
 #: sampling rates accepted: one frame per ~3 hours to 1,000 per second (more than any
@@ -71,11 +81,13 @@ class Frame:
         index: source frame number (0-based, decode order).
         time: seconds from the start of the stream.
         image: ``(H, W, 3)`` uint8 RGB.
+        file: the image file's name for a frame of a folder, ``""`` for a video file.
     """
 
     index: int
     time: float
     image: np.ndarray
+    file: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class FrameReader:
         self.decode_seconds = 0.0
         self._files: list[Path] | None = None
         self._container: Any = None
+        self._stream: Any = None  # the video stream read (not an attached picture)
         if not self.source.exists():
             raise VideoError(f"{self.source}: no such file or folder")
         if self.source.is_dir():
@@ -187,7 +200,12 @@ class FrameReader:
         from exprsim.io import IMAGE_SUFFIXES
 
         self._files = sorted(
-            p for p in self.source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            (
+                p
+                for p in self.source.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            ),
+            key=lambda p: natural_key(p.name),
         )
         if not self._files:
             raise VideoError(f"{self.source}: folder holds no images")
@@ -222,12 +240,12 @@ class FrameReader:
             container = av.open(str(self.source))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise VideoError(f"{self.source}: cannot open video ({exc})") from exc
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
             container.close()
             raise VideoError(f"{self.source}: no video stream")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: decoding uses every core
-        self._container = container
+        self._container, self._stream = container, stream
         rate = stream.average_rate or stream.guessed_rate
         fps = self._source_rate(container, stream, float(rate) if rate else math.nan)
         if stream.duration is not None and stream.time_base is not None:
@@ -373,7 +391,7 @@ class FrameReader:
                 self._warn(f"{path}: unreadable frame skipped ({exc})")
                 continue
             self.decode_seconds += time.perf_counter() - start
-            yield Frame(i, t, image)
+            yield Frame(i, t, image, path.name)
             n_out += 1
             if self.max_frames is not None and n_out >= self.max_frames:
                 return
@@ -381,8 +399,7 @@ class FrameReader:
     def _iter_container(self) -> Iterator[Frame]:
         import av
 
-        container = self._container
-        stream = container.streams.video[0]
+        container, stream = self._container, self._stream
         start_time = stream.start_time or 0
         tb = float(stream.time_base) if stream.time_base is not None else 0.0
         src_fps = self.info.fps if math.isfinite(self.info.fps) else ASSUMED_FPS
@@ -483,6 +500,25 @@ def read_frames(
         source, fps=fps, every=every, max_frames=max_frames, source_fps=source_fps
     ) as reader:
         return list(reader)
+
+
+def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
+    """Sort key of a file name in natural order: runs of digits compare by value, so
+    ``frame2.png`` < ``frame10.png`` (``sorted`` alone puts ``frame10`` first); the name
+    itself breaks ties (``frame01`` < ``frame1``)."""
+    parts = re.split(r"([0-9]+)", name)  # text, digits, text, ...: same kinds at same places
+    # a number as (length, digits) without its leading zeros: by value, of any length
+    key = tuple((len(p.lstrip("0")), p.lstrip("0")) if i % 2 else p for i, p in enumerate(parts))
+    return key, name
+
+
+def video_stream(container: Any) -> Any:
+    """The container's first video stream that is not an attached picture (album art or a
+    poster image: FFmpeg's ``attached_pic`` disposition), ``None`` when it has none."""
+    for stream in container.streams.video:
+        if not int(getattr(stream, "disposition", 0) or 0) & _AV_DISPOSITION_ATTACHED_PIC:
+            return stream
+    return None
 
 
 def _upright(image: np.ndarray, frame: Any) -> np.ndarray:

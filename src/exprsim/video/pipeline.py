@@ -163,6 +163,8 @@ class VideoFace:
         thumb_jpeg: the aligned crop of an accepted face (``thumb_size``), JPEG-encoded
             (about 2 KB instead of 12 KB: memory stays nearly flat over long videos), else
             ``None``; :attr:`thumb` decodes it.
+        frame_file: the name of the frame's image file when the video is a folder of
+            frames, ``""`` for a video file.
     """
 
     slot: int
@@ -173,6 +175,7 @@ class VideoFace:
     score: float
     quality: Quality
     thumb_jpeg: bytes | None = None
+    frame_file: str = ""
 
     @property
     def thumb(self) -> np.ndarray | None:
@@ -393,8 +396,10 @@ class VideoAnalysis:
 
     def to_frame(self) -> Any:
         """One row per face: time, person, box, quality, top-3 emotions, tags, ``e0..e15``
-        (smoothed embedding; empty for rejected faces) and, in the ``"pvae"`` space,
-        ``c0..c{K-1}`` (smoothed codes) as a ``pandas.DataFrame``."""
+        (smoothed embedding; empty for rejected faces), ``frame_file`` (the frame's image
+        file in a folder of frames, empty for a video file) and, in the ``"pvae"`` space,
+        ``c0..c{K-1}`` (smoothed codes) as a ``pandas.DataFrame``
+        (:data:`FACE_TABLE_COLUMNS` first)."""
         import pandas as pd
 
         rows = []
@@ -425,6 +430,7 @@ class VideoAnalysis:
                 row[f"p_{r + 1}"] = round(top[r][1], 4) if r < len(top) else float("nan")
             row["tags"] = ",".join(self.tags[i])
             row.update({f"e{d}": float(v) for d, v in enumerate(self.smoothed[i])})
+            row["frame_file"] = f.frame_file
             if self.codes is not None:
                 row.update({f"c{d}": float(v) for d, v in enumerate(self.codes[i])})
             rows.append(row)
@@ -535,7 +541,8 @@ PERSON_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-#: Columns of :meth:`VideoAnalysis.to_frame` (when there are no faces).
+#: Columns of :meth:`VideoAnalysis.to_frame` (all of them when there are no faces; in the
+#: ``"pvae"`` space the codes ``c0..`` follow).
 FACE_TABLE_COLUMNS: tuple[str, ...] = (
     "time",
     "frame",
@@ -562,6 +569,7 @@ FACE_TABLE_COLUMNS: tuple[str, ...] = (
     "p_3",
     "tags",
     *(f"e{d}" for d in range(16)),
+    "frame_file",
 )
 
 
@@ -599,16 +607,25 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
     Returns:
         ``(R, 16)`` float32 embeddings and their ``R`` tag names.
 
+    Read only: the database is opened as it is (``create=False``), so a mistyped or empty
+    file is refused, never turned into an exprsim database.
+
     Raises:
-        ExprsimError: no such database, no references in it, or another model's references.
+        ExprsimError: no such database, a folder or an empty file, no references in it, or
+            another model's references.
     """
     from exprsim.index.backends import is_postgres_url
     from exprsim.index.store import FaceIndex
 
     path = str(db)  # a SQLite file or a postgresql:// URI
-    if not is_postgres_url(path) and not Path(path).is_file():
-        raise ExprsimError(f"{path}: no such database (add references with `exprsim tag add`)")
-    with FaceIndex(path, embedder=embedder) as index:
+    if not is_postgres_url(path):
+        if Path(path).is_dir():
+            raise ExprsimError(f"{path}: is a directory, expected a database file")
+        if not Path(path).is_file():
+            raise ExprsimError(f"{path}: no such database (add references with `exprsim tag add`)")
+        if Path(path).stat().st_size == 0:
+            raise ExprsimError(f"{path}: an empty file, not an exprsim index")
+    with FaceIndex(path, embedder=embedder, create=False) as index:
         refs = index.tag_references()
     if not refs:
         raise ExprsimError(f"{path} holds no reference faces: add some with `exprsim tag add`")
@@ -1042,7 +1059,7 @@ class _FaceCollector:
         # a queued crop without its face (the partial report is written from these lists)
         box = f.box.astype(np.float32)
         self.faces.append(
-            VideoFace(slot, frame.index, frame.time, j, box, float(f.score), q, thumb)
+            VideoFace(slot, frame.index, frame.time, j, box, float(f.score), q, thumb, frame.file)
         )
         self.tracks.append(track)
         if mesh is not None:
