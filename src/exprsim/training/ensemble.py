@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from exprsim.training.run import exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +58,14 @@ def _hybrid_net(model: str, model_kwargs: dict[str, Any]) -> bool:
 
 
 def _holdout_key(cfg: Any) -> tuple[Any, ...]:
+    """What decides a run's validation faces: the faces loaded (data source, ``max_train``)
+    and how they are held out (share, split seed, twin filter)."""
     from exprsim.training.ferplus import _split_seed
 
-    return (cfg.data, cfg.val_fraction, _split_seed(cfg), cfg.val_drop_twins)
+    return (
+        cfg.data, cfg.data_dir, cfg.max_train, cfg.val_fraction, _split_seed(cfg),
+        cfg.val_drop_twins,
+    )  # fmt: skip
 
 
 def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]:
@@ -84,8 +93,9 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
             raise ValueError(f"{other}: preprocessing or dimension differs from {runs[0]}")
         if _holdout_key(tcfg) != _holdout_key(tcfgs[0]):
             raise ValueError(
-                f"{other}: holds out other validation faces than {runs[0]} (data, val_fraction, "
-                "split seed); the ensemble's readout could not be chosen on unseen faces"
+                f"{other}: holds out other validation faces than {runs[0]} (data, data_dir, "
+                "max_train, val_fraction, split seed, val_drop_twins); the ensemble's readout "
+                "could not be chosen on unseen faces"
             )
     return nets, cfgs, tcfgs[0]
 
@@ -110,6 +120,14 @@ def _member_kwargs(cfg: Any) -> dict[str, Any]:
     kw = {k: v for k, v in cfg.model_kwargs.items() if k != "readout_angle"}
     kw["readout"] = "hybrid"
     return kw
+
+
+def check_angles(angles: Sequence[float]) -> None:
+    """Refuse an empty list of readout angles, or one that is not finite (degrees)."""
+    if not angles or not all(
+        isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a) for a in angles
+    ):
+        raise ValueError(f"angles must be finite numbers (degrees), got {list(angles)!r}")
 
 
 def _e_members(mode: str, n: int) -> tuple[int, ...]:
@@ -138,15 +156,22 @@ def compose_ensemble(
     draws: int = 10,
     version: str = "ens",
 ) -> dict[str, Any]:
-    """Compose ``runs`` into one model in ``out`` (module docstring); returns ``ensemble.json``.
+    """Compose ``runs`` into one model in ``out`` (module docstring); returns ``ensemble.json``
+    (strict JSON: a NaN score is ``null``).
 
     Validation triplets: ``draws`` draws of 3,000 pooled (one draw of 1,408 moves a score by
     about 0.01 on its own; ``scripts/val_noise.py``).
+
+    Raises:
+        ValueError: fewer than two runs, members that do not fit together, no angle or an
+            angle that is not a finite number.
     """
+    from exprsim.io import json_ready
     from exprsim.models.embedder import EmbedderConfig
     from exprsim.training.ferplus import _parts_array, choose_readout, load_data, rescoring_config
     from exprsim.training.run import export_embedder
 
+    check_angles(angles)
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
@@ -190,7 +215,8 @@ def compose_ensemble(
         "tried": tried,
         "validation": {"faces": len(val.images), "triplet_draws": draws, "triplets_per_draw": 3000},
     }
-    (out / "ensemble.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(json_ready(summary), indent=2, allow_nan=False) + "\n"
+    (out / "ensemble.json").write_text(text)
     log.info("ensemble of %d: %s block, angle %g, score %.4f", len(nets), mode, best["angle"],
              best["score"])  # fmt: skip
     return summary
@@ -236,17 +262,19 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
 
     Raises:
         ValueError: fewer than two seeds or repeated ones, a member that is not a hybrid
-            ``exprnet_v`` ``ferplus`` config, or a member setting out of range.
+            ``exprnet_v`` ``ferplus`` config, a member setting out of range, or
+            ``model_kwargs`` / ``init_from`` that do not build the member's network.
     """
     from exprsim.config import from_dict
     from exprsim.models.registry import model_spec
-    from exprsim.training.ferplus import TrainConfig, _check_choices
+    from exprsim.training.ferplus import TrainConfig, _check_choices, make_network
 
     seeds = cfg.seeds
     if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
-    if cfg.draws < 1 or not cfg.angles:
-        raise ValueError("draws must be >= 1 and angles not empty")
+    if cfg.draws < 1:
+        raise ValueError(f"draws must be >= 1, got {cfg.draws!r}")
+    check_angles(cfg.angles)
     raw = dict(cfg.member)
     if {raw.pop("recipe", "ferplus"), raw.pop("kind", "ferplus")} != {"ferplus"}:
         raise ValueError("member must be a ferplus config")
@@ -262,6 +290,7 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
         if not _hybrid_net(m.model, m.model_kwargs):
             raise ValueError(f"member: {MEMBER_NEED}")
         out.append((name, m))
+    make_network(out[0][1])  # the members differ only in seed and version
     return out
 
 
@@ -282,6 +311,7 @@ def _finished(folder: Path, cfg: Any) -> bool:
     return state is not None and int(state["epoch"]) == cfg.epochs
 
 
+@exclusive_run
 def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool = True) -> Any:
     """Train every member not yet finished (each resumes from its checkpoints), then compose
     them into ``out_dir`` (``config.json``, ``model.safetensors``, ``ensemble.json``).

@@ -31,9 +31,19 @@ import numpy as np
 
 from exprsim.errors import DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
-from exprsim.training.run import RunFolder, export_embedder, setup_torch
+from exprsim.training.run import (
+    RunFolder,
+    build_network,
+    exclusive_run,
+    export_embedder,
+    setup_torch,
+)
 
 log = logging.getLogger(__name__)
+
+#: fields a resumed run may set differently (as the FER+ recipe allows): its length, where
+#: and with how many threads it trains, the exported model's version
+MAY_CHANGE = ("iterations", "device", "num_threads", "version")
 
 
 def _rgb112() -> PreprocessConfig:
@@ -102,6 +112,18 @@ class FECTrainConfig:
             raise ValueError("iterations must be >= 0 and triplets_per_type >= 1")
         if len(self.margins) != 3:
             raise ValueError("margins needs 3 values (one, two, three)")
+        ranges = {
+            "val_every": (self.val_every >= 1, ">= 1"),
+            "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
+            "log_every": (self.log_every >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "seed": (self.seed >= 0, ">= 0"),
+            "num_threads": (self.num_threads >= 0, ">= 0"),
+        }
+        for name, (ok, rule) in ranges.items():
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -231,42 +253,39 @@ def _fec_step(
     return float(loss.detach()), float((per.detach() > 0).float().mean())
 
 
+@exclusive_run
 def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -> FECTrainResult:
     """Train (or resume) a FEC embedding; see the module docstring for what is written.
+
+    Nothing is written before the data and the network are checked; a resumed run may
+    change :data:`MAY_CHANGE`, not shorten the run; the run holds a lock on ``out_dir``.
 
     Raises:
         DataError: ``train_csv`` / ``crops_dir`` unset or unusable, no triplets of a type.
         ModelError: unknown model or preprocessing that does not fit it.
-        ValueError: ``out_dir`` holds a run with a different config.
+        ValueError: ``out_dir`` holds a run with a different config, or one that has
+            trained more iterations already; ``model_kwargs`` that do not fit the model.
     """
     import torch
     from tqdm import tqdm
 
     from exprsim.losses.fec_triplet import FECTripletLoss
-    from exprsim.models.registry import create_model
+    from exprsim.models.embedder import resolve_device
 
     if not cfg.train_csv or not cfg.crops_dir:
         raise DataError("FEC training needs train_csv and crops_dir in the config")
     _check_compat(cfg)
     run = RunFolder(out_dir)
-    run.check(cfg, may_change=("iterations",))
-    train_set, sampler, val_set = _fec_data(cfg)  # bad data fails before anything is written
-    run.claim(cfg, may_change=("iterations",))
-    setup_torch(cfg.seed, cfg.num_threads)
-    from exprsim.models.embedder import resolve_device
-
+    run.check(cfg, MAY_CHANGE)
     device = resolve_device(cfg.device)
-    model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs).to(device)
+    state = run.resume_state(cfg.iterations, "iteration", map_location=device)
+    train_set, sampler, val_set = _fec_data(cfg)  # bad data fails before anything is written
+    setup_torch(cfg.seed, cfg.num_threads)
+    model = build_network(cfg.model, cfg.embedding_dim, cfg.model_kwargs).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)
-    start = 0
-    state = run.load_state(map_location=device)
-    if state is not None:
-        model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
-        opt.load_state_dict(state["opt"])
-        start = int(state["iteration"])
-        log.info("resuming %s from iteration %d", run.dir, start)
-        run.trim_metrics("iteration", start)
+    run.claim(cfg, MAY_CHANGE)
+    start = _restore(run, model, opt, state, device)
     torch.manual_seed(cfg.seed * 1_000_003 + start)
 
     def checkpoint(iteration: int) -> None:
@@ -303,14 +322,28 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             checkpoint(done)
     bar.close()
-    if start >= cfg.iterations and state is not None:
-        log.info("%s already finished %d iterations", run.dir, start)
     if state is None and cfg.iterations == 0:
         checkpoint(0)  # still leave a loadable run
     model.eval()
     export_embedder(model, _embedder_config(cfg), run.dir)
-    run.write_json("train_result.json", {"iterations": cfg.iterations, "final_metrics": metrics})
+    if start < cfg.iterations or not (run.dir / "train_result.json").is_file():
+        result = {"iterations": cfg.iterations, "final_metrics": metrics}
+        run.write_json("train_result.json", result)  # a finished run's is kept as it was
     return FECTrainResult(run.dir, max(cfg.iterations - start, 0), run.seconds(), metrics)
+
+
+def _restore(
+    run: RunFolder, model: Any, opt: Any, state: dict[str, Any] | None, device: Any
+) -> int:
+    """Load the checkpoint ``state`` into ``model`` and ``opt``; the iterations it had done."""
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
+    opt.load_state_dict(state["opt"])
+    start = int(state["iteration"])
+    log.info("resuming %s from iteration %d", run.dir, start)
+    run.trim_metrics("iteration", start)
+    return start
 
 
 def _last_weights(run: RunFolder, device: Any) -> dict[str, Any]:

@@ -46,7 +46,13 @@ from exprsim.models.embedder import (
     resize_crops,
     resolve_device,
 )
-from exprsim.training.run import RunFolder, export_embedder, setup_torch
+from exprsim.training.run import (
+    RunFolder,
+    build_network,
+    exclusive_run,
+    export_embedder,
+    setup_torch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +245,8 @@ class _Arrays:
     votes: np.ndarray | None = None  # (N, 8) float32 vote counts (FER+ only)
     target: np.ndarray | None = None  # (N, 8) training target when not ``dist`` (teachers)
     teacher_vecs: np.ndarray | None = None  # (N, T, D) teachers' vectors (relational term)
+    rows: np.ndarray | None = None  # (N,) row of each face among the faces a config loads
+    n_loaded: int = 0  # how many faces the config loads (before the hold-out and filters)
 
     @property
     def train_target(self) -> np.ndarray:
@@ -259,7 +267,8 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     """``(train, validation)`` faces of a run: the seeded hold-out of FER+ Training
     (PublicTest duplicates dropped; ``min_votes`` filters the training part only; a
     ``teacher`` file blends the training part's targets; ``val_drop_twins`` leaves
-    validation faces with a training twin out)."""
+    validation faces with a training twin out). Each part's ``rows`` say which of the
+    ``n_loaded`` faces as loaded (:func:`_load_full`) it kept, in its order."""
     full = _load_full(cfg)
     tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, _split_seed(cfg))
     if cfg.min_votes and full.votes is not None:
@@ -286,7 +295,7 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
             w = cfg.teacher_weight
             target = ((1.0 - w) * full.dist[idx] + w * teacher[idx]).astype(np.float32)
         tv = tvecs[idx] if blend and tvecs is not None else None
-        return _Arrays(full.images[idx], full.dist[idx], votes, target, tv)
+        return _Arrays(full.images[idx], full.dist[idx], votes, target, tv, idx, len(full.images))
 
     return take(tr_idx, True), take(val_idx, False)
 
@@ -718,6 +727,8 @@ def _check_choices(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
     ranges = {
         "epochs": (1 <= cfg.epochs <= 100_000, "in [1, 100000]"),
+        "seed": (cfg.seed >= 0, ">= 0"),
+        "split_seed": (cfg.split_seed is None or cfg.split_seed >= 0, ">= 0 (or null: seed)"),
         "batch_size": (cfg.batch_size >= 2, ">= 2"),
         "lr": (cfg.lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
@@ -747,6 +758,8 @@ def _check_choices(cfg: TrainConfig) -> None:
             "size_schedule must be (first_epoch, side) pairs with first epochs increasing "
             f"in [0, epochs) and sides in [16, 256], got {cfg.size_schedule!r}"
         )
+    if not all(math.isfinite(a) for a in cfg.readout_angles):
+        raise ValueError(f"readout_angles must be finite, got {list(cfg.readout_angles)!r}")
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
     if cfg.teacher_pair_weight > 0 and (
@@ -875,15 +888,22 @@ def class_balance_weights(targets: np.ndarray, power: float) -> np.ndarray:
 
 
 def _split_labels(
-    labels: np.ndarray | None, n_all: int, cfg: TrainConfig
+    labels: np.ndarray | None, train_data: _Arrays, val_data: _Arrays
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The training and validation faces' labels, from ``labels`` of every face as loaded
+    (the ``rows`` :func:`load_data` kept: its hold-out and filters)."""
     if labels is None:
         return None, None
     labels = np.asarray(labels, np.int64)
-    if labels.shape != (n_all,):
-        raise ValueError(f"labels must have shape ({n_all},), got {labels.shape}")
-    tr_idx, val_idx = holdout_split(n_all, cfg.val_fraction, _split_seed(cfg))
-    return labels[tr_idx], labels[val_idx]
+    n = train_data.n_loaded
+    if train_data.rows is None or val_data.rows is None or labels.shape != (n,):
+        raise ValueError(
+            f"labels must have shape ({n},), one per face the config loads, got {labels.shape}"
+        )
+    tr, val = labels[train_data.rows], labels[val_data.rows]
+    if (tr < 0).any() or (val < 0).any():
+        raise ValueError("labels must be >= 0 for every face the run keeps")
+    return tr, val
 
 
 def _param_groups(cfg: TrainConfig, model: Any, head: Any, own_head: bool) -> list[Any]:
@@ -901,6 +921,55 @@ def _param_groups(cfg: TrainConfig, model: Any, head: Any, own_head: bool) -> li
     ]
 
 
+def _load_init(model: Any, cfg: TrainConfig) -> None:
+    """Load ``cfg.init_from``'s weights (``model.safetensors``, else ``last.safetensors``)
+    into ``model``.
+
+    Raises:
+        ValueError: naming ``init_from``: no weights there, or a file that is not
+            safetensors, or weights of another network or shape.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    init = Path(str(cfg.init_from))
+    found = [init / n for n in ("model.safetensors", "last.safetensors") if (init / n).is_file()]
+    if not found:
+        raise ValueError(f"init_from {init}: no model.safetensors or last.safetensors there")
+    try:
+        model.load_state_dict(load_file(str(found[0])))
+    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"init_from {found[0]}: not weights of model {cfg.model!r} with this config's "
+            f"embedding_dim and model_kwargs ({detail})"
+        ) from exc
+    log.info("initialised from %s", init)
+
+
+def make_network(cfg: TrainConfig) -> Any:
+    """The network ``cfg`` trains, on the CPU: built from ``model``, ``embedding_dim`` and
+    ``model_kwargs``, and started from ``init_from`` when set.
+
+    Raises:
+        ValueError: naming ``model_kwargs`` or ``init_from``, when they do not fit.
+    """
+    model = build_network(cfg.model, cfg.embedding_dim, cfg.model_kwargs)
+    if cfg.init_from:
+        _load_init(model, cfg)
+    return model
+
+
+def check_batch_size(cfg: TrainConfig, n_train: int) -> None:
+    """Refuse a ``batch_size`` no epoch could fill (``sampler="random"`` takes
+    ``n_train // batch_size`` steps per epoch: none)."""
+    if cfg.sampler == "random" and n_train < cfg.batch_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} is larger than the {n_train} training faces: an "
+            "epoch would take no step; use a smaller batch_size or more faces"
+        )
+
+
 def _build(
     cfg: TrainConfig,
     train_data: _Arrays,
@@ -909,7 +978,6 @@ def _build(
     device: Any = "cpu",
 ) -> _Setup:
     import torch
-    from safetensors.torch import load_file
 
     from exprsim.data.sampler import BalancedClassSampler
     from exprsim.losses.distribution import (
@@ -920,17 +988,9 @@ def _build(
     from exprsim.losses.fec_triplet import FECTripletLoss
     from exprsim.losses.sgm import SGMLoss
     from exprsim.models.default import CosineClassifier
-    from exprsim.models.registry import create_model
 
-    train_labels, val_labels = _split_labels(
-        labels, len(train_data.images) + len(val_data.images), cfg
-    )
-    model = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    if cfg.init_from:
-        init = Path(cfg.init_from)
-        w = init / "model.safetensors"
-        model.load_state_dict(load_file(str(w if w.is_file() else init / "last.safetensors")))
-        log.info("initialised from %s", init)
+    train_labels, val_labels = _split_labels(labels, train_data, val_data)
+    model = make_network(cfg)
     # channels-last convolutions: ~25% faster CPU training steps (oneDNN), same math
     model = model.to(device=device, memory_format=torch.channels_last)
     sampler = None
@@ -1157,6 +1217,7 @@ def _finish(s: _Setup, cfg: TrainConfig, run: RunFolder, swa: Any, swa_n: int) -
     return metrics
 
 
+@exclusive_run
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -1165,14 +1226,18 @@ def train(
 ) -> TrainResult:
     """Train (or resume) a model; returns where everything was written and the final metrics.
 
+    Nothing is written before the config, the data, the network and ``init_from`` have
+    been checked; the run holds a lock on ``out_dir`` (:func:`~exprsim.training.run.run_lock`).
+
     Args:
         cfg: the run's config.
         out_dir: output folder (resumed when it holds a run of the same config).
         progress: show progress bars.
-        labels: optional ``(N,)`` int class of every training face as loaded (FER+ Training
+        labels: optional ``(N,)`` int class of every face as loaded (FER+ Training
             without PublicTest duplicates, first ``max_train``; or the synthetic set), before
-            the validation hold-out. It replaces the majority vote for the SGM loss (one-hot)
-            and the balanced sampler, e.g. sub-class labels of
+            the validation hold-out (faces the run leaves out, by ``min_votes`` or
+            ``val_drop_twins``, may hold -1). It replaces the majority vote for the SGM loss
+            (one-hot) and the balanced sampler, e.g. sub-class labels of
             :mod:`exprsim.training.sgm`.
     """
     from exprsim.models.registry import model_spec
@@ -1184,12 +1249,7 @@ def train(
     # against the snapshots already averaged below) and the exported model's version
     may_change = ("epochs", "num_threads", "swa_epochs", "version", "device")
     run.check(cfg, may_change)
-    state = run.load_state()  # read once: checked here, before claim() rewrites the config
-    if state is not None and int(state.get("epoch", 0)) > cfg.epochs:
-        raise ValueError(
-            f"{run.dir} has trained {int(state['epoch'])} epochs already; {cfg.epochs} is fewer "
-            "(a run cannot be shortened: use a new --out)"
-        )
+    state = run.resume_state(cfg.epochs, "epoch")  # read once, before claim() rewrites
     device = resolve_device(cfg.device)
     setup_torch(cfg.seed, cfg.num_threads)
     if device.type == "cuda":
@@ -1197,8 +1257,9 @@ def train(
 
         torch.backends.cudnn.benchmark = True
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
+    check_batch_size(cfg, len(train_data.images))
+    s = _build(cfg, train_data, val_data, labels, device)  # so do the network and init_from
     run.claim(cfg, may_change)
-    s = _build(cfg, train_data, val_data, labels, device)
     start_epoch, swa, swa_n = _resume(s, cfg, run, device, state)
     del state
     metrics: dict[str, float] = {}

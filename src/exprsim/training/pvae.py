@@ -51,7 +51,7 @@ from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
-from exprsim.training.run import RunFolder, setup_torch
+from exprsim.training.run import RunFolder, exclusive_run, setup_torch
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,37 @@ class PVAETrainConfig:
     max_train: int | None = None
     threads: int = 1
     max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        # checked when the config is made or read back: a bad value fails before any work
+        if self.kind != "pvae":
+            raise ValueError(f"PVAETrainConfig.kind must be 'pvae', got {self.kind!r}")
+        enc, dec = self.encoder_hidden or (), self.decoder_hidden or ()
+        ranges = {
+            "latent_dim": (self.latent_dim >= 1, ">= 1"),
+            "encoder_hidden": (all(h >= 1 for h in enc), "widths >= 1 (or null)"),
+            "decoder_hidden": (all(h >= 1 for h in dec), "widths >= 1 (or null)"),
+            "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
+            "iterations": (self.iterations >= 0, ">= 0"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "samples": (self.samples >= 1, ">= 1"),
+            "triplet_batch": (self.triplet_batch >= 1, ">= 1"),
+            "triplet_samples": (self.triplet_samples >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "recon_variance": (self.recon_variance > 0, "> 0"),
+            "gamma": (self.gamma > 0, "> 0"),
+            "anneal_iterations": (self.anneal_iterations >= 0, ">= 0"),
+            "triplets_per_face": (self.triplets_per_face > 0, "> 0"),
+            "eval_every": (self.eval_every >= 1, ">= 1"),
+            "val_fraction": (0 <= self.val_fraction < 1, "in [0, 1)"),
+            "seed": (self.seed >= 0, ">= 0"),
+            "max_train": (self.max_train is None or self.max_train >= 1, ">= 1 (or null)"),
+            "threads": (self.threads >= 0, ">= 0"),
+            "max_seconds": (self.max_seconds is None or self.max_seconds >= 0, ">= 0 (or null)"),
+        }
+        for name, (ok, rule) in ranges.items():
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -355,12 +386,16 @@ class _PVAETrainer:
         return int(state["iteration"])
 
 
+@exclusive_run
 def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True) -> PVAETrainResult:
     """Train (or resume) one perceptual-VAE variant (module docstring) into ``out_dir``.
 
     A checkpoint is written at every validation (``eval_every``); a re-run with the same
-    config resumes from it. Batches are drawn per validation interval from
-    ``(seed, interval)``, so a resumed run sees the batches an uninterrupted one would.
+    config resumes from it (it may run longer, not shorter). Batches are drawn per
+    validation interval from ``(seed, interval)``, so a resumed run sees the batches an
+    uninterrupted one would. Nothing is written before the data and the network are
+    checked; the run holds a lock on ``out_dir``; a finished run's ``result.json`` is kept
+    when a re-run trains nothing.
 
     Args:
         cfg: the run.
@@ -370,17 +405,15 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     import torch
     from tqdm import tqdm
 
-    if cfg.kind != "pvae":
-        raise ValueError(f"PVAETrainConfig.kind must be 'pvae', got {cfg.kind!r}")
     run = RunFolder(out_dir)
     may_change = ("iterations", "threads", "max_seconds")
     run.check(cfg, may_change)
+    state = run.resume_state(cfg.iterations, "iteration")  # before claim() rewrites
     data, extra = _pvae_data(cfg)
-    run.claim(cfg, may_change)
     setup_torch(cfg.seed, max(1, cfg.threads))
     tr = _PVAETrainer(cfg, data)
+    run.claim(cfg, may_change)
     save_json(tr.model.config, run.dir / "pvae_config.json")
-    state = run.load_state()
     start = tr.restore(state) if state is not None else 0
     step = start
     tr.model.train()
@@ -414,7 +447,8 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
         n_val=len(tr.x_va),
         n_triplets=tr.n_pool,
     )
-    run.write_json("result.json", res.to_dict() | extra)
+    if step > start or not (run.dir / "result.json").is_file():
+        run.write_json("result.json", res.to_dict() | extra)
     return res
 
 

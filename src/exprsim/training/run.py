@@ -6,18 +6,23 @@ checkpoint: one atomic file, loadable with ``weights_only=True``), ``last.safete
 ``metrics.jsonl`` (one JSON row per epoch or logging step). A learner that is re-run on
 the same folder with the same config resumes from ``state.pt``; a different config is
 refused, except for the fields a learner declares as safe to change (the length of the
-run, the thread count).
+run, the thread count). A learner runs holding an exclusive lock on its folder
+(:func:`exclusive_run`: ``<out>/.lock``), so that a second command on the same folder stops
+at once instead of training alongside the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ExprsimError
@@ -50,6 +55,105 @@ class TrainingDivergedError(ExprsimError):
 
 
 C = TypeVar("C")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: the lock file of a run folder (:func:`run_lock`)
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder ``out_dir`` while the block runs: ``flock``
+    on ``<out_dir>/.lock``, not waiting. The lock file is removed when the block ends, and
+    the folder too if this call made it and it is still empty (a config refused before
+    anything was written leaves nothing). A no-op where ``fcntl`` is missing (not POSIX).
+
+    Raises:
+        ValueError: ``out_dir`` exists and is not a folder.
+        ExprsimError: another process holds the lock (another ``exprsim train`` on this folder).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    busy = f"another exprsim train is using {out}; wait for it to end, or use another --out"
+    for _ in range(3):  # the file may be removed by the holder between open and flock
+        with open(path, "a+b") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ExprsimError(busy) from None
+            try:
+                if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), path.stat()):
+                    continue  # locked a file the last holder removed: take the new one
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)  # still held: nobody else can be inside
+                    if made:
+                        with contextlib.suppress(OSError):
+                            out.rmdir()  # only when empty
+                return
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    raise ExprsimError(busy)
+
+
+def exclusive_run(
+    train: Callable[Concatenate[Any, str | Path, P], R],
+) -> Callable[Concatenate[Any, str | Path, P], R]:
+    """Decorate a learner ``train(cfg, out_dir, ...)`` so that it runs holding
+    :func:`run_lock` on ``out_dir`` from its first check to its last write."""
+
+    @functools.wraps(train)
+    def locked(cfg: Any, out_dir: str | Path, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with run_lock(out_dir):
+            return train(cfg, out_dir, *args, **kwargs)
+
+    return locked
+
+
+def write_or_explain(path: Path, write: Callable[[Path], object], kept: str) -> Path:
+    """:func:`~exprsim.io.replace_atomically`, with the errors torch and safetensors raise
+    for a full disk (``RuntimeError``, ``SafetensorError``; not ``OSError``) as one
+    :class:`ExprsimError` line that names the file and says what is ``kept``."""
+    from safetensors import SafetensorError
+
+    try:
+        return replace_atomically(path, write)
+    except (RuntimeError, SafetensorError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ExprsimError(
+            f"{path.parent}: could not write {path.name} (no space left on device? {detail}); "
+            f"{kept}"
+        ) from exc
+
+
+def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]) -> Any:
+    """``create_model(name, embedding_dim=..., **model_kwargs)`` (random init).
+
+    Raises:
+        ValueError: naming ``model_kwargs``, when the builder refuses them (an unknown
+            keyword, a value of the wrong kind).
+        ModelError: an unknown model or a bad ``embedding_dim``.
+    """
+    from exprsim.models.registry import create_model
+
+    try:
+        return create_model(name, embedding_dim=embedding_dim, **dict(model_kwargs))
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"model_kwargs {dict(model_kwargs)!r} do not fit model {name!r} ({detail})"
+        ) from exc
 
 
 def setup_torch(seed: int, num_threads: int = 0) -> None:
@@ -155,7 +259,11 @@ class RunFolder:
                     f"weights in {len(bad)} tensors, e.g. {bad[0]}); nothing was saved and the "
                     "previous checkpoint is kept. Lower the learning rate, or check the data"
                 )
-        replace_atomically(self.state_path, lambda tmp: torch.save(dict(state), tmp))
+        write_or_explain(
+            self.state_path,
+            lambda tmp: torch.save(dict(state), tmp),
+            "nothing was saved and the last checkpoint is kept",
+        )
 
     def load_state(self, map_location: Any = None) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` for a fresh run."""
@@ -174,12 +282,40 @@ class RunFolder:
             ) from exc
         return state
 
+    def resume_state(
+        self, length: int, key: str = "epoch", map_location: Any = None
+    ) -> dict[str, Any] | None:
+        """:meth:`load_state`, refusing a checkpoint that has trained past ``length``
+        (``state[key]``: ``"epoch"`` or ``"iteration"``) before anything is rewritten.
+
+        Raises:
+            ValueError: the run has trained more than ``length`` already (a run cannot be
+                shortened).
+        """
+        state = self.load_state(map_location)
+        done = int(state.get(key, 0)) if state is not None else 0
+        if done > length:
+            raise ValueError(
+                f"{self.dir} has trained {done} {key}s already; {length} is fewer "
+                "(a run cannot be shortened: use a new --out)"
+            )
+        return state
+
     def save_weights(self, weights: Mapping[str, Any], name: str = "last.safetensors") -> Path:
-        """Save a state dict as safetensors, atomically (tensors made contiguous, on CPU)."""
+        """Save a state dict as safetensors, atomically (tensors made contiguous, on CPU).
+
+        Raises:
+            ExprsimError: the file could not be written (a full disk); the previous one and
+                the checkpoint are kept.
+        """
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-        return replace_atomically(self.dir / name, lambda tmp: save_file(tensors, str(tmp)))
+        return write_or_explain(
+            self.dir / name,
+            lambda tmp: save_file(tensors, str(tmp)),
+            "the last checkpoint is kept",
+        )
 
     def append_metrics(self, row: Mapping[str, Any]) -> None:
         with self.metrics_path.open("a") as f:
@@ -208,11 +344,14 @@ class RunFolder:
 
 def export_embedder(model: Any, config: Any, out: str | Path) -> Path:
     """Write ``model.safetensors`` + ``config.json`` (an
-    :class:`~exprsim.models.embedder.EmbedderConfig`), loadable by :func:`exprsim.load_model`."""
+    :class:`~exprsim.models.embedder.EmbedderConfig`), loadable by :func:`exprsim.load_model`;
+    each file whole or not at all (a full disk is one :class:`ExprsimError` line)."""
     from safetensors.torch import save_file
 
     out = Path(out)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(weights, str(out / "model.safetensors"))
-    (out / "config.json").write_text(config.to_json() + "\n")
+    kept = "the files there before are kept"
+    write_or_explain(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp)), kept)
+    text = config.to_json() + "\n"
+    write_or_explain(out / "config.json", lambda tmp: tmp.write_text(text), kept)
     return out

@@ -9,10 +9,13 @@
   ``j*l .. j*l + l - 1``), go on. Training is a callback, so any trainer (or a tiny test
   model) plugs in;
 * :func:`ferplus_sgm_trainer` — the FER+ callback over :func:`exprsim.training.ferplus.train`,
-  each level starting from the previous level's weights;
+  each level starting from the previous level's weights, on the faces the base config keeps
+  (:func:`~exprsim.training.ferplus.load_data`: its hold-out, ``min_votes``,
+  ``val_drop_twins``);
 * :func:`train_subspaces` — the ``sgm-subspaces`` recipe (:class:`SubspaceTrainConfig`):
-  levels in ``out_dir/level<l>``, the labels of every level in ``subspaces.npz`` and a
-  summary in ``subspaces.json``; the last level's folder is a loadable model.
+  levels in ``out_dir/level<l>``, the labels of every level in ``subspaces.npz`` (with
+  ``rows``: which of the faces as loaded they belong to) and a summary in
+  ``subspaces.json``; the last level's folder is a loadable model.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
 from exprsim.errors import ExprsimError
 from exprsim.training.ferplus import TrainConfig, train
-from exprsim.training.run import RunFolder
+from exprsim.training.run import RunFolder, exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -109,46 +112,85 @@ def deep_gaussian_mixture_subspaces(
     return SubspaceResult(tuple(done), z)
 
 
+class FerplusLevelTrainer:
+    """The :data:`TrainFn` of :func:`ferplus_sgm_trainer` (module docstring).
+
+    Its faces are those the base config keeps (training and validation), in the order they
+    are loaded: ``labels`` and the returned embeddings are rows of them.
+
+    Attributes:
+        rows: ``(K,)`` which of the faces as loaded each face is (increasing).
+        epochs_run: epochs the levels trained so far (0 for levels already finished).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_root: Path,
+        images: np.ndarray,
+        rows: np.ndarray,
+        n_loaded: int,
+        progress: bool = True,
+        n_classes: int = 8,
+    ) -> None:
+        self.cfg, self.root, self.images, self.rows = cfg, out_root, images, rows
+        self.n_loaded, self.progress, self.n_classes = n_loaded, progress, n_classes
+        self.epochs_run = 0
+
+    def __call__(self, level: int, labels: np.ndarray) -> np.ndarray:
+        from exprsim.models.embedder import load_model
+        from exprsim.training.ferplus import embed_array
+
+        labels = np.asarray(labels, np.int64)
+        if labels.shape != self.rows.shape:
+            raise ExprsimError(f"labels must have shape {self.rows.shape}, got {labels.shape}")
+        n_labels = len(np.unique(labels))
+        cfg = self.cfg
+        lcfg = replace(
+            cfg,
+            objective="sgm",
+            per_class=max(2, cfg.per_class * self.n_classes // max(n_labels, 1)),
+            init_from=str(self.root / f"level{level - 1}") if level > 1 else cfg.init_from,
+        )
+        every = np.full(self.n_loaded, -1, np.int64)  # faces the run leaves out: never read
+        every[self.rows] = labels
+        out = self.root / f"level{level}"
+        self.epochs_run += train(lcfg, out, progress=self.progress, labels=every).epochs_run
+        model = load_model(str(out)).model
+        return embed_array(model, self.images, cfg.preprocess)
+
+
 def ferplus_sgm_trainer(
     cfg: Any, out_root: str | Path, progress: bool = True, n_classes: int = 8
-) -> tuple[TrainFn, np.ndarray]:
+) -> tuple[FerplusLevelTrainer, np.ndarray]:
     """A :data:`TrainFn` training SGM with :func:`exprsim.training.ferplus.train`, and the labels ``Y``.
 
     Level ``l`` trains ``cfg`` (``objective="sgm"`` is forced) into ``out_root/level<l>``,
     starting from level ``l-1``'s weights, on the given labels (one-hot), with
     ``per_class = max(2, cfg.per_class * n_classes // n_labels)`` so the batch size stays
-    about that of level 1; it returns the embeddings of all training faces as loaded.
+    about that of level 1; it returns the embeddings of the faces.
+
+    The faces are those :func:`~exprsim.training.ferplus.load_data` keeps with ``cfg``
+    (training and validation faces, after ``min_votes`` and ``val_drop_twins``), in the
+    order they are loaded; each level's ``train`` gets every face's own label.
 
     Returns:
-        ``(train_fn, labels)``: labels are the majority votes of the faces ``cfg`` loads.
+        ``(train_fn, labels)``: labels are the majority votes of those faces. Reads the data
+        and checks the batch size and the network; writes nothing.
     """
-    from exprsim.data.split import holdout_split
-    from exprsim.training.ferplus import embed_array, load_data
+    from exprsim.training.ferplus import check_batch_size, load_data, make_network
 
     tr, val = load_data(cfg)
-    n = len(tr.images) + len(val.images)
-    tr_idx, val_idx = holdout_split(n, cfg.val_fraction, cfg.seed)
-    images = np.empty((n, *tr.images.shape[1:]), tr.images.dtype)
-    images[tr_idx], images[val_idx] = tr.images, val.images
-    majority = np.empty(n, np.int64)
-    majority[tr_idx], majority[val_idx] = tr.dist.argmax(1), val.dist.argmax(1)
-    root = Path(out_root)
-
-    def train_fn(level: int, labels: np.ndarray) -> np.ndarray:
-        from exprsim.models.embedder import load_model
-
-        n_labels = len(np.unique(labels))
-        lcfg = replace(
-            cfg,
-            objective="sgm",
-            per_class=max(2, cfg.per_class * n_classes // max(n_labels, 1)),
-            init_from=str(root / f"level{level - 1}") if level > 1 else cfg.init_from,
-        )
-        out = root / f"level{level}"
-        train(lcfg, out, progress=progress, labels=labels)
-        model = load_model(str(out)).model
-        return embed_array(model, images, cfg.preprocess)
-
+    check_batch_size(cfg, len(tr.images))
+    make_network(cfg)  # model_kwargs and init_from fail here, before any folder is claimed
+    assert tr.rows is not None and val.rows is not None  # load_data sets them
+    rows = np.concatenate([tr.rows, val.rows])
+    order = np.argsort(rows, kind="stable")  # the faces kept, in load order
+    images = np.concatenate([tr.images, val.images])[order]
+    majority = np.concatenate([tr.dist.argmax(1), val.dist.argmax(1)]).astype(np.int64)[order]
+    train_fn = FerplusLevelTrainer(
+        cfg, Path(out_root), images, rows[order], tr.n_loaded, progress, n_classes
+    )
     return train_fn, majority
 
 
@@ -188,14 +230,25 @@ class SubspaceTrainResult:
     n_subclasses: int
 
 
+@exclusive_run
 def train_subspaces(
     cfg: SubspaceTrainConfig, out_dir: str | Path, progress: bool = True
 ) -> SubspaceTrainResult:
-    """Run Algorithm 2 on FER+ (module docstring); finished levels are resumed, not redone."""
+    """Run Algorithm 2 on FER+ (module docstring); finished levels are resumed, not redone.
+
+    The base config, its data and its network are checked before the folder is claimed;
+    the result's ``epochs_run`` counts the epochs trained by this call.
+    """
+    from exprsim.models.registry import model_spec
+    from exprsim.training.ferplus import _check_choices
+
+    _check_choices(cfg.base)
+    model_spec(cfg.base.model)
     run = RunFolder(out_dir)
-    run.claim(cfg)
+    run.check(cfg)
     t0 = time.perf_counter()
     train_fn, majority = ferplus_sgm_trainer(cfg.base, run.dir, progress=progress)
+    run.claim(cfg)
     res = deep_gaussian_mixture_subspaces(
         majority, train_fn, cfg.levels, cfg.covariance_type, seed=cfg.base.seed
     )
@@ -203,17 +256,19 @@ def train_subspaces(
         run.dir / "subspaces.npz",
         **{f"level{lv.level}": lv.labels for lv in res.levels},
         parent=res.parent,
+        rows=train_fn.rows,
     )
     run.write_json("subspaces.json", {f"level{lv.level}": lv.split.to_dict() for lv in res.levels})
     return SubspaceTrainResult(
         run.dir,
-        cfg.levels * cfg.base.epochs,
+        train_fn.epochs_run,
         time.perf_counter() - t0,
         res.levels[-1].split.n_subclasses,
     )
 
 
 __all__ = [
+    "FerplusLevelTrainer",
     "SubspaceLevel",
     "SubspaceResult",
     "SubspaceTrainConfig",
