@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
         dest="retry_failed",
         action="store_false",
         help="with --engine ray: skip every finished shard (by default a rerun tries again "
-        "the unreadable images a shard recorded in its .failed.json)",
+        "the unreadable images a shard recorded in its _part-...failed.json)",
     )
     p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
     p.add_argument("--detector", default=DEFAULT_DETECTOR)
