@@ -12,26 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from exprsim.cli import main
+from cli_run import one_line, run
 
 # the fast, deterministic stand-in embedder lives beside the index tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
 from stub_embedder import StubEmbedder, write_images
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # a file name's stray byte, as Python keeps it
-
-
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    rc = main(["-q", *argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def digest(path: Path) -> str:

@@ -15,21 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_run import one_line, run
 
 from exprsim.cli import main
 from exprsim.errors import ModelError
-
-
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    rc = main(["-q", *argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def usage_error(capsys: pytest.CaptureFixture, *argv: str) -> str:

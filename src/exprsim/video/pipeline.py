@@ -738,40 +738,33 @@ def analyze_video(
     collected = _FaceCollector(cfg, embedder, detector, mesher)
     n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
     late = _Late(classifier=classifier)
+    read = _Read(collected, reader, cfg, embedder, n_sampled)
     try:
-        _late_stages(late, _Read(collected, reader, cfg, embedder, n_sampled), tag_references, pvae)
+        _late_stages(late, read, tag_references, pvae)
     except KeyboardInterrupt:
         log.warning("interrupted during %s: keeping what is complete", late.stage)
     held = interrupted or late.stage != "done"
     # after a Ctrl-C, a second one must not lose the partial result while it is put together
     with hold_interrupts("the partial result") if held else contextlib.nullcontext():
-        return _analysis(late, collected, reader, cfg, embedder, n_sampled, interrupted, t_start)
+        return _analysis(late, read, interrupted, t_start)
 
 
-def _analysis(
-    late: _Late,
-    collected: _FaceCollector,
-    reader: FrameReader,
-    cfg: VideoConfig,
-    embedder: Any,
-    n_sampled: int,
-    interrupted: bool,
-    t_start: float,
-) -> VideoAnalysis:
+def _analysis(late: _Late, read: _Read, interrupted: bool, t_start: float) -> VideoAnalysis:
     """The :class:`VideoAnalysis` of what was read and of the stages after reading."""
+    collected, reader, cfg, n_sampled = read.collected, read.reader, read.cfg, read.n_sampled
     return VideoAnalysis(
         info=reader.info,
         config=cfg,
         n_sampled=n_sampled,
         sample_period=reader.sample_period,
         faces=tuple(collected.faces),
-        model=embedder.config.name_version,
+        model=read.embedder.config.name_version,
         timings=collected.timings(reader, n_sampled, time.perf_counter() - t_start),
         interrupted=interrupted or late.stage != "done",
         truncated=reader.truncated,
         warnings=_warnings(reader, n_sampled, interrupted, late, cfg),
         expression_space=cfg.embedding,
-        **_late_fields(late, collected, reader, cfg, embedder, n_sampled),
+        **_late_fields(late, read),
     )
 
 
@@ -893,18 +886,13 @@ def _person_stages(
     _person_summaries(faces, late.stats, persons, values, cfg, late.summaries)
 
 
-def _late_fields(
-    late: _Late,
-    collected: _FaceCollector,
-    reader: FrameReader,
-    cfg: VideoConfig,
-    embedder: Any,
-    n_sampled: int,
-) -> dict[str, Any]:
+def _late_fields(late: _Late, read: _Read) -> dict[str, Any]:
     """The :class:`VideoAnalysis` fields of the stages after reading: ``late``'s results,
     and for a stage a Ctrl-C cut short the simplest valid stand-in that needs no further
     heavy work: each face track as its own person, NaN smoothed embeddings, no emotion
     columns, no tags, no codes, statistics counted from what is there, the summaries done."""
+    collected, reader, cfg, n_sampled = read.collected, read.reader, read.cfg, read.n_sampled
+    embedder = read.embedder
     faces = collected.faces
     accepted = np.array([f.quality.ok for f in faces], dtype=bool)
     ident = late.ident if late.ident is not None else _track_persons(collected, accepted)
