@@ -212,3 +212,31 @@ def test_a_copy_under_another_path_takes_the_faces_of_the_first(tmp_path: Path) 
         _, ids = ix.query(recs[0].embedding[None], k=2)  # the ANN cache has both
         assert sorted(ids[0].tolist()) == [recs[0].id, recs[1].id]
         assert ix.remove(p) == 1 and len(ix) == 1  # the copy stands alone
+
+
+def test_retag_replaces_managed_tags_in_one_transaction(tmp_path: Path, monkeypatch) -> None:
+    paths = write_images(tmp_path / "imgs", 2)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add(paths)
+        a, b = (r.id for r in ix.records())
+        ix.add_tags([a], ["smiley", "mine"])
+        assert ix.retag({a: ["neutral"], b: ["smiley"]}, managed={"smiley", "neutral"}) == 2
+        tags = {r.id: r.tags for r in ix.records()}
+        assert tags == {a: ("mine", "neutral"), b: ("smiley",)}  # the user's tag stays
+        # a failure half-way changes nothing (it was two transactions: remove, then add)
+        import exprsim.index.store as store_mod
+
+        real = store_mod._tags_of
+        calls = []
+
+        def fail_on_second(text):
+            calls.append(text)
+            if len(calls) == 2:
+                raise RuntimeError("disk gone")
+            return real(text)
+
+        monkeypatch.setattr(store_mod, "_tags_of", fail_on_second)
+        with pytest.raises(RuntimeError):
+            ix.retag({a: [], b: []}, managed={"smiley", "neutral"})
+        monkeypatch.undo()
+        assert {r.id: r.tags for r in ix.records()} == tags

@@ -371,18 +371,9 @@ class Tagger:
         """
         ids, emb = self.index.embeddings()
         matches = self.tag_embeddings(emb, threshold)  # checks everything before a change
-        face_ids = [int(i) for i in ids.tolist()]
-        n = 0
-        by_tag: dict[str, list[int]] = {}
-        for fid, (tags, _) in zip(face_ids, matches, strict=True):
-            for t in tags:
-                by_tag.setdefault(t, []).append(fid)
-            n += bool(tags)
-        if face_ids:
-            self.index.remove_tags(self.names(), face_ids=face_ids)
-        for t, fids in by_tag.items():
-            self.index.add_tags(fids, [t])
-        return n
+        new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
+        self.index.retag(new, self.names())  # one transaction: no face left half-tagged
+        return sum(bool(tags) for tags in new.values())
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -269,6 +269,14 @@ def _write_table(frame: Any, out: str | None) -> None:
         save_table(frame, out)
 
 
+def _write_json(path: str, data: object) -> None:
+    """Strict JSON (NaN as ``null``), written whole or not at all."""
+    from exprsim.io import json_ready, write_atomically
+
+    text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
+    write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
 def _check_out(out: str | None, html: str | None = None, json_out: str | None = None) -> None:
     """Refuse an output that cannot be written before doing the work."""
     if out:
@@ -530,7 +538,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(report.format())
         _write_table(report.to_frame(), args.out)
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2))
+            _write_json(args.json_out, report.to_dict())
         return 0
     failures: list[Any] = []
     result = cl.classify_images(
@@ -543,7 +551,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print("no faces found", file=sys.stderr)
     _write_table(frame, args.out)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
+        _write_json(args.json_out, result.to_dict())
     if args.html:
         cl.classification_page(result).save(args.html)
         print(f"report: {args.html}")

@@ -41,7 +41,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1286,6 +1286,26 @@ class FaceIndex:
                     c.execute(
                         "UPDATE faces SET tags = ? WHERE id = ?",
                         (json.dumps(sorted(cur - drop)), int(fid)),
+                    )
+                    changed += 1
+        return changed
+
+    def retag(self, tags_by_face: Mapping[int, Iterable[str]], managed: Iterable[str]) -> int:
+        """In one transaction, give each face of ``tags_by_face`` its new tags among the
+        ``managed`` names (the others it carries stay). Returns the faces changed."""
+        managed = set(managed)
+        changed = 0
+        with self._transaction() as c:
+            for fid, new in tags_by_face.items():
+                row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
+                if row is None:
+                    continue
+                cur = set(_tags_of(row[0]))
+                after = (cur - managed) | set(new)
+                if after != cur:
+                    c.execute(
+                        "UPDATE faces SET tags = ? WHERE id = ?",
+                        (json.dumps(sorted(after)), int(fid)),
                     )
                     changed += 1
         return changed
