@@ -121,6 +121,10 @@ for _m, _path in enumerate(V7_STAGES):
     _rep = {"seed": 10 + _m, "split_seed": 0}
     LAST_STAGE[f"ctrl-m{_m}-r"] = (_path, _rep)
     LAST_STAGE[f"bal1-m{_m}-r"] = (_path, {**_rep, "class_balance": 1.0})
+    # the original FER2013 label as one more vote in the per-face target: for disgust
+    # faces only (f13d), or for every label (f13a); needs a pack made with its labels
+    LAST_STAGE[f"f13d-m{_m}"] = (_path, {"fer2013_vote": 1.0, "fer2013_vote_classes": ("disgust",)})
+    LAST_STAGE[f"f13a-m{_m}"] = (_path, {"fer2013_vote": 1.0})
 
 log = logging.getLogger("gpu_sweep")
 
@@ -130,7 +134,7 @@ def make_pack(out: Path) -> None:
     import cv2
 
     from exprsim.data.fer import load_ferplus
-    from exprsim.training.ferplus import pixel_digest
+    from exprsim.training.ferplus import fer2013_as_ferplus, pixel_digest
 
     split = load_ferplus("Training", drop_duplicates_of="PublicTest")
     blobs = []
@@ -148,6 +152,7 @@ def make_pack(out: Path) -> None:
         offsets=offsets,
         votes=split.votes,
         rows=split.rows,
+        fer2013=fer2013_as_ferplus(split.emotion),
         shape=np.array(split.images.shape),
         digest=np.array(digest),
     )
@@ -177,7 +182,8 @@ def unpack(pack: Path, out: Path) -> Path:
     digest = pixel_digest(images)
     if digest != str(z["digest"]):
         raise SystemExit(f"decoded faces differ from the packed ones ({digest})")
-    np.savez(out, images=images, votes=z["votes"], rows=z["rows"])
+    extra = {"fer2013": z["fer2013"]} if "fer2013" in z.files else {}  # older packs: none
+    np.savez(out, images=images, votes=z["votes"], rows=z["rows"], **extra)
     return out
 
 

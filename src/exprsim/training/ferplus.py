@@ -150,6 +150,11 @@ class TrainConfig:
             weigh 1 on average. 0 = off (every face 1); 1 = inverse frequency. Other terms
             are unchanged. Meant for a last stage (deferred re-weighting, Cao et al. 2019).
         device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
+        fer2013_vote: the original FER2013 label of each training face counted as this many
+            more votes in its per-face target (``kl_weight``'s term; the pair term keeps the
+            FER+ votes, and validation faces are untouched); 0 = off.
+        fer2013_vote_classes: only FER2013 labels of these FER+ classes vote (e.g.
+            ``["disgust"]``); empty = all seven.
             Not part of the recipe: a resumed run may change it, and checkpoints are saved
             on the CPU either way.
         swa_epochs: stochastic weight averaging (Izmailov et al., 2018): the weights at the
@@ -225,6 +230,8 @@ class TrainConfig:
     size_schedule: tuple[tuple[int, int], ...] = ()
     class_balance: float = 0.0
     device: str = "cpu"
+    fer2013_vote: float = 0.0
+    fer2013_vote_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,7 @@ class _Arrays:
     teacher_vecs: np.ndarray | None = None  # (N, T, D) teachers' vectors (relational term)
     rows: np.ndarray | None = None  # (N,) row of each face among the faces a config loads
     n_loaded: int = 0  # how many faces the config loads (before the hold-out and filters)
+    fer2013: np.ndarray | None = None  # (N,) FER+ index of the FER2013 label (-1: none)
 
     @property
     def train_target(self) -> np.ndarray:
@@ -291,13 +299,60 @@ def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
     def take(idx: np.ndarray, blend: bool) -> _Arrays:
         votes = None if full.votes is None else full.votes[idx]
         target = None
+        if blend and cfg.fer2013_vote > 0:
+            target = fer2013_voted(full, idx, cfg)
         if blend and teacher is not None:
             w = cfg.teacher_weight
-            target = ((1.0 - w) * full.dist[idx] + w * teacher[idx]).astype(np.float32)
+            base = full.dist[idx] if target is None else target
+            target = ((1.0 - w) * base + w * teacher[idx]).astype(np.float32)
         tv = tvecs[idx] if blend and tvecs is not None else None
         return _Arrays(full.images[idx], full.dist[idx], votes, target, tv, idx, len(full.images))
 
     return take(tr_idx, True), take(val_idx, False)
+
+
+#: FER2013's 7 labels (``emotion`` column order) -> the FER+ class each one names
+FER2013_TO_FERPLUS: dict[str, str] = {
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happiness",
+    "sad": "sadness",
+    "surprise": "surprise",
+    "neutral": "neutral",
+}
+
+
+def fer2013_as_ferplus(emotion: np.ndarray) -> np.ndarray:
+    """``(N,)`` FER2013 labels (0-6) -> ``(N,)`` int64 FER+ class indices (-1: invalid)."""
+    from exprsim.data.fer import FER2013_CLASSES, FERPLUS_CLASSES
+
+    table = np.array([FERPLUS_CLASSES.index(FER2013_TO_FERPLUS[c]) for c in FER2013_CLASSES])
+    e = np.asarray(emotion, np.int64)
+    ok = (e >= 0) & (e < len(table))
+    return np.where(ok, table[np.clip(e, 0, len(table) - 1)], -1)
+
+
+def fer2013_voted(full: _Arrays, idx: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """``(len(idx), 8)`` float32 targets: each face's FER+ votes plus ``fer2013_vote`` votes
+    for its FER2013 label (restricted to ``fer2013_vote_classes``), normalised.
+
+    Raises:
+        DataError: the data carries no FER2013 labels (synthetic data, an old pack).
+    """
+    from exprsim.data.fer import FERPLUS_CLASSES
+    from exprsim.errors import DataError
+
+    if full.fer2013 is None or full.votes is None:
+        raise DataError("fer2013_vote needs FER+ data with its FER2013 labels")
+    votes = full.votes[idx].astype(np.float64)
+    label = full.fer2013[idx]
+    allowed = np.zeros(len(FERPLUS_CLASSES), bool)
+    names = cfg.fer2013_vote_classes or tuple(FER2013_TO_FERPLUS.values())
+    allowed[[FERPLUS_CLASSES.index(n) for n in names]] = True
+    voting = (label >= 0) & allowed[np.clip(label, 0, None)]
+    votes[np.flatnonzero(voting), label[voting]] += cfg.fer2013_vote
+    return (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _load_full(cfg: TrainConfig) -> _Arrays:
@@ -306,17 +361,20 @@ def _load_full(cfg: TrainConfig) -> _Arrays:
         return synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
     if cfg.data != "ferplus":
         raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
+    fer13: np.ndarray | None
     if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
         images, votes = load_packed_ferplus(cfg.data_dir)
+        fer13 = load_packed_fer2013(cfg.data_dir)
     else:
         from exprsim.data.fer import load_ferplus
 
         split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
-        images, votes = split.images, split.votes
+        images, votes, fer13 = split.images, split.votes, fer2013_as_ferplus(split.emotion)
     if cfg.max_train:
         images, votes = images[: cfg.max_train], votes[: cfg.max_train]
+        fer13 = None if fer13 is None else fer13[: cfg.max_train]
     dist = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
-    return _Arrays(images, dist, votes)
+    return _Arrays(images, dist, votes, fer2013=fer13)
 
 
 def pixel_digest(images: np.ndarray) -> str:
@@ -394,13 +452,20 @@ def _split_seed(cfg: TrainConfig) -> int:
 
 def pack_ferplus(out: str | Path, data_dir: str | Path | None = None) -> Path:
     """Write the FER+ Training faces a run loads (PublicTest duplicates dropped) to one
-    ``.npz`` (``images`` (N, 48, 48) uint8, ``votes`` (N, 8) float32, ``rows`` (N,) int64),
-    for a machine without ``../shared``: point ``data_dir`` at it. Same faces, same order."""
+    ``.npz`` (``images`` (N, 48, 48) uint8, ``votes`` (N, 8) float32, ``rows`` (N,) int64,
+    ``fer2013`` (N,) int64 FER+ class of each FER2013 label), for a machine without
+    ``../shared``: point ``data_dir`` at it. Same faces, same order."""
     from exprsim.data.fer import load_ferplus
 
     split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
     out = Path(out)
-    np.savez_compressed(out, images=split.images, votes=split.votes, rows=split.rows)
+    np.savez_compressed(
+        out,
+        images=split.images,
+        votes=split.votes,
+        rows=split.rows,
+        fer2013=fer2013_as_ferplus(split.emotion),
+    )
     return out
 
 
@@ -419,6 +484,13 @@ def load_packed_ferplus(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             f"got {images.dtype} {images.shape} and {votes.shape}"
         )
     return images, votes
+
+
+def load_packed_fer2013(path: str | Path) -> np.ndarray | None:
+    """The FER+ class indices of the FER2013 labels in a pack (``fer2013``, as
+    :func:`fer2013_as_ferplus` gives them), or ``None`` for a pack made without them."""
+    with np.load(path) as z:
+        return z["fer2013"].astype(np.int64) if "fer2013" in z.files else None
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -746,6 +818,11 @@ def _check_choices(cfg: TrainConfig) -> None:
         "prob_pair_weight": (cfg.prob_pair_weight >= 0, ">= 0"),
         "teacher_pair_weight": (cfg.teacher_pair_weight >= 0, ">= 0"),
         "class_balance": (0 <= cfg.class_balance <= 2, "in [0, 2]"),
+        "fer2013_vote": (0 <= cfg.fer2013_vote <= 10, "in [0, 10]"),
+        "fer2013_vote_classes": (
+            set(cfg.fer2013_vote_classes) <= set(FER2013_TO_FERPLUS.values()),
+            f"FER+ classes with a FER2013 label ({', '.join(FER2013_TO_FERPLUS.values())})",
+        ),
     }
     for name, (ok, rule) in ranges.items():
         if not ok:
