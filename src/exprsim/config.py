@@ -109,6 +109,15 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ValueError(f"{cls.__name__}: {exc}") from exc
 
 
+def check_ranges(cfg: Any, ranges: dict[str, tuple[bool, str]]) -> None:
+    """Refuse the first field of ``cfg`` whose check failed: ``ranges`` maps a field name
+    to ``(ok, rule)``, and a failed one raises ``ValueError("<name> must be <rule>, got
+    <value>")``."""
+    for name, (ok, rule) in ranges.items():
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+
+
 def save_json(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
 

@@ -260,6 +260,29 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
             yield path
 
 
+def file_key(path: str | Path, expand_user: bool = True) -> Path:
+    """The one name of a file: ``~`` expanded (unless ``expand_user`` is false), links and
+    ``..`` resolved; a link loop gives the path made absolute, as written."""
+    p = Path(path).expanduser() if expand_user else Path(path)
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
+def unique_files(paths: Iterable[str | Path]) -> list[Path]:
+    """``paths`` without repeats of one file (named twice, relative and absolute, or
+    through a link: told apart by :func:`file_key`), in first-seen order."""
+    seen: set[Path] = set()
+    out = []
+    for p in paths:
+        key = file_key(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(Path(p))
+    return out
+
+
 def _is_dir(path: Path) -> bool:
     """``path.is_dir()``, false for a name the file system refuses (too long, say): the
     file then fails alone, with its reason, when it is read."""
@@ -521,6 +544,21 @@ def replace_atomically(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def json_text(doc: Any) -> str:
+    """``doc`` as strict, indented JSON (:func:`json_ready`: NaN and infinities as
+    ``null``), newline-ended."""
+    import json
+
+    return json.dumps(json_ready(doc), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, doc: Any, suffix: str = ".tmp") -> Path:
+    """Write ``doc`` as :func:`json_text` to ``path``, whole or not at all
+    (:func:`write_atomically`). Returns ``path``."""
+    data = json_text(doc).encode("utf-8")
+    return write_atomically(path, lambda fh: fh.write(data), suffix)
 
 
 def write_atomically(

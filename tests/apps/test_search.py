@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stub_embedder import StubEmbedder, write_images
+from stub_embedder import StubEmbedder
 
 from exprsim.apps.search import search, search_page
 from exprsim.errors import BackendUnavailableError, ImageError
@@ -15,12 +15,8 @@ from exprsim.index.store import FaceIndex, ModelMismatchError
 
 
 @pytest.fixture
-def index(tmp_path: Path, stub: StubEmbedder):
-    write_images(tmp_path / "imgs", 30)
-    idx = FaceIndex(tmp_path / "faces.db", embedder=stub)
-    idx.add([tmp_path / "imgs"])
-    yield idx
-    idx.close()
+def index(image_index) -> FaceIndex:
+    return image_index(30)
 
 
 def brute_force(index: FaceIndex, q: np.ndarray, keep=lambda r: True) -> list[tuple[int, float]]:

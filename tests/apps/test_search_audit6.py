@@ -3,10 +3,7 @@ the face number are checked; a query given as a file's bytes excludes that file.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from stub_embedder import StubEmbedder, write_images
 
 from exprsim.apps.search import search
 from exprsim.errors import ExprsimError, ImageError
@@ -14,12 +11,8 @@ from exprsim.index.store import FaceIndex
 
 
 @pytest.fixture
-def index(tmp_path: Path, stub: StubEmbedder):
-    write_images(tmp_path / "imgs", 6)
-    idx = FaceIndex(tmp_path / "faces.db", embedder=stub)
-    idx.add([tmp_path / "imgs"])
-    yield idx
-    idx.close()
+def index(image_index) -> FaceIndex:
+    return image_index(6)
 
 
 @pytest.mark.parametrize(

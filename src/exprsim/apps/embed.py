@@ -16,6 +16,14 @@ from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.pipeline import FaceTable, face_row
 
 
+def embedding_columns(embedding_dim: int) -> list[str]:
+    """The columns of an embedding table, in order: the per-face columns
+    (:data:`~exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``."""
+    from exprsim.faces.pipeline import FACE_COLUMNS
+
+    return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim))]
+
+
 def embedding_row(face: Any, model: str) -> dict[str, Any]:
     """One table row for a ``FaceEmbedding``: per-face columns, ``model``, ``e0..e15``."""
     row = face_row(face.source, face.face_index, face.aligned)

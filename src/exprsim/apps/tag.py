@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ExprsimError, ImageError, printable
+from exprsim.index.store import check_tag_name
 
 log = logging.getLogger(__name__)
 
@@ -163,21 +164,6 @@ def match_tags(
     return out
 
 
-def check_tag_name(name: object) -> None:
-    """Refuse a tag name that is not non-empty text UTF-8 can store (a file name's stray
-    bytes, which Python keeps as surrogates, cannot be stored).
-
-    Raises:
-        ExprsimError: an empty, blank or non-string name, or one that is not valid UTF-8.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ExprsimError(f"tag name {printable(name)!r} is not valid UTF-8") from None
-
-
 class Tagger:
     """Tag faces with user-defined expressions given by reference faces.
 
@@ -261,16 +247,8 @@ class Tagger:
             ExprsimError: ``name`` is not a non-empty string, or the embedding holds NaN
                 or infinite values or is all zeros (it has no direction to match).
         """
-        check_tag_name(name)
-        try:
-            e = np.asarray(embedding, np.float32)
-        except (TypeError, ValueError) as exc:
-            raise ExprsimError(f"tag {name!r}: the reference embedding is not numbers") from exc
-        if e.size and not np.isfinite(e).all():
-            raise ExprsimError(f"tag {name!r}: the reference embedding holds NaN or infinity")
-        if e.size and not e.any():
-            raise ExprsimError(f"tag {name!r}: the reference embedding is all zeros")
-        return self.index.add_tag_reference(name, e, model, source=source)
+        # the store checks the name and the numbers (finite, not all zeros) before storing
+        return self.index.add_tag_reference(name, embedding, model, source=source)
 
     def references(self) -> list[TagReference]:
         """Every stored reference, oldest first."""

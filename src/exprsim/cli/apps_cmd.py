@@ -269,14 +269,6 @@ def _write_table(frame: Any, out: str | None) -> None:
         save_table(frame, out)
 
 
-def _write_json(path: str, data: object) -> None:
-    """Strict JSON (NaN as ``null``), written whole or not at all."""
-    from exprsim.io import json_ready, write_atomically
-
-    text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
-    write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
 def _check_out(out: str | None, html: str | None = None, json_out: str | None = None) -> None:
     """Refuse an output that cannot be written before doing the work."""
     if out:
@@ -516,6 +508,7 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from exprsim.apps import classify as cl
+    from exprsim.io import write_json
 
     files = _check_classify(args)
     embedder = _embedder(args)
@@ -538,7 +531,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(report.format())
         _write_table(report.to_frame(), args.out)
         if args.json_out:
-            _write_json(args.json_out, report.to_dict())
+            write_json(args.json_out, report.to_dict())
         return 0
     failures: list[Any] = []
     result = cl.classify_images(
@@ -551,7 +544,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print("no faces found", file=sys.stderr)
     _write_table(frame, args.out)
     if args.json_out:
-        _write_json(args.json_out, result.to_dict())
+        write_json(args.json_out, result.to_dict())
     if args.html:
         cl.classification_page(result).save(args.html)
         print(f"report: {args.html}")

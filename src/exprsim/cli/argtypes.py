@@ -118,16 +118,10 @@ def expand_image_paths(paths: list[str]) -> list[str]:
             ``paths`` (one line, exit code 2).
     """
     from exprsim.errors import ExprsimError
-    from exprsim.io import iter_image_files
+    from exprsim.io import iter_image_files, unique_files
 
     require_paths(paths)
-    seen: set[Path] = set()
-    out = []
-    for p in iter_image_files(paths):
-        key = _resolved(Path(p).expanduser())
-        if key not in seen:
-            seen.add(key)
-            out.append(str(p))
+    out = [str(p) for p in unique_files(iter_image_files(paths))]
     if not out:
         raise ExprsimError(f"no image files found in {' '.join(paths)}")
     return out
@@ -154,19 +148,13 @@ def db_inputs(db: str | Path | None) -> list[tuple[str, Path]]:
     ]  # fmt: skip
 
 
-def _resolved(p: Path) -> Path:
-    """``p`` with links and ``..`` resolved (a link loop: ``p`` made absolute, as written)."""
-    try:
-        return p.resolve()
-    except (OSError, RuntimeError):
-        return p.absolute()
-
-
 def _identity(path: str | Path) -> tuple[Path, tuple[int, int] | None]:
     """``path`` resolved, and its (device, inode) when it exists (a hard link, or a
     case-insensitive file system, names one file in two ways)."""
     p = Path(path)
-    resolved = _resolved(p)
+    from exprsim.io import file_key
+
+    resolved = file_key(p, expand_user=False)
     try:
         st = p.stat()
     except (OSError, ValueError):

@@ -161,9 +161,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         return _embed_ray(args)
     from tqdm import tqdm
 
-    from exprsim.apps.embed import embed_files
+    from exprsim.apps.embed import embed_files, embedding_columns
     from exprsim.faces.detect import check_detector
-    from exprsim.faces.pipeline import FACE_COLUMNS
     from exprsim.io import TableWriter, check_table_path
     from exprsim.models.embedder import load_model
 
@@ -180,7 +179,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     # rows stream to the file as they are made: bounded memory, and an interrupted run
     # keeps (and says) what it had done
-    columns = [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedder.embedding_dim))]
+    columns = embedding_columns(embedder.embedding_dim)
     with TableWriter(out, columns) as writer:
         try:
             table = embed_files(
@@ -255,7 +254,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     require_paths(args.images, "IMAGE")
     result = compare_images(args.images, load_model(args.model))
     if args.json:
-        print(_json_text(result.to_dict()), end="")
+        from exprsim.io import json_text
+
+        print(json_text(result.to_dict()), end="")
         return 0
     names = [Path(p).name for p in args.images]
     if len(set(names)) < len(names):  # a/x.jpg and b/x.jpg: show the paths as given
@@ -334,22 +335,12 @@ FER_FILES: tuple[str, ...] = tuple(
 )
 
 
-def _json_text(doc: Any) -> str:
-    """``doc`` as strict, indented JSON (NaN and infinities as ``null``), newline-ended."""
-    from exprsim.io import json_ready
-
-    return json.dumps(json_ready(doc), indent=2, allow_nan=False) + "\n"
-
-
 def _write_json(path: str | None, doc: Any) -> None:
-    """Write ``doc`` to ``path`` (``--json``) as :func:`_json_text`, whole or not at all
-    (a temporary file renamed into place); nothing when ``path`` is not given."""
-    if not path:
-        return
-    from exprsim.io import write_atomically
+    """``--json``: :func:`exprsim.io.write_json` (strict, atomic); nothing when not given."""
+    if path:
+        from exprsim.io import write_json
 
-    data = _json_text(doc).encode("utf-8")
-    write_atomically(path, lambda fh: fh.write(data))
+        write_json(path, doc)
 
 
 def _model_files(models: list[str]) -> list[tuple[str, Path]]:

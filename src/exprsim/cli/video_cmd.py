@@ -139,7 +139,6 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: the files ``exprsim video`` writes into its --out folder (``VideoAnalysis.save``)
 OUTPUT_NAMES: tuple[str, ...] = (
     "faces.parquet",
     "faces.csv",
@@ -155,8 +154,10 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError(f"{args.input}: no such file or folder")
     require_paths([args.out], "--out")
     require_writable(args.out, "--out", folder=True)  # before hours of decoding, not after
+    from exprsim.video.pipeline import REPORT_FILES
+
     require_distinct_outputs(  # the video, or the --tags database, is not overwritten
-        [("--out", Path(args.out, name)) for name in OUTPUT_NAMES],
+        [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],
         [("the input video", args.input), *db_inputs(args.tags)],
     )
     if args.every is not None and args.every < 1:

@@ -55,7 +55,7 @@ from typing import Any
 
 from exprsim import __version__
 from exprsim.errors import DataError, ImageError
-from exprsim.io import json_ready, write_atomically
+from exprsim.io import write_atomically, write_json
 
 log = logging.getLogger(__name__)
 
@@ -764,8 +764,7 @@ def fetch_fec(
         )  # fmt: skip
         manifest.close()
         # strict JSON: the availability of no URL at all is NaN, written as null
-        text = json.dumps(json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n"
-        write_atomically(out / REPORT_NAME, lambda fh: fh.write(text.encode()), suffix=_PART)
+        write_json(out / REPORT_NAME, report.to_dict(), suffix=_PART)
     log.debug("%s", report.to_text())
     return report
 

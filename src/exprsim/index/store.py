@@ -316,7 +316,10 @@ class FaceRecord:
 
 
 def _file_key(path: str | Path) -> str:
-    return str(Path(path).expanduser().resolve())
+    """How the index names a local file (:func:`exprsim.io.file_key`)."""
+    from exprsim.io import file_key
+
+    return str(file_key(path))
 
 
 #: dimension of the stored embeddings (``e0`` ... ``e15``)
@@ -374,8 +377,13 @@ def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
         iou[:, j] = 0.0
 
 
-def _check_tag_name(name: object) -> None:
-    """A tag name is non-empty text that UTF-8 can store (not a file name's stray bytes)."""
+def check_tag_name(name: object) -> None:
+    """Refuse a tag name that is not non-empty text UTF-8 can store (a file name's stray
+    bytes, which Python keeps as surrogates, cannot be stored).
+
+    Raises:
+        ExprsimError: an empty, blank or non-string name, or one that is not valid UTF-8.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
     if not _utf8(name):
@@ -399,24 +407,13 @@ def _unit(emb: np.ndarray, what: str) -> np.ndarray:
     """``emb`` L2-normalised (a warning when its length was not 1; an error for zero)."""
     norm = float(np.linalg.norm(emb.astype(np.float64)))
     if norm < 1e-6:
-        raise ExprsimError(f"{what}: an all-zero embedding has no direction to match")
+        raise ExprsimError(
+            f"{what}: the embedding is all zeros (an all-zero embedding has no direction to match)"
+        )
     if abs(norm - 1.0) > 1e-3:
         log.warning("%s: embedding of length %.4g normalised to 1", what, norm)
         return (emb / norm).astype(EMBEDDING_DTYPE)
     return emb
-
-
-def _unique_files(paths: Iterable[Path]) -> list[Path]:
-    """``paths`` without repeats of one file (the same file named twice, relative and
-    absolute, or through a link, is indexed and counted once), in first-seen order."""
-    seen: set[str] = set()
-    out = []
-    for p in paths:
-        key = _file_key(p)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
 
 
 def _utf8(text: str) -> bool:
@@ -803,10 +800,10 @@ class FaceIndex:
         """
         from tqdm import tqdm
 
-        from exprsim.io import iter_image_files
+        from exprsim.io import iter_image_files, unique_files
 
         t0 = time.perf_counter()
-        files = _unique_files(iter_image_files(paths))
+        files = unique_files(iter_image_files(paths))
         embedder = self.embedder
         model = embedder.config.name_version
         self.check_model(model)
@@ -1345,7 +1342,7 @@ class FaceIndex:
             ExprsimError: an empty name, or an embedding that is not 16 finite numbers or
                 is all zeros (it has no direction).
         """
-        _check_tag_name(name)
+        check_tag_name(name)
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
@@ -1390,7 +1387,7 @@ class FaceIndex:
     def remove_tag(self, name: str) -> int:
         """Delete every reference face of ``name``; returns how many. Faces keep the tag
         (see :meth:`remove_tags`)."""
-        _check_tag_name(name)
+        check_tag_name(name)
         with self._transaction() as c:
             return int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
 

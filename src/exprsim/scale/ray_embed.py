@@ -242,11 +242,11 @@ def _retry_list(shard: Path) -> list[str] | None:
 
 
 def shard_columns(embedding_dim: int) -> list[str]:
-    """The columns of a shard (those of ``exprsim embed``): per-face columns
-    (:data:`exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``."""
-    from exprsim.faces.pipeline import FACE_COLUMNS
+    """The columns of a shard: those of ``exprsim embed``
+    (:func:`exprsim.apps.embed.embedding_columns`)."""
+    from exprsim.apps.embed import embedding_columns
 
-    return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim))]
+    return embedding_columns(embedding_dim)
 
 
 def _empty_shard(columns: Sequence[str]) -> tuple[Any, Any]:

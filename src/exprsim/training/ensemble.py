@@ -166,7 +166,7 @@ def compose_ensemble(
         ValueError: fewer than two runs, members that do not fit together, no angle or an
             angle that is not a finite number.
     """
-    from exprsim.io import json_ready
+    from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
     from exprsim.training.ferplus import _parts_array, choose_readout, load_data, rescoring_config
     from exprsim.training.run import export_embedder
@@ -215,8 +215,7 @@ def compose_ensemble(
         "tried": tried,
         "validation": {"faces": len(val.images), "triplet_draws": draws, "triplets_per_draw": 3000},
     }
-    text = json.dumps(json_ready(summary), indent=2, allow_nan=False) + "\n"
-    (out / "ensemble.json").write_text(text)
+    write_json(out / "ensemble.json", summary)
     log.info("ensemble of %d: %s block, angle %g, score %.4f", len(nets), mode, best["angle"],
              best["score"])  # fmt: skip
     return summary

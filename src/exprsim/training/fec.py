@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.config import check_ranges
 from exprsim.errors import DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.training.run import (
@@ -121,9 +122,7 @@ class FECTrainConfig:
             "seed": (self.seed >= 0, ">= 0"),
             "num_threads": (self.num_threads >= 0, ">= 0"),
         }
-        for name, (ok, rule) in ranges.items():
-            if not ok:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        check_ranges(self, ranges)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.config import check_ranges
 from exprsim.data.augment import AugmentConfig
 from exprsim.data.split import holdout_split
 from exprsim.models.embedder import (
@@ -48,6 +49,7 @@ from exprsim.models.embedder import (
 )
 from exprsim.training.run import (
     RunFolder,
+    brief,
     build_network,
     exclusive_run,
     export_embedder,
@@ -824,9 +826,7 @@ def _check_choices(cfg: TrainConfig) -> None:
             f"FER+ classes with a FER2013 label ({', '.join(FER2013_TO_FERPLUS.values())})",
         ),
     }
-    for name, (ok, rule) in ranges.items():
-        if not ok:
-            raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+    check_ranges(cfg, ranges)
     firsts = [first for first, _ in cfg.size_schedule]
     if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
         not 0 <= first < cfg.epochs or not 16 <= side <= 256 for first, side in cfg.size_schedule
@@ -1016,10 +1016,9 @@ def _load_init(model: Any, cfg: TrainConfig) -> None:
     try:
         model.load_state_dict(load_file(str(found[0])))
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
-        detail = " ".join(str(exc).split())[:200]
         raise ValueError(
             f"init_from {found[0]}: not weights of model {cfg.model!r} with this config's "
-            f"embedding_dim and model_kwargs ({detail})"
+            f"embedding_dim and model_kwargs ({brief(exc)})"
         ) from exc
     log.info("initialised from %s", init)
 

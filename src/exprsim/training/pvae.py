@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.config import save_json
+from exprsim.config import check_ranges, save_json
 from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
@@ -143,9 +143,7 @@ class PVAETrainConfig:
             "threads": (self.threads >= 0, ">= 0"),
             "max_seconds": (self.max_seconds is None or self.max_seconds >= 0, ">= 0 (or null)"),
         }
-        for name, (ok, rule) in ranges.items():
-            if not ok:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        check_ranges(self, ranges)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -121,6 +121,11 @@ def exclusive_run(
     return locked
 
 
+def brief(exc: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters (for one-line errors)."""
+    return " ".join(str(exc).split())[:200]
+
+
 def write_or_explain(path: Path, write: Callable[[Path], object], kept: str) -> Path:
     """:func:`~exprsim.io.replace_atomically`, with the errors torch and safetensors raise
     for a full disk (``RuntimeError``, ``SafetensorError``; not ``OSError``) as one
@@ -130,9 +135,9 @@ def write_or_explain(path: Path, write: Callable[[Path], object], kept: str) -> 
     try:
         return replace_atomically(path, write)
     except (RuntimeError, SafetensorError) as exc:
-        detail = " ".join(str(exc).split())[:200]
         raise ExprsimError(
-            f"{path.parent}: could not write {path.name} (no space left on device? {detail}); "
+            f"{path.parent}: could not write {path.name} (no space left on device? "
+            f"{brief(exc)}); "
             f"{kept}"
         ) from exc
 
@@ -150,9 +155,8 @@ def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]
     try:
         return create_model(name, embedding_dim=embedding_dim, **dict(model_kwargs))
     except (TypeError, ValueError, KeyError, IndexError) as exc:
-        detail = " ".join(str(exc).split())[:200]
         raise ValueError(
-            f"model_kwargs {dict(model_kwargs)!r} do not fit model {name!r} ({detail})"
+            f"model_kwargs {dict(model_kwargs)!r} do not fit model {name!r} ({brief(exc)})"
         ) from exc
 
 
@@ -336,10 +340,10 @@ class RunFolder:
         return time.perf_counter() - self.t0
 
     def write_json(self, name: str, data: Any) -> None:
-        """Write ``data`` as strict JSON (a NaN or infinite value as ``null``)."""
-        from exprsim.io import json_ready
+        """Write ``data`` as strict JSON (a NaN or infinite value as ``null``), atomically."""
+        from exprsim.io import write_json
 
-        (self.dir / name).write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
+        write_json(self.dir / name, data)
 
 
 def export_embedder(model: Any, config: Any, out: str | Path) -> Path:

@@ -323,6 +323,16 @@ class PersonSummary:
         return [self.faces[m] for m in self.summary.representatives]
 
 
+#: the files :meth:`VideoAnalysis.save` writes into its folder, by result key
+REPORT_FILES: dict[str, str] = {
+    "faces_parquet": "faces.parquet",
+    "faces_csv": "faces.csv",
+    "persons_csv": "persons.csv",
+    "json": "analysis.json",
+    "html": "report.html",
+}
+
+
 @dataclass(frozen=True)
 class VideoAnalysis:
     """Everything :func:`analyze_video` found.
@@ -499,14 +509,7 @@ class VideoAnalysis:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        names = {
-            "faces_parquet": "faces.parquet",
-            "faces_csv": "faces.csv",
-            "persons_csv": "persons.csv",
-            "json": "analysis.json",
-        }
-        if html:
-            names["html"] = "report.html"
+        names = {k: v for k, v in REPORT_FILES.items() if html or k != "html"}
         tmp = Path(tempfile.mkdtemp(prefix=".exprsim-partial-", dir=out))
         try:
             frame = self.to_frame()
@@ -522,7 +525,7 @@ class VideoAnalysis:
             for name in names.values():
                 os.replace(tmp / name, out / name)
             if not html:
-                (out / "report.html").unlink(missing_ok=True)
+                (out / REPORT_FILES["html"]).unlink(missing_ok=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return {key: out / name for key, name in names.items()}
