@@ -198,12 +198,30 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch):
     assert str(path) in str(info.value)
 
 
-def test_pillow_bomb_error_is_an_image_error(monkeypatch):
+def test_pillow_bomb_error_is_an_image_too_large_error(monkeypatch):
+    """Pillow refuses a file over twice its ``MAX_IMAGE_PIXELS``: that refusal is the one
+    ImageTooLargeError naming the limit (was Pillow's "DOS attack" text); between its
+    warning and its error, the image is decoded (the limit is exprsim's own)."""
+    from exprsim.errors import ImageTooLargeError
+
     buf = io.BytesIO()
     Image.new("RGB", (100, 100)).save(buf, format="PNG")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
-    with pytest.raises(ImageError, match="decompression bomb"):
+    with pytest.raises(ImageTooLargeError, match=r"image too large \(10000 pixels; limit 2000\)"):
         decode_image(buf.getvalue(), "x.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6_000)  # between Pillow's warning and error
+    assert decode_image(buf.getvalue(), "x.png").shape == (100, 100, 3)
+
+
+def test_importing_exprsim_leaves_pillow_as_it_was():
+    import subprocess
+    import sys
+
+    code = (
+        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import exprsim.io, exprsim; "
+        "assert Image.MAX_IMAGE_PIXELS == before, Image.MAX_IMAGE_PIXELS"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_iter_image_files(tmp_path):

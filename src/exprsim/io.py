@@ -1,8 +1,10 @@
 """Files in and out: the one way exprsim turns a file into pixels, and a table into a file.
 
-Images: every format Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF including 16-bit), EXIF
-orientation applied, and every mode converted to RGB uint8. Anything that cannot be
-decoded raises :class:`exprsim.errors.ImageError` naming the file.
+Images: every format Pillow reads (JPEG, PNG, WebP, BMP, GIF, TIFF including 16-bit, AVIF
+where Pillow has it), EXIF orientation applied (EXIF that cannot be parsed: the image as
+stored, with a warning), and every mode converted to RGB uint8. Anything that cannot be
+decoded raises :class:`exprsim.errors.ImageError` naming the file; an image over the pixel
+limit raises :class:`exprsim.errors.ImageTooLargeError` naming the limit.
 
 Tables: :func:`save_table` writes one row per face (or per anything) as CSV, Parquet,
 JSON lines or JSON, chosen by the file's suffix; every command that writes a table uses it.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
+import struct
 import threading
 import time
 import warnings
@@ -21,24 +25,43 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
 
 log = logging.getLogger(__name__)
 
 #: Largest image accepted, in pixels (about 14,000 x 14,000); larger files are refused
-#: as decompression bombs instead of exhausting memory.
+#: (:class:`~exprsim.errors.ImageTooLargeError`) instead of exhausting memory. A file is
+#: also held to twice Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 179 M pixels by default),
+#: where Pillow itself refuses it (:func:`_decode_limit`).
 MAX_PIXELS = 200_000_000
 
+
+def _pillow_reads_avif() -> bool:
+    """Whether this Pillow decodes AVIF (Pillow 11.2+ built with libavif)."""
+    try:
+        from PIL import features
+
+        return bool(features.check_module("avif"))
+    except (ValueError, ImportError):  # an older Pillow: no such feature
+        return False
+
+
+#: Suffixes of the image files found in folders (:func:`iter_image_files`, frame folders).
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+    | {".ppm", ".pgm", ".pnm"}
+    | ({".avif"} if _pillow_reads_avif() else set())
 )
+
+#: The EXIF orientation tag.
+_ORIENTATION_TAG = 0x0112
 
 ImageSource = str | Path | bytes | np.ndarray
 
 
-def _to_rgb8(img: Image.Image) -> np.ndarray:
+def _to_rgb8(img: Image.Image, name: str = "<image>") -> np.ndarray:
     """Convert any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
     mode = img.mode
     if mode == "RGB":  # most photos: one copy out of Pillow, no conversion
@@ -54,16 +77,48 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
         gray = scaled.astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        gray = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
+        gray = _float_gray(np.asarray(img, dtype=np.float32), name)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def pil_to_rgb8(img: Image.Image, name: str = "<image>") -> np.ndarray:
+    """A loaded Pillow image (any mode) as ``(H, W, 3)`` uint8 RGB, converted as
+    :func:`load_image` converts it (transparency over white, 16-bit and float gray
+    stretched); no EXIF orientation applied (:func:`apply_orientation`). ``name`` is the
+    file's, for warnings."""
+    return _to_rgb8(img, name)
+
+
+def _float_gray(arr: np.ndarray, name: str) -> np.ndarray:
+    """A float (mode ``"F"``) image as uint8 gray, its finite values stretched to 0..255.
+
+    NaN and -inf pixels are read as the darkest finite value, +inf as the brightest (one
+    such pixel made the whole image black); an image with no finite value is black.
+    """
+    finite = np.isfinite(arr)
+    if not finite.all():
+        if not finite.any():
+            log.warning("%s: float image with no finite pixel value: read as black", name)
+            return np.zeros(arr.shape, dtype=np.uint8)
+        values = arr[finite]
+        lo, hi = float(values.min()), float(values.max())
+        log.warning(
+            "%s: float image with %d NaN or infinite pixel(s): read as the darkest (NaN, "
+            "-inf) or brightest (+inf) value",
+            name,
+            int(arr.size - values.size),
+        )
+        arr = np.where(finite, arr, np.where(np.isposinf(arr), np.float32(hi), np.float32(lo)))
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    with np.errstate(over="ignore"):  # a range beyond float32's: clipped to 255 below
+        return np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
 
 
 def _pixel_limit(max_pixels: int | None) -> int:
@@ -76,6 +131,57 @@ def _pixel_limit(max_pixels: int | None) -> int:
     return min(int(max_pixels), MAX_PIXELS)
 
 
+def _decode_limit(max_pixels: int | None) -> int:
+    """The pixel limit of a file: :func:`_pixel_limit`, and at most twice Pillow's
+    ``Image.MAX_IMAGE_PIXELS`` (about 179 M pixels by default), where Pillow refuses an
+    image inside ``Image.open`` (its warning below that is ignored: the limit is checked
+    from the header). Pillow's setting is read, never changed: importing exprsim leaves
+    Pillow as it was."""
+    limit = _pixel_limit(max_pixels)
+    pillow = Image.MAX_IMAGE_PIXELS
+    return min(limit, 2 * int(pillow)) if pillow is not None and pillow >= 1 else limit
+
+
+def _too_large(size: str, limit: int) -> str:
+    """The reason of an :class:`ImageTooLargeError`: the size and the limit, in pixels."""
+    return f"image too large ({size} pixels; limit {limit})"
+
+
+def exif_orientation(img: Image.Image, name: str = "<image>") -> int:
+    """The EXIF orientation (1-8; 1: stored as shown) of an opened Pillow image, read as
+    :func:`PIL.ImageOps.exif_transpose` reads it (EXIF, or XMP ``tiff:Orientation``).
+
+    Never raises: EXIF that Pillow cannot parse (mistyped tags, bad rationals: camera
+    firmware writes such EXIF), and a tag that is not 1-8, give 1 with a logged warning.
+    """
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception as exc:  # hostile EXIF raises struct.error, TypeError, KeyError, ...
+        log.warning("%s: EXIF unreadable (%s); the image is read as stored", name, exc)
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
+        return value
+    log.warning("%s: EXIF orientation %r is not 1-8; the image is read as stored", name, value)
+    return 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (``(H, W)`` or ``(H, W, C)``) as shown for an EXIF ``orientation``: the
+    transposes of :func:`PIL.ImageOps.exif_transpose` (1 or any other value: unchanged;
+    2 mirrored, 3 turned 180 degrees, 4 upside down, 5 transposed, 6 turned clockwise,
+    7 transversed, 8 turned counter-clockwise)."""
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return image if turned is None else np.ascontiguousarray(turned(image))
+
+
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
     """Decode encoded image bytes to ``(H, W, 3)`` uint8 RGB (EXIF orientation applied).
 
@@ -84,34 +190,34 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
             the default), judged from the header before any pixel is decoded.
 
     Raises:
-        ImageTooLargeError: more pixels than the limit.
-        ImageError: empty, corrupt, truncated or non-image data, or a decompression bomb.
+        ImageTooLargeError: more pixels than the limit (the message names the limit).
+        ImageError: empty, corrupt, truncated or non-image data.
     """
-    limit = _pixel_limit(max_pixels)
+    limit = _decode_limit(max_pixels)
     if not data:
         raise ImageError(name, "empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # the limit is checked below, from the header: Pillow's warning adds nothing
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 if w <= 0 or h <= 0:
                     raise ImageError(name, f"zero-size image ({w}x{h})")
                 if w * h > limit:
-                    raise ImageTooLargeError(
-                        name, f"image too large ({w}x{h} pixels; limit {limit})"
-                    )
+                    raise ImageTooLargeError(name, _too_large(f"{w}x{h}", limit))
                 img.load()
-                # in place: no copy of the (usual) image without an orientation tag
-                ImageOps.exif_transpose(img, in_place=True)
-                return _to_rgb8(img)
+                return apply_orientation(_to_rgb8(img, name), exif_orientation(img, name))
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        # over twice Pillow's threshold: refused inside Image.open, the size only in its text
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = found.group(1) if found else f"over {limit}"
+        raise ImageTooLargeError(name, _too_large(size, limit)) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(name, "not an image or unsupported format") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
 
 
@@ -126,15 +232,15 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             is judged by its header, before its pixels are decoded.
 
     Raises:
-        ImageTooLargeError: more pixels than the limit.
-        ImageError: the file is missing, empty, zero-size, corrupt, truncated, not an
-            image, or a decompression bomb; ``source`` is none of the accepted types.
+        ImageTooLargeError: more pixels than the limit (the message names the limit).
+        ImageError: the file is missing, empty, zero-size, corrupt, truncated or not an
+            image; ``source`` is none of the accepted types.
     """
     if isinstance(source, np.ndarray):
         limit = _pixel_limit(max_pixels)
         if source.ndim >= 2 and source.shape[0] * source.shape[1] > limit:
             h, w = source.shape[:2]
-            raise ImageTooLargeError("<array>", f"image too large ({w}x{h} pixels; limit {limit})")
+            raise ImageTooLargeError("<array>", _too_large(f"{w}x{h}", limit))
         return as_rgb8(source)
     if isinstance(source, bytes | bytearray):
         return decode_image(bytes(source), max_pixels=max_pixels)

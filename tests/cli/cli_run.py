@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from exprsim.cli import main
@@ -19,3 +23,17 @@ def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     return lines[0]
+
+
+def digest(path: Path) -> str:
+    """The SHA-256 of a file (to show a command left it as it was)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stub_cli_model(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> Any:
+    """Make the CLI's model ``embedder`` (the stub of tests/index: no detector, no
+    download); returns it."""
+    import exprsim.cli.apps_cmd as apps_cmd
+
+    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: embedder)
+    return embedder

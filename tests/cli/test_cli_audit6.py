@@ -4,7 +4,6 @@ start-up noise). Each test failed before its fix."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_run import one_line, run
+from cli_run import digest, one_line, run, stub_cli_model
 
 # the fast, deterministic stand-in embedder lives beside the index tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
@@ -21,18 +20,10 @@ from stub_embedder import StubEmbedder, write_images
 NOT_UTF8 = os.fsdecode(b"caf\xe9.png")  # a file name's stray byte, as Python keeps it
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
 def stub(monkeypatch: pytest.MonkeyPatch) -> StubEmbedder:
     """The CLI's model is the stub (no network, no detector)."""
-    import exprsim.cli.apps_cmd as apps_cmd
-
-    embedder = StubEmbedder()
-    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: embedder)
-    return embedder
+    return stub_cli_model(monkeypatch, StubEmbedder())
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_tiny_training_run(model: str, tmp_path) -> None:
         assert (tmp_path / name).is_file()
     assert json.loads((tmp_path / "pvae_config.json").read_text())["variant"] == model[5:]
     assert is_pvae_run(tmp_path)
-    enc = load_pvae(tmp_path)
+    enc = load_pvae(tmp_path, feature_dim=None)  # 24 synthetic features, not a mesh
     x = np.random.default_rng(0).normal(scale=0.05, size=(5, 24)).astype(np.float32)
     z = enc.encode_features(x)
     assert z.shape == (5, 4) and np.isfinite(z).all()
@@ -84,7 +84,7 @@ def test_codes_refuse_missing_meshes_and_take_none(tmp_path) -> None:
     from dataclasses import replace
 
     train_pvae(replace(_cfg("pvae-vae"), iterations=4), tmp_path, progress=False)
-    enc = load_pvae(tmp_path)
+    enc = load_pvae(tmp_path, feature_dim=None)  # 24 synthetic features, not a mesh
     assert enc.codes(np.zeros((0, 478, 3))).shape == (0, 4)  # was a reshape error
     mesh = np.full((478, 3), np.nan)  # how a face without a mesh is stored
     with pytest.raises(ValueError, match="NaN"):

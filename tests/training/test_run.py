@@ -26,6 +26,7 @@ def test_claim_refuses_another_runs_folder_but_allows_declared_changes(tmp_path:
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved == {"lr": 0.1, "epochs": 3}
     RunFolder(tmp_path / "r").claim(_Cfg(epochs=9), may_change=("epochs",))  # longer: fine
+    RunFolder(tmp_path / "r").save_state({"epoch": 1})  # something trained there
     with pytest.raises(ValueError, match="different config"):
         RunFolder(tmp_path / "r").claim(_Cfg(lr=0.2), may_change=("epochs",))
     with pytest.raises(ValueError, match="different config"):
@@ -33,6 +34,31 @@ def test_claim_refuses_another_runs_folder_but_allows_declared_changes(tmp_path:
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         RunFolder(tmp_path / "f")
+
+
+def test_a_claimed_folder_without_progress_takes_another_config(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that stopped before its first checkpoint (diverged or interrupted in its first
+    epoch) left only its claim: a changed config may take the folder, with a warning. Any
+    file a run produces (here, in a member's folder) keeps the refusal."""
+    run = RunFolder(tmp_path / "r")
+    run.claim(_Cfg())
+    (tmp_path / "r" / "metrics.jsonl").write_text("")  # opened, nothing logged
+    (tmp_path / "r" / "m0").mkdir()
+    RunFolder(tmp_path / "r" / "m0").claim(_Cfg())  # an ensemble's member, claimed only
+    with caplog.at_level("WARNING", logger="exprsim.training.run"):
+        RunFolder(tmp_path / "r").claim(_Cfg(lr=0.2))
+    assert "nothing was trained there" in caplog.text
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["lr"] == 0.2
+    for produced in ("m0/last.safetensors", "metrics.jsonl", "m0/readout.jsonl"):
+        folder = tmp_path / produced.replace("/", "_")
+        RunFolder(folder).claim(_Cfg())
+        (folder / "m0").mkdir()
+        (folder / produced).write_text("x")
+        with pytest.raises(ValueError, match="different config"):
+            RunFolder(folder).claim(_Cfg(lr=0.3))
 
 
 def test_state_weights_and_metrics(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ModelError, require_positive_int
+from exprsim.errors import DataError, ExprsimError, ModelError, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -425,6 +425,12 @@ def _reference_problem(ref: ReferenceSet) -> str | None:
         return f"labels {labels.shape} do not match embeddings {emb.shape}"
     if not ref.classes or labels.min() < 0 or labels.max() >= len(ref.classes):
         return f"labels must lie in 0..{len(ref.classes) - 1}"
+    blank = [i for i, c in enumerate(ref.classes) if not c.strip()]
+    if blank:  # every face would be labelled ""
+        return f"class {blank[0]} has a blank name"
+    repeated = sorted({c for c in ref.classes if ref.classes.count(c) > 1})
+    if repeated:  # one probability column per name: a repeated one would hide the other
+        return f"class names must differ, {repeated[0]!r} is repeated"
     if ref.k < 1:
         return f"k must be >= 1, got {ref.k}"
     if not np.isfinite(emb).all():
@@ -490,6 +496,9 @@ def build_reference_set(
 
     Returns:
         The :class:`ReferenceSet` (embeddings as stored, i.e. rounded to ``dtype``).
+
+    Raises:
+        DataError: too few faces to hold some out for choosing K (``max_faces=1``).
     """
     from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
 
@@ -503,9 +512,14 @@ def build_reference_set(
     if max_faces is not None and max_faces < len(train):
         pick = np.sort(np.random.default_rng(seed).choice(len(train), max_faces, replace=False))
         train = train.subset(pick)
+    fit_idx, held_idx = ferplus_holdout_split(len(train), holdout_fraction, seed)
+    if len(fit_idx) == 0 or len(held_idx) == 0:  # before minutes of embedding
+        raise DataError(
+            f"{len(train)} FER+ Training faces are too few to choose K: {len(held_idx)} held "
+            f"out ({holdout_fraction:g} of them), {len(fit_idx)} to vote; use more faces"
+        )
     labels = train.majority
     emb = embed_fer(embedder, train.images, progress=progress).astype(dtype).astype(np.float32)
-    fit_idx, held_idx = ferplus_holdout_split(len(train), holdout_fraction, seed)
     rows = _k_selection(emb, labels, fit_idx, held_idx, k_grid, len(FERPLUS_CLASSES))
     best_k = max(rows, key=lambda r: (r["accuracy"], -r["k"]))["k"] if rows else 11
     ref = ReferenceSet(
@@ -706,6 +720,7 @@ def classification_page(
     result: ClassificationResult, title: str = "Expression classification"
 ) -> Any:
     """HTML page: each face's crop with its predicted class, and the probability table."""
+    from exprsim.apps.compare import display_names
     from exprsim.report.html import Page
 
     page = Page(title, subtitle=f"kNN, K={result.k}, model {result.model}")
@@ -716,11 +731,12 @@ def classification_page(
         + [{"emotion": "all", "faces": len(result.faces)}]
     )
     page.heading("Every face")
+    names = display_names([f.source for f in result.faces])  # paths when two names collide
     page.gallery(
         [f.crop for f in result.faces],
         captions=[
-            f"{Path(f.source).name}#{f.face_index}: {f.label} ({f.proba[f.label]:.2f})"
-            for f in result.faces
+            f"{name}#{f.face_index}: {f.label} ({f.proba[f.label]:.2f})"
+            for name, f in zip(names, result.faces, strict=True)
         ],
         size=112,
     )

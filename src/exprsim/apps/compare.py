@@ -7,14 +7,14 @@ smallest distance; the third face is the odd one out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 
 
 def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
@@ -39,6 +39,16 @@ def odd_one_out(embeddings: np.ndarray) -> int:
     d = distance_matrix(e)
     pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # the pair that leaves out face 0, 1, 2
     return int(np.argmin(pair_d))
+
+
+def display_names(sources: Sequence[str]) -> list[str]:
+    """Names to show for ``sources`` (one per item; faces of one image share it): each
+    file's name (``x.jpg``) when no two different sources share one, else the sources as
+    given (``a/x.jpg``, ``b/x.jpg``); always printable (:func:`exprsim.errors.printable`:
+    a newline as ``\\n``, an undecodable byte as ``\\xe9``)."""
+    names = {s: Path(s).name for s in dict.fromkeys(str(s) for s in sources)}
+    short = len(set(names.values())) == len(names)
+    return [printable(names[str(s)] if short else str(s)) for s in sources]
 
 
 def _has_name(item: Any) -> bool:
@@ -80,7 +90,8 @@ class Comparison:
         """``images``, ``distances`` (rounded to 1e-4) and, for three, ``odd_one_out``."""
         out: dict[str, Any] = {
             "images": list(self.sources),
-            "distances": self.distances.round(4).tolist(),
+            # in float64: float32 values rounded to 4 decimals print as 1.2127000093460083
+            "distances": np.asarray(self.distances, np.float64).round(4).tolist(),
         }
         if self.odd_one_out is not None:
             out["odd_one_out"] = self.sources[self.odd_one_out]

@@ -21,6 +21,7 @@ Recognition" (Sec. 3.2, Algorithm 2 "Deep Gaussian Mixture Sub-space Learning", 
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.clustering import n_distinct
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,34 @@ def _fit_gmm(x: np.ndarray, n: int, covariance_type: str, seed: int, n_init: int
     ).fit(x)
 
 
-def _at_least_one(**values: int) -> None:
+def _at_least_one(**values: object) -> None:
+    """Refuse a value that is not a whole number >= 1 (a float such as ``2.5``, a bool)."""
     for name, value in values.items():
-        if value < 1:
-            raise ExprsimError(f"{name} must be >= 1, got {value}")
+        require_positive_int(value, name)
+
+
+#: largest EM seed (``GaussianMixture``'s ``random_state`` takes ``0 .. 2**32 - 1``)
+MAX_SEED = 2**32 - 1
+
+
+def _check_settings(n_components: object, stride: object, seed: object, **counts: object) -> None:
+    """Refuse, before any fit, settings EM cannot use (one :class:`ExprsimError` line):
+    ``n_components`` neither ``"bic"`` nor a whole number >= 1, a ``stride`` or a count of
+    ``counts`` that is not a whole number >= 1, a seed outside ``0 .. MAX_SEED``."""
+    if isinstance(n_components, str):
+        if n_components != "bic":
+            raise ExprsimError(f"n_components must be an int or 'bic', got {n_components!r}")
+    else:
+        require_positive_int(n_components, "n_components")
+    if stride is not None:
+        require_positive_int(stride, "stride")
+    _at_least_one(**counts)
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= int(seed) <= MAX_SEED
+    ):
+        raise ExprsimError(f"seed must be a whole number in [0, {MAX_SEED}], got {seed!r}")
 
 
 def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -209,14 +234,13 @@ def split_classes(
         first), so ids are deterministic for a given input.
 
     Raises:
-        ExprsimError: bad shapes, non-finite embeddings, a negative or fractional label.
+        ExprsimError: bad shapes, non-finite embeddings, a negative or fractional label; a
+            count (``n_components``, ``max_components``, ``min_per_component``, ``n_init``,
+            ``stride``) that is not a whole number >= 1, a seed outside ``0 .. 2**32 - 1``.
     """
     x, y = _checked_inputs(emb, labels)
-    if isinstance(n_components, str) and n_components != "bic":
-        raise ExprsimError(f"n_components must be an int or 'bic', got {n_components!r}")
-    if not isinstance(n_components, str) and n_components < 1:
-        raise ExprsimError(f"n_components must be >= 1, got {n_components}")
-    _at_least_one(max_components=max_components, min_per_component=min_per_component)
+    bounds = {"max_components": max_components, "min_per_component": min_per_component}
+    _check_settings(n_components, stride, seed, n_init=n_init, **bounds)
     check_covariance_type(covariance_type)
     classes = np.unique(y)
     out = np.full(len(y), -1, np.int64)
@@ -313,11 +337,17 @@ class SubexpressionReport:
     sources: Sequence[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "settings": self.settings,
-            "subexpressions": [s.to_dict() | {"top": list(s.top)} for s in self.subexpressions],
-            "split": self.split.to_dict(),
-        }
+        """``settings``, ``subexpressions`` and ``split``; each sub-expression's ``medoid``
+        and ``top`` are rows of the face set, named by ``medoid_source`` and
+        ``top_sources`` when the report carries :attr:`sources`."""
+        subs = []
+        for s in self.subexpressions:
+            d = s.to_dict() | {"top": list(s.top)}
+            if self.sources is not None:
+                d["medoid_source"] = printable(str(self.sources[s.medoid]))
+                d["top_sources"] = [printable(str(self.sources[t])) for t in s.top]
+            subs.append(d)
+        return {"settings": self.settings, "subexpressions": subs, "split": self.split.to_dict()}
 
     def to_frame(self) -> Any:
         """One row per face: ``item, class, subclass, distance_to_medoid`` (+ ``source``)."""
@@ -372,6 +402,8 @@ def discover_subexpressions(
     """
     _at_least_one(top_k=top_k)
     x, y = _checked_inputs(emb, labels)
+    if sources is not None and len(sources) != len(x):
+        raise ExprsimError(f"sources must name every face: {len(sources)} for {len(x)} faces")
     split = split_classes(
         x,
         y,
@@ -429,6 +461,7 @@ def subexpressions_page(
 ) -> Any:
     """An HTML :class:`~exprsim.report.html.Page`: per class, one strip of its top faces per
     sub-class (medoid first), a table of sub-class sizes and BIC, and a map of all faces."""
+    from exprsim.apps.compare import display_names
     from exprsim.report import plots
     from exprsim.report.html import Page
 
@@ -448,7 +481,13 @@ def subexpressions_page(
         "embeddings. For each sub-class: the medoid (the face closest to the sub-class mean) "
         "and its nearest faces, closest first."
     )
-    page.table([x.to_dict() for x in report.subexpressions])
+    names = None if report.sources is None else display_names(report.sources)
+    page.table(
+        [
+            x.to_dict() | ({"medoid": names[x.medoid]} if names is not None else {})
+            for x in report.subexpressions
+        ]
+    )
     crops = report.crops
     for c in sorted({x.parent for x in report.subexpressions}):
         subs = [x for x in report.subexpressions if x.parent == c]
@@ -467,6 +506,8 @@ def subexpressions_page(
                     f"d={np.linalg.norm(report.embeddings[t] - report.embeddings[x.medoid]):.2f}"
                     for t in x.top[1:]
                 ]
+                if names is not None:  # which file each face is (file#face)
+                    caps = [f"{names[t]} {cap}" for t, cap in zip(x.top, caps, strict=True)]
                 page.gallery([crops[t] for t in x.top], captions=caps, size=72)
     if len(report.embeddings) >= 2:
         page.heading("Map of all faces, coloured by sub-class")

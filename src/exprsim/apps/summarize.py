@@ -15,7 +15,7 @@ Methods (registry :data:`SUMMARY_METHODS`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,13 +331,14 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     if crops is not None:
         page.gallery([crops[i] for i in summary.representatives], captions=names, size=112)
     page.paragraph("Distances on this page: Euclidean distance between embeddings (0 to 2).")
+    described = _descriptions(summary.items)
     page.table(
         [
             {
                 "cluster": f"#{c.rank + 1}",
                 "size": c.size,
                 "mean distance to centre": float(np.mean(euclid(c.distances))),
-                "representative": _describe(summary.items, c.representative),
+                "representative": described(c.representative),
             }
             for c in summary.clusters
         ]
@@ -374,12 +375,20 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     return page
 
 
-def _describe(items: Sequence[Any] | None, i: int) -> str:
-    """``file.jpg face 0`` for item ``i`` (its index when the items carry no source)."""
-    it = items[i] if items is not None else None
-    if it is not None and hasattr(it, "source"):
-        return f"{Path(str(it.source)).name} face {int(getattr(it, 'face_index', 0))}"
-    return f"item {i}"
+def _descriptions(items: Sequence[Any] | None) -> Callable[[int], str]:
+    """``describe(i)``: ``file.jpg face 0`` for item ``i``, with the paths instead of the
+    file names when two different files share a name (``a/x.jpg``, ``b/x.jpg``); the
+    item's index when the items carry no source."""
+    from exprsim.apps.compare import display_names
+
+    if not items or not all(hasattr(it, "source") for it in items):
+        return lambda i: f"item {i}"
+    names = display_names([str(it.source) for it in items])
+
+    def describe(i: int) -> str:
+        return f"{names[i]} face {int(getattr(items[i], 'face_index', 0))}"
+
+    return describe
 
 
 def _crops_of(items: Sequence[Any]) -> list[np.ndarray | None]:

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.apps.compare import display_names
 from exprsim.errors import ExprsimError, ImageError, printable
-from exprsim.index.store import check_tag_name
+from exprsim.index.store import check_new_tag_name, check_tag_name
 
 log = logging.getLogger(__name__)
 
@@ -206,17 +207,18 @@ class Tagger:
         """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
 
         Args:
-            name: the expression's name (a non-empty string).
+            name: the expression's name (:func:`~exprsim.index.store.check_new_tag_name`:
+                no spaces around it, no control characters or ``,``, at most 64
+                characters).
             image: a path, an image array or a ``FaceEmbedding``.
             face: the face's number, an int >= 0.
 
         Raises:
-            ExprsimError: ``name`` is not a non-empty UTF-8 string, or ``face`` not an
-                int >= 0.
+            ExprsimError: ``name`` breaks the rule above, or ``face`` is not an int >= 0.
             ImageError: no such face in the image.
             ModelMismatchError: the database holds another model's embeddings.
         """
-        check_tag_name(name)
+        check_new_tag_name(name)
         if isinstance(face, bool) or not isinstance(face, numbers.Integral) or face < 0:
             raise ExprsimError(f"face must be an integer >= 0, got {face!r}")
         face = int(face)
@@ -566,10 +568,12 @@ def tag_page(
     page.heading("Reference faces")
     page.gallery([r.crop for r in references], captions=[r.name for r in references], size=96)
     page.heading("Faces")
+    shown = display_names([r.source for r in results])  # paths when two files share a name
     page.gallery(
         [r.crop for r in results],
         captions=[
-            f"{Path(r.source).name}#{r.face_index}: {', '.join(r.tags) or '-'}" for r in results
+            f"{name}#{r.face_index}: {', '.join(r.tags) or '-'}"
+            for name, r in zip(shown, results, strict=True)
         ],
         size=96,
     )

@@ -93,6 +93,19 @@ def _quit_on_next_signal(code: int) -> None:
             signal.signal(sig, leave)
 
 
+def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
+    """One line for a SQLite error: a database locked past the wait names the cause."""
+    from exprsim.index.backends import is_locked
+
+    if is_locked(exc):
+        db = getattr(args, "db", None) or "the index database"
+        return (
+            f"another process is writing to {db} (a bulk load, `tag --index`?) and held it "
+            "longer than this command waits; try again when it is done"
+        )
+    return f"database: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code.
 
@@ -136,7 +149,7 @@ def _main(argv: list[str] | None) -> int:
             pass
         return 141  # 128 + SIGPIPE
     except sqlite3.Error as exc:  # a damaged index database, found after it was opened
-        print(f"exprsim {args.command}: error: database: {exc}", file=sys.stderr)
+        print(f"exprsim {args.command}: error: {_sqlite_message(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused (an output folder, a full disk, ...)
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -19,7 +19,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import report_failures
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, printable
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
@@ -242,11 +242,21 @@ def _embedder(args: argparse.Namespace) -> Any:
     return load_model(args.model)
 
 
+def _check_db_name(db: str) -> None:
+    """Refuse, before any work, a ``--db`` file that is (or would become) a side file of
+    another index (``X-wal``, ``X.ann``, ...): either index would destroy the other later."""
+    from exprsim.index.backends import check_db_name, is_postgres_url
+
+    if not is_postgres_url(db):
+        check_db_name(db)
+
+
 def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
     from exprsim.index.backends import is_postgres_url
     from exprsim.index.store import FaceIndex
 
     db = str(args.db)  # a path or a postgresql:// URI (Path() would mangle the URI)
+    _check_db_name(db)
     if must_exist and not is_postgres_url(db):
         if Path(db).is_dir():
             raise ExprsimError(f"{db}: is a directory, expected a database file")
@@ -303,6 +313,7 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
+    _check_db_name(str(args.db))  # before the model loads
     if args.from_parquet:
         ignored = [
             flag
@@ -554,19 +565,49 @@ def cmd_classify(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- tag
 
 
+#: the options each ``tag`` action reads, among those that are not always read (an option
+#: another action reads is refused, not silently ignored)
+TAG_OPTIONS = {
+    "add": {"face", "detector"},
+    "list": set(),
+    "remove": set(),
+    "calibrate": {"data_dir", "out", "html"},
+    "tag": {"threshold", "index", "detector", "out", "html"},
+}
+_TAG_DEFAULTS = {
+    "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
+    "threshold": None, "index": False,
+}  # fmt: skip
+
+
+def _check_tag_options(args: argparse.Namespace, action: str) -> None:
+    """Refuse an option ``tag ACTION`` does not read (``tag list --html x`` wrote nothing)."""
+    ignored = [
+        "--" + k.replace("_", "-")
+        for k, default in _TAG_DEFAULTS.items()
+        if k not in TAG_OPTIONS[action] and getattr(args, k, default) != default
+    ]
+    if ignored:
+        what = "tag IMAGE..." if action == "tag" else f"tag {action}"
+        raise ExprsimError(f"{what} does not take {', '.join(ignored)}")
+
+
 def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[str]:
     """Everything ``tag ACTION`` can refuse before opening the index or loading a model;
     returns the image files (of ``tag add NAME IMAGE...`` or ``tag IMAGE...``)."""
-    from exprsim.apps.tag import check_tag_name
+    from exprsim.apps.tag import check_new_tag_name, check_tag_name
 
+    _check_tag_options(args, action)
     _check_out(args.out, args.html)
     if action != "calibrate" and not args.db:
         raise ExprsimError(f"tag {action}: --db FILE is required")
+    if args.db:
+        _check_db_name(str(args.db))
     files: list[str] = []
     if action == "add":
         if len(rest) < 2:
             raise ExprsimError("usage: exprsim tag add NAME IMAGE... --db FILE")
-        check_tag_name(rest[0])
+        check_new_tag_name(rest[0])
         files = rest[1:]
         require_paths(files, "IMAGE")
     elif action == "remove":
@@ -602,16 +643,31 @@ def cmd_tag(args: argparse.Namespace) -> int:
         with _open_index(args) as index:
             refs = Tagger(index).references()
         for r in refs:
-            print(f"{r.id:>5}  {r.name:<20}  {r.source}")
+            print(f"{r.id:>5}  {printable(r.name):<20}  {printable(r.source)}")
         if not refs:
             print("no reference faces", file=sys.stderr)
         return 0
     if action == "remove":
-        with _open_index(args) as index:
-            n = Tagger(index).remove(rest[0])  # the name also leaves the indexed faces' tags
-        print(f"removed {n} reference faces of {rest[0]!r}")
-        return 0
+        return _tag_remove(args, rest[0])
     return _tag_images(args, files)
+
+
+def _tag_remove(args: argparse.Namespace, name: str) -> int:
+    """``exprsim tag remove NAME``: its reference faces, and the name from the indexed
+    faces' tags; a name that is neither (a typo?) is a failure (exit 1)."""
+    from exprsim.apps.tag import Tagger
+
+    with _open_index(args) as index:
+        n = index.remove_tag(name)
+        untagged = Tagger(index).untag(name)  # the name also leaves the indexed faces' tags
+    if not n and not untagged:
+        print(
+            f"exprsim tag remove: no tag named {name!r} (no reference faces, no tagged faces)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"removed {n} reference faces of {name!r}")
+    return 0
 
 
 def _tag_add(args: argparse.Namespace, name: str, images: list[str]) -> int:

@@ -127,8 +127,11 @@ def expand_image_paths(paths: list[str]) -> list[str]:
     return out
 
 
-#: what ``exprsim`` keeps beside an index database ``DB``: ``DB`` + each of these
-DB_SIDE_FILES: tuple[str, ...] = ("", "-wal", "-shm", "-journal", ".ann", ".ann.json", ".lock")
+#: what ``exprsim`` keeps beside an index database ``DB``: ``DB`` + each of these (the
+#: suffixes of :data:`exprsim.index.backends.SIDE_FILES`; a test keeps the two lists equal)
+DB_SIDE_FILES: tuple[str, ...] = (
+    "", "-wal", "-shm", "-journal", ".ann", ".ann.json", ".lock", ".web",
+)  # fmt: skip
 
 
 def db_inputs(db: str | Path | None) -> list[tuple[str, Path]]:

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least
+from exprsim.cli.argtypes import float_in, int_at_least, require_writable
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
@@ -188,6 +188,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ExprsimError(str(exc)) from exc
     crop_cfg = _crop_config(args) if args.crop else None
+    require_writable(args.out, "--out", folder=True)  # before the CSVs are read
     report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
     print(report.to_text())
     why = report.nothing_fetched()
@@ -199,8 +200,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
-    from exprsim.fec.crops import build_crops
+    from pathlib import Path
 
+    from exprsim.fec.crops import CROPS_DIR, build_crops
+
+    data = Path(args.data)
+    if not data.is_dir():
+        why = "is a file" if data.exists() else "does not exist"
+        raise ExprsimError(f"--data {data} {why}: give the folder of `exprsim fec fetch --out`")
+    require_writable(args.out or data / CROPS_DIR, "--out", folder=True)
     report = build_crops(
         args.csv, args.data, args.out, config=_crop_config(args), progress=not args.quiet
     )
@@ -212,13 +220,26 @@ def cmd_crop(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from exprsim.data.fec import fec_stats
+    from exprsim.data.fec import fec_stats, parse_fec_csv
+    from exprsim.fec.dataset import repeated_rows
 
-    stats = fec_stats(args.csv)
+    table = parse_fec_csv(args.csv)
+    stats = fec_stats(table)
+    repeats = repeated_rows(table)
     if args.json:
-        print(json.dumps(stats.to_dict(), indent=2))
+        print(json.dumps(stats.to_dict() | repeats, indent=2))
     else:
         print(stats.to_text(max_issues=args.max_issues))
+        if repeats["duplicate_rows"]:
+            print(
+                f"  duplicate rows: {repeats['duplicate_rows']} (a row equal to an earlier one; "
+                "every copy is counted above, the human baseline included)"
+            )
+        if repeats["repeated_raters"]:
+            print(
+                f"  rows where one rater votes more than once: {repeats['repeated_raters']} "
+                "(each vote is counted)"
+            )
     if stats.rows == 0:  # the report is printed, but a file with no triplet is a failure
         print(f"exprsim fec stats: {args.csv}: no valid triplet", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import failure_exit_code
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
@@ -246,7 +246,7 @@ def _embed_ray(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from exprsim.apps.compare import compare_images
+    from exprsim.apps.compare import compare_images, display_names
     from exprsim.models.embedder import load_model
 
     if len(args.images) < 2:
@@ -258,15 +258,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         print(json_text(result.to_dict()), end="")
         return 0
-    names = [Path(p).name for p in args.images]
-    if len(set(names)) < len(names):  # a/x.jpg and b/x.jpg: show the paths as given
-        names = list(args.images)
+    # file names, or the paths as given when two collide (a/x.jpg, b/x.jpg); a newline or
+    # an undecodable byte in a name printed escaped, so that each row stays one line
+    names = display_names(args.images)
     width = max(len(n) for n in names)
     print(" " * width + "  " + "  ".join(f"{i:>6d}" for i in range(len(names))))
     for i, n in enumerate(names):
         print(f"{n:<{width}}  " + "  ".join(f"{v:6.3f}" for v in result.distances[i]))
     if result.odd_one_out is not None:
-        print(f"odd one out: {args.images[result.odd_one_out]}")
+        print(f"odd one out: {printable(args.images[result.odd_one_out])}")
     elif len(args.images) == 3:
         print("odd one out: none (no pair is closer than the others)")
     return 0

@@ -6,9 +6,7 @@ A thin shell over :func:`exprsim.apps.subclasses.discover_subexpressions`.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
@@ -100,10 +98,15 @@ def _components(value: str) -> int | str:
 def cmd_subclasses(args: argparse.Namespace) -> int:
     from exprsim.apps.labels import ferplus_faces, label_image_faces
     from exprsim.apps.subclasses import discover_subexpressions, subexpressions_page
+    from exprsim.io import write_json
     from exprsim.models.embedder import load_model
 
     if bool(args.fer) == bool(args.paths):
         raise ExprsimError("give image PATHs or --fer SPLIT (one of the two)")
+    if not args.fer:  # options that only choose FER+ faces would be ignored without a word
+        for flag, value in (("--max-faces", args.max_faces), ("--data-dir", args.data_dir)):
+            if value is not None:
+                raise ExprsimError(f"{flag} is only used with --fer (image PATHs were given)")
     n_components = _components(args.components)
     require_writable(args.html, "--html")  # before minutes of embedding, not after
     require_writable(args.json_out, "--json")
@@ -157,8 +160,8 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         map_method=args.map,
     )
     out = page.save(args.html)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.json_out:  # strict JSON, whole or not at all
+        write_json(args.json_out, report.to_dict())
     print(f"{len(faces)} faces, {report.split.n_subclasses} sub-classes -> {out}")
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {s.size} faces")

@@ -17,7 +17,7 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
-from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MIN_FPS
+from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MAX_FRAME_PIXELS, MIN_FPS
 
 #: defaults of the options that apply only with another one (:func:`_check_combinations`)
 DEFAULT_NEUTRAL = "auto"
@@ -63,6 +63,14 @@ def register(subparsers: Any) -> None:
         help="frame rate of a video that declares none (raw .h264/.h265/.hevc streams: "
         "otherwise 25 fps is assumed, with a warning) or of a folder of frames (default 25); "
         "a file that declares its rate keeps it",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int_at_least(1),
+        default=MAX_FRAME_PIXELS,
+        metavar="N",
+        help="refuse a video (or frames) of more than N pixels per frame, before decoding it "
+        f"(default {MAX_FRAME_PIXELS:,}: 8K video passes)",
     )
     _face_args(p)
     _expression_args(p)
@@ -221,6 +229,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         neutral=args.neutral,
         redetect_every=args.redetect_every,
         source_fps=args.source_fps,
+        max_pixels=args.max_pixels,
     )
     analysis = analyze_video(
         args.input, embedder, config, tag_references=refs, progress=not args.quiet

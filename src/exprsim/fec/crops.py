@@ -29,7 +29,9 @@ For every unique face (image URL + box) of the given FEC CSVs whose image was fe
 
 A face's key is :func:`face_key` (URL + box rounded to 6 decimals). Shards are written
 atomically and indexed in the same transaction; an interrupted run loses at most the
-unflushed faces of its last shard, and a re-run crops only faces not yet indexed.
+unflushed faces of its last shard, and a re-run crops only faces not yet indexed. A re-run
+also crops again the faces of a shard file that is missing or damaged; reading such a store
+(:class:`CropStore`) raises :class:`~exprsim.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -235,12 +238,84 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+#: what an error line on a damaged crop store suggests
+_STORE_HINT = "delete the crops folder and run `exprsim fec crop` again, or crop into a new --out"
+#: what an error line on a damaged shard suggests (build_crops re-crops such shards)
+_SHARD_HINT = "run `exprsim fec crop` on this fetch folder again: it crops those faces again"
+
+
+def _index_errors(path: Path) -> AbstractContextManager[None]:
+    """SQLite errors on the crop index ``path`` as one :class:`DataError` line naming it."""
+    from exprsim.fec.fetch import database_errors
+
+    return database_errors(path, "FEC crop index", _STORE_HINT)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(_SCHEMA)
-    conn.commit()
+    try:
+        with _index_errors(path):
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            conn.commit()
+    except DataError:
+        conn.close()
+        raise
     return conn
+
+
+def _stored_config(meta: dict[str, Any], where: Path) -> dict[str, Any]:
+    """The crop settings recorded in a store's ``meta`` table (``{}`` when none).
+
+    Raises:
+        DataError: they are not a JSON object (a damaged store).
+    """
+    try:
+        cfg = json.loads(meta.get("config") or "{}")
+    except (TypeError, ValueError, RecursionError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        raise DataError(
+            f"{where}: damaged crop store (its recorded crop settings are not a JSON object); "
+            + _STORE_HINT
+        )
+    return cfg
+
+
+def _shard_problem(path: Path, count: int, size: int) -> str | None:
+    """Why the shard file ``path`` does not hold its ``count`` uint8 crops of ``size`` px
+    (missing, not a ``.npy`` file, another shape, truncated), or ``None`` when it does.
+
+    Reads the ``.npy`` header and the file size only.
+
+    Raises:
+        OSError: the file exists but cannot be read (permissions, I/O): not a reason to
+            crop its faces again.
+    """
+    fmt = np.lib.format
+    try:
+        want = (int(count), int(size), int(size), 3)
+    except (TypeError, ValueError):
+        return f"recorded crop count {count!r} is not a number"
+    try:
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                return f"not a NumPy array file of a known version ({version})"
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            start = fh.tell()
+        n_bytes = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    except (ValueError, EOFError) as exc:
+        return f"not a NumPy array file ({exc})"
+    if tuple(shape) != want or dtype != np.uint8:
+        return f"holds {dtype} {tuple(shape)}, expected uint8 {want}"
+    need = start + int(np.prod(want))
+    if n_bytes < need:
+        return f"truncated ({n_bytes} of {need} bytes)"
+    return None
 
 
 class CropStore:
@@ -254,18 +329,24 @@ class CropStore:
 
     def __init__(self, path: str | Path) -> None:
         self.dir = resolve_crops_dir(path)
-        conn = sqlite3.connect(str(self.dir / INDEX_NAME), timeout=30.0)
+        index = self.dir / INDEX_NAME
+        conn = sqlite3.connect(str(index), timeout=30.0)
         try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            shards = conn.execute("SELECT id, file, count FROM shards ORDER BY id").fetchall()
-            faces = conn.execute(
-                "SELECT key, shard, offset, method FROM faces WHERE shard >= 0"
-            ).fetchall()
+            with _index_errors(index):
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                shards = conn.execute("SELECT id, file, count FROM shards ORDER BY id").fetchall()
+                faces = conn.execute(
+                    "SELECT key, shard, offset, method FROM faces WHERE shard >= 0"
+                ).fetchall()
         finally:
             conn.close()
-        self.config = json.loads(meta.get("config", "{}"))
-        self.size = int(self.config.get("size", 0))
+        self.config = _stored_config(meta, self.dir)
+        self.size = self._checked_size(bool(shards))
         self._files = [self.dir / f for _, f, _ in shards]
+        for file, (_, _, count) in zip(self._files, shards, strict=True):
+            problem = _shard_problem(file, count, self.size)
+            if problem:  # found now, not as a traceback in the middle of training
+                raise DataError(f"{file}: crop shard {problem}; {_SHARD_HINT}")
         ids = [i for i, _, _ in shards]
         counts = np.array([c for _, _, c in shards], np.int64)
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -280,6 +361,15 @@ class CropStore:
             self.methods[key] = method
         self._maps: dict[int, np.ndarray] = {}
 
+    def _checked_size(self, has_shards: bool) -> int:
+        """The crop side recorded in :attr:`config` (0 for a store without crops)."""
+        size = self.config.get("size", 0)
+        if isinstance(size, bool) or not isinstance(size, int) or (has_shards and size < 8):
+            raise DataError(
+                f"{self.dir}: damaged crop store (recorded crop size {size!r}); {_STORE_HINT}"
+            )
+        return size
+
     def __len__(self) -> int:
         return int(self._starts[-1])
 
@@ -293,7 +383,20 @@ class CropStore:
     def _shard(self, k: int) -> np.ndarray:
         arr = self._maps.get(k)
         if arr is None:
-            arr = self._maps[k] = np.load(self._files[k], mmap_mode="r")
+            file = self._files[k]
+            try:
+                arr = np.load(file, mmap_mode="r")
+            except (ValueError, EOFError, OSError) as exc:  # changed since it was opened
+                raise DataError(
+                    f"{file}: cannot read this crop shard ({exc}); {_SHARD_HINT}"
+                ) from exc
+            want = (int(self._starts[k + 1] - self._starts[k]), self.size, self.size, 3)
+            if arr.shape != want or arr.dtype != np.uint8:
+                raise DataError(
+                    f"{file}: crop shard holds {arr.dtype} {arr.shape}, expected uint8 {want}; "
+                    + _SHARD_HINT
+                )
+            self._maps[k] = arr
         return arr
 
     def get(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -422,6 +525,9 @@ def build_crops(
 ) -> CropReport:
     """Crop and align every fetched face of FEC CSVs into shards (resumable).
 
+    A run also repairs the store: a shard file that is missing or damaged (truncated,
+    another shape) is forgotten with a warning naming it, and its faces are cropped again.
+
     Args:
         csv_paths: FEC CSV(s), as given to :func:`exprsim.fec.fetch.fetch_fec`.
         fetch_dir: the fetch folder (its ``manifest.sqlite`` maps URLs to files).
@@ -433,17 +539,19 @@ def build_crops(
         A :class:`CropReport` (also written to ``OUT/crop_report.json``).
 
     Raises:
-        DataError: no manifest in ``fetch_dir``, or the store was built with another size.
+        DataError: no manifest in ``fetch_dir``, a folder given is a file, the store was
+            built with another size, or its index or manifest is damaged.
         BackendUnavailableError: the detector cannot run here.
     """
-    from exprsim.fec.fetch import MANIFEST_NAME, open_manifest
+    from exprsim.fec.fetch import MANIFEST_NAME, open_manifest, require_folder
 
     cfg = config or CropConfig()
     t0 = time.perf_counter()
-    fdir = Path(fetch_dir)
+    fdir = require_folder(fetch_dir, "a fetch folder (from `exprsim fec fetch --out`)")
     if not (fdir / MANIFEST_NAME).is_file():
         raise DataError(f"{fdir}: no {MANIFEST_NAME} (run `exprsim fec fetch` first)")
-    out = Path(out_dir) if out_dir is not None else fdir / CROPS_DIR
+    out = fdir / CROPS_DIR if out_dir is None else Path(out_dir)
+    require_folder(out, "a crops folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     with open_manifest(fdir) as man:
@@ -451,9 +559,11 @@ def build_crops(
     faces = _faces_of_csvs(paths)
     conn = _connect(out / INDEX_NAME)
     try:
-        _claim_store(conn, out, cfg)
-        # faces that failed last time are tried again (their image may have been fixed)
-        done = {k for (k,) in conn.execute("SELECT key FROM faces WHERE shard >= 0")}
+        with _index_errors(out / INDEX_NAME):
+            _claim_store(conn, out, cfg)
+            _forget_damaged_shards(conn, out, cfg.size)
+            # faces that failed last time are tried again (their image may have been fixed)
+            done = {k for (k,) in conn.execute("SELECT key FROM faces WHERE shard >= 0")}
         by_image: dict[str, list[tuple[str, tuple[float, ...]]]] = {}
         n_no_image = n_skipped = 0
         for key, (url, box) in faces.items():
@@ -482,7 +592,9 @@ def build_crops(
         errors=errors,
         seconds=round(time.perf_counter() - t0, 3),
     )
-    (out / "crop_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    from exprsim.io import write_json
+
+    write_json(out / "crop_report.json", report.to_dict())  # whole or not at all
     log.debug("%s", report.to_text())
     return report
 
@@ -512,7 +624,7 @@ def _claim_store(conn: sqlite3.Connection, out: Path, cfg: CropConfig) -> None:
     the first, even when it cropped nothing).
     """
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    old = json.loads(meta.get("config", "{}"))
+    old = _stored_config(meta, out)
     new = json.loads(json.dumps(asdict(cfg)))  # tuples as JSON lists, like the stored one
     if old.get("size", cfg.size) != cfg.size:
         raise DataError(
@@ -532,6 +644,32 @@ def _claim_store(conn: sqlite3.Connection, out: Path, cfg: CropConfig) -> None:
         )
     for f in out.glob(".*.part"):
         f.unlink(missing_ok=True)
+
+
+def _forget_damaged_shards(conn: sqlite3.Connection, out: Path, size: int) -> int:
+    """Forget every shard whose file is missing or damaged (:func:`_shard_problem`), and
+    faces indexed in no shard, so that their faces are cropped again; one warning line per
+    shard. A damaged shard file is deleted. Returns the number of faces forgotten."""
+    forgotten = 0
+    for sid, name, count in conn.execute("SELECT id, file, count FROM shards").fetchall():
+        file = out / str(name)
+        problem = _shard_problem(file, count, size)
+        if problem is None:
+            continue
+        with conn:
+            n = conn.execute("DELETE FROM faces WHERE shard = ?", (sid,)).rowcount
+            conn.execute("DELETE FROM shards WHERE id = ?", (sid,))
+        if Path(str(name)).name == str(name):  # a file of this folder, nothing else
+            file.unlink(missing_ok=True)
+        log.warning("%s: crop shard %s; its %d face(s) will be cropped again", file, problem, n)
+        forgotten += n
+    with conn:
+        orphans = conn.execute(
+            "DELETE FROM faces WHERE shard >= 0 AND shard NOT IN (SELECT id FROM shards)"
+        ).rowcount
+    if orphans:
+        log.warning("%s: %d face(s) indexed in no shard will be cropped again", out, orphans)
+    return forgotten + orphans
 
 
 def _crop_all(

@@ -132,6 +132,33 @@ class FecTripletDataset:
         )
 
 
+def repeated_rows(table: FecTable) -> dict[str, int]:
+    """What an FEC table repeats, which its statistics count as if it were new.
+
+    Returns:
+        ``{"duplicate_rows": n, "repeated_raters": m}``: rows equal to an earlier row (the
+        same three faces, type, raters and labels; each copy counts in ``fec stats`` and
+        the human baseline) and rows in which one rater id gives more than one vote.
+    """
+    if not len(table):
+        return {"duplicate_rows": 0, "repeated_raters": 0}
+    ids, _ = table.face_ids()
+    rows = np.concatenate(
+        [
+            ids.astype(np.int64),
+            np.asarray(table.ttype, np.int64).reshape(-1, 1),
+            np.asarray(table.rater_index, np.int64),
+            np.asarray(table.labels, np.int64),
+        ],
+        axis=1,
+    )
+    raters = np.sort(np.asarray(table.rater_index), axis=1)
+    return {
+        "duplicate_rows": len(rows) - len(np.unique(rows, axis=0)),
+        "repeated_raters": int((raters[:, 1:] == raters[:, :-1]).any(axis=1).sum()),
+    }
+
+
 class BalancedTripletSampler:
     """Endless batches with ``per_type`` triplets of each type (FECNet: 30/30/30).
 

@@ -39,6 +39,7 @@ import io
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -49,7 +50,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from http.client import HTTPException, IncompleteRead
+from http.client import HTTPException, IncompleteRead, InvalidURL
 from pathlib import Path
 from typing import Any
 
@@ -195,20 +196,72 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+#: what a damaged manifest's error line suggests
+_MANIFEST_HINT = (
+    "a damaged manifest can be deleted: the next `exprsim fec fetch` into this folder "
+    "recovers the images already on disk"
+)
+
+
+@contextlib.contextmanager
+def database_errors(path: str | Path, what: str, hint: str) -> Iterator[None]:
+    """Turn an SQLite error on the database file ``path`` into one :class:`DataError` line
+    that names the file and what it should be (``what``), with ``hint`` when the file
+    looks damaged or foreign (random bytes, a malformed image, another program's tables)
+    rather than busy or on a full disk.
+
+    Raises:
+        DataError: for any ``sqlite3.DatabaseError`` raised inside the block.
+    """
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        text = str(exc) or type(exc).__name__
+        damaged = not isinstance(exc, sqlite3.OperationalError) or text.startswith("no such")
+        raise DataError(
+            f"{path}: cannot use this {what}: {text}" + (f" ({hint})" if damaged else "")
+        ) from exc
+
+
+def require_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path`, unless it exists and is not a folder.
+
+    Raises:
+        DataError: ``path`` is a file (``what`` says which folder was expected).
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise DataError(f"{p}: is a file, expected {what}")
+    return p
+
+
 class Manifest:
     """SQLite manifest ``url -> status / sha256 / path / error`` (WAL; one commit per file).
 
     Use from one thread (the fetcher's main thread writes; readers may open their own).
+
+    Raises:
+        DataError: the file is not a readable manifest (damaged, or another database),
+            named in one line, here or from a method.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
-        self.conn.commit()
+        try:
+            with self._errors():
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_SCHEMA)
+                self.conn.commit()
+        except DataError:
+            self.conn.close()
+            raise
+
+    def _errors(self) -> contextlib.AbstractContextManager[None]:
+        """:func:`database_errors` for this manifest."""
+        return database_errors(self.path, "FEC image manifest", _MANIFEST_HINT)
 
     def close(self) -> None:
         self.conn.close()
@@ -221,11 +274,16 @@ class Manifest:
 
     def rows(self) -> dict[str, dict[str, Any]]:
         """Every row as ``{url: {column: value}}``."""
-        cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM images")
-        return {r[0]: dict(zip(_COLUMNS, r, strict=True)) for r in cur}
+        with self._errors():
+            cur = self.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM images")
+            return {r[0]: dict(zip(_COLUMNS, r, strict=True)) for r in cur}
 
     def record(self, res: FetchResult, previous_attempts: int = 0) -> None:
         """Upsert one result and commit."""
+        with self._errors():
+            self._record(res, previous_attempts)
+
+    def _record(self, res: FetchResult, previous_attempts: int) -> None:
         self.conn.execute(
             f"INSERT OR REPLACE INTO images ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
             (
@@ -250,8 +308,9 @@ class Manifest:
 
     def ok_paths(self) -> dict[str, str]:
         """``{url: path relative to the manifest's folder}`` of every fetched image."""
-        cur = self.conn.execute("SELECT url, path FROM images WHERE status = 'ok'")
-        return {u: p for u, p in cur}
+        with self._errors():
+            cur = self.conn.execute("SELECT url, path FROM images WHERE status = 'ok'")
+            return {u: p for u, p in cur}
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -335,7 +394,13 @@ def _make_opener(cfg: FetchConfig) -> urllib.request.OpenerDirector:
         def redirect_request(
             self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
         ) -> Any:
-            scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+            try:
+                scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+                newurl = request_url(newurl)
+            except ValueError as exc:  # a malformed Location header
+                raise _Failure(
+                    "bad_redirect", f"redirect to a malformed URL {newurl[:100]!r} ({exc})", code
+                ) from None
             if scheme not in ("http", "https"):
                 raise _Failure("bad_redirect", f"redirect to a non-HTTP URL {newurl[:100]!r}", code)
             return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -367,6 +432,32 @@ def _retry_after(headers: Any) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
             return max(0.0, when.timestamp() - time.time())
     return None
+
+
+#: characters left as they are when a URL is percent-encoded for the request line
+_URL_SAFE = "/%:@!$&'()*+,;=?~"
+#: what cannot go on an HTTP request line as it is (non-ASCII is tested apart)
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def request_url(url: str) -> str:
+    """``url`` as it can be requested: an IRI's non-ASCII host IDNA-encoded and its other
+    non-ASCII characters, spaces and control characters percent-encoded (UTF-8); an
+    ASCII URL without those is returned unchanged.
+
+    Raises:
+        ValueError: the URL cannot be split or encoded (``http://[::1/x``, an empty host
+            label, undecodable bytes).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if url.isascii() and not _URL_UNSAFE.search(url):
+        return url
+    user, at, hostport = parts.netloc.rpartition("@")
+    netloc = urllib.parse.quote(user, safe=_URL_SAFE) + at + hostport.encode("idna").decode()
+    path, query, fragment = (
+        urllib.parse.quote(v, safe=_URL_SAFE) for v in (parts.path, parts.query, parts.fragment)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
 def _download(
@@ -425,8 +516,12 @@ def _download(
         if isinstance(reason, _Failure):
             raise reason from None
         raise _Failure("connection", f"{reason}") from None
+    except InvalidURL as exc:  # before HTTPException, its base: not worth retrying
+        raise _Failure("bad_url", f"malformed URL ({exc})") from None
     except (ConnectionError, HTTPException, OSError) as exc:
         raise _Failure("connection", f"{type(exc).__name__}: {exc}") from None
+    except ValueError as exc:  # a URL http.client cannot put on the request line
+        raise _Failure("bad_url", f"malformed URL ({type(exc).__name__}: {exc})") from None
 
 
 def _validate(data: bytes, url: str, final_url: str, cfg: FetchConfig) -> tuple[str, int, int]:
@@ -474,7 +569,11 @@ def _fetch_one(
     stop: threading.Event,
     local: threading.local,
 ) -> FetchResult:
-    parts = urllib.parse.urlsplit(url)
+    try:
+        target = request_url(url)
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # "http://[::1/x": a bad URL, the same on every run
+        return FetchResult(url, "failed", error_kind="bad_url", error=f"malformed URL ({exc})")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return FetchResult(
             url, "failed", error_kind="bad_url", error="only http(s) URLs are fetched"
@@ -493,7 +592,7 @@ def _fetch_one(
         attempts += 1
         try:
             with limiter.slot(host):
-                data, final, status = _download(opener, url, cfg)
+                data, final, status = _download(opener, target, cfg)
             fmt, w, h = _validate(data, url, final, cfg)
         except _Stopped:
             return FetchResult(
@@ -525,7 +624,7 @@ def _fetch_one(
             format=fmt,
             http_status=status,
             attempts=attempts,
-            final_url=final if final != url else None,
+            final_url=final if final not in (url, target) else None,
             downloaded=True,
         )
     assert fail is not None
@@ -733,14 +832,15 @@ def fetch_fec(
         The :class:`FetchReport` (also written to ``OUT/fetch_report.json``).
 
     Raises:
-        DataError: a CSV is missing or unreadable.
+        DataError: a CSV is missing or unreadable, ``out_dir`` is a file, or its manifest
+            is damaged.
         KeyboardInterrupt: re-raised after committing everything finished so far.
     """
     cfg = config or FetchConfig()
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     if not paths:
         raise DataError("no FEC CSV given")
-    out = Path(out_dir)
+    out = require_folder(out_dir, "a fetch folder")
     t0 = time.perf_counter()
     urls, tables = collect_urls(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -933,8 +1033,11 @@ __all__ = [
     "FetchResult",
     "Manifest",
     "collect_urls",
+    "database_errors",
     "fetch_fec",
     "image_relpath",
     "load_fetch_report",
     "open_manifest",
+    "request_url",
+    "require_folder",
 ]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,7 +60,9 @@ class AnnIndex(Protocol):
         ids; rows are padded with ``inf`` / ``-1`` when fewer than ``k`` vectors are stored."""
         ...
 
-    def save(self, path: str | Path) -> None: ...
+    def save(self, path: str | Path, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write the index to one file (``extra``: more arrays stored in it)."""
+        ...
 
 
 def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
@@ -119,6 +121,7 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = as_queries(queries, self.dim, k)
+        k = require_positive_int(k, "k")  # a NumPy integer as a Python int
         n = len(self)
         kk = min(k, n)
         if kk == 0:
@@ -166,13 +169,19 @@ class ExactIndex:
             )
         return n
 
-    def save(self, path: str | Path) -> None:
-        write_atomically(path, lambda f: np.savez(f, vectors=self.vectors, ids=self.ids))
+    def save(self, path: str | Path, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        arrays: dict[str, np.ndarray] = {"vectors": self.vectors, "ids": self.ids, **(extra or {})}
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> ExactIndex:
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["vectors"], z["ids"])
+            return cls.from_npz(z)
+
+    @classmethod
+    def from_npz(cls, z: Any) -> ExactIndex:
+        """From the open ``.npz`` that :meth:`save` wrote."""
+        return cls(z["vectors"], z["ids"])
 
 
 def _faiss() -> Any:
@@ -207,6 +216,7 @@ class FaissIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = as_queries(queries, self.dim, k)
+        k = require_positive_int(k, "k")  # faiss takes a Python int only, not NumPy's
         if len(self) == 0:
             return _pad(
                 np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64), k
@@ -262,25 +272,28 @@ class FaissIndex:
             return 0.0
         return float(inv.imbalance_factor())
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, extra: Mapping[str, np.ndarray] | None = None) -> None:
         faiss = _faiss()
-        blob = faiss.serialize_index(self.index)
-        ids = np.zeros(0, np.int64) if self.ids is None else self.ids
-        direct = np.array(self.ids is None)
-        write_atomically(
-            path,
-            lambda f: np.savez(
-                f, faiss=np.asarray(blob), ids=ids, name=np.array(self.name), direct=direct
-            ),
-        )
+        arrays: dict[str, np.ndarray] = {
+            "faiss": np.asarray(faiss.serialize_index(self.index)),
+            "ids": np.zeros(0, np.int64) if self.ids is None else self.ids,
+            "name": np.array(self.name),
+            "direct": np.array(self.ids is None),
+            **(extra or {}),
+        }
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> FaissIndex:
-        faiss = _faiss()
         with np.load(path, allow_pickle=False) as z:
-            index = faiss.deserialize_index(z["faiss"])
-            direct = "direct" in z.files and bool(z["direct"])
-            return cls(index, None if direct else z["ids"], str(z["name"]))
+            return cls.from_npz(z)
+
+    @classmethod
+    def from_npz(cls, z: Any) -> FaissIndex:
+        """From the open ``.npz`` that :meth:`save` wrote."""
+        index = _faiss().deserialize_index(z["faiss"])
+        direct = "direct" in z.files and bool(z["direct"])
+        return cls(index, None if direct else z["ids"], str(z["name"]))
 
 
 def build_faiss_hnsw(
@@ -365,14 +378,45 @@ def build_index(
 
 def load_index(path: str | Path) -> AnnIndex:
     """Load an index written by ``save`` (the backend is recorded in the file)."""
-    with np.load(path, allow_pickle=False) as z:
-        is_faiss = "faiss" in z.files
-    return FaissIndex.load(path) if is_faiss else ExactIndex.load(path)
+    return load_cache(path)[0]
+
+
+#: the member of an index file (:func:`save_cache`) that holds its :class:`AnnStamp`
+STAMP_MEMBER = "stamp"
+
+
+def save_cache(index: AnnIndex, stamp: AnnStamp, path: str | Path) -> None:
+    """Write ``index`` with ``stamp`` inside it: one file, replaced atomically, so an index
+    and a stamp of two different writers (or databases) can never pair up."""
+    index.save(path, extra={STAMP_MEMBER: np.array(stamp.to_json())})
+
+
+def load_cache(path: str | Path) -> tuple[AnnIndex, AnnStamp | None]:
+    """An index file and the stamp saved inside it (``None``: a file without one, e.g. of an
+    older exprsim, or a damaged stamp), both read from one open of the file."""
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+        index: AnnIndex = FaissIndex.from_npz(z) if "faiss" in z.files else ExactIndex.from_npz(z)
+        stamp = AnnStamp.from_json(str(z[STAMP_MEMBER])) if STAMP_MEMBER in z.files else None
+    return index, stamp
+
+
+def read_cache_stamp(path: str | Path) -> AnnStamp | None:
+    """The stamp inside an index file, reading nothing else (``None``: the file has none, or
+    a damaged one).
+
+    Raises:
+        OSError, ValueError, ...: the file is missing or is not an index file.
+    """
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+        if STAMP_MEMBER not in z.files:
+            return None
+        return AnnStamp.from_json(str(z[STAMP_MEMBER]))
 
 
 @dataclass(frozen=True)
 class AnnStamp:
-    """Which state of the SQLite store an ANN file was built from (stored as JSON beside it).
+    """Which state of the SQLite store an ANN file was built from (saved inside the file,
+    :func:`save_cache`, and as JSON beside it for people to read).
 
     Attributes:
         generation: the store's generation the file matches.
@@ -414,13 +458,26 @@ class AnnStamp:
             "probe": [list(p) for p in self.probe],
         }
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
     def save(self, path: str | Path) -> None:
-        write_atomically(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
+        write_atomically(path, lambda f: f.write(self.to_json().encode()))
 
     @classmethod
     def load(cls, path: str | Path) -> AnnStamp | None:
+        """The stamp in a JSON file (``None``: missing or damaged)."""
         try:
-            d = json.loads(Path(path).read_text())
+            text = Path(path).read_text()
+        except (OSError, ValueError):
+            return None
+        return cls.from_json(text)
+
+    @classmethod
+    def from_json(cls, text: str) -> AnnStamp | None:
+        """The stamp of :meth:`to_json` (``None``: damaged text)."""
+        try:
+            d = json.loads(text)
             seq = d.get("log_seq")
             return cls(
                 int(d["generation"]),

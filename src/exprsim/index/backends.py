@@ -20,6 +20,7 @@ URI (any libpq form, Unix sockets included) or a file path.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -96,6 +97,115 @@ BEGIN INSERT INTO face_log (face_id, op) VALUES (old.id, -1); END;
 """
 
 
+#: version of the tables above; a database of another version is refused before anything
+#: is written to it
+SCHEMA_VERSION = 1
+
+#: how long a SQLite connection waits for another process's write transaction
+BUSY_TIMEOUT_S = 30.0
+
+#: what exprsim keeps beside a SQLite index ``DB``: ``DB`` + each suffix, and what it is
+SIDE_FILES: dict[str, str] = {
+    "-wal": "write-ahead log",
+    "-shm": "shared-memory file",
+    "-journal": "rollback journal",
+    ".ann.json": "ANN cache stamp",
+    ".ann": "ANN cache",
+    ".lock": "writer lock",
+    ".web": "web upload folder",
+}
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database file (by its header)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def check_db_name(path: str | Path) -> None:
+    """Refuse a SQLite index whose file is, or would become, a side file of another index
+    (:data:`SIDE_FILES`): SQLite deletes or replays a ``-wal`` it does not recognise, and the
+    ANN cache overwrites ``.ann``, so either index would destroy the other later.
+
+    A new file may not end with a side suffix; an existing one only when its base does not
+    exist. An index is refused too while one of its own side names holds a SQLite database
+    (an index made earlier under that name).
+
+    Raises:
+        ExprsimError: naming both files; nothing was written.
+    """
+    path = Path(path)
+    name = path.name
+    for suffix, what in SIDE_FILES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            base = path.with_name(name[: -len(suffix)])
+            if not path.exists() or base.exists():
+                raise ExprsimError(
+                    f"{path}: the name of the {what} of the index {base} (exprsim or SQLite "
+                    "would overwrite or delete it); choose a name not ending in "
+                    f"{suffix!r}"
+                )
+    for suffix, what in SIDE_FILES.items():
+        side = Path(f"{path}{suffix}")
+        if _is_sqlite_file(side):
+            raise ExprsimError(
+                f"{path}: {side} is a SQLite database of its own (an index made with --db "
+                f"{side}?) that this index would overwrite as its {what}; rename it first"
+            )
+
+
+def check_schema(where: object, text: object) -> None:
+    """Refuse an index whose ``meta.schema`` is not :data:`SCHEMA_VERSION`.
+
+    Raises:
+        ExprsimError: a damaged value, or another version (a newer exprsim's index is not
+            changed by this one).
+    """
+    try:
+        schema = int(str(text))
+    except ValueError:
+        raise ExprsimError(f"{where}: damaged database (schema {text!r})") from None
+    if schema > SCHEMA_VERSION:
+        raise ExprsimError(
+            f"{where}: schema {schema}, made by a newer exprsim; this exprsim reads "
+            f"{SCHEMA_VERSION} and left the file unchanged (upgrade exprsim)"
+        )
+    if schema != SCHEMA_VERSION:
+        raise ExprsimError(f"{where}: schema {schema}, this exprsim reads {SCHEMA_VERSION}")
+
+
+@functools.cache
+def _sqlite_layout() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    """The columns of each table of :data:`SQLITE_SCHEMA`, and the names of all its tables,
+    indexes and triggers (read from an in-memory database made with it)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SQLITE_SCHEMA)
+        rows = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        columns = {
+            str(name): tuple(str(c[1]) for c in conn.execute(f"PRAGMA table_info({name})"))
+            for kind, name in rows
+            if kind == "table"
+        }
+    finally:
+        conn.close()
+    return columns, frozenset(str(r[1]) for r in rows)
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (another process held a lock past
+    the wait), as opposed to a damaged file."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def is_postgres_url(location: str | Path) -> bool:
     """Whether ``location`` names a PostgreSQL database (a ``postgresql://`` URI)."""
     return isinstance(location, str) and location.lower().startswith(PG_SCHEMES)
@@ -124,6 +234,17 @@ class StoreBackend:
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """All statements inside commit together or not at all."""
         raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Any]:
+        """Reads inside see one state of the store (SQLite: without waiting for a writer)."""
+        return self.transaction()
+
+    def try_write(self, sql: str, params: Sequence[Any] = ()) -> bool:
+        """Run one housekeeping write that may be skipped; returns whether it ran (SQLite:
+        not when another process holds the write lock, or the file is read-only)."""
+        with self.transaction() as c:
+            c.execute(sql, params)
+        return True
 
     def writer_lock(self) -> contextlib.AbstractContextManager[None]:
         """One :meth:`FaceIndex.add` at a time per store; a second writer waits."""
@@ -182,6 +303,12 @@ def writable(path: Path) -> bool:
 class SQLiteBackend(StoreBackend):
     """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on).
 
+    Opening an existing index writes nothing (a reader never waits for a writer): the file
+    is checked first, and refused untouched when it is another program's database or an
+    index of another schema version; only a new file, or one that lacks a table or WAL
+    mode (an earlier exprsim's), is set up. A name that is another index's side file is
+    refused (:func:`check_db_name`).
+
     An existing file that cannot be written (:func:`writable`: read-only media, a read-only
     file) is opened read-only: searches and listings work, and a command that would
     change it fails with one line saying so (:attr:`read_only`).
@@ -190,25 +317,51 @@ class SQLiteBackend(StoreBackend):
     kind = "sqlite"
     read_only = False
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise ExprsimError(f"{self.path}: is a directory, expected a database file")
         if not self.path.parent.exists():
             raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
+        check_db_name(self.path)
+        if not create and not self.path.exists():
+            raise ExprsimError(f"{self.path}: no such database")
         self.read_only = self.path.exists() and not writable(self.path)
         try:
             if self.read_only:
                 self._open_read_only()
                 return
-            self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-            self._refuse_foreign_database()
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn = self._connect(create)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
+            present = self._check_existing()
+            if not self._complete(present):  # new, or an earlier exprsim's: set it up
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
         except sqlite3.DatabaseError as exc:
+            self.close()
+            if is_locked(exc):  # another process holds it (exclusively): not a damaged file
+                raise
             raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        """A read-write connection; with ``create`` False, ``mode=rw``: a file removed since
+        the caller looked is an error, never re-created empty."""
+        path = Path(self.path)
+        if create:
+            return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(path.resolve()))}?mode=rw"
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            if path.exists():
+                raise
+            raise ExprsimError(f"{path}: no such database") from exc
 
     def _read_only_error(self) -> ExprsimError:
         return ExprsimError(
@@ -224,26 +377,47 @@ class SQLiteBackend(StoreBackend):
         path = Path(self.path)
         how = "mode=ro" if os.access(path.parent, os.W_OK) else "immutable=1"
         uri = f"file:{quote(str(path.resolve()))}?{how}"
-        self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
-        self._refuse_foreign_database()
-        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        if not {"files", "faces", "meta"} <= {str(r[0]) for r in rows}:
-            self.conn.close()
+        self.conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        if not {"files", "faces", "meta"} <= self._check_existing():
             raise ExprsimError(f"{self.path}: read-only, and not an exprsim index")
         log.info("%s: cannot be written; opened read-only", self.path)
 
-    def _refuse_foreign_database(self) -> None:
-        """Raise before writing anything when the file is another program's SQLite database
-        (it has tables, but not exprsim's ``files`` and ``faces``)."""
-        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        tables = {str(r[0]) for r in rows}
+    def _check_existing(self) -> set[str]:
+        """Refuse, before anything is written, a file exprsim must leave alone: another
+        program's SQLite database (tables, but not exprsim's ``files`` and ``faces``, or
+        those without exprsim's columns), or an index of another schema version. Returns
+        the names of the tables, indexes and triggers it holds."""
+        rows = self.conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+        tables = {str(r[1]) for r in rows if r[0] == "table"}
         if tables and not {"files", "faces"} <= tables:
-            self.conn.close()
             shown = ", ".join(sorted(tables)[:5])
             raise ExprsimError(
                 f"{self.path}: a SQLite database of something else (tables: {shown}), "
                 "not an exprsim index; exprsim leaves it untouched"
             )
+        columns, _ = _sqlite_layout()
+        for table in sorted(tables & columns.keys()):
+            have = {str(c[1]) for c in self.conn.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in columns[table] if c not in have]
+            if missing:
+                raise ExprsimError(
+                    f"{self.path}: a SQLite database of something else (its table {table} "
+                    f"lacks the columns {', '.join(missing[:4])} of an exprsim index); "
+                    "exprsim leaves it untouched"
+                )
+        if "meta" in tables:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is not None:
+                check_schema(self.path, row[0])
+        return {str(r[1]) for r in rows}
+
+    def _complete(self, present: set[str]) -> bool:
+        """Whether the file has every table, index and trigger of :data:`SQLITE_SCHEMA`
+        and is in WAL mode (then opening it writes nothing)."""
+        if not _sqlite_layout()[1] <= present:
+            return False
+        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return str(mode).lower() == "wal"
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, tuple(params))
@@ -269,6 +443,36 @@ class SQLiteBackend(StoreBackend):
             self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A deferred transaction: its reads see one state, and in WAL mode they do not
+        wait for (or block) another process's write transaction."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def try_write(self, sql: str, params: Sequence[Any] = ()) -> bool:
+        if self.read_only:
+            return False
+        wait = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self.conn.execute("PRAGMA busy_timeout = 0")  # housekeeping never waits
+        try:
+            with self.transaction() as c:
+                c.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            log.debug("%s: busy, skipped %s", self.path, sql)
+            return False
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {wait}")
+        return True
+
+    @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
         """``flock`` on ``<db>.lock``: a second writer waits, then skips what the first stored."""
         if self.read_only:
@@ -291,8 +495,10 @@ class SQLiteBackend(StoreBackend):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.close()
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
@@ -317,9 +523,10 @@ class SQLiteBackend(StoreBackend):
 
 def open_backend(location: str | Path, create: bool = True) -> StoreBackend:
     """The backend for a file path or a ``postgresql://`` URI (``create``: set up the tables
-    of a PostgreSQL database that has none; a SQLite file is checked by its caller)."""
+    of a PostgreSQL database that has none, create a missing SQLite file; ``False``: refuse
+    both, for read-only uses)."""
     if is_postgres_url(location):
         from exprsim.index.pgvector import PostgresBackend
 
         return PostgresBackend(str(location), create=create)
-    return SQLiteBackend(location)
+    return SQLiteBackend(location, create=create)

@@ -17,12 +17,17 @@ Crash safety: a file's faces and its ``files`` row are written in one transactio
 killed ``add`` leaves every file either fully indexed or absent; the next ``add`` skips
 what is done (same path, size and mtime, or same SHA-256) and carries on.
 
-The ANN index (``faces.db.ann`` + ``faces.db.ann.json``, see :mod:`exprsim.index.ann`) is a
-cache: it records the ``generation`` and the ``face_log`` position it was built from. When
-faces were added or removed since, :meth:`FaceIndex.refresh_ann` (and any query) applies
-just those changes to it (``face_log`` is filled by triggers on ``faces``) and rebuilds it
-from SQLite only when it is missing, unreadable, or the drift rule
-(:func:`exprsim.index.ann.needs_retrain`) says so.
+The ANN index (``faces.db.ann``, see :mod:`exprsim.index.ann`) is a cache: it records inside
+the file (and in ``faces.db.ann.json`` beside it, a copy for people to read) the database,
+``generation`` and ``face_log`` position it was built from. When faces were added or
+removed since, :meth:`FaceIndex.refresh_ann` (and any query) applies just those changes to
+it (``face_log`` is filled by triggers on ``faces``; the entries a saved cache holds are
+then deleted) and rebuilds it from SQLite only when it is missing, unreadable, of another
+database, or the drift rule (:func:`exprsim.index.ann.needs_retrain`) says so.
+
+Opening an existing index only reads it (a new file, or one of an earlier exprsim that
+lacks a table, is set up), and the ANN cache reads the database in WAL snapshots, so
+``info``, searches and listings never wait for a writer.
 
 The same tables can live in PostgreSQL instead (``FaceIndex("postgresql://...")``,
 :mod:`exprsim.index.pgvector`): the engine-specific parts sit behind
@@ -40,6 +45,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,13 +54,12 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ModelError, printable
+from exprsim.errors import ExprsimError, ModelError, printable, require_positive_int
 from exprsim.index import ann as ann_mod
-from exprsim.index.backends import StoreBackend, open_backend
+from exprsim.index.backends import SCHEMA_VERSION, StoreBackend, check_schema, open_backend
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 EMBEDDING_DTYPE = np.float32
 
 #: Columns of ``faces`` a bulk load (:meth:`FaceIndex.add_table`) writes.
@@ -86,6 +91,10 @@ _FACE_COLUMNS = (
 
 class ModelMismatchError(ModelError):
     """The index holds embeddings of another model; embeddings of two models never mix."""
+
+
+class _CopySourceGone(Exception):
+    """The indexed file whose faces a copy would take went away (rolls the copy back)."""
 
 
 # ----------------------------------------------------------------------------- results
@@ -390,6 +399,67 @@ def check_tag_name(name: object) -> None:
         raise ExprsimError(f"tag name {printable(name)!r} is not valid UTF-8")
 
 
+#: longest name a new tag may have (the web app's form, the CLI and the API alike)
+MAX_TAG_NAME = 64
+
+
+def check_new_tag_name(name: object) -> None:
+    """The rule for a name a tag is *created* under (a reference face, a tag put on faces),
+    the same in the CLI, the web app and the API: :func:`check_tag_name`, and no spaces
+    around it (``" happy "`` would look like ``"happy"`` everywhere it is shown), no control
+    characters, no ``,`` (tables join a face's tags with commas), not ``.`` or ``..`` (a
+    browser rewrites such URLs), at most :data:`MAX_TAG_NAME` characters. Names stored by
+    earlier versions still work for listing and removal, which only need
+    :func:`check_tag_name`.
+
+    Raises:
+        ExprsimError: saying which part of the rule the name breaks.
+    """
+    import unicodedata
+
+    check_tag_name(name)
+    assert isinstance(name, str)
+    shown = printable(name)
+    if name != name.strip():
+        raise ExprsimError(f"tag name {shown!r} has spaces around it")
+    if len(name) > MAX_TAG_NAME:
+        raise ExprsimError(f"tag name {shown[:20]!r}... is longer than {MAX_TAG_NAME} characters")
+    if name in (".", "..") or any(unicodedata.category(ch)[0] == "C" for ch in name):
+        raise ExprsimError(f"tag name {shown!r} is '.' or '..' or holds control characters")
+    if "," in name:
+        raise ExprsimError(f"tag name {shown!r} holds a ',' (tables join tags with commas)")
+
+
+def _tag_set(tags: Iterable[str] | str) -> set[str]:
+    """Tag names given to :meth:`FaceIndex.add_tags` (one string is one tag), each checked
+    (:func:`check_new_tag_name`)."""
+    names = [tags] if isinstance(tags, str) else list(tags)
+    for name in names:
+        check_new_tag_name(name)
+    return set(names)
+
+
+#: face ids are SQLite / PostgreSQL 64-bit integers
+_ID_RANGE = range(-(2**63), 2**63)
+
+
+def _face_ids(face_ids: Iterable[Any]) -> list[int]:
+    """Face ids as ``int``; one outside the 64-bit range names no face and is dropped.
+
+    Raises:
+        ExprsimError: a value that is not an integer.
+    """
+    out = []
+    for value in face_ids:
+        try:
+            fid = int(value)
+        except (TypeError, ValueError) as exc:
+            raise ExprsimError(f"a face id must be an integer, got {value!r}") from exc
+        if fid in _ID_RANGE:
+            out.append(fid)
+    return out
+
+
 def _tags_of(text: str | None) -> list[str]:
     """A face's stored tags (a JSON list); a damaged value is one clear error."""
     if not text:
@@ -610,6 +680,37 @@ def _row_to_record(row: Any) -> FaceRecord:
     )
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (unsure, or not POSIX: ``True``)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def _sweep_temporaries(*paths: Path) -> None:
+    """Delete the temporary files that killed writers of ``paths`` left beside them
+    (``.<name>.<pid>.<thread>.tmp``, :func:`exprsim.io.temp_beside`): those of processes
+    that no longer run (an ANN cache's is as large as the cache)."""
+    for path in paths:
+        pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
+        try:
+            names = [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
+        except OSError:
+            continue
+        for name in names:
+            match = pattern.fullmatch(name)
+            if match and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    (path.parent / name).unlink()
+                    log.info("removed %s, left by a process that was killed", path.parent / name)
+
+
 # ----------------------------------------------------------------------------- the index
 
 
@@ -625,10 +726,19 @@ class FaceIndex:
             (default: ``exprsim.load_model()``, loaded on first use).
         ann_backend: ``"auto"``, ``"exact"``, ``"faiss-hnsw"`` or ``"faiss-ivf"``
             (:mod:`exprsim.index.ann`); ``"auto"`` takes the backend last chosen for this
-            database with :meth:`rebuild_ann`, if any.
+            database with :meth:`rebuild_ann` or :meth:`refresh_ann`, if any. A PostgreSQL
+            store searches with pgvector's HNSW index and takes ``"auto"`` only.
         store_crops: keep each aligned crop (JPEG, ~4 KB) for reports.
-        create: set up the tables of a PostgreSQL database without an index (``False``:
-            refuse it, for read-only commands); a SQLite file is created when missing.
+        create: set up the tables of a PostgreSQL database without an index, create a
+            missing SQLite file (``False``: refuse both, for read-only uses; a SQLite file
+            removed meanwhile is not re-created).
+
+    Opening an existing index writes nothing (see the module docstring).
+
+    Raises:
+        ExprsimError: an unknown ``ann_backend``; a file that is not an exprsim index, or an
+            index of another schema version (left unchanged); a SQLite name that is another
+            index's side file (:func:`exprsim.index.backends.check_db_name`).
 
     Use as a context manager or call :meth:`close`.
     """
@@ -648,6 +758,7 @@ class FaceIndex:
         self.ann_backend = ann_backend
         self.store_crops = store_crops
         try:
+            self._check_ann_choice(ann_backend)
             self._init_meta()
             if ann_backend == "auto":  # the backend chosen by an explicit rebuild, if any
                 self.ann_backend = self._meta("ann_backend") or "auto"
@@ -679,28 +790,49 @@ class FaceIndex:
         return self._db.transaction()
 
     def _init_meta(self) -> None:
-        if getattr(self._db, "read_only", False):  # read as it is
-            self._check_schema()
-            return
-        with self._transaction() as c:
-            for key, value in (
-                ("schema", str(SCHEMA_VERSION)),
-                ("generation", "0"),
-                ("created", str(time.time())),
-            ):
-                c.execute(
-                    "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
-                )
+        """Refuse an index of another schema version, then write the ``meta`` keys a new
+        store lacks; an existing index is only read (opening it never waits for a writer)."""
+        schema = self._meta("schema")
+        if schema is not None:  # before anything is written
+            check_schema(self.path, schema)
+        defaults = {"schema": str(SCHEMA_VERSION), "generation": "0", "created": str(time.time())}
+        missing = [key for key in defaults if self._meta(key) is None]
+        if missing and not getattr(self._db, "read_only", False):  # read-only: as it is
+            with self._transaction() as c:
+                for key in missing:
+                    c.execute(
+                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                        (key, defaults[key]),
+                    )
         self._check_schema()
 
     def _check_schema(self) -> None:
-        text = self._meta("schema") or "0"
-        try:
-            schema = int(text)
-        except ValueError:
-            raise ExprsimError(f"{self.path}: damaged database (schema {text!r})") from None
-        if schema != SCHEMA_VERSION:
-            raise ExprsimError(f"{self.path}: schema {schema}, this exprsim reads {SCHEMA_VERSION}")
+        check_schema(self.path, self._meta("schema") or "0")
+
+    def _check_ann_choice(self, backend: str | None) -> None:
+        """Refuse an unknown ANN backend name, and any but ``"auto"`` for a store that
+        searches with its own index (PostgreSQL: pgvector HNSW)."""
+        if backend is None or backend == "auto":
+            return
+        ann_mod.resolve_backend(backend, 0)  # an unknown name: one line
+        if self._db.searcher() is not None:
+            raise ExprsimError(
+                f"{self.path}: a PostgreSQL index searches with pgvector HNSW; the ANN "
+                f"backend {backend!r} is for SQLite indexes (use auto)"
+            )
+
+    def _remember_ann_backend(self, backend: str) -> None:
+        """Use ``backend`` from now on and record it for this database: later opens with
+        ``"auto"`` and catch-ups keep it (``"auto"`` gives the choice back)."""
+        self.ann_backend = backend
+        if (self._meta("ann_backend") or "auto") == backend:
+            return  # recorded already: nothing to write
+        with self._transaction() as c:
+            c.execute(
+                "INSERT INTO meta VALUES ('ann_backend', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (backend,),
+            )
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -919,68 +1051,103 @@ class FaceIndex:
         model: str,
         faces: Sequence[Any],
         error: str | None = None,
-        copy_of: tuple[int, int] | None = None,
-    ) -> None:
+        copy_of: int | None = None,
+    ) -> int | None:
         """One transaction: replace the file's row and all its faces. The labels and tags of
         the faces it replaces go to the new faces in the same places (box IoU > 0.5).
-        ``copy_of``: ``(file id, faces)`` of an indexed file with the same bytes, whose
-        faces are copied instead of ``faces``."""
+        ``copy_of``: the file id of an indexed file with the same bytes (``sha``), whose
+        faces are copied instead of ``faces``.
+
+        Returns:
+            The number of faces stored, or ``None`` (nothing written) when the file of
+            ``copy_of`` is gone or changed (another process removed or re-indexed it
+            meanwhile): the caller embeds the file instead.
+        """
+        try:
+            with self._transaction() as c:
+                return self._write_file(c, key, st, sha, model, faces, error, copy_of)
+        except _CopySourceGone:
+            log.info("%s: the indexed file with the same bytes went away; embedding it", key)
+            return None
+
+    def _write_file(
+        self,
+        c: StoreBackend,
+        key: str,
+        st: os.stat_result | None,
+        sha: str | None,
+        model: str,
+        faces: Sequence[Any],
+        error: str | None,
+        copy_of: int | None,
+    ) -> int:
+        """The body of :meth:`_store_file`, inside its transaction."""
         size = st.st_size if st is not None else None
         mtime = st.st_mtime_ns if st is not None else None
-        n_faces = len(faces) if copy_of is None else copy_of[1]
-        with self._transaction() as c:
-            if faces:
-                self._claim_model(c, model)
-            kept = c.execute(
-                "SELECT fa.x1, fa.y1, fa.x2, fa.y2, fa.label, fa.tags FROM faces fa"
-                " JOIN files f ON fa.file_id = f.id WHERE f.path = ?"
-                " AND (fa.label IS NOT NULL OR fa.tags IS NOT NULL)",
-                (key,),
-            ).fetchall()
-            c.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to its faces
-            cur = c.execute(
-                "INSERT INTO files (path, size, mtime_ns, sha256, status, error, n_faces, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    key,
-                    size,
-                    mtime,
-                    sha,
-                    "failed" if error else "done",
-                    error,
-                    n_faces,
-                    time.time(),
-                ),
-            )
-            file_id = int(cur.fetchone()[0])
-            if copy_of is not None:
-                c.execute(
-                    f"INSERT INTO faces (file_id, {_STORED_COLUMNS}) SELECT ?, {_STORED_COLUMNS}"
-                    " FROM faces WHERE file_id = ? ORDER BY face_index",
-                    (file_id, copy_of[0]),
-                )
-            c.executemany(
-                f"INSERT INTO faces (file_id, {_STORED_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self._face_row(file_id, fe, model) for fe in faces],
-            )
-            if kept and n_faces:
-                _carry_labels(c, file_id, kept)
-            self._bump(c)
+        n_faces = len(faces)
+        if copy_of is not None:  # checked in this transaction: not removed since the lookup
+            row = c.execute(
+                "SELECT n_faces FROM files WHERE id = ? AND sha256 = ? AND status = 'done'",
+                (copy_of, sha),
+            ).fetchone()
+            if row is None:
+                raise _CopySourceGone
+            n_faces = int(row[0])
+        if faces:
+            self._claim_model(c, model)
+        kept = c.execute(
+            "SELECT fa.x1, fa.y1, fa.x2, fa.y2, fa.label, fa.tags FROM faces fa"
+            " JOIN files f ON fa.file_id = f.id WHERE f.path = ?"
+            " AND (fa.label IS NOT NULL OR fa.tags IS NOT NULL)",
+            (key,),
+        ).fetchall()
+        c.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to its faces
+        cur = c.execute(
+            "INSERT INTO files (path, size, mtime_ns, sha256, status, error, n_faces, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                key,
+                size,
+                mtime,
+                sha,
+                "failed" if error else "done",
+                error,
+                n_faces,
+                time.time(),
+            ),
+        )
+        file_id = int(cur.fetchone()[0])
+        if copy_of is not None:
+            copied = c.execute(
+                f"INSERT INTO faces (file_id, {_STORED_COLUMNS}) SELECT ?, {_STORED_COLUMNS}"
+                " FROM faces WHERE file_id = ? ORDER BY face_index",
+                (file_id, copy_of),
+            ).rowcount
+            if copied != n_faces:  # removed by a writer that did not wait for this one
+                raise _CopySourceGone
+        c.executemany(
+            f"INSERT INTO faces (file_id, {_STORED_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self._face_row(file_id, fe, model) for fe in faces],
+        )
+        if kept and n_faces:
+            _carry_labels(c, file_id, kept)
+        self._bump(c)
+        return n_faces
 
     def _copy(self, job: _Job, model: str) -> FileOutcome | None:
         """Index ``job`` by copying the faces of an indexed file with the same bytes (a copy
         of a photo under another path: same pixels, same faces), or ``None`` when there is
-        none."""
+        none (or it went away before the copy was made)."""
         row = self._db.execute(
-            "SELECT id, n_faces FROM files WHERE sha256 = ? AND status = 'done' AND path <> ?"
+            "SELECT id FROM files WHERE sha256 = ? AND status = 'done' AND path <> ?"
             " ORDER BY id LIMIT 1",
             (job.sha, job.key),
         ).fetchone()
         if row is None:
             return None
-        self._store_file(job.key, job.st, job.sha, model, [], copy_of=(int(row[0]), int(row[1])))
-        return FileOutcome(job.key, job.status, int(row[1]))
+        n_faces = self._store_file(job.key, job.st, job.sha, model, [], copy_of=int(row[0]))
+        return None if n_faces is None else FileOutcome(job.key, job.status, n_faces)
 
     def _face_row(self, file_id: int | None, fe: Any, model: str) -> tuple[Any, ...]:
         af = fe.aligned
@@ -1255,10 +1422,9 @@ class FaceIndex:
 
     def set_label(self, face_ids: Iterable[int], label: str | None) -> None:
         """Set (or clear, with ``None``) the label of faces."""
+        ids = _face_ids(face_ids)
         with self._transaction() as c:
-            c.executemany(
-                "UPDATE faces SET label = ? WHERE id = ?", [(label, int(i)) for i in face_ids]
-            )
+            c.executemany("UPDATE faces SET label = ? WHERE id = ?", [(label, i) for i in ids])
 
     def remove_tags(self, tags: Iterable[str] | str, face_ids: Iterable[int] | None = None) -> int:
         """Take tags off faces (``face_ids``, or every face when ``None``); one string is
@@ -1269,7 +1435,7 @@ class FaceIndex:
             if face_ids is None:
                 rows = c.execute("SELECT id, tags FROM faces WHERE tags IS NOT NULL").fetchall()
             else:
-                ids = [int(i) for i in face_ids]
+                ids = _face_ids(face_ids)
                 rows = [
                     row
                     for i in ids
@@ -1294,6 +1460,8 @@ class FaceIndex:
         changed = 0
         with self._transaction() as c:
             for fid, new in tags_by_face.items():
+                if not _face_ids([fid]):
+                    continue  # outside the id range: no such face
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
                 if row is None:
                     continue
@@ -1308,11 +1476,17 @@ class FaceIndex:
         return changed
 
     def add_tags(self, face_ids: Iterable[int], tags: Iterable[str] | str) -> None:
-        """Add tags to faces (kept sorted, without duplicates); one string is one tag."""
-        new = {tags} if isinstance(tags, str) else set(tags)
+        """Add tags to faces (kept sorted, without duplicates); one string is one tag.
+
+        Raises:
+            ExprsimError: a tag that is not a non-empty UTF-8 string (:func:`check_tag_name`),
+                or a face id that is not an integer; nothing is changed.
+        """
+        new = _tag_set(tags)
+        ids = _face_ids(face_ids)
         with self._transaction() as c:
-            for fid in face_ids:
-                row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
+            for fid in ids:
+                row = c.execute("SELECT tags FROM faces WHERE id = ?", (fid,)).fetchone()
                 if row is None:
                     continue
                 cur = set(_tags_of(row[0]))
@@ -1342,7 +1516,7 @@ class FaceIndex:
             ExprsimError: an empty name, or an embedding that is not 16 finite numbers or
                 is all zeros (it has no direction).
         """
-        check_tag_name(name)
+        check_new_tag_name(name)
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
@@ -1454,11 +1628,11 @@ class FaceIndex:
     def get(self, face_ids: Iterable[int]) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped)."""
         out = []
-        for fid in face_ids:
+        for fid in _face_ids(face_ids):
             row = self._db.execute(
                 f"SELECT {_FACE_COLUMNS} FROM faces JOIN files ON files.id = faces.file_id "
                 "WHERE faces.id = ?",
-                (int(fid),),
+                (fid,),
             ).fetchone()
             if row is not None:
                 out.append(_row_to_record(row))
@@ -1482,7 +1656,10 @@ class FaceIndex:
 
     def crop(self, face_id: int) -> np.ndarray | None:
         """The stored aligned crop of a face, ``(S, S, 3)`` uint8, or ``None``."""
-        row = self._db.execute("SELECT crop FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+        ids = _face_ids([face_id])
+        if not ids:
+            return None
+        row = self._db.execute("SELECT crop FROM faces WHERE id = ?", (ids[0],)).fetchone()
         return None if row is None else decode_crop(row[0])
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -1500,16 +1677,19 @@ class FaceIndex:
         return Path(f"{self.path}.ann.json")
 
     def _ann_state(self) -> tuple[str | None, bool]:
-        """ANN backend name and whether it matches the stored faces."""
+        """ANN backend name and whether it matches the stored faces (by the stamp saved
+        inside the cache file: the JSON beside it is only a copy)."""
         searcher = self._db.searcher()
         if searcher is not None:  # the database's own vector index: always current
             return searcher.name, True
-        stamp = ann_mod.AnnStamp.load(self.ann_stamp_path)
+        try:
+            stamp = ann_mod.read_cache_stamp(self.ann_path)
+        except Exception:  # missing or damaged: rebuilt by the next query
+            return None, False
         fresh = (
             stamp is not None
             and stamp.generation == self.generation
             and stamp.store == self._store_id
-            and self.ann_path.exists()
         )
         return (stamp.backend if stamp else None), fresh
 
@@ -1524,25 +1704,24 @@ class FaceIndex:
 
     def rebuild_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
         """Rebuild the nearest-neighbour index from scratch: the ANN cache beside a SQLite
-        file (saved there), or the HNSW index of a PostgreSQL store."""
+        file (saved there), or the HNSW index of a PostgreSQL store.
+
+        ``backend``: a name chosen explicitly is recorded for this database (later
+        catch-ups, rebuilds and ``"auto"`` opens keep it); ``"auto"`` gives the choice back.
+
+        Raises:
+            ExprsimError: an unknown backend, or one other than ``"auto"`` for PostgreSQL.
+        """
+        self._check_ann_choice(backend)
         searcher = self._db.searcher()
         if searcher is not None:
             searcher.rebuild()
             return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
-        if backend is not None:  # chosen explicitly: later catch-ups and rebuilds keep it
-            ann_mod.resolve_backend(backend, 0)  # an unknown name fails before anything else
-            self.ann_backend = backend
-            with self._transaction() as c:
-                c.execute(
-                    "INSERT INTO meta VALUES ('ann_backend', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (backend,),
-                )
-        with self._transaction():  # one consistent state: generation, log position, vectors
+        if backend is not None:
+            self._remember_ann_backend(backend)
+        with self._db.snapshot():  # one consistent state, read without waiting for a writer
             gen, seq = self.generation, self._log_seq()
             ids, emb = self.embeddings()
-            if not getattr(self._db, "read_only", False):
-                self._db.execute("DELETE FROM face_log WHERE seq <= ?", (seq,))  # replayed
         name = ann_mod.resolve_backend(backend or self.ann_backend, len(ids))
         t0 = time.perf_counter()
         index = ann_mod.build_index(emb, ids, backend=name)
@@ -1559,17 +1738,33 @@ class FaceIndex:
             self._store_id,
             ann_mod.probe_of(ids, emb),
         )
-        self._save_ann(index, stamp)
+        if self._save_ann(index, stamp):
+            self._trim_log(seq)
         return stamp
 
-    def _save_ann(self, index: Any, stamp: ann_mod.AnnStamp) -> None:
+    def _trim_log(self, seq: int) -> None:
+        """Delete the ``face_log`` entries up to ``seq``, which the saved cache holds (skipped
+        while another process writes: it is housekeeping)."""
+        self._db.try_write("DELETE FROM face_log WHERE seq <= ?", (seq,))
+
+    def _save_ann(self, index: Any, stamp: ann_mod.AnnStamp) -> bool:
+        """Keep ``index`` in memory and save it with ``stamp`` inside, as one atomic file (a
+        JSON copy of the stamp goes beside it for people to read). Returns whether it was
+        saved (not: a read-only store, or the file system refused)."""
+        self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
+        if getattr(self._db, "read_only", False):  # kept in memory only
+            return False
+        _sweep_temporaries(self.ann_path, self.ann_stamp_path)
         try:
-            if not getattr(self._db, "read_only", False):  # else: kept in memory only
-                index.save(self.ann_path)
-                stamp.save(self.ann_stamp_path)
+            ann_mod.save_cache(index, stamp, self.ann_path)
         except OSError as exc:
             log.warning("could not save the ANN cache %s: %s", self.ann_path, exc)
-        self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
+            return False
+        try:
+            stamp.save(self.ann_stamp_path)
+        except OSError as exc:
+            log.debug("could not save %s: %s", self.ann_stamp_path, exc)
+        return True
 
     def refresh_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
         """Bring the nearest-neighbour index up to date with the stored faces, cheaply.
@@ -1577,16 +1772,21 @@ class FaceIndex:
         The ANN cache of a SQLite store takes the faces added and removed since it was
         saved (from the ``face_log`` table) without being rebuilt, unless the drift rule
         (:func:`exprsim.index.ann.needs_retrain`) says its training is out of date, the
-        backend asked for differs, or the cache is missing or unreadable: then it is
-        rebuilt. A PostgreSQL store's HNSW index is always current (nothing to do).
+        backend asked for differs, or the cache is missing, unreadable or of another
+        database: then it is rebuilt. A PostgreSQL store's HNSW index is always current
+        (nothing to do).
 
-        ``backend``: ``"auto"`` or ``None`` keeps the backend chosen by an explicit
-        :meth:`rebuild_ann`, if any; another name is used for this refresh.
+        ``backend``: ``"auto"`` or ``None`` keeps the backend chosen before for this
+        database, if any; another name is used and recorded, as :meth:`rebuild_ann` does.
+
+        Raises:
+            ExprsimError: an unknown backend, or one other than ``"auto"`` for PostgreSQL.
         """
+        self._check_ann_choice(backend)
         if backend == "auto":  # as when the store was opened: an explicit choice stays
-            backend = self._meta("ann_backend") or "auto"
-        if backend is not None and backend != self.ann_backend:
-            self.ann_backend = backend
+            self.ann_backend = self._meta("ann_backend") or "auto"
+        elif backend is not None:
+            self._remember_ann_backend(backend)
         self._ann_index()
         searcher = self._db.searcher()
         if searcher is not None:
@@ -1600,28 +1800,55 @@ class FaceIndex:
         gen = self.generation
         if self._ann is not None and self._ann_generation == gen:
             return self._ann
-        stamp = ann_mod.AnnStamp.load(self.ann_stamp_path)
-        wanted = self.ann_backend
-        if (
-            stamp is not None
-            and stamp.model == (self.model or "")
-            and stamp.store == self._store_id  # not a cache left by a deleted database
-            and (wanted == "auto" or wanted == stamp.backend)
-            and self.ann_path.exists()
-        ):
-            index = self._ann if self._ann is not None and self._ann_stamp == stamp else None
-            if index is None:
-                try:
-                    index = ann_mod.load_index(self.ann_path)
-                except Exception as exc:  # a corrupt cache is rebuilt, never fatal
-                    log.warning("ANN cache %s unreadable (%s): rebuilding", self.ann_path, exc)
-            if index is not None and stamp.generation == gen and self._probe_holds(stamp):
+        cached = self._cached_ann()
+        if cached is not None:
+            index, stamp = cached
+            if stamp.generation == gen and self._probe_holds(stamp):
                 self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
                 return index
-            if index is not None and stamp.generation < gen and self._catch_up(index, stamp):
+            if stamp.generation < gen and self._catch_up(index, stamp):
                 return self._ann
         self.rebuild_ann()
         return self._ann
+
+    def _serves(self, stamp: ann_mod.AnnStamp) -> bool:
+        """Whether a cache with ``stamp`` was built from this database (not one deleted and
+        made again, nor another index's file copied here), of its model and of the backend
+        wanted."""
+        wanted = self.ann_backend
+        return (
+            stamp.store == self._store_id
+            and stamp.model == (self.model or "")
+            and (wanted == "auto" or wanted == stamp.backend)
+        )
+
+    def _cached_ann(self) -> tuple[Any, ann_mod.AnnStamp] | None:
+        """The ANN cache file and the stamp saved inside it, when it can serve this database
+        (:meth:`_serves`) and holds what its stamp says; else ``None`` (rebuild it)."""
+        if not self.ann_path.exists():
+            return None
+        try:
+            stamp = ann_mod.read_cache_stamp(self.ann_path)  # reads the stamp only
+            if stamp is not None and self._ann is not None and self._ann_stamp == stamp:
+                index = self._ann  # what this process saved: not read again
+            elif stamp is None or not self._serves(stamp):
+                log.info("ANN cache %s: not built from this database; rebuilding", self.ann_path)
+                return None
+            else:
+                index, stamp = ann_mod.load_cache(self.ann_path)  # one open: a matching pair
+        except Exception as exc:  # a corrupt cache is rebuilt, never fatal
+            log.warning("ANN cache %s unreadable (%s): rebuilding", self.ann_path, exc)
+            return None
+        if stamp is None or not self._serves(stamp):
+            return None
+        dim = int(getattr(index, "dim", EMBEDDING_SIZE))
+        if len(index) != stamp.count or dim != EMBEDDING_SIZE:
+            log.warning(
+                "ANN cache %s holds %d vectors of %d values, its stamp %d of %d: rebuilding",
+                self.ann_path, len(index), dim, stamp.count, EMBEDDING_SIZE,
+            )  # fmt: skip
+            return None
+        return index, stamp
 
     def _probe_holds(self, stamp: ann_mod.AnnStamp, gone: set[int] | None = None) -> bool:
         """Whether the faces ``stamp`` probes still hold the embeddings the cache was built
@@ -1644,7 +1871,7 @@ class FaceIndex:
         if not getattr(index, "trained", True):  # e.g. IVF built while the index was empty
             return False
         t0 = time.perf_counter()
-        with self._transaction():  # a consistent snapshot of log, faces and generation
+        with self._db.snapshot():  # log, faces and generation of one moment, without waiting
             gen, last = self.generation, self._log_seq()
             rows = self._db.execute(
                 "SELECT face_id, op FROM face_log WHERE seq > ? ORDER BY seq", (stamp.log_seq,)
@@ -1687,7 +1914,8 @@ class FaceIndex:
                 tuple(p for p in stamp.probe if p[0] not in removed),
             ),
         )
-        self._save_ann(index, new)
+        if self._save_ann(index, new):
+            self._trim_log(last)  # the log would grow by every face ever added or removed
         log.info(
             "ANN cache caught up: +%d -%d faces in %.2f s",
             len(added),
@@ -1720,5 +1948,10 @@ class FaceIndex:
         Returns:
             ``(Q, k)`` float32 Euclidean distances (ascending) and ``(Q, k)`` int64 face ids
             (``inf`` / ``-1`` padding when the index holds fewer than ``k`` faces).
+
+        Raises:
+            ExprsimError: ``k`` is not an integer >= 1 (a NumPy integer is one), or the
+                queries are not ``(Q, 16)`` finite numbers.
         """
+        k = require_positive_int(k, "k")
         return self._ann_index().search(np.atleast_2d(embeddings), k)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from exprsim.errors import ModelError
+from exprsim.pvae.features import FEATURE_DIM
 from exprsim.pvae.model import PerceptualVAE, PVAEConfig
 
 
@@ -104,24 +105,79 @@ class PVAEEncoder:
         return self.encode_features(x, y)
 
 
-def load_pvae(path: str | Path) -> PVAEEncoder:
+def load_pvae(path: str | Path, feature_dim: int | None = FEATURE_DIM) -> PVAEEncoder:
     """Load a run folder written by :func:`exprsim.training.pvae.train_pvae`.
 
+    Args:
+        path: the run folder (``pvae_config.json`` + ``model.safetensors``).
+        feature_dim: the number of features per face the run must take: by default
+            :data:`~exprsim.pvae.features.FEATURE_DIM`, what face meshes give
+            (:meth:`PVAEEncoder.codes`, the video pipeline); ``None`` for any (a run on the
+            synthetic landmarks, used through :meth:`PVAEEncoder.encode_features`).
+
     Raises:
-        ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``.
+        ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``; the
+            config is not valid JSON or not a perceptual-VAE config; the weights are not a
+            readable safetensors file, hold NaN or infinite values, or do not fit the
+            config; or the run takes another number of features than ``feature_dim``. One
+            line naming the file.
     """
-    from safetensors.torch import load_file
-
-    from exprsim.config import from_dict
-
     folder = Path(path)
     cfg_path, weights = folder / "pvae_config.json", folder / "model.safetensors"
     if not cfg_path.is_file() or not weights.is_file():
         raise ModelError(f"{folder}: not a perceptual-VAE run (pvae_config.json + weights)")
-    cfg = from_dict(PVAEConfig, json.loads(cfg_path.read_text()))
-    model = PerceptualVAE(cfg)
-    model.load_state_dict(load_file(str(weights)))
+    cfg = _read_config(cfg_path)
+    if feature_dim is not None and cfg.input_dim != feature_dim:
+        raise ModelError(
+            f"{folder}: trained on {cfg.input_dim} landmark features per face, but face meshes "
+            f"give {feature_dim}: it cannot encode faces (a run on the synthetic landmarks?)"
+        )
+    try:
+        model = PerceptualVAE(cfg)
+    except (ValueError, TypeError, RuntimeError) as exc:  # e.g. a negative width
+        raise ModelError(
+            f"{cfg_path}: cannot build the network from it ({_last_line(exc)})"
+        ) from exc
+    _load_weights(model, weights)
     return PVAEEncoder(model)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception's message (torch's are several lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _read_config(path: Path) -> PVAEConfig:
+    """The :class:`PVAEConfig` in ``path``, or :class:`ModelError` naming the file."""
+    from exprsim.config import from_dict
+
+    try:
+        return from_dict(PVAEConfig, json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:  # JSONDecodeError too
+        raise ModelError(f"{path}: not a perceptual-VAE config ({_last_line(exc)})") from exc
+
+
+def _load_weights(model: PerceptualVAE, path: Path) -> None:
+    """Load ``path`` into ``model``, or :class:`ModelError` naming the file."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise ModelError(f"{path}: not a readable safetensors file ({_last_line(exc)})") from exc
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:  # a diverged training run: every code would be NaN
+        raise ModelError(
+            f"{path}: NaN or infinite weights in {len(broken)} tensors (e.g. {broken[0]}); "
+            "the run that wrote them diverged"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
+        raise ModelError(
+            f"{path}: weights do not fit the network of pvae_config.json ({_last_line(exc)})"
+        ) from exc
 
 
 def is_pvae_run(path: str | Path) -> bool:

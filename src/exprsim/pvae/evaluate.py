@@ -106,11 +106,9 @@ def load_encoders(models: Sequence[str | Path]) -> list[tuple[str, PVAEEncoder]]
 
     out = []
     for path in models:
-        try:
-            enc = load_pvae(path)
-        except (ValueError, TypeError, RuntimeError) as exc:  # bad config, weights of another shape
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
-            raise ModelError(f"{path}: cannot load the perceptual-VAE run ({first})") from exc
+        # a damaged run is load_pvae's one-line ModelError; the feature size is checked
+        # here, to name the data the run was trained on
+        enc = load_pvae(path, feature_dim=None)
         dim = enc.config.input_dim
         if dim != FEATURE_DIM:
             data = run_data(path).data

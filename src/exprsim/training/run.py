@@ -214,7 +214,29 @@ class RunFolder:
             names = {f.name for f in fields(cfg)}
             same = {k: getattr(cfg, k) for k in may_change if k in names}
             if not same_config(replace(old, **same), cfg):
-                raise ValueError(f"{self.dir} holds a run with a different config; use a new --out")
+                if self.holds_progress():
+                    raise ValueError(
+                        f"{self.dir} holds a run with a different config; use a new --out"
+                    )
+                log.warning(
+                    "%s: its train_config.json differs but nothing was trained there "
+                    "(no checkpoint, weights or metrics): it is replaced",
+                    self.dir,
+                )
+
+    def holds_progress(self) -> bool:
+        """Whether the folder or its member folders hold anything but what claiming a
+        run writes (``train_config.json``, the lock, an empty metrics log): a checkpoint,
+        weights, a model, results, a cache. A folder claimed by a run that stopped before
+        its first checkpoint (diverged or interrupted in its first epoch, or refused after
+        the claim) holds nothing else, so another config may take it."""
+        for path in self.dir.rglob("*"):
+            if not path.is_file() or path.name in ("train_config.json", ".lock"):
+                continue
+            if path.name == "metrics.jsonl" and path.stat().st_size == 0:
+                continue
+            return True
+        return False
 
     def saved_config(self, cls: type[Any], recipe: str | None = None) -> Any:
         """The run's ``train_config.json`` as ``cls``.

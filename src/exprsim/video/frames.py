@@ -17,6 +17,18 @@ The video stream read is the file's first one that is not an attached picture (t
 art of an MP3/M4A, or a poster image: one still frame, FFmpeg's ``attached_pic``
 disposition); a file with no other video stream has "no video stream".
 
+Frames are turned as a player shows them: the display matrix of the stream (phones store
+frames sideways; front cameras store them mirrored) is applied as FFmpeg's own autorotate
+applies it (quarter turns and mirror images), and a still image file is turned by its EXIF
+orientation as :func:`exprsim.io.load_image` turns it. An animated WebP, which FFmpeg does
+not decode, is read with Pillow.
+
+Times keep increasing: where the timestamps jump back (recordings joined end to end, a
+recorder restart), the frames after the jump are timed on from the frame before it, with a
+warning. A frame of more than ``max_pixels`` pixels (:data:`MAX_FRAME_PIXELS` by default)
+is refused before its pixels are converted (the frame size in the header is checked before
+any frame is decoded).
+
 Raw elementary streams (``.h264``, ``.h265``, ``.hevc``: no container) carry no timestamps
 and no frame rate that FFmpeg reads; it times their frames at 25 fps whatever their real
 rate. For such a file (and one that declares no rate at all) the reader assumes
@@ -38,14 +50,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +80,11 @@ _AV_DISPOSITION_ATTACHED_PIC = 0x0400
 #: source has: every frame is taken); beyond, the sampling arithmetic overflows
 MIN_FPS, MAX_FPS = 1e-4, 1000.0
 
+#: Largest frame read by default, in pixels: 8K video (7680 x 4320, 33 M pixels) and 8K
+#: 360-degree video (8192 x 4096) pass; a 199 KB mp4 of 8192 x 8192 frames (67 M) would
+#: hold gigabytes in frame threads and analysis workers.
+MAX_FRAME_PIXELS = 50_000_000
+
 
 class VideoError(ExprsimError):
     """A video that cannot be opened, has no video stream, or has no frame that decodes."""
@@ -78,8 +95,10 @@ class Frame:
     """One sampled frame.
 
     Attributes:
-        index: source frame number (0-based, decode order).
-        time: seconds from the start of the stream.
+        index: source frame number (0-based, decode order; a packet that could not be
+            decoded counts as one lost frame).
+        time: seconds from the start of the stream (increasing: after a jump back of the
+            timestamps, timed on from the frame before the jump).
         image: ``(H, W, 3)`` uint8 RGB.
         file: the image file's name for a frame of a folder, ``""`` for a video file.
     """
@@ -96,7 +115,9 @@ class VideoInfo:
 
     Attributes:
         source: path of the file or folder.
-        width, height: frame size in pixels.
+        width, height: frame size in pixels, as shown (display rotation applied). For a
+            video file whose display matrix turns its frames, the container's stored size
+            until the first frame is decoded, the shown size from then on.
         fps: source frame rate (NaN when unknown; ``source_fps`` when the file declares
             none and it was given, :class:`FrameReader`).
         duration: declared duration in seconds (NaN when unknown).
@@ -140,18 +161,23 @@ class FrameReader:
             folder of images (instead of ``sequence_fps``). ``None``: such a file is read at
             :data:`ASSUMED_FPS` with a warning. A file that declares its rate keeps it (a
             warning says that ``source_fps`` was ignored).
+        max_pixels: refuse frames (and images of a folder) with more pixels than this: a
+            file whose header says so on creation, a frame of a size changed later when it
+            is decoded (reading stops there, with a warning).
 
     Attributes:
         info: :class:`VideoInfo` (read when the reader is created).
         warnings: problems met while decoding (corrupt data, truncation).
         truncated: the stream ended early or with a decoder error.
         n_decoded: frames decoded so far (sampled or not).
-        bad_packets: packets skipped because they could not be decoded.
+        bad_packets: packets skipped because they could not be decoded (each one a lost
+            frame: the frame numbers after it count it).
         decode_seconds: time spent decoding and converting frames.
 
     Raises:
-        VideoError: the source does not exist, cannot be opened or has no video stream
-            (on creation), or not one of its frames decodes (at the end of iteration).
+        VideoError: the source does not exist, cannot be opened, has no video stream or
+            frames over ``max_pixels`` (on creation), or not one of its frames decodes, or
+            the first one is over ``max_pixels`` (during iteration).
     """
 
     def __init__(
@@ -162,7 +188,9 @@ class FrameReader:
         max_frames: int | None = None,
         sequence_fps: float = DEFAULT_SEQUENCE_FPS,
         source_fps: float | None = None,
+        max_pixels: int = MAX_FRAME_PIXELS,
     ) -> None:
+        self.max_pixels = require_positive_int(max_pixels, "max_pixels", VideoError)
         if every is not None and every < 1:
             raise VideoError(f"every must be >= 1, got {every}")
         if every is None and (fps is None or not MIN_FPS <= fps <= MAX_FPS):
@@ -185,6 +213,10 @@ class FrameReader:
         self._files: list[Path] | None = None
         self._container: Any = None
         self._stream: Any = None  # the video stream read (not an attached picture)
+        #: a still image file's EXIF orientation (1-8), which then turns its frame; 0: the
+        #: frames' display matrix does
+        self._orientation = 0
+        self._animated: Any = None  # an animated WebP, read with Pillow
         if not self.source.exists():
             raise VideoError(f"{self.source}: no such file or folder")
         if self.source.is_dir():
@@ -211,15 +243,18 @@ class FrameReader:
             raise VideoError(f"{self.source}: folder holds no images")
         from exprsim.io import load_image
 
-        first = None
+        first, error = None, None
         for path in self._files:  # the frame size comes from the first readable image
             try:
-                first = load_image(path)
+                first = load_image(path, max_pixels=self.max_pixels)
                 break
-            except ExprsimError:
+            except ExprsimError as exc:
+                error = error or exc
                 continue
         if first is None:
-            raise VideoError(f"{self.source}: none of its {len(self._files)} images can be read")
+            raise VideoError(
+                f"{self.source}: none of its {len(self._files)} images can be read ({error})"
+            )
         n = len(self._files)
         return VideoInfo(
             str(self.source),
@@ -246,6 +281,14 @@ class FrameReader:
             raise VideoError(f"{self.source}: no video stream")
         stream.thread_type = "AUTO"  # frame + slice threads: decoding uses every core
         self._container, self._stream = container, stream
+        ctx = stream.codec_context
+        still = _is_image_demuxer(container)
+        if still and str(ctx.name) == "webp":
+            animated = self._open_animated()
+            if animated is not None:
+                return animated
+        width, height = int(ctx.width), int(ctx.height)
+        self._check_pixels(width, height)
         rate = stream.average_rate or stream.guessed_rate
         fps = self._source_rate(container, stream, float(rate) if rate else math.nan)
         if stream.duration is not None and stream.time_base is not None:
@@ -254,16 +297,44 @@ class FrameReader:
             duration = container.duration / 1_000_000.0
         else:
             duration = math.nan
-        ctx = stream.codec_context
+        if still:  # turned as load_image turns it (FFmpeg's own EXIF reading differs)
+            self._orientation = _file_orientation(self.source)
+            if self._orientation >= 5:  # a quarter turn: shown the other way round
+                width, height = height, width
         return VideoInfo(
             str(self.source),
-            int(ctx.width),
-            int(ctx.height),
+            width,
+            height,
             fps,
             duration,
             int(stream.frames or 0),
             str(ctx.name),
         )
+
+    def _check_pixels(self, width: int, height: int) -> None:
+        """Refuse (closing the file) frames over :attr:`max_pixels`, from the header."""
+        if width * height > self.max_pixels:
+            self.close()
+            raise VideoError(f"{self.source}: {_too_large(width, height, self.max_pixels)}")
+
+    def _open_animated(self) -> VideoInfo | None:
+        """An animated WebP (FFmpeg decodes none of its frames), opened with Pillow instead
+        of FFmpeg; ``None`` for a still WebP (FFmpeg reads it)."""
+        from exprsim.io import exif_orientation
+
+        img = _pillow_open(self.source)
+        if img is None or not getattr(img, "is_animated", False):
+            if img is not None:
+                img.close()
+            return None
+        self.close()  # the FFmpeg container
+        self._animated = img
+        self._check_pixels(*img.size)
+        self._orientation = exif_orientation(img, str(self.source))
+        width, height = img.size if self._orientation < 5 else img.size[::-1]
+        n = int(getattr(img, "n_frames", 1))
+        # frame times come from the frames, decoded one after another: no rate up front
+        return VideoInfo(str(self.source), width, height, math.nan, math.nan, n, "webp")
 
     def _source_rate(self, container: Any, stream: Any, fps: float) -> float:
         """The source frame rate: ``fps`` (what the container says) when the file declares a
@@ -370,6 +441,8 @@ class FrameReader:
     def __iter__(self) -> Iterator[Frame]:
         if self._files is not None:
             yield from self._iter_folder()
+        elif self._animated is not None:
+            yield from self._iter_animated()
         else:
             yield from self._iter_container()
 
@@ -386,7 +459,7 @@ class FrameReader:
                 continue
             start = time.perf_counter()
             try:
-                image = load_image(path)
+                image = load_image(path, max_pixels=self.max_pixels)
             except ExprsimError as exc:
                 self._warn(f"{path}: unreadable frame skipped ({exc})")
                 continue
@@ -396,40 +469,69 @@ class FrameReader:
             if self.max_frames is not None and n_out >= self.max_frames:
                 return
 
-    def _iter_container(self) -> Iterator[Frame]:
-        import av
+    def _iter_animated(self) -> Iterator[Frame]:
+        """The frames of an animated WebP, read with Pillow, at their own times."""
+        from exprsim.io import apply_orientation, pil_to_rgb8
 
+        img = self._animated
+        take = self._selector()
+        n_out = 0
+        try:
+            for i in range(self.info.n_frames):
+                start = time.perf_counter()
+                try:
+                    img.seek(i)
+                    img.load()  # frames decode one after another; the time comes with it
+                except (OSError, EOFError, ValueError) as exc:
+                    self.truncated = True
+                    self._warn(
+                        f"{self.source}: reading stopped after {i} frames ({exc}); "
+                        "keeping what was read"
+                    )
+                    break
+                self.n_decoded += 1
+                t = float(img.info.get("timestamp") or 0) / 1000.0
+                if not take(i, t):
+                    self.decode_seconds += time.perf_counter() - start
+                    continue
+                image = apply_orientation(pil_to_rgb8(img, str(self.source)), self._orientation)
+                self.decode_seconds += time.perf_counter() - start
+                yield Frame(i, t, image)
+                n_out += 1
+                if self.max_frames is not None and n_out >= self.max_frames:
+                    return
+        finally:
+            self.close()
+        if self.n_decoded == 0:
+            raise VideoError(f"{self.source}: no frame could be decoded")
+
+    def _iter_container(self) -> Iterator[Frame]:
         container, stream = self._container, self._stream
-        start_time = stream.start_time or 0
         tb = float(stream.time_base) if stream.time_base is not None else 0.0
         src_fps = self.info.fps if math.isfinite(self.info.fps) else ASSUMED_FPS
         by_index = self._index_times or not tb
+        clock = _Clock(self.source, stream.start_time or 0, tb, src_fps, by_index, self._warn)
         take = self._selector()
         n_out = 0
-        last_t = -math.inf
         decoder = self._decode_skipping_bad_packets(container, stream)
         try:
             while True:
                 start = time.perf_counter()
-                try:
-                    frame = next(decoder)
-                except StopIteration:
+                frame = self._next_frame(decoder)
+                if frame is None:
                     break
-                except (av.error.FFmpegError, EOFError, ValueError) as exc:
-                    self.truncated = True
-                    self._warn(
-                        f"{self.source}: reading stopped after {self.n_decoded} frames ({exc}); "
-                        "keeping what was read"
-                    )
-                    break
-                i = self.n_decoded
+                # an undecodable packet is a lost frame: the numbers stay the source's
+                i = self.n_decoded + self.bad_packets
                 self.n_decoded += 1
-                t = i / src_fps if by_index or frame.pts is None else (frame.pts - start_time) * tb
-                last_t = max(last_t, t)
+                if not self._within_limit(frame, n_out):
+                    break
+                if self.n_decoded == 1:
+                    self._show_size(frame)
+                t = clock.time(i, frame.pts)
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
                     continue
-                image = _upright(frame.to_ndarray(format="rgb24"), frame)
+                image = self._upright(frame.to_ndarray(format="rgb24"), frame)
                 self.decode_seconds += time.perf_counter() - start
                 yield Frame(i, float(t), image)
                 n_out += 1
@@ -437,6 +539,49 @@ class FrameReader:
                     return
         finally:
             self.close()
+        self._check_end(clock.last + 1.0 / src_fps)
+
+    def _next_frame(self, decoder: Iterator[Any]) -> Any:
+        """The next decoded frame; ``None`` at the end of the stream, or after a demuxer
+        error (the file is then reported as truncated)."""
+        import av
+
+        try:
+            return next(decoder)
+        except StopIteration:
+            return None
+        except (av.error.FFmpegError, EOFError, ValueError) as exc:
+            self.truncated = True
+            self._warn(
+                f"{self.source}: reading stopped after {self.n_decoded} frames ({exc}); "
+                "keeping what was read"
+            )
+            return None
+
+    def _within_limit(self, frame: Any, n_out: int) -> bool:
+        """Whether a decoded frame is within :attr:`max_pixels` (its size can change in the
+        middle of a stream); over it, reading stops, with an error when nothing was read."""
+        w, h = int(frame.width), int(frame.height)
+        if w * h <= self.max_pixels:
+            return True
+        message = f"{self.source}: {_too_large(w, h, self.max_pixels)}"
+        if n_out == 0:
+            raise VideoError(message)
+        self.truncated = True
+        self._warn(f"{message} from frame {self.n_decoded - 1} on; keeping what was read")
+        return False
+
+    def _show_size(self, frame: Any) -> None:
+        """Set :attr:`info`'s size to the first frame's, as shown (display rotation)."""
+        w, h = int(frame.width), int(frame.height)
+        if self._orientation_of(frame) >= 5:  # a quarter turn
+            w, h = h, w
+        if w > 0 and h > 0 and (w, h) != (self.info.width, self.info.height):
+            self.info = replace(self.info, width=w, height=h)
+
+    def _check_end(self, end: float) -> None:
+        """After the last frame (``end``: seconds read): no frame at all is an error; lost
+        packets and a stream ending before its declared duration are truncation."""
         if self.n_decoded == 0:  # opened, but not a video we can read: as if unopenable
             bad = f" ({self.bad_packets} undecodable packet(s))" if self.bad_packets else ""
             raise VideoError(f"{self.source}: no frame could be decoded{bad}")
@@ -446,14 +591,24 @@ class FrameReader:
                 f"{self.source}: {self.bad_packets} undecodable packet(s) skipped "
                 "(corrupt data); the frames in them are lost"
             )
-        if math.isfinite(self.info.duration) and not self.truncated:
-            end = last_t + 1.0 / src_fps
-            if end < self.info.duration - 1.0:
-                self.truncated = True
-                self._warn(
-                    f"{self.source}: stream ends at {end:.2f} s of a declared "
-                    f"{self.info.duration:.2f} s (truncated file?); keeping what was read"
-                )
+        declared = self.info.duration
+        if math.isfinite(declared) and not self.truncated and end < declared - 1.0:
+            self.truncated = True
+            self._warn(
+                f"{self.source}: stream ends at {end:.2f} s of a declared "
+                f"{declared:.2f} s (truncated file?); keeping what was read"
+            )
+
+    def _orientation_of(self, frame: Any) -> int:
+        """The EXIF-style orientation (1-8) that shows ``frame`` upright."""
+        return self._orientation or _display_orientation(frame)
+
+    def _upright(self, image: np.ndarray, frame: Any) -> np.ndarray:
+        """The frame as shown: phone videos store frames sideways, front cameras mirrored,
+        with a display matrix; faces are found upright."""
+        from exprsim.io import apply_orientation
+
+        return apply_orientation(image, self._orientation_of(frame))
 
     def _decode_skipping_bad_packets(self, container: Any, stream: Any) -> Iterator[Any]:
         """Decoded frames of ``stream``; a packet that fails to decode is counted and skipped.
@@ -480,6 +635,8 @@ class FrameReader:
         if self._container is not None:
             self._container.close()
             self._container = None
+        if self._animated is not None:
+            self._animated.close()
 
     def __enter__(self) -> FrameReader:
         return self
@@ -494,12 +651,62 @@ def read_frames(
     every: int | None = None,
     max_frames: int | None = None,
     source_fps: float | None = None,
+    max_pixels: int = MAX_FRAME_PIXELS,
 ) -> list[Frame]:
     """All sampled frames of a (short) video in memory (see :class:`FrameReader`)."""
     with FrameReader(
-        source, fps=fps, every=every, max_frames=max_frames, source_fps=source_fps
+        source,
+        fps=fps,
+        every=every,
+        max_frames=max_frames,
+        source_fps=source_fps,
+        max_pixels=max_pixels,
     ) as reader:
         return list(reader)
+
+
+class _Clock:
+    """Seconds of the decoded frames of a stream: from their timestamps (or their numbers
+    at the source rate), increasing. Where the timestamps jump back by more than a source
+    frame (recordings joined end to end, a recorder restart), the frames after the jump are
+    timed on from the frame before it (one source frame later), so that sampling goes on
+    instead of waiting for the times to pass the jump again; the first jump is warned of.
+    """
+
+    def __init__(
+        self,
+        source: Path,
+        start: int,
+        time_base: float,
+        src_fps: float,
+        by_index: bool,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.source, self.start, self.time_base, self.src_fps = source, start, time_base, src_fps
+        self.by_index, self.warn = by_index, warn
+        self.offset = 0.0  # seconds added to the stream's times since the last jump back
+        self.last = -math.inf  # the latest time given
+        self.jumps = 0
+
+    def time(self, i: int, pts: int | None) -> float:
+        """Seconds of frame ``i`` (decode order) with timestamp ``pts``."""
+        if self.by_index or pts is None:
+            t = i / self.src_fps + self.offset
+        else:
+            t = (pts - self.start) * self.time_base + self.offset
+        step = 1.0 / self.src_fps
+        if t < self.last - step:
+            self.jumps += 1
+            if self.jumps == 1:
+                self.warn(
+                    f"{self.source}: timestamps jump back by {self.last - t:.2f} s at frame {i} "
+                    "(recordings joined end to end?); later frames are timed on from the "
+                    "frame before the jump"
+                )
+            self.offset += self.last + step - t
+            t = self.last + step
+        self.last = max(self.last, t)
+        return t
 
 
 def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
@@ -521,8 +728,77 @@ def video_stream(container: Any) -> Any:
     return None
 
 
-def _upright(image: np.ndarray, frame: Any) -> np.ndarray:
-    """The frame as shown: phone videos store frames sideways with a display rotation
-    (PyAV's ``frame.rotation``, degrees counter-clockwise); faces are found upright."""
-    turns = round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4
-    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+def _too_large(width: int, height: int, limit: int) -> str:
+    return f"frame too large ({width}x{height} pixels; limit {limit}, max_pixels)"
+
+
+def _is_image_demuxer(container: Any) -> bool:
+    """Whether FFmpeg reads the file as an image (its ``image2`` and ``*_pipe`` demuxers):
+    a still picture, or an animated WebP."""
+    name = str(getattr(getattr(container, "format", None), "name", "") or "")
+    return name == "image2" or name.endswith("_pipe")
+
+
+def _pillow_open(path: Path) -> Any:
+    """``path`` opened with Pillow (header only; the caller checks the size), ``None`` when
+    Pillow cannot open it."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+
+
+def _file_orientation(path: Path) -> int:
+    """The EXIF orientation of an image file as :func:`exprsim.io.load_image` reads it
+    (1-8); 0 when Pillow cannot open the file (the frame's display matrix then decides)."""
+    from exprsim.io import exif_orientation
+
+    img = _pillow_open(path)
+    if img is None:
+        return 0
+    with img:
+        return exif_orientation(img, str(path))
+
+
+def _display_orientation(frame: Any) -> int:
+    """The EXIF-style orientation (1-8, :func:`exprsim.io.apply_orientation`) that shows a
+    decoded frame as players do: its display matrix (FFmpeg frame side data) read as
+    FFmpeg's own autorotate reads it, quarter turns and mirror images. Without a matrix
+    PyAV can give, the rotation alone (``frame.rotation``)."""
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        turns = round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4
+        return (1, 8, 3, 6)[turns]  # counter-clockwise quarter turns
+    a, b, c, d = (float(matrix[k]) for k in (0, 1, 3, 4))
+    if math.hypot(a, c) == 0.0 or math.hypot(b, d) == 0.0:
+        return 1  # a degenerate matrix: FFmpeg turns nothing either
+    # fftools' get_rotation: degrees clockwise, whole, in [0, 360)
+    theta = float(-round(-math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))))
+    theta -= 360.0 * math.floor(theta / 360.0 + 0.9 / 360.0)
+    quarter = round(theta / 90.0) % 4
+    # fftools' autorotate filters: transpose=cclock_flip / clock; hflip, vflip;
+    # transpose=clock_flip / cclock; vflip; as EXIF orientations
+    if quarter == 1:
+        return 5 if c > 0 else 6
+    if quarter == 2:
+        return {(True, True): 3, (True, False): 2, (False, True): 4}.get((a < 0, d < 0), 1)
+    if quarter == 3:
+        return 7 if c < 0 else 8
+    return 4 if d < 0 else 1
+
+
+def _display_matrix(frame: Any) -> np.ndarray | None:
+    """The frame's display matrix (nine int32, FFmpeg's layout), ``None`` when it has none
+    or PyAV cannot list its side data (it refuses types newer than itself)."""
+    try:
+        data = frame.side_data.get("DISPLAYMATRIX")
+        raw = bytes(data) if data is not None else b""
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return np.frombuffer(raw[:36], dtype=np.int32) if len(raw) >= 36 else None

@@ -59,7 +59,7 @@ from exprsim.errors import ExprsimError, ModelError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
 from exprsim.interrupts import hold_interrupts
-from exprsim.video.frames import DEFAULT_FPS, FrameReader, VideoInfo
+from exprsim.video.frames import DEFAULT_FPS, MAX_FRAME_PIXELS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 
 #: ``cv2.imencode`` parameters of the face thumbnails kept in memory (JPEG quality 90).
@@ -116,6 +116,9 @@ class VideoConfig:
         source_fps: frame rate of a source that declares none (raw ``.h264``/``.h265``
             streams, otherwise read at 25 fps with a warning; folders of frames, default
             25); a file that declares its rate keeps it (:class:`FrameReader`).
+        max_pixels: largest frame read, in pixels (default
+            :data:`~exprsim.video.frames.MAX_FRAME_PIXELS`, 8K video passes); a video with
+            larger frames is refused before they are decoded (:class:`FrameReader`).
     """
 
     fps: float | None = DEFAULT_FPS
@@ -143,6 +146,7 @@ class VideoConfig:
     neutral: str = "auto"
     redetect_every: int = 5
     source_fps: float | None = None
+    max_pixels: int = MAX_FRAME_PIXELS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -733,6 +737,7 @@ def analyze_video(
         every=cfg.every,
         max_frames=cfg.max_frames,
         source_fps=cfg.source_fps,
+        max_pixels=cfg.max_pixels,
     )
     if embedder is None:
         from exprsim.models.embedder import load_model

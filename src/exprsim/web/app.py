@@ -17,9 +17,12 @@ import hmac
 import io
 import ipaddress
 import logging
+import os
+import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: seconds a client refused by a full video queue is asked to wait (``Retry-After``)
 QUEUE_RETRY_AFTER_S = 30
+
+#: seconds a client is asked to wait when the face index is locked by another program
+INDEX_RETRY_AFTER_S = 5
 
 #: the login cookie: it names a session (a random id), never the token itself
 COOKIE = "exprsim_session"
@@ -121,11 +127,40 @@ class _State:
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
         self._detector: Any = None
+        #: how the index's messages name the database (never shown to clients)
+        self.db_names: tuple[str, ...] = (config.db, str(Path(config.db)))
 
-    def index(self) -> Any:
+    def set_up_index(self) -> None:
+        """Create the database when missing (once, at start-up: a bad ``--db`` fails now,
+        with one line naming it, not on the first request)."""
         from exprsim.index.store import FaceIndex
 
-        return FaceIndex(self.config.db, embedder=self.embedder)
+        with FaceIndex(self.config.db, embedder=self.embedder) as ix:
+            self.db_names = (*self.db_names, str(ix.path))
+
+    def index(self) -> Any:
+        """The face index, opened as it is (``create=False``).
+
+        Raises:
+            UploadError: 503 when the SQLite file set up at start-up is gone or empty
+                (moved, deleted or replaced under the running server): it is never
+                re-created empty, which would hide the real index and split the data.
+        """
+        from exprsim.index.backends import is_postgres_url
+        from exprsim.index.store import FaceIndex
+
+        if not is_postgres_url(self.config.db):
+            try:
+                found = os.stat(self.config.db)
+            except OSError:
+                found = None
+            if found is None or not stat.S_ISREG(found.st_mode) or found.st_size == 0:
+                raise UploadError(
+                    "the index database is gone (moved, deleted or emptied while the server "
+                    "runs); it is not re-created: restore it, or restart the server",
+                    503,
+                )
+        return FaceIndex(self.config.db, embedder=self.embedder, create=False)
 
     def detector(self) -> Any:
         """The uploads' detector (call with :attr:`model_lock` held)."""
@@ -171,11 +206,21 @@ class _State:
         with self.model_lock:
             return list(self.embedder.embed_images([image], detector=self.detector()))
 
-    def add_to_index(self, path: Path) -> Any:
-        with self.model_lock, self.index() as ix:
-            report = ix.add([path], detector=self.detector())
-            if len(ix) and not ix.info().ann_fresh:
-                ix.rebuild_ann()
+    def add_to_index(self, stored: Any) -> Any:
+        """Index a stored upload (:meth:`image_upload` with ``keep``). When it cannot be
+        added (the index is read-only, gone, locked...), the upload is deleted, unless it
+        is a duplicate: that file was stored, and perhaps indexed, before."""
+        added = False
+        try:
+            with self.model_lock, self.index() as ix:
+                report = ix.add([stored.path], detector=self.detector())
+                added = True
+                if len(ix) and not ix.info().ann_fresh:
+                    ix.rebuild_ann()
+        except BaseException:
+            if not added and not stored.duplicate:
+                stored.path.unlink(missing_ok=True)
+            raise
         return report
 
     async def uploaded_faces(self, file: Any) -> tuple[np.ndarray, list[Any]]:
@@ -214,6 +259,9 @@ _MAX_ID = 1 << 63
 
 
 def _nth_face(found: list[Any], face: int) -> Any:
+    """Face number ``face`` of an uploaded photo's ``found`` faces (422 when there is none)."""
+    if not found:
+        raise UploadError("no face found in the photo", 422)
     if not 0 <= face < len(found):
         raise UploadError(f"no face number {face} (found {len(found)})", 422)
     return found[face]
@@ -238,33 +286,46 @@ def create_app(
         title="exprsim",
         version=__version__,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN: see _add_api_docs
         redoc_url=None,
     )
-    st.index().close()  # a bad --db fails now, with one line, not on the first request
-    _add_error_handlers(app)
+    st.set_up_index()
+    _add_error_handlers(app, st)
     _add_auth(app, st)
     _add_face_routes(app, st)
     _add_summary_routes(app, st)
     _add_tag_routes(app, st)
     _add_video_routes(app, st)
     _add_pages(app, st)
+    _add_api_docs(app)
+    app.add_middleware(HeadAsGet)  # the outermost: HEAD gets GET's headers, security ones too
     return app
 
 
-def _add_error_handlers(app: Any) -> None:
+def _add_error_handlers(app: Any, st: _State) -> None:
+    """One-line JSON errors: 4xx for the request's faults, 5xx for the server's (the index
+    gone, locked, read-only or unusable: 503, see :func:`_index_fault`), 500 without a
+    trace for the unexpected."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
     @app.exception_handler(UploadError)
-    async def _upload_error(_req: Request, exc: UploadError) -> JSONResponse:
+    async def _upload_error(req: Request, exc: UploadError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s %s: %s", req.method, req.url.path, exc)
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        headers = dict(exc.headers or {})  # a 405's ``Allow`` (RFC 9110), a 401's ...
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:  # HEAD works wherever GET does (HeadAsGet)
+            headers["Allow"] = ", ".join([*allow, "HEAD"])
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -273,15 +334,97 @@ def _add_error_handlers(app: Any) -> None:
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
     @app.exception_handler(ExprsimError)
-    async def _user_error(_req: Request, exc: ExprsimError) -> JSONResponse:
+    async def _user_error(req: Request, exc: ExprsimError) -> JSONResponse:
+        fault = _index_fault_response(req, exc, st.db_names)
+        if fault is not None:
+            return fault
         # an unreadable upload: say why, without the server-side file name
         message = exc.reason if isinstance(exc, ImageError) else str(exc)
         return JSONResponse({"error": message}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _internal(req: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", req.method, req.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+        return _internal_error(req, exc, st.db_names)
+
+
+def _internal_error(request: Any, exc: BaseException, db_names: tuple[str, ...]) -> Any:
+    """The answer to an exception no route handled: 503 for a fault of the index
+    (:func:`_index_fault`), else 500 naming only the exception's class (and a traceback
+    in the log)."""
+    from fastapi.responses import JSONResponse
+
+    fault = _index_fault_response(request, exc, db_names)
+    if fault is not None:
+        return fault
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+
+def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str, ...]) -> Any:
+    """503 with one line (and ``Retry-After`` for a locked index) when ``exc`` is a fault of
+    the index (:func:`_index_fault`), logged as a warning without a traceback; else ``None``."""
+    from fastapi.responses import JSONResponse
+
+    fault = _index_fault(exc, db_names)
+    if fault is None:
+        return None
+    message, headers = fault
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
+    return JSONResponse({"error": message}, status_code=503, headers=headers)
+
+
+#: SQLSTATE of PostgreSQL's "lock not available" (a ``lock_timeout`` ran out)
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, says the database is locked: SQLite's
+    "database is locked" / "database table is locked" / ``SQLITE_BUSY`` after its timeout,
+    PostgreSQL's "lock not available"."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                return True
+        if getattr(exc, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _index_fault(
+    exc: BaseException, db_names: tuple[str, ...]
+) -> tuple[str, dict[str, str]] | None:
+    """``(message, headers)`` when ``exc`` is a fault of the server's index, not of the
+    request: the database locked by another program (``Retry-After``), or an error of the
+    index about its database (read-only, damaged, not an exprsim index, another model's;
+    its message starts with the database's name, ``db_names``). The message never names
+    the server's database; ``None`` for anything else.
+    """
+    if _is_busy(exc):
+        busy = "the index is busy (locked by another program); try again"
+        return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
+    if not isinstance(exc, ExprsimError) or isinstance(exc, ImageError):
+        return None
+    text = str(exc)
+    names = sorted({n for n in db_names if n}, key=len, reverse=True)
+    name = next((n for n in names if text.startswith(n)), None)
+    if name is None:
+        return None
+    rest = text[len(name) :]
+    if rest.startswith(": read-only ("):  # a write to a database the server cannot write
+        return "the index is read-only on this server; nothing was changed", {}
+    text = f"the index cannot be used:{rest[1:]}" if rest.startswith(":") else f"the index{rest}"
+    # other mentions of the database or its folder; a bare relative name shows nothing
+    # of the server (and could be a common word of the message)
+    shown = {n: "the index" for n in names}
+    shown |= {str(Path(n).parent): "its folder" for n in names if "://" not in n}
+    for where in sorted(shown, key=len, reverse=True):
+        if "/" in where or "\\" in where:
+            text = text.replace(where, shown[where])
+    return text, {}
 
 
 def _add_auth(app: Any, st: _State) -> None:
@@ -315,10 +458,7 @@ def _add_auth(app: Any, st: _State) -> None:
         try:
             return await call_next(request)
         except Exception as exc:  # errors raised outside the routes' handlers
-            log.exception("internal error on %s %s", request.method, request.url.path)
-            return JSONResponse(
-                {"error": f"internal error ({type(exc).__name__})"}, status_code=500
-            )
+            return _internal_error(request, exc, st.db_names)
 
     # + multipart framing; the message names the upload limit itself
     app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10), shown=st.max_bytes)
@@ -502,15 +642,22 @@ def _add_face_routes(app: Any, st: _State) -> None:
             return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
         with st.index() as ix:
             crop = ix.crop(face_id)
+            known = crop is not None or bool(ix.get([face_id]))
         if crop is None:
-            return JSONResponse({"error": f"no face {face_id}"}, status_code=404)
+            # a face loaded from a table (``index add --from-parquet``) has no stored crop
+            error = (
+                f"face {face_id} has no stored thumbnail (loaded from a table)"
+                if known
+                else f"no face {face_id}"
+            )
+            return JSONResponse({"error": error}, status_code=404)
         return Response(_jpeg(crop), media_type="image/jpeg")
 
     @app.post("/api/index")
     async def index_add(file: UploadFile = File(...)) -> dict[str, Any]:
         _, stored = await st.image_upload(file, keep=True)
         # the event loop keeps serving meanwhile
-        report = await run_in_threadpool(st.add_to_index, stored.path)
+        report = await run_in_threadpool(st.add_to_index, stored)
         return {"file": stored.original_name, **report.to_dict()}
 
 
@@ -606,9 +753,9 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     # ``{name:path}``: a name with a ``/`` (possible from the CLI) still reaches its tag
     @app.get("/api/tags/{name:path}/faces")
     def tags_faces(name: str, threshold: float | None = Query(None, gt=0, le=2)) -> Any:
-        name = name.strip()
         with st.index() as ix:
             tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
+            name = _stored_tag_name(name, tagger.names())
             ids, emb = ix.embeddings()
             refs = [r for r in tagger.references() if r.name == name]
             if not refs:
@@ -630,7 +777,8 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     @app.delete("/api/tags/{name:path}")
     def tags_delete(name: str) -> dict[str, Any]:
         with st.index() as ix:
-            n = Tagger(ix, embedder=st.embedder).remove(name.strip())
+            tagger = Tagger(ix, embedder=st.embedder)
+            n = tagger.remove(_stored_tag_name(name, tagger.names()))
         return {"removed": n}
 
 
@@ -661,7 +809,13 @@ def _add_video_routes(app: Any, st: _State) -> None:
         j = st.jobs.get(job_id)
         if j is None or j.status != "done":
             return JSONResponse({"error": "no finished job with that id"}, status_code=404)
-        return HTMLResponse((j.out_dir / "report.html").read_text())
+        try:  # removed since (a clean-up of big outputs, a partial restore)
+            report = (j.out_dir / "report.html").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return JSONResponse(
+                {"error": f"the report of job {job_id} is missing"}, status_code=404
+            )
+        return HTMLResponse(report)
 
 
 def _add_pages(app: Any, st: _State) -> None:
@@ -690,6 +844,40 @@ def _add_pages(app: Any, st: _State) -> None:
     @app.get("/video", response_class=HTMLResponse)
     def video_page() -> str:
         return page(pages.video())
+
+
+def _add_api_docs(app: Any) -> None:
+    """``/api/docs``: the API's routes as a plain page, read from the OpenAPI schema (FastAPI's
+    Swagger UI and ReDoc load their scripts from a CDN: blocked by the pages' CSP, and
+    unreachable offline)."""
+    from fastapi.responses import HTMLResponse
+
+    from exprsim.web import pages
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs() -> str:
+        return pages.api_docs(app.openapi())
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` answered as the ``GET`` of the same URL without its body
+    (RFC 9110; uptime monitors, ``curl -I``, link checkers). The headers are GET's,
+    ``Content-Length`` included; a URL without ``GET`` answers 405 with ``Allow``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(msg: Any) -> None:
+            if msg.get("type") == "http.response.body":
+                msg = {**msg, "body": b""}
+            await send(msg)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyLimit:
@@ -805,22 +993,24 @@ def _bearer(header: str) -> str:
     return rest.strip() if scheme.lower() == "bearer" else ""
 
 
-#: longest tag name the web app accepts
-MAX_TAG_NAME = 64
+def _stored_tag_name(name: str, stored: Iterable[str]) -> str:
+    """The tag a URL names: ``name`` exactly when a tag is stored under it (an earlier
+    version took names with spaces around them), else ``name`` stripped, as forms are."""
+    return name if name in set(stored) else name.strip()
 
 
 def _tag_name(name: str) -> str:
-    """A tag name from a form, stripped; refused (422) when empty, too long, ``.`` or
-    ``..`` (a browser would rewrite its URLs) or with control characters."""
-    import unicodedata
+    """A tag name from a form, stripped, then checked by the rule every entry point shares
+    (:func:`exprsim.index.store.check_new_tag_name`; 422 when it breaks it)."""
+    from exprsim.index.store import check_new_tag_name
 
     name = name.strip()
     if not name:
         raise UploadError("a tag name must not be empty", 422)
-    if len(name) > MAX_TAG_NAME:
-        raise UploadError(f"a tag name has at most {MAX_TAG_NAME} characters", 422)
-    if name in (".", "..") or any(unicodedata.category(c)[0] == "C" for c in name):
-        raise UploadError("a tag name must not be '.' or '..' or hold control characters", 422)
+    try:
+        check_new_tag_name(name)
+    except ExprsimError as exc:
+        raise UploadError(str(exc), 422) from exc
     return name
 
 

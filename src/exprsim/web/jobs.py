@@ -128,9 +128,13 @@ class VideoJobs:
         return job if job is not None else self._load(job_id)
 
     def _load(self, job_id: str) -> VideoJob | None:
+        """A finished job read back from its ``job.json``; ``None`` when there is none, or
+        it is unreadable (not JSON, not a JSON object, fields of the wrong kind)."""
         out_dir = self.out_root / job_id
         try:
             data = json.loads((out_dir / "job.json").read_text())
+            if not isinstance(data, dict):
+                return None
             return VideoJob(
                 job_id,
                 out_dir / "input",
@@ -142,7 +146,7 @@ class VideoJobs:
                 error=str(data.get("error", "")),
                 summary=dict(data.get("summary", {})),
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _work(self) -> None:

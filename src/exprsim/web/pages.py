@@ -91,9 +91,11 @@ def login(error: str = "") -> str:
 
 
 def home(info: dict[str, Any]) -> str:
+    """The Photos page; ``info``: :meth:`IndexInfo.to_dict` of the index (its keys are read
+    by name, so a renamed key fails loudly instead of showing an empty index)."""
     stats = (
-        f"<p class='meta'>Index: {int(info.get('n_faces', 0))} faces in "
-        f"{int(info.get('n_files', 0))} photos, model {html.escape(str(info.get('model')))}</p>"
+        f"<p class='meta'>Index: {int(info['faces'])} faces in "
+        f"{int(info['files'])} photos, model {html.escape(str(info['model']))}</p>"
     )
     body = (
         stats
@@ -273,3 +275,23 @@ dropzone('drop', async (files) => {
 });
 """
     return _page("Video", body, script)
+
+
+def api_docs(schema: dict[str, Any]) -> str:
+    """``/api/docs``: the JSON API's routes, read from its OpenAPI ``schema`` (a plain table:
+    no Swagger UI, nothing loaded from outside the server)."""
+    rows = []
+    for path, operations in sorted(schema.get("paths", {}).items()):
+        for method, op in operations.items():
+            text = str(op.get("summary") or op.get("description") or "").strip()
+            what = text.splitlines()[0] if text else ""
+            rows.append(
+                f"<tr><td>{html.escape(method.upper())}</td><td><code>{html.escape(path)}</code>"
+                f"</td><td>{html.escape(what)}</td></tr>"
+            )
+    body = (
+        "<p class='meta'>The full schema: <a href='/api/openapi.json'>/api/openapi.json</a>. "
+        "Every <code>GET</code> route also answers <code>HEAD</code>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th></tr>" + "".join(rows) + "</table>"
+    )
+    return _page("JSON API", body)

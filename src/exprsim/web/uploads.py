@@ -3,6 +3,7 @@ server's data folder with generated names."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -119,9 +120,14 @@ async def store_upload(
 
     Raises:
         UploadError: 413 past ``max_bytes`` (checked while streaming, so a huge upload is
-            never fully stored), 415 when the content is not an allowed kind.
+            never fully stored), 415 when the content is not an allowed kind, 507 when the
+            server's disk is full and 500 when the file cannot be stored for another reason
+            (:func:`storage_error`; nothing is left behind).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc) from exc
     tmp = folder / f".part-{secrets.token_hex(8)}"
     size = 0
     head = b""
@@ -158,7 +164,23 @@ async def store_upload(
             suffix = {"image": ".img", "video": ".vid"}[kind]
             final = folder / f"{secrets.token_hex(12)}{suffix}"
         os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return StoredUpload(final, kind, name, size)
+
+
+#: ``errno`` values that mean the server's disk (or the user's quota on it) is full
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_error(exc: OSError) -> UploadError:
+    """The answer to an upload the server could not store: 507 when its disk is full, else
+    500; one line with the system's reason, never the server's path."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _FULL:
+        return UploadError(f"the server's upload folder is full ({reason})", 507)
+    return UploadError(f"cannot store the upload on the server ({reason})", 500)
