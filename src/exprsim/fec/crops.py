@@ -51,6 +51,7 @@ import numpy as np
 
 from exprsim.errors import DataError, ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
+from exprsim.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -592,8 +593,6 @@ def build_crops(
         errors=errors,
         seconds=round(time.perf_counter() - t0, 3),
     )
-    from exprsim.io import write_json
-
     write_json(out / "crop_report.json", report.to_dict())  # whole or not at all
     log.debug("%s", report.to_text())
     return report
