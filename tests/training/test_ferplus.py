@@ -72,7 +72,7 @@ def test_changed_config_refused(tmp_path, tiny_cfg):
     from exprsim.config import save_json
 
     save_json(tiny_cfg, out / "train_config.json")
-    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')  # it trained an epoch
+    (out / "state.pt").write_bytes(b"x")  # it trained: a checkpoint (refused before read)
     with pytest.raises(ValueError, match="different config"):
         train(replace(tiny_cfg, lr=0.1), out, progress=False)
 

@@ -44,7 +44,8 @@ def test_a_claimed_folder_without_progress_takes_another_config(
     file a run produces (here, in a member's folder) keeps the refusal."""
     run = RunFolder(tmp_path / "r")
     run.claim(_Cfg())
-    (tmp_path / "r" / "metrics.jsonl").write_text("")  # opened, nothing logged
+    # epoch 1 logged, then killed before its checkpoint: a resume empties this log
+    (tmp_path / "r" / "metrics.jsonl").write_text('{"epoch": 1}\n')
     (tmp_path / "r" / "m0").mkdir()
     RunFolder(tmp_path / "r" / "m0").claim(_Cfg())  # an ensemble's member, claimed only
     with caplog.at_level("WARNING", logger="exprsim.training.run"):
@@ -52,7 +53,7 @@ def test_a_claimed_folder_without_progress_takes_another_config(
     assert "nothing was trained there" in caplog.text
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved["lr"] == 0.2
-    for produced in ("m0/last.safetensors", "metrics.jsonl", "m0/readout.jsonl"):
+    for produced in ("m0/last.safetensors", "state.pt", "m0/readout.jsonl"):
         folder = tmp_path / produced.replace("/", "_")
         RunFolder(folder).claim(_Cfg())
         (folder / "m0").mkdir()

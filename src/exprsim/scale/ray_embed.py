@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,13 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
-from exprsim.io import replace_atomically
+from exprsim.io import replace_atomically, write_json
 
 log = logging.getLogger(__name__)
 
 RAY_INSTALL = "pip install 'exprsim[ray]'"
 LIST_SUFFIXES = (".parquet", ".csv", ".txt")
 PATH_COLUMNS = ("path", "source", "uri", "file")
+#: the folder's stamp: the model and detector its shards were embedded with
+STAMP_NAME = "_embed.json"
+#: the files this engine writes per shard: the shard and its failure list (either name)
+_SHARD_FILE = re.compile(r"_?(part-\d{5}-[0-9a-f]{12})(\.parquet|\.failed\.json)")
 
 
 def _ray() -> Any:
@@ -391,7 +396,7 @@ def embed_with_ray(
 
     Raises:
         BackendUnavailableError: Ray is not installed.
-        ExprsimError: no inputs.
+        ExprsimError: no inputs, or ``out_dir`` holds shards of another model or detector.
     """
 
     paths = list_inputs(inputs)
@@ -401,6 +406,7 @@ def embed_with_ray(
     out.mkdir(parents=True, exist_ok=True)
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
+    _check_stamp(out, _stamp(model, detector, shard_size))
 
     todo, retried = _work(out, names, shards, retry_failed)
     t0 = time.perf_counter()
@@ -414,6 +420,7 @@ def embed_with_ray(
             "device": device,
         }
         counts = _run_on_ray(todo, actor_kwargs, address, num_workers, num_cpus, progress, errors)
+    _remove_stale_shards(out, names)
     images, faces, failed = counts
     return RayEmbedReport(
         str(out),
@@ -440,6 +447,9 @@ def _work(
     retried = 0
     for n, paths in zip(names, shards, strict=True):
         shard = out / n
+        if shard.exists() and not _readable_shard(shard):
+            _drop_failed_lists(shard)  # the whole shard is embedded again
+            shard.unlink(missing_ok=True)
         if not shard.exists():
             todo.append({"name": n, "paths": json.dumps(paths), "retry": False})
         elif retry_failed and _recorded_failed_list(shard) is not None:
@@ -449,6 +459,88 @@ def _work(
             )
             retried += 1
     return todo, retried
+
+
+def _readable_shard(shard: Path) -> bool:
+    """Whether the shard's Parquet footer reads (a truncated or empty file does not); a
+    damaged shard is reported in one warning line."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(shard)
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        log.warning("embed: %s: damaged shard (%s); embedding it again", shard, exc)
+        return False
+    return True
+
+
+def _model_identity(model: str | Path) -> str:
+    """``name@version`` of the model and a digest of its weights (two trained folders may
+    share a name and version); the name as given when its files do not read (the actors
+    then report why)."""
+    from exprsim.errors import ModelError
+    from exprsim.models.embedder import SHIPPED, _read_config, _weights_dir
+
+    folder = _weights_dir(str(model)) if str(model) in SHIPPED else Path(model)
+    try:
+        name = _read_config(folder / "config.json").name_version
+        digest = hashlib.sha1()
+        with open(folder / "model.safetensors", "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except (ModelError, OSError):
+        return str(model)
+    return f"{name} (weights {digest.hexdigest()[:12]})"
+
+
+def _stamp(model: str | Path, detector: Any, shard_size: int) -> dict[str, Any]:
+    """The folder's stamp: what its shards were embedded with."""
+    det = detector if detector is None or isinstance(detector, str) else type(detector).__name__
+    return {"model": _model_identity(model), "detector": det, "shard_size": shard_size}
+
+
+def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
+    """Refuse a folder whose shards come from another model or detector (before any work);
+    otherwise write the run's stamp (``_embed.json``: dataset readers skip ``_`` names)."""
+    import json
+
+    path = out / STAMP_NAME
+    try:
+        old = json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        old = None  # damaged: rewritten below
+    if isinstance(old, dict):
+        for key in ("model", "detector"):
+            if key in old and old[key] != stamp[key]:
+                what = "the model's default" if old[key] is None else old[key]
+                raise ExprsimError(
+                    f"{out} holds shards embedded with {key} {what}, not "
+                    f"{'the default' if stamp[key] is None else stamp[key]}: "
+                    "use a new output folder, or delete it"
+                )
+    if old != stamp:
+        write_json(path, stamp)
+
+
+def _remove_stale_shards(out: Path, names: Sequence[str]) -> None:
+    """Remove the shards (and failure lists) of another input list or shard size, so the
+    folder holds each face once; only files of this engine's naming are touched."""
+    keep = {n.removesuffix(".parquet") for n in names}
+    stale = [
+        f
+        for f in sorted(out.iterdir())
+        if (m := _SHARD_FILE.fullmatch(f.name)) and m.group(1) not in keep and f.is_file()
+    ]
+    for f in stale:
+        f.unlink(missing_ok=True)
+    if stale:
+        n = sum(f.suffix == ".parquet" for f in stale)
+        log.warning(
+            "embed: removed %d shards (%d files) of another input list or shard size from %s",
+            n,
+            len(stale),
+            out,
+        )
 
 
 def _run_on_ray(

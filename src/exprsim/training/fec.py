@@ -336,6 +336,7 @@ def _restore(
 ) -> int:
     """Load the checkpoint ``state`` into ``model`` and ``opt``; the iterations it had done."""
     if state is None:
+        run.trim_metrics("iteration", 0)  # rows logged before a first checkpoint
         return 0
     model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
     opt.load_state_dict(state["opt"])

@@ -926,7 +926,10 @@ def _recompute_bn(model: Any, data: _Arrays, cfg: TrainConfig, batch: int = 256)
         )
     model.train()
     dev = _model_device(model)
-    with torch.no_grad():
+    # dropout in train mode draws from torch's RNG: seeded here, so the statistics do not
+    # depend on whether the run trained its last epoch in this process or was resumed
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(cfg.seed * 1000 + 10**6)
         for s in range(0, len(data.images), batch):
             model(_to_input(data.images[s : s + batch], cfg.preprocess, aug, dev))
     for m, mom in zip(bns, momenta, strict=True):
@@ -1364,6 +1367,7 @@ def _resume(
     """Load the run's last checkpoint ``state`` (:meth:`RunFolder.load_state`) into ``s``;
     ``(epochs done, weight average, snapshots)`` (``(0, None, 0)`` for a fresh run)."""
     if state is None:
+        run.trim_metrics("epoch", 0)  # rows of a first epoch killed before its checkpoint
         return 0, None, 0
     if "model" in state:
         s.model.load_state_dict(state["model"])

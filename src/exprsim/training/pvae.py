@@ -413,6 +413,7 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     run.claim(cfg, may_change)
     save_json(tr.model.config, run.dir / "pvae_config.json")
     start = tr.restore(state) if state is not None else 0
+    run.trim_metrics("iteration", start)  # rows logged after the last checkpoint
     step = start
     tr.model.train()
     n_tr, bs = len(tr.x_tr), cfg.batch_size

@@ -226,14 +226,15 @@ class RunFolder:
 
     def holds_progress(self) -> bool:
         """Whether the folder or its member folders hold anything but what claiming a
-        run writes (``train_config.json``, the lock, an empty metrics log): a checkpoint,
-        weights, a model, results, a cache. A folder claimed by a run that stopped before
-        its first checkpoint (diverged or interrupted in its first epoch, or refused after
-        the claim) holds nothing else, so another config may take it."""
+        run writes (``train_config.json``, the lock, a metrics log without a checkpoint
+        beside it, which a resume empties): a checkpoint, weights, a model, results, a
+        cache. A folder claimed by a run that stopped before its first checkpoint
+        (diverged or killed in its first epoch, or refused after the claim) holds nothing
+        else, so another config may take it."""
         for path in self.dir.rglob("*"):
             if not path.is_file() or path.name in ("train_config.json", ".lock"):
                 continue
-            if path.name == "metrics.jsonl" and path.stat().st_size == 0:
+            if path.name == "metrics.jsonl" and not (path.parent / "state.pt").exists():
                 continue
             return True
         return False
@@ -349,11 +350,24 @@ class RunFolder:
 
     def trim_metrics(self, key: str, upto: int) -> None:
         """Drop ``metrics.jsonl`` rows whose ``key`` is past ``upto`` (logged after the
-        last checkpoint by a run that was then killed)."""
+        last checkpoint by a run that was then killed; ``upto=0``: every row, for a run
+        that starts afresh). A line that is not a JSON object (a partial row left by a
+        full disk or a power cut) is dropped with a warning."""
         if not self.metrics_path.is_file():
             return
-        lines = self.metrics_path.read_text().splitlines()
-        kept = [s for s in lines if s.strip() and json.loads(s).get(key, 0) <= upto]
+        lines = self.metrics_path.read_text(errors="replace").splitlines()
+        kept, bad = [], 0
+        for line in lines:
+            try:
+                row = json.loads(line) if line.strip() else None
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                bad += bool(line.strip())
+            elif not isinstance(row.get(key, 0), int | float) or row.get(key, 0) <= upto:
+                kept.append(line)
+        if bad:
+            log.warning("%s: dropped %d damaged line(s) (not a JSON row)", self.metrics_path, bad)
         if len(kept) != len(lines):
             self.metrics_path.write_text("".join(s + "\n" for s in kept))
 
