@@ -531,6 +531,23 @@ def _read_config(path: Path) -> EmbedderConfig:
         raise ModelError(f"{path}: invalid model config ({exc})") from exc
 
 
+def model_identity(model: str | Path) -> str:
+    """What a model's embeddings are tagged with where a name is not enough: its
+    ``name@version`` and a digest of its ``model.safetensors`` (two trained folders may
+    share a name and version), read from the files without loading the network; the name
+    as given when they do not read (loading it then says why)."""
+    import hashlib
+
+    folder = _weights_dir(str(model)) if str(model) in SHIPPED else Path(model)
+    try:
+        name = _read_config(folder / "config.json").name_version
+        with open(folder / "model.safetensors", "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha1").hexdigest()
+    except (ModelError, OSError):
+        return str(model)
+    return f"{name} (weights {digest[:12]})"
+
+
 def load_model(
     name: str = "default", device: str = "cpu", batch_size: int = 64, fuse: bool = True
 ) -> Embedder:

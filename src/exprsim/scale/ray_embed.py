@@ -474,29 +474,12 @@ def _readable_shard(shard: Path) -> bool:
     return True
 
 
-def _model_identity(model: str | Path) -> str:
-    """``name@version`` of the model and a digest of its weights (two trained folders may
-    share a name and version); the name as given when its files do not read (the actors
-    then report why)."""
-    from exprsim.errors import ModelError
-    from exprsim.models.embedder import SHIPPED, _read_config, _weights_dir
-
-    folder = _weights_dir(str(model)) if str(model) in SHIPPED else Path(model)
-    try:
-        name = _read_config(folder / "config.json").name_version
-        digest = hashlib.sha1()
-        with open(folder / "model.safetensors", "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except (ModelError, OSError):
-        return str(model)
-    return f"{name} (weights {digest.hexdigest()[:12]})"
-
-
 def _stamp(model: str | Path, detector: Any, shard_size: int) -> dict[str, Any]:
     """The folder's stamp: what its shards were embedded with."""
     det = detector if detector is None or isinstance(detector, str) else type(detector).__name__
-    return {"model": _model_identity(model), "detector": det, "shard_size": shard_size}
+    from exprsim.models.embedder import model_identity
+
+    return {"model": model_identity(model), "detector": det, "shard_size": shard_size}
 
 
 def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
