@@ -59,6 +59,40 @@ class ImageTooLargeError(ImageError):
     """
 
 
+class IndexDatabaseError(ExprsimError):
+    """The database of a face index cannot be used as asked: missing, read-only for a
+    write, damaged, another program's, another schema's or model's, or unreachable.
+
+    A fault of the database, not of the request that met it: the web app answers it with
+    503 (its message without the server's file name), where other errors of a request are
+    the client's.
+
+    Attributes:
+        db: the database as shown to users (a path, or a URL without its password).
+        detail: what is wrong with it, without its name.
+        read_only: ``True`` when a change was refused because the database cannot be
+            written (nothing was changed).
+    """
+
+    def __init__(self, db: str | Path, detail: str, *, read_only: bool = False) -> None:
+        self.db = printable(str(db))
+        self.detail = detail
+        self.read_only = read_only
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{self.db}: {self.detail}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_index_error, (type(self), self.db, self.detail, self.read_only))
+
+
+def _rebuild_index_error(
+    cls: type[IndexDatabaseError], db: str, detail: str, read_only: bool
+) -> IndexDatabaseError:
+    return cls(db, detail, read_only=read_only)
+
+
 class BackendUnavailableError(ExprsimError):
     """An optional backend (detector, ANN library, ...) is not installed; the message says how to get it."""
 

@@ -192,18 +192,18 @@ def test_a_duplicate_upload_is_kept_when_indexing_fails(make_client, photo, tmp_
 
 
 def test_index_fault_messages_never_name_the_server_database():
-    from exprsim.errors import ExprsimError
+    from exprsim.errors import ExprsimError, IndexDatabaseError
     from exprsim.web.app import _index_fault
 
     names = ("/srv/data/faces.db",)
     text, headers = _index_fault(
-        ExprsimError("/srv/data/faces.db: folder /srv/data does not exist"), names
+        IndexDatabaseError("/srv/data/faces.db", "folder /srv/data does not exist"), names
     )
     assert text == "the index cannot be used: folder its folder does not exist" and not headers
-    text, _ = _index_fault(ExprsimError("a: not a usable exprsim database (malformed)"), ("a",))
-    assert text == "the index cannot be used: not a usable exprsim database (malformed)"
+    text, _ = _index_fault(IndexDatabaseError("a", "not a usable exprsim database (x)"), ("a",))
+    assert text == "the index cannot be used: not a usable exprsim database (x)"
     assert _index_fault(ExprsimError("a tag name must not be empty"), names) is None
-    busy = ExprsimError("x.db: not a usable exprsim database (database is locked)")
+    busy = IndexDatabaseError("x.db", "not a usable exprsim database (database is locked)")
     busy.__cause__ = sqlite3.OperationalError("database is locked")
     text, headers = _index_fault(busy, ("x.db",))
     assert "busy" in text and headers["Retry-After"].isdigit()

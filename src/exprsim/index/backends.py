@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, IndexDatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +169,17 @@ def check_schema(where: object, text: object) -> None:
     try:
         schema = int(str(text))
     except ValueError:
-        raise ExprsimError(f"{where}: damaged database (schema {text!r})") from None
+        raise IndexDatabaseError(str(where), f"damaged database (schema {text!r})") from None
     if schema > SCHEMA_VERSION:
-        raise ExprsimError(
-            f"{where}: schema {schema}, made by a newer exprsim; this exprsim reads "
-            f"{SCHEMA_VERSION} and left the file unchanged (upgrade exprsim)"
+        raise IndexDatabaseError(
+            str(where),
+            f"schema {schema}, made by a newer exprsim; this exprsim reads "
+            f"{SCHEMA_VERSION} and left the file unchanged (upgrade exprsim)",
         )
     if schema != SCHEMA_VERSION:
-        raise ExprsimError(f"{where}: schema {schema}, this exprsim reads {SCHEMA_VERSION}")
+        raise IndexDatabaseError(
+            str(where), f"schema {schema}, this exprsim reads {SCHEMA_VERSION}"
+        )
 
 
 @functools.cache
@@ -320,12 +323,12 @@ class SQLiteBackend(StoreBackend):
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
         if self.path.is_dir():
-            raise ExprsimError(f"{self.path}: is a directory, expected a database file")
+            raise IndexDatabaseError(self.path, "is a directory, expected a database file")
         if not self.path.parent.exists():
-            raise ExprsimError(f"{self.path}: folder {self.path.parent} does not exist")
+            raise IndexDatabaseError(self.path, f"folder {self.path.parent} does not exist")
         check_db_name(self.path)
         if not create and not self.path.exists():
-            raise ExprsimError(f"{self.path}: no such database")
+            raise IndexDatabaseError(self.path, "no such database")
         self.read_only = self.path.exists() and not writable(self.path)
         try:
             if self.read_only:
@@ -342,7 +345,7 @@ class SQLiteBackend(StoreBackend):
             self.close()
             if is_locked(exc):  # another process holds it (exclusively): not a damaged file
                 raise
-            raise ExprsimError(f"{self.path}: not a usable exprsim database ({exc})") from exc
+            raise IndexDatabaseError(self.path, f"not a usable exprsim database ({exc})") from exc
         except BaseException:
             self.close()
             raise
@@ -361,12 +364,13 @@ class SQLiteBackend(StoreBackend):
         except sqlite3.OperationalError as exc:
             if path.exists():
                 raise
-            raise ExprsimError(f"{path}: no such database") from exc
+            raise IndexDatabaseError(path, "no such database") from exc
 
-    def _read_only_error(self) -> ExprsimError:
-        return ExprsimError(
-            f"{self.path}: read-only (the file or its folder cannot be written); "
-            "this command would change it"
+    def _read_only_error(self) -> IndexDatabaseError:
+        return IndexDatabaseError(
+            self.path,
+            "read-only (the file or its folder cannot be written); this command would change it",
+            read_only=True,
         )
 
     def _open_read_only(self) -> None:
@@ -379,7 +383,7 @@ class SQLiteBackend(StoreBackend):
         uri = f"file:{quote(str(path.resolve()))}?{how}"
         self.conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         if not {"files", "faces", "meta"} <= self._check_existing():
-            raise ExprsimError(f"{self.path}: read-only, and not an exprsim index")
+            raise IndexDatabaseError(self.path, "read-only, and not an exprsim index")
         log.info("%s: cannot be written; opened read-only", self.path)
 
     def _check_existing(self) -> set[str]:
@@ -391,19 +395,21 @@ class SQLiteBackend(StoreBackend):
         tables = {str(r[1]) for r in rows if r[0] == "table"}
         if tables and not {"files", "faces"} <= tables:
             shown = ", ".join(sorted(tables)[:5])
-            raise ExprsimError(
-                f"{self.path}: a SQLite database of something else (tables: {shown}), "
-                "not an exprsim index; exprsim leaves it untouched"
+            raise IndexDatabaseError(
+                self.path,
+                f"a SQLite database of something else (tables: {shown}), "
+                "not an exprsim index; exprsim leaves it untouched",
             )
         columns, _ = _sqlite_layout()
         for table in sorted(tables & columns.keys()):
             have = {str(c[1]) for c in self.conn.execute(f"PRAGMA table_info({table})")}
             missing = [c for c in columns[table] if c not in have]
             if missing:
-                raise ExprsimError(
-                    f"{self.path}: a SQLite database of something else (its table {table} "
+                raise IndexDatabaseError(
+                    self.path,
+                    f"a SQLite database of something else (its table {table} "
                     f"lacks the columns {', '.join(missing[:4])} of an exprsim index); "
-                    "exprsim leaves it untouched"
+                    "exprsim leaves it untouched",
                 )
         if "meta" in tables:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError
+from exprsim.errors import BackendUnavailableError, IndexDatabaseError
 from exprsim.index.backends import StoreBackend
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,13 @@ class PostgresBackend(StoreBackend):
         try:
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
-            raise ExprsimError(f"{self.path}: cannot connect to PostgreSQL ({exc})") from exc
+            raise IndexDatabaseError(self.path, f"cannot connect to PostgreSQL ({exc})") from exc
         if not create and not self._has_index():
             self.conn.close()
-            raise ExprsimError(
-                f"{self.path}: no exprsim index in this database (create one with "
-                "`exprsim index add PATH --db URL`)"
+            raise IndexDatabaseError(
+                self.path,
+                "no exprsim index in this database (create one with "
+                "`exprsim index add PATH --db URL`)",
             )
         try:
             if not self._ready():  # DDL only when something is missing: it would queue
@@ -160,9 +161,10 @@ class PostgresBackend(StoreBackend):
             self.conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
         except psycopg.Error as exc:
             self.conn.close()
-            raise ExprsimError(
-                f"{self.path}: cannot set up the exprsim tables ({exc}); the server needs the "
-                "pgvector extension, and the user the right to create it or it created already"
+            raise IndexDatabaseError(
+                self.path,
+                f"cannot set up the exprsim tables ({exc}); the server needs the "
+                "pgvector extension, and the user the right to create it or it created already",
             ) from exc
 
     def _has_index(self) -> bool:
@@ -171,7 +173,7 @@ class PostgresBackend(StoreBackend):
             row = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
         except self._psycopg.Error as exc:
             self.conn.close()
-            raise ExprsimError(f"{self.path}: cannot read the database ({exc})") from exc
+            raise IndexDatabaseError(self.path, f"cannot read the database ({exc})") from exc
         return bool(row[0])
 
     def _ready(self) -> bool:

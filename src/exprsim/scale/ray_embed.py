@@ -476,8 +476,12 @@ def _readable_shard(shard: Path) -> bool:
 
 def _stamp(model: str | Path, detector: Any, shard_size: int) -> dict[str, Any]:
     """The folder's stamp: what its shards were embedded with."""
-    det = detector if detector is None or isinstance(detector, str) else type(detector).__name__
+    from exprsim.faces.detect import DEFAULT_DETECTOR
     from exprsim.models.embedder import model_identity
+
+    # the default by name is the default: ``None`` and "mediapipe" embed alike
+    det = DEFAULT_DETECTOR if detector is None else detector
+    det = det if isinstance(det, str) else type(det).__name__
 
     return {"model": model_identity(model), "detector": det, "shard_size": shard_size}
 
@@ -493,12 +497,14 @@ def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
     except (OSError, ValueError):
         old = None  # damaged: rewritten below
     if isinstance(old, dict):
+        if old.get("detector", "") is None:  # stamped before the default was named
+            from exprsim.faces.detect import DEFAULT_DETECTOR
+
+            old["detector"] = DEFAULT_DETECTOR
         for key in ("model", "detector"):
             if key in old and old[key] != stamp[key]:
-                what = "the model's default" if old[key] is None else old[key]
                 raise ExprsimError(
-                    f"{out} holds shards embedded with {key} {what}, not "
-                    f"{'the default' if stamp[key] is None else stamp[key]}: "
+                    f"{out} holds shards embedded with {key} {old[key]}, not {stamp[key]}: "
                     "use a new output folder, or delete it"
                 )
     if old != stamp:

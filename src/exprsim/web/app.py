@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
+from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError, IndexDatabaseError
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
 
@@ -398,27 +398,27 @@ def _index_fault(
     exc: BaseException, db_names: tuple[str, ...]
 ) -> tuple[str, dict[str, str]] | None:
     """``(message, headers)`` when ``exc`` is a fault of the server's index, not of the
-    request: the database locked by another program (``Retry-After``), or an error of the
-    index about its database (read-only, damaged, not an exprsim index, another model's;
-    its message starts with the database's name, ``db_names``). The message never names
-    the server's database; ``None`` for anything else.
+    request: the database locked by another program (``Retry-After``), an
+    :class:`~exprsim.errors.IndexDatabaseError` (read-only, damaged, gone, not an exprsim
+    index, unreachable), or embeddings of another model than the server's. Told by the
+    error's type, never by its text; the message never names the server's database or its
+    folder (``db_names``); ``None`` for anything else.
     """
+    from exprsim.index.store import ModelMismatchError
+
     if _is_busy(exc):
         busy = "the index is busy (locked by another program); try again"
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
-    if not isinstance(exc, ExprsimError) or isinstance(exc, ImageError):
+    if isinstance(exc, ModelMismatchError):
+        return "the index holds embeddings of another model than this server's", {}
+    if not isinstance(exc, IndexDatabaseError):
         return None
-    text = str(exc)
-    names = sorted({n for n in db_names if n}, key=len, reverse=True)
-    name = next((n for n in names if text.startswith(n)), None)
-    if name is None:
-        return None
-    rest = text[len(name) :]
-    if rest.startswith(": read-only ("):  # a write to a database the server cannot write
+    if exc.read_only:  # a write to a database the server cannot write
         return "the index is read-only on this server; nothing was changed", {}
-    text = f"the index cannot be used:{rest[1:]}" if rest.startswith(":") else f"the index{rest}"
+    text = f"the index cannot be used: {exc.detail}"
     # other mentions of the database or its folder; a bare relative name shows nothing
     # of the server (and could be a common word of the message)
+    names = {n for n in (*db_names, exc.db) if n}
     shown = {n: "the index" for n in names}
     shown |= {str(Path(n).parent): "its folder" for n in names if "://" not in n}
     for where in sorted(shown, key=len, reverse=True):
