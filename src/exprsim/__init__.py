@@ -13,6 +13,7 @@ Public API::
     exprsim.create_model(name, embedding_dim=16) -> torch.nn.Module
     exprsim.list_models() -> list[str]
     exprsim.load_image(path) -> (H, W, 3) uint8 RGB
+    exprsim.shutdown_workers()   hand back the face front-end's worker threads
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _LAZY = {
     "load_model": "exprsim.models.embedder",
     "Embedder": "exprsim.models.embedder",
     "FaceEmbedding": "exprsim.models.embedder",
+    "shutdown_workers": "exprsim.faces.stream",
 }
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "list_models",
     "load_image",
     "load_model",
+    "shutdown_workers",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from exprsim.faces.align import AlignConfig, align_face
     from exprsim.faces.detect import create_detector, list_detectors
     from exprsim.faces.pipeline import analyze_image
+    from exprsim.faces.stream import shutdown_workers
     from exprsim.faces.types import AlignedFace, Face
     from exprsim.io import load_image
     from exprsim.models.embedder import Embedder, FaceEmbedding, load_model

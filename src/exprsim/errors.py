@@ -87,6 +87,14 @@ class IndexDatabaseError(ExprsimError):
         return (_rebuild_index_error, (type(self), self.db, self.detail, self.read_only))
 
 
+class IndexUnavailableError(IndexDatabaseError):
+    """The index's database cannot be reached now: the server refused or dropped the
+    connection, is shutting down or restarting, or refused the login. Often passes by
+    itself, so the web app answers it with a fixed sentence and ``Retry-After`` (the
+    detail, which may name hosts, sockets and users, goes to its log only).
+    """
+
+
 def _rebuild_index_error(
     cls: type[IndexDatabaseError], db: str, detail: str, read_only: bool
 ) -> IndexDatabaseError:

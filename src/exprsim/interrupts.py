@@ -1,9 +1,15 @@
-"""Ctrl-C while a partial result is being saved.
+"""Ctrl-C and SIGTERM: what was interrupted, and a partial result that must be saved whole.
 
 After a first Ctrl-C, long commands keep what is complete and write it out (a partial video
 report, for example). A user who presses Ctrl-C again at once would otherwise lose that
 report half-built. :func:`hold_interrupts` holds one such press: it is logged and ignored,
 and a further press interrupts as usual (an escape hatch, should the saving hang).
+
+The ``exprsim`` command makes SIGTERM (``kill``, ``timeout``, a batch scheduler) raise
+:class:`Terminated`, a :class:`KeyboardInterrupt`, so that it saves as for Ctrl-C
+(:func:`terminate_as_interrupt`). A library function that keeps its partial result on
+Ctrl-C swallows the exception; :func:`interruption` still tells the two apart (exit code
+130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,35 +18,109 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: exit codes of an interrupted command: Ctrl-C (128 + SIGINT), SIGTERM (128 + SIGTERM)
+INTERRUPTED_EXIT, TERMINATED_EXIT = 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``), raised where
+    Ctrl-C would be so that a command keeps and saves what it had done, as for Ctrl-C."""
+
+
+class _State:
+    """Whether a SIGTERM reached this process's handler since :func:`reset_interruption`."""
+
+    terminated = False
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    _State.terminated = True
+    raise Terminated
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (the ``exprsim`` process's
+    own command line: tests and library callers keep their handlers). Outside the main
+    thread, or where there is no SIGTERM, nothing changes."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def reset_interruption() -> None:
+    """Forget an earlier SIGTERM (a new command starts)."""
+    _State.terminated = False
+
+
+def interruption(exc: BaseException | None = None) -> tuple[str, int]:
+    """``("terminated", 143)`` when ``exc`` is a :class:`Terminated` or a SIGTERM reached
+    :func:`terminate_as_interrupt`'s handler (the library may have swallowed its
+    exception, keeping a partial result), else ``("interrupted", 130)``."""
+    if isinstance(exc, Terminated) or _State.terminated:
+        return "terminated", TERMINATED_EXIT
+    return "interrupted", INTERRUPTED_EXIT
+
+
+@dataclass
+class Held:
+    """What :func:`hold_interrupts` held: the names (``"SIGINT"``, ``"SIGTERM"``) of the
+    signals that arrived while the block ran."""
+
+    signals: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.signals)
+
+
+def _python_handler(sig: int) -> Callable[..., Any] | None:
+    """The Python-level handler of ``sig``, or ``None`` (default, ignored, not Python's)."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            return handler
+    return None
+
 
 @contextlib.contextmanager
-def hold_interrupts(what: str) -> Iterator[None]:
-    """While the block runs, the first Ctrl-C (SIGINT) is held: logged (``"finishing
-    <what> first"``) and ignored; a second one raises :class:`KeyboardInterrupt` as usual.
-    The previous handler is restored afterwards. Outside the main thread (where Python
-    cannot set signal handlers, and which Ctrl-C never reaches) nothing is held."""
+def hold_interrupts(what: str) -> Iterator[Held]:
+    """While the block runs, the first Ctrl-C (SIGINT), or SIGTERM where Python handles
+    it (:func:`terminate_as_interrupt`), is held: logged (``"finishing <what> first"``) and
+    ignored; a second one raises :class:`KeyboardInterrupt` (:class:`Terminated` for
+    SIGTERM) as usual. Yields a :class:`Held` naming the signals held. The previous
+    handlers are restored afterwards. Outside the main thread (where Python cannot set
+    signal handlers, and which Ctrl-C never reaches) nothing is held."""
+    held = Held()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield held
         return
-    presses = 0
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        nonlocal presses
-        presses += 1
-        if presses > 1:
-            raise KeyboardInterrupt
-        log.warning("Ctrl-C: finishing %s first (press Ctrl-C again to abandon it)", what)
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        # None: a handler installed outside Python; Python's own is the best restore
-        signal.signal(
-            signal.SIGINT, previous if previous is not None else signal.default_int_handler
+        term = signum == signal.SIGTERM
+        held.signals.append("SIGTERM" if term else "SIGINT")
+        if term:
+            _State.terminated = True
+        if len(held.signals) > 1:
+            raise Terminated if term else KeyboardInterrupt
+        log.warning(
+            "%s: finishing %s first (press Ctrl-C again to abandon it)",
+            "SIGTERM" if term else "Ctrl-C",
+            what,
         )
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, hold)}
+    if _python_handler(signal.SIGTERM) is not None:  # a default SIGTERM still kills at once
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, hold)
+    try:
+        yield held
+    finally:
+        for sig, before in previous.items():
+            # None: a handler installed outside Python; Python's own is the best restore
+            if before is None:
+                before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, before)

@@ -12,10 +12,12 @@ JSON lines or JSON, chosen by the file's suffix; every command that writes a tab
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 import time
@@ -193,14 +195,20 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
         ImageTooLargeError: more pixels than the limit (the message names the limit).
         ImageError: empty, corrupt, truncated or non-image data.
     """
-    limit = _decode_limit(max_pixels)
     if not data:
         raise ImageError(name, "empty file")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
+    """:func:`decode_image` of an open binary file (bytes in memory, or a file on disk:
+    Pillow reads only what it needs)."""
+    limit = _decode_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             # the limit is checked below, from the header: Pillow's warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(fh) as img:
                 w, h = img.size
                 if w <= 0 or h <= 0:
                     raise ImageError(name, f"zero-size image ({w}x{h})")
@@ -251,16 +259,121 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             "not an image source: give a path, encoded bytes or a NumPy array "
             "(np.asarray(pil_image) for a PIL image)",
         )
-    path = Path(source)
-    try:  # a name too long for the file system raises here instead of answering False
-        if not path.exists():
-            raise ImageError(path, "no such file")
-        if path.is_dir():
-            raise ImageError(path, "is a directory, not an image")
-        data = path.read_bytes()
+    return _load_file(Path(source), max_pixels)
+
+
+#: Largest image file read, in bytes, for the default pixel limit (:func:`file_byte_limit`):
+#: an uncompressed 16-bit RGBA image of :data:`MAX_PIXELS` pixels fits.
+BYTES_PER_PIXEL_CAP = 8
+#: Room for metadata (EXIF thumbnails, ICC profiles, XMP) above the pixels' bytes.
+FILE_BYTES_SLACK = 64 << 20
+
+#: ``errno`` values of a name that leads to no file (``os.stat``)
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF})
+
+
+def file_byte_limit(max_pixels: int | None = None) -> int:
+    """The largest image file :func:`load_image` reads, in bytes: the file's pixel limit
+    (:func:`_decode_limit`) at :data:`BYTES_PER_PIXEL_CAP` bytes per pixel (an uncompressed
+    16-bit RGBA image), plus :data:`FILE_BYTES_SLACK` for metadata. A larger file is
+    refused unread (:class:`ImageTooLargeError`): a video renamed ``.jpg``, a disk image."""
+    return _decode_limit(max_pixels) * BYTES_PER_PIXEL_CAP + FILE_BYTES_SLACK
+
+
+def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
+    """:func:`load_image` of a file: checked by ``os.stat`` before a byte is read.
+
+    Regular files are decoded from the open file (Pillow reads what it needs: a junk
+    file is refused from its first bytes), pipes (``<(cat x.jpg)``, ``/dev/stdin``) are
+    read to their end, at most :func:`file_byte_limit` bytes; a folder, a device or a
+    socket is refused (``/dev/zero`` never ends).
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:  # a name too long for the file system, a link loop, ...
+        if exc.errno in _MISSING:
+            raise ImageError(path, "no such file") from exc
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise ImageError(path, "no such file") from exc
+    cap = file_byte_limit(max_pixels)
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(path, folder_problem(path))
+    if stat.S_ISFIFO(st.st_mode):
+        return decode_image(_read_pipe(path, cap), str(path), max_pixels=max_pixels)
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(path, f"not a regular file ({_file_kind(st.st_mode)}), not an image")
+    if st.st_size == 0:
+        raise ImageError(path, "empty file")
+    if st.st_size > cap:
+        raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (closed below, after the decoding)
     except OSError as exc:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
-    return decode_image(data, str(path), max_pixels=max_pixels)
+    with fh:
+        return _decode(fh, str(path), max_pixels)
+
+
+def folder_problem(path: str | Path) -> str:
+    """Why a folder given as an image cannot be read: it cannot be listed (its images
+    could not be searched: :func:`iter_image_files` yields it), or it is one."""
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        return f"folder cannot be listed ({exc.strerror or exc}); its images were not read"
+    return "is a directory, not an image"
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _read_pipe(path: Path, cap: int) -> bytes:
+    """The bytes of a pipe (``<(cat x.jpg)``, ``/dev/stdin``), at most ``cap``.
+
+    Opened without waiting: a named pipe that nothing writes to is refused at once instead
+    of hanging (a writer already there is waited for as usual).
+
+    Raises:
+        ImageError: nothing writes to it, or it cannot be read.
+        ImageTooLargeError: more than ``cap`` bytes.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        try:
+            first = os.read(fd, 1 << 20)
+        except BlockingIOError:  # a writer is there, with nothing written yet: wait for it
+            first = None
+        if first == b"":
+            raise ImageError(path, "a pipe that nothing writes to (or that was empty)")
+        os.set_blocking(fd, True)
+        chunk = first if first is not None else os.read(fd, 1 << 20)
+        while chunk:
+            size += len(chunk)
+            if size > cap:
+                raise ImageTooLargeError(path, f"more than {cap:,} bytes in a pipe (limit)")
+            chunks.append(chunk)
+            chunk = os.read(fd, 1 << 20)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
@@ -352,18 +465,59 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     Explicitly named files are yielded whatever their suffix (so bad files get a clear
     error later); files inside directories are filtered by :data:`IMAGE_SUFFIXES`. Broken
     links with an image suffix are yielded too (they fail later with "no such file" instead
-    of vanishing); linked folders are not entered (no loops). A single path is one input.
+    of vanishing); linked folders are not entered (no loops). A folder that cannot be
+    listed (permissions, a stale network mount) is yielded itself, in its place: it fails
+    later as an input, with its reason (:func:`load_image`), instead of its images
+    vanishing without a word. A single path is one input.
     """
     for p in as_inputs(paths):
         path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
         if _is_dir(path):
-            for child in sorted(path.rglob("*")):
-                if child.suffix.lower() in IMAGE_SUFFIXES and (
-                    child.is_file() or (child.is_symlink() and not child.exists())
-                ):
-                    yield child
+            yield from sorted(_walk_images(path))
         else:
             yield path
+
+
+def _walk_images(top: Path) -> list[Path]:
+    """The image files under the folder ``top`` (any order), and the folders under it
+    (``top`` included) that cannot be listed (:func:`iter_image_files`)."""
+    found: list[Path] = []
+    folders = [top]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            found.append(folder)  # named as a failed input, not dropped
+            continue
+        for entry in entries:
+            child = folder / entry.name
+            if _entry_is(entry.is_dir, follow_symlinks=False):
+                folders.append(child)  # a link to a folder is not entered
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _image_entry(entry):
+                found.append(child)
+    return found
+
+
+def _image_entry(entry: os.DirEntry[str]) -> bool:
+    """A file to read: a file (or a link to one), a broken link (fails later with "no
+    such file"), or an entry that cannot be examined (fails later with its reason); not a
+    FIFO, socket, device or link to a folder."""
+    if _entry_is(entry.is_file):
+        return True
+    try:
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:
+        return True
+
+
+def _entry_is(test: Callable[..., bool], **kwargs: Any) -> bool:
+    """``entry.is_file()`` / ``is_dir()``: false when it cannot be told."""
+    try:
+        return test(**kwargs)
+    except OSError:
+        return False
 
 
 def file_key(path: str | Path, expand_user: bool = True) -> Path:
@@ -472,6 +626,27 @@ def save_table(table: Any, path: str | Path) -> Path:
     return path
 
 
+def replace_table(table: Any, path: str | Path) -> Path:
+    """:func:`save_table`, whole or not at all: written beside ``path`` and renamed over
+    it, so that an interruption or a full disk leaves an earlier file as it was."""
+    path = check_table_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return replace_atomically(path, lambda tmp: save_table(table, tmp), suffix=path.suffix)
+
+
+def save_partial_table(table: Any, path: str | Path) -> Path | None:
+    """Save the table of an interrupted run, which must not replace a complete earlier
+    one: at ``path`` when no file is there, else beside it at :func:`partial_path`;
+    nothing when it has no row. Returns where it went, or ``None``."""
+    import pandas as pd
+
+    frame = table if isinstance(table, pd.DataFrame) else _frame(table)
+    if not len(frame):
+        return None
+    path = check_table_path(path)
+    return replace_table(frame, partial_path(path) if _exists(path) else path)
+
+
 def _frame(rows: Sequence[Mapping[str, Any]]) -> Any:
     import pandas as pd
 
@@ -487,8 +662,13 @@ class TableWriter:
     fixed by the first rows (later rows are reindexed to them). CSV and JSON lines are
     appended and flushed chunk by chunk, so a killed job leaves a valid file of what was
     written; Parquet and JSON are written to ``<path>.partial`` and moved into place by
-    :meth:`close`, which the ``with`` block calls on errors and Ctrl-C too (what was done
-    is kept; an error before the first row leaves no file).
+    :meth:`close`.
+
+    An earlier file at ``path`` is only replaced by a complete table: while it exists, CSV
+    and JSON lines stream into :func:`partial_path` (``faces.partial.csv``) instead. A run
+    stopped by Ctrl-C or an error (:meth:`keep_partial`, which the ``with`` block calls)
+    keeps what was done: at ``path`` when nothing was there, else beside it at
+    :func:`partial_path`; with no row done, nothing is written and an earlier file stays.
 
     Args:
         path: ``.csv``, ``.parquet``, ``.jsonl`` or ``.json``; parent folders are created.
@@ -508,10 +688,14 @@ class TableWriter:
         self.suffix = self.path.suffix.lower()
         self.columns: list[str] | None = list(columns) if columns is not None else None
         self.rows = 0
+        #: where the rows are once the writer is closed (``None``: nowhere, see
+        #: :meth:`keep_partial`)
+        self.saved_to: Path | None = None
         self._streamed = self.suffix in (".csv", ".jsonl")
-        self._target = (
-            self.path if self._streamed else self.path.with_name(self.path.name + ".partial")
-        )
+        if self._streamed:  # an earlier table is not truncated before this run completes
+            self._target = partial_path(self.path) if _exists(self.path) else self.path
+        else:
+            self._target = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: Any = None
         self._parquet: Any = None
@@ -562,28 +746,61 @@ class TableWriter:
         self.rows += len(frame)
 
     def close(self) -> Path:
-        """Finish the file (an empty table still gets its file); returns its path."""
+        """Finish the complete table (an empty table still gets its file), replacing an
+        earlier file at ``path``; returns ``path``."""
         if self._closed:
-            return self.path
+            return self.saved_to or self.path
         self.flush()
         self._closed = True
         if self.rows == 0:
             save_table(_frame_of(self.columns or []), self.path)
-            for f in (self._file, self._parquet):
-                if f is not None:
-                    f.close()
+            self._discard()
+        else:
+            self._finish()
             if self._target != self.path:
-                Path(self._target).unlink(missing_ok=True)
-            return self.path
+                os.replace(self._target, self.path)
+        self.saved_to = self.path
+        return self.path
+
+    def keep_partial(self) -> Path | None:
+        """Finish the table of an interrupted (or failed) run, which must not replace a
+        complete earlier one: written at ``path`` when no file is there, else beside it
+        at :func:`partial_path`; nothing at all when no row was done (an earlier file
+        stays as it was). Returns where the rows are (also :attr:`saved_to`), or ``None``.
+        """
+        if self._closed:
+            return self.saved_to
+        self.flush()
+        if self.rows == 0:
+            self.abort()
+            return None
+        self._closed = True
+        self._finish()
+        if self._target == self.path or not _exists(self.path):
+            where = self.path  # no earlier file: the rows done are the table
+        else:
+            where = partial_path(self.path)
+        if self._target != where:
+            os.replace(self._target, where)
+        self.saved_to = where
+        return where
+
+    def _finish(self) -> None:
+        """Close the open file (a JSON array gets its closing bracket)."""
         if self._parquet is not None:
             self._parquet.close()
         if self._file is not None:
             if self.suffix == ".json":
                 self._file.write("]")
             self._file.close()
+
+    def _discard(self) -> None:
+        """Close and remove this writer's own file, if it is not ``path``."""
+        for f in (self._file, self._parquet):
+            if f is not None:
+                f.close()
         if self._target != self.path:
-            os.replace(self._target, self.path)
-        return self.path
+            Path(self._target).unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Stop without leaving a file of this run (only what :meth:`close` already finished
@@ -602,20 +819,31 @@ class TableWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # an error before any row (bad input, nothing to do) leaves no file behind; after
-        # rows were written, or on Ctrl-C, what was done is kept
-        if (
-            exc_type is not None
-            and self.rows + len(self._buffer) == 0
-            and exc_type is not KeyboardInterrupt
-        ):
-            self.abort()
-        else:
+        # an error or Ctrl-C: what was done is kept, never over a complete earlier table,
+        # and nothing is left behind when no row was done
+        if exc_type is None:
             self.close()
+        else:
+            self.keep_partial()
 
 
 #: seconds between flushes of a streamed (CSV, JSON lines) :class:`TableWriter`
 STREAM_FLUSH_S = 1.0
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where the partial table of an interrupted run goes when ``path`` holds an earlier
+    table: ``faces.csv`` -> ``faces.partial.csv`` (same format, beside it)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, false for a name the file system refuses."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _frame_of(columns: Sequence[str]) -> Any:

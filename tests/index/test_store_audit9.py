@@ -58,3 +58,41 @@ def test_the_error_pickles_whole() -> None:
         True,
         "/srv/f.db: no such database",
     )
+
+
+def test_a_bad_row_of_a_loaded_shard_names_the_shard(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from exprsim.scale.parquet import load_parquet
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    emb = np.eye(16, dtype=np.float32)[:2]
+    table = pd.DataFrame(
+        {"source": ["/r/a.jpg", "/r/b\x00.jpg"], **{f"e{i}": emb[:, i] for i in range(16)}}
+    )
+    table["model"] = "stub@1"
+    table.to_parquet(shards / "part-00003.parquet")
+    with pytest.raises(ExprsimError) as caught:
+        load_parquet(shards, tmp_path / "f.db", progress=False)
+    assert str(caught.value).startswith(str(shards / "part-00003.parquet"))
+    assert "row 1, column source" in str(caught.value)
+
+
+def test_the_index_never_reads_a_pipe_or_a_huge_file_whole(tmp_path: Path) -> None:
+    import os
+
+    from exprsim.io import file_byte_limit
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)  # was: read_bytes() waited for a writer for ever
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as fh:  # sparse: no disk used, nothing to read
+        fh.truncate(file_byte_limit() + 1)
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        outcomes = {Path(o.path).name: o for o in ix.add([fifo, huge]).files}
+    assert outcomes["fifo.jpg"].status == "failed"
+    assert "not a regular file" in outcomes["fifo.jpg"].error
+    assert outcomes["huge.jpg"].status == "failed"
+    assert "file too large" in outcomes["huge.jpg"].error

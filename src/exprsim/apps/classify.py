@@ -675,10 +675,12 @@ def classify_images(
     k: int | None = None,
     detector: Any = None,
     failures: list[Any] | None = None,
+    progress: bool = False,
 ) -> ClassificationResult:
     """Predict the expression of every face in ``images`` (paths or arrays).
 
     ``failures``: if given, unreadable images are skipped and their ``ImageError`` appended.
+    ``progress``: show a progress bar (on stderr) while the faces are embedded.
 
     Raises:
         ModelError: no reference set, or one made with another model.
@@ -691,7 +693,9 @@ def classify_images(
     _check_model(reference, embedder)
     from exprsim.io import as_inputs
 
-    faces = embedder.embed_images(as_inputs(images), detector=detector, failures=failures)
+    faces = embedder.embed_images(
+        as_inputs(images), detector=detector, progress=progress, failures=failures
+    )
     knn = reference.classifier(k)
     if not faces:
         return ClassificationResult((), reference.model, knn.k_, _class_names(knn))

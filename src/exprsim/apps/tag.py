@@ -198,10 +198,27 @@ class Tagger:
     def _faces(
         self, image: Any, detector: Any = None, failures: list[Any] | None = None
     ) -> list[Any]:
-        if hasattr(image, "embedding") and hasattr(image, "aligned"):
+        if _is_face(image):
             return [image]
         extra = {} if failures is None else {"failures": failures}
         return list(self.embedder.embed_images([image], detector=detector, **extra))
+
+    def _all_faces(
+        self, items: list[Any], detector: Any, failures: list[Any] | None, progress: bool
+    ) -> list[Any]:
+        """The faces of ``items`` in input order: the images embedded in one stream (the
+        front-end threads at work, one progress bar), ``FaceEmbedding`` objects as given."""
+        if any(_is_face(im) for im in items):
+            from tqdm import tqdm
+
+            faces: list[Any] = []
+            for im in tqdm(items, disable=not progress, desc="tag", unit="img"):
+                faces.extend(self._faces(im, detector, failures))
+            return faces
+        extra = {} if failures is None else {"failures": failures}
+        return list(
+            self.embedder.embed_images(items, detector=detector, progress=progress, **extra)
+        )
 
     def add(self, name: str, image: Any, face: int = 0, detector: Any = None) -> TagReference:
         """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
@@ -308,11 +325,13 @@ class Tagger:
         threshold: float | None = None,
         detector: Any = None,
         failures: list[Any] | None = None,
+        progress: bool = False,
     ) -> TagResults:
         """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects).
 
         ``failures``: if given, unreadable images are skipped and their ``ImageError``
-        appended.
+        appended. ``progress``: show a progress bar (on stderr) while the images are
+        embedded.
 
         Raises:
             ExprsimError: no references, a NaN, infinite or negative threshold (before any
@@ -328,9 +347,7 @@ class Tagger:
             raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
         from exprsim.io import as_inputs
 
-        faces: list[Any] = []
-        for im in as_inputs(images):
-            faces.extend(self._faces(im, detector, failures))
+        faces = self._all_faces(as_inputs(images), detector, failures, progress)
         if not faces:
             return TagResults()
         matches = match_tags(np.stack([f.embedding for f in faces]), refs, names, threshold)
@@ -354,6 +371,11 @@ class Tagger:
         new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
         self.index.retag(new, self.names())  # one transaction: no face left half-tagged
         return sum(bool(tags) for tags in new.values())
+
+
+def _is_face(item: Any) -> bool:
+    """An already embedded face (a ``FaceEmbedding``), not an image to read."""
+    return hasattr(item, "embedding") and hasattr(item, "aligned")
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -19,7 +19,10 @@ import sys
 from importlib import import_module
 
 from exprsim import __version__
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
+from exprsim.interrupts import Terminated, interruption, reset_interruption, terminate_as_interrupt
+
+__all__ = ["Terminated", "build_parser", "command_path", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "exprsim.cli.faces_cmd",
@@ -61,20 +64,17 @@ def _quiet_third_party(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a batch scheduler, ``docker stop``), raised where
-    Ctrl-C would be so that a command keeps and saves what it had done, as for Ctrl-C."""
-
-
 def _terminate_as_interrupt() -> None:
     """Make SIGTERM raise :class:`Terminated` in the main thread (the process's own
     command line only: tests and library callers keep their handlers)."""
+    terminate_as_interrupt()
 
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated
 
-    with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal
-        signal.signal(signal.SIGTERM, terminate)
+def command_path(args: argparse.Namespace) -> str:
+    """The command as typed, for messages: ``"index add"``, ``"fec fetch"``, ``"faces"``."""
+    words = [getattr(args, "command", None)]
+    words += [getattr(args, a, None) for a in ("index_command", "fec_command")]
+    return " ".join(str(w) for w in words if w)
 
 
 def _quit_on_next_signal(code: int) -> None:
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     while the process winds down exits at once without a traceback.
     """
     as_process = argv is None
+    reset_interruption()
     if as_process:
         _terminate_as_interrupt()
     code = _main(argv)
@@ -135,6 +136,11 @@ def _main(argv: list[str] | None) -> int:
         return 2
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from exprsim.cli.logstream import LogStream, wants_log_stream
+
+    real_stderr = sys.stderr
+    if not args.quiet and wants_log_stream(real_stderr):  # a log file: bars as plain lines
+        sys.stderr = LogStream(real_stderr)
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             return int(args.func(args))
@@ -152,25 +158,25 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {args.command}: error: {_sqlite_message(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused (an output folder, a full disk, ...)
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        where = f" {printable(str(exc.filename))}:" if getattr(exc, "filename", None) else ""
         print(f"exprsim {args.command}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        terminated = isinstance(exc, Terminated)
-        print(
-            f"exprsim {args.command}: {'terminated' if terminated else 'interrupted'}",
-            file=sys.stderr,
-        )
-        return 143 if terminated else 130
+    except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM (Terminated: 143)
+        word, code = interruption(exc)
+        print(f"exprsim {command_path(args)}: {word}", file=sys.stderr)
+        return code
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
             raise
         # PostgreSQL went away or refused mid-command (server stopped, permissions, ...)
-        from exprsim.index.pgvector import redact
+        from exprsim.index.pgvector import primary_message, scrub
 
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"exprsim {args.command}: error: PostgreSQL: {redact(first)}", file=sys.stderr)
+        db = getattr(args, "db", None)
+        text = scrub(primary_message(exc), str(db) if db else None)  # one line, no password
+        print(f"exprsim {args.command}: error: PostgreSQL: {text}", file=sys.stderr)
         return 2
+    finally:
+        sys.stderr = real_stderr
 
 
 if __name__ == "__main__":  # pragma: no cover

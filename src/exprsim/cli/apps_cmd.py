@@ -10,10 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    DATA_DIR_HELP,
+    DB_HELP,
+    LIST_NOTE,
+    MODEL_HELP,
+    add_files_from,
+    command_parsers,
     db_inputs,
+    detector_help,
     expand_image_paths,
     float_in,
     int_at_least,
+    list_inputs,
+    listed_inputs,
     require_distinct_outputs,
     require_paths,
     require_writable,
@@ -23,23 +32,43 @@ from exprsim.errors import ExprsimError, ImageError, printable
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
+ANN_HELP = (
+    "nearest-neighbour backend (default auto: the one last chosen for this index, else "
+    "exact search below 20,000 faces or without faiss, faiss-ivf above)"
+)
 
 
 def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+
+
+def _detector_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default=None, help=detector_help())
 
 
 def _db_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--db", required=required, metavar="FILE", help="face index database (SQLite)")
+    p.add_argument("--db", required=required, metavar="FILE", help=DB_HELP)
 
 
 def _out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--out", metavar="FILE", help="also write the table to FILE (.csv, .parquet, .jsonl, .json)"
+        "-o",
+        "--out",
+        metavar="FILE",
+        help="also write the table to FILE (.csv, .parquet, .jsonl, .json)",
     )
 
 
+def _paths_arg(p: argparse.ArgumentParser, metavar: str = "PATH") -> None:
+    """Image PATHs, ``-`` (a list on stdin) and ``--files-from FILE``."""
+    p.add_argument(
+        "paths", nargs="*", metavar=metavar, help=f"image files or folders; - reads {LIST_NOTE}"
+    )
+    add_files_from(p)
+
+
 def register(subparsers: Any) -> None:
+    command_parsers(subparsers)
     _register_index(subparsers)
     _register_search(subparsers)
     _register_summarize(subparsers)
@@ -61,11 +90,11 @@ def _register_index(subparsers: Any) -> None:
             "Add every face of the images under PATH to the index. Files already indexed "
             "(same path, with the same size/mtime or the same content) are skipped; a copy "
             "of an indexed file under another path is indexed under its own path with the "
-            "faces found in the first (not detected again); an interrupted run is resumed "
-            "by running the command again."
+            "faces found in the first (not detected again). Each file is stored once done: "
+            "an interrupted run (Ctrl-C, SIGTERM) is continued by running the command again."
         ),
     )
-    a.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
+    _paths_arg(a)
     a.add_argument(
         "--from-parquet",
         metavar="DIR",
@@ -73,24 +102,44 @@ def _register_index(subparsers: Any) -> None:
     )
     _db_arg(a)
     _model_arg(a)
-    a.add_argument("--detector", default=None, help="face detector (default mediapipe)")
+    _detector_arg(a)
     a.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
-    a.add_argument("--ann", choices=ANN_CHOICES, default="auto", help="nearest-neighbour backend")
+    a.add_argument(
+        "--ann",
+        choices=ANN_CHOICES,
+        default="auto",
+        help=ANN_HELP,
+    )
     a.add_argument(
         "--workers", type=int_at_least(1), default=2, help="face front-end threads (default 2)"
     )
     a.set_defaults(func=cmd_index_add)
-    a = isub.add_parser("info", help="what the index holds")
+    a = isub.add_parser(
+        "info", help="what the index holds", description="Counts, model and ANN state of an index."
+    )
     _db_arg(a)
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(func=cmd_index_info)
-    a = isub.add_parser("remove", help="forget files (or every file under a folder)")
-    a.add_argument("paths", nargs="+", metavar="PATH")
+    a = isub.add_parser(
+        "remove",
+        help="forget files (or every file under a folder)",
+        description="Remove the faces of the given files, or of every file under a folder.",
+    )
+    a.add_argument("paths", nargs="+", metavar="PATH", help="indexed files or folders")
     _db_arg(a)
     a.set_defaults(func=cmd_index_remove)
-    a = isub.add_parser("rebuild", help="rebuild the ANN index from the database")
+    a = isub.add_parser(
+        "rebuild",
+        help="rebuild the ANN index from the database",
+        description="Rebuild the nearest-neighbour index from the faces in the database.",
+    )
     _db_arg(a)
-    a.add_argument("--ann", choices=ANN_CHOICES, default="auto")
+    a.add_argument(
+        "--ann",
+        choices=ANN_CHOICES,
+        default="auto",
+        help=ANN_HELP,
+    )
     a.set_defaults(func=cmd_index_rebuild)
     p.set_defaults(func=lambda args, parser=p: _usage(parser))
 
@@ -101,11 +150,16 @@ def _register_search(subparsers: Any) -> None:
         help="faces with the most similar expression to a query face",
         description="Nearest indexed faces by expression (Euclidean distance of embeddings).",
     )
-    p.add_argument("query", metavar="QUERY", help="query image (its largest face is used)")
+    p.add_argument(
+        "query", metavar="QUERY", help="query image (its largest face, or the one --face picks)"
+    )
     _db_arg(p)
     p.add_argument("-k", type=int_at_least(1), default=20, help="number of results (default 20)")
     p.add_argument(
-        "--face", type=int_at_least(0), default=0, help="which face of the query (0 = largest)"
+        "--face",
+        type=int_at_least(0),
+        default=0,
+        help="which face of the query, largest first (default 0: the largest)",
     )
     p.add_argument(
         "--include-same-image", action="store_true", help="keep faces of the query's file"
@@ -122,7 +176,7 @@ def _register_search(subparsers: Any) -> None:
     )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
-    p.add_argument("--detector", default=None)
+    _detector_arg(p)
     _out_arg(p)
     p.set_defaults(func=cmd_search)
 
@@ -136,7 +190,7 @@ def _register_summarize(subparsers: Any) -> None:
             "cluster centre, largest cluster first."
         ),
     )
-    p.add_argument("paths", nargs="+", metavar="DIR", help="image folders or files")
+    _paths_arg(p)
     p.add_argument(
         "-n", "--clusters", type=int_at_least(1), default=10, help="number of clusters (default 10)"
     )
@@ -151,7 +205,7 @@ def _register_summarize(subparsers: Any) -> None:
     )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
-    p.add_argument("--detector", default=None)
+    _detector_arg(p)
     _out_arg(p)
     p.set_defaults(func=cmd_summarize)
 
@@ -166,7 +220,7 @@ def _register_classify(subparsers: Any) -> None:
             "--build-reference makes the reference set for a model."
         ),
     )
-    p.add_argument("images", nargs="*", metavar="IMAGE")
+    _paths_arg(p, "IMAGE")
     p.add_argument("-k", type=int_at_least(1), help="neighbours (default: the reference set's K)")
     p.add_argument("--reference", metavar="FILE", help="reference set .npz (default: shipped)")
     p.add_argument("--evaluate", action="store_true", help="evaluate on FER+ PublicTest")
@@ -178,13 +232,17 @@ def _register_classify(subparsers: Any) -> None:
         "src/exprsim/apps/reference/ferplus.npz in a checkout",
     )
     p.add_argument(
-        "--max-faces", type=int_at_least(1), help="with --build-reference: subsample Training"
+        "--max-faces",
+        type=int_at_least(1),
+        help="with --build-reference: a random subset of N Training faces (default all)",
     )
-    p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
+    p.add_argument(
+        "--data-dir", metavar="DIR", help=f"with --evaluate or --build-reference: {DATA_DIR_HELP}"
+    )
     p.add_argument("--json", dest="json_out", metavar="FILE", help="write results as JSON")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
-    p.add_argument("--detector", default=None)
+    _detector_arg(p)
     _out_arg(p)
     p.set_defaults(func=cmd_classify)
 
@@ -213,17 +271,20 @@ def _register_tag(subparsers: Any) -> None:
         help="distance threshold (default: the model's calibrated threshold)",
     )
     p.add_argument(
-        "--face", type=int_at_least(0), default=0, help="with add: which face (0 = largest)"
+        "--face",
+        type=int_at_least(0),
+        default=0,
+        help="with add: which face, largest first (default 0: the largest)",
     )
     p.add_argument(
         "--index",
         action="store_true",
         help="also recompute the reference tags of every indexed face (tags of your own stay)",
     )
-    p.add_argument("--data-dir", help="with calibrate: FER folder")
+    p.add_argument("--data-dir", metavar="DIR", help=f"with calibrate: {DATA_DIR_HELP}")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
-    p.add_argument("--detector", default=None)
+    _detector_arg(p)
     _out_arg(p)
     p.set_defaults(func=cmd_tag)
 
@@ -313,12 +374,15 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
+    from exprsim.io import folder_problem
+
     _check_db_name(str(args.db))  # before the model loads
     if args.from_parquet:
         ignored = [
             flag
             for flag, given in (
                 ("PATH", bool(args.paths)),
+                ("--files-from", args.files_from is not None),
                 ("--detector", args.detector is not None),
                 ("--retry-failed", args.retry_failed),
             )
@@ -327,25 +391,71 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         if ignored:  # the table's faces are already detected and embedded
             raise ExprsimError(f"--from-parquet loads embedded faces: {', '.join(ignored)} unused")
         return _index_add_parquet(args)
-    if not args.paths:
-        raise ExprsimError("index add needs image paths or --from-parquet DIR")
-    files = expand_image_paths(args.paths)
+    if not args.paths and not args.files_from:
+        raise ExprsimError("index add needs image paths (or --files-from) or --from-parquet DIR")
+    files = expand_image_paths(listed_inputs(args.paths, args.files_from))
+    # folders that could not be listed: one line each, failed inputs (the index skips them)
+    unlisted = [f for f in files if _is_folder(f)]
+    for folder in unlisted:
+        print(f"exprsim index add: {ImageError(folder, folder_problem(folder))}", file=sys.stderr)
+    skip = set(unlisted)
+    files = [f for f in files if f not in skip]
+    _check_new_db(args.db)  # a folder that cannot take it: before the model loads
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
-        report = index.add(
-            files,
-            progress=not args.quiet,
-            detector=args.detector,
-            retry_failed=args.retry_failed,
-            workers=args.workers,
-        )
+        before = index.info().n_files
+        try:
+            report = index.add(
+                files,
+                progress=not args.quiet,
+                detector=args.detector,
+                retry_failed=args.retry_failed,
+                workers=args.workers,
+            )
+        except KeyboardInterrupt as exc:
+            return _index_add_interrupted(index, before, exc)
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
         if len(index):
             index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
-        print(report.summary())
-        return 1 if report.files and report.count("failed") == len(report.files) else 0
+        unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""
+        print(report.summary() + unread)
+        failed = report.count("failed") + len(unlisted)
+        return 1 if failed and failed == len(report.files) + len(unlisted) else 0
+
+
+def _index_add_interrupted(index: Any, before: int, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM during ``index add``: every file finished was committed; say how
+    many, and that the same command continues; exit code 130 (143 for SIGTERM)."""
+    from exprsim.interrupts import hold_interrupts, interruption
+
+    with hold_interrupts("counting the files stored"):
+        now = index.info().n_files
+    word, code = interruption(exc)
+    print(
+        f"exprsim index add: {word}: {now - before} files added in this run are stored "
+        f"({now} in {index.path}); run the same command again to continue",
+        file=sys.stderr,
+    )
+    return code
+
+
+def _is_folder(path: str) -> bool:
+    """A folder among the files to index: one :func:`expand_image_paths` could not list
+    (false for a name the file system refuses: the index reports it)."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
+def _check_new_db(db: str) -> None:
+    """Refuse, before the model loads, a ``--db`` file to create where it cannot be."""
+    from exprsim.index.backends import is_postgres_url
+
+    if not is_postgres_url(str(db)) and not Path(db).exists():
+        require_writable(db, "--db")
 
 
 def _index_add_parquet(args: argparse.Namespace) -> int:
@@ -452,8 +562,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     from exprsim.apps.summarize import summarize_images, summary_page
 
     _check_out(args.out, args.html)
-    files = expand_image_paths(args.paths)
-    require_distinct_outputs(_outputs(args), _images(files))
+    files = expand_image_paths(listed_inputs(args.paths, args.files_from))
+    require_distinct_outputs(_outputs(args), [*_images(files), *list_inputs(args.files_from)])
     failures: list[Any] = []
     try:
         summary = summarize_images(
@@ -491,7 +601,8 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
     from exprsim.apps import classify as cl
 
     _check_out(args.out, args.html, args.json_out)
-    modes = sum([bool(args.evaluate), bool(args.build_reference), bool(args.images)])
+    images = bool(args.paths or args.files_from)
+    modes = sum([bool(args.evaluate), bool(args.build_reference), images])
     if modes != 1:
         raise ExprsimError("give IMAGE..., or --evaluate, or --build-reference (exactly one)")
     if args.build_reference:
@@ -507,12 +618,12 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
         for flag, value in (("--ref-out", args.ref_out), ("--max-faces", args.max_faces)):
             if value is not None:
                 raise ExprsimError(f"{flag} is an option of --build-reference")
-    files = expand_image_paths(args.images) if args.images else []
+    files = expand_image_paths(listed_inputs(args.paths, args.files_from)) if images else []
     building = bool(args.build_reference)
     reference = [] if building else [("the reference set", args.reference or cl.reference_path())]
     require_distinct_outputs(
         [*_outputs(args), ("--ref-out", args.ref_out if building else None)],
-        [*_images(files), *reference],
+        [*_images(files), *reference, *list_inputs(args.files_from)],
     )
     return files
 
@@ -546,7 +657,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     failures: list[Any] = []
     result = cl.classify_images(
-        files, embedder, reference, k=args.k, detector=args.detector, failures=failures
+        files,
+        embedder,
+        reference,
+        k=args.k,
+        detector=args.detector,
+        failures=failures,
+        progress=not args.quiet,
     )
     rc = report_failures("classify", failures, len(files))
     frame = result.to_frame()
@@ -603,6 +720,8 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
         raise ExprsimError(f"tag {action}: --db FILE is required")
     if args.db:
         _check_db_name(str(args.db))
+    if action == "add":
+        _check_new_db(args.db)  # before the model loads
     files: list[str] = []
     if action == "add":
         if len(rest) < 2:
@@ -701,7 +820,9 @@ def _tag_images(args: argparse.Namespace, files: list[str]) -> int:
     with _open_index(args, _embedder(args)) as index:
         tagger = Tagger(index, threshold=args.threshold)  # None: the model's calibrated one
         failures: list[Any] = []
-        results = tagger.tag(files, detector=args.detector, failures=failures)
+        results = tagger.tag(
+            files, detector=args.detector, failures=failures, progress=not args.quiet
+        )
         rc = report_failures("tag", failures, len(files))
         frame = results.to_frame()
         _print_frame(frame, ["source", "face", "tags", "best_distance"])

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -104,6 +105,125 @@ def require_paths(paths: Iterable[str | Path], what: str = "PATH") -> None:
                 f"{what} {str(p)!r} is blank: it names no file (an unset shell variable?); "
                 "nothing was done"
             )
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand: an unknown option is refused with this subcommand's
+    usage (``usage: exprsim faces ...``), not the top-level one."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+
+def command_parsers(subparsers: Any) -> Any:
+    """Make the subcommands added to ``subparsers`` (and theirs) :class:`CommandParser`
+    instances; returns ``subparsers``."""
+    subparsers._parser_class = CommandParser
+    return subparsers
+
+
+#: help texts shared by several commands
+MODEL_HELP = "shipped model name or checkpoint folder (default: default, the shipped model)"
+DB_HELP = "face index database: an SQLite file or a postgresql:// URI"
+DATA_DIR_HELP = (
+    "FER+ folder (fer2013.csv, fer2013new.csv; default: $EXPRSIM_FER_DIR if set, else the "
+    "first shared/data/fer2013 found beside or above the working folder, or beside the "
+    "source checkout)"
+)
+
+
+def detector_help(default: str | None = None) -> str:
+    """Help of a ``--detector`` option (``default``: the detector used when not given)."""
+    from exprsim.faces.detect import DEFAULT_DETECTOR
+
+    return f"face detector backend (see `exprsim detectors`; default {default or DEFAULT_DETECTOR})"
+
+
+#: the PATH that stands for a list of paths read from stdin
+STDIN_LIST = "-"
+
+#: help of the ``-`` PATH and of ``--files-from``, the same in every batch command
+LIST_NOTE = "a list of paths from stdin (as --files-from -)"
+LIST_HELP = (
+    "also read the PATHs listed in FILE, one per line (blank lines skipped; a NUL-separated "
+    "list, as `find -print0` writes, too), each a file or folder as if named on the "
+    "command line; - reads the list from stdin"
+)
+
+
+def add_files_from(p: argparse.ArgumentParser) -> None:
+    """``--files-from FILE`` (:func:`listed_inputs`)."""
+    p.add_argument("--files-from", metavar="FILE", help=LIST_HELP)
+
+
+def list_inputs(files_from: str | None) -> list[tuple[str, Path]]:
+    """``(what, path)`` of a ``--files-from`` list, for :func:`require_distinct_outputs`
+    (an output never overwrites it)."""
+    if not files_from or files_from == STDIN_LIST:
+        return []
+    return [("the --files-from list", Path(files_from))]
+
+
+def _read_list(source: str) -> list[str]:
+    """The paths listed in ``source`` (a file, or ``-``: stdin), see :data:`LIST_HELP`."""
+    import sys
+
+    from exprsim.errors import ExprsimError
+
+    if source == STDIN_LIST:
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is not None:
+            raw = stream.read()
+        else:  # a text stream (a test's), or none at all
+            raw = os.fsencode(sys.stdin.read()) if sys.stdin is not None else b""
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
+            raise ExprsimError(
+                f"--files-from {source}: cannot read ({exc.strerror or exc})"
+            ) from exc
+    text = os.fsdecode(raw)  # bytes that are not UTF-8 kept, as the file system gives them
+    if "\0" in text:
+        lines = text.split("\0")
+    else:  # "\r\n": a list written on Windows
+        lines = [ln.removesuffix("\r") for ln in text.split("\n")]
+    return [ln for ln in lines if ln.strip()]
+
+
+def listed_inputs(paths: Sequence[str], files_from: str | None = None) -> list[str]:
+    """The input PATHs of a batch command: ``paths`` with ``-`` replaced by the paths read
+    from stdin, then those listed in ``files_from`` (``-``: stdin). A blank PATH is refused
+    (:func:`require_paths`); a listed path is a file or folder as if named on the command
+    line.
+
+    Raises:
+        ExprsimError: stdin named twice, a list that cannot be read, or no path at all.
+    """
+    from exprsim.errors import ExprsimError
+
+    require_paths(paths)
+    sources = [p for p in paths if p == STDIN_LIST] + ([files_from] if files_from else [])
+    if sources.count(STDIN_LIST) > 1:
+        raise ExprsimError("- (stdin) can be read only once: name it once")
+    out: list[str] = []
+    for p in paths:
+        out += _read_list(p) if p == STDIN_LIST else [p]
+    if files_from:
+        out += _read_list(files_from)
+    if not out:
+        given = "stdin" if STDIN_LIST in sources else f"--files-from {files_from}"
+        raise ExprsimError(
+            f"no input paths: {given} lists none"
+            if sources
+            else "no input paths: give image PATHs, - (a list on stdin) or --files-from FILE"
+        )
+    return out
 
 
 def expand_image_paths(paths: list[str]) -> list[str]:

@@ -5,10 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from exprsim.cli.argtypes import command_parsers
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the main job on the bundled sample photos")
-    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    command_parsers(sub)
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the bundled sample photos",
+        description="Run the main job on the bundled sample photos (faces, embeddings, "
+        "index and search, album summary, emotions, tags) and on the bundled clip, and write "
+        "a self-contained page, index.html, with the files it shows, into --out.",
+    )
+    p.add_argument(
+        "--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)"
+    )
     p.set_defaults(func=cmd_demo)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -27,3 +28,17 @@ def report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
             file=sys.stderr,
         )
     return failure_exit_code(len(failures), n_inputs)
+
+
+def saved_where(out: str | Path | None, saved: str | Path | None) -> str:
+    """Where the table of an interrupted run went (``saved``; ``None``: nowhere), for the
+    end of its message: ``" -> out"``, ``" -> out.partial.csv (out, complete from an
+    earlier run, left as it was)"`` or ``"; out not written"``."""
+    if not out:
+        return ""
+    if saved is None:
+        kept = " (the earlier file there is left as it was)" if Path(out).exists() else ""
+        return f"; {out} not written{kept}"
+    if Path(saved) != Path(out):
+        return f" -> {saved} ({out}, complete from an earlier run, left as it was)"
+    return f" -> {saved}"

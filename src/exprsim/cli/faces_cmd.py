@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    LIST_NOTE,
+    add_files_from,
+    command_parsers,
     expand_image_paths,
     int_at_least,
+    list_inputs,
+    listed_inputs,
     require_distinct_outputs,
     require_writable,
 )
-from exprsim.cli.exitcodes import failure_exit_code
+from exprsim.cli.exitcodes import failure_exit_code, saved_where
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(subparsers: Any) -> None:
+    command_parsers(subparsers)
     p = subparsers.add_parser(
         "detectors",
         help="list face detector backends and whether they are installed",
@@ -32,20 +38,33 @@ def register(subparsers: Any) -> None:
         description=(
             "Detect every face, mark 5 landmarks, align it to the FER2013-framed template and "
             "score its quality. One output row per face. Folders are searched recursively. "
-            "Unreadable files are reported on stderr, one line each; the exit code is non-zero "
-            "only if every input failed (with --strict: if any failed)."
+            "Unreadable files (and folders that cannot be listed) are reported on stderr, one "
+            "line each; the exit code is non-zero only if every input failed (with --strict: "
+            "if any failed). Ctrl-C (or SIGTERM) keeps the faces of the files done: written "
+            "to --out, or beside an earlier file there as NAME.partial.EXT (exit code 130, "
+            "143 for SIGTERM)."
         ),
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument(
-        "--detector", default=DEFAULT_DETECTOR, help="detector backend (see `exprsim detectors`)"
+        "paths", nargs="*", metavar="PATH", help=f"image files or folders; - reads {LIST_NOTE}"
+    )
+    add_files_from(p)
+    p.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"detector backend (see `exprsim detectors`; default {DEFAULT_DETECTOR})",
     )
     p.add_argument(
+        "-o",
         "--out",
         metavar="FILE",
         help="write the table to FILE (.csv, .parquet, .jsonl or .json); default: CSV on stdout",
     )
-    p.add_argument("--crops", metavar="DIR", help="write the aligned crops to DIR as PNG")
+    p.add_argument(
+        "--crops",
+        metavar="DIR",
+        help="write the aligned crops to DIR as PNG (<name>_<face>.png) and add a crop column",
+    )
     p.add_argument(
         "--size",
         type=int_at_least(8, 2048),
@@ -75,14 +94,18 @@ def cmd_faces(args: argparse.Namespace) -> int:
     from exprsim.faces.align import AlignConfig
     from exprsim.faces.detect import check_detector
     from exprsim.faces.pipeline import analyze_files
-    from exprsim.interrupts import hold_interrupts
     from exprsim.io import check_table_path
 
     if args.out:
         check_table_path(args.out)
         require_writable(args.out, "--out")  # a folder, say: refused before the work
-    files = expand_image_paths(args.paths)  # a blank PATH refused, a file named twice once
-    require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
+    require_writable(args.crops, "--crops", folder=True)
+    paths = listed_inputs(args.paths, args.files_from)  # - and --files-from: lists of paths
+    files = expand_image_paths(paths)  # a blank PATH refused, a file named twice once
+    require_distinct_outputs(
+        [("--out", args.out)],
+        [*(("an input image", f) for f in files), *list_inputs(args.files_from)],
+    )
     check_detector(args.detector)  # an unknown or missing detector fails before any work
 
     def report(name: str, exc: ExprsimError) -> None:
@@ -97,26 +120,41 @@ def cmd_faces(args: argparse.Namespace) -> int:
         on_error=report,
         keep_on_interrupt=True,  # Ctrl-C: the faces of the files done are written
     )
-    # after a Ctrl-C, a second one must not lose the faces being written
-    with hold_interrupts("the faces table") if table.interrupted else nullcontext():
-        if table.errors and not table.rows and len(table.errors) == table.files and args.out:
+    return _save_faces(args, table)
+
+
+def _save_faces(args: argparse.Namespace, table: Any) -> int:
+    """Write the faces table (``--out``, else CSV on stdout) and say what was done; an
+    interrupted run's table never replaces an earlier one (:func:`save_partial_table`)."""
+    from exprsim.interrupts import hold_interrupts, interruption
+    from exprsim.io import replace_table, save_partial_table
+
+    failed_all = bool(table.errors) and not table.rows and len(table.errors) == table.files
+    written: Path | None = None
+    # a Ctrl-C while the table is written (the run complete, or after a first Ctrl-C) must
+    # not lose the faces being written
+    with hold_interrupts("the faces table") as held:
+        if args.out and table.interrupted:
+            written = save_partial_table(table.to_frame(), args.out)
+        elif args.out and failed_all:
             # every input failed: an earlier run's table is left as it was
             print(f"exprsim faces: no file could be read; {args.out} not written", file=sys.stderr)
         elif args.out:
-            table.save(args.out)
+            written = replace_table(table.to_frame(), args.out)
         else:
             table.to_frame().to_csv(sys.stdout, index=False)
-    if table.interrupted:
-        where = f" -> {args.out}" if args.out else ""
+    if table.interrupted or held:
+        word, code = interruption()
         print(
-            f"exprsim faces: interrupted: {len(table.rows)} faces of the files done saved{where}",
+            f"exprsim faces: {word}: {len(table.rows)} faces of the files done saved"
+            + saved_where(args.out, written),
             file=sys.stderr,
         )
-        return 130
+        return code
     if not args.quiet:
         print(
             f"exprsim faces: {table.files} files, {len(table.rows)} faces, "
-            f"{len(table.errors)} unreadable" + (f"; wrote {args.out}" if args.out else ""),
+            f"{len(table.errors)} unreadable" + (f"; wrote {written}" if written else ""),
             file=sys.stderr,
         )
     return failure_exit_code(len(table.errors), table.files, args.strict)

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least, require_writable
+from exprsim.cli.argtypes import command_parsers, float_in, int_at_least, require_writable
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
@@ -26,6 +26,7 @@ MAX_MARGIN = 10.0
 
 
 def register(subparsers: Any) -> None:
+    command_parsers(subparsers)
     fec = subparsers.add_parser(
         "fec",
         help="rebuild the FEC dataset (FECNet, CVPR 2019): fetch images, crop faces, stats",
@@ -56,7 +57,7 @@ def register(subparsers: Any) -> None:
         help="rows, triplet types, rater agreement and human baseline of an FEC CSV",
         description="Summarise any FEC-format CSV; malformed rows are listed with line numbers.",
     )
-    p.add_argument("csv", metavar="CSV")
+    p.add_argument("csv", metavar="CSV", help="an FEC-format CSV file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
         "--max-issues",
@@ -93,7 +94,7 @@ def _register_fetch(sub: Any) -> None:
         "--host-delay",
         type=float_in(0.0, MAX_SECONDS),
         default=0.0,
-        help="seconds between requests to one host",
+        help="seconds between requests to one host (default 0)",
     )
     p.add_argument(
         "--timeout",
@@ -111,7 +112,7 @@ def _register_fetch(sub: Any) -> None:
         "--backoff",
         type=float_in(0.0, MAX_SECONDS),
         default=1.0,
-        help="first retry delay in seconds (doubles)",
+        help="first retry delay in seconds, doubled at each retry (default 1)",
     )
     p.add_argument(
         "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
@@ -120,7 +121,7 @@ def _register_fetch(sub: Any) -> None:
         "--min-side",
         type=int_at_least(0),
         default=32,
-        help="reject images with a shorter side (px)",
+        help="reject images with a shorter side, in pixels (default 32)",
     )
     p.add_argument(
         "--crop", action="store_true", help="then crop and align the faces (as `exprsim fec crop`)"
@@ -152,7 +153,8 @@ def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
     p.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
-        help="detector backend, or 'none' to align by the boxes only",
+        help=f"detector backend (see `exprsim detectors`; default {DEFAULT_DETECTOR}), or "
+        "'none' to align by the boxes only",
     )
     p.add_argument(
         "--crop-workers", type=int_at_least(1), default=1, help="cropping processes (default 1)"

@@ -10,74 +10,57 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    LIST_NOTE,
+    MODEL_HELP,
+    add_files_from,
+    command_parsers,
+    detector_help,
     expand_image_paths,
     float_in,
     int_at_least,
+    list_inputs,
+    listed_inputs,
     require_distinct_outputs,
     require_paths,
     require_writable,
 )
-from exprsim.cli.exitcodes import failure_exit_code
+from exprsim.cli.exitcodes import failure_exit_code, saved_where
 from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("models", help="list registered networks and shipped models")
+    command_parsers(sub)
+    p = sub.add_parser(
+        "models",
+        help="list registered networks and shipped models",
+        description="List the registered networks (create_model), the shipped models "
+        "(load_model, --model NAME) and the training recipes (exprsim train).",
+    )
     p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("embed", help="detect, align and embed every face -> table")
-    p.add_argument(
-        "paths",
-        nargs="+",
-        help="image files or directories (recursed); with --engine ray also a glob or a "
-        "Parquet/CSV list of paths or URIs",
-    )
-    p.add_argument(
-        "-o",
-        "--out",
-        required=True,
-        help="faces.parquet | faces.csv | faces.jsonl | faces.json; with --engine ray a folder "
-        "of Parquet shards",
-    )
-    p.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local (this process) or ray (Ray Data actors; resumable shards)",
-    )
-    p.add_argument("--address", help="with --engine ray: auto, ray://host:port (default: local)")
-    p.add_argument(
-        "--workers",
-        type=int_at_least(1),
-        default=2,
-        help="front-end threads (local) or Ray actors (default 2)",
-    )
-    p.add_argument("--shard-size", type=int_at_least(1), default=256, help="images per shard")
-    p.add_argument(
-        "--no-retry-failed",
-        dest="retry_failed",
-        action="store_false",
-        help="with --engine ray: skip every finished shard (by default a rerun tries again "
-        "the unreadable images a shard recorded in its _part-...failed.json)",
-    )
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR)
-    p.add_argument("--strict", action="store_true", help="fail if any input fails")
-    p.set_defaults(func=cmd_embed)
+    _register_embed(sub)
 
     p = sub.add_parser(
-        "compare", help="pairwise expression distances of faces; the odd one out of three"
+        "compare",
+        help="pairwise expression distances of faces; the odd one out of three",
+        description="Print the matrix of expression distances between the first (largest) "
+        "face of each image; with three images, also the odd one out (the face outside the "
+        "closest pair), if one pair is closer than the others.",
     )
-    p.add_argument("images", nargs="+", help="two or more images (first face of each)")
-    p.add_argument("--model", default="default")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="two or more images")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)
 
     _register_train(sub)
 
-    p = sub.add_parser("evaluate", help="evaluate a model on FER+ PublicTest (or FEC test)")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a model on FER+ PublicTest (or FEC test)",
+        description="Score a model on FER+ PublicTest triplets and classification (or, with "
+        "--fec-test, on FEC test triplets) and print the report.",
+    )
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
         "--baselines",
         action="store_true",
@@ -89,20 +72,101 @@ def register(sub: Any) -> None:
         metavar="MODEL",
         help="another model (checkpoint folder) scored in the same run; repeatable",
     )
-    p.add_argument("--fec-test", help="FEC test CSV (evaluates FEC triplets instead)")
-    p.add_argument("--fec-crops", help="folder written by `exprsim fec fetch` (with --fec-test)")
-    p.add_argument("--json", dest="json_out", help="also write the report as JSON here")
+    p.add_argument(
+        "--fec-test", metavar="CSV", help="FEC test CSV (evaluates FEC triplets instead)"
+    )
+    p.add_argument(
+        "--fec-crops",
+        metavar="DIR",
+        help="folder written by `exprsim fec fetch` (with --fec-test)",
+    )
+    p.add_argument(
+        "--json", dest="json_out", metavar="FILE", help="also write the report as JSON here"
+    )
     p.set_defaults(func=cmd_evaluate)
+
+
+def _register_embed(sub: Any) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="detect, align and embed every face -> table",
+        description=(
+            "Detect, align and embed every face of the images; one row per face: the columns "
+            "of `exprsim faces`, then model and the embedding e0..e15. Folders are searched "
+            "recursively. Unreadable files (and folders that cannot be listed) are reported "
+            "on stderr, one line each; the exit code is non-zero only if every input failed "
+            "(with --strict: if any failed). Ctrl-C (or SIGTERM) keeps the faces of the "
+            "files done: written to --out, or beside an earlier file there as "
+            "NAME.partial.EXT (exit code 130, 143 for SIGTERM). --engine ray writes "
+            "resumable Parquet shards into a folder instead."
+        ),
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=f"image files or folders; - reads {LIST_NOTE}; with --engine ray also a glob "
+        "or a Parquet/CSV list of paths or URIs",
+    )
+    add_files_from(p)
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="faces.parquet | faces.csv | faces.jsonl | faces.json; with --engine ray a folder "
+        "of Parquet shards",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (this process, the default) or ray (Ray Data actors; resumable shards)",
+    )
+    p.add_argument("--address", help="with --engine ray: auto, ray://host:port (default: local)")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=2,
+        help="front-end threads (local) or Ray actors (default 2)",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int_at_least(1),
+        default=256,
+        help="with --engine ray: images per shard (default 256)",
+    )
+    p.add_argument(
+        "--no-retry-failed",
+        dest="retry_failed",
+        action="store_false",
+        help="with --engine ray: skip every finished shard (by default a rerun tries again "
+        "the unreadable images a shard recorded in its _part-...failed.json)",
+    )
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=detector_help())
+    p.add_argument("--strict", action="store_true", help="fail if any input fails")
+    p.set_defaults(func=cmd_embed)
 
 
 def _register_train(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help='train a learner from a JSON config (its "recipe": see `exprsim models`)',
+        description='Train the learner a JSON config names in its "recipe" field (see '
+        "`exprsim models`) into an output folder; rerunning into the same folder resumes an "
+        "unfinished run.",
     )
-    p.add_argument("--config", required=True, help="configs/default.json, configs/fec-*.json, ...")
     p.add_argument(
-        "--out", help="output folder (default runs/<config name>; resumed if it holds the run)"
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="the JSON config: configs/default.json, configs/fec-*.json, ...",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default runs/<config name>; resumed if it holds the run)",
     )
     p.add_argument(
         "--epochs",
@@ -118,17 +182,30 @@ def _register_train(sub: Any) -> None:
     p = sub.add_parser(
         "ensemble",
         help="compose trained exprnet_v runs into one model (readout chosen on validation)",
+        description="Compose trained exprnet_v runs that hold out the same validation faces "
+        "into one model; the embedding block and readout angle are chosen by the validation "
+        "triplet score.",
     )
     p.add_argument("runs", nargs="+", help="run folders holding out the same validation faces")
-    p.add_argument("--out", required=True, help="folder for config.json + model.safetensors")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for the composed model: config.json + model.safetensors",
+    )
     p.add_argument(
         "--angles", type=float_in(0.0, 90.0), nargs="+", default=[0.0, 15.0, 30.0, 45.0],
         help="readout angles tried (degrees, 0 to 90; default 0 15 30 45)",
     )  # fmt: skip
     p.add_argument(
-        "--draws", type=int_at_least(1), default=10, help="validation triplet draws of 3,000"
+        "--draws",
+        type=int_at_least(1),
+        default=10,
+        help="validation triplet draws of 3,000 (default 10)",
     )
-    p.add_argument("--version", default="ens", help="model version stored in config.json")
+    p.add_argument(
+        "--version", default="ens", help="model version stored in config.json (default ens)"
+    )
     p.set_defaults(func=cmd_ensemble)
 
 
@@ -154,13 +231,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    require_paths(args.paths)  # "" would name the working folder
+    # - and --files-from: lists of paths; a blank PATH ("": the working folder) refused
+    paths = listed_inputs(args.paths, args.files_from)
     # a file named as an input (a list of paths, with ray) is not overwritten by -o
-    require_distinct_outputs([("--out", args.out)], [("an input file", p) for p in args.paths])
+    require_distinct_outputs(
+        [("--out", args.out)],
+        [*(("an input file", p) for p in paths), *list_inputs(args.files_from)],
+    )
     if args.engine == "ray":
-        return _embed_ray(args)
-    from tqdm import tqdm
-
+        return _embed_ray(args, paths)
     from exprsim.apps.embed import embed_files, embedding_columns
     from exprsim.faces.detect import check_detector
     from exprsim.io import TableWriter, check_table_path
@@ -169,43 +248,53 @@ def cmd_embed(args: argparse.Namespace) -> int:
     _refuse_ray_options(args)
     out = check_table_path(args.out)
     require_writable(args.out, "--out")  # a folder, say: refused before the work
-    files = expand_image_paths(args.paths)  # a file named twice is embedded once
+    files = expand_image_paths(paths)  # a file named twice is embedded once
     require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
     check_detector(args.detector)  # an unknown or missing detector: before any work
     embedder = load_model(args.model)
-
-    def report(name: str, exc: ImageError) -> None:
-        tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
-
     # rows stream to the file as they are made: bounded memory, and an interrupted run
-    # keeps (and says) what it had done
-    columns = embedding_columns(embedder.embedding_dim)
-    with TableWriter(out, columns) as writer:
+    # keeps (and says) what it had done, never over a complete earlier table
+    with TableWriter(out, embedding_columns(embedder.embedding_dim)) as writer:
         try:
             table = embed_files(
                 files,
                 embedder,
                 detector=args.detector,
                 progress=not args.quiet,
-                on_error=report,
+                on_error=_print_embed_error,
                 sink=writer.write,
                 workers=args.workers,
             )
-        except KeyboardInterrupt:
-            from exprsim.interrupts import hold_interrupts
-
-            with hold_interrupts("the embeddings table"):  # a second Ctrl-C loses nothing
-                writer.close()
-            print(f"interrupted: {writer.rows} faces saved -> {out}", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            return _embed_interrupted(writer, exc)
         if table.errors and len(table.errors) == table.files:
             writer.abort()  # every input failed: an earlier run's table is left as it was
             print(f"exprsim embed: no file could be read; {out} not written", file=sys.stderr)
     failed = len(table.errors)
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
-    print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate} -> {out}")
+    where = f" -> {writer.saved_to}" if writer.saved_to else ""
+    print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate}{where}")
     return failure_exit_code(failed, table.files, args.strict)
+
+
+def _print_embed_error(name: str, exc: ImageError) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"exprsim embed: {exc}", file=sys.stderr)  # above the bar, not on it
+
+
+def _embed_interrupted(writer: Any, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM during ``exprsim embed``: keep the faces done (never over a
+    complete earlier table), say where they are; exit code 130 (143 for SIGTERM)."""
+    from exprsim.interrupts import hold_interrupts, interruption
+
+    with hold_interrupts("the embeddings table"):  # a second Ctrl-C loses nothing
+        saved = writer.keep_partial()
+    word, code = interruption(exc)
+    where = saved_where(writer.path, saved)
+    print(f"exprsim embed: {word}: {writer.rows} faces saved{where}", file=sys.stderr)
+    return code
 
 
 def _refuse_ray_options(args: argparse.Namespace) -> None:
@@ -223,11 +312,11 @@ def _refuse_ray_options(args: argparse.Namespace) -> None:
         raise ExprsimError(f"{', '.join(given)}: options of --engine ray")
 
 
-def _embed_ray(args: argparse.Namespace) -> int:
+def _embed_ray(args: argparse.Namespace, paths: list[str]) -> int:
     from exprsim.scale import embed_with_ray
 
     rep = embed_with_ray(
-        args.paths[0] if len(args.paths) == 1 else args.paths,
+        paths[0] if len(paths) == 1 else paths,
         args.out,
         address=args.address,
         model=args.model,

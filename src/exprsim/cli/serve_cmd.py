@@ -10,11 +10,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import float_in, int_at_least
+from exprsim.cli.argtypes import MODEL_HELP, command_parsers, float_in, int_at_least
 from exprsim.errors import ExprsimError
 
 
 def register(subparsers: Any) -> None:
+    command_parsers(subparsers)
     p = subparsers.add_parser(
         "serve",
         help="serve the web app: upload, search, album summary, emotions, tags, video",
@@ -37,7 +38,7 @@ def register(subparsers: Any) -> None:
         help="largest upload in MB (default 25)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="uploads and video reports (default <db>.web)")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
         "--secure-cookie",
         action="store_true",

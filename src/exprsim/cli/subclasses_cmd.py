@@ -12,6 +12,10 @@ from typing import Any
 from exprsim.apps.labels import LABEL_METHODS
 from exprsim.apps.subclasses import COVARIANCE_TYPES
 from exprsim.cli.argtypes import (
+    DATA_DIR_HELP,
+    MODEL_HELP,
+    command_parsers,
+    detector_help,
     expand_image_paths,
     int_at_least,
     require_distinct_outputs,
@@ -24,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
+    command_parsers(sub)
     p = sub.add_parser(
         "subclasses",
         help="discover sub-expressions within each emotion class (EM) -> HTML page",
@@ -41,7 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-faces", type=int_at_least(1), help="with --fer: a seeded random subset of N faces"
     )
-    p.add_argument("--data-dir", help="FER folder (default ../shared/data/fer2013)")
+    p.add_argument("--data-dir", metavar="DIR", help=f"with --fer: {DATA_DIR_HELP}")
     p.add_argument(
         "--labels",
         choices=LABEL_METHODS,
@@ -51,8 +56,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--components",
         default="bic",
-        help="sub-classes per class: 'bic' (lowest BIC in 1..--max-components) or a number "
-        "(paper: 5)",
+        help="sub-classes per class: 'bic' (the default: lowest BIC in 1..--max-components) "
+        "or a number (paper: 5)",
     )
     p.add_argument(
         "--max-components", type=int_at_least(1), default=5, help="largest N for 'bic' (default 5)"
@@ -73,13 +78,28 @@ def register(sub: Any) -> None:
         "--top", type=int_at_least(1), default=16, help="faces shown per sub-class (default 16)"
     )
     p.add_argument(
-        "--seed", type=int_at_least(0, 2**32 - 1), default=0, help="EM and sampling seed (0)"
+        "--seed",
+        type=int_at_least(0, 2**32 - 1),
+        default=0,
+        help="EM and sampling seed (default 0)",
     )
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint folder")
-    p.add_argument("--detector", default=None)
-    p.add_argument("--html", metavar="FILE", default="subclasses.html", help="output page")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--detector", default=None, help=detector_help())
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        default="subclasses.html",
+        help="the output page (default subclasses.html in the working folder, replaced if "
+        "it exists)",
+    )
     p.add_argument("--json", dest="json_out", metavar="FILE", help="also write a JSON summary")
-    p.add_argument("--map", default="auto", choices=("auto", "umap", "tsne", "pca"))
+    p.add_argument(
+        "--map",
+        default="auto",
+        choices=("auto", "umap", "tsne", "pca"),
+        help="2-d map of the faces on the page (default auto: UMAP when umap-learn is "
+        "installed, else t-SNE; PCA for fewer than 5 distinct faces)",
+    )
     p.set_defaults(func=cmd_subclasses)
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    MODEL_HELP,
+    command_parsers,
     db_inputs,
+    detector_help,
     float_in,
     int_at_least,
     require_distinct_outputs,
@@ -24,6 +27,7 @@ DEFAULT_NEUTRAL = "auto"
 
 
 def register(subparsers: Any) -> None:
+    command_parsers(subparsers)
     p = subparsers.add_parser(
         "video",
         help="analyse the faces and expressions of a video (tables + HTML report)",
@@ -32,8 +36,9 @@ def register(subparsers: Any) -> None:
             "faces into persons (dlib descriptors + DBSCAN, or IoU tracks without dlib), "
             "embed and median-smooth expressions, and write faces.parquet, faces.csv, "
             "persons.csv, analysis.json and a self-contained report.html into --out. "
-            "Ctrl-C stops the analysis, while reading or in a later stage, and writes a "
-            "partial report of what is complete (exit code 130)."
+            "Ctrl-C (or SIGTERM) stops the analysis, while reading or in a later stage, and "
+            "writes a partial report of what is complete (exit code 130, 143 for SIGTERM); "
+            "a Ctrl-C while the report is written is held until it is complete."
         ),
     )
     p.add_argument(
@@ -79,9 +84,7 @@ def register(subparsers: Any) -> None:
 
 def _face_args(p: argparse.ArgumentParser) -> None:
     """Detection, quality, tags, persons, smoothing, summaries."""
-    p.add_argument(
-        "--detector", default=DEFAULT_DETECTOR, help="detector backend (see `exprsim detectors`)"
-    )
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=detector_help())
     p.add_argument("--tags", metavar="DB", help="face database holding tag reference faces")
     p.add_argument(
         "--tag-threshold",
@@ -90,39 +93,61 @@ def _face_args(p: argparse.ArgumentParser) -> None:
         help="tag distance, with --tags (default: the model's calibrated threshold)",
     )
     p.add_argument(
-        "--min-sharpness", type=float_in(0.0), default=3.0, help="sharpness threshold (3.0)"
+        "--min-sharpness",
+        type=float_in(0.0),
+        default=3.0,
+        help="sharpness threshold of the quality check (default 3.0)",
     )
     p.add_argument(
-        "--max-yaw", type=float_in(0.0, 180.0), default=50.0, help="largest |yaw| in degrees (50)"
+        "--max-yaw",
+        type=float_in(0.0, 180.0),
+        default=50.0,
+        help="largest |yaw| in degrees of the quality check (default 50)",
     )
     p.add_argument(
         "--identity",
         choices=("auto", "dlib", "iou"),
         default="auto",
-        help="person grouping: dlib descriptors + DBSCAN, or IoU tracks (auto: dlib if installed)",
+        help="person grouping: dlib descriptors + DBSCAN, or IoU tracks (default auto: dlib "
+        "if installed)",
     )
     p.add_argument(
-        "--eps", type=float_in(0.0, lo_open=True), default=0.5, help="DBSCAN radius (dlib)"
+        "--eps",
+        type=float_in(0.0, lo_open=True),
+        default=0.5,
+        help="DBSCAN radius of the person grouping (dlib; default 0.5)",
     )
-    p.add_argument("--min-samples", type=int_at_least(1), default=3, help="DBSCAN min_samples")
     p.add_argument(
-        "--smooth", type=int_at_least(1), default=3, help="median window in sampled faces (3)"
+        "--min-samples",
+        type=int_at_least(1),
+        default=3,
+        help="DBSCAN min_samples of the person grouping (dlib; default 3)",
     )
     p.add_argument(
-        "-n", "--clusters", type=int_at_least(1), default=10, help="summary clusters per person"
+        "--smooth",
+        type=int_at_least(1),
+        default=3,
+        help="median window in sampled faces (default 3)",
+    )
+    p.add_argument(
+        "-n",
+        "--clusters",
+        type=int_at_least(1),
+        default=10,
+        help="summary clusters per person (default 10)",
     )
 
 
 def _expression_args(p: argparse.ArgumentParser) -> None:
     """The model and the expression space of the summaries."""
-    p.add_argument("--model", default="default", help="embedding model (default: shipped)")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
         "--embedding",
         choices=("model", "pvae"),
         default="model",
-        help="expression space of the per-person summaries: the embedding model, or "
-        "perceptual-VAE codes of face meshes with the person's neutral face removed "
-        "(needs --pvae-model)",
+        help="expression space of the per-person summaries: the embedding model (the "
+        "default), or perceptual-VAE codes of face meshes with the person's neutral face "
+        "removed (needs --pvae-model)",
     )
     p.add_argument(
         "--pvae-model",
@@ -133,8 +158,8 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         "--neutral",
         choices=("auto", "none"),
         default=DEFAULT_NEUTRAL,
-        help="pvae: estimate each person's neutral face from the kNN emotions (auto) or "
-        "use the model's fallback neutral face (none)",
+        help="pvae: estimate each person's neutral face from the kNN emotions (auto, the "
+        "default) or use the model's fallback neutral face (none)",
     )
     p.add_argument(
         "--redetect-every",
@@ -202,9 +227,6 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
-
-    from exprsim.interrupts import hold_interrupts
     from exprsim.models.embedder import load_model
     from exprsim.video.pipeline import VideoConfig, analyze_video, load_tag_references
 
@@ -234,9 +256,18 @@ def cmd_video(args: argparse.Namespace) -> int:
     analysis = analyze_video(
         args.input, embedder, config, tag_references=refs, progress=not args.quiet
     )
+    return _save_report(args, analysis)
+
+
+def _save_report(args: argparse.Namespace, analysis: Any) -> int:
+    """Write the report of a finished or interrupted analysis and say what was done.
+
+    The writing holds a Ctrl-C (or SIGTERM): a complete analysis is not lost to a press
+    that lands while its report is rendered; a second press still stops it."""
+    from exprsim.interrupts import hold_interrupts, interruption
+
     try:
-        # a partial report after a Ctrl-C: a second press must not lose it half-written
-        with hold_interrupts("the partial report") if analysis.interrupted else nullcontext():
+        with hold_interrupts("the report") as held:
             paths = analysis.save(args.out)
     except OSError as exc:  # e.g. the disk filled up, or a folder the checks could not foresee
         raise ExprsimError(f"--out {args.out}: cannot write the report ({exc})") from exc
@@ -247,7 +278,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         f"{analysis.n_persons} person(s) -> {paths['html']}"
     )
     # analysis.warnings were logged as they happened (shown even with -q): not repeated here
-    if analysis.interrupted:
-        print("exprsim video: interrupted; partial report written", file=sys.stderr)
-        return 130
+    if analysis.interrupted or held:
+        word, code = interruption()
+        what = "partial report" if analysis.interrupted else "complete report"
+        print(f"exprsim video: {word}; {what} written", file=sys.stderr)
+        return code
     return 0

@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.errors import ExprsimError
+
 Template = tuple[tuple[float, float], ...]
+
+
+class LandmarkError(ExprsimError, ValueError):
+    """Landmarks a face cannot be aligned by: not 5 finite ``(x, y)`` points, or all at one
+    place. A :class:`ValueError` too, as :func:`align_face` always raised."""
+
 
 #: FER2013 framing, normalised to the crop side (order: :data:`exprsim.faces.types.LANDMARK_NAMES`).
 #:
@@ -214,11 +222,27 @@ def warp_affine(
 
 
 def alignment_matrix(landmarks5: np.ndarray, config: AlignConfig | None = None) -> np.ndarray:
-    """``(2, 3)`` similarity matrix mapping image pixels to aligned-crop pixels."""
-    lm = np.asarray(landmarks5, dtype=np.float64)
-    if lm.shape != (5, 2) or not np.isfinite(lm).all():
-        raise ValueError(f"landmarks5 must be a finite (5, 2) array, got shape {lm.shape}")
-    return estimate_similarity(lm, template_points(config))
+    """``(2, 3)`` similarity matrix mapping image pixels to aligned-crop pixels.
+
+    Raises:
+        LandmarkError: ``landmarks5`` is not 5 finite points, or its points all coincide.
+    """
+    try:
+        if landmarks5 is None:
+            raise TypeError("no landmarks")
+        lm = np.asarray(landmarks5, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # None, strings, ragged lists
+        raise LandmarkError(
+            f"landmarks5 must be a finite (5, 2) array of numbers, got {type(landmarks5).__name__}"
+        ) from exc
+    if lm.shape != (5, 2):
+        raise LandmarkError(f"landmarks5 must be a finite (5, 2) array, got shape {lm.shape}")
+    if not np.isfinite(lm).all():
+        raise LandmarkError("landmarks5 must be a finite (5, 2) array, got NaN or infinite points")
+    try:
+        return estimate_similarity(lm, template_points(config))
+    except ValueError as exc:  # the points coincide: no scale, no angle
+        raise LandmarkError(f"landmarks5 cannot align a face: {exc}") from exc
 
 
 def align_face(
@@ -237,7 +261,8 @@ def align_face(
 
     Raises:
         ImageError: an image :func:`exprsim.io.as_rgb8` cannot read.
-        ValueError: landmarks that are not 5 finite points.
+        LandmarkError: landmarks that are not 5 finite points, or all at one place (an
+            :class:`~exprsim.errors.ExprsimError` and a ``ValueError``).
     """
     from exprsim.io import as_rgb8
 

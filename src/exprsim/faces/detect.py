@@ -25,13 +25,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError
+from exprsim.errors import BackendUnavailableError, ExprsimError, printable
 from exprsim.faces.types import Face
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,70 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "mediapipe"
 #: Longer image side used for detection by default; larger images are downscaled.
 DEFAULT_MAX_SIDE = 1280
+
+
+class DetectorOptionError(ExprsimError, ValueError):
+    """A detector option of the wrong type or outside its range, refused when the detector
+    is created (not at its first :meth:`~BaseDetector.detect`). A :class:`ValueError` too,
+    as these options always were."""
+
+
+def option_int(detector: str, key: str, value: object, minimum: int) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum``, else
+    :class:`DetectorOptionError` naming ``detector`` and ``key``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise DetectorOptionError(
+            f"detector {detector!r}: {key} must be an integer >= {minimum}, got {value!r}"
+        )
+    return int(value)
+
+
+def option_number(
+    detector: str,
+    key: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+) -> float:
+    """``value`` as a ``float`` if it is a real number (not a bool) in ``[low, high]``
+    (``(low, high]`` with ``low_open``), else :class:`DetectorOptionError`."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = (low < number if low_open else low <= number) and number <= high
+    if not (ok and math.isfinite(number) and inside):
+        if math.isfinite(high):
+            what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif math.isfinite(low):
+            what = f"a number {'>' if low_open else '>='} {low:g}"
+        else:
+            what = "a finite number"
+        raise DetectorOptionError(f"detector {detector!r}: {key} must be {what}, got {value!r}")
+    return number
+
+
+def option_choice(detector: str, key: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else :class:`DetectorOptionError`."""
+    if not isinstance(value, str) or value not in choices:
+        known = ", ".join(repr(c) for c in choices)
+        raise DetectorOptionError(
+            f"detector {detector!r}: {key} must be one of {known}, got {value!r}"
+        )
+    return value
+
+
+def option_bool(detector: str, key: str, value: object) -> bool:
+    """``value`` if it is a bool (Python or NumPy), else :class:`DetectorOptionError`."""
+    if not isinstance(value, bool | np.bool_):
+        raise DetectorOptionError(
+            f"detector {detector!r}: {key} must be True or False, got {value!r}"
+        )
+    return bool(value)
+
+
+def option_max_side(detector: str, value: object) -> int | None:
+    """A ``max_side`` option: ``None`` (never downscale) or an integer >= 1."""
+    return None if value is None else option_int(detector, "max_side", value, 1)
 
 
 @runtime_checkable
@@ -164,6 +230,8 @@ def check_detector(name: str) -> None:
         BackendUnavailableError: the backend's libraries or model files are missing.
     """
     _ensure_backends()
+    if not isinstance(name, str):
+        raise ExprsimError(f"a detector name is a string, got {type(name).__name__}")
     spec = _REGISTRY.get(name)
     if spec is None:
         raise ExprsimError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
@@ -187,14 +255,18 @@ def create_detector(
 
     Raises:
         ExprsimError: unknown name, an option the backend does not have, or a confidence
-            (``min_confidence``, ``tile_min_confidence``) outside ``[0, 1]``.
+            (``min_confidence``, ``tile_min_confidence``) outside ``[0, 1]``;
+            :class:`DetectorOptionError` (also a ``ValueError``): an option of the wrong
+            type or out of its range (``threads=0``, ``max_side="big"``).
         BackendUnavailableError: the backend's libraries or model files are missing
             (the message says how to install them).
     """
     check_detector(name)
     spec = _REGISTRY[name]
-    if inference_threads is not None and spec.threads and "threads" not in kwargs:
-        kwargs["threads"] = int(inference_threads)
+    if inference_threads is not None:
+        threads = option_int(name, "inference_threads", inference_threads, 1)
+        if spec.threads and "threads" not in kwargs:
+            kwargs["threads"] = threads
     _check_options(name, spec.factory, kwargs)
     return spec.factory(**kwargs)
 
@@ -218,9 +290,13 @@ def _check_options(name: str, factory: Callable[..., Any], kwargs: dict[str, Any
             )
     for key, value in kwargs.items():
         if key.endswith("confidence"):
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
             if not ok or not 0.0 <= float(value) <= 1.0:
-                raise ExprsimError(f"detector {name!r}: {key} must be in [0, 1], got {value!r}")
+                raise DetectorOptionError(
+                    f"detector {name!r}: {key} must be in [0, 1], got {value!r}"
+                )
+        elif key == "max_side":
+            option_max_side(name, value)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -382,7 +458,9 @@ def cut_by_region(
 class BaseDetector:
     """Shared machinery: downscale, propose boxes, map back, run the landmark stage.
 
-    Subclasses set ``name`` and implement :meth:`propose` on the (downscaled) image.
+    Subclasses set ``name`` and implement :meth:`propose` on the (downscaled) image. A
+    detector is a context manager: ``with create_detector() as det:`` closes it at the end
+    (:meth:`close`); a closed detector refuses :meth:`detect` and :meth:`detect_near`.
 
     Args:
         max_side: longest image side used for detection (``None``: never downscale).
@@ -394,6 +472,8 @@ class BaseDetector:
     """
 
     name: str = ""
+    #: set by :meth:`close` (a class default: subclasses need not call ``__init__``)
+    _closed: bool = False
 
     def __init__(
         self,
@@ -401,11 +481,19 @@ class BaseDetector:
         landmarker: Any = None,
         on_landmark_failure: str = "approximate",
     ) -> None:
-        if on_landmark_failure not in ("approximate", "drop"):
-            raise ValueError("on_landmark_failure must be 'approximate' or 'drop'")
-        self.max_side = max_side
+        name = self.name or type(self).__name__
+        self.max_side = option_max_side(name, max_side)
+        self.on_landmark_failure = option_choice(
+            name, "on_landmark_failure", on_landmark_failure, ("approximate", "drop")
+        )
         self.landmarker = landmarker
-        self.on_landmark_failure = on_landmark_failure
+
+    def check_open(self) -> None:
+        """Raise :class:`ExprsimError` (one line) when the detector was closed."""
+        if self._closed:
+            raise ExprsimError(
+                f"{printable(self.name or type(self).__name__)} detector is closed; create another"
+            )
 
     def propose(self, image: np.ndarray) -> list[Candidate]:
         """Raw detections on ``image`` (already downscaled), in its pixel coordinates."""
@@ -415,6 +503,7 @@ class BaseDetector:
         """Find faces; see :class:`Detector`. Order: as the backend reports them."""
         from exprsim.io import as_rgb8
 
+        self.check_open()
         image = as_rgb8(image)
         small, factor = downscale_for_detection(image, self.max_side)
         return self._faces(image, [c.rescaled(factor) for c in self.propose(small)])
@@ -433,6 +522,7 @@ class BaseDetector:
         """
         from exprsim.io import as_rgb8
 
+        self.check_open()
         image = as_rgb8(image)
         h, w = image.shape[:2]
         hints = np.asarray(hints, dtype=np.float64).reshape(-1, 4)
@@ -490,10 +580,19 @@ class BaseDetector:
         return faces
 
     def close(self) -> None:
-        """Release native resources (MediaPipe graphs); the detector is unusable after."""
-        close = getattr(self.landmarker, "close", None)
+        """Release native resources (MediaPipe graphs, LiteRT interpreters) and the
+        landmark stage; afterwards :meth:`detect` and :meth:`detect_near` raise
+        :class:`ExprsimError`. Closing twice is harmless."""
+        self._closed = True
+        close = getattr(getattr(self, "landmarker", None), "close", None)
         if close is not None:
             close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, max_side={self.max_side})"

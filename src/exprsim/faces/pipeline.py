@@ -7,6 +7,7 @@ folders and gathers one table row per face (``exprsim faces`` is a thin shell ov
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -22,12 +23,67 @@ from exprsim.faces.quality import QualityConfig, assess
 from exprsim.faces.types import LANDMARK_NAMES, AlignedFace, Face
 
 
-@functools.lru_cache(maxsize=4)
+class _SharedDetector:
+    """A process-wide detector that any thread may call: one image at a time.
+
+    Detectors are not thread-safe (a LiteRT interpreter's buffers, a MediaPipe graph), so
+    ``detect`` and ``detect_near`` hold a lock; threads calling at once take turns and get
+    the answers they would get one after the other. An uncontended lock costs about
+    0.1 us, nothing beside a detection. Other attributes (``name``, ``threads``,
+    ``landmarks_kind``, ...) are the detector's own.
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self._lock = threading.Lock()
+        self.name = detector.name
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        with self._lock:
+            return self._detector.detect(image)
+
+    def _locked(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in ("_detector", "_lock"):  # not set yet (copy, unpickling)
+            raise AttributeError(attr)
+        value = getattr(self._detector, attr)
+        if attr == "detect_near":  # guided video frames: a detection too
+            return functools.partial(self._locked, value)
+        return value
+
+    def close(self) -> None:
+        """Nothing: the detector is shared by every caller in the process, and one caller
+        closing it would break the others' later calls (it is freed at exit)."""
+
+    def __enter__(self) -> _SharedDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"shared {self._detector!r}"
+
+
+#: held while a shared detector is looked up or built: threads asking for one at once
+#: wait for the first to build it instead of each building their own
+_shared_build_lock = threading.Lock()
+
+
 def _shared_detector(name: str) -> Detector:
+    with _shared_build_lock:
+        return _build_shared(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _build_shared(name: str) -> Detector:
     from exprsim.faces.litert import inference_threads
 
-    # used one image at a time in the calling thread: its inferences may use every core
-    return create_detector(name, inference_threads=inference_threads())
+    # used one image at a time: its inferences may use every core
+    return _SharedDetector(create_detector(name, inference_threads=inference_threads()))
 
 
 def resolve_detector(detector: str | Detector | None = None) -> Detector:
@@ -35,13 +91,24 @@ def resolve_detector(detector: str | Detector | None = None) -> Detector:
 
     Named detectors are created once per process and reused (building MediaPipe graphs
     takes about a second), with every core for their model inferences
-    (:func:`exprsim.faces.litert.inference_threads`); they are not thread-safe, so give each
-    thread its own instance from :func:`exprsim.faces.detect.create_detector`.
+    (:func:`exprsim.faces.litert.inference_threads`). Any thread may use them: they
+    detect one image at a time (threads take turns); for detections in parallel, give
+    each thread its own instance from :func:`exprsim.faces.detect.create_detector`.
+    An instance is returned as it is.
+
+    Raises:
+        ExprsimError: ``detector`` is neither ``None``, a name, nor an object with a
+            ``detect(image)`` method; or an unknown name.
     """
     if detector is None:
         return _shared_detector(DEFAULT_DETECTOR)
     if isinstance(detector, str):
         return _shared_detector(detector)
+    if not callable(getattr(detector, "detect", None)):
+        raise ExprsimError(
+            "detector must be a detector name, an object with a detect(image) method or "
+            f"None, got {type(detector).__name__}"
+        )
     return detector
 
 
@@ -71,6 +138,19 @@ def analyze_image(
         out upside down (:mod:`exprsim.faces.orientation`) is made again from the face as
         found in the image turned by 180 degrees, or, when that fails, rejected with the
         reason ``"upside_down"`` (unless ``quality_config.check_orientation`` is off).
+
+    Raises:
+        ImageError: the image cannot be read.
+        ExprsimError: ``detector`` is not a name, a detector or ``None``.
+
+    Thread safety: with ``detector`` ``None`` or a name, any number of threads may call
+    this at once and get the answers of one call after the other: they share one detector
+    per name (built once per process) and take turns on its detection, while reading the
+    image, aligning and the quality checks run in parallel. For detections in parallel
+    too, use :func:`exprsim.faces.stream.analyze_stream` (a detector per worker thread) or
+    pass each thread its own :func:`~exprsim.faces.detect.create_detector`. A detector
+    *instance* passed here is used as it is: detectors are not thread-safe, so never call
+    with one instance from several threads at once.
     """
     from exprsim.io import load_image
 

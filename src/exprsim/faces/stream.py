@@ -7,20 +7,23 @@ memory stays bounded however long the stream (a folder of 10,000 photos is read 
 
 Why threads: JPEG decoding (OpenCV / PIL), the MediaPipe graphs, ``cv2.warpAffine`` and
 torch all release the GIL, so two threads keep two cores busy. Each worker thread builds
-its own detector (detectors are not thread-safe), once per thread and detector name; the
-pool and its detectors live as long as the process, so repeated calls pay the start-up
-(about a second per MediaPipe graph) once.
+its own detector (detectors are not thread-safe), once per thread and detector name. The
+process has one pool of worker threads, as large as the largest ``workers`` asked for (each
+stream runs at most its own ``workers`` images at once); the pool and its detectors live
+until :func:`shutdown_workers` (or the end of the process), so repeated calls pay the
+start-up (about a second per MediaPipe graph) once.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import logging
 import os
 import threading
 from collections.abc import Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,8 +123,15 @@ def read_item(item: Any) -> Any:
 
 
 _local = threading.local()
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+#: the process's pool of front-end threads (one per process: a forked child starts its own)
+_pool_now: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
+#: pools replaced by a larger one (pid, pool): their threads finish the work handed to
+#: them, then exit
+_retired: list[tuple[int, ThreadPoolExecutor]] = []
+#: the detectors each thread built (pid, thread, detector), closed once the thread is gone
+_built: list[tuple[int, threading.Thread, Detector]] = []
+_exit_hook = False
 
 
 def _thread_detector(name: str) -> Detector:
@@ -133,22 +143,160 @@ def _thread_detector(name: str) -> Detector:
         cache = _local.detectors = {}
     if name not in cache:
         cache[name] = create_detector(name)
+        with _pools_lock:
+            _built.append((os.getpid(), threading.current_thread(), cache[name]))
     return cache[name]
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads (one per process: safe after fork)."""
-    key = (os.getpid(), workers)
+def _release_dead() -> None:
+    """Close the detectors of worker threads that have exited. A forked child forgets its
+    parent's (they are the parent's to close)."""
+    pid = os.getpid()
     with _pools_lock:
-        if key not in _pools:
-            _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="exprsim-faces")
-        return _pools[key]
+        dead = [det for p, t, det in _built if p == pid and not t.is_alive()]
+        _built[:] = [e for e in _built if e[0] == pid and e[1].is_alive()]
+    for det in dead:
+        close = getattr(det, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # a detector that fails to close is still dropped
+                log.debug("closing %r: %s", det, exc)
 
 
-@atexit.register
-def _shutdown_pools() -> None:
-    for pool in _pools.values():
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool of front-end threads, with at least ``workers`` threads.
+
+    One pool per process, as large as the largest request so far: a larger request
+    replaces it, and the smaller one's threads exit once the work handed to them is done
+    (their detectors are closed by a later call). Each stream runs at most its own
+    ``workers`` images at once on it (:class:`_Limited`).
+    """
+    global _pool_now, _exit_hook
+    with _pools_lock:
+        pid = os.getpid()
+        now = _pool_now if _pool_now is not None and _pool_now[0] == pid else None
+        if now is None or now[1] < workers:
+            if now is not None:
+                now[2].shutdown(wait=False)
+                _retired.append((pid, now[2]))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="exprsim-faces")
+            now = _pool_now = (pid, workers, pool)
+            if not _exit_hook:
+                atexit.register(_shutdown_at_exit)
+                _exit_hook = True
+        return now[2]
+
+
+def _take_pools() -> list[ThreadPoolExecutor]:
+    """This process's pools, current and retired, forgotten here."""
+    global _pool_now
+    pid = os.getpid()
+    with _pools_lock:
+        now = [_pool_now] if _pool_now is not None else []
+        pools = [pool for p, pool in _retired if p == pid]
+        pools += [pool for p, _, pool in now if p == pid]
+        _retired.clear()
+        _pool_now = None
+    return pools
+
+
+def _shutdown_at_exit() -> None:
+    for pool in _take_pools():
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown_workers(wait: bool = True) -> None:
+    """Stop the front end's worker threads and close the detectors they built.
+
+    The threads of :func:`analyze_stream` (and so of ``Embedder.embed_images`` on several
+    images) live as long as the process by default, each with its own detector (tens of
+    MB), so that later calls skip the start-up. A long-running service can hand them back
+    with this; a later call builds them again. Safe at any time: images already handed to
+    a thread are finished (``wait``: before this returns), and a stream still running goes
+    on with new threads. Detectors of other threads (the shared ones of
+    :func:`exprsim.faces.pipeline.analyze_image`) are not touched.
+    """
+    for pool in _take_pools():
+        pool.shutdown(wait=wait)
+    _release_dead()
+
+
+class _Limited:
+    """One stream's tasks on the shared pool: at most ``limit`` of them handed to it at
+    once; the others wait here, in order, and start as running ones finish (from the pool
+    thread that finished one, so the consumer needs not be pulling)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.running = limit, 0
+        self.waiting: collections.deque[tuple[Future[Any], Any, tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self.started: set[Future[Any]] = set()
+        self.lock = threading.RLock()
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        with self.lock:
+            self.waiting.append((fut, fn, args))
+        self._start()
+        return fut
+
+    def _start(self) -> None:
+        while True:
+            # held while handing over: the pool gets a stream's tasks in input order (a
+            # guided frame waits for an earlier one, which must be running by then)
+            with self.lock:
+                if self.running >= self.limit or not self.waiting:
+                    return
+                fut, fn, args = self.waiting.popleft()
+                if not fut.set_running_or_notify_cancel():
+                    continue  # cancelled while waiting
+                try:
+                    inner = _submit(self.limit, fn, *args)
+                except BaseException as exc:  # shut down for good: the interpreter exits
+                    fut.set_exception(exc)
+                    continue
+                self.running += 1
+                self.started.add(inner)
+            inner.add_done_callback(functools.partial(self._done, fut))
+
+    def _done(self, fut: Future[Any], inner: Future[Any]) -> None:
+        with self.lock:
+            self.running -= 1
+            self.started.discard(inner)
+        if inner.cancelled():
+            fut.set_exception(CancelledError())
+        elif inner.exception() is not None:
+            fut.set_exception(inner.exception())
+        else:
+            fut.set_result(inner.result())
+        self._start()
+
+    def cancel(self) -> None:
+        """Drop every task not started yet (the stream stopped early)."""
+        with self.lock:
+            waiting, started = list(self.waiting), list(self.started)
+            self.waiting.clear()
+        for fut, _, _ in waiting:
+            fut.cancel()
+        for inner in started:
+            inner.cancel()  # still queued in the pool: never runs
+
+
+def _submit(workers: int, fn: Any, *args: Any) -> Future[Any]:
+    """``fn(*args)`` on the process's pool; on a new one if that was shut down meanwhile
+    (:func:`shutdown_workers`, or a larger pool replacing it)."""
+    for _ in range(3):
+        pool = _pool(workers)
+        try:
+            return pool.submit(fn, *args)
+        except RuntimeError:
+            with _pools_lock:
+                replaced = _pool_now is None or _pool_now[2] is not pool
+            if not replaced:
+                raise
+    return _pool(workers).submit(fn, *args)
 
 
 class TrackGuide:
@@ -333,19 +481,19 @@ def analyze_stream(
         return
     name = detector if isinstance(detector, str) else DEFAULT_DETECTOR
     window = max(workers, window if window is not None else 4 * workers)
-    pool = _pool(workers)
+    _release_dead()  # detectors of threads a larger pool replaced
+    tasks = _Limited(workers)
     queue: collections.deque[Future[ImageFaces]] = collections.deque()
     try:
         for i, item in enumerate(items):
             queue.append(
-                pool.submit(_analyze_one, i, item, name, align_config, quality_config, guide)
+                tasks.submit(_analyze_one, i, item, name, align_config, quality_config, guide)
             )
             while len(queue) >= window or (queue and queue[0].done()):
                 yield queue.popleft().result()
         while queue:
             yield queue.popleft().result()
     finally:
-        for fut in queue:  # stopped early (an error, Ctrl-C, the consumer broke off)
-            fut.cancel()
+        tasks.cancel()  # stopped early (an error, Ctrl-C, the consumer broke off)
         if guide is not None:  # frames still running must not wait for cancelled ones
             guide.close()

@@ -23,7 +23,9 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,7 @@ def check_db_name(path: str | Path) -> None:
     Raises:
         ExprsimError: naming both files; nothing was written.
     """
+    check_location(path)
     path = Path(path)
     name = path.name
     for suffix, what in SIDE_FILES.items():
@@ -202,6 +205,11 @@ def _sqlite_layout() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     return columns, frozenset(str(r[1]) for r in rows)
 
 
+def table_columns() -> dict[str, tuple[str, ...]]:
+    """The columns of each of exprsim's tables (the same in both engines)."""
+    return _sqlite_layout()[0]
+
+
 def is_locked(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's "database is locked" (another process held a lock past
     the wait), as opposed to a damaged file."""
@@ -214,6 +222,93 @@ def is_postgres_url(location: str | Path) -> bool:
     return isinstance(location, str) and location.lower().startswith(PG_SCHEMES)
 
 
+#: keywords of a libpq ``key=value`` connection string (the usual ones)
+_LIBPQ_KEYS = frozenset(
+    [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "service",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "connect_timeout",
+        "application_name",
+        "options",
+        "target_session_attrs",
+        "gssencmode",
+    ]
+)
+
+
+def check_location(location: str | Path) -> None:
+    """Refuse, in one line and without echoing it (it may hold a password), a location
+    that is neither a ``postgresql://`` URI nor meant as a file path: a libpq
+    ``key=value`` connection string, or a URI of another scheme (``pg://``,
+    ``postgresql:/x``, ``file:///...``); either would otherwise become a SQLite file of
+    that name. A file whose name looks so can still be named as ``./NAME``.
+
+    Raises:
+        ExprsimError: saying what to write instead.
+    """
+    if not isinstance(location, str) or is_postgres_url(location):
+        return
+    key = re.match(r"\s*([A-Za-z_]+)\s*=", location)
+    if key and key.group(1).lower() in _LIBPQ_KEYS:
+        raise ExprsimError(
+            "the database looks like a libpq key=value connection string "
+            f"({key.group(1)}=...); give a postgresql:// URI instead "
+            "(postgresql://USER@HOST:PORT/DBNAME), or write ./NAME for a SQLite file so named"
+        )
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", location)
+    if scheme:  # two letters at least: C:/ is a Windows drive
+        name = scheme.group(1)
+        hint = (
+            "a PostgreSQL URI starts with postgresql:// (two slashes)"
+            if f"{name.lower()}://" in PG_SCHEMES
+            else "give a SQLite file path or a postgresql:// URI"
+        )
+        raise ExprsimError(
+            f"the database is a URI of scheme {name}:, which exprsim does not know; {hint} "
+            "(write ./NAME for a SQLite file so named)"
+        )
+
+
+def is_write(sql: str) -> bool:
+    """Whether a statement may change the database (anything but a ``SELECT``)."""
+    return not sql.lstrip()[:6].upper().startswith("SELECT")
+
+
+class Rows:
+    """A statement's result, read whole while the connection was held (another thread may
+    use the connection as soon as :meth:`StoreBackend.execute` returns): ``fetchone``,
+    ``fetchall``, iteration, ``rowcount`` and ``description`` as a DB-API cursor has them."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.description = cursor.description
+        self._rows: list[Any] = list(cursor.fetchall()) if self.description is not None else []
+        self.rowcount = int(cursor.rowcount)  # after the fetch: RETURNING counts then
+        self._at = 0
+
+    def fetchone(self) -> Any:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchall(self) -> list[Any]:
+        rest, self._at = self._rows[self._at :], len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
 class StoreBackend:
     """Connection + dialect of one store (see the module docstring).
 
@@ -224,11 +319,18 @@ class StoreBackend:
 
     kind = ""
     path: Path | str
+    #: set by :meth:`close`; every later use raises :meth:`closed_error`
+    closed = False
+
+    def closed_error(self) -> IndexDatabaseError:
+        return IndexDatabaseError(
+            self.path, "closed (FaceIndex.close() was called; open the index again)"
+        )
 
     # -- statements
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement (``?`` placeholders); returns a DB-API cursor."""
+        """Run one statement (``?`` placeholders); returns its result (:class:`Rows`)."""
         raise NotImplementedError
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -315,12 +417,17 @@ class SQLiteBackend(StoreBackend):
     An existing file that cannot be written (:func:`writable`: read-only media, a read-only
     file) is opened read-only: searches and listings work, and a command that would
     change it fails with one line saying so (:attr:`read_only`).
+
+    One connection serves any thread, one at a time: each statement, and each transaction
+    from ``BEGIN`` to ``COMMIT``, holds it (:meth:`_held`).
     """
 
     kind = "sqlite"
     read_only = False
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
+        self._lock = threading.RLock()
+        check_location(path)
         self.path = Path(path)
         if self.path.is_dir():
             raise IndexDatabaseError(self.path, "is a directory, expected a database file")
@@ -355,12 +462,16 @@ class SQLiteBackend(StoreBackend):
         the caller looked is an error, never re-created empty."""
         path = Path(self.path)
         if create:
-            return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            return sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
         from urllib.parse import quote
 
         uri = f"file:{quote(str(path.resolve()))}?mode=rw"
         try:
-            return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            return sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.OperationalError as exc:
             if path.exists():
                 raise
@@ -381,7 +492,9 @@ class SQLiteBackend(StoreBackend):
         path = Path(self.path)
         how = "mode=ro" if os.access(path.parent, os.W_OK) else "immutable=1"
         uri = f"file:{quote(str(path.resolve()))}?{how}"
-        self.conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         if not {"files", "faces", "meta"} <= self._check_existing():
             raise IndexDatabaseError(self.path, "read-only, and not an exprsim index")
         log.info("%s: cannot be written; opened read-only", self.path)
@@ -425,57 +538,71 @@ class SQLiteBackend(StoreBackend):
         mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
         return str(mode).lower() == "wal"
 
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The connection, for this thread alone until the block ends (re-entrant); a closed
+        backend is refused (:meth:`closed_error`)."""
+        with self._lock:
+            if self.closed:
+                raise self.closed_error()
+            yield
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(sql, tuple(params))
+        with self._held():
+            return Rows(self.conn.execute(sql, tuple(params)))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        with self._held():
+            self.conn.executemany(sql, rows)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
         # read-only: a plain snapshot for reads; a write inside fails, in one clear line
-        self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
-        try:
-            yield self
-        except sqlite3.OperationalError as exc:
-            self.conn.execute("ROLLBACK")
-            if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
-                raise self._read_only_error() from exc
-            raise
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+        with self._held():
+            self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+            try:
+                yield self
+            except sqlite3.OperationalError as exc:
+                self.conn.execute("ROLLBACK")
+                if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
+                    raise self._read_only_error() from exc
+                raise
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A deferred transaction: its reads see one state, and in WAL mode they do not
         wait for (or block) another process's write transaction."""
-        self.conn.execute("BEGIN")
-        try:
-            yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+        with self._held():
+            self.conn.execute("BEGIN")
+            try:
+                yield self
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
 
     def try_write(self, sql: str, params: Sequence[Any] = ()) -> bool:
         if self.read_only:
             return False
-        wait = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
-        self.conn.execute("PRAGMA busy_timeout = 0")  # housekeeping never waits
-        try:
-            with self.transaction() as c:
-                c.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc):
-                raise
-            log.debug("%s: busy, skipped %s", self.path, sql)
-            return False
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {wait}")
+        with self._held():
+            wait = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            self.conn.execute("PRAGMA busy_timeout = 0")  # housekeeping never waits
+            try:
+                with self.transaction() as c:
+                    c.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                log.debug("%s: busy, skipped %s", self.path, sql)
+                return False
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {wait}")
         return True
 
     @contextlib.contextmanager
@@ -501,21 +628,25 @@ class SQLiteBackend(StoreBackend):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        conn = getattr(self, "conn", None)
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        with self._lock:
+            self.closed = True
+            conn = getattr(self, "conn", None)
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        cur = self.conn.executemany(sql, rows)
-        return int(cur.rowcount)
+        with self._held():
+            cur = self.conn.executemany(sql, rows)
+            return int(cur.rowcount)
 
     def all_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
+        with self._held():
+            rows = self.conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 16), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -530,7 +661,11 @@ class SQLiteBackend(StoreBackend):
 def open_backend(location: str | Path, create: bool = True) -> StoreBackend:
     """The backend for a file path or a ``postgresql://`` URI (``create``: set up the tables
     of a PostgreSQL database that has none, create a missing SQLite file; ``False``: refuse
-    both, for read-only uses)."""
+    both, for read-only uses).
+
+    Raises:
+        ExprsimError: a location that is neither (:func:`check_location`)."""
+    check_location(location)
     if is_postgres_url(location):
         from exprsim.index.pgvector import PostgresBackend
 

@@ -7,16 +7,27 @@ PostgreSQL database, for a team sharing one face index among several services:
   (``vector_l2_ops``, ``m=16``, ``ef_construction=64``); queries use it through
   ``ORDER BY embedding <-> q LIMIT k`` with ``hnsw.ef_search`` = :data:`EF_SEARCH`;
 * ``CREATE EXTENSION IF NOT EXISTS vector`` and the tables are created on first use (under
-  an advisory lock, so two services starting together do not race);
+  an advisory lock, so two services starting together do not race); opening a database
+  that holds them runs no DDL, so readers never wait for a writer's DDL (and a role that
+  may only ``SELECT`` can search);
 * bulk loads (:meth:`FaceIndex.add_table`) use ``COPY``; a load larger than what the table
   holds drops the HNSW index first and builds it once at the end (much faster than growing
-  the graph row by row);
+  the graph row by row), both under the set-up lock. Meanwhile searches scan every face
+  (exact, slower) and ``info`` shows the index as not fresh; a rebuild that was interrupted
+  is done by ``exprsim index rebuild`` or the next writer (:meth:`FaceIndex.add`,
+  :meth:`FaceIndex.add_table`);
 * ``add`` keeps its per-file transactions, so a killed ``add`` resumes exactly as with
   SQLite; one writer at a time is enforced with ``pg_advisory_lock``.
 
 Any libpq URI works, since it is handed to libpq unchanged: ``postgresql://host:5432/db``,
 ``postgresql://user:secret@host/db?sslmode=require``, a Unix socket as
 ``postgresql://user:@/db?host=/var/run/postgresql`` or ``postgresql://%2Fvar%2Frun%2Fpostgresql/db``.
+
+PostgreSQL's errors reach callers as one line: :class:`~exprsim.errors.IndexUnavailableError`
+when the server cannot be reached (or went away), :class:`~exprsim.errors.IndexDatabaseError`
+with ``read_only`` when a write is refused (a read-only server, or no privilege), else an
+:class:`~exprsim.errors.IndexDatabaseError` with PostgreSQL's primary message. A password
+never appears in a message, nor in ``FaceIndex.path`` (:func:`redact`, :func:`scrub`).
 
 Needs ``pip install 'exprsim[postgres]'`` (psycopg 3 and pgvector) and a server with the
 pgvector extension available.
@@ -27,20 +38,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, IndexDatabaseError
-from exprsim.index.backends import StoreBackend
+from exprsim.errors import (
+    BackendUnavailableError,
+    ExprsimError,
+    IndexDatabaseError,
+    IndexUnavailableError,
+)
+from exprsim.index.backends import Rows, StoreBackend, is_write
 
 log = logging.getLogger(__name__)
 
 PG_INSTALL = "pip install 'exprsim[postgres]'  (psycopg 3 + pgvector)"
 #: HNSW candidate list size at query time (pgvector's default is 40).
 EF_SEARCH = 100
+#: the most rows an HNSW scan returns (pgvector's largest ``hnsw.ef_search``); a query for
+#: more neighbours scans every face instead
+EF_SEARCH_MAX = 1000
 #: HNSW build parameters.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -49,6 +69,10 @@ HNSW_EF_CONSTRUCTION = 64
 BULK_REBUILD_MIN = 10_000
 HNSW_INDEX = "faces_embedding_hnsw"
 _LOCK_KEY = 0x657870_7273_696D  # "exprsim": one writer per database
+#: advisory lock of the DDL: the set-up and every drop or build of the HNSW index
+_SETUP_LOCK = _LOCK_KEY + 1
+#: exprsim's tables
+_TABLES = ("meta", "files", "faces", "tag_refs", "identity")
 
 PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,10 +124,15 @@ CREATE TABLE IF NOT EXISTS identity (
 );
 """
 
-_HNSW_DDL = (
-    f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON faces USING hnsw (embedding vector_l2_ops) "
-    f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
-)
+
+def _hnsw_ddl(name: str) -> str:
+    return (
+        f"CREATE INDEX IF NOT EXISTS {name} ON faces USING hnsw (embedding vector_l2_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+
+
+_HNSW_DDL = _hnsw_ddl(HNSW_INDEX)
 
 
 def _modules() -> tuple[Any, Any]:
@@ -117,11 +146,105 @@ def _modules() -> tuple[Any, Any]:
     return psycopg, register_vector
 
 
+# ----------------------------------------------------------------------------- redaction
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: characters that end a part of a URI: libpq may cut an unencoded password there and read
+#: its pieces as a port, a host or a database name
+_URI_DELIMITERS = re.compile(r"[/@?:#&=\[\]]")
+_PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)([^&#]*)")
+
+
+def _parsed(url: str) -> dict[str, str] | None:
+    """libpq's reading of ``url``; ``None`` when it cannot parse it (or psycopg is missing)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return {str(k): str(v) for k, v in conninfo_to_dict(url).items()}
+    except Exception:
+        return None
+
+
+def _userinfo(url: str, parsed: dict[str, str] | None) -> str | None:
+    """The ``user:password`` part of ``url`` as its author meant it: up to the last ``@``
+    before the query (a password may hold ``/``, ``@`` or ``:`` unencoded), or, when the
+    query holds the only ``@`` and libpq read a password, up to the last ``@`` at all."""
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return None
+    rest = url[scheme.end() :]
+    head = rest.split("?", 1)[0]
+    if "@" in head:
+        return head[: head.rindex("@")]
+    if parsed is not None and not parsed.get("password"):
+        return None  # an "@" in the query only: no user part
+    return rest[: rest.rindex("@")] if "@" in rest else None
+
+
+def _secrets(url: str) -> list[str]:
+    """Every form of ``url``'s password a message could show, longest first: as written,
+    as libpq read it, percent-decoded and -encoded, and the pieces an unencoded ``/``,
+    ``@`` or ``:`` splits it into (libpq may take them for a port, host or database)."""
+    from urllib.parse import quote, unquote
+
+    parsed = _parsed(url)
+    found = {m.group(2) for m in _PASSWORD_PARAM.finditer(url)}
+    if parsed and parsed.get("password"):
+        found.add(parsed["password"])
+    info = _userinfo(url, parsed)
+    if info and ":" in info:
+        found.add(info.split(":", 1)[1])
+    out: set[str] = set()
+    for secret in found:
+        for form in {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret))}:
+            out.add(form)
+            out.update(p for p in _URI_DELIMITERS.split(form) if len(p) >= 2)
+    return sorted((s for s in out if s.strip("*")), key=len, reverse=True)
+
+
 def redact(url: str) -> str:
     """The URI without its password (for messages and ``FaceIndex.path``): in the user
-    part (``user:secret@``) and as a parameter (``?password=secret``), any letter case."""
-    url = re.sub(r"^([a-zA-Z]+://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    part (``user:secret@``, even with an unencoded ``/``, ``@`` or ``:`` in the password)
+    and as a parameter (``?password=secret``, any letter case)."""
+    info = _userinfo(url, _parsed(url))
+    scheme = _SCHEME.match(url)
+    if scheme is not None and info is not None and ":" in info:
+        user = info.split(":", 1)[0]
+        url = f"{url[: scheme.end()]}{user}:***@{url[scheme.end() + len(info) + 1 :]}"
+    return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+def scrub(text: object, url: str | None = None) -> str:
+    """``text`` on one line, every ``postgresql://`` URI in it redacted (:func:`redact`),
+    and no form of ``url``'s password left (:func:`_secrets`; a short piece only where
+    it stands alone, not inside a word)."""
+    text = " ".join(str(text).split())
+    if url:
+        text = text.replace(url, redact(url))
+        for secret in _secrets(url):
+            if len(secret) >= 6:
+                text = text.replace(secret, "***")
+            else:
+                pattern = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+                text = re.sub(pattern, "***", text)
+    return re.sub(r"(?i)\bpostgres(?:ql)?://\S+", lambda m: redact(m.group(0)), text)
+
+
+def primary_message(exc: BaseException) -> str:
+    """PostgreSQL's primary message of ``exc`` (without the statement, its position, the
+    detail or hint lines), else the error's text, on one line."""
+    diag = getattr(exc, "diag", None)
+    text = getattr(diag, "message_primary", None) if diag is not None else None
+    return " ".join(str(text or str(exc) or type(exc).__name__).split())
+
+
+#: SQLSTATEs of a connection that failed or went away: class 08 (connection exception),
+#: 57P01-57P05 (the server shuts down, crashed, is starting, ...), 53300 (too many
+#: connections)
+_UNAVAILABLE_STATES = ("08", "57P", "53300")
+
+
+# ----------------------------------------------------------------------------- the backend
 
 
 class PostgresBackend(StoreBackend):
@@ -129,6 +252,13 @@ class PostgresBackend(StoreBackend):
 
     Args:
         url: a libpq URI (``postgresql://...`` or ``postgres://...``).
+        create: set up a database without exprsim's tables (``False``: refuse it).
+
+    Opening a database that holds the tables runs no DDL, whether or not the HNSW index
+    is there (readers never wait for, nor race with, a bulk load that rebuilds it).
+    PostgreSQL's errors reach callers as one-line
+    :class:`~exprsim.errors.IndexDatabaseError`\\ s (:meth:`_fault`); one connection
+    serves one thread at a time (a transaction keeps it until it ends).
     """
 
     kind = "postgresql"
@@ -139,50 +269,168 @@ class PostgresBackend(StoreBackend):
         self.path = redact(url)
         self._psycopg = psycopg
         self._sql_cache: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._writers = threading.Lock()  # a session advisory lock is re-entrant: threads
+        self.conn = self._connect()
         try:
-            self.conn = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            raise IndexDatabaseError(self.path, f"cannot connect to PostgreSQL ({exc})") from exc
-        if not create and not self._has_index():
-            self.conn.close()
-            raise IndexDatabaseError(
-                self.path,
-                "no exprsim index in this database (create one with "
-                "`exprsim index add PATH --db URL`)",
-            )
-        try:
-            if not self._ready():  # DDL only when something is missing: it would queue
-                with self.conn.transaction():  # behind a bulk load holding the table
-                    self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY + 1,))
-                    self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    self.conn.execute(PG_SCHEMA)
-                    self.conn.execute(_HNSW_DDL)
-            register_vector(self.conn)
-            self.conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
-        except psycopg.Error as exc:
-            self.conn.close()
-            raise IndexDatabaseError(
-                self.path,
-                f"cannot set up the exprsim tables ({exc}); the server needs the "
-                "pgvector extension, and the user the right to create it or it created already",
-            ) from exc
+            tables = self._present_tables()
+            if not create and "meta" not in tables:
+                raise IndexDatabaseError(
+                    self.path,
+                    "no exprsim index in this database (create one with "
+                    "`exprsim index add PATH --db URL`)",
+                )
+            if create and tables != set(_TABLES):  # DDL only when a table is missing
+                self._set_up()
+            with self._guard():
+                register_vector(self.conn)
+                self.conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
+        except BaseException:
+            self.close()
+            raise
 
-    def _has_index(self) -> bool:
-        """Whether this database holds an exprsim index (its ``meta`` table)."""
+    def _connect(self) -> Any:
+        """A connection; a URI libpq cannot parse is refused without its text (libpq
+        quotes the whole URI, password included), a failed connection as unavailable."""
+        psycopg, url = self._psycopg, self.url
+        if _parsed(url) is None:
+            try:
+                psycopg.conninfo.conninfo_to_dict(self.url)
+            except psycopg.Error as exc:  # its message ends with the URI or a part, quoted
+                why = primary_message(exc)
+                quoted = re.search(r': "(.*)"$', why)
+                if quoted and ("://" in quoted[1] or any(s in quoted[1] for s in _secrets(url))):
+                    why = why[: quoted.start()]
+                why = scrub(why, self.url)
+                raise IndexDatabaseError(self.path, f"not a valid PostgreSQL URI ({why})") from None
         try:
-            row = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.Error as exc:
+            why = scrub(primary_message(exc), self.url)
+            raise IndexUnavailableError(
+                self.path, f"cannot connect to PostgreSQL ({why})"
+            ) from None
+
+    def _present_tables(self) -> set[str]:
+        """Which of exprsim's tables the database holds."""
+        probes = ", ".join(f"to_regclass('{t}') IS NOT NULL" for t in _TABLES)
+        with self._guard():
+            row = self.conn.execute(f"SELECT {probes}").fetchone()
+        return {t for t, there in zip(_TABLES, row, strict=True) if there}
+
+    def _set_up(self) -> None:
+        """Create the extension, the tables and the HNSW index in one transaction, under
+        the setup lock (another process may have done it meanwhile). A table of another
+        program under one of exprsim's names is refused untouched.
+
+        Raises:
+            IndexDatabaseError: one line naming the step that failed and why.
+        """
+        step = "lock"
+        try:
+            with self._lock, self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                present = self._present_tables()
+                if present == set(_TABLES):
+                    return
+                self._check_foreign(present)
+                for stage, sql in (
+                    ("extension", "CREATE EXTENSION IF NOT EXISTS vector"),
+                    ("tables", PG_SCHEMA),
+                    ("index", _HNSW_DDL),
+                ):
+                    step = stage  # what a failure names
+                    self.conn.execute(sql)
         except self._psycopg.Error as exc:
-            self.conn.close()
-            raise IndexDatabaseError(self.path, f"cannot read the database ({exc})") from exc
-        return bool(row[0])
+            raise self._setup_error(exc, step) from exc
 
-    def _ready(self) -> bool:
-        """Whether the tables and the HNSW index exist already."""
-        row = self.conn.execute(
-            "SELECT to_regclass('identity') IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-            (HNSW_INDEX,),
-        ).fetchone()
-        return bool(row[0])
+    def _check_foreign(self, present: set[str]) -> None:
+        """Refuse tables under exprsim's names that lack exprsim's columns."""
+        from exprsim.index.backends import table_columns
+
+        rows = self.conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = ANY(current_schemas(false)) AND table_name = ANY(%s)",
+            (sorted(present),),
+        ).fetchall()
+        for table in sorted(present):
+            have = {str(r[1]) for r in rows if r[0] == table}
+            missing = [c for c in table_columns()[table] if c not in have]
+            if missing:
+                raise IndexDatabaseError(
+                    self.path,
+                    f"a table named {table} exists that is not exprsim's (it lacks the "
+                    f"columns {', '.join(missing[:4])}); exprsim leaves it untouched: use "
+                    "another database or schema",
+                )
+
+    def _setup_error(self, exc: Any, step: str) -> IndexDatabaseError:
+        """One line for a failed set-up: the cause of its step, only PostgreSQL's primary
+        message (no statement context), the pgvector hint only for the extension."""
+        text = scrub(primary_message(exc), self.url)
+        if self._unavailable(exc):
+            return IndexUnavailableError(self.path, f"PostgreSQL went away ({text})")
+        try:
+            user = str(self.conn.info.user)
+        except Exception:
+            user = "the user"
+        if step == "extension":
+            return IndexDatabaseError(
+                self.path,
+                f"cannot create the pgvector extension ({text}); the server needs pgvector "
+                f"installed, and {user} the right to create the extension (or an "
+                "administrator to run CREATE EXTENSION vector in this database)",
+            )
+        if step == "tables" and getattr(exc, "sqlstate", None) == "42501":
+            found = re.search(r'schema "?([^"\s]+)', text)
+            schema = found.group(1) if found else "public"
+            return IndexDatabaseError(
+                self.path,
+                f"user {user} may not create tables in schema {schema} ({text}); "
+                f"GRANT CREATE ON SCHEMA {schema} TO {user}, or use a database the user owns",
+            )
+        what = "the HNSW vector index" if step == "index" else "the exprsim tables"
+        return IndexDatabaseError(self.path, f"cannot create {what} ({text})")
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the connection failed or went away (see
+        :data:`_UNAVAILABLE_STATES`; libpq's own failures carry no SQLSTATE)."""
+        state = str(getattr(exc, "sqlstate", None) or "")
+        if state.startswith(_UNAVAILABLE_STATES):
+            return True
+        if not state and isinstance(exc, self._psycopg.OperationalError):
+            return True
+        return bool(getattr(getattr(self, "conn", None), "broken", False))
+
+    def _fault(self, exc: Any, write: bool) -> ExprsimError:
+        """PostgreSQL's error as one line: unavailable (the connection failed or went
+        away), read-only (25006, or 42501 on a write), a value PostgreSQL refused, or
+        another fault of the database."""
+        text = scrub(primary_message(exc), self.url)
+        state = str(getattr(exc, "sqlstate", None) or "")
+        if self._unavailable(exc):
+            return IndexUnavailableError(self.path, f"PostgreSQL cannot be reached ({text})")
+        if state == "25006" or (write and state == "42501"):
+            return IndexDatabaseError(
+                self.path,
+                f"cannot be written by this server or user ({text}); the change was not made",
+                read_only=True,
+            )
+        if isinstance(exc, self._psycopg.DataError):
+            return ExprsimError(f"{self.path}: PostgreSQL refused a value ({text})")
+        return IndexDatabaseError(self.path, f"PostgreSQL: {text}")
+
+    @contextlib.contextmanager
+    def _guard(self, write: bool = False) -> Iterator[None]:
+        """Hold the connection (one thread at a time; re-entrant), refuse a closed backend,
+        and raise PostgreSQL's errors as :meth:`_fault` says."""
+        with self._lock:
+            if self.closed:
+                raise self.closed_error()
+            try:
+                yield
+            except self._psycopg.Error as exc:
+                raise self._fault(exc, write) from exc
 
     def _sql(self, sql: str) -> str:
         out = self._sql_cache.get(sql)
@@ -191,33 +439,45 @@ class PostgresBackend(StoreBackend):
         return out
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self._sql(sql), tuple(params))
+        with self._guard(write=is_write(sql)):
+            return Rows(self.conn.execute(self._sql(sql), tuple(params)))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.conn.cursor() as cur:
+        with self._guard(write=True), self.conn.cursor() as cur:
             cur.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self.conn.transaction():
+        with self._guard(write=True), self.conn.transaction():
             yield self
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
-        """A session advisory lock: a second writer (any host) waits for the first."""
-        got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]
-        if not got:
-            log.warning("%s: another process is adding files; waiting for it", self.path)
-            self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(self._psycopg.Error):
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        """A session advisory lock: a second writer (any host, or another thread) waits for
+        the first. A writer that finishes builds the HNSW index when it is missing (an
+        interrupted bulk load's), so the next write repairs it."""
+        with self._writers:
+            with self._guard():
+                got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
+                got = got.fetchone()[0]
+            if not got:
+                log.warning("%s: another process is adding files; waiting for it", self.path)
+                with self._guard():
+                    self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            try:
+                yield
+                self.ensure_vector_index()
+            finally:
+                with contextlib.suppress(Exception), self._guard():
+                    self.conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        with self._lock:
+            self.closed = True
+            conn = getattr(self, "conn", None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
@@ -227,6 +487,7 @@ class PostgresBackend(StoreBackend):
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         n = 0
         with (
+            self._guard(write=True),
             self.conn.cursor() as cur,
             cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
         ):
@@ -236,28 +497,83 @@ class PostgresBackend(StoreBackend):
         return n
 
     def after_explicit_ids(self, table: str) -> None:
-        self.conn.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))"
-        )
+        with self._guard(write=True):
+            self.conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table}), 1))"
+            )
 
     @contextlib.contextmanager
     def bulk_load(self, n_new: int, n_existing: int) -> Iterator[None]:
-        rebuild = n_new >= BULK_REBUILD_MIN and n_new > n_existing
-        if rebuild:
+        """A large load drops the HNSW index first (under the setup lock) and builds it once
+        at the end. Searches meanwhile scan every face; an interrupted rebuild leaves the
+        index missing, which ``exprsim index rebuild`` or the next writer repairs."""
+        if n_new < BULK_REBUILD_MIN or n_new <= n_existing:
+            yield
+            return
+        with self._guard(write=True), self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             self.conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
         try:
             yield
-        finally:
-            if rebuild:
-                self.build_vector_index()
+        except BaseException:
+            self._rebuild_after_load(stored=False)
+            raise
+        self._rebuild_after_load(stored=True)
+
+    def _rebuild_after_load(self, stored: bool) -> None:
+        """Build the HNSW index a bulk load dropped. Interrupted, or failed after the load
+        committed, it says that the faces were stored and how to build the index later."""
+        outcome = "the faces loaded were stored" if stored else "nothing was loaded"
+        later = "`exprsim index rebuild` (or the next `exprsim index add`) builds it"
+        try:
+            self.build_vector_index()
+        except KeyboardInterrupt:
+            log.warning(
+                "%s: interrupted while building the HNSW index; %s, and searches scan every "
+                "face until %s",
+                self.path, outcome, later,
+            )  # fmt: skip
+            raise
+        except IndexDatabaseError as exc:
+            if not stored:  # the load's own error is the one to report
+                log.warning("%s: could not rebuild the HNSW index: %s", self.path, exc.detail)
+                return
+            raise type(exc)(
+                self.path,
+                f"{outcome}, but building the HNSW index failed ({exc.detail}); searches "
+                f"scan every face until {later}",
+                read_only=exc.read_only,
+            ) from exc
+
+    def has_vector_index(self) -> bool:
+        """Whether the HNSW index exists (a bulk load, or an interrupted one, drops it)."""
+        with self._guard():
+            row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,))
+            return bool(row.fetchone()[0])
+
+    def ensure_vector_index(self) -> None:
+        """Build the HNSW index when it is missing (e.g. after an interrupted bulk load)."""
+        if not self.has_vector_index():
+            log.warning("%s: the HNSW index is missing; building it", self.path)
+            self.build_vector_index()
 
     def build_vector_index(self, maintenance_work_mem: str = "1GB") -> float:
-        """(Re)build the HNSW index; returns the seconds it took."""
+        """(Re)build the HNSW index in one transaction under the setup lock; returns the
+        seconds it took. An existing index serves searches until the new one replaces it;
+        an interrupted build leaves the old state."""
         t0 = time.perf_counter()
-        self.conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
-        self.conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
-        self.conn.execute(_HNSW_DDL)
+        with self._guard(write=True), self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+            self.conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
+            if self.has_vector_index():
+                fresh = f"{HNSW_INDEX}_new"
+                self.conn.execute(f"DROP INDEX IF EXISTS {fresh}")
+                self.conn.execute(_hnsw_ddl(fresh))
+                self.conn.execute(f"DROP INDEX {HNSW_INDEX}")
+                self.conn.execute(f"ALTER INDEX {fresh} RENAME TO {HNSW_INDEX}")
+            else:
+                self.conn.execute(_HNSW_DDL)
         seconds = time.perf_counter() - t0
         log.info("%s: built the HNSW index in %.1f s", self.path, seconds)
         return seconds
@@ -265,7 +581,7 @@ class PostgresBackend(StoreBackend):
     # -- reading
 
     def all_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        with self.conn.cursor(binary=True) as cur:
+        with self._guard(), self.conn.cursor(binary=True) as cur:
             cur.execute("SELECT id, embedding FROM faces ORDER BY id")
             rows = cur.fetchall()
         if not rows:
@@ -275,14 +591,21 @@ class PostgresBackend(StoreBackend):
         return ids, emb
 
     def db_bytes(self) -> int:
-        return int(self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        with self._guard():
+            row = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0])
 
     def searcher(self) -> PgVectorSearch:
         return PgVectorSearch(self)
 
 
 class PgVectorSearch:
-    """Nearest faces from the HNSW index (same contract as :class:`exprsim.index.ann.AnnIndex`)."""
+    """Nearest faces from the HNSW index (same contract as :class:`exprsim.index.ann.AnnIndex`).
+
+    Without the index (a bulk load rebuilding it, or one interrupted) the same query scans
+    every face: exact, slower. More neighbours than HNSW can return (``k`` >
+    :data:`EF_SEARCH_MAX`) are found by an exact scan too.
+    """
 
     name = "pgvector-hnsw"
 
@@ -290,7 +613,12 @@ class PgVectorSearch:
         self.backend = backend
 
     def __len__(self) -> int:
-        return int(self.backend.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        with self.backend._guard():
+            return int(self.backend.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def fresh(self) -> bool:
+        """Whether searches use the HNSW index (``False`` while it is missing)."""
+        return self.backend.has_vector_index()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from exprsim.index.ann import as_queries
@@ -299,9 +627,11 @@ class PgVectorSearch:
         dist = np.full((len(q), k), np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
         conn = self.backend.conn
-        if k > EF_SEARCH:
-            conn.execute(f"SET hnsw.ef_search = {min(int(k), 1000)}")
-        try:
+        with self.backend._guard(), conn.transaction():
+            if k > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: scan them all
+                conn.execute("SET LOCAL enable_indexscan = off")
+            elif k > EF_SEARCH:
+                conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
             with conn.cursor(binary=True) as cur:
                 for i, v in enumerate(q):
                     cur.execute(
@@ -312,9 +642,6 @@ class PgVectorSearch:
                     if rows:
                         ids[i, : len(rows)] = [r[0] for r in rows]
                         dist[i, : len(rows)] = [r[1] for r in rows]
-        finally:
-            if k > EF_SEARCH:
-                conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
         return dist, ids
 
     def rebuild(self) -> float:

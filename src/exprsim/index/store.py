@@ -46,11 +46,12 @@ import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -87,6 +88,22 @@ _FACE_COLUMNS = (
     "faces.id, files.path, files.sha256, face_index, x1, y1, x2, y2, score, detector, landmarks, "
     "sharpness, yaw, pitch, roll, quality_ok, reasons, embedding, faces.model, label, tags"
 )
+
+
+def _unreadable_kind(st: os.stat_result) -> str:
+    """Why a file the index would read whole is refused unread (``""``: it is not): not
+    a regular file (a named pipe or a device: ``/dev/zero`` never ends), or larger than
+    :func:`exprsim.io.file_byte_limit` (as :func:`exprsim.io.load_image` refuses it)."""
+    import stat
+
+    from exprsim.io import file_byte_limit
+
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file, not an image"
+    cap = file_byte_limit()
+    if st.st_size > cap:
+        return f"file too large ({st.st_size:,} bytes; limit {cap:,})"
+    return ""
 
 
 class ModelMismatchError(ModelError):
@@ -430,6 +447,82 @@ def check_new_tag_name(name: object) -> None:
         raise ExprsimError(f"tag name {shown!r} holds a ',' (tables join tags with commas)")
 
 
+#: what no stored name (a label, a detector, a model) may hold: control characters (a NUL
+#: above all: PostgreSQL cannot store it, and SQLite's C API cuts strings there) and a file
+#: name's undecodable bytes (surrogates: not UTF-8)
+_BAD_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: what no stored path (a source) may hold: a NUL, undecodable bytes (a file name may hold
+#: a tab or a newline)
+_BAD_IN_PATH = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_stored_text(value: object, what: str, path: bool = False) -> str:
+    """``value``, refused unless it is text both engines store as given: without a NUL or
+    undecodable bytes, and (a name, not a ``path``) without control characters.
+
+    Raises:
+        ExprsimError: naming ``what`` and the text (escaped); nothing was stored.
+    """
+    if not isinstance(value, str):
+        raise ExprsimError(f"{what} must be a string, got {type(value).__name__}")
+    if (_BAD_IN_PATH if path else _BAD_IN_NAME).search(value):
+        kind = "a NUL character or bytes that are not UTF-8" if path else "control characters"
+        raise ExprsimError(
+            f"{what} {printable(value)[:80]!r} holds {kind}, which the index cannot store"
+        )
+    return value
+
+
+#: text columns of a bulk-loaded table, and whether each is a path (else a name)
+_TABLE_TEXT = (("source", True), ("detector", False), ("model", False), ("sha256", False))
+
+
+def _check_table_text(df: Any) -> None:
+    """Refuse a bulk-load table whose text cells hold what no index stores as given
+    (:func:`check_stored_text`; ``reasons``: a NUL). Nothing is written.
+
+    Raises:
+        ExprsimError: naming the first bad row (from 0) and column.
+    """
+    columns = (*_TABLE_TEXT, ("reasons", True))
+    for col, path in columns:
+        if col not in df.columns:
+            continue
+        rows = np.flatnonzero(df[col].notna().to_numpy(bool))
+        text = [str(v) for v in df[col].to_numpy(object)[rows]]
+        pattern = _BAD_IN_PATH if path else _BAD_IN_NAME
+        if not pattern.search(" ".join(text)):  # one search in C: the usual case
+            continue
+        bad = [i for i, v in enumerate(text) if pattern.search(v)]
+        kind = "a NUL character or bytes that are not UTF-8" if path else "control characters"
+        raise ExprsimError(
+            f"the table has {len(bad)} rows whose {col} holds {kind}, which the index cannot "
+            f"store (first: row {int(rows[bad[0]])}, column {col}: "
+            f"{printable(text[bad[0]])[:80]!r}); nothing was loaded"
+        )
+
+
+def _check_table(df: Any, name: str | None) -> None:
+    """Refuse a bulk-load table that lacks a required column, or holds a value no index
+    stores (:func:`_check_table_values`, :func:`_check_table_text`); ``name`` (a shard's
+    file) starts the message.
+
+    Raises:
+        ExprsimError: naming the first bad row and column; nothing was loaded.
+    """
+    emb_cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
+    try:
+        missing = [c for c in ("source", *emb_cols) if c not in df.columns]
+        if missing:
+            raise ExprsimError(f"the table lacks the columns {', '.join(missing)}")
+        _check_table_values(df, emb_cols)
+        _check_table_text(df)
+    except ExprsimError as exc:
+        if name is None:
+            raise
+        raise ExprsimError(f"{printable(name)}: {exc}") from exc
+
+
 def _tag_set(tags: Iterable[str] | str) -> set[str]:
     """Tag names given to :meth:`FaceIndex.add_tags` (one string is one tag), each checked
     (:func:`check_new_tag_name`)."""
@@ -713,6 +806,20 @@ def _sweep_temporaries(*paths: Path) -> None:
 
 # ----------------------------------------------------------------------------- the index
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _ann_locked(method: _F) -> _F:
+    """``method`` of a :class:`FaceIndex` run holding its ANN lock (threads share the
+    cache in memory)."""
+
+    @functools.wraps(method)
+    def run(self: FaceIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._ann_lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
 
 class FaceIndex:
     """A persistent, incremental index of faces and their expression embeddings.
@@ -734,6 +841,12 @@ class FaceIndex:
             removed meanwhile is not re-created).
 
     Opening an existing index writes nothing (see the module docstring).
+
+    Threads: one ``FaceIndex`` may serve several threads (a service opening it once and
+    answering from a thread pool); each statement and each transaction holds the
+    connection for one thread at a time, and searches share the ANN cache under a lock.
+    After :meth:`close`, every call raises :class:`~exprsim.errors.IndexDatabaseError`
+    (``closed``).
 
     Raises:
         ExprsimError: an unknown ``ann_backend``; a file that is not an exprsim index, or an
@@ -768,6 +881,7 @@ class FaceIndex:
         self._ann: Any = None
         self._ann_generation = -1
         self._ann_stamp: Any = None
+        self._ann_lock = threading.RLock()  # the ANN cache in memory, between threads
 
     # -- plumbing
 
@@ -777,7 +891,8 @@ class FaceIndex:
         return self._db.kind
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection; later calls raise
+        :class:`~exprsim.errors.IndexDatabaseError` (``closed``)."""
         self._db.close()
 
     def __enter__(self) -> FaceIndex:
@@ -866,6 +981,7 @@ class FaceIndex:
     def check_model(self, model: str) -> None:
         """Raise :class:`ModelMismatchError` unless ``model`` may be stored here: the index's
         own model, or any while it holds no embedding (emptied, it takes a new model)."""
+        check_stored_text(model, "a model name")
         current = self.model
         if current is not None and current != model and self._holds_embeddings(self._db):
             raise ModelMismatchError(
@@ -996,6 +1112,9 @@ class FaceIndex:
         if unchanged and (row[4] == "done" or not retry_failed):
             before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)
+        refused = _unreadable_kind(st)
+        if refused:  # read before the decoder's checks: never a device, never 1 GB of junk
+            return FileOutcome(key, "failed", error=refused)
         try:
             data = Path(key).read_bytes()
         except OSError as exc:
@@ -1191,7 +1310,9 @@ class FaceIndex:
         groups: dict[str, list[Any]] = {}
         for fe in faces:  # all checked before anything is stored
             _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
-            source = str(fe.source)
+            source = check_stored_text(str(fe.source), "a face's source", path=True)
+            face = getattr(getattr(fe, "aligned", None), "face", None)
+            check_stored_text(getattr(face, "detector", "") or "", f"the detector of {source}")
             if source.startswith("<") and source.endswith(">"):
                 raise ExprsimError(
                     f"a face of an in-memory image (source {source}) names no file to store it "
@@ -1205,7 +1326,12 @@ class FaceIndex:
         return sum(len(g) for g in groups.values())
 
     def add_table(
-        self, table: Any, model: str | None = None, replace: bool = False, chunk: int = 5000
+        self,
+        table: Any,
+        model: str | None = None,
+        replace: bool = False,
+        chunk: int = 5000,
+        name: str | None = None,
     ) -> LoadReport:
         """Bulk-load faces embedded elsewhere, e.g. the Parquet of ``exprsim embed``.
 
@@ -1220,6 +1346,7 @@ class FaceIndex:
             replace: without a ``sha256`` column, replace sources already stored (default:
                 skip them, so reloading a shard is a no-op).
             chunk: sources looked up per statement.
+            name: what a refusal of the table's values calls it (e.g. its shard file).
 
         Upserts are keyed by file: a source already stored is skipped when its ``sha256``
         matches (without ``sha256``: when it is stored at all, unless ``replace``) and
@@ -1230,18 +1357,16 @@ class FaceIndex:
             A :class:`LoadReport`.
 
         Raises:
-            ExprsimError: required columns are missing, or the model is not given.
+            ExprsimError: required columns are missing, the model is not given, or a value
+                cannot be stored (NaN embeddings, a NUL in a source, control characters in
+                a detector name...: the first bad row and column named, nothing loaded).
             ModelMismatchError: the index holds embeddings of another model.
         """
         import pandas as pd
 
         t0 = time.perf_counter()
         df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
-        emb_cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
-        missing = [c for c in ("source", *emb_cols) if c not in df.columns]
-        if missing:
-            raise ExprsimError(f"the table lacks the columns {', '.join(missing)}")
-        _check_table_values(df, emb_cols)
+        _check_table(df, name)
         if model is None:
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:
@@ -1421,7 +1546,14 @@ class FaceIndex:
         return removed
 
     def set_label(self, face_ids: Iterable[int], label: str | None) -> None:
-        """Set (or clear, with ``None``) the label of faces."""
+        """Set (or clear, with ``None``) the label of faces.
+
+        Raises:
+            ExprsimError: a label that is not a string, or holds control characters (a
+                NUL: no engine stores it as given); nothing is changed.
+        """
+        if label is not None:
+            check_stored_text(label, "a label")
         ids = _face_ids(face_ids)
         with self._transaction() as c:
             c.executemany("UPDATE faces SET label = ? WHERE id = ?", [(label, i) for i in ids])
@@ -1517,6 +1649,8 @@ class FaceIndex:
                 is all zeros (it has no direction).
         """
         check_new_tag_name(name)
+        check_stored_text(source or "", "a reference's source", path=True)
+        check_stored_text(model, "a model name")
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
@@ -1680,8 +1814,8 @@ class FaceIndex:
         """ANN backend name and whether it matches the stored faces (by the stamp saved
         inside the cache file: the JSON beside it is only a copy)."""
         searcher = self._db.searcher()
-        if searcher is not None:  # the database's own vector index: always current
-            return searcher.name, True
+        if searcher is not None:  # the database's own vector index: fresh while it exists
+            return searcher.name, bool(searcher.fresh())
         try:
             stamp = ann_mod.read_cache_stamp(self.ann_path)
         except Exception:  # missing or damaged: rebuilt by the next query
@@ -1702,6 +1836,7 @@ class FaceIndex:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()
         return int(row[0]) if row else 0
 
+    @_ann_locked
     def rebuild_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
         """Rebuild the nearest-neighbour index from scratch: the ANN cache beside a SQLite
         file (saved there), or the HNSW index of a PostgreSQL store.
@@ -1766,6 +1901,7 @@ class FaceIndex:
             log.debug("could not save %s: %s", self.ann_stamp_path, exc)
         return True
 
+    @_ann_locked
     def refresh_ann(self, backend: str | None = None) -> ann_mod.AnnStamp:
         """Bring the nearest-neighbour index up to date with the stored faces, cheaply.
 
@@ -1954,4 +2090,5 @@ class FaceIndex:
                 queries are not ``(Q, 16)`` finite numbers.
         """
         k = require_positive_int(k, "k")
-        return self._ann_index().search(np.atleast_2d(embeddings), k)
+        with self._ann_lock:  # a catch-up of another thread changes the index searched
+            return self._ann_index().search(np.atleast_2d(embeddings), k)

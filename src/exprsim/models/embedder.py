@@ -295,8 +295,42 @@ def preprocess_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return np.ascontiguousarray(normalize_input(x, cfg).numpy(), dtype=np.float32)
 
 
+class NoClassifierError(ModelError, ValueError):
+    """The model has no emotion classifier of its own (:meth:`Embedder.embed_with_proba`);
+    also a ``ValueError``, what that method raised before."""
+
+
+_fork_hook = False
+
+
+def _one_torch_thread_after_fork() -> None:
+    """In a forked child: one torch CPU thread (the parent's OpenMP workers are not there,
+    and a parallel region waiting for them hangs for ever)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _register_fork_hook() -> None:
+    """Once per process, when the first :class:`Embedder` is built (never on import)."""
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_one_torch_thread_after_fork)
+        _fork_hook = True
+
+
 class Embedder:
     """Expression embedder: network + frozen preprocessing config.
+
+    Threads and processes: several threads may use one embedder at once (the network only
+    reads its weights; for the front end see :meth:`embed_images`). A process forked after
+    the first embedder was built (``multiprocessing``'s ``"fork"`` start method on Linux,
+    gunicorn ``--preload``) runs torch with one CPU thread: a forked child cannot use the
+    parent's OpenMP thread pool and would otherwise hang in its first forward pass. Call
+    ``torch.set_num_threads`` in the child to choose otherwise, or start processes with
+    ``"spawn"``.
 
     Args:
         model: a ``torch.nn.Module`` returning ``(N, D)`` L2-normalised embeddings.
@@ -311,6 +345,7 @@ class Embedder:
         import torch
 
         require_positive_int(batch_size, "batch_size", ModelError)
+        _register_fork_hook()
         self.device = resolve_device(device)
         # channels-last: ~1.5x faster CPU convolutions (oneDNN); same results to float rounding
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
@@ -367,12 +402,18 @@ class Embedder:
             ``(N, 16)`` unit rows and ``(N, 8)`` distributions, float32.
 
         Raises:
-            ValueError: the model has no emotion classifier.
+            NoClassifierError: a :class:`~exprsim.errors.ModelError` (and ``ValueError``):
+                the model has no emotion classifier (:meth:`emotion_proba` returns
+                ``None`` for it).
+            ModelError: ``crops`` is not a batch of crops.
         """
         import torch
 
         if not hasattr(self.model, "parts"):
-            raise ValueError("the network has no emotion classifier")
+            raise NoClassifierError(
+                f"model {self.config.name_version} has no emotion classifier: "
+                "embed_with_proba needs one (emotion_proba returns None for it)"
+            )
         zs, ps = [], []
         with torch.inference_mode():
             for t in self._inputs(crops):
@@ -481,6 +522,14 @@ class Embedder:
 
         Raises:
             ImageError: an input cannot be read (only when ``failures`` is ``None``).
+
+        Thread safety: several threads may call this on one embedder at once, with a
+        detector name or ``None``, and get the answers of one call after the other. A
+        call on several images runs them on the front end's worker threads, each with
+        its own detector (:func:`exprsim.faces.stream.shutdown_workers` hands the threads
+        back); a call on one image uses the process's shared detector, which threads take
+        turns on. A detector *instance* runs in the calling thread and is not
+        thread-safe: never pass one instance from several threads at once.
         """
         from tqdm import tqdm
 

@@ -75,7 +75,7 @@ def load_parquet(
                 raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
             if table.num_rows == 0:
                 continue
-            rep = index.add_table(table, model=model, replace=replace)
+            rep = index.add_table(table, model=model, replace=replace, name=str(path))
             seen_model = rep.model
             for i, v in enumerate((rep.files_added, rep.files_replaced, rep.files_skipped)):
                 totals[i] += v

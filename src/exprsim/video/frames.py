@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -57,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, require_positive_int
+from exprsim.errors import ExprsimError, printable, require_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ class FrameReader:
         fps: sampled frames per second of a video file (ignored when ``every`` is given,
             and for folders, whose images are all used unless ``every`` is given).
         every: take every ``every``-th decoded frame instead (1 = all frames).
-        max_frames: stop after this many sampled frames.
+        max_frames: stop after this many sampled frames (an integer >= 1; ``None``: no
+            limit).
         sequence_fps: frame rate given to image sequences.
         source_fps: frame rate of a source that declares none, in ``(0, 1000]``: a video
             file without timestamps of its own (a raw ``.h264``/``.h265`` stream) or without
@@ -174,10 +176,15 @@ class FrameReader:
             frame: the frame numbers after it count it).
         decode_seconds: time spent decoding and converting frames.
 
+    A reader is iterated once (a second iteration raises :class:`VideoError`: create
+    another reader); iterating to the end, or :meth:`close` (or leaving its ``with``
+    block), releases the file.
+
     Raises:
-        VideoError: the source does not exist, cannot be opened, has no video stream or
-            frames over ``max_pixels`` (on creation), or not one of its frames decodes, or
-            the first one is over ``max_pixels`` (during iteration).
+        VideoError: an option of the wrong type or out of range, or the source does not
+            exist, cannot be opened, has no video stream or frames over ``max_pixels`` (on
+            creation); not one of its frames decodes, the first one is over
+            ``max_pixels``, or the reader was already iterated or closed (when iterated).
     """
 
     def __init__(
@@ -191,18 +198,25 @@ class FrameReader:
         max_pixels: int = MAX_FRAME_PIXELS,
     ) -> None:
         self.max_pixels = require_positive_int(max_pixels, "max_pixels", VideoError)
-        if every is not None and every < 1:
-            raise VideoError(f"every must be >= 1, got {every}")
-        if every is None and (fps is None or not MIN_FPS <= fps <= MAX_FPS):
-            raise VideoError(f"fps must be in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps}")
-        if source_fps is not None and not 0.0 < source_fps <= MAX_FPS:
-            raise VideoError(f"source_fps must be in (0, {MAX_FPS:g}], got {source_fps}")
+        # every option is checked, type first, before the file is opened
+        if every is not None:
+            every = require_positive_int(every, "every", VideoError)
+        if max_frames is not None:
+            max_frames = require_positive_int(max_frames, "max_frames", VideoError)
+        if every is None:
+            fps = _rate(fps, "fps", f"[{MIN_FPS:g}, {MAX_FPS:g}]", MIN_FPS)
+        if source_fps is not None:
+            source_fps = _rate(source_fps, "source_fps", f"(0, {MAX_FPS:g}]", 0.0, open_low=True)
+        sequence_fps = _rate(sequence_fps, "sequence_fps", f"(0, {MAX_FPS:g}]", 0.0, True)
         self.source = Path(source)
-        self.fps = None if every is not None else float(fps)  # type: ignore[arg-type]
+        self.fps = None if every is not None else fps
         self.every = every
         self.max_frames = max_frames
-        self.source_fps = None if source_fps is None else float(source_fps)
-        self.sequence_fps = float(sequence_fps if source_fps is None else source_fps)
+        self.source_fps = source_fps
+        self.sequence_fps = sequence_fps if source_fps is None else source_fps
+        #: the frames were asked for (:meth:`__iter__`), or the reader closed: both once
+        self._iterated = False
+        self._closed = False
         #: frame ``i`` is at ``i / info.fps`` (a file without timestamps, rate from source_fps)
         self._index_times = False
         self.warnings: list[str] = []
@@ -327,7 +341,7 @@ class FrameReader:
             if img is not None:
                 img.close()
             return None
-        self.close()  # the FFmpeg container
+        self._close_container()  # FFmpeg's: Pillow reads the frames
         self._animated = img
         self._check_pixels(*img.size)
         self._orientation = exif_orientation(img, str(self.source))
@@ -439,12 +453,20 @@ class FrameReader:
     # ------------------------------------------------------------------ iteration
 
     def __iter__(self) -> Iterator[Frame]:
+        """The sampled frames, once: a second iteration, or one after :meth:`close`, raises
+        :class:`VideoError` (the counters and warnings describe the one reading; create
+        another reader to read the video again)."""
+        where = printable(str(self.source))
+        if self._iterated:
+            raise VideoError(f"{where}: a FrameReader is read once; create another")
+        if self._closed:
+            raise VideoError(f"{where}: the FrameReader is closed; create another")
+        self._iterated = True
         if self._files is not None:
-            yield from self._iter_folder()
-        elif self._animated is not None:
-            yield from self._iter_animated()
-        else:
-            yield from self._iter_container()
+            return self._iter_folder()
+        if self._animated is not None:
+            return self._iter_animated()
+        return self._iter_container()
 
     def _iter_folder(self) -> Iterator[Frame]:
         from exprsim.io import load_image
@@ -631,18 +653,32 @@ class FrameReader:
         log.warning("%s", message)
 
     def close(self) -> None:
-        """Release the container (idempotent)."""
+        """Release the file (idempotent); the reader cannot be iterated afterwards."""
+        self._closed = True
+        self._close_container()
+        if self._animated is not None:
+            self._animated.close()
+
+    def _close_container(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
-        if self._animated is not None:
-            self._animated.close()
 
     def __enter__(self) -> FrameReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _rate(value: object, what: str, span: str, low: float, open_low: bool = False) -> float:
+    """A frame rate option as a ``float`` in ``span`` (from ``low``, to :data:`MAX_FPS`);
+    anything else (a string, a bool, NaN, out of range) is a :class:`VideoError`."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    rate = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not ((low < rate if open_low else low <= rate) and rate <= MAX_FPS):
+        raise VideoError(f"{what} must be in {span}, got {value!r}")
+    return rate
 
 
 def read_frames(

@@ -722,31 +722,14 @@ def analyze_video(
         ExprsimError: bad configuration.
     """
     cfg = config or VideoConfig()
-    _check_config(cfg)
+    _check_config(cfg, detector)
     t_start = time.perf_counter()
-    mesher = None
-    if cfg.embedding == "pvae":
-        from exprsim.faces.landmarks import MeshLandmarker
-
-        pvae = pvae if pvae is not None else load_pvae_encoder(cfg.pvae_model)
-        mesher = MeshLandmarker()
-    # open the video before the embedding model: an unreadable file fails at once
-    reader = FrameReader(
-        source,
-        fps=cfg.fps,
-        every=cfg.every,
-        max_frames=cfg.max_frames,
-        source_fps=cfg.source_fps,
-        max_pixels=cfg.max_pixels,
-    )
-    if embedder is None:
-        from exprsim.models.embedder import load_model
-
-        embedder = load_model()
-    collected = _FaceCollector(cfg, embedder, detector, mesher)
+    if cfg.embedding == "pvae" and pvae is None:
+        pvae = load_pvae_encoder(cfg.pvae_model)
+    reader, collected = _open(source, cfg, embedder, detector)
     n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
     late = _Late(classifier=classifier)
-    read = _Read(collected, reader, cfg, embedder, n_sampled)
+    read = _Read(collected, reader, cfg, collected.embedder, n_sampled)
     try:
         _late_stages(late, read, tag_references, pvae)
     except KeyboardInterrupt:
@@ -755,6 +738,38 @@ def analyze_video(
     # after a Ctrl-C, a second one must not lose the partial result while it is put together
     with hold_interrupts("the partial result") if held else contextlib.nullcontext():
         return _analysis(late, read, interrupted, t_start)
+
+
+def _open(
+    source: str | Path, cfg: VideoConfig, embedder: Any, detector: Any
+) -> tuple[FrameReader, _FaceCollector]:
+    """The video opened (before the embedding model: an unreadable file fails at once), the
+    model loaded and the frame stages set up; on any failure on the way, the video (and the
+    face mesher of ``embedding="pvae"``) is closed before the error goes on."""
+    reader = FrameReader(
+        source,
+        fps=cfg.fps,
+        every=cfg.every,
+        max_frames=cfg.max_frames,
+        source_fps=cfg.source_fps,
+        max_pixels=cfg.max_pixels,
+    )
+    mesher = None
+    try:
+        if cfg.embedding == "pvae":
+            from exprsim.faces.landmarks import MeshLandmarker
+
+            mesher = MeshLandmarker()
+        if embedder is None:
+            from exprsim.models.embedder import load_model
+
+            embedder = load_model()
+        return reader, _FaceCollector(cfg, embedder, detector, mesher)
+    except BaseException:
+        reader.close()
+        if mesher is not None:
+            mesher.close()
+        raise
 
 
 def _analysis(late: _Late, read: _Read, interrupted: bool, t_start: float) -> VideoAnalysis:
@@ -1115,6 +1130,21 @@ def _read_frames(
         ``(sampled frames analysed, interrupted by Ctrl-C)``; closes the reader (and the
         collector's face mesher) in every case.
     """
+    try:
+        return _decode_frames(reader, collector, progress, on_frame)
+    finally:
+        reader.close()
+        if collector.mesher is not None:
+            collector.mesher.close()
+
+
+def _decode_frames(
+    reader: FrameReader,
+    collector: _FaceCollector,
+    progress: bool,
+    on_frame: Callable[[int, int | None], None] | None,
+) -> tuple[int, bool]:
+    """:func:`_read_frames` without the closing."""
     from tqdm import tqdm
 
     n_sampled = 0
@@ -1165,9 +1195,6 @@ def _read_frames(
             guide.fallbacks,
         )
         bar.close()
-        reader.close()
-        if collector.mesher is not None:
-            collector.mesher.close()
     return n_sampled, interrupted
 
 
@@ -1300,7 +1327,23 @@ def _codes_stage(
     return codes, neutral_faces
 
 
-def _check_config(cfg: VideoConfig) -> None:
+def _check_config(cfg: VideoConfig, detector: Any = None) -> None:
+    """Refuse a bad configuration (and ``detector``: an instance without ``detect`` or
+    closed, or an unknown or unavailable name, ``cfg.detector`` when ``None``) before the
+    video is opened."""
+    if detector is None or isinstance(detector, str):
+        from exprsim.faces.detect import check_detector
+
+        check_detector(detector if detector is not None else cfg.detector)
+    elif not callable(getattr(detector, "detect", None)):
+        raise ExprsimError(
+            f"detector must be a registry name or an object with detect(image), "
+            f"got {type(detector).__name__}"
+        )
+    elif callable(getattr(detector, "check_open", None)):
+        detector.check_open()  # a closed detector fails before the video is opened
+    if cfg.identity not in IDENTITY_METHODS:
+        raise ExprsimError(f"unknown identity method {cfg.identity!r}; known: {IDENTITY_METHODS}")
     if cfg.redetect_every < 1 or cfg.workers < 1:
         raise ExprsimError(
             f"redetect_every and workers must be at least 1, got {cfg.redetect_every} "

@@ -29,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError, IndexDatabaseError
+from exprsim.errors import (
+    ExprsimError,
+    ImageError,
+    ImageTooLargeError,
+    IndexDatabaseError,
+    IndexUnavailableError,
+)
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
 
@@ -376,6 +382,15 @@ def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str,
 #: SQLSTATE of PostgreSQL's "lock not available" (a ``lock_timeout`` ran out)
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 
+#: the answer to an index database that cannot be reached (its detail stays in the log)
+_UNREACHABLE = "the index database is unreachable; try again"
+
+
+def _is_raw_pg_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a PostgreSQL driver error that reached the app unwrapped (the
+    backend wraps them: this is a safety net, answered like an unreachable database)."""
+    return type(exc).__module__.startswith("psycopg")
+
 
 def _is_busy(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, says the database is locked: SQLite's
@@ -398,11 +413,14 @@ def _index_fault(
     exc: BaseException, db_names: tuple[str, ...]
 ) -> tuple[str, dict[str, str]] | None:
     """``(message, headers)`` when ``exc`` is a fault of the server's index, not of the
-    request: the database locked by another program (``Retry-After``), an
+    request: the database locked by another program (``Retry-After``), unreachable
+    (:class:`~exprsim.errors.IndexUnavailableError`: a fixed sentence and ``Retry-After``,
+    since its detail names hosts, sockets or users), an
     :class:`~exprsim.errors.IndexDatabaseError` (read-only, damaged, gone, not an exprsim
-    index, unreachable), or embeddings of another model than the server's. Told by the
-    error's type, never by its text; the message never names the server's database or its
-    folder (``db_names``); ``None`` for anything else.
+    index), or embeddings of another model than the server's. Told by the error's type,
+    never by its text; the message never names the server's database or its folder
+    (``db_names``); ``None`` for anything else. The detail goes to the server's log
+    (:func:`_index_fault_response`).
     """
     from exprsim.index.store import ModelMismatchError
 
@@ -411,6 +429,8 @@ def _index_fault(
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if isinstance(exc, ModelMismatchError):
         return "the index holds embeddings of another model than this server's", {}
+    if isinstance(exc, IndexUnavailableError) or _is_raw_pg_error(exc):
+        return _UNREACHABLE, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if not isinstance(exc, IndexDatabaseError):
         return None
     if exc.read_only:  # a write to a database the server cannot write

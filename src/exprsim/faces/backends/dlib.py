@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import BackendUnavailableError
-from exprsim.faces.detect import DEFAULT_MAX_SIDE, BaseDetector, Candidate, register_detector
+from exprsim.faces.detect import (
+    DEFAULT_MAX_SIDE,
+    BaseDetector,
+    Candidate,
+    option_choice,
+    option_int,
+    option_number,
+    register_detector,
+)
 from exprsim.faces.landmarks import DlibLandmarker, dlib_probe
 
 
@@ -30,7 +38,7 @@ class DlibDetector(BaseDetector):
         upsample: times the image is upsampled before detection (1 finds faces down to
             about 40 px, 0 only from about 80 px; each step costs about 4x time).
         threshold: SVM score threshold (dlib's ``adjust_threshold``).
-        landmarker: ``"dlib"`` (68-point predictor) or ``"mesh"``.
+        landmarker: ``"dlib"`` (68-point predictor), ``"mesh"`` or ``"mesh-lite"``.
         max_side: longest side used for detection.
     """
 
@@ -46,6 +54,10 @@ class DlibDetector(BaseDetector):
         why = dlib_probe()
         if why is not None:
             raise BackendUnavailableError(why)
+        # checked before anything is built: a wrong one fails here, not at the first detect
+        upsample = option_int("dlib", "upsample", upsample, 0)
+        threshold = option_number("dlib", "threshold", threshold)
+        landmarker = option_choice("dlib", "landmarker", landmarker, ("dlib", "mesh", "mesh-lite"))
         import dlib
 
         from exprsim.faces.landmarks import create_landmarker
@@ -55,6 +67,10 @@ class DlibDetector(BaseDetector):
         self._detector: Any = dlib.get_frontal_face_detector()
         self.upsample = upsample
         self.threshold = threshold
+
+    def close(self) -> None:
+        self._detector = None  # the HOG detector goes with this one
+        super().close()
 
     def propose(self, image: np.ndarray) -> list[Candidate]:
         rects, scores, _ = self._detector.run(

@@ -22,10 +22,17 @@ from exprsim.faces.detect import (
     DEFAULT_MAX_SIDE,
     BaseDetector,
     Candidate,
+    DetectorOptionError,
     landmarks_from_box,
     modules_probe,
+    option_choice,
+    option_int,
+    option_number,
     register_detector,
 )
+
+#: landmark stages a box-only detector can use (:func:`exprsim.faces.landmarks.create_landmarker`)
+LANDMARKERS = ("mesh", "mesh-lite", "dlib")
 
 #: Mean landmark positions inside a Haar box, as fractions of the box side: face-mesh
 #: landmarks of the 9 bundled sample photos in their Haar boxes, averaged and made
@@ -49,7 +56,7 @@ class HaarDetector(BaseDetector):
         scale_factor: pyramid step of ``detectMultiScale``.
         min_neighbors: overlapping hits needed to accept a box.
         min_size: smallest face side in pixels of the detection image.
-        landmarker: ``"mesh"`` or ``"dlib"``.
+        landmarker: ``"mesh"``, ``"mesh-lite"`` or ``"dlib"``.
         max_side: longest side used for detection.
         on_landmark_failure: ``"approximate"`` or ``"drop"``.
     """
@@ -70,6 +77,15 @@ class HaarDetector(BaseDetector):
 
         from exprsim.faces.landmarks import create_landmarker
 
+        if not isinstance(cascade, str | Path):
+            raise DetectorOptionError(
+                f"detector 'haar': cascade must be a file name or path, got {cascade!r}"
+            )
+        # checked before anything is built: a wrong one fails here, not at the first detect
+        scale_factor = option_number("haar", "scale_factor", scale_factor, 1.0, low_open=True)
+        min_neighbors = option_int("haar", "min_neighbors", min_neighbors, 0)
+        min_size = option_int("haar", "min_size", min_size, 1)
+        landmarker = option_choice("haar", "landmarker", landmarker, LANDMARKERS)
         folder = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
         path = Path(cascade)
         if not path.is_file():
@@ -83,6 +99,10 @@ class HaarDetector(BaseDetector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
+
+    def close(self) -> None:
+        self._cascade = None  # the cascade goes with the detector
+        super().close()
 
     def propose(self, image: np.ndarray) -> list[Candidate]:
         import cv2

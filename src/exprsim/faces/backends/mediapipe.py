@@ -70,9 +70,15 @@ from exprsim.faces.detect import (
     DEFAULT_MAX_SIDE,
     BaseDetector,
     Candidate,
+    DetectorOptionError,
     cut_by_region,
     modules_probe,
     nms,
+    option_bool,
+    option_choice,
+    option_int,
+    option_max_side,
+    option_number,
     register_detector,
 )
 
@@ -103,6 +109,31 @@ def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
     eye_l, eye_r, nose, mouth = kp[0], kp[1], kp[2], kp[3]
     half = MOUTH_HALF_WIDTH * (eye_r - eye_l)
     return np.stack([eye_l, eye_r, nose, mouth - half, mouth + half]).astype(np.float32)
+
+
+def _checked_options(**opts: Any) -> dict[str, Any]:
+    """:class:`MediaPipeDetector`'s options, each checked (type and range) before anything
+    is built: a wrong one raises :class:`DetectorOptionError` naming it, at creation rather
+    than at the first :meth:`~MediaPipeDetector.detect`."""
+    name = "mediapipe"
+    out = dict(opts)
+    out["range"] = option_choice(name, "range", opts["range"], tuple(_RANGES))
+    out["landmarks"] = option_choice(
+        name, "landmarks", opts["landmarks"], ("auto", "mesh-lite", "mesh", "keypoints")
+    )
+    out["engine"] = option_choice(name, "engine", opts["engine"], ("auto", "litert", "graph"))
+    out["on_landmark_failure"] = option_choice(
+        name, "on_landmark_failure", opts["on_landmark_failure"], ("approximate", "drop")
+    )
+    out["threads"] = option_int(name, "threads", opts["threads"], 1)
+    out["max_side"] = option_max_side(name, opts["max_side"])
+    out["tiles"] = option_bool(name, "tiles", opts["tiles"])
+    for key in ("tile_min_confidence", "min_confidence", "nms_iou"):
+        out[key] = option_number(name, key, opts[key], 0.0, 1.0)
+    for key in ("escalate_below", "tiles_below"):
+        if opts[key] is not None:
+            out[key] = option_number(name, key, opts[key], 0.0, 1.0, low_open=True)
+    return out
 
 
 @register_detector(
@@ -165,13 +196,22 @@ class MediaPipeDetector(BaseDetector):
         engine: str = "auto",
         threads: int = 1,
     ) -> None:
-        if range not in _RANGES:
-            raise ValueError(f"range must be one of {sorted(_RANGES)}, got {range!r}")
-        if landmarks not in ("auto", "mesh-lite", "mesh", "keypoints"):
-            raise ValueError("landmarks must be 'auto', 'mesh-lite', 'mesh' or 'keypoints'")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {threads!r}")
-        self.threads = threads
+        opts = _checked_options(
+            range=range,
+            tiles=tiles,
+            tile_min_confidence=tile_min_confidence,
+            min_confidence=min_confidence,
+            landmarks=landmarks,
+            max_side=max_side,
+            nms_iou=nms_iou,
+            on_landmark_failure=on_landmark_failure,
+            escalate_below=escalate_below,
+            tiles_below=tiles_below,
+            engine=engine,
+            threads=threads,
+        )
+        self.threads = threads = opts["threads"]
+        landmarks = opts["landmarks"]
         landmarker = None
         if landmarks != "keypoints":
             from exprsim.faces.landmarks import create_landmarker, lite_mesh_probe
@@ -181,20 +221,15 @@ class MediaPipeDetector(BaseDetector):
             extra = {"threads": threads} if landmarks == "mesh-lite" else {}
             landmarker = create_landmarker(landmarks, **extra)
         self.landmarks_kind = landmarks
-        super().__init__(max_side, landmarker, on_landmark_failure)
-        self.range = range
-        self.tiles = tiles
-        self.tile_min_confidence = tile_min_confidence
-        self.min_confidence = min_confidence
-        self.nms_iou = nms_iou
-        if escalate_below is not None and not 0.0 < escalate_below <= 1.0:
-            raise ValueError(f"escalate_below must be in (0, 1] or None, got {escalate_below}")
-        self.escalate_below = escalate_below
-        if tiles_below is not None and not 0.0 < tiles_below <= 1.0:
-            raise ValueError(f"tiles_below must be in (0, 1] or None, got {tiles_below}")
-        self.tiles_below = tiles_below
-        if engine not in ("auto", "litert", "graph"):
-            raise ValueError(f"engine must be 'auto', 'litert' or 'graph', got {engine!r}")
+        super().__init__(opts["max_side"], landmarker, opts["on_landmark_failure"])
+        self.range = opts["range"]
+        self.tiles = opts["tiles"]
+        self.tile_min_confidence = opts["tile_min_confidence"]
+        self.min_confidence = opts["min_confidence"]
+        self.nms_iou = opts["nms_iou"]
+        self.escalate_below = opts["escalate_below"]
+        self.tiles_below = opts["tiles_below"]
+        engine = opts["engine"]
         if engine == "auto":
             from exprsim.faces.backends.blazeface import blazeface_probe
 
@@ -203,6 +238,7 @@ class MediaPipeDetector(BaseDetector):
         self._models: dict[int, Any] = {}
 
     def _model(self, selection: int) -> Any:
+        self.check_open()  # a closed detector builds no new model
         if selection not in self._models and self.engine == "litert":
             from exprsim.faces.backends.blazeface import BlazeFaceLite
 
@@ -293,7 +329,10 @@ class MediaPipeDetector(BaseDetector):
 
 def _preset(name: str, defaults: dict[str, Any], kwargs: dict[str, Any]) -> MediaPipeDetector:
     """A :class:`MediaPipeDetector` with other defaults, registered under ``name``."""
-    det = MediaPipeDetector(**{**defaults, **kwargs})
+    try:
+        det = MediaPipeDetector(**{**defaults, **kwargs})
+    except DetectorOptionError as exc:  # named as the user named it
+        raise DetectorOptionError(str(exc).replace("'mediapipe'", repr(name), 1)) from None
     det.name = name
     return det
 

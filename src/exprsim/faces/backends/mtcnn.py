@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import BackendUnavailableError
-from exprsim.faces.detect import DEFAULT_MAX_SIDE, BaseDetector, Candidate, register_detector
+from exprsim.faces.detect import (
+    DEFAULT_MAX_SIDE,
+    BaseDetector,
+    Candidate,
+    option_number,
+    register_detector,
+)
 
 INSTALL = (
     "not a dependency of exprsim; install facenet-pytorch (needs torchvision) or mtcnn yourself"
@@ -44,7 +50,7 @@ class MTCNNDetector(BaseDetector):
         self, min_confidence: float = 0.9, max_side: int | None = DEFAULT_MAX_SIDE
     ) -> None:
         super().__init__(max_side, None, "drop")
-        self.min_confidence = min_confidence
+        self.min_confidence = option_number("mtcnn", "min_confidence", min_confidence, 0.0, 1.0)
         self._impl: Any = None
         self._kind = ""
         errors = []
@@ -64,6 +70,10 @@ class MTCNNDetector(BaseDetector):
             raise BackendUnavailableError(
                 f"MTCNN could not be loaded ({'; '.join(errors)}); {INSTALL}"
             )
+
+    def close(self) -> None:
+        self._impl = None  # the networks go with the detector
+        super().close()
 
     def propose(self, image: np.ndarray) -> list[Candidate]:
         cands = []
