@@ -157,16 +157,17 @@ def test_a_device_is_refused_without_reading_it():
         load_image("/dev/null")  # was read ("empty file"); /dev/zero was read for ever
 
 
-def test_a_named_pipe_nothing_writes_to_is_refused_not_waited_for(tmp_path):
-    from exprsim.io import load_image
+def test_a_named_pipe_nothing_writes_to_is_refused_not_waited_for(tmp_path, monkeypatch):
+    import exprsim.io as eio
 
+    monkeypatch.setattr(eio, "PIPE_WAIT_S", 0.5)  # the default gives a writer 10 s
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)
     result: list[BaseException] = []
 
     def read() -> None:
         try:
-            load_image(fifo)
+            eio.load_image(fifo)
         except BaseException as exc:
             result.append(exc)
 
@@ -177,7 +178,32 @@ def test_a_named_pipe_nothing_writes_to_is_refused_not_waited_for(tmp_path):
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         t.join(10)
         pytest.fail("load_image waited for a writer on a named pipe")
-    assert len(result) == 1 and "a pipe that nothing writes to" in str(result[0])
+    assert len(result) == 1 and "a pipe that nothing wrote to within 0.5 s" in str(result[0])
+
+
+def test_a_named_pipe_whose_writer_comes_a_moment_later_is_read(tmp_path):
+    """``mkfifo p.jpg; exprsim faces p.jpg & producer > p.jpg`` (refused at once in the
+    first version of the check above)."""
+    import io
+
+    from exprsim.io import load_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (10, 6), (200, 10, 10)).save(buf, format="PNG")
+    fifo = tmp_path / "late.png"
+    os.mkfifo(fifo)
+
+    def produce() -> None:
+        import time
+
+        time.sleep(0.5)
+        with open(fifo, "wb") as fh:
+            fh.write(buf.getvalue())
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    assert load_image(fifo).shape == (6, 10, 3)
+    t.join(10)
 
 
 def test_a_pipe_with_a_writer_is_read(tmp_path):
@@ -234,3 +260,33 @@ def test_a_large_junk_file_is_refused_from_its_first_bytes(tmp_path):
     reason, peak_kb = out.stdout.split("\n")[:2]
     assert reason == "not an image or unsupported format"
     assert int(peak_kb) < 400_000  # was 1.1 GB
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet", ".json"])
+def test_an_earlier_partial_table_is_never_overwritten(tmp_path: Path, suffix: str) -> None:
+    from exprsim.io import TableWriter, save_partial_table
+
+    def load_table(path: Path) -> pd.DataFrame:
+        readers = {
+            ".csv": pd.read_csv,
+            ".parquet": pd.read_parquet,
+            ".jsonl": lambda f: pd.read_json(f, lines=True),
+            ".json": pd.read_json,
+        }
+        return readers[path.suffix](path)
+
+    out = tmp_path / f"out{suffix}"
+    earlier = tmp_path / f"out.partial{suffix}"
+    out.write_text("complete earlier table")
+    earlier.write_text("the rows an earlier interrupted run kept")
+    with TableWriter(out) as w:  # a complete rerun
+        w.write([{"source": "a.jpg", "face": 0}])
+    assert len(load_table(out)) == 1
+    assert earlier.read_text() == "the rows an earlier interrupted run kept"  # was: gone
+    w = TableWriter(out)
+    w.write([{"source": "b.jpg", "face": 0}])
+    second = w.keep_partial()  # an interrupted rerun
+    assert second == tmp_path / f"out.partial-2{suffix}" and len(load_table(second)) == 1
+    assert earlier.read_text() == "the rows an earlier interrupted run kept"
+    third = save_partial_table([{"source": "c.jpg", "face": 0}], out)
+    assert third == tmp_path / f"out.partial-3{suffix}"

@@ -12,6 +12,7 @@ JSON lines or JSON, chosen by the file's suffix; every command that writes a tab
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -338,11 +339,32 @@ def _file_kind(mode: int) -> str:
     return "a special file"
 
 
+#: seconds a named pipe is given for a writer to open it (:func:`load_image`)
+PIPE_WAIT_S = 10.0
+
+
+def _first_pipe_bytes(fd: int) -> bytes | None:
+    """The first bytes of a pipe opened without blocking; ``None`` when a writer is there
+    with nothing written yet; ``b""`` when no writer opened it within :data:`PIPE_WAIT_S`
+    (or it was empty)."""
+
+    deadline = time.monotonic() + PIPE_WAIT_S
+    while True:
+        try:
+            first = os.read(fd, 1 << 20)
+        except BlockingIOError:  # a writer is there, with nothing written yet: wait for it
+            return None
+        if first or time.monotonic() > deadline:
+            return first
+        time.sleep(0.02)  # no writer yet (end of file at once): look again
+
+
 def _read_pipe(path: Path, cap: int) -> bytes:
     """The bytes of a pipe (``<(cat x.jpg)``, ``/dev/stdin``), at most ``cap``.
 
-    Opened without waiting: a named pipe that nothing writes to is refused at once instead
-    of hanging (a writer already there is waited for as usual).
+    Opened without waiting: a named pipe that no writer opens within :data:`PIPE_WAIT_S`
+    seconds is refused instead of hanging for ever (``mkfifo p; exprsim faces p &
+    producer > p`` works; a writer already there is waited for as usual).
 
     Raises:
         ImageError: nothing writes to it, or it cannot be read.
@@ -355,12 +377,11 @@ def _read_pipe(path: Path, cap: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        try:
-            first = os.read(fd, 1 << 20)
-        except BlockingIOError:  # a writer is there, with nothing written yet: wait for it
-            first = None
+        first = _first_pipe_bytes(fd)
         if first == b"":
-            raise ImageError(path, "a pipe that nothing writes to (or that was empty)")
+            raise ImageError(
+                path, f"a pipe that nothing wrote to within {PIPE_WAIT_S:g} s (or that was empty)"
+            )
         os.set_blocking(fd, True)
         chunk = first if first is not None else os.read(fd, 1 << 20)
         while chunk:
@@ -523,7 +544,11 @@ def _entry_is(test: Callable[..., bool], **kwargs: Any) -> bool:
 def file_key(path: str | Path, expand_user: bool = True) -> Path:
     """The one name of a file: ``~`` expanded (unless ``expand_user`` is false), links and
     ``..`` resolved; a link loop gives the path made absolute, as written."""
-    p = Path(path).expanduser() if expand_user else Path(path)
+    p = Path(path)
+    if expand_user:
+        # "~nosuchuser/x.jpg": kept as written (then no such file)
+        with contextlib.suppress(RuntimeError):
+            p = p.expanduser()
     try:
         return p.resolve()
     except (OSError, RuntimeError):
@@ -644,7 +669,7 @@ def save_partial_table(table: Any, path: str | Path) -> Path | None:
     if not len(frame):
         return None
     path = check_table_path(path)
-    return replace_table(frame, partial_path(path) if _exists(path) else path)
+    return replace_table(frame, free_partial_path(path) if _exists(path) else path)
 
 
 def _frame(rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -693,7 +718,7 @@ class TableWriter:
         self.saved_to: Path | None = None
         self._streamed = self.suffix in (".csv", ".jsonl")
         if self._streamed:  # an earlier table is not truncated before this run completes
-            self._target = partial_path(self.path) if _exists(self.path) else self.path
+            self._target = free_partial_path(self.path) if _exists(self.path) else self.path
         else:
             self._target = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -765,7 +790,7 @@ class TableWriter:
     def keep_partial(self) -> Path | None:
         """Finish the table of an interrupted (or failed) run, which must not replace a
         complete earlier one: written at ``path`` when no file is there, else beside it
-        at :func:`partial_path`; nothing at all when no row was done (an earlier file
+        at :func:`free_partial_path`; nothing at all when no row was done (an earlier file
         stays as it was). Returns where the rows are (also :attr:`saved_to`), or ``None``.
         """
         if self._closed:
@@ -778,8 +803,10 @@ class TableWriter:
         self._finish()
         if self._target == self.path or not _exists(self.path):
             where = self.path  # no earlier file: the rows done are the table
+        elif self._streamed:
+            where = self._target  # a partial name of its own, chosen when it started
         else:
-            where = partial_path(self.path)
+            where = free_partial_path(self.path)
         if self._target != where:
             os.replace(self._target, where)
         self.saved_to = where
@@ -836,6 +863,18 @@ def partial_path(path: str | Path) -> Path:
     table: ``faces.csv`` -> ``faces.partial.csv`` (same format, beside it)."""
     path = Path(path)
     return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def free_partial_path(path: str | Path) -> Path:
+    """:func:`partial_path`, or when that name is taken (the rows an earlier interrupted
+    run kept: never overwritten) ``faces.partial-2.csv``, ``-3``, ... the first free one."""
+    first = partial_path(path)
+    if not _exists(first):
+        return first
+    n = 2
+    while _exists(candidate := first.with_name(f"{first.stem}-{n}{first.suffix}")):
+        n += 1
+    return candidate
 
 
 def _exists(path: Path) -> bool:

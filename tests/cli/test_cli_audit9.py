@@ -489,3 +489,20 @@ def test_the_batch_commands_take_files_from(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cl, "classify_images", classify)
     rc, _, _ = run(capsys, "classify", "--files-from", str(listing))
     assert rc == 0 and seen == [[str(p) for p in imgs[:2]]]
+
+
+def test_a_photo_given_as_the_list_is_one_line_not_a_traceback(capsys, tmp_path: Path) -> None:
+    photo = sample_path("grace_hopper.jpg")
+    code, _, err = run(
+        capsys, "faces", "--files-from", str(photo), "--out", str(tmp_path / "f.csv")
+    )
+    assert code == 2 and "not a list of paths (binary data)" in err  # was: RuntimeError
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "faces", "--files-from", "", "--out", str(tmp_path / "f.csv"))
+    assert code == 2 and "--files-from: empty name" in err  # was: ignored
+
+
+def test_an_unknown_users_home_is_no_such_file(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("~nosuchuser-exprsim/x.jpg\n"))
+    code, _, err = run(capsys, "faces", "-", "--out", str(tmp_path / "f.csv"))
+    assert code != 0 and "no such file" in err and "Traceback" not in err

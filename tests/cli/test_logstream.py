@@ -61,3 +61,18 @@ def test_a_piped_stderr_gets_clean_error_lines(capsys, tmp_path: Path) -> None:
     assert "\r" not in err  # was: every error line began with a copy of the bar
     for i in range(3):
         assert f"exprsim faces: {album / f'e{i}.jpg'}: empty file" in err.splitlines()
+
+
+def test_text_around_carriage_returns_is_kept_whole() -> None:
+    def logged(*writes: str) -> str:
+        out = io.StringIO()
+        log = LogStream(out)
+        for w in writes:
+            log.write(w)
+        return out.getvalue()
+
+    # was: "line oneline two\n" (a Windows line ending taken for a redraw)
+    assert logged("line one\r\n", "line two\n") == "line one\nline two\n"
+    # was: "Downloading100%\nnext\n"
+    assert logged("Downloading\r50%\r100%\nnext\n") == "Downloading\n50%\n100%\nnext\n"
+    assert logged("abc\rdef\n") == "abc\ndef\n"

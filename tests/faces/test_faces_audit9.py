@@ -375,3 +375,27 @@ def test_closing_a_shared_detector_leaves_it_working_for_everyone() -> None:
         det.close()
     assert resolve_detector("haar") is shared
     assert shared.detect(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_lines_written_at_exit_while_a_quiet_block_is_open_are_kept() -> None:
+    """A daemon thread still inside a quiet block when the interpreter exits: the main
+    thread's last lines (a log line, an uncaught traceback) reach stderr (were lost)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading, time\n"
+        "from exprsim.faces.backends.native_log import quiet_native_stderr\n"
+        "inside = threading.Event()\n"
+        "def build():\n"
+        "    with quiet_native_stderr():\n"
+        "        inside.set()\n"
+        "        time.sleep(30)\n"
+        "threading.Thread(target=build, daemon=True).start()\n"
+        "inside.wait(10)\n"
+        "print('the last line', file=sys.stderr)\n"
+        "raise SystemExit('exit message')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["the last line", "exit message"]

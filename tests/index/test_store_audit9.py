@@ -96,3 +96,24 @@ def test_the_index_never_reads_a_pipe_or_a_huge_file_whole(tmp_path: Path) -> No
     assert "not a regular file" in outcomes["fifo.jpg"].error
     assert outcomes["huge.jpg"].status == "failed"
     assert "file too large" in outcomes["huge.jpg"].error
+
+
+def test_a_new_index_opened_by_several_threads_at_once_is_created_once(tmp_path: Path) -> None:
+    import threading
+
+    errors: list[str] = []
+    for trial in range(12):
+        db = tmp_path / f"t{trial}.db"
+
+        def open_it(db: Path = db) -> None:
+            try:
+                FaceIndex(db).close()
+            except Exception as exc:  # was: "a SQLite database of something else (tables: meta)"
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,11 @@ def list_inputs(files_from: str | None) -> list[tuple[str, Path]]:
     return [("the --files-from list", Path(files_from))]
 
 
+#: characters no list of paths holds: controls other than tab, newline, carriage return and
+#: NUL (the separators of a list)
+_BINARY = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _read_list(source: str) -> list[str]:
     """The paths listed in ``source`` (a file, or ``-``: stdin), see :data:`LIST_HELP`."""
     import sys
@@ -189,6 +195,9 @@ def _read_list(source: str) -> list[str]:
                 f"--files-from {source}: cannot read ({exc.strerror or exc})"
             ) from exc
     text = os.fsdecode(raw)  # bytes that are not UTF-8 kept, as the file system gives them
+    if _BINARY.search(text):  # an image given as the list (`--files-from photo.jpg`)
+        name = "stdin" if source == STDIN_LIST else f"--files-from {source}"
+        raise ExprsimError(f"{name}: not a list of paths (binary data); give image files as PATHs")
     if "\0" in text:
         lines = text.split("\0")
     else:  # "\r\n": a list written on Windows
@@ -208,6 +217,8 @@ def listed_inputs(paths: Sequence[str], files_from: str | None = None) -> list[s
     from exprsim.errors import ExprsimError
 
     require_paths(paths)
+    if files_from is not None and not files_from.strip():
+        raise ExprsimError("--files-from: empty name; give a list file, or - for stdin")
     sources = [p for p in paths if p == STDIN_LIST] + ([files_from] if files_from else [])
     if sources.count(STDIN_LIST) > 1:
         raise ExprsimError("- (stdin) can be read only once: name it once")

@@ -50,25 +50,40 @@ class LogStream:
     def write(self, text: str) -> int:
         if not text:  # tqdm writes empty strings between its parts
             return 0
-        if "\r" in text:
-            head, *redraws = text.split("\r")
-            if head:
-                self._plain(head)
-            states = [r.strip() for r in redraws if r.strip()]
-            if states:
-                self._state = states[-1]
-                now = self._clock()
-                if now - self._last >= self.interval:
-                    self._emit(now)
-            self._after_redraw = True
-            return len(text)
-        if self._after_redraw and text.strip("\n") == "":
+        n = len(text)
+        text = text.replace("\r\n", "\n")  # a line ending, not a redraw
+        if "\r" not in text:
+            if self._after_redraw and text.strip("\n") == "":
+                self._after_redraw = False
+                if self._state:  # the bar closes: its last state
+                    self._emit(self._clock())
+                return n
+            self._plain(text)
+            return n
+        head, *redraws = text.split("\r")
+        if head:  # a line the redraw would overwrite on a terminal: kept, as a line
+            self._plain(head if head.endswith("\n") else head + "\n")
+        for part in redraws:
+            self._redraw(part)
+        return n
+
+    def _redraw(self, part: str) -> None:
+        """One redrawn line (the text after a carriage return); text after a newline in it
+        is not the bar's and passes through."""
+        state, newline, rest = part.partition("\n")
+        if state.strip():
+            self._state = state.strip()
+        now = self._clock()
+        if newline:  # the line was ended: its last state, then the rest as it comes
+            if self._state:
+                self._emit(now)
             self._after_redraw = False
-            if self._state:  # the bar closes: its last state
-                self._emit(self._clock())
-            return len(text)
-        self._plain(text)
-        return len(text)
+            if rest:
+                self._plain(rest)
+            return
+        if self._state and now - self._last >= self.interval:
+            self._emit(now)
+        self._after_redraw = True
 
     def _plain(self, text: str) -> None:
         self._after_redraw = False

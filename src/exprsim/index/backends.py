@@ -26,6 +26,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -446,8 +447,10 @@ class SQLiteBackend(StoreBackend):
             self.conn.execute("PRAGMA foreign_keys=ON")
             present = self._check_existing()
             if not self._complete(present):  # new, or an earlier exprsim's: set it up
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: idempotent
+                self._set_wal()
+                # one transaction: another opener meanwhile sees no index or all of it,
+                # never a half-made one (IF NOT EXISTS: idempotent after it)
+                self.conn.executescript(f"BEGIN IMMEDIATE;\n{SQLITE_SCHEMA}\nCOMMIT;")
         except sqlite3.DatabaseError as exc:
             self.close()
             if is_locked(exc):  # another process holds it (exclusively): not a damaged file
@@ -456,6 +459,20 @@ class SQLiteBackend(StoreBackend):
         except BaseException:
             self.close()
             raise
+
+    def _set_wal(self) -> None:
+        """``journal_mode=WAL``, waiting out another connection that holds the file: SQLite
+        answers "locked" at once there instead of calling its busy handler (two openers
+        of a new index at the same moment)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         """A read-write connection; with ``create`` False, ``mode=rw``: a file removed since
@@ -620,7 +637,7 @@ class SQLiteBackend(StoreBackend):
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.warning("%s: another process is adding files; waiting for it", self.path)
+                log.warning("%s: another writer is adding files; waiting for it", self.path)
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -461,7 +461,7 @@ class PostgresBackend(StoreBackend):
                 got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                 got = got.fetchone()[0]
             if not got:
-                log.warning("%s: another process is adding files; waiting for it", self.path)
+                log.warning("%s: another writer is adding files; waiting for it", self.path)
                 with self._guard():
                     self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:

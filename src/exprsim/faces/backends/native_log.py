@@ -13,6 +13,7 @@ Set ``EXPRSIM_NATIVE_LOGS=1`` to see the native lines (debugging).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -148,7 +149,7 @@ class _Relay:
                 os.close(self.write_fd)
             os.close(self.out)
             self.passed.wait()
-            self.thread.join(timeout=1.0)  # at once, unless a child process holds the pipe
+            self.thread.join(timeout=0.1)  # at once, unless a child process holds the pipe
 
     def forget_in_child(self) -> None:
         """In a forked child (no relay thread there): fd 2 back to the real stderr, the
@@ -181,8 +182,10 @@ def _enter() -> None:
     global _depth, _relay, _fork_hook
     with _lock:
         if _depth == 0:
-            if not _fork_hook and hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_after_fork_in_child)
+            if not _fork_hook:
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=_after_fork_in_child)
+                atexit.register(_end_at_exit)
                 _fork_hook = True
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 sys.stderr.flush()
@@ -191,6 +194,20 @@ def _enter() -> None:
             except (OSError, RuntimeError):
                 _relay = None  # fd 2 unusable, no descriptors or threads left: no silence
         _depth += 1
+
+
+def _end_at_exit() -> None:
+    """At interpreter exit, with a block still open in another thread: fd 2 back and every
+    line written before passed on (the relay thread, a daemon, would die with the bytes
+    still in the pipe: an uncaught traceback, the last log lines)."""
+    global _depth, _relay
+    with _lock:
+        relay, _relay = _relay, None
+        _depth = 0
+        if relay is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            relay.stop()
 
 
 def _leave() -> None:
