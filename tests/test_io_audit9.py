@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from exprsim.errors import ImageError, ImageTooLargeError
+from unlistable import deny_listing
 
 SUFFIXES = (".csv", ".jsonl", ".parquet", ".json")
 
@@ -111,15 +112,7 @@ def locked_folder(tmp_path, monkeypatch):
     for name in ("ok/a.png", "locked/b.png"):
         (tmp_path / "w" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "w" / name)
-    locked = str(tmp_path / "w" / "locked")
-    real = os.scandir
-
-    def scandir(path="."):
-        if os.path.abspath(os.fspath(path)) == locked:
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(monkeypatch, tmp_path / "w" / "locked")
     return tmp_path / "w"
 
 

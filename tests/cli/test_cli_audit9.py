@@ -24,6 +24,7 @@ from cli_run import digest, run, stub_cli_model
 
 from exprsim.cli import main
 from exprsim.samples import sample_path
+from unlistable import deny_listing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
 from stub_embedder import StubEmbedder, write_images
@@ -228,15 +229,7 @@ def locked(tmp_path, monkeypatch) -> Path:
     ``chmod 000``, for a user other than root)."""
     write_images(tmp_path / "w" / "ok", 1)
     write_images(tmp_path / "w" / "locked", 1)
-    folder = str(tmp_path / "w" / "locked")
-    real = os.scandir
-
-    def scandir(path="."):
-        if os.path.abspath(os.fspath(path)) == folder:
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(monkeypatch, tmp_path / "w" / "locked")
     return tmp_path / "w"
 
 
