@@ -24,12 +24,19 @@ class ExprsimError(Exception):
     """Base class of every error exprsim raises on purpose."""
 
 
-def require_positive_int(value: object, what: str, error: type[ExprsimError] = ExprsimError) -> int:
-    """``value`` as an ``int`` if it is an integer >= 1 (Python or NumPy; not a bool, not a
-    float such as ``2.5``), else ``error`` naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise error(f"{what} must be an integer >= 1, got {value!r}")
+def require_int(
+    value: object, what: str, minimum: int, error: type[ExprsimError] = ExprsimError
+) -> int:
+    """``value`` as an ``int`` if it is an integer >= ``minimum`` (Python or NumPy; not a
+    bool, not a float such as ``2.5``), else ``error`` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{what} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def require_positive_int(value: object, what: str, error: type[ExprsimError] = ExprsimError) -> int:
+    """:func:`require_int` with a minimum of 1."""
+    return require_int(value, what, 1, error)
 
 
 class ImageError(ExprsimError):

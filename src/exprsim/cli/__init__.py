@@ -166,10 +166,11 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: {word}", file=sys.stderr)
         return code
     except Exception as exc:
-        if not type(exc).__module__.startswith("psycopg"):
+        from exprsim.index.pgvector import is_driver_error, primary_message, scrub
+
+        if not is_driver_error(exc):
             raise
         # PostgreSQL went away or refused mid-command (server stopped, permissions, ...)
-        from exprsim.index.pgvector import primary_message, scrub
 
         db = getattr(args, "db", None)
         text = scrub(primary_message(exc), str(db) if db else None)  # one line, no password

@@ -33,7 +33,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError, printable
+from exprsim.errors import BackendUnavailableError, ExprsimError, printable, require_int
 from exprsim.faces.types import Face
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,9 @@ class DetectorOptionError(ExprsimError, ValueError):
 
 def option_int(detector: str, key: str, value: object, minimum: int) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum``, else
-    :class:`DetectorOptionError` naming ``detector`` and ``key``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise DetectorOptionError(
-            f"detector {detector!r}: {key} must be an integer >= {minimum}, got {value!r}"
-        )
-    return int(value)
+    :class:`DetectorOptionError` naming ``detector`` and ``key``
+    (:func:`~exprsim.errors.require_int`)."""
+    return require_int(value, f"detector {detector!r}: {key}", minimum, DetectorOptionError)
 
 
 def option_number(

@@ -230,6 +230,12 @@ def scrub(text: object, url: str | None = None) -> str:
     return re.sub(r"(?i)\bpostgres(?:ql)?://\S+", lambda m: redact(m.group(0)), text)
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the PostgreSQL driver (``psycopg``) itself, not wrapped
+    by the backend (the CLI's and the web app's safety net; told without importing it)."""
+    return type(exc).__module__.startswith("psycopg")
+
+
 def primary_message(exc: BaseException) -> str:
     """PostgreSQL's primary message of ``exc`` (without the statement, its position, the
     detail or hint lines), else the error's text, on one line."""

@@ -456,6 +456,13 @@ _BAD_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _BAD_IN_PATH = re.compile("[\x00\ud800-\udfff]")
 
 
+#: what no index stores as given, and its words: in a path (``True``), in a name
+_BAD_TEXT = {
+    True: (_BAD_IN_PATH, "a NUL character or bytes that are not UTF-8"),
+    False: (_BAD_IN_NAME, "control characters"),
+}
+
+
 def check_stored_text(value: object, what: str, path: bool = False) -> str:
     """``value``, refused unless it is text both engines store as given: without a NUL or
     undecodable bytes, and (a name, not a ``path``) without control characters.
@@ -465,8 +472,8 @@ def check_stored_text(value: object, what: str, path: bool = False) -> str:
     """
     if not isinstance(value, str):
         raise ExprsimError(f"{what} must be a string, got {type(value).__name__}")
-    if (_BAD_IN_PATH if path else _BAD_IN_NAME).search(value):
-        kind = "a NUL character or bytes that are not UTF-8" if path else "control characters"
+    pattern, kind = _BAD_TEXT[path]
+    if pattern.search(value):
         raise ExprsimError(
             f"{what} {printable(value)[:80]!r} holds {kind}, which the index cannot store"
         )
@@ -490,11 +497,10 @@ def _check_table_text(df: Any) -> None:
             continue
         rows = np.flatnonzero(df[col].notna().to_numpy(bool))
         text = [str(v) for v in df[col].to_numpy(object)[rows]]
-        pattern = _BAD_IN_PATH if path else _BAD_IN_NAME
+        pattern, kind = _BAD_TEXT[path]
         if not pattern.search(" ".join(text)):  # one search in C: the usual case
             continue
         bad = [i for i, v in enumerate(text) if pattern.search(v)]
-        kind = "a NUL character or bytes that are not UTF-8" if path else "control characters"
         raise ExprsimError(
             f"the table has {len(bad)} rows whose {col} holds {kind}, which the index cannot "
             f"store (first: row {int(rows[bad[0]])}, column {col}: "

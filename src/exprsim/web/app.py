@@ -386,12 +386,6 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 _UNREACHABLE = "the index database is unreachable; try again"
 
 
-def _is_raw_pg_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a PostgreSQL driver error that reached the app unwrapped (the
-    backend wraps them: this is a safety net, answered like an unreachable database)."""
-    return type(exc).__module__.startswith("psycopg")
-
-
 def _is_busy(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, says the database is locked: SQLite's
     "database is locked" / "database table is locked" / ``SQLITE_BUSY`` after its timeout,
@@ -422,6 +416,7 @@ def _index_fault(
     (``db_names``); ``None`` for anything else. The detail goes to the server's log
     (:func:`_index_fault_response`).
     """
+    from exprsim.index.pgvector import is_driver_error
     from exprsim.index.store import ModelMismatchError
 
     if _is_busy(exc):
@@ -429,7 +424,8 @@ def _index_fault(
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if isinstance(exc, ModelMismatchError):
         return "the index holds embeddings of another model than this server's", {}
-    if isinstance(exc, IndexUnavailableError) or _is_raw_pg_error(exc):
+    # a driver error that reached the app unwrapped (a safety net): as unreachable
+    if isinstance(exc, IndexUnavailableError) or is_driver_error(exc):
         return _UNREACHABLE, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if not isinstance(exc, IndexDatabaseError):
         return None
