@@ -220,3 +220,12 @@ def test_reference_of_another_dimension_is_refused(random_embedder) -> None:
     ref = _ref(dim=8, model=random_embedder.config.name_version)
     with pytest.raises(ModelMismatchError, match="8-d"):
         cl._check_model(ref, random_embedder)
+
+
+def test_reference_set_repr_gives_sizes_not_values() -> None:
+    ref = cl.ReferenceSet(
+        np.full((300, 16), 0.25, np.float32), np.zeros(300, np.int64), ("a", "b"), "m@1", 5
+    )
+    text = repr(ref)
+    assert text == "ReferenceSet(300 faces, 16-d, classes=('a', 'b'), model='m@1', k=5)"
+    assert "0.25" not in text  # printed the whole arrays before

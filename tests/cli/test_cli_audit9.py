@@ -499,3 +499,37 @@ def test_an_unknown_users_home_is_no_such_file(capsys, tmp_path: Path, monkeypat
     monkeypatch.setattr("sys.stdin", io.StringIO("~nosuchuser-exprsim/x.jpg\n"))
     code, _, err = run(capsys, "faces", "-", "--out", str(tmp_path / "f.csv"))
     assert code != 0 and "no such file" in err and "Traceback" not in err
+
+
+def test_tag_takes_a_list_of_paths(tmp_path, capsys, monkeypatch):
+    imgs = write_images(tmp_path / "imgs", 3)
+    listing = tmp_path / "list.csv"  # a name a table could take
+    listing.write_bytes(b"\n".join(os.fsencode(p) for p in imgs[:2]) + b"\n")
+    stub = stub_cli_model(monkeypatch, Stub16())
+    _embed_model(monkeypatch, stub)
+    db = str(tmp_path / "i.db")
+    assert run(capsys, "index", "add", str(imgs[0]), "--db", db)[0] == 0
+
+    import exprsim.apps.tag as tag_app
+
+    seen: list[Any] = []
+
+    def tag(self, files, *args, **kwargs):
+        seen.append(list(files))
+        return tag_app.TagResults()
+
+    monkeypatch.setattr(tag_app.Tagger, "tag", tag)
+    _stdin(monkeypatch, os.fsencode(imgs[2]) + b"\n")
+    rc, _, err = run(capsys, "tag", "-", "--files-from", str(listing), "--db", db)
+    assert rc == 0, err  # was: "-: no such file", and --files-from unknown
+    assert seen == [[str(imgs[2]), str(imgs[0]), str(imgs[1])]]
+    rc, _, _ = run(capsys, "tag", "--files-from", str(listing), "--db", db)
+    assert rc == 0 and seen[-1] == [str(p) for p in imgs[:2]]
+    rc, _, err = run(capsys, "tag", "--files-from", str(listing), "--db", db, "-o", str(listing))
+    assert rc == 2 and "is the --files-from list" in err
+    rc, _, err = run(capsys, "tag", "list", "--files-from", str(listing), "--db", db)
+    assert rc == 2 and "tag list does not take --files-from" in err
+    rc, _, err = run(capsys, "tag", "--db", db)
+    assert rc == 2 and "tag needs an action" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(capsys, "tag", str(imgs[0]))
+    assert rc == 2 and "tag IMAGE...: --db FILE is required" in err

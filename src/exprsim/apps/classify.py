@@ -341,6 +341,13 @@ class ReferenceSet:
     k: int
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the arrays' sizes, not their values
+        n, dim = self.embeddings.shape if self.embeddings.ndim == 2 else (len(self.embeddings), 0)
+        return (
+            f"ReferenceSet({n} faces, {dim}-d, classes={self.classes!r}, "
+            f"model={self.model!r}, k={self.k})"
+        )
+
     def classifier(self, k: int | None = None) -> ExpressionKNN:
         """A fitted :class:`ExpressionKNN` over this set (default K: :attr:`k`)."""
         return ExpressionKNN(k=k or self.k, classes=self.classes).fit(self.embeddings, self.labels)

@@ -256,13 +256,18 @@ def _register_tag(subparsers: Any) -> None:
             "exprsim tag list --db F                 list reference faces\n"
             "exprsim tag remove NAME --db F          delete NAME's references and the tag\n"
             "exprsim tag calibrate [--html F]        precision/recall vs threshold (FER+)\n"
-            "exprsim tag IMAGE... --db F             tag every face of the images"
+            "exprsim tag IMAGE... --db F             tag every face of the images\n"
+            "                                        (- or --files-from FILE: a list of paths)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "args", nargs="+", metavar="ARG", help="an action (add, list, remove, calibrate) or images"
+        "args",
+        nargs="*",
+        metavar="ARG",
+        help=f"an action (add, list, remove, calibrate) or images; - reads {LIST_NOTE}",
     )
+    add_files_from(p)
     _db_arg(p, required=False)
     p.add_argument(
         "--threshold",
@@ -689,11 +694,11 @@ TAG_OPTIONS = {
     "list": set(),
     "remove": set(),
     "calibrate": {"data_dir", "out", "html"},
-    "tag": {"threshold", "index", "detector", "out", "html"},
+    "tag": {"threshold", "index", "detector", "out", "html", "files_from"},
 }
 _TAG_DEFAULTS = {
     "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
-    "threshold": None, "index": False,
+    "threshold": None, "index": False, "files_from": None,
 }  # fmt: skip
 
 
@@ -717,7 +722,8 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
     _check_tag_options(args, action)
     _check_out(args.out, args.html)
     if action != "calibrate" and not args.db:
-        raise ExprsimError(f"tag {action}: --db FILE is required")
+        what = "tag IMAGE..." if action == "tag" else f"tag {action}"
+        raise ExprsimError(f"{what}: --db FILE is required")
     if args.db:
         _check_db_name(str(args.db))
     if action == "add":
@@ -734,8 +740,11 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
             raise ExprsimError("usage: exprsim tag remove NAME --db FILE")
         check_tag_name(rest[0])
     elif action == "tag":
-        files = expand_image_paths(rest)
-    require_distinct_outputs(_outputs(args), [*db_inputs(args.db), *_images(files)])
+        files = expand_image_paths(listed_inputs(rest, args.files_from))
+    require_distinct_outputs(
+        _outputs(args),
+        [*db_inputs(args.db), *_images(files), *list_inputs(args.files_from)],
+    )
     return files
 
 
@@ -743,8 +752,15 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page
 
     action, rest = (
-        (args.args[0], args.args[1:]) if args.args[0] in TAG_ACTIONS else ("tag", args.args)
+        (args.args[0], args.args[1:])
+        if args.args and args.args[0] in TAG_ACTIONS
+        else ("tag", args.args)
     )
+    if not args.args and args.files_from is None:
+        raise ExprsimError(
+            "tag needs an action (add, list, remove, calibrate) or images "
+            "(PATHs, - or --files-from FILE); see exprsim tag --help"
+        )
     files = _check_tag(args, action, rest)
     if action == "calibrate":
         cal = calibrate_from_ferplus(
