@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from exprsim.evaluate import score_embedding
     from exprsim.metrics import knn_predict, triplet_accuracy
     from exprsim.models.embedder import load_model
-    from exprsim.training.ferplus import batch_triplets
+    from exprsim.training.ferplus_data import batch_triplets
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("models", nargs="+")

@@ -110,12 +110,8 @@ def condition(name: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _val_sets(run: str, draws: int) -> tuple[Any, np.ndarray, Any, Any]:
-    from exprsim.training.ferplus import (
-        load_data,
-        load_run_config,
-        rescoring_config,
-        validation_triplets,
-    )
+    from exprsim.training.ferplus import load_run_config, rescoring_config
+    from exprsim.training.ferplus_data import load_data, validation_triplets
 
     cfg = rescoring_config(load_run_config(run), draws, (0.0,))
     train, val = load_data(cfg)

@@ -134,7 +134,7 @@ def make_pack(out: Path) -> None:
     import cv2
 
     from exprsim.data.fer import load_ferplus
-    from exprsim.training.ferplus import fer2013_as_ferplus, pixel_digest
+    from exprsim.training.ferplus_data import fer2013_as_ferplus, pixel_digest
 
     split = load_ferplus("Training", drop_duplicates_of="PublicTest")
     blobs = []
@@ -160,10 +160,10 @@ def make_pack(out: Path) -> None:
 
 
 def unpack(pack: Path, out: Path) -> Path:
-    """The pack decoded into :func:`exprsim.training.ferplus.pack_ferplus`'s format."""
+    """The pack decoded into :func:`exprsim.training.ferplus_data.pack_ferplus`'s format."""
     import cv2
 
-    from exprsim.training.ferplus import pixel_digest
+    from exprsim.training.ferplus_data import pixel_digest
 
     z = np.load(pack)
     offs, blob = z["offsets"], z["webp"]
@@ -191,7 +191,7 @@ def _config(path: str, over: dict[str, Any]) -> Any:
     from dataclasses import replace
 
     from exprsim.config import load_json
-    from exprsim.training.ferplus import TrainConfig
+    from exprsim.training.ferplus_config import TrainConfig
 
     cfg = load_json(TrainConfig, ROOT / path)
     if "augmentation" in over:  # nested: only the named augmentation fields change
@@ -226,7 +226,7 @@ def worker(spec: dict[str, Any]) -> None:
         (out / "summary.json").write_text(json.dumps(summary))
         return
     if spec["name"] in STUDENTS:
-        from exprsim.training.ferplus import make_teacher_targets
+        from exprsim.training.ferplus_data import make_teacher_targets
 
         names, shipped, weight = STUDENTS[spec["name"]]
         if spec.get("teacher"):  # made beforehand (make_teacher_targets), checked on load

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from exprsim.errors import ExprsimError
-    from exprsim.training.ferplus import TrainConfig, make_teacher_targets
+    from exprsim.training.ferplus_config import TrainConfig
+    from exprsim.training.ferplus_data import make_teacher_targets
     from exprsim.training.registry import config_from_dict
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     from exprsim.config import from_dict
     from exprsim.metrics import knn_predict, triplet_accuracy
     from exprsim.models.embedder import load_model
-    from exprsim.training.ferplus import TrainConfig, _parts_array, batch_triplets, load_data
+    from exprsim.training.ferplus import _parts_array
+    from exprsim.training.ferplus_config import TrainConfig
+    from exprsim.training.ferplus_data import batch_triplets, load_data
 
     with open(args.config) as fh:
         cfg = from_dict(TrainConfig, json.load(fh))

@@ -32,12 +32,8 @@ def load_probe(run: str, model: str) -> Probe:
     """The hold-out of ``run`` (as the trainer scores it: 10 x 3,000 pooled triplet draws)
     and ``model`` loaded unfused, so that its members can be read one by one."""
     from exprsim.models.embedder import load_model
-    from exprsim.training.ferplus import (
-        load_data,
-        load_run_config,
-        rescoring_config,
-        validation_triplets,
-    )
+    from exprsim.training.ferplus import load_run_config, rescoring_config
+    from exprsim.training.ferplus_data import load_data, validation_triplets
 
     emb = load_model(model, fuse=False)
     net = emb.model

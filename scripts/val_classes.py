@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     from exprsim.evaluate import embedding_function
-    from exprsim.training.ferplus import load_data, load_run_config
+    from exprsim.training.ferplus import load_run_config
+    from exprsim.training.ferplus_data import load_data
 
     train, val = load_data(load_run_config(args.run))
     tr_lab, val_lab = train.dist.argmax(1), val.dist.argmax(1)

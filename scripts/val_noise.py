@@ -37,7 +37,7 @@ def paired_triplet_spread(
     difference (second minus first) per seed with its mean and standard deviation.
     """
     from exprsim.metrics import triplet_accuracy
-    from exprsim.training.ferplus import batch_triplets
+    from exprsim.training.ferplus_data import batch_triplets
 
     acc: dict[str, list[float]] = {name: [] for name in embeddings}
     for seed in range(seeds):
@@ -61,12 +61,8 @@ def paired_triplet_spread(
 def rescore_runs(runs: list[str], draws: int, angles: tuple[float, ...]) -> dict[str, Any]:
     """Each run's validation score per readout angle, ``draws`` x 3,000 triplets pooled."""
     import exprsim
-    from exprsim.training.ferplus import (
-        choose_readout,
-        load_data,
-        load_run_config,
-        rescoring_config,
-    )
+    from exprsim.training.ferplus import choose_readout, load_run_config, rescoring_config
+    from exprsim.training.ferplus_data import load_data
 
     out: dict[str, Any] = {}
     data = None
@@ -108,7 +104,8 @@ def _noise_and_twins(args: argparse.Namespace) -> dict[str, Any]:
     import exprsim
     from exprsim.data.fer import load_ferplus
     from exprsim.data.twins import near_twin_similarity
-    from exprsim.training.ferplus import TrainConfig, load_data
+    from exprsim.training.ferplus_config import TrainConfig
+    from exprsim.training.ferplus_data import load_data
 
     train, val = load_data(TrainConfig())  # the default hold-out, every training-part face
     sim_val = near_twin_similarity(val.images, train.images)

@@ -76,7 +76,7 @@ def test_train_config_paths_that_are_not_files(tmp_path, capsys):
 )  # fmt: skip
 def test_config_types_are_checked_field_by_field(value, ok):
     from exprsim.config import from_dict
-    from exprsim.training.ferplus import TrainConfig
+    from exprsim.training.ferplus_config import TrainConfig
 
     if ok:
         cfg = from_dict(TrainConfig, value)

@@ -118,7 +118,8 @@ _KEYS = st.sampled_from(
 @given(st.dictionaries(_KEYS, _JSON, max_size=5) | _JSON)
 def test_config_loading_returns_a_config_or_value_error(data):
     from exprsim.config import from_dict
-    from exprsim.training.ferplus import TrainConfig, _check_choices
+    from exprsim.training.ferplus import _check_choices
+    from exprsim.training.ferplus_config import TrainConfig
 
     try:
         cfg = from_dict(TrainConfig, data)

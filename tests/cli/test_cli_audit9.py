@@ -387,7 +387,9 @@ def test_every_command_and_option_is_described_with_its_default():
             what = f"{name} {'/'.join(a.option_strings) or a.dest}"
             if not a.help:
                 gaps.append(f"{what}: no help")
-            elif a.default not in (None, False, True) and "default" not in a.help:
+            elif (
+                a.default not in (None, False, True, argparse.SUPPRESS) and "default" not in a.help
+            ):
                 gaps.append(f"{what}: default {a.default!r} not stated")
     assert not gaps, "\n".join(gaps)
 
@@ -533,3 +535,33 @@ def test_tag_takes_a_list_of_paths(tmp_path, capsys, monkeypatch):
     assert rc == 2 and "tag needs an action" in err and len(err.strip().splitlines()) == 1
     rc, _, err = run(capsys, "tag", str(imgs[0]))
     assert rc == 2 and "tag IMAGE...: --db FILE is required" in err
+
+
+def test_quiet_and_verbose_after_the_subcommand(tmp_path, capsys, monkeypatch):
+    """``exprsim index add DIR --db F -q`` was "unrecognized arguments: -q"."""
+    from exprsim.cli import build_parser
+
+    parser = build_parser()
+    for argv, quiet, verbose in (
+        (["faces", "x.jpg"], False, False),
+        (["-q", "faces", "x.jpg"], True, False),
+        (["faces", "x.jpg", "-q"], True, False),
+        (["index", "add", "x", "--db", "i.db", "--quiet"], True, False),
+        (["-v", "index", "info", "--db", "i.db"], False, True),
+        (["index", "info", "-v", "--db", "i.db"], False, True),
+    ):
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.verbose) == (quiet, verbose), argv
+    stub = stub_cli_model(monkeypatch, Stub16())
+    _embed_model(monkeypatch, stub)
+    imgs = write_images(tmp_path / "imgs", 2)
+    rc, out, err = run(
+        capsys, "index", "add", str(tmp_path / "imgs"), "--db", str(tmp_path / "i.db"), "-q"
+    )
+    assert rc == 0 and out.startswith("2 files added") and "img/s" not in err  # no bar
+    assert len(imgs) == 2
+
+
+def test_an_error_names_the_subcommand_as_typed(capsys, tmp_path):
+    rc, _, err = run(capsys, "index", "info", "--db", str(tmp_path / "none.db"))
+    assert rc == 2 and err.startswith("exprsim index info: error: ")  # was "exprsim index:"

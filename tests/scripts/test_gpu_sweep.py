@@ -79,7 +79,8 @@ def test_wide_jobs_fit_the_cpu_budget_and_keep_the_recipe(sweep):
 
 
 def test_last_stage_jobs_are_v7s_stages_with_one_change(sweep):
-    from exprsim.training.ferplus import _split_seed, load_run_config
+    from exprsim.training.ferplus import load_run_config
+    from exprsim.training.ferplus_data import split_seed
 
     for m, path in enumerate(sweep.V7_STAGES):
         ship = sweep._config(path, {})
@@ -94,7 +95,7 @@ def test_last_stage_jobs_are_v7s_stages_with_one_change(sweep):
         assert rep == replace(ship, seed=10 + m, split_seed=0)
         assert sweep._config(*sweep.LAST_STAGE[f"bal1-m{m}-r"]) == replace(rep, class_balance=1.0)
         base = load_run_config(sweep.ROOT / ship.init_from)
-        assert _split_seed(base) == _split_seed(ship) == _split_seed(rep) == 0
+        assert split_seed(base) == split_seed(ship) == split_seed(rep) == 0
         assert sweep._job_epochs(f"bal1-m{m}") == ship.epochs
 
 

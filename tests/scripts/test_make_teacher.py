@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exprsim.training.ferplus import TrainConfig, load_data, load_teacher_vectors, train
+from exprsim.training.ferplus import train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import load_data, load_teacher_vectors
 from file_module import load_file_module
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_teacher.py"

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from exprsim.training.ensemble import compose_ensemble, load_members, procrustes_rotation
-from exprsim.training.ferplus import TrainConfig, _parts_array, load_data, train
+from exprsim.training.ferplus import _parts_array, train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import load_data
 
 
 def test_procrustes_recovers_a_known_rotation() -> None:

@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 from exprsim.data.fer import FER2013_CLASSES, FERPLUS_CLASSES
-from exprsim.training.ferplus import (
-    TrainConfig,
-    fer2013_as_ferplus,
-    load_data,
-)
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import fer2013_as_ferplus, load_data
 
 
 def test_fer2013_labels_map_to_the_ferplus_class_of_the_same_name():

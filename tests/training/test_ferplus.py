@@ -10,7 +10,8 @@ import pytest
 from exported import forward_by_hand
 from exprsim.config import from_dict
 from exprsim.models.embedder import PreprocessConfig
-from exprsim.training.ferplus import TrainConfig, train
+from exprsim.training.ferplus import train
+from exprsim.training.ferplus_config import TrainConfig
 
 
 @pytest.fixture()
@@ -91,7 +92,7 @@ def test_lr_schedule_warmup_then_cosine(tiny_cfg):
 
 def test_batch_triplets_follow_the_vote_rule():
     from exprsim.data.triplets import decide_odd
-    from exprsim.training.ferplus import batch_triplets, synthetic_votes
+    from exprsim.training.ferplus_data import batch_triplets, synthetic_votes
 
     data = synthetic_votes(128, seed=1)
     trip = batch_triplets(data.dist, 30, 0.2, np.random.default_rng(0))
@@ -104,8 +105,9 @@ def test_batch_triplets_follow_the_vote_rule():
 
 def test_validation_triplets_pool_equal_draws():
     from exprsim.metrics import triplet_accuracy
-    from exprsim.training.ferplus import TrainConfig, batch_triplets, synthetic_votes
-    from exprsim.training.ferplus import validation_triplets as vt
+    from exprsim.training.ferplus_config import TrainConfig
+    from exprsim.training.ferplus_data import batch_triplets, synthetic_votes
+    from exprsim.training.ferplus_data import validation_triplets as vt
 
     data = synthetic_votes(300, seed=2)
     one = vt(data.dist, TrainConfig())  # default: one draw, seed 0, min(3000, faces)
@@ -125,7 +127,8 @@ def test_validation_triplets_pool_equal_draws():
 
 def test_val_drop_twins_leaves_out_faces_like_a_training_face():
     from exprsim.data.twins import near_twin_similarity
-    from exprsim.training.ferplus import TrainConfig, load_data
+    from exprsim.training.ferplus_config import TrainConfig
+    from exprsim.training.ferplus_data import load_data
 
     base = TrainConfig(data="synthetic", max_train=240, val_fraction=0.25)
     tr, va = load_data(base)
@@ -175,7 +178,7 @@ def test_training_input_equals_embedder_input():
 
 def test_min_votes_filters_training_faces_only(monkeypatch):
     from exprsim.data.fer import FerSplit
-    from exprsim.training import ferplus as train_mod
+    from exprsim.training import ferplus_data as train_mod
 
     rng = np.random.default_rng(0)
     n = 200

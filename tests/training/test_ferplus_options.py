@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from exprsim.errors import DataError, ModelError
-from exprsim.training.ferplus import (
-    TrainConfig,
-    load_data,
-    load_packed_ferplus,
-    mix_batch,
-    resolve_device,
-    train,
-)
+from exprsim.training.ferplus import mix_batch, resolve_device, train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import load_data, load_packed_ferplus
 
 
 def _tiny(**kw) -> TrainConfig:
@@ -160,7 +155,7 @@ def test_a_cuda_run_resumes_on_the_cpu(tmp_path):
 @pytest.mark.data
 @pytest.mark.slow
 def test_a_packed_copy_trains_on_the_same_faces_as_the_csv(fer_dir, tmp_path):
-    from exprsim.training.ferplus import pack_ferplus
+    from exprsim.training.ferplus_data import pack_ferplus
 
     path = pack_ferplus(tmp_path / "fer.npz", fer_dir)
     cfg = TrainConfig(data="ferplus", data_dir=str(fer_dir), min_votes=7)
@@ -176,7 +171,7 @@ def _vgg(**kw) -> TrainConfig:
 
 def test_teacher_targets_blend_the_training_votes_only(tmp_path):
     from exprsim.models.embedder import load_model
-    from exprsim.training.ferplus import make_teacher_targets
+    from exprsim.training.ferplus_data import make_teacher_targets
 
     a, b = tmp_path / "a", tmp_path / "b"
     train(_vgg(), a, progress=False)
@@ -200,7 +195,7 @@ def test_teacher_targets_blend_the_training_votes_only(tmp_path):
 
 
 def test_teacher_targets_for_other_faces_are_refused(tmp_path):
-    from exprsim.training.ferplus import make_teacher_targets
+    from exprsim.training.ferplus_data import make_teacher_targets
 
     train(_vgg(), tmp_path / "a", progress=False)
     path = make_teacher_targets([tmp_path / "a"], _vgg(), tmp_path / "t.npz")
@@ -261,7 +256,7 @@ def test_teacher_distance_term_matches_a_loop_over_pairs_and_teachers():
 
 def test_teacher_vectors_are_saved_per_teacher_and_drive_the_relational_term(tmp_path):
     from exprsim.models.embedder import load_model
-    from exprsim.training.ferplus import load_teacher_vectors, make_teacher_targets
+    from exprsim.training.ferplus_data import load_teacher_vectors, make_teacher_targets
 
     a, b = tmp_path / "a", tmp_path / "b"
     train(_vgg(), a, progress=False)
@@ -293,7 +288,7 @@ def test_relational_distillation_needs_a_teacher_with_vectors(tmp_path):
     assert not (tmp_path / "r").exists()
     old = tmp_path / "old.npz"  # a file from before vectors were kept: dist and digest only
     full = load_data(replace(_vgg(), val_fraction=0.0))[0]
-    from exprsim.training.ferplus import pixel_digest
+    from exprsim.training.ferplus_data import pixel_digest
 
     np.savez(old, dist=full.dist, digest=np.array(pixel_digest(full.images)))
     with pytest.raises(DataError, match="vecs"):

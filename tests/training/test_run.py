@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from exprsim.training import RunFolder, config_from_dict, get_recipe, recipes, train_from_dict
-from exprsim.training.ferplus import TrainConfig
+from exprsim.training.ferplus_config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def test_algorithm2_loop_with_a_tiny_sgm_model() -> None:
 
 
 def test_ferplus_sgm_trainer_on_synthetic_data(tmp_path: Path) -> None:
-    from exprsim.training.ferplus import TrainConfig
+    from exprsim.training.ferplus_config import TrainConfig
 
     cfg = TrainConfig(
         data="synthetic", max_train=120, val_fraction=0.2, epochs=1, batch_size=32,

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from exported import forward_by_hand
-from exprsim.training.ferplus import TrainConfig, synthetic_votes, train
+from exprsim.training.ferplus import train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import synthetic_votes
 
 
 @pytest.fixture()

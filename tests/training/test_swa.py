@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from exprsim.training import ferplus
-from exprsim.training.ferplus import TrainConfig, _Arrays, _recompute_bn, _swa_update, train
+from exprsim.training.ferplus import _recompute_bn, _swa_update, train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import FerArrays
 
 
 def test_running_average_equals_the_mean_of_snapshots() -> None:
@@ -34,7 +36,7 @@ def test_running_average_equals_the_mean_of_snapshots() -> None:
 def test_batchnorm_statistics_are_recomputed_over_the_training_faces() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(70, 48, 48), dtype=np.uint8)
-    data = _Arrays(images, np.full((70, 8), 1 / 8, np.float32))
+    data = FerArrays(images, np.full((70, 8), 1 / 8, np.float32))
     cfg = TrainConfig(augment=False)
     bn = torch.nn.BatchNorm2d(1)
     bn.running_mean.fill_(5.0)

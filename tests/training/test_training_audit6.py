@@ -18,7 +18,9 @@ import torch
 
 from exprsim.errors import ExprsimError
 from exprsim.training import ferplus
-from exprsim.training.ferplus import TrainConfig, load_data, synthetic_votes, train
+from exprsim.training.ferplus import train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import load_data, synthetic_votes
 
 from .test_ferplus_options import _tiny  # the tiny synthetic recipe (192 faces, 144 to train)
 

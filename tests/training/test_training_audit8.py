@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from exprsim.training.ferplus import TrainConfig, _Arrays, _recompute_bn, train
+from exprsim.training.ferplus import _recompute_bn, train
+from exprsim.training.ferplus_config import TrainConfig
+from exprsim.training.ferplus_data import FerArrays
 from exprsim.training.run import RunFolder
 
 
@@ -34,7 +36,7 @@ def test_bn_recompute_does_not_depend_on_the_global_rng() -> None:
         torch.nn.Conv2d(1, 2, 3), torch.nn.Dropout(0.5), torch.nn.BatchNorm2d(2)
     )
     images = np.random.default_rng(0).integers(0, 256, size=(40, 48, 48), dtype=np.uint8)
-    data = _Arrays(images, np.full((40, 8), 1 / 8, np.float32))
+    data = FerArrays(images, np.full((40, 8), 1 / 8, np.float32))
     cfg = TrainConfig(augment=False)
     stats = []
     for seed in (1, 2):

@@ -19,6 +19,7 @@ import sys
 from importlib import import_module
 
 from exprsim import __version__
+from exprsim.cli.argtypes import QUIET_HELP, VERBOSE_HELP
 from exprsim.errors import ExprsimError, printable
 from exprsim.interrupts import Terminated, interruption, reset_interruption, terminate_as_interrupt
 
@@ -42,10 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Facial expression similarity: detect, align, embed and compare faces.",
     )
     parser.add_argument("--version", action="version", version=f"exprsim {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
         import_module(mod).register(sub)
@@ -145,7 +144,7 @@ def _main(argv: list[str] | None) -> int:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             return int(args.func(args))
     except ExprsimError as exc:
-        print(f"exprsim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"exprsim {command_path(args)}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `exprsim ... | head` closed the pipe: stop quietly, as cat does
         try:  # Python would complain again when flushing stdout at exit
@@ -155,11 +154,11 @@ def _main(argv: list[str] | None) -> int:
             pass
         return 141  # 128 + SIGPIPE
     except sqlite3.Error as exc:  # a damaged index database, found after it was opened
-        print(f"exprsim {args.command}: error: {_sqlite_message(exc, args)}", file=sys.stderr)
+        print(f"exprsim {command_path(args)}: error: {_sqlite_message(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused (an output folder, a full disk, ...)
         where = f" {printable(str(exc.filename))}:" if getattr(exc, "filename", None) else ""
-        print(f"exprsim {args.command}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        print(f"exprsim {command_path(args)}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM (Terminated: 143)
         word, code = interruption(exc)
@@ -174,7 +173,7 @@ def _main(argv: list[str] | None) -> int:
 
         db = getattr(args, "db", None)
         text = scrub(primary_message(exc), str(db) if db else None)  # one line, no password
-        print(f"exprsim {args.command}: error: PostgreSQL: {text}", file=sys.stderr)
+        print(f"exprsim {command_path(args)}: error: PostgreSQL: {text}", file=sys.stderr)
         return 2
     finally:
         sys.stderr = real_stderr

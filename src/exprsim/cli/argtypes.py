@@ -110,7 +110,18 @@ def require_paths(paths: Iterable[str | Path], what: str = "PATH") -> None:
 
 class CommandParser(argparse.ArgumentParser):
     """The parser of a subcommand: an unknown option is refused with this subcommand's
-    usage (``usage: exprsim faces ...``), not the top-level one."""
+    usage (``usage: exprsim faces ...``), not the top-level one; ``-v`` and ``-q`` are
+    taken after the subcommand too (``exprsim embed DIR -o t.csv -q``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: not given here, the value of ``exprsim -q ...`` stays
+        self.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
+        self.add_argument(
+            "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP
+        )
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -129,6 +140,8 @@ def command_parsers(subparsers: Any) -> Any:
 
 
 #: help texts shared by several commands
+VERBOSE_HELP = "log debug messages"
+QUIET_HELP = "no progress bars, warnings only"
 MODEL_HELP = "shipped model name or checkpoint folder (default: default, the shipped model)"
 DB_HELP = "face index database: an SQLite file or a postgresql:// URI"
 DATA_DIR_HELP = (

@@ -60,10 +60,10 @@ def _hybrid_net(model: str, model_kwargs: dict[str, Any]) -> bool:
 def _holdout_key(cfg: Any) -> tuple[Any, ...]:
     """What decides a run's validation faces: the faces loaded (data source, ``max_train``)
     and how they are held out (share, split seed, twin filter)."""
-    from exprsim.training.ferplus import _split_seed
+    from exprsim.training.ferplus_data import split_seed
 
     return (
-        cfg.data, cfg.data_dir, cfg.max_train, cfg.val_fraction, _split_seed(cfg),
+        cfg.data, cfg.data_dir, cfg.max_train, cfg.val_fraction, split_seed(cfg),
         cfg.val_drop_twins,
     )  # fmt: skip
 
@@ -168,7 +168,8 @@ def compose_ensemble(
     """
     from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
-    from exprsim.training.ferplus import _parts_array, choose_readout, load_data, rescoring_config
+    from exprsim.training.ferplus import _parts_array, choose_readout, rescoring_config
+    from exprsim.training.ferplus_data import load_data
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
@@ -266,7 +267,8 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
     """
     from exprsim.config import from_dict
     from exprsim.models.registry import model_spec
-    from exprsim.training.ferplus import TrainConfig, _check_choices, make_network
+    from exprsim.training.ferplus import _check_choices, make_network
+    from exprsim.training.ferplus_config import TrainConfig
 
     seeds = cfg.seeds
     if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
@@ -316,10 +318,11 @@ def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool
     them into ``out_dir`` (``config.json``, ``model.safetensors``, ``ensemble.json``).
 
     Returns:
-        a :class:`~exprsim.training.ferplus.TrainResult`: epochs trained now, wall time, and
+        a :class:`~exprsim.training.ferplus_config.TrainResult`: epochs trained now, wall time, and
         the chosen readout's validation figures.
     """
-    from exprsim.training.ferplus import TrainResult, train
+    from exprsim.training.ferplus import train
+    from exprsim.training.ferplus_config import TrainResult
     from exprsim.training.run import RunFolder
 
     members = member_configs(cfg)

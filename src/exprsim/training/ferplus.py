@@ -31,21 +31,27 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from exprsim.config import check_ranges
-from exprsim.data.augment import AugmentConfig
-from exprsim.data.split import holdout_split
 from exprsim.models.embedder import (
     EmbedderConfig,
     PreprocessConfig,
     normalize_input,
     resize_crops,
     resolve_device,
+)
+from exprsim.training.ferplus_config import TrainConfig, TrainResult
+from exprsim.training.ferplus_data import (
+    FER2013_TO_FERPLUS,
+    FerArrays,
+    batch_triplets,
+    load_data,
+    validation_triplets,
 )
 from exprsim.training.run import (
     RunFolder,
@@ -59,442 +65,6 @@ from exprsim.training.run import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved as ``train_config.json``).
-
-    Attributes:
-        model: registry name; ``model_kwargs`` go to its builder.
-        data: ``"ferplus"`` (../shared/data/fer2013) or ``"synthetic"`` (tests).
-        val_fraction: share of Training held out (by ``seed``) for monitoring and choices;
-            PublicTest is never used for any choice.
-        epochs, batch_size, lr, weight_decay, momentum: ``optimizer`` ``"sgd"`` (Nesterov,
-            ``momentum``) or ``"adamw"`` (decoupled ``weight_decay``), with a cosine
-            schedule after ``warmup_epochs`` linear warm-up.
-        kl_weight, triplet_weight, pair_weight: loss mix.
-        distribution_loss: the per-face term weighted by ``kl_weight``: ``"kl"``
-            (KL(votes || p)) or ``"hellinger"`` (``sum_c (sqrt(v_c) - sqrt(p_c))^2``, the
-            geometry of the hybrid readout's ``sqrt(p)`` block; about half the KL near the
-            votes).
-        prob_pair_weight: weight of a pair term on ``sqrt(p)`` (the hybrid readout's graded
-            block): the in-batch mean of ``(|sqrt(p_i) - sqrt(p_j)|^2 - 2 H^2(v_i, v_j))^2``,
-            squared distances on both sides (``2 H^2`` is the squared distance between the
-            votes' square roots). 0.25 gives it the scale of the reference's pair term on
-            ``e``. 0 = off.
-        triplet_threshold: minimum Hellinger gap between the closest and the second-closest
-            pair for an in-batch vote triplet to count as clear.
-        val_triplets, val_triplet_draws: the validation vote triplets (per-epoch metrics and
-            the readout choice): ``val_triplet_draws`` draws (seeds 0, 1, ...) of
-            ``val_triplets`` each (0: as many as validation faces, at most 3,000), pooled.
-            One draw of 1,408 moves a paired comparison of two models by sd ~0.011 on FER+
-            (scripts/val_noise.py); 10 draws of 3,000 are steadier. Defaults keep the
-            original single draw.
-        val_drop_twins: when > 0, validation faces with a near-twin among the training faces
-            (cosine similarity of mean-centred pixels >= this, :mod:`exprsim.data.twins`;
-            0.95 drops ~10% of FER+ validation) are left out of validation. 0 = off.
-        triplets_per_type: triplets of each type per batch (FECNet: 30).
-        margins: two-hinge margins for one-, two-, three-class triplets.
-        augment: augment training crops; ``augment_mode`` ``"full"`` = ``augmentation``
-            (:mod:`exprsim.data.augment`: flip, affine, contrast/brightness, blur, erasing) on
-            the raw grey levels before the shared input normalisation; ``"flip"`` =
-            horizontal flip only.
-        min_votes: keep only training faces with at least this many of the 10 votes on the
-            8 emotions (the validation faces are kept whole, so that the apps' held-out faces
-            stay unseen).
-        pair_squared, pair_scale: the pair term compares (squared, if set) embedding distances
-            with ``pair_scale`` x vote Hellinger distances (squared with it). Squared with
-            scale 2 and weight 1/16 is the reference recipe's ``(|e_i - e_j|^2/4 - H^2)^2``.
-        decay_weights_only: weight decay on conv / linear weights only (not on biases,
-            BatchNorm or classifier prototypes).
-        readout_angles: for a model with a hybrid readout (``exprnet_v``), the angles tried
-            after training; the one with the best validation triplet accuracy + kNN11
-            accuracy is saved in the exported config.
-        max_train: use only the first N training faces (tiny runs).
-        objective: ``"fec"`` (the kl / triplet / pair mix above) or ``"sgm"`` (SGM loss only;
-            the kl / triplet / pair weights are then unused).
-        sgm_sigma, sgm_norm_weight: SGM Gaussian width (paper 0.5) and weight of its
-            mean-norm term (paper 1).
-        sgm_target: SGM true posterior: ``"votes"`` (FER+ vote distribution) or
-            ``"majority"`` (one-hot majority label); class labels given to :func:`train`
-            always act one-hot.
-        sgm_embedding: space the SGM loss sees: ``"normalized"`` (the L2-normalised output the
-            library ships; the norm term is then the constant 1) or ``"raw"`` (the
-            pre-normalisation output, as the paper's unnormalised embedding; needs a model
-            with a ``bn`` layer feeding the normalisation, as ``exprnet_s``).
-        sampler: ``"random"`` (shuffled epochs of ``batch_size``) or ``"balanced"``
-            (``per_class`` faces of every class per batch; ``len(train) // batch_size``
-            batches per epoch, with ``batch_size`` = ``per_class`` x classes).
-        lr_schedule: ``"cosine"`` (after warm-up) or ``"constant"`` (``lr`` throughout).
-        optimizer ``"adam"``: plain Adam (``weight_decay`` as L2 in the gradient).
-        init_from: folder with ``model.safetensors`` (or ``last.safetensors``) to start from.
-        split_seed: seed of the validation hold-out (default: ``seed``); runs that differ
-            only in ``seed`` then share their validation faces.
-        mixup_alpha, mixup_p: mixup (Zhang et al., 2018) of the network inputs *and* their
-            vote distributions: a ``mixup_p`` share of each batch's faces is replaced by
-            ``l * x_i + (1 - l) * x_j`` with votes ``l * v_i + (1 - l) * v_j``, ``l`` drawn
-            from Beta(``mixup_alpha``, ``mixup_alpha``) per face and ``j`` a random face of
-            the batch; every loss term then sees the mixed faces. 0 = off.
-        teacher, teacher_weight: distillation: ``teacher`` names a file of
-            :func:`make_teacher_targets` (teachers' mean emotion distribution for every face
-            this config loads); the training target becomes ``(1 - teacher_weight) * votes
-            + teacher_weight * teachers`` in every loss term. Validation keeps the votes.
-        teacher_pair_weight, teacher_pair_angle: relational distillation: an in-batch term
-            ``mean_{i<j} (|z_i - z_j|^2 - D_ij)^2``, ``z = [cos(a) sqrt(p), sin(a) e]`` the
-            student's hybrid vector at ``a = teacher_pair_angle`` degrees and ``D_ij`` the
-            teachers' mean squared distance between their own shipped vectors of faces i and
-            j (the ``vecs`` of the ``teacher`` file): the geometry of the teachers'
-            concatenated vectors, which an ensemble has and its mean distribution does not.
-            Needs a ``teacher`` file made with vectors; 0 = off.
-        class_balance: re-weighting of the per-face term (``kl_weight``'s) towards rare
-            emotions: class ``c`` weighs ``m_c ** -class_balance``, ``m_c`` the total vote mass
-            of ``c`` over the training faces, and a face weighs ``sum_c v_c w_c`` (its votes,
-            or its blended target, times the class weights), scaled so that the training faces
-            weigh 1 on average. 0 = off (every face 1); 1 = inverse frequency. Other terms
-            are unchanged. Meant for a last stage (deferred re-weighting, Cao et al. 2019).
-        device: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``; where the steps run.
-        fer2013_vote: the original FER2013 label of each training face counted as this many
-            more votes in its per-face target (``kl_weight``'s term; the pair term keeps the
-            FER+ votes, and validation faces are untouched); 0 = off.
-        fer2013_vote_classes: only FER2013 labels of these FER+ classes vote (e.g.
-            ``["disgust"]``); empty = all seven.
-            Not part of the recipe: a resumed run may change it, and checkpoints are saved
-            on the CPU either way.
-        swa_epochs: stochastic weight averaging (Izmailov et al., 2018): the weights at the
-            end of each of the last ``swa_epochs`` epochs are averaged, BatchNorm statistics
-            are then recomputed over one augmented pass of the training faces, and the
-            average is what gets validated and exported (``last.safetensors`` keeps the last
-            iterate). 0 = off.
-        size_schedule: progressive resizing of the training batches: ``(first_epoch, side)``
-            pairs, first epochs increasing; from ``first_epoch`` on, every augmented batch
-            is resized (bilinear, antialiased) to ``side`` x ``side`` before normalisation,
-            until the next pair; epochs before the first pair, validation, the BatchNorm
-            pass and export use the model's own input size. A fully convolutional trunk
-            with global pooling reads any side in [16, 256]; a cheaper low-resolution phase buys
-            epochs in a fixed budget, and a last phase at full size (the weight average's
-            epochs included) ends the run where inference works. Empty = off.
-    """
-
-    model: str = "exprnet_s"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    embedding_dim: int = 16
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    data: str = "ferplus"
-    data_dir: str | None = None
-    val_fraction: float = 0.05
-    epochs: int = 20
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    kl_weight: float = 1.0
-    distribution_loss: str = "kl"
-    prob_pair_weight: float = 0.0
-    triplet_weight: float = 1.0
-    pair_weight: float = 1.0
-    triplet_threshold: float = 0.2
-    val_triplets: int = 0
-    val_triplet_draws: int = 1
-    val_drop_twins: float = 0.0
-    triplets_per_type: int = 30
-    margins: tuple[float, float, float] = (0.1, 0.2, 0.2)
-    classifier_scale: float = 16.0
-    augment: bool = True
-    augment_mode: str = "full"
-    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
-    min_votes: int = 0
-    pair_squared: bool = False
-    pair_scale: float = math.sqrt(2.0)
-    decay_weights_only: bool = False
-    readout_angles: tuple[float, ...] = ()
-    max_train: int | None = None
-    seed: int = 0
-    num_threads: int = 0
-    version: str = "1"
-    objective: str = "fec"
-    sgm_sigma: float = 0.5
-    sgm_norm_weight: float = 1.0
-    sgm_target: str = "votes"
-    sgm_embedding: str = "normalized"
-    sampler: str = "random"
-    per_class: int = 30
-    lr_schedule: str = "cosine"
-    init_from: str | None = None
-    swa_epochs: int = 0
-    split_seed: int | None = None
-    mixup_alpha: float = 0.0
-    mixup_p: float = 1.0
-    teacher: str | None = None
-    teacher_weight: float = 0.5
-    teacher_pair_weight: float = 0.0
-    teacher_pair_angle: float = 15.0
-    size_schedule: tuple[tuple[int, int], ...] = ()
-    class_balance: float = 0.0
-    device: str = "cpu"
-    fer2013_vote: float = 0.0
-    fer2013_vote_classes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    out_dir: Path
-    epochs_run: int
-    seconds: float
-    final_metrics: dict[str, float]
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class _Arrays:
-    images: np.ndarray  # (N, 48, 48) uint8
-    dist: np.ndarray  # (N, 8) float32
-    votes: np.ndarray | None = None  # (N, 8) float32 vote counts (FER+ only)
-    target: np.ndarray | None = None  # (N, 8) training target when not ``dist`` (teachers)
-    teacher_vecs: np.ndarray | None = None  # (N, T, D) teachers' vectors (relational term)
-    rows: np.ndarray | None = None  # (N,) row of each face among the faces a config loads
-    n_loaded: int = 0  # how many faces the config loads (before the hold-out and filters)
-    fer2013: np.ndarray | None = None  # (N,) FER+ index of the FER2013 label (-1: none)
-
-    @property
-    def train_target(self) -> np.ndarray:
-        return self.dist if self.target is None else self.target
-
-
-def synthetic_votes(n: int, seed: int = 0, size: int = 48) -> _Arrays:
-    """Tiny learnable stand-in for FER+: class-dependent patterns, noisy vote distributions."""
-    rng = np.random.default_rng(seed)
-    n_classes = 8
-    protos = rng.uniform(0, 255, size=(n_classes, size, size)).astype(np.float32)
-    mix = rng.dirichlet(np.full(n_classes, 0.3), size=n).astype(np.float32)
-    imgs = np.einsum("nc,chw->nhw", mix, protos) + rng.normal(0, 10, size=(n, size, size))
-    return _Arrays(np.clip(imgs, 0, 255).astype(np.uint8), mix)
-
-
-def load_data(cfg: TrainConfig) -> tuple[_Arrays, _Arrays]:
-    """``(train, validation)`` faces of a run: the seeded hold-out of FER+ Training
-    (PublicTest duplicates dropped; ``min_votes`` filters the training part only; a
-    ``teacher`` file blends the training part's targets; ``val_drop_twins`` leaves
-    validation faces with a training twin out). Each part's ``rows`` say which of the
-    ``n_loaded`` faces as loaded (:func:`_load_full`) it kept, in its order."""
-    full = _load_full(cfg)
-    tr_idx, val_idx = holdout_split(len(full.images), cfg.val_fraction, _split_seed(cfg))
-    if cfg.min_votes and full.votes is not None:
-        tr_idx = tr_idx[full.votes[tr_idx].sum(axis=1) >= cfg.min_votes]
-    if cfg.val_drop_twins > 0 and len(val_idx) and len(tr_idx):
-        from exprsim.data.twins import near_twin_similarity
-
-        sim = near_twin_similarity(full.images[val_idx], full.images[tr_idx])
-        log.info(
-            "validation: %d of %d faces with a training twin left out",
-            int((sim >= cfg.val_drop_twins).sum()),
-            len(val_idx),
-        )
-        val_idx = val_idx[sim < cfg.val_drop_twins]
-    teacher = load_teacher_targets(cfg.teacher, full.images) if cfg.teacher else None
-    tvecs = None
-    if cfg.teacher and cfg.teacher_pair_weight > 0:
-        tvecs = load_teacher_vectors(cfg.teacher, full.images)
-
-    def take(idx: np.ndarray, blend: bool) -> _Arrays:
-        votes = None if full.votes is None else full.votes[idx]
-        target = None
-        if blend and cfg.fer2013_vote > 0:
-            target = fer2013_voted(full, idx, cfg)
-        if blend and teacher is not None:
-            w = cfg.teacher_weight
-            base = full.dist[idx] if target is None else target
-            target = ((1.0 - w) * base + w * teacher[idx]).astype(np.float32)
-        tv = tvecs[idx] if blend and tvecs is not None else None
-        return _Arrays(full.images[idx], full.dist[idx], votes, target, tv, idx, len(full.images))
-
-    return take(tr_idx, True), take(val_idx, False)
-
-
-#: FER2013's 7 labels (``emotion`` column order) -> the FER+ class each one names
-FER2013_TO_FERPLUS: dict[str, str] = {
-    "angry": "anger",
-    "disgust": "disgust",
-    "fear": "fear",
-    "happy": "happiness",
-    "sad": "sadness",
-    "surprise": "surprise",
-    "neutral": "neutral",
-}
-
-
-def fer2013_as_ferplus(emotion: np.ndarray) -> np.ndarray:
-    """``(N,)`` FER2013 labels (0-6) -> ``(N,)`` int64 FER+ class indices (-1: invalid)."""
-    from exprsim.data.fer import FER2013_CLASSES, FERPLUS_CLASSES
-
-    table = np.array([FERPLUS_CLASSES.index(FER2013_TO_FERPLUS[c]) for c in FER2013_CLASSES])
-    e = np.asarray(emotion, np.int64)
-    ok = (e >= 0) & (e < len(table))
-    return np.where(ok, table[np.clip(e, 0, len(table) - 1)], -1)
-
-
-def fer2013_voted(full: _Arrays, idx: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """``(len(idx), 8)`` float32 targets: each face's FER+ votes plus ``fer2013_vote`` votes
-    for its FER2013 label (restricted to ``fer2013_vote_classes``), normalised.
-
-    Raises:
-        DataError: the data carries no FER2013 labels (synthetic data, an old pack).
-    """
-    from exprsim.data.fer import FERPLUS_CLASSES
-    from exprsim.errors import DataError
-
-    if full.fer2013 is None or full.votes is None:
-        raise DataError("fer2013_vote needs FER+ data with its FER2013 labels")
-    votes = full.votes[idx].astype(np.float64)
-    label = full.fer2013[idx]
-    allowed = np.zeros(len(FERPLUS_CLASSES), bool)
-    names = cfg.fer2013_vote_classes or tuple(FER2013_TO_FERPLUS.values())
-    allowed[[FERPLUS_CLASSES.index(n) for n in names]] = True
-    voting = (label >= 0) & allowed[np.clip(label, 0, None)]
-    votes[np.flatnonzero(voting), label[voting]] += cfg.fer2013_vote
-    return (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _load_full(cfg: TrainConfig) -> _Arrays:
-    """Every face a run with ``cfg`` loads, before the hold-out split."""
-    if cfg.data == "synthetic":
-        return synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
-    if cfg.data != "ferplus":
-        raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
-    fer13: np.ndarray | None
-    if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
-        images, votes = load_packed_ferplus(cfg.data_dir)
-        fer13 = load_packed_fer2013(cfg.data_dir)
-    else:
-        from exprsim.data.fer import load_ferplus
-
-        split = load_ferplus("Training", cfg.data_dir, drop_duplicates_of="PublicTest")
-        images, votes, fer13 = split.images, split.votes, fer2013_as_ferplus(split.emotion)
-    if cfg.max_train:
-        images, votes = images[: cfg.max_train], votes[: cfg.max_train]
-        fer13 = None if fer13 is None else fer13[: cfg.max_train]
-    dist = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
-    return _Arrays(images, dist, votes, fer2013=fer13)
-
-
-def pixel_digest(images: np.ndarray) -> str:
-    """Hex digest of a whole image array (which faces, in which order)."""
-    import hashlib
-
-    return hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
-
-
-def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | Path) -> Path:
-    """Distillation targets: the mean emotion distribution of ``models`` (folders of
-    networks with their own classifier, e.g. earlier runs of this recipe) on every face a run
-    with ``cfg`` loads, and each teacher's shipped vector (its own readout), saved with a hash
-    of those faces (``.npz``: ``dist`` (N, 8), ``vecs`` (N, T, D) float16, ``digest``).
-    The teachers run on ``cfg.device``."""
-    from exprsim.models.embedder import load_model
-
-    if not models:
-        raise ValueError("make_teacher_targets needs at least one model")
-    teachers = [load_model(str(m), device=cfg.device, batch_size=512) for m in models]
-    for m, emb in zip(models, teachers, strict=True):  # every teacher checked before any work
-        if not hasattr(emb.model, "parts"):
-            raise ValueError(f"{m}: the network has no emotion classifier to distil from")
-    full = _load_full(cfg)
-    vecs, probs = zip(*(emb.embed_with_proba(full.images) for emb in teachers), strict=True)
-    out = Path(out)
-    np.savez(
-        out,
-        dist=np.mean(probs, axis=0).astype(np.float32),
-        vecs=np.stack(vecs, axis=1).astype(np.float16),
-        digest=np.array(pixel_digest(full.images)),
-    )
-    return out
-
-
-def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.ndarray:
-    from exprsim.errors import DataError
-
-    try:
-        with np.load(path) as z:
-            arr, digest = z[key].astype(np.float32), str(z["digest"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a teacher-target file with {key!r} ({exc})") from exc
-    if len(arr) != len(images) or digest != pixel_digest(images):
-        raise DataError(
-            f"{path}: made for other faces than this config loads (make it again with "
-            "make_teacher_targets and the same data settings)"
-        )
-    return arr
-
-
-def load_teacher_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """``(N, 8)`` teacher distributions for ``images`` (checked against the file's hash)."""
-    from exprsim.errors import DataError
-
-    dist = _open_teacher_file(path, images, "dist")
-    if dist.shape[1:] != (8,):
-        raise DataError(f"{path}: 'dist' has shape {dist.shape}, expected (N, 8)")
-    return dist
-
-
-def load_teacher_vectors(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """``(N, T, D)`` vectors of the file's T teachers for ``images`` (hash-checked)."""
-    from exprsim.errors import DataError
-
-    vecs = _open_teacher_file(path, images, "vecs")
-    if vecs.ndim != 3:
-        raise DataError(f"{path}: 'vecs' has shape {vecs.shape}, expected (N, T, D)")
-    return vecs
-
-
-def _split_seed(cfg: TrainConfig) -> int:
-    return cfg.seed if cfg.split_seed is None else cfg.split_seed
-
-
-def pack_ferplus(out: str | Path, data_dir: str | Path | None = None) -> Path:
-    """Write the FER+ Training faces a run loads (PublicTest duplicates dropped) to one
-    ``.npz`` (``images`` (N, 48, 48) uint8, ``votes`` (N, 8) float32, ``rows`` (N,) int64,
-    ``fer2013`` (N,) int64 FER+ class of each FER2013 label), for a machine without
-    ``../shared``: point ``data_dir`` at it. Same faces, same order."""
-    from exprsim.data.fer import load_ferplus
-
-    split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
-    out = Path(out)
-    np.savez_compressed(
-        out,
-        images=split.images,
-        votes=split.votes,
-        rows=split.rows,
-        fer2013=fer2013_as_ferplus(split.emotion),
-    )
-    return out
-
-
-def load_packed_ferplus(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(images, votes)`` from :func:`pack_ferplus`'s file (shapes checked)."""
-    from exprsim.errors import DataError
-
-    try:
-        with np.load(path) as z:
-            images, votes = z["images"], z["votes"].astype(np.float32)
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a packed FER+ file ({exc})") from exc
-    if images.ndim != 3 or images.dtype != np.uint8 or votes.shape != (len(images), 8):
-        raise DataError(
-            f"{path}: expected uint8 images (N, H, W) and votes (N, 8), "
-            f"got {images.dtype} {images.shape} and {votes.shape}"
-        )
-    return images, votes
-
-
-def load_packed_fer2013(path: str | Path) -> np.ndarray | None:
-    """The FER+ class indices of the FER2013 labels in a pack (``fer2013``, as
-    :func:`fer2013_as_ferplus` gives them), or ``None`` for a pack made without them."""
-    with np.load(path) as z:
-        return z["fer2013"].astype(np.int64) if "fer2013" in z.files else None
-
-
 # --------------------------------------------------------------------------- augmentation
 
 
@@ -504,45 +74,6 @@ def flip_batch(x: Any, gen: Any) -> Any:
 
     flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
-# --------------------------------------------------------------------------- triplets
-
-
-def batch_triplets(dist: np.ndarray, n: int, threshold: float, rng: np.random.Generator) -> Any:
-    """Clear vote triplets among one batch's faces (rule of :mod:`exprsim.data.triplets`).
-
-    Returns a :class:`~exprsim.data.triplets.TripletSet` indexing the batch with equal type
-    shares, or ``None`` when the batch cannot supply ``n`` clear triplets.
-    """
-    from exprsim.data.triplets import mine_vote_triplets
-    from exprsim.errors import DataError
-
-    try:
-        return mine_vote_triplets(dist, dist.argmax(1), n, rng, threshold, max_rounds=20)
-    except DataError:
-        return None
-
-
-def validation_triplets(dist: np.ndarray, cfg: TrainConfig) -> Any:
-    """The validation triplets of a run: ``cfg.val_triplet_draws`` draws pooled.
-
-    Each draw has the same size and type shares, so accuracy over the pooled set is the mean
-    of the draws' accuracies. ``None`` when the faces cannot supply a draw.
-    """
-    from exprsim.data.triplets import TripletSet
-
-    n = cfg.val_triplets or min(3000, len(dist))
-    draws = [
-        batch_triplets(dist, n, cfg.triplet_threshold, np.random.default_rng(seed))
-        for seed in range(cfg.val_triplet_draws)
-    ]
-    if not draws or any(d is None for d in draws):
-        return None
-    if len(draws) == 1:
-        return draws[0]
-    fields = ("i", "j", "k", "odd", "ttype", "gap")
-    return TripletSet(*(np.concatenate([getattr(d, f) for d in draws]) for f in fields))
 
 
 # --------------------------------------------------------------------------- loop
@@ -670,8 +201,8 @@ def readout_score(
 
 def choose_readout(
     model: Any,
-    train_data: _Arrays,
-    val: _Arrays,
+    train_data: FerArrays,
+    val: FerArrays,
     cfg: TrainConfig,
     parts: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict[str, float]]:
@@ -739,7 +270,7 @@ def rescoring_config(cfg: TrainConfig, draws: int, angles: Sequence[float]) -> T
 
 
 def _validate(
-    model: Any, head: Any, val: _Arrays, cfg: TrainConfig, labels: np.ndarray | None = None
+    model: Any, head: Any, val: FerArrays, cfg: TrainConfig, labels: np.ndarray | None = None
 ) -> dict[str, float]:
     import torch
 
@@ -902,7 +433,7 @@ def _on(obj: Any, device: Any) -> Any:
     return obj
 
 
-def _recompute_bn(model: Any, data: _Arrays, cfg: TrainConfig, batch: int = 256) -> None:
+def _recompute_bn(model: Any, data: FerArrays, cfg: TrainConfig, batch: int = 256) -> None:
     """BatchNorm running statistics of ``model`` from one augmented pass over ``data``.
 
     Averaged weights need their own statistics (SWA); the cumulative mean over all batches
@@ -945,8 +476,8 @@ class _Setup:
     head: Any
     own_head: bool  # the network reads its own emotion logits (exprnet_v)
     opt: Any
-    train_data: _Arrays
-    val_data: _Arrays
+    train_data: FerArrays
+    val_data: FerArrays
     train_labels: np.ndarray | None
     val_labels: np.ndarray | None
     sampler: Any
@@ -968,7 +499,7 @@ def class_balance_weights(targets: np.ndarray, power: float) -> np.ndarray:
 
 
 def _split_labels(
-    labels: np.ndarray | None, train_data: _Arrays, val_data: _Arrays
+    labels: np.ndarray | None, train_data: FerArrays, val_data: FerArrays
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The training and validation faces' labels, from ``labels`` of every face as loaded
     (the ``rows`` :func:`load_data` kept: its hold-out and filters)."""
@@ -1051,8 +582,8 @@ def check_batch_size(cfg: TrainConfig, n_train: int) -> None:
 
 def _build(
     cfg: TrainConfig,
-    train_data: _Arrays,
-    val_data: _Arrays,
+    train_data: FerArrays,
+    val_data: FerArrays,
     labels: np.ndarray | None,
     device: Any = "cpu",
 ) -> _Setup:

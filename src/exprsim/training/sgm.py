@@ -10,7 +10,7 @@
   model) plugs in;
 * :func:`ferplus_sgm_trainer` — the FER+ callback over :func:`exprsim.training.ferplus.train`,
   each level starting from the previous level's weights, on the faces the base config keeps
-  (:func:`~exprsim.training.ferplus.load_data`: its hold-out, ``min_votes``,
+  (:func:`~exprsim.training.ferplus_data.load_data`: its hold-out, ``min_votes``,
   ``val_drop_twins``);
 * :func:`train_subspaces` — the ``sgm-subspaces`` recipe (:class:`SubspaceTrainConfig`):
   levels in ``out_dir/level<l>``, the labels of every level in ``subspaces.npz`` (with
@@ -31,7 +31,8 @@ import numpy as np
 
 from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
 from exprsim.errors import ExprsimError
-from exprsim.training.ferplus import TrainConfig, train
+from exprsim.training.ferplus import train
+from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, exclusive_run
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def ferplus_sgm_trainer(
     ``per_class = max(2, cfg.per_class * n_classes // n_labels)`` so the batch size stays
     about that of level 1; it returns the embeddings of the faces.
 
-    The faces are those :func:`~exprsim.training.ferplus.load_data` keeps with ``cfg``
+    The faces are those :func:`~exprsim.training.ferplus_data.load_data` keeps with ``cfg``
     (training and validation faces, after ``min_votes`` and ``val_drop_twins``), in the
     order they are loaded; each level's ``train`` gets every face's own label.
 
@@ -178,7 +179,8 @@ def ferplus_sgm_trainer(
         ``(train_fn, labels)``: labels are the majority votes of those faces. Reads the data
         and checks the batch size and the network; writes nothing.
     """
-    from exprsim.training.ferplus import check_batch_size, load_data, make_network
+    from exprsim.training.ferplus import check_batch_size, make_network
+    from exprsim.training.ferplus_data import load_data
 
     tr, val = load_data(cfg)
     check_batch_size(cfg, len(tr.images))
