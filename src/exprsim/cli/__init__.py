@@ -125,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from exprsim.cli.logstream import LogStream, wants_log_stream
+
+    real_stderr = sys.stderr
+    if getattr(args, "func", None) and not args.quiet and wants_log_stream(real_stderr):
+        sys.stderr = LogStream(real_stderr)  # a log file: bars as plain lines
+    # after the swap: the handler writes to sys.stderr as it is now, which is what
+    # logging_redirect_tqdm looks for (a handler on the file beneath wrote every line twice)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",
@@ -133,13 +142,6 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from exprsim.cli.logstream import LogStream, wants_log_stream
-
-    real_stderr = sys.stderr
-    if not args.quiet and wants_log_stream(real_stderr):  # a log file: bars as plain lines
-        sys.stderr = LogStream(real_stderr)
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             return int(args.func(args))

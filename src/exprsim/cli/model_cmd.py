@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import (
+    DATA_DIR_HELP,
     LIST_NOTE,
     MODEL_HELP,
     add_files_from,
@@ -80,6 +81,7 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="folder written by `exprsim fec fetch` (with --fec-test)",
     )
+    p.add_argument("--data-dir", metavar="DIR", help=f"FER+ PublicTest: {DATA_DIR_HELP}")
     p.add_argument(
         "--json", dest="json_out", metavar="FILE", help="also write the report as JSON here"
     )
@@ -161,7 +163,8 @@ def _register_train(sub: Any) -> None:
         "--config",
         required=True,
         metavar="FILE",
-        help="the JSON config: configs/default.json, configs/fec-*.json, ...",
+        help="the JSON config (the source repository has them in configs/: default.json, "
+        "quick.json, fec-*.json, ...)",
     )
     p.add_argument(
         "--out",
@@ -458,7 +461,7 @@ def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Pa
     if args.fec_test:
         return [*files, ("the FEC test CSV", Path(args.fec_test))]
     if not pvae:
-        return [*files, *_fer_files(None)]
+        return [*files, *_fer_files(args.data_dir)]
     from exprsim.pvae.evaluate import run_data
 
     trained = run_data(args.model)
@@ -475,6 +478,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from exprsim.pvae.codes import is_pvae_run
 
         pvae = is_pvae_run(args.model)
+    if args.data_dir and (args.fec_test or pvae):
+        raise ExprsimError(
+            "--data-dir is the FER+ folder of image models; "
+            + (
+                "FEC test triplets read --fec-crops"
+                if args.fec_test
+                else "a perceptual-VAE run reads the FER folder of its training config"
+            )
+        )
     require_distinct_outputs(  # the report never replaces a file the evaluation reads
         [("--json", args.json_out)], _evaluate_inputs(args, pvae)
     )
@@ -492,7 +504,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from exprsim.evaluate import evaluate_ferplus
 
     report = evaluate_ferplus(
-        args.model, baselines=args.baselines, progress=not args.quiet, also=args.also or ()
+        args.model,
+        baselines=args.baselines,
+        data_dir=args.data_dir,
+        progress=not args.quiet,
+        also=args.also or (),
     )
     print(report.to_text())
     _write_json(args.json_out, report.to_dict())

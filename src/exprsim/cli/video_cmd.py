@@ -152,7 +152,8 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pvae-model",
         metavar="DIR",
-        help="perceptual-VAE run folder (exprsim train --config configs/pvae-m2.json)",
+        help="perceptual-VAE run folder (exprsim train --config configs/pvae-m2.json, in a clone "
+        "of the source repository)",
     )
     p.add_argument(
         "--neutral",
@@ -201,8 +202,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError("--clusters, --smooth and --min-samples must be >= 1")
     if args.embedding == "pvae" and not args.pvae_model:
         raise ExprsimError(
-            "--embedding pvae needs --pvae-model DIR (train one with "
-            "`exprsim train --config configs/pvae-m2.json --out runs/pvae-m2`)"
+            "--embedding pvae needs --pvae-model DIR (train one in a clone of the source "
+            "repository: `exprsim train --config configs/pvae-m2.json --out runs/pvae-m2`)"
         )
     if args.pvae_model and args.embedding != "pvae":
         raise ExprsimError("--pvae-model is only used with --embedding pvae")

@@ -57,13 +57,14 @@ SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 def default_data_dir() -> Path:
     """``$EXPRSIM_FER_DIR``, else ``shared/data/fer2013`` beside the cwd or one of its parents,
-    or beside the source checkout (editable installs)."""
+    or beside the source checkout (editable installs; not an installed wheel's folder)."""
     env = os.environ.get("EXPRSIM_FER_DIR")
     if env:
         return Path(env)
     here = Path.cwd().resolve()
     checkout = Path(__file__).resolve().parents[3]
-    for base in (here, *here.parents, checkout):
+    is_checkout = (checkout / "pyproject.toml").is_file()  # else site-packages' parent
+    for base in (here, *here.parents, *([checkout] if is_checkout else [])):
         cand = base.parent / "shared" / "data" / "fer2013"
         if cand.is_dir():
             return cand
@@ -78,7 +79,9 @@ def _find(data_dir: Path, stem: str) -> Path:
         if (data_dir / name).is_file():
             return data_dir / name
     raise DataError(
-        f"{data_dir}: no {stem}.csv or {stem}.csv.gz (see ../shared/data/fer2013/README.md)"
+        f"{data_dir}: no {stem}.csv or {stem}.csv.gz; give the folder that holds FER2013 and "
+        "the FER+ votes with --data-dir DIR or $EXPRSIM_FER_DIR (fer2013.csv from Kaggle's "
+        "challenge, fer2013new.csv from github.com/microsoft/FERPlus)"
     )
 
 

@@ -282,8 +282,18 @@ def create_app(
 
     Each application has its own login sessions and login rate limit, in memory, timed by
     ``clock`` (monotonic seconds; tests pass a fake one).
+
+    Raises:
+        BackendUnavailableError: the ``web`` extra (FastAPI) is not installed.
     """
-    from fastapi import FastAPI
+    try:
+        from fastapi import FastAPI
+    except ImportError as exc:
+        from exprsim.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "the web app needs its extra: pip install 'exprsim[web]'"
+        ) from exc
 
     from exprsim import __version__
 
