@@ -57,3 +57,47 @@ def test_an_installed_package_does_not_look_for_data_beside_site_packages(
     monkeypatch.setattr(fer, "__file__", str(checkout / "src" / "exprsim" / "data" / "fer.py"))
     monkeypatch.chdir("/")
     assert fer.default_data_dir() == tmp_path / "shared" / "data" / "fer2013"  # beside it
+
+
+def test_video_refuses_an_even_smoothing_window(tmp_path: Path, capsys) -> None:
+    from cli_run import one_line, run
+
+    from exprsim.samples import sample_path
+
+    clip = str(sample_path("langer_clip.mp4"))
+    rc, _, err = run(capsys, "video", clip, "--smooth", "4", "--out", str(tmp_path / "v"))
+    assert rc == 2 and "--smooth must be odd" in one_line(err)  # was: smoothed over 5 faces
+    assert not (tmp_path / "v").exists()
+
+
+def test_the_dlib_message_names_what_needs_it(monkeypatch) -> None:
+    import pytest
+
+    import exprsim.faces.landmarks as lm
+    from exprsim.errors import BackendUnavailableError
+    from exprsim.faces.identity import IdentityEncoder
+    from exprsim.video.pipeline import _identity_encoder as pick
+
+    monkeypatch.setattr(lm, "dlib_probe", lambda: "missing dlib")
+    with pytest.raises(BackendUnavailableError, match=r"^identity exclusion needs dlib"):
+        IdentityEncoder()
+    with pytest.raises(BackendUnavailableError, match=r"^grouping faces into persons"):
+        pick("dlib")  # was "identity exclusion needs dlib" in a video
+
+
+def test_index_add_refuses_a_faiss_backend_without_faiss_before_the_model(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from cli_run import one_line, run
+
+    import exprsim.cli.apps_cmd as apps_cmd
+
+    def no_model(args):
+        raise AssertionError("the model was loaded before the check")
+
+    monkeypatch.setattr(apps_cmd, "_embedder", no_model)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    db = tmp_path / "i.db"
+    rc, _, err = run(capsys, "index", "add", str(tmp_path), "--db", str(db), "--ann", "faiss-ivf")
+    assert rc == 2 and "needs faiss, which is not installed" in one_line(err)
+    assert not db.exists()

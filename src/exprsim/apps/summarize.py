@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,21 @@ class Summary:
         labels: ``(N,)`` int64 cluster rank of every item.
         clusters: largest first.
         items: the summarised objects (e.g. ``FaceEmbedding``), when given.
+        numbers: the number of each item in the list it was picked from (``None``: its
+            position in ``items``): :func:`summarize_images` with ``quality_only`` keeps the
+            number each face has among all the faces found, as the ``embed`` table numbers
+            them. Cluster ``members`` and ``representative`` stay positions in ``items``.
     """
 
     method: str
     labels: np.ndarray
     clusters: tuple[Cluster, ...]
     items: tuple[Any, ...] | None = None
+    numbers: tuple[int, ...] | None = None
+
+    def number(self, i: int) -> int:
+        """Item ``i``'s number (the ``item`` column of :meth:`to_frame`)."""
+        return i if self.numbers is None else int(self.numbers[i])
 
     @property
     def representatives(self) -> list[int]:
@@ -103,20 +112,25 @@ class Summary:
         return {
             "method": self.method,
             "n_items": len(self.labels),
-            "clusters": [c.to_dict() for c in self.clusters],
+            "clusters": [
+                {**c.to_dict(), "representative": self.number(c.representative)}
+                for c in self.clusters
+            ],
         }
 
     def to_frame(self) -> Any:
         """One row per item: ``item, cluster, rank_in_cluster, distance, representative``
         (+ ``source, face`` when the items carry them), ordered by cluster then rank.
-        Clusters are numbered from 1 (largest first); ``distance`` is in the method's metric."""
+        ``item`` is the item's :meth:`number` (the face's row in the ``embed`` table of the
+        same inputs, also after ``quality_only`` dropped some); clusters are numbered from 1
+        (largest first); ``distance`` is in the method's metric."""
         import pandas as pd
 
         rows = []
         for c in self.clusters:
             for r, (m, d) in enumerate(zip(c.members, c.distances, strict=True)):
                 row: dict[str, Any] = {
-                    "item": m,
+                    "item": self.number(m),
                     "cluster": c.rank + 1,
                     "cluster_size": c.size,
                     "rank_in_cluster": r,
@@ -147,8 +161,8 @@ def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
 def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
     from exprsim.distances import cosine_distance, l2
 
-    if metric == "cosine":
-        return np.asarray(cosine_distance(x, centre[None, :]), dtype=np.float64)
+    if metric == "cosine":  # 1 - cos rounds to -2e-16 for a face and its own direction
+        return np.clip(np.asarray(cosine_distance(x, centre[None, :]), np.float64), 0.0, 2.0)
     return np.asarray(l2(x, centre[None, :], eps=0.0), dtype=np.float64)
 
 
@@ -283,7 +297,8 @@ def summarize_images(
     Args:
         paths: image files and/or folders.
         embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
-        quality_only: drop faces failing the quality check (blur, yaw).
+        quality_only: drop faces failing the quality check (blur, yaw); the others keep
+            their numbers among all the faces found (:attr:`Summary.numbers`).
         failures: if given, unreadable images are skipped and their ``ImageError`` appended.
 
     Returns:
@@ -299,9 +314,11 @@ def summarize_images(
     if not files:
         raise ExprsimError("no image files found")
     faces = embedder.embed_images(files, detector=detector, progress=progress, failures=failures)
-    if quality_only:
-        faces = [f for f in faces if f.aligned.quality.ok]
-    return summarize(faces, n_clusters=n_clusters, method=method)
+    if not quality_only:
+        return summarize(faces, n_clusters=n_clusters, method=method)
+    numbers = tuple(i for i, f in enumerate(faces) if f.aligned.quality.ok)
+    summary = summarize([faces[i] for i in numbers], n_clusters=n_clusters, method=method)
+    return replace(summary, numbers=numbers)
 
 
 def summary_page(summary: Summary, title: str = "Expression summary", strip: int = 12) -> Any:

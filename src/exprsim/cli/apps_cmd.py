@@ -379,9 +379,11 @@ def _print_frame(frame: Any, columns: list[str]) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
+    from exprsim.index.store import check_ann_backend
     from exprsim.io import folder_problem
 
     _check_db_name(str(args.db))  # before the model loads
+    check_ann_backend(args.ann, str(args.db))  # faiss missing, say: refused before any work
     if args.from_parquet:
         ignored = [
             flag

@@ -127,7 +127,7 @@ def _face_args(p: argparse.ArgumentParser) -> None:
         "--smooth",
         type=int_at_least(1),
         default=3,
-        help="median window in sampled faces (default 3)",
+        help="median window in sampled faces, odd (default 3; 1: no smoothing)",
     )
     p.add_argument(
         "-n",
@@ -200,6 +200,10 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError(f"--fps must be > 0, got {args.fps}")
     if args.clusters < 1 or args.smooth < 1 or args.min_samples < 1:
         raise ExprsimError("--clusters, --smooth and --min-samples must be >= 1")
+    if args.smooth % 2 == 0:  # a median window has a middle face
+        raise ExprsimError(
+            f"--smooth must be odd (a window centred on each face), got {args.smooth}"
+        )
     if args.embedding == "pvae" and not args.pvae_model:
         raise ExprsimError(
             "--embedding pvae needs --pvae-model DIR (train one in a clone of the source "

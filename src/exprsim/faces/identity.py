@@ -23,12 +23,13 @@ class IdentityEncoder:
         BackendUnavailableError: dlib or ``face_recognition_models`` is not installed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, purpose: str = "identity exclusion") -> None:
+        """``purpose``: what needs the encoder, for the message when dlib is missing."""
         from exprsim.faces.landmarks import DLIB_INSTALL, dlib_model_path, dlib_probe
 
         why = dlib_probe()
         if why is not None:
-            raise BackendUnavailableError(f"identity exclusion needs dlib: {why}")
+            raise BackendUnavailableError(f"{purpose} needs dlib: {why}")
         import dlib
 
         try:

@@ -82,6 +82,9 @@ class ImageFaces:
         error: why the image could not be read, else ``None``.
         timings: seconds spent on this image's ``"detect"`` and ``"align"`` (quality
             included) stages, in its worker thread.
+        guided: the faces were searched only near the faces of an earlier frame
+            (:class:`TrackGuide`), so a face that has just come in may have been missed
+            (:func:`search_near` finds it afterwards).
     """
 
     index: int
@@ -89,6 +92,7 @@ class ImageFaces:
     faces: tuple[AlignedFace, ...] = ()
     error: ImageError | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    guided: bool = False
 
 
 def source_name(item: Any) -> str:
@@ -380,16 +384,21 @@ class TrackGuide:
 
     def detect(self, det: Any, image: np.ndarray, index: int) -> list[Any]:
         """Frame ``index``'s faces through ``det``, guided when it can be."""
+        return self.detect_guided(det, image, index)[0]
+
+    def detect_guided(self, det: Any, image: np.ndarray, index: int) -> tuple[list[Any], bool]:
+        """:meth:`detect`, and whether the faces were searched near the hints only (no
+        full pass: a face that came in since may have been missed)."""
         hints = self.hints(index) if hasattr(det, "detect_near") else None
         if hints is not None:
             with self._lock:
                 self.guided += 1
             faces = det.detect_near(image, hints, self.margin)
             if faces is not None:
-                return list(faces)
+                return list(faces), True
             with self._lock:
                 self.fallbacks += 1
-        return list(det.detect(image))
+        return list(det.detect(image)), False
 
 
 class _GuidedFrame:
@@ -401,9 +410,58 @@ class _GuidedFrame:
         #: the plain detector, for a search of another image than this frame (the
         #: orientation check's look at the frame turned by 180 degrees)
         self.unguided = det
+        self.guided = False  # the frame's faces were searched near the hints only
 
     def detect(self, image: np.ndarray) -> list[Any]:
-        return self.guide.detect(self.det, image, self.index)
+        faces, self.guided = self.guide.detect_guided(self.det, image, self.index)
+        return faces
+
+
+class _NearOnly:
+    """A detector for :func:`search_near`: faces around the hint boxes only (none when
+    the region holds none; no full pass)."""
+
+    def __init__(self, det: Any, hints: np.ndarray, margin: float) -> None:
+        self.det, self.hints, self.margin = det, hints, margin
+        self.name = getattr(det, "name", "")
+        self.unguided = det
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        if hasattr(self.det, "detect_near"):
+            return list(self.det.detect_near(image, self.hints, self.margin) or [])
+        # a detector without a region search: every face, kept when its centre is in a region
+        grow = (self.hints[:, 2:] - self.hints[:, :2]) * self.margin
+        low, high = self.hints[:, :2] - grow, self.hints[:, 2:] + grow
+        keep = []
+        for face in self.det.detect(image):
+            centre = (np.asarray(face.box[:2], np.float64) + face.box[2:]) / 2
+            if ((low <= centre) & (centre <= high)).all(axis=1).any():
+                keep.append(face)
+        return keep
+
+
+def search_near(
+    image: np.ndarray,
+    hints: np.ndarray,
+    detector: str | Detector,
+    align_config: AlignConfig | None = None,
+    quality_config: QualityConfig | None = None,
+    margin: float = 0.5,
+    timings: dict[str, float] | None = None,
+) -> list[AlignedFace]:
+    """The faces of ``image`` around the ``(K, 4)`` ``hints`` only (each grown by
+    ``margin`` x its size on every side), aligned and assessed as
+    :func:`~exprsim.faces.pipeline.analyze_image` does; empty when none is there.
+
+    For a face a guided frame may have missed (:attr:`ImageFaces.guided`): the video
+    pipeline looks for a face that a full pass found in the frames before it. A detector
+    name runs on the calling thread's own instance (as the worker threads do).
+    """
+    from exprsim.faces.pipeline import analyze_image
+
+    det: Any = _thread_detector(detector) if isinstance(detector, str) else detector
+    near: Any = _NearOnly(det, np.asarray(hints, np.float64).reshape(-1, 4), margin)
+    return analyze_image(image, near, align_config, quality_config, timings=timings)
 
 
 def _analyze_one(
@@ -429,7 +487,8 @@ def _analyze_one(
         timings: dict[str, float] = {}
         faces = analyze_image(image, det, align_config, quality_config, timings=timings)
         boxes = np.array([af.face.box for af in faces], np.float64).reshape(-1, 4)
-        return ImageFaces(index, name, tuple(faces), None, timings)
+        guided = isinstance(det, _GuidedFrame) and det.guided
+        return ImageFaces(index, name, tuple(faces), None, timings, guided)
     finally:
         if guide is not None:  # always: later frames wait for this one
             guide.done(index, boxes)

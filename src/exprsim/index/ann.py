@@ -4,8 +4,10 @@ Every backend answers the same question — the ``k`` stored vectors nearest to 
 in Euclidean distance — and persists to one file beside the SQLite store (``faces.db.ann``)
 that can always be rebuilt from SQLite. Backends (registry :data:`ANN_BACKENDS`):
 
-* ``"exact"``: brute force, ``|q|^2 + |x|^2 - 2 q.x`` in float32 chunks + ``argpartition``.
-  No dependency, exact, and under a millisecond per query below :data:`EXACT_MAX` vectors.
+* ``"exact"``: brute force, candidates by ``|q|^2 + |x|^2 - 2 q.x`` in float32 chunks +
+  ``argpartition``, then scored exactly (``|q - x|`` in float64: an identical vector is at
+  distance 0, not the expansion's ~5e-4 floor). No dependency, exact, and under a
+  millisecond per query below :data:`EXACT_MAX` vectors.
 * ``"faiss-ivf"``: ``faiss.IndexIVFFlat`` (k-means coarse quantiser, nlist = 4 sqrt(N),
   nprobe = 128): the pick above :data:`EXACT_MAX` (``pip install 'exprsim[ann]'``).
 * ``"faiss-hnsw"``: ``faiss.IndexHNSWFlat`` (M=32, efConstruction=40, efSearch=64); kept
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,38 @@ def _pad(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return d, i
 
 
+#: extra candidates :meth:`ExactIndex.search` scores exactly beyond the ``k`` asked for
+RESCORE_MARGIN = 16
+
+
+def _direct_distances(
+    q64: np.ndarray, vectors: np.ndarray, rows: np.ndarray | None = None, chunk: int = 65_536
+) -> np.ndarray:
+    """``|q - x|`` in float64, without the cancellation of the expansion: ``(Q, D)`` queries
+    against ``vectors[rows]`` (``(Q, M)`` positions) -> ``(Q, M)``, or against every vector
+    (``rows=None``, in chunks) -> ``(Q, N)``."""
+    if rows is not None:
+        diff = vectors[rows].astype(np.float64) - q64[:, None, :]
+        return np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
+    out = np.empty((q64.shape[0], len(vectors)), dtype=np.float64)
+    for start in range(0, len(vectors), chunk):
+        diff = vectors[start : start + chunk].astype(np.float64)[None] - q64[:, None, :]
+        out[:, start : start + chunk] = np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
+    return out
+
+
+def _smallest(dist: np.ndarray, pos: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kk`` smallest of ``dist`` (``(M,)``) with their ``pos``, ascending; ties: the
+    lower position first."""
+    if kk < len(dist):
+        part = np.argpartition(dist, kk - 1)
+        cut = dist[part[kk - 1]]
+        pick = np.flatnonzero(dist <= cut)  # every tie at the cut, to break them by position
+        dist, pos = dist[pick], pos[pick]
+    order = np.lexsort((pos, dist))[:kk]
+    return pos[order], dist[order]
+
+
 class ExactIndex:
     """Brute-force Euclidean search (numpy).
 
@@ -120,6 +155,10 @@ class ExactIndex:
         return int(self.vectors.shape[1])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest vectors: candidates found by the fast float32 expansion
+        ``|q|^2 + |x|^2 - 2 q.x``, then scored exactly (``|q - x|`` in float64), so an
+        identical vector is at distance 0 and near-duplicates keep their true order; a query
+        whose cut-off the expansion's rounding error cannot settle is scanned exactly."""
         q = as_queries(queries, self.dim, k)
         k = require_positive_int(k, "k")  # a NumPy integer as a Python int
         n = len(self)
@@ -128,27 +167,53 @@ class ExactIndex:
             return _pad(
                 np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64), k
             )
+        approx, cand = self._candidates(q, min(n, kk + RESCORE_MARGIN))
+        q64 = q.astype(np.float64)
+        dist = _direct_distances(q64, self.vectors, cand)
+        pos = np.empty((q.shape[0], kk), dtype=np.int64)
+        best = np.empty((q.shape[0], kk), dtype=np.float64)
+        for row in range(q.shape[0]):
+            if cand.shape[1] < n and not self._settled(q64[row], approx[row], dist[row], kk):
+                d_all = _direct_distances(q64[row : row + 1], self.vectors)[0]
+                pos[row], best[row] = _smallest(d_all, np.arange(n), kk)
+            else:
+                pos[row], best[row] = _smallest(dist[row], cand[row], kk)
+        return _pad(best.astype(np.float32), self.ids[pos], k)
+
+    def _candidates(self, q: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(Q, keep)`` float32 squared distances by the expansion (unordered) and the row
+        positions of the ``keep`` vectors smallest by them: every row left out scores at
+        least the largest of its query's ``keep``."""
+        n = len(self)
         qn = np.einsum("ij,ij->i", q, q)[:, None]
         best_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
         best_i = np.zeros((q.shape[0], 0), dtype=np.int64)
         for start in range(0, n, self.chunk):
             x = self.vectors[start : start + self.chunk]
             d2 = qn + self.norms[None, start : start + self.chunk] - 2.0 * (q @ x.T)
-            kc = min(kk, d2.shape[1])
+            kc = min(keep, d2.shape[1])
             part = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < d2.shape[1] else None
             if part is None:
                 part = np.broadcast_to(np.arange(d2.shape[1]), d2.shape)
             cand_d = np.take_along_axis(d2, part, axis=1)
             best_d = np.concatenate([best_d, cand_d], axis=1)
             best_i = np.concatenate([best_i, part + start], axis=1)
-            if best_d.shape[1] > kk:
-                sel = np.argpartition(best_d, kk - 1, axis=1)[:, :kk]
+            if best_d.shape[1] > keep:
+                sel = np.argpartition(best_d, keep - 1, axis=1)[:, :keep]
                 best_d = np.take_along_axis(best_d, sel, axis=1)
                 best_i = np.take_along_axis(best_i, sel, axis=1)
-        order = np.argsort(best_d, axis=1, kind="stable")
-        best_d = np.sqrt(np.clip(np.take_along_axis(best_d, order, axis=1), 0.0, None))
-        best_i = np.take_along_axis(best_i, order, axis=1)
-        return _pad(best_d.astype(np.float32), self.ids[best_i], k)
+        return best_d, best_i
+
+    def _settled(self, q64: np.ndarray, approx: np.ndarray, dist: np.ndarray, kk: int) -> bool:
+        """Whether no vector outside one query's candidates can be nearer than the ``kk``-th
+        candidate by exact distance: each left out scores at least ``approx.max()`` by the
+        expansion, which is off by at most ``err`` (float32 rounding of the norms, the
+        ``D``-term dot product and the two sums)."""
+        eps = float(np.finfo(np.float32).eps)
+        reach = math.sqrt(float(q64 @ q64)) + math.sqrt(float(self.norms.max()))
+        err = (self.dim + 4) * eps * reach**2
+        kth = float(np.partition(dist, kk - 1)[kk - 1])
+        return float(approx.max()) - err > kth * kth
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Append ``(M, D)`` vectors with their ``(M,)`` ids."""

@@ -46,6 +46,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -55,9 +56,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ModelError, printable, require_positive_int
+from exprsim.errors import (
+    BackendUnavailableError,
+    ExprsimError,
+    ModelError,
+    printable,
+    require_positive_int,
+)
 from exprsim.index import ann as ann_mod
-from exprsim.index.backends import SCHEMA_VERSION, StoreBackend, check_schema, open_backend
+from exprsim.index.backends import (
+    SCHEMA_VERSION,
+    StoreBackend,
+    check_schema,
+    is_postgres_url,
+    open_backend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +267,9 @@ class IndexInfo:
     ann_fresh: bool
     db_bytes: int
     schema: int
+    #: the backend chosen for this database (``"auto"``: none); ``ann_backend`` is the one
+    #: the ANN cache was built with, ``ann_fresh`` whether the next search can use it
+    ann_choice: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -266,6 +282,7 @@ class IndexInfo:
             "labelled_faces": self.n_labelled,
             "tags": ", ".join(self.tag_names),
             "tag_references": self.n_tag_refs,
+            "ann_choice": self.ann_choice,
             "ann_backend": self.ann_backend,
             "ann_fresh": self.ann_fresh,
             "db_bytes": self.db_bytes,
@@ -812,6 +829,40 @@ def _sweep_temporaries(*paths: Path) -> None:
 
 # ----------------------------------------------------------------------------- the index
 
+
+def check_ann_backend(backend: str | None, location: str | Path | None = None) -> None:
+    """Refuse, before any work or write, an ANN backend an index could not use: an unknown
+    name, a faiss backend when faiss cannot be imported, or any but ``"auto"`` for a
+    PostgreSQL store (``location``: its URI; it searches with pgvector's HNSW index).
+    ``None`` and ``"auto"`` always pass. :class:`FaceIndex` and its :meth:`~FaceIndex.rebuild_ann`
+    and :meth:`~FaceIndex.refresh_ann` check with it; a command line calls it before it
+    loads a model.
+
+    Raises:
+        ExprsimError: an unknown name, or a backend other than ``"auto"`` for PostgreSQL.
+        BackendUnavailableError: a faiss backend, and faiss is not installed.
+    """
+    if backend is None or backend == "auto":
+        return
+    ann_mod.resolve_backend(backend, 0)  # an unknown name: one line
+    if location is not None and is_postgres_url(location):
+        from exprsim.index.pgvector import redact
+
+        raise ExprsimError(_pg_ann_message(redact(str(location)), backend))
+    if backend.startswith("faiss") and not ann_mod.faiss_available():
+        raise BackendUnavailableError(
+            f"ANN backend {backend} needs faiss, which is not installed: "
+            f"{ann_mod.FAISS_INSTALL}; or choose exact (or auto)"
+        )
+
+
+def _pg_ann_message(where: str, backend: str) -> str:
+    return (
+        f"{where}: a PostgreSQL index searches with pgvector HNSW; the ANN "
+        f"backend {backend!r} is for SQLite indexes (use auto)"
+    )
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -839,8 +890,10 @@ class FaceIndex:
             (default: ``exprsim.load_model()``, loaded on first use).
         ann_backend: ``"auto"``, ``"exact"``, ``"faiss-hnsw"`` or ``"faiss-ivf"``
             (:mod:`exprsim.index.ann`); ``"auto"`` takes the backend last chosen for this
-            database with :meth:`rebuild_ann` or :meth:`refresh_ann`, if any. A PostgreSQL
-            store searches with pgvector's HNSW index and takes ``"auto"`` only.
+            database with :meth:`rebuild_ann` or :meth:`refresh_ann`, if any (a faiss
+            backend chosen where faiss is installed searches exactly where it is not, with
+            one warning). A PostgreSQL store searches with pgvector's HNSW index and takes
+            ``"auto"`` only.
         store_crops: keep each aligned crop (JPEG, ~4 KB) for reports.
         create: set up the tables of a PostgreSQL database without an index, create a
             missing SQLite file (``False``: refuse both, for read-only uses; a SQLite file
@@ -855,6 +908,8 @@ class FaceIndex:
     (``closed``).
 
     Raises:
+        BackendUnavailableError: ``ann_backend`` is a faiss backend and faiss is not
+            installed (checked, as the name is, before the database is opened or created).
         ExprsimError: an unknown ``ann_backend``; a file that is not an exprsim index, or an
             index of another schema version (left unchanged); a SQLite name that is another
             index's side file (:func:`exprsim.index.backends.check_db_name`).
@@ -870,6 +925,8 @@ class FaceIndex:
         store_crops: bool = True,
         create: bool = True,
     ) -> None:
+        check_ann_backend(ann_backend, db_path)  # before anything is created
+        self._no_faiss_warned = False  # the warning of :meth:`_wanted_ann`, once
         self._db: StoreBackend = open_backend(db_path, create=create)
         #: the SQLite file, or the PostgreSQL URI without its password
         self.path: Any = self._db.path
@@ -880,7 +937,7 @@ class FaceIndex:
             self._check_ann_choice(ann_backend)
             self._init_meta()
             if ann_backend == "auto":  # the backend chosen by an explicit rebuild, if any
-                self.ann_backend = self._meta("ann_backend") or "auto"
+                self.ann_backend = self.recorded_ann_backend
         except BaseException:
             self._db.close()
             raise
@@ -931,22 +988,56 @@ class FaceIndex:
         check_schema(self.path, self._meta("schema") or "0")
 
     def _check_ann_choice(self, backend: str | None) -> None:
-        """Refuse an unknown ANN backend name, and any but ``"auto"`` for a store that
-        searches with its own index (PostgreSQL: pgvector HNSW)."""
+        """Refuse what :func:`check_ann_backend` refuses, and any backend but ``"auto"`` for
+        a store that searches with its own index (PostgreSQL: pgvector HNSW)."""
         if backend is None or backend == "auto":
             return
         ann_mod.resolve_backend(backend, 0)  # an unknown name: one line
         if self._db.searcher() is not None:
-            raise ExprsimError(
-                f"{self.path}: a PostgreSQL index searches with pgvector HNSW; the ANN "
-                f"backend {backend!r} is for SQLite indexes (use auto)"
-            )
+            raise ExprsimError(_pg_ann_message(self.path, backend))
+        check_ann_backend(backend)
+
+    @property
+    def recorded_ann_backend(self) -> str:
+        """The ANN backend chosen for this database (:meth:`rebuild_ann`,
+        :meth:`refresh_ann`), ``"auto"`` when none was."""
+        return self._meta("ann_backend") or "auto"
+
+    def _wanted_ann(self) -> str:
+        """The backend searches use: :attr:`ann_backend`, or exact search when that is a
+        faiss backend recorded for this database and faiss is not installed here (an index
+        made on another machine): one warning, which says how to record another choice."""
+        wanted = self.ann_backend
+        if not wanted.startswith("faiss") or ann_mod.faiss_available():
+            return wanted
+        if not self._no_faiss_warned:
+            self._no_faiss_warned = True
+            log.warning(
+                "%s: ANN backend %s needs faiss, which is not installed: searching exactly; "
+                "install faiss: %s; or record exact search: exprsim index rebuild --db %s "
+                "--ann exact",
+                self.path, wanted, ann_mod.FAISS_INSTALL, shlex.quote(str(self.path)),
+            )  # fmt: skip
+        return "exact"
+
+    @contextlib.contextmanager
+    def _choosing_ann(self, backend: str) -> Iterator[None]:
+        """Use ``backend`` for the work inside, and record it for this database only once
+        that work succeeded: a failed build leaves the choice as it was."""
+        before = self.ann_backend
+        self.ann_backend = backend
+        try:
+            yield
+        except BaseException:
+            self.ann_backend = before
+            raise
+        self._remember_ann_backend(backend)
 
     def _remember_ann_backend(self, backend: str) -> None:
         """Use ``backend`` from now on and record it for this database: later opens with
         ``"auto"`` and catch-ups keep it (``"auto"`` gives the choice back)."""
         self.ann_backend = backend
-        if (self._meta("ann_backend") or "auto") == backend:
+        if self.recorded_ann_backend == backend:
             return  # recorded already: nothing to write
         with self._transaction() as c:
             c.execute(
@@ -1757,6 +1848,7 @@ class FaceIndex:
             ann_fresh=bool(fresh),
             db_bytes=int(self._db.db_bytes()),
             schema=SCHEMA_VERSION,
+            ann_choice=self.recorded_ann_backend,
         )
 
     def files(self) -> Any:
@@ -1817,8 +1909,9 @@ class FaceIndex:
         return Path(f"{self.path}.ann.json")
 
     def _ann_state(self) -> tuple[str | None, bool]:
-        """ANN backend name and whether it matches the stored faces (by the stamp saved
-        inside the cache file: the JSON beside it is only a copy)."""
+        """ANN backend name and whether it matches the stored faces and can serve the next
+        search (by the stamp saved inside the cache file: the JSON beside it is only a
+        copy)."""
         searcher = self._db.searcher()
         if searcher is not None:  # the database's own vector index: fresh while it exists
             return searcher.name, bool(searcher.fresh())
@@ -1826,12 +1919,9 @@ class FaceIndex:
             stamp = ann_mod.read_cache_stamp(self.ann_path)
         except Exception:  # missing or damaged: rebuilt by the next query
             return None, False
-        fresh = (
-            stamp is not None
-            and stamp.generation == self.generation
-            and stamp.store == self._store_id
-        )
-        return (stamp.backend if stamp else None), fresh
+        if stamp is None:
+            return None, False
+        return stamp.backend, stamp.generation == self.generation and self._serves(stamp)
 
     @property
     def _store_id(self) -> str:
@@ -1847,23 +1937,31 @@ class FaceIndex:
         """Rebuild the nearest-neighbour index from scratch: the ANN cache beside a SQLite
         file (saved there), or the HNSW index of a PostgreSQL store.
 
-        ``backend``: a name chosen explicitly is recorded for this database (later
-        catch-ups, rebuilds and ``"auto"`` opens keep it); ``"auto"`` gives the choice back.
+        ``backend``: a name chosen explicitly is recorded for this database once the index
+        is built (later catch-ups, rebuilds and ``"auto"`` opens keep it); ``"auto"`` gives
+        the choice back.
 
         Raises:
             ExprsimError: an unknown backend, or one other than ``"auto"`` for PostgreSQL.
+            BackendUnavailableError: a faiss backend, and faiss is not installed (checked
+                before any work; the choice recorded before stays).
         """
         self._check_ann_choice(backend)
         searcher = self._db.searcher()
         if searcher is not None:
             searcher.rebuild()
             return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
-        if backend is not None:
-            self._remember_ann_backend(backend)
+        if backend is None:
+            return self._build_ann()
+        with self._choosing_ann(backend):
+            return self._build_ann()
+
+    def _build_ann(self) -> ann_mod.AnnStamp:
+        """Build the ANN cache of the backend wanted (:meth:`_wanted_ann`) and save it."""
         with self._db.snapshot():  # one consistent state, read without waiting for a writer
             gen, seq = self.generation, self._log_seq()
             ids, emb = self.embeddings()
-        name = ann_mod.resolve_backend(backend or self.ann_backend, len(ids))
+        name = ann_mod.resolve_backend(self._wanted_ann(), len(ids))
         t0 = time.perf_counter()
         index = ann_mod.build_index(emb, ids, backend=name)
         log.info("built %s index over %d faces in %.2f s", name, len(ids), time.perf_counter() - t0)
@@ -1919,17 +2017,22 @@ class FaceIndex:
         (nothing to do).
 
         ``backend``: ``"auto"`` or ``None`` keeps the backend chosen before for this
-        database, if any; another name is used and recorded, as :meth:`rebuild_ann` does.
+        database, if any; another name is used and recorded once the index is up to date,
+        as :meth:`rebuild_ann` does.
 
         Raises:
             ExprsimError: an unknown backend, or one other than ``"auto"`` for PostgreSQL.
+            BackendUnavailableError: a faiss backend, and faiss is not installed (checked
+                before any work; the choice recorded before stays).
         """
         self._check_ann_choice(backend)
         if backend == "auto":  # as when the store was opened: an explicit choice stays
-            self.ann_backend = self._meta("ann_backend") or "auto"
-        elif backend is not None:
-            self._remember_ann_backend(backend)
-        self._ann_index()
+            self.ann_backend = self.recorded_ann_backend
+        if backend is None or backend == "auto":
+            self._ann_index()
+        else:
+            with self._choosing_ann(backend):
+                self._ann_index()
         searcher = self._db.searcher()
         if searcher is not None:
             return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
@@ -1941,7 +2044,9 @@ class FaceIndex:
             return searcher
         gen = self.generation
         if self._ann is not None and self._ann_generation == gen:
-            return self._ann
+            wanted = self._wanted_ann()  # refresh_ann may have chosen another backend
+            if wanted in ("auto", self._ann_stamp.backend):
+                return self._ann
         cached = self._cached_ann()
         if cached is not None:
             index, stamp = cached
@@ -1954,15 +2059,23 @@ class FaceIndex:
         return self._ann
 
     def _serves(self, stamp: ann_mod.AnnStamp) -> bool:
-        """Whether a cache with ``stamp`` was built from this database (not one deleted and
-        made again, nor another index's file copied here), of its model and of the backend
-        wanted."""
-        wanted = self.ann_backend
-        return (
-            stamp.store == self._store_id
-            and stamp.model == (self.model or "")
-            and (wanted == "auto" or wanted == stamp.backend)
-        )
+        """Whether a cache with ``stamp`` can serve this database (:meth:`_why_not_served`)."""
+        return not self._why_not_served(stamp)
+
+    def _why_not_served(self, stamp: ann_mod.AnnStamp) -> str:
+        """Why a cache with ``stamp`` cannot serve this database ("" when it can): it must
+        be built from this database (not one deleted and made again, nor another index's
+        file copied here), of its model, with the backend wanted, and readable here."""
+        if stamp.store != self._store_id:
+            return "not built from this database"
+        if stamp.model != (self.model or ""):
+            return f"built with model {stamp.model}, not {self.model}"
+        wanted = self._wanted_ann()
+        if wanted != "auto" and wanted != stamp.backend:
+            return f"built as {stamp.backend}, not {wanted}"
+        if stamp.backend.startswith("faiss") and not ann_mod.faiss_available():
+            return f"built as {stamp.backend}, and faiss is not installed"
+        return ""
 
     def _cached_ann(self) -> tuple[Any, ann_mod.AnnStamp] | None:
         """The ANN cache file and the stamp saved inside it, when it can serve this database
@@ -1971,11 +2084,12 @@ class FaceIndex:
             return None
         try:
             stamp = ann_mod.read_cache_stamp(self.ann_path)  # reads the stamp only
-            if stamp is not None and self._ann is not None and self._ann_stamp == stamp:
-                index = self._ann  # what this process saved: not read again
-            elif stamp is None or not self._serves(stamp):
-                log.info("ANN cache %s: not built from this database; rebuilding", self.ann_path)
+            why = "no stamp inside" if stamp is None else self._why_not_served(stamp)
+            if why:
+                log.info("ANN cache %s: %s; rebuilding", self.ann_path, why)
                 return None
+            if self._ann is not None and self._ann_stamp == stamp:
+                index = self._ann  # what this process saved: not read again
             else:
                 index, stamp = ann_mod.load_cache(self.ann_path)  # one open: a matching pair
         except Exception as exc:  # a corrupt cache is rebuilt, never fatal
@@ -2037,7 +2151,7 @@ class FaceIndex:
             index.remove(np.fromiter(removed, dtype=np.int64))
         if added:
             index.add(vectors, np.asarray(added, dtype=np.int64))
-        why = ann_mod.needs_retrain(stamp, index, self.ann_backend, n_now)
+        why = ann_mod.needs_retrain(stamp, index, self._wanted_ann(), n_now)
         if why or len(index) != n_now:
             log.info("ANN cache: retraining (%s)", why or "count mismatch")
             return False

@@ -395,18 +395,23 @@ def embed_with_ray(
         A :class:`RayEmbedReport` (images/faces count the shards embedded by this run).
 
     Raises:
-        BackendUnavailableError: Ray is not installed.
+        BackendUnavailableError: Ray is not installed (checked before anything is written).
         ExprsimError: no inputs, or ``out_dir`` holds shards of another model or detector.
     """
 
     paths = list_inputs(inputs)
     if not paths:
         raise ExprsimError(f"no images found in {inputs}")
+    _ray()  # installed? before the output folder is made
+    stamp = _stamp(model, detector, shard_size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
-    _check_stamp(out, _stamp(model, detector, shard_size))
+    if _holds_shards(out):
+        _check_stamp(out, stamp)
+    else:  # the stamp of a run that failed before its first shard stamps nothing
+        write_json(out / STAMP_NAME, stamp)
 
     todo, retried = _work(out, names, shards, retry_failed)
     t0 = time.perf_counter()
@@ -484,6 +489,12 @@ def _stamp(model: str | Path, detector: Any, shard_size: int) -> dict[str, Any]:
     det = det if isinstance(det, str) else type(det).__name__
 
     return {"model": model_identity(model), "detector": det, "shard_size": shard_size}
+
+
+def _holds_shards(out: Path) -> bool:
+    """Whether ``out`` holds a file this engine writes per shard (a shard or its list of
+    unreadable images)."""
+    return any(_SHARD_FILE.fullmatch(f.name) and f.is_file() for f in out.iterdir())
 
 
 def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:

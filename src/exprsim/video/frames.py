@@ -1,7 +1,7 @@
 """Video frames: decode a container (PyAV) or read an image sequence, keep timestamps.
 
 :class:`FrameReader` yields :class:`Frame` objects (RGB array + source frame number +
-seconds from the start of the stream) sampled either by rate (``fps``, default 5: one
+seconds from the start of the video) sampled either by rate (``fps``, default 5: one
 frame per 0.2 s of stream time, the first frame at or after each multiple of the period,
 with half a source frame of tolerance) or every ``every``-th decoded frame. Frames not
 sampled are decoded (H.264 cannot skip them) but never converted to RGB.
@@ -51,6 +51,7 @@ import math
 import numbers
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,9 +98,13 @@ class Frame:
 
     Attributes:
         index: source frame number (0-based, decode order; a packet that could not be
-            decoded counts as one lost frame).
-        time: seconds from the start of the stream (increasing: after a jump back of the
-            timestamps, timed on from the frame before the jump).
+            decoded counts as one lost frame, and so do the frames before the first one
+            that decodes, counted from its timestamp: a stream cut in the middle of a group
+            of pictures).
+        time: seconds from the start of the video: of the container, as players count
+            (a video stream that starts after the audio starts later than 0), from the
+            timestamps (increasing: after a jump back of the timestamps, timed on from
+            the frame before the jump).
         image: ``(H, W, 3)`` uint8 RGB.
         file: the image file's name for a frame of a folder, ``""`` for a video file.
     """
@@ -121,7 +126,9 @@ class VideoInfo:
             until the first frame is decoded, the shown size from then on.
         fps: source frame rate (NaN when unknown; ``source_fps`` when the file declares
             none and it was given, :class:`FrameReader`).
-        duration: declared duration in seconds (NaN when unknown).
+        duration: the video stream's declared length in seconds (its own duration, else
+            the container's less the time before the stream's first timestamp; NaN when
+            unknown).
         n_frames: declared number of frames (0 when unknown).
         codec: codec name (``"images"`` for a folder).
     """
@@ -174,6 +181,12 @@ class FrameReader:
         n_decoded: frames decoded so far (sampled or not).
         bad_packets: packets skipped because they could not be decoded (each one a lost
             frame: the frame numbers after it count it).
+        leading_lost: frames before the first one that decodes (a stream cut in the middle
+            of a group of pictures), counted from its timestamp; the frame numbers count
+            them.
+        decoded_times: seconds of every decoded frame (sampled or not), in order.
+        sampled_at: the position in :attr:`decoded_times` of every sampled frame.
+        finished: the whole source was read (not stopped by ``max_frames`` or a close).
         decode_seconds: time spent decoding and converting frames.
 
     A reader is iterated once (a second iteration raises :class:`VideoError`: create
@@ -223,6 +236,16 @@ class FrameReader:
         self.truncated = False
         self.n_decoded = 0
         self.bad_packets = 0
+        self.leading_lost = 0
+        #: seconds of every decoded frame (sampled or not), and the place in it of every
+        #: sampled frame: what each sampled frame stands for (time on screen)
+        self.decoded_times: array[float] = array("d")
+        self.sampled_at: list[int] = []
+        #: the whole source was read (not stopped by ``max_frames`` or an early close)
+        self.finished = False
+        #: seconds by which the video stream starts after the container (an audio track
+        #: that starts first); frame times count from the container's start, as players do
+        self._lead = 0.0
         self.decode_seconds = 0.0
         self._files: list[Path] | None = None
         self._container: Any = None
@@ -305,12 +328,8 @@ class FrameReader:
         self._check_pixels(width, height)
         rate = stream.average_rate or stream.guessed_rate
         fps = self._source_rate(container, stream, float(rate) if rate else math.nan)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000.0
-        else:
-            duration = math.nan
+        self._lead = _stream_lead(container, stream)
+        duration = _stream_length(container, stream)
         if still:  # turned as load_image turns it (FFmpeg's own EXIF reading differs)
             self._orientation = _file_orientation(self.source)
             if self._orientation >= 5:  # a quarter turn: shown the other way round
@@ -477,6 +496,7 @@ class FrameReader:
         for i, path in enumerate(self._files):
             t = i / self.sequence_fps
             self.n_decoded += 1
+            self.decoded_times.append(t)
             if not take(i, t):
                 continue
             start = time.perf_counter()
@@ -486,10 +506,12 @@ class FrameReader:
                 self._warn(f"{path}: unreadable frame skipped ({exc})")
                 continue
             self.decode_seconds += time.perf_counter() - start
+            self.sampled_at.append(len(self.decoded_times) - 1)
             yield Frame(i, t, image, path.name)
             n_out += 1
             if self.max_frames is not None and n_out >= self.max_frames:
                 return
+        self.finished = True
 
     def _iter_animated(self) -> Iterator[Frame]:
         """The frames of an animated WebP, read with Pillow, at their own times."""
@@ -513,15 +535,18 @@ class FrameReader:
                     break
                 self.n_decoded += 1
                 t = float(img.info.get("timestamp") or 0) / 1000.0
+                self.decoded_times.append(t)
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
                     continue
                 image = apply_orientation(pil_to_rgb8(img, str(self.source)), self._orientation)
                 self.decode_seconds += time.perf_counter() - start
+                self.sampled_at.append(len(self.decoded_times) - 1)
                 yield Frame(i, t, image)
                 n_out += 1
                 if self.max_frames is not None and n_out >= self.max_frames:
                     return
+            self.finished = True
         finally:
             self.close()
         if self.n_decoded == 0:
@@ -532,7 +557,9 @@ class FrameReader:
         tb = float(stream.time_base) if stream.time_base is not None else 0.0
         src_fps = self.info.fps if math.isfinite(self.info.fps) else ASSUMED_FPS
         by_index = self._index_times or not tb
-        clock = _Clock(self.source, stream.start_time or 0, tb, src_fps, by_index, self._warn)
+        start_pts = stream.start_time or 0
+        lead = 0.0 if by_index else self._lead
+        clock = _Clock(self.source, start_pts, tb, src_fps, by_index, self._warn, lead)
         take = self._selector()
         n_out = 0
         decoder = self._decode_skipping_bad_packets(container, stream)
@@ -542,26 +569,46 @@ class FrameReader:
                 frame = self._next_frame(decoder)
                 if frame is None:
                     break
+                if self.n_decoded == 0 and not by_index and frame.pts is not None:
+                    self._count_leading((frame.pts - start_pts) * tb, src_fps)
                 # an undecodable packet is a lost frame: the numbers stay the source's
-                i = self.n_decoded + self.bad_packets
+                i = self.n_decoded + self.bad_packets + self.leading_lost
                 self.n_decoded += 1
                 if not self._within_limit(frame, n_out):
                     break
                 if self.n_decoded == 1:
                     self._show_size(frame)
                 t = clock.time(i, frame.pts)
+                self.decoded_times.append(float(t))
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
                     continue
                 image = self._upright(frame.to_ndarray(format="rgb24"), frame)
                 self.decode_seconds += time.perf_counter() - start
+                self.sampled_at.append(len(self.decoded_times) - 1)
                 yield Frame(i, float(t), image)
                 n_out += 1
                 if self.max_frames is not None and n_out >= self.max_frames:
                     return
+            self.finished = True
         finally:
             self.close()
-        self._check_end(clock.last + 1.0 / src_fps)
+        # compared with the stream's own length: times count from the container's start
+        self._check_end(clock.last - lead + 1.0 / src_fps)
+
+    def _count_leading(self, first: float, src_fps: float) -> None:
+        """Frames before the first decoded one (``first`` seconds after the stream's first
+        timestamp) that the decoder dropped without an error (a stream cut in the middle of
+        a group of pictures: its first frames refer to a keyframe that is not there); the
+        frame numbers count them, as they count undecodable packets."""
+        lost = round(first * src_fps)
+        if first > 0.5 / src_fps and lost > 0:
+            self.leading_lost = lost
+            self._warn(
+                f"{self.source}: the first {lost} frame(s) do not decode (the stream starts "
+                "in the middle of a group of pictures: cut without re-encoding?); frame "
+                "numbers count them"
+            )
 
     def _next_frame(self, decoder: Iterator[Any]) -> Any:
         """The next decoded frame; ``None`` at the end of the stream, or after a demuxer
@@ -681,6 +728,44 @@ def _rate(value: object, what: str, span: str, low: float, open_low: bool = Fals
     return rate
 
 
+def _stream_start(stream: Any) -> float | None:
+    """Seconds of the video stream's first timestamp, ``None`` when unknown."""
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _stream_lead(container: Any, stream: Any) -> float:
+    """Seconds by which the video stream starts after the container (an audio track that
+    starts first: players, and ``ffmpeg -ss``, count time from the container's start);
+    0 when they start together or either start is unknown (never negative)."""
+    start = _stream_start(stream)
+    if start is None or container.start_time is None:
+        return 0.0
+    lead = start - container.start_time / 1_000_000.0
+    return lead if lead > 1e-6 else 0.0  # the container's start is in whole microseconds
+
+
+def _stream_length(container: Any, stream: Any) -> float:
+    """The video stream's own length in seconds (NaN when unknown): its declared duration,
+    else the container's less the time before the stream's first timestamp. Matroska (and
+    WebM) count the container's duration from timestamp 0, the other formats from the
+    container's start (the earliest stream's first timestamp)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is None:
+        return math.nan
+    duration = container.duration / 1_000_000.0
+    start = _stream_start(stream)
+    if start is not None and start > 0:
+        name = str(getattr(getattr(container, "format", None), "name", "") or "")
+        if "matroska" in name or "webm" in name:
+            duration -= start
+        else:
+            duration -= _stream_lead(container, stream)
+    return duration if duration > 0 else math.nan
+
+
 def read_frames(
     source: str | Path,
     fps: float | None = DEFAULT_FPS,
@@ -717,9 +802,10 @@ class _Clock:
         src_fps: float,
         by_index: bool,
         warn: Callable[[str], None],
+        lead: float = 0.0,
     ) -> None:
         self.source, self.start, self.time_base, self.src_fps = source, start, time_base, src_fps
-        self.by_index, self.warn = by_index, warn
+        self.by_index, self.warn, self.lead = by_index, warn, lead
         self.offset = 0.0  # seconds added to the stream's times since the last jump back
         self.last = -math.inf  # the latest time given
         self.jumps = 0
@@ -729,7 +815,7 @@ class _Clock:
         if self.by_index or pts is None:
             t = i / self.src_fps + self.offset
         else:
-            t = (pts - self.start) * self.time_base + self.offset
+            t = (pts - self.start) * self.time_base + self.lead + self.offset
         step = 1.0 / self.src_fps
         if t < self.last - step:
             self.jumps += 1

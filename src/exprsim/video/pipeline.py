@@ -94,13 +94,15 @@ class VideoConfig:
             frames after one without faces); the others search only around the faces of
             the frame ``workers`` before (:class:`exprsim.faces.stream.TrackGuide`),
             falling back to the full detector when a face is not where it was. A face
-            entering the frame is found within this many sampled frames. 1 = the full
-            detector on every frame.
+            entering the frame is found by the next full detection, and then searched for
+            in the guided frames before it (so a short appearance keeps all its faces).
+            1 = the full detector on every frame.
         descriptor_stride, descriptor_max_stride: describe the 1st face of each track,
             then the faces ``stride``, ``2 * stride``, ``4 * stride``, ... further on, the gap
             capped at ``max_stride`` faces (:func:`descriptor_gap`).
         min_iou, max_gap: IoU tracking (link threshold; sampled frames a track may miss).
-        smooth_window: median window (sampled faces of one person).
+        smooth_window: median window (sampled faces of one person), odd: centred on
+            each face (1: no smoothing; an even window is refused).
         n_summary: clusters in each person's expression summary.
         summary_method: :data:`exprsim.apps.summarize.SUMMARY_METHODS` key (``"ward"``:
             Ward linkage, Euclidean, as in FEENet).
@@ -657,7 +659,7 @@ def _identity_encoder(method: str) -> Any:
     from exprsim.faces.identity import IdentityEncoder
 
     try:
-        return IdentityEncoder()
+        return IdentityEncoder(purpose="grouping faces into persons by identity")
     except BackendUnavailableError as exc:
         if method == "dlib":
             raise
@@ -777,7 +779,7 @@ def _analysis(late: _Late, read: _Read, interrupted: bool, t_start: float) -> Vi
     collected, reader, cfg, n_sampled = read.collected, read.reader, read.cfg, read.n_sampled
     return VideoAnalysis(
         info=reader.info,
-        config=cfg,
+        config=_sampling_used(cfg, reader),
         n_sampled=n_sampled,
         sample_period=reader.sample_period,
         faces=tuple(collected.faces),
@@ -789,6 +791,14 @@ def _analysis(late: _Late, read: _Read, interrupted: bool, t_start: float) -> Vi
         expression_space=cfg.embedding,
         **_late_fields(late, read),
     )
+
+
+def _sampling_used(cfg: VideoConfig, reader: FrameReader) -> VideoConfig:
+    """``cfg`` with the sampling the reader used: every image of a folder of frames
+    (``fps=None, every=1``) unless ``every`` was given."""
+    if (reader.fps, reader.every) == (cfg.fps if cfg.every is None else None, cfg.every):
+        return cfg
+    return replace(cfg, fps=reader.fps, every=reader.every)
 
 
 #: The stages after reading, in order (:attr:`_Late.stage`).
@@ -1147,7 +1157,6 @@ def _decode_frames(
     """:func:`_read_frames` without the closing."""
     from tqdm import tqdm
 
-    n_sampled = 0
     interrupted = False
     bar = tqdm(
         total=reader.expected_samples(),
@@ -1174,28 +1183,108 @@ def _decode_frames(
         workers=collector.cfg.workers,
         guide=guide,
     )
-    try:
-        for slot, item in enumerate(found):
-            collector.add_frame(slot, frames.popleft(), item)
-            n_sampled = slot + 1
+    search = _BackSearch(collector)
+
+    def add(ready: list[tuple[int, Any, Any]]) -> None:
+        for slot, frame, item in ready:
+            collector.add_frame(slot, frame, item)
             bar.update(1)
             if on_frame is not None:
-                on_frame(n_sampled, bar.total)
+                on_frame(slot + 1, bar.total)
+
+    try:
+        for slot, item in enumerate(found):
+            add(search.push(slot, frames.popleft(), item))
+        add(search.drain())
     except KeyboardInterrupt:
         interrupted = True
+        with hold_interrupts("the frames already analysed"):
+            add(search.drain())  # analysed in full: kept
+        log.warning(
+            "interrupted after %d sampled frames: keeping the partial analysis",
+            len(collector.sample_times),
+        )
+    finally:
         # a Ctrl-C inside add_frame leaves that frame's faces (some at least): count it
         n_sampled = len(collector.sample_times)
-        log.warning("interrupted after %d sampled frames: keeping the partial analysis", n_sampled)
-    finally:
         found.close()  # cancels frames still in flight
         log.info(
-            "detection guided by earlier frames on %d of %d sampled frames (%d fell back)",
+            "detection guided by earlier frames on %d of %d sampled frames (%d fell back); "
+            "%d face(s) found afterwards in guided frames",
             guide.guided,
             n_sampled,
             guide.fallbacks,
+            search.found,
         )
         bar.close()
     return n_sampled, interrupted
+
+
+class _BackSearch:
+    """Faces that guided detection missed, found afterwards.
+
+    A guided frame (:attr:`~exprsim.faces.stream.ImageFaces.guided`) searches only near
+    faces already seen, so someone who comes in just after a full detection is first found
+    at the next one, up to ``redetect_every - 1`` sampled frames late, and a short
+    appearance would then have too few faces to be a person. So guided frames wait here
+    (at most ``redetect_every - 1``) before they are collected; when the next full
+    detection finds a face that no face of the frame before it overlaps, the waiting
+    frames are searched around it (:func:`~exprsim.faces.stream.search_near`), latest
+    first, each around the face found in the one after it, until it is not found.
+    """
+
+    def __init__(self, collector: _FaceCollector) -> None:
+        self.collector = collector
+        self.limit = max(0, collector.cfg.redetect_every - 1)
+        self.waiting: list[tuple[int, Any, Any]] = []  # (slot, frame, ImageFaces)
+        self.found = 0  # faces found afterwards
+
+    def push(self, slot: int, frame: Any, item: Any) -> list[tuple[int, Any, Any]]:
+        """The frames ready to be collected, in order, after sampled frame ``slot``."""
+        if getattr(item, "guided", False) and self.limit:
+            self.waiting.append((slot, frame, item))
+            ready = self.waiting[: -self.limit]
+            self.waiting = self.waiting[-self.limit :]
+            return ready
+        if self.waiting:
+            for af in item.faces:
+                self._search_back(af.face.box)
+        return [*self.drain(), (slot, frame, item)]
+
+    def drain(self) -> list[tuple[int, Any, Any]]:
+        """The waiting frames (the stream ended, or stopped)."""
+        ready, self.waiting = self.waiting, []
+        return ready
+
+    def _search_back(self, box: np.ndarray) -> None:
+        """Look for the face at ``box`` (of the frame after the waiting ones) in the
+        waiting frames, latest first, while it is found and was not there already."""
+        from exprsim.faces.detect import box_iou
+        from exprsim.faces.stream import search_near
+
+        c = self.collector
+        hint = np.asarray(box, np.float64).reshape(1, 4)
+        for k in range(len(self.waiting) - 1, -1, -1):
+            slot, frame, item = self.waiting[k]
+            have = np.array([af.face.box for af in item.faces], np.float64).reshape(-1, 4)
+            if len(have) and box_iou(hint, have).max() >= c.cfg.min_iou:
+                return  # seen there: not a face that came in unseen
+            timings = dict(item.timings)
+            got = search_near(
+                frame.image, hint, c.detector, c.align_cfg, c.quality_cfg, timings=timings
+            )
+            if len(have):  # not one of the faces already there
+                got = [af for af in got if box_iou(af.face.box[None], have).max() < 0.3]
+            if not got:
+                return
+            best = max(got, key=lambda af: float(box_iou(af.face.box[None], hint)[0, 0]))
+            faces = sorted(
+                (*item.faces, best),
+                key=lambda af: (-af.face.width * af.face.height, float(af.face.box[0])),
+            )
+            self.waiting[k] = (slot, frame, replace(item, faces=tuple(faces), timings=timings))
+            self.found += 1
+            hint = np.asarray(best.face.box, np.float64).reshape(1, 4)
 
 
 def _persons(
@@ -1344,6 +1433,11 @@ def _check_config(cfg: VideoConfig, detector: Any = None) -> None:
         detector.check_open()  # a closed detector fails before the video is opened
     if cfg.identity not in IDENTITY_METHODS:
         raise ExprsimError(f"unknown identity method {cfg.identity!r}; known: {IDENTITY_METHODS}")
+    if cfg.smooth_window > 1 and cfg.smooth_window % 2 == 0:
+        raise ExprsimError(
+            f"smooth_window must be odd (a median window centred on each face: 1, 3, 5, ...), "
+            f"got {cfg.smooth_window}"
+        )
     if cfg.redetect_every < 1 or cfg.workers < 1:
         raise ExprsimError(
             f"redetect_every and workers must be at least 1, got {cfg.redetect_every} "
@@ -1435,38 +1529,83 @@ def _thumb(crop: np.ndarray, size: int) -> bytes:
     return buf.tobytes()
 
 
-def sample_seconds(times: Sequence[float], period: float, jitter: float = 0.0) -> np.ndarray:
+def sample_seconds(
+    times: Sequence[float],
+    period: float,
+    jitter: float = 0.0,
+    decoded: Sequence[float] | None = None,
+    sampled_at: Sequence[int] | None = None,
+    finished: bool = False,
+) -> np.ndarray:
     """Seconds of video each sampled frame stands for (time on screen adds them up).
 
-    A sampled frame stands for the time until the next sampled frame (its real timestamps),
-    at most ``2 * period`` (a long gap in the stream does not inflate a person's time); the
-    last one stands for ``period``. A gap within ``jitter`` of ``period`` counts as
-    ``period`` exactly: on a constant-frame-rate clip the sampled frames are the first
-    source frames at or after each multiple of the period, so their gaps wander by up to a
-    source frame around it (:attr:`FrameReader.sample_jitter`), and time on screen stays the
-    number of sampled frames x ``period``; only the real gaps of a variable-frame-rate clip
-    change it. Out-of-order timestamps count as 0 s.
+    A sampled frame stands for the time until the next sampled frame: each decoded frame
+    from it up to the next sampled one is shown until the next decoded frame (its real
+    timestamps), so a stretch where the source itself has few frames (a screen recording,
+    a low-light phone clip) counts in full. Only a hole counts at most ``2 * period``: a gap
+    between two decoded frames longer than ``2 * period`` and more than twice the gaps
+    around it (frames missing from a stream, not a lower frame rate). The last decoded
+    frame of a source read to its end (``finished``) stands for the gap before it, the last
+    sampled frame otherwise for ``period``. A sampled frame's time within ``jitter`` of
+    ``period`` counts as ``period`` exactly: on a constant-frame-rate clip the sampled
+    frames are the first source frames at or after each multiple of the period, so their
+    gaps wander by up to a source frame around it (:attr:`FrameReader.sample_jitter`), and
+    time on screen stays the number of sampled frames x ``period``. Out-of-order timestamps
+    count as 0 s.
 
     Args:
-        times: seconds of each sampled frame from the start of the stream, in order.
+        times: seconds of each sampled frame, in order.
         period: seconds of video per sampled frame (:attr:`FrameReader.sample_period`).
         jitter: see above.
+        decoded: seconds of every decoded frame (:attr:`FrameReader.decoded_times`);
+            ``None``: only the sampled frames are known (``times``).
+        sampled_at: the position in ``decoded`` of each sampled frame
+            (:attr:`FrameReader.sampled_at`).
+        finished: the source was read to its end (:attr:`FrameReader.finished`).
 
     Returns:
         ``(len(times),)`` float64 seconds.
     """
     t = np.asarray(times, dtype=np.float64)
-    out = np.full(len(t), float(period))
-    if len(t) > 1:
-        gaps = np.clip(np.diff(t), 0.0, 2.0 * period)
-        real = np.abs(gaps - period) > jitter
-        out[:-1] = np.where(real, gaps, period)
+    if decoded is None or sampled_at is None:
+        d, pos, finished = t, np.arange(len(t)), False
+    else:
+        d = np.asarray(decoded, dtype=np.float64)
+        pos = np.asarray(sampled_at, dtype=np.int64)[: len(t)]
+    if len(t) == 0:
+        return np.zeros(0)
+    spans = _decoded_spans(d, float(period), finished)
+    total = np.concatenate([[0.0], np.cumsum(spans)])
+    ends = np.append(pos[1:], len(d))
+    out = total[ends] - total[pos]
+    out[np.abs(out - period) <= jitter] = period
     return out
+
+
+def _decoded_spans(d: np.ndarray, period: float, finished: bool) -> np.ndarray:
+    """Seconds each decoded frame (times ``d``) is shown (see :func:`sample_seconds`)."""
+    gaps = np.clip(np.diff(d), 0.0, None)
+    before = np.concatenate([[0.0], gaps[:-1]])
+    after = np.concatenate([gaps[1:], [0.0]])
+    hole = (gaps > 2.0 * period) & (gaps > 2.0 * np.maximum(before, after))
+    gaps = np.where(hole, 2.0 * period, gaps)
+    last = float(gaps[-1]) if finished and len(gaps) else period
+    return np.append(gaps, last)
 
 
 def _seconds(collected: _FaceCollector, reader: FrameReader) -> np.ndarray:
     """:func:`sample_seconds` of the frames sampled so far."""
-    return sample_seconds(collected.sample_times, reader.sample_period, reader.sample_jitter)
+    times = collected.sample_times
+    if len(reader.sampled_at) < len(times):  # pragma: no cover - every slot was read
+        return sample_seconds(times, reader.sample_period, reader.sample_jitter)
+    return sample_seconds(
+        times,
+        reader.sample_period,
+        reader.sample_jitter,
+        reader.decoded_times,
+        reader.sampled_at,
+        reader.finished,
+    )
 
 
 def _duration(reader: FrameReader) -> float:

@@ -118,7 +118,7 @@ def _overview_rows(analysis: Any) -> list[dict[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("video", f"{info.width}x{info.height}, {info.codec}"),
         ("source fps / duration", f"{info.fps:.3f} / {info.duration:.2f} s"),
-        ("sampling", f"every {cfg.every} frames" if cfg.every else f"{cfg.fps:g} fps"),
+        ("sampling", _sampling_text(cfg, info)),
         ("frames sampled", analysis.n_sampled),
         ("faces (accepted)", f"{len(analysis.faces)} ({n_ok})"),
         ("rejected by reason", rejected),
@@ -128,6 +128,14 @@ def _overview_rows(analysis: Any) -> list[dict[str, Any]]:
         ("summaries cluster", _space_text(analysis)),
     ]
     return [{"what": what, "value": value} for what, value in rows]
+
+
+def _sampling_text(cfg: Any, info: Any) -> str:
+    """How the frames were sampled: a rate, every N-th frame, or every image of a folder."""
+    if cfg.every is None:
+        return f"{cfg.fps:g} fps"
+    what = "image" if info.codec == "images" else "frame"
+    return f"every {what}" if cfg.every == 1 else f"every {cfg.every} {what}s"
 
 
 def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:

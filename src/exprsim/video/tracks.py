@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exprsim.errors import ExprsimError
 from exprsim.faces.detect import box_iou
 
 log = logging.getLogger(__name__)
@@ -260,13 +261,19 @@ def _stable_ids(raw: np.ndarray, slots: np.ndarray, boxes: np.ndarray) -> np.nda
 def median_smooth(embeddings: np.ndarray, window: int = 3, normalize: bool = True) -> np.ndarray:
     """Centred running median of ``(N, D)`` time-ordered embeddings, re-normalised.
 
-    The window shrinks at both ends (the first face uses faces 0..w//2). ``window <= 1``
-    only re-normalises. ``normalize=False`` skips the re-normalisation (codes that are not
+    The window is odd, centred on each face (``window // 2`` faces on either side), and
+    shrinks at both ends (the first face uses faces 0..w//2). ``window <= 1`` only
+    re-normalises. ``normalize=False`` skips the re-normalisation (codes that are not
     unit vectors, such as perceptual-VAE codes).
 
     Returns:
         ``(N, D)`` float32, rows L2-normalised (when ``normalize``).
+
+    Raises:
+        ExprsimError: an even ``window`` (a centred window has an odd length).
     """
+    if int(window) > 1 and int(window) % 2 == 0:
+        raise ExprsimError(f"the median window must be odd (1, 3, 5, ...), got {window}")
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) == 0:
         return x.reshape(0, x.shape[-1] if x.ndim == 2 else 0)
