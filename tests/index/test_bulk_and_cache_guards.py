@@ -123,6 +123,15 @@ class _ShortSighted:
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         return np.arange(len(self.emb)), self.emb
 
+    def nearest_passing(self, q, k, quality_ok_only=False, **kw):
+        ids = np.flatnonzero(self.ok) if quality_ok_only else np.arange(len(self.emb))
+        d = np.linalg.norm(self.emb[ids] - q, axis=1)
+        order = np.argsort(d, kind="stable")[:k]
+        return ids[order], d[order].astype(np.float64)
+
+    def count_passing(self, quality_ok_only=False, **kw):
+        return int(self.ok.sum()) if quality_ok_only else len(self.emb)
+
 
 def test_a_strict_filter_finds_its_hits_past_the_approximate_candidates() -> None:
     from exprsim.apps.search import _collect_hits, _Filters, _Query

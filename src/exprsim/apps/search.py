@@ -13,13 +13,12 @@
 
 The index is asked for more neighbours than ``k`` (and more again) until ``k`` faces pass
 or the whole index was seen: on an approximate index (IVF, HNSW, pgvector) the hits are
-then approximate, as its search. With a quality filter on the embedded (SQLite) store the
-faces are walked in exact distance order over every stored embedding instead (~0.1 s per
-100,000 faces), so the search returns the true ``k`` nearest faces that pass: a strict
-filter drops most of an approximate index's candidates, and the nearest faces that pass
-are the ones it misses. On PostgreSQL a filtered search stays on the HNSW index (reading
-every embedding out of a large database for each query would take minutes). Hit distances
-are computed exactly (float64) from the stored embeddings.
+then approximate, as its search. With a quality filter the faces that pass it are ranked
+exactly instead (:meth:`~exprsim.index.FaceIndex.nearest_passing`: SQLite reads their
+embeddings, PostgreSQL scans them in the server), so the search returns the true ``k``
+nearest faces that pass: a strict filter drops most of an approximate index's
+candidates, and the nearest faces that pass are the ones it misses. Hit distances are
+computed exactly (float64) from the stored embeddings.
 """
 
 from __future__ import annotations
@@ -407,18 +406,18 @@ def _collect_hits(
     filter removed.
 
     The index (exact or approximate) is asked for more and more neighbours until ``k``
-    pass. With a quality filter on the embedded store the faces are walked in exact
-    distance order instead (:func:`_exact_walk`): an approximate index (IVF, HNSW) asked
-    for many neighbours returns an incomplete list, and the nearest faces that pass a
-    strict filter are the ones it misses. (The same-image and identity filters drop a few
-    faces, the query person's; PostgreSQL stays on its HNSW index: see the module text.)
+    pass. With a quality filter the passing faces are ranked exactly instead
+    (:func:`_passing_walk`): an approximate index (IVF, HNSW, pgvector) asked for many
+    neighbours returns an incomplete list, and the nearest faces that pass a strict
+    filter are the ones it misses. (The same-image and identity filters drop a few faces,
+    the query person's.)
     """
     col = _Collector(index, q, k, filters, identity)
     total = len(index)
     if not total:
         return [], col.excluded
-    if filters.narrows and getattr(index, "backend", "sqlite") != "postgresql":
-        _exact_walk(col)
+    if filters.narrows:
+        _passing_walk(col, total)
         return col.ranked(), col.excluded
     fetch = min(total, k * 3 + 10)
     while not col.full:
@@ -436,6 +435,33 @@ def _collect_hits(
     if not col.full and len(col.seen) < total:  # the approximate index ran out of candidates
         _exact_walk(col)
     return col.ranked(), col.excluded
+
+
+def _passing_walk(col: _Collector, total: int) -> None:
+    """The faces passing the quality filters, nearest first and exactly (the index ranks
+    them: :meth:`~exprsim.index.FaceIndex.nearest_passing`), in growing batches until
+    ``k`` pass the other filters too; ``excluded["quality"]`` counts every face of the
+    index the quality filters leave out."""
+    f = col.filters
+    opts = {
+        "quality_ok_only": f.quality_ok_only,
+        "min_sharpness": f.min_sharpness,
+        "max_abs_yaw": f.max_abs_yaw,
+    }
+    fetch = col.k * 3 + 10
+    while not col.full:
+        ids, dist = col.index.nearest_passing(col.q.embedding, fetch, **opts)
+        col.take(
+            [
+                (int(i), float(d))
+                for i, d in zip(ids.tolist(), dist.tolist(), strict=True)
+                if int(i) not in col.seen
+            ]
+        )
+        if len(ids) < fetch:
+            break
+        fetch *= 4
+    col.excluded["quality"] += total - col.index.count_passing(**opts)
 
 
 def _exact_walk(col: _Collector, chunk: int = 65_536) -> None:

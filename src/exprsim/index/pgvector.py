@@ -488,6 +488,10 @@ class PostgresBackend(StoreBackend):
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
 
+    def vector_value(self, stored: Any) -> np.ndarray:
+        to_numpy = getattr(stored, "to_numpy", None)  # pgvector's Vector (binary cursors)
+        return np.asarray(to_numpy() if to_numpy is not None else stored, dtype=np.float32)
+
     # -- bulk
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -595,6 +599,25 @@ class PostgresBackend(StoreBackend):
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         emb = np.stack([np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows])
         return ids, emb
+
+    def nearest_where(
+        self, query: np.ndarray, k: int, where: str, params: Sequence[Any] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As the base class's, inside the server: a sequential scan (index scans off, so
+        exact, not HNSW's filtered approximation) keeping the ``k`` nearest."""
+        v = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        sql = self._sql(
+            f"SELECT id, embedding <-> ? FROM faces WHERE {where} "
+            "ORDER BY embedding <-> ?, id LIMIT ?"
+        )
+        with self._guard(), self.conn.transaction():
+            self.conn.execute("SET LOCAL enable_indexscan = off")
+            with self.conn.cursor(binary=True) as cur:
+                cur.execute(sql, (v, *params, v, int(k)))
+                rows = cur.fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        dist = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        return ids, dist
 
     def db_bytes(self) -> int:
         with self._guard():

@@ -878,6 +878,23 @@ def _ann_locked(method: _F) -> _F:
     return run  # type: ignore[return-value]
 
 
+def _quality_where(
+    quality_ok_only: bool, min_sharpness: float | None, max_abs_yaw: float | None
+) -> tuple[str, list[float]]:
+    """The SQL condition (``?`` placeholders) and parameters of the quality filters of a
+    search (``TRUE`` when none is on); a face with no value for a filtered column fails."""
+    terms, params = ["1 = 1"], []
+    if quality_ok_only:
+        terms.append("quality_ok <> 0")
+    if min_sharpness is not None:
+        terms.append("sharpness >= ?")
+        params.append(float(min_sharpness))
+    if max_abs_yaw is not None:
+        terms.append("ABS(yaw) <= ?")
+        params.append(float(max_abs_yaw))
+    return " AND ".join(terms), params
+
+
 class FaceIndex:
     """A persistent, incremental index of faces and their expression embeddings.
 
@@ -1897,6 +1914,33 @@ class FaceIndex:
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """All face ids ``(N,)`` int64 and embeddings ``(N, 16)`` float32, ordered by id."""
         return self._db.all_embeddings()
+
+    def nearest_passing(
+        self,
+        query: np.ndarray,
+        k: int,
+        quality_ok_only: bool = False,
+        min_sharpness: float | None = None,
+        max_abs_yaw: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` faces nearest ``query`` (``(16,)``) among those passing the quality
+        filters, exactly whatever the ANN backend: ids ``(n,)`` int64 and distances
+        ``(n,)`` float64, nearest first (ties: lower id); ``n < k`` when fewer pass. SQLite
+        reads the passing faces' embeddings; PostgreSQL scans them in the server."""
+        where, params = _quality_where(quality_ok_only, min_sharpness, max_abs_yaw)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        return self._db.nearest_where(q, int(k), where, params)
+
+    def count_passing(
+        self,
+        quality_ok_only: bool = False,
+        min_sharpness: float | None = None,
+        max_abs_yaw: float | None = None,
+    ) -> int:
+        """How many faces pass the quality filters (see :meth:`nearest_passing`)."""
+        where, params = _quality_where(quality_ok_only, min_sharpness, max_abs_yaw)
+        row = self._db.execute(f"SELECT COUNT(*) FROM faces WHERE {where}", params).fetchone()
+        return int(row[0])
 
     # -- nearest neighbours
 
