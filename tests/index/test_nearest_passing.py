@@ -99,3 +99,28 @@ def test_sqlite_reads_only_the_passing_faces(tmp_path: Path) -> None:
         index._db.execute = spy  # type: ignore[method-assign]
         index.nearest_passing(np.ones(16, np.float32) / 4, 5, quality_ok_only=True)
         assert any("WHERE 1 = 1 AND quality_ok <> 0" in s for s in seen)
+
+
+def test_an_exact_index_answers_a_filtered_search_itself(tmp_path: Path, monkeypatch) -> None:
+    # an exact index returns neighbours in true order: no need to read the passing faces
+    with FaceIndex(tmp_path / "f.db") as index:
+        index.add_table(_faces(400, seed=6), model="stub@1")
+        index.rebuild_ann("exact")
+        assert index.searches_exactly
+        ids, emb = index.embeddings()
+        ok = np.array([bool(r.quality_ok) for r in sorted(index.records(), key=lambda r: r.id)])
+        called = []
+        monkeypatch.setattr(index, "nearest_passing", lambda *a, **k: called.append(1))
+        model = types.SimpleNamespace(config=types.SimpleNamespace(name_version="stub@1"))
+        q = emb[3]
+        query = types.SimpleNamespace(
+            embedding=q,
+            source="<q>",
+            face_index=0,
+            aligned=types.SimpleNamespace(crop=None, face=types.SimpleNamespace(box=np.zeros(4))),
+        )
+        res = search(query, index, k=8, embedder=model, quality_ok_only=True)
+        d = np.linalg.norm(emb.astype(np.float64) - q.astype(np.float64), axis=1)
+        want = [int(ids[j]) for j in np.lexsort((ids, d)) if ok[j]][:8]
+        assert [h.face_id for h in res.hits] == want and not called
+        assert res.excluded["quality"] == int((~ok).sum())

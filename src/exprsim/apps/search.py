@@ -416,12 +416,22 @@ def _collect_hits(
     total = len(index)
     if not total:
         return [], col.excluded
-    if filters.narrows:
-        _passing_walk(col, total)
-        return col.ranked(), col.excluded
-    fetch = min(total, k * 3 + 10)
+    if filters.narrows and not getattr(index, "searches_exactly", False):
+        _passing_walk(col)
+    else:  # no quality filter, or an exact index: its neighbours in order are the truth
+        _index_walk(col, total)
+    if filters.narrows:  # every face of the index the quality filters leave out
+        col.excluded["quality"] = total - index.count_passing(**_quality_options(filters))
+    return col.ranked(), col.excluded
+
+
+def _index_walk(col: _Collector, total: int) -> None:
+    """Ask the index for more and more neighbours until ``k`` pass the filters or the
+    whole index was seen; an approximate index that runs out of candidates first has the
+    faces it never returned scanned exactly."""
+    fetch = min(total, col.k * 3 + 10)
     while not col.full:
-        dist, ids = index.query(q.embedding, k=fetch)
+        dist, ids = col.index.query(col.q.embedding, k=fetch)
         col.take(
             [
                 (int(i), float(d))
@@ -434,20 +444,21 @@ def _collect_hits(
         fetch = min(total, fetch * 4)
     if not col.full and len(col.seen) < total:  # the approximate index ran out of candidates
         _exact_walk(col)
-    return col.ranked(), col.excluded
 
 
-def _passing_walk(col: _Collector, total: int) -> None:
-    """The faces passing the quality filters, nearest first and exactly (the index ranks
-    them: :meth:`~exprsim.index.FaceIndex.nearest_passing`), in growing batches until
-    ``k`` pass the other filters too; ``excluded["quality"]`` counts every face of the
-    index the quality filters leave out."""
-    f = col.filters
-    opts = {
+def _quality_options(f: _Filters) -> dict[str, Any]:
+    return {
         "quality_ok_only": f.quality_ok_only,
         "min_sharpness": f.min_sharpness,
         "max_abs_yaw": f.max_abs_yaw,
     }
+
+
+def _passing_walk(col: _Collector) -> None:
+    """The faces passing the quality filters, nearest first and exactly (the index ranks
+    them: :meth:`~exprsim.index.FaceIndex.nearest_passing`), in growing batches until
+    ``k`` pass the other filters too."""
+    opts = _quality_options(col.filters)
     fetch = col.k * 3 + 10
     while not col.full:
         ids, dist = col.index.nearest_passing(col.q.embedding, fetch, **opts)
@@ -461,7 +472,6 @@ def _passing_walk(col: _Collector, total: int) -> None:
         if len(ids) < fetch:
             break
         fetch *= 4
-    col.excluded["quality"] += total - col.index.count_passing(**opts)
 
 
 def _exact_walk(col: _Collector, chunk: int = 65_536) -> None:

@@ -168,8 +168,9 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         default=5,
         metavar="N",
         help="full face detection on every N-th sampled frame; the others search near the "
-        "faces already found (new faces are found within N frames; 1 = full detection "
-        "on every frame; default 5)",
+        "faces already found (a new face is found within N frames, then searched for in "
+        "the frames before, which wait in memory: at most 256 MB of frames, 4 at least; "
+        "1 = full detection on every frame; default 5)",
     )
 
 

@@ -1931,6 +1931,15 @@ class FaceIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         return self._db.nearest_where(q, int(k), where, params)
 
+    @property
+    def searches_exactly(self) -> bool:
+        """Whether :meth:`query` is exact (the ``exact`` ANN backend of the embedded
+        store; PostgreSQL's HNSW and faiss are approximate)."""
+        if self._db.searcher() is not None:
+            return False
+        with self._ann_lock:
+            return getattr(self._ann_index(), "name", None) == "exact"
+
     def count_passing(
         self,
         quality_ok_only: bool = False,

@@ -237,6 +237,8 @@ class FrameReader:
         self.n_decoded = 0
         self.bad_packets = 0
         self.leading_lost = 0
+        #: the earliest timestamp of the packets read before the first frame decoded
+        self._packet_pts: int | None = None
         #: seconds of every decoded frame (sampled or not), and the place in it of every
         #: sampled frame: what each sampled frame stands for (time on screen)
         self.decoded_times: array[float] = array("d")
@@ -570,7 +572,8 @@ class FrameReader:
                 if frame is None:
                     break
                 if self.n_decoded == 0 and not by_index and frame.pts is not None:
-                    self._count_leading((frame.pts - start_pts) * tb, src_fps)
+                    first = max(start_pts, self._packet_start(start_pts))
+                    self._count_leading((frame.pts - first) * tb, src_fps)
                 # an undecodable packet is a lost frame: the numbers stay the source's
                 i = self.n_decoded + self.bad_packets + self.leading_lost
                 self.n_decoded += 1
@@ -596,11 +599,23 @@ class FrameReader:
         # compared with the stream's own length: times count from the container's start
         self._check_end(clock.last - lead + 1.0 / src_fps)
 
+    def _packet_start(self, default: int) -> int:
+        """The earliest timestamp of the packets read before the first frame came out
+        (``default`` when none had one)."""
+        return default if self._packet_pts is None else self._packet_pts
+
     def _count_leading(self, first: float, src_fps: float) -> None:
         """Frames before the first decoded one (``first`` seconds after the stream's first
         timestamp) that the decoder dropped without an error (a stream cut in the middle of
         a group of pictures: its first frames refer to a keyframe that is not there); the
-        frame numbers count them, as they count undecodable packets."""
+        frame numbers count them, as they count undecodable packets.
+
+        The stream's first timestamp is its start time, but never earlier than the first
+        packet read: only a packet that was read can have been dropped. AVI stores no
+        presentation times: its start time is the first packet's decode time (a frame
+        counter from 0), and FFmpeg gives a codec with a one-frame decoder delay (B-frames,
+        H.264) presentation times from 1, so the first frame of a complete AVI is 1 frame
+        after its start time but at the first packet's timestamp."""
         lost = round(first * src_fps)
         if first > 0.5 / src_fps and lost > 0:
             self.leading_lost = lost
@@ -687,6 +702,9 @@ class FrameReader:
         import av
 
         for packet in container.demux(stream):
+            if self.n_decoded == 0 and packet.pts is not None:
+                pts = int(packet.pts)
+                self._packet_pts = pts if self._packet_pts is None else min(self._packet_pts, pts)
             try:
                 frames = packet.decode()
             except (av.error.FFmpegError, ValueError) as exc:

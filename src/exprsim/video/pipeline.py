@@ -62,6 +62,14 @@ from exprsim.interrupts import hold_interrupts
 from exprsim.video.frames import DEFAULT_FPS, MAX_FRAME_PIXELS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 
+#: Bytes of decoded images that guided frames waiting for a search back (faces that came
+#: in unseen, found at the next full detection) may hold: 256 MiB (97 frames of 720p, 43
+#: of 1080p, 10 of 4K), whatever ``redetect_every`` is.
+BACK_SEARCH_BYTES = 256 << 20
+#: Guided frames kept waiting even when their images take more than
+#: :data:`BACK_SEARCH_BYTES`: the ``redetect_every - 1`` of the default ``redetect_every``
+#: (5), so that the default search is never shortened.
+BACK_SEARCH_FRAMES = 4
 #: ``cv2.imencode`` parameters of the face thumbnails kept in memory (JPEG quality 90).
 THUMB_JPEG = [1, 90]  # cv2.IMWRITE_JPEG_QUALITY, 90
 
@@ -95,8 +103,10 @@ class VideoConfig:
             the frame ``workers`` before (:class:`exprsim.faces.stream.TrackGuide`),
             falling back to the full detector when a face is not where it was. A face
             entering the frame is found by the next full detection, and then searched for
-            in the guided frames before it (so a short appearance keeps all its faces).
-            1 = the full detector on every frame.
+            in the guided frames before it (so a short appearance keeps all its faces);
+            that search reaches back over the guided frames kept in memory, at most
+            :data:`BACK_SEARCH_BYTES` of images (but 4 frames at least). 1 = the full
+            detector on every frame.
         descriptor_stride, descriptor_max_stride: describe the 1st face of each track,
             then the faces ``stride``, ``2 * stride``, ``4 * stride``, ... further on, the gap
             capped at ``max_stride`` faces (:func:`descriptor_gap`).
@@ -1231,6 +1241,11 @@ class _BackSearch:
     detection finds a face that no face of the frame before it overlaps, the waiting
     frames are searched around it (:func:`~exprsim.faces.stream.search_near`), latest
     first, each around the face found in the one after it, until it is not found.
+
+    The waiting frames hold their full images, so they are capped (:meth:`cap`): images of
+    :data:`BACK_SEARCH_BYTES` at most, but never fewer than :data:`BACK_SEARCH_FRAMES`
+    frames (all the default ``redetect_every`` needs). With a large ``redetect_every`` the
+    search then reaches back only over the frames kept (logged once).
     """
 
     def __init__(self, collector: _FaceCollector) -> None:
@@ -1238,13 +1253,31 @@ class _BackSearch:
         self.limit = max(0, collector.cfg.redetect_every - 1)
         self.waiting: list[tuple[int, Any, Any]] = []  # (slot, frame, ImageFaces)
         self.found = 0  # faces found afterwards
+        self.capped = False  # the cap shortened the search (logged once)
+
+    def cap(self, image: np.ndarray) -> int:
+        """Guided frames kept waiting, for frames the size of ``image``: ``limit``, or fewer
+        when their images would take more than :data:`BACK_SEARCH_BYTES`."""
+        room = BACK_SEARCH_BYTES // max(1, int(image.nbytes))
+        return min(self.limit, max(BACK_SEARCH_FRAMES, room))
 
     def push(self, slot: int, frame: Any, item: Any) -> list[tuple[int, Any, Any]]:
         """The frames ready to be collected, in order, after sampled frame ``slot``."""
         if getattr(item, "guided", False) and self.limit:
             self.waiting.append((slot, frame, item))
-            ready = self.waiting[: -self.limit]
-            self.waiting = self.waiting[-self.limit :]
+            keep = self.cap(frame.image)
+            if len(self.waiting) > keep and keep < self.limit and not self.capped:
+                self.capped = True
+                log.info(
+                    "the search for faces missed by guided detection reaches back %d sampled "
+                    "frames, not redetect_every - 1 = %d (their images would take more than "
+                    "%d MB)",
+                    keep,
+                    self.limit,
+                    BACK_SEARCH_BYTES >> 20,
+                )
+            ready = self.waiting[:-keep]
+            self.waiting = self.waiting[-keep:]
             return ready
         if self.waiting:
             for af in item.faces:
@@ -1545,13 +1578,20 @@ def sample_seconds(
     a low-light phone clip) counts in full. Only a hole counts at most ``2 * period``: a gap
     between two decoded frames longer than ``2 * period`` and more than twice the gaps
     around it (frames missing from a stream, not a lower frame rate). The last decoded
-    frame of a source read to its end (``finished``) stands for the gap before it, the last
-    sampled frame otherwise for ``period``. A sampled frame's time within ``jitter`` of
-    ``period`` counts as ``period`` exactly: on a constant-frame-rate clip the sampled
-    frames are the first source frames at or after each multiple of the period, so their
-    gaps wander by up to a source frame around it (:attr:`FrameReader.sample_jitter`), and
-    time on screen stays the number of sampled frames x ``period``. Out-of-order timestamps
-    count as 0 s.
+    frame of a source read to its end (``finished``) stands for the gap before it.
+
+    After an early stop (Ctrl-C, ``max_frames``, a stop from ``on_frame``) the last of
+    ``times`` stands for no more than in a complete read: up to the next sampled frame when
+    that was decoded (a Ctrl-C leaves frames decoded ahead of the ones collected), else for
+    ``period``, or for the time through its own decoded frames when that is longer (every
+    N-th frame of a variable-rate clip); the frames decoded after it are its own, and a
+    complete read would have sampled the next frame about one period after it.
+
+    A sampled frame's time within ``jitter`` of ``period`` counts as ``period`` exactly:
+    on a constant-frame-rate clip the sampled frames are the first source frames at or
+    after each multiple of the period, so their gaps wander by up to a source frame around
+    it (:attr:`FrameReader.sample_jitter`), and time on screen stays the number of sampled
+    frames x ``period``. Out-of-order timestamps count as 0 s.
 
     Args:
         times: seconds of each sampled frame, in order.
@@ -1568,16 +1608,21 @@ def sample_seconds(
     """
     t = np.asarray(times, dtype=np.float64)
     if decoded is None or sampled_at is None:
-        d, pos, finished = t, np.arange(len(t)), False
+        d, at, finished = t, np.arange(len(t)), False
     else:
         d = np.asarray(decoded, dtype=np.float64)
-        pos = np.asarray(sampled_at, dtype=np.int64)[: len(t)]
+        at = np.asarray(sampled_at, dtype=np.int64)
     if len(t) == 0:
         return np.zeros(0)
+    pos = at[: len(t)]
     spans = _decoded_spans(d, float(period), finished)
     total = np.concatenate([[0.0], np.cumsum(spans)])
-    ends = np.append(pos[1:], len(d))
+    more = len(at) > len(t)  # sampled frames decoded but not collected (a Ctrl-C)
+    ends = np.append(pos[1:], at[len(t)] if more else len(d))
     out = total[ends] - total[pos]
+    if not (finished or more):  # stopped before the next sampled frame was decoded
+        own = total[len(d) - 1] - total[pos[-1]]  # to the last frame decoded
+        out[-1] = min(out[-1], max(own, float(period)))
     out[np.abs(out - period) <= jitter] = period
     return out
 
