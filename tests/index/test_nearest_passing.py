@@ -86,7 +86,7 @@ def test_a_filtered_search_on_postgresql_is_exact(pg_url: str) -> None:
             assert res.excluded["quality"] == int((~ok).sum())
 
 
-def test_sqlite_reads_only_the_passing_faces(tmp_path: Path) -> None:
+def test_sqlite_asks_the_database_which_faces_pass(tmp_path: Path) -> None:
     with FaceIndex(tmp_path / "f.db") as index:
         index.add_table(_faces(300), model="stub@1")
         seen: list[str] = []
@@ -101,16 +101,25 @@ def test_sqlite_reads_only_the_passing_faces(tmp_path: Path) -> None:
         assert any("WHERE 1 = 1 AND quality_ok <> 0" in s for s in seen)
 
 
-def test_an_exact_index_answers_a_filtered_search_itself(tmp_path: Path, monkeypatch) -> None:
-    # an exact index returns neighbours in true order: no need to read the passing faces
+def test_an_exact_index_answers_a_lenient_filtered_search_itself(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # an exact index returns neighbours in true order: with most faces passing, walking it
+    # is faster than reading the passing faces; with few, the passing faces are read
     with FaceIndex(tmp_path / "f.db") as index:
         index.add_table(_faces(400, seed=6), model="stub@1")
         index.rebuild_ann("exact")
         assert index.searches_exactly
         ids, emb = index.embeddings()
-        ok = np.array([bool(r.quality_ok) for r in sorted(index.records(), key=lambda r: r.id)])
-        called = []
-        monkeypatch.setattr(index, "nearest_passing", lambda *a, **k: called.append(1))
+        recs = sorted(index.records(), key=lambda r: r.id)
+        real = index.nearest_passing
+        called: list[int] = []
+
+        def spy(*a, **k):
+            called.append(1)
+            return real(*a, **k)
+
+        monkeypatch.setattr(index, "nearest_passing", spy)
         model = types.SimpleNamespace(config=types.SimpleNamespace(name_version="stub@1"))
         q = emb[3]
         query = types.SimpleNamespace(
@@ -119,8 +128,28 @@ def test_an_exact_index_answers_a_filtered_search_itself(tmp_path: Path, monkeyp
             face_index=0,
             aligned=types.SimpleNamespace(crop=None, face=types.SimpleNamespace(box=np.zeros(4))),
         )
-        res = search(query, index, k=8, embedder=model, quality_ok_only=True)
         d = np.linalg.norm(emb.astype(np.float64) - q.astype(np.float64), axis=1)
-        want = [int(ids[j]) for j in np.lexsort((ids, d)) if ok[j]][:8]
-        assert [h.face_id for h in res.hits] == want and not called
-        assert res.excluded["quality"] == int((~ok).sum())
+        for opts, read in (({"max_abs_yaw": 25.0}, False), ({"quality_ok_only": True}, True)):
+            called.clear()
+            ok = np.array([_passes(r, opts) for r in recs])
+            assert (ok.mean() >= 0.25) != read
+            res = search(query, index, k=8, embedder=model, **opts)
+            want = [int(ids[j]) for j in np.lexsort((ids, d)) if ok[j]][:8]
+            assert [h.face_id for h in res.hits] == want and bool(called) == read
+            assert res.excluded["quality"] == int((~ok).sum())
+
+
+def test_the_embeddings_kept_for_filtered_searches_follow_writes(tmp_path: Path) -> None:
+    with FaceIndex(tmp_path / "f.db") as index, FaceIndex(tmp_path / "f.db") as other:
+        first = _faces(200, seed=7)
+        index.add_table(first, model="stub@1")
+        q = np.asarray(first.iloc[0, 2:18], np.float32)
+        assert index.nearest_passing(q, 1)[1][0] < 1e-6
+        later = _faces(50, seed=8)
+        later["source"] = [f"/nonexistent/later{i}.jpg" for i in range(50)]
+        other.add_table(later, model="stub@1")  # another connection writes
+        q2 = np.asarray(later.iloc[0, 2:18], np.float32)
+        ids, d = index.nearest_passing(q2, 1)
+        assert d[0] < 1e-6 and ids[0] not in set(index.embeddings()[0][:200].tolist())
+        other.remove([f"/nonexistent/later{i}.jpg" for i in range(50)])
+        assert index.nearest_passing(q2, 1)[1][0] > 1e-3  # gone again

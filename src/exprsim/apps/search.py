@@ -416,13 +416,22 @@ def _collect_hits(
     total = len(index)
     if not total:
         return [], col.excluded
-    if filters.narrows and not getattr(index, "searches_exactly", False):
-        _passing_walk(col)
-    else:  # no quality filter, or an exact index: its neighbours in order are the truth
+    if not filters.narrows:
         _index_walk(col, total)
-    if filters.narrows:  # every face of the index the quality filters leave out
-        col.excluded["quality"] = total - index.count_passing(**_quality_options(filters))
+        return col.ranked(), col.excluded
+    passing = index.count_passing(**_quality_options(filters))
+    if getattr(index, "searches_exactly", False) and passing * EXACT_WALK_SHARE >= total:
+        _index_walk(col, total)  # an exact index's neighbours in order are the truth
+    else:
+        _passing_walk(col)
+    col.excluded["quality"] = total - passing  # every face the quality filters leave out
     return col.ranked(), col.excluded
+
+
+#: An exact index answers a quality-filtered search itself when at least 1 / this share of
+#: the faces pass (few candidates fail on the way); below, reading the passing faces is
+#: faster (measured: 30,000 faces, 1% passing: 134 ms walking the exact index, 8 ms)
+EXACT_WALK_SHARE = 4
 
 
 def _index_walk(col: _Collector, total: int) -> None:
