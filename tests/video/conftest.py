@@ -125,3 +125,20 @@ def clip_factory(tmp_path_factory) -> Callable[..., Path]:
         return write_clip(root / name, frames, **kw)
 
     return make
+
+
+#: frame size of the clips with faces (eleventh-round tests), and the side of a pasted face
+W, H, SIDE = 320, 240, 120
+
+
+def faces_frame(patches: dict[str, np.ndarray], placed: dict[str, int]) -> np.ndarray:
+    """A 320x240 grey frame with ``{name: x}`` faces (120 px) pasted at y = 60."""
+    import cv2
+
+    frame = np.full((H, W, 3), 100, np.uint8)
+    frame[:, :, 1] = 115
+    for name, x in placed.items():
+        frame[60 : 60 + SIDE, x : x + SIDE] = cv2.resize(
+            patches[name], (SIDE, SIDE), interpolation=cv2.INTER_AREA
+        )
+    return frame

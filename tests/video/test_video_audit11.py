@@ -20,23 +20,8 @@ from exprsim.video.pipeline import VideoConfig, analyze_video, sample_seconds
 from exprsim.video.report import _overview_rows
 from exprsim.video.tracks import median_smooth
 
+from .conftest import faces_frame as _frame
 from .conftest import numbered_frames
-
-#: frame size of the clips with faces, and the side of a pasted face
-W, H, SIDE = 320, 240, 120
-
-
-def _frame(patches: dict[str, np.ndarray], placed: dict[str, int]) -> np.ndarray:
-    """A 320x240 grey frame with ``{name: x}`` faces (120 px) pasted at y = 60."""
-    import cv2
-
-    frame = np.full((H, W, 3), 100, np.uint8)
-    frame[:, :, 1] = 115
-    for name, x in placed.items():
-        frame[60 : 60 + SIDE, x : x + SIDE] = cv2.resize(
-            patches[name], (SIDE, SIDE), interpolation=cv2.INTER_AREA
-        )
-    return frame
 
 
 def _write(
