@@ -128,17 +128,17 @@ def clip_factory(tmp_path_factory) -> Callable[..., Path]:
 
 
 #: frame size of the clips with faces (eleventh-round tests), and the side of a pasted face
-W, H, SIDE = 320, 240, 120
+CLIP_W, CLIP_H, FACE_SIDE = 320, 240, 120
 
 
 def faces_frame(patches: dict[str, np.ndarray], placed: dict[str, int]) -> np.ndarray:
     """A 320x240 grey frame with ``{name: x}`` faces (120 px) pasted at y = 60."""
     import cv2
 
-    frame = np.full((H, W, 3), 100, np.uint8)
+    frame = np.full((CLIP_H, CLIP_W, 3), 100, np.uint8)
     frame[:, :, 1] = 115
     for name, x in placed.items():
-        frame[60 : 60 + SIDE, x : x + SIDE] = cv2.resize(
-            patches[name], (SIDE, SIDE), interpolation=cv2.INTER_AREA
+        frame[60 : 60 + FACE_SIDE, x : x + FACE_SIDE] = cv2.resize(
+            patches[name], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA
         )
     return frame

@@ -17,7 +17,8 @@ from exprsim.video import pipeline
 from exprsim.video.frames import FrameReader
 from exprsim.video.pipeline import VideoConfig, analyze_video, sample_seconds
 
-from .conftest import H, W
+from .conftest import CLIP_H as H
+from .conftest import CLIP_W as W
 from .conftest import faces_frame as _frame
 
 
