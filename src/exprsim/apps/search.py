@@ -359,6 +359,17 @@ class _Collector:
     def full(self) -> bool:
         return len(self.hits) >= self.k
 
+    def offer(self, ids: Any, dists: Any) -> None:
+        """:meth:`take` the faces among ``ids`` (with the distances the search gave) not
+        examined yet, in order; ids below 0 (an index's padding) are skipped."""
+        fresh = [
+            (i, d)
+            for i, d in zip(np.asarray(ids).tolist(), np.asarray(dists).tolist(), strict=True)
+            if i >= 0 and i not in self.seen
+        ]
+        if fresh:
+            self.take(fresh)
+
     def take(self, fresh: list[tuple[int, float]]) -> None:
         """Examine the faces ``fresh`` (id, distance the search gave) in order, until ``k``
         hits are found."""
@@ -441,13 +452,7 @@ def _index_walk(col: _Collector, total: int) -> None:
     fetch = min(total, col.k * 3 + 10)
     while not col.full:
         dist, ids = col.index.query(col.q.embedding, k=fetch)
-        col.take(
-            [
-                (int(i), float(d))
-                for i, d in zip(ids[0], dist[0], strict=True)
-                if i >= 0 and int(i) not in col.seen
-            ]
-        )
+        col.offer(ids[0], dist[0])
         if fetch >= total:
             break
         fetch = min(total, fetch * 4)
@@ -471,39 +476,26 @@ def _passing_walk(col: _Collector) -> None:
     fetch = col.k * 3 + 10
     while not col.full:
         ids, dist = col.index.nearest_passing(col.q.embedding, fetch, **opts)
-        col.take(
-            [
-                (int(i), float(d))
-                for i, d in zip(ids.tolist(), dist.tolist(), strict=True)
-                if int(i) not in col.seen
-            ]
-        )
+        col.offer(ids, dist)
         if len(ids) < fetch:
             break
         fetch *= 4
 
 
-def _exact_walk(col: _Collector, chunk: int = 65_536) -> None:
+def _exact_walk(col: _Collector) -> None:
     """Examine the faces not seen yet in exact distance order (``|q - e|`` in float64 over
     every stored embedding: 16 numbers a face, ~0.1 s for 100,000 faces, most of it
     reading them), in growing batches until ``k`` pass (ties: the lower face id first)."""
+    from exprsim.index.ann import exact_distances
+
     all_ids, emb = col.index.embeddings()
-    d = np.empty(len(all_ids), dtype=np.float64)
-    for start in range(0, len(d), chunk):
-        diff = np.asarray(emb[start : start + chunk], np.float64) - col.q64
-        d[start : start + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    d = exact_distances(col.q64, emb)
     order = np.argsort(d, kind="stable")
     pos, step = 0, col.k * 3 + 10
     while pos < len(order) and not col.full:
         part = order[pos : pos + step]
-        batch = [
-            (i, dd)
-            for i, dd in zip(all_ids[part].tolist(), d[part].tolist(), strict=True)
-            if i not in col.seen
-        ]
+        col.offer(all_ids[part], d[part])
         pos, step = pos + step, step * 4
-        if batch:
-            col.take(batch)
 
 
 def _hit(rank: int, r: Any, distance: float, identity_distance: float | None) -> SearchHit:

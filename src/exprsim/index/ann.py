@@ -113,6 +113,13 @@ def _direct_distances(
     return out
 
 
+def exact_distances(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``|query - x|`` in float64 for every row of ``(N, D)`` ``vectors`` -> ``(N,)`` (the
+    exact index's own rescoring, for one ``(D,)`` query)."""
+    q64 = np.asarray(query, dtype=np.float64).reshape(1, -1)
+    return _direct_distances(q64, np.asarray(vectors))[0]
+
+
 def _smallest(dist: np.ndarray, pos: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``kk`` smallest of ``dist`` (``(M,)``) with their ``pos``, ascending; ties: the
     lower position first."""

@@ -388,26 +388,10 @@ class StoreBackend:
         self, query: np.ndarray, k: int, where: str, params: Sequence[Any] = ()
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` faces nearest ``query`` (``(16,)``) among those matching the SQL
-        condition ``where`` (``?`` placeholders), exactly: ids ``(n,)`` int64 and
-        distances ``(n,)`` float64, nearest first, ties by id; ``n < k`` when fewer match.
-        This one reads the matching embeddings and ranks them here (NumPy, float64)."""
-        rows = self.execute(f"SELECT id, embedding FROM faces WHERE {where}", params).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if all(isinstance(r[1], bytes) for r in rows):  # SQLite's blobs: one buffer
-            flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            emb = flat.reshape(len(rows), -1).astype(np.float64)
-        else:
-            emb = np.stack([np.asarray(self.vector_value(r[1]), np.float64) for r in rows])
-        diff = emb - np.asarray(query, np.float64).reshape(1, -1)
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        order = np.lexsort((ids, dist))[:k]
-        return ids[order], dist[order]
-
-    def vector_value(self, stored: Any) -> np.ndarray:
-        """A stored embedding as a ``(16,)`` float32 array (the inverse of
-        :meth:`vector_param`)."""
+        condition ``where`` (``?`` placeholders), exactly, ranked inside the engine: ids
+        ``(n,)`` int64 and distances ``(n,)`` float64, nearest first, ties by id; ``n < k``
+        when fewer match. Only engines with their own vector search (:meth:`searcher`)
+        have one; the embedded store ranks in process (``FaceIndex.nearest_passing``)."""
         raise NotImplementedError
 
     def db_bytes(self) -> int:
@@ -680,9 +664,6 @@ class SQLiteBackend(StoreBackend):
 
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
-
-    def vector_value(self, stored: Any) -> np.ndarray:
-        return np.frombuffer(stored, dtype=np.float32)
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"

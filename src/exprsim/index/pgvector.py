@@ -488,10 +488,6 @@ class PostgresBackend(StoreBackend):
     def vector_param(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
 
-    def vector_value(self, stored: Any) -> np.ndarray:
-        to_numpy = getattr(stored, "to_numpy", None)  # pgvector's Vector (binary cursors)
-        return np.asarray(to_numpy() if to_numpy is not None else stored, dtype=np.float32)
-
     # -- bulk
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

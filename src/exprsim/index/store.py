@@ -947,6 +947,8 @@ class FaceIndex:
         self._db: StoreBackend = open_backend(db_path, create=create)
         #: the SQLite file, or the PostgreSQL URI without its password
         self.path: Any = self._db.path
+        #: (generation, ids, embeddings) of the last read, for filtered searches
+        self._emb_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         self._embedder = embedder
         self.ann_backend = ann_backend
         self.store_crops = store_crops
@@ -1940,8 +1942,7 @@ class FaceIndex:
         pos = pos[(pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == passing)]
         if not len(pos):
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        diff = emb[pos].astype(np.float64) - q.astype(np.float64)
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        dist = ann_mod.exact_distances(q, emb[pos])
         order = np.lexsort((ids[pos], dist))[: int(k)]
         return ids[pos][order], dist[order]
 
@@ -1949,7 +1950,7 @@ class FaceIndex:
         """:meth:`embeddings`, read again only after a write (by the generation counter,
         which every writer bumps, this process or another)."""
         gen = self.generation
-        cached = getattr(self, "_emb_cache", None)
+        cached = self._emb_cache
         if cached is None or cached[0] != gen:
             ids, emb = self._db.all_embeddings()
             cached = self._emb_cache = (gen, ids, emb)
