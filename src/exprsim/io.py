@@ -74,7 +74,9 @@ def _to_rgb8(img: Image.Image, name: str = "<image>") -> np.ndarray:
         # 16-bit (or 32-bit int) gray: scale the full range to 0..255, in integers (a float64
         # copy of an 8000 x 8000 image is 512 MB)
         arr = np.asarray(img)
-        if mode.startswith("I;16") or arr.max() > 255:
+        # a 16-bit PGM / PPM (maxval over 255) opens as mode "I" with 0..65535 values: its
+        # header says 16 bits, whatever the largest pixel
+        if mode.startswith("I;16") or img.format == "PPM" or arr.max() > 255:
             scaled = (np.clip(arr, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535
         else:
             scaled = np.clip(arr, 0, 255)
@@ -456,6 +458,7 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     Pixel values: uint8 as they are; bool as black and white; uint16 as 16-bit; floats as
     0..1; other integers as 0..255, or as 16-bit (0..65535, like Pillow's mode ``"I"``)
     when a value exceeds 255. Values outside the range read are clipped with a warning.
+    ``(H, W, 4)`` is RGBA: transparent pixels are laid over white, as in an RGBA file.
 
     Raises:
         ImageError: another shape, pixels that are not real numbers (text, complex), or
@@ -471,8 +474,18 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
-        arr = arr[:, :, :3]
+        arr = _over_white(arr)
     return np.ascontiguousarray(arr)
+
+
+def _over_white(rgba: np.ndarray) -> np.ndarray:
+    """``(H, W, 4)`` uint8 RGBA as RGB over a white background, as an RGBA file is read
+    (:func:`_to_rgb8`); an opaque image just loses its alpha channel."""
+    if int(rgba[:, :, 3].min()) == 255:
+        return rgba[:, :, :3]
+    background = Image.new("RGBA", (rgba.shape[1], rgba.shape[0]), (255, 255, 255, 255))
+    over = Image.alpha_composite(background, Image.fromarray(np.ascontiguousarray(rgba), "RGBA"))
+    return np.asarray(over.convert("RGB"))
 
 
 def _pixels_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:

@@ -428,10 +428,11 @@ class Candidate:
     def rescaled(self, factor: float) -> Candidate:
         if factor == 1.0:
             return self
-        corners = scale_points(np.asarray(self.box, dtype=np.float64).reshape(2, 2), factor)
+        # box edges scale as they are (the image's edge 0 stays 0, its far edge maps to the
+        # full size); landmarks are pixel centres (:func:`scale_points`)
         return replace(
             self,
-            box=corners.reshape(4),
+            box=np.asarray(self.box, dtype=np.float64).reshape(4) / factor,
             landmarks=None if self.landmarks is None else scale_points(self.landmarks, factor),
             fallback=None if self.fallback is None else scale_points(self.fallback, factor),
         )
