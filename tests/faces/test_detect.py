@@ -172,7 +172,7 @@ class _Fake(BaseDetector):
     def propose(self, image):
         h, w = image.shape[:2]
         self.seen_shape = image.shape
-        box = np.array([0.25 * w - 0.5, 0.25 * h - 0.5, 0.75 * w - 0.5, 0.75 * h - 0.5])
+        box = np.array([0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h])  # edges
         lm = np.array([[0.5 * w - 0.5, 0.5 * h - 0.5]] * 5)
         return [Candidate(box, 0.8, lm if self.with_landmarks else None, lm)]
 
@@ -182,7 +182,7 @@ def test_base_detector_downscales_and_maps_back():
     faces = det.detect(np.zeros((2000, 4000, 3), np.uint8))
     assert det.seen_shape == (500, 1000, 3)
     (face,) = faces
-    assert face.box == pytest.approx([999.5, 499.5, 2999.5, 1499.5], abs=1e-3)
+    assert face.box == pytest.approx([1000, 500, 3000, 1500], abs=1e-3)
     assert face.landmarks[0] == pytest.approx([1999.5, 999.5], abs=1e-3)
     assert face.detector == "fake" and face.landmarks.dtype == np.float32
 
