@@ -17,6 +17,8 @@ all-pairs computations run in row chunks (``chunk_elems`` distances at a time, f
 
 from __future__ import annotations
 
+import logging
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -32,6 +34,8 @@ from exprsim.distances import (
 
 TRIPLET_TYPES: tuple[str, ...] = ("one", "two", "three")
 METRICS = ("euclidean", "cosine")
+log = logging.getLogger(__name__)
+
 #: Default number of distances held in memory at once (float64: 32 MiB per temporary).
 CHUNK_ELEMS = 1 << 22
 
@@ -45,6 +49,28 @@ def _rowwise(metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Row-wise distance of ``metric`` (L2 without the gradient clamp: exact zeros stay 0)."""
     _check_metric(metric)
     return partial(l2, eps=0.0) if metric == "euclidean" else cosine_distance
+
+
+def _class_ids(labels: Any, what: str) -> np.ndarray:
+    """``labels`` as ``(N,)`` int64 class ids (ints, bools or whole-number floats).
+
+    Raises:
+        ValueError: not 1-d, not numbers, a NaN, infinite or fractional float (it would be
+            truncated), or a negative id (it would index another row's or class's slot).
+    """
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a 1-d array of class ids, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise ValueError(f"{what} must be whole class ids, got {arr[bad][0].item()!r}")
+    elif arr.dtype.kind not in "biu":
+        raise ValueError(f"{what} must be integer class ids, got dtype {arr.dtype}")
+    out = arr.astype(np.int64)
+    if out.size and out.min() < 0:
+        raise ValueError(f"{what} must be class ids >= 0, got {out.min().item()}")
+    return out
 
 
 # --------------------------------------------------------------------------- triplets
@@ -75,28 +101,49 @@ def triplet_accuracy(
 
     Returns:
         ``{"all": acc, "n_all": T}`` plus ``"one"/"two"/"three"`` and ``"n_one"`` ... per
-        type present (accuracies in ``[0, 1]``; NaN for an empty set).
+        type present (accuracies in ``[0, 1]``; NaN for an empty set, and NaN, with a
+        warning, for a set with a triplet whose embeddings hold NaN or infinite values: its
+        distances cannot be compared; a diverged training run still reaches its own check).
+
+    Raises:
+        ValueError: an ``odd`` outside {0, 1, 2}, or a face index outside ``emb``.
     """
     _check_metric(metric)
     emb = np.asarray(emb, np.float64)
     faces = np.stack((np.asarray(i), np.asarray(j), np.asarray(k)), axis=1).astype(np.int64)
-    odd = np.asarray(odd, np.int64)
+    odd = np.asarray(odd)
+    if odd.shape != (len(faces),):
+        raise ValueError(f"odd must hold one position per triplet, got shape {odd.shape}")
+    valid = np.isin(odd, (0, 1, 2))
+    if not valid.all():
+        bad = odd[~valid][0].item()
+        raise ValueError(f"odd must be 0, 1 or 2 (the odd face's position), got {bad!r}")
+    odd = odd.astype(np.int64)
+    if faces.size and (faces.min() < 0 or faces.max() >= len(emb)):
+        raise ValueError(f"triplet faces must index the {len(emb)} rows of emb")
+    # a NaN or infinite face makes its triplet undecidable (it used to count as wrong)
+    undecided = (~np.isfinite(emb).all(axis=1))[faces].any(axis=1)
+    if undecided.any():
+        log.warning("%d triplets use NaN or infinite embeddings: accuracy NaN", undecided.sum())
     rows = np.arange(len(faces))
     a = emb[faces[rows, (odd + 1) % 3]]
     b = emb[faces[rows, (odd + 2) % 3]]
     c = emb[faces[rows, odd]]
     dist = _rowwise(metric)
-    d_ab = dist(a, b)
-    correct = (d_ab < dist(a, c)) & (d_ab < dist(b, c))
-    out: dict[str, float] = {
-        "all": float(correct.mean()) if len(correct) else float("nan"),
-        "n_all": len(correct),
-    }
+    with np.errstate(invalid="ignore"):
+        d_ab = dist(a, b)
+        correct = (d_ab < dist(a, c)) & (d_ab < dist(b, c))
+
+    def share(m: np.ndarray | slice) -> float:
+        picked = correct[m]
+        return float(picked.mean()) if picked.size and not undecided[m].any() else float("nan")
+
+    out: dict[str, float] = {"all": share(slice(None)), "n_all": len(correct)}
     if ttype is not None:
         ttype = np.asarray(ttype, np.int64)
         for t, name in enumerate(TRIPLET_TYPES):
             m = ttype == t
-            out[name] = float(correct[m].mean()) if m.any() else float("nan")
+            out[name] = share(m)
             out[f"n_{name}"] = int(m.sum())
     return out
 
@@ -181,11 +228,24 @@ def knn_proba(
     ``weights="uniform"``: the share of the k neighbours in each class. ``"distance"``:
     neighbours weighted by ``1 / distance``; where a query has neighbours at distance 0, only
     those count (as scikit-learn's ``KNeighborsClassifier``).
+
+    Raises:
+        ValueError: a training label that is negative, fractional or not below
+            ``n_classes``, one label per training row missing, or a bad ``k`` / ``metric`` /
+            ``weights``.
     """
     if weights not in ("uniform", "distance"):
         raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
-    train_labels = np.asarray(train_labels, np.int64)
+    train_labels = _class_ids(train_labels, "train_labels")
     n_classes = n_classes or _n_classes(train_labels)
+    if len(train_labels) != len(train_emb):
+        raise ValueError(
+            f"one label per training row: {len(train_emb)} rows, {len(train_labels)} labels"
+        )
+    if train_labels.size and train_labels.max() >= n_classes:
+        raise ValueError(
+            f"train_labels must lie in [0, {n_classes}), got {train_labels.max().item()}"
+        )
     idx, dist = knn_search(test_emb, train_emb, k, metric, chunk_elems=chunk_elems)
     if weights == "uniform":
         w = np.ones_like(dist)
@@ -423,8 +483,16 @@ def retrieval_at_k(
 
     Returns:
         ``{"recall": {K: value}, "acc": {K: value}}``.
+
+    Raises:
+        ValueError: ``ks`` empty or holding a K that is not an integer >= 1 (or above
+            ``N - 1``).
     """
     labels = np.asarray(labels)
+    ks = list(ks)
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1]
+    if bad or not ks:
+        raise ValueError(f"every K of ks must be an integer >= 1, got {bad[0] if bad else ks!r}")
     kmax = max(ks)
     idx, _ = knn_search(emb, emb, kmax, metric, exclude_self=True, chunk_elems=chunk_elems)
     same = labels[idx] == labels[:, None]  # (N, kmax)

@@ -89,19 +89,16 @@ class ExpressionKNN:
     def _encode(self, y: Any) -> np.ndarray:
         """Column index (into :attr:`classes_`) of each label of ``y``.
 
-        Integer labels index into ``classes`` when it was given, and name a label seen by
-        :meth:`fit` otherwise; any other label is looked up by its text.
+        Integer labels (and whole-number floats) index into ``classes`` when it was given,
+        and name a label seen by :meth:`fit` otherwise (matched by value: ``1`` is ``1.0``);
+        any other label is looked up by its text.
+
+        Raises:
+            ExprsimError: a label that is missing (NaN, None), fractional, or unknown.
         """
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ExprsimError(f"labels must be a 1-d sequence, got shape {y.shape}")
+        y = _label_array(y)
         by_value = getattr(self, "_labels_by_value", False)
-        if y.dtype.kind in "iu" and not by_value:
-            codes = y.astype(np.int64)
-            if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
-                raise ExprsimError(f"labels must lie in [0, {len(self.classes_)})")
-            return codes
-        if y.dtype.kind in "iu":  # the sorted integer labels seen by fit
+        if by_value and y.dtype.kind in "biuf":  # the sorted labels seen by fit
             codes = np.searchsorted(self.classes_, y).astype(np.int64)
             known = codes < len(self.classes_)
             known[known] = self.classes_[codes[known]] == y[known]
@@ -109,6 +106,11 @@ class ExpressionKNN:
                 raise ExprsimError(
                     f"unknown label {y[~known][0].item()!r}; classes: {self.classes_.tolist()}"
                 )
+            return codes
+        if y.dtype.kind in "iuf":  # positions in classes_
+            codes = y.astype(np.int64)
+            if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
+                raise ExprsimError(f"labels must lie in [0, {len(self.classes_)})")
             return codes
         index = {str(c): i for i, c in enumerate(self.classes_)}
         try:
@@ -121,10 +123,16 @@ class ExpressionKNN:
     def fit(self, X: np.ndarray, y: Any) -> ExpressionKNN:
         """Remember ``(N, D)`` embeddings ``X`` and their ``(N,)`` labels ``y``.
 
+        Without ``classes``, :attr:`classes_` are ``np.unique(y)`` of the labels as given
+        (integers, whole-number floats and booleans keep their values and dtype, so
+        :meth:`predict` answers in them, as scikit-learn's ``KNeighborsClassifier``); text
+        labels become ``str`` classes.
+
         Raises:
-            ExprsimError: ``X`` is not a non-empty finite ``(N, D)`` array, ``y`` is not
-                1-d or not of length ``N``, a bad hyper-parameter, or a label outside
-                ``classes``.
+            ExprsimError: ``X`` is not a non-empty finite ``(N, D)`` array (or, with the cosine
+                metric, holds an all-zero row), ``y`` is not 1-d or not of length ``N``, a
+                missing (NaN, None) or fractional label, a bad hyper-parameter, repeated
+                ``classes``, or a label outside ``classes``.
         """
         x = np.asarray(X, dtype=np.float32)
         y = np.asarray(y)
@@ -137,14 +145,17 @@ class ExpressionKNN:
         self._check_params()
         if not np.isfinite(x).all():
             raise ExprsimError("fit: the embeddings hold NaN or infinite values")
+        if self.metric == "cosine":
+            _refuse_zero_rows(x, "fit: embedding")
+        y = _label_array(y)
         if self.classes is not None:
-            self.classes_ = np.asarray(list(self.classes))
-        elif y.dtype.kind in "iu":
+            self.classes_ = _given_classes(self.classes)
+        elif y.dtype.kind in "biuf":
             self.classes_ = np.unique(y)
         else:
             self.classes_ = np.unique(y.astype(str))
-        # integer labels name classes_ entries (not positions) when classes_ are fit's own ints
-        self._labels_by_value = self.classes is None and y.dtype.kind in "iu"
+        # numeric labels name classes_ entries (not positions) when classes_ are fit's own
+        self._labels_by_value = self.classes is None and y.dtype.kind in "biuf"
         self.labels_ = self._encode(y)
         self.embeddings_ = x
         if self.k > len(x):  # every face would then vote: the class prior, not neighbours
@@ -171,7 +182,12 @@ class ExpressionKNN:
         return int(min(self.k, len(self.embeddings_)))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """``(M, D)`` -> ``(M, C)`` class probabilities (columns follow ``classes_``)."""
+        """``(M, D)`` -> ``(M, C)`` class probabilities (columns follow ``classes_``).
+
+        Raises:
+            ExprsimError: queries of the wrong width, NaN or infinite values, or (cosine
+                metric) an all-zero query, which has no direction to compare.
+        """
         from exprsim.metrics import knn_proba
 
         self._check_fitted()
@@ -183,6 +199,8 @@ class ExpressionKNN:
             raise ExprsimError(f"queries must be (M, {dim}) embeddings, got {x.shape}")
         if not np.isfinite(x).all():
             raise ExprsimError("queries hold NaN or infinite values")
+        if self.metric == "cosine":
+            _refuse_zero_rows(x, "query")
         return knn_proba(
             self.embeddings_,
             self.labels_,
@@ -194,16 +212,17 @@ class ExpressionKNN:
         )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """``(M, D)`` -> ``(M,)`` predicted classes (ties: the first class)."""
+        """``(M, D)`` -> ``(M,)`` predicted classes, entries of :attr:`classes_` with its
+        dtype (ties: the first class)."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X: np.ndarray, y: Any) -> float:
-        """Accuracy on ``(X, y)``.
+        """Accuracy on ``(X, y)``: the share of the faces whose prediction is their label.
 
         Raises:
-            ExprsimError: ``y`` is not 1-d, holds an unknown label, or its length is not
-                the number of rows of ``X``.
+            ExprsimError: ``y`` is not 1-d, holds an unknown or missing label, its length is
+                not the number of rows of ``X``, or there is no face (an accuracy of nothing).
         """
         self._check_fitted()
         codes = self._encode(y)
@@ -212,7 +231,90 @@ class ExpressionKNN:
             raise ExprsimError(
                 f"score needs one label per query: {len(proba)} queries, {len(codes)} labels"
             )
+        if len(codes) == 0:
+            raise ExprsimError("score needs at least one labelled face, got none")
         return float((proba.argmax(axis=1) == codes).mean())
+
+
+def _is_missing(value: Any) -> bool:
+    """Whether one label is a missing value (None, NaN, pandas' NA or NaT)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+
+
+def _object_labels(y: np.ndarray) -> np.ndarray:
+    """An object array of labels as text (all strings) or numbers (all numbers: ``1`` and
+    ``1.0`` become one value); anything else is returned unchanged (looked up by text)."""
+    values = y.tolist()
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise ExprsimError(
+            f"label {missing[0]} is missing ({values[missing[0]]!r}): drop the unlabelled "
+            "faces or give them a class"
+        )
+    text = [isinstance(v, str) for v in values]
+    numeric = [isinstance(v, int | float | np.number | np.bool_) for v in values]
+    if all(text):
+        return y.astype(str)
+    if all(numeric):
+        return np.asarray(values)
+    if any(text) and any(numeric):
+        raise ExprsimError(
+            f"labels mix text and numbers ({values[text.index(True)]!r} and "
+            f"{values[numeric.index(True)]!r}): use one kind"
+        )
+    return y
+
+
+def _label_array(y: Any) -> np.ndarray:
+    """``y`` as a 1-d array of labels: numbers keep their dtype (an object array of numbers
+    becomes a numeric one), strings stay strings.
+
+    Raises:
+        ExprsimError: ``y`` is not 1-d, holds a missing label (NaN, None, pandas' NA), an
+            infinite or fractional float, a complex number, or mixes text and numbers.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ExprsimError(f"labels must be a 1-d sequence, got shape {y.shape}")
+    if y.dtype.kind == "O":
+        y = _object_labels(y)
+    if y.dtype.kind == "c":
+        raise ExprsimError(f"labels must be class names or integer class ids, got {y.dtype}")
+    if y.dtype.kind == "f":
+        if np.isnan(y).any():
+            i = int(np.flatnonzero(np.isnan(y))[0])
+            raise ExprsimError(
+                f"label {i} is missing (nan): drop the unlabelled faces or give them a class"
+            )
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise ExprsimError(
+                f"float labels must be whole class ids, got {y[bad][0].item()!r}: "
+                "use integer or text labels"
+            )
+    return y
+
+
+def _given_classes(classes: Sequence[Any]) -> np.ndarray:
+    """``classes`` as an array, refusing a repeated name (one probability column each)."""
+    out = np.asarray(list(classes))
+    names = [str(c) for c in out.tolist()] if out.ndim == 1 else []
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise ExprsimError(f"class names must differ, {repeated[0]!r} is repeated in classes")
+    return out
+
+
+def _refuse_zero_rows(x: np.ndarray, what: str) -> None:
+    """Refuse all-zero rows of ``x`` (the cosine metric cannot place them: no direction)."""
+    zero = np.flatnonzero(~x.any(axis=1))
+    if zero.size:
+        raise ExprsimError(
+            f"{what} {int(zero[0])} is all zero ({zero.size} of {len(x)} rows): the cosine "
+            "metric cannot place it; drop it or use metric='euclidean'"
+        )
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -409,10 +511,10 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
         with z:
             ref = ReferenceSet(
                 embeddings=z["embeddings"].astype(np.float32),
-                labels=z["labels"].astype(np.int64),
+                labels=_whole_numbers(z["labels"], "labels"),
                 classes=tuple(str(c) for c in z["classes"]),
                 model=str(z["model"]),
-                k=int(z["k"]),
+                k=int(_whole_numbers(z["k"], "k")),
                 meta=json.loads(str(z["meta"])),
             )
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
@@ -442,7 +544,32 @@ def _reference_problem(ref: ReferenceSet) -> str | None:
         return f"k must be >= 1, got {ref.k}"
     if not np.isfinite(emb).all():
         return "embeddings hold NaN or infinite values"
+    zero = np.flatnonzero(~emb.any(axis=1))
+    if zero.size:  # a model never gives one: a broken set, which would tie every vote
+        return (
+            f"{zero.size} of {len(emb)} embeddings are all zero, the first at row "
+            f"{int(zero[0])}; rebuild it with `exprsim classify --build-reference`"
+        )
     return None
+
+
+def _whole_numbers(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` as int64 when they are integers or whole-number floats.
+
+    Raises:
+        ValueError: a fractional, infinite or NaN value (``2.7`` would be truncated to 2),
+            a value beyond 2**62, or not a number at all.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise ValueError(f"{what}: {values[bad].flat[0].item()!r} is not a whole number")
+        if values.size and np.abs(values).max() > 2.0**62:
+            raise ValueError(f"{what}: {np.abs(values).max().item()!r} is too large")
+    elif values.dtype.kind not in "iu":
+        raise ValueError(f"{what}: integers expected, got dtype {values.dtype}")
+    return values.astype(np.int64)
 
 
 def ferplus_holdout_split(

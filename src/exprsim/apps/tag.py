@@ -135,7 +135,6 @@ def match_tags(
         ExprsimError: a NaN, infinite or negative ``threshold``, NaN or infinite
             embeddings or references, not one name per reference, or mismatched sizes.
     """
-    from exprsim.distances import pairwise_l2
 
     threshold = _check_threshold(threshold)
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
@@ -154,7 +153,7 @@ def match_tags(
     names = sorted(set(ref_names))
     if len(r) == 0 or len(x) == 0:
         return [((), {}) for _ in range(len(x))]
-    d = np.asarray(pairwise_l2(x, r, eps=0.0))
+    d = _exact_distances(x, r)
     ref_names_arr = np.asarray(ref_names)
     per_name = np.stack([d[:, ref_names_arr == n].min(axis=1) for n in names], axis=1)
     out = []
@@ -162,6 +161,21 @@ def match_tags(
         dist = {n: float(v) for n, v in zip(names, row, strict=True)}
         hits = sorted((v, n) for n, v in dist.items() if v < threshold)
         out.append((tuple(n for _, n in hits), dist))
+    return out
+
+
+#: faces whose distances to the references are taken at once (memory: rows x refs x dim)
+_DISTANCE_ROWS = 4096
+
+
+def _exact_distances(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``(N, R)`` Euclidean distances of float64 rows, each ``|x - r|`` taken directly: two
+    identical references are at exactly the same distance (the ``|x|^2 + |r|^2 - 2 x.r``
+    expansion differs in the last digits, and ties between tags then break by rounding)."""
+    out = np.empty((len(x), len(r)), np.float64)
+    for start in range(0, len(x), _DISTANCE_ROWS):
+        part = x[start : start + _DISTANCE_ROWS]
+        out[start : start + len(part)] = np.linalg.norm(part[:, None, :] - r[None, :, :], axis=2)
     return out
 
 
@@ -249,6 +263,14 @@ class Tagger:
         if not 0 <= face < len(faces):
             raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
         fe = faces[face]
+        q = fe.aligned.quality
+        if not q.ok:
+            log.warning(
+                "the reference face for %r fails the quality check (%s): faces will be "
+                "matched against it all the same",
+                printable(name),
+                ", ".join(q.reasons) or "rejected",
+            )
         ref_id = self.index.add_tag_reference(
             name, fe.embedding, self._model(), source=src, face_index=face, crop=fe.aligned.crop
         )
@@ -409,7 +431,7 @@ class TagCalibration:
         """Precision, recall and F1 at the grid threshold nearest to ``threshold``."""
         i = int(np.argmin(np.abs(self.thresholds - threshold)))
         return {
-            "threshold": float(self.thresholds[i]),
+            "threshold": round(float(self.thresholds[i]), 6),  # 0.575, not 0.5750000000000001
             "precision": float(self.precision[i]),
             "recall": float(self.recall[i]),
             "f1": float(self.f1[i]),
@@ -417,7 +439,7 @@ class TagCalibration:
 
     @property
     def best_f1_threshold(self) -> float:
-        return float(self.thresholds[int(np.argmax(self.f1))])
+        return round(float(self.thresholds[int(np.argmax(self.f1))]), 6)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -472,6 +494,10 @@ def calibrate_threshold(
         embeddings: ``(N, D)`` L2-normalised embeddings.
         labels: ``(N,)`` class of each face.
         thresholds: grid (default ``0, 0.025, ..., 2``).
+
+    Raises:
+        ExprsimError: fewer than two labelled embeddings, or no class with two faces (a
+            reference and a face to find): nothing to measure.
     """
     from exprsim.distances import pairwise_l2
 
@@ -500,6 +526,11 @@ def calibrate_threshold(
         dall = np.sort(d.ravel())
         tp += np.searchsorted(dpos, thresholds, side="left")
         pred += np.searchsorted(dall, thresholds, side="left")
+    if n_pos == 0:
+        raise ExprsimError(
+            "calibration found no two faces of one class to pair (a reference and a face "
+            "to find): nothing to measure; give more labelled faces"
+        )
     precision = np.divide(tp, pred, out=np.ones_like(tp), where=pred > 0)
     recall = tp / n_pos if n_pos else np.zeros_like(tp)
     denom = precision + recall
