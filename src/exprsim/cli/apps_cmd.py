@@ -162,7 +162,9 @@ def _register_search(subparsers: Any) -> None:
         help="which face of the query, largest first (default 0: the largest)",
     )
     p.add_argument(
-        "--include-same-image", action="store_true", help="keep faces of the query's file"
+        "--include-same-image",
+        action="store_true",
+        help="keep faces of the query's own image (the same file, or a copy of it: same content)",
     )
     p.add_argument(
         "--exclude-same-identity",
@@ -553,13 +555,30 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_frame(
             frame, ["rank", "distance", "source", "face", "quality_ok", "identity_distance"]
         )
+        left_out = _left_out(result.excluded)
         if not result.hits:
-            print("no matching faces", file=sys.stderr)
+            print("no matching faces" + (f" ({left_out})" if left_out else ""), file=sys.stderr)
+        elif len(result.hits) < args.k and left_out:
+            print(f"{len(result.hits)} of {args.k} faces found ({left_out})", file=sys.stderr)
         _write_table(frame, args.out)
         if args.html:
             search_page(result, index).save(args.html)
             print(f"report: {args.html}")
     return 0
+
+
+def _left_out(excluded: dict[str, int]) -> str:
+    """What a search's filters left out, in words (empty when nothing was)."""
+    words = {
+        "same_image": "of the query's own image (the same file or a copy; "
+        "--include-same-image keeps them)",
+        "same_identity": "of the same person (--exclude-same-identity)",
+        "quality": "failing the quality filters",
+    }
+    parts = [
+        f"{n} face{'s' if n != 1 else ''} {words.get(k, k)}" for k, n in excluded.items() if n > 0
+    ]
+    return "left out: " + "; ".join(parts) if parts else ""
 
 
 # ----------------------------------------------------------------------------- summarize
