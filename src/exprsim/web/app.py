@@ -36,6 +36,7 @@ from exprsim.errors import (
     IndexDatabaseError,
     IndexUnavailableError,
 )
+from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
 
@@ -130,6 +131,8 @@ class _State:
         # decoding a large photo takes a few hundred MB: two at a time (2 cores)
         self.decode_slots = threading.BoundedSemaphore(2)
         self.classifier = _classifier(embedder)
+        #: the album summary and its map, kept while the index is unchanged
+        self.memo = GenerationMemo()
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
         self._detector: Any = None
@@ -693,42 +696,57 @@ def _add_summary_routes(app: Any, st: _State) -> None:
 
     @app.get("/api/summary")
     def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
-        from exprsim.apps.summarize import summarize
-
         with st.index() as ix:
-            records = ix.records()
-        if not records:
-            return {"clusters": [], "faces": 0}
-        s = summarize(records, n_clusters=min(n, len(records)))
-        return {
-            "faces": len(records),
-            "clusters": [
-                {
-                    "cluster": c.rank + 1,
-                    "size": c.size,
-                    "representative": records[c.representative].id,
-                    "thumbnail": f"/api/thumbs/{records[c.representative].id}",
-                    "members": [records[m].id for m in c.members[:24]],
-                }
-                for c in s.clusters
-            ],
-            "map": f"/api/summary/map.png?n={n}",
-        }
+            key = ("summary", ix.generation, len(ix), n)
+            return st.memo.get(key, lambda: _summary_doc(ix, n))
 
     @app.get("/api/summary/map.png")
     def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
-        from exprsim.apps.summarize import summarize
-        from exprsim.report.plots import embedding_map
-
         with st.index() as ix:
-            records = ix.records()
-            crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
-        if len(records) < 2:
+            key = ("map", ix.generation, len(ix), n)
+            png = st.memo.get(key, lambda: _summary_map(ix, n))
+        if png is None:
             return JSONResponse({"error": "need at least two faces"}, status_code=404)
-        s = summarize(records, n_clusters=min(n, len(records)))
-        emb = np.stack([r.embedding for r in records])
-        png = embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
         return Response(png, media_type="image/png")
+
+
+def _summary_doc(ix: Any, n: int) -> dict[str, Any]:
+    """The album summary's JSON: ``n`` clusters of every indexed face."""
+    from exprsim.apps.summarize import summarize
+
+    records = ix.records()
+    if not records:
+        return {"clusters": [], "faces": 0}
+    s = summarize(records, n_clusters=min(n, len(records)))
+    return {
+        "faces": len(records),
+        "clusters": [
+            {
+                "cluster": c.rank + 1,
+                "size": c.size,
+                "representative": records[c.representative].id,
+                "thumbnail": f"/api/thumbs/{records[c.representative].id}",
+                "members": [records[m].id for m in c.members[:24]],
+            }
+            for c in s.clusters
+        ],
+        "map": f"/api/summary/map.png?n={n}",
+    }
+
+
+def _summary_map(ix: Any, n: int) -> bytes | None:
+    """The album summary's map (PNG) of every indexed face, coloured by its ``n``
+    clusters; ``None`` with fewer than two faces."""
+    from exprsim.apps.summarize import summarize
+    from exprsim.report.plots import embedding_map
+
+    records = ix.records()
+    if len(records) < 2:
+        return None
+    crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
+    s = summarize(records, n_clusters=min(n, len(records)))
+    emb = np.stack([r.embedding for r in records])
+    return embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
 
 
 def _add_tag_routes(app: Any, st: _State) -> None:

@@ -1,0 +1,90 @@
+"""Twelfth robustness round, web app: the album summary and its map (t-SNE of every face)
+were computed again on every visit (321 s at 20,000 faces). They are kept while the index
+is unchanged, and computed again after any write."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from exprsim.web.memo import GenerationMemo
+
+
+def test_summary_and_map_are_computed_once_per_index_state(make_client, photo, monkeypatch):
+    import importlib
+
+    summarize_mod = importlib.import_module("exprsim.apps.summarize")
+    plots = importlib.import_module("exprsim.report.plots")
+
+    maps, sums = [], []
+    real_map, real_sum = plots.embedding_map, summarize_mod.summarize
+    monkeypatch.setattr(plots, "embedding_map", lambda *a, **k: maps.append(1) or real_map(*a, **k))
+    monkeypatch.setattr(
+        summarize_mod, "summarize", lambda *a, **k: sums.append(1) or real_sum(*a, **k)
+    )
+    c = make_client()
+    for name in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"):
+        assert c.post("/api/index", files={"file": photo(name)}).status_code == 200
+    first = c.get("/api/summary?n=2").json()
+    for _ in range(3):
+        assert c.get("/api/summary?n=2").json() == first
+        r = c.get("/api/summary/map.png?n=2")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert len(maps) == 1 and len(sums) == 2  # the summary once, the map's clusters once
+    # another n is another answer; a write to the index makes every answer stale
+    c.get("/api/summary?n=1")
+    assert len(sums) == 3
+    assert (
+        c.post("/api/index", files={"file": photo("pexels_langer_frame144.jpg")}).status_code == 200
+    )
+    again = c.get("/api/summary?n=2").json()
+    assert again["faces"] == 3 and len(sums) == 4
+    c.get("/api/summary/map.png?n=2")
+    assert len(maps) == 2
+
+
+def test_the_map_of_fewer_than_two_faces_is_still_a_404(make_client, photo):
+    c = make_client()
+    assert c.get("/api/summary/map.png").status_code == 404
+    assert c.post("/api/index", files={"file": photo()}).status_code == 200
+    assert c.get("/api/summary/map.png").status_code == 404
+
+
+def test_memo_keeps_the_most_recent_answers_and_computes_each_once():
+    memo = GenerationMemo(size=2)
+    calls: list[str] = []
+    for key in ["a", "b", "a", "c", "b", "a"]:
+        assert memo.get(key, lambda k=key: calls.append(k) or k.upper()) == key.upper()
+    # a, b kept; a hit; c evicts b; b evicts a; a computed again
+    assert calls == ["a", "b", "c", "b", "a"] and memo.computed == 5
+
+
+def test_memo_keeps_nothing_when_the_computation_fails():
+    memo = GenerationMemo()
+    with pytest.raises(ValueError):
+        memo.get("k", lambda: (_ for _ in ()).throw(ValueError("boom")))
+    assert memo.get("k", lambda: 7) == 7 and memo.computed == 1
+
+
+def test_memo_computes_a_shared_answer_once_for_requests_at_once():
+    memo = GenerationMemo()
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return 42
+
+    out: list[int] = []
+    threads = [threading.Thread(target=lambda: out.append(memo.get("k", slow))) for _ in range(4)]
+    threads[0].start()
+    started.wait(5)
+    for t in threads[1:]:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert out == [42] * 4 and len(calls) == 1
