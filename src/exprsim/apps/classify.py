@@ -758,7 +758,12 @@ def evaluate_reference(
 
 @dataclass(frozen=True)
 class FacePrediction:
-    """The predicted expression of one face."""
+    """The predicted expression of one face.
+
+    ``crop``: the aligned crop, kept by :func:`classify_images` for the first
+    :data:`~exprsim.report.html.MAX_GALLERY` faces only (the ones its page shows; ``None``
+    after them): 100,000 faces' crops would hold about 4 GB.
+    """
 
     source: str
     face_index: int
@@ -826,24 +831,31 @@ def classify_images(
         embedder = load_model()
     _check_model(reference, embedder)
     from exprsim.io import as_inputs
+    from exprsim.report.html import MAX_GALLERY
 
-    faces = embedder.embed_images(
-        as_inputs(images), detector=detector, progress=progress, failures=failures
-    )
     knn = reference.classifier(k)
-    if not faces:
+    # only what each face's row needs is kept; a crop only for the faces the page shows
+    kept: list[tuple[str, int, bool, np.ndarray | None]] = []
+    embeddings = []
+    from exprsim.models.embedder import faces_of
+
+    for f in faces_of(embedder, as_inputs(images), detector, progress, failures):
+        crop = f.aligned.crop if len(kept) < MAX_GALLERY else None
+        kept.append((f.source, f.face_index, bool(f.aligned.quality.ok), crop))
+        embeddings.append(f.embedding)
+    if not kept:
         return ClassificationResult((), reference.model, knn.k_, _class_names(knn))
-    proba = knn.predict_proba(np.stack([f.embedding for f in faces]))
+    proba = knn.predict_proba(np.stack(embeddings))
     out = []
-    for f, p in zip(faces, proba, strict=True):
+    for (source, face_index, quality_ok, crop), p in zip(kept, proba, strict=True):
         out.append(
             FacePrediction(
-                source=f.source,
-                face_index=f.face_index,
+                source=source,
+                face_index=face_index,
                 label=str(knn.classes_[int(p.argmax())]),
                 proba={str(c): float(v) for c, v in zip(knn.classes_, p, strict=True)},
-                quality_ok=bool(f.aligned.quality.ok),
-                crop=f.aligned.crop,
+                quality_ok=quality_ok,
+                crop=crop,
             )
         )
     return ClassificationResult(tuple(out), reference.model, knn.k_, _class_names(knn))

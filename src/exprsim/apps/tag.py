@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ class TagResult:
         tags: names whose nearest reference is closer than the threshold, nearest first.
         distances: name -> distance to that name's nearest reference.
         threshold: the threshold applied.
+        crop: the aligned crop, kept by :meth:`Tagger.tag` for the first
+            :data:`~exprsim.report.html.MAX_GALLERY` faces only (the ones its page shows;
+            ``None`` after them): 100,000 faces' crops would hold about 4 GB.
     """
 
     source: str
@@ -219,20 +222,19 @@ class Tagger:
 
     def _all_faces(
         self, items: list[Any], detector: Any, failures: list[Any] | None, progress: bool
-    ) -> list[Any]:
-        """The faces of ``items`` in input order: the images embedded in one stream (the
-        front-end threads at work, one progress bar), ``FaceEmbedding`` objects as given."""
+    ) -> Iterator[Any]:
+        """The faces of ``items`` in input order, one at a time: the images embedded in one
+        stream (the front-end threads at work, one progress bar), ``FaceEmbedding``
+        objects as given."""
         if any(_is_face(im) for im in items):
             from tqdm import tqdm
 
-            faces: list[Any] = []
             for im in tqdm(items, disable=not progress, desc="tag", unit="img"):
-                faces.extend(self._faces(im, detector, failures))
-            return faces
-        extra = {} if failures is None else {"failures": failures}
-        return list(
-            self.embedder.embed_images(items, detector=detector, progress=progress, **extra)
-        )
+                yield from self._faces(im, detector, failures)
+            return
+        from exprsim.models.embedder import faces_of
+
+        yield from faces_of(self.embedder, items, detector, progress, failures)
 
     def add(self, name: str, image: Any, face: int = 0, detector: Any = None) -> TagReference:
         """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
@@ -368,14 +370,21 @@ class Tagger:
 
             raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
         from exprsim.io import as_inputs
+        from exprsim.report.html import MAX_GALLERY
 
-        faces = self._all_faces(as_inputs(images), detector, failures, progress)
-        if not faces:
+        # only what each face's row needs is kept; a crop only for the faces the page shows
+        kept: list[tuple[str, int, np.ndarray | None]] = []
+        embeddings = []
+        for f in self._all_faces(as_inputs(images), detector, failures, progress):
+            crop = f.aligned.crop if len(kept) < MAX_GALLERY else None
+            kept.append((f.source, f.face_index, crop))
+            embeddings.append(f.embedding)
+        if not kept:
             return TagResults()
-        matches = match_tags(np.stack([f.embedding for f in faces]), refs, names, threshold)
+        matches = match_tags(np.stack(embeddings), refs, names, threshold)
         return TagResults(
-            TagResult(f.source, f.face_index, tags, dist, threshold, f.aligned.crop)
-            for f, (tags, dist) in zip(faces, matches, strict=True)
+            TagResult(source, face_index, tags, dist, threshold, crop)
+            for (source, face_index, crop), (tags, dist) in zip(kept, matches, strict=True)
         )
 
     def tag_index(self, threshold: float | None = None) -> int:

@@ -518,7 +518,9 @@ class Embedder:
             workers: front-end threads (see :meth:`embed_stream`).
 
         Returns:
-            One :class:`FaceEmbedding` per face, in input order then detector order.
+            One :class:`FaceEmbedding` per face, in input order then detector order (all of
+            them at once, crops included: about 38 KB a face; :meth:`iter_faces` hands
+            them on one image at a time).
 
         Raises:
             ImageError: an input cannot be read (only when ``failures`` is ``None``).
@@ -531,6 +533,26 @@ class Embedder:
         turns on. A detector *instance* runs in the calling thread and is not
         thread-safe: never pass one instance from several threads at once.
         """
+        return list(self.iter_faces(images_or_paths, detector, progress, failures, workers))
+
+    def iter_faces(
+        self,
+        images_or_paths: Iterable[Any],
+        detector: Any = None,
+        progress: bool = False,
+        failures: list[ImageError] | None = None,
+        workers: int | None = None,
+    ) -> Iterator[FaceEmbedding]:
+        """:meth:`embed_images`, one face at a time: what a caller does not keep (a crop
+        it will not show) is freed as it goes, so memory does not grow with the album.
+
+        Yields:
+            One :class:`FaceEmbedding` per face, in input order then detector order.
+
+        Raises:
+            ImageError: an input cannot be read (only when ``failures`` is ``None``), when
+                the iteration reaches it.
+        """
         from tqdm import tqdm
 
         from exprsim.io import as_inputs
@@ -538,7 +560,6 @@ class Embedder:
         items: Sequence[Any] = as_inputs(images_or_paths)
         if len(items) <= 1:
             workers = 1  # one image: no second detector to build
-        results: list[FaceEmbedding] = []
         stream = self.embed_stream(items, detector, workers)
         for item in tqdm(stream, total=len(items), disable=not progress, desc="embed", unit="img"):
             if item.error is not None:
@@ -546,8 +567,25 @@ class Embedder:
                     raise item.error
                 failures.append(item.error)
                 log.debug("skipped %s", item.error)
-            results.extend(item.faces)
-        return results
+            yield from item.faces
+
+
+def faces_of(
+    embedder: Any,
+    images: Iterable[Any],
+    detector: Any = None,
+    progress: bool = False,
+    failures: list[ImageError] | None = None,
+) -> Iterator[FaceEmbedding]:
+    """The faces of ``images``, one at a time: ``embedder.iter_faces`` when it has one
+    (:class:`Embedder`), else its ``embed_images`` list (any object that has one)."""
+    kw: dict[str, Any] = {"detector": detector, "progress": progress}
+    if failures is not None:  # an embedder of the caller's own may not take it
+        kw["failures"] = failures
+    iterate = getattr(embedder, "iter_faces", None)
+    if iterate is not None:
+        return iter(iterate(images, **kw))
+    return iter(embedder.embed_images(images, **kw))
 
 
 def _weights_dir(name: str) -> Path:
