@@ -76,6 +76,12 @@ def appearance(crop: np.ndarray) -> np.ndarray:
 class TrackLinker:
     """Online IoU tracker over sampled frames.
 
+    Only the live tracks are kept: a track whose last face is more than ``max_gap + 1``
+    sampled frames behind the frame being linked can never be linked again and is
+    forgotten, so each frame costs time in the live tracks, not in every track of the video
+    (the ids go on counting up). Slot numbers must not decrease from one call to the next
+    (:func:`link_tracks` and the video pipeline pass them in order).
+
     Args:
         min_iou: smallest IoU linking a box to a track's last box.
         max_gap: sampled frames a track may go without a face before it ends.
@@ -84,13 +90,23 @@ class TrackLinker:
     def __init__(self, min_iou: float = 0.3, max_gap: int = 2) -> None:
         self.min_iou = min_iou
         self.max_gap = max_gap
-        self._last: dict[int, tuple[int, np.ndarray]] = {}  # track -> (frame slot, box)
+        # live track -> (frame slot, box), in the order the tracks were created (the order
+        # breaks ties between equal IoUs)
+        self._last: dict[int, tuple[int, np.ndarray]] = {}
         self._next = 0
 
+    @property
+    def n_live(self) -> int:
+        """Tracks kept: those still linkable at the last frame, plus any split since."""
+        return len(self._last)
+
     def update(self, slot: int, boxes: np.ndarray) -> list[int]:
-        """Track ids of the ``(K, 4)`` boxes of sampled frame number ``slot``."""
+        """Track ids of the ``(K, 4)`` boxes of sampled frame number ``slot`` (not below the
+        previous call's); tracks that ended too long ago to link are forgotten first."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        alive = [t for t, (s, _) in self._last.items() if slot - s <= self.max_gap + 1]
+        for t in [t for t, (s, _) in self._last.items() if slot - s > self.max_gap + 1]:
+            del self._last[t]  # deleting keeps the creation order of the others
+        alive = list(self._last)
         ids = [-1] * len(boxes)
         if alive and len(boxes):
             iou = box_iou(boxes, np.stack([self._last[t][1] for t in alive]))
