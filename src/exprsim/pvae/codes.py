@@ -33,6 +33,22 @@ from exprsim.pvae.features import FEATURE_DIM
 from exprsim.pvae.model import PerceptualVAE, PVAEConfig
 
 
+def _features(values: object, dim: int, what: str, one: bool = False) -> np.ndarray:
+    """``values`` as ``(N, dim)`` float32 (or ``(dim,)`` too when ``one``), finite; else
+    one ValueError naming ``what``."""
+    try:
+        arr = np.asarray(values, np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be an array of numbers: {exc}") from exc
+    shapes = f"(N, {dim})" + (f" or ({dim},)" if one else "")
+    ok_shape = (arr.ndim == 2 and arr.shape[1] == dim) or (one and arr.shape == (dim,))
+    if not ok_shape:
+        raise ValueError(f"{what} must be {shapes} features, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} holds NaN or infinite features")
+    return arr
+
+
 class PVAEEncoder:
     """A trained perceptual VAE in eval mode, mapping features or meshes to codes.
 
@@ -57,11 +73,20 @@ class PVAEEncoder:
 
         Returns:
             ``(N, K)`` float32 codes.
+
+        Raises:
+            ValueError: ``x`` is not ``(N, D)`` finite numbers for this model's ``D``, or
+                ``neutral`` is not ``(D,)`` / ``(N, D)`` finite numbers.
         """
         import torch
 
-        x = np.asarray(x, np.float32)
-        y = None if neutral is None else np.broadcast_to(np.asarray(neutral, np.float32), x.shape)
+        d = int(self.model.neutral.numel())
+        x = _features(x, d, "x")
+        y = None
+        if neutral is not None:
+            y = np.broadcast_to(_features(neutral, d, "neutral", one=True), x.shape)
+            if y.shape != x.shape:  # pragma: no cover - broadcast_to raises first
+                raise ValueError(f"neutral must be ({d},) or {x.shape}")
         fallback = self.model.neutral.numpy()
         if y is not None and self.config.neutral_source == "population_mean":
             x, y = x - y + fallback, None
