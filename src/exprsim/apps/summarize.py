@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.clustering import n_distinct
+from exprsim.clustering import distinct_rows, n_distinct, power_of_two_scale
 from exprsim.errors import ExprsimError, require_positive_int
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ class Cluster:
         rank: 0 for the largest cluster, 1 for the next, ...
         members: item indices, closest to the centre first.
         distances: ``(len(members),)`` distance of each member to the centre (method's metric).
-        centre: ``(D,)`` float32 centre (normalised for cosine methods).
+        centre: ``(D,)`` float32 centre (normalised for cosine methods; in the
+            embeddings' units for ``"ward"``, where values below float32's range round to 0).
     """
 
     rank: int
@@ -148,27 +149,41 @@ class Summary:
 
 
 def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
-    if isinstance(items, np.ndarray):
-        return np.asarray(items, dtype=np.float64), None
-    seq = tuple(items)
-    if not seq:
-        return np.zeros((0, 0), dtype=np.float64), None
-    if hasattr(seq[0], "embedding"):
-        return np.stack([np.asarray(s.embedding, dtype=np.float64) for s in seq]), seq
-    return np.asarray(seq, dtype=np.float64).reshape(len(seq), -1), None
+    """``(N, D)`` float64 embeddings and the items that carry them (``None``: plain rows).
+
+    Raises:
+        ExprsimError: rows of different lengths (a ragged list) or values that are not
+            numbers.
+    """
+    try:
+        if isinstance(items, np.ndarray):
+            return np.asarray(items, dtype=np.float64), None
+        seq = tuple(items)
+        if not seq:
+            return np.zeros((0, 0), dtype=np.float64), None
+        if hasattr(seq[0], "embedding"):
+            return np.stack([np.asarray(s.embedding, dtype=np.float64) for s in seq]), seq
+        return np.asarray(seq, dtype=np.float64).reshape(len(seq), -1), None
+    except (ValueError, TypeError) as exc:
+        raise ExprsimError(
+            "embeddings must be numbers, the same number for every face (got rows of "
+            "different lengths or values that are not numbers)"
+        ) from exc
 
 
 def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
     from exprsim.distances import cosine_distance, l2
 
     if metric == "cosine":  # 1 - cos rounds to -2e-16 for a face and its own direction
-        return np.clip(np.asarray(cosine_distance(x, centre[None, :]), np.float64), 0.0, 2.0)
+        rows, _ = power_of_two_scale(x, per_row=True)  # exact: tiny rows keep their direction
+        return np.clip(np.asarray(cosine_distance(rows, centre[None, :]), np.float64), 0.0, 2.0)
     return np.asarray(l2(x, centre[None, :], eps=0.0), dtype=np.float64)
 
 
 def _centre(x: np.ndarray, metric: str) -> np.ndarray:
     centre = x.mean(axis=0)
-    if metric == "cosine":
+    if metric == "cosine":  # scaled by a power of two first (exact), so a tiny mean is unit too
+        centre = power_of_two_scale(centre[None, :], per_row=True)[0][0]
         centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
     return np.asarray(centre, dtype=np.float64)
 
@@ -185,8 +200,8 @@ def _sampled_labels(x: np.ndarray, k: int, n_sample: int, spec: Any) -> np.ndarr
     fewer than ``k`` distinct rows to split); every other item joins the nearest centre,
     and sampled rows (and their copies) keep their linkage cluster."""
     _, first, inverse = np.unique(
-        x.round(6), axis=0, return_index=True, return_inverse=True
-    )  # rounded as n_distinct counts them
+        distinct_rows(x, spec.metric), axis=0, return_index=True, return_inverse=True
+    )  # the rows n_distinct counts as one face
     inverse = inverse.reshape(-1)
     order = np.argsort(first)  # distinct rows in item order
     pick = order[np.unique(np.linspace(0, len(order) - 1, n_sample).round().astype(np.int64))]
@@ -201,6 +216,37 @@ def _sampled_labels(x: np.ndarray, k: int, n_sample: int, spec: Any) -> np.ndarr
     return np.where(kept >= 0, kept, raw)
 
 
+def _scaled(x: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
+    """The checked embeddings times ``2**-e`` (largest ``|value|`` in ``[0.5, 1)``: every
+    distance scales exactly, so the clustering is that of ``x``, and no square over- or
+    underflows) and ``e``.
+
+    Raises:
+        ExprsimError: no rows, not ``(N, D)`` or not finite; an all-zero row (or one too
+            small beside the largest to measure) under the cosine metric; euclidean values
+            beyond float32's range (the centres are float32).
+    """
+    if len(x) == 0:
+        raise ExprsimError("nothing to summarise: no faces")
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
+    top = float(np.abs(x).max(initial=0.0))
+    if metric != "cosine" and top > float(np.finfo(np.float32).max):
+        raise ExprsimError(
+            f"embedding values up to {top:.3g} are beyond float32's range: rescale them "
+            "(or use a cosine method, which ignores the scale)"
+        )
+    if metric == "cosine" and not x.any(axis=1).all():
+        raise ExprsimError("the cosine metric cannot place an all-zero embedding")
+    scaled, exponent = power_of_two_scale(x)
+    if metric == "cosine" and ((scaled * scaled).sum(axis=1) == 0).any():
+        raise ExprsimError(
+            "some embeddings are over 1e160 times smaller than the largest: the cosine "
+            "metric cannot measure them beside it; normalise every row to length 1 first"
+        )
+    return scaled, int(exponent[0])
+
+
 #: Above this many items, :func:`summarize` clusters an even sample of this size (the
 #: linkage needs memory quadratic in the items) and assigns the rest to the nearest centre.
 MAX_EXACT = 2000
@@ -213,6 +259,10 @@ def summarize(
     max_exact: int = MAX_EXACT,
 ) -> Summary:
     """Cluster embeddings and pick one representative per cluster.
+
+    The result does not depend on the embeddings' scale (1e-7 or 1e200 as well as unit
+    embeddings): they are clustered times a power of two (exact), and ``"ward"`` reports
+    its distances and centres in the embeddings' own units.
 
     Args:
         items: ``(N, D)`` embeddings, or objects with an ``embedding`` attribute
@@ -231,8 +281,9 @@ def summarize(
         item index first), members ordered by distance to the centre.
 
     Raises:
-        ExprsimError: no items, non-finite embeddings, an unknown method, or
-            ``n_clusters`` / ``max_exact`` not an integer >= 1.
+        ExprsimError: no items, non-finite or ragged embeddings, an all-zero embedding
+            under a cosine method, ``"ward"`` with values beyond float32's range, an
+            unknown method, or ``n_clusters`` / ``max_exact`` not an integer >= 1.
     """
     if method not in SUMMARY_METHODS:
         raise ExprsimError(
@@ -241,15 +292,10 @@ def summarize(
     spec = SUMMARY_METHODS[method]
     x, kept = _as_embeddings(items)
     n = len(x)
-    if n == 0:
-        raise ExprsimError("nothing to summarise: no faces")
-    if x.ndim != 2 or not np.isfinite(x).all():
-        raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
-    if spec.metric == "cosine" and (np.linalg.norm(x, axis=1) == 0).any():
-        raise ExprsimError("the cosine metric cannot place an all-zero embedding")
+    x, exponent = _scaled(x, spec.metric)
     require_positive_int(n_clusters, "n_clusters")
     max_exact = require_positive_int(max_exact, "max_exact")
-    distinct = n_distinct(x)  # copies of one photo are one face here
+    distinct = n_distinct(x, metric=spec.metric)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:
         what = f"{n} faces" if distinct == n else f"{distinct} distinct faces among {n}"
@@ -270,6 +316,8 @@ def summarize(
         labels[members] = rank
         centre = _centre(x[members], spec.metric)
         d = _distance_to(x[members], centre, spec.metric)
+        if spec.metric != "cosine":  # back to the embeddings' units (exact)
+            centre, d = np.ldexp(centre, exponent), np.ldexp(d, exponent)
         order = np.lexsort((members, d))
         clusters.append(
             Cluster(
@@ -303,6 +351,10 @@ def summarize_images(
 
     Returns:
         A :class:`Summary` whose ``items`` are the ``FaceEmbedding`` objects.
+
+    Raises:
+        ExprsimError: no image files, no face found, or (``quality_only``) every face
+            found failing the quality check (the message counts the reasons).
     """
     from exprsim.io import iter_image_files
 
@@ -317,8 +369,25 @@ def summarize_images(
     if not quality_only:
         return summarize(faces, n_clusters=n_clusters, method=method)
     numbers = tuple(i for i, f in enumerate(faces) if f.aligned.quality.ok)
+    if faces and not numbers:
+        raise ExprsimError(_all_failed(faces))
     summary = summarize([faces[i] for i in numbers], n_clusters=n_clusters, method=method)
     return replace(summary, numbers=numbers)
+
+
+def _all_failed(faces: Sequence[Any]) -> str:
+    """One line for ``quality_only`` when every face failed: how many, and why (each
+    reason counted, most frequent first, ties by name)."""
+    from collections import Counter
+
+    reasons = Counter(r for f in faces for r in (f.aligned.quality.reasons or ("unknown",)))
+    counted = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    why = ", ".join(f"{name}: {count}" for name, count in counted)
+    what = "the 1 face found" if len(faces) == 1 else f"all {len(faces)} faces found"
+    return (
+        f"nothing to summarise: {what} failed the quality check ({why}); "
+        "run without --quality-only (quality_only=False) to summarise them anyway"
+    )
 
 
 def summary_page(summary: Summary, title: str = "Expression summary", strip: int = 12) -> Any:
@@ -373,7 +442,12 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
                 page.paragraph(f"... and {c.size - strip} more")
     emb = np.stack([np.asarray(it.embedding) for it in summary.items]) if summary.items else None
     if emb is not None and len(emb) >= 2:
-        page.heading("Map of all faces")
+        shown = min(len(emb), plots.MAP_MAX_POINTS)  # t-SNE / UMAP map a sample beyond it
+        page.heading(
+            "Map of all faces"
+            if shown == len(emb)
+            else f"Map of the faces (a sample of {shown} of {len(emb)})"
+        )
         page.image(
             plots.embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in summary.labels])
         )

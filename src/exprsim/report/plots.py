@@ -2,7 +2,8 @@
 never touched, so these are safe in servers and threads).
 
 * :func:`embedding_map` — 2-D map of faces (UMAP when installed, else t-SNE; PCA on request)
-  with the face thumbnails drawn at their positions;
+  with the face thumbnails drawn at their positions; t-SNE and UMAP map at most
+  :data:`MAP_MAX_POINTS` faces (a fixed-seed sample, every label kept, named in the title);
 * :func:`similarity_heatmap` — all-pairs distance matrix;
 * :func:`cluster_montage` — one row of crops per cluster;
 * :func:`pr_curve` — precision/recall against a distance threshold;
@@ -19,11 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.clustering import n_distinct
+from exprsim.clustering import n_distinct, power_of_two_scale
 
 log = logging.getLogger(__name__)
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca")
+
+#: Most faces :func:`embedding_map` maps with t-SNE or UMAP (t-SNE took 76 s for 5,000 faces
+#: and 321 s for 20,000); above it, a fixed-seed random sample of this many is mapped (every
+#: label kept) and the title says so. PCA maps every face.
+MAP_MAX_POINTS = 2000
 
 
 def _figure(width: float, height: float) -> Any:
@@ -57,16 +63,17 @@ def project_2d(
 
     ``"auto"``: UMAP when ``umap-learn`` is installed, else t-SNE (perplexity
     ``min(30, (N - 1) / 3)``); fewer than 5 distinct points always use PCA (t-SNE diverges
-    on a set of identical faces, e.g. one photo copied many times).
+    on a set of identical faces, e.g. one photo copied many times). Every row is mapped
+    (t-SNE's time grows about as ``N log N``: :func:`embedding_map` maps a sample of at
+    most :data:`MAP_MAX_POINTS`). The embeddings are first scaled by a power of two
+    (exact), so 1e-7 or 1e200 embeddings map as unit ones do.
     """
     x = np.asarray(embeddings, dtype=np.float64)
-    if method not in MAP_METHODS:
-        raise ValueError(f"method must be one of {MAP_METHODS}, got {method!r}")
+    method = _resolved(method)
     n = len(x)
     if n == 0:
         return np.zeros((0, 2)), "pca"
-    if method == "auto":
-        method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+    x, _ = power_of_two_scale(x)
     if n < 5 or n_distinct(x) < 5:
         method = "pca"
     if method == "umap":
@@ -94,6 +101,39 @@ def project_2d(
     return out, "pca"
 
 
+def _resolved(method: str) -> str:
+    """``method`` checked, with ``"auto"`` resolved to ``"umap"`` or ``"tsne"``."""
+    if method not in MAP_METHODS:
+        raise ValueError(f"method must be one of {MAP_METHODS}, got {method!r}")
+    if method == "auto":
+        return "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+    return method
+
+
+def map_sample(
+    n: int, labels: Sequence[Any] | None = None, max_points: int = MAP_MAX_POINTS, seed: int = 0
+) -> np.ndarray:
+    """Sorted indices of the ``n`` faces a map draws: all of them when ``n <= max_points``,
+    else a random sample of ``max_points`` (fixed by ``seed``) holding at least one face of
+    every label in ``labels`` (of as many labels as fit when there are more labels than
+    ``max_points``); the rest of the sample is drawn uniformly, so the labels keep about
+    their proportions."""
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels: {n} needed, got {len(labels)}")
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(n)
+    if labels is None:
+        return np.sort(order[:max_points])
+    names = np.asarray([str(v) for v in labels])[order]
+    _, first = np.unique(names, return_index=True)  # a random face of every label
+    must = order[np.sort(first)][:max_points]
+    rest = order[~np.isin(order, must)][: max_points - len(must)]
+    return np.sort(np.concatenate([must, rest]))
+
+
 def label_styles(n: int) -> list[tuple[Any, str]]:
     """``n`` distinct ``(colour, marker)`` pairs: matplotlib's 10 colours up to 10 labels,
     then its 20 paired colours times four markers (40 sub-expressions stay apart)."""
@@ -114,6 +154,7 @@ def embedding_map(
     max_thumbnails: int = 300,
     thumb_px: int = 28,
     title: str | None = None,
+    max_points: int = MAP_MAX_POINTS,
 ) -> bytes:
     """2-D map of faces with thumbnails (or coloured points).
 
@@ -124,13 +165,39 @@ def embedding_map(
         labels: ``N`` labels colouring the points (legend shown).
         method: ``"auto"``, ``"umap"``, ``"tsne"`` or ``"pca"``.
         thumb_px: thumbnail side on the figure, in pixels at 110 dpi.
+        max_points: most faces t-SNE or UMAP map (:data:`MAP_MAX_POINTS`); above it a
+            sample of this many (:func:`map_sample`, fixed by ``seed``, every label kept)
+            is drawn and the title ends with "a sample of N of M faces".
 
     Returns:
         PNG bytes.
     """
+    x = np.asarray(embeddings, dtype=np.float64)
+    n = len(x)
+    pick = None
+    if n > max_points and _resolved(method) != "pca":
+        pick = map_sample(n, labels, max_points, seed)
+        x = x[pick]
+        thumbnails = None if thumbnails is None else [thumbnails[i] for i in pick]
+        labels = None if labels is None else [labels[i] for i in pick]
+    xy, used = project_2d(x, method, seed)
+    title = title or f"Faces by expression ({used.upper()} of the embeddings)"
+    if pick is not None:
+        title += f"\na sample of {len(pick)} of {n} faces"
+    return _draw_map(xy, thumbnails, labels, max_thumbnails, thumb_px, title)
+
+
+def _draw_map(
+    xy: np.ndarray,
+    thumbnails: Sequence[np.ndarray | None] | None,
+    labels: Sequence[Any] | None,
+    max_thumbnails: int,
+    thumb_px: int,
+    title: str,
+) -> bytes:
+    """The map's figure (:func:`embedding_map`) for coordinates ``xy`` ``(N, 2)``."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    xy, used = project_2d(embeddings, method, seed)
     fig = _figure(8, 7)
     ax = fig.add_subplot(111)
     colour_of: dict[str, Any] = {}
@@ -169,7 +236,7 @@ def embedding_map(
                 bboxprops={"edgecolor": colour, "linewidth": 2} if colour is not None else None,
             )
             ax.add_artist(box)
-    ax.set_title(title or f"Faces by expression ({used.upper()} of the embeddings)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     if len(xy):
