@@ -365,7 +365,10 @@ def summarize_images(
     files = [str(p) for p in iter_image_files(paths)]
     if not files:
         raise ExprsimError("no image files found")
-    faces = embedder.embed_images(files, detector=detector, progress=progress, failures=failures)
+    from exprsim.models.embedder import faces_of
+
+    store = _CropStore()
+    faces = [store.keep(f) for f in faces_of(embedder, files, detector, progress, failures)]
     if not quality_only:
         return summarize(faces, n_clusters=n_clusters, method=method)
     numbers = tuple(i for i, f in enumerate(faces) if f.aligned.quality.ok)
@@ -373,6 +376,40 @@ def summarize_images(
         raise ExprsimError(_all_failed(faces))
     summary = summarize([faces[i] for i in numbers], n_clusters=n_clusters, method=method)
     return replace(summary, numbers=numbers)
+
+
+class _CropStore:
+    """Faces' crops copied into large blocks as the faces arrive: each crop's own small
+    array is freed at once, so an album's crops do not lie scattered among the freed
+    buffers of the images they came from (with two front-end threads, that scattering
+    kept about 170 KB of memory per face for a 38 KB crop: 3,200 faces peaked at 902 MB).
+    """
+
+    #: crops per block (a 112-pixel block: 19 MB)
+    BLOCK = 512
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[tuple[int, ...], str], tuple[np.ndarray, int]] = {}
+
+    def keep(self, face: Any) -> Any:
+        """``face`` (a ``FaceEmbedding``) with its crop moved into a block (the same
+        pixels); anything without a crop array as it is."""
+        from exprsim.faces.types import AlignedFace
+        from exprsim.models.embedder import FaceEmbedding
+
+        if not isinstance(face, FaceEmbedding) or not isinstance(face.aligned, AlignedFace):
+            return face
+        aligned = face.aligned
+        crop = aligned.crop
+        if not isinstance(crop, np.ndarray):
+            return face
+        key = (crop.shape, crop.dtype.str)
+        block, used = self._open.get(key, (None, self.BLOCK))
+        if block is None or used == self.BLOCK:
+            block, used = np.empty((self.BLOCK, *crop.shape), crop.dtype), 0
+        block[used] = crop
+        self._open[key] = (block, used + 1)
+        return replace(face, aligned=replace(aligned, crop=block[used]))
 
 
 def _all_failed(faces: Sequence[Any]) -> str:
