@@ -481,8 +481,14 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
 def _over_white(rgba: np.ndarray) -> np.ndarray:
     """``(H, W, 4)`` uint8 RGBA as RGB over a white background, as an RGBA file is read
     (:func:`_to_rgb8`); an opaque image just loses its alpha channel."""
-    if int(rgba[:, :, 3].min()) == 255:
+    alpha = rgba[:, :, 3]
+    if int(alpha.min()) == 255:
         return rgba[:, :, :3]
+    if int(alpha.max()) == 0:
+        log.warning(
+            "an RGBA array with alpha 0 everywhere is fully transparent: laid over white it "
+            "is blank; if its fourth channel is not alpha (RGBX), pass array[..., :3]"
+        )
     background = Image.new("RGBA", (rgba.shape[1], rgba.shape[0]), (255, 255, 255, 255))
     over = Image.alpha_composite(background, Image.fromarray(np.ascontiguousarray(rgba), "RGBA"))
     return np.asarray(over.convert("RGB"))

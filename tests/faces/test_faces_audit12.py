@@ -182,3 +182,14 @@ def test_boxes_scaled_back_as_edges():
     np.testing.assert_allclose(r.box, [20, 40, 60, 80])
     # landmarks are pixel centres: the first and last pixel centres map to the full image's
     np.testing.assert_allclose(r.landmarks, [[0.5, 0.5], [2558.5, 1438.5]])
+
+
+def test_a_fully_transparent_rgba_array_is_blank_with_a_warning(caplog):
+    """Review finding: an RGBX buffer (alpha 0 everywhere) became a white image silently."""
+    import logging
+
+    rgbx = np.zeros((8, 8, 4), np.uint8)
+    rgbx[..., :3] = 90
+    with caplog.at_level(logging.WARNING, logger="exprsim"):
+        out = as_rgb8(rgbx)
+    assert (out == 255).all() and "alpha 0 everywhere" in caplog.text

@@ -88,3 +88,69 @@ def test_memo_computes_a_shared_answer_once_for_requests_at_once():
     for t in threads:
         t.join(5)
     assert out == [42] * 4 and len(calls) == 1
+
+
+# ----------------------------------------------------------------------------- review
+
+
+def test_another_database_in_place_is_computed_afresh(
+    make_client, photo, monkeypatch, tmp_path, random_model_dir
+):
+    """Review finding: the key named the generation and the face count but not the
+    database, so another index copied over this one (same counts) got the first one's
+    clusters."""
+    import importlib
+    import os
+
+    from exprsim.index.store import FaceIndex
+    from exprsim.models.embedder import load_model
+    from exprsim.samples import sample_path
+
+    summarize_mod = importlib.import_module("exprsim.apps.summarize")
+    sums = []
+    real_sum = summarize_mod.summarize
+    monkeypatch.setattr(
+        summarize_mod, "summarize", lambda *a, **k: sums.append(1) or real_sum(*a, **k)
+    )
+    c = make_client()
+    for name in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"):
+        assert c.post("/api/index", files={"file": photo(name)}).status_code == 200
+    c.get("/api/summary?n=2")
+    other = tmp_path / "other.db"
+    with FaceIndex(other, embedder=load_model(str(random_model_dir))) as ix:
+        for name in ("pexels_langer_frame144.jpg", "pexels_langer_frame360.jpg"):
+            ix.add([sample_path(name)])
+        gen, n = ix.generation, len(ix)
+    with FaceIndex(tmp_path / "faces.db", create=False) as ix:
+        assert (ix.generation, len(ix)) == (gen, n)  # what the old key held: the same
+    os.replace(other, tmp_path / "faces.db")
+    again = c.get("/api/summary?n=2").json()
+    assert len(sums) == 2 and again["faces"] == 2
+
+
+def test_a_kept_answer_does_not_wait_for_another_being_computed():
+    """Review finding: one lock covered every key while computing, so a kept summary
+    waited for an unrelated map (6 s instead of 0.01 s)."""
+    memo = GenerationMemo()
+    memo.get("kept", lambda: "old")
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "slow"
+
+    t = threading.Thread(target=lambda: memo.get("slow", slow))
+    t.start()
+    assert started.wait(5)
+    got = []
+    reader = threading.Thread(target=lambda: got.append((memo.get("kept", lambda: "new"),
+                                                         memo.get("other", lambda: "other"))))  # fmt: skip
+    reader.start()
+    reader.join(2)
+    finished = not reader.is_alive()
+    release.set()
+    t.join(5)
+    reader.join(5)
+    assert finished and got == [("old", "other")]
+    assert memo.get("slow", lambda: "again") == "slow"

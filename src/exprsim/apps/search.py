@@ -325,13 +325,15 @@ class _Filters:
             or (q.sha256 is not None and r.sha256 == q.sha256)
         ):
             return "same_image"
-        if (
+        return "quality" if self.fails_quality(r) else None
+
+    def fails_quality(self, r: Any) -> bool:
+        """Whether record ``r`` fails the quality filters."""
+        return bool(
             (self.quality_ok_only and not r.quality_ok)
             or (self.min_sharpness is not None and not r.sharpness >= self.min_sharpness)
             or (self.max_abs_yaw is not None and not abs(r.yaw) <= self.max_abs_yaw)
-        ):
-            return "quality"
-        return None
+        )
 
     @property
     def narrows(self) -> bool:
@@ -352,6 +354,8 @@ class _Collector:
         self.index, self.q, self.k, self.filters, self.identity = index, q, k, filters, identity
         self.q64 = np.asarray(q.embedding, np.float64).reshape(-1)
         self.excluded = {"same_image": 0, "same_identity": 0, "quality": 0}
+        #: faces counted as the query's own image that fail the quality filters too
+        self.own_failing = 0
         self.hits: list[SearchHit] = []
         self.seen: set[int] = set()
 
@@ -383,6 +387,7 @@ class _Collector:
             why = self.filters.reason(r, self.q)
             if why is not None:
                 self.excluded[why] += 1
+                self.own_failing += why == "same_image" and self.filters.fails_quality(r)
                 continue
             cand.append((r, d))
         ident = self.identity
@@ -435,7 +440,9 @@ def _collect_hits(
         _index_walk(col, total)  # an exact index's neighbours in order are the truth
     else:
         _passing_walk(col)
-    col.excluded["quality"] = total - passing  # every face the quality filters leave out
+    # every face the quality filters leave out, each face counted once: the query's own
+    # faces examined on the way are counted as such already
+    col.excluded["quality"] = total - passing - col.own_failing
     return col.ranked(), col.excluded
 
 

@@ -167,19 +167,23 @@ def match_tags(
     return out
 
 
-#: faces whose distances to the references are taken at once (memory: rows x refs x dim)
-_DISTANCE_ROWS = 4096
+#: squared distances under this are taken again directly (``sum (x - r)^2``): there the
+#: expansion's rounding (about 1e-15) is not small beside the distance itself
+_NEAR_SQUARED = 1e-8
 
 
 def _exact_distances(x: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``(N, R)`` Euclidean distances of float64 rows, each ``|x - r|`` taken directly: two
-    identical references are at exactly the same distance (the ``|x|^2 + |r|^2 - 2 x.r``
-    expansion differs in the last digits, and ties between tags then break by rounding)."""
-    out = np.empty((len(x), len(r)), np.float64)
-    for start in range(0, len(x), _DISTANCE_ROWS):
-        part = x[start : start + _DISTANCE_ROWS]
-        out[start : start + len(part)] = np.linalg.norm(part[:, None, :] - r[None, :, :], axis=2)
-    return out
+    """``(N, R)`` Euclidean distances of float64 rows. Identical references are computed
+    once (``np.unique``), so they are at exactly the same distance from every face and ties
+    between tags break by name, not by rounding; a face at (almost) a reference's place is
+    measured directly (a copy is at 0, not 1e-8). Memory: ``(N, R)``, as the expansion's."""
+    uniq, inverse = np.unique(r, axis=0, return_inverse=True)
+    d2 = (x * x).sum(axis=1)[:, None] + (uniq * uniq).sum(axis=1)[None, :] - 2.0 * (x @ uniq.T)
+    np.maximum(d2, 0.0, out=d2)
+    rows, cols = np.nonzero(d2 < _NEAR_SQUARED)
+    if len(rows):
+        d2[rows, cols] = ((x[rows] - uniq[cols]) ** 2).sum(axis=1)
+    return np.sqrt(d2)[:, np.asarray(inverse).reshape(-1)]
 
 
 class Tagger:

@@ -2002,9 +2002,16 @@ class FaceIndex:
         return stamp.backend, stamp.generation == self.generation and self._serves(stamp)
 
     @property
-    def _store_id(self) -> str:
-        """This database's identity (its ``created`` stamp), kept in the ANN cache's stamp."""
+    def store_id(self) -> str:
+        """This database's identity: its ``created`` stamp (a database deleted and built
+        again, or another database's file copied over this one, has another). With
+        :attr:`generation` it names the index's state: answers computed from the index can
+        be kept under both (the ANN cache's stamp, the web app's album summary)."""
         return self._meta("created") or ""
+
+    @property
+    def _store_id(self) -> str:
+        return self.store_id
 
     def _log_seq(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()

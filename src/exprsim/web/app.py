@@ -697,13 +697,13 @@ def _add_summary_routes(app: Any, st: _State) -> None:
     @app.get("/api/summary")
     def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
         with st.index() as ix:
-            key = ("summary", ix.generation, len(ix), n)
+            key = ("summary", ix.store_id, ix.generation, len(ix), n)
             return st.memo.get(key, lambda: _summary_doc(ix, n))
 
     @app.get("/api/summary/map.png")
     def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
         with st.index() as ix:
-            key = ("map", ix.generation, len(ix), n)
+            key = ("map", ix.store_id, ix.generation, len(ix), n)
             png = st.memo.get(key, lambda: _summary_map(ix, n))
         if png is None:
             return JSONResponse({"error": "need at least two faces"}, status_code=404)
