@@ -69,10 +69,17 @@ def _cases(seed: int) -> list[tuple[np.ndarray, float, int]]:
     return out
 
 
+@pytest.mark.parametrize("dense", [True, False])
 @pytest.mark.parametrize("seed", range(5))
-def test_dbscan_equals_a_naive_reference(seed: int) -> None:
+def test_dbscan_equals_a_naive_reference(
+    seed: int, dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Guard (passes on the old code too): the rewrite keeps the labels and their
-    numbering, whatever the block size."""
+    numbering, whatever the block size, with the neighbourhoods kept or queried again."""
+    import exprsim.clustering as clustering_mod
+
+    if not dense:
+        monkeypatch.setattr(clustering_mod, "DENSE_PAIRS", 0, raising=False)
     for x, eps, m in _cases(seed):
         ref = _naive_dbscan(x, eps, m)
         for chunk in (1, 7, 1024):
@@ -88,9 +95,15 @@ def test_dbscan_equals_sklearn(seed: int) -> None:
         np.testing.assert_array_equal(dbscan(x, eps, m), ref)
 
 
-def test_dbscan_memory_is_linear_in_n() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_dbscan_memory_is_linear_in_n(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """4,000 points of one person: the old code kept 4000^2 neighbour indices (128 MB) and
-    a stack of millions of Python ints; now one bounded block of distances."""
+    a stack of millions of Python ints; now one bounded block of distances (and, up to
+    DENSE_PAIRS pairs, one bool per pair: 16 MB)."""
+    import exprsim.clustering as clustering_mod
+
+    if not dense:
+        monkeypatch.setattr(clustering_mod, "DENSE_PAIRS", 0, raising=False)
     rng = np.random.default_rng(0)
     n = 4000
     x = rng.normal(size=16) + rng.normal(size=(n, 16)) * 0.01  # all within eps of each other

@@ -27,8 +27,13 @@ import numpy as np
 
 LINKAGES = ("ward", "complete", "average", "single")
 
-#: Most float64 distances DBSCAN holds at once (8 MiB); its other memory is linear in ``N``.
+#: Most float64 distances DBSCAN holds at once (8 MiB); its other memory is linear in ``N``
+#: beyond :data:`DENSE_PAIRS`.
 BLOCK_ELEMS = 1 << 20
+#: Up to this many point pairs (``N^2``; 64 MiB of bool, N = 8,192), DBSCAN keeps every
+#: neighbourhood as one bool matrix and grows its clusters from it (as fast as the old
+#: index arrays, at an eighth of their memory or less); beyond, it queries them again.
+DENSE_PAIRS = 1 << 26
 
 
 def power_of_two_scale(x: np.ndarray, per_row: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +156,9 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, chunk: int = 1024) -> np
 
     Memory: distances are computed at most ``chunk`` rows (and :data:`BLOCK_ELEMS`
     entries) at a time; neighbour counts first, then each cluster grown from its core
-    points, every point labelled (and queued) once, so the rest is linear in ``N``."""
+    points, every point labelled (and queued) once. Up to :data:`DENSE_PAIRS` pairs the
+    neighbourhoods are kept as one ``(N, N)`` bool matrix; beyond, the memory is linear in
+    ``N``."""
     if not eps > 0 or min_samples < 1:
         raise ValueError("eps must be > 0 and min_samples >= 1")
     x = np.asarray(x, dtype=np.float64)
@@ -165,20 +172,44 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, chunk: int = 1024) -> np
     eps2 = min(scaled_eps * scaled_eps, 1e300)  # 1e300: beyond any distance of |x| < 1 rows
     sq = (x * x).sum(axis=1)
     counts = np.empty(n, dtype=np.int64)
+    # up to DENSE_PAIRS pairs, the neighbourhoods are kept as one bool matrix (n^2 bytes:
+    # 64 MB at 8,192 points) and clusters grow from it; beyond, they are queried again
+    # block by block as clusters grow (slower with many small clusters, memory linear)
+    dense = np.zeros((n, n), dtype=bool) if n * n <= DENSE_PAIRS else None
     rows = max(1, min(int(chunk), BLOCK_ELEMS // n))
     for a in range(0, n, rows):
         idx = np.arange(a, min(a + rows, n))
         near = _near(x, sq, idx, None, eps2)
         near[np.arange(len(idx)), idx] = True  # a point is its own neighbour
         counts[idx] = near.sum(axis=1)
+        if dense is not None:
+            dense[idx] = near
     core = counts >= min_samples
     labels = np.full(n, -1, dtype=np.int64)
     label = 0
     for i in np.flatnonzero(core):
         if labels[i] == -1:
-            _grow(x, sq, core, labels, int(i), label, int(chunk), eps2)
+            if dense is not None:
+                _grow_dense(dense, core, labels, int(i), label)
+            else:
+                _grow(x, sq, core, labels, int(i), label, int(chunk), eps2)
             label += 1
     return labels
+
+
+def _grow_dense(near: np.ndarray, core: np.ndarray, labels: np.ndarray, seed: int,
+                label: int) -> None:  # fmt: skip
+    """:func:`_grow` with every neighbourhood at hand (``near``: ``(N, N)`` bool)."""
+    labels[seed] = label
+    frontier = np.array([seed], dtype=np.int64)
+    step = max(1, BLOCK_ELEMS // len(labels))  # rows of ``near`` copied at once
+    while len(frontier):
+        reach = np.zeros(len(labels), dtype=bool)
+        for s in range(0, len(frontier), step):
+            reach |= near[frontier[s : s + step]].any(axis=0)
+        new = np.flatnonzero(reach & (labels == -1))
+        labels[new] = label
+        frontier = new[core[new]]
 
 
 def _grow(x: np.ndarray, sq: np.ndarray, core: np.ndarray, labels: np.ndarray, seed: int,

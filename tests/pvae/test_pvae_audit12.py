@@ -16,11 +16,13 @@ D = 24
 
 @pytest.fixture
 def enc(tmp_path: Path):
+    import torch
     from safetensors.torch import save_file
 
     from exprsim.config import save_json
     from exprsim.pvae.model import PerceptualVAE, PVAEConfig
 
+    torch.manual_seed(0)
     cfg = PVAEConfig(
         variant="vae", input_dim=D, latent_dim=4, encoder_hidden=(8,), decoder_hidden=(8,)
     )
@@ -66,4 +68,7 @@ def test_good_features_still_encode(enc) -> None:
     assert enc.encode_features(x, neutral=x).shape == (5, 4)
     assert enc.encode_features(np.zeros((0, D))).shape == (0, 4)
     a = enc.encode_features(x[:2])
-    assert np.isfinite(a).all() and np.array_equal(a, enc.encode_features(x)[:2])
+    # a batch's rows do not depend on the rest of the batch (up to float rounding: torch
+    # does not promise the same bits for batches of 2 and 5)
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, enc.encode_features(x)[:2], rtol=1e-5, atol=1e-6)

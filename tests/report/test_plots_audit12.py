@@ -128,3 +128,17 @@ def test_small_and_huge_embeddings_get_a_tsne_map(fake_tsne: list[int]) -> None:
     assert fake_tsne == [40] * 4
     xy, used = plots.project_2d(np.repeat(x[:3] * 1e-7, 10, axis=0), "tsne")
     assert used == "pca" and np.isfinite(xy).all()  # 3 distinct faces: PCA, as before
+
+
+def test_pca_coordinates_are_in_the_embeddings_own_units():
+    """Review finding: the power-of-two scaling leaked into PCA's output (2x on unit rows)."""
+    from exprsim.report.plots import project_2d
+
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 1e-7, 3.0):
+        x = rng.normal(size=(40, 16)) * scale
+        got, method = project_2d(x, "pca")
+        xc = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        assert method == "pca"
+        np.testing.assert_allclose(got, xc @ vt[:2].T, rtol=1e-9, atol=1e-12 * scale)

@@ -66,14 +66,15 @@ def project_2d(
     on a set of identical faces, e.g. one photo copied many times). Every row is mapped
     (t-SNE's time grows about as ``N log N``: :func:`embedding_map` maps a sample of at
     most :data:`MAP_MAX_POINTS`). The embeddings are first scaled by a power of two
-    (exact), so 1e-7 or 1e200 embeddings map as unit ones do.
+    (exact), so 1e-7 or 1e200 embeddings map as unit ones do; PCA coordinates are given
+    back in the embeddings' own units.
     """
     x = np.asarray(embeddings, dtype=np.float64)
     method = _resolved(method)
     n = len(x)
     if n == 0:
         return np.zeros((0, 2)), "pca"
-    x, _ = power_of_two_scale(x)
+    x, exp = power_of_two_scale(x)
     if n < 5 or n_distinct(x) < 5:
         method = "pca"
     if method == "umap":
@@ -95,7 +96,7 @@ def project_2d(
         return np.asarray(tsne.fit_transform(x)), "tsne"
     xc = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    out = xc @ vt[:2].T
+    out = np.ldexp(xc @ vt[:2].T, int(exp[0]))  # in the embeddings' own units (exact)
     if out.shape[1] < 2:
         out = np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
     return out, "pca"
