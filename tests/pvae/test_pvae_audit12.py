@@ -72,3 +72,10 @@ def test_good_features_still_encode(enc) -> None:
     # does not promise the same bits for batches of 2 and 5)
     assert np.isfinite(a).all()
     np.testing.assert_allclose(a, enc.encode_features(x)[:2], rtol=1e-5, atol=1e-6)
+
+
+def test_neutral_of_another_row_count_is_one_line(enc) -> None:
+    with pytest.raises(
+        ValueError, match=r"neutral must be \(24,\) or \(3, 24\) features, got \(2, 24\)"
+    ):
+        enc.encode_features(np.zeros((3, D), np.float32), neutral=np.zeros((2, D), np.float32))

@@ -831,14 +831,13 @@ def classify_images(
         embedder = load_model()
     _check_model(reference, embedder)
     from exprsim.io import as_inputs
+    from exprsim.models.embedder import faces_of
     from exprsim.report.html import MAX_GALLERY
 
     knn = reference.classifier(k)
     # only what each face's row needs is kept; a crop only for the faces the page shows
     kept: list[tuple[str, int, bool, np.ndarray | None]] = []
     embeddings = []
-    from exprsim.models.embedder import faces_of
-
     for f in faces_of(embedder, as_inputs(images), detector, progress, failures):
         crop = f.aligned.crop if len(kept) < MAX_GALLERY else None
         kept.append((f.source, f.face_index, bool(f.aligned.quality.ok), crop))

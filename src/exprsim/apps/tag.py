@@ -138,7 +138,6 @@ def match_tags(
         ExprsimError: a NaN, infinite or negative ``threshold``, NaN or infinite
             embeddings or references, not one name per reference, or mismatched sizes.
     """
-
     threshold = _check_threshold(threshold)
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
     r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
@@ -177,12 +176,13 @@ def _exact_distances(x: np.ndarray, r: np.ndarray) -> np.ndarray:
     once (``np.unique``), so they are at exactly the same distance from every face and ties
     between tags break by name, not by rounding; a face at (almost) a reference's place is
     measured directly (a copy is at 0, not 1e-8). Memory: ``(N, R)``, as the expansion's."""
+    from exprsim.distances import pairwise_squared_l2, squared_l2
+
     uniq, inverse = np.unique(r, axis=0, return_inverse=True)
-    d2 = (x * x).sum(axis=1)[:, None] + (uniq * uniq).sum(axis=1)[None, :] - 2.0 * (x @ uniq.T)
-    np.maximum(d2, 0.0, out=d2)
+    d2 = pairwise_squared_l2(x, uniq)
     rows, cols = np.nonzero(d2 < _NEAR_SQUARED)
     if len(rows):
-        d2[rows, cols] = ((x[rows] - uniq[cols]) ** 2).sum(axis=1)
+        d2[rows, cols] = squared_l2(x[rows], uniq[cols])
     return np.sqrt(d2)[:, np.asarray(inverse).reshape(-1)]
 
 
@@ -545,7 +545,7 @@ def calibrate_threshold(
             "to find): nothing to measure; give more labelled faces"
         )
     precision = np.divide(tp, pred, out=np.ones_like(tp), where=pred > 0)
-    recall = tp / n_pos if n_pos else np.zeros_like(tp)
+    recall = tp / n_pos
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     n_pairs = len(ref_idx) * len(cand)

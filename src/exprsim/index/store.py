@@ -2015,10 +2015,6 @@ class FaceIndex:
         be kept under both (the ANN cache's stamp, the web app's album summary)."""
         return self._meta("created") or ""
 
-    @property
-    def _store_id(self) -> str:
-        return self.store_id
-
     def _log_seq(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()
         return int(row[0]) if row else 0
@@ -2065,7 +2061,7 @@ class FaceIndex:
             seq,
             len(ids),
             imbalance,
-            self._store_id,
+            self.store_id,
             ann_mod.probe_of(ids, emb),
         )
         if self._save_ann(index, stamp):
@@ -2157,7 +2153,7 @@ class FaceIndex:
         """Why a cache with ``stamp`` cannot serve this database ("" when it can): it must
         be built from this database (not one deleted and made again, nor another index's
         file copied here), of its model, with the backend wanted, and readable here."""
-        if stamp.store != self._store_id:
+        if stamp.store != self.store_id:
             return "not built from this database"
         if stamp.model != (self.model or ""):
             return f"built with model {stamp.model}, not {self.model}"

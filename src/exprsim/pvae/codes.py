@@ -84,9 +84,10 @@ class PVAEEncoder:
         x = _features(x, d, "x")
         y = None
         if neutral is not None:
-            y = np.broadcast_to(_features(neutral, d, "neutral", one=True), x.shape)
-            if y.shape != x.shape:  # pragma: no cover - broadcast_to raises first
-                raise ValueError(f"neutral must be ({d},) or {x.shape}")
+            base = _features(neutral, d, "neutral", one=True)
+            if base.ndim == 2 and base.shape != x.shape:
+                raise ValueError(f"neutral must be ({d},) or {x.shape} features, got {base.shape}")
+            y = np.broadcast_to(base, x.shape)
         fallback = self.model.neutral.numpy()
         if y is not None and self.config.neutral_source == "population_mean":
             x, y = x - y + fallback, None
