@@ -51,25 +51,36 @@ def _rowwise(metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return partial(l2, eps=0.0) if metric == "euclidean" else cosine_distance
 
 
-def _class_ids(labels: Any, what: str) -> np.ndarray:
+def not_whole(values: np.ndarray) -> np.ndarray:
+    """Boolean mask, the shape of ``values`` (a float array), of the entries that are not
+    whole numbers: NaN, infinite or fractional (``int()`` would truncate ``2.7`` to 2)."""
+    return ~np.isfinite(values) | (values != np.round(values))
+
+
+def class_ids(labels: Any, what: str, error: type[Exception] = ValueError) -> np.ndarray:
     """``labels`` as ``(N,)`` int64 class ids (ints, bools or whole-number floats).
 
     Raises:
-        ValueError: not 1-d, not numbers, a NaN, infinite or fractional float (it would be
-            truncated), or a negative id (it would index another row's or class's slot).
+        error: not 1-d, not numbers, a NaN, infinite or fractional float (it would be
+            truncated), an id beyond int64, or a negative id (it would index another
+            row's or class's slot).
     """
     arr = np.asarray(labels)
     if arr.ndim != 1:
-        raise ValueError(f"{what} must be a 1-d array of class ids, got shape {arr.shape}")
+        raise error(f"{what} must be a 1-d array of class ids, got shape {arr.shape}")
     if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        bad = not_whole(arr)
         if bad.any():
-            raise ValueError(f"{what} must be whole class ids, got {arr[bad][0].item()!r}")
+            raise error(f"{what} must be whole class ids, got {arr[bad][0].item()!r}")
+        if arr.size and np.abs(arr).max() > 2.0**62:
+            raise error(f"{what} must be int64 class ids, got {np.abs(arr).max().item()!r}")
     elif arr.dtype.kind not in "biu":
-        raise ValueError(f"{what} must be integer class ids, got dtype {arr.dtype}")
+        raise error(f"{what} must be integer class ids, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise error(f"{what} must be int64 class ids, got {int(arr.max())}")
     out = arr.astype(np.int64)
     if out.size and out.min() < 0:
-        raise ValueError(f"{what} must be class ids >= 0, got {out.min().item()}")
+        raise error(f"{what} must be class ids >= 0, got {out.min().item()}")
     return out
 
 
@@ -236,7 +247,7 @@ def knn_proba(
     """
     if weights not in ("uniform", "distance"):
         raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
-    train_labels = _class_ids(train_labels, "train_labels")
+    train_labels = class_ids(train_labels, "train_labels")
     n_classes = n_classes or _n_classes(train_labels)
     if len(train_labels) != len(train_emb):
         raise ValueError(

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import DataError, ExprsimError, ModelError, require_positive_int
+from exprsim.metrics import not_whole
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def _label_array(y: Any) -> np.ndarray:
             raise ExprsimError(
                 f"label {i} is missing (nan): drop the unlabelled faces or give them a class"
             )
-        bad = ~np.isfinite(y) | (y != np.round(y))
+        bad = not_whole(y)
         if bad.any():
             raise ExprsimError(
                 f"float labels must be whole class ids, got {y[bad][0].item()!r}: "
@@ -562,7 +563,7 @@ def _whole_numbers(values: np.ndarray, what: str) -> np.ndarray:
     """
     values = np.asarray(values)
     if values.dtype.kind == "f":
-        bad = ~np.isfinite(values) | (values != np.round(values))
+        bad = not_whole(values)
         if bad.any():
             raise ValueError(f"{what}: {values[bad].flat[0].item()!r} is not a whole number")
         if values.size and np.abs(values).max() > 2.0**62:
@@ -831,30 +832,25 @@ def classify_images(
         embedder = load_model()
     _check_model(reference, embedder)
     from exprsim.io import as_inputs
-    from exprsim.models.embedder import faces_of
+    from exprsim.models.embedder import faces_of, keep_faces
     from exprsim.report.html import MAX_GALLERY
 
     knn = reference.classifier(k)
-    # only what each face's row needs is kept; a crop only for the faces the page shows
-    kept: list[tuple[str, int, bool, np.ndarray | None]] = []
-    embeddings = []
-    for f in faces_of(embedder, as_inputs(images), detector, progress, failures):
-        crop = f.aligned.crop if len(kept) < MAX_GALLERY else None
-        kept.append((f.source, f.face_index, bool(f.aligned.quality.ok), crop))
-        embeddings.append(f.embedding)
+    faces = faces_of(embedder, as_inputs(images), detector, progress, failures)
+    kept, embeddings = keep_faces(faces, MAX_GALLERY)
     if not kept:
         return ClassificationResult((), reference.model, knn.k_, _class_names(knn))
     proba = knn.predict_proba(np.stack(embeddings))
     out = []
-    for (source, face_index, quality_ok, crop), p in zip(kept, proba, strict=True):
+    for face, p in zip(kept, proba, strict=True):
         out.append(
             FacePrediction(
-                source=source,
-                face_index=face_index,
+                source=face.source,
+                face_index=face.face_index,
                 label=str(knn.classes_[int(p.argmax())]),
                 proba={str(c): float(v) for c, v in zip(knn.classes_, p, strict=True)},
-                quality_ok=quality_ok,
-                crop=crop,
+                quality_ok=face.quality_ok,
+                crop=face.crop,
             )
         )
     return ClassificationResult(tuple(out), reference.model, knn.k_, _class_names(knn))

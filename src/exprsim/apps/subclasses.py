@@ -30,6 +30,7 @@ import numpy as np
 
 from exprsim.clustering import n_distinct
 from exprsim.errors import ExprsimError, printable, require_positive_int
+from exprsim.metrics import class_ids
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +142,7 @@ def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise ExprsimError(f"emb holds NaN or infinite values (row {bad})")
-    if y.dtype.kind not in "biuf":
-        raise ExprsimError(f"labels must be non-negative int class ids, got dtype {y.dtype}")
-    if y.dtype.kind == "f":
-        bad_f = ~np.isfinite(y) | (y != np.round(y))
-        if bad_f.any():
-            value = y[bad_f][0].item()
-            raise ExprsimError(f"labels must be finite whole class ids, got {value!r}")
-    if y.dtype.kind == "u" and y.size and int(y.max()) > np.iinfo(np.int64).max:
-        raise ExprsimError(f"labels must be int64 class ids, got {int(y.max())}")
-    if y.size and y.min() < 0:
-        raise ExprsimError(f"labels must be non-negative class ids, got {y.min().item()!r}")
-    return x, y.astype(np.int64)
+    return x, class_ids(y, "labels", ExprsimError)
 
 
 def _split_one_class(

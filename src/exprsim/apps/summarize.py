@@ -479,7 +479,7 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
                 page.paragraph(f"... and {c.size - strip} more")
     emb = np.stack([np.asarray(it.embedding) for it in summary.items]) if summary.items else None
     if emb is not None and len(emb) >= 2:
-        shown = min(len(emb), plots.MAP_MAX_POINTS)  # t-SNE / UMAP map a sample beyond it
+        shown = plots.map_size(len(emb))
         page.heading(
             "Map of all faces"
             if shown == len(emb)

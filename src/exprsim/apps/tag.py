@@ -374,21 +374,17 @@ class Tagger:
 
             raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
         from exprsim.io import as_inputs
+        from exprsim.models.embedder import keep_faces
         from exprsim.report.html import MAX_GALLERY
 
-        # only what each face's row needs is kept; a crop only for the faces the page shows
-        kept: list[tuple[str, int, np.ndarray | None]] = []
-        embeddings = []
-        for f in self._all_faces(as_inputs(images), detector, failures, progress):
-            crop = f.aligned.crop if len(kept) < MAX_GALLERY else None
-            kept.append((f.source, f.face_index, crop))
-            embeddings.append(f.embedding)
+        faces = self._all_faces(as_inputs(images), detector, failures, progress)
+        kept, embeddings = keep_faces(faces, MAX_GALLERY)
         if not kept:
             return TagResults()
         matches = match_tags(np.stack(embeddings), refs, names, threshold)
         return TagResults(
-            TagResult(source, face_index, tags, dist, threshold, crop)
-            for (source, face_index, crop), (tags, dist) in zip(kept, matches, strict=True)
+            TagResult(face.source, face.face_index, tags, dist, threshold, face.crop)
+            for face, (tags, dist) in zip(kept, matches, strict=True)
         )
 
     def tag_index(self, threshold: float | None = None) -> int:

@@ -588,6 +588,36 @@ def faces_of(
     return iter(embedder.embed_images(images, **kw))
 
 
+@dataclass(frozen=True)
+class KeptFace:
+    """What a result row needs of one face, without its embedding (:func:`keep_faces`).
+
+    Attributes:
+        source, face_index: as in :class:`FaceEmbedding`.
+        quality_ok: the face passed the quality check.
+        crop: its aligned crop, or ``None`` beyond the first faces whose crops are kept.
+    """
+
+    source: str
+    face_index: int
+    quality_ok: bool
+    crop: np.ndarray | None
+
+
+def keep_faces(
+    faces: Iterable[FaceEmbedding], crops: int
+) -> tuple[list[KeptFace], list[np.ndarray]]:
+    """Each face's row and ``(D,)`` embedding, with a crop only for the first ``crops``
+    faces (the ones a page shows): the rest are freed as they go."""
+    kept: list[KeptFace] = []
+    embeddings: list[np.ndarray] = []
+    for f in faces:
+        crop = f.aligned.crop if len(kept) < crops else None
+        kept.append(KeptFace(f.source, f.face_index, bool(f.aligned.quality.ok), crop))
+        embeddings.append(f.embedding)
+    return kept, embeddings
+
+
 def _weights_dir(name: str) -> Path:
     return Path(str(resources.files("exprsim.models") / "weights" / SHIPPED[name]))
 

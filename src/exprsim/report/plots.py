@@ -135,6 +135,12 @@ def map_sample(
     return np.sort(np.concatenate([must, rest]))
 
 
+def map_size(n: int, method: str = "auto", max_points: int = MAP_MAX_POINTS) -> int:
+    """How many of ``n`` faces :func:`embedding_map` draws: all of them for PCA or up to
+    ``max_points``, else a sample of ``max_points``."""
+    return n if _resolved(method) == "pca" else min(n, max_points)
+
+
 def label_styles(n: int) -> list[tuple[Any, str]]:
     """``n`` distinct ``(colour, marker)`` pairs: matplotlib's 10 colours up to 10 labels,
     then its 20 paired colours times four markers (40 sub-expressions stay apart)."""
@@ -176,7 +182,7 @@ def embedding_map(
     x = np.asarray(embeddings, dtype=np.float64)
     n = len(x)
     pick = None
-    if n > max_points and _resolved(method) != "pca":
+    if map_size(n, method, max_points) < n:
         pick = map_sample(n, labels, max_points, seed)
         x = x[pick]
         thumbnails = None if thumbnails is None else [thumbnails[i] for i in pick]

@@ -133,6 +133,8 @@ class _State:
         self.classifier = _classifier(embedder)
         #: the album summary and its map, kept while the index is unchanged
         self.memo = GenerationMemo()
+        #: the clustering both are drawn from (every face's record: the latest two only)
+        self.summaries = GenerationMemo(size=2)
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
         self._detector: Any = None
@@ -697,27 +699,37 @@ def _add_summary_routes(app: Any, st: _State) -> None:
     @app.get("/api/summary")
     def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
         with st.index() as ix:
-            key = ("summary", ix.store_id, ix.generation, len(ix), n)
-            return st.memo.get(key, lambda: _summary_doc(ix, n))
+            state = (ix.store_id, ix.generation, len(ix), n)
+            return st.memo.get(("summary", *state), lambda: _summary_doc(_album(st, ix, n), n))
 
     @app.get("/api/summary/map.png")
     def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
         with st.index() as ix:
-            key = ("map", ix.store_id, ix.generation, len(ix), n)
-            png = st.memo.get(key, lambda: _summary_map(ix, n))
+            state = (ix.store_id, ix.generation, len(ix), n)
+            png = st.memo.get(("map", *state), lambda: _summary_map(ix, _album(st, ix, n)))
         if png is None:
             return JSONResponse({"error": "need at least two faces"}, status_code=404)
         return Response(png, media_type="image/png")
 
 
-def _summary_doc(ix: Any, n: int) -> dict[str, Any]:
-    """The album summary's JSON: ``n`` clusters of every indexed face."""
-    from exprsim.apps.summarize import summarize
+def _album(st: _State, ix: Any, n: int) -> tuple[list[Any], Any]:
+    """Every indexed face's record and their summary in ``n`` clusters (``None`` with no
+    face), computed once for the summary and its map while the index is unchanged."""
 
-    records = ix.records()
+    def compute() -> tuple[list[Any], Any]:
+        from exprsim.apps.summarize import summarize
+
+        records = ix.records()
+        return records, summarize(records, n_clusters=min(n, len(records))) if records else None
+
+    return st.summaries.get((ix.store_id, ix.generation, len(ix), n), compute)
+
+
+def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
+    """The album summary's JSON: ``n`` clusters of every indexed face."""
+    records, s = album
     if not records:
         return {"clusters": [], "faces": 0}
-    s = summarize(records, n_clusters=min(n, len(records)))
     return {
         "faces": len(records),
         "clusters": [
@@ -734,17 +746,15 @@ def _summary_doc(ix: Any, n: int) -> dict[str, Any]:
     }
 
 
-def _summary_map(ix: Any, n: int) -> bytes | None:
-    """The album summary's map (PNG) of every indexed face, coloured by its ``n``
-    clusters; ``None`` with fewer than two faces."""
-    from exprsim.apps.summarize import summarize
+def _summary_map(ix: Any, album: tuple[list[Any], Any]) -> bytes | None:
+    """The album summary's map (PNG) of every indexed face, coloured by its clusters;
+    ``None`` with fewer than two faces."""
     from exprsim.report.plots import embedding_map
 
-    records = ix.records()
+    records, s = album
     if len(records) < 2:
         return None
     crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
-    s = summarize(records, n_clusters=min(n, len(records)))
     emb = np.stack([r.embedding for r in records])
     return embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
 
