@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from exprsim.report.html import Page, data_uri
 
@@ -60,3 +61,13 @@ def test_big_galleries_stay_light():
     assert "data:image/jpeg" in text and "data:image/png" not in text
     # 96-pixel JPEGs of noise, the worst case: under 12 KB each (PNG: ~37 KB at 112 px)
     assert len(text) / MAX_GALLERY < 12_000
+
+
+def test_gallery_refuses_more_captions_than_images_and_adds_nothing():
+    page = Page("t")
+    before = page.render()
+    with pytest.raises(ValueError, match="3 captions for 2 images"):
+        page.gallery([None, None], captions=["a", "b", "c"])
+    assert page.render() == before
+    page.gallery([None, None], captions=["a"])  # fewer captions: the rest are blank
+    assert page.render().count("<figcaption>") == 2

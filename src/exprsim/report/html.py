@@ -189,6 +189,9 @@ class Page:
         Arrays are stored as JPEG at twice ``size`` (a 112-pixel face is ~5 KB, not the ~29
         KB of a PNG: a page of 1,000 faces stays a few MB); at most ``limit`` are shown,
         then a line says how many more there are.
+
+        Raises:
+            ValueError: more captions than images (nothing is added).
         """
         items = []
         caps = list(captions or [])
@@ -204,6 +207,8 @@ class Page:
                 data = _thumbnail(im, 2 * size) if isinstance(im, np.ndarray) else im
                 img = f'<img src="{data_uri(data)}" width="{size}" height="{size}" alt="{cap}">'
             items.append(f"<figure>{img}<figcaption>{cap}</figcaption></figure>")
+        if len(caps) > n:  # a caller's captions out of step with its images
+            raise ValueError(f"gallery: {len(caps)} captions for {n} images")
         self._parts.append(f'<div class="gallery">{"".join(items)}</div>')
         if limit is not None and n > limit:
             self._parts.append(f'<p class="meta">{n - limit} more faces not shown</p>')
