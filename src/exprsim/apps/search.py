@@ -237,6 +237,8 @@ def search(
     face: int = 0,
     detector: Any = None,
     identity_threshold: float = IDENTITY_THRESHOLD,
+    *,
+    query_sha256: str | None = None,
 ) -> SearchResult:
     """Find the ``k`` indexed faces whose expression is nearest to the query face's.
 
@@ -254,6 +256,9 @@ def search(
         embedder: the model (default: the index's embedder, i.e. ``exprsim.load_model()``).
         face: which face of the query image (0 = the largest).
         identity_threshold: dlib descriptor distance below which two faces are one person.
+        query_sha256: the SHA-256 (hex) of the query's file when the query is given as an
+            array or a ``FaceEmbedding`` cut from one (an upload, say): with
+            ``exclude_same_image``, indexed files of that content are the query's image.
 
     Returns:
         A :class:`SearchResult` with up to ``k`` hits, nearest first.
@@ -278,6 +283,8 @@ def search(
     if exclude_same_identity:
         IdentityEncoder()  # fail early and clearly when dlib is missing
     q = _query_face(query_image, embedder, face, detector)
+    if query_sha256 is not None:
+        q = replace(q, sha256=str(query_sha256).lower())
     identity = _IdentityFilter(index, q, identity_threshold) if exclude_same_identity else None
     filters = _Filters(exclude_same_image, quality_ok_only, min_sharpness, max_abs_yaw)
     hits, excluded = _collect_hits(index, q, k, filters, identity)

@@ -75,7 +75,6 @@ class Cluster:
             "cluster": self.rank + 1,  # numbered from 1, as the CLI and the report show them
             "size": self.size,
             "representative": self.representative,
-            "spread": float(np.mean(self.distances)) if self.size else float("nan"),
         }
 
 
@@ -109,12 +108,26 @@ class Summary:
         """Item index of each cluster's representative, largest cluster first."""
         return [c.representative for c in self.clusters]
 
+    def euclidean(self, distances: np.ndarray) -> np.ndarray:
+        """Distances to a centre in the method's metric as Euclidean distances, the unit
+        of ``search``, ``tag`` and every page: for the cosine methods, between the
+        embedding and the centre both at length 1 (``sqrt(2 x cosine distance)``, 0 to 2)."""
+        d = np.asarray(distances, dtype=np.float64)
+        cosine = SUMMARY_METHODS.get(self.method, SUMMARY_METHODS["ward"]).metric == "cosine"
+        return np.sqrt(np.clip(2.0 * d, 0.0, None)) if cosine else d
+
+    def cluster_dict(self, c: Cluster) -> dict[str, Any]:
+        """Cluster ``c`` as JSON, with its ``spread``: the members' mean Euclidean distance
+        to the centre (:meth:`euclidean`)."""
+        spread = float(np.mean(self.euclidean(c.distances))) if c.size else float("nan")
+        return {**c.to_dict(), "spread": spread}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "n_items": len(self.labels),
             "clusters": [
-                {**c.to_dict(), "representative": self.number(c.representative)}
+                {**self.cluster_dict(c), "representative": self.number(c.representative)}
                 for c in self.clusters
             ],
         }
@@ -124,12 +137,13 @@ class Summary:
         (+ ``source, face`` when the items carry them), ordered by cluster then rank.
         ``item`` is the item's :meth:`number` (the face's row in the ``embed`` table of the
         same inputs, also after ``quality_only`` dropped some); clusters are numbered from 1
-        (largest first); ``distance`` is in the method's metric."""
+        (largest first); ``distance`` is the Euclidean distance to the cluster's centre
+        (:meth:`euclidean`), whatever the method."""
         import pandas as pd
 
         rows = []
         for c in self.clusters:
-            for r, (m, d) in enumerate(zip(c.members, c.distances, strict=True)):
+            for r, (m, d) in enumerate(zip(c.members, self.euclidean(c.distances), strict=True)):
                 row: dict[str, Any] = {
                     "item": self.number(m),
                     "cluster": c.rank + 1,
@@ -442,14 +456,7 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     )
     crops = _crops_of(summary.items) if summary.items is not None else None
     names = [f"#{c.rank + 1} ({c.size} faces)" for c in summary.clusters]
-    metric = SUMMARY_METHODS[summary.method].metric if summary.method in SUMMARY_METHODS else ""
-
-    def euclid(d: np.ndarray) -> np.ndarray:
-        # every page shows Euclidean distances between unit embeddings (0..2), as search and
-        # tag do; for unit vectors |a - b| = sqrt(2 x cosine distance)
-        d = np.asarray(d, dtype=np.float64)
-        return np.sqrt(np.clip(2.0 * d, 0.0, None)) if metric == "cosine" else d
-
+    euclid = summary.euclidean  # every page shows Euclidean distances, as search and tag do
     page.heading("Summary: one face per cluster, largest cluster first")
     if crops is not None:
         page.gallery([crops[i] for i in summary.representatives], captions=names, size=112)

@@ -68,6 +68,9 @@ class _SharedDetector:
         return f"shared {self._detector!r}"
 
 
+#: how the crops the orientation network reads are cut (the framing it was trained on)
+ORIENTATION_ALIGN = AlignConfig()
+
 #: held while a shared detector is looked up or built: threads asking for one at once
 #: wait for the first to build it instead of each building their own
 _shared_build_lock = threading.Lock()
@@ -211,7 +214,8 @@ def _upright(
 
     if not aligned:
         return aligned
-    flagged = np.flatnonzero(upside_down(np.stack([a.crop for a in aligned])))
+    views = [_orientation_view(image, a.face, a.crop, align_config) for a in aligned]
+    flagged = np.flatnonzero(upside_down(np.stack(views)))
     if not len(flagged):
         return aligned
     h, w = image.shape[:2]
@@ -228,7 +232,7 @@ def _upright(
     for i, j in _match(np.array([aligned[i].face.box for i in flagged]), again).items():
         face = again[j]
         crop = align_face(image, face.landmarks, align_config)
-        if not upside_down(crop[None])[0]:
+        if not upside_down(_orientation_view(image, face, crop, align_config)[None])[0]:
             out[int(flagged[i])] = AlignedFace(face, crop, assess(image, face, quality_config))
     for i in flagged:
         if out[i] is aligned[i]:  # not replaced: rejected, kept in the table
@@ -237,6 +241,18 @@ def _upright(
                 aligned[i], quality=replace(q, ok=False, reasons=(*q.reasons, "upside_down"))
             )
     return out
+
+
+def _orientation_view(
+    image: np.ndarray, face: Face, crop: np.ndarray, align_config: AlignConfig
+) -> np.ndarray:
+    """The crop the orientation network reads (trained on exprsim's default framing): the
+    face's own crop when it is aligned that way, else one cut for it, so the verdict does
+    not depend on the size or framing the caller asked for (an 8-pixel crop flagged most
+    upright faces)."""
+    if align_config == ORIENTATION_ALIGN:
+        return crop
+    return align_face(image, face.landmarks, ORIENTATION_ALIGN)
 
 
 def _match(boxes: np.ndarray, faces: list[Face], min_iou: float = 0.3) -> dict[int, int]:

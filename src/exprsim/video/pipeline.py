@@ -497,7 +497,7 @@ class VideoAnalysis:
             "persons": [p.to_dict() for p in self.person_stats],
             "summaries": {
                 str(s.person): [
-                    {**c.to_dict(), "representative_face": s.faces[c.representative]}
+                    {**s.summary.cluster_dict(c), "representative_face": s.faces[c.representative]}
                     for c in s.summary.clusters
                 ]
                 for s in self.summaries
@@ -645,14 +645,30 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
         if Path(path).stat().st_size == 0:
             raise ExprsimError(f"{path}: an empty file, not an exprsim index")
     with FaceIndex(path, embedder=embedder, create=False) as index:
-        refs = index.tag_references()
-    if not refs:
+        refs = index_tag_references(index, embedder, path)
+    if refs is None:
         raise ExprsimError(f"{path} holds no reference faces: add some with `exprsim tag add`")
+    return refs
+
+
+def index_tag_references(
+    index: Any, embedder: Any = None, name: str = "the index"
+) -> tuple[np.ndarray, list[str]] | None:
+    """The reference faces of an open :class:`~exprsim.index.store.FaceIndex` as
+    :func:`load_tag_references` gives them, or ``None`` when it holds none.
+
+    Raises:
+        ExprsimError: references made with another model than ``embedder``'s (``name``
+            names the database in the message).
+    """
+    refs = index.tag_references()
+    if not refs:
+        return None
     if embedder is not None:
         models = {r["model"] for r in refs if r.get("model")}
         if models and models != {embedder.config.name_version}:
             raise ExprsimError(
-                f"{path}: references were made with {', '.join(sorted(models))}, "
+                f"{name}: references were made with {', '.join(sorted(models))}, "
                 f"the embedder is {embedder.config.name_version}"
             )
     emb = np.stack([np.asarray(r["embedding"], np.float32) for r in refs])

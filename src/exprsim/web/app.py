@@ -126,7 +126,10 @@ class _State:
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
         self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency
         self.jobs = VideoJobs(
-            embedder, self.data_dir / "videos", max_queued=config.max_queued_videos
+            embedder,
+            self.data_dir / "videos",
+            max_queued=config.max_queued_videos,
+            tags=self.tag_references,  # the tags the Tags page shows, as `video --tags DB`
         )
         # decoding a large photo takes a few hundred MB: two at a time (2 cores)
         self.decode_slots = threading.BoundedSemaphore(2)
@@ -172,6 +175,19 @@ class _State:
                     503,
                 )
         return FaceIndex(self.config.db, embedder=self.embedder, create=False)
+
+    def tag_references(self) -> tuple[np.ndarray, list[str]] | None:
+        """The index's reference faces (``(R, 16)`` embeddings, ``R`` names), or ``None``."""
+        from exprsim.video.pipeline import index_tag_references
+
+        try:
+            with self.index() as ix:
+                return index_tag_references(ix, self.embedder)
+        except Exception as exc:  # a fault of the index: said without the server's path
+            fault = _index_fault(exc, self.db_names)
+            if fault is None:
+                raise
+            raise UploadError(f"the tags could not be read: {fault[0]}", 503) from exc
 
     def detector(self) -> Any:
         """The uploads' detector (call with :attr:`model_lock` held)."""
@@ -234,13 +250,14 @@ class _State:
             raise
         return report
 
-    async def uploaded_faces(self, file: Any) -> tuple[np.ndarray, list[Any]]:
-        """Decode an uploaded photo (not kept) and find its faces."""
+    async def uploaded_faces(self, file: Any) -> tuple[np.ndarray, list[Any], str]:
+        """Decode an uploaded photo (not kept) and find its faces: the image, its faces and
+        the SHA-256 of its bytes (an indexed file of that content is the same photo)."""
         from starlette.concurrency import run_in_threadpool
 
         image, stored = await self.image_upload(file)
         stored.path.unlink(missing_ok=True)
-        return image, await run_in_threadpool(self.faces_of, image)
+        return image, await run_in_threadpool(self.faces_of, image), stored.sha256
 
     def face_json(self, fe: Any, proba: np.ndarray | None) -> dict[str, Any]:
         f, q = fe.aligned.face, fe.aligned.quality
@@ -635,7 +652,7 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/faces")
     async def faces(file: UploadFile = File(...)) -> dict[str, Any]:
-        image, found = await st.uploaded_faces(file)
+        image, found, _ = await st.uploaded_faces(file)
         proba = None
         if found and st.classifier is not None:
             proba = st.classifier.predict_proba(np.stack([f.embedding for f in found]))
@@ -655,14 +672,15 @@ def _add_face_routes(app: Any, st: _State) -> None:
     ) -> dict[str, Any]:
         from exprsim.apps.search import search
 
-        _, found = await st.uploaded_faces(file)
+        _, found, digest = await st.uploaded_faces(file)
         query = _nth_face(found, face)
 
         def run() -> list[Any]:
             with st.index() as ix:
                 if not len(ix):
                     return []
-                res = search(query, ix, k=k, exclude_same_image=False, embedder=st.embedder)
+                # as `exprsim search`: the indexed copies of the photo itself are left out
+                res = search(query, ix, k=k, embedder=st.embedder, query_sha256=digest)
             return list(res.hits)
 
         return {"hits": [_hit_json(h) for h in await run_in_threadpool(run)]}
@@ -783,7 +801,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
         name: str = Form(...), file: UploadFile = File(...), face: int = Form(0)
     ) -> dict[str, Any]:
         name = _tag_name(name)
-        _, found = await st.uploaded_faces(file)
+        _, found, _ = await st.uploaded_faces(file)
         reference = _nth_face(found, face)
         with st.index() as ix:
             ref = Tagger(ix, embedder=st.embedder).add(name, reference)

@@ -18,9 +18,12 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +79,19 @@ class VideoJob:
 class VideoJobs:
     """Runs video analyses one at a time in a worker thread (the model is shared)."""
 
-    def __init__(self, embedder: Any, out_root: Path, max_queued: int = 8) -> None:
+    def __init__(
+        self,
+        embedder: Any,
+        out_root: Path,
+        max_queued: int = 8,
+        tags: Callable[[], tuple[np.ndarray, list[str]] | None] | None = None,
+    ) -> None:
+        """``tags``: gives the reference faces each job tags its faces with, read when the
+        job starts (``None``: no tags)."""
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
         self.embedder = embedder
+        self.tags = tags
         self.out_root = out_root
         self.max_queued = max_queued
         self._jobs: dict[str, VideoJob] = {}
@@ -174,7 +186,10 @@ class VideoJobs:
             job.done, job.total = done, total
 
         try:
-            analysis = analyze_video(job.source, self.embedder, on_frame=on_frame)
+            refs = self.tags() if self.tags is not None else None
+            analysis = analyze_video(
+                job.source, self.embedder, tag_references=refs, on_frame=on_frame
+            )
             analysis.save(job.out_dir)
             accepted = sum(f.quality.ok for f in analysis.faces)
             job.summary = {

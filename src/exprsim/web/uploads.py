@@ -39,6 +39,7 @@ class StoredUpload:
         size: bytes.
         duplicate: the same content was already stored under ``path`` (``by_content``
             uploads only); the new copy was not kept.
+        sha256: the SHA-256 (hex) of its bytes.
     """
 
     path: Path
@@ -46,6 +47,7 @@ class StoredUpload:
     original_name: str
     size: int
     duplicate: bool = False
+    sha256: str = ""
 
 
 #: ISO base-media brands of still images (AVIF, HEIF / HEIC): ``ftyp`` files, not videos
@@ -158,7 +160,7 @@ async def store_upload(
             for existing in sorted(folder.glob(f"{key}-*")):
                 if existing.is_file():
                     tmp.unlink()
-                    return StoredUpload(existing, kind, name, size, duplicate=True)
+                    return StoredUpload(existing, kind, name, size, True, digest.hexdigest())
             final = folder / f"{key}-{safe_name(name)}"
         else:
             suffix = {"image": ".img", "video": ".vid"}[kind]
@@ -170,7 +172,7 @@ async def store_upload(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return StoredUpload(final, kind, name, size)
+    return StoredUpload(final, kind, name, size, sha256=digest.hexdigest())
 
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full
