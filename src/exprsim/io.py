@@ -289,9 +289,9 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
     """Load an image as ``(H, W, 3)`` uint8 RGB.
 
     Args:
-        source: a path, encoded bytes, or an array (``(H, W)`` gray, ``(H, W, 3)`` RGB or
-            ``(H, W, 4)`` RGBA) of any real dtype, returned as RGB uint8
-            (:func:`as_rgb8`).
+        source: a path, encoded bytes (or a ``memoryview`` of them), or an array
+            (``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA) of any real dtype,
+            returned as RGB uint8 (:func:`as_rgb8`).
         max_pixels: refuse larger images (at most :data:`MAX_PIXELS`, the default); a file
             is judged by its header, before its pixels are decoded.
 
@@ -306,7 +306,7 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             h, w = source.shape[:2]
             raise ImageTooLargeError("<array>", _too_large(f"{w}x{h}", limit))
         return as_rgb8(source)
-    if isinstance(source, bytes | bytearray):
+    if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if not isinstance(source, str | os.PathLike):
         # e.g. a nested list or a PIL image: say what is accepted instead of a TypeError
@@ -543,12 +543,16 @@ def as_inputs(sources: Any) -> list[Any]:
     One path (``str`` or path-like), encoded ``bytes`` or one image array (``(H, W)`` or
     ``(H, W, C)``) is one input: iterating it would give characters, bytes or pixel rows.
     A 4-d array is a stack of images; any other iterable (list, tuple, generator) is
-    listed as is.
+    listed as is. A file object, a ``memoryview``, a PIL image or anything not iterable
+    is one input too (which the reader refuses in one clear line, instead of a failure
+    per line, byte or pixel row).
     """
-    if isinstance(sources, str | os.PathLike | bytes | bytearray):
+    if isinstance(sources, str | os.PathLike | bytes | bytearray | memoryview | Image.Image):
         return [sources]
     if isinstance(sources, np.ndarray):
         return [sources] if sources.ndim in (2, 3) else list(sources)
+    if hasattr(sources, "read") or not hasattr(sources, "__iter__"):
+        return [sources]
     return list(sources)
 
 

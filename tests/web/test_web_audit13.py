@@ -62,3 +62,29 @@ def test_web_search_leaves_out_the_uploaded_photo_when_it_is_indexed(make_client
     assert len(hits) == 2
     assert all("grace_hopper" not in h["file"] for h in hits)
     assert min(h["distance"] for h in hits) > 0
+
+
+def test_uploads_catch_the_ann_cache_up_instead_of_rebuilding_it(make_client, photo, monkeypatch):
+    """Audit: every upload rebuilt the ANN cache from scratch (4.0 s at 200,000 faces,
+    holding the model lock); `index add` catches it up."""
+    from exprsim.index.store import FaceIndex
+
+    rebuilt = []
+    real = FaceIndex.rebuild_ann
+    monkeypatch.setattr(
+        FaceIndex, "rebuild_ann", lambda self, *a, **k: rebuilt.append(1) or real(self, *a, **k)
+    )
+    c = make_client()
+    _index(c, photo, ["grace_hopper.jpg"])
+    assert len(rebuilt) == 1  # no cache yet: the first one is built
+    _index(c, photo, ["astronaut_eileen_collins.jpg", "pexels_langer_frame000.jpg"])
+    assert len(rebuilt) == 1  # then caught up
+    r = c.post("/api/search?k=5", files={"file": photo("pexels_langer_frame144.jpg")})
+    assert r.status_code == 200 and len(r.json()["hits"]) == 3
+
+
+def test_web_faces_say_why_a_face_failed(make_client, photo):
+    c = make_client()
+    r = c.post("/api/faces", files={"file": photo()})
+    q = r.json()["faces"][0]["quality"]
+    assert q["reasons"] == ([] if q["ok"] else q["reasons"]) and isinstance(q["reasons"], list)

@@ -48,7 +48,8 @@ def embed_files(
     there as they are made and memory stays bounded for any number of files.
 
     Args:
-        paths: image files and/or folders (recursed; see :func:`exprsim.io.iter_image_files`).
+        paths: image files and/or folders (recursed; see :func:`exprsim.io.iter_image_files`);
+            a file named twice (or through a link) is embedded once, as the CLI does.
         embedder: the model (default: ``exprsim.load_model()``).
         detector: a detector name or instance (default: MediaPipe).
         progress: show a tqdm progress bar (on stderr) with the time left.
@@ -70,10 +71,10 @@ def embed_files(
 
     from tqdm import tqdm
 
-    from exprsim.io import iter_image_files
+    from exprsim.io import iter_image_files, unique_files
 
     t0 = time.perf_counter()
-    files = list(iter_image_files(paths))
+    files = unique_files(iter_image_files(paths))  # each file once
     if not files:
         raise ExprsimError("no image files found in the given paths")
     if embedder is None:

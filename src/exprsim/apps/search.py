@@ -168,7 +168,9 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
         image = decode_image(data, str(p))
         # shown as text: a file name's undecodable bytes become \xe9 escapes (as summarize)
         path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), printable(str(p))
-    elif isinstance(query, bytes | bytearray):  # a file's bytes: its own file is excluded
+    elif isinstance(
+        query, bytes | bytearray | memoryview
+    ):  # a file's bytes: its own file is excluded
         image = decode_image(bytes(query))
         path, sha, src = None, hashlib.sha256(bytes(query)).hexdigest(), "<bytes>"
     else:
@@ -210,14 +212,19 @@ class _IdentityFilter:
         ids = [r.id for r in records]
         cached = self.index.identity_descriptors(ids)
         new: dict[int, np.ndarray | None] = {}
+        unread: dict[int, np.ndarray | None] = {}  # not kept: the file may be back next time
         for r in records:
             if r.id in cached:
                 continue
             img = self._image(r.source)
-            new[r.id] = None if img is None else self.encoder.descriptor(img, r.box)
+            if img is None:
+                unread[r.id] = None
+            else:  # None when dlib finds no face there: kept, the answer stays the same
+                new[r.id] = self.encoder.descriptor(img, r.box)
         if new:
             self.index.store_identity_descriptors(new)
         cached.update(new)
+        cached.update(unread)
         return {
             fid: (None if d is None else float(np.linalg.norm(d - self.query_desc)))
             for fid, d in cached.items()

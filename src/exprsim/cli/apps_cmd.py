@@ -426,7 +426,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
-        if len(index):
+        if len(index) or args.ann != "auto":  # a backend asked for is recorded, faces or not
             index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""
         print(report.summary() + unread)
@@ -508,7 +508,13 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 def cmd_index_remove(args: argparse.Namespace) -> int:
     require_paths(args.paths)  # "" would name the working folder: every file under it
     with _open_index(args) as index:
-        n = index.remove(args.paths)
+        missed: list[Any] = []
+        n = index.remove(args.paths, missed)
+        if n and missed:  # some matched nothing: most likely mistyped
+            print(
+                f"exprsim index remove: no indexed file (left) under {', '.join(missed)}",
+                file=sys.stderr,
+            )
         if not n:  # nothing matched: most likely a mistyped path
             print(
                 f"exprsim index remove: no indexed file under {', '.join(args.paths)}",
@@ -846,7 +852,8 @@ def _tag_add(args: argparse.Namespace, name: str, images: list[str]) -> int:
             else:
                 known.add(ref.id)
                 print(f"added a reference face for {name!r} from {ref.source}")
-    return report_failures("tag add", bad, len(images))
+    # a file read but without the face asked for is skipped as well, so say both
+    return report_failures("tag add", bad, len(images), "gave no reference face")
 
 
 def _tag_images(args: argparse.Namespace, files: list[str]) -> int:

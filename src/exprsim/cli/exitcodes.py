@@ -18,15 +18,15 @@ def failure_exit_code(failed: int, total: int, strict: bool = False) -> int:
     return 1 if strict or failed >= total else 0
 
 
-def report_failures(command: str, failures: list[Any], n_inputs: int) -> int:
-    """One line per unreadable input, a count line, and :func:`failure_exit_code`."""
+def report_failures(
+    command: str, failures: list[Any], n_inputs: int, outcome: str = "could not be read"
+) -> int:
+    """One line per failed input, a count line ("N of M files ``outcome``"), and
+    :func:`failure_exit_code`."""
     for exc in failures:
         print(f"exprsim {command}: skipped {exc}", file=sys.stderr)
     if failures:
-        print(
-            f"exprsim {command}: {len(failures)} of {n_inputs} files could not be read",
-            file=sys.stderr,
-        )
+        print(f"exprsim {command}: {len(failures)} of {n_inputs} files {outcome}", file=sys.stderr)
     return failure_exit_code(len(failures), n_inputs)
 
 

@@ -416,7 +416,8 @@ def analyze_files(
     """Run :func:`analyze_image` over files and folders (recursed).
 
     Args:
-        paths: image files and/or folders (see :func:`exprsim.io.iter_image_files`).
+        paths: image files and/or folders (see :func:`exprsim.io.iter_image_files`); a file
+            named twice (or through a link) is analysed once.
         detector, align_config, quality_config: as for :func:`analyze_image`.
         crops_dir: if set, aligned crops are written there as PNG (``<stem>_<face>.png``;
             a repeated stem gets ``-2``, ``-3``, ... appended) and a ``crop`` column added.
@@ -436,9 +437,9 @@ def analyze_files(
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
-    from exprsim.io import iter_image_files
+    from exprsim.io import iter_image_files, unique_files
 
-    files = list(iter_image_files(paths))
+    files = unique_files(iter_image_files(paths))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

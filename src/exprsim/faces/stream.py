@@ -104,7 +104,7 @@ def source_name(item: Any) -> str:
         return printable(item[0])
     if isinstance(item, str | Path):
         return printable(str(item))
-    return "<bytes>" if isinstance(item, bytes | bytearray) else "<array>"
+    return "<bytes>" if isinstance(item, bytes | bytearray | memoryview) else "<array>"
 
 
 def read_item(item: Any) -> Any:
@@ -118,7 +118,7 @@ def read_item(item: Any) -> Any:
 
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         name, data = item
-        if isinstance(data, bytes | bytearray):
+        if isinstance(data, bytes | bytearray | memoryview):
             return decode_image(bytes(data), name)
         if isinstance(data, str | Path):
             return load_image(data)

@@ -611,6 +611,16 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
+    """Why embeddings of ``model`` are refused by an index holding no face but tag
+    reference faces of model ``current``."""
+    return (
+        f"{path} holds no face but tag reference faces of model {current}; refusing to add "
+        f"embeddings of {model} (remove them with `exprsim tag remove NAME`, or use another "
+        "database)"
+    )
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -728,6 +738,23 @@ def _table_key(source: str) -> str:
     return _file_key(path) if path.exists() else source
 
 
+def _relative_path(source: str) -> bool:
+    """A source that reads as a relative local path (not a URL, not absolute)."""
+    return "://" not in source and not Path(source).is_absolute()
+
+
+def _warn_relative_sources(kept: list[str]) -> None:
+    """Say that relative sources found no file from here: they are stored as written, so a
+    later ``index add`` of those files (stored by their full path) indexes them again."""
+    if kept:
+        log.warning(
+            "%d sources of the table are relative paths with no file from %s (first: %s); "
+            "they are stored as written: load the table from the folder `embed` ran in, "
+            "or the same photos added later are indexed twice",
+            len(kept), os.getcwd(), printable(kept[0]),
+        )  # fmt: skip
+
+
 def _prepared_table(df: Any) -> tuple[Any, np.ndarray, list[str]]:
     """``(df, codes, sources)`` of a bulk load: sources resolved (:func:`_table_key`) and
     factorised, faces numbered per source when the table has no ``face`` column.
@@ -749,6 +776,7 @@ def _prepared_table(df: Any) -> tuple[Any, np.ndarray, list[str]]:
         )
     src = df["source"].astype(str)
     keys = {s: _table_key(s) for s in pd.unique(src)}
+    _warn_relative_sources([s for s, k in keys.items() if s == k and _relative_path(s)])
     codes, uniq = pd.factorize(src.map(keys))
     if "face" not in df.columns:  # one row per face of each source, in table order
         df = df.assign(face=pd.Series(codes).groupby(codes).cumcount().to_numpy())
@@ -1099,30 +1127,37 @@ class FaceIndex:
         own model, or any while it holds no embedding (emptied, it takes a new model)."""
         check_stored_text(model, "a model name")
         current = self.model
-        if current is not None and current != model and self._holds_embeddings(self._db):
+        held = self._holds_embeddings(self._db) if current not in (None, model) else None
+        if held == "faces":
             raise ModelMismatchError(
                 f"{self.path} holds embeddings of model {current}; refusing to add embeddings of "
                 f"{model} (use another database, or re-index everything with one model)"
             )
+        if held == "tag_refs":
+            raise ModelMismatchError(_refs_of_another_model(self.path, current, model))
 
     def _claim_model(self, c: StoreBackend, model: str) -> None:
         row = c.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if row is None:
             c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
         elif row[0] != model:
-            if self._holds_embeddings(c):
+            held = self._holds_embeddings(c)
+            if held == "faces":
                 raise ModelMismatchError(
                     f"{self.path} holds embeddings of model {row[0]}; refusing to add {model}"
                 )
+            if held == "tag_refs":
+                raise ModelMismatchError(_refs_of_another_model(self.path, row[0], model))
             c.execute("UPDATE meta SET value = ? WHERE key = 'model'", (model,))
 
     @staticmethod
-    def _holds_embeddings(c: Any) -> bool:
-        """Whether any face or tag reference (both embeddings of the stored model) is left."""
-        return any(
-            c.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
-            for table in ("faces", "tag_refs")
-        )
+    def _holds_embeddings(c: Any) -> str | None:
+        """Which table still holds embeddings of the stored model: ``"faces"``, else
+        ``"tag_refs"`` (tag reference faces), else ``None``."""
+        for table in ("faces", "tag_refs"):
+            if c.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                return table
+        return None
 
     # -- writing
 
@@ -1629,10 +1664,14 @@ class FaceIndex:
             ),
         )
 
-    def remove(self, paths: Iterable[str | Path] | str | Path) -> int:
+    def remove(
+        self, paths: Iterable[str | Path] | str | Path, missed: list[Any] | None = None
+    ) -> int:
         """Forget files (a folder: every file under it). Returns the number of files removed.
 
         ``paths``: files and/or folders; a single path is one (not its characters).
+        ``missed``: if given, the paths that removed nothing are appended to it (not
+        indexed, or only files an earlier path of the same call removed).
 
         Raises:
             ExprsimError: an empty path, or the file system's root (which would name every
@@ -1646,6 +1685,7 @@ class FaceIndex:
         removed = 0
         with self._transaction() as c:
             for p in inputs:
+                before = removed
                 # a local path resolved as add() stores it; a source stored as given (a URL,
                 # a file of another machine, from a bulk load) by its own text
                 for key in dict.fromkeys((_file_key(p), str(p))):
@@ -1657,6 +1697,8 @@ class FaceIndex:
                         (key, len(prefix), prefix),
                     )
                     removed += cur.rowcount
+                if missed is not None and removed == before:
+                    missed.append(p)
             if removed:
                 self._bump(c)
         return removed

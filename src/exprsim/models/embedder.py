@@ -171,6 +171,7 @@ class FaceEmbedding:
         row: dict[str, Any] = {"source": self.source, "face": self.face_index}
         row.update(self.aligned.face.to_dict())
         row.update(sharpness=q.sharpness, yaw=q.yaw, pitch=q.pitch, roll=q.roll, quality_ok=q.ok)
+        row["reasons"] = ",".join(q.reasons)  # as the tables write them
         row.update({f"e{i}": float(v) for i, v in enumerate(self.embedding)})
         return row
 

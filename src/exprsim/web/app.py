@@ -243,7 +243,9 @@ class _State:
                 report = ix.add([stored.path], detector=self.detector())
                 added = True
                 if len(ix) and not ix.info().ann_fresh:
-                    ix.rebuild_ann()
+                    ix.refresh_ann()  # catches up with the upload, as `index add` does
+                    if not ix.info().ann_fresh:  # PostgreSQL without its HNSW index
+                        ix.rebuild_ann()
         except BaseException:
             if not added and not stored.duplicate:
                 stored.path.unlink(missing_ok=True)
@@ -268,9 +270,10 @@ class _State:
             "quality": {
                 "ok": bool(q.ok),
                 "sharpness": round(float(q.sharpness), 3),
-                "yaw": round(float(q.yaw), 1),
-                "pitch": round(float(q.pitch), 1),
-                "roll": round(float(q.roll), 1),
+                "yaw": round(float(q.yaw), 2),
+                "pitch": round(float(q.pitch), 2),
+                "roll": round(float(q.roll), 2),
+                "reasons": list(q.reasons),  # why it failed: [] when ok
             },
             "embedding": [round(float(v), 6) for v in fe.embedding],
         }

@@ -1,0 +1,53 @@
+"""Thirteenth robustness round, CLI side: what `index add`, `index remove` and `tag add`
+say and record."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_run import run, stub_cli_model
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
+from stub_embedder import StubEmbedder, write_images
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> StubEmbedder:
+    return stub_cli_model(monkeypatch, StubEmbedder())
+
+
+def test_index_add_records_the_ann_asked_for_when_no_face_was_found(tmp_path, stub, capsys):
+    """Audit: `index add --ann faiss-hnsw` of faceless files left the choice at auto."""
+    pytest.importorskip("faiss")
+    from exprsim.index.store import FaceIndex
+
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(black)  # the stub finds no face
+    db = tmp_path / "f.db"
+    rc, out, _ = run(capsys, "index", "add", str(black), "--db", str(db), "--ann", "faiss-hnsw")
+    assert rc == 0 and "0 faces stored" in out
+    with FaceIndex(db, create=False) as ix:
+        assert ix.recorded_ann_backend == "faiss-hnsw"
+
+
+def test_index_remove_names_the_paths_that_matched_nothing(tmp_path, stub, capsys):
+    imgs = write_images(tmp_path / "p", 2)
+    db = tmp_path / "f.db"
+    assert run(capsys, "index", "add", *map(str, imgs), "--db", str(db))[0] == 0
+    ghost = tmp_path / "p" / "ghost.png"
+    rc, out, err = run(capsys, "index", "remove", str(imgs[0]), str(ghost), "--db", str(db))
+    assert rc == 0 and "removed 1 files" in out
+    assert "no indexed file (left) under" in err and str(ghost) in err and str(imgs[0]) not in err
+
+
+def test_tag_add_of_a_faceless_photo_does_not_say_it_could_not_be_read(tmp_path, stub, capsys):
+    """Audit: "1 of 1 files could not be read" for a photo that was read and has no face."""
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(black)
+    rc, _, err = run(capsys, "tag", "add", "happy", str(black), "--db", str(tmp_path / "f.db"))
+    assert rc == 1
+    assert "could not be read" not in err and "1 of 1 files gave no reference face" in err
