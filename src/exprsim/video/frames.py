@@ -280,8 +280,14 @@ class FrameReader:
         )
         if not self._files:
             raise VideoError(f"{self.source}: folder holds no images")
+        return self._open_files("images")
+
+    def _open_files(self, codec: str) -> VideoInfo:
+        """The frames of :attr:`_files`, read with :func:`~exprsim.io.load_image` (a folder
+        of frames, or one still image)."""
         from exprsim.io import load_image
 
+        assert self._files is not None
         first, error = None, None
         for path in self._files:  # the frame size comes from the first readable image
             try:
@@ -302,7 +308,7 @@ class FrameReader:
             self.sequence_fps,
             n / self.sequence_fps,
             n,
-            "images",
+            codec,
         )
 
     def _open_container(self) -> VideoInfo:
@@ -326,6 +332,11 @@ class FrameReader:
             animated = self._open_animated()
             if animated is not None:
                 return animated
+        if still and self._pillow_reads():  # one picture: read as every other command reads
+            codec = str(ctx.name)  # it (FFmpeg's chroma upsampling differs by up to 46 levels)
+            self._close_container()
+            self._files = [self.source]
+            return self._open_files(codec)
         width, height = int(ctx.width), int(ctx.height)
         self._check_pixels(width, height)
         rate = stream.average_rate or stream.guessed_rate
@@ -351,6 +362,15 @@ class FrameReader:
         if width * height > self.max_pixels:
             self.close()
             raise VideoError(f"{self.source}: {_too_large(width, height, self.max_pixels)}")
+
+    def _pillow_reads(self) -> bool:
+        """Whether Pillow opens the source (a still picture :func:`~exprsim.io.load_image`
+        decodes; FFmpeg keeps the ones only it reads)."""
+        img = _pillow_open(self.source)
+        if img is None:
+            return False
+        img.close()
+        return True
 
     def _open_animated(self) -> VideoInfo | None:
         """An animated WebP (FFmpeg decodes none of its frames), opened with Pillow instead
