@@ -91,3 +91,28 @@ def test_an_unreadable_hit_is_checked_for_identity_again_next_time(tmp_path, mon
         moved.rename(imgs[1])
         again = search_mod._IdentityFilter(ix, query, 0.6).distances(records)
         assert again[records[1].id] == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_hundreds_of_copies_of_a_photo_leave_the_others_findable_with_hnsw(tmp_path):
+    """Audit: 1,500 copies of one photo and `--ann faiss-hnsw`: 18 of 18 other photos were
+    not their own first hit (the copies' identical embeddings trap HNSW's search)."""
+    import shutil
+
+    pytest.importorskip("faiss")
+    imgs = write_images(tmp_path / "p", 40)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for i in range(1000):
+        shutil.copyfile(imgs[0], copies / f"c{i:04d}.png")
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add([copies])
+        ix.add(imgs[1:])
+        ix.rebuild_ann("faiss-hnsw")
+        ids, emb = ix.embeddings()
+        by_id = dict(zip(ids.tolist(), range(len(ids)), strict=True))
+        own = {r.source: r.id for r in ix.records() if Path(r.source).parent.name == "p"}
+        assert len(own) == 39
+        for fid in own.values():
+            _, hit = ix.query(emb[by_id[fid]], 1)
+            assert int(np.asarray(hit).reshape(-1)[0]) == fid
