@@ -277,8 +277,9 @@ def _match(boxes: np.ndarray, faces: list[Face], min_iou: float = 0.3) -> dict[i
 
 #: The per-face columns every exprsim table starts with (``exprsim faces``, ``embed``,
 #: ``index``, ``search``, ``classify``, ``tag`` share these names): ``source`` is the image
-#: file, ``face`` the face's rank in it (largest box first), ``quality_ok`` whether it passed
-#: the quality check. :meth:`FaceTable.to_frame` puts them first, then any others (``crop``,
+#: file (as given on the command line; ``index`` and ``search`` give the resolved absolute
+#: path the index stores, a link's target), ``face`` the face's rank in it (largest box
+#: first), ``quality_ok`` whether it passed the quality check. :meth:`FaceTable.to_frame` puts them first, then any others (``crop``,
 #: ``model``, ``e0..e15``) in the order the rows hold them.
 FACE_COLUMNS: tuple[str, ...] = (
     "source",
