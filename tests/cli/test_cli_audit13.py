@@ -51,3 +51,30 @@ def test_tag_add_of_a_faceless_photo_does_not_say_it_could_not_be_read(tmp_path,
     rc, _, err = run(capsys, "tag", "add", "happy", str(black), "--db", str(tmp_path / "f.db"))
     assert rc == 1
     assert "could not be read" not in err and "1 of 1 files gave no reference face" in err
+
+
+def test_index_add_prune_forgets_files_deleted_or_renamed_under_the_folders(tmp_path, stub, capsys):
+    """Audit: files deleted or renamed on disk stayed in the index (and in searches) for
+    good; a renamed photo came back as a second file."""
+    from exprsim.index.store import FaceIndex
+
+    imgs = write_images(tmp_path / "p", 3)
+    other = write_images(tmp_path / "elsewhere", 1, seed=5)
+    db = tmp_path / "f.db"
+    assert run(capsys, "index", "add", str(tmp_path / "p"), str(other[0]), "--db", str(db))[0] == 0
+    imgs[0].unlink()
+    imgs[1].rename(imgs[1].with_name("renamed.png"))
+    other[0].unlink()  # not under a folder given: kept
+    rc, out, _ = run(capsys, "index", "add", str(tmp_path / "p"), "--db", str(db))
+    assert rc == 0
+    with FaceIndex(db, create=False) as ix:
+        assert len(ix.files()) == 5  # without --prune: the gone files stay
+    rc, out, _ = run(capsys, "index", "add", str(tmp_path / "p"), "--db", str(db), "--prune")
+    assert rc == 0 and "forgot 2 files no longer there" in out
+    with FaceIndex(db, create=False) as ix:
+        kept = sorted(Path(p).name for p in ix.files()["path"])
+        assert kept == ["img_0000.png", "img_0002.png", "renamed.png"] and len(ix) == 3
+        # a folder that is not there names nothing (an offline share is not emptied)
+        assert ix.missing_under([tmp_path / "offline", tmp_path / "elsewhere"]) == [
+            str(other[0].resolve())
+        ]

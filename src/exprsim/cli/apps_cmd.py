@@ -105,6 +105,12 @@ def _register_index(subparsers: Any) -> None:
     _detector_arg(a)
     a.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     a.add_argument(
+        "--prune",
+        action="store_true",
+        help="also forget indexed files under the FOLDERs given that are no longer there "
+        "(deleted or renamed since; without it they stay in the index and in searches)",
+    )
+    a.add_argument(
         "--ann",
         choices=ANN_CHOICES,
         default="auto",
@@ -394,6 +400,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 ("--files-from", args.files_from is not None),
                 ("--detector", args.detector is not None),
                 ("--retry-failed", args.retry_failed),
+                ("--prune", args.prune),
             )
             if given
         ]
@@ -426,6 +433,10 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
+        if args.prune:
+            gone = index.missing_under(args.paths or [])  # folders only: files are skipped
+            index.remove(gone)
+            print(f"forgot {len(gone)} files no longer there")
         if len(index) or args.ann != "auto":  # a backend asked for is recorded, faces or not
             index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""

@@ -1918,6 +1918,24 @@ class FaceIndex:
             "SELECT path, size, mtime_ns, sha256, status, error, n_faces FROM files ORDER BY path"
         )
 
+    def missing_under(self, folders: Iterable[str | Path]) -> list[str]:
+        """The indexed files under ``folders`` (existing folders of this machine; others
+        are skipped, so a share that is offline names nothing) that are no longer there:
+        deleted or renamed since they were added. Nothing is changed (:meth:`remove`
+        forgets them)."""
+        out: dict[str, None] = {}
+        for folder in folders:
+            if not os.path.isdir(folder):  # False too for a name the system refuses
+                continue
+            key = _file_key(folder)
+            prefix = key.rstrip(os.sep) + os.sep
+            rows = self._db.execute(
+                "SELECT path FROM files WHERE substr(path, 1, ?) = ? ORDER BY path",
+                (len(prefix), prefix),
+            ).fetchall()
+            out.update((r[0], None) for r in rows if not os.path.lexists(r[0]))
+        return list(out)
+
     def get(self, face_ids: Iterable[int], chunk: int = 500) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped, an
         id asked twice is given twice). One query per ``chunk`` distinct ids (was one per
