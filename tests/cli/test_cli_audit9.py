@@ -109,7 +109,7 @@ def test_an_interrupted_embed_rerun_keeps_the_complete_earlier_table(tmp_path, c
     assert len(pd.read_parquet(partial)) == 2
     assert err.strip() == (
         f"exprsim embed: interrupted: 2 faces saved -> {partial} "
-        f"({out}, complete from an earlier run, left as it was)"
+        f"({out}, from an earlier run, left as it was)"
     )  # was: no "exprsim embed:" prefix
     _embed_model(monkeypatch, Stub16(stop=0))  # Ctrl-C before any face
     partial.unlink()

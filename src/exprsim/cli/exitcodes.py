@@ -32,13 +32,14 @@ def report_failures(
 
 def saved_where(out: str | Path | None, saved: str | Path | None) -> str:
     """Where the table of an interrupted run went (``saved``; ``None``: nowhere), for the
-    end of its message: ``" -> out"``, ``" -> out.partial.csv (out, complete from an
-    earlier run, left as it was)"`` or ``"; out not written"``."""
+    end of its message: ``" -> out"``, ``" -> out.partial.csv (out, from an earlier run,
+    left as it was)"`` or ``"; out not written"``. (The earlier table may itself be an
+    interrupted run's, so it is not called complete.)"""
     if not out:
         return ""
     if saved is None:
         kept = " (the earlier file there is left as it was)" if Path(out).exists() else ""
         return f"; {out} not written{kept}"
     if Path(saved) != Path(out):
-        return f" -> {saved} ({out}, complete from an earlier run, left as it was)"
+        return f" -> {saved} ({out}, from an earlier run, left as it was)"
     return f" -> {saved}"

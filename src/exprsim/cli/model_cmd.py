@@ -245,6 +245,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         return _embed_ray(args, paths)
     from exprsim.apps.embed import embed_files, embedding_columns
     from exprsim.faces.detect import check_detector
+    from exprsim.interrupts import hold_interrupts, interruption
     from exprsim.io import TableWriter, check_table_path
     from exprsim.models.embedder import load_model
 
@@ -268,12 +269,26 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 sink=writer.write,
                 workers=args.workers,
             )
+            # a Ctrl-C while the last rows are written (the bar at 100%) must not lose them
+            with hold_interrupts("the embeddings table") as held:
+                if table.errors and len(table.errors) == table.files:
+                    writer.abort()  # every input failed: an earlier table is left as it was
+                    print(
+                        f"exprsim embed: no file could be read; {out} not written", file=sys.stderr
+                    )
+                else:
+                    writer.close()
         except KeyboardInterrupt as exc:
             return _embed_interrupted(writer, exc)
-        if table.errors and len(table.errors) == table.files:
-            writer.abort()  # every input failed: an earlier run's table is left as it was
-            print(f"exprsim embed: no file could be read; {out} not written", file=sys.stderr)
     failed = len(table.errors)
+    if held:  # the run was complete: its table is, too
+        word, code = interruption()
+        where = saved_where(out, writer.saved_to)
+        print(
+            f"exprsim embed: {word} while writing: {writer.rows} faces saved{where}",
+            file=sys.stderr,
+        )
+        return code
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     where = f" -> {writer.saved_to}" if writer.saved_to else ""
