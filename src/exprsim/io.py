@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import logging
 import os
@@ -30,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError
+from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError, printable
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,51 @@ def _pillow_reads_avif() -> bool:
         return False
 
 
+#: Suffixes of HEIC / HEIF photos (most phones' own format), read with ``pillow-heif``
+#: (``pip install 'exprsim[heif]'``); without it each fails in one line that says so.
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
+
 #: Suffixes of the image files found in folders (:func:`iter_image_files`, frame folders).
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
     | {".ppm", ".pgm", ".pnm"}
     | ({".avif"} if _pillow_reads_avif() else set())
+    | HEIF_SUFFIXES
 )
+
+#: Camera RAW suffixes: not read (a RAW file needs developing); a folder walk says how many
+#: it left out instead of skipping them without a word.
+RAW_SUFFIXES = frozenset(
+    {".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2"}
+    | {".raf", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mrw", ".raw"}
+)
+
+#: ISO base-media brands of HEIF stills (HEIC and other HEIF codings)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+@functools.lru_cache(maxsize=1)
+def _heif_opener() -> bool:
+    """Register ``pillow-heif``'s HEIF opener with Pillow, once, when the first HEIF photo
+    is read (never on import); ``False`` when it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _check_heif(fh: BinaryIO, name: str) -> None:
+    """Before Pillow reads ``fh``: a HEIF photo gets its reader registered, or a clear
+    :class:`ImageError` when there is none."""
+    head = fh.read(12)
+    fh.seek(0)
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS and not _heif_opener():
+        raise ImageError(
+            name, "a HEIC/HEIF photo: reading it needs pillow-heif (pip install 'exprsim[heif]')"
+        )
+
 
 #: The EXIF orientation tag.
 _ORIENTATION_TAG = 0x0112
@@ -259,6 +299,7 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
     """:func:`decode_image` of an open binary file (bytes in memory, or a file on disk:
     Pillow reads only what it needs)."""
     limit = _decode_limit(max_pixels)
+    _check_heif(fh, name)
     try:
         with warnings.catch_warnings():
             # the limit is checked below, from the header: Pillow's warning adds nothing
@@ -570,14 +611,22 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     for p in as_inputs(paths):
         path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
         if _is_dir(path):
-            yield from sorted(_walk_images(path))
+            raw: list[Path] = []
+            yield from sorted(_walk_images(path, raw))
+            if raw:
+                log.warning(
+                    "%s: %d camera RAW files left out (%s, ...): exprsim does not read RAW; "
+                    "export them as JPEG first",
+                    printable(str(path)), len(raw), printable(min(raw).name),
+                )  # fmt: skip
         else:
             yield path
 
 
-def _walk_images(top: Path) -> list[Path]:
+def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
     """The image files under the folder ``top`` (any order), and the folders under it
-    (``top`` included) that cannot be listed (:func:`iter_image_files`)."""
+    (``top`` included) that cannot be listed (:func:`iter_image_files`); camera RAW files
+    are appended to ``raw``."""
     found: list[Path] = []
     folders = [top]
     while folders:
@@ -594,6 +643,8 @@ def _walk_images(top: Path) -> list[Path]:
                 folders.append(child)  # a link to a folder is not entered
             elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _image_entry(entry):
                 found.append(child)
+            elif raw is not None and Path(entry.name).suffix.lower() in RAW_SUFFIXES:
+                raw.append(child)
     return found
 
 
