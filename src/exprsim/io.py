@@ -321,9 +321,22 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         size = found.group(1) if found else f"over {limit}"
         raise ImageTooLargeError(name, _too_large(size, limit)) from exc
     except UnidentifiedImageError as exc:
+        fh.seek(0)
+        if _looks_like_video(fh.read(12)):
+            raise ImageError(name, "a video, not an image (exprsim video reads videos)") from exc
         raise ImageError(name, "not an image or unsupported format") from exc
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
+
+
+def _looks_like_video(head: bytes) -> bool:
+    """Whether a file's first bytes are a video container's (MP4 / MOV, Matroska / WebM,
+    AVI, MPEG): an image command given one says so."""
+    return (
+        (head[4:8] == b"ftyp" and head[8:12] not in (*_HEIF_BRANDS, b"avif", b"avis"))
+        or head.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+    )
 
 
 def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray:
@@ -388,6 +401,9 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
     try:
         st = os.stat(path)
     except OSError as exc:  # a name too long for the file system, a link loop, ...
+        url = as_url(path)
+        if url is not None:
+            raise ImageError(url, URL_PROBLEM) from exc
         if exc.errno in _MISSING:
             raise ImageError(path, "no such file") from exc
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
@@ -410,6 +426,19 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
     with fh:
         return _decode(fh, str(path), max_pixels)
+
+
+#: why a URL given as an image is refused
+URL_PROBLEM = "a URL: exprsim reads local files only (download it first)"
+
+_URL = re.compile(r"^(https?|ftp|s3|gs):/+(?=[^/])", re.IGNORECASE)
+
+
+def as_url(path: str | Path) -> str | None:
+    """The URL a path names (``Path`` folds ``https://`` to ``https:/``: given back
+    unfolded), or ``None`` for a path that is not one."""
+    m = _URL.match(str(path))
+    return None if m is None else f"{m.group(1)}://{str(path)[m.end() :]}"
 
 
 def folder_problem(path: str | Path) -> str:

@@ -110,3 +110,74 @@ def test_a_ctrl_c_while_embed_writes_its_last_rows_loses_nothing(tmp_path, capsy
         frame = pd.read_json(out) if suffix == ".json" else (
             pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out))  # fmt: skip
         assert len(frame) == 5
+
+
+@pytest.mark.parametrize("typo", ["ad", "Add", "lst", "remov"])
+def test_a_mistyped_tag_action_is_refused_with_the_action(tmp_path, stub, capsys, typo):
+    """Audit: `tag ad smile x.jpg` tagged the images `ad`, `smile` and `x.jpg`, exit 0."""
+    (img,) = write_images(tmp_path / "p", 1)
+    rc, _, err = run(capsys, "tag", typo, "smile", str(img), "--db", str(tmp_path / "f.db"))
+    assert rc == 2 and "did you mean `exprsim tag" in err and len(err.strip().splitlines()) == 1
+
+
+def test_tag_index_alone_retags_the_index(tmp_path, stub, capsys):
+    imgs = write_images(tmp_path / "p", 2)
+    db = tmp_path / "f.db"
+    assert run(capsys, "index", "add", *map(str, imgs), "--db", str(db))[0] == 0
+    assert run(capsys, "tag", "add", "happy", str(imgs[0]), "--db", str(db))[0] == 0
+    rc, out, _ = run(capsys, "tag", "--index", "--db", str(db))
+    assert rc == 0 and "tagged 1 indexed faces" in out  # the reference's own face at least
+
+
+def test_search_says_when_the_index_holds_no_face(tmp_path, stub, capsys):
+    from exprsim.index.store import FaceIndex
+
+    (img,) = write_images(tmp_path / "p", 1)
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([img])
+        ix.remove([img])
+    rc, _, err = run(capsys, "search", str(img), "--db", str(db))
+    assert rc == 0 and "holds no faces yet" in err
+
+
+def test_a_url_or_a_folder_given_as_one_image_is_named_as_such(tmp_path, stub, capsys):
+    """Audit: `faces https://host/x.jpg` said "https:/host/x.jpg: no such file"; a folder
+    as search's query "no such file", compare on a folder "needs at least two images"."""
+    from exprsim.index.store import FaceIndex
+
+    (img,) = write_images(tmp_path / "p", 1)
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([img])
+    url = "https://upload.example.org/x.jpg"
+    rc, _, err = run(capsys, "search", url, "--db", str(db))
+    assert rc == 2 and f"{url}: a URL: exprsim reads local files only" in err
+    rc, _, err = run(capsys, "faces", url)
+    assert rc == 1 and f"{url}: a URL" in err
+    rc, _, err = run(capsys, "search", str(tmp_path / "p"), "--db", str(db))
+    assert rc == 2 and "is a folder; the query is one image file" in err
+    rc, _, err = run(capsys, "compare", str(tmp_path / "p"))
+    assert rc == 2 and "is a folder; compare takes image files" in err
+
+
+def test_a_video_given_to_an_image_command_says_so(capsys):
+    from exprsim.errors import ImageError
+    from exprsim.io import load_image
+    from exprsim.samples import sample_dir
+
+    with pytest.raises(ImageError, match=r"a video, not an image \(exprsim video"):
+        load_image(sample_dir() / "langer_clip.mp4")
+
+
+def test_serve_refuses_a_db_in_a_missing_folder(tmp_path, capsys, monkeypatch):
+    """Audit: `serve --db typo/faces.db` made the folder and a new, empty index."""
+    pytest.importorskip("uvicorn")
+    import exprsim.cli.serve_cmd as serve_cmd
+
+    def never(*a, **k):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(serve_cmd, "_run_server", never)
+    rc, _, err = run(capsys, "serve", "--db", str(tmp_path / "typo" / "faces.db"), "--port", "0")
+    assert rc == 2 and "--db" in err and not (tmp_path / "typo").exists()

@@ -161,7 +161,7 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
         p = Path(query)
         try:  # a name too long for the file system raises instead of answering False
             if not p.is_file():
-                raise ImageError(p, "no such file")
+                raise ImageError(*_not_a_file(p))
             data = p.read_bytes()
         except OSError as exc:
             raise ImageError(p, f"cannot read ({exc.strerror or exc})") from exc
@@ -185,6 +185,18 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
     fe = faces[face]
     return _Query(src, face, np.asarray(fe.embedding, np.float32), fe.aligned.crop, image,
                   np.asarray(fe.aligned.face.box), path, sha)  # fmt: skip
+
+
+def _not_a_file(p: Path) -> tuple[str | Path, str]:
+    """``(name, reason)`` of a query path that is no file: a URL, a folder, or nothing."""
+    from exprsim.io import URL_PROBLEM, as_url
+
+    url = as_url(p)
+    if url is not None and not p.exists():
+        return url, URL_PROBLEM
+    if p.is_dir():
+        return p, "is a folder; the query is one image file"
+    return p, "no such file"
 
 
 class _IdentityFilter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,8 @@ def _register_tag(subparsers: Any) -> None:
     p.add_argument(
         "--index",
         action="store_true",
-        help="also recompute the reference tags of every indexed face (tags of your own stay)",
+        help="also recompute the reference tags of every indexed face (tags of your own stay); "
+        "alone (no IMAGE), only that",
     )
     p.add_argument("--data-dir", metavar="DIR", help=f"with calibrate: {DATA_DIR_HELP}")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
@@ -569,11 +571,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             detector=args.detector,
         )
         frame = result.to_frame()
-        _print_frame(
-            frame, ["rank", "distance", "source", "face", "quality_ok", "identity_distance"]
-        )
+        shown = ["rank", "distance", "source", "face", "quality_ok"]
+        _print_frame(frame, shown + ["identity_distance"] * args.exclude_same_identity)
         left_out = _left_out(result.excluded)
-        if not result.hits:
+        if not result.hits and not len(index):
+            print(
+                f"no matching faces: {args.db} holds no faces yet (exprsim index add)",
+                file=sys.stderr,
+            )
+        elif not result.hits:
             print("no matching faces" + (f" ({left_out})" if left_out else ""), file=sys.stderr)
         elif len(result.hits) < args.k and left_out:
             print(f"{len(result.hits)} of {args.k} faces found ({left_out})", file=sys.stderr)
@@ -786,6 +792,20 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
     return files
 
 
+def _refuse_mistyped_action(first: str | None) -> None:
+    """``tag ad smile x.jpg`` would tag the images ``ad``, ``smile`` and ``x.jpg``: a first
+    word that is no file or folder but reads like an action is refused with the action."""
+    import difflib
+
+    if first is None or first == "-" or os.path.lexists(first):
+        return
+    close = difflib.get_close_matches(first.lower(), TAG_ACTIONS, n=1, cutoff=0.6)
+    if close:
+        raise ExprsimError(
+            f"no action or file {printable(first)!r}; did you mean `exprsim tag {close[0]}`?"
+        )
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page
 
@@ -794,11 +814,18 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if args.args and args.args[0] in TAG_ACTIONS
         else ("tag", args.args)
     )
+    if not args.args and args.files_from is None and args.index:  # re-tag the index only
+        with _open_index(args, _embedder(args)) as index:
+            n = Tagger(index, threshold=args.threshold).tag_index()
+        print(f"tagged {n} indexed faces")
+        return 0
     if not args.args and args.files_from is None:
         raise ExprsimError(
-            "tag needs an action (add, list, remove, calibrate) or images "
-            "(PATHs, - or --files-from FILE); see exprsim tag --help"
+            "tag needs an action (add, list, remove, calibrate), images "
+            "(PATHs, - or --files-from FILE) or --index; see exprsim tag --help"
         )
+    if action == "tag":
+        _refuse_mistyped_action(args.args[0] if args.args else None)
     files = _check_tag(args, action, rest)
     if action == "calibrate":
         cal = calibrate_from_ferplus(

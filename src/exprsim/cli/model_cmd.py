@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -356,6 +357,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from exprsim.apps.compare import compare_images, display_names
     from exprsim.models.embedder import load_model
 
+    folders = [p for p in args.images if os.path.isdir(p)]
+    if folders:  # compare takes images: a folder is no one image
+        raise ExprsimError(f"{printable(folders[0])} is a folder; compare takes image files")
     if len(args.images) < 2:
         raise ExprsimError("compare needs at least two images")
     require_paths(args.images, "IMAGE")

@@ -10,7 +10,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from exprsim.cli.argtypes import MODEL_HELP, command_parsers, float_in, int_at_least
+from exprsim.cli.argtypes import (
+    MODEL_HELP,
+    command_parsers,
+    float_in,
+    int_at_least,
+    require_writable,
+)
 from exprsim.errors import ExprsimError
 
 
@@ -123,9 +129,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn  # noqa: F401  (checked before any work; _run_server uses it)
     except ImportError as exc:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
+    from exprsim.index.backends import is_postgres_url
     from exprsim.web import ServeConfig, create_app
     from exprsim.web.app import default_data_dir
 
+    # a mistyped --db must not become a new, empty index unnoticed: its folder must be
+    # there (as for `index add`), and a new index is named when the server starts
+    new_db = not is_postgres_url(str(args.db)) and not os.path.lexists(args.db)
+    if new_db:
+        require_writable(args.db, "--db")
     # uploads land there: fail now, not on the first upload (also the default <db>.web)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
     try:
@@ -149,6 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 ),
             )
         )
+        if new_db:
+            print(f"exprsim serve: no index at {args.db}: a new, empty one is made there")
         # the port bound, not the one asked for (--port 0: the system's choice)
         print(f"exprsim serve: {_url(args.host, sock.getsockname()[1])}  (Ctrl-C stops)")
         _run_server(app, sock, args.host, args.quiet)
