@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -97,9 +98,12 @@ def test_analyze_files_table_crops_and_errors(tmp_path, mp_detector):
     bad.parent.mkdir()
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     good = sample_path("grace_hopper.jpg")
+    twin = tmp_path / "other" / "grace_hopper.jpg"  # another file of the same name
+    twin.parent.mkdir()
+    shutil.copyfile(good, twin)
     seen = []
     table = analyze_files(
-        [good, bad.parent, good],
+        [good, bad.parent, twin, good],  # a file named twice is analysed once
         detector=mp_detector,
         crops_dir=tmp_path / "crops",
         on_error=lambda name, exc: seen.append((name, exc)),

@@ -6,8 +6,9 @@ to about 5 m, small in the frame). ``range="auto"`` runs both and merges their b
 non-maximum suppression, so both close-ups and small faces are found. Both models miss
 faces smaller than about a sixth of the image side (on the benchmark's 640x480 canvases,
 almost every face under 105 px), so with ``tiles=True`` (default) the short-range model
-also runs on overlapping square tiles (side 2/3 of the shorter image side, stride half a
-tile: 6 tiles on a 4:3 image); tile detections scoring below ``tile_min_confidence`` (0.65)
+also runs on overlapping square tiles (side 2/3 of the shorter image side; from a shorter
+side of 600 px as detection sees it, at most ``max_tile``, 320 px; stride half a tile: 6
+tiles on a 640x480 image, 35 on a 12-MP photo); tile detections scoring below ``tile_min_confidence`` (0.65)
 or touching an inner tile edge (cut faces) are discarded, and all boxes are merged by
 non-maximum suppression. (The 0.65: on the benchmark set and the bundled photos, the few
 false positives from tiles scored 0.53-0.61, while 90% of true tile detections scored above
@@ -89,6 +90,14 @@ DEFAULT_ESCALATE_BELOW = 0.35
 #: Smallest face, as a fraction of the longer side, found by the whole-image passes that
 #: spares an escalated image the tiles (``None``: the tiles always run once escalated).
 DEFAULT_TILES_BELOW: float | None = None
+#: Largest tile side, in the pixels detection runs on (``max_side``), for images whose
+#: shorter side there is :data:`MAX_TILE_FROM` or more (smaller ones keep tiles of 2/3 of
+#: it, as benchmarked). A 12-MP photo (1280x960 for detection) gets 35 tiles of 320 px
+#: instead of 6 of 640, so faces of 120-200 px in it are found (thirteenth robustness
+#: round: docs/benchmarks.md).
+DEFAULT_MAX_TILE: int | None = 320
+#: Shorter side (in detection pixels) from which tiles are at most ``max_tile``.
+MAX_TILE_FROM = 600
 _PROBE = modules_probe("mediapipe", install="pip install mediapipe==0.10.21")
 #: Half the mouth width as a fraction of the eye-to-eye vector (approximation only).
 MOUTH_HALF_WIDTH = 0.415
@@ -128,6 +137,8 @@ def _checked_options(**opts: Any) -> dict[str, Any]:
     out["threads"] = option_int(name, "threads", opts["threads"], 1)
     out["max_side"] = option_max_side(name, opts["max_side"])
     out["tiles"] = option_bool(name, "tiles", opts["tiles"])
+    if opts["max_tile"] is not None:
+        out["max_tile"] = option_int(name, "max_tile", opts["max_tile"], 64)
     for key in ("tile_min_confidence", "min_confidence", "nms_iou"):
         out[key] = option_number(name, key, opts[key], 0.0, 1.0)
     for key in ("escalate_below", "tiles_below"):
@@ -151,6 +162,9 @@ class MediaPipeDetector(BaseDetector):
         tiles: also run the short-range model on overlapping tiles (see module docstring;
             only with ``range`` ``"short"`` or ``"auto"`` and images at least 240 px).
         tile_min_confidence: minimum score of a detection found in a tile.
+        max_tile: largest tile side in detection pixels, for images whose shorter side
+            there is :data:`MAX_TILE_FROM` or more (:data:`DEFAULT_MAX_TILE`; at least 64;
+            ``None``: tiles of 2/3 of the shorter side, however large).
         min_confidence: minimum BlazeFace score.
         landmarks: ``"auto"`` (default: ``"mesh-lite"`` when LiteRT is installed, as it
             is with exprsim's dependencies, else ``"mesh"``), ``"mesh-lite"`` (the
@@ -195,8 +209,10 @@ class MediaPipeDetector(BaseDetector):
         tiles_below: float | None = DEFAULT_TILES_BELOW,
         engine: str = "auto",
         threads: int = 1,
+        max_tile: int | None = DEFAULT_MAX_TILE,
     ) -> None:
         opts = _checked_options(
+            max_tile=max_tile,
             range=range,
             tiles=tiles,
             tile_min_confidence=tile_min_confidence,
@@ -225,6 +241,7 @@ class MediaPipeDetector(BaseDetector):
         self.range = opts["range"]
         self.tiles = opts["tiles"]
         self.tile_min_confidence = opts["tile_min_confidence"]
+        self.max_tile = opts["max_tile"]
         self.min_confidence = opts["min_confidence"]
         self.nms_iou = opts["nms_iou"]
         self.escalate_below = opts["escalate_below"]
@@ -283,6 +300,8 @@ class MediaPipeDetector(BaseDetector):
     def _tiled(self, image: np.ndarray) -> list[Candidate]:
         h, w = image.shape[:2]
         side = (2 * min(h, w)) // 3
+        if self.max_tile is not None and min(h, w) >= MAX_TILE_FROM:
+            side = min(side, self.max_tile)
         stride = side // 2
         xs = sorted({*range(0, w - side, stride), w - side})
         ys = sorted({*range(0, h - side, stride), h - side})
