@@ -34,3 +34,35 @@ def test_the_orientation_view_is_the_default_crop_whatever_the_callers_framing()
     for cfg in (AlignConfig(size=8), AlignConfig(size=224, eye_distance=70 / 224)):
         crop = align_face(image, face.face.landmarks, cfg)
         np.testing.assert_array_equal(_orientation_view(image, face.face, crop, cfg), own)
+
+
+def _pasted(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 4032x3024 photo (a phone's 12 MP) holding Grace Hopper's face ``width`` px wide,
+    and that face's box."""
+    import cv2
+
+    from exprsim.io import load_image
+
+    src = load_image(sample_path("grace_hopper.jpg"))
+    (face,) = analyze_image(src)
+    x1, y1, x2, y2 = face.face.box
+    s = width / (x2 - x1)
+    small = cv2.resize(src, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    canvas = cv2.resize((rng.random((12, 16, 3)) * 120 + 60).astype(np.uint8), (4032, 3024))
+    ox, oy = 1500, 1200
+    canvas[oy : oy + small.shape[0], ox : ox + small.shape[1]] = small
+    return canvas, np.array([ox + x1 * s, oy + y1 * s, ox + x2 * s, oy + y2 * s])
+
+
+@pytest.mark.slow
+def test_a_small_face_in_a_12_megapixel_photo_is_found():
+    """Audit: faces under about 260 px in a 12-MP photo were missed (the tiles were 2/3 of
+    the shorter side: a 170-px face was 5% of a tile)."""
+    from exprsim.faces.detect import box_iou, create_detector
+
+    canvas, box = _pasted(170)
+    found = create_detector("mediapipe").detect(canvas)
+    assert found and box_iou(box[None], np.stack([f.box for f in found])).max() > 0.5
+    before = create_detector("mediapipe", max_tile=None).detect(canvas)  # the old tiles
+    assert not before or box_iou(box[None], np.stack([f.box for f in before])).max() < 0.3
