@@ -168,9 +168,8 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
         image = decode_image(data, str(p))
         # shown as text: a file name's undecodable bytes become \xe9 escapes (as summarize)
         path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), printable(str(p))
-    elif isinstance(
-        query, bytes | bytearray | memoryview
-    ):  # a file's bytes: its own file is excluded
+    elif isinstance(query, bytes | bytearray | memoryview):
+        # a file's bytes: its own file is excluded
         image = decode_image(bytes(query))
         path, sha, src = None, hashlib.sha256(bytes(query)).hexdigest(), "<bytes>"
     else:

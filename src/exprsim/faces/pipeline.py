@@ -279,8 +279,9 @@ def _match(boxes: np.ndarray, faces: list[Face], min_iou: float = 0.3) -> dict[i
 #: ``index``, ``search``, ``classify``, ``tag`` share these names): ``source`` is the image
 #: file (as given on the command line; ``index`` and ``search`` give the resolved absolute
 #: path the index stores, a link's target), ``face`` the face's rank in it (largest box
-#: first), ``quality_ok`` whether it passed the quality check. :meth:`FaceTable.to_frame` puts them first, then any others (``crop``,
-#: ``model``, ``e0..e15``) in the order the rows hold them.
+#: first), ``quality_ok`` whether it passed the quality check. :meth:`FaceTable.to_frame`
+#: puts them first, then any others (``crop``, ``model``, ``e0..e15``) in the order the
+#: rows hold them.
 FACE_COLUMNS: tuple[str, ...] = (
     "source",
     "face",

@@ -8,11 +8,11 @@ faces smaller than about a sixth of the image side (on the benchmark's 640x480 c
 almost every face under 105 px), so with ``tiles=True`` (default) the short-range model
 also runs on overlapping square tiles (side 2/3 of the shorter image side; from a shorter
 side of 600 px as detection sees it, at most ``max_tile``, 320 px; stride half a tile: 6
-tiles on a 640x480 image, 35 on a 12-MP photo); tile detections scoring below ``tile_min_confidence`` (0.65)
-or touching an inner tile edge (cut faces) are discarded, and all boxes are merged by
-non-maximum suppression. (The 0.65: on the benchmark set and the bundled photos, the few
-false positives from tiles scored 0.53-0.61, while 90% of true tile detections scored above
-0.69.) On the benchmark's pasted FER2013 faces, tiles raised recall from 53% to 84%, at
+tiles on a 640x480 image, 35 on a 12-MP photo); tile detections scoring below
+``tile_min_confidence`` (0.65) or touching an inner tile edge (cut faces) are discarded,
+and all boxes are merged by non-maximum suppression. (The 0.65: on the benchmark set and
+the bundled photos, the few false positives from tiles scored 0.53-0.61, while 90% of true
+tile detections scored above 0.69.) On the benchmark's pasted FER2013 faces, tiles raised recall from 53% to 84%, at
 about 2.5x the time per image (see docs/benchmarks.md).
 
 The passes escalate (``escalate_below``, default 0.35): the short-range model runs first on
