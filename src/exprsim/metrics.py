@@ -75,12 +75,12 @@ def class_ids(labels: Any, what: str, error: type[Exception] = ValueError) -> np
         if arr.size and np.abs(arr).max() > 2.0**62:
             raise error(f"{what} must be int64 class ids, got {np.abs(arr).max().item()!r}")
     elif arr.dtype.kind not in "biu":
-        raise error(f"{what} must be integer class ids, got dtype {arr.dtype}")
+        raise error(f"{what} must be int class ids (integers), got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
         raise error(f"{what} must be int64 class ids, got {int(arr.max())}")
     out = arr.astype(np.int64)
     if out.size and out.min() < 0:
-        raise error(f"{what} must be class ids >= 0, got {out.min().item()}")
+        raise error(f"{what} must be non-negative class ids, got {out.min().item()}")
     return out
 
 
