@@ -181,3 +181,49 @@ def test_serve_refuses_a_db_in_a_missing_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(serve_cmd, "_run_server", never)
     rc, _, err = run(capsys, "serve", "--db", str(tmp_path / "typo" / "faces.db"), "--port", "0")
     assert rc == 2 and "--db" in err and not (tmp_path / "typo").exists()
+
+
+class _StopAfter(StubEmbedder):
+    """The stub, embedding one face at a time (``iter_faces``), with a Ctrl-C after
+    ``stop`` images."""
+
+    embedding_dim = 16
+
+    def __init__(self, stop: int) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def iter_faces(self, images, detector=None, progress=False, failures=None, workers=None):
+        import signal
+
+        for n, item in enumerate(self.embed_stream(images, detector)):
+            if n == self.stop:
+                signal.raise_signal(signal.SIGINT)
+            yield from item.faces
+
+
+def test_an_interrupted_classify_keeps_the_faces_done(tmp_path):
+    """Audit: `classify` had embedded all 240 faces when a Ctrl-C came, and wrote nothing."""
+    from exprsim.apps.classify import ReferenceSet, classify_images
+
+    imgs = write_images(tmp_path / "p", 5)
+    ref = ReferenceSet(np.eye(16, dtype=np.float32)[:4], np.array([0, 1, 0, 1]), ("a", "b"),
+                       "stub@1", 3, {})  # fmt: skip
+    result = classify_images(imgs, _StopAfter(2), ref, keep_on_interrupt=True)
+    assert result.interrupted and len(result.faces) == 2
+    with pytest.raises(KeyboardInterrupt):  # as before without the option
+        classify_images(imgs, _StopAfter(2), ref)
+
+
+def test_an_interrupted_tag_saves_the_faces_done(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    imgs = write_images(tmp_path / "p", 5)
+    db = tmp_path / "f.db"
+    stub_cli_model(monkeypatch, StubEmbedder())
+    assert run(capsys, "tag", "add", "happy", str(imgs[0]), "--db", str(db))[0] == 0
+    stub_cli_model(monkeypatch, _StopAfter(3))
+    out = tmp_path / "t.csv"
+    rc, _, err = run(capsys, "tag", *map(str, imgs), "--db", str(db), "-o", str(out))
+    assert rc == 130 and f"exprsim tag: interrupted: 3 faces of the images done -> {out}" in err
+    assert len(pd.read_csv(out)) == 3

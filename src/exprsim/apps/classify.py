@@ -794,6 +794,8 @@ class ClassificationResult:
     model: str
     k: int
     classes: tuple[str, ...] = ()
+    #: stopped by a Ctrl-C: the faces of the images done (``keep_on_interrupt``)
+    interrupted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "k": self.k, "faces": [f.to_dict() for f in self.faces]}
@@ -816,11 +818,14 @@ def classify_images(
     detector: Any = None,
     failures: list[Any] | None = None,
     progress: bool = False,
+    keep_on_interrupt: bool = False,
 ) -> ClassificationResult:
     """Predict the expression of every face in ``images`` (paths or arrays).
 
     ``failures``: if given, unreadable images are skipped and their ``ImageError`` appended.
     ``progress``: show a progress bar (on stderr) while the faces are embedded.
+    ``keep_on_interrupt``: a Ctrl-C stops the embedding and the faces done are classified
+    (:attr:`ClassificationResult.interrupted` set); else it propagates.
 
     Raises:
         ModelError: no reference set, or one made with another model.
@@ -837,9 +842,10 @@ def classify_images(
 
     knn = reference.classifier(k)
     faces = faces_of(embedder, as_inputs(images), detector, progress, failures)
-    kept, embeddings = keep_faces(faces, MAX_GALLERY)
+    stop: list[BaseException] | None = [] if keep_on_interrupt else None
+    kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)
     if not kept:
-        return ClassificationResult((), reference.model, knn.k_, _class_names(knn))
+        return ClassificationResult((), reference.model, knn.k_, _class_names(knn), bool(stop))
     proba = knn.predict_proba(np.stack(embeddings))
     out = []
     for face, p in zip(kept, proba, strict=True):
@@ -853,7 +859,7 @@ def classify_images(
                 crop=face.crop,
             )
         )
-    return ClassificationResult(tuple(out), reference.model, knn.k_, _class_names(knn))
+    return ClassificationResult(tuple(out), reference.model, knn.k_, _class_names(knn), bool(stop))
 
 
 def _class_names(knn: Any) -> tuple[str, ...]:

@@ -97,6 +97,9 @@ class TagResult:
 class TagResults(list[TagResult]):
     """A list of :class:`TagResult` that converts to a DataFrame."""
 
+    #: stopped by a Ctrl-C: the faces of the images done (``Tagger.tag(keep_on_interrupt)``)
+    interrupted: bool = False
+
     def to_frame(self) -> Any:
         import pandas as pd
 
@@ -354,12 +357,14 @@ class Tagger:
         detector: Any = None,
         failures: list[Any] | None = None,
         progress: bool = False,
+        keep_on_interrupt: bool = False,
     ) -> TagResults:
         """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects).
 
         ``failures``: if given, unreadable images are skipped and their ``ImageError``
         appended. ``progress``: show a progress bar (on stderr) while the images are
-        embedded.
+        embedded. ``keep_on_interrupt``: a Ctrl-C stops the embedding and the faces done
+        are tagged (:attr:`TagResults.interrupted` set); else it propagates.
 
         Raises:
             ExprsimError: no references, a NaN, infinite or negative threshold (before any
@@ -378,14 +383,17 @@ class Tagger:
         from exprsim.report.html import MAX_GALLERY
 
         faces = self._all_faces(as_inputs(images), detector, failures, progress)
-        kept, embeddings = keep_faces(faces, MAX_GALLERY)
-        if not kept:
-            return TagResults()
-        matches = match_tags(np.stack(embeddings), refs, names, threshold)
-        return TagResults(
-            TagResult(face.source, face.face_index, tags, dist, threshold, face.crop)
-            for face, (tags, dist) in zip(kept, matches, strict=True)
-        )
+        stop: list[BaseException] | None = [] if keep_on_interrupt else None
+        kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)
+        out = TagResults()
+        out.interrupted = bool(stop)
+        if kept:
+            matches = match_tags(np.stack(embeddings), refs, names, threshold)
+            out.extend(
+                TagResult(face.source, face.face_index, tags, dist, threshold, face.crop)
+                for face, (tags, dist) in zip(kept, matches, strict=True)
+            )
+        return out
 
     def tag_index(self, threshold: float | None = None) -> int:
         """Recompute the reference-derived tags of every indexed face: each face loses the

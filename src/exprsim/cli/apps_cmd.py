@@ -28,7 +28,7 @@ from exprsim.cli.argtypes import (
     require_paths,
     require_writable,
 )
-from exprsim.cli.exitcodes import report_failures
+from exprsim.cli.exitcodes import report_failures, saved_where
 from exprsim.errors import ExprsimError, ImageError, printable
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
@@ -713,10 +713,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
         detector=args.detector,
         failures=failures,
         progress=not args.quiet,
+        keep_on_interrupt=True,
     )
     rc = report_failures("classify", failures, len(files))
     frame = result.to_frame()
     _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
+    if result.interrupted:
+        return _interrupted_table("classify", frame, args.out)
     if not result.faces:
         print("no faces found", file=sys.stderr)
     _write_table(frame, args.out)
@@ -726,6 +729,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
         cl.classification_page(result).save(args.html)
         print(f"report: {args.html}")
     return rc
+
+
+def _interrupted_table(command: str, frame: Any, out: str | None) -> int:
+    """A Ctrl-C stopped ``command``: the rows of the images done go to ``out`` (never over
+    an earlier table), and it says where; exit code 130 (143 for SIGTERM)."""
+    from exprsim.interrupts import hold_interrupts, interruption
+    from exprsim.io import save_partial_table
+
+    with hold_interrupts(f"the {command} table"):  # a second Ctrl-C loses nothing
+        saved = save_partial_table(frame, out) if out else None
+    word, code = interruption()
+    print(
+        f"exprsim {command}: {word}: {len(frame)} faces of the images done"
+        + saved_where(out, saved),
+        file=sys.stderr,
+    )
+    return code
 
 
 # ----------------------------------------------------------------------------- tag
@@ -903,11 +923,17 @@ def _tag_images(args: argparse.Namespace, files: list[str]) -> int:
         tagger = Tagger(index, threshold=args.threshold)  # None: the model's calibrated one
         failures: list[Any] = []
         results = tagger.tag(
-            files, detector=args.detector, failures=failures, progress=not args.quiet
+            files,
+            detector=args.detector,
+            failures=failures,
+            progress=not args.quiet,
+            keep_on_interrupt=True,
         )
         rc = report_failures("tag", failures, len(files))
         frame = results.to_frame()
         _print_frame(frame, ["source", "face", "tags", "best_distance"])
+        if results.interrupted:  # the index is not re-tagged: that is another job
+            return _interrupted_table("tag", frame, args.out)
         if not results:
             print("no faces found", file=sys.stderr)
         if args.index:

@@ -606,16 +606,29 @@ class KeptFace:
 
 
 def keep_faces(
-    faces: Iterable[FaceEmbedding], crops: int
+    faces: Iterable[FaceEmbedding],
+    crops: int,
+    interrupted: list[BaseException] | None = None,
 ) -> tuple[list[KeptFace], list[np.ndarray]]:
     """Each face's row and ``(D,)`` embedding, with a crop only for the first ``crops``
-    faces (the ones a page shows): the rest are freed as they go."""
+    faces (the ones a page shows): the rest are freed as they go.
+
+    ``interrupted``: if given, a Ctrl-C (``KeyboardInterrupt``) stops the faces, is
+    appended to it, and the faces done are returned (else it propagates)."""
     kept: list[KeptFace] = []
     embeddings: list[np.ndarray] = []
-    for f in faces:
-        crop = f.aligned.crop if len(kept) < crops else None
-        kept.append(KeptFace(f.source, f.face_index, bool(f.aligned.quality.ok), crop))
-        embeddings.append(f.embedding)
+    try:
+        for f in faces:
+            crop = f.aligned.crop if len(kept) < crops else None
+            kept.append(KeptFace(f.source, f.face_index, bool(f.aligned.quality.ok), crop))
+            embeddings.append(f.embedding)
+    except KeyboardInterrupt as exc:
+        if interrupted is None:
+            raise
+        interrupted.append(exc)
+        close = getattr(faces, "close", None)
+        if close is not None:  # stops the stream's front-end threads
+            close()
     return kept, embeddings
 
 
