@@ -227,3 +227,20 @@ def test_an_interrupted_tag_saves_the_faces_done(tmp_path, monkeypatch, capsys):
     rc, _, err = run(capsys, "tag", *map(str, imgs), "--db", str(db), "-o", str(out))
     assert rc == 130 and f"exprsim tag: interrupted: 3 faces of the images done -> {out}" in err
     assert len(pd.read_csv(out)) == 3
+
+
+def test_index_info_failed_lists_the_files_that_could_not_be_read(tmp_path, stub, capsys):
+    """Audit: `index info` counted failed files, and no command said which."""
+    import json as _json
+
+    imgs = write_images(tmp_path / "p", 1)
+    bad = tmp_path / "p" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    db = tmp_path / "f.db"
+    run(capsys, "index", "add", str(tmp_path / "p"), "--db", str(db))
+    rc, out, _ = run(capsys, "index", "info", "--db", str(db), "--failed")
+    assert rc == 0 and f"failed: {bad.resolve()}: " in out and str(imgs[0]) not in out
+    rc, out, _ = run(capsys, "index", "info", "--db", str(db), "--failed", "--json")
+    doc = _json.loads(out)
+    assert rc == 0 and [f["path"] for f in doc["failed"]] == [str(bad.resolve())]
+    assert "failed" not in _json.loads(run(capsys, "index", "info", "--db", str(db), "--json")[1])

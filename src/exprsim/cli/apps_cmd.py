@@ -126,6 +126,12 @@ def _register_index(subparsers: Any) -> None:
     )
     _db_arg(a)
     a.add_argument("--json", action="store_true", help="print JSON")
+    a.add_argument(
+        "--failed",
+        action="store_true",
+        help="also list the files that could not be read, with why "
+        "(`index add --retry-failed` tries them again)",
+    )
     a.set_defaults(func=cmd_index_info)
     a = isub.add_parser(
         "remove",
@@ -510,11 +516,21 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
 def cmd_index_info(args: argparse.Namespace) -> int:
     with _open_index(args) as index:
         info = index.info()
+        files = index.files() if args.failed else None
+    failed: list[tuple[str, str]] = []
+    if files is not None:
+        rows = files[files["status"] == "failed"]
+        failed = [(str(p), str(e)) for p, e in zip(rows["path"], rows["error"], strict=True)]
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
-    else:
-        for k, v in info.to_dict().items():
-            print(f"{k:<18}{v}")
+        doc = info.to_dict()
+        if args.failed:
+            doc["failed"] = [{"path": p, "error": e} for p, e in failed]
+        print(json.dumps(doc, indent=2))
+        return 0
+    for k, v in info.to_dict().items():
+        print(f"{k:<18}{v}")
+    for path, error in failed:
+        print(f"failed: {printable(path)}: {error}")
     return 0
 
 
