@@ -720,30 +720,38 @@ def _add_summary_routes(app: Any, st: _State) -> None:
     @app.get("/api/summary")
     def summary(n: int = Query(6, ge=1, le=50)) -> dict[str, Any]:
         with st.index() as ix:
-            state = (ix.store_id, ix.generation, len(ix), n)
-            return st.memo.get(("summary", *state), lambda: _summary_doc(_album(st, ix, n), n))
+            state = _album_state(ix, n)
+            return st.memo.get(("summary", *state), lambda: _summary_doc(_album(st, ix, state), n))
 
     @app.get("/api/summary/map.png")
     def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
         with st.index() as ix:
-            state = (ix.store_id, ix.generation, len(ix), n)
-            png = st.memo.get(("map", *state), lambda: _summary_map(ix, _album(st, ix, n)))
+            state = _album_state(ix, n)
+            png = st.memo.get(("map", *state), lambda: _summary_map(ix, _album(st, ix, state)))
         if png is None:
             return JSONResponse({"error": "need at least two faces"}, status_code=404)
         return Response(png, media_type="image/png")
 
 
-def _album(st: _State, ix: Any, n: int) -> tuple[list[Any], Any]:
-    """Every indexed face's record and their summary in ``n`` clusters (``None`` with no
-    face), computed once for the summary and its map while the index is unchanged."""
+def _album_state(ix: Any, n: int) -> tuple[str, int, int, int]:
+    """The index's state and the clusters asked for: ``(store_id, generation, faces, n)``,
+    what the album's answers are kept under (a write, or another database, changes it)."""
+    return (ix.store_id, ix.generation, len(ix), n)
+
+
+def _album(st: _State, ix: Any, state: tuple[str, int, int, int]) -> tuple[list[Any], Any]:
+    """Every indexed face's record and their summary in ``n`` (``state[-1]``) clusters
+    (``None`` with no face), computed once for the summary and its map while the index is
+    in that state (:func:`_album_state`)."""
 
     def compute() -> tuple[list[Any], Any]:
         from exprsim.apps.summarize import summarize
 
         records = ix.records()
-        return records, summarize(records, n_clusters=min(n, len(records))) if records else None
+        n = min(state[-1], len(records))
+        return records, summarize(records, n_clusters=n) if records else None
 
-    return st.summaries.get((ix.store_id, ix.generation, len(ix), n), compute)
+    return st.summaries.get(state, compute)
 
 
 def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
