@@ -73,6 +73,8 @@ RAW_SUFFIXES = frozenset(
 
 #: ISO base-media brands of HEIF stills (HEIC and other HEIF codings)
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+#: ... and of every still image in an ``ftyp`` file (AVIF too): other brands are videos
+_STILL_BRANDS = (b"avif", b"avis", *_HEIF_BRANDS)
 
 
 @functools.lru_cache(maxsize=1)
@@ -329,14 +331,30 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
 
 
+def sniff(head: bytes) -> str | None:
+    """``"image"``, ``"video"`` or ``None`` from the first bytes of a file (magic numbers):
+    what the web app accepts as an upload of each kind."""
+    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")):
+        return "image"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video"
+    if head[4:8] == b"ftyp":  # mp4 / mov / m4v, or a still AVIF / HEIF image
+        return "image" if head[8:12] in _STILL_BRANDS else "video"
+    if len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return "image"  # PBM / PGM / PPM
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # matroska / webm
+        return "video"
+    return None
+
+
 def _looks_like_video(head: bytes) -> bool:
-    """Whether a file's first bytes are a video container's (MP4 / MOV, Matroska / WebM,
-    AVI, MPEG): an image command given one says so."""
-    return (
-        (head[4:8] == b"ftyp" and head[8:12] not in (*_HEIF_BRANDS, b"avif", b"avis"))
-        or head.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
-        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
-    )
+    """Whether a file's first bytes are a video container's (:func:`sniff`, or an MPEG
+    program or elementary stream): an image command given one says so."""
+    return sniff(head) == "video" or head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
 
 
 def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.errors import ExprsimError
+from exprsim.io import sniff  # what an upload is, by its content
 
 
 class UploadError(ExprsimError):
@@ -50,9 +51,6 @@ class StoredUpload:
     sha256: str = ""
 
 
-#: ISO base-media brands of still images (AVIF, HEIF / HEIC): ``ftyp`` files, not videos
-_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
-
 #: content-named uploads: ``<first 24 hex digits of the SHA-256>-<the client's name>``
 _CONTENT_NAME = re.compile(r"^([0-9a-f]{24})-(.+)$")
 
@@ -88,25 +86,6 @@ def display_name(path: str | Path) -> str:
     name = Path(path).name
     m = _CONTENT_NAME.match(name)
     return m.group(2) if m else name
-
-
-def sniff(head: bytes) -> str | None:
-    """``"image"``, ``"video"`` or ``None`` from the first bytes of a file (magic numbers)."""
-    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")):
-        return "image"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "video"
-    if head[4:8] == b"ftyp":  # mp4 / mov / m4v, or a still AVIF / HEIF image
-        return "image" if head[8:12] in _IMAGE_BRANDS else "video"
-    if len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
-        return "image"  # PBM / PGM / PPM
-    if head.startswith(b"\x1a\x45\xdf\xa3"):  # matroska / webm
-        return "video"
-    return None
 
 
 async def store_upload(
