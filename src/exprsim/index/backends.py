@@ -440,6 +440,8 @@ class SQLiteBackend(StoreBackend):
         self._lock = threading.RLock()
         check_location(path)
         self.path = Path(path)
+        if self.path.is_symlink():  # one lock, one ANN cache, one upload folder per file
+            self.path = Path(os.path.realpath(self.path))
         if self.path.is_dir():
             raise IndexDatabaseError(self.path, "is a directory, expected a database file")
         if not self.path.parent.exists():

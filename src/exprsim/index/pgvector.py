@@ -4,8 +4,9 @@
 PostgreSQL database, for a team sharing one face index among several services:
 
 * ``faces.embedding`` is a pgvector ``vector(16)`` column with an HNSW index
-  (``vector_l2_ops``, ``m=16``, ``ef_construction=64``); queries use it through
-  ``ORDER BY embedding <-> q LIMIT k`` with ``hnsw.ef_search`` = :data:`EF_SEARCH`;
+  (``vector_l2_ops``, ``m=16``, ``ef_construction=64``, over the faces not marked
+  ``twin``); queries use it through ``ORDER BY embedding <-> q LIMIT k`` with
+  ``hnsw.ef_search`` = :data:`EF_SEARCH`;
 * ``CREATE EXTENSION IF NOT EXISTS vector`` and the tables are created on first use (under
   an advisory lock, so two services starting together do not race); opening a database
   that holds them runs no DDL, so readers never wait for a writer's DDL (and a role that
@@ -17,7 +18,12 @@ PostgreSQL database, for a team sharing one face index among several services:
   is done by ``exprsim index rebuild`` or the next writer (:meth:`FaceIndex.add`,
   :meth:`FaceIndex.add_table`);
 * ``add`` keeps its per-file transactions, so a killed ``add`` resumes exactly as with
-  SQLite; one writer at a time is enforced with ``pg_advisory_lock``.
+  SQLite; one writer at a time is enforced with ``pg_advisory_lock``;
+* copies: of each group of faces with equal embeddings (copies of one photo) only one is
+  in the HNSW graph, which many equal vectors would trap; the others are marked ``twin``
+  by triggers and a search returns them right after it, at its distance. A database of
+  an earlier exprsim gets this from its next writer (or ``exprsim index rebuild``), which
+  rebuilds the HNSW index once.
 
 Any libpq URI works, since it is handed to libpq unchanged: ``postgresql://host:5432/db``,
 ``postgresql://user:secret@host/db?sslmode=require``, a Unix socket as
@@ -67,6 +73,9 @@ HNSW_EF_CONSTRUCTION = 64
 #: A bulk load of at least this many faces (and more than the table holds) rebuilds the
 #: HNSW index once at the end instead of growing it row by row.
 BULK_REBUILD_MIN = 10_000
+#: seconds before a reader looks again whether a database of an earlier exprsim has been
+#: given the ``twin`` column (by a writer of this version)
+TWINS_RECHECK_S = 30.0
 HNSW_INDEX = "faces_embedding_hnsw"
 _LOCK_KEY = 0x657870_7273_696D  # "exprsim": one writer per database
 #: advisory lock of the DDL: the set-up and every drop or build of the HNSW index
@@ -105,6 +114,7 @@ CREATE TABLE IF NOT EXISTS faces (
     label TEXT,
     tags TEXT,
     crop BYTEA,
+    twin BOOLEAN NOT NULL DEFAULT false,
     UNIQUE (file_id, face_index)
 );
 CREATE TABLE IF NOT EXISTS tag_refs (
@@ -128,8 +138,50 @@ CREATE TABLE IF NOT EXISTS identity (
 def _hnsw_ddl(name: str) -> str:
     return (
         f"CREATE INDEX IF NOT EXISTS {name} ON faces USING hnsw (embedding vector_l2_ops) "
-        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE NOT twin"
     )
+
+
+# Copies. Many equal vectors trap an HNSW search (1,000 copies of one photo left 41 of 200
+# other faces unfound as their own nearest), so of each group of faces with equal
+# embeddings only one is in the graph; the others are marked ``twin`` and a search returns
+# them right after it (:class:`PgVectorSearch`). Triggers keep exactly one face of each
+# group unmarked on every insert (``COPY`` included) and delete; a btree index on
+# ``(embedding, id)`` finds a group. A database made by an earlier exprsim gets the column
+# (:data:`_TWIN_COLUMN`, its own short transaction), the rest (:data:`_TWINS_DDL`, then
+# :data:`_MARK_TWINS`) and a new HNSW index from its next writer (or ``index rebuild``).
+_TWIN_COLUMN = "ALTER TABLE faces ADD COLUMN IF NOT EXISTS twin BOOLEAN NOT NULL DEFAULT false"
+_TWIN_TRIGGERS = ("faces_twin_in", "faces_twin_out")
+_TWINS_DDL = """
+CREATE INDEX IF NOT EXISTS faces_embedding_id ON faces (embedding, id);
+CREATE OR REPLACE FUNCTION exprsim_twin_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.twin := EXISTS (SELECT 1 FROM faces WHERE embedding = NEW.embedding);
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE FUNCTION exprsim_twin_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT OLD.twin AND NOT EXISTS (
+        SELECT 1 FROM faces WHERE embedding = OLD.embedding AND NOT twin
+    ) THEN
+        UPDATE faces SET twin = false WHERE id = (
+            SELECT id FROM faces WHERE embedding = OLD.embedding ORDER BY id LIMIT 1);
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS faces_twin_in ON faces;
+CREATE TRIGGER faces_twin_in BEFORE INSERT ON faces
+    FOR EACH ROW EXECUTE FUNCTION exprsim_twin_in();
+DROP TRIGGER IF EXISTS faces_twin_out ON faces;
+CREATE TRIGGER faces_twin_out AFTER DELETE ON faces
+    FOR EACH ROW EXECUTE FUNCTION exprsim_twin_out();
+"""
+#: every face but the first (lowest id) of its group of equal embeddings marked ``twin``
+_MARK_TWINS = """
+UPDATE faces f SET twin = g.twin FROM (
+    SELECT id, id <> min(id) OVER (PARTITION BY embedding) AS twin FROM faces
+) g WHERE f.id = g.id AND f.twin <> g.twin
+"""
 
 
 _HNSW_DDL = _hnsw_ddl(HNSW_INDEX)
@@ -277,6 +329,7 @@ class PostgresBackend(StoreBackend):
         self._sql_cache: dict[str, str] = {}
         self._lock = threading.RLock()
         self._writers = threading.Lock()  # a session advisory lock is re-entrant: threads
+        self._twins, self._twins_checked = False, -float("inf")
         self.conn = self._connect()
         try:
             tables = self._present_tables()
@@ -343,6 +396,7 @@ class PostgresBackend(StoreBackend):
                 for stage, sql in (
                     ("extension", "CREATE EXTENSION IF NOT EXISTS vector"),
                     ("tables", PG_SCHEMA),
+                    ("tables", _TWINS_DDL),
                     ("index", _HNSW_DDL),
                 ):
                     step = stage  # what a failure names
@@ -552,23 +606,91 @@ class PostgresBackend(StoreBackend):
                 read_only=exc.read_only,
             ) from exc
 
+    def _index_state(self) -> tuple[bool, bool, bool]:
+        """Whether the twin triggers exist, the HNSW index exists, and it leaves twins out
+        (an earlier exprsim's index holds every face)."""
+        with self._guard():
+            row = self.conn.execute(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'faces'::regclass "
+                "AND tgname = ANY(%s)), (SELECT indpred IS NOT NULL FROM pg_index "
+                "WHERE indexrelid = to_regclass(%s))",
+                (list(_TWIN_TRIGGERS), HNSW_INDEX),
+            ).fetchone()
+        return int(row[0]) == len(_TWIN_TRIGGERS), row[1] is not None, bool(row[1])
+
     def has_vector_index(self) -> bool:
         """Whether the HNSW index exists (a bulk load, or an interrupted one, drops it)."""
-        with self._guard():
-            row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,))
-            return bool(row.fetchone()[0])
+        return self._index_state()[1]
+
+    def vector_index_fresh(self) -> bool:
+        """Whether searches use an HNSW index that keeps copies out of its graph."""
+        return all(self._index_state())
+
+    def twins_marked(self) -> bool:
+        """Whether the ``twin`` column exists (searches then return each face's copies
+        after it; they may not be in the graph). Checked again after a while when not."""
+        now = time.monotonic()
+        if not self._twins and now - self._twins_checked > TWINS_RECHECK_S:
+            with self._guard():
+                row = self.conn.execute(
+                    "SELECT 1 FROM pg_attribute WHERE attrelid = 'faces'::regclass "
+                    "AND attname = 'twin' AND NOT attisdropped"
+                ).fetchone()
+            self._twins, self._twins_checked = row is not None, now
+        return self._twins
 
     def ensure_vector_index(self) -> None:
-        """Build the HNSW index when it is missing (e.g. after an interrupted bulk load)."""
-        if not self.has_vector_index():
+        """Build the HNSW index when it is missing (e.g. after an interrupted bulk load),
+        or when it predates copy handling (a database of an earlier exprsim: once)."""
+        triggers, exists, partial = self._index_state()
+        if triggers and exists and partial:
+            return
+        if not exists:
             log.warning("%s: the HNSW index is missing; building it", self.path)
             self.build_vector_index()
+            return
+        log.warning(
+            "%s: keeping copies of one photo out of the HNSW index (once: the index is "
+            "rebuilt over %d faces)",
+            self.path, self._count_faces(),
+        )  # fmt: skip
+        try:
+            self.build_vector_index()
+        except IndexDatabaseError as exc:  # e.g. a user who may write rows, not the tables
+            if not exc.read_only:
+                raise
+            log.warning(
+                "%s: cannot keep copies out of the HNSW index (%s): searches work as before; "
+                "`exprsim index rebuild` by the tables' owner does it",
+                self.path, exc.detail,
+            )  # fmt: skip
+
+    def _count_faces(self) -> int:
+        with self._guard():
+            return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def _ensure_twins(self) -> None:
+        """Give a database of an earlier exprsim the ``twin`` column (a short transaction
+        of its own: it locks the table), then the triggers and the marks."""
+        if self._index_state()[0]:
+            return
+        with self._guard(write=True):
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                self.conn.execute(_TWIN_COLUMN)
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                self.conn.execute(_TWINS_DDL)
+                self.conn.execute(_MARK_TWINS)
+        self._twins = True
 
     def build_vector_index(self, maintenance_work_mem: str = "1GB") -> float:
         """(Re)build the HNSW index in one transaction under the setup lock; returns the
         seconds it took. An existing index serves searches until the new one replaces it;
-        an interrupted build leaves the old state."""
+        an interrupted build leaves the old state. A database of an earlier exprsim first
+        gets its copies marked (:meth:`_ensure_twins`)."""
         t0 = time.perf_counter()
+        self._ensure_twins()
         with self._guard(write=True), self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             self.conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
@@ -624,6 +746,34 @@ class PostgresBackend(StoreBackend):
         return PgVectorSearch(self)
 
 
+_NEAREST = "SELECT id, embedding <-> %s FROM faces ORDER BY embedding <-> %s LIMIT %s"
+#: the ``k`` nearest faces in the graph, each with up to ``k`` of its twins (one row per
+#: twin; ``NULL`` for none), nearest first
+_NEAREST_WITH_TWINS = """
+SELECT h.id, h.d, t.id FROM (
+    SELECT id, embedding, embedding <-> %s AS d FROM faces WHERE NOT twin
+    ORDER BY embedding <-> %s LIMIT %s
+) h LEFT JOIN LATERAL (
+    SELECT id FROM faces g WHERE g.embedding = h.embedding AND g.id <> h.id
+    ORDER BY g.embedding, g.id LIMIT %s
+) t ON true
+ORDER BY h.d, h.id, t.id
+"""
+
+
+def _with_twins(rows: Sequence[Sequence[Any]], k: int) -> list[tuple[int, float]]:
+    """``(id, distance)`` of the first ``k`` faces of ``rows`` (``(id, distance)`` or
+    ``(id, distance, twin id)``): each face, then its twins at its distance, once each."""
+    out: list[tuple[int, float]] = []
+    seen: set[int] = set()
+    for row in rows:
+        for fid in (row[0], *row[2:]):
+            if fid is not None and fid not in seen and len(out) < k:
+                seen.add(fid)
+                out.append((int(fid), float(row[1])))
+    return out
+
+
 class PgVectorSearch:
     """Nearest faces from the HNSW index (same contract as :class:`exprsim.index.ann.AnnIndex`).
 
@@ -642,8 +792,9 @@ class PgVectorSearch:
             return int(self.backend.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
     def fresh(self) -> bool:
-        """Whether searches use the HNSW index (``False`` while it is missing)."""
-        return self.backend.has_vector_index()
+        """Whether searches use the HNSW index (``False`` while it is missing, or while it
+        is an earlier exprsim's, which holds copies)."""
+        return self.backend.vector_index_fresh()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from exprsim.index.ann import as_queries
@@ -652,6 +803,7 @@ class PgVectorSearch:
         dist = np.full((len(q), k), np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
         conn = self.backend.conn
+        twins = self.backend.twins_marked()
         with self.backend._guard(), conn.transaction():
             if k > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: scan them all
                 conn.execute("SET LOCAL enable_indexscan = off")
@@ -659,14 +811,13 @@ class PgVectorSearch:
                 conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
             with conn.cursor(binary=True) as cur:
                 for i, v in enumerate(q):
-                    cur.execute(
-                        "SELECT id, embedding <-> %s FROM faces ORDER BY embedding <-> %s LIMIT %s",
-                        (v, v, int(k)),
-                    )
-                    rows = cur.fetchall()
-                    if rows:
-                        ids[i, : len(rows)] = [r[0] for r in rows]
-                        dist[i, : len(rows)] = [r[1] for r in rows]
+                    if twins:
+                        cur.execute(_NEAREST_WITH_TWINS, (v, v, int(k), int(k)))
+                    else:  # a database of an earlier exprsim, not upgraded yet
+                        cur.execute(_NEAREST, (v, v, int(k)))
+                    got = _with_twins(cur.fetchall(), k)
+                    ids[i, : len(got)] = [g[0] for g in got]
+                    dist[i, : len(got)] = [g[1] for g in got]
         return dist, ids
 
     def rebuild(self) -> float:
