@@ -28,7 +28,8 @@ def test_rows_schema_and_errors(stub, tmp_path) -> None:
     assert len(table.errors) == 1 and seen and seen[0].endswith("broken.png")
     frame = table.to_frame()
     emb_cols = [f"e{i}" for i in range(16)]
-    assert list(frame.columns) == [*FACE_COLUMNS, "model", *emb_cols]
+    assert list(frame.columns) == [*FACE_COLUMNS, "model", *emb_cols, "size", "mtime_ns"]
+    assert frame["size"].tolist() == [p.stat().st_size for p in paths]
     assert not {"file", "ok"} & set(frame.columns)
     assert frame["model"].unique().tolist() == ["stub@1"]
     assert frame["source"].tolist() == [str(p) for p in paths]

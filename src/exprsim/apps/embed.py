@@ -2,12 +2,18 @@
 
 One row per face: the per-face columns of :data:`exprsim.faces.pipeline.FACE_COLUMNS`
 (``source``, ``face``, box, score, 5 landmarks, quality, ``quality_ok``, ``reasons``,
-``detector``), then ``model`` (``name@version``) and the embedding ``e0..e15``. Save it
+``detector``), then ``model`` (``name@version``), the embedding ``e0..e15``, and the
+file's ``size`` and ``mtime_ns`` (empty for a source that is not a local file). Save it
 with :meth:`~exprsim.faces.pipeline.FaceTable.save` (CSV, Parquet, JSON lines or JSON).
+
+``size`` and ``mtime_ns`` let ``exprsim index add --from-parquet`` store what
+``exprsim index add`` compares: the files of a loaded table that have not changed since
+are then skipped instead of embedded again.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,20 +21,38 @@ from typing import Any
 from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.pipeline import FaceTable, face_row
 
+#: the file's identity, as the index stores it (``os.stat``'s ``st_size``, ``st_mtime_ns``)
+FILE_COLUMNS = ("size", "mtime_ns")
+
 
 def embedding_columns(embedding_dim: int) -> list[str]:
     """The columns of an embedding table, in order: the per-face columns
-    (:data:`~exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``."""
+    (:data:`~exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``, ``size``,
+    ``mtime_ns``."""
     from exprsim.faces.pipeline import FACE_COLUMNS
 
-    return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim))]
+    return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim)), *FILE_COLUMNS]
+
+
+def file_identity(source: str) -> dict[str, int | None]:
+    """``size`` and ``mtime_ns`` of a local file; ``None`` each for anything else (a URI,
+    an in-memory image's placeholder, a file gone since)."""
+    if source.startswith("<") or "://" in source:
+        return dict.fromkeys(FILE_COLUMNS)
+    try:
+        st = os.stat(source)
+    except (OSError, ValueError):
+        return dict.fromkeys(FILE_COLUMNS)
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
 def embedding_row(face: Any, model: str) -> dict[str, Any]:
-    """One table row for a ``FaceEmbedding``: per-face columns, ``model``, ``e0..e15``."""
+    """One table row for a ``FaceEmbedding``: per-face columns, ``model``, ``e0..e15``,
+    the file's ``size`` and ``mtime_ns``."""
     row = face_row(face.source, face.face_index, face.aligned)
     row["model"] = model
     row.update({f"e{i}": float(v) for i, v in enumerate(face.embedding)})
+    row.update(file_identity(str(face.source)))
     return row
 
 
