@@ -79,7 +79,7 @@ def test_index_search_summarize_tag(
     assert_self_contained(html)
 
     rc, out, _ = run(capsys, "index", "remove", str(album / "grace_hopper.jpg"), "--db", db)
-    assert rc == 0 and "removed 1 files" in out
+    assert rc == 0 and "removed 1 file" in out
 
 
 def test_classify_cli(album: Path, random_model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -79,7 +79,7 @@ def test_embed_cli_formats_and_failures(random_model_dir, tmp_path, capsys) -> N
         assert main(["-q", "embed", str(album), "-o", str(out), *model]) == 0
         cap = capsys.readouterr()
         said = re.fullmatch(
-            r"1 faces from 1/2 images in ([\d.]+) s \(([\d.]+) faces/s\) -> (.*)", cap.out.strip()
+            r"1 face from 1/2 images in ([\d.]+) s \(([\d.]+) faces/s\) -> (.*)", cap.out.strip()
         )
         assert said is not None and said[3] == str(out)  # time and faces/s, then the file
         assert cap.err.count("\n") == 1 and "empty.jpg" in cap.err

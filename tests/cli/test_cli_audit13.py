@@ -40,7 +40,7 @@ def test_index_remove_names_the_paths_that_matched_nothing(tmp_path, stub, capsy
     assert run(capsys, "index", "add", *map(str, imgs), "--db", str(db))[0] == 0
     ghost = tmp_path / "p" / "ghost.png"
     rc, out, err = run(capsys, "index", "remove", str(imgs[0]), str(ghost), "--db", str(db))
-    assert rc == 0 and "removed 1 files" in out
+    assert rc == 0 and "removed 1 file" in out
     assert "no indexed file (left) under" in err and str(ghost) in err and str(imgs[0]) not in err
 
 
@@ -50,7 +50,7 @@ def test_tag_add_of_a_faceless_photo_does_not_say_it_could_not_be_read(tmp_path,
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(black)
     rc, _, err = run(capsys, "tag", "add", "happy", str(black), "--db", str(tmp_path / "f.db"))
     assert rc == 1
-    assert "could not be read" not in err and "1 of 1 files gave no reference face" in err
+    assert "could not be read" not in err and "1 of 1 file gave no reference face" in err
 
 
 def test_index_add_prune_forgets_files_deleted_or_renamed_under_the_folders(tmp_path, stub, capsys):

@@ -183,12 +183,12 @@ def test_sigterm_in_faces_embed_and_video_exits_143(tmp_path, capsys, monkeypatc
     _cut_faces_stream(monkeypatch, signal.SIGTERM)
     imgs = str(_photos(tmp_path / "imgs"))
     rc, _, err = run(capsys, "faces", imgs, "--out", str(tmp_path / "f.csv"))
-    assert rc == 143 and "exprsim faces: terminated: 1 faces" in err  # was 130, interrupted
+    assert rc == 143 and "exprsim faces: terminated: 1 face" in err  # was 130, interrupted
     monkeypatch.undo()
     _embed_model(monkeypatch, Stub16(stop=1, sig=signal.SIGTERM))
     write_images(tmp_path / "png", 3)
     rc, _, err = run(capsys, "embed", str(tmp_path / "png"), "-o", str(tmp_path / "e.csv"))
-    assert rc == 143 and "exprsim embed: terminated: 1 faces saved" in err
+    assert rc == 143 and "exprsim embed: terminated: 1 face saved" in err
 
     def analyze(*args, **kwargs):  # the pipeline keeps a partial analysis on SIGTERM
         with contextlib.suppress(KeyboardInterrupt):

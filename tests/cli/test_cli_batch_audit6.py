@@ -80,7 +80,7 @@ def test_faces_writes_the_files_done_on_ctrl_c(tmp_path, capsys, monkeypatch):
     import pandas as pd
 
     assert len(pd.read_csv(out)) == 1  # the first file's face (nothing was written before)
-    assert "interrupted: 1 faces of the files done saved" in capsys.readouterr().err
+    assert "interrupted: 1 face of the files done saved" in capsys.readouterr().err
 
 
 def test_faces_refuses_a_folder_as_out_before_the_work(tmp_path, capsys, monkeypatch):

@@ -34,6 +34,7 @@ import numpy as np
 
 from exprsim.errors import ExprsimError, ImageError, printable, require_positive_int
 from exprsim.faces.identity import IDENTITY_THRESHOLD, IdentityEncoder
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
     if not faces:
         raise ImageError(src, "no face found in the query image")
     if not 0 <= face < len(faces):
-        raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
+        raise ImageError(src, f"no face number {face} (found {count(len(faces), 'face')})")
     fe = faces[face]
     return _Query(src, face, np.asarray(fe.embedding, np.float32), fe.aligned.crop, image,
                   np.asarray(fe.aligned.face.box), path, sha)  # fmt: skip

@@ -31,6 +31,7 @@ import numpy as np
 from exprsim.clustering import n_distinct
 from exprsim.errors import ExprsimError, printable, require_positive_int
 from exprsim.metrics import class_ids
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +491,7 @@ def subexpressions_page(
                 note=True,
             )
         for x in subs:
-            page.heading(f"{x.parent_name}-{x.rank + 1} ({x.size} faces)", level=3)
+            page.heading(f"{x.parent_name}-{x.rank + 1} ({count(x.size, 'face')})", level=3)
             if crops is not None:
                 caps = ["medoid"] + [
                     f"d={np.linalg.norm(report.embeddings[t] - report.embeddings[x.medoid]):.2f}"

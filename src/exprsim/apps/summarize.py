@@ -24,6 +24,7 @@ import numpy as np
 
 from exprsim.clustering import distinct_rows, n_distinct, power_of_two_scale
 from exprsim.errors import ExprsimError, require_positive_int
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -452,10 +453,11 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
 
     page = Page(
         title,
-        subtitle=f"{len(summary.labels)} faces, {len(summary.clusters)} clusters, {summary.method}",
+        subtitle=f"{count(len(summary.labels), 'face')}, {count(len(summary.clusters), 'cluster')}, "
+        f"{summary.method}",
     )
     crops = _crops_of(summary.items) if summary.items is not None else None
-    names = [f"#{c.rank + 1} ({c.size} faces)" for c in summary.clusters]
+    names = [f"#{c.rank + 1} ({count(c.size, 'face')})" for c in summary.clusters]
     euclid = summary.euclidean  # every page shows Euclidean distances, as search and tag do
     page.heading("Summary: one face per cluster, largest cluster first")
     if crops is not None:

@@ -28,6 +28,7 @@ import numpy as np
 from exprsim.apps.compare import display_names
 from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.index.store import check_new_tag_name, check_tag_name
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class Tagger:
             else str(getattr(image, "source", "<array>"))
         )
         if not 0 <= face < len(faces):
-            raise ImageError(src, f"no face number {face} (found {len(faces)} faces)")
+            raise ImageError(src, f"no face number {face} (found {count(len(faces), 'face')})")
         fe = faces[face]
         q = fe.aligned.quality
         if not q.ok:

@@ -30,6 +30,7 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.cli.exitcodes import report_failures, saved_where
 from exprsim.errors import ExprsimError, ImageError, printable
+from exprsim.wording import count
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
@@ -444,7 +445,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         if args.prune:
             gone = index.missing_under(args.paths or [])  # folders only: files are skipped
             index.remove(gone)
-            print(f"forgot {len(gone)} files no longer there")
+            print(f"forgot {count(len(gone), 'file')} no longer there")
         if len(index) or args.ann != "auto":  # a backend asked for is recorded, faces or not
             index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""
@@ -462,7 +463,7 @@ def _index_add_interrupted(index: Any, before: int, exc: KeyboardInterrupt) -> i
         now = index.info().n_files
     word, code = interruption(exc)
     print(
-        f"exprsim index add: {word}: {now - before} files added in this run are stored "
+        f"exprsim index add: {word}: {count(now - before, 'file')} added in this run are stored "
         f"({now} in {index.path}); run the same command again to continue",
         file=sys.stderr,
     )
@@ -552,14 +553,14 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
             return 1
         if n and len(index):
             index.refresh_ann()
-    print(f"removed {n} files")
+    print(f"removed {count(n, 'file')}")
     return 0
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
     with _open_index(args) as index:
         stamp = index.rebuild_ann(args.ann)
-    print(f"rebuilt {stamp.backend} index over {stamp.count} faces")
+    print(f"rebuilt {stamp.backend} index over {count(stamp.count, 'face')}")
     return 0
 
 
@@ -598,7 +599,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         elif not result.hits:
             print("no matching faces" + (f" ({left_out})" if left_out else ""), file=sys.stderr)
         elif len(result.hits) < args.k and left_out:
-            print(f"{len(result.hits)} of {args.k} faces found ({left_out})", file=sys.stderr)
+            print(
+                f"{len(result.hits)} of {count(args.k, 'face')} found ({left_out})", file=sys.stderr
+            )
         _write_table(frame, args.out)
         if args.html:
             search_page(result, index).save(args.html)
@@ -649,7 +652,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         where = (
             f"{rep.source} face {rep.face_index}" if rep is not None else f"item {c.representative}"
         )
-        print(f"cluster {c.rank + 1}: {c.size} faces, representative {where}")
+        print(f"cluster {c.rank + 1}: {count(c.size, 'face')}, representative {where}")
     _write_table(summary.to_frame(), args.out)
     if args.html:
         summary_page(summary).save(args.html)
@@ -708,7 +711,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         print(ref.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"K={ref.k} ({len(ref.labels)} faces) -> {args.ref_out}")
+        print(f"K={ref.k} ({count(len(ref.labels), 'face')}) -> {args.ref_out}")
         return 0
     reference = cl.load_reference_set(args.reference)
     if args.evaluate:
@@ -757,7 +760,7 @@ def _interrupted_table(command: str, frame: Any, out: str | None) -> int:
         saved = save_partial_table(frame, out) if out else None
     word, code = interruption()
     print(
-        f"exprsim {command}: {word}: {len(frame)} faces of the images done"
+        f"exprsim {command}: {word}: {count(len(frame), 'face')} of the images done"
         + saved_where(out, saved),
         file=sys.stderr,
     )

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from exprsim.cli.argtypes import command_parsers
+from exprsim.wording import count
 
 
 def register(sub: Any) -> None:
@@ -30,5 +31,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     require_paths([args.out], "--out")  # blank: the working folder
     require_writable(args.out, "--out", folder=True)
     res = run_demo(args.out, progress=not args.quiet)
-    print(f"{res.n_faces} faces in {res.n_images} photos -> {res.html}")
+    print(f"{count(res.n_faces, 'face')} in {count(res.n_images, 'photo')} -> {res.html}")
     return 0

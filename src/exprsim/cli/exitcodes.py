@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from exprsim.wording import count
+
 
 def failure_exit_code(failed: int, total: int, strict: bool = False) -> int:
     """1 when every input failed (or any did, with ``strict``), else 0.
@@ -26,7 +28,10 @@ def report_failures(
     for exc in failures:
         print(f"exprsim {command}: skipped {exc}", file=sys.stderr)
     if failures:
-        print(f"exprsim {command}: {len(failures)} of {n_inputs} files {outcome}", file=sys.stderr)
+        print(
+            f"exprsim {command}: {len(failures)} of {count(n_inputs, 'file')} {outcome}",
+            file=sys.stderr,
+        )
     return failure_exit_code(len(failures), n_inputs)
 
 

@@ -21,6 +21,7 @@ from exprsim.cli.argtypes import (
 from exprsim.cli.exitcodes import failure_exit_code, saved_where
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
+from exprsim.wording import count
 
 
 def register(subparsers: Any) -> None:
@@ -146,14 +147,14 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
     if table.interrupted or held:
         word, code = interruption()
         print(
-            f"exprsim faces: {word}: {len(table.rows)} faces of the files done saved"
+            f"exprsim faces: {word}: {count(len(table.rows), 'face')} of the files done saved"
             + saved_where(args.out, written),
             file=sys.stderr,
         )
         return code
     if not args.quiet:
         print(
-            f"exprsim faces: {table.files} files, {len(table.rows)} faces, "
+            f"exprsim faces: {count(table.files, 'file')}, {count(len(table.rows), 'face')}, "
             f"{len(table.errors)} unreadable" + (f"; wrote {written}" if written else ""),
             file=sys.stderr,
         )

@@ -29,6 +29,7 @@ from exprsim.cli.argtypes import (
 from exprsim.cli.exitcodes import failure_exit_code, saved_where
 from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
+from exprsim.wording import count
 
 
 def register(sub: Any) -> None:
@@ -287,14 +288,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
         word, code = interruption()
         where = saved_where(out, writer.saved_to)
         print(
-            f"exprsim embed: {word} while writing: {writer.rows} faces saved{where}",
+            f"exprsim embed: {word} while writing: {count(writer.rows, 'face')} saved{where}",
             file=sys.stderr,
         )
         return code
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     where = f" -> {writer.saved_to}" if writer.saved_to else ""
-    print(f"{table.n_faces} faces from {table.files - failed}/{table.files} images{rate}{where}")
+    print(
+        f"{count(table.n_faces, 'face')} from {table.files - failed}/{count(table.files, 'image')}{rate}{where}"
+    )
     return failure_exit_code(failed, table.files, args.strict)
 
 
@@ -313,7 +316,7 @@ def _embed_interrupted(writer: Any, exc: KeyboardInterrupt) -> int:
         saved = writer.keep_partial()
     word, code = interruption(exc)
     where = saved_where(writer.path, saved)
-    print(f"exprsim embed: {word}: {writer.rows} faces saved{where}", file=sys.stderr)
+    print(f"exprsim embed: {word}: {count(writer.rows, 'face')} saved{where}", file=sys.stderr)
     return code
 
 

@@ -23,6 +23,7 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.cli.exitcodes import report_failures
 from exprsim.errors import ExprsimError
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     out = page.save(args.html)
     if args.json_out:  # strict JSON, whole or not at all
         write_json(args.json_out, report.to_dict())
-    print(f"{len(faces)} faces, {report.split.n_subclasses} sub-classes -> {out}")
+    print(f"{count(len(faces), 'face')}, {report.split.n_subclasses} sub-classes -> {out}")
     for s in report.subexpressions:
-        print(f"  {s.parent_name}-{s.rank + 1}: {s.size} faces")
+        print(f"  {s.parent_name}-{s.rank + 1}: {count(s.size, 'face')}")
     return rc

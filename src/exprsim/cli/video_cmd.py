@@ -21,6 +21,7 @@ from exprsim.cli.argtypes import (
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MAX_FRAME_PIXELS, MIN_FPS
+from exprsim.wording import count
 
 #: defaults of the options that apply only with another one (:func:`_check_combinations`)
 DEFAULT_NEUTRAL = "auto"
@@ -279,7 +280,7 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
         raise ExprsimError(f"--out {args.out}: cannot write the report ({exc})") from exc
     accepted = sum(f.quality.ok for f in analysis.faces)
     print(
-        f"{analysis.n_sampled} frames, {accepted} faces"
+        f"{count(analysis.n_sampled, 'frame')}, {count(accepted, 'face')}"
         f" ({len(analysis.faces) - accepted} rejected detections), "
         f"{analysis.n_persons} person(s) -> {paths['html']}"
     )

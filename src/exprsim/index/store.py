@@ -71,6 +71,7 @@ from exprsim.index.backends import (
     is_postgres_url,
     open_backend,
 )
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,8 @@ class AddReport:
     def summary(self) -> str:
         d = self.to_dict()
         text = (
-            f"{d['added']} files added, {d['updated']} updated, {d['skipped']} skipped, "
-            f"{d['failed']} failed; {d['added_faces']} faces stored in {d['seconds']:.1f} s"
+            f"{count(d['added'], 'file')} added, {d['updated']} updated, {d['skipped']} skipped, "
+            f"{d['failed']} failed; {count(d['added_faces'], 'face')} stored in {d['seconds']:.1f} s"
         )
         if self.seconds > 0 and d["added_faces"]:
             text += f" ({d['added_faces'] / self.seconds:.1f} faces/s)"
@@ -245,8 +246,8 @@ class LoadReport:
 
     def summary(self) -> str:
         return (
-            f"{self.files_added} files added, {self.files_replaced} replaced, "
-            f"{self.files_skipped} skipped; {self.faces} faces loaded ({self.seconds:.1f} s)"
+            f"{count(self.files_added, 'file')} added, {self.files_replaced} replaced, "
+            f"{self.files_skipped} skipped; {count(self.faces, 'face')} loaded ({self.seconds:.1f} s)"
         )
 
 

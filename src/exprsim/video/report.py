@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.wording import count
+
 log = logging.getLogger(__name__)
 
 #: Persons (the most time on screen first; ties: the earlier person) who get a full section
@@ -221,7 +223,7 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
     page.gallery(
         [analysis.faces[i].thumb for i in reps],
         [
-            f"#{c.rank + 1}: {c.size} faces, t={analysis.faces[r].time:.1f}s"
+            f"#{c.rank + 1}: {count(c.size, 'face')}, t={analysis.faces[r].time:.1f}s"
             for c, r in zip(clusters, reps, strict=True)
         ],
         size=96,

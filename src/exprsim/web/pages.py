@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from exprsim.wording import count
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
 header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
@@ -94,8 +96,8 @@ def home(info: dict[str, Any]) -> str:
     """The Photos page; ``info``: :meth:`IndexInfo.to_dict` of the index (its keys are read
     by name, so a renamed key fails loudly instead of showing an empty index)."""
     stats = (
-        f"<p class='meta'>Index: {int(info['faces'])} faces in "
-        f"{int(info['files'])} photos, model {html.escape(str(info['model']))}</p>"
+        f"<p class='meta'>Index: {count(int(info['faces']), 'face')} in "
+        f"{count(int(info['files']), 'photo')}, model {html.escape(str(info['model']))}</p>"
     )
     body = (
         stats
