@@ -818,11 +818,18 @@ def save_table(table: Any, path: str | Path) -> Path:
         frame.to_csv(path, index=False)
     elif suffix == ".parquet":
         frame.to_parquet(path, index=False)
-    elif suffix == ".jsonl":
-        frame.to_json(path, orient="records", lines=True)
     else:
-        frame.to_json(path, orient="records")
+        path.write_text(records_json(frame, lines=suffix == ".jsonl"), encoding="utf-8")
     return path
+
+
+def records_json(frame: Any, lines: bool = False) -> str:
+    """``frame`` as JSON records (one per line with ``lines``), as people read them: UTF-8
+    text, and ``/`` not escaped (pandas writes ``\\/`` and ``\\u00e9``). Missing and
+    infinite numbers are ``null``."""
+    text = str(frame.to_json(orient="records", lines=lines, force_ascii=False))
+    # pandas escapes every "/", so each "\/" in its text is one (after "\\" it is too)
+    return text.replace("\\/", "/")
 
 
 def replace_table(table: Any, path: str | Path) -> Path:
@@ -937,9 +944,9 @@ class TableWriter:
             if self.suffix == ".csv":
                 frame.to_csv(self._file, index=False, header=first)
             elif self.suffix == ".jsonl":
-                self._file.write(frame.to_json(orient="records", lines=True).rstrip("\n") + "\n")
+                self._file.write(records_json(frame, lines=True).rstrip("\n") + "\n")
             else:
-                body = frame.to_json(orient="records")[1:-1]
+                body = records_json(frame)[1:-1]
                 self._file.write(("[" if first else ",") + body)
             self._file.flush()
         self.rows += len(frame)
