@@ -43,3 +43,26 @@ def test_the_streaming_writer_writes_the_same_text(tmp_path: Path, suffix: str) 
     assert "/photos/a.jpg" in text and "café" in text
     rows = [json.loads(x) for x in text.splitlines()] if suffix == ".jsonl" else json.loads(text)
     assert [r["source"] for r in rows] == frame["source"].tolist()
+
+
+def test_json_numbers_keep_full_precision_as_csv_does(tmp_path: Path) -> None:
+    import numpy as np
+
+    frame = pd.DataFrame(
+        {
+            "distance": [4.2e-11, 0.12345678901234567],
+            "e0": np.array([0.1, 1 / 3], np.float32),
+            "face": np.array([0, 7], np.int64),
+            "ok": [True, False],
+            "tags": ["", None],
+        }
+    )
+    for suffix in (".json", ".jsonl"):
+        path = save_table(frame, tmp_path / f"t{suffix}")
+        back = pd.read_json(path, lines=suffix == ".jsonl", precise_float=True)
+        # was: 4.2e-11 -> 0.0 and 0.12345678901234567 -> 0.123456789 (10 decimals)
+        assert back["distance"].tolist() == frame["distance"].tolist()
+        assert back["e0"].tolist() == [float(v) for v in frame["e0"]]
+        assert back["face"].tolist() == [0, 7] and back["ok"].tolist() == [True, False]
+    rows = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    assert rows[1]["tags"] is None and rows[0]["tags"] == ""

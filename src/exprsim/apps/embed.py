@@ -14,7 +14,7 @@ are then skipped instead of embedded again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,23 @@ def embedding_columns(embedding_dim: int) -> list[str]:
     from exprsim.faces.pipeline import FACE_COLUMNS
 
     return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim)), *FILE_COLUMNS]
+
+
+def table_schema(columns: Sequence[str]) -> Any:
+    """The Arrow schema of an embedding table with these columns: text for ``source``,
+    ``reasons``, ``detector`` and ``model``, int64 for ``face``, ``size`` and ``mtime_ns``,
+    bool for ``quality_ok``, float64 for the rest. Every Parquet table of faces is written
+    with it, empty ones included, so that a folder of them reads as one dataset."""
+    import pyarrow as pa
+
+    def kind(column: str) -> Any:
+        if column in ("source", "reasons", "detector", "model"):
+            return pa.large_string()
+        if column in ("face", *FILE_COLUMNS):
+            return pa.int64()
+        return pa.bool_() if column == "quality_ok" else pa.float64()
+
+    return pa.schema([pa.field(c, kind(c)) for c in columns])
 
 
 def file_identity(source: str) -> dict[str, int | None]:

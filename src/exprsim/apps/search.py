@@ -76,7 +76,7 @@ class SearchHit:
             "face_id": self.face_id,
             "distance": self.distance,
             "similarity": self.similarity,
-            "source": self.source,
+            "source": printable(self.source),  # as every other table: no live control chars
             "face": self.face_index,
             "quality_ok": self.quality_ok,
             "sharpness": self.sharpness,
@@ -111,7 +111,7 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "query": self.query_source,
+            "query": printable(self.query_source),
             "query_face": self.query_face,
             "model": self.model,
             "excluded": dict(self.excluded),

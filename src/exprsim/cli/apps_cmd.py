@@ -901,11 +901,11 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
         untagged = Tagger(index).untag(name)  # the name also leaves the indexed faces' tags
     if not n and not untagged:
         print(
-            f"exprsim tag remove: no tag named {name!r} (no reference faces, no tagged faces)",
+            f"exprsim tag remove: no tag named '{printable(name)}' (no reference faces, no tagged faces)",
             file=sys.stderr,
         )
         return 1
-    print(f"removed {n} reference faces of {name!r}")
+    print(f"removed {count(n, 'reference face')} of '{printable(name)}'")
     return 0
 
 
@@ -925,10 +925,14 @@ def _tag_add(args: argparse.Namespace, name: str, images: list[str]) -> int:
                 bad.append(exc)
                 continue
             if ref.id in known:
-                print(f"{ref.source}: already a reference face for {name!r}; not added again")
+                print(
+                    f"{printable(ref.source)}: already a reference face for '{printable(name)}'; not added again"
+                )
             else:
                 known.add(ref.id)
-                print(f"added a reference face for {name!r} from {ref.source}")
+                print(
+                    f"added a reference face for '{printable(name)}' from {printable(ref.source)}"
+                )
     # a file read but without the face asked for is skipped as well, so say both
     return report_failures("tag add", bad, len(images), "gave no reference face")
 

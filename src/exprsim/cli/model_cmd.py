@@ -246,7 +246,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     )
     if args.engine == "ray":
         return _embed_ray(args, paths)
-    from exprsim.apps.embed import embed_files, embedding_columns
+    from exprsim.apps.embed import embed_files, embedding_columns, table_schema
     from exprsim.faces.detect import check_detector
     from exprsim.interrupts import hold_interrupts, interruption
     from exprsim.io import TableWriter, check_table_path
@@ -261,7 +261,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     embedder = load_model(args.model)
     # rows stream to the file as they are made: bounded memory, and an interrupted run
     # keeps (and says) what it had done, never over a complete earlier table
-    with TableWriter(out, embedding_columns(embedder.embedding_dim)) as writer:
+    columns = embedding_columns(embedder.embedding_dim)
+    with TableWriter(out, columns, schema=table_schema(columns)) as writer:
         try:
             table = embed_files(
                 files,

@@ -7,6 +7,7 @@ folders and gathers one table row per face (``exprsim faces`` is a thin shell ov
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.align import AlignConfig, align_face
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
@@ -301,10 +302,27 @@ FACE_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: the longest crop-name stem, in UTF-8 bytes: a name (``stem-N_F.png``) stays within the
+#: 255 bytes most file systems allow
+MAX_CROP_STEM_BYTES = 200
+
+
+def _crop_stem(stem: str) -> str:
+    """``stem``, or when longer than :data:`MAX_CROP_STEM_BYTES` its start and ``~`` and 8
+    hex digits of its SHA-1 (two long names that start alike stay apart)."""
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= MAX_CROP_STEM_BYTES:
+        return stem
+    head = raw[: MAX_CROP_STEM_BYTES - 9].decode("utf-8", "ignore")  # whole characters
+    return f"{head}~{hashlib.sha1(raw).hexdigest()[:8]}"
+
+
 def _free_stem(stem: str, used: set[str]) -> str:
-    """``stem``, or ``stem-2``, ``stem-3``, ... : the first not in ``used`` (compared without
-    case: ``A.jpg`` and ``a.png`` must not share crop files on a case-insensitive disk, and
-    ``x.jpg``, ``x.png`` and ``x-2.jpg`` in one album get three names); then marked used."""
+    """``stem`` (shortened by :func:`_crop_stem`), or ``stem-2``, ``stem-3``, ... : the
+    first not in ``used`` (compared without case: ``A.jpg`` and ``a.png`` must not share
+    crop files on a case-insensitive disk, and ``x.jpg``, ``x.png`` and ``x-2.jpg`` in one
+    album get three names); then marked used."""
+    stem = _crop_stem(stem)
     name, n = stem, 1
     while name.lower() in used:
         n += 1
@@ -460,10 +478,15 @@ def analyze_files(
                 stem = _free_stem(stem, stems)
             rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
             if out_dir is not None:
-                for row, af in zip(rows, item.faces, strict=True):
-                    crop_path = out_dir / f"{stem}_{row['face']}.png"
-                    Image.fromarray(af.crop).save(crop_path)
-                    row["crop"] = str(crop_path)
+                try:
+                    for row, af in zip(rows, item.faces, strict=True):
+                        crop_path = out_dir / f"{stem}_{row['face']}.png"
+                        Image.fromarray(af.crop).save(crop_path)
+                        row["crop"] = str(crop_path)
+                except OSError as exc:  # e.g. a full disk: this file fails, the table stays
+                    why = f"cannot write its crop {crop_path} ({exc.strerror or exc})"
+                    table.add_error(item.source, ImageError(item.source, why), on_error)
+                    continue
             table.rows.extend(rows)  # a file's faces all at once: none half-recorded
     except KeyboardInterrupt:
         if not keep_on_interrupt:

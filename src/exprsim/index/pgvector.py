@@ -652,7 +652,7 @@ class PostgresBackend(StoreBackend):
         log.warning(
             "%s: keeping copies of one photo out of the HNSW index (once: the index is "
             "rebuilt over %d faces)",
-            self.path, self._count_faces(),
+            self.path, self.count_faces(),
         )  # fmt: skip
         try:
             self.build_vector_index()
@@ -665,7 +665,7 @@ class PostgresBackend(StoreBackend):
                 self.path, exc.detail,
             )  # fmt: skip
 
-    def _count_faces(self) -> int:
+    def count_faces(self) -> int:
         with self._guard():
             return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
@@ -788,8 +788,7 @@ class PgVectorSearch:
         self.backend = backend
 
     def __len__(self) -> int:
-        with self.backend._guard():
-            return int(self.backend.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return self.backend.count_faces()
 
     def fresh(self) -> bool:
         """Whether searches use the HNSW index (``False`` while it is missing, or while it

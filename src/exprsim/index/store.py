@@ -437,15 +437,19 @@ def check_tag_name(name: object) -> None:
 #: longest name a new tag may have (the web app's form, the CLI and the API alike)
 MAX_TAG_NAME = 64
 
+#: first characters that make a spreadsheet read a CSV cell as a formula (OWASP's list)
+FORMULA_STARTS = frozenset("=+-@")
+
 
 def check_new_tag_name(name: object) -> None:
     """The rule for a name a tag is *created* under (a reference face, a tag put on faces),
     the same in the CLI, the web app and the API: :func:`check_tag_name`, and no spaces
     around it (``" happy "`` would look like ``"happy"`` everywhere it is shown), no control
     characters, no ``,`` (tables join a face's tags with commas), not ``.`` or ``..`` (a
-    browser rewrites such URLs), at most :data:`MAX_TAG_NAME` characters. Names stored by
-    earlier versions still work for listing and removal, which only need
-    :func:`check_tag_name`.
+    browser rewrites such URLs), no ``=``, ``+``, ``-`` or ``@`` first (a spreadsheet
+    opening a table of tags would run the cell as a formula), at most :data:`MAX_TAG_NAME`
+    characters. Names stored by earlier versions still work for listing and removal, which
+    only need :func:`check_tag_name`.
 
     Raises:
         ExprsimError: saying which part of the rule the name breaks.
@@ -456,13 +460,18 @@ def check_new_tag_name(name: object) -> None:
     assert isinstance(name, str)
     shown = printable(name)
     if name != name.strip():
-        raise ExprsimError(f"tag name {shown!r} has spaces around it")
+        raise ExprsimError(f"tag name '{shown}' has spaces around it")
     if len(name) > MAX_TAG_NAME:
-        raise ExprsimError(f"tag name {shown[:20]!r}... is longer than {MAX_TAG_NAME} characters")
+        raise ExprsimError(f"tag name '{shown[:20]}'... is longer than {MAX_TAG_NAME} characters")
     if name in (".", "..") or any(unicodedata.category(ch)[0] == "C" for ch in name):
-        raise ExprsimError(f"tag name {shown!r} is '.' or '..' or holds control characters")
+        raise ExprsimError(f"tag name '{shown}' is '.' or '..' or holds control characters")
     if "," in name:
-        raise ExprsimError(f"tag name {shown!r} holds a ',' (tables join tags with commas)")
+        raise ExprsimError(f"tag name '{shown}' holds a ',' (tables join tags with commas)")
+    if name[0] in FORMULA_STARTS:
+        raise ExprsimError(
+            f"tag name '{shown}' starts with '{name[0]}': a spreadsheet opening a table of "
+            "tags would run it as a formula"
+        )
 
 
 #: what no stored name (a label, a detector, a model) may hold: control characters (a NUL

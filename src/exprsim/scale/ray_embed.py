@@ -254,38 +254,30 @@ def shard_columns(embedding_dim: int) -> list[str]:
     return embedding_columns(embedding_dim)
 
 
-def _empty_shard(columns: Sequence[str]) -> tuple[Any, Any]:
-    """A shard with no rows (its images have no faces) and its Arrow schema: the types of a
-    shard with faces (text, ``face`` int64, ``quality_ok`` bool, the rest float64), so that
-    the folder reads as one dataset whichever shard comes first."""
-    import pandas as pd
-    import pyarrow as pa
-
-    text, ints = {"source", "reasons", "detector", "model"}, {"face"}
-    like = {
-        c: "" if c in text else 0 if c in ints else False if c == "quality_ok" else 0.0
-        for c in columns
-    }
-    frame = pd.DataFrame([like])  # one row: pandas and Arrow see the values' types
-    return frame.iloc[:0], pa.Schema.from_pandas(frame, preserve_index=False)
-
-
 def write_shard(
     rows: list[dict[str, Any]], path: Path, columns: Sequence[str] | None = None
 ) -> None:
     """Write one shard atomically (a hidden temporary file, then a rename).
 
     Args:
-        columns: the shard's columns (:func:`shard_columns`), written with their types
-            when there are no rows (a shard of faceless images); ``None``: those of the rows.
+        columns: the shard's columns (:func:`shard_columns`), written with the types of
+            :func:`exprsim.apps.embed.table_schema` (a shard of faceless images too);
+            ``None``: those of the rows.
     """
     import pandas as pd
 
-    if rows or columns is None:
-        frame, schema = pd.DataFrame(rows), None
-    else:
-        frame, schema = _empty_shard(columns)
-    replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False, schema=schema))
+    if columns is None:
+        frame = pd.DataFrame(rows)
+        replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from exprsim.apps.embed import table_schema
+
+    frame = pd.DataFrame(rows, columns=list(columns))
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(table_schema(columns))
+    replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 class _EmbedShards:
