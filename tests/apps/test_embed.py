@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -28,8 +29,9 @@ def test_rows_schema_and_errors(stub, tmp_path) -> None:
     assert len(table.errors) == 1 and seen and seen[0].endswith("broken.png")
     frame = table.to_frame()
     emb_cols = [f"e{i}" for i in range(16)]
-    assert list(frame.columns) == [*FACE_COLUMNS, "model", *emb_cols, "size", "mtime_ns"]
+    assert list(frame.columns) == [*FACE_COLUMNS, "model", *emb_cols, "size", "mtime_ns", "sha256"]
     assert frame["size"].tolist() == [p.stat().st_size for p in paths]
+    assert frame["sha256"].tolist() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     assert not {"file", "ok"} & set(frame.columns)
     assert frame["model"].unique().tolist() == ["stub@1"]
     assert frame["source"].tolist() == [str(p) for p in paths]

@@ -38,6 +38,10 @@ def test_files_loaded_from_an_embed_table_are_not_embedded_again(
         out = capsys.readouterr()
         # was: both files embedded again ("2 updated"), the bulk load's work thrown away
         assert "2 skipped" in out.out + out.err, out
+        query = str(sample_path("grace_hopper.jpg"))
+        assert main(["-q", "search", query, "--db", db, "-k", "2"]) == 0
+        # was: its copy in the album came back first, at distance 0 (no hash to know it)
+        assert "grace_hopper.jpg" not in capsys.readouterr().out
 
 
 def test_an_empty_embed_table_reads_with_the_others_as_one_dataset(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def _row(columns: list[str], source: str) -> dict[str, object]:
     """A shard row of the types ``exprsim embed`` writes."""
     row: dict[str, object] = dict.fromkeys(columns, 0.25)
     row.update(source=source, face=0, quality_ok=True, reasons="", detector="d", model="m@1")
-    row.update(size=10, mtime_ns=20)
+    row.update(size=10, mtime_ns=20, sha256="ab")
     return row
 
 

@@ -3,16 +3,18 @@
 One row per face: the per-face columns of :data:`exprsim.faces.pipeline.FACE_COLUMNS`
 (``source``, ``face``, box, score, 5 landmarks, quality, ``quality_ok``, ``reasons``,
 ``detector``), then ``model`` (``name@version``), the embedding ``e0..e15``, and the
-file's ``size`` and ``mtime_ns`` (empty for a source that is not a local file). Save it
+file's ``size``, ``mtime_ns`` and ``sha256`` (empty for a source that is not a local
+file). Save it
 with :meth:`~exprsim.faces.pipeline.FaceTable.save` (CSV, Parquet, JSON lines or JSON).
 
-``size`` and ``mtime_ns`` let ``exprsim index add --from-parquet`` store what
-``exprsim index add`` compares: the files of a loaded table that have not changed since
-are then skipped instead of embedded again.
+These let ``exprsim index add --from-parquet`` store what ``exprsim index add`` compares
+(the files of a loaded table that have not changed since are then skipped instead of
+embedded again) and what ``exprsim search`` uses to leave out copies of the query.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -21,14 +23,15 @@ from typing import Any
 from exprsim.errors import ExprsimError, ImageError
 from exprsim.faces.pipeline import FaceTable, face_row
 
-#: the file's identity, as the index stores it (``os.stat``'s ``st_size``, ``st_mtime_ns``)
-FILE_COLUMNS = ("size", "mtime_ns")
+#: the file's identity, as the index stores it (``os.stat``'s ``st_size``, ``st_mtime_ns``,
+#: and the SHA-256 of its bytes)
+FILE_COLUMNS = ("size", "mtime_ns", "sha256")
 
 
 def embedding_columns(embedding_dim: int) -> list[str]:
     """The columns of an embedding table, in order: the per-face columns
-    (:data:`~exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``, ``size``,
-    ``mtime_ns``."""
+    (:data:`~exprsim.faces.pipeline.FACE_COLUMNS`), ``model``, ``e0..e{dim-1}``, then
+    :data:`FILE_COLUMNS`."""
     from exprsim.faces.pipeline import FACE_COLUMNS
 
     return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim)), *FILE_COLUMNS]
@@ -36,13 +39,13 @@ def embedding_columns(embedding_dim: int) -> list[str]:
 
 def table_schema(columns: Sequence[str]) -> Any:
     """The Arrow schema of an embedding table with these columns: text for ``source``,
-    ``reasons``, ``detector`` and ``model``, int64 for ``face``, ``size`` and ``mtime_ns``,
+    ``reasons``, ``detector``, ``model`` and ``sha256``, int64 for ``face``, ``size`` and ``mtime_ns``,
     bool for ``quality_ok``, float64 for the rest. Every Parquet table of faces is written
     with it, empty ones included, so that a folder of them reads as one dataset."""
     import pyarrow as pa
 
     def kind(column: str) -> Any:
-        if column in ("source", "reasons", "detector", "model"):
+        if column in ("source", "reasons", "detector", "model", "sha256"):
             return pa.large_string()
         if column in ("face", *FILE_COLUMNS):
             return pa.int64()
@@ -51,25 +54,29 @@ def table_schema(columns: Sequence[str]) -> Any:
     return pa.schema([pa.field(c, kind(c)) for c in columns])
 
 
-def file_identity(source: str) -> dict[str, int | None]:
-    """``size`` and ``mtime_ns`` of a local file; ``None`` each for anything else (a URI,
-    an in-memory image's placeholder, a file gone since)."""
+def file_identity(source: str) -> dict[str, Any]:
+    """:data:`FILE_COLUMNS` of a local file (its bytes read once more, from the page cache
+    as a rule, for the hash); ``None`` each for anything else (a URI, an in-memory image's
+    placeholder, a file gone since)."""
     if source.startswith("<") or "://" in source:
         return dict.fromkeys(FILE_COLUMNS)
     try:
-        st = os.stat(source)
+        with open(source, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            sha = hashlib.file_digest(fh, "sha256").hexdigest()
     except (OSError, ValueError):
         return dict.fromkeys(FILE_COLUMNS)
-    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "sha256": sha}
 
 
-def embedding_row(face: Any, model: str) -> dict[str, Any]:
+def embedding_row(face: Any, model: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
     """One table row for a ``FaceEmbedding``: per-face columns, ``model``, ``e0..e15``,
-    the file's ``size`` and ``mtime_ns``."""
+    the file's identity (``identity``: :func:`file_identity` of ``face.source``, computed
+    here when not given)."""
     row = face_row(face.source, face.face_index, face.aligned)
     row["model"] = model
     row.update({f"e{i}": float(v) for i, v in enumerate(face.embedding)})
-    row.update(file_identity(str(face.source)))
+    row.update(identity if identity is not None else file_identity(str(face.source)))
     return row
 
 
@@ -130,7 +137,8 @@ def embed_files(
         if item.error is not None:
             table.add_error(item.source, item.error, on_error)
             continue
-        rows = [embedding_row(f, model) for f in item.faces]
+        identity = file_identity(str(item.source)) if item.faces else {}
+        rows = [embedding_row(f, model, identity) for f in item.faces]
         table.stats["faces"] += len(rows)
         if sink is not None:
             sink(rows)

@@ -96,8 +96,8 @@ def _register_embed(sub: Any) -> None:
         help="detect, align and embed every face -> table",
         description=(
             "Detect, align and embed every face of the images; one row per face: the columns "
-            "of `exprsim faces`, then model, the embedding e0..e15 and the file's size and mtime_ns (so that `index "
-            "add` after `index add --from-parquet` skips files unchanged since). Folders are "
+            "of `exprsim faces`, then model, the embedding e0..e15 and the file's size, mtime_ns and sha256 (so that "
+            "`index add` after `index add --from-parquet` skips files unchanged since). Folders are "
             "searched recursively. Unreadable files (and folders that cannot be listed) are reported "
             "on stderr, one line each; the exit code is non-zero only if every input failed "
             "(with --strict: if any failed). Ctrl-C (or SIGTERM) keeps the faces of the "

@@ -3,7 +3,8 @@
 The shards are what ``exprsim embed -o faces.parquet`` or :func:`exprsim.scale.embed_with_ray`
 write: one row per face, columns ``source, face, x1, y1, x2, y2, score, landmarks,
 detector, sharpness, yaw, pitch, roll, quality_ok, e0 ... e15, model``, and the file's
-``size`` and ``mtime_ns`` (what ``exprsim index add`` compares to skip an unchanged file).
+``size``, ``mtime_ns`` and ``sha256`` (what ``exprsim index add`` compares to skip an
+unchanged file).
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def embed_rows(
     """
     import dataclasses
 
-    from exprsim.apps.embed import embedding_row
+    from exprsim.apps.embed import embedding_row, file_identity
     from exprsim.io import decode_image
 
     model = embedder.config.name_version
@@ -155,7 +155,8 @@ def embed_rows(
             if failed_paths is not None:
                 failed_paths.append(s)
             continue
-        rows.extend(embedding_row(f, model) for f in faces)
+        identity = file_identity(s) if faces else {}
+        rows.extend(embedding_row(f, model, identity) for f in faces)
     return rows, failed
 
 
