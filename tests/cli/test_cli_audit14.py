@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,9 @@ import pytest
 
 from exprsim.cli import main
 from exprsim.samples import sample_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
+from stub_embedder import StubEmbedder, write_images
 
 
 def _imgs(folder: Path, names: tuple[str, ...]) -> Path:
@@ -101,3 +105,38 @@ def test_search_tables_escape_control_characters_in_names(
     # was: a live U+202E (shown as "photo_gpj.png") and a newline inside a CSV field
     assert "\u202e" not in printed + text and "\\u202e" in text
     assert len(text.splitlines()) == 3 and "a\\nb.jpg" in text and "a\\nb.jpg" in printed
+
+
+class _StopAfter:
+    """A stub model that embeds one face at a time and gets a Ctrl-C after ``stop`` images."""
+
+    def __init__(self, stop: int) -> None:
+        self.stub = StubEmbedder()
+        self.config = self.stub.config
+        self.embedding_dim = 16
+        self.stop = stop
+
+    def iter_faces(self, images, detector=None, progress=False, failures=None, workers=None):  # type: ignore[no-untyped-def]
+        import signal
+
+        for n, item in enumerate(self.stub.embed_stream(images, detector)):
+            if n == self.stop:
+                signal.raise_signal(signal.SIGINT)
+            yield from item.faces
+
+
+def test_an_interrupted_summarize_summarises_the_faces_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_run import run, stub_cli_model
+
+    imgs = write_images(tmp_path / "p", 6)
+    out, html = tmp_path / "s.csv", tmp_path / "s.html"
+    html.write_text("an earlier report")
+    stub_cli_model(monkeypatch, _StopAfter(4))
+    rc, _, err = run(capsys, "summarize", *map(str, imgs), "-n", "2", "-o", str(out),
+                     "--html", str(html))  # fmt: skip
+    # was: exit 130 and nothing written, after every face had been embedded
+    assert rc == 130 and "exprsim summarize: interrupted: a summary of the 4 faces" in err
+    assert len(pd.read_csv(out)) == 4 and html.read_text() == "an earlier report"
+    assert "before the interruption" in (tmp_path / "s.partial.html").read_text()

@@ -354,6 +354,7 @@ def summarize_images(
     quality_only: bool = False,
     progress: bool = False,
     failures: list[Any] | None = None,
+    interrupted: list[BaseException] | None = None,
 ) -> Summary:
     """Detect and embed every face of the images under ``paths``, then :func:`summarize`.
 
@@ -363,6 +364,9 @@ def summarize_images(
         quality_only: drop faces failing the quality check (blur, yaw); the others keep
             their numbers among all the faces found (:attr:`Summary.numbers`).
         failures: if given, unreadable images are skipped and their ``ImageError`` appended.
+        interrupted: if given, a Ctrl-C (``KeyboardInterrupt``) while the faces are found
+            stops the search, is appended to it, and the faces found so far are summarised
+            (with none yet, it propagates).
 
     Returns:
         A :class:`Summary` whose ``items`` are the ``FaceEmbedding`` objects.
@@ -383,7 +387,18 @@ def summarize_images(
     from exprsim.models.embedder import faces_of
 
     store = _CropStore()
-    faces = [store.keep(f) for f in faces_of(embedder, files, detector, progress, failures)]
+    faces: list[Any] = []
+    stream = faces_of(embedder, files, detector, progress, failures)
+    try:
+        for face in stream:
+            faces.append(store.keep(face))
+    except KeyboardInterrupt as exc:
+        if interrupted is None or not faces:
+            raise
+        interrupted.append(exc)
+        close = getattr(stream, "close", None)
+        if close is not None:  # stops the stream's front-end threads
+            close()
     if not quality_only:
         return summarize(faces, n_clusters=n_clusters, method=method)
     numbers = tuple(i for i, f in enumerate(faces) if f.aligned.quality.ok)

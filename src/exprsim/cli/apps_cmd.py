@@ -633,6 +633,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     files = expand_image_paths(listed_inputs(args.paths, args.files_from))
     require_distinct_outputs(_outputs(args), [*_images(files), *list_inputs(args.files_from)])
     failures: list[Any] = []
+    interrupted: list[BaseException] = []
     try:
         summary = summarize_images(
             files,
@@ -643,6 +644,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
             quality_only=args.quality_only,
             progress=not args.quiet,
             failures=failures,
+            interrupted=interrupted,
         )
     finally:  # the skipped files are reported even when nothing was left to summarise
         report_failures("summarize", failures, len(files))
@@ -653,11 +655,39 @@ def cmd_summarize(args: argparse.Namespace) -> int:
             f"{rep.source} face {rep.face_index}" if rep is not None else f"item {c.representative}"
         )
         print(f"cluster {c.rank + 1}: {count(c.size, 'face')}, representative {where}")
+    if interrupted:
+        return _interrupted_summary(summary, args.out, args.html)
     _write_table(summary.to_frame(), args.out)
     if args.html:
         summary_page(summary).save(args.html)
         print(f"report: {args.html}")
     return 0
+
+
+def _interrupted_summary(summary: Any, out: str | None, html: str | None) -> int:
+    """A Ctrl-C stopped ``summarize`` while it read the images: the summary of the faces
+    found so far goes to ``out`` and ``html`` (never over earlier files: beside them, as
+    :func:`_interrupted_table`), and it says so; exit code 130 (143 for SIGTERM)."""
+    from exprsim.apps.summarize import summary_page
+    from exprsim.interrupts import hold_interrupts, interruption
+    from exprsim.io import free_partial_path, save_partial_table
+
+    where = []
+    with hold_interrupts("the summary"):  # a second Ctrl-C loses nothing
+        if out:
+            where.append(saved_where(out, save_partial_table(summary.to_frame(), out)))
+        if html:
+            page = free_partial_path(html) if Path(html).exists() else Path(html)
+            title = "Expression summary of the images read before the interruption"
+            summary_page(summary, title=title).save(page)
+            where.append(saved_where(html, page))
+    word, code = interruption()
+    print(
+        f"exprsim summarize: {word}: a summary of the {count(len(summary.labels), 'face')} "
+        f"of the images done{''.join(where)}",
+        file=sys.stderr,
+    )
+    return code
 
 
 # ----------------------------------------------------------------------------- classify
