@@ -187,3 +187,40 @@ def test_a_writer_that_may_not_alter_the_tables_adds_and_leaves_the_upgrade(
         assert "`exprsim index rebuild` by the tables' owner" in caplog.text
     finally:
         _sql(pg_url, "DROP OWNED BY rowwriter", "DROP ROLE rowwriter")
+
+
+def test_copies_added_while_their_original_is_removed_keep_one_in_the_graph(
+    pg_url: str, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    originals = write_images(tmp_path / "b", 3)
+    copies = []
+    for src in originals:
+        copies.append(tmp_path / "e" / src.name)
+        copies[-1].parent.mkdir(exist_ok=True)
+        shutil.copy(src, copies[-1])
+    with FaceIndex(pg_url, embedder=StubEmbedder()) as ix:
+        ix.add(originals)
+        q = ix.embeddings()[1]
+    with psycopg.connect(pg_url) as remover:  # `index remove b` in another process
+        remover.execute("DELETE FROM files WHERE path LIKE %s", (f"{tmp_path / 'b'}/%",))
+        added: list[object] = []
+
+        def add_copies() -> None:
+            with FaceIndex(pg_url, embedder=StubEmbedder()) as other:
+                added.append(other.add(copies))
+
+        adder = threading.Thread(target=add_copies)
+        adder.start()
+        time.sleep(1.0)  # the copies' inserts wait for the removal's transaction
+        remover.commit()
+        adder.join(60)
+    assert added and not adder.is_alive()
+    # was: all 3 groups with no face in the graph, and searches missed the copies
+    assert _graph_faces_per_group(pg_url) == [1]
+    with FaceIndex(pg_url, create=False) as ix:
+        dist, got = ix.query(q, 1)
+        assert (dist[:, 0] < 1e-5).all()
+        assert sorted(r.source for r in ix.get(got[:, 0].tolist())) == sorted(map(str, copies))

@@ -147,21 +147,33 @@ def _hnsw_ddl(name: str) -> str:
 # embeddings only one is in the graph; the others are marked ``twin`` and a search returns
 # them right after it (:class:`PgVectorSearch`). Triggers keep exactly one face of each
 # group unmarked on every insert (``COPY`` included) and delete; a btree index on
-# ``(embedding, id)`` finds a group. A database made by an earlier exprsim gets the column
+# ``(embedding, id)`` finds a group. Both triggers take one transaction-level advisory lock
+# (:data:`_TWIN_LOCK`, a delete only for a face in the graph) before they look: without it,
+# a folder removed while `index add` stored copies of its photos left the copies marked
+# and none in the graph (neither transaction saw the other's rows). With it, the second
+# waits for the first to commit, and each statement of a trigger sees what was committed
+# before it (READ COMMITTED). A database made by an earlier exprsim gets the column
 # (:data:`_TWIN_COLUMN`, its own short transaction), the rest (:data:`_TWINS_DDL`, then
-# :data:`_MARK_TWINS`) and a new HNSW index from its next writer (or ``index rebuild``).
+# :data:`_MARK_TWINS`) and a new HNSW index from its next writer; ``index rebuild`` runs
+# them again (a repair).
+_TWIN_LOCK = _LOCK_KEY + 2
 _TWIN_COLUMN = "ALTER TABLE faces ADD COLUMN IF NOT EXISTS twin BOOLEAN NOT NULL DEFAULT false"
 _TWIN_TRIGGERS = ("faces_twin_in", "faces_twin_out")
 _TWINS_DDL = """
 CREATE INDEX IF NOT EXISTS faces_embedding_id ON faces (embedding, id);
 CREATE OR REPLACE FUNCTION exprsim_twin_in() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock({twin_lock});
     NEW.twin := EXISTS (SELECT 1 FROM faces WHERE embedding = NEW.embedding);
     RETURN NEW;
 END $$;
 CREATE OR REPLACE FUNCTION exprsim_twin_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT OLD.twin AND NOT EXISTS (
+    IF OLD.twin THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock({twin_lock});
+    IF NOT EXISTS (
         SELECT 1 FROM faces WHERE embedding = OLD.embedding AND NOT twin
     ) THEN
         UPDATE faces SET twin = false WHERE id = (
@@ -169,6 +181,9 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+"""
+#: the triggers (made when missing: dropping one locks out every reader of the table)
+_TWIN_TRIGGERS_DDL = """
 DROP TRIGGER IF EXISTS faces_twin_in ON faces;
 CREATE TRIGGER faces_twin_in BEFORE INSERT ON faces
     FOR EACH ROW EXECUTE FUNCTION exprsim_twin_in();
@@ -176,6 +191,7 @@ DROP TRIGGER IF EXISTS faces_twin_out ON faces;
 CREATE TRIGGER faces_twin_out AFTER DELETE ON faces
     FOR EACH ROW EXECUTE FUNCTION exprsim_twin_out();
 """
+_TWINS_DDL = _TWINS_DDL.replace("{twin_lock}", str(_TWIN_LOCK))
 #: every face but the first (lowest id) of its group of equal embeddings marked ``twin``
 _MARK_TWINS = """
 UPDATE faces f SET twin = g.twin FROM (
@@ -396,7 +412,7 @@ class PostgresBackend(StoreBackend):
                 for stage, sql in (
                     ("extension", "CREATE EXTENSION IF NOT EXISTS vector"),
                     ("tables", PG_SCHEMA),
-                    ("tables", _TWINS_DDL),
+                    ("tables", _TWINS_DDL + _TWIN_TRIGGERS_DDL),
                     ("index", _HNSW_DDL),
                 ):
                     step = stage  # what a failure names
@@ -626,11 +642,13 @@ class PostgresBackend(StoreBackend):
         """Whether searches use an HNSW index that keeps copies out of its graph."""
         return all(self._index_state())
 
-    def twins_marked(self) -> bool:
+    def twins_marked(self, recheck: bool = False) -> bool:
         """Whether the ``twin`` column exists (searches then return each face's copies
-        after it; they may not be in the graph). Checked again after a while when not."""
+        after it; they may not be in the graph). Checked again after a while when not
+        (``recheck``: now)."""
         now = time.monotonic()
-        if not self._twins and now - self._twins_checked > TWINS_RECHECK_S:
+        due = recheck or now - self._twins_checked > TWINS_RECHECK_S
+        if not self._twins and due:
             with self._guard():
                 row = self.conn.execute(
                     "SELECT 1 FROM pg_attribute WHERE attrelid = 'faces'::regclass "
@@ -669,28 +687,30 @@ class PostgresBackend(StoreBackend):
         with self._guard():
             return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
-    def _ensure_twins(self) -> None:
-        """Give a database of an earlier exprsim the ``twin`` column (a short transaction
-        of its own: it locks the table), then the triggers and the marks."""
-        if self._index_state()[0]:
-            return
+    def _mark_twins(self) -> None:
+        """(Re)make the triggers and the marks (a repair, too); a database of an earlier
+        exprsim first gets the ``twin`` column, in a short transaction of its own (it
+        locks the table)."""
+        triggers = self._index_state()[0]
         with self._guard(write=True):
+            if not self.twins_marked(recheck=True):
+                with self.conn.transaction():
+                    self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                    self.conn.execute(_TWIN_COLUMN)
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-                self.conn.execute(_TWIN_COLUMN)
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-                self.conn.execute(_TWINS_DDL)
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_TWIN_LOCK,))
+                self.conn.execute(_TWINS_DDL if triggers else _TWINS_DDL + _TWIN_TRIGGERS_DDL)
                 self.conn.execute(_MARK_TWINS)
         self._twins = True
 
     def build_vector_index(self, maintenance_work_mem: str = "1GB") -> float:
         """(Re)build the HNSW index in one transaction under the setup lock; returns the
         seconds it took. An existing index serves searches until the new one replaces it;
-        an interrupted build leaves the old state. A database of an earlier exprsim first
-        gets its copies marked (:meth:`_ensure_twins`)."""
+        an interrupted build leaves the old state. The copies are marked again first
+        (:meth:`_mark_twins`)."""
         t0 = time.perf_counter()
-        self._ensure_twins()
+        self._mark_twins()
         with self._guard(write=True), self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             self.conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")

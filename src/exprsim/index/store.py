@@ -1178,6 +1178,7 @@ class FaceIndex:
         detector: Any = None,
         retry_failed: bool = False,
         workers: int | None = None,
+        embedder_lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of every image under ``paths``.
 
@@ -1197,6 +1198,9 @@ class FaceIndex:
             retry_failed: try again files that failed to decode last time.
             workers: front-end threads (default: up to 2); files are decoded, detected and
                 embedded in batches across files, and each is committed once embedded.
+            embedder_lock: held while the model works, and taken only once this writer
+                has the index (a server whose searches share the model: a wait for another
+                writer does not hold them up).
 
         One writer at a time: a second ``add`` on the same database (another process) waits
         for the first to finish, then skips what it stored.
@@ -1234,7 +1238,7 @@ class FaceIndex:
                 queued.append((i, replace(job, data=b"")))  # the bytes travel once, below
                 yield job.key, job.data
 
-        with self._writer_lock():
+        with self._writer_lock(), embedder_lock or contextlib.nullcontext():
             try:
                 for item in embedder.embed_stream(feed(), detector=detector, workers=workers):
                     i, job = queued.popleft()

@@ -239,8 +239,10 @@ class _State:
         is a duplicate: that file was stored, and perhaps indexed, before."""
         added = False
         try:
-            with self.model_lock, self.index() as ix:
-                report = ix.add([stored.path], detector=self.detector())
+            with self.model_lock:
+                detector = self.detector()
+            with self.index() as ix:  # the model is locked once the index is ours
+                report = ix.add([stored.path], detector=detector, embedder_lock=self.model_lock)
                 added = True
                 if len(ix) and not ix.info().ann_fresh:
                     ix.refresh_ann()  # catches up with the upload, as `index add` does
