@@ -39,6 +39,10 @@ def require_positive_int(value: object, what: str, error: type[ExprsimError] = E
     return require_int(value, what, 1, error)
 
 
+class ArgumentError(ExprsimError, ValueError):
+    """An argument or configuration value outside what it may be (a ``ValueError`` too)."""
+
+
 class ImageError(ExprsimError):
     """An image could not be read: missing, empty, corrupt, truncated, not an image, or too large.
 

@@ -32,7 +32,13 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from exprsim.errors import ExprsimError, ImageError, ImageTooLargeError, printable
+from exprsim.errors import (
+    ArgumentError,
+    ExprsimError,
+    ImageError,
+    ImageTooLargeError,
+    printable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +231,9 @@ def _pixel_limit(max_pixels: int | None) -> int:
     if max_pixels is None:
         return MAX_PIXELS
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int | np.integer):
-        raise ValueError(f"max_pixels must be a whole number >= 1, got {max_pixels!r}")
+        raise ArgumentError(f"max_pixels must be a whole number >= 1, got {max_pixels!r}")
     if max_pixels < 1:
-        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+        raise ArgumentError(f"max_pixels must be >= 1, got {max_pixels}")
     return min(int(max_pixels), MAX_PIXELS)
 
 

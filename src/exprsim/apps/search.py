@@ -293,6 +293,11 @@ def search(
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
     if isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0:
         raise ExprsimError(f"face must be an integer >= 0 (0: the largest), got {face!r}")
+    if not hasattr(index, "query"):
+        raise ExprsimError(
+            f"index must be a FaceIndex (e.g. FaceIndex({str(index)[:60]!r})), got "
+            f"{type(index).__name__}"
+        )
     embedder = embedder if embedder is not None else index.embedder
     model = embedder.config.name_version
     if index.model is not None and index.model != model:

@@ -203,7 +203,7 @@ class Tagger:
     def __init__(self, index: Any, embedder: Any = None, threshold: float | None = None):
         self.index = index
         self._embedder = embedder
-        self._threshold = threshold
+        self._threshold = None if threshold is None else _check_threshold(threshold)
 
     @property
     def threshold(self) -> float:
@@ -214,7 +214,7 @@ class Tagger:
 
     @threshold.setter
     def threshold(self, value: float | None) -> None:
-        self._threshold = value
+        self._threshold = None if value is None else _check_threshold(value)
 
     @property
     def embedder(self) -> Any:

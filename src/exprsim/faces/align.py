@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ArgumentError, ExprsimError
 
 Template = tuple[tuple[float, float], ...]
 
@@ -90,18 +90,20 @@ class AlignConfig:
     def __post_init__(self) -> None:
         size = self.size
         if isinstance(size, bool) or not isinstance(size, int | np.integer):
-            raise ValueError(f"AlignConfig.size must be a whole number of pixels, got {size!r}")
+            raise ArgumentError(f"AlignConfig.size must be a whole number of pixels, got {size!r}")
         if not 8 <= size <= MAX_CROP_SIZE:
-            raise ValueError(f"AlignConfig.size must be in [8, {MAX_CROP_SIZE}], got {size}")
+            raise ArgumentError(f"AlignConfig.size must be in [8, {MAX_CROP_SIZE}], got {size}")
         t = np.asarray(self.template, dtype=float)
         if t.shape != (5, 2):
-            raise ValueError("AlignConfig.template must hold 5 (x, y) points")
+            raise ArgumentError("AlignConfig.template must hold 5 (x, y) points")
         if not np.isfinite(t).all() or float(np.linalg.norm(t[1] - t[0])) < 1e-3:
-            raise ValueError("AlignConfig.template must be finite, with the two eyes apart")
+            raise ArgumentError("AlignConfig.template must be finite, with the two eyes apart")
         if self.eye_distance is not None and not 0.0 < self.eye_distance < 1.0:
-            raise ValueError(f"AlignConfig.eye_distance must be in (0, 1), got {self.eye_distance}")
+            raise ArgumentError(
+                f"AlignConfig.eye_distance must be in (0, 1), got {self.eye_distance}"
+            )
         if self.border not in _BORDERS:
-            raise ValueError(f"AlignConfig.border must be one of {sorted(_BORDERS)}")
+            raise ArgumentError(f"AlignConfig.border must be one of {sorted(_BORDERS)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -569,12 +569,22 @@ def _tag_set(tags: Iterable[str] | str) -> set[str]:
 _ID_RANGE = range(-(2**63), 2**63)
 
 
-def _face_ids(face_ids: Iterable[Any]) -> list[int]:
-    """Face ids as ``int``; one outside the 64-bit range names no face and is dropped.
+def _face_ids(face_ids: Iterable[Any] | int) -> list[int]:
+    """Face ids as ``int`` (a single integer is one id); one outside the 64-bit range
+    names no face and is dropped.
 
     Raises:
-        ExprsimError: a value that is not an integer.
+        ExprsimError: a value that is not an integer, or text given for the ids (``"12"``
+            would otherwise be read as the faces 1 and 2).
     """
+    if isinstance(face_ids, int | np.integer):
+        face_ids = [face_ids]
+    if isinstance(face_ids, str | bytes):
+        raise ExprsimError(f"face ids must be integers, got the text {face_ids!r} (pass a list)")
+    try:
+        face_ids = iter(face_ids)
+    except TypeError as exc:
+        raise ExprsimError(f"face ids must be integers, got {face_ids!r}") from exc
     out = []
     for value in face_ids:
         try:
@@ -1198,9 +1208,8 @@ class FaceIndex:
             retry_failed: try again files that failed to decode last time.
             workers: front-end threads (default: up to 2); files are decoded, detected and
                 embedded in batches across files, and each is committed once embedded.
-            embedder_lock: held while the model works, and taken only once this writer
-                has the index (a server whose searches share the model: a wait for another
-                writer does not hold them up).
+            embedder_lock: held while the model works, taken once this writer has the
+                index (a server's searches sharing the model never wait for other writers).
 
         One writer at a time: a second ``add`` on the same database (another process) waits
         for the first to finish, then skips what it stored.
@@ -1717,7 +1726,7 @@ class FaceIndex:
                 self._bump(c)
         return removed
 
-    def set_label(self, face_ids: Iterable[int], label: str | None) -> None:
+    def set_label(self, face_ids: Iterable[int] | int, label: str | None) -> None:
         """Set (or clear, with ``None``) the label of faces.
 
         Raises:
@@ -1730,7 +1739,9 @@ class FaceIndex:
         with self._transaction() as c:
             c.executemany("UPDATE faces SET label = ? WHERE id = ?", [(label, i) for i in ids])
 
-    def remove_tags(self, tags: Iterable[str] | str, face_ids: Iterable[int] | None = None) -> int:
+    def remove_tags(
+        self, tags: Iterable[str] | str, face_ids: Iterable[int] | int | None = None
+    ) -> int:
         """Take tags off faces (``face_ids``, or every face when ``None``); one string is
         one tag. Returns the number of faces changed."""
         drop = {tags} if isinstance(tags, str) else set(tags)
@@ -1779,7 +1790,7 @@ class FaceIndex:
                     changed += 1
         return changed
 
-    def add_tags(self, face_ids: Iterable[int], tags: Iterable[str] | str) -> None:
+    def add_tags(self, face_ids: Iterable[int] | int, tags: Iterable[str] | str) -> None:
         """Add tags to faces (kept sorted, without duplicates); one string is one tag.
 
         Raises:
@@ -1950,7 +1961,7 @@ class FaceIndex:
             out.update((r[0], None) for r in rows if not os.path.lexists(r[0]))
         return list(out)
 
-    def get(self, face_ids: Iterable[int], chunk: int = 500) -> list[FaceRecord]:
+    def get(self, face_ids: Iterable[int] | int, chunk: int = 500) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped, an
         id asked twice is given twice). One query per ``chunk`` distinct ids (was one per
         id: a round trip each on PostgreSQL)."""
