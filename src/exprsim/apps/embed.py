@@ -4,8 +4,8 @@ One row per face: the per-face columns of :data:`exprsim.faces.pipeline.FACE_COL
 (``source``, ``face``, box, score, 5 landmarks, quality, ``quality_ok``, ``reasons``,
 ``detector``), then ``model`` (``name@version``), the embedding ``e0..e15``, and the
 file's ``size``, ``mtime_ns`` and ``sha256`` (empty for a source that is not a local
-file). Save it
-with :meth:`~exprsim.faces.pipeline.FaceTable.save` (CSV, Parquet, JSON lines or JSON).
+file). Save it with :meth:`~exprsim.faces.pipeline.FaceTable.save` (CSV, Parquet, JSON
+lines or JSON).
 
 These let ``exprsim index add --from-parquet`` store what ``exprsim index add`` compares
 (the files of a loaded table that have not changed since are then skipped instead of
@@ -39,8 +39,8 @@ def embedding_columns(embedding_dim: int) -> list[str]:
 
 def table_schema(columns: Sequence[str]) -> Any:
     """The Arrow schema of an embedding table with these columns: text for ``source``,
-    ``reasons``, ``detector``, ``model`` and ``sha256``, int64 for ``face``, ``size`` and ``mtime_ns``,
-    bool for ``quality_ok``, float64 for the rest. Every Parquet table of faces is written
+    ``reasons``, ``detector``, ``model`` and ``sha256``, int64 for ``face``, ``size`` and
+    ``mtime_ns``, bool for ``quality_ok``, float64 for the rest. Every Parquet table of faces is written
     with it, empty ones included, so that a folder of them reads as one dataset."""
     import pyarrow as pa
 
