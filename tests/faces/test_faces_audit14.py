@@ -55,3 +55,14 @@ def test_a_crop_that_cannot_be_written_fails_its_file_only(
     assert sorted(Path(r["source"]).name for r in table.rows) == ["a.jpg", "c.jpg"]
     ((source, why),) = table.errors
     assert source.endswith("b.jpg") and "No space left on device" in why
+
+
+@pytest.mark.parametrize("workers", [0, -1, 2.5, True])
+def test_a_worker_count_that_is_not_a_whole_number_above_zero_is_refused(workers: object) -> None:
+    import numpy as np
+
+    from exprsim.errors import ExprsimError
+    from exprsim.faces.stream import analyze_stream
+
+    with pytest.raises(ExprsimError, match="workers"):  # was: clamped or cut, silently
+        list(analyze_stream([np.zeros((64, 64, 3), np.uint8)], "haar", workers=workers))

@@ -57,6 +57,13 @@ def default_workers() -> int:
 WORKERS_PER_CORE = 4
 
 
+def _whole(workers: object) -> int:
+    """``workers`` if it is an integer >= 1 (0, -1 and 2.5 were clamped or cut silently)."""
+    from exprsim.errors import ArgumentError, require_positive_int
+
+    return require_positive_int(workers, "workers", ArgumentError)
+
+
 def cap_workers(workers: int) -> int:
     """``workers`` clamped to ``[1, WORKERS_PER_CORE * available cores]`` (with a warning
     when lowered: ``--workers 100000`` would build a detector per thread)."""
@@ -524,7 +531,7 @@ def analyze_stream(
     """
     from exprsim.faces.pipeline import resolve_detector
 
-    workers = default_workers() if workers is None else cap_workers(int(workers))
+    workers = default_workers() if workers is None else cap_workers(_whole(workers))
     if detector is not None and not isinstance(detector, str):
         workers = 1  # one instance, not thread-safe
     if guide is not None and guide.lag < workers:
