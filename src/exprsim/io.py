@@ -982,7 +982,7 @@ class TableWriter:
             if self.suffix == ".csv":
                 frame.to_csv(self._file, index=False, header=first)
             elif self.suffix == ".jsonl":
-                self._file.write(records_json(frame, lines=True).rstrip("\n") + "\n")
+                self._file.write(records_json(frame, lines=True))  # a line per row
             else:
                 body = records_json(frame)[1:-1]
                 self._file.write(("[" if first else ",") + body)

@@ -384,21 +384,13 @@ def summarize_images(
     files = [str(p) for p in iter_image_files(paths)]
     if not files:
         raise ExprsimError("no image files found")
-    from exprsim.models.embedder import faces_of
+    from exprsim.models.embedder import collect_faces, faces_of
 
     store = _CropStore()
-    faces: list[Any] = []
     stream = faces_of(embedder, files, detector, progress, failures)
-    try:
-        for face in stream:
-            faces.append(store.keep(face))
-    except KeyboardInterrupt as exc:
-        if interrupted is None or not faces:
-            raise
-        interrupted.append(exc)
-        close = getattr(stream, "close", None)
-        if close is not None:  # stops the stream's front-end threads
-            close()
+    faces = collect_faces(stream, lambda _, face: store.keep(face), interrupted)
+    if interrupted and not faces:  # nothing to summarise: the Ctrl-C goes on
+        raise interrupted[0]
     if not quality_only:
         return summarize(faces, n_clusters=n_clusters, method=method)
     numbers = tuple(i for i, f in enumerate(faces) if f.aligned.quality.ok)
@@ -468,8 +460,8 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
 
     page = Page(
         title,
-        subtitle=f"{count(len(summary.labels), 'face')}, {count(len(summary.clusters), 'cluster')}, "
-        f"{summary.method}",
+        subtitle=f"{count(len(summary.labels), 'face')}, "
+        f"{count(len(summary.clusters), 'cluster')}, {summary.method}",
     )
     crops = _crops_of(summary.items) if summary.items is not None else None
     names = [f"#{c.rank + 1} ({count(c.size, 'face')})" for c in summary.clusters]

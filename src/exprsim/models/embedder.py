@@ -11,11 +11,11 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -605,6 +605,9 @@ class KeptFace:
     crop: np.ndarray | None
 
 
+_T = TypeVar("_T")
+
+
 def keep_faces(
     faces: Iterable[FaceEmbedding],
     crops: int,
@@ -615,21 +618,37 @@ def keep_faces(
 
     ``interrupted``: if given, a Ctrl-C (``KeyboardInterrupt``) stops the faces, is
     appended to it, and the faces done are returned (else it propagates)."""
-    kept: list[KeptFace] = []
-    embeddings: list[np.ndarray] = []
+
+    def keep(i: int, f: FaceEmbedding) -> tuple[KeptFace, np.ndarray]:
+        crop = f.aligned.crop if i < crops else None
+        return KeptFace(f.source, f.face_index, bool(f.aligned.quality.ok), crop), f.embedding
+
+    rows = collect_faces(faces, keep, interrupted)
+    return [k for k, _ in rows], [e for _, e in rows]
+
+
+def collect_faces(
+    faces: Iterable[FaceEmbedding],
+    keep: Callable[[int, FaceEmbedding], _T],
+    interrupted: list[BaseException] | None = None,
+) -> list[_T]:
+    """``keep(i, face)`` of each face, in order (``i``: how many were kept before).
+
+    ``interrupted``: if given, a Ctrl-C (``KeyboardInterrupt``) stops the faces (the stream
+    is closed: its front-end threads stop), is appended to it, and what was kept is
+    returned; else it propagates."""
+    out: list[_T] = []
     try:
         for f in faces:
-            crop = f.aligned.crop if len(kept) < crops else None
-            kept.append(KeptFace(f.source, f.face_index, bool(f.aligned.quality.ok), crop))
-            embeddings.append(f.embedding)
+            out.append(keep(len(out), f))
     except KeyboardInterrupt as exc:
         if interrupted is None:
             raise
         interrupted.append(exc)
         close = getattr(faces, "close", None)
-        if close is not None:  # stops the stream's front-end threads
+        if close is not None:
             close()
-    return kept, embeddings
+    return out
 
 
 def _weights_dir(name: str) -> Path:
