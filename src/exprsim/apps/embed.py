@@ -40,8 +40,9 @@ def embedding_columns(embedding_dim: int) -> list[str]:
 def table_schema(columns: Sequence[str]) -> Any:
     """The Arrow schema of an embedding table with these columns: text for ``source``,
     ``reasons``, ``detector``, ``model`` and ``sha256``, int64 for ``face``, ``size`` and
-    ``mtime_ns``, bool for ``quality_ok``, float64 for the rest. Every Parquet table of faces is written
-    with it, empty ones included, so that a folder of them reads as one dataset."""
+    ``mtime_ns``, bool for ``quality_ok``, float64 for the rest. Every Parquet table of
+    faces is written with it, empty ones included, so that a folder of them reads as one
+    dataset."""
     import pyarrow as pa
 
     def kind(column: str) -> Any:

@@ -931,7 +931,8 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
         untagged = Tagger(index).untag(name)  # the name also leaves the indexed faces' tags
     if not n and not untagged:
         print(
-            f"exprsim tag remove: no tag named '{printable(name)}' (no reference faces, no tagged faces)",
+            f"exprsim tag remove: no tag named '{printable(name)}' (no reference faces, "
+            "no tagged faces)",
             file=sys.stderr,
         )
         return 1
@@ -956,7 +957,8 @@ def _tag_add(args: argparse.Namespace, name: str, images: list[str]) -> int:
                 continue
             if ref.id in known:
                 print(
-                    f"{printable(ref.source)}: already a reference face for '{printable(name)}'; not added again"
+                    f"{printable(ref.source)}: already a reference face for "
+                    f"'{printable(name)}'; not added again"
                 )
             else:
                 known.add(ref.id)

@@ -96,9 +96,10 @@ def _register_embed(sub: Any) -> None:
         help="detect, align and embed every face -> table",
         description=(
             "Detect, align and embed every face of the images; one row per face: the columns "
-            "of `exprsim faces`, then model, the embedding e0..e15 and the file's size, mtime_ns and sha256 (so that "
-            "`index add` after `index add --from-parquet` skips files unchanged since). Folders are "
-            "searched recursively. Unreadable files (and folders that cannot be listed) are reported "
+            "of `exprsim faces`, then model, the embedding e0..e15 and the file's size, "
+            "mtime_ns and sha256 (so that `index add` after `index add --from-parquet` skips "
+            "files unchanged since). Folders are searched recursively. Unreadable files (and "
+            "folders that cannot be listed) are reported "
             "on stderr, one line each; the exit code is non-zero only if every input failed "
             "(with --strict: if any failed). Ctrl-C (or SIGTERM) keeps the faces of the "
             "files done: written to --out, or beside an earlier file there as "
@@ -297,7 +298,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     where = f" -> {writer.saved_to}" if writer.saved_to else ""
     print(
-        f"{count(table.n_faces, 'face')} from {table.files - failed}/{count(table.files, 'image')}{rate}{where}"
+        f"{count(table.n_faces, 'face')} from {table.files - failed}/"
+        f"{count(table.files, 'image')}{rate}{where}"
     )
     return failure_exit_code(failed, table.files, args.strict)
 

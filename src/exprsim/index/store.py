@@ -210,8 +210,9 @@ class AddReport:
     def summary(self) -> str:
         d = self.to_dict()
         text = (
-            f"{count(d['added'], 'file')} added, {d['updated']} updated, {d['skipped']} skipped, "
-            f"{d['failed']} failed; {count(d['added_faces'], 'face')} stored in {d['seconds']:.1f} s"
+            f"{count(d['added'], 'file')} added, {d['updated']} updated, "
+            f"{d['skipped']} skipped, {d['failed']} failed; "
+            f"{count(d['added_faces'], 'face')} stored in {d['seconds']:.1f} s"
         )
         if self.seconds > 0 and d["added_faces"]:
             text += f" ({d['added_faces'] / self.seconds:.1f} faces/s)"
@@ -247,7 +248,8 @@ class LoadReport:
     def summary(self) -> str:
         return (
             f"{count(self.files_added, 'file')} added, {self.files_replaced} replaced, "
-            f"{self.files_skipped} skipped; {count(self.faces, 'face')} loaded ({self.seconds:.1f} s)"
+            f"{self.files_skipped} skipped; {count(self.faces, 'face')} loaded "
+            f"({self.seconds:.1f} s)"
         )
 
 

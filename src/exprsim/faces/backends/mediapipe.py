@@ -12,8 +12,8 @@ tiles on a 640x480 image, 35 on a 12-MP photo); tile detections scoring below
 ``tile_min_confidence`` (0.65) or touching an inner tile edge (cut faces) are discarded,
 and all boxes are merged by non-maximum suppression. (The 0.65: on the benchmark set and
 the bundled photos, the few false positives from tiles scored 0.53-0.61, while 90% of true
-tile detections scored above 0.69.) On the benchmark's pasted FER2013 faces, tiles raised recall from 53% to 84%, at
-about 2.5x the time per image (see docs/benchmarks.md).
+tile detections scored above 0.69.) On the benchmark's pasted FER2013 faces, tiles raised
+recall from 53% to 84%, at about 2.5x the time per image (see docs/benchmarks.md).
 
 The passes escalate (``escalate_below``, default 0.35): the short-range model runs first on
 the whole image, and when it finds at least one face and every face it finds spans at least
