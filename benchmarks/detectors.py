@@ -233,6 +233,7 @@ CONFIGS: list[tuple[str, dict]] = [
     # BlazeFace through MediaPipe's graph (mp.solutions), the engine before LiteRT
     ("mediapipe", {"engine": "graph"}),
     ("mediapipe-fast", {"engine": "graph"}),
+    ("mediapipe", {"close_up_min_score": 0.0}),  # any face settles a close-up: before 12-02
 ]
 
 

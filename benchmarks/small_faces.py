@@ -1,23 +1,30 @@
 """Small faces in phone-sized photos: recall and time of the default detector's tiles.
 
 Builds 4032x3024 canvases (a smooth random background, a 12-MP phone photo's size), each
-holding 12 faces cut from the bundled photos (with a margin) and pasted at widths of 90,
-120, 150, 200, 260 and 340 px, two of each, one per cell of a 4x3 grid; and 4 canvases
-without a face. Then, for the default ``mediapipe`` detector (tiles of at most
-``max_tile`` = 320 px of the 1280-px image detection sees) and for ``max_tile=None`` (the
-tiles before the thirteenth robustness round: 2/3 of the shorter side, 640 px):
+holding 12 faces cut from the bundled photos (with a margin of ``--margin`` face sizes,
+0.6 by default; 2.0 keeps most of each photo: room, clothes, hands) and pasted at widths
+of 60 to 340 px, one per cell of a 4x3 grid, six faces of each width over 4 canvases; and
+4 canvases without a face. Then, for four settings of the ``mediapipe`` detector:
 
-* recall per face width (a pasted face counts as found when a detection overlaps its box
-  with IoU > 0.3), and detections matching no pasted face;
-* ms per canvas, faces and faceless: the best of 4 alternating rounds after a warm-up.
+* the default: tiles of at most ``max_tile`` = 400 px of the 1280-px image detection
+  sees, full-range model on them (``tile_model="auto"``);
+* ``tile_model="short", max_tile=320``: the tiles of the thirteenth robustness round,
+  and the same with ``close_up_min_score=0`` (any face settles a close-up): that round's
+  default;
+* ``tile_model="short", max_tile=None``: the tiles before it (2/3 of the shorter side);
+
+it measures recall per face width (a pasted face counts as found when a detection
+overlaps its box with IoU > 0.3), detections matching no pasted face, and ms per canvas,
+faces and faceless (the best of 4 alternating rounds after a warm-up).
 
 Prints one JSON line. Run it alone (docs/benchmarks.md):
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/small_faces.py
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/small_faces.py [--margin 2.0]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from typing import Any
@@ -29,13 +36,13 @@ from exprsim.faces.detect import box_iou, create_detector
 from exprsim.io import load_image
 from exprsim.samples import sample_images
 
-WIDTHS = (90, 120, 150, 200, 260, 340)
+WIDTHS = (60, 75, 90, 120, 150, 200, 260, 340)
 SIZE = (4032, 3024)  # width, height
 
 
-def face_cuts() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
-    """Each bundled photo's largest face with a margin of 0.6 face sizes, and the face's
-    box in the cut."""
+def face_cuts(margin: float = 0.6) -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
+    """Each bundled photo's largest face with a margin of ``margin`` face sizes (clipped
+    to the photo), and the face's box in the cut."""
     det = create_detector("mediapipe")
     out = []
     for path in sample_images():
@@ -45,8 +52,8 @@ def face_cuts() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
             continue
         x1, y1, x2, y2 = max(found, key=lambda f: f.width * f.height).box
         w, h = x2 - x1, y2 - y1
-        X1, Y1 = int(max(0, x1 - 0.6 * w)), int(max(0, y1 - 0.6 * h))
-        X2, Y2 = int(min(im.shape[1], x2 + 0.6 * w)), int(min(im.shape[0], y2 + 0.6 * h))
+        X1, Y1 = int(max(0, x1 - margin * w)), int(max(0, y1 - margin * h))
+        X2, Y2 = int(min(im.shape[1], x2 + margin * w)), int(min(im.shape[0], y2 + margin * h))
         out.append((im[Y1:Y2, X1:X2], (x1 - X1, y1 - Y1, x2 - X1, y2 - Y1)))
     return out
 
@@ -60,13 +67,17 @@ def canvas(cuts: list[Any], widths: list[int], seed: int) -> tuple[np.ndarray, l
     truth = []
     cw, ch = w // 4, h // 3
     for i, fw in enumerate(widths):
-        crop, (a, b, c, _d) = cuts[(i + seed) % len(cuts)]
+        crop, (a, b, c, d) = cuts[(i + seed) % len(cuts)]
         s = fw / (c - a)
         cr = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        ox = (i % 4) * cw + int(rng.integers(0, cw - cr.shape[1] + 1))
-        oy = (i // 4) * ch + int(rng.integers(0, ch - cr.shape[0] + 1))
-        bg[oy : oy + cr.shape[0], ox : ox + cr.shape[1]] = cr
-        box = np.array([ox + a * s, oy + b * s, ox + c * s, oy + _d * s])
+        # a cut larger than its cell keeps the cell-sized window centred on the face
+        dx = int(np.clip((a + c) * s / 2 - cw / 2, 0, max(0, cr.shape[1] - cw)))
+        dy = int(np.clip((b + d) * s / 2 - ch / 2, 0, max(0, cr.shape[0] - ch)))
+        cr = cr[dy : dy + ch, dx : dx + cw]
+        ox = (i % 4) * cw + int(rng.integers(0, cw - cr.shape[1] + 1)) - dx
+        oy = (i // 4) * ch + int(rng.integers(0, ch - cr.shape[0] + 1)) - dy
+        bg[oy + dy : oy + dy + cr.shape[0], ox + dx : ox + dx + cr.shape[1]] = cr
+        box = np.array([ox + a * s, oy + b * s, ox + c * s, oy + d * s])
         truth.append((fw, box))
     return bg, truth
 
@@ -89,13 +100,25 @@ def recall(det: Any, canvases: list[Any]) -> tuple[dict[str, str], int]:
     return {str(k): f"{sum(v)}/{len(v)}" for k, v in sorted(found.items())}, extra
 
 
-def main() -> None:
-    cuts = face_cuts()
-    with_faces = [canvas(cuts, list(WIDTHS) * 2, s) for s in range(4)]
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--margin", type=float, default=0.6, help="context around each face")
+    args = parser.parse_args(argv)
+    cuts = face_cuts(args.margin)
+    n = len(WIDTHS)
+    with_faces = [canvas(cuts, [WIDTHS[(12 * s + i) % n] for i in range(12)], s) for s in range(4)]
     faceless = [canvas(cuts, [], 10 + s) for s in range(4)]
     dets = {
-        "max_tile=320 (default)": create_detector("mediapipe"),
-        "max_tile=None (before)": create_detector("mediapipe", max_tile=None),
+        "default (full range on tiles <= 400 px)": create_detector("mediapipe"),
+        "short range, tiles <= 320 px": create_detector(
+            "mediapipe", tile_model="short", max_tile=320
+        ),
+        "short range, tiles <= 320 px, any face settles (before)": create_detector(
+            "mediapipe", tile_model="short", max_tile=320, close_up_min_score=0.0
+        ),
+        "short range, tiles 2/3 of the side (before that)": create_detector(
+            "mediapipe", tile_model="short", max_tile=None
+        ),
     }
     out: dict[str, Any] = {}
     for name, det in dets.items():

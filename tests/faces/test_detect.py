@@ -344,9 +344,50 @@ def test_mediapipe_tiles_cover_image_and_drop_cut_faces(monkeypatch):
     assert all(c.score >= det.tile_min_confidence for c in kept)
 
 
-def _script_passes(monkeypatch, det, face_on):
+@pytest.mark.parametrize(
+    ("shape", "options", "selection", "side", "n_tiles"),
+    [
+        ((480, 640), {}, 0, 320, 6),  # small image: short range, 2/3 of the shorter side
+        ((960, 1280), {}, 1, 400, 24),  # a 12-MP photo as detection sees it: full range
+        ((720, 1280), {}, 1, 400, 18),  # an HD frame
+        ((960, 1280), {"tile_model": "short", "max_tile": 320}, 0, 320, 35),
+        ((960, 1280), {"max_tile": None}, 1, 640, 6),
+        ((480, 640), {"tile_model": "full"}, 1, 320, 6),
+    ],
+)
+def test_large_images_get_the_full_range_model_on_smaller_tiles(
+    monkeypatch, shape, options, selection, side, n_tiles
+):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints", **options)
+    calls = []
+
+    def fake_run(sel, image, x0=0, y0=0):
+        calls.append((sel, x0, y0, image.shape[:2]))
+        return []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    det._tiled(np.zeros((*shape, 3), np.uint8))
+    assert det.tile_plan(np.zeros((*shape, 3), np.uint8)) == (selection, side)
+    assert len(calls) == n_tiles and {c[0] for c in calls} == {selection}
+    assert {c[3] for c in calls} == {(side, side)}
+    h, w = shape  # the tiles cover the image: right and bottom edges reached
+    assert max(x0 for _, x0, _, _ in calls) == w - side
+    assert max(y0 for _, _, y0, _ in calls) == h - side
+
+
+def test_an_unknown_tile_model_is_refused():
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    with pytest.raises(ValueError, match="tile_model"):
+        MediaPipeDetector(landmarks="keypoints", tile_model="medium")
+
+
+def _script_passes(monkeypatch, det, face_on, score=0.9):
     """Replace ``det``'s model passes: each records ``(selection, x0, y0)`` and returns one
-    face where ``face_on(selection, x0, y0)`` gives its box side (``None``: nothing)."""
+    face scoring ``score`` where ``face_on(selection, x0, y0)`` gives its box side
+    (``None``: nothing)."""
     calls = []
 
     def fake_run(selection, image, x0=0, y0=0):
@@ -355,7 +396,7 @@ def _script_passes(monkeypatch, det, face_on):
         if side is None:
             return []
         box = np.array([100.0, 100.0, 100.0 + side, 100.0 + 1.2 * side])
-        return [Candidate(box, 0.9, None, np.zeros((5, 2)))]
+        return [Candidate(box, score, None, np.zeros((5, 2)))]
 
     monkeypatch.setattr(det, "_run", fake_run)
     return calls
@@ -385,6 +426,68 @@ def test_mediapipe_passes_escalate_only_for_small_or_missing_faces(
     assert bool(more) == expect_more
     if expect_more:
         assert (1, 0, 0) in more and sum(c[0] == 0 for c in more) == 6  # full range + 6 tiles
+
+
+@pytest.mark.parametrize(
+    ("score", "close_up_min_score", "expect_more"),
+    [
+        (0.9, 0.65, False),  # a confident 240 px face settles a 640x480 image
+        (0.6, 0.65, True),  # a weak one does not: full range and tiles run
+        (0.65, 0.65, False),  # exactly the threshold is enough
+        (0.6, 0.0, False),  # gate off: any face settles (the behaviour before)
+    ],
+)
+def test_only_a_confident_face_settles_a_close_up(
+    monkeypatch, score, close_up_min_score, expect_more
+):
+    """Audit: a background blob taken for a 530-px face at 0.51 settled a 12-MP photo as a
+    close-up, so a real 90-px face in it was never searched for."""
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints", close_up_min_score=close_up_min_score)
+    calls = _script_passes(
+        monkeypatch, det, lambda sel, x0, y0: 240.0 if (sel, x0, y0) == (0, 0, 0) else None, score
+    )
+    det.propose(np.zeros((480, 640, 3), np.uint8))
+    assert (len(calls) > 1) == expect_more
+
+
+def _cand(box, score):
+    return Candidate(np.array(box, dtype=np.float64), score, None, np.zeros((5, 2)))
+
+
+def test_weak_boxes_around_better_ones_are_dropped():
+    from exprsim.faces.backends.mediapipe import _drop_weak_enclosing
+
+    tight = _cand([100, 100, 130, 130], 0.9)
+    loose = _cand([85, 90, 150, 155], 0.6)  # holds all of `tight`: IoU 0.21, kept by nms
+    assert box_iou(tight.box[None], loose.box[None])[0, 0] < 0.3
+    assert _drop_weak_enclosing([tight, loose], 0.65) == [tight]
+    strong = _cand([85, 90, 150, 155], 0.8)  # a confident bigger face stays (face in front)
+    assert _drop_weak_enclosing([tight, strong], 0.65) == [tight, strong]
+    apart = _cand([300, 300, 360, 360], 0.6)  # a weak box holding nothing stays
+    assert _drop_weak_enclosing([tight, apart], 0.65) == [tight, apart]
+    half = _cand([115, 100, 180, 165], 0.6)  # holds half of `tight`: not the same face
+    assert _drop_weak_enclosing([tight, half], 0.65) == [tight, half]
+    worse = _cand([105, 105, 125, 125], 0.5)  # only better-scored boxes count
+    assert _drop_weak_enclosing([loose, worse], 0.65) == [loose, worse]
+
+
+def test_a_loose_full_range_box_and_a_tile_box_of_one_face_give_one_face(monkeypatch):
+    from exprsim.faces.backends.mediapipe import MediaPipeDetector
+
+    det = MediaPipeDetector(landmarks="keypoints")
+
+    def fake_run(selection, image, x0=0, y0=0):
+        if (selection, x0, y0) == (1, 0, 0):  # the whole-image full-range pass
+            return [_cand([85, 90, 150, 155], 0.6)]
+        if (x0, y0) == (0, 0):  # the first tile
+            return [_cand([100, 100, 130, 130], 0.9)]
+        return []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    (face,) = det.propose(np.zeros((480, 640, 3), np.uint8))
+    assert face.score == 0.9
 
 
 def test_escalate_below_is_checked():

@@ -7,8 +7,8 @@ listed or created, and import their heavy libraries only when instantiated.
 
 Backends (see ``exprsim detectors``):
 
-* ``mediapipe`` (default): MediaPipe BlazeFace short- and full-range models plus the
-  short-range model on overlapping tiles (small faces), landmarks from MediaPipe's
+* ``mediapipe`` (default): MediaPipe BlazeFace short- and full-range models plus one of
+  them on overlapping tiles (small faces), landmarks from MediaPipe's
   468-point landmark model (LiteRT); ``mediapipe-mesh`` takes them from the face-mesh graph;
 * ``haar``: OpenCV Viola-Jones cascade, landmarks from the face mesh;
 * ``dlib``: dlib HOG detector with its 68-point shape predictor (``pip install 'exprsim[dlib]'``);

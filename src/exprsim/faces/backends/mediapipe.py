@@ -5,10 +5,13 @@ within about 2 m, i.e. large in the frame) and full-range (``model_selection=1``
 to about 5 m, small in the frame). ``range="auto"`` runs both and merges their boxes with
 non-maximum suppression, so both close-ups and small faces are found. Both models miss
 faces smaller than about a sixth of the image side (on the benchmark's 640x480 canvases,
-almost every face under 105 px), so with ``tiles=True`` (default) the short-range model
-also runs on overlapping square tiles (side 2/3 of the shorter image side; from a shorter
-side of 600 px as detection sees it, at most ``max_tile``, 320 px; stride half a tile: 6
-tiles on a 640x480 image, 35 on a 12-MP photo); tile detections scoring below
+almost every face under 105 px), so with ``tiles=True`` (default) a BlazeFace model also
+runs on overlapping square tiles (side 2/3 of the shorter image side, stride half a tile:
+6 tiles on a 640x480 image). From a shorter side of 600 px as detection sees it (HD frames,
+phone photos) the tiles are at most ``max_tile`` (400 px: 24 tiles on a 12-MP photo) and
+run the full-range model, which finds faces down to about 75 px in a 12-MP photo where the
+short-range model on 320-px tiles stopped at about 150 px (``tile_model``;
+docs/benchmarks.md); smaller images keep the short-range model. Tile detections scoring below
 ``tile_min_confidence`` (0.65) or touching an inner tile edge (cut faces) are discarded,
 and all boxes are merged by non-maximum suppression. (The 0.65: on the benchmark set and
 the bundled photos, the few false positives from tiles scored 0.53-0.61, while 90% of true
@@ -19,8 +22,11 @@ The passes escalate (``escalate_below``, default 0.35): the short-range model ru
 the whole image, and when it finds at least one face and every face it finds spans at least
 that fraction of the *longer* image side, the image is taken to be a close-up and nothing
 else runs (one pass instead of eight: the usual portrait, selfie or video frame). Otherwise
-(no face, or a smaller one) the full-range model and the tiles run as above and everything
-is merged. The longer side, because the model sees the image letterboxed to 128 px along
+(no face, or a smaller one, or one scoring under ``close_up_min_score``, 0.65) the
+full-range model and the tiles run as above and everything is merged. (The score gate: on a
+12-MP canvas a smooth background blob was taken for a 530-px face at 0.51, and that
+"close-up" hid a real 90-px face; every frame of the bundled video and every bundled photo
+scores 0.84 or more in the short-range pass.) The longer side, because the model sees the image letterboxed to 128 px along
 it: the faces it can miss are small relative to that side. The price: a close-up with a
 small face beside it (a face under about a sixth of the longer side) loses the small face;
 ``escalate_below=None`` always runs every pass. The threshold was chosen on the detector
@@ -69,9 +75,11 @@ import numpy as np
 
 from exprsim.faces.detect import (
     DEFAULT_MAX_SIDE,
+    NESTED,
     BaseDetector,
     Candidate,
     DetectorOptionError,
+    box_inside,
     cut_by_region,
     modules_probe,
     nms,
@@ -87,17 +95,24 @@ _RANGES = {"short": (0,), "full": (1,), "auto": (0, 1)}
 #: Smallest face, as a fraction of the longer image side, that lets the short-range pass
 #: alone settle an image (chosen on the detector benchmark; see the module docstring).
 DEFAULT_ESCALATE_BELOW = 0.35
+#: Lowest short-range score of a face that may settle an image as a close-up (see the
+#: module docstring).
+DEFAULT_CLOSE_UP_MIN_SCORE = 0.65
 #: Smallest face, as a fraction of the longer side, found by the whole-image passes that
 #: spares an escalated image the tiles (``None``: the tiles always run once escalated).
 DEFAULT_TILES_BELOW: float | None = None
 #: Largest tile side, in the pixels detection runs on (``max_side``), for images whose
 #: shorter side there is :data:`MAX_TILE_FROM` or more (smaller ones keep tiles of 2/3 of
-#: it, as benchmarked). A 12-MP photo (1280x960 for detection) gets 35 tiles of 320 px
-#: instead of 6 of 640, so faces of 120-200 px in it are found (thirteenth robustness
-#: round: docs/benchmarks.md).
-DEFAULT_MAX_TILE: int | None = 320
-#: Shorter side (in detection pixels) from which tiles are at most ``max_tile``.
+#: it, as benchmarked). A 12-MP photo (1280x960 for detection) gets 24 tiles of 400 px
+#: instead of 6 of 640; with the full-range model on them (``tile_model="auto"``), faces
+#: of 90 px and more in it are found (docs/benchmarks.md, "Small faces in phone photos").
+DEFAULT_MAX_TILE: int | None = 400
+#: Shorter side (in detection pixels) from which tiles are at most ``max_tile`` and, with
+#: ``tile_model="auto"``, run the full-range model.
 MAX_TILE_FROM = 600
+#: Which BlazeFace model runs on the tiles (``"auto"``: full range from
+#: :data:`MAX_TILE_FROM`, short range below).
+TILE_MODELS = ("auto", "short", "full")
 _PROBE = modules_probe("mediapipe", install="pip install mediapipe==0.10.21")
 #: Half the mouth width as a fraction of the eye-to-eye vector (approximation only).
 MOUTH_HALF_WIDTH = 0.415
@@ -110,6 +125,24 @@ def _all_at_least(cands: list[Candidate], fraction: float | None, image: np.ndar
         return False
     side = fraction * max(image.shape[:2])
     return all(min(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= side for c in cands)
+
+
+def _drop_weak_enclosing(cands: list[Candidate], weak: float) -> list[Candidate]:
+    """``cands`` (best score first) without the boxes scoring under ``weak`` that hold a
+    better-scored box (more than :data:`~exprsim.faces.detect.NESTED` of it inside them).
+
+    :func:`~exprsim.faces.detect.nms` keeps a bigger box around a smaller, better-scored
+    one (a small face held in front of a bigger one). But the whole-image full-range pass
+    boxes a face of 25-30 px loosely, about twice its size at 0.57-0.63, around the tile
+    detection of the same face at 0.84-0.94 (IoU 0.2-0.3): two faces out of one. A real
+    bigger face scores higher than that (every bundled photo and video frame: 0.84 or
+    more), so only weak enclosing boxes go.
+    """
+    if len(cands) < 2:
+        return cands
+    boxes = np.stack([c.box for c in cands])
+    held = box_inside(boxes, boxes)  # [i, j]: share of box j inside box i
+    return [c for i, c in enumerate(cands) if c.score >= weak or not (held[i, :i] > NESTED).any()]
 
 
 def keypoints_to_five(kp: np.ndarray) -> np.ndarray:
@@ -127,6 +160,7 @@ def _checked_options(**opts: Any) -> dict[str, Any]:
     name = "mediapipe"
     out = dict(opts)
     out["range"] = option_choice(name, "range", opts["range"], tuple(_RANGES))
+    out["tile_model"] = option_choice(name, "tile_model", opts["tile_model"], TILE_MODELS)
     out["landmarks"] = option_choice(
         name, "landmarks", opts["landmarks"], ("auto", "mesh-lite", "mesh", "keypoints")
     )
@@ -139,7 +173,7 @@ def _checked_options(**opts: Any) -> dict[str, Any]:
     out["tiles"] = option_bool(name, "tiles", opts["tiles"])
     if opts["max_tile"] is not None:
         out["max_tile"] = option_int(name, "max_tile", opts["max_tile"], 64)
-    for key in ("tile_min_confidence", "min_confidence", "nms_iou"):
+    for key in ("tile_min_confidence", "min_confidence", "nms_iou", "close_up_min_score"):
         out[key] = option_number(name, key, opts[key], 0.0, 1.0)
     for key in ("escalate_below", "tiles_below"):
         if opts[key] is not None:
@@ -159,12 +193,15 @@ class MediaPipeDetector(BaseDetector):
 
     Args:
         range: ``"short"``, ``"full"`` or ``"auto"`` (both, merged).
-        tiles: also run the short-range model on overlapping tiles (see module docstring;
-            only with ``range`` ``"short"`` or ``"auto"`` and images at least 240 px).
+        tiles: also run a BlazeFace model on overlapping tiles (see module docstring; only
+            with ``range`` ``"short"`` or ``"auto"`` and images at least 240 px).
         tile_min_confidence: minimum score of a detection found in a tile.
         max_tile: largest tile side in detection pixels, for images whose shorter side
             there is :data:`MAX_TILE_FROM` or more (:data:`DEFAULT_MAX_TILE`; at least 64;
             ``None``: tiles of 2/3 of the shorter side, however large).
+        tile_model: the model run on the tiles: ``"auto"`` (full range on images whose
+            shorter side is :data:`MAX_TILE_FROM` or more, short range on smaller ones),
+            ``"short"`` or ``"full"``.
         min_confidence: minimum BlazeFace score.
         landmarks: ``"auto"`` (default: ``"mesh-lite"`` when LiteRT is installed, as it
             is with exprsim's dependencies, else ``"mesh"``), ``"mesh-lite"`` (the
@@ -178,6 +215,8 @@ class MediaPipeDetector(BaseDetector):
         escalate_below: with ``range="auto"``, the full-range model and the tiles run only
             when the short-range pass finds no face or a face smaller than this fraction of
             the longer image side (see module docstring); ``None``: always.
+        close_up_min_score: lowest short-range score of a face that lets the image be
+            taken for a close-up (:data:`DEFAULT_CLOSE_UP_MIN_SCORE`; 0: any face).
         tiles_below: once escalated, the tiles run only when the whole-image passes found
             no face or a face smaller than this fraction of the longer side (``None``:
             always).
@@ -210,9 +249,13 @@ class MediaPipeDetector(BaseDetector):
         engine: str = "auto",
         threads: int = 1,
         max_tile: int | None = DEFAULT_MAX_TILE,
+        tile_model: str = "auto",
+        close_up_min_score: float = DEFAULT_CLOSE_UP_MIN_SCORE,
     ) -> None:
         opts = _checked_options(
             max_tile=max_tile,
+            tile_model=tile_model,
+            close_up_min_score=close_up_min_score,
             range=range,
             tiles=tiles,
             tile_min_confidence=tile_min_confidence,
@@ -242,9 +285,11 @@ class MediaPipeDetector(BaseDetector):
         self.tiles = opts["tiles"]
         self.tile_min_confidence = opts["tile_min_confidence"]
         self.max_tile = opts["max_tile"]
+        self.tile_model = opts["tile_model"]
         self.min_confidence = opts["min_confidence"]
         self.nms_iou = opts["nms_iou"]
         self.escalate_below = opts["escalate_below"]
+        self.close_up_min_score = opts["close_up_min_score"]
         self.tiles_below = opts["tiles_below"]
         engine = opts["engine"]
         if engine == "auto":
@@ -297,11 +342,20 @@ class MediaPipeDetector(BaseDetector):
             cands.append(Candidate(box, float(det.score[0]), None, keypoints_to_five(kp + off)))
         return cands
 
-    def _tiled(self, image: np.ndarray) -> list[Candidate]:
+    def tile_plan(self, image: np.ndarray) -> tuple[int, int]:
+        """The BlazeFace model (``model_selection``) and tile side the tiles of ``image``
+        get (see ``max_tile`` and ``tile_model``)."""
         h, w = image.shape[:2]
         side = (2 * min(h, w)) // 3
-        if self.max_tile is not None and min(h, w) >= MAX_TILE_FROM:
+        large = min(h, w) >= MAX_TILE_FROM
+        if self.max_tile is not None and large:
             side = min(side, self.max_tile)
+        full = self.tile_model == "full" or (self.tile_model == "auto" and large)
+        return int(full), side
+
+    def _tiled(self, image: np.ndarray) -> list[Candidate]:
+        h, w = image.shape[:2]
+        selection, side = self.tile_plan(image)
         stride = side // 2
         xs = sorted({*range(0, w - side, stride), w - side})
         ys = sorted({*range(0, h - side, stride), h - side})
@@ -309,15 +363,17 @@ class MediaPipeDetector(BaseDetector):
         for y0 in ys:
             for x0 in xs:
                 region = (x0, y0, x0 + side, y0 + side)
-                for c in self._run(0, image[y0 : y0 + side, x0 : x0 + side], x0, y0):
+                for c in self._run(selection, image[y0 : y0 + side, x0 : x0 + side], x0, y0):
                     cut = cut_by_region(c.box, region, (w, h))
                     if not cut and c.score >= self.tile_min_confidence:
                         cands.append(c)
         return cands
 
     def close_up(self, cands: list[Candidate], image: np.ndarray) -> bool:
-        """Whether short-range candidates settle the image (see ``escalate_below``)."""
-        return _all_at_least(cands, self.escalate_below, image)
+        """Whether short-range candidates settle the image (see ``escalate_below`` and
+        ``close_up_min_score``)."""
+        confident = all(c.score >= self.close_up_min_score for c in cands)
+        return confident and _all_at_least(cands, self.escalate_below, image)
 
     def needs_tiles(self, cands: list[Candidate], image: np.ndarray) -> bool:
         """Whether the tiles run after the whole-image passes (see ``tiles_below``)."""
@@ -334,7 +390,7 @@ class MediaPipeDetector(BaseDetector):
                 cands += self._tiled(image)
         if len(cands) > 1:
             keep = nms(np.stack([c.box for c in cands]), [c.score for c in cands], self.nms_iou)
-            cands = [cands[i] for i in keep]
+            cands = _drop_weak_enclosing([cands[i] for i in keep], self.tile_min_confidence)
         if self.landmarker is None:
             cands = [Candidate(c.box, c.score, c.fallback, c.fallback) for c in cands]
         return cands
