@@ -86,12 +86,13 @@ def test_failed_video_job_names_no_server_path_and_keeps_nothing(make_client, tm
 
 def test_video_queue_is_bounded(make_client, tmp_path, monkeypatch):
     import exprsim.video.pipeline as pipeline
+    from exprsim.video import VideoError
 
     release = threading.Event()
 
     def slow(*a, **k):
         release.wait(30)
-        raise pipeline.VideoError("stopped by the test")
+        raise VideoError("stopped by the test")
 
     monkeypatch.setattr(pipeline, "analyze_video", slow)
     c = make_client(max_queued_videos=1)

@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="uploads and video reports (default <db>.web)")
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
+        "--keep-videos",
+        type=float_in(0.0, 36_500.0, lo_open=True),
+        metavar="DAYS",
+        default=None,
+        help="delete finished video reports older than DAYS days (default: keep them)",
+    )
+    p.add_argument(
         "--secure-cookie",
         action="store_true",
         help="mark the login cookie Secure (sent over HTTPS only): use it when users reach the "
@@ -154,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 max_upload_mb=args.max_upload_mb,
                 model=args.model,
                 secure_cookie=args.secure_cookie,
+                keep_videos_days=args.keep_videos,
                 # on loopback, only this machine's names: a page elsewhere cannot reach the
                 # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
                 allowed_hosts=(

@@ -69,6 +69,8 @@ class ServeConfig:
             refused (403): a page on another site cannot reach a server on the loopback
             address through DNS rebinding. ``exprsim serve`` sets it when bound to loopback.
         max_queued_videos: video jobs waiting or running at once; more are refused (429).
+        keep_videos_days: finished video jobs (report, tables) older than that many days
+            are deleted (``None``: kept for good; :class:`exprsim.web.jobs.VideoJobs`).
         secure_cookie: mark the session cookie ``Secure`` (browsers then send it over HTTPS
             only): for a server reached through HTTPS, a TLS proxy in front. A request that
             reaches the app itself over HTTPS gets a ``Secure`` cookie either way.
@@ -82,6 +84,7 @@ class ServeConfig:
     model: str = "default"
     allowed_hosts: tuple[str, ...] = ()
     max_queued_videos: int = 8
+    keep_videos_days: float | None = None
     secure_cookie: bool = False
 
 
@@ -129,6 +132,7 @@ class _State:
             embedder,
             self.data_dir / "videos",
             max_queued=config.max_queued_videos,
+            keep_days=config.keep_videos_days,
             tags=self.tag_references,  # the tags the Tags page shows, as `video --tags DB`
         )
         # decoding a large photo takes a few hundred MB: two at a time (2 cores)
@@ -333,6 +337,8 @@ def create_app(
         redoc_url=None,
     )
     st.set_up_index()
+    st.jobs.recover()  # jobs a stopped server left unfinished: failed, saying so
+    st.jobs.prune()
     _add_error_handlers(app, st)
     _add_auth(app, st)
     _add_face_routes(app, st)

@@ -5,10 +5,18 @@ jobs wait or run at once, more are refused. Each job has its own folder
 ``<out_root>/<job id>/``: the upload (under the client's safe name, deleted when the job
 ends), then the report and tables, and ``job.json`` with the outcome, so that finished
 jobs are still found after the server restarts.
+
+While a job waits or runs, its server holds a lock on ``<job folder>/.active`` (``flock``):
+a job folder with neither ``job.json`` nor a held lock was left by a server that stopped
+before the job ended; :meth:`VideoJobs.recover` (run at start-up) marks such a job failed,
+saying so, and deletes its upload. With ``keep_days``, finished jobs older than that are
+deleted (:meth:`VideoJobs.prune`: at start-up, whenever a job is submitted or ends, and
+when an expired job is asked for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,10 +26,10 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -32,6 +40,33 @@ _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 
 #: finished jobs kept in memory; older ones are read back from their ``job.json``
 _KEEP_IN_MEMORY = 256
+
+#: the lock file a job's server holds while the job waits or runs
+ACTIVE = ".active"
+
+#: a job's statuses once it has ended
+FINISHED = ("done", "failed")
+
+#: the error of a job whose server stopped before it ended (:meth:`VideoJobs.recover`)
+INTERRUPTED = "the server stopped before this job ended; upload the video again"
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[IO[bytes] | None]:
+    """``path`` opened and locked (``flock``, not waiting), or ``None`` when another
+    process holds it. Where ``fcntl`` is missing (not POSIX) nothing is locked."""
+    with open(path, "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield fh
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield fh  # closing the file releases the lock
 
 
 class QueueFullError(Exception):
@@ -85,16 +120,22 @@ class VideoJobs:
         out_root: Path,
         max_queued: int = 8,
         tags: Callable[[], tuple[np.ndarray, list[str]] | None] | None = None,
+        keep_days: float | None = None,
     ) -> None:
         """``tags``: gives the reference faces each job tags its faces with, read when the
-        job starts (``None``: no tags)."""
+        job starts (``None``: no tags). ``keep_days``: finished jobs older than that many
+        days are deleted, report and all (``None``: kept for good)."""
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+        if keep_days is not None and not keep_days > 0:
+            raise ValueError(f"keep_days must be > 0, got {keep_days}")
         self.embedder = embedder
         self.tags = tags
         self.out_root = out_root
         self.max_queued = max_queued
+        self.keep_days = keep_days
         self._jobs: dict[str, VideoJob] = {}
+        self._active: dict[str, IO[bytes]] = {}  # the held .active lock of each live job
         self._lock = threading.Lock()
         self._queue: queue.Queue[VideoJob] = queue.Queue()
         self._pending = 0  # queued or running
@@ -116,28 +157,105 @@ class VideoJobs:
                     f"{self._pending} video jobs are already queued or running; "
                     "try again when one has finished"
                 )
-            self._pending += 1
             job_id = secrets.token_hex(8)
             out_dir = self.out_root / job_id
             shown = safe_name(name or source.name, default="video")
-            (out_dir / "input").mkdir(parents=True)
+            active = _new_job_folder(out_dir)
             moved = out_dir / "input" / shown
-            os.replace(source, moved)
+            try:
+                os.replace(source, moved)
+            except OSError:
+                active.close()
+                shutil.rmtree(out_dir, ignore_errors=True)
+                source.unlink(missing_ok=True)
+                raise
+            self._active[job_id] = active
+            self._pending += 1
             job = VideoJob(job_id, moved, out_dir, name=shown)
             self._jobs[job.id] = job
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, daemon=True)
                 self._worker.start()
         self._queue.put(job)
+        self.prune()
         return job
 
     def get(self, job_id: str) -> VideoJob | None:
-        """The job with that id: in memory, else a finished one read from its folder."""
+        """The job with that id: in memory, else a finished one read from its folder
+        (``None`` for an expired one, deleted now: see ``keep_days``)."""
         if not _JOB_ID.match(job_id):
             return None
         with self._lock:
             job = self._jobs.get(job_id)
-        return job if job is not None else self._load(job_id)
+        job = job if job is not None else self._load(job_id)
+        if job is not None and job.status in FINISHED and self._expired(job.out_dir):
+            self._delete(job.out_dir)
+            return None
+        return job
+
+    def _job_dirs(self) -> list[Path]:
+        try:
+            return [d for d in self.out_root.iterdir() if _JOB_ID.match(d.name) and d.is_dir()]
+        except OSError:  # no job yet (or an unreadable folder: nothing to clean there)
+            return []
+
+    def _expired(self, out_dir: Path) -> bool:
+        """Whether the finished job in ``out_dir`` is older than ``keep_days`` (judged by
+        its ``job.json``, written when it ended)."""
+        if self.keep_days is None:
+            return False
+        try:
+            ended = (out_dir / "job.json").stat().st_mtime
+        except OSError:
+            return False  # not finished (or not ours to judge)
+        return time.time() - ended > self.keep_days * 86400
+
+    def _delete(self, out_dir: Path) -> None:
+        with self._lock:
+            self._jobs.pop(out_dir.name, None)
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+    def prune(self) -> int:
+        """Delete the finished jobs older than ``keep_days``; returns how many."""
+        if self.keep_days is None:
+            return 0
+        gone = 0
+        for out_dir in self._job_dirs():
+            with self._lock:
+                live = out_dir.name in self._active
+            if not live and self._expired(out_dir):
+                self._delete(out_dir)
+                gone += 1
+        if gone:
+            log.info("video jobs: %d older than %g days deleted", gone, self.keep_days)
+        return gone
+
+    def recover(self) -> int:
+        """Mark failed the jobs a stopped server left unfinished (a job folder without
+        ``job.json`` whose ``.active`` lock nobody holds) and delete their uploads; returns
+        how many. A job another running server holds is left alone."""
+        found = 0
+        for out_dir in self._job_dirs():
+            with self._lock:
+                if out_dir.name in self._jobs or (out_dir / "job.json").exists():
+                    continue
+            try:
+                with _held(out_dir / ACTIVE) as fh:
+                    if fh is None or (out_dir / "job.json").exists():
+                        continue  # another server's live job (or it just ended)
+                    uploads = sorted(p.name for p in (out_dir / "input").glob("*"))
+                    name = uploads[0] if uploads else ""
+                    job = VideoJob(out_dir.name, out_dir / "input", out_dir, name=name)
+                    job.status, job.error = "failed", INTERRUPTED
+                    shutil.rmtree(out_dir / "input", ignore_errors=True)
+                    (out_dir / "job.json").write_text(json.dumps(job.to_dict()))
+                (out_dir / ACTIVE).unlink(missing_ok=True)
+                found += 1
+            except OSError as exc:
+                log.warning("video job %s: cannot mark it interrupted (%s)", out_dir.name, exc)
+        if found:
+            log.info("video jobs: %d left unfinished by a stopped server marked failed", found)
+        return found
 
     def _load(self, job_id: str) -> VideoJob | None:
         """A finished job read back from its ``job.json``; ``None`` when there is none, or
@@ -170,6 +288,11 @@ class VideoJobs:
                 with self._lock:
                     self._pending -= 1
                     self._forget_old()
+                    fh = self._active.pop(job.id, None)
+                if fh is not None:  # job.json is written: the job is no longer live
+                    (job.out_dir / ACTIVE).unlink(missing_ok=True)
+                    fh.close()
+                self.prune()
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
@@ -210,3 +333,24 @@ class VideoJobs:
                 (job.out_dir / "job.json").write_text(json.dumps(job.to_dict()))
             except OSError:
                 log.warning("video job %s: cannot write its job.json", job.id)
+
+
+def _new_job_folder(out_dir: Path) -> IO[bytes]:
+    """Make the job folder ``out_dir`` with its ``input/`` folder and its ``.active`` lock
+    held (returned: closed when the job ends). Made under a temporary name and renamed, so
+    that no other server's :meth:`VideoJobs.recover` sees it before its lock is held.
+    Where ``fcntl`` is missing (not POSIX), nothing is locked."""
+    tmp = out_dir.with_name(f".new-{out_dir.name}")
+    (tmp / "input").mkdir(parents=True)
+    fh = open(tmp / ACTIVE, "a+b")  # noqa: SIM115 - held until the job ends
+    try:
+        with contextlib.suppress(ImportError):  # not POSIX: nothing to lock
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new folder: nobody has it
+        os.rename(tmp, out_dir)  # the lock follows the file
+    except BaseException:
+        fh.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return fh
