@@ -26,8 +26,9 @@ else runs (one pass instead of eight: the usual portrait, selfie or video frame)
 full-range model and the tiles run as above and everything is merged. (The score gate: on a
 12-MP canvas a smooth background blob was taken for a 530-px face at 0.51, and that
 "close-up" hid a real 90-px face; every frame of the bundled video and every bundled photo
-scores 0.84 or more in the short-range pass.) The longer side, because the model sees the image letterboxed to 128 px along
-it: the faces it can miss are small relative to that side. The price: a close-up with a
+scores 0.84 or more in the short-range pass.) The longer side, because the model sees the
+image letterboxed to 128 px along it: the faces it can miss are small relative to that
+side. The price: a close-up with a
 small face beside it (a face under about a sixth of the longer side) loses the small face;
 ``escalate_below=None`` always runs every pass. The threshold was chosen on the detector
 benchmark's miss rate and the test suite's group photo (docs/benchmarks.md). Once escalated,
