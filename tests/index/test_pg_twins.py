@@ -224,3 +224,66 @@ def test_copies_added_while_their_original_is_removed_keep_one_in_the_graph(
         dist, got = ix.query(q, 1)
         assert (dist[:, 0] < 1e-5).all()
         assert sorted(r.source for r in ix.get(got[:, 0].tolist())) == sorted(map(str, copies))
+
+
+def _add_file(conn: object, path: str, embedding: list[float]) -> None:
+    row = conn.execute(  # type: ignore[attr-defined]
+        "INSERT INTO files (path, status, n_faces, added_at) VALUES (%s, 'done', 1, 0) "
+        "RETURNING id",
+        (path,),
+    ).fetchone()
+    conn.execute(  # type: ignore[attr-defined]
+        "INSERT INTO faces (file_id, face_index, embedding, model) "
+        "VALUES (%s, 0, %s::vector, 'stub@1')",
+        (row[0], str(embedding)),
+    )
+
+
+def test_two_removes_at_once_keep_one_copy_in_the_graph(pg_url: str) -> None:
+    """Audit: a remove of the face in the graph and a remove of one of its copies at once
+    left the other copies all marked (none in the graph, never found); the copy's delete
+    took no lock, so the first remove promoted the copy being deleted."""
+    import threading
+    import time
+
+    FaceIndex(pg_url).close()  # exprsim's tables and triggers
+    e = [1.0] + [0.0] * 15
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for path in ("/a/h.jpg", "/b/t1.jpg", "/c/t2.jpg"):
+            _add_file(conn, path, e)
+        _add_file(conn, "/d/other.jpg", [0.0, 1.0] + [0.0] * 14)
+    with psycopg.connect(pg_url) as b:  # `index remove /b`, its transaction still open
+        b.execute("DELETE FROM files WHERE path = '/b/t1.jpg'")
+
+        def remove_a() -> None:  # `index remove /a` meanwhile
+            with psycopg.connect(pg_url, autocommit=True) as a:
+                a.execute("DELETE FROM files WHERE path = '/a/h.jpg'")
+
+        other = threading.Thread(target=remove_a)
+        other.start()
+        time.sleep(1.0)
+        b.commit()
+        other.join(60)
+    assert not other.is_alive()
+    assert _graph_faces_per_group(pg_url) == [1]  # was: [0, 1]
+    with FaceIndex(pg_url, create=False) as ix:
+        dist, got = ix.query(np.array(e, np.float32), 2)
+        assert dist[0, 0] < 1e-5 and ix.get(int(got[0, 0]))[0].source == "/c/t2.jpg"
+
+
+def test_a_database_without_the_delete_lock_trigger_gets_it_without_a_new_graph(
+    pg_url: str, tmp_path: Path
+) -> None:
+    copies, others = _copies_and_others(50)
+    with FaceIndex(pg_url) as ix:
+        ix.add_table(_table(np.concatenate([copies, others]), "p"))
+    _sql(pg_url, "DROP TRIGGER faces_twin_lock ON faces")  # as c80a423 made them
+    before = _sql(pg_url, "SELECT 'faces_embedding_hnsw'::regclass::oid")
+    with FaceIndex(pg_url, embedder=StubEmbedder()) as writer:
+        writer.add(write_images(tmp_path / "new", 1))
+    names = _sql(pg_url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'faces_twin%'")
+    assert sorted(str(r[0]) for r in names) == [
+        "faces_twin_in", "faces_twin_lock", "faces_twin_out"
+    ]  # fmt: skip
+    assert _sql(pg_url, "SELECT 'faces_embedding_hnsw'::regclass::oid") == before  # kept
+    assert _graph_faces_per_group(pg_url) == [1]

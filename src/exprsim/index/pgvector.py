@@ -46,7 +46,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,18 +147,22 @@ def _hnsw_ddl(name: str) -> str:
 # embeddings only one is in the graph; the others are marked ``twin`` and a search returns
 # them right after it (:class:`PgVectorSearch`). Triggers keep exactly one face of each
 # group unmarked on every insert (``COPY`` included) and delete; a btree index on
-# ``(embedding, id)`` finds a group. Both triggers take one transaction-level advisory lock
-# (:data:`_TWIN_LOCK`, a delete only for a face in the graph) before they look: without it,
-# a folder removed while `index add` stored copies of its photos left the copies marked
-# and none in the graph (neither transaction saw the other's rows). With it, the second
-# waits for the first to commit, and each statement of a trigger sees what was committed
-# before it (READ COMMITTED). A database made by an earlier exprsim gets the column
+# ``(embedding, id)`` finds a group. Every insert and every deleting statement takes one
+# transaction-level advisory lock (:data:`_TWIN_LOCK`) before it looks or deletes a row:
+# without it, a folder removed while `index add` stored copies of its photos left the
+# copies marked and none in the graph (neither transaction saw the other's rows), and so
+# did two removes at once, one deleting the face in the graph and the other a copy (the
+# face's trigger promoted the copy being deleted). With it, the second waits for the first
+# to commit, and each statement of a trigger sees what was committed before it (READ
+# COMMITTED). A delete takes it in a statement trigger, before any row is deleted: taken
+# after, a remove holding a deleted copy's row lock and a remove promoting that copy would
+# wait for each other. A database made by an earlier exprsim gets the column
 # (:data:`_TWIN_COLUMN`, its own short transaction), the rest (:data:`_TWINS_DDL`, then
 # :data:`_MARK_TWINS`) and a new HNSW index from its next writer; ``index rebuild`` runs
 # them again (a repair).
 _TWIN_LOCK = _LOCK_KEY + 2
 _TWIN_COLUMN = "ALTER TABLE faces ADD COLUMN IF NOT EXISTS twin BOOLEAN NOT NULL DEFAULT false"
-_TWIN_TRIGGERS = ("faces_twin_in", "faces_twin_out")
+_TWIN_TRIGGERS = ("faces_twin_in", "faces_twin_out", "faces_twin_lock")
 _TWINS_DDL = """
 CREATE INDEX IF NOT EXISTS faces_embedding_id ON faces (embedding, id);
 CREATE OR REPLACE FUNCTION exprsim_twin_in() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -167,12 +171,16 @@ BEGIN
     NEW.twin := EXISTS (SELECT 1 FROM faces WHERE embedding = NEW.embedding);
     RETURN NEW;
 END $$;
+CREATE OR REPLACE FUNCTION exprsim_twin_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({twin_lock});
+    RETURN NULL;
+END $$;
 CREATE OR REPLACE FUNCTION exprsim_twin_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.twin THEN
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock({twin_lock});
     IF NOT EXISTS (
         SELECT 1 FROM faces WHERE embedding = OLD.embedding AND NOT twin
     ) THEN
@@ -190,6 +198,9 @@ CREATE TRIGGER faces_twin_in BEFORE INSERT ON faces
 DROP TRIGGER IF EXISTS faces_twin_out ON faces;
 CREATE TRIGGER faces_twin_out AFTER DELETE ON faces
     FOR EACH ROW EXECUTE FUNCTION exprsim_twin_out();
+DROP TRIGGER IF EXISTS faces_twin_lock ON faces;
+CREATE TRIGGER faces_twin_lock BEFORE DELETE ON faces
+    FOR EACH STATEMENT EXECUTE FUNCTION exprsim_twin_lock();
 """
 _TWINS_DDL = _TWINS_DDL.replace("{twin_lock}", str(_TWIN_LOCK))
 #: every face but the first (lowest id) of its group of equal embeddings marked ``twin``
@@ -663,6 +674,9 @@ class PostgresBackend(StoreBackend):
         triggers, exists, partial = self._index_state()
         if triggers and exists and partial:
             return
+        if exists and partial:  # a trigger missing (an earlier revision's): no new graph
+            self._upgrade(self._mark_twins)
+            return
         if not exists:
             log.warning("%s: the HNSW index is missing; building it", self.path)
             self.build_vector_index()
@@ -672,8 +686,13 @@ class PostgresBackend(StoreBackend):
             "rebuilt over %d faces)",
             self.path, self.count_faces(),
         )  # fmt: skip
+        self._upgrade(self.build_vector_index)
+
+    def _upgrade(self, step: Callable[[], object]) -> None:
+        """Run ``step`` (an upgrade of an earlier exprsim's database); a writer that may
+        not alter the tables gets a warning instead, and its writes go on."""
         try:
-            self.build_vector_index()
+            step()
         except IndexDatabaseError as exc:  # e.g. a user who may write rows, not the tables
             if not exc.read_only:
                 raise
