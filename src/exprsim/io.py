@@ -830,6 +830,22 @@ def save_table(table: Any, path: str | Path) -> Path:
     return path
 
 
+def _whole_numbers_kept(frame: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """``frame`` with each column of whole numbers and missing cells as pandas' nullable
+    ``Int64``: pandas makes such a column float64, which rounds integers past 2**53 (a
+    file's ``mtime_ns`` lost its last digits when another row had none)."""
+    import pandas as pd
+
+    for col in frame.columns:
+        if frame[col].dtype.kind != "f" or not frame[col].isna().any():
+            continue
+        values = [row.get(col) for row in rows]
+        whole = [v for v in values if v is not None]
+        if whole and all(isinstance(v, int) and not isinstance(v, bool) for v in whole):
+            frame[col] = pd.array(values, dtype="Int64")
+    return frame
+
+
 def records_json(frame: Any, lines: bool = False) -> str:
     """``frame`` as JSON records (one per line with ``lines``), as people read them: UTF-8
     text, ``/`` not escaped, and every number at full precision, as CSV and Parquet have
@@ -966,7 +982,7 @@ class TableWriter:
 
         if self.columns is None:
             self.columns = list(dict.fromkeys(k for row in rows for k in row))
-        frame = pd.DataFrame(list(rows)).reindex(columns=self.columns)
+        frame = _whole_numbers_kept(pd.DataFrame(list(rows)).reindex(columns=self.columns), rows)
         first = self.rows == 0
         if self.suffix == ".parquet":
             import pyarrow as pa

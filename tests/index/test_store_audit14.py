@@ -58,3 +58,20 @@ def test_a_bad_tag_threshold_and_a_path_for_an_index_are_refused_at_once(tmp_pat
     img = write_images(tmp_path / "p", 1)[0]
     with pytest.raises(ExprsimError, match="index must be a FaceIndex"):  # was AttributeError
         search(img, str(tmp_path / "f.db"), embedder=StubEmbedder())
+
+
+def test_face_ids_that_are_not_integers_are_refused(tmp_path: Path) -> None:
+    """Fifteenth round: a list's members went through int(): get([1.999]) read face 1,
+    get([True]) face 1, get(["2"]) face 2, and set_label([1.9], ...) labelled face 1."""
+    import numpy as np
+
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder()) as ix:
+        ix.add(write_images(tmp_path / "p", 3))
+        for bad in ([1.999], [2.0], [True], ["2"], True, np.float64(2.0), [np.bool_(True)]):
+            with pytest.raises(ExprsimError, match="integer"):
+                ix.get(bad)  # type: ignore[arg-type]
+            with pytest.raises(ExprsimError, match="integer"):
+                ix.set_label(bad, "wrong")  # type: ignore[arg-type]
+        assert not any(r.label for r in ix.get([1, 2, 3]))
+        assert [r.id for r in ix.get(np.array([2, 3]))] == [2, 3]  # NumPy integers are ids
+        assert [r.id for r in ix.get(np.int64(1))] == [1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,13 @@ def table_schema(columns: Sequence[str]) -> Any:
 def file_identity(source: str) -> dict[str, Any]:
     """:data:`FILE_COLUMNS` of a local file (its bytes read once more, from the page cache
     as a rule, for the hash); ``None`` each for anything else (a URI, an in-memory image's
-    placeholder, a file gone since)."""
+    placeholder, a file gone since, a pipe or device: opened again, a named pipe waits for
+    a writer for good, and ``/dev/stdin`` reads as empty)."""
     if source.startswith("<") or "://" in source:
         return dict.fromkeys(FILE_COLUMNS)
     try:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return dict.fromkeys(FILE_COLUMNS)
         with open(source, "rb") as fh:
             st = os.fstat(fh.fileno())
             sha = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -138,7 +142,8 @@ def embed_files(
         if item.error is not None:
             table.add_error(item.source, item.error, on_error)
             continue
-        identity = file_identity(str(item.source)) if item.faces else {}
+        # the file itself: `source` is its name made printable (control characters escaped)
+        identity = file_identity(str(files[item.index])) if item.faces else {}
         rows = [embedding_row(f, model, identity) for f in item.faces]
         table.stats["faces"] += len(rows)
         if sink is not None:

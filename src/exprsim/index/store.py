@@ -576,11 +576,12 @@ def _face_ids(face_ids: Iterable[Any] | int) -> list[int]:
     names no face and is dropped.
 
     Raises:
-        ExprsimError: a value that is not an integer, or text given for the ids (``"12"``
-            would otherwise be read as the faces 1 and 2).
+        ExprsimError: a value that is not an integer (``2.5``, ``2.0``, ``True``, ``"2"``:
+            ``int()`` would cut or read them into another face's id), or text given for the
+            ids (``"12"`` would otherwise be read as the faces 1 and 2).
     """
     if isinstance(face_ids, int | np.integer):
-        face_ids = [face_ids]
+        face_ids = [face_ids]  # a bool too: refused below
     if isinstance(face_ids, str | bytes):
         raise ExprsimError(f"face ids must be integers, got the text {face_ids!r} (pass a list)")
     try:
@@ -589,13 +590,16 @@ def _face_ids(face_ids: Iterable[Any] | int) -> list[int]:
         raise ExprsimError(f"face ids must be integers, got {face_ids!r}") from exc
     out = []
     for value in face_ids:
-        try:
-            fid = int(value)
-        except (TypeError, ValueError) as exc:
-            raise ExprsimError(f"a face id must be an integer, got {value!r}") from exc
-        if fid in _ID_RANGE:
-            out.append(fid)
+        if not _is_id(value):
+            raise ExprsimError(f"a face id must be an integer, got {value!r}")
+        if int(value) in _ID_RANGE:
+            out.append(int(value))
     return out
+
+
+def _is_id(value: object) -> bool:
+    """An integer (Python's or NumPy's), not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
 def _tags_of(text: str | None) -> list[str]:
