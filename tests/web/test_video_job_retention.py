@@ -156,3 +156,124 @@ def test_serve_passes_keep_videos_to_the_app(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         main(["serve", "--db", db, "--port", "0"])
     assert [c.keep_videos_days for c in seen] == [7.5, None]
+
+
+def _full() -> OSError:
+    import errno
+
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_video_whose_job_folder_cannot_be_made_is_507_and_leaves_nothing(
+    make_client, tmp_path, monkeypatch
+):
+    """Audit: out of inodes, the upload answered 500 with a traceback, and the uploaded
+    video stayed in uploads/ for good."""
+    import exprsim.web.jobs as jobs
+
+    def no_room(out_dir):
+        raise _full()
+
+    monkeypatch.setattr(jobs, "_new_job_folder", no_room)
+    c = make_client()
+    clip = ("a.mp4", b"\0\0\0\x18ftypisom" + b"x" * 100, "video/mp4")
+    r = c.post("/api/videos", files={"file": clip})
+    assert r.status_code == 507 and "full" in r.json()["error"]
+    web = tmp_path / "faces.db.web"
+    assert not [p for p in web.rglob("*") if p.is_file()]
+
+
+def test_a_half_made_job_folder_is_swept_and_a_failed_make_leaves_none(tmp_path, monkeypatch):
+    from exprsim.web import jobs
+
+    half = tmp_path / f".new-{JOB}"
+    (half / "input").mkdir(parents=True)
+    jobs.VideoJobs(None, tmp_path).recover()
+    assert not half.exists()  # a server stopped between mkdir and rename left it
+
+    def no_lock_file(*a, **k):
+        raise _full()
+
+    monkeypatch.setattr(jobs, "open", no_lock_file, raising=False)
+    with pytest.raises(OSError):
+        jobs._new_job_folder(tmp_path / JOB)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_the_outcome_is_written_leaves_no_empty_job_json(
+    make_client, tmp_path, monkeypatch
+):
+    """Audit: job.json was left at 0 bytes; after a restart the finished job answered 404
+    "no such job" for good. Now nothing is written, and a restart reads the job as cut
+    short."""
+    import exprsim.io
+    import exprsim.video.pipeline as pipeline
+    from exprsim.video import VideoError
+
+    def fails(*a, **k):
+        raise VideoError("not a video")
+
+    def full_disk(doc):
+        raise _full()
+
+    monkeypatch.setattr(pipeline, "analyze_video", fails)
+    monkeypatch.setattr(exprsim.io, "json_text", full_disk)
+    c = make_client()
+    clip = ("a.mp4", b"\0\0\0\x18ftypisom" + b"x" * 100, "video/mp4")
+    job_id = c.post("/api/videos", files={"file": clip}).json()["id"]
+    out = tmp_path / "faces.db.web" / "videos" / job_id
+    deadline = time.time() + 30
+    while (out / ".active").exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert not (out / "job.json").exists()
+    assert [p.name for p in out.iterdir()] == []  # no temporary file left either
+    monkeypatch.undo()
+    again = make_client().get(f"/api/jobs/{job_id}")
+    assert again.status_code == 200 and "server stopped" in again.json()["error"]
+
+
+def test_a_full_disk_during_a_job_says_so(make_client, monkeypatch):
+    import exprsim.video.pipeline as pipeline
+
+    def full(*a, **k):
+        raise _full()
+
+    monkeypatch.setattr(pipeline, "analyze_video", full)
+    c = make_client()
+    clip = ("a.mp4", b"\0\0\0\x18ftypisom" + b"x" * 100, "video/mp4")
+    job_id = c.post("/api/videos", files={"file": clip}).json()["id"]
+    deadline = time.time() + 30
+    while (job := c.get(f"/api/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert job["error"] == "the server's disk is full (No space left on device)"  # was:
+    # "internal error (OSError)", with a traceback in the log
+
+
+def test_an_index_write_on_a_full_disk_is_507(make_client, photo, monkeypatch):
+    import sqlite3
+
+    from exprsim.index.store import FaceIndex
+
+    def full(*a, **k):
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = 13  # type: ignore[attr-defined]
+        raise exc
+
+    monkeypatch.setattr(FaceIndex, "add", full)
+    r = make_client().post("/api/index", files={"file": photo()})
+    assert r.status_code == 507, r.text  # was: 500 "internal error (OperationalError)"
+    assert r.json()["error"] == "the server's disk is full; nothing was stored"
+
+
+def test_a_job_json_dated_ahead_expires_counting_from_now(tmp_path):
+    from exprsim.web.jobs import VideoJobs
+
+    out = _finished(tmp_path, "e" * 16, days_ago=-365)  # written while the clock ran ahead
+    jobs = VideoJobs(None, tmp_path, keep_days=7)
+    assert jobs.prune() == 0 and out.exists()
+    assert abs((out / "job.json").stat().st_mtime - time.time()) < 60  # its age starts now
+    then = time.time() - 8 * 86400
+    os.utime(out / "job.json", (then, then))
+    assert jobs.prune() == 1 and not out.exists()

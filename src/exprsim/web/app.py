@@ -38,7 +38,13 @@ from exprsim.errors import (
 )
 from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
-from exprsim.web.uploads import UploadError, display_name, size_text, store_upload
+from exprsim.web.uploads import (
+    UploadError,
+    display_name,
+    size_text,
+    storage_error,
+    store_upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -410,10 +416,15 @@ def _internal_error(request: Any, exc: BaseException, db_names: tuple[str, ...])
 
 
 def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str, ...]) -> Any:
-    """503 with one line (and ``Retry-After`` for a locked index) when ``exc`` is a fault of
-    the index (:func:`_index_fault`), logged as a warning without a traceback; else ``None``."""
+    """507 with one line when ``exc`` says the disk is full, 503 (and ``Retry-After`` for a
+    locked index) when it is a fault of the index (:func:`_index_fault`), either logged as a
+    warning without a traceback; else ``None``."""
     from fastapi.responses import JSONResponse
 
+    if _is_disk_full(exc):  # nothing of the request was stored (a write rolled back)
+        message = "the server's disk is full; nothing was stored"
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
+        return JSONResponse({"error": message}, status_code=507)
     fault = _index_fault(exc, db_names)
     if fault is None:
         return None
@@ -427,6 +438,28 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 
 #: the answer to an index database that cannot be reached (its detail stays in the log)
 _UNREACHABLE = "the index database is unreachable; try again"
+
+
+#: SQLite's ``SQLITE_FULL`` and PostgreSQL's SQLSTATE ``disk_full``
+_SQLITE_FULL, _PG_DISK_FULL = 13, "53100"
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, says the disk is full: SQLite's
+    "database or disk is full", PostgreSQL's ``disk_full``, ``ENOSPC`` / ``EDQUOT``."""
+    from exprsim.web.uploads import DISK_FULL
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(exc, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _is_busy(exc: BaseException | None) -> bool:
@@ -887,6 +920,9 @@ def _add_video_routes(app: Any, st: _State) -> None:
         except QueueFullError as exc:
             # a video job takes about a minute on two cores: ask again in half of that
             raise UploadError(str(exc), 429, {"Retry-After": str(QUEUE_RETRY_AFTER_S)}) from exc
+        except OSError as exc:  # its folder could not be made (the upload is deleted)
+            log.warning("video upload: cannot make its job folder (%s)", exc)
+            raise storage_error(exc) from exc
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: str) -> Any:

@@ -47,6 +47,13 @@ ACTIVE = ".active"
 #: a job's statuses once it has ended
 FINISHED = ("done", "failed")
 
+#: the name of a job folder being made starts with this (:func:`_new_job_folder`)
+_NEW = ".new-"
+
+#: a clock this far behind a job's end is taken to have been set back: the job's age then
+#: counts from now (:meth:`VideoJobs.prune`), not from a date years ahead
+_CLOCK_SLACK_S = 3600.0
+
 #: the error of a job whose server stopped before it ended (:meth:`VideoJobs.recover`)
 INTERRUPTED = "the server stopped before this job ended; upload the video again"
 
@@ -160,8 +167,12 @@ class VideoJobs:
             job_id = secrets.token_hex(8)
             out_dir = self.out_root / job_id
             shown = safe_name(name or source.name, default="video")
-            active = _new_job_folder(out_dir)
             moved = out_dir / "input" / shown
+            try:
+                active = _new_job_folder(out_dir)
+            except OSError:
+                source.unlink(missing_ok=True)
+                raise
             try:
                 os.replace(source, moved)
             except OSError:
@@ -204,11 +215,16 @@ class VideoJobs:
         its ``job.json``, written when it ended)."""
         if self.keep_days is None:
             return False
+        outcome = out_dir / "job.json"
         try:
-            ended = (out_dir / "job.json").stat().st_mtime
+            ended = outcome.stat().st_mtime
+            now = time.time()
+            if ended - now > _CLOCK_SLACK_S:  # written while the clock ran ahead
+                os.utime(outcome)
+                ended = now
         except OSError:
             return False  # not finished (or not ours to judge)
-        return time.time() - ended > self.keep_days * 86400
+        return now - ended > self.keep_days * 86400
 
     def _delete(self, out_dir: Path) -> None:
         with self._lock:
@@ -233,7 +249,9 @@ class VideoJobs:
     def recover(self) -> int:
         """Mark failed the jobs a stopped server left unfinished (a job folder without
         ``job.json`` whose ``.active`` lock nobody holds) and delete their uploads; returns
-        how many. A job another running server holds is left alone."""
+        how many. A job another running server holds is left alone. Job folders a stopped
+        server left half made are deleted."""
+        self._sweep_half_made()
         found = 0
         for out_dir in self._job_dirs():
             with self._lock:
@@ -248,7 +266,7 @@ class VideoJobs:
                     job = VideoJob(out_dir.name, out_dir / "input", out_dir, name=name)
                     job.status, job.error = "failed", INTERRUPTED
                     shutil.rmtree(out_dir / "input", ignore_errors=True)
-                    (out_dir / "job.json").write_text(json.dumps(job.to_dict()))
+                    _write_outcome(job)
                 (out_dir / ACTIVE).unlink(missing_ok=True)
                 found += 1
             except OSError as exc:
@@ -279,6 +297,16 @@ class VideoJobs:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
+    def _sweep_half_made(self) -> None:
+        try:
+            half = [d for d in self.out_root.glob(f"{_NEW}*") if _JOB_ID.match(d.name[len(_NEW) :])]
+        except OSError:
+            return
+        for folder in half:
+            with contextlib.suppress(OSError), _held(folder / ACTIVE) as fh:
+                if fh is not None:  # not another server's folder being made
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def _work(self) -> None:
         while True:
             job = self._queue.get()
@@ -302,6 +330,7 @@ class VideoJobs:
     def _run(self, job: VideoJob) -> None:
         from exprsim.errors import ExprsimError
         from exprsim.video.pipeline import analyze_video
+        from exprsim.web.uploads import DISK_FULL
 
         job.status = "running"
 
@@ -325,14 +354,19 @@ class VideoJobs:
             # the message names the file: show the client's name, never the server's path
             job.status, job.error = "failed", str(exc).replace(str(job.source), job.name)
         except Exception as exc:  # never kill the server; say what happened
-            log.exception("video job %s failed", job.id)
-            job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                log.warning("video job %s: the disk is full (%s)", job.id, exc)
+                reason = exc.strerror or "no space left"
+                job.status, job.error = "failed", f"the server's disk is full ({reason})"
+            else:
+                log.exception("video job %s failed", job.id)
+                job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
         finally:
             shutil.rmtree(job.source.parent, ignore_errors=True)
             try:
-                (job.out_dir / "job.json").write_text(json.dumps(job.to_dict()))
-            except OSError:
-                log.warning("video job %s: cannot write its job.json", job.id)
+                _write_outcome(job)
+            except OSError as exc:
+                log.warning("video job %s: cannot write its job.json (%s)", job.id, exc)
 
 
 def _new_job_folder(out_dir: Path) -> IO[bytes]:
@@ -340,17 +374,27 @@ def _new_job_folder(out_dir: Path) -> IO[bytes]:
     held (returned: closed when the job ends). Made under a temporary name and renamed, so
     that no other server's :meth:`VideoJobs.recover` sees it before its lock is held.
     Where ``fcntl`` is missing (not POSIX), nothing is locked."""
-    tmp = out_dir.with_name(f".new-{out_dir.name}")
-    (tmp / "input").mkdir(parents=True)
-    fh = open(tmp / ACTIVE, "a+b")  # noqa: SIM115 - held until the job ends
+    tmp = out_dir.with_name(f"{_NEW}{out_dir.name}")
+    fh = None
     try:
+        (tmp / "input").mkdir(parents=True)
+        fh = open(tmp / ACTIVE, "a+b")  # noqa: SIM115 - held until the job ends
         with contextlib.suppress(ImportError):  # not POSIX: nothing to lock
             import fcntl
 
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new folder: nobody has it
         os.rename(tmp, out_dir)  # the lock follows the file
     except BaseException:
-        fh.close()
+        if fh is not None:
+            fh.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return fh
+
+
+def _write_outcome(job: VideoJob) -> None:
+    """The job's ``job.json``, whole or not at all (a full disk must not leave an empty
+    one: that job would read as no job at all)."""
+    from exprsim.io import write_json
+
+    write_json(job.out_dir / "job.json", job.to_dict())

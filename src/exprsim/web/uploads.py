@@ -155,13 +155,13 @@ async def store_upload(
 
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def storage_error(exc: OSError) -> UploadError:
     """The answer to an upload the server could not store: 507 when its disk is full, else
     500; one line with the system's reason, never the server's path."""
     reason = exc.strerror or type(exc).__name__
-    if exc.errno in _FULL:
+    if exc.errno in DISK_FULL:
         return UploadError(f"the server's upload folder is full ({reason})", 507)
     return UploadError(f"cannot store the upload on the server ({reason})", 500)
