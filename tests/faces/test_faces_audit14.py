@@ -46,7 +46,7 @@ def test_a_crop_that_cannot_be_written_fails_its_file_only(
     save = Image.Image.save
 
     def full_disk(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
-        if str(fp).endswith("b_0.png"):
+        if "b_0.png" in str(fp):  # b.jpg's crop (written under a temporary name first)
             raise OSError(28, "No space left on device")
         save(self, fp, *args, **kw)  # type: ignore[arg-type]
 

@@ -356,10 +356,11 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
 
 
 def _write_table(frame: Any, out: str | None) -> None:
+    """``-o``: the whole table or none (a full disk leaves an earlier file as it was)."""
     if out:
-        from exprsim.io import save_table
+        from exprsim.io import replace_table
 
-        save_table(frame, out)
+        replace_table(frame, out)
 
 
 def _check_out(out: str | None, html: str | None = None, json_out: str | None = None) -> None:

@@ -139,7 +139,8 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
             written = save_partial_table(table.to_frame(), args.out)
         elif args.out and failed_all:
             # every input failed: an earlier run's table is left as it was
-            print(f"exprsim faces: no file could be read; {args.out} not written", file=sys.stderr)
+            # each failure was said above: unread, or its crops not written (a full disk)
+            print(f"exprsim faces: every file failed; {args.out} not written", file=sys.stderr)
         elif args.out:
             written = replace_table(table.to_frame(), args.out)
         else:

@@ -412,14 +412,15 @@ class FaceTable:
 
     def save(self, path: str | Path) -> Path:
         """Write the table with :func:`exprsim.io.save_table` (``.csv``, ``.parquet``,
-        ``.jsonl`` or ``.json``, chosen by the suffix).
+        ``.jsonl`` or ``.json``, chosen by the suffix), whole or not at all
+        (:func:`exprsim.io.replace_table`: an earlier file stays if the disk fills).
 
         Raises:
             ExprsimError: unknown suffix.
         """
-        from exprsim.io import save_table
+        from exprsim.io import replace_table
 
-        return save_table(self.to_frame(), path)
+        return replace_table(self.to_frame(), path)
 
 
 def analyze_files(
@@ -457,7 +458,7 @@ def analyze_files(
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
-    from exprsim.io import iter_image_files, unique_files
+    from exprsim.io import iter_image_files, replace_atomically, unique_files
 
     files = unique_files(iter_image_files(paths))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
@@ -481,7 +482,11 @@ def analyze_files(
                 try:
                     for row, af in zip(rows, item.faces, strict=True):
                         crop_path = out_dir / f"{stem}_{row['face']}.png"
-                        Image.fromarray(af.crop).save(crop_path)
+                        # whole or not at all: an earlier run's crop of that name survives
+                        crop = Image.fromarray(af.crop)
+                        replace_atomically(
+                            crop_path, functools.partial(crop.save, format="PNG"), ".png"
+                        )
                         row["crop"] = str(crop_path)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays
                     why = f"cannot write its crop {crop_path} ({exc.strerror or exc})"
