@@ -561,6 +561,15 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
     with _open_index(args) as index:
         stamp = index.rebuild_ann(args.ann)
+        saved = index.ann_saved
+    if saved is False:  # read-only, or the disk refused: it lived in this process only
+        print(
+            f"exprsim index rebuild: built the {stamp.backend} index over "
+            f"{count(stamp.count, 'face')} but could not save it beside {args.db} (a "
+            "read-only folder or a full disk); searches build it again",
+            file=sys.stderr,
+        )
+        return 1
     print(f"rebuilt {stamp.backend} index over {count(stamp.count, 'face')}")
     return 0
 

@@ -24,6 +24,7 @@ import functools
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -416,6 +417,29 @@ def writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
+#: SQLite's primary result codes of a disk that cannot be written or read
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+
+#: free bytes under which a disk is taken to be full
+_FULL_BELOW = 1 << 20
+
+
+def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """Why the database at ``path`` could not be opened, in words that point at the cause:
+    a full disk (SQLite cannot make its ``-shm`` file there: the database is intact) or a
+    disk failing, not a damaged index, unless SQLite says so."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in (_SQLITE_IOERR, _SQLITE_FULL):
+        return f"not a usable exprsim database ({exc})"
+    try:
+        full = shutil.disk_usage(path.parent).free < _FULL_BELOW
+    except OSError:
+        full = False
+    if full:
+        return f"its disk is full ({exc}); free some space and try again"
+    return f"cannot be read or written ({exc}): is its disk full or failing?"
+
+
 class SQLiteBackend(StoreBackend):
     """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on).
 
@@ -467,7 +491,7 @@ class SQLiteBackend(StoreBackend):
             self.close()
             if is_locked(exc):  # another process holds it (exclusively): not a damaged file
                 raise
-            raise IndexDatabaseError(self.path, f"not a usable exprsim database ({exc})") from exc
+            raise IndexDatabaseError(self.path, _open_failure(self.path, exc)) from exc
         except BaseException:
             self.close()
             raise

@@ -1017,6 +1017,9 @@ class FaceIndex:
         self._ann: Any = None
         self._ann_generation = -1
         self._ann_stamp: Any = None
+        #: whether the last ANN cache built was saved beside the database (``None``: none
+        #: built yet, or PostgreSQL, whose index lives in the database)
+        self.ann_saved: bool | None = None
         self._ann_lock = threading.RLock()  # the ANN cache in memory, between threads
 
     # -- plumbing
@@ -2169,6 +2172,7 @@ class FaceIndex:
         JSON copy of the stamp goes beside it for people to read). Returns whether it was
         saved (not: a read-only store, or the file system refused)."""
         self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
+        self.ann_saved = False
         if getattr(self._db, "read_only", False):  # kept in memory only
             return False
         _sweep_temporaries(self.ann_path, self.ann_stamp_path)
@@ -2177,6 +2181,7 @@ class FaceIndex:
         except OSError as exc:
             log.warning("could not save the ANN cache %s: %s", self.ann_path, exc)
             return False
+        self.ann_saved = True
         try:
             stamp.save(self.ann_stamp_path)
         except OSError as exc:
