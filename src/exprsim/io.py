@@ -958,6 +958,8 @@ class TableWriter:
             self._target = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: Any = None
+        self._opened = False  # whether this writer made its file (at ``_target``)
+        self._whole = 0  # bytes of the text file that hold whole chunks
         self._parquet: Any = None
         self._closed = False
         self._flushed = time.monotonic()
@@ -990,20 +992,41 @@ class TableWriter:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
+                self._opened = True
                 self._parquet = pq.ParquetWriter(str(self._target), self.schema or table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
+        elif self.suffix == ".csv":
+            self._append(frame.to_csv(index=False, header=first))
+        elif self.suffix == ".jsonl":
+            self._append(records_json(frame, lines=True))  # a line per row
         else:
-            if self._file is None:
-                self._file = open(self._target, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            if self.suffix == ".csv":
-                frame.to_csv(self._file, index=False, header=first)
-            elif self.suffix == ".jsonl":
-                self._file.write(records_json(frame, lines=True))  # a line per row
-            else:
-                body = records_json(frame)[1:-1]
-                self._file.write(("[" if first else ",") + body)
-            self._file.flush()
+            self._append(("[" if first else ",") + records_json(frame)[1:-1])
         self.rows += len(frame)
+
+    def _append(self, text: str) -> None:
+        """Append ``text`` to the file whole or not at all: a write that fails (a full
+        disk) cuts the file back to its last whole chunk, so that a table kept after it
+        holds no cut row, and the error names the table."""
+        if self._file is None:  # the first chunk (or again after a failed write)
+            mode = "a" if self._opened else "w"
+            self._file = open(self._target, mode, encoding="utf-8", newline="")  # noqa: SIM115
+            self._opened = True
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            self._cut_back()
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        self._whole = os.fstat(self._file.fileno()).st_size
+
+    def _cut_back(self) -> None:
+        """After a failed write: drop what did not fit (the next chunk reopens the file for
+        appending)."""
+        with contextlib.suppress(OSError):
+            self._file.close()  # its unwritten tail is dropped with it
+        self._file = None
+        with contextlib.suppress(OSError):
+            os.truncate(self._target, self._whole)
 
     def close(self) -> Path:
         """Finish the complete table (an empty table still gets its file), replacing an
@@ -1057,9 +1080,9 @@ class TableWriter:
         """Close the open file (a JSON array gets its closing bracket)."""
         if self._parquet is not None:
             self._parquet.close()
+        if self.suffix == ".json" and self._opened:
+            self._append("]")
         if self._file is not None:
-            if self.suffix == ".json":
-                self._file.write("]")
             self._file.close()
 
     def _discard(self) -> None:
@@ -1076,11 +1099,11 @@ class TableWriter:
         if self._closed:
             return
         self._closed = True
-        opened = self._file is not None or self._parquet is not None
         for f in (self._file, self._parquet):
             if f is not None:
-                f.close()
-        if opened:
+                with contextlib.suppress(OSError):  # a full disk fails the close too
+                    f.close()
+        if self._opened:
             Path(self._target).unlink(missing_ok=True)
 
     def __enter__(self) -> TableWriter:
@@ -1155,6 +1178,10 @@ def replace_atomically(
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path

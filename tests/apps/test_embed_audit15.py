@@ -64,3 +64,54 @@ def test_whole_numbers_keep_every_digit_beside_missing_cells(tmp_path, suffix) -
     else:
         got = [r["n"] for r in json.loads(path.read_text())]
     assert [None if pd.isna(v) else int(v) for v in got] == [big, None, 3]
+
+
+class _FillsUp:
+    """A text file on a disk with ``room`` characters left: the write that does not fit
+    writes what fits, then fails as a full disk does."""
+
+    def __init__(self, real: object, room: int) -> None:
+        self.real, self.room = real, room
+
+    def write(self, text: str) -> int:
+        if len(text) > self.room:
+            self.real.write(text[: self.room])  # type: ignore[attr-defined]
+            self.real.flush()  # type: ignore[attr-defined]
+            self.room = 0
+            raise OSError(28, "No space left on device")
+        self.room -= len(text)
+        return self.real.write(text)  # type: ignore[attr-defined,no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_a_table_cut_by_a_full_disk_keeps_whole_rows_and_names_itself(
+    tmp_path, monkeypatch, suffix
+) -> None:
+    """Audit: `embed -o t.csv` on a disk that filled kept a table whose last row was cut
+    mid-number (pandas read e0=0.1 and NaNs), and the error named no file."""
+    import builtins
+
+    import exprsim.io
+
+    def fills_up(*args, **kw):
+        return _FillsUp(builtins.open(*args, **kw), room=200)
+
+    monkeypatch.setattr(exprsim.io, "open", fills_up, raising=False)
+    rows = [{"source": f"photo_{i}.jpg", "e0": 0.123456789 * i} for i in range(40)]
+    path = tmp_path / f"t{suffix}"
+    with pytest.raises(OSError) as err, TableWriter(path, chunk_rows=2) as writer:
+        for i in range(0, 40, 2):
+            writer.write(rows[i : i + 2])
+    assert err.value.filename == str(path) and err.value.errno == 28
+    if suffix == ".csv":
+        kept = pd.read_csv(path).to_dict("records")
+    elif suffix == ".jsonl":
+        kept = [json.loads(line) for line in path.read_text().splitlines()]
+    else:
+        kept = json.loads(path.read_text())
+    assert 2 <= len(kept) < 40 and len(kept) % 2 == 0  # whole chunks, no cut row
+    assert kept == rows[: len(kept)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -71,3 +71,30 @@ def test_a_rebuild_that_cannot_be_saved_is_not_reported_done(
     out, err = capsys.readouterr()
     assert "rebuilt" not in out and "No space left on device" in err  # why, then what
     assert "could not save it beside" in err.strip().splitlines()[-1]
+
+
+def test_a_full_disk_in_mid_command_names_the_database_and_the_disk() -> None:
+    """Audit: `index add` on a disk that filled said "error: database: database or disk is
+    full" ("database:" where the file's name belongs)."""
+    import argparse
+
+    from exprsim.cli import _sqlite_message
+
+    args = argparse.Namespace(db="photos.db")
+    text = _sqlite_message(_error("database or disk is full", 13), args)
+    assert text.startswith("photos.db: its disk is full or failing (database or disk is full)")
+    assert _sqlite_message(_error("no such table: x", 1), args) == "database: no such table: x"
+
+
+def test_a_failed_atomic_write_names_its_file_not_the_hidden_one(tmp_path: Path) -> None:
+    from exprsim.io import replace_atomically
+
+    def full_disk(tmp: Path) -> None:
+        tmp.write_bytes(b"abc")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    target = tmp_path / "summary.csv"
+    with pytest.raises(OSError) as err:
+        replace_atomically(target, full_disk)
+    assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

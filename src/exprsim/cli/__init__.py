@@ -93,14 +93,20 @@ def _quit_on_next_signal(code: int) -> None:
 
 
 def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
-    """One line for a SQLite error: a database locked past the wait names the cause."""
-    from exprsim.index.backends import is_locked
+    """One line for a SQLite error: a database locked past the wait, or a disk full or
+    failing, names the cause."""
+    from exprsim.index.backends import is_disk_error, is_locked
 
+    db = getattr(args, "db", None) or "the index database"
     if is_locked(exc):
-        db = getattr(args, "db", None) or "the index database"
         return (
             f"another process is writing to {db} (a bulk load, `tag --index`?) and held it "
             "longer than this command waits; try again when it is done"
+        )
+    if is_disk_error(exc):
+        return (
+            f"{db}: its disk is full or failing ({exc}); what was stored before the error "
+            "stays (`index add` again goes on from there)"
         )
     return f"database: {exc}"
 

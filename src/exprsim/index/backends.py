@@ -424,12 +424,18 @@ _SQLITE_IOERR, _SQLITE_FULL = 10, 13
 _FULL_BELOW = 1 << 20
 
 
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether a SQLite error is its disk's (full, or failing to read or write), not the
+    database's."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
+
+
 def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
     """Why the database at ``path`` could not be opened, in words that point at the cause:
     a full disk (SQLite cannot make its ``-shm`` file there: the database is intact) or a
     disk failing, not a damaged index, unless SQLite says so."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None or code & 0xFF not in (_SQLITE_IOERR, _SQLITE_FULL):
+    if not is_disk_error(exc):
         return f"not a usable exprsim database ({exc})"
     try:
         full = shutil.disk_usage(path.parent).free < _FULL_BELOW
