@@ -37,6 +37,15 @@ def grid_embedding(image: np.ndarray) -> np.ndarray:
     return (v / n).astype(np.float32)
 
 
+def _detector_name(detector) -> str:
+    """The name the real pipeline records for ``detector`` (``None``: the default's)."""
+    from exprsim.faces.detect import DEFAULT_DETECTOR
+
+    if detector is None:
+        return DEFAULT_DETECTOR
+    return detector if isinstance(detector, str) else getattr(detector, "name", "stub")
+
+
 class StubEmbedder:
     def __init__(self, name_version: str = "stub@1", delay: float = 0.0) -> None:
         self.config = StubConfig(name_version)
@@ -62,7 +71,7 @@ class StubEmbedder:
                     box=np.array([0, 0, w, h], np.float32),
                     score=0.9,
                     landmarks=np.zeros((5, 2), np.float32),
-                    detector="stub",
+                    detector=_detector_name(detector),
                 )
                 crop = np.asarray(Image.fromarray(img).resize((32, 32)))
                 quality = Quality(sharpness=float(img.std()), yaw=0.0, pitch=0.0, roll=0.0, ok=True)

@@ -98,3 +98,29 @@ def test_a_failed_atomic_write_names_its_file_not_the_hidden_one(tmp_path: Path)
         replace_atomically(target, full_disk)
     assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_of_a_photo_indexed_with_another_detector_gets_its_own_faces(
+    tmp_path: Path,
+) -> None:
+    """Audit: after `index add a.jpg --detector haar`, `index add b.jpg` (a byte copy, the
+    default detector) stored haar's faces for b.jpg without a word (boxes 82 px off)."""
+    import shutil
+
+    (a,) = write_images(tmp_path / "p", 1)
+    b = tmp_path / "q" / "b.png"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    stub = StubEmbedder()
+    with FaceIndex(tmp_path / "f.db", embedder=stub) as ix:
+        ix.add([a], detector="haar")
+        calls = stub.calls
+        ix.add([b])
+        assert stub.calls == calls + 1  # detected again, not copied
+        (rec,) = [r for r in ix.records() if r.source == str(b.resolve())]
+        assert rec.detector == "mediapipe"
+        c = tmp_path / "r" / "c.png"  # a copy of a default-detector file is still copied
+        c.parent.mkdir()
+        shutil.copy(a, c)
+        ix.add([c])
+        assert stub.calls == calls + 1

@@ -41,7 +41,7 @@ def test_round_trip(tmp_path: Path, store: str | Path) -> None:
         for p in paths:
             r = by_source[str(p.resolve())]
             np.testing.assert_allclose(r.embedding, grid_embedding(load_image(p)), atol=1e-7)
-            assert r.box.tolist() == [0, 0, 32, 32] and r.quality_ok and r.detector == "stub"
+            assert r.box.tolist() == [0, 0, 32, 32] and r.quality_ok and r.detector == "mediapipe"
             assert index.crop(r.id).shape == (32, 32, 3)
         ids, emb = index.embeddings()
         assert emb.shape == (6, 16) and ids.tolist() == sorted(r.id for r in recs)

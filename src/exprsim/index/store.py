@@ -1440,11 +1440,16 @@ class FaceIndex:
     def _copy(self, job: _Job, model: str) -> FileOutcome | None:
         """Index ``job`` by copying the faces of an indexed file with the same bytes (a copy
         of a photo under another path: same pixels, same faces), or ``None`` when there is
-        none (or it went away before the copy was made)."""
+        none (or it went away before the copy was made). Only faces the default detector
+        found are copied (this runs for an ``add`` without ``detector``): a copy of a photo
+        indexed with ``--detector haar`` gets its own faces."""
+        from exprsim.faces.detect import DEFAULT_DETECTOR
+
         row = self._db.execute(
             "SELECT id FROM files WHERE sha256 = ? AND status = 'done' AND path <> ?"
-            " ORDER BY id LIMIT 1",
-            (job.sha, job.key),
+            " AND NOT EXISTS (SELECT 1 FROM faces WHERE faces.file_id = files.id"
+            " AND faces.detector <> ?) ORDER BY id LIMIT 1",
+            (job.sha, job.key, DEFAULT_DETECTOR),
         ).fetchone()
         if row is None:
             return None

@@ -203,7 +203,8 @@ class MediaPipeDetector(BaseDetector):
         tile_model: the model run on the tiles: ``"auto"`` (full range on images whose
             shorter side is :data:`MAX_TILE_FROM` or more, short range on smaller ones),
             ``"short"`` or ``"full"``.
-        min_confidence: minimum BlazeFace score.
+        min_confidence: minimum BlazeFace score (the full-range model keeps its graph's
+            own floor, 0.6, on either engine).
         landmarks: ``"auto"`` (default: ``"mesh-lite"`` when LiteRT is installed, as it
             is with exprsim's dependencies, else ``"mesh"``), ``"mesh-lite"`` (the
             468-point landmark model alone, LiteRT), ``"mesh"`` (the face-mesh graph, 478
@@ -303,10 +304,13 @@ class MediaPipeDetector(BaseDetector):
     def _model(self, selection: int) -> Any:
         self.check_open()  # a closed detector builds no new model
         if selection not in self._models and self.engine == "litert":
-            from exprsim.faces.backends.blazeface import BlazeFaceLite
+            from exprsim.faces.backends.blazeface import SPECS, BlazeFaceLite
 
+            # the graph's own floor too (0.6 full range): weaker anchors, averaged into a
+            # detection by the weighted NMS, moved its box off the graph's by up to 6 px
+            floor = max(self.min_confidence, SPECS[selection].min_score)
             self._models[selection] = BlazeFaceLite(
-                selection, min_score=self.min_confidence, threads=self.threads
+                selection, min_score=floor, threads=self.threads
             )
         if selection not in self._models:
             from exprsim.faces.backends.native_log import quiet_native_stderr, warmup_face
