@@ -112,3 +112,24 @@ def test_both_engines_find_the_same_faces_in_a_phone_photo() -> None:
     assert len(lite) == len(graph) >= 4
     for a, b in zip(lite, graph, strict=True):
         np.testing.assert_allclose(a.box, b.box, atol=0.01)
+
+
+def test_table_rows_keep_the_quality_values_a_filter_reads() -> None:
+    """Audit: tables rounded sharpness to 3 decimals and yaw to 2; an index bulk-loaded from
+    `embed`'s table then kept a face (sharpness 4.329) that the same photo indexed directly
+    (4.32871...) left out under `--min-sharpness 4.3288`."""
+    import numpy as np
+
+    from exprsim.faces.pipeline import face_row
+    from exprsim.faces.quality import Quality
+    from exprsim.faces.types import AlignedFace, Face
+
+    face = Face(np.array([1.0, 2, 30, 40]), 0.9, np.zeros((5, 2), np.float32), "mediapipe")
+    q = Quality(4.328711986541748, -1.4469102536967269, 0.1234, -7.77777, ok=True)
+    row = face_row("a.jpg", 0, AlignedFace(face, np.zeros((8, 8, 3), np.uint8), q))
+    assert (row["sharpness"], row["yaw"], row["pitch"], row["roll"]) == (
+        q.sharpness,
+        q.yaw,
+        q.pitch,
+        q.roll,
+    )

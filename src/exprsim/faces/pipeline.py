@@ -345,11 +345,11 @@ def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
     row["score"] = round(float(f.score), 4)
     for name, (x, y) in zip(LANDMARK_NAMES, np.asarray(f.landmarks, dtype=float), strict=True):
         row[f"{name}_x"], row[f"{name}_y"] = round(x, 2), round(y, 2)
-    row.update(
-        sharpness=round(q.sharpness, 3),
-        yaw=round(q.yaw, 2),
-        pitch=round(q.pitch, 2),
-        roll=round(q.roll, 2),
+    row.update(  # the quality values whole: a filter on them must not tell tables apart
+        sharpness=float(q.sharpness),
+        yaw=float(q.yaw),
+        pitch=float(q.pitch),
+        roll=float(q.roll),
         quality_ok=bool(q.ok),
         reasons=",".join(q.reasons),
         detector=f.detector,
