@@ -71,3 +71,22 @@ def test_compare_cli(random_model_dir, capsys) -> None:
     assert lines[-1] == f"odd one out: {out['odd_one_out']}"
     assert main(["-q", "compare", imgs[0], *model]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_compare_cli_takes_a_detector(random_model_dir, capsys) -> None:
+    """Fifteenth round: `compare` had no --detector, though compare_images takes one."""
+    from exprsim.apps.compare import compare_images
+    from exprsim.models.embedder import load_model
+
+    imgs = [str(sample_path(n)) for n in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg")]
+    model = ["--model", str(random_model_dir)]
+    assert main(["-q", "compare", *imgs, *model, "--detector", "haar", "--json"]) == 0
+    got = np.array(json.loads(capsys.readouterr().out)["distances"])
+    embedder = load_model(str(random_model_dir))
+    want = compare_images(imgs, embedder, detector="haar").distances
+    np.testing.assert_allclose(got, want, atol=1e-4)  # the JSON's 4 decimals
+    default = compare_images(imgs, embedder).distances  # haar's boxes give other crops
+    assert np.abs(default - want).max() > 1e-3
+    assert main(["-q", "compare", *imgs, *model, "--detector", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and len(err.strip().splitlines()) == 1

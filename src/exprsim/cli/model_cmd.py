@@ -52,6 +52,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="two or more images")
     p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help=detector_help())
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)
 
@@ -362,6 +363,7 @@ def _embed_ray(args: argparse.Namespace, paths: list[str]) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from exprsim.apps.compare import compare_images, display_names
+    from exprsim.faces.detect import check_detector
     from exprsim.models.embedder import load_model
 
     folders = [p for p in args.images if os.path.isdir(p)]
@@ -370,7 +372,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.images) < 2:
         raise ExprsimError("compare needs at least two images")
     require_paths(args.images, "IMAGE")
-    result = compare_images(args.images, load_model(args.model))
+    check_detector(args.detector)  # an unknown or missing detector: before the model loads
+    result = compare_images(args.images, load_model(args.model), detector=args.detector)
     if args.json:
         from exprsim.io import json_text
 
