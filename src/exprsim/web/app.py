@@ -23,7 +23,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
     UploadError,
     display_name,
+    safe_name,
     size_text,
     storage_error,
     store_upload,
@@ -385,7 +386,9 @@ def _add_error_handlers(app: Any, st: _State) -> None:
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
+        # the parameter's own name ("n"), not the validator's path ("query.n")
+        loc = [str(p) for p in first.get("loc", ())]
+        where = ".".join(loc[1:] if len(loc) > 1 and loc[0] in _PARTS else loc)
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
     @app.exception_handler(ExprsimError)
@@ -432,6 +435,9 @@ def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str,
     log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
     return JSONResponse({"error": message}, status_code=503, headers=headers)
 
+
+#: where a request's parameter came from, as the validator names it
+_PARTS = frozenset({"query", "path", "body", "header", "cookie", "form"})
 
 #: SQLSTATE of PostgreSQL's "lock not available" (a ``lock_timeout`` ran out)
 _PG_LOCK_NOT_AVAILABLE = "55P03"
@@ -854,7 +860,9 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     ) -> dict[str, Any]:
         name = _tag_name(name)
         _, found, _ = await st.uploaded_faces(file)
-        reference = _nth_face(found, face)
+        # under the client's file name (it was "<array>", the decoded photo's placeholder)
+        shown = safe_name(file.filename or "", default="upload")
+        reference = replace(_nth_face(found, face), source=shown)
         with st.index() as ix:
             ref = Tagger(ix, embedder=st.embedder).add(name, reference)
         return {"id": ref.id, "name": ref.name}
@@ -1068,10 +1076,12 @@ class BodyLimit:
 
 
 #: sent with every response: no MIME sniffing, no framing by other sites, no referrer
+#: to other sites (``same-origin``: with ``no-referrer`` Chromium sends ``Origin: null`` on
+#: the pages' own form posts, and the cross-origin check refused every login and logout)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "SAMEORIGIN",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self' 'unsafe-inline'; "
         "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "

@@ -17,6 +17,7 @@ when an expired job is asked for).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -342,6 +343,9 @@ class VideoJobs:
             analysis = analyze_video(
                 job.source, self.embedder, tag_references=refs, on_frame=on_frame
             )
+            # its warnings name the file: the client's name, never the server's path
+            shown = tuple(w.replace(str(job.source), job.name) for w in analysis.warnings)
+            analysis = dataclasses.replace(analysis, warnings=shown)
             analysis.save(job.out_dir)
             accepted = sum(f.quality.ok for f in analysis.faces)
             job.summary = {

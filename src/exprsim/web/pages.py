@@ -10,7 +10,8 @@ from exprsim.wording import count
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
-header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
+header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;flex-wrap:wrap;gap:.4em 1.4em;
+align-items:center}
 header a{color:#cfd8dc;text-decoration:none}header a:hover{color:#fff}
 header b{font-size:1.15em;margin-right:1em}
 header form.logout{margin-left:auto}
@@ -22,7 +23,7 @@ cursor:pointer}.drop.over{background:#eceff1}
 .card img{display:block;border-radius:4px}
 .photo{position:relative;display:inline-block;max-width:100%}
 .photo img{max-width:100%;display:block}
-.box{position:absolute;border:2px solid #00e676;cursor:pointer}
+.box{position:absolute;border:2px solid #00e676;cursor:pointer}.box:focus{outline:3px solid #2962ff}
 .box span{position:absolute;top:-1.5em;left:0;background:#00e676;color:#000;font-size:.75em;
 padding:0 4px;white-space:nowrap}
 .err{color:#b71c1c}.meta{color:#777;font-size:.85em}
@@ -33,10 +34,18 @@ table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;paddi
 _JS_COMMON = """
 async function api(path, opts) {
   const r = await fetch(path, opts);
+  if (r.status === 401) { location.href = '/login'; throw new Error('please log in again'); }
   let body = null;
   try { body = await r.json(); } catch (e) { body = {error: 'HTTP ' + r.status}; }
   if (!r.ok) throw new Error(body.error || ('HTTP ' + r.status));
   return body;
+}
+function pressable(e, label, action) {
+  // a clickable element that the keyboard reaches too (Tab, then Enter or Space)
+  e.setAttribute('tabindex', '0'); e.setAttribute('role', 'button'); e.setAttribute('aria-label', label);
+  e.onclick = action;
+  e.onkeydown = (k) => { if (k.key === 'Enter' || k.key === ' ') { k.preventDefault(); action(); } };
+  return e;
 }
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -45,14 +54,18 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 function card(src, caption) {
-  return el('div', {class: 'card'}, el('img', {src: src, width: 96, height: 96}), caption);
+  return el('div', {class: 'card'}, el('img', {src: src, width: 96, height: 96, alt: caption}), caption);
 }
-function dropzone(id, onfiles) {
+function dropzone(id, onfiles, accept, multiple) {
   const z = document.getElementById(id);
-  const input = el('input', {type: 'file', multiple: '', style: 'display:none'});
+  const attrs = {type: 'file', style: 'display:none', 'aria-hidden': 'true', tabindex: '-1'};
+  if (accept) attrs.accept = accept;
+  if (multiple !== false) attrs.multiple = '';
+  const input = el('input', attrs);
   z.after(input);
-  z.onclick = () => input.click();
-  input.onchange = () => onfiles([...input.files]);
+  pressable(z, z.textContent.trim(), () => input.click());
+  // the value is cleared, so that picking the same file again is a new pick
+  input.onchange = () => { const files = [...input.files]; input.value = ''; onfiles(files); };
   z.ondragover = (e) => { e.preventDefault(); z.classList.add('over'); };
   z.ondragleave = () => z.classList.remove('over');
   z.ondrop = (e) => { e.preventDefault(); z.classList.remove('over'); onfiles([...e.dataTransfer.files]); };
@@ -68,6 +81,8 @@ def _page(title: str, body: str, script: str = "") -> str:
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        # no icon: browsers would ask for /favicon.ico (a 404 in every page's console)
+        f"<link rel='icon' href='data:,'>"
         f"<title>{html.escape(title)} - exprsim</title><style>{_CSS}</style></head>"
         f"<body>{nav}<main><h1>{html.escape(title)}</h1>{body}</main>"
         f"<script>{_JS_COMMON}{script}</script></body></html>"
@@ -105,7 +120,7 @@ def home(info: dict[str, Any]) -> str:
 <div id="drop" class="drop">Drop photos here (or click) to see their faces, emotions and the
 nearest expressions in the index</div>
 <label><input type="checkbox" id="keep"> also add the photos to the index</label>
-<div id="results"></div>"""
+<div id="results" aria-live="polite"></div>"""
     )
     script = """
 dropzone('drop', async (files) => {
@@ -116,19 +131,19 @@ dropzone('drop', async (files) => {
     const fd = new FormData(); fd.append('file', f);
     try {
       const res = await api('/api/faces', {method: 'POST', body: fd});
-      const wrap = el('div', {class: 'photo'}, el('img', {src: URL.createObjectURL(f)}));
+      const wrap = el('div', {class: 'photo'}, el('img', {src: URL.createObjectURL(f), alt: f.name}));
       sec.append(wrap, el('p', {class: 'meta'}, res.faces.length + ' face(s)'));
       const hitsBox = el('div', {});
       res.faces.forEach((face, i) => {
         const [x1, y1, x2, y2] = face.box;
         const emo = face.emotion ? Object.entries(face.emotion).sort((a, b) => b[1] - a[1])[0] : null;
-        const label = (emo ? emo[0] + ' ' + emo[1].toFixed(2) : 'face ' + i) +
+        const label = i + ': ' + (emo ? emo[0] + ' ' + emo[1].toFixed(2) : 'face') +
                       (face.quality.ok ? '' : ' (low quality)');
         const b = el('div', {class: 'box', title: 'search with this face', 'data-face': i,
           style: `left:${100 * x1 / res.width}%;top:${100 * y1 / res.height}%;` +
                  `width:${100 * (x2 - x1) / res.width}%;height:${100 * (y2 - y1) / res.height}%`},
           el('span', {}, label));
-        b.onclick = () => search(f, i, hitsBox);
+        pressable(b, 'face ' + label + ', search with this face', () => search(f, i, hitsBox));
         wrap.append(b);
       });
       sec.append(hitsBox);
@@ -149,13 +164,14 @@ async function search(file, face, box) {
     const row = el('div', {class: 'row hits'});
     for (const h of res.hits) {
       const c = card(h.thumbnail, h.file + ' d=' + h.distance.toFixed(3));
-      const t = el('button', {class: 'tagit', title: 'make this face a tag reference'}, 'tag');
+      const t = el('button', {class: 'tagit', title: 'make this face a tag reference',
+                              'aria-label': 'tag the face of ' + h.file}, 'tag');
       t.onclick = async () => {
         const name = prompt('Tag name for this expression');
         if (!name) return;
         const fd = new FormData(); fd.append('name', name);
         try { await api('/api/tags/from-face/' + h.face_id, {method: 'POST', body: fd}); t.textContent = name; }
-        catch (e) { alert(e.message); }
+        catch (e) { c.append(el('p', {class: 'err', role: 'alert'}, e.message)); }
       };
       c.append(el('br', {}), t);
       row.append(c);
@@ -169,29 +185,37 @@ async function search(file, face, box) {
 
 def summary() -> str:
     body = """
-<label>Clusters <input id="n" type="number" min="1" max="50" value="6"></label>
-<button id="go">Summarise the index</button>
-<div id="out"></div>"""
+<form id="form"><label>Clusters <input id="n" type="number" min="1" max="50" step="1" value="6"
+required></label> <button id="go">Summarise the index</button></form>
+<div id="out" aria-live="polite"></div>"""
     script = """
+let asked = 0;  // the newest request: a slower, older answer is dropped
 async function run() {
   const n = document.getElementById('n').value, out = document.getElementById('out');
+  const mine = ++asked;
+  if (!/^[0-9]+$/.test(n) || +n < 1 || +n > 50) {
+    out.replaceChildren(el('p', {class: 'err', role: 'alert'}, 'Clusters: a whole number from 1 to 50'));
+    return;
+  }
   out.replaceChildren(el('p', {class: 'meta'}, 'clustering...'));
   try {
     const res = await api('/api/summary?n=' + n);
+    if (mine !== asked) return;
     if (!res.clusters.length) { out.replaceChildren(el('p', {}, 'The index is empty.')); return; }
     const reps = el('div', {class: 'row reps'});
     for (const c of res.clusters) reps.append(card(c.thumbnail, '#' + c.cluster + ' (' + c.size + ')'));
     const parts = [el('h2', {}, 'One face per cluster'), reps];
     for (const c of res.clusters) {
       const row = el('div', {class: 'row'});
-      for (const m of c.members) row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56}));
+      for (const m of c.members) row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56, alt: 'face ' + m}));
       parts.push(el('h3', {}, '#' + c.cluster), row);
     }
-    if (res.faces >= 2) parts.push(el('h2', {}, 'Map'), el('img', {src: res.map, style: 'max-width:100%'}));
+    if (res.faces >= 2) parts.push(el('h2', {}, 'Map'), el('img', {src: res.map, style: 'max-width:100%',
+                                     alt: '2-D map of the faces, coloured by cluster'}));
     out.replaceChildren(...parts);
-  } catch (e) { out.replaceChildren(el('p', {class: 'err'}, e.message)); }
+  } catch (e) { if (mine === asked) out.replaceChildren(el('p', {class: 'err', role: 'alert'}, e.message)); }
 }
-document.getElementById('go').onclick = run; run();
+document.getElementById('form').onsubmit = (e) => { e.preventDefault(); run(); }; run();
 """
     return _page("Album summary", body, script)
 
@@ -202,12 +226,14 @@ def tags() -> str:
 <label>from a photo <input type="file" name="file" required></label>
 <label>face <input type="number" name="face" value="0" min="0" style="width:4em"></label>
 <button>Add reference face</button></form>
+<p id="err" class="err" role="alert"></p>
 <div id="list"></div>
 <p><label>Threshold <input id="th" type="range" min="0.01" max="2" step="0.01">
-<output id="thv"></output></label> <span id="count" class="meta"></span></p>
+<output id="thv"></output></label> <span id="count" class="meta" aria-live="polite"></span></p>
 <div id="faces" class="row"></div>"""
     script = """
-let current = null;
+let current = null, asked = 0;  // asked: the newest request (older answers are dropped)
+function oops(message) { document.getElementById('err').textContent = message; }
 async function refresh() {
   const res = await api('/api/tags');
   const th = document.getElementById('th');
@@ -218,10 +244,11 @@ async function refresh() {
   for (const n of names) {
     const b = el('button', {'data-tag': n}, n);
     b.onclick = () => { current = n; show(); };
-    const del = el('button', {title: 'delete ' + n}, 'x');
+    const del = el('button', {title: 'delete ' + n, 'aria-label': 'delete the tag ' + n}, 'x');
     del.onclick = async () => {
-      try { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); if (current === n) current = null; }
-      catch (err) { alert(err.message); }
+      if (!confirm('Delete the tag ' + n + ' and its reference faces?')) return;
+      try { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); if (current === n) current = null; oops(''); }
+      catch (err) { oops(err.message); }
       refresh();
     };
     list.append(el('span', {}, b, del));
@@ -231,11 +258,12 @@ async function refresh() {
   if (current) show();
 }
 async function show() {
-  const th = document.getElementById('th').value;
+  const th = document.getElementById('th').value, mine = ++asked;
   document.getElementById('thv').value = Number(th).toFixed(2);
   let res;
   try { res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th); }
-  catch (err) { document.getElementById('count').textContent = err.message; return; }
+  catch (err) { if (mine === asked) document.getElementById('count').textContent = err.message; return; }
+  if (mine !== asked) return;
   document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(2);
   const row = document.getElementById('faces');
   row.replaceChildren(...res.faces.map(f => card(f.thumbnail, 'd=' + f.distance.toFixed(3))));
@@ -243,10 +271,10 @@ async function show() {
 document.getElementById('th').oninput = () => { if (current) show(); };
 document.getElementById('add').onsubmit = async (e) => {
   e.preventDefault();
-  try { const t = await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = t.name; refresh(); }
-  catch (err) { alert(err.message); }
+  try { const t = await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = t.name; oops(''); refresh(); }
+  catch (err) { oops(err.message); }
 };
-refresh().catch(err => document.getElementById('list').replaceChildren(el('p', {class: 'err'}, err.message)));
+refresh().catch(err => oops(err.message));
 """
     return _page("Tags", body, script)
 
@@ -254,27 +282,51 @@ refresh().catch(err => document.getElementById('list').replaceChildren(el('p', {
 def video() -> str:
     body = """
 <div id="drop" class="drop">Drop a video here (or click)</div>
-<div id="job"></div>"""
+<div id="job" aria-live="polite"></div>"""
     script = """
-dropzone('drop', async (files) => {
-  const box = document.getElementById('job');
-  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'uploading...');
-  box.replaceChildren(el('h2', {}, files[0].name), bar, msg);
-  const fd = new FormData(); fd.append('file', files[0]);
+// one job is followed at a time; its id is kept in the address (#id), so that a reload or a
+// visit later follows it again
+let following = 0;
+async function follow(id, name) {
+  const mine = ++following, box = document.getElementById('job');
+  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'waiting...');
+  box.replaceChildren(el('h2', {}, name), bar, msg);
+  const failed = (text) => { bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, text)); };
   try {
-    let job = await api('/api/videos', {method: 'POST', body: fd});
+    let job = await api('/api/jobs/' + id);
+    box.firstChild.textContent = job.name || name;
     while (job.status === 'queued' || job.status === 'running') {
-      await new Promise(r => setTimeout(r, 700));
-      job = await api('/api/jobs/' + job.id);
       if (job.total) { bar.max = job.total; bar.value = job.done; }
       msg.textContent = job.status + ': ' + job.done + (job.total ? ' / ' + job.total : '') + ' frames';
+      await new Promise(r => setTimeout(r, 700));
+      if (mine !== following) return;
+      job = await api('/api/jobs/' + id);
     }
-    if (job.status === 'failed') { msg.textContent = ''; box.append(el('p', {class: 'err'}, job.error)); return; }
-    bar.value = bar.max;
+    if (mine !== following) return;
+    if (job.status === 'failed') { failed(job.error); return; }
+    bar.max = 1; bar.value = 1;
     msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' faces, ' + job.summary.persons + ' person(s)';
-    box.append(el('iframe', {src: job.report, style: 'width:100%;height:80vh;border:1px solid #ddd'}));
-  } catch (e) { box.append(el('p', {class: 'err'}, e.message)); }
-});
+    box.append(el('iframe', {src: job.report, title: 'report of ' + (job.name || name),
+                             style: 'width:100%;height:80vh;border:1px solid #ddd'}));
+  } catch (e) { if (mine === following) failed(e.message); }
+}
+dropzone('drop', async (files) => {
+  const mine = ++following, box = document.getElementById('job');
+  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'uploading...');
+  const more = files.length > 1 ? el('p', {class: 'meta'}, 'one video at a time: ' + files[0].name + ' is taken') : '';
+  box.replaceChildren(el('h2', {}, files[0].name), more, bar, msg);
+  const fd = new FormData(); fd.append('file', files[0]);
+  try {
+    const job = await api('/api/videos', {method: 'POST', body: fd});
+    if (mine !== following) return;
+    history.replaceState(null, '', '#' + job.id);
+    follow(job.id, files[0].name);
+  } catch (e) {
+    if (mine === following) { bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, e.message)); }
+  }
+}, 'video/*', false);
+const kept = location.hash.slice(1);
+if (/^[0-9a-f]{16}$/.test(kept)) follow(kept, 'video');
 """
     return _page("Video", body, script)
 
