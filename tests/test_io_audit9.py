@@ -137,7 +137,9 @@ def test_the_walk_keeps_what_rglob_found(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path)  # a linked folder is not entered
     os.mkfifo(tmp_path / "pipe.jpg")  # skipped in a folder
     got = [p.relative_to(tmp_path).as_posix() for p in iter_image_files(tmp_path)]
-    assert got == sorted(got) == [".hidden.png", "a/b/y.png", "a/x.JPG", "broken.jpg", "z.png"]
+    # hidden names are left out (since the sixteenth audit round: a killed writer's
+    # temporary crop was read as a photo)
+    assert got == sorted(got) == ["a/b/y.png", "a/x.JPG", "broken.jpg", "z.png"]
 
 
 # ------------------------------------------------------------------ load_image

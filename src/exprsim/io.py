@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import stat
 import struct
 import threading
@@ -660,7 +661,9 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     of vanishing); linked folders are not entered (no loops). A folder that cannot be
     listed (permissions, a stale network mount) is yielded itself, in its place: it fails
     later as an input, with its reason (:func:`load_image`), instead of its images
-    vanishing without a word. A single path is one input.
+    vanishing without a word. Hidden files and folders (names starting with ``.``: macOS's
+    ``._`` twins, thumbnail caches, a killed writer's temporaries) are not walked into; a
+    hidden file named explicitly is read. A single path is one input.
     """
     for p in as_inputs(paths):
         path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
@@ -693,6 +696,8 @@ def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
             continue
         for entry in entries:
             child = folder / entry.name
+            if entry.name.startswith("."):  # hidden: a temporary, ._ or .thumbnails
+                continue
             if _entry_is(entry.is_dir, follow_symlinks=False):
                 folders.append(child)  # a link to a folder is not entered
             elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _image_entry(entry):
@@ -881,6 +886,7 @@ def replace_table(table: Any, path: str | Path) -> Path:
     it, so that an interruption or a full disk leaves an earlier file as it was."""
     path = check_table_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(path.parent, temp_pattern(path, path.suffix))  # a killed run's
     return replace_atomically(path, lambda tmp: save_table(table, tmp), suffix=path.suffix)
 
 
@@ -1156,6 +1162,48 @@ def _frame_of(columns: Sequence[str]) -> Any:
 
 
 # --------------------------------------------------------------------------- atomic files
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (unsure, or not POSIX: ``True``)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def sweep_temporaries(folder: str | Path, pattern: str) -> int:
+    """Delete what killed exprsim processes left in ``folder``: each entry whose whole name
+    matches the regular expression ``pattern``, whose group ``pid`` names a process that no
+    longer runs (a file, or a folder with what it holds). Returns how many went."""
+    rule = re.compile(pattern)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    gone = 0
+    for entry in entries:
+        match = rule.fullmatch(entry.name)
+        if match is None or pid_alive(int(match.group("pid"))):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            gone += 1
+            log.info("removed %s, left by a process that was killed", entry.path)
+    return gone
+
+
+def temp_pattern(path: str | Path, suffix: str = ".tmp") -> str:
+    """The :func:`sweep_temporaries` pattern of :func:`temp_beside`'s names for ``path``."""
+    return rf"\.{re.escape(Path(path).name)}\.(?P<pid>\d+)\.\d+{re.escape(suffix)}"
 
 
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:

@@ -331,6 +331,10 @@ def _free_stem(stem: str, used: set[str]) -> str:
     return name
 
 
+#: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``)
+CROP_TEMPORARY = r"\..+\.png\.(?P<pid>\d+)\.\d+\.tmp"
+
+
 def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:
     """One flat table row for a face (keys :data:`FACE_COLUMNS`).
 
@@ -458,12 +462,13 @@ def analyze_files(
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
-    from exprsim.io import iter_image_files, replace_atomically, unique_files
+    from exprsim.io import iter_image_files, replace_atomically, sweep_temporaries, unique_files
 
     files = unique_files(iter_image_files(paths))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
     stems: set[str] = set()  # crop-name stems used so far, lower case
     table = FaceTable(files=len(files))
     stream = analyze_stream(
@@ -485,7 +490,7 @@ def analyze_files(
                         # whole or not at all: an earlier run's crop of that name survives
                         crop = Image.fromarray(af.crop)
                         replace_atomically(
-                            crop_path, functools.partial(crop.save, format="PNG"), ".png"
+                            crop_path, functools.partial(crop.save, format="PNG"), ".tmp"
                         )
                         row["crop"] = str(crop_path)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays

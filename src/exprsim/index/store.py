@@ -850,35 +850,14 @@ def _row_to_record(row: Any) -> FaceRecord:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (unsure, or not POSIX: ``True``)."""
-    if os.name != "posix":
-        return True  # os.kill(pid, 0) would end the process on Windows
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
-
-
 def _sweep_temporaries(*paths: Path) -> None:
     """Delete the temporary files that killed writers of ``paths`` left beside them
     (``.<name>.<pid>.<thread>.tmp``, :func:`exprsim.io.temp_beside`): those of processes
     that no longer run (an ANN cache's is as large as the cache)."""
+    from exprsim.io import sweep_temporaries, temp_pattern
+
     for path in paths:
-        pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
-        try:
-            names = [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
-        except OSError:
-            continue
-        for name in names:
-            match = pattern.fullmatch(name)
-            if match and not _pid_alive(int(match.group(1))):
-                with contextlib.suppress(OSError):
-                    (path.parent / name).unlink()
-                    log.info("removed %s, left by a process that was killed", path.parent / name)
+        sweep_temporaries(path.parent, temp_pattern(path))
 
 
 # ----------------------------------------------------------------------------- the index

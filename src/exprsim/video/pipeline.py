@@ -349,6 +349,11 @@ REPORT_FILES: dict[str, str] = {
 }
 
 
+#: the folder a report is written into before its files move into place (the pid of its
+#: writer, then mkdtemp's random part)
+PARTIAL_REPORT = r"\.exprsim-partial-(?P<pid>\d+)-\w+"
+
+
 @dataclass(frozen=True)
 class VideoAnalysis:
     """Everything :func:`analyze_video` found.
@@ -521,12 +526,13 @@ class VideoAnalysis:
         import shutil
         import tempfile
 
-        from exprsim.io import json_ready, save_table
+        from exprsim.io import json_ready, save_table, sweep_temporaries
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(out, PARTIAL_REPORT)  # a killed run's
         names = {k: v for k, v in REPORT_FILES.items() if html or k != "html"}
-        tmp = Path(tempfile.mkdtemp(prefix=".exprsim-partial-", dir=out))
+        tmp = Path(tempfile.mkdtemp(prefix=f".exprsim-partial-{os.getpid()}-", dir=out))
         try:
             frame = self.to_frame()
             save_table(frame, tmp / names["faces_parquet"])

@@ -36,9 +36,11 @@ from exprsim.errors import (
     IndexDatabaseError,
     IndexUnavailableError,
 )
+from exprsim.io import sweep_temporaries
 from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
+    PARTIAL_UPLOAD,
     UploadError,
     display_name,
     safe_name,
@@ -346,6 +348,7 @@ def create_app(
     st.set_up_index()
     st.jobs.recover()  # jobs a stopped server left unfinished: failed, saying so
     st.jobs.prune()
+    sweep_temporaries(st.uploads, PARTIAL_UPLOAD)  # uploads a killed server was storing
     _add_error_handlers(app, st)
     _add_auth(app, st)
     _add_face_routes(app, st)

@@ -109,7 +109,7 @@ async def store_upload(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise storage_error(exc) from exc
-    tmp = folder / f".part-{secrets.token_hex(8)}"
+    tmp = folder / f".part-{os.getpid()}-{secrets.token_hex(8)}"
     size = 0
     head = b""
     digest = hashlib.sha256()
@@ -156,6 +156,10 @@ async def store_upload(
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+#: an upload being stored (:func:`store_upload`: the server's pid, then a random part)
+PARTIAL_UPLOAD = r"\.part-(?P<pid>\d+)-[0-9a-f]+"
 
 
 def storage_error(exc: OSError) -> UploadError:
