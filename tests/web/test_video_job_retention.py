@@ -33,8 +33,14 @@ def _finished(root: Path, job_id: str, days_ago: float) -> Path:
 
 
 def test_a_job_left_unfinished_by_a_stopped_server_is_failed_not_lost(make_client, tmp_path):
+    import subprocess
+    import sys
+
     videos = tmp_path / "faces.db.web" / "videos"
     out = _orphan(videos)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a report its killed server was saving
+    (out / f".exprsim-partial-{child.pid}-abc").mkdir()
     c = make_client()
     job = c.get(f"/api/jobs/{JOB}")
     assert job.status_code == 200  # was: 404 "no such job", the upload kept for good
@@ -42,6 +48,7 @@ def test_a_job_left_unfinished_by_a_stopped_server_is_failed_not_lost(make_clien
     assert job["status"] == "failed" and "server stopped" in job["error"]
     assert job["name"] == "holiday.mp4" and job["report"] is None
     assert not (out / "input").exists() and not (out / ".active").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["job.json"]
     assert make_client().get(f"/api/jobs/{JOB}").json() == job  # and after another restart
 
 

@@ -252,6 +252,9 @@ class VideoJobs:
         ``job.json`` whose ``.active`` lock nobody holds) and delete their uploads; returns
         how many. A job another running server holds is left alone. Job folders a stopped
         server left half made are deleted."""
+        from exprsim.io import sweep_temporaries
+        from exprsim.video.pipeline import PARTIAL_REPORT
+
         self._sweep_half_made()
         found = 0
         for out_dir in self._job_dirs():
@@ -267,6 +270,7 @@ class VideoJobs:
                     job = VideoJob(out_dir.name, out_dir / "input", out_dir, name=name)
                     job.status, job.error = "failed", INTERRUPTED
                     shutil.rmtree(out_dir / "input", ignore_errors=True)
+                    sweep_temporaries(out_dir, PARTIAL_REPORT)  # a report half saved
                     _write_outcome(job)
                 (out_dir / ACTIVE).unlink(missing_ok=True)
                 found += 1
