@@ -120,6 +120,14 @@ def test_log_in_and_out_with_a_token(server, page):
     assert page.url == server + "/"
     page.click("header form.logout button")
     page.wait_for_url(server + "/login")
+    page.fill("input[name=token]", "s3cret-token")
+    page.press("input[name=token]", "Enter")
+    page.wait_for_selector("#drop")
+    page.context.clear_cookies()  # the session ended (logged out in another tab, expired)
+    from exprsim.samples import sample_path
+
+    page.set_input_files("input[type=file]", str(sample_path("grace_hopper.jpg")))
+    page.wait_for_url(server + "/login")  # was: "token required" on the page
 
 
 def test_keyboard_uploads_and_the_same_file_twice(server, page):
