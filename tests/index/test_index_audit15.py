@@ -105,12 +105,11 @@ def test_a_copy_of_a_photo_indexed_with_another_detector_gets_its_own_faces(
 ) -> None:
     """Audit: after `index add a.jpg --detector haar`, `index add b.jpg` (a byte copy, the
     default detector) stored haar's faces for b.jpg without a word (boxes 82 px off)."""
-    import shutil
-
     (a,) = write_images(tmp_path / "p", 1)
-    b = tmp_path / "q" / "b.png"
-    b.parent.mkdir()
-    shutil.copy(a, b)
+    b, c = (tmp_path / name / f"{name}.png" for name in ("q", "r"))  # two byte copies
+    for copy in (b, c):
+        copy.parent.mkdir()
+        copy.write_bytes(a.read_bytes())
     stub = StubEmbedder()
     with FaceIndex(tmp_path / "f.db", embedder=stub) as ix:
         ix.add([a], detector="haar")
@@ -119,8 +118,5 @@ def test_a_copy_of_a_photo_indexed_with_another_detector_gets_its_own_faces(
         assert stub.calls == calls + 1  # detected again, not copied
         (rec,) = [r for r in ix.records() if r.source == str(b.resolve())]
         assert rec.detector == "mediapipe"
-        c = tmp_path / "r" / "c.png"  # a copy of a default-detector file is still copied
-        c.parent.mkdir()
-        shutil.copy(a, c)
-        ix.add([c])
+        ix.add([c])  # a copy of a default-detector file is still copied
         assert stub.calls == calls + 1
