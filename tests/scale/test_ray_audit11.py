@@ -61,3 +61,23 @@ def test_a_folder_with_shards_of_another_detector_is_still_refused(
     (out / "part-00000-0123456789ab.parquet").write_bytes(b"")  # a shard of this engine
     with pytest.raises(ExprsimError, match="not haar: use a new output folder"):
         ray_embed.embed_with_ray(SAMPLES, out, detector="haar", progress=False)
+
+
+def test_ray_whose_data_library_cannot_load_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteenth audit round: with Ray installed but `ray.data` failing (its pyarrow too old)
+    the message said "Ray is not installed"."""
+    import builtins
+    import types
+
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: Any, **kw: Any) -> Any:
+        if name == "ray.data":
+            raise ImportError("Dataset requires pyarrow >= 17.0.0")
+        if name == "ray":
+            return types.ModuleType("ray")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(BackendUnavailableError, match=r"Ray Data cannot be imported.*pyarrow"):
+        ray_embed._ray()

@@ -260,3 +260,19 @@ def test_options_at_their_defaults_pass(tmp_path: Path, capsys, fake_model, extr
     rc = main(["-q", "video", str(folder), "--out", str(out), "--identity", "iou", *extra])
     assert rc == 0, capsys.readouterr().err
     assert (out / "faces.csv").is_file()
+
+
+def test_video_stream_reads_a_disposition_given_as_a_flag() -> None:
+    """Sixteenth audit round: PyAV 14.1 to 17.0 give ``stream.disposition`` as an
+    ``enum.Flag``, not an int; ``int()`` of it failed every video at the declared floor."""
+    import enum
+
+    from exprsim.video.frames import video_stream
+
+    class Disposition(enum.Flag):  # as PyAV 14.1-17.0 have it
+        default = 0x0001
+        attached_pic = 0x0400
+
+    cover = SimpleNamespace(disposition=Disposition.attached_pic | Disposition.default)
+    video = SimpleNamespace(disposition=Disposition.default)
+    assert video_stream(SimpleNamespace(streams=SimpleNamespace(video=[cover, video]))) is video

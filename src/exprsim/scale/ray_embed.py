@@ -55,9 +55,12 @@ _SHARD_FILE = re.compile(r"_?(part-\d{5}-[0-9a-f]{12})(\.parquet|\.failed\.json)
 def _ray() -> Any:
     try:
         import ray
-        import ray.data
     except ImportError as exc:
         raise BackendUnavailableError(f"Ray is not installed: {RAY_INSTALL}") from exc
+    try:
+        import ray.data
+    except ImportError as exc:  # installed, but its data library cannot load (its pyarrow)
+        raise BackendUnavailableError(f"Ray Data cannot be imported: {exc}") from exc
     return ray
 
 

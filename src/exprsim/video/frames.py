@@ -883,7 +883,9 @@ def video_stream(container: Any) -> Any:
     """The container's first video stream that is not an attached picture (album art or a
     poster image: FFmpeg's ``attached_pic`` disposition), ``None`` when it has none."""
     for stream in container.streams.video:
-        if not int(getattr(stream, "disposition", 0) or 0) & _AV_DISPOSITION_ATTACHED_PIC:
+        flags = getattr(stream, "disposition", 0) or 0
+        flags = getattr(flags, "value", flags)  # PyAV 14.1-17.0: a Flag, not an int
+        if not int(flags) & _AV_DISPOSITION_ATTACHED_PIC:
             return stream
     return None
 
