@@ -1201,9 +1201,13 @@ def sweep_temporaries(folder: str | Path, pattern: str) -> int:
     return gone
 
 
+#: what :func:`temp_beside` puts between a name and its suffix (as a regular expression)
+TEMP_TAIL = r"\.(?P<pid>\d+)\.\d+"
+
+
 def temp_pattern(path: str | Path, suffix: str = ".tmp") -> str:
     """The :func:`sweep_temporaries` pattern of :func:`temp_beside`'s names for ``path``."""
-    return rf"\.{re.escape(Path(path).name)}\.(?P<pid>\d+)\.\d+{re.escape(suffix)}"
+    return rf"\.{re.escape(Path(path).name)}{TEMP_TAIL}{re.escape(suffix)}"
 
 
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:

@@ -22,6 +22,7 @@ from exprsim.faces.align import AlignConfig, align_face
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
 from exprsim.faces.types import LANDMARK_NAMES, AlignedFace, Face
+from exprsim.io import TEMP_TAIL
 
 
 class _SharedDetector:
@@ -332,7 +333,7 @@ def _free_stem(stem: str, used: set[str]) -> str:
 
 
 #: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``)
-CROP_TEMPORARY = r"\..+\.png\.(?P<pid>\d+)\.\d+\.tmp"
+CROP_TEMPORARY = rf"\..+\.png{TEMP_TAIL}\.tmp"
 
 
 def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:

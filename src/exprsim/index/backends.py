@@ -431,6 +431,12 @@ def is_disk_error(exc: BaseException) -> bool:
     return code is not None and code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a SQLite error says its disk is full (``SQLITE_FULL``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_FULL
+
+
 def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
     """Why the database at ``path`` could not be opened, in words that point at the cause:
     a full disk (SQLite cannot make its ``-shm`` file there: the database is intact) or a

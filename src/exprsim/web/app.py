@@ -22,7 +22,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -449,43 +449,45 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 _UNREACHABLE = "the index database is unreachable; try again"
 
 
-#: SQLite's ``SQLITE_FULL`` and PostgreSQL's SQLSTATE ``disk_full``
-_SQLITE_FULL, _PG_DISK_FULL = 13, "53100"
+#: PostgreSQL's SQLSTATE ``disk_full``
+_PG_DISK_FULL = "53100"
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from (``__cause__``, else ``__context__``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def _is_disk_full(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, says the disk is full: SQLite's
     "database or disk is full", PostgreSQL's ``disk_full``, ``ENOSPC`` / ``EDQUOT``."""
+    from exprsim.index.backends import is_disk_full
     from exprsim.web.uploads import DISK_FULL
 
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
-            return True
-        if getattr(exc, "sqlstate", None) == _PG_DISK_FULL:
-            return True
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(
+        is_disk_full(e)
+        or getattr(e, "sqlstate", None) == _PG_DISK_FULL
+        or (isinstance(e, OSError) and e.errno in DISK_FULL)
+        for e in _causes(exc)
+    )
 
 
 def _is_busy(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, says the database is locked: SQLite's
     "database is locked" / "database table is locked" / ``SQLITE_BUSY`` after its timeout,
     PostgreSQL's "lock not available"."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, sqlite3.OperationalError):
-            text = str(exc).lower()
-            if "locked" in text or "busy" in text:
-                return True
-        if getattr(exc, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(
+        (
+            isinstance(e, sqlite3.OperationalError)
+            and ("locked" in str(e).lower() or "busy" in str(e).lower())
+        )
+        or getattr(e, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+        for e in _causes(exc)
+    )
 
 
 def _index_fault(

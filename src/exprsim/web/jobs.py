@@ -59,22 +59,26 @@ _CLOCK_SLACK_S = 3600.0
 INTERRUPTED = "the server stopped before this job ended; upload the video again"
 
 
+def _try_lock(fh: IO[bytes]) -> bool:
+    """Lock the open file ``fh`` (``flock``, not waiting); ``False`` when another process
+    holds it. Where ``fcntl`` is missing (not POSIX) nothing is locked: ``True``."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True  # closing the file releases the lock
+
+
 @contextlib.contextmanager
 def _held(path: Path) -> Iterator[IO[bytes] | None]:
-    """``path`` opened and locked (``flock``, not waiting), or ``None`` when another
-    process holds it. Where ``fcntl`` is missing (not POSIX) nothing is locked."""
+    """``path`` opened and locked (:func:`_try_lock`), or ``None`` when another process
+    holds it."""
     with open(path, "a+b") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield fh
-            return
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        yield fh  # closing the file releases the lock
+        yield fh if _try_lock(fh) else None
 
 
 class QueueFullError(Exception):
@@ -328,7 +332,7 @@ class VideoJobs:
                 self.prune()
 
     def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
+        finished = [j for j in self._jobs.values() if j.status in FINISHED]
         for j in finished[: max(0, len(finished) - _KEEP_IN_MEMORY)]:
             del self._jobs[j.id]  # still found through its job.json
 
@@ -387,10 +391,7 @@ def _new_job_folder(out_dir: Path) -> IO[bytes]:
     try:
         (tmp / "input").mkdir(parents=True)
         fh = open(tmp / ACTIVE, "a+b")  # noqa: SIM115 - held until the job ends
-        with contextlib.suppress(ImportError):  # not POSIX: nothing to lock
-            import fcntl
-
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new folder: nobody has it
+        _try_lock(fh)  # a new folder: nobody else has it
         os.rename(tmp, out_dir)  # the lock follows the file
     except BaseException:
         if fh is not None:

@@ -287,11 +287,13 @@ def video() -> str:
 // one job is followed at a time; its id is kept in the address (#id), so that a reload or a
 // visit later follows it again
 let following = 0;
+function failed(bar, msg, text) {  // the error in place of the progress
+  bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, text));
+}
 async function follow(id, name) {
   const mine = ++following, box = document.getElementById('job');
   const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'waiting...');
   box.replaceChildren(el('h2', {}, name), bar, msg);
-  const failed = (text) => { bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, text)); };
   try {
     let job = await api('/api/jobs/' + id);
     box.firstChild.textContent = job.name || name;
@@ -303,12 +305,12 @@ async function follow(id, name) {
       job = await api('/api/jobs/' + id);
     }
     if (mine !== following) return;
-    if (job.status === 'failed') { failed(job.error); return; }
+    if (job.status === 'failed') { failed(bar, msg, job.error); return; }
     bar.max = 1; bar.value = 1;
     msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' faces, ' + job.summary.persons + ' person(s)';
     box.append(el('iframe', {src: job.report, title: 'report of ' + (job.name || name),
                              style: 'width:100%;height:80vh;border:1px solid #ddd'}));
-  } catch (e) { if (mine === following) failed(e.message); }
+  } catch (e) { if (mine === following) failed(bar, msg, e.message); }
 }
 dropzone('drop', async (files) => {
   const mine = ++following, box = document.getElementById('job');
@@ -322,7 +324,7 @@ dropzone('drop', async (files) => {
     history.replaceState(null, '', '#' + job.id);
     follow(job.id, files[0].name);
   } catch (e) {
-    if (mine === following) { bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, e.message)); }
+    if (mine === following) failed(bar, msg, e.message);
   }
 }, 'video/*', false);
 const kept = location.hash.slice(1);
