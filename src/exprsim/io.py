@@ -310,12 +310,14 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
     Pillow reads only what it needs)."""
     limit = _decode_limit(max_pixels)
     _check_heif(fh, name)
+    size = ""  # the image's size, once its header is read
     try:
         with warnings.catch_warnings():
             # the limit is checked below, from the header: Pillow's warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(fh) as img:
                 w, h = img.size
+                size = f" ({w}x{h})"
                 if w <= 0 or h <= 0:
                     raise ImageError(name, f"zero-size image ({w}x{h})")
                 if w * h > limit:
@@ -337,6 +339,18 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         raise ImageError(name, "not an image or unsupported format") from exc
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
+    except Exception as exc:  # MemoryError, or OpenCV's allocation failure
+        if not out_of_memory(exc):
+            raise
+        raise ImageError(name, f"not enough memory to decode it{size}") from exc
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: ``MemoryError``, or OpenCV's
+    ``cv2.error`` "Insufficient memory" (a process under ``ulimit -v``, a large image)."""
+    if isinstance(exc, MemoryError):
+        return True
+    return type(exc).__module__.startswith("cv2") and "Insufficient memory" in str(exc)
 
 
 def sniff(head: bytes) -> str | None:
@@ -796,12 +810,23 @@ def check_table_path(path: str | Path) -> Path:
     Lets a command refuse a bad output name before doing the work.
 
     Raises:
-        ExprsimError: the suffix is not one of :data:`TABLE_SUFFIXES`.
+        ExprsimError: the suffix is not one of :data:`TABLE_SUFFIXES`, or the name leaves
+            no room for the ``.partial`` name of a run cut short.
     """
     path = Path(path)
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ExprsimError(f"{path}: a table must end in {', '.join(TABLE_SUFFIXES)}")
+    size = len(os.fsencode(path.name))
+    if size > NAME_MAX - PARTIAL_ROOM:
+        raise ExprsimError(
+            f"{printable(str(path))}: file name too long ({size} bytes; a table's name may "
+            f"have {NAME_MAX - PARTIAL_ROOM})"
+        )
     return path
+
+
+#: bytes a table's name leaves for its partial names (``.partial-12``)
+PARTIAL_ROOM = 16
 
 
 def save_table(table: Any, path: str | Path) -> Path:
@@ -997,10 +1022,16 @@ class TableWriter:
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._opened = True
-                self._parquet = pq.ParquetWriter(str(self._target), self.schema or table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
+            try:
+                if self._parquet is None:
+                    self._opened = True
+                    schema = self.schema or table.schema
+                    self._parquet = pq.ParquetWriter(str(self._target), schema)
+                self._parquet.write_table(table.cast(self._parquet.schema))
+            except OSError as exc:  # a full disk: a Parquet file without its footer is unreadable
+                self.abort()
+                why = f"{exc.strerror or exc}; a Parquet table cut short cannot be kept"
+                raise OSError(exc.errno, why, str(self.path)) from exc
         elif self.suffix == ".csv":
             self._append(frame.to_csv(index=False, header=first))
         elif self.suffix == ".jsonl":
@@ -1039,7 +1070,11 @@ class TableWriter:
         earlier file at ``path``; returns ``path``."""
         if self._closed:
             return self.saved_to or self.path
-        self.flush()
+        try:
+            self.flush()
+        except BaseException:  # e.g. a full disk: what was written before stays
+            self.keep_partial()
+            raise
         self._closed = True
         if self.rows == 0:
             if self.schema is not None and self.suffix == ".parquet":
@@ -1051,7 +1086,12 @@ class TableWriter:
                 save_table(_frame_of(self.columns or []), self.path)
             self._discard()
         else:
-            self._finish()
+            try:
+                self._finish()
+            except BaseException:  # a JSON array or a Parquet footer that did not fit
+                self._closed = False
+                self.abort()
+                raise
             if self._target != self.path:
                 os.replace(self._target, self.path)
         self.saved_to = self.path
@@ -1172,7 +1212,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # e.g. another user's process
+    except (OSError, OverflowError, ValueError):  # another user's process; no pid at all
         return True
     return True
 
@@ -1205,16 +1245,36 @@ def sweep_temporaries(folder: str | Path, pattern: str) -> int:
 TEMP_TAIL = r"\.(?P<pid>\d+)\.\d+"
 
 
+#: the longest file name most file systems take (``NAME_MAX``), in bytes
+NAME_MAX = 255
+#: room a temporary's name needs beyond its file's: a dot, ``.<pid>.<thread>``, a suffix
+_TEMP_ROOM = 64
+
+
+def _temp_stem(name: str) -> str:
+    """The part of a temporary's name that stands for the file ``name``: the name itself,
+    or when that would make the temporary's name too long, its start and a digest."""
+    if len(os.fsencode(name)) <= NAME_MAX - _TEMP_ROOM:
+        return name
+    import hashlib
+
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+    start = os.fsencode(name)[: NAME_MAX - _TEMP_ROOM - 24].decode("utf-8", "ignore")
+    return f"{start}~{digest}"
+
+
 def temp_pattern(path: str | Path, suffix: str = ".tmp") -> str:
     """The :func:`sweep_temporaries` pattern of :func:`temp_beside`'s names for ``path``."""
-    return rf"\.{re.escape(Path(path).name)}{TEMP_TAIL}{re.escape(suffix)}"
+    return rf"\.{re.escape(_temp_stem(Path(path).name))}{TEMP_TAIL}{re.escape(suffix)}"
 
 
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
     """A hidden temporary name beside ``path``, unique to this process and thread
-    (``.<name>.<pid>.<thread><suffix>``): two writers of one file never share it."""
+    (``.<name>.<pid>.<thread><suffix>``; a name too long for that is shortened): two
+    writers of one file never share it."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{suffix}")
+    stem = _temp_stem(path.name)
+    return path.with_name(f".{stem}.{os.getpid()}.{threading.get_ident()}{suffix}")
 
 
 def replace_atomically(
@@ -1226,17 +1286,43 @@ def replace_atomically(
     For writers that take a path (pandas, safetensors); :func:`write_atomically` for those
     that take a file. Returns ``path``."""
     path = Path(path)
-    tmp = temp_beside(path, suffix)
+    target = _through_link(path)
+    tmp = temp_beside(target, suffix)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        _keep_mode(target, tmp)
+        os.replace(tmp, target)
     except OSError as exc:
         if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a name the file system refused
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def _through_link(path: Path) -> Path:
+    """The file a rewrite of ``path`` replaces: a symbolic link's target (written
+    through, as a shell's ``>`` does), else ``path``."""
+    try:
+        if path.is_symlink():
+            return Path(os.path.realpath(path))
+    except OSError:
+        pass
+    return path
+
+
+def _keep_mode(old: Path, new: Path) -> None:
+    """Give ``new`` the permission bits of the regular file ``old`` it replaces (a
+    rewrite keeps a table's or a report's mode, as ``>`` and ``sed -i`` do)."""
+    try:
+        st = os.stat(old)
+    except OSError:
+        return  # a new file: the umask's mode
+    if stat.S_ISREG(st.st_mode):
+        with contextlib.suppress(OSError):
+            os.chmod(new, stat.S_IMODE(st.st_mode))
 
 
 def json_text(doc: Any) -> str:

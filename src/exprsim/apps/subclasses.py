@@ -165,13 +165,17 @@ def _split_one_class(
     """
     tried: dict[int, float] = {}
     gmm = None
+    # EM starts from rows picked by position: fitted on the rows in one canonical order
+    # (sorted by value), the same faces give the same split in any input order
+    canonical = np.lexsort(xc.T[::-1])
+    xc_fit = xc[canonical]
     if cap == 1:  # too few faces to split
         n_c = 1
     elif n_components == "bic":
         best: tuple[int, Any] | None = None
         for n in range(1, min(max_components, cap) + 1):
-            fit = _fit_gmm(xc, n, covariance_type, seed, n_init)
-            tried[n] = float(fit.bic(xc))
+            fit = _fit_gmm(xc_fit, n, covariance_type, seed, n_init)
+            tried[n] = float(fit.bic(xc_fit))
             if n > 1 and np.bincount(fit.predict(xc), minlength=n).min() < min_size:
                 continue
             if best is None or tried[n] < tried[best[0]]:
@@ -182,12 +186,14 @@ def _split_one_class(
         n_c = min(int(n_components), cap)
         if stride is not None and n_c > stride:
             raise ExprsimError(f"n_components {n_c} > stride {stride}")
-        gmm = _fit_gmm(xc, n_c, covariance_type, seed, n_init) if n_c > 1 else None
+        gmm = _fit_gmm(xc_fit, n_c, covariance_type, seed, n_init) if n_c > 1 else None
     comp = gmm.predict(xc) if gmm is not None and n_c > 1 else np.zeros(len(xc), np.int64)
-    # order components by size (ties: lowest first member), drop empty ones
+    # order components by size (ties: the first member in the canonical order), drop
+    # empty ones
+    in_order = comp[canonical]
     order = sorted(
         (k for k in range(n_c) if (comp == k).any()),
-        key=lambda k: (-int((comp == k).sum()), int(np.argmax(comp == k))),
+        key=lambda k: (-int((comp == k).sum()), int(np.argmax(in_order == k))),
     )
     return comp, order, tried
 
@@ -222,7 +228,8 @@ def split_classes(
 
     Returns:
         :class:`SubclassSplit`; within a class, sub-classes are ordered by size (largest
-        first), so ids are deterministic for a given input.
+        first), so ids are deterministic for a given input, and the same faces in another
+        order get the same sub-classes (EM is fitted on the rows sorted by value).
 
     Raises:
         ExprsimError: bad shapes, non-finite embeddings, a negative or fractional label; a

@@ -111,6 +111,14 @@ def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
     return f"database: {exc}"
 
 
+def _working_folder_exists() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code.
 
@@ -134,10 +142,12 @@ def _main(argv: list[str] | None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from exprsim.cli.logstream import LogStream, wants_log_stream
+    from exprsim.cli.stdstreams import standard_streams
 
-    real_stderr = sys.stderr
-    if getattr(args, "func", None) and not args.quiet and wants_log_stream(real_stderr):
-        sys.stderr = LogStream(real_stderr)  # a log file: bars as plain lines
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = standard_streams()  # closed, full or ASCII-only streams
+    if getattr(args, "func", None) and not args.quiet and wants_log_stream(sys.stderr):
+        sys.stderr = LogStream(sys.stderr)  # a log file: bars as plain lines
     # after the swap: the handler writes to sys.stderr as it is now, which is what
     # logging_redirect_tqdm looks for (a handler on the file beneath wrote every line twice)
     logging.basicConfig(
@@ -147,6 +157,13 @@ def _main(argv: list[str] | None) -> int:
     _quiet_third_party(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    if not _working_folder_exists():  # relative names mean nothing; torch's MKL dies
+        print(
+            f"exprsim {command_path(args)}: error: the working folder no longer exists "
+            "(deleted or moved); cd to one that does",
+            file=sys.stderr,
+        )
         return 2
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
@@ -184,7 +201,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: error: PostgreSQL: {text}", file=sys.stderr)
         return 2
     finally:
-        sys.stderr = real_stderr
+        sys.stdout, sys.stderr = real_stdout, real_stderr
 
 
 if __name__ == "__main__":  # pragma: no cover

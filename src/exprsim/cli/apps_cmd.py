@@ -151,8 +151,10 @@ def _register_index(subparsers: Any) -> None:
     a.add_argument(
         "--ann",
         choices=ANN_CHOICES,
-        default="auto",
-        help=ANN_HELP,
+        default=None,
+        help="nearest-neighbour backend (default: the one last chosen for this index; "
+        "auto gives the choice back: exact search below 20,000 faces or without faiss, "
+        "faiss-ivf above)",
     )
     a.set_defaults(func=cmd_index_rebuild)
     p.set_defaults(func=lambda args, parser=p: _usage(parser))
@@ -351,7 +353,10 @@ def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool
             raise ExprsimError(f"{db}: an empty file, not an exprsim index")
     # read-only commands never set up tables in a PostgreSQL database that has no index
     return FaceIndex(
-        db, embedder=embedder, ann_backend=getattr(args, "ann", "auto"), create=not must_exist
+        db,
+        embedder=embedder,
+        ann_backend=getattr(args, "ann", None) or "auto",
+        create=not must_exist,
     )
 
 

@@ -111,7 +111,8 @@ def require_paths(paths: Iterable[str | Path], what: str = "PATH") -> None:
 class CommandParser(argparse.ArgumentParser):
     """The parser of a subcommand: an unknown option is refused with this subcommand's
     usage (``usage: exprsim faces ...``), not the top-level one; ``-v`` and ``-q`` are
-    taken after the subcommand too (``exprsim embed DIR -o t.csv -q``)."""
+    taken after the subcommand too (``exprsim embed DIR -o t.csv -q``), and positionals
+    after options join the command's list of them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -127,6 +128,13 @@ class CommandParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         ns, extras = super().parse_known_args(args, namespace)
+        lists = [a.dest for a in self._actions if not a.option_strings and a.nargs in ("*", "+")]
+        plain = all(e == "-" or not e.startswith("-") for e in extras)
+        if extras and len(lists) == 1 and plain:
+            # positionals after an option join the others (``exprsim tag add -q calm a.jpg``,
+            # ``exprsim faces a.jpg -q b.jpg``), as GNU tools take them
+            setattr(ns, lists[0], [*(getattr(ns, lists[0], None) or []), *extras])
+            extras = []
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return ns, extras

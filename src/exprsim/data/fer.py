@@ -18,9 +18,11 @@ is never written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +88,37 @@ def _find(data_dir: Path, stem: str) -> Path:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("EXPRSIM_CACHE", Path.home() / ".cache" / "exprsim"))
+    """Where parsed FER data is cached: ``$EXPRSIM_CACHE``, else ``$XDG_CACHE_HOME/exprsim``,
+    else ``~/.cache/exprsim`` (a variable set but empty counts as unset, not as the working
+    folder)."""
+    if os.environ.get("EXPRSIM_CACHE"):
+        return Path(os.environ["EXPRSIM_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "exprsim"
+
+
+#: parsed FER tables kept in the cache (the most recently used): each is about 77 MB, and
+#: every copy or touch of the data makes a new one
+CACHE_KEEP = 4
+_CACHE_ENTRY = re.compile(r"fer-[0-9a-f]{16}\.npz")
+
+
+def _prune_cache(folder: Path) -> None:
+    """Keep the :data:`CACHE_KEEP` most recently used parsed tables in ``folder``, and
+    remove what a killed parse left."""
+    from exprsim.io import sweep_temporaries
+
+    sweep_temporaries(folder, r"fer-[0-9a-f]{16}\.npz\.(?P<pid>\d+)\.tmp\.npz")
+    try:
+        entries = [e for e in os.scandir(folder) if _CACHE_ENTRY.fullmatch(e.name)]
+        entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in entries[CACHE_KEEP:]:
+        with contextlib.suppress(OSError):
+            os.unlink(old.path)
+            log.info("removed an older parsed FER table from the cache: %s", old.path)
 
 
 @dataclass(frozen=True)
@@ -162,6 +194,8 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache_file = _cache_dir() / f"fer-{key}.npz"
     if cache and cache_file.is_file():
+        with contextlib.suppress(OSError):  # used now: the last one pruned
+            os.utime(cache_file)
         with np.load(cache_file, allow_pickle=False) as z:
             return FerTable(
                 images=z["images"],
@@ -200,6 +234,7 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
             tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npz")
             np.savez(tmp, **table.__dict__)
             os.replace(tmp, cache_file)
+            _prune_cache(cache_file.parent)
         except OSError as exc:  # a read-only home must not break loading
             log.warning("could not cache parsed FER data: %s", exc)
     return table

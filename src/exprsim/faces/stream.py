@@ -480,6 +480,7 @@ def _analyze_one(
     guide: TrackGuide | None = None,
 ) -> ImageFaces:
     from exprsim.faces.pipeline import analyze_image
+    from exprsim.io import out_of_memory
 
     boxes = None
     try:
@@ -492,7 +493,15 @@ def _analyze_one(
         if guide is not None:
             det = _GuidedFrame(det, guide, index)
         timings: dict[str, float] = {}
-        faces = analyze_image(image, det, align_config, quality_config, timings=timings)
+        try:
+            faces = analyze_image(image, det, align_config, quality_config, timings=timings)
+        except Exception as exc:  # this image alone: the batch goes on
+            if not out_of_memory(exc):
+                raise
+            h, w = image.shape[:2]
+            return ImageFaces(
+                index, name, (), ImageError(name, f"not enough memory to analyse it ({w}x{h})")
+            )
         boxes = np.array([af.face.box for af in faces], np.float64).reshape(-1, 4)
         guided = isinstance(det, _GuidedFrame) and det.guided
         return ImageFaces(index, name, tuple(faces), None, timings, guided)

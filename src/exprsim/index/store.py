@@ -423,6 +423,22 @@ def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
         iou[:, j] = 0.0
 
 
+def not_utf8(file: bool = False) -> str:
+    """Why a name with surrogates (bytes Python could not decode) cannot be stored: a
+    name that is not UTF-8 (``file``: rename it), or, when Python decodes names with
+    another encoding (a C or Latin-1 locale), that encoding."""
+    import codecs
+    import sys
+
+    encoding = sys.getfilesystemencoding()
+    if codecs.lookup(encoding).name != "utf-8":
+        return (
+            f"cannot be read as UTF-8: Python decodes names as {encoding} here (run with "
+            "PYTHONUTF8=1 or a UTF-8 locale such as LC_ALL=C.UTF-8)"
+        )
+    return "is not valid UTF-8" + (" (rename the file)" if file else "")
+
+
 def check_tag_name(name: object) -> None:
     """Refuse a tag name that is not non-empty text UTF-8 can store (a file name's stray
     bytes, which Python keeps as surrogates, cannot be stored).
@@ -433,7 +449,7 @@ def check_tag_name(name: object) -> None:
     if not isinstance(name, str) or not name.strip():
         raise ExprsimError(f"a tag name must be a non-empty string, got {name!r}")
     if not _utf8(name):
-        raise ExprsimError(f"tag name {printable(name)!r} is not valid UTF-8")
+        raise ExprsimError(f"tag name {printable(name)!r} {not_utf8()}")
 
 
 #: longest name a new tag may have (the web app's form, the CLI and the API alike)
@@ -1260,9 +1276,7 @@ class FaceIndex:
         """Settle a file that needs no work (skipped, or unreadable), else read it."""
         key = _file_key(path)
         if not _utf8(key):  # a name with bytes that are not UTF-8 cannot be stored
-            return FileOutcome(
-                printable(key), "failed", error="file name is not valid UTF-8 (rename the file)"
-            )
+            return FileOutcome(printable(key), "failed", error=f"file name {not_utf8(True)}")
         try:
             st = os.stat(key)
         except OSError as exc:  # e.g. a broken link: name it as the user gave it

@@ -274,7 +274,8 @@ class FrameReader:
             (
                 p
                 for p in self.source.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                # hidden names are not frames: macOS ._ twins, temporaries (as io's walks)
+                if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             ),
             key=lambda p: natural_key(p.name),
         )
