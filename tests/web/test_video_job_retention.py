@@ -195,6 +195,8 @@ def test_a_half_made_job_folder_is_swept_and_a_failed_make_leaves_none(tmp_path,
 
     half = tmp_path / f".new-{JOB}"
     (half / "input").mkdir(parents=True)
+    old = time.time() - 2 * jobs._HALF_MADE_GRACE_S  # younger, it may be being made
+    os.utime(half, (old, old))
     jobs.VideoJobs(None, tmp_path).recover()
     assert not half.exists()  # a server stopped between mkdir and rename left it
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import logging
 import os
 import socket
 from pathlib import Path
@@ -18,6 +19,8 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.errors import ExprsimError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -111,18 +114,50 @@ def _run_server(app: Any, sock: socket.socket, host: str, quiet: bool) -> None:
     ``uvicorn.run``, is a normal stop)."""
     import uvicorn
 
+    from exprsim.web.server import GuardedH11Protocol, GuardedServer, connection_limit
+
     port = int(sock.getsockname()[1])
     # proxy_headers off: uvicorn would otherwise take a loopback client's X-Forwarded-For
-    # as its address, and any local process could pick its own for the login rate limit
+    # as its address, and any local process could pick its own for the login rate limit.
+    # Connections are bounded below the open-file limit, and each has a bounded time to
+    # send its request headers (GuardedH11Protocol): idle clients cannot starve the server
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning" if quiet else "info",
         proxy_headers=False,
+        http=GuardedH11Protocol,
+        limit_concurrency=connection_limit(raise_file_limit()),
     )
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+        GuardedServer(config).run(sockets=[sock])
+
+
+def raise_file_limit() -> int | None:
+    """Raise the process's soft limit of open files to its hard limit (POSIX; many systems
+    default to 1024 soft, far more hard): the limit now in force, ``None`` where there is
+    none to read."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return None
+    # an unlimited hard limit is not a value the soft one may take on every system (macOS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.debug("cannot raise the open-file limit from %d to %d (%s)", soft, target, exc)
+        return soft
+    return target
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

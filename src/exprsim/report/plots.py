@@ -162,6 +162,7 @@ def embedding_map(
     thumb_px: int = 28,
     title: str | None = None,
     max_points: int = MAP_MAX_POINTS,
+    projection: tuple[np.ndarray, str] | None = None,
 ) -> bytes:
     """2-D map of faces with thumbnails (or coloured points).
 
@@ -175,19 +176,29 @@ def embedding_map(
         max_points: most faces t-SNE or UMAP map (:data:`MAP_MAX_POINTS`); above it a
             sample of this many (:func:`map_sample`, fixed by ``seed``, every label kept)
             is drawn and the title ends with "a sample of N of M faces".
+        projection: :func:`project_2d`'s answer for ``embeddings`` (``method`` and
+            ``seed`` alike), computed before: the same faces redrawn with other labels
+            are not projected again. Only without a sample (``map_size`` of all of them).
 
     Returns:
         PNG bytes.
+
+    Raises:
+        ValueError: a ``projection`` with another number of points, or with a sample.
     """
     x = np.asarray(embeddings, dtype=np.float64)
     n = len(x)
     pick = None
     if map_size(n, method, max_points) < n:
+        if projection is not None:
+            raise ValueError("projection: not with a sample of the faces")
         pick = map_sample(n, labels, max_points, seed)
         x = x[pick]
         thumbnails = None if thumbnails is None else [thumbnails[i] for i in pick]
         labels = None if labels is None else [labels[i] for i in pick]
-    xy, used = project_2d(x, method, seed)
+    if projection is not None and len(projection[0]) != n:
+        raise ValueError(f"projection: {n} points needed, got {len(projection[0])}")
+    xy, used = projection if projection is not None else project_2d(x, method, seed)
     title = title or f"Faces by expression ({used.upper()} of the embeddings)"
     if pick is not None:
         title += f"\na sample of {len(pick)} of {n} faces"

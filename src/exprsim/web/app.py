@@ -37,6 +37,7 @@ from exprsim.errors import (
     IndexUnavailableError,
 )
 from exprsim.io import sweep_temporaries
+from exprsim.web.forms import FILE_FIELD, FormCheck
 from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
@@ -151,6 +152,8 @@ class _State:
         self.memo = GenerationMemo()
         #: the clustering both are drawn from (every face's record: the latest two only)
         self.summaries = GenerationMemo(size=2)
+        #: the map's 2-D projection of every face, the same whatever the clusters
+        self.projections = GenerationMemo(size=2)
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
         self._detector: Any = None
@@ -350,6 +353,7 @@ def create_app(
     st.jobs.prune()
     sweep_temporaries(st.uploads, PARTIAL_UPLOAD)  # uploads a killed server was storing
     _add_error_handlers(app, st)
+    app.add_middleware(FormCheck)  # the innermost: forms are read after the token check
     _add_auth(app, st)
     _add_face_routes(app, st)
     _add_summary_routes(app, st)
@@ -387,7 +391,12 @@ def _add_error_handlers(app: Any, st: _State) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _bad_request(req: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(tuple(e.get("loc", ())) == ("body", FILE_FIELD) for e in exc.errors()):
+            # no file part (a string, another field name, a body that is not multipart)
+            kind = req.headers.get("content-type", "").split(";")[0].strip().lower()
+            status = 422 if kind == "multipart/form-data" else 415
+            return JSONResponse({"error": SEND_FILE}, status_code=status)
         first = exc.errors()[0] if exc.errors() else {}
         # the parameter's own name ("n"), not the validator's path ("query.n")
         loc = [str(p) for p in first.get("loc", ())]
@@ -438,6 +447,12 @@ def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str,
     log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
     return JSONResponse({"error": message}, status_code=503, headers=headers)
 
+
+#: the answer to an upload without its file part
+SEND_FILE = (
+    f"send the photo as multipart/form-data in a field named `{FILE_FIELD}` "
+    f"(curl: -F {FILE_FIELD}=@photo.jpg)"
+)
 
 #: where a request's parameter came from, as the validator names it
 _PARTS = frozenset({"query", "path", "body", "header", "cookie", "form"})
@@ -531,7 +546,8 @@ def _index_fault(
 
 
 def _add_auth(app: Any, st: _State) -> None:
-    """The token check (middleware), the body-size limit, login and logout.
+    """The token check (middleware), the body-size limit, the headers every answer gets
+    (:class:`SecurityHeaders`), login and logout.
 
     With a token, a request gets through when its ``Authorization: Bearer`` header holds
     the token, or its cookie names a live login session (a cookie holding the token itself
@@ -544,12 +560,6 @@ def _add_auth(app: Any, st: _State) -> None:
     config = st.config
 
     @app.middleware("http")
-    async def _auth(request: Request, call_next: Any) -> Any:
-        response = await _checked(request, call_next)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
     async def _checked(request: Request, call_next: Any) -> Any:
         refused = _foreign_request(request, config.allowed_hosts)
         if refused:
@@ -565,11 +575,16 @@ def _add_auth(app: Any, st: _State) -> None:
 
     # + multipart framing; the message names the upload limit itself
     app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10), shown=st.max_bytes)
+    # outside the limit: its 413 gets them too, as every answer does
+    app.add_middleware(SecurityHeaders)
     _add_login_routes(app, st)
 
 
 #: paths open without the token: the login form and logout
 _OPEN_PATHS = ("/login", "/logout")
+
+#: sent with a 401 (RFC 9110 11.6.1): the token goes in ``Authorization: Bearer``
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="exprsim"'}
 
 
 def _add_login_routes(app: Any, st: _State) -> None:
@@ -606,7 +621,9 @@ def _add_login_routes(app: Any, st: _State) -> None:
             return HTMLResponse(page, status_code=429, headers={"Retry-After": str(wait)})
         if not ok:
             log.warning("failed login from %s", client)
-            return HTMLResponse(pages.login("wrong token"), status_code=401)
+            return HTMLResponse(
+                pages.login("wrong token"), status_code=401, headers=BEARER_CHALLENGE
+            )
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(
             COOKIE,
@@ -628,6 +645,15 @@ def _add_login_routes(app: Any, st: _State) -> None:
             secure=config.secure_cookie or request.url.scheme == "https",
         )
         return resp
+
+
+def _header_text(value: str) -> str:
+    """A header's value as the client meant it: Starlette decodes header bytes as
+    Latin-1, clients (curl, requests) send UTF-8, so a non-ASCII token never matched."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _token_matches(given: str, token: str | None) -> bool:
@@ -668,7 +694,7 @@ def _auth_refusal(request: Any, token: str, st: _State) -> Any:
     """
     from fastapi.responses import JSONResponse, RedirectResponse
 
-    given = _bearer(request.headers.get("authorization", ""))
+    given = _bearer(_header_text(request.headers.get("authorization", "")))
     if given:
         ok = _token_matches(given, token)
         wait = st.logins.attempt(_client(request), ok)
@@ -682,7 +708,7 @@ def _auth_refusal(request: Any, token: str, st: _State) -> Any:
     elif st.sessions.touch(request.cookies.get(COOKIE, "")):
         return None
     if request.url.path.startswith("/api"):
-        return JSONResponse({"error": "token required"}, status_code=401)
+        return JSONResponse({"error": "token required"}, status_code=401, headers=BEARER_CHALLENGE)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -762,7 +788,8 @@ def _add_face_routes(app: Any, st: _State) -> None:
         _, stored = await st.image_upload(file, keep=True)
         # the event loop keeps serving meanwhile
         report = await run_in_threadpool(st.add_to_index, stored)
-        return {"file": stored.original_name, **report.to_dict()}
+        # the name it is stored and shown under (hits, tags), not the client's raw one
+        return {"file": display_name(stored.path), **report.to_dict()}
 
 
 def _add_summary_routes(app: Any, st: _State) -> None:
@@ -779,7 +806,7 @@ def _add_summary_routes(app: Any, st: _State) -> None:
     def summary_map(n: int = Query(6, ge=1, le=50)) -> Response:
         with st.index() as ix:
             state = _album_state(ix, n)
-            png = st.memo.get(("map", *state), lambda: _summary_map(ix, _album(st, ix, state)))
+            png = st.memo.get(("map", *state), lambda: _summary_map(st, ix, state))
         if png is None:
             return JSONResponse({"error": "need at least two faces"}, status_code=404)
         return Response(png, media_type="image/png")
@@ -827,17 +854,23 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     }
 
 
-def _summary_map(ix: Any, album: tuple[list[Any], Any]) -> bytes | None:
+def _summary_map(st: _State, ix: Any, state: tuple[str, int, int, int]) -> bytes | None:
     """The album summary's map (PNG) of every indexed face, coloured by its clusters;
-    ``None`` with fewer than two faces."""
-    from exprsim.report.plots import embedding_map
+    ``None`` with fewer than two faces. When every face is drawn (no sample: up to
+    ``MAP_MAX_POINTS``), their 2-D projection does not depend on the number of clusters:
+    it is computed once while the index is in that state, and only the colours change."""
+    from exprsim.report.plots import embedding_map, map_size, project_2d
 
-    records, s = album
+    records, s = _album(st, ix, state)
     if len(records) < 2:
         return None
     crops = [ix.crop(r.id) for r in records] if len(records) <= 300 else None
     emb = np.stack([r.embedding for r in records])
-    return embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in s.labels])
+    projection = None
+    if map_size(len(records)) == len(records):  # else a sample, chosen by the clusters
+        projection = st.projections.get(state[:-1], lambda: project_2d(emb))
+    labels = [str(v + 1) for v in s.labels]
+    return embedding_map(emb, thumbnails=crops, labels=labels, projection=projection)
 
 
 def _add_tag_routes(app: Any, st: _State) -> None:
@@ -912,11 +945,14 @@ def _add_tag_routes(app: Any, st: _State) -> None:
         }  # fmt: skip
 
     @app.delete("/api/tags/{name:path}")
-    def tags_delete(name: str) -> dict[str, Any]:
+    def tags_delete(name: str) -> Any:
         with st.index() as ix:
             tagger = Tagger(ix, embedder=st.embedder)
-            n = tagger.remove(_stored_tag_name(name, tagger.names()))
-        return {"removed": n}
+            names = tagger.names()
+            name = _stored_tag_name(name, names)
+            if name not in set(names):  # as the GET route and `exprsim tag remove`
+                return JSONResponse({"error": f"no tag {name!r}"}, status_code=404)
+            return {"removed": tagger.remove(name)}
 
 
 def _add_video_routes(app: Any, st: _State) -> None:
@@ -1094,6 +1130,38 @@ SECURITY_HEADERS = {
     ),
 }
 
+#: ``Cache-Control`` of every answer that sets none: the API's answers and the pages show
+#: the index's private data (faces, tags, file names), which no cache may keep, shared
+#: (a proxy in front of a token server) or the browser's. Thumbnails too: they are looked
+#: up by face id, and a deleted face's id may be given to a new one
+CACHE_CONTROL = "no-store"
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` and :data:`CACHE_CONTROL` on every answer,
+    unless it sets its own (outside the body limit, so that its 413 has them too)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.datastructures import MutableHeaders
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(msg: Any) -> None:
+            if msg.get("type") == "http.response.start":
+                headers = MutableHeaders(raw=list(msg.get("headers") or []))
+                for name, value in {**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL}.items():
+                    headers.setdefault(name, value)
+                msg = {**msg, "headers": headers.raw}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)
+
+
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -1108,7 +1176,9 @@ def _foreign_request(request: Any, allowed_hosts: tuple[str, ...]) -> str:
     from urllib.parse import urlsplit
 
     host = request.headers.get("host", "")
-    if allowed_hosts:
+    # HTTP/1.0 needs no Host (old probes, nc); a browser, as DNS rebinding needs, sends one
+    bare = "host" not in request.headers and request.scope.get("http_version") == "1.0"
+    if allowed_hosts and not bare:
         try:
             name = urlsplit(f"//{host}").hostname or ""
         except ValueError:
@@ -1149,6 +1219,8 @@ def _tag_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise UploadError("a tag name must not be empty", 422)
+    if "\ufffd" in name:  # what a decoder leaves of bytes that were not text
+        raise UploadError("a tag name must be UTF-8 text (it holds U+FFFD)", 422)
     try:
         check_new_tag_name(name)
     except ExprsimError as exc:

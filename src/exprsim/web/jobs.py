@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -50,6 +51,10 @@ FINISHED = ("done", "failed")
 
 #: the name of a job folder being made starts with this (:func:`_new_job_folder`)
 _NEW = ".new-"
+
+#: a job folder being made (:func:`_new_job_folder`) without its ``.active`` yet is left
+#: alone this many seconds; older, it was left by a server that stopped while making it
+_HALF_MADE_GRACE_S = 600.0
 
 #: a clock this far behind a job's end is taken to have been set back: the job's age then
 #: counts from now (:meth:`VideoJobs.prune`), not from a date years ahead
@@ -307,13 +312,25 @@ class VideoJobs:
             return None
 
     def _sweep_half_made(self) -> None:
+        """Delete the job folders a stopped server left half made: an ``.active`` nobody
+        holds, or none in a folder older than :data:`_HALF_MADE_GRACE_S` (a younger one
+        is being made: its ``.active`` arrives locked, see :func:`_new_job_folder`)."""
         try:
             half = [d for d in self.out_root.glob(f"{_NEW}*") if _JOB_ID.match(d.name[len(_NEW) :])]
         except OSError:
             return
         for folder in half:
-            with contextlib.suppress(OSError), _held(folder / ACTIVE) as fh:
-                if fh is not None:  # not another server's folder being made
+            try:  # never created here: a missing lock file is not a free one
+                fh = open(folder / ACTIVE, "r+b")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                with contextlib.suppress(OSError):
+                    if time.time() - folder.stat().st_mtime > _HALF_MADE_GRACE_S:
+                        shutil.rmtree(folder, ignore_errors=True)
+                continue
+            except OSError:
+                continue
+            with fh:
+                if _try_lock(fh):  # not another server's folder being made
                     shutil.rmtree(folder, ignore_errors=True)
 
     def _work(self) -> None:
@@ -384,15 +401,24 @@ class VideoJobs:
 def _new_job_folder(out_dir: Path) -> IO[bytes]:
     """Make the job folder ``out_dir`` with its ``input/`` folder and its ``.active`` lock
     held (returned: closed when the job ends). Made under a temporary name and renamed, so
-    that no other server's :meth:`VideoJobs.recover` sees it before its lock is held.
-    Where ``fcntl`` is missing (not POSIX), nothing is locked."""
+    that no other server's :meth:`VideoJobs.recover` sees it before its lock is held; the
+    lock file itself is locked under another name, then renamed ``.active``, so that it is
+    never there unlocked (:meth:`VideoJobs._sweep_half_made`). Where ``fcntl`` is missing
+    (not POSIX), nothing is locked.
+
+    Raises:
+        OSError: the folder cannot be made, or its lock is held by another process.
+    """
     tmp = out_dir.with_name(f"{_NEW}{out_dir.name}")
     fh = None
     try:
-        (tmp / "input").mkdir(parents=True)
-        fh = open(tmp / ACTIVE, "a+b")  # noqa: SIM115 - held until the job ends
-        _try_lock(fh)  # a new folder: nobody else has it
-        os.rename(tmp, out_dir)  # the lock follows the file
+        tmp.mkdir(parents=True)
+        fh = open(tmp / f"{ACTIVE}.new", "xb")  # noqa: SIM115 - held until the job ends
+        if not _try_lock(fh):
+            raise OSError(errno.EAGAIN, "the new job folder's lock is held by another process")
+        os.rename(tmp / f"{ACTIVE}.new", tmp / ACTIVE)  # the lock follows the file
+        (tmp / "input").mkdir()
+        os.rename(tmp, out_dir)
     except BaseException:
         if fh is not None:
             fh.close()

@@ -1,0 +1,146 @@
+"""How ``exprsim serve`` runs uvicorn: connections are bounded in number and in the time
+they may take to send their request headers (slow-loris clients), and a process out of
+file descriptors logs one line now and then, not a traceback per ``accept()`` retry.
+
+Needs the ``[web]`` extra (uvicorn, h11); :mod:`exprsim.cli.serve_cmd` imports it only
+when it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger(__name__)
+
+#: seconds a connection may take to send a request's headers (its first request's, or the
+#: next one's on a kept-alive connection) before it is closed
+HEADER_TIMEOUT_S = 20.0
+
+#: seconds between two log lines on an ``accept()`` that failed for want of resources
+ACCEPT_ERROR_EVERY_S = 60.0
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus two bounds against clients that hold connections open:
+
+    * a connection that has not sent a whole request's headers within
+      :attr:`header_timeout_s` (uvicorn's keep-alive timer starts only after a response,
+      and any byte cancels it) is closed;
+    * a connection past ``limit_concurrency`` open ones is closed at once (uvicorn would
+      answer its request 503 anyway), so idle connections cannot use up the process's
+      file descriptors.
+    """
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) > limit:
+            _too_many.note(limit)
+            self.transport.close()
+            return
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # a request's headers are in (or an error)
+            self._disarm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_header_timer()  # the next request's headers have the same time
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            log.debug(
+                "closing a connection whose request headers took over %g s", self.header_timeout_s
+            )
+            self.transport.close()
+
+
+class _Throttled:
+    """Logs a warning about connections closed for being too many, at most once a minute."""
+
+    def __init__(self) -> None:
+        self.last = -float("inf")
+        self.dropped = 0
+
+    def note(self, limit: int) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self.last >= ACCEPT_ERROR_EVERY_S:
+            log.warning("%d connection(s) closed: more than %d open at once", self.dropped, limit)
+            self.last, self.dropped = now, 0
+
+
+_too_many = _Throttled()
+
+
+class AcceptErrorFilter:
+    """An event loop exception handler: asyncio's "socket.accept() out of system resource"
+    (no file descriptor left; asyncio retries in a tight loop, each failure a traceback) is
+    logged as one warning line at most every ``every_s`` seconds; anything else goes to the
+    loop's default handler."""
+
+    def __init__(self, every_s: float = ACCEPT_ERROR_EVERY_S) -> None:
+        self.every_s = every_s
+        self.last = -float("inf")
+        self.skipped = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not str(context.get("message", "")).startswith("socket.accept() out of system"):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            self.skipped += 1
+            return
+        exc = context.get("exception")
+        log.warning(
+            "cannot accept connections: %s (%d more such failures not logged)",
+            exc if exc is not None else "out of system resources",
+            self.skipped,
+        )
+        self.last, self.skipped = now, 0
+
+
+class GuardedServer(uvicorn.Server):
+    """uvicorn's server with :class:`AcceptErrorFilter` on its event loop."""
+
+    async def serve(self, sockets: Any = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(AcceptErrorFilter())
+        await super().serve(sockets)
+
+
+def connection_limit(fd_limit: int | None) -> int:
+    """Connections (and requests) served at once under a process limit of ``fd_limit``
+    open files (``None``: unknown): a connection may hold up to three (its socket, a
+    spooled upload, the stored upload), and the index, the model and the video jobs need
+    some; at most 1000, at least 8."""
+    if fd_limit is None or fd_limit <= 0:
+        return 1000
+    return max(8, min(1000, (fd_limit - 128) // 3))
