@@ -87,6 +87,60 @@ def test_a_rewrite_of_a_link_writes_its_target(tmp_path: Path) -> None:
     assert link.is_symlink() and target.read_text() == "new"
 
 
+def test_a_link_to_a_device_or_to_stdout_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """Review: writing through a link replaced what it pointed to, `/dev/null` itself
+    (as root), or the log behind `/dev/stdout >> run.log`. Streams are written into,
+    appended as `>>` does."""
+    # (not a link to /dev/null itself: on the code before, as root, it replaced the device)
+    fifo = tmp_path / "pipe.html"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        xio.replace_atomically(fifo, lambda tmp: tmp.write_text("through the pipe"))
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    log = tmp_path / "run.log"
+    log.write_text("earlier\n")
+    proc_link = tmp_path / "fd.html"
+    with log.open("a") as fh:
+        proc_link.symlink_to(f"/proc/self/fd/{fh.fileno()}")
+        xio.replace_atomically(proc_link, lambda tmp: tmp.write_text("report\n"))
+    assert log.read_text() == "earlier\nreport\n"
+
+
+def test_a_link_into_a_folder_that_takes_no_new_file_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the temporary went beside the link's target, and a folder that takes no
+    new file (the file itself writable) failed the save after the work."""
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "r.csv"
+    target.write_text("old")
+    link = tmp_path / "r.csv"
+    link.symlink_to(target)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **k: Path(p) != target.parent and real_access(p, mode)
+    )
+    xio.replace_atomically(link, lambda tmp: tmp.write_text("new"))
+    assert not link.is_symlink() and link.read_text() == "new" and target.read_text() == "old"
+
+
+def test_table_writer_keeps_mode_and_writes_through_a_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "t.parquet"
+    xio.save_table(__import__("pandas").DataFrame({"a": [0]}), target)
+    os.chmod(target, 0o664)
+    link = tmp_path / "t.parquet"
+    link.symlink_to(target)
+    with xio.TableWriter(link) as writer:
+        writer.write([{"a": 1}, {"a": 2}])
+    assert link.is_symlink() and stat.S_IMODE(target.stat().st_mode) == 0o664
+    assert __import__("pandas").read_parquet(target)["a"].tolist() == [1, 2]
+
+
 def test_a_long_output_name_is_written(tmp_path: Path) -> None:
     """Audit: names of 225-255 bytes failed after the work, the error naming the hidden
     temporary (whose name was longer than the file system takes)."""

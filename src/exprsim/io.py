@@ -23,6 +23,7 @@ import re
 import shutil
 import stat
 import struct
+import tempfile
 import threading
 import time
 import warnings
@@ -1093,7 +1094,7 @@ class TableWriter:
                 self.abort()
                 raise
             if self._target != self.path:
-                os.replace(self._target, self.path)
+                install(Path(self._target), self.path)  # mode kept, a link written through
         self.saved_to = self.path
         return self.path
 
@@ -1281,17 +1282,18 @@ def replace_atomically(
     path: str | Path, write: Callable[[Path], object], suffix: str = ".tmp"
 ) -> Path:
     """Write ``path`` whole or not at all: ``write(tmp)`` fills a hidden temporary file
-    beside it (:func:`temp_beside`), which is then renamed to ``path``. The temporary file
-    is removed if anything fails (readers see the old file or the new one, never a part).
-    For writers that take a path (pandas, safetensors); :func:`write_atomically` for those
-    that take a file. Returns ``path``."""
+    beside it (:func:`temp_beside`), which then takes its place (:func:`install`). The
+    temporary file is removed if anything fails (readers see the old file or the new one,
+    never a part). For writers that take a path (pandas, safetensors);
+    :func:`write_atomically` for those that take a file. Returns ``path``."""
     path = Path(path)
-    target = _through_link(path)
-    tmp = temp_beside(target, suffix)
+    if _is_stream(path):  # /dev/null, /dev/stdout, a FIFO: the temporary goes elsewhere
+        tmp = temp_beside(Path(tempfile.gettempdir()) / path.name, suffix)
+    else:
+        tmp = temp_beside(_through_link(path), suffix)
     try:
         write(tmp)
-        _keep_mode(target, tmp)
-        os.replace(tmp, target)
+        install(tmp, path)
     except OSError as exc:
         if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
@@ -1302,12 +1304,72 @@ def replace_atomically(
     return path
 
 
-def _through_link(path: Path) -> Path:
-    """The file a rewrite of ``path`` replaces: a symbolic link's target (written
-    through, as a shell's ``>`` does), else ``path``."""
+def install(tmp: Path, path: Path) -> None:
+    """Put the finished file ``tmp`` at ``path``, as a shell's ``>`` would leave it: into a
+    device, a FIFO or a name under ``/dev`` or ``/proc`` (``/dev/stdout``), its bytes are
+    written (appended: ``>>`` stays an append); over a link to a regular file, the file
+    it points to is replaced (written through); else ``tmp`` is renamed to ``path``. A
+    replaced file's mode is kept."""
+    if _is_stream(path):
+        with open(tmp, "rb") as src, open(path, "ab") as dst:
+            shutil.copyfileobj(src, dst)
+        os.unlink(tmp)
+        return
+    target = _through_link(path)
+    _keep_mode(target, tmp)
     try:
-        if path.is_symlink():
-            return Path(os.path.realpath(path))
+        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # a link to another file system: copied beside its target, then renamed there
+        beside = temp_beside(target, ".tmp")
+        try:
+            shutil.copyfile(tmp, beside)
+            _keep_mode(target, beside)
+            os.replace(beside, target)
+        finally:
+            with contextlib.suppress(OSError):
+                beside.unlink(missing_ok=True)
+        os.unlink(tmp)
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` names a stream rather than a file to replace: a device, FIFO or
+    socket (through links), or a name under ``/dev`` or ``/proc`` (or a link through one)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return True
+    return any(name.startswith(("/dev/", "/proc/")) for name in _link_hops(path))
+
+
+def _link_hops(path: Path, most: int = 40) -> list[str]:
+    """``path`` and each name its links lead through, absolute (``/dev/stdout``,
+    ``/proc/self/fd/1``, ...), at most ``most`` hops."""
+    name = os.path.abspath(path)
+    hops = [name]
+    for _ in range(most):
+        try:
+            name = os.path.abspath(os.path.join(os.path.dirname(name), os.readlink(name)))
+        except (OSError, ValueError):
+            break
+        hops.append(name)
+    return hops
+
+
+def _through_link(path: Path) -> Path:
+    """The file a rewrite of ``path`` replaces: the regular file a symbolic link points to
+    when its folder takes a new file (written through, as a shell's ``>`` does), else
+    ``path`` (a dangling link, or one into a folder that takes no new file, is replaced)."""
+    try:
+        if not path.is_symlink():
+            return path
+        real = Path(os.path.realpath(path))
+        if real.is_file() and os.access(real.parent, os.W_OK | os.X_OK):
+            return real
     except OSError:
         pass
     return path

@@ -37,3 +37,9 @@ def test_only_the_most_recently_used_tables_are_kept(tmp_path: Path) -> None:
     fer._prune_cache(tmp_path)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted([*names[-fer.CACHE_KEEP :], "notes.txt"])
+
+
+def test_a_table_pruned_by_another_process_is_parsed_again(tmp_path: Path) -> None:
+    """Review: pruning could remove a table between another process's check and its load
+    (FileNotFoundError)."""
+    assert fer._cached_table(tmp_path / "fer-0123456789abcdef.npz") is None

@@ -142,7 +142,7 @@ def _main(argv: list[str] | None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from exprsim.cli.logstream import LogStream, wants_log_stream
-    from exprsim.cli.stdstreams import standard_streams
+    from exprsim.cli.stdstreams import lost_output, standard_streams
 
     real_stdout, real_stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = standard_streams()  # closed, full or ASCII-only streams
@@ -167,7 +167,8 @@ def _main(argv: list[str] | None) -> int:
         return 2
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
-            return int(args.func(args))
+            code = int(args.func(args))
+        return lost_output(command_path(args), code)
     except ExprsimError as exc:
         print(f"exprsim {command_path(args)}: error: {exc}", file=sys.stderr)
         return 2

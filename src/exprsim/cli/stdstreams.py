@@ -7,8 +7,9 @@ encode a file name.
 * stderr carries diagnostics only: when it is closed, or its writes fail (``2>/dev/full``,
   a log on a full disk), the command still does its work and writes its results
   (:class:`Diagnostics`).
-* stdout carries results: when it is closed (``>&-``), writing a result is an error
-  ("standard output is closed"), as ``cat`` has it, rather than results lost in silence.
+* stdout carries results: when it is closed (``>&-``), the command still saves its files,
+  then fails saying that what it printed was lost ("standard output is closed"), rather
+  than exit 0 with results lost in silence.
 * A stdout that cannot encode a name (an ASCII or Latin-1 locale without Python's UTF-8
   mode, ``PYTHONIOENCODING=ascii``) writes it backslash-escaped, as Python's stderr does,
   instead of stopping the command before its ``-o`` / ``--html`` files are written.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import errno
 import os
 import sys
 from typing import Any
@@ -28,26 +28,24 @@ STDOUT_CLOSED = "standard output is closed"
 
 class Diagnostics:
     """stderr for diagnostics: a write or flush that fails (a full disk, a closed pipe's
-    reader gone) is dropped, and later writes are not tried."""
+    reader gone) is dropped; later ones are tried again."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
         self.failed = False
 
     def write(self, text: str) -> int:
-        if not self.failed:
-            try:
-                self.stream.write(text)
-            except (OSError, ValueError):
-                self.failed = True
+        try:
+            self.stream.write(text)
+        except (OSError, ValueError):  # tried again next time: a disk may have room again
+            self.failed = True
         return len(text)
 
     def flush(self) -> None:
-        if not self.failed:
-            try:
-                self.stream.flush()
-            except (OSError, ValueError):
-                self.failed = True
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.failed = True
 
     def isatty(self) -> bool:
         try:
@@ -60,13 +58,18 @@ class Diagnostics:
 
 
 class ClosedOutput:
-    """stdout when descriptor 1 was closed: any write of a result is an ``OSError``."""
+    """stdout when descriptor 1 was closed: what is written goes nowhere, and is counted
+    (:attr:`lost`), so that the command, once its files are saved, can fail saying so."""
 
     encoding = "utf-8"
     errors = "strict"
 
+    def __init__(self) -> None:
+        self.lost = 0
+
     def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, STDOUT_CLOSED)
+        self.lost += len(text)
+        return len(text)
 
     def flush(self) -> None:
         return None
@@ -123,3 +126,17 @@ def standard_streams() -> tuple[Any, Any]:
     if err is None or 2 in closed:
         err = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (the process's own)
     return out, Diagnostics(err)
+
+
+def lost_output(command: str, code: int) -> int:
+    """The exit code of ``command``, which ended with ``code``: 2 when it printed results
+    to a closed stdout (its files are saved by then), said on stderr."""
+    out = sys.stdout
+    if not isinstance(out, ClosedOutput) or not out.lost:
+        return code
+    print(
+        f"exprsim {command}: error: {STDOUT_CLOSED}: what it printed was lost "
+        "(its output files, if any, are saved)",
+        file=sys.stderr,
+    )
+    return code or 2

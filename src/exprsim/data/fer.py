@@ -175,6 +175,24 @@ def _parse_votes(frame: Any, path: Path) -> np.ndarray:
     return votes
 
 
+def _cached_table(cache_file: Path) -> FerTable | None:
+    """The parsed table cached in ``cache_file``, or ``None`` (none, or another process
+    pruned it a moment ago)."""
+    with contextlib.suppress(OSError):  # used now: the last one pruned
+        os.utime(cache_file)
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            return FerTable(
+                images=z["images"],
+                emotion=z["emotion"],
+                usage=z["usage"],
+                votes=z["votes"],
+                png_exact=z["png_exact"],
+            )
+    except FileNotFoundError:
+        return None
+
+
 def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> FerTable:
     """Read (or load the cached parse of) the three FER files, row-aligned."""
     import pandas as pd
@@ -193,17 +211,9 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache_file = _cache_dir() / f"fer-{key}.npz"
-    if cache and cache_file.is_file():
-        with contextlib.suppress(OSError):  # used now: the last one pruned
-            os.utime(cache_file)
-        with np.load(cache_file, allow_pickle=False) as z:
-            return FerTable(
-                images=z["images"],
-                emotion=z["emotion"],
-                usage=z["usage"],
-                votes=z["votes"],
-                png_exact=z["png_exact"],
-            )
+    cached = _cached_table(cache_file) if cache else None
+    if cached is not None:
+        return cached
     log.info("parsing %s (cached afterwards in %s)", fer_path, cache_file)
     fer = pd.read_csv(fer_path)
     new = pd.read_csv(new_path)
