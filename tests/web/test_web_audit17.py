@@ -114,6 +114,10 @@ def test_multipart_text_that_is_not_utf8_is_refused(indexed) -> None:
 # -- 3. how to send a photo ---------------------------------------------------------------
 
 HINT = "send the photo as multipart/form-data in a field named `file` (curl: -F file=@photo.jpg)"
+# (a review: the video route's answer said "photo")
+VIDEO_HINT = (
+    "send the video as multipart/form-data in a field named `file` (curl: -F file=@clip.mp4)"
+)
 
 
 def test_the_usual_upload_mistakes_say_how_to_send_a_photo(make_client, photo) -> None:
@@ -131,7 +135,8 @@ def test_the_usual_upload_mistakes_say_how_to_send_a_photo(make_client, photo) -
     for case, (body, headers, status) in cases.items():
         for route in ("/api/faces", "/api/search", "/api/index", "/api/videos"):
             r = c.post(route, content=body, headers=headers)
-            assert (r.status_code, r.json()) == (status, {"error": HINT}), (case, route)
+            hint = VIDEO_HINT if route == "/api/videos" else HINT
+            assert (r.status_code, r.json()) == (status, {"error": hint}), (case, route)
     r = c.post("/api/tags", content=as_text, headers=multipart)
     assert r.status_code == 422 and r.json() == {"error": HINT}
 
@@ -317,12 +322,17 @@ def guarded_server():
 
     servers = []
 
-    def serve(header_timeout_s: float, limit: int) -> int:
-        protocol = type("Quick", (GuardedH11Protocol,), {"header_timeout_s": header_timeout_s})
+    def serve(header_timeout_s: float, limit: int, body_idle_s: float = 60.0, app=None) -> int:
+        times = {"header_timeout_s": header_timeout_s, "body_idle_s": body_idle_s}
+        protocol = type("Quick", (GuardedH11Protocol,), times)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         config = uvicorn.Config(
-            _ok_app, http=protocol, limit_concurrency=limit, log_level="error", lifespan="off"
+            app or _ok_app,
+            http=protocol,
+            limit_concurrency=limit,
+            log_level="error",
+            lifespan="off",
         )
         server = GuardedServer(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -440,3 +450,71 @@ def test_a_non_ascii_token_matches_in_a_bearer_header(make_client) -> None:
     assert c.get("/api/tags", headers={"Authorization": sent}).status_code == 200
     wrong = b"Bearer " + "passwört".encode()
     assert c.get("/api/tags", headers={"Authorization": wrong}).status_code == 401
+
+
+# -- a review of the round's web code ------------------------------------------------------
+
+
+def test_a_large_urlencoded_form_is_refused_before_it_is_read_whole(make_client) -> None:
+    """Review: the form check read and re-encoded any urlencoded body whole (21 MB of
+    fields: 7-10 s and 420 MB, other clients waiting), on /login too, which needs no token."""
+    from exprsim.web.forms import FORM_MAX_BYTES
+
+    c = make_client()
+    body = b"&".join(b"a%d=1" % i for i in range(FORM_MAX_BYTES // 4))
+    assert len(body) > FORM_MAX_BYTES
+    r = c.post("/login", content=body, headers=URLENCODED)
+    assert r.status_code == 413 and "form too large" in r.json()["error"]
+    assert c.post("/login", content=b"token=x", headers=URLENCODED).status_code != 413
+
+
+def test_two_content_types_are_refused(indexed) -> None:
+    """Review: a second Content-Type switched the form check off (it read the last header,
+    Starlette parses by the first): a field given twice and Latin-1 text got through."""
+    headers = [("content-type", "application/x-www-form-urlencoded"), ("content-type", "text/x")]
+    face = _a_face(indexed)
+    r = indexed.post(f"/api/tags/from-face/{face}", content=b"name=a&name=b", headers=headers)
+    assert r.status_code == 400 and r.json() == {"error": "Content-Type given twice"}
+
+
+async def _body_reading_app(scope, receive, send) -> None:
+    """Reads the whole body, then answers."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body", False):
+        pass
+    await _ok_app(scope, receive, send)
+
+
+async def _early_answer_app(scope, receive, send) -> None:
+    """Answers before reading the request's body (as a 401 does)."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": b"no"})
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_a_connection_that_stops_sending_its_body_is_closed(guarded_server, early) -> None:
+    """Review: the header timeout let a client that sent its headers and then no body (or
+    got an early 401 and sent one byte) hold its connection for good."""
+    import socket
+
+    app = _early_answer_app if early else _body_reading_app
+    port = guarded_server(5.0, 50, body_idle_s=1.0, app=app)
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        idle.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1")
+        started = time.monotonic()
+        if early:  # answered before its body was read
+            answer = b""
+            while not answer.endswith(b"no"):
+                answer += idle.recv(1000)
+            assert answer.startswith(b"HTTP/1.1 401")
+        assert _closed_within(idle, 4) and time.monotonic() - started < 4
+    with socket.create_connection(("127.0.0.1", port)) as slow:  # bytes now and then: kept
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+        for _ in range(3):
+            time.sleep(0.5)
+            slow.sendall(b"1")
+        assert not _closed_within(slow, 0.5)

@@ -396,7 +396,8 @@ def _add_error_handlers(app: Any, st: _State) -> None:
             # no file part (a string, another field name, a body that is not multipart)
             kind = req.headers.get("content-type", "").split(";")[0].strip().lower()
             status = 422 if kind == "multipart/form-data" else 415
-            return JSONResponse({"error": SEND_FILE}, status_code=status)
+            what = "video" if req.url.path.startswith("/api/videos") else "photo"
+            return JSONResponse({"error": send_file(what)}, status_code=status)
         first = exc.errors()[0] if exc.errors() else {}
         # the parameter's own name ("n"), not the validator's path ("query.n")
         loc = [str(p) for p in first.get("loc", ())]
@@ -448,11 +449,13 @@ def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str,
     return JSONResponse({"error": message}, status_code=503, headers=headers)
 
 
-#: the answer to an upload without its file part
-SEND_FILE = (
-    f"send the photo as multipart/form-data in a field named `{FILE_FIELD}` "
-    f"(curl: -F {FILE_FIELD}=@photo.jpg)"
-)
+def send_file(what: str) -> str:
+    """The answer to an upload of a ``what`` ("photo", "video") without its file part."""
+    return (
+        f"send the {what} as multipart/form-data in a field named `{FILE_FIELD}` "
+        f"(curl: -F {FILE_FIELD}=@{'clip.mp4' if what == 'video' else 'photo.jpg'})"
+    )
+
 
 #: where a request's parameter came from, as the validator names it
 _PARTS = frozenset({"query", "path", "body", "header", "cookie", "form"})

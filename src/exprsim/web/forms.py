@@ -19,6 +19,10 @@ from urllib.parse import parse_qsl, urlencode
 
 #: the form field a photo or video goes in
 FILE_FIELD = "file"
+#: largest urlencoded form body (a token, a tag name: a few bytes); such a body is read
+#: whole before the app sees it, so a large one would hold the server (a login needs no
+#: token)
+FORM_MAX_BYTES = 64 << 10
 
 
 class FormError(Exception):
@@ -162,8 +166,11 @@ class FormCheck:
         if twice:
             await JSONResponse({"error": str(twice_error(twice))}, 422)(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        kind, params = _content_type(headers.get(b"content-type", b""))
+        types = [v for k, v in scope.get("headers") or [] if k.lower() == b"content-type"]
+        if len(types) > 1:  # which one a parser reads is anyone's guess: neither
+            await JSONResponse({"error": "Content-Type given twice"}, 400)(scope, receive, send)
+            return
+        kind, params = _content_type(types[0] if types else b"")
         if kind == b"application/x-www-form-urlencoded":
             scope = {**scope, "headers": [h for h in scope["headers"] if h[0] != b"content-length"]}
             receive = _urlencoded_receive(receive)
@@ -179,10 +186,10 @@ def _content_type(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     return kind.lower(), params
 
 
-def _refuse(message: str) -> Exception:
+def _refuse(message: str, status: int = 422) -> Exception:
     from starlette.exceptions import HTTPException
 
-    return HTTPException(422, message)
+    return HTTPException(status, message)
 
 
 Receive = Callable[[], Awaitable[Any]]
@@ -198,11 +205,15 @@ def _urlencoded_receive(receive: Receive) -> Receive:
         if done:
             return await receive()
         chunks = []
+        size = 0
         while True:
             msg = await receive()
             if msg.get("type") != "http.request":
                 return msg  # the client left
             chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            if size > FORM_MAX_BYTES:  # read whole and re-encoded here: kept small
+                raise _refuse(f"form too large (at most {FORM_MAX_BYTES // 1024} KB)", 413)
             if not msg.get("more_body", False):
                 break
         done = True

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 #: seconds a connection may take to send a request's headers (its first request's, or the
 #: next one's on a kept-alive connection) before it is closed
 HEADER_TIMEOUT_S = 20.0
+#: seconds a connection that owes the body of its request may go without sending a byte
+#: (also after an early answer, e.g. a 401 before the body was read) before it is closed
+BODY_IDLE_S = 60.0
 
 #: seconds between two log lines on an ``accept()`` that failed for want of resources
 ACCEPT_ERROR_EVERY_S = 60.0
@@ -32,13 +35,15 @@ class GuardedH11Protocol(H11Protocol):
 
     * a connection that has not sent a whole request's headers within
       :attr:`header_timeout_s` (uvicorn's keep-alive timer starts only after a response,
-      and any byte cancels it) is closed;
+      and any byte cancels it), or that owes its request's body and sends no byte of it
+      for :attr:`body_idle_s` (unless the app is the one behind), is closed;
     * a connection past ``limit_concurrency`` open ones is closed at once (uvicorn would
       answer its request 503 anyway), so idle connections cannot use up the process's
       file descriptors.
     """
 
     header_timeout_s = HEADER_TIMEOUT_S
+    body_idle_s = BODY_IDLE_S
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,17 +61,25 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # a request's headers are in (or an error)
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:  # each byte of a body gives the next one its time
+            self._arm_header_timer(self.body_idle_s)
+        elif state is not h11.IDLE:  # the whole request is in (or an error)
             self._disarm_header_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE:
             self._arm_header_timer()  # the next request's headers have the same time
+        elif self.conn.their_state is h11.SEND_BODY:  # answered early: the body still owed
+            self._arm_header_timer(self.body_idle_s)
 
-    def _arm_header_timer(self) -> None:
+    def _arm_header_timer(self, seconds: float | None = None) -> None:
         self._disarm_header_timer()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+        wait = self.header_timeout_s if seconds is None else seconds
+        self._header_timer = self.loop.call_later(wait, self._headers_late)
 
     def _disarm_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -75,11 +88,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            log.debug(
-                "closing a connection whose request headers took over %g s", self.header_timeout_s
-            )
-            self.transport.close()
+        if self.transport.is_closing() or self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+            return
+        if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused:
+            self._arm_header_timer(self.body_idle_s)  # the app is behind, not the client
+            return
+        log.debug("closing a connection that kept the server waiting for its request")
+        self.transport.close()
 
 
 class _Throttled:
