@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
         "demo",
         help="run the main job on the bundled sample photos",
         description="Run the main job on the bundled sample photos (faces, embeddings, "
-        "index and search, album summary, emotions, tags) and on the bundled clip, and write "
+        "index and search, album summary) and on the bundled clip, and write "
         "a self-contained page, index.html, with the files it shows, into --out.",
     )
     p.add_argument(

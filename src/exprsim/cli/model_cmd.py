@@ -183,7 +183,9 @@ def _register_train(sub: Any) -> None:
         "sgm-subspaces)",
     )
     p.add_argument(
-        "--device", help="ferplus recipe: cpu, cuda, cuda:N or auto (resumable anywhere)"
+        "--device",
+        help="cpu, cuda, cuda:N or auto, for recipes with a device setting (ferplus, fec, "
+        "ensemble; resumable anywhere)",
     )
     p.set_defaults(func=cmd_train)
 

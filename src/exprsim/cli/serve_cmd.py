@@ -46,7 +46,12 @@ def register(subparsers: Any) -> None:
         default=25.0,
         help="largest upload in MB (default 25)",
     )
-    p.add_argument("--data-dir", metavar="DIR", help="uploads and video reports (default <db>.web)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="uploads and video reports (default <db>.web beside a SQLite index, ./exprsim-web for "
+        "PostgreSQL)",
+    )
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
         "--keep-videos",
