@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -422,6 +423,7 @@ def create_landmarker(name: str = "mesh", **kwargs: Any) -> Landmarker:
 
 
 _DEFAULT_MESH: MeshLandmarker | None = None
+_DEFAULT_MESH_LOCK = threading.Lock()
 
 
 def face_mesh(
@@ -432,15 +434,19 @@ def face_mesh(
     Args:
         image: ``(H, W, 3)`` uint8 RGB, full resolution.
         face_or_box: a :class:`~exprsim.faces.types.Face` or a ``(4,)`` box.
-        landmarker: reuse this landmarker (default: a shared module-level one).
+        landmarker: reuse this landmarker (default: a shared module-level one, used by
+            one thread at a time; give each thread its own for meshes in parallel).
 
     Returns:
         ``(478, 3)`` float32 (see :meth:`MeshLandmarker.mesh`), or ``None``.
     """
     global _DEFAULT_MESH
-    box = getattr(face_or_box, "box", face_or_box)
-    if landmarker is None:
+    box = np.asarray(getattr(face_or_box, "box", face_or_box), dtype=np.float64)
+    if landmarker is not None:
+        return landmarker.mesh(image, box)
+    # MediaPipe's graph is not thread-safe: threads sharing it got one another's meshes,
+    # "Packet timestamp mismatch", a graph broken for good, or a segfault
+    with _DEFAULT_MESH_LOCK:
         if _DEFAULT_MESH is None:
             _DEFAULT_MESH = MeshLandmarker()
-        landmarker = _DEFAULT_MESH
-    return landmarker.mesh(image, np.asarray(box, dtype=np.float64))
+        return _DEFAULT_MESH.mesh(image, box)

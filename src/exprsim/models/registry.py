@@ -9,6 +9,7 @@ the model's :class:`ModelSpec`).
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -61,11 +62,19 @@ def register_model(
 
 
 def _ensure_loaded() -> None:
+    """Import the model modules (which register their models) once; threads that ask
+    meanwhile wait for them (a registry seen half filled said "unknown model")."""
     global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in _MODEL_MODULES:
-            import_module(mod)
+    if _loaded:
+        return
+    with _LOAD_LOCK:
+        if not _loaded:
+            for mod in _MODEL_MODULES:
+                import_module(mod)
+            _loaded = True
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 def list_models(pattern: str = "*") -> list[str]:
