@@ -37,6 +37,7 @@ from exprsim.errors import (
     IndexUnavailableError,
 )
 from exprsim.io import sweep_temporaries
+from exprsim.web.asgi import HttpMiddleware
 from exprsim.web.forms import FILE_FIELD, FormCheck
 from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
@@ -1059,22 +1060,19 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 while they stream
     in (by ``Content-Length`` up front, else by counting), before anything is stored."""
 
     def __init__(self, app: Any, max_bytes: int, shown: int | None = None) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.shown = max_bytes if shown is None else shown
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.exceptions import HTTPException
         from starlette.responses import JSONResponse
 
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         too_big = JSONResponse(
             {"error": f"upload larger than the limit ({size_text(self.shown)})"},
             status_code=413,
@@ -1140,19 +1138,12 @@ SECURITY_HEADERS = {
 CACHE_CONTROL = "no-store"
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """ASGI middleware: :data:`SECURITY_HEADERS` and :data:`CACHE_CONTROL` on every answer,
     unless it sets its own (outside the body limit, so that its 413 has them too)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.datastructures import MutableHeaders
-
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
 
         async def with_headers(msg: Any) -> None:
             if msg.get("type") == "http.response.start":

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from exprsim.web.asgi import HttpMiddleware
+
 #: the form field a photo or video goes in
 FILE_FIELD = "file"
 #: largest urlencoded form body (a token, a tag name: a few bytes); such a body is read
@@ -146,21 +148,15 @@ class MultipartCheck:
                 self.error = f"form field `{self._name[:64]}`: text must be {self.charset}"
 
 
-class FormCheck:
+class FormCheck(HttpMiddleware):
     """ASGI middleware: the checks of the module docstring. A repeated query parameter is
     refused at once; a form is checked as the app reads it (a request the app refuses
     first, e.g. without the token, is never read), and its faults are raised from the
     app's ``receive`` as an ``HTTPException`` (422), before any route runs."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.responses import JSONResponse
 
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         query = scope.get("query_string", b"").decode("latin-1")
         twice = repeated(name for name, _ in parse_qsl(query, keep_blank_values=True))
         if twice:
