@@ -153,9 +153,9 @@ QUIET_HELP = "no progress bars, warnings only"
 MODEL_HELP = "shipped model name or checkpoint folder (default: default, the shipped model)"
 DB_HELP = "face index database: an SQLite file or a postgresql:// URI"
 DATA_DIR_HELP = (
-    "FER+ folder (fer2013.csv, fer2013new.csv, or .csv.gz; default: $EXPRSIM_FER_DIR if set, else the "
-    "first shared/data/fer2013 found beside or above the working folder, or beside the "
-    "source checkout)"
+    "FER+ folder (fer2013.csv, fer2013new.csv, or .csv.gz; default: $EXPRSIM_FER_DIR if "
+    "set, else the first shared/data/fer2013 found beside or above the working folder, or "
+    "beside the source checkout)"
 )
 
 
