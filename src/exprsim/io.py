@@ -711,7 +711,7 @@ def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
             continue
         for entry in entries:
             child = folder / entry.name
-            if entry.name.startswith("."):  # hidden: a temporary, ._ or .thumbnails
+            if is_hidden(entry.name):
                 continue
             if _entry_is(entry.is_dir, follow_symlinks=False):
                 folders.append(child)  # a link to a folder is not entered
@@ -720,6 +720,12 @@ def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
             elif raw is not None and Path(entry.name).suffix.lower() in RAW_SUFFIXES:
                 raw.append(child)
     return found
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a folder's entry ``name`` is hidden, and so not walked into: macOS's ``._``
+    twins, thumbnail caches, a killed writer's temporaries (:func:`temp_beside`)."""
+    return name.startswith(".")
 
 
 def _image_entry(entry: os.DirEntry[str]) -> bool:

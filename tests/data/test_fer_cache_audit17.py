@@ -32,7 +32,7 @@ def test_only_the_most_recently_used_tables_are_kept(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (1e9 + age, 1e9 + age))
     (tmp_path / "notes.txt").write_text("not ours")
-    dead = tmp_path / f"{names[0]}.99999999.tmp.npz"  # a killed parse's (no such process)
+    dead = tmp_path / f".{names[0]}.99999999.1.npz"  # a killed parse's (no such process)
     dead.write_bytes(b"x")
     fer._prune_cache(tmp_path)
     left = sorted(p.name for p in tmp_path.iterdir())

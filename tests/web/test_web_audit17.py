@@ -300,12 +300,21 @@ def test_a_lock_that_cannot_be_taken_fails_the_new_job_folder(tmp_path, monkeypa
 # -- 8. slow clients (`exprsim serve`'s uvicorn) -----------------------------------------
 
 
-async def _ok_app(scope, receive, send) -> None:
-    if scope["type"] != "http":
-        return
-    headers = [(b"content-length", b"2")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"ok"})
+def _answer_app(status: int, body: bytes):
+    """A plain ASGI app answering every request ``status`` with ``body``, its request's
+    body unread."""
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+_ok_app = _answer_app(200, b"ok")
 
 
 @pytest.fixture
@@ -486,13 +495,8 @@ async def _body_reading_app(scope, receive, send) -> None:
     await _ok_app(scope, receive, send)
 
 
-async def _early_answer_app(scope, receive, send) -> None:
-    """Answers before reading the request's body (as a 401 does)."""
-    if scope["type"] != "http":
-        return
-    headers = [(b"content-length", b"2")]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": b"no"})
+#: answers before reading the request's body (as a 401 does)
+_early_answer_app = _answer_app(401, b"no")
 
 
 @pytest.mark.parametrize("early", [False, True])

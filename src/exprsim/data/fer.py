@@ -107,9 +107,10 @@ _CACHE_ENTRY = re.compile(r"fer-[0-9a-f]{16}\.npz")
 def _prune_cache(folder: Path) -> None:
     """Keep the :data:`CACHE_KEEP` most recently used parsed tables in ``folder``, and
     remove what a killed parse left."""
-    from exprsim.io import sweep_temporaries
+    from exprsim.io import TEMP_TAIL, sweep_temporaries
 
-    sweep_temporaries(folder, r"fer-[0-9a-f]{16}\.npz\.(?P<pid>\d+)\.tmp\.npz")
+    # a killed parse's (exprsim.io.temp_beside of any table's name)
+    sweep_temporaries(folder, rf"\.fer-[0-9a-f]{{16}}\.npz{TEMP_TAIL}\.npz")
     try:
         entries = [e for e in os.scandir(folder) if _CACHE_ENTRY.fullmatch(e.name)]
         entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
@@ -240,10 +241,10 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     )
     if cache:
         try:
+            from exprsim.io import replace_atomically
+
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, **table.__dict__)
-            os.replace(tmp, cache_file)
+            replace_atomically(cache_file, lambda tmp: np.savez(tmp, **table.__dict__), ".npz")
             _prune_cache(cache_file.parent)
         except OSError as exc:  # a read-only home must not break loading
             log.warning("could not cache parsed FER data: %s", exc)

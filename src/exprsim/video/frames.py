@@ -268,14 +268,13 @@ class FrameReader:
     # ------------------------------------------------------------------ opening
 
     def _open_folder(self) -> VideoInfo:
-        from exprsim.io import IMAGE_SUFFIXES
+        from exprsim.io import IMAGE_SUFFIXES, is_hidden
 
         self._files = sorted(
             (
                 p
                 for p in self.source.iterdir()
-                # hidden names are not frames: macOS ._ twins, temporaries (as io's walks)
-                if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                if not is_hidden(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             ),
             key=lambda p: natural_key(p.name),
         )

@@ -1136,6 +1136,8 @@ SECURITY_HEADERS = {
 #: (a proxy in front of a token server) or the browser's. Thumbnails too: they are looked
 #: up by face id, and a deleted face's id may be given to a new one
 CACHE_CONTROL = "no-store"
+#: the headers :class:`SecurityHeaders` gives every answer that sets none of its own
+_EVERY_ANSWER = {**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL}
 
 
 class SecurityHeaders(HttpMiddleware):
@@ -1148,7 +1150,7 @@ class SecurityHeaders(HttpMiddleware):
         async def with_headers(msg: Any) -> None:
             if msg.get("type") == "http.response.start":
                 headers = MutableHeaders(raw=list(msg.get("headers") or []))
-                for name, value in {**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL}.items():
+                for name, value in _EVERY_ANSWER.items():
                     headers.setdefault(name, value)
                 msg = {**msg, "headers": headers.raw}
             await send(msg)
