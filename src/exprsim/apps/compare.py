@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable
 
 
@@ -67,6 +68,7 @@ def input_name(item: Any, position: int) -> str:
     return name if _has_name(item) else f"{name[:-1]} #{position}>"
 
 
+@array_equality
 @dataclass(frozen=True)
 class Comparison:
     """Result of :func:`compare_images`.

@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ModelError
 
 LABEL_METHODS: tuple[str, ...] = ("predict", "folder", "none")
 
 
+@array_equality
 @dataclass(frozen=True)
 class LabelledFaces:
     """Faces with a class each.

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.clustering import n_distinct
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable, require_positive_int
 from exprsim.metrics import class_ids
 from exprsim.wording import count
@@ -36,6 +37,7 @@ from exprsim.wording import count
 log = logging.getLogger(__name__)
 
 
+@array_equality
 @dataclass(frozen=True)
 class SubclassSplit:
     """Result of :func:`split_classes`.
@@ -279,6 +281,7 @@ def split_classes(
     )
 
 
+@array_equality
 @dataclass(frozen=True)
 class Subexpression:
     """One sub-class of an expression class.
@@ -315,6 +318,7 @@ class Subexpression:
         }
 
 
+@array_equality
 @dataclass(frozen=True)
 class SubexpressionReport:
     """Result of :func:`discover_subexpressions`.

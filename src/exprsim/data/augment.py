@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
+
 if TYPE_CHECKING:
     import torch
 
@@ -76,6 +78,7 @@ class AugmentConfig:
         return asdict(self)
 
 
+@array_equality
 @dataclass(frozen=True)
 class AugmentParams:
     """One draw of augmentation parameters for ``N`` images of size ``(H, W)``.

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ def _prune_cache(folder: Path) -> None:
             log.info("removed an older parsed FER table from the cache: %s", old.path)
 
 
+@array_equality
 @dataclass(frozen=True)
 class FerTable:
     """Every row of fer2013.csv with its FER+ votes and provenance.
@@ -251,6 +253,7 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     return table
 
 
+@array_equality
 @dataclass(frozen=True)
 class FerSplit:
     """FER2013 faces of one split with usable FER+ votes.

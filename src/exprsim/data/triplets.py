@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exprsim.distances import l2
+from exprsim.equality import array_equality
 from exprsim.errors import DataError
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ DEFAULT_THRESHOLD = 0.2
 _SQRT_HALF = math.sqrt(0.5)
 
 
+@array_equality
 @dataclass(frozen=True)
 class TripletSet:
     """Triplets of face indices with their odd-one-out label and type.

@@ -33,6 +33,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import BackendUnavailableError, ExprsimError, printable, require_int
 from exprsim.faces.types import Face
 
@@ -397,6 +398,7 @@ def nms(
     return keep
 
 
+@array_equality
 @dataclass(frozen=True)
 class Candidate:
     """A raw detection, before the landmark stage.

@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
+
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
+@array_equality
 @dataclass(frozen=True)
 class Face:
     """One detected face.
@@ -75,6 +78,7 @@ class Quality:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+@array_equality
 @dataclass(frozen=True)
 class AlignedFace:
     """A face with its canonical crop and quality.

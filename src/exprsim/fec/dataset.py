@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from exprsim.data.fec import TYPE_NAMES, Agreement, FecTable, parse_fec_csv
+from exprsim.equality import array_equality
 from exprsim.errors import DataError
 from exprsim.fec.crops import CropStore, face_key
 
 log = logging.getLogger(__name__)
 
 
+@array_equality
 @dataclass(frozen=True)
 class TripletBatch:
     """One batch of triplets.

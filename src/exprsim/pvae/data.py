@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from exprsim.equality import array_equality
 
+
+@array_equality
 @dataclass(frozen=True)
 class LandmarkData:
     """Training/validation features and their vote labels.

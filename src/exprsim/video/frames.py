@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable, require_positive_int
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class VideoError(ExprsimError):
     """A video that cannot be opened, has no video stream, or has no frame that decodes."""
 
 
+@array_equality
 @dataclass(frozen=True)
 class Frame:
     """One sampled frame.

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ModelError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
@@ -164,6 +165,7 @@ class VideoConfig:
         return asdict(self)
 
 
+@array_equality
 @dataclass(frozen=True)
 class VideoFace:
     """One detected face in one sampled frame.
@@ -354,6 +356,7 @@ REPORT_FILES: dict[str, str] = {
 PARTIAL_REPORT = r"\.exprsim-partial-(?P<pid>\d+)-\w+"
 
 
+@array_equality
 @dataclass(frozen=True)
 class VideoAnalysis:
     """Everything :func:`analyze_video` found.

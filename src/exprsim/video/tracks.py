@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import box_iou
 
@@ -161,6 +162,7 @@ def link_tracks(
     return out
 
 
+@array_equality
 @dataclass(frozen=True)
 class IdentityResult:
     """Person of every face.
