@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ModelError
+from exprsim.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,6 @@ def _faces_section(
     """
     import cv2
     import pandas as pd
-    from tqdm import tqdm
 
     from exprsim.faces.pipeline import analyze_image, face_row
     from exprsim.io import load_image, save_table
@@ -113,7 +113,7 @@ def _faces_section(
     (out / "crops").mkdir(parents=True, exist_ok=True)
     page.heading("1. Faces: detection, 5 landmarks, alignment, quality")
     rows, crops, names, annotated = [], [], [], []
-    for path in tqdm(sample_images(), desc="faces", unit="img", disable=not progress):
+    for path in progress_bar(sample_images(), enabled=progress, desc="faces", unit="img"):
         image = load_image(path)
         faces = analyze_image(image)
         for j, af in enumerate(faces):

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from exprsim.errors import ImageError, ModelError, require_positive_int
+from exprsim.equality import array_equality
+from exprsim.errors import ImageError, ModelError, printable, require_positive_int
 from exprsim.faces.align import FER2013_TEMPLATE, AlignConfig, as_template
 from exprsim.faces.types import AlignedFace
 
@@ -150,6 +151,7 @@ class EmbedderConfig:
         return f"{self.model}@{self.version}"
 
 
+@array_equality
 @dataclass(frozen=True)
 class FaceEmbedding:
     """One face in one image, with its expression embedding.
@@ -554,15 +556,16 @@ class Embedder:
             ImageError: an input cannot be read (only when ``failures`` is ``None``), when
                 the iteration reaches it.
         """
-        from tqdm import tqdm
-
         from exprsim.io import as_inputs
+        from exprsim.progress import progress_bar
 
         items: Sequence[Any] = as_inputs(images_or_paths)
         if len(items) <= 1:
             workers = 1  # one image: no second detector to build
         stream = self.embed_stream(items, detector, workers)
-        for item in tqdm(stream, total=len(items), disable=not progress, desc="embed", unit="img"):
+        for item in progress_bar(
+            stream, enabled=progress, total=len(items), desc="embed", unit="img"
+        ):
             if item.error is not None:
                 if failures is None:
                     raise item.error
@@ -589,6 +592,7 @@ def faces_of(
     return iter(embedder.embed_images(images, **kw))
 
 
+@array_equality
 @dataclass(frozen=True)
 class KeptFace:
     """What a result row needs of one face, without its embedding (:func:`keep_faces`).
@@ -728,7 +732,7 @@ def load_model(
     if not _is_file(cfg_path) or not _is_file(w_path):
         known = ", ".join(SHIPPED)
         raise ModelError(
-            f"model {name!r}: no config.json + model.safetensors in {folder} "
+            f"model {name!r}: no config.json + model.safetensors in {printable(str(folder))} "
             f"(shipped models: {known}; exprsim never downloads weights)"
         )
     config = _read_config(cfg_path)

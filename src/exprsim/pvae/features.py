@@ -40,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from exprsim.equality import array_equality
+from exprsim.progress import progress_bar
+
 log = logging.getLogger(__name__)
 
 #: Lower-eyelid points (corners included) of the subject's right eye (image left).
@@ -144,6 +147,7 @@ def mesh_features(mesh: np.ndarray, points: Sequence[int] = FEATURE_POINTS) -> n
     return sel.reshape(*sel.shape[:-2], -1)
 
 
+@array_equality
 @dataclass(frozen=True)
 class FerLandmarks:
     """Cached face meshes of one FER+ split (order of :func:`exprsim.data.fer.load_ferplus`).
@@ -256,8 +260,6 @@ def extract_fer_landmarks(
                 # the split's own row numbers (the pixels, not the rows, key the meshes)
                 return FerLandmarks(z["mesh"], z["ok"], split.rows, usage, float(z["seconds"]))
         log.warning("%s was made from other pixels or settings; recomputing", path)
-    from tqdm import tqdm
-
     from exprsim.faces.landmarks import MESH_POINTS
 
     mesh = np.full((len(split), MESH_POINTS, 3), np.nan, np.float32)
@@ -269,10 +271,10 @@ def extract_fer_landmarks(
 
         with mp.get_context("spawn").Pool(workers) as pool:
             results = pool.imap_unordered(_mesh_chunk, chunks)
-            for start, m, found in tqdm(results, total=len(chunks), disable=not progress):
+            for start, m, found in progress_bar(results, enabled=progress, total=len(chunks)):
                 mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     else:
-        for chunk in tqdm(chunks, desc=f"mesh {usage}", disable=not progress):
+        for chunk in progress_bar(chunks, enabled=progress, desc=f"mesh {usage}"):
             start, m, found = _mesh_chunk(chunk)
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     secs = time.perf_counter() - t0

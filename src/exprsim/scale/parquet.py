@@ -15,6 +15,7 @@ from pathlib import Path
 
 from exprsim.errors import ExprsimError
 from exprsim.index.store import FaceIndex, LoadReport
+from exprsim.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ def load_parquet(
     import time
 
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     files = parquet_shards(shards)
     t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def load_parquet(
     seen_model = model
     index = db if isinstance(db, FaceIndex) else FaceIndex(db)
     try:
-        for path in tqdm(files, desc="load", unit="shard", disable=not progress):
+        for path in progress_bar(files, enabled=progress, desc="load", unit="shard"):
             try:
                 table = pq.read_table(path)
             except Exception as exc:  # pyarrow raises several types for a bad file

@@ -40,6 +40,7 @@ from typing import Any
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
 from exprsim.io import replace_atomically, write_json
+from exprsim.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -552,8 +553,6 @@ def _run_on_ray(
     appends the unreadable images' lines to ``errors``)."""
     import json
 
-    from tqdm import tqdm
-
     ray = _ray()
     level = _ray_log_level()
     started = not ray.is_initialized()
@@ -579,7 +578,9 @@ def _run_on_ray(
             num_cpus=1,
             fn_constructor_kwargs=actor_kwargs,
         )
-        with tqdm(total=len(todo), desc="embed (ray)", unit="shard", disable=not progress) as bar:
+        with progress_bar(
+            enabled=progress, total=len(todo), desc="embed (ray)", unit="shard"
+        ) as bar:
             for row in ds.iter_rows():
                 for i, key in enumerate(("images", "faces", "failed")):
                     counts[i] += int(row[key])

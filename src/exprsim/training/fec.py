@@ -32,6 +32,7 @@ import numpy as np
 from exprsim.config import check_ranges
 from exprsim.errors import DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
+from exprsim.progress import progress_bar
 from exprsim.training.run import (
     RunFolder,
     build_network,
@@ -266,7 +267,6 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
             trained more iterations already; ``model_kwargs`` that do not fit the model.
     """
     import torch
-    from tqdm import tqdm
 
     from exprsim.losses.fec_triplet import FECTripletLoss
     from exprsim.models.embedder import resolve_device
@@ -296,7 +296,7 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
     sums = np.zeros(3)  # loss, active share, steps
     t_log = time.perf_counter()
     model.train()
-    bar = tqdm(range(start, cfg.iterations), desc="train fec", unit="it", disable=not progress)
+    bar = progress_bar(range(start, cfg.iterations), enabled=progress, desc="train fec", unit="it")
     for it in bar:
         batch = train_set.batch(sampler.batch(it))
         images, pos = train_set.crops(batch)

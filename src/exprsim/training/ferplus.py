@@ -45,6 +45,7 @@ from exprsim.models.embedder import (
     resize_crops,
     resolve_device,
 )
+from exprsim.progress import progress_bar
 from exprsim.training.ferplus_config import TrainConfig, TrainResult
 from exprsim.training.ferplus_data import (
     FER2013_TO_FERPLUS,
@@ -732,7 +733,6 @@ def _step_fec(
 def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dict[str, float]:
     """One epoch; returns the mean of every loss term."""
     import torch
-    from tqdm import tqdm
 
     from exprsim.data.augment import augment_torch
 
@@ -757,8 +757,8 @@ def _train_epoch(s: _Setup, cfg: TrainConfig, epoch: int, progress: bool) -> dic
     mix_rng = np.random.default_rng((cfg.seed, epoch, 2))
     dev = _model_device(s.model)
     sums: dict[str, Any] = {}
-    bar = tqdm(
-        range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="step"
+    bar = progress_bar(
+        range(steps), enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step"
     )
     for step in bar:
         for g in s.opt.param_groups:

@@ -49,6 +49,7 @@ import numpy as np
 from exprsim.config import check_ranges, save_json
 from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
+from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.training.run import RunFolder, exclusive_run, setup_torch
@@ -401,7 +402,6 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
         progress: tqdm bar.
     """
     import torch
-    from tqdm import tqdm
 
     run = RunFolder(out_dir)
     may_change = ("iterations", "threads", "max_seconds")
@@ -417,8 +417,8 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     step = start
     tr.model.train()
     n_tr, bs = len(tr.x_tr), cfg.batch_size
-    for step in tqdm(
-        range(start + 1, cfg.iterations + 1), desc=cfg.model, disable=not progress, initial=start
+    for step in progress_bar(
+        range(start + 1, cfg.iterations + 1), enabled=progress, desc=cfg.model, initial=start
     ):
         k = (step - 1) % cfg.eval_every  # batches: a function of (seed, interval, k)
         if k == 0 or step == start + 1:
