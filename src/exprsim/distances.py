@@ -6,7 +6,8 @@ methods both libraries share are used), so training, mining and evaluation measu
 with the same formulas. This module imports neither torch nor numpy at import time.
 
 Conventions: ``x`` is ``(N, D)``, ``y`` is ``(M, D)``; row-wise functions take two arrays of
-the same shape ``(..., D)`` and return ``(...)``.
+the same shape ``(..., D)`` and return ``(...)``. Integer and boolean inputs are measured
+in float64 (in their own type, ``uint8`` differences wrap around modulo 256).
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ SQRT_EPS = 1e-12
 Array = Any  # np.ndarray | torch.Tensor
 
 
+def _real(x: Array) -> Array:
+    """``x``, or as float64 when it holds integers or booleans (NumPy or torch)."""
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind is not None:  # NumPy
+        return x.astype("float64") if kind in "iub" else x
+    if hasattr(x, "is_floating_point") and not (x.is_floating_point() or x.is_complex()):
+        return x.double()
+    return x
+
+
 def squared_l2(a: Array, b: Array) -> Array:
     """Row-wise squared Euclidean distance ``||a - b||^2``: ``(..., D), (..., D) -> (...)``."""
-    diff = a - b
+    diff = _real(a) - _real(b)
     return (diff * diff).sum(-1)
 
 
@@ -31,6 +42,7 @@ def l2(a: Array, b: Array, eps: float = SQRT_EPS) -> Array:
 
 
 def _row_norm_sq(x: Array) -> Array:
+    x = _real(x)
     return (x * x).sum(-1)
 
 
@@ -41,7 +53,8 @@ def pairwise_squared_l2(x: Array, y: Array | None = None) -> Array:
     slightly negative). The diagonal of ``pairwise_squared_l2(x)`` is set to exactly 0.
     """
     same = y is None
-    y = x if y is None else y
+    x = _real(x)
+    y = x if y is None else _real(y)
     d = _row_norm_sq(x)[:, None] + _row_norm_sq(y)[None, :] - 2.0 * (x @ y.T)
     d = d.clip(min=0.0)
     if same:
@@ -57,6 +70,7 @@ def pairwise_l2(x: Array, y: Array | None = None, eps: float = SQRT_EPS) -> Arra
 
 def l2_normalize(x: Array, eps: float = SQRT_EPS) -> Array:
     """Rows scaled to unit L2 norm: ``(N, D) -> (N, D)`` (zero rows stay ~0)."""
+    x = _real(x)
     return x / (_row_norm_sq(x)[..., None].clip(min=eps) ** 0.5)
 
 
@@ -66,15 +80,16 @@ def cosine_similarity(a: Array, b: Array) -> Array:
 
 
 def cosine_distance(a: Array, b: Array) -> Array:
-    """Row-wise cosine distance ``1 - cos``, in ``[0, 2]``."""
-    return 1.0 - cosine_similarity(a, b)
+    """Row-wise cosine distance ``1 - cos``, in ``[0, 2]`` (rounding kept inside it)."""
+    return (1.0 - cosine_similarity(a, b)).clip(min=0.0, max=2.0)
 
 
 def pairwise_cosine_distance(x: Array, y: Array | None = None) -> Array:
-    """All-pairs cosine distance ``1 - cos``: ``(N, D), (M, D) -> (N, M)``."""
+    """All-pairs cosine distance ``1 - cos``: ``(N, D), (M, D) -> (N, M)``, in ``[0, 2]``
+    (rounding kept inside it)."""
     xn = l2_normalize(x)
     yn = xn if y is None else l2_normalize(y)
-    return 1.0 - xn @ yn.T
+    return (1.0 - xn @ yn.T).clip(min=0.0, max=2.0)
 
 
 def hellinger(p: Array, q: Array) -> Array:

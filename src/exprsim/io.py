@@ -115,8 +115,19 @@ _ORIENTATION_TAG = 0x0112
 ImageSource = str | Path | bytes | np.ndarray
 
 
+def _writeable(arr: np.ndarray) -> np.ndarray:
+    """``arr``, or a copy of it when it is read-only: ``np.asarray`` of a Pillow image
+    shares Pillow's bytes and cannot be written to, so whether a caller could draw on an
+    image depended on its mode, its size and whether pyarrow was imported yet."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def _to_rgb8(img: Image.Image, name: str = "<image>") -> np.ndarray:
-    """Convert any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
+    """Convert any Pillow mode to a writeable ``(H, W, 3)`` uint8 RGB array."""
+    return _writeable(_rgb8_of(img, name))
+
+
+def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
     mode = img.mode
     if mode == "RGB":  # most photos: one copy out of Pillow, no conversion
         fast = _rgb_from_one_block(img)
@@ -423,6 +434,15 @@ FILE_BYTES_SLACK = 64 << 20
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF})
 
 
+def stat_problem(exc: OSError) -> str:
+    """What went wrong when ``os.stat`` of an input file raised ``exc``, for messages."""
+    if exc.errno == errno.ELOOP:
+        return "a loop of symbolic links (no file at its end)"
+    if exc.errno in _MISSING:
+        return "no such file"
+    return f"cannot read ({exc.strerror or exc})"
+
+
 def file_byte_limit(max_pixels: int | None = None) -> int:
     """The largest image file :func:`load_image` reads, in bytes: the file's pixel limit
     (:func:`_decode_limit`) at :data:`BYTES_PER_PIXEL_CAP` bytes per pixel (an uncompressed
@@ -445,9 +465,7 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         url = as_url(path)
         if url is not None:
             raise ImageError(url, URL_PROBLEM) from exc
-        if exc.errno in _MISSING:
-            raise ImageError(path, "no such file") from exc
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+        raise ImageError(path, stat_problem(exc)) from exc
     except ValueError as exc:  # a NUL byte in the name
         raise ImageError(path, "no such file") from exc
     cap = file_byte_limit(max_pixels)
@@ -602,7 +620,7 @@ def _over_white(rgba: np.ndarray) -> np.ndarray:
         )
     background = Image.new("RGBA", (rgba.shape[1], rgba.shape[0]), (255, 255, 255, 255))
     over = Image.alpha_composite(background, Image.fromarray(np.ascontiguousarray(rgba), "RGBA"))
-    return np.asarray(over.convert("RGB"))
+    return _writeable(np.asarray(over.convert("RGB")))
 
 
 def _pixels_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
@@ -1251,6 +1269,10 @@ def sweep_temporaries(folder: str | Path, pattern: str) -> int:
 #: what :func:`temp_beside` puts between a name and its suffix (as a regular expression)
 TEMP_TAIL = r"\.(?P<pid>\d+)\.\d+"
 
+
+#: what stands for the end of a name too long for a temporary's (:func:`temp_beside`): a
+#: ``~`` and 16 hex digits of the name's SHA-1 (as a regular expression)
+SHORTENED_TAIL = r"~[0-9a-f]{16}"
 
 #: the longest file name most file systems take (``NAME_MAX``), in bytes
 NAME_MAX = 255

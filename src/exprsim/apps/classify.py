@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import DataError, ExprsimError, ModelError, require_positive_int
 from exprsim.metrics import not_whole
 
@@ -58,7 +59,15 @@ class ExpressionKNN:
 
     Attributes:
         classes_: the classes after :meth:`fit`, in the order of the probability columns.
+        n_features_in_: the embeddings' width ``D`` after :meth:`fit`.
+
+    scikit-learn's tools take it (``clone``, ``cross_val_score``, ``GridSearchCV``,
+    pipelines, ``is_classifier``, ``check_is_fitted``) without exprsim importing
+    scikit-learn, which costs a second of start-up.
     """
+
+    #: what scikit-learn before 1.6 reads instead of :meth:`__sklearn_tags__`
+    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -86,6 +95,29 @@ class ExpressionKNN:
                 raise ValueError(f"unknown parameter {key!r}")
             setattr(self, key, value)
         return self
+
+    def __repr__(self) -> str:  # as scikit-learn's: the parameters not at their defaults
+        defaults = ExpressionKNN.__init__.__defaults__ or ()
+        changed = [
+            f"{key}={value!r}"
+            for (key, value), default in zip(self.get_params().items(), defaults, strict=True)
+            if not (value is default or (type(value) is type(default) and value == default))
+        ]
+        return f"ExpressionKNN({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of the estimator (asked for by scikit-learn 1.6 and
+        later, so imported from it only then): a classifier that needs labels and a fit."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "embeddings_")
 
     def _encode(self, y: Any) -> np.ndarray:
         """Column index (into :attr:`classes_`) of each label of ``y``.
@@ -135,17 +167,15 @@ class ExpressionKNN:
                 missing (NaN, None) or fractional label, a bad hyper-parameter, repeated
                 ``classes``, or a label outside ``classes``.
         """
-        x = np.asarray(X, dtype=np.float32)
+        x = _float32_rows(X, "fit: the embeddings")
         y = np.asarray(y)
         if y.ndim != 1:
             raise ExprsimError(f"fit needs 1-d labels y (one per row of X), got shape {y.shape}")
-        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        if x.ndim != 2 or len(x) != len(y) or len(x) == 0 or x.shape[1] == 0:
             raise ExprsimError(
                 f"fit needs (N, D) embeddings and N labels, got {x.shape} and {y.shape}"
             )
         self._check_params()
-        if not np.isfinite(x).all():
-            raise ExprsimError("fit: the embeddings hold NaN or infinite values")
         if self.metric == "cosine":
             _refuse_zero_rows(x, "fit: embedding")
         y = _label_array(y)
@@ -159,12 +189,14 @@ class ExpressionKNN:
         self._labels_by_value = self.classes is None and y.dtype.kind in "biuf"
         self.labels_ = self._encode(y)
         self.embeddings_ = x
+        self.n_features_in_ = x.shape[1]
         if self.k > len(x):  # every face would then vote: the class prior, not neighbours
             log.warning("k = %d is more than the %d faces fitted: using %d", self.k, len(x), len(x))
         return self
 
     def _check_params(self) -> None:
-        """Refuse bad hyper-parameters at fit time (scikit-learn's habit), not at predict."""
+        """Refuse bad hyper-parameters: at fit time (scikit-learn's habit), and again when
+        predicting (``set_params`` after a fit)."""
         require_positive_int(self.k, "k")
         if self.metric not in ("euclidean", "cosine"):
             raise ExprsimError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
@@ -192,14 +224,16 @@ class ExpressionKNN:
         from exprsim.metrics import knn_proba
 
         self._check_fitted()
-        x = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        self._check_params()
+        dim = self.embeddings_.shape[1]
+        x = _float32_rows(X, "the queries")
+        if x.shape == (0,):  # ``[]``: no query, as embed_crops([]) answers
+            x = x.reshape(0, dim)
+        if x.ndim != 2 or x.shape[1] != dim:
+            one = " (one query x: pass [x])" if x.shape == (dim,) else ""
+            raise ExprsimError(f"queries must be (M, {dim}) embeddings, got {x.shape}{one}")
         if len(x) == 0:
             return np.zeros((0, len(self.classes_)))
-        dim = self.embeddings_.shape[1]
-        if x.ndim != 2 or x.shape[1] != dim:
-            raise ExprsimError(f"queries must be (M, {dim}) embeddings, got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ExprsimError("queries hold NaN or infinite values")
         if self.metric == "cosine":
             _refuse_zero_rows(x, "query")
         return knn_proba(
@@ -235,6 +269,18 @@ class ExpressionKNN:
         if len(codes) == 0:
             raise ExprsimError("score needs at least one labelled face, got none")
         return float((proba.argmax(axis=1) == codes).mean())
+
+
+def _float32_rows(X: Any, what: str) -> np.ndarray:
+    """``X`` as float32, refused when it holds NaN or infinite values, or finite values
+    beyond float32's range (about 3.4e38; they would become infinite)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(X, dtype=np.float32)
+    if not np.isfinite(x).all():
+        if np.isfinite(np.asarray(X, dtype=np.float64)).all():
+            raise ExprsimError(f"{what} hold values beyond float32's range (about 3.4e38)")
+        raise ExprsimError(f"{what} hold NaN or infinite values")
+    return x
 
 
 def _is_missing(value: Any) -> bool:
@@ -321,6 +367,7 @@ def _refuse_zero_rows(x: np.ndarray, what: str) -> None:
 # ----------------------------------------------------------------------------- evaluation
 
 
+@array_equality
 @dataclass(frozen=True)
 class ClassificationReport:
     """Accuracy, macro-F1 and one-vs-rest AUC-ROC of a classifier on a labelled set.
@@ -424,6 +471,7 @@ def evaluate(knn: ExpressionKNN, X: np.ndarray, y: Any, split: str = "") -> Clas
 # ----------------------------------------------------------------------------- reference set
 
 
+@array_equality
 @dataclass(frozen=True)
 class ReferenceSet:
     """Labelled embeddings a kNN classifier votes with.
@@ -453,7 +501,8 @@ class ReferenceSet:
 
     def classifier(self, k: int | None = None) -> ExpressionKNN:
         """A fitted :class:`ExpressionKNN` over this set (default K: :attr:`k`)."""
-        return ExpressionKNN(k=k or self.k, classes=self.classes).fit(self.embeddings, self.labels)
+        knn = ExpressionKNN(k=self.k if k is None else k, classes=self.classes)
+        return knn.fit(self.embeddings, self.labels)
 
     def save(self, path: str | Path, dtype: str = "float16") -> Path:
         """Write a compressed ``.npz`` (embeddings in ``dtype``; labels int8), atomically
@@ -757,6 +806,7 @@ def evaluate_reference(
 # ----------------------------------------------------------------------------- images
 
 
+@array_equality
 @dataclass(frozen=True)
 class FacePrediction:
     """The predicted expression of one face.
@@ -796,6 +846,13 @@ class ClassificationResult:
     classes: tuple[str, ...] = ()
     #: stopped by a Ctrl-C: the faces of the images done (``keep_on_interrupt``)
     interrupted: bool = False
+
+    def __repr__(self) -> str:  # sizes, not every face's crop
+        stop = ", interrupted" if self.interrupted else ""
+        return (
+            f"ClassificationResult({len(self.faces)} faces, model={self.model!r}, k={self.k}, "
+            f"classes={self.classes!r}{stop})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "k": self.k, "faces": [f.to_dict() for f in self.faces]}

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ImageError, printable, require_positive_int
 from exprsim.faces.identity import IDENTITY_THRESHOLD, IdentityEncoder
 from exprsim.wording import count
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- results
 
 
+@array_equality
 @dataclass(frozen=True)
 class SearchHit:
     """One retrieved face.
@@ -87,6 +89,7 @@ class SearchHit:
         }
 
 
+@array_equality
 @dataclass(frozen=True)
 class SearchResult:
     """Result of :func:`search`.
@@ -108,6 +111,13 @@ class SearchResult:
     excluded: dict[str, int] = field(default_factory=dict)
     model: str = ""
     query_crop: np.ndarray | None = None
+
+    def __repr__(self) -> str:  # the hits' sizes, not the arrays
+        nearest = f", nearest at {self.hits[0].distance:.3f}" if self.hits else ""
+        return (
+            f"SearchResult(query={self.query_source!r} face {self.query_face}, "
+            f"{len(self.hits)} hits{nearest}, model={self.model!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,8 +166,10 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
         path = str(p.resolve()) if p.is_file() else None
         sha = hashlib.sha256(p.read_bytes()).hexdigest() if path else None
         image = load_image(path) if path else None
-        return _Query(src, int(query.face_index), np.asarray(query.embedding, np.float32),
-                      query.aligned.crop, image, np.asarray(query.aligned.face.box), path, sha)  # fmt: skip
+        # copies: the result must not share the caller's arrays (an edit of one changed both)
+        return _Query(src, int(query.face_index), np.array(query.embedding, np.float32),
+                      np.array(query.aligned.crop), image, np.array(query.aligned.face.box),
+                      path, sha)  # fmt: skip
     if isinstance(query, str | Path):
         p = Path(query)
         try:  # a name too long for the file system raises instead of answering False
