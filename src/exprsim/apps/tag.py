@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.apps.compare import display_names
+from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.index.store import check_new_tag_name, check_tag_name
 from exprsim.wording import count
@@ -43,6 +44,7 @@ def model_threshold(embedder: Any) -> float:
     return DEFAULT_THRESHOLD if value is None else float(value)
 
 
+@array_equality
 @dataclass(frozen=True)
 class TagReference:
     """One stored reference face."""
@@ -57,6 +59,7 @@ class TagReference:
         return {"id": self.id, "name": self.name, "source": self.source}
 
 
+@array_equality
 @dataclass(frozen=True)
 class TagResult:
     """Tags of one face.
@@ -215,6 +218,30 @@ class Tagger:
     @threshold.setter
     def threshold(self, value: float | None) -> None:
         self._threshold = None if value is None else _check_threshold(value)
+
+    def index_threshold(self, threshold: float | None = None) -> float:
+        """The threshold for the indexed faces and references: ``threshold``, else the
+        explicit one, else the model's calibrated one, which fits only an index of that
+        model's embeddings.
+
+        Raises:
+            ModelMismatchError: no threshold given, and the index holds embeddings of
+                another model (an index made before an upgrade; the calibrated threshold of
+                one model tagged 7 faces of another's where its own tagged 4).
+        """
+        if threshold is not None:
+            return threshold
+        if self._threshold is not None:
+            return self._threshold
+        stored, model = self.index.model, self._model()
+        if stored is not None and stored != model:
+            from exprsim.index.store import ModelMismatchError
+
+            raise ModelMismatchError(
+                f"the index holds embeddings of {stored}, and the tag threshold calibrated "
+                f"for {model} does not fit them: give a threshold (--threshold)"
+            )
+        return self.threshold
 
     @property
     def embedder(self) -> Any:
@@ -405,9 +432,12 @@ class Tagger:
 
         Raises:
             ExprsimError: no references, or a NaN, infinite or negative threshold.
+            ModelMismatchError: no threshold given, and the index holds another model's
+                embeddings (:meth:`index_threshold`).
         """
         ids, emb = self.index.embeddings()
-        matches = self.tag_embeddings(emb, threshold)  # checks everything before a change
+        # checks everything before a change
+        matches = self.tag_embeddings(emb, self.index_threshold(threshold))
         new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
         self.index.retag(new, self.names())  # one transaction: no face left half-tagged
         return sum(bool(tags) for tags in new.values())
@@ -421,6 +451,7 @@ def _is_face(item: Any) -> bool:
 # ----------------------------------------------------------------------------- calibration
 
 
+@array_equality
 @dataclass(frozen=True)
 class TagCalibration:
     """Precision / recall of reference-face tagging as a function of the threshold.

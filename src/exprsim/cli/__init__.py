@@ -56,11 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
 CHATTY_LOGGERS: tuple[str, ...] = ("faiss", "faiss.loader")
 
 
+def _not_about_matplotlibs_cache(record: logging.LogRecord) -> bool:
+    """False for matplotlib's warnings that its config folder is unwritable (an unwritable
+    ``HOME``): it then works from a temporary folder, and the two warnings, printed by
+    every command that draws, even with ``-q``, say nothing about the user's work."""
+    text = str(record.msg)
+    return not ("MPLCONFIGDIR" in text or text.startswith("mkdir -p failed for path"))
+
+
 def _quiet_third_party(verbose: bool) -> None:
     """Set :data:`CHATTY_LOGGERS` to WARNING, or with ``verbose`` (``-v``) back to the
-    root logger's level."""
+    root logger's level; matplotlib's cache-folder warnings only with ``-v``."""
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    mpl = logging.getLogger("matplotlib")
+    if verbose:
+        mpl.removeFilter(_not_about_matplotlibs_cache)
+    else:
+        mpl.addFilter(_not_about_matplotlibs_cache)
 
 
 def _terminate_as_interrupt() -> None:

@@ -424,7 +424,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         return _index_add_parquet(args)
     if not args.paths and not args.files_from:
         raise ExprsimError("index add needs image paths (or --files-from) or --from-parquet DIR")
-    files = expand_image_paths(listed_inputs(args.paths, args.files_from))
+    files = expand_image_paths(listed_inputs(args.paths, args.files_from), args.prune)
     # folders that could not be listed: one line each, failed inputs (the index skips them)
     unlisted = [f for f in files if _is_folder(f)]
     for folder in unlisted:
@@ -548,12 +548,14 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
         n = index.remove(args.paths, missed)
         if n and missed:  # some matched nothing: most likely mistyped
             print(
-                f"exprsim index remove: no indexed file (left) under {', '.join(missed)}",
+                "exprsim index remove: no indexed file (left) under "
+                + ", ".join(printable(str(p)) for p in missed),
                 file=sys.stderr,
             )
         if not n:  # nothing matched: most likely a mistyped path
             print(
-                f"exprsim index remove: no indexed file under {', '.join(args.paths)}",
+                "exprsim index remove: no indexed file under "
+                + ", ".join(printable(str(p)) for p in args.paths),
                 file=sys.stderr,
             )
             return 1
@@ -608,7 +610,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         left_out = _left_out(result.excluded)
         if not result.hits and not len(index):
             print(
-                f"no matching faces: {args.db} holds no faces yet (exprsim index add)",
+                # the index's path: a PostgreSQL URI without its password
+                f"no matching faces: {printable(str(index.path))} holds no faces yet "
+                "(exprsim index add)",
                 file=sys.stderr,
             )
         elif not result.hits:
@@ -892,6 +896,7 @@ def _refuse_mistyped_action(first: str | None) -> None:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     from exprsim.apps.tag import Tagger, calibrate_from_ferplus, calibration_page
+    from exprsim.index.store import compose_tag_name
 
     action, rest = (
         (args.args[0], args.args[1:])
@@ -910,6 +915,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
         )
     if action == "tag":
         _refuse_mistyped_action(args.args[0] if args.args else None)
+    if action == "add" and rest:
+        rest[0] = compose_tag_name(rest[0])  # "café" with a combining accent: the same tag
     files = _check_tag(args, action, rest)
     if action == "calibrate":
         cal = calibrate_from_ferplus(
@@ -940,8 +947,10 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
     """``exprsim tag remove NAME``: its reference faces, and the name from the indexed
     faces' tags; a name that is neither (a typo?) is a failure (exit 1)."""
     from exprsim.apps.tag import Tagger
+    from exprsim.index.store import compose_tag_name
 
     with _open_index(args) as index:
+        name = compose_tag_name(name, Tagger(index).names())  # as stored, however typed
         n = index.remove_tag(name)
         untagged = Tagger(index).untag(name)  # the name also leaves the indexed faces' tags
     if not n and not untagged:

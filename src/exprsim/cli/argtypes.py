@@ -258,24 +258,27 @@ def listed_inputs(paths: Sequence[str], files_from: str | None = None) -> list[s
     return out
 
 
-def expand_image_paths(paths: list[str]) -> list[str]:
+def expand_image_paths(paths: list[str], empty_folders: bool = False) -> list[str]:
     """Image paths with folders replaced by the image files under them (recursively).
 
     A file named more than once (a folder and a file in it, relative and absolute, or
     through a link) is listed once, in first-seen order, as ``exprsim index add`` counts
     it (files are told apart by their resolved path, ``~`` expanded).
 
+    ``empty_folders``: no image file is no error when every path is a folder (``index add
+    --prune`` of a folder whose photos were all deleted has files to forget).
+
     Raises:
         ExprsimError: a blank path (:func:`require_paths`), or not one image file among
             ``paths`` (one line, exit code 2).
     """
-    from exprsim.errors import ExprsimError
+    from exprsim.errors import ExprsimError, printable
     from exprsim.io import iter_image_files, unique_files
 
     require_paths(paths)
     out = [str(p) for p in unique_files(iter_image_files(paths))]
-    if not out:
-        raise ExprsimError(f"no image files found in {' '.join(paths)}")
+    if not out and not (empty_folders and all(os.path.isdir(p) for p in paths)):
+        raise ExprsimError(f"no image files found in {' '.join(printable(p) for p in paths)}")
     return out
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from exprsim.errors import printable
 from exprsim.wording import count
 
 
@@ -42,9 +43,10 @@ def saved_where(out: str | Path | None, saved: str | Path | None) -> str:
     interrupted run's, so it is not called complete.)"""
     if not out:
         return ""
+    shown = printable(str(out))  # a newline in the name must not forge a line
     if saved is None:
         kept = " (the earlier file there is left as it was)" if Path(out).exists() else ""
-        return f"; {out} not written{kept}"
+        return f"; {shown} not written{kept}"
     if Path(saved) != Path(out):
-        return f" -> {saved} ({out}, from an earlier run, left as it was)"
-    return f" -> {saved}"
+        return f" -> {printable(str(saved))} ({shown}, from an earlier run, left as it was)"
+    return f" -> {printable(str(saved))}"

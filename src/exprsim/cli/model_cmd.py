@@ -282,7 +282,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 if table.errors and len(table.errors) == table.files:
                     writer.abort()  # every input failed: an earlier table is left as it was
                     print(
-                        f"exprsim embed: no file could be read; {out} not written", file=sys.stderr
+                        f"exprsim embed: no file could be read; {printable(str(out))} not written",
+                        file=sys.stderr,
                     )
                 else:
                     writer.close()

@@ -100,6 +100,10 @@ def occupy_closed_descriptors() -> frozenset[int]:
     return frozenset(closed)
 
 
+#: error handlers under which a character the encoding lacks stops the write
+_FAILING = frozenset({"strict", "surrogateescape"})
+
+
 def escape_unencodable(stream: Any) -> None:
     """Let ``stream`` write what its encoding cannot hold as backslash escapes (a stream
     that can encode every character, or cannot be reconfigured, is left alone)."""
@@ -107,7 +111,9 @@ def escape_unencodable(stream: Any) -> None:
         name = codecs.lookup(stream.encoding).name
     except (AttributeError, LookupError, TypeError):
         return
-    if name.startswith("utf") or getattr(stream, "errors", "strict") != "strict":
+    # a C or POSIX locale opens stdout as ascii with "surrogateescape", which writes back
+    # the bytes of undecodable names but fails on any other character, as "strict" does
+    if name.startswith("utf") or getattr(stream, "errors", "strict") not in _FAILING:
         return
     with contextlib.suppress(AttributeError, ValueError, OSError):
         stream.reconfigure(errors="backslashreplace")

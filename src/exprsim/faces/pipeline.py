@@ -22,7 +22,7 @@ from exprsim.faces.align import AlignConfig, align_face
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
 from exprsim.faces.types import LANDMARK_NAMES, AlignedFace, Face
-from exprsim.io import TEMP_TAIL
+from exprsim.io import SHORTENED_TAIL, TEMP_TAIL
 
 
 class _SharedDetector:
@@ -332,8 +332,9 @@ def _free_stem(stem: str, used: set[str]) -> str:
     return name
 
 
-#: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``)
-CROP_TEMPORARY = rf"\..+\.png{TEMP_TAIL}\.tmp"
+#: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``, whose
+#: name ends in a digest instead when it is long)
+CROP_TEMPORARY = rf"\..+(?:\.png|{SHORTENED_TAIL}){TEMP_TAIL}\.tmp"
 
 
 def face_row(source: str, index: int, aligned: AlignedFace) -> dict[str, Any]:

@@ -588,6 +588,10 @@ class AnnStamp:
             face ids in the file (:func:`probe_of`): a database restored from a backup and
             written again reaches the same generations and face ids with other faces, and
             must not take a file built from the history it left.
+        id_sum: the sum of the face ids in the file (``None``: a file saved before it was
+            kept, rebuilt): with ``count`` it tells a file whose older faces differ from
+            the database's (a restored backup that then lost another face reaches the
+            cache's generation with the same highest ids) from a matching one.
     """
 
     generation: int
@@ -599,6 +603,7 @@ class AnnStamp:
     imbalance: float = 0.0
     store: str = ""
     probe: tuple[tuple[int, str], ...] = ()
+    id_sum: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -611,6 +616,7 @@ class AnnStamp:
             "imbalance": self.imbalance,
             "store": self.store,
             "probe": [list(p) for p in self.probe],
+            "id_sum": self.id_sum,
         }
 
     def to_json(self) -> str:
@@ -644,6 +650,7 @@ class AnnStamp:
                 float(d.get("imbalance", 0.0)),
                 str(d.get("store", "")),
                 tuple((int(i), str(h)) for i, h in d.get("probe", [])),
+                None if d.get("id_sum") is None else int(d["id_sum"]),
             )
         # a damaged file (not an object, 1e999, ...) is no stamp: the cache is rebuilt
         except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):

@@ -56,6 +56,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from exprsim.equality import array_equality
 from exprsim.errors import (
     BackendUnavailableError,
     ExprsimError,
@@ -298,6 +299,7 @@ class IndexInfo:
         return pd.DataFrame(list(self.to_dict().items()), columns=["field", "value"])
 
 
+@array_equality
 @dataclass(frozen=True)
 class FaceRecord:
     """One stored face.
@@ -463,11 +465,14 @@ def check_new_tag_name(name: object) -> None:
     """The rule for a name a tag is *created* under (a reference face, a tag put on faces),
     the same in the CLI, the web app and the API: :func:`check_tag_name`, and no spaces
     around it (``" happy "`` would look like ``"happy"`` everywhere it is shown), no control
-    characters, no ``,`` (tables join a face's tags with commas), not ``.`` or ``..`` (a
+    characters, no line or paragraph separators (U+2028, U+2029: line-based readers split
+    tables there), no ``,`` (tables join a face's tags with commas), not ``.`` or ``..`` (a
     browser rewrites such URLs), no ``=``, ``+``, ``-`` or ``@`` first (a spreadsheet
     opening a table of tags would run the cell as a formula), at most :data:`MAX_TAG_NAME`
-    characters. Names stored by earlier versions still work for listing and removal, which
-    only need :func:`check_tag_name`.
+    characters, and in Unicode's composed form (NFC: ``café`` typed with a combining accent
+    would be a second tag that looks the same; the CLI and the web app compose what users
+    type, :func:`compose_tag_name`). Names stored by earlier versions still work for
+    listing and removal, which only need :func:`check_tag_name`.
 
     Raises:
         ExprsimError: saying which part of the rule the name breaks.
@@ -483,6 +488,13 @@ def check_new_tag_name(name: object) -> None:
         raise ExprsimError(f"tag name '{shown[:20]}'... is longer than {MAX_TAG_NAME} characters")
     if name in (".", "..") or any(unicodedata.category(ch)[0] == "C" for ch in name):
         raise ExprsimError(f"tag name '{shown}' is '.' or '..' or holds control characters")
+    if any(unicodedata.category(ch) in ("Zl", "Zp") for ch in name):
+        raise ExprsimError(f"tag name '{shown}' holds a line or paragraph separator")
+    if unicodedata.normalize("NFC", name) != name:
+        raise ExprsimError(
+            f"tag name '{shown}' is not in Unicode's composed form (NFC), so the same name "
+            "typed another way would be another tag: pass unicodedata.normalize('NFC', name)"
+        )
     if "," in name:
         raise ExprsimError(f"tag name '{shown}' holds a ',' (tables join tags with commas)")
     if name[0] in FORMULA_STARTS:
@@ -490,6 +502,20 @@ def check_new_tag_name(name: object) -> None:
             f"tag name '{shown}' starts with '{name[0]}': a spreadsheet opening a table of "
             "tags would run it as a formula"
         )
+
+
+def compose_tag_name(name: str, stored: Iterable[str] = ()) -> str:
+    """The tag a user means by ``name``: a ``stored`` name equal to it, else one equal to it
+    once both are composed (NFC; one stored by an earlier version, which kept names as
+    typed), else ``name`` composed."""
+    import unicodedata
+
+    names = set(stored)
+    if name in names:
+        return name
+    composed = unicodedata.normalize("NFC", name)
+    same = sorted(n for n in names if unicodedata.normalize("NFC", n) == composed)
+    return same[0] if same else composed
 
 
 #: what no stored name (a label, a detector, a model) may hold: control characters (a NUL
@@ -1280,7 +1306,9 @@ class FaceIndex:
         try:
             st = os.stat(key)
         except OSError as exc:  # e.g. a broken link: name it as the user gave it
-            return FileOutcome(str(path), "failed", error=f"cannot stat ({exc.strerror})")
+            from exprsim.io import stat_problem
+
+            return FileOutcome(str(path), "failed", error=stat_problem(exc))
         row = self._db.execute(
             "SELECT id, size, mtime_ns, sha256, status FROM files WHERE path = ?", (key,)
         ).fetchone()
@@ -2097,7 +2125,24 @@ class FaceIndex:
             return None, False
         if stamp is None:
             return None, False
-        return stamp.backend, stamp.generation == self.generation and self._serves(stamp)
+        fresh = stamp.generation == self.generation and self._serves(stamp)
+        return stamp.backend, fresh and self._ids_hold(stamp)
+
+    def _id_count_and_sum(self) -> tuple[int, int]:
+        """How many faces the database holds, and the sum of their ids."""
+        n, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(id), 0) FROM faces").fetchone()
+        return int(n), int(total)
+
+    def _ids_hold(self, stamp: ann_mod.AnnStamp) -> bool:
+        """Whether the cache of ``stamp`` holds as many faces as the database, with the same
+        sum of ids (a restored backup written again can reach the cache's generation and
+        keep its highest ids, :meth:`_probe_holds`, with other faces below them)."""
+        if stamp.id_sum is None:  # saved by an earlier version: cannot tell, rebuilt
+            return False
+        if (stamp.count, stamp.id_sum) == self._id_count_and_sum():
+            return True
+        log.info("ANN cache: holds other faces than the database, rebuilding")
+        return False
 
     @property
     def store_id(self) -> str:
@@ -2155,6 +2200,7 @@ class FaceIndex:
             imbalance,
             self.store_id,
             ann_mod.probe_of(ids, emb),
+            int(np.asarray(ids, dtype=np.int64).sum()),
         )
         if self._save_ann(index, stamp):
             self._trim_log(seq)
@@ -2231,7 +2277,7 @@ class FaceIndex:
         cached = self._cached_ann()
         if cached is not None:
             index, stamp = cached
-            if stamp.generation == gen and self._probe_holds(stamp):
+            if stamp.generation == gen and self._probe_holds(stamp) and self._ids_hold(stamp):
                 self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
                 return index
             if stamp.generation < gen and self._catch_up(index, stamp):
@@ -2323,7 +2369,7 @@ class FaceIndex:
                     removed.add(int(fid))
             added = sorted(f for f, op in final.items() if op > 0)
             vectors = self._vectors_of(added)
-            n_now = len(self)
+            n_now, id_sum = self._id_count_and_sum()
             if not self._probe_holds(stamp, gone=set(final)):
                 return False
         if removed and not getattr(index, "can_remove", True):
@@ -2350,6 +2396,7 @@ class FaceIndex:
                 vectors,
                 tuple(p for p in stamp.probe if p[0] not in removed),
             ),
+            id_sum,
         )
         if self._save_ann(index, new):
             self._trim_log(last)  # the log would grow by every face ever added or removed

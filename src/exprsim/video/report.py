@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.errors import printable
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
     from exprsim.report.html import Page
 
     info = analysis.info
-    page = Page(title or f"Video: {Path(info.source).name}", subtitle=analysis.model)
+    page = Page(title or f"Video: {printable(Path(info.source).name)}", subtitle=analysis.model)
     if analysis.interrupted or analysis.truncated:
         page.paragraph(
             "Partial result: "

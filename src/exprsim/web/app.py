@@ -934,12 +934,12 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             refs = [r for r in tagger.references() if r.name == name]
             if not refs:
                 return JSONResponse({"error": f"no tag {name!r}"}, status_code=404)
-            ref = np.stack([r.embedding for r in refs])
+            ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
             d = np.sqrt(((emb[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) if len(ids) else ids
-            keep = np.flatnonzero(d < tagger.threshold)
+            keep = np.flatnonzero(d < limit)
             order = keep[np.argsort(d[keep])]
         return {
-            "threshold": tagger.threshold,
+            "threshold": limit,
             "count": len(order),
             "faces": [
                 {"id": int(ids[i]), "distance": round(float(d[i]), 4),
@@ -1203,16 +1203,20 @@ def _bearer(header: str) -> str:
 
 def _stored_tag_name(name: str, stored: Iterable[str]) -> str:
     """The tag a URL names: ``name`` exactly when a tag is stored under it (an earlier
-    version took names with spaces around them), else ``name`` stripped, as forms are."""
-    return name if name in set(stored) else name.strip()
+    version took names with spaces around them), else ``name`` stripped, as forms are, and
+    composed (:func:`exprsim.index.store.compose_tag_name`)."""
+    from exprsim.index.store import compose_tag_name
+
+    names = set(stored)
+    return name if name in names else compose_tag_name(name.strip(), names)
 
 
 def _tag_name(name: str) -> str:
     """A tag name from a form, stripped, then checked by the rule every entry point shares
     (:func:`exprsim.index.store.check_new_tag_name`; 422 when it breaks it)."""
-    from exprsim.index.store import check_new_tag_name
+    from exprsim.index.store import check_new_tag_name, compose_tag_name
 
-    name = name.strip()
+    name = compose_tag_name(name.strip())
     if not name:
         raise UploadError("a tag name must not be empty", 422)
     if "\ufffd" in name:  # what a decoder leaves of bytes that were not text

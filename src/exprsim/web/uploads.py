@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.io import sniff  # what an upload is, by its content
 
 
@@ -64,28 +64,36 @@ def size_text(n_bytes: int) -> str:
 def safe_name(name: str, default: str = "upload") -> str:
     """The client's file name reduced to something safe to store and show.
 
-    Only the last path component (``/`` or ``\\``) is kept; control characters and
-    anything but letters, digits, spaces and ``._-()+,`` become ``_``; leading dots and
-    spaces go; at most 120 bytes of UTF-8. Never empty, never ``.`` or ``..``.
+    Only the last path component (``/`` or ``\\``) is kept; control and format characters
+    and anything but letters, digits, marks (the vowel signs of Hindi or Thai), symbols
+    such as emoji, spaces and ``._-()+,`` become ``_``; leading dots and spaces go; at most
+    120 bytes of UTF-8. Never empty, never ``.`` or ``..``.
     """
     base = re.split(r"[/\\]", str(name))[-1]
     base = unicodedata.normalize("NFC", base)
-    base = "".join(
-        c if (c.isalnum() or c in " ._-()+,") and unicodedata.category(c)[0] != "C" else "_"
-        for c in base
-    )
+    base = "".join(c if _kept_in_name(c) else "_" for c in base)
     base = base.lstrip(". ").rstrip()
     encoded = base.encode("utf-8")[:120]
     base = encoded.decode("utf-8", errors="ignore").rstrip()
     return base or default
 
 
+def _kept_in_name(c: str) -> bool:
+    """Whether :func:`safe_name` keeps the character ``c``."""
+    if c.isalnum() or c in " ._-()+,":
+        return True
+    kind = unicodedata.category(c)  # beyond ASCII: marks, emoji and their skin tones
+    return ord(c) > 127 and (kind[0] == "M" or kind in ("So", "Sk"))
+
+
 def display_name(path: str | Path) -> str:
     """What to show for a stored upload: the client's (safe) name of a content-named file,
-    else the file's own name."""
+    else the file's own name, printable (an indexed file's name may hold a newline or a
+    right-to-left override, which made ``a\nb.jpg`` show as ``a b.jpg`` and ``x_\u202egnp.jpg``
+    as ``x_jpg.png``)."""
     name = Path(path).name
     m = _CONTENT_NAME.match(name)
-    return m.group(2) if m else name
+    return printable(m.group(2) if m else name)
 
 
 async def store_upload(
