@@ -41,8 +41,7 @@ def l2(a: Array, b: Array, eps: float = SQRT_EPS) -> Array:
     return squared_l2(a, b).clip(min=eps) ** 0.5
 
 
-def _row_norm_sq(x: Array) -> Array:
-    x = _real(x)
+def _row_norm_sq(x: Array) -> Array:  # of a float array (callers convert with _real)
     return (x * x).sum(-1)
 
 

@@ -431,7 +431,7 @@ BYTES_PER_PIXEL_CAP = 8
 FILE_BYTES_SLACK = 64 << 20
 
 #: ``errno`` values of a name that leads to no file (``os.stat``)
-_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF})
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF})
 
 
 def stat_problem(exc: OSError) -> str:

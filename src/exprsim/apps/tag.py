@@ -233,15 +233,21 @@ class Tagger:
             return threshold
         if self._threshold is not None:
             return self._threshold
+        self._refuse_other_model(
+            "the index holds embeddings of {stored}, and the tag threshold calibrated for "
+            "{model} does not fit them: give a threshold (--threshold)"
+        )
+        return self.threshold
+
+    def _refuse_other_model(self, message: str) -> None:
+        """Raise :class:`~exprsim.index.store.ModelMismatchError` with ``message`` (its
+        ``{stored}`` and ``{model}`` filled in) when the index holds embeddings of another
+        model than the embedder's."""
         stored, model = self.index.model, self._model()
         if stored is not None and stored != model:
             from exprsim.index.store import ModelMismatchError
 
-            raise ModelMismatchError(
-                f"the index holds embeddings of {stored}, and the tag threshold calibrated "
-                f"for {model} does not fit them: give a threshold (--threshold)"
-            )
-        return self.threshold
+            raise ModelMismatchError(message.format(stored=stored, model=model))
 
     @property
     def embedder(self) -> Any:
@@ -400,12 +406,7 @@ class Tagger:
         """
         threshold = _check_threshold(self.threshold if threshold is None else threshold)
         refs, names = self._refs()
-        model = self._model()
-        stored = self.index.model
-        if stored is not None and stored != model:
-            from exprsim.index.store import ModelMismatchError
-
-            raise ModelMismatchError(f"references were made with {stored}, the embedder is {model}")
+        self._refuse_other_model("references were made with {stored}, the embedder is {model}")
         from exprsim.io import as_inputs
         from exprsim.models.embedder import keep_faces
         from exprsim.report.html import MAX_GALLERY
