@@ -343,25 +343,43 @@ def _refuse_ray_options(args: argparse.Namespace) -> None:
 
 
 def _embed_ray(args: argparse.Namespace, paths: list[str]) -> int:
-    from exprsim.scale import embed_with_ray
+    from exprsim.scale import RayEmbedInterrupted, embed_with_ray
 
-    rep = embed_with_ray(
-        paths[0] if len(paths) == 1 else paths,
-        args.out,
-        address=args.address,
-        model=args.model,
-        detector=args.detector,
-        num_workers=args.workers,
-        shard_size=args.shard_size,
-        progress=not args.quiet,
-        retry_failed=args.retry_failed,
-    )
+    try:
+        rep = embed_with_ray(
+            paths[0] if len(paths) == 1 else paths,
+            args.out,
+            address=args.address,
+            model=args.model,
+            detector=args.detector,
+            num_workers=args.workers,
+            shard_size=args.shard_size,
+            progress=not args.quiet,
+            retry_failed=args.retry_failed,
+        )
+    except RayEmbedInterrupted as exc:
+        return _embed_ray_interrupted(exc)
     for line in rep.errors:  # one line per unreadable image, as the local engine prints
         print(f"exprsim embed: {line}", file=sys.stderr)
     print(rep.summary())
     # judged against the whole input list: a rerun that only retried a broken image has
     # not failed on every input
     return failure_exit_code(rep.failed, max(rep.inputs, rep.images), args.strict)
+
+
+def _embed_ray_interrupted(exc: Any) -> int:
+    """Ctrl-C or SIGTERM during ``exprsim embed --engine ray``: say what the folder keeps
+    (a :class:`exprsim.scale.RayEmbedInterrupted`); exit code 130 (143 for SIGTERM)."""
+    from exprsim.interrupts import interruption
+
+    word, code = interruption(exc.__cause__ or exc)
+    print(
+        f"exprsim embed: {word}: {exc.shards_kept} of {count(exc.shards, 'shard')} "
+        f"({count(exc.images_kept, 'image')}) kept in {printable(exc.out_dir)}; "
+        "run the command again to continue",
+        file=sys.stderr,
+    )
+    return code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

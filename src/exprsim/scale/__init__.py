@@ -5,6 +5,7 @@ Public API::
     load_parquet(shards, db) -> LoadReport        (``exprsim index add --from-parquet DIR``)
     embed_with_ray(inputs, out_dir, address=None) -> RayEmbedReport
                                                   (``exprsim embed INPUT --engine ray -o DIR``)
+                                                  Ctrl-C/SIGTERM: RayEmbedInterrupted
 
 Ray is optional (``pip install 'exprsim[ray]'``) and imported only when
 :func:`embed_with_ray` runs.
@@ -20,6 +21,7 @@ _LAZY = {
     "parquet_shards": "exprsim.scale.parquet",
     "embed_with_ray": "exprsim.scale.ray_embed",
     "RayEmbedReport": "exprsim.scale.ray_embed",
+    "RayEmbedInterrupted": "exprsim.scale.ray_embed",
     "list_inputs": "exprsim.scale.ray_embed",
     "embed_rows": "exprsim.scale.ray_embed",
 }

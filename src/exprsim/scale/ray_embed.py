@@ -23,7 +23,13 @@ Ray's own log lines (start-up, execution plan) are shown only when this module l
 messages (``exprsim -v``); otherwise Ray logs errors only.
 
 Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"auto"`` joins
-the cluster of this machine, ``"ray://host:10001"`` a remote one.
+the cluster of this machine, ``"host:6379"`` (a head's address) or ``"ray://host:10001"``
+(Ray Client: ``pip install 'ray[client]'``) a remote one. The address and the model are
+checked in this process before Ray starts (:func:`check_address`, ``load_model``): a head
+where nothing answers, or a damaged checkpoint, is one error, not a wait or a worker's
+traceback. A file name that is not valid UTF-8 is refused, that file alone, as ``exprsim
+index add`` refuses it; an image on which the detector or model raises an unexpected error
+fails alone (its type and message in the report, the traceback in the worker's log).
 """
 
 from __future__ import annotations
@@ -36,9 +42,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError
+from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError, printable
 from exprsim.io import replace_atomically, write_json
 from exprsim.progress import progress_bar
 
@@ -74,8 +80,9 @@ def _read_list(path: Path) -> list[str]:
     text file (one per line)."""
     import pandas as pd
 
-    if path.suffix.lower() == ".txt":
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix.lower() == ".txt":  # a name's bytes that are not UTF-8: refused later
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        return [line.strip() for line in text.splitlines() if line.strip()]
     frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
     if frame.empty:
         return []
@@ -123,8 +130,14 @@ def embed_rows(
     (:func:`exprsim.apps.embed.embedding_row`), fsspec URIs included.
 
     Args:
-        errors: if given, one ``"<path>: <reason>"`` line is appended per unreadable image.
+        errors: if given, one ``"<path>: <reason>"`` line is appended per unreadable image
+            (or per image on which the detector or model raised an unexpected error: the
+            reason is ``"<type>: <message>"``, and its traceback is logged).
         failed_paths: if given, the path of every unreadable image is appended.
+
+    Raises:
+        ExprsimError: other than :class:`ImageError` (a detector that cannot run, say):
+            not the image's fault, so the work stops. ``MemoryError`` likewise.
 
     Returns:
         The rows (one per face) and the number of images that could not be read.
@@ -151,23 +164,49 @@ def embed_rows(
                 ]
             else:
                 faces = embedder.embed_images([path], detector=detector)
+            identity = file_identity(s) if faces else {}
         except (ImageError, OSError) as exc:
-            failed += 1
+            reason = str(exc)
             log.warning("embed: %s: %s", s, exc)
-            if errors is not None:
-                errors.append(f"{s}: {exc}" if s not in str(exc) else str(exc))
-            if failed_paths is not None:
-                failed_paths.append(s)
+        except MemoryError:
+            raise
+        except ExprsimError:  # not the image's fault (a detector that cannot run): stop
+            raise
+        except Exception as exc:  # a bug (a detector plug-in's, say): this image fails
+            reason = f"{type(exc).__name__}: {exc}"
+            _log_unexpected(s, reason)
+        else:
+            rows.extend(embedding_row(f, model, identity) for f in faces)
             continue
-        identity = file_identity(s) if faces else {}
-        rows.extend(embedding_row(f, model, identity) for f in faces)
+        failed += 1
+        if errors is not None:
+            errors.append(f"{s}: {reason}" if s not in reason else reason)
+        if failed_paths is not None:
+            failed_paths.append(s)
     return rows, failed
+
+
+class _Traced:
+    """Whether this process has logged the traceback of an unexpected error yet."""
+
+    done = False
+
+
+def _log_unexpected(path: str, reason: str) -> None:
+    """Log an image's unexpected error (called in its ``except``): one warning line, with
+    the traceback the first time in this process (a bug must not hide), at debug after."""
+    log.warning("embed: %s: unexpected error %s", path, reason, exc_info=not _Traced.done)
+    if _Traced.done:
+        log.debug("embed: %s: traceback", path, exc_info=True)
+    _Traced.done = True
 
 
 def shard_name(index: int, paths: Sequence[str]) -> str:
     """``part-NNNNN-<digest>.parquet``: the digest names the shard's inputs, so a changed
     input list never passes for a finished shard."""
-    digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:12]
+    # valid UTF-8 names hash as they always did (resumption depends on it); a name's
+    # undecodable bytes (surrogates) no longer crash
+    digest = hashlib.sha1("\n".join(paths).encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"part-{index:05d}-{digest}.parquet"
 
 
@@ -286,48 +325,102 @@ def write_shard(
 
 
 class _EmbedShards:
-    """A Ray actor: loads the model once, then embeds and writes whole shards."""
+    """A Ray actor: loads the model once, then embeds and writes whole shards.
+
+    An :class:`ExprsimError` or ``OSError`` that stops a shard (a model this worker cannot
+    load, a detector that cannot run, a full disk) comes back as the row's ``fatal`` (see
+    :func:`_fatal`) rather than raised: Ray would retry the actor without end, or wrap the
+    error in its own traceback; the driver raises it again, one line."""
 
     def __init__(self, model: str, detector: Any, out_dir: str, device: str) -> None:
         from exprsim.models.embedder import load_model
 
-        self.embedder = load_model(model, device=device)
         self.detector = detector
         self.out_dir = Path(out_dir)
+        self.setup_error = ""
+        try:
+            self.embedder = load_model(model, device=device)
+        except ExprsimError as exc:  # every shard reports it
+            self.setup_error = _fatal(exc)
+            return
         self.columns = shard_columns(self.embedder.embedding_dim)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import json
-
-        out: dict[str, list[Any]] = {
-            "name": [],
-            "images": [],
-            "faces": [],
-            "failed": [],
-            "errors": [],
-        }
+        keys = ("name", "images", "faces", "failed", "errors", "fatal")
+        out: dict[str, list[Any]] = {key: [] for key in keys}
         for name, paths_json, retry in zip(
             batch["name"], batch["paths"], batch["retry"], strict=True
         ):
-            paths = json.loads(str(paths_json))
-            errors: list[str] = []
-            bad: list[str] = []
-            rows, failed = embed_rows(self.embedder, paths, self.detector, errors, bad)
-            shard = self.out_dir / str(name)
-            if retry:  # paths: the shard's unreadable images; its other rows stay
-                _merge_retry(shard, set(paths), rows, bad, self.columns)
-            else:
-                if bad:
-                    _write_failed_list(shard, bad)
-                write_shard(rows, shard, self.columns)
-                if not bad:
-                    _drop_failed_lists(shard)
-            for key, value in (("name", name), ("images", len(paths))):
-                out[key].append(value)
-            out["faces"].append(len(rows))
-            out["failed"].append(failed)
-            out["errors"].append(json.dumps(errors))
+            row = {"name": name, "images": 0, "faces": 0, "failed": 0, "errors": "[]"}
+            try:
+                if self.setup_error:
+                    row["fatal"] = self.setup_error
+                else:
+                    row.update(self._shard(str(name), str(paths_json), bool(retry)), fatal="")
+            except (ExprsimError, OSError) as exc:
+                row["fatal"] = _fatal(exc)
+            for key in keys:
+                out[key].append(row[key])
         return out
+
+    def _shard(self, name: str, paths_json: str, retry: bool) -> dict[str, Any]:
+        """Embed and write one shard; its counts and unreadable images' lines."""
+        import json
+
+        paths = json.loads(paths_json)
+        errors: list[str] = []
+        bad: list[str] = []
+        rows, failed = embed_rows(self.embedder, paths, self.detector, errors, bad)
+        shard = self.out_dir / name
+        if retry:  # paths: the shard's unreadable images; its other rows stay
+            _merge_retry(shard, set(paths), rows, bad, self.columns)
+        else:
+            if bad:
+                _write_failed_list(shard, bad)
+            write_shard(rows, shard, self.columns)
+            if not bad:
+                _drop_failed_lists(shard)
+        return {
+            "images": len(paths),
+            "faces": len(rows),
+            "failed": failed,
+            "errors": json.dumps(errors),
+        }
+
+
+def _fatal(exc: BaseException) -> str:
+    """``exc`` (an :class:`ExprsimError` or ``OSError``) as JSON text that survives the trip
+    from a Ray worker to the driver (:func:`_raise_fatal`)."""
+    import json
+
+    doc: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, OSError):
+        doc.update(type="OSError", errno=exc.errno, strerror=exc.strerror)
+        doc["filename"] = None if exc.filename is None else str(exc.filename)
+    return json.dumps(doc)
+
+
+def _raise_fatal(text: str) -> NoReturn:
+    """Raise again, in the driver, the error a worker sent as :func:`_fatal`'s text: the
+    same class for those of :mod:`exprsim.errors` (else :class:`ExprsimError`), an
+    ``OSError`` with its number and file name."""
+    import json
+
+    from exprsim import errors as error_classes
+
+    doc = json.loads(text)
+    if doc["type"] == "OSError":
+        if doc.get("errno") is None:
+            raise OSError(doc["message"])
+        raise OSError(doc["errno"], doc["strerror"], doc["filename"])
+    cls = getattr(error_classes, str(doc["type"]), None)
+    if not (isinstance(cls, type) and issubclass(cls, ExprsimError)):
+        cls = ExprsimError
+    try:
+        exc = cls(doc["message"])
+    except TypeError:  # a class made from more than a message (ImageError's path, reason)
+        exc = ExprsimError(doc["message"])
+    raise exc
 
 
 @dataclass(frozen=True)
@@ -376,7 +469,8 @@ def embed_with_ray(
     Args:
         inputs: see :func:`list_inputs` (folder, glob, list of paths/URIs).
         out_dir: the shard folder (created); shards already there are skipped.
-        address: ``None`` (start a local Ray), ``"auto"`` or ``"ray://host:port"``.
+        address: ``None`` (start a local Ray), ``"auto"``, ``"host:port"`` (a head) or
+            ``"ray://host:port"`` (Ray Client); checked first (:func:`check_address`).
         model: model name or checkpoint folder, loaded once per actor.
         detector: face detector name (default: the model's).
         num_workers: actors in the pool (each takes one CPU).
@@ -389,31 +483,34 @@ def embed_with_ray(
             rows are kept as they are); ``False`` skips every finished shard.
 
     Returns:
-        A :class:`RayEmbedReport` (images/faces count the shards embedded by this run).
+        A :class:`RayEmbedReport` (images/faces count the shards embedded by this run; a
+        name that is not valid UTF-8 counts as an image that failed, one line in ``errors``).
 
     Raises:
-        BackendUnavailableError: Ray is not installed (checked before anything is written).
-        ExprsimError: no inputs, or ``out_dir`` holds shards of another model or detector.
+        BackendUnavailableError: Ray (or Ray Client, for ``ray://``) is not installed.
+        ModelError: the model does not load (checked here, before Ray starts).
+        ExprsimError: no inputs, an address that is not Ray's form or where nothing
+            answers, or ``out_dir`` holds shards of another model or detector. All of
+            these are checked before anything is written.
+        RayEmbedInterrupted: Ctrl-C or SIGTERM (a :class:`KeyboardInterrupt`); the finished
+            shards are kept, and a rerun continues from them.
     """
 
-    paths = list_inputs(inputs)
-    if not paths:
+    paths, refused = _utf8_names(list_inputs(inputs))
+    if not paths and not refused:
         raise ExprsimError(f"no images found in {inputs}")
-    _ray()  # installed? before the output folder is made
-    stamp = _stamp(model, detector, shard_size)
+    _check_before_ray(address, model)  # before the output folder is made
+    t0 = time.perf_counter()
+    if not paths:  # every name refused: nothing to embed, no folder made
+        n = len(refused)
+        return RayEmbedReport(str(out_dir), 0, 0, n, 0, n, 0.0, tuple(refused), 0, n)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_folder(out, _stamp(model, detector, shard_size))
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
-    if _holds_shards(out):
-        _check_stamp(out, stamp)
-    else:  # the stamp of a run that failed before its first shard stamps nothing
-        write_json(out / STAMP_NAME, stamp)
-
     todo, retried = _work(out, names, shards, retry_failed)
-    t0 = time.perf_counter()
     counts = [0, 0, 0]
-    errors: list[str] = []
+    errors: list[str] = list(refused)
     if todo:
         actor_kwargs = {
             "model": str(model),
@@ -421,20 +518,172 @@ def embed_with_ray(
             "out_dir": str(out.resolve()),
             "device": device,
         }
-        counts = _run_on_ray(todo, actor_kwargs, address, num_workers, num_cpus, progress, errors)
+        try:
+            counts = _run_on_ray(
+                todo, actor_kwargs, address, num_workers, num_cpus, progress, errors
+            )
+        except KeyboardInterrupt as exc:
+            raise RayEmbedInterrupted.of(out, names, shards) from exc
     _remove_stale_shards(out, names)
-    images, faces, failed = counts
+    images, faces, failed = counts  # the refused names count as images that failed
+    n = len(refused)
     return RayEmbedReport(
-        str(out),
-        len(shards),
-        len(shards) - len(todo),
-        images,
-        faces,
-        failed,
-        time.perf_counter() - t0,
-        tuple(errors),
-        retried,
-        len(paths),
+        str(out), len(shards), len(shards) - len(todo), images + n, faces, failed + n,
+        time.perf_counter() - t0, tuple(errors), retried, len(paths) + n,
+    )  # fmt: skip
+
+
+def _prepare_folder(out: Path, stamp: dict[str, Any]) -> None:
+    """Make ``out``; refuse it if its shards come from another model or detector, else
+    stamp it."""
+    out.mkdir(parents=True, exist_ok=True)
+    if _holds_shards(out):
+        _check_stamp(out, stamp)
+    else:  # the stamp of a run that failed before its first shard stamps nothing
+        write_json(out / STAMP_NAME, stamp)
+
+
+class RayEmbedInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped :func:`embed_with_ray` (its ``__cause__`` is the
+    interruption itself, a :class:`exprsim.interrupts.Terminated` for SIGTERM). The shards
+    finished before it are kept; a rerun embeds only the others."""
+
+    def __init__(self, out_dir: str, shards_kept: int, shards: int, images_kept: int) -> None:
+        super().__init__(f"{shards_kept} of {shards} shards kept in {out_dir}")
+        self.out_dir = out_dir
+        self.shards_kept = shards_kept
+        self.shards = shards
+        self.images_kept = images_kept
+
+    @classmethod
+    def of(
+        cls, out: Path, names: Sequence[str], shards: Sequence[Sequence[str]]
+    ) -> RayEmbedInterrupted:
+        """What ``out`` holds of the shards ``names`` (inputs ``shards``) now."""
+        kept = [len(s) for n, s in zip(names, shards, strict=True) if (out / n).is_file()]
+        return cls(str(out), len(kept), len(names), sum(kept))
+
+
+def _utf8_names(paths: list[str]) -> tuple[list[str], list[str]]:
+    """``paths`` split into those that can be embedded and one line per path refused: a
+    name that is not valid UTF-8 (its bytes, kept by Python as surrogates, cannot be
+    written to Parquet), as ``exprsim index add`` refuses it."""
+    from exprsim.index.store import not_utf8
+
+    good: list[str] = []
+    refused: list[str] = []
+    for path in paths:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            refused.append(f"{printable(path)}: file name {not_utf8(True)}")
+            continue
+        good.append(path)
+    return good, refused
+
+
+def _check_before_ray(address: str | None, model: str | Path) -> None:
+    """What would fail on every worker, in many lines of Ray's, or make Ray wait without
+    end, checked in this process first: Ray installed, its address, the model."""
+    import sys
+
+    from exprsim.models.embedder import load_model
+
+    _ray()
+    running = getattr(sys.modules.get("ray"), "is_initialized", lambda: False)()
+    if not running:  # else the address is not used
+        check_address(address)
+    load_model(str(model))  # a damaged checkpoint: its ModelError, in one line
+
+
+#: the port of a Ray Client server where ``ray://HOST`` names none
+RAY_CLIENT_PORT = 10001
+#: how long :func:`check_address` waits for a Ray head to answer
+CONNECT_TIMEOUT = 5.0
+
+
+def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse, at once and in one line, a Ray address that ``ray.init`` would refuse with a
+    traceback or wait on for ever: not ``auto``, ``local``, ``HOST:PORT`` or
+    ``ray://HOST[:PORT]``; ``ray://`` without Ray Client installed; a host where nothing
+    accepts a connection on that port within ``timeout`` seconds. ``None`` and ``"auto"``
+    check ``RAY_ADDRESS`` if set (Ray uses it then). Other URI schemes are left to Ray.
+
+    Raises:
+        BackendUnavailableError: ``ray://`` without ``ray[client]``.
+        ExprsimError: any other address refused.
+    """
+    import os
+
+    if address is None or address == "auto":
+        address = os.environ.get("RAY_ADDRESS") or None
+    if address is None or address in ("auto", "local"):
+        return
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        raise ExprsimError(
+            f"Ray address {printable(address)!r} is a web address (the dashboard's?): give "
+            "the head's HOST:PORT (port 6379) or ray://HOST:10001"
+        )
+    if sep and scheme != "ray":
+        return  # a scheme of a Ray plug-in: Ray's to judge
+    if sep:
+        _require_ray_client(address)
+    host, port = _host_port(rest if sep else address, RAY_CLIENT_PORT if sep else None)
+    if not host or port is None:
+        raise ExprsimError(
+            f"Ray address {printable(address)!r} is not auto, local, HOST:PORT or ray://HOST:PORT"
+        )
+    _require_listening(host, port, address, timeout)
+
+
+def _host_port(text: str, default_port: int | None) -> tuple[str, int | None]:
+    """``("host", port)`` of ``host:port`` or ``[v6]:port`` (``default_port`` when no port
+    is given); port ``None`` when it is not a number from 1 to 65535 (or a bare IPv6
+    address makes it ambiguous)."""
+    text = text.rstrip("/")
+    if text.startswith("["):  # [v6] or [v6]:port
+        host, _, after = text[1:].partition("]")
+        port_text = after.removeprefix(":")
+        if after and after == port_text:  # junk after "]"
+            return host, None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            host, port_text = text, ""
+        elif ":" in host:  # a bare IPv6 address: where would its port be?
+            return text, None
+    if not port_text:
+        return host, default_port
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
+    return host, port if 0 < port < 65536 else None
+
+
+def _require_ray_client(address: str) -> None:
+    """``ray://`` needs Ray Client (``ray[client]``, its ``grpc``): Ray's own test."""
+    try:
+        import grpc  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"Ray address {printable(address)!r} needs Ray Client, which is not installed: "
+            "pip install 'ray[client]'"
+        ) from exc
+
+
+def _require_listening(host: str, port: int, address: str, timeout: float) -> None:
+    """Refuse an address where nothing accepts a TCP connection (``ray.init`` would retry
+    it without end)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        timed_out = isinstance(exc, TimeoutError)
+        why = f"no answer within {timeout:g} s" if timed_out else (exc.strerror or str(exc))
+    raise ExprsimError(
+        f"no Ray cluster answers at {printable(address)} ({why}): start one there "
+        "(ray start --head), or give no address to start a local Ray"
     )
 
 
@@ -550,47 +799,115 @@ def _run_on_ray(
     errors: list[str],
 ) -> list[int]:
     """Embed the shards ``todo`` on an actor pool; returns images, faces, unreadable (and
-    appends the unreadable images' lines to ``errors``)."""
-    import json
-
+    appends the unreadable images' lines to ``errors``). An :class:`ExprsimError` a worker
+    raised comes back as itself, not wrapped in Ray's errors (one line for the CLI)."""
     ray = _ray()
     level = _ray_log_level()
     started = not ray.is_initialized()
-    if started:
-        kwargs: dict[str, Any] = {
-            "include_dashboard": False,
-            "log_to_driver": False,
-            "logging_level": level,
-        }
-        if address is None:
-            kwargs["num_cpus"] = num_cpus
-        ray.init(address=address, **kwargs)
-    counts = [0, 0, 0]
     data_log = logging.getLogger("ray.data")  # the execution plan, "progress bars disabled"
     data_level = data_log.level
-    data_log.setLevel(level)
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map_batches(
-            _EmbedShards,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=max(1, min(num_workers, len(todo)))),
-            num_cpus=1,
-            fn_constructor_kwargs=actor_kwargs,
-        )
-        with progress_bar(
-            enabled=progress, total=len(todo), desc="embed (ray)", unit="shard"
-        ) as bar:
-            for row in ds.iter_rows():
-                for i, key in enumerate(("images", "faces", "failed")):
-                    counts[i] += int(row[key])
-                errors.extend(json.loads(str(row["errors"])))
-                bar.update(1)
+        if started:
+            _start_ray(ray, address, num_cpus, level)
+        data_log.setLevel(level)
+        return _embed_on_pool(ray, todo, actor_kwargs, num_workers, progress, errors)
+    except Exception as exc:
+        cause = _exprsim_cause(exc, ray.exceptions.RayError)
+        if cause is None:
+            raise
+        raise cause from None
     finally:
         data_log.setLevel(data_level)
         if started:
-            ray.shutdown()
+            _stop_ray(ray)
+
+
+def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) -> None:
+    """``ray.init``, keeping exprsim's SIGTERM handler: Ray's makes SIGTERM end the driver
+    at once (``sys.exit(15)``, and its C++ core prints a stack dump), where the ``exprsim``
+    command keeps and reports the shards done (exit code 143). A library caller's own
+    handler is left to Ray, as it always was."""
+    import signal
+
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": level,
+    }
+    if address is None:
+        kwargs["num_cpus"] = num_cpus
+    before = _sigterm_handler()
+    ray.init(address=address, **kwargs)
+    if getattr(before, "__module__", None) == "exprsim.interrupts":
+        signal.signal(signal.SIGTERM, before)  # also replaces the C++ core's handler
+
+
+def _sigterm_handler() -> Any:
+    """The Python handler of SIGTERM, ``None`` where it cannot be read."""
+    import contextlib
+    import signal
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return signal.getsignal(signal.SIGTERM)
+    return None
+
+
+def _stop_ray(ray: Any) -> None:
+    """``ray.shutdown``: a first Ctrl-C or SIGTERM meanwhile is held, so that the local
+    Ray's processes are stopped rather than left behind."""
+    from exprsim.interrupts import hold_interrupts
+
+    with hold_interrupts("stopping Ray"):
+        ray.shutdown()
+
+
+def _embed_on_pool(
+    ray: Any,
+    todo: list[dict[str, str]],
+    actor_kwargs: dict[str, Any],
+    num_workers: int,
+    progress: bool,
+    errors: list[str],
+) -> list[int]:
+    """Run the shards ``todo`` through ``map_batches`` over an actor pool (Ray is up)."""
+    import json
+
+    counts = [0, 0, 0]
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map_batches(
+        _EmbedShards,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(num_workers, len(todo)))),
+        num_cpus=1,
+        fn_constructor_kwargs=actor_kwargs,
+    )
+    with progress_bar(enabled=progress, total=len(todo), desc="embed (ray)", unit="shard") as bar:
+        for row in ds.iter_rows():
+            if row["fatal"]:  # the other shards done stay; the rest are not worth trying
+                _raise_fatal(str(row["fatal"]))
+            for i, key in enumerate(("images", "faces", "failed")):
+                counts[i] += int(row[key])
+            errors.extend(json.loads(str(row["errors"])))
+            bar.update(1)
     return counts
+
+
+def _exprsim_cause(exc: BaseException, wrapper: type) -> ExprsimError | None:
+    """The :class:`ExprsimError` a Ray worker raised, found inside the errors Ray wraps it
+    in (``RayTaskError.cause``, chained exceptions; ``wrapper``: Ray's error class, whose
+    subclasses may pose as the cause's class); ``None`` if there is none."""
+    seen: set[int] = set()
+    queue: list[BaseException] = [exc]
+    while queue:
+        e = queue.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ExprsimError) and not isinstance(e, wrapper):
+            return e
+        linked = (getattr(e, "cause", None), e.__cause__, e.__context__)
+        queue += [c for c in linked if isinstance(c, BaseException)]
+    return None
 
 
 def _ray_log_level() -> int:
