@@ -218,7 +218,6 @@ def test_an_interrupted_rebuild_says_the_rows_were_stored_and_is_repaired(
 
 
 def test_postgres_errors_after_connecting_are_typed_one_liners(pg_url: str) -> None:
-    from exprsim.errors import IndexUnavailableError
 
     db = urlsplit(pg_url).path.lstrip("/")
     with FaceIndex(pg_url) as ix:
@@ -235,9 +234,16 @@ def test_postgres_errors_after_connecting_are_typed_one_liners(pg_url: str) -> N
     with FaceIndex(pg_url, create=False) as ix:
         pid = ix._db.conn.info.backend_pid
         _admin(pg_url, f"SELECT pg_terminate_backend({pid})")
-        with pytest.raises(IndexUnavailableError) as lost:  # was: psycopg.OperationalError
-            len(ix)
-        assert "\n" not in str(lost.value)
+        with psycopg.connect(pg_url, autocommit=True) as conn:  # it only signals the
+            for _ in range(250):  # session: wait until it is gone
+                row = conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if row.fetchone() is None:
+                    break
+                time.sleep(0.02)
+        # was: psycopg.OperationalError; then IndexUnavailableError (one line) on every later
+        # call; since round 19 the next call connects again (tests/index/test_pg_audit19.py
+        # has the one-line error while the server refuses)
+        assert len(ix) == 3
     ix = FaceIndex(pg_url, create=False)
     ix.close()
     with pytest.raises(IndexDatabaseError, match="closed"):

@@ -299,7 +299,7 @@ def search(
         ModelMismatchError: the embedder is not the model the index was built with.
         BackendUnavailableError: identity exclusion without dlib.
     """
-    from exprsim.index.store import ModelMismatchError
+    from exprsim.index.store import REEMBED_HINT, ModelMismatchError
 
     k = require_positive_int(k, "k")
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
@@ -314,7 +314,8 @@ def search(
     model = embedder.config.name_version
     if index.model is not None and index.model != model:
         raise ModelMismatchError(
-            f"{index.path} holds embeddings of {index.model}, the query model is {model}"
+            f"{index.path} holds embeddings of {index.model}, the query model is {model} "
+            f"({REEMBED_HINT})"
         )
     if exclude_same_identity:
         IdentityEncoder()  # fail early and clearly when dlib is missing

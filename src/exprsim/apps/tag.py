@@ -245,9 +245,11 @@ class Tagger:
         model than the embedder's."""
         stored, model = self.index.model, self._model()
         if stored is not None and stored != model:
-            from exprsim.index.store import ModelMismatchError
+            from exprsim.index.store import REEMBED_HINT, ModelMismatchError
 
-            raise ModelMismatchError(message.format(stored=stored, model=model))
+            raise ModelMismatchError(
+                f"{message.format(stored=stored, model=model)}; {REEMBED_HINT}"
+            )
 
     @property
     def embedder(self) -> Any:

@@ -142,6 +142,12 @@ def _register_index(subparsers: Any) -> None:
     a.add_argument("paths", nargs="+", metavar="PATH", help="indexed files or folders")
     _db_arg(a)
     a.set_defaults(func=cmd_index_remove)
+    _register_index_repairs(isub)
+    p.set_defaults(func=lambda args, parser=p: _usage(parser))
+
+
+def _register_index_repairs(isub: Any) -> None:
+    """``index rebuild`` and ``index reembed``."""
     a = isub.add_parser(
         "rebuild",
         help="rebuild the ANN index from the database",
@@ -157,7 +163,27 @@ def _register_index(subparsers: Any) -> None:
         "faiss-ivf above)",
     )
     a.set_defaults(func=cmd_index_rebuild)
-    p.set_defaults(func=lambda args, parser=p: _usage(parser))
+    a = isub.add_parser(
+        "reembed",
+        help="re-embed every stored face with the current model (after an upgrade)",
+        description=(
+            "Re-embed every face and tag reference face of an index from its stored crop "
+            "with --model (default: the current default model), without the photos, and "
+            "make that the index's model: an index built before a model upgrade can be "
+            "searched and added to again. All or nothing: an interrupted run leaves the "
+            "index as it was. Labels and tags are kept as they are (`exprsim tag --index "
+            "--db DB` recomputes the reference tags with the new model). Faces indexed "
+            "without crops cannot be re-embedded."
+        ),
+    )
+    _db_arg(a)
+    _model_arg(a)
+    a.add_argument(
+        "--force",
+        action="store_true",
+        help="re-embed even when the index is already of that model",
+    )
+    a.set_defaults(func=cmd_index_reembed)
 
 
 def _register_search(subparsers: Any) -> None:
@@ -494,6 +520,8 @@ def _check_new_db(db: str) -> None:
 
 
 def _index_add_parquet(args: argparse.Namespace) -> int:
+    import contextlib
+
     from exprsim.index.backends import is_postgres_url
     from exprsim.scale import load_parquet
 
@@ -507,8 +535,12 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
         with _open_index(args, must_exist=False) as index:
             try:
                 rep = load_parquet(args.from_parquet, index, progress=not args.quiet)
-            finally:  # shards committed before a failure stay (a rerun resumes)
-                stored = len(index) > 0
+            except BaseException:  # shards committed before a failure stay (a rerun resumes)
+                stored = True  # unless counted empty: a count that fails (the server went
+                with contextlib.suppress(Exception):  # away) keeps the load's own error
+                    stored = len(index) > 0
+                raise
+            stored = len(index) > 0
             if stored:
                 index.refresh_ann(args.ann)
     except BaseException:
@@ -578,6 +610,24 @@ def cmd_index_rebuild(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"rebuilt {stamp.backend} index over {count(stamp.count, 'face')}")
+    return 0
+
+
+def cmd_index_reembed(args: argparse.Namespace) -> int:
+    from exprsim.interrupts import interruption
+
+    embedder = _embedder(args)
+    with _open_index(args, embedder) as index:
+        try:
+            report = index.reembed(progress=not args.quiet, force=args.force)
+        except KeyboardInterrupt as exc:
+            word, code = interruption(exc)
+            print(
+                f"exprsim index reembed: {word}: nothing was written (the index is as it was)",
+                file=sys.stderr,
+            )
+            return code
+    print(report.summary())
     return 0
 
 

@@ -20,6 +20,8 @@ _LAZY = {
     "IndexInfo": "exprsim.index.store",
     "ModelMismatchError": "exprsim.index.store",
     "LoadReport": "exprsim.index.store",
+    "ReembedError": "exprsim.index.reembed",
+    "ReembedReport": "exprsim.index.reembed",
     "build_index": "exprsim.index.ann",
     "load_index": "exprsim.index.ann",
 }

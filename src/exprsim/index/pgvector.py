@@ -33,7 +33,10 @@ PostgreSQL's errors reach callers as one line: :class:`~exprsim.errors.IndexUnav
 when the server cannot be reached (or went away), :class:`~exprsim.errors.IndexDatabaseError`
 with ``read_only`` when a write is refused (a read-only server, or no privilege), else an
 :class:`~exprsim.errors.IndexDatabaseError` with PostgreSQL's primary message. A password
-never appears in a message, nor in ``FaceIndex.path`` (:func:`redact`, :func:`scrub`).
+never appears in a message, nor in ``FaceIndex.path`` (:func:`redact`, :func:`scrub`). A
+connection the server closed (a restart, a terminated session) is opened again at the start
+of the next call; no statement is ever run twice. Tables under exprsim's names that lack its
+columns, or whose ``faces.embedding`` is not ``vector(16)``, are refused at open.
 
 Needs ``pip install 'exprsim[postgres]'`` (psycopg 3 and pgvector) and a server with the
 pgvector extension available.
@@ -42,6 +45,7 @@ pgvector extension available.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -232,6 +236,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: its pieces as a port, a host or a database name
 _URI_DELIMITERS = re.compile(r"[/@?:#&=\[\]]")
 _PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)([^&#]*)")
+#: one host of a URI's host list: a name or address, or ``[IPv6]``, and a port of digits
+_HOST = re.compile(r"(?:\[[^\]/?@]*\]|[^\[\]:,/?@]*)(?::\d*)?")
 
 
 def _parsed(url: str) -> dict[str, str] | None:
@@ -244,20 +250,62 @@ def _parsed(url: str) -> dict[str, str] | None:
         return None
 
 
-def _userinfo(url: str, parsed: dict[str, str] | None) -> str | None:
-    """The ``user:password`` part of ``url`` as its author meant it: up to the last ``@``
-    before the query (a password may hold ``/``, ``@`` or ``:`` unencoded), or, when the
-    query holds the only ``@`` and libpq read a password, up to the last ``@`` at all."""
+@functools.cache
+def _libpq_keys() -> frozenset[str] | None:
+    """The parameter names libpq takes in a URI's query (``ssl`` too: it reads it);
+    ``None`` without psycopg."""
+    try:
+        from psycopg import pq
+
+        return frozenset(str(o.keyword.decode()) for o in pq.Conninfo.get_defaults()) | {"ssl"}
+    except Exception:
+        return None
+
+
+def _libpq_key(key: str) -> bool:
+    """Whether libpq takes ``key`` (percent-decoded) as a URI query parameter."""
+    from urllib.parse import unquote
+
+    keys = _libpq_keys()
+    key = unquote(key)
+    return key in keys if keys is not None else re.fullmatch(r"[a-z_]+", key) is not None
+
+
+def _plausible(tail: str) -> bool:
+    """Whether ``tail`` reads as what follows a URI's user part: hosts with numeric ports,
+    then a database name, then a query libpq accepts (``key=value`` pairs of its keys)."""
+    address, _, query = tail.partition("?")
+    if "@" in address:
+        return False
+    if not all(_HOST.fullmatch(h) for h in address.split("/", 1)[0].split(",")):
+        return False
+    pairs = query.split("&") if query else []
+    if pairs and not pairs[-1]:
+        pairs.pop()  # libpq allows a trailing "&"
+    return all(p.count("=") == 1 and _libpq_key(p.split("=")[0]) for p in pairs)
+
+
+def _userinfo(url: str) -> str | None:
+    """The ``user:password`` part of ``url`` as its author meant it, else ``None``.
+
+    A password may hold ``/``, ``@``, ``:``, ``?``, ``#`` or ``&`` unencoded, and a query
+    an ``@`` (``?user=a@b``): the part ends at the last ``@`` that is not inside the query
+    of a reading that makes sense (:func:`_plausible`), whether that reading has no user
+    part (only when libpq too sees none: ``/`` before any ``@``) or ends it at an earlier
+    ``@``."""
     scheme = _SCHEME.match(url)
     if scheme is None:
         return None
     rest = url[scheme.end() :]
-    head = rest.split("?", 1)[0]
-    if "@" in head:
-        return head[: head.rindex("@")]
-    if parsed is not None and not parsed.get("password"):
-        return None  # an "@" in the query only: no user part
-    return rest[: rest.rindex("@")] if "@" in rest else None
+    ats = [i for i, ch in enumerate(rest) if ch == "@"]
+    starts = [i + 1 for i in ats]
+    if re.match(r"[^@/]*(?:/|$)", rest):  # libpq reads no user part
+        starts.insert(0, 0)
+    for at in reversed(ats):
+        readings = (s for s in starts if s <= at and _plausible(rest[s:]))
+        if not any(0 <= rest.find("?", s) < at for s in readings):
+            return rest[:at]
+    return None
 
 
 def _secrets(url: str) -> list[str]:
@@ -270,7 +318,7 @@ def _secrets(url: str) -> list[str]:
     found = {m.group(2) for m in _PASSWORD_PARAM.finditer(url)}
     if parsed and parsed.get("password"):
         found.add(parsed["password"])
-    info = _userinfo(url, parsed)
+    info = _userinfo(url)
     if info and ":" in info:
         found.add(info.split(":", 1)[1])
     out: set[str] = set()
@@ -281,11 +329,23 @@ def _secrets(url: str) -> list[str]:
     return sorted((s for s in out if s.strip("*")), key=len, reverse=True)
 
 
+def _shows_secret(piece: str, url: str) -> bool:
+    """Whether ``piece`` of ``url`` (libpq quotes one in a parse error) may show its
+    password: the URI itself, a form of the password, or a part of it (``"a"`` of
+    ``xy@z?a&bcd``, which libpq read as a query)."""
+    password = (_userinfo(url) or "").partition(":")[2]
+    return (
+        "://" in piece
+        or any(s in piece for s in _secrets(url))
+        or bool(piece and piece in password)
+    )
+
+
 def redact(url: str) -> str:
     """The URI without its password (for messages and ``FaceIndex.path``): in the user
-    part (``user:secret@``, even with an unencoded ``/``, ``@`` or ``:`` in the password)
-    and as a parameter (``?password=secret``, any letter case)."""
-    info = _userinfo(url, _parsed(url))
+    part (``user:secret@``, even with an unencoded ``/``, ``@``, ``:``, ``?`` or ``&`` in
+    the password: :func:`_userinfo`) and as a parameter (``?password=secret``, any case)."""
+    info = _userinfo(url)
     scheme = _SCHEME.match(url)
     if scheme is not None and info is not None and ":" in info:
         user = info.split(":", 1)[0]
@@ -323,6 +383,17 @@ def primary_message(exc: BaseException) -> str:
     return " ".join(str(text or str(exc) or type(exc).__name__).split())
 
 
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or its end), without waiting."""
+    import select
+
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 #: SQLSTATEs of a connection that failed or went away: class 08 (connection exception),
 #: 57P01-57P05 (the server shuts down, crashed, is starting, ...), 53300 (too many
 #: connections)
@@ -349,7 +420,7 @@ class PostgresBackend(StoreBackend):
     kind = "postgresql"
 
     def __init__(self, url: str, create: bool = True) -> None:
-        psycopg, register_vector = _modules()
+        psycopg, self._register_vector = _modules()
         self.url = url
         self.path = redact(url)
         self._psycopg = psycopg
@@ -357,6 +428,9 @@ class PostgresBackend(StoreBackend):
         self._lock = threading.RLock()
         self._writers = threading.Lock()  # a session advisory lock is re-entrant: threads
         self._twins, self._twins_checked = False, -float("inf")
+        self._depth = 0  # _guard blocks entered: the connection is reopened outside them only
+        self._pinned = 0  # session advisory locks held: the connection must stay the same
+        self._farewell = False  # the server said it closes the session (_on_notice)
         self.conn = self._connect()
         try:
             tables = self._present_tables()
@@ -368,12 +442,61 @@ class PostgresBackend(StoreBackend):
                 )
             if create and tables != set(_TABLES):  # DDL only when a table is missing
                 self._set_up()
+            else:
+                with self._guard():
+                    self._check_foreign(tables)
             with self._guard():
-                register_vector(self.conn)
-                self.conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
+                self._start_session(self.conn)
         except BaseException:
             self.close()
             raise
+
+    def _start_session(self, conn: Any) -> None:
+        """What every connection of the backend gets: the vector type, ``hnsw.ef_search``."""
+        self._register_vector(conn)
+        conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
+        conn.add_notice_handler(self._on_notice)
+
+    def _lost(self) -> bool:
+        """Whether the server closed the connection: psycopg knows it (a statement failed
+        on it), or an idle connection's socket, read without waiting, holds the server's
+        farewell (a restart, a terminated session: a FATAL notice, then the end)."""
+        conn = self.conn
+        if conn.closed or conn.broken or self._farewell:
+            return True
+        if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            return False
+        try:
+            for _ in range(3):  # an idle connection seldom holds anything to read
+                if not _readable(conn.fileno()):
+                    break
+                conn.pgconn.consume_input()
+                conn.pgconn.is_busy()  # parses it: the notice handler sees a farewell
+        except (OSError, ValueError, self._psycopg.Error):
+            return True
+        return bool(conn.closed or self._farewell)
+
+    def _on_notice(self, diag: Any) -> None:
+        """A message of the server outside a statement: FATAL says it closes the session."""
+        if getattr(diag, "severity_nonlocalized", None) in ("FATAL", "PANIC"):
+            self._farewell = True
+
+    def _revive(self) -> None:
+        """Open the connection again when the server closed it (a restart, a terminated
+        session): at the start of a call only, outside any transaction and with no
+        session lock held, so no statement is ever run twice."""
+        if self._depth or self._pinned or not self._lost():
+            return
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        conn = self._connect()  # unreachable: IndexUnavailableError; the next call tries again
+        try:
+            self._start_session(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn, self._farewell = conn, False
+        log.warning("%s: the connection to PostgreSQL was lost; connected again", self.path)
 
     def _connect(self) -> Any:
         """A connection; a URI libpq cannot parse is refused without its text (libpq
@@ -385,7 +508,7 @@ class PostgresBackend(StoreBackend):
             except psycopg.Error as exc:  # its message ends with the URI or a part, quoted
                 why = primary_message(exc)
                 quoted = re.search(r': "(.*)"$', why)
-                if quoted and ("://" in quoted[1] or any(s in quoted[1] for s in _secrets(url))):
+                if quoted and _shows_secret(quoted[1], url):
                     why = why[: quoted.start()]
                 why = scrub(why, self.url)
                 raise IndexDatabaseError(self.path, f"not a valid PostgreSQL URI ({why})") from None
@@ -417,9 +540,9 @@ class PostgresBackend(StoreBackend):
             with self._lock, self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
                 present = self._present_tables()
+                self._check_foreign(present)
                 if present == set(_TABLES):
                     return
-                self._check_foreign(present)
                 for stage, sql in (
                     ("extension", "CREATE EXTENSION IF NOT EXISTS vector"),
                     ("tables", PG_SCHEMA),
@@ -432,14 +555,20 @@ class PostgresBackend(StoreBackend):
             raise self._setup_error(exc, step) from exc
 
     def _check_foreign(self, present: set[str]) -> None:
-        """Refuse tables under exprsim's names that lack exprsim's columns."""
+        """Refuse tables under exprsim's names that lack exprsim's columns, or whose
+        ``faces.embedding`` is not exprsim's ``vector(16)`` (one query of the catalog,
+        of the tables the search path finds, as every statement does)."""
         from exprsim.index.backends import table_columns
 
         rows = self.conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = ANY(current_schemas(false)) AND table_name = ANY(%s)",
+            "SELECT c.relname, a.attname, t.typname, a.atttypmod, "
+            "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = ANY(SELECT to_regclass(n) FROM unnest(%s::text[]) n) "
+            "AND a.attnum > 0 AND NOT a.attisdropped",
             (sorted(present),),
         ).fetchall()
+        self._check_embedding(rows)
         for table in sorted(present):
             have = {str(r[1]) for r in rows if r[0] == table}
             missing = [c for c in table_columns()[table] if c not in have]
@@ -449,6 +578,22 @@ class PostgresBackend(StoreBackend):
                     f"a table named {table} exists that is not exprsim's (it lacks the "
                     f"columns {', '.join(missing[:4])}); exprsim leaves it untouched: use "
                     "another database or schema",
+                )
+
+    def _check_embedding(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Refuse a ``faces.embedding`` (among ``columns``: table, column, type name,
+        type modifier, type as SQL) that is not a ``vector`` of exprsim's dimension."""
+        from exprsim.index.store import EMBEDDING_SIZE
+
+        for table, column, typname, typmod, shown in columns:
+            if (table, column) != ("faces", "embedding"):
+                continue
+            if (typname, int(typmod)) != ("vector", EMBEDDING_SIZE):
+                raise IndexDatabaseError(
+                    self.path,
+                    f"the table faces holds embeddings of type {shown}, not "
+                    f"vector({EMBEDDING_SIZE}) (exprsim's embeddings have {EMBEDDING_SIZE} "
+                    "dimensions); exprsim leaves it untouched: use another database or schema",
                 )
 
     def _setup_error(self, exc: Any, step: str) -> IndexDatabaseError:
@@ -515,7 +660,12 @@ class PostgresBackend(StoreBackend):
             if self.closed:
                 raise self.closed_error()
             try:
-                yield
+                self._revive()
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
             except self._psycopg.Error as exc:
                 raise self._fault(exc, write) from exc
 
@@ -551,12 +701,14 @@ class PostgresBackend(StoreBackend):
                 log.warning("%s: another writer is adding files; waiting for it", self.path)
                 with self._guard():
                     self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            self._pinned += 1  # a new connection would not hold the lock: no reconnecting
             try:
                 yield
                 self.ensure_vector_index()
             finally:
                 with contextlib.suppress(Exception), self._guard():
                     self.conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                self._pinned -= 1
 
     def close(self) -> None:
         with self._lock:
@@ -840,9 +992,9 @@ class PgVectorSearch:
         q = as_queries(queries, 16, k)
         dist = np.full((len(q), k), np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
-        conn = self.backend.conn
         twins = self.backend.twins_marked()
-        with self.backend._guard(), conn.transaction():
+        with self.backend._guard(), self.backend.conn.transaction():
+            conn = self.backend.conn  # read in the block: a lost one is replaced at its start
             if k > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: scan them all
                 conn.execute("SET LOCAL enable_indexscan = off")
             elif k > EF_SEARCH:

@@ -121,6 +121,10 @@ def _unreadable_kind(st: os.stat_result) -> str:
     return ""
 
 
+#: what to do with an index of an older model (after an upgrade)
+REEMBED_HINT = "`exprsim index reembed` re-embeds its faces with the current model"
+
+
 class ModelMismatchError(ModelError):
     """The index holds embeddings of another model; embeddings of two models never mix."""
 
@@ -1181,10 +1185,22 @@ class FaceIndex:
         if held == "faces":
             raise ModelMismatchError(
                 f"{self.path} holds embeddings of model {current}; refusing to add embeddings of "
-                f"{model} (use another database, or re-index everything with one model)"
+                f"{model} ({REEMBED_HINT}, or use another database)"
             )
         if held == "tag_refs":
             raise ModelMismatchError(_refs_of_another_model(self.path, current, model))
+
+    def reembed(self, progress: bool = False, force: bool = False) -> Any:
+        """Re-embed every stored face and tag reference face from its stored crop with
+        :attr:`embedder`, and make its model the index's: the way forward after a model
+        upgrade (:func:`exprsim.index.reembed.reembed`; all or nothing).
+
+        Returns:
+            A :class:`~exprsim.index.reembed.ReembedReport`.
+        """
+        from exprsim.index.reembed import reembed
+
+        return reembed(self, progress=progress, force=force)
 
     def _claim_model(self, c: StoreBackend, model: str) -> None:
         row = c.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
@@ -1194,7 +1210,8 @@ class FaceIndex:
             held = self._holds_embeddings(c)
             if held == "faces":
                 raise ModelMismatchError(
-                    f"{self.path} holds embeddings of model {row[0]}; refusing to add {model}"
+                    f"{self.path} holds embeddings of model {row[0]}; refusing to add {model} "
+                    f"({REEMBED_HINT})"
                 )
             if held == "tag_refs":
                 raise ModelMismatchError(_refs_of_another_model(self.path, row[0], model))

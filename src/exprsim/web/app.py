@@ -529,7 +529,11 @@ def _index_fault(
         busy = "the index is busy (locked by another program); try again"
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if isinstance(exc, ModelMismatchError):
-        return "the index holds embeddings of another model than this server's", {}
+        return (
+            "the index holds embeddings of another model than this server's "
+            "(exprsim index reembed re-embeds them)",
+            {},
+        )
     # a driver error that reached the app unwrapped (a safety net): as unreachable
     if isinstance(exc, IndexUnavailableError) or is_driver_error(exc):
         return _UNREACHABLE, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
@@ -716,6 +720,23 @@ def _auth_refusal(request: Any, token: str, st: _State) -> Any:
     return RedirectResponse("/login", status_code=303)
 
 
+def _health(st: _State, version: str) -> dict[str, Any]:
+    """``/api/health``: ``degraded`` (with the problem) while the index holds another
+    model's embeddings, since searches answer 503 then."""
+    with st.index() as ix:
+        n, stored = len(ix), ix.model
+    model = st.embedder.config.name_version
+    doc: dict[str, Any] = {"status": "ok", "version": version, "model": model, "faces": n}
+    if n and stored not in (None, model):
+        doc["status"] = "degraded"
+        doc["index_model"] = stored
+        doc["problem"] = (
+            f"the index holds embeddings of {stored}, not of this server's model "
+            "(`exprsim index reembed --db DB` re-embeds them)"
+        )
+    return doc
+
+
 def _add_face_routes(app: Any, st: _State) -> None:
     """Health, faces of a photo, search, thumbnails, adding to the index."""
     from fastapi import File, Query, UploadFile
@@ -726,14 +747,7 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
-        with st.index() as ix:
-            n = len(ix)
-        return {
-            "status": "ok",
-            "version": __version__,
-            "model": st.embedder.config.name_version,
-            "faces": n,
-        }
+        return _health(st, __version__)
 
     @app.post("/api/faces")
     async def faces(file: UploadFile = File(...)) -> dict[str, Any]:

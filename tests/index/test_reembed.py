@@ -1,0 +1,177 @@
+"""Re-embedding an index with another model (``FaceIndex.reembed``): the way forward after a
+model upgrade. Checked against a face-by-face loop over the stored crops."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stub_embedder import StubEmbedder, grid_embedding, write_images
+
+from exprsim.index.reembed import ReembedError
+from exprsim.index.store import FaceIndex, ModelMismatchError
+
+
+class CropStub(StubEmbedder):
+    """The stub of tests/index, able to embed crops (``Embedder.embed_crops``): a crop's
+    embedding is its grid embedding, negated so that every vector changes."""
+
+    embedding_dim = 16
+
+    def __init__(self, name_version: str = "stub@2", fail_after: int | None = None) -> None:
+        super().__init__(name_version)
+        self.crops_seen = 0
+        self.fail_after = fail_after
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        self.crops_seen += len(crops)
+        if self.fail_after is not None and self.crops_seen > self.fail_after:
+            raise KeyboardInterrupt
+        return np.stack([-grid_embedding(c) for c in crops])
+
+
+def _index(tmp_path: Path, n: int = 5, db: str | Path | None = None) -> tuple[Any, list[Path]]:
+    imgs = write_images(tmp_path / "p", n)
+    db = tmp_path / "f.db" if db is None else db
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(imgs)
+        ids = ix.embeddings()[0]
+        ix.set_label([int(ids[0])], "mine")
+        ix.add_tags([int(ids[1])], "holiday")
+        crop = ix.crop(int(ids[2]))
+        ix.add_tag_reference("smirk", ix.embeddings()[1][2], "stub@1", crop=crop)
+        ix.rebuild_ann()  # a cache of the old vectors
+    return db, imgs
+
+
+def _expected(db: Any) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """What the new model gives each stored crop of the faces and the tag references, one
+    row at a time."""
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        faces = {int(i): -grid_embedding(ix.crop(int(i))) for i in ix.embeddings()[0]}
+        refs = {r["id"]: -grid_embedding(r["crop"]) for r in ix.tag_references()}
+    return faces, refs
+
+
+def test_reembed_rewrites_every_face_and_reference_with_the_new_model(tmp_path, store):
+    """On SQLite and on PostgreSQL (skipped without a server)."""
+    db, _ = _index(tmp_path, db=store)
+    faces, refs = _expected(db)
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ModelMismatchError, match="exprsim index reembed"):
+            ix.check_model("stub@2")
+        report = ix.reembed()
+        assert (report.old_model, report.model) == ("stub@1", "stub@2")
+        assert (report.n_faces, report.n_tag_refs) == (5, 1)
+        assert "re-embedded 5 faces and 1 tag reference faces with stub@2" in report.summary()
+        assert ix.model == "stub@2"
+        ids, emb = ix.embeddings()
+        for i, e in zip(ids, emb, strict=True):
+            np.testing.assert_allclose(e, faces[int(i)], atol=1e-6)
+        ref = ix.tag_references()[0]
+        np.testing.assert_allclose(ref["embedding"], refs[ref["id"]], atol=1e-6)
+        assert ref["model"] == "stub@2"
+        records = {r.id: r for r in ix.records()}
+        assert records[int(ids[0])].label == "mine" and "holiday" in records[int(ids[1])].tags
+        assert {r.model for r in records.values()} == {"stub@2"}
+        # searches use the new vectors, not the old model's cache
+        d, found = ix.query(emb[3:4], k=1)
+        assert int(found[0][0]) == int(ids[3]) and d[0][0] == pytest.approx(0.0, abs=1e-5)
+        assert ix.reembed().summary().startswith("nothing to re-embed")
+        ix.add(write_images(tmp_path / "q", 1, seed=9))  # the new model's faces are taken
+        assert len(ix) == 6
+
+
+def test_reembed_is_all_or_nothing_when_interrupted(tmp_path, store):
+    db, _ = _index(tmp_path, db=store)
+    before, _ = _expected(db)  # only to have the ids
+    with FaceIndex(db, embedder=CropStub(fail_after=2)) as ix:
+        old = ix.embeddings()[1].copy()
+        with pytest.raises(KeyboardInterrupt):
+            ix.reembed()
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        assert ix.model == "stub@1"
+        np.testing.assert_array_equal(ix.embeddings()[1], old)
+        assert {r.model for r in ix.records()} == {"stub@1"}
+        assert sorted(ix.embeddings()[0].tolist()) == sorted(before)
+
+
+def test_reembed_refuses_faces_without_a_crop_before_any_work(tmp_path):
+    imgs = write_images(tmp_path / "p", 3)
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=StubEmbedder(), store_crops=False) as ix:
+        ix.add(imgs)
+    stub = CropStub()
+    with FaceIndex(db, embedder=stub) as ix:
+        with pytest.raises(ReembedError, match="3 of 3 faces keep no crop"):
+            ix.reembed()
+        assert ix.model == "stub@1" and stub.crops_seen == 0
+
+
+def test_reembed_refuses_a_tag_whose_references_have_no_crop(tmp_path):
+    db, _ = _index(tmp_path)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add_tag_reference("frown", ix.embeddings()[1][0], "stub@1")  # no crop
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ReembedError, match="tag frown has reference faces without a crop"):
+            ix.reembed()
+        assert ix.model == "stub@1"
+
+
+def test_reembed_refuses_a_crop_that_does_not_decode(tmp_path):
+    db, _ = _index(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE faces SET crop = ? WHERE id = (SELECT MIN(id) FROM faces)", (b"junk",))
+    con.commit()
+    con.close()
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ReembedError, match=r"stored crop of faces id \d+ does not decode"):
+            ix.reembed()
+        assert ix.model == "stub@1"
+
+
+def test_reembed_notices_faces_removed_meanwhile(tmp_path, monkeypatch):
+    """A writer that does not take the writer lock (``remove`` through the API) changed
+    the faces while they were embedded: nothing is written."""
+    import exprsim.index.reembed as reembed_mod
+
+    db, imgs = _index(tmp_path)
+    real = reembed_mod._embed_table
+
+    def embed_then_remove(index, table, *args):
+        out = real(index, table, *args)
+        if table == "tag_refs":
+            with FaceIndex(db, embedder=StubEmbedder()) as other:
+                other.remove([imgs[0]])
+        return out
+
+    monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_remove)
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ReembedError, match="added or removed while re-embedding"):
+            ix.reembed()
+        assert ix.model == "stub@1" and len(ix) == 4
+
+
+def test_reembed_force_reembeds_an_index_of_the_same_model_and_drops_its_cache(tmp_path):
+    db, _ = _index(tmp_path)
+    with FaceIndex(db, embedder=CropStub("stub@1")) as ix:
+        assert ix.reembed().n_faces == 0  # already of that model
+        assert ix.ann_path.exists()
+        report = ix.reembed(force=True)
+        assert report.n_faces == 5 and not ix.ann_path.exists()
+        ids, emb = ix.embeddings()
+        _, found = ix.query(emb, k=1)
+        assert [int(f[0]) for f in found] == [int(i) for i in ids]
+
+
+def test_reembed_of_an_empty_index_does_nothing(tmp_path):
+    db = tmp_path / "f.db"
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        report = ix.reembed()
+        assert report.n_faces == 0 and ix.model is None
