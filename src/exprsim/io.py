@@ -1119,6 +1119,8 @@ class TableWriter:
                 raise
             if self._target != self.path:
                 install(Path(self._target), self.path)  # mode kept, a link written through
+            elif os.path.isfile(self.path):  # written in place (not a pipe): on disk now
+                sync_file(self.path)
         self.saved_to = self.path
         return self.path
 
@@ -1143,7 +1145,9 @@ class TableWriter:
         else:
             where = free_partial_path(self.path)
         if self._target != where:
+            sync_file(self._target)
             os.replace(self._target, where)
+            sync_folder(Path(where).parent)
         self.saved_to = where
         return where
 
@@ -1307,13 +1311,15 @@ def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
 
 
 def replace_atomically(
-    path: str | Path, write: Callable[[Path], object], suffix: str = ".tmp"
+    path: str | Path, write: Callable[[Path], object], suffix: str = ".tmp", durable: bool = True
 ) -> Path:
     """Write ``path`` whole or not at all: ``write(tmp)`` fills a hidden temporary file
     beside it (:func:`temp_beside`), which then takes its place (:func:`install`). The
     temporary file is removed if anything fails (readers see the old file or the new one,
     never a part). For writers that take a path (pandas, safetensors);
-    :func:`write_atomically` for those that take a file. Returns ``path``."""
+    :func:`write_atomically` for those that take a file. ``durable``: flushed to disk
+    first, so that a power cut leaves the old file or the whole new one (``False`` for
+    many small files made again by a rerun). Returns ``path``."""
     path = Path(path)
     if _is_stream(path):  # /dev/null, /dev/stdout, a FIFO: the temporary goes elsewhere
         tmp = temp_beside(Path(tempfile.gettempdir()) / path.name, suffix)
@@ -1321,7 +1327,7 @@ def replace_atomically(
         tmp = temp_beside(_through_link(path), suffix)
     try:
         write(tmp)
-        install(tmp, path)
+        install(tmp, path, durable)
     except OSError as exc:
         if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
@@ -1332,12 +1338,38 @@ def replace_atomically(
     return path
 
 
-def install(tmp: Path, path: Path) -> None:
+def sync_file(path: str | Path) -> None:
+    """Flush a finished file's bytes to disk (``fsync``), before a rename puts it in place:
+    after a power cut the new name then holds the whole file, never an empty one. A file
+    system that cannot sync (``EINVAL``) is left as it is."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def sync_folder(path: str | Path) -> None:
+    """Flush a folder's entries to disk (``fsync``), after a rename into it, so that the
+    rename survives a power cut. Best effort: a folder that cannot be synced is left so."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def install(tmp: Path, path: Path, durable: bool = True) -> None:
     """Put the finished file ``tmp`` at ``path``, as a shell's ``>`` would leave it: into a
     device, a FIFO or a name under ``/dev`` or ``/proc`` (``/dev/stdout``), its bytes are
     written (appended: ``>>`` stays an append); over a link to a regular file, the file
     it points to is replaced (written through); else ``tmp`` is renamed to ``path``. A
-    replaced file's mode is kept."""
+    replaced file's mode is kept. ``durable``: the file is synced to disk before the
+    rename and its folder after (:func:`sync_file`, :func:`sync_folder`)."""
     if _is_stream(path):
         with open(tmp, "rb") as src, open(path, "ab") as dst:
             shutil.copyfileobj(src, dst)
@@ -1345,6 +1377,8 @@ def install(tmp: Path, path: Path) -> None:
         return
     target = _through_link(path)
     _keep_mode(target, tmp)
+    if durable:
+        sync_file(tmp)
     try:
         os.replace(tmp, target)
     except OSError as exc:
@@ -1355,11 +1389,15 @@ def install(tmp: Path, path: Path) -> None:
         try:
             shutil.copyfile(tmp, beside)
             _keep_mode(target, beside)
+            if durable:
+                sync_file(beside)
             os.replace(beside, target)
         finally:
             with contextlib.suppress(OSError):
                 beside.unlink(missing_ok=True)
         os.unlink(tmp)
+    if durable:
+        sync_folder(target.parent)
 
 
 def _is_stream(path: Path) -> bool:
@@ -1440,7 +1478,5 @@ def write_atomically(
     def fill(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
 
-    return replace_atomically(path, fill, suffix)
+    return replace_atomically(path, fill, suffix)  # synced before the rename

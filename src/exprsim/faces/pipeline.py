@@ -491,8 +491,8 @@ def analyze_files(
                         crop_path = out_dir / f"{stem}_{row['face']}.png"
                         # whole or not at all: an earlier run's crop of that name survives
                         crop = Image.fromarray(af.crop)
-                        replace_atomically(
-                            crop_path, functools.partial(crop.save, format="PNG"), ".tmp"
+                        replace_atomically(  # one of many, made again by a rerun
+                            crop_path, functools.partial(crop.save, format="PNG"), ".tmp", False
                         )
                         row["crop"] = str(crop_path)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays

@@ -529,7 +529,7 @@ class VideoAnalysis:
         import shutil
         import tempfile
 
-        from exprsim.io import json_ready, save_table, sweep_temporaries
+        from exprsim.io import json_ready, save_table, sweep_temporaries, sync_file, sync_folder
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -548,7 +548,10 @@ class VideoAnalysis:
 
                 video_page(self).save(tmp / names["html"])
             for name in names.values():
+                sync_file(tmp / name)  # on disk before the renames: whole after a power cut
+            for name in names.values():
                 os.replace(tmp / name, out / name)
+            sync_folder(out)
             if not html:
                 (out / REPORT_FILES["html"]).unlink(missing_ok=True)
         finally:
