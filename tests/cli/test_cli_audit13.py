@@ -126,7 +126,7 @@ def test_tag_index_alone_retags_the_index(tmp_path, stub, capsys):
     assert run(capsys, "index", "add", *map(str, imgs), "--db", str(db))[0] == 0
     assert run(capsys, "tag", "add", "happy", str(imgs[0]), "--db", str(db))[0] == 0
     rc, out, _ = run(capsys, "tag", "--index", "--db", str(db))
-    assert rc == 0 and "tagged 1 indexed faces" in out  # the reference's own face at least
+    assert rc == 0 and "tagged 1 indexed face" in out  # the reference's own face at least
 
 
 def test_search_says_when_the_index_holds_no_face(tmp_path, stub, capsys):

@@ -63,3 +63,78 @@ def test_index_reembed_lets_an_older_models_index_be_searched_again(
     assert "grace_hopper.jpg" in out
     rc, out, err = run(capsys, "index", "reembed", "--db", str(db))
     assert rc == 0 and out.startswith("nothing to re-embed")
+
+
+def _stub_index(tmp_path: Path) -> Path:
+    from stub_embedder import StubEmbedder, write_images
+
+    from exprsim.index.store import FaceIndex
+
+    db = tmp_path / "s.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(write_images(tmp_path / "p", 3))
+    return db
+
+
+class _CropStub:
+    """Embeds crops (as ``Embedder.embed_crops``) under the name ``stub@2``."""
+
+    def __init__(self) -> None:
+        from stub_embedder import StubConfig
+
+        self.config = StubConfig("stub@2")
+        self.embedding_dim = 16
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        from stub_embedder import grid_embedding
+
+        return np.stack([-grid_embedding(c) for c in crops])
+
+
+def test_ctrl_c_after_the_commit_says_the_index_was_reembedded(tmp_path, capsys, monkeypatch):
+    """Audit 19: a Ctrl-C after the writing transaction said "nothing was written"."""
+    import exprsim.cli.apps_cmd as apps_cmd
+    import exprsim.index.reembed as reembed_mod
+    from exprsim.index.store import FaceIndex
+
+    db = _stub_index(tmp_path)
+    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: _CropStub())
+
+    def interrupted(index) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reembed_mod, "_drop_ann_cache", interrupted)
+    rc, _, err = run(capsys, "index", "reembed", "--db", str(db))
+    assert rc == 130 and "the index was re-embedded" in one_line(err)
+    with FaceIndex(db, embedder=_CropStub()) as ix:
+        assert ix.model == "stub@2"
+
+
+def test_ctrl_c_before_the_commit_says_nothing_was_written(tmp_path, capsys, monkeypatch):
+    import exprsim.cli.apps_cmd as apps_cmd
+    import exprsim.index.reembed as reembed_mod
+    from exprsim.index.store import FaceIndex
+
+    db = _stub_index(tmp_path)
+    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: _CropStub())
+
+    def interrupted(*args) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reembed_mod, "_write", interrupted)
+    rc, _, err = run(capsys, "index", "reembed", "--db", str(db))
+    assert rc == 130 and "nothing was written" in one_line(err)
+    with FaceIndex(db, embedder=_CropStub()) as ix:
+        assert ix.model == "stub@1"
+
+
+def test_the_hint_names_the_database_and_the_model_option(tmp_path, capsys, monkeypatch):
+    """Audit 19: "`exprsim index reembed` re-embeds its faces with the current model" was not
+    runnable (no --db) and, after `search --model X`, re-embedded with the default model."""
+    import exprsim.cli.apps_cmd as apps_cmd
+
+    db = _stub_index(tmp_path)
+    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: _CropStub())
+    rc, _, err = run(capsys, "index", "add", str(tmp_path / "p"), "--db", str(db))
+    line = one_line(err)
+    assert rc == 2 and "exprsim index reembed --db DB" in line and "--model" in line

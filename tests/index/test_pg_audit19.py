@@ -37,6 +37,11 @@ _REDACTED = [
     ("postgresql://u:pa/ss?host=x@/db", "postgresql://u:***@/db"),
     ("postgresql://h:5432/db?password=a@b", "postgresql://h:5432/db?password=***"),
     ("postgresql://u:s3cret@h/db", "postgresql://u:***@h/db"),
+    # a database name holding an "@" (round 19's review): the host and name stay shown
+    ("postgresql://app:Sup3rS3cret@dbhost.invalid/sales@2024", "postgresql://app:***@dbhost.invalid/sales@2024"),
+    ("postgresql://app:3@efW,CyzH@%2Ftmp%2Fnosock/d@b", "postgresql://app:***@%2Ftmp%2Fnosock/d@b"),
+    ("postgresql://usr:6/kj cbhgN7k@localhost:1/db", "postgresql://usr:***@localhost:1/db"),
+    ("postgresql://usr:u@o/xiJ6x1@%2Ftmp/db?application_name=x@y", "postgresql://usr:***@%2Ftmp/db?application_name=x@y"),
     ("postgresql://bob:s3cret@db.example:5432/faces", "postgresql://bob:***@db.example:5432/faces"),
     ("postgresql://alice:pa/ss@/f?host=/no/sock", "postgresql://alice:***@/f?host=/no/sock"),
     ("postgresql://alice:p@ss@/f?host=/no/sock", "postgresql://alice:***@/f?host=/no/sock"),
@@ -258,11 +263,13 @@ def test_no_statement_is_run_again_in_a_transaction_or_under_the_writer_lock(
 
 
 @contextlib.contextmanager
-def _own_server(tmp_path: Path) -> Iterator[tuple[str, object]]:
-    """A PostgreSQL server of this test alone (``pgserver``), stopped and removed after."""
+def _own_server(folder: Path) -> Iterator[tuple[str, object]]:
+    """A PostgreSQL server of this test alone (``pgserver``) in ``folder`` (one made by
+    ``tmp_path_factory.mktemp``, as the shared server's: a test's own ``tmp_path`` may be
+    closed to the server's user), stopped and removed after."""
     pgserver = pytest.importorskip("pgserver", reason="no pgserver: pip install pgserver")
     pytest.importorskip("psycopg", reason="psycopg not installed")
-    server = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="delete")
+    server = pgserver.get_server(str(folder), cleanup_mode="delete")
     try:
         yield server.get_uri(), server
     finally:
@@ -280,8 +287,10 @@ def _pg_ctl(server: object, *args: str) -> None:
     pgserver.pg_ctl([*args, "-l", log], pgdata=data, user=user, timeout=60)
 
 
-def test_an_index_works_again_after_the_server_restarted(tmp_path: Path) -> None:
-    with _own_server(tmp_path) as (admin, server):
+def test_an_index_works_again_after_the_server_restarted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with _own_server(tmp_path_factory.mktemp("pgown")) as (admin, server):
         _admin(admin, "CREATE DATABASE restarted")
         url = admin.replace("/postgres?", "/restarted?")
         with FaceIndex(url) as ix:

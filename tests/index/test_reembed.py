@@ -69,7 +69,7 @@ def test_reembed_rewrites_every_face_and_reference_with_the_new_model(tmp_path, 
         report = ix.reembed()
         assert (report.old_model, report.model) == ("stub@1", "stub@2")
         assert (report.n_faces, report.n_tag_refs) == (5, 1)
-        assert "re-embedded 5 faces and 1 tag reference faces with stub@2" in report.summary()
+        assert "re-embedded 5 faces and 1 tag reference face with stub@2" in report.summary()
         assert ix.model == "stub@2"
         ids, emb = ix.embeddings()
         for i, e in zip(ids, emb, strict=True):
@@ -153,7 +153,7 @@ def test_reembed_notices_faces_removed_meanwhile(tmp_path, monkeypatch):
 
     monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_remove)
     with FaceIndex(db, embedder=CropStub()) as ix:
-        with pytest.raises(ReembedError, match="added or removed while re-embedding"):
+        with pytest.raises(ReembedError, match="added, removed or changed while re-embedding"):
             ix.reembed()
         assert ix.model == "stub@1" and len(ix) == 4
 
@@ -175,3 +175,88 @@ def test_reembed_of_an_empty_index_does_nothing(tmp_path):
     with FaceIndex(db, embedder=CropStub()) as ix:
         report = ix.reembed()
         assert report.n_faces == 0 and ix.model is None
+
+
+class BatchNoise(CropStub):
+    """A model whose output depends a little on the batch it is computed in (as a real
+    forward pass's floats do)."""
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        emb = super().embed_crops(crops) + np.float32(1e-4) * len(crops)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def test_copies_keep_one_embedding_and_stay_findable(tmp_path, store, monkeypatch):
+    """Audit 19: copies of a photo embedded in different batches got embeddings a few ulps
+    apart; PostgreSQL then kept the copy marked as a twin of nothing, and no search found
+    it. Equal crops now get one embedding, and the marks are made again."""
+    import shutil
+
+    import exprsim.index.reembed as reembed_mod
+
+    monkeypatch.setattr(reembed_mod, "CHUNK", 2)  # the copy lands in another chunk
+    imgs = write_images(tmp_path / "p", 4)
+    copy = tmp_path / "q" / "copy.png"
+    copy.parent.mkdir()
+    shutil.copy(imgs[0], copy)
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add(imgs)
+        ix.add([copy])
+        assert len(ix) == 5
+    with FaceIndex(store, embedder=BatchNoise()) as ix:
+        ix.reembed()
+        ids, emb = ix.embeddings()
+        by_source = {r.source: r.id for r in ix.records()}
+        first, twin = by_source[str(imgs[0].resolve())], by_source[str(copy.resolve())]
+        row = {int(i): e for i, e in zip(ids, emb, strict=True)}
+        np.testing.assert_array_equal(row[first], row[twin])
+        _, found = ix.query(row[first][None], k=5)
+        assert {first, twin} <= {int(f) for f in found[0]}
+
+
+def test_a_reference_replaced_meanwhile_under_the_same_id_is_noticed(tmp_path, monkeypatch):
+    """Audit 19: `tag remove` then `tag add` from another process while the references were
+    embedded gave the new reference the removed one's id (SQLite reuses it) and then its
+    embedding; reembed now compares the references' crops before writing."""
+    import exprsim.index.reembed as reembed_mod
+
+    db, _ = _index(tmp_path)
+    real = reembed_mod._embed_table
+
+    def embed_then_replace(index, table, *args):
+        out = real(index, table, *args)
+        if table == "tag_refs":
+            with FaceIndex(db, embedder=StubEmbedder()) as other:
+                (ref,) = other.tag_references()
+                other.remove_tag("smirk")
+                crop = other.crop(int(other.embeddings()[0][0]))
+                new = other.add_tag_reference(
+                    "smirk", other.embeddings()[1][0], "stub@1", crop=crop
+                )
+                assert new == ref["id"]  # the same id, another face
+        return out
+
+    monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_replace)
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ReembedError, match="changed while re-embedding"):
+            ix.reembed()
+        assert ix.model == "stub@1"
+
+
+def test_an_emptied_index_takes_the_new_model(tmp_path):
+    """Audit 19: an index emptied of its faces kept its old model, so searches with the new
+    one were refused, and reembed said there was nothing to do."""
+    from exprsim.apps.search import search
+
+    db, imgs = _index(tmp_path)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.remove(imgs)
+        ix.remove_tag("smirk")
+        assert len(ix) == 0 and ix.model == "stub@1"
+    with FaceIndex(db, embedder=CropStub()) as ix:
+        with pytest.raises(ModelMismatchError):
+            search(imgs[0], ix)
+        report = ix.reembed()
+        assert report.n_faces == 0 and "now takes model stub@2" in report.summary()
+        assert ix.model == "stub@2"
+        assert search(imgs[0], ix).hits == ()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import DataError, ExprsimError, ModelError, require_positive_int
+from exprsim.errors import DataError, ExprsimError, ModelError, printable, require_positive_int
 from exprsim.metrics import not_whole
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: K values tried by :func:`build_reference_set` on the held-out part of Training.
 K_GRID: tuple[int, ...] = (1, 3, 5, 11, 21, 51, 101, 200, 400)
 REFERENCE_NAME = "ferplus.npz"
+#: how messages tell a CLI user to make a reference set (--ref-out is required)
+BUILD_REFERENCE_COMMAND = "exprsim classify --build-reference --ref-out FILE.npz"
 
 
 def reference_path() -> Path:
@@ -544,12 +546,13 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
         ModelError: the file does not exist (the shipped one is made after the default
             model is trained) or is malformed.
     """
+    shipped = path is None or Path(path) == reference_path()
     path = Path(path) if path is not None else reference_path()
     if not path.is_file():
+        why = "it ships with the trained default model" if shipped else "no such file"
         raise ModelError(
-            f"no kNN reference set at {path}: it ships with the trained default model; "
-            "build one with `exprsim classify --build-reference` "
-            "(exprsim.apps.classify.build_reference_set)"
+            f"no kNN reference set at {printable(str(path))}: {why}; build one with "
+            f"`{BUILD_REFERENCE_COMMAND}` (Python: build_reference_set())"
         )
     try:
         z = np.load(path, allow_pickle=False)
@@ -598,7 +601,7 @@ def _reference_problem(ref: ReferenceSet) -> str | None:
     if zero.size:  # a model never gives one: a broken set, which would tie every vote
         return (
             f"{zero.size} of {len(emb)} embeddings are all zero, the first at row "
-            f"{int(zero[0])}; rebuild it with `exprsim classify --build-reference`"
+            f"{int(zero[0])}; rebuild it with `{BUILD_REFERENCE_COMMAND}`"
         )
     return None
 
@@ -770,14 +773,16 @@ def _check_model(reference: ReferenceSet, embedder: Any) -> None:
     model = embedder.config.name_version
     if reference.model != model:
         raise ModelMismatchError(
-            f"the reference set was made with model {reference.model}, not {model}: "
-            "rebuild it with build_reference_set() for this model"
+            f"the reference set was made with model {printable(reference.model)}, not {model}: "
+            f"build one for this model with `{BUILD_REFERENCE_COMMAND}` and the same --model "
+            "(Python: build_reference_set())"
         )
     dim = getattr(embedder.config, "embedding_dim", None)
     if dim is not None and reference.embeddings.shape[1] != dim:
         raise ModelMismatchError(
             f"the reference set holds {reference.embeddings.shape[1]}-d embeddings, "
-            f"the model gives {dim}-d: rebuild it for this model"
+            f"the model gives {dim}-d: build one for this model with `{BUILD_REFERENCE_COMMAND}` "
+            "and the same --model (Python: build_reference_set())"
         )
 
 

@@ -325,8 +325,10 @@ def summarize(
     distinct = n_distinct(x, metric=spec.metric)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
     if k < n_clusters:
-        what = f"{n} faces" if distinct == n else f"{distinct} distinct faces among {n}"
-        log.warning("only %s: %d clusters instead of %d", what, k, n_clusters)
+        what = (
+            count(n, "face") if distinct == n else f"{count(distinct, 'distinct face')} among {n}"
+        )
+        log.warning("only %s: %s instead of %d", what, count(k, "cluster"), n_clusters)
     if k == 1 or n == 1:
         raw = np.zeros(n, dtype=np.int64)
     elif k == n:

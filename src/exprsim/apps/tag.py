@@ -235,7 +235,8 @@ class Tagger:
             return self._threshold
         self._refuse_other_model(
             "the index holds embeddings of {stored}, and the tag threshold calibrated for "
-            "{model} does not fit them: give a threshold (--threshold)"
+            "{model} does not fit them: give a threshold (--threshold; threshold= in the web "
+            "API)"
         )
         return self.threshold
 

@@ -362,21 +362,33 @@ def _check_db_name(db: str) -> None:
         check_db_name(db)
 
 
-def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
+#: how to make a missing ``--db`` (the tag commands that read one name ``tag add``)
+INDEX_ADD_HINT = "exprsim index add PATH"
+TAG_ADD_HINT = "exprsim tag add NAME IMAGE"
+
+
+def _require_db_file(db: str, create_hint: str = INDEX_ADD_HINT) -> None:
+    """Refuse a ``--db`` file that is missing, a folder or empty; ``create_hint``: the
+    command that makes one (``--db DB`` is added). A PostgreSQL URI is not checked here."""
     from exprsim.index.backends import is_postgres_url
+
+    if is_postgres_url(db):
+        return
+    if Path(db).is_dir():
+        raise ExprsimError(f"{db}: is a directory, expected a database file")
+    if not Path(db).is_file():
+        raise ExprsimError(f"{db}: no such database (create one with `{create_hint} --db {db}`)")
+    if Path(db).stat().st_size == 0:
+        raise ExprsimError(f"{db}: an empty file, not an exprsim index")
+
+
+def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
     from exprsim.index.store import FaceIndex
 
     db = str(args.db)  # a path or a postgresql:// URI (Path() would mangle the URI)
     _check_db_name(db)
-    if must_exist and not is_postgres_url(db):
-        if Path(db).is_dir():
-            raise ExprsimError(f"{db}: is a directory, expected a database file")
-        if not Path(db).is_file():
-            raise ExprsimError(
-                f"{db}: no such database (create one with `exprsim index add PATH --db {db}`)"
-            )
-        if Path(db).stat().st_size == 0:
-            raise ExprsimError(f"{db}: an empty file, not an exprsim index")
+    if must_exist:
+        _require_db_file(db)
     # read-only commands never set up tables in a PostgreSQL database that has no index
     return FaceIndex(
         db,
@@ -618,14 +630,17 @@ def cmd_index_reembed(args: argparse.Namespace) -> int:
 
     embedder = _embedder(args)
     with _open_index(args, embedder) as index:
+        before = index.generation  # the writing transaction bumps it
         try:
             report = index.reembed(progress=not args.quiet, force=args.force)
         except KeyboardInterrupt as exc:
             word, code = interruption(exc)
-            print(
-                f"exprsim index reembed: {word}: nothing was written (the index is as it was)",
-                file=sys.stderr,
+            done = (
+                "the index was re-embedded"
+                if index.generation != before
+                else ("nothing was written (the index is as it was)")
             )
+            print(f"exprsim index reembed: {word}: {done}", file=sys.stderr)
             return code
     print(report.summary())
     return 0
@@ -785,6 +800,8 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
         for flag, value in (("--ref-out", args.ref_out), ("--max-faces", args.max_faces)):
             if value is not None:
                 raise ExprsimError(f"{flag} is an option of --build-reference")
+    if images and args.data_dir is not None:  # FER+ is read only to evaluate or build
+        raise ExprsimError("--data-dir is an option of --evaluate or --build-reference")
     files = expand_image_paths(listed_inputs(args.paths, args.files_from)) if images else []
     building = bool(args.build_reference)
     reference = [] if building else [("the reference set", args.reference or cl.reference_path())]
@@ -795,8 +812,27 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
     return files
 
 
+def _check_reference_model(args: argparse.Namespace, made_with: str, embedder: Any) -> None:
+    """After the library refused the reference set (``ModelMismatchError``): when it was made
+    with another model, say so with the command that builds one for this model (the
+    library names its Python function, which a CLI user cannot run); else return (the
+    caller re-raises the library's error)."""
+    from exprsim.index.store import ModelMismatchError
+
+    model = embedder.config.name_version
+    if made_with == model:
+        return
+    flag = "" if args.model == "default" else f" --model {printable(args.model)}"
+    raise ModelMismatchError(
+        f"the reference set was made with model {printable(made_with)}, not {model}: build one "
+        f"for this model with `exprsim classify --build-reference{flag} --ref-out FILE.npz`, "
+        "then give it with --reference FILE.npz"
+    )
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from exprsim.apps import classify as cl
+    from exprsim.index.store import ModelMismatchError
     from exprsim.io import write_json
 
     files = _check_classify(args)
@@ -814,25 +850,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     reference = cl.load_reference_set(args.reference)
     if args.evaluate:
-        report = cl.evaluate_reference(
-            embedder, reference, data_dir=args.data_dir, k=args.k, progress=not args.quiet
-        )
+        try:
+            report = cl.evaluate_reference(
+                embedder, reference, data_dir=args.data_dir, k=args.k, progress=not args.quiet
+            )
+        except ModelMismatchError:
+            _check_reference_model(args, reference.model, embedder)
+            raise
         print(report.format())
         _write_table(report.to_frame(), args.out)
         if args.json_out:
             write_json(args.json_out, report.to_dict())
         return 0
     failures: list[Any] = []
-    result = cl.classify_images(
-        files,
-        embedder,
-        reference,
-        k=args.k,
-        detector=args.detector,
-        failures=failures,
-        progress=not args.quiet,
-        keep_on_interrupt=True,
-    )
+    try:
+        result = cl.classify_images(
+            files,
+            embedder,
+            reference,
+            k=args.k,
+            detector=args.detector,
+            failures=failures,
+            progress=not args.quiet,
+            keep_on_interrupt=True,
+        )
+    except ModelMismatchError:
+        _check_reference_model(args, reference.model, embedder)
+        raise
     rc = report_failures("classify", failures, len(files))
     frame = result.to_frame()
     _print_frame(frame, ["source", "face", "label", "confidence", "quality_ok"])
@@ -872,16 +916,25 @@ def _interrupted_table(command: str, frame: Any, out: str | None) -> int:
 #: the options each ``tag`` action reads, among those that are not always read (an option
 #: another action reads is refused, not silently ignored)
 TAG_OPTIONS = {
-    "add": {"face", "detector"},
-    "list": set(),
-    "remove": set(),
+    "add": {"db", "face", "detector"},
+    "list": {"db"},
+    "remove": {"db"},
     "calibrate": {"data_dir", "out", "html"},
-    "tag": {"threshold", "index", "detector", "out", "html", "files_from"},
+    "tag": {"db", "threshold", "index", "detector", "out", "html", "files_from"},
+    "index": {"db", "threshold", "index"},  # tag --index alone: re-tag the indexed faces
 }
 _TAG_DEFAULTS = {
-    "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
+    "db": None, "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
     "threshold": None, "index": False, "files_from": None,
 }  # fmt: skip
+#: the tag actions that read reference faces: their missing ``--db`` is made by ``tag add``
+#: (``index add`` adds no reference face)
+_TAG_READS_REFERENCES = ("list", "remove", "tag")
+
+
+def _tag_what(action: str) -> str:
+    """How messages name ``action`` ("tag" is ``tag IMAGE...``, "index" ``tag --index``)."""
+    return {"tag": "tag IMAGE...", "index": "tag --index"}.get(action, f"tag {action}")
 
 
 def _check_tag_options(args: argparse.Namespace, action: str) -> None:
@@ -892,22 +945,23 @@ def _check_tag_options(args: argparse.Namespace, action: str) -> None:
         if k not in TAG_OPTIONS[action] and getattr(args, k, default) != default
     ]
     if ignored:
-        what = "tag IMAGE..." if action == "tag" else f"tag {action}"
-        raise ExprsimError(f"{what} does not take {', '.join(ignored)}")
+        raise ExprsimError(f"{_tag_what(action)} does not take {', '.join(ignored)}")
 
 
 def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[str]:
-    """Everything ``tag ACTION`` can refuse before opening the index or loading a model;
-    returns the image files (of ``tag add NAME IMAGE...`` or ``tag IMAGE...``)."""
+    """Everything ``tag ACTION`` can refuse before opening the index or loading a model
+    (``action`` "index": ``tag --index`` alone); returns the image files (of
+    ``tag add NAME IMAGE...`` or ``tag IMAGE...``)."""
     from exprsim.apps.tag import check_new_tag_name, check_tag_name
 
     _check_tag_options(args, action)
     _check_out(args.out, args.html)
     if action != "calibrate" and not args.db:
-        what = "tag IMAGE..." if action == "tag" else f"tag {action}"
-        raise ExprsimError(f"{what}: --db FILE is required")
+        raise ExprsimError(f"{_tag_what(action)}: --db FILE is required")
     if args.db:
         _check_db_name(str(args.db))
+    if action in _TAG_READS_REFERENCES:  # before the model loads
+        _require_db_file(str(args.db), TAG_ADD_HINT)
     if action == "add":
         _check_new_db(args.db)  # before the model loads
     files: list[str] = []
@@ -954,9 +1008,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         else ("tag", args.args)
     )
     if not args.args and args.files_from is None and args.index:  # re-tag the index only
+        _check_tag(args, "index", [])
         with _open_index(args, _embedder(args)) as index:
             n = Tagger(index, threshold=args.threshold).tag_index()
-        print(f"tagged {n} indexed faces")
+        print(f"tagged {count(n, 'indexed face')}")
         return 0
     if not args.args and args.files_from is None:
         raise ExprsimError(
@@ -1067,7 +1122,7 @@ def _tag_images(args: argparse.Namespace, files: list[str]) -> int:
             print("no faces found", file=sys.stderr)
         if args.index:
             n = tagger.tag_index()
-            print(f"tagged {n} indexed faces")
+            print(f"tagged {count(n, 'indexed face')}")
         _write_table(frame, args.out)
         if args.html:
             tag_page(results, tagger.references(), threshold=tagger.threshold).save(args.html)

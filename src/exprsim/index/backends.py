@@ -375,6 +375,10 @@ class StoreBackend:
     def after_explicit_ids(self, table: str) -> None:
         """Rows were inserted with explicit ids: keep the id generator ahead of them."""
 
+    def after_embeddings_changed(self) -> None:
+        """Embeddings of stored faces were rewritten (inside the caller's transaction):
+        bring what depends on their equality up to date (PostgreSQL's ``twin`` marks)."""
+
     def bulk_load(self, n_new: int, n_existing: int) -> contextlib.AbstractContextManager[None]:
         """Around a bulk load of ``n_new`` faces (e.g. drop and rebuild a vector index)."""
         return contextlib.nullcontext()

@@ -234,7 +234,7 @@ def _modules() -> tuple[Any, Any]:
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: characters that end a part of a URI: libpq may cut an unencoded password there and read
 #: its pieces as a port, a host or a database name
-_URI_DELIMITERS = re.compile(r"[/@?:#&=\[\]]")
+_URI_DELIMITERS = re.compile(r"[/@?:#&=,\[\]]")
 _PASSWORD_PARAM = re.compile(r"(?i)([?&]password=)([^&#]*)")
 #: one host of a URI's host list: a name or address, or ``[IPv6]``, and a port of digits
 _HOST = re.compile(r"(?:\[[^\]/?@]*\]|[^\[\]:,/?@]*)(?::\d*)?")
@@ -271,13 +271,17 @@ def _libpq_key(key: str) -> bool:
     return key in keys if keys is not None else re.fullmatch(r"[a-z_]+", key) is not None
 
 
-def _plausible(tail: str) -> bool:
-    """Whether ``tail`` reads as what follows a URI's user part: hosts with numeric ports,
-    then a database name, then a query libpq accepts (``key=value`` pairs of its keys)."""
+def _plausible(tail: str, after_user: bool) -> bool:
+    """Whether ``tail`` reads as what follows a URI's user part (``after_user``: one was
+    read before it): hosts with numeric ports, then a database name, then a query libpq
+    accepts (``key=value`` pairs of its keys). A database name may hold an ``@`` (as
+    libpq reads it) only after a user part and without a ``/``: else the ``@`` more likely
+    ends a password that holds a ``/``."""
     address, _, query = tail.partition("?")
-    if "@" in address:
+    hosts, _, dbname = address.partition("/")
+    if "@" in dbname and (not after_user or "/" in dbname):
         return False
-    if not all(_HOST.fullmatch(h) for h in address.split("/", 1)[0].split(",")):
+    if not all(_HOST.fullmatch(h) for h in hosts.split(",")):
         return False
     pairs = query.split("&") if query else []
     if pairs and not pairs[-1]:
@@ -302,10 +306,16 @@ def _userinfo(url: str) -> str | None:
     if re.match(r"[^@/]*(?:/|$)", rest):  # libpq reads no user part
         starts.insert(0, 0)
     for at in reversed(ats):
-        readings = (s for s in starts if s <= at and _plausible(rest[s:]))
-        if not any(0 <= rest.find("?", s) < at for s in readings):
+        readings = (s for s in starts if s <= at and _plausible(rest[s:], s > 0))
+        if not any(_hosts_end(rest, s) < at for s in readings):  # in a database name or query
             return rest[:at]
     return None
+
+
+def _hosts_end(rest: str, start: int) -> int:
+    """Where the host list that starts at ``start`` ends: its ``/`` or ``?``."""
+    ends = [i for i in (rest.find("/", start), rest.find("?", start)) if i >= 0]
+    return min(ends, default=len(rest))
 
 
 def _secrets(url: str) -> list[str]:
@@ -804,6 +814,15 @@ class PostgresBackend(StoreBackend):
     def vector_index_fresh(self) -> bool:
         """Whether searches use an HNSW index that keeps copies out of its graph."""
         return all(self._index_state())
+
+    def after_embeddings_changed(self) -> None:
+        """A face keeps its ``twin`` mark only while another face has its embedding (else no
+        search reaches it: twins are kept out of the HNSW graph); marked again (inside the
+        caller's transaction, under the twins' lock)."""
+        if self.twins_marked(recheck=True):
+            with self._guard(write=True):
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_TWIN_LOCK,))
+                self.conn.execute(_MARK_TWINS)
 
     def twins_marked(self, recheck: bool = False) -> bool:
         """Whether the ``twin`` column exists (searches then return each face's copies

@@ -20,6 +20,7 @@ The difference from indexing the photos again is the JPEG round trip of the stor
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -63,13 +64,17 @@ class ReembedReport:
     seconds: float
 
     def summary(self) -> str:
-        if not (self.n_faces or self.n_tag_refs):
+        from exprsim.wording import count
+
+        if self.old_model in (None, self.model) and not (self.n_faces or self.n_tag_refs):
             return (
                 f"nothing to re-embed: the index holds no face of another model than {self.model}"
             )
-        refs = f" and {self.n_tag_refs:,} tag reference faces" if self.n_tag_refs else ""
+        if not (self.n_faces or self.n_tag_refs):
+            return f"no face to re-embed: the index now takes model {self.model} (was {self.old_model})"
+        refs = f" and {count(self.n_tag_refs, 'tag reference face')}" if self.n_tag_refs else ""
         return (
-            f"re-embedded {self.n_faces:,} faces{refs} with {self.model} "
+            f"re-embedded {count(self.n_faces, 'face')}{refs} with {self.model} "
             f"(was {self.old_model}) in {self.seconds:.1f} s"
         )
 
@@ -117,21 +122,36 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
         if old == model and not force:
             return ReembedReport(old, model, 0, 0, 0.0)
         _refuse_cropless(index)
+        generation = index.generation  # every write of faces bumps it: checked when writing
         ids = {t: _ids(index, t) for t in _TABLES}
         total = sum(len(v) for v in ids.values())
-        if not total:  # empty: it takes any model as it is
+        if not total and old in (None, model):  # else an emptied index takes the model
             return ReembedReport(old, model, 0, 0, 0.0)
-        bar = progress_bar(total=total, enabled=progress, desc="re-embed", unit="face")
-        with bar:
-            new = {t: _embed_table(index, t, ids[t], embedder, bar) for t in _TABLES}
-        _write(index, ids, new, model)
-        if index._db.searcher() is None:  # PostgreSQL's HNSW index follows its rows
+        seen: dict[bytes, np.ndarray] = {}  # a crop's digest -> its embedding (copies: one)
+        digests: dict[str, dict[int, bytes]] = {}
+        new: dict[str, np.ndarray] = {}
+        with progress_bar(total=total, enabled=progress, desc="re-embed", unit="face") as bar:
+            for t in _TABLES:
+                new[t], digests[t] = _embed_table(index, t, ids[t], embedder, bar, seen)
+        _write(index, _Snapshot(generation, ids, digests["tag_refs"]), new, model)
+        if total and index._db.searcher() is None:  # PostgreSQL's HNSW index follows rows
             _drop_ann_cache(index)
     report = ReembedReport(
         old, model, len(ids["faces"]), len(ids["tag_refs"]), time.perf_counter() - t0
     )
-    log.info("%s: %s", printable(str(index.path)), report.summary())
+    log.debug("%s: %s", printable(str(index.path)), report.summary())
     return report
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What was embedded: the index's generation then, the ids of each table, and the
+    digest of each tag reference's crop (references are written without the writer lock,
+    and SQLite gives a new one the id of one just removed)."""
+
+    generation: int
+    ids: dict[str, np.ndarray]
+    ref_digests: dict[int, bytes]
 
 
 def _refuse_cropless(index: Any) -> None:
@@ -161,52 +181,73 @@ def _ids(index: Any, table: str) -> np.ndarray:
     return np.array([int(r[0]) for r in rows], dtype=np.int64)
 
 
-def _crops(index: Any, table: str, ids: np.ndarray) -> Iterator[tuple[np.ndarray, list[Any]]]:
-    """``(ids, crops)`` of ``table``, :data:`CHUNK` rows at a time, in ``ids`` order."""
-    from exprsim.index.store import decode_crop
-    from exprsim.io import ImageError
-
+def _blobs(index: Any, table: str, ids: np.ndarray) -> Iterator[tuple[np.ndarray, list[bytes]]]:
+    """``(ids, crop bytes)`` of ``table``, :data:`CHUNK` rows at a time, in ``ids`` order."""
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
         rows = index._db.execute(
             f"SELECT id, crop FROM {table} WHERE id >= ? AND id <= ?", (int(part[0]), int(part[-1]))
         ).fetchall()
         blobs = {int(r[0]): r[1] for r in rows}
-        crops = []
-        for fid in part:
-            try:
-                crop = decode_crop(blobs.get(int(fid)))
-            except ImageError as exc:
-                raise ReembedError(
-                    f"{printable(str(index.path))}: the stored crop of {_TABLES[table]} "
-                    f"id {fid} does not decode ({exc.reason}); nothing was written"
-                ) from exc
-            if crop is None:  # removed, or its crop cleared, since the ids were read
-                raise _changed(index)
-            crops.append(crop)
-        yield part, crops
+        found = [blobs.get(int(i)) for i in part]
+        if any(b is None for b in found):  # removed, or its crop cleared, since then
+            raise _changed(index)
+        yield part, [bytes(b) for b in found if b is not None]
 
 
-def _embed_table(index: Any, table: str, ids: np.ndarray, embedder: Any, bar: Any) -> np.ndarray:
-    """``(len(ids), D)`` float32: the embeddings of ``table``'s stored crops, in ``ids`` order
-    (crops of one size are embedded together)."""
+def _decoded(index: Any, table: str, fid: int, blob: bytes) -> np.ndarray:
+    from exprsim.index.store import decode_crop
+    from exprsim.io import ImageError
+
+    try:
+        crop = decode_crop(blob)
+    except ImageError as exc:
+        crop, why = None, exc.reason
+    else:
+        why = "empty"
+    if crop is None:
+        raise ReembedError(
+            f"{printable(str(index.path))}: the stored crop of {_TABLES[table]} id {fid} does "
+            f"not decode ({why}); nothing was written"
+        )
+    return crop
+
+
+def _embed_table(
+    index: Any, table: str, ids: np.ndarray, embedder: Any, bar: Any, seen: dict[bytes, Any]
+) -> tuple[np.ndarray, dict[int, bytes]]:
+    """``(len(ids), D)`` float32: the embeddings of ``table``'s stored crops, in ``ids`` order,
+    and each row's crop digest. Equal crops (copies of a photo) get one embedding, taken from
+    ``seen`` or added to it: a forward pass is not bit-for-bit the same in another batch,
+    and PostgreSQL finds a copy through an equal embedding."""
     out = np.zeros((len(ids), embedder.embedding_dim), dtype=np.float32)
+    row_digests: dict[int, bytes] = {}
     done = 0
-    for part, crops in _crops(index, table, ids):
-        shapes: dict[tuple[int, ...], list[int]] = {}
-        for i, crop in enumerate(crops):
-            shapes.setdefault(crop.shape, []).append(i)
-        for rows in shapes.values():
-            out[done + np.asarray(rows)] = embedder.embed_crops(np.stack([crops[i] for i in rows]))
+    for part, blobs in _blobs(index, table, ids):
+        digests = [hashlib.sha256(b).digest() for b in blobs]
+        todo: dict[bytes, np.ndarray] = {}
+        for fid, blob, digest in zip(part, blobs, digests, strict=True):
+            if digest not in seen and digest not in todo:
+                todo[digest] = _decoded(index, table, int(fid), blob)
+        shapes: dict[tuple[int, ...], list[bytes]] = {}
+        for digest, crop in todo.items():
+            shapes.setdefault(crop.shape, []).append(digest)
+        for group in shapes.values():
+            emb = embedder.embed_crops(np.stack([todo[d] for d in group]))
+            seen.update(zip(group, emb, strict=True))
+        if len(part):
+            out[done : done + len(part)] = np.stack([seen[d] for d in digests])
+        row_digests.update(zip((int(i) for i in part), digests, strict=True))
         done += len(part)
         bar.update(len(part))
-    return out
+    return out, row_digests
 
 
 def _changed(index: Any) -> ReembedError:
     return ReembedError(
-        f"{printable(str(index.path))}: faces were added or removed while re-embedding "
-        "(not through exprsim index add, which waits); nothing was written: run it again"
+        f"{printable(str(index.path))}: faces or tag reference faces were added, removed or "
+        "changed while re-embedding (by a writer that does not wait for it, such as tag add "
+        "or index remove); nothing was written: run it again"
     )
 
 
@@ -220,24 +261,38 @@ def _drop_ann_cache(index: Any) -> None:
             log.warning("could not delete the old search cache %s (%s)", path, exc)
 
 
-def _write(index: Any, ids: dict[str, np.ndarray], new: dict[str, np.ndarray], model: str) -> None:
-    """Write every new embedding and the model in one transaction, after checking that the
-    tables hold the rows that were embedded."""
+def _write(index: Any, snap: _Snapshot, new: dict[str, np.ndarray], model: str) -> None:
+    """Write every new embedding and the model in one transaction, after checking that
+    nothing was written to the faces or references since ``snap``."""
     from exprsim.index.store import _blob
 
     # faces hold the engine's vector type (pgvector's in PostgreSQL), references bytes
     encode = {"faces": index._db.vector_param, "tag_refs": _blob}
     with index._transaction() as c:
-        index._bump(c)  # first: in PostgreSQL, its row lock holds other writers' bumps
-        for table, have in ids.items():
-            n, total = c.execute(f"SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {table}").fetchone()
-            if (int(n), int(total)) != (len(have), int(have.sum())):
-                raise _changed(index)
+        index._bump(c)  # first: in PostgreSQL, its row lock makes other writers wait
+        _check_unchanged(index, c, snap)
         for table, put in encode.items():
+            rows = zip(snap.ids[table], new[table], strict=True)
             c.executemany(
                 f"UPDATE {table} SET embedding = ?, model = ? WHERE id = ?",
-                [(put(e), model, int(i)) for i, e in zip(ids[table], new[table], strict=True)],
+                [(put(e), model, int(i)) for i, e in rows],
             )
+        c.after_embeddings_changed()
         c.execute("UPDATE meta SET value = ? WHERE key = 'model'", (model,))
         if c.execute("SELECT 1 FROM meta WHERE key = 'model'").fetchone() is None:
             c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
+
+
+def _check_unchanged(index: Any, c: Any, snap: _Snapshot) -> None:
+    """Raise :func:`_changed` unless the tables hold what ``snap`` saw (inside the writing
+    transaction, after its generation bump)."""
+    row = c.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    if row is not None and int(row[0]) != snap.generation + 1:
+        raise _changed(index)
+    for table, have in snap.ids.items():
+        n, total = c.execute(f"SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {table}").fetchone()
+        if (int(n), int(total)) != (len(have), int(have.sum())):
+            raise _changed(index)
+    refs = c.execute("SELECT id, crop FROM tag_refs").fetchall()
+    if {int(i): hashlib.sha256(bytes(b or b"")).digest() for i, b in refs} != snap.ref_digests:
+        raise _changed(index)

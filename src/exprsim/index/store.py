@@ -122,7 +122,10 @@ def _unreadable_kind(st: os.stat_result) -> str:
 
 
 #: what to do with an index of an older model (after an upgrade)
-REEMBED_HINT = "`exprsim index reembed` re-embeds its faces with the current model"
+REEMBED_HINT = (
+    "give its model (--model), or re-embed it with this one: `exprsim index reembed --db DB`, "
+    "with this --model if one was given"
+)
 
 
 class ModelMismatchError(ModelError):
@@ -688,8 +691,9 @@ def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
     reference faces of model ``current``."""
     return (
         f"{path} holds no face but tag reference faces of model {current}; refusing to add "
-        f"embeddings of {model} (remove them with `exprsim tag remove NAME`, or use another "
-        "database)"
+        f"embeddings of {model} (re-embed them with this model: `exprsim index reembed --db "
+        "DB`, with this --model if one was given; or remove them with `exprsim tag remove "
+        "NAME`, or use another database)"
     )
 
 
@@ -1185,7 +1189,7 @@ class FaceIndex:
         if held == "faces":
             raise ModelMismatchError(
                 f"{self.path} holds embeddings of model {current}; refusing to add embeddings of "
-                f"{model} ({REEMBED_HINT}, or use another database)"
+                f"{model} ({REEMBED_HINT}; or use another database)"
             )
         if held == "tag_refs":
             raise ModelMismatchError(_refs_of_another_model(self.path, current, model))

@@ -26,10 +26,11 @@ Needs ``pip install 'exprsim[ray]'``; ``address=None`` starts a local Ray, ``"au
 the cluster of this machine, ``"host:6379"`` (a head's address) or ``"ray://host:10001"``
 (Ray Client: ``pip install 'ray[client]'``) a remote one. The address and the model are
 checked in this process before Ray starts (:func:`check_address`, ``load_model``): a head
-where nothing answers, or a damaged checkpoint, is one error, not a wait or a worker's
-traceback. A file name that is not valid UTF-8 is refused, that file alone, as ``exprsim
-index add`` refuses it; an image on which the detector or model raises an unexpected error
-fails alone (its type and message in the report, the traceback in the worker's log).
+where nothing answers, a port where something else does (a web server, Redis), or a
+damaged checkpoint, is one error, not a wait or a worker's traceback. A file name that is
+not valid UTF-8 is refused, that file alone, as ``exprsim index add`` refuses it; an image
+on which the detector or model raises an unexpected error fails alone (its type and
+message in the report, the traceback in the worker's log).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError, printable
-from exprsim.io import replace_atomically, write_json
+from exprsim.io import TABLE_SUFFIXES, replace_atomically, write_json
 from exprsim.progress import progress_bar
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +79,28 @@ def _is_uri(s: str) -> bool:
 
 def _read_list(path: Path) -> list[str]:
     """Paths from a Parquet/CSV table (column path/source/uri/file, else the first) or a
-    text file (one per line)."""
+    text file (:func:`_text_list`)."""
     import pandas as pd
 
     if path.suffix.lower() == ".txt":  # a name's bytes that are not UTF-8: refused later
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return _text_list(path.read_text(encoding="utf-8", errors="surrogateescape"))
     frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
     if frame.empty:
         return []
     col = next((c for c in PATH_COLUMNS if c in frame.columns), frame.columns[0])
     return [str(v) for v in frame[col].dropna().tolist()]
+
+
+def _text_list(text: str) -> list[str]:
+    """The paths of a text list, as ``exprsim embed --files-from`` reads one: one per line
+    (split at a newline alone, a carriage return before it dropped: a name may hold any
+    other line separator, U+2028 say), or NUL-separated (``find -print0``); blank lines
+    skipped."""
+    if "\0" in text:
+        lines = text.split("\0")
+    else:
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return [line for line in lines if line.strip()]
 
 
 def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
@@ -96,7 +109,8 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
     Args:
         inputs: folders (searched recursively), globs (``photos/**/*.jpg``), image files,
             or lists of paths/URIs in ``.parquet``, ``.csv`` (column ``path``, ``source``,
-            ``uri`` or ``file``, else the first) or ``.txt`` (one per line). fsspec URIs
+            ``uri`` or ``file``, else the first) or ``.txt`` (one per line, or NUL-separated:
+            as ``--files-from`` reads a list, :func:`_text_list`). fsspec URIs
             (``s3://...``) are kept as they are and read by the workers.
     """
     from exprsim.io import iter_image_files
@@ -445,9 +459,10 @@ class RayEmbedReport:
     def summary(self) -> str:
         retried = f" ({self.shards_retried} to retry unreadable images)" * bool(self.shards_retried)
         return (
-            f"{self.shards - self.shards_skipped} shards embedded{retried}, "
-            f"{self.shards_skipped} already done; {self.faces} faces from {self.images} images "
-            f"({self.failed} unreadable) in {self.seconds:.1f} s -> {self.out_dir}"
+            f"{count(self.shards - self.shards_skipped, 'shard')} embedded{retried}, "
+            f"{self.shards_skipped} already done; {count(self.faces, 'face')} from "
+            f"{count(self.images, 'image')} ({self.failed} unreadable) in {self.seconds:.1f} s "
+            f"-> {self.out_dir}"
         )
 
 
@@ -489,7 +504,7 @@ def embed_with_ray(
     Raises:
         BackendUnavailableError: Ray (or Ray Client, for ``ray://``) is not installed.
         ModelError: the model does not load (checked here, before Ray starts).
-        ExprsimError: no inputs, an address that is not Ray's form or where nothing
+        ExprsimError: no inputs, an address that is not Ray's form or where no Ray cluster
             answers, or ``out_dir`` holds shards of another model or detector. All of
             these are checked before anything is written.
         RayEmbedInterrupted: Ctrl-C or SIGTERM (a :class:`KeyboardInterrupt`); the finished
@@ -533,9 +548,23 @@ def embed_with_ray(
     )  # fmt: skip
 
 
+def _warn_table_name(out: Path) -> None:
+    """One warning line when the output folder is named as a table (``-o faces.csv``): this
+    engine writes a folder of Parquet shards whatever its name."""
+    suffix = out.suffix.lower()
+    if suffix in TABLE_SUFFIXES and suffix != ".parquet":
+        log.warning(
+            "embed: the Ray engine writes a folder of Parquet shards named %s, not a %s table "
+            "(load it with exprsim index add --from-parquet, or pandas.read_parquet)",
+            printable(out.name),
+            suffix,
+        )
+
+
 def _prepare_folder(out: Path, stamp: dict[str, Any]) -> None:
-    """Make ``out``; refuse it if its shards come from another model or detector, else
-    stamp it."""
+    """Make ``out`` (a warning if it is named as a table); refuse it if its shards come from
+    another model or detector, else stamp it."""
+    _warn_table_name(out)
     out.mkdir(parents=True, exist_ok=True)
     if _holds_shards(out):
         _check_stamp(out, stamp)
@@ -605,9 +634,11 @@ CONNECT_TIMEOUT = 5.0
 def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
     """Refuse, at once and in one line, a Ray address that ``ray.init`` would refuse with a
     traceback or wait on for ever: not ``auto``, ``local``, ``HOST:PORT`` or
-    ``ray://HOST[:PORT]``; ``ray://`` without Ray Client installed; a host where nothing
-    accepts a connection on that port within ``timeout`` seconds. ``None`` and ``"auto"``
-    check ``RAY_ADDRESS`` if set (Ray uses it then). Other URI schemes are left to Ray.
+    ``ray://HOST[:PORT]`` (the scheme in any case); ``ray://`` without Ray Client installed;
+    a host where nothing accepts a connection on that port within ``timeout`` seconds, or
+    where what answers is not a gRPC server (:func:`_grpc_problem`: a Ray head's GCS and a
+    Ray Client server are). ``None`` and ``"auto"`` check ``RAY_ADDRESS`` if set (Ray uses
+    it then). Another scheme is left to Ray if it names a Python module (a Ray plug-in's).
 
     Raises:
         BackendUnavailableError: ``ray://`` without ``ray[client]``.
@@ -625,7 +656,8 @@ def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None
             f"Ray address {printable(address)!r} is a web address (the dashboard's?): give "
             "the head's HOST:PORT (port 6379) or ray://HOST:10001"
         )
-    if sep and scheme != "ray":
+    if sep and scheme.lower() != "ray":
+        _require_module(scheme, address)
         return  # a scheme of a Ray plug-in: Ray's to judge
     if sep:
         _require_ray_client(address)
@@ -659,6 +691,32 @@ def _host_port(text: str, default_port: int | None) -> tuple[str, int | None]:
     return host, port if 0 < port < 65536 else None
 
 
+def _require_module(scheme: str, address: str) -> None:
+    """Refuse a scheme that names no Python module: Ray imports it (``Module: X does not
+    exist``, a traceback)."""
+    import importlib.util
+
+    try:
+        named = all(part.isidentifier() for part in scheme.split("."))
+        found = named and importlib.util.find_spec(scheme) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ExprsimError(
+            f"Ray address {printable(address)!r} is not auto, local, HOST:PORT or "
+            f"ray://HOST:PORT (its scheme {printable(scheme)!r} names no Ray plug-in)"
+        )
+
+
+def _ray_address(address: str | None) -> str | None:
+    """``address`` as ``ray.init`` takes it: a ``ray://`` scheme written in another case
+    (``RAY://``) lower-cased (Ray would import a module ``RAY``)."""
+    if address is None:
+        return None
+    scheme, sep, rest = address.partition("://")
+    return f"ray://{rest}" if sep and scheme.lower() == "ray" else address
+
+
 def _require_ray_client(address: str) -> None:
     """``ray://`` needs Ray Client (``ray[client]``, its ``grpc``): Ray's own test."""
     try:
@@ -671,20 +729,63 @@ def _require_ray_client(address: str) -> None:
 
 
 def _require_listening(host: str, port: int, address: str, timeout: float) -> None:
-    """Refuse an address where nothing accepts a TCP connection (``ray.init`` would retry
-    it without end)."""
+    """Refuse an address where nothing accepts a TCP connection, or where what does is not
+    a gRPC server (a web server, Redis): ``ray.init`` would retry either without end. With
+    ``RAY_USE_TLS`` set the cluster speaks TLS first, and only the connection is tested."""
+    import os
     import socket
 
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         timed_out = isinstance(exc, TimeoutError)
         why = f"no answer within {timeout:g} s" if timed_out else (exc.strerror or str(exc))
-    raise ExprsimError(
-        f"no Ray cluster answers at {printable(address)} ({why}): start one there "
-        "(ray start --head), or give no address to start a local Ray"
-    )
+        raise ExprsimError(
+            f"no Ray cluster answers at {printable(address)} ({why}): start one there "
+            "(ray start --head), or give no address to start a local Ray"
+        ) from None
+    with sock:
+        tls = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
+        problem = None if tls else _grpc_problem(sock, timeout)
+    if problem is not None:
+        raise ExprsimError(
+            f"nothing at {printable(address)} answers as a Ray cluster ({problem}): give the "
+            "port of a head's GCS (ray start --head; 6379 by default) or ray://HOST:10001"
+        )
+
+
+#: what an HTTP/2 (gRPC) client sends first: the connection preface, then its SETTINGS
+#: frame (empty: a 9-byte frame header of length 0, type 4, no flags, stream 0)
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: the type of an HTTP/2 SETTINGS frame: the 4th byte of a frame header
+_HTTP2_SETTINGS = 0x04
+
+
+def _grpc_problem(sock: Any, timeout: float) -> str | None:
+    """Why the server on ``sock`` is not a gRPC server, ``None`` if it is: sent an HTTP/2
+    client preface, a gRPC server answers with a SETTINGS frame within ``timeout`` seconds;
+    an HTTP/1 server, Redis and the like answer otherwise, close, or say nothing."""
+    deadline = time.monotonic() + timeout
+    head = b""
+    try:
+        sock.sendall(_HTTP2_PREFACE)
+        while len(head) < 9 and not (len(head) > 3 and head[3] != _HTTP2_SETTINGS):
+            sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+            chunk = sock.recv(64)
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        if not head:
+            return f"no answer within {timeout:g} s to a gRPC client"
+    except OSError as exc:
+        return f"{exc.strerror or exc} when spoken to as a gRPC client"
+    if len(head) >= 9 and head[3] == _HTTP2_SETTINGS:
+        return None
+    if not head:
+        return "it closed the connection when spoken to as a gRPC client"
+    first = head.splitlines()[0][:40].decode("latin-1")
+    return f"it answers '{printable(first)}', not as a gRPC server"
 
 
 def _work(
@@ -837,7 +938,7 @@ def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) 
     if address is None:
         kwargs["num_cpus"] = num_cpus
     before = _sigterm_handler()
-    ray.init(address=address, **kwargs)
+    ray.init(address=_ray_address(address), **kwargs)
     if getattr(before, "__module__", None) == "exprsim.interrupts":
         signal.signal(signal.SIGTERM, before)  # also replaces the C++ core's handler
 

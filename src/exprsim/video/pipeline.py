@@ -681,7 +681,9 @@ def index_tag_references(
         if models and models != {embedder.config.name_version}:
             raise ExprsimError(
                 f"{name}: references were made with {', '.join(sorted(models))}, "
-                f"the embedder is {embedder.config.name_version}"
+                f"the embedder is {embedder.config.name_version} (give their model with "
+                "--model, or re-embed them with this one: `exprsim index reembed --db DB`, "
+                "with this --model if one was given)"
             )
     emb = np.stack([np.asarray(r["embedding"], np.float32) for r in refs])
     return emb, [str(r["name"]) for r in refs]

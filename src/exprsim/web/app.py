@@ -530,8 +530,9 @@ def _index_fault(
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if isinstance(exc, ModelMismatchError):
         return (
-            "the index holds embeddings of another model than this server's "
-            "(exprsim index reembed re-embeds them)",
+            "the index holds embeddings of another model than this server's (start the "
+            "server with their model, --model, or re-embed them with the server's: "
+            "`exprsim index reembed --db DB`, with the server's --model if it was given one)",
             {},
         )
     # a driver error that reached the app unwrapped (a safety net): as unreachable
@@ -731,8 +732,10 @@ def _health(st: _State, version: str) -> dict[str, Any]:
         doc["status"] = "degraded"
         doc["index_model"] = stored
         doc["problem"] = (
-            f"the index holds embeddings of {stored}, not of this server's model "
-            "(`exprsim index reembed --db DB` re-embeds them)"
+            f"the index holds embeddings of {stored}, not of this server's model {model} "
+            "(start the server with their model, --model, or re-embed them with the "
+            "server's: `exprsim index reembed --db DB`, with the server's --model if it was "
+            "given one)"
         )
     return doc
 
