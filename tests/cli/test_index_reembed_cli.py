@@ -91,26 +91,17 @@ class _CropStub:
         return np.stack([-grid_embedding(c) for c in crops])
 
 
-def test_ctrl_c_after_the_commit_says_the_index_was_reembedded(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("where", "said", "model"),
+    [
+        ("_drop_ann_cache", "the index was re-embedded", "stub@2"),  # after the commit
+        ("_write", "nothing was written", "stub@1"),  # before it
+    ],
+)
+def test_ctrl_c_says_whether_the_index_was_reembedded(
+    tmp_path, capsys, monkeypatch, where, said, model
+):
     """Audit 19: a Ctrl-C after the writing transaction said "nothing was written"."""
-    import exprsim.cli.apps_cmd as apps_cmd
-    import exprsim.index.reembed as reembed_mod
-    from exprsim.index.store import FaceIndex
-
-    db = _stub_index(tmp_path)
-    monkeypatch.setattr(apps_cmd, "_embedder", lambda args: _CropStub())
-
-    def interrupted(index) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(reembed_mod, "_drop_ann_cache", interrupted)
-    rc, _, err = run(capsys, "index", "reembed", "--db", str(db))
-    assert rc == 130 and "the index was re-embedded" in one_line(err)
-    with FaceIndex(db, embedder=_CropStub()) as ix:
-        assert ix.model == "stub@2"
-
-
-def test_ctrl_c_before_the_commit_says_nothing_was_written(tmp_path, capsys, monkeypatch):
     import exprsim.cli.apps_cmd as apps_cmd
     import exprsim.index.reembed as reembed_mod
     from exprsim.index.store import FaceIndex
@@ -121,11 +112,11 @@ def test_ctrl_c_before_the_commit_says_nothing_was_written(tmp_path, capsys, mon
     def interrupted(*args) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(reembed_mod, "_write", interrupted)
+    monkeypatch.setattr(reembed_mod, where, interrupted)
     rc, _, err = run(capsys, "index", "reembed", "--db", str(db))
-    assert rc == 130 and "nothing was written" in one_line(err)
+    assert rc == 130 and said in one_line(err)
     with FaceIndex(db, embedder=_CropStub()) as ix:
-        assert ix.model == "stub@1"
+        assert ix.model == model
 
 
 def test_the_hint_names_the_database_and_the_model_option(tmp_path, capsys, monkeypatch):

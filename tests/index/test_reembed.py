@@ -136,22 +136,28 @@ def test_reembed_refuses_a_crop_that_does_not_decode(tmp_path):
         assert ix.model == "stub@1"
 
 
-def test_reembed_notices_faces_removed_meanwhile(tmp_path, monkeypatch):
-    """A writer that does not take the writer lock (``remove`` through the API) changed
-    the faces while they were embedded: nothing is written."""
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, db: Any, write: Any) -> None:
+    """Make ``write(FaceIndex(db))`` run, as another writer would, once the references
+    are embedded (the last reading before reembed writes)."""
     import exprsim.index.reembed as reembed_mod
 
-    db, imgs = _index(tmp_path)
     real = reembed_mod._embed_table
 
-    def embed_then_remove(index, table, *args):
+    def embed_then_write(index, table, *args):
         out = real(index, table, *args)
         if table == "tag_refs":
             with FaceIndex(db, embedder=StubEmbedder()) as other:
-                other.remove([imgs[0]])
+                write(other)
         return out
 
-    monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_remove)
+    monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_write)
+
+
+def test_reembed_notices_faces_removed_meanwhile(tmp_path, monkeypatch):
+    """A writer that does not take the writer lock (``remove`` through the API) changed
+    the faces while they were embedded: nothing is written."""
+    db, imgs = _index(tmp_path)
+    _meanwhile(monkeypatch, db, lambda other: other.remove([imgs[0]]))
     with FaceIndex(db, embedder=CropStub()) as ix:
         with pytest.raises(ReembedError, match="added, removed or changed while re-embedding"):
             ix.reembed()
@@ -218,25 +224,16 @@ def test_a_reference_replaced_meanwhile_under_the_same_id_is_noticed(tmp_path, m
     """Audit 19: `tag remove` then `tag add` from another process while the references were
     embedded gave the new reference the removed one's id (SQLite reuses it) and then its
     embedding; reembed now compares the references' crops before writing."""
-    import exprsim.index.reembed as reembed_mod
-
     db, _ = _index(tmp_path)
-    real = reembed_mod._embed_table
 
-    def embed_then_replace(index, table, *args):
-        out = real(index, table, *args)
-        if table == "tag_refs":
-            with FaceIndex(db, embedder=StubEmbedder()) as other:
-                (ref,) = other.tag_references()
-                other.remove_tag("smirk")
-                crop = other.crop(int(other.embeddings()[0][0]))
-                new = other.add_tag_reference(
-                    "smirk", other.embeddings()[1][0], "stub@1", crop=crop
-                )
-                assert new == ref["id"]  # the same id, another face
-        return out
+    def replace(other: FaceIndex) -> None:
+        (ref,) = other.tag_references()
+        other.remove_tag("smirk")
+        crop = other.crop(int(other.embeddings()[0][0]))
+        new = other.add_tag_reference("smirk", other.embeddings()[1][0], "stub@1", crop=crop)
+        assert new == ref["id"]  # the same id, another face
 
-    monkeypatch.setattr(reembed_mod, "_embed_table", embed_then_replace)
+    _meanwhile(monkeypatch, db, replace)
     with FaceIndex(db, embedder=CropStub()) as ix:
         with pytest.raises(ReembedError, match="changed while re-embedding"):
             ix.reembed()

@@ -193,18 +193,6 @@ def test_ray_client_address_without_ray_client(monkeypatch: pytest.MonkeyPatch) 
         ray_embed.check_address("ray://127.0.0.1:1")
 
 
-@pytest.fixture
-def ray_never_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ray importable, and ``ray.init`` a failure (before the fixes it hung or retried)."""
-    ray = pytest.importorskip("ray", reason="Ray not installed: pip install 'exprsim[ray]'")
-
-    def init(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("ray.init was reached")
-
-    monkeypatch.setattr(ray, "init", init)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-
-
 @pytest.mark.usefixtures("ray_never_starts")
 @pytest.mark.parametrize("address", ["garbage", "ray://127.0.0.1:1", "127.0.0.1:{port}"])
 def test_cli_refuses_an_address_in_one_line_and_makes_no_folder(

@@ -182,16 +182,6 @@ def test_with_tls_only_the_connection_is_tested(
     ray_embed.check_address(f"127.0.0.1:{serve(silent)}", timeout=0.5)
 
 
-@pytest.fixture
-def ray_never_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    ray = pytest.importorskip("ray", reason="Ray not installed: pip install 'exprsim[ray]'")
-
-    def init(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("ray.init was reached")
-
-    monkeypatch.setattr(ray, "init", init)
-
-
 @pytest.mark.usefixtures("ray_never_starts")
 def test_cli_refuses_a_web_server_in_one_line_and_makes_no_folder(
     tmp_path: Path, capsys: Any, web_server: int
@@ -328,29 +318,23 @@ def test_a_text_list_reads_as_the_local_engines_list(tmp_path: Path) -> None:
 # --- 4. -o e.csv; the summary's counts ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["e.csv", "e.JSON", "e.jsonl"])
+@pytest.mark.parametrize(
+    ("name", "warned"),
+    [("e.csv", True), ("e.JSON", True), ("e.jsonl", True), ("shards", False), ("e.parquet", False)],
+)
 def test_a_folder_named_as_a_table_is_warned_about(
-    tmp_path: Path, caplog: Any, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path, caplog: Any, monkeypatch: pytest.MonkeyPatch, name: str, warned: bool
 ) -> None:
+    """A plain or a .parquet folder name is a guard: no warning."""
     monkeypatch.setattr(ray_embed, "_check_before_ray", lambda *a: None)
     monkeypatch.setattr(ray_embed, "_run_on_ray", lambda *a: [0, 0, 0])
     with caplog.at_level(logging.WARNING, logger="exprsim.scale.ray_embed"):
         ray_embed.embed_with_ray(["x.jpg"], tmp_path / name, progress=False)
     lines = [r.getMessage() for r in caplog.records if "Parquet shards named" in r.message]
-    assert len(lines) == 1 and f"writes a folder of Parquet shards named {name}" in lines[0]
-    assert "\n" not in lines[0]
-
-
-@pytest.mark.parametrize("name", ["shards", "e.parquet"])
-def test_other_folder_names_are_not_warned_about(
-    tmp_path: Path, caplog: Any, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
-    """Guard: no warning for a plain or a .parquet folder name."""
-    monkeypatch.setattr(ray_embed, "_check_before_ray", lambda *a: None)
-    monkeypatch.setattr(ray_embed, "_run_on_ray", lambda *a: [0, 0, 0])
-    with caplog.at_level(logging.WARNING, logger="exprsim.scale.ray_embed"):
-        ray_embed.embed_with_ray(["x.jpg"], tmp_path / name, progress=False)
-    assert not [r for r in caplog.records if "Parquet shards named" in r.message]
+    assert len(lines) == warned
+    if warned:
+        assert f"writes a folder of Parquet shards named {name}" in lines[0]
+        assert "\n" not in lines[0]
 
 
 def test_the_summary_counts_agree_with_their_numbers() -> None:

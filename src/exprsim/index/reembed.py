@@ -93,7 +93,8 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
     ``index.embedder``, and record that model as the index's.
 
     Holds the index's writer lock (``index add`` waits), and checks in the final
-    transaction that no face was added or removed meanwhile.
+    transaction that nothing was written to the faces or references meanwhile. Copies of a
+    photo (equal crops) get one embedding. An emptied index of another model takes this one.
 
     Args:
         index: an open :class:`~exprsim.index.store.FaceIndex` (SQLite or PostgreSQL).
@@ -104,7 +105,7 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
     Raises:
         ReembedError: a face or reference without a stored crop (``store_crops=False``, a
             bulk load from a table, ``Tagger.add_embedding``), a crop that does not
-            decode, or faces added or removed during the run. Nothing is written then.
+            decode, or faces or references written during the run. Nothing is written then.
     """
     from exprsim.index.store import EMBEDDING_SIZE, check_stored_text
     from exprsim.progress import progress_bar
