@@ -113,3 +113,22 @@ def test_video_report_files_are_synced_before_they_are_moved_in(tmp_path, events
     assert len(paths) == 4
     for path in paths.values():
         _synced_before_rename(events, path)
+
+
+def test_the_temporary_is_synced_before_it_takes_a_write_only_mode(tmp_path, monkeypatch):
+    """A replaced file's mode is kept; a write-only one could not be opened to sync (as
+    any user but root), so the sync comes first."""
+    import exprsim.io as io_mod
+
+    order: list[str] = []
+    real_keep, real_sync = io_mod._keep_mode, io_mod.sync_file
+    monkeypatch.setattr(io_mod, "_keep_mode", lambda *a: (order.append("mode"), real_keep(*a)))
+    monkeypatch.setattr(io_mod, "sync_file", lambda p: (order.append("sync"), real_sync(p)))
+    dest = tmp_path / "w.csv"
+    dest.write_text("old")
+    dest.chmod(0o200)
+    replace_atomically(dest, lambda tmp: tmp.write_text("new"))
+    assert order == ["sync", "mode"]
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o200
+    dest.chmod(0o600)
+    assert dest.read_text() == "new"

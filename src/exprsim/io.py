@@ -1376,9 +1376,9 @@ def install(tmp: Path, path: Path, durable: bool = True) -> None:
         os.unlink(tmp)
         return
     target = _through_link(path)
-    _keep_mode(target, tmp)
-    if durable:
+    if durable:  # before the mode is kept: a write-only mode could not be opened to sync
         sync_file(tmp)
+    _keep_mode(target, tmp)
     try:
         os.replace(tmp, target)
     except OSError as exc:
@@ -1388,9 +1388,9 @@ def install(tmp: Path, path: Path, durable: bool = True) -> None:
         beside = temp_beside(target, ".tmp")
         try:
             shutil.copyfile(tmp, beside)
-            _keep_mode(target, beside)
             if durable:
                 sync_file(beside)
+            _keep_mode(target, beside)
             os.replace(beside, target)
         finally:
             with contextlib.suppress(OSError):
