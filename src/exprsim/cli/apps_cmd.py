@@ -172,8 +172,8 @@ def _register_index_repairs(isub: Any) -> None:
             "make that the index's model: an index built before a model upgrade can be "
             "searched and added to again. All or nothing: an interrupted run leaves the "
             "index as it was. Labels and tags are kept as they are (`exprsim tag --index "
-            "--db DB` recomputes the reference tags with the new model). Faces indexed "
-            "without crops cannot be re-embedded."
+            "--db DB`, with the same --model, recomputes the reference tags with the new "
+            "model). Faces indexed without crops cannot be re-embedded."
         ),
     )
     _db_arg(a)
