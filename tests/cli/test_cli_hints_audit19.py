@@ -125,6 +125,30 @@ def test_classify_images_refuse_data_dir(stub, tmp_path, capsys) -> None:
     assert one_line(err).endswith("--data-dir is an option of --evaluate or --build-reference")
 
 
+@pytest.mark.parametrize(
+    ("argv", "refused"),
+    [
+        (["--build-reference", "--ref-out", "r.npz", "-k", "5"], "-k"),
+        (["--build-reference", "--ref-out", "r.npz", "--reference", "x.npz"], "--reference"),
+        (["--build-reference", "--ref-out", "r.npz", "--detector", "haar"], "--detector"),
+        (["--build-reference", "--ref-out", "r.npz", "--html", "r.html"], "--html"),
+        (["--build-reference", "--ref-out", "r.npz", "-o", "r.csv"], "-o"),
+        (["--build-reference", "--ref-out", "r.npz", "--json", "r.json"], "--json"),
+        (["--evaluate", "--detector", "haar"], "--detector"),
+        (["--evaluate", "--html", "e.html"], "--html"),
+    ],
+)
+def test_classify_modes_refuse_options_they_do_not_read(
+    stub, tmp_path, capsys, monkeypatch, argv: list[str], refused: str
+) -> None:
+    """Before: accepted, ignored, exit 0 (no report written, no detector used)."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "classify", *argv)
+    mode = argv[0]
+    assert rc == 2 and one_line(err).endswith(f"classify {mode} does not take {refused}")
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 @pytest.mark.parametrize("model", [None, "some/model-dir"])
 @pytest.mark.parametrize("mode", ["IMAGE", "--evaluate"])
 def test_classify_with_another_models_reference_names_the_cli_command(

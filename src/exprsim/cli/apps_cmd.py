@@ -777,6 +777,16 @@ def _interrupted_summary(summary: Any, out: str | None, html: str | None) -> int
 # ----------------------------------------------------------------------------- classify
 
 
+#: options each classify mode does not read (flag, argparse name): refused when given
+_CLASSIFY_UNREAD = {
+    "--build-reference": (
+        ("-k", "k"), ("--reference", "reference"), ("--detector", "detector"),
+        ("--html", "html"), ("-o", "out"), ("--json", "json_out"),
+    ),
+    "--evaluate": (("--detector", "detector"), ("--html", "html")),
+}  # fmt: skip
+
+
 def _check_classify(args: argparse.Namespace) -> list[str]:
     """Everything ``classify`` can refuse before loading a model; returns the image files
     (none with --evaluate or --build-reference)."""
@@ -802,6 +812,12 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
                 raise ExprsimError(f"{flag} is an option of --build-reference")
     if images and args.data_dir is not None:  # FER+ is read only to evaluate or build
         raise ExprsimError("--data-dir is an option of --evaluate or --build-reference")
+    mode = "--build-reference" if args.build_reference else "--evaluate" if args.evaluate else ""
+    unread = [
+        flag for flag, key in _CLASSIFY_UNREAD.get(mode, ()) if getattr(args, key) is not None
+    ]
+    if unread:  # accepted and ignored before, exit 0
+        raise ExprsimError(f"classify {mode} does not take {', '.join(unread)}")
     files = expand_image_paths(listed_inputs(args.paths, args.files_from)) if images else []
     building = bool(args.build_reference)
     reference = [] if building else [("the reference set", args.reference or cl.reference_path())]
