@@ -345,3 +345,33 @@ def test_the_summary_counts_agree_with_their_numbers() -> None:
     )
     two = ray_embed.RayEmbedReport("out", 3, 1, 2, 0, 1, 0.5)
     assert two.summary().startswith("2 shards embedded, 1 already done; 0 faces from 2 images")
+
+
+# --- a folder of an exprsim that wrote no stamp ----------------------------------------------
+
+
+def _unstamped_folder(tmp_path: Path, model: str) -> Path:
+    """A shards folder as a version without ``_embed.json`` left it: one shard whose rows
+    name ``model``."""
+    out = tmp_path / "shards"
+    out.mkdir()
+    name = ray_embed.shard_name(0, ["a.jpg"])
+    ray_embed.write_shard([{"source": "a.jpg", "face": 0, "model": model}], out / name)
+    return out
+
+
+def test_an_unstamped_folder_of_another_model_is_refused(tmp_path: Path) -> None:
+    """Before: resumed and stamped with the new model, its old rows kept (two models)."""
+    out = _unstamped_folder(tmp_path, "older@1")
+    stamp = {"model": "exprnet_ens@8 (weights 0123456789ab)", "detector": "d", "shard_size": 1}
+    with pytest.raises(ExprsimError, match=r"model older@1 .*not exprnet_ens@8"):
+        ray_embed._prepare_folder(out, stamp)
+    assert not (out / ray_embed.STAMP_NAME).exists()
+
+
+def test_an_unstamped_folder_of_the_same_model_is_stamped(tmp_path: Path) -> None:
+    """Guard: the same model's shards are resumed, as before."""
+    out = _unstamped_folder(tmp_path, "exprnet_ens@8")
+    stamp = {"model": "exprnet_ens@8 (weights 0123456789ab)", "detector": "d", "shard_size": 1}
+    ray_embed._prepare_folder(out, stamp)
+    assert (out / ray_embed.STAMP_NAME).exists()

@@ -854,6 +854,8 @@ def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
         old = json.loads(path.read_text()) if path.exists() else None
     except (OSError, ValueError):
         old = None  # damaged: rewritten below
+    if old is None:  # a version that wrote no stamp: the rows name their model
+        _check_rows_model(out, stamp)
     if isinstance(old, dict):
         if old.get("detector", "") is None:  # stamped before the default was named
             from exprsim.faces.detect import DEFAULT_DETECTOR
@@ -867,6 +869,28 @@ def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
                 )
     if old != stamp:
         write_json(path, stamp)
+
+
+def _check_rows_model(out: Path, stamp: dict[str, Any]) -> None:
+    """Refuse a folder stamped by no version whose first shard's rows name another model
+    than the stamp's (``name@version``): resuming would mix two models' embeddings."""
+    import pyarrow.parquet as pq
+
+    shards = sorted(f for f in out.glob("part-*.parquet") if _SHARD_FILE.fullmatch(f.name))
+    if not shards:
+        return
+    try:
+        names = set(pq.read_table(shards[0], columns=["model"]).column("model").to_pylist())
+    except (OSError, ValueError, KeyError):  # unreadable, or no model column: embedded again
+        return
+    want = str(stamp["model"]).split(" (weights ")[0]
+    other = sorted(str(n) for n in names if n is not None and n != want)
+    if other:
+        raise ExprsimError(
+            f"{printable(str(out))} holds shards embedded with model {other[0]} (written "
+            f"by an earlier exprsim, without a stamp), not {want}: use a new output folder, "
+            "or delete it"
+        )
 
 
 def _remove_stale_shards(out: Path, names: Sequence[str]) -> None:
