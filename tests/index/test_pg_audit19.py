@@ -362,3 +362,42 @@ def test_the_check_reads_the_tables_the_search_path_finds(pg_url: str) -> None:
     other = pg_url + ("&" if "?" in pg_url else "?") + opts
     with pytest.raises(IndexDatabaseError, match="vector\\(8\\)"):
         FaceIndex(other, create=False)
+
+
+# ----------------------------------------------------------------------------- pgvector's schema
+
+
+def _as_user(url: str, user: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.mark.parametrize("usage", [False, True])
+def test_pgvector_in_a_schema_the_user_cannot_see_is_named(pg_url: str, usage: bool) -> None:
+    """Audit 18, item 9: pgvector installed in another schema gave "type "vector" does not
+    exist" (no usage right) or "vector type not found" (not on the search path) without
+    saying where it is or what to do."""
+    from exprsim.errors import IndexDatabaseError
+
+    role = f"noext_{'u' if usage else 'n'}_{abs(hash(pg_url)) % 10_000}"
+    _admin(
+        pg_url,
+        f"DROP ROLE IF EXISTS {role}",
+        f"CREATE ROLE {role} LOGIN",
+        "CREATE SCHEMA ext",
+        "CREATE EXTENSION vector SCHEMA ext",
+        f"GRANT CREATE, USAGE ON SCHEMA public TO {role}",
+        *([f"GRANT USAGE ON SCHEMA ext TO {role}"] if usage else []),
+    )
+    try:
+        with pytest.raises(IndexDatabaseError) as caught:
+            FaceIndex(_as_user(pg_url, role))
+        text = str(caught.value)
+        assert "\n" not in text and "pgvector is installed in schema ext" in text
+        want = "not on the search path" if usage else f"GRANT USAGE ON SCHEMA ext TO {role}"
+        assert want in text
+    finally:
+        _admin(pg_url, f"DROP OWNED BY {role}", f"DROP ROLE {role}")

@@ -463,7 +463,13 @@ class PostgresBackend(StoreBackend):
 
     def _start_session(self, conn: Any) -> None:
         """What every connection of the backend gets: the vector type, ``hnsw.ef_search``."""
-        self._register_vector(conn)
+        try:
+            self._register_vector(conn)
+        except self._psycopg.ProgrammingError as exc:  # "vector type not found"
+            hint = self._vector_schema_hint()
+            if not hint:
+                raise
+            raise IndexDatabaseError(self.path, f"the vector type is not usable: {hint}") from exc
         conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")
         conn.add_notice_handler(self._on_notice)
 
@@ -632,7 +638,39 @@ class PostgresBackend(StoreBackend):
                 f"GRANT CREATE ON SCHEMA {schema} TO {user}, or use a database the user owns",
             )
         what = "the HNSW vector index" if step == "index" else "the exprsim tables"
-        return IndexDatabaseError(self.path, f"cannot create {what} ({text})")
+        hint = self._vector_schema_hint() if getattr(exc, "sqlstate", None) == "42704" else ""
+        return IndexDatabaseError(
+            self.path, f"cannot create {what} ({text})" + (f": {hint}" if hint else "")
+        )
+
+    def _vector_schema_hint(self) -> str:
+        """Why the ``vector`` type is not found although pgvector is installed: its schema
+        is not usable by this user, or not on the search path (``""``: neither, or unknown)."""
+        try:
+            with self.conn.transaction():
+                row = self.conn.execute(
+                    "SELECT n.nspname, has_schema_privilege(n.oid, 'USAGE'), "
+                    "n.nspname = ANY(current_schemas(false)), current_user "
+                    "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                    "WHERE e.extname = 'vector'"
+                ).fetchone()
+        except self._psycopg.Error:
+            return ""
+        if row is None:
+            return ""
+        schema, usable, on_path, user = row
+        if not usable:
+            return (
+                f"pgvector is installed in schema {schema}, which {user} may not use "
+                f"(GRANT USAGE ON SCHEMA {schema} TO {user})"
+            )
+        if not on_path:
+            return (
+                f"pgvector is installed in schema {schema}, which is not on the search path "
+                f"(add ?options=-csearch_path%3Dpublic,{schema} to the URI, or ALTER ROLE "
+                f"{user} SET search_path = public, {schema})"
+            )
+        return ""
 
     def _unavailable(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the connection failed or went away (see
