@@ -375,3 +375,26 @@ def test_an_unstamped_folder_of_the_same_model_is_stamped(tmp_path: Path) -> Non
     stamp = {"model": "exprnet_ens@8 (weights 0123456789ab)", "detector": "d", "shard_size": 1}
     ray_embed._prepare_folder(out, stamp)
     assert (out / ray_embed.STAMP_NAME).exists()
+
+
+# --- a run that fails before its first shard ---------------------------------------------------
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_run_that_fails_before_its_first_shard_leaves_no_new_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    """Before: `--address auto` with no cluster left an empty folder with a stamp. A folder
+    that was there before (a user's, or an earlier run's) is left as it is (guard)."""
+
+    def no_cluster(*args: Any) -> list[int]:
+        raise ConnectionError("Could not find any running Ray instance")
+
+    monkeypatch.setattr(ray_embed, "_check_before_ray", lambda *a: None)
+    monkeypatch.setattr(ray_embed, "_run_on_ray", no_cluster)
+    out = tmp_path / "shards"
+    if existed:
+        out.mkdir()
+    with pytest.raises(ConnectionError):
+        ray_embed.embed_with_ray(["x.jpg"], out, progress=False)
+    assert out.exists() == existed

@@ -520,25 +520,23 @@ def embed_with_ray(
         n = len(refused)
         return RayEmbedReport(str(out_dir), 0, 0, n, 0, n, 0.0, tuple(refused), 0, n)
     out = Path(out_dir)
-    _prepare_folder(out, _stamp(model, detector, shard_size))
+    made = _prepare_folder(out, _stamp(model, detector, shard_size))
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
     todo, retried = _work(out, names, shards, retry_failed)
     counts = [0, 0, 0]
     errors: list[str] = list(refused)
     if todo:
-        actor_kwargs = {
-            "model": str(model),
-            "detector": detector,
-            "out_dir": str(out.resolve()),
-            "device": device,
-        }
+        actor_kwargs = _actor_kwargs(model, detector, out, device)
         try:
             counts = _run_on_ray(
                 todo, actor_kwargs, address, num_workers, num_cpus, progress, errors
             )
         except KeyboardInterrupt as exc:
             raise RayEmbedInterrupted.of(out, names, shards) from exc
+        except Exception:  # Ray did not start, say: a folder this run made holds nothing
+            _undo_new_folder(out, made)
+            raise
     _remove_stale_shards(out, names)
     images, faces, failed = counts  # the refused names count as images that failed
     n = len(refused)
@@ -561,15 +559,39 @@ def _warn_table_name(out: Path) -> None:
         )
 
 
-def _prepare_folder(out: Path, stamp: dict[str, Any]) -> None:
+def _actor_kwargs(model: str | Path, detector: Any, out: Path, device: str) -> dict[str, Any]:
+    """What each worker's :class:`_EmbedShards` is made with."""
+    return {
+        "model": str(model),
+        "detector": detector,
+        "out_dir": str(out.resolve()),
+        "device": device,
+    }
+
+
+def _prepare_folder(out: Path, stamp: dict[str, Any]) -> bool:
     """Make ``out`` (a warning if it is named as a table); refuse it if its shards come from
-    another model or detector, else stamp it."""
+    another model or detector, else stamp it. Returns whether this made the folder."""
     _warn_table_name(out)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if _holds_shards(out):
         _check_stamp(out, stamp)
     else:  # the stamp of a run that failed before its first shard stamps nothing
         write_json(out / STAMP_NAME, stamp)
+    return made
+
+
+def _undo_new_folder(out: Path, made: bool) -> None:
+    """Remove the folder this run made when it holds nothing but the stamp (the run failed
+    before its first shard: an unreachable cluster, say)."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        if made and set(os.listdir(out)) <= {STAMP_NAME}:
+            (out / STAMP_NAME).unlink(missing_ok=True)
+            out.rmdir()
 
 
 class RayEmbedInterrupted(KeyboardInterrupt):
