@@ -1301,6 +1301,18 @@ def temp_pattern(path: str | Path, suffix: str = ".tmp") -> str:
     return rf"\.{re.escape(_temp_stem(Path(path).name))}{TEMP_TAIL}{re.escape(suffix)}"
 
 
+def split_path_list(text: str) -> list[str]:
+    """The paths of a text list (``--files-from``, a Ray engine's ``.txt`` input): one per
+    line, split at a newline alone (a carriage return before it dropped: a list written on
+    Windows; a name may hold any other line separator, U+2028 say), or NUL-separated
+    (``find -print0``); blank lines skipped."""
+    if "\0" in text:
+        lines = text.split("\0")
+    else:
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return [line for line in lines if line.strip()]
+
+
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Path:
     """A hidden temporary name beside ``path``, unique to this process and thread
     (``.<name>.<pid>.<thread><suffix>``; a name too long for that is shortened): two

@@ -201,6 +201,7 @@ def _read_list(source: str) -> list[str]:
     import sys
 
     from exprsim.errors import ExprsimError
+    from exprsim.io import split_path_list
 
     if source == STDIN_LIST:
         stream = getattr(sys.stdin, "buffer", None)
@@ -219,11 +220,7 @@ def _read_list(source: str) -> list[str]:
     if _BINARY.search(text):  # an image given as the list (`--files-from photo.jpg`)
         name = "stdin" if source == STDIN_LIST else f"--files-from {source}"
         raise ExprsimError(f"{name}: not a list of paths (binary data); give image files as PATHs")
-    if "\0" in text:
-        lines = text.split("\0")
-    else:  # "\r\n": a list written on Windows
-        lines = [ln.removesuffix("\r") for ln in text.split("\n")]
-    return [ln for ln in lines if ln.strip()]
+    return split_path_list(text)
 
 
 def listed_inputs(paths: Sequence[str], files_from: str | None = None) -> list[str]:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError, printable
-from exprsim.io import TABLE_SUFFIXES, replace_atomically, write_json
+from exprsim.io import TABLE_SUFFIXES, replace_atomically, split_path_list, write_json
 from exprsim.progress import progress_bar
 from exprsim.wording import count
 
@@ -79,28 +79,16 @@ def _is_uri(s: str) -> bool:
 
 def _read_list(path: Path) -> list[str]:
     """Paths from a Parquet/CSV table (column path/source/uri/file, else the first) or a
-    text file (:func:`_text_list`)."""
+    text file (:func:`exprsim.io.split_path_list`)."""
     import pandas as pd
 
     if path.suffix.lower() == ".txt":  # a name's bytes that are not UTF-8: refused later
-        return _text_list(path.read_text(encoding="utf-8", errors="surrogateescape"))
+        return split_path_list(path.read_text(encoding="utf-8", errors="surrogateescape"))
     frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
     if frame.empty:
         return []
     col = next((c for c in PATH_COLUMNS if c in frame.columns), frame.columns[0])
     return [str(v) for v in frame[col].dropna().tolist()]
-
-
-def _text_list(text: str) -> list[str]:
-    """The paths of a text list, as ``exprsim embed --files-from`` reads one: one per line
-    (split at a newline alone, a carriage return before it dropped: a name may hold any
-    other line separator, U+2028 say), or NUL-separated (``find -print0``); blank lines
-    skipped."""
-    if "\0" in text:
-        lines = text.split("\0")
-    else:
-        lines = [line.removesuffix("\r") for line in text.split("\n")]
-    return [line for line in lines if line.strip()]
 
 
 def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
@@ -110,7 +98,7 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
         inputs: folders (searched recursively), globs (``photos/**/*.jpg``), image files,
             or lists of paths/URIs in ``.parquet``, ``.csv`` (column ``path``, ``source``,
             ``uri`` or ``file``, else the first) or ``.txt`` (one per line, or NUL-separated:
-            as ``--files-from`` reads a list, :func:`_text_list`). fsspec URIs
+            as ``--files-from`` reads a list, :func:`exprsim.io.split_path_list`). fsspec URIs
             (``s3://...``) are kept as they are and read by the workers.
     """
     from exprsim.io import iter_image_files
