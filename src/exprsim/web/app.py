@@ -529,12 +529,7 @@ def _index_fault(
         busy = "the index is busy (locked by another program); try again"
         return busy, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
     if isinstance(exc, ModelMismatchError):
-        return (
-            "the index holds embeddings of another model than this server's (start the "
-            "server with their model, --model, or re-embed them with the server's: "
-            "`exprsim index reembed --db DB`, with the server's --model if it was given one)",
-            {},
-        )
+        return f"the index holds embeddings of another model than this server's ({_REEMBED})", {}
     # a driver error that reached the app unwrapped (a safety net): as unreachable
     if isinstance(exc, IndexUnavailableError) or is_driver_error(exc):
         return _UNREACHABLE, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
@@ -721,6 +716,13 @@ def _auth_refusal(request: Any, token: str, st: _State) -> Any:
     return RedirectResponse("/login", status_code=303)
 
 
+#: the way forward when the index holds another model's embeddings
+_REEMBED = (
+    "start the server with their model, --model, or re-embed them with the server's: "
+    "`exprsim index reembed --db DB`, with the server's --model if it was given one"
+)
+
+
 def _health(st: _State, version: str) -> dict[str, Any]:
     """``/api/health``: ``degraded`` (with the problem) while the index holds another
     model's embeddings, since searches answer 503 then."""
@@ -733,9 +735,7 @@ def _health(st: _State, version: str) -> dict[str, Any]:
         doc["index_model"] = stored
         doc["problem"] = (
             f"the index holds embeddings of {stored}, not of this server's model {model} "
-            "(start the server with their model, --model, or re-embed them with the "
-            "server's: `exprsim index reembed --db DB`, with the server's --model if it was "
-            "given one)"
+            f"({_REEMBED})"
         )
     return doc
 
