@@ -789,6 +789,15 @@ def _column(df: Any, name: str, default: Any) -> list[Any]:
     return series.where(series.notna(), None).tolist()
 
 
+def _removal_keys(path: str | Path) -> list[tuple[str, int, str]]:
+    """The ``(path, len(prefix), prefix)`` parameters that find ``path``'s stored files: a
+    local path resolved as ``add()`` stores it, and a source stored as given (a URL, a file
+    of another machine, from a bulk load) by its own text. A key that is not UTF-8 was never
+    stored (see ``_prepare``)."""
+    keys = [k for k in dict.fromkeys((_file_key(path), str(path))) if _utf8(k)]
+    return [(k, len(k.rstrip(os.sep) + os.sep), k.rstrip(os.sep) + os.sep) for k in keys]
+
+
 def _check_removable(path: str | Path) -> None:
     """Refuse a :meth:`FaceIndex.remove` input that would name every stored file: an empty
     path (it resolves to the working folder, and its text is a prefix of every path) or
@@ -1761,24 +1770,26 @@ class FaceIndex:
         inputs = as_inputs(paths)
         for p in inputs:  # all checked before anything is deleted
             _check_removable(p)
+        keys = [_removal_keys(p) for p in inputs]
+        match = "path = ? OR substr(path, 1, ?) = ?"
         removed = 0
         with self._transaction() as c:
-            for p in inputs:
+            # the generation first, as reembed takes it: a remove that held the faces' rows
+            # while it waited for the generation could deadlock with a reembed (PostgreSQL)
+            bumped = any(
+                c.execute(f"SELECT 1 FROM files WHERE {match} LIMIT 1", k).fetchone()
+                for ks in keys
+                for k in ks
+            )
+            if bumped:
+                self._bump(c)
+            for p, ks in zip(inputs, keys, strict=True):
                 before = removed
-                # a local path resolved as add() stores it; a source stored as given (a URL,
-                # a file of another machine, from a bulk load) by its own text
-                for key in dict.fromkeys((_file_key(p), str(p))):
-                    if not _utf8(key):
-                        continue  # never stored (see _prepare)
-                    prefix = key.rstrip(os.sep) + os.sep
-                    cur = c.execute(
-                        "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                        (key, len(prefix), prefix),
-                    )
-                    removed += cur.rowcount
+                for k in ks:
+                    removed += c.execute(f"DELETE FROM files WHERE {match}", k).rowcount
                 if missed is not None and removed == before:
                     missed.append(p)
-            if removed:
+            if removed and not bumped:  # added since the look above
                 self._bump(c)
         return removed
 
