@@ -257,9 +257,16 @@ def test_a_scheme_that_names_no_module_is_refused_in_one_line(address: str) -> N
     assert "\n" not in str(info.value) and "names no Ray plug-in" in str(info.value)
 
 
-def test_a_plugin_scheme_is_left_to_ray() -> None:
-    """Guard: a scheme naming a module (a Ray plug-in's) is Ray's to judge, as before."""
-    ray_embed.check_address("os://anything")
+def test_a_plugin_scheme_is_left_to_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard: a scheme naming a Ray plug-in (a module with a ``ClientBuilder``) is Ray's to
+    judge, as before."""
+    import importlib.machinery
+
+    plugin = types.ModuleType("exprsim_test_plugin")
+    plugin.__spec__ = importlib.machinery.ModuleSpec("exprsim_test_plugin", None)
+    plugin.ClientBuilder = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "exprsim_test_plugin", plugin)
+    ray_embed.check_address("exprsim_test_plugin://anything")
 
 
 @pytest.mark.usefixtures("ray_never_starts")

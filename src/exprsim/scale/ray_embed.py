@@ -607,17 +607,10 @@ def _utf8_names(paths: list[str]) -> tuple[list[str], list[str]]:
     """``paths`` split into those that can be embedded and one line per path refused: a
     name that is not valid UTF-8 (its bytes, kept by Python as surrogates, cannot be
     written to Parquet), as ``exprsim index add`` refuses it."""
-    from exprsim.index.store import not_utf8
+    from exprsim.index.store import _utf8, not_utf8
 
-    good: list[str] = []
-    refused: list[str] = []
-    for path in paths:
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            refused.append(f"{printable(path)}: file name {not_utf8(True)}")
-            continue
-        good.append(path)
+    good = [path for path in paths if _utf8(path)]
+    refused = [f"{printable(p)}: file name {not_utf8(True)}" for p in paths if not _utf8(p)]
     return good, refused
 
 
@@ -702,14 +695,17 @@ def _host_port(text: str, default_port: int | None) -> tuple[str, int | None]:
 
 
 def _require_module(scheme: str, address: str) -> None:
-    """Refuse a scheme that names no Python module: Ray imports it (``Module: X does not
-    exist``, a traceback)."""
+    """Refuse a scheme that names no Ray plug-in: Ray imports it and wants its
+    ``ClientBuilder`` (``Module: X does not exist`` / ``does not have ClientBuilder``, a
+    traceback). The module is imported here as Ray would import it."""
+    import importlib
     import importlib.util
 
     try:
         named = all(part.isidentifier() for part in scheme.split("."))
         found = named and importlib.util.find_spec(scheme) is not None
-    except (ImportError, ValueError):
+        found = found and hasattr(importlib.import_module(scheme), "ClientBuilder")
+    except Exception:  # a module that cannot be imported is no plug-in
         found = False
     if not found:
         raise ExprsimError(
