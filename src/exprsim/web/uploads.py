@@ -3,6 +3,7 @@ server's data folder with generated names."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.errors import ExprsimError, printable
-from exprsim.io import sniff  # what an upload is, by its content
+from exprsim.io import sniff, sync_file, sync_folder  # sniff: what an upload is, by content
 
 
 class UploadError(ExprsimError):
@@ -105,7 +106,9 @@ async def store_upload(
         by_content: name the stored file by its content and the client's (safe) name, and
             keep one copy per content: a file already stored with the same SHA-256 is
             returned instead (``duplicate``), so adding it to the index again is a skip.
-            Otherwise the name is random (for uploads deleted after the request).
+            Otherwise the name is random (for uploads deleted after the request). A kept
+            file is synced (``fsync``, in a worker thread) before it takes its name, and
+            the folder after: the index never names a file a power cut left empty.
 
     Raises:
         UploadError: 413 past ``max_bytes`` (checked while streaming, so a huge upload is
@@ -149,10 +152,14 @@ async def store_upload(
                     tmp.unlink()
                     return StoredUpload(existing, kind, name, size, True, digest.hexdigest())
             final = folder / f"{key}-{safe_name(name)}"
+            # kept (the index names it): on disk before its name, off the event loop
+            await asyncio.to_thread(sync_file, tmp)
         else:
             suffix = {"image": ".img", "video": ".vid"}[kind]
             final = folder / f"{secrets.token_hex(12)}{suffix}"
         os.replace(tmp, final)
+        if by_content:
+            await asyncio.to_thread(sync_folder, folder)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise storage_error(exc) from exc
