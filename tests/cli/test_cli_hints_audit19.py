@@ -159,7 +159,7 @@ def test_classify_with_another_models_reference_names_the_cli_command(
     flags = ["--model", model] if model else []
     rc, _, err = run(capsys, "classify", str(img) if mode == "IMAGE" else mode, *flags)
     line = one_line(err)
-    command = "--build-reference" + (f" --model {model}" if model else "") + " --ref-out FILE.npz"
+    command = "--build-reference --ref-out FILE.npz" + (f" --model {model}" if model else "")
     assert rc == 2 and f"`exprsim classify {command}`" in line
     assert "--reference FILE.npz" in line and "build_reference_set" not in line
     assert "not stub@1" in line

@@ -833,6 +833,7 @@ def _check_reference_model(args: argparse.Namespace, made_with: str, embedder: A
     with another model, say so with the command that builds one for this model (the
     library names its Python function, which a CLI user cannot run); else return (the
     caller re-raises the library's error)."""
+    from exprsim.apps.classify import BUILD_REFERENCE_COMMAND
     from exprsim.index.store import ModelMismatchError
 
     model = embedder.config.name_version
@@ -841,8 +842,8 @@ def _check_reference_model(args: argparse.Namespace, made_with: str, embedder: A
     flag = "" if args.model == "default" else f" --model {printable(args.model)}"
     raise ModelMismatchError(
         f"the reference set was made with model {printable(made_with)}, not {model}: build one "
-        f"for this model with `exprsim classify --build-reference{flag} --ref-out FILE.npz`, "
-        "then give it with --reference FILE.npz"
+        f"for this model with `{BUILD_REFERENCE_COMMAND}{flag}`, then give it with "
+        "--reference FILE.npz"
     )
 
 

@@ -122,10 +122,16 @@ def _unreadable_kind(st: os.stat_result) -> str:
 
 
 #: what to do with an index of an older model (after an upgrade)
-REEMBED_HINT = (
-    "give its model (--model), or re-embed it with this one: `exprsim index reembed --db DB`, "
-    "with this --model if one was given"
-)
+REEMBED_COMMAND = "`exprsim index reembed --db DB`, with this --model if one was given"
+
+
+def reembed_hint(them: bool = False) -> str:
+    """The way forward for embeddings (``them``: tag references) of another model."""
+    its, it = ("their", "them") if them else ("its", "it")
+    return f"give {its} model (--model), or re-embed {it} with this one: {REEMBED_COMMAND}"
+
+
+REEMBED_HINT = reembed_hint()
 
 
 class ModelMismatchError(ModelError):
@@ -691,9 +697,8 @@ def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
     reference faces of model ``current``."""
     return (
         f"{path} holds no face but tag reference faces of model {current}; refusing to add "
-        f"embeddings of {model} (re-embed them with this model: `exprsim index reembed --db "
-        "DB`, with this --model if one was given; or remove them with `exprsim tag remove "
-        "NAME`, or use another database)"
+        f"embeddings of {model} (re-embed them with this model: {REEMBED_COMMAND}; or remove "
+        "them with `exprsim tag remove NAME`, or use another database)"
     )
 
 

@@ -679,11 +679,11 @@ def index_tag_references(
     if embedder is not None:
         models = {r["model"] for r in refs if r.get("model")}
         if models and models != {embedder.config.name_version}:
+            from exprsim.index.store import reembed_hint
+
             raise ExprsimError(
                 f"{name}: references were made with {', '.join(sorted(models))}, "
-                f"the embedder is {embedder.config.name_version} (give their model with "
-                "--model, or re-embed them with this one: `exprsim index reembed --db DB`, "
-                "with this --model if one was given)"
+                f"the embedder is {embedder.config.name_version} ({reembed_hint(them=True)})"
             )
     emb = np.stack([np.asarray(r["embedding"], np.float32) for r in refs])
     return emb, [str(r["name"]) for r in refs]
