@@ -800,7 +800,8 @@ def _removal_keys(path: str | Path) -> list[tuple[str, int, str]]:
     of another machine, from a bulk load) by its own text. A key that is not UTF-8 was never
     stored (see ``_prepare``)."""
     keys = [k for k in dict.fromkeys((_file_key(path), str(path))) if _utf8(k)]
-    return [(k, len(k.rstrip(os.sep) + os.sep), k.rstrip(os.sep) + os.sep) for k in keys]
+    prefixes = [k.rstrip(os.sep) + os.sep for k in keys]
+    return [(k, len(prefix), prefix) for k, prefix in zip(keys, prefixes, strict=True)]
 
 
 def _check_removable(path: str | Path) -> None:

@@ -699,12 +699,10 @@ def _require_module(scheme: str, address: str) -> None:
     ``ClientBuilder`` (``Module: X does not exist`` / ``does not have ClientBuilder``, a
     traceback). The module is imported here as Ray would import it."""
     import importlib
-    import importlib.util
 
     try:
         named = all(part.isidentifier() for part in scheme.split("."))
-        found = named and importlib.util.find_spec(scheme) is not None
-        found = found and hasattr(importlib.import_module(scheme), "ClientBuilder")
+        found = named and hasattr(importlib.import_module(scheme), "ClientBuilder")
     except Exception:  # a module that cannot be imported is no plug-in
         found = False
     if not found:
