@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# The CPU torch the docs were measured with (docs/benchmarks.md; setup: README.md); pyproject only asks torch>=2.2.
+# The CPU torch the docs were measured with (docs/benchmarks.md), installed before exprsim; pyproject only asks torch>=2.2 (override: make TORCH_PIN=...).
 TORCH_PIN ?= torch==2.13.0
 
 .PHONY: demo test serve install install-dev lint typecheck bench clean

@@ -11,6 +11,10 @@ PublicTest.
 
     python scripts/prior_readout.py --run runs/robust-swa-v5 --model runs/ens7r \\
         --betas 0 0.1 0.25 0.5 --json runs/prior-readout.json
+
+With one beta and ``--write OUT``, the model folder is also written to ``OUT`` with those
+weights in its ``config.json`` (``class_weights``, on top of any it had) and ``--version``:
+v8 is ``--betas 0.25 --write runs/ens8p --version 8`` on v7's ``runs/ens7r``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="an exprnet_ens model folder")
     ap.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--write", metavar="OUT", help="with one beta: write the model with it")
+    ap.add_argument("--version", help="with --write: the written model's version")
     args = ap.parse_args(argv)
+    if args.write is not None and len(args.betas) != 1:
+        ap.error("--write takes exactly one --betas value")
+    if args.version is not None and args.write is None:
+        ap.error("--version only goes with --write")
+    if args.write is not None and Path(args.write).exists():
+        ap.error(f"--write {args.write}: already exists; give a new folder")
 
     import torch
 
@@ -53,7 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         row = {"beta": beta, "angle": net.readout_angle}
         rows.append(score_readout(probe, z_tr, z_va, row, f"beta {beta:g}"))
     write_rows(args.json, args.run, args.model, rows)
+    if args.write is not None:
+        w = class_balance_weights(probe.train.dist, args.betas[0])
+        write_model(args.model, args.write, w, args.version)
     return 0
+
+
+def write_model(src: str, out: str, weights: object, version: str | None) -> None:
+    """Copy the model folder ``src`` to ``out`` with ``weights`` (8 floats) multiplied into
+    its readout's ``class_weights`` (rounded to 6 places, as config.json keeps them)."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from exprsim.models.embedder import SHIPPED, _weights_dir
+
+    tmp = Path(f"{out}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(_weights_dir(src) if src in SHIPPED else Path(src), tmp)
+    cfg = json.loads((tmp / "config.json").read_text())
+    kw = cfg["model_kwargs"]
+    w = np.asarray(weights, np.float64) * np.asarray(kw.get("class_weights") or 1.0)
+    kw["class_weights"] = [round(float(v), 6) for v in w]
+    if version is not None:
+        cfg["version"] = version
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp.rename(out)
+    print(f"wrote {out} (class_weights {kw['class_weights']})")
 
 
 if __name__ == "__main__":
