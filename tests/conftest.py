@@ -23,6 +23,20 @@ def fer_dir() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_delivered():
+    """Ctrl-C as a terminal delivers it. A shell that starts the suite in the background
+    (``cmd &`` without job control, ``nohup``) hands it SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler: the interrupt tests would test nothing."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny test batches run faster (and steadier on a busy machine) on one torch thread."""
     try:
