@@ -414,13 +414,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _RepeatedKey(ValueError):
+    """A config file gives one key twice in one object."""
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice in one JSON object (``json``
+    keeps the last one silently: the other setting would be lost without a word)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(f"key {key!r} is given twice in one object; keep one")
+        seen[key] = value
+    return seen
+
+
+def _require_out(out: str | None) -> None:
+    """Refuse ``--out ""`` (or blanks), which named no folder and fell back to another."""
+    if out is not None and not out.strip():
+        raise ExprsimError("--out is empty: give an output folder")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     cfg_path = Path(args.config)
     if not cfg_path.is_file():
         raise ExprsimError(f"{cfg_path}: no such config file")
+    _require_out(args.out)
     try:
-        raw = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raw = json.loads(cfg_path.read_text(), object_pairs_hook=_no_repeated_keys)
+    except _RepeatedKey as exc:
+        raise ExprsimError(f"{cfg_path}: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
         raise ExprsimError(f"{cfg_path}: not valid JSON ({exc})") from exc
     except OSError as exc:
         raise ExprsimError(f"{cfg_path}: cannot read ({exc.strerror or exc})") from exc
@@ -435,13 +459,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
+    except KeyboardInterrupt as exc:
+        return _train_interrupted(out, exc)
     done = getattr(res, "iterations_run", None)
-    what = f"{done} iterations" if done is not None else f"{res.epochs_run} epochs"
+    what = count(done, "iteration") if done is not None else count(res.epochs_run, "epoch")
     print(f"trained {what} in {res.seconds:.0f} s -> {res.out_dir}")
     return 0
 
 
+def _train_interrupted(out: Path, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM during ``exprsim train``: say what the run folder keeps and how
+    to go on; exit code 130 (143 for SIGTERM)."""
+    from exprsim.interrupts import interruption
+
+    word, code = interruption(exc)
+    where = printable(str(out))
+    if out.is_dir() and any(out.rglob("state.pt")):
+        kept = (
+            f"the last checkpoint is kept in {where}; run the same command again (same "
+            "--out and --epochs) to resume from it"
+        )
+    else:
+        kept = f"no checkpoint was written yet; the same command starts again in {where}"
+    print(f"exprsim train: {word}: {kept}", file=sys.stderr)
+    return code
+
+
 def cmd_ensemble(args: argparse.Namespace) -> int:
+    _require_out(args.out)
     for run in args.runs:
         if not Path(run, "config.json").is_file():
             raise ExprsimError(f"{run}: not a finished run folder (no config.json)")
@@ -452,6 +497,11 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     if (out / "train_config.json").exists():
         raise ExprsimError(
             f"--out {args.out} is a training run folder: its model would be overwritten"
+        )
+    if not _same_ensemble(out, args.runs):
+        raise ExprsimError(
+            f"--out {args.out} holds another model (not this ensemble's earlier export); it "
+            "would be overwritten: use a new --out"
         )
     from exprsim.training.ensemble import compose_ensemble
 
@@ -467,6 +517,29 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         f"validation score {best['score']:.4f} -> {args.out}"
     )
     return 0
+
+
+def _same_ensemble(out: Path, runs: Sequence[str]) -> bool:
+    """Whether ``out`` holds no model, or one composed earlier of the same ``runs``
+    (its ``ensemble.json`` names them): only then may ``exprsim ensemble`` write there."""
+    if not any((out / n).exists() for n in ("config.json", "model.safetensors")):
+        return True
+    try:
+        members = json.loads((out / "ensemble.json").read_text())["members"]
+        return {Path(m).resolve() for m in members} == {Path(r).resolve() for r in runs}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _warn_unfinished(models: Sequence[str]) -> None:
+    """One stderr line per run folder among ``models`` whose exported model is not the
+    run's current state (being trained, or an extension stopped before its end)."""
+    from exprsim.training.run import unfinished_export
+
+    for m in models:
+        stale = unfinished_export(m) if Path(m).is_dir() else None
+        if stale:
+            print(f"exprsim evaluate: warning: {printable(m)} {stale}", file=sys.stderr)
 
 
 #: the FER+ files an evaluation on FER+ reads (``exprsim.data.fer.load_fer_table``)
@@ -540,6 +613,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     require_distinct_outputs(  # the report never replaces a file the evaluation reads
         [("--json", args.json_out)], _evaluate_inputs(args, pvae)
     )
+    _warn_unfinished([args.model, *(args.also or ())])
     if args.fec_test:
         return _evaluate_fec(args)
     _check_also(args.model, args.also or (), pvae)

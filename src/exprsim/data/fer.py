@@ -83,8 +83,9 @@ def _find(data_dir: Path, stem: str) -> Path:
             return data_dir / name
     raise DataError(
         f"{data_dir}: no {stem}.csv or {stem}.csv.gz; give the folder that holds FER2013 and "
-        "the FER+ votes with --data-dir DIR or $EXPRSIM_FER_DIR (fer2013.csv from Kaggle's "
-        "challenge, fer2013new.csv from github.com/microsoft/FERPlus)"
+        "the FER+ votes with --data-dir DIR or $EXPRSIM_FER_DIR (exprsim train: its config's "
+        "data_dir key; fer2013.csv from Kaggle's challenge, fer2013new.csv from "
+        "github.com/microsoft/FERPlus)"
     )
 
 

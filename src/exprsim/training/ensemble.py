@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import numbers
+import os
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,8 +62,10 @@ def _holdout_key(cfg: Any) -> tuple[Any, ...]:
     and how they are held out (share, split seed, twin filter)."""
     from exprsim.training.ferplus_data import split_seed
 
+    # one folder however it is spelled (a trailing slash, "./", a relative path)
+    data_dir = os.path.abspath(os.path.expanduser(cfg.data_dir)) if cfg.data_dir else None
     return (
-        cfg.data, cfg.data_dir, cfg.max_train, cfg.val_fraction, split_seed(cfg),
+        cfg.data, data_dir, cfg.max_train, cfg.val_fraction, split_seed(cfg),
         cfg.val_drop_twins,
     )  # fmt: skip
 
@@ -77,11 +79,19 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
     """
     from exprsim.models.embedder import load_model
     from exprsim.training.ferplus import load_run_config
+    from exprsim.training.run import unfinished_export
 
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
+    seen = [Path(r).resolve() for r in runs]
+    twice = next((r for r, at in zip(runs, seen, strict=True) if seen.count(at) > 1), None)
+    if twice is not None:
+        raise ValueError(f"{twice} is named twice: an ensemble's members are different runs")
     nets, cfgs, tcfgs = [], [], []
     for run in map(Path, runs):
+        stale = unfinished_export(run)
+        if stale:
+            raise ValueError(f"{run} {stale}")
         emb = load_model(str(run), fuse=False)
         if not _hybrid_net(emb.config.model, emb.config.model_kwargs):
             raise ValueError(f"{run}: {MEMBER_NEED}")
@@ -123,11 +133,12 @@ def _member_kwargs(cfg: Any) -> dict[str, Any]:
 
 
 def check_angles(angles: Sequence[float]) -> None:
-    """Refuse an empty list of readout angles, or one that is not finite (degrees)."""
+    """Refuse an empty list of readout angles, or one that is not a number of degrees in
+    [0, 90]."""
     if not angles or not all(
-        isinstance(a, numbers.Real) and not isinstance(a, bool) and math.isfinite(a) for a in angles
+        isinstance(a, numbers.Real) and not isinstance(a, bool) and 0 <= a <= 90 for a in angles
     ):
-        raise ValueError(f"angles must be finite numbers (degrees), got {list(angles)!r}")
+        raise ValueError(f"angles must be finite, in [0, 90] degrees, got {list(angles)!r}")
 
 
 def _e_members(mode: str, n: int) -> tuple[int, ...]:
@@ -266,8 +277,7 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
             ``model_kwargs`` / ``init_from`` that do not build the member's network.
     """
     from exprsim.config import from_dict
-    from exprsim.models.registry import model_spec
-    from exprsim.training.ferplus import _check_choices, make_network
+    from exprsim.training.ferplus import _check_choices, check_network, make_network
     from exprsim.training.ferplus_config import TrainConfig
 
     seeds = cfg.seeds
@@ -287,7 +297,7 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
     for name, seed in zip(string.ascii_lowercase, seeds, strict=False):
         m = from_dict(TrainConfig, {**raw, "seed": seed, "version": f"{cfg.version}-{name}"})
         _check_choices(m)
-        model_spec(m.model)
+        check_network(m)
         if not _hybrid_net(m.model, m.model_kwargs):
             raise ValueError(f"member: {MEMBER_NEED}")
         out.append((name, m))
@@ -321,12 +331,16 @@ def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool
         a :class:`~exprsim.training.ferplus_config.TrainResult`: epochs trained now, wall time, and
         the chosen readout's validation figures.
     """
-    from exprsim.training.ferplus import train
+    from exprsim.training.ferplus import check_resume, train
     from exprsim.training.ferplus_config import TrainResult
     from exprsim.training.run import RunFolder
 
     members = member_configs(cfg)
     run = RunFolder(out_dir)
+    run.check(cfg, may_change=("device", "epochs"))
+    for name, mcfg in members:  # a member's refused resume must not rewrite our config
+        if (run.dir / name).exists():
+            check_resume(mcfg, RunFolder(run.dir / name))
     run.claim(cfg, may_change=("device", "epochs"))  # members extend as ferplus runs do
     epochs = 0
     for name, mcfg in members:

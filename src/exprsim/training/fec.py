@@ -38,6 +38,7 @@ from exprsim.training.run import (
     build_network,
     exclusive_run,
     export_embedder,
+    foreign_checkpoint,
     setup_torch,
 )
 
@@ -338,9 +339,10 @@ def _restore(
     if state is None:
         run.trim_metrics("iteration", 0)  # rows logged before a first checkpoint
         return 0
-    model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
-    opt.load_state_dict(state["opt"])
-    start = int(state["iteration"])
+    with foreign_checkpoint(run.state_path):
+        model.load_state_dict(state["model"] if "model" in state else _last_weights(run, device))
+        opt.load_state_dict(state["opt"])
+        start = int(state["iteration"])
     log.info("resuming %s from iteration %d", run.dir, start)
     run.trim_metrics("iteration", start)
     return start

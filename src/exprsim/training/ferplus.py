@@ -60,6 +60,7 @@ from exprsim.training.run import (
     build_network,
     exclusive_run,
     export_embedder,
+    foreign_checkpoint,
     setup_torch,
 )
 
@@ -367,8 +368,15 @@ def _check_choices(cfg: TrainConfig) -> None:
             "size_schedule must be (first_epoch, side) pairs with first epochs increasing "
             f"in [0, epochs) and sides in [16, 256], got {cfg.size_schedule!r}"
         )
-    if not all(math.isfinite(a) for a in cfg.readout_angles):
-        raise ValueError(f"readout_angles must be finite, got {list(cfg.readout_angles)!r}")
+    if not all(math.isfinite(a) and 0 <= a <= 90 for a in cfg.readout_angles):
+        raise ValueError(
+            f"readout_angles must be finite, in [0, 90] degrees, got {list(cfg.readout_angles)!r}"
+        )
+    if cfg.readout_angles and cfg.val_fraction == 0:  # else refused only after training
+        raise ValueError(
+            "readout_angles are chosen on validation faces: they need val_fraction > 0 "
+            "(or no readout_angles)"
+        )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
     if cfg.teacher_pair_weight > 0 and (
@@ -401,10 +409,14 @@ def _check_swa_resume(cfg: TrainConfig, done: int, swa_n: int) -> None:
     """Refuse a resume whose weight-average window does not match the snapshots taken."""
     expected = max(0, done - max(0, cfg.epochs - cfg.swa_epochs)) if cfg.swa_epochs else 0
     if expected != swa_n:
+        if swa_n:  # the window started after epoch done - swa_n: keep it there
+            fits = f"swa_epochs={cfg.epochs - (done - swa_n)}"
+        else:  # no snapshot yet: the window must start after the epochs done
+            fits = f"swa_epochs <= {cfg.epochs - done}" if cfg.epochs > done else "swa_epochs=0"
         raise ValueError(
             f"resuming after epoch {done} with epochs={cfg.epochs}, swa_epochs="
             f"{cfg.swa_epochs} needs {expected} averaged snapshots, the checkpoint holds "
-            f"{swa_n}; keep the window's start where it was"
+            f"{swa_n}; keep the window's start where it was: use {fits}"
         )
 
 
@@ -581,6 +593,39 @@ def check_batch_size(cfg: TrainConfig, n_train: int) -> None:
         )
 
 
+def check_network(cfg: TrainConfig) -> None:
+    """Refuse an unknown network, or one whose input channels the preprocessing does not
+    give (``preprocess.grayscale``: 1 channel, else 3), before any data or folder.
+
+    Raises:
+        ModelError: one line naming the model and the channels.
+    """
+    from exprsim.errors import ModelError
+    from exprsim.models.registry import model_spec
+
+    spec = model_spec(cfg.model)
+    channels = 1 if cfg.preprocess.grayscale else 3
+    if spec.in_channels != channels:
+        raise ModelError(
+            f"model {cfg.model!r} takes {spec.in_channels}-channel input but "
+            f"preprocess.grayscale={cfg.preprocess.grayscale} gives {channels}"
+        )
+
+
+def check_readout_faces(cfg: TrainConfig, model: Any, n_train: int, n_val: int) -> None:
+    """Refuse ``readout_angles`` that could not be scored at the end of the run: the
+    choice needs validation faces and 11 training neighbours (kNN11)."""
+    if not (cfg.readout_angles and hasattr(model, "readout_angle")):
+        return
+    if n_val < 1 or n_train < 11:
+        more = "val_fraction" if n_val < 1 else "max_train"
+        raise ValueError(
+            f"readout_angles need validation faces and at least 11 training faces (kNN11); "
+            f"this config keeps {n_train} training and {n_val} validation faces: raise "
+            f"{more}, or drop readout_angles"
+        )
+
+
 def _build(
     cfg: TrainConfig,
     train_data: FerArrays,
@@ -614,7 +659,8 @@ def _build(
         )
     head = CosineClassifier(cfg.embedding_dim, train_data.dist.shape[1], scale=cfg.classifier_scale)
     head = head.to(device)
-    own_head = hasattr(model, "head")
+    # a method, not a submodule named ``head`` (FECNet's): exprnet_v's (e, logits)
+    own_head = callable(getattr(type(model), "head", None))
     return _Setup(
         model=model,
         head=head,
@@ -827,6 +873,23 @@ def _finish(s: _Setup, cfg: TrainConfig, run: RunFolder, swa: Any, swa_n: int) -
     return metrics
 
 
+#: fields a resumed run may set differently: more epochs, a longer weight-average window
+#: (checked against the snapshots already averaged), where and with how many threads it
+#: trains, the exported model's version
+MAY_CHANGE = ("epochs", "num_threads", "swa_epochs", "version", "device")
+
+
+def check_resume(cfg: TrainConfig, run: RunFolder) -> dict[str, Any] | None:
+    """The checkpoint a run of ``cfg`` in ``run`` resumes from (``None``: a fresh run),
+    writing nothing: refuses another run's folder, a shorter run, and a weight-average
+    window that does not fit the snapshots the checkpoint holds."""
+    run.check(cfg, MAY_CHANGE)
+    state = run.resume_state(cfg.epochs, "epoch")
+    if state is not None:
+        _check_swa_resume(cfg, int(state.get("epoch", 0)), int(state.get("swa_n", 0)))
+    return state
+
+
 @exclusive_run
 def train(
     cfg: TrainConfig,
@@ -850,16 +913,10 @@ def train(
             (one-hot) and the balanced sampler, e.g. sub-class labels of
             :mod:`exprsim.training.sgm`.
     """
-    from exprsim.models.registry import model_spec
-
     _check_choices(cfg)
-    model_spec(cfg.model)  # an unknown network fails here, before any data or folder
+    check_network(cfg)  # an unknown network fails here, before any data or folder
     run = RunFolder(out_dir)
-    # a resumed run may be extended: more epochs, a longer weight-average window (checked
-    # against the snapshots already averaged below) and the exported model's version
-    may_change = ("epochs", "num_threads", "swa_epochs", "version", "device")
-    run.check(cfg, may_change)
-    state = run.resume_state(cfg.epochs, "epoch")  # read once, before claim() rewrites
+    state = check_resume(cfg, run)  # read once, before claim() rewrites
     device = resolve_device(cfg.device)
     setup_torch(cfg.seed, cfg.num_threads)
     if device.type == "cuda":
@@ -869,7 +926,8 @@ def train(
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
     check_batch_size(cfg, len(train_data.images))
     s = _build(cfg, train_data, val_data, labels, device)  # so do the network and init_from
-    run.claim(cfg, may_change)
+    check_readout_faces(cfg, s.model, len(train_data.images), len(val_data.images))
+    run.claim(cfg, MAY_CHANGE)
     start_epoch, swa, swa_n = _resume(s, cfg, run, device, state)
     del state
     metrics: dict[str, float] = {}
@@ -900,17 +958,17 @@ def _resume(
     if state is None:
         run.trim_metrics("epoch", 0)  # rows of a first epoch killed before its checkpoint
         return 0, None, 0
-    if "model" in state:
-        s.model.load_state_dict(state["model"])
-    else:  # checkpoints written before weights moved into state.pt
-        from safetensors.torch import load_file
+    with foreign_checkpoint(run.state_path):
+        if "model" in state:
+            s.model.load_state_dict(state["model"])
+        else:  # checkpoints written before weights moved into state.pt
+            from safetensors.torch import load_file
 
-        s.model.load_state_dict(load_file(str(run.dir / "last.safetensors")))
-    s.head.load_state_dict(state["head"])
-    s.opt.load_state_dict(state["opt"])
-    start_epoch = int(state["epoch"])
+            s.model.load_state_dict(load_file(str(run.dir / "last.safetensors")))
+        s.head.load_state_dict(state["head"])
+        s.opt.load_state_dict(state["opt"])
+        start_epoch = int(state["epoch"])
     swa, swa_n = _on(state.get("swa"), device), int(state.get("swa_n", 0))
-    _check_swa_resume(cfg, start_epoch, swa_n)
     log.info("resuming %s from epoch %d", run.dir, start_epoch)
     run.trim_metrics("epoch", start_epoch)
     return start_epoch, swa, swa_n

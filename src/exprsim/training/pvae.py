@@ -52,7 +52,7 @@ from exprsim.errors import DataError
 from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
-from exprsim.training.run import RunFolder, exclusive_run, setup_torch
+from exprsim.training.run import RunFolder, exclusive_run, foreign_checkpoint, setup_torch
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,10 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     tr = _PVAETrainer(cfg, data)
     run.claim(cfg, may_change)
     save_json(tr.model.config, run.dir / "pvae_config.json")
-    start = tr.restore(state) if state is not None else 0
+    start = 0
+    if state is not None:
+        with foreign_checkpoint(run.state_path):
+            start = tr.restore(state)
     run.trim_metrics("iteration", start)  # rows logged after the last checkpoint
     step = start
     tr.model.train()

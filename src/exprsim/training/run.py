@@ -126,6 +126,20 @@ def brief(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
+@contextlib.contextmanager
+def foreign_checkpoint(path: Path) -> Iterator[None]:
+    """Turn the errors of loading a checkpoint into the network and optimiser built from
+    the config (``load_state_dict``: a missing key, a shape of another network) into one
+    :class:`ExprsimError` line naming the checkpoint."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ExprsimError(
+            f"{path}: a checkpoint of another network or config ({brief(exc)}); restore "
+            "the run's own train_config.json, or use a new --out"
+        ) from exc
+
+
 def write_or_explain(path: Path, write: Callable[[Path], object], kept: str) -> Path:
     """:func:`~exprsim.io.replace_atomically`, with the errors torch and safetensors raise
     for a full disk (``RuntimeError``, ``SafetensorError``; not ``OSError``) as one
@@ -202,6 +216,11 @@ class RunFolder:
             raise ValueError(
                 f"{self.dir} holds a model (config.json) that is not a training run of this "
                 "recipe; training there would overwrite it: use a new --out"
+            )
+        if not path.exists() and self.state_path.exists():  # else resumed under any config
+            raise ValueError(
+                f"{self.dir} holds a checkpoint (state.pt) but no train_config.json, so the "
+                "config it was trained with is unknown; restore that file, or use a new --out"
             )
         if path.exists():
             try:
@@ -395,3 +414,56 @@ def export_embedder(model: Any, config: Any, out: str | Path) -> Path:
     text = config.to_json() + "\n"
     write_or_explain(out / "config.json", lambda tmp: tmp.write_text(text), kept)
     return out
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether a process holds :func:`run_lock`'s ``flock`` on ``path`` now."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
+    try:
+        with open(path, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:  # no lock file: nobody trains there
+        return False
+    return False
+
+
+#: the checkpoint key that counts a recipe's length field
+_DONE_KEYS = {"epochs": "epoch", "iterations": "iteration"}
+
+
+def unfinished_export(folder: str | Path) -> str | None:
+    """Why the model exported in the run folder ``folder`` is not the run its
+    ``train_config.json`` now describes (words to follow the folder's name), or ``None``:
+    a command trains there now (its lock is held), or the config asks for a longer run
+    than the last checkpoint reached (an extension under way, or stopped before its end:
+    ``config.json`` and ``model.safetensors`` are still the shorter run's)."""
+    import torch
+
+    from exprsim.training.registry import get_recipe
+
+    out = Path(folder)
+    if _lock_held(out / LOCK_NAME):
+        return "is being trained now (another command holds its lock)"
+    try:
+        raw = json.loads((out / "train_config.json").read_text())
+        field = get_recipe(str(raw.get("recipe") or raw.get("kind") or "ferplus")).length_field
+        length, key = raw.get(field), _DONE_KEYS.get(field)
+        if key is None or not isinstance(length, int) or not (out / "state.pt").is_file():
+            return None
+        state = torch.load(out / "state.pt", weights_only=True, mmap=True, map_location="cpu")
+        done = int(state.get(key, 0))
+    except Exception:  # no config, a damaged one or a foreign checkpoint: nothing to judge
+        return None
+    if done < length:
+        return (
+            f"was extended to {length} {field} but stopped after {done}: its exported model "
+            "is the shorter run's (run its exprsim train again to finish it)"
+        )
+    return None

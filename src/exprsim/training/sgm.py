@@ -232,6 +232,18 @@ class SubspaceTrainResult:
     n_subclasses: int
 
 
+def _check_levels(cfg: SubspaceTrainConfig, run: RunFolder) -> None:
+    """Refuse fewer levels than the folder's run has (a run cannot be shortened)."""
+    if not (run.dir / "train_config.json").is_file():
+        return
+    saved = run.saved_config(SubspaceTrainConfig, "sgm-subspaces").levels
+    if cfg.levels < saved:
+        raise ValueError(
+            f"{run.dir} holds a run of {saved} levels; {cfg.levels} is fewer (a run cannot "
+            "be shortened: use a new --out)"
+        )
+
+
 @exclusive_run
 def train_subspaces(
     cfg: SubspaceTrainConfig, out_dir: str | Path, progress: bool = True
@@ -241,16 +253,16 @@ def train_subspaces(
     The base config, its data and its network are checked before the folder is claimed;
     the result's ``epochs_run`` counts the epochs trained by this call.
     """
-    from exprsim.models.registry import model_spec
-    from exprsim.training.ferplus import _check_choices
+    from exprsim.training.ferplus import _check_choices, check_network
 
     _check_choices(cfg.base)
-    model_spec(cfg.base.model)
+    check_network(cfg.base)
     run = RunFolder(out_dir)
-    run.check(cfg)
+    run.check(cfg, ("levels",))  # more levels extend a run: finished ones are resumed
+    _check_levels(cfg, run)
     t0 = time.perf_counter()
     train_fn, majority = ferplus_sgm_trainer(cfg.base, run.dir, progress=progress)
-    run.claim(cfg)
+    run.claim(cfg, ("levels",))
     res = deep_gaussian_mixture_subspaces(
         majority, train_fn, cfg.levels, cfg.covariance_type, seed=cfg.base.seed
     )
