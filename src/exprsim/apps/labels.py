@@ -83,12 +83,13 @@ def label_image_faces(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
+    ref = check_labels(labels, embedder)  # before minutes of embedding, not after
     faces = embedder.embed_images(files, detector=detector, progress=progress, failures=failures)
     if not faces:
         raise ExprsimError("no faces found")
     emb = np.stack([f.embedding for f in faces]).astype(np.float32)
-    if labels == "predict":
-        ids, names = _predicted(emb, embedder)
+    if ref is not None:
+        ids, names = _predicted(emb, ref)
     elif labels == "folder":
         # resolved: "a.jpg" or "../x.jpg" name their real folder, not "" or ".."
         parents = [Path(f.source).resolve().parent.name or "/" for f in faces]
@@ -101,8 +102,18 @@ def label_image_faces(
     return LabelledFaces(emb, ids, names, crops, sources)
 
 
-def _predicted(emb: np.ndarray, embedder: Any) -> tuple[np.ndarray, tuple[str, ...]]:
-    """kNN emotion ids ``(N,)`` int64 and the class names of the shipped reference set."""
+def check_labels(labels: str, embedder: Any) -> Any:
+    """Check that ``labels`` can label ``embedder``'s faces: the shipped reference set (a
+    ``ReferenceSet``) for ``"predict"``, ``None`` for the other methods.
+
+    Raises:
+        ExprsimError: unknown ``labels``.
+        ModelError: ``"predict"`` with no reference set, or one made with another model.
+    """
+    if labels not in LABEL_METHODS:
+        raise ExprsimError(f"unknown labels {labels!r}; expected one of {', '.join(LABEL_METHODS)}")
+    if labels != "predict":
+        return None
     from exprsim.apps.classify import load_reference_set
 
     ref = load_reference_set()
@@ -111,6 +122,11 @@ def _predicted(emb: np.ndarray, embedder: Any) -> tuple[np.ndarray, tuple[str, .
             f"the kNN reference set was made with {ref.model}, not "
             f"{embedder.config.name_version}: use --labels folder or --labels none"
         )
+    return ref
+
+
+def _predicted(emb: np.ndarray, ref: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    """kNN emotion ids ``(N,)`` int64 and the class names of the reference set ``ref``."""
     ids = ref.classifier().predict(emb)
     names = tuple(str(c) for c in ref.classes)
     if ids.dtype.kind not in "iu":  # class names -> ids

@@ -527,8 +527,7 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     if summary.items is not None:
         page.heading("All faces")
         frame = summary.to_frame()
-        frame["cluster"] = [f"#{v}" for v in frame["cluster"]]
-        frame["distance"] = euclid(frame["distance"].to_numpy())
+        frame["cluster"] = [f"#{v}" for v in frame["cluster"]]  # distance: Euclidean already
         page.table(frame.rename(columns={"distance": "distance to centre"}))
     return page
 

@@ -34,6 +34,8 @@ from exprsim.wording import count
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
+#: ``index add --workers`` when not given (only image PATHs use it, not --from-parquet)
+DEFAULT_INDEX_WORKERS = 2
 ANN_HELP = (
     "nearest-neighbour backend (default auto: the one last chosen for this index, else "
     "exact search below 20,000 faces or without faiss, faiss-ivf above)"
@@ -119,7 +121,10 @@ def _register_index(subparsers: Any) -> None:
         help=ANN_HELP,
     )
     a.add_argument(
-        "--workers", type=int_at_least(1), default=2, help="face front-end threads (default 2)"
+        "--workers",
+        type=int_at_least(1),
+        default=None,
+        help=f"face front-end threads (default {DEFAULT_INDEX_WORKERS})",
     )
     a.set_defaults(func=cmd_index_add)
     a = isub.add_parser(
@@ -454,6 +459,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 ("--detector", args.detector is not None),
                 ("--retry-failed", args.retry_failed),
                 ("--prune", args.prune),
+                ("--workers", args.workers is not None),
             )
             if given
         ]
@@ -479,7 +485,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 detector=args.detector,
                 retry_failed=args.retry_failed,
-                workers=args.workers,
+                workers=args.workers or DEFAULT_INDEX_WORKERS,
             )
         except KeyboardInterrupt as exc:
             return _index_add_interrupted(index, before, exc)
@@ -972,6 +978,9 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
     from exprsim.apps.tag import check_new_tag_name, check_tag_name
 
     _check_tag_options(args, action)
+    if action in ("list", "calibrate") and rest:  # `tag list smile` listed every tag
+        usage = "tag list --db FILE" if action == "list" else "tag calibrate [--html FILE]"
+        raise ExprsimError(f"tag {action} takes no {printable(rest[0])!r} (usage: exprsim {usage})")
     _check_out(args.out, args.html)
     if action != "calibrate" and not args.db:
         raise ExprsimError(f"{_tag_what(action)}: --db FILE is required")

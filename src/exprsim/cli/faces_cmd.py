@@ -69,8 +69,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--size",
         type=int_at_least(8, 2048),
-        default=112,
-        help="aligned crop side in pixels, 8..2048 (default 112)",
+        default=None,
+        help="with --crops: aligned crop side in pixels, 8..2048 (default 112)",
     )
     p.add_argument("--strict", action="store_true", help="fail if any input cannot be read")
     p.set_defaults(func=cmd_faces)
@@ -101,6 +101,8 @@ def cmd_faces(args: argparse.Namespace) -> int:
         check_table_path(args.out)
         require_writable(args.out, "--out")  # a folder, say: refused before the work
     require_writable(args.crops, "--crops", folder=True)
+    if args.size is not None and not args.crops:  # the table is the same at any crop size
+        raise ExprsimError("--size is only used with --crops DIR (the crops' side in pixels)")
     paths = listed_inputs(args.paths, args.files_from)  # - and --files-from: lists of paths
     files = expand_image_paths(paths)  # a blank PATH refused, a file named twice once
     require_distinct_outputs(
@@ -115,7 +117,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
     table = analyze_files(
         files,
         detector=args.detector,  # by name: each front-end thread builds its own
-        align_config=AlignConfig(size=args.size),
+        align_config=AlignConfig() if args.size is None else AlignConfig(size=args.size),
         crops_dir=args.crops,
         progress=len(files) > 1 and not args.quiet,
         on_error=report,
@@ -143,7 +145,7 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
             print(f"exprsim faces: every file failed; {args.out} not written", file=sys.stderr)
         elif args.out:
             written = replace_table(table.to_frame(), args.out)
-        else:
+        elif not failed_all:  # every input failed (each said above): no header-only table
             table.to_frame().to_csv(sys.stdout, index=False)
     if table.interrupted or held:
         word, code = interruption()

@@ -27,6 +27,9 @@ from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
+#: ``--max-components`` when not given (it applies only to ``--components bic``)
+DEFAULT_MAX_COMPONENTS = 5
+
 
 def register(sub: Any) -> None:
     command_parsers(sub)
@@ -51,8 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--labels",
         choices=LABEL_METHODS,
-        default="predict",
-        help="classes of image-folder faces (default: kNN prediction)",
+        default=None,
+        help="classes of image-folder faces (default: predict, the kNN prediction)",
     )
     p.add_argument(
         "--components",
@@ -61,7 +64,10 @@ def register(sub: Any) -> None:
         "or a number (paper: 5)",
     )
     p.add_argument(
-        "--max-components", type=int_at_least(1), default=5, help="largest N for 'bic' (default 5)"
+        "--max-components",
+        type=int_at_least(1),
+        default=None,
+        help=f"largest N for 'bic' (default {DEFAULT_MAX_COMPONENTS})",
     )
     p.add_argument(
         "--min-per-component",
@@ -116,19 +122,32 @@ def _components(value: str) -> int | str:
     return n
 
 
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Refuse options that the other source of faces would ignore without a word."""
+    if args.fer:  # FER+ faces come cropped and labelled
+        for flag, value in (("--labels", args.labels), ("--detector", args.detector)):
+            if value is not None:
+                raise ExprsimError(f"{flag} is only used with image PATHs, not --fer")
+    else:
+        for flag, value in (("--max-faces", args.max_faces), ("--data-dir", args.data_dir)):
+            if value is not None:
+                raise ExprsimError(f"{flag} is only used with --fer (image PATHs were given)")
+
+
 def cmd_subclasses(args: argparse.Namespace) -> int:
     from exprsim.apps.labels import ferplus_faces, label_image_faces
     from exprsim.apps.subclasses import discover_subexpressions, subexpressions_page
     from exprsim.io import write_json
     from exprsim.models.embedder import load_model
+    from exprsim.report import plots
 
     if bool(args.fer) == bool(args.paths):
         raise ExprsimError("give image PATHs or --fer SPLIT (one of the two)")
-    if not args.fer:  # options that only choose FER+ faces would be ignored without a word
-        for flag, value in (("--max-faces", args.max_faces), ("--data-dir", args.data_dir)):
-            if value is not None:
-                raise ExprsimError(f"{flag} is only used with --fer (image PATHs were given)")
+    _check_combinations(args)
     n_components = _components(args.components)
+    if n_components != "bic" and args.max_components is not None:
+        raise ExprsimError("--max-components is only used with --components bic")
+    plots.check_map_method(args.map)  # umap-learn missing: said now, not after the embedding
     require_writable(args.html, "--html")  # before minutes of embedding, not after
     require_writable(args.json_out, "--json")
     files = [] if args.fer else expand_image_paths(args.paths)
@@ -152,7 +171,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
             faces = label_image_faces(
                 files,
                 embedder,
-                args.labels,
+                args.labels or "predict",
                 detector=args.detector,
                 progress=not args.quiet,
                 failures=failures,
@@ -164,7 +183,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         faces.labels,
         class_names=faces.class_names,
         n_components=n_components,
-        max_components=args.max_components,
+        max_components=args.max_components or DEFAULT_MAX_COMPONENTS,
         min_per_component=args.min_per_component,
         covariance_type=args.covariance,
         top_k=args.top,

@@ -21,6 +21,7 @@ from exprsim.cli.argtypes import (
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MAX_FRAME_PIXELS, MIN_FPS
+from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 from exprsim.wording import count
 
 #: defaults of the options that apply only with another one (:func:`_check_combinations`)
@@ -115,14 +116,14 @@ def _face_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eps",
         type=float_in(0.0, lo_open=True),
-        default=0.5,
-        help="DBSCAN radius of the person grouping (dlib; default 0.5)",
+        default=DEFAULT_EPS,
+        help=f"DBSCAN radius of the person grouping (dlib; default {DEFAULT_EPS:g})",
     )
     p.add_argument(
         "--min-samples",
         type=int_at_least(1),
-        default=3,
-        help="DBSCAN min_samples of the person grouping (dlib; default 3)",
+        default=DEFAULT_MIN_SAMPLES,
+        help=f"DBSCAN min_samples of the person grouping (dlib; default {DEFAULT_MIN_SAMPLES})",
     )
     p.add_argument(
         "--smooth",
@@ -223,6 +224,15 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise ExprsimError("--tag-threshold is only used with --tags DB")
     if args.neutral != DEFAULT_NEUTRAL and args.embedding != "pvae":
         raise ExprsimError("--neutral is only used with --embedding pvae")
+    if args.identity == "iou":  # IoU tracks have no DBSCAN to tune
+        for flag, value, default in (
+            ("--eps", args.eps, DEFAULT_EPS),
+            ("--min-samples", args.min_samples, DEFAULT_MIN_SAMPLES),
+        ):
+            if value != default:
+                raise ExprsimError(
+                    f"{flag} is only used with --identity dlib (or auto), not --identity iou"
+                )
     if args.fps != DEFAULT_FPS:
         if args.every is not None:
             raise ExprsimError("--fps and --every exclude each other: give one of them")

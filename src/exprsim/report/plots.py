@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.clustering import n_distinct, power_of_two_scale
+from exprsim.errors import ExprsimError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def project_2d(
     back in the embeddings' own units.
     """
     x = np.asarray(embeddings, dtype=np.float64)
-    method = _resolved(method)
+    method = check_map_method(method)
     n = len(x)
     if n == 0:
         return np.zeros((0, 2)), "pca"
@@ -102,12 +103,28 @@ def project_2d(
     return out, "pca"
 
 
-def _resolved(method: str) -> str:
-    """``method`` checked, with ``"auto"`` resolved to ``"umap"`` or ``"tsne"``."""
+#: What ``method="umap"`` needs (exprsim has no extra for it).
+UMAP_INSTALL = "pip install umap-learn"
+
+
+def check_map_method(method: str) -> str:
+    """``method`` checked, with ``"auto"`` resolved to ``"umap"`` or ``"tsne"``: callers
+    check it before minutes of embedding, not when the map is drawn.
+
+    Raises:
+        ValueError: not one of :data:`MAP_METHODS`.
+        ExprsimError: ``"umap"`` without ``umap-learn`` installed.
+    """
     if method not in MAP_METHODS:
         raise ValueError(f"method must be one of {MAP_METHODS}, got {method!r}")
+    found = importlib.util.find_spec("umap") is not None
     if method == "auto":
-        return "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+        return "umap" if found else "tsne"
+    if method == "umap" and not found:
+        raise ExprsimError(
+            f"the UMAP map needs umap-learn, which is not installed: {UMAP_INSTALL} "
+            "(or choose the tsne or pca map)"
+        )
     return method
 
 
@@ -138,7 +155,7 @@ def map_sample(
 def map_size(n: int, method: str = "auto", max_points: int = MAP_MAX_POINTS) -> int:
     """How many of ``n`` faces :func:`embedding_map` draws: all of them for PCA or up to
     ``max_points``, else a sample of ``max_points``."""
-    return n if _resolved(method) == "pca" else min(n, max_points)
+    return n if check_map_method(method) == "pca" else min(n, max_points)
 
 
 def label_styles(n: int) -> list[tuple[Any, str]]:
