@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from exprsim.cli.argtypes import command_parsers, float_in, int_at_least, require_writable
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 
 #: longest delay or timeout an option takes, in seconds: ``exprsim.fec.fetch.MAX_SECONDS``
@@ -23,6 +23,15 @@ from exprsim.faces.detect import DEFAULT_DETECTOR
 MAX_SECONDS = 86400.0
 #: largest ``--margin``: ``exprsim.fec.crops.MAX_MARGIN``
 MAX_MARGIN = 10.0
+#: ``--size`` range: ``exprsim.fec.crops.MIN_SIZE`` / ``MAX_SIZE``
+MIN_SIZE, MAX_SIZE = 16, 512
+#: the crop options and their defaults (``fec fetch`` takes them with ``--crop`` only)
+CROP_DEFAULTS: dict[str, Any] = {
+    "size": 112,
+    "margin": 0.5,
+    "detector": DEFAULT_DETECTOR,
+    "crop_workers": 1,
+}
 
 
 def register(subparsers: Any) -> None:
@@ -118,6 +127,14 @@ def _register_fetch(sub: Any) -> None:
         "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
     )
     p.add_argument(
+        "--max-connect-failures",
+        type=int_at_least(0),
+        default=50,
+        metavar="N",
+        help="stop when the first N downloads all fail to connect: no network? (default 50; "
+        "0: never stop)",
+    )
+    p.add_argument(
         "--min-side",
         type=int_at_least(0),
         default=32,
@@ -136,40 +153,69 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
+    """The crop options; ``fec fetch`` (``with_out`` false) leaves them ``None`` when not
+    given, so that it can refuse them without ``--crop`` (they were ignored)."""
     if with_out:
         p.add_argument("--out", metavar="DIR", help="crops folder (default DATA/crops)")
+
+    def default(name: str) -> Any:
+        return CROP_DEFAULTS[name] if with_out else None
+
     p.add_argument(
         "--size",
-        type=int_at_least(8),
-        default=112,
-        help="aligned crop side in pixels (default 112)",
+        type=int_at_least(MIN_SIZE, MAX_SIZE),
+        default=default("size"),
+        help=f"aligned crop side in pixels, {MIN_SIZE} to {MAX_SIZE} (default 112, what the "
+        "FEC configs train on)",
     )
     p.add_argument(
         "--margin",
         type=float_in(0.0, MAX_MARGIN),
-        default=0.5,
+        default=default("margin"),
         help="context around the box, fraction of its size (default 0.5)",
     )
     p.add_argument(
         "--detector",
-        default=DEFAULT_DETECTOR,
+        default=default("detector"),
         help=f"detector backend (see `exprsim detectors`; default {DEFAULT_DETECTOR}), or "
         "'none' to align by the boxes only",
     )
     p.add_argument(
-        "--crop-workers", type=int_at_least(1), default=1, help="cropping processes (default 1)"
+        "--crop-workers",
+        type=int_at_least(1),
+        default=default("crop_workers"),
+        help="cropping processes (default 1)",
     )
 
 
 def _crop_config(args: argparse.Namespace) -> Any:
-    from exprsim.fec.crops import CropConfig
+    """The :class:`~exprsim.fec.crops.CropConfig` of the crop options, its detector name
+    checked (``none``, or a registered backend that can run here)."""
+    from exprsim.fec.crops import CropConfig, check_detector_name
 
+    given = {k: getattr(args, k) for k in CROP_DEFAULTS}
+    opts = {k: CROP_DEFAULTS[k] if v is None else v for k, v in given.items()}
     try:
-        return CropConfig(
-            size=args.size, margin=args.margin, detector=args.detector, workers=args.crop_workers
+        cfg = CropConfig(
+            size=opts["size"],
+            margin=opts["margin"],
+            detector=opts["detector"],
+            workers=opts["crop_workers"],
         )
     except ValueError as exc:
         raise ExprsimError(str(exc)) from exc
+    check_detector_name(cfg.detector)
+    return cfg
+
+
+def _refuse_crop_options(args: argparse.Namespace) -> None:
+    """``fec fetch`` without ``--crop``: crop options would be ignored; say so."""
+    given = [f"--{k.replace('_', '-')}" for k in CROP_DEFAULTS if getattr(args, k) is not None]
+    if given:
+        raise ExprsimError(
+            f"{', '.join(given)} only {'apply' if len(given) > 1 else 'applies'} with "
+            "--crop (or later to `exprsim fec crop`)"
+        )
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -186,19 +232,33 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             backoff=args.backoff,
             retry_failed=args.retry_failed,
             min_side=args.min_side,
+            max_connect_failures=args.max_connect_failures,
         )
     except ValueError as exc:
         raise ExprsimError(str(exc)) from exc
+    if not args.crop:
+        _refuse_crop_options(args)
+    # before anything is downloaded: a bad detector name was refused after the download
     crop_cfg = _crop_config(args) if args.crop else None
     require_writable(args.out, "--out", folder=True)  # before the CSVs are read
     report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
     print(report.to_text())
-    why = report.nothing_fetched()
-    if why:  # the report is kept; this line says why the exit code is 1
+    # the report is kept; one line says why the exit code is 1
+    why = report.stopped or report.nothing_fetched()
+    if not why and not report.n_urls:
+        names = ", ".join(printable(str(c)) for c in args.csv)
+        verb = "names" if len(args.csv) == 1 else "name"
+        why = f"{names} {verb} no image (no valid triplet: see `exprsim fec stats`)"
+    if why:
         print(f"exprsim fec fetch: {why}", file=sys.stderr)
-    if crop_cfg is not None:
-        print(build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet).to_text())
-    return 0 if report.n_ok else 1
+    if crop_cfg is None or not report.n_ok:
+        return 1 if why or not report.n_ok else 0
+    crops = build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet)
+    print(crops.to_text())
+    if crops.n_indexed == 0:  # as `fec crop` (it said 0 for the same failure)
+        print("exprsim fec fetch: no face could be cropped", file=sys.stderr)
+        return 1
+    return 1 if why else 0
 
 
 def cmd_crop(args: argparse.Namespace) -> int:

@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import DataError
+from exprsim.errors import DataError, printable
 
 log = logging.getLogger(__name__)
 
@@ -925,7 +925,7 @@ class FecStats:
         sh = self.shares()
         pct = _pct
         lines = [
-            f"{self.path}",
+            printable(str(self.path)),  # an undecodable file name as escapes, not raw bytes
             f"  rows: {self.rows} triplets ({self.report.n_malformed} malformed, "
             f"{self.report.n_blank} blank lines)",
             f"  unique: {self.n_urls} image URLs, {self.n_faces} faces (URL + box), "

@@ -26,6 +26,7 @@ For every unique face (image URL + box) of the given FEC CSVs whose image was fe
     shard-00000.npy ...   uint8 (n, S, S, 3) RGB crops (np.load(..., mmap_mode="r"))
     index.sqlite          faces(key, url, left, right, top, bottom, shard, offset, method,
                           score, error), shards(id, file, count), meta(key, value)
+    .lock                 held (flock) by the run writing the store: a second is refused
 
 A face's key is :func:`face_key` (URL + box rounded to 6 decimals). Shards are written
 atomically and indexed in the same transaction; an interrupted run loses at most the
@@ -36,9 +37,11 @@ also crops again the faces of a shard file that is missing or damaged; reading s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -49,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import DataError, ExprsimError
+from exprsim.errors import DataError, ExprsimError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.io import write_json
 
@@ -61,6 +64,13 @@ METHODS = ("detected", "box")
 #: largest :attr:`CropConfig.margin` (box sizes of context on every side); the region is
 #: clipped to the image, so at this margin a face wider than 1/21 of the image gets it whole
 MAX_MARGIN = 10.0
+#: :attr:`CropConfig.size` range: the FEC configs train on 112 px (at 1024 px a shard of
+#: 4096 crops was 13 GB, held twice in memory while it was written)
+MIN_SIZE, MAX_SIZE = 16, 512
+#: a shard is written once its crops reach this many bytes, even below ``shard_size``
+MAX_SHARD_BYTES = 512 * 1024 * 1024
+#: the lock file of a crops folder
+LOCK_NAME = ".lock"
 
 #: 5-point layout (``LANDMARK_NAMES`` order) as fractions of the square box on an FEC box's
 #: centre, side ``max(w, h)``. Measured with ``create_detector("mediapipe")`` (face-mesh
@@ -82,12 +92,13 @@ class CropConfig:
     """How faces are cut and aligned.
 
     Attributes:
-        size: side ``S`` of the aligned crops (the registered FEC models take 112).
+        size: side ``S`` of the aligned crops, ``MIN_SIZE`` to ``MAX_SIZE`` (the
+            registered FEC models take 112).
         margin: context added around the FEC box on every side before detection, as a
             fraction of the box width/height.
         detector: detector registry name, or ``"none"`` to align every face by its box.
         min_iou: minimum IoU between a detection and the FEC box.
-        shard_size: crops per shard file.
+        shard_size: crops per shard file (fewer when they would pass ``MAX_SHARD_BYTES``).
         workers: processes (each with its own detector); 1 = in this process.
         box_layout: fallback landmark layout in the square box (:data:`FEC_BOX_LAYOUT`).
 
@@ -105,8 +116,8 @@ class CropConfig:
     box_layout: tuple[tuple[float, float], ...] = FEC_BOX_LAYOUT
 
     def __post_init__(self) -> None:
-        if self.size < 8:
-            raise ValueError("size must be >= 8")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise ValueError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {self.size}")
         # `not lo <= x <= hi` also refuses NaN, for which every comparison is false
         if not 0 <= self.margin <= MAX_MARGIN:
             raise ValueError(f"margin must be in [0, {MAX_MARGIN:g}], got {self.margin}")
@@ -150,7 +161,8 @@ class CropReport:
     def to_text(self) -> str:
         new = max(self.n_new, 1)
         return (
-            f"crops: {self.n_indexed}/{self.n_faces} faces in {self.out_dir}; this run {self.n_new} new "
+            f"crops: {self.n_indexed}/{self.n_faces} faces in {printable(self.out_dir)}; "
+            f"this run {self.n_new} new "
             f"({self.n_detected} detected, {self.n_box_fallback} box fallback = "
             f"{self.n_box_fallback / new:.1%}), {self.n_skipped} already there, "
             f"{self.n_no_image} without image, {self.n_failed} failed, {self.seconds:.1f} s"
@@ -426,6 +438,9 @@ class CropStore:
 
 def _init_worker(detector_name: str) -> None:
     global _WORKER_DETECTOR
+    # Ctrl-C reaches the whole process group: the parent stops the pool and keeps what
+    # was cropped; a worker dying of it only printed a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_DETECTOR = _make_detector(detector_name)
 
 
@@ -438,6 +453,20 @@ def _make_detector(name: str) -> Any:
     from exprsim.faces.detect import create_detector
 
     return create_detector(name)
+
+
+def check_detector_name(name: str) -> None:
+    """Fail now, before any download or crop, unless ``name`` is ``"none"`` or a detector
+    that can run here.
+
+    Raises:
+        ExprsimError: unknown name; :class:`~exprsim.errors.BackendUnavailableError`: its
+            libraries or model files are missing.
+    """
+    if name != "none":
+        from exprsim.faces.detect import check_detector
+
+        check_detector(name)
 
 
 def _process_image(
@@ -494,7 +523,9 @@ class _ShardWriter:
         else:
             self.rows.append((key, url, *box, self.next_id, len(self.crops), method, score, None))
             self.crops.append(crop)
-        if len(self.crops) >= self.config.shard_size:
+        size = self.config.size
+        n = len(self.crops)
+        if n >= self.config.shard_size or n * size * size * 3 >= MAX_SHARD_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -541,13 +572,19 @@ def build_crops(
 
     Raises:
         DataError: no manifest in ``fetch_dir``, a folder given is a file, the store was
-            built with another size, or its index or manifest is damaged.
+            built with another size, its index or manifest is damaged, or another run is
+            writing this crops folder.
+        ExprsimError: unknown detector, or ``workers > 1`` asked by a worker process that
+            is still starting (a script without an ``if __name__ == "__main__":`` guard),
+            or a worker process died.
         BackendUnavailableError: the detector cannot run here.
     """
-    from exprsim.fec.fetch import MANIFEST_NAME, open_manifest, require_folder
+    from exprsim.fec.fetch import MANIFEST_NAME, refuse_in_starting_worker, require_folder
 
     cfg = config or CropConfig()
-    t0 = time.perf_counter()
+    if cfg.workers > 1:  # its workers would start more workers, each running the script
+        refuse_in_starting_worker(f"build_crops(workers={cfg.workers})")
+    check_detector_name(cfg.detector)
     fdir = require_folder(fetch_dir, "a fetch folder (from `exprsim fec fetch --out`)")
     if not (fdir / MANIFEST_NAME).is_file():
         raise DataError(f"{fdir}: no {MANIFEST_NAME} (run `exprsim fec fetch` first)")
@@ -555,6 +592,43 @@ def build_crops(
     require_folder(out, "a crops folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
+    with _store_lock(out):
+        return _build_crops(paths, fdir, out, cfg, progress)
+
+
+@contextlib.contextmanager
+def _store_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the crops folder ``out`` (``flock`` on ``out/.lock``, not
+    waiting): two runs into one store took the same shard numbers and wrote over each
+    other's crops, silently. The file stays; closing it releases the lock. A no-op where
+    ``fcntl`` is missing (not POSIX).
+
+    Raises:
+        DataError: another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(out / LOCK_NAME, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                f"{printable(str(out))}: another `exprsim fec crop` is writing to this crops "
+                "folder; wait for it to end, or crop into another --out"
+            ) from None
+        yield
+
+
+def _build_crops(
+    paths: list[str | Path], fdir: Path, out: Path, cfg: CropConfig, progress: bool
+) -> CropReport:
+    """:func:`build_crops` once its arguments are checked and the store locked."""
+    from exprsim.fec.fetch import open_manifest
+
+    t0 = time.perf_counter()
     with open_manifest(fdir) as man:
         ok_paths = man.ok_paths()
     faces = _faces_of_csvs(paths)
@@ -710,12 +784,22 @@ def _run_jobs(
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(1, min(64, len(items) // (cfg.workers * 4) or 1))
     jobs = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     ctx = mp.get_context("spawn")  # detectors (MediaPipe) are not fork-safe
-    with ProcessPoolExecutor(
+    ex = ProcessPoolExecutor(
         cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg.detector,)
-    ) as ex:
+    )
+    try:
         for res in ex.map(_worker_job, jobs, [cfg] * len(jobs)):
             yield from res
+    except BrokenProcessPool as exc:
+        raise ExprsimError(
+            f"a crop worker process died ({exc}); when build_crops runs from a script, put "
+            'the script\'s code under `if __name__ == "__main__":`, else try workers=1 '
+            "(out of memory?); the crops made so far are kept"
+        ) from None
+    finally:  # Ctrl-C too: the queued jobs are dropped, not all run first (workers ignore it)
+        ex.shutdown(wait=True, cancel_futures=True)

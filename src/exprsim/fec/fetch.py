@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -50,12 +51,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from http.client import HTTPException, IncompleteRead, InvalidURL
+from http.client import HTTPConnection, HTTPException, HTTPSConnection, IncompleteRead, InvalidURL
 from pathlib import Path
 from typing import Any
 
 from exprsim import __version__
-from exprsim.errors import DataError, ImageError
+from exprsim.errors import DataError, ExprsimError, ImageError, printable
 from exprsim.io import write_atomically, write_json
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class FetchConfig:
         per_host: simultaneous requests per host (politeness).
         host_delay: minimum seconds between request starts on one host.
         timeout: seconds for connecting and for each socket read.
-        total_timeout: seconds for one whole attempt (slow-drip servers).
+        total_timeout: seconds for one whole attempt, enforced wherever it blocks (a server
+            that drips its headers or body a byte at a time is cut off then).
         retries: extra attempts after a transient failure.
         backoff: first retry delay in seconds (doubled each attempt, plus up to 10% jitter).
         backoff_max: longest retry delay.
@@ -102,6 +104,9 @@ class FetchConfig:
         user_agent: the User-Agent header.
         placeholder_patterns: a final URL containing one of these is a "photo removed"
             placeholder (Flickr redirects deleted photos to ``.../photo_unavailable.png``).
+        max_connect_failures: stop the run when this many URLs in a row could not even
+            connect (refused, DNS, unreachable, connect timeout) and no server answered
+            yet: there is likely no network (0: never stop). What was fetched is kept.
 
     Raises:
         ValueError: a count below its minimum, or a delay or timeout that is not a finite
@@ -124,6 +129,7 @@ class FetchConfig:
     use_env_proxy: bool = True
     user_agent: str = f"exprsim-fec-fetch/{__version__} (research dataset rebuild; python-urllib)"
     placeholder_patterns: tuple[str, ...] = ("photo_unavailable",)
+    max_connect_failures: int = 50
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.per_host < 1:
@@ -136,8 +142,8 @@ class FetchConfig:
                 raise ValueError(f"{name} must be in [0, {MAX_SECONDS:g}] seconds, got {value}")
         if self.timeout == 0 or self.total_timeout == 0:
             raise ValueError("timeouts must be positive")
-        if self.retries < 0:
-            raise ValueError("retries must be >= 0")
+        if self.retries < 0 or self.max_connect_failures < 0:
+            raise ValueError("retries and max_connect_failures must be >= 0")
         if self.min_bytes < 0 or self.min_side < 0 or self.max_redirects < 0:
             raise ValueError("min_bytes, min_side and max_redirects must be >= 0")
         if self.max_bytes < 1:
@@ -162,6 +168,7 @@ class FetchResult:
     attempts: int = 0
     final_url: str | None = None
     downloaded: bool = False  # False: adopted from disk
+    no_connection: bool = False  # failed before any server answered (refused, DNS, ...)
 
     @property
     def transient(self) -> bool:
@@ -379,11 +386,116 @@ class _Failure(Exception):
         message: str,
         http_status: int | None = None,
         retry_after: float | None = None,
+        connect: bool = False,
     ):
         super().__init__(message)
         self.kind = kind
         self.http_status = http_status
         self.retry_after = retry_after
+        self.connect = connect  # no server answered: refused, DNS, unreachable
+
+
+class _Watchdog:
+    """Ends one download attempt by shutting its sockets down: at its deadline, or when
+    the run stops. A socket timeout bounds each read only, so a server that drips a byte
+    now and then (headers or body) kept a worker, and Ctrl-C, waiting for hours."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self.why: str | None = None  # "deadline" | "stopped"
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            late = self.why is not None
+        if late:  # connected after the end: cut at once
+            _shut(sock)
+
+    def expire(self, why: str = "deadline") -> None:
+        with self._lock:
+            if self.why is None:
+                self.why = why
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut ``sock`` down: a recv() blocked on it returns at once (EOF or an error).
+
+    The socket itself, not its connection: urllib drops ``conn.sock`` once the headers are
+    in (the response reads through its own reference). The plain socket's method, also
+    for TLS: SSLSocket's own shutdown() unwraps it under the reading thread's feet."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+#: the watchdog of the attempt running on this thread (its connections register with it)
+_ATTEMPT = threading.local()
+
+
+class _Stop(threading.Event):
+    """The stop signal of one run (set: no new attempt starts), which can also cut the
+    downloads in flight (:meth:`cut`), so that the worker threads end within moments
+    (Ctrl-C, SIGTERM, the no-network stop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live_lock = threading.Lock()
+        self._live: set[_Watchdog] = set()
+        self._cut = False
+
+    @contextlib.contextmanager
+    def watching(self, wd: _Watchdog) -> Iterator[None]:
+        with self._live_lock:
+            self._live.add(wd)
+            cut = self._cut
+        try:
+            if cut:
+                wd.expire("stopped")
+            yield
+        finally:
+            with self._live_lock:
+                self._live.discard(wd)
+
+    def cut(self) -> None:
+        """Set, and cut every download in flight (and any that starts after)."""
+        self.set()
+        with self._live_lock:
+            self._cut = True
+            live = list(self._live)
+        for wd in live:
+            wd.expire("stopped")
+
+
+def _track(conn: HTTPConnection) -> None:
+    """Let the watchdog of this thread's attempt cut ``conn``'s socket (just connected)."""
+    wd = getattr(_ATTEMPT, "watchdog", None)
+    if wd is not None and conn.sock is not None:
+        wd.track(conn.sock)
+
+
+class _TrackedHTTP(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _track(self)
+
+
+class _TrackedHTTPS(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _track(self)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_TrackedHTTP, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_TrackedHTTPS, req, context=self._context)  # type: ignore[attr-defined]
 
 
 def _make_opener(cfg: FetchConfig) -> urllib.request.OpenerDirector:
@@ -410,8 +522,8 @@ def _make_opener(cfg: FetchConfig) -> urllib.request.OpenerDirector:
     handlers: list[Any] = [
         urllib.request.ProxyHandler(proxies),
         urllib.request.UnknownHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
+        _HTTPHandler(),
+        _HTTPSHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         Redirect(),
         urllib.request.HTTPErrorProcessor(),
@@ -461,9 +573,46 @@ def request_url(url: str) -> str:
 
 
 def _download(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    cfg: FetchConfig,
+    stop: threading.Event | None = None,
+) -> tuple[bytes, str, int]:
+    """One attempt: ``(body, final_url, http_status)`` or :class:`_Failure`; ends by
+    ``cfg.total_timeout`` whatever the server does (a :class:`_Watchdog` cuts the sockets).
+
+    Raises:
+        _Failure: the attempt failed (kind ``timeout`` when the deadline cut it).
+        _Stopped: ``stop`` (a :class:`_Stop`) was set while it ran.
+    """
+    wd = _Watchdog()
+    timer = threading.Timer(cfg.total_timeout, wd.expire)
+    timer.daemon = True
+    watching = stop.watching(wd) if isinstance(stop, _Stop) else contextlib.nullcontext()
+    with watching:
+        _ATTEMPT.watchdog = wd
+        timer.start()
+        try:
+            result = _transfer(opener, url, cfg)
+        except (_Failure, OSError, HTTPException, ValueError):
+            if wd.why is None:
+                raise
+            result = None  # cut by the watchdog: whatever it looked like, say why
+        finally:
+            timer.cancel()
+            _ATTEMPT.watchdog = None
+    if wd.why == "stopped":
+        raise _Stopped
+    if wd.why is not None or result is None:  # a cut can also look like a clean EOF
+        raise _Failure("timeout", f"transfer exceeded total_timeout {cfg.total_timeout} s")
+    return result
+
+
+def _transfer(
     opener: urllib.request.OpenerDirector, url: str, cfg: FetchConfig
 ) -> tuple[bytes, str, int]:
-    """One attempt: ``(body, final_url, http_status)`` or :class:`_Failure`."""
+    """The request and the transfer of :func:`_download`, each socket read bounded by
+    ``cfg.timeout``; failures as :class:`_Failure`."""
     req = urllib.request.Request(
         url, headers={"User-Agent": cfg.user_agent, "Accept": "image/*,*/*;q=0.5"}
     )
@@ -481,12 +630,16 @@ def _download(
                     raise _Failure(
                         "timeout", f"transfer exceeded total_timeout {cfg.total_timeout} s", status
                     )
-                chunk = resp.read(64 * 1024)
+                # read1: what one socket read brings (read(n) waited for all n bytes,
+                # however slowly they came)
+                chunk = resp.read1(64 * 1024)
                 if not chunk:
                     break
                 buf.write(chunk)
                 if buf.tell() > cfg.max_bytes:
                     raise _Failure("too_large", f"more than max_bytes {cfg.max_bytes}", status)
+            if resp.length:  # read1 does not raise IncompleteRead as read did
+                raise IncompleteRead(buf.getvalue(), resp.length)
             return buf.getvalue(), final, status
     except _Failure:
         raise
@@ -509,13 +662,13 @@ def _download(
         raise _Failure(
             "incomplete", f"connection closed early ({len(exc.partial)} bytes received)"
         ) from None
-    except urllib.error.URLError as exc:
+    except urllib.error.URLError as exc:  # raised while connecting and sending the request
         reason = exc.reason
         if isinstance(reason, TimeoutError):
-            raise _Failure("timeout", f"timed out after {cfg.timeout} s") from None
+            raise _Failure("timeout", f"timed out after {cfg.timeout} s", connect=True) from None
         if isinstance(reason, _Failure):
             raise reason from None
-        raise _Failure("connection", f"{reason}") from None
+        raise _Failure("connection", f"{reason}", connect=isinstance(reason, OSError)) from None
     except InvalidURL as exc:  # before HTTPException, its base: not worth retrying
         raise _Failure("bad_url", f"malformed URL ({exc})") from None
     except (ConnectionError, HTTPException, OSError) as exc:
@@ -592,7 +745,7 @@ def _fetch_one(
         attempts += 1
         try:
             with limiter.slot(host):
-                data, final, status = _download(opener, target, cfg)
+                data, final, status = _download(opener, target, cfg, stop)
             fmt, w, h = _validate(data, url, final, cfg)
         except _Stopped:
             return FetchResult(
@@ -635,6 +788,7 @@ def _fetch_one(
         error=str(fail)[:500],
         http_status=fail.http_status,
         attempts=attempts,
+        no_connection=fail.connect,
     )
 
 
@@ -657,9 +811,11 @@ class FetchReport:
         n_attempted: URLs this run tried to download.
         errors: failure kinds -> count, over the CSVs' failed URLs.
         triplets: per CSV ``{"rows", "available", "strong", "strong_available"}``
-            (a triplet is available when all three images are).
+            (a triplet is available when all three images are), keyed by the CSV's file
+            name, or by the path given where two CSVs share a file name.
         seconds: wall time of this run.
         interrupted: the run was stopped before finishing.
+        stopped: why the run stopped on its own before finishing (no network), else ``None``.
     """
 
     out_dir: str
@@ -675,6 +831,7 @@ class FetchReport:
     triplets: dict[str, dict[str, int]]
     seconds: float
     interrupted: bool = False
+    stopped: str | None = None
 
     @property
     def availability(self) -> float:
@@ -693,7 +850,7 @@ class FetchReport:
 
     def to_text(self) -> str:
         lines = [
-            f"images: {self.n_ok}/{self.n_urls} available ({self.availability:.1%}); "
+            f"images: {self.n_ok}/{self.n_urls} available ({_share(self.n_ok, self.n_urls)}); "
             f"{self.n_failed} failed, {self.n_missing} not attempted",
             f"this run: {self.n_downloaded} downloaded, {self.n_adopted} recovered from disk, "
             f"{self.n_skipped} already present, {self.n_attempted} attempted in {self.seconds:.1f} s"
@@ -704,12 +861,13 @@ class FetchReport:
                 "failures: " + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items()))
             )
         for name, t in self.triplets.items():
-            share = t["available"] / t["rows"] if t["rows"] else float("nan")
-            s_share = t["strong_available"] / t["strong"] if t["strong"] else float("nan")
             lines.append(
-                f"{name}: {t['available']}/{t['rows']} triplets complete ({share:.1%}); "
-                f"strong agreement {t['strong_available']}/{t['strong']} ({s_share:.1%})"
+                f"{printable(name)}: {t['available']}/{t['rows']} triplets complete "
+                f"({_share(t['available'], t['rows'])}); strong agreement "
+                f"{t['strong_available']}/{t['strong']} ({_share(t['strong_available'], t['strong'])})"
             )
+        if self.stopped:
+            lines.append(f"stopped: {self.stopped}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -733,7 +891,34 @@ class FetchReport:
         return f"no file could be downloaded: {self.n_missing} not attempted"
 
 
+def _share(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage, ``n/a`` of nothing (was ``nan%``)."""
+    return f"{part / whole:.1%}" if whole else "n/a"
+
+
 # --------------------------------------------------------------------------- main
+
+
+def starting_worker() -> bool:
+    """Whether this process is a spawned worker still importing its parent's main script
+    (``multiprocessing`` sets ``_inheriting`` then; its own check reads the same flag): a
+    script without an ``if __name__ == "__main__":`` guard runs again in every worker."""
+    import multiprocessing as mp
+
+    return bool(getattr(mp.current_process(), "_inheriting", False))
+
+
+def refuse_in_starting_worker(what: str) -> None:
+    """Refuse to run ``what`` in a worker that is still starting (:func:`starting_worker`).
+
+    Raises:
+        ExprsimError: it is one; the line says how to guard the script.
+    """
+    if starting_worker():
+        raise ExprsimError(
+            f"{what} was called while a worker process of this script was starting: put the "
+            'script\'s code under `if __name__ == "__main__":` (see docs/fec.md)'
+        )
 
 
 def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
@@ -834,8 +1019,11 @@ def fetch_fec(
     Raises:
         DataError: a CSV is missing or unreadable, ``out_dir`` is a file, or its manifest
             is damaged.
+        ExprsimError: called by a worker process that is still starting (a script without
+            an ``if __name__ == "__main__":`` guard would download everything again there).
         KeyboardInterrupt: re-raised after committing everything finished so far.
     """
+    refuse_in_starting_worker("fetch_fec")
     cfg = config or FetchConfig()
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     if not paths:
@@ -860,7 +1048,7 @@ def fetch_fec(
     finally:
         report = _report(
             manifest, out, urls, tables, counts.downloaded, counts.adopted, counts.skipped,
-            counts.attempted, time.perf_counter() - t0, counts.interrupted,
+            counts.attempted, time.perf_counter() - t0, counts.interrupted, counts.stopped,
         )  # fmt: skip
         manifest.close()
         # strict JSON: the availability of no URL at all is NaN, written as null
@@ -878,6 +1066,26 @@ class _Counts:
     skipped: int = 0
     attempted: int = 0
     interrupted: bool = False
+    unreachable: int = 0  # results that never reached a server (refused, DNS, ...)
+    reached: int = 0  # results for which a server answered (any status)
+    stopped: str | None = None  # why the run stopped on its own (no network)
+
+    def count(self, res: FetchResult, cfg: FetchConfig) -> None:
+        """Count a committed result; stop the run (:attr:`stopped`) when the first
+        ``cfg.max_connect_failures`` results all failed to connect."""
+        self.attempted += 1
+        self.downloaded += res.status == "ok"
+        if res.no_connection:
+            self.unreachable += 1
+        elif res.error_kind not in ("interrupted", "bad_url"):
+            self.reached += 1
+        n = cfg.max_connect_failures
+        if n and not self.reached and self.unreachable >= n and self.stopped is None:
+            self.stopped = (
+                f"no network? {self.unreachable} downloads in a row failed to connect and no "
+                "server answered; stopped, what was fetched is kept (run again to go on; "
+                "--max-connect-failures 0, max_connect_failures=0 in Python: never stop)"
+            )
 
 
 def _plan(
@@ -917,12 +1125,13 @@ def _fetch_all(
 ) -> None:
     """Fetch ``todo`` on ``cfg.workers`` threads, committing each result in this thread.
 
-    On any exception (Ctrl-C included) the workers are stopped, results already finished
-    are committed, and the exception is re-raised.
+    On any exception (Ctrl-C included), or when :meth:`_Counts.count` stops the run, the
+    downloads in flight are cut, queued ones cancelled, results already finished
+    committed, and the exception re-raised.
     """
     from tqdm import tqdm
 
-    stop = threading.Event()
+    stop = _Stop()
     limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
     local = threading.local()
     bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
@@ -931,7 +1140,7 @@ def _fetch_all(
     it = iter(todo)
 
     def top_up() -> None:
-        while len(pending) < 4 * cfg.workers:
+        while len(pending) < 4 * cfg.workers and counts.stopped is None:
             u = next(it, None)
             if u is None:
                 return
@@ -943,15 +1152,14 @@ def _fetch_all(
             return  # never tried: stays missing
         prev = (rows.get(res.url) or {}).get("attempts", 0) or 0
         manifest.record(res, prev)
-        counts.attempted += 1
-        counts.downloaded += res.status == "ok"
+        counts.count(res, cfg)
         bar.update(1)
         if on_result is not None:
             on_result(res)
 
     try:
         top_up()
-        while pending:
+        while pending and counts.stopped is None:
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in done:
                 pending.discard(fut)
@@ -959,18 +1167,44 @@ def _fetch_all(
             top_up()
     except BaseException:
         counts.interrupted = True
-        stop.set()
-        for fut in pending:
-            fut.cancel()
-        ex.shutdown(wait=True, cancel_futures=True)
-        for fut in pending:
-            if fut.done() and not fut.cancelled():
-                with contextlib.suppress(BaseException):
-                    commit(fut)
+        _wind_down(ex, stop, pending, commit)
         raise
     finally:
-        ex.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    if counts.stopped is not None:
+        counts.interrupted = True
+        log.info("%s", counts.stopped)  # the report says it (the CLI on stderr)
+        _wind_down(ex, stop, pending, commit)
+    ex.shutdown(wait=True)
+
+
+#: seconds a stopped run lets the downloads in flight finish before it cuts them
+_GRACE_S = 1.0
+#: seconds it then waits for its workers to hand in what they finished
+_WIND_DOWN_S = 5.0
+
+
+def _wind_down(
+    ex: ThreadPoolExecutor,
+    stop: _Stop,
+    pending: set[Future[FetchResult]],
+    commit: Callable[[Future[FetchResult]], None],
+) -> None:
+    """Stop a run promptly: cancel the queued downloads without waiting for the threads,
+    give those in flight :data:`_GRACE_S` to finish (not to download them again next
+    time), then cut them (:meth:`_Stop.cut`), and commit what finishes within a few
+    seconds (a worker can still be stuck in a DNS lookup, which nothing can cut)."""
+    stop.set()
+    ex.shutdown(wait=False, cancel_futures=True)
+    # wait() never counts a future cancelled this way as done: only the running ones
+    running = {fut for fut in pending if not fut.cancel()}
+    done, left = wait(running, timeout=_GRACE_S)
+    if left:
+        stop.cut()
+        done |= wait(left, timeout=_WIND_DOWN_S)[0]
+    for fut in done:
+        with contextlib.suppress(BaseException):
+            commit(fut)
 
 
 def _report(
@@ -984,6 +1218,7 @@ def _report(
     n_attempted: int,
     seconds: float,
     interrupted: bool,
+    stopped: str | None = None,
 ) -> FetchReport:
     import numpy as np
 
@@ -992,11 +1227,13 @@ def _report(
     failed = [rows[u] for u in urls if u in rows and rows[u]["status"] != "ok"]
     errors = Counter(r["error_kind"] or "unknown" for r in failed)
     trip: dict[str, dict[str, int]] = {}
+    # by file name, unless two CSVs share one (a/test.csv, b/test.csv were merged)
+    base = Counter(Path(name).name for name in tables)
     for name, t in tables.items():
         avail_url = np.array([u in ok for u in t.urls], dtype=bool)
         complete = avail_url[t.url_index].all(axis=1) if len(t) else np.zeros(0, bool)
         strong = t.agreement() == 2 if len(t) else np.zeros(0, bool)
-        trip[Path(name).name] = {
+        trip[Path(name).name if base[Path(name).name] == 1 else name] = {
             "rows": len(t),
             "available": int(complete.sum()),
             "strong": int(strong.sum()),
@@ -1016,6 +1253,7 @@ def _report(
         triplets=trip,
         seconds=round(seconds, 3),
         interrupted=interrupted,
+        stopped=stopped,
     )
 
 
@@ -1038,6 +1276,8 @@ __all__ = [
     "image_relpath",
     "load_fetch_report",
     "open_manifest",
+    "refuse_in_starting_worker",
     "request_url",
     "require_folder",
+    "starting_worker",
 ]
