@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import time
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +217,46 @@ def _mesh_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.
     return start, mesh, ok
 
 
+def _init_mesh_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool; a worker dying
+    # of it only printed a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _mesh_in_processes(
+    chunks: list[tuple[int, np.ndarray, int]], workers: int, progress: bool
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """:func:`_mesh_chunk` of every chunk on ``workers`` spawned processes, in order.
+
+    Raises:
+        ExprsimError: called by a worker process that is still starting (a script without
+            an ``if __name__ == "__main__":`` guard), or a worker process died. (An
+            ``mp.Pool`` replaced a worker that died while starting, for ever: it hung.)
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from exprsim.errors import ExprsimError
+    from exprsim.fec.fetch import refuse_in_starting_worker
+
+    refuse_in_starting_worker(f"extract_fer_landmarks(workers={workers})")
+    ex = ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_init_mesh_worker
+    )
+    try:
+        results = ex.map(_mesh_chunk, chunks)
+        yield from progress_bar(results, enabled=progress, total=len(chunks))
+    except BrokenProcessPool as exc:
+        raise ExprsimError(
+            f"a mesh worker process died ({exc}); when this runs from a script, put the "
+            'script\'s code under `if __name__ == "__main__":`, else try workers=1 (out of '
+            "memory?)"
+        ) from None
+    finally:  # Ctrl-C too: the queued chunks are dropped, not all meshed first
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
 def _pixels_digest(images: np.ndarray, side: int) -> str:
     """SHA-256 of the crops' pixels, their shape and the mesh side: what a cache is valid for.
 
@@ -248,18 +290,16 @@ def extract_fer_landmarks(
         workers: processes (each with its own MediaPipe graph).
     """
     from exprsim.data.fer import load_ferplus
+    from exprsim.io import write_atomically
 
     split = load_ferplus(
         usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
     )
     path = Path(cache_dir) / f"mesh-{usage}.npz"
     digest = _pixels_digest(split.images, side)
-    if path.is_file():
-        with np.load(path) as z:
-            if "digest" in z.files and str(z["digest"]) == digest:
-                # the split's own row numbers (the pixels, not the rows, key the meshes)
-                return FerLandmarks(z["mesh"], z["ok"], split.rows, usage, float(z["seconds"]))
-        log.warning("%s was made from other pixels or settings; recomputing", path)
+    cached = _cached_mesh(path, digest, split.rows, usage)
+    if cached is not None:
+        return cached
     from exprsim.faces.landmarks import MESH_POINTS
 
     mesh = np.full((len(split), MESH_POINTS, 3), np.nan, np.float32)
@@ -267,18 +307,40 @@ def extract_fer_landmarks(
     t0 = time.perf_counter()
     chunks = [(i, split.images[i : i + _CHUNK], side) for i in range(0, len(split), _CHUNK)]
     if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = pool.imap_unordered(_mesh_chunk, chunks)
-            for start, m, found in progress_bar(results, enabled=progress, total=len(chunks)):
-                mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
+        for start, m, found in _mesh_in_processes(chunks, workers, progress):
+            mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     else:
         for chunk in progress_bar(chunks, enabled=progress, desc=f"mesh {usage}"):
             start, m, found = _mesh_chunk(chunk)
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     secs = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, mesh=mesh, ok=ok, rows=split.rows, seconds=secs, digest=digest)
+    arrays = {"mesh": mesh, "ok": ok, "rows": np.asarray(split.rows)}
+    arrays.update(seconds=np.asarray(secs), digest=np.asarray(digest))
+    # whole or not at all: a run stopped while writing leaves no half cache to trip on
+    write_atomically(path, lambda fh: np.savez_compressed(fh, **arrays))
     log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
     return FerLandmarks(mesh, ok, split.rows, usage, secs)
+
+
+def _cached_mesh(path: Path, digest: str, rows: np.ndarray, usage: str) -> FerLandmarks | None:
+    """The meshes cached at ``path`` for pixels ``digest``, else ``None`` (no cache, one
+    made from other pixels, or a damaged file: recomputed, with a warning for the last two)."""
+    if not path.is_file():
+        return None
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy: not a cache
+            raise ValueError("not an .npz archive")
+        with z:
+            if "digest" in z.files and str(z["digest"]) == digest:
+                mesh, ok, seconds = z["mesh"], z["ok"], float(z["seconds"])
+                if len(mesh) == len(ok) == len(rows):
+                    # the split's own row numbers (the pixels, not the rows, key the meshes)
+                    return FerLandmarks(mesh, ok, rows, usage, seconds)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        # cut short (a run stopped while writing, before the writes were atomic) or foreign
+        log.warning("%s is damaged (%s); recomputing", path, exc)
+        return None
+    log.warning("%s was made from other pixels or settings; recomputing", path)
+    return None
