@@ -14,7 +14,8 @@ PublicTest.
 
 With one beta and ``--write OUT``, the model folder is also written to ``OUT`` with those
 weights in its ``config.json`` (``class_weights``, on top of any it had) and ``--version``:
-v8 is ``--betas 0.25 --write runs/ens8p --version 8`` on v7's ``runs/ens7r``.
+v8 is ``--betas 0.25 --write runs/ens8 --version 8`` on v7's ``runs/ens7r``, then
+``exprsim tag calibrate --model runs/ens8 --save``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--write takes exactly one --betas value")
     if args.version is not None and args.write is None:
         ap.error("--version only goes with --write")
-    if args.write is not None and Path(args.write).exists():
-        ap.error(f"--write {args.write}: already exists; give a new folder")
+    if args.write is not None and (
+        Path(args.write).exists()
+        or Path(args.write).with_name(Path(args.write).name + ".partial").exists()
+    ):
+        ap.error(f"--write {args.write}: it (or its .partial) already exists; give a new folder")
 
     import torch
 
@@ -73,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_model(src: str, out: str, weights: object, version: str | None) -> None:
     """Copy the model folder ``src`` to ``out`` with ``weights`` (8 floats) multiplied into
-    its readout's ``class_weights`` (rounded to 6 places, as config.json keeps them)."""
+    its readout's ``class_weights`` (rounded to 6 places, as config.json keeps them). The
+    tag threshold is left unset: the space changed, calibrate it again
+    (``exprsim tag calibrate --model OUT --save``)."""
     import json
     import shutil
 
@@ -81,18 +87,22 @@ def write_model(src: str, out: str, weights: object, version: str | None) -> Non
 
     from exprsim.models.embedder import SHIPPED, _weights_dir
 
-    tmp = Path(f"{out}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    dest = Path(out)
+    tmp = dest.with_name(f"{dest.name}.partial")
+    if dest.exists() or tmp.exists():
+        raise SystemExit(f"prior_readout.py: {dest} or {tmp} already exists; give a new folder")
     shutil.copytree(_weights_dir(src) if src in SHIPPED else Path(src), tmp)
     cfg = json.loads((tmp / "config.json").read_text())
     kw = cfg["model_kwargs"]
     w = np.asarray(weights, np.float64) * np.asarray(kw.get("class_weights") or 1.0)
     kw["class_weights"] = [round(float(v), 6) for v in w]
+    cfg["tag_threshold"] = None
     if version is not None:
         cfg["version"] = version
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp.rename(out)
-    print(f"wrote {out} (class_weights {kw['class_weights']})")
+    tmp.rename(dest)
+    print(f"wrote {dest} (class_weights {kw['class_weights']}); now calibrate its tag threshold:")
+    print(f"exprsim tag calibrate --model {dest} --save")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def pr():
 def _model(folder: Path, kwargs: dict) -> Path:
     folder.mkdir()
     cfg = {"model": "exprnet_ens", "embedding_dim": 16, "model_kwargs": kwargs, "version": "7"}
+    cfg["tag_threshold"] = 0.55
     (folder / "config.json").write_text(json.dumps(cfg))
     (folder / "model.safetensors").write_bytes(b"weights")
     return folder
@@ -35,6 +36,7 @@ def test_write_multiplies_into_existing_weights_and_sets_version(pr, tmp_path):
     expected = [round(a * b, 6) for a, b in zip(w0, w.tolist(), strict=True)]
     assert cfg["model_kwargs"]["class_weights"] == expected
     assert cfg["model_kwargs"]["readout_angle"] == 15.0 and cfg["version"] == "8"
+    assert cfg["tag_threshold"] is None  # the space changed: calibrated again after
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
     assert not (tmp_path / "out.partial").exists()
     assert "class_weights" in json.loads((src / "config.json").read_text())["model_kwargs"]
@@ -65,3 +67,16 @@ def test_write_refuses_an_existing_folder(pr, tmp_path, capsys):
     with pytest.raises(SystemExit):
         pr.main(["--run", "r", "--model", "m", "--betas", "0.25", "--write", str(tmp_path)])
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling", ["out/", "out"])
+def test_write_with_a_trailing_slash_and_a_left_partial(pr, tmp_path, spelling, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = _model(tmp_path / "m", {"readout_angle": 15.0})
+    pr.write_model(str(src), spelling, np.ones(8), None)
+    assert (tmp_path / "out" / "config.json").is_file()
+    assert not (tmp_path / "out.partial").exists()
+    (tmp_path / "other.partial").mkdir()  # a folder of that name is never deleted
+    with pytest.raises(SystemExit, match="already exists"):
+        pr.write_model(str(src), "other", np.ones(8), None)
+    assert (tmp_path / "other.partial").is_dir() and not (tmp_path / "other").exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -637,6 +638,56 @@ def calibrate_from_ferplus(
         ),
     )
     return replace(cal, current_threshold=model_threshold(embedder))
+
+
+def check_threshold_target(model: str | Path) -> Path:
+    """The ``config.json`` :func:`save_tag_threshold` would write for ``model``, checked
+    before any calibration: a model folder (not a shipped name) whose config is a
+    writable file.
+
+    Raises:
+        ExprsimError: a shipped model (its threshold is the package's), or no writable
+            ``config.json`` in the folder.
+    """
+    from exprsim.models.embedder import SHIPPED
+
+    if str(model) in SHIPPED:
+        raise ExprsimError(
+            f"the shipped model {str(model)!r} keeps its own threshold: --save writes a model "
+            "folder's config.json (give --model FOLDER)"
+        )
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        raise ExprsimError(f"{printable(str(path))}: no such model config")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ExprsimError(f"{printable(str(path))}: not writable, so no threshold can be saved")
+    return path
+
+
+def save_tag_threshold(model: str | Path, threshold: float) -> Path:
+    """Write ``threshold`` as ``tag_threshold`` into the model folder's ``config.json``
+    (every other key kept; whole or not at all), so that tagging with that model uses it.
+    Returns the config's path.
+
+    Raises:
+        ExprsimError: see :func:`check_threshold_target`; a config that is no JSON object;
+            a threshold outside (0, 2].
+    """
+    import json
+
+    from exprsim.io import write_json
+
+    path = check_threshold_target(model)
+    if not (isinstance(threshold, numbers.Real) and 0 < threshold <= 2):
+        raise ExprsimError(f"a tag threshold is a distance in (0, 2], got {threshold!r}")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExprsimError(f"{printable(str(path))}: not a readable model config ({exc})") from exc
+    if not isinstance(doc, dict) or "model" not in doc:
+        raise ExprsimError(f"{printable(str(path))}: not a model config")
+    doc["tag_threshold"] = round(float(threshold), 6)
+    return write_json(path, doc)
 
 
 def calibration_page(

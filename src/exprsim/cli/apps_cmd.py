@@ -304,7 +304,8 @@ def _register_tag(subparsers: Any) -> None:
             "exprsim tag add NAME IMAGE... --db F   store reference faces for NAME\n"
             "exprsim tag list --db F                 list reference faces\n"
             "exprsim tag remove NAME --db F          delete NAME's references and the tag\n"
-            "exprsim tag calibrate [--html F]        precision/recall vs threshold (FER+)\n"
+            "exprsim tag calibrate [--html F]        precision/recall vs threshold (FER+);\n"
+            "                                        --save --model DIR: keep the best one\n"
             "exprsim tag IMAGE... --db F             tag every face of the images\n"
             "                                        (- or --files-from FILE: a list of paths)"
         ),
@@ -338,6 +339,12 @@ def _register_tag(subparsers: Any) -> None:
     )
     p.add_argument("--data-dir", metavar="DIR", help=f"with calibrate: {DATA_DIR_HELP}")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="with calibrate: write the best-F1 threshold into --model FOLDER's config.json "
+        "(tagging with that model then uses it)",
+    )
     _model_arg(p)
     _detector_arg(p)
     _out_arg(p)
@@ -942,13 +949,13 @@ TAG_OPTIONS = {
     "add": {"db", "face", "detector"},
     "list": {"db"},
     "remove": {"db"},
-    "calibrate": {"data_dir", "out", "html"},
+    "calibrate": {"data_dir", "out", "html", "save"},
     "tag": {"db", "threshold", "index", "detector", "out", "html", "files_from"},
     "index": {"db", "threshold", "index"},  # tag --index alone: re-tag the indexed faces
 }
 _TAG_DEFAULTS = {
     "db": None, "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
-    "threshold": None, "index": False, "files_from": None,
+    "threshold": None, "index": False, "files_from": None, "save": False,
 }  # fmt: skip
 #: the tag actions that read reference faces: their missing ``--db`` is made by ``tag add``
 #: (``index add`` adds no reference face)
@@ -982,6 +989,10 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
         usage = "tag list --db FILE" if action == "list" else "tag calibrate [--html FILE]"
         raise ExprsimError(f"tag {action} takes no {printable(rest[0])!r} (usage: exprsim {usage})")
     _check_out(args.out, args.html)
+    if args.save:  # before minutes of calibration, not after
+        from exprsim.apps.tag import check_threshold_target
+
+        check_threshold_target(args.model)
     if action != "calibrate" and not args.db:
         raise ExprsimError(f"{_tag_what(action)}: --db FILE is required")
     if args.db:
@@ -1058,6 +1069,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if args.html:
             calibration_page(cal).save(args.html)
             print(f"report: {args.html}")
+        if args.save:
+            from exprsim.apps.tag import save_tag_threshold
+
+            path = save_tag_threshold(args.model, cal.best_f1_threshold)
+            print(f"tag_threshold {cal.best_f1_threshold:g} -> {printable(str(path))}")
         return 0
     if action == "add":
         return _tag_add(args, rest[0], files)
