@@ -88,20 +88,21 @@ def _member(root: Path, name: str, seed: int = 0) -> Path:
 def test_ensemble_refuses_an_out_holding_another_model(
     tmp_path: Path, random_model_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from exprsim.cli.model_cmd import _same_ensemble
+    from exprsim.training.ensemble import check_out
 
     a, b = _member(tmp_path, "a"), _member(tmp_path, "b", seed=1)
     before = digest(random_model_dir / "model.safetensors")
     rc, _, err = run(capsys, "ensemble", str(a), str(b), "--out", str(random_model_dir))
     assert rc == 2 and "holds another model" in one_line(err)  # was: overwritten
     assert digest(random_model_dir / "model.safetensors") == before
-    # an earlier export of the same members may be written again; of others, not
+    # an earlier ensemble export may be written again, of the same members or (review 21:
+    # an export's members, spelled from another folder, were taken for others) of others
     ens = tmp_path / "ens"
     ens.mkdir()
     (ens / "config.json").write_text("{}")
     (ens / "ensemble.json").write_text(json.dumps({"members": [str(a), str(b)]}))
-    assert _same_ensemble(ens, [str(b), str(a)])
-    assert not _same_ensemble(ens, [str(a), str(tmp_path / "c")])
+    check_out(ens, [str(b), str(a)])
+    check_out(ens, [str(a), str(tmp_path / "c")])
     rc, _, err = run(capsys, "ensemble", str(a), str(b), "--out", "")
     assert rc == 2 and "--out is empty" in one_line(err)
 

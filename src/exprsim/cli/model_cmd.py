@@ -498,11 +498,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         raise ExprsimError(
             f"--out {args.out} is a training run folder: its model would be overwritten"
         )
-    if not _same_ensemble(out, args.runs):
-        raise ExprsimError(
-            f"--out {args.out} holds another model (not this ensemble's earlier export); it "
-            "would be overwritten: use a new --out"
-        )
+    # compose_ensemble refuses an --out holding another model (not an ensemble's export)
     from exprsim.training.ensemble import compose_ensemble
 
     try:
@@ -517,18 +513,6 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         f"validation score {best['score']:.4f} -> {args.out}"
     )
     return 0
-
-
-def _same_ensemble(out: Path, runs: Sequence[str]) -> bool:
-    """Whether ``out`` holds no model, or one composed earlier of the same ``runs``
-    (its ``ensemble.json`` names them): only then may ``exprsim ensemble`` write there."""
-    if not any((out / n).exists() for n in ("config.json", "model.safetensors")):
-        return True
-    try:
-        members = json.loads((out / "ensemble.json").read_text())["members"]
-        return {Path(m).resolve() for m in members} == {Path(r).resolve() for r in runs}
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _warn_unfinished(models: Sequence[str]) -> None:

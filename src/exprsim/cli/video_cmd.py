@@ -116,13 +116,13 @@ def _face_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eps",
         type=float_in(0.0, lo_open=True),
-        default=DEFAULT_EPS,
+        default=None,  # None: DEFAULT_EPS; given with --identity iou, refused
         help=f"DBSCAN radius of the person grouping (dlib; default {DEFAULT_EPS:g})",
     )
     p.add_argument(
         "--min-samples",
         type=int_at_least(1),
-        default=DEFAULT_MIN_SAMPLES,
+        default=None,  # None: DEFAULT_MIN_SAMPLES; given with --identity iou, refused
         help=f"DBSCAN min_samples of the person grouping (dlib; default {DEFAULT_MIN_SAMPLES})",
     )
     p.add_argument(
@@ -201,7 +201,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:
         raise ExprsimError(f"--fps must be > 0, got {args.fps}")
-    if args.clusters < 1 or args.smooth < 1 or args.min_samples < 1:
+    small = args.min_samples is not None and args.min_samples < 1
+    if args.clusters < 1 or args.smooth < 1 or small:
         raise ExprsimError("--clusters, --smooth and --min-samples must be >= 1")
     if args.smooth % 2 == 0:  # a median window has a middle face
         raise ExprsimError(
@@ -225,11 +226,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
     if args.neutral != DEFAULT_NEUTRAL and args.embedding != "pvae":
         raise ExprsimError("--neutral is only used with --embedding pvae")
     if args.identity == "iou":  # IoU tracks have no DBSCAN to tune
-        for flag, value, default in (
-            ("--eps", args.eps, DEFAULT_EPS),
-            ("--min-samples", args.min_samples, DEFAULT_MIN_SAMPLES),
-        ):
-            if value != default:
+        for flag, value in (("--eps", args.eps), ("--min-samples", args.min_samples)):
+            if value is not None:  # given, even at its default value
                 raise ExprsimError(
                     f"{flag} is only used with --identity dlib (or auto), not --identity iou"
                 )
@@ -258,8 +256,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         sharpness_threshold=args.min_sharpness,
         max_abs_yaw=args.max_yaw,
         identity=args.identity,
-        eps=args.eps,
-        min_samples=args.min_samples,
+        eps=DEFAULT_EPS if args.eps is None else args.eps,
+        min_samples=DEFAULT_MIN_SAMPLES if args.min_samples is None else args.min_samples,
         smooth_window=args.smooth,
         n_summary=args.clusters,
         tag_threshold=args.tag_threshold,

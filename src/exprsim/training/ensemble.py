@@ -160,6 +160,37 @@ def _combined(
     return e.numpy(), p.numpy()
 
 
+def _ensemble_export(out: Path) -> bool:
+    """Whether the model in ``out`` is an ensemble's: its ``ensemble.json``, an
+    ``exprnet_ens`` config, or the folder of an ``ensemble`` recipe (a composition killed
+    before its ``ensemble.json`` is composed again there)."""
+    if (out / "ensemble.json").is_file():
+        return True
+    for name, key, value in (("config.json", "model", "exprnet_ens"),
+                             ("train_config.json", "recipe", "ensemble")):  # fmt: skip
+        try:
+            if json.loads((out / name).read_text()).get(key) == value:
+                return True
+        except (OSError, ValueError, AttributeError):  # absent, damaged, not an object
+            continue
+    return False
+
+
+def check_out(out: str | Path, runs: Sequence[str | Path]) -> None:
+    """Refuse an ``out`` that is one of the ``runs``, or holds a model that is not an
+    ensemble's export (no ``ensemble.json``): composing would overwrite it. An earlier
+    export, of these members or others, is composed again in place."""
+    out = Path(out)
+    if any(Path(r).resolve() == out.resolve() for r in runs):
+        raise ValueError(f"{out} is one of the members: it would be overwritten")
+    model = any((out / n).exists() for n in ("config.json", "model.safetensors"))
+    if model and not _ensemble_export(out):
+        raise ValueError(
+            f"{out} holds another model (not an ensemble's export); it would be "
+            "overwritten: use a new --out"
+        )
+
+
 def compose_ensemble(
     runs: Sequence[str | Path],
     out: str | Path,
@@ -175,7 +206,8 @@ def compose_ensemble(
 
     Raises:
         ValueError: fewer than two runs, members that do not fit together, no angle or an
-            angle that is not a finite number.
+            angle that is not a finite number, an ``out`` that is a member or holds a model
+            other than an ensemble's export.
     """
     from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
@@ -184,6 +216,7 @@ def compose_ensemble(
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
+    check_out(out, runs)
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
@@ -222,7 +255,7 @@ def compose_ensemble(
     out.mkdir(parents=True, exist_ok=True)
     export_embedder(ens, config, out)
     summary = {
-        "members": [str(r) for r in runs],
+        "members": [str(Path(r).resolve()) for r in runs],  # whatever folder it is read from
         "chosen": {"e_block": mode, **best},
         "tried": tried,
         "validation": {"faces": len(val.images), "triplet_draws": draws, "triplets_per_draw": 3000},
@@ -300,6 +333,11 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
         check_network(m)
         if not _hybrid_net(m.model, m.model_kwargs):
             raise ValueError(f"member: {MEMBER_NEED}")
+        if m.val_fraction == 0:  # else refused by its first member's training, or composing
+            raise ValueError(
+                "member: the ensemble's readout is chosen on validation faces: it needs "
+                "val_fraction > 0"
+            )
         out.append((name, m))
     make_network(out[0][1])  # the members differ only in seed and version
     return out
@@ -331,17 +369,22 @@ def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool
         a :class:`~exprsim.training.ferplus_config.TrainResult`: epochs trained now, wall time, and
         the chosen readout's validation figures.
     """
-    from exprsim.training.ferplus import check_resume, train
+    from exprsim.training.ferplus import MAY_CHANGE, check_resume, train
     from exprsim.training.ferplus_config import TrainResult
-    from exprsim.training.run import RunFolder
+    from exprsim.training.run import RunFolder, build_network, check_weights
 
     members = member_configs(cfg)
     run = RunFolder(out_dir)
-    run.check(cfg, may_change=("device", "epochs"))
+    # members extend as ferplus runs do (their own checks below hold them to that)
+    may_change = ("device", "epochs", *(f"member.{k}" for k in MAY_CHANGE))
+    run.check(cfg, may_change)
     for name, mcfg in members:  # a member's refused resume must not rewrite our config
         if (run.dir / name).exists():
-            check_resume(mcfg, RunFolder(run.dir / name))
-    run.claim(cfg, may_change=("device", "epochs"))  # members extend as ferplus runs do
+            state = check_resume(mcfg, RunFolder(run.dir / name))
+            if state is not None:
+                net = build_network(mcfg.model, mcfg.embedding_dim, mcfg.model_kwargs)
+                check_weights(run.dir / name / "state.pt", state.get("model"), net)
+    run.claim(cfg, may_change)
     epochs = 0
     for name, mcfg in members:
         if _finished(run.dir / name, mcfg):

@@ -36,6 +36,7 @@ from exprsim.progress import progress_bar
 from exprsim.training.run import (
     RunFolder,
     build_network,
+    check_weights,
     exclusive_run,
     export_embedder,
     foreign_checkpoint,
@@ -284,6 +285,8 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
     model = build_network(cfg.model, cfg.embedding_dim, cfg.model_kwargs).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)
+    if state is not None:  # a checkpoint of another network: refused before the claim
+        check_weights(run.state_path, state.get("model"), model)
     run.claim(cfg, MAY_CHANGE)
     start = _restore(run, model, opt, state, device)
     torch.manual_seed(cfg.seed * 1_000_003 + start)

@@ -58,6 +58,7 @@ from exprsim.training.run import (
     RunFolder,
     brief,
     build_network,
+    check_weights,
     exclusive_run,
     export_embedder,
     foreign_checkpoint,
@@ -372,11 +373,6 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ValueError(
             f"readout_angles must be finite, in [0, 90] degrees, got {list(cfg.readout_angles)!r}"
         )
-    if cfg.readout_angles and cfg.val_fraction == 0:  # else refused only after training
-        raise ValueError(
-            "readout_angles are chosen on validation faces: they need val_fraction > 0 "
-            "(or no readout_angles)"
-        )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
         raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
     if cfg.teacher_pair_weight > 0 and (
@@ -605,9 +601,12 @@ def check_network(cfg: TrainConfig) -> None:
 
     spec = model_spec(cfg.model)
     channels = 1 if cfg.preprocess.grayscale else 3
-    if spec.in_channels != channels:
+    # exprnet_s, densenet and fecnet take their channels as a keyword
+    takes = cfg.model_kwargs.get("in_channels", spec.in_channels)
+    if takes != channels:
+        where = " (model_kwargs.in_channels)" if "in_channels" in cfg.model_kwargs else ""
         raise ModelError(
-            f"model {cfg.model!r} takes {spec.in_channels}-channel input but "
+            f"model {cfg.model!r} takes {takes}-channel input{where} but "
             f"preprocess.grayscale={cfg.preprocess.grayscale} gives {channels}"
         )
 
@@ -616,7 +615,12 @@ def check_readout_faces(cfg: TrainConfig, model: Any, n_train: int, n_val: int) 
     """Refuse ``readout_angles`` that could not be scored at the end of the run: the
     choice needs validation faces and 11 training neighbours (kNN11)."""
     if not (cfg.readout_angles and hasattr(model, "readout_angle")):
-        return
+        return  # a network without a hybrid readout ignores the angles
+    if n_val < 1 and cfg.val_fraction == 0:
+        raise ValueError(
+            "readout_angles are chosen on validation faces: they need val_fraction > 0 "
+            "(or no readout_angles)"
+        )
     if n_val < 1 or n_train < 11:
         more = "val_fraction" if n_val < 1 else "max_train"
         raise ValueError(
@@ -927,6 +931,9 @@ def train(
     check_batch_size(cfg, len(train_data.images))
     s = _build(cfg, train_data, val_data, labels, device)  # so do the network and init_from
     check_readout_faces(cfg, s.model, len(train_data.images), len(val_data.images))
+    if state is not None:  # a checkpoint of another network: refused before the claim
+        check_weights(run.state_path, state.get("model"), s.model)
+        check_weights(run.state_path, state.get("head"), s.head)
     run.claim(cfg, MAY_CHANGE)
     start_epoch, swa, swa_n = _resume(s, cfg, run, device, state)
     del state

@@ -52,7 +52,13 @@ from exprsim.errors import DataError
 from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
-from exprsim.training.run import RunFolder, exclusive_run, foreign_checkpoint, setup_torch
+from exprsim.training.run import (
+    RunFolder,
+    check_weights,
+    exclusive_run,
+    foreign_checkpoint,
+    setup_torch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -410,6 +416,8 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     data, extra = _pvae_data(cfg)
     setup_torch(cfg.seed, max(1, cfg.threads))
     tr = _PVAETrainer(cfg, data)
+    if state is not None:  # a checkpoint of another network: refused before the claim
+        check_weights(run.state_path, state.get("model"), tr.model)
     run.claim(cfg, may_change)
     save_json(tr.model.config, run.dir / "pvae_config.json")
     start = 0

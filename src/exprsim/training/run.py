@@ -50,6 +50,24 @@ def recipe_of(cfg: Any) -> str | None:
     return max(fits, key=lambda r: len(r.fixed)).name if fits else None
 
 
+def _changed(old: Any, cfg: Any, may_change: Iterable[str]) -> Any:
+    """``old`` with the fields ``may_change`` names taken from ``cfg``; ``"member.epochs"``
+    names the key ``epochs`` of the dict field ``member`` (an ensemble's member config)."""
+    names = {f.name for f in fields(cfg)}
+    for name in may_change:
+        field, _, key = name.partition(".")
+        if field not in names:
+            continue
+        if not key:
+            old = replace(old, **{field: getattr(cfg, field)})
+            continue
+        was, now = getattr(old, field), getattr(cfg, field)
+        if isinstance(was, dict) and isinstance(now, dict):
+            kept = {k: v for k, v in was.items() if k != key}
+            old = replace(old, **{field: kept | ({key: now[key]} if key in now else {})})
+    return old
+
+
 class TrainingDivergedError(ExprsimError):
     """The weights became NaN or infinite (a learning rate too high, or bad data)."""
 
@@ -87,10 +105,8 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
     busy = f"another exprsim train is using {out}; wait for it to end, or use another --out"
     for _ in range(3):  # the file may be removed by the holder between open and flock
         with open(path, "a+b") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ExprsimError(busy) from None
+            if not _flock_briefly(fh, fcntl.LOCK_EX):
+                raise ExprsimError(busy)
             try:
                 if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), path.stat()):
                     continue  # locked a file the last holder removed: take the new one
@@ -105,6 +121,27 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
     raise ExprsimError(busy)
+
+
+#: how long :func:`run_lock` waits for a lock held for a moment (an ``exprsim evaluate``
+#: probing whether a run is being trained holds it shared for that long)
+LOCK_WAIT_S = 1.0
+
+
+def _flock_briefly(fh: Any, how: int) -> bool:
+    """``flock(fh, how)`` without blocking, tried again for up to :data:`LOCK_WAIT_S`:
+    whether it was taken."""
+    import fcntl
+
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fh, how | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
 
 def exclusive_run(
@@ -138,6 +175,36 @@ def foreign_checkpoint(path: Path) -> Iterator[None]:
             f"{path}: a checkpoint of another network or config ({brief(exc)}); restore "
             "the run's own train_config.json, or use a new --out"
         ) from exc
+
+
+def check_weights(path: Path, saved: Any, module: Any) -> None:
+    """Refuse a checkpoint's weights ``saved`` (a state dict; anything else is left to the
+    load) that do not fit ``module`` (the network built from the config), before the run
+    folder is claimed: one :class:`ExprsimError` line naming the first key that differs
+    and its two shapes.
+    """
+    if not isinstance(saved, Mapping):
+        return
+    ours = module.state_dict()
+    why = None
+    for key, value in ours.items():
+        if key not in saved:
+            why = f"{key} is not in the checkpoint"
+        elif tuple(getattr(saved[key], "shape", ())) != tuple(value.shape):
+            why = (
+                f"{key} is {list(getattr(saved[key], 'shape', ()))} in the checkpoint, "
+                f"{list(value.shape)} in this config's network"
+            )
+        if why:
+            break
+    extra = next((k for k in saved if k not in ours), None)
+    if why is None and extra is not None:
+        why = f"the checkpoint holds {extra}, which this config's network has not"
+    if why is not None:
+        raise ExprsimError(
+            f"{path}: a checkpoint of another network or config ({why}); restore the run's "
+            "own train_config.json, or use a new --out"
+        )
 
 
 def write_or_explain(path: Path, write: Callable[[Path], object], kept: str) -> Path:
@@ -230,9 +297,7 @@ class RunFolder:
                     f"{self.dir} holds another kind of run, or its train_config.json is "
                     f"damaged ({exc}); use a new --out"
                 ) from exc
-            names = {f.name for f in fields(cfg)}
-            same = {k: getattr(cfg, k) for k in may_change if k in names}
-            if not same_config(replace(old, **same), cfg):
+            if not same_config(_changed(old, cfg, may_change), cfg):
                 if self.holds_progress():
                     raise ValueError(
                         f"{self.dir} holds a run with a different config; use a new --out"
@@ -438,14 +503,75 @@ def _lock_held(path: Path) -> bool:
 _DONE_KEYS = {"epochs": "epoch", "iterations": "iteration"}
 
 
+def _done(folder: Path, field: str) -> int | None:
+    """How many of ``field`` (``epochs``, ``iterations``) the checkpoint in ``folder`` has
+    reached: 0 without one, ``None`` for a recipe counted otherwise."""
+    import torch
+
+    key = _DONE_KEYS.get(field)
+    if key is None:
+        return None
+    if not (folder / "state.pt").is_file():
+        return 0
+    state = torch.load(folder / "state.pt", weights_only=True, mmap=True, map_location="cpu")
+    return int(state.get(key, 0))
+
+
+def _stale(folder: Path, field: str, length: int, done: int) -> str:
+    """The words of :func:`unfinished_export` for a run stopped after ``done`` of ``length``."""
+    again = "(run its exprsim train again to finish it)"
+    if not (folder / "model.safetensors").is_file():  # never exported: no shorter run's model
+        return f"stopped after {done} of {length} {field} and is not exported yet {again}"
+    return (
+        f"was extended to {length} {field} but stopped after {done}: its exported model is "
+        f"the shorter run's {again}"
+    )
+
+
+def _unfinished_members(out: Path, raw: dict[str, Any]) -> str | None:
+    """:func:`unfinished_export` of an ``ensemble`` recipe's folder: the first member
+    (``a/``, ``b/``, ...) that has not reached the config's epochs, or is being trained."""
+    import string
+
+    from exprsim.training.ferplus_config import TrainConfig
+
+    member = raw.get("member") or {}
+    length = raw.get("epochs")
+    if not isinstance(length, int):
+        length = member.get("epochs", TrainConfig.epochs)
+    if not isinstance(length, int):
+        return None
+    for name, _ in zip(string.ascii_lowercase, raw.get("seeds") or (0, 1), strict=False):
+        if _lock_held(out / name / LOCK_NAME):
+            return f"is being trained now (member {name} holds its lock)"
+        done = _done(out / name, "epochs") or 0
+        if done < length:
+            composed = (out / "model.safetensors").is_file()
+            return (
+                f"stopped with member {name} after {done} of {length} epochs: "
+                + ("its exported model is of shorter members" if composed else "not composed yet")
+                + " (run its exprsim train again to finish it)"
+            )
+    return None
+
+
+def _ended_after(result: Path, state: Path) -> bool:
+    """Whether ``result`` was written after the checkpoint ``state`` (the call that wrote
+    the checkpoint ended normally, e.g. on a ``max_seconds`` budget)."""
+    try:
+        return result.stat().st_mtime_ns >= state.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
 def unfinished_export(folder: str | Path) -> str | None:
     """Why the model exported in the run folder ``folder`` is not the run its
     ``train_config.json`` now describes (words to follow the folder's name), or ``None``:
     a command trains there now (its lock is held), or the config asks for a longer run
     than the last checkpoint reached (an extension under way, or stopped before its end:
-    ``config.json`` and ``model.safetensors`` are still the shorter run's)."""
-    import torch
-
+    ``config.json`` and ``model.safetensors`` are still the shorter run's, or none yet).
+    An ``ensemble`` recipe's folder is judged by its members; a run that stopped on its
+    ``max_seconds`` budget is finished."""
     from exprsim.training.registry import get_recipe
 
     out = Path(folder)
@@ -453,17 +579,20 @@ def unfinished_export(folder: str | Path) -> str | None:
         return "is being trained now (another command holds its lock)"
     try:
         raw = json.loads((out / "train_config.json").read_text())
-        field = get_recipe(str(raw.get("recipe") or raw.get("kind") or "ferplus")).length_field
-        length, key = raw.get(field), _DONE_KEYS.get(field)
-        if key is None or not isinstance(length, int) or not (out / "state.pt").is_file():
+        recipe = str(raw.get("recipe") or raw.get("kind") or "ferplus")
+        if recipe == "ensemble":
+            return _unfinished_members(out, raw)
+        field = get_recipe(recipe).length_field
+        length = raw.get(field)
+        if not isinstance(length, int) or not (out / "state.pt").is_file():
             return None
-        state = torch.load(out / "state.pt", weights_only=True, mmap=True, map_location="cpu")
-        done = int(state.get(key, 0))
+        done = _done(out, field)
+        if done is None or done >= length:
+            return None
+        if raw.get("max_seconds") is not None and _ended_after(
+            out / "result.json", out / "state.pt"
+        ):
+            return None  # stopped on its time budget: finished as configured
     except Exception:  # no config, a damaged one or a foreign checkpoint: nothing to judge
         return None
-    if done < length:
-        return (
-            f"was extended to {length} {field} but stopped after {done}: its exported model "
-            "is the shorter run's (run its exprsim train again to finish it)"
-        )
-    return None
+    return _stale(out, field, length, done)

@@ -179,12 +179,13 @@ def ferplus_sgm_trainer(
         ``(train_fn, labels)``: labels are the majority votes of those faces. Reads the data
         and checks the batch size and the network; writes nothing.
     """
-    from exprsim.training.ferplus import check_batch_size, make_network
+    from exprsim.training.ferplus import check_batch_size, check_readout_faces, make_network
     from exprsim.training.ferplus_data import load_data
 
     tr, val = load_data(cfg)
     check_batch_size(cfg, len(tr.images))
-    make_network(cfg)  # model_kwargs and init_from fail here, before any folder is claimed
+    net = make_network(cfg)  # model_kwargs and init_from fail here, before any folder is claimed
+    check_readout_faces(cfg, net, len(tr.images), len(val.images))  # as every level would
     assert tr.rows is not None and val.rows is not None  # load_data sets them
     rows = np.concatenate([tr.rows, val.rows])
     order = np.argsort(rows, kind="stable")  # the faces kept, in load order
