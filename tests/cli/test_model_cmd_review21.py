@@ -1,6 +1,6 @@
 """``exprsim ensemble --out`` after the review of round 21: an earlier ensemble export is
 composed again from any working folder (its members were stored as typed and resolved
-against today's folder), and ``ensemble.json`` names its members by absolute paths."""
+against today's folder), and ``ensemble.json`` names its members relative to the export."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def test_ensemble_recomposed_from_another_working_folder(
     rc, _, err = run(capsys, "ensemble", "a", "b", "--out", "ens", *opts)
     assert rc == 0, err
     members = json.loads((tmp_path / "ens" / "ensemble.json").read_text())["members"]
-    assert members == [str(tmp_path / "a"), str(tmp_path / "b")]  # was: "a", "b"
+    assert members == ["../a", "../b"]  # was: "a", "b" (relative to the working folder)
+    for m, n in zip(members, "ab", strict=True):
+        assert (tmp_path / "ens" / m).resolve() == (tmp_path / n).resolve()
     monkeypatch.chdir(tmp_path / "a")
     rc, _, err = run(capsys, "ensemble", "../a", "../b", "--out", "../ens", *opts)
     assert rc == 0, err  # was: "holds another model"

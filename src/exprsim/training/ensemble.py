@@ -255,7 +255,9 @@ def compose_ensemble(
     out.mkdir(parents=True, exist_ok=True)
     export_embedder(ens, config, out)
     summary = {
-        "members": [str(Path(r).resolve()) for r in runs],  # whatever folder it is read from
+        # relative to the export, not to today's working folder: read from anywhere, and a
+        # committed folder holds no machine's absolute paths
+        "members": [os.path.relpath(Path(r).resolve(), out.resolve()) for r in runs],
         "chosen": {"e_block": mode, **best},
         "tried": tried,
         "validation": {"faces": len(val.images), "triplet_draws": draws, "triplets_per_draw": 3000},
