@@ -123,8 +123,10 @@ for _m, _path in enumerate(V7_STAGES):
     LAST_STAGE[f"bal1-m{_m}-r"] = (_path, {**_rep, "class_balance": 1.0})
     # the original FER2013 label as one more vote in the per-face target: for disgust
     # faces only (f13d), or for every label (f13a); needs a pack made with its labels
-    LAST_STAGE[f"f13d-m{_m}"] = (_path, {"fer2013_vote": 1.0, "fer2013_vote_classes": ("disgust",)})
+    _f13d = {"fer2013_vote": 1.0, "fer2013_vote_classes": ("disgust",)}
+    LAST_STAGE[f"f13d-m{_m}"] = (_path, _f13d)
     LAST_STAGE[f"f13a-m{_m}"] = (_path, {"fer2013_vote": 1.0})
+    LAST_STAGE[f"f13d-m{_m}-r"] = (_path, {**_rep, **_f13d})  # runs/f13d.rule.txt's 2nd draw
 
 log = logging.getLogger("gpu_sweep")
 

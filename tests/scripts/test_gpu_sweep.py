@@ -94,6 +94,9 @@ def test_last_stage_jobs_are_v7s_stages_with_one_change(sweep):
         rep = sweep._config(*sweep.LAST_STAGE[f"ctrl-m{m}-r"])
         assert rep == replace(ship, seed=10 + m, split_seed=0)
         assert sweep._config(*sweep.LAST_STAGE[f"bal1-m{m}-r"]) == replace(rep, class_balance=1.0)
+        f13d = {"fer2013_vote": 1.0, "fer2013_vote_classes": ("disgust",)}
+        assert sweep._config(*sweep.LAST_STAGE[f"f13d-m{m}"]) == replace(ship, **f13d)
+        assert sweep._config(*sweep.LAST_STAGE[f"f13d-m{m}-r"]) == replace(rep, **f13d)
         base = load_run_config(sweep.ROOT / ship.init_from)
         assert split_seed(base) == split_seed(ship) == split_seed(rep) == 0
         assert sweep._job_epochs(f"bal1-m{m}") == ship.epochs
