@@ -131,8 +131,8 @@ def _register_fetch(sub: Any) -> None:
         type=int_at_least(0),
         default=50,
         metavar="N",
-        help="stop when the first N downloads all fail to connect: no network? (default 50; "
-        "0: never stop)",
+        help="stop when N downloads, to N hosts or to every host, failed to connect and no "
+        "connection succeeded: no network? (default 50; 0: never stop)",
     )
     p.add_argument(
         "--min-side",
@@ -219,7 +219,15 @@ def _refuse_crop_options(args: argparse.Namespace) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from exprsim.fec.crops import build_crops
+    from pathlib import Path
+
+    from exprsim.fec.crops import (
+        BUSY_ADVICE,
+        CROPS_DIR,
+        StoreBusyError,
+        build_crops,
+        check_store_free,
+    )
     from exprsim.fec.fetch import FetchConfig, fetch_fec
 
     try:
@@ -241,6 +249,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     # before anything is downloaded: a bad detector name was refused after the download
     crop_cfg = _crop_config(args) if args.crop else None
     require_writable(args.out, "--out", folder=True)  # before the CSVs are read
+    if crop_cfg is not None:  # a crop run into DIR/crops: said after the whole download
+        check_store_free(Path(args.out) / CROPS_DIR, BUSY_ADVICE["fetch"])
     report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
     print(report.to_text())
     # the report is kept; one line says why the exit code is 1
@@ -253,7 +263,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"exprsim fec fetch: {why}", file=sys.stderr)
     if crop_cfg is None or not report.n_ok:
         return 1 if why or not report.n_ok else 0
-    crops = build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet)
+    try:
+        crops = build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet)
+    except StoreBusyError as exc:  # one started during the download: the advice of fetch
+        raise StoreBusyError(exc.folder, BUSY_ADVICE["fetch"]) from None
     print(crops.to_text())
     if crops.n_indexed == 0:  # as `fec crop` (it said 0 for the same failure)
         print("exprsim fec fetch: no face could be cropped", file=sys.stderr)

@@ -38,6 +38,7 @@ also crops again the faces of a shard file that is missing or damaged; reading s
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -438,9 +439,15 @@ class CropStore:
 
 def _init_worker(detector_name: str) -> None:
     global _WORKER_DETECTOR
+    import multiprocessing as mp
+
+    from exprsim.fec.fetch import exit_with_parent
+
     # Ctrl-C reaches the whole process group: the parent stops the pool and keeps what
     # was cropped; a worker dying of it only printed a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if mp.parent_process() is not None:  # a worker: not left running when the parent dies
+        exit_with_parent()
     _WORKER_DETECTOR = _make_detector(detector_name)
 
 
@@ -596,15 +603,37 @@ def build_crops(
         return _build_crops(paths, fdir, out, cfg, progress)
 
 
+class StoreBusyError(DataError):
+    """Another run is writing to the crops folder ``folder`` (it holds its lock); the line
+    ends with ``advice``."""
+
+    def __init__(self, folder: Path, advice: str) -> None:
+        super().__init__(
+            f"{printable(str(folder))}: another `exprsim fec crop` is writing to this crops "
+            f"folder; {advice}"
+        )
+        self.folder = folder
+
+
+#: what the line of a busy crops folder advises, by command
+BUSY_ADVICE = {
+    "crop": "wait for it to end, or crop into another --out",
+    "fetch": "wait for it to end, or fetch without --crop and crop into another folder "
+    "with `exprsim fec crop --out DIR`",
+}
+#: errors of ``flock`` on a file system without locks (NFS without lockd, some FUSE)
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
 @contextlib.contextmanager
-def _store_lock(out: Path) -> Iterator[None]:
+def _store_lock(out: Path, advice: str = BUSY_ADVICE["crop"]) -> Iterator[None]:
     """Hold an exclusive lock on the crops folder ``out`` (``flock`` on ``out/.lock``, not
     waiting): two runs into one store took the same shard numbers and wrote over each
     other's crops, silently. The file stays; closing it releases the lock. A no-op where
-    ``fcntl`` is missing (not POSIX).
+    ``fcntl`` is missing (not POSIX), and, with a warning, on a file system without locks.
 
     Raises:
-        DataError: another process holds it.
+        StoreBusyError: another process holds it (the line ends with ``advice``).
     """
     try:
         import fcntl
@@ -615,11 +644,29 @@ def _store_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(
-                f"{printable(str(out))}: another `exprsim fec crop` is writing to this crops "
-                "folder; wait for it to end, or crop into another --out"
-            ) from None
+            raise StoreBusyError(out, advice) from None
+        except OSError as exc:  # ended `fec crop` with a bare errno line
+            if exc.errno not in _NO_LOCKS:
+                raise
+            log.warning(
+                "%s: cannot lock this crops folder (%s: no file locks here?); going on "
+                "unlocked: run one crop into it at a time",
+                printable(str(out)), exc.strerror or exc,
+            )  # fmt: skip
         yield
+
+
+def check_store_free(out: str | Path, advice: str = BUSY_ADVICE["crop"]) -> None:
+    """Fail now when another run is writing to the crops folder ``out`` (nothing held
+    after; a folder that does not exist yet is free).
+
+    Raises:
+        StoreBusyError: another process holds its lock.
+    """
+    out = Path(out)
+    if (out / LOCK_NAME).is_file():
+        with _store_lock(out, advice):
+            pass
 
 
 def _build_crops(
@@ -786,20 +833,27 @@ def _run_jobs(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    from exprsim.fec.fetch import stop_worker_pool
+
     chunk = max(1, min(64, len(items) // (cfg.workers * 4) or 1))
     jobs = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     ctx = mp.get_context("spawn")  # detectors (MediaPipe) are not fork-safe
     ex = ProcessPoolExecutor(
         cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg.detector,)
     )
+    finished = False
     try:
         for res in ex.map(_worker_job, jobs, [cfg] * len(jobs)):
             yield from res
+        finished = True
     except BrokenProcessPool as exc:
         raise ExprsimError(
             f"a crop worker process died ({exc}); when build_crops runs from a script, put "
-            'the script\'s code under `if __name__ == "__main__":`, else try workers=1 '
-            "(out of memory?); the crops made so far are kept"
+            'the script\'s code under `if __name__ == "__main__":`, else try --crop-workers 1 '
+            "(workers=1 in Python; out of memory?); the crops made so far are kept"
         ) from None
-    finally:  # Ctrl-C too: the queued jobs are dropped, not all run first (workers ignore it)
-        ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if finished:
+            ex.shutdown(wait=True)
+        else:  # Ctrl-C, an error: the workers are stopped now, the queued jobs dropped
+            stop_worker_pool(ex)

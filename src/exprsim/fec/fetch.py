@@ -42,6 +42,7 @@ import os
 import re
 import socket
 import sqlite3
+import ssl
 import threading
 import time
 import urllib.error
@@ -50,7 +51,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.client import HTTPConnection, HTTPException, HTTPSConnection, IncompleteRead, InvalidURL
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,15 @@ _FORMAT_EXT = {
 }
 #: longest delay or timeout :class:`FetchConfig` accepts, in seconds (one day)
 MAX_SECONDS = 86400.0
-#: error kinds that a later run retries (network trouble, not the content)
+#: error kinds that a later run retries (network trouble, not the content); ``tls``: the
+#: TLS handshake failed (a certificate not trusted here, say), ``proxy``: the proxy refused
+#: the tunnel (``Tunnel connection failed: 407``)
 TRANSIENT_KINDS = frozenset(
-    {"timeout", "connection", "incomplete", "http_408", "http_429", "http_5xx", "interrupted"}
-)
+    {
+        "timeout", "connection", "incomplete", "http_408", "http_429", "http_5xx",
+        "interrupted", "tls", "proxy",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,11 @@ class FetchConfig:
         user_agent: the User-Agent header.
         placeholder_patterns: a final URL containing one of these is a "photo removed"
             placeholder (Flickr redirects deleted photos to ``.../photo_unavailable.png``).
-        max_connect_failures: stop the run when this many URLs in a row could not even
-            connect (refused, DNS, unreachable, connect timeout) and no server answered
-            yet: there is likely no network (0: never stop). What was fetched is kept.
+        max_connect_failures: stop the run when this many URLs could not even connect
+            (refused, DNS, unreachable, connect timeout), on as many hosts or on every host
+            of the run, while no connection at all has succeeded yet: there is likely no
+            network (0: never stop). One dead host does not stop a run; what was fetched
+            is kept.
 
     Raises:
         ValueError: a count below its minimum, or a delay or timeout that is not a finite
@@ -398,12 +406,30 @@ class _Failure(Exception):
 class _Watchdog:
     """Ends one download attempt by shutting its sockets down: at its deadline, or when
     the run stops. A socket timeout bounds each read only, so a server that drips a byte
-    now and then (headers or body) kept a worker, and Ctrl-C, waiting for hours."""
+    now and then (headers or body) kept a worker, and Ctrl-C, waiting for hours.
 
-    def __init__(self) -> None:
+    An attempt whose transfer is complete (:meth:`finish`) is no longer cut: a deadline
+    that fired between the last byte and the timer's cancel recorded a whole image as a
+    timeout."""
+
+    def __init__(self, run: _Stop | None = None) -> None:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self.why: str | None = None  # "deadline" | "stopped"
+        self.done = False  # the transfer completed before any cut
+        self.run = run
+
+    def connected(self) -> None:
+        """A connection of this attempt succeeded: tell the run (the network works)."""
+        if self.run is not None:
+            self.run.connected.set()
+
+    def finish(self) -> bool:
+        """Mark the transfer complete, unless it was cut first (its data may then be
+        short); whether it was complete."""
+        with self._lock:
+            self.done = self.why is None
+            return self.done
 
     def track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -414,6 +440,8 @@ class _Watchdog:
 
     def expire(self, why: str = "deadline") -> None:
         with self._lock:
+            if self.done:  # too late: the transfer is complete
+                return
             if self.why is None:
                 self.why = why
             socks = list(self._socks)
@@ -442,6 +470,7 @@ class _Stop(threading.Event):
 
     def __init__(self) -> None:
         super().__init__()
+        self.connected = threading.Event()  # a connection of this run succeeded
         self._live_lock = threading.Lock()
         self._live: set[_Watchdog] = set()
         self._cut = False
@@ -476,13 +505,32 @@ def _track(conn: HTTPConnection) -> None:
         wd.track(conn.sock)
 
 
+def _create_connection(*args: Any, **kwargs: Any) -> socket.socket:
+    """:func:`socket.create_connection`, telling this thread's attempt that it connected:
+    as soon as one TCP connection succeeds (before TLS, a proxy's tunnel or the answer of
+    a slow server) the run knows that the network works."""
+    sock = socket.create_connection(*args, **kwargs)
+    wd = getattr(_ATTEMPT, "watchdog", None)
+    if wd is not None:
+        wd.connected()
+    return sock
+
+
 class _TrackedHTTP(HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _create_connection
+
     def connect(self) -> None:
         super().connect()
         _track(self)
 
 
 class _TrackedHTTPS(HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _create_connection
+
     def connect(self) -> None:
         super().connect()
         _track(self)
@@ -585,7 +633,7 @@ def _download(
         _Failure: the attempt failed (kind ``timeout`` when the deadline cut it).
         _Stopped: ``stop`` (a :class:`_Stop`) was set while it ran.
     """
-    wd = _Watchdog()
+    wd = _Watchdog(stop if isinstance(stop, _Stop) else None)
     timer = threading.Timer(cfg.total_timeout, wd.expire)
     timer.daemon = True
     watching = stop.watching(wd) if isinstance(stop, _Stop) else contextlib.nullcontext()
@@ -601,6 +649,8 @@ def _download(
         finally:
             timer.cancel()
             _ATTEMPT.watchdog = None
+    if result is not None and wd.done:  # complete before any cut (one may come just after)
+        return result
     if wd.why == "stopped":
         raise _Stopped
     if wd.why is not None or result is None:  # a cut can also look like a clean EOF
@@ -640,6 +690,9 @@ def _transfer(
                     raise _Failure("too_large", f"more than max_bytes {cfg.max_bytes}", status)
             if resp.length:  # read1 does not raise IncompleteRead as read did
                 raise IncompleteRead(buf.getvalue(), resp.length)
+            wd = getattr(_ATTEMPT, "watchdog", None)
+            if wd is not None:  # from now on the deadline or a stop no longer cuts it
+                wd.finish()
             return buf.getvalue(), final, status
     except _Failure:
         raise
@@ -668,6 +721,10 @@ def _transfer(
             raise _Failure("timeout", f"timed out after {cfg.timeout} s", connect=True) from None
         if isinstance(reason, _Failure):
             raise reason from None
+        if isinstance(reason, ssl.SSLError):  # CertificateError too: a server answered
+            raise _Failure("tls", f"TLS: {reason}") from None
+        if isinstance(reason, OSError) and str(reason).startswith("Tunnel connection failed"):
+            raise _Failure("proxy", f"proxy: {reason}") from None  # the proxy answered
         raise _Failure("connection", f"{reason}", connect=isinstance(reason, OSError)) from None
     except InvalidURL as exc:  # before HTTPException, its base: not worth retrying
         raise _Failure("bad_url", f"malformed URL ({exc})") from None
@@ -921,6 +978,41 @@ def refuse_in_starting_worker(what: str) -> None:
         )
 
 
+#: seconds between a worker process's looks at whether its parent is still there
+_PARENT_POLL_S = 0.5
+
+
+def exit_with_parent(poll: float = _PARENT_POLL_S) -> None:
+    """In a worker process: end it (``os._exit``) once its parent process is gone.
+
+    A worker ignoring SIGINT outlived a parent that left with ``os._exit`` (a third Ctrl-C)
+    or was killed: it waited on the job queue for ever, holding the caller's stdout open.
+    A daemon thread compares ``os.getppid()`` with the parent's at start."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exprsim-parent-watch", daemon=True).start()
+
+
+def stop_worker_pool(ex: Any) -> None:
+    """Stop a ``ProcessPoolExecutor`` at once, on Ctrl-C or any error: its processes are
+    terminated and its queued jobs dropped. ``shutdown(wait=True)`` waited for the jobs
+    running and already queued (workers ignore Ctrl-C), and a further Ctrl-C then left
+    the command with its workers running."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=2.0)
+
+
 def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
     """Unique URLs (first-appearance order) of FEC CSVs, and the parsed tables by path."""
     from exprsim.data.fec import parse_fec_csv
@@ -1036,7 +1128,7 @@ def fetch_fec(
     if n_parts:
         log.info("removed %d unfinished temporary file(s) from an interrupted run", n_parts)
     manifest = open_manifest(out)
-    counts = _Counts()
+    counts = _Counts(proxy=_env_proxy(cfg))
     try:
         rows = manifest.rows()
         todo = _plan(urls, rows, out, cfg, manifest, counts)
@@ -1069,23 +1161,68 @@ class _Counts:
     unreachable: int = 0  # results that never reached a server (refused, DNS, ...)
     reached: int = 0  # results for which a server answered (any status)
     stopped: str | None = None  # why the run stopped on its own (no network)
+    n_hosts: int = 0  # hosts of the URLs this run fetches
+    dead_hosts: set[str] = field(default_factory=set)  # hosts that refused a connection
+    proxy: str | None = None  # the environment's proxy, named in the no-network line
 
-    def count(self, res: FetchResult, cfg: FetchConfig) -> None:
-        """Count a committed result; stop the run (:attr:`stopped`) when the first
-        ``cfg.max_connect_failures`` results all failed to connect."""
+    def count(
+        self, res: FetchResult, cfg: FetchConfig, connected: bool = False, more: bool = True
+    ) -> None:
+        """Count a committed result; stop the run (:attr:`stopped`) when work remains
+        (``more``), no connection of the run has succeeded (``connected``) nor has a server
+        answered, and ``cfg.max_connect_failures`` results failed to connect, to as many
+        hosts or to every host of the run. (Counting results alone stopped a run whose
+        first URLs were on one dead host, and every re-run again, since those are retried;
+        or one whose working servers were slow to answer.)"""
         self.attempted += 1
         self.downloaded += res.status == "ok"
         if res.no_connection:
             self.unreachable += 1
+            self.dead_hosts.add(_host(res.url))
         elif res.error_kind not in ("interrupted", "bad_url"):
             self.reached += 1
-        n = cfg.max_connect_failures
-        if n and not self.reached and self.unreachable >= n and self.stopped is None:
+        n, n_dead = cfg.max_connect_failures, len(self.dead_hosts)
+        if not n or connected or self.reached or not more or self.stopped is not None:
+            return
+        if self.unreachable >= n and (n_dead >= n or n_dead >= self.n_hosts):
+            via = f" (through the proxy {self.proxy}: is it up?)" if self.proxy else ""
             self.stopped = (
-                f"no network? {self.unreachable} downloads in a row failed to connect and no "
-                "server answered; stopped, what was fetched is kept (run again to go on; "
+                f"no network? {self.unreachable} downloads in a row failed to connect, to "
+                f"{n_dead} host{'s' if n_dead != 1 else ''}, and no server answered{via}; "
+                "stopped, what was fetched is kept (run again to go on; "
                 "--max-connect-failures 0, max_connect_failures=0 in Python: never stop)"
             )
+
+
+def _host(url: str) -> str:
+    """The server of ``url``: its host, lower case, and port (``""`` when it has none)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return ""
+
+
+def _env_proxy(cfg: FetchConfig) -> str | None:
+    """The HTTP(S) proxies of the environment that the run goes through, without their
+    passwords (``None`` when none)."""
+    if not cfg.use_env_proxy:
+        return None
+    proxies = urllib.request.getproxies()
+    if proxies.get("no", "").strip() == "*":
+        return None
+    names: dict[str, None] = {}
+    for scheme in ("http", "https"):
+        value = proxies.get(scheme)
+        if not value:
+            continue
+        try:
+            parts = urllib.parse.urlsplit(value)
+            netloc = parts.netloc.rpartition("@")[2]  # never print user:password
+            names[urllib.parse.urlunsplit(parts._replace(netloc=netloc))] = None
+        except ValueError:
+            names["(unreadable)"] = None
+    return ", ".join(printable(n) for n in names) or None
 
 
 def _plan(
@@ -1132,12 +1269,14 @@ def _fetch_all(
     from tqdm import tqdm
 
     stop = _Stop()
+    counts.n_hosts = len({_host(u) for u in todo})
     limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
     local = threading.local()
     bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
     ex = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fec-fetch")
     pending: set[Future[FetchResult]] = set()
     it = iter(todo)
+    finished = [0]  # results handed in, committed or not
 
     def top_up() -> None:
         while len(pending) < 4 * cfg.workers and counts.stopped is None:
@@ -1148,11 +1287,13 @@ def _fetch_all(
 
     def commit(fut: Future[FetchResult]) -> None:
         res = fut.result()
+        finished[0] += 1
         if res.error_kind == "interrupted" and res.attempts == 0:
             return  # never tried: stays missing
         prev = (rows.get(res.url) or {}).get("attempts", 0) or 0
         manifest.record(res, prev)
-        counts.count(res, cfg)
+        # the last result does not stop the run: it ended (it was reported interrupted)
+        counts.count(res, cfg, stop.connected.is_set(), more=finished[0] < len(todo))
         bar.update(1)
         if on_result is not None:
             on_result(res)
@@ -1272,6 +1413,7 @@ __all__ = [
     "Manifest",
     "collect_urls",
     "database_errors",
+    "exit_with_parent",
     "fetch_fec",
     "image_relpath",
     "load_fetch_report",
@@ -1280,4 +1422,5 @@ __all__ = [
     "request_url",
     "require_folder",
     "starting_worker",
+    "stop_worker_pool",
 ]

@@ -36,6 +36,7 @@ import logging
 import signal
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,9 +219,15 @@ def _mesh_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.
 
 
 def _init_mesh_worker() -> None:
+    import multiprocessing as mp
+
+    from exprsim.fec.fetch import exit_with_parent
+
     # Ctrl-C reaches the whole process group: the parent stops the pool; a worker dying
     # of it only printed a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if mp.parent_process() is not None:  # a worker: not left running when the parent dies
+        exit_with_parent()
 
 
 def _mesh_in_processes(
@@ -238,23 +245,28 @@ def _mesh_in_processes(
     from concurrent.futures.process import BrokenProcessPool
 
     from exprsim.errors import ExprsimError
-    from exprsim.fec.fetch import refuse_in_starting_worker
+    from exprsim.fec.fetch import refuse_in_starting_worker, stop_worker_pool
 
     refuse_in_starting_worker(f"extract_fer_landmarks(workers={workers})")
     ex = ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_init_mesh_worker
     )
+    finished = False
     try:
         results = ex.map(_mesh_chunk, chunks)
         yield from progress_bar(results, enabled=progress, total=len(chunks))
+        finished = True
     except BrokenProcessPool as exc:
         raise ExprsimError(
             f"a mesh worker process died ({exc}); when this runs from a script, put the "
             'script\'s code under `if __name__ == "__main__":`, else try workers=1 (out of '
             "memory?)"
         ) from None
-    finally:  # Ctrl-C too: the queued chunks are dropped, not all meshed first
-        ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if finished:
+            ex.shutdown(wait=True)
+        else:  # Ctrl-C, an error: the workers are stopped now, the queued chunks dropped
+            stop_worker_pool(ex)
 
 
 def _pixels_digest(images: np.ndarray, side: int) -> str:
@@ -338,8 +350,9 @@ def _cached_mesh(path: Path, digest: str, rows: np.ndarray, usage: str) -> FerLa
                 if len(mesh) == len(ok) == len(rows):
                     # the split's own row numbers (the pixels, not the rows, key the meshes)
                     return FerLandmarks(mesh, ok, rows, usage, seconds)
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        # cut short (a run stopped while writing, before the writes were atomic) or foreign
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # cut short (a run stopped while writing, before the writes were atomic), foreign,
+        # or damaged (a flipped byte in a compressed member: zlib.error)
         log.warning("%s is damaged (%s); recomputing", path, exc)
         return None
     log.warning("%s was made from other pixels or settings; recomputing", path)
