@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from cli_run import digest, one_line, run
 
 from exprsim.training.ferplus_config import TrainResult
+from run_folders import export_untrained
 
 
 def _config(tmp_path: Path, text: str = '{"data": "synthetic"}') -> Path:
@@ -69,20 +69,14 @@ def test_train_interrupted_says_where_the_checkpoint_is(
 
 def _member(root: Path, name: str, seed: int = 0) -> Path:
     """An exported (untrained) hybrid exprnet_v run folder with its train_config.json."""
-    from exprsim.models.registry import create_model
     from exprsim.training import ferplus
-    from exprsim.training.run import RunFolder
 
     cfg = ferplus.TrainConfig(
         model="exprnet_v", model_kwargs={"readout": "hybrid", "stages": [[8], [8], [16], [16]]},
         readout_angles=(0.0, 45.0), data="synthetic", max_train=96, val_fraction=0.25,
         epochs=1, batch_size=16, split_seed=0, seed=seed,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    RunFolder(root / name).claim(cfg)
-    ferplus.export(net, cfg, root / name)
-    return root / name
+    return export_untrained(cfg, root / name, torch_seed=seed)
 
 
 def test_ensemble_refuses_an_out_holding_another_model(

@@ -8,26 +8,21 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from cli_run import run
+
+from run_folders import export_untrained
 
 
 def _member(root: Path, name: str, seed: int = 0) -> Path:
     """An exported (untrained) hybrid exprnet_v run folder with its train_config.json."""
-    from exprsim.models.registry import create_model
     from exprsim.training import ferplus
-    from exprsim.training.run import RunFolder
 
     cfg = ferplus.TrainConfig(
         model="exprnet_v", model_kwargs={"readout": "hybrid", "stages": [[8], [8], [16], [16]]},
         readout_angles=(0.0, 45.0), data="synthetic", max_train=64, val_fraction=0.25,
         epochs=1, batch_size=16, split_seed=0, seed=seed,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    RunFolder(root / name).claim(cfg)
-    ferplus.export(net, cfg, root / name)
-    return root / name
+    return export_untrained(cfg, root / name, torch_seed=seed)
 
 
 def test_ensemble_recomposed_from_another_working_folder(

@@ -20,7 +20,9 @@ photos and a set of broken responses:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
+import shutil
 import threading
 import time
 from collections import Counter
@@ -33,7 +35,8 @@ import pytest
 from PIL import Image
 
 from exprsim.data.fec import Annotation, FaceBox, FecFace, FecTriplet, TripletType, write_fec_csv
-from exprsim.samples import sample_images
+from exprsim.fec.fetch import FetchResult, image_relpath, open_manifest
+from exprsim.samples import sample_images, sample_path
 
 #: Face boxes of the bundled photos as FEC fractions (left, right, top, bottom), measured once
 #: with exprsim's MediaPipe detector (``create_detector("mediapipe").detect``), rounded.
@@ -270,3 +273,33 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loopback requests must never go through a proxy configured in the environment."""
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
+
+
+def fetched_photos(tmp_path: Path, box: FaceBox | None = None) -> tuple[Path, Path]:
+    """``(csv, fetch folder)``: 2 triplets over 6 bundled photos recorded as fetched (no
+    server), each face in its measured box or in ``box``."""
+    faces = [
+        FecFace(f"http://photos.invalid/{n}", box or FaceBox(*SAMPLE_BOXES[n])) for n in NAMES[:6]
+    ]
+    rows = [
+        row(1, (faces[0], faces[1], faces[2]), TripletType.ONE, "strong1"),
+        row(2, (faces[3], faces[4], faces[5]), TripletType.TWO, "strong2"),
+    ]
+    csv = write_fec_csv(rows, tmp_path / "fec.csv")
+    data = tmp_path / "fecout"
+    with open_manifest(data) as man:
+        for f, name in zip(faces, NAMES, strict=False):
+            rel = image_relpath(f.url, "jpg")
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(sample_path(name), data / rel)
+            man.record(FetchResult(f.url, "ok", path=rel, bytes=(data / rel).stat().st_size))
+    return csv, data
+
+
+@contextlib.contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """``flock`` on ``path`` as another process's run would hold it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield

@@ -10,9 +10,7 @@ Servers are raw sockets on 127.0.0.1 (no outside network); timeouts are tiny.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,14 +32,11 @@ from exprsim.fec.fetch import (
     REPORT_NAME,
     FetchConfig,
     FetchReport,
-    FetchResult,
     fetch_fec,
-    image_relpath,
     open_manifest,
 )
-from exprsim.samples import sample_path
 
-from .conftest import NAMES, SAMPLE_BOXES, FecServer, face, row
+from .conftest import NAMES, FecServer, face, fetched_photos, held_lock, row
 
 
 class DripServer:
@@ -296,42 +291,12 @@ def test_undecodable_csv_names_are_escaped(
 BOX_ONLY = CropConfig(detector="none", shard_size=4)
 
 
-def _fetched(tmp_path: Path, box: FaceBox | None = None) -> tuple[Path, Path]:
-    """``(csv, fetch folder)``: 2 triplets over 6 bundled photos recorded as fetched (no
-    server), each face in its measured box or in ``box``."""
-    faces = [
-        FecFace(f"http://photos.invalid/{n}", box or FaceBox(*SAMPLE_BOXES[n])) for n in NAMES[:6]
-    ]
-    rows = [
-        row(1, (faces[0], faces[1], faces[2]), TripletType.ONE, "strong1"),
-        row(2, (faces[3], faces[4], faces[5]), TripletType.TWO, "strong2"),
-    ]
-    csv = write_fec_csv(rows, tmp_path / "fec.csv")
-    data = tmp_path / "fecout"
-    with open_manifest(data) as man:
-        for f, name in zip(faces, NAMES, strict=False):
-            rel = image_relpath(f.url, "jpg")
-            (data / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(sample_path(name), data / rel)
-            man.record(FetchResult(f.url, "ok", path=rel, bytes=(data / rel).stat().st_size))
-    return csv, data
-
-
-@contextlib.contextmanager
-def _held(path: Path) -> Iterator[None]:
-    """``flock`` on ``path`` as another process's run would hold it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-
-
 def test_a_second_crop_run_into_one_store_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    csv, data = _fetched(tmp_path)
+    csv, data = fetched_photos(tmp_path)
     crops = data / "crops"
-    with _held(crops / ".lock"):
+    with held_lock(crops / ".lock"):
         with pytest.raises(DataError, match="another `exprsim fec crop` is writing"):
             build_crops(csv, data, config=BOX_ONLY, progress=False)
         argv = ["-q", "fec", "crop", str(csv), "--data", str(data), "--detector", "none"]
@@ -374,7 +339,7 @@ def test_cli_and_config_size_limits_agree() -> None:
 def test_big_crops_are_written_in_smaller_shards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    csv, data = _fetched(tmp_path)
+    csv, data = fetched_photos(tmp_path)
     monkeypatch.setattr(crops_mod, "MAX_SHARD_BYTES", 2 * 64 * 64 * 3)  # 2 crops of 64 px
     rep = build_crops(csv, data, config=CropConfig(size=64, detector="none"), progress=False)
     assert rep.n_new == 6 and len(list((data / "crops").glob("shard-*.npy"))) == 3
@@ -433,7 +398,7 @@ def test_starting_workers_refuse_to_fetch_or_spawn_crop_workers(
 ) -> None:
     import multiprocessing as mp
 
-    csv, data = _fetched(tmp_path)
+    csv, data = fetched_photos(tmp_path)
     monkeypatch.setattr(mp.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(ExprsimError, match='under `if __name__ == "__main__":`'):
         fetch_fec(csv, tmp_path / "o", FetchConfig(), progress=False)
@@ -451,7 +416,7 @@ print("done")
 
 
 def test_an_unguarded_script_with_crop_workers_gets_one_clear_line(tmp_path: Path) -> None:
-    csv, data = _fetched(tmp_path)
+    csv, data = fetched_photos(tmp_path)
     script = tmp_path / "unguarded.py"
     script.write_text(_UNGUARDED.format(csv=str(csv), data=str(data)))
     proc = subprocess.run(

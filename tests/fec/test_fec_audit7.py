@@ -8,7 +8,6 @@ photos as fetched, and box-only alignment (``detector="none"``).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -20,10 +19,9 @@ from exprsim.data.fec import FaceBox, FecFace, TripletType, write_fec_csv
 from exprsim.errors import DataError
 from exprsim.fec.crops import CropConfig, CropStore, build_crops, face_key
 from exprsim.fec.dataset import FecTripletDataset
-from exprsim.fec.fetch import FetchConfig, FetchResult, fetch_fec, image_relpath, open_manifest
-from exprsim.samples import sample_path
+from exprsim.fec.fetch import FetchConfig, fetch_fec, open_manifest
 
-from .conftest import NAMES, SAMPLE_BOXES, FecServer, face, row
+from .conftest import NAMES, SAMPLE_BOXES, FecServer, face, fetched_photos, row
 
 BOX_ONLY = CropConfig(detector="none", shard_size=4)  # 6 faces: shards of 4 and 2
 
@@ -36,18 +34,7 @@ def _fetched(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     """``(csv, fetch folder, face keys)``: 2 strong triplets over 6 photos, recorded as
     fetched, cropped into shards of 4 and 2 faces."""
     faces = [_face(n) for n in NAMES[:6]]
-    rows = [
-        row(1, (faces[0], faces[1], faces[2]), TripletType.ONE, "strong1"),
-        row(2, (faces[3], faces[4], faces[5]), TripletType.TWO, "strong2"),
-    ]
-    csv = write_fec_csv(rows, tmp_path / "fec.csv")
-    data = tmp_path / "fecout"
-    with open_manifest(data) as man:
-        for f, name in zip(faces, NAMES, strict=False):
-            rel = image_relpath(f.url, "jpg")
-            (data / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(sample_path(name), data / rel)
-            man.record(FetchResult(f.url, "ok", path=rel, bytes=(data / rel).stat().st_size))
+    csv, data = fetched_photos(tmp_path)  # the same faces, in their measured boxes
     rep = build_crops(csv, data, config=BOX_ONLY, progress=False)
     assert rep.n_new == 6 and len(list((data / "crops").glob("shard-*.npy"))) == 2
     return csv, data, [face_key(f.url, f.box.as_tuple()) for f in faces]

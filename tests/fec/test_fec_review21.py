@@ -16,7 +16,6 @@ import fcntl
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,16 +28,16 @@ from pathlib import Path
 
 import pytest
 
+from exprsim import workers as workers_mod
 from exprsim.cli import main
 from exprsim.data.fec import FaceBox, FecFace, TripletType, write_fec_csv
 from exprsim.errors import ExprsimError
 from exprsim.fec import crops as crops_mod
 from exprsim.fec import fetch as fetch_mod
 from exprsim.fec.crops import CropConfig, CropStore, build_crops
-from exprsim.fec.fetch import FetchConfig, FetchResult, fetch_fec, image_relpath, open_manifest
-from exprsim.samples import sample_path
+from exprsim.fec.fetch import FetchConfig, fetch_fec, open_manifest
 
-from .conftest import NAMES, SAMPLE_BOXES, FecServer, face, row
+from .conftest import NAMES, FecServer, face, fetched_photos, held_lock, row
 
 
 def _csv(path: Path, urls: list[str]) -> Path:
@@ -248,32 +247,6 @@ def test_a_complete_download_is_kept_when_the_deadline_fires_just_after(
 BOX_ONLY = CropConfig(detector="none", shard_size=4)
 
 
-def _fetched(tmp_path: Path) -> tuple[Path, Path]:
-    """``(csv, fetch folder)``: 2 triplets over 6 bundled photos recorded as fetched."""
-    faces = [FecFace(f"http://photos.invalid/{n}", FaceBox(*SAMPLE_BOXES[n])) for n in NAMES[:6]]
-    rows = [
-        row(1, (faces[0], faces[1], faces[2]), TripletType.ONE, "strong1"),
-        row(2, (faces[3], faces[4], faces[5]), TripletType.TWO, "strong2"),
-    ]
-    csv = write_fec_csv(rows, tmp_path / "fec.csv")
-    data = tmp_path / "fecout"
-    with open_manifest(data) as man:
-        for f, name in zip(faces, NAMES, strict=False):
-            rel = image_relpath(f.url, "jpg")
-            (data / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(sample_path(name), data / rel)
-            man.record(FetchResult(f.url, "ok", path=rel, bytes=(data / rel).stat().st_size))
-    return csv, data
-
-
-@contextlib.contextmanager
-def _held(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-
-
 def test_fetch_crop_checks_the_crops_lock_before_downloading(
     capsys: pytest.CaptureFixture[str], fec_server: FecServer, tmp_path: Path
 ) -> None:
@@ -282,7 +255,7 @@ def test_fetch_crop_checks_the_crops_lock_before_downloading(
         tmp_path / "f.csv",
     )
     out = tmp_path / "o"
-    with _held(out / "crops" / ".lock"):
+    with held_lock(out / "crops" / ".lock"):
         argv = ["-q", "fec", "fetch", str(csv), "--out", str(out), "--crop", "--detector", "none"]
         assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -303,7 +276,7 @@ def test_fetch_crop_words_a_lock_taken_during_the_download(
     )
     monkeypatch.setattr(crops_mod, "check_store_free", lambda *a, **k: None)  # free then
     out = tmp_path / "o"
-    with _held(out / "crops" / ".lock"):
+    with held_lock(out / "crops" / ".lock"):
         argv = ["-q", "fec", "fetch", str(csv), "--out", str(out), "--crop", "--detector", "none"]
         assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -313,8 +286,8 @@ def test_fetch_crop_words_a_lock_taken_during_the_download(
 def test_guard_fec_crop_keeps_its_lock_advice(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    csv, data = _fetched(tmp_path)
-    with _held(data / "crops" / ".lock"):
+    csv, data = fetched_photos(tmp_path)
+    with held_lock(data / "crops" / ".lock"):
         argv = ["-q", "fec", "crop", str(csv), "--data", str(data), "--detector", "none"]
         assert main(argv) == 2
     err = capsys.readouterr().err
@@ -325,7 +298,7 @@ def test_guard_fec_crop_keeps_its_lock_advice(
 def test_a_file_system_without_locks_crops_unlocked(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int
 ) -> None:
-    csv, data = _fetched(tmp_path)
+    csv, data = fetched_photos(tmp_path)
 
     def no_locks(fd: object, op: int) -> None:
         raise OSError(code, os.strerror(code))
@@ -403,7 +376,7 @@ def test_crop_workers_watch_their_parent(monkeypatch: pytest.MonkeyPatch) -> Non
     import signal
 
     calls: list[bool] = []
-    monkeypatch.setattr(fetch_mod, "exit_with_parent", lambda: calls.append(True))
+    monkeypatch.setattr(workers_mod, "exit_with_parent", lambda: calls.append(True))
     monkeypatch.setattr(mp, "parent_process", lambda: object())
     before = signal.getsignal(signal.SIGINT)
     try:
@@ -413,7 +386,7 @@ def test_crop_workers_watch_their_parent(monkeypatch: pytest.MonkeyPatch) -> Non
     assert calls == [True]
 
 
-_CHILD = "from exprsim.fec.fetch import exit_with_parent; import time; " + (
+_CHILD = "from exprsim.workers import exit_with_parent; import time; " + (
     "exit_with_parent(0.05); print('ready', flush=True); time.sleep(30)"
 )
 _PARENT = textwrap.dedent(

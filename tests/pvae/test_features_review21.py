@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exprsim.fec import fetch as fetch_mod
+from exprsim import workers as workers_mod
 from exprsim.pvae import features
 
 DIGEST = "d" * 64
@@ -84,7 +84,7 @@ def test_ctrl_c_stops_the_mesh_workers_at_once() -> None:
 
 def test_mesh_workers_watch_their_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bool] = []
-    monkeypatch.setattr(fetch_mod, "exit_with_parent", lambda: calls.append(True))
+    monkeypatch.setattr(workers_mod, "exit_with_parent", lambda: calls.append(True))
     monkeypatch.setattr(mp, "parent_process", lambda: object())
     before = signal.getsignal(signal.SIGINT)
     try:

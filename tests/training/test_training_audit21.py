@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from exprsim.errors import DataError, ExprsimError, ModelError
 from exprsim.models.embedder import PreprocessConfig
@@ -21,20 +20,9 @@ from exprsim.training import ferplus
 from exprsim.training.ferplus import train
 from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, run_lock
+from run_folders import export_untrained, tiny_config, tiny_hybrid
 
-
-def _cfg(**kw: Any) -> TrainConfig:
-    base = TrainConfig(
-        data="synthetic", max_train=64, val_fraction=0.25, epochs=1, batch_size=16,
-        triplet_weight=0.0, num_threads=1, augment=False, model_kwargs={"widths": [8, 8, 8, 8]},
-    )  # fmt: skip
-    return replace(base, **kw)
-
-
-def _hybrid(**kw: Any) -> TrainConfig:
-    hybrid = {"readout": "hybrid", "stages": [[8], [8], [16], [16]]}
-    base: dict[str, Any] = {"model_kwargs": hybrid, "readout_angles": (0.0, 45.0)}
-    return _cfg(model="exprnet_v", **{**base, **kw})
+_cfg, _hybrid = tiny_config, tiny_hybrid
 
 
 # --------------------------------------------------------------------------- up front
@@ -161,14 +149,7 @@ def test_a_checkpoint_of_another_network_is_one_line_naming_it(tmp_path: Path) -
 
 def _member(root: Path, name: str, **kw: Any) -> Path:
     """An exported (untrained) hybrid exprnet_v run folder with its train_config.json."""
-    from exprsim.models.registry import create_model
-
-    cfg = _hybrid(split_seed=0, **kw)
-    torch.manual_seed(len(name))
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    RunFolder(root / name).claim(cfg)
-    ferplus.export(net, cfg, root / name)
-    return root / name
+    return export_untrained(_hybrid(split_seed=0, **kw), root / name, torch_seed=len(name))
 
 
 def test_a_member_named_twice_is_refused(tmp_path: Path) -> None:

@@ -21,24 +21,11 @@ import torch
 
 from exprsim.errors import ExprsimError, ModelError
 from exprsim.models.embedder import PreprocessConfig
-from exprsim.training import ferplus
 from exprsim.training.ferplus import train
-from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, run_lock, unfinished_export
+from run_folders import export_untrained, tiny_config, tiny_hybrid
 
-
-def _cfg(**kw: Any) -> TrainConfig:
-    base = TrainConfig(
-        data="synthetic", max_train=64, val_fraction=0.25, epochs=1, batch_size=16,
-        triplet_weight=0.0, num_threads=1, augment=False, model_kwargs={"widths": [8, 8, 8, 8]},
-    )  # fmt: skip
-    return replace(base, **kw)
-
-
-def _hybrid(**kw: Any) -> TrainConfig:
-    hybrid = {"readout": "hybrid", "stages": [[8], [8], [16], [16]]}
-    base: dict[str, Any] = {"model_kwargs": hybrid, "readout_angles": (0.0, 45.0)}
-    return _cfg(model="exprnet_v", **{**base, **kw})
+_cfg, _hybrid = tiny_config, tiny_hybrid
 
 
 # --------------------------------------------------------------------------- finding 1
@@ -164,14 +151,7 @@ def test_an_ensemble_member_takes_the_swa_window_its_advice_names(tmp_path: Path
 
 def _member(root: Path, name: str, **kw: Any) -> Path:
     """An exported (untrained) hybrid exprnet_v run folder with its train_config.json."""
-    from exprsim.models.registry import create_model
-
-    cfg = _hybrid(split_seed=0, **kw)
-    torch.manual_seed(len(name))
-    net = create_model(cfg.model, embedding_dim=cfg.embedding_dim, **cfg.model_kwargs)
-    RunFolder(root / name).claim(cfg)
-    ferplus.export(net, cfg, root / name)
-    return root / name
+    return export_untrained(_hybrid(split_seed=0, **kw), root / name, torch_seed=len(name))
 
 
 def test_compose_ensemble_refuses_a_folder_holding_another_model(tmp_path: Path) -> None:

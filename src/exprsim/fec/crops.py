@@ -42,7 +42,6 @@ import errno
 import json
 import logging
 import math
-import signal
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -439,15 +438,9 @@ class CropStore:
 
 def _init_worker(detector_name: str) -> None:
     global _WORKER_DETECTOR
-    import multiprocessing as mp
+    from exprsim.workers import init_worker
 
-    from exprsim.fec.fetch import exit_with_parent
-
-    # Ctrl-C reaches the whole process group: the parent stops the pool and keeps what
-    # was cropped; a worker dying of it only printed a traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if mp.parent_process() is not None:  # a worker: not left running when the parent dies
-        exit_with_parent()
+    init_worker()  # Ctrl-C ignored (the parent stops the pool), ends with its parent
     _WORKER_DETECTOR = _make_detector(detector_name)
 
 
@@ -586,7 +579,8 @@ def build_crops(
             or a worker process died.
         BackendUnavailableError: the detector cannot run here.
     """
-    from exprsim.fec.fetch import MANIFEST_NAME, refuse_in_starting_worker, require_folder
+    from exprsim.fec.fetch import MANIFEST_NAME, require_folder
+    from exprsim.workers import refuse_in_starting_worker
 
     cfg = config or CropConfig()
     if cfg.workers > 1:  # its workers would start more workers, each running the script
@@ -831,9 +825,8 @@ def _run_jobs(
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
-    from exprsim.fec.fetch import stop_worker_pool
+    from exprsim.workers import running_pool
 
     chunk = max(1, min(64, len(items) // (cfg.workers * 4) or 1))
     jobs = [items[i : i + chunk] for i in range(0, len(items), chunk)]
@@ -841,19 +834,11 @@ def _run_jobs(
     ex = ProcessPoolExecutor(
         cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg.detector,)
     )
-    finished = False
-    try:
+    died = (
+        "a crop worker process died ({exc}); when build_crops runs from a script, put the "
+        'script\'s code under `if __name__ == "__main__":`, else try --crop-workers 1 '
+        "(workers=1 in Python; out of memory?); the crops made so far are kept"
+    )
+    with running_pool(ex, died):  # Ctrl-C, an error: workers stopped now, queued jobs dropped
         for res in ex.map(_worker_job, jobs, [cfg] * len(jobs)):
             yield from res
-        finished = True
-    except BrokenProcessPool as exc:
-        raise ExprsimError(
-            f"a crop worker process died ({exc}); when build_crops runs from a script, put "
-            'the script\'s code under `if __name__ == "__main__":`, else try --crop-workers 1 '
-            "(workers=1 in Python; out of memory?); the crops made so far are kept"
-        ) from None
-    finally:
-        if finished:
-            ex.shutdown(wait=True)
-        else:  # Ctrl-C, an error: the workers are stopped now, the queued jobs dropped
-            stop_worker_pool(ex)

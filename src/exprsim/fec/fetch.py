@@ -57,8 +57,9 @@ from pathlib import Path
 from typing import Any
 
 from exprsim import __version__
-from exprsim.errors import DataError, ExprsimError, ImageError, printable
+from exprsim.errors import DataError, ImageError, printable
 from exprsim.io import write_atomically, write_json
+from exprsim.workers import refuse_in_starting_worker
 
 log = logging.getLogger(__name__)
 
@@ -516,24 +517,25 @@ def _create_connection(*args: Any, **kwargs: Any) -> socket.socket:
     return sock
 
 
-class _TrackedHTTP(HTTPConnection):
+class _Tracked:
+    """A connection whose socket this thread's attempt watches (:func:`_track`) and whose
+    TCP connect tells the run that the network works (:func:`_create_connection`)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._create_connection = _create_connection
 
     def connect(self) -> None:
-        super().connect()
-        _track(self)
+        super().connect()  # type: ignore[misc]
+        _track(self)  # type: ignore[arg-type]
 
 
-class _TrackedHTTPS(HTTPSConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = _create_connection
+class _TrackedHTTP(_Tracked, HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        _track(self)
+
+class _TrackedHTTPS(_Tracked, HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
@@ -956,63 +958,6 @@ def _share(part: int, whole: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def starting_worker() -> bool:
-    """Whether this process is a spawned worker still importing its parent's main script
-    (``multiprocessing`` sets ``_inheriting`` then; its own check reads the same flag): a
-    script without an ``if __name__ == "__main__":`` guard runs again in every worker."""
-    import multiprocessing as mp
-
-    return bool(getattr(mp.current_process(), "_inheriting", False))
-
-
-def refuse_in_starting_worker(what: str) -> None:
-    """Refuse to run ``what`` in a worker that is still starting (:func:`starting_worker`).
-
-    Raises:
-        ExprsimError: it is one; the line says how to guard the script.
-    """
-    if starting_worker():
-        raise ExprsimError(
-            f"{what} was called while a worker process of this script was starting: put the "
-            'script\'s code under `if __name__ == "__main__":` (see docs/fec.md)'
-        )
-
-
-#: seconds between a worker process's looks at whether its parent is still there
-_PARENT_POLL_S = 0.5
-
-
-def exit_with_parent(poll: float = _PARENT_POLL_S) -> None:
-    """In a worker process: end it (``os._exit``) once its parent process is gone.
-
-    A worker ignoring SIGINT outlived a parent that left with ``os._exit`` (a third Ctrl-C)
-    or was killed: it waited on the job queue for ever, holding the caller's stdout open.
-    A daemon thread compares ``os.getppid()`` with the parent's at start."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exprsim-parent-watch", daemon=True).start()
-
-
-def stop_worker_pool(ex: Any) -> None:
-    """Stop a ``ProcessPoolExecutor`` at once, on Ctrl-C or any error: its processes are
-    terminated and its queued jobs dropped. ``shutdown(wait=True)`` waited for the jobs
-    running and already queued (workers ignore Ctrl-C), and a further Ctrl-C then left
-    the command with its workers running."""
-    procs = list((getattr(ex, "_processes", None) or {}).values())
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    ex.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.join(timeout=2.0)
-
-
 def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
     """Unique URLs (first-appearance order) of FEC CSVs, and the parsed tables by path."""
     from exprsim.data.fec import parse_fec_csv
@@ -1413,14 +1358,10 @@ __all__ = [
     "Manifest",
     "collect_urls",
     "database_errors",
-    "exit_with_parent",
     "fetch_fec",
     "image_relpath",
     "load_fetch_report",
     "open_manifest",
-    "refuse_in_starting_worker",
     "request_url",
     "require_folder",
-    "starting_worker",
-    "stop_worker_pool",
 ]

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import signal
 import time
 import zipfile
 import zlib
@@ -219,15 +218,9 @@ def _mesh_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.
 
 
 def _init_mesh_worker() -> None:
-    import multiprocessing as mp
+    from exprsim.workers import init_worker
 
-    from exprsim.fec.fetch import exit_with_parent
-
-    # Ctrl-C reaches the whole process group: the parent stops the pool; a worker dying
-    # of it only printed a traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if mp.parent_process() is not None:  # a worker: not left running when the parent dies
-        exit_with_parent()
+    init_worker()  # Ctrl-C ignored (the parent stops the pool), ends with its parent
 
 
 def _mesh_in_processes(
@@ -242,31 +235,20 @@ def _mesh_in_processes(
     """
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
-    from exprsim.errors import ExprsimError
-    from exprsim.fec.fetch import refuse_in_starting_worker, stop_worker_pool
+    from exprsim.workers import refuse_in_starting_worker, running_pool
 
     refuse_in_starting_worker(f"extract_fer_landmarks(workers={workers})")
     ex = ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_init_mesh_worker
     )
-    finished = False
-    try:
+    died = (
+        "a mesh worker process died ({exc}); when this runs from a script, put the script's "
+        'code under `if __name__ == "__main__":`, else try workers=1 (out of memory?)'
+    )
+    with running_pool(ex, died):  # Ctrl-C, an error: workers stopped now, queued chunks dropped
         results = ex.map(_mesh_chunk, chunks)
         yield from progress_bar(results, enabled=progress, total=len(chunks))
-        finished = True
-    except BrokenProcessPool as exc:
-        raise ExprsimError(
-            f"a mesh worker process died ({exc}); when this runs from a script, put the "
-            'script\'s code under `if __name__ == "__main__":`, else try workers=1 (out of '
-            "memory?)"
-        ) from None
-    finally:
-        if finished:
-            ex.shutdown(wait=True)
-        else:  # Ctrl-C, an error: the workers are stopped now, the queued chunks dropped
-            stop_worker_pool(ex)
 
 
 def _pixels_digest(images: np.ndarray, side: int) -> str:
