@@ -28,6 +28,7 @@ LIBRARY = (
     "data",
     "distances",
     "metrics",
+    "workers",
 )
 
 #: What the library must never import (a name, or anything under it).
