@@ -404,6 +404,13 @@ class RunFolder:
                 shortened).
         """
         state = self.load_state(map_location)
+        if state is None and (self.dir / "model.safetensors").is_file():
+            # a finished run whose checkpoint is gone (as committed runs are): say it
+            log.warning(
+                "%s holds a trained model but no checkpoint (state.pt): training it again "
+                "from the start; its model is replaced when the run ends",
+                self.dir,
+            )
         done = int(state.get(key, 0)) if state is not None else 0
         if done > length:
             raise ValueError(
