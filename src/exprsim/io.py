@@ -1492,3 +1492,35 @@ def write_atomically(
             write(fh)
 
     return replace_atomically(path, fill, suffix)  # synced before the rename
+
+
+#: the file a model folder holds while its model files are written (:func:`writing_model`)
+WRITING_MODEL_MARK = ".writing-model"
+
+
+@contextlib.contextmanager
+def writing_model(folder: str | Path) -> Iterator[None]:
+    """Mark ``folder`` while a model is written into it (``model.safetensors``, its
+    ``config.json`` and whatever a trainer computes for them after its last checkpoint).
+
+    Each file is written whole or not at all, but together they are not: a command killed
+    between two of them leaves a folder whose files do not belong together, or a finished
+    run's last checkpoint beside an earlier run's model. The mark it leaves behind says so
+    to :func:`exprsim.load_model` and to the training side; the mark is removed only when
+    the block ends normally (an error or Ctrl-C inside keeps it)."""
+    mark = Path(folder) / WRITING_MODEL_MARK
+    try:
+        mark.write_text(
+            "A command was writing the model in this folder. If none is running now, it "
+            "stopped before it finished: run it again.\n"
+        )
+    except OSError as exc:  # a full disk: the files below say so themselves
+        log.warning("%s: cannot write %s (%s)", folder, mark.name, exc)
+    yield
+    mark.unlink(missing_ok=True)
+
+
+def model_being_written(folder: str | Path) -> bool:
+    """Whether ``folder`` holds :func:`writing_model`'s mark: its model is being written
+    now, or the command writing it stopped before it finished."""
+    return (Path(folder) / WRITING_MODEL_MARK).exists()

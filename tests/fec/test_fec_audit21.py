@@ -219,8 +219,10 @@ def test_no_network_stops_after_n_connection_failures(tmp_path: Path) -> None:
     csv = _csv(tmp_path / "n.csv", [f"{base}/{i}.jpg" for i in range(30)])
     cfg = FetchConfig(workers=2, timeout=1.0, retries=1, backoff=0.01, max_connect_failures=4)
     rep = fetch_fec(csv, tmp_path / "o", cfg, progress=False)
-    assert rep.stopped is not None and rep.stopped.startswith("no network? ")
-    assert "in a row failed to connect" in rep.stopped
+    assert rep.stopped is not None and rep.stopped.startswith("no network, or 127.0.0.1:")
+    # every URL is on one server: it is named (was: "no network?" alone)
+    assert base.removeprefix("http://") + " is down? " in rep.stopped
+    assert "in a row failed to connect to it, the one server of the URLs left" in rep.stopped
     assert 4 <= rep.n_attempted < 10 and rep.n_missing >= 20 and rep.interrupted
     assert f"stopped: {rep.stopped}" in rep.to_text()
 
@@ -232,7 +234,9 @@ def test_no_network_line_from_the_cli(capsys: pytest.CaptureFixture[str], tmp_pa
     rc = main(["-q", "fec", "fetch", str(csv), "--out", str(out), "--retries", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
-    assert len(err) == 1 and err[0].startswith("exprsim fec fetch: no network? 50 downloads")
+    host = base.removeprefix("http://")
+    assert len(err) == 1
+    assert err[0].startswith(f"exprsim fec fetch: no network, or {host} is down? 50 downloads")
 
 
 def test_guard_a_404_means_the_network_works(fec_server: FecServer, tmp_path: Path) -> None:

@@ -1131,10 +1131,19 @@ class _Counts:
             return
         if self.unreachable >= n and (n_dead >= n or n_dead >= self.n_hosts):
             via = f" (through the proxy {self.proxy}: is it up?)" if self.proxy else ""
+            if n_dead == 1 == self.n_hosts:  # e.g. a re-run whose URLs left are on one server
+                host = next(iter(self.dead_hosts)) or "the server"
+                lead = (
+                    f"no network, or {host} is down? {self.unreachable} downloads in a row "
+                    f"failed to connect to it, the one server of the URLs left{via}"
+                )
+            else:
+                lead = (
+                    f"no network? {self.unreachable} downloads in a row failed to connect, to "
+                    f"{n_dead} host{'s' if n_dead != 1 else ''}, and no server answered{via}"
+                )
             self.stopped = (
-                f"no network? {self.unreachable} downloads in a row failed to connect, to "
-                f"{n_dead} host{'s' if n_dead != 1 else ''}, and no server answered{via}; "
-                "stopped, what was fetched is kept (run again to go on; "
+                f"{lead}; stopped, what was fetched is kept (run again to go on; "
                 "--max-connect-failures 0, max_connect_failures=0 in Python: never stop)"
             )
 

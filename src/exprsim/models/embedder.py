@@ -718,10 +718,13 @@ def load_model(
             the trainable module with its BatchNorm layers.
 
     Raises:
-        ModelError: unknown name, or missing/inconsistent weights. Nothing is downloaded.
+        ModelError: unknown name, missing/inconsistent weights, or a folder whose model a
+            command is writing or stopped writing (:func:`exprsim.io.writing_model`).
+            Nothing is downloaded.
     """
     from safetensors.torch import load_file
 
+    from exprsim.io import WRITING_MODEL_MARK, model_being_written
     from exprsim.models.fuse import fuse_conv_bn
     from exprsim.models.registry import create_model
 
@@ -734,6 +737,12 @@ def load_model(
         raise ModelError(
             f"model {name!r}: no config.json + model.safetensors in {printable(str(folder))} "
             f"(shipped models: {known}; exprsim never downloads weights)"
+        )
+    if name not in SHIPPED and model_being_written(folder):
+        raise ModelError(
+            f"model {printable(str(folder))}: a command is writing it now, or stopped before it "
+            f"finished (it left {WRITING_MODEL_MARK}), so its config.json and "
+            "model.safetensors may not belong together: run that command again"
         )
     config = _read_config(cfg_path)
     try:

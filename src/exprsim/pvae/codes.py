@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from exprsim.errors import ModelError
+from exprsim.io import WRITING_MODEL_MARK, model_being_written
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.pvae.model import PerceptualVAE, PVAEConfig
 
@@ -145,13 +146,18 @@ def load_pvae(path: str | Path, feature_dim: int | None = FEATURE_DIM) -> PVAEEn
         ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``; the
             config is not valid JSON or not a perceptual-VAE config; the weights are not a
             readable safetensors file, hold NaN or infinite values, or do not fit the
-            config; or the run takes another number of features than ``feature_dim``. One
-            line naming the file.
+            config; or the run takes another number of features than ``feature_dim``; or
+            its training stopped while writing the weights. One line naming the file.
     """
     folder = Path(path)
     cfg_path, weights = folder / "pvae_config.json", folder / "model.safetensors"
     if not cfg_path.is_file() or not weights.is_file():
         raise ModelError(f"{folder}: not a perceptual-VAE run (pvae_config.json + weights)")
+    if model_being_written(folder):
+        raise ModelError(
+            f"{folder}: its training is writing the model now, or stopped before it finished "
+            f"(it left {WRITING_MODEL_MARK}): run its exprsim train again"
+        )
     cfg = _read_config(cfg_path)
     if feature_dim is not None and cfg.input_dim != feature_dim:
         raise ModelError(

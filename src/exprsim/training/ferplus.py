@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.config import check_ranges
+from exprsim.io import model_being_written, writing_model
 from exprsim.models.embedder import (
     EmbedderConfig,
     PreprocessConfig,
@@ -556,6 +557,11 @@ def _load_init(model: Any, cfg: TrainConfig) -> None:
     found = [init / n for n in ("model.safetensors", "last.safetensors") if (init / n).is_file()]
     if not found:
         raise ValueError(f"init_from {init}: no model.safetensors or last.safetensors there")
+    if model_being_written(init):
+        raise ValueError(
+            f"init_from {init}: the command writing its model stopped before it finished "
+            "(or is writing it now): run it again first"
+        )
     try:
         model.load_state_dict(load_file(str(found[0])))
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
@@ -953,7 +959,8 @@ def train(
         if cfg.swa_epochs and epoch >= cfg.epochs - cfg.swa_epochs:
             swa, swa_n = _swa_update(swa, swa_n, s.model)
         _save_checkpoint(s, run, epoch + 1, swa, swa_n)
-    metrics.update(_finish(s, cfg, run, swa, swa_n))
+    with writing_model(run.dir):  # a kill from here to the export leaves a mark that says so
+        metrics.update(_finish(s, cfg, run, swa, swa_n))
     return TrainResult(run.dir, cfg.epochs - start_epoch, run.seconds(), metrics)
 
 

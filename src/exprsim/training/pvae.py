@@ -49,6 +49,7 @@ import numpy as np
 from exprsim.config import check_ranges, save_json
 from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
+from exprsim.io import writing_model
 from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
@@ -445,7 +446,8 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
                 break
     if tr.best_state:
         tr.model.load_state_dict(tr.best_state)
-    run.save_weights(tr.model.state_dict(), "model.safetensors")
+    with writing_model(run.dir):  # the checkpoint is saved; a kill before the weights says so
+        run.save_weights(tr.model.state_dict(), "model.safetensors")
     (run.dir / "history.json").write_text(json.dumps(tr.history, indent=1) + "\n")
     res = PVAETrainResult(
         out_dir=run.dir,

@@ -8,7 +8,9 @@ the same folder with the same config resumes from ``state.pt``; a different conf
 refused, except for the fields a learner declares as safe to change (the length of the
 run, the thread count). A learner runs holding an exclusive lock on its folder
 (:func:`exclusive_run`: ``<out>/.lock``), so that a second command on the same folder stops
-at once instead of training alongside the first.
+at once instead of training alongside the first. While the model is written (after the
+last checkpoint, until the export ends) the folder holds :func:`exprsim.io.writing_model`'s
+mark; a run killed meanwhile keeps it, and :func:`unfinished_export` says so.
 """
 
 from __future__ import annotations
@@ -479,12 +481,15 @@ def export_embedder(model: Any, config: Any, out: str | Path) -> Path:
     each file whole or not at all (a full disk is one :class:`ExprsimError` line)."""
     from safetensors.torch import save_file
 
+    from exprsim.io import writing_model
+
     out = Path(out)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     kept = "the files there before are kept"
-    write_or_explain(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp)), kept)
     text = config.to_json() + "\n"
-    write_or_explain(out / "config.json", lambda tmp: tmp.write_text(text), kept)
+    with writing_model(out):  # a kill between the two files is said, not mixed silently
+        write_or_explain(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp)), kept)
+        write_or_explain(out / "config.json", lambda tmp: tmp.write_text(text), kept)
     return out
 
 
@@ -506,6 +511,9 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
+#: what :func:`unfinished_export`'s words end with
+AGAIN = "(run its exprsim train again to finish it)"
+
 #: the checkpoint key that counts a recipe's length field
 _DONE_KEYS = {"epochs": "epoch", "iterations": "iteration"}
 
@@ -526,12 +534,11 @@ def _done(folder: Path, field: str) -> int | None:
 
 def _stale(folder: Path, field: str, length: int, done: int) -> str:
     """The words of :func:`unfinished_export` for a run stopped after ``done`` of ``length``."""
-    again = "(run its exprsim train again to finish it)"
     if not (folder / "model.safetensors").is_file():  # never exported: no shorter run's model
-        return f"stopped after {done} of {length} {field} and is not exported yet {again}"
+        return f"stopped after {done} of {length} {field} and is not exported yet {AGAIN}"
     return (
         f"was extended to {length} {field} but stopped after {done}: its exported model is "
-        f"the shorter run's {again}"
+        f"the shorter run's {AGAIN}"
     )
 
 
@@ -540,6 +547,7 @@ def _unfinished_members(out: Path, raw: dict[str, Any]) -> str | None:
     (``a/``, ``b/``, ...) that has not reached the config's epochs, or is being trained."""
     import string
 
+    from exprsim.io import model_being_written
     from exprsim.training.ferplus_config import TrainConfig
 
     member = raw.get("member") or {}
@@ -551,13 +559,15 @@ def _unfinished_members(out: Path, raw: dict[str, Any]) -> str | None:
     for name, _ in zip(string.ascii_lowercase, raw.get("seeds") or (0, 1), strict=False):
         if _lock_held(out / name / LOCK_NAME):
             return f"is being trained now (member {name} holds its lock)"
+        if model_being_written(out / name):
+            return f"stopped while member {name}'s model was being written {AGAIN}"
         done = _done(out / name, "epochs") or 0
         if done < length:
             composed = (out / "model.safetensors").is_file()
             return (
                 f"stopped with member {name} after {done} of {length} epochs: "
                 + ("its exported model is of shorter members" if composed else "not composed yet")
-                + " (run its exprsim train again to finish it)"
+                + f" {AGAIN}"
             )
     return None
 
@@ -577,13 +587,22 @@ def unfinished_export(folder: str | Path) -> str | None:
     a command trains there now (its lock is held), or the config asks for a longer run
     than the last checkpoint reached (an extension under way, or stopped before its end:
     ``config.json`` and ``model.safetensors`` are still the shorter run's, or none yet).
+    or a command stopped while writing the model (:func:`exprsim.io.writing_model`'s mark).
     An ``ensemble`` recipe's folder is judged by its members; a run that stopped on its
     ``max_seconds`` budget is finished."""
+    from exprsim.io import model_being_written
     from exprsim.training.registry import get_recipe
 
     out = Path(folder)
     if _lock_held(out / LOCK_NAME):
         return "is being trained now (another command holds its lock)"
+    if model_being_written(out):
+        rerun = (
+            AGAIN
+            if (out / "train_config.json").is_file()
+            else "(run the command that wrote it again)"
+        )
+        return f"stopped while its model was being written {rerun}"
     try:
         raw = json.loads((out / "train_config.json").read_text())
         recipe = str(raw.get("recipe") or raw.get("kind") or "ferplus")
