@@ -119,7 +119,12 @@ def check_ranges(cfg: Any, ranges: dict[str, tuple[bool, str]]) -> None:
 
 
 def save_json(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
+    """Write ``cfg`` as sorted, indented JSON, whole or not at all (a full disk keeps the
+    file there before)."""
+    from exprsim.io import write_atomically
+
+    data = (json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n").encode()
+    write_atomically(path, lambda f: f.write(data))
 
 
 def load_json(cls: type[T], path: str | Path) -> T:

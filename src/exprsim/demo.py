@@ -65,9 +65,9 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
 
 
 def check_demo_index(db: Path) -> None:
-    """Refuse to replace ``db`` unless it is missing or a demo's index (every file in it
-    a bundled sample photo): ``exprsim demo --out .`` in a working folder deleted the
-    user's ``faces.db``, tags and all."""
+    """Refuse to replace ``db`` unless it is missing, holds nothing (no table), or is a
+    demo's index (every file in it a bundled sample photo): ``exprsim demo --out .`` in a
+    working folder deleted the user's ``faces.db``, tags and all."""
     import sqlite3
     from urllib.parse import quote
 
@@ -80,11 +80,15 @@ def check_demo_index(db: Path) -> None:
     try:
         conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
         try:
+            if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return  # holds nothing (a demo cut short by a full disk leaves it so)
             paths = [str(r[0]) for r in conn.execute("SELECT path FROM files")]
         finally:
             conn.close()
-    except sqlite3.Error:
-        paths = ["(not an exprsim index)"]
+    except sqlite3.Error as exc:  # another program's database, or a damaged one
+        raise ExprsimError(
+            f"{db} is not an exprsim index ({exc}); the demo would replace it: use another --out"
+        ) from exc
     other = [p for p in paths if Path(p).parent not in samples]
     if other:
         raise ExprsimError(

@@ -522,15 +522,17 @@ class ReferenceSet:
         return write_atomically(path, lambda fh: self._write(fh, dtype))
 
     def _write(self, fh: Any, dtype: str) -> None:
-        np.savez_compressed(
-            fh,
-            embeddings=self.embeddings.astype(dtype),
-            labels=self.labels.astype(np.int8),
-            classes=np.array(self.classes),
-            model=np.array(self.model),
-            k=np.array(self.k),
-            meta=np.array(json.dumps(self.meta)),
-        )
+        from exprsim.io import save_npz
+
+        arrays = {
+            "embeddings": self.embeddings.astype(dtype),
+            "labels": self.labels.astype(np.int8),
+            "classes": np.array(self.classes),
+            "model": np.array(self.model),
+            "k": np.array(self.k),
+            "meta": np.array(json.dumps(self.meta)),
+        }
+        save_npz(fh, arrays, compressed=True)
 
     def to_frame(self) -> Any:
         """K-selection table (``k``, held-out accuracy, macro-F1, mean AUC)."""

@@ -119,9 +119,19 @@ def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
     if is_disk_error(exc):
         return (
             f"{db}: its disk is full or failing ({exc}); what was stored before the error "
-            "stays (`index add` again goes on from there)"
+            f"stays ({_again(args)} goes on from there)"
         )
     return f"database: {exc}"
+
+
+def _again(args: argparse.Namespace) -> str:
+    """The command to run again once the disk has room, for messages: ``"`exprsim tag
+    add` again"`` (a ``tag`` action is a positional word, not a sub-command)."""
+    words = command_path(args).split()
+    action = (getattr(args, "args", None) or [None])[0] if words == ["tag"] else None
+    if action in ("add", "remove"):
+        words.append(action)
+    return f"`exprsim {' '.join(words)}` again"
 
 
 def _working_folder_exists() -> bool:

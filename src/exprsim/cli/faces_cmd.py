@@ -158,7 +158,23 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
     if not args.quiet:
         print(
             f"exprsim faces: {count(table.files, 'file')}, {count(len(table.rows), 'face')}, "
-            f"{len(table.errors)} unreadable" + (f"; wrote {written}" if written else ""),
+            f"{len(table.errors) - len(table.unwritten)} unreadable"
+            + (f", {len(table.unwritten)} without their crops" if table.unwritten else "")
+            + (f"; wrote {written}" if written else ""),
             file=sys.stderr,
         )
-    return failure_exit_code(len(table.errors), table.files, args.strict)
+    return _crops_exit_code(table) or failure_exit_code(len(table.errors), table.files, args.strict)
+
+
+def _crops_exit_code(table: Any) -> int:
+    """1 when crops could not be written (a full disk): the output failed, whatever the
+    inputs did, so a script does not go on without them; a rerun once there is room
+    writes them."""
+    if not table.unwritten:
+        return 0
+    print(
+        f"exprsim faces: error: the crops of {count(len(table.unwritten), 'file')} could not be "
+        "written (see above); free some space and run the command again",
+        file=sys.stderr,
+    )
+    return 1

@@ -285,7 +285,11 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
         with hold_interrupts("the report") as held:
             paths = analysis.save(args.out)
     except OSError as exc:  # e.g. the disk filled up, or a folder the checks could not foresee
-        raise ExprsimError(f"--out {args.out}: cannot write the report ({exc})") from exc
+        # the hidden folder the files were written in is gone: its name would mislead
+        raise ExprsimError(
+            f"--out {args.out}: cannot write the report ({exc.strerror or exc}); the files "
+            "of an earlier run there are left whole"
+        ) from exc
     accepted = sum(f.quality.ok for f in analysis.faces)
     print(
         f"{count(analysis.n_sampled, 'frame')}, {count(accepted, 'face')}"

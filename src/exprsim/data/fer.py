@@ -244,10 +244,10 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     )
     if cache:
         try:
-            from exprsim.io import replace_atomically
+            from exprsim.io import save_npz, write_atomically
 
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            replace_atomically(cache_file, lambda tmp: np.savez(tmp, **table.__dict__), ".npz")
+            write_atomically(cache_file, lambda fh: save_npz(fh, table.__dict__), ".npz")
             _prune_cache(cache_file.parent)
         except OSError as exc:  # a read-only home must not break loading
             log.warning("could not cache parsed FER data: %s", exc)

@@ -377,6 +377,8 @@ class FaceTable:
             ``seconds`` (wall time), when the producer records them.
         interrupted: the run was stopped by Ctrl-C (or SIGTERM) before every file was
             read; ``rows`` hold the faces of the files done.
+        unwritten: files among ``errors`` that were read but whose crops could not be
+            written (a full disk): the output failed, not the input.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -384,6 +386,7 @@ class FaceTable:
     errors: list[tuple[str, str]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    unwritten: list[str] = field(default_factory=list)
 
     def add_error(
         self,
@@ -498,6 +501,7 @@ def analyze_files(
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays
                     why = f"cannot write its crop {crop_path} ({exc.strerror or exc})"
                     table.add_error(item.source, ImageError(item.source, why), on_error)
+                    table.unwritten.append(item.source)
                     continue
             table.rows.extend(rows)  # a file's faces all at once: none half-recorded
     except KeyboardInterrupt:

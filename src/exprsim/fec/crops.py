@@ -499,10 +499,19 @@ def _worker_job(
 
 
 def _write_npy_atomic(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as ``path`` whole or not at all; a short write (numpy's "N requested
+    and M written", no errno: a full disk) is said as such."""
     from exprsim.io import write_atomically
 
-    # ".part": what a crashed run leaves is cleaned up on the next (``.*.part``)
-    write_atomically(path, lambda fh: np.save(fh, arr), suffix=".part")
+    try:
+        # ".part": what a crashed run leaves is cleaned up on the next (``.*.part``)
+        write_atomically(path, lambda fh: np.save(fh, arr), suffix=".part")
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise OSError(
+            errno.EIO, f"cut short, is the disk full? ({exc.strerror or exc})", str(path)
+        ) from exc
 
 
 class _ShardWriter:

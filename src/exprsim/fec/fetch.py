@@ -232,8 +232,12 @@ def database_errors(path: str | Path, what: str, hint: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
+        from exprsim.index.backends import is_disk_error
+
         text = str(exc) or type(exc).__name__
         damaged = not isinstance(exc, sqlite3.OperationalError) or text.startswith("no such")
+        if is_disk_error(exc):  # the file is whole: the disk refused (full, or failing)
+            hint, damaged = "is its disk full or failing? free some space and run it again", True
         raise DataError(
             f"{path}: cannot use this {what}: {text}" + (f" ({hint})" if damaged else "")
         ) from exc

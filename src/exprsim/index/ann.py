@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, require_positive_int
-from exprsim.io import write_atomically
+from exprsim.io import save_npz, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class ExactIndex:
 
     def save(self, path: str | Path, extra: Mapping[str, np.ndarray] | None = None) -> None:
         arrays: dict[str, np.ndarray] = {"vectors": self.vectors, "ids": self.ids, **(extra or {})}
-        write_atomically(path, lambda f: np.savez(f, **arrays))
+        write_atomically(path, lambda f: save_npz(f, arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> ExactIndex:
@@ -415,7 +415,7 @@ class FaissIndex:
             "twin_ids": self._twin_ids,
             **(extra or {}),
         }
-        write_atomically(path, lambda f: np.savez(f, **arrays))
+        write_atomically(path, lambda f: save_npz(f, arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> FaissIndex:

@@ -284,7 +284,7 @@ def extract_fer_landmarks(
         workers: processes (each with its own MediaPipe graph).
     """
     from exprsim.data.fer import load_ferplus
-    from exprsim.io import write_atomically
+    from exprsim.io import save_npz, write_atomically
 
     split = load_ferplus(
         usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
@@ -312,7 +312,7 @@ def extract_fer_landmarks(
     arrays = {"mesh": mesh, "ok": ok, "rows": np.asarray(split.rows)}
     arrays.update(seconds=np.asarray(secs), digest=np.asarray(digest))
     # whole or not at all: a run stopped while writing leaves no half cache to trip on
-    write_atomically(path, lambda fh: np.savez_compressed(fh, **arrays))
+    write_atomically(path, lambda fh: save_npz(fh, arrays, compressed=True))
     log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
     return FerLandmarks(mesh, ok, split.rows, usage, secs)
 

@@ -49,7 +49,7 @@ import numpy as np
 from exprsim.config import check_ranges, save_json
 from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
-from exprsim.io import writing_model
+from exprsim.io import write_atomically, writing_model
 from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
@@ -448,7 +448,8 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
         tr.model.load_state_dict(tr.best_state)
     with writing_model(run.dir):  # the checkpoint is saved; a kill before the weights says so
         run.save_weights(tr.model.state_dict(), "model.safetensors")
-    (run.dir / "history.json").write_text(json.dumps(tr.history, indent=1) + "\n")
+    history = (json.dumps(tr.history, indent=1) + "\n").encode()
+    write_atomically(run.dir / "history.json", lambda f: f.write(history))
     res = PVAETrainResult(
         out_dir=run.dir,
         iterations_run=step - start,

@@ -28,7 +28,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ExprsimError
-from exprsim.io import replace_atomically
+from exprsim.io import replace_atomically, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -344,9 +344,9 @@ class RunFolder:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = recipe_of(cfg)
         data = {"recipe": name, **to_dict(cfg)} if name else to_dict(cfg)
-        (self.dir / "train_config.json").write_text(
-            json.dumps(data, indent=2, sort_keys=True) + "\n"
-        )
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        # whole or not at all: a cut config would make the run's folder refuse its resume
+        write_atomically(self.dir / "train_config.json", lambda f: f.write(text.encode()))
 
     def save_state(self, state: Mapping[str, Any]) -> None:
         """Write the checkpoint atomically (a kill leaves the previous one or this one).
@@ -461,8 +461,9 @@ class RunFolder:
                 kept.append(line)
         if bad:
             log.warning("%s: dropped %d damaged line(s) (not a JSON row)", self.metrics_path, bad)
-        if len(kept) != len(lines):
-            self.metrics_path.write_text("".join(s + "\n" for s in kept))
+        if len(kept) != len(lines):  # whole or not at all: a full disk keeps every row
+            text = "".join(s + "\n" for s in kept)
+            write_atomically(self.metrics_path, lambda f: f.write(text.encode()))
 
     def seconds(self) -> float:
         """Wall time since this object was made."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
 from exprsim.errors import ExprsimError
+from exprsim.io import save_npz, write_atomically
 from exprsim.training.ferplus import train
 from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, exclusive_run
@@ -267,12 +268,10 @@ def train_subspaces(
     res = deep_gaussian_mixture_subspaces(
         majority, train_fn, cfg.levels, cfg.covariance_type, seed=cfg.base.seed
     )
-    np.savez_compressed(
-        run.dir / "subspaces.npz",
-        **{f"level{lv.level}": lv.labels for lv in res.levels},
-        parent=res.parent,
-        rows=train_fn.rows,
-    )
+    arrays = {f"level{lv.level}": lv.labels for lv in res.levels}
+    arrays.update(parent=res.parent, rows=train_fn.rows)
+    # whole or not at all, and no traceback from numpy's archive on a full disk
+    write_atomically(run.dir / "subspaces.npz", lambda fh: save_npz(fh, arrays, compressed=True))
     run.write_json("subspaces.json", {f"level{lv.level}": lv.split.to_dict() for lv in res.levels})
     return SubspaceTrainResult(
         run.dir,
