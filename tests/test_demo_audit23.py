@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from exprsim.demo import check_demo_index
 from exprsim.errors import ExprsimError
+from file_limit import cache_env, run_with_file_limit
 
 
 def test_an_index_that_holds_nothing_may_be_replaced(tmp_path: Path) -> None:
@@ -45,21 +44,18 @@ def test_another_programs_database_is_refused_in_words_that_fit(tmp_path: Path) 
 def test_a_demo_cut_by_a_full_disk_completes_when_run_again(tmp_path: Path) -> None:
     """Audit: the scenario end to end (a file-size limit stands for the full disk)."""
     out = tmp_path / "demo"
-    code = textwrap.dedent(
-        """
-        import resource, signal, sys
-        import matplotlib.font_manager  # its font cache is built with room, not cut
+    code = """
         from exprsim.cli import main
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))
         sys.exit(main(["-q", "demo", "--out", sys.argv[1]]))
         """
-    )
-    # the libraries' caches (matplotlib's font list) go to this test's folder: the limit
-    # must not cut the user's own cache files
-    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "XDG_CACHE_HOME": str(tmp_path)}
-    cut = subprocess.run(
-        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300, env=env
+    # matplotlib's font cache is built with room, not cut
+    cut = run_with_file_limit(
+        code,
+        30000,
+        tmp_path,
+        args=[str(out)],
+        before="import matplotlib.font_manager\n",
+        timeout=300,
     )
     assert cut.returncode == 2 and len(cut.stderr.strip().splitlines()) == 1, cut.stderr
     again = subprocess.run(
@@ -67,7 +63,7 @@ def test_a_demo_cut_by_a_full_disk_completes_when_run_again(tmp_path: Path) -> N
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=cache_env(tmp_path),
     )
     assert again.returncode == 0, again.stderr  # was: 2, "holds an index of other photos"
     assert (out / "index.html").is_file()

@@ -4,34 +4,12 @@ the parsed-FER cache) cut by a full disk leaves the earlier file whole and print
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from exprsim.index.ann import ExactIndex
-
-
-def _limited(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``code`` in a Python child whose files cannot grow past 20,000 bytes."""
-    prologue = (
-        "import resource, signal\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
-    )
-    # caches of the libraries go to the test folder: the limit must not cut the user's
-    env = {**os.environ, "MPLCONFIGDIR": str(Path(cwd) / ".mpl"), "XDG_CACHE_HOME": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-c", prologue + textwrap.dedent(code)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+from file_limit import run_with_file_limit
 
 
 def test_an_ann_cache_cut_by_a_full_disk_prints_no_traceback(tmp_path: Path) -> None:
@@ -50,7 +28,7 @@ def test_an_ann_cache_cut_by_a_full_disk_prints_no_traceback(tmp_path: Path) -> 
         except OSError as exc:
             print(exc.filename, exc.strerror, sep="|")
     """
-    proc = _limited(code, tmp_path)
+    proc = run_with_file_limit(code, 20000, tmp_path)
     assert proc.returncode == 0
     assert proc.stdout.strip() == "f.db.ann|File too large"
     assert proc.stderr == ""  # was: two "Exception ignored" tracebacks

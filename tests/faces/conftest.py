@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,3 +60,39 @@ def mesh_detector():
     from exprsim.faces.pipeline import resolve_detector
 
     return resolve_detector("mediapipe-mesh")
+
+
+@pytest.fixture
+def album_abc(tmp_path: Path) -> Path:
+    """``tmp_path/album`` holding ``a.jpg``, ``b.jpg`` and ``c.jpg``, one face each."""
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(sample_path("grace_hopper.jpg"), album / name)
+    return album
+
+
+@pytest.fixture
+def full_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[Callable[[str], bool] | None], None]:
+    """``full_disk(refused)``: PIL's ``Image.save`` raises ENOSPC ("No space left on
+    device") for every path ``p`` with ``refused(str(p))`` (a crop is saved under a
+    temporary name that contains its final one); ``full_disk(None)``: room again."""
+    from PIL import Image
+
+    save = Image.Image.save
+
+    def fill(refused: Callable[[str], bool] | None) -> None:
+        if refused is None:
+            monkeypatch.setattr(Image.Image, "save", save)
+            return
+
+        def refusing(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
+            if refused(str(fp)):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            save(self, fp, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Image.Image, "save", refusing)
+
+    return fill

@@ -4,6 +4,7 @@ crop that cannot be written fails its file, not the run."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,23 +36,14 @@ def test_a_255_byte_name_gets_its_crop_and_the_table_keeps_every_file(
 
 
 def test_a_crop_that_cannot_be_written_fails_its_file_only(
-    tmp_path: Path, mp_detector: object, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    mp_detector: object,
+    album_abc: Path,
+    full_disk: Callable[[Callable[[str], bool] | None], None],
 ) -> None:
-    from PIL import Image
-
-    album = tmp_path / "album"
-    album.mkdir()
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
-        shutil.copy(sample_path("grace_hopper.jpg"), album / name)
-    save = Image.Image.save
-
-    def full_disk(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
-        if "b_0.png" in str(fp):  # b.jpg's crop (written under a temporary name first)
-            raise OSError(28, "No space left on device")
-        save(self, fp, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Image.Image, "save", full_disk)
-    table = analyze_files([album], detector=mp_detector, crops_dir=tmp_path / "crops")
+    # b.jpg's crop (written under a temporary name first)
+    full_disk(lambda path: "b_0.png" in path)
+    table = analyze_files([album_abc], detector=mp_detector, crops_dir=tmp_path / "crops")
     assert sorted(Path(r["source"]).name for r in table.rows) == ["a.jpg", "c.jpg"]
     ((source, why),) = table.errors
     assert source.endswith("b.jpg") and "No space left on device" in why

@@ -3,37 +3,25 @@
 
 from __future__ import annotations
 
-import errno
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from exprsim.cli import main
-from exprsim.samples import sample_path
 
 
 def test_crops_a_full_disk_refused_fail_the_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    album_abc: Path,
+    full_disk: Callable[[Callable[[str], bool] | None], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Audit: `faces --crops` on a disk that filled after the first crops exited 0 (a
     script went on without the crops) and counted the files "unreadable"."""
-    from PIL import Image
-
-    album = tmp_path / "album"
-    album.mkdir()
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
-        shutil.copy(sample_path("grace_hopper.jpg"), album / name)
-    save = Image.Image.save
-
-    def full_disk(self: Image.Image, fp: object, *args: object, **kw: object) -> None:
-        if "a_0.png" not in str(fp):  # the disk fills after a.jpg's crop
-            raise OSError(errno.ENOSPC, "No space left on device")
-        save(self, fp, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    full_disk(lambda path: "a_0.png" not in path)  # the disk fills after a.jpg's crop
     crops, table = tmp_path / "crops", tmp_path / "faces.csv"
-    argv = ["faces", str(album), "--crops", str(crops), "-o", str(table)]
+    argv = ["faces", str(album_abc), "--crops", str(crops), "-o", str(table)]
     assert main(argv) == 1  # was: 0
     err = capsys.readouterr().err
     assert "0 unreadable, 2 without their crops" in err  # was: "2 unreadable"
@@ -42,6 +30,6 @@ def test_crops_a_full_disk_refused_fail_the_command(
         "free some space and run the command again"
     )
     assert [p.name for p in crops.iterdir()] == ["a_0.png"]  # no temporary left
-    monkeypatch.setattr(Image.Image, "save", save)  # room again: the rerun completes
+    full_disk(None)  # room again: the rerun completes
     assert main(["-q", *argv]) == 0
     assert sorted(p.name for p in crops.iterdir()) == ["a_0.png", "b_0.png", "c_0.png"]

@@ -3,52 +3,31 @@ or refuses the manifest, is said as such."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from exprsim.errors import DataError
 from exprsim.fec.fetch import database_errors
+from file_limit import run_with_file_limit
 
 
 def test_a_shard_cut_by_a_full_disk_says_so(tmp_path: Path) -> None:
     """Audit: `fec crop` on a disk that filled said "shard-00000.npy: 225792 requested
     and 99872 written" (numpy's words, no errno); the shard itself was already left out
     (guard: no file, no temporary)."""
-    code = textwrap.dedent(
-        """
-        import resource, signal
+    code = """
         from pathlib import Path
         import numpy as np
         from exprsim.fec.crops import _write_npy_atomic
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))
         try:
             _write_npy_atomic(Path("shard-00000.npy"), np.zeros((4, 32, 32, 3), np.uint8))
         except OSError as exc:
             print(exc.filename, exc.strerror, sep="|")
         """
-    )
-    # caches of the libraries go to the test folder: the limit must not cut the user's
-    env = {
-        **os.environ,
-        "MPLCONFIGDIR": str(Path(tmp_path) / ".mpl"),
-        "XDG_CACHE_HOME": str(tmp_path),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    proc = run_with_file_limit(code, 10000, tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     name, why = proc.stdout.strip().split("|")
     assert name == "shard-00000.npy"

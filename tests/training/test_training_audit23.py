@@ -8,30 +8,11 @@ ignored): a write past it fails with ``EFBIG``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from exprsim.training.run import RunFolder
+from file_limit import run_with_file_limit
 from run_folders import tiny_config
-
-
-def _limited(code: str, limit: int, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a Python child whose files cannot grow past ``limit`` bytes."""
-    prologue = (
-        "import resource, signal\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
-    )
-    tests = str(Path(__file__).resolve().parents[1])
-    full = f"import sys; sys.path.insert(0, {tests!r})\n" + prologue + textwrap.dedent(code)
-    # caches of the libraries go to the test folder: the limit must not cut the user's
-    env = {**os.environ, "MPLCONFIGDIR": str(Path(cwd) / ".mpl"), "XDG_CACHE_HOME": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-c", full], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
-    )
 
 
 def test_a_full_disk_while_claiming_keeps_the_run_config(tmp_path: Path) -> None:
@@ -50,7 +31,7 @@ def test_a_full_disk_while_claiming_keeps_the_run_config(tmp_path: Path) -> None
         except OSError as exc:
             print("refused:", exc.filename, exc.strerror)
     """
-    proc = _limited(code, 1000, tmp_path)
+    proc = run_with_file_limit(code, 1000, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "train_config.json File too large" in proc.stdout  # the file is named
     assert (folder / "train_config.json").read_bytes() == before  # was: its first 1000 bytes
@@ -72,7 +53,7 @@ def test_a_full_disk_while_trimming_metrics_keeps_every_row(tmp_path: Path) -> N
         except OSError as exc:
             print("refused:", exc.strerror)
     """
-    proc = _limited(code, 1000, tmp_path)
+    proc = run_with_file_limit(code, 1000, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "refused: File too large" in proc.stdout
     assert (folder / "metrics.jsonl").read_text().splitlines() == rows  # was: 1000 bytes
@@ -95,7 +76,7 @@ def test_a_config_saved_on_a_full_disk_keeps_the_one_before(tmp_path: Path) -> N
         except OSError as exc:
             print("refused:", exc.strerror)
     """
-    proc = _limited(code, 1000, tmp_path)
+    proc = run_with_file_limit(code, 1000, tmp_path)
     assert "refused: File too large" in proc.stdout, proc.stderr
     assert (tmp_path / "cfg.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["cfg.json"]
