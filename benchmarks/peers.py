@@ -414,7 +414,7 @@ def exprsim_worker(files: list[str], detector: str, threads: int) -> None:
                     crops.append(crop)
             if crops:
                 t7 = time.perf_counter()
-                embedder.embed_crops(np.stack(crops))  # one batch, as embed_images does
+                embedder.embed_crops(np.stack(crops), reframe=False)  # as embed_images does
                 t["embed"] += time.perf_counter() - t7
             n_faces = len(crops)
             totals.append(t)

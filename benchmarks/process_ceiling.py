@@ -116,7 +116,7 @@ def in_process(folder: str, seconds: float, rounds: int, n: int, repeat: int) ->
 
         def pooled() -> int:
             crops = [af.crop for r in pooled_faces(pool, files, cfg, 4 * n) for af in r.faces]
-            return len(emb.embed_crops(np.stack(crops)))
+            return len(emb.embed_crops(np.stack(crops), reframe=False))  # aligned crops
 
         def threads() -> int:
             return len(emb.embed_images(files))

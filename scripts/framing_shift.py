@@ -10,6 +10,10 @@ cross-dataset check inside one dataset would) and scores the embedding on each v
   resized back (the face fills less of it);
 * ``lowres-S``: brought down to ``S`` px and back up (a small face, or a blurry one).
 
+``--upscale S`` then brings every version up to ``S`` px (bicubic, gray to RGB), as crops
+from a camera of higher resolution would be; a model named ``NAME:as-is`` embeds them with
+``embed_crops(..., reframe=False)`` (no re-framing of loose crops, :mod:`exprsim.faces.reframe`).
+
 Two splits:
 
 * ``--split val --run RUN``: a training run's own hold-out (its ``train_config.json``): the
@@ -23,6 +27,9 @@ Two splits:
         --json docs/results/framing-shift-test.json
     .venv/bin/python scripts/framing_shift.py --split val --run runs/quick-v6 \\
         --models runs/quick-v6 runs/quick-robust --json docs/results/framing-shift-val.json
+    .venv/bin/python scripts/framing_shift.py --split test --upscale 144 \\
+        --models default default:as-is fer-cnn --conditions tighter-0.85 looser-1.2 \\
+        looser-1.4 looser-2.0 --json docs/results/framing-shift-reframe-test.json
 """
 
 from __future__ import annotations
@@ -90,6 +97,31 @@ def lowres(images: np.ndarray, side: int) -> np.ndarray:
     ).reshape(images.shape)
 
 
+def upscale(images: np.ndarray, side: int) -> np.ndarray:
+    """``(N, S, S)`` uint8 gray crops -> ``(N, side, side, 3)`` RGB, bicubic."""
+    import cv2
+
+    return np.stack(
+        [
+            cv2.cvtColor(
+                cv2.resize(g, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB
+            )
+            for g in np.asarray(images, np.uint8)
+        ]
+    )
+
+
+def model_function(spec: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The embedding function of ``spec``: a model name or folder (``embed_crops``), or
+    ``NAME:as-is`` (``embed_crops(..., reframe=False)``)."""
+    from exprsim.evaluate import embedding_function
+
+    if not spec.endswith(":as-is"):
+        return embedding_function(spec)
+    fn = embedding_function(spec[: -len(":as-is")])
+    return lambda x: fn(x, reframe=False)  # type: ignore[call-arg]
+
+
 def condition(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The transform called ``name`` (``as-is``, ``tighter-F``, ``looser-F``, ``lowres-S``)."""
     if name == "as-is":
@@ -147,18 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS),
                    help="tighter-F, looser-F, lowres-S (as-is is always scored)")  # fmt: skip
     p.add_argument("--draws", type=int, default=10, help="--split val: triplet draws pooled")
+    p.add_argument("--upscale", type=int, default=0, metavar="S",
+                   help="bring every version up to S px RGB before embedding (0: off)")  # fmt: skip
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     if args.split == "val" and not args.run:
         p.error("--split val needs --run (the run whose hold-out is scored)")
     if args.draws < 1:
         p.error("--draws must be >= 1")
+    if args.upscale < 0:
+        p.error("--upscale must be >= 0")
     names = ["as-is", *[c for c in args.conditions if c != "as-is"]]
     try:
         transforms = {c: condition(c) for c in names}
     except ValueError as exc:
         p.error(str(exc))
-    from exprsim.evaluate import embedding_function, publictest_sets, score_embedding
+    from exprsim.evaluate import publictest_sets, score_embedding
 
     if args.split == "val":
         tr_img, tr_lab, val, trip = _val_sets(args.run, args.draws)
@@ -168,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         train, test, trip = publictest_sets()
         tr_img, tr_lab, te_img, te_lab = train.images, train.majority, test.images, test.majority
-    fns = {model: embedding_function(model) for model in args.models}
+    fns = {model: model_function(model) for model in args.models}
     rows: dict[str, dict[str, dict[str, float]]] = {model: {} for model in args.models}
     for c, tf in transforms.items():
         tr, te = tf(tr_img), tf(te_img)  # once per version, for every model
+        if args.upscale:
+            tr, te = upscale(tr, args.upscale), upscale(te, args.upscale)
         for model, fn in fns.items():
             t0 = time.perf_counter()
             if args.split == "val":
@@ -193,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model} | mean {key} over the {len(shifted)} shifted versions: {mean:.4f}")
     if args.json:
         doc = {"split": args.split, "run": args.run, "draws": args.draws, "conditions": names,
-               "models": rows}  # fmt: skip
+               "upscale": args.upscale, "models": rows}  # fmt: skip
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

@@ -33,7 +33,7 @@ def main() -> None:
             names.append(f"{path.name}#{j}")
     arr = np.stack(crops).astype(np.uint8)
     model = exprsim.load_model("default")
-    emb = model.embed_crops(arr)
+    emb = model.embed_crops(arr, reframe=False)  # aligned crops: the network path only
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / "crops.npz", crops=arr, names=np.array(names))
     doc = {

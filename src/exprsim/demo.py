@@ -151,9 +151,10 @@ def _embedding_section(
         ``(N, 16)`` float32 embeddings of ``crops``.
     """
     from exprsim.apps.compare import odd_one_out
+    from exprsim.models.embedder import embed_aligned
     from exprsim.report.plots import similarity_heatmap
 
-    emb = embedder.embed_crops(np.stack(crops)) if crops else np.zeros((0, 16), np.float32)
+    emb = embed_aligned(embedder, np.stack(crops)) if crops else np.zeros((0, 16), np.float32)
     np.save(out / "embeddings.npy", emb)
     page.paragraph(
         f"{len(emb)} faces embedded by {embedder.config.name_version}: 16-d, L2-normalised; "

@@ -27,8 +27,14 @@ def test_embed_crops_gray_rgb_any_size(embedder):
     assert e_gray.shape == (3, 16) and e_gray.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e_gray, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(e_gray, e_rgb, atol=1e-5)  # gray == RGB of the same gray
-    e_big = embedder.embed_crops(big)  # resized (area) back to 48: the same pixels
+    e_big = embedder.embed_crops(big, reframe=False)  # resized (area) back to 48: the same pixels
     np.testing.assert_allclose(e_big, e_gray, atol=1e-4)
+    # re-framing on (the default): no face in noise, so the crops are only brought to the
+    # aligned side first (112 px, area), as every crop of a batch looked at is
+    import cv2
+
+    at_112 = np.stack([cv2.resize(b, (112, 112), interpolation=cv2.INTER_AREA) for b in big])
+    np.testing.assert_array_equal(embedder.embed_crops(big), embedder.embed_crops(at_112))
 
 
 def test_embed_with_proba_is_both_outputs_in_one_pass(embedder):

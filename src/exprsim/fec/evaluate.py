@@ -125,11 +125,13 @@ def embed_dataset(embedder: Any, dataset: Any, chunk: int = 4096) -> tuple[np.nd
         ``(emb, pos)``: ``(U, D)`` float32 embeddings of the unique faces and ``(T, 3)``
         int64 positions of each triplet's faces in ``emb``.
     """
+    from exprsim.models.embedder import embed_aligned
+
     if len(dataset) == 0:
         return np.zeros((0, embedder.embedding_dim), np.float32), np.zeros((0, 3), np.int64)
     uniq, inv = np.unique(dataset.rows.reshape(-1), return_inverse=True)
     parts = [
-        embedder.embed_crops(dataset.store.get(uniq[s : s + chunk]))
+        embed_aligned(embedder, dataset.store.get(uniq[s : s + chunk]))
         for s in range(0, len(uniq), chunk)
     ]
     return np.concatenate(parts).astype(np.float32), inv.reshape(-1, 3).astype(np.int64)

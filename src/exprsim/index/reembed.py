@@ -221,6 +221,8 @@ def _embed_table(
     and each row's crop digest. Equal crops (copies of a photo) get one embedding, taken from
     ``seen`` or added to it: a forward pass is not bit-for-bit the same in another batch,
     and PostgreSQL finds a copy through an equal embedding."""
+    from exprsim.models.embedder import embed_aligned
+
     out = np.zeros((len(ids), embedder.embedding_dim), dtype=np.float32)
     row_digests: dict[int, bytes] = {}
     done = 0
@@ -234,7 +236,7 @@ def _embed_table(
         for digest, crop in todo.items():
             shapes.setdefault(crop.shape, []).append(digest)
         for group in shapes.values():
-            emb = embedder.embed_crops(np.stack([todo[d] for d in group]))
+            emb = embed_aligned(embedder, np.stack([todo[d] for d in group]))
             seen.update(zip(group, emb, strict=True))
         if len(part):
             out[done : done + len(part)] = np.stack([seen[d] for d in digests])

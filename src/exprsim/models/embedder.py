@@ -15,14 +15,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import ImageError, ModelError, printable, require_positive_int
+from exprsim.errors import (
+    ArgumentError,
+    BackendUnavailableError,
+    ImageError,
+    ModelError,
+    printable,
+    require_positive_int,
+)
 from exprsim.faces.align import FER2013_TEMPLATE, AlignConfig, as_template
 from exprsim.faces.types import AlignedFace
+
+if TYPE_CHECKING:
+    from exprsim.faces.reframe import Reframed
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +314,7 @@ class NoClassifierError(ModelError, ValueError):
 
 
 _fork_hook = False
+_warned_no_detector = False
 
 
 def _one_torch_thread_after_fork() -> None:
@@ -359,47 +370,70 @@ class Embedder:
     def embedding_dim(self) -> int:
         return self.config.embedding_dim
 
-    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """Embed face crops framed like FER2013 / exprsim's aligned crops.
+    def embed_crops(self, crops: np.ndarray, *, reframe: bool = True) -> np.ndarray:
+        """Embed face crops, one face each.
+
+        Crops framed like FER2013 (exprsim's aligned crops, FER2013's 48 px faces, tight
+        face boxes) are embedded as they are. With ``reframe`` (the default), a crop
+        larger than 64 px that is framed looser than FER2013's (hair, neck, background
+        around the face: crops cut by another tool or lab) is first framed again by the
+        default detector and the model's own alignment (:mod:`exprsim.faces.reframe`,
+        about 3.5 ms a crop); the others, and crops without a face found in them, are
+        embedded as they are, brought to the aligned crop's side first (area averaging),
+        so that every crop of a batch is resampled alike. Crops of at most 64 px are never
+        looked at.
 
         Args:
             crops: uint8 ``(N, H, W)`` gray or ``(N, H, W, 3)`` RGB, any H, W.
+            reframe: ``False`` embeds every crop as it is (crops exprsim aligned itself:
+                no detector is run).
 
         Returns:
             ``(N, 16)`` float32, rows L2-normalised. Deterministic; no gradient.
         """
+        return self._per_crop(crops, reframe, self._embed_as_is)[0]
+
+    def _embed_as_is(self, crops: np.ndarray) -> tuple[np.ndarray]:
         import torch
 
         arr = _crop_array(crops)
         if arr.shape[0] == 0:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+            return (np.zeros((0, self.embedding_dim), dtype=np.float32),)
         with torch.inference_mode():
             outs = [self.model(t).float().cpu().numpy() for t in self._inputs(arr)]
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return emb
+        return (emb,)
 
-    def emotion_proba(self, crops: np.ndarray) -> np.ndarray | None:
+    def emotion_proba(self, crops: np.ndarray, *, reframe: bool = True) -> np.ndarray | None:
         """The network's own FER+ emotion distribution per crop, if it has a classifier.
 
         Args:
-            crops: as :meth:`embed_crops`.
+            crops, reframe: as :meth:`embed_crops`.
 
         Returns:
             ``(N, 8)`` float32 rows summing to 1 (FER+ class order), or ``None`` for a model
             without an emotion head.
         """
-        import torch
-
         if not hasattr(self.model, "parts"):
             return None
+        return self._per_crop(crops, reframe, self._proba_as_is)[0]
+
+    def _proba_as_is(self, crops: np.ndarray) -> tuple[np.ndarray]:
+        import torch
+
         with torch.inference_mode():
             outs = [self.model.parts(t)[1].float().cpu().numpy() for t in self._inputs(crops)]
-        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
+        return (np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32),)
 
-    def embed_with_proba(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def embed_with_proba(
+        self, crops: np.ndarray, *, reframe: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`embed_crops` and :meth:`emotion_proba` of the same crops in one pass of
         the network (a model with its own classifier only).
+
+        Args:
+            crops, reframe: as :meth:`embed_crops`.
 
         Returns:
             ``(N, 16)`` unit rows and ``(N, 8)`` distributions, float32.
@@ -410,13 +444,17 @@ class Embedder:
                 ``None`` for it).
             ModelError: ``crops`` is not a batch of crops.
         """
-        import torch
-
         if not hasattr(self.model, "parts"):
             raise NoClassifierError(
                 f"model {self.config.name_version} has no emotion classifier: "
                 "embed_with_proba needs one (emotion_proba returns None for it)"
             )
+        z, p = self._per_crop(crops, reframe, self._both_as_is)
+        return z, p
+
+    def _both_as_is(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         zs, ps = [], []
         with torch.inference_mode():
             for t in self._inputs(crops):
@@ -428,6 +466,39 @@ class Embedder:
         z = np.concatenate(zs).astype(np.float32)
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z, np.concatenate(ps).astype(np.float32)
+
+    def _per_crop(
+        self,
+        crops: np.ndarray,
+        reframe: bool,
+        run: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+    ) -> tuple[np.ndarray, ...]:
+        """``run`` (crops -> per-crop arrays) on ``crops``; with ``reframe``, crops larger
+        than 64 px go through :func:`~exprsim.faces.reframe.reframe_crops` first (the loose
+        ones cut again, all of them at the aligned crop's side)."""
+        if not isinstance(reframe, bool | np.bool_):
+            raise ArgumentError(f"reframe must be True or False, got {reframe!r}")
+        arr = _crop_array(crops)
+        done = self._reframed(arr) if reframe else None
+        return run(arr if done is None else done.crops)
+
+    def _reframed(self, arr: np.ndarray) -> Reframed | None:
+        """:func:`~exprsim.faces.reframe.reframe_crops` of a valid batch that may need it;
+        ``None`` when nothing is to be looked at (small crops, or a batch the network's
+        preprocessing refuses: that error is raised as before) or the detector is missing."""
+        from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE, reframe_crops
+
+        valid = arr.dtype == np.uint8 and (arr.ndim == 3 or arr.shape[3] == 3)
+        if not valid or arr.shape[0] == 0 or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE:
+            return None
+        try:
+            return reframe_crops(arr, self.config.preprocess.align_config())
+        except BackendUnavailableError as exc:
+            global _warned_no_detector
+            if not _warned_no_detector:
+                log.warning("crops are embedded as they are, without re-framing: %s", exc)
+                _warned_no_detector = True
+            return None
 
     def _inputs(self, crops: np.ndarray) -> Iterator[Any]:
         """Network input batches ``(B, C, S, S)`` of ``crops`` (the shared preprocessing)."""
@@ -490,7 +561,11 @@ class Embedder:
 
     def _embed_waiting(self, waiting: list[Any]) -> Iterator[ImageEmbeddings]:
         crops = [af.crop for item in waiting for af in item.faces]
-        emb = self.embed_crops(np.stack(crops)) if crops else np.zeros((0, self.embedding_dim))
+        emb = (
+            self.embed_crops(np.stack(crops), reframe=False)
+            if crops
+            else np.zeros((0, self.embedding_dim))
+        )
         k = 0
         for item in waiting:
             faces = []
@@ -700,6 +775,15 @@ def model_identity(model: str | Path) -> str:
     except (ModelError, OSError):
         return str(model)
     return f"{name} (weights {digest[:12]})"
+
+
+def embed_aligned(embedder: Any, crops: np.ndarray) -> np.ndarray:
+    """``embedder.embed_crops(crops)`` for crops exprsim aligned itself: an
+    :class:`Embedder` is told not to re-frame them (no detector runs); any other object with
+    an ``embed_crops(crops)`` method is called as it is."""
+    if isinstance(embedder, Embedder):
+        return embedder.embed_crops(crops, reframe=False)
+    return np.asarray(embedder.embed_crops(crops))
 
 
 def load_model(

@@ -1148,8 +1148,10 @@ class _FaceCollector:
         """Embed the accepted crops waiting for a batch."""
         if not self.pending:
             return
+        from exprsim.models.embedder import embed_aligned
+
         t0 = time.perf_counter()
-        emb = self.embedder.embed_crops(np.stack([c for _, c in self.pending]))
+        emb = embed_aligned(self.embedder, np.stack([c for _, c in self.pending]))
         for (i, _), e in zip(self.pending, emb, strict=True):
             self.embeddings[i] = e
         self.pending.clear()
