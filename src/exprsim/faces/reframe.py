@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.faces.align import AlignConfig, LandmarkError, align_face, alignment_matrix
+from exprsim.faces.align import AlignConfig, LandmarkError, alignment_matrix, warp_affine
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,13 @@ def framing(landmarks5: np.ndarray, crop_shape: tuple[int, ...], config: AlignCo
     Raises:
         LandmarkError: landmarks that cannot align a face.
     """
-    m = alignment_matrix(landmarks5, config)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    return max(int(crop_shape[0]), int(crop_shape[1])) * scale / config.size
+    return _framing(alignment_matrix(landmarks5, config), crop_shape, config.size)
 
 
-def _as_rgb_batch(crops: np.ndarray) -> np.ndarray:
-    return np.repeat(crops[..., None], 3, axis=-1) if crops.ndim == 3 else crops
+def _framing(matrix: np.ndarray, crop_shape: tuple[int, ...], size: int) -> float:
+    """:func:`framing` from the alignment's ``(2, 3)`` similarity ``matrix``."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    return max(int(crop_shape[0]), int(crop_shape[1])) * scale / size
 
 
 def reframe_crops(
@@ -101,27 +101,31 @@ def reframe_crops(
     import cv2
 
     from exprsim.faces.pipeline import resolve_detector
+    from exprsim.io import as_rgb8
 
     arr = np.asarray(crops)
     n, side = arr.shape[0], config.size
-    limit = LOOSE_FRAMING if threshold is None else float(threshold)
-    cut = replace(config, border="replicate")
-    det = resolve_detector(detector) if n else None
     out = np.empty((n, side, side, 3), np.uint8)
     reframed = np.zeros(n, bool)
     r = np.full(n, np.nan)
+    if n == 0:  # no detector built for nothing
+        return Reframed(out, reframed, r)
+    limit = LOOSE_FRAMING if threshold is None else float(threshold)
+    cut = replace(config, border="replicate")
+    det = resolve_detector(detector)
     for i in range(n):
-        rgb = np.ascontiguousarray(_as_rgb_batch(arr[i : i + 1])[0])
-        faces = det.detect(rgb) if det is not None else []
+        rgb = as_rgb8(arr[i])
+        faces = det.detect(rgb)
         if faces:
             face = max(faces, key=lambda f: (f.width * f.height, -float(f.box[0])))
             try:
-                r[i] = framing(face.landmarks, rgb.shape, cut)
+                m = alignment_matrix(face.landmarks, cut)
             except LandmarkError:
                 pass
             else:
+                r[i] = _framing(m, rgb.shape, side)
                 if r[i] >= limit:
-                    out[i] = align_face(rgb, face.landmarks, cut)
+                    out[i] = warp_affine(rgb, m, side, border=cut.border)
                     reframed[i] = True
                     continue
         out[i] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)

@@ -391,19 +391,16 @@ class Embedder:
         Returns:
             ``(N, 16)`` float32, rows L2-normalised. Deterministic; no gradient.
         """
-        return self._per_crop(crops, reframe, self._embed_as_is)[0]
-
-    def _embed_as_is(self, crops: np.ndarray) -> tuple[np.ndarray]:
         import torch
 
-        arr = _crop_array(crops)
+        arr = self._network_crops(crops, reframe)
         if arr.shape[0] == 0:
-            return (np.zeros((0, self.embedding_dim), dtype=np.float32),)
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             outs = [self.model(t).float().cpu().numpy() for t in self._inputs(arr)]
         emb = np.concatenate(outs, axis=0).astype(np.float32)
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return (emb,)
+        return emb
 
     def emotion_proba(self, crops: np.ndarray, *, reframe: bool = True) -> np.ndarray | None:
         """The network's own FER+ emotion distribution per crop, if it has a classifier.
@@ -415,16 +412,14 @@ class Embedder:
             ``(N, 8)`` float32 rows summing to 1 (FER+ class order), or ``None`` for a model
             without an emotion head.
         """
-        if not hasattr(self.model, "parts"):
-            return None
-        return self._per_crop(crops, reframe, self._proba_as_is)[0]
-
-    def _proba_as_is(self, crops: np.ndarray) -> tuple[np.ndarray]:
         import torch
 
+        if not hasattr(self.model, "parts"):
+            return None
+        arr = self._network_crops(crops, reframe)
         with torch.inference_mode():
-            outs = [self.model.parts(t)[1].float().cpu().numpy() for t in self._inputs(crops)]
-        return (np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32),)
+            outs = [self.model.parts(t)[1].float().cpu().numpy() for t in self._inputs(arr)]
+        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
 
     def embed_with_proba(
         self, crops: np.ndarray, *, reframe: bool = True
@@ -444,20 +439,16 @@ class Embedder:
                 ``None`` for it).
             ModelError: ``crops`` is not a batch of crops.
         """
+        import torch
+
         if not hasattr(self.model, "parts"):
             raise NoClassifierError(
                 f"model {self.config.name_version} has no emotion classifier: "
                 "embed_with_proba needs one (emotion_proba returns None for it)"
             )
-        z, p = self._per_crop(crops, reframe, self._both_as_is)
-        return z, p
-
-    def _both_as_is(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
         zs, ps = [], []
         with torch.inference_mode():
-            for t in self._inputs(crops):
+            for t in self._inputs(self._network_crops(crops, reframe)):
                 e, p = self.model.parts(t)
                 zs.append(self.model.readout_from(e, p).float().cpu().numpy())
                 ps.append(p.float().cpu().numpy())
@@ -467,20 +458,15 @@ class Embedder:
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z, np.concatenate(ps).astype(np.float32)
 
-    def _per_crop(
-        self,
-        crops: np.ndarray,
-        reframe: bool,
-        run: Callable[[np.ndarray], tuple[np.ndarray, ...]],
-    ) -> tuple[np.ndarray, ...]:
-        """``run`` (crops -> per-crop arrays) on ``crops``; with ``reframe``, crops larger
-        than 64 px go through :func:`~exprsim.faces.reframe.reframe_crops` first (the loose
-        ones cut again, all of them at the aligned crop's side)."""
+    def _network_crops(self, crops: np.ndarray, reframe: bool) -> np.ndarray:
+        """The crops the network gets: ``crops`` as a batch, or with ``reframe`` and crops
+        larger than 64 px, :func:`~exprsim.faces.reframe.reframe_crops`' (the loose ones cut
+        again, all of them at the aligned crop's side)."""
         if not isinstance(reframe, bool | np.bool_):
             raise ArgumentError(f"reframe must be True or False, got {reframe!r}")
         arr = _crop_array(crops)
         done = self._reframed(arr) if reframe else None
-        return run(arr if done is None else done.crops)
+        return arr if done is None else done.crops
 
     def _reframed(self, arr: np.ndarray) -> Reframed | None:
         """:func:`~exprsim.faces.reframe.reframe_crops` of a valid batch that may need it;
@@ -489,7 +475,7 @@ class Embedder:
         from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE, reframe_crops
 
         valid = arr.dtype == np.uint8 and (arr.ndim == 3 or arr.shape[3] == 3)
-        if not valid or arr.shape[0] == 0 or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE:
+        if not valid or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE:
             return None
         try:
             return reframe_crops(arr, self.config.preprocess.align_config())
