@@ -20,6 +20,18 @@ def tiny_config(**kw: Any) -> Any:
     return replace(base, **kw)
 
 
+def tiny_sgm(levels: int, max_train: int = 120) -> dict[str, Any]:
+    """An ``sgm-subspaces`` config (a dict for ``train_from_dict``) that trains in
+    seconds: ``levels`` levels of one epoch of a tiny ``exprnet_s`` on synthetic faces."""
+    base = {
+        "data": "synthetic", "max_train": max_train, "val_fraction": 0.2, "epochs": 1,
+        "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "objective": "sgm",
+        "sampler": "balanced", "per_class": 4, "augment": False, "num_threads": 1,
+        "model_kwargs": {"widths": [8, 8, 8, 8]},
+    }  # fmt: skip
+    return {"recipe": "sgm-subspaces", "base": base, "levels": levels}
+
+
 def tiny_hybrid(**kw: Any) -> Any:
     """:func:`tiny_config` of a tiny ``exprnet_v`` with the hybrid readout (angles 0, 45)."""
     hybrid = {"readout": "hybrid", "stages": [[8], [8], [16], [16]]}

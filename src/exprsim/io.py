@@ -581,6 +581,13 @@ def _read_pipe(path: Path, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def looks_like_one_colour_crop(arr: np.ndarray) -> bool:
+    """Whether a 3-D array meant as a batch of gray crops ``(N, H, W)`` is more likely one
+    ``(H, W, 3)`` / ``(H, W, 4)`` colour crop (read as a batch, it would be ``H`` crops
+    of ``W`` x 3 pixels)."""
+    return arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.shape[1] > 4
+
+
 def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
     """Coerce an in-memory image array to ``(H, W, 3)`` uint8 RGB.
 
@@ -1246,20 +1253,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_temporaries(folder: str | Path, pattern: str) -> int:
-    """Delete what killed exprsim processes left in ``folder``: each entry whose whole name
-    matches the regular expression ``pattern``, whose group ``pid`` names a process that no
-    longer runs (a file, or a folder with what it holds). Returns how many went."""
+def left_by_killed(folder: str | Path, pattern: str) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` whose whole name matches the regular expression
+    ``pattern`` and whose group ``pid`` names a process that no longer runs (what a killed
+    exprsim process left); none when the folder cannot be read."""
     rule = re.compile(pattern)
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return 0
-    gone = 0
+        return []
+    found = []
     for entry in entries:
         match = rule.fullmatch(entry.name)
-        if match is None or pid_alive(int(match.group("pid"))):
-            continue
+        if match is not None and not pid_alive(int(match.group("pid"))):
+            found.append(entry)
+    return found
+
+
+def sweep_temporaries(folder: str | Path, pattern: str) -> int:
+    """Delete what killed exprsim processes left in ``folder``: each entry whose whole name
+    matches the regular expression ``pattern``, whose group ``pid`` names a process that no
+    longer runs (a file, or a folder with what it holds). Returns how many went."""
+    gone = 0
+    for entry in left_by_killed(folder, pattern):
         with contextlib.suppress(OSError):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -1455,14 +1471,36 @@ def _through_link(path: Path) -> Path:
 
 def _keep_mode(old: Path, new: Path) -> None:
     """Give ``new`` the permission bits of the regular file ``old`` it replaces (a
-    rewrite keeps a table's or a report's mode, as ``>`` and ``sed -i`` do)."""
+    rewrite keeps a table's or a report's mode, as ``>`` and ``sed -i`` do); a new file
+    gets the mode ``open`` gives one under the process's umask (safetensors makes its
+    files readable by their owner only, which a server running as another user could not
+    load)."""
     try:
         st = os.stat(old)
+    except FileNotFoundError:
+        mode = _new_file_mode()
+        with contextlib.suppress(OSError):
+            if mode is not None and stat.S_IMODE(os.stat(new).st_mode) != mode:
+                os.chmod(new, mode)
+        return
     except OSError:
-        return  # a new file: the umask's mode
+        return
     if stat.S_ISREG(st.st_mode):
         with contextlib.suppress(OSError):
             os.chmod(new, stat.S_IMODE(st.st_mode))
+
+
+def _new_file_mode() -> int | None:
+    """``0o666`` less the process's umask, read without changing it (Linux:
+    ``/proc/self/status``); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def json_text(doc: Any) -> str:
@@ -1478,6 +1516,34 @@ def write_json(path: str | Path, doc: Any, suffix: str = ".tmp") -> Path:
     (:func:`write_atomically`). Returns ``path``."""
     data = json_text(doc).encode("utf-8")
     return write_atomically(path, lambda fh: fh.write(data), suffix)
+
+
+def write_together(files: Sequence[tuple[str | Path, bytes]]) -> list[Path]:
+    """Write several files that belong together (a report and its JSON), each whole or
+    not at all, and none of them when one cannot be written: every file is first written
+    in full beside its place (a full disk fails here, and the earlier files all stay),
+    then each takes its place (:func:`install`). Returns the paths."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            target = Path(path)
+            if _is_stream(target):  # /dev/stdout, a FIFO: the temporary goes elsewhere
+                tmp = temp_beside(Path(tempfile.gettempdir()) / target.name)
+            else:
+                tmp = temp_beside(_through_link(target))
+            staged.append((tmp, target))
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+            except OSError as exc:  # say which file, not the hidden name
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        for tmp, target in staged:
+            install(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    return [target for _, target in staged]
 
 
 def write_atomically(
@@ -1521,7 +1587,7 @@ WRITING_MODEL_MARK = ".writing-model"
 
 
 @contextlib.contextmanager
-def writing_model(folder: str | Path) -> Iterator[None]:
+def writing_model(folder: str | Path, *, again: bool = False) -> Iterator[None]:
     """Mark ``folder`` while a model is written into it (``model.safetensors``, its
     ``config.json`` and whatever a trainer computes for them after its last checkpoint).
 
@@ -1529,8 +1595,18 @@ def writing_model(folder: str | Path) -> Iterator[None]:
     between two of them leaves a folder whose files do not belong together, or a finished
     run's last checkpoint beside an earlier run's model. The mark it leaves behind says so
     to :func:`exprsim.load_model` and to the training side; the mark is removed only when
-    the block ends normally (an error or Ctrl-C inside keeps it)."""
+    the block ends normally (an error or Ctrl-C inside keeps it).
+
+    Args:
+        folder: the model's folder.
+        again: the block writes again the model of a run that was finished (a finished
+            run run once more, nothing trained since). If it then fails with the folder's
+            ``model.safetensors`` and ``config.json`` as they were, and the folder held a
+            whole model (no mark) before, that model is still whole: the mark is removed
+            (a full disk must not leave a finished model refused).
+    """
     mark = Path(folder) / WRITING_MODEL_MARK
+    before = _model_digests(Path(folder)) if again and not mark.exists() else None
     try:
         mark.write_text(
             "A command was writing the model in this folder. If none is running now, it "
@@ -1538,8 +1614,30 @@ def writing_model(folder: str | Path) -> Iterator[None]:
         )
     except OSError as exc:  # a full disk: the files below say so themselves
         log.warning("%s: cannot write %s (%s)", folder, mark.name, exc)
-    yield
+    try:
+        yield
+    except BaseException:
+        if before is not None and _model_digests(Path(folder)) == before:
+            mark.unlink(missing_ok=True)
+        raise
     mark.unlink(missing_ok=True)
+
+
+def _model_digests(folder: Path) -> dict[str, str] | None:
+    """SHA-1 of the folder's ``model.safetensors`` and ``config.json`` (those there);
+    ``None`` without weights, or when they cannot be read."""
+    import hashlib
+
+    digests = {}
+    for name in ("model.safetensors", "config.json"):
+        try:
+            with open(folder / name, "rb") as fh:
+                digests[name] = hashlib.file_digest(fh, "sha1").hexdigest()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return digests if "model.safetensors" in digests else None
 
 
 def model_being_written(folder: str | Path) -> bool:

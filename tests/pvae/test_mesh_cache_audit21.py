@@ -90,8 +90,9 @@ def test_the_cache_is_written_whole_or_not_at_all(
 
     with monkeypatch.context() as m:  # the cache's writer (numpy's savez until round 23)
         m.setattr(exprsim.io, "save_npz", half_then_fail)
-        with pytest.raises(OSError, match="No space"):  # another side: a miss, recomputed
-            features.extract_fer_landmarks("PublicTest", tmp_path, side=96, progress=False)
-    assert calls == [6, 6]
+        # another side: a miss, recomputed; the failed cache is warned about (round 24:
+        # it raised, and the meshes just computed were lost)
+        got = features.extract_fer_landmarks("PublicTest", tmp_path, side=96, progress=False)
+    assert calls == [6, 6] and got.mesh.shape == (6, 478, 3)
     assert path.read_bytes() == before  # the file there before, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mesh-PublicTest.npz"]

@@ -11,6 +11,7 @@ import pytest
 
 from exprsim.training.sgm import deep_gaussian_mixture_subspaces, ferplus_sgm_trainer
 from mixtures import gaussian_subclasses
+from run_folders import tiny_sgm
 
 _mixture = gaussian_subclasses
 
@@ -66,15 +67,7 @@ def test_ferplus_sgm_trainer_on_synthetic_data(tmp_path: Path) -> None:
 def test_sgm_subspaces_recipe(tmp_path: Path) -> None:
     from exprsim.training import train_from_dict
 
-    base = {
-        "data": "synthetic", "max_train": 120, "val_fraction": 0.2, "epochs": 1,
-        "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "objective": "sgm",
-        "sampler": "balanced", "per_class": 4, "augment": False, "num_threads": 1,
-        "model_kwargs": {"widths": [8, 8, 8, 8]},
-    }  # fmt: skip
-    res = train_from_dict(
-        {"recipe": "sgm-subspaces", "base": base, "levels": 2}, tmp_path, progress=False
-    )
+    res = train_from_dict(tiny_sgm(levels=2), tmp_path, progress=False)
     saved = np.load(tmp_path / "subspaces.npz")
     level1, level2 = saved["level1"], saved["level2"]
     assert level1.shape == level2.shape == (120,)

@@ -20,7 +20,7 @@ from exprsim.training import ferplus
 from exprsim.training.ferplus import train
 from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, run_lock
-from run_folders import export_untrained, tiny_config, tiny_hybrid
+from run_folders import export_untrained, tiny_config, tiny_hybrid, tiny_sgm
 
 _cfg, _hybrid = tiny_config, tiny_hybrid
 
@@ -187,13 +187,7 @@ def test_members_being_trained_or_extended_are_refused(tmp_path: Path) -> None:
 def test_sgm_subspaces_take_more_levels_and_refuse_fewer(tmp_path: Path) -> None:
     from exprsim.training import train_from_dict
 
-    base = {
-        "data": "synthetic", "max_train": 80, "val_fraction": 0.2, "epochs": 1,
-        "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "objective": "sgm",
-        "sampler": "balanced", "per_class": 4, "augment": False, "num_threads": 1,
-        "model_kwargs": {"widths": [8, 8, 8, 8]},
-    }  # fmt: skip
-    cfg = {"recipe": "sgm-subspaces", "base": base, "levels": 1}
+    cfg = tiny_sgm(levels=1, max_train=80)
     train_from_dict(cfg, tmp_path, progress=False)
     res = train_from_dict(cfg, tmp_path, progress=False, length=2)  # was: another config
     assert res.epochs_run == 1  # level 1 resumed as finished, level 2 trained

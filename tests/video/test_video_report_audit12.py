@@ -159,7 +159,8 @@ def test_sections_and_table_with_the_real_figures(monkeypatch):
     analysis = _analysis([1.0, 4.0, 2.0, 5.0, 0.5], [[2, 1]] * 5)
     html = report.video_page(analysis).render()
     assert re.findall(r"<h3>Person (\d+):", html) == ["1", "3"]
-    assert html.count("data:image/png") == 4  # a timeline and a montage each
+    # a timeline (PNG) and a montage (JPEG since round 24: 2 of the 6 JPEGs) each
+    assert html.count("data:image/png") == 2 and html.count("data:image/jpeg") == 6
     assert _other_persons(html) == [0, 2, 4]
     st = analysis.person_stats[4]
     top, share = max(st.emotion_shares.items(), key=lambda kv: kv[1])

@@ -192,8 +192,8 @@ def _main(argv: list[str] | None) -> int:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             code = int(args.func(args))
         return lost_output(command_path(args), code)
-    except ExprsimError as exc:
-        print(f"exprsim {command_path(args)}: error: {exc}", file=sys.stderr)
+    except ExprsimError as exc:  # one line, whatever a file name in it holds
+        print(f"exprsim {command_path(args)}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `exprsim ... | head` closed the pipe: stop quietly, as cat does
         try:  # Python would complain again when flushing stdout at exit

@@ -247,7 +247,8 @@ def _register_summarize(subparsers: Any) -> None:
         "--method",
         default="complete-cosine",
         choices=("complete-cosine", "average-cosine", "ward"),
-        help="complete-cosine (FECNet, default) or ward (FEENet)",
+        help="complete-cosine (FECNet, default), average-cosine (average linkage, less "
+        "driven by outliers) or ward (FEENet)",
     )
     p.add_argument(
         "--quality-only", action="store_true", help="drop faces failing the quality check"
@@ -1065,15 +1066,15 @@ def cmd_tag(args: argparse.Namespace) -> int:
             _embedder(args), data_dir=args.data_dir, progress=not args.quiet
         )
         print(json.dumps(cal.to_dict(), indent=2))
-        _write_table(cal.to_frame(), args.out)
-        if args.html:
-            calibration_page(cal).save(args.html)
-            print(f"report: {args.html}")
-        if args.save:
+        if args.save:  # first: a report the disk refuses must not lose the calibration
             from exprsim.apps.tag import save_tag_threshold
 
             path = save_tag_threshold(args.model, cal.best_f1_threshold)
             print(f"tag_threshold {cal.best_f1_threshold:g} -> {printable(str(path))}")
+        _write_table(cal.to_frame(), args.out)
+        if args.html:
+            calibration_page(cal).save(args.html)
+            print(f"report: {args.html}")
         return 0
     if action == "add":
         return _tag_add(args, rest[0], files)

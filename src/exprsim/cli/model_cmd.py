@@ -220,7 +220,7 @@ def _register_train(sub: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from exprsim.models.embedder import SHIPPED
+    from exprsim.models.embedder import SHIPPED, model_identity
     from exprsim.models.registry import list_models, model_spec
 
     print("registered networks (create_model):")
@@ -231,7 +231,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
     print("shipped models (load_model):")
     for name in SHIPPED:
-        print(f"  {name}")
+        print(f"  {name:<20} {model_identity(name)}")
     from exprsim.training import recipes
 
     print('learners (exprsim train --config: the config\'s "recipe"):')
@@ -298,6 +298,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return code
+    if table.files and failed == table.files:  # said on stderr: nothing to sum up
+        return failure_exit_code(failed, table.files, args.strict)
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
     where = f" -> {writer.saved_to}" if writer.saved_to else ""

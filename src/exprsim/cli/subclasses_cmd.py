@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from exprsim.apps.labels import LABEL_METHODS
@@ -137,7 +138,7 @@ def _check_combinations(args: argparse.Namespace) -> None:
 def cmd_subclasses(args: argparse.Namespace) -> int:
     from exprsim.apps.labels import ferplus_faces, label_image_faces
     from exprsim.apps.subclasses import discover_subexpressions, subexpressions_page
-    from exprsim.io import write_json
+    from exprsim.io import json_text, write_together
     from exprsim.models.embedder import load_model
     from exprsim.report import plots
 
@@ -199,9 +200,13 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         title=f"Sub-expressions: {what} ({embedder.config.name_version})",
         map_method=args.map,
     )
-    out = page.save(args.html)
-    if args.json_out:  # strict JSON, whole or not at all
-        write_json(args.json_out, report.to_dict())
+    # the page and its strict JSON: both written, or neither (the earlier ones stay)
+    outputs = [(Path(args.html), page.render().encode("utf-8", "backslashreplace"))]
+    if args.json_out:
+        outputs.append((Path(args.json_out), json_text(report.to_dict()).encode("utf-8")))
+    for path, _ in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    out = write_together(outputs)[0]
     print(f"{count(len(faces), 'face')}, {report.split.n_subclasses} sub-classes -> {out}")
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {count(s.size, 'face')}")

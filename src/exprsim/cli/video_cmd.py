@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from exprsim.cli.argtypes import (
     require_paths,
     require_writable,
 )
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MAX_FRAME_PIXELS, MIN_FPS
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
@@ -191,7 +192,9 @@ def _check(args: argparse.Namespace) -> None:
         raise ExprsimError(f"{args.input}: no such file or folder")
     require_paths([args.out], "--out")
     require_writable(args.out, "--out", folder=True)  # before hours of decoding, not after
-    from exprsim.video.pipeline import REPORT_FILES
+    from exprsim.video.pipeline import REPORT_FILES, finish_killed_saves
+
+    finish_killed_saves(args.out)  # a report whose save was killed among its renames
 
     require_distinct_outputs(  # the video, or the --tags database, is not overwritten
         [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],
@@ -281,14 +284,21 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
     that lands while its report is rendered; a second press still stops it."""
     from exprsim.interrupts import hold_interrupts, interruption
 
+    out = Path(args.out)
+    kept = getattr(analysis, "interrupted", False) and _complete_report(out)
+    if kept:  # a stopped run never replaces a complete one: its partial report goes aside
+        out = out / INTERRUPTED_REPORT
     try:
         with hold_interrupts("the report") as held:
-            paths = analysis.save(args.out)
+            paths = analysis.save(out)
     except OSError as exc:  # e.g. the disk filled up, or a folder the checks could not foresee
         # the hidden folder the files were written in is gone: its name would mislead
+        if getattr(exc, "moved_into_place", 0):
+            left = "some of its files are in place, beside an earlier run's: run it again"
+        else:
+            left = "the files of an earlier run there are left whole"
         raise ExprsimError(
-            f"--out {args.out}: cannot write the report ({exc.strerror or exc}); the files "
-            "of an earlier run there are left whole"
+            f"--out {args.out}: cannot write the report ({exc.strerror or exc}); {left}"
         ) from exc
     accepted = sum(f.quality.ok for f in analysis.faces)
     print(
@@ -300,6 +310,27 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
     if analysis.interrupted or held:
         word, code = interruption()
         what = "partial report" if analysis.interrupted else "complete report"
-        print(f"exprsim video: {word}; {what} written", file=sys.stderr)
+        aside = (
+            f" into {printable(str(out))}; the complete report of an earlier run in "
+            f"{printable(str(args.out))} is kept"
+            if kept
+            else ""
+        )
+        print(f"exprsim video: {word}; {what} written{aside}", file=sys.stderr)
         return code
     return 0
+
+
+#: where an interrupted run's partial report goes when ``--out`` holds a complete one
+INTERRUPTED_REPORT = "interrupted"
+
+
+def _complete_report(out: Path) -> bool:
+    """Whether ``out`` holds the report of a run that was not interrupted."""
+    from exprsim.video.pipeline import REPORT_FILES
+
+    try:
+        info = json.loads((out / REPORT_FILES["json"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("interrupted") is False

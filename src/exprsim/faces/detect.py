@@ -302,6 +302,9 @@ def _check_options(name: str, factory: Callable[..., Any], kwargs: dict[str, Any
 
 #: shortest side a downscaled image keeps (see :func:`downscale_for_detection`)
 MIN_SHORT_SIDE = 480
+#: longest side a detector is ever given: OpenCV's warps refuse images of ``SHRT_MAX``
+#: (32,767) pixels or more, whatever ``max_side`` says
+MAX_DETECT_SIDE = 32766
 
 
 def downscale_for_detection(
@@ -309,17 +312,23 @@ def downscale_for_detection(
 ) -> tuple[np.ndarray, float]:
     """Shrink ``image`` so that its longer side is at most ``max_side`` (area averaging),
     but never its shorter side under :data:`MIN_SHORT_SIDE` (a 720 x 5120 panorama would
-    otherwise be 180 pixels high: too low for the tiled pass, and every face lost).
+    otherwise be 180 pixels high: too low for the tiled pass, and every face lost). In
+    any case the longer side ends at most :data:`MAX_DETECT_SIDE` (a 70 x 40,000 strip is
+    shrunk even with ``max_side=None``).
 
     Returns:
         ``(small, factor)``: the (possibly unchanged) image and ``small / full`` scale.
     """
     h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
+    longest = max(h, w)
+    if (not max_side or longest <= max_side) and longest <= MAX_DETECT_SIDE:
         return image, 1.0
     import cv2
 
-    factor = max(max_side / max(h, w), min(1.0, MIN_SHORT_SIDE / min(h, w)))
+    factor = min(1.0, MIN_SHORT_SIDE / max(1, min(h, w)))
+    if max_side:
+        factor = max(max_side / longest, factor)
+    factor = min(factor, MAX_DETECT_SIDE / longest)
     if factor >= 1.0:
         return image, 1.0
     size = (max(1, round(w * factor)), max(1, round(h * factor)))

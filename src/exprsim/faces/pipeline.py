@@ -117,6 +117,12 @@ def resolve_detector(detector: str | Detector | None = None) -> Detector:
     return detector
 
 
+def largest_first(face: Face) -> tuple[float, float]:
+    """Sort key of faces: the largest box first, then from left to right (the order of
+    :func:`analyze_image`'s faces; ``min`` with it picks the largest face)."""
+    return (-face.width * face.height, float(face.box[0]))
+
+
 def analyze_image(
     image: np.ndarray,
     detector: str | Detector | None = None,
@@ -164,7 +170,7 @@ def analyze_image(
     align_config = align_config or AlignConfig()
     quality_config = quality_config or QualityConfig()
     t0 = time.perf_counter()
-    faces = sorted(det.detect(image), key=lambda f: (-f.width * f.height, float(f.box[0])))
+    faces = sorted(det.detect(image), key=largest_first)
     t1 = time.perf_counter()
     aligned = [
         AlignedFace(

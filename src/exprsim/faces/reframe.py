@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
+from exprsim.errors import ArgumentError
 from exprsim.faces.align import AlignConfig, LandmarkError, alignment_matrix, warp_affine
+from exprsim.io import looks_like_one_colour_crop
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,10 @@ def framing(landmarks5: np.ndarray, crop_shape: tuple[int, ...], config: AlignCo
 
     Raises:
         LandmarkError: landmarks that cannot align a face.
+        ArgumentError: ``crop_shape`` names fewer than two sides.
     """
+    if len(crop_shape) < 2:
+        raise ArgumentError(f"crop_shape must be (H, W, ...), got {tuple(crop_shape)}")
     return _framing(alignment_matrix(landmarks5, config), crop_shape, config.size)
 
 
@@ -97,27 +102,31 @@ def reframe_crops(
     Returns:
         A :class:`Reframed`. In a crop with several faces the largest counts. Crops without
         a face and crops framed tighter than ``threshold`` are kept as they are.
+
+    Raises:
+        ArgumentError: ``crops`` is not a batch of uint8 gray or RGB crops (one ``(H, W, 3)``
+            crop is refused: pass ``crop[None]``), or ``threshold`` is not a positive number.
     """
     import cv2
 
-    from exprsim.faces.pipeline import resolve_detector
+    from exprsim.faces.pipeline import largest_first, resolve_detector
     from exprsim.io import as_rgb8
 
-    arr = np.asarray(crops)
+    arr = _crop_batch(crops)
+    limit = LOOSE_FRAMING if threshold is None else _threshold(threshold)
     n, side = arr.shape[0], config.size
     out = np.empty((n, side, side, 3), np.uint8)
     reframed = np.zeros(n, bool)
     r = np.full(n, np.nan)
     if n == 0:  # no detector built for nothing
         return Reframed(out, reframed, r)
-    limit = LOOSE_FRAMING if threshold is None else float(threshold)
     cut = replace(config, border="replicate")
     det = resolve_detector(detector)
     for i in range(n):
         rgb = as_rgb8(arr[i])
         faces = det.detect(rgb)
         if faces:
-            face = max(faces, key=lambda f: (f.width * f.height, -float(f.box[0])))
+            face = min(faces, key=largest_first)
             try:
                 m = alignment_matrix(face.landmarks, cut)
             except LandmarkError:
@@ -131,3 +140,29 @@ def reframe_crops(
         out[i] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
     log.debug("re-framed %d of %d crops framed looser than FER2013's", int(reframed.sum()), n)
     return Reframed(out, reframed, r)
+
+
+def _crop_batch(crops: Any) -> np.ndarray:
+    """``crops`` as a uint8 ``(N, H, W)`` / ``(N, H, W, 1)`` / ``(N, H, W, 3)`` batch with
+    ``H, W > 0``; :class:`~exprsim.errors.ArgumentError` otherwise."""
+    arr = np.asarray(crops)
+    shape_ok = arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))
+    if arr.dtype != np.uint8 or not shape_ok or (arr.shape[0] > 0 and 0 in arr.shape[1:3]):
+        raise ArgumentError(
+            "crops must be a uint8 (N, H, W), (N, H, W, 1) or (N, H, W, 3) batch of "
+            f"non-empty crops, got shape {arr.shape} and dtype {arr.dtype}"
+        )
+    if looks_like_one_colour_crop(arr):
+        raise ArgumentError(
+            f"crops of shape {arr.shape} look like one (H, W, {arr.shape[2]}) colour crop: "
+            "pass a batch, crop[None]"
+        )
+    return arr
+
+
+def _threshold(value: Any) -> float:
+    """``threshold`` of :func:`reframe_crops` as a positive finite float."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or value <= 0:
+        raise ArgumentError(f"threshold must be a positive number, got {value!r}")
+    return float(value)

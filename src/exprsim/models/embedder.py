@@ -234,6 +234,8 @@ def _crop_array(crops: Any) -> np.ndarray:
     Raises:
         ModelError: not an ``(N, H, W)`` / ``(N, H, W, C)`` array of numbers.
     """
+    from exprsim.io import looks_like_one_colour_crop
+
     try:
         arr = np.asarray(crops)
     except (ValueError, TypeError) as exc:  # ragged lists
@@ -245,7 +247,7 @@ def _crop_array(crops: Any) -> np.ndarray:
             f"crops must be a uint8 (N, H, W) or (N, H, W, 3) array, got {type(crops).__name__} "
             f"of shape {arr.shape} and dtype {arr.dtype}"
         )
-    if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.shape[1] > 4:
+    if looks_like_one_colour_crop(arr):
         # read as N gray crops 3 pixels wide, this would embed every row of one colour crop
         raise ModelError(
             f"crops of shape {arr.shape} look like one (H, W, {arr.shape[2]}) colour crop: "
@@ -415,6 +417,7 @@ class Embedder:
         import torch
 
         if not hasattr(self.model, "parts"):
+            _crop_array(crops)  # a bad batch is refused alike, classifier or not
             return None
         arr = self._network_crops(crops, reframe)
         with torch.inference_mode():
@@ -474,7 +477,8 @@ class Embedder:
         preprocessing refuses: that error is raised as before) or the detector is missing."""
         from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE, reframe_crops
 
-        valid = arr.dtype == np.uint8 and (arr.ndim == 3 or arr.shape[3] == 3)
+        channels_ok = arr.ndim == 3 or arr.shape[3] in (1, 3)
+        valid = arr.dtype == np.uint8 and channels_ok and min(arr.shape[1], arr.shape[2]) > 0
         if not valid or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE:
             return None
         try:

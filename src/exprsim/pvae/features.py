@@ -308,11 +308,15 @@ def extract_fer_landmarks(
             start, m, found = _mesh_chunk(chunk)
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     secs = time.perf_counter() - t0
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"mesh": mesh, "ok": ok, "rows": np.asarray(split.rows)}
     arrays.update(seconds=np.asarray(secs), digest=np.asarray(digest))
-    # whole or not at all: a run stopped while writing leaves no half cache to trip on
-    write_atomically(path, lambda fh: save_npz(fh, arrays, compressed=True))
+    try:  # whole or not at all: a run stopped while writing leaves no half cache to trip on
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda fh: save_npz(fh, arrays, compressed=True))
+    except OSError as exc:  # a full disk or a read-only cache must not lose the meshes
+        log.warning(
+            "could not cache the face meshes of %s (%s): they are used uncached", usage, exc
+        )
     log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
     return FerLandmarks(mesh, ok, split.rows, usage, secs)
 

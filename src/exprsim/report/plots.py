@@ -48,12 +48,22 @@ def fig_to_png(fig: Any, dpi: int = 110) -> bytes:
     Every text is drawn as given: a ``$`` in a tag, folder or file name is a dollar sign,
     not the start of TeX maths (which fails on unbalanced or odd input).
     """
+    return _render(fig, dpi, "png")
+
+
+def fig_to_jpeg(fig: Any, dpi: int = 110, quality: int = 85) -> bytes:
+    """:func:`fig_to_png` as JPEG bytes, for figures of photos (a montage of face crops is
+    about five times smaller than as PNG)."""
+    return _render(fig, dpi, "jpg", pil_kwargs={"quality": quality})
+
+
+def _render(fig: Any, dpi: int, fmt: str, **kw: Any) -> bytes:
     from matplotlib.text import Text
 
     for text in fig.findobj(Text):
         text.set_parse_math(False)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", **kw)
     return buf.getvalue()
 
 
@@ -318,7 +328,8 @@ def cluster_montage(
     titles: Sequence[str] | None = None,
     per_row: int = 10,
 ) -> bytes:
-    """One row per group of crops (first ``per_row`` of each), titled on the left (PNG)."""
+    """One row per group of crops (first ``per_row`` of each), titled on the left (JPEG:
+    photos; as PNG, a video report's montage of 24 people took 1.4 MB)."""
     n_rows = max(len(groups), 1)
     fig = _figure(1.0 * per_row + 1.5, 1.05 * n_rows + 0.2)
     for r, group in enumerate(groups):
@@ -339,7 +350,7 @@ def cluster_montage(
                     fontsize=8,
                 )
     fig.subplots_adjust(wspace=0.05, hspace=0.1)
-    return fig_to_png(fig)
+    return fig_to_jpeg(fig)
 
 
 def pr_curve(

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.config import check_ranges
-from exprsim.io import model_being_written, writing_model
+from exprsim.io import model_being_written, write_atomically, writing_model
 from exprsim.models.embedder import (
     EmbedderConfig,
     PreprocessConfig,
@@ -876,8 +876,8 @@ def _finish(s: _Setup, cfg: TrainConfig, run: RunFolder, swa: Any, swa_n: int) -
         metrics.update({f"swa_{k}": v for k, v in swa_metrics.items()})
     if cfg.readout_angles and hasattr(s.model, "readout_angle"):
         rows = choose_readout(s.model, s.train_data, s.val_data, cfg)
-        with (run.dir / "readout.jsonl").open("w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        text = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        write_atomically(run.dir / "readout.jsonl", lambda f: f.write(text))
         metrics["readout_angle"] = float(s.model.readout_angle)
     export(s.model, cfg, run.dir)
     return metrics
@@ -959,7 +959,9 @@ def train(
         if cfg.swa_epochs and epoch >= cfg.epochs - cfg.swa_epochs:
             swa, swa_n = _swa_update(swa, swa_n, s.model)
         _save_checkpoint(s, run, epoch + 1, swa, swa_n)
-    with writing_model(run.dir):  # a kill from here to the export leaves a mark that says so
+    # a kill from here to the export leaves a mark that says so; a finished run run again
+    # (nothing trained now) that fails before it changed the model keeps it usable
+    with writing_model(run.dir, again=start_epoch == cfg.epochs):
         metrics.update(_finish(s, cfg, run, swa, swa_n))
     return TrainResult(run.dir, cfg.epochs - start_epoch, run.seconds(), metrics)
 

@@ -446,7 +446,9 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
                 break
     if tr.best_state:
         tr.model.load_state_dict(tr.best_state)
-    with writing_model(run.dir):  # the checkpoint is saved; a kill before the weights says so
+    # the checkpoint is saved; a kill before the weights says so (a finished run run again,
+    # nothing trained now, keeps its model usable when the write fails before it changed)
+    with writing_model(run.dir, again=step == start):
         run.save_weights(tr.model.state_dict(), "model.safetensors")
     history = (json.dumps(tr.history, indent=1) + "\n").encode()
     write_atomically(run.dir / "history.json", lambda f: f.write(history))

@@ -152,7 +152,7 @@ class FerplusLevelTrainer:
             cfg,
             objective="sgm",
             per_class=max(2, cfg.per_class * self.n_classes // max(n_labels, 1)),
-            init_from=str(self.root / f"level{level - 1}") if level > 1 else cfg.init_from,
+            init_from=self._previous(level) if level > 1 else cfg.init_from,
         )
         every = np.full(self.n_loaded, -1, np.int64)  # faces the run leaves out: never read
         every[self.rows] = labels
@@ -160,6 +160,21 @@ class FerplusLevelTrainer:
         self.epochs_run += train(lcfg, out, progress=self.progress, labels=every).epochs_run
         model = load_model(str(out)).model
         return embed_array(model, self.images, cfg.preprocess)
+
+    def _previous(self, level: int) -> str:
+        """``init_from`` of ``level`` (> 1): level ``level - 1``'s folder as an absolute
+        path, so that the same run resumes whatever the spelling of ``--out`` or the working
+        folder; a level whose run saved the same folder spelt otherwise (runs of earlier
+        versions saved it as given) keeps that spelling."""
+        prev = (self.root / f"level{level - 1}").resolve()
+        saved = self.root / f"level{level}" / "train_config.json"
+        try:
+            old = RunFolder(saved.parent).saved_config(TrainConfig).init_from
+        except (OSError, ValueError):
+            return str(prev)
+        if isinstance(old, str) and Path(old).resolve() == prev:
+            return old
+        return str(prev)
 
 
 def ferplus_sgm_trainer(

@@ -71,6 +71,9 @@ DEFAULT_SEQUENCE_FPS = 25.0
 #: Frame rate assumed, with a warning, for a video file that declares none (FFmpeg's own
 #: assumption for raw streams).
 ASSUMED_FPS = 25.0
+#: rate of an animation's frames that declare no duration (browsers show such GIF frames
+#: about 10 per second)
+ANIMATION_FPS = 10.0
 #: FFmpeg's ``AVFMT_NOTIMESTAMPS`` demuxer flag: the format stores no timestamps (raw
 #: elementary streams); FFmpeg makes them up from an assumed rate.
 _AVFMT_NOTIMESTAMPS = 0x0080
@@ -543,7 +546,7 @@ class FrameReader:
 
         img = self._animated
         take = self._selector()
-        n_out = 0
+        n_out, stalled = 0, False
         try:
             for i in range(self.info.n_frames):
                 start = time.perf_counter()
@@ -559,6 +562,16 @@ class FrameReader:
                     break
                 self.n_decoded += 1
                 t = float(img.info.get("timestamp") or 0) / 1000.0
+                if self.decoded_times and t <= self.decoded_times[-1]:
+                    # frames that declare no duration: timed at the GIF convention's rate
+                    if not stalled:
+                        self._warn(
+                            f"{self.source}: frame {i} does not come after the frame before "
+                            f"it (no duration declared); such frames are timed "
+                            f"{1.0 / ANIMATION_FPS:g} s apart"
+                        )
+                    stalled = True
+                    t = self.decoded_times[-1] + 1.0 / ANIMATION_FPS
                 self.decoded_times.append(t)
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
@@ -587,6 +600,7 @@ class FrameReader:
         take = self._selector()
         n_out = 0
         decoder = self._decode_skipping_bad_packets(container, stream)
+        last_shown = 1.0 / src_fps
         try:
             while True:
                 start = time.perf_counter()
@@ -604,6 +618,8 @@ class FrameReader:
                 if self.n_decoded == 1:
                     self._show_size(frame)
                 t = clock.time(i, frame.pts)
+                shown = float(getattr(frame, "duration", None) or 0) * tb
+                last_shown = shown if shown > 0 else 1.0 / src_fps
                 self.decoded_times.append(float(t))
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
@@ -618,8 +634,9 @@ class FrameReader:
             self.finished = True
         finally:
             self.close()
-        # compared with the stream's own length: times count from the container's start
-        self._check_end(clock.last - lead + 1.0 / src_fps)
+        # compared with the stream's own length: times count from the container's start;
+        # the last frame lasts its own duration where the file gives one (a GIF's hold)
+        self._check_end(clock.last - lead + last_shown)
 
     def _packet_start(self, default: int) -> int:
         """The earliest timestamp of the packets read before the first frame came out
@@ -736,6 +753,7 @@ class FrameReader:
             yield from frames
 
     def _warn(self, message: str) -> None:
+        message = printable(message)  # one line, whatever the file's name holds
         self.warnings.append(message)
         log.warning("%s", message)
 
@@ -792,7 +810,9 @@ def _stream_length(container: Any, stream: Any) -> float:
     WebM) count the container's duration from timestamp 0, the other formats from the
     container's start (the earliest stream's first timestamp)."""
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
+        declared = float(stream.duration * stream.time_base)
+        if declared > 0:  # 0 (an animation whose frames declare no duration): unknown
+            return declared
     if container.duration is None:
         return math.nan
     duration = container.duration / 1_000_000.0
@@ -847,6 +867,7 @@ class _Clock:
         self.source, self.start, self.time_base, self.src_fps = source, start, time_base, src_fps
         self.by_index, self.warn, self.lead = by_index, warn, lead
         self.offset = 0.0  # seconds added to the stream's times since the last jump back
+        self.stalls = 0  # frames whose timestamp equalled the frame's before
         self.last = -math.inf  # the latest time given
         self.jumps = 0
 
@@ -866,6 +887,15 @@ class _Clock:
                     "frame before the jump"
                 )
             self.offset += self.last + step - t
+            t = self.last + step
+        elif t == self.last:  # a timestamp that does not advance: as a jump back
+            self.stalls += 1
+            if self.stalls == 1:
+                self.warn(
+                    f"{self.source}: frame {i} has the timestamp of the frame before it; "
+                    f"such frames are timed one source frame ({step:.3g} s) after it"
+                )
+            self.offset += step
             t = self.last + step
         self.last = max(self.last, t)
         return t

@@ -354,6 +354,50 @@ REPORT_FILES: dict[str, str] = {
 #: the folder a report is written into before its files move into place (the pid of its
 #: writer, then mkdtemp's random part)
 PARTIAL_REPORT = r"\.exprsim-partial-(?P<pid>\d+)-\w+"
+#: the file a report's temporary folder gets once every file in it is whole and on disk
+#: (JSON: the names to move into place, and whether a ``report.html`` belongs to the run)
+REPORT_COMPLETE = ".complete"
+
+
+def finish_killed_saves(out_dir: str | Path) -> int:
+    """Finish the saves of reports killed while their files were moved into ``out_dir``.
+
+    :meth:`VideoAnalysis.save` moves its files into place one by one once all of them are
+    whole; a process killed among those renames leaves files of two runs side by side. A
+    temporary folder in ``out_dir`` of a process that no longer runs, marked
+    :data:`REPORT_COMPLETE`, has the files it still holds moved into place, which makes
+    the folder that run's report. Other temporary folders (a run killed before its files
+    were whole) are left for :func:`~exprsim.io.sweep_temporaries`. Returns how many saves
+    were finished.
+    """
+    from exprsim.io import left_by_killed, sync_folder
+
+    out = Path(out_dir)
+    done = 0
+    for entry in left_by_killed(out, PARTIAL_REPORT):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        tmp = Path(entry.path)
+        try:
+            mark = json.loads((tmp / REPORT_COMPLETE).read_text())
+            names = [str(n) for n in mark["files"] if str(n) in REPORT_FILES.values()]
+            html = bool(mark["html"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # killed before its files were whole: the earlier run's stay
+        try:
+            for name in names:
+                if (tmp / name).is_file():  # the ones not moved yet
+                    os.replace(tmp / name, out / name)
+            if not html:
+                (out / REPORT_FILES["html"]).unlink(missing_ok=True)
+            sync_folder(out)
+            (tmp / REPORT_COMPLETE).unlink()
+        except OSError as exc:  # the save that follows says what is wrong with the folder
+            log.warning("%s: cannot finish the report of a killed run (%s)", out, exc)
+            continue
+        done += 1
+        log.warning("%s: finished moving the report of a run killed while it saved it", out)
+    return done
 
 
 @array_equality
@@ -522,9 +566,18 @@ class VideoAnalysis:
         (``html``) the self-contained ``report.html`` into ``out_dir``; returns the paths.
 
         All or nothing: the files are written into a temporary folder inside ``out_dir``,
-        then moved into place, so an interruption leaves the previous run's files whole (never
-        a mix of two runs). Without ``html``, a ``report.html`` of an earlier run is removed.
-        ``analysis.json`` is strict JSON (``null`` for a value that is not a number).
+        synced and marked complete, then moved into place, so an interruption before they
+        are whole leaves the previous run's files as they were. A kill among the renames
+        (milliseconds) leaves files of two runs side by side until the next save into
+        ``out_dir`` or :func:`finish_killed_saves` (``exprsim video`` calls it first) moves
+        the rest into place. Without ``html``, a ``report.html`` of an earlier run is
+        removed. ``analysis.json`` is strict JSON (``null`` for a value that is not a
+        number).
+
+        Raises:
+            OSError: a file could not be written or moved; ``moved_into_place`` (an
+                attribute of the error) is how many files of this run were already moved
+                into ``out_dir`` (0: the earlier run's files are whole).
         """
         import shutil
         import tempfile
@@ -533,9 +586,11 @@ class VideoAnalysis:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        finish_killed_saves(out)  # a run killed among its renames: its report, whole
         sweep_temporaries(out, PARTIAL_REPORT)  # a killed run's
         names = {k: v for k, v in REPORT_FILES.items() if html or k != "html"}
         tmp = Path(tempfile.mkdtemp(prefix=f".exprsim-partial-{os.getpid()}-", dir=out))
+        moved = 0
         try:
             frame = self.to_frame()
             save_table(frame, tmp / names["faces_parquet"])
@@ -549,11 +604,19 @@ class VideoAnalysis:
                 video_page(self).save(tmp / names["html"])
             for name in names.values():
                 sync_file(tmp / name)  # on disk before the renames: whole after a power cut
+            mark = {"files": list(names.values()), "html": html}
+            (tmp / REPORT_COMPLETE).write_text(json.dumps(mark))
+            sync_file(tmp / REPORT_COMPLETE)
+            sync_folder(tmp)  # the mark and the files are this run's report from here on
             for name in names.values():
                 os.replace(tmp / name, out / name)
+                moved += 1
             sync_folder(out)
             if not html:
                 (out / REPORT_FILES["html"]).unlink(missing_ok=True)
+        except OSError as exc:
+            exc.moved_into_place = moved  # type: ignore[attr-defined]
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return {key: out / name for key, name in names.items()}

@@ -382,7 +382,11 @@ def _add_error_handlers(app: Any, st: _State) -> None:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+    async def _http_error(req: Request, exc: HTTPException) -> JSONResponse:
+        if _is_disk_full(exc):  # an upload spooled to the temp disk, refused there (a 400)
+            message = "the server's disk is full; nothing was stored"
+            log.warning("%s %s: %s (%s)", req.method, req.url.path, message, exc.__cause__)
+            return JSONResponse({"error": message}, status_code=507)
         headers = dict(exc.headers or {})  # a 405's ``Allow`` (RFC 9110), a 401's ...
         allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
         if "GET" in allow and "HEAD" not in allow:  # HEAD works wherever GET does (HeadAsGet)
@@ -522,6 +526,7 @@ def _index_fault(
     (``db_names``); ``None`` for anything else. The detail goes to the server's log
     (:func:`_index_fault_response`).
     """
+    from exprsim.index.backends import is_disk_error
     from exprsim.index.pgvector import is_driver_error
     from exprsim.index.store import ModelMismatchError
 
@@ -533,6 +538,9 @@ def _index_fault(
     # a driver error that reached the app unwrapped (a safety net): as unreachable
     if isinstance(exc, IndexUnavailableError) or is_driver_error(exc):
         return _UNREACHABLE, {"Retry-After": str(INDEX_RETRY_AFTER_S)}
+    if any(isinstance(e, sqlite3.DatabaseError) and is_disk_error(e) for e in _causes(exc)):
+        # SQLite's I/O error unwrapped (a full disk is a 507 before this)
+        return "the index's disk is failing (an I/O error); try again later", {}
     if not isinstance(exc, IndexDatabaseError):
         return None
     if exc.read_only:  # a write to a database the server cannot write
