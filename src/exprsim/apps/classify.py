@@ -15,6 +15,7 @@ reports per-class AUC-ROC (K=200); the SGM paper reports K=11 accuracy. Here:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import zipfile
@@ -28,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import DataError, ExprsimError, ModelError, printable, require_positive_int
+from exprsim.errors import (
+    ArgumentError,
+    DataError,
+    ExprsimError,
+    ModelError,
+    printable,
+    require_positive_int,
+)
 from exprsim.metrics import not_whole
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,25 @@ def reference_path() -> Path:
 # ----------------------------------------------------------------------------- estimator
 
 
+@functools.cache
+def _not_fitted_error() -> type[ExprsimError]:
+    """The error of an :class:`ExpressionKNN` used before :meth:`~ExpressionKNN.fit`: an
+    :class:`~exprsim.errors.ExprsimError` that is also scikit-learn's ``NotFittedError``
+    (a ``ValueError`` and ``AttributeError``), made when first needed (scikit-learn is
+    imported only then)."""
+    from sklearn.exceptions import NotFittedError
+
+    return type("NotFittedError", (ExprsimError, NotFittedError), {"__module__": __name__})
+
+
+def __getattr__(name: str) -> Any:
+    """``exprsim.apps.classify.NotFittedError`` (:func:`_not_fitted_error`), so that the
+    error pickles (worker processes) and can be caught by name."""
+    if name == "NotFittedError":
+        return _not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class ExpressionKNN:
     """k-nearest-neighbour expression classifier (scikit-learn style).
 
@@ -65,7 +92,11 @@ class ExpressionKNN:
 
     scikit-learn's tools take it (``clone``, ``cross_val_score``, ``GridSearchCV``,
     pipelines, ``is_classifier``, ``check_is_fitted``) without exprsim importing
-    scikit-learn, which costs a second of start-up.
+    scikit-learn, which costs a second of start-up; it passes scikit-learn's
+    ``check_estimator``. Bad input or hyper-parameters raise
+    :class:`~exprsim.errors.ArgumentError` (an ``ExprsimError`` and a ``ValueError``, as
+    scikit-learn's estimators raise); a use before :meth:`fit` raises an ``ExprsimError``
+    that is scikit-learn's ``NotFittedError``.
     """
 
     #: what scikit-learn before 1.6 reads instead of :meth:`__sklearn_tags__`
@@ -138,20 +169,20 @@ class ExpressionKNN:
             known = codes < len(self.classes_)
             known[known] = self.classes_[codes[known]] == y[known]
             if not known.all():
-                raise ExprsimError(
+                raise ArgumentError(
                     f"unknown label {y[~known][0].item()!r}; classes: {self.classes_.tolist()}"
                 )
             return codes
         if y.dtype.kind in "iuf":  # positions in classes_
             codes = y.astype(np.int64)
             if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
-                raise ExprsimError(f"labels must lie in [0, {len(self.classes_)})")
+                raise ArgumentError(f"labels must lie in [0, {len(self.classes_)})")
             return codes
         index = {str(c): i for i, c in enumerate(self.classes_)}
         try:
             return np.array([index[str(v)] for v in y], dtype=np.int64)
         except KeyError as exc:
-            raise ExprsimError(
+            raise ArgumentError(
                 f"unknown label {exc.args[0]!r}; classes: {list(self.classes_)}"
             ) from exc
 
@@ -170,11 +201,24 @@ class ExpressionKNN:
                 ``classes``, or a label outside ``classes``.
         """
         x = _float32_rows(X, "fit: the embeddings")
+        if y is None:
+            raise ArgumentError(
+                "ExpressionKNN requires y to be passed, but the target y is None: give one "
+                "label per row of X"
+            )
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:  # a column of labels: as scikit-learn, with a word
+            _warn_column_vector()
+            y = y.ravel()
         if y.ndim != 1:
-            raise ExprsimError(f"fit needs 1-d labels y (one per row of X), got shape {y.shape}")
+            raise ArgumentError(f"fit needs 1-d labels y (one per row of X), got shape {y.shape}")
+        if x.ndim == 2 and x.shape[1] == 0:
+            raise ArgumentError(
+                f"fit needs (N, D) embeddings with D >= 1: 0 feature(s) (shape=({len(x)}, 0)) "
+                "while a minimum of 1 is required."
+            )
         if x.ndim != 2 or len(x) != len(y) or len(x) == 0 or x.shape[1] == 0:
-            raise ExprsimError(
+            raise ArgumentError(
                 f"fit needs (N, D) embeddings and N labels, got {x.shape} and {y.shape}"
             )
         self._check_params()
@@ -199,15 +243,15 @@ class ExpressionKNN:
     def _check_params(self) -> None:
         """Refuse bad hyper-parameters: at fit time (scikit-learn's habit), and again when
         predicting (``set_params`` after a fit)."""
-        require_positive_int(self.k, "k")
+        require_positive_int(self.k, "k", ArgumentError)
         if self.metric not in ("euclidean", "cosine"):
-            raise ExprsimError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
+            raise ArgumentError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
         if self.weights not in ("uniform", "distance"):
-            raise ExprsimError(f"weights must be 'uniform' or 'distance', got {self.weights!r}")
+            raise ArgumentError(f"weights must be 'uniform' or 'distance', got {self.weights!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "embeddings_"):
-            raise ExprsimError("ExpressionKNN is not fitted: call fit() first")
+            raise _not_fitted_error()("ExpressionKNN is not fitted: call fit() first")
 
     @property
     def k_(self) -> int:
@@ -231,9 +275,16 @@ class ExpressionKNN:
         x = _float32_rows(X, "the queries")
         if x.shape == (0,):  # ``[]``: no query, as embed_crops([]) answers
             x = x.reshape(0, dim)
-        if x.ndim != 2 or x.shape[1] != dim:
+        if x.ndim == 1:
             one = " (one query x: pass [x])" if x.shape == (dim,) else ""
-            raise ExprsimError(f"queries must be (M, {dim}) embeddings, got {x.shape}{one}")
+            raise ArgumentError(
+                f"queries must be (M, {dim}) embeddings, got {x.shape}{one}. Reshape your data"
+            )
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise ArgumentError(
+                f"X has {x.shape[-1] if x.ndim else 0} features, but ExpressionKNN is expecting "
+                f"{dim} features as input: queries must be (M, {dim}) embeddings, got {x.shape}"
+            )
         if len(x) == 0:
             return np.zeros((0, len(self.classes_)))
         if self.metric == "cosine":
@@ -265,23 +316,29 @@ class ExpressionKNN:
         codes = self._encode(y)
         proba = self.predict_proba(X)
         if len(proba) != len(codes):
-            raise ExprsimError(
+            raise ArgumentError(
                 f"score needs one label per query: {len(proba)} queries, {len(codes)} labels"
             )
         if len(codes) == 0:
-            raise ExprsimError("score needs at least one labelled face, got none")
+            raise ArgumentError("score needs at least one labelled face, got none")
         return float((proba.argmax(axis=1) == codes).mean())
 
 
 def _float32_rows(X: Any, what: str) -> np.ndarray:
-    """``X`` as float32, refused when it holds NaN or infinite values, or finite values
-    beyond float32's range (about 3.4e38; they would become infinite)."""
+    """``X`` as float32, refused when it is a sparse matrix, holds complex numbers, NaN or
+    infinite values, or finite values beyond float32's range (about 3.4e38; they would
+    become infinite)."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise ArgumentError(f"{what}: sparse input is not supported; pass X.toarray()")
+    raw = np.asarray(X)
+    if raw.dtype.kind == "c":  # the cast would drop the imaginary parts with a warning
+        raise ArgumentError(f"{what}: Complex data not supported")
     with np.errstate(over="ignore"):
-        x = np.asarray(X, dtype=np.float32)
+        x = np.asarray(raw, dtype=np.float32)
     if not np.isfinite(x).all():
         if np.isfinite(np.asarray(X, dtype=np.float64)).all():
-            raise ExprsimError(f"{what} hold values beyond float32's range (about 3.4e38)")
-        raise ExprsimError(f"{what} hold NaN or infinite values")
+            raise ArgumentError(f"{what} hold values beyond float32's range (about 3.4e38)")
+        raise ArgumentError(f"{what} hold NaN or infinite values")
     return x
 
 
@@ -298,7 +355,7 @@ def _object_labels(y: np.ndarray) -> np.ndarray:
     values = y.tolist()
     missing = [i for i, v in enumerate(values) if _is_missing(v)]
     if missing:
-        raise ExprsimError(
+        raise ArgumentError(
             f"label {missing[0]} is missing ({values[missing[0]]!r}): drop the unlabelled "
             "faces or give them a class"
         )
@@ -309,7 +366,7 @@ def _object_labels(y: np.ndarray) -> np.ndarray:
     if all(numeric):
         return np.asarray(values)
     if any(text) and any(numeric):
-        raise ExprsimError(
+        raise ArgumentError(
             f"labels mix text and numbers ({values[text.index(True)]!r} and "
             f"{values[numeric.index(True)]!r}): use one kind"
         )
@@ -326,24 +383,42 @@ def _label_array(y: Any) -> np.ndarray:
     """
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ExprsimError(f"labels must be a 1-d sequence, got shape {y.shape}")
+        raise ArgumentError(f"labels must be a 1-d sequence, got shape {y.shape}")
     if y.dtype.kind == "O":
         y = _object_labels(y)
     if y.dtype.kind == "c":
-        raise ExprsimError(f"labels must be class names or integer class ids, got {y.dtype}")
+        raise ArgumentError(
+            f"Complex data not supported: labels must be class names or integer class ids, "
+            f"got {y.dtype}"
+        )
     if y.dtype.kind == "f":
         if np.isnan(y).any():
             i = int(np.flatnonzero(np.isnan(y))[0])
-            raise ExprsimError(
+            raise ArgumentError(
                 f"label {i} is missing (nan): drop the unlabelled faces or give them a class"
             )
         bad = not_whole(y)
         if bad.any():
-            raise ExprsimError(
-                f"float labels must be whole class ids, got {y[bad][0].item()!r}: "
-                "use integer or text labels"
+            raise ArgumentError(
+                f"float labels must be whole class ids, got {y[bad][0].item()!r} (a continuous "
+                "target: a regression's, not classes): use integer or text labels"
             )
     return y
+
+
+def _warn_column_vector() -> None:
+    """scikit-learn's ``DataConversionWarning`` for labels given as an ``(N, 1)`` column
+    (scikit-learn imported only then)."""
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+
+    warnings.warn(
+        "A column-vector y was passed when a 1d array was expected: it is read as (N,) "
+        "labels (y.ravel())",
+        DataConversionWarning,
+        stacklevel=3,
+    )
 
 
 def _given_classes(classes: Sequence[Any]) -> np.ndarray:
@@ -352,7 +427,7 @@ def _given_classes(classes: Sequence[Any]) -> np.ndarray:
     names = [str(c) for c in out.tolist()] if out.ndim == 1 else []
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
-        raise ExprsimError(f"class names must differ, {repeated[0]!r} is repeated in classes")
+        raise ArgumentError(f"class names must differ, {repeated[0]!r} is repeated in classes")
     return out
 
 
@@ -360,7 +435,7 @@ def _refuse_zero_rows(x: np.ndarray, what: str) -> None:
     """Refuse all-zero rows of ``x`` (the cosine metric cannot place them: no direction)."""
     zero = np.flatnonzero(~x.any(axis=1))
     if zero.size:
-        raise ExprsimError(
+        raise ArgumentError(
             f"{what} {int(zero[0])} is all zero ({zero.size} of {len(x)} rows): the cosine "
             "metric cannot place it; drop it or use metric='euclidean'"
         )

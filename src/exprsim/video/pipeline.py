@@ -45,6 +45,7 @@ import contextlib
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from collections import Counter
@@ -1561,6 +1562,7 @@ def _check_config(cfg: VideoConfig, detector: Any = None) -> None:
         detector.check_open()  # a closed detector fails before the video is opened
     if cfg.identity not in IDENTITY_METHODS:
         raise ExprsimError(f"unknown identity method {cfg.identity!r}; known: {IDENTITY_METHODS}")
+    _check_numbers(cfg)
     if cfg.smooth_window > 1 and cfg.smooth_window % 2 == 0:
         raise ExprsimError(
             f"smooth_window must be odd (a median window centred on each face: 1, 3, 5, ...), "
@@ -1579,6 +1581,48 @@ def _check_config(cfg: VideoConfig, detector: Any = None) -> None:
         raise ExprsimError(
             f"unknown neutral method {cfg.neutral!r}; expected one of {', '.join(NEUTRAL_METHODS)}"
         )
+
+
+def _check_numbers(cfg: VideoConfig) -> None:
+    """The numeric fields of ``cfg`` as the CLI takes them: whole numbers where counts are
+    meant, finite thresholds (NaN compares false with everything, so a NaN threshold would
+    pass or reject every face without a word)."""
+    from exprsim.errors import require_int
+
+    for name, least in (
+        ("smooth_window", 1),
+        ("n_summary", 1),
+        ("min_samples", 1),
+        ("descriptor_stride", 1),
+        ("descriptor_max_stride", 1),
+        ("batch_size", 1),
+        ("thumb_size", 8),
+        ("max_gap", 0),
+    ):
+        require_int(getattr(cfg, name), name, least)
+
+    def real(value: object) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+    ranges = {
+        "sharpness_threshold": "a finite number >= 0",
+        "max_abs_yaw": "a finite number >= 0",
+        "eps": "a finite number > 0",
+        "min_iou": "a number in [0, 1]",
+        "tag_threshold": "None or a finite number > 0",
+    }
+    for name, rule in ranges.items():
+        value = getattr(cfg, name)
+        if name == "tag_threshold" and value is None:
+            continue
+        x = float(value) if real(value) else math.nan
+        ok = {
+            "sharpness_threshold": x >= 0,
+            "max_abs_yaw": x >= 0,
+            "min_iou": 0 <= x <= 1,
+        }.get(name, x > 0)
+        if not (ok and math.isfinite(x)):
+            raise ExprsimError(f"{name} must be {rule}, got {value!r}")
 
 
 def load_pvae_encoder(path: str | None) -> Any:
