@@ -31,6 +31,7 @@ from exprsim.distances import (
     pairwise_cosine_distance,
     pairwise_squared_l2,
 )
+from exprsim.errors import ArgumentError, require_positive_int
 
 TRIPLET_TYPES: tuple[str, ...] = ("one", "two", "three")
 METRICS = ("euclidean", "cosine")
@@ -220,6 +221,10 @@ def knn_search(
     return idx_out, dist_out
 
 
+#: most cells of a probability table :func:`knn_proba` makes (queries x classes: 2 GB)
+MAX_PROBA_CELLS = 250_000_000
+
+
 def _n_classes(*label_arrays: np.ndarray) -> int:
     return int(max(int(np.max(a)) for a in label_arrays if len(a)) + 1)
 
@@ -248,7 +253,16 @@ def knn_proba(
     if weights not in ("uniform", "distance"):
         raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
     train_labels = class_ids(train_labels, "train_labels")
-    n_classes = n_classes or _n_classes(train_labels)
+    if n_classes is None:
+        n_classes = _n_classes(train_labels)
+    else:
+        n_classes = require_positive_int(n_classes, "n_classes", ArgumentError)
+    queries = len(np.atleast_2d(np.asarray(test_emb)))
+    if queries * n_classes > MAX_PROBA_CELLS:  # a label of 10**11 allocated 7 TiB
+        raise ArgumentError(
+            f"{n_classes} classes (labels 0 .. {n_classes - 1}) x {queries} queries do not "
+            f"fit in memory: class ids must count from 0 (use a label encoder)"
+        )
     if len(train_labels) != len(train_emb):
         raise ValueError(
             f"one label per training row: {len(train_emb)} rows, {len(train_labels)} labels"

@@ -64,3 +64,24 @@ def test_a_stream_whose_timestamps_do_not_advance_keeps_its_frames(tmp_path: Pat
         raise AssertionError("timestamps still all equal")
     assert np.all(np.diff(times) > 0), times  # was: every frame at 0 s
     assert any("timestamp of the frame before" in w for w in reader.warnings)
+
+
+def test_a_held_last_frame_counts_its_own_duration(tmp_path: Path) -> None:
+    """Audit: the held last frame stood for the gap before it (0.1 s), so a face seen for
+    the whole 6.9 s of the GIF got 2.0 s on screen."""
+    import pytest
+
+    from exprsim.video.pipeline import sample_seconds
+
+    path = tmp_path / "hold.gif"
+    ims = [Image.fromarray(f) for f in _frames(20)]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=[100] * 19 + [5000])
+    with FrameReader(path, every=1) as reader:
+        list(reader)
+    assert reader.last_duration == pytest.approx(5.0)
+    d = list(reader.decoded_times)
+    seconds = sample_seconds(
+        d, 0.1, 0.0, d, list(range(len(d))), reader.finished, reader.last_duration
+    )
+    assert seconds.sum() == pytest.approx(6.9)  # was 2.0 in the report (1.9 + 0.1)
+    assert sample_seconds(d, 0.1, 0.0, d, list(range(len(d))), True).sum() == pytest.approx(2.0)

@@ -30,6 +30,7 @@ the line of sight, the same wherever the face sits in the image and whatever the
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,6 +78,30 @@ class QualityConfig:
     reference_eye_distance: float = 70.0
     blur_sigma: float = 1.0
     check_orientation: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse values that crashed deep inside (a ``patch_size`` of 1e5 allocated 147 TB,
+        an eye distance of 0 divided by zero) or silently changed every verdict (a NaN
+        threshold: every face blurred, or none turned)."""
+        from exprsim.errors import ArgumentError
+
+        ranges = {
+            "sharpness_threshold": (0.0, math.inf, "a finite number >= 0"),
+            "max_abs_yaw": (0.0, 180.0, "a number in [0, 180]"),
+            "patch_size": (0.05, 2.0, "a fraction of the eye distance in [0.05, 2]"),
+            "reference_eye_distance": (8.0, 1000.0, "a number of pixels in [8, 1000]"),
+            "blur_sigma": (0.1, 20.0, "a number of pixels in [0.1, 20]"),
+        }
+        for name, (low, high, rule) in ranges.items():
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not ok or not (low <= float(value) <= high) or not math.isfinite(float(value)):
+                raise ArgumentError(f"QualityConfig.{name} must be {rule}, got {value!r}")
+        if not isinstance(self.check_orientation, bool | np.bool_):
+            raise ArgumentError(
+                f"QualityConfig.check_orientation must be True or False, got "
+                f"{self.check_orientation!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

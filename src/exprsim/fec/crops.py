@@ -78,6 +78,9 @@ LOCK_NAME = ".lock"
 #: position relative to the square around each detected box, averaged with its mirror image
 #: (per-point std 0.04-0.09 of the side; the default's mesh-lite points differ from the
 #: mesh's by a median 0.035 eye distances, about 0.015 of the side).
+#: most crop processes a :class:`CropConfig` starts
+MAX_CROP_WORKERS = 64
+
 FEC_BOX_LAYOUT: tuple[tuple[float, float], ...] = (
     (0.284, 0.226),
     (0.716, 0.226),
@@ -116,6 +119,23 @@ class CropConfig:
     box_layout: tuple[tuple[float, float], ...] = FEC_BOX_LAYOUT
 
     def __post_init__(self) -> None:
+        from exprsim.errors import ArgumentError, require_int
+
+        for name in ("size", "shard_size", "workers"):  # 112.5 px failed on every face
+            require_int(getattr(self, name), name, 1, ArgumentError)
+        if self.workers > MAX_CROP_WORKERS:  # one process each
+            raise ArgumentError(
+                f"workers must be at most {MAX_CROP_WORKERS} processes, got {self.workers}"
+            )
+        try:
+            layout = np.asarray(self.box_layout, np.float64)
+        except (TypeError, ValueError):
+            layout = np.zeros(0)
+        if layout.shape != (5, 2) or not np.isfinite(layout).all():
+            raise ArgumentError(
+                "box_layout must be the 5 landmarks (x, y) of a face in its box's unit square, "
+                f"got {self.box_layout!r}"
+            )
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ValueError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {self.size}")
         # `not lo <= x <= hi` also refuses NaN, for which every comparison is false

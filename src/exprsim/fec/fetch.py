@@ -141,6 +141,22 @@ class FetchConfig:
     max_connect_failures: int = 50
 
     def __post_init__(self) -> None:
+        from exprsim.errors import ArgumentError, require_int
+
+        # counts as whole numbers (2.5 workers, True retries, a NaN byte limit that let
+        # every download through: NaN compares false), each naming itself
+        for name in (
+            "workers", "per_host", "retries", "min_bytes", "min_side", "max_bytes",
+            "max_redirects", "max_connect_failures",
+        ):  # fmt: skip
+            require_int(getattr(self, name), name, 0, ArgumentError)
+        if self.workers > MAX_WORKERS or self.retries > MAX_RETRIES:
+            raise ArgumentError(
+                f"workers must be at most {MAX_WORKERS} and retries at most {MAX_RETRIES}, "
+                f"got {self.workers} and {self.retries}"
+            )
+        if not isinstance(self.user_agent, str) or not self.user_agent.strip():
+            raise ArgumentError(f"user_agent must be a non-empty string, got {self.user_agent!r}")
         if self.workers < 1 or self.per_host < 1:
             raise ValueError("workers and per_host must be >= 1")
         # `not lo <= x <= hi` also refuses NaN (every comparison with NaN is false); an
@@ -157,6 +173,12 @@ class FetchConfig:
             raise ValueError("min_bytes, min_side and max_redirects must be >= 0")
         if self.max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
+
+
+#: most download threads and retries a :class:`FetchConfig` takes (a typo of 10**6
+#: workers would start that many threads)
+MAX_WORKERS = 256
+MAX_RETRIES = 100
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ import hashlib
 import io
 import json
 import logging
+import math
+import numbers
 import os
 import re
 import shlex
@@ -622,6 +624,20 @@ def _tag_set(tags: Iterable[str] | str) -> set[str]:
     return set(names)
 
 
+def _tag_names(tags: Iterable[str] | str) -> set[str]:
+    """Names of tags that may exist already (:meth:`FaceIndex.retag`; one string is one
+    name, not its letters), each checked by :func:`check_tag_name` (names stored by earlier
+    versions pass)."""
+    names = [tags] if isinstance(tags, str) else list(tags)
+    for name in names:
+        check_tag_name(name)
+    return set(names)
+
+
+#: most results :meth:`FaceIndex.query` pads with ``inf`` / ``-1`` when ``k`` is more than
+#: the faces indexed (12 bytes each: 120 MB); more is refused
+_MAX_PADDED = 10_000_000
+
 #: face ids are SQLite / PostgreSQL 64-bit integers
 _ID_RANGE = range(-(2**63), 2**63)
 
@@ -784,6 +800,48 @@ def _check_table_values(df: Any, emb_cols: list[str]) -> None:
             f"the table has {int(bad.any(axis=1).sum())} rows with NaN, infinite or missing "
             f"embedding values (first: row {int(row)}, column {emb_cols[int(col)]})"
         )
+    _check_number_columns(df)
+
+
+#: columns of a bulk-load table an index stores as numbers (missing values allowed), and
+#: whether they must be whole
+_NUMBER_COLUMNS: dict[str, bool] = {
+    **dict.fromkeys(("x1", "y1", "x2", "y2", "score", "sharpness", "yaw", "pitch", "roll"), False),
+    **dict.fromkeys(("face", "size", "mtime_ns"), True),
+}
+
+
+def _check_number_columns(df: Any) -> None:
+    """Refuse text, infinite or (for counts) fractional values in the table's number columns,
+    and a ``quality_ok`` that is not true / false: stored, they broke every later read
+    (``could not convert string to float``) and passed quality filters they should fail
+    (SQLite ranks text above every number)."""
+    import pandas as pd
+
+    for name, whole in _NUMBER_COLUMNS.items():
+        if name not in df.columns:
+            continue
+        raw = df[name]
+        values = pd.to_numeric(raw, errors="coerce")
+        wrong = (values.isna() & raw.notna()) | np.isinf(values.astype(np.float64))
+        if whole:
+            wrong |= values.notna() & (values != values.round())
+        if wrong.any():
+            row = int(np.flatnonzero(wrong.to_numpy())[0])
+            kind = "whole numbers" if whole else "finite numbers"
+            raise ExprsimError(
+                f"column {name} must hold {kind} (or nothing), got "
+                f"{printable(repr(raw.iloc[row]))[:40]} (first: row {row}); nothing was loaded"
+            )
+    if "quality_ok" in df.columns:
+        flags = df["quality_ok"]
+        known = flags.isna() | flags.isin([True, False, 0, 1])
+        if not known.all():
+            row = int(np.flatnonzero(~known.to_numpy())[0])
+            raise ExprsimError(
+                f"column quality_ok must hold true / false (or 1 / 0), got "
+                f"{printable(repr(flags.iloc[row]))[:40]} (first: row {row}); nothing was loaded"
+            )
 
 
 def _column(df: Any, name: str, default: Any) -> list[Any]:
@@ -984,12 +1042,17 @@ def _quality_where(
     terms, params = ["1 = 1"], []
     if quality_ok_only:
         terms.append("quality_ok <> 0")
-    if min_sharpness is not None:
-        terms.append("sharpness >= ?")
-        params.append(float(min_sharpness))
-    if max_abs_yaw is not None:
-        terms.append("ABS(yaw) <= ?")
-        params.append(float(max_abs_yaw))
+    for name, value, term in (
+        ("min_sharpness", min_sharpness, "sharpness >= ?"),
+        ("max_abs_yaw", max_abs_yaw, "ABS(yaw) <= ?"),
+    ):
+        if value is None:
+            continue
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok or not math.isfinite(float(value)):
+            raise ExprsimError(f"{name} must be a finite number or None, got {value!r}")
+        terms.append(term)
+        params.append(float(value))
     return " AND ".join(terms), params
 
 
@@ -1844,10 +1907,15 @@ class FaceIndex:
     def retag(self, tags_by_face: Mapping[int, Iterable[str]], managed: Iterable[str]) -> int:
         """In one transaction, give each face of ``tags_by_face`` its new tags among the
         ``managed`` names (the others it carries stay). Returns the faces changed."""
-        managed = set(managed)
+        if not isinstance(tags_by_face, Mapping):
+            raise ExprsimError(
+                f"retag needs a mapping of face ids to tags, got {type(tags_by_face).__name__}"
+            )
+        managed = _tag_names(managed)
+        wanted = {fid: _tag_names(new) for fid, new in tags_by_face.items()}
         changed = 0
         with self._transaction() as c:
-            for fid, new in tags_by_face.items():
+            for fid, new in wanted.items():
                 if not _face_ids([fid]):
                     continue  # outside the id range: no such face
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (int(fid),)).fetchone()
@@ -2021,9 +2089,11 @@ class FaceIndex:
         are skipped, so a share that is offline names nothing) that are no longer there:
         deleted or renamed since they were added. Nothing is changed (:meth:`remove`
         forgets them)."""
+        from exprsim.io import as_inputs
+
         out: dict[str, None] = {}
-        for folder in folders:
-            if not os.path.isdir(folder):  # False too for a name the system refuses
+        for folder in as_inputs(folders):  # one folder is one, not its characters
+            if not isinstance(folder, str | Path) or not os.path.isdir(folder):
                 continue
             key = _file_key(folder)
             prefix = key.rstrip(os.sep) + os.sep
@@ -2041,6 +2111,7 @@ class FaceIndex:
         ids = _face_ids(face_ids)
         wanted = list(dict.fromkeys(ids))
         found: dict[int, FaceRecord] = {}
+        chunk = require_positive_int(chunk, "chunk")
         for start in range(0, len(wanted), chunk):
             part = wanted[start : start + chunk]
             marks = ", ".join("?" * len(part))
@@ -2093,8 +2164,12 @@ class FaceIndex:
         filters, exactly whatever the ANN backend: ids ``(n,)`` int64 and distances
         ``(n,)`` float64, nearest first (ties: lower id); ``n < k`` when fewer pass. SQLite
         reads the passing faces' embeddings; PostgreSQL scans them in the server."""
+        k = require_positive_int(k, "k")
+        queries = ann_mod.as_queries(query, EMBEDDING_SIZE)
+        if len(queries) != 1:
+            raise ExprsimError(f"nearest_passing takes one (16,) query, got {np.shape(query)}")
         where, params = _quality_where(quality_ok_only, min_sharpness, max_abs_yaw)
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        q = queries[0]
         if self._db.searcher() is not None:  # PostgreSQL: a scan in the server
             return self._db.nearest_where(q, int(k), where, params)
         # SQLite: the passing ids from the database, their embeddings from a copy of all of
@@ -2477,4 +2552,12 @@ class FaceIndex:
         """
         k = require_positive_int(k, "k")
         with self._ann_lock:  # a catch-up of another thread changes the index searched
-            return self._ann_index().search(np.atleast_2d(embeddings), k)
+            index = self._ann_index()
+            rows = np.atleast_2d(np.asarray(embeddings)).shape[0]
+            if k > len(index) and rows * k > _MAX_PADDED:
+                raise ExprsimError(
+                    f"k = {k} neighbours per query, but the index holds {len(index)} faces: "
+                    f"ask for at most {len(index)} (the padding of {rows} x {k} results would "
+                    "not fit in memory)"
+                )
+            return index.search(np.atleast_2d(embeddings), k)

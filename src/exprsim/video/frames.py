@@ -250,6 +250,9 @@ class FrameReader:
         self.sampled_at: list[int] = []
         #: the whole source was read (not stopped by ``max_frames`` or an early close)
         self.finished = False
+        #: seconds the last decoded frame is shown, when the file says (a GIF's held last
+        #: frame); NaN when it does not
+        self.last_duration = math.nan
         #: seconds by which the video stream starts after the container (an audio track
         #: that starts first); frame times count from the container's start, as players do
         self._lead = 0.0
@@ -620,6 +623,7 @@ class FrameReader:
                 t = clock.time(i, frame.pts)
                 shown = float(getattr(frame, "duration", None) or 0) * tb
                 last_shown = shown if shown > 0 else 1.0 / src_fps
+                self.last_duration = shown if shown > 0 else math.nan
                 self.decoded_times.append(float(t))
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start

@@ -1708,6 +1708,7 @@ def sample_seconds(
     decoded: Sequence[float] | None = None,
     sampled_at: Sequence[int] | None = None,
     finished: bool = False,
+    last_duration: float = math.nan,
 ) -> np.ndarray:
     """Seconds of video each sampled frame stands for (time on screen adds them up).
 
@@ -1717,7 +1718,9 @@ def sample_seconds(
     a low-light phone clip) counts in full. Only a hole counts at most ``2 * period``: a gap
     between two decoded frames longer than ``2 * period`` and more than twice the gaps
     around it (frames missing from a stream, not a lower frame rate). The last decoded
-    frame of a source read to its end (``finished``) stands for the gap before it.
+    frame of a source read to its end (``finished``) stands for its own duration where the
+    file gives one (``last_duration``: a GIF's held last frame), else for the gap before
+    it.
 
     After an early stop (Ctrl-C, ``max_frames``, a stop from ``on_frame``) the last of
     ``times`` stands for no more than in a complete read: up to the next sampled frame when
@@ -1741,6 +1744,8 @@ def sample_seconds(
         sampled_at: the position in ``decoded`` of each sampled frame
             (:attr:`FrameReader.sampled_at`).
         finished: the source was read to its end (:attr:`FrameReader.finished`).
+        last_duration: seconds the last decoded frame is shown
+            (:attr:`FrameReader.last_duration`; NaN: unknown).
 
     Returns:
         ``(len(times),)`` float64 seconds.
@@ -1754,7 +1759,7 @@ def sample_seconds(
     if len(t) == 0:
         return np.zeros(0)
     pos = at[: len(t)]
-    spans = _decoded_spans(d, float(period), finished)
+    spans = _decoded_spans(d, float(period), finished, last_duration)
     total = np.concatenate([[0.0], np.cumsum(spans)])
     more = len(at) > len(t)  # sampled frames decoded but not collected (a Ctrl-C)
     ends = np.append(pos[1:], at[len(t)] if more else len(d))
@@ -1766,14 +1771,19 @@ def sample_seconds(
     return out
 
 
-def _decoded_spans(d: np.ndarray, period: float, finished: bool) -> np.ndarray:
+def _decoded_spans(
+    d: np.ndarray, period: float, finished: bool, last_duration: float = math.nan
+) -> np.ndarray:
     """Seconds each decoded frame (times ``d``) is shown (see :func:`sample_seconds`)."""
     gaps = np.clip(np.diff(d), 0.0, None)
     before = np.concatenate([[0.0], gaps[:-1]])
     after = np.concatenate([gaps[1:], [0.0]])
     hole = (gaps > 2.0 * period) & (gaps > 2.0 * np.maximum(before, after))
     gaps = np.where(hole, 2.0 * period, gaps)
-    last = float(gaps[-1]) if finished and len(gaps) else period
+    if finished and math.isfinite(last_duration) and last_duration > 0:
+        last = float(last_duration)
+    else:
+        last = float(gaps[-1]) if finished and len(gaps) else period
     return np.append(gaps, last)
 
 
@@ -1789,6 +1799,7 @@ def _seconds(collected: _FaceCollector, reader: FrameReader) -> np.ndarray:
         reader.decoded_times,
         reader.sampled_at,
         reader.finished,
+        reader.last_duration,
     )
 
 

@@ -17,6 +17,8 @@ import hmac
 import io
 import ipaddress
 import logging
+import math
+import numbers
 import os
 import sqlite3
 import stat
@@ -97,6 +99,42 @@ class ServeConfig:
     max_queued_videos: int = 8
     keep_videos_days: float | None = None
     secure_cookie: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse what would misbehave only once requests come (a 500 on each, every upload
+        refused as the client's fault) or silently weaken the server: an empty token (no
+        authentication at all), a single host name given as a string (it was matched
+        letter by letter: ``Host: l`` passed ``"localhost"``). Host names are compared in
+        lower case, as requests' are."""
+        from exprsim.errors import ArgumentError, require_int
+
+        if not isinstance(self.db, str) or not self.db.strip():
+            raise ArgumentError(f"db must be a non-empty path or URL, got {self.db!r}")
+        if self.token is not None and (not isinstance(self.token, str) or not self.token):
+            raise ArgumentError(
+                "token must be a non-empty string, or None to serve without one, got "
+                f"{type(self.token).__name__}"
+            )
+        mb = self.max_upload_mb
+        if not _real(mb) or not math.isfinite(mb) or mb <= 0:
+            raise ArgumentError(f"max_upload_mb must be a finite number > 0, got {mb!r}")
+        require_int(self.max_pixels, "max_pixels", 1, ArgumentError)
+        require_int(self.max_queued_videos, "max_queued_videos", 1, ArgumentError)
+        days = self.keep_videos_days
+        if days is not None and (not _real(days) or not math.isfinite(days) or days <= 0):
+            raise ArgumentError(f"keep_videos_days must be None or a number > 0, got {days!r}")
+        hosts = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else self.allowed_hosts
+        try:
+            names = tuple(hosts)
+        except TypeError:
+            names = (hosts,)  # type: ignore[assignment]
+        if not all(isinstance(h, str) and h.strip() for h in names):
+            raise ArgumentError(f"allowed_hosts must be host names, got {self.allowed_hosts!r}")
+        object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower() for h in names))
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def default_data_dir(db: str) -> Path:
