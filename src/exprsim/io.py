@@ -1020,6 +1020,9 @@ class TableWriter:
         else:
             self._target = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one writer of a table at a time: two runs writing one -o overwrote each other's
+        # rows (a corrupt CSV, both saying done) or moved each other's files away
+        self._lock = _lock_output(self.path)
         self._file: Any = None
         self._opened = False  # whether this writer made its file (at ``_target``)
         self._whole = 0  # bytes of the text file that hold whole chunks
@@ -1129,6 +1132,7 @@ class TableWriter:
             elif os.path.isfile(self.path):  # written in place (not a pipe): on disk now
                 sync_file(self.path)
         self.saved_to = self.path
+        self._release()
         return self.path
 
     def keep_partial(self) -> Path | None:
@@ -1156,7 +1160,14 @@ class TableWriter:
             os.replace(self._target, where)
             sync_folder(Path(where).parent)
         self.saved_to = where
+        self._release()
         return where
+
+    def _release(self) -> None:
+        """Give up the lock on ``path`` (:func:`_lock_output`); idempotent."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            _unlock_output(self.path, lock)
 
     def _finish(self) -> None:
         """Close the open file (a JSON array gets its closing bracket)."""
@@ -1187,6 +1198,7 @@ class TableWriter:
                     f.close()
         if self._opened:
             Path(self._target).unlink(missing_ok=True)
+        self._release()
 
     def __enter__(self) -> TableWriter:
         return self
@@ -1194,10 +1206,65 @@ class TableWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         # an error or Ctrl-C: what was done is kept, never over a complete earlier table,
         # and nothing is left behind when no row was done
-        if exc_type is None:
-            self.close()
-        else:
-            self.keep_partial()
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.keep_partial()
+        finally:
+            self._release()
+
+
+def _output_lock_path(path: Path) -> Path:
+    return path.with_name(f".{_temp_stem(path.name)}.lock")
+
+
+def _lock_output(path: Path) -> BinaryIO | None:
+    """An exclusive ``flock`` on a hidden file beside the table ``path`` (``.NAME.lock``),
+    held by its :class:`TableWriter`; ``None`` where no lock can be taken (a stream such
+    as ``/dev/stdout``, a system without ``flock``, a folder that takes no new file: the
+    table's own write then says why).
+
+    Raises:
+        ExprsimError: another process (or writer) is writing ``path`` now.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    if _is_stream(path):
+        return None
+    lock = _output_lock_path(path)
+    for _ in range(3):  # the holder removes the file when done: it may go between open and flock
+        try:
+            fh = open(lock, "a+b")  # noqa: SIM115 - held until the writer ends
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ExprsimError(
+                f"{printable(str(path))}: another exprsim command is writing this table now; "
+                "wait for it to end, or write another file"
+            ) from None
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
+        except OSError:
+            same = False
+        if same:
+            return fh
+        fh.close()
+    return None
+
+
+def _unlock_output(path: Path, fh: BinaryIO) -> None:
+    """Remove the lock file of ``path`` and release its lock (in that order: a writer that
+    opens the old file after the removal sees it is gone and opens it again)."""
+    with contextlib.suppress(OSError):
+        os.unlink(_output_lock_path(path))
+    with contextlib.suppress(OSError):
+        fh.close()
 
 
 #: seconds between flushes of a streamed (CSV, JSON lines) :class:`TableWriter`
