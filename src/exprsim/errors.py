@@ -6,6 +6,7 @@ so callers can catch one class; the CLI turns these into one clear line.
 
 from __future__ import annotations
 
+import math
 import numbers
 from pathlib import Path
 
@@ -37,6 +38,37 @@ def require_int(
 def require_positive_int(value: object, what: str, error: type[ExprsimError] = ExprsimError) -> int:
     """:func:`require_int` with a minimum of 1."""
     return require_int(value, what, 1, error)
+
+
+def require_number(
+    value: object,
+    what: str,
+    rule: str | None = None,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    error: type[ExprsimError] = ExprsimError,
+) -> float:
+    """``value`` as a ``float`` if it is a finite real number (Python or NumPy; not a bool)
+    in ``[low, high]`` (``(low, high]`` with ``low_open``), else ``error``: "``what`` must
+    be ``rule``, got ..." (default: the bounds in words). NaN is refused (every comparison
+    with it is false, so a NaN threshold would let everything through, or nothing)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = (low < x if low_open else low <= x) and x <= high
+    if not (inside and math.isfinite(x)):
+        raise error(f"{what} must be {rule or _in_words(low, high, low_open)}, got {value!r}")
+    return x
+
+
+def _in_words(low: float, high: float, low_open: bool) -> str:
+    """The range :func:`require_number` checks, in words."""
+    if math.isfinite(high):
+        return f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if math.isfinite(low):
+        return f"a number {'>' if low_open else '>='} {low:g}"
+    return "a finite number"
 
 
 class ArgumentError(ExprsimError, ValueError):

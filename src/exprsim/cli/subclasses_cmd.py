@@ -201,7 +201,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         map_method=args.map,
     )
     # the page and its strict JSON: both written, or neither (the earlier ones stay)
-    outputs = [(Path(args.html), page.render().encode("utf-8", "backslashreplace"))]
+    outputs = [(Path(args.html), page.encoded())]
     if args.json_out:
         outputs.append((Path(args.json_out), json_text(report.to_dict()).encode("utf-8")))
     for path, _ in outputs:

@@ -34,7 +34,13 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import BackendUnavailableError, ExprsimError, printable, require_int
+from exprsim.errors import (
+    BackendUnavailableError,
+    ExprsimError,
+    printable,
+    require_int,
+    require_number,
+)
 from exprsim.faces.types import Face
 
 log = logging.getLogger(__name__)
@@ -66,19 +72,12 @@ def option_number(
     low_open: bool = False,
 ) -> float:
     """``value`` as a ``float`` if it is a real number (not a bool) in ``[low, high]``
-    (``(low, high]`` with ``low_open``), else :class:`DetectorOptionError`."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    inside = (low < number if low_open else low <= number) and number <= high
-    if not (ok and math.isfinite(number) and inside):
-        if math.isfinite(high):
-            what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
-        elif math.isfinite(low):
-            what = f"a number {'>' if low_open else '>='} {low:g}"
-        else:
-            what = "a finite number"
-        raise DetectorOptionError(f"detector {detector!r}: {key} must be {what}, got {value!r}")
-    return number
+    (``(low, high]`` with ``low_open``), else :class:`DetectorOptionError`
+    (:func:`~exprsim.errors.require_number`)."""
+    what = f"detector {detector!r}: {key}"
+    return require_number(
+        value, what, None, low, high, low_open=low_open, error=DetectorOptionError
+    )
 
 
 def option_choice(detector: str, key: str, value: object, choices: Sequence[str]) -> str:

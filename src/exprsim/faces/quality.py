@@ -30,7 +30,6 @@ the line of sight, the same wherever the face sits in the image and whatever the
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -83,7 +82,7 @@ class QualityConfig:
         """Refuse values that crashed deep inside (a ``patch_size`` of 1e5 allocated 147 TB,
         an eye distance of 0 divided by zero) or silently changed every verdict (a NaN
         threshold: every face blurred, or none turned)."""
-        from exprsim.errors import ArgumentError
+        from exprsim.errors import ArgumentError, require_number
 
         ranges = {
             "sharpness_threshold": (0.0, math.inf, "a finite number >= 0"),
@@ -93,10 +92,9 @@ class QualityConfig:
             "blur_sigma": (0.1, 20.0, "a number of pixels in [0.1, 20]"),
         }
         for name, (low, high, rule) in ranges.items():
-            value = getattr(self, name)
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            if not ok or not (low <= float(value) <= high) or not math.isfinite(float(value)):
-                raise ArgumentError(f"QualityConfig.{name} must be {rule}, got {value!r}")
+            require_number(
+                getattr(self, name), f"QualityConfig.{name}", rule, low, high, error=ArgumentError
+            )
         if not isinstance(self.check_orientation, bool | np.bool_):
             raise ArgumentError(
                 f"QualityConfig.check_orientation must be True or False, got "

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import ArgumentError
+from exprsim.errors import ArgumentError, require_number
 from exprsim.faces.align import AlignConfig, LandmarkError, alignment_matrix, warp_affine
 from exprsim.io import looks_like_one_colour_crop
 
@@ -162,7 +162,5 @@ def _crop_batch(crops: Any) -> np.ndarray:
 
 def _threshold(value: Any) -> float:
     """``threshold`` of :func:`reframe_crops` as a positive finite float."""
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or value <= 0:
-        raise ArgumentError(f"threshold must be a positive number, got {value!r}")
-    return float(value)
+    rule = "a positive number"
+    return require_number(value, "threshold", rule, 0, low_open=True, error=ArgumentError)

@@ -72,15 +72,15 @@ MAX_SHARD_BYTES = 512 * 1024 * 1024
 #: the lock file of a crops folder
 LOCK_NAME = ".lock"
 
+#: most crop processes a :class:`CropConfig` starts
+MAX_CROP_WORKERS = 64
+
 #: 5-point layout (``LANDMARK_NAMES`` order) as fractions of the square box on an FEC box's
 #: centre, side ``max(w, h)``. Measured with ``create_detector("mediapipe")`` (face-mesh
 #: landmarks then; ``mediapipe-mesh`` now) on the nine bundled sample photos: mean landmark
 #: position relative to the square around each detected box, averaged with its mirror image
 #: (per-point std 0.04-0.09 of the side; the default's mesh-lite points differ from the
 #: mesh's by a median 0.035 eye distances, about 0.015 of the side).
-#: most crop processes a :class:`CropConfig` starts
-MAX_CROP_WORKERS = 64
-
 FEC_BOX_LAYOUT: tuple[tuple[float, float], ...] = (
     (0.284, 0.226),
     (0.716, 0.226),

@@ -44,8 +44,6 @@ import hashlib
 import io
 import json
 import logging
-import math
-import numbers
 import os
 import re
 import shlex
@@ -64,6 +62,7 @@ from exprsim.errors import (
     ExprsimError,
     ModelError,
     printable,
+    require_number,
     require_positive_int,
 )
 from exprsim.index import ann as ann_mod
@@ -615,22 +614,15 @@ def _check_table(df: Any, name: str | None) -> None:
         raise ExprsimError(f"{printable(name)}: {exc}") from exc
 
 
-def _tag_set(tags: Iterable[str] | str) -> set[str]:
+def _tag_set(
+    tags: Iterable[str] | str, check: Callable[[object], None] = check_new_tag_name
+) -> set[str]:
     """Tag names given to :meth:`FaceIndex.add_tags` (one string is one tag), each checked
-    (:func:`check_new_tag_name`)."""
+    by ``check`` (:func:`check_new_tag_name`; :meth:`FaceIndex.retag` takes names that may
+    exist already, :func:`check_tag_name`, so names stored by earlier versions pass)."""
     names = [tags] if isinstance(tags, str) else list(tags)
     for name in names:
-        check_new_tag_name(name)
-    return set(names)
-
-
-def _tag_names(tags: Iterable[str] | str) -> set[str]:
-    """Names of tags that may exist already (:meth:`FaceIndex.retag`; one string is one
-    name, not its letters), each checked by :func:`check_tag_name` (names stored by earlier
-    versions pass)."""
-    names = [tags] if isinstance(tags, str) else list(tags)
-    for name in names:
-        check_tag_name(name)
+        check(name)
     return set(names)
 
 
@@ -1048,11 +1040,8 @@ def _quality_where(
     ):
         if value is None:
             continue
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok or not math.isfinite(float(value)):
-            raise ExprsimError(f"{name} must be a finite number or None, got {value!r}")
+        params.append(require_number(value, name, "a finite number or None"))
         terms.append(term)
-        params.append(float(value))
     return " AND ".join(terms), params
 
 
@@ -1911,8 +1900,8 @@ class FaceIndex:
             raise ExprsimError(
                 f"retag needs a mapping of face ids to tags, got {type(tags_by_face).__name__}"
             )
-        managed = _tag_names(managed)
-        wanted = {fid: _tag_names(new) for fid, new in tags_by_face.items()}
+        managed = _tag_set(managed, check_tag_name)
+        wanted = {fid: _tag_set(new, check_tag_name) for fid, new in tags_by_face.items()}
         changed = 0
         with self._transaction() as c:
             for fid, new in wanted.items():
@@ -2553,11 +2542,12 @@ class FaceIndex:
         k = require_positive_int(k, "k")
         with self._ann_lock:  # a catch-up of another thread changes the index searched
             index = self._ann_index()
-            rows = np.atleast_2d(np.asarray(embeddings)).shape[0]
+            queries = np.atleast_2d(embeddings)
+            rows = queries.shape[0]
             if k > len(index) and rows * k > _MAX_PADDED:
                 raise ExprsimError(
                     f"k = {k} neighbours per query, but the index holds {len(index)} faces: "
                     f"ask for at most {len(index)} (the padding of {rows} x {k} results would "
                     "not fit in memory)"
                 )
-            return index.search(np.atleast_2d(embeddings), k)
+            return index.search(queries, k)

@@ -233,6 +233,11 @@ class Page:
         path = Path(path)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.render().encode("utf-8", "backslashreplace")
+        data = self.encoded()
         write_atomically(path, lambda fh: fh.write(data))
         return path
+
+    def encoded(self) -> bytes:
+        """The page's bytes as :meth:`save` writes them (UTF-8; text it cannot hold as
+        ``\\udce9`` escapes)."""
+        return self.render().encode("utf-8", "backslashreplace")

@@ -45,7 +45,6 @@ import contextlib
 import json
 import logging
 import math
-import numbers
 import os
 import time
 from collections import Counter
@@ -1587,7 +1586,7 @@ def _check_numbers(cfg: VideoConfig) -> None:
     """The numeric fields of ``cfg`` as the CLI takes them: whole numbers where counts are
     meant, finite thresholds (NaN compares false with everything, so a NaN threshold would
     pass or reject every face without a word)."""
-    from exprsim.errors import require_int
+    from exprsim.errors import require_int, require_number
 
     for name, least in (
         ("smooth_window", 1),
@@ -1601,28 +1600,13 @@ def _check_numbers(cfg: VideoConfig) -> None:
     ):
         require_int(getattr(cfg, name), name, least)
 
-    def real(value: object) -> bool:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-    ranges = {
-        "sharpness_threshold": "a finite number >= 0",
-        "max_abs_yaw": "a finite number >= 0",
-        "eps": "a finite number > 0",
-        "min_iou": "a number in [0, 1]",
-        "tag_threshold": "None or a finite number > 0",
-    }
-    for name, rule in ranges.items():
-        value = getattr(cfg, name)
-        if name == "tag_threshold" and value is None:
-            continue
-        x = float(value) if real(value) else math.nan
-        ok = {
-            "sharpness_threshold": x >= 0,
-            "max_abs_yaw": x >= 0,
-            "min_iou": 0 <= x <= 1,
-        }.get(name, x > 0)
-        if not (ok and math.isfinite(x)):
-            raise ExprsimError(f"{name} must be {rule}, got {value!r}")
+    require_number(cfg.sharpness_threshold, "sharpness_threshold", "a finite number >= 0", 0)
+    require_number(cfg.max_abs_yaw, "max_abs_yaw", "a finite number >= 0", 0)
+    require_number(cfg.eps, "eps", "a finite number > 0", 0, low_open=True)
+    require_number(cfg.min_iou, "min_iou", "a number in [0, 1]", 0, 1)
+    if cfg.tag_threshold is not None:
+        rule = "None or a finite number > 0"
+        require_number(cfg.tag_threshold, "tag_threshold", rule, 0, low_open=True)
 
 
 def load_pvae_encoder(path: str | None) -> Any:

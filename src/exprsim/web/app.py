@@ -17,8 +17,6 @@ import hmac
 import io
 import ipaddress
 import logging
-import math
-import numbers
 import os
 import sqlite3
 import stat
@@ -106,7 +104,7 @@ class ServeConfig:
         authentication at all), a single host name given as a string (it was matched
         letter by letter: ``Host: l`` passed ``"localhost"``). Host names are compared in
         lower case, as requests' are."""
-        from exprsim.errors import ArgumentError, require_int
+        from exprsim.errors import ArgumentError, require_int, require_number
 
         if not isinstance(self.db, str) or not self.db.strip():
             raise ArgumentError(f"db must be a non-empty path or URL, got {self.db!r}")
@@ -115,14 +113,22 @@ class ServeConfig:
                 "token must be a non-empty string, or None to serve without one, got "
                 f"{type(self.token).__name__}"
             )
-        mb = self.max_upload_mb
-        if not _real(mb) or not math.isfinite(mb) or mb <= 0:
-            raise ArgumentError(f"max_upload_mb must be a finite number > 0, got {mb!r}")
+        rule = "a finite number > 0"
+        require_number(
+            self.max_upload_mb, "max_upload_mb", rule, 0, low_open=True, error=ArgumentError
+        )
         require_int(self.max_pixels, "max_pixels", 1, ArgumentError)
         require_int(self.max_queued_videos, "max_queued_videos", 1, ArgumentError)
-        days = self.keep_videos_days
-        if days is not None and (not _real(days) or not math.isfinite(days) or days <= 0):
-            raise ArgumentError(f"keep_videos_days must be None or a number > 0, got {days!r}")
+        if self.keep_videos_days is not None:
+            rule = "None or a number > 0"
+            require_number(
+                self.keep_videos_days,
+                "keep_videos_days",
+                rule,
+                0,
+                low_open=True,
+                error=ArgumentError,
+            )
         hosts = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else self.allowed_hosts
         try:
             names = tuple(hosts)
@@ -131,10 +137,6 @@ class ServeConfig:
         if not all(isinstance(h, str) and h.strip() for h in names):
             raise ArgumentError(f"allowed_hosts must be host names, got {self.allowed_hosts!r}")
         object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower() for h in names))
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def default_data_dir(db: str) -> Path:
@@ -421,10 +423,10 @@ def _add_error_handlers(app: Any, st: _State) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http_error(req: Request, exc: HTTPException) -> JSONResponse:
-        if _is_disk_full(exc):  # an upload spooled to the temp disk, refused there (a 400)
-            message = "the server's disk is full; nothing was stored"
-            log.warning("%s %s: %s (%s)", req.method, req.url.path, message, exc.__cause__)
-            return JSONResponse({"error": message}, status_code=507)
+        # an upload spooled to the temp disk, refused there: FastAPI made it a 400
+        full = _disk_full_response(req, exc, logged=exc.__cause__)
+        if full is not None:
+            return full
         headers = dict(exc.headers or {})  # a 405's ``Allow`` (RFC 9110), a 401's ...
         allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
         if "GET" in allow and "HEAD" not in allow:  # HEAD works wherever GET does (HeadAsGet)
@@ -480,16 +482,29 @@ def _index_fault_response(request: Any, exc: BaseException, db_names: tuple[str,
     warning without a traceback; else ``None``."""
     from fastapi.responses import JSONResponse
 
-    if _is_disk_full(exc):  # nothing of the request was stored (a write rolled back)
-        message = "the server's disk is full; nothing was stored"
-        log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
-        return JSONResponse({"error": message}, status_code=507)
+    full = _disk_full_response(request, exc)  # nothing of the request was stored
+    if full is not None:
+        return full
     fault = _index_fault(exc, db_names)
     if fault is None:
         return None
     message, headers = fault
     log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc)
     return JSONResponse({"error": message}, status_code=503, headers=headers)
+
+
+def _disk_full_response(request: Any, exc: BaseException, logged: object = None) -> Any:
+    """507 with one line (and a warning without a traceback, naming ``logged``, default
+    ``exc``) when ``exc``, or an error it was raised from, says the disk is full; else
+    ``None``."""
+    from fastapi.responses import JSONResponse
+
+    if not _is_disk_full(exc):
+        return None
+    message = "the server's disk is full; nothing was stored"
+    shown = exc if logged is None else logged
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, message, shown)
+    return JSONResponse({"error": message}, status_code=507)
 
 
 def send_file(what: str) -> str:
