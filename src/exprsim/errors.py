@@ -26,12 +26,19 @@ class ExprsimError(Exception):
 
 
 def require_int(
-    value: object, what: str, minimum: int, error: type[ExprsimError] = ExprsimError
+    value: object,
+    what: str,
+    minimum: int,
+    error: type[ExprsimError] = ExprsimError,
+    maximum: int | None = None,
 ) -> int:
-    """``value`` as an ``int`` if it is an integer >= ``minimum`` (Python or NumPy; not a
-    bool, not a float such as ``2.5``), else ``error`` naming ``what``."""
+    """``value`` as an ``int`` if it is an integer >= ``minimum`` (and <= ``maximum`` when
+    given; Python or NumPy; not a bool, not a float such as ``2.5``), else ``error`` naming
+    ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise error(f"{what} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and int(value) > maximum:
+        raise error(f"{what} must be an integer from {minimum} to {maximum}, got {value!r}")
     return int(value)
 
 

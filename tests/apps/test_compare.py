@@ -23,6 +23,34 @@ def test_distance_matrix_matches_a_loop() -> None:
     assert (np.diag(d) == 0).all()
 
 
+def test_distance_matrix_in_blocks_is_the_same_and_stays_small(monkeypatch) -> None:
+    """Rows a block at a time: the same numbers as all at once (a block of one row, of 3
+    rows, of all), and memory of the result plus a block, not of (N, N, D) differences."""
+    import tracemalloc
+
+    import exprsim.apps.compare as compare
+
+    e = np.random.default_rng(2).normal(size=(7, 16)).astype(np.float32)
+    whole = np.linalg.norm(e[:, None] - e[None], axis=-1)
+    for block in (1, 3 * 7 * 16, 1 << 22):
+        monkeypatch.setattr(compare, "DIFFERENCE_BLOCK", block)
+        d = distance_matrix(e)
+        assert d.dtype == np.float32 and np.array_equal(d, whole), block
+    monkeypatch.undo()
+    big = np.random.default_rng(3).normal(size=(2000, 16))
+    tracemalloc.start()
+    try:
+        d = distance_matrix(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert d.shape == (2000, 2000)
+    assert peak < 200e6  # the result is 32 MB, a block 32 MB; all differences at once: 512 MB
+    assert d[17, 1234] == pytest.approx(math.dist(big[17], big[1234]), abs=1e-12)
+    with pytest.raises(ExprsimError, match=r"\(N, D\)"):
+        distance_matrix(np.zeros(16))
+
+
 def test_odd_one_out_by_hand() -> None:
     a, b, far = [1.0, 0.0], [0.8, 0.6], [-1.0, 0.0]  # a and b are close, far is not
     assert odd_one_out(np.array([a, b, far])) == 2

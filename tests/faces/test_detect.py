@@ -652,10 +652,23 @@ def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path, monkeypatch):
     assert litert.cpu_quota() is None
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 257, 100_000])
 def test_mediapipe_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="threads"):
         create_detector("mediapipe", threads=bad)
+
+
+def test_inference_threads_have_a_ceiling_told_when_made():
+    """100,000 threads used to fail at the first detection, in XNNPACK's words; now
+    refused when the detector is made, as threads=0 is; 256 is taken."""
+    from exprsim.faces.detect import MAX_INFERENCE_THREADS
+
+    assert create_detector("mediapipe-fast", threads=MAX_INFERENCE_THREADS).threads == 256
+    for name in ("mediapipe", "mediapipe-fast", "dlib"):
+        if name not in list_detectors(available_only=True):
+            continue
+        with pytest.raises(ValueError, match="inference_threads must be an integer from 1 to 256"):
+            create_detector(name, inference_threads=MAX_INFERENCE_THREADS + 1)
 
 
 def test_inference_threads_reach_mediapipe_detectors_only():

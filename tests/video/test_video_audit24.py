@@ -165,3 +165,26 @@ def test_a_stopped_run_never_replaces_a_complete_report(
     args = argparse.Namespace(out=str(tmp_path / "partial"))
     assert _save_report(args, replace(old, interrupted=True)) == 130
     assert not (tmp_path / "partial" / INTERRUPTED_REPORT).exists()
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_FILES.values()))
+def test_a_folder_where_a_report_file_goes_is_refused_before_decoding(
+    tmp_path: Path, clip_factory, name: str, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Round 25: a folder named ``report.html`` (or another report file) in ``--out`` was
+    found only when the analysis was done and its report moved in; now before any frame
+    is read."""
+    import exprsim.video.pipeline as pipeline
+    from exprsim.cli import main
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the video was analysed")
+
+    monkeypatch.setattr(pipeline, "analyze_video", no_analysis)
+    clip = clip_factory("refused.mp4", numbered_frames(3), fps=5)
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    assert main(["video", str(clip), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name} there is a folder, where the report writes a file" in err
+    assert sorted(p.name for p in out.iterdir()) == [name]

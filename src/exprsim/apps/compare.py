@@ -17,12 +17,27 @@ import numpy as np
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable
 
+#: Most elements of the ``(rows, N, D)`` differences :func:`distance_matrix` holds at once
+#: (32 MB of float64): the matrix of 20,000 faces had needed 48 GB on the way
+DIFFERENCE_BLOCK = 1 << 22
+
 
 def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     """Euclidean distances between all rows: ``(N, D) -> (N, N)`` float, exactly 0 on the
-    diagonal (0 = same expression, 2 = opposite for unit embeddings)."""
+    diagonal (0 = same expression, 2 = opposite for unit embeddings).
+
+    Computed from the differences (not the Gram matrix: no rounding for near-identical
+    faces), a block of rows at a time: memory is the ``(N, N)`` result and
+    :data:`DIFFERENCE_BLOCK` elements more."""
     e = np.asarray(embeddings)
-    return np.linalg.norm(e[:, None] - e[None], axis=-1)
+    if e.ndim != 2:
+        raise ExprsimError(f"distances need (N, D) embeddings, got shape {e.shape}")
+    n = len(e)
+    rows = max(1, DIFFERENCE_BLOCK // max(1, n * e.shape[1]))
+    out = np.empty((n, n), dtype=np.result_type(e.dtype, np.float16))
+    for start in range(0, n, rows):
+        out[start : start + rows] = np.linalg.norm(e[start : start + rows, None] - e[None], axis=-1)
+    return out
 
 
 def odd_one_out(embeddings: np.ndarray) -> int:

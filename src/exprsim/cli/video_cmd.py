@@ -177,15 +177,6 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-OUTPUT_NAMES: tuple[str, ...] = (
-    "faces.parquet",
-    "faces.csv",
-    "persons.csv",
-    "analysis.json",
-    "report.html",
-)
-
-
 def _check(args: argparse.Namespace) -> None:
     require_paths([args.input], "INPUT")  # "" would be the working folder, read as frames
     if not Path(args.input).exists():
@@ -195,6 +186,12 @@ def _check(args: argparse.Namespace) -> None:
     from exprsim.video.pipeline import REPORT_FILES, finish_killed_saves
 
     finish_killed_saves(args.out)  # a report whose save was killed among its renames
+    for name in REPORT_FILES.values():  # a report file moves in by a rename: not onto a folder
+        if Path(args.out, name).is_dir():
+            raise ExprsimError(
+                f"--out {printable(str(args.out))}: {name} there is a folder, where the "
+                "report writes a file; move it away (nothing was done)"
+            )
 
     require_distinct_outputs(  # the video, or the --tags database, is not overwritten
         [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],

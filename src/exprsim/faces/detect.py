@@ -56,11 +56,19 @@ class DetectorOptionError(ExprsimError, ValueError):
     as these options always were."""
 
 
-def option_int(detector: str, key: str, value: object, minimum: int) -> int:
-    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum``, else
-    :class:`DetectorOptionError` naming ``detector`` and ``key``
-    (:func:`~exprsim.errors.require_int`)."""
-    return require_int(value, f"detector {detector!r}: {key}", minimum, DetectorOptionError)
+#: Most inference threads a detector takes (``threads``, ``inference_threads``): LiteRT's
+#: XNNPACK thread pool fails to start with 100,000, at the first detection
+MAX_INFERENCE_THREADS = 256
+
+
+def option_int(
+    detector: str, key: str, value: object, minimum: int, maximum: int | None = None
+) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum`` (and <=
+    ``maximum`` when given), else :class:`DetectorOptionError` naming ``detector`` and
+    ``key`` (:func:`~exprsim.errors.require_int`)."""
+    what = f"detector {detector!r}: {key}"
+    return require_int(value, what, minimum, DetectorOptionError, maximum)
 
 
 def option_number(
@@ -261,7 +269,7 @@ def create_detector(
     check_detector(name)
     spec = _REGISTRY[name]
     if inference_threads is not None:
-        threads = option_int(name, "inference_threads", inference_threads, 1)
+        threads = option_int(name, "inference_threads", inference_threads, 1, MAX_INFERENCE_THREADS)
         if spec.threads and "threads" not in kwargs:
             kwargs["threads"] = threads
     _check_options(name, spec.factory, kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -324,18 +325,54 @@ def _crop_stem(stem: str) -> str:
     return f"{head}~{hashlib.sha1(raw).hexdigest()[:8]}"
 
 
-def _free_stem(stem: str, used: set[str]) -> str:
+#: the PNG text key of a crop's photo (:func:`crop_owner`): a later run into the same
+#: folder does not write over the crops of another photo of the same name
+CROP_OWNER_KEY = "exprsim-photo"
+
+
+def photo_key(source: str | Path) -> str:
+    """What a crop of the photo at ``source`` carries to name its photo: 16 hex digits of
+    the SHA-256 of its absolute path without links (the same photo through a link or
+    another spelling has the same key; the path itself is not written into crops that
+    may be shared)."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(source))).hexdigest()[:16]
+
+
+def crop_owner(path: str | Path) -> str | None:
+    """The :func:`photo_key` :func:`analyze_files` wrote into the crop at ``path``;
+    ``None`` for no such file, a file that is not a readable PNG, or a crop without it
+    (written by an exprsim before it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = im.info.get(CROP_OWNER_KEY) if im.format == "PNG" else None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # missing, unreadable, not an image
+    return value if isinstance(value, str) else None
+
+
+def _free_stem(stem: str, used: set[str], taken: Callable[[str], bool] = lambda name: False) -> str:
     """``stem`` (shortened by :func:`_crop_stem`), or ``stem-2``, ``stem-3``, ... : the
     first not in ``used`` (compared without case: ``A.jpg`` and ``a.png`` must not share
     crop files on a case-insensitive disk, and ``x.jpg``, ``x.png`` and ``x-2.jpg`` in one
-    album get three names); then marked used."""
+    album get three names) and not ``taken`` (on disk by another photo's crops); then
+    marked used."""
     stem = _crop_stem(stem)
     name, n = stem, 1
-    while name.lower() in used:
+    while name.lower() in used or taken(name):
         n += 1
         name = f"{stem}-{n}"
     used.add(name.lower())
     return name
+
+
+def _taken(folder: Path, source: str, stem: str) -> bool:
+    """Whether ``folder``'s crops named ``stem`` are another photo's than the one whose
+    :func:`photo_key` is ``source``: its first crop carries another key (a crop without the mark, of an older exprsim, is
+    written over as before)."""
+    owner = crop_owner(folder / f"{stem}_0.png")
+    return owner is not None and owner != source
 
 
 #: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``, whose
@@ -456,7 +493,9 @@ def analyze_files(
             named twice (or through a link) is analysed once.
         detector, align_config, quality_config: as for :func:`analyze_image`.
         crops_dir: if set, aligned crops are written there as PNG (``<stem>_<face>.png``;
-            a repeated stem gets ``-2``, ``-3``, ... appended) and a ``crop`` column added.
+            a repeated stem gets ``-2``, ``-3``, ... appended, as does a stem whose crops
+            there are another photo's, from an earlier run: :func:`crop_owner`) and a
+            ``crop`` column added. A rerun writes its photos' crops again in place.
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
@@ -470,6 +509,7 @@ def analyze_files(
         A :class:`FaceTable`.
     """
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
@@ -491,18 +531,20 @@ def analyze_files(
                 table.add_error(item.source, item.error, on_error)
                 continue
             stem = Path(item.source).stem
+            source = photo_key(item.source)
             if item.faces and out_dir is not None:
-                stem = _free_stem(stem, stems)
+                stem = _free_stem(stem, stems, functools.partial(_taken, out_dir, source))
             rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
             if out_dir is not None:
+                mark = PngInfo()
+                mark.add_text(CROP_OWNER_KEY, source)  # whose crop: see _taken
                 try:
                     for row, af in zip(rows, item.faces, strict=True):
                         crop_path = out_dir / f"{stem}_{row['face']}.png"
                         # whole or not at all: an earlier run's crop of that name survives
                         crop = Image.fromarray(af.crop)
-                        replace_atomically(  # one of many, made again by a rerun
-                            crop_path, functools.partial(crop.save, format="PNG"), ".tmp", False
-                        )
+                        save = functools.partial(crop.save, format="PNG", pnginfo=mark)
+                        replace_atomically(crop_path, save, ".tmp", False)  # a rerun: again
                         row["crop"] = str(crop_path)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays
                     why = f"cannot write its crop {crop_path} ({exc.strerror or exc})"

@@ -689,7 +689,9 @@ class SQLiteBackend(StoreBackend):
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.warning("%s: another writer is adding files; waiting for it", self.path)
+                log.warning(
+                    "%s: another writer is adding or re-embedding files; waiting for it", self.path
+                )
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -746,7 +746,9 @@ class PostgresBackend(StoreBackend):
                 got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                 got = got.fetchone()[0]
             if not got:
-                log.warning("%s: another writer is adding files; waiting for it", self.path)
+                log.warning(
+                    "%s: another writer is adding or re-embedding files; waiting for it", self.path
+                )
                 with self._guard():
                     self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             self._pinned += 1  # a new connection would not hold the lock: no reconnecting

@@ -1662,6 +1662,11 @@ class FaceIndex:
         import pandas as pd
 
         t0 = time.perf_counter()
+        if not isinstance(table, pd.DataFrame) and not callable(getattr(table, "to_pandas", None)):
+            raise TypeError(
+                "add_table needs a pandas DataFrame or a table with to_pandas() (e.g. a "
+                f"pyarrow Table), got {type(table).__name__}"
+            )
         df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
         _check_table(df, name)
         if model is None:
@@ -2027,6 +2032,11 @@ class FaceIndex:
 
     def store_identity_descriptors(self, descriptors: dict[int, np.ndarray | None]) -> None:
         """Cache identity descriptors (``None``: no descriptor could be computed)."""
+        if not isinstance(descriptors, Mapping):
+            raise TypeError(
+                "identity descriptors must be a mapping of face id to descriptor, "
+                f"got {type(descriptors).__name__}"
+            )
         with self._transaction() as c:
             c.executemany(
                 "INSERT INTO identity (face_id, descriptor) VALUES (?, ?)"

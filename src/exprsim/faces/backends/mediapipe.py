@@ -76,6 +76,7 @@ import numpy as np
 
 from exprsim.faces.detect import (
     DEFAULT_MAX_SIDE,
+    MAX_INFERENCE_THREADS,
     NESTED,
     BaseDetector,
     Candidate,
@@ -169,7 +170,7 @@ def _checked_options(**opts: Any) -> dict[str, Any]:
     out["on_landmark_failure"] = option_choice(
         name, "on_landmark_failure", opts["on_landmark_failure"], ("approximate", "drop")
     )
-    out["threads"] = option_int(name, "threads", opts["threads"], 1)
+    out["threads"] = option_int(name, "threads", opts["threads"], 1, MAX_INFERENCE_THREADS)
     out["max_side"] = option_max_side(name, opts["max_side"])
     out["tiles"] = option_bool(name, "tiles", opts["tiles"])
     if opts["max_tile"] is not None:

@@ -1,0 +1,73 @@
+"""Twenty-fifth robustness round, faces: ``faces --crops DIR`` run on two folders in turn
+whose photos share a name wrote the second photo's crop over the first's (the first run's
+table then pointed at a face of another person). Crops now carry their photo
+(:func:`crop_owner`, a digest of its path); another photo's crops of that name are kept."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from exprsim.cli import main
+from exprsim.faces.pipeline import crop_owner, photo_key
+from exprsim.samples import sample_path
+
+
+def _crops(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())}
+
+
+def test_two_folders_with_same_named_photos_keep_both_crops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    shutil.copyfile(sample_path("grace_hopper.jpg"), a / "x.jpg")
+    shutil.copyfile(sample_path("astronaut_eileen_collins.jpg"), b / "x.jpg")
+    crops = tmp_path / "crops"
+    assert main(["-q", "faces", str(a), "--crops", str(crops), "-o", str(tmp_path / "a.csv")]) == 0
+    first = _crops(crops)
+    assert list(first) == ["x_0.png"]
+    assert main(["-q", "faces", str(b), "--crops", str(crops), "-o", str(tmp_path / "b.csv")]) == 0
+    after = _crops(crops)
+    assert list(after) == ["x-2_0.png", "x_0.png"]  # was: one x_0.png, b's face
+    assert np.array_equal(after["x_0.png"], first["x_0.png"])  # a's crop untouched
+    assert not np.array_equal(after["x-2_0.png"], first["x_0.png"])
+    assert crop_owner(crops / "x_0.png") == photo_key(a / "x.jpg")
+    assert crop_owner(crops / "x-2_0.png") == photo_key(b / "x.jpg")
+    assert photo_key(a / "x.jpg") == photo_key(tmp_path / "b" / ".." / "a" / "x.jpg")
+    assert photo_key(a / "x.jpg") != photo_key(b / "x.jpg")
+    assert str(tmp_path).encode() not in (crops / "x_0.png").read_bytes()  # no path inside
+    # each table points at its own photo's crop
+    assert Path(pd.read_csv(tmp_path / "a.csv")["crop"][0]).name == "x_0.png"
+    assert Path(pd.read_csv(tmp_path / "b.csv")["crop"][0]).name == "x-2_0.png"
+    # reruns, in either order, write each photo's crops again under the same names
+    for folder in (b, a):
+        assert main(["-q", "faces", str(folder), "--crops", str(crops)]) == 0
+    capsys.readouterr()
+    assert list(_crops(crops)) == ["x-2_0.png", "x_0.png"]
+
+
+def test_a_crop_without_the_mark_is_written_over_as_before(tmp_path: Path) -> None:
+    """Crops of an older exprsim (no source in them) and other files are a rerun's to
+    replace: no -2 copies of every crop after an upgrade."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copyfile(sample_path("grace_hopper.jpg"), photos / "g.jpg")
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    Image.new("L", (4, 4)).save(crops / "g_0.png")  # no mark
+    assert crop_owner(crops / "g_0.png") is None
+    assert crop_owner(crops / "missing.png") is None
+    (crops / "junk_0.png").write_bytes(b"not a png")
+    assert crop_owner(crops / "junk_0.png") is None
+    assert main(["-q", "faces", str(photos), "--crops", str(crops)]) == 0
+    assert sorted(p.name for p in crops.iterdir()) == ["g_0.png", "junk_0.png"]
+    assert Image.open(crops / "g_0.png").size == (112, 112)
+    assert crop_owner(crops / "g_0.png") == photo_key(photos / "g.jpg")
