@@ -957,7 +957,7 @@ def save_partial_table(table: Any, path: str | Path) -> Path | None:
     if not len(frame):
         return None
     path = check_table_path(path)
-    return replace_table(frame, free_partial_path(path) if _exists(path) else path)
+    return replace_table(frame, free_partial_path(path) if path_exists(path) else path)
 
 
 def _frame(rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -1016,7 +1016,7 @@ class TableWriter:
         self.saved_to: Path | None = None
         self._streamed = self.suffix in (".csv", ".jsonl")
         if self._streamed:  # an earlier table is not truncated before this run completes
-            self._target = free_partial_path(self.path) if _exists(self.path) else self.path
+            self._target = free_partial_path(self.path) if path_exists(self.path) else self.path
         else:
             self._target = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -1149,7 +1149,7 @@ class TableWriter:
             return None
         self._closed = True
         self._finish()
-        if self._target == self.path or not _exists(self.path):
+        if self._target == self.path or not path_exists(self.path):
             where = self.path  # no earlier file: the rows done are the table
         elif self._streamed:
             where = self._target  # a partial name of its own, chosen when it started
@@ -1282,19 +1282,20 @@ def free_partial_path(path: str | Path) -> Path:
     """:func:`partial_path`, or when that name is taken (the rows an earlier interrupted
     run kept: never overwritten) ``faces.partial-2.csv``, ``-3``, ... the first free one."""
     first = partial_path(path)
-    if not _exists(first):
+    if not path_exists(first):
         return first
     n = 2
-    while _exists(candidate := first.with_name(f"{first.stem}-{n}{first.suffix}")):
+    while path_exists(candidate := first.with_name(f"{first.stem}-{n}{first.suffix}")):
         n += 1
     return candidate
 
 
-def _exists(path: Path) -> bool:
-    """``path.exists()``, false for a name the file system refuses."""
+def path_exists(path: Path) -> bool:
+    """``path.exists()``, false for a name the file system refuses (too long, or holding
+    a NUL) instead of an ``OSError`` / ``ValueError``."""
     try:
         return path.exists()
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 

@@ -201,7 +201,9 @@ def knn_search(
         raise ValueError(f"k must be in [1, {limit}], got {k}")
     idx_out = np.empty((query.shape[0], k), np.int64)
     dist_out = np.empty((query.shape[0], k), np.float64)
-    for sl in _chunks(query.shape[0], n, chunk_elems):
+    # a row's cost: its n distances, or its k neighbours' D values gathered below (k of
+    # 28,000 had gathered 500 MB a chunk)
+    for sl in _chunks(query.shape[0], max(n, k * base.shape[-1]), chunk_elems):
         q = query[sl]
         d = (
             pairwise_squared_l2(q, base)
@@ -271,7 +273,24 @@ def knn_proba(
         raise ValueError(
             f"train_labels must lie in [0, {n_classes}), got {train_labels.max().item()}"
         )
-    idx, dist = knn_search(test_emb, train_emb, k, metric, chunk_elems=chunk_elems)
+    test = np.asarray(test_emb)
+    test = test if test.ndim != 1 else test[None]
+    # queries a block at a time: the (M, k) neighbours of every query at once had grown
+    # with M x k (8.9 GB for 8,000 queries at k = 28,150)
+    step = max(1, chunk_elems // max(int(k) if isinstance(k, numbers.Integral) else 1, 1))
+    blocks = []
+    for start in range(0, max(len(test), 1), step):  # an empty query set is checked too
+        idx, dist = knn_search(
+            test[start : start + step], train_emb, k, metric, chunk_elems=chunk_elems
+        )
+        blocks.append(_vote(idx, dist, train_labels, n_classes, weights))
+    return np.concatenate(blocks)
+
+
+def _vote(
+    idx: np.ndarray, dist: np.ndarray, labels: np.ndarray, n_classes: int, weights: str
+) -> np.ndarray:
+    """``(M, C)`` class shares of ``(M, k)`` neighbours (:func:`knn_proba`)."""
     if weights == "uniform":
         w = np.ones_like(dist)
     else:
@@ -279,7 +298,7 @@ def knn_proba(
         with np.errstate(divide="ignore"):
             w = np.where(zero.any(axis=1, keepdims=True), zero.astype(np.float64), 1.0 / dist)
     m = len(idx)
-    flat = (np.arange(m)[:, None] * n_classes + train_labels[idx]).ravel()
+    flat = (np.arange(m)[:, None] * n_classes + labels[idx]).ravel()
     proba = np.bincount(flat, weights=w.ravel(), minlength=m * n_classes).reshape(m, n_classes)
     return proba / proba.sum(axis=1, keepdims=True)
 

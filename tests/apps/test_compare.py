@@ -51,6 +51,16 @@ def test_distance_matrix_in_blocks_is_the_same_and_stays_small(monkeypatch) -> N
         distance_matrix(np.zeros(16))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, bool])
+def test_distance_matrix_of_integers_does_not_wrap(dtype) -> None:
+    """uint8 differences wrapped round (0 - 200 = 56) and the result was float16."""
+    e = np.array([[0, 10], [200, 0], [1, 1]]).astype(dtype)
+    d = distance_matrix(e)
+    assert d.dtype == np.float64
+    want = [[math.dist(a, b) for b in e.astype(float)] for a in e.astype(float)]
+    np.testing.assert_allclose(d, want, rtol=1e-12)
+
+
 def test_odd_one_out_by_hand() -> None:
     a, b, far = [1.0, 0.0], [0.8, 0.6], [-1.0, 0.0]  # a and b are close, far is not
     assert odd_one_out(np.array([a, b, far])) == 2

@@ -97,7 +97,10 @@ def test_add_table_keyed_by_hash(store: str | Path) -> None:
         assert len(index) == 10
         by_src = {r.source: r for r in index.records()}
         assert by_src[table.source[0]].sha256 == "x0"
-        assert by_src[table.source[0]].embedding[0] == pytest.approx(0.5)
+        row = changed.loc[0, [f"e{i}" for i in range(16)]].to_numpy(float)
+        # the replaced embedding, stored on the unit sphere (e0 = 0.5 lengthened it)
+        want = row / np.linalg.norm(row)
+        np.testing.assert_allclose(by_src[table.source[0]].embedding, want, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- incremental ANN

@@ -280,10 +280,12 @@ class ExpressionKNN:
             raise ArgumentError(
                 f"queries must be (M, {dim}) embeddings, got {x.shape}{one}. Reshape your data"
             )
-        if x.ndim != 2 or x.shape[1] != dim:
+        if x.ndim != 2:
+            raise ArgumentError(f"queries must be (M, {dim}) embeddings, got {x.shape}")
+        if x.shape[1] != dim:
             raise ArgumentError(
-                f"X has {x.shape[-1] if x.ndim else 0} features, but ExpressionKNN is expecting "
-                f"{dim} features as input: queries must be (M, {dim}) embeddings, got {x.shape}"
+                f"X has {x.shape[1]} features, but ExpressionKNN is expecting {dim} features "
+                f"as input: queries must be (M, {dim}) embeddings, got {x.shape}"
             )
         if len(x) == 0:
             return np.zeros((0, len(self.classes_)))
@@ -655,6 +657,19 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
     return ref
 
 
+def _unsafe_class_name(name: str) -> bool:
+    """A class name with a control character (an escape sequence would reach the terminal,
+    a newline split a CSV header) or a line separator, or one a spreadsheet would run as
+    a formula (the tag-name rule, :func:`exprsim.index.store.check_new_tag_name`)."""
+    import unicodedata
+
+    from exprsim.index.store import FORMULA_STARTS
+
+    if name[:1] in FORMULA_STARTS:
+        return True
+    return any(unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029" for ch in name)
+
+
 def _reference_problem(ref: ReferenceSet) -> str | None:
     """What is inconsistent in a loaded reference set, or ``None``."""
     emb, labels = ref.embeddings, ref.labels
@@ -667,6 +682,12 @@ def _reference_problem(ref: ReferenceSet) -> str | None:
     blank = [i for i, c in enumerate(ref.classes) if not c.strip()]
     if blank:  # every face would be labelled ""
         return f"class {blank[0]} has a blank name"
+    unsafe = [c for c in ref.classes if _unsafe_class_name(c)]
+    if unsafe:  # printed on terminals, written as CSV headers and cells
+        return (
+            f"class name {printable(unsafe[0])!r} holds a control character or starts as "
+            "a spreadsheet formula (=, +, -, @)"
+        )
     repeated = sorted({c for c in ref.classes if ref.classes.count(c) > 1})
     if repeated:  # one probability column per name: a repeated one would hide the other
         return f"class names must differ, {repeated[0]!r} is repeated"

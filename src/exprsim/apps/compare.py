@@ -29,12 +29,14 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     Computed from the differences (not the Gram matrix: no rounding for near-identical
     faces), a block of rows at a time: memory is the ``(N, N)`` result and
     :data:`DIFFERENCE_BLOCK` elements more."""
-    e = np.asarray(embeddings)
+    from exprsim.distances import _real
+
+    e = _real(np.asarray(embeddings))  # integers in float64: uint8 differences wrap round
     if e.ndim != 2:
         raise ExprsimError(f"distances need (N, D) embeddings, got shape {e.shape}")
     n = len(e)
     rows = max(1, DIFFERENCE_BLOCK // max(1, n * e.shape[1]))
-    out = np.empty((n, n), dtype=np.result_type(e.dtype, np.float16))
+    out = np.empty((n, n), dtype=e.dtype)
     for start in range(0, n, rows):
         out[start : start + rows] = np.linalg.norm(e[start : start + rows, None] - e[None], axis=-1)
     return out

@@ -162,10 +162,7 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
 
     if hasattr(query, "embedding") and hasattr(query, "aligned"):  # a FaceEmbedding
         src = str(query.source)
-        p = Path(src)
-        path = str(p.resolve()) if p.is_file() else None
-        sha = hashlib.sha256(p.read_bytes()).hexdigest() if path else None
-        image = load_image(path) if path else None
+        path, sha, image = _source_file(src)
         # copies: the result must not share the caller's arrays (an edit of one changed both)
         return _Query(src, int(query.face_index), np.array(query.embedding, np.float32),
                       np.array(query.aligned.crop), image, np.array(query.aligned.face.box),
@@ -197,6 +194,24 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
     fe = faces[face]
     return _Query(src, face, np.asarray(fe.embedding, np.float32), fe.aligned.crop, image,
                   np.asarray(fe.aligned.face.box), path, sha)  # fmt: skip
+
+
+def _source_file(src: str) -> tuple[str | None, str | None, np.ndarray | None]:
+    """``(resolved path, SHA-256, pixels)`` of a face's source when it is a readable image
+    file, else ``(None, None, None)``: a ``<array>`` placeholder, a name too long for the
+    file system or holding a NUL, a file gone, unreadable or no longer an image (the face's
+    own embedding is still the query; only its file is not excluded from the results)."""
+    from exprsim.io import load_image
+
+    p = Path(src)
+    try:
+        if not p.is_file():
+            return None, None, None
+        image = load_image(p)  # its size limits first: a huge file is not read
+        return str(p.resolve()), hashlib.sha256(p.read_bytes()).hexdigest(), image
+    except (OSError, ValueError, ExprsimError) as exc:
+        log.debug("%s: the query face's file is not read (%s)", printable(src), exc)
+        return None, None, None
 
 
 def _not_a_file(p: Path) -> tuple[str | Path, str]:

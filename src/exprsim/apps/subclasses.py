@@ -130,13 +130,18 @@ def _check_settings(n_components: object, stride: object, seed: object, **counts
         raise ExprsimError(f"seed must be a whole number in [0, {MAX_SEED}], got {seed!r}")
 
 
+#: Most class (and sub-class) ids: results hold a slot for every id from 0, so one face
+#: labelled 10**9 had asked for gigabytes
+MAX_CLASS_IDS = 1 << 20
+
+
 def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(N, D)`` finite float64 embeddings and ``(N,)`` int64 class ids.
 
     Raises:
         ExprsimError: mismatched shapes, a non-finite embedding, or a label that is not a
             non-negative whole number (``-1`` would index names from the end, ``0.7`` be
-            truncated).
+            truncated), or one of :data:`MAX_CLASS_IDS` or more.
     """
     x = np.asarray(emb, np.float64)
     y = np.asarray(labels)
@@ -145,7 +150,13 @@ def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise ExprsimError(f"emb holds NaN or infinite values (row {bad})")
-    return x, class_ids(y, "labels", ExprsimError)
+    y = class_ids(y, "labels", ExprsimError)
+    if y.size and int(y.max()) >= MAX_CLASS_IDS:
+        raise ExprsimError(
+            f"labels are class ids counted from 0, at most {MAX_CLASS_IDS - 1:,}; got "
+            f"{int(y.max()):,} (renumber the classes 0, 1, 2, ...)"
+        )
+    return x, y
 
 
 def _split_one_class(
@@ -175,7 +186,8 @@ def _split_one_class(
         n_c = 1
     elif n_components == "bic":
         best: tuple[int, Any] | None = None
-        for n in range(1, min(max_components, cap) + 1):
+        most = min(max_components, cap, stride or max_components)  # ids stay in the stride
+        for n in range(1, most + 1):
             fit = _fit_gmm(xc_fit, n, covariance_type, seed, n_init)
             tried[n] = float(fit.bic(xc_fit))
             if n > 1 and np.bincount(fit.predict(xc), minlength=n).min() < min_size:
@@ -222,7 +234,9 @@ def split_classes(
         covariance_type: ``GaussianMixture`` covariance (``"spherical"``: isotropic, as
             SGM's Gaussians; ``"diag"``, ``"full"``, ``"tied"``).
         stride: ids of class ``j`` start at ``j * stride`` (Algorithm 2: ``stride = l``);
-            default ``None`` numbers sub-classes contiguously in class order.
+            default ``None`` numbers sub-classes contiguously in class order. With
+            ``"bic"``, at most ``stride`` components are tried (a class's ids stay in its
+            stride); a fixed ``n_components`` above it is refused.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
             components (BIC is degenerate when components approach single faces), never
@@ -243,6 +257,11 @@ def split_classes(
     _check_settings(n_components, stride, seed, n_init=n_init, **bounds)
     check_covariance_type(covariance_type)
     classes = np.unique(y)
+    if stride is not None and classes.size and (int(classes[-1]) + 1) * stride > MAX_CLASS_IDS:
+        raise ExprsimError(
+            f"stride {stride} makes sub-class ids up to {(int(classes[-1]) + 1) * stride:,}, "
+            f"more than {MAX_CLASS_IDS:,}: renumber the classes 0, 1, 2, ... or lower stride"
+        )
     out = np.full(len(y), -1, np.int64)
     parent: list[int] = []
     means: list[np.ndarray] = []

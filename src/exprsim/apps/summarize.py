@@ -109,7 +109,8 @@ class Summary:
         more = ", ..." if len(self.clusters) > 10 else ""
         return (
             f"Summary(method={self.method!r}, {n} item{'s' * (n != 1)}, "
-            f"{len(self.clusters)} clusters of {sizes}{more} faces)"
+            f"{count(len(self.clusters), 'cluster')} of {sizes}{more} "
+            f"face{'s' * (sum(c.size for c in self.clusters) != 1)})"
         )
 
     def number(self, i: int) -> int:
@@ -185,10 +186,19 @@ def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
     try:
         if isinstance(items, np.ndarray):
             return np.asarray(items, dtype=np.float64), None
+        if hasattr(items, "to_numpy") or hasattr(items, "__array__"):
+            # a DataFrame's iteration gives its column labels, a tensor's its rows as tensors
+            return np.asarray(items, dtype=np.float64), None
         seq = tuple(items)
         if not seq:
             return np.zeros((0, 0), dtype=np.float64), None
-        if hasattr(seq[0], "embedding"):
+        carried = [hasattr(s, "embedding") for s in seq]
+        if any(carried) and not all(carried):
+            raise ExprsimError(
+                "faces and plain embeddings are mixed: give face results (with .embedding) "
+                "or embedding rows, not both"
+            )
+        if carried[0]:
             return np.stack([np.asarray(s.embedding, dtype=np.float64) for s in seq]), seq
         return np.asarray(seq, dtype=np.float64).reshape(len(seq), -1), None
     except (ValueError, TypeError) as exc:
@@ -235,8 +245,14 @@ def _sampled_labels(x: np.ndarray, k: int, n_sample: int, spec: Any) -> np.ndarr
     sample = first[pick]  # item index of each sampled distinct row
     part = _agglomerate(x[sample], k, spec)
     centres = np.stack([_centre(x[sample][part == c], spec.metric) for c in range(k)])
-    dist = np.stack([_distance_to(x, c, spec.metric) for c in centres], axis=1)
-    raw = dist.argmin(axis=1).astype(np.int64)
+    # the nearest centre, one centre at a time (an (N, k) matrix had taken 4 GB for 100,000
+    # faces in 2,500 clusters); ties go to the lower centre, as argmin
+    best = np.full(len(x), np.inf)
+    raw = np.zeros(len(x), dtype=np.int64)
+    for c, centre in enumerate(centres):
+        d = _distance_to(x, centre, spec.metric)
+        closer = d < best
+        best[closer], raw[closer] = d[closer], c
     of_distinct = np.full(len(first), -1, dtype=np.int64)
     of_distinct[pick] = part
     kept = of_distinct[inverse]

@@ -29,7 +29,7 @@ import numpy as np
 from exprsim.apps.compare import display_names
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ImageError, printable
-from exprsim.index.store import check_new_tag_name, check_tag_name
+from exprsim.index.store import check_new_tag_name, check_tag_name, unit_rows
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -142,17 +142,31 @@ def match_tags(
         Per embedding: the names with nearest-reference distance strictly below
         ``threshold`` (nearest first), and every name's nearest-reference distance.
 
+    Embeddings and references not of length 1 are normalised first, with a warning
+    (:func:`exprsim.index.store.unit_rows`): ``threshold`` is a distance between unit
+    embeddings.
+
     Raises:
-        ExprsimError: a NaN, infinite or negative ``threshold``, NaN or infinite
+        ExprsimError: a NaN, infinite or negative ``threshold``, NaN, infinite or all-zero
             embeddings or references, not one name per reference, or mismatched sizes.
     """
     threshold = _check_threshold(threshold)
-    x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.size == 0 and x.ndim <= 2:  # [] or (0, D): no face to tag
+        return []
+    x = np.atleast_2d(x)
     r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
+    if x.ndim != 2 or r.ndim != 2:
+        raise ExprsimError(
+            f"embeddings must be (N, D) or (D,) and references (R, D), got {x.shape} and {r.shape}"
+        )
     if not np.isfinite(x).all():
         raise ExprsimError("embeddings to tag hold NaN or infinite values")
     if not np.isfinite(r).all():
         raise ExprsimError("reference embeddings hold NaN or infinite values")
+    x = unit_rows(x, "embeddings to tag")  # distances are those of unit embeddings
+    if r.size:
+        r = unit_rows(r, "reference embeddings")
     if isinstance(ref_names, str) or len(ref_names) != len(r):
         raise ExprsimError(
             f"one name per reference: {len(r)} references, "
@@ -531,6 +545,47 @@ class TagCalibration:
         )
 
 
+def _calibration_inputs(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, D)`` finite float64 embeddings and ``(N,)`` labels without ``None`` or NaN (a
+    NaN label is no class: each would count as a class of one face)."""
+    try:
+        x = np.asarray(embeddings, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"embeddings must be (N, D) numbers ({exc})") from None
+    y = np.asarray(labels)
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ExprsimError(
+            f"calibration needs (N, D) embeddings and (N,) labels, got {x.shape} and {y.shape}"
+        )
+    if len(x) < 2:
+        raise ExprsimError("calibration needs at least two labelled embeddings")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ExprsimError(f"embeddings hold NaN or infinite values (row {bad})")
+    missing = [i for i, v in enumerate(y.tolist()) if v is None or v != v]  # None, NaN
+    if missing:
+        raise ExprsimError(f"labels must name a class for every face; row {missing[0]} has none")
+    try:
+        np.unique(y)
+    except TypeError:
+        raise ExprsimError("labels must be of one kind (all numbers or all text)") from None
+    return x, y
+
+
+def _thresholds(thresholds: Any) -> np.ndarray:
+    """The calibration grid: default ``0, 0.025, ..., 2``; else a non-empty 1-d list of
+    finite numbers."""
+    if thresholds is None:
+        return np.linspace(0.0, 2.0, 81)
+    try:
+        t = np.asarray(thresholds, dtype=np.float64)
+    except (TypeError, ValueError):
+        t = np.zeros((0, 0))
+    if t.ndim != 1 or not t.size or not np.isfinite(t).all():
+        raise ExprsimError("thresholds must be a non-empty list of finite numbers")
+    return t
+
+
 def calibrate_threshold(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -551,15 +606,17 @@ def calibrate_threshold(
 
     Raises:
         ExprsimError: fewer than two labelled embeddings, or no class with two faces (a
-            reference and a face to find): nothing to measure.
+            reference and a face to find): nothing to measure; embeddings that are not
+            ``(N, D)`` finite numbers, labels that are not ``(N,)`` (or hold ``None`` or
+            NaN), ``refs_per_class`` not a whole number >= 1, thresholds that are not a
+            non-empty 1-d list of finite numbers.
     """
     from exprsim.distances import pairwise_l2
+    from exprsim.errors import require_positive_int
 
-    x = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(labels)
-    if len(x) != len(y) or len(x) < 2:
-        raise ExprsimError("calibration needs at least two labelled embeddings")
-    thresholds = np.linspace(0.0, 2.0, 81) if thresholds is None else np.asarray(thresholds, float)
+    x, y = _calibration_inputs(embeddings, labels)
+    refs_per_class = require_positive_int(refs_per_class, "refs_per_class")
+    thresholds = _thresholds(thresholds)
     rng = np.random.default_rng(seed)
     refs = []
     for c in np.unique(y):

@@ -207,7 +207,9 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     for path, _ in outputs:
         path.parent.mkdir(parents=True, exist_ok=True)
     out = write_together(outputs)[0]
-    print(f"{count(len(faces), 'face')}, {report.split.n_subclasses} sub-classes -> {out}")
+    print(
+        f"{count(len(faces), 'face')}, {count(report.split.n_subclasses, 'sub-class', 'sub-classes')} -> {out}"
+    )
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {count(s.size, 'face')}")
     return rc

@@ -691,6 +691,39 @@ def _unit(emb: np.ndarray, what: str) -> np.ndarray:
     return emb
 
 
+#: an embedding whose length is further than this from 1 is normalised, with a warning
+UNIT_TOLERANCE = 1e-3
+
+
+def unit_rows(emb: np.ndarray, what: str) -> np.ndarray:
+    """``(N, D)`` finite embeddings with every row of length 1: rows further than
+    :data:`UNIT_TOLERANCE` from it are normalised, with one warning naming how many (a
+    stored or compared embedding of length 10 is 9 away from its own direction, one of
+    length 0.01 about 1 away from every face).
+
+    Raises:
+        ExprsimError: an all-zero row (it has no direction), naming the first.
+    """
+    norms = np.linalg.norm(np.asarray(emb, dtype=np.float64), axis=-1)
+    zero = norms < 1e-6
+    if zero.any():
+        raise ExprsimError(
+            f"{what}: row {int(np.flatnonzero(zero)[0])} is all zeros (an all-zero embedding "
+            "has no direction to match)"
+        )
+    off = np.abs(norms - 1.0) > UNIT_TOLERANCE
+    if not off.any():
+        return emb
+    first = int(np.flatnonzero(off)[0])
+    log.warning(
+        "%s: %d embedding(s) not of length 1 normalised (first: row %d, length %.4g)",
+        what, int(off.sum()), first, float(norms[first]),
+    )  # fmt: skip
+    out = np.array(emb, copy=True)
+    out[off] = (out[off] / norms[off, None]).astype(out.dtype)
+    return out
+
+
 def _utf8(text: str) -> bool:
     """``text`` encodes as UTF-8 (a file name's undecodable bytes do not)."""
     try:
@@ -875,8 +908,10 @@ def _table_key(source: str) -> str:
     another machine) as is."""
     if "://" in source:
         return source
+    from exprsim.io import path_exists
+
     path = Path(source)
-    return _file_key(path) if path.exists() else source
+    return _file_key(path) if path_exists(path) else source
 
 
 def _relative_path(source: str) -> bool:
@@ -1569,6 +1604,9 @@ class FaceIndex:
         af = fe.aligned
         face, q = af.face, af.quality
         emb = _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
+        norm = float(np.linalg.norm(emb.astype(np.float64)))
+        if abs(norm - 1.0) > UNIT_TOLERANCE and norm >= 1e-6:  # add_faces warned of it
+            emb = (emb / norm).astype(EMBEDDING_DTYPE)
         box = np.asarray(face.box, dtype=float).reshape(4)
         crop = encode_crop(af.crop) if self.store_crops and af.crop is not None else None
         return (
@@ -1605,8 +1643,9 @@ class FaceIndex:
         """
         self.check_model(model)
         groups: dict[str, list[Any]] = {}
+        embs = []
         for fe in faces:  # all checked before anything is stored
-            _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
+            embs.append(_embedding(fe.embedding, f"{fe.source} face {fe.face_index}"))
             source = check_stored_text(str(fe.source), "a face's source", path=True)
             face = getattr(getattr(fe, "aligned", None), "face", None)
             check_stored_text(getattr(face, "detector", "") or "", f"the detector of {source}")
@@ -1616,9 +1655,14 @@ class FaceIndex:
                     "under: embed files or (name, bytes) pairs, or give each face a source"
                 )
             groups.setdefault(source, []).append(fe)
+        if embs:  # all zeros refused, other lengths normalised (again in _face_row)
+            unit_rows(np.stack(embs), "add_faces")
         for source, group in groups.items():
             key = _table_key(source)
-            st = os.stat(key) if Path(key).exists() else None
+            try:  # a source too long for the file system (or gone) has no file to stat
+                st: os.stat_result | None = os.stat(key)
+            except (OSError, ValueError):
+                st = None
             self._store_file(key, st, None, model, group)
         return sum(len(g) for g in groups.values())
 
@@ -1669,6 +1713,11 @@ class FaceIndex:
             )
         df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
         _check_table(df, name)
+        cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
+        emb = df[cols].to_numpy(np.float64)
+        unit = unit_rows(emb, name or "the table")
+        if unit is not emb:  # a copy: the caller's table is left as it was
+            df = df.assign(**{c: unit[:, i] for i, c in enumerate(cols)})
         if model is None:
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:
