@@ -94,19 +94,48 @@ def _heif_opener() -> bool:
         import pillow_heif
     except ImportError:
         return False
+    # Pillow's own plugins first (its AVIF reader among them, where built in): registered
+    # before them, pillow-heif took every AVIF whose main brand is mif1 and failed on it
+    # when it has no AV1 decoder, depending on which image the process had read first
+    Image.init()
     pillow_heif.register_heif_opener()
     return True
 
 
+def _ftyp_brands(head: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base-media ``ftyp`` box at the start of
+    ``head`` (empty when there is none)."""
+    if head[4:8] != b"ftyp":
+        return set()
+    size = min(int.from_bytes(head[:4], "big"), len(head))
+    return {head[8:12]} | {head[i : i + 4] for i in range(16, size - 3, 4)}
+
+
 def _check_heif(fh: BinaryIO, name: str) -> None:
     """Before Pillow reads ``fh``: a HEIF photo gets its reader registered, or a clear
-    :class:`ImageError` when there is none."""
-    head = fh.read(12)
+    :class:`ImageError` when there is none. An AVIF (an ``avif`` brand, even under a
+    ``mif1`` main brand) is Pillow's own to read."""
+    head = fh.read(64)
     fh.seek(0)
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS and not _heif_opener():
+    if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
+        return
+    if {b"avif", b"avis"} & _ftyp_brands(head) and _pillow_reads_avif():
+        return
+    if not _heif_opener():
         raise ImageError(
             name, "a HEIC/HEIF photo: reading it needs pillow-heif (pip install 'exprsim[heif]')"
         )
+
+
+@functools.lru_cache(maxsize=1)
+def _pillow_reads_avif() -> bool:
+    """Whether this Pillow reads AVIF itself (its plugin and libavif built in: 11.3+)."""
+    from PIL import features
+
+    try:
+        return bool(features.check("avif"))
+    except (ValueError, ImportError):  # a Pillow that does not know the feature
+        return False
 
 
 #: The EXIF orientation tag.
@@ -129,13 +158,20 @@ def _to_rgb8(img: Image.Image, name: str = "<image>") -> np.ndarray:
 
 def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
     mode = img.mode
-    if mode == "RGB":  # most photos: one copy out of Pillow, no conversion
+    see_through = "transparency" in img.info  # a tRNS colour (PNG, GIF): over white too
+    if mode == "RGB" and not see_through:  # most photos: one copy out of Pillow, no conversion
         fast = _rgb_from_one_block(img)
         return fast if fast is not None else np.asarray(img)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit (or 32-bit int) gray: scale the full range to 0..255, in integers (a float64
         # copy of an 8000 x 8000 image is 512 MB)
-        arr = np.asarray(img)
+        arr = _white_is_zero(img, np.asarray(img))
+        lo, top = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo < 0 or top > 65535:  # a 32-bit file: as an array of such values is read
+            log.warning(
+                "%s: %d-bit image with values from %d to %d: values outside 0..65535 clipped",
+                name, 32 if mode == "I" else 16, lo, top,
+            )  # fmt: skip
         # a 16-bit PGM / PPM (maxval over 255) opens as mode "I" with 0..65535 values: its
         # header says 16 bits, whatever the largest pixel
         if mode.startswith("I;16") or img.format == "PPM" or arr.max() > 255:
@@ -147,11 +183,35 @@ def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
     if mode == "F":
         gray = _float_gray(np.asarray(img, dtype=np.float32), name)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+    if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and see_through):
         rgba = img.convert("RGBA")
+        alpha = rgba.getchannel("A")
+        if alpha.getextrema()[1] == 0:  # nothing visible
+            if img.format == "BMP":  # Windows tools write 32-bit BMPs with alpha 0: opaque
+                return np.ascontiguousarray(np.asarray(rgba.convert("RGB"), dtype=np.uint8))
+            log.warning(
+                "%s: alpha is 0 everywhere (fully transparent): laid over white it is blank",
+                name,
+            )
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+#: TIFF's PhotometricInterpretation tag, and its WhiteIsZero value
+_PHOTOMETRIC, _WHITE_IS_ZERO = 262, 0
+
+
+def _white_is_zero(img: Image.Image, arr: np.ndarray) -> np.ndarray:
+    """A 16- or 32-bit gray TIFF whose 0 is white (PhotometricInterpretation 0) as black
+    is 0: Pillow inverts such 8-bit files itself, not these (they were read as negatives
+    and no face found)."""
+    tags = getattr(img, "tag_v2", None)
+    if img.format != "TIFF" or tags is None or tags.get(_PHOTOMETRIC) != _WHITE_IS_ZERO:
+        return arr
+    bits = tags.get(258, 16)
+    bits = int(bits[0] if isinstance(bits, tuple) else bits)
+    return (2 ** min(bits, 32) - 1) - arr.astype(np.int64)
 
 
 #: Images of at least this many pixels take the Arrow path of :func:`_rgb_from_one_block`
@@ -327,7 +387,9 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         with warnings.catch_warnings():
             # the limit is checked below, from the header: Pillow's warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(fh) as img:
+            with _codec_errors(name):
+                img = Image.open(fh)
+            with img:
                 w, h = img.size
                 size = f" ({w}x{h})"
                 if w <= 0 or h <= 0:
@@ -335,7 +397,8 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
                 if w * h > limit:
                     raise ImageTooLargeError(name, _too_large(f"{w}x{h}", limit))
                 _decode_into_one_block(img)
-                img.load()
+                with _codec_errors(name):
+                    img.load()
                 return apply_orientation(_to_rgb8(img, name), exif_orientation(img, name))
     except ImageError:
         raise
@@ -355,6 +418,19 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         if not out_of_memory(exc):
             raise
         raise ImageError(name, f"not enough memory to decode it{size}") from exc
+
+
+@contextlib.contextmanager
+def _codec_errors(name: str) -> Iterator[None]:
+    """A codec's own failure while an image is opened or decoded as one
+    :class:`ImageError` for that file: libavif's "Decoding of color planes failed",
+    pillow-heif's missing decoder (``RuntimeError``), Pillow's ``BLPFormatError`` for an
+    unknown compression (a ``NotImplementedError``). Only there: the same errors from
+    exprsim's own code after decoding are bugs, and are not hidden."""
+    try:
+        yield
+    except (RuntimeError, NotImplementedError) as exc:
+        raise ImageError(name, f"corrupt or undecodable image ({exc})") from exc
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -633,6 +709,8 @@ def _over_white(rgba: np.ndarray) -> np.ndarray:
 def _pixels_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     """Pixels of any numeric dtype as uint8 (see :func:`as_rgb8`); values outside the
     range read are clipped with a warning, never silently."""
+    if not arr.dtype.isnative:  # big-endian uint16 (FITS, np.frombuffer(..., ">u2")) is 16-bit
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     kind = arr.dtype.kind
     if kind == "b":  # a mask: black and white
         return arr.astype(np.uint8) * 255

@@ -71,3 +71,33 @@ def test_a_crop_without_the_mark_is_written_over_as_before(tmp_path: Path) -> No
     assert sorted(p.name for p in crops.iterdir()) == ["g_0.png", "junk_0.png"]
     assert Image.open(crops / "g_0.png").size == (112, 112)
     assert crop_owner(crops / "g_0.png") == photo_key(photos / "g.jpg")
+
+
+@pytest.mark.parametrize("border", ["constant", "replicate"])
+@pytest.mark.parametrize("side", [32767, 40000])
+def test_a_panorama_wider_than_opencv_takes_is_warped(side: int, border: str) -> None:
+    """A face in a stitched panorama (a side of 32,767 px or more) failed OpenCV's remap
+    assertion, in the detector's landmark stage and the aligner alike. The warp of the
+    whole panorama equals OpenCV's own warp of a part of it under the limit."""
+    import cv2
+
+    from exprsim.faces.align import MAX_WARP_SIDE, warp_affine
+
+    assert side >= MAX_WARP_SIDE
+    rng = np.random.default_rng(0)
+    pano = rng.integers(0, 256, (48, side, 3), dtype=np.uint8)
+    angle, scale, x = 0.3, 1.7, side - 500.0  # a face near the right end, rotated, enlarged
+    m = cv2.getRotationMatrix2D((x, 24.0), np.degrees(angle), scale)
+    m[:, 2] += [56 - x, 56 - 24]  # its centre to the middle of a 112 px crop
+    got = warp_affine(pano, m, 112, border=border)
+    part0 = side - 20000  # a part under the limit that holds everything the crop reads
+    shifted = m.copy()
+    shifted[:, 2] += m[:, :2] @ [part0, 0]
+    want = cv2.warpAffine(
+        np.ascontiguousarray(pano[:, part0:]), shifted, (112, 112), flags=cv2.INTER_LINEAR,
+        borderMode={"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}[border],
+    )  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+    beside = m.copy()
+    beside[:, 2] += 5000  # an output wholly off the image: border only, no error
+    assert warp_affine(pano, beside, 16).shape == (16, 16, 3)

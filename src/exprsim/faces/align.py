@@ -170,6 +170,29 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, t[:, None]])
 
 
+#: The smallest image side OpenCV's ``warpAffine`` refuses (its remap asserts sides under
+#: ``SHRT_MAX``): :func:`warp_affine` cuts such an image to the region its output reads
+MAX_WARP_SIDE = 32767
+
+
+def _source_region(
+    m: np.ndarray, out_w: int, out_h: int, shape: tuple[int, ...], pad: float
+) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the source pixels the ``out_w x out_h`` output of the forward
+    affine ``m`` reads, ``pad`` pixels more on every side, within an image of ``shape``."""
+    import cv2
+
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], float)
+    src = corners @ inv.T
+    h, w = shape[:2]
+    x0 = int(max(0, math.floor(src[:, 0].min() - pad)))
+    y0 = int(max(0, math.floor(src[:, 1].min() - pad)))
+    x1 = int(min(w, math.ceil(src[:, 0].max() + pad)))
+    y1 = int(min(h, math.ceil(src[:, 1].max() + pad)))
+    return x0, y0, x1, y1
+
+
 def warp_affine(
     image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], border: str = "constant"
 ) -> np.ndarray:
@@ -177,7 +200,9 @@ def warp_affine(
 
     When the transform shrinks by more than 2x, only the needed region is first reduced
     with area averaging (``cv2.INTER_AREA``) and the matrix adjusted, so that large faces
-    do not alias; the output is still produced by a single ``cv2.warpAffine``.
+    do not alias; the output is still produced by a single ``cv2.warpAffine``. An image
+    with a side of :data:`MAX_WARP_SIDE` or more (a stitched panorama) is first cut to the
+    region the output reads.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` uint8 image.
@@ -194,15 +219,7 @@ def warp_affine(
     m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
     scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
     if scale < 0.5:
-        inv = cv2.invertAffineTransform(m)
-        corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], float)
-        src = corners @ inv.T
-        pad = 2.0 / scale
-        h, w = image.shape[:2]
-        x0 = int(max(0, math.floor(src[:, 0].min() - pad)))
-        y0 = int(max(0, math.floor(src[:, 1].min() - pad)))
-        x1 = int(min(w, math.ceil(src[:, 0].max() + pad)))
-        y1 = int(min(h, math.ceil(src[:, 1].max() + pad)))
+        x0, y0, x1, y1 = _source_region(m, out_w, out_h, image.shape[:2], 2.0 / scale)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             f = 2.0 * scale  # reduce to twice the output resolution, then warp
             roi = image[y0:y1, x0:x1]
@@ -213,6 +230,13 @@ def warp_affine(
             back = np.array([[1 / fx, 0, 0.5 / fx - 0.5 + x0], [0, 1 / fy, 0.5 / fy - 0.5 + y0]])
             m = m @ np.vstack([back, [0.0, 0.0, 1.0]])
             image = small
+    if max(image.shape[:2]) >= MAX_WARP_SIDE:  # OpenCV's remap refuses such a source
+        x0, y0, x1, y1 = _source_region(m, out_w, out_h, image.shape[:2], 2.0)
+        x0, y0 = min(x0, image.shape[1] - 1), min(y0, image.shape[0] - 1)
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)  # an output beside the image: its edge
+        image = image[y0:y1, x0:x1]
+        m = m.copy()
+        m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)
     return cv2.warpAffine(
         image,
         m,
