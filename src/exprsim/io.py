@@ -127,17 +127,6 @@ def _check_heif(fh: BinaryIO, name: str) -> None:
         )
 
 
-@functools.lru_cache(maxsize=1)
-def _pillow_reads_avif() -> bool:
-    """Whether this Pillow reads AVIF itself (its plugin and libavif built in: 11.3+)."""
-    from PIL import features
-
-    try:
-        return bool(features.check("avif"))
-    except (ValueError, ImportError):  # a Pillow that does not know the feature
-        return False
-
-
 #: The EXIF orientation tag.
 _ORIENTATION_TAG = 0x0112
 
