@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,39 @@ def test_a_transparent_colour_is_laid_over_white(mode: str) -> None:
     img.save(out, format="PNG", transparency=0 if mode == "L" else (0, 0, 0))
     got = decode_image(out.getvalue())
     assert (got[0] == 255).all() and (got[1:] == 7).all()  # was black where transparent
+
+
+def test_a_home_path_in_a_list_is_read_and_not_taken_for_a_repeat(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/a.jpg`` and the same file by its full name: the repeat check expanded ``~``
+    (one file) but the reader did not, so the full name was dropped and ``~/a.jpg``
+    failed: "every file failed"."""
+    from exprsim.io import iter_image_files, unique_files
+
+    home = tmp_path / "home"
+    (home / "sub").mkdir(parents=True)
+    (home / "a.jpg").write_bytes(b"x")
+    (home / "sub" / "b.jpg").write_bytes(b"x")
+    monkeypatch.setenv("HOME", str(home))
+    files = unique_files(iter_image_files(["~/a.jpg", str(home / "a.jpg"), "~/sub"]))
+    assert files == [home / "a.jpg", home / "sub" / "b.jpg"]
+    assert all(f.is_file() for f in files)
+    assert list(iter_image_files(["~nosuchuser1/x.jpg"])) == [Path("~nosuchuser1/x.jpg")]
+
+
+def test_linked_folders_left_out_are_counted_in_one_warning(tmp_path, caplog) -> None:
+    from exprsim.io import iter_image_files
+
+    album = tmp_path / "album"
+    (album / "2020").mkdir(parents=True)
+    (album / "2020" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "nas").mkdir()
+    (tmp_path / "nas" / "b.jpg").write_bytes(b"x")
+    (album / "2019").symlink_to(tmp_path / "nas")
+    (album / "up").symlink_to("..")
+    with caplog.at_level(logging.WARNING):
+        files = list(iter_image_files([album]))
+    assert files == [album / "2020" / "a.jpg"]  # links are still not entered
+    assert "album: 2 linked folders not entered" in caplog.text  # was: not a word
+    assert list(iter_image_files([album / "2019"])) == [album / "2019" / "b.jpg"]  # named

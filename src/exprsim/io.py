@@ -768,29 +768,45 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     of vanishing); linked folders are not entered (no loops). A folder that cannot be
     listed (permissions, a stale network mount) is yielded itself, in its place: it fails
     later as an input, with its reason (:func:`load_image`), instead of its images
-    vanishing without a word. Hidden files and folders (names starting with ``.``: macOS's
+    vanishing without a word; linked folders left out are counted in one warning. Hidden files and folders (names starting with ``.``: macOS's
     ``._`` twins, thumbnail caches, a killed writer's temporaries) are not walked into; a
-    hidden file named explicitly is read. A single path is one input.
+    hidden file named explicitly is read. A single path is one input. A path starting
+    with ``~`` (from a list of files, or quoted) is the home folder's, as the shell's,
+    unless a file of that very name exists.
     """
     for p in as_inputs(paths):
         path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
+        if str(path).startswith("~") and not path_exists(path):
+            # as file_key (which tells repeats apart) reads it: ~/a.jpg and the home's a.jpg
+            # were one file to it, and the one read was ~/a.jpg, "no such file"
+            with contextlib.suppress(RuntimeError):  # ~nosuchuser: kept as written
+                path = path.expanduser()
         if _is_dir(path):
             raw: list[Path] = []
-            yield from sorted(_walk_images(path, raw))
+            links: list[Path] = []
+            yield from sorted(_walk_images(path, raw, links))
             if raw:
                 log.warning(
                     "%s: %d camera RAW files left out (%s, ...): exprsim does not read RAW; "
                     "export them as JPEG first",
                     printable(str(path)), len(raw), printable(min(raw).name),
                 )  # fmt: skip
+            if links:
+                log.warning(
+                    "%s: %d linked folders not entered (%s, ...): name them to read their "
+                    "images",
+                    printable(str(path)), len(links), printable(str(min(links))),
+                )  # fmt: skip
         else:
             yield path
 
 
-def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
+def _walk_images(
+    top: Path, raw: list[Path] | None = None, links: list[Path] | None = None
+) -> list[Path]:
     """The image files under the folder ``top`` (any order), and the folders under it
     (``top`` included) that cannot be listed (:func:`iter_image_files`); camera RAW files
-    are appended to ``raw``."""
+    are appended to ``raw``, links to folders (not entered) to ``links``."""
     found: list[Path] = []
     folders = [top]
     while folders:
@@ -806,8 +822,10 @@ def _walk_images(top: Path, raw: list[Path] | None = None) -> list[Path]:
             if is_hidden(entry.name):
                 continue
             if _entry_is(entry.is_dir, follow_symlinks=False):
-                folders.append(child)  # a link to a folder is not entered
-            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _image_entry(entry):
+                folders.append(child)
+            elif links is not None and _entry_is(entry.is_dir):  # a link to a folder
+                links.append(child)  # not entered: no loops, no folder walked twice
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and image_entry(entry):
                 found.append(child)
             elif raw is not None and Path(entry.name).suffix.lower() in RAW_SUFFIXES:
                 raw.append(child)
@@ -820,7 +838,7 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _image_entry(entry: os.DirEntry[str]) -> bool:
+def image_entry(entry: os.DirEntry[str]) -> bool:
     """A file to read: a file (or a link to one), a broken link (fails later with "no
     such file"), or an entry that cannot be examined (fails later with its reason); not a
     FIFO, socket, device or link to a folder."""

@@ -54,23 +54,56 @@ def test_two_folders_with_same_named_photos_keep_both_crops(
     assert list(_crops(crops)) == ["x-2_0.png", "x_0.png"]
 
 
-def test_a_crop_without_the_mark_is_written_over_as_before(tmp_path: Path) -> None:
-    """Crops of an older exprsim (no source in them) and other files are a rerun's to
-    replace: no -2 copies of every crop after an upgrade."""
+def test_a_file_exprsim_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    """A user's own ``g_0.png`` (or a crop of an exprsim before the mark) where a crop
+    goes was written over; it is kept now, and the crop takes the next name."""
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copyfile(sample_path("grace_hopper.jpg"), photos / "g.jpg")
     crops = tmp_path / "crops"
     crops.mkdir()
-    Image.new("L", (4, 4)).save(crops / "g_0.png")  # no mark
+    Image.new("L", (4, 4), 77).save(crops / "g_0.png")  # no mark
     assert crop_owner(crops / "g_0.png") is None
     assert crop_owner(crops / "missing.png") is None
     (crops / "junk_0.png").write_bytes(b"not a png")
     assert crop_owner(crops / "junk_0.png") is None
-    assert main(["-q", "faces", str(photos), "--crops", str(crops)]) == 0
-    assert sorted(p.name for p in crops.iterdir()) == ["g_0.png", "junk_0.png"]
-    assert Image.open(crops / "g_0.png").size == (112, 112)
-    assert crop_owner(crops / "g_0.png") == photo_key(photos / "g.jpg")
+    for _ in range(2):  # a rerun writes its crop again under the same name
+        assert main(["-q", "faces", str(photos), "--crops", str(crops)]) == 0
+        names = sorted(p.name for p in crops.iterdir())
+        assert names == ["g-2_0.png", "g_0.png", "junk_0.png"]
+    assert np.asarray(Image.open(crops / "g_0.png")).tolist() == [[77] * 4] * 4  # kept
+    assert Image.open(crops / "g-2_0.png").size == (112, 112)
+    assert crop_owner(crops / "g-2_0.png") == photo_key(photos / "g.jpg")
+
+
+def test_crops_inside_the_input_folder_are_not_read_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces DIR --crops DIR/crops`` run three times gave 2, 4, then 6 faces, and
+    ``x_0_0_0.png`` crops of crops; a user's photo standing where a crop goes (``DIR
+    --crops DIR``) is kept and still read."""
+    for name in ("album", "other"):
+        (tmp_path / name).mkdir()
+        shutil.copyfile(sample_path("grace_hopper.jpg"), tmp_path / name / "x.jpg")
+        shutil.copyfile(sample_path("astronaut_eileen_collins.jpg"), tmp_path / name / "x_0.png")
+    album = tmp_path / "album"
+    for crops in (album / "crops", tmp_path / "other"):
+        album = crops.parent if crops.name == "crops" else crops
+        for _ in range(3):
+            out = tmp_path / "t.csv"
+            assert main(["-q", "faces", str(album), "--crops", str(crops), "-o", str(out)]) == 0
+            assert len(pd.read_csv(out)) == 2, crops  # x.jpg's face and x_0.png's
+        capsys.readouterr()
+    crops_of_album = tmp_path / "album" / "crops"
+    assert sorted(p.name for p in crops_of_album.iterdir()) == ["x_0.png", "x_0_0.png"]
+    assert sorted(p.name for p in album.iterdir() if p.is_file()) == [
+        "x-2_0.png",
+        "x.jpg",
+        "x_0.png",
+        "x_0_0.png",
+    ]
+    photo = np.asarray(Image.open(album / "x_0.png"))
+    assert photo.shape[:2] != (112, 112)  # the user's photo, not a crop
 
 
 @pytest.mark.parametrize("border", ["constant", "replicate"])

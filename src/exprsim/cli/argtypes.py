@@ -77,9 +77,12 @@ def writable_file_target(path: str | Path) -> str | None:
         return f"{p}: is a folder, expected a file to write"
     if p.exists():
         return None if os.access(p, os.W_OK) else f"{p}: cannot write it (permission denied)"
-    return _folder_problem(
-        p, p.parent, "cannot write it", f"cannot write it (folder {p.parent} does not exist)"
+    missing = (
+        f"cannot write it ({p.parent} is a file, not a folder)"
+        if p.parent.exists() and not p.parent.is_dir()
+        else f"cannot write it (folder {p.parent} does not exist)"
     )
+    return _folder_problem(p, p.parent, "cannot write it", missing)
 
 
 def _folder_problem(p: Path, folder: Path, verb: str, missing: str) -> str | None:
@@ -112,7 +115,8 @@ class CommandParser(argparse.ArgumentParser):
     """The parser of a subcommand: an unknown option is refused with this subcommand's
     usage (``usage: exprsim faces ...``), not the top-level one; ``-v`` and ``-q`` are
     taken after the subcommand too (``exprsim embed DIR -o t.csv -q``), and positionals
-    after options join the command's list of them."""
+    after options join the command's list of them, as do the names after a ``--``
+    (``exprsim embed a.jpg -q -- -n.jpg``: ``-n.jpg`` is a file)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -129,7 +133,15 @@ class CommandParser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         ns, extras = super().parse_known_args(args, namespace)
         lists = [a.dest for a in self._actions if not a.option_strings and a.nargs in ("*", "+")]
+        after: list[str] = []  # what follows a "--" left over: paths, whatever they look like
+        if "--" in extras and len(lists) == 1:
+            cut = extras.index("--")
+            extras, after = extras[:cut], extras[cut + 1 :]
         plain = all(e == "-" or not e.startswith("-") for e in extras)
+        if after and plain:
+            extras = [*extras, *after]
+        elif after:  # an unknown option before the "--": refused with it
+            extras = [*extras, "--", *after]
         if extras and len(lists) == 1 and plain:
             # positionals after an option join the others (``exprsim tag add -q calm a.jpg``,
             # ``exprsim faces a.jpg -q b.jpg``), as GNU tools take them

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,8 @@ from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
 from exprsim.faces.types import LANDMARK_NAMES, AlignedFace, Face
 from exprsim.io import SHORTENED_TAIL, TEMP_TAIL
+
+log = logging.getLogger(__name__)
 
 
 class _SharedDetector:
@@ -367,12 +370,34 @@ def _free_stem(stem: str, used: set[str], taken: Callable[[str], bool] = lambda 
     return name
 
 
-def _taken(folder: Path, source: str, stem: str) -> bool:
-    """Whether ``folder``'s crops named ``stem`` are another photo's than the one whose
-    :func:`photo_key` is ``source``: its first crop carries another key (a crop without the mark, of an older exprsim, is
-    written over as before)."""
-    owner = crop_owner(folder / f"{stem}_0.png")
-    return owner is not None and owner != source
+def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
+    """Whether a file where the ``faces`` crops named ``stem`` go in ``folder`` is not this
+    photo's (``source`` its :func:`photo_key`): another photo's crop, or a file exprsim
+    did not write (a photo of the user's, a crop of an exprsim before the mark). Such a
+    file is kept, and the crops take another name."""
+    for j in range(faces):
+        path = folder / f"{stem}_{j}.png"
+        if os.path.lexists(path) and crop_owner(path) != source:
+            return True
+    return False
+
+
+def _without_crops(files: list[Path], crops_dir: Path) -> list[Path]:
+    """``files`` less the crops exprsim wrote into ``crops_dir`` (they carry
+    :func:`crop_owner`'s mark): a crops folder inside an input folder, walked again by a
+    rerun, gave ``x_0_0.png``, then ``x_0_0_0.png``, and a table growing at every run."""
+    try:
+        folder = crops_dir.resolve()
+    except (OSError, RuntimeError):
+        return files
+    kept = [
+        f
+        for f in files
+        if not (Path(os.path.realpath(f)).parent == folder and crop_owner(f) is not None)
+    ]
+    if len(kept) < len(files):
+        log.info("%d crops of %s left out of the inputs", len(files) - len(kept), crops_dir)
+    return kept
 
 
 #: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``, whose
@@ -493,9 +518,12 @@ def analyze_files(
             named twice (or through a link) is analysed once.
         detector, align_config, quality_config: as for :func:`analyze_image`.
         crops_dir: if set, aligned crops are written there as PNG (``<stem>_<face>.png``;
-            a repeated stem gets ``-2``, ``-3``, ... appended, as does a stem whose crops
-            there are another photo's, from an earlier run: :func:`crop_owner`) and a
-            ``crop`` column added. A rerun writes its photos' crops again in place.
+            a repeated stem gets ``-2``, ``-3``, ... appended, as does a stem where a file
+            that is not this photo's crop stands: another photo's crop from an earlier
+            run, :func:`crop_owner`, or any file exprsim did not write, which is never
+            replaced) and a ``crop`` column added. A rerun writes its photos' crops again
+            in place. Crops found among the inputs (the folder inside an input folder, a
+            rerun) are not read as photos.
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
@@ -518,6 +546,8 @@ def analyze_files(
     files = unique_files(iter_image_files(paths))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
+        files = _without_crops(files, out_dir)
+    if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
     stems: set[str] = set()  # crop-name stems used so far, lower case
@@ -533,7 +563,8 @@ def analyze_files(
             stem = Path(item.source).stem
             source = photo_key(item.source)
             if item.faces and out_dir is not None:
-                stem = _free_stem(stem, stems, functools.partial(_taken, out_dir, source))
+                taken = functools.partial(_taken, out_dir, source, len(item.faces))
+                stem = _free_stem(stem, stems, taken)
             rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
             if out_dir is not None:
                 mark = PngInfo()

@@ -724,6 +724,20 @@ def unit_rows(emb: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
+def _gone(path: str) -> bool:
+    """Whether ``path`` names nothing any more: ``lstat`` says it does not exist (or a part
+    of it is not a folder). Permission denied, a stale network handle or an I/O error say
+    nothing of the file, so it is not gone (``os.path.lexists`` was false for those too,
+    and ``index add --prune`` forgot files behind a folder made unreadable a moment)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def _utf8(text: str) -> bool:
     """``text`` encodes as UTF-8 (a file name's undecodable bytes do not)."""
     try:
@@ -2135,8 +2149,9 @@ class FaceIndex:
     def missing_under(self, folders: Iterable[str | Path]) -> list[str]:
         """The indexed files under ``folders`` (existing folders of this machine; others
         are skipped, so a share that is offline names nothing) that are no longer there:
-        deleted or renamed since they were added. Nothing is changed (:meth:`remove`
-        forgets them)."""
+        deleted or renamed since they were added (:func:`_gone`: a file in a folder that
+        cannot be read just now, or on a failing disk, is not named). Nothing is changed
+        (:meth:`remove` forgets them)."""
         from exprsim.io import as_inputs
 
         out: dict[str, None] = {}
@@ -2149,7 +2164,7 @@ class FaceIndex:
                 "SELECT path FROM files WHERE substr(path, 1, ?) = ? ORDER BY path",
                 (len(prefix), prefix),
             ).fetchall()
-            out.update((r[0], None) for r in rows if not os.path.lexists(r[0]))
+            out.update((r[0], None) for r in rows if _gone(r[0]))
         return list(out)
 
     def get(self, face_ids: Iterable[int] | int, chunk: int = 500) -> list[FaceRecord]:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.index.store import FaceIndex, LoadReport
 from exprsim.progress import progress_bar
 
@@ -21,13 +21,20 @@ log = logging.getLogger(__name__)
 
 
 def parquet_shards(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """The ``.parquet`` files named, or found (sorted, recursively) in the folders named."""
+    """The ``.parquet`` files named, or found (sorted, recursively; linked folders are not
+    entered) in the folders named.
+
+    Raises:
+        ExprsimError: a name that is no file or folder, no shard found, or a folder (the
+            one named, or one inside it) that cannot be listed: its shards would have been
+            left out without a word.
+    """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*.parquet") if not q.name.startswith(".")))
+            out.extend(_shards_under(p))
         elif p.is_file():
             out.append(p)
         else:
@@ -35,6 +42,31 @@ def parquet_shards(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     if not out:
         raise ExprsimError(f"no .parquet files in {', '.join(map(str, items))}")
     return out
+
+
+def _shards_under(folder: Path) -> list[Path]:
+    """The ``*.parquet`` files (not hidden) under ``folder``, sorted.
+
+    Raises:
+        ExprsimError: a folder that cannot be listed (``Path.rglob`` skipped it silently).
+    """
+    import os
+
+    problems: list[OSError] = []
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, onerror=problems.append):
+        dirs.sort()
+        found.extend(
+            Path(root, f) for f in files if f.endswith(".parquet") and not f.startswith(".")
+        )
+    if problems:
+        exc = problems[0]
+        raise ExprsimError(
+            f"{printable(str(exc.filename or folder))}: cannot list this folder "
+            f"({exc.strerror or exc}); no shard was loaded: make it readable, or name the "
+            "folders to load"
+        )
+    return sorted(found)
 
 
 def load_parquet(

@@ -35,7 +35,6 @@ message in the report, the traceback in the worker's log).
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import re
@@ -101,7 +100,7 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
             as ``--files-from`` reads a list, :func:`exprsim.io.split_path_list`). fsspec URIs
             (``s3://...``) are kept as they are and read by the workers.
     """
-    from exprsim.io import iter_image_files
+    from exprsim.io import file_key, iter_image_files, path_exists
 
     items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     out: list[str] = []
@@ -114,11 +113,69 @@ def list_inputs(inputs: str | Path | Iterable[str | Path]) -> list[str]:
             out.extend(str(f) for f in iter_image_files([p]))
         elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
             out.extend(_read_list(p))
-        elif any(ch in s for ch in "*?["):
-            out.extend(sorted(glob.glob(s, recursive=True)))
+        elif any(ch in s for ch in "*?[") and not path_exists(p):  # photo[1].jpg is a name
+            found = sorted(glob_without_links(s))
+            if not found:
+                log.warning("%s: the pattern matches no file", printable(s))
+            out.extend(found)
         else:
             out.append(s)
-    return sorted(dict.fromkeys(out))
+    # one file named twice (./a.jpg and a.jpg, or through a link) is embedded once
+    seen: set[Any] = set()
+    unique = []
+    for name in sorted(dict.fromkeys(out)):
+        key = name if _is_uri(name) else file_key(name)
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique
+
+
+def glob_without_links(pattern: str) -> list[str]:
+    """The files a shell-style ``pattern`` matches (``*``, ``?``, ``[...]`` within one
+    name, ``**`` for any number of folders), as :func:`glob.glob` with ``recursive=True``
+    finds them, except that ``**`` does not enter linked folders: two links to a parent
+    folder made ``glob.glob`` run for ever (and one gave every photo 40 times). Names
+    starting with a dot match only a pattern part that starts with one."""
+    import fnmatch
+    import os
+
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    base = os.path.join(*parts[:first]) if first else "."
+    found: list[str] = []
+
+    def names(folder: str) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(folder) as it:
+                return sorted(it, key=lambda e: e.name)
+        except OSError:  # unreadable, gone: glob skips it too
+            return []
+
+    def walk(folder: str, rest: tuple[str, ...]) -> None:
+        part = rest[0]
+        if part == "**":
+            if len(rest) == 1:  # "**" last: every file below (glob also lists folders)
+                rest = (*rest, "*")
+            walk(folder, rest[1:])  # no folder
+            for e in names(folder):
+                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
+                    walk(e.path, rest)  # one folder more
+            return
+        for e in names(folder):
+            if e.name.startswith(".") and not part.startswith("."):
+                continue
+            if not fnmatch.fnmatchcase(e.name, part):
+                continue
+            if len(rest) == 1:
+                if e.is_file():
+                    found.append(e.path if first else os.path.relpath(e.path))
+            elif e.is_dir():
+                walk(e.path, rest[1:])
+
+    if os.path.isdir(base):
+        walk(base, parts[first:])
+    return list(dict.fromkeys(found))
 
 
 def embed_rows(

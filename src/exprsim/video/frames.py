@@ -46,6 +46,7 @@ cannot be opened at all (e.g. an mp4 whose index, stored at the end, was cut off
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -55,7 +56,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -63,6 +64,49 @@ from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable, require_positive_int
 
 log = logging.getLogger(__name__)
+
+
+def _pipe_reader(path: Path) -> BinaryIO | None:
+    """``path``'s read end as a file when it is a named pipe, once a writer opened it
+    (waited for at most :data:`exprsim.io.PIPE_WAIT_S`: FFmpeg's own open waited for ever,
+    and a Ctrl-C then read as "Interrupted system call"); ``None`` for anything else,
+    which FFmpeg opens by name. (A second open by name would wait for a writer again,
+    after a quick writer had written everything and gone.)
+
+    Raises:
+        VideoError: nothing opened the pipe for writing in time.
+    """
+    import os
+    import stat
+    import threading
+
+    from exprsim.io import PIPE_WAIT_S
+
+    try:
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return None
+    except (OSError, ValueError):
+        return None
+    held: list[int] = []
+    opened = threading.Event()
+
+    def open_reader() -> None:  # blocks until a writer opens the pipe
+        with contextlib.suppress(OSError):
+            held.append(os.open(path, os.O_RDONLY))
+        opened.set()
+
+    threading.Thread(target=open_reader, daemon=True, name="exprsim-pipe").start()
+    if opened.wait(PIPE_WAIT_S) and held:
+        return os.fdopen(held[0], "rb")
+    with contextlib.suppress(OSError):  # release the waiting open: its writer a moment
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    opened.wait(1.0)
+    for fd in held:
+        os.close(fd)
+    raise VideoError(
+        f"{printable(str(path))}: a pipe that nothing wrote to within {PIPE_WAIT_S:g} s"
+    )
+
 
 #: Default sampling rate (sampled frames per second of video).
 DEFAULT_FPS = 5.0
@@ -276,16 +320,24 @@ class FrameReader:
     # ------------------------------------------------------------------ opening
 
     def _open_folder(self) -> VideoInfo:
-        from exprsim.io import IMAGE_SUFFIXES, is_hidden
+        import os
 
-        self._files = sorted(
-            (
-                p
-                for p in self.source.iterdir()
-                if not is_hidden(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            ),
-            key=lambda p: natural_key(p.name),
-        )
+        from exprsim.io import IMAGE_SUFFIXES, image_entry, is_hidden
+
+        # a broken link or an entry that cannot be examined keeps its place: it fails as a
+        # frame, with a warning, as a corrupt one does (it was left out without a word, and
+        # the frames after it moved one frame earlier)
+        with os.scandir(self.source) as entries:
+            self._files = sorted(
+                (
+                    Path(e.path)
+                    for e in entries
+                    if not is_hidden(e.name)
+                    and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+                    and image_entry(e)
+                ),
+                key=lambda p: natural_key(p.name),
+            )
         if not self._files:
             raise VideoError(f"{self.source}: folder holds no images")
         return self._open_files("images")
@@ -324,9 +376,13 @@ class FrameReader:
             import av
         except ImportError as exc:  # pragma: no cover - extra not installed
             raise VideoError("reading video needs PyAV: pip install 'exprsim[video]'") from exc
+        # a named pipe: its reader as a file (given PIPE_WAIT_S for a writer, not for ever)
+        opened = _pipe_reader(self.source)
         try:
-            container = av.open(str(self.source))
+            container = av.open(opened if opened is not None else str(self.source))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if opened is not None:
+                opened.close()
             raise VideoError(f"{self.source}: cannot open video ({exc})") from exc
         stream = video_stream(container)
         if stream is None:
