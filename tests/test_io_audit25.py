@@ -177,3 +177,14 @@ def test_linked_folders_left_out_are_counted_in_one_warning(tmp_path, caplog) ->
     assert files == [album / "2020" / "a.jpg"]  # links are still not entered
     assert "album: 2 linked folders not entered" in caplog.text  # was: not a word
     assert list(iter_image_files([album / "2019"])) == [album / "2019" / "b.jpg"]  # named
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".apng", "PNG"), (".pbm", "PPM")])
+def test_apng_and_pbm_files_are_found_in_folders(tmp_path, suffix: str, fmt: str) -> None:
+    """Read when named, skipped without a word by a folder walk."""
+    from exprsim.io import iter_image_files
+
+    img = Image.new("1" if suffix == ".pbm" else "RGB", (8, 8), 1)
+    img.save(tmp_path / f"x{suffix}", format=fmt)
+    assert list(iter_image_files([tmp_path])) == [tmp_path / f"x{suffix}"]
+    assert load_image(tmp_path / f"x{suffix}").shape == (8, 8, 3)

@@ -67,8 +67,8 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
 
 #: Suffixes of the image files found in folders (:func:`iter_image_files`, frame folders).
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-    | {".ppm", ".pgm", ".pnm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".bmp", ".tif", ".tiff"}
+    | {".gif", ".ppm", ".pgm", ".pnm", ".pbm"}
     | ({".avif"} if _pillow_reads_avif() else set())
     | HEIF_SUFFIXES
 )
@@ -574,6 +574,19 @@ def folder_problem(path: str | Path) -> str:
     except OSError as exc:
         return f"folder cannot be listed ({exc.strerror or exc}); its images were not read"
     return "is a directory, not an image"
+
+
+def special_file(path: str | Path) -> str | None:
+    """What ``path`` is in words when it exists and is neither a regular file nor a folder
+    (``"a named pipe"``, ``"a socket"``, ``"a character device"``...), else ``None``: a
+    database, a config or a list given as one is refused by what it is, not as missing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a named pipe" if stat.S_ISFIFO(mode) else _file_kind(mode)
 
 
 def _file_kind(mode: int) -> str:

@@ -297,3 +297,20 @@ def test_plain_class_names_still_load(tmp_path: Path) -> None:
     emb = _unit(np.random.default_rng(14), 12).astype(np.float32)
     path = ReferenceSet(emb, np.arange(12) % 3, classes, "stub@1", 3).save(tmp_path / "r.npz")
     assert load_reference_set(path).classes == classes
+
+
+def test_classify_images_walks_a_folder(tmp_path: Path, stub) -> None:
+    """A folder failed as "is a directory"; summarize_images and label_image_faces walk
+    it. Its images give the same labels as named one by one."""
+    from stub_embedder import write_images
+
+    from exprsim.apps.classify import classify_images
+
+    files = write_images(tmp_path / "imgs", 4)
+    rng = np.random.default_rng(15)
+    ref = ReferenceSet(_unit(rng, 24).astype(np.float32), np.arange(24) % 3,
+                       ("a", "b", "c"), "stub@1", 3)  # fmt: skip
+    by_folder = classify_images([tmp_path / "imgs"], embedder=stub, reference=ref)
+    by_file = classify_images([str(f) for f in sorted(files)], embedder=stub, reference=ref)
+    assert len(by_folder.faces) == 4
+    assert [f.label for f in by_folder.faces] == [f.label for f in by_file.faces]

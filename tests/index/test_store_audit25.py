@@ -95,3 +95,22 @@ def test_a_shard_folder_that_cannot_be_listed_is_said(
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(ExprsimError, match=r"pq/b: cannot list this folder \(Permission denied\)"):
         parquet_shards(tmp_path / "pq")
+
+
+def test_a_named_pipe_as_the_database_is_called_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was "no such database" (index info, search, tag list, video --tags) or "disk I/O
+    error: is its disk full or failing?" (index add, serve)."""
+    import os
+
+    from exprsim.cli import main
+    from exprsim.errors import IndexDatabaseError
+
+    fifo = tmp_path / "faces.db"
+    os.mkfifo(fifo)
+    with pytest.raises(IndexDatabaseError, match="is a named pipe, not a database file"):
+        FaceIndex(fifo)
+    for argv in (["index", "info", "--db", str(fifo)], ["tag", "list", "--db", str(fifo)]):
+        assert main(argv) == 2
+        assert "is a named pipe, not a database file" in capsys.readouterr().err, argv

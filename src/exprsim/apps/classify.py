@@ -20,7 +20,7 @@ import json
 import logging
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -970,6 +970,20 @@ class ClassificationResult:
         return pd.DataFrame(rows, columns=[*fixed, *probs, *extra])  # a header even when empty
 
 
+def _folders_walked(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` with each folder (a path naming one) replaced by its image files
+    (:func:`exprsim.io.iter_image_files`): "is a directory" was its one result."""
+    import os
+
+    from exprsim.io import iter_image_files
+
+    for item in items:
+        if isinstance(item, str | os.PathLike) and os.path.isdir(item):
+            yield from (str(p) for p in iter_image_files([Path(item)]))
+        else:
+            yield item
+
+
 def classify_images(
     images: Iterable[Any],
     embedder: Any = None,
@@ -980,7 +994,8 @@ def classify_images(
     progress: bool = False,
     keep_on_interrupt: bool = False,
 ) -> ClassificationResult:
-    """Predict the expression of every face in ``images`` (paths or arrays).
+    """Predict the expression of every face in ``images`` (paths or arrays; a folder is
+    walked for its images, as :func:`~exprsim.apps.summarize.summarize_images` walks it).
 
     ``failures``: if given, unreadable images are skipped and their ``ImageError`` appended.
     ``progress``: show a progress bar (on stderr) while the faces are embedded.
@@ -1001,7 +1016,8 @@ def classify_images(
     from exprsim.report.html import MAX_GALLERY
 
     knn = reference.classifier(k)
-    faces = faces_of(embedder, as_inputs(images), detector, progress, failures)
+    inputs = list(_folders_walked(as_inputs(images)))
+    faces = faces_of(embedder, inputs, detector, progress, failures)
     stop: list[BaseException] | None = [] if keep_on_interrupt else None
     kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)
     if not kept:

@@ -383,16 +383,9 @@ TAG_ADD_HINT = "exprsim tag add NAME IMAGE"
 def _require_db_file(db: str, create_hint: str = INDEX_ADD_HINT) -> None:
     """Refuse a ``--db`` file that is missing, a folder or empty; ``create_hint``: the
     command that makes one (``--db DB`` is added). A PostgreSQL URI is not checked here."""
-    from exprsim.index.backends import is_postgres_url
+    from exprsim.index.backends import check_db_file
 
-    if is_postgres_url(db):
-        return
-    if Path(db).is_dir():
-        raise ExprsimError(f"{db}: is a directory, expected a database file")
-    if not Path(db).is_file():
-        raise ExprsimError(f"{db}: no such database (create one with `{create_hint} --db {db}`)")
-    if Path(db).stat().st_size == 0:
-        raise ExprsimError(f"{db}: an empty file, not an exprsim index")
+    check_db_file(db, f"create one with `{create_hint} --db {db}`")
 
 
 def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:

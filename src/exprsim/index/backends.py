@@ -35,10 +35,34 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ExprsimError, IndexDatabaseError
+from exprsim.io import special_file
 
 log = logging.getLogger(__name__)
 
 PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def check_db_file(db: str, hint: str) -> None:
+    """Refuse a ``--db`` SQLite file that is missing (``hint``: how to make one, after
+    "no such database"), a folder, a pipe or another special file, or empty; a PostgreSQL
+    URI is not checked here.
+
+    Raises:
+        ExprsimError: one line naming ``db`` and what it is.
+    """
+    if is_postgres_url(db):
+        return
+    path = Path(db)
+    if path.is_dir():
+        raise ExprsimError(f"{db}: is a directory, expected a database file")
+    kind = special_file(path)
+    if kind:  # SQLite met a pipe as "disk I/O error"; is_file() called it missing
+        raise ExprsimError(f"{db}: is {kind}, not a database file")
+    if not path.is_file():
+        raise ExprsimError(f"{db}: no such database ({hint})")
+    if path.stat().st_size == 0:
+        raise ExprsimError(f"{db}: an empty file, not an exprsim index")
+
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -484,6 +508,9 @@ class SQLiteBackend(StoreBackend):
             self.path = Path(os.path.realpath(self.path))
         if self.path.is_dir():
             raise IndexDatabaseError(self.path, "is a directory, expected a database file")
+        kind = special_file(self.path)
+        if kind:  # SQLite met a pipe as "disk I/O error", a missing file as "no such database"
+            raise IndexDatabaseError(self.path, f"is {kind}, not a database file")
         if not self.path.parent.exists():
             raise IndexDatabaseError(self.path, f"folder {self.path.parent} does not exist")
         check_db_name(self.path)

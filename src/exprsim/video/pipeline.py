@@ -708,17 +708,11 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
         ExprsimError: no such database, a folder or an empty file, no references in it, or
             another model's references.
     """
-    from exprsim.index.backends import is_postgres_url
+    from exprsim.index.backends import check_db_file
     from exprsim.index.store import FaceIndex
 
     path = str(db)  # a SQLite file or a postgresql:// URI
-    if not is_postgres_url(path):
-        if Path(path).is_dir():
-            raise ExprsimError(f"{path}: is a directory, expected a database file")
-        if not Path(path).is_file():
-            raise ExprsimError(f"{path}: no such database (add references with `exprsim tag add`)")
-        if Path(path).stat().st_size == 0:
-            raise ExprsimError(f"{path}: an empty file, not an exprsim index")
+    check_db_file(path, "add references with `exprsim tag add`")
     with FaceIndex(path, embedder=embedder, create=False) as index:
         refs = index_tag_references(index, embedder, path)
     if refs is None:
