@@ -64,7 +64,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--crops",
         metavar="DIR",
-        help="write the aligned crops to DIR as PNG (<name>_<face>.png) and add a crop column",
+        help="write the aligned crops to DIR as PNG (<name>_<face>.png; <name>-2_<face>.png "
+        "when a file there is not this photo's crop: it is never replaced) and add a crop "
+        "column",
     )
     p.add_argument(
         "--size",
