@@ -212,6 +212,17 @@ def _split_one_class(
     return comp, order, tried
 
 
+def _check_id_room(classes: np.ndarray, stride: int | None) -> np.ndarray:
+    """``classes``; refuses a ``stride`` whose sub-class ids (a slot each) would pass
+    :data:`MAX_CLASS_IDS`."""
+    if stride is not None and classes.size and (int(classes[-1]) + 1) * stride > MAX_CLASS_IDS:
+        raise ExprsimError(
+            f"stride {stride} makes sub-class ids up to {(int(classes[-1]) + 1) * stride:,}, "
+            f"more than {MAX_CLASS_IDS:,}: renumber the classes 0, 1, 2, ... or lower stride"
+        )
+    return classes
+
+
 def split_classes(
     emb: np.ndarray,
     labels: np.ndarray,
@@ -233,10 +244,9 @@ def split_classes(
         max_components: upper bound for ``"bic"``.
         covariance_type: ``GaussianMixture`` covariance (``"spherical"``: isotropic, as
             SGM's Gaussians; ``"diag"``, ``"full"``, ``"tied"``).
-        stride: ids of class ``j`` start at ``j * stride`` (Algorithm 2: ``stride = l``);
-            default ``None`` numbers sub-classes contiguously in class order. With
-            ``"bic"``, at most ``stride`` components are tried (a class's ids stay in its
-            stride); a fixed ``n_components`` above it is refused.
+        stride: ids of class ``j`` start at ``j * stride`` (Algorithm 2: ``stride = l``;
+            ``"bic"`` then tries at most ``stride`` components); default ``None`` numbers
+            sub-classes contiguously in class order.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
             components (BIC is degenerate when components approach single faces), never
@@ -256,12 +266,7 @@ def split_classes(
     bounds = {"max_components": max_components, "min_per_component": min_per_component}
     _check_settings(n_components, stride, seed, n_init=n_init, **bounds)
     check_covariance_type(covariance_type)
-    classes = np.unique(y)
-    if stride is not None and classes.size and (int(classes[-1]) + 1) * stride > MAX_CLASS_IDS:
-        raise ExprsimError(
-            f"stride {stride} makes sub-class ids up to {(int(classes[-1]) + 1) * stride:,}, "
-            f"more than {MAX_CLASS_IDS:,}: renumber the classes 0, 1, 2, ... or lower stride"
-        )
+    classes = _check_id_room(np.unique(y), stride)
     out = np.full(len(y), -1, np.int64)
     parent: list[int] = []
     means: list[np.ndarray] = []

@@ -382,6 +382,37 @@ def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
     return False
 
 
+def _write_crops(
+    out_dir: Path, source: Any, faces: Any, rows: list[dict[str, Any]], stems: set[str]
+) -> None:
+    """Write the crops of one photo's ``faces`` into ``out_dir`` under a free name
+    (:func:`_free_stem`: ``stems`` are those used so far) and set each row's ``crop``.
+
+    Raises:
+        OSError: a crop could not be written (its ``filename`` named); each crop is whole
+            or not there (an earlier run's crop of that name survives).
+    """
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from exprsim.io import replace_atomically
+
+    key = photo_key(source)
+    taken = functools.partial(_taken, out_dir, key, len(faces))
+    stem = _free_stem(Path(source).stem, stems, taken)
+    mark = PngInfo()
+    mark.add_text(CROP_OWNER_KEY, key)  # whose crop: see _taken
+    for row, af in zip(rows, faces, strict=True):
+        crop_path = out_dir / f"{stem}_{row['face']}.png"
+        save = functools.partial(Image.fromarray(af.crop).save, format="PNG", pnginfo=mark)
+        try:
+            replace_atomically(crop_path, save, ".tmp", False)  # a rerun: made again
+        except OSError as exc:
+            exc.filename = str(crop_path)  # the crop's name, not its temporary's
+            raise
+        row["crop"] = str(crop_path)
+
+
 def _without_crops(files: list[Path], crops_dir: Path) -> list[Path]:
     """``files`` less the crops exprsim wrote into ``crops_dir`` (they carry
     :func:`crop_owner`'s mark): a crops folder inside an input folder, walked again by a
@@ -536,12 +567,10 @@ def analyze_files(
     Returns:
         A :class:`FaceTable`.
     """
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
-    from exprsim.io import iter_image_files, replace_atomically, sweep_temporaries, unique_files
+    from exprsim.io import iter_image_files, sweep_temporaries, unique_files
 
     files = unique_files(iter_image_files(paths))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
@@ -560,25 +589,12 @@ def analyze_files(
             if item.error is not None:
                 table.add_error(item.source, item.error, on_error)
                 continue
-            stem = Path(item.source).stem
-            source = photo_key(item.source)
-            if item.faces and out_dir is not None:
-                taken = functools.partial(_taken, out_dir, source, len(item.faces))
-                stem = _free_stem(stem, stems, taken)
             rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
-            if out_dir is not None:
-                mark = PngInfo()
-                mark.add_text(CROP_OWNER_KEY, source)  # whose crop: see _taken
+            if out_dir is not None and item.faces:
                 try:
-                    for row, af in zip(rows, item.faces, strict=True):
-                        crop_path = out_dir / f"{stem}_{row['face']}.png"
-                        # whole or not at all: an earlier run's crop of that name survives
-                        crop = Image.fromarray(af.crop)
-                        save = functools.partial(crop.save, format="PNG", pnginfo=mark)
-                        replace_atomically(crop_path, save, ".tmp", False)  # a rerun: again
-                        row["crop"] = str(crop_path)
+                    _write_crops(out_dir, item.source, item.faces, rows, stems)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays
-                    why = f"cannot write its crop {crop_path} ({exc.strerror or exc})"
+                    why = f"cannot write its crop {exc.filename} ({exc.strerror or exc})"
                     table.add_error(item.source, ImageError(item.source, why), on_error)
                     table.unwritten.append(item.source)
                     continue

@@ -593,6 +593,31 @@ def _check_table_text(df: Any) -> None:
         )
 
 
+def _checked_frame(table: Any, name: str | None) -> Any:
+    """A bulk-load ``table`` as a checked DataFrame (:func:`_check_table`), its embeddings
+    of length 1 (:func:`unit_rows`; a copy then: the caller's table is left as it was).
+
+    Raises:
+        TypeError: not a DataFrame nor a table with ``to_pandas()``.
+        ExprsimError: as :func:`_check_table`, or an all-zero embedding.
+    """
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame) and not callable(getattr(table, "to_pandas", None)):
+        raise TypeError(
+            "add_table needs a pandas DataFrame or a table with to_pandas() (e.g. a "
+            f"pyarrow Table), got {type(table).__name__}"
+        )
+    df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+    _check_table(df, name)
+    cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
+    emb = df[cols].to_numpy(np.float64)
+    unit = unit_rows(emb, name or "the table")
+    if unit is not emb:
+        df = df.assign(**{c: unit[:, i] for i, c in enumerate(cols)})
+    return df
+
+
 def _check_table(df: Any, name: str | None) -> None:
     """Refuse a bulk-load table that lacks a required column, or holds a value no index
     stores (:func:`_check_table_values`, :func:`_check_table_text`); ``name`` (a shard's
@@ -1720,18 +1745,7 @@ class FaceIndex:
         import pandas as pd
 
         t0 = time.perf_counter()
-        if not isinstance(table, pd.DataFrame) and not callable(getattr(table, "to_pandas", None)):
-            raise TypeError(
-                "add_table needs a pandas DataFrame or a table with to_pandas() (e.g. a "
-                f"pyarrow Table), got {type(table).__name__}"
-            )
-        df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
-        _check_table(df, name)
-        cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
-        emb = df[cols].to_numpy(np.float64)
-        unit = unit_rows(emb, name or "the table")
-        if unit is not emb:  # a copy: the caller's table is left as it was
-            df = df.assign(**{c: unit[:, i] for i, c in enumerate(cols)})
+        df = _checked_frame(table, name)
         if model is None:
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:
