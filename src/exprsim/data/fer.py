@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,13 @@ def _parse_pixels(col: object) -> np.ndarray:
         flat = np.array(" ".join(series.tolist()).split(), dtype=np.int32)
     except ValueError as exc:
         raise DataError(f"fer2013.csv: a pixels value holds something else ({exc})") from exc
-    if flat.size != len(series) * 48 * 48:
-        raise DataError("fer2013.csv: a pixels value does not hold 2304 numbers")
+    # every row its own 2304 (a row one short and a later one one long made the total
+    # right, and shifted every image between them by a pixel)
+    counts = series.str.count(r"\S+").to_numpy()
+    wrong = np.flatnonzero(counts != 48 * 48)
+    if flat.size != len(series) * 48 * 48 or len(wrong):
+        where = f"data row {wrong[0] + 1} has {counts[wrong[0]]}" if len(wrong) else "a row has"
+        raise DataError(f"fer2013.csv: {where} pixel values, not 2304")
     if flat.size and (flat.min() < 0 or flat.max() > 255):
         row = int(np.flatnonzero((flat < 0) | (flat > 255))[0]) // (48 * 48) + 1
         raise DataError(f"fer2013.csv: data row {row} has a pixel value outside 0..255")
@@ -197,6 +203,13 @@ def _cached_table(cache_file: Path) -> FerTable | None:
         return None
 
 
+def _require_columns(frame: Any, path: Path, columns: Sequence[str]) -> None:
+    """Refuse a FER file without one of ``columns`` (was a raw ``KeyError``)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}")
+
+
 def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> FerTable:
     """Read (or load the cached parse of) the three FER files, row-aligned."""
     import pandas as pd
@@ -209,7 +222,9 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     except DataError:
         prov_path = None
     key_src = "|".join(
-        f"{p.resolve()}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+        # nanoseconds and the inode: an edit of the same size within the same second, or a
+        # file restored with its old time (cp -p, rsync -t), kept the stale parse
+        f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}:{p.stat().st_ino}"
         for p in (fer_path, new_path, prov_path)
         if p is not None
     )
@@ -221,6 +236,8 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
     log.info("parsing %s (cached afterwards in %s)", fer_path, cache_file)
     fer = pd.read_csv(fer_path)
     new = pd.read_csv(new_path)
+    _require_columns(fer, fer_path, ("emotion", "pixels", "Usage"))
+    _require_columns(new, new_path, ("Usage",))
     if len(fer) != len(new):
         raise DataError(f"{fer_path} has {len(fer)} rows but {new_path} has {len(new)}")
     if not (fer["Usage"].to_numpy() == new["Usage"].to_numpy()).all():
@@ -231,6 +248,9 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
         raise DataError(f"{new_path}: missing columns {missing}")
     if prov_path is not None:
         prov = pd.read_csv(prov_path)
+        _require_columns(prov, prov_path, ("pixel_source",))
+        if len(prov) != len(fer):
+            raise DataError(f"{fer_path} has {len(fer)} rows but {prov_path} has {len(prov)}")
         png_exact = (prov["pixel_source"] == "png_exact").to_numpy()
     else:
         log.warning("no provenance file: assuming every row's FER+ votes match its pixels")

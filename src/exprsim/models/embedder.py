@@ -90,6 +90,17 @@ class PreprocessConfig:
             _require_finite(getattr(self, name), f"preprocess.{name}")
         if self.std <= 0:
             raise ValueError(f"preprocess.std must be > 0, got {self.std!r}")
+        size = self.input_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1024:
+            raise ValueError(
+                f"preprocess.input_size must be a whole number in [1, 1024], got {size!r}"
+            )
+        # the aligner's settings checked when the config is made, not by the first image
+        # the trained model meets (a config trained to the end, then failed on every image)
+        try:
+            self.align_config()
+        except ArgumentError as exc:  # a ValueError too
+            raise ValueError(f"PreprocessConfig: {exc}") from exc
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:

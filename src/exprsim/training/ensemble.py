@@ -346,12 +346,17 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
 
 
 def _finished(folder: Path, cfg: Any) -> bool:
-    """Whether ``folder`` holds this very member, trained to the end and exported."""
+    """Whether ``folder`` holds this very member, trained to the end and exported (not
+    killed while its model was written: that member is run again, which finishes the
+    export; it was skipped, and the ensemble refused it at every rerun)."""
+    from exprsim.io import model_being_written
     from exprsim.training.run import RunFolder, same_config
 
     run = RunFolder(folder)
     saved = folder / "train_config.json"
     if not (saved.is_file() and (folder / "config.json").is_file()):
+        return False
+    if model_being_written(folder):
         return False
     try:
         if not same_config(run.saved_config(type(cfg)), cfg):

@@ -243,11 +243,25 @@ def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]
         ) from exc
 
 
+#: Most threads a training asks torch for: 20,000 made libgomp fail to create them, and
+#: 100,000 killed the process (a segmentation fault, nothing printed)
+MAX_TORCH_THREADS = 1024
+
+
 def setup_torch(seed: int, num_threads: int = 0) -> None:
-    """Seed torch and NumPy's global generators; ``num_threads`` > 0 sets torch's pool."""
+    """Seed torch and NumPy's global generators; ``num_threads`` > 0 sets torch's pool.
+
+    Raises:
+        ExprsimError: ``num_threads`` above :data:`MAX_TORCH_THREADS`.
+    """
     import numpy as np
     import torch
 
+    if num_threads > MAX_TORCH_THREADS:
+        raise ExprsimError(
+            f"num_threads must be at most {MAX_TORCH_THREADS}, got {num_threads} "
+            "(0: torch's default, one per core)"
+        )
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
