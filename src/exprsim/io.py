@@ -781,9 +781,10 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     of vanishing); linked folders are not entered (no loops). A folder that cannot be
     listed (permissions, a stale network mount) is yielded itself, in its place: it fails
     later as an input, with its reason (:func:`load_image`), instead of its images
-    vanishing without a word; linked folders left out are counted in one warning. Hidden files and folders (names starting with ``.``: macOS's
-    ``._`` twins, thumbnail caches, a killed writer's temporaries) are not walked into; a
-    hidden file named explicitly is read. A single path is one input. A path starting
+    vanishing without a word; linked folders left out are counted in one warning. Hidden
+    files and folders (names starting with ``.``: macOS's ``._`` twins, thumbnail caches,
+    a killed writer's temporaries) are not walked into; a hidden file named explicitly is
+    read. A single path is one input. A path starting
     with ``~`` (from a list of files, or quoted) is the home folder's, as the shell's,
     unless a file of that very name exists.
     """
