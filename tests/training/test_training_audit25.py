@@ -51,3 +51,18 @@ def test_torch_threads_have_a_ceiling() -> None:
 def test_a_preprocessing_that_frames_no_face_is_refused_when_made(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         PreprocessConfig(**kwargs)
+
+
+def test_validation_draws_have_a_ceiling(tmp_path: Path) -> None:
+    """10**8 draws ran for hours after a training (or both members of an ensemble)."""
+    from exprsim.training.ensemble import compose_ensemble
+    from exprsim.training.ferplus import _check_choices
+    from exprsim.training.ferplus_config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"val_triplet_draws must be in \[1, 1000\]"):
+        _check_choices(TrainConfig(val_triplet_draws=10**8))
+    with pytest.raises(ValueError, match=r"val_triplets must be in \[0, 1000000\]"):
+        _check_choices(TrainConfig(val_triplets=10**9))
+    _check_choices(TrainConfig(val_triplet_draws=1000))
+    with pytest.raises(ValueError, match=r"draws must be a whole number in \[1, 1000\]"):
+        compose_ensemble([tmp_path / "a", tmp_path / "b"], tmp_path / "out", draws=10**8)

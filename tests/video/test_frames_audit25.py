@@ -80,3 +80,30 @@ def test_a_broken_link_among_frames_keeps_its_place(tmp_path: Path) -> None:
         got = list(reader)
     assert [f.index for f in got] == [0, 2]  # f3 is the third frame, not the second
     assert any("f2.jpg" in w for w in reader.warnings)
+
+
+def test_the_default_video_stream_is_read_and_named(tmp_path: Path, caplog) -> None:
+    """A 96 x 54 preview stream first and the film (the default stream, what players
+    show) second: the preview was read without a word."""
+    import av
+
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as out:
+        small, big = out.add_stream("libx264", rate=5), out.add_stream("libx264", rate=5)
+        small.width, small.height, big.width, big.height = 96, 54, 160, 96
+        small.pix_fmt = big.pix_fmt = "yuv420p"
+        small.disposition, big.disposition = 0, av.stream.Disposition.default
+        for i in range(5):
+            for stream, (w, h) in ((small, (96, 54)), (big, (160, 96))):
+                frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), "rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for stream in (small, big):
+            for packet in stream.encode():
+                out.mux(packet)
+    with FrameReader(path, every=1) as reader:
+        frames = list(reader)
+    assert (reader.info.width, reader.info.height) == (160, 96)  # was 96 x 54
+    assert len(frames) == 5 and frames[0].image.shape[:2] == (96, 160)
+    assert "2 video streams; reading stream #1 (160x96, the default)" in caplog.text

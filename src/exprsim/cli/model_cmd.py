@@ -211,7 +211,7 @@ def _register_train(sub: Any) -> None:
         "--draws",
         type=int_at_least(1),
         default=10,
-        help="validation triplet draws of 3,000 (default 10)",
+        help="validation triplet draws of 3,000 (1 to 1000; default 10)",
     )
     p.add_argument(
         "--version", default="ens", help="model version stored in config.json (default ens)"

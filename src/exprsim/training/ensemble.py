@@ -206,8 +206,8 @@ def compose_ensemble(
 
     Raises:
         ValueError: fewer than two runs, members that do not fit together, no angle or an
-            angle that is not a finite number, an ``out`` that is a member or holds a model
-            other than an ensemble's export.
+            angle that is not a finite number, ``draws`` outside 1 to 1000, an ``out`` that
+            is a member or holds a model other than an ensemble's export.
     """
     from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
@@ -216,6 +216,8 @@ def compose_ensemble(
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
+    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 1000:
+        raise ValueError(f"draws must be a whole number in [1, 1000], got {draws!r}")
     check_out(out, runs)
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
@@ -318,8 +320,8 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
     seeds = cfg.seeds
     if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
-    if cfg.draws < 1:
-        raise ValueError(f"draws must be >= 1, got {cfg.draws!r}")
+    if not 1 <= cfg.draws <= 1000:  # 10**8 ran for hours after both members trained
+        raise ValueError(f"draws must be in [1, 1000], got {cfg.draws!r}")
     check_angles(cfg.angles)
     raw = dict(cfg.member)
     if {raw.pop("recipe", "ferplus"), raw.pop("kind", "ferplus")} != {"ferplus"}:

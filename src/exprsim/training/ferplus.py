@@ -343,8 +343,9 @@ def _check_choices(cfg: TrainConfig) -> None:
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
         "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
         "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
-        "val_triplets": (cfg.val_triplets >= 0, ">= 0"),
-        "val_triplet_draws": (cfg.val_triplet_draws >= 1, ">= 1"),
+        # ceilings: 10**8 draws ran for hours after the training, at its first validation
+        "val_triplets": (0 <= cfg.val_triplets <= 1_000_000, "in [0, 1000000]"),
+        "val_triplet_draws": (1 <= cfg.val_triplet_draws <= 1000, "in [1, 1000]"),
         "val_drop_twins": (0 <= cfg.val_drop_twins <= 1, "in [0, 1]"),
         "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
         "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),

@@ -124,6 +124,8 @@ _AVFMT_NOTIMESTAMPS = 0x0080
 #: FFmpeg's ``AV_DISPOSITION_ATTACHED_PIC`` stream flag: a still picture stored with the
 #: file (album art, a poster), not a video.
 _AV_DISPOSITION_ATTACHED_PIC = 0x0400
+#: FFmpeg's ``AV_DISPOSITION_DEFAULT``: the stream a player picks
+_AV_DISPOSITION_DEFAULT = 0x0001
 
 
 #: sampling rates accepted: one frame per ~3 hours to 1,000 per second (more than any
@@ -972,14 +974,31 @@ def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
 
 
 def video_stream(container: Any) -> Any:
-    """The container's first video stream that is not an attached picture (album art or a
-    poster image: FFmpeg's ``attached_pic`` disposition), ``None`` when it has none."""
-    for stream in container.streams.video:
-        flags = getattr(stream, "disposition", 0) or 0
-        flags = getattr(flags, "value", flags)  # PyAV 14.1-17.0: a Flag, not an int
-        if not int(flags) & _AV_DISPOSITION_ATTACHED_PIC:
-            return stream
-    return None
+    """The video stream a player shows: among those that are not an attached picture
+    (album art or a poster image: FFmpeg's ``attached_pic`` disposition), the one marked
+    ``default``, else the first; ``None`` when there is none. With several, a warning
+    names the one read (a 96 x 54 preview stream first was read without a word, and the
+    film with its faces beside it ignored)."""
+    streams = [
+        s for s in container.streams.video if not _disposition(s) & _AV_DISPOSITION_ATTACHED_PIC
+    ]
+    if not streams:
+        return None
+    chosen = next((s for s in streams if _disposition(s) & _AV_DISPOSITION_DEFAULT), streams[0])
+    if len(streams) > 1:
+        ctx = chosen.codec_context
+        log.warning(
+            "%d video streams; reading stream #%d (%sx%s%s)",
+            len(streams), chosen.index, ctx.width, ctx.height,
+            ", the default" if _disposition(chosen) & _AV_DISPOSITION_DEFAULT else "",
+        )  # fmt: skip
+    return chosen
+
+
+def _disposition(stream: Any) -> int:
+    """A stream's disposition flags as an int (PyAV 14.1-17.0 gives a Flag)."""
+    flags = getattr(stream, "disposition", 0) or 0
+    return int(getattr(flags, "value", flags))
 
 
 def _too_large(width: int, height: int, limit: int) -> str:
