@@ -259,7 +259,8 @@ def knn_proba(
         n_classes = _n_classes(train_labels)
     else:
         n_classes = require_positive_int(n_classes, "n_classes", ArgumentError)
-    queries = len(np.atleast_2d(np.asarray(test_emb)))
+    test = np.atleast_2d(np.asarray(test_emb))
+    queries = len(test)
     if queries * n_classes > MAX_PROBA_CELLS:  # a label of 10**11 allocated 7 TiB
         raise ArgumentError(
             f"{n_classes} classes (labels 0 .. {n_classes - 1}) x {queries} queries do not "
@@ -273,8 +274,6 @@ def knn_proba(
         raise ValueError(
             f"train_labels must lie in [0, {n_classes}), got {train_labels.max().item()}"
         )
-    test = np.asarray(test_emb)
-    test = test if test.ndim != 1 else test[None]
     # queries a block at a time: the (M, k) neighbours of every query at once had grown
     # with M x k (8.9 GB for 8,000 queries at k = 28,150)
     step = max(1, chunk_elems // max(int(k) if isinstance(k, numbers.Integral) else 1, 1))

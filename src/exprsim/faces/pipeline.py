@@ -576,7 +576,6 @@ def analyze_files(
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
         files = _without_crops(files, out_dir)
-    if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
     stems: set[str] = set()  # crop-name stems used so far, lower case

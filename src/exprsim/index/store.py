@@ -703,34 +703,38 @@ def _tags_of(text: str | None) -> list[str]:
     return [str(t) for t in tags]
 
 
+#: an embedding whose length is further than this from 1 is normalised, with a warning
+UNIT_TOLERANCE = 1e-3
+#: an embedding shorter than this is all zeros: it has no direction, and is refused
+ZERO_LENGTH = 1e-6
+
+
 def _unit(emb: np.ndarray, what: str) -> np.ndarray:
-    """``emb`` L2-normalised (a warning when its length was not 1; an error for zero)."""
+    """``emb`` L2-normalised (a warning when its length was not 1; an error for zero): one
+    embedding, in its own words (:func:`unit_rows` for many)."""
     norm = float(np.linalg.norm(emb.astype(np.float64)))
-    if norm < 1e-6:
+    if norm < ZERO_LENGTH:
         raise ExprsimError(
             f"{what}: the embedding is all zeros (an all-zero embedding has no direction to match)"
         )
-    if abs(norm - 1.0) > 1e-3:
+    if abs(norm - 1.0) > UNIT_TOLERANCE:
         log.warning("%s: embedding of length %.4g normalised to 1", what, norm)
         return (emb / norm).astype(EMBEDDING_DTYPE)
     return emb
 
 
-#: an embedding whose length is further than this from 1 is normalised, with a warning
-UNIT_TOLERANCE = 1e-3
-
-
-def unit_rows(emb: np.ndarray, what: str) -> np.ndarray:
+def unit_rows(emb: np.ndarray, what: str, warn: bool = True) -> np.ndarray:
     """``(N, D)`` finite embeddings with every row of length 1: rows further than
-    :data:`UNIT_TOLERANCE` from it are normalised, with one warning naming how many (a
-    stored or compared embedding of length 10 is 9 away from its own direction, one of
-    length 0.01 about 1 away from every face).
+    :data:`UNIT_TOLERANCE` from it are normalised, with one warning naming how many
+    (unless ``warn`` is false: a caller that said so already) (a stored or compared
+    embedding of length 10 is 9 away from its own direction, one of length 0.01 about 1
+    away from every face).
 
     Raises:
         ExprsimError: an all-zero row (it has no direction), naming the first.
     """
     norms = np.linalg.norm(np.asarray(emb, dtype=np.float64), axis=-1)
-    zero = norms < 1e-6
+    zero = norms < ZERO_LENGTH
     if zero.any():
         raise ExprsimError(
             f"{what}: row {int(np.flatnonzero(zero)[0])} is all zeros (an all-zero embedding "
@@ -739,11 +743,12 @@ def unit_rows(emb: np.ndarray, what: str) -> np.ndarray:
     off = np.abs(norms - 1.0) > UNIT_TOLERANCE
     if not off.any():
         return emb
-    first = int(np.flatnonzero(off)[0])
-    log.warning(
-        "%s: %d embedding(s) not of length 1 normalised (first: row %d, length %.4g)",
-        what, int(off.sum()), first, float(norms[first]),
-    )  # fmt: skip
+    if warn:
+        first = int(np.flatnonzero(off)[0])
+        log.warning(
+            "%s: %d embedding(s) not of length 1 normalised (first: row %d, length %.4g)",
+            what, int(off.sum()), first, float(norms[first]),
+        )  # fmt: skip
     out = np.array(emb, copy=True)
     out[off] = (out[off] / norms[off, None]).astype(out.dtype)
     return out
@@ -1642,10 +1647,9 @@ class FaceIndex:
     def _face_row(self, file_id: int | None, fe: Any, model: str) -> tuple[Any, ...]:
         af = fe.aligned
         face, q = af.face, af.quality
-        emb = _embedding(fe.embedding, f"{fe.source} face {fe.face_index}")
-        norm = float(np.linalg.norm(emb.astype(np.float64)))
-        if abs(norm - 1.0) > UNIT_TOLERANCE and norm >= 1e-6:  # add_faces warned of it
-            emb = (emb / norm).astype(EMBEDDING_DTYPE)
+        what = f"{fe.source} face {fe.face_index}"
+        emb = _embedding(fe.embedding, what)
+        emb = unit_rows(emb[None], what, warn=False)[0]  # add_faces said so, for them all
         box = np.asarray(face.box, dtype=float).reshape(4)
         crop = encode_crop(af.crop) if self.store_crops and af.crop is not None else None
         return (

@@ -191,6 +191,23 @@ def check_out(out: str | Path, runs: Sequence[str | Path]) -> None:
         )
 
 
+def check_draws(draws: object) -> None:
+    """Refuse ``draws`` (validation triplet draws of an ensemble) that is not a whole number
+    in ``1 ..`` :data:`~exprsim.training.ferplus_config.MAX_VALIDATION_DRAWS` (10**8 ran
+    for hours after the members had trained).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    from exprsim.training.ferplus_config import MAX_VALIDATION_DRAWS
+
+    whole = isinstance(draws, int) and not isinstance(draws, bool)
+    if not (whole and 1 <= draws <= MAX_VALIDATION_DRAWS):  # type: ignore[operator]
+        raise ValueError(
+            f"draws must be a whole number in [1, {MAX_VALIDATION_DRAWS}], got {draws!r}"
+        )
+
+
 def compose_ensemble(
     runs: Sequence[str | Path],
     out: str | Path,
@@ -216,8 +233,7 @@ def compose_ensemble(
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
-    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 1000:
-        raise ValueError(f"draws must be a whole number in [1, 1000], got {draws!r}")
+    check_draws(draws)
     check_out(out, runs)
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
@@ -320,8 +336,7 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
     seeds = cfg.seeds
     if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
-    if not 1 <= cfg.draws <= 1000:  # 10**8 ran for hours after both members trained
-        raise ValueError(f"draws must be in [1, 1000], got {cfg.draws!r}")
+    check_draws(cfg.draws)
     check_angles(cfg.angles)
     raw = dict(cfg.member)
     if {raw.pop("recipe", "ferplus"), raw.pop("kind", "ferplus")} != {"ferplus"}:

@@ -47,7 +47,7 @@ from exprsim.models.embedder import (
     resolve_device,
 )
 from exprsim.progress import progress_bar
-from exprsim.training.ferplus_config import TrainConfig, TrainResult
+from exprsim.training.ferplus_config import MAX_VALIDATION_DRAWS, TrainConfig, TrainResult
 from exprsim.training.ferplus_data import (
     FER2013_TO_FERPLUS,
     FerArrays,
@@ -343,9 +343,11 @@ def _check_choices(cfg: TrainConfig) -> None:
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
         "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
         "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
-        # ceilings: 10**8 draws ran for hours after the training, at its first validation
         "val_triplets": (0 <= cfg.val_triplets <= 1_000_000, "in [0, 1000000]"),
-        "val_triplet_draws": (1 <= cfg.val_triplet_draws <= 1000, "in [1, 1000]"),
+        "val_triplet_draws": (
+            1 <= cfg.val_triplet_draws <= MAX_VALIDATION_DRAWS,
+            f"in [1, {MAX_VALIDATION_DRAWS}]",
+        ),
         "val_drop_twins": (0 <= cfg.val_drop_twins <= 1, "in [0, 1]"),
         "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
         "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),

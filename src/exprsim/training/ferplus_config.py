@@ -13,6 +13,10 @@ from exprsim.models.embedder import (
     PreprocessConfig,
 )
 
+#: Most validation triplet draws a run (``val_triplet_draws``) or an ensemble (``draws``)
+#: scores on: 10**8 ran for hours after the training, at its first validation
+MAX_VALIDATION_DRAWS = 1000
+
 
 @dataclass(frozen=True)
 class TrainConfig:
