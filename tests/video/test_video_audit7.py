@@ -127,7 +127,11 @@ def test_joined_recordings_are_read_to_the_end(tmp_path):
     assert reader.n_decoded == 24
     assert len(frames) == 10, times  # 2 s at 5 fps
     assert times == sorted(set(times))  # increasing
-    assert {f.image.shape for f in frames[5:]} == {(64, 96, 3)}  # the second recording
+    # the second recording (96x64), scaled to fit the first one's 64x48 (round 26): black
+    # above and below it
+    assert {f.image.shape for f in frames} == {(48, 64, 3)}
+    assert all((f.image[0] == 0).all() and f.image[24].min() > 0 for f in frames[5:])
+    assert all(f.image[0].min() > 0 for f in frames[:5])
     assert times[5] == pytest.approx(1.0, abs=0.05)  # timed on from the end of the first
     assert any("timestamps jump back" in w for w in reader.warnings)
 

@@ -387,7 +387,14 @@ def test_time_on_screen_is_capped_by_the_frames_decoded_when_no_duration_is_decl
 
     raw = SimpleNamespace(info=SimpleNamespace(duration=float("nan"), fps=10.0), n_decoded=10)
     assert _duration(raw) == pytest.approx(1.0)  # was inf: 1 s of video gave 2 s on screen
-    declared = SimpleNamespace(info=SimpleNamespace(duration=3.0, fps=10.0), n_decoded=10)
+    declared = SimpleNamespace(
+        info=SimpleNamespace(duration=3.0, fps=10.0),
+        n_decoded=10,
+        decoded_times=[i / 10 for i in range(10)],
+        sample_period=0.2,
+        finished=True,
+        last_duration=float("nan"),
+    )
     assert _duration(declared) == 3.0
     nothing = SimpleNamespace(
         info=SimpleNamespace(duration=float("nan"), fps=float("nan")), n_decoded=0

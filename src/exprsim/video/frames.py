@@ -20,8 +20,12 @@ disposition); a file with no other video stream has "no video stream".
 Frames are turned as a player shows them: the display matrix of the stream (phones store
 frames sideways; front cameras store them mirrored) is applied as FFmpeg's own autorotate
 applies it (quarter turns and mirror images), and a still image file is turned by its EXIF
-orientation as :func:`exprsim.io.load_image` turns it. An animated WebP, which FFmpeg does
-not decode, is read with Pillow.
+orientation as :func:`exprsim.io.load_image` turns it. Pixels that are not square (a
+sample aspect ratio other than 1:1: anamorphic DVD and broadcast video) are stretched, as
+players stretch them, to the size shown (the wider side grows), so faces are seen with
+their true proportions and face boxes are in that size (:attr:`VideoInfo.width`,
+:attr:`VideoInfo.height`). An animated WebP, which FFmpeg does not decode, is read with
+Pillow.
 
 Times keep increasing: where the timestamps jump back (recordings joined end to end, a
 recorder restart), the frames after the jump are timed on from the frame before it, with a
@@ -55,6 +59,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -172,7 +177,8 @@ class VideoInfo:
 
     Attributes:
         source: path of the file or folder.
-        width, height: frame size in pixels, as shown (display rotation applied). For a
+        width, height: frame size in pixels, as shown (square pixels, display rotation
+            applied), the size of every frame read from a video file. For a
             video file whose display matrix turns its frames, the container's stored size
             until the first frame is decoded, the shown size from then on.
         fps: source frame rate (NaN when unknown; ``source_fps`` when the file declares
@@ -309,6 +315,10 @@ class FrameReader:
         #: a still image file's EXIF orientation (1-8), which then turns its frame; 0: the
         #: frames' display matrix does
         self._orientation = 0
+        #: the stream's sample aspect ratio when its pixels are not square (frames are
+        #: stretched to the size shown); ``None``: square pixels
+        self._pixel_aspect: Fraction | None = None
+        self._resized = False  # a frame of another size than the first was scaled (warned)
         self._animated: Any = None  # an animated WebP, read with Pillow
         if not self.source.exists():
             raise VideoError(f"{self.source}: no such file or folder")
@@ -403,7 +413,17 @@ class FrameReader:
             self._close_container()
             self._files = [self.source]
             return self._open_files(codec)
-        width, height = int(ctx.width), int(ctx.height)
+        self._pixel_aspect = _pixel_aspect(stream)
+        width, height = _shown_size(int(ctx.width), int(ctx.height), self._pixel_aspect)
+        if self._pixel_aspect is not None:
+            log.info(
+                "%s: pixels are not square (sample aspect ratio %s): frames are stretched to "
+                "%dx%d, as players show them; face boxes are in that size",
+                self.source,
+                self._pixel_aspect,
+                width,
+                height,
+            )
         self._check_pixels(width, height)
         rate = stream.average_rate or stream.guessed_rate
         fps = self._source_rate(container, stream, float(rate) if rate else math.nan)
@@ -633,6 +653,8 @@ class FrameReader:
                         )
                     stalled = True
                     t = self.decoded_times[-1] + 1.0 / ANIMATION_FPS
+                shown = float(img.info.get("duration") or 0) / 1000.0  # a held last frame
+                self.last_duration = shown if shown > 0 else math.nan
                 self.decoded_times.append(t)
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
@@ -686,7 +708,8 @@ class FrameReader:
                 if not take(i, t):
                     self.decode_seconds += time.perf_counter() - start
                     continue
-                image = self._upright(frame.to_ndarray(format="rgb24"), frame)
+                image = self._upright(self._square(frame.to_ndarray(format="rgb24")), frame)
+                image = self._first_size(image, i)
                 self.decode_seconds += time.perf_counter() - start
                 self.sampled_at.append(len(self.decoded_times) - 1)
                 yield Frame(i, float(t), image)
@@ -746,7 +769,7 @@ class FrameReader:
     def _within_limit(self, frame: Any, n_out: int) -> bool:
         """Whether a decoded frame is within :attr:`max_pixels` (its size can change in the
         middle of a stream); over it, reading stops, with an error when nothing was read."""
-        w, h = int(frame.width), int(frame.height)
+        w, h = _shown_size(int(frame.width), int(frame.height), self._pixel_aspect)
         if w * h <= self.max_pixels:
             return True
         message = f"{self.source}: {_too_large(w, h, self.max_pixels)}"
@@ -757,8 +780,9 @@ class FrameReader:
         return False
 
     def _show_size(self, frame: Any) -> None:
-        """Set :attr:`info`'s size to the first frame's, as shown (display rotation)."""
-        w, h = int(frame.width), int(frame.height)
+        """Set :attr:`info`'s size to the first frame's, as shown (square pixels, display
+        rotation)."""
+        w, h = _shown_size(int(frame.width), int(frame.height), self._pixel_aspect)
         if self._orientation_of(frame) >= 5:  # a quarter turn
             w, h = h, w
         if w > 0 and h > 0 and (w, h) != (self.info.width, self.info.height):
@@ -787,6 +811,41 @@ class FrameReader:
     def _orientation_of(self, frame: Any) -> int:
         """The EXIF-style orientation (1-8) that shows ``frame`` upright."""
         return self._orientation or _display_orientation(frame)
+
+    def _square(self, image: np.ndarray) -> np.ndarray:
+        """A decoded image stretched to square pixels (as shown; see :func:`_shown_size`)."""
+        if self._pixel_aspect is None:
+            return image
+        import cv2
+
+        h, w = image.shape[:2]
+        size = _shown_size(w, h, self._pixel_aspect)
+        return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+    def _first_size(self, image: np.ndarray, i: int) -> np.ndarray:
+        """A frame of a video file whose frame size changed (recordings of two sizes joined
+        end to end) scaled to fit the first frame's size (:attr:`info`), its proportions
+        kept and the rest black, so that every face box is in that size; one warning."""
+        h, w = image.shape[:2]
+        width, height = self.info.width, self.info.height
+        if (w, h) == (width, height) or width <= 0 or height <= 0:
+            return image
+        import cv2
+
+        if not self._resized:
+            self._resized = True
+            self._warn(
+                f"{self.source}: the frame size changes from {width}x{height} to {w}x{h} at "
+                f"frame {i}; such frames are scaled to fit {width}x{height} (face boxes are "
+                "in that size)"
+            )
+        scale = min(width / w, height / h)
+        fw, fh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+        area = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        out = np.zeros((height, width, 3), np.uint8)
+        x, y = (width - fw) // 2, (height - fh) // 2
+        out[y : y + fh, x : x + fw] = cv2.resize(image, (fw, fh), interpolation=area)
+        return out
 
     def _upright(self, image: np.ndarray, frame: Any) -> np.ndarray:
         """The frame as shown: phone videos store frames sideways, front cameras mirrored,
@@ -999,6 +1058,40 @@ def _disposition(stream: Any) -> int:
     """A stream's disposition flags as an int (PyAV 14.1-17.0 gives a Flag)."""
     flags = getattr(stream, "disposition", 0) or 0
     return int(getattr(flags, "value", flags))
+
+
+#: sample aspect ratios beyond these are taken for damaged headers (pixels read as square)
+PIXEL_ASPECT_RANGE = (Fraction(1, 8), Fraction(8))
+
+
+def _pixel_aspect(stream: Any) -> Fraction | None:
+    """The sample aspect ratio (a pixel's width over its height) of a video stream, or
+    ``None`` for square pixels, an unset one (0:1) or one beyond :data:`PIXEL_ASPECT_RANGE`."""
+    for owner in (stream, getattr(stream, "codec_context", None)):
+        value = getattr(owner, "sample_aspect_ratio", None)
+        try:
+            sar = Fraction(value) if value is not None else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            sar = None
+        if sar is not None and sar > 0:
+            if sar == 1:
+                return None
+            if PIXEL_ASPECT_RANGE[0] <= sar <= PIXEL_ASPECT_RANGE[1]:
+                return sar
+            log.info("a sample aspect ratio of %s is ignored (pixels read as square)", sar)
+            return None
+    return None
+
+
+def _shown_size(width: int, height: int, sar: Fraction | None) -> tuple[int, int]:
+    """``(width, height)`` of a ``width x height`` frame of pixels ``sar`` wide (their
+    width over their height) shown with square pixels: the wider side grows, nothing is
+    lost."""
+    if sar is None or width <= 0 or height <= 0:
+        return width, height
+    if sar > 1:
+        return max(1, round(width * sar)), height
+    return width, max(1, round(height / sar))
 
 
 def _too_large(width: int, height: int, limit: int) -> str:

@@ -106,8 +106,10 @@ class VideoConfig:
             entering the frame is found by the next full detection, and then searched for
             in the guided frames before it (so a short appearance keeps all its faces);
             that search reaches back over the guided frames kept in memory, at most
-            :data:`BACK_SEARCH_BYTES` of images (but 4 frames at least). 1 = the full
-            detector on every frame.
+            :data:`BACK_SEARCH_BYTES` of images (but 4 frames at least). Someone who is on
+            screen only between two full detections (fewer than ``redetect_every`` sampled
+            frames) while someone else is tracked is not found at all: the price of the
+            guided frames' speed. 1 = the full detector on every frame.
         descriptor_stride, descriptor_max_stride: describe the 1st face of each track,
             then the faces ``stride``, ``2 * stride``, ``4 * stride``, ... further on, the gap
             capped at ``max_stride`` faces (:func:`descriptor_gap`).
@@ -1782,11 +1784,19 @@ def _seconds(collected: _FaceCollector, reader: FrameReader) -> np.ndarray:
 
 
 def _duration(reader: FrameReader) -> float:
-    """The cap on time on screen: the video's declared duration; when none is declared (raw
+    """The cap on time on screen: the video's declared duration, or the time its decoded
+    frames span when that is longer (recordings joined end to end, whose timestamps restart
+    and are timed on, outlast what the first one declares); when none is declared (raw
     streams), the frames decoded at the source rate; else ``inf``."""
     duration = reader.info.duration
     if math.isfinite(duration) and duration > 0:
-        return duration
+        decoded = np.asarray(reader.decoded_times, dtype=np.float64)
+        if len(decoded) < 2:
+            return duration
+        spans = _decoded_spans(
+            decoded, reader.sample_period, reader.finished, reader.last_duration
+        )
+        return max(duration, float(spans.sum()))
     fps = reader.info.fps
     if reader.n_decoded and math.isfinite(fps) and fps > 0:
         return reader.n_decoded / fps

@@ -1,0 +1,107 @@
+"""Round 26 (docs/robustness.md): the video timeline."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from exprsim.video.frames import FrameReader
+from exprsim.video.pipeline import VideoConfig, analyze_video
+
+from .conftest import FACE, LEFT, compose, write_clip
+
+
+def test_time_on_screen_of_joined_recordings_is_not_cut_to_the_first_ones_duration(
+    face_patches, embedder, tmp_path
+):
+    # one 2-s MPEG-TS recording three times end to end: every part starts at time 0 and
+    # declares 2 s; the reader times the second and third parts on (2-4 s, 4-6 s)
+    part = write_clip(
+        tmp_path / "part.ts", [compose(face_patches, {"grace": LEFT})] * 20, fps=10, fmt="mpegts"
+    )
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 3)
+    a = analyze_video(joined, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    (st,) = a.person_stats
+    assert st.frames_present == a.n_sampled == 30
+    assert st.last_seen == pytest.approx(5.8, abs=1e-3)
+    assert st.time_on_screen == pytest.approx(6.0, abs=1e-3)  # was 2.0, the declared duration
+
+
+def _anamorphic(path, frames, sar):
+    """``frames`` encoded with pixels ``sar`` wide (their width over their height)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "10", "preset": "ultrafast"}
+        stream.codec_context.sample_aspect_ratio = sar
+        for im in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("sar", [Fraction(4, 3), Fraction(3, 4)])
+def test_pixels_that_are_not_square_are_stretched_as_players_show_them(
+    face_patches, embedder, tmp_path, sar
+):
+    # the same 480x256 picture stored squeezed: 360x256 with pixels 4:3 wide, or 480x192
+    # with pixels 3:4 wide (tall), each shown at 480x256
+    shown = compose(face_patches, {"grace": LEFT})
+    h, w = shown.shape[:2]
+    stored_size = (round(w / sar), h) if sar > 1 else (w, round(h * sar))
+    stored = cv2.resize(shown, stored_size, interpolation=cv2.INTER_AREA)
+    clip = _anamorphic(tmp_path / "sar.mp4", [stored] * 5, sar)
+    reader = FrameReader(clip, fps=5)
+    (first, *_) = list(reader)
+    assert (reader.info.width, reader.info.height) == (w, h) == first.image.shape[1::-1]
+    assert np.abs(first.image.astype(int) - shown).mean() < 6  # was another shape
+    a = analyze_video(clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    x = LEFT[0]
+    box = a.faces[0].box
+    # the face patch is square: its box is about square where it was 3:4 (or 4:3)
+    assert 0.85 < (box[2] - box[0]) / (box[3] - box[1]) < 1.15
+    assert x <= box[0] and box[2] <= x + FACE + 2
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_the_held_last_frame_of_an_animation_counts_its_own_duration(
+    face_patches, embedder, tmp_path, suffix
+):
+    # 5 frames of 0.2 s, then the last held 3 s: 4 s of Grace on screen
+    frames = [
+        Image.fromarray(compose(face_patches, {"grace": (30 + 20 * i, 40)})) for i in range(6)
+    ]
+    path = tmp_path / f"held.{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[200] * 5 + [3000])
+    a = analyze_video(path, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    (st,) = a.person_stats
+    assert st.frames_present == 6
+    assert st.time_on_screen == pytest.approx(4.0, abs=1e-3)  # the WebP's was 1.2
+
+
+def test_boxes_of_a_video_whose_frame_size_changes_are_in_the_first_size(
+    face_patches, embedder, tmp_path
+):
+    # a 480x256 recording, then the same picture at 960x512, joined end to end
+    shown = compose(face_patches, {"grace": LEFT})
+    big = cv2.resize(shown, (960, 512), interpolation=cv2.INTER_LINEAR)
+    a = write_clip(tmp_path / "a.ts", [shown] * 10, fps=10, fmt="mpegts")
+    b = write_clip(tmp_path / "b.ts", [big] * 10, fps=10, fmt="mpegts")
+    joined = tmp_path / "sizes.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    out = analyze_video(joined, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    assert (out.info.width, out.info.height) == (480, 256)
+    boxes = np.array([f.box for f in out.faces])
+    assert len(boxes) == out.n_sampled == 10
+    # the second half's boxes were twice as far out (up to x 2 x 210): now where the first's are
+    np.testing.assert_allclose(boxes[5:], boxes[:5], atol=6)
+    assert any("frame size changes from 480x256 to 960x512" in w for w in out.warnings)
