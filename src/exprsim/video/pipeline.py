@@ -1793,9 +1793,7 @@ def _duration(reader: FrameReader) -> float:
         decoded = np.asarray(reader.decoded_times, dtype=np.float64)
         if len(decoded) < 2:
             return duration
-        spans = _decoded_spans(
-            decoded, reader.sample_period, reader.finished, reader.last_duration
-        )
+        spans = _decoded_spans(decoded, reader.sample_period, reader.finished, reader.last_duration)
         return max(duration, float(spans.sum()))
     fps = reader.info.fps
     if reader.n_decoded and math.isfinite(fps) and fps > 0:
