@@ -109,6 +109,16 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ValueError(f"{cls.__name__}: {exc}") from exc
 
 
+#: the largest training seed (NumPy's legacy seeds are 32-bit; the trainers derive
+#: per-epoch and per-step seeds from it that must stay within a 64-bit integer)
+MAX_SEED = 2**32 - 1
+
+
+def seed_range(seed: int | None) -> tuple[bool, str]:
+    """A :func:`check_ranges` entry for a seed: ``None`` passes (a default)."""
+    return seed is None or 0 <= seed <= MAX_SEED, f"in [0, {MAX_SEED}]"
+
+
 def check_ranges(cfg: Any, ranges: dict[str, tuple[bool, str]]) -> None:
     """Refuse the first field of ``cfg`` whose check failed: ``ranges`` maps a field name
     to ``(ok, rule)``, and a failed one raises ``ValueError("<name> must be <rule>, got

@@ -226,7 +226,7 @@ def test_fec_intervals_must_be_at_least_one(field) -> None:
 
 @pytest.mark.parametrize(
     ("kw", "message"),
-    [({"seed": -1}, "seed must be >= 0"), ({"split_seed": -2}, "split_seed must be >= 0"),
+    [({"seed": -1}, r"seed must be in \[0, "), ({"split_seed": -2}, r"split_seed must be in \[0, "),
      ({"readout_angles": (0.0, math.nan)}, "readout_angles must be finite")],
 )  # fmt: skip
 def test_ferplus_seeds_and_angles_are_range_checked(kw, message, tmp_path) -> None:

@@ -599,6 +599,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     require_distinct_outputs(  # the report never replaces a file the evaluation reads
         [("--json", args.json_out)], _evaluate_inputs(args, pvae)
     )
+    _check_exported([args.model, *(args.also or ())])
     _warn_unfinished([args.model, *(args.also or ())])
     if args.fec_test:
         return _evaluate_fec(args)
@@ -623,6 +624,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(report.to_text())
     _write_json(args.json_out, report.to_dict())
     return 0
+
+
+def _check_exported(models: Sequence[str]) -> None:
+    """Refuse an image model whose files are missing (a training run not exported yet)
+    before the data are read (minutes); perceptual-VAE runs are checked when loaded."""
+    from exprsim.models.embedder import check_model_files
+    from exprsim.pvae.codes import is_pvae_run
+
+    for m in models:
+        if not is_pvae_run(m):
+            check_model_files(m)
 
 
 def _check_also(model: str, also: Sequence[str], pvae: bool) -> None:

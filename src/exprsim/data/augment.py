@@ -23,6 +23,7 @@ one axis-aligned box filled with a random grey level).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,13 @@ from exprsim.equality import array_equality
 
 if TYPE_CHECKING:
     import torch
+
+
+#: side of the crops the augmentation works on (FER+ crops)
+CROP_SIDE = 48
+#: the largest blur kernel a crop of :data:`CROP_SIDE` can take (reflected borders need
+#: half the kernel within the image)
+MAX_BLUR_KSIZE = 2 * CROP_SIDE - 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,21 @@ class AugmentConfig:
         for name in ("flip_p", "blur_p", "erase_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
+        if self.blur_ksize > MAX_BLUR_KSIZE:
+            raise ValueError(
+                f"blur_ksize must be at most {MAX_BLUR_KSIZE} (half of it within the "
+                f"{CROP_SIDE}-pixel crops it blurs), got {self.blur_ksize}"
+            )
+        for name, lo_min in (("scale", 0.0), ("contrast", 0.0), ("blur_sigma", 0.0)):
+            lo, hi = getattr(self, name)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo_min <= lo <= hi):
+                raise ValueError(f"{name} must be finite (lo, hi) with 0 <= lo <= hi")
+        if not 0.0 < self.scale[0] <= self.scale[1] <= 10.0:
+            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 10, got {self.scale}")
+        for name in ("rotate_deg", "translate", "brightness"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -787,6 +787,32 @@ def embed_aligned(embedder: Any, crops: np.ndarray) -> np.ndarray:
     return np.asarray(embedder.embed_crops(crops))
 
 
+def check_model_files(name: str | os.PathLike[str]) -> Path:
+    """The folder of a shipped model or a checkpoint folder holding ``config.json`` +
+    ``model.safetensors`` (checked without reading them: commands check it before loading
+    data).
+
+    Raises:
+        ModelError: not a name or path; the files are missing (a training run not exported
+            yet is named as one).
+    """
+    if not isinstance(name, str | os.PathLike):
+        raise ModelError(f"a model is a shipped name or a folder path, got {name!r}")
+    folder = _weights_dir(str(name)) if name in SHIPPED else Path(name)
+    if _is_file(folder / "config.json") and _is_file(folder / "model.safetensors"):
+        return folder
+    if any(_is_file(folder / f) for f in ("train_config.json", "state.pt")):
+        raise ModelError(
+            f"model {printable(str(folder))}: a training run not exported yet (no config.json "
+            "+ model.safetensors: it is still training, or stopped before its end; run "
+            "`exprsim train` with its config and --out again to finish it)"
+        )
+    raise ModelError(
+        f"model {name!r}: no config.json + model.safetensors in {printable(str(folder))} "
+        f"(shipped models: {', '.join(SHIPPED)}; exprsim never downloads weights)"
+    )
+
+
 def load_model(
     name: str = "default", device: str = "cpu", batch_size: int = 64, fuse: bool = True
 ) -> Embedder:
@@ -813,16 +839,8 @@ def load_model(
     from exprsim.models.fuse import fuse_conv_bn
     from exprsim.models.registry import create_model
 
-    if not isinstance(name, str | os.PathLike):
-        raise ModelError(f"a model is a shipped name or a folder path, got {name!r}")
-    folder = _weights_dir(name) if name in SHIPPED else Path(name)
+    folder = check_model_files(name)
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
-    if not _is_file(cfg_path) or not _is_file(w_path):
-        known = ", ".join(SHIPPED)
-        raise ModelError(
-            f"model {name!r}: no config.json + model.safetensors in {printable(str(folder))} "
-            f"(shipped models: {known}; exprsim never downloads weights)"
-        )
     if name not in SHIPPED and model_being_written(folder):
         raise ModelError(
             f"model {printable(str(folder))}: a command is writing it now, or stopped before it "

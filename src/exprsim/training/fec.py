@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.config import check_ranges
+from exprsim.config import check_ranges, seed_range
 from exprsim.errors import DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.progress import progress_bar
@@ -122,7 +122,7 @@ class FECTrainConfig:
             "log_every": (self.log_every >= 1, ">= 1"),
             "lr": (self.lr > 0, "> 0"),
             "weight_decay": (self.weight_decay >= 0, ">= 0"),
-            "seed": (self.seed >= 0, ">= 0"),
+            "seed": seed_range(self.seed),
             "num_threads": (self.num_threads >= 0, ">= 0"),
         }
         check_ranges(self, ranges)

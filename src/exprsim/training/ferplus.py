@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.config import check_ranges
+from exprsim.config import check_ranges, seed_range
 from exprsim.io import model_being_written, write_atomically, writing_model
 from exprsim.models.embedder import (
     EmbedderConfig,
@@ -52,6 +52,7 @@ from exprsim.training.ferplus_data import (
     FER2013_TO_FERPLUS,
     FerArrays,
     batch_triplets,
+    data_digest,
     load_data,
     validation_triplets,
 )
@@ -336,9 +337,13 @@ def _check_choices(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
     ranges = {
         "epochs": (1 <= cfg.epochs <= 100_000, "in [1, 100000]"),
-        "seed": (cfg.seed >= 0, ">= 0"),
-        "split_seed": (cfg.split_seed is None or cfg.split_seed >= 0, ">= 0 (or null: seed)"),
+        "seed": seed_range(cfg.seed),
+        "split_seed": seed_range(cfg.split_seed),
         "batch_size": (cfg.batch_size >= 2, ">= 2"),
+        "triplets_per_type": (
+            cfg.triplets_per_type >= 1 or cfg.triplet_weight == 0,
+            ">= 1 (0 only with triplet_weight 0)",
+        ),
         "lr": (cfg.lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
         "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
@@ -497,6 +502,7 @@ class _Setup:
     raw_store: dict[str, Any] | None
     losses: dict[str, Any]
     class_weights: np.ndarray | None = None  # (C,) per-class weights of the per-face term
+    data_digest: str = ""  # :func:`data_digest` of the run's data, kept in its checkpoints
 
 
 def class_balance_weights(targets: np.ndarray, power: float) -> np.ndarray:
@@ -940,9 +946,11 @@ def train(
     check_batch_size(cfg, len(train_data.images))
     s = _build(cfg, train_data, val_data, labels, device)  # so do the network and init_from
     check_readout_faces(cfg, s.model, len(train_data.images), len(val_data.images))
-    if state is not None:  # a checkpoint of another network: refused before the claim
+    s.data_digest = data_digest(train_data, val_data, labels)
+    if state is not None:  # another network's checkpoint, or other data: refused before the claim
         check_weights(run.state_path, state.get("model"), s.model)
         check_weights(run.state_path, state.get("head"), s.head)
+        check_same_data(run, state, s.data_digest)
     run.claim(cfg, MAY_CHANGE)
     start_epoch, swa, swa_n = _resume(s, cfg, run, device, state)
     del state
@@ -993,6 +1001,23 @@ def _resume(
     return start_epoch, swa, swa_n
 
 
+def check_same_data(run: RunFolder, state: dict[str, Any], digest: str) -> None:
+    """Refuse to resume a checkpoint made on other data than the run's now (its
+    :func:`data_digest`; a checkpoint written before checkpoints kept one is not checked).
+
+    Raises:
+        ValueError: the data changed since the checkpoint.
+    """
+    kept = state.get("data_digest")
+    if isinstance(kept, str) and kept and kept != digest:
+        raise ValueError(
+            f"{run.dir}: the training data changed since its last checkpoint (another FER+ "
+            "file or pack, or other labels, under the same config); resuming would go on "
+            "training on other faces, and its validation part would hold faces already "
+            "trained on. Restore the data the run started with, or train into a new --out"
+        )
+
+
 def _save_checkpoint(s: _Setup, run: RunFolder, epochs_done: int, swa: Any, swa_n: int) -> None:
     """One atomic file holds weights, optimiser, epoch and the weight average together, all
     on the CPU (a run resumes on any machine); the weights also as ``last.safetensors``."""
@@ -1005,6 +1030,7 @@ def _save_checkpoint(s: _Setup, run: RunFolder, epochs_done: int, swa: Any, swa_
             "epoch": epochs_done,
             "swa": _on(swa, "cpu"),
             "swa_n": swa_n,
+            "data_digest": s.data_digest,
         }
     )
     run.save_weights(weights)  # the same weights, for load_model and init_from

@@ -157,6 +157,25 @@ def pixel_digest(images: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
 
 
+def data_digest(train: FerArrays, val: FerArrays, labels: np.ndarray | None = None) -> str:
+    """Hex digest of what a run trains and validates on: both parts' faces and targets,
+    and the labels given to :func:`~exprsim.training.ferplus.train`. A checkpoint keeps it,
+    and a resumed run checks it: the same config over changed data (another FER+ file, a
+    re-made pack, other sub-class labels) would go on training another set, and its
+    validation part, drawn by row, would then hold faces already trained on."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in (train.images, train.train_target, val.images, val.dist, labels):
+        if part is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(part)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | Path) -> Path:
     """Distillation targets: the mean emotion distribution of ``models`` (folders of
     networks with their own classifier, e.g. earlier runs of this recipe) on every face a run

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.config import check_ranges, save_json
+from exprsim.config import check_ranges, save_json, seed_range
 from exprsim.data.split import holdout_split
 from exprsim.errors import DataError
 from exprsim.io import write_atomically, writing_model
@@ -146,7 +146,7 @@ class PVAETrainConfig:
             "triplets_per_face": (self.triplets_per_face > 0, "> 0"),
             "eval_every": (self.eval_every >= 1, ">= 1"),
             "val_fraction": (0 <= self.val_fraction < 1, "in [0, 1)"),
-            "seed": (self.seed >= 0, ">= 0"),
+            "seed": seed_range(self.seed),
             "max_train": (self.max_train is None or self.max_train >= 1, ">= 1 (or null)"),
             "threads": (self.threads >= 0, ">= 0"),
             "max_seconds": (self.max_seconds is None or self.max_seconds >= 0, ">= 0 (or null)"),
