@@ -19,9 +19,7 @@ It reports; it chooses nothing (no model, readout or setting is picked from it).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,9 +59,19 @@ def paired_auc_bootstrap(
         "gap": (auc_b - auc_a).tolist(),
         "gap_lo": lo.tolist(),
         "gap_hi": hi.tolist(),
-        "share_b_ahead": np.nanmean(gaps > 0, axis=0).tolist(),
+        # over the resamples where both AUCs are defined (NaN > 0 is False: a resample
+        # without a class counted as "B not ahead")
+        "share_b_ahead": _share_ahead(gaps).tolist(),
         "n_boot": n_boot,
     }
+
+
+def _share_ahead(gaps: np.ndarray) -> np.ndarray:
+    """Per column, the share of the finite gaps that are above 0 (NaN: none finite)."""
+    finite = np.isfinite(gaps)
+    ahead = ((gaps > 0) & finite).sum(axis=0).astype(np.float64)
+    n = finite.sum(axis=0)
+    return np.divide(ahead, n, out=np.full(ahead.shape, np.nan), where=n > 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
               f"B-A {result['gap'][i]:+.3f} [{result['gap_lo'][i]:+.3f}, {result['gap_hi'][i]:+.3f}]"
               f"  B ahead in {result['share_b_ahead'][i]:.0%}")  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        from exprsim.io import write_json
+
+        write_json(args.json, result)  # strict JSON: NaN as null
     return 0
 
 

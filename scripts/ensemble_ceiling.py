@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from exprsim.data.fer import load_ferplus
     from exprsim.data.split import holdout_split
     from exprsim.data.triplets import validation_triplets
-    from exprsim.evaluate import score_embedding
+    from exprsim.evaluate import image_copies, score_embedding
     from exprsim.metrics import knn_predict, triplet_accuracy
     from exprsim.models.embedder import load_model
     from exprsim.training.ferplus_data import batch_triplets
@@ -50,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         pred = knn_predict(z_tr[keep], train.majority[keep], z_tr[val_idx], k=11, n_classes=8)
         row = score_embedding(
-            " + ".join(names), z_tr, train.majority, z_te, test.majority, test_trip
+            " + ".join(names),
+            z_tr,
+            train.majority,
+            z_te,
+            test.majority,
+            test_trip,
+            test_copies=image_copies(test.images),
         )
         row["val_triplet_all"] = float(ta["all"])
         row["val_knn11_acc"] = float((pred == train.majority[val_idx]).mean())

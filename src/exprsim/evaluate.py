@@ -86,8 +86,11 @@ def score_embedding(
     test_labels: np.ndarray,
     triplets: Any,
     n_classes: int = 8,
+    test_copies: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every metric for one embedding (``triplets`` index ``test_emb``)."""
+    """Every metric for one embedding (``triplets`` index ``test_emb``; ``test_copies``:
+    optional ``(M,)`` ids of identical test images, not each other's answers in R@K and
+    Acc@K, :func:`image_copies`)."""
     from exprsim import metrics
 
     row: dict[str, Any] = {"name": name, "dim": int(test_emb.shape[1])}
@@ -111,10 +114,19 @@ def score_embedding(
     km = metrics.kmeans_scores(test_emb, test_labels, n_clusters=n_classes)
     row["nmi"] = km["nmi"]
     row["cluster_f1"] = km["f1"]
-    ret = metrics.retrieval_at_k(test_emb, test_labels, RECALL_KS)
+    ret = metrics.retrieval_at_k(test_emb, test_labels, RECALL_KS, groups=test_copies)
     row.update({f"recall@{k}": v for k, v in ret["recall"].items()})
     row.update({f"acc@{k}": v for k, v in ret["acc"].items()})
     return row
+
+
+def image_copies(images: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 ids of ``(N, ...)`` images: pixel-identical images share one (FER+
+    PublicTest holds 26 such pairs, with identical votes: each would be the other's nearest
+    face and a free hit in R@K)."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    _, ids = np.unique(flat, axis=0, return_inverse=True)
+    return np.asarray(ids, np.int64).reshape(-1)
 
 
 def _raw_pixels(images: np.ndarray) -> np.ndarray:
@@ -198,47 +210,73 @@ def evaluate_ferplus(
         if not isinstance(model, str)
         else f"{model} ({embedder.config.name_version})"
     )
-    funcs: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [(name, embedder.embed_crops)]
+    # (row name, embedding function, the Embedder whose own classifier is scored or None)
+    funcs: list[tuple[str, Callable[[np.ndarray], np.ndarray], Any]] = [
+        (name, embedder.embed_crops, embedder)
+    ]
     for other in also:
         extra = other if isinstance(other, Embedder) else load_model(str(other))
         label = extra.config.name_version
-        funcs.append(
-            (label if isinstance(other, Embedder) else f"{other} ({label})", extra.embed_crops)
-        )
+        label = label if isinstance(other, Embedder) else f"{other} ({label})"
+        funcs.append((label, extra.embed_crops, extra))
     if baselines:
-        funcs.append(("random 16-d", lambda im: _random(im, 0 if len(im) == len(train) else 1)))
-        funcs.append(("raw pixels", _raw_pixels))
-        from exprsim.errors import BackendUnavailableError
-
-        try:
-            from exprsim.baselines.fer_cnn import load_fer_cnn
-
-            cnn = load_fer_cnn()
-        except BackendUnavailableError as exc:  # the fer package is optional
-            log.warning("fer CNN baseline skipped: %s", exc)
-        else:
-            funcs.append(("fer CNN sqrt-softmax (7-d)", _sqrt_softmax(cnn)))
-            funcs.append(("fer CNN penultimate (128-d)", lambda im: cnn.embed(im, "features")))
+        funcs += _baselines(len(train))
     rows = []
-    heads = {name: embedder} | {
-        label: owner
-        for label, fn in funcs[1:]
-        if isinstance(owner := getattr(fn, "__self__", None), Embedder)
-    }
-    for label, fn in funcs:
+    copies = image_copies(test.images)
+    for label, fn, owner in _distinct_names(funcs):
         log.info("evaluating %s", label)
         row = score_embedding(
-            label, fn(train.images), train.majority, fn(test.images), test.majority, trip
+            label,
+            fn(train.images),
+            train.majority,
+            fn(test.images),
+            test.majority,
+            trip,
+            test_copies=copies,
         )
-        proba = heads[label].emotion_proba(test.images) if label in heads else None
+        proba = owner.emotion_proba(test.images) if owner is not None else None
         if proba is not None:  # the network's own classifier: majority accuracy
             row["head_acc"] = float((proba.argmax(1) == test.majority).mean())
         rows.append(row)
+    n_copies = len(copies) - len(np.unique(copies))
     settings = {
         "train": f"FER+ Training, {len(train)} faces (png_exact, mostly-emotion votes, PublicTest duplicates dropped)",
         "test": f"FER+ PublicTest, {len(test)} faces",
         "labels": "FER+ majority vote (8 classes)",
         "triplets": f"{len(trip)} PublicTest vote triplets, Hellinger gap >= {DEFAULT_THRESHOLD}, seed 0",
+        "retrieval": f"R@K and Acc@K leave out each face's pixel-identical copies ({n_copies} in PublicTest)",
         "classes": list(FERPLUS_CLASSES),
     }
     return EvalReport(rows, settings)
+
+
+def _distinct_names(funcs: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
+    """``funcs`` with a name given twice (two Embedders of one ``name@version``) made
+    distinct (`` #2``, ...): report rows are told apart by name."""
+    seen: dict[str, int] = {}
+    out = []
+    for label, fn, owner in funcs:
+        seen[label] = seen.get(label, 0) + 1
+        out.append((label if seen[label] == 1 else f"{label} #{seen[label]}", fn, owner))
+    return out
+
+
+def _baselines(n_train: int) -> list[tuple[str, Callable[[np.ndarray], np.ndarray], Any]]:
+    """The baseline rows of :func:`evaluate_ferplus`: a random 16-d embedding, raw pixels,
+    and the `fer` CNN (when the optional package is installed)."""
+    funcs: list[tuple[str, Callable[[np.ndarray], np.ndarray], Any]] = [
+        ("random 16-d", lambda im: _random(im, 0 if len(im) == n_train else 1), None),
+        ("raw pixels", _raw_pixels, None),
+    ]
+    from exprsim.errors import BackendUnavailableError
+
+    try:
+        from exprsim.baselines.fer_cnn import load_fer_cnn
+
+        cnn = load_fer_cnn()
+    except BackendUnavailableError as exc:  # the fer package is optional
+        log.warning("fer CNN baseline skipped: %s", exc)
+    else:
+        funcs.append(("fer CNN sqrt-softmax (7-d)", _sqrt_softmax(cnn), None))
+        funcs.append(("fer CNN penultimate (128-d)", lambda im: cnn.embed(im, "features"), None))
+    return funcs

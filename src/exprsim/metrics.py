@@ -85,6 +85,15 @@ def class_ids(labels: Any, what: str, error: type[Exception] = ValueError) -> np
     return out
 
 
+def _paired_ids(labels: Any, what: str, n: int) -> np.ndarray:
+    """:func:`class_ids` of ``labels``, one per each of ``n`` rows (a single label, or a
+    column, was broadcast against every row and gave a number)."""
+    ids = class_ids(labels, what)
+    if len(ids) != n:
+        raise ValueError(f"{what} must hold one class id per row: {n} rows, {len(ids)} ids")
+    return ids
+
+
 # --------------------------------------------------------------------------- triplets
 
 
@@ -194,6 +203,12 @@ def knn_search(
     query = np.asarray(query, np.float64)
     base = np.asarray(base, np.float64)
     n = base.shape[0]
+    if metric == "euclidean" and n and base.ndim == 2 and query.ndim == 2:
+        # distances do not change when both sides move by one vector; the expansion
+        # |q|^2 + |b|^2 - 2 q.b does: around a large common offset it cancelled to noise
+        # and chose wrong neighbours (an offset of 1e5 on a spread of 0.01)
+        centre = base.mean(axis=0)
+        query, base = query - centre, base - centre
     if exclude_self and query.shape[0] != n:
         raise ValueError("exclude_self needs query and base to be the same rows")
     limit = n - 1 if exclude_self else n
@@ -326,9 +341,14 @@ def knn_accuracy(
     metric: str = "euclidean",
     weights: str = "uniform",
 ) -> float:
-    """Share of test rows whose kNN label equals ``test_labels``."""
+    """Share of test rows whose kNN label equals ``test_labels``.
+
+    Raises:
+        ValueError: ``test_labels`` not one class id per test row (see :func:`class_ids`).
+    """
+    truth = _paired_ids(test_labels, "test_labels", len(np.atleast_2d(np.asarray(test_emb))))
     pred = knn_predict(train_emb, train_labels, test_emb, k, metric, weights)
-    return float((pred == np.asarray(test_labels)).mean())
+    return float((pred == truth).mean())
 
 
 # --------------------------------------------------------------------------- classification
@@ -339,9 +359,14 @@ def per_class_prf(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class precision, recall and F1, each ``(C,)`` over ``labels`` (default: the classes
     in ``y_true`` or ``y_pred``, sorted); 0 where a class has no predictions or no members
-    (scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)``)."""
-    y_true = np.asarray(y_true, np.int64)
-    y_pred = np.asarray(y_pred, np.int64)
+    (scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)``).
+
+    Raises:
+        ValueError: labels that are not class ids (:func:`class_ids`), or not one
+            prediction per true label.
+    """
+    y_true = class_ids(y_true, "y_true")
+    y_pred = _paired_ids(y_pred, "y_pred", len(y_true))
     classes = np.asarray(
         sorted(set(y_true.tolist()) | set(y_pred.tolist())) if labels is None else labels
     )
@@ -366,9 +391,12 @@ def classification_scores(
 
     Args:
         labels: classes averaged over (default: those in ``y_true`` or ``y_pred``).
+
+    Raises:
+        ValueError: see :func:`per_class_prf`.
     """
-    y_true = np.asarray(y_true, np.int64)
-    y_pred = np.asarray(y_pred, np.int64)
+    y_true = class_ids(y_true, "y_true")
+    y_pred = _paired_ids(y_pred, "y_pred", len(y_true))
     prec, rec, f1 = per_class_prf(y_true, y_pred, labels)
     p, r = float(prec.mean()), float(rec.mean())
     return {
@@ -416,9 +444,18 @@ def knn_auc(
     Returns:
         ``{"per_class": [C floats, NaN for a class absent from (or alone in) the test set],
         "mean": mean over the defined ones, "k": k}``.
+
+    Raises:
+        ValueError: ``test_labels`` not one class id per test row (:func:`class_ids`), or
+            one not below ``n_classes`` (it would count as a negative of every class).
     """
-    test_labels = np.asarray(test_labels, np.int64)
-    n_classes = n_classes or _n_classes(np.asarray(train_labels), test_labels)
+    n_test = len(np.atleast_2d(np.asarray(test_emb)))
+    test_labels = _paired_ids(test_labels, "test_labels", n_test)
+    n_classes = n_classes or _n_classes(class_ids(train_labels, "train_labels"), test_labels)
+    if test_labels.size and test_labels.max() >= n_classes:
+        raise ValueError(
+            f"test_labels must lie in [0, {n_classes}), got {test_labels.max().item()}"
+        )
     proba = knn_proba(train_emb, train_labels, test_emb, k, n_classes, metric, weights)
     per_class = [roc_auc(test_labels == c, proba[:, c]) for c in range(n_classes)]
     defined = [a for a in per_class if not np.isnan(a)]
@@ -521,28 +558,58 @@ def retrieval_at_k(
     ks: Sequence[int] = (1, 2, 4, 8, 16, 32),
     metric: str = "euclidean",
     chunk_elems: int = CHUNK_ELEMS,
+    groups: np.ndarray | None = None,
 ) -> dict[str, dict[int, float]]:
     """Recall@K and Acc@K of every item as a query against the others (itself excluded).
+
+    Args:
+        groups: optional ``(N,)`` ids of copies (items of one id, e.g. pixel-identical
+            images, are not each other's answers: a copy would be found first and be a
+            hit for free).
 
     Returns:
         ``{"recall": {K: value}, "acc": {K: value}}``.
 
     Raises:
         ValueError: ``ks`` empty or holding a K that is not an integer >= 1 (or above
-            ``N - 1``).
+            ``N - 1`` less the largest group's other copies); labels or groups not one
+            per item.
     """
     labels = np.asarray(labels)
+    n = len(np.atleast_2d(np.asarray(emb)))
+    if labels.shape != (n,):
+        raise ValueError(f"labels must hold one label per item: {n} items, shape {labels.shape}")
     ks = list(ks)
     bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1]
     if bad or not ks:
         raise ValueError(f"every K of ks must be an integer >= 1, got {bad[0] if bad else ks!r}")
     kmax = max(ks)
-    idx, _ = knn_search(emb, emb, kmax, metric, exclude_self=True, chunk_elems=chunk_elems)
+    if groups is None:
+        idx, _ = knn_search(emb, emb, kmax, metric, exclude_self=True, chunk_elems=chunk_elems)
+    else:
+        idx = _without_copies(emb, kmax, metric, chunk_elems, groups)
     same = labels[idx] == labels[:, None]  # (N, kmax)
     hits = np.cumsum(same, axis=1)
     recall = {int(k): float((hits[:, k - 1] > 0).mean()) for k in ks}
     acc = {int(k): float((hits[:, k - 1] / k).mean()) for k in ks}
     return {"recall": recall, "acc": acc}
+
+
+def _without_copies(
+    emb: np.ndarray, kmax: int, metric: str, chunk_elems: int, groups: np.ndarray
+) -> np.ndarray:
+    """``(N, kmax)`` nearest items of every item, its own copies (same ``groups`` id) left
+    out (:func:`retrieval_at_k`)."""
+    groups = np.asarray(groups)
+    n = len(np.atleast_2d(np.asarray(emb)))
+    if groups.shape != (n,):
+        raise ValueError(f"groups must hold one id per item: {n} items, shape {groups.shape}")
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    extra = int(counts.max()) - 1 if n else 0
+    idx, _ = knn_search(emb, emb, kmax + extra, metric, exclude_self=True, chunk_elems=chunk_elems)
+    other = inverse[idx] != inverse[:, None]
+    order = np.argsort(~other, axis=1, kind="stable")[:, :kmax]  # the first kmax others
+    return np.take_along_axis(idx, order, axis=1)
 
 
 def recall_at_k(

@@ -507,16 +507,24 @@ def evaluate(knn: ExpressionKNN, X: np.ndarray, y: Any, split: str = "") -> Clas
 
     AUC-ROC per class is one-vs-rest on the kNN class probabilities
     (:func:`exprsim.metrics.roc_auc`; NaN for a class absent from ``y``); the mean is over
-    the defined ones.
+    the defined ones. Macro precision, recall and F1 average the classes in ``y`` or
+    predicted (scikit-learn's default): a class neither in ``y`` nor predicted is not
+    counted as an F1 of 0. The per-class table lists every class.
+
+    Raises:
+        ValueError: not one label per embedding row.
     """
     from exprsim.metrics import classification_scores, per_class_prf, roc_auc
 
     codes = knn._encode(y)
+    n_rows = len(np.atleast_2d(np.asarray(X)))
+    if len(codes) != n_rows:
+        raise ValueError(f"one label per embedding: {n_rows} rows, {len(codes)} labels")
     proba = knn.predict_proba(X)
     pred = proba.argmax(axis=1)
     n_cls = len(knn.classes_)
     labels = list(range(n_cls))
-    scores = classification_scores(codes, pred, labels=labels)
+    scores = classification_scores(codes, pred)
     prec, rec, f1 = per_class_prf(codes, pred, labels=labels)
     aucs = [roc_auc(codes == c, proba[:, c]) for c in labels]
     defined = [a for a in aucs if not np.isnan(a)]
@@ -848,7 +856,7 @@ def _k_selection(
             continue
         proba = knn_proba(emb[fit_idx], labels[fit_idx], emb[held_idx], k, n_classes=n_cls)
         pred = proba.argmax(axis=1)
-        sc = classification_scores(labels[held_idx], pred, labels=list(range(n_cls)))
+        sc = classification_scores(labels[held_idx], pred)  # classes held out or predicted
         aucs = [roc_auc(labels[held_idx] == c, proba[:, c]) for c in range(n_cls)]
         defined = [a for a in aucs if not np.isnan(a)]
         rows.append(

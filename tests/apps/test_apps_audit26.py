@@ -1,0 +1,72 @@
+"""Round 26 (docs/robustness.md): classification reports and evaluation rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exprsim.apps.classify import ExpressionKNN, evaluate
+
+X = np.array([[0, 0], [0, 0.1], [5, 5], [5, 5.1], [-5, 5], [-5, 5.1]], np.float64)
+Y = list("aabbcc")
+
+
+def test_a_class_neither_held_out_nor_predicted_is_not_an_f1_of_zero():
+    knn = ExpressionKNN(k=1).fit(X, Y)
+    r = evaluate(knn, X[:4] + 0.01, Y[:4])  # class c has no test face and is not predicted
+    assert r.accuracy == 1.0
+    assert r.macro_f1 == pytest.approx(1.0)  # was 0.667: c counted as an F1 of 0
+    assert [row["class"] for row in r.per_class] == ["a", "b", "c"]  # the table lists it
+
+
+def test_evaluate_refuses_labels_that_are_not_one_per_embedding():
+    knn = ExpressionKNN(k=1).fit(X, Y)
+    with pytest.raises(ValueError, match="one label per embedding"):
+        evaluate(knn, X, Y[:1])  # was accuracy 0.667 with n=1
+
+
+def test_two_embedders_of_one_name_keep_their_own_rows_and_heads(monkeypatch):
+    import exprsim.evaluate as ev
+
+    class Fake:
+        def __init__(self, pred: int) -> None:
+            self.pred = pred
+            self.config = type("C", (), {"name_version": "same@1"})()
+
+        def embed_crops(self, im):
+            x = im.reshape(len(im), -1)[:, :4].astype(np.float32) / 255
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+        def emotion_proba(self, im):
+            p = np.zeros((len(im), 8))
+            p[:, self.pred] = 1
+            return p
+
+    monkeypatch.setattr("exprsim.models.embedder.Embedder", Fake)
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 255, size=(250, 48, 48), dtype=np.uint8)
+
+    class Trip:
+        i, j, k = np.arange(3), np.arange(3, 6), np.arange(6, 9)
+        odd, ttype = np.zeros(3, np.int64), np.zeros(3, np.int64)
+
+        def __len__(self):
+            return 3
+
+    trip = Trip()
+
+    class Sets:
+        # every face of class 0 but one: head 0 is right on all but one, head 1 wrong
+        majority = np.array([0] * 249 + [1], np.int64)
+
+        def __init__(self):
+            self.images = images
+
+        def __len__(self):
+            return len(self.images)
+
+    monkeypatch.setattr(ev, "publictest_sets", lambda *a, **k: (Sets(), Sets(), trip))
+    report = ev.evaluate_ferplus(Fake(0), also=[Fake(1)])
+    names = [r["name"] for r in report.rows]
+    assert names == ["same@1", "same@1 #2"]
+    assert [r["head_acc"] for r in report.rows] == [0.996, 0.004]  # was B's head twice
