@@ -105,3 +105,25 @@ def test_boxes_of_a_video_whose_frame_size_changes_are_in_the_first_size(
     # the second half's boxes were twice as far out (up to x 2 x 210): now where the first's are
     np.testing.assert_allclose(boxes[5:], boxes[:5], atol=6)
     assert any("frame size changes from 480x256 to 960x512" in w for w in out.warnings)
+
+
+def test_a_frame_file_name_that_is_not_utf8_is_written_escaped(face_patches, embedder, tmp_path):
+    import os
+
+    import pandas as pd
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    picture = Image.fromarray(compose(face_patches, {"grace": LEFT}))
+    picture.save(frames / "001.png")
+    picture.save(os.fsdecode(bytes(frames) + b"/002caf\xe9.png"))
+    a = analyze_video(frames, embedder, VideoConfig(identity="iou"), classifier=None)
+    a.save(tmp_path / "out")  # was a UnicodeEncodeError after the whole analysis, no table
+    table = pd.read_csv(tmp_path / "out" / "faces.csv")
+    assert sorted(table["frame_file"]) == ["001.png", "002caf\\xe9.png"]
+    # written whole, as the quality check saw them (sharpness had 3 decimals, boxes 1)
+    sharpness = [f.quality.sharpness for f in a.faces]
+    assert table["sharpness"].tolist() == pytest.approx(sharpness, rel=1e-12)
+    assert table["x1"].tolist() == pytest.approx([float(f.box[0]) for f in a.faces], rel=1e-12)
+    whole = pd.read_parquet(tmp_path / "out" / "faces.parquet")
+    assert whole["sharpness"].tolist() == sharpness

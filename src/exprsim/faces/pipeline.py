@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, ImageError
+from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.faces.align import AlignConfig, align_face
 from exprsim.faces.detect import DEFAULT_DETECTOR, Detector, create_detector
 from exprsim.faces.quality import QualityConfig, assess
@@ -410,7 +410,7 @@ def _write_crops(
         except OSError as exc:
             exc.filename = str(crop_path)  # the crop's name, not its temporary's
             raise
-        row["crop"] = str(crop_path)
+        row["crop"] = printable(str(crop_path))  # undecodable bytes: an escape, not a failure
 
 
 def _without_crops(files: list[Path], crops_dir: Path) -> list[Path]:

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import ExprsimError, ModelError
+from exprsim.errors import ExprsimError, ModelError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.faces.types import Quality
 from exprsim.interrupts import hold_interrupts
@@ -485,32 +485,34 @@ class VideoAnalysis:
         rows = []
         for i, f in enumerate(self.faces):
             q = f.quality
+            # values written whole, as the quality check saw them (a sharpness of 6.4395
+            # written as 6.44 read as passing a threshold of 6.4397 it had failed)
             row: dict[str, Any] = {
-                "time": round(f.time, 4),
+                "time": float(f.time),
                 "frame": f.frame,
                 "slot": f.slot,
                 "face": f.face_index,
                 "person": int(self.persons[i]),
                 "track": int(self.tracks[i]),
-                "x1": round(float(f.box[0]), 1),
-                "y1": round(float(f.box[1]), 1),
-                "x2": round(float(f.box[2]), 1),
-                "y2": round(float(f.box[3]), 1),
-                "score": round(float(f.score), 4),
-                "sharpness": round(q.sharpness, 3),
-                "yaw": round(q.yaw, 2),
-                "pitch": round(q.pitch, 2),
-                "roll": round(q.roll, 2),
+                "x1": float(f.box[0]),
+                "y1": float(f.box[1]),
+                "x2": float(f.box[2]),
+                "y2": float(f.box[3]),
+                "score": float(f.score),
+                "sharpness": float(q.sharpness),
+                "yaw": float(q.yaw),
+                "pitch": float(q.pitch),
+                "roll": float(q.roll),
                 "quality_ok": bool(q.ok),
                 "reasons": ",".join(q.reasons),
             }
             top = self.top_emotions(i)
             for r in range(3):
                 row[f"emotion_{r + 1}"] = top[r][0] if r < len(top) else None
-                row[f"p_{r + 1}"] = round(top[r][1], 4) if r < len(top) else float("nan")
+                row[f"p_{r + 1}"] = float(top[r][1]) if r < len(top) else float("nan")
             row["tags"] = ",".join(self.tags[i])
             row.update({f"e{d}": float(v) for d, v in enumerate(self.smoothed[i])})
-            row["frame_file"] = f.frame_file
+            row["frame_file"] = printable(f.frame_file)
             if self.codes is not None:
                 row.update({f"c{d}": float(v) for d, v in enumerate(self.codes[i])})
             rows.append(row)
