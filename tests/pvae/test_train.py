@@ -75,7 +75,7 @@ def test_too_few_faces_is_a_data_error(tmp_path) -> None:
     from exprsim.errors import DataError
 
     # 5 faces: the 10% hold-out has none left (was: NaN losses, Infinity in result.json)
-    with pytest.raises(DataError, match="at least 8 training and 2 validation"):
+    with pytest.raises(DataError, match="at least 8 training and 3 validation"):
         train_pvae(replace(_cfg("pvae-vae"), max_train=5), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
 

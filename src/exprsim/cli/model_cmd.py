@@ -562,13 +562,26 @@ def _fer_files(data_dir: str | None) -> list[tuple[str, Path]]:
     return [(f"a FER+ data file ({folder})", folder / name) for name in FER_FILES]
 
 
+def _fec_files(folder: str | None) -> list[tuple[str, Path]]:
+    """``(what, file)`` of every file under a folder of `exprsim fec fetch` (its manifest,
+    the crop index and shards): a report written over one of them destroyed crops that
+    take hours to fetch again."""
+    if not folder or not Path(folder).is_dir():
+        return []
+    return [
+        (f"a file of the FEC crops folder {folder}", f)
+        for f in Path(folder).rglob("*")
+        if f.is_file()
+    ]
+
+
 def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Path]]:
     """``(what, file)`` of each file ``exprsim evaluate`` reads or keeps: the models' files,
     and the FEC test CSV, or the FER+ files (with a perceptual-VAE run: those of the FER
     folder it was trained on, and its cached meshes)."""
     files = _model_files([args.model, *(args.also or ())])
     if args.fec_test:
-        return [*files, ("the FEC test CSV", Path(args.fec_test))]
+        return [*files, ("the FEC test CSV", Path(args.fec_test)), *_fec_files(args.fec_crops)]
     if not pvae:
         return [*files, *_fer_files(args.data_dir)]
     from exprsim.pvae.evaluate import run_data

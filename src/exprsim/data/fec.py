@@ -79,6 +79,9 @@ N_FIELDS = 28
 #: Raters per triplet in the published files.
 N_ANNOTATIONS = 6
 _WHITESPACE = re.compile(r"\s")
+#: characters a URL never holds unescaped (RFC 3986): quotes, angle brackets, a byte-order
+#: mark or zero-width space, controls; a URL holding one is reported, not fetched
+_NOT_IN_URL = re.compile('["<>\ufeff\u200b\x00-\x1f\x7f]')
 #: Box fractions may exceed [0, 1] by this much (then they are clipped); more is malformed.
 BOX_TOLERANCE = 1e-3
 
@@ -553,11 +556,14 @@ def parse_fec_csv(
         issues.append(issue)
 
     try:
-        fh = p.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+        # utf-8-sig: a byte-order mark (spreadsheets write one) is not part of the first URL
+        fh = p.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     with fh:
-        reader = csv.reader(fh)
+        # skipinitialspace: `a, "http://..."` quotes its URL as `a,"http://..."` does (the
+        # quote was kept as part of a URL that could not be fetched)
+        reader = csv.reader(fh, skipinitialspace=True)
         while True:
             start = reader.line_num + 1
             try:
@@ -603,7 +609,7 @@ def _parse_fields(
     urls_row = []
     for k in range(3):
         u = row[5 * k].strip()
-        if not u or "://" not in u or _WHITESPACE.search(u):
+        if not u or "://" not in u or _WHITESPACE.search(u) or _NOT_IN_URL.search(u):
             raise ValueError(f"face {k + 1}: empty or malformed URL {u[:80]!r}")
         urls_row.append(u)
     bx = tuple(_parse_box(row[5 * k + 1 : 5 * k + 5], k + 1) for k in range(3))

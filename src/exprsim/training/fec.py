@@ -35,7 +35,9 @@ from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.progress import progress_bar
 from exprsim.training.run import (
     RunFolder,
+    array_digest,
     build_network,
+    check_same_data,
     check_weights,
     exclusive_run,
     export_embedder,
@@ -200,6 +202,16 @@ def validate(
     return {f"val_{k}": float(v) for k, v in acc.items()}
 
 
+def _data_digest(train_set: Any, val_set: Any) -> str:
+    """:func:`~exprsim.training.run.array_digest` of the triplets a run trains and
+    validates on (their crop rows, odd faces and types): cropping more of the CSV's images
+    changes which triplets are usable, and a resumed run would then see other batches."""
+    parts = [train_set.rows, train_set.odd, train_set.ttype]
+    if val_set is not None:
+        parts += [val_set.rows, val_set.odd, val_set.ttype]
+    return array_digest(*parts)
+
+
 def _fec_data(cfg: FECTrainConfig) -> tuple[Any, Any, Any]:
     """``(train set, balanced sampler, validation set or None)``; ``train_csv`` and
     ``crops_dir`` are set (:func:`train_fec` checks that first)."""
@@ -285,17 +297,13 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
     model = build_network(cfg.model, cfg.embedding_dim, cfg.model_kwargs).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = FECTripletLoss(margins=cfg.margins, squared=cfg.squared)
-    if state is not None:  # a checkpoint of another network: refused before the claim
+    digest = _data_digest(train_set, val_set)
+    if state is not None:  # another network's checkpoint, or other data: refused before the claim
         check_weights(run.state_path, state.get("model"), model)
+        check_same_data(run, state, digest)
     run.claim(cfg, MAY_CHANGE)
     start = _restore(run, model, opt, state, device)
     torch.manual_seed(cfg.seed * 1_000_003 + start)
-
-    def checkpoint(iteration: int) -> None:
-        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        run.save_state({"model": weights, "opt": opt.state_dict(), "iteration": iteration})
-        run.save_weights(weights)
-
     metrics: dict[str, float] = {}
     sums = np.zeros(3)  # loss, active share, steps
     t_log = time.perf_counter()
@@ -306,7 +314,11 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
         images, pos = train_set.crops(batch)
         sums += (*_fec_step(model, opt, loss_fn, cfg, batch, images, pos, it, device), 1.0)
         done = it + 1
-        if done % cfg.log_every == 0 or done == cfg.iterations:
+        val_due = done % cfg.val_every == 0 or done == cfg.iterations
+        val_due = val_due and val_set is not None and len(val_set) > 0
+        # a row at every log step and at every validation (validating only when both fell
+        # on one iteration validated at common multiples of the two, far less often)
+        if done % cfg.log_every == 0 or done == cfg.iterations or val_due:
             n = max(sums[2], 1.0)
             metrics = {
                 "iteration": done,
@@ -316,23 +328,31 @@ def train_fec(cfg: FECTrainConfig, out_dir: str | Path, progress: bool = True) -
             }
             sums[:], t_log = 0.0, time.perf_counter()
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            val_due = done % cfg.val_every == 0 or done == cfg.iterations
-            if val_set is not None and len(val_set) and val_due:
+            if val_due:
                 metrics.update(validate(model, cfg, val_set))
                 model.train()
                 log.info("iteration %d: %s", done, json.dumps(metrics))
             run.append_metrics(metrics)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            checkpoint(done)
+            _checkpoint(run, model, opt, done, digest)
     bar.close()
     if state is None and cfg.iterations == 0:
-        checkpoint(0)  # still leave a loadable run
+        _checkpoint(run, model, opt, 0, digest)  # still leave a loadable run
     model.eval()
     export_embedder(model, _embedder_config(cfg), run.dir)
     if start < cfg.iterations or not (run.dir / "train_result.json").is_file():
         result = {"iterations": cfg.iterations, "final_metrics": metrics}
         run.write_json("train_result.json", result)  # a finished run's is kept as it was
     return FECTrainResult(run.dir, max(cfg.iterations - start, 0), run.seconds(), metrics)
+
+
+def _checkpoint(run: RunFolder, model: Any, opt: Any, iteration: int, digest: str) -> None:
+    """Weights, optimiser, iterations done and the data's digest, in one atomic file (the
+    weights also as ``last.safetensors``)."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {"model": weights, "opt": opt.state_dict(), "iteration": iteration}
+    run.save_state({**state, "data_digest": digest})
+    run.save_weights(weights)
 
 
 def _restore(

@@ -60,6 +60,7 @@ from exprsim.training.run import (
     RunFolder,
     brief,
     build_network,
+    check_same_data,
     check_weights,
     exclusive_run,
     export_embedder,
@@ -999,23 +1000,6 @@ def _resume(
     log.info("resuming %s from epoch %d", run.dir, start_epoch)
     run.trim_metrics("epoch", start_epoch)
     return start_epoch, swa, swa_n
-
-
-def check_same_data(run: RunFolder, state: dict[str, Any], digest: str) -> None:
-    """Refuse to resume a checkpoint made on other data than the run's now (its
-    :func:`data_digest`; a checkpoint written before checkpoints kept one is not checked).
-
-    Raises:
-        ValueError: the data changed since the checkpoint.
-    """
-    kept = state.get("data_digest")
-    if isinstance(kept, str) and kept and kept != digest:
-        raise ValueError(
-            f"{run.dir}: the training data changed since its last checkpoint (another FER+ "
-            "file or pack, or other labels, under the same config); resuming would go on "
-            "training on other faces, and its validation part would hold faces already "
-            "trained on. Restore the data the run started with, or train into a new --out"
-        )
 
 
 def _save_checkpoint(s: _Setup, run: RunFolder, epochs_done: int, swa: Any, swa_n: int) -> None:

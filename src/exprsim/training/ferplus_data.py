@@ -163,17 +163,9 @@ def data_digest(train: FerArrays, val: FerArrays, labels: np.ndarray | None = No
     and a resumed run checks it: the same config over changed data (another FER+ file, a
     re-made pack, other sub-class labels) would go on training another set, and its
     validation part, drawn by row, would then hold faces already trained on."""
-    import hashlib
+    from exprsim.training.run import array_digest
 
-    h = hashlib.blake2b(digest_size=16)
-    for part in (train.images, train.train_target, val.images, val.dist, labels):
-        if part is None:
-            h.update(b"none;")
-            continue
-        a = np.ascontiguousarray(part)
-        h.update(f"{a.dtype.str}{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return array_digest(train.images, train.train_target, val.images, val.dist, labels)
 
 
 def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | Path) -> Path:

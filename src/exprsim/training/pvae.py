@@ -55,6 +55,8 @@ from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_la
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.training.run import (
     RunFolder,
+    array_digest,
+    check_same_data,
     check_weights,
     exclusive_run,
     foreign_checkpoint,
@@ -233,7 +235,7 @@ def _model_kwargs(cfg: PVAETrainConfig, dim: int) -> dict[str, Any]:
 
 
 #: fewest faces a perceptual-VAE run trains on, and validates on
-MIN_TRAIN_FACES, MIN_VAL_FACES = 8, 2
+MIN_TRAIN_FACES, MIN_VAL_FACES = 8, 3  # 3: the M2 variants' validation triplets
 
 
 def _pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
@@ -286,6 +288,8 @@ class _PVAETrainer:
             torch.from_numpy(data.x_train.mean(axis=0)), torch.from_numpy(neutral)
         )
         self.x_tr, self.x_va = torch.from_numpy(data.x_train), torch.from_numpy(data.x_val)
+        #: what the run trains and validates on (a resumed run checks it)
+        self.digest = array_digest(data.x_train, data.x_val)
         self.use_prior = self.model.config.variant == "m2"
         self.n_pool = round(cfg.triplets_per_face * len(self.x_tr)) if self.use_prior else 0
         if self.use_prior:
@@ -381,6 +385,7 @@ class _PVAETrainer:
             "best_iteration": self.best[1],
             "best_state": self.best_state,
             "history": json.dumps(self.history),
+            "data_digest": self.digest,
         }
 
     def restore(self, state: dict[str, Any]) -> int:
@@ -417,8 +422,9 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     data, extra = _pvae_data(cfg)
     setup_torch(cfg.seed, max(1, cfg.threads))
     tr = _PVAETrainer(cfg, data)
-    if state is not None:  # a checkpoint of another network: refused before the claim
+    if state is not None:  # another network's checkpoint, or other data: refused before the claim
         check_weights(run.state_path, state.get("model"), tr.model)
+        check_same_data(run, state, tr.digest)
     run.claim(cfg, may_change)
     save_json(tr.model.config, run.dir / "pvae_config.json")
     start = 0

@@ -248,6 +248,42 @@ def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]
 MAX_TORCH_THREADS = 1024
 
 
+def array_digest(*parts: Any) -> str:
+    """Hex digest of arrays (dtype, shape and bytes; ``None`` counted as such): what a run
+    trains and validates on, kept in its checkpoints (:func:`check_same_data`)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if part is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(part)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_same_data(run: RunFolder, state: Mapping[str, Any], digest: str) -> None:
+    """Refuse to resume a checkpoint made on other data than the run's now (its
+    ``data_digest``, :func:`array_digest`; a checkpoint written before checkpoints kept one
+    is not checked).
+
+    Raises:
+        ValueError: the data changed since the checkpoint.
+    """
+    kept = state.get("data_digest")
+    if isinstance(kept, str) and kept and kept != digest:
+        raise ValueError(
+            f"{run.dir}: the training data changed since its last checkpoint (other files, "
+            "crops or labels under the same config); resuming would go on training on other "
+            "faces, and its validation part could hold faces already trained on. Restore "
+            "the data the run started with, or train into a new --out"
+        )
+
+
 def setup_torch(seed: int, num_threads: int = 0) -> None:
     """Seed torch and NumPy's global generators; ``num_threads`` > 0 sets torch's pool.
 
