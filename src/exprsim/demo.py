@@ -41,7 +41,9 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
     from exprsim.report.html import Page
 
     out = Path(out_dir)
-    check_demo_index(out / "faces.db")
+    check_demo_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text("written by `exprsim demo`: a rerun may replace this folder\n")
     page = Page("exprsim demo", "bundled sample photos (see exprsim/samples/LICENSES.md)")
     n_images, table, crops, names = _faces_section(page, out, progress)
     page.heading("2. Expression embedding (shipped default model)")
@@ -64,10 +66,39 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
     return DemoResult(out, n_images, len(table), html_path)
 
 
-def check_demo_index(db: Path) -> None:
+#: the file a demo writes first into its folder: the folder is a demo's, a rerun may replace it
+DEMO_MARK = ".exprsim-demo"
+#: what the demo writes into its folder
+DEMO_FILES = ("index.html", "faces.csv", "embeddings.npy", "faces.db", "crops", "video")
+
+
+def check_demo_folder(out: Path) -> None:
+    """Refuse to write the demo into ``out`` when it holds files the demo would replace
+    that no demo wrote: ``exprsim demo --out .`` replaced a user's ``index.html`` and
+    ``faces.csv`` without a word. A folder with :data:`DEMO_MARK`, or an earlier demo's
+    index (:func:`check_demo_index`), is a demo's.
+
+    Raises:
+        ExprsimError: one line naming what is there (nothing was done).
+    """
+    from exprsim.errors import ExprsimError, printable
+
+    is_demo_index = check_demo_index(out / "faces.db")
+    if is_demo_index or (out / DEMO_MARK).exists():
+        return
+    found = [name for name in DEMO_FILES if (out / name).exists()]
+    if found:
+        raise ExprsimError(
+            f"{printable(str(out))} holds {', '.join(found)}, which the demo writes, and no "
+            f"demo wrote them (no {DEMO_MARK} there): use another --out (nothing was done)"
+        )
+
+
+def check_demo_index(db: Path) -> bool:
     """Refuse to replace ``db`` unless it is missing, holds nothing (no table), or is a
     demo's index (every file in it a bundled sample photo): ``exprsim demo --out .`` in a
-    working folder deleted the user's ``faces.db``, tags and all."""
+    working folder deleted the user's ``faces.db``, tags and all. Returns whether it is a
+    demo's index of at least one photo."""
     import sqlite3
     from urllib.parse import quote
 
@@ -75,13 +106,13 @@ def check_demo_index(db: Path) -> None:
     from exprsim.samples import sample_images
 
     if not db.exists():
-        return
+        return False
     samples = {p.resolve().parent for p in sample_images()}
     try:
         conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
         try:
             if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                return  # holds nothing (a demo cut short by a full disk leaves it so)
+                return False  # holds nothing (a demo cut short by a full disk leaves it so)
             paths = [str(r[0]) for r in conn.execute("SELECT path FROM files")]
         finally:
             conn.close()
@@ -95,6 +126,7 @@ def check_demo_index(db: Path) -> None:
             f"{db} holds an index of other photos ({len(other)} files, e.g. {other[0]}); "
             "the demo would replace it: use another --out"
         )
+    return bool(paths)
 
 
 def _faces_section(

@@ -4,7 +4,6 @@ and :mod:`exprsim.apps`."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -583,7 +582,9 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         doc = info.to_dict()
         if args.failed:
             doc["failed"] = [{"path": p, "error": e} for p, e in failed]
-        print(json.dumps(doc, indent=2))
+        from exprsim.io import json_text
+
+        print(json_text(doc), end="")  # strict: NaN as null
         return 0
     for k, v in info.to_dict().items():
         print(f"{k:<18}{v}")
@@ -1058,7 +1059,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
         cal = calibrate_from_ferplus(
             _embedder(args), data_dir=args.data_dir, progress=not args.quiet
         )
-        print(json.dumps(cal.to_dict(), indent=2))
+        from exprsim.io import json_text
+
+        print(json_text(cal.to_dict()), end="")  # strict: NaN as null
         if args.save:  # first: a report the disk refuses must not lose the calibration
             from exprsim.apps.tag import save_tag_threshold
 

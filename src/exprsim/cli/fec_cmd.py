@@ -10,7 +10,6 @@ go through ``exprsim train --config configs/fec-*.json`` and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -302,7 +301,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     stats = fec_stats(table)
     repeats = repeated_rows(table)
     if args.json:
-        print(json.dumps(stats.to_dict() | repeats, indent=2))
+        from exprsim.io import json_text
+
+        print(json_text(stats.to_dict() | repeats), end="")  # strict: NaN as null
     else:
         print(stats.to_text(max_issues=args.max_issues))
         if repeats["duplicate_rows"]:

@@ -197,6 +197,7 @@ def _check(args: argparse.Namespace) -> None:
         [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],
         [("the input video", args.input), *db_inputs(args.tags)],
     )
+    _check_not_theirs(Path(args.out))
     if args.every is not None and args.every < 1:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:
@@ -320,6 +321,33 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
 
 #: where an interrupted run's partial report goes when ``--out`` holds a complete one
 INTERRUPTED_REPORT = "interrupted"
+
+
+def _check_not_theirs(out: Path) -> None:
+    """Refuse an ``--out`` folder holding a report's file names (``faces.csv``, ...) that
+    no ``exprsim video`` run wrote (no ``analysis.json`` of one): they were replaced
+    without a word."""
+    from exprsim.video.pipeline import REPORT_FILES
+
+    there = [name for name in REPORT_FILES.values() if (out / name).exists()]
+    if not there or _video_report(out):
+        return
+    raise ExprsimError(
+        f"--out {printable(str(out))}: it holds {', '.join(there)}, which the report "
+        "writes, and no exprsim video run wrote them (no analysis.json of one); use another "
+        "--out (nothing was done)"
+    )
+
+
+def _video_report(out: Path) -> bool:
+    """Whether ``out`` holds an ``exprsim video`` report (its ``analysis.json``)."""
+    from exprsim.video.pipeline import REPORT_FILES
+
+    try:
+        info = json.loads((out / REPORT_FILES["json"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and {"video", "frames_sampled", "persons"} <= info.keys()
 
 
 def _complete_report(out: Path) -> bool:
