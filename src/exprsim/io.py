@@ -772,6 +772,17 @@ def as_inputs(sources: Any) -> list[Any]:
     return list(sources)
 
 
+def folders_walked(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` (inputs of a many-image call) with each folder (a path naming one)
+    replaced by its image files (:func:`iter_image_files`): "is a directory" was its one
+    result in the API calls that did not walk folders."""
+    for item in items:
+        if isinstance(item, str | os.PathLike) and os.path.isdir(item):
+            yield from (str(p) for p in iter_image_files([Path(item)]))
+        else:
+            yield item
+
+
 def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]:
     """Yield image files from files and directories (recursed, sorted, by suffix).
 

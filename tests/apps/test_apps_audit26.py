@@ -70,3 +70,19 @@ def test_two_embedders_of_one_name_keep_their_own_rows_and_heads(monkeypatch):
     names = [r["name"] for r in report.rows]
     assert names == ["same@1", "same@1 #2"]
     assert [r["head_acc"] for r in report.rows] == [0.996, 0.004]  # was B's head twice
+
+
+def test_tagger_tag_walks_a_folder(tmp_path, stub):
+    from stub_embedder import write_images
+
+    from exprsim.apps.tag import Tagger
+    from exprsim.index.store import FaceIndex
+
+    imgs = write_images(tmp_path / "imgs", 2)
+    with FaceIndex(tmp_path / "faces.db", embedder=stub) as index:
+        tagger = Tagger(index)
+        tagger.add("first", imgs[0])
+        by_file = tagger.tag(imgs, threshold=1e-3)
+        by_folder = tagger.tag([tmp_path / "imgs"], threshold=1e-3)  # was "is a directory"
+    assert [(r.source, r.tags) for r in by_folder] == [(r.source, r.tags) for r in by_file]
+    assert len(by_folder) == 2

@@ -55,3 +55,17 @@ def test_demo_refuses_a_folder_of_files_no_demo_wrote(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "-q"]) == 2
     assert "no demo wrote them" in capsys.readouterr().err
     assert (out / "index.html").read_text() == "my page"
+
+
+def test_success_lines_print_output_names_escaped(tmp_path, capsys):
+    import shutil
+
+    from exprsim.samples import sample_path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sample_path("grace_hopper.jpg"), photos / "grace.jpg")
+    out = tmp_path / "f\x1b[2Jx.csv"  # a terminal escape in the name
+    assert main(["faces", str(photos), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "wrote " in err and "\\x1b[2Jx.csv" in err

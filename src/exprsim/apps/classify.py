@@ -20,7 +20,7 @@ import json
 import logging
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -978,20 +978,6 @@ class ClassificationResult:
         return pd.DataFrame(rows, columns=[*fixed, *probs, *extra])  # a header even when empty
 
 
-def _folders_walked(items: Iterable[Any]) -> Iterator[Any]:
-    """``items`` with each folder (a path naming one) replaced by its image files
-    (:func:`exprsim.io.iter_image_files`): "is a directory" was its one result."""
-    import os
-
-    from exprsim.io import iter_image_files
-
-    for item in items:
-        if isinstance(item, str | os.PathLike) and os.path.isdir(item):
-            yield from (str(p) for p in iter_image_files([Path(item)]))
-        else:
-            yield item
-
-
 def classify_images(
     images: Iterable[Any],
     embedder: Any = None,
@@ -1019,12 +1005,12 @@ def classify_images(
 
         embedder = load_model()
     _check_model(reference, embedder)
-    from exprsim.io import as_inputs
+    from exprsim.io import as_inputs, folders_walked
     from exprsim.models.embedder import faces_of, keep_faces
     from exprsim.report.html import MAX_GALLERY
 
     knn = reference.classifier(k)
-    inputs = list(_folders_walked(as_inputs(images)))
+    inputs = list(folders_walked(as_inputs(images)))
     faces = faces_of(embedder, inputs, detector, progress, failures)
     stop: list[BaseException] | None = [] if keep_on_interrupt else None
     kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)

@@ -491,7 +491,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
             return _index_add_interrupted(index, before, exc)
         for f in report.files:
             if f.status == "failed":
-                print(f"exprsim index add: {f.path}: {f.error}", file=sys.stderr)
+                print(f"exprsim index add: {printable(str(f.path))}: {f.error}", file=sys.stderr)
         if args.prune:
             gone = index.missing_under(args.paths or [])  # folders only: files are skipped
             index.remove(gone)
@@ -697,7 +697,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _write_table(frame, args.out)
         if args.html:
             search_page(result, index).save(args.html)
-            print(f"report: {args.html}")
+            print(f"report: {printable(str(args.html))}")
     return 0
 
 
@@ -752,7 +752,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     _write_table(summary.to_frame(), args.out)
     if args.html:
         summary_page(summary).save(args.html)
-        print(f"report: {args.html}")
+        print(f"report: {printable(str(args.html))}")
     return 0
 
 
@@ -871,7 +871,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         print(ref.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"K={ref.k} ({count(len(ref.labels), 'face')}) -> {args.ref_out}")
+        print(f"K={ref.k} ({count(len(ref.labels), 'face')}) -> {printable(str(args.ref_out))}")
         return 0
     reference = cl.load_reference_set(args.reference)
     if args.evaluate:
@@ -914,7 +914,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         write_json(args.json_out, result.to_dict())
     if args.html:
         cl.classification_page(result).save(args.html)
-        print(f"report: {args.html}")
+        print(f"report: {printable(str(args.html))}")
     return rc
 
 
@@ -1070,7 +1070,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         _write_table(cal.to_frame(), args.out)
         if args.html:
             calibration_page(cal).save(args.html)
-            print(f"report: {args.html}")
+            print(f"report: {printable(str(args.html))}")
         return 0
     if action == "add":
         return _tag_add(args, rest[0], files)
@@ -1165,5 +1165,5 @@ def _tag_images(args: argparse.Namespace, files: list[str]) -> int:
         _write_table(frame, args.out)
         if args.html:
             tag_page(results, tagger.references(), threshold=tagger.threshold).save(args.html)
-            print(f"report: {args.html}")
+            print(f"report: {printable(str(args.html))}")
     return rc

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from exprsim.cli.argtypes import command_parsers
+from exprsim.errors import printable
 from exprsim.wording import count
 
 
@@ -31,5 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     require_paths([args.out], "--out")  # blank: the working folder
     require_writable(args.out, "--out", folder=True)
     res = run_demo(args.out, progress=not args.quiet)
-    print(f"{count(res.n_faces, 'face')} in {count(res.n_images, 'photo')} -> {res.html}")
+    print(
+        f"{count(res.n_faces, 'face')} in {count(res.n_images, 'photo')} -> {printable(str(res.html))}"
+    )
     return 0

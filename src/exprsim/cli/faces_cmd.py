@@ -19,7 +19,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import failure_exit_code, saved_where
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.wording import count
 
@@ -144,7 +144,10 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
         elif args.out and failed_all:
             # every input failed: an earlier run's table is left as it was
             # each failure was said above: unread, or its crops not written (a full disk)
-            print(f"exprsim faces: every file failed; {args.out} not written", file=sys.stderr)
+            print(
+                f"exprsim faces: every file failed; {printable(str(args.out))} not written",
+                file=sys.stderr,
+            )
         elif args.out:
             written = replace_table(table.to_frame(), args.out)
         elif not failed_all:  # every input failed (each said above): no header-only table
@@ -162,7 +165,7 @@ def _save_faces(args: argparse.Namespace, table: Any) -> int:
             f"exprsim faces: {count(table.files, 'file')}, {count(len(table.rows), 'face')}, "
             f"{len(table.errors) - len(table.unwritten)} unreadable"
             + (f", {len(table.unwritten)} without their crops" if table.unwritten else "")
-            + (f"; wrote {written}" if written else ""),
+            + (f"; wrote {printable(str(written))}" if written else ""),
             file=sys.stderr,
         )
     return _crops_exit_code(table) or failure_exit_code(len(table.errors), table.files, args.strict)

@@ -302,7 +302,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         return failure_exit_code(failed, table.files, args.strict)
     sec = table.stats.get("seconds", 0.0)
     rate = f" in {sec:.1f} s ({table.n_faces / sec:.1f} faces/s)" if sec > 0 else ""
-    where = f" -> {writer.saved_to}" if writer.saved_to else ""
+    where = f" -> {printable(str(writer.saved_to))}" if writer.saved_to else ""
     print(
         f"{count(table.n_faces, 'face')} from {table.files - failed}/"
         f"{count(table.files, 'image')}{rate}{where}"
@@ -465,7 +465,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_interrupted(out, exc)
     done = getattr(res, "iterations_run", None)
     what = count(done, "iteration") if done is not None else count(res.epochs_run, "epoch")
-    print(f"trained {what} in {res.seconds:.0f} s -> {res.out_dir}")
+    print(f"trained {what} in {res.seconds:.0f} s -> {printable(str(res.out_dir))}")
     return 0
 
 
@@ -512,7 +512,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     best = res["chosen"]
     print(
         f"ensemble of {len(args.runs)}: e block {best['e_block']}, angle {best['angle']:g}, "
-        f"validation score {best['score']:.4f} -> {args.out}"
+        f"validation score {best['score']:.4f} -> {printable(str(args.out))}"
     )
     return 0
 

@@ -23,7 +23,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import report_failures
-from exprsim.errors import ExprsimError
+from exprsim.errors import ExprsimError, printable
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
     out = write_together(outputs)[0]
     print(
-        f"{count(len(faces), 'face')}, {count(report.split.n_subclasses, 'sub-class', 'sub-classes')} -> {out}"
+        f"{count(len(faces), 'face')}, {count(report.split.n_subclasses, 'sub-class', 'sub-classes')} -> {printable(str(out))}"
     )
     for s in report.subexpressions:
         print(f"  {s.parent_name}-{s.rank + 1}: {count(s.size, 'face')}")

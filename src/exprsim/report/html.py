@@ -86,8 +86,14 @@ def _cell(value: Any) -> tuple[str, bool]:
         return str(int(value)), True
     if isinstance(value, float | np.floating):
         v = float(value)
-        return ("" if np.isnan(v) else f"{v:.4g}"), True
-    return ("" if value is None else str(value)), False
+        if np.isnan(v):
+            return "", True
+        # 4 significant digits, but never fewer than the whole part and one decimal from
+        # 1,000 on (a video time of 1234.2 s read "1234", 10,800 s "1.08e+04")
+        return (f"{v:.4g}" if abs(v) < 1000 or not np.isfinite(v) else f"{v:.1f}"), True
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing
+        return "", False
+    return str(value), False
 
 
 class Page:
