@@ -135,3 +135,43 @@ def test_fec_validation_runs_every_val_every_iterations_whatever_log_every(tmp_p
     # was validated at 6 and 7 only (common multiples of log_every and val_every, and the end)
     assert [r["iteration"] for r in rows if "val_all" in r] == [2, 4, 6, 7]
     assert {3, 6} <= {r["iteration"] for r in rows}
+
+
+def test_fec_crop_of_a_csv_without_a_valid_triplet_says_so(tmp_path, capsys):
+    from exprsim.cli import main
+    from exprsim.fec.fetch import open_manifest
+
+    with open_manifest(tmp_path / "data"):
+        pass
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["fec", "crop", str(empty), "--data", str(tmp_path / "data"), "-q"]) == 1
+    assert "no valid triplet: see `exprsim fec stats`" in capsys.readouterr().err
+
+
+def test_a_folder_or_a_gzip_file_is_named_as_such(tmp_path):
+    import gzip
+
+    import pytest
+
+    from exprsim.errors import DataError
+
+    with pytest.raises(DataError, match="a folder, not a FEC CSV"):  # was "no such file"
+        parse_fec_csv(tmp_path)
+    packed = tmp_path / "train.csv.gz"
+    packed.write_bytes(gzip.compress((_line() + "\n").encode()))
+    with pytest.raises(DataError, match="gzip-compressed"):  # was malformed rows
+        parse_fec_csv(packed)
+
+
+def test_fec_train_config_refuses_bad_margins_and_agreements():
+    import pytest
+
+    from exprsim.training.fec import FECTrainConfig
+
+    for margins in [(float("nan"), 0.2, 0.2), (0.1, 0.2, -5.0), ("x", 0.2, 0.2)]:
+        with pytest.raises(ValueError, match="margins needs 3 finite numbers"):
+            FECTrainConfig(margins=margins)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="agreement must be strong, weak or none"):
+        FECTrainConfig(agreement="bogus")
+    assert FECTrainConfig(agreement="weak", margins=(0, 0.2, 0.2)).agreement == "weak"

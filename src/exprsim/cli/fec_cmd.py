@@ -288,7 +288,12 @@ def cmd_crop(args: argparse.Namespace) -> int:
     )
     print(report.to_text())
     if report.n_indexed == 0:  # not one crop to train or evaluate on: a failure
-        print("exprsim fec crop: no face could be cropped", file=sys.stderr)
+        why = "no face could be cropped"
+        if report.n_faces == 0:  # as `fec fetch` says it
+            names = ", ".join(printable(str(c)) for c in args.csv)
+            verb = "names" if len(args.csv) == 1 else "name"
+            why = f"{names} {verb} no face (no valid triplet: see `exprsim fec stats`)"
+        print(f"exprsim fec crop: {why}", file=sys.stderr)
         return 1
     return 0
 

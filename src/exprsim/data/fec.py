@@ -57,6 +57,7 @@ and the reason in :attr:`FecTable.issues` (blank lines are counted, not listed).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -541,8 +542,13 @@ def parse_fec_csv(
         DataError: the file is missing or unreadable, or (``strict``) a row is malformed.
     """
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: a folder, not a FEC CSV file")
     if not p.is_file():
         raise DataError(f"{p}: no such FEC CSV file")
+    with contextlib.suppress(OSError), p.open("rb") as head:
+        if head.read(2) == b"\x1f\x8b":  # read as text, it was hundreds of malformed rows
+            raise DataError(f"{p}: a gzip-compressed file; decompress it first (gunzip)")
     n_fields = 16 + 2 * n_annotations
     columns = _FecColumns()
     issues: list[ParseIssue] = []

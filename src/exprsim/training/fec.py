@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +117,17 @@ class FECTrainConfig:
             raise ValueError(f"FECTrainConfig.kind must be 'fec', got {self.kind!r}")
         if self.iterations < 0 or self.triplets_per_type < 1:
             raise ValueError("iterations must be >= 0 and triplets_per_type >= 1")
-        if len(self.margins) != 3:
-            raise ValueError("margins needs 3 values (one, two, three)")
+        if len(self.margins) != 3 or not all(
+            isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m < math.inf
+            for m in self.margins
+        ):  # NaN margins trained NaN weights
+            raise ValueError(
+                "margins needs 3 finite numbers >= 0 (one, two, three), got "
+                f"{tuple(self.margins)!r}"
+            )
+        from exprsim.data.fec import Agreement
+
+        Agreement.parse(self.agreement)  # an unknown agreement failed at the data
         ranges = {
             "val_every": (self.val_every >= 1, ">= 1"),
             "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
