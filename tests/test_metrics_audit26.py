@@ -103,3 +103,46 @@ def test_evaluate_image_copies_groups_pixel_identical_images():
     images[4] = images[1]
     ids = image_copies(images)
     assert ids[4] == ids[1] and len(set(ids.tolist())) == 5
+
+
+def _triplets():
+    emb = np.random.default_rng(0).normal(size=(9, 4))
+    i, j, k = np.arange(3), np.arange(3, 6), np.arange(6, 9)
+    return emb, i, j, k, np.zeros(3, np.int64)
+
+
+def test_triplet_accuracy_refuses_fractional_faces_boolean_odd_and_unknown_types():
+    emb, i, j, k, odd = _triplets()
+    with pytest.raises(ValueError, match="whole face indices"):
+        M.triplet_accuracy(emb, i + 0.9, j, k, odd)  # was cut to faces 0, 1, 2
+    with pytest.raises(ValueError, match="not booleans"):
+        M.triplet_accuracy(emb, i, j, k, np.array([True, False, True]))
+    with pytest.raises(ValueError, match="ttype must be 0, 1 or 2"):
+        M.triplet_accuracy(emb, i, j, k, odd, ttype=np.array([0, 1, 7]))  # was left out
+    assert M.triplet_accuracy(emb, i, j, k, odd, ttype=np.array([0, 1, 2]))["n_all"] == 3
+
+
+@pytest.mark.parametrize("labels", [[1, 2, 1, 2], [-1, 1, -1, 1], [0, 1, np.nan, 1]])
+def test_roc_auc_refuses_labels_that_are_not_booleans_or_0_1(labels):
+    with pytest.raises(ValueError, match="booleans or 0 / 1"):  # was NaN: every one True
+        M.roc_auc(np.array(labels), np.array([0.1, 0.9, 0.2, 0.8]))
+
+
+def test_roc_auc_of_0_1_labels_against_a_pair_count():
+    y, s = np.array([0, 1, 0, 1, 1]), np.array([0.1, 0.8, 0.3, 0.3, 0.9])
+    pairs = [(a, b) for a in s[y == 1] for b in s[y == 0]]
+    naive = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs])
+    assert M.roc_auc(y, s) == pytest.approx(naive)
+
+
+def test_knn_messages_for_a_float_k_and_an_empty_training_set():
+    tr, ytr, te, _ = _data()
+    with pytest.raises(ValueError, match="k must be an integer, got 2.0"):
+        M.knn_predict(tr, ytr, te, k=2.0)
+    with pytest.raises(ValueError, match="no training rows"):
+        M.knn_predict(tr[:0], ytr[:0], te, k=1)
+
+
+def test_nmi_refuses_two_dimensional_labels():
+    with pytest.raises(ValueError, match="1-d labelings"):
+        M.nmi(np.zeros((2, 3)), np.zeros((2, 3)))

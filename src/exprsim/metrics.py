@@ -97,6 +97,17 @@ def _paired_ids(labels: Any, what: str, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- triplets
 
 
+def _face_indices(values: Any, name: str) -> np.ndarray:
+    """``(T,)`` int64 face indices (a float 0.9 was cut to face 0; text failed in NumPy's
+    words)."""
+    arr = np.asarray(values).reshape(-1)
+    if arr.dtype.kind == "f" and not_whole(arr).any():
+        raise ValueError(f"{name} must hold whole face indices, got {arr[not_whole(arr)][0]!r}")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold face indices (integers), got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
 def triplet_accuracy(
     emb: np.ndarray,
     i: np.ndarray,
@@ -131,8 +142,10 @@ def triplet_accuracy(
     """
     _check_metric(metric)
     emb = np.asarray(emb, np.float64)
-    faces = np.stack((np.asarray(i), np.asarray(j), np.asarray(k)), axis=1).astype(np.int64)
+    faces = np.stack([_face_indices(v, name) for v, name in ((i, "i"), (j, "j"), (k, "k"))], 1)
     odd = np.asarray(odd)
+    if odd.dtype == bool:  # True read as position 1
+        raise ValueError("odd must hold positions 0, 1 or 2, not booleans")
     if odd.shape != (len(faces),):
         raise ValueError(f"odd must hold one position per triplet, got shape {odd.shape}")
     valid = np.isin(odd, (0, 1, 2))
@@ -161,7 +174,11 @@ def triplet_accuracy(
 
     out: dict[str, float] = {"all": share(slice(None)), "n_all": len(correct)}
     if ttype is not None:
-        ttype = np.asarray(ttype, np.int64)
+        ttype = _paired_ids(ttype, "ttype", len(faces))
+        if ttype.size and ttype.max() >= len(TRIPLET_TYPES):  # it fell out of every type
+            raise ValueError(
+                f"ttype must be 0, 1 or 2 (one-, two-, three-class), got {ttype.max().item()}"
+            )
         for t, name in enumerate(TRIPLET_TYPES):
             m = ttype == t
             out[name] = share(m)
@@ -212,6 +229,8 @@ def knn_search(
     if exclude_self and query.shape[0] != n:
         raise ValueError("exclude_self needs query and base to be the same rows")
     limit = n - 1 if exclude_self else n
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k must be an integer, got {k!r}")
     if not 1 <= k <= limit:
         raise ValueError(f"k must be in [1, {limit}], got {k}")
     idx_out = np.empty((query.shape[0], k), np.int64)
@@ -270,6 +289,8 @@ def knn_proba(
     if weights not in ("uniform", "distance"):
         raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
     train_labels = class_ids(train_labels, "train_labels")
+    if not len(train_labels):
+        raise ValueError("no training rows: kNN needs at least one labelled row")
     if n_classes is None:
         n_classes = _n_classes(train_labels)
     else:
@@ -420,7 +441,12 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """
     from scipy.stats import rankdata
 
-    y = np.asarray(y_true).astype(bool)
+    y = np.asarray(y_true)
+    if y.dtype != bool:  # labels {1, 2} or {-1, 1} were all True: NaN, not an AUC
+        values = set(np.unique(y).tolist()) if y.size else set()
+        if not values <= {0, 1}:
+            raise ValueError(f"y_true must be booleans or 0 / 1, got values {sorted(values)[:4]!r}")
+        y = y.astype(bool)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -488,6 +514,9 @@ def nmi(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     Equals scikit-learn's ``normalized_mutual_info_score`` default; 1.0 when both labelings
     are a single group.
     """
+    shapes = {np.shape(labels_true), np.shape(labels_pred)}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:  # 2-d labels were flattened
+        raise ValueError(f"nmi needs two 1-d labelings of one length, got shapes {shapes}")
     table = _contingency(labels_true, labels_pred)
     n = table.sum()
     h_true, h_pred = _entropy(table.sum(axis=1)), _entropy(table.sum(axis=0))
