@@ -137,7 +137,7 @@ def test_roc_auc_of_0_1_labels_against_a_pair_count():
 
 def test_knn_messages_for_a_float_k_and_an_empty_training_set():
     tr, ytr, te, _ = _data()
-    with pytest.raises(ValueError, match="k must be an integer, got 2.0"):
+    with pytest.raises(ValueError, match=r"k must be an integer, got 2\.0"):
         M.knn_predict(tr, ytr, te, k=2.0)
     with pytest.raises(ValueError, match="no training rows"):
         M.knn_predict(tr[:0], ytr[:0], te, k=1)

@@ -171,6 +171,8 @@ def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "F":
         gray = _float_gray(np.asarray(img, dtype=np.float32), name)
+        if _is_white_is_zero(img):  # a float TIFF whose 0 is white: read as a negative
+            gray = (255 - gray).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and see_through):
         rgba = img.convert("RGBA")
@@ -191,14 +193,19 @@ def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
 _PHOTOMETRIC, _WHITE_IS_ZERO = 262, 0
 
 
+def _is_white_is_zero(img: Image.Image) -> bool:
+    """Whether ``img`` is a TIFF whose 0 is white (PhotometricInterpretation 0)."""
+    tags = getattr(img, "tag_v2", None)
+    return img.format == "TIFF" and tags is not None and tags.get(_PHOTOMETRIC) == _WHITE_IS_ZERO
+
+
 def _white_is_zero(img: Image.Image, arr: np.ndarray) -> np.ndarray:
     """A 16- or 32-bit gray TIFF whose 0 is white (PhotometricInterpretation 0) as black
     is 0: Pillow inverts such 8-bit files itself, not these (they were read as negatives
     and no face found)."""
-    tags = getattr(img, "tag_v2", None)
-    if img.format != "TIFF" or tags is None or tags.get(_PHOTOMETRIC) != _WHITE_IS_ZERO:
+    if not _is_white_is_zero(img):
         return arr
-    bits = tags.get(258, 16)
+    bits = img.tag_v2.get(258, 16)  # type: ignore[attr-defined]
     bits = int(bits[0] if isinstance(bits, tuple) else bits)
     return (2 ** min(bits, 32) - 1) - arr.astype(np.int64)
 
@@ -398,8 +405,14 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         raise ImageTooLargeError(name, _too_large(size, limit)) from exc
     except UnidentifiedImageError as exc:
         fh.seek(0)
-        if _looks_like_video(fh.read(12)):
+        head = fh.read(64)
+        if _looks_like_video(head[:12]):
             raise ImageError(name, "a video, not an image (exprsim video reads videos)") from exc
+        kind = _image_signature(head)
+        if kind:  # a half-copied AVIF was "not an image"
+            raise ImageError(
+                name, f"corrupt or truncated image ({kind} file cut short or damaged)"
+            ) from exc
         raise ImageError(name, "not an image or unsupported format") from exc
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
@@ -448,6 +461,30 @@ def sniff(head: bytes) -> str | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # matroska / webm
         return "video"
     return None
+
+
+#: the first bytes of image files, by format
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _image_signature(head: bytes) -> str:
+    """The image format whose signature ``head`` starts with (``""``: none known)."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    brands = _ftyp_brands(head)
+    if {b"avif", b"avis"} & brands:
+        return "AVIF"
+    return "HEIF" if brands & set(_HEIF_BRANDS) else ""
 
 
 def _looks_like_video(head: bytes) -> bool:

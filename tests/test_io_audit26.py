@@ -1,0 +1,39 @@
+"""Round 26 (docs/robustness.md): decoding."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from exprsim.io import decode_image
+
+
+def test_a_white_is_zero_float_tiff_reads_as_it_displays() -> None:
+    g = np.tile(np.linspace(0.0, 1.0, 32, dtype=np.float32), (16, 1))  # left dark, right light
+    plain, inverted = io.BytesIO(), io.BytesIO()
+    Image.fromarray(g).save(plain, format="TIFF")
+    Image.fromarray(1.0 - g).save(inverted, format="TIFF", tiffinfo={262: 0})  # 1.0 is black
+    want = decode_image(plain.getvalue(), "f.tif")
+    got = decode_image(inverted.getvalue(), "wf.tif")
+    assert got[:, 0].mean() < 10 and got[:, -1].mean() > 245  # was its negative
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_a_half_copied_avif_is_called_truncated_not_a_non_image() -> None:
+    import pytest
+    from PIL import features
+
+    from exprsim.errors import ImageError
+    from exprsim.samples import sample_path
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    out = io.BytesIO()
+    Image.open(sample_path("grace_hopper.jpg")).save(out, format="AVIF")
+    half = out.getvalue()[: len(out.getvalue()) // 2]
+    with pytest.raises(ImageError, match=r"corrupt or truncated image \(AVIF file cut short"):
+        decode_image(half, "half.avif")  # was "not an image or unsupported format"
+    with pytest.raises(ImageError, match="not an image or unsupported format"):
+        decode_image(b"hello, not a picture at all", "x.avif")
