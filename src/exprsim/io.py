@@ -373,16 +373,51 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     return _decode(io.BytesIO(data), name, max_pixels)
 
 
+def _ico_png_pixels(fh: BinaryIO) -> int:
+    """The most pixels among the PNG images inside an ICO file, from their own headers
+    (0 for any other file; ``fh`` left where it was). The directory's sizes are one byte
+    each, and Pillow decodes an icon's image when it opens the file: a 6000x6000 PNG behind
+    a 16x16 entry was decoded before the pixel limit saw it."""
+    where = fh.tell()
+    try:
+        head = fh.read(6)
+        if head[:4] != b"\x00\x00\x01\x00":  # an ICO directory (CUR files are 2)
+            return 0
+        count = int.from_bytes(head[4:6], "little")
+        offsets = []
+        for _ in range(min(count, 256)):
+            entry = fh.read(16)
+            if len(entry) < 16:
+                break
+            offsets.append(int.from_bytes(entry[12:16], "little"))
+        most = 0
+        for offset in offsets:
+            fh.seek(offset)
+            png = fh.read(24)
+            if png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR":
+                w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+                most = max(most, w * h)
+        return most
+    finally:
+        fh.seek(where)
+
+
 def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
     """:func:`decode_image` of an open binary file (bytes in memory, or a file on disk:
     Pillow reads only what it needs)."""
     limit = _decode_limit(max_pixels)
     _check_heif(fh, name)
+    hidden = _ico_png_pixels(fh)
+    if hidden > limit:  # an icon's PNG larger than its directory says, decoded by open
+        raise ImageTooLargeError(name, _too_large(str(hidden), limit))
     size = ""  # the image's size, once its header is read
     try:
         with warnings.catch_warnings():
             # the limit is checked below, from the header: Pillow's warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # an icon's PNG of another size than its directory entry: it is read at its own
+            # size (checked against the limit first, _ico_png_pixels)
+            warnings.filterwarnings("ignore", "Image was not the expected size")
             with _codec_errors(name):
                 img = Image.open(fh)
             with img:
