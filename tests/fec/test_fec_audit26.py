@@ -175,3 +175,33 @@ def test_fec_train_config_refuses_bad_margins_and_agreements():
     with pytest.raises(ValueError, match="agreement must be strong, weak or none"):
         FECTrainConfig(agreement="bogus")
     assert FECTrainConfig(agreement="weak", margins=(0, 0.2, 0.2)).agreement == "weak"
+
+
+def test_evaluate_fec_warns_of_repeated_rows(tmp_path, caplog):
+    import logging
+
+    from exprsim.fec.evaluate import evaluate_fec
+    from exprsim.training.fec import train_fec
+
+    csv, data, _ = _fec_run(tmp_path, 24)
+    train_fec(_fec_cfg(csv, data, 1, log_every=1), tmp_path / "run", progress=False)
+    lines = csv.read_text().splitlines()
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([*lines, lines[0]]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        evaluate_fec(tmp_path / "run", twice, data)
+    assert "1 row(s) repeat an earlier row" in caplog.text  # was counted twice silently
+
+
+def test_a_sampler_that_must_repeat_triplets_says_so(caplog):
+    import logging
+
+    import numpy as np
+
+    from exprsim.fec.dataset import BalancedTripletSampler
+
+    with caplog.at_level(logging.WARNING):
+        sampler = BalancedTripletSampler(np.array([0] * 40 + [1] * 3 + [2] * 40), per_type=30)
+    assert "only 3 two-class triplets, fewer than the 30" in caplog.text
+    batch = sampler.batch(0)
+    assert len(batch) == 90 and len(set(batch.tolist())) < 90  # the repeats it warned of

@@ -183,6 +183,18 @@ class BalancedTripletSampler:
         empty = [TYPE_NAMES[k] for k in range(3) if len(self.by_type[k]) == 0]
         if empty:
             raise DataError(f"no {'/'.join(empty)}-class triplets to balance batches with")
+        few = [
+            f"{len(self.by_type[k])} {TYPE_NAMES[k]}"
+            for k in range(3)
+            if len(self.by_type[k]) < per_type
+        ]
+        if few:  # each batch then holds some triplet more than once
+            log.warning(
+                "only %s-class triplets, fewer than the %d of each type a batch takes: "
+                "batches repeat them",
+                " / ".join(few),
+                per_type,
+            )
 
     @property
     def batch_size(self) -> int:

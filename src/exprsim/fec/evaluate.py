@@ -160,7 +160,7 @@ def evaluate_fec(
         DataError: missing CSV or crops.
         ModelError: the model cannot be loaded.
     """
-    from exprsim.fec.dataset import FecTripletDataset
+    from exprsim.fec.dataset import FecTripletDataset, repeated_rows
     from exprsim.metrics import triplet_accuracy
     from exprsim.models.embedder import Embedder, load_model
 
@@ -171,6 +171,14 @@ def evaluate_fec(
         embedder = load_model(str(embedder_or_model_dir), device=device, batch_size=batch_size)
         name = f"{embedder_or_model_dir} ({embedder.config.name_version})"
     table = parse_fec_csv(test_csv)
+    repeats = repeated_rows(table)
+    if repeats["duplicate_rows"]:  # as `fec stats` says: each copy is scored again
+        log.warning(
+            "%s: %d row(s) repeat an earlier row (the same faces, type and votes); each copy "
+            "counts in the accuracy and the human baseline as `fec stats` counts it",
+            test_csv,
+            repeats["duplicate_rows"],
+        )
     data = FecTripletDataset(table, crops_dir, agreement)
     emb, pos = embed_dataset(embedder, data)
     acc = triplet_accuracy(emb, pos[:, 0], pos[:, 1], pos[:, 2], data.odd, data.ttype)
