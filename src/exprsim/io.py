@@ -1068,10 +1068,45 @@ def save_table(table: Any, path: str | Path) -> Path:
     if suffix == ".csv":
         frame.to_csv(path, index=False)
     elif suffix == ".parquet":
-        frame.to_parquet(path, index=False)
+        (_typed_empty(frame) if frame.empty else frame).to_parquet(path, index=False)
     else:
         path.write_text(records_json(frame, lines=suffix == ".jsonl"), encoding="utf-8")
     return path
+
+
+#: how the columns of an empty table are typed in Parquet, by name (the columns of
+#: exprsim's tables; any other is float64): a column with no value was typed ``null``, and
+#: a folder holding an empty table beside others could not be read as one dataset
+_TEXT_COLUMNS = frozenset(
+    {"source", "reasons", "crop", "label", "tags", "best", "frame_file", "model", "detector"}
+    | {"sha256", "path", "tag", "name", "error", "emotion_1", "emotion_2", "emotion_3"}
+)
+_INT_COLUMNS = frozenset(
+    {"face", "frame", "slot", "person", "track", "rank", "face_id", "size", "mtime_ns"}
+    | {"cluster", "item", "support"}
+)
+_BOOL_COLUMNS = frozenset({"quality_ok"})
+
+
+def _typed_empty(frame: Any) -> Any:
+    """An empty table with each untyped (object) column typed by :data:`_TEXT_COLUMNS`,
+    :data:`_INT_COLUMNS`, :data:`_BOOL_COLUMNS`, else float64 (the embedding, box and score
+    columns); typed columns keep their type."""
+    import pandas as pd
+
+    def kind(column: str) -> str:
+        if column in _TEXT_COLUMNS:
+            return "string"
+        if column in _INT_COLUMNS:
+            return "int64"
+        return "bool" if column in _BOOL_COLUMNS else "float64"
+
+    return pd.DataFrame(
+        {
+            c: pd.Series([], dtype=kind(str(c)) if frame[c].dtype == object else frame[c].dtype)
+            for c in frame.columns
+        }
+    )
 
 
 def _whole_numbers_kept(frame: Any, rows: Sequence[Mapping[str, Any]]) -> Any:

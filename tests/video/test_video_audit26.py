@@ -127,3 +127,31 @@ def test_a_frame_file_name_that_is_not_utf8_is_written_escaped(face_patches, emb
     assert table["x1"].tolist() == pytest.approx([float(f.box[0]) for f in a.faces], rel=1e-12)
     whole = pd.read_parquet(tmp_path / "out" / "faces.parquet")
     assert whole["sharpness"].tolist() == sharpness
+
+
+def test_an_empty_faces_parquet_reads_beside_a_full_one(
+    face_patches, embedder, clip_factory, tmp_path
+):
+    import pandas as pd
+
+    from .conftest import InterruptingDetector, numbered_frames
+
+    cfg = VideoConfig(fps=5, identity="iou")
+    empty = analyze_video(
+        clip_factory("blank26.mp4", numbered_frames(4), fps=5),
+        embedder,
+        cfg,
+        detector=InterruptingDetector(0),
+        classifier=None,
+    )
+    clip = clip_factory("grace26.mp4", [compose(face_patches, {"grace": LEFT})] * 4, fps=5)
+    full = analyze_video(clip, embedder, cfg, classifier=None)
+    empty.save(tmp_path / "a", html=False)
+    full.save(tmp_path / "b", html=False)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name / "faces.parquet").rename(shards / f"{name}.parquet")
+    # was "Unsupported cast from string to null": every column of the empty one typed null
+    both = pd.read_parquet(shards)
+    assert len(both) == len(full.faces) > 0
