@@ -58,7 +58,7 @@ def test_fec_evaluation_writes_json_and_fails_when_nothing_was_scored(
 def test_fec_crop_with_nothing_cropped_is_a_failure(tmp_path, capsys, monkeypatch):
     import exprsim.fec.crops as crops
 
-    report = SimpleNamespace(n_indexed=0, to_text=lambda: "crops: 0/4 faces")
+    report = SimpleNamespace(n_indexed=0, n_faces=4, to_text=lambda: "crops: 0/4 faces")
     monkeypatch.setattr(crops, "build_crops", lambda *a, **k: report)
     assert main(["fec", "crop", "x.csv", "--data", str(tmp_path)]) == 1
     assert "no face could be cropped" in capsys.readouterr().err
