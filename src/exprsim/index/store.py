@@ -407,8 +407,14 @@ def _embedding(value: Any, what: str) -> np.ndarray:
 
 
 #: a re-indexed face takes the label and tags of the face it replaces when their boxes
-#: overlap by more than this (IoU)
+#: overlap by more than this (IoU) and their embeddings are within :data:`CARRY_DISTANCE`
 CARRY_IOU = 0.5
+#: ... (Euclidean, unit embeddings): another photo saved under the same name, a stranger's
+#: face where the old one was, took its label (embeddings 1.3 apart); an edited photo's face
+#: stays within 0.2 or so
+CARRY_DISTANCE = 0.5
+#: what a re-index keeps of the faces it replaces (:func:`_carry_labels`)
+_KEPT_COLUMNS = "fa.x1, fa.y1, fa.x2, fa.y2, fa.label, fa.tags, fa.embedding"
 
 
 #: the columns of a stored face after ``file_id`` (``_face_row`` gives them in this order)
@@ -419,16 +425,24 @@ _STORED_COLUMNS = (
 
 
 def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
-    """Give the faces of ``file_id`` the labels and tags of ``old`` rows (``x1, y1, x2, y2,
-    label, tags``: the faces a re-index replaced) in the same places, one to one, best
-    overlap first."""
+    """Give the faces of ``file_id`` the labels and tags of ``old`` rows
+    (:data:`_KEPT_COLUMNS`: the faces a re-index replaced) in the same places and of about
+    the same look (:data:`CARRY_DISTANCE`), one to one, best overlap first."""
     from exprsim.faces.detect import box_iou
 
-    new = c.execute("SELECT id, x1, y1, x2, y2 FROM faces WHERE file_id = ?", (file_id,)).fetchall()
+    new = c.execute(
+        "SELECT id, x1, y1, x2, y2, embedding FROM faces WHERE file_id = ?", (file_id,)
+    ).fetchall()
+    if not new or not old:
+        return
     iou = box_iou(
-        np.array([r[:4] for r in old], np.float64), np.array([r[1:] for r in new], np.float64)
+        np.array([r[:4] for r in old], np.float64), np.array([r[1:5] for r in new], np.float64)
     )
     iou = np.nan_to_num(iou, nan=0.0)
+    old_emb = np.stack([_vector(r[6]) for r in old]).astype(np.float64)
+    new_emb = np.stack([_vector(r[5]) for r in new]).astype(np.float64)
+    apart = np.linalg.norm(old_emb[:, None, :] - new_emb[None, :, :], axis=2)
+    iou[~(apart <= CARRY_DISTANCE)] = 0.0
     while iou.size and iou.max() > CARRY_IOU:
         i, j = (int(v) for v in np.unravel_index(int(iou.argmax()), iou.shape))
         c.execute(
@@ -437,6 +451,32 @@ def _carry_labels(c: Any, file_id: int, old: Sequence[Any]) -> None:
         )
         iou[i, :] = 0.0
         iou[:, j] = 0.0
+
+
+def _require_faces(c: Any, ids: Sequence[int]) -> None:
+    """Refuse face ids the index does not hold (ids written out earlier, whose faces were
+    removed or re-indexed since): labelling them did nothing, without a word."""
+    for start in range(0, len(ids), 500):
+        part = [int(i) for i in ids[start : start + 500]]
+        marks = ", ".join("?" * len(part))
+        found = {int(r[0]) for r in c.execute(f"SELECT id FROM faces WHERE id IN ({marks})", part)}
+        missing = [i for i in part if i not in found]
+        if missing:
+            raise ExprsimError(
+                f"no face with id {missing[0]} in this index"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + ": face ids change when photos are removed or indexed again; nothing "
+                "was changed"
+            )
+
+
+def _carry_all(c: Any, kept: Mapping[str, Sequence[Any]]) -> None:
+    """:func:`_carry_labels` for each path of ``kept`` (a bulk load's replaced faces) to the
+    faces stored for it now."""
+    for path, rows in kept.items():
+        found = c.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        if found is not None:
+            _carry_labels(c, int(found[0]), rows)
 
 
 def not_utf8(file: bool = False) -> str:
@@ -1586,7 +1626,7 @@ class FaceIndex:
         if faces:
             self._claim_model(c, model)
         kept = c.execute(
-            "SELECT fa.x1, fa.y1, fa.x2, fa.y2, fa.label, fa.tags FROM faces fa"
+            f"SELECT {_KEPT_COLUMNS} FROM faces fa"
             " JOIN files f ON fa.file_id = f.id WHERE f.path = ?"
             " AND (fa.label IS NOT NULL OR fa.tags IS NOT NULL)",
             (key,),
@@ -1608,8 +1648,11 @@ class FaceIndex:
         )
         file_id = int(cur.fetchone()[0])
         if copy_of is not None:
+            # labels and tags too: the same photo under another name (a rename, then
+            # `--prune`, lost them with the old name's row)
             copied = c.execute(
-                f"INSERT INTO faces (file_id, {_STORED_COLUMNS}) SELECT ?, {_STORED_COLUMNS}"
+                f"INSERT INTO faces (file_id, {_STORED_COLUMNS}, label, tags)"
+                f" SELECT ?, {_STORED_COLUMNS}, label, tags"
                 " FROM faces WHERE file_id = ? ORDER BY face_index",
                 (file_id, copy_of),
             ).rowcount
@@ -1772,10 +1815,12 @@ class FaceIndex:
         with self._writer_lock():
             n_existing = len(self)
             with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
-                keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk)
+                kept: dict[str, list[Any]] = {}
+                keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk, kept)
                 if keep.any():  # before the copy: an emptied index takes the new model
                     self._claim_model(c, model)
                 n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
+                _carry_all(c, kept)
                 self._bump(c)
         n_new = int(keep.sum())
         return LoadReport(
@@ -1794,9 +1839,12 @@ class FaceIndex:
         sha: np.ndarray | None,
         replace: bool,
         chunk: int,
+        kept: dict[str, list[Any]],
     ) -> tuple[np.ndarray, int]:
         """Which sources of a bulk load to write (``keep``); deletes the stored files they
-        replace and returns how many."""
+        replace and returns how many. The labelled or tagged faces of those files go into
+        ``kept`` by path (:data:`_KEPT_COLUMNS`), for :func:`_carry_all` (a reload dropped
+        every label and tag of the photos it replaced)."""
         keep = np.ones(len(uniq), bool)
         if not c.execute("SELECT COUNT(*) FROM files").fetchone()[0]:
             return keep, 0
@@ -1816,7 +1864,14 @@ class FaceIndex:
                     drop.append(int(fid))
         for start in range(0, len(drop), chunk):
             gone = drop[start : start + chunk]
-            c.execute(f"DELETE FROM files WHERE id IN ({', '.join('?' * len(gone))})", gone)
+            marks = ", ".join("?" * len(gone))
+            for row in c.execute(
+                f"SELECT f.path, {_KEPT_COLUMNS} FROM faces fa JOIN files f ON fa.file_id = f.id"
+                f" WHERE f.id IN ({marks}) AND (fa.label IS NOT NULL OR fa.tags IS NOT NULL)",
+                gone,
+            ).fetchall():
+                kept.setdefault(str(row[0]), []).append(tuple(row[1:]))
+            c.execute(f"DELETE FROM files WHERE id IN ({marks})", gone)
         return keep, len(drop)
 
     def _copy_table(
@@ -1942,12 +1997,14 @@ class FaceIndex:
 
         Raises:
             ExprsimError: a label that is not a string, or holds control characters (a
-                NUL: no engine stores it as given); nothing is changed.
+                NUL: no engine stores it as given), or a face id the index does not hold
+                (:func:`_require_faces`); nothing is changed.
         """
         if label is not None:
             check_stored_text(label, "a label")
         ids = _face_ids(face_ids)
         with self._transaction() as c:
+            _require_faces(c, ids)
             c.executemany("UPDATE faces SET label = ? WHERE id = ?", [(label, i) for i in ids])
 
     def remove_tags(
@@ -2011,11 +2068,13 @@ class FaceIndex:
 
         Raises:
             ExprsimError: a tag that is not a non-empty UTF-8 string (:func:`check_tag_name`),
-                or a face id that is not an integer; nothing is changed.
+                or a face id that is not an integer or that the index does not hold
+                (:func:`_require_faces`); nothing is changed.
         """
         new = _tag_set(tags)
         ids = _face_ids(face_ids)
         with self._transaction() as c:
+            _require_faces(c, ids)
             for fid in ids:
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (fid,)).fetchone()
                 if row is None:
