@@ -92,3 +92,14 @@ def test_labelling_a_face_id_the_index_does_not_hold_is_refused(tmp_path):
             assert _annotations(ix)["img_00000.jpg"] == (None, ())  # all or nothing
         ix.set_label(real, "x")
         assert _annotations(ix)["img_00000.jpg"] == ("x", ())
+
+
+def test_index_info_prints_no_python_none(tmp_path, capsys):
+    from exprsim.cli import main
+
+    db = tmp_path / "faces.db"
+    with FaceIndex(db) as ix:
+        ix.add_table(embed_table(2))  # no ANN cache built yet: its backend is unknown
+    assert main(["index", "info", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out and "files" in out  # was "ann_backend       None"

@@ -587,7 +587,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
         print(json_text(doc), end="")  # strict: NaN as null
         return 0
     for k, v in info.to_dict().items():
-        print(f"{k:<18}{v}")
+        print(f"{k:<18}{'-' if v is None else v}")  # not Python's "None"
     for path, error in failed:
         print(f"failed: {printable(path)}: {error}")
     return 0
