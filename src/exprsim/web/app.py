@@ -258,14 +258,21 @@ class _State:
             )
         return self._detector
 
-    def _decode(self, path: Path) -> np.ndarray:
+    def _decode(self, path: Path, then: Any = None) -> tuple[np.ndarray, Any]:
+        """The photo at ``path`` and ``then(image)`` (``None``: nothing), inside one of
+        :attr:`decode_slots`: a decoded photo (100 MB and more) released its slot and then
+        waited for :attr:`model_lock`, so 30 uploads at once held 3.7 GB."""
         from exprsim.io import load_image
 
         with self.decode_slots:
-            return load_image(path, max_pixels=self.config.max_pixels)
+            image = load_image(path, max_pixels=self.config.max_pixels)
+            return image, (None if then is None else then(image))
 
-    async def image_upload(self, file: Any, keep: bool = False) -> tuple[np.ndarray, Any]:
-        """Store an uploaded photo and decode it: ``(H, W, 3)`` uint8 and the stored file.
+    async def image_upload(
+        self, file: Any, keep: bool = False, then: Any = None
+    ) -> tuple[np.ndarray, Any, Any]:
+        """Store an uploaded photo and decode it: ``(H, W, 3)`` uint8, the stored file and
+        ``then(image)`` (work on the image done before its decode slot is given back).
 
         ``keep``: the photo goes into the index, so it is stored by content (one copy per
         content, under the client's safe name); else under a random name, for the caller to
@@ -275,7 +282,7 @@ class _State:
 
         stored = await store_upload(file, self.uploads, self.max_bytes, ("image",), by_content=keep)
         try:
-            image = await run_in_threadpool(self._decode, stored.path)
+            image, done = await run_in_threadpool(self._decode, stored.path, then)
         except ImageError as exc:
             if not stored.duplicate:
                 stored.path.unlink(missing_ok=True)
@@ -284,7 +291,11 @@ class _State:
                     f"image larger than {self.config.max_pixels} pixels", 413
                 ) from exc
             raise
-        return image, stored
+        except BaseException:  # ``then`` failed: an upload not kept is not left behind
+            if not keep:
+                stored.path.unlink(missing_ok=True)
+            raise
+        return image, stored, done
 
     def faces_of(self, image: np.ndarray) -> list[Any]:
         with self.model_lock:
@@ -314,11 +325,9 @@ class _State:
     async def uploaded_faces(self, file: Any) -> tuple[np.ndarray, list[Any], str]:
         """Decode an uploaded photo (not kept) and find its faces: the image, its faces and
         the SHA-256 of its bytes (an indexed file of that content is the same photo)."""
-        from starlette.concurrency import run_in_threadpool
-
-        image, stored = await self.image_upload(file)
+        image, stored, faces = await self.image_upload(file, then=self.faces_of)
         stored.path.unlink(missing_ok=True)
-        return image, await run_in_threadpool(self.faces_of, image), stored.sha256
+        return image, faces, stored.sha256
 
     def face_json(self, fe: Any, proba: np.ndarray | None) -> dict[str, Any]:
         f, q = fe.aligned.face, fe.aligned.quality
@@ -867,7 +876,8 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/index")
     async def index_add(file: UploadFile = File(...)) -> dict[str, Any]:
-        _, stored = await st.image_upload(file, keep=True)
+        # checked (decoded), then let go: add_to_index decodes it again in its turn
+        stored = (await st.image_upload(file, keep=True))[1]
         # the event loop keeps serving meanwhile
         report = await run_in_threadpool(st.add_to_index, stored)
         # the name it is stored and shown under (hits, tags), not the client's raw one

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,19 +148,15 @@ async def store_upload(
             raise UploadError(f"not {article} {wanted} (judged by its content)", 415)
         if by_content:
             key = digest.hexdigest()[:24]
-            for existing in sorted(folder.glob(f"{key}-*")):
-                if existing.is_file():
-                    tmp.unlink()
-                    return StoredUpload(existing, kind, name, size, True, digest.hexdigest())
-            final = folder / f"{key}-{safe_name(name)}"
             # kept (the index names it): on disk before its name, off the event loop
-            await asyncio.to_thread(sync_file, tmp)
+            final, copy = await asyncio.to_thread(_keep_once, tmp, folder, key, name)
+            if copy:
+                return StoredUpload(final, kind, name, size, True, digest.hexdigest())
+            await asyncio.to_thread(sync_folder, folder)
         else:
             suffix = {"image": ".img", "video": ".vid"}[kind]
             final = folder / f"{secrets.token_hex(12)}{suffix}"
-        os.replace(tmp, final)
-        if by_content:
-            await asyncio.to_thread(sync_folder, folder)
+            os.replace(tmp, final)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise storage_error(exc) from exc
@@ -167,6 +164,26 @@ async def store_upload(
         tmp.unlink(missing_ok=True)
         raise
     return StoredUpload(final, kind, name, size, sha256=digest.hexdigest())
+
+
+#: one kept upload at a time between "is this content stored?" and its rename: two
+#: requests with the same photo at once both found none and both were indexed
+_KEEP_LOCK = threading.Lock()
+
+
+def _keep_once(tmp: Path, folder: Path, key: str, name: str) -> tuple[Path, bool]:
+    """Give the upload ``tmp`` (content key ``key``) its kept name, synced first, or, when
+    a file of that content is stored already, drop it: ``(the stored file, it was a
+    copy)``."""
+    with _KEEP_LOCK:
+        for existing in sorted(folder.glob(f"{key}-*")):
+            if existing.is_file():
+                tmp.unlink()
+                return existing, True
+        final = folder / f"{key}-{safe_name(name)}"
+        sync_file(tmp)
+        os.replace(tmp, final)
+        return final, False
 
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full

@@ -1,0 +1,71 @@
+"""Round 26 (docs/robustness.md): the same photo uploaded twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+
+from exprsim.web import uploads
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
+
+
+class _Upload:
+    def __init__(self, data: bytes, filename: str) -> None:
+        self._buf = io.BytesIO(data)
+        self.filename = filename
+
+    async def read(self, n: int) -> bytes:
+        await asyncio.sleep(0)  # the other request runs between chunks
+        return self._buf.read(n)
+
+
+def test_one_photo_uploaded_twice_at_once_is_kept_once(tmp_path: Path, monkeypatch) -> None:
+    real = uploads.sync_file
+
+    def slow_sync(path: Path) -> None:  # an fsync takes a while: the window of the race
+        time.sleep(0.05)
+        real(path)
+
+    monkeypatch.setattr(uploads, "sync_file", slow_sync)
+
+    async def both():
+        return await asyncio.gather(
+            *(
+                uploads.store_upload(_Upload(PNG, name), tmp_path, 1 << 20, ("image",), True)
+                for name in ("a.png", "b.png")
+            )
+        )
+
+    first, second = asyncio.run(both())
+    kept = [p.name for p in tmp_path.iterdir()]
+    assert len(kept) == 1, kept  # was two files: the photo indexed twice
+    assert sorted([first.duplicate, second.duplicate]) == [False, True]
+    assert first.path == second.path
+
+
+def test_a_decoded_photo_keeps_its_decode_slot_until_its_faces_are_found(
+    make_client, photo, monkeypatch
+) -> None:
+    import exprsim.web.app as web_app
+
+    real = web_app._State.faces_of
+    free: list[int] = []
+
+    def faces_of(self, image):
+        free.append(self.decode_slots._value)  # slots free while the faces are found
+        return real(self, image)
+
+    monkeypatch.setattr(web_app._State, "faces_of", faces_of)
+    client = make_client()
+    r = client.post("/api/faces", files={"file": photo()})
+    assert r.status_code == 200, r.text
+    # was 2: the slot was given back at once, and decoded photos (100 MB and more each)
+    # piled up waiting for the model (3.7 GB for 30 uploads at once)
+    assert free == [1]
