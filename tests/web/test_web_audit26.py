@@ -69,3 +69,15 @@ def test_a_decoded_photo_keeps_its_decode_slot_until_its_faces_are_found(
     # was 2: the slot was given back at once, and decoded photos (100 MB and more each)
     # piled up waiting for the model (3.7 GB for 30 uploads at once)
     assert free == [1]
+
+
+def test_a_query_parameter_the_route_does_not_take_is_refused(make_client, photo) -> None:
+    client = make_client()
+    r = client.post("/api/search?top_k=1", files={"file": photo()})
+    assert r.status_code == 422 and "unknown query parameter `top_k`" in r.text  # was 200
+    r = client.post("/api/tags?face=2", data={"name": "x"}, files={"file": photo()})
+    assert r.status_code == 422 and "a form field here" in r.text  # was face 0, tagged
+    assert client.get("/api/health?x=1").status_code == 422
+    assert client.get("/api/health").status_code == 200
+    r = client.post("/api/search?k=1&face=0", files={"file": photo()})
+    assert r.status_code == 200, r.text  # what it takes still goes

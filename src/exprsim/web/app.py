@@ -366,6 +366,43 @@ def _nth_face(found: list[Any], face: int) -> Any:
     return found[face]
 
 
+def _with_request(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``check`` as a FastAPI dependency taking the request (its parameter typed as
+    Starlette's ``Request`` in a signature FastAPI reads: this module's annotations are
+    text, and FastAPI is an optional extra, imported late)."""
+    import inspect
+
+    from starlette.requests import Request
+
+    async def dependency(request: Any) -> None:
+        await check(request)
+
+    param = inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+    )
+    dependency.__signature__ = inspect.Signature([param])  # type: ignore[attr-defined]
+    return dependency
+
+
+async def _known_query(request: Any) -> None:
+    """Refuse (422) a query parameter the route does not take: it was ignored without a
+    word (``/api/search?top_k=1`` searched 12, ``/api/tags?face=2`` tagged face 0, whose
+    ``face`` is a form field)."""
+    from fastapi import HTTPException
+
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    taken = {p.alias for p in dependant.query_params}
+    unknown = sorted(set(request.query_params) - taken)
+    if unknown:
+        where = f"this route takes {', '.join(sorted(taken))}" if taken else "none is taken here"
+        form = {p.alias for p in dependant.body_params} & set(unknown)
+        hint = f" ({', '.join(sorted(form))}: a form field here)" if form else ""
+        raise HTTPException(422, f"unknown query parameter `{unknown[0][:64]}`{hint}; {where}")
+
+
 def create_app(
     config: ServeConfig,
     embedder: Any = None,
@@ -388,10 +425,13 @@ def create_app(
             "the web app needs its extra: pip install 'exprsim[web]'"
         ) from exc
 
+    from fastapi import Depends
+
     from exprsim import __version__
 
     st = _State(config, embedder, clock)
     app = FastAPI(
+        dependencies=[Depends(_with_request(_known_query))],
         title="exprsim",
         version=__version__,
         openapi_url="/api/openapi.json",
