@@ -81,3 +81,20 @@ def test_a_query_parameter_the_route_does_not_take_is_refused(make_client, photo
     assert client.get("/api/health").status_code == 200
     r = client.post("/api/search?k=1&face=0", files={"file": photo()})
     assert r.status_code == 200, r.text  # what it takes still goes
+
+
+def test_messages_say_what_happened(make_client, photo) -> None:
+    client = make_client()
+    assert client.post("/api/index", files={"file": photo()}).status_code == 200
+    # the same photo searched: its own faces left out, and said so (was {"hits": []} alone)
+    r = client.post("/api/search", files={"file": photo()}).json()
+    assert r["hits"] == [] and sum(r["excluded"].values()) >= 1
+    again = client.post("/api/index", files={"file": photo()}).json()
+    assert again["skipped"] == 1  # the page now says "already in the index" for it
+    assert "already in the index" in client.get("/").text
+    # one face indexed, three clusters asked for: the answer says why it has one
+    r = client.get("/api/summary?n=3").json()
+    assert len(r["clusters"]) == 1 and "not 3" in r["note"]
+    # an unknown tag's 404 names it cut short (was repeated whole)
+    r = client.get("/api/tags/" + "x" * 5000 + "/faces")
+    assert r.status_code == 404 and len(r.text) < 300

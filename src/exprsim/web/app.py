@@ -384,6 +384,12 @@ def _with_request(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return dependency
 
 
+def _shown(name: str, limit: int = 80) -> str:
+    """``name`` quoted for a message, cut to ``limit`` characters (a 404 repeated a tag
+    name of 10,000 characters whole)."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 async def _known_query(request: Any) -> None:
     """Refuse (422) a query parameter the route does not take: it was ignored without a
     word (``/api/search?top_k=1`` searched 12, ``/api/tags?face=2`` tagged face 0, whose
@@ -887,15 +893,17 @@ def _add_face_routes(app: Any, st: _State) -> None:
         _, found, digest = await st.uploaded_faces(file)
         query = _nth_face(found, face)
 
-        def run() -> list[Any]:
+        def run() -> tuple[list[Any], dict[str, int]]:
             with st.index() as ix:
                 if not len(ix):
-                    return []
+                    return [], {}
                 # as `exprsim search`: the indexed copies of the photo itself are left out
                 res = search(query, ix, k=k, embedder=st.embedder, query_sha256=digest)
-            return list(res.hits)
+            return list(res.hits), dict(res.excluded)
 
-        return {"hits": [_hit_json(h) for h in await run_in_threadpool(run)]}
+        hits, excluded = await run_in_threadpool(run)
+        # as `exprsim search` prints them: why a search of an indexed photo finds nothing
+        return {"hits": [_hit_json(h) for h in hits], "excluded": excluded}
 
     @app.get("/api/thumbs/{face_id}")
     def thumb(face_id: int) -> Response:
@@ -970,7 +978,13 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     records, s = album
     if not records:
         return {"clusters": [], "faces": 0}
-    return {
+    doc: dict[str, Any] = {}
+    if len(s.clusters) < n:  # fewer distinct faces than clusters asked for: said, not only logged
+        doc["note"] = (
+            f"{len(s.clusters)} cluster(s), not {n}: the index holds only "
+            f"{len(s.clusters)} distinct face(s) among {len(records)}"
+        )
+    return doc | {
         "faces": len(records),
         "clusters": [
             {
@@ -1061,7 +1075,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             ids, emb = ix.embeddings()
             refs = [r for r in tagger.references() if r.name == name]
             if not refs:
-                return JSONResponse({"error": f"no tag {name!r}"}, status_code=404)
+                return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
             ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
             d = np.sqrt(((emb[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) if len(ids) else ids
             keep = np.flatnonzero(d < limit)
@@ -1083,7 +1097,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             names = tagger.names()
             name = _stored_tag_name(name, names)
             if name not in set(names):  # as the GET route and `exprsim tag remove`
-                return JSONResponse({"error": f"no tag {name!r}"}, status_code=404)
+                return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
             return {"removed": tagger.remove(name)}
 
 

@@ -151,7 +151,9 @@ dropzone('drop', async (files) => {
       if (document.getElementById('keep').checked) {
         const fd2 = new FormData(); fd2.append('file', f);
         const added = await api('/api/index', {method: 'POST', body: fd2});
-        sec.append(el('p', {class: 'meta'}, 'indexed: ' + added.added_faces + ' face(s)'));
+        sec.append(el('p', {class: 'meta'}, added.skipped
+          ? 'already in the index: not added again'
+          : 'indexed: ' + added.added_faces + ' face(s)'));
       }
     } catch (e) { sec.append(el('p', {class: 'err'}, e.message)); }
   }
