@@ -113,7 +113,10 @@ class LoginLimiter:
     A client may fail at most ``max_failures`` times within any ``window_s`` seconds; then
     its attempts are refused, right token or not, until its oldest failure in the window
     leaves it. Refused attempts are not counted (a user who keeps trying is not locked out
-    for longer). A successful login forgets the client's failures. At most ``max_clients``
+    for longer). A successful login does not forget the client's failures: they leave the
+    window on their own (a right token in between, an API client's behind the same proxy or
+    an attacker's own known one, reset the count: 4 wrong, 1 right, 24 wrong guesses in a
+    few seconds and never a refusal). At most ``max_clients``
     clients are remembered (the one whose last failure is oldest is forgotten first).
 
     Clients are told apart by address only (the web app passes an IPv6 client's /64
@@ -148,8 +151,8 @@ class LoginLimiter:
         wrong, in one step (two attempts at once cannot both slip under the limit).
 
         Returns 0 when the attempt is allowed (and recorded: a failure counts, a success
-        clears the client's failures), else the whole seconds (>= 1) before the client may
-        try again; a refused attempt changes nothing.
+        leaves the failures as they are), else the whole seconds (>= 1) before the client
+        may try again; a refused attempt changes nothing.
         """
         with self._lock:
             now = self._clock()
@@ -161,7 +164,6 @@ class LoginLimiter:
                 if len(recent) >= self.max_failures:
                     return max(1, math.ceil(recent[0] + self.window_s - now))
             if succeeded:
-                self._failures.pop(client, None)
                 return 0
             if recent is None:
                 recent = self._failures[client] = deque(maxlen=self.max_failures)
