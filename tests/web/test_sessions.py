@@ -318,3 +318,9 @@ def test_serve_secure_cookie_flag_reaches_the_app(tmp_path, monkeypatch):
     assert seen.pop("cfg").secure_cookie
     assert main(["-q", "serve", "--db", db, "--port", "0"]) == 0
     assert not seen["cfg"].secure_cookie
+
+
+def test_an_empty_token_gets_the_login_page_back(client):
+    r = client.post("/login", data={"token": ""}, follow_redirects=False)
+    assert r.status_code == 401 and "wrong token" in r.text  # was a raw JSON 422
+    assert "required" in client.get("/login").text

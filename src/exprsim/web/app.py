@@ -731,7 +731,7 @@ def _add_login_routes(app: Any, st: _State) -> None:
         return pages.login()
 
     @app.post("/login")
-    def login(request: Request, token: str = Form(...)) -> Any:
+    def login(request: Request, token: str = Form("")) -> Any:  # empty: a wrong token, the page
         client = _client(request)
         ok = _token_matches(token, config.token)
         wait = st.logins.attempt(client, ok)

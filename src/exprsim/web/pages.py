@@ -103,7 +103,7 @@ def login(error: str = "") -> str:
     return _page(
         "Log in",
         f"{msg}<form method='post' action='/login'><label>Token "
-        "<input type='password' name='token' autofocus></label> <button>Log in</button></form>",
+        "<input type='password' name='token' autofocus required></label> <button>Log in</button></form>",
     )
 
 
