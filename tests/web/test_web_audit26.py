@@ -98,3 +98,13 @@ def test_messages_say_what_happened(make_client, photo) -> None:
     # an unknown tag's 404 names it cut short (was repeated whole)
     r = client.get("/api/tags/" + "x" * 5000 + "/faces")
     assert r.status_code == 404 and len(r.text) < 300
+
+
+def test_a_form_field_the_route_does_not_take_is_refused(make_client, photo) -> None:
+    client = make_client()
+    r = client.post("/api/search", data={"face": "2"}, files={"file": photo()})
+    assert r.status_code == 422 and "(a query parameter here)" in r.text  # was face 0
+    r = client.post("/api/tags", data={"name": "x", "colour": "red"}, files={"file": photo()})
+    assert r.status_code == 422 and "unknown form field `colour`" in r.text
+    ok = client.post("/api/tags", data={"name": "x", "face": "0"}, files={"file": photo()})
+    assert ok.status_code == 200, ok.text

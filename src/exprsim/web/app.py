@@ -391,9 +391,9 @@ def _shown(name: str, limit: int = 80) -> str:
 
 
 async def _known_query(request: Any) -> None:
-    """Refuse (422) a query parameter the route does not take: it was ignored without a
-    word (``/api/search?top_k=1`` searched 12, ``/api/tags?face=2`` tagged face 0, whose
-    ``face`` is a form field)."""
+    """Refuse (422) a query parameter or a form field the route does not take: it was
+    ignored without a word (``/api/search?top_k=1`` searched 12, ``/api/tags?face=2``
+    tagged face 0, whose ``face`` is a form field)."""
     from fastapi import HTTPException
 
     route = request.scope.get("route")
@@ -401,12 +401,25 @@ async def _known_query(request: Any) -> None:
     if dependant is None:
         return
     taken = {p.alias for p in dependant.query_params}
+    fields = {p.alias for p in dependant.body_params}
     unknown = sorted(set(request.query_params) - taken)
     if unknown:
         where = f"this route takes {', '.join(sorted(taken))}" if taken else "none is taken here"
-        form = {p.alias for p in dependant.body_params} & set(unknown)
-        hint = f" ({', '.join(sorted(form))}: a form field here)" if form else ""
+        hint = " (a form field here)" if unknown[0] in fields else ""
         raise HTTPException(422, f"unknown query parameter `{unknown[0][:64]}`{hint}; {where}")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if fields and kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        sent = set((await request.form()).keys())  # parsed already: cached
+        extra = sorted(sent - fields)
+        if (
+            extra and (FILE_FIELD in sent or FILE_FIELD not in fields)
+        ):  # no file: its hint  # `face` sent in the form of /api/search (a query parameter) was ignored
+            hint = " (a query parameter here)" if extra[0] in taken else ""
+            raise HTTPException(
+                422,
+                f"unknown form field `{extra[0][:64]}`{hint}; this route's form takes "
+                f"{', '.join(sorted(fields))}",
+            )
 
 
 def create_app(
