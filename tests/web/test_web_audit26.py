@@ -108,3 +108,14 @@ def test_a_form_field_the_route_does_not_take_is_refused(make_client, photo) -> 
     assert r.status_code == 422 and "unknown form field `colour`" in r.text
     ok = client.post("/api/tags", data={"name": "x", "face": "0"}, files={"file": photo()})
     assert ok.status_code == 200, ok.text
+
+
+def test_a_page_answers_with_a_page_when_the_index_is_gone(make_client, tmp_path) -> None:
+    client = make_client()
+    assert client.get("/").status_code == 200
+    (tmp_path / "faces.db").rename(tmp_path / "moved.db")
+    r = client.get("/")
+    assert r.status_code == 503 and r.headers["content-type"].startswith("text/html")
+    assert "index database is gone" in r.text  # was a raw JSON body
+    api = client.get("/api/health")
+    assert api.status_code == 503 and "error" in api.json()  # the API keeps its JSON

@@ -484,9 +484,17 @@ def _add_error_handlers(app: Any, st: _State) -> None:
     from starlette.exceptions import HTTPException
 
     @app.exception_handler(UploadError)
-    async def _upload_error(req: Request, exc: UploadError) -> JSONResponse:
+    async def _upload_error(req: Request, exc: UploadError) -> Any:
         if exc.status >= 500:
             log.warning("%s %s: %s", req.method, req.url.path, exc)
+        if req.method in ("GET", "HEAD") and not req.url.path.startswith("/api/"):
+            from fastapi.responses import HTMLResponse
+
+            from exprsim.web import pages
+
+            # a page (the index gone under the server) answers with a page, not raw JSON
+            page = pages.unavailable(str(exc))
+            return HTMLResponse(page, status_code=exc.status, headers=exc.headers)
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)

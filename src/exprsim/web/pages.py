@@ -107,6 +107,11 @@ def login(error: str = "") -> str:
     )
 
 
+def unavailable(error: str) -> str:
+    """A page's answer when the server cannot serve it (the index gone, locked...)."""
+    return _page("Unavailable", f"<p class='err'>{html.escape(error)}</p>")
+
+
 def home(info: dict[str, Any]) -> str:
     """The Photos page; ``info``: :meth:`IndexInfo.to_dict` of the index (its keys are read
     by name, so a renamed key fails loudly instead of showing an empty index)."""
