@@ -6,6 +6,7 @@ folders and gathers one table row per face (``exprsim faces`` is a thin shell ov
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -374,12 +375,39 @@ def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
     """Whether a file where the ``faces`` crops named ``stem`` go in ``folder`` is not this
     photo's (``source`` its :func:`photo_key`): another photo's crop, or a file exprsim
     did not write (a photo of the user's, a crop of an exprsim before the mark). Such a
-    file is kept, and the crops take another name."""
+    file is kept, and the crops take another name.
+
+    A free name is claimed at once (an empty file, created only if none is there): two
+    runs into one folder whose photos share a name both found ``x_0.png`` free and the
+    later wrote over the earlier's crop. A claim another run made first is an empty file,
+    not this photo's: taken. Claims of a name given up are removed."""
+    claimed: list[Path] = []
     for j in range(faces):
         path = folder / f"{stem}_{j}.png"
-        if os.path.lexists(path) and crop_owner(path) != source:
-            return True
+        if os.path.lexists(path):
+            if crop_owner(path) == source:
+                continue  # this photo's own crop: a rerun writes it again
+        else:
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                claimed.append(path)
+                continue
+            except FileExistsError:
+                pass  # another run claimed it this instant
+        for mine in claimed:
+            mine.unlink(missing_ok=True)
+        return True
     return False
+
+
+def _drop_claims(folder: Path, stem: str, faces: int) -> None:
+    """Remove the empty files :func:`_taken` claimed for crops named ``stem`` (a write
+    failed: those crops are not there)."""
+    for j in range(faces):
+        path = folder / f"{stem}_{j}.png"
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                path.unlink()
 
 
 def _write_crops(
@@ -408,6 +436,7 @@ def _write_crops(
         try:
             replace_atomically(crop_path, save, ".tmp", False)  # a rerun: made again
         except OSError as exc:
+            _drop_claims(out_dir, stem, len(faces))  # no empty file left where a crop goes
             exc.filename = str(crop_path)  # the crop's name, not its temporary's
             raise
         row["crop"] = printable(str(crop_path))  # undecodable bytes: an escape, not a failure
