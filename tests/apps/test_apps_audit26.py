@@ -86,3 +86,14 @@ def test_tagger_tag_walks_a_folder(tmp_path, stub):
         by_folder = tagger.tag([tmp_path / "imgs"], threshold=1e-3)  # was "is a directory"
     assert [(r.source, r.tags) for r in by_folder] == [(r.source, r.tags) for r in by_file]
     assert len(by_folder) == 2
+
+
+def test_a_summary_of_more_clusters_than_it_can_hold_is_refused_at_once():
+    from exprsim.apps.summarize import MAX_SUMMARY_CLUSTERS, summarize
+    from exprsim.errors import ExprsimError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(MAX_SUMMARY_CLUSTERS + 5, 4)).astype(np.float32)
+    with pytest.raises(ExprsimError, match="n_clusters must be at most 20,000"):
+        summarize(x, n_clusters=MAX_SUMMARY_CLUSTERS + 1, max_exact=10)  # was 1.6 GB and up
+    assert len(summarize(x[:50], n_clusters=5).clusters) == 5

@@ -293,6 +293,10 @@ def _scaled(x: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
 #: Above this many items, :func:`summarize` clusters an even sample of this size (the
 #: linkage needs memory quadratic in the items) and assigns the rest to the nearest centre.
 MAX_EXACT = 2000
+#: most clusters a summary makes: the linkage clusters at least that many faces at once,
+#: with memory growing with their square (20,000: 1.6 GB of distances; 100,000 asked for
+#: 40 GB and failed after minutes)
+MAX_SUMMARY_CLUSTERS = 20_000
 
 
 def summarize(
@@ -326,7 +330,8 @@ def summarize(
     Raises:
         ExprsimError: no items, non-finite or ragged embeddings, an all-zero embedding
             under a cosine method, ``"ward"`` with values beyond float32's range, an
-            unknown method, or ``n_clusters`` / ``max_exact`` not an integer >= 1.
+            unknown method, ``n_clusters`` / ``max_exact`` not an integer >= 1, or more
+            clusters than :data:`MAX_SUMMARY_CLUSTERS` (among distinct embeddings).
     """
     if method not in SUMMARY_METHODS:
         raise ExprsimError(
@@ -340,6 +345,12 @@ def summarize(
     max_exact = require_positive_int(max_exact, "max_exact")
     distinct = n_distinct(x, metric=spec.metric)  # copies of one photo are one face here
     k = min(int(n_clusters), distinct)
+    if k > MAX_SUMMARY_CLUSTERS:
+        raise ExprsimError(
+            f"n_clusters must be at most {MAX_SUMMARY_CLUSTERS:,} (a summary picks a few "
+            f"representatives; {k:,} clusters would need the distances of {k:,} faces at "
+            f"once), got {n_clusters}"
+        )
     if k < n_clusters:
         what = (
             count(n, "face") if distinct == n else f"{count(distinct, 'distinct face')} among {n}"
