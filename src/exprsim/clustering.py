@@ -52,14 +52,17 @@ def power_of_two_scale(x: np.ndarray, per_row: bool = False) -> tuple[np.ndarray
 
 def distinct_rows(x: np.ndarray, metric: str = "euclidean", decimals: int = 6) -> np.ndarray:
     """``(N, D)`` -> ``(N, D)`` keys whose equal rows are "the same face": for
-    ``metric="cosine"`` the rows' directions (unit rows), otherwise the rows divided by the
-    largest row norm, rounded to ``decimals``. Copies of one photo get equal keys at any
+    ``metric="cosine"`` the rows' directions (unit rows), otherwise the rows less their
+    mean, divided by the largest such row norm, rounded to ``decimals``. Copies of one photo get equal keys at any
     scale (1e-7 or 1e200 as well as unit embeddings); an all-zero array is one key."""
     if metric == "cosine":
         scaled, _ = power_of_two_scale(x, per_row=True)
         norms = np.sqrt((scaled * scaled).sum(axis=1, keepdims=True))
     else:
-        scaled, _ = power_of_two_scale(x)
+        # centred first: rows far from the origin (an offset of 1e6 on a spread of 0.05)
+        # rounded to one key, and a summary of three clusters came out as one
+        x = np.asarray(x, dtype=np.float64)
+        scaled, _ = power_of_two_scale(x - x.mean(axis=0) if len(x) else x)
         norms = np.sqrt((scaled * scaled).sum(axis=1)).max(initial=0.0, keepdims=True)
     return np.asarray(scaled / np.where(norms > 0, norms, 1.0)).round(decimals)
 

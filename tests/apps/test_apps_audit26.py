@@ -97,3 +97,45 @@ def test_a_summary_of_more_clusters_than_it_can_hold_is_refused_at_once():
     with pytest.raises(ExprsimError, match="n_clusters must be at most 20,000"):
         summarize(x, n_clusters=MAX_SUMMARY_CLUSTERS + 1, max_exact=10)  # was 1.6 GB and up
     assert len(summarize(x[:50], n_clusters=5).clusters) == 5
+
+
+def _blob(rng, m, centre, spread=0.2):
+    x = rng.normal(size=(m, 16)) * spread + centre
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("covariance", ["full", "tied"])
+def test_bic_keeps_a_class_of_one_mode_whole_with_full_or_tied_covariances(covariance):
+    from exprsim.apps.subclasses import split_classes
+
+    for m in (20, 40):
+        x = _blob(np.random.default_rng(0), m, 1.0)
+        got = split_classes(x, np.zeros(m, int), covariance_type=covariance).n_components
+        assert got == {0: 1}, (m, got)  # "full" gave 3 to 5 sub-classes of one blob
+    rng = np.random.default_rng(1)
+    two = np.vstack([_blob(rng, 50, np.eye(16)[0], 0.05), _blob(rng, 50, np.eye(16)[1], 0.05)])
+    assert split_classes(two, np.zeros(100, int), covariance_type=covariance).n_components == {
+        0: 2
+    }  # two modes are still found
+
+
+def test_summaries_far_from_the_origin_keep_their_clusters():
+    from exprsim.apps.summarize import summarize
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([_blob(rng, 30, np.eye(16)[k], 0.05) for k in range(3)])
+    near = summarize(x, 3, "ward").labels
+    far = summarize(x + 1e6, 3, "ward").labels  # was 1 cluster: "only 1 distinct face"
+    assert len(set(far.tolist())) == 3
+    assert (far == near).all()
+
+
+def test_a_cosine_centre_does_not_lean_to_longer_rows():
+    from exprsim.apps.summarize import summarize
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([_blob(rng, 10, np.eye(16)[0], 0.3), _blob(rng, 10, np.eye(16)[1], 0.3)])
+    longer = x.copy()
+    longer[[3, 15]] *= 50  # the same directions
+    a, b = summarize(x, 2), summarize(longer, 2)
+    assert [c.representative for c in a.clusters] == [c.representative for c in b.clusters]

@@ -223,6 +223,18 @@ def _check_id_room(classes: np.ndarray, stride: int | None) -> np.ndarray:
     return classes
 
 
+def _covariance_room(m: int, d: int, covariance_type: str) -> int:
+    """Most components a class of ``m`` faces of ``d`` dimensions can be fit with such
+    covariances: a full ``d x d`` covariance needs twice ``d + 1`` faces per component
+    (``d + 1`` to be determined at all), a tied one ``d`` in all and 5 more per component (below that the regularised, nearly singular
+    fit wins the likelihood, and BIC split a class of one mode into 2 to 5)."""
+    if covariance_type == "full":
+        return max(1, m // (2 * (d + 1)))
+    if covariance_type == "tied":
+        return max(1, (m - d) // 5)
+    return m
+
+
 def split_classes(
     emb: np.ndarray,
     labels: np.ndarray,
@@ -249,6 +261,7 @@ def split_classes(
             sub-classes contiguously in class order.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
+            (and with ``"full"`` covariances ``m // (2 (D + 1))``, ``"tied"`` ``(m - D) // 5``)
             components (BIC is degenerate when components approach single faces), never
             more than it has distinct faces, and with ``"bic"`` no component of fewer faces.
 
@@ -284,6 +297,7 @@ def split_classes(
         # no more components than distinct faces: copies of one photo cannot be split (and
         # the mixture's k-means start warns on them)
         cap = max(1, min(len(idx) // max(min_per_component, 1), n_distinct(xc)))
+        cap = min(cap, _covariance_room(len(idx), x.shape[1], covariance_type))
         comp, order, tried = _split_one_class(
             xc, n_components, max_components, cap, stride, covariance_type, seed, n_init,
             min_size=min_per_component,

@@ -218,6 +218,12 @@ def _distance_to(x: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _centre(x: np.ndarray, metric: str) -> np.ndarray:
+    """The centre of rows ``x``: their mean, or for the cosine metric the direction of the
+    mean of their directions (a row 50 times longer pulled the centre and so the
+    representative, though clustering ignores lengths)."""
+    if metric == "cosine":
+        rows, _ = power_of_two_scale(x, per_row=True)
+        x = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
     centre = x.mean(axis=0)
     if metric == "cosine":  # scaled by a power of two first (exact), so a tiny mean is unit too
         centre = power_of_two_scale(centre[None, :], per_row=True)[0][0]
@@ -364,9 +370,19 @@ def summarize(
         raw = _agglomerate(x, k, spec)
     else:  # bounded memory: cluster a sample, then give every item its nearest centre
         raw = _sampled_labels(x, k, max(max_exact, k), spec)
+    labels, clusters = _ranked_clusters(x, raw, spec, exponent)
+    return Summary(method=method, labels=labels, clusters=tuple(clusters), items=kept)
+
+
+def _ranked_clusters(
+    x: np.ndarray, raw: np.ndarray, spec: Any, exponent: int
+) -> tuple[np.ndarray, list[Cluster]]:
+    """The clusters of labels ``raw`` over (scaled) embeddings ``x``: ordered by size (ties:
+    the cluster holding the lowest item first), members by distance to the centre, and the
+    labels as those ranks (:func:`summarize`)."""
     groups = [np.flatnonzero(raw == c) for c in np.unique(raw)]
     groups.sort(key=lambda g: (-len(g), int(g[0])))
-    labels = np.empty(n, dtype=np.int64)
+    labels = np.empty(len(x), dtype=np.int64)
     clusters = []
     for rank, members in enumerate(groups):
         labels[members] = rank
@@ -383,7 +399,7 @@ def summarize(
                 centre=centre.astype(np.float32),
             )
         )
-    return Summary(method=method, labels=labels, clusters=tuple(clusters), items=kept)
+    return labels, clusters
 
 
 def summarize_images(
