@@ -139,3 +139,23 @@ def test_a_cosine_centre_does_not_lean_to_longer_rows():
     longer[[3, 15]] *= 50  # the same directions
     a, b = summarize(x, 2), summarize(longer, 2)
     assert [c.representative for c in a.clusters] == [c.representative for c in b.clusters]
+
+
+def test_apps_name_what_is_wrong_in_one_line():
+    from exprsim.apps.labels import ferplus_faces
+    from exprsim.apps.subclasses import discover_subexpressions, split_classes
+    from exprsim.apps.summarize import summarize
+    from exprsim.errors import ExprsimError
+
+    x = np.random.default_rng(0).normal(size=(6, 16))
+    x[4] = np.nan
+    with pytest.raises(ExprsimError, match="row 4 holds NaN"):  # was "got shape (6, 16)"
+        summarize(x, 2)
+    with pytest.raises(ExprsimError, match=r"emb must be \(N, D\)"):  # was lexsort's TypeError
+        split_classes(np.zeros((5, 0)), [0] * 5)
+    y = np.random.default_rng(1).normal(size=(12, 16))
+    with pytest.raises(ExprsimError, match="crops must hold one per face"):  # the page failed
+        discover_subexpressions(y, np.zeros(12, int), crops=[None] * 3)
+    for bad in (2.5, True, 0):  # 2.5 failed after loading FER, True gave 1 face
+        with pytest.raises(ExprsimError, match="max_faces"):
+            ferplus_faces("PublicTest", max_faces=bad, embedder=object())

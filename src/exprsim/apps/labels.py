@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import ExprsimError, ModelError
+from exprsim.errors import ExprsimError, ModelError, require_positive_int
 
 LABEL_METHODS: tuple[str, ...] = ("predict", "folder", "none")
 
@@ -155,12 +155,12 @@ def ferplus_faces(
     from exprsim.apps.classify import embed_fer
     from exprsim.data.fer import FERPLUS_CLASSES, load_ferplus
 
+    if max_faces is not None:  # before the data are read: 2.5 failed after, True gave 1
+        max_faces = require_positive_int(max_faces, "max_faces")
     if embedder is None:
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces must be >= 1, got {max_faces}")
     fer = load_ferplus(split, data_dir)
     idx = np.arange(len(fer))
     if max_faces and max_faces < len(fer):

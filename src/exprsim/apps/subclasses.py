@@ -145,7 +145,7 @@ def _checked_inputs(emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     x = np.asarray(emb, np.float64)
     y = np.asarray(labels)
-    if x.ndim != 2 or y.shape != (len(x),):
+    if x.ndim != 2 or y.shape != (len(x),) or (len(x) and x.shape[1] == 0):  # D >= 1
         raise ExprsimError(f"emb must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
@@ -444,6 +444,8 @@ def discover_subexpressions(
     x, y = _checked_inputs(emb, labels)
     if sources is not None and len(sources) != len(x):
         raise ExprsimError(f"sources must name every face: {len(sources)} for {len(x)} faces")
+    if crops is not None and len(crops) != len(x):  # the page failed on it, later
+        raise ExprsimError(f"crops must hold one per face: {len(crops)} for {len(x)} faces")
     split = split_classes(
         x,
         y,

@@ -277,8 +277,14 @@ def _scaled(x: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
     """
     if len(x) == 0:
         raise ExprsimError("nothing to summarise: no faces")
-    if x.ndim != 2 or not np.isfinite(x).all():
+    if x.ndim != 2:
         raise ExprsimError(f"embeddings must be a finite (N, D) array, got shape {x.shape}")
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):  # the shape was fine: say what is not
+        raise ExprsimError(
+            f"embeddings must be finite: row {int(bad[0])} holds NaN or infinite values"
+            + (f" ({len(bad)} rows in all)" if len(bad) > 1 else "")
+        )
     top = float(np.abs(x).max(initial=0.0))
     if metric != "cosine" and top > float(np.finfo(np.float32).max):
         raise ExprsimError(
