@@ -52,6 +52,7 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
 
         embedder = load_model("default")
     except ModelError as exc:
+        log.warning("the embedding sections are skipped: %s", exc)  # said, not only on the page
         page.paragraph(f"skipped: {exc}", note=True)
     else:
         emb = _embedding_section(page, out, embedder, crops, names)
@@ -61,6 +62,7 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
         try:  # section 5: the bundled clip -> out/video/report.html
             video_section(page, out, embedder, progress=progress)
         except ExprsimError as exc:
+            log.warning("the video section is skipped: %s", exc)  # a bare install: no PyAV
             page.paragraph(f"video section skipped: {exc}", note=True)
     html_path = page.save(out / "index.html")
     return DemoResult(out, n_images, len(table), html_path)

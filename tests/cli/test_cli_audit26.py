@@ -69,3 +69,10 @@ def test_success_lines_print_output_names_escaped(tmp_path, capsys):
     assert main(["faces", str(photos), "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "\x1b" not in err and "wrote " in err and "\\x1b[2Jx.csv" in err
+
+
+def test_a_bare_word_that_is_no_action_or_file_is_one_line(tmp_path, capsys):
+    rc = main(["tag", "frobnicate", "--db", str(tmp_path / "faces.db")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "actions: add, list, remove, calibrate" in err
+    assert len(err.strip().splitlines()) == 1  # was three lines, "no faces found" among them

@@ -206,11 +206,16 @@ def test_training_needs_every_type(tmp_path: Path) -> None:
 
 
 def test_shipped_configs_load() -> None:
-    from exprsim.config import from_dict
+    from exprsim.training.registry import config_from_dict
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    fecnet = from_dict(FECTrainConfig, json.loads((root / "fec-fecnet.json").read_text()))
-    feenet = from_dict(FECTrainConfig, json.loads((root / "fec-feenet.json").read_text()))
+
+    def load(name: str) -> FECTrainConfig:  # as `exprsim train --config` reads it
+        recipe, cfg = config_from_dict(json.loads((root / name).read_text()))
+        assert recipe.name == "fec" and isinstance(cfg, FECTrainConfig)
+        return cfg
+
+    fecnet, feenet = load("fec-fecnet.json"), load("fec-feenet.json")
     assert fecnet.model == "fecnet" and fecnet.margins == (0.1, 0.2, 0.2) and not fecnet.squared
     assert feenet.model == "feenet" and feenet.margins == (0.2, 0.2, 0.2) and feenet.squared
     for c in (fecnet, feenet):

@@ -155,3 +155,13 @@ def test_an_empty_faces_parquet_reads_beside_a_full_one(
     # was "Unsupported cast from string to null": every column of the empty one typed null
     both = pd.read_parquet(shards)
     assert len(both) == len(full.faces) > 0
+
+
+def test_a_missing_pvae_folder_is_named_as_missing(tmp_path):
+    from exprsim.errors import ModelError
+    from exprsim.video.pipeline import load_pvae_encoder
+
+    with pytest.raises(ModelError, match="no such folder"):  # was "is not a perceptual-VAE run"
+        load_pvae_encoder(str(tmp_path / "runs" / "pvae-m2"))
+    with pytest.raises(ModelError, match="is not a perceptual-VAE run"):
+        load_pvae_encoder(str(tmp_path))

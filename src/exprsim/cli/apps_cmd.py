@@ -1018,7 +1018,8 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
 
 def _refuse_mistyped_action(first: str | None) -> None:
     """``tag ad smile x.jpg`` would tag the images ``ad``, ``smile`` and ``x.jpg``: a first
-    word that is no file or folder but reads like an action is refused with the action."""
+    word that is no file or folder but reads like an action is refused with the action,
+    and any other bare word (no suffix, no folder) with the list of actions."""
     import difflib
 
     if first is None or first == "-" or os.path.lexists(first):
@@ -1027,6 +1028,11 @@ def _refuse_mistyped_action(first: str | None) -> None:
     if close:
         raise ExprsimError(
             f"no action or file {printable(first)!r}; did you mean `exprsim tag {close[0]}`?"
+        )
+    if first.isidentifier():  # a bare word (no suffix, no folder): three lines said less
+        raise ExprsimError(
+            f"no action or file {printable(first)!r} (actions: {', '.join(TAG_ACTIONS)}; "
+            "or give images to tag)"
         )
 
 

@@ -1,6 +1,6 @@
 """Training the perceptual VAE (VAE, M1, M2) on face-mesh landmarks of FER+ faces.
 
-``exprsim train --config configs/pvae-m2.json`` (``"kind": "pvae"``) calls
+``exprsim train --config configs/pvae-m2.json`` (``"recipe": "pvae"``) calls
 :func:`train_pvae`. Written to ``out_dir``: ``train_config.json`` (this config),
 ``pvae_config.json`` (the network), ``model.safetensors`` (the weights with the best
 validation ELBO, with the training mean and fallback neutral face as buffers),

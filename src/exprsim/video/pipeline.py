@@ -1612,7 +1612,12 @@ def load_pvae_encoder(path: str | None) -> Any:
     from exprsim.pvae.codes import is_pvae_run, load_pvae
 
     if path is None or not is_pvae_run(path):
-        where = "no pvae_model given" if path is None else f"{path} is not a perceptual-VAE run"
+        if path is None:
+            where = "no pvae_model given"
+        elif not os.path.exists(path):  # said as what it is, not as a folder of another kind
+            where = f"{printable(str(path))}: no such folder"
+        else:
+            where = f"{printable(str(path))} is not a perceptual-VAE run"
         raise ModelError(
             f"embedding 'pvae' needs a trained perceptual VAE ({where}); train one with "
             "`exprsim train --config configs/pvae-m2.json --out runs/pvae-m2` and pass that folder"
