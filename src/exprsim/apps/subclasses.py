@@ -225,9 +225,10 @@ def _check_id_room(classes: np.ndarray, stride: int | None) -> np.ndarray:
 
 def _covariance_room(m: int, d: int, covariance_type: str) -> int:
     """Most components a class of ``m`` faces of ``d`` dimensions can be fit with such
-    covariances: a full ``d x d`` covariance needs twice ``d + 1`` faces per component
-    (``d + 1`` to be determined at all), a tied one ``d`` in all and 5 more per component (below that the regularised, nearly singular
-    fit wins the likelihood, and BIC split a class of one mode into 2 to 5)."""
+    covariances (:func:`split_classes` caps its count with it): a full ``d x d``
+    covariance needs twice ``d + 1`` faces per component (``d + 1`` to be determined at
+    all), a tied one ``d`` in all and 5 more per component. Below that the regularised,
+    nearly singular fit wins the likelihood, and BIC split a class of one mode into 2 to 5."""
     if covariance_type == "full":
         return max(1, m // (2 * (d + 1)))
     if covariance_type == "tied":
@@ -261,7 +262,6 @@ def split_classes(
             sub-classes contiguously in class order.
         seed, n_init: EM initialisation (k-means, ``n_init`` restarts).
         min_per_component: a class of ``m`` faces gets at most ``max(1, m // min_per_component)``
-            (and with ``"full"`` covariances ``m // (2 (D + 1))``, ``"tied"`` ``(m - D) // 5``)
             components (BIC is degenerate when components approach single faces), never
             more than it has distinct faces, and with ``"bic"`` no component of fewer faces.
 
@@ -294,10 +294,9 @@ def split_classes(
             while len(parent) < offset:
                 parent.append(-1)
                 means.append(np.full(x.shape[1], np.nan))
-        # no more components than distinct faces: copies of one photo cannot be split (and
-        # the mixture's k-means start warns on them)
-        cap = max(1, min(len(idx) // max(min_per_component, 1), n_distinct(xc)))
-        cap = min(cap, _covariance_room(len(idx), x.shape[1], covariance_type))
+        # no more components than distinct faces (copies cannot be split) or covariances hold
+        room = _covariance_room(len(idx), x.shape[1], covariance_type)
+        cap = max(1, min(len(idx) // max(min_per_component, 1), n_distinct(xc), room))
         comp, order, tried = _split_one_class(
             xc, n_components, max_components, cap, stride, covariance_type, seed, n_init,
             min_size=min_per_component,
@@ -414,6 +413,15 @@ def _class_name(names: Sequence[str], c: int) -> str:
     return names[c] if c < len(names) else f"class {c}"
 
 
+def _check_carried(n: int, crops: Sequence[Any] | None, sources: Sequence[str] | None) -> None:
+    """Refuse ``crops`` or ``sources`` that are not one per face (the report page failed
+    on crops of another length, later)."""
+    if sources is not None and len(sources) != n:
+        raise ExprsimError(f"sources must name every face: {len(sources)} for {n} faces")
+    if crops is not None and len(crops) != n:
+        raise ExprsimError(f"crops must hold one per face: {len(crops)} for {n} faces")
+
+
 def discover_subexpressions(
     emb: np.ndarray,
     labels: np.ndarray,
@@ -442,10 +450,7 @@ def discover_subexpressions(
     """
     _at_least_one(top_k=top_k)
     x, y = _checked_inputs(emb, labels)
-    if sources is not None and len(sources) != len(x):
-        raise ExprsimError(f"sources must name every face: {len(sources)} for {len(x)} faces")
-    if crops is not None and len(crops) != len(x):  # the page failed on it, later
-        raise ExprsimError(f"crops must hold one per face: {len(crops)} for {len(x)} faces")
+    _check_carried(len(x), crops, sources)
     split = split_classes(
         x,
         y,
