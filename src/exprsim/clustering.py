@@ -53,8 +53,9 @@ def power_of_two_scale(x: np.ndarray, per_row: bool = False) -> tuple[np.ndarray
 def distinct_rows(x: np.ndarray, metric: str = "euclidean", decimals: int = 6) -> np.ndarray:
     """``(N, D)`` -> ``(N, D)`` keys whose equal rows are "the same face": for
     ``metric="cosine"`` the rows' directions (unit rows), otherwise the rows less their
-    mean, divided by the largest such row norm, rounded to ``decimals``. Copies of one photo get equal keys at any
-    scale (1e-7 or 1e200 as well as unit embeddings); an all-zero array is one key."""
+    mean, divided by the largest such row norm, rounded to ``decimals``. Copies of one
+    photo get equal keys at any scale (1e-7 or 1e200 as well as unit embeddings); an
+    all-zero array is one key."""
     if metric == "cosine":
         scaled, _ = power_of_two_scale(x, per_row=True)
         norms = np.sqrt((scaled * scaled).sum(axis=1, keepdims=True))

@@ -159,3 +159,20 @@ def test_apps_name_what_is_wrong_in_one_line():
     for bad in (2.5, True, 0):  # 2.5 failed after loading FER, True gave 1 face
         with pytest.raises(ExprsimError, match="max_faces"):
             ferplus_faces("PublicTest", max_faces=bad, embedder=object())
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e160, 1.0])
+def test_the_odd_one_out_and_distances_at_any_scale(scale):
+    from exprsim.apps.compare import distance_matrix, odd_one_out
+
+    e = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 1.0]])
+    assert odd_one_out(e * scale) == 2  # was 0 at 1e-170 (every distance 0)
+    d = distance_matrix(e * scale)
+    assert d[0, 1] == pytest.approx(0.1 * scale, rel=1e-12) and np.isfinite(d).all()
+
+
+def test_a_distance_matrix_diagonal_is_zero_for_a_nan_row_too():
+    from exprsim.apps.compare import distance_matrix
+
+    d = distance_matrix(np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]))
+    assert (np.diag(d) == 0).all() and np.isnan(d[0, 1])  # as documented: 0 on the diagonal

@@ -28,17 +28,24 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
 
     Computed from the differences (not the Gram matrix: no rounding for near-identical
     faces), a block of rows at a time: memory is the ``(N, N)`` result and
-    :data:`DIFFERENCE_BLOCK` elements more."""
+    :data:`DIFFERENCE_BLOCK` elements more. The embeddings are first scaled by a power of
+    two (exact), so that values as small as 1e-170 or as large as 1e160 do not square to 0
+    or infinity (in float64; the result keeps the embeddings' float type)."""
+    from exprsim.clustering import power_of_two_scale
     from exprsim.distances import _real
 
     e = _real(np.asarray(embeddings))  # integers in float64: uint8 differences wrap round
     if e.ndim != 2:
         raise ExprsimError(f"distances need (N, D) embeddings, got shape {e.shape}")
+    scaled, exponent = power_of_two_scale(e)
     n = len(e)
     rows = max(1, DIFFERENCE_BLOCK // max(1, n * e.shape[1]))
-    out = np.empty((n, n), dtype=e.dtype)
+    out = np.empty((n, n), dtype=np.float64)
     for start in range(0, n, rows):
-        out[start : start + rows] = np.linalg.norm(e[start : start + rows, None] - e[None], axis=-1)
+        block = scaled[start : start + rows, None] - scaled[None]
+        out[start : start + rows] = np.linalg.norm(block, axis=-1)
+    out = np.ldexp(out, int(exponent[0])).astype(e.dtype, copy=False)
+    np.fill_diagonal(out, 0.0)  # exactly 0, a NaN row's too (its other distances are NaN)
     return out
 
 
@@ -54,7 +61,9 @@ def odd_one_out(embeddings: np.ndarray) -> int:
         raise ExprsimError(f"the odd one out needs (3, D) embeddings, got {e.shape}")
     if not np.isfinite(e).all():
         raise ExprsimError("the odd one out needs finite embeddings: they hold NaN or infinity")
-    d = distance_matrix(e)
+    from exprsim.clustering import power_of_two_scale
+
+    d = distance_matrix(power_of_two_scale(e)[0])  # compared at any scale (float32's too)
     pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # the pair that leaves out face 0, 1, 2
     return int(np.argmin(pair_d))
 
