@@ -103,3 +103,16 @@ def test_index_info_prints_no_python_none(tmp_path, capsys):
     assert main(["index", "info", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "None" not in out and "files" in out  # was "ann_backend       None"
+
+
+def test_a_removed_face_id_is_never_given_to_another_face(tmp_path):
+    folder = tmp_path / "photos"
+    a, b, c = write_images(folder, 3)
+    with FaceIndex(tmp_path / "faces.db", embedder=StubEmbedder()) as ix:
+        ix.add([a, b])
+        top = max(r.id for r in ix.records())
+        ix.remove([b])  # the highest id goes
+        ix.add([c])
+        new = max(r.id for r in ix.records())
+    # was the removed face's id (SQLite reused it): ids written out before named another face
+    assert new > top
