@@ -46,3 +46,28 @@ def test_too_few_validation_faces_for_triplets_is_said_so(tmp_path):
     cfg = replace(CFG, model="pvae-m2", max_train=20, triplet_samples=2)
     with pytest.raises(DataError, match="at least 8 training and 3 validation faces"):
         train_pvae(cfg, tmp_path / "run", progress=False)
+
+
+def _identity_encoder():
+    from exprsim.pvae.codes import PVAEEncoder
+    from exprsim.pvae.features import FEATURE_DIM
+    from exprsim.pvae.model import create_landmark_model
+
+    model = create_landmark_model("pvae-m2", input_dim=FEATURE_DIM, neutral_source="identity")
+    return PVAEEncoder(model)
+
+
+def test_one_face_with_its_neutral_prints_no_torch_warning(recwarn):
+    import numpy as np
+
+    mesh = np.random.default_rng(0).uniform(0, 200, size=(478, 3))
+    assert _identity_encoder().codes(mesh, neutral=mesh + 1).shape[0] == 1
+    assert not [w for w in recwarn if "not writable" in str(w.message)]  # was torch's
+
+
+def test_a_neutral_of_the_wrong_shape_is_said_in_meshes():
+    import numpy as np
+
+    mesh = np.random.default_rng(0).uniform(0, 200, size=(478, 3))
+    with pytest.raises(ValueError, match=r"neutral must be one mesh \(478, 3\) or one per face"):
+        _identity_encoder().codes(np.stack([mesh, mesh]), neutral=np.stack([mesh] * 3))

@@ -98,8 +98,8 @@ class PVAEEncoder:
                 yb = (
                     None
                     if y is None
-                    else torch.from_numpy(np.ascontiguousarray(y[s : s + batch_size]))
-                )
+                    else torch.from_numpy(np.array(y[s : s + batch_size], copy=True))
+                )  # a copy: one face's neutral is a read-only broadcast view (torch warned)
                 mu, _ = self.model.encode(torch.from_numpy(x[s : s + batch_size]), yb)
                 out.append(mu.numpy())
         k = self.config.latent_dim
@@ -128,7 +128,18 @@ class PVAEEncoder:
         if bad:
             raise ValueError("a face mesh holds NaN or infinite values (no mesh for that face)")
         x = np.atleast_2d(mesh_features(landmarks))
-        y = None if neutral is None else mesh_features(neutral)
+        y = None
+        if neutral is not None:
+            ref = np.asarray(neutral, dtype=np.float64)
+            if ref.shape[-2:] != arr.shape[-2:] or (ref.ndim == 3 and len(ref) != len(x)):
+                raise ValueError(  # was said of "features", which the caller never passed
+                    f"neutral must be one mesh {arr.shape[-2:]} or one per face "
+                    f"({len(x)}, {arr.shape[-2]}, {arr.shape[-1]}), got shape {ref.shape}"
+                )
+            try:
+                y = mesh_features(ref)
+            except ValueError as exc:
+                raise ValueError(f"the neutral mesh: {exc}") from exc
         return self.encode_features(x, y)
 
 
