@@ -481,11 +481,7 @@ def out_of_memory(exc: BaseException) -> bool:
 def sniff(head: bytes) -> str | None:
     """``"image"``, ``"video"`` or ``None`` from the first bytes of a file (magic numbers):
     what the web app accepts as an upload of each kind."""
-    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")):
-        return "image"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+    if _magic_format(head) or head.startswith(b"BM"):
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
@@ -509,13 +505,20 @@ _SIGNATURES = (
 )
 
 
-def _image_signature(head: bytes) -> str:
-    """The image format whose signature ``head`` starts with (``""``: none known)."""
+def _magic_format(head: bytes) -> str:
+    """The image format (PNG, JPEG, GIF, TIFF, WebP) whose magic number ``head`` starts
+    with, ``""`` for none of them (:func:`sniff` and :func:`_image_signature` read it)."""
     for magic, kind in _SIGNATURES:
         if head.startswith(magic):
             return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
+    return "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else ""
+
+
+def _image_signature(head: bytes) -> str:
+    """The image format whose signature ``head`` starts with (``""``: none known): a
+    :func:`_magic_format`, or an AVIF / HEIF by its ``ftyp`` brands."""
+    if kind := _magic_format(head):
+        return kind
     brands = _ftyp_brands(head)
     if {b"avif", b"avis"} & brands:
         return "AVIF"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,9 +24,11 @@ def write_clip(
     codec: str = "libx264",
     faststart: bool = True,
     fmt: str | None = None,
+    sar: Any = None,
 ) -> Path:
     """Encode ``(H, W, 3)`` uint8 RGB frames; ``faststart`` puts the mp4 index first;
-    ``fmt`` names the muxer (``"h264"``: a raw elementary stream) instead of the suffix."""
+    ``fmt`` names the muxer (``"h264"``: a raw elementary stream) instead of the suffix;
+    ``sar``: the pixels' aspect ratio (a ``Fraction``; ``None``: square)."""
     import av
 
     options = {"movflags": "+faststart"} if faststart and path.suffix in (".mp4", ".mov") else {}
@@ -33,6 +36,8 @@ def write_clip(
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "ultrafast"}
         elif codec == "libx265":

@@ -32,23 +32,6 @@ def test_time_on_screen_of_joined_recordings_is_not_cut_to_the_first_ones_durati
     assert st.time_on_screen == pytest.approx(6.0, abs=1e-3)  # was 2.0, the declared duration
 
 
-def _anamorphic(path, frames, sar):
-    """``frames`` encoded with pixels ``sar`` wide (their width over their height)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=5)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "10", "preset": "ultrafast"}
-        stream.codec_context.sample_aspect_ratio = sar
-        for im in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("sar", [Fraction(4, 3), Fraction(3, 4)])
 def test_pixels_that_are_not_square_are_stretched_as_players_show_them(
     face_patches, embedder, tmp_path, sar
@@ -59,7 +42,7 @@ def test_pixels_that_are_not_square_are_stretched_as_players_show_them(
     h, w = shown.shape[:2]
     stored_size = (round(w / sar), h) if sar > 1 else (w, round(h * sar))
     stored = cv2.resize(shown, stored_size, interpolation=cv2.INTER_AREA)
-    clip = _anamorphic(tmp_path / "sar.mp4", [stored] * 5, sar)
+    clip = write_clip(tmp_path / "sar.mp4", [stored] * 5, fps=5, sar=sar)
     reader = FrameReader(clip, fps=5)
     (first, *_) = list(reader)
     assert (reader.info.width, reader.info.height) == (w, h) == first.image.shape[1::-1]

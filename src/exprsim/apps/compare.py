@@ -31,10 +31,20 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     :data:`DIFFERENCE_BLOCK` elements more. The embeddings are first scaled by a power of
     two (exact), so that values as small as 1e-170 or as large as 1e160 do not square to 0
     or infinity (in float64; the result keeps the embeddings' float type)."""
-    from exprsim.clustering import power_of_two_scale
     from exprsim.distances import _real
 
     e = _real(np.asarray(embeddings))  # integers in float64: uint8 differences wrap round
+    d, exponent = _scaled_distances(e)
+    out = np.ldexp(d, exponent).astype(e.dtype, copy=False)
+    np.fill_diagonal(out, 0.0)  # exactly 0, a NaN row's too (its other distances are NaN)
+    return out
+
+
+def _scaled_distances(e: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(N, N)`` float64 distances of the rows of ``e`` scaled by ``2**-exponent`` (exact),
+    and that exponent: :func:`distance_matrix` without its last step."""
+    from exprsim.clustering import power_of_two_scale
+
     if e.ndim != 2:
         raise ExprsimError(f"distances need (N, D) embeddings, got shape {e.shape}")
     scaled, exponent = power_of_two_scale(e)
@@ -44,9 +54,7 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     for start in range(0, n, rows):
         block = scaled[start : start + rows, None] - scaled[None]
         out[start : start + rows] = np.linalg.norm(block, axis=-1)
-    out = np.ldexp(out, int(exponent[0])).astype(e.dtype, copy=False)
-    np.fill_diagonal(out, 0.0)  # exactly 0, a NaN row's too (its other distances are NaN)
-    return out
+    return out, int(exponent[0])
 
 
 def odd_one_out(embeddings: np.ndarray) -> int:
@@ -61,9 +69,9 @@ def odd_one_out(embeddings: np.ndarray) -> int:
         raise ExprsimError(f"the odd one out needs (3, D) embeddings, got {e.shape}")
     if not np.isfinite(e).all():
         raise ExprsimError("the odd one out needs finite embeddings: they hold NaN or infinity")
-    from exprsim.clustering import power_of_two_scale
+    from exprsim.distances import _real
 
-    d = distance_matrix(power_of_two_scale(e)[0])  # compared at any scale (float32's too)
+    d = _scaled_distances(_real(e))[0]  # compared scaled: at any scale, float32's too
     pair_d = [d[1, 2], d[0, 2], d[0, 1]]  # the pair that leaves out face 0, 1, 2
     return int(np.argmin(pair_d))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from exprsim.cli.argtypes import command_parsers, float_in, int_at_least, require_writable
@@ -255,9 +256,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     # the report is kept; one line says why the exit code is 1
     why = report.stopped or report.nothing_fetched()
     if not why and not report.n_urls:
-        names = ", ".join(printable(str(c)) for c in args.csv)
-        verb = "names" if len(args.csv) == 1 else "name"
-        why = f"{names} {verb} no image (no valid triplet: see `exprsim fec stats`)"
+        why = _no_valid_triplet(args.csv, "image")
     if why:
         print(f"exprsim fec fetch: {why}", file=sys.stderr)
     if crop_cfg is None or not report.n_ok:
@@ -271,6 +270,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print("exprsim fec fetch: no face could be cropped", file=sys.stderr)
         return 1
     return 1 if why else 0
+
+
+def _no_valid_triplet(csvs: Sequence[str], what: str) -> str:
+    """Why `fec fetch` / `fec crop` did nothing: the CSVs name no ``what`` (no valid
+    triplet)."""
+    names = ", ".join(printable(str(c)) for c in csvs)
+    verb = "names" if len(csvs) == 1 else "name"
+    return f"{names} {verb} no {what} (no valid triplet: see `exprsim fec stats`)"
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
@@ -290,9 +297,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
     if report.n_indexed == 0:  # not one crop to train or evaluate on: a failure
         why = "no face could be cropped"
         if report.n_faces == 0:  # as `fec fetch` says it
-            names = ", ".join(printable(str(c)) for c in args.csv)
-            verb = "names" if len(args.csv) == 1 else "name"
-            why = f"{names} {verb} no face (no valid triplet: see `exprsim fec stats`)"
+            why = _no_valid_triplet(args.csv, "face")
         print(f"exprsim fec crop: {why}", file=sys.stderr)
         return 1
     return 0

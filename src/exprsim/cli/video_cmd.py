@@ -339,23 +339,22 @@ def _check_not_theirs(out: Path) -> None:
     )
 
 
-def _video_report(out: Path) -> bool:
-    """Whether ``out`` holds an ``exprsim video`` report (its ``analysis.json``)."""
+def _report_info(out: Path) -> dict[str, Any]:
+    """The ``analysis.json`` of the report in ``out`` (``{}``: none, or unreadable)."""
     from exprsim.video.pipeline import REPORT_FILES
 
     try:
         info = json.loads((out / REPORT_FILES["json"]).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and {"video", "frames_sampled", "persons"} <= info.keys()
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _video_report(out: Path) -> bool:
+    """Whether ``out`` holds an ``exprsim video`` report (its ``analysis.json``)."""
+    return {"video", "frames_sampled", "persons"} <= _report_info(out).keys()
 
 
 def _complete_report(out: Path) -> bool:
     """Whether ``out`` holds the report of a run that was not interrupted."""
-    from exprsim.video.pipeline import REPORT_FILES
-
-    try:
-        info = json.loads((out / REPORT_FILES["json"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and info.get("interrupted") is False
+    return _report_info(out).get("interrupted") is False

@@ -86,11 +86,11 @@ class AugmentConfig:
                 f"blur_ksize must be at most {MAX_BLUR_KSIZE} (half of it within the "
                 f"{CROP_SIDE}-pixel crops it blurs), got {self.blur_ksize}"
             )
-        for name, lo_min in (("scale", 0.0), ("contrast", 0.0), ("blur_sigma", 0.0)):
+        for name in ("contrast", "blur_sigma"):
             lo, hi = getattr(self, name)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo_min <= lo <= hi):
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
                 raise ValueError(f"{name} must be finite (lo, hi) with 0 <= lo <= hi")
-        if not 0.0 < self.scale[0] <= self.scale[1] <= 10.0:
+        if not 0.0 < self.scale[0] <= self.scale[1] <= 10.0:  # NaN or inf fail it too
             raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 10, got {self.scale}")
         for name in ("rotate_deg", "translate", "brightness"):
             value = getattr(self, name)

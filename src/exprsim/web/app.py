@@ -411,9 +411,9 @@ async def _known_query(request: Any) -> None:
     if fields and kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         sent = set((await request.form()).keys())  # parsed already: cached
         extra = sorted(sent - fields)
-        if (
-            extra and (FILE_FIELD in sent or FILE_FIELD not in fields)
-        ):  # no file: its hint  # `face` sent in the form of /api/search (a query parameter) was ignored
+        # `face` in the form of /api/search (a query parameter) was ignored; a form without
+        # its file is left to the route, whose answer says how to send one
+        if extra and (FILE_FIELD in sent or FILE_FIELD not in fields):
             hint = " (a query parameter here)" if extra[0] in taken else ""
             raise HTTPException(
                 422,
