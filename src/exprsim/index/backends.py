@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER,
     mtime_ns INTEGER,
     sha256 TEXT,
+    ctime_ns INTEGER,
     status TEXT NOT NULL,
     error TEXT,
     n_faces INTEGER NOT NULL DEFAULT 0,
@@ -128,6 +129,14 @@ BEGIN INSERT INTO face_log (face_id, op) VALUES (old.id, -1); END;
 #: version of the tables above; a database of another version is refused before anything
 #: is written to it
 SCHEMA_VERSION = 1
+
+#: columns of the tables above added after their version was set, with their SQLite type:
+#: an index made before gets them when it is next opened for writing (``ALTER TABLE ...
+#: ADD COLUMN``, in both engines); one that cannot be written works without them. They are
+#: not asked of a table to tell exprsim's from another program's.
+#: ``files.ctime_ns`` is the file's ``st_ctime_ns``: a file rewritten with the same size and
+#: modification time (``cp -p``, ``rsync -t``, ``exiftool -P``) has a new change time.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {"files": (("ctime_ns", "INTEGER"),)}
 
 #: how long a SQLite connection waits for another process's write transaction
 BUSY_TIMEOUT_S = 30.0
@@ -213,16 +222,22 @@ def check_schema(where: object, text: object) -> None:
 
 @functools.cache
 def _sqlite_layout() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
-    """The columns of each table of :data:`SQLITE_SCHEMA`, and the names of all its tables,
-    indexes and triggers (read from an in-memory database made with it)."""
+    """The columns of each table of :data:`SQLITE_SCHEMA` (less :data:`ADDED_COLUMNS`), and
+    the names of all its tables, indexes and triggers (read from an in-memory database made
+    with it)."""
     conn = sqlite3.connect(":memory:")
     try:
         conn.executescript(SQLITE_SCHEMA)
         rows = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
         ).fetchall()
+        later = {(t, c) for t, added in ADDED_COLUMNS.items() for c, _ in added}
         columns = {
-            str(name): tuple(str(c[1]) for c in conn.execute(f"PRAGMA table_info({name})"))
+            str(name): tuple(
+                str(c[1])
+                for c in conn.execute(f"PRAGMA table_info({name})")
+                if (name, c[1]) not in later
+            )
             for kind, name in rows
             if kind == "table"
         }
@@ -232,7 +247,8 @@ def _sqlite_layout() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
 
 
 def table_columns() -> dict[str, tuple[str, ...]]:
-    """The columns of each of exprsim's tables (the same in both engines)."""
+    """The columns of each of exprsim's tables that every exprsim index has (the same in
+    both engines; :data:`ADDED_COLUMNS` left out)."""
     return _sqlite_layout()[0]
 
 
@@ -347,6 +363,9 @@ class StoreBackend:
     path: Path | str
     #: set by :meth:`close`; every later use raises :meth:`closed_error`
     closed = False
+    #: whether ``files`` has ``ctime_ns`` (:data:`ADDED_COLUMNS`; not in an index made
+    #: before it that could not be written when opened)
+    file_ctime = True
 
     def closed_error(self) -> IndexDatabaseError:
         return IndexDatabaseError(
@@ -530,6 +549,8 @@ class SQLiteBackend(StoreBackend):
                 # one transaction: another opener meanwhile sees no index or all of it,
                 # never a half-made one (IF NOT EXISTS: idempotent after it)
                 self.conn.executescript(f"BEGIN IMMEDIATE;\n{SQLITE_SCHEMA}\nCOMMIT;")
+            if self._missing_columns():
+                self._add_columns()
         except sqlite3.DatabaseError as exc:
             self.close()
             if is_locked(exc):  # another process holds it (exclusively): not a damaged file
@@ -593,6 +614,7 @@ class SQLiteBackend(StoreBackend):
         )
         if not {"files", "faces", "meta"} <= self._check_existing():
             raise IndexDatabaseError(self.path, "read-only, and not an exprsim index")
+        self.file_ctime = not self._missing_columns()
         log.info("%s: cannot be written; opened read-only", self.path)
 
     def _check_existing(self) -> set[str]:
@@ -625,6 +647,26 @@ class SQLiteBackend(StoreBackend):
             if row is not None:
                 check_schema(self.path, row[0])
         return {str(r[1]) for r in rows}
+
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        """The :data:`ADDED_COLUMNS` the file lacks: (table, column, type)."""
+        missing = []
+        for table, added in ADDED_COLUMNS.items():
+            have = {str(c[1]) for c in self.conn.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, column, kind) for column, kind in added if column not in have]
+        return missing
+
+    def _add_columns(self) -> None:
+        """Give an index made before :data:`ADDED_COLUMNS` those columns, in one
+        transaction (another opener may have added them meanwhile: looked at again in it)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, kind in self._missing_columns():
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def _complete(self, present: set[str]) -> bool:
         """Whether the file has every table, index and trigger of :data:`SQLITE_SCHEMA`

@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS files (
     size BIGINT,
     mtime_ns BIGINT,
     sha256 TEXT,
+    ctime_ns BIGINT,
     status TEXT NOT NULL,
     error TEXT,
     n_faces INTEGER NOT NULL DEFAULT 0,
@@ -457,9 +458,53 @@ class PostgresBackend(StoreBackend):
                     self._check_foreign(tables)
             with self._guard():
                 self._start_session(self.conn)
+            self.file_ctime = self._add_columns(create)
         except BaseException:
             self.close()
             raise
+
+    def _add_columns(self, create: bool) -> bool:
+        """Give a database made before :data:`~exprsim.index.backends.ADDED_COLUMNS` those
+        columns (under the setup lock; ``ALTER TABLE`` only when one is missing: it waits
+        for every reader of the table). Returns whether it has them all: not when this
+        server or user cannot alter the tables (then the index works without them; a
+        writer, ``create``, is warned)."""
+        from exprsim.index.backends import ADDED_COLUMNS
+
+        def missing() -> list[tuple[str, str]]:
+            rows = self.conn.execute(
+                "SELECT c.relname, a.attname FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE a.attrelid = ANY(SELECT to_regclass(n) FROM unnest(%s::text[]) n) "
+                "AND a.attnum > 0 AND NOT a.attisdropped",
+                (sorted(ADDED_COLUMNS),),
+            ).fetchall()
+            have = {(str(r[0]), str(r[1])) for r in rows}
+            added = [(t, c) for t, columns in ADDED_COLUMNS.items() for c, _ in columns]
+            return [pair for pair in added if pair not in have]
+
+        with self._guard():
+            if not missing():
+                return True
+        try:
+            with self._guard(write=True), self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                for table, column in missing():
+                    self.conn.execute(
+                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} BIGINT"
+                    )
+        except IndexDatabaseError as exc:
+            if not exc.read_only:
+                raise
+            (log.warning if create else log.info)(
+                "%s: made by an earlier exprsim, and this user may not add the column "
+                "files.ctime_ns: a photo rewritten with its old size and modification time "
+                "is not noticed until the tables' owner opens the index (%s)",
+                self.path,
+                exc,
+            )
+            return False
+        return True
 
     def _start_session(self, conn: Any) -> None:
         """What every connection of the backend gets: the vector type, ``hnsw.ef_search``."""

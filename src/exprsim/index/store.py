@@ -6,7 +6,8 @@ Layout of ``faces.db`` (WAL mode, ``synchronous=FULL``; all writes in transactio
   embedding comes from; set by the first add, never mixed), ``generation`` (bumped by
   every write, so a stale ANN file is detected), ``created``;
 * ``files``: one row per image file: resolved ``path``, ``size``, ``mtime_ns``, ``sha256``,
-  ``status`` (``done`` or ``failed`` + ``error``), ``n_faces``;
+  ``ctime_ns`` (the change time; none in rows of an index made before it, or loaded from a
+  table), ``status`` (``done`` or ``failed`` + ``error``), ``n_faces``;
 * ``faces``: one row per face: ``file_id``, ``face_index``, box, detector score,
   landmarks ``(5, 2)`` float32 blob, quality fields, ``embedding`` ``(16,)`` float32 blob,
   ``model``, optional ``label`` and ``tags`` (JSON list), aligned ``crop`` (JPEG);
@@ -15,7 +16,7 @@ Layout of ``faces.db`` (WAL mode, ``synchronous=FULL``; all writes in transactio
 
 Crash safety: a file's faces and its ``files`` row are written in one transaction, so a
 killed ``add`` leaves every file either fully indexed or absent; the next ``add`` skips
-what is done (same path, size and mtime, or same SHA-256) and carries on.
+what is done (same path, size, mtime and change time, or same SHA-256) and carries on.
 
 The ANN index (``faces.db.ann``, see :mod:`exprsim.index.ann`) is a cache: it records inside
 the file (and in ``faces.db.ann.json`` beside it, a copy for people to read) the database,
@@ -26,7 +27,7 @@ then deleted) and rebuilds it from SQLite only when it is missing, unreadable, o
 database, or the drift rule (:func:`exprsim.index.ann.needs_retrain`) says so.
 
 Opening an existing index only reads it (a new file, or one of an earlier exprsim that
-lacks a table, is set up), and the ANN cache reads the database in WAL snapshots, so
+lacks a table or a column, is set up), and the ANN cache reads the database in WAL snapshots, so
 ``info``, searches and listings never wait for a writer.
 
 The same tables can live in PostgreSQL instead (``FaceIndex("postgresql://...")``,
@@ -831,6 +832,27 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _stat_columns(st: os.stat_result | None, db: StoreBackend) -> dict[str, int | None]:
+    """The columns of a ``files`` row that tell whether the file changed since: ``size``,
+    ``mtime_ns``, and ``ctime_ns`` where the store has that column (see
+    :data:`~exprsim.index.backends.ADDED_COLUMNS`)."""
+    stat = {
+        "size": None if st is None else int(st.st_size),
+        "mtime_ns": None if st is None else int(st.st_mtime_ns),
+    }
+    if db.file_ctime:
+        stat["ctime_ns"] = None if st is None else int(st.st_ctime_ns)
+    return stat
+
+
+def _same_stat(size: Any, mtime: Any, ctime: Any, st: os.stat_result) -> bool:
+    """Whether a ``files`` row's stat still describes the file: the same size and
+    modification time, and the same change time where the row has one (a row stored before
+    ``ctime_ns`` existed, or loaded from a table, has none: size and time decide)."""
+    same = size == st.st_size and mtime == st.st_mtime_ns
+    return same and (ctime is None or ctime == st.st_ctime_ns)
+
+
 def encode_crop(crop: np.ndarray, quality: int = 90) -> bytes:
     """``(S, S, 3)`` or ``(S, S)`` uint8 -> JPEG bytes."""
     from PIL import Image
@@ -1430,7 +1452,9 @@ class FaceIndex:
         """Detect, embed and store every face of every image under ``paths``.
 
         Incremental and resumable: a file already indexed (same resolved path, with the
-        same size + mtime or the same content hash) is skipped; a changed file is
+        same size, mtime and change time, or the same content hash) is skipped (a file
+        rewritten with its old size and mtime, as ``cp -p`` does, has a new change time: it
+        is read again); a changed file is
         re-indexed; a copy of an indexed file under another path (the same bytes) is
         stored under its own path with a copy of the first one's faces, without detecting
         or embedding again (unless ``detector`` is given); each file is committed
@@ -1517,9 +1541,11 @@ class FaceIndex:
 
             return FileOutcome(str(path), "failed", error=stat_problem(exc))
         row = self._db.execute(
-            "SELECT id, size, mtime_ns, sha256, status FROM files WHERE path = ?", (key,)
+            "SELECT id, size, mtime_ns, sha256, status,"
+            f" {'ctime_ns' if self._db.file_ctime else 'NULL'} FROM files WHERE path = ?",
+            (key,),
         ).fetchone()
-        unchanged = row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns
+        unchanged = row is not None and _same_stat(row[1], row[2], row[5], st)
         if unchanged and (row[4] == "done" or not retry_failed):
             before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)
@@ -1533,9 +1559,10 @@ class FaceIndex:
         sha = _sha256(data)
         if row is not None and row[3] == sha and row[4] == "done":
             with self._transaction() as c:  # touched but identical: just refresh the stat
+                stat = _stat_columns(st, self._db)
                 c.execute(
-                    "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
-                    (st.st_size, st.st_mtime_ns, row[0]),
+                    f"UPDATE files SET {', '.join(f'{k} = ?' for k in stat)} WHERE id = ?",
+                    (*stat.values(), row[0]),
                 )
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]))
         status = "updated" if row is not None and row[4] == "done" else "added"
@@ -1612,8 +1639,7 @@ class FaceIndex:
         copy_of: int | None,
     ) -> int:
         """The body of :meth:`_store_file`, inside its transaction."""
-        size = st.st_size if st is not None else None
-        mtime = st.st_mtime_ns if st is not None else None
+        stat = _stat_columns(st, self._db)
         n_faces = len(faces)
         if copy_of is not None:  # checked in this transaction: not removed since the lookup
             row = c.execute(
@@ -1633,12 +1659,11 @@ class FaceIndex:
         ).fetchall()
         c.execute("DELETE FROM files WHERE path = ?", (key,))  # cascades to its faces
         cur = c.execute(
-            "INSERT INTO files (path, size, mtime_ns, sha256, status, error, n_faces, added_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            f"INSERT INTO files (path, {', '.join(stat)}, sha256, status, error, n_faces,"
+            f" added_at) VALUES (?, {'?, ' * len(stat)}?, ?, ?, ?, ?) RETURNING id",
             (
                 key,
-                size,
-                mtime,
+                *stat.values(),
                 sha,
                 "failed" if error else "done",
                 error,

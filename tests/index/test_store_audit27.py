@@ -1,0 +1,149 @@
+"""Round 27 (docs/robustness.md): a file rewritten with its old size and time."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from stub_embedder import StubEmbedder, grid_embedding
+
+from exprsim.index import backends
+from exprsim.index.store import FaceIndex
+
+
+def _bmp(path: Path, seed: int) -> bytes:
+    """An uncompressed image: every one of them has the same number of bytes."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)).save(path, "BMP")
+    return path.read_bytes()
+
+
+def _rewrite_keeping_time(path: Path, data: bytes) -> None:
+    """What ``cp -p`` or ``exiftool -P`` do: other bytes, the old modification time."""
+    st = os.stat(path)
+    assert len(data) == st.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def _drop_ctime(store: str | Path) -> None:
+    """Make the index look like one made before ``files.ctime_ns`` existed."""
+    if isinstance(store, Path):
+        with sqlite3.connect(store) as conn:
+            conn.execute("ALTER TABLE files DROP COLUMN ctime_ns")
+        return
+    import psycopg
+
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute("ALTER TABLE files DROP COLUMN ctime_ns")
+
+
+def test_a_file_rewritten_with_its_old_size_and_time_is_indexed_again(store, tmp_path):
+    photo = tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    other = _bmp(tmp_path / "other.bmp", 1)
+    expected = grid_embedding(np.asarray(Image.open(tmp_path / "other.bmp").convert("RGB")))
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+        _rewrite_keeping_time(photo, other)
+        report = ix.add([photo])
+        assert [o.status for o in report.files] == ["updated"]  # was "skipped"
+        emb = ix.embeddings()[1]
+    np.testing.assert_allclose(emb[0], expected, atol=1e-6)
+
+
+def test_a_file_only_touched_is_read_but_not_embedded_again(store, tmp_path):
+    photo = tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    stub = StubEmbedder()
+    with FaceIndex(store, embedder=stub) as ix:
+        ix.add([photo])
+        os.chmod(photo, 0o600)  # a new change time, the same bytes
+        assert [o.status for o in ix.add([photo]).files] == ["skipped"]
+        assert [o.status for o in ix.add([photo]).files] == ["skipped"]
+    assert stub.calls == 1
+
+
+def test_an_index_made_before_the_change_time_gets_its_column(store, tmp_path):
+    a, b = tmp_path / "a.bmp", tmp_path / "b.bmp"
+    _bmp(a, 0)
+    _bmp(b, 1)
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add([a])
+    _drop_ctime(store)
+    stub = StubEmbedder()
+    with FaceIndex(store, embedder=stub) as ix:
+        assert ix._db.file_ctime
+        assert [o.status for o in ix.add([a, b]).files] == ["skipped", "added"]
+        _rewrite_keeping_time(b, _bmp(tmp_path / "c.bmp", 2))
+        assert [o.status for o in ix.add([b]).files] == ["updated"]
+    assert stub.calls == 2
+
+
+def test_a_read_only_index_made_before_the_change_time_is_read(tmp_path, monkeypatch):
+    db, photo = tmp_path / "faces.db", tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+    _drop_ctime(db)
+    monkeypatch.setattr(backends, "writable", lambda path: False)
+    with FaceIndex(db) as ix:
+        assert not ix._db.file_ctime
+        assert len(ix) == 1
+        assert [Path(r.source).name for r in ix.records()] == ["a.bmp"]
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+    assert "ctime_ns" not in columns  # left as it was
+
+
+def test_another_programs_table_without_the_new_column_is_still_told_apart(tmp_path):
+    db = tmp_path / "faces.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT)")
+        conn.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY)")
+    with pytest.raises(Exception, match="something else"):
+        FaceIndex(db)
+
+
+def test_a_postgres_writer_that_may_not_add_the_column_adds_photos(pg_url, tmp_path, caplog):
+    import logging
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    a, b = tmp_path / "a.bmp", tmp_path / "b.bmp"
+    _bmp(a, 0)
+    _bmp(b, 1)
+    with FaceIndex(pg_url, embedder=StubEmbedder()) as ix:
+        ix.add([a])
+    _drop_ctime(pg_url)
+    db = urlsplit(pg_url).path.lstrip("/")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for sql in (
+            "DROP ROLE IF EXISTS rowwriter27",
+            "CREATE ROLE rowwriter27 LOGIN",
+            f"GRANT CONNECT ON DATABASE {db} TO rowwriter27",
+            "GRANT USAGE ON SCHEMA public TO rowwriter27",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO rowwriter27",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO rowwriter27",
+        ):
+            conn.execute(sql)
+    parts = urlsplit(pg_url)
+    url = urlunsplit(parts._replace(netloc="rowwriter27@" + parts.netloc.rsplit("@", 1)[-1]))
+    try:
+        with caplog.at_level(logging.WARNING), FaceIndex(url, embedder=StubEmbedder()) as ix:
+            assert not ix._db.file_ctime
+            assert [o.status for o in ix.add([a, b]).files] == ["skipped", "added"]
+            assert len(ix) == 2
+        assert "may not add the column files.ctime_ns" in caplog.text
+        with FaceIndex(pg_url) as ix:  # the owner: the column comes
+            assert ix._db.file_ctime
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY rowwriter27")
+            conn.execute("DROP ROLE rowwriter27")
