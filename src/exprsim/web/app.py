@@ -498,15 +498,22 @@ def _add_error_handlers(app: Any, st: _State) -> None:
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(req: Request, exc: HTTPException) -> JSONResponse:
+    async def _http_error(req: Request, exc: HTTPException) -> Any:
         # an upload spooled to the temp disk, refused there: FastAPI made it a 400
         full = _disk_full_response(req, exc, logged=exc.__cause__)
         if full is not None:
             return full
         headers = dict(exc.headers or {})  # a 405's ``Allow`` (RFC 9110), a 401's ...
-        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
-        if "GET" in allow and "HEAD" not in allow:  # HEAD works wherever GET does (HeadAsGet)
-            headers["Allow"] = ", ".join([*allow, "HEAD"])
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(req))
+        if req.method == "POST" and req.url.path == "/login" and exc.status_code < 500:
+            from fastapi.responses import HTMLResponse
+
+            from exprsim.web import pages
+
+            # the login form's own fault (text not UTF-8, a form too large): the form again
+            page = pages.login(str(exc.detail))
+            return HTMLResponse(page, status_code=exc.status_code, headers=headers)
         return JSONResponse(
             {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
         )
@@ -537,6 +544,21 @@ def _add_error_handlers(app: Any, st: _State) -> None:
     @app.exception_handler(Exception)
     async def _internal(req: Request, exc: Exception) -> JSONResponse:
         return _internal_error(req, exc, st.db_names)
+
+
+def _allowed_methods(request: Any) -> list[str]:
+    """The methods of every route whose path is the request's (Starlette's 405 names only
+    the first such route's), with ``HEAD`` wherever ``GET`` is (:class:`HeadAsGet`)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:  # the path (PARTIAL: not the method)
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def _internal_error(request: Any, exc: BaseException, db_names: tuple[str, ...]) -> Any:

@@ -126,6 +126,16 @@ class MultipartCheck:
         if raw in self._names and not self.error:
             self.error = str(twice_error(self._name))
         self._names.add(raw)
+        if (
+            self._name == FILE_FIELD
+            and b"filename" not in options
+            and b"filename*" in self._disposition.lower()
+            and not self.error
+        ):  # the parser drops filename*=: the part would be told it is not a file
+            self.error = (
+                "the file part names its file only with filename*= (RFC 5987), which "
+                "multipart/form-data does not use (RFC 7578): send filename= as well"
+            )
         # a text field (a "file" without a plain file name is one too: the app says how
         # to send a photo) must decode
         if b"filename" not in options and self._name != FILE_FIELD:

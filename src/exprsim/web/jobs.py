@@ -354,11 +354,31 @@ class VideoJobs:
             del self._jobs[j.id]  # still found through its job.json
 
     def _run(self, job: VideoJob) -> None:
+        """Analyse the job's video; its outcome is shown (``job.status``) only once its
+        ``job.json`` is written: a client that saw ``done`` or ``failed`` finds it on disk,
+        also after a restart."""
+        job.status = "running"
+        outcome = dataclasses.replace(job)  # filled here; ``job`` runs on meanwhile
+        try:
+            self._analyze(job, outcome)
+        finally:
+            shutil.rmtree(job.source.parent, ignore_errors=True)
+            outcome.done, outcome.total = job.done, job.total
+            if outcome.status not in FINISHED:  # stopped by what is not an Exception
+                outcome.status, outcome.error = "failed", INTERRUPTED
+            try:
+                _write_outcome(outcome)
+            except OSError as exc:
+                log.warning("video job %s: cannot write its job.json (%s)", job.id, exc)
+            job.summary, job.error, job.status = outcome.summary, outcome.error, outcome.status
+
+    def _analyze(self, job: VideoJob, outcome: VideoJob) -> None:
+        """The analysis of :meth:`_run`: its tables and report in the job folder, its
+        status, error and summary in ``outcome`` (a failure is said there, never raised,
+        except ``BaseException`` s that are not ``Exception`` s)."""
         from exprsim.errors import ExprsimError
         from exprsim.video.pipeline import analyze_video
         from exprsim.web.uploads import DISK_FULL
-
-        job.status = "running"
 
         def on_frame(done: int, total: int | None) -> None:
             job.done, job.total = done, total
@@ -373,29 +393,24 @@ class VideoJobs:
             analysis = dataclasses.replace(analysis, warnings=shown)
             analysis.save(job.out_dir)
             accepted = sum(f.quality.ok for f in analysis.faces)
-            job.summary = {
+            outcome.summary = {
                 "frames": analysis.n_sampled,
                 "faces": accepted,
                 "persons": analysis.n_persons,
             }
-            job.status = "done"
+            outcome.status = "done"
         except ExprsimError as exc:
             # the message names the file: show the client's name, never the server's path
-            job.status, job.error = "failed", str(exc).replace(str(job.source), job.name)
+            outcome.status = "failed"
+            outcome.error = str(exc).replace(str(job.source), job.name)
         except Exception as exc:  # never kill the server; say what happened
+            outcome.status = "failed"
             if isinstance(exc, OSError) and exc.errno in DISK_FULL:
                 log.warning("video job %s: the disk is full (%s)", job.id, exc)
-                reason = exc.strerror or "no space left"
-                job.status, job.error = "failed", f"the server's disk is full ({reason})"
+                outcome.error = f"the server's disk is full ({exc.strerror or 'no space left'})"
             else:
                 log.exception("video job %s failed", job.id)
-                job.status, job.error = "failed", f"internal error ({type(exc).__name__})"
-        finally:
-            shutil.rmtree(job.source.parent, ignore_errors=True)
-            try:
-                _write_outcome(job)
-            except OSError as exc:
-                log.warning("video job %s: cannot write its job.json (%s)", job.id, exc)
+                outcome.error = f"internal error ({type(exc).__name__})"
 
 
 def _new_job_folder(out_dir: Path) -> IO[bytes]:
