@@ -992,7 +992,7 @@ def _person_stages(
     persons = late.ident.persons
     late.stage = "smoothing"
     raw = _raw_embeddings(collected, embedder.embedding_dim)
-    late.smoothed = _smooth(raw, persons, accepted, cfg.smooth_window)
+    late.smoothed = _smooth(raw, late.ident, accepted, cfg.smooth_window)
     late.stage = "emotions"
     late.emotions = _emotions(late.classifier, late.smoothed, accepted, len(late.classes))
     late.stage = "tags"
@@ -1128,6 +1128,7 @@ class _FaceCollector:
         self.pending: list[tuple[int, np.ndarray]] = []
         self.looks: dict[int, np.ndarray] = {}  # track -> appearance of its last face
         self.last_descriptor: dict[int, np.ndarray] = {}  # track -> its latest descriptor
+        self.described_at: dict[int, int] = {}  # track -> the face of its latest descriptor
         self.sec = dict.fromkeys(("detect", "align", "identity", "embed", "cluster", "mesh"), 0.0)
 
     def add_frame(self, slot: int, frame: Any, found: Any) -> None:
@@ -1146,23 +1147,42 @@ class _FaceCollector:
             self.flush()
 
     def _check_identity(self, frame: Any, af: Any, track: int) -> tuple[int, np.ndarray | None]:
-        """The face's track, split when it suddenly looks unlike the track's previous face
-        and dlib calls it another person (module docstring of :mod:`exprsim.video.tracks`);
-        and the descriptor computed on the way, if any."""
+        """The face's track, split when dlib calls the face another person than the
+        track's last descriptor (module docstring of :mod:`exprsim.video.tracks`); and the
+        descriptor computed on the way, if any. A face is described when it suddenly looks
+        unlike the track's previous face (a cut: the track ends before it), or when its
+        track is due a descriptor (a change the looks did not show, such as a dissolve:
+        the later half of the faces since the last descriptor go with the new track)."""
         from exprsim.video.tracks import APPEARANCE_JUMP, SAME_PERSON, appearance
 
         look = appearance(af.crop)
         before = self.looks.get(track)
         descriptor = None
-        if self.encoder is not None and before is not None and look @ before < APPEARANCE_JUMP:
-            t0 = time.perf_counter()
-            descriptor = self.encoder.descriptor(frame.image, af.face.box)
-            self.sec["identity"] += time.perf_counter() - t0
-            last = self.last_descriptor.get(track)
-            if last is not None and float(np.linalg.norm(descriptor - last)) > SAME_PERSON:
-                track = self.linker.split(track)
+        if self.encoder is not None:
+            jump = before is not None and look @ before < APPEARANCE_JUMP
+            if jump or self.track_counts[track] == self.next_described[track]:
+                t0 = time.perf_counter()
+                descriptor = self.encoder.descriptor(frame.image, af.face.box)
+                self.sec["identity"] += time.perf_counter() - t0
+                last = self.last_descriptor.get(track)
+                if last is not None and float(np.linalg.norm(descriptor - last)) > SAME_PERSON:
+                    track = self.linker.split(track) if jump else self._split_back(track)
         self.looks[track] = look
         return track, descriptor
+
+    def _split_back(self, track: int) -> int:
+        """End ``track`` where its look changed unseen: between its last described face
+        and now, so the later half of the faces in between start the new track (halfway:
+        the best guess without a look at each); returns the new track's id."""
+        new = self.linker.split(track)
+        since = range(self.described_at[track] + 1, len(self.faces))
+        later = [k for k in since if self.tracks[k] == track]
+        moved = later[len(later) // 2 :]
+        for k in moved:
+            self.tracks[k] = new
+        # the face being added is the new track's first descriptor (due at this count)
+        self.track_counts[new] = self.next_described[new] = len(moved)
+        return new
 
     def _add_face(
         self, slot: int, frame: Any, j: int, af: Any, track: int, descriptor: Any = None
@@ -1196,6 +1216,7 @@ class _FaceCollector:
                 self.sec["identity"] += time.perf_counter() - t0
             self.descriptors[i] = descriptor
             self.last_descriptor[track] = descriptor
+            self.described_at[track] = i
             if due:
                 self.next_described[track] += descriptor_gap(
                     self.n_described[track],
@@ -1461,18 +1482,19 @@ def _raw_embeddings(collected: _FaceCollector, dim: int) -> np.ndarray:
     return raw
 
 
-def _smooth(raw: np.ndarray, persons: np.ndarray, accepted: np.ndarray, window: int) -> np.ndarray:
-    """Stage 4b: each person's accepted embeddings median-smoothed over ``window`` faces
-    and re-normalised (NaN rows for rejected faces)."""
-    from exprsim.video.tracks import median_smooth
+def _smooth(raw: np.ndarray, ident: Any, accepted: np.ndarray, window: int) -> np.ndarray:
+    """Stage 4b: each person's accepted embeddings median-smoothed over ``window`` faces of
+    one track (:func:`~exprsim.video.tracks.smooth_tracks`) and re-normalised (NaN rows for
+    rejected faces)."""
+    from exprsim.video.tracks import smooth_tracks
 
     smoothed = np.full_like(raw, np.nan)
-    for p in np.unique(persons):
-        idx = np.flatnonzero((persons == p) & accepted)
+    for p in np.unique(ident.persons):
+        idx = np.flatnonzero((ident.persons == p) & accepted)
         if len(idx) == 0:
             continue
         # unassigned faces (p < 0) have no neighbours to pool with
-        smoothed[idx] = median_smooth(raw[idx], window if p >= 0 else 1)
+        smoothed[idx] = smooth_tracks(raw[idx], ident.tracks[idx], window if p >= 0 else 1)
     return smoothed
 
 
@@ -1532,8 +1554,9 @@ def _codes_stage(
 ) -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
     """Stage 5c (``embedding="pvae"``): smoothed perceptual-VAE codes and neutral faces."""
     t0 = time.perf_counter()
+    tracks = np.array(collected.tracks, dtype=np.int64)
     codes, neutral_faces = _pvae_codes(
-        encoder, collected.meshes, persons, accepted, emotions, classes, cfg
+        encoder, collected.meshes, (persons, tracks), accepted, emotions, classes, cfg
     )
     collected.sec["mesh"] += time.perf_counter() - t0
     missing = int(accepted.sum()) - len(collected.meshes)
@@ -1628,16 +1651,18 @@ def load_pvae_encoder(path: str | None) -> Any:
 def _pvae_codes(
     encoder: Any,
     meshes: dict[int, np.ndarray],
-    persons: np.ndarray,
+    who: tuple[np.ndarray, np.ndarray],
     accepted: np.ndarray,
     emotions: np.ndarray,
     classes: tuple[str, ...],
     cfg: VideoConfig,
 ) -> tuple[np.ndarray, dict[int, tuple[int, ...]]]:
-    """Smoothed perceptual-VAE codes ``(N, K)`` (NaN without a mesh) and neutral faces."""
+    """Smoothed perceptual-VAE codes ``(N, K)`` (NaN without a mesh) and neutral faces;
+    ``who``: the ``(N,)`` person and track of each face (codes are smoothed per track)."""
     from exprsim.pvae.features import mesh_features
-    from exprsim.video.tracks import median_smooth
+    from exprsim.video.tracks import smooth_tracks
 
+    persons, tracks = who
     n = len(persons)
     k = encoder.config.latent_dim
     codes = np.full((n, k), np.nan, dtype=np.float32)
@@ -1660,7 +1685,7 @@ def _pvae_codes(
                 neutral_faces[int(p)] = ()
         raw = encoder.encode_features(feats, neutral)
         window = cfg.smooth_window if p >= 0 else 1
-        codes[idx] = median_smooth(raw, window, normalize=False)
+        codes[idx] = smooth_tracks(raw, tracks[idx], window, normalize=False)
     return codes, neutral_faces
 
 

@@ -13,6 +13,9 @@ Identity grouping in two steps:
    correlation under ``APPEARANCE_JUMP``: a cut to someone framed alike) is described on the
    spot; if dlib then calls the face another person (over ``SAME_PERSON`` from the track's
    last descriptor), the track ends there and a new one starts (``TrackLinker.split``).
+   A descriptor due on the schedule that dlib calls another person (a change the looks did
+   not show: a cross-dissolve) splits the track too, halfway between its last described
+   face and this one (the video pipeline's ``_FaceCollector._split_back``).
 
 DBSCAN parameters: ``eps = 0.5`` and ``min_samples = 3``. dlib calls two faces the same
 person below 0.6; within one person the descriptor still moves with expression and pose
@@ -22,8 +25,12 @@ a little under 0.6 keeps two similar-looking people from being chained into one.
 ``min_samples = 3`` means a person must be described at least three times (with the
 default stride of 5 at 5 fps: about three seconds on screen, or three faces of short
 tracks) to found a cluster on its own; descriptors that DBSCAN calls noise are attached
-to the nearest cluster centre if closer than 0.6 (dlib's threshold), and otherwise their
-track becomes a person of its own when it has at least ``min_samples`` faces.
+to the nearest cluster centre if closer than 0.6 (dlib's threshold). The noise left is
+linked among itself at 0.6: a group of two or more descriptors (a person seen briefly
+twice; the last looks of a track that turned into someone else) is a person when its faces
+number at least ``min_samples``; a lone descriptor is one look of its track, and only a
+track with no other person becomes a person of its own (with at least ``min_samples``
+faces). Each face takes the person of the nearest described face of its track.
 Faces left over get person ``-1`` (unassigned). Without dlib, each track with at least
 ``min_samples`` faces is a person.
 
@@ -31,8 +38,8 @@ Person ids are made stable: 0, 1, 2, ... in order of first appearance (ties: lar
 box first), independent of DBSCAN's label order.
 
 Smoothing (:func:`median_smooth`): FEENet median-pools the embedding over 3 frames per
-person; here a centred window over the person's consecutive accepted faces, per dimension,
-re-normalised to unit length.
+person; here a centred window over the person's consecutive accepted faces of one track
+(:func:`smooth_tracks`: one stay on screen), per dimension, re-normalised to unit length.
 """
 
 from __future__ import annotations
@@ -242,23 +249,47 @@ def _cluster_descriptors(
             d = np.linalg.norm(centres - x[k], axis=1)
             if d.min() < SAME_PERSON:
                 labels[k] = clusters[int(d.argmin())]
-    next_label = (max(clusters) + 1) if clusters else 0
+    groups, lone = _group_noise(x, labels)
+    fresh = int(labels.max()) + 1  # for a track without a descriptor
     for t in np.unique(tracks):
         members = np.flatnonzero(tracks == t)
         described = [
             (int(i), int(labels[np.searchsorted(idx, i)])) for i in members if i in descriptors
         ]
-        good = [(i, lab) for i, lab in described if lab >= 0]
+        good = [(i, lab) for i, lab in described if lab not in lone]
         if not good:
             if track_sizes[int(t)] >= min_samples:  # a steady track nobody else resembles
-                raw[members] = next_label
-                next_label += 1
+                raw[members] = described[0][1] if described else fresh
+                fresh += not described
             continue
         pos = np.array([np.searchsorted(members, i) for i, _ in good])
         labs = np.array([lab for _, lab in good])
         for k, i in enumerate(members):
             raw[i] = labs[int(np.argmin(np.abs(pos - k)))]
+    for lab in groups:  # a person known only from noise: as many faces as a cluster needs
+        mine = raw == lab
+        if mine.sum() < min_samples:
+            raw[mine] = -1
     return raw
+
+
+def _group_noise(x: np.ndarray, labels: np.ndarray) -> tuple[set[int], set[int]]:
+    """Give the descriptors DBSCAN left as noise (``labels`` -1, relabelled in place) new
+    labels: noise descriptors within dlib's :data:`SAME_PERSON` of each other, linked, share
+    one (short visits of one person: each too few descriptors to found a cluster, together
+    one person). Returns the new labels, and those of the groups of a single descriptor
+    (``lone``: one look of a track that has others is not a person of its own)."""
+    from exprsim.clustering import dbscan
+
+    noise = np.flatnonzero(labels < 0)
+    if len(noise) == 0:
+        return set(), set()
+    start = int(labels.max()) + 1
+    linked = dbscan(x[noise], eps=SAME_PERSON, min_samples=1)  # connected components
+    labels[noise] = start + linked
+    counts = np.bincount(linked)
+    groups = {start + g for g in range(len(counts))}
+    return groups, {start + g for g in np.flatnonzero(counts == 1).tolist()}
 
 
 def _stable_ids(raw: np.ndarray, slots: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -301,4 +332,23 @@ def median_smooth(embeddings: np.ndarray, window: int = 3, normalize: bool = Tru
         out[i] = np.median(x[max(0, i - half) : i + half + 1], axis=0)
     if normalize:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def smooth_tracks(
+    x: np.ndarray, tracks: np.ndarray, window: int = 3, normalize: bool = True
+) -> np.ndarray:
+    """:func:`median_smooth` of the time-ordered ``(N, D)`` rows of one person, each of
+    its tracks on its own: a track is one stay on screen, so faces of two stays (gone and
+    back) or of two copies of the face in one frame are never pooled together.
+
+    Args:
+        tracks: ``(N,)`` track id of each row.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    tracks = np.asarray(tracks).reshape(-1)
+    out = np.empty_like(x)
+    for t in np.unique(tracks):
+        mine = tracks == t
+        out[mine] = median_smooth(x[mine], window, normalize)
     return out
