@@ -147,3 +147,63 @@ def test_a_postgres_writer_that_may_not_add_the_column_adds_photos(pg_url, tmp_p
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("DROP OWNED BY rowwriter27")
             conn.execute("DROP ROLE rowwriter27")
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another process's write transaction (an older exprsim's `index add`, say)."""
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_opening_an_earlier_index_never_waits_for_a_writer(tmp_path):
+    import time
+
+    db, photo = tmp_path / "faces.db", tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+    _drop_ctime(db)
+    other = _hold_write_lock(db)
+    try:
+        t0 = time.monotonic()
+        with FaceIndex(db) as ix:  # was: 30 s, then "another process is writing"
+            assert len(ix) == 1 and not ix._db.file_ctime
+        assert time.monotonic() - t0 < 5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with FaceIndex(db) as ix:
+        assert ix._db.file_ctime  # the next opener adds the column
+
+
+def test_identity_descriptors_of_faces_removed_meanwhile_are_skipped(store, tmp_path):
+    paths = [tmp_path / f"{i}.bmp" for i in range(2)]
+    for i, p in enumerate(paths):
+        _bmp(p, i)
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add(paths)
+        ids = [r.id for r in ix.records()]
+        d = np.ones(128, np.float32)
+        ix.remove([str(paths[0])])  # another process's `index remove`, during the search
+        ix.store_identity_descriptors({ids[0]: d, ids[1]: d})  # was: FOREIGN KEY failed
+        cached = ix.identity_descriptors([ids[1]])
+    assert list(cached) == [ids[1]]
+
+
+def test_caching_identity_descriptors_never_waits_for_a_writer(tmp_path):
+    import time
+
+    db, photo = tmp_path / "faces.db", tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+        (face,) = [r.id for r in ix.records()]
+        other = _hold_write_lock(db)
+        try:
+            t0 = time.monotonic()
+            ix.store_identity_descriptors({face: np.ones(128, np.float32)})  # was: 30 s
+            assert time.monotonic() - t0 < 5
+        finally:
+            other.execute("ROLLBACK")
+            other.close()

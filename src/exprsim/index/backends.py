@@ -389,11 +389,15 @@ class StoreBackend:
         """Reads inside see one state of the store (SQLite: without waiting for a writer)."""
         return self.transaction()
 
-    def try_write(self, sql: str, params: Sequence[Any] = ()) -> bool:
-        """Run one housekeeping write that may be skipped; returns whether it ran (SQLite:
-        not when another process holds the write lock, or the file is read-only)."""
+    def try_write(self, sql: str, params: Sequence[Any] = (), many: bool = False) -> bool:
+        """Run one housekeeping write that may be skipped (``many``: ``params`` is a
+        sequence of rows, as :meth:`executemany`); returns whether it ran (SQLite: not
+        when another process holds the write lock, or the file is read-only)."""
         with self.transaction() as c:
-            c.execute(sql, params)
+            if many:
+                c.executemany(sql, params)
+            else:
+                c.execute(sql, params)
         return True
 
     def writer_lock(self) -> contextlib.AbstractContextManager[None]:
@@ -550,7 +554,7 @@ class SQLiteBackend(StoreBackend):
                 # never a half-made one (IF NOT EXISTS: idempotent after it)
                 self.conn.executescript(f"BEGIN IMMEDIATE;\n{SQLITE_SCHEMA}\nCOMMIT;")
             if self._missing_columns():
-                self._add_columns()
+                self.file_ctime = self._add_columns()
         except sqlite3.DatabaseError as exc:
             self.close()
             if is_locked(exc):  # another process holds it (exclusively): not a damaged file
@@ -656,17 +660,23 @@ class SQLiteBackend(StoreBackend):
             missing += [(table, column, kind) for column, kind in added if column not in have]
         return missing
 
-    def _add_columns(self) -> None:
+    def _add_columns(self) -> bool:
         """Give an index made before :data:`ADDED_COLUMNS` those columns, in one
-        transaction (another opener may have added them meanwhile: looked at again in it)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for table, column, kind in self._missing_columns():
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        transaction (another opener may have added them meanwhile: looked at again in it).
+        Opening never waits for a writer: while another process writes, this connection
+        goes on without them (returns ``False``; the next opener adds them)."""
+        with self._not_waiting() as free:
+            if not free:
+                log.info("%s: busy; the columns of a newer exprsim are added later", self.path)
+                return False
+            try:
+                for table, column, kind in self._missing_columns():
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        return True
 
     def _complete(self, present: set[str]) -> bool:
         """Whether the file has every table, index and trigger of :data:`SQLITE_SCHEMA`
@@ -725,23 +735,42 @@ class SQLiteBackend(StoreBackend):
             else:
                 self.conn.execute("COMMIT")
 
-    def try_write(self, sql: str, params: Sequence[Any] = ()) -> bool:
+    def try_write(self, sql: str, params: Sequence[Any] = (), many: bool = False) -> bool:
         if self.read_only:
             return False
-        with self._held():
-            wait = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
-            self.conn.execute("PRAGMA busy_timeout = 0")  # housekeeping never waits
+        with self._held(), self._not_waiting() as free:
+            if not free:
+                log.debug("%s: busy, skipped %s", self.path, sql)
+                return False
             try:
-                with self.transaction() as c:
-                    c.execute(sql, params)
+                if many:
+                    self.conn.executemany(sql, params)
+                else:
+                    self.conn.execute(sql, params)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        return True
+
+    @contextlib.contextmanager
+    def _not_waiting(self) -> Iterator[bool]:
+        """``BEGIN IMMEDIATE`` without waiting for another process's write lock: yields
+        whether the transaction began (the block then commits or rolls back itself)."""
+        wait = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self.conn.execute("PRAGMA busy_timeout = 0")  # housekeeping never waits
+        try:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 if not is_locked(exc):
                     raise
-                log.debug("%s: busy, skipped %s", self.path, sql)
-                return False
-            finally:
-                self.conn.execute(f"PRAGMA busy_timeout = {wait}")
-        return True
+                began = False
+            else:
+                began = True
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {wait}")
+        yield began
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:

@@ -2196,18 +2196,22 @@ class FaceIndex:
         return out
 
     def store_identity_descriptors(self, descriptors: dict[int, np.ndarray | None]) -> None:
-        """Cache identity descriptors (``None``: no descriptor could be computed)."""
+        """Cache identity descriptors (``None``: no descriptor could be computed); skipped
+        while another process writes (SQLite), or for faces no longer in the index."""
         if not isinstance(descriptors, Mapping):
             raise TypeError(
                 "identity descriptors must be a mapping of face id to descriptor, "
                 f"got {type(descriptors).__name__}"
             )
-        with self._transaction() as c:
-            c.executemany(
-                "INSERT INTO identity (face_id, descriptor) VALUES (?, ?)"
-                " ON CONFLICT (face_id) DO UPDATE SET descriptor = excluded.descriptor",
-                [(int(k), _blob(v)) for k, v in descriptors.items()],
-            )
+        # a cache: never waits for another writer, and skips faces removed meanwhile (a
+        # search must not fail on it)
+        self._db.try_write(
+            "INSERT INTO identity (face_id, descriptor) SELECT ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
+            " ON CONFLICT (face_id) DO UPDATE SET descriptor = excluded.descriptor",
+            [(int(k), _blob(v), int(k)) for k, v in descriptors.items()],
+            many=True,
+        )
 
     # -- reading
 
