@@ -1435,6 +1435,44 @@ class TableWriter:
             self._release()
 
 
+#: the lock file :func:`folder_lock` holds inside a folder
+FOLDER_LOCK = ".lock"
+#: errors of ``flock`` on a file system without locks (NFS without lockd, some FUSE)
+NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, busy: Callable[[], Exception], what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder ``folder`` while the block runs
+    (``flock`` on ``folder/.lock``, not waiting): two runs writing one folder at once
+    removed or overwrote each other's files. The file stays; closing it releases the lock.
+    A no-op where ``fcntl`` is missing (not POSIX), and, with a warning naming ``what``
+    (e.g. "crops folder"), on a file system without locks.
+
+    Raises:
+        Exception: ``busy()``, when another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(folder / FOLDER_LOCK, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy() from None
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                raise
+            log.warning(
+                "%s: cannot lock this %s (%s: no file locks here?); going on unlocked: "
+                "run one command into it at a time",
+                printable(str(folder)), what, exc.strerror or exc,
+            )  # fmt: skip
+        yield
+
+
 def _output_lock_path(path: Path) -> Path:
     return path.with_name(f".{_temp_stem(path.name)}.lock")
 

@@ -478,7 +478,6 @@ def cmd_index_add(args: argparse.Namespace) -> int:
     _check_new_db(args.db)  # a folder that cannot take it: before the model loads
     embedder = _embedder(args)
     with _open_index(args, embedder, must_exist=False) as index:
-        before = index.info().n_files
         try:
             report = index.add(
                 files,
@@ -488,7 +487,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 workers=args.workers or DEFAULT_INDEX_WORKERS,
             )
         except KeyboardInterrupt as exc:
-            return _index_add_interrupted(index, before, exc)
+            return _index_add_interrupted(index, exc)
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {printable(str(f.path))}: {f.error}", file=sys.stderr)
@@ -504,16 +503,24 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         return 1 if failed and failed == len(report.files) + len(unlisted) else 0
 
 
-def _index_add_interrupted(index: Any, before: int, exc: KeyboardInterrupt) -> int:
+def _index_add_interrupted(index: Any, exc: KeyboardInterrupt) -> int:
     """Ctrl-C or SIGTERM during ``index add``: every file finished was committed; say how
-    many, and that the same command continues; exit code 130 (143 for SIGTERM)."""
+    many this run added (not those another writer stored meanwhile: an interruption while
+    waiting for it added none), and that the same command continues; exit code 130 (143
+    for SIGTERM)."""
+    from exprsim.index.store import AddInterrupted
     from exprsim.interrupts import hold_interrupts, interruption
 
+    added = 0
+    if isinstance(exc, AddInterrupted):
+        added = exc.report.count("added") + exc.report.count("updated")
+        cause = exc.__cause__
+        exc = cause if isinstance(cause, KeyboardInterrupt) else exc
     with hold_interrupts("counting the files stored"):
         now = index.info().n_files
     word, code = interruption(exc)
     print(
-        f"exprsim index add: {word}: {count(now - before, 'file')} added in this run are stored "
+        f"exprsim index add: {word}: {count(added, 'file')} added in this run are stored "
         f"({now} in {index.path}); run the same command again to continue",
         file=sys.stderr,
     )

@@ -644,39 +644,21 @@ BUSY_ADVICE = {
     "fetch": "wait for it to end, or fetch without --crop and crop into another folder "
     "with `exprsim fec crop --out DIR`",
 }
-#: errors of ``flock`` on a file system without locks (NFS without lockd, some FUSE)
-_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
 
-@contextlib.contextmanager
-def _store_lock(out: Path, advice: str = BUSY_ADVICE["crop"]) -> Iterator[None]:
-    """Hold an exclusive lock on the crops folder ``out`` (``flock`` on ``out/.lock``, not
-    waiting): two runs into one store took the same shard numbers and wrote over each
-    other's crops, silently. The file stays; closing it releases the lock. A no-op where
-    ``fcntl`` is missing (not POSIX), and, with a warning, on a file system without locks.
+def _store_lock(
+    out: Path, advice: str = BUSY_ADVICE["crop"]
+) -> contextlib.AbstractContextManager[None]:
+    """Hold an exclusive lock on the crops folder ``out`` (:func:`exprsim.io.folder_lock`):
+    two runs into one store took the same shard numbers and wrote over each other's crops,
+    silently.
 
     Raises:
         StoreBusyError: another process holds it (the line ends with ``advice``).
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(out / LOCK_NAME, "a+b") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreBusyError(out, advice) from None
-        except OSError as exc:  # ended `fec crop` with a bare errno line
-            if exc.errno not in _NO_LOCKS:
-                raise
-            log.warning(
-                "%s: cannot lock this crops folder (%s: no file locks here?); going on "
-                "unlocked: run one crop into it at a time",
-                printable(str(out)), exc.strerror or exc,
-            )  # fmt: skip
-        yield
+    from exprsim.io import folder_lock
+
+    return folder_lock(out, lambda: StoreBusyError(out, advice), "crops folder")
 
 
 def check_store_free(out: str | Path, advice: str = BUSY_ADVICE["crop"]) -> None:

@@ -58,7 +58,7 @@ from typing import Any
 
 from exprsim import __version__
 from exprsim.errors import DataError, ImageError, printable
-from exprsim.io import write_atomically, write_json
+from exprsim.io import folder_lock, write_atomically, write_json
 from exprsim.workers import refuse_in_starting_worker
 
 log = logging.getLogger(__name__)
@@ -1095,6 +1095,27 @@ def fetch_fec(
     t0 = time.perf_counter()
     urls, tables = collect_urls(paths)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, lambda: _busy(out), "fetch folder"):
+        return _fetch_locked(out, urls, tables, cfg, progress, on_result, t0)
+
+
+def _busy(out: Path) -> DataError:
+    return DataError(
+        f"{printable(str(out))}: another `exprsim fec fetch` is downloading into this "
+        "folder; wait for it to end (a second one removed its unfinished files)"
+    )
+
+
+def _fetch_locked(
+    out: Path,
+    urls: list[str],
+    tables: dict[str, Any],
+    cfg: FetchConfig,
+    progress: bool,
+    on_result: Callable[[FetchResult], None] | None,
+    t0: float,
+) -> FetchReport:
+    """:func:`fetch_fec` once the fetch folder ``out`` is made and locked."""
     n_parts = _clean_parts(out)
     if n_parts:
         log.info("removed %d unfinished temporary file(s) from an interrupted run", n_parts)

@@ -16,6 +16,7 @@ from typing import Any
 _LAZY = {
     "FaceIndex": "exprsim.index.store",
     "FaceRecord": "exprsim.index.store",
+    "AddInterrupted": "exprsim.index.store",
     "AddReport": "exprsim.index.store",
     "IndexInfo": "exprsim.index.store",
     "ModelMismatchError": "exprsim.index.store",

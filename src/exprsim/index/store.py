@@ -185,6 +185,16 @@ class _Job:
     data: bytes
 
 
+class AddInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped :meth:`FaceIndex.add` once it held the index (its
+    ``__cause__`` is the interruption itself). ``report`` is the :class:`AddReport` of the
+    files settled before it: each one is stored (or recorded as failed)."""
+
+    def __init__(self, report: AddReport) -> None:
+        super().__init__(f"index add interrupted after {len(report.files)} files")
+        self.report = report
+
+
 @dataclass(frozen=True)
 class AddReport:
     """Result of :meth:`FaceIndex.add`: one :class:`FileOutcome` per file seen."""
@@ -1480,6 +1490,8 @@ class FaceIndex:
 
         Raises:
             ModelMismatchError: the index holds embeddings of another model.
+            AddInterrupted: Ctrl-C or SIGTERM once this writer held the index (a
+                ``KeyboardInterrupt``; its ``report`` says what was stored).
         """
         from tqdm import tqdm
 
@@ -1515,6 +1527,9 @@ class FaceIndex:
                     outcomes[i] = self._finish_job(job, model, item)
                     bar.update(1)
                     bar.set_postfix(faces=sum(o.n_faces for o in outcomes.values()), refresh=False)
+            except KeyboardInterrupt as exc:
+                done = tuple(outcomes[i] for i in sorted(outcomes))
+                raise AddInterrupted(AddReport(done, model, time.perf_counter() - t0)) from exc
             finally:
                 bar.close()
         report = AddReport(

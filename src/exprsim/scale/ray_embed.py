@@ -45,7 +45,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError, printable
-from exprsim.io import TABLE_SUFFIXES, replace_atomically, split_path_list, write_json
+from exprsim.io import (
+    FOLDER_LOCK,
+    TABLE_SUFFIXES,
+    folder_lock,
+    replace_atomically,
+    split_path_list,
+    write_json,
+)
 from exprsim.progress import progress_bar
 from exprsim.wording import count
 
@@ -565,23 +572,65 @@ def embed_with_ray(
         n = len(refused)
         return RayEmbedReport(str(out_dir), 0, 0, n, 0, n, 0.0, tuple(refused), 0, n)
     out = Path(out_dir)
-    made = _prepare_folder(out, _stamp(model, detector, shard_size))
+    _warn_table_name(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(model, detector, shard_size, address, num_workers, num_cpus, device, progress)
+    try:
+        with folder_lock(out, lambda: _busy(out), "shard folder"):
+            return _embed_locked(out, made, paths, refused, run, retry_failed, t0)
+    except BaseException:
+        _undo_new_folder(out, made)
+        raise
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What :func:`embed_with_ray` was asked to run with."""
+
+    model: str | Path
+    detector: Any
+    shard_size: int
+    address: str | None
+    num_workers: int
+    num_cpus: int | None
+    device: str
+    progress: bool
+
+
+def _busy(out: Path) -> ExprsimError:
+    return ExprsimError(
+        f"{printable(str(out))}: another `exprsim embed --engine ray` is writing to this "
+        "shard folder; wait for it to end, or write another folder"
+    )
+
+
+def _embed_locked(
+    out: Path,
+    made: bool,
+    paths: list[str],
+    refused: list[str],
+    run: _Run,
+    retry_failed: bool,
+    t0: float,
+) -> RayEmbedReport:
+    """:func:`embed_with_ray` once the shard folder ``out`` is made and locked."""
+    _prepare_folder(out, _stamp(run.model, run.detector, run.shard_size))
+    shard_size = run.shard_size
     shards = [paths[i : i + shard_size] for i in range(0, len(paths), shard_size)]
     names = [shard_name(i, s) for i, s in enumerate(shards)]
     todo, retried = _work(out, names, shards, retry_failed)
     counts = [0, 0, 0]
     errors: list[str] = list(refused)
     if todo:
-        actor_kwargs = _actor_kwargs(model, detector, out, device)
+        actor_kwargs = _actor_kwargs(run.model, run.detector, out, run.device)
         try:
             counts = _run_on_ray(
-                todo, actor_kwargs, address, num_workers, num_cpus, progress, errors
-            )
+                todo, actor_kwargs, run.address, run.num_workers, run.num_cpus, run.progress,
+                errors,
+            )  # fmt: skip
         except KeyboardInterrupt as exc:
             raise RayEmbedInterrupted.of(out, names, shards) from exc
-        except Exception:  # Ray did not start, say: a folder this run made holds nothing
-            _undo_new_folder(out, made)
-            raise
     _remove_stale_shards(out, names)
     images, faces, failed = counts  # the refused names count as images that failed
     n = len(refused)
@@ -614,17 +663,13 @@ def _actor_kwargs(model: str | Path, detector: Any, out: Path, device: str) -> d
     }
 
 
-def _prepare_folder(out: Path, stamp: dict[str, Any]) -> bool:
-    """Make ``out`` (a warning if it is named as a table); refuse it if its shards come from
-    another model or detector, else stamp it. Returns whether this made the folder."""
-    _warn_table_name(out)
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+def _prepare_folder(out: Path, stamp: dict[str, Any]) -> None:
+    """Refuse the folder ``out`` if its shards come from another model or detector, else
+    stamp it."""
     if _holds_shards(out):
         _check_stamp(out, stamp)
     else:  # the stamp of a run that failed before its first shard stamps nothing
         write_json(out / STAMP_NAME, stamp)
-    return made
 
 
 def _undo_new_folder(out: Path, made: bool) -> None:
@@ -634,8 +679,9 @@ def _undo_new_folder(out: Path, made: bool) -> None:
     import os
 
     with contextlib.suppress(OSError):
-        if made and set(os.listdir(out)) <= {STAMP_NAME}:
+        if made and set(os.listdir(out)) <= {STAMP_NAME, FOLDER_LOCK}:
             (out / STAMP_NAME).unlink(missing_ok=True)
+            (out / FOLDER_LOCK).unlink(missing_ok=True)
             out.rmdir()
 
 

@@ -1,0 +1,59 @@
+"""Round 27 (docs/robustness.md): what an interrupted `index add` says it stored."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from cli_run import run, stub_cli_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "index"))
+from stub_embedder import StubEmbedder, write_images
+from test_cli_audit9 import Stub16
+
+from exprsim.index.store import FaceIndex
+
+
+def test_an_add_stopped_while_another_writer_stores_counts_none_as_its_own(
+    tmp_path, capsys, monkeypatch
+):
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    write_images(mine, 2)
+    write_images(theirs, 3, seed=5)
+    db = tmp_path / "i.db"
+    real = FaceIndex._writer_lock
+
+    others: list[FaceIndex] = []
+
+    @contextlib.contextmanager
+    def waiting(self):
+        if self in others:  # the other writer takes the lock as usual
+            with real(self):
+                yield
+            return
+        # while this one waits, the other writer stores its 3 files; then Ctrl-C
+        with FaceIndex(db, embedder=StubEmbedder()) as other:
+            others.append(other)
+            other.add([theirs])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FaceIndex, "_writer_lock", waiting)
+    stub_cli_model(monkeypatch, Stub16())
+    rc, _, err = run(capsys, "index", "add", str(mine), "--db", str(db))
+    assert rc == 130
+    line = err.strip().splitlines()[-1]
+    # was "3 files added in this run are stored (3 in ...)": the other writer's
+    assert "interrupted: 0 files added in this run are stored (3 in " in line
+
+
+def test_an_add_stopped_part_way_counts_its_own_files(tmp_path, capsys, monkeypatch):
+    write_images(tmp_path / "old", 2, seed=7)
+    write_images(tmp_path / "imgs", 5)
+    db = tmp_path / "i.db"
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([tmp_path / "old"])
+    stub_cli_model(monkeypatch, Stub16(stop=2))
+    rc, _, err = run(capsys, "index", "add", str(tmp_path / "imgs"), "--db", str(db))
+    assert rc == 130
+    assert "interrupted: 2 files added in this run are stored (4 in " in err.splitlines()[-1]
