@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 #: FEENet's distance threshold for reference-face tagging (models without a calibrated one).
 DEFAULT_THRESHOLD = 0.5
 
+#: times :meth:`Tagger.tag_index` matches again when the references change under it
+TAG_ATTEMPTS = 3
+
 
 def model_threshold(embedder: Any) -> float:
     """The tagging threshold calibrated for ``embedder``'s model, else :data:`DEFAULT_THRESHOLD`."""
@@ -371,17 +374,15 @@ class Tagger:
             ExprsimError: ``name`` is not a non-empty UTF-8 string.
         """
         check_tag_name(name)
-        n = int(self.index.remove_tag(name))
-        self.untag(name)
-        return n
+        return int(self.index.delete_tag(name)[0])  # one transaction
 
     def untag(self, name: str) -> int:
         """Take the tag ``name`` off every indexed face; returns how many faces had it."""
         check_tag_name(name)
         return int(self.index.remove_tags([name]))
 
-    def _refs(self) -> tuple[np.ndarray, list[str]]:
-        refs = self.references()
+    def _refs(self, refs: list[TagReference] | None = None) -> tuple[np.ndarray, list[str]]:
+        refs = self.references() if refs is None else refs
         if not refs:
             raise ExprsimError(
                 f"{self.index.path} holds no reference faces: add some with `exprsim tag add NAME IMAGE`"
@@ -389,15 +390,19 @@ class Tagger:
         return np.stack([r.embedding for r in refs]), [r.name for r in refs]
 
     def tag_embeddings(
-        self, embeddings: np.ndarray, threshold: float | None = None
+        self,
+        embeddings: np.ndarray,
+        threshold: float | None = None,
+        references: list[TagReference] | None = None,
     ) -> list[tuple[tuple[str, ...], dict[str, float]]]:
-        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`).
+        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`), against
+        ``references`` (default: the stored ones, read now).
 
         Raises:
             ExprsimError: no references, NaN or infinite embeddings, or a NaN, infinite
                 or negative threshold.
         """
-        emb, names = self._refs()
+        emb, names = self._refs(references)
         return match_tags(
             embeddings, emb, names, self.threshold if threshold is None else threshold
         )
@@ -456,12 +461,25 @@ class Tagger:
             ModelMismatchError: no threshold given, and the index holds another model's
                 embeddings (:meth:`index_threshold`).
         """
+        from exprsim.index.store import TagReferencesChanged
+
         ids, emb = self.index.embeddings()
-        # checks everything before a change
-        matches = self.tag_embeddings(emb, self.index_threshold(threshold))
-        new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
-        self.index.retag(new, self.names())  # one transaction: no face left half-tagged
-        return sum(bool(tags) for tags in new.values())
+        threshold = self.index_threshold(threshold)
+        for attempt in range(TAG_ATTEMPTS):
+            refs = self.references()
+            # checks everything before a change
+            matches = self.tag_embeddings(emb, threshold, refs)
+            new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
+            names = {r.name for r in refs}
+            try:  # one transaction, against the references matched: no face half-tagged
+                self.index.retag(new, names, references=[r.id for r in refs])
+            except TagReferencesChanged:
+                if attempt + 1 == TAG_ATTEMPTS:
+                    raise
+                log.info("the reference faces changed while tagging; matching again")
+                continue
+            return sum(bool(tags) for tags in new.values())
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _is_face(item: Any) -> bool:

@@ -1108,8 +1108,8 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
 
     with _open_index(args) as index:
         name = compose_tag_name(name, Tagger(index).names())  # as stored, however typed
-        n = index.remove_tag(name)
-        untagged = Tagger(index).untag(name)  # the name also leaves the indexed faces' tags
+        # one transaction: the name also leaves the indexed faces' tags
+        n, untagged = index.delete_tag(name)
     if not n and not untagged:
         print(
             f"exprsim tag remove: no tag named '{printable(name)}' (no reference faces, "

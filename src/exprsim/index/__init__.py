@@ -17,6 +17,7 @@ _LAZY = {
     "FaceIndex": "exprsim.index.store",
     "FaceRecord": "exprsim.index.store",
     "AddInterrupted": "exprsim.index.store",
+    "TagReferencesChanged": "exprsim.index.store",
     "AddReport": "exprsim.index.store",
     "IndexInfo": "exprsim.index.store",
     "ModelMismatchError": "exprsim.index.store",

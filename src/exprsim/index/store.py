@@ -185,6 +185,16 @@ class _Job:
     data: bytes
 
 
+class TagReferencesChanged(ExprsimError):
+    """The reference faces changed between matching and :meth:`FaceIndex.retag`."""
+
+    def __init__(self, db: object) -> None:
+        super().__init__(
+            f"{db}: the reference faces changed while tagging (another command added or "
+            "removed a tag); run it again"
+        )
+
+
 class AddInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped :meth:`FaceIndex.add` once it held the index (its
     ``__cause__`` is the interruption itself). ``report`` is the :class:`AddReport` of the
@@ -836,6 +846,28 @@ def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
         f"embeddings of {model} (re-embed them with this model: {REEMBED_COMMAND}; or remove "
         "them with `exprsim tag remove NAME`, or use another database)"
     )
+
+
+def _untag(c: Any, drop: set[str], face_ids: Sequence[int] | None) -> int:
+    """Take the tags ``drop`` off faces (``face_ids``, or every face), inside the caller's
+    transaction ``c``; returns the faces changed."""
+    if face_ids is None:
+        rows = c.execute("SELECT id, tags FROM faces WHERE tags IS NOT NULL").fetchall()
+    else:
+        rows = [
+            row
+            for i in face_ids
+            if (row := c.execute("SELECT id, tags FROM faces WHERE id = ?", (i,)).fetchone())
+        ]
+    changed = 0
+    for fid, text in rows:
+        cur = set(_tags_of(text))
+        if cur & drop:
+            c.execute(
+                "UPDATE faces SET tags = ? WHERE id = ?", (json.dumps(sorted(cur - drop)), int(fid))
+            )
+            changed += 1
+    return changed
 
 
 def _sha256(data: bytes) -> str:
@@ -2053,40 +2085,38 @@ class FaceIndex:
         """Take tags off faces (``face_ids``, or every face when ``None``); one string is
         one tag. Returns the number of faces changed."""
         drop = {tags} if isinstance(tags, str) else set(tags)
-        changed = 0
         with self._transaction() as c:
-            if face_ids is None:
-                rows = c.execute("SELECT id, tags FROM faces WHERE tags IS NOT NULL").fetchall()
-            else:
-                ids = _face_ids(face_ids)
-                rows = [
-                    row
-                    for i in ids
-                    if (
-                        row := c.execute("SELECT id, tags FROM faces WHERE id = ?", (i,)).fetchone()
-                    )
-                ]
-            for fid, text in rows:
-                cur = set(_tags_of(text))
-                if cur & drop:
-                    c.execute(
-                        "UPDATE faces SET tags = ? WHERE id = ?",
-                        (json.dumps(sorted(cur - drop)), int(fid)),
-                    )
-                    changed += 1
-        return changed
+            return _untag(c, drop, None if face_ids is None else _face_ids(face_ids))
 
-    def retag(self, tags_by_face: Mapping[int, Iterable[str]], managed: Iterable[str]) -> int:
+    def retag(
+        self,
+        tags_by_face: Mapping[int, Iterable[str]],
+        managed: Iterable[str],
+        references: Iterable[int] | None = None,
+    ) -> int:
         """In one transaction, give each face of ``tags_by_face`` its new tags among the
-        ``managed`` names (the others it carries stay). Returns the faces changed."""
+        ``managed`` names (the others it carries stay). Returns the faces changed.
+
+        ``references``: the ids of the reference faces the tags were matched against;
+        when given, the transaction first checks they are still exactly the stored ones.
+
+        Raises:
+            TagReferencesChanged: another process added or removed a reference face since
+                (nothing is changed: match again).
+        """
         if not isinstance(tags_by_face, Mapping):
             raise ExprsimError(
                 f"retag needs a mapping of face ids to tags, got {type(tags_by_face).__name__}"
             )
         managed = _tag_set(managed, check_tag_name)
         wanted = {fid: _tag_set(new, check_tag_name) for fid, new in tags_by_face.items()}
+        used = None if references is None else sorted(int(i) for i in references)
         changed = 0
         with self._transaction() as c:
+            if used is not None:
+                now = [int(r[0]) for r in c.execute("SELECT id FROM tag_refs ORDER BY id")]
+                if now != used:
+                    raise TagReferencesChanged(self.path)
             for fid, new in wanted.items():
                 if not _face_ids([fid]):
                     continue  # outside the id range: no such face
@@ -2192,10 +2222,20 @@ class FaceIndex:
 
     def remove_tag(self, name: str) -> int:
         """Delete every reference face of ``name``; returns how many. Faces keep the tag
-        (see :meth:`remove_tags`)."""
+        (see :meth:`remove_tags`, and :meth:`delete_tag` for both at once)."""
         check_tag_name(name)
         with self._transaction() as c:
             return int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
+
+    def delete_tag(self, name: str) -> tuple[int, int]:
+        """Delete the tag ``name`` in one transaction: its reference faces, and the name
+        from every face's tags (a crash, or another command, between the two steps left
+        faces tagged with a name no reference defines: a user tag for ever). Returns
+        ``(references deleted, faces untagged)``."""
+        check_tag_name(name)
+        with self._transaction() as c:
+            n = int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
+            return n, _untag(c, {name}, None)
 
     # -- identity descriptors cache (used by exprsim.apps.search)
 
