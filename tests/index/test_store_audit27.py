@@ -207,3 +207,60 @@ def test_caching_identity_descriptors_never_waits_for_a_writer(tmp_path):
         finally:
             other.execute("ROLLBACK")
             other.close()
+
+
+def _tree_table(n: int):
+    """``n`` bulk-loaded sources in nested folders, some names prefixes of others."""
+    from test_bulk import embed_table
+
+    table = embed_table(n)
+    names = []
+    for i in range(n):
+        folder = ("/p/a", "/p/a/b", "/p/ab", "/p/a b", "/q")[i % 5]
+        names.append(f"{folder}/img{i % 7}{'x' * (i % 3)}.jpg")
+    table["source"] = names
+    return table.drop_duplicates("source").reset_index(drop=True)
+
+
+def test_removing_many_paths_matches_a_plain_reference(tmp_path):
+    rng = np.random.default_rng(0)
+    table = _tree_table(60)
+    stored = set(table["source"])
+    inputs = ["/p/a", "/p/ab/img1.jpg", "/p/a/b/img2x.jpg", "/nothing", "/p/a/b", "/q/img3.jpg"]
+    inputs += [str(s) for s in rng.choice(sorted(stored), 5, replace=False)]
+    expect_gone: list[str] = []
+    expect_missed = []
+    for p in inputs:  # the reference: a loop over every stored path, input by input
+        mine = [
+            s for s in sorted(stored) if (s == p or s.startswith(p + "/")) and s not in expect_gone
+        ]
+        if not mine:
+            expect_missed.append(p)
+        expect_gone += mine
+    with FaceIndex(tmp_path / "faces.db") as ix:
+        ix.add_table(table)
+        missed: list = []
+        assert ix.remove(inputs, missed=missed) == len(expect_gone)
+        left = set(ix.files()["path"])
+    assert missed == expect_missed
+    assert left == stored - set(expect_gone)
+
+
+def test_removing_many_paths_reads_the_table_once(tmp_path, monkeypatch):
+    table = _tree_table(60)
+    with FaceIndex(tmp_path / "faces.db") as ix:
+        ix.add_table(table)
+        statements: list[str] = []
+        real = type(ix._db).execute
+
+        def counted(self, sql, params=()):
+            statements.append(sql)
+            return real(self, sql, params)
+
+        monkeypatch.setattr(type(ix._db), "execute", counted)
+        paths = list(table["source"])[:40]
+        assert ix.remove(paths) == 40
+    on_files = [s for s in statements if "FROM files" in s]
+    # was 41: a look, then a DELETE ... WHERE path = ? OR substr(...) per path, each a
+    # scan of the whole table
+    assert len(on_files) <= 3

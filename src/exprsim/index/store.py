@@ -1035,6 +1035,38 @@ def _removal_keys(path: str | Path) -> list[tuple[str, int, str]]:
     return [(k, len(prefix), prefix) for k, prefix in zip(keys, prefixes, strict=True)]
 
 
+#: ids in one ``IN (...)`` list (SQLite took at most 999 parameters before 3.32)
+_ID_BATCH = 500
+
+
+def _files_named(
+    rows: Sequence[Sequence[Any]], keys: Sequence[Sequence[tuple[str, int, str]]]
+) -> list[list[int]]:
+    """The ids of the ``(id, path)`` file ``rows`` each input's ``keys`` (see
+    :func:`_removal_keys`) name: the path itself, or every path under it as a folder; a
+    file already named by an earlier input is not named again."""
+    import bisect
+
+    ordered = sorted((str(path), int(fid)) for fid, path in rows)
+    paths = [p for p, _ in ordered]
+    by_path = dict(ordered)
+    taken: set[int] = set()
+    out = []
+    for input_keys in keys:
+        mine: list[int] = []
+        for path, _, prefix in input_keys:
+            found = [by_path[path]] if path in by_path else []
+            lo = bisect.bisect_left(paths, prefix)
+            hi = lo
+            while hi < len(paths) and paths[hi].startswith(prefix):
+                hi += 1
+            found += [fid for _, fid in ordered[lo:hi]]
+            mine += [fid for fid in found if fid not in taken]
+            taken.update(found)
+        out.append(mine)
+    return out
+
+
 def _check_removable(path: str | Path) -> None:
     """Refuse a :meth:`FaceIndex.remove` input that would name every stored file: an empty
     path (it resolves to the working folder, and its text is a prefix of every path) or
@@ -2042,27 +2074,23 @@ class FaceIndex:
         for p in inputs:  # all checked before anything is deleted
             _check_removable(p)
         keys = [_removal_keys(p) for p in inputs]
-        match = "path = ? OR substr(path, 1, ?) = ?"
-        removed = 0
         with self._transaction() as c:
+            # one read of the stored paths, matched here (a query per path scanned the
+            # whole table each time: 29 ms a path at 200,000 files, minutes for --prune)
+            chosen = _files_named(c.execute("SELECT id, path FROM files").fetchall(), keys)
+            if missed is not None:
+                missed.extend(p for p, ids in zip(inputs, chosen, strict=True) if not ids)
+            gone = [i for ids in chosen for i in ids]
+            if not gone:
+                return 0
             # the generation first, as reembed takes it: a remove that held the faces' rows
             # while it waited for the generation could deadlock with a reembed (PostgreSQL)
-            bumped = any(
-                c.execute(f"SELECT 1 FROM files WHERE {match} LIMIT 1", k).fetchone()
-                for ks in keys
-                for k in ks
-            )
-            if bumped:
-                self._bump(c)
-            for p, ks in zip(inputs, keys, strict=True):
-                before = removed
-                for k in ks:
-                    removed += c.execute(f"DELETE FROM files WHERE {match}", k).rowcount
-                if missed is not None and removed == before:
-                    missed.append(p)
-            if removed and not bumped:  # added since the look above
-                self._bump(c)
-        return removed
+            self._bump(c)
+            for start in range(0, len(gone), _ID_BATCH):
+                part = gone[start : start + _ID_BATCH]
+                marks = ", ".join("?" * len(part))
+                c.execute(f"DELETE FROM files WHERE id IN ({marks})", part)
+        return len(gone)
 
     def set_label(self, face_ids: Iterable[int] | int, label: str | None) -> None:
         """Set (or clear, with ``None``) the label of faces.
