@@ -114,6 +114,13 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 MAX_SEED = 2**32 - 1
 
 
+#: most clusters a summary makes (:func:`exprsim.apps.summarize.summarize`): the linkage
+#: clusters at least that many faces at once, with memory growing with their square
+#: (20,000: 1.6 GB of distances; 100,000 asked for 40 GB and failed after minutes); here,
+#: where the command line checks ``-n`` before any photo is read
+MAX_SUMMARY_CLUSTERS = 20_000
+
+
 def seed_range(seed: int | None) -> tuple[bool, str]:
     """A :func:`check_ranges` entry for a seed: ``None`` passes (a default)."""
     return seed is None or 0 <= seed <= MAX_SEED, f"in [0, {MAX_SEED}]"

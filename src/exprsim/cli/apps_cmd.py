@@ -28,6 +28,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import report_failures, saved_where
+from exprsim.config import MAX_SUMMARY_CLUSTERS
 from exprsim.errors import ExprsimError, ImageError, printable
 from exprsim.wording import count
 
@@ -240,7 +241,11 @@ def _register_summarize(subparsers: Any) -> None:
     )
     _paths_arg(p)
     p.add_argument(
-        "-n", "--clusters", type=int_at_least(1), default=10, help="number of clusters (default 10)"
+        "-n",
+        "--clusters",
+        type=int_at_least(1, MAX_SUMMARY_CLUSTERS),
+        default=10,
+        help=f"number of clusters (default 10; 1 to {MAX_SUMMARY_CLUSTERS:,})",
     )
     p.add_argument(
         "--method",
