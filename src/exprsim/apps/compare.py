@@ -7,6 +7,7 @@ smallest distance; the third face is the odd one out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,31 +31,54 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     faces), a block of rows at a time: memory is the ``(N, N)`` result and
     :data:`DIFFERENCE_BLOCK` elements more. The embeddings are first scaled by a power of
     two (exact), so that values as small as 1e-170 or as large as 1e160 do not square to 0
-    or infinity (in float64; the result keeps the embeddings' float type)."""
+    or infinity (in float64; the result keeps the embeddings' float type).
+
+    Raises:
+        ExprsimError: not ``(N, D)``, or a result larger than this machine's memory (said
+            before any of it is computed).
+    """
     from exprsim.distances import _real
 
     e = _real(np.asarray(embeddings))  # integers in float64: uint8 differences wrap round
-    d, exponent = _scaled_distances(e)
-    out = np.ldexp(d, exponent).astype(e.dtype, copy=False)
+    out = _scaled_distances(e, e.dtype, scale_back=True)[0]
     np.fill_diagonal(out, 0.0)  # exactly 0, a NaN row's too (its other distances are NaN)
     return out
 
 
-def _scaled_distances(e: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(N, N)`` float64 distances of the rows of ``e`` scaled by ``2**-exponent`` (exact),
-    and that exponent: :func:`distance_matrix` without its last step."""
+def _scaled_distances(
+    e: np.ndarray, dtype: Any = np.float64, scale_back: bool = False
+) -> tuple[np.ndarray, int]:
+    """``(N, N)`` distances of the rows of ``e`` in ``dtype``, scaled by ``2**-exponent``
+    (exact; ``scale_back``: in the embeddings' own units), and that exponent: each block of
+    rows is computed in float64 and stored in the result at once (no float64 copy of the
+    whole matrix)."""
     from exprsim.clustering import power_of_two_scale
 
     if e.ndim != 2:
         raise ExprsimError(f"distances need (N, D) embeddings, got shape {e.shape}")
-    scaled, exponent = power_of_two_scale(e)
     n = len(e)
+    _check_fits(n * n * np.dtype(dtype).itemsize, f"the distances between {n:,} faces")
+    scaled, exponent = power_of_two_scale(e)
     rows = max(1, DIFFERENCE_BLOCK // max(1, n * e.shape[1]))
-    out = np.empty((n, n), dtype=np.float64)
+    out = np.empty((n, n), dtype=dtype)
     for start in range(0, n, rows):
-        block = scaled[start : start + rows, None] - scaled[None]
-        out[start : start + rows] = np.linalg.norm(block, axis=-1)
+        block = np.linalg.norm(scaled[start : start + rows, None] - scaled[None], axis=-1)
+        out[start : start + rows] = np.ldexp(block, exponent) if scale_back else block
     return out, int(exponent[0])
+
+
+def _check_fits(nbytes: int, what: str) -> None:
+    """Refuse an array of ``nbytes`` larger than this machine's memory (Linux grants such
+    an allocation and kills the process once it is written)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return
+    if nbytes > total:
+        raise ExprsimError(
+            f"{what} would take {nbytes / 2**30:,.1f} GiB, more than this machine's "
+            f"{total / 2**30:,.1f} GiB of memory; compare fewer faces at once"
+        )
 
 
 def odd_one_out(embeddings: np.ndarray) -> int:
