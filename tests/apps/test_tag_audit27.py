@@ -82,3 +82,50 @@ def test_deleting_a_tag_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
         monkeypatch.setattr(index, "remove_tags", crash)  # the second step of the old code
         assert tagger.remove("smile") == 1
         assert _tagged(index) == {} and tagger.names() == []
+
+
+def _unit(rng, n):
+    import numpy as np
+
+    x = rng.normal(size=(n, 16))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_tags_in_blocks_are_those_of_a_plain_loop(monkeypatch) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, r = _unit(rng, 300), _unit(rng, 9)
+    r[4] = r[1]  # two identical references of two names
+    names = ["a", "b", "c", "a", "d", "b", "c", "e", "a"]
+    monkeypatch.setattr(tag_mod, "MATCH_BLOCK", 9 * 7)  # 7 faces a block, a ragged last one
+    got = tag_mod.match_tags(x, r, names, threshold=1.1)
+    for i in range(len(x)):  # the reference: every name, every reference, one by one
+        dist = {
+            n: min(float(np.linalg.norm(x[i] - r[j])) for j in range(9) if names[j] == n)
+            for n in sorted(set(names))
+        }
+        tags = tuple(n for _, n in sorted((v, n) for n, v in dist.items() if v < 1.1))
+        assert got[i][0] == tags
+        assert got[i][1] == pytest.approx(dist, abs=1e-9)
+    lean = tag_mod.match_tags(x, r, names, threshold=1.1, distances=False)
+    assert [t for t, _ in lean] == [t for t, _ in got] and lean[0][1] == {}
+    nearest = tag_mod.nearest_reference(x, r)
+    assert nearest == pytest.approx([min(d.values()) for _, d in got], abs=1e-12)
+
+
+def test_tagging_many_faces_holds_a_block_of_distances_only() -> None:
+    import tracemalloc
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x, r = _unit(rng, 40_000), _unit(rng, 400)
+    names = [f"t{i % 40}" for i in range(400)]
+    tracemalloc.start()
+    try:
+        tag_mod.match_tags(x, r, names, threshold=0.3, distances=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 120e6  # was 384 MB (with the distances): the (N, R) matrix and copies

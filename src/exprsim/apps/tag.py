@@ -138,12 +138,14 @@ def match_tags(
     ref_embeddings: np.ndarray,
     ref_names: Sequence[str],
     threshold: float = DEFAULT_THRESHOLD,
+    distances: bool = True,
 ) -> list[tuple[tuple[str, ...], dict[str, float]]]:
     """Tags of each of ``(N, D)`` embeddings given ``(R, D)`` references and their names.
 
     Returns:
         Per embedding: the names with nearest-reference distance strictly below
-        ``threshold`` (nearest first), and every name's nearest-reference distance.
+        ``threshold`` (nearest first), and every name's nearest-reference distance (an
+        empty dict with ``distances=False``: memory for the tags only).
 
     Embeddings and references not of length 1 are normalised first, with a warning
     (:func:`exprsim.index.store.unit_rows`): ``threshold`` is a distance between unit
@@ -180,15 +182,45 @@ def match_tags(
     names = sorted(set(ref_names))
     if len(r) == 0 or len(x) == 0:
         return [((), {}) for _ in range(len(x))]
-    d = _exact_distances(x, r)
     ref_names_arr = np.asarray(ref_names)
-    per_name = np.stack([d[:, ref_names_arr == n].min(axis=1) for n in names], axis=1)
+    groups = [np.flatnonzero(ref_names_arr == n) for n in names]
     out = []
-    for row in per_name:
-        dist = {n: float(v) for n, v in zip(names, row, strict=True)}
-        hits = sorted((v, n) for n, v in dist.items() if v < threshold)
-        out.append((tuple(n for _, n in hits), dist))
+    for per_name in _per_name_distances(x, r, groups):
+        for row in per_name:
+            dist = {n: float(v) for n, v in zip(names, row, strict=True)}
+            hits = sorted((v, n) for n, v in dist.items() if v < threshold)
+            out.append((tuple(n for _, n in hits), dist if distances else {}))
     return out
+
+
+#: face-reference distances :func:`match_tags` holds at once (float64: 32 MB; the whole
+#: ``(N, R)`` matrix of 200,000 faces and 1,000 references had taken 4.7 GB)
+MATCH_BLOCK = 1 << 22
+
+
+def _per_name_distances(
+    x: np.ndarray, r: np.ndarray, groups: Sequence[np.ndarray]
+) -> Iterator[np.ndarray]:
+    """``(rows, G)`` blocks of the distance of each row of ``x`` to the nearest reference
+    of each group of rows of ``r`` (:func:`_exact_distances`), a block of faces at a time
+    (:data:`MATCH_BLOCK`)."""
+    uniq, inverse = np.unique(r, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    step = max(1, MATCH_BLOCK // max(1, len(uniq)))
+    for start in range(0, len(x), step):
+        d = _exact_distances(x[start : start + step], uniq)[:, inverse]
+        yield np.stack([d[:, g].min(axis=1) for g in groups], axis=1)
+
+
+def nearest_reference(embeddings: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """``(N,)`` distance of each of ``(N, D)`` unit embeddings to the nearest of ``(R, D)``
+    references, as :func:`match_tags` measures it, a block of faces at a time."""
+    x = np.asarray(embeddings, dtype=np.float64).reshape(len(embeddings), -1)
+    r = np.asarray(references, dtype=np.float64)
+    if len(x) == 0:
+        return np.zeros(0)
+    everyone = [np.arange(len(r))]
+    return np.concatenate([block[:, 0] for block in _per_name_distances(x, r, everyone)])
 
 
 #: squared distances under this are taken again directly (``sum (x - r)^2``): there the
@@ -196,19 +228,19 @@ def match_tags(
 _NEAR_SQUARED = 1e-8
 
 
-def _exact_distances(x: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``(N, R)`` Euclidean distances of float64 rows. Identical references are computed
-    once (``np.unique``), so they are at exactly the same distance from every face and ties
-    between tags break by name, not by rounding; a face at (almost) a reference's place is
-    measured directly (a copy is at 0, not 1e-8). Memory: ``(N, R)``, as the expansion's."""
+def _exact_distances(x: np.ndarray, uniq: np.ndarray) -> np.ndarray:
+    """``(N, U)`` Euclidean distances of float64 rows to distinct references ``uniq``
+    (identical references are computed once, by the caller's ``np.unique``, so they are at
+    exactly the same distance from every face and ties between tags break by name, not by
+    rounding); a face at (almost) a reference's place is measured directly (a copy is at
+    0, not 1e-8)."""
     from exprsim.distances import pairwise_squared_l2, squared_l2
 
-    uniq, inverse = np.unique(r, axis=0, return_inverse=True)
     d2 = pairwise_squared_l2(x, uniq)
     rows, cols = np.nonzero(d2 < _NEAR_SQUARED)
     if len(rows):
         d2[rows, cols] = squared_l2(x[rows], uniq[cols])
-    return np.sqrt(d2)[:, np.asarray(inverse).reshape(-1)]
+    return np.sqrt(d2)
 
 
 class Tagger:
@@ -394,18 +426,18 @@ class Tagger:
         embeddings: np.ndarray,
         threshold: float | None = None,
         references: list[TagReference] | None = None,
+        distances: bool = True,
     ) -> list[tuple[tuple[str, ...], dict[str, float]]]:
-        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`), against
-        ``references`` (default: the stored ones, read now).
+        """Tags of ``(N, 16)`` embeddings (see :func:`match_tags`, and its ``distances``),
+        against ``references`` (default: the stored ones, read now).
 
         Raises:
             ExprsimError: no references, NaN or infinite embeddings, or a NaN, infinite
                 or negative threshold.
         """
         emb, names = self._refs(references)
-        return match_tags(
-            embeddings, emb, names, self.threshold if threshold is None else threshold
-        )
+        limit = self.threshold if threshold is None else threshold
+        return match_tags(embeddings, emb, names, limit, distances=distances)
 
     def tag(
         self,
@@ -468,7 +500,7 @@ class Tagger:
         for attempt in range(TAG_ATTEMPTS):
             refs = self.references()
             # checks everything before a change
-            matches = self.tag_embeddings(emb, threshold, refs)
+            matches = self.tag_embeddings(emb, threshold, refs, distances=False)
             new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
             names = {r.name for r in refs}
             try:  # one transaction, against the references matched: no face half-tagged

@@ -1066,7 +1066,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     from fastapi import File, Form, Query, UploadFile
     from fastapi.responses import JSONResponse
 
-    from exprsim.apps.tag import Tagger
+    from exprsim.apps.tag import Tagger, nearest_reference
 
     @app.get("/api/tags")
     def tags_list() -> dict[str, Any]:
@@ -1120,7 +1120,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             if not refs:
                 return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
             ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
-            d = np.sqrt(((emb[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) if len(ids) else ids
+            d = nearest_reference(emb, ref)  # a block of faces at a time (was N x R x 16)
             keep = np.flatnonzero(d < limit)
             order = keep[np.argsort(d[keep])]
         return {
