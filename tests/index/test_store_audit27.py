@@ -282,7 +282,7 @@ def test_add_faces_commits_a_batch_of_sources_at_a_time(tmp_path, monkeypatch):
         assert ix.add_faces(faces, "stub@1") == 1200
         monkeypatch.undo()
         assert len(ix) == 1200 and ix.info().n_files == 1200
-        ids, emb = ix.embeddings()
+        _, emb = ix.embeddings()
     # was 1,200 transactions (each commit synced to disk: 127 s for 50,000 faces)
     assert len(begun) <= 1200 // 500 + 2
     want = np.stack([f.embedding for f in faces])
