@@ -57,3 +57,26 @@ def test_an_add_stopped_part_way_counts_its_own_files(tmp_path, capsys, monkeypa
     rc, _, err = run(capsys, "index", "add", str(tmp_path / "imgs"), "--db", str(db))
     assert rc == 130
     assert "interrupted: 2 files added in this run are stored (4 in " in err.splitlines()[-1]
+
+
+def test_index_add_ann_auto_gives_the_choice_back_as_rebuild_does(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    pytest.importorskip("faiss", reason="faiss not installed: pip install 'exprsim[ann]'")
+    write_images(tmp_path / "a", 2)
+    write_images(tmp_path / "b", 2, seed=3)
+    write_images(tmp_path / "c", 2, seed=4)
+    db = str(tmp_path / "i.db")
+    stub_cli_model(monkeypatch, Stub16())
+    assert run(capsys, "index", "add", str(tmp_path / "a"), "--db", db)[0] == 0
+    assert run(capsys, "index", "rebuild", "--db", db, "--ann", "faiss-ivf")[0] == 0
+
+    def chosen() -> str:
+        with FaceIndex(db) as ix:
+            return ix.recorded_ann_backend
+
+    assert chosen() == "faiss-ivf"
+    assert run(capsys, "index", "add", str(tmp_path / "b"), "--db", db)[0] == 0
+    assert chosen() == "faiss-ivf"  # no --ann: the choice stays
+    assert run(capsys, "index", "add", str(tmp_path / "c"), "--db", db, "--ann", "auto")[0] == 0
+    assert chosen() == "auto"  # was faiss-ivf: `--ann auto` did nothing on add

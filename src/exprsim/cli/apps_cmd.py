@@ -37,8 +37,8 @@ TAG_ACTIONS = ("add", "list", "remove", "calibrate")
 #: ``index add --workers`` when not given (only image PATHs use it, not --from-parquet)
 DEFAULT_INDEX_WORKERS = 2
 ANN_HELP = (
-    "nearest-neighbour backend (default auto: the one last chosen for this index, else "
-    "exact search below 20,000 faces or without faiss, faiss-ivf above)"
+    "nearest-neighbour backend (default: the one last chosen for this index; auto gives "
+    "the choice back: exact search below 20,000 faces or without faiss, faiss-ivf above)"
 )
 
 
@@ -117,7 +117,7 @@ def _register_index(subparsers: Any) -> None:
     a.add_argument(
         "--ann",
         choices=ANN_CHOICES,
-        default="auto",
+        default=None,
         help=ANN_HELP,
     )
     a.add_argument(
@@ -163,9 +163,7 @@ def _register_index_repairs(isub: Any) -> None:
         "--ann",
         choices=ANN_CHOICES,
         default=None,
-        help="nearest-neighbour backend (default: the one last chosen for this index; "
-        "auto gives the choice back: exact search below 20,000 faces or without faiss, "
-        "faiss-ivf above)",
+        help=ANN_HELP,
     )
     a.set_defaults(func=cmd_index_rebuild)
     a = isub.add_parser(
@@ -500,12 +498,22 @@ def cmd_index_add(args: argparse.Namespace) -> int:
             gone = index.missing_under(args.paths or [])  # folders only: files are skipped
             index.remove(gone)
             print(f"forgot {count(len(gone), 'file')} no longer there")
-        if len(index) or args.ann != "auto":  # a backend asked for is recorded, faces or not
-            index.refresh_ann(args.ann)  # incremental: adds to the ANN, retrains only on drift
+        _update_ann(index, args.ann)
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""
         print(report.summary() + unread)
         failed = report.count("failed") + len(unlisted)
         return 1 if failed and failed == len(report.files) + len(unlisted) else 0
+
+
+def _update_ann(index: Any, ann: str | None) -> None:
+    """The ANN index after ``index add``: caught up incrementally (it retrains only on
+    drift) with the backend last chosen (``None``), or with the one named (recorded, faces
+    or not); ``auto`` gives the choice back, as ``index rebuild --ann auto`` does (it had
+    kept the choice, unlike rebuild's)."""
+    if ann == "auto" and index.recorded_ann_backend != "auto":
+        index.rebuild_ann("auto")
+    elif len(index) or ann is not None:
+        index.refresh_ann(ann)
 
 
 def _index_add_interrupted(index: Any, exc: KeyboardInterrupt) -> int:
@@ -572,7 +580,7 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
                 raise
             stored = len(index) > 0
             if stored:
-                index.refresh_ann(args.ann)
+                _update_ann(index, args.ann)
     except BaseException:
         if created and not stored:
             for p in created:
