@@ -80,3 +80,18 @@ def test_index_add_ann_auto_gives_the_choice_back_as_rebuild_does(tmp_path, caps
     assert chosen() == "faiss-ivf"  # no --ann: the choice stays
     assert run(capsys, "index", "add", str(tmp_path / "c"), "--db", db, "--ann", "auto")[0] == 0
     assert chosen() == "auto"  # was faiss-ivf: `--ann auto` did nothing on add
+
+
+def test_serve_refuses_a_data_set_folder_for_its_uploads(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("uvicorn", reason="the web extra is not installed")
+    fer = tmp_path / "fer2013"
+    fer.mkdir()
+    (fer / "fer2013new.csv").write_text("Usage,neutral\n")
+    db = str(tmp_path / "faces.db")
+    for flag in ("--web-dir", "--data-dir"):  # the older name too, as other commands use it
+        rc, _, err = run(capsys, "serve", "--db", db, flag, str(fer), "--port", "0")
+        assert rc == 2 and "holds fer2013new.csv, a data set's folder" in err  # was: served
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in fer.iterdir()) == ["fer2013new.csv"]  # no uploads/ made

@@ -47,10 +47,12 @@ def register(subparsers: Any) -> None:
         help="largest upload in MB (default 25)",
     )
     p.add_argument(
-        "--data-dir",
+        "--web-dir",
+        "--data-dir",  # its first name; other commands' --data-dir is the FER+ folder
+        dest="data_dir",
         metavar="DIR",
-        help="uploads and video reports (default <db>.web beside a SQLite index, ./exprsim-web for "
-        "PostgreSQL)",
+        help="the server's own folder: uploads and video reports (default <db>.web beside a "
+        "SQLite index, ./exprsim-web for PostgreSQL; --data-dir is an older name)",
     )
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument(
@@ -71,6 +73,10 @@ def register(subparsers: Any) -> None:
 
 #: ``Host`` names a server bound to loopback answers to
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+#: files of the FER+ folder (``--data-dir`` of ``evaluate``, ``train``, ``classify``...):
+#: a ``--web-dir`` holding one is refused
+_DATA_FILES = ("fer2013new.csv", "fer2013new.csv.gz", "fer2013.csv", "fer2013.csv.gz")
 
 
 def is_loopback(host: str) -> bool:
@@ -187,6 +193,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         require_writable(args.db, "--db")
     # uploads land there: fail now, not on the first upload (also the default <db>.web)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
+    held = [n for n in _DATA_FILES if (data_dir / n).exists()]
+    if held:  # the other commands' --data-dir: uploads would go among the data set's files
+        raise ExprsimError(
+            f"--web-dir {data_dir}: holds {held[0]}, a data set's folder (the FER+ folder of "
+            "`evaluate` and `train`); the server writes uploads and reports there: give it a "
+            "folder of its own"
+        )
     try:
         (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
