@@ -95,3 +95,13 @@ def test_serve_refuses_a_data_set_folder_for_its_uploads(tmp_path, capsys):
         assert rc == 2 and "holds fer2013new.csv, a data set's folder" in err  # was: served
         assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in fer.iterdir()) == ["fer2013new.csv"]  # no uploads/ made
+
+
+def test_json_flag_given_a_file_name_says_it_prints(tmp_path, capsys):
+    from exprsim.samples import sample_path
+
+    photo = str(sample_path("grace_hopper.jpg"))
+    out = str(tmp_path / "out.json")
+    rc, _, err = run(capsys, "compare", photo, photo, "--json", out)
+    assert rc == 2 and "--json of `exprsim compare` takes no file name" in err  # was "no such file"
+    assert not (tmp_path / "out.json").exists()

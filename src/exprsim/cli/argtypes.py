@@ -111,6 +111,28 @@ def require_paths(paths: Iterable[str | Path], what: str = "PATH") -> None:
             )
 
 
+def refuse_json_file(paths: Iterable[str | Path], json_flag: bool, command: str) -> None:
+    """Refuse a missing ``*.json`` among the inputs of a command whose ``--json`` is a flag
+    (it prints JSON) and whose inputs are many: ``--json out.json`` made ``out.json`` an
+    input, and the line said only that it does not exist (``evaluate``, ``classify`` and
+    ``subclasses`` take a file).
+
+    Raises:
+        ExprsimError: one line (exit code 2).
+    """
+    from exprsim.errors import ExprsimError, printable
+
+    if not json_flag:
+        return
+    for p in paths:
+        if str(p).lower().endswith(".json") and not os.path.lexists(p):
+            raise ExprsimError(
+                f"{printable(str(p))}: no such file; --json of `exprsim {command}` takes no "
+                f"file name, it prints JSON (redirect it: exprsim {command} ... --json > "
+                f"{printable(str(p))})"
+            )
+
+
 class CommandParser(argparse.ArgumentParser):
     """The parser of a subcommand: an unknown option is refused with this subcommand's
     usage (``usage: exprsim faces ...``), not the top-level one; ``-v`` and ``-q`` are

@@ -22,6 +22,7 @@ from exprsim.cli.argtypes import (
     int_at_least,
     list_inputs,
     listed_inputs,
+    refuse_json_file,
     require_distinct_outputs,
     require_paths,
     require_writable,
@@ -389,6 +390,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from exprsim.faces.detect import check_detector
     from exprsim.models.embedder import load_model
 
+    refuse_json_file(args.images, args.json, "compare")
     folders = [p for p in args.images if os.path.isdir(p)]
     if folders:  # compare takes images: a folder is no one image
         raise ExprsimError(f"{printable(folders[0])} is a folder; compare takes image files")
