@@ -32,17 +32,36 @@ def starting_worker() -> bool:
     return bool(getattr(mp.current_process(), "_inheriting", False))
 
 
+#: environment variable naming the file where a worker of :func:`running_pool` that met an
+#: unguarded script says so (its parent then raises one line, not one traceback a worker)
+GUARD_MARK_ENV = "EXPRSIM_WORKER_GUARD_MARK"
+#: exit status of such a worker
+GUARD_EXIT = 86
+
+
+def _guard_message(what: str) -> str:
+    return (
+        f"{what} was called while a worker process of this script was starting: put the "
+        'script\'s code under `if __name__ == "__main__":` (see docs/fec.md)'
+    )
+
+
 def refuse_in_starting_worker(what: str) -> None:
-    """Refuse to run ``what`` in a worker that is still starting (:func:`starting_worker`).
+    """Refuse to run ``what`` in a worker that is still starting (:func:`starting_worker`):
+    a worker of :func:`running_pool` writes ``what`` to its parent's mark file and ends at
+    once (the parent says it in one line); elsewhere it is an error.
 
     Raises:
         ExprsimError: it is one; the line says how to guard the script.
     """
-    if starting_worker():
-        raise ExprsimError(
-            f"{what} was called while a worker process of this script was starting: put the "
-            'script\'s code under `if __name__ == "__main__":` (see docs/fec.md)'
-        )
+    if not starting_worker():
+        return
+    mark = os.environ.get(GUARD_MARK_ENV)
+    if mark:
+        with contextlib.suppress(OSError), open(mark, "w", encoding="utf-8") as fh:
+            fh.write(what)
+        os._exit(GUARD_EXIT)  # no traceback: the parent explains
+    raise ExprsimError(_guard_message(what))
 
 
 def exit_with_parent(poll: float = PARENT_POLL_S) -> None:
@@ -97,22 +116,39 @@ def running_pool(ex: Any, died: str) -> Iterator[Any]:
     Raises:
         ExprsimError: a worker process died (BrokenProcessPool).
     """
+    import tempfile
     from concurrent.futures.process import BrokenProcessPool
 
+    fd, mark = tempfile.mkstemp(prefix="exprsim-guard-")
+    os.close(fd)
+    before = os.environ.get(GUARD_MARK_ENV)
+    os.environ[GUARD_MARK_ENV] = mark  # the workers, spawned from here on, inherit it
     finished = False
     try:
         yield ex
         finished = True
     except BrokenProcessPool as exc:
+        with contextlib.suppress(OSError), open(mark, encoding="utf-8") as fh:
+            what = fh.read()
+        if what:  # a worker ran the script's own call again: the script has no guard
+            raise ExprsimError(_guard_message(what)) from None
         raise ExprsimError(died.format(exc=exc)) from None
     finally:
         if finished:
             ex.shutdown(wait=True)
         else:
             stop_worker_pool(ex)
+        if before is None:
+            os.environ.pop(GUARD_MARK_ENV, None)
+        else:
+            os.environ[GUARD_MARK_ENV] = before
+        with contextlib.suppress(OSError):
+            os.unlink(mark)
 
 
 __all__ = [
+    "GUARD_EXIT",
+    "GUARD_MARK_ENV",
     "PARENT_POLL_S",
     "exit_with_parent",
     "init_worker",

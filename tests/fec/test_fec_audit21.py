@@ -428,8 +428,13 @@ def test_an_unguarded_script_with_crop_workers_gets_one_clear_line(tmp_path: Pat
     )
     assert proc.returncode == 1 and "done" not in proc.stdout
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("exprsim.errors.ExprsimError: a crop worker process died"), last
+    # round 27: the guard named as such (was "a crop worker process died ... out of
+    # memory?"), and one traceback, the script's own (each worker printed one too)
+    assert last.startswith(
+        "exprsim.errors.ExprsimError: build_crops(workers=2) was called while a worker"
+    ), last
     assert 'under `if __name__ == "__main__":`' in last
+    assert proc.stderr.count("Traceback") == 1 and "spawn.py" not in proc.stderr
 
 
 def test_docs_python_snippet_is_guarded() -> None:
