@@ -28,3 +28,22 @@ def test_a_second_fetch_into_a_busy_folder_is_refused(fec_csvs, tmp_path) -> Non
     assert report.n_attempted == report.n_urls and not report.interrupted
     again = fetch_fec(train, out, cfg, progress=False)  # free again
     assert again.n_ok >= report.n_ok  # a transient failure may be fetched now
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_run_stopped_for_no_network_counts_what_it_says(tmp_path, n) -> None:
+    import re
+
+    from .test_fec_audit21 import _closed_port, _csv
+
+    refused = f"http://127.0.0.1:{_closed_port()}"
+    urls = [f"{refused}/{i}.jpg" for i in range(9)]
+    cfg = FetchConfig(workers=2, timeout=1.0, retries=0, max_connect_failures=n)
+    rep = fetch_fec(_csv(tmp_path / "n.csv", urls), tmp_path / "o", cfg, progress=False)
+    said = re.search(r"(\d+) downloads? in a row", rep.stopped or "")
+    assert said is not None, rep.stopped
+    # was: "3 downloads in a row" with 4 failed (one in flight), and "1 downloads"
+    assert int(said.group(1)) == rep.errors["connection"] == rep.n_failed
+    assert ("1 download in a row" in rep.stopped) == (rep.n_failed == 1)
+    text = rep.to_text()
+    assert "(stopped)" in text and "(interrupted)" not in text  # was "(interrupted)"

@@ -51,12 +51,16 @@ def register(subparsers: Any) -> None:
         description=(
             "Cut each face by its FEC box (plus a margin), detect and align it with exprsim's "
             "aligner (falling back to box-based alignment when no face is found; counted), and "
-            "write the aligned crops into DIR/crops (shard-*.npy + index.sqlite). Resumable."
+            "write the aligned crops into DATA/crops, or into --out itself (shard-*.npy + "
+            "index.sqlite). Resumable."
         ),
     )
     p.add_argument("csv", nargs="+", metavar="CSV", help="FEC CSV file(s) given to fetch")
     p.add_argument(
-        "--data", required=True, metavar="DIR", help="fetch folder (from `exprsim fec fetch --out`)"
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="fetch folder (from `exprsim fec fetch --out`)",
     )
     _crop_args(p, with_out=True)
     p.set_defaults(func=cmd_crop)
@@ -156,7 +160,7 @@ def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
     """The crop options; ``fec fetch`` (``with_out`` false) leaves them ``None`` when not
     given, so that it can refuse them without ``--crop`` (they were ignored)."""
     if with_out:
-        p.add_argument("--out", metavar="DIR", help="crops folder (default DATA/crops)")
+        p.add_argument("--out", metavar="DIR", help="crops folder itself (default DATA/crops)")
 
     def default(name: str) -> Any:
         return CROP_DEFAULTS[name] if with_out else None

@@ -59,6 +59,7 @@ from typing import Any
 from exprsim import __version__
 from exprsim.errors import DataError, ImageError, printable
 from exprsim.io import folder_lock, write_atomically, write_json
+from exprsim.wording import count
 from exprsim.workers import refuse_in_starting_worker
 
 log = logging.getLogger(__name__)
@@ -939,7 +940,7 @@ class FetchReport:
             f"{self.n_failed} failed, {self.n_missing} not attempted",
             f"this run: {self.n_downloaded} downloaded, {self.n_adopted} recovered from disk, "
             f"{self.n_skipped} already present, {self.n_attempted} attempted in {self.seconds:.1f} s"
-            + (" (interrupted)" if self.interrupted else ""),
+            + (" (stopped)" if self.stopped else " (interrupted)" if self.interrupted else ""),
         ]
         if self.errors:
             lines.append(
@@ -1177,22 +1178,29 @@ class _Counts:
         if not n or connected or self.reached or not more or self.stopped is not None:
             return
         if self.unreachable >= n and (n_dead >= n or n_dead >= self.n_hosts):
-            via = f" (through the proxy {self.proxy}: is it up?)" if self.proxy else ""
-            if n_dead == 1 == self.n_hosts:  # e.g. a re-run whose URLs left are on one server
-                host = next(iter(self.dead_hosts)) or "the server"
-                lead = (
-                    f"no network, or {host} is down? {self.unreachable} downloads in a row "
-                    f"failed to connect to it, the one server of the URLs left{via}"
-                )
-            else:
-                lead = (
-                    f"no network? {self.unreachable} downloads in a row failed to connect, to "
-                    f"{n_dead} host{'s' if n_dead != 1 else ''}, and no server answered{via}"
-                )
-            self.stopped = (
-                f"{lead}; stopped, what was fetched is kept (run again to go on; "
-                "--max-connect-failures 0, max_connect_failures=0 in Python: never stop)"
+            self.stopped = self.stop_text()
+
+    def stop_text(self) -> str:
+        """Why the run stopped on its own, with the counts as they are now (the downloads
+        in flight when it stopped are counted too: said again once they are in)."""
+        n_dead = len(self.dead_hosts)
+        via = f" (through the proxy {self.proxy}: is it up?)" if self.proxy else ""
+        failed = count(self.unreachable, "download")
+        if n_dead == 1 == self.n_hosts:  # e.g. a re-run whose URLs left are on one server
+            host = next(iter(self.dead_hosts)) or "the server"
+            lead = (
+                f"no network, or {host} is down? {failed} in a row failed to connect to it, "
+                f"the one server of the URLs left{via}"
             )
+        else:
+            lead = (
+                f"no network? {failed} in a row failed to connect, to "
+                f"{count(n_dead, 'host')}, and no server answered{via}"
+            )
+        return (
+            f"{lead}; stopped, what was fetched is kept (run again to go on; "
+            "--max-connect-failures 0, max_connect_failures=0 in Python: never stop)"
+        )
 
 
 def _host(url: str) -> str:
@@ -1315,8 +1323,9 @@ def _fetch_all(
         bar.close()
     if counts.stopped is not None:
         counts.interrupted = True
-        log.info("%s", counts.stopped)  # the report says it (the CLI on stderr)
         _wind_down(ex, stop, pending, commit)
+        counts.stopped = counts.stop_text()  # with the downloads that were in flight
+        log.info("%s", counts.stopped)  # the report says it (the CLI on stderr)
     ex.shutdown(wait=True)
 
 
