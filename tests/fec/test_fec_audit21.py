@@ -10,6 +10,7 @@ Servers are raw sockets on 127.0.0.1 (no outside network); timeouts are tiny.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -236,7 +237,12 @@ def test_no_network_line_from_the_cli(capsys: pytest.CaptureFixture[str], tmp_pa
     assert rc == 1
     host = base.removeprefix("http://")
     assert len(err) == 1
-    assert err[0].startswith(f"exprsim fec fetch: no network, or {host} is down? 50 downloads")
+    lead = f"exprsim fec fetch: no network, or {host} is down? "
+    assert err[0].startswith(lead)
+    # round 27: the downloads that failed, those in flight at the stop (16 threads) too
+    n = int(err[0].removeprefix(lead).split(" ", 1)[0])
+    failed = json.loads((out / "fetch_report.json").read_text())["n_failed"]
+    assert n >= 50 and n == failed
 
 
 def test_guard_a_404_means_the_network_works(fec_server: FecServer, tmp_path: Path) -> None:
