@@ -19,6 +19,7 @@ import numpy as np
 
 from exprsim.errors import ModelError
 from exprsim.progress import progress_bar
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def video_section(page: Any, out_dir: str | Path, embedder: Any, progress: bool 
     page.paragraph(
         f"{clip.name} ({analysis.info.duration:.1f} s, {analysis.n_sampled} frames sampled at "
         f"{analysis.config.fps:g} fps): {len(analysis.faces)} faces, "
-        f"{analysis.n_persons} person(s), identities by {analysis.identity_method}. "
+        f"{count(analysis.n_persons, 'person')}, identities by {analysis.identity_method}. "
         f"Full report: video/{paths['html'].name}; tables: video/faces.parquet, "
         "video/faces.csv, video/persons.csv."
     )

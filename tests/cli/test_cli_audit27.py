@@ -105,3 +105,14 @@ def test_json_flag_given_a_file_name_says_it_prints(tmp_path, capsys):
     rc, _, err = run(capsys, "compare", photo, photo, "--json", out)
     assert rc == 2 and "--json of `exprsim compare` takes no file name" in err  # was "no such file"
     assert not (tmp_path / "out.json").exists()
+
+
+def test_summarize_takes_search_s_name_of_the_quality_filter(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        run(capsys, "summarize", "--help")
+    assert "--quality-ok" in capsys.readouterr().out
+    rc, _, err = run(capsys, "summarize", str(tmp_path / "none"), "--quality-ok")
+    assert "unrecognized arguments" not in err  # was: refused, search's name for it
+    assert rc != 0 and "none" in err

@@ -222,7 +222,7 @@ def test_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     bad.write_text(_line() + "\nnot,a,row\n")
     assert main(["fec", "stats", str(bad)]) == 0
     out = capsys.readouterr().out
-    assert "rows: 1 triplets (1 malformed" in out and "malformed line 2: expected 28 fields" in out
+    assert "rows: 1 triplet (1 malformed" in out and "malformed line 2: expected 28 fields" in out
     assert main(["fec", "stats", str(bad), "--json"]) == 0
     assert '"malformed": 1' in capsys.readouterr().out
     assert main(["fec", "stats", str(tmp_path / "missing.csv")]) == 2

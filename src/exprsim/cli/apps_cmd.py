@@ -253,7 +253,11 @@ def _register_summarize(subparsers: Any) -> None:
         "driven by outliers) or ward (FEENet)",
     )
     p.add_argument(
-        "--quality-only", action="store_true", help="drop faces failing the quality check"
+        "--quality-ok",
+        "--quality-only",  # its first name
+        dest="quality_only",
+        action="store_true",
+        help="only faces passing the quality check (as search's --quality-ok)",
     )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)

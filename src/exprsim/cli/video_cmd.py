@@ -302,7 +302,7 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
     print(
         f"{count(analysis.n_sampled, 'frame')}, {count(accepted, 'face')}"
         f" ({len(analysis.faces) - accepted} rejected detections), "
-        f"{analysis.n_persons} person(s) -> {printable(str(paths['html']))}"
+        f"{count(analysis.n_persons, 'person')} -> {printable(str(paths['html']))}"
     )
     # analysis.warnings were logged as they happened (shown even with -q): not repeated here
     if analysis.interrupted or held:

@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import DataError, printable
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -938,8 +939,8 @@ class FecStats:
         pct = _pct
         lines = [
             printable(str(self.path)),  # an undecodable file name as escapes, not raw bytes
-            f"  rows: {self.rows} triplets ({self.report.n_malformed} malformed, "
-            f"{self.report.n_blank} blank lines)",
+            f"  rows: {count(self.rows, 'triplet')} ({self.report.n_malformed} malformed, "
+            f"{count(self.report.n_blank, 'blank line')})",
             f"  unique: {self.n_urls} image URLs, {self.n_faces} faces (URL + box), "
             f"{self.n_raters} raters",
             "  type     triplets   strong    weak    none   (shares)",

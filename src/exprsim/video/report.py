@@ -90,7 +90,7 @@ def _space_text(analysis: Any) -> str:
     known = sum(1 for v in analysis.neutral_faces.values() if v)
     return (
         f"perceptual-VAE codes ({analysis.config.pvae_model}); neutral face estimated for "
-        f"{known} of {analysis.n_persons} person(s), the fallback neutral face for the rest"
+        f"{known} of {count(analysis.n_persons, 'person')}, the fallback neutral face for the rest"
     )
 
 
