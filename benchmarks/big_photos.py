@@ -13,6 +13,7 @@ Prints one JSON line. For an A/B, run it with ``PYTHONPATH`` set to another chec
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -76,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(  # --help says what it runs, and runs nothing
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     main()

@@ -4,6 +4,7 @@ alternating; prints the median ms per file of each as JSON (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -25,9 +26,9 @@ def ms_per_file(folder: Path, durable: bool, n: int = 400) -> float:
     return (time.perf_counter() - t0) / n * 1000
 
 
-def main() -> None:
+def main(folder: str = ".") -> None:
     rounds: dict[bool, list[float]] = {False: [], True: []}
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
         for _ in range(5):
             for durable in (False, True):
                 rounds[durable].append(ms_per_file(Path(tmp), durable))
@@ -40,4 +41,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--dir", default=".", help="folder on the disk to time (a temporary folder is made there)"
+    )
+    main(ap.parse_args().dir)

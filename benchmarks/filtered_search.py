@@ -6,6 +6,7 @@ prints ms per search as JSON (docs/scaling.md, item 8)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -67,4 +68,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(  # --help says what it runs, and runs nothing
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     main()

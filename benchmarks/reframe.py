@@ -9,6 +9,7 @@ of 3 calls after a warm-up. Needs ``../shared/data/fer2013``. Run it alone::
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -41,4 +42,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(  # --help says what it runs, and runs nothing
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     sys.exit(main())
