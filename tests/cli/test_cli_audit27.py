@@ -116,3 +116,22 @@ def test_summarize_takes_search_s_name_of_the_quality_filter(tmp_path, capsys):
     rc, _, err = run(capsys, "summarize", str(tmp_path / "none"), "--quality-ok")
     assert "unrecognized arguments" not in err  # was: refused, search's name for it
     assert rc != 0 and "none" in err
+
+
+def test_help_says_the_ranges_the_parser_enforces(capsys):
+    import pytest
+
+    cases = {
+        ("tag",): ["in (0, 2]"],
+        ("search",): ["(0 to 180)", "the quality check takes 3.0"],
+        ("video",): ["0.0001 to 1000", "at most 1000", "in (0, 2]", "0 to 180"],
+        ("fec", "fetch"): ["at most 86,400", "0 to 10"],
+        ("fec", "crop"): ["0 to 10"],
+        ("subclasses",): ["0 to 2**32 - 1"],
+    }
+    for command, texts in cases.items():
+        with pytest.raises(SystemExit):
+            run(capsys, *command, "--help")
+        text = " ".join(capsys.readouterr().out.split())  # wrapped lines joined
+        for t in texts:
+            assert t in text, (command, t)

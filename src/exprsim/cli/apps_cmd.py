@@ -217,9 +217,16 @@ def _register_search(subparsers: Any) -> None:
         help="drop faces of the same person (needs dlib)",
     )
     p.add_argument("--quality-ok", action="store_true", help="only faces passing the quality check")
-    p.add_argument("--min-sharpness", type=float_in(0.0), help="only faces at least this sharp")
     p.add_argument(
-        "--max-yaw", type=float_in(0.0, 180.0), help="only faces turned at most this many degrees"
+        "--min-sharpness",
+        type=float_in(0.0),
+        help="only faces at least this sharp (the sharpness column, >= 0; the quality check "
+        "takes 3.0)",
+    )
+    p.add_argument(
+        "--max-yaw",
+        type=float_in(0.0, 180.0),
+        help="only faces turned at most this many degrees (0 to 180)",
     )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)
@@ -330,7 +337,7 @@ def _register_tag(subparsers: Any) -> None:
         "--threshold",
         type=float_in(0.0, 2.0, lo_open=True),
         default=None,
-        help="distance threshold (default: the model's calibrated threshold)",
+        help="distance threshold, in (0, 2] (default: the model's calibrated threshold)",
     )
     p.add_argument(
         "--face",

@@ -107,13 +107,13 @@ def _register_fetch(sub: Any) -> None:
         "--host-delay",
         type=float_in(0.0, MAX_SECONDS),
         default=0.0,
-        help="seconds between requests to one host (default 0)",
+        help="seconds between requests to one host, at most 86,400 (default 0)",
     )
     p.add_argument(
         "--timeout",
         type=float_in(0.0, MAX_SECONDS, lo_open=True),
         default=20.0,
-        help="connect/read timeout in seconds (default 20)",
+        help="connect/read timeout in seconds, > 0 and at most 86,400 (default 20)",
     )
     p.add_argument(
         "--retries",
@@ -125,7 +125,7 @@ def _register_fetch(sub: Any) -> None:
         "--backoff",
         type=float_in(0.0, MAX_SECONDS),
         default=1.0,
-        help="first retry delay in seconds, doubled at each retry (default 1)",
+        help="first retry delay in seconds, doubled at each retry, at most 86,400 (default 1)",
     )
     p.add_argument(
         "--retry-failed", action="store_true", help="also retry permanent failures of earlier runs"
@@ -176,7 +176,7 @@ def _crop_args(p: argparse.ArgumentParser, with_out: bool) -> None:
         "--margin",
         type=float_in(0.0, MAX_MARGIN),
         default=default("margin"),
-        help="context around the box, fraction of its size (default 0.5)",
+        help="context around the box, fraction of its size, 0 to 10 (default 0.5)",
     )
     p.add_argument(
         "--detector",

@@ -38,13 +38,18 @@ def register(subparsers: Any) -> None:
         "--db", required=True, metavar="DB", help="face index: SQLite file or postgresql:// URI"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int_at_least(0, 65535), default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--port",
+        type=int_at_least(0, 65535),
+        default=8000,
+        help="port, 0 to 65535 (default 8000; 0: a free one)",
+    )
     p.add_argument("--token", default=None, help="access token (default: $EXPRSIM_TOKEN)")
     p.add_argument(
         "--max-upload-mb",
         type=float_in(0.0, 10_000.0, lo_open=True),
         default=25.0,
-        help="largest upload in MB (default 25)",
+        help="largest upload in MB, > 0 and at most 10,000 (default 25)",
     )
     p.add_argument(
         "--web-dir",
@@ -60,7 +65,8 @@ def register(subparsers: Any) -> None:
         type=float_in(0.0, 36_500.0, lo_open=True),
         metavar="DAYS",
         default=None,
-        help="delete finished video reports older than DAYS days (default: keep them)",
+        help="delete finished video reports older than DAYS days, > 0 and at most 36,500 "
+        "(default: keep them)",
     )
     p.add_argument(
         "--secure-cookie",

@@ -89,7 +89,7 @@ def register(sub: Any) -> None:
         "--seed",
         type=int_at_least(0, 2**32 - 1),
         default=0,
-        help="EM and sampling seed (default 0)",
+        help="EM and sampling seed, 0 to 2**32 - 1 (default 0)",
     )
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--detector", default=None, help=detector_help())

@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
         "--fps",
         type=float_in(MIN_FPS, MAX_FPS),
         default=DEFAULT_FPS,
-        help=f"sampled frames per second of a video file (default {DEFAULT_FPS:g}); a folder "
+        help=f"sampled frames per second of a video file, {MIN_FPS:g} to {MAX_FPS:g} (default "
+        f"{DEFAULT_FPS:g}); a folder "
         "of frames uses every frame unless --every is given",
     )
     p.add_argument(
@@ -68,7 +69,8 @@ def register(subparsers: Any) -> None:
         "--source-fps",
         type=float_in(0.0, MAX_FPS, lo_open=True),
         metavar="FPS",
-        help="frame rate of a video that declares none (raw .h264/.h265/.hevc streams: "
+        help=f"frame rate, > 0 and at most {MAX_FPS:g}, of a video that declares none (raw "
+        ".h264/.h265/.hevc streams: "
         "otherwise 25 fps is assumed, with a warning) or of a folder of frames (default 25); "
         "a file that declares its rate keeps it",
     )
@@ -93,7 +95,7 @@ def _face_args(p: argparse.ArgumentParser) -> None:
         "--tag-threshold",
         type=float_in(0.0, 2.0, lo_open=True),
         default=None,
-        help="tag distance, with --tags (default: the model's calibrated threshold)",
+        help="tag distance, in (0, 2], with --tags (default: the model's calibrated threshold)",
     )
     p.add_argument(
         "--min-sharpness",
@@ -105,7 +107,7 @@ def _face_args(p: argparse.ArgumentParser) -> None:
         "--max-yaw",
         type=float_in(0.0, 180.0),
         default=50.0,
-        help="largest |yaw| in degrees of the quality check (default 50)",
+        help="largest |yaw| in degrees of the quality check, 0 to 180 (default 50)",
     )
     p.add_argument(
         "--identity",
