@@ -13,7 +13,8 @@ class NaiveLinker:
     """The linking rule as it was before audit 12: every track ever created stays in the
     table (creation order), a track is linkable when its last face is at most
     ``max_gap + 1`` sampled frames back, pairs are taken greedily by ``(iou, box, track)``
-    from the highest down while the IoU reaches ``min_iou``."""
+    from the highest down while the IoU reaches ``min_iou``; then (round 27) the boxes and
+    tracks left are linked by their centres (:meth:`_by_centre`)."""
 
     def __init__(self, min_iou: float, max_gap: int) -> None:
         self.min_iou, self.max_gap = min_iou, max_gap
@@ -34,6 +35,7 @@ class NaiveLinker:
                 break
             if ids[i] < 0 and all(ids[k] != alive[j][0] for k in range(len(boxes))):
                 ids[i] = alive[j][0]
+        self._by_centre(boxes, alive, ids)
         for i, box in enumerate(boxes):
             if ids[i] < 0:
                 ids[i] = self.next
@@ -43,6 +45,31 @@ class NaiveLinker:
                 t = next(t for t in self.tracks if t[0] == ids[i])
                 t[1], t[2] = slot, box
         return ids
+
+    @staticmethod
+    def _by_centre(boxes: np.ndarray, alive: list, ids: list[int]) -> None:
+        """Round 27: boxes and tracks IoU left alone, linked by the centre's move in sizes
+        of the track's last box (at most 2, area ratio within 2), nearest first."""
+        from exprsim.video.tracks import CENTRE_JUMP, SIZE_RATIO
+
+        pairs = []
+        for j, t in enumerate(alive):
+            if t[0] in ids:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in t[2])
+            side, area = max(x2 - x1, y2 - y1, 1e-6), max((x2 - x1) * (y2 - y1), 1e-12)
+            for i, b in enumerate(boxes):
+                if ids[i] >= 0:
+                    continue
+                ratio = float((b[2] - b[0]) * (b[3] - b[1])) / area
+                dx = (b[0] + b[2]) / 2 - (x1 + x2) / 2
+                dy = (b[1] + b[3]) / 2 - (y1 + y2) / 2
+                jump = float(np.hypot(dx, dy)) / side
+                if 1 / SIZE_RATIO <= ratio <= SIZE_RATIO and jump <= CENTRE_JUMP:
+                    pairs.append((jump, i, j))
+        for _, i, j in sorted(pairs):
+            if ids[i] < 0 and alive[j][0] not in ids:
+                ids[i] = alive[j][0]
 
     def split(self, track: int) -> int:
         t = next(t for t in self.tracks if t[0] == track)

@@ -118,3 +118,21 @@ def test_a_dissolve_from_one_person_to_another_makes_two_persons(
     assert a.n_persons == 2  # was 1: Grace's 33 faces credited to Eileen
     first, second = a.person_stats
     assert abs(first.frames_present - 22) <= 4 and abs(second.frames_present - 33) <= 4
+
+
+def test_a_fast_face_stays_one_track_and_a_far_one_does_not_join_it():
+    from exprsim.video.tracks import link_tracks
+
+    side = 88.0
+    # one face crossing at 1.6 of its widths a sampled frame (its boxes never overlap)
+    fast = [[10 + 140 * t, 250, 10 + 140 * t + side, 250 + side] for t in range(5)]
+    slots = list(range(5))
+    assert len(set(link_tracks(slots, np.array(fast)).tolist())) == 1  # was 5 tracks
+    far = [fast[0], [fast[0][0] + 3 * side, 250, fast[0][2] + 3 * side, 250 + side]]
+    assert len(set(link_tracks([0, 1], np.array(far)).tolist())) == 2  # 3 widths: another
+    big = [fast[0], [fast[0][0] + side, 250, fast[0][0] + 3 * side, 250 + 2 * side]]
+    assert len(set(link_tracks([0, 1], np.array(big)).tolist())) == 2  # 4 times the area
+    # overlap first: of two boxes, the one overlapping the track continues it
+    near, jump = [10 + 20, 250, 10 + 20 + side, 250 + side], fast[1]
+    ids = link_tracks([0, 1, 1], np.array([fast[0], jump, near])).tolist()
+    assert ids[2] == ids[0] and ids[1] != ids[0]

@@ -4,7 +4,9 @@ Identity grouping in two steps:
 
 1. **Tracks** (:func:`link_tracks`): boxes in consecutive sampled frames are linked
    greedily by IoU (>= ``min_iou``, highest first; a track survives ``max_gap`` sampled
-   frames without a face). Cheap, and on its own the fallback when dlib is absent.
+   frames without a face), then the boxes and tracks left by the distance of their centres
+   (at most ``CENTRE_JUMP`` box sizes, a box of about the same size: a fast face). Cheap,
+   and on its own the fallback when dlib is absent.
 2. **Identities** (:func:`cluster_identities`): dlib's 128-d face descriptors
    (:class:`exprsim.faces.identity.IdentityEncoder`) of some faces of each track (its 1st,
    then every ``descriptor_stride``-th face) are clustered with DBSCAN (Euclidean).
@@ -60,6 +62,12 @@ log = logging.getLogger(__name__)
 DEFAULT_EPS = 0.5
 #: DBSCAN ``min_samples`` (see module docstring).
 DEFAULT_MIN_SAMPLES = 3
+#: Largest move of a face's centre between two sampled frames, in sizes of its box, that
+#: still links it to its track when the boxes barely overlap (:class:`TrackLinker`): a face
+#: crossing a 640-px frame in a second at 5 fps moves 1.6 widths of its box a frame.
+CENTRE_JUMP = 2.0
+#: Largest area ratio of such a box to the track's last one.
+SIZE_RATIO = 2.0
 #: dlib's "same person" distance, used to attach noise descriptors to a cluster.
 SAME_PERSON = 0.6
 #: Correlation of consecutive aligned crops of a track (24x24 gray) under which the face is
@@ -131,12 +139,44 @@ class TrackLinker:
                 ids[i] = alive[j]
                 used_b.add(i)
                 used_t.add(j)
+            self._link_by_centre(boxes, alive, ids, used_t)
         for i, box in enumerate(boxes):
             if ids[i] < 0:
                 ids[i] = self._next
                 self._next += 1
             self._last[ids[i]] = (slot, box)
         return ids
+
+    def _link_by_centre(
+        self, boxes: np.ndarray, alive: list[int], ids: list[int], used_t: set[int]
+    ) -> None:
+        """Link the boxes IoU left alone to the tracks it left alone by the distance of
+        their centres, in sizes of the track's last box (at most :data:`CENTRE_JUMP`, a box
+        of about the same size: area ratio within :data:`SIZE_RATIO`), nearest first: a
+        face that moves more than half its width between sampled frames overlaps its last
+        box too little (each of its faces had been a track of one, dropped)."""
+        free_b = [i for i in range(len(boxes)) if ids[i] < 0]
+        free_t = [j for j in range(len(alive)) if j not in used_t]
+        if not free_b or not free_t:
+            return
+        pairs = []
+        for j in free_t:
+            last = self._last[alive[j]][1]
+            side = max(float(last[2] - last[0]), float(last[3] - last[1]), 1e-6)
+            area = max(float((last[2] - last[0]) * (last[3] - last[1])), 1e-12)
+            centre = np.array([(last[0] + last[2]) / 2, (last[1] + last[3]) / 2])
+            for i in free_b:
+                b = boxes[i]
+                ratio = float((b[2] - b[0]) * (b[3] - b[1])) / area
+                jump = float(np.hypot(*(np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) - centre)))
+                if 1 / SIZE_RATIO <= ratio <= SIZE_RATIO and jump / side <= CENTRE_JUMP:
+                    pairs.append((jump / side, i, j))
+        taken_b, taken_t = set(), set()
+        for _, i, j in sorted(pairs):
+            if i not in taken_b and j not in taken_t:
+                ids[i] = alive[j]
+                taken_b.add(i)
+                taken_t.add(j)
 
     def split(self, track: int) -> int:
         """End ``track`` and go on from its last box under a new id (someone else took its
