@@ -82,3 +82,14 @@ def test_a_page_of_many_clusters_shows_the_largest_only(monkeypatch) -> None:
     assert html.count("<h3>") == 5  # was 12 strips (60 KB of pictures each)
     assert "the 5 largest of 12" in html
     assert sizes == [5]  # was 12: a heat map quadratic in the clusters
+
+
+def test_the_two_faces_of_a_two_face_cluster_tie_and_the_first_represents_it() -> None:
+    rng = np.random.default_rng(4)
+    picked = []
+    for _ in range(40):  # pairs whose two distances to their mean differ by rounding only
+        pair = _unit(rng, 2) * rng.uniform(0.3, 3.0)
+        for method in ("ward", "complete-cosine"):
+            s = mod.summarize(pair, n_clusters=1, method=method)
+            picked.append(s.clusters[0].representative)
+    assert set(picked) == {0}  # was 0 or 1, by rounding noise
