@@ -47,3 +47,19 @@ def test_a_run_stopped_for_no_network_counts_what_it_says(tmp_path, n) -> None:
     assert ("1 download in a row" in rep.stopped) == (rep.n_failed == 1)
     text = rep.to_text()
     assert "(stopped)" in text and "(interrupted)" not in text  # was "(interrupted)"
+
+
+def test_fec_crop_of_a_csv_without_a_valid_triplet_leaves_no_store(tmp_path, capsys):
+    from exprsim.cli import main
+    from exprsim.fec.fetch import open_manifest
+
+    with open_manifest(tmp_path / "data"):
+        pass
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["fec", "crop", str(empty), "--data", str(tmp_path / "data"), "-q"]) == 1
+    assert "no valid triplet" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "crops").exists()  # was: an empty crops store made
+    (tmp_path / "data" / "crops").mkdir()  # one the user made stays
+    assert main(["fec", "crop", str(empty), "--data", str(tmp_path / "data"), "-q"]) == 1
+    assert (tmp_path / "data" / "crops").is_dir()

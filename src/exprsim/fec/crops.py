@@ -42,6 +42,7 @@ import errno
 import json
 import logging
 import math
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -620,10 +621,14 @@ def build_crops(
         raise DataError(f"{fdir}: no {MANIFEST_NAME} (run `exprsim fec fetch` first)")
     out = fdir / CROPS_DIR if out_dir is None else Path(out_dir)
     require_folder(out, "a crops folder")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     with _store_lock(out):
-        return _build_crops(paths, fdir, out, cfg, progress)
+        report = _build_crops(paths, fdir, out, cfg, progress)
+        if made and report.n_faces == 0:  # a CSV without a valid triplet: no empty store
+            shutil.rmtree(out, ignore_errors=True)
+    return report
 
 
 class StoreBusyError(DataError):
