@@ -119,6 +119,11 @@ def normalise_mesh(mesh: np.ndarray) -> np.ndarray:
         m = m[None]
     if m.ndim != 3 or m.shape[1] < 468 or m.shape[2] != 3:
         raise ValueError(f"expected a (N, 468|478, 3) face mesh, got {np.shape(mesh)}")
+    # each mesh times a power of two (exact; the result does not depend on the scale): one
+    # of 1e300 pixels squared to infinity (eye distance inf, every feature and code 0)
+    peak = np.abs(m).max(axis=(1, 2), keepdims=True) if m.size else np.ones((len(m), 1, 1))
+    _, exponent = np.frexp(np.where(np.isfinite(peak) & (peak > 0), peak, 1.0))
+    m = np.ldexp(m, -exponent)
     eye_r = m[:, list(RIGHT_LOWER_LID)].mean(axis=1)
     eye_l = m[:, list(LEFT_LOWER_LID)].mean(axis=1)
     mid = (eye_r + eye_l) / 2.0
