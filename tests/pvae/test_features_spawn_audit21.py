@@ -45,8 +45,13 @@ def test_an_unguarded_script_with_mesh_workers_gets_one_clear_line(tmp_path: Pat
     )
     assert proc.returncode == 1 and "done" not in proc.stdout
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("exprsim.errors.ExprsimError: a mesh worker process died"), last
+    # round 27: the guard named (was "a mesh worker process died ... out of memory?"), and
+    # one traceback, the script's own
+    assert last.startswith(
+        "exprsim.errors.ExprsimError: extract_fer_landmarks(workers=2) was called while a"
+    ), last
     assert 'under `if __name__ == "__main__":`' in last
+    assert proc.stderr.count("Traceback") == 1
     assert not (tmp_path / "cache").exists()
 
 
