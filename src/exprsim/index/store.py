@@ -185,6 +185,11 @@ class _Job:
     data: bytes
 
 
+def _add_report(outcomes: Mapping[int, FileOutcome], model: str, t0: float) -> AddReport:
+    """The :class:`AddReport` of the files settled so far, in the order they were given."""
+    return AddReport(tuple(outcomes[i] for i in sorted(outcomes)), model, time.perf_counter() - t0)
+
+
 class TagReferencesChanged(ExprsimError):
     """The reference faces changed between matching and :meth:`FaceIndex.retag`."""
 
@@ -1528,15 +1533,12 @@ class FaceIndex:
     ) -> AddReport:
         """Detect, embed and store every face of every image under ``paths``.
 
-        Incremental and resumable: a file already indexed (same resolved path, with the
-        same size, mtime and change time, or the same content hash) is skipped (a file
-        rewritten with its old size and mtime, as ``cp -p`` does, has a new change time: it
-        is read again); a changed file is
-        re-indexed; a copy of an indexed file under another path (the same bytes) is
-        stored under its own path with a copy of the first one's faces, without detecting
-        or embedding again (unless ``detector`` is given); each file is committed
-        atomically with its faces, so an interrupted run loses at most the file in
-        progress and a re-run completes it without duplicates.
+        Incremental and resumable: a file already indexed (same resolved path, size, mtime
+        and change time, or the same content hash) is skipped (``cp -p`` keeps the mtime,
+        not the change time); a changed file is re-indexed; a copy of an indexed file under
+        another path is stored under its own path with a copy of the first one's faces
+        (not embedded again, unless ``detector`` is given); each file is committed with its
+        faces, so an interrupted run loses at most the file in progress.
 
         Args:
             paths: image files and/or folders (searched recursively); a single path is
@@ -1549,8 +1551,8 @@ class FaceIndex:
             embedder_lock: held while the model works, taken once this writer has the
                 index (a server's searches sharing the model never wait for other writers).
 
-        One writer at a time: a second ``add`` on the same database (another process) waits
-        for the first to finish, then skips what it stored.
+        One writer at a time: a second ``add`` on the same database waits for the first,
+        then skips what it stored.
 
         Returns:
             An :class:`AddReport` (unreadable images are reported, not raised).
@@ -1595,13 +1597,10 @@ class FaceIndex:
                     bar.update(1)
                     bar.set_postfix(faces=sum(o.n_faces for o in outcomes.values()), refresh=False)
             except KeyboardInterrupt as exc:
-                done = tuple(outcomes[i] for i in sorted(outcomes))
-                raise AddInterrupted(AddReport(done, model, time.perf_counter() - t0)) from exc
+                raise AddInterrupted(_add_report(outcomes, model, t0)) from exc
             finally:
                 bar.close()
-        report = AddReport(
-            tuple(outcomes[i] for i in sorted(outcomes)), model, time.perf_counter() - t0
-        )
+        report = _add_report(outcomes, model, t0)
         log.debug("%s: %s", self.path, report.summary())
         return report
 
