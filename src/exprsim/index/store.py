@@ -1551,8 +1551,7 @@ class FaceIndex:
             embedder_lock: held while the model works, taken once this writer has the
                 index (a server's searches sharing the model never wait for other writers).
 
-        One writer at a time: a second ``add`` on the same database waits for the first,
-        then skips what it stored.
+        One writer at a time: a second ``add`` waits for the first, then skips its files.
 
         Returns:
             An :class:`AddReport` (unreadable images are reported, not raised).
