@@ -78,7 +78,7 @@ def test_fer_votes_and_pixels_are_checked():
     good = pd.DataFrame([[1, 2, 0, 0, 0, 0, 0, 0, 0, 0]])
     assert _parse_votes(good, Path("v.csv")).tolist() == [[1, 2, 0, 0, 0, 0, 0, 0, 0, 0]]
     for row in ([0, 0, 0, 0, 0, 0, 0, 0, -1, 0], [1, None, 0, 0, 0, 0, 0, 0, 0, 0]):
-        with pytest.raises(DataError, match="missing or negative"):
+        with pytest.raises(DataError, match="missing, negative or out-of-range"):
             _parse_votes(pd.DataFrame([row, good.iloc[0].tolist()]), Path("v.csv"))
     pixels = " ".join(["7"] * 2304)
     assert _parse_pixels([pixels]).shape == (1, 48, 48)

@@ -12,8 +12,14 @@ Rules applied by :func:`load_ferplus`:
 * the vote distribution is the 8 emotion counts normalised to sum 1 (unknown/NF removed).
 
 Parsed arrays are cached as ``.npz`` under ``$EXPRSIM_CACHE`` (default
-``~/.cache/exprsim``), keyed by the source file's size and mtime; the data folder itself
-is never written.
+``~/.cache/exprsim``), keyed by each source file's path, size, modification and change
+times and inode (a file rewritten with its old size and time has a new change time); a
+damaged entry is parsed again. The data folder itself is never written.
+
+The files are checked to be row-aligned before anything is parsed: the same row counts and
+``Usage`` in all three, and the provenance's ``ferplus_png`` equal to the votes' ``Image
+name`` wherever both name one (a row dropped in one file and repeated in another kept the
+counts and the ``Usage`` pattern, and shifted every vote after it).
 """
 
 from __future__ import annotations
@@ -79,9 +85,23 @@ def default_data_dir() -> Path:
 
 
 def _find(data_dir: Path, stem: str) -> Path:
-    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
-        if (data_dir / name).is_file():
-            return data_dir / name
+    if data_dir.is_file():
+        raise DataError(
+            f"{data_dir}: a file; --data-dir takes the folder that holds fer2013.csv and "
+            "fer2013new.csv (a pack made by pack_ferplus is for training only)"
+        )
+    found = [data_dir / n for n in (f"{stem}.csv.gz", f"{stem}.csv") if (data_dir / n).is_file()]
+    if len(found) == 2:  # an unpacked copy beside its archive: say which one is read
+        log.warning("%s: both %s and %s; reading %s", data_dir, found[0].name, found[1].name,
+                    found[0].name)  # fmt: skip
+    if found:
+        return found[0]
+    there = [
+        data_dir / n for n in (f"{stem}.csv.gz", f"{stem}.csv") if os.path.lexists(data_dir / n)
+    ]
+    if there:  # a folder or a broken link under the file's name
+        what = "a broken link" if not there[0].exists() else "not a file"
+        raise DataError(f"{there[0]}: {what}")
     raise DataError(
         f"{data_dir}: no {stem}.csv or {stem}.csv.gz; give the folder that holds FER2013 and "
         "the FER+ votes with --data-dir DIR or $EXPRSIM_FER_DIR (exprsim train: its config's "
@@ -145,17 +165,25 @@ class FerTable:
     png_exact: np.ndarray
 
 
-def _parse_pixels(col: object) -> np.ndarray:
+_PIXELS = re.compile(r"\s*\d+(?:\s+\d+)*\s*")
+
+
+def _parse_pixels(col: object, path: Path | str = "fer2013.csv") -> np.ndarray:
     import pandas as pd
 
     series = pd.Series(col)
     not_text = np.flatnonzero(~series.map(lambda v: isinstance(v, str)).to_numpy())
     if len(not_text):
-        raise DataError(f"fer2013.csv: data row {not_text[0] + 1} has no pixels value")
+        raise DataError(f"{path}: data row {not_text[0] + 1} has no pixels value")
     try:  # int32 first: "300" must not wrap to 44 on its way to uint8
         flat = np.array(" ".join(series.tolist()).split(), dtype=np.int32)
-    except ValueError as exc:
-        raise DataError(f"fer2013.csv: a pixels value holds something else ({exc})") from exc
+    except ValueError:
+        odd = series.map(lambda v: _PIXELS.fullmatch(v) is None).to_numpy()
+        row = int(np.flatnonzero(odd)[0]) if odd.any() else 0
+        word = next((w for w in series.iloc[row].split() if not w.isdigit()), "")
+        raise DataError(
+            f"{path}: data row {row + 1}: pixel value {word[:20]!r} is not a whole number"
+        ) from None
     # every row its own 2304 (a row one short and a later one one long made the total
     # right, and shifted every image between them by a pixel); the rows' counts add up to
     # flat.size, so the total needs no check of its own
@@ -163,11 +191,11 @@ def _parse_pixels(col: object) -> np.ndarray:
     wrong = np.flatnonzero(counts != 48 * 48)
     if len(wrong):
         raise DataError(
-            f"fer2013.csv: data row {wrong[0] + 1} has {counts[wrong[0]]} pixel values, not 2304"
+            f"{path}: data row {wrong[0] + 1} has {counts[wrong[0]]} pixel values, not 2304"
         )
     if flat.size and (flat.min() < 0 or flat.max() > 255):
         row = int(np.flatnonzero((flat < 0) | (flat > 255))[0]) // (48 * 48) + 1
-        raise DataError(f"fer2013.csv: data row {row} has a pixel value outside 0..255")
+        raise DataError(f"{path}: data row {row} has a pixel value outside 0..255")
     return flat.astype(np.uint8).reshape(len(series), 48, 48)
 
 
@@ -175,16 +203,23 @@ def _parse_votes(frame: Any, path: Path) -> np.ndarray:
     """``(N, 10)`` float32 vote counts; refused when a count is missing, negative or not a
     number (a 0/0 or negative distribution turns the training loss into NaN)."""
     try:
-        votes = frame.to_numpy(np.float32)
+        votes = frame.to_numpy(np.float64)  # float64 first: 1e40 is a count out of range
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path}: the vote columns must hold numbers ({exc})") from exc
-    bad = np.flatnonzero(~np.isfinite(votes).all(axis=1) | (votes < 0).any(axis=1))
+    ok = (
+        np.isfinite(votes).all(axis=1) & (votes >= 0).all(axis=1) & (votes <= MAX_VOTES).all(axis=1)
+    )
+    bad = np.flatnonzero(~ok)
     if len(bad):
         raise DataError(
-            f"{path}: {len(bad)} rows with a missing or negative vote count "
+            f"{path}: {len(bad)} rows with a missing, negative or out-of-range vote count "
             f"(first: data row {bad[0] + 1})"
         )
-    return votes
+    return votes.astype(np.float32)
+
+
+#: largest vote count taken (FER+ has 10 raters a face; a merged copy may have more)
+MAX_VOTES = 1e6
 
 
 def _cached_table(cache_file: Path) -> FerTable | None:
@@ -203,19 +238,132 @@ def _cached_table(cache_file: Path) -> FerTable | None:
             )
     except FileNotFoundError:
         return None
+    except Exception as exc:  # cut short, emptied, another version's: parsed again
+        log.warning("%s: a damaged parsed FER table (%s); parsing the files again", cache_file,
+                    type(exc).__name__)  # fmt: skip
+        return None
 
 
 def _require_columns(frame: Any, path: Path, columns: Sequence[str]) -> None:
-    """Refuse a FER file without one of ``columns`` (was a raw ``KeyError``)."""
+    """Refuse a FER file without one of ``columns`` (was a raw ``KeyError``), showing the
+    header read when none is there (a file separated by ``;`` or tabs is one column)."""
     missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: missing columns {missing}")
+    if not missing:
+        return
+    header = ",".join(str(c) for c in frame.columns)
+    hint = ""
+    if len(missing) == len(columns):
+        seps = [name for sep, name in ((";", "';'"), ("\t", "tabs")) if sep in header]
+        hint = f"; its header reads {header[:80]!r}" + (
+            f" (separated by {seps[0]}? save it comma-separated)" if seps else ""
+        )
+    raise DataError(f"{path}: missing columns {missing}{hint}")
+
+
+def _read_csv(path: Path) -> Any:
+    """A FER file as a DataFrame; what pandas cannot read is one line naming the file (it
+    was pandas' or gzip's traceback)."""
+    import zlib
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: an empty file (not even a header)") from None
+    except pd.errors.ParserError as exc:
+        why = str(exc).strip().split("C error: ")[-1]
+        raise DataError(f"{path}: not a CSV file as expected ({why})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (saved as UTF-16, or not a CSV file?)") from None
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: a damaged gzip file ({exc})") from None
+    except OSError as exc:  # gzip.BadGzipFile among them
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _usage(frame: Any) -> np.ndarray:
+    """``(N,)`` str split names, spaces around them removed (an empty cell: ``""``)."""
+    return frame["Usage"].fillna("").astype(str).str.strip().to_numpy()
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    diff = np.flatnonzero(a != b)
+    return int(diff[0]) if len(diff) else None
+
+
+def _check_aligned(fer: Any, new: Any, prov: Any, paths: tuple[Path, Path, Path | None]) -> None:
+    """Refuse files whose rows are not one another's: other row counts, another ``Usage``
+    in a row, or the provenance naming another FER+ image than the votes' row does."""
+    fer_path, new_path, prov_path = paths
+    for frame, path in ((new, new_path), (prov, prov_path)):
+        if frame is not None and len(frame) != len(fer):
+            raise DataError(f"{fer_path} has {len(fer)} rows but {path} has {len(frame)}")
+    usage = _usage(fer)
+    for frame, path in ((new, new_path), (prov, prov_path)):
+        if frame is None or "Usage" not in frame.columns:
+            continue
+        row = _first_difference(usage, _usage(frame))
+        if row is not None:
+            raise DataError(
+                f"{fer_path} and {path} disagree on Usage at data row {row + 1} "
+                f"({usage[row]!r} against {_usage(frame)[row]!r}): rows are not aligned"
+            )
+    if prov is not None and "ferplus_png" in prov.columns and "Image name" in new.columns:
+        a = prov["ferplus_png"].fillna("").astype(str).str.strip().to_numpy()
+        b = new["Image name"].fillna("").astype(str).str.strip().to_numpy()
+        row = _first_difference(np.where((a == "") | (b == ""), "", a), np.where(a == "", "", b))
+        if row is not None:
+            raise DataError(
+                f"{prov_path} and {new_path} name another FER+ image at data row {row + 1} "
+                f"({a[row]!r} against {b[row]!r}): rows are not aligned"
+            )
+
+
+def _emotions(fer: Any, path: Path) -> np.ndarray:
+    """``(N,)`` int64 FER2013 labels, each a whole number 0 to 6."""
+    import pandas as pd
+
+    values = pd.to_numeric(fer["emotion"], errors="coerce").to_numpy(np.float64)
+    ok = np.isfinite(values) & (values == np.round(values)) & (values >= 0)
+    ok &= values < len(FER2013_CLASSES)
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise DataError(
+            f"{path}: data row {row + 1}: emotion {fer['emotion'].iloc[row]!r} is not a "
+            f"whole number 0 to {len(FER2013_CLASSES) - 1}"
+        )
+    return values.astype(np.int64)
+
+
+def _warn_unknown_usage(usage: np.ndarray, path: Path) -> None:
+    values, counts = np.unique(usage[~np.isin(usage, SPLITS)], return_counts=True)
+    if len(values):
+        shown = ", ".join(f"{v!r} x{c}" for v, c in zip(values[:5], counts[:5], strict=True))
+        log.warning("%s: rows of an unknown Usage are left out: %s", path, shown)
+
+
+def _cache_key(paths: Sequence[Path | None]) -> str:
+    """What the parse of ``paths`` is cached under: each file's path, size, modification
+    and change times and inode (an edit of the same size within the same second, or a file
+    restored with its old time by ``cp -p`` or ``rsync -t``, kept the stale parse)."""
+    parts = []
+    for p in paths:
+        if p is not None:
+            st = p.stat()
+            parts.append(
+                f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+            )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> FerTable:
-    """Read (or load the cached parse of) the three FER files, row-aligned."""
-    import pandas as pd
+    """Read (or load the cached parse of) the three FER files, row-aligned.
 
+    Raises:
+        DataError: a file missing, unreadable, or not row-aligned with the others, one line
+            naming it (and the row).
+    """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     fer_path = _find(data_dir, "fer2013")
     new_path = _find(data_dir, "fer2013new")
@@ -223,57 +371,50 @@ def load_fer_table(data_dir: str | Path | None = None, cache: bool = True) -> Fe
         prov_path: Path | None = _find(data_dir, "fer2013_provenance")
     except DataError:
         prov_path = None
-    key_src = "|".join(
-        # nanoseconds and the inode: an edit of the same size within the same second, or a
-        # file restored with its old time (cp -p, rsync -t), kept the stale parse
-        f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}:{p.stat().st_ino}"
-        for p in (fer_path, new_path, prov_path)
-        if p is not None
-    )
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    cache_file = _cache_dir() / f"fer-{key}.npz"
+    cache_file = _cache_dir() / f"fer-{_cache_key((fer_path, new_path, prov_path))}.npz"
     cached = _cached_table(cache_file) if cache else None
     if cached is not None:
         return cached
     log.info("parsing %s (cached afterwards in %s)", fer_path, cache_file)
-    fer = pd.read_csv(fer_path)
-    new = pd.read_csv(new_path)
+    fer, new = _read_csv(fer_path), _read_csv(new_path)
     _require_columns(fer, fer_path, ("emotion", "pixels", "Usage"))
     _require_columns(new, new_path, ("Usage",))
-    if len(fer) != len(new):
-        raise DataError(f"{fer_path} has {len(fer)} rows but {new_path} has {len(new)}")
-    if not (fer["Usage"].to_numpy() == new["Usage"].to_numpy()).all():
-        raise DataError(f"{fer_path} and {new_path} disagree on Usage: rows are not aligned")
     vote_cols = [*FERPLUS_CLASSES, "unknown", "NF"]
-    missing = [c for c in vote_cols if c not in new.columns]
-    if missing:
-        raise DataError(f"{new_path}: missing columns {missing}")
+    _require_columns(new, new_path, vote_cols)
+    prov = None
     if prov_path is not None:
-        prov = pd.read_csv(prov_path)
+        prov = _read_csv(prov_path)
         _require_columns(prov, prov_path, ("pixel_source",))
-        if len(prov) != len(fer):
-            raise DataError(f"{fer_path} has {len(fer)} rows but {prov_path} has {len(prov)}")
+    _check_aligned(fer, new, prov, (fer_path, new_path, prov_path))
+    if prov is not None:
         png_exact = (prov["pixel_source"] == "png_exact").to_numpy()
     else:
         log.warning("no provenance file: assuming every row's FER+ votes match its pixels")
         png_exact = np.ones(len(fer), dtype=bool)
+    usage = _usage(fer)
+    _warn_unknown_usage(usage, fer_path)
     table = FerTable(
-        images=_parse_pixels(fer["pixels"]),
-        emotion=fer["emotion"].to_numpy(np.int64),
-        usage=fer["Usage"].to_numpy().astype(str),
+        images=_parse_pixels(fer["pixels"], fer_path),
+        emotion=_emotions(fer, fer_path),
+        usage=usage.astype(str),
         votes=_parse_votes(new[vote_cols], new_path),
         png_exact=png_exact,
     )
     if cache:
-        try:
-            from exprsim.io import save_npz, write_atomically
-
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(cache_file, lambda fh: save_npz(fh, table.__dict__), ".npz")
-            _prune_cache(cache_file.parent)
-        except OSError as exc:  # a read-only home must not break loading
-            log.warning("could not cache parsed FER data: %s", exc)
+        _save_cache(cache_file, table)
     return table
+
+
+def _save_cache(cache_file: Path, table: FerTable) -> None:
+    """Keep the parse in the cache; one that cannot be written is said, not raised."""
+    try:
+        from exprsim.io import save_npz, write_atomically
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(cache_file, lambda fh: save_npz(fh, table.__dict__), ".npz")
+        _prune_cache(cache_file.parent)
+    except OSError as exc:  # a read-only home must not break loading
+        log.warning("could not cache parsed FER data: %s", exc)
 
 
 @array_equality
