@@ -58,8 +58,8 @@ def refuse_in_starting_worker(what: str) -> None:
         return
     mark = os.environ.get(GUARD_MARK_ENV)
     if mark:
-        with contextlib.suppress(OSError), open(mark, "w", encoding="utf-8") as fh:
-            fh.write(what)
+        with contextlib.suppress(OSError), open(mark, "a", encoding="utf-8") as fh:
+            fh.write(what + "\n")  # appended: another worker may be writing it too
         os._exit(GUARD_EXIT)  # no traceback: the parent explains
     raise ExprsimError(_guard_message(what))
 
@@ -116,20 +116,16 @@ def running_pool(ex: Any, died: str) -> Iterator[Any]:
     Raises:
         ExprsimError: a worker process died (BrokenProcessPool).
     """
-    import tempfile
     from concurrent.futures.process import BrokenProcessPool
 
-    fd, mark = tempfile.mkstemp(prefix="exprsim-guard-")
-    os.close(fd)
-    before = os.environ.get(GUARD_MARK_ENV)
-    os.environ[GUARD_MARK_ENV] = mark  # the workers, spawned from here on, inherit it
+    mark = _hold_mark()
     finished = False
     try:
         yield ex
         finished = True
     except BrokenProcessPool as exc:
         with contextlib.suppress(OSError), open(mark, encoding="utf-8") as fh:
-            what = fh.read()
+            what = fh.readline().strip()
         if what:  # a worker ran the script's own call again: the script has no guard
             raise ExprsimError(_guard_message(what)) from None
         raise ExprsimError(died.format(exc=exc)) from None
@@ -138,12 +134,38 @@ def running_pool(ex: Any, died: str) -> Iterator[Any]:
             ex.shutdown(wait=True)
         else:
             stop_worker_pool(ex)
-        if before is None:
-            os.environ.pop(GUARD_MARK_ENV, None)
-        else:
-            os.environ[GUARD_MARK_ENV] = before
-        with contextlib.suppress(OSError):
-            os.unlink(mark)
+        _release_mark()
+
+
+#: the pools of this process running now (they share one mark file and its variable)
+_marks = {"held": 0}
+_marks_lock = threading.Lock()
+
+
+def _hold_mark() -> str:
+    """The mark file of this process's pools (one per process: the environment is the
+    process's), named in :data:`GUARD_MARK_ENV` while any pool runs; returns its path."""
+    import tempfile
+
+    mark = os.path.join(tempfile.gettempdir(), f"exprsim-guard-{os.getpid()}")
+    with _marks_lock:
+        if _marks["held"] == 0:
+            with contextlib.suppress(OSError):
+                os.unlink(mark)  # a mark of an earlier pool of this pid
+            os.environ[GUARD_MARK_ENV] = mark  # workers spawned from here on inherit it
+        _marks["held"] += 1
+    return mark
+
+
+def _release_mark() -> None:
+    """The last pool of the process takes the variable and the mark file away."""
+    with _marks_lock:
+        _marks["held"] -= 1
+        if _marks["held"] == 0:
+            mark = os.environ.pop(GUARD_MARK_ENV, None)
+            if mark:
+                with contextlib.suppress(OSError):
+                    os.unlink(mark)
 
 
 __all__ = [

@@ -129,3 +129,25 @@ def test_tagging_many_faces_holds_a_block_of_distances_only() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 120e6  # was 384 MB (with the distances): the (N, R) matrix and copies
+
+
+def test_a_reference_replaced_under_a_reused_id_is_a_change(tmp_path: Path) -> None:
+    """Review: SQLite gave a removed reference's id to the next one, so comparing ids
+    took 'angry' for the 'sad' it had matched against."""
+    import numpy as np
+
+    from exprsim.index.store import TagReferencesChanged, tag_refs_digest
+
+    e = np.eye(16, dtype=np.float32)
+    with FaceIndex(tmp_path / "faces.db") as index:
+        index.add_tag_reference("happy", e[0], "m@1")
+        sad = index.add_tag_reference("sad", e[1], "m@1")
+        refs = index.tag_references()
+        used = tag_refs_digest((r["id"], r["name"], r["embedding"]) for r in refs)
+        index.delete_tag("sad")  # another command: tag remove sad, then tag add angry
+        angry = index.add_tag_reference("angry", e[2], "m@1")
+        assert angry == sad  # the id is the same
+        with pytest.raises(TagReferencesChanged):
+            index.retag({}, {"happy", "sad"}, references=used)
+        now = tag_refs_digest((r["id"], r["name"], r["embedding"]) for r in index.tag_references())
+        assert index.retag({}, {"happy", "angry"}, references=now) == 0

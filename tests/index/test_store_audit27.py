@@ -287,3 +287,45 @@ def test_add_faces_commits_a_batch_of_sources_at_a_time(tmp_path, monkeypatch):
     assert len(begun) <= 1200 // 500 + 2
     want = np.stack([f.embedding for f in faces])
     np.testing.assert_allclose(np.sort(emb, axis=0), np.sort(want, axis=0), atol=1e-6)
+
+
+def test_a_file_that_failed_stays_skipped_after_a_chmod(store, tmp_path):
+    """Review: the change time moved by a chmod made a failed file decoded and reported
+    again, without --retry-failed."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8not a jpeg" * 100)
+    stub = StubEmbedder()
+    with FaceIndex(store, embedder=stub) as ix:
+        assert [o.status for o in ix.add([bad]).files] == ["failed"]
+        calls = stub.calls
+        os.chmod(bad, 0o600)  # metadata only
+        (again,) = ix.add([bad]).files
+        assert again.status == "skipped" and again.error  # was "failed", decoded again
+        assert stub.calls == calls
+        assert [o.status for o in ix.add([bad], retry_failed=True).files] == ["failed"]
+
+
+def test_a_postgres_opener_does_not_wait_long_to_add_the_column(pg_url, tmp_path):
+    """Review: ALTER TABLE waited, without a limit, for every open transaction on files
+    (and every new reader waited behind it)."""
+    import time
+
+    import psycopg
+
+    a = tmp_path / "a.bmp"
+    _bmp(a, 0)
+    with FaceIndex(pg_url, embedder=StubEmbedder()) as ix:
+        ix.add([a])
+    _drop_ctime(pg_url)
+    reader = psycopg.connect(pg_url)  # a long search holding the table
+    try:
+        reader.execute("SELECT COUNT(*) FROM files").fetchone()  # its transaction stays open
+        t0 = time.monotonic()
+        with FaceIndex(pg_url) as ix:
+            assert not ix._db.file_ctime and len(ix) == 1
+        assert time.monotonic() - t0 < 10
+    finally:
+        reader.rollback()
+        reader.close()
+    with FaceIndex(pg_url) as ix:
+        assert ix._db.file_ctime

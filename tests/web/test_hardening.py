@@ -205,7 +205,7 @@ def test_serve_checks_its_folder_port_and_token_before_starting(tmp_path, capsys
     db = tmp_path / "s.db"
     (tmp_path / "s.db.web").write_text("a file where the data folder goes")
     assert main(["serve", "--db", str(db), "--port", "8765"]) == 2  # was: a 500 per upload
-    assert "data folder" in capsys.readouterr().err
+    assert "--web-dir" in capsys.readouterr().err  # round 27: named as the option
     (tmp_path / "s.db.web").unlink()
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]

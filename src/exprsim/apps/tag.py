@@ -206,7 +206,7 @@ def _per_name_distances(
     (:data:`MATCH_BLOCK`)."""
     uniq, inverse = np.unique(r, axis=0, return_inverse=True)
     inverse = np.asarray(inverse).reshape(-1)
-    step = max(1, MATCH_BLOCK // max(1, len(uniq)))
+    step = max(1, MATCH_BLOCK // max(1, len(r)))  # the block is (rows, R) once expanded
     for start in range(0, len(x), step):
         d = _exact_distances(x[start : start + step], uniq)[:, inverse]
         yield np.stack([d[:, g].min(axis=1) for g in groups], axis=1)
@@ -493,7 +493,7 @@ class Tagger:
             ModelMismatchError: no threshold given, and the index holds another model's
                 embeddings (:meth:`index_threshold`).
         """
-        from exprsim.index.store import TagReferencesChanged
+        from exprsim.index.store import TagReferencesChanged, tag_refs_digest
 
         ids, emb = self.index.embeddings()
         threshold = self.index_threshold(threshold)
@@ -504,7 +504,8 @@ class Tagger:
             new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}
             names = {r.name for r in refs}
             try:  # one transaction, against the references matched: no face half-tagged
-                self.index.retag(new, names, references=[r.id for r in refs])
+                used = tag_refs_digest((r.id, r.name, r.embedding) for r in refs)
+                self.index.retag(new, names, references=used)
             except TagReferencesChanged:
                 if attempt + 1 == TAG_ATTEMPTS:
                     raise

@@ -92,8 +92,8 @@ def _register_index(subparsers: Any) -> None:
         help="detect, embed and store faces (incremental, resumable)",
         description=(
             "Add every face of the images under PATH to the index. Files already indexed "
-            "(same path, with the same size, mtime and change time, or the same content) are "
-            "skipped; a copy of an indexed file under another path is indexed under its own "
+            "(same path, with the same size, mtime and change time, or the same content: a "
+            "chmod makes a file read again, not embedded) are skipped; a copy of an indexed file under another path is indexed under its own "
             "path with the faces found in the first (not detected again). Each file is stored once done: "
             "an interrupted run (Ctrl-C, SIGTERM) is continued by running the command again."
         ),

@@ -209,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExprsimError(f"data folder {data_dir}: cannot create it ({exc})") from exc
+        raise ExprsimError(f"--web-dir {data_dir}: cannot create it ({exc})") from exc
     # before a minute of model loading, not after; closed however the command ends
     with _listen(args.host, args.port) as sock:
         app = create_app(

@@ -459,8 +459,8 @@ def search_effort(index: Any, k: int) -> Any:
         nprobe = min(int(index.nlist), int(index.nprobe) * math.ceil(math.sqrt(k / EFFORT_K)))
         if nprobe > int(index.nprobe):
             return faiss.SearchParametersIVF(nprobe=nprobe)
-    elif hasattr(index, "hnsw") and 2 * k > int(index.hnsw.efSearch):
-        return faiss.SearchParametersHNSW(efSearch=2 * k)
+    elif hasattr(index, "hnsw") and 2 * k > int(index.hnsw.efSearch):  # at most every vector
+        return faiss.SearchParametersHNSW(efSearch=min(2 * k, max(int(index.ntotal), k)))
     return None
 
 

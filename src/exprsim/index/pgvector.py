@@ -166,6 +166,8 @@ def _hnsw_ddl(name: str) -> str:
 # :data:`_MARK_TWINS`) and a new HNSW index from its next writer; ``index rebuild`` runs
 # them again (a repair).
 _TWIN_LOCK = _LOCK_KEY + 2
+#: milliseconds an opener waits to add :data:`~exprsim.index.backends.ADDED_COLUMNS`
+ADD_COLUMN_WAIT_MS = 1000
 _TWIN_COLUMN = "ALTER TABLE faces ADD COLUMN IF NOT EXISTS twin BOOLEAN NOT NULL DEFAULT false"
 _TWIN_TRIGGERS = ("faces_twin_in", "faces_twin_out", "faces_twin_lock")
 _TWINS_DDL = """
@@ -489,11 +491,17 @@ class PostgresBackend(StoreBackend):
         try:
             with self._guard(write=True), self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                # ALTER waits for every open transaction on the table, and every new reader
+                # waits behind it: a moment at most, else later
+                self.conn.execute(f"SET LOCAL lock_timeout = '{ADD_COLUMN_WAIT_MS}ms'")
                 for table, column in missing():
                     self.conn.execute(
                         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} BIGINT"
                     )
         except IndexDatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+                log.info("%s: busy; the columns of a newer exprsim are added later", self.path)
+                return False
             if not exc.read_only:
                 raise
             (log.warning if create else log.info)(
@@ -1101,8 +1109,8 @@ class PgVectorSearch:
             conn = self.backend.conn  # read in the block: a lost one is replaced at its start
             if k > EF_SEARCH_MAX:  # HNSW returns at most ef_search rows: scan them all
                 conn.execute("SET LOCAL enable_indexscan = off")
-            elif k > EF_SEARCH:
-                conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
+            elif 2 * k > EF_SEARCH:  # twice k, as faiss's HNSW: at k it misses some
+                conn.execute(f"SET LOCAL hnsw.ef_search = {min(2 * int(k), EF_SEARCH_MAX)}")
             with conn.cursor(binary=True) as cur:
                 for i, v in enumerate(q):
                     if twins:

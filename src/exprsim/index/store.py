@@ -853,6 +853,18 @@ def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
     )
 
 
+def tag_refs_digest(refs: Iterable[Sequence[Any]]) -> str:
+    """A digest of reference faces given as ``(id, name, embedding)`` (the embedding as
+    stored: float32 bytes, or an array of them), whatever their order."""
+    h = hashlib.sha256()
+    for rid, name, emb in sorted(refs, key=lambda r: int(r[0])):
+        data = np.asarray(emb, np.float32).tobytes() if isinstance(emb, np.ndarray) else emb
+        h.update(f"{int(rid)}\0{name}\0".encode())
+        h.update(bytes(data))
+        h.update(b"\1")
+    return h.hexdigest()
+
+
 def _untag(c: Any, drop: set[str], face_ids: Sequence[int] | None) -> int:
     """Take the tags ``drop`` off faces (``face_ids``, or every face), inside the caller's
     transaction ``c``; returns the faces changed."""
@@ -1534,8 +1546,8 @@ class FaceIndex:
         """Detect, embed and store every face of every image under ``paths``.
 
         Incremental and resumable: a file already indexed (same resolved path, size, mtime
-        and change time, or the same content hash) is skipped (``cp -p`` keeps the mtime,
-        not the change time); a changed file is re-indexed; a copy of an indexed file under
+        and change time, or the same content hash: a chmod moves the change time, the file
+        is read again, not embedded) is skipped; a changed file is re-indexed; a copy of an indexed file under
         another path is stored under its own path with a copy of the first one's faces
         (not embedded again, unless ``detector`` is given); each file is committed with its
         faces, so an interrupted run loses at most the file in progress.
@@ -1637,16 +1649,25 @@ class FaceIndex:
         except OSError as exc:
             return FileOutcome(key, "failed", error=f"cannot read ({exc.strerror})")
         sha = _sha256(data)
+        if row is not None and row[3] == sha and row[4] == "failed" and not retry_failed:
+            # the same bytes failed before (a chmod or a hard link moved the change time):
+            # skipped again, as when nothing moved
+            self._refresh_stat(row[0], st)
+            return FileOutcome(key, "skipped", 0, self._file_error(row[0]) or "failed")
         if row is not None and row[3] == sha and row[4] == "done":
-            with self._transaction() as c:  # touched but identical: just refresh the stat
-                stat = _stat_columns(st, self._db)
-                c.execute(
-                    f"UPDATE files SET {', '.join(f'{k} = ?' for k in stat)} WHERE id = ?",
-                    (*stat.values(), row[0]),
-                )
+            self._refresh_stat(row[0], st)  # touched but identical
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]))
         status = "updated" if row is not None and row[4] == "done" else "added"
         return _Job(key, st, sha, status, data)
+
+    def _refresh_stat(self, file_id: int, st: os.stat_result) -> None:
+        """Record the file's stat again (its bytes are those indexed)."""
+        stat = _stat_columns(st, self._db)
+        with self._transaction() as c:
+            c.execute(
+                f"UPDATE files SET {', '.join(f'{k} = ?' for k in stat)} WHERE id = ?",
+                (*stat.values(), file_id),
+            )
 
     def _add_one(
         self, path: Path, embedder: Any, model: str, detector: Any, retry_failed: bool
@@ -2128,13 +2149,14 @@ class FaceIndex:
         self,
         tags_by_face: Mapping[int, Iterable[str]],
         managed: Iterable[str],
-        references: Iterable[int] | None = None,
+        references: str | None = None,
     ) -> int:
         """In one transaction, give each face of ``tags_by_face`` its new tags among the
         ``managed`` names (the others it carries stay). Returns the faces changed.
 
-        ``references``: the ids of the reference faces the tags were matched against;
-        when given, the transaction first checks they are still exactly the stored ones.
+        ``references``: the :func:`tag_refs_digest` of the reference faces the tags were
+        matched against; when given, the transaction first checks they are still exactly
+        the stored ones (ids alone repeat: SQLite gives a removed reference's id to the next).
 
         Raises:
             TagReferencesChanged: another process added or removed a reference face since
@@ -2146,12 +2168,11 @@ class FaceIndex:
             )
         managed = _tag_set(managed, check_tag_name)
         wanted = {fid: _tag_set(new, check_tag_name) for fid, new in tags_by_face.items()}
-        used = None if references is None else sorted(int(i) for i in references)
         changed = 0
         with self._transaction() as c:
-            if used is not None:
-                now = [int(r[0]) for r in c.execute("SELECT id FROM tag_refs ORDER BY id")]
-                if now != used:
+            if references is not None:
+                now = c.execute("SELECT id, name, embedding FROM tag_refs").fetchall()
+                if tag_refs_digest(now) != references:
                     raise TagReferencesChanged(self.path)
             for fid, new in wanted.items():
                 if not _face_ids([fid]):

@@ -576,12 +576,12 @@ def embed_with_ray(
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(model, detector, shard_size, address, num_workers, num_cpus, device, progress)
-    try:
-        with folder_lock(out, lambda: _busy(out), "shard folder"):
+    with folder_lock(out, lambda: _busy(out), "shard folder"):
+        try:
             return _embed_locked(out, made, paths, refused, run, retry_failed, t0)
-    except BaseException:
-        _undo_new_folder(out, made)
-        raise
+        except BaseException:  # only the run that holds the folder undoes it (a run
+            _undo_new_folder(out, made)  # refused as busy removed the other's folder)
+            raise
 
 
 @dataclass(frozen=True)
@@ -681,7 +681,7 @@ def _undo_new_folder(out: Path, made: bool) -> None:
     with contextlib.suppress(OSError):
         if made and set(os.listdir(out)) <= {STAMP_NAME, FOLDER_LOCK}:
             (out / STAMP_NAME).unlink(missing_ok=True)
-            (out / FOLDER_LOCK).unlink(missing_ok=True)
+            (out / FOLDER_LOCK).unlink(missing_ok=True)  # held by this run until it returns
             out.rmdir()
 
 
