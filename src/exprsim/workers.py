@@ -124,6 +124,7 @@ def running_pool(ex: Any, died: str) -> Iterator[Any]:
         yield ex
         finished = True
     except BrokenProcessPool as exc:
+        what = ""  # no mark file: no worker met the script's own call
         with contextlib.suppress(OSError), open(mark, encoding="utf-8") as fh:
             what = fh.readline().strip()
         if what:  # a worker ran the script's own call again: the script has no guard
