@@ -303,16 +303,18 @@ def _check_aligned(fer: Any, new: Any, prov: Any, paths: tuple[Path, Path, Path 
     for frame, path in ((new, new_path), (prov, prov_path)):
         if frame is None or "Usage" not in frame.columns:
             continue
-        row = _first_difference(usage, _usage(frame))
+        theirs = _usage(frame)
+        row = _first_difference(usage, theirs)
         if row is not None:
             raise DataError(
                 f"{fer_path} and {path} disagree on Usage at data row {row + 1} "
-                f"({usage[row]!r} against {_usage(frame)[row]!r}): rows are not aligned"
+                f"({usage[row]!r} against {theirs[row]!r}): rows are not aligned"
             )
     if prov is not None and "ferplus_png" in prov.columns and "Image name" in new.columns:
         a = prov["ferplus_png"].fillna("").astype(str).str.strip().to_numpy()
         b = new["Image name"].fillna("").astype(str).str.strip().to_numpy()
-        row = _first_difference(np.where((a == "") | (b == ""), "", a), np.where(a == "", "", b))
+        named = (a != "") & (b != "")  # a row either file names no image of is not compared
+        row = _first_difference(np.where(named, a, ""), np.where(named, b, ""))
         if row is not None:
             raise DataError(
                 f"{prov_path} and {new_path} name another FER+ image at data row {row + 1} "

@@ -1042,14 +1042,13 @@ def _column(df: Any, name: str, default: Any) -> list[Any]:
     return series.where(series.notna(), None).tolist()
 
 
-def _removal_keys(path: str | Path) -> list[tuple[str, int, str]]:
-    """The ``(path, len(prefix), prefix)`` parameters that find ``path``'s stored files: a
-    local path resolved as ``add()`` stores it, and a source stored as given (a URL, a file
-    of another machine, from a bulk load) by its own text. A key that is not UTF-8 was never
-    stored (see ``_prepare``)."""
+def _removal_keys(path: str | Path) -> list[tuple[str, str]]:
+    """The ``(path, folder prefix)`` pairs that find ``path``'s stored files: a local path
+    resolved as ``add()`` stores it, and a source stored as given (a URL, a file of another
+    machine, from a bulk load) by its own text. A key that is not UTF-8 was never stored
+    (see ``_prepare``)."""
     keys = [k for k in dict.fromkeys((_file_key(path), str(path))) if _utf8(k)]
-    prefixes = [k.rstrip(os.sep) + os.sep for k in keys]
-    return [(k, len(prefix), prefix) for k, prefix in zip(keys, prefixes, strict=True)]
+    return [(k, k.rstrip(os.sep) + os.sep) for k in keys]
 
 
 #: sources :meth:`FaceIndex.add_faces` writes in one transaction
@@ -1060,7 +1059,7 @@ _ID_BATCH = 500
 
 
 def _files_named(
-    rows: Sequence[Sequence[Any]], keys: Sequence[Sequence[tuple[str, int, str]]]
+    rows: Sequence[Sequence[Any]], keys: Sequence[Sequence[tuple[str, str]]]
 ) -> list[list[int]]:
     """The ids of the ``(id, path)`` file ``rows`` each input's ``keys`` (see
     :func:`_removal_keys`) name: the path itself, or every path under it as a folder; a
@@ -1074,7 +1073,7 @@ def _files_named(
     out = []
     for input_keys in keys:
         mine: list[int] = []
-        for path, _, prefix in input_keys:
+        for path, prefix in input_keys:
             found = [by_path[path]] if path in by_path else []
             lo = bisect.bisect_left(paths, prefix)
             hi = lo
@@ -1546,11 +1545,11 @@ class FaceIndex:
         """Detect, embed and store every face of every image under ``paths``.
 
         Incremental and resumable: a file already indexed (same resolved path, size, mtime
-        and change time, or the same content hash: a chmod moves the change time, the file
-        is read again, not embedded) is skipped; a changed file is re-indexed; a copy of an indexed file under
-        another path is stored under its own path with a copy of the first one's faces
-        (not embedded again, unless ``detector`` is given); each file is committed with its
-        faces, so an interrupted run loses at most the file in progress.
+        and change time, or the same content hash: after a chmod it is read, not embedded)
+        is skipped; a changed file is re-indexed; a copy of an indexed file under another
+        path is stored with a copy of the first one's faces (not embedded again, unless
+        ``detector`` is given); each file is committed with its faces, so an interrupted
+        run loses at most the file in progress.
 
         Args:
             paths: image files and/or folders (searched recursively); a single path is

@@ -1209,11 +1209,7 @@ class _FaceCollector:
         if q.ok:
             self.pending.append((i, af.crop))
         due = self.track_counts[track] == self.next_described[track]
-        if self.encoder is not None and (due or descriptor is not None):
-            if descriptor is None:
-                t0 = time.perf_counter()
-                descriptor = self.encoder.descriptor(frame.image, f.box)
-                self.sec["identity"] += time.perf_counter() - t0
+        if descriptor is not None:  # computed by _check_identity (always, when due)
             self.descriptors[i] = descriptor
             self.last_descriptor[track] = descriptor
             self.described_at[track] = i
