@@ -80,10 +80,6 @@ def register(subparsers: Any) -> None:
 #: ``Host`` names a server bound to loopback answers to
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
-#: files of the FER+ folder (``--data-dir`` of ``evaluate``, ``train``, ``classify``...):
-#: a ``--web-dir`` holding one is refused
-_DATA_FILES = ("fer2013new.csv", "fer2013new.csv.gz", "fer2013.csv", "fer2013.csv.gz")
-
 
 def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback IP address."""
@@ -190,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
     from exprsim.index.backends import is_postgres_url
     from exprsim.web import ServeConfig, create_app
-    from exprsim.web.app import default_data_dir
+    from exprsim.web.app import check_web_dir, default_data_dir
 
     # a mistyped --db must not become a new, empty index unnoticed: its folder must be
     # there (as for `index add`), and a new index is named when the server starts
@@ -199,13 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         require_writable(args.db, "--db")
     # uploads land there: fail now, not on the first upload (also the default <db>.web)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
-    held = [n for n in _DATA_FILES if (data_dir / n).exists()]
-    if held:  # the other commands' --data-dir: uploads would go among the data set's files
-        raise ExprsimError(
-            f"--web-dir {data_dir}: holds {held[0]}, a data set's folder (the FER+ folder of "
-            "`evaluate` and `train`); the server writes uploads and reports there: give it a "
-            "folder of its own"
-        )
+    check_web_dir(data_dir, "--web-dir")  # the other commands' --data-dir
     try:
         (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -6,8 +6,8 @@ Layout of ``faces.db`` (WAL mode, ``synchronous=FULL``; all writes in transactio
   embedding comes from; set by the first add, never mixed), ``generation`` (bumped by
   every write, so a stale ANN file is detected), ``created``;
 * ``files``: one row per image file: resolved ``path``, ``size``, ``mtime_ns``, ``sha256``,
-  ``ctime_ns`` (the change time; none in rows of an index made before it, or loaded from a
-  table), ``status`` (``done`` or ``failed`` + ``error``), ``n_faces``;
+  ``ctime_ns`` (the change time; none in rows loaded from a table, and in rows of an index
+  made before it until the next ``add`` finds them unchanged), ``status`` (``done`` or ``failed`` + ``error``), ``n_faces``;
 * ``faces``: one row per face: ``file_id``, ``face_index``, box, detector score,
   landmarks ``(5, 2)`` float32 blob, quality fields, ``embedding`` ``(16,)`` float32 blob,
   ``model``, optional ``label`` and ``tags`` (JSON list), aligned ``crop`` (JPEG);
@@ -1054,6 +1054,10 @@ def _removal_keys(path: str | Path) -> list[tuple[str, str]]:
 #: sources :meth:`FaceIndex.add_faces` writes in one transaction
 ADD_FACES_BATCH = 500
 
+#: change times :meth:`FaceIndex.add` records in one transaction, for rows stored before
+#: ``files.ctime_ns`` existed (once per row: then they have one)
+STAMP_BATCH = 500
+
 #: ids in one ``IN (...)`` list (SQLite took at most 999 parameters before 3.32)
 _ID_BATCH = 500
 
@@ -1583,13 +1587,16 @@ class FaceIndex:
         self.check_model(model)
         outcomes: dict[int, FileOutcome] = {}
         queued: collections.deque[tuple[int, _Job]] = collections.deque()
+        stamps: list[tuple[int, ...]] = []  # change times to record (see _prepare)
         bar = tqdm(total=len(files), disable=not progress, desc="index", unit="img")
 
         def feed() -> Iterator[tuple[str, bytes]]:
             """Files to embed, as ``(name, bytes)``; skipped and unreadable files are
             settled here, in the calling thread, without decoding."""
             for i, path in enumerate(files):
-                job = self._prepare(path, retry_failed)
+                job = self._prepare(path, retry_failed, stamps)
+                if len(stamps) >= STAMP_BATCH:
+                    self._stamp_ctimes(stamps)
                 if isinstance(job, _Job) and detector is None:  # the same bytes indexed
                     job = self._copy(job, model) or job
                 if isinstance(job, FileOutcome):
@@ -1606,6 +1613,7 @@ class FaceIndex:
                     outcomes[i] = self._finish_job(job, model, item)
                     bar.update(1)
                     bar.set_postfix(faces=sum(o.n_faces for o in outcomes.values()), refresh=False)
+                self._stamp_ctimes(stamps)
             except KeyboardInterrupt as exc:
                 raise AddInterrupted(_add_report(outcomes, model, t0)) from exc
             finally:
@@ -1620,8 +1628,12 @@ class FaceIndex:
         PostgreSQL)."""
         return self._db.writer_lock()
 
-    def _prepare(self, path: Path, retry_failed: bool) -> FileOutcome | _Job:
-        """Settle a file that needs no work (skipped, or unreadable), else read it."""
+    def _prepare(
+        self, path: Path, retry_failed: bool, stamps: list[tuple[int, ...]] | None = None
+    ) -> FileOutcome | _Job:
+        """Settle a file that needs no work (skipped, or unreadable), else read it. A row
+        unchanged but without a change time (stored before ``ctime_ns`` existed) gets its
+        change time put in ``stamps``, for :meth:`_stamp_ctimes`."""
         key = _file_key(path)
         if not _utf8(key):  # a name with bytes that are not UTF-8 cannot be stored
             return FileOutcome(printable(key), "failed", error=f"file name {not_utf8(True)}")
@@ -1637,6 +1649,8 @@ class FaceIndex:
             (key,),
         ).fetchone()
         unchanged = row is not None and _same_stat(row[1], row[2], row[5], st)
+        if unchanged and row[5] is None and self._db.file_ctime and stamps is not None:
+            stamps.append((int(st.st_ctime_ns), row[0], row[1], row[2]))
         if unchanged and (row[4] == "done" or not retry_failed):
             before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)
@@ -1658,6 +1672,21 @@ class FaceIndex:
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]))
         status = "updated" if row is not None and row[4] == "done" else "added"
         return _Job(key, st, sha, status, data)
+
+    def _stamp_ctimes(self, stamps: list[tuple[int, ...]]) -> None:
+        """Record the change time of rows stored before ``ctime_ns`` existed, found
+        unchanged by size and modification time (``(ctime_ns, id, size, mtime_ns)``;
+        emptied): from then on a ``cp -p`` rewrite of those files is noticed too. One
+        transaction; a row changed meanwhile is left alone."""
+        if not stamps:
+            return
+        with self._transaction() as c:
+            c.executemany(
+                "UPDATE files SET ctime_ns = ? WHERE id = ? AND ctime_ns IS NULL"
+                " AND size = ? AND mtime_ns = ?",
+                stamps,
+            )
+        stamps.clear()
 
     def _refresh_stat(self, file_id: int, st: os.stat_result) -> None:
         """Record the file's stat again (its bytes are those indexed)."""

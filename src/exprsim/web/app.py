@@ -147,6 +147,29 @@ def default_data_dir(db: str) -> Path:
     return Path("exprsim-web" if is_postgres_url(db) else f"{db}.web")
 
 
+#: files of the FER+ folder (``--data-dir`` of ``evaluate``, ``train``, ``classify``...):
+#: a server folder holding one is refused (:func:`check_web_dir`)
+DATA_SET_FILES = ("fer2013new.csv", "fer2013new.csv.gz", "fer2013.csv", "fer2013.csv.gz")
+
+
+def check_web_dir(data_dir: Path, what: str = "data_dir") -> None:
+    """Refuse a server folder that is a data set's (the FER+ folder of ``evaluate`` and
+    ``train``): uploads and reports would go among its files.
+
+    Raises:
+        ArgumentError: ``data_dir`` holds one of :data:`DATA_SET_FILES`.
+    """
+    from exprsim.errors import ArgumentError
+
+    held = [n for n in DATA_SET_FILES if (data_dir / n).exists()]
+    if held:
+        raise ArgumentError(
+            f"{what} {data_dir}: holds {held[0]}, a data set's folder (the FER+ folder of "
+            "`evaluate` and `train`); the server writes uploads and reports there: give it a "
+            "folder of its own"
+        )
+
+
 def _jpeg(crop: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -176,6 +199,7 @@ class _State:
         self.sessions = SessionStore(clock=clock)
         self.logins = LoginLimiter(clock=clock)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir(config.db)
+        check_web_dir(self.data_dir)
         self.uploads = self.data_dir / "uploads"
         self.max_bytes = int(config.max_upload_mb * (1 << 20))
         self.model_lock = threading.Lock()  # one forward pass at a time: 2 cores, steady latency

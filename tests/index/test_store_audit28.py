@@ -1,0 +1,98 @@
+"""Round 28 (docs/robustness.md): rows stored before ``files.ctime_ns`` get it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from stub_embedder import StubEmbedder
+
+from exprsim.index import store as store_mod
+from exprsim.index.store import FaceIndex
+
+
+def _bmp(path: Path, seed: int) -> bytes:
+    """An uncompressed image: every one of them has the same number of bytes."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)).save(path, "BMP")
+    return path.read_bytes()
+
+
+def _rewrite_keeping_time(path: Path, data: bytes) -> None:
+    """What ``cp -p`` does: other bytes of the same size, the old modification time."""
+    st = os.stat(path)
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def _forget_ctimes(store: str | Path) -> None:
+    """Rows as an index made before ``files.ctime_ns`` left them once it got the column."""
+    if isinstance(store, Path):
+        with sqlite3.connect(store) as conn:
+            conn.execute("UPDATE files SET ctime_ns = NULL")
+        return
+    import psycopg
+
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute("UPDATE files SET ctime_ns = NULL")
+
+
+def _ctimes(ix: FaceIndex) -> dict[str, int | None]:
+    rows = ix._db.execute("SELECT path, ctime_ns FROM files").fetchall()
+    return {Path(r[0]).name: r[1] for r in rows}
+
+
+def test_a_row_without_a_change_time_gets_one_when_found_unchanged(store, tmp_path):
+    photo = tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    stub = StubEmbedder()
+    with FaceIndex(store, embedder=stub) as ix:
+        ix.add([photo])
+    _forget_ctimes(store)
+    with FaceIndex(store, embedder=stub) as ix:
+        assert [o.status for o in ix.add([photo]).files] == ["skipped"]
+        assert _ctimes(ix) == {"a.bmp": os.stat(photo).st_ctime_ns}
+        _rewrite_keeping_time(photo, _bmp(tmp_path / "b.bmp", 1))
+        assert [o.status for o in ix.add([photo]).files] == ["updated"]  # was "skipped"
+    assert stub.calls == 2
+
+
+def test_change_times_are_recorded_a_batch_at_a_time(tmp_path, monkeypatch):
+    db = tmp_path / "faces.db"
+    photos = [tmp_path / f"{i}.bmp" for i in range(7)]
+    for i, photo in enumerate(photos):
+        _bmp(photo, i)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add(photos)
+    _forget_ctimes(db)
+    monkeypatch.setattr(store_mod, "STAMP_BATCH", 3)
+    batches: list[int] = []
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        stamp = ix._stamp_ctimes
+        monkeypatch.setattr(ix, "_stamp_ctimes", lambda s: (batches.append(len(s)), stamp(s)))
+        assert {o.status for o in ix.add(photos).files} == {"skipped"}
+        assert sorted(v for v in _ctimes(ix).values()) == sorted(
+            os.stat(p).st_ctime_ns for p in photos
+        )
+        # the rows have one now: a second pass records nothing
+        batches_before = list(batches)
+        ix.add(photos)
+    assert batches_before == [3, 3, 1]
+    assert batches[len(batches_before) :] == [0]
+
+
+def test_a_row_changed_meanwhile_is_not_stamped(tmp_path):
+    db, photo = tmp_path / "faces.db", tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+        ix._db.execute("UPDATE files SET ctime_ns = NULL")
+        row = ix._db.execute("SELECT id, size, mtime_ns FROM files").fetchone()
+        stamps = [(123, row[0], row[1], row[2] + 1)]  # another writer moved mtime_ns
+        ix._stamp_ctimes(stamps)
+        assert stamps == []
+        assert _ctimes(ix) == {"a.bmp": None}
