@@ -324,3 +324,32 @@ def test_an_empty_token_gets_the_login_page_back(client):
     r = client.post("/login", data={"token": ""}, follow_redirects=False)
     assert r.status_code == 401 and "wrong token" in r.text  # was a raw JSON 422
     assert "required" in client.get("/login").text
+
+
+def test_a_session_ends_seven_days_after_its_login_however_used(client, clock):
+    """Round 28 (web security audit): a session used every few hours lived for good."""
+    from exprsim.web.sessions import SESSION_MAX_S
+
+    _login(client)
+    used = 0.0
+    while used + 6 * 3600 < SESSION_MAX_S:
+        clock.advance(6 * 3600)
+        used += 6 * 3600
+        assert client.get("/api/health").status_code == 200
+    clock.advance(SESSION_MAX_S - used + 1)
+    assert client.get("/api/health").status_code == 401  # was 200
+
+
+def test_a_login_again_ends_the_browsers_earlier_session(client):
+    """Round 28 (web security audit): the first session stayed alive beside the second."""
+    from exprsim.web.app import COOKIE
+
+    first = _login(client).cookies[COOKIE]
+    second = _login(client).cookies[COOKIE]  # the browser sends the first with it
+    assert second != first
+    client.cookies.clear()
+    client.cookies.set(COOKIE, first)
+    assert client.get("/api/health").status_code == 401  # was 200
+    client.cookies.clear()
+    client.cookies.set(COOKIE, second)
+    assert client.get("/api/health").status_code == 200

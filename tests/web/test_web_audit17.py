@@ -332,8 +332,18 @@ def guarded_server():
 
     servers = []
 
-    def serve(header_timeout_s: float, limit: int, body_idle_s: float = 60.0, app=None) -> int:
-        times = {"header_timeout_s": header_timeout_s, "body_idle_s": body_idle_s}
+    def serve(
+        header_timeout_s: float,
+        limit: int,
+        body_idle_s: float = 60.0,
+        app=None,
+        linger_s: float = 10.0,
+    ) -> int:
+        times = {
+            "header_timeout_s": header_timeout_s,
+            "body_idle_s": body_idle_s,
+            "linger_s": linger_s,
+        }
         protocol = type("Quick", (GuardedH11Protocol,), times)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -524,3 +534,28 @@ def test_a_connection_that_stops_sending_its_body_is_closed(guarded_server, earl
             time.sleep(0.5)
             slow.sendall(b"1")
         assert not _closed_within(slow, 0.5)
+
+
+def test_a_connection_answered_early_is_closed_however_it_trickles(guarded_server) -> None:
+    """Round 28 (web security audit): after a 401 given before the body was read, a client
+    sending a byte now and then kept its connection for good; 1,000 of them (about 40 bytes
+    a second in all) had every other client answered 503."""
+    import socket
+
+    port = guarded_server(5.0, 50, body_idle_s=1.0, app=_early_answer_app, linger_s=2.0)
+    with socket.create_connection(("127.0.0.1", port)) as trickling:
+        trickling.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n1")
+        answer = b""
+        while not answer.endswith(b"no"):
+            answer += trickling.recv(1000)
+        started = time.monotonic()
+        assert answer.startswith(b"HTTP/1.1 401")  # the answer is read before the close
+        closed = False
+        while not closed and time.monotonic() - started < 6:
+            try:
+                trickling.sendall(b"1")
+            except OSError:
+                closed = True
+                break
+            closed = _closed_within(trickling, 0.4)
+        assert closed and 1.5 < time.monotonic() - started < 4

@@ -23,3 +23,170 @@ def test_create_app_takes_a_folder_of_its_own(make_client, tmp_path) -> None:
     web = tmp_path / "web"
     client = make_client(data_dir=str(web))
     assert client.get("/").status_code == 200  # a folder without the data set's files
+
+
+def _multipart(parts: list[tuple[bytes, bytes]]) -> tuple[bytes, dict[str, str]]:
+    """A multipart body of ``(Content-Disposition options, content)`` parts."""
+    body = b"".join(
+        b"--B\r\nContent-Disposition: form-data; " + options + b"\r\n\r\n" + content + b"\r\n"
+        for options, content in parts
+    )
+    return body + b"--B--\r\n", {"content-type": "multipart/form-data; boundary=B"}
+
+
+@pytest.mark.parametrize("counted", [False, True])
+def test_a_large_multipart_body_to_login_is_refused_before_it_is_spooled(
+    make_client, counted
+) -> None:
+    """Web security audit: /login needs no token, took bodies up to the upload limit, and
+    Starlette spooled each part over 1 MB to a temporary file: 4 clients trickling 20 MB
+    held 80 MB of /tmp, and 23 parts a request held 22 files open (the server ran out)."""
+    from exprsim.web.forms import FORM_MAX_BYTES
+
+    client = make_client(token="s")
+    body, headers = _multipart(
+        [(b'name="token"', b"x"), (b'name="f"; filename="a.bin"', b"\0" * (2 << 20))]
+    )
+    if counted:  # no Content-Length: counted as it comes, stopped past 64 KB (in memory)
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        r = client.post("/login", content=chunks, headers=headers)
+    else:
+        r = client.post("/login", content=body, headers=headers)
+    assert r.status_code == 413  # was 422 (no counted failure), after spooling 2 MB
+    assert "form too large" in r.text and "<form" in r.text  # the login page
+    small, headers = _multipart([(b'name="token"', b"s")])
+    assert len(small) < FORM_MAX_BYTES
+    r = client.post("/login", content=small, headers=headers, follow_redirects=False)
+    assert r.status_code == 303  # a multipart login is still taken
+
+
+def test_one_file_per_request_whatever_the_parts_are_named(make_client, photo) -> None:
+    """Web security audit: 23 file parts under 23 names were each spooled, and held open."""
+    client = make_client()
+    name, data, kind = photo()
+    body, headers = _multipart(
+        [(b'name="file"; filename="a.jpg"', data), (b'name="other"; filename="b.jpg"', data)]
+    )
+    r = client.post("/api/faces", content=body, headers=headers)
+    assert (r.status_code, r.json()) == (422, {"error": "one file per request"})  # was 200
+    assert client.post("/api/faces", files={"file": (name, data, kind)}).status_code == 200
+
+
+# -- a proxy in front (web security audit: behind a TLS proxy on this machine, nobody could
+# log in: 403 "host not allowed", or "cross-origin request refused" when the proxy gives
+# its own Host; one client's 5 wrong tokens locked everyone out, all coming from the proxy)
+
+PUBLIC = "https://faces.example.com"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "status"),
+    [
+        ("faces.example.com", PUBLIC, 303),  # the proxy keeps the Host: was 403
+        ("127.0.0.1:8000", PUBLIC, 303),  # the proxy gives its own Host: was 403
+        ("127.0.0.1:8000", "https://evil.example", 403),
+        ("127.0.0.1:8000", "http://faces.example.com", 403),  # another scheme: another origin
+        ("127.0.0.1:8000", "https://faces.example.com:8443", 403),
+        ("evil.example", "https://evil.example", 403),  # DNS rebinding: still refused
+    ],
+)
+def test_a_public_url_may_log_in_through_a_proxy(make_client, host, origin, status) -> None:
+    client = make_client(token="s", allowed_hosts=LOOPBACK, public_urls=(PUBLIC + "/",))
+    headers = {
+        "host": host,
+        "origin": origin,
+        "content-type": "application/x-www-form-urlencoded",
+    }
+    r = client.post("/login", content=b"token=s", headers=headers, follow_redirects=False)
+    assert r.status_code == status
+
+
+def test_without_a_public_url_the_proxy_is_refused_as_before(make_client) -> None:
+    client = make_client(token="s", allowed_hosts=LOOPBACK)
+    headers = {"host": "127.0.0.1:8000", "origin": PUBLIC}
+    r = client.post("/login", data={"token": "s"}, headers=headers, follow_redirects=False)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("HTTPS://Faces.Example.com:443/", "https://faces.example.com"),
+        ("http://faces.example.com:80", "http://faces.example.com"),
+        ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+        ("https://[::1]:8443", "https://[::1]:8443"),
+    ],
+)
+def test_public_urls_are_origins(url, origin) -> None:
+    from exprsim.web import ServeConfig
+
+    cfg = ServeConfig(db="x.db", public_urls=(url,), allowed_hosts=("localhost",))
+    assert cfg.public_urls == (origin,)
+    assert cfg.allowed_hosts[0] == "localhost" and len(cfg.allowed_hosts) == 2
+    assert ServeConfig(db="x.db", public_urls=(url,)).allowed_hosts == ()  # none: any host
+
+
+@pytest.mark.parametrize(
+    "url", ["faces.example.com", "ftp://x", "https://x/app", "https://u:p@x", "https://x?a", 5]
+)
+def test_a_public_url_that_is_not_an_origin_is_refused(url) -> None:
+    from exprsim.errors import ArgumentError
+    from exprsim.web import ServeConfig
+
+    with pytest.raises(ArgumentError, match="public URL"):
+        ServeConfig(db="x.db", public_urls=(url,))  # type: ignore[arg-type]
+
+
+def test_a_trusted_proxy_names_the_client(monkeypatch) -> None:
+    """``--trusted-proxy``: uvicorn reads X-Forwarded-For from that address only."""
+    import asyncio
+    import socket
+
+    pytest.importorskip("uvicorn")
+    from exprsim.cli import serve_cmd
+    from exprsim.web.server import GuardedServer
+
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append((scope["client"][0], scope["scheme"]))
+
+    configs = []
+    monkeypatch.setattr(GuardedServer, "run", lambda self, sockets: configs.append(self.config))
+    for proxies in [("127.0.0.1",), ()]:
+        with socket.socket() as sock:
+            serve_cmd._run_server(app, sock, "127.0.0.1", True, proxies)
+    trusted, plain = configs
+    headers = [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")]
+    trusted.load()
+    plain.load()
+    for config, peer in [(trusted, "127.0.0.1"), (trusted, "10.1.1.1"), (plain, "127.0.0.1")]:
+        scope = {"type": "http", "client": (peer, 5), "scheme": "http", "headers": headers}
+        asyncio.run(config.loaded_app(scope, None, None))
+    assert seen == [("203.0.113.7", "https"), ("10.1.1.1", "http"), ("127.0.0.1", "http")]
+
+
+@pytest.mark.parametrize(
+    ("site", "mode", "status"),
+    [
+        ("cross-site", "no-cors", 403),  # an <img> on another site's page: was 200
+        ("same-site", "cors", 403),  # a page on another port of this host: was 200
+        ("cross-site", "navigate", 200),  # a link followed from elsewhere
+        ("same-origin", "no-cors", 200),  # the app's own pages
+        ("none", "navigate", 200),  # typed in, a bookmark
+        (None, None, 200),  # curl, scripts
+    ],
+)
+def test_another_sites_page_may_not_load_from_a_server_without_a_token(
+    make_client, site, mode, status
+) -> None:
+    """Web security audit: a page elsewhere loaded thumbnails and the album map of a server
+    without a token (their load or error told which face ids exist) and started work."""
+    client = make_client()
+    headers = {k: v for k, v in [("sec-fetch-site", site), ("sec-fetch-mode", mode)] if v}
+    r = client.get("/api/summary/map.png", headers=headers)
+    assert r.status_code in ((403,) if status == 403 else (200, 404, 409, 422))
+    r = client.get("/api/health", headers=headers)
+    assert r.status_code == status
+    assert r.headers["cross-origin-resource-policy"] == "same-origin"

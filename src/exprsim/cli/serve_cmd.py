@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,44 @@ def register(subparsers: Any) -> None:
         help="mark the login cookie Secure (sent over HTTPS only): use it when users reach the "
         "server through HTTPS, a TLS proxy in front",
     )
+    p.add_argument(
+        "--public-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the address users type when a proxy in front forwards to this server, as "
+        "https://faces.example.com (repeatable): its pages may post here, and on loopback "
+        "its host name is answered too",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="address of a proxy in front (repeatable; e.g. 127.0.0.1): requests from it are "
+        "taken as coming from the client its X-Forwarded-For names (the login rate limit "
+        "counts clients, not the proxy) and by the scheme its X-Forwarded-Proto names",
+    )
     p.set_defaults(func=cmd_serve)
 
 
+#: a token shorter than this is warned about (a login is limited per client address, and a
+#: client with many addresses guesses faster)
+SHORT_TOKEN = 16
+
 #: ``Host`` names a server bound to loopback answers to
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_proxy_address(addr: str) -> None:
+    """Refuse a ``--trusted-proxy`` that is not an IP address or network (uvicorn would take
+    any other text as a socket's name, never matched by a proxy reached over TCP)."""
+    try:
+        ipaddress.ip_network(addr.strip(), strict=False)
+    except ValueError as exc:
+        raise ExprsimError(
+            f"--trusted-proxy {addr!r}: not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+        ) from exc
 
 
 def is_loopback(host: str) -> bool:
@@ -122,16 +156,20 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def _run_server(app: Any, sock: socket.socket, host: str, quiet: bool) -> None:
+def _run_server(
+    app: Any, sock: socket.socket, host: str, quiet: bool, trusted_proxies: tuple[str, ...] = ()
+) -> None:
     """Serve ``app`` with uvicorn on the listening ``sock`` until Ctrl-C (which, as with
-    ``uvicorn.run``, is a normal stop)."""
+    ``uvicorn.run``, is a normal stop); ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are
+    read from ``trusted_proxies`` alone."""
     import uvicorn
 
     from exprsim.web.server import GuardedH11Protocol, GuardedServer, connection_limit
 
     port = int(sock.getsockname()[1])
-    # proxy_headers off: uvicorn would otherwise take a loopback client's X-Forwarded-For
-    # as its address, and any local process could pick its own for the login rate limit.
+    # proxy headers from the proxies named only: uvicorn would otherwise take a loopback
+    # client's X-Forwarded-For as its address, and any local process could pick its own
+    # for the login rate limit.
     # Connections are bounded below the open-file limit, and each has a bounded time to
     # send its request headers (GuardedH11Protocol): idle clients cannot starve the server
     config = uvicorn.Config(
@@ -139,7 +177,8 @@ def _run_server(app: Any, sock: socket.socket, host: str, quiet: bool) -> None:
         host=host,
         port=port,
         log_level="warning" if quiet else "info",
-        proxy_headers=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         http=GuardedH11Protocol,
         limit_concurrency=connection_limit(raise_file_limit()),
     )
@@ -180,13 +219,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {args.host} without a token: anyone who can reach it could "
             "read and change the index (give --token or EXPRSIM_TOKEN, or bind 127.0.0.1)"
         )
+    for addr in args.trusted_proxy:
+        _check_proxy_address(addr)
+    if token is not None and len(token) < SHORT_TOKEN:
+        print(
+            f"exprsim serve: warning: the token has {len(token)} characters, few enough to "
+            f"guess; give {SHORT_TOKEN} or more, e.g. from "
+            "python -c 'import secrets; print(secrets.token_urlsafe())'",
+            file=sys.stderr,
+        )
     try:
         import uvicorn  # noqa: F401  (checked before any work; _run_server uses it)
     except ImportError as exc:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
     from exprsim.index.backends import is_postgres_url
     from exprsim.web import ServeConfig, create_app
-    from exprsim.web.app import check_web_dir, default_data_dir
+    from exprsim.web.app import check_web_dir, default_data_dir, public_origin
+
+    for url in args.public_url:
+        public_origin(url)  # before the model loads
 
     # a mistyped --db must not become a new, empty index unnoticed: its folder must be
     # there (as for `index add`), and a new index is named when the server starts
@@ -216,11 +267,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 allowed_hosts=(
                     (*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else ()
                 ),
+                public_urls=tuple(args.public_url),
             )
         )
         if new_db:
             print(f"exprsim serve: no index at {args.db}: a new, empty one is made there")
         # the port bound, not the one asked for (--port 0: the system's choice)
         print(f"exprsim serve: {_url(args.host, sock.getsockname()[1])}  (Ctrl-C stops)")
-        _run_server(app, sock, args.host, args.quiet)
+        _run_server(app, sock, args.host, args.quiet, tuple(args.trusted_proxy))
     return 0

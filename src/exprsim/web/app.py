@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from exprsim.errors import (
 )
 from exprsim.io import sweep_temporaries
 from exprsim.web.asgi import HttpMiddleware
-from exprsim.web.forms import FILE_FIELD, FormCheck
+from exprsim.web.forms import FILE_FIELD, FORM_MAX_BYTES, FORM_TOO_LARGE, FormCheck
 from exprsim.web.memo import GenerationMemo
 from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
@@ -85,6 +86,11 @@ class ServeConfig:
         secure_cookie: mark the session cookie ``Secure`` (browsers then send it over HTTPS
             only): for a server reached through HTTPS, a TLS proxy in front. A request that
             reaches the app itself over HTTPS gets a ``Secure`` cookie either way.
+        public_urls: the addresses users' browsers reach the server by through a proxy in
+            front (``https://faces.example.com``; scheme, host and port only): their host
+            names are allowed hosts too (when ``allowed_hosts`` is set), and a page of
+            theirs may post to the server though the proxy gives it another ``Host``.
+            Normalised to origins (lower case, no default port).
     """
 
     db: str
@@ -97,6 +103,7 @@ class ServeConfig:
     max_queued_videos: int = 8
     keep_videos_days: float | None = None
     secure_cookie: bool = False
+    public_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse what would misbehave only once requests come (a 500 on each, every upload
@@ -136,7 +143,51 @@ class ServeConfig:
             names = (hosts,)  # type: ignore[assignment]
         if not all(isinstance(h, str) and h.strip() for h in names):
             raise ArgumentError(f"allowed_hosts must be host names, got {self.allowed_hosts!r}")
-        object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower() for h in names))
+        urls = (self.public_urls,) if isinstance(self.public_urls, str) else self.public_urls
+        try:
+            urls = tuple(urls)
+        except TypeError:
+            urls = (urls,)  # type: ignore[assignment]  # refused below
+        origins = tuple(dict.fromkeys(public_origin(u) for u in urls))
+        object.__setattr__(self, "public_urls", origins)
+        allowed = [h.strip().lower() for h in names]
+        if allowed:  # the public names too: a proxy may hand their Host on as it is
+            allowed += [urlsplit(o).hostname or "" for o in origins]
+        object.__setattr__(self, "allowed_hosts", tuple(dict.fromkeys(allowed)))
+
+
+#: ports a browser leaves out of an ``Origin``
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def public_origin(url: object) -> str:
+    """``url`` (``https://Faces.example.com:443/``) as a browser's ``Origin`` names it
+    (``https://faces.example.com``).
+
+    Raises:
+        ArgumentError: not an http(s) URL of a host alone (a path, query, user name or
+            another scheme).
+    """
+    from exprsim.errors import ArgumentError
+
+    problem = f"public URL {url!r}: give scheme and host alone, as https://faces.example.com"
+    if not isinstance(url, str):
+        raise ArgumentError(problem)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ArgumentError(problem) from exc
+    scheme = parts.scheme.lower()
+    plain = not (parts.query or parts.fragment or parts.username or parts.password)
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        raise ArgumentError(problem)
+    if not plain:
+        raise ArgumentError(problem)
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    shown = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown}"
 
 
 def default_data_dir(db: str) -> Path:
@@ -748,7 +799,7 @@ def _add_auth(app: Any, st: _State) -> None:
 
     @app.middleware("http")
     async def _checked(request: Request, call_next: Any) -> Any:
-        refused = _foreign_request(request, config.allowed_hosts)
+        refused = _foreign_request(request, config.allowed_hosts, config.public_urls)
         if refused:
             return JSONResponse({"error": refused}, status_code=403)
         if config.token and request.url.path not in _OPEN_PATHS:
@@ -761,7 +812,14 @@ def _add_auth(app: Any, st: _State) -> None:
             return _internal_error(request, exc, st.db_names)
 
     # + multipart framing; the message names the upload limit itself
-    app.add_middleware(BodyLimit, max_bytes=st.max_bytes + (64 << 10), shown=st.max_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=st.max_bytes + (64 << 10),
+        shown=st.max_bytes,
+        small_paths=_OPEN_PATHS,
+        small_max=FORM_MAX_BYTES,
+        small_answer=_form_too_large,
+    )
     # outside the limit: its 413 gets them too, as every answer does
     app.add_middleware(SecurityHeaders)
     _add_login_routes(app, st)
@@ -769,6 +827,16 @@ def _add_auth(app: Any, st: _State) -> None:
 
 #: paths open without the token: the login form and logout
 _OPEN_PATHS = ("/login", "/logout")
+
+
+def _form_too_large() -> Any:
+    """The answer to a body over :data:`FORM_MAX_BYTES` on :data:`_OPEN_PATHS`: the form."""
+    from fastapi.responses import HTMLResponse
+
+    from exprsim.web import pages
+
+    return HTMLResponse(pages.login(FORM_TOO_LARGE), status_code=413)
+
 
 #: sent with a 401 (RFC 9110 11.6.1): the token goes in ``Authorization: Bearer``
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="exprsim"'}
@@ -778,7 +846,8 @@ def _add_login_routes(app: Any, st: _State) -> None:
     """``GET /login`` (the form), ``POST /login`` and ``POST /logout``.
 
     ``POST /login`` with the right token opens a session (:class:`SessionStore`: it ends
-    after 12 hours idle, on logout, or when the server restarts) and sets a cookie naming
+    after 12 hours idle, 7 days after the login, on logout, on a login again from the
+    same browser, or when the server restarts) and sets a cookie naming
     it (HttpOnly, SameSite=Strict; Secure with ``ServeConfig.secure_cookie`` or over HTTPS).
     A client address may fail 5 times within 60 seconds
     (:class:`LoginLimiter`); past that, every attempt, right token or not, gets 429 with
@@ -812,6 +881,7 @@ def _add_login_routes(app: Any, st: _State) -> None:
                 pages.login("wrong token"), status_code=401, headers=BEARER_CHALLENGE
             )
         resp = RedirectResponse("/", status_code=303)
+        st.sessions.drop(request.cookies.get(COOKIE, ""))  # a login again: one session
         resp.set_cookie(
             COOKIE,
             st.sessions.create(),
@@ -1271,23 +1341,43 @@ class HeadAsGet:
 
 class BodyLimit(HttpMiddleware):
     """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 while they stream
-    in (by ``Content-Length`` up front, else by counting), before anything is stored."""
+    in (by ``Content-Length`` up front, else by counting), before anything is stored.
 
-    def __init__(self, app: Any, max_bytes: int, shown: int | None = None) -> None:
+    Paths in ``small_paths`` (those open without the token) take ``small_max`` bytes at
+    most, whatever the body's type, and are refused with ``small_answer()``: a client
+    without the token can make the server neither spool large parts to disk nor hold
+    many files open."""
+
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        shown: int | None = None,
+        small_paths: tuple[str, ...] = (),
+        small_max: int = 0,
+        small_answer: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
         self.shown = max_bytes if shown is None else shown
+        self.small_paths = small_paths
+        self.small_max = small_max
+        self.small_answer = small_answer
 
     async def http(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.exceptions import HTTPException
         from starlette.responses import JSONResponse
 
-        too_big = JSONResponse(
-            {"error": f"upload larger than the limit ({size_text(self.shown)})"},
-            status_code=413,
-        )
+        limit = self.max_bytes
+        if scope.get("path") in self.small_paths and self.small_answer is not None:
+            limit, too_big = self.small_max, self.small_answer()
+        else:
+            too_big = JSONResponse(
+                {"error": f"upload larger than the limit ({size_text(self.shown)})"},
+                status_code=413,
+            )
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > limit:
             await too_big(scope, receive, send)
             return
         seen = 0
@@ -1299,7 +1389,7 @@ class BodyLimit(HttpMiddleware):
             msg = await receive()
             if msg.get("type") == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     raise HTTPException(413, "upload too large")  # stops the body's reading
             return msg
@@ -1333,6 +1423,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "SAMEORIGIN",
     "Referrer-Policy": "same-origin",
+    # another site's page may not read thumbnails or the map (an <img>'s load or error
+    # told it which face ids exist on a server without a token)
+    "Cross-Origin-Resource-Policy": "same-origin",
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self' 'unsafe-inline'; "
         "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -1370,16 +1463,21 @@ class SecurityHeaders(HttpMiddleware):
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _foreign_request(request: Any, allowed_hosts: tuple[str, ...]) -> str:
+def _foreign_request(
+    request: Any, allowed_hosts: tuple[str, ...], public_origins: tuple[str, ...] = ()
+) -> str:
     """Why a request from another site is refused, or ``""``.
 
     * ``allowed_hosts`` set: the ``Host`` header must name one of them (any port);
+    * a browser's request made by another site's page (``Sec-Fetch-Site`` ``cross-site``
+      or ``same-site``: another port of the same host is the same site), unless it is a
+      navigation (a link followed), is refused: it could make a server without a token
+      work (cluster, embed) or tell which faces exist;
     * a state-changing request sent by a browser from another origin (its ``Origin``
-      header names another host than ``Host``) is refused whatever the configuration:
-      without a token, any web page could otherwise post to a server on the loopback.
+      header names another host than ``Host``, and is none of ``public_origins``: the
+      server's own through a proxy) is refused whatever the configuration: without a
+      token, any web page could otherwise post to a server on the loopback.
     """
-    from urllib.parse import urlsplit
-
     host = request.headers.get("host", "")
     # HTTP/1.0 needs no Host (old probes, nc); a browser, as DNS rebinding needs, sends one
     bare = "host" not in request.headers and request.scope.get("http_version") == "1.0"
@@ -1390,13 +1488,18 @@ def _foreign_request(request: Any, allowed_hosts: tuple[str, ...]) -> str:
             name = ""
         if name.lower() not in allowed_hosts:
             return f"host {host!r} not allowed"
+    fetched = request.headers.get("sec-fetch-site", "").lower()
+    if fetched in ("cross-site", "same-site") and request.headers.get("sec-fetch-mode") != (
+        "navigate"
+    ):  # another site's page loading or fetching from here (a link followed is let in)
+        return "request from another site's page refused"
     origin = request.headers.get("origin")
     if origin is not None and request.method in _UNSAFE_METHODS:
         try:
             netloc = urlsplit(origin).netloc
         except ValueError:
             netloc = ""
-        if netloc.lower() != host.lower():
+        if netloc.lower() != host.lower() and origin.lower() not in public_origins:
             return "cross-origin request refused"
     return ""
 

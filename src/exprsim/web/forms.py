@@ -25,6 +25,8 @@ FILE_FIELD = "file"
 #: whole before the app sees it, so a large one would hold the server (a login needs no
 #: token)
 FORM_MAX_BYTES = 64 << 10
+#: the refusal of a form over :data:`FORM_MAX_BYTES`
+FORM_TOO_LARGE = f"form too large (at most {FORM_MAX_BYTES // 1024} KB)"
 
 
 class FormError(Exception):
@@ -69,8 +71,8 @@ def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
 
 class MultipartCheck:
     """Follows a ``multipart/form-data`` body as it streams by (:meth:`feed`): its text
-    fields must decode in the form's charset (UTF-8 unless it says another), and no field
-    or file may come twice; :attr:`error` is the first fault found, else ``""``. A body
+    fields must decode in the form's charset (UTF-8 unless it says another), no field may
+    come twice, and one part at most may be a file (whatever its name); :attr:`error` is the first fault found, else ``""``. A body
     that is not valid multipart is left to the app's parser to refuse."""
 
     def __init__(self, boundary: bytes, charset: str) -> None:
@@ -79,6 +81,7 @@ class MultipartCheck:
         self.error = ""
         self.charset = charset
         self._names: set[bytes] = set()
+        self._files = 0
         self._header = b""
         self._value = b""
         self._disposition = b""
@@ -126,6 +129,10 @@ class MultipartCheck:
         if raw in self._names and not self.error:
             self.error = str(twice_error(self._name))
         self._names.add(raw)
+        if b"filename" in options:  # a file under another name too: each is spooled open
+            self._files += 1
+            if self._files > 1 and not self.error:
+                self.error = str(twice_error(FILE_FIELD))
         if (
             self._name == FILE_FIELD
             and b"filename" not in options
@@ -219,7 +226,7 @@ def _urlencoded_receive(receive: Receive) -> Receive:
             chunks.append(msg.get("body", b""))
             size += len(chunks[-1])
             if size > FORM_MAX_BYTES:  # read whole and re-encoded here: kept small
-                raise _refuse(f"form too large (at most {FORM_MAX_BYTES // 1024} KB)", 413)
+                raise _refuse(FORM_TOO_LARGE, 413)
             if not msg.get("more_body", False):
                 break
         done = True

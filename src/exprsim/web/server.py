@@ -26,6 +26,13 @@ HEADER_TIMEOUT_S = 20.0
 #: (also after an early answer, e.g. a 401 before the body was read) before it is closed
 BODY_IDLE_S = 60.0
 
+#: after an answer given before the request's body was read (a 401, a 413 by its
+#: ``Content-Length``), the rest of the body is read and dropped for this long at most,
+#: however the client trickles it, then the connection is closed (closing at once could
+#: reset the connection before the client read the answer; waiting on every byte let a
+#: client without a token hold a connection for good)
+LINGER_S = 10.0
+
 #: seconds between two log lines on an ``accept()`` that failed for want of resources
 ACCEPT_ERROR_EVERY_S = 60.0
 
@@ -36,7 +43,8 @@ class GuardedH11Protocol(H11Protocol):
     * a connection that has not sent a whole request's headers within
       :attr:`header_timeout_s` (uvicorn's keep-alive timer starts only after a response,
       and any byte cancels it), or that owes its request's body and sends no byte of it
-      for :attr:`body_idle_s` (unless the app is the one behind), is closed;
+      for :attr:`body_idle_s` (unless the app is the one behind), is closed; one answered
+      before its body was read is closed :attr:`linger_s` after the answer at the latest;
     * a connection past ``limit_concurrency`` open ones is closed at once (uvicorn would
       answer its request 503 anyway), so idle connections cannot use up the process's
       file descriptors.
@@ -44,7 +52,10 @@ class GuardedH11Protocol(H11Protocol):
 
     header_timeout_s = HEADER_TIMEOUT_S
     body_idle_s = BODY_IDLE_S
+    linger_s = LINGER_S
     _header_timer: asyncio.TimerHandle | None = None
+    #: loop time when a connection answered early is closed (``None``: not answered early)
+    _linger_until: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -63,7 +74,7 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         state = self.conn.their_state
         if state is h11.SEND_BODY:  # each byte of a body gives the next one its time
-            self._arm_header_timer(self.body_idle_s)
+            self._arm_header_timer(self._body_wait())
         elif state is not h11.IDLE:  # the whole request is in (or an error)
             self._disarm_header_timer()
 
@@ -72,9 +83,18 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         if self.conn.their_state is h11.IDLE:
+            self._linger_until = None
             self._arm_header_timer()  # the next request's headers have the same time
         elif self.conn.their_state is h11.SEND_BODY:  # answered early: the body still owed
-            self._arm_header_timer(self.body_idle_s)
+            self._linger_until = self.loop.time() + self.linger_s
+            self._arm_header_timer(self._body_wait())
+
+    def _body_wait(self) -> float:
+        """Seconds the connection may now go without a byte of its body: its idle time,
+        and once answered early, no later than :attr:`_linger_until` however it trickles."""
+        if self._linger_until is None:
+            return self.body_idle_s
+        return max(0.0, min(self.body_idle_s, self._linger_until - self.loop.time()))
 
     def _arm_header_timer(self, seconds: float | None = None) -> None:
         self._disarm_header_timer()
@@ -90,7 +110,8 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing() or self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
             return
-        if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused:
+        early = self._linger_until is not None  # answered: the app is not behind
+        if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused and not early:
             self._arm_header_timer(self.body_idle_s)  # the app is behind, not the client
             return
         log.debug("closing a connection that kept the server waiting for its request")

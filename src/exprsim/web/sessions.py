@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 #: a session ends after this long without a request (12 hours)
 SESSION_IDLE_S = 12 * 3600.0
+#: a session ends this long after its login, however much it is used (7 days)
+SESSION_MAX_S = 7 * 24 * 3600.0
 #: most sessions alive at once; past it, the one idle the longest ends
 MAX_SESSIONS = 1000
 #: failed logins one client may make within :data:`LOGIN_WINDOW_S`
@@ -40,7 +42,7 @@ class SessionStore:
     the server keeps in memory.
 
     A session ends on :meth:`drop` (logout), after ``idle_s`` seconds without a
-    :meth:`touch`, or when :meth:`create` would hold more than ``max_sessions`` (the one
+    :meth:`touch`, ``max_s`` seconds after it was created however much it is used, or when :meth:`create` would hold more than ``max_sessions`` (the one
     idle the longest goes first). Sessions are not saved anywhere: they all end when the
     server restarts, and the user logs in again.
     """
@@ -50,10 +52,14 @@ class SessionStore:
         idle_s: float = SESSION_IDLE_S,
         max_sessions: int = MAX_SESSIONS,
         clock: Callable[[], float] = time.monotonic,
+        max_s: float = SESSION_MAX_S,
     ) -> None:
-        if idle_s <= 0 or max_sessions < 1:
-            raise ValueError("idle_s must be > 0 and max_sessions >= 1")
+        if idle_s <= 0 or max_sessions < 1 or max_s <= 0:
+            raise ValueError("idle_s and max_s must be > 0 and max_sessions >= 1")
         self.idle_s = idle_s
+        self.max_s = max_s
+        # key -> creation time
+        self._born: dict[str, float] = {}
         self.max_sessions = max_sessions
         self._clock = clock
         self._lock = threading.Lock()
@@ -72,8 +78,9 @@ class SessionStore:
             now = self._clock()
             self._expire(now)
             self._last[_key(session_id)] = now
+            self._born[_key(session_id)] = now
             while len(self._last) > self.max_sessions:
-                self._last.popitem(last=False)
+                self._born.pop(self._last.popitem(last=False)[0], None)
         return session_id
 
     def touch(self, session_id: str) -> bool:
@@ -86,8 +93,9 @@ class SessionStore:
             last = self._last.get(key)
             if last is None:
                 return False
-            if now - last > self.idle_s:
+            if now - last > self.idle_s or now - self._born.get(key, now) > self.max_s:
                 del self._last[key]
+                self._born.pop(key, None)
                 return False
             self._last[key] = now
             self._last.move_to_end(key)
@@ -97,6 +105,7 @@ class SessionStore:
         """End a session (nothing happens for an unknown id)."""
         with self._lock:
             self._last.pop(_key(session_id), None)
+            self._born.pop(_key(session_id), None)
 
     def _expire(self, now: float) -> None:
         """Forget the sessions idle too long (call with the lock held)."""
@@ -105,6 +114,7 @@ class SessionStore:
             if now - last <= self.idle_s:
                 break
             del self._last[key]
+            self._born.pop(key, None)
 
 
 class LoginLimiter:
