@@ -151,7 +151,7 @@ def _faces_section(
 
     (out / "crops").mkdir(parents=True, exist_ok=True)
     page.heading("1. Faces: detection, 5 landmarks, alignment, quality")
-    rows, crops, names, annotated = [], [], [], []
+    rows, crops, names, annotated, photo_names = [], [], [], [], []
     for path in progress_bar(sample_images(), enabled=progress, desc="faces", unit="img"):
         image = load_image(path)
         faces = analyze_image(image)
@@ -167,10 +167,13 @@ def _faces_section(
         drawn = draw_faces(image, [af.face for af in faces])
         scale = 480 / max(drawn.shape[:2])
         annotated.append(cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+        photo_names.append(path.name)
     table = pd.DataFrame(rows)
     save_table(table, out / "faces.csv")
-    for im in annotated:
-        page.image(im, width=360)
+    for im, photo in zip(annotated, photo_names, strict=True):
+        page.image(
+            im, width=360, alt=f"{photo} with a box and landmarks on each face found (table below)"
+        )
     page.gallery(crops, names, size=112)
     landmarks = [c for c in table.columns if c.endswith(("_x", "_y"))]
     page.table(table.drop(columns=landmarks), max_rows=None)
@@ -187,6 +190,7 @@ def _embedding_section(
     """
     from exprsim.apps.compare import odd_one_out
     from exprsim.models.embedder import embed_aligned
+    from exprsim.report.html import MAX_DISTANCE_TABLE, distance_rows
     from exprsim.report.plots import similarity_heatmap
 
     emb = embed_aligned(embedder, np.stack(crops)) if crops else np.zeros((0, 16), np.float32)
@@ -195,7 +199,14 @@ def _embedding_section(
         f"{len(emb)} faces embedded by {embedder.config.name_version}: 16-d, L2-normalised; "
         "Euclidean distance 0 = identical expression, 2 = opposite."
     )
-    page.image(similarity_heatmap(emb, names), caption="pairwise expression distances")
+    page.image(
+        similarity_heatmap(emb, names),
+        caption="pairwise expression distances",
+        alt="heat map of the expression distances between the faces"
+        + ("; the numbers are in the table below" if len(emb) <= MAX_DISTANCE_TABLE else ""),
+    )
+    if 2 <= len(emb) <= MAX_DISTANCE_TABLE:
+        page.table(distance_rows(emb, names), max_rows=None)
     page.heading("Odd one out", level=3)
     for trio in _demo_triplets(len(emb)):
         odd = odd_one_out(emb[list(trio)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,15 @@ def test_many_labels_get_distinct_styles():
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     png = embedding_map(e, labels=[f"class-{i % 40}" for i in range(80)], method="pca")
     assert png[:4] == b"\x89PNG"
+
+
+def test_labels_never_differ_by_colour_alone():
+    """Round 28 (accessibility audit, WCAG 1.4.1): up to 10 labels all had the marker "o"."""
+    from exprsim.report.plots import label_styles
+
+    for n in (2, 3, 8, 10, 20, 40):
+        styles = label_styles(n)
+        for a, b in itertools.pairwise(styles):  # neighbours: another marker
+            assert a[1] != b[1]
+        assert len({m for _, m in styles}) == min(n, 8)
+        assert len({(tuple(c), m) for c, m in styles}) == n

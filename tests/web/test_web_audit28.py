@@ -190,3 +190,51 @@ def test_another_sites_page_may_not_load_from_a_server_without_a_token(
     r = client.get("/api/health", headers=headers)
     assert r.status_code == status
     assert r.headers["cross-origin-resource-policy"] == "same-origin"
+
+
+# -- accessibility (the round's audit, WCAG 2.1 AA) ------------------------------------------
+
+
+def test_the_login_error_is_tied_to_the_token_field(make_client) -> None:
+    """A screen reader said "Token, password, required" and never "wrong token"."""
+    client = make_client(token="s")
+    text = client.post("/login", data={"token": "x"}).text
+    assert "id='login-err' role='alert'>wrong token<" in text
+    assert "aria-describedby='login-err' aria-invalid='true'" in text
+    assert "aria-invalid" not in client.get("/login").text  # no error: nothing tied
+
+
+@pytest.mark.parametrize(
+    ("path", "current"),
+    [("/", "/"), ("/summary", "/summary"), ("/tags", "/tags"), ("/video", "/video")],
+)
+def test_the_header_is_a_nav_naming_the_current_page(make_client, path, current) -> None:
+    text = make_client().get(path).text
+    assert '<nav aria-label="pages">' in text
+    assert f'<a href="{current}" aria-current=page>' in text
+    assert text.count("aria-current=page") == 1
+
+
+def test_the_video_page_announces_states_not_every_poll(make_client) -> None:
+    """`#job` was a live region rewritten every 0.7 s: "running: 25 / 25 frames" three
+    times for a 25-frame clip, hundreds for a long one; the progress bar had no name."""
+    text = make_client().get("/video").text
+    assert '<div id="job"></div>' in text  # was aria-live="polite"
+    assert '<p id="said" class="sr" role="status"></p>' in text
+    assert "if (s.textContent !== text)" in text  # said again only when it changes
+    assert "'aria-label': 'progress of ' + name" in text
+
+
+def test_thumbnails_name_their_photos(make_client, photo) -> None:
+    """The summary's members were "face 8" and a tag's faces "d=0.000"."""
+    client = make_client()
+    for name in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"):
+        assert client.post("/api/index", files={"file": photo(name)}).status_code == 200
+    (cluster,) = client.get("/api/summary?n=1").json()["clusters"]
+    assert sorted(cluster["member_files"]) == ["astronaut_eileen_collins.jpg", "grace_hopper.jpg"]
+    assert len(cluster["member_files"]) == len(cluster["members"])
+    assert client.post(
+        f"/api/tags/from-face/{cluster['members'][0]}", data={"name": "t"}
+    ).is_success
+    faces = client.get("/api/tags/t/faces?threshold=2").json()["faces"]
+    assert {f["file"] for f in faces} == {"astronaut_eileen_collins.jpg", "grace_hopper.jpg"}

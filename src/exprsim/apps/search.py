@@ -600,6 +600,10 @@ def search_page(result: SearchResult, index: Any, title: str = "Expression searc
         # and decoded 550 MB of crops for a page of 500
         [index.crop(h.face_id) if i < MAX_GALLERY else None for i, h in enumerate(result.hits)],
         captions=[f"{h.rank}. d={h.distance:.3f}" for h in result.hits],
+        alts=[
+            f"{h.rank}: {Path(h.source).name} face {h.face_index}, distance {h.distance:.3f}"
+            for h in result.hits
+        ],
         size=112,
     )
     ex = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.excluded.items() if v)

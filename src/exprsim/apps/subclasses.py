@@ -562,5 +562,10 @@ def subexpressions_page(
             f"{report.subexpressions[k].parent_name}-{report.subexpressions[k].rank + 1}"
             for k in report.split.labels
         ]
-        page.image(plots.embedding_map(report.embeddings, labels=labels, method=map_method, seed=0))
+        page.image(
+            plots.embedding_map(report.embeddings, labels=labels, method=map_method, seed=0),
+            alt=f"2-D map of {len(labels)} faces, near for similar expressions, each sub-class "
+            "its own colour and marker (legend on the map); the faces of each sub-class are "
+            "shown above",
+        )
     return page

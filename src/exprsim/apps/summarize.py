@@ -565,7 +565,7 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
     ``summary.items`` must carry crops (``FaceEmbedding``: ``aligned.crop``) for pictures.
     """
     from exprsim.report import plots
-    from exprsim.report.html import Page
+    from exprsim.report.html import MAX_DISTANCE_TABLE, Page, distance_rows
 
     page = Page(
         title,
@@ -602,6 +602,10 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
             page.gallery(
                 [crops[i] for i in c.members[:strip]],
                 captions=[f"d={d:.2f}" for d in euclid(c.distances[:strip])],
+                alts=[
+                    f"{described(i)}, distance {d:.2f}"
+                    for i, d in zip(c.members[:strip], euclid(c.distances[:strip]), strict=True)
+                ],
                 size=64,
             )
             if c.size > strip:
@@ -615,7 +619,9 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
             else f"Map of the faces (a sample of {shown} of {len(emb)})"
         )
         page.image(
-            plots.embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in summary.labels])
+            plots.embedding_map(emb, thumbnails=crops, labels=[str(v + 1) for v in summary.labels]),
+            alt=f"2-D map of {shown} faces, near for similar expressions, each marked with its "
+            "cluster's number; every face's cluster is in the last table of the page",
         )
         reps = summary.representatives[:PAGE_CLUSTERS]  # the largest clusters' (quadratic)
         if len(reps) >= 2:
@@ -627,9 +633,15 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
                     else ""
                 )
             )
+            numbered = len(reps) <= MAX_DISTANCE_TABLE
             page.image(
-                plots.similarity_heatmap(emb[reps], labels=[str(i + 1) for i in range(len(reps))])
+                plots.similarity_heatmap(emb[reps], labels=[str(i + 1) for i in range(len(reps))]),
+                alt=f"heat map of the expression distances between the representatives of "
+                f"clusters 1 to {len(reps)}"
+                + ("; the numbers are in the table below" if numbered else ""),
             )
+            if numbered:  # the colours' numbers, for whoever cannot tell the colours
+                page.table(distance_rows(emb[reps], [f"#{i + 1}" for i in range(len(reps))]))
     if summary.items is not None:
         page.heading("All faces")
         frame = summary.to_frame()

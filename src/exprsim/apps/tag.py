@@ -808,7 +808,11 @@ def calibration_page(
     from exprsim.report.html import Page
 
     page = Page(title, subtitle=cal.description)
-    page.image(cal.plot())
+    page.image(
+        cal.plot(),
+        alt="precision, recall and F1 of the tag against the distance threshold; the "
+        "numbers are in the tables below",
+    )
     page.table([cal.to_dict()["at_default"]])
     page.table(cal.to_frame())
     return page

@@ -30,7 +30,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
 max-width:1100px;padding:0 1em;color:#222;background:#fff}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em}
-h3{font-size:1.05em}.meta{color:#777;font-size:.85em}
+h3{font-size:1.05em}.meta{color:#666;font-size:.85em}
+h1,h2,h3,h4,p,figcaption{overflow-wrap:anywhere}
 .tablewrap{max-width:100%;overflow-x:auto;margin:.8em 0}
 table{border-collapse:collapse;margin:0;font-size:.85em}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
@@ -96,6 +97,26 @@ def _cell(value: Any) -> tuple[str, bool]:
     return str(value), False
 
 
+#: most faces whose pairwise distances a page also gives as a table of numbers (a heat
+#: map's colours alone say nothing to a screen reader or to some colour vision)
+MAX_DISTANCE_TABLE = 20
+
+
+def distance_rows(embeddings: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The Euclidean distances between ``(N, D)`` embeddings as table rows: one per face,
+    its name under ``""`` then its distance to each face by name (2 decimals)."""
+    from exprsim.distances import pairwise_l2
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if len(names) != len(x) or len(set(map(str, names))) != len(names):
+        raise ValueError(f"distance_rows: {len(x)} embeddings need as many distinct names")
+    d = pairwise_l2(x, eps=0.0) if len(x) else np.zeros((0, 0))
+    return [
+        {"": str(a), **{str(b): round(float(v), 2) for b, v in zip(names, row, strict=True)}}
+        for a, row in zip(names, d, strict=True)
+    ]
+
+
 class Page:
     """A self-contained HTML page built piece by piece.
 
@@ -106,6 +127,7 @@ class Page:
 
     def __init__(self, title: str, subtitle: str | None = None) -> None:
         self.title = title
+        self._section = title  # the latest heading: names the tables under it
         self._parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
         stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
         meta = f"{html.escape(subtitle)} · " if subtitle else ""
@@ -114,6 +136,7 @@ class Page:
     def heading(self, text: str, level: int = 2) -> Page:
         """Add a heading (``level`` 2-4)."""
         level = min(max(int(level), 2), 4)
+        self._section = text
         self._parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
         return self
 
@@ -130,8 +153,13 @@ class Page:
         alt: str = "",
         width: int | None = None,
     ) -> Page:
-        """Add a figure from PNG/JPEG bytes or an ``(H, W[, 3])`` uint8 array."""
-        w = f' width="{int(width)}"' if width else ' style="max-width:100%"'
+        """Add a figure from PNG/JPEG bytes or an ``(H, W[, 3])`` uint8 array.
+
+        ``alt`` is what a screen reader says instead of the image (default: the caption):
+        say what the image shows, or where its content is given as text; never narrower
+        than the page (``width`` is the widest it is shown)."""
+        fit = ' style="max-width:100%;height:auto"'
+        w = f' width="{int(width)}"{fit}' if width else fit
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
         self._parts.append(
             f'<figure><img src="{data_uri(image)}" alt="{html.escape(alt or caption or "")}"{w}>'
@@ -164,7 +192,9 @@ class Page:
                 records = [[r.get(c) for c in columns] for r in rows]
             else:
                 records = [list(r) for r in rows]
-        out = ['<div class="tablewrap"><table>']  # wide tables scroll inside the page
+        # wide tables scroll inside the page: the keyboard reaches the scroller, named
+        label = html.escape(f"table: {self._section}", quote=True)
+        out = [f'<div class="tablewrap" tabindex="0" role="region" aria-label="{label}"><table>']
         if columns:
             out.append(
                 "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "</tr>"
@@ -189,8 +219,11 @@ class Page:
         captions: Sequence[str] | None = None,
         size: int = 96,
         limit: int | None = MAX_GALLERY,
+        alts: Sequence[str] | None = None,
     ) -> Page:
-        """Add a row of thumbnails (``None`` entries show as empty boxes) with captions.
+        """Add a row of thumbnails (``None`` entries show as empty boxes) with captions;
+        ``alts``: what a screen reader says for each image (default: its caption), e.g.
+        which file's face it is where the caption gives a distance only.
 
         Arrays are stored as JPEG at twice ``size`` (a 112-pixel face is ~5 KB, not the ~29
         KB of a PNG: a page of 1,000 faces stays a few MB); at most ``limit`` are shown,
@@ -201,6 +234,7 @@ class Page:
         """
         items = []
         caps = list(captions or [])
+        alt_texts = list(alts or [])
         n = 0
         for i, im in enumerate(images):
             n += 1
@@ -211,7 +245,8 @@ class Page:
                 img = f'<div style="width:{size}px;height:{size}px;background:#eee"></div>'
             else:
                 data = _thumbnail(im, 2 * size) if isinstance(im, np.ndarray) else im
-                img = f'<img src="{data_uri(data)}" width="{size}" height="{size}" alt="{cap}">'
+                alt = html.escape(alt_texts[i]) if i < len(alt_texts) else cap
+                img = f'<img src="{data_uri(data)}" width="{size}" height="{size}" alt="{alt}">'
             items.append(f"<figure>{img}<figcaption>{cap}</figcaption></figure>")
         if len(caps) > n:  # a caller's captions out of step with its images
             raise ValueError(f"gallery: {len(caps)} captions for {n} images")
@@ -225,8 +260,9 @@ class Page:
         body = "\n".join(self._parts)
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
-            f"<body>\n{body}\n</body></html>\n"
+            f"<body><main>\n{body}\n</main></body></html>\n"
         )
 
     def save(self, path: str | Path) -> Path:

@@ -170,13 +170,13 @@ def map_size(n: int, method: str = "auto", max_points: int = MAP_MAX_POINTS) -> 
 
 def label_styles(n: int) -> list[tuple[Any, str]]:
     """``n`` distinct ``(colour, marker)`` pairs: matplotlib's 10 colours up to 10 labels,
-    then its 20 paired colours times four markers (40 sub-expressions stay apart)."""
+    then its 20 paired colours; the marker changes from one label to the next too (eight
+    of them), so labels never differ by colour alone (40 sub-expressions stay apart)."""
     from matplotlib import colormaps
 
-    if n <= 10:
-        return [(colormaps["tab10"](i), "o") for i in range(n)]
-    markers = ("o", "s", "^", "D")
-    return [(colormaps["tab20"](i % 20), markers[(i // 20) % len(markers)]) for i in range(n)]
+    markers = ("o", "s", "^", "D", "v", "P", "X", "*")
+    cmap, k = (colormaps["tab10"], 10) if n <= 10 else (colormaps["tab20"], 20)
+    return [(cmap(i % k), markers[i % len(markers)]) for i in range(n)]
 
 
 def embedding_map(
@@ -281,6 +281,15 @@ def _draw_map(
                 bboxprops={"edgecolor": colour, "linewidth": 2} if colour is not None else None,
             )
             ax.add_artist(box)
+            if labels_arr is not None:  # the label in words, not only the frame's colour
+                ax.annotate(
+                    str(labels_arr[i])[:12],
+                    (xy[i, 0], xy[i, 1]),
+                    xytext=(thumb_px * 0.45, thumb_px * 0.45),
+                    textcoords="offset points",
+                    fontsize=6,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                )
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -370,8 +379,8 @@ def pr_curve(
     ax = fig.add_subplot(111)
     if thresholds is not None:
         t = np.asarray(thresholds)
-        ax.plot(t, precision, label="precision")
-        ax.plot(t, recall, label="recall")
+        ax.plot(t, precision, label="precision", marker="o", markevery=0.1, markersize=4)
+        ax.plot(t, recall, label="recall", linestyle=":", marker="s", markevery=0.1, markersize=4)
         denom = precision + recall
         f1 = np.divide(
             2 * precision * recall, denom, out=np.zeros_like(denom, dtype=float), where=denom > 0
@@ -379,7 +388,7 @@ def pr_curve(
         ax.plot(t, f1, label="F1", linestyle="--")
         ax.set_xlabel("distance threshold")
         if mark is not None:
-            ax.axvline(mark, color="#c33", linewidth=1, label=f"threshold {mark:g}")
+            ax.axvline(mark, color="#c33", linewidth=1, linestyle="-.", label=f"threshold {mark:g}")
         ax.legend(fontsize=8)
     else:
         ax.plot(recall, precision)

@@ -30,13 +30,16 @@ log = logging.getLogger(__name__)
 #: page; the others get a table row. Measured on a 160-person folder of frames (busy 2-core
 #: machine): the page took 37 s and 3.2 MB, against 175 s and 19.9 MB with every section.
 MAX_PERSON_SECTIONS = 24
+#: markers of the timeline's emotions, one per class (with line styles: never colour alone)
+EMOTION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: Faces drawn per cluster in a person's expression-summary montage (only these are decoded).
 MONTAGE_PER_ROW = 10
 
 
 def timeline_plot(analysis: Any, person: int) -> bytes:
-    """PNG timeline of one person: presence strip (green: accepted, grey: rejected),
-    emotion probabilities of the smoothed embedding over time, tagged moments shaded."""
+    """PNG timeline of one person: presence strip (green ticks: accepted, grey crosses:
+    rejected), emotion probabilities of the smoothed embedding over time (each emotion its
+    own colour, marker and line style), tagged moments shaded."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -57,7 +60,7 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
         ax_p, ax_e = fig.add_subplot(111), None
     ax_p.scatter(times[ok], np.zeros(ok.sum()), marker="|", s=200, color="#2a7", label="accepted")
     ax_p.scatter(
-        times[~ok], np.zeros((~ok).sum()), marker="|", s=200, color="#aaa", label="rejected"
+        times[~ok], np.zeros((~ok).sum()), marker="x", s=30, color="#888", label="rejected"
     )
     ax_p.set_yticks([])
     ax_p.set_xlim(0, end)
@@ -71,9 +74,11 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
     if ax_e is not None:
         acc = idx[ok]
         probs = analysis.emotions[acc]
+        lines = ("-", "--", ":", "-.")
         for c, name in enumerate(analysis.classes):
-            if np.nanmax(probs[:, c]) > 0.05:
-                ax_e.plot(times[ok], probs[:, c], marker=".", markersize=3, lw=1, label=name)
+            if np.nanmax(probs[:, c]) > 0.05:  # not colour alone: marker and line style too
+                style = {"marker": EMOTION_MARKERS[c % len(EMOTION_MARKERS)], "markersize": 3}
+                ax_e.plot(times[ok], probs[:, c], ls=lines[c % 4], lw=1, label=name, **style)
         ax_e.set_ylim(0, 1.02)
         ax_e.set_ylabel("probability", fontsize=8)
         ax_e.set_xlabel("time (s)")
@@ -203,7 +208,13 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
         f"{st.time_on_screen:.1f} s on screen",
         level=3,
     )
-    page.image(timeline_plot(analysis, st.person), caption="timeline")
+    page.image(
+        timeline_plot(analysis, st.person),
+        caption="timeline",
+        alt=f"timeline of person {st.person}: when the face is on screen, and the "
+        "probability of each emotion over time; every face's time and emotion are in the "
+        "Faces table",
+    )
     if st.tagged_moments:
         page.table(
             [

@@ -1130,6 +1130,8 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
                 "representative": records[c.representative].id,
                 "thumbnail": f"/api/thumbs/{records[c.representative].id}",
                 "members": [records[m].id for m in c.members[:24]],
+                # which photo each member is (the page's text for its thumbnail)
+                "member_files": [display_name(records[m].source) for m in c.members[:24]],
             }
             for c in s.clusters
         ],
@@ -1216,14 +1218,16 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
             d = nearest_reference(emb, ref)  # a block of faces at a time (was N x R x 16)
             keep = np.flatnonzero(d < limit)
-            order = keep[np.argsort(d[keep])]
+            order = keep[np.argsort(d[keep])][:200]
+            sources = {r.id: r.source for r in ix.get([int(ids[i]) for i in order])}
         return {
             "threshold": limit,
-            "count": len(order),
+            "count": len(keep),
             "faces": [
                 {"id": int(ids[i]), "distance": round(float(d[i]), 4),
-                 "thumbnail": f"/api/thumbs/{int(ids[i])}"}
-                for i in order[:200]
+                 "thumbnail": f"/api/thumbs/{int(ids[i])}",
+                 "file": display_name(sources.get(int(ids[i]), ""))}
+                for i in order
             ],
         }  # fmt: skip
 

@@ -26,7 +26,9 @@ cursor:pointer}.drop.over{background:#eceff1}
 .box{position:absolute;border:2px solid #00e676;cursor:pointer}.box:focus{outline:3px solid #2962ff}
 .box span{position:absolute;top:-1.5em;left:0;background:#00e676;color:#000;font-size:.75em;
 padding:0 4px;white-space:nowrap}
-.err{color:#b71c1c}.meta{color:#777;font-size:.85em}
+.err{color:#b71c1c}.meta{color:#666;font-size:.85em}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+header nav{display:contents}header a[aria-current]{color:#fff;text-decoration:underline}
 progress{width:100%;height:1.2em}
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:.2em .5em}
 """
@@ -73,11 +75,16 @@ function dropzone(id, onfiles, accept, multiple) {
 """
 
 
+#: the header's links: (page title, path)
+_NAV = (("Photos", "/"), ("Album summary", "/summary"), ("Tags", "/tags"), ("Video", "/video"))
+
+
 def _page(title: str, body: str, script: str = "") -> str:
-    nav = (
-        '<header><b>exprsim</b><a href="/">Photos</a><a href="/summary">Album summary</a>'
-        '<a href="/tags">Tags</a><a href="/video">Video</a></header>'
+    links = "".join(
+        f'<a href="{path}"{" aria-current=page" if name == title else ""}>{name}</a>'
+        for name, path in _NAV
     )
+    nav = f'<header><b>exprsim</b><nav aria-label="pages">{links}</nav></header>'
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -99,11 +106,14 @@ def with_logout(page: str) -> str:
 
 
 def login(error: str = "") -> str:
-    msg = f"<p class='err'>{html.escape(error)}</p>" if error else ""
+    # the error is tied to the field the focus lands in: a screen reader says it there
+    msg = f"<p class='err' id='login-err' role='alert'>{html.escape(error)}</p>" if error else ""
+    tied = " aria-describedby='login-err' aria-invalid='true'" if error else ""
     return _page(
         "Log in",
         f"{msg}<form method='post' action='/login'><label>Token "
-        "<input type='password' name='token' autofocus required></label> <button>Log in</button></form>",
+        f"<input type='password' name='token' autofocus required{tied}></label> "
+        "<button>Log in</button></form>",
     )
 
 
@@ -214,7 +224,8 @@ async function run() {
     const parts = [el('h2', {}, 'One face per cluster'), reps];
     for (const c of res.clusters) {
       const row = el('div', {class: 'row'});
-      for (const m of c.members) row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56, alt: 'face ' + m}));
+      c.members.forEach((m, i) => row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56,
+                                                  alt: (c.member_files || [])[i] || 'face ' + m})));
       parts.push(el('h3', {}, '#' + c.cluster), row);
     }
     if (res.faces >= 2) parts.push(el('h2', {}, 'Map'), el('img', {src: res.map, style: 'max-width:100%',
@@ -248,10 +259,15 @@ async function refresh() {
   document.getElementById('thv').value = Number(th.value).toFixed(2);
   const names = [...new Set(res.references.map(r => r.name))];
   const list = el('div', {class: 'row'});
+  if (!names.includes(current)) current = names.length ? names[0] : null;
   for (const n of names) {
-    const b = el('button', {'data-tag': n}, n);
-    b.onclick = () => { current = n; show(); };
-    const del = el('button', {title: 'delete ' + n, 'aria-label': 'delete the tag ' + n}, 'x');
+    const b = el('button', {'data-tag': n, 'aria-pressed': String(n === current)}, n);
+    b.onclick = () => {
+      current = n;
+      for (const o of list.querySelectorAll('[data-tag]')) o.setAttribute('aria-pressed', String(o === b));
+      show();
+    };
+    const del = el('button', {title: 'delete the tag ' + n, 'aria-label': 'delete the tag ' + n}, 'delete');
     del.onclick = async () => {
       if (!confirm('Delete the tag ' + n + ' and its reference faces?')) return;
       try { await api('/api/tags/' + encodeURIComponent(n), {method: 'DELETE'}); if (current === n) current = null; oops(''); }
@@ -261,7 +277,6 @@ async function refresh() {
     list.append(el('span', {}, b, del));
   }
   document.getElementById('list').replaceChildren(names.length ? list : el('p', {}, 'No tags yet.'));
-  if (!current && names.length) current = names[0];
   if (current) show();
 }
 async function show() {
@@ -273,7 +288,11 @@ async function show() {
   if (mine !== asked) return;
   document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(2);
   const row = document.getElementById('faces');
-  row.replaceChildren(...res.faces.map(f => card(f.thumbnail, 'd=' + f.distance.toFixed(3))));
+  row.replaceChildren(...res.faces.map(f => {
+    const c = card(f.thumbnail, 'd=' + f.distance.toFixed(3));
+    c.querySelector('img').alt = (f.file ? f.file + ', ' : '') + 'distance ' + f.distance.toFixed(3);
+    return c;
+  }));
 }
 document.getElementById('th').oninput = () => { if (current) show(); };
 document.getElementById('add').onsubmit = async (e) => {
@@ -289,17 +308,21 @@ refresh().catch(err => oops(err.message));
 def video() -> str:
     body = """
 <div id="drop" class="drop">Drop a video here (or click)</div>
-<div id="job" aria-live="polite"></div>"""
+<div id="job"></div>
+<p id="said" class="sr" role="status"></p>"""
     script = """
 // one job is followed at a time; its id is kept in the address (#id), so that a reload or a
 // visit later follows it again
 let following = 0;
+// what a screen reader announces: the job's state when it changes, not every poll's count
+function say(text) { const s = document.getElementById('said'); if (s.textContent !== text) s.textContent = text; }
+function progressBar(name) { return el('progress', {max: 1, value: 0, 'aria-label': 'progress of ' + name}); }
 function failed(bar, msg, text) {  // the error in place of the progress
   bar.remove(); msg.replaceWith(el('p', {class: 'err', role: 'alert'}, text));
 }
 async function follow(id, name) {
   const mine = ++following, box = document.getElementById('job');
-  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'waiting...');
+  const bar = progressBar(name), msg = el('p', {class: 'meta'}, 'waiting...');
   box.replaceChildren(el('h2', {}, name), bar, msg);
   try {
     let job = await api('/api/jobs/' + id);
@@ -307,6 +330,7 @@ async function follow(id, name) {
     while (job.status === 'queued' || job.status === 'running') {
       if (job.total) { bar.max = job.total; bar.value = job.done; }
       msg.textContent = job.status + ': ' + job.done + (job.total ? ' / ' + job.total : '') + ' frames';
+      say((job.name || name) + ': ' + job.status);
       await new Promise(r => setTimeout(r, 700));
       if (mine !== following) return;
       job = await api('/api/jobs/' + id);
@@ -315,13 +339,15 @@ async function follow(id, name) {
     if (job.status === 'failed') { failed(bar, msg, job.error); return; }
     bar.max = 1; bar.value = 1;
     msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' faces, ' + job.summary.persons + (job.summary.persons === 1 ? ' person' : ' persons');
+    say((job.name || name) + ': done, ' + msg.textContent);
     box.append(el('iframe', {src: job.report, title: 'report of ' + (job.name || name),
                              style: 'width:100%;height:80vh;border:1px solid #ddd'}));
   } catch (e) { if (mine === following) failed(bar, msg, e.message); }
 }
 dropzone('drop', async (files) => {
   const mine = ++following, box = document.getElementById('job');
-  const bar = el('progress', {max: 1, value: 0}), msg = el('p', {class: 'meta'}, 'uploading...');
+  const bar = progressBar(files[0].name), msg = el('p', {class: 'meta'}, 'uploading...');
+  say(files[0].name + ': uploading');
   const more = files.length > 1 ? el('p', {class: 'meta'}, 'one video at a time: ' + files[0].name + ' is taken') : '';
   box.replaceChildren(el('h2', {}, files[0].name), more, bar, msg);
   const fd = new FormData(); fd.append('file', files[0]);
