@@ -96,3 +96,84 @@ def test_a_row_changed_meanwhile_is_not_stamped(tmp_path):
         ix._stamp_ctimes(stamps)
         assert stamps == []
         assert _ctimes(ix) == {"a.bmp": None}
+
+
+# -- two writers at once (the mixed-versions audit: PostgreSQL) -------------------------------
+
+
+def _random_faces(n: int, seed: int, prefix: str) -> list:
+    proto = StubEmbedder().embed_images([np.full((8, 8, 3), 9, np.uint8)])[0]
+    e = np.random.default_rng(seed).normal(size=(n, 16)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    return [type(proto)(f"{prefix}{i}", 0, proto.aligned, v) for i, v in enumerate(e)]
+
+
+def test_an_emptied_index_never_takes_two_models_at_once(store):
+    """Two writers of two models into an emptied index: both stored their faces (1 run in 3
+    in the audit; every later search mixed them). The second now waits, then is refused."""
+    import threading
+
+    import pytest
+
+    from exprsim.index.store import ModelMismatchError
+
+    with FaceIndex(store) as ix:
+        ix.add_faces(_random_faces(3, 0, "old"), model="m@7")
+        ix.remove(["old0", "old1", "old2"])
+        assert len(ix) == 0 and ix.model == "m@7"
+    outcome: dict[str, object] = {}
+    first_in = threading.Event()
+    with FaceIndex(store) as a, FaceIndex(store) as b:
+
+        def second() -> None:
+            first_in.wait()
+            try:
+                b.add_faces(_random_faces(4, 2, "new"), model="m@8")
+                outcome["b"] = "stored"
+            except ModelMismatchError as exc:
+                outcome["b"] = exc
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        with a._transaction() as c:  # the first writer, its transaction still open
+            a._write_file(c, "kept0", None, None, "m@7", _random_faces(1, 1, "k"), None, None)
+            first_in.set()
+            thread.join(1.5)
+            assert thread.is_alive()  # waiting for the first writer (was: its own faces in)
+        thread.join(30)
+        assert isinstance(outcome["b"], ModelMismatchError)  # was "stored": @7 and @8 mixed
+        rows = a._db.execute("SELECT DISTINCT model FROM faces").fetchall()
+        assert [r[0] for r in rows] == ["m@7"] and a.model == "m@7"
+    with pytest.raises(ModelMismatchError):
+        FaceIndex(store).add_faces(_random_faces(1, 3, "x"), model="m@8")
+
+
+def test_every_writer_takes_the_generation_before_anything_else(tmp_path):
+    """PostgreSQL: `add` took the twins' lock (deleting and inserting faces) before the
+    generation, `remove` the generation before the twins' lock: the two deadlocked ("deadlock
+    detected", 4 of 8 runs in the audit). Every writer now takes the generation first."""
+    db = tmp_path / "faces.db"
+    with FaceIndex(db) as ix:
+        ix.add_faces(_random_faces(2, 0, "a"), model="m@1")
+        statements: list[str] = []
+        real = ix._db.execute
+
+        def spy(sql, params=()):
+            statements.append(" ".join(str(sql).split()))
+            return real(sql, params)
+
+        ix._db.execute = spy  # type: ignore[method-assign]
+        writes = ("UPDATE", "DELETE", "INSERT")
+
+        def first_write() -> str:
+            done = [s for s in statements if s.startswith(writes)]
+            statements.clear()
+            return done[0] if done else ""
+
+        generation = "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        ix.add_faces(_random_faces(2, 1, "a"), model="m@1")  # replaces a0, a1
+        assert first_write().startswith(generation)  # was: DELETE FROM files
+        ix.remove(["a0"])
+        assert first_write().startswith(generation)
+        ix.add_tag_reference("t", _random_faces(1, 2, "r")[0].embedding, "m@1")
+        assert first_write() == "UPDATE meta SET value = value WHERE key = 'generation'"

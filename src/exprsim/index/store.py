@@ -1512,6 +1512,13 @@ class FaceIndex:
         return reembed(self, progress=progress, force=force)
 
     def _claim_model(self, c: StoreBackend, model: str) -> None:
+        """Make ``model`` the index's, inside a writing transaction, unless it holds
+        embeddings of another (:class:`ModelMismatchError`). The generation's row is
+        locked first (PostgreSQL; SQLite has one writer at a time): a second writer waits
+        for this one to commit, then sees its faces (two emptied-index writers of two
+        models both stored theirs, and a new index's two writers both inserted its
+        model)."""
+        c.execute("UPDATE meta SET value = value WHERE key = 'generation'")
         row = c.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if row is None:
             c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
@@ -1768,6 +1775,10 @@ class FaceIndex:
         copy_of: int | None,
     ) -> int:
         """The body of :meth:`_store_file`, inside its transaction."""
+        # the generation first, as every writer takes it: in PostgreSQL its row lock orders
+        # the writers (a file's delete and insert take the twins' lock, which a remove takes
+        # after the generation: taken the other way round, the two deadlocked)
+        self._bump(c)
         stat = _stat_columns(st, self._db)
         n_faces = len(faces)
         if copy_of is not None:  # checked in this transaction: not removed since the lookup
@@ -1819,7 +1830,6 @@ class FaceIndex:
         )
         if kept and n_faces:
             _carry_labels(c, file_id, kept)
-        self._bump(c)
         return n_faces
 
     def _copy(self, job: _Job, model: str) -> FileOutcome | None:
@@ -1976,13 +1986,13 @@ class FaceIndex:
         with self._writer_lock():
             n_existing = len(self)
             with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
+                self._bump(c)  # first, as every writer (see _write_file)
                 kept: dict[str, list[Any]] = {}
                 keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk, kept)
                 if keep.any():  # before the copy: an emptied index takes the new model
                     self._claim_model(c, model)
                 n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
                 _carry_all(c, kept)
-                self._bump(c)
         n_new = int(keep.sum())
         return LoadReport(
             n_new - n_replaced,
