@@ -177,3 +177,19 @@ def test_every_writer_takes_the_generation_before_anything_else(tmp_path):
         assert first_write().startswith(generation)
         ix.add_tag_reference("t", _random_faces(1, 2, "r")[0].embedding, "m@1")
         assert first_write() == "UPDATE meta SET value = value WHERE key = 'generation'"
+
+
+def test_an_identity_row_without_a_descriptor_is_asked_again(store, tmp_path):
+    """exprsim before round 13 cached NULL for an image it could not read; read as "dlib
+    found no face" it hid a same-person face for good once the file was back."""
+    photo = tmp_path / "a.bmp"
+    _bmp(photo, 0)
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        ix.add([photo])
+        (fid,) = [r.id for r in ix.records()]
+        ix._db.execute("INSERT INTO identity (face_id, descriptor) VALUES (?, NULL)", (fid,))
+        assert ix.identity_descriptors([fid]) == {}  # unknown: computed again (was {fid: None})
+        ix.store_identity_descriptors({fid: None})  # dlib found no face: kept as such
+        assert ix.identity_descriptors([fid]) == {fid: None}
+        ix.store_identity_descriptors({fid: np.ones(128, np.float32)})
+        np.testing.assert_array_equal(ix.identity_descriptors([fid])[fid], np.ones(128))

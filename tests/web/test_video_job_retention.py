@@ -15,9 +15,11 @@ JOB = "0123456789abcdef"
 
 
 def _orphan(root: Path, job_id: str = JOB, name: str = "holiday.mp4") -> Path:
-    """A job folder as a server killed mid-job leaves it: the upload, no ``job.json``."""
+    """A job folder as a server killed mid-job leaves it: the upload, its lock file
+    (unlocked), no ``job.json``."""
     (root / job_id / "input").mkdir(parents=True)
     (root / job_id / "input" / name).write_bytes(b"\0" * 1000)
+    (root / job_id / ".active").touch()
     return root / job_id
 
 

@@ -238,3 +238,26 @@ def test_thumbnails_name_their_photos(make_client, photo) -> None:
     ).is_success
     faces = client.get("/api/tags/t/faces?threshold=2").json()["faces"]
     assert {f["file"] for f in faces} == {"astronaut_eileen_collins.jpg", "grace_hopper.jpg"}
+
+
+def test_a_job_of_an_earlier_server_still_running_is_left_alone(tmp_path, caplog) -> None:
+    """Mixed-versions audit: a server from before the job locks ran its job without an
+    `.active` file; a new server started beside it marked the job failed and deleted its
+    upload. Such a folder is now left alone for a day, then taken as abandoned."""
+    import json
+    import os
+    import time
+
+    from exprsim.web import jobs
+
+    job = tmp_path / "0123456789abcdef"
+    (job / "input").mkdir(parents=True)
+    (job / "input" / "clip.mp4").write_bytes(b"\0" * 100)
+    assert jobs.VideoJobs(None, tmp_path).recover() == 0  # was 1: upload deleted
+    assert (job / "input" / "clip.mp4").exists() and not (job / "job.json").exists()
+    assert "made by an earlier exprsim" in caplog.text
+    old = time.time() - 2 * jobs._UNLOCKED_JOB_GRACE_S
+    for p in (job, job / "input", job / "input" / "clip.mp4"):
+        os.utime(p, (old, old))
+    assert jobs.VideoJobs(None, tmp_path).recover() == 1  # a day on: abandoned
+    assert json.loads((job / "job.json").read_text())["status"] == "failed"

@@ -2335,14 +2335,18 @@ class FaceIndex:
     # -- identity descriptors cache (used by exprsim.apps.search)
 
     def identity_descriptors(self, face_ids: Sequence[int]) -> dict[int, np.ndarray | None]:
-        """Cached identity descriptors of faces (missing ids are absent from the dict)."""
+        """Cached identity descriptors of faces (missing ids are absent from the dict;
+        ``None``: dlib found no face there). A row without a descriptor at all (``NULL``)
+        is absent too: exprsim before round 13 wrote it for an image it could not read,
+        which may be back; "no face" is an empty descriptor since."""
         out: dict[int, np.ndarray | None] = {}
         for fid in face_ids:
             row = self._db.execute(
                 "SELECT descriptor FROM identity WHERE face_id = ?", (int(fid),)
             ).fetchone()
-            if row is not None:
-                out[int(fid)] = np.frombuffer(row[0], dtype=np.float32).copy() if row[0] else None
+            if row is not None and row[0] is not None:
+                blob = bytes(row[0])
+                out[int(fid)] = np.frombuffer(blob, dtype=np.float32).copy() if blob else None
         return out
 
     def store_identity_descriptors(self, descriptors: dict[int, np.ndarray | None]) -> None:
@@ -2359,7 +2363,8 @@ class FaceIndex:
             "INSERT INTO identity (face_id, descriptor) SELECT ?, ?"
             " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
             " ON CONFLICT (face_id) DO UPDATE SET descriptor = excluded.descriptor",
-            [(int(k), _blob(v), int(k)) for k, v in descriptors.items()],
+            # "no face" is an empty descriptor (NULL: unknown, asked again)
+            [(int(k), _blob(v) or b"", int(k)) for k, v in descriptors.items()],
             many=True,
         )
 

@@ -69,6 +69,46 @@ def _shards_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def _shard_models(path: Path) -> list[str]:
+    """The distinct values of a shard's ``model`` column (none without one)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if "model" not in pq.read_schema(path).names:
+            return []
+        column = pq.read_table(path, columns=["model"]).column("model")
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
+    return sorted({str(v) for v in column.unique().to_pylist() if v is not None})
+
+
+def _check_one_model(files: list[Path], model: str | None) -> None:
+    """Refuse shards of several models (or of another than ``model``) before any is loaded:
+    loaded one by one, those of the first model went in and the next were refused as the
+    index's, a folder half loaded."""
+    by_model: dict[str, list[Path]] = {}
+    for path in files:
+        for name in _shard_models(path):
+            by_model.setdefault(name, []).append(path)
+    if model is not None:
+        others = {k: v for k, v in by_model.items() if k != model}
+        if others:
+            name, paths = next(iter(sorted(others.items())))
+            raise ExprsimError(
+                f"{paths[0]}: holds embeddings of {name}, not of {model}"
+                f"{f' ({len(paths)} shards)' if len(paths) > 1 else ''}; no shard was loaded"
+            )
+    elif len(by_model) > 1:
+        said = "; ".join(
+            f"{name}: {paths[0].name}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+            for name, paths in sorted(by_model.items())
+        )
+        raise ExprsimError(
+            f"the shards hold embeddings of {len(by_model)} models ({said}): an index holds "
+            "one; load each model's shards into its own index. No shard was loaded"
+        )
+
+
 def load_parquet(
     shards: str | Path | Iterable[str | Path],
     db: str | Path | FaceIndex,
@@ -97,6 +137,7 @@ def load_parquet(
     import pyarrow.parquet as pq
 
     files = parquet_shards(shards)
+    _check_one_model(files, model)  # before any shard is written
     t0 = time.perf_counter()
     totals = [0, 0, 0, 0]
     seen_model = model

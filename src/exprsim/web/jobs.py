@@ -55,6 +55,10 @@ _NEW = ".new-"
 #: a job folder being made (:func:`_new_job_folder`) without its ``.active`` yet is left
 #: alone this many seconds; older, it was left by a server that stopped while making it
 _HALF_MADE_GRACE_S = 600.0
+#: a job folder without any ``.active`` file was made by an exprsim from before the job
+#: locks (a server of which may still run it, during an upgrade side by side): left alone
+#: while its newest file is younger than this, then taken as abandoned
+_UNLOCKED_JOB_GRACE_S = 24 * 3600.0
 
 #: a clock this far behind a job's end is taken to have been set back: the job's age then
 #: counts from now (:meth:`VideoJobs.prune`), not from a date years ahead
@@ -270,6 +274,13 @@ class VideoJobs:
             with self._lock:
                 if out_dir.name in self._jobs or (out_dir / "job.json").exists():
                     continue
+            if _unlocked_and_recent(out_dir):
+                log.warning(
+                    "video job %s: made by an earlier exprsim, which may still run it; left "
+                    "as it is (stop that server, and this one marks it failed after a day)",
+                    out_dir.name,
+                )
+                continue
             try:
                 with _held(out_dir / ACTIVE) as fh:
                     if fh is None or (out_dir / "job.json").exists():
@@ -440,6 +451,20 @@ def _new_job_folder(out_dir: Path) -> IO[bytes]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return fh
+
+
+def _unlocked_and_recent(out_dir: Path) -> bool:
+    """Whether the job folder has no ``.active`` file but still its upload (an exprsim
+    before the job locks made it: a job of this one has its lock until it ends, and its
+    upload is gone when it ends) and a file in it changed within
+    :data:`_UNLOCKED_JOB_GRACE_S`."""
+    if (out_dir / ACTIVE).exists() or not any((out_dir / "input").glob("*")):
+        return False
+    newest = 0.0
+    with contextlib.suppress(OSError):
+        for p in (out_dir, *out_dir.rglob("*")):
+            newest = max(newest, p.stat().st_mtime)
+    return time.time() - newest < _UNLOCKED_JOB_GRACE_S
 
 
 def _write_outcome(job: VideoJob) -> None:
