@@ -261,3 +261,14 @@ def test_a_job_of_an_earlier_server_still_running_is_left_alone(tmp_path, caplog
         os.utime(p, (old, old))
     assert jobs.VideoJobs(None, tmp_path).recover() == 1  # a day on: abandoned
     assert json.loads((job / "job.json").read_text())["status"] == "failed"
+
+
+def test_a_browser_asking_for_no_page_gets_a_page(make_client) -> None:
+    """Accessibility audit: `/nope` answered raw JSON, without the header's links."""
+    client = make_client()
+    r = client.get("/nope", headers={"accept": "text/html,application/xhtml+xml"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in r.text and '<nav aria-label="pages">' in r.text
+    assert client.get("/nope").json() == {"error": "Not Found"}  # API clients: as before
+    r = client.get("/api/nope", headers={"accept": "text/html"})
+    assert r.headers["content-type"].startswith("application/json")

@@ -549,6 +549,12 @@ def create_app(
     return app
 
 
+def _wants_page(req: Any) -> bool:
+    """Whether a request is a browser's for a page: not under ``/api``, HTML accepted."""
+    accept = req.headers.get("accept", "")
+    return not req.url.path.startswith("/api") and "text/html" in accept
+
+
 def _add_error_handlers(app: Any, st: _State) -> None:
     """One-line JSON errors: 4xx for the request's faults, 5xx for the server's (the index
     gone, locked, read-only or unusable: 503, see :func:`_index_fault`), 500 without a
@@ -589,6 +595,13 @@ def _add_error_handlers(app: Any, st: _State) -> None:
             # the login form's own fault (text not UTF-8, a form too large): the form again
             page = pages.login(str(exc.detail))
             return HTMLResponse(page, status_code=exc.status_code, headers=headers)
+        if exc.status_code == 404 and req.method in ("GET", "HEAD") and _wants_page(req):
+            from fastapi.responses import HTMLResponse
+
+            from exprsim.web import pages
+
+            # a mistyped address in a browser: a page with the header's links, not raw JSON
+            return HTMLResponse(pages.not_found(), status_code=404, headers=headers)
         return JSONResponse(
             {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
         )

@@ -117,6 +117,11 @@ def login(error: str = "") -> str:
     )
 
 
+def not_found() -> str:
+    """A browser's answer for an address the server has no page at."""
+    return _page("Not found", "<p>There is no page at this address: see the links above.</p>")
+
+
 def unavailable(error: str) -> str:
     """A page's answer when the server cannot serve it (the index gone, locked...)."""
     return _page("Unavailable", f"<p class='err'>{html.escape(error)}</p>")
