@@ -81,15 +81,15 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="URL",
         help="the address users type when a proxy in front forwards to this server, as "
-        "https://faces.example.com (repeatable): its pages may post here, and on loopback "
-        "its host name is answered too",
+        "https://faces.example.com (repeatable; default: none): its pages may post here, and "
+        "on loopback its host name is answered too",
     )
     p.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
         metavar="ADDR",
-        help="address of a proxy in front (repeatable; e.g. 127.0.0.1): requests from it are "
+        help="address of a proxy in front (repeatable, e.g. 127.0.0.1; default: none): requests from it are "
         "taken as coming from the client its X-Forwarded-For names (the login rate limit "
         "counts clients, not the proxy) and by the scheme its X-Forwarded-Proto names",
     )
