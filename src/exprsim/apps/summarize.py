@@ -564,8 +564,7 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
 
     ``summary.items`` must carry crops (``FaceEmbedding``: ``aligned.crop``) for pictures.
     """
-    from exprsim.report import plots
-    from exprsim.report.html import MAX_DISTANCE_TABLE, Page, distance_rows
+    from exprsim.report.html import Page
 
     page = Page(
         title,
@@ -610,6 +609,21 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
             )
             if c.size > strip:
                 page.paragraph(f"... and {c.size - strip} more")
+    _map_sections(page, summary, crops)
+    if summary.items is not None:
+        page.heading("All faces")
+        frame = summary.to_frame()
+        frame["cluster"] = [f"#{v}" for v in frame["cluster"]]  # distance: Euclidean already
+        page.table(frame.rename(columns={"distance": "distance to centre"}))
+    return page
+
+
+def _map_sections(page: Any, summary: Summary, crops: Any) -> None:
+    """The summary page's map of all faces and the distances between the representatives
+    (a heat map, and its numbers for up to :data:`MAX_DISTANCE_TABLE` clusters)."""
+    from exprsim.report import plots
+    from exprsim.report.html import MAX_DISTANCE_TABLE, distance_rows
+
     emb = np.stack([np.asarray(it.embedding) for it in summary.items]) if summary.items else None
     if emb is not None and len(emb) >= 2:
         shown = plots.map_size(len(emb))
@@ -642,12 +656,6 @@ def summary_page(summary: Summary, title: str = "Expression summary", strip: int
             )
             if numbered:  # the colours' numbers, for whoever cannot tell the colours
                 page.table(distance_rows(emb[reps], [f"#{i + 1}" for i in range(len(reps))]))
-    if summary.items is not None:
-        page.heading("All faces")
-        frame = summary.to_frame()
-        frame["cluster"] = [f"#{v}" for v in frame["cluster"]]  # distance: Euclidean already
-        page.table(frame.rename(columns={"distance": "distance to centre"}))
-    return page
 
 
 def _descriptions(items: Sequence[Any] | None) -> Callable[[int], str]:

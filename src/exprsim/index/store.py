@@ -1572,8 +1572,7 @@ class FaceIndex:
                 embedded in batches across files, and each is committed once embedded.
             embedder_lock: held while the model works, taken once this writer has the
                 index (a server's searches sharing the model never wait for other writers).
-
-        One writer at a time: a second ``add`` waits for the first, then skips its files.
+                One writer at a time: a second ``add`` waits, then skips the first's files.
 
         Returns:
             An :class:`AddReport` (unreadable images are reported, not raised).
@@ -1589,8 +1588,7 @@ class FaceIndex:
 
         t0 = time.perf_counter()
         files = unique_files(iter_image_files(paths))
-        embedder = self.embedder
-        model = embedder.config.name_version
+        model = self.embedder.config.name_version
         self.check_model(model)
         outcomes: dict[int, FileOutcome] = {}
         queued: collections.deque[tuple[int, _Job]] = collections.deque()
@@ -1602,8 +1600,6 @@ class FaceIndex:
             settled here, in the calling thread, without decoding."""
             for i, path in enumerate(files):
                 job = self._prepare(path, retry_failed, stamps)
-                if len(stamps) >= STAMP_BATCH:
-                    self._stamp_ctimes(stamps)
                 if isinstance(job, _Job) and detector is None:  # the same bytes indexed
                     job = self._copy(job, model) or job
                 if isinstance(job, FileOutcome):
@@ -1615,7 +1611,7 @@ class FaceIndex:
 
         with self._writer_lock(), embedder_lock or contextlib.nullcontext():
             try:
-                for item in embedder.embed_stream(feed(), detector=detector, workers=workers):
+                for item in self.embedder.embed_stream(feed(), detector=detector, workers=workers):
                     i, job = queued.popleft()
                     outcomes[i] = self._finish_job(job, model, item)
                     bar.update(1)
@@ -1658,6 +1654,8 @@ class FaceIndex:
         unchanged = row is not None and _same_stat(row[1], row[2], row[5], st)
         if unchanged and row[5] is None and self._db.file_ctime and stamps is not None:
             stamps.append((int(st.st_ctime_ns), row[0], row[1], row[2]))
+            if len(stamps) >= STAMP_BATCH:
+                self._stamp_ctimes(stamps)
         if unchanged and (row[4] == "done" or not retry_failed):
             before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)

@@ -1171,11 +1171,42 @@ def _summary_map(st: _State, ix: Any, state: tuple[str, int, int, int]) -> bytes
     return embedding_map(emb, thumbnails=crops, labels=labels, projection=projection)
 
 
+def _tag_faces(st: _State, name: str, threshold: float | None) -> Any:
+    """``GET /api/tags/{name}/faces``: the faces within the tag's threshold, nearest first
+    (the first 200, each with its photo's name), and how many there are."""
+    from fastapi.responses import JSONResponse
+
+    from exprsim.apps.tag import Tagger, nearest_reference
+
+    with st.index() as ix:
+        tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
+        name = _stored_tag_name(name, tagger.names())
+        ids, emb = ix.embeddings()
+        refs = [r for r in tagger.references() if r.name == name]
+        if not refs:
+            return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
+        ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
+        d = nearest_reference(emb, ref)  # a block of faces at a time (was N x R x 16)
+        keep = np.flatnonzero(d < limit)
+        order = keep[np.argsort(d[keep])][:200]
+        sources = {r.id: r.source for r in ix.get([int(ids[i]) for i in order])}
+    return {
+        "threshold": limit,
+        "count": len(keep),
+        "faces": [
+            {"id": int(ids[i]), "distance": round(float(d[i]), 4),
+             "thumbnail": f"/api/thumbs/{int(ids[i])}",
+             "file": display_name(sources.get(int(ids[i]), ""))}
+            for i in order
+        ],
+    }  # fmt: skip
+
+
 def _add_tag_routes(app: Any, st: _State) -> None:
     from fastapi import File, Form, Query, UploadFile
     from fastapi.responses import JSONResponse
 
-    from exprsim.apps.tag import Tagger, nearest_reference
+    from exprsim.apps.tag import Tagger
 
     @app.get("/api/tags")
     def tags_list() -> dict[str, Any]:
@@ -1221,28 +1252,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
     # ``{name:path}``: a name with a ``/`` (possible from the CLI) still reaches its tag
     @app.get("/api/tags/{name:path}/faces")
     def tags_faces(name: str, threshold: float | None = Query(None, gt=0, le=2)) -> Any:
-        with st.index() as ix:
-            tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
-            name = _stored_tag_name(name, tagger.names())
-            ids, emb = ix.embeddings()
-            refs = [r for r in tagger.references() if r.name == name]
-            if not refs:
-                return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
-            ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
-            d = nearest_reference(emb, ref)  # a block of faces at a time (was N x R x 16)
-            keep = np.flatnonzero(d < limit)
-            order = keep[np.argsort(d[keep])][:200]
-            sources = {r.id: r.source for r in ix.get([int(ids[i]) for i in order])}
-        return {
-            "threshold": limit,
-            "count": len(keep),
-            "faces": [
-                {"id": int(ids[i]), "distance": round(float(d[i]), 4),
-                 "thumbnail": f"/api/thumbs/{int(ids[i])}",
-                 "file": display_name(sources.get(int(ids[i]), ""))}
-                for i in order
-            ],
-        }  # fmt: skip
+        return _tag_faces(st, name, threshold)
 
     @app.delete("/api/tags/{name:path}")
     def tags_delete(name: str) -> Any:
