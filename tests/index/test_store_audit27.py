@@ -31,16 +31,21 @@ def _rewrite_keeping_time(path: Path, data: bytes) -> None:
     assert os.stat(path).st_mtime_ns == st.st_mtime_ns
 
 
-def _drop_ctime(store: str | Path) -> None:
-    """Make the index look like one made before ``files.ctime_ns`` existed."""
+def run_sql(store: str | Path, sql: str) -> None:
+    """Run one statement on the index with the engine's own client."""
     if isinstance(store, Path):
         with sqlite3.connect(store) as conn:
-            conn.execute("ALTER TABLE files DROP COLUMN ctime_ns")
+            conn.execute(sql)
         return
     import psycopg
 
     with psycopg.connect(store, autocommit=True) as conn:
-        conn.execute("ALTER TABLE files DROP COLUMN ctime_ns")
+        conn.execute(sql)
+
+
+def _drop_ctime(store: str | Path) -> None:
+    """Make the index look like one made before ``files.ctime_ns`` existed."""
+    run_sql(store, "ALTER TABLE files DROP COLUMN ctime_ns")
 
 
 def test_a_file_rewritten_with_its_old_size_and_time_is_indexed_again(store, tmp_path):

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from stub_embedder import StubEmbedder
+from test_store_audit27 import _bmp, _rewrite_keeping_time, run_sql
 
 from exprsim.index import store as store_mod
 from exprsim.index.store import FaceIndex
 
 
-def _bmp(path: Path, seed: int) -> bytes:
-    """An uncompressed image: every one of them has the same number of bytes."""
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(1, 255, (32, 32, 3), dtype=np.uint8)).save(path, "BMP")
-    return path.read_bytes()
-
-
-def _rewrite_keeping_time(path: Path, data: bytes) -> None:
-    """What ``cp -p`` does: other bytes of the same size, the old modification time."""
-    st = os.stat(path)
-    path.write_bytes(data)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert os.stat(path).st_mtime_ns == st.st_mtime_ns
-
-
 def _forget_ctimes(store: str | Path) -> None:
     """Rows as an index made before ``files.ctime_ns`` left them once it got the column."""
-    if isinstance(store, Path):
-        with sqlite3.connect(store) as conn:
-            conn.execute("UPDATE files SET ctime_ns = NULL")
-        return
-    import psycopg
-
-    with psycopg.connect(store, autocommit=True) as conn:
-        conn.execute("UPDATE files SET ctime_ns = NULL")
+    run_sql(store, "UPDATE files SET ctime_ns = NULL")
 
 
 def _ctimes(ix: FaceIndex) -> dict[str, int | None]:
