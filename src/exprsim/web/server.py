@@ -72,6 +72,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._linger_until is not None and not self._answered_early():
+            # the body of the request answered early is in, and h11 began the next cycle:
+            # the next request has its own times, from now
+            self._linger_until = None
+            self._arm_header_timer()
         state = self.conn.their_state
         if state is h11.SEND_BODY:  # each byte of a body gives the next one its time
             self._arm_header_timer(self._body_wait())
@@ -89,12 +94,20 @@ class GuardedH11Protocol(H11Protocol):
             self._linger_until = self.loop.time() + self.linger_s
             self._arm_header_timer(self._body_wait())
 
+    def _answered_early(self) -> bool:
+        """Whether the request now in is one answered before its body was read (a kept-alive
+        connection's next request is not, though :attr:`_linger_until` is still set when its
+        bytes arrive with the end of the earlier body)."""
+        done = self.conn.our_state in (h11.DONE, h11.MUST_CLOSE)
+        return self._linger_until is not None and done
+
     def _body_wait(self) -> float:
         """Seconds the connection may now go without a byte of its body: its idle time,
         and once answered early, no later than :attr:`_linger_until` however it trickles."""
-        if self._linger_until is None:
+        until = self._linger_until
+        if until is None or not self._answered_early():
             return self.body_idle_s
-        return max(0.0, min(self.body_idle_s, self._linger_until - self.loop.time()))
+        return max(0.0, min(self.body_idle_s, until - self.loop.time()))
 
     def _arm_header_timer(self, seconds: float | None = None) -> None:
         self._disarm_header_timer()
@@ -110,7 +123,7 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing() or self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
             return
-        early = self._linger_until is not None  # answered: the app is not behind
+        early = self._answered_early()  # answered: the app is not behind
         if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused and not early:
             self._arm_header_timer(self.body_idle_s)  # the app is behind, not the client
             return
