@@ -54,8 +54,11 @@ def fer_training_landmarks(
     val_fraction: float,
     seed: int,
     max_train: int | None = None,
+    progress: bool = True,
 ) -> tuple[LandmarkData, dict[str, float]]:
-    """FER+ Training features split with :func:`exprsim.data.split.holdout_split`.
+    """FER+ Training features split with :func:`exprsim.data.split.holdout_split`: the
+    first ``max_train`` faces when set (only those are meshed, unless the whole split's
+    meshes are cached), ``progress`` for the mesh extraction's bar.
 
     Returns:
         The data (mesh failures dropped) and ``{"faces", "mesh_found", "success_rate"}``.
@@ -64,7 +67,9 @@ def fer_training_landmarks(
     from exprsim.data.split import holdout_split
     from exprsim.pvae.features import extract_fer_landmarks
 
-    lm = extract_fer_landmarks("Training", cache_dir, data_dir)
+    lm = extract_fer_landmarks(
+        "Training", cache_dir, data_dir, progress=progress, limit=max_train or None
+    )
     split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
     x, dist, maj, ok = lm.features(), split.dist, split.majority, lm.ok
     if max_train:

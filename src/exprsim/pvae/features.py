@@ -273,6 +273,7 @@ def extract_fer_landmarks(
     side: int = 192,
     progress: bool = True,
     workers: int = 1,
+    limit: int | None = None,
 ) -> FerLandmarks:
     """Face meshes of a FER+ split, cached as ``<cache_dir>/mesh-<usage>.npz``.
 
@@ -287,24 +288,50 @@ def extract_fer_landmarks(
         side: upscaled crop side fed to the mesh.
         progress: tqdm bar.
         workers: processes (each with its own MediaPipe graph).
+        limit: only the split's first ``limit`` faces (a smoke run's ``max_train``): the
+            whole split's cache serves them when it is there, else they are meshed alone and
+            cached as ``mesh-<usage>-first<limit>.npz``.
     """
     from exprsim.data.fer import load_ferplus
-    from exprsim.io import save_npz, write_atomically
 
     split = load_ferplus(
         usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
     )
     path = Path(cache_dir) / f"mesh-{usage}.npz"
-    digest = _pixels_digest(split.images, side)
-    cached = _cached_mesh(path, digest, split.rows, usage)
+    images, rows = split.images, np.asarray(split.rows)
+    if limit is not None and limit < len(images):
+        whole = _cached_mesh(path, _pixels_digest(images, side), rows, usage, quiet=True)
+        if whole is not None:
+            return FerLandmarks(
+                whole.mesh[:limit], whole.ok[:limit], rows[:limit], usage, whole.seconds
+            )
+        images, rows = images[:limit], rows[:limit]
+        path = path.with_name(f"mesh-{usage}-first{limit}.npz")
+    digest = _pixels_digest(images, side)
+    cached = _cached_mesh(path, digest, rows, usage)
     if cached is not None:
         return cached
-    from exprsim.faces.landmarks import MESH_POINTS
+    return _extract(images, rows, usage, side, progress, workers, (path, digest))
 
-    mesh = np.full((len(split), MESH_POINTS, 3), np.nan, np.float32)
-    ok = np.zeros(len(split), bool)
+
+def _extract(
+    images: np.ndarray,
+    rows: np.ndarray,
+    usage: str,
+    side: int,
+    progress: bool,
+    workers: int,
+    cache: tuple[Path, str],
+) -> FerLandmarks:
+    """Mesh ``images`` (rows ``rows`` of split ``usage``) and cache them at ``cache``'s path
+    with its pixel digest (a cache that cannot be written is warned about, not fatal)."""
+    from exprsim.faces.landmarks import MESH_POINTS
+    from exprsim.io import save_npz, write_atomically
+
+    mesh = np.full((len(images), MESH_POINTS, 3), np.nan, np.float32)
+    ok = np.zeros(len(images), bool)
     t0 = time.perf_counter()
-    chunks = [(i, split.images[i : i + _CHUNK], side) for i in range(0, len(split), _CHUNK)]
+    chunks = [(i, images[i : i + _CHUNK], side) for i in range(0, len(images), _CHUNK)]
     if workers > 1:
         for start, m, found in _mesh_in_processes(chunks, workers, progress):
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
@@ -313,7 +340,8 @@ def extract_fer_landmarks(
             start, m, found = _mesh_chunk(chunk)
             mesh[start : start + len(m)], ok[start : start + len(m)] = m, found
     secs = time.perf_counter() - t0
-    arrays = {"mesh": mesh, "ok": ok, "rows": np.asarray(split.rows)}
+    path, digest = cache
+    arrays = {"mesh": mesh, "ok": ok, "rows": rows}
     arrays.update(seconds=np.asarray(secs), digest=np.asarray(digest))
     try:  # whole or not at all: a run stopped while writing leaves no half cache to trip on
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,12 +351,15 @@ def extract_fer_landmarks(
             "could not cache the face meshes of %s (%s): they are used uncached", usage, exc
         )
     log.info("%s: mesh found %d / %d faces (%.1f%%)", usage, ok.sum(), len(ok), 100 * ok.mean())
-    return FerLandmarks(mesh, ok, split.rows, usage, secs)
+    return FerLandmarks(mesh, ok, rows, usage, secs)
 
 
-def _cached_mesh(path: Path, digest: str, rows: np.ndarray, usage: str) -> FerLandmarks | None:
+def _cached_mesh(
+    path: Path, digest: str, rows: np.ndarray, usage: str, quiet: bool = False
+) -> FerLandmarks | None:
     """The meshes cached at ``path`` for pixels ``digest``, else ``None`` (no cache, one
-    made from other pixels, or a damaged file: recomputed, with a warning for the last two)."""
+    made from other pixels, or a damaged file: recomputed, with a warning for the last two
+    unless ``quiet``: only looked at)."""
     if not path.is_file():
         return None
     try:
@@ -344,7 +375,9 @@ def _cached_mesh(path: Path, digest: str, rows: np.ndarray, usage: str) -> FerLa
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         # cut short (a run stopped while writing, before the writes were atomic), foreign,
         # or damaged (a flipped byte in a compressed member: zlib.error)
-        log.warning("%s is damaged (%s); recomputing", path, exc)
+        if not quiet:
+            log.warning("%s is damaged (%s); recomputing", path, exc)
         return None
-    log.warning("%s was made from other pixels or settings; recomputing", path)
+    if not quiet:
+        log.warning("%s was made from other pixels or settings; recomputing", path)
     return None

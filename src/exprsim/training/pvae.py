@@ -238,8 +238,8 @@ def _model_kwargs(cfg: PVAETrainConfig, dim: int) -> dict[str, Any]:
 MIN_TRAIN_FACES, MIN_VAL_FACES = 8, 3  # 3: the M2 variants' validation triplets
 
 
-def _pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
-    data, extra = _load_pvae_data(cfg)
+def _pvae_data(cfg: PVAETrainConfig, progress: bool = True) -> tuple[LandmarkData, dict[str, Any]]:
+    data, extra = _load_pvae_data(cfg, progress)
     n_tr, n_va = len(data.x_train), len(data.x_val)
     if n_tr < MIN_TRAIN_FACES or n_va < MIN_VAL_FACES:
         found = (
@@ -255,7 +255,9 @@ def _pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
     return data, extra
 
 
-def _load_pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]:
+def _load_pvae_data(
+    cfg: PVAETrainConfig, progress: bool = True
+) -> tuple[LandmarkData, dict[str, Any]]:
     if cfg.data == "synthetic":
         x, dist = synthetic_landmarks(cfg.max_train or 400, seed=cfg.seed)
         maj = dist.argmax(axis=1).astype(np.int64)
@@ -263,7 +265,12 @@ def _load_pvae_data(cfg: PVAETrainConfig) -> tuple[LandmarkData, dict[str, Any]]
         return LandmarkData(x[tr], x[va], dist[tr], dist[va], maj[tr], maj[va]), {}
     if cfg.data == "ferplus":
         data, extra = fer_training_landmarks(
-            cfg.landmark_cache, cfg.data_dir, cfg.val_fraction, cfg.seed, cfg.max_train
+            cfg.landmark_cache,
+            cfg.data_dir,
+            cfg.val_fraction,
+            cfg.seed,
+            cfg.max_train,
+            progress=progress,
         )
         if data.x_train.shape[1] != FEATURE_DIM:
             raise ValueError(f"expected {FEATURE_DIM} features, got {data.x_train.shape[1]}")
@@ -419,7 +426,7 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
     may_change = ("iterations", "threads", "max_seconds")
     run.check(cfg, may_change)
     state = run.resume_state(cfg.iterations, "iteration")  # before claim() rewrites
-    data, extra = _pvae_data(cfg)
+    data, extra = _pvae_data(cfg, progress)
     setup_torch(cfg.seed, max(1, cfg.threads))
     tr = _PVAETrainer(cfg, data)
     if state is not None:  # another network's checkpoint, or other data: refused before the claim
