@@ -102,8 +102,11 @@ def test_cache_written_and_reused(tmp_path: Path, cache: Path) -> None:
 
 
 def test_errors(tmp_path: Path, cache: Path) -> None:
-    with pytest.raises(DataError, match="no fer2013"):
+    with pytest.raises(DataError, match="missing: no such folder"):
         load_fer_table(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no fer2013"):
+        load_fer_table(tmp_path / "empty")
     folder = _write(tmp_path / "fer")
     with pytest.raises(DataError, match="unknown split"):
         load_ferplus("Validation", data_dir=folder)

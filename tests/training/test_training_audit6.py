@@ -68,8 +68,8 @@ def test_sgm_levels_give_every_face_its_own_label(kw, tmp_path, monkeypatch) -> 
     seen: dict[str, Any] = {}
     real_build = ferplus._build
 
-    def spy(cfg, tr, va, labels, device="cpu"):  # what level 1 trains on, then stop
-        s = real_build(cfg, tr, va, labels, device)
+    def spy(cfg, tr, va, labels, device="cpu", init=True):  # what level 1 trains on, then stop
+        s = real_build(cfg, tr, va, labels, device, init)
         seen.update(train=s.train_labels, val=s.val_labels, tr=tr, va=va)
         raise _Stop
 

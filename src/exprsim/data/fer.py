@@ -84,7 +84,18 @@ def default_data_dir() -> Path:
     return here.parent / "shared" / "data" / "fer2013"
 
 
+def _from_cwd(path: Path) -> str:
+    """`` (relative to <working folder>)`` for a relative path, else nothing."""
+    return "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+
+
 def _find(data_dir: Path, stem: str) -> Path:
+    if not os.path.lexists(data_dir):
+        raise DataError(
+            f"{data_dir}: no such folder{_from_cwd(data_dir)}; give the folder that holds fer2013.csv and "
+            "fer2013new.csv with --data-dir DIR or $EXPRSIM_FER_DIR (exprsim train: its "
+            "config's data_dir key)"
+        )
     if data_dir.is_file():
         raise DataError(
             f"{data_dir}: a file; --data-dir takes the folder that holds fer2013.csv and "

@@ -7,7 +7,8 @@ Layout of ``faces.db`` (WAL mode, ``synchronous=FULL``; all writes in transactio
   every write, so a stale ANN file is detected), ``created``;
 * ``files``: one row per image file: resolved ``path``, ``size``, ``mtime_ns``, ``sha256``,
   ``ctime_ns`` (the change time; none in rows loaded from a table, and in rows of an index
-  made before it until the next ``add`` finds them unchanged), ``status`` (``done`` or ``failed`` + ``error``), ``n_faces``;
+  made before it until the next ``add`` finds them unchanged), ``status`` (``done`` or
+  ``failed`` + ``error``), ``n_faces``;
 * ``faces``: one row per face: ``file_id``, ``face_index``, box, detector score,
   landmarks ``(5, 2)`` float32 blob, quality fields, ``embedding`` ``(16,)`` float32 blob,
   ``model``, optional ``label`` and ``tags`` (JSON list), aligned ``crop`` (JPEG);
@@ -2400,7 +2401,8 @@ class FaceIndex:
         )
 
     def files(self) -> Any:
-        """Every file row as a DataFrame (``path, size, mtime_ns, sha256, status, error, n_faces``)."""
+        """Every file row as a DataFrame (``path, size, mtime_ns, sha256, status, error,
+        n_faces``)."""
         return self._db.frame(
             "SELECT path, size, mtime_ns, sha256, status, error, n_faces FROM files ORDER BY path"
         )

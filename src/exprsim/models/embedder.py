@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -787,6 +788,16 @@ def embed_aligned(embedder: Any, crops: np.ndarray) -> np.ndarray:
     return np.asarray(embedder.embed_crops(crops))
 
 
+def _level_models(folder: Path) -> list[str]:
+    """The ``level<n>`` folders of ``folder`` that hold a model, by ``n``."""
+    try:
+        names = [p.name for p in folder.glob("level*") if re.fullmatch(r"level\d+", p.name)]
+    except OSError:
+        return []
+    found = [n for n in names if _is_file(folder / n / "config.json")]
+    return sorted(found, key=lambda n: int(n[5:]))
+
+
 def check_model_files(name: str | os.PathLike[str]) -> Path:
     """The folder of a shipped model or a checkpoint folder holding ``config.json`` +
     ``model.safetensors`` (checked without reading them: commands check it before loading
@@ -801,6 +812,13 @@ def check_model_files(name: str | os.PathLike[str]) -> Path:
     folder = _weights_dir(str(name)) if name in SHIPPED else Path(name)
     if _is_file(folder / "config.json") and _is_file(folder / "model.safetensors"):
         return folder
+    levels = _level_models(folder)
+    if levels:  # an sgm-subspaces run: a model per level, none at its root
+        raise ModelError(
+            f"model {printable(str(folder))}: an sgm-subspaces run, whose models are its "
+            f"levels' folders ({', '.join(levels)}): load one of those, e.g. "
+            f"{printable(str(folder / levels[-1]))}"
+        )
     if any(_is_file(folder / f) for f in ("train_config.json", "state.pt")):
         raise ModelError(
             f"model {printable(str(folder))}: a training run not exported yet (no config.json "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from exprsim.errors import ExprsimError, printable
 from exprsim.index.store import FaceIndex, LoadReport
@@ -69,16 +70,29 @@ def _shards_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _shard_models(path: Path) -> list[str]:
-    """The distinct values of a shard's ``model`` column (none without one)."""
+def _read_shard(path: Path, columns: list[str] | None = None) -> Any:
+    """The shard's table (only ``columns`` when given; a column it lacks is skipped).
+
+    Raises:
+        ExprsimError: not a readable Parquet file (pyarrow raises several types).
+    """
     import pyarrow.parquet as pq
 
     try:
-        if "model" not in pq.read_schema(path).names:
-            return []
-        column = pq.read_table(path, columns=["model"]).column("model")
+        if columns is not None:
+            names = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in names]
+        return pq.read_table(path, columns=columns)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def _shard_models(path: Path) -> list[str]:
+    """The distinct values of a shard's ``model`` column (none without one)."""
+    table = _read_shard(path, ["model"])
+    if "model" not in table.column_names:
+        return []
+    column = table.column("model")
     return sorted({str(v) for v in column.unique().to_pylist() if v is not None})
 
 
@@ -134,8 +148,6 @@ def load_parquet(
     """
     import time
 
-    import pyarrow.parquet as pq
-
     files = parquet_shards(shards)
     _check_one_model(files, model)  # before any shard is written
     t0 = time.perf_counter()
@@ -144,10 +156,7 @@ def load_parquet(
     index = db if isinstance(db, FaceIndex) else FaceIndex(db)
     try:
         for path in progress_bar(files, enabled=progress, desc="load", unit="shard"):
-            try:
-                table = pq.read_table(path)
-            except Exception as exc:  # pyarrow raises several types for a bad file
-                raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
+            table = _read_shard(path)
             if table.num_rows == 0:
                 continue
             rep = index.add_table(table, model=model, replace=replace, name=str(path))

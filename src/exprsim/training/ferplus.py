@@ -47,7 +47,12 @@ from exprsim.models.embedder import (
     resolve_device,
 )
 from exprsim.progress import progress_bar
-from exprsim.training.ferplus_config import MAX_VALIDATION_DRAWS, TrainConfig, TrainResult
+from exprsim.training.ferplus_config import (
+    MAX_BATCH,
+    MAX_VALIDATION_DRAWS,
+    TrainConfig,
+    TrainResult,
+)
 from exprsim.training.ferplus_data import (
     FER2013_TO_FERPLUS,
     FerArrays,
@@ -57,6 +62,7 @@ from exprsim.training.ferplus_data import (
     validation_triplets,
 )
 from exprsim.training.run import (
+    MAX_TORCH_THREADS,
     RunFolder,
     brief,
     build_network,
@@ -340,13 +346,23 @@ def _check_choices(cfg: TrainConfig) -> None:
         "epochs": (1 <= cfg.epochs <= 100_000, "in [1, 100000]"),
         "seed": seed_range(cfg.seed),
         "split_seed": seed_range(cfg.split_seed),
-        "batch_size": (cfg.batch_size >= 2, ">= 2"),
+        "batch_size": (2 <= cfg.batch_size <= MAX_BATCH, f"in [2, {MAX_BATCH}]"),
         "triplets_per_type": (
             cfg.triplets_per_type >= 1 or cfg.triplet_weight == 0,
             ">= 1 (0 only with triplet_weight 0)",
         ),
         "lr": (cfg.lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
+        "momentum": (
+            0 < cfg.momentum < 1 or cfg.optimizer != "sgd",
+            "in (0, 1) with optimizer 'sgd' (Nesterov)",
+        ),
+        # past epochs is a warm-up the run never ends (a smoke run's --epochs 1): allowed
+        "warmup_epochs": (0 <= cfg.warmup_epochs < math.inf, "finite and >= 0"),
+        "num_threads": (
+            0 <= cfg.num_threads <= MAX_TORCH_THREADS,
+            f"in [0, {MAX_TORCH_THREADS}] (0: torch's default, one per core)",
+        ),
         "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
         "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
         "val_triplets": (0 <= cfg.val_triplets <= 1_000_000, "in [0, 1000000]"),
@@ -357,7 +373,11 @@ def _check_choices(cfg: TrainConfig) -> None:
         "val_drop_twins": (0 <= cfg.val_drop_twins <= 1, "in [0, 1]"),
         "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
         "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),
-        "swa_epochs": (0 <= cfg.swa_epochs <= cfg.epochs, "in [0, epochs]"),
+        "swa_epochs": (
+            0 <= cfg.swa_epochs <= cfg.epochs,
+            f"in [0, epochs] (epochs is {cfg.epochs}: the weight average takes the last "
+            "swa_epochs epochs; a shorter --epochs needs a config with fewer swa_epochs)",
+        ),
         "mixup_alpha": (cfg.mixup_alpha >= 0, ">= 0"),
         "mixup_p": (0 <= cfg.mixup_p <= 1, "in [0, 1]"),
         "teacher_weight": (0 <= cfg.teacher_weight <= 1, "in [0, 1]"),
@@ -370,7 +390,7 @@ def _check_choices(cfg: TrainConfig) -> None:
             f"FER+ classes with a FER2013 label ({', '.join(FER2013_TO_FERPLUS.values())})",
         ),
     }
-    check_ranges(cfg, ranges)
+    check_ranges(cfg, {**ranges, **_loss_ranges(cfg)})
     firsts = [first for first, _ in cfg.size_schedule]
     if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
         not 0 <= first < cfg.epochs or not 16 <= side <= 256 for first, side in cfg.size_schedule
@@ -392,6 +412,33 @@ def _check_choices(cfg: TrainConfig) -> None:
             "teacher_pair_weight > 0 needs a teacher file, objective 'fec' and no mixup "
             "(the teachers' distances belong to unmixed faces)"
         )
+
+
+def _loss_ranges(cfg: TrainConfig) -> dict[str, tuple[bool, str]]:
+    """:func:`~exprsim.config.check_ranges` rules of the losses' settings and the balanced
+    sampler's batch (NaN fails every rule)."""
+    return {
+        "kl_weight": (cfg.kl_weight >= 0, ">= 0"),
+        "triplet_weight": (cfg.triplet_weight >= 0, ">= 0"),
+        "pair_weight": (cfg.pair_weight >= 0, ">= 0"),
+        "triplet_threshold": (cfg.triplet_threshold >= 0, ">= 0"),
+        "margins": (
+            len(cfg.margins) == 3 and all(m >= 0 and math.isfinite(m) for m in cfg.margins),
+            "three finite values >= 0 (one, two, three)",
+        ),
+        "classifier_scale": (
+            0 < cfg.classifier_scale < math.inf,
+            "> 0 (the cosine classifier's fixed scale)",
+        ),
+        "pair_scale": (0 < cfg.pair_scale < math.inf, "> 0"),
+        "sgm_sigma": (0 < cfg.sgm_sigma < math.inf, "> 0"),
+        "sgm_norm_weight": (cfg.sgm_norm_weight >= 0, ">= 0"),
+        "teacher_pair_angle": (0 <= cfg.teacher_pair_angle <= 90, "in [0, 90] degrees"),
+        "per_class": (
+            1 <= cfg.per_class <= MAX_BATCH // 8,
+            f"in [1, {MAX_BATCH // 8}] (x 8 classes: a batch of at most {MAX_BATCH} faces)",
+        ),
+    }
 
 
 def _raw_output_hook(model: Any) -> dict[str, Any]:
@@ -566,7 +613,10 @@ def _load_init(model: Any, cfg: TrainConfig) -> None:
     init = Path(str(cfg.init_from))
     found = [init / n for n in ("model.safetensors", "last.safetensors") if (init / n).is_file()]
     if not found:
-        raise ValueError(f"init_from {init}: no model.safetensors or last.safetensors there")
+        where = (
+            "" if init.is_absolute() else f" (relative to the working folder: {init.absolute()})"
+        )
+        raise ValueError(f"init_from {init}: no model.safetensors or last.safetensors there{where}")
     if model_being_written(init):
         raise ValueError(
             f"init_from {init}: the command writing its model stopped before it finished "
@@ -582,15 +632,16 @@ def _load_init(model: Any, cfg: TrainConfig) -> None:
     log.info("initialised from %s", init)
 
 
-def make_network(cfg: TrainConfig) -> Any:
+def make_network(cfg: TrainConfig, init: bool = True) -> Any:
     """The network ``cfg`` trains, on the CPU: built from ``model``, ``embedding_dim`` and
-    ``model_kwargs``, and started from ``init_from`` when set.
+    ``model_kwargs``, and started from ``init_from`` when set and ``init`` (a run resuming
+    from its checkpoint overwrites those weights: it does not need ``init_from`` any more).
 
     Raises:
         ValueError: naming ``model_kwargs`` or ``init_from``, when they do not fit.
     """
     model = build_network(cfg.model, cfg.embedding_dim, cfg.model_kwargs)
-    if cfg.init_from:
+    if cfg.init_from and init:
         _load_init(model, cfg)
     return model
 
@@ -652,6 +703,7 @@ def _build(
     val_data: FerArrays,
     labels: np.ndarray | None,
     device: Any = "cpu",
+    init: bool = True,
 ) -> _Setup:
     import torch
 
@@ -666,7 +718,7 @@ def _build(
     from exprsim.models.default import CosineClassifier
 
     train_labels, val_labels = _split_labels(labels, train_data, val_data)
-    model = make_network(cfg)
+    model = make_network(cfg, init)
     # channels-last convolutions: ~25% faster CPU training steps (oneDNN), same math
     model = model.to(device=device, memory_format=torch.channels_last)
     sampler = None
@@ -945,7 +997,8 @@ def train(
         torch.backends.cudnn.benchmark = True
     train_data, val_data = load_data(cfg)  # bad data settings fail before anything is written
     check_batch_size(cfg, len(train_data.images))
-    s = _build(cfg, train_data, val_data, labels, device)  # so do the network and init_from
+    # so do the network and init_from (not read when resuming: the checkpoint's weights win)
+    s = _build(cfg, train_data, val_data, labels, device, init=state is None)
     check_readout_faces(cfg, s.model, len(train_data.images), len(val_data.images))
     s.data_digest = data_digest(train_data, val_data, labels)
     if state is not None:  # another network's checkpoint, or other data: refused before the claim

@@ -17,6 +17,11 @@ from exprsim.models.embedder import (
 #: scores on: 10**8 ran for hours after the training, at its first validation
 MAX_VALIDATION_DRAWS = 1000
 
+#: Most faces in one training step (``batch_size``, or ``per_class`` x 8 classes): a step
+#: of ``exprnet_v`` at 48 px on 4,096 faces peaked at 8.9 GB of memory; ``per_class``
+#: 100,000 (a batch of 800,000) was killed for want of memory without a word
+MAX_BATCH = 4096
+
 
 @dataclass(frozen=True)
 class TrainConfig:

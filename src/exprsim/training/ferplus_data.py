@@ -197,6 +197,12 @@ def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | 
 def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.ndarray:
     from exprsim.errors import DataError
 
+    if not Path(path).exists():
+        where = "" if Path(path).is_absolute() else f", relative to {Path.cwd()}"
+        raise DataError(
+            f"{path}: no such file (the config's teacher{where}; make it with "
+            "make_teacher_targets, or set teacher to null)"
+        )
     try:
         with np.load(path) as z:
             arr, digest = z[key].astype(np.float32), str(z["digest"])

@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
@@ -28,15 +29,41 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ExprsimError
-from exprsim.io import replace_atomically, write_atomically
+from exprsim.io import TEMP_TAIL, replace_atomically, sweep_temporaries, write_atomically
 
 log = logging.getLogger(__name__)
+
+
+#: the hidden temporaries :func:`~exprsim.io.write_atomically` writes a run's files through
+#: (``.state.pt.<pid>.<thread>.tmp``); one a kill left is not progress, and is swept
+_TEMPORARY = re.compile(rf"\..+{TEMP_TAIL}\.tmp")
 
 
 def same_config(a: Any, b: Any) -> bool:
     """Whether two configs are the same once written as JSON (a tuple inside a free-form
     dict field, such as ``model_kwargs``, reads back as a list)."""
     return bool(json.loads(json.dumps(to_dict(a))) == json.loads(json.dumps(to_dict(b))))
+
+
+def config_differences(old: Any, new: Any, shown: int = 3) -> str:
+    """What differs between two configs, for a message: up to ``shown`` dotted keys with
+    the old and the new value (``"lr 0.05 -> 0.1, augmentation.flip True -> False"``), and
+    how many more."""
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict) and value:
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix.removesuffix("."): value}
+
+    a = flat(json.loads(json.dumps(to_dict(old))))
+    b = flat(json.loads(json.dumps(to_dict(new))))
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    parts = [f"{k} {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys[:shown]]
+    more = f", and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(parts) + more
 
 
 def recipe_of(cfg: Any) -> str | None:
@@ -351,8 +378,9 @@ class RunFolder:
                 ) from exc
             if not same_config(_changed(old, cfg, may_change), cfg):
                 if self.holds_progress():
+                    diff = config_differences(_changed(old, cfg, may_change), cfg)
                     raise ValueError(
-                        f"{self.dir} holds a run with a different config; use a new --out"
+                        f"{self.dir} holds a run with a different config ({diff}); use a new --out"
                     )
                 log.warning(
                     "%s: its train_config.json differs but nothing was trained there "
@@ -369,6 +397,8 @@ class RunFolder:
         else, so another config may take it."""
         for path in self.dir.rglob("*"):
             if not path.is_file() or path.name in ("train_config.json", ".lock"):
+                continue
+            if _TEMPORARY.fullmatch(path.name):  # a write a kill cut short: nothing kept
                 continue
             if path.name == "metrics.jsonl" and not (path.parent / "state.pt").exists():
                 continue
@@ -392,6 +422,7 @@ class RunFolder:
         (with its ``recipe``, so that the file is a config ``exprsim train`` runs again)."""
         self.check(cfg, may_change)
         self.dir.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(self.dir, _TEMPORARY.pattern)  # those of killed runs
         name = recipe_of(cfg)
         data = {"recipe": name, **to_dict(cfg)} if name else to_dict(cfg)
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -440,8 +471,8 @@ class RunFolder:
             )
         except Exception as exc:  # truncated or foreign: torch raises EOFError, RuntimeError...
             raise ExprsimError(
-                f"{self.state_path}: unreadable checkpoint ({type(exc).__name__}: {exc}); "
-                "restore it, or delete it to start the run again"
+                f"{self.state_path}: unreadable checkpoint ({type(exc).__name__}: "
+                f"{brief(exc)}); restore it, or delete it to start the run again"
             ) from exc
         return state
 
@@ -462,6 +493,15 @@ class RunFolder:
                 "%s holds a trained model but no checkpoint (state.pt): training it again "
                 "from the start; its model is replaced when the run ends",
                 self.dir,
+            )
+        elif state is None and (rows := self._metric_rows()) > 1:
+            # a committed run without its weights: its history goes with the new start
+            log.warning(
+                "%s holds %d rows of metrics but no checkpoint (state.pt): training it "
+                "again from the start; metrics.jsonl is started again (copy it first to "
+                "keep them)",
+                self.dir,
+                rows,
             )
         done = int(state.get(key, 0)) if state is not None else 0
         if done > length:
@@ -490,6 +530,14 @@ class RunFolder:
     def append_metrics(self, row: Mapping[str, Any]) -> None:
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(dict(row)) + "\n")
+
+    def _metric_rows(self) -> int:
+        """How many non-blank lines ``metrics.jsonl`` holds (0 without one)."""
+        try:
+            text = self.metrics_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(1 for line in text.splitlines() if line.strip())
 
     def trim_metrics(self, key: str, upto: int) -> None:
         """Drop ``metrics.jsonl`` rows whose ``key`` is past ``upto`` (logged after the

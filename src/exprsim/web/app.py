@@ -136,24 +136,26 @@ class ServeConfig:
                 low_open=True,
                 error=ArgumentError,
             )
-        hosts = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else self.allowed_hosts
-        try:
-            names = tuple(hosts)
-        except TypeError:
-            names = (hosts,)  # type: ignore[assignment]
+        names = _as_tuple(self.allowed_hosts)
         if not all(isinstance(h, str) and h.strip() for h in names):
             raise ArgumentError(f"allowed_hosts must be host names, got {self.allowed_hosts!r}")
-        urls = (self.public_urls,) if isinstance(self.public_urls, str) else self.public_urls
-        try:
-            urls = tuple(urls)
-        except TypeError:
-            urls = (urls,)  # type: ignore[assignment]  # refused below
-        origins = tuple(dict.fromkeys(public_origin(u) for u in urls))
+        origins = tuple(dict.fromkeys(public_origin(u) for u in _as_tuple(self.public_urls)))
         object.__setattr__(self, "public_urls", origins)
         allowed = [h.strip().lower() for h in names]
         if allowed:  # the public names too: a proxy may hand their Host on as it is
             allowed += [urlsplit(o).hostname or "" for o in origins]
         object.__setattr__(self, "allowed_hosts", tuple(dict.fromkeys(allowed)))
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A setting given as one string, or as any iterable of them, as a tuple (anything else
+    as a tuple of itself, for the caller to refuse by its items)."""
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        return (value,)
 
 
 #: ports a browser leaves out of an ``Origin``
