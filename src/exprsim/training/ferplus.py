@@ -353,16 +353,6 @@ def _check_choices(cfg: TrainConfig) -> None:
         ),
         "lr": (cfg.lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
-        "momentum": (
-            0 < cfg.momentum < 1 or cfg.optimizer != "sgd",
-            "in (0, 1) with optimizer 'sgd' (Nesterov)",
-        ),
-        # past epochs is a warm-up the run never ends (a smoke run's --epochs 1): allowed
-        "warmup_epochs": (0 <= cfg.warmup_epochs < math.inf, "finite and >= 0"),
-        "num_threads": (
-            0 <= cfg.num_threads <= MAX_TORCH_THREADS,
-            f"in [0, {MAX_TORCH_THREADS}] (0: torch's default, one per core)",
-        ),
         "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
         "min_votes": (0 <= cfg.min_votes <= 10, "in [0, 10]"),
         "val_triplets": (0 <= cfg.val_triplets <= 1_000_000, "in [0, 1000000]"),
@@ -390,7 +380,7 @@ def _check_choices(cfg: TrainConfig) -> None:
             f"FER+ classes with a FER2013 label ({', '.join(FER2013_TO_FERPLUS.values())})",
         ),
     }
-    check_ranges(cfg, {**ranges, **_loss_ranges(cfg)})
+    check_ranges(cfg, {**ranges, **_step_ranges(cfg)})
     firsts = [first for first, _ in cfg.size_schedule]
     if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
         not 0 <= first < cfg.epochs or not 16 <= side <= 256 for first, side in cfg.size_schedule
@@ -414,10 +404,20 @@ def _check_choices(cfg: TrainConfig) -> None:
         )
 
 
-def _loss_ranges(cfg: TrainConfig) -> dict[str, tuple[bool, str]]:
-    """:func:`~exprsim.config.check_ranges` rules of the losses' settings and the balanced
-    sampler's batch (NaN fails every rule)."""
+def _step_ranges(cfg: TrainConfig) -> dict[str, tuple[bool, str]]:
+    """:func:`~exprsim.config.check_ranges` rules of a training step's settings: the
+    optimiser's, the losses', the balanced sampler's batch (NaN fails every rule)."""
     return {
+        "momentum": (
+            0 < cfg.momentum < 1 or cfg.optimizer != "sgd",
+            "in (0, 1) with optimizer 'sgd' (Nesterov)",
+        ),
+        # past epochs is a warm-up the run never ends (a smoke run's --epochs 1): allowed
+        "warmup_epochs": (0 <= cfg.warmup_epochs < math.inf, "finite and >= 0"),
+        "num_threads": (
+            0 <= cfg.num_threads <= MAX_TORCH_THREADS,
+            f"in [0, {MAX_TORCH_THREADS}] (0: torch's default, one per core)",
+        ),
         "kl_weight": (cfg.kl_weight >= 0, ">= 0"),
         "triplet_weight": (cfg.triplet_weight >= 0, ">= 0"),
         "pair_weight": (cfg.pair_weight >= 0, ">= 0"),
