@@ -10,16 +10,28 @@ shipped recipe's. Every choice is still made on the validation faces.
 Students (``STUDENTS``) distil the teachers' mean emotion distribution into the same
 recipe (``TrainConfig.teacher``); each starts once its teacher jobs have finished.
 
-The checkout travels to the GPU machine (64 MiB at most, the pack included, ~46 MiB): move
-run weights the jobs do not read out of the working tree for the call, and back after.
-
 The machine needs no ``../shared``: ``--make-pack`` writes the FER+ Training faces a run
-loads (PublicTest duplicates dropped) into one small file (lossless WebP per face), which
-the sweep decodes and checks against the pixel hash stored beside it.
+loads (PublicTest duplicates dropped) into one file (lossless WebP per face, ~46 MiB),
+which the sweep decodes and checks against the pixel hash stored beside it. ``.gpu/`` is
+ignored by git: the call names it in ``carry``.
+
+The checkout travels to the GPU machine, 64 MiB at most with the pack, and the tracked
+``runs/`` alone is over 100 MiB: ``--park DIR`` moves every tracked file the jobs do not
+read (``runs/`` but the ``init_from`` weights they start from; the shipped weights unless
+a student needs them as a teacher) out to ``DIR`` and says what will travel; ``--unpark
+DIR`` puts them back (run it right after the call). What comes back is at most 8 files of
+16 MiB: ``summary.json`` (rewritten as jobs end, so a call cut short still returns it) and
+at most 7 tarballs, filled with every job's figures and final weights first, then the
+resumable state (``state.pt``, ``last.safetensors``) of ``--state-of`` jobs and of jobs
+stopped before their end; what did not fit is named in ``summary.json``. One wave of 6
+two-stage jobs (or 12 one-stage ones) takes 250-340 s on the H200: about one wave per call.
 
     python scripts/gpu_sweep.py --make-pack .gpu/ferplus-train.pack.npz      # here
+    python scripts/gpu_sweep.py --park /tmp/parked --pack .gpu/ferplus-train.pack.npz \\
+        --jobs base-s0 mix02-s0                                                  # here
     PYTHONPATH=src python3 scripts/gpu_sweep.py --pack .gpu/ferplus-train.pack.npz \\
-        --jobs base-s0 mix02-s0 --out $OUT --deadline 480                       # there
+        --jobs base-s0 mix02-s0 --out $OUT --deadline 480        # there (carry: .gpu)
+    python scripts/gpu_sweep.py --unpark /tmp/parked                             # here
 """
 
 from __future__ import annotations
@@ -211,16 +223,17 @@ def worker(spec: dict[str, Any]) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     common = {"device": spec["device"], "data_dir": spec["data"], "num_threads": 2}
-    if spec.get("smoke"):  # a check of the machinery, not a recipe
-        common.update(epochs=1, max_train=600)
+    # a check of the machinery, not a recipe: over every job's own settings
+    smoke = {"epochs": 1, "max_train": 600, "warmup_epochs": 0.0} if spec.get("smoke") else {}
     out = Path(spec["out"])
     t0 = time.perf_counter()
     if spec["name"] in QUICK or spec["name"] in LAST_STAGE:  # one stage
         if spec["name"] in QUICK:
-            cfg, stage = _config("configs/quick-v5.json", {**common, **QUICK[spec["name"]]}), 1
+            over = {**common, **QUICK[spec["name"]], **smoke}
+            cfg, stage = _config("configs/quick-v5.json", over), 1
         else:
             path, over = LAST_STAGE[spec["name"]]
-            cfg, stage = _config(path, {**common, **over}), 2
+            cfg, stage = _config(path, {**common, **over, **smoke}), 2
             cfg = replace(cfg, init_from=str(ROOT / str(cfg.init_from)))
         if spec.get("smoke"):
             cfg = replace(cfg, swa_epochs=1)
@@ -238,15 +251,16 @@ def worker(spec: dict[str, Any]) -> None:
         else:
             models = [out.parent / n / "stage2" for n in names]
             models += [ROOT / SHIPPED] if shipped else []
-            base = _config("configs/default.json", common)
+            base = _config("configs/default.json", {**common, **smoke})  # the faces it loads
             teacher = make_teacher_targets(models, base, out / "teacher.npz")
         s1 = s2 = {"teacher": str(teacher), "teacher_weight": weight}
     else:
         s1, s2 = JOBS[spec["name"]]
-    cfg1 = _config("configs/default.json", {**common, **s1})
+    cfg1 = _config("configs/default.json", {**common, **s1, **smoke})
     r1 = train(cfg1, out / "stage1", progress=False)
     t1 = time.perf_counter()
-    cfg2 = _config("configs/default-swa30.json", {**common, **s2, "init_from": str(out / "stage1")})
+    over2 = {**common, **s2, **smoke, "init_from": str(out / "stage1")}
+    cfg2 = _config("configs/default-swa30.json", over2)
     if spec.get("smoke"):
         cfg2 = replace(cfg2, swa_epochs=1)
     r2 = train(cfg2, out / "stage2", progress=False)
@@ -261,39 +275,118 @@ def worker(spec: dict[str, Any]) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+#: what comes back from the device machine's $OUT (its README): files, bytes each, in all
+OUT_FILES, OUT_FILE_BYTES, OUT_BYTES = 8, 16 * 2**20, 64 * 2**20
+#: what may travel to it: the working tree with the carried pack
+UPLOAD_BYTES = 64 * 2**20
+#: a job's files that always come back (its figures and its final weights), per stage
+FIGURES = ("metrics.jsonl", "readout.jsonl", "swa.json", "config.json", "train_config.json")
+#: a run's resumable state: comes back for ``--state-of`` jobs and jobs stopped early
+STATE = ("state.pt", "last.safetensors")
+#: bytes a tar member costs beyond its data (header, padding), counted generously
+_TAR_OVERHEAD = 2048
+
+
+def _job_files(job: Path, name: str, with_state: bool) -> tuple[list[Any], list[Any]]:
+    """``(figures, state)``: ``(path, name in the tarball)`` of a job's files that always
+    come back (its summary and log, every stage's figures, the latest model), and of its
+    latest checkpoint's resumable state when ``with_state``."""
+    figures, state = [], []
+    for f in ("summary.json", "log.txt"):
+        if (job / f).is_file():
+            figures.append((job / f, f"{name}/{f}"))
+    stages = sorted(p.name for p in job.glob("stage[0-9]") if p.is_dir())
+    for stage in stages:
+        for f in FIGURES:
+            if (job / stage / f).is_file():
+                figures.append((job / stage / f, f"{name}/{stage}/{f}"))
+    # the latest weights: a job stopped in stage 2 before its first checkpoint restarts
+    # that stage from stage 1's model
+    modelled = [st for st in stages if (job / st / "model.safetensors").is_file()]
+    if modelled:
+        path = job / modelled[-1] / "model.safetensors"
+        figures.append((path, f"{name}/{modelled[-1]}/model.safetensors"))
+    checkpointed = [st for st in stages if (job / st / "state.pt").is_file()]
+    if with_state and checkpointed:
+        last = checkpointed[-1]
+        state += [
+            (job / last / f, f"{name}/{last}/{f}") for f in STATE if (job / last / f).is_file()
+        ]
+    return figures, state
+
+
 def _pack_results(
-    out: Path, names: list[str], per_tar: int, state_of: set[str] | None = None
-) -> None:
-    """Results into tarballs; ``state_of``: jobs whose resumable state (``state.pt``,
-    ``last.safetensors``) goes too (``None``: every job's)."""
-    keep = {
-        "stage1": ("metrics.jsonl", "readout.jsonl", "config.json", "train_config.json"),
-        "stage2": (
-            "metrics.jsonl",
-            "readout.jsonl",
-            "swa.json",
-            "config.json",
-            "train_config.json",
-            "model.safetensors",
-            "last.safetensors",  # with state.pt: the run can be resumed / extended anywhere
-            "state.pt",
-        ),
-    }
-    for t in range(0, len(names), per_tar):
-        with tarfile.open(out / f"runs-{t // per_tar}.tar", "w") as tar:
-            for name in names[t : t + per_tar]:
-                job = out / "jobs" / name
-                for stage, files in keep.items():
-                    for f in files:
-                        if f in ("state.pt", "last.safetensors") and not (
-                            state_of is None or name in state_of
-                        ):
-                            continue
-                        if (job / stage / f).is_file():
-                            tar.add(job / stage / f, arcname=f"{name}/{stage}/{f}")
-                for f in ("summary.json", "log.txt"):
-                    if (job / f).is_file():
-                        tar.add(job / f, arcname=f"{name}/{f}")
+    work: Path,
+    out: Path,
+    exits: dict[str, int],
+    state_of: set[str] | None = None,
+    tars: int = OUT_FILES - 2,
+) -> list[str]:
+    """The jobs' files into at most ``tars`` tarballs under ``out`` (``runs-<i>.tar``, each
+    under :data:`OUT_FILE_BYTES`, all under :data:`OUT_BYTES`; the default leaves two of
+    $OUT's 8 files to ``summary.json`` and the call's log): every job's figures and
+    final weights first, then the state of ``state_of`` jobs (``None``: every job's) and
+    of jobs that did not end well (exit not 0: stopped at the deadline, failed). Returns
+    the names of the files that did not fit."""
+    figures: list[Any] = []
+    state: list[Any] = []
+    for name, code in exits.items():
+        keep = state_of is None or name in state_of or code != 0
+        f, st = _job_files(work / "jobs" / name, name, keep)
+        figures += f
+        state += st
+    bins: list[list[Any]] = []
+    sizes: list[int] = []
+    left: list[str] = []
+    for path, arc in figures + state:
+        size = path.stat().st_size + _TAR_OVERHEAD
+        room = [i for i, used in enumerate(sizes) if used + size <= OUT_FILE_BYTES - 10240]
+        if sum(sizes) + size > OUT_BYTES - OUT_FILE_BYTES:  # summary.json keeps its room
+            left.append(arc)
+        elif room:
+            bins[room[0]].append((path, arc))
+            sizes[room[0]] += size
+        elif len(bins) < tars and size <= OUT_FILE_BYTES - 10240:
+            bins.append([(path, arc)])
+            sizes.append(size)
+        else:
+            left.append(arc)
+    for i, members in enumerate(bins):
+        with tarfile.open(work / f"runs-{i}.tar", "w") as tar:
+            for path, arc in members:
+                tar.add(path, arcname=arc)
+        os.replace(work / f"runs-{i}.tar", out / f"runs-{i}.tar")
+    return left
+
+
+def _job_summary(job: Path, code: int | None) -> dict[str, Any]:
+    """A job's ``summary.json`` once it ended well, else how far it got: its exit (``None``:
+    still running), epochs done and the last epoch's figures."""
+    f = job / "summary.json"
+    if code == 0 and f.is_file():
+        return dict(json.loads(f.read_text()))
+    rows = _epoch_rows(job)
+    return {"exit": code, "epochs_done": len(rows), "last": rows[-1] if rows else None}
+
+
+def _write_summary(out: Path, work: Path, jobs: list[str], exits: dict[str, Any]) -> None:
+    """``out/summary.json``, whole or not at all: every started job's summary (its seeds
+    included) as far as it got."""
+    doc = {}
+    for name in jobs:
+        if name not in exits:
+            continue
+        job = work / "jobs" / name
+        entry = _job_summary(job, exits[name])
+        cfg = job / "stage1" / "train_config.json"
+        cfg = cfg if cfg.is_file() else job / "stage2" / "train_config.json"
+        if cfg.is_file():
+            saved = json.loads(cfg.read_text())
+            entry["seed"], entry["split_seed"] = saved.get("seed"), saved.get("split_seed")
+        doc[name] = entry
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, out / "summary.json")
 
 
 def _gpu_line() -> None:
@@ -314,8 +407,14 @@ def _job_epochs(name: str) -> int:
     """Epochs a job runs, both stages (for the deadline projection)."""
     if name in LAST_STAGE or name in QUICK:
         path = LAST_STAGE[name][0] if name in LAST_STAGE else "configs/quick-v5.json"
-        return int(json.loads((ROOT / path).read_text())["epochs"])
-    return 62
+        over = LAST_STAGE[name][1] if name in LAST_STAGE else QUICK[name]
+        return int(over.get("epochs", json.loads((ROOT / path).read_text())["epochs"]))
+    s1, s2 = JOBS.get(name, ({}, {}))
+    stages = (("configs/default.json", s1), ("configs/default-swa30.json", s2))
+    return sum(
+        int(over.get("epochs", json.loads((ROOT / path).read_text())["epochs"]))
+        for path, over in stages
+    )
 
 
 def _epoch_rows(job: Path) -> list[dict[str, Any]]:
@@ -437,6 +536,7 @@ def sweep(args: argparse.Namespace) -> int:
                 done[name] = p.returncode
                 del running[name]
                 print(f"{time.time() - t0:7.1f} s  {name} exit {p.returncode}", flush=True)
+                _write_summary(out, work, args.jobs, {**dict.fromkeys(running), **done})
         if int(time.time() - t0) % 60 < 2:
             _gpu_line()
         if args.shed:
@@ -449,17 +549,97 @@ def sweep(args: argparse.Namespace) -> int:
                 print(f"{time.time() - t0:7.1f} s  {name} stopped at the deadline", flush=True)
             running.clear()
             pending.clear()
-    names = [n for n in args.jobs if n in done]
-    summaries = {}
-    for n in names:
-        f = work / "jobs" / n / "summary.json"
-        summaries[n] = json.loads(f.read_text()) if f.is_file() else {"exit": done[n]}
-    (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
-    _pack_results(work, names, args.per_tar, None if args.state_of is None else set(args.state_of))
-    for f in work.glob("runs-*.tar"):
-        os.replace(f, out / f.name)
-    print(json.dumps(summaries, indent=1))
+    exits = {n: done[n] for n in args.jobs if n in done}
+    state_of = None if args.state_of is None else set(args.state_of)
+    left = _pack_results(work, out, exits, state_of)
+    _write_summary(out, work, args.jobs, exits)
+    summaries = json.loads((out / "summary.json").read_text())
+    if left:
+        summaries["_left_out"] = left  # over what $OUT can hand back
+        (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
+        print(f"left out (over $OUT's limits): {' '.join(left)}", flush=True)
+    for name, entry in summaries.items():  # one line a job: the output tail is 12,000 chars
+        print(name, json.dumps(entry)[:400], flush=True)
     print(f"total {time.time() - t0:.1f} s")
+    return 0
+
+
+def _needed(jobs: list[str], teacher: str | None) -> set[str]:
+    """Tracked files (relative to the checkout) the jobs read beyond the code and configs:
+    the ``init_from`` weights of one-stage jobs, the shipped weights when a student makes
+    its teacher targets on the machine."""
+    need = set()
+    for name in jobs:
+        path = LAST_STAGE[name][0] if name in LAST_STAGE else None
+        path = "configs/quick-v5.json" if name in QUICK else path
+        init = json.loads((ROOT / path).read_text()).get("init_from") if path else None
+        if init:
+            found = [f"{init}/{n}" for n in ("model.safetensors", "last.safetensors")]
+            need.add(next((f for f in found if (ROOT / f).is_file()), found[0]))
+        if name in STUDENTS and STUDENTS[name][1] and not teacher:
+            need |= {f"{SHIPPED}/{n}" for n in ("config.json", "model.safetensors")}
+    return need
+
+
+def _travelling() -> list[tuple[str, int]]:
+    """``(path, bytes)`` of what a device call takes along: tracked files that are there,
+    and untracked ones git does not ignore."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    return [(n, (ROOT / n).lstat().st_size) for n in names if n and os.path.lexists(ROOT / n)]
+
+
+def park(folder: Path, jobs: list[str], teacher: str | None, pack: Path | None) -> int:
+    """Move the tracked files the jobs do not read (``runs/``, the shipped weights) to
+    ``folder`` (listed in its ``parked.txt``), then say what travels; 1 when it is still
+    over :data:`UPLOAD_BYTES`."""
+    need = _needed(jobs, teacher)
+    missing = sorted(n for n in need if not (ROOT / n).is_file())
+    if missing:
+        print(f"the jobs need {', '.join(missing)}, which is not here", file=sys.stderr)
+        return 1
+    movable = [
+        n
+        for n, _ in _travelling()
+        if (n.startswith("runs/") or n.startswith(SHIPPED + "/")) and n not in need
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    listed = folder / "parked.txt"
+    done = listed.read_text().splitlines() if listed.is_file() else []
+    for n in movable:
+        (folder / n).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(ROOT / n, folder / n)
+        done.append(n)
+        listed.write_text("\n".join(done) + "\n")  # after each move: a kill loses none
+    tree = sum(size for _, size in _travelling())
+    carried = pack.stat().st_size if pack is not None and pack.is_file() else 0
+    total = tree + carried
+    print(
+        f"parked {len(movable)} files in {folder}; travelling: {tree / 2**20:.1f} MiB of the "
+        f"checkout + {carried / 2**20:.1f} MiB carried = {total / 2**20:.1f} MiB "
+        f"(limit {UPLOAD_BYTES / 2**20:.0f} MiB); needed: {', '.join(sorted(need)) or 'none'}"
+    )
+    print(f"afterwards: python scripts/gpu_sweep.py --unpark {folder}")
+    return 0 if total <= UPLOAD_BYTES else 1
+
+
+def unpark(folder: Path) -> int:
+    """Put back what :func:`park` moved to ``folder``."""
+    listed = folder / "parked.txt"
+    if not listed.is_file():
+        print(f"{listed}: not there (nothing parked in {folder})", file=sys.stderr)
+        return 1
+    names = [n for n in listed.read_text().splitlines() if n]
+    back = 0
+    for n in names:
+        if (folder / n).exists() and not (ROOT / n).exists():
+            (ROOT / n).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder / n, ROOT / n)
+            back += 1
+    listed.unlink()
+    print(f"put back {back} of {len(names)} parked files")
     return 0
 
 
@@ -473,7 +653,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
     ap.add_argument("--work", default="/tmp/sweep", help="run folders")
     ap.add_argument("--parallel", type=int, default=6)
-    ap.add_argument("--per-tar", type=int, default=1, help="jobs per result tarball")
     ap.add_argument(
         "--state-of",
         nargs="*",
@@ -490,6 +669,13 @@ def main(argv: list[str] | None = None) -> int:
         "waiting for their teacher jobs",
     )
     ap.add_argument("--smoke", action="store_true", help="1 epoch on 600 faces per stage")
+    ap.add_argument(
+        "--park",
+        type=Path,
+        help="here, before a call: move the tracked files the jobs do not read to this "
+        "folder and say what travels (exit 1 if over 64 MiB)",
+    )
+    ap.add_argument("--unpark", type=Path, help="here, after the call: put them back")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -498,6 +684,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.make_pack:
         make_pack(args.make_pack)
         return 0
+    if args.park:
+        return park(args.park, args.jobs, args.teacher, args.pack)
+    if args.unpark:
+        return unpark(args.unpark)
     if not args.pack:
         ap.error("--pack is needed (or --make-pack)")
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -41,14 +41,16 @@ def test_only_the_named_jobs_state_comes_back(sweep, tmp_path):
         st.mkdir(parents=True)
         for f in ("model.safetensors", "last.safetensors", "state.pt", "metrics.jsonl"):
             (st / f).write_text(f)
-    sweep._pack_results(tmp_path, ["a", "b"], 1, {"b"})
-    names = {}
-    for t in ("runs-0.tar", "runs-1.tar"):
-        with tarfile.open(tmp_path / t) as tar:
-            names[t] = set(tar.getnames())
-    assert "a/stage2/model.safetensors" in names["runs-0.tar"]
-    assert not {"a/stage2/state.pt", "a/stage2/last.safetensors"} & names["runs-0.tar"]
-    assert {"b/stage2/state.pt", "b/stage2/last.safetensors"} <= names["runs-1.tar"]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert sweep._pack_results(tmp_path, out, {"a": 0, "b": 0}, {"b"}) == []
+    names = set()
+    for t in out.glob("runs-*.tar"):
+        with tarfile.open(t) as tar:
+            names |= set(tar.getnames())
+    assert "a/stage2/model.safetensors" in names
+    assert not {"a/stage2/state.pt", "a/stage2/last.safetensors"} & names
+    assert {"b/stage2/state.pt", "b/stage2/last.safetensors"} <= names
 
 
 def test_wide_jobs_fit_the_cpu_budget_and_keep_the_recipe(sweep):

@@ -1,0 +1,249 @@
+"""scripts/gpu_sweep.py, round 29 (a review of what one 15-minute GPU call needs): what
+travels fits 64 MiB, what comes back fits $OUT's 8 files of 16 MiB, a call cut short still
+says how far each job got, and a smoke run is one epoch whatever the job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from file_module import load_file_module
+
+SWEEP = Path(__file__).resolve().parents[2] / "scripts" / "gpu_sweep.py"
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    yield from load_file_module(SWEEP, "gpu_sweep29")
+
+
+def _file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+
+
+def _job(work: Path, name: str, stages: dict[str, dict[str, int]]) -> None:
+    job = work / "jobs" / name
+    (job / "log.txt").parent.mkdir(parents=True, exist_ok=True)
+    (job / "log.txt").write_text("log")
+    for stage, files in stages.items():
+        (job / stage / "metrics.jsonl").parent.mkdir(parents=True, exist_ok=True)
+        (job / stage / "metrics.jsonl").write_text('{"epoch": 1, "seconds": 2.0}\n')
+        for f, size in files.items():
+            _file(job / stage / f, size)
+
+
+def _members(out: Path) -> dict[str, int]:
+    got: dict[str, int] = {}
+    for tar_path in sorted(out.glob("runs-*.tar")):
+        with tarfile.open(tar_path) as tar:
+            got.update({m.name: m.size for m in tar.getmembers()})
+    return got
+
+
+def test_what_comes_back_fits_outs_limits_figures_first(sweep, tmp_path: Path) -> None:
+    """Round 28's helper: a wide job's state made one tarball of 17.96 MB (over 16 MiB,
+    dropped whole), and 17 jobs at one per tarball made 18 files (over 8)."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    big = {"model.safetensors": 4 * MiB, "state.pt": 11 * MiB, "last.safetensors": 4 * MiB}
+    exits = {}
+    for i in range(17):
+        _job(work, f"j{i}", {"stage1": {"model.safetensors": 3 * MiB}, "stage2": big})
+        exits[f"j{i}"] = 0
+    left = sweep._pack_results(work, out, exits, state_of=None)
+    tars = sorted(out.glob("runs-*.tar"))
+    assert 1 <= len(tars) <= sweep.OUT_FILES - 2
+    assert all(t.stat().st_size < sweep.OUT_FILE_BYTES for t in tars)
+    assert sum(t.stat().st_size for t in tars) <= sweep.OUT_BYTES - sweep.OUT_FILE_BYTES
+    got = _members(out)
+    for i in range(17):  # figures of every job come back before any state
+        assert f"j{i}/stage2/metrics.jsonl" in got and f"j{i}/stage1/metrics.jsonl" in got
+        assert f"j{i}/log.txt" in got
+    models = [n for n in got if n.endswith("stage2/model.safetensors")]
+    assert not [n for n in got if n.endswith("stage1/model.safetensors")]  # stage 2's only
+    assert len(models) + sum(n.endswith("model.safetensors") for n in left) == 17
+    assert left and all(
+        n in left for n in (f"j{i}/stage2/state.pt" for i in range(17)) if n not in got
+    )
+    assert set(left).isdisjoint(got)
+
+
+def test_a_job_stopped_early_brings_back_what_resumes_it(sweep, tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    # stopped in stage 2 before its first checkpoint: stage 1's model and checkpoint
+    _job(
+        work,
+        "cut",
+        {
+            "stage1": {"model.safetensors": 100, "state.pt": 200, "last.safetensors": 100},
+            "stage2": {},
+        },
+    )
+    # stopped in stage 2 after a checkpoint: stage 2's
+    _job(
+        work,
+        "mid",
+        {
+            "stage1": {"model.safetensors": 100},
+            "stage2": {"state.pt": 300, "last.safetensors": 100},
+        },
+    )
+    _job(
+        work,
+        "fine",
+        {"stage2": {"model.safetensors": 100, "state.pt": 300, "last.safetensors": 100}},
+    )
+    left = sweep._pack_results(work, out, {"cut": -9, "mid": -9, "fine": 0}, state_of=set())
+    got = _members(out)
+    assert not left
+    assert {
+        "cut/stage1/model.safetensors",
+        "cut/stage1/state.pt",
+        "cut/stage1/last.safetensors",
+    } <= set(got)
+    assert {
+        "mid/stage2/state.pt",
+        "mid/stage2/last.safetensors",
+        "mid/stage1/model.safetensors",
+    } <= set(got)
+    assert "fine/stage2/model.safetensors" in got
+    assert "fine/stage2/state.pt" not in got  # not asked for, and it ended well
+
+
+def test_the_summary_says_how_far_each_job_got(sweep, tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    _job(work, "a", {"stage1": {}})
+    (work / "jobs" / "a" / "stage1" / "train_config.json").write_text(
+        '{"seed": 2, "split_seed": 0}'
+    )
+    (work / "jobs" / "a" / "summary.json").write_text('{"job": "a", "stage1": {"x": 1}}')
+    _job(work, "b", {"stage1": {}, "stage2": {}})
+    sweep._write_summary(out, work, ["a", "b", "c"], {"a": 0, "b": None})
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["a"] == {"job": "a", "stage1": {"x": 1}, "seed": 2, "split_seed": 0}
+    assert doc["b"]["exit"] is None and doc["b"]["epochs_done"] == 2  # still running
+    assert "c" not in doc  # not started
+
+
+def test_the_deadline_projection_counts_each_jobs_own_epochs(sweep) -> None:
+    """The wide jobs run 24 + 22 epochs, not the shipped 32 + 30."""
+    assert sweep._job_epochs("w78-s0") == 46
+    assert sweep._job_epochs("base-s0") == 62
+    assert sweep._job_epochs("q-swa7") == sweep._job_epochs("q-base")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def checkout(sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small git checkout laid out as exprsim's, as the sweep's ROOT."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    for path in (*sweep.V7_STAGES, "configs/quick-v5.json"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sweep.ROOT / path, repo / path)
+    _file(repo / "runs/default-v3/model.safetensors", 1000)  # ctrl-m0's init_from
+    _file(repo / "runs/other/state.pt", 3000)
+    _file(repo / "runs/other/metrics.jsonl", 10)
+    _file(repo / sweep.SHIPPED / "model.safetensors", 2000)
+    (repo / sweep.SHIPPED / "config.json").write_text("{}")
+    (repo / "code.py").write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(sweep, "ROOT", repo)
+    return repo
+
+
+def test_park_moves_what_the_jobs_do_not_read_and_unpark_puts_it_back(
+    sweep, checkout: Path, tmp_path: Path, capsys
+) -> None:
+    parked = tmp_path / "parked"
+    assert sweep.park(parked, ["ctrl-m0"], None, None) == 0
+    said = capsys.readouterr().out
+    assert "needed: runs/default-v3/model.safetensors" in said
+    assert (checkout / "runs/default-v3/model.safetensors").is_file()  # read by the job
+    assert not (checkout / "runs/other/state.pt").exists()
+    assert not (checkout / sweep.SHIPPED / "model.safetensors").exists()  # no student
+    assert (parked / "runs/other/state.pt").is_file() and (checkout / "code.py").is_file()
+    travelling = dict(sweep._travelling())
+    assert "runs/other/state.pt" not in travelling and "code.py" in travelling
+    assert sweep.unpark(parked) == 0
+    assert _git(checkout, "status", "--porcelain") == ""  # everything back
+    assert not (parked / "parked.txt").exists()
+
+
+def test_park_keeps_the_shipped_weights_for_a_student_and_says_when_over(
+    sweep, checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parked = tmp_path / "parked"
+    monkeypatch.setattr(sweep, "UPLOAD_BYTES", 1500)
+    assert sweep.park(parked, ["student-w05"], None, None) == 1  # over the (small) limit
+    assert (checkout / sweep.SHIPPED / "model.safetensors").is_file()
+    assert not (checkout / "runs/default-v3/model.safetensors").exists()
+    sweep.unpark(parked)
+    assert _git(checkout, "status", "--porcelain") == ""
+
+
+def test_park_refuses_when_a_needed_file_is_missing(
+    sweep, checkout: Path, tmp_path, capsys
+) -> None:
+    (checkout / "runs/default-v3/model.safetensors").unlink()
+    assert sweep.park(tmp_path / "parked", ["ctrl-m0"], None, None) == 1
+    assert "runs/default-v3/model.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "parked" / "parked.txt").exists()
+
+
+def _fake_pack(sweep, path: Path, n: int = 700) -> None:
+    import cv2
+
+    from exprsim.training.ferplus_data import pixel_digest
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    blobs = [cv2.imencode(".webp", im, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].ravel() for im in images]
+    votes = rng.multinomial(10, np.full(8, 1 / 8), size=n).astype(np.float32)
+    np.savez(
+        path,
+        webp=np.concatenate(blobs),
+        offsets=np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64),
+        votes=votes,
+        rows=np.arange(n, dtype=np.int64),
+        fer2013=votes.argmax(1).astype(np.int64),
+        shape=np.array(images.shape),
+        digest=np.array(pixel_digest(images)),
+    )
+
+
+@pytest.mark.slow
+def test_a_smoke_sweep_on_the_cpu_runs_one_epoch_a_stage(sweep, tmp_path: Path) -> None:
+    """The wide job's own ``epochs`` outran the smoke run's one epoch (24 + 22 epochs), and
+    two-stage smoke jobs failed on their warm-up of 1.1 epochs (round 29's range check)."""
+    pack = tmp_path / "pack.npz"
+    _fake_pack(sweep, pack)
+    out = tmp_path / "out"
+    argv = ["--pack", str(pack), "--jobs", "w78-s0", "ctrl-m0", "--parallel", "2"]
+    argv += ["--device", "cpu", "--smoke", "--out", str(out), "--work", str(tmp_path / "w")]
+    assert sweep.main(argv) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["w78-s0"]["stage1"]["epoch"] == 1 and doc["w78-s0"]["stage2"]["epoch"] == 1
+    assert doc["ctrl-m0"]["stage2"]["epoch"] == 1 and doc["w78-s0"]["seed"] == 0
+    got = _members(out)
+    assert "w78-s0/stage2/model.safetensors" in got and "ctrl-m0/stage2/model.safetensors" in got
+    assert len(list(out.iterdir())) <= sweep.OUT_FILES
