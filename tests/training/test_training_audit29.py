@@ -234,3 +234,45 @@ def test_dead_pid_is_dead() -> None:
 
     assert not pid_alive(DEAD_PID) and pid_alive(os.getpid())
     assert pickle.dumps(_NotWeights())  # the class the damaged checkpoint holds pickles
+
+
+# -- the prechecks of ensembles and SGM levels follow the resume ----------------------------
+
+
+def test_an_ensembles_precheck_needs_init_from_only_before_its_members_started(
+    tmp_path: Path,
+) -> None:
+    from exprsim.config import to_dict
+    from exprsim.training.ensemble import EnsembleTrainConfig, member_configs
+    from run_folders import tiny_hybrid
+
+    member = to_dict(tiny_hybrid(init_from=str(tmp_path / "gone")))
+    member = {k: v for k, v in member.items() if k not in ("seed", "split_seed")}
+    cfg = EnsembleTrainConfig(member=member, seeds=(0, 1))
+    out = tmp_path / "ens"
+    with pytest.raises(ValueError, match="init_from"):
+        member_configs(cfg, out)  # no member started: its starting weights must be there
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "state.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="init_from"):
+        member_configs(cfg, out)  # member b still starts from them
+    (out / "b").mkdir()
+    (out / "b" / "state.pt").write_bytes(b"x")
+    assert [n for n, _ in member_configs(cfg, out)] == ["a", "b"]  # both resume
+
+
+def test_sgm_levels_precheck_needs_init_from_only_before_level1_started(tmp_path: Path) -> None:
+    from exprsim.training.sgm import ferplus_sgm_trainer
+
+    base = TrainConfig(
+        data="synthetic", max_train=160, val_fraction=0.25, epochs=1, batch_size=32,
+        objective="sgm", sampler="balanced", per_class=4, optimizer="adam", lr=1e-3,
+        augment=False, num_threads=1, init_from=str(tmp_path / "gone"),
+    )  # fmt: skip
+    root = tmp_path / "sgm"
+    with pytest.raises(ValueError, match="init_from"):
+        ferplus_sgm_trainer(base, root, progress=False)
+    (root / "level1").mkdir(parents=True)
+    (root / "level1" / "state.pt").write_bytes(b"x")
+    _fn, majority = ferplus_sgm_trainer(base, root, progress=False)
+    assert len(majority) > 0

@@ -320,9 +320,13 @@ class EnsembleTrainConfig:
         object.__setattr__(self, "member", json.loads(json.dumps(self.member)))
 
 
-def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
+def member_configs(
+    cfg: EnsembleTrainConfig, out_dir: str | Path | None = None
+) -> list[tuple[str, Any]]:
     """``(folder name, ferplus TrainConfig)`` of every member, each checked as the trainer
-    would check it, so that a bad member fails before the first one trains.
+    would check it, so that a bad member fails before the first one trains (``init_from``
+    only when a member in ``out_dir`` has no checkpoint yet: a checkpoint's weights
+    replace it).
 
     Raises:
         ValueError: fewer than two seeds or repeated ones, a member that is not a hybrid
@@ -358,7 +362,11 @@ def member_configs(cfg: EnsembleTrainConfig) -> list[tuple[str, Any]]:
                 "val_fraction > 0"
             )
         out.append((name, m))
-    make_network(out[0][1])  # the members differ only in seed and version
+    # the members differ only in seed and version
+    started = out_dir is not None and all(
+        (Path(out_dir) / name / "state.pt").is_file() for name, _ in out
+    )
+    make_network(out[0][1], init=not started)
     return out
 
 
@@ -397,7 +405,7 @@ def train_ensemble(cfg: EnsembleTrainConfig, out_dir: str | Path, progress: bool
     from exprsim.training.ferplus_config import TrainResult
     from exprsim.training.run import RunFolder, build_network, check_weights
 
-    members = member_configs(cfg)
+    members = member_configs(cfg, out_dir)
     run = RunFolder(out_dir)
     # members extend as ferplus runs do (their own checks below hold them to that)
     may_change = ("device", "epochs", *(f"member.{k}" for k in MAY_CHANGE))

@@ -200,7 +200,10 @@ def ferplus_sgm_trainer(
 
     tr, val = load_data(cfg)
     check_batch_size(cfg, len(tr.images))
-    net = make_network(cfg)  # model_kwargs and init_from fail here, before any folder is claimed
+    # model_kwargs and init_from fail here, before any folder is claimed (init_from only for
+    # a first level that has not started: a checkpoint's weights replace it)
+    started = (Path(out_root) / "level1" / "state.pt").is_file()
+    net = make_network(cfg, init=not started)
     check_readout_faces(cfg, net, len(tr.images), len(val.images))  # as every level would
     assert tr.rows is not None and val.rows is not None  # load_data sets them
     rows = np.concatenate([tr.rows, val.rows])
