@@ -315,6 +315,24 @@ def _job_files(job: Path, name: str, with_state: bool) -> tuple[list[Any], list[
     return figures, state
 
 
+def _place(path: Path, arc: str, bins: list[list[Any]], sizes: list[int], tars: int) -> int:
+    """Put ``(path, arc)`` in the first tarball of ``bins`` with room (a new one while
+    fewer than ``tars``); 1 + its index, or 0 when it fits nowhere."""
+    size = path.stat().st_size + _TAR_OVERHEAD
+    if sum(sizes) + size > OUT_BYTES - OUT_FILE_BYTES:  # summary.json keeps its room
+        return 0
+    room = [i for i, used in enumerate(sizes) if used + size <= OUT_FILE_BYTES - 10240]
+    if room:
+        bins[room[0]].append((path, arc))
+        sizes[room[0]] += size
+        return room[0] + 1
+    if len(bins) < tars and size <= OUT_FILE_BYTES - 10240:
+        bins.append([(path, arc)])
+        sizes.append(size)
+        return len(bins)
+    return 0
+
+
 def _pack_results(
     work: Path,
     out: Path,
@@ -328,29 +346,26 @@ def _pack_results(
     final weights first, then the state of ``state_of`` jobs (``None``: every job's) and
     of jobs that did not end well (exit not 0: stopped at the deadline, failed). Returns
     the names of the files that did not fit."""
-    figures: list[Any] = []
-    state: list[Any] = []
+    units: list[list[Any]] = []  # each comes back whole or not at all
+    state: list[list[Any]] = []
     for name, code in exits.items():
         keep = state_of is None or name in state_of or code != 0
         f, st = _job_files(work / "jobs" / name, name, keep)
-        figures += f
-        state += st
+        units += [[one] for one in f]
+        state += [st] if st else []  # a checkpoint resumes only with its last weights
     bins: list[list[Any]] = []
     sizes: list[int] = []
     left: list[str] = []
-    for path, arc in figures + state:
-        size = path.stat().st_size + _TAR_OVERHEAD
-        room = [i for i, used in enumerate(sizes) if used + size <= OUT_FILE_BYTES - 10240]
-        if sum(sizes) + size > OUT_BYTES - OUT_FILE_BYTES:  # summary.json keeps its room
-            left.append(arc)
-        elif room:
-            bins[room[0]].append((path, arc))
-            sizes[room[0]] += size
-        elif len(bins) < tars and size <= OUT_FILE_BYTES - 10240:
-            bins.append([(path, arc)])
-            sizes.append(size)
-        else:
-            left.append(arc)
+    for unit in units + state:
+        placed = [_place(path, arc, bins, sizes, tars) for path, arc in unit]
+        if not all(placed):
+            for (path, arc), where in zip(unit, placed, strict=True):
+                if where:  # take back what went in
+                    bins[where - 1].remove((path, arc))
+                    sizes[where - 1] -= path.stat().st_size + _TAR_OVERHEAD
+            while bins and not bins[-1]:  # a tarball opened for it alone
+                bins.pop(), sizes.pop()
+            left += [arc for _, arc in unit]
     for i, members in enumerate(bins):
         with tarfile.open(work / f"runs-{i}.tar", "w") as tar:
             for path, arc in members:
@@ -403,8 +418,11 @@ def _gpu_line() -> None:
         pass
 
 
-def _job_epochs(name: str) -> int:
-    """Epochs a job runs, both stages (for the deadline projection)."""
+def _job_epochs(name: str, smoke: bool = False) -> int:
+    """Epochs a job runs, both stages (for the deadline projection); with ``smoke`` one a
+    stage, as :func:`worker` runs it."""
+    if smoke:
+        return 1 if name in LAST_STAGE or name in QUICK else 2
     if name in LAST_STAGE or name in QUICK:
         path = LAST_STAGE[name][0] if name in LAST_STAGE else "configs/quick-v5.json"
         over = LAST_STAGE[name][1] if name in LAST_STAGE else QUICK[name]
@@ -446,8 +464,11 @@ class _Shedder:
     window and stopped jobs that would have finished well in time, twice.)
     """
 
-    def __init__(self, t0: float, deadline: float, window: float = 60.0) -> None:
+    def __init__(
+        self, t0: float, deadline: float, window: float = 60.0, smoke: bool = False
+    ) -> None:
         self.t0, self.deadline, self.window = t0, deadline, window
+        self.smoke = smoke
         self.tail = 30.0
         self.last_stop = t0
 
@@ -459,7 +480,7 @@ class _Shedder:
             per_epoch = _epoch_seconds(rows)
             if per_epoch is None:
                 return None
-            left = max(0, _job_epochs(name) - len(rows))
+            left = max(0, _job_epochs(name, self.smoke) - len(rows))
             worst = max(worst, now + left * per_epoch + self.tail)
         return worst
 
@@ -493,7 +514,7 @@ def sweep(args: argparse.Namespace) -> int:
     pending = list(args.jobs)
     running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
     done: dict[str, int] = {}
-    shed = _Shedder(t0, args.deadline)
+    shed = _Shedder(t0, args.deadline, smoke=args.smoke)
     while pending or running:
         while pending and len(running) < args.parallel:
             ready = [
@@ -606,13 +627,16 @@ def park(folder: Path, jobs: list[str], teacher: str | None, pack: Path | None) 
         if (n.startswith("runs/") or n.startswith(SHIPPED + "/")) and n not in need
     ]
     folder.mkdir(parents=True, exist_ok=True)
-    listed = folder / "parked.txt"
-    done = listed.read_text().splitlines() if listed.is_file() else []
-    for n in movable:
-        (folder / n).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(ROOT / n, folder / n)
-        done.append(n)
-        listed.write_text("\n".join(done) + "\n")  # after each move: a kill loses none
+    with open(folder / "parked.txt", "a") as listed:
+        for n in movable:
+            # listed before it moves: a kill at any point leaves every moved file listed
+            # (a listed file still here is simply not put back); the list is only appended
+            # to, so an interrupted write cannot empty it
+            listed.write(n + "\n")
+            listed.flush()
+            os.fsync(listed.fileno())
+            (folder / n).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(ROOT / n, folder / n)
     tree = sum(size for _, size in _travelling())
     carried = pack.stat().st_size if pack is not None and pack.is_file() else 0
     total = tree + carried
@@ -631,16 +655,34 @@ def unpark(folder: Path) -> int:
     if not listed.is_file():
         print(f"{listed}: not there (nothing parked in {folder})", file=sys.stderr)
         return 1
-    names = [n for n in listed.read_text().splitlines() if n]
-    back = 0
+    names = list(dict.fromkeys(n for n in listed.read_text().splitlines() if n))
+    back, blocked, lost = 0, [], []
     for n in names:
-        if (folder / n).exists() and not (ROOT / n).exists():
-            (ROOT / n).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(folder / n, ROOT / n)
-            back += 1
-    listed.unlink()
+        if not os.path.lexists(folder / n):
+            if not os.path.lexists(ROOT / n):
+                lost.append(n)  # listed, but neither here nor there
+            continue  # listed before its move and never moved: still in the checkout
+        if os.path.lexists(ROOT / n):
+            blocked.append(n)  # something new took its place: never overwritten
+            continue
+        (ROOT / n).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder / n, ROOT / n)
+        back += 1
     print(f"put back {back} of {len(names)} parked files")
-    return 0
+    if blocked:
+        tmp = folder / ".parked.txt.tmp"
+        tmp.write_text("".join(n + "\n" for n in blocked))
+        os.replace(tmp, listed)
+        print(
+            f"not put back, their place is taken (still in {folder}, still listed): "
+            + " ".join(blocked),
+            file=sys.stderr,
+        )
+    else:
+        listed.unlink()
+    if lost:
+        print(f"listed but found neither here nor in {folder}: {' '.join(lost)}", file=sys.stderr)
+    return 1 if blocked or lost else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -677,7 +719,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--unpark", type=Path, help="here, after the call: put them back")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    # removed 2026-12-05 (the results now pack by size); kept so the model card's older
+    # commands still parse
+    ap.add_argument("--per-tar", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.per_tar is not None:
+        print("--per-tar is ignored (since 2026-12-05 the results pack by size)", file=sys.stderr)
     if args.worker:
         worker(json.loads(args.worker))
         return 0

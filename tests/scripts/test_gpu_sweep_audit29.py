@@ -210,6 +210,80 @@ def test_park_refuses_when_a_needed_file_is_missing(
     assert not (tmp_path / "parked" / "parked.txt").exists()
 
 
+def test_a_park_cut_short_still_lists_every_moved_file(
+    sweep, checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review of round 29: the list was written after each move (and rewritten whole),
+    so a kill between a move and its listing lost that file to ``--unpark``."""
+    real, calls = sweep.os.replace, []
+
+    def cut(src, dst):  # the second move is done, then the kill comes
+        calls.append(src)
+        real(src, dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep.os, "replace", cut)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.park(tmp_path / "parked", ["ctrl-m0"], None, None)
+    monkeypatch.setattr(sweep.os, "replace", real)
+    assert sweep.unpark(tmp_path / "parked") == 0
+    assert _git(checkout, "status", "--porcelain") == ""  # both moved files back
+
+
+def test_unpark_never_overwrites_and_keeps_what_it_could_not_put_back(
+    sweep, checkout: Path, tmp_path: Path, capsys
+) -> None:
+    """The review of round 29: a parked file whose place was taken was skipped without a
+    word, and the list that named it deleted (exit 0)."""
+    parked = tmp_path / "parked"
+    assert sweep.park(parked, ["ctrl-m0"], None, None) == 0
+    (checkout / "runs/other/state.pt").write_bytes(b"new")  # written meanwhile
+    assert sweep.unpark(parked) == 1
+    assert "runs/other/state.pt" in capsys.readouterr().err
+    assert (checkout / "runs/other/state.pt").read_bytes() == b"new"  # not overwritten
+    assert (parked / "runs/other/state.pt").stat().st_size == 3000  # still parked
+    assert (parked / "parked.txt").read_text() == "runs/other/state.pt\n"
+    assert (checkout / sweep.SHIPPED / "model.safetensors").is_file()  # the rest is back
+    (checkout / "runs/other/state.pt").unlink()
+    assert sweep.unpark(parked) == 0  # once its place is free
+    assert _git(checkout, "status", "--porcelain") == ""
+
+
+def test_a_checkpoint_comes_back_with_its_last_weights_or_not_at_all(sweep, tmp_path: Path) -> None:
+    """The review of round 29: ``state.pt`` could come back without the
+    ``last.safetensors`` it resumes from (packed file by file)."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    _job(work, "a", {"stage2": {"state.pt": 10 * MiB, "last.safetensors": 8 * MiB}})
+    left = sweep._pack_results(work, out, {"a": -9}, tars=1)
+    got = _members(out)
+    assert sorted(left) == ["a/stage2/last.safetensors", "a/stage2/state.pt"]
+    assert "a/stage2/state.pt" not in got and "a/stage2/metrics.jsonl" in got
+    assert len(list(out.glob("runs-*.tar"))) == 1
+    left = sweep._pack_results(work, out, {"a": -9}, tars=2)  # room for both
+    assert not left and "a/stage2/state.pt" in _members(out)
+
+
+def test_a_smoke_sweeps_deadline_projection_counts_one_epoch_a_stage(sweep, tmp_path: Path) -> None:
+    """The review of round 29: a smoke run's projection counted the full recipe's epochs
+    (62 for base-s0) where it runs 2, so --shed stopped jobs that were nearly done."""
+    assert sweep._job_epochs("base-s0", smoke=True) == 2
+    assert sweep._job_epochs("q-base", smoke=True) == 1
+    work = tmp_path / "work"
+    _job(work, "base-s0", {"stage1": {}, "stage2": {}})  # two epochs of 2 s done
+    shed = sweep._Shedder(0.0, 100.0, smoke=True)
+    assert shed.projected_end({"base-s0": None}, work, 10.0) == 10.0 + shed.tail
+    full = sweep._Shedder(0.0, 100.0)
+    assert full.projected_end({"base-s0": None}, work, 10.0) == 10.0 + 60 * 2.0 + full.tail
+
+
+def test_the_removed_per_tar_option_still_parses(sweep, tmp_path: Path, capsys) -> None:
+    """The model card's earlier commands name ``--per-tar``: ignored, with a word."""
+    assert sweep.main(["--per-tar", "2", "--unpark", str(tmp_path / "none")]) == 1
+    assert "--per-tar is ignored" in capsys.readouterr().err
+
+
 def _fake_pack(sweep, path: Path, n: int = 700) -> None:
     import cv2
 

@@ -276,3 +276,14 @@ def test_sgm_levels_precheck_needs_init_from_only_before_level1_started(tmp_path
     (root / "level1" / "state.pt").write_bytes(b"x")
     _fn, majority = ferplus_sgm_trainer(base, root, progress=False)
     assert len(majority) > 0
+
+
+def test_config_differences_names_keys_set_in_an_empty_dict() -> None:
+    """The review of round 29: ``model_kwargs`` ``{}`` against ``{"width": 2}`` read
+    "model_kwargs {} -> '<unset>', model_kwargs.width '<unset>' -> 2"."""
+    from exprsim.training.run import config_differences
+
+    wide = replace(CFG, model_kwargs={"width": 2})
+    assert config_differences(CFG, wide) == "model_kwargs.width '<unset>' -> 2"
+    assert config_differences(wide, CFG) == "model_kwargs.width 2 -> '<unset>'"
+    assert config_differences(CFG, CFG) == ""

@@ -58,8 +58,17 @@ def config_differences(old: Any, new: Any, shown: int = 3) -> str:
             return out
         return {prefix.removesuffix("."): value}
 
+    def emptied(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
+        # an empty dict on one side whose keys the other side sets: those keys say it
+        return {
+            k: v
+            for k, v in x.items()
+            if not (v == {} and any(key.startswith(k + ".") for key in y))
+        }
+
     a = flat(json.loads(json.dumps(to_dict(old))))
     b = flat(json.loads(json.dumps(to_dict(new))))
+    a, b = emptied(a, b), emptied(b, a)
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
     parts = [f"{k} {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys[:shown]]
     more = f", and {len(keys) - shown} more" if len(keys) > shown else ""
