@@ -650,7 +650,8 @@ def park(folder: Path, jobs: list[str], teacher: str | None, pack: Path | None) 
 
 
 def unpark(folder: Path) -> int:
-    """Put back what :func:`park` moved to ``folder``."""
+    """Put back what :func:`park` moved to ``folder``; a file whose place has been taken
+    meanwhile is never overwritten: it stays parked and listed, and the exit is 1."""
     listed = folder / "parked.txt"
     if not listed.is_file():
         print(f"{listed}: not there (nothing parked in {folder})", file=sys.stderr)
