@@ -374,10 +374,11 @@ def test_image_error_survives_pickling():
     )
 
 
-@pytest.mark.parametrize("source", [[[1, 2], [3, 4]], Image.new("RGB", (8, 8)), 5, None, 2.5])
+@pytest.mark.parametrize("source", [[[1, 2], [3, 4]], 5, None, 2.5])
 def test_load_image_refuses_other_types_with_an_image_error(source) -> None:
-    """Not a path, bytes or array: an ImageError naming the type and what is accepted (a
-    nested list or a PIL image used to escape as a TypeError from Path())."""
+    """Not a path, bytes, PIL image or array: an ImageError naming the type and what is
+    accepted (a nested list used to escape as a TypeError from Path(); a PIL image, refused
+    here until round 30, is now read: tests/apps/test_user_audit30.py)."""
     with pytest.raises(ImageError, match="not an image source") as info:
         load_image(source)
     assert info.value.path == f"<{type(source).__name__}>"

@@ -130,7 +130,7 @@ def _check_heif(fh: BinaryIO, name: str) -> None:
 #: The EXIF orientation tag.
 _ORIENTATION_TAG = 0x0112
 
-ImageSource = str | Path | bytes | np.ndarray
+ImageSource = str | Path | bytes | np.ndarray | Image.Image
 
 
 def _writeable(arr: np.ndarray) -> np.ndarray:
@@ -535,9 +535,10 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
     """Load an image as ``(H, W, 3)`` uint8 RGB.
 
     Args:
-        source: a path, encoded bytes (or a ``memoryview`` of them), or an array
-            (``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA) of any real dtype,
-            returned as RGB uint8 (:func:`as_rgb8`).
+        source: a path, a ``data:`` URI, encoded bytes (or a ``memoryview`` of them), a
+            PIL image (its EXIF orientation applied), or an array (``(H, W)`` gray,
+            ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA) of any real dtype, returned as RGB
+            uint8 (:func:`as_rgb8`).
         max_pixels: refuse larger images (at most :data:`MAX_PIXELS`, the default); a file
             is judged by its header, before its pixels are decoded.
 
@@ -554,14 +555,66 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
         return as_rgb8(source)
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), max_pixels=max_pixels)
+    if isinstance(source, Image.Image):
+        return _pil_source(source, max_pixels)
     if not isinstance(source, str | os.PathLike):
-        # e.g. a nested list or a PIL image: say what is accepted instead of a TypeError
+        # e.g. a nested list or a torch tensor: say what is accepted instead of a TypeError
         raise ImageError(
             f"<{type(source).__name__}>",
-            "not an image source: give a path, encoded bytes or a NumPy array "
-            "(np.asarray(pil_image) for a PIL image)",
+            "not an image source: give a path, encoded bytes, a PIL image or a NumPy array"
+            + (" (tensor.numpy())" if hasattr(source, "numpy") else ""),
+        )
+    if isinstance(source, str) and source[:5].lower() == "data:":
+        return decode_image(data_uri_bytes(source), "<data URI>", max_pixels)
+    if isinstance(source, str) and len(source) > 1024 and _BASE64.fullmatch(source[:1024]):
+        # a base64 string (DeepFace's habit) read as a file name: an 80 KB message
+        raise ImageError(
+            f"<{len(source):,} characters>",
+            "looks like base64 text, not a path: pass base64.b64decode(text) (the bytes) "
+            "or a data: URI ('data:image/jpeg;base64,...')",
         )
     return _load_file(Path(source), max_pixels)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+
+
+def data_uri_bytes(uri: str) -> bytes:
+    """The bytes of a ``data:`` URI (``data:image/jpeg;base64,...``, or percent-encoded
+    without ``;base64``).
+
+    Raises:
+        ImageError: not a well-formed data URI.
+    """
+    import base64
+    import binascii
+    from urllib.parse import unquote_to_bytes
+
+    head, comma, body = uri.partition(",")
+    if not comma:
+        raise ImageError("<data URI>", "malformed data: URI (no comma before the data)")
+    if head.lower().endswith(";base64"):
+        try:
+            return base64.b64decode("".join(body.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageError("<data URI>", f"its base64 data cannot be decoded ({exc})") from exc
+    return unquote_to_bytes(body)
+
+
+def _pil_source(img: Image.Image, max_pixels: int | None) -> np.ndarray:
+    """A PIL image given as an input: its EXIF orientation applied (as for the file it
+    came from; ``np.asarray`` of it kept a phone photo's sideways pixels), then converted
+    as a file's pixels are."""
+    from PIL import ImageOps
+
+    limit = _pixel_limit(max_pixels)
+    if img.width * img.height > limit:
+        raise ImageTooLargeError("<PIL image>", _too_large(f"{img.width}x{img.height}", limit))
+    try:
+        upright = ImageOps.exif_transpose(img)
+        return pil_to_rgb8(upright if upright is not None else img, "<PIL image>")
+    except (OSError, ValueError, SyntaxError) as exc:  # a lazily loaded, truncated file
+        raise ImageError("<PIL image>", f"cannot read its pixels ({exc})") from exc
 
 
 #: Largest image file read, in bytes, for the default pixel limit (:func:`file_byte_limit`):
@@ -753,6 +806,13 @@ def as_rgb8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
         ImageError: another shape, pixels that are not real numbers (text, complex), or
             NaN / infinite floats.
     """
+    if isinstance(array, str | os.PathLike | bytes | bytearray | memoryview | Image.Image):
+        # Detector.detect(path) said "expected (H, W) ... array, got ()"
+        raise ImageError(
+            name,
+            f"pixels expected, got {type(array).__name__}: read it with "
+            "exprsim.load_image(...) first",
+        )
     arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -822,6 +882,13 @@ def _pixels_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
         )
     if top <= 255 and arr.dtype != np.uint16:
         return np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.dtype == np.uint16 and top <= 255 and arr.size:
+        # 0..255 values in a uint16 array read as 16-bit: nearly black, no face found
+        log.warning(
+            "%s: uint16 image whose values all lie in 0..255, read as 16-bit (nearly black); "
+            "pass arr.astype(np.uint8) if these are 8-bit values",
+            name,
+        )
     # 16-bit pixels, or 16-bit pixels in a wider integer type (Pillow's mode "I"): as a
     # 16-bit file is read (:func:`_to_rgb8`), rounded to the nearest level
     wide = np.clip(arr, 0, 65535).astype(np.uint32)
@@ -844,7 +911,21 @@ def as_inputs(sources: Any) -> list[Any]:
         return [sources] if sources.ndim in (2, 3) else list(sources)
     if hasattr(sources, "read") or not hasattr(sources, "__iter__"):
         return [sources]
+    if hasattr(sources, "numpy") and hasattr(sources, "shape"):
+        return [sources]  # a tensor: refused whole with a hint, not row by row
     return list(sources)
+
+
+def input_stream(sources: Any) -> tuple[Iterable[Any], int | None]:
+    """The inputs of a many-image call as :func:`as_inputs` reads them, without listing a
+    generator: ``(inputs, how many)``, the count ``None`` for an iterator (it is read as
+    it goes, so that a generator of video frames is not held in memory whole)."""
+    # a file object is an iterator too (of lines): one input, refused whole by the reader
+    lazy = isinstance(sources, Iterator) and not hasattr(sources, "shape")
+    if lazy and not hasattr(sources, "read"):
+        return sources, None
+    items = as_inputs(sources)
+    return items, len(items)
 
 
 def folders_walked(items: Iterable[Any]) -> Iterator[Any]:
@@ -875,6 +956,13 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
     unless a file of that very name exists.
     """
     for p in as_inputs(paths):
+        if not isinstance(p, str | os.PathLike | bytes):
+            # an array among files: a raw "expected str, bytes or os.PathLike" TypeError
+            raise ArgumentError(
+                f"{type(p).__name__} given where a file or folder path is expected: "
+                "in-memory images go to Embedder.embed_images (or as (name, bytes) pairs "
+                "where a call takes them)"
+            )
         path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
         if str(path).startswith("~") and not path_exists(path):
             # as file_key (which tells repeats apart) reads it: ~/a.jpg and the home's a.jpg

@@ -43,13 +43,20 @@ def test_sharpness_matches_naive_reference():
     cfg = QualityConfig()
     m = round(cfg.patch_size * cfg.reference_eye_distance)  # 35
     pad = math.ceil(3 * cfg.blur_sigma)
-    ref = []
+    ref, gained = [], []
     for ex, ey in lm[:2].astype(int):
         half = (m + 2 * pad - 1) // 2
         patch = img[ey - half : ey + half + 1, ex - half : ex + half + 1].astype(np.float64)
         blurred = naive_gaussian_blur(patch, cfg.blur_sigma)
-        ref.append(np.abs(patch - blurred)[pad:-pad, pad:-pad].mean())
-    assert sharpness(rgb, lm, cfg) == pytest.approx(float(np.mean(ref)), rel=2e-3)
+        score = np.abs(patch - blurred)[pad:-pad, pad:-pad].mean()
+        ref.append(score)
+        # the contrast floor: the patch's spread brought up to 32 gray levels, at most 4x
+        spread = patch[pad:-pad, pad:-pad].std()
+        gained.append(score * min(4.0, max(1.0, 32.0 / spread)))
+    assert np.mean(gained) > np.mean(ref)  # this patch is under the floor: the gain counts
+    assert sharpness(rgb, lm, cfg) == pytest.approx(float(np.mean(gained)), rel=2e-3)
+    feenet = QualityConfig(contrast_floor=0.0)  # FEENet's score as published
+    assert sharpness(rgb, lm, feenet) == pytest.approx(float(np.mean(ref)), rel=2e-3)
 
 
 def test_sharpness_threshold_separates_blur(load_sample, mp_detector):

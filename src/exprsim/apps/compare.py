@@ -122,8 +122,7 @@ def input_name(item: Any, position: int) -> str:
     odd one out or a face-less image among several in-memory ones can be told apart."""
     from exprsim.faces.stream import source_name
 
-    name = source_name(item)
-    return name if _has_name(item) else f"{name[:-1]} #{position}>"
+    return source_name(item, position)
 
 
 @array_equality
@@ -174,6 +173,7 @@ def compare_images(images: Iterable[Any], embedder: Any = None, detector: Any = 
         ExprsimError: fewer than two images, or an image without a face.
         ImageError: an image cannot be read.
     """
+    from exprsim.faces.pipeline import usable_face
     from exprsim.io import as_inputs
 
     images = as_inputs(images)  # a generator is fine too
@@ -191,7 +191,7 @@ def compare_images(images: Iterable[Any], embedder: Any = None, detector: Any = 
         faces = embedder.embed_images([named], detector=detector)
         if not faces:
             raise ExprsimError(f"{src}: no face found")
-        embs.append(faces[0].embedding)
+        embs.append(faces[usable_face(faces, src)].embedding)
     e = np.stack(embs)
     odd = odd_one_out(e) if len(e) == 3 and _closest_pair_is_unique(e) else None
     return Comparison(sources, e, distance_matrix(e), odd)

@@ -135,7 +135,11 @@ def embed_files(
 
         embedder = load_model()
     model = embedder.config.name_version
-    table = FaceTable(files=len(files), stats={"faces": 0})
+    # the same columns with or without a face (an embedder of the caller's own may not
+    # say its dimension: then those of the rows)
+    dim = getattr(embedder, "embedding_dim", None)
+    columns = embedding_columns(int(dim)) if isinstance(dim, int) else []
+    table = FaceTable(files=len(files), stats={"faces": 0}, columns=columns)
     stream = embedder.embed_stream(files, detector=detector, workers=workers)
     bar = tqdm(stream, total=len(files), desc="embed", unit="img", disable=not progress)
     for item in bar:

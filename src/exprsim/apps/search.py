@@ -157,7 +157,7 @@ class _Query:
     sha256: str | None
 
 
-def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
+def _query_face(query: Any, embedder: Any, face: int | None, detector: Any) -> _Query:
     from exprsim.io import decode_image, load_image
 
     if hasattr(query, "embedding") and hasattr(query, "aligned"):  # a FaceEmbedding
@@ -189,6 +189,10 @@ def _query_face(query: Any, embedder: Any, face: int, detector: Any) -> _Query:
     faces = embedder.embed_images([image], detector=detector)
     if not faces:
         raise ImageError(src, "no face found in the query image")
+    if face is None:
+        from exprsim.faces.pipeline import usable_face
+
+        face = usable_face(faces, src)
     if not 0 <= face < len(faces):
         raise ImageError(src, f"no face number {face} (found {count(len(faces), 'face')})")
     fe = faces[face]
@@ -280,7 +284,7 @@ def search(
     min_sharpness: float | None = None,
     max_abs_yaw: float | None = None,
     embedder: Any = None,
-    face: int = 0,
+    face: int | None = None,
     detector: Any = None,
     identity_threshold: float = IDENTITY_THRESHOLD,
     *,
@@ -300,7 +304,9 @@ def search(
         min_sharpness: keep faces at least this sharp (eye-patch sharpness).
         max_abs_yaw: keep faces turned at most this many degrees.
         embedder: the model (default: the index's embedder, i.e. ``exprsim.load_model()``).
-        face: which face of the query image (0 = the largest).
+        face: which face of the query image (0 = the largest); ``None``: the largest
+            that passes the quality check, else the largest
+            (:func:`~exprsim.faces.pipeline.usable_face`).
         identity_threshold: dlib descriptor distance below which two faces are one person.
         query_sha256: the SHA-256 (hex) of the query's file when the query is given as an
             array or a ``FaceEmbedding`` cut from one (an upload, say): with
@@ -318,8 +324,10 @@ def search(
 
     k = require_positive_int(k, "k")
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
-    if isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0:
-        raise ExprsimError(f"face must be an integer >= 0 (0: the largest), got {face!r}")
+    if face is not None and (
+        isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0
+    ):
+        raise ExprsimError(f"face must be an integer >= 0 (0: the largest) or None, got {face!r}")
     if not hasattr(index, "query"):
         raise ExprsimError(
             f"index must be a FaceIndex (e.g. FaceIndex({str(index)[:60]!r})), got "

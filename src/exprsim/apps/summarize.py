@@ -25,7 +25,7 @@ import numpy as np
 from exprsim.clustering import distinct_rows, n_distinct, power_of_two_scale
 from exprsim.config import MAX_SUMMARY_CLUSTERS as MAX_SUMMARY_CLUSTERS  # re-exported
 from exprsim.equality import array_equality
-from exprsim.errors import ExprsimError, require_positive_int
+from exprsim.errors import ArgumentError, ExprsimError, require_positive_int
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -480,6 +480,12 @@ def summarize_images(
     """
     from exprsim.io import iter_image_files
 
+    for value, name in ((n_clusters, "n_clusters"), (method, "method")):
+        if hasattr(value, "embed_images"):  # classify_images, embed_files: (paths, embedder)
+            raise ArgumentError(
+                f"{name} is a model: summarize_images(paths, n_clusters, method, embedder) "
+                "takes it as embedder=..."
+            )
     if embedder is None:
         from exprsim.models.embedder import load_model
 

@@ -330,15 +330,19 @@ class Tagger:
 
         yield from faces_of(self.embedder, items, detector, progress, failures)
 
-    def add(self, name: str, image: Any, face: int = 0, detector: Any = None) -> TagReference:
-        """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``.
+    def add(
+        self, name: str, image: Any, face: int | None = None, detector: Any = None
+    ) -> TagReference:
+        """Store face number ``face`` (largest first) of ``image`` as a reference for ``name``
+        (``None``: the largest face that passes the quality check, else the largest:
+        :func:`~exprsim.faces.pipeline.usable_face`).
 
         Args:
             name: the expression's name (:func:`~exprsim.index.store.check_new_tag_name`:
                 no spaces around it, no control characters or ``,``, at most 64
                 characters).
             image: a path, an image array or a ``FaceEmbedding``.
-            face: the face's number, an int >= 0.
+            face: the face's number, an int >= 0, or ``None``.
 
         Raises:
             ExprsimError: ``name`` breaks the rule above, or ``face`` is not an int >= 0.
@@ -346,9 +350,10 @@ class Tagger:
             ModelMismatchError: the database holds another model's embeddings.
         """
         check_new_tag_name(name)
-        if isinstance(face, bool) or not isinstance(face, numbers.Integral) or face < 0:
-            raise ExprsimError(f"face must be an integer >= 0, got {face!r}")
-        face = int(face)
+        if face is not None and (
+            isinstance(face, bool) or not isinstance(face, numbers.Integral) or face < 0
+        ):
+            raise ExprsimError(f"face must be an integer >= 0 or None, got {face!r}")
         faces = self._faces(image, detector)
         # stored and shown as text: a file name's undecodable bytes become \xe9 escapes
         src = printable(
@@ -356,6 +361,11 @@ class Tagger:
             if isinstance(image, str | Path)
             else str(getattr(image, "source", "<array>"))
         )
+        if face is None:
+            from exprsim.faces.pipeline import usable_face
+
+            face = usable_face(faces, src) if faces else 0
+        face = int(face)
         if not 0 <= face < len(faces):
             raise ImageError(src, f"no face number {face} (found {count(len(faces), 'face')})")
         fe = faces[face]

@@ -196,15 +196,19 @@ def _register_search(subparsers: Any) -> None:
         description="Nearest indexed faces by expression (Euclidean distance of embeddings).",
     )
     p.add_argument(
-        "query", metavar="QUERY", help="query image (its largest face, or the one --face picks)"
+        "query",
+        metavar="QUERY",
+        help="query image (its largest face that passes the quality check, or the one --face "
+        "picks)",
     )
     _db_arg(p)
     p.add_argument("-k", type=int_at_least(1), default=20, help="number of results (default 20)")
     p.add_argument(
         "--face",
         type=int_at_least(0),
-        default=0,
-        help="which face of the query, largest first (default 0: the largest)",
+        default=None,
+        help="which face of the query, largest first (0: the largest; default: the largest "
+        "that passes the quality check, else the largest)",
     )
     p.add_argument(
         "--include-same-image",
@@ -342,8 +346,9 @@ def _register_tag(subparsers: Any) -> None:
     p.add_argument(
         "--face",
         type=int_at_least(0),
-        default=0,
-        help="with add: which face, largest first (default 0: the largest)",
+        default=None,
+        help="with add: which face, largest first (0: the largest; default: the largest "
+        "that passes the quality check, else the largest)",
     )
     p.add_argument(
         "--index",
@@ -980,7 +985,7 @@ TAG_OPTIONS = {
     "index": {"db", "threshold", "index"},  # tag --index alone: re-tag the indexed faces
 }
 _TAG_DEFAULTS = {
-    "db": None, "face": 0, "detector": None, "data_dir": None, "out": None, "html": None,
+    "db": None, "face": None, "detector": None, "data_dir": None, "out": None, "html": None,
     "threshold": None, "index": False, "files_from": None, "save": False,
 }  # fmt: skip
 #: the tag actions that read reference faces: their missing ``--db`` is made by ``tag add``

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,35 @@ def largest_first(face: Face) -> tuple[float, float]:
     """Sort key of faces: the largest box first, then from left to right (the order of
     :func:`analyze_image`'s faces; ``min`` with it picks the largest face)."""
     return (-face.width * face.height, float(face.box[0]))
+
+
+def usable_face(faces: Sequence[Any], source: str = "") -> int:
+    """The face a one-face call takes when none is named: the largest face that passes
+    the quality check (faces come largest first), else the largest (face 0). A larger
+    face passed over is logged: it is often a false detection (a patterned shirt, a
+    spacesuit) that a one-face call silently compared before.
+
+    Args:
+        faces: :class:`AlignedFace` objects, or objects with one as ``aligned``
+            (``FaceEmbedding``), largest first; at least one.
+        source: the image's name, for the log line.
+    """
+
+    def ok(face: Any) -> bool:
+        aligned = getattr(face, "aligned", face)
+        return bool(getattr(getattr(aligned, "quality", None), "ok", True))
+
+    first = next((i for i, f in enumerate(faces) if ok(f)), 0)
+    if first:
+        q = getattr(faces[0], "aligned", faces[0]).quality
+        log.warning(
+            "%sface %d used (largest face that passes the quality check): the larger face 0 "
+            "fails it (%s); pass face=0 to use it",
+            f"{source}: " if source else "",
+            first,
+            ", ".join(q.reasons) or "rejected",
+        )
+    return first
 
 
 def analyze_image(
@@ -507,6 +536,9 @@ class FaceTable:
             read; ``rows`` hold the faces of the files done.
         unwritten: files among ``errors`` that were read but whose crops could not be
             written (a full disk): the output failed, not the input.
+        columns: the columns the producer writes, which :meth:`to_frame` has even when no
+            row does (a batch without a face has the columns of one with faces, so that
+            tables concatenate); empty: those of the rows.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -515,6 +547,7 @@ class FaceTable:
     stats: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     unwritten: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
 
     def add_error(
         self,
@@ -536,7 +569,8 @@ class FaceTable:
         """The rows as a ``pandas.DataFrame``: :data:`FACE_COLUMNS`, then the other keys."""
         import pandas as pd
 
-        extra = dict.fromkeys(k for r in self.rows for k in r if k not in FACE_COLUMNS)
+        named = [*self.columns, *(k for r in self.rows for k in r)]
+        extra = dict.fromkeys(k for k in named if k not in FACE_COLUMNS)
         return pd.DataFrame(self.rows, columns=[*FACE_COLUMNS, *extra])
 
     def to_dict(self) -> dict[str, Any]:

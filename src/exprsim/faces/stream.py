@@ -83,7 +83,7 @@ class ImageFaces:
     Attributes:
         index: position of the input in the stream (0-based).
         source: the file name, the name given with a ``(name, data)`` pair, or
-            ``"<bytes>"`` / ``"<array>"``.
+            ``"<bytes #i>"`` / ``"<array #i>"`` (``i``: ``index``).
         faces: as :func:`exprsim.faces.pipeline.analyze_image` returns them (empty when
             the image could not be read).
         error: why the image could not be read, else ``None``.
@@ -102,16 +102,23 @@ class ImageFaces:
     guided: bool = False
 
 
-def source_name(item: Any) -> str:
+def source_name(item: Any, position: int | None = None) -> str:
     """The name an input is reported under (see :class:`ImageFaces`), printable (a file
-    name's undecodable bytes and control characters escaped)."""
+    name's undecodable bytes and control characters escaped): a path as given, the name
+    of a ``(name, data)`` pair, else ``"<bytes>"`` / ``"<array>"``, numbered with the
+    input's ``position`` (from 0) when given (``"<array #2>"``), so that the faces of
+    several in-memory images can be told apart."""
     from exprsim.errors import printable
 
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         return printable(item[0])
     if isinstance(item, str | Path):
         return printable(str(item))
-    return "<bytes>" if isinstance(item, bytes | bytearray | memoryview) else "<array>"
+    from PIL import Image
+
+    name = "bytes" if isinstance(item, bytes | bytearray | memoryview) else "array"
+    name = "image" if isinstance(item, Image.Image) else name
+    return f"<{name}>" if position is None else f"<{name} #{position}>"
 
 
 def read_item(item: Any) -> Any:
@@ -121,13 +128,15 @@ def read_item(item: Any) -> Any:
     Raises:
         ImageError: the input cannot be read.
     """
+    from PIL import Image
+
     from exprsim.io import as_rgb8, decode_image, load_image
 
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         name, data = item
         if isinstance(data, bytes | bytearray | memoryview):
             return decode_image(bytes(data), name)
-        if isinstance(data, str | Path):
+        if isinstance(data, str | Path | Image.Image):
             return load_image(data)
         return as_rgb8(data, name)
     return load_image(item)
@@ -484,7 +493,7 @@ def _analyze_one(
 
     boxes = None
     try:
-        name = source_name(item)
+        name = source_name(item, index)
         try:
             image = read_item(item)
         except ImageError as exc:

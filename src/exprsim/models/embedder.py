@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -180,7 +180,7 @@ class FaceEmbedding:
 
     Attributes:
         source: file path (or ``"<array>"``) of the image.
-        face_index: index of the face within its image (detector order).
+        face_index: index of the face within its image (largest first).
         aligned: detection, aligned crop and quality.
         embedding: ``(16,)`` float32, L2-normalised.
     """
@@ -207,7 +207,7 @@ class ImageEmbeddings:
     Attributes:
         index: position of the input in the stream.
         source: file name (or ``"<bytes>"`` / ``"<array>"``).
-        faces: one :class:`FaceEmbedding` per face, detector order.
+        faces: one :class:`FaceEmbedding` per face, largest first.
         error: why the image could not be read, else ``None``.
     """
 
@@ -598,7 +598,7 @@ class Embedder:
             workers: front-end threads (see :meth:`embed_stream`).
 
         Returns:
-            One :class:`FaceEmbedding` per face, in input order then detector order (all of
+            One :class:`FaceEmbedding` per face, in input order then largest first (all of
             them at once, crops included: about 38 KB a face; :meth:`iter_faces` hands
             them on one image at a time).
 
@@ -627,22 +627,27 @@ class Embedder:
         it will not show) is freed as it goes, so memory does not grow with the album.
 
         Yields:
-            One :class:`FaceEmbedding` per face, in input order then detector order.
+            One :class:`FaceEmbedding` per face, in input order then largest first.
 
         Raises:
             ImageError: an input cannot be read (only when ``failures`` is ``None``), when
                 the iteration reaches it.
         """
-        from exprsim.io import as_inputs
+        from exprsim.io import folders_walked, input_stream
         from exprsim.progress import progress_bar
 
-        items: Sequence[Any] = as_inputs(images_or_paths)
-        if len(items) <= 1:
-            workers = 1  # one image: no second detector to build
+        # a generator is read as it goes (video frames are not all held), and a folder
+        # stands for its images, as in embed_files
+        items, total = input_stream(images_or_paths)
+        if total is not None:
+            items = list(folders_walked(items))
+            total = len(items)
+            if total <= 1:
+                workers = 1  # one image: no second detector to build
+        else:
+            items = folders_walked(items)
         stream = self.embed_stream(items, detector, workers)
-        for item in progress_bar(
-            stream, enabled=progress, total=len(items), desc="embed", unit="img"
-        ):
+        for item in progress_bar(stream, enabled=progress, total=total, desc="embed", unit="img"):
             if item.error is not None:
                 if failures is None:
                     raise item.error

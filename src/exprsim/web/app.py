@@ -434,10 +434,15 @@ class _State:
 _MAX_ID = 1 << 63
 
 
-def _nth_face(found: list[Any], face: int) -> Any:
-    """Face number ``face`` of an uploaded photo's ``found`` faces (422 when there is none)."""
+def _nth_face(found: list[Any], face: int | None) -> Any:
+    """Face number ``face`` of an uploaded photo's ``found`` faces (422 when there is none;
+    ``None``: the largest that passes the quality check, else the largest)."""
     if not found:
         raise UploadError("no face found in the photo", 422)
+    if face is None:
+        from exprsim.faces.pipeline import usable_face
+
+        face = usable_face(found)
     if not 0 <= face < len(found):
         raise UploadError(f"no face number {face} (found {len(found)})", 422)
     return found[face]
@@ -1038,7 +1043,7 @@ def _add_face_routes(app: Any, st: _State) -> None:
     async def search_upload(
         file: UploadFile = File(...),
         k: int = Query(12, ge=1, le=200),
-        face: int = Query(0, ge=0),
+        face: int | None = Query(None, ge=0),
     ) -> dict[str, Any]:
         from exprsim.apps.search import search
 
@@ -1225,7 +1230,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
 
     @app.post("/api/tags")
     async def tags_add(
-        name: str = Form(...), file: UploadFile = File(...), face: int = Form(0)
+        name: str = Form(...), file: UploadFile = File(...), face: int | None = Form(None)
     ) -> dict[str, Any]:
         name = _tag_name(name)
         _, found, _ = await st.uploaded_faces(file)

@@ -167,7 +167,8 @@ dropzone('drop', async (files) => {
         wrap.append(b);
       });
       sec.append(hitsBox);
-      if (res.faces.length) await search(f, 0, hitsBox);
+      // the largest face that passes the quality check, else the largest (as the CLI)
+      if (res.faces.length) await search(f, Math.max(0, res.faces.findIndex(x => x.quality.ok)), hitsBox);
       if (document.getElementById('keep').checked) {
         const fd2 = new FormData(); fd2.append('file', f);
         const added = await api('/api/index', {method: 'POST', body: fd2});
