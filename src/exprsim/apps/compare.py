@@ -134,7 +134,7 @@ class Comparison:
         sources: the images' names (see :func:`input_name`): paths as strings, the name
             of a ``(name, data)`` pair, ``"<bytes #i>"`` / ``"<array #i>"`` for the
             in-memory input at position ``i``.
-        embeddings: ``(N, 16)`` float32, the first (largest) face of each image.
+        embeddings: ``(N, 16)`` float32, one face of each image (:func:`~exprsim.faces.pipeline.usable_face`).
         distances: ``(N, N)`` Euclidean distances between them.
         odd_one_out: index of the odd one out when ``N == 3`` (``None`` otherwise, and when
             no pair is closer than the others, as for three copies of one face).
@@ -158,7 +158,8 @@ class Comparison:
 
 
 def compare_images(images: Iterable[Any], embedder: Any = None, detector: Any = None) -> Comparison:
-    """Embed the first (largest) face of each image and compare them.
+    """Embed one face of each image (the largest that passes the quality check, else the
+    largest) and compare them.
 
     Args:
         images: two or more paths, encoded image bytes, ``(H, W, 3)`` uint8 RGB arrays or

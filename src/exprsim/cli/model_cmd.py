@@ -47,9 +47,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "compare",
         help="pairwise expression distances of faces; the odd one out of three",
-        description="Print the matrix of expression distances between the first (largest) "
-        "face of each image; with three images, also the odd one out (the face outside the "
-        "closest pair), if one pair is closer than the others.",
+        description="Print the matrix of expression distances between one face of each "
+        "image (its largest face that passes the quality check, else its largest); with "
+        "three images, also the odd one out (the face outside the closest pair), if one pair "
+        "is closer than the others.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="two or more images")
     p.add_argument("--model", default="default", help=MODEL_HELP)
