@@ -324,10 +324,7 @@ def search(
 
     k = require_positive_int(k, "k")
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
-    if face is not None and (
-        isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0
-    ):
-        raise ExprsimError(f"face must be an integer >= 0 (0: the largest) or None, got {face!r}")
+    _check_face(face)
     if not hasattr(index, "query"):
         raise ExprsimError(
             f"index must be a FaceIndex (e.g. FaceIndex({str(index)[:60]!r})), got "
@@ -357,6 +354,14 @@ def search(
         model=index.model or model,
         query_crop=q.crop,
     )
+
+
+def _check_face(face: Any) -> None:
+    """Refuse a face number that is not ``None`` or an integer >= 0."""
+    if face is not None and (
+        isinstance(face, bool) or not isinstance(face, int | np.integer) or face < 0
+    ):
+        raise ExprsimError(f"face must be an integer >= 0 (0: the largest) or None, got {face!r}")
 
 
 def _check_filters(
