@@ -195,7 +195,8 @@ def evaluate_ferplus(
         model: ``"default"``, a folder written by ``exprsim train``, or an Embedder.
         baselines: also score a random 16-d embedding, raw pixels and the `fer` CNN
             (its sqrt-softmax and penultimate features), in the same run.
-        data_dir: FER folder (default ``../shared/data/fer2013``).
+        data_dir: FER folder (default: ``exprsim.data.fer.default_data_dir()``, i.e.
+            ``$EXPRSIM_FER_DIR`` or ``shared/data/fer2013`` found beside the working folder).
         n_triplets: PublicTest vote triplets (1/3 of each type).
         also: more models (names, folders or Embedders) scored in the same run.
     """

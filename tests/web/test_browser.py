@@ -236,3 +236,24 @@ def test_a_late_answer_never_replaces_a_newer_one(server, page):
     page.fill("#n", "3")
     page.press("#n", "Enter")  # a form: Enter runs it (it did nothing)
     expect(page.locator(".reps .card")).to_have_count(3, timeout=60_000)
+
+
+def test_the_first_search_leaves_the_face_to_the_server(server, page):
+    """Round 30: the page's first search names no face, so the server's choice
+    (``usable_face``: the largest face passing the quality check) is the only one; the
+    page once chose again in JavaScript. Clicking a face names it."""
+    from exprsim.samples import sample_path
+
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.url) if "/api/search" in r.url else None)
+    page.goto(server + "/")
+    page.set_input_files("input[type=file]", str(sample_path("grace_hopper.jpg")))
+    page.wait_for_selector(".result .hits", state="attached", timeout=60_000)  # no hits: empty
+    assert len(searches) == 1 and "face=" not in searches[0], searches
+    # the heading names the face the server took (it said "face null" once)
+    page.locator(".result h3", has_text="Nearest expressions (face 0)").wait_for()
+    page.click(".result .box[data-face='0']")
+    deadline = time.time() + 30
+    while len(searches) < 2 and time.time() < deadline:
+        page.wait_for_timeout(100)
+    assert searches[1].endswith("face=0"), searches

@@ -149,7 +149,8 @@ def ferplus_faces(
         embedder: the model (default: ``exprsim.load_model()``).
         max_faces: keep a seeded random subset of this many faces (in row order).
         seed: the subset's seed.
-        data_dir: FER folder (default ``../shared/data/fer2013``).
+        data_dir: FER folder (default: ``exprsim.data.fer.default_data_dir()``, i.e.
+            ``$EXPRSIM_FER_DIR`` or ``shared/data/fer2013`` found beside the working folder).
         progress: show a progress bar.
     """
     from exprsim.apps.classify import embed_fer

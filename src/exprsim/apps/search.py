@@ -1,6 +1,7 @@
 """Expression search: the indexed faces whose expression looks most like a query face.
 
-:func:`search` embeds the query's face (the largest, unless told otherwise), asks the
+:func:`search` embeds the query's face (unless told which: the largest that passes the
+quality check, else the largest; ``faces.pipeline.usable_face``), asks the
 :class:`~exprsim.index.store.FaceIndex` for its nearest neighbours and filters them:
 
 * ``exclude_same_image`` (default): drops faces from the query's own file (same resolved

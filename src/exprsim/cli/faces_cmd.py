@@ -20,6 +20,7 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.cli.exitcodes import failure_exit_code, saved_where
 from exprsim.errors import ExprsimError, printable
+from exprsim.faces.align import MAX_CROP_SIZE
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.wording import count
 
@@ -70,9 +71,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--size",
-        type=int_at_least(8, 2048),
+        type=int_at_least(8, MAX_CROP_SIZE),
         default=None,
-        help="with --crops: aligned crop side in pixels, 8..2048 (default 112)",
+        help=f"with --crops: aligned crop side in pixels, 8..{MAX_CROP_SIZE} (default 112)",
     )
     p.add_argument("--strict", action="store_true", help="fail if any input cannot be read")
     p.set_defaults(func=cmd_faces)

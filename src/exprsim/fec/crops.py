@@ -138,14 +138,14 @@ class CropConfig:
                 f"got {self.box_layout!r}"
             )
         if not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise ValueError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {self.size}")
+            raise ArgumentError(f"size must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {self.size}")
         # `not lo <= x <= hi` also refuses NaN, for which every comparison is false
         if not 0 <= self.margin <= MAX_MARGIN:
-            raise ValueError(f"margin must be in [0, {MAX_MARGIN:g}], got {self.margin}")
+            raise ArgumentError(f"margin must be in [0, {MAX_MARGIN:g}], got {self.margin}")
         if not 0 <= self.min_iou <= 1:
-            raise ValueError(f"min_iou must be in [0, 1], got {self.min_iou}")
+            raise ArgumentError(f"min_iou must be in [0, 1], got {self.min_iou}")
         if self.shard_size < 1 or self.workers < 1:
-            raise ValueError("shard_size and workers must be >= 1")
+            raise ArgumentError("shard_size and workers must be >= 1")
 
 
 @dataclass(frozen=True)

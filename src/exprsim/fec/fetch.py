@@ -159,21 +159,21 @@ class FetchConfig:
         if not isinstance(self.user_agent, str) or not self.user_agent.strip():
             raise ArgumentError(f"user_agent must be a non-empty string, got {self.user_agent!r}")
         if self.workers < 1 or self.per_host < 1:
-            raise ValueError("workers and per_host must be >= 1")
+            raise ArgumentError("workers and per_host must be >= 1")
         # `not lo <= x <= hi` also refuses NaN (every comparison with NaN is false); an
         # infinite or huge number of seconds overflows the clock (OverflowError)
         for name in ("host_delay", "timeout", "total_timeout", "backoff", "backoff_max"):
             value = getattr(self, name)
             if not 0 <= value <= MAX_SECONDS:
-                raise ValueError(f"{name} must be in [0, {MAX_SECONDS:g}] seconds, got {value}")
+                raise ArgumentError(f"{name} must be in [0, {MAX_SECONDS:g}] seconds, got {value}")
         if self.timeout == 0 or self.total_timeout == 0:
-            raise ValueError("timeouts must be positive")
+            raise ArgumentError("timeouts must be positive")
         if self.retries < 0 or self.max_connect_failures < 0:
-            raise ValueError("retries and max_connect_failures must be >= 0")
+            raise ArgumentError("retries and max_connect_failures must be >= 0")
         if self.min_bytes < 0 or self.min_side < 0 or self.max_redirects < 0:
-            raise ValueError("min_bytes, min_side and max_redirects must be >= 0")
+            raise ArgumentError("min_bytes, min_side and max_redirects must be >= 0")
         if self.max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+            raise ArgumentError("max_bytes must be >= 1")
 
 
 #: most download threads and retries a :class:`FetchConfig` takes (a typo of 10**6

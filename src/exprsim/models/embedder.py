@@ -54,7 +54,7 @@ def _require_finite(value: Any, where: str) -> None:
         for i, item in enumerate(value):
             _require_finite(item, f"{where}[{i}]")
     elif isinstance(value, float | np.floating) and not math.isfinite(value):
-        raise ValueError(f"{where} is {value}: it must be a finite number")
+        raise ArgumentError(f"{where} is {value}: it must be a finite number")
 
 
 @dataclass(frozen=True)
@@ -86,22 +86,29 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+            raise ArgumentError(
+                f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}"
+            )
         for name in ("mean", "std"):  # NaN or inf would make every network input NaN
             _require_finite(getattr(self, name), f"preprocess.{name}")
         if self.std <= 0:
-            raise ValueError(f"preprocess.std must be > 0, got {self.std!r}")
+            raise ArgumentError(f"preprocess.std must be > 0, got {self.std!r}")
+        for name in ("input_size", "align_size"):
+            size = getattr(self, name)
+            if isinstance(size, np.integer):  # a NumPy integer (np.int64(48)) is stored as int,
+                size = int(size)  # so the config stays JSON (json.dumps refused np.int64)
+                object.__setattr__(self, name, size)
         size = self.input_size
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1024:
-            raise ValueError(
+            raise ArgumentError(
                 f"preprocess.input_size must be a whole number in [1, 1024], got {size!r}"
             )
         # the aligner's settings checked when the config is made, not by the first image
         # the trained model meets (a config trained to the end, then failed on every image)
         try:
             self.align_config()
-        except ArgumentError as exc:  # a ValueError too
-            raise ValueError(f"PreprocessConfig: {exc}") from exc
+        except ArgumentError as exc:
+            raise ArgumentError(f"PreprocessConfig: {exc}") from exc
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:

@@ -1618,7 +1618,7 @@ def _check_numbers(cfg: VideoConfig) -> None:
         require_int(getattr(cfg, name), name, least)
 
     require_number(cfg.sharpness_threshold, "sharpness_threshold", "a finite number >= 0", 0)
-    require_number(cfg.max_abs_yaw, "max_abs_yaw", "a finite number >= 0", 0)
+    require_number(cfg.max_abs_yaw, "max_abs_yaw", "a number in [0, 180]", 0, 180)
     require_number(cfg.eps, "eps", "a finite number > 0", 0, low_open=True)
     require_number(cfg.min_iou, "min_iou", "a number in [0, 1]", 0, 1)
     if cfg.tag_threshold is not None:

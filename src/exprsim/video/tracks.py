@@ -55,6 +55,7 @@ import numpy as np
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError
 from exprsim.faces.detect import box_iou
+from exprsim.faces.identity import IDENTITY_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ DEFAULT_MIN_SAMPLES = 3
 CENTRE_JUMP = 2.0
 #: Largest area ratio of such a box to the track's last one.
 SIZE_RATIO = 2.0
-#: dlib's "same person" distance, used to attach noise descriptors to a cluster.
-SAME_PERSON = 0.6
+#: dlib's "same person" distance, used to attach noise descriptors to a cluster (the one
+#: threshold of :mod:`exprsim.faces.identity`, which search's same-person filter uses too).
+SAME_PERSON = IDENTITY_THRESHOLD
 #: Correlation of consecutive aligned crops of a track (24x24 gray) under which the face is
 #: checked with dlib (see the module docstring). On the bundled clip (one woman, 5 fps) the
 #: lowest is 0.89; a cut to another person framed alike gives 0.13-0.44. A false alarm

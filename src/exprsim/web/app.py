@@ -434,9 +434,10 @@ class _State:
 _MAX_ID = 1 << 63
 
 
-def _nth_face(found: list[Any], face: int | None) -> Any:
-    """Face number ``face`` of an uploaded photo's ``found`` faces (422 when there is none;
-    ``None``: the largest that passes the quality check, else the largest)."""
+def _face_number(found: list[Any], face: int | None) -> int:
+    """The number of the face to use among an uploaded photo's ``found`` faces: ``face``,
+    or when ``None`` the largest that passes the quality check, else the largest (422 when
+    there is no such face)."""
     if not found:
         raise UploadError("no face found in the photo", 422)
     if face is None:
@@ -445,7 +446,12 @@ def _nth_face(found: list[Any], face: int | None) -> Any:
         face = usable_face(found)
     if not 0 <= face < len(found):
         raise UploadError(f"no face number {face} (found {len(found)})", 422)
-    return found[face]
+    return face
+
+
+def _nth_face(found: list[Any], face: int | None) -> Any:
+    """Face number ``face`` of an uploaded photo's ``found`` faces (:func:`_face_number`)."""
+    return found[_face_number(found, face)]
 
 
 def _with_request(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -1048,7 +1054,8 @@ def _add_face_routes(app: Any, st: _State) -> None:
         from exprsim.apps.search import search
 
         _, found, digest = await st.uploaded_faces(file)
-        query = _nth_face(found, face)
+        number = _face_number(found, face)  # the page names no face on its first search
+        query = found[number]
 
         def run() -> tuple[list[Any], dict[str, int]]:
             with st.index() as ix:
@@ -1060,7 +1067,7 @@ def _add_face_routes(app: Any, st: _State) -> None:
 
         hits, excluded = await run_in_threadpool(run)
         # as `exprsim search` prints them: why a search of an indexed photo finds nothing
-        return {"hits": [_hit_json(h) for h in hits], "excluded": excluded}
+        return {"face": number, "hits": [_hit_json(h) for h in hits], "excluded": excluded}
 
     @app.get("/api/thumbs/{face_id}")
     def thumb(face_id: int) -> Response:

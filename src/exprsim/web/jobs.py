@@ -35,6 +35,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from exprsim.errors import ArgumentError
+
 log = logging.getLogger(__name__)
 
 #: a job id: 16 hex digits (anything else names no job, and never a folder)
@@ -147,9 +149,9 @@ class VideoJobs:
         job starts (``None``: no tags). ``keep_days``: finished jobs older than that many
         days are deleted, report and all (``None``: kept for good)."""
         if max_queued < 1:
-            raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+            raise ArgumentError(f"max_queued must be >= 1, got {max_queued}")
         if keep_days is not None and not keep_days > 0:
-            raise ValueError(f"keep_days must be > 0, got {keep_days}")
+            raise ArgumentError(f"keep_days must be > 0, got {keep_days}")
         self.embedder = embedder
         self.tags = tags
         self.out_root = out_root

@@ -167,8 +167,9 @@ dropzone('drop', async (files) => {
         wrap.append(b);
       });
       sec.append(hitsBox);
-      // the largest face that passes the quality check, else the largest (as the CLI)
-      if (res.faces.length) await search(f, Math.max(0, res.faces.findIndex(x => x.quality.ok)), hitsBox);
+      // no face named: the server takes the largest face that passes the quality check,
+      // else the largest (faces.pipeline.usable_face, as the CLI and the Python API)
+      if (res.faces.length) await search(f, null, hitsBox);
       if (document.getElementById('keep').checked) {
         const fd2 = new FormData(); fd2.append('file', f);
         const added = await api('/api/index', {method: 'POST', body: fd2});
@@ -183,7 +184,8 @@ async function search(file, face, box) {
   const fd = new FormData(); fd.append('file', file);
   box.replaceChildren(el('p', {class: 'meta'}, 'searching...'));
   try {
-    const res = await api('/api/search?k=12&face=' + face, {method: 'POST', body: fd});
+    const which = face === null ? '' : '&face=' + face;
+    const res = await api('/api/search?k=12' + which, {method: 'POST', body: fd});
     const row = el('div', {class: 'row hits'});
     for (const h of res.hits) {
       const c = card(h.thumbnail, h.file + ' d=' + h.distance.toFixed(3));
@@ -199,7 +201,7 @@ async function search(file, face, box) {
       c.append(el('br', {}), t);
       row.append(c);
     }
-    box.replaceChildren(el('h3', {}, 'Nearest expressions (face ' + face + ')'), row);
+    box.replaceChildren(el('h3', {}, 'Nearest expressions (face ' + res.face + ')'), row);
   } catch (e) { box.replaceChildren(el('p', {class: 'err'}, e.message)); }
 }
 """
