@@ -30,6 +30,7 @@ from exprsim.cli.argtypes import (
 from exprsim.cli.exitcodes import report_failures, saved_where
 from exprsim.config import MAX_SUMMARY_CLUSTERS
 from exprsim.errors import ExprsimError, ImageError, printable
+from exprsim.faces.quality import MAX_YAW
 from exprsim.wording import count
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
@@ -229,8 +230,8 @@ def _register_search(subparsers: Any) -> None:
     )
     p.add_argument(
         "--max-yaw",
-        type=float_in(0.0, 180.0),
-        help="only faces turned at most this many degrees (0 to 180)",
+        type=float_in(0.0, MAX_YAW),
+        help=f"only faces turned at most this many degrees (0 to {MAX_YAW:g})",
     )
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     _model_arg(p)

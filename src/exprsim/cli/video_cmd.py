@@ -21,6 +21,7 @@ from exprsim.cli.argtypes import (
 )
 from exprsim.errors import ExprsimError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
+from exprsim.faces.quality import MAX_YAW
 from exprsim.video.frames import DEFAULT_FPS, MAX_FPS, MAX_FRAME_PIXELS, MIN_FPS
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 from exprsim.wording import count
@@ -105,9 +106,9 @@ def _face_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-yaw",
-        type=float_in(0.0, 180.0),
+        type=float_in(0.0, MAX_YAW),
         default=50.0,
-        help="largest |yaw| in degrees of the quality check, 0 to 180 (default 50)",
+        help=f"largest |yaw| in degrees of the quality check, 0 to {MAX_YAW:g} (default 50)",
     )
     p.add_argument(
         "--identity",

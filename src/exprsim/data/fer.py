@@ -12,9 +12,10 @@ Rules applied by :func:`load_ferplus`:
 * the vote distribution is the 8 emotion counts normalised to sum 1 (unknown/NF removed).
 
 Parsed arrays are cached as ``.npz`` under ``$EXPRSIM_CACHE`` (default
-``$XDG_CACHE_HOME/exprsim``, else ``~/.cache/exprsim``), keyed by each source file's path, size, modification and change
-times and inode (a file rewritten with its old size and time has a new change time); a
-damaged entry is parsed again. The data folder itself is never written.
+``$XDG_CACHE_HOME/exprsim``, else ``~/.cache/exprsim``), keyed by each source file's path,
+size, modification and change times and inode (a file rewritten with its old size and time
+has a new change time); a damaged entry is parsed again. The data folder itself is never
+written.
 
 The files are checked to be row-aligned before anything is parsed: the same row counts and
 ``Usage`` in all three, and the provenance's ``ferplus_png`` equal to the votes' ``Image

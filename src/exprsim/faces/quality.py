@@ -64,6 +64,10 @@ FACE_MODEL_3D = np.array(
 )
 
 
+#: the largest ``max_abs_yaw`` a quality check takes, in degrees (``|yaw|`` is at most 180)
+MAX_YAW = 180.0
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     """Quality thresholds and how sharpness is measured.
@@ -105,7 +109,7 @@ class QualityConfig:
 
         ranges = {
             "sharpness_threshold": (0.0, math.inf, "a finite number >= 0"),
-            "max_abs_yaw": (0.0, 180.0, "a number in [0, 180]"),
+            "max_abs_yaw": (0.0, MAX_YAW, f"a number in [0, {MAX_YAW:g}]"),
             "patch_size": (0.05, 2.0, "a fraction of the eye distance in [0.05, 2]"),
             "reference_eye_distance": (8.0, 1000.0, "a number of pixels in [8, 1000]"),
             "blur_sigma": (0.1, 20.0, "a number of pixels in [0.1, 20]"),

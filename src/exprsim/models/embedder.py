@@ -93,11 +93,10 @@ class PreprocessConfig:
             _require_finite(getattr(self, name), f"preprocess.{name}")
         if self.std <= 0:
             raise ArgumentError(f"preprocess.std must be > 0, got {self.std!r}")
+        # a NumPy integer (np.int64(48)) is stored as int, so the config stays JSON
         for name in ("input_size", "align_size"):
-            size = getattr(self, name)
-            if isinstance(size, np.integer):  # a NumPy integer (np.int64(48)) is stored as int,
-                size = int(size)  # so the config stays JSON (json.dumps refused np.int64)
-                object.__setattr__(self, name, size)
+            if isinstance(getattr(self, name), np.integer):
+                object.__setattr__(self, name, int(getattr(self, name)))
         size = self.input_size
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1024:
             raise ArgumentError(

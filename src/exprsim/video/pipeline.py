@@ -1604,6 +1604,7 @@ def _check_numbers(cfg: VideoConfig) -> None:
     meant, finite thresholds (NaN compares false with everything, so a NaN threshold would
     pass or reject every face without a word)."""
     from exprsim.errors import require_int, require_number
+    from exprsim.faces.quality import MAX_YAW
 
     for name, least in (
         ("smooth_window", 1),
@@ -1618,7 +1619,7 @@ def _check_numbers(cfg: VideoConfig) -> None:
         require_int(getattr(cfg, name), name, least)
 
     require_number(cfg.sharpness_threshold, "sharpness_threshold", "a finite number >= 0", 0)
-    require_number(cfg.max_abs_yaw, "max_abs_yaw", "a number in [0, 180]", 0, 180)
+    require_number(cfg.max_abs_yaw, "max_abs_yaw", f"a number in [0, {MAX_YAW:g}]", 0, MAX_YAW)
     require_number(cfg.eps, "eps", "a finite number > 0", 0, low_open=True)
     require_number(cfg.min_iou, "min_iou", "a number in [0, 1]", 0, 1)
     if cfg.tag_threshold is not None:
