@@ -10,6 +10,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from exprsim.errors import ArgumentError
+
 T = TypeVar("T")
 
 
@@ -36,7 +38,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value
         if isinstance(value, dict):
             return from_dict(tp, value)  # type: ignore[arg-type]
-        raise ValueError(f"{where}: expected an object of {_type_name(tp)} fields, got {value!r}")
+        raise ArgumentError(
+            f"{where}: expected an object of {_type_name(tp)} fields, got {value!r}"
+        )
     if origin in (typing.Union, types.UnionType):
         errors = []
         for arg in typing.get_args(tp):
@@ -48,15 +52,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(arg, value, where)
             except ValueError as exc:
                 errors.append(str(exc))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{where}: unexpected value {value!r}")
+        raise ArgumentError(
+            errors[0] if len(errors) == 1 else f"{where}: unexpected value {value!r}"
+        )
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise ArgumentError(f"{where}: expected a list, got {value!r}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if args and len(args) != len(value):
-            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
+            raise ArgumentError(f"{where}: expected {len(args)} values, got {len(value)}")
         if not args:
             return tuple(value)
         return tuple(
@@ -65,25 +71,25 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (list, dict) or tp in (list, dict):
         want = origin or tp
         if not isinstance(value, want):
-            raise ValueError(f"{where}: expected a {want.__name__}, got {value!r}")
+            raise ArgumentError(f"{where}: expected a {want.__name__}, got {value!r}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
+            raise ArgumentError(f"{where}: expected true or false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
+            raise ArgumentError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
+            raise ArgumentError(f"{where}: expected a number, got {value!r}")
         if not math.isfinite(value):
-            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+            raise ArgumentError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
+            raise ArgumentError(f"{where}: expected a string, got {value!r}")
         return value
     return value
 
@@ -96,17 +102,17 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
             (the message names the field). Range checks are the config's own business.
     """
     if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        raise ArgumentError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown config keys {unknown}")
+        raise ArgumentError(f"{cls.__name__}: unknown config keys {unknown}")
     kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:  # e.g. a missing required field
-        raise ValueError(f"{cls.__name__}: {exc}") from exc
+        raise ArgumentError(f"{cls.__name__}: {exc}") from exc
 
 
 #: the largest training seed (NumPy's legacy seeds are 32-bit; the trainers derive
@@ -132,7 +138,7 @@ def check_ranges(cfg: Any, ranges: dict[str, tuple[bool, str]]) -> None:
     <value>")``."""
     for name, (ok, rule) in ranges.items():
         if not ok:
-            raise ValueError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
+            raise ArgumentError(f"{name} must be {rule}, got {getattr(cfg, name)!r}")
 
 
 def save_json(cfg: Any, path: str | Path) -> None:

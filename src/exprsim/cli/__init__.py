@@ -89,16 +89,18 @@ def command_path(args: argparse.Namespace) -> str:
     return " ".join(str(w) for w in words if w)
 
 
-def _quit_on_next_signal(code: int) -> None:
-    """After an interrupted command has saved what it had: a further Ctrl-C or SIGTERM
-    while Python waits for the worker threads to end exits at once, quietly (it printed a
-    traceback from the interpreter's shutdown, or aborted)."""
+def _quit_on_next_signal(code: int | None) -> None:
+    """Once the command has returned (done, or interrupted and what it had saved): a
+    Ctrl-C or SIGTERM while Python winds down (worker threads, exit handlers) exits at
+    once, quietly, where it printed a traceback from an exit handler ("Exception ignored
+    in atexit callback"), or aborted. The exit code is ``code`` (an interrupted
+    command's 130 or 143), else the signal's (130 or 143, as a default kill would give)."""
 
     def leave(signum: int, frame: object) -> None:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        os._exit(code)
+        os._exit(code if code is not None else 128 + signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError, OSError):
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code.
 
     ``argv`` ``None`` (the ``exprsim`` command itself): SIGTERM is handled as Ctrl-C is
-    (what was done is saved; exit code 143), and after an interruption a second signal
+    (what was done is saved; exit code 143), and once the command has returned a signal
     while the process winds down exits at once without a traceback.
     """
     as_process = argv is None
@@ -154,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if as_process:
         _terminate_as_interrupt()
     code = _main(argv)
-    if as_process and code in (130, 143):
-        _quit_on_next_signal(code)
+    if as_process:
+        _quit_on_next_signal(code if code in (130, 143) else None)
     return code
 
 

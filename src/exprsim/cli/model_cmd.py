@@ -28,7 +28,7 @@ from exprsim.cli.argtypes import (
     require_writable,
 )
 from exprsim.cli.exitcodes import failure_exit_code, saved_where
-from exprsim.errors import ExprsimError, ImageError, printable
+from exprsim.errors import ArgumentError, ExprsimError, ImageError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.wording import count
 
@@ -366,6 +366,12 @@ def _embed_ray(args: argparse.Namespace, paths: list[str]) -> int:
     for line in rep.errors:  # one line per unreadable image, as the local engine prints
         print(f"exprsim embed: {line}", file=sys.stderr)
     print(rep.summary())
+    if rep.held:  # Ctrl-C or SIGTERM while Ray stopped: every shard was done by then
+        from exprsim.interrupts import interruption
+
+        word, code = interruption()
+        print(f"exprsim embed: {word} while Ray stopped; every shard was done", file=sys.stderr)
+        return code
     # judged against the whole input list: a rerun that only retried a broken image has
     # not failed on every input
     return failure_exit_code(rep.failed, max(rep.inputs, rep.images), args.strict)
@@ -462,7 +468,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         res = train_from_dict(
             raw, out, progress=not args.quiet, length=args.epochs or None, device=args.device
         )
-    except ValueError as exc:
+    except ArgumentError as exc:  # a setting of the config (other errors say their own)
         raise ExprsimError(f"{cfg_path}: {exc}") from exc
     except KeyboardInterrupt as exc:
         return _train_interrupted(out, exc)
@@ -506,12 +512,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     # compose_ensemble refuses an --out holding another model (not an ensemble's export)
     from exprsim.training.ensemble import compose_ensemble
 
-    try:
-        res = compose_ensemble(
-            args.runs, args.out, angles=args.angles, draws=args.draws, version=args.version
-        )
-    except ValueError as exc:
-        raise ExprsimError(str(exc)) from exc
+    res = compose_ensemble(  # its refusals are ArgumentError: one line
+        args.runs, args.out, angles=args.angles, draws=args.draws, version=args.version
+    )
     best = res["chosen"]
     print(
         f"ensemble of {len(args.runs)}: e block {best['e_block']}, angle {best['angle']:g}, "

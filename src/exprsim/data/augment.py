@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exprsim.equality import array_equality
+from exprsim.errors import ArgumentError
 
 if TYPE_CHECKING:
     import torch
@@ -75,27 +76,27 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.blur_ksize < 1 or self.blur_ksize % 2 == 0:
-            raise ValueError("blur_ksize must be a positive odd integer")
+            raise ArgumentError("blur_ksize must be a positive odd integer")
         if not 1 <= self.erase_size[0] <= self.erase_size[1]:
-            raise ValueError("erase_size must be (lo, hi) with 1 <= lo <= hi")
+            raise ArgumentError("erase_size must be (lo, hi) with 1 <= lo <= hi")
         for name in ("flip_p", "blur_p", "erase_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]")
+                raise ArgumentError(f"{name} must be in [0, 1]")
         if self.blur_ksize > MAX_BLUR_KSIZE:
-            raise ValueError(
+            raise ArgumentError(
                 f"blur_ksize must be at most {MAX_BLUR_KSIZE} (half of it within the "
                 f"{CROP_SIDE}-pixel crops it blurs), got {self.blur_ksize}"
             )
         for name in ("contrast", "blur_sigma"):
             lo, hi = getattr(self, name)
             if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
-                raise ValueError(f"{name} must be finite (lo, hi) with 0 <= lo <= hi")
+                raise ArgumentError(f"{name} must be finite (lo, hi) with 0 <= lo <= hi")
         if not 0.0 < self.scale[0] <= self.scale[1] <= 10.0:  # NaN or inf fail it too
-            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 10, got {self.scale}")
+            raise ArgumentError(f"scale must be (lo, hi) with 0 < lo <= hi <= 10, got {self.scale}")
         for name in ("rotate_deg", "translate", "brightness"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+                raise ArgumentError(f"{name} must be finite and >= 0, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +204,7 @@ def apply_numpy(
     cfg = cfg or AugmentConfig()
     images = np.asarray(images)
     if images.ndim not in (3, 4) or images.shape[1:3] != params.size or len(images) != len(params):
-        raise ValueError(
+        raise ArgumentError(
             f"images {images.shape} do not match params for {len(params)} x {params.size}"
         )
     h, w = params.size
@@ -261,7 +262,7 @@ def apply_torch(
     xb = (x[:, None] if squeeze else x).to(torch.float32)
     n, c, h, w = xb.shape
     if (h, w) != params.size or n != len(params):
-        raise ValueError(
+        raise ArgumentError(
             f"tensor {tuple(x.shape)} does not match params for {len(params)} x {params.size}"
         )
     dev = xb.device

@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.errors import DataError, printable
+from exprsim.errors import ArgumentError, DataError, printable
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Agreement(IntEnum):
         try:
             return cls[str(text).strip().upper()]
         except KeyError:
-            raise ValueError(f"agreement must be strong, weak or none, got {text!r}") from None
+            raise ArgumentError(f"agreement must be strong, weak or none, got {text!r}") from None
 
 
 TYPE_NAMES: tuple[str, ...] = tuple(t.short for t in TripletType)

@@ -37,6 +37,10 @@ from torch import nn
 
 from exprsim.models.registry import register_model
 
+#: Widest convolution a ``stages`` setting may ask for: 10**8 channels allocated for 38 s
+#: and then failed in the allocator (the shipped trunks use 32 to 512)
+MAX_CHANNELS = 8192
+
 #: FER+ emotions read by the classifier (order of :data:`exprsim.data.fer.FERPLUS_CLASSES`).
 N_EMOTIONS = 8
 READOUTS = ("embedding", "hybrid")
@@ -88,6 +92,8 @@ class ExprNetV(nn.Module):
         head_dim = embedding_dim - N_EMOTIONS if readout == "hybrid" else embedding_dim
         if head_dim < 2:
             raise ValueError(f"embedding_dim {embedding_dim} too small for readout {readout!r}")
+        if not all(1 <= int(w) <= MAX_CHANNELS for stage in stages for w in stage):
+            raise ValueError(f"stages must hold channel counts in [1, {MAX_CHANNELS}]")
         layers: list[nn.Module] = []
         c = in_channels
         for i, stage in enumerate(stages):

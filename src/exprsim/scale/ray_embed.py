@@ -35,14 +35,16 @@ message in the report, the traceback in the worker's log).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, ImageError, printable
 from exprsim.io import (
@@ -55,6 +57,9 @@ from exprsim.io import (
 )
 from exprsim.progress import progress_bar
 from exprsim.wording import count
+
+if TYPE_CHECKING:
+    from exprsim.interrupts import Held
 
 log = logging.getLogger(__name__)
 
@@ -503,6 +508,9 @@ class RayEmbedReport:
     errors: tuple[str, ...] = ()  # one "<path>: <reason>" per unreadable image (this run)
     shards_retried: int = 0  # finished shards whose unreadable images were tried again
     inputs: int = 0  # images of the whole input list (``images``: those read by this run)
+    #: "SIGINT"/"SIGTERM" that came while Ray stopped, after the last shard: held so that
+    #: Ray's processes stop (nothing was left undone), and told here
+    held: tuple[str, ...] = ()
 
     @property
     def images_per_second(self) -> float:
@@ -622,12 +630,13 @@ def _embed_locked(
     todo, retried = _work(out, names, shards, retry_failed)
     counts = [0, 0, 0]
     errors: list[str] = list(refused)
+    held: list[str] = []
     if todo:
         actor_kwargs = _actor_kwargs(run.model, run.detector, out, run.device)
         try:
             counts = _run_on_ray(
                 todo, actor_kwargs, run.address, run.num_workers, run.num_cpus, run.progress,
-                errors,
+                errors, held,
             )  # fmt: skip
         except KeyboardInterrupt as exc:
             raise RayEmbedInterrupted.of(out, names, shards) from exc
@@ -636,7 +645,7 @@ def _embed_locked(
     n = len(refused)
     return RayEmbedReport(
         str(out), len(shards), len(shards) - len(todo), images + n, faces, failed + n,
-        time.perf_counter() - t0, tuple(errors), retried, len(paths) + n,
+        time.perf_counter() - t0, tuple(errors), retried, len(paths) + n, tuple(held),
     )  # fmt: skip
 
 
@@ -675,7 +684,6 @@ def _prepare_folder(out: Path, stamp: dict[str, Any]) -> None:
 def _undo_new_folder(out: Path, made: bool) -> None:
     """Remove the folder this run made when it holds nothing but the stamp (the run failed
     before its first shard: an unreachable cluster, say)."""
-    import contextlib
     import os
 
     with contextlib.suppress(OSError):
@@ -720,8 +728,6 @@ def _utf8_names(paths: list[str]) -> tuple[list[str], list[str]]:
 def _check_before_ray(address: str | None, model: str | Path) -> None:
     """What would fail on every worker, in many lines of Ray's, or make Ray wait without
     end, checked in this process first: Ray installed, its address, the model."""
-    import sys
-
     from exprsim.models.embedder import load_model
 
     _ray()
@@ -1029,10 +1035,12 @@ def _run_on_ray(
     num_cpus: int | None,
     progress: bool,
     errors: list[str],
+    held: list[str],
 ) -> list[int]:
     """Embed the shards ``todo`` on an actor pool; returns images, faces, unreadable (and
-    appends the unreadable images' lines to ``errors``). An :class:`ExprsimError` a worker
-    raised comes back as itself, not wrapped in Ray's errors (one line for the CLI)."""
+    appends the unreadable images' lines to ``errors``, and to ``held`` the signals held
+    while Ray stopped). An :class:`ExprsimError` a worker raised comes back as itself, not
+    wrapped in Ray's errors (one line for the CLI)."""
     ray = _ray()
     level = _ray_log_level()
     started = not ray.is_initialized()
@@ -1051,15 +1059,18 @@ def _run_on_ray(
     finally:
         data_log.setLevel(data_level)
         if started:
-            _stop_ray(ray)
+            held += _stop_ray(ray).signals
 
 
 def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) -> None:
     """``ray.init``, keeping exprsim's SIGTERM handler: Ray's makes SIGTERM end the driver
     at once (``sys.exit(15)``, and its C++ core prints a stack dump), where the ``exprsim``
-    command keeps and reports the shards done (exit code 143). A library caller's own
-    handler is left to Ray, as it always was."""
+    command keeps and reports the shards done (exit code 143); a SIGTERM while Ray starts
+    is :class:`~exprsim.interrupts.Terminated` too. A library caller's own handler is left
+    to Ray, as it always was."""
     import signal
+
+    from exprsim.interrupts import Terminated
 
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
@@ -1069,14 +1080,43 @@ def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) 
     if address is None:
         kwargs["num_cpus"] = num_cpus
     before = _sigterm_handler()
-    ray.init(address=_ray_address(address), **kwargs)
-    if getattr(before, "__module__", None) == "exprsim.interrupts":
-        signal.signal(signal.SIGTERM, before)  # also replaces the C++ core's handler
+    ours = getattr(before, "__module__", None) == "exprsim.interrupts"
+    try:
+        with _driver_without_failure_handler(ours):
+            ray.init(address=_ray_address(address), **kwargs)
+    except SystemExit as exc:  # Ray's own handler while it starts: sys.exit(SIGTERM)
+        if ours and exc.code == signal.SIGTERM:
+            raise Terminated from None
+        raise
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, before)  # Ray's Python handler replaced
+
+
+@contextlib.contextmanager
+def _driver_without_failure_handler(active: bool) -> Iterator[None]:
+    """While ``ray.init`` runs, tell Ray's C++ core not to install its failure-signal
+    handler in this driver (``active``; Ray's workers, other processes, keep theirs).
+    That handler takes SIGTERM and, worse, ``ray.shutdown`` later resets SIGTERM to the
+    default at the kernel while Python still names exprsim's handler: a SIGTERM in the
+    last second of the shutdown then killed the command without its summary or its
+    "terminated" line. Ray reads the flag from ``ray._private.ray_constants`` when the
+    driver's core worker starts; where a Ray version has no such flag nothing changes."""
+    constants = sys.modules.get("ray._private.ray_constants")
+    flag = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+    if not active or constants is None or not hasattr(constants, flag):
+        yield
+        return
+    before = getattr(constants, flag)
+    setattr(constants, flag, True)
+    try:
+        yield
+    finally:
+        setattr(constants, flag, before)
 
 
 def _sigterm_handler() -> Any:
     """The Python handler of SIGTERM, ``None`` where it cannot be read."""
-    import contextlib
     import signal
 
     with contextlib.suppress(ValueError, OSError, AttributeError):
@@ -1084,13 +1124,14 @@ def _sigterm_handler() -> Any:
     return None
 
 
-def _stop_ray(ray: Any) -> None:
-    """``ray.shutdown``: a first Ctrl-C or SIGTERM meanwhile is held, so that the local
-    Ray's processes are stopped rather than left behind."""
+def _stop_ray(ray: Any) -> Held:
+    """``ray.shutdown``: a first Ctrl-C or SIGTERM meanwhile is held (and returned), so
+    that the local Ray's processes are stopped rather than left behind."""
     from exprsim.interrupts import hold_interrupts
 
-    with hold_interrupts("stopping Ray"):
+    with hold_interrupts("stopping Ray") as held:
         ray.shutdown()
+    return held
 
 
 def _embed_on_pool(

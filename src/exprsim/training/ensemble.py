@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from exprsim.errors import ArgumentError
 from exprsim.training.run import exclusive_run
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def procrustes_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Solution (Schoenemann 1966): ``R = U V^T`` for the SVD ``src^T dst = U S V^T``.
     """
     if src.shape != dst.shape or src.ndim != 2:
-        raise ValueError(f"need two (N, d) arrays of one shape, got {src.shape} and {dst.shape}")
+        raise ArgumentError(f"need two (N, d) arrays of one shape, got {src.shape} and {dst.shape}")
     u, _, vt = np.linalg.svd(src.astype(np.float64).T @ dst.astype(np.float64))
     return (u @ vt).astype(np.float32)
 
@@ -82,27 +83,27 @@ def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]
     from exprsim.training.run import unfinished_export
 
     if len(runs) < 2:
-        raise ValueError("an ensemble needs at least two runs")
+        raise ArgumentError("an ensemble needs at least two runs")
     seen = [Path(r).resolve() for r in runs]
     twice = next((r for r, at in zip(runs, seen, strict=True) if seen.count(at) > 1), None)
     if twice is not None:
-        raise ValueError(f"{twice} is named twice: an ensemble's members are different runs")
+        raise ArgumentError(f"{twice} is named twice: an ensemble's members are different runs")
     nets, cfgs, tcfgs = [], [], []
     for run in map(Path, runs):
         stale = unfinished_export(run)
         if stale:
-            raise ValueError(f"{run} {stale}")
+            raise ArgumentError(f"{run} {stale}")
         emb = load_model(str(run), fuse=False)
         if not _hybrid_net(emb.config.model, emb.config.model_kwargs):
-            raise ValueError(f"{run}: {MEMBER_NEED}")
+            raise ArgumentError(f"{run}: {MEMBER_NEED}")
         nets.append(emb.model.eval())
         cfgs.append(emb.config)
         tcfgs.append(load_run_config(run))
     for other, cfg, tcfg in zip(runs[1:], cfgs[1:], tcfgs[1:], strict=True):
         if cfg.preprocess != cfgs[0].preprocess or cfg.embedding_dim != cfgs[0].embedding_dim:
-            raise ValueError(f"{other}: preprocessing or dimension differs from {runs[0]}")
+            raise ArgumentError(f"{other}: preprocessing or dimension differs from {runs[0]}")
         if _holdout_key(tcfg) != _holdout_key(tcfgs[0]):
-            raise ValueError(
+            raise ArgumentError(
                 f"{other}: holds out other validation faces than {runs[0]} (data, data_dir, "
                 "max_train, val_fraction, split seed, val_drop_twins); the ensemble's readout "
                 "could not be chosen on unseen faces"
@@ -138,7 +139,7 @@ def check_angles(angles: Sequence[float]) -> None:
     if not angles or not all(
         isinstance(a, numbers.Real) and not isinstance(a, bool) and 0 <= a <= 90 for a in angles
     ):
-        raise ValueError(f"angles must be finite, in [0, 90] degrees, got {list(angles)!r}")
+        raise ArgumentError(f"angles must be finite, in [0, 90] degrees, got {list(angles)!r}")
 
 
 def _e_members(mode: str, n: int) -> tuple[int, ...]:
@@ -182,10 +183,10 @@ def check_out(out: str | Path, runs: Sequence[str | Path]) -> None:
     export, of these members or others, is composed again in place."""
     out = Path(out)
     if any(Path(r).resolve() == out.resolve() for r in runs):
-        raise ValueError(f"{out} is one of the members: it would be overwritten")
+        raise ArgumentError(f"{out} is one of the members: it would be overwritten")
     model = any((out / n).exists() for n in ("config.json", "model.safetensors"))
     if model and not _ensemble_export(out):
-        raise ValueError(
+        raise ArgumentError(
             f"{out} holds another model (not an ensemble's export); it would be "
             "overwritten: use a new --out"
         )
@@ -203,7 +204,7 @@ def check_draws(draws: object) -> None:
 
     whole = isinstance(draws, int) and not isinstance(draws, bool)
     if not (whole and 1 <= draws <= MAX_VALIDATION_DRAWS):  # type: ignore[operator]
-        raise ValueError(
+        raise ArgumentError(
             f"draws must be a whole number in [1, {MAX_VALIDATION_DRAWS}], got {draws!r}"
         )
 
@@ -339,12 +340,12 @@ def member_configs(
 
     seeds = cfg.seeds
     if not 2 <= len(seeds) <= 26 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
+        raise ArgumentError(f"seeds must be 2 to 26 different seeds, got {list(seeds)}")
     check_draws(cfg.draws)
     check_angles(cfg.angles)
     raw = dict(cfg.member)
     if {raw.pop("recipe", "ferplus"), raw.pop("kind", "ferplus")} != {"ferplus"}:
-        raise ValueError("member must be a ferplus config")
+        raise ArgumentError("member must be a ferplus config")
     if raw.get("split_seed") is None:
         raw["split_seed"] = seeds[0]
     fixed = {"epochs": cfg.epochs, "device": cfg.device}
@@ -355,9 +356,9 @@ def member_configs(
         _check_choices(m)
         check_network(m)
         if not _hybrid_net(m.model, m.model_kwargs):
-            raise ValueError(f"member: {MEMBER_NEED}")
+            raise ArgumentError(f"member: {MEMBER_NEED}")
         if m.val_fraction == 0:  # else refused by its first member's training, or composing
-            raise ValueError(
+            raise ArgumentError(
                 "member: the ensemble's readout is chosen on validation faces: it needs "
                 "val_fraction > 0"
             )

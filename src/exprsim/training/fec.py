@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from exprsim.config import check_ranges, seed_range
-from exprsim.errors import DataError, ModelError
+from exprsim.errors import ArgumentError, DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.progress import progress_bar
+from exprsim.training.ferplus_config import MAX_EMBEDDING_DIM, MAX_TRIPLETS_PER_TYPE
 from exprsim.training.run import (
     RunFolder,
     array_digest,
@@ -114,14 +115,14 @@ class FECTrainConfig:
 
     def __post_init__(self) -> None:
         if self.kind != "fec":
-            raise ValueError(f"FECTrainConfig.kind must be 'fec', got {self.kind!r}")
+            raise ArgumentError(f"FECTrainConfig.kind must be 'fec', got {self.kind!r}")
         if self.iterations < 0 or self.triplets_per_type < 1:
-            raise ValueError("iterations must be >= 0 and triplets_per_type >= 1")
+            raise ArgumentError("iterations must be >= 0 and triplets_per_type >= 1")
         if len(self.margins) != 3 or not all(
             isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m < math.inf
             for m in self.margins
         ):  # NaN margins trained NaN weights
-            raise ValueError(
+            raise ArgumentError(
                 "margins needs 3 finite numbers >= 0 (one, two, three), got "
                 f"{tuple(self.margins)!r}"
             )
@@ -136,6 +137,15 @@ class FECTrainConfig:
             "weight_decay": (self.weight_decay >= 0, ">= 0"),
             "seed": seed_range(self.seed),
             "num_threads": (self.num_threads >= 0, ">= 0"),
+            # checked before the data is read (was: a torch error once it had been)
+            "embedding_dim": (
+                2 <= self.embedding_dim <= MAX_EMBEDDING_DIM,
+                f"in [2, {MAX_EMBEDDING_DIM}]",
+            ),
+            "triplets_per_type": (
+                self.triplets_per_type <= MAX_TRIPLETS_PER_TYPE,
+                f"at most {MAX_TRIPLETS_PER_TYPE}",
+            ),
         }
         check_ranges(self, ranges)
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.config import check_ranges, seed_range
+from exprsim.errors import ArgumentError
 from exprsim.io import model_being_written, write_atomically, writing_model
 from exprsim.models.embedder import (
     EmbedderConfig,
@@ -49,6 +50,9 @@ from exprsim.models.embedder import (
 from exprsim.progress import progress_bar
 from exprsim.training.ferplus_config import (
     MAX_BATCH,
+    MAX_EMBEDDING_DIM,
+    MAX_SYNTHETIC,
+    MAX_TRIPLETS_PER_TYPE,
     MAX_VALIDATION_DRAWS,
     TrainConfig,
     TrainResult,
@@ -261,10 +265,10 @@ def load_run_config(run: str | Path) -> TrainConfig:
 
     path = Path(run) / "train_config.json"
     if not path.is_file():
-        raise ValueError(f"{run}: no train_config.json (not a trainer's run folder)")
+        raise ArgumentError(f"{run}: no train_config.json (not a trainer's run folder)")
     _, cfg = config_from_dict(json.loads(path.read_text()))
     if not isinstance(cfg, TrainConfig):
-        raise ValueError(f"{run}: not a FER+ vote run ({type(cfg).__name__})")
+        raise ArgumentError(f"{run}: not a FER+ vote run ({type(cfg).__name__})")
     return cfg
 
 
@@ -327,7 +331,7 @@ def _optimizer(cfg: TrainConfig, params: list[Any]) -> Any:
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd', 'adamw' or 'adam'")
+    raise ArgumentError(f"unknown optimizer {cfg.optimizer!r}; expected 'sgd', 'adamw' or 'adam'")
 
 
 def _check_choices(cfg: TrainConfig) -> None:
@@ -338,18 +342,26 @@ def _check_choices(cfg: TrainConfig) -> None:
         "sampler": ("random", "balanced"),
         "lr_schedule": ("cosine", "constant"),
         "distribution_loss": ("kl", "hellinger"),
+        "augment_mode": ("full", "flip"),  # another word trained with the full augmentation
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
-    ranges = {
+            raise ArgumentError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
+    check_ranges(cfg, {**_run_ranges(cfg), **_step_ranges(cfg)})
+    _check_schedules(cfg)
+
+
+def _run_ranges(cfg: TrainConfig) -> dict[str, tuple[bool, str]]:
+    """:func:`~exprsim.config.check_ranges` rules of a run's length, data and sizes."""
+    return {
         "epochs": (1 <= cfg.epochs <= 100_000, "in [1, 100000]"),
         "seed": seed_range(cfg.seed),
         "split_seed": seed_range(cfg.split_seed),
         "batch_size": (2 <= cfg.batch_size <= MAX_BATCH, f"in [2, {MAX_BATCH}]"),
         "triplets_per_type": (
-            cfg.triplets_per_type >= 1 or cfg.triplet_weight == 0,
-            ">= 1 (0 only with triplet_weight 0)",
+            1 <= cfg.triplets_per_type <= MAX_TRIPLETS_PER_TYPE
+            or (cfg.triplets_per_type == 0 and cfg.triplet_weight == 0),
+            f"in [1, {MAX_TRIPLETS_PER_TYPE}] (0 only with triplet_weight 0)",
         ),
         "lr": (cfg.lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
@@ -361,8 +373,15 @@ def _check_choices(cfg: TrainConfig) -> None:
             f"in [1, {MAX_VALIDATION_DRAWS}]",
         ),
         "val_drop_twins": (0 <= cfg.val_drop_twins <= 1, "in [0, 1]"),
-        "embedding_dim": (cfg.embedding_dim >= 2, ">= 2"),
-        "max_train": (cfg.max_train is None or cfg.max_train >= 2, ">= 2"),
+        "embedding_dim": (
+            2 <= cfg.embedding_dim <= MAX_EMBEDDING_DIM,
+            f"in [2, {MAX_EMBEDDING_DIM}]",
+        ),
+        "max_train": (
+            cfg.max_train is None
+            or 2 <= cfg.max_train <= (MAX_SYNTHETIC if cfg.data == "synthetic" else math.inf),
+            f">= 2 (at most {MAX_SYNTHETIC} with data 'synthetic', which makes that many faces)",
+        ),
         "swa_epochs": (
             0 <= cfg.swa_epochs <= cfg.epochs,
             f"in [0, epochs] (epochs is {cfg.epochs}: the weight average takes the last "
@@ -380,25 +399,28 @@ def _check_choices(cfg: TrainConfig) -> None:
             f"FER+ classes with a FER2013 label ({', '.join(FER2013_TO_FERPLUS.values())})",
         ),
     }
-    check_ranges(cfg, {**ranges, **_step_ranges(cfg)})
+
+
+def _check_schedules(cfg: TrainConfig) -> None:
+    """The size schedule, the readout angles and the settings that need one another."""
     firsts = [first for first, _ in cfg.size_schedule]
     if any(b <= a for a, b in itertools.pairwise(firsts)) or any(
         not 0 <= first < cfg.epochs or not 16 <= side <= 256 for first, side in cfg.size_schedule
     ):
-        raise ValueError(
+        raise ArgumentError(
             "size_schedule must be (first_epoch, side) pairs with first epochs increasing "
             f"in [0, epochs) and sides in [16, 256], got {cfg.size_schedule!r}"
         )
     if not all(math.isfinite(a) and 0 <= a <= 90 for a in cfg.readout_angles):
-        raise ValueError(
+        raise ArgumentError(
             f"readout_angles must be finite, in [0, 90] degrees, got {list(cfg.readout_angles)!r}"
         )
     if cfg.mixup_alpha > 0 and cfg.objective != "fec":
-        raise ValueError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
+        raise ArgumentError("mixup_alpha > 0 needs objective 'fec' (SGM classes do not mix)")
     if cfg.teacher_pair_weight > 0 and (
         not cfg.teacher or cfg.objective != "fec" or cfg.mixup_alpha > 0
     ):
-        raise ValueError(
+        raise ArgumentError(
             "teacher_pair_weight > 0 needs a teacher file, objective 'fec' and no mixup "
             "(the teachers' distances belong to unmixed faces)"
         )
@@ -445,7 +467,7 @@ def _raw_output_hook(model: Any) -> dict[str, Any]:
     """Capture the pre-normalisation embedding (output of ``model.bn``) on every forward."""
     layer = getattr(model, "bn", None)
     if layer is None:
-        raise ValueError(
+        raise ArgumentError(
             "sgm_embedding='raw' needs a model whose `bn` layer feeds the L2 normalisation "
             "(as exprnet_s)"
         )
@@ -466,7 +488,7 @@ def _check_swa_resume(cfg: TrainConfig, done: int, swa_n: int) -> None:
             fits = f"swa_epochs={cfg.epochs - (done - swa_n)}"
         else:  # no snapshot yet: the window must start after the epochs done
             fits = f"swa_epochs <= {cfg.epochs - done}" if cfg.epochs > done else "swa_epochs=0"
-        raise ValueError(
+        raise ArgumentError(
             f"resuming after epoch {done} with epochs={cfg.epochs}, swa_epochs="
             f"{cfg.swa_epochs} needs {expected} averaged snapshots, the checkpoint holds "
             f"{swa_n}; keep the window's start where it was: use {fits}"
@@ -575,12 +597,12 @@ def _split_labels(
     labels = np.asarray(labels, np.int64)
     n = train_data.n_loaded
     if train_data.rows is None or val_data.rows is None or labels.shape != (n,):
-        raise ValueError(
+        raise ArgumentError(
             f"labels must have shape ({n},), one per face the config loads, got {labels.shape}"
         )
     tr, val = labels[train_data.rows], labels[val_data.rows]
     if (tr < 0).any() or (val < 0).any():
-        raise ValueError("labels must be >= 0 for every face the run keeps")
+        raise ArgumentError("labels must be >= 0 for every face the run keeps")
     return tr, val
 
 
@@ -616,16 +638,18 @@ def _load_init(model: Any, cfg: TrainConfig) -> None:
         where = (
             "" if init.is_absolute() else f" (relative to the working folder: {init.absolute()})"
         )
-        raise ValueError(f"init_from {init}: no model.safetensors or last.safetensors there{where}")
+        raise ArgumentError(
+            f"init_from {init}: no model.safetensors or last.safetensors there{where}"
+        )
     if model_being_written(init):
-        raise ValueError(
+        raise ArgumentError(
             f"init_from {init}: the command writing its model stopped before it finished "
             "(or is writing it now): run it again first"
         )
     try:
         model.load_state_dict(load_file(str(found[0])))
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
-        raise ValueError(
+        raise ArgumentError(
             f"init_from {found[0]}: not weights of model {cfg.model!r} with this config's "
             f"embedding_dim and model_kwargs ({brief(exc)})"
         ) from exc
@@ -650,7 +674,7 @@ def check_batch_size(cfg: TrainConfig, n_train: int) -> None:
     """Refuse a ``batch_size`` no epoch could fill (``sampler="random"`` takes
     ``n_train // batch_size`` steps per epoch: none)."""
     if cfg.sampler == "random" and n_train < cfg.batch_size:
-        raise ValueError(
+        raise ArgumentError(
             f"batch_size {cfg.batch_size} is larger than the {n_train} training faces: an "
             "epoch would take no step; use a smaller batch_size or more faces"
         )
@@ -684,13 +708,13 @@ def check_readout_faces(cfg: TrainConfig, model: Any, n_train: int, n_val: int) 
     if not (cfg.readout_angles and hasattr(model, "readout_angle")):
         return  # a network without a hybrid readout ignores the angles
     if n_val < 1 and cfg.val_fraction == 0:
-        raise ValueError(
+        raise ArgumentError(
             "readout_angles are chosen on validation faces: they need val_fraction > 0 "
             "(or no readout_angles)"
         )
     if n_val < 1 or n_train < 11:
         more = "val_fraction" if n_val < 1 else "max_train"
-        raise ValueError(
+        raise ArgumentError(
             f"readout_angles need validation faces and at least 11 training faces (kNN11); "
             f"this config keeps {n_train} training and {n_val} validation faces: raise "
             f"{more}, or drop readout_angles"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.data.split import holdout_split
+from exprsim.errors import ArgumentError
 from exprsim.training.ferplus_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _load_full(cfg: TrainConfig) -> FerArrays:
     if cfg.data == "synthetic":
         return synthetic_votes(cfg.max_train or 512, seed=cfg.seed)
     if cfg.data != "ferplus":
-        raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
+        raise ArgumentError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
     fer13: np.ndarray | None
     if cfg.data_dir and str(cfg.data_dir).endswith(".npz"):
         images, votes = load_packed_ferplus(cfg.data_dir)
@@ -177,11 +178,11 @@ def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | 
     from exprsim.models.embedder import load_model
 
     if not models:
-        raise ValueError("make_teacher_targets needs at least one model")
+        raise ArgumentError("make_teacher_targets needs at least one model")
     teachers = [load_model(str(m), device=cfg.device, batch_size=512) for m in models]
     for m, emb in zip(models, teachers, strict=True):  # every teacher checked before any work
         if not hasattr(emb.model, "parts"):
-            raise ValueError(f"{m}: the network has no emotion classifier to distil from")
+            raise ArgumentError(f"{m}: the network has no emotion classifier to distil from")
     full = _load_full(cfg)
     vecs, probs = zip(*(emb.embed_with_proba(full.images) for emb in teachers), strict=True)
     out = Path(out)

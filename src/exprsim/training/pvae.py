@@ -48,7 +48,7 @@ import numpy as np
 
 from exprsim.config import check_ranges, save_json, seed_range
 from exprsim.data.split import holdout_split
-from exprsim.errors import DataError
+from exprsim.errors import ArgumentError, DataError
 from exprsim.io import write_atomically, writing_model
 from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
@@ -64,6 +64,16 @@ from exprsim.training.run import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Widest layer or latent a run may ask for (``latent_dim``, ``*_hidden``): 10**9 failed in
+#: the allocator with a stack of torch's lines
+MAX_WIDTH = 65_536
+#: Most faces or triplets in one step (``batch_size``, ``triplet_batch``)
+MAX_COUNT = 65_536
+#: Most Monte Carlo samples per face (``samples``, ``triplet_samples``) and triplets per face
+MAX_SAMPLES = 1024
+#: Most faces ``data: "synthetic"`` makes (``max_train``)
+MAX_SYNTHETIC = 100_000
 
 
 @dataclass(frozen=True)
@@ -129,27 +139,39 @@ class PVAETrainConfig:
     def __post_init__(self) -> None:
         # checked when the config is made or read back: a bad value fails before any work
         if self.kind != "pvae":
-            raise ValueError(f"PVAETrainConfig.kind must be 'pvae', got {self.kind!r}")
+            raise ArgumentError(f"PVAETrainConfig.kind must be 'pvae', got {self.kind!r}")
         enc, dec = self.encoder_hidden or (), self.decoder_hidden or ()
+        widths = f"widths in [1, {MAX_WIDTH}]"
         ranges = {
-            "latent_dim": (self.latent_dim >= 1, ">= 1"),
-            "encoder_hidden": (all(h >= 1 for h in enc), "widths >= 1 (or null)"),
-            "decoder_hidden": (all(h >= 1 for h in dec), "widths >= 1 (or null)"),
+            "latent_dim": (1 <= self.latent_dim <= MAX_WIDTH, f"in [1, {MAX_WIDTH}]"),
+            "encoder_hidden": (all(1 <= h <= MAX_WIDTH for h in enc), f"{widths} (or null)"),
+            "decoder_hidden": (all(1 <= h <= MAX_WIDTH for h in dec), f"{widths} (or null)"),
             "dropout": (0 <= self.dropout < 1, "in [0, 1)"),
             "iterations": (self.iterations >= 0, ">= 0"),
-            "batch_size": (self.batch_size >= 1, ">= 1"),
-            "samples": (self.samples >= 1, ">= 1"),
-            "triplet_batch": (self.triplet_batch >= 1, ">= 1"),
-            "triplet_samples": (self.triplet_samples >= 1, ">= 1"),
+            "batch_size": (1 <= self.batch_size <= MAX_COUNT, f"in [1, {MAX_COUNT}]"),
+            "samples": (1 <= self.samples <= MAX_SAMPLES, f"in [1, {MAX_SAMPLES}]"),
+            "triplet_batch": (1 <= self.triplet_batch <= MAX_COUNT, f"in [1, {MAX_COUNT}]"),
+            "triplet_samples": (
+                1 <= self.triplet_samples <= MAX_SAMPLES,
+                f"in [1, {MAX_SAMPLES}]",
+            ),
             "lr": (self.lr > 0, "> 0"),
             "recon_variance": (self.recon_variance > 0, "> 0"),
             "gamma": (self.gamma > 0, "> 0"),
             "anneal_iterations": (self.anneal_iterations >= 0, ">= 0"),
-            "triplets_per_face": (self.triplets_per_face > 0, "> 0"),
+            "triplets_per_face": (
+                0 < self.triplets_per_face <= MAX_SAMPLES,
+                f"in (0, {MAX_SAMPLES}]",
+            ),
+            "triplet_threshold": (0 <= self.triplet_threshold < math.inf, "finite and >= 0"),
             "eval_every": (self.eval_every >= 1, ">= 1"),
             "val_fraction": (0 <= self.val_fraction < 1, "in [0, 1)"),
             "seed": seed_range(self.seed),
-            "max_train": (self.max_train is None or self.max_train >= 1, ">= 1 (or null)"),
+            "max_train": (
+                self.max_train is None
+                or 1 <= self.max_train <= (MAX_SYNTHETIC if self.data == "synthetic" else math.inf),
+                f">= 1 (or null; at most {MAX_SYNTHETIC} with data 'synthetic')",
+            ),
             "threads": (self.threads >= 0, ">= 0"),
             "max_seconds": (self.max_seconds is None or self.max_seconds >= 0, ">= 0 (or null)"),
         }
@@ -273,9 +295,9 @@ def _load_pvae_data(
             progress=progress,
         )
         if data.x_train.shape[1] != FEATURE_DIM:
-            raise ValueError(f"expected {FEATURE_DIM} features, got {data.x_train.shape[1]}")
+            raise ArgumentError(f"expected {FEATURE_DIM} features, got {data.x_train.shape[1]}")
         return data, dict(extra)
-    raise ValueError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
+    raise ArgumentError(f"unknown data {cfg.data!r}; expected 'ferplus' or 'synthetic'")
 
 
 class _PVAETrainer:
@@ -448,7 +470,10 @@ def train_pvae(cfg: PVAETrainConfig, out_dir: str | Path, progress: bool = True)
         k = (step - 1) % cfg.eval_every  # batches: a function of (seed, interval, k)
         if k == 0 or step == start + 1:
             torch.manual_seed(cfg.seed * 1_000_003 + (step - 1) // cfg.eval_every)
-            laps = -(-cfg.eval_every * bs // n_tr)
+            # the interval's steps this run takes (an eval_every past the iterations drew
+            # billions of permutations); the first laps drawn are the same whatever their number
+            steps = min(cfg.eval_every, cfg.iterations - (step - 1 - k))
+            laps = -(-steps * bs // n_tr)
             order = torch.cat([torch.randperm(n_tr) for _ in range(laps)])
         tr.step(step, order[k * bs : (k + 1) * bs])
         if step % cfg.eval_every == 0 or step == cfg.iterations:

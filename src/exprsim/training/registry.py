@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.config import from_dict
+from exprsim.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ _RECIPES: dict[str, Recipe] = {}
 
 def register_recipe(recipe: Recipe) -> Recipe:
     if recipe.name in _RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is already registered")
+        raise ArgumentError(f"recipe {recipe.name!r} is already registered")
     _RECIPES[recipe.name] = recipe
     return recipe
 
@@ -70,7 +71,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return _RECIPES[name]
     except KeyError:
-        raise ValueError(
+        raise ArgumentError(
             f"unknown recipe {name!r}; expected one of {', '.join(sorted(_RECIPES))}"
         ) from None
 
@@ -86,7 +87,7 @@ def config_from_dict(data: dict[str, Any]) -> tuple[Recipe, Any]:
     if name is None:
         name = raw.get("kind", "ferplus")
     if not isinstance(name, str):
-        raise ValueError(f"recipe (or kind) must be a string, got {name!r}")
+        raise ArgumentError(f"recipe (or kind) must be a string, got {name!r}")
     recipe = get_recipe(name)
     cls = recipe.config_class()
     names = {f.name for f in dataclasses.fields(cls)}
@@ -94,7 +95,7 @@ def config_from_dict(data: dict[str, Any]) -> tuple[Recipe, Any]:
         raw.pop("kind")
     for key, value in recipe.fixed:
         if raw.get(key, value) != value:
-            raise ValueError(f"recipe {recipe.name!r} needs {key}={value!r}, got {raw[key]!r}")
+            raise ArgumentError(f"recipe {recipe.name!r} needs {key}={value!r}, got {raw[key]!r}")
         raw[key] = value
     return recipe, from_dict(cls, raw)
 
@@ -113,7 +114,9 @@ def train_from_dict(
         cfg = dataclasses.replace(cfg, **{recipe.length_field: length})
     if device is not None:
         if "device" not in {f.name for f in dataclasses.fields(cfg)}:
-            raise ValueError(f"recipe {recipe.name!r} trains on the CPU only (no device setting)")
+            raise ArgumentError(
+                f"recipe {recipe.name!r} trains on the CPU only (no device setting)"
+            )
         cfg = dataclasses.replace(cfg, device=device)
     return recipe.train_function()(cfg, out_dir, progress=progress)
 

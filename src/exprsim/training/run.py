@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from exprsim.config import from_dict, to_dict
-from exprsim.errors import ExprsimError
+from exprsim.errors import ArgumentError, ExprsimError
 from exprsim.io import TEMP_TAIL, replace_atomically, sweep_temporaries, write_atomically
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder")
+        raise ArgumentError(f"{out} exists and is not a folder")
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -265,16 +265,16 @@ def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]
     """``create_model(name, embedding_dim=..., **model_kwargs)`` (random init).
 
     Raises:
-        ValueError: naming ``model_kwargs``, when the builder refuses them (an unknown
-            keyword, a value of the wrong kind).
+        ArgumentError: naming ``model_kwargs``, when the builder refuses them (an unknown
+            keyword, a value of the wrong kind, a width too large to allocate).
         ModelError: an unknown model or a bad ``embedding_dim``.
     """
     from exprsim.models.registry import create_model
 
     try:
         return create_model(name, embedding_dim=embedding_dim, **dict(model_kwargs))
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        raise ValueError(
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, MemoryError) as exc:
+        raise ArgumentError(
             f"model_kwargs {dict(model_kwargs)!r} do not fit model {name!r} ({brief(exc)})"
         ) from exc
 
@@ -312,7 +312,7 @@ def check_same_data(run: RunFolder, state: Mapping[str, Any], digest: str) -> No
     """
     kept = state.get("data_digest")
     if isinstance(kept, str) and kept and kept != digest:
-        raise ValueError(
+        raise ArgumentError(
             f"{run.dir}: the training data changed since its last checkpoint (other files, "
             "crops or labels under the same config); resuming would go on training on other "
             "faces, and its validation part could hold faces already trained on. Restore "
@@ -350,7 +350,7 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.dir = Path(path)
         if self.dir.exists() and not self.dir.is_dir():
-            raise ValueError(f"{self.dir} exists and is not a folder")
+            raise ArgumentError(f"{self.dir} exists and is not a folder")
         self.t0 = time.perf_counter()
 
     @property
@@ -368,12 +368,12 @@ class RunFolder:
         """
         path = self.dir / "train_config.json"
         if not path.exists() and (self.dir / "config.json").exists():
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.dir} holds a model (config.json) that is not a training run of this "
                 "recipe; training there would overwrite it: use a new --out"
             )
         if not path.exists() and self.state_path.exists():  # else resumed under any config
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.dir} holds a checkpoint (state.pt) but no train_config.json, so the "
                 "config it was trained with is unknown; restore that file, or use a new --out"
             )
@@ -381,14 +381,14 @@ class RunFolder:
             try:
                 old = self.saved_config(type(cfg), recipe_of(cfg))
             except ValueError as exc:
-                raise ValueError(
+                raise ArgumentError(
                     f"{self.dir} holds another kind of run, or its train_config.json is "
                     f"damaged ({exc}); use a new --out"
                 ) from exc
             if not same_config(_changed(old, cfg, may_change), cfg):
                 if self.holds_progress():
                     diff = config_differences(_changed(old, cfg, may_change), cfg)
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{self.dir} holds a run with a different config ({diff}); use a new --out"
                     )
                 log.warning(
@@ -418,12 +418,17 @@ class RunFolder:
         """The run's ``train_config.json`` as ``cls``.
 
         Raises:
-            ValueError: it names another recipe than ``recipe``, or does not fit ``cls``.
+            ArgumentError: it names another recipe than ``recipe``, does not fit ``cls``, or
+                is not JSON (damaged).
         """
-        raw = json.loads((self.dir / "train_config.json").read_text())
+        path = self.dir / "train_config.json"
+        try:
+            raw = json.loads(path.read_text())
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ArgumentError(f"{path}: not valid JSON ({brief(exc)})") from exc
         saved = raw.pop("recipe", None) if isinstance(raw, dict) else None
         if saved is not None and recipe is not None and saved != recipe:
-            raise ValueError(f"it holds a run of recipe {saved!r}, not {recipe!r}")
+            raise ArgumentError(f"it holds a run of recipe {saved!r}, not {recipe!r}")
         return from_dict(cls, raw)
 
     def claim(self, cfg: Any, may_change: Iterable[str] = ()) -> None:
@@ -514,7 +519,7 @@ class RunFolder:
             )
         done = int(state.get(key, 0)) if state is not None else 0
         if done > length:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.dir} has trained {done} {key}s already; {length} is fewer "
                 "(a run cannot be shortened: use a new --out)"
             )

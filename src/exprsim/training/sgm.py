@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
-from exprsim.errors import ExprsimError
+from exprsim.errors import ArgumentError, ExprsimError
 from exprsim.io import save_npz, write_atomically
 from exprsim.training.ferplus import train
 from exprsim.training.ferplus_config import TrainConfig
@@ -258,7 +258,7 @@ def _check_levels(cfg: SubspaceTrainConfig, run: RunFolder) -> None:
         return
     saved = run.saved_config(SubspaceTrainConfig, "sgm-subspaces").levels
     if cfg.levels < saved:
-        raise ValueError(
+        raise ArgumentError(
             f"{run.dir} holds a run of {saved} levels; {cfg.levels} is fewer (a run cannot "
             "be shortened: use a new --out)"
         )
