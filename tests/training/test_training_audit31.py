@@ -132,3 +132,30 @@ def test_train_does_not_pass_a_bug_off_as_a_config_error(
     cfg = _config(tmp_path, TINY)
     with pytest.raises(ValueError, match="broadcast"):
         main(["-q", "train", "--config", str(cfg), "--out", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("text", [b"\xff\xfe{not json", b"[1, 2]"])
+def test_a_member_with_a_damaged_config_is_one_line(
+    tmp_path: Path, capsys: Any, text: bytes
+) -> None:
+    """``exprsim ensemble`` over a run folder whose ``train_config.json`` is damaged: a
+    JSON list was a ``TypeError`` traceback (and, once its catch was narrowed, bad JSON
+    would have been one too)."""
+    import shutil
+
+    from exprsim.cli import main
+    from exprsim.training.ferplus import load_run_config
+
+    member = {**TINY, "model": "exprnet_v", "model_kwargs": {"readout": "hybrid"}}
+    train_from_dict(member, tmp_path / "trained", progress=False)
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        shutil.copytree(tmp_path / "trained", run)
+        (run / "train_config.json").write_bytes(text)
+    with pytest.raises(ArgumentError, match=r"train_config\.json: (not valid JSON|expected)"):
+        load_run_config(runs[0])
+    argv = ["-q", "ensemble", *map(str, runs), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("exprsim ensemble: error: ")
+    assert "train_config.json" in err[0]

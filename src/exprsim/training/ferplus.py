@@ -259,14 +259,20 @@ def load_run_config(run: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` a run folder was trained with (its ``train_config.json``).
 
     Raises:
-        ValueError: no such file, or a config of another learner.
+        ArgumentError: no such file, a damaged one, or a config of another learner.
     """
     from exprsim.training.registry import config_from_dict
 
     path = Path(run) / "train_config.json"
     if not path.is_file():
         raise ArgumentError(f"{run}: no train_config.json (not a trainer's run folder)")
-    _, cfg = config_from_dict(json.loads(path.read_text()))
+    try:
+        raw = json.loads(path.read_text())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ArgumentError(f"{path}: not valid JSON ({brief(exc)})") from exc
+    if not isinstance(raw, dict):
+        raise ArgumentError(f"{path}: expected a JSON object of config fields")
+    _, cfg = config_from_dict(raw)
     if not isinstance(cfg, TrainConfig):
         raise ArgumentError(f"{run}: not a FER+ vote run ({type(cfg).__name__})")
     return cfg
