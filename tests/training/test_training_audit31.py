@@ -159,3 +159,10 @@ def test_a_member_with_a_damaged_config_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("exprsim ensemble: error: ")
     assert "train_config.json" in err[0]
+
+
+def test_sgm_levels_beyond_any_run_are_refused(tmp_path: Path) -> None:
+    """10**9 levels were taken and trained on without end (each level is a training)."""
+    raw = {"recipe": "sgm-subspaces", "base": {**TINY, "objective": "sgm"}, "levels": 10**9}
+    with pytest.raises(ArgumentError, match=r"levels must be an integer in \[1, 1000\]"):
+        train_from_dict(raw, tmp_path / "run", progress=False)

@@ -223,6 +223,11 @@ def _sgm_base() -> TrainConfig:
     return TrainConfig(objective="sgm", sampler="balanced", optimizer="adam", lr=1e-3)
 
 
+#: Most levels of an ``sgm-subspaces`` run (each trains ``base.epochs`` and splits every
+#: class once more; the paper's FER+ run has 5): 10**9 was taken and trained on for good
+MAX_LEVELS = 1000
+
+
 @dataclass(frozen=True)
 class SubspaceTrainConfig:
     """An ``sgm-subspaces`` run (saved as ``train_config.json``).
@@ -239,8 +244,9 @@ class SubspaceTrainConfig:
 
     def __post_init__(self) -> None:
         # checked when the config is made or read back, not at the second level's EM split
-        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 1:
-            raise ExprsimError(f"levels must be an integer >= 1, got {self.levels!r}")
+        levels = self.levels
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= MAX_LEVELS:
+            raise ArgumentError(f"levels must be an integer in [1, {MAX_LEVELS}], got {levels!r}")
         check_covariance_type(self.covariance_type)
 
 
