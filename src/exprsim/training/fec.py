@@ -34,8 +34,9 @@ from exprsim.config import check_ranges, seed_range
 from exprsim.errors import ArgumentError, DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.progress import progress_bar
-from exprsim.training.ferplus_config import MAX_EMBEDDING_DIM, MAX_TRIPLETS_PER_TYPE
 from exprsim.training.run import (
+    MAX_EMBEDDING_DIM,
+    MAX_TRIPLETS_PER_TYPE,
     RunFolder,
     array_digest,
     build_network,

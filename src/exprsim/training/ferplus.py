@@ -50,9 +50,6 @@ from exprsim.models.embedder import (
 from exprsim.progress import progress_bar
 from exprsim.training.ferplus_config import (
     MAX_BATCH,
-    MAX_EMBEDDING_DIM,
-    MAX_SYNTHETIC,
-    MAX_TRIPLETS_PER_TYPE,
     MAX_VALIDATION_DRAWS,
     TrainConfig,
     TrainResult,
@@ -66,7 +63,10 @@ from exprsim.training.ferplus_data import (
     validation_triplets,
 )
 from exprsim.training.run import (
+    MAX_EMBEDDING_DIM,
+    MAX_SYNTHETIC,
     MAX_TORCH_THREADS,
+    MAX_TRIPLETS_PER_TYPE,
     RunFolder,
     brief,
     build_network,
@@ -75,6 +75,7 @@ from exprsim.training.run import (
     exclusive_run,
     export_embedder,
     foreign_checkpoint,
+    read_train_config,
     setup_torch,
 )
 
@@ -266,10 +267,7 @@ def load_run_config(run: str | Path) -> TrainConfig:
     path = Path(run) / "train_config.json"
     if not path.is_file():
         raise ArgumentError(f"{run}: no train_config.json (not a trainer's run folder)")
-    try:
-        raw = json.loads(path.read_text())
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ArgumentError(f"{path}: not valid JSON ({brief(exc)})") from exc
+    raw = read_train_config(path)
     if not isinstance(raw, dict):
         raise ArgumentError(f"{path}: expected a JSON object of config fields")
     _, cfg = config_from_dict(raw)

@@ -22,17 +22,6 @@ MAX_VALIDATION_DRAWS = 1000
 #: 100,000 (a batch of 800,000) was killed for want of memory without a word
 MAX_BATCH = 4096
 
-#: Largest embedding a run may ask for (``embedding_dim``): 10**9 failed in the allocator
-#: with a stack of torch's lines; the shipped models use 16
-MAX_EMBEDDING_DIM = 4096
-
-#: Most in-batch vote triplets of each type per step (``triplets_per_type``; FECNet: 30):
-#: 10**9 made one epoch of 144 synthetic faces take 82 s instead of 0.6 s
-MAX_TRIPLETS_PER_TYPE = 10_000
-
-#: Most faces ``data: "synthetic"`` makes (``max_train``): 10**9 asked for 60 GiB at once
-MAX_SYNTHETIC = 100_000
-
 
 @dataclass(frozen=True)
 class TrainConfig:

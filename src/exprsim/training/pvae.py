@@ -54,6 +54,7 @@ from exprsim.progress import progress_bar
 from exprsim.pvae.data import LandmarkData, fer_training_landmarks, synthetic_landmarks
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.training.run import (
+    MAX_SYNTHETIC,
     RunFolder,
     array_digest,
     check_same_data,
@@ -72,8 +73,6 @@ MAX_WIDTH = 65_536
 MAX_COUNT = 65_536
 #: Most Monte Carlo samples per face (``samples``, ``triplet_samples``) and triplets per face
 MAX_SAMPLES = 1024
-#: Most faces ``data: "synthetic"`` makes (``max_train``)
-MAX_SYNTHETIC = 100_000
 
 
 @dataclass(frozen=True)

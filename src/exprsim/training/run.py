@@ -283,6 +283,30 @@ def build_network(name: str, embedding_dim: int, model_kwargs: Mapping[str, Any]
 #: 100,000 killed the process (a segmentation fault, nothing printed)
 MAX_TORCH_THREADS = 1024
 
+#: Largest embedding a run may ask for (``embedding_dim`` of the ferplus and fec recipes):
+#: 10**9 failed in the allocator with a stack of torch's lines; the shipped models use 16
+MAX_EMBEDDING_DIM = 4096
+
+#: Most in-batch vote triplets of each type per step (``triplets_per_type``; FECNet: 30):
+#: 10**9 made one epoch of 144 synthetic faces take 82 s instead of 0.6 s
+MAX_TRIPLETS_PER_TYPE = 10_000
+
+#: Most faces ``data: "synthetic"`` makes (``max_train`` of the ferplus and pvae recipes):
+#: 10**9 asked for 60 GiB at once
+MAX_SYNTHETIC = 100_000
+
+
+def read_train_config(path: Path) -> Any:
+    """The JSON value of a run's ``train_config.json`` (``path``).
+
+    Raises:
+        ArgumentError: naming the file, when it is not JSON (damaged, cut short).
+    """
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ArgumentError(f"{path}: not valid JSON ({brief(exc)})") from exc
+
 
 def array_digest(*parts: Any) -> str:
     """Hex digest of arrays (dtype, shape and bytes; ``None`` counted as such): what a run
@@ -421,11 +445,7 @@ class RunFolder:
             ArgumentError: it names another recipe than ``recipe``, does not fit ``cls``, or
                 is not JSON (damaged).
         """
-        path = self.dir / "train_config.json"
-        try:
-            raw = json.loads(path.read_text())
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise ArgumentError(f"{path}: not valid JSON ({brief(exc)})") from exc
+        raw = read_train_config(self.dir / "train_config.json")
         saved = raw.pop("recipe", None) if isinstance(raw, dict) else None
         if saved is not None and recipe is not None and saved != recipe:
             raise ArgumentError(f"it holds a run of recipe {saved!r}, not {recipe!r}")
