@@ -163,5 +163,7 @@ class DataError(ExprsimError):
     """A dataset file is missing or malformed."""
 
 
-class DownloadDisabledError(ExprsimError):
-    """exprsim never downloads models or data at run time; raised where a download would be needed."""
+class DownloadDisabledError(ModelError):
+    """exprsim never downloads models at run time: raised for a model named by a URL
+    (:func:`exprsim.load_model`, every ``--model``). An image given as a URL is an
+    :class:`ImageError` of its file, reported like any unreadable input."""

@@ -410,18 +410,32 @@ class Tagger:
 
     def remove(self, name: str) -> int:
         """Delete the tag ``name``: its reference faces, and the name from the tags of the
-        indexed faces (:meth:`untag`). Returns how many references were deleted.
+        indexed faces (:meth:`untag`). Returns how many references were deleted. ``name``
+        is the stored tag however its accents were typed (:meth:`stored_name`).
 
         Raises:
             ExprsimError: ``name`` is not a non-empty UTF-8 string.
         """
-        check_tag_name(name)
-        return int(self.index.delete_tag(name)[0])  # one transaction
+        return int(self.index.delete_tag(self.stored_name(name))[0])  # one transaction
 
     def untag(self, name: str) -> int:
-        """Take the tag ``name`` off every indexed face; returns how many faces had it."""
+        """Take the tag ``name`` (:meth:`stored_name`) off every indexed face; returns how
+        many faces had it."""
+        return int(self.index.remove_tags([self.stored_name(name)]))
+
+    def stored_name(self, name: str) -> str:
+        """The tag a user means by ``name``, as the CLI and the web app read it: a
+        reference's name equal to it, else one equal once both are composed (``café`` typed
+        with a combining accent is the ``café`` that :meth:`add` stored composed), else
+        ``name`` composed (:func:`~exprsim.index.store.compose_tag_name`).
+
+        Raises:
+            ExprsimError: ``name`` is not a non-empty UTF-8 string.
+        """
+        from exprsim.index.store import compose_tag_name
+
         check_tag_name(name)
-        return int(self.index.remove_tags([name]))
+        return compose_tag_name(name, self.names())
 
     def _refs(self, refs: list[TagReference] | None = None) -> tuple[np.ndarray, list[str]]:
         refs = self.references() if refs is None else refs

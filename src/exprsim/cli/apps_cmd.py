@@ -35,8 +35,6 @@ from exprsim.wording import count
 
 ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
-#: ``index add --workers`` when not given (only image PATHs use it, not --from-parquet)
-DEFAULT_INDEX_WORKERS = 2
 ANN_HELP = (
     "nearest-neighbour backend (default: the one last chosen for this index; auto gives "
     "the choice back: exact search below 20,000 faces or without faiss, faiss-ivf above)"
@@ -125,7 +123,7 @@ def _register_index(subparsers: Any) -> None:
         "--workers",
         type=int_at_least(1),
         default=None,
-        help=f"face front-end threads (default {DEFAULT_INDEX_WORKERS})",
+        help="face front-end threads (default: the cores this process may use, at most 2)",
     )
     a.set_defaults(func=cmd_index_add)
     a = isub.add_parser(
@@ -504,7 +502,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 detector=args.detector,
                 retry_failed=args.retry_failed,
-                workers=args.workers or DEFAULT_INDEX_WORKERS,
+                workers=args.workers,  # None: faces.stream.default_workers()
             )
         except KeyboardInterrupt as exc:
             return _index_add_interrupted(index, exc)
@@ -1134,10 +1132,9 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
     """``exprsim tag remove NAME``: its reference faces, and the name from the indexed
     faces' tags; a name that is neither (a typo?) is a failure (exit 1)."""
     from exprsim.apps.tag import Tagger
-    from exprsim.index.store import compose_tag_name
 
     with _open_index(args) as index:
-        name = compose_tag_name(name, Tagger(index).names())  # as stored, however typed
+        name = Tagger(index).stored_name(name)  # as stored, however typed
         # one transaction: the name also leaves the indexed faces' tags
         n, untagged = index.delete_tag(name)
     if not n and not untagged:

@@ -24,6 +24,7 @@ from exprsim.equality import array_equality
 from exprsim.errors import (
     ArgumentError,
     BackendUnavailableError,
+    DownloadDisabledError,
     ImageError,
     ModelError,
     printable,
@@ -816,7 +817,7 @@ def check_model_files(name: str | os.PathLike[str]) -> Path:
 
     Raises:
         ModelError: not a name or path; the files are missing (a training run not exported
-            yet is named as one).
+            yet is named as one); :class:`~exprsim.errors.DownloadDisabledError` for a URL.
     """
     if not isinstance(name, str | os.PathLike):
         raise ModelError(f"a model is a shipped name or a folder path, got {name!r}")
@@ -835,6 +836,14 @@ def check_model_files(name: str | os.PathLike[str]) -> Path:
             f"model {printable(str(folder))}: a training run not exported yet (no config.json "
             "+ model.safetensors: it is still training, or stopped before its end; run "
             "`exprsim train` with its config and --out again to finish it)"
+        )
+    from exprsim.io import as_url
+
+    url = as_url(os.fspath(name))
+    if url is not None:  # Path folds "https://" to "https:/": said as given
+        raise DownloadDisabledError(
+            f"model {printable(url)}: a URL, and exprsim never downloads weights: download "
+            "the model's folder (config.json + model.safetensors) and give its path"
         )
     raise ModelError(
         f"model {name!r}: no config.json + model.safetensors in {printable(str(folder))} "
@@ -860,7 +869,8 @@ def load_model(
     Raises:
         ModelError: unknown name, missing/inconsistent weights, or a folder whose model a
             command is writing or stopped writing (:func:`exprsim.io.writing_model`).
-            Nothing is downloaded.
+            Nothing is downloaded: a URL is a
+            :class:`~exprsim.errors.DownloadDisabledError` (a ``ModelError``).
     """
     from safetensors.torch import load_file
 
