@@ -90,7 +90,7 @@ def test_faces_outside_every_region_are_not_searched_for():
 
 def test_the_guide_schedule_full_passes_and_fallbacks():
     det = Squares()
-    guide = TrackGuide(lag=1, redetect_every=4)
+    guide = TrackGuide(redetect_every=4)
     # a face that sits still, then jumps away at frame 6
     frames = [frame((100, 60, 40))] * 6 + [frame((240, 160, 40))] * 4
     full_calls = []
@@ -102,14 +102,15 @@ def test_the_guide_schedule_full_passes_and_fallbacks():
         full_calls.append(det.calls[n:][-1] == im.shape[:2])  # last propose on the whole frame
         out.append(faces)
     assert all(len(f) == 1 for f in out)  # the jump is found the same frame (fallback)
-    # frames 0, 4, 8 are full passes; 6 fell back to one; the rest were guided
-    assert full_calls == [True, False, False, False, True, False, True, False, True, False]
-    assert guide.guided == 7 and guide.fallbacks == 1
+    # frames 0, 4, 8 are full passes; 6 and 7 (hints from frame 4) fell back to one; the
+    # rest were guided
+    assert full_calls == [True, False, False, False, True, False, True, True, True, False]
+    assert guide.guided == 7 and guide.fallbacks == 2
 
 
 def test_a_new_face_waits_for_the_next_full_pass():
     det = Squares()
-    guide = TrackGuide(lag=1, redetect_every=3)
+    guide = TrackGuide(redetect_every=3)
     counts = []
     for i in range(6):
         im = frame((20, 20, 40)) if i < 1 else frame((20, 20, 40), (240, 160, 40))
@@ -121,7 +122,7 @@ def test_a_new_face_waits_for_the_next_full_pass():
 
 def test_frames_without_faces_before_them_get_full_passes():
     det = Squares()
-    guide = TrackGuide(lag=1, redetect_every=10)
+    guide = TrackGuide(redetect_every=10)
     for i, im in enumerate([frame(), frame((50, 50, 40))]):
         faces = guide.detect(det, im, i)
         guide.done(i, np.array([f.box for f in faces]).reshape(-1, 4))
@@ -143,50 +144,62 @@ def test_threads_give_the_same_faces_as_one_thread(monkeypatch):
         frames.append(frame((x, 60, 40), *extra))
 
     def run(workers):
+        import exprsim.faces.stream as stream
+
         dets = threading.local()
+        threads = set()
 
-        class PerThread:  # one fake detector per thread, as the registry gives
-            name = "squares"
+        def per_thread(name):  # one fake detector per thread, as the registry gives
+            assert name == "haar"  # stands in: a registered name, so the stream checks it
+            threads.add(threading.get_ident())
+            if not hasattr(dets, "d"):
+                dets.d = Squares()
+            return dets.d
 
-            def _det(self):
-                if not hasattr(dets, "d"):
-                    dets.d = Squares()
-                return dets.d
-
-            def detect(self, image):
-                return self._det().detect(image)
-
-            def detect_near(self, image, hints, margin=0.5):
-                return self._det().detect_near(image, hints, margin)
-
-        guide = TrackGuide(lag=2, redetect_every=5)
-        items = list(analyze_stream(frames, PerThread(), workers=workers, guide=guide))
+        # by name: a detector instance is not thread-safe, so it would run on one thread
+        monkeypatch.setattr(stream, "_thread_detector", per_thread)
+        real = pipeline.resolve_detector
+        monkeypatch.setattr(  # one worker: the calling thread's
+            pipeline, "resolve_detector", lambda d: per_thread(d) if d == "haar" else real(d)
+        )
+        guide = TrackGuide(redetect_every=5)
+        items = list(analyze_stream(frames, "haar", workers=workers, guide=guide))
+        assert len(threads) == workers
         return [[af.face.box.tolist() for af in it.faces] for it in items], guide
 
     one, g1 = run(1)
     assert [len(f) for f in one] == [1] * 15 + [2] * 15  # the newcomer found at frame 15
     assert g1.guided == 24  # every frame but the full passes 0, 5, ..., 25
-    two, g2 = run(2)
-    assert two == one  # each frame waits for its guide frame: no dependence on timing
-    assert g2.guided == g1.guided
+    for workers in (2, 3, 4):  # 3 and 4: more threads than before a full pass is done
+        many, g = run(workers)
+        assert many == one  # each frame waits for its full pass: no dependence on timing
+        assert g.guided == g1.guided
 
 
 def test_guide_settings_are_checked():
     with pytest.raises(ValueError):
-        TrackGuide(lag=0)
-    with pytest.raises(ValueError):
         TrackGuide(redetect_every=0)
-    with pytest.raises(ValueError, match="lag"):
-        list(analyze_stream([frame()], "haar", workers=2, guide=TrackGuide(lag=1)))
 
 
 def test_a_long_full_pass_period_keeps_its_guide_frames():
     det = Squares()
-    guide = TrackGuide(lag=1, redetect_every=200)
+    guide = TrackGuide(redetect_every=200)
     im = frame((100, 60, 40))
     for i in range(300):
         faces = guide.detect(det, im, i)  # guided for long runs; old frames are forgotten
         guide.done(i, np.array([f.box for f in faces]).reshape(-1, 4))
         assert len(faces) == 1
     assert guide.guided == 298 and guide.fallbacks == 0  # full passes at 0 and 200
-    assert len(guide._boxes) < 300 and guide._floor > 0  # memory stays bounded
+    assert sorted(guide._boxes) == [0, 200]  # only the full passes are kept
+
+
+def test_the_full_passes_kept_are_bounded():
+    det = Squares()
+    guide = TrackGuide(redetect_every=2)
+    im = frame((100, 60, 40))
+    for i in range(1000):
+        faces = guide.detect(det, im, i)
+        guide.done(i, np.array([f.box for f in faces]).reshape(-1, 4))
+    assert len(guide._boxes) <= TrackGuide.KEPT_PASSES + 1 and guide._floor > 0
+    assert len(guide._events) <= TrackGuide.KEPT_PASSES + 1
+    assert guide.guided == 500 and guide.fallbacks == 0

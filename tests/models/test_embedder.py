@@ -27,14 +27,21 @@ def test_embed_crops_gray_rgb_any_size(embedder):
     assert e_gray.shape == (3, 16) and e_gray.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e_gray, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(e_gray, e_rgb, atol=1e-5)  # gray == RGB of the same gray
-    e_big = embedder.embed_crops(big, reframe=False)  # resized (area) back to 48: the same pixels
-    np.testing.assert_allclose(e_big, e_gray, atol=1e-4)
     # re-framing on (the default): no face in noise, so the crops are only brought to the
-    # aligned side first (112 px, area), as every crop of a batch looked at is
+    # aligned side first (112 px, area), as every crop of a batch looked at is; without
+    # re-framing, the same way (round 32: they went straight to 48 px)
     import cv2
 
     at_112 = np.stack([cv2.resize(b, (112, 112), interpolation=cv2.INTER_AREA) for b in big])
     np.testing.assert_array_equal(embedder.embed_crops(big), embedder.embed_crops(at_112))
+    e_big = embedder.embed_crops(big, reframe=False)
+    np.testing.assert_array_equal(e_big, embedder.embed_crops(at_112, reframe=False))
+    np.testing.assert_array_equal(e_big, embedder.embed_crops(big))
+    # a crop of at most 64 px is left as it is: 48 px crops resized to 64 go to 48 directly
+    at_64 = np.stack([cv2.resize(g, (64, 64), interpolation=cv2.INTER_LINEAR) for g in gray])
+    e_64 = embedder.embed_crops(at_64, reframe=False)
+    direct = np.stack([cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for c in at_64])
+    np.testing.assert_array_equal(e_64, embedder.embed_crops(direct, reframe=False))
 
 
 def test_embed_with_proba_is_both_outputs_in_one_pass(embedder):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from exprsim.errors import DownloadDisabledError, ModelError
@@ -41,3 +42,29 @@ def test_a_folder_that_exists_under_a_url_like_name_still_loads(
         shutil.copy(_weights_dir("default") / f, folder / f)
     monkeypatch.chdir(tmp_path)
     assert check_model_files("https://m") == Path("https:/m")
+
+
+def test_a_crop_at_another_side_is_embedded_through_the_aligned_side() -> None:
+    """Audit: ``embed_crops(crops, reframe=False)``, which the README gives for crops exprsim
+    aligned itself, took a 224 px crop straight to 48 px, while ``reframe=True`` and every
+    detected face go through the aligned side (112 px): two answers for one crop, and the
+    first 0.030 from its face's embedding (Grace Hopper) where the second is 0.007 (at
+    96 px: 0.059 and 0.026)."""
+    import cv2
+
+    import exprsim
+    from exprsim.faces.align import AlignConfig
+    from exprsim.samples import sample_path
+
+    model = exprsim.load_model()
+    image = exprsim.load_image(sample_path("grace_hopper.jpg"))
+    face = model.embed_images([image])[0]
+    pre = model.config.preprocess
+    for side, bound in ((96, 0.04), (224, 0.02)):
+        cfg = AlignConfig(size=side, template=pre.template, border=pre.border)
+        crop = exprsim.align_face(image, face.aligned.face.landmarks, cfg)[None]
+        plain = model.embed_crops(crop, reframe=False)
+        at_112 = cv2.resize(crop[0], (112, 112), interpolation=cv2.INTER_AREA)[None]
+        np.testing.assert_array_equal(plain, model.embed_crops(at_112, reframe=False))
+        np.testing.assert_array_equal(plain, model.embed_crops(crop))  # not re-framed
+        assert np.linalg.norm(plain[0] - face.embedding) < bound, side

@@ -67,7 +67,9 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="write the aligned crops to DIR as PNG (<name>_<face>.png; <name>-2_<face>.png "
         "when a file there is not this photo's crop: it is never replaced) and add a crop "
-        "column",
+        "column. `exprsim embed` and `index add` read a crop as a photo (its face found and "
+        "aligned again); in Python, exprsim.load_model().embed_crops(crops, reframe=False) "
+        "embeds crops as they are",
     )
     p.add_argument(
         "--size",

@@ -320,33 +320,36 @@ def _submit(workers: int, fn: Any, *args: Any) -> Future[Any]:
 
 
 class TrackGuide:
-    """Detection guided by the faces of an earlier frame, for video streams.
+    """Detection guided by the faces of the last full pass, for video streams.
 
-    Frame ``i`` searches only around the faces found in frame ``i - lag``, or in the last
-    full pass if that came later (:meth:`~exprsim.faces.detect.BaseDetector.detect_near`;
-    it waits for that frame, so the result does not depend on thread timing), except every
-    ``redetect_every``-th frame and frames whose guide frame had no face: those run the
-    full detector, which finds faces that came in. A region that lost its face falls back
-    to the full detector for that frame, so a face seen before is never dropped by the
-    shortcut; a *new* face is found at the next full pass at the latest
-    (``redetect_every`` sampled frames).
+    Every ``redetect_every``-th frame runs the full detector; each frame between two full
+    passes searches only around the faces the last one found
+    (:meth:`~exprsim.faces.detect.BaseDetector.detect_near`; it waits for that frame, so
+    the result depends neither on thread timing nor on the number of threads). A frame
+    whose full pass found no face runs the full detector too. A region that lost its face
+    falls back to the full detector for that frame, so a face seen before is never dropped
+    by the shortcut; a *new* face is found at the next full pass at the latest
+    (``redetect_every`` sampled frames). Hints never come from a guided frame, so a guided
+    frame's small framing error does not carry over to the next one.
 
     Args:
-        lag: frames back the hints come from (the number of worker threads, at least 1).
         redetect_every: full detection on every this-many-th frame (1: always, no guide).
         margin: how far around a hint box its search region reaches, as a fraction of the
             box's size on each side.
     """
 
-    def __init__(self, lag: int = 1, redetect_every: int = 5, margin: float = 0.5) -> None:
-        if lag < 1 or redetect_every < 1:
-            raise ValueError("lag and redetect_every must be at least 1")
-        self.lag, self.every, self.margin = int(lag), int(redetect_every), float(margin)
+    #: full passes remembered: a frame in flight further behind gets a full pass itself
+    KEPT_PASSES = 64
+
+    def __init__(self, redetect_every: int = 5, margin: float = 0.5) -> None:
+        if redetect_every < 1:
+            raise ValueError("redetect_every must be at least 1")
+        self.every, self.margin = int(redetect_every), float(margin)
         self._boxes: dict[int, np.ndarray | None] = {}
         self._events: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._floor = 0  # frames before this one are forgotten
+        self._floor = 0  # full passes before this frame are forgotten
         self.guided = 0  # frames detected around hints only
         self.fallbacks = 0  # guided frames that needed the full detector after all
 
@@ -363,9 +366,9 @@ class TrackGuide:
         """``(K, 4)`` boxes to search around in frame ``index``, or ``None``: full pass."""
         if self.every == 1 or index % self.every == 0:
             return None
-        # the frame `lag` back, or the last full pass if that is more recent (it may still
-        # be running: every earlier frame is, or is done, so waiting for it is safe)
-        j = max(index - self.lag, (index // self.every) * self.every)
+        # the last full pass (it may still be running: every earlier frame is, or is done,
+        # so waiting for it is safe)
+        j = (index // self.every) * self.every
         if j < self._floor:  # forgotten (far behind the frames in flight): full pass
             return None
         if not self._event(j).wait(timeout):
@@ -376,12 +379,13 @@ class TrackGuide:
         return boxes if boxes is not None and len(boxes) else None
 
     def done(self, index: int, boxes: np.ndarray | None) -> None:
-        """Record frame ``index``'s face boxes (``None``: unreadable) for later frames."""
+        """Record frame ``index``'s face boxes (``None``: unreadable) for later frames (only
+        a full pass's are kept: no frame takes hints from another)."""
+        if index % self.every:
+            return
         with self._lock:
             self._boxes[index] = boxes
-            # keep far more than any frame in flight can ask for (its guide frame is at most
-            # `every` frames back, and frames finish at most a window apart)
-            floor = index - self.every - 4 * self.lag - 64
+            floor = index - self.KEPT_PASSES * self.every
             if floor > self._floor:
                 for old in [k for k in self._boxes if k < floor]:
                     del self._boxes[old]
@@ -540,8 +544,8 @@ def analyze_stream(
         workers: worker threads (default :func:`default_workers`); 1 runs everything in
             the calling thread.
         window: most images read but not yet yielded (default ``4 * workers``).
-        guide: consecutive video frames: search near the faces of an earlier frame
-            (:class:`TrackGuide`; its ``lag`` must be at least the number of workers).
+        guide: consecutive video frames: search near the faces of the last full pass
+            (:class:`TrackGuide`).
 
     Yields:
         One :class:`ImageFaces` per input, in input order. An unreadable input yields an
@@ -552,8 +556,6 @@ def analyze_stream(
     workers = default_workers() if workers is None else cap_workers(_whole(workers))
     if detector is not None and not isinstance(detector, str):
         workers = 1  # one instance, not thread-safe
-    if guide is not None and guide.lag < workers:
-        raise ValueError(f"guide lag {guide.lag} is under the {workers} workers")
     if workers == 1:
         det = resolve_detector(detector)
         try:

@@ -275,6 +275,36 @@ def _crop_array(crops: Any) -> np.ndarray:
     return arr
 
 
+def at_align_size(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """A uint8 batch of crops with those larger than
+    :data:`~exprsim.faces.reframe.MAX_UNTOUCHED_SIDE` brought to ``cfg.align_size`` (area
+    averaging), as :func:`~exprsim.faces.reframe.reframe_crops` brings the crops it keeps:
+    every crop reaches the network through the aligned crop's side, as a detected face
+    does (12 faces aligned at 224 px went straight to 48 px: up to 0.041 from their
+    embeddings through 112 px, median 0.014; through 112 px: 0.018, median 0.007). Smaller crops (FER2013's 48 px), crops already at that
+    side and batches :func:`resize_crops` refuses are given back as they are."""
+    import cv2
+
+    from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE
+
+    arr = np.asarray(crops)
+    side = cfg.align_size
+    shape_ok = arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))
+    if (
+        arr.dtype != np.uint8
+        or not shape_ok
+        or arr.shape[0] == 0
+        or min(arr.shape[1], arr.shape[2]) == 0
+        or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE
+        or arr.shape[1:3] == (side, side)
+    ):
+        return arr
+    out = np.empty((arr.shape[0], side, side, *arr.shape[3:]), np.uint8)
+    for i, im in enumerate(arr):
+        out[i] = cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA).reshape(out.shape[1:])
+    return out
+
+
 def resize_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """uint8 crops ``(N, H, W)`` or ``(N, H, W, 3)`` -> float32 ``(N, C, S, S)`` in grey levels.
 
@@ -407,7 +437,10 @@ class Embedder:
         Args:
             crops: uint8 ``(N, H, W)`` gray or ``(N, H, W, 3)`` RGB, any H, W.
             reframe: ``False`` embeds every crop as it is (crops exprsim aligned itself:
-                no detector is run).
+                no detector is run), resampled as above: a crop larger than 64 px is
+                brought to the aligned crop's side first, so ``exprsim faces --crops
+                --size 224`` crops are embedded as the 112 px ones (and as ``reframe=True``
+                embeds crops it leaves alone).
 
         Returns:
             ``(N, 16)`` float32, rows L2-normalised. Deterministic; no gradient.
@@ -481,14 +514,15 @@ class Embedder:
         return z, np.concatenate(ps).astype(np.float32)
 
     def _network_crops(self, crops: np.ndarray, reframe: bool) -> np.ndarray:
-        """The crops the network gets: ``crops`` as a batch, or with ``reframe`` and crops
-        larger than 64 px, :func:`~exprsim.faces.reframe.reframe_crops`' (the loose ones cut
-        again, all of them at the aligned crop's side)."""
+        """The crops the network gets: with ``reframe`` and crops larger than 64 px,
+        :func:`~exprsim.faces.reframe.reframe_crops`' (the loose ones cut again, all of them
+        at the aligned crop's side); else ``crops`` as a batch, those larger than 64 px at
+        the aligned crop's side too (:func:`at_align_size`)."""
         if not isinstance(reframe, bool | np.bool_):
             raise ArgumentError(f"reframe must be True or False, got {reframe!r}")
         arr = _crop_array(crops)
         done = self._reframed(arr) if reframe else None
-        return arr if done is None else done.crops
+        return at_align_size(arr, self.config.preprocess) if done is None else done.crops
 
     def _reframed(self, arr: np.ndarray) -> Reframed | None:
         """:func:`~exprsim.faces.reframe.reframe_crops` of a valid batch that may need it;

@@ -100,9 +100,10 @@ class VideoConfig:
         workers: front-end threads detecting and aligning frames ahead of the rest
             (:func:`exprsim.faces.stream.analyze_stream`; 1 = the calling thread only).
         redetect_every: the full detector runs on every this-many-th sampled frame (and on
-            frames after one without faces); the others search only around the faces of
-            the frame ``workers`` before (:class:`exprsim.faces.stream.TrackGuide`),
-            falling back to the full detector when a face is not where it was. A face
+            the frames after one where it found no face); the others search only around
+            the faces of that last full pass (:class:`exprsim.faces.stream.TrackGuide`: the
+            same faces whatever ``workers``), falling back to the full detector when a face
+            is not where it was. A face
             entering the frame is found by the next full detection, and then searched for
             in the guided frames before it (so a short appearance keeps all its faces);
             that search reaches back over the guided frames kept in memory, at most
@@ -1294,7 +1295,7 @@ def _decode_frames(
             frames.append(frame)  # held until its faces come back (a few frames at most)
             yield frame.image
 
-    guide = TrackGuide(lag=collector.cfg.workers, redetect_every=collector.cfg.redetect_every)
+    guide = TrackGuide(redetect_every=collector.cfg.redetect_every)
     found = analyze_stream(
         images(),
         collector.detector,
