@@ -672,12 +672,39 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         raise ImageError(path, "empty file")
     if st.st_size > cap:
         raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 (closed below, after the decoding)
-    except OSError as exc:
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    fh = open_regular(path, st)
     with fh:
         return _decode(fh, str(path), max_pixels)
+
+
+#: how a file checked by ``os.stat`` is opened: never waiting (a named pipe put in its
+#: place since would block ``open`` until a writer came), never as a terminal
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str | Path, st: os.stat_result) -> io.BufferedReader:
+    """The regular file at ``path`` that ``os.stat`` gave ``st`` for, opened for reading,
+    or an :class:`ImageError` when the name now holds something else: a file renamed over
+    it (read the new one next time), or a named pipe or device put there since (a plain
+    ``open`` of a pipe waits for a writer for ever, and a command stuck there could not be
+    stopped by SIGTERM). A file rewritten in place keeps its inode: its new bytes are read.
+
+    Raises:
+        ImageError: it cannot be opened, or it is not the file ``st`` describes.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+            raise ImageError(path, "replaced while it was being opened (read it again)")
+        os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)  # the caller closes it
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 #: why a URL given as an image is refused

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,22 +56,45 @@ def table_schema(columns: Sequence[str]) -> Any:
     return pa.schema([pa.field(c, kind(c)) for c in columns])
 
 
-def file_identity(source: str) -> dict[str, Any]:
+def file_identity(source: str, before: os.stat_result | None = None) -> dict[str, Any]:
     """:data:`FILE_COLUMNS` of a local file (its bytes read once more, from the page cache
     as a rule, for the hash); ``None`` each for anything else (a URI, an in-memory image's
     placeholder, a file gone since, a pipe or device: opened again, a named pipe waits for
-    a writer for good, and ``/dev/stdin`` reads as empty)."""
+    a writer for good, and ``/dev/stdin`` reads as empty).
+
+    ``before``: the file's ``os.stat`` taken before it was decoded (:func:`stat_or_none`).
+    When the file read now is not that one (renamed over, rewritten: another inode, size,
+    modification or change time), its identity would describe other bytes than the ones
+    embedded, and an index loading the table would skip the file for good: ``None`` each.
+    """
+    from exprsim.io import open_regular
+
     if source.startswith("<") or "://" in source:
         return dict.fromkeys(FILE_COLUMNS)
     try:
-        if not stat.S_ISREG(os.stat(source).st_mode):
+        st = os.stat(source)
+        if not stat.S_ISREG(st.st_mode):
             return dict.fromkeys(FILE_COLUMNS)
-        with open(source, "rb") as fh:
-            st = os.fstat(fh.fileno())
+        with open_regular(source, st) as fh:
             sha = hashlib.file_digest(fh, "sha256").hexdigest()
-    except (OSError, ValueError):
+            st = os.fstat(fh.fileno())
+    except (OSError, ValueError, ImageError):
+        return dict.fromkeys(FILE_COLUMNS)
+    if before is not None and _stamps(before) != _stamps(st):
         return dict.fromkeys(FILE_COLUMNS)
     return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "sha256": sha}
+
+
+def _stamps(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def stat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
+    """``os.stat(path)``, or ``None`` when it fails (the reader reports why)."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def embedding_row(face: Any, model: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -140,14 +163,22 @@ def embed_files(
     dim = getattr(embedder, "embedding_dim", None)
     columns = embedding_columns(int(dim)) if isinstance(dim, int) else []
     table = FaceTable(files=len(files), stats={"faces": 0}, columns=columns)
-    stream = embedder.embed_stream(files, detector=detector, workers=workers)
+    before: dict[int, os.stat_result | None] = {}
+
+    def feed() -> Iterator[Any]:
+        for i, f in enumerate(files):  # stamped as the stream takes it, before its read
+            before[i] = stat_or_none(f)
+            yield f
+
+    stream = embedder.embed_stream(feed(), detector=detector, workers=workers)
     bar = tqdm(stream, total=len(files), desc="embed", unit="img", disable=not progress)
     for item in bar:
+        stamp = before.pop(item.index, None)
         if item.error is not None:
             table.add_error(item.source, item.error, on_error)
             continue
         # the file itself: `source` is its name made printable (control characters escaped)
-        identity = file_identity(str(files[item.index])) if item.faces else {}
+        identity = file_identity(str(files[item.index]), stamp) if item.faces else {}
         rows = [embedding_row(f, model, identity) for f in item.faces]
         table.stats["faces"] += len(rows)
         if sink is not None:

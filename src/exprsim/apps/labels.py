@@ -59,7 +59,7 @@ def label_image_faces(
     """Embed every face of the images under ``paths`` and label it (see the module docstring).
 
     Args:
-        paths: image files and/or folders (recursed).
+        paths: image files and/or folders (recursed); a file named twice is read once.
         embedder: the model (default: ``exprsim.load_model()``).
         labels: one of :data:`LABEL_METHODS`.
         detector: a detector name or instance (default: MediaPipe).
@@ -72,11 +72,11 @@ def label_image_faces(
         ImageError: an image cannot be read (only when ``failures`` is ``None``).
         ModelError: ``labels="predict"`` but the reference set belongs to another model.
     """
-    from exprsim.io import iter_image_files
+    from exprsim.io import iter_image_files, unique_files
 
     if labels not in LABEL_METHODS:
         raise ExprsimError(f"unknown labels {labels!r}; expected one of {', '.join(LABEL_METHODS)}")
-    files = [str(f) for f in iter_image_files(paths)]
+    files = [str(f) for f in unique_files(iter_image_files(paths))]  # each file once
     if not files:
         raise ExprsimError("no image files found in the given paths")
     if embedder is None:

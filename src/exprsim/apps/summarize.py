@@ -462,7 +462,8 @@ def summarize_images(
     """Detect and embed every face of the images under ``paths``, then :func:`summarize`.
 
     Args:
-        paths: image files and/or folders.
+        paths: image files and/or folders; a file named twice (relative and absolute,
+            through a link, in a folder given too) is read once, as the CLI reads it.
         embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
         quality_only: drop faces failing the quality check (blur, yaw); the others keep
             their numbers among all the faces found (:attr:`Summary.numbers`).
@@ -478,7 +479,7 @@ def summarize_images(
         ExprsimError: no image files, no face found, or (``quality_only``) every face
             found failing the quality check (the message counts the reasons).
     """
-    from exprsim.io import iter_image_files
+    from exprsim.io import iter_image_files, unique_files
 
     for value, name in ((n_clusters, "n_clusters"), (method, "method")):
         if hasattr(value, "embed_images"):  # classify_images, embed_files: (paths, embedder)
@@ -490,7 +491,7 @@ def summarize_images(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    files = [str(p) for p in iter_image_files(paths)]
+    files = [str(p) for p in unique_files(iter_image_files(paths))]  # each file once
     if not files:
         raise ExprsimError("no image files found")
     from exprsim.models.embedder import collect_faces, faces_of

@@ -511,7 +511,7 @@ def cmd_index_add(args: argparse.Namespace) -> int:
                 print(f"exprsim index add: {printable(str(f.path))}: {f.error}", file=sys.stderr)
         if args.prune:
             gone = index.missing_under(args.paths or [])  # folders only: files are skipped
-            index.remove(gone)
+            index.remove(gone, stored=True)
             print(f"forgot {count(len(gone), 'file')} no longer there")
         _update_ann(index, args.ann)
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""

@@ -367,6 +367,10 @@ class StoreBackend:
     #: before it that could not be written when opened)
     file_ctime = True
 
+    def gone(self) -> str:
+        """Why the store opened is no longer the one its name gives (``""``: it is)."""
+        return ""
+
     def closed_error(self) -> IndexDatabaseError:
         return IndexDatabaseError(
             self.path, "closed (FaceIndex.close() was called; open the index again)"
@@ -503,6 +507,34 @@ def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
     return f"cannot be read or written ({exc}): is its disk full or failing?"
 
 
+def _file_id(path: Path | str) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path``, ``None`` when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _refuse_hard_links(path: Path) -> None:
+    """Refuse a database file with more than one name (hard links): SQLite keeps a
+    database's journal (``-wal``) and shared memory (``-shm``) beside the name it is opened
+    by, and exprsim its writer lock, so two commands on two names of one file wrote it at
+    once and corrupted it ("database disk image is malformed"; SQLite's own
+    "How To Corrupt" notes, 2.5)."""
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:  # not there yet (created now), or unreadable: SQLite says which
+        return
+    if links > 1:
+        raise IndexDatabaseError(
+            path,
+            f"has {links} names (hard links): SQLite keeps its journal beside the name a "
+            "database is opened by, so two names of one index corrupt it; keep one name "
+            "(copy the file with cp instead of linking it)",
+        )
+
+
 class SQLiteBackend(StoreBackend):
     """One SQLite file (WAL, ``synchronous=FULL``, foreign keys on).
 
@@ -539,12 +571,14 @@ class SQLiteBackend(StoreBackend):
         check_db_name(self.path)
         if not create and not self.path.exists():
             raise IndexDatabaseError(self.path, "no such database")
+        _refuse_hard_links(self.path)
         self.read_only = self.path.exists() and not writable(self.path)
         try:
             if self.read_only:
                 self._open_read_only()
                 return
             self.conn = self._connect(create)
+            self._file = _file_id(self.path)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             present = self._check_existing()
@@ -563,6 +597,18 @@ class SQLiteBackend(StoreBackend):
         except BaseException:
             self.close()
             raise
+
+    def gone(self) -> str:
+        """Why the database file opened is no longer at its name (``""``: it is): deleted,
+        or another file renamed over it. SQLite goes on writing the file it has open, so
+        whatever a command stored since went with it."""
+        opened = getattr(self, "_file", None)
+        if opened is None:
+            return ""
+        now = _file_id(self.path)
+        if now is None:
+            return "was deleted"
+        return "" if now == opened else "was replaced by another file"
 
     def _set_wal(self) -> None:
         """``journal_mode=WAL``, waiting out another connection that holds the file: SQLite

@@ -62,6 +62,8 @@ from exprsim.equality import array_equality
 from exprsim.errors import (
     BackendUnavailableError,
     ExprsimError,
+    ImageError,
+    IndexDatabaseError,
     ModelError,
     printable,
     require_number,
@@ -122,6 +124,34 @@ def _unreadable_kind(st: os.stat_result) -> str:
     if st.st_size > cap:
         return f"file too large ({st.st_size:,} bytes; limit {cap:,})"
     return ""
+
+
+def _read_whole(path: str, st: os.stat_result) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file ``os.stat`` gave ``st`` for, and its ``fstat`` (of
+    the file read: the stamps stored with its faces describe these bytes, not another file
+    renamed over it meanwhile); at most :func:`exprsim.io.file_byte_limit` bytes.
+
+    Raises:
+        ImageError: the name holds another file or a pipe now (:func:`exprsim.io.open_regular`),
+            it cannot be read, it grew past the limit, or it was written while being read.
+    """
+    from exprsim.io import file_byte_limit, open_regular
+
+    cap = file_byte_limit()
+    with open_regular(path, st) as fh:
+        try:
+            before = os.fstat(fh.fileno())
+            data = fh.read(cap + 1)
+            after = os.fstat(fh.fileno())
+        except OSError as exc:
+            raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    if len(data) > cap:
+        raise ImageError(path, f"file too large (more than {cap:,} bytes; limit)")
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
+        data
+    ) != after.st_size:
+        raise ImageError(path, "written to while it was being read (read it again)")
+    return data, after
 
 
 #: what to do with an index of an older model (after an upgrade)
@@ -822,17 +852,21 @@ def unit_rows(emb: np.ndarray, what: str, warn: bool = True) -> np.ndarray:
 
 
 def _gone(path: str) -> bool:
-    """Whether ``path`` names nothing any more: ``lstat`` says it does not exist (or a part
-    of it is not a folder). Permission denied, a stale network handle or an I/O error say
-    nothing of the file, so it is not gone (``os.path.lexists`` was false for those too,
-    and ``index add --prune`` forgot files behind a folder made unreadable a moment)."""
+    """Whether the stored ``path`` names nothing any more: ``lstat`` says it does not
+    exist (or a part of it is not a folder), or it is a symbolic link now (stored paths
+    are links resolved: the file indexed there was replaced by a link, whose target is
+    indexed under its own path). Permission denied, a stale network handle or an I/O error
+    say nothing of the file, so it is not gone (``os.path.lexists`` was false for those
+    too, and ``index add --prune`` forgot files behind a folder made unreadable a moment)."""
+    import stat
+
     try:
-        os.lstat(path)
+        st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
     except (OSError, ValueError):
         return False
-    return False
+    return stat.S_ISLNK(st.st_mode)
 
 
 def _utf8(text: str) -> bool:
@@ -1623,6 +1657,13 @@ class FaceIndex:
             finally:
                 bar.close()
         report = _add_report(outcomes, model, t0)
+        gone = self._db.gone()
+        if gone:  # SQLite wrote on into the file it had open: nothing is at the name
+            raise IndexDatabaseError(
+                self.path,
+                f"{gone} while files were added, so what was stored went with the old file "
+                f"({report.summary()}); run the command again",
+            )
         log.debug("%s: %s", self.path, report.summary())
         return report
 
@@ -1664,9 +1705,9 @@ class FaceIndex:
         if refused:  # read before the decoder's checks: never a device, never 1 GB of junk
             return FileOutcome(key, "failed", error=refused)
         try:
-            data = Path(key).read_bytes()
-        except OSError as exc:
-            return FileOutcome(key, "failed", error=f"cannot read ({exc.strerror})")
+            data, st = _read_whole(key, st)
+        except ImageError as exc:
+            return FileOutcome(key, "failed", error=exc.reason)
         sha = _sha256(data)
         if row is not None and row[3] == sha and row[4] == "failed" and not retry_failed:
             # the same bytes failed before (a chmod or a hard link moved the change time):
@@ -2122,13 +2163,19 @@ class FaceIndex:
         )
 
     def remove(
-        self, paths: Iterable[str | Path] | str | Path, missed: list[Any] | None = None
+        self,
+        paths: Iterable[str | Path] | str | Path,
+        missed: list[Any] | None = None,
+        stored: bool = False,
     ) -> int:
         """Forget files (a folder: every file under it). Returns the number of files removed.
 
         ``paths``: files and/or folders; a single path is one (not its characters).
         ``missed``: if given, the paths that removed nothing are appended to it (not
         indexed, or only files an earlier path of the same call removed).
+        ``stored``: ``paths`` are stored paths (as :meth:`missing_under` gives them), each
+        forgetting that one file only: never resolved (a stored path that is a link now
+        would name its target's row) nor read as a folder.
 
         Raises:
             ExprsimError: an empty path, or the file system's root (which would name every
@@ -2139,7 +2186,8 @@ class FaceIndex:
         inputs = as_inputs(paths)
         for p in inputs:  # all checked before anything is deleted
             _check_removable(p)
-        keys = [_removal_keys(p) for p in inputs]
+        # a stored path: its own text, and a folder prefix no path starts with (no NUL)
+        keys = [[(str(p), "\0")] if stored else _removal_keys(p) for p in inputs]
         with self._transaction() as c:
             # one read of the stored paths, matched here (a query per path scanned the
             # whole table each time: 29 ms a path at 200,000 files, minutes for --prune)

@@ -215,7 +215,7 @@ def embed_rows(
     """
     import dataclasses
 
-    from exprsim.apps.embed import embedding_row, file_identity
+    from exprsim.apps.embed import embedding_row, file_identity, stat_or_none
     from exprsim.io import decode_image
 
     model = embedder.config.name_version
@@ -223,6 +223,7 @@ def embed_rows(
     failed = 0
     for path in paths:
         s = str(path)
+        before = None
         try:
             if _is_uri(s):
                 import fsspec
@@ -234,8 +235,9 @@ def embed_rows(
                     for f in embedder.embed_images([image], detector=detector)
                 ]
             else:
+                before = stat_or_none(s)  # the identity must describe the bytes embedded
                 faces = embedder.embed_images([path], detector=detector)
-            identity = file_identity(s) if faces else {}
+            identity = file_identity(s, before) if faces else {}
         except (ImageError, OSError) as exc:
             reason = str(exc)
             log.warning("embed: %s: %s", s, exc)
