@@ -677,6 +677,43 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         return _decode(fh, str(path), max_pixels)
 
 
+def read_whole(path: str | Path, st: os.stat_result | None = None) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file, and its ``fstat`` (of the file read: stamps stored
+    with them describe these bytes, not another file renamed over it meanwhile); at most
+    :func:`file_byte_limit` bytes. ``st``: its ``os.stat`` when the caller took one.
+
+    Raises:
+        ImageError: no such file, not a regular file (a folder, a pipe, a device), too
+            large, another file or a pipe at the name since ``st``
+            (:func:`open_regular`), unreadable, or written while being read.
+    """
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise ImageError(path, stat_problem(exc)) from exc
+        except ValueError as exc:  # a NUL byte in the name
+            raise ImageError(path, "no such file") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(path, f"not a regular file ({_file_kind(st.st_mode)}), not an image")
+    cap = file_byte_limit()
+    if st.st_size > cap:
+        raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
+    with open_regular(path, st) as fh:
+        try:
+            before = os.fstat(fh.fileno())
+            data = fh.read(cap + 1)
+            after = os.fstat(fh.fileno())
+        except OSError as exc:
+            raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    if len(data) > cap:
+        raise ImageTooLargeError(path, f"file too large (more than {cap:,} bytes; limit)")
+    stamps = (before.st_size, before.st_mtime_ns)
+    if stamps != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+        raise ImageError(path, "written to while it was being read (read it again)")
+    return data, after
+
+
 #: how a file checked by ``os.stat`` is opened: never waiting (a named pipe put in its
 #: place since would block ``open`` until a writer came), never as a terminal
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)

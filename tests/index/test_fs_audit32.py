@@ -124,8 +124,8 @@ def _swap_for_pipe(path: Path) -> None:
 def test_a_file_swapped_for_a_pipe_after_its_stat_is_refused_at_once(tmp_path, no_hang):
     """Audit: a name stat'ed as a regular file, then a named pipe (a loop swapping names):
     ``open`` waited for a writer for ever, in a worker thread a SIGTERM could not end."""
-    from exprsim.index.store import _read_whole
     from exprsim.io import open_regular
+    from exprsim.io import read_whole as _read_whole
 
     path = write_images(tmp_path, 1)[0]
     st = os.stat(path)
@@ -137,8 +137,8 @@ def test_a_file_swapped_for_a_pipe_after_its_stat_is_refused_at_once(tmp_path, n
 
 
 def test_a_file_renamed_over_after_its_stat_is_refused(tmp_path: Path) -> None:
-    from exprsim.index.store import _read_whole
     from exprsim.io import open_regular
+    from exprsim.io import read_whole as _read_whole
 
     a, b = write_images(tmp_path, 2)
     st = os.stat(a)

@@ -159,7 +159,7 @@ class _Query:
 
 
 def _query_face(query: Any, embedder: Any, face: int | None, detector: Any) -> _Query:
-    from exprsim.io import decode_image, load_image
+    from exprsim.io import decode_image, load_image, read_whole
 
     if hasattr(query, "embedding") and hasattr(query, "aligned"):  # a FaceEmbedding
         src = str(query.source)
@@ -173,9 +173,9 @@ def _query_face(query: Any, embedder: Any, face: int | None, detector: Any) -> _
         try:  # a name too long for the file system raises instead of answering False
             if not p.is_file():
                 raise ImageError(*_not_a_file(p))
-            data = p.read_bytes()
         except OSError as exc:
             raise ImageError(p, f"cannot read ({exc.strerror or exc})") from exc
+        data, _ = read_whole(p)  # the size limit before a byte is read, never a pipe
         image = decode_image(data, str(p))
         # shown as text: a file name's undecodable bytes become \xe9 escapes (as summarize)
         path, sha, src = str(p.resolve()), hashlib.sha256(data).hexdigest(), printable(str(p))
@@ -206,14 +206,15 @@ def _source_file(src: str) -> tuple[str | None, str | None, np.ndarray | None]:
     file, else ``(None, None, None)``: a ``<array>`` placeholder, a name too long for the
     file system or holding a NUL, a file gone, unreadable or no longer an image (the face's
     own embedding is still the query; only its file is not excluded from the results)."""
-    from exprsim.io import load_image
+    from exprsim.io import decode_image, read_whole
 
     p = Path(src)
     try:
         if not p.is_file():
             return None, None, None
-        image = load_image(p)  # its size limits first: a huge file is not read
-        return str(p.resolve()), hashlib.sha256(p.read_bytes()).hexdigest(), image
+        data, _ = read_whole(p)  # its size limit first: a huge file is not read
+        image = decode_image(data, str(p))
+        return str(p.resolve()), hashlib.sha256(data).hexdigest(), image
     except (OSError, ValueError, ExprsimError) as exc:
         log.debug("%s: the query face's file is not read (%s)", printable(src), exc)
         return None, None, None

@@ -126,34 +126,6 @@ def _unreadable_kind(st: os.stat_result) -> str:
     return ""
 
 
-def _read_whole(path: str, st: os.stat_result) -> tuple[bytes, os.stat_result]:
-    """The bytes of the regular file ``os.stat`` gave ``st`` for, and its ``fstat`` (of
-    the file read: the stamps stored with its faces describe these bytes, not another file
-    renamed over it meanwhile); at most :func:`exprsim.io.file_byte_limit` bytes.
-
-    Raises:
-        ImageError: the name holds another file or a pipe now (:func:`exprsim.io.open_regular`),
-            it cannot be read, it grew past the limit, or it was written while being read.
-    """
-    from exprsim.io import file_byte_limit, open_regular
-
-    cap = file_byte_limit()
-    with open_regular(path, st) as fh:
-        try:
-            before = os.fstat(fh.fileno())
-            data = fh.read(cap + 1)
-            after = os.fstat(fh.fileno())
-        except OSError as exc:
-            raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
-    if len(data) > cap:
-        raise ImageError(path, f"file too large (more than {cap:,} bytes; limit)")
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
-        data
-    ) != after.st_size:
-        raise ImageError(path, "written to while it was being read (read it again)")
-    return data, after
-
-
 #: what to do with an index of an older model (after an upgrade)
 REEMBED_COMMAND = "`exprsim index reembed --db DB`, with this --model if one was given"
 
@@ -1705,7 +1677,9 @@ class FaceIndex:
         if refused:  # read before the decoder's checks: never a device, never 1 GB of junk
             return FileOutcome(key, "failed", error=refused)
         try:
-            data, st = _read_whole(key, st)
+            from exprsim.io import read_whole
+
+            data, st = read_whole(key, st)
         except ImageError as exc:
             return FileOutcome(key, "failed", error=exc.reason)
         sha = _sha256(data)
