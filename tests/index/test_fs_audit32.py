@@ -226,3 +226,18 @@ def test_summarize_images_reads_a_file_named_twice_once(tmp_path: Path, monkeypa
         ["alb", "./alb", str(alb), "alb/../alb/img_0000.png"], 1, embedder=StubEmbedder()
     )
     assert len(summary.items) == 2
+
+
+@pytest.mark.parametrize("target", ["missing", "loop"])
+def test_crops_given_a_dangling_link_says_so(tmp_path: Path, capsys, target: str) -> None:
+    """Audit: ``faces photo --crops cdang`` with ``cdang`` a broken link (or a loop) said
+    only "cdang: File exists" (from ``mkdir``)."""
+    from exprsim.cli import main
+
+    link = tmp_path / "cdang"
+    link.symlink_to(tmp_path / "nowhere" if target == "missing" else link)
+    img = write_images(tmp_path / "imgs", 1)[0]
+    rc = main(["-q", "faces", str(img), "--crops", str(link), "-o", str(tmp_path / "f.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "symbolic link to nothing" in err[0], err
+    assert not (tmp_path / "f.csv").exists()

@@ -60,6 +60,8 @@ def writable_dir_target(path: str | Path) -> str | None:
         if not p.is_dir():
             return f"{p} exists and is not a folder"
         return None if os.access(p, os.W_OK | os.X_OK) else f"{p}: folder is not writable"
+    if p.is_symlink():  # mkdir would say "File exists"
+        return f"{p}: a symbolic link to nothing (a missing folder, or a loop of links)"
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
