@@ -232,6 +232,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn  # noqa: F401  (checked before any work; _run_server uses it)
     except ImportError as exc:
         raise ExprsimError("the web app needs its extra: pip install 'exprsim[web]'") from exc
+    from exprsim.web.server import cap_malloc_arenas
+
+    cap_malloc_arenas()  # before the model and the request threads allocate
     from exprsim.index.backends import is_postgres_url
     from exprsim.web import ServeConfig, create_app
     from exprsim.web.app import check_web_dir, default_data_dir, public_origin

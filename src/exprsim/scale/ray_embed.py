@@ -1061,7 +1061,11 @@ def _run_on_ray(
     finally:
         data_log.setLevel(data_level)
         if started:
+            # a cluster of this command's own leaves its session folder (logs, sockets:
+            # ~0.3 MB a run) in Ray's temp folder for good; one it joined is not ours
+            session = _session_dir(ray) if address is None else None
             held += _stop_ray(ray).signals
+            _remove_session(session)
 
 
 def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) -> None:
@@ -1124,6 +1128,32 @@ def _sigterm_handler() -> Any:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         return signal.getsignal(signal.SIGTERM)
     return None
+
+
+def _session_dir(ray: Any) -> Path | None:
+    """The folder of the running local Ray session (``<temp>/ray/session_<date>_<pid>``),
+    ``None`` where this Ray version does not say."""
+    with contextlib.suppress(Exception):  # a private API: any Ray version may lack it
+        node = ray._private.worker._global_node
+        folder = Path(node.get_session_dir_path())
+        if folder.name.startswith("session_") and folder.is_dir():
+            return folder
+    return None
+
+
+def _remove_session(folder: Path | None) -> None:
+    """Delete a stopped local session's folder, and Ray's ``session_latest`` link to it."""
+    if folder is None:
+        return
+    import shutil
+
+    latest = folder.parent / "session_latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() and latest.resolve() == folder.resolve():
+            latest.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():  # a Ray process still writing there: said, not an error
+        log.debug("Ray's session folder %s could not be removed whole", folder)
 
 
 def _stop_ray(ray: Any) -> Held:
