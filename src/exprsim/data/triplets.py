@@ -36,10 +36,10 @@ equal = two-class (1), all different = three-class (2), as FEC's triplet types. 
 two faces sharing a label need not be the similar pair.
 
 **Sampling.** :func:`mine_vote_triplets` draws candidates per type (stratified by class, then
-filtered by the rule) or uniformly (``type_shares=None``); the FER+ trainer mines each
-batch's triplets among its faces (:mod:`exprsim.training.ferplus_data`), with equal type
-shares as FECNet's 30/30/30 in a batch of 90; :func:`validation_triplets` gives the fixed
-PublicTest triplets.
+filtered by the rule) or uniformly (``type_shares=None``); :class:`BalancedTripletSampler`
+yields batches with equal type shares (FECNet: 30/30/30 in a batch of 90), freshly mined for
+every epoch (deterministic in ``(seed, epoch)``) or drawn from a pre-mined pool;
+:func:`validation_triplets` gives the fixed PublicTest triplets.
 """
 
 from __future__ import annotations
@@ -457,6 +457,113 @@ def decision_stability(
         odd, _ = decide_odd(q, triplets.i, triplets.j, triplets.k)
         hits += odd == triplets.odd
     return hits / n_draws
+
+
+class BalancedTripletSampler:
+    """Batches of clear vote triplets with equal shares of the three types.
+
+    Every batch holds ``batch_size // 3`` triplets of each type (FECNet: 30/30/30 in 90), in
+    random order. Each epoch is mined afresh from ``numpy.random.default_rng((seed, epoch))``
+    (deterministic), or, with ``pool_size``, drawn without replacement from a pool of
+    ``pool_size`` triplets per type mined once.
+
+    Args:
+        dist: ``(N, C)`` vote distributions (or counts).
+        labels: ``(N,)`` majority labels.
+        batch_size: triplets per batch, a multiple of 3.
+        batches_per_epoch: default ``ceil(N / batch_size)`` (each face in ~3 triplets/epoch).
+        threshold, class_power: as :func:`mine_vote_triplets`.
+        seed: base seed.
+        pool_size: triplets per type in a fixed pool, or ``None`` to mine every epoch.
+
+    Example:
+        >>> sampler = BalancedTripletSampler(split.dist, split.majority, batch_size=90)
+        >>> for epoch in range(n_epochs):
+        ...     for batch in sampler.epoch(epoch):  # TripletSet of 90
+        ...         faces = batch.faces()  # (90, 3) indices into split.images
+    """
+
+    def __init__(
+        self,
+        dist: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int = 90,
+        batches_per_epoch: int | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        seed: int = 0,
+        class_power: float = 1.0,
+        pool_size: int | None = None,
+    ) -> None:
+        if batch_size <= 0 or batch_size % 3:
+            raise ValueError(f"batch_size must be a positive multiple of 3, got {batch_size}")
+        self.dist, self.labels = _check_inputs(dist, labels)
+        self.batch_size = int(batch_size)
+        self.per_type = self.batch_size // 3
+        self.batches_per_epoch = int(
+            batches_per_epoch
+            if batches_per_epoch is not None
+            else math.ceil(len(self.labels) / batch_size)
+        )
+        if self.batches_per_epoch <= 0:
+            raise ValueError("batches_per_epoch must be positive")
+        self.threshold = float(threshold)
+        self.seed = int(seed)
+        self.class_power = float(class_power)
+        self.pool_size = pool_size
+        self._epoch = 0
+        self._pool: list[TripletSet] | None = None
+        if pool_size is not None:
+            if pool_size < self.per_type:
+                raise ValueError("pool_size must hold at least one batch's share of each type")
+            rng = np.random.default_rng((self.seed, 1 << 30))
+            self._pool = [self._mine(rng, t, pool_size) for t in range(3)]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def _mine(self, rng: np.random.Generator, ttype: int, n: int) -> TripletSet:
+        shares = [0.0, 0.0, 0.0]
+        shares[ttype] = 1.0
+        return mine_vote_triplets(
+            self.dist,
+            self.labels,
+            n,
+            rng,
+            self.threshold,
+            shares,
+            self.class_power,
+            unique=True,
+            shuffle=True,
+        )
+
+    def _epoch_parts(self, rng: np.random.Generator) -> list[TripletSet]:
+        n = self.per_type * self.batches_per_epoch
+        if self._pool is None:
+            return [self._mine(rng, t, n) for t in range(3)]
+        parts = []
+        for pool in self._pool:
+            reps = math.ceil(n / len(pool))
+            idx = np.concatenate([rng.permutation(len(pool)) for _ in range(reps)])[:n]
+            parts.append(pool.subset(idx))
+        return parts
+
+    def epoch(self, epoch: int) -> Iterator[TripletSet]:
+        """The batches of epoch ``epoch`` (a :class:`TripletSet` of ``batch_size`` each)."""
+        rng = np.random.default_rng((self.seed, int(epoch)))
+        parts = self._epoch_parts(rng)
+        p = self.per_type
+        for b in range(self.batches_per_epoch):
+            batch = TripletSet.concat([part.subset(slice(b * p, (b + 1) * p)) for part in parts])
+            yield batch.subset(rng.permutation(len(batch)))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used by the next ``iter(sampler)``."""
+        self._epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[TripletSet]:
+        epoch = self._epoch
+        self._epoch += 1
+        return self.epoch(epoch)
 
 
 def validation_triplets(
