@@ -1629,15 +1629,21 @@ class FaceIndex:
             finally:
                 bar.close()
         report = _add_report(outcomes, model, t0)
+        self._check_still_there(report)
+        return report
+
+    def _check_still_there(self, report: AddReport) -> None:
+        """Raise :class:`~exprsim.errors.IndexDatabaseError` when the database file was
+        deleted or replaced during :meth:`add`: SQLite wrote on into the file it had open,
+        and nothing of ``report`` is at the name. Logs ``report`` otherwise."""
+        log.debug("%s: %s", self.path, report.summary())
         gone = self._db.gone()
-        if gone:  # SQLite wrote on into the file it had open: nothing is at the name
+        if gone:
             raise IndexDatabaseError(
                 self.path,
                 f"{gone} while files were added, so what was stored went with the old file "
                 f"({report.summary()}); run the command again",
             )
-        log.debug("%s: %s", self.path, report.summary())
-        return report
 
     def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
         """One :meth:`add` at a time per store: a second writer waits, then finds the first
