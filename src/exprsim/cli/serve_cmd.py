@@ -235,6 +235,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from exprsim.web.server import cap_malloc_arenas
 
     cap_malloc_arenas()  # before the model and the request threads allocate
+    # a warning per malformed multipart body (answered 400 anyway): any client could grow
+    # the server's log at will ("Expected boundary character", 286 lines in one audit)
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     from exprsim.index.backends import is_postgres_url
     from exprsim.web import ServeConfig, create_app
     from exprsim.web.app import check_web_dir, default_data_dir, public_origin
