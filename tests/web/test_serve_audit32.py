@@ -55,3 +55,24 @@ def test_serve_caps_the_arenas_before_the_app_is_built(
         assert not child.isEnabledFor(logging.WARNING)
     finally:
         multipart.setLevel(before)
+
+
+@pytest.mark.slow
+def test_the_web_summary_says_a_shortfall_without_a_warning(make_client, photo, caplog) -> None:
+    """Audit: a warning per computed summary (1,250 lines in a server's log) for what the
+    answer's note says."""
+    import io
+
+    from PIL import Image
+
+    c = make_client()
+    name, data, kind = photo()
+    png = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(png, "PNG")  # the same pixels: the same face
+    for upload in ((name, data, kind), ("copy.png", png.getvalue(), "image/png")):
+        assert c.post("/api/index", files={"file": upload}).status_code == 200
+    with caplog.at_level(logging.DEBUG, logger="exprsim"):
+        doc = c.get("/api/summary?n=3").json()
+    assert doc.get("note")
+    said = [r for r in caplog.records if "instead of" in r.getMessage()]
+    assert said and all(r.levelno < logging.WARNING for r in said)

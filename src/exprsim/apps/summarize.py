@@ -352,6 +352,7 @@ def summarize(
     n_clusters: int = 10,
     method: str = "complete-cosine",
     max_exact: int = MAX_EXACT,
+    warn: bool = True,
 ) -> Summary:
     """Cluster embeddings and pick one representative per cluster.
 
@@ -370,6 +371,8 @@ def summarize(
             ``n_clusters``) is clustered, sampled faces and their copies keep their
             cluster, and every other item joins the nearest cluster centre (memory stays
             bounded on long videos and big albums).
+        warn: log fewer distinct faces than ``n_clusters`` as a warning (``False``: at
+            debug level, for a caller that says it itself, as the web app's answers do).
 
     Returns:
         A :class:`Summary`, clusters ordered by size (ties: the cluster holding the lowest
@@ -403,7 +406,8 @@ def summarize(
         what = (
             count(n, "face") if distinct == n else f"{count(distinct, 'distinct face')} among {n}"
         )
-        log.warning("only %s: %s instead of %d", what, count(k, "cluster"), n_clusters)
+        level = logging.WARNING if warn else logging.DEBUG
+        log.log(level, "only %s: %s instead of %d", what, count(k, "cluster"), n_clusters)
     if k == 1 or n == 1:
         raw = np.zeros(n, dtype=np.int64)
     elif k == n:
