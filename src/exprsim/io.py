@@ -702,7 +702,7 @@ def read_whole(path: str | Path, st: os.stat_result | None = None) -> tuple[byte
     with open_regular(path, st) as fh:
         try:
             before = os.fstat(fh.fileno())
-            data = fh.read(cap + 1)
+            data = fh.read(min(before.st_size, cap) + 1)  # a byte more: it grew
             after = os.fstat(fh.fileno())
         except OSError as exc:
             raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
@@ -715,8 +715,20 @@ def read_whole(path: str | Path, st: os.stat_result | None = None) -> tuple[byte
 
 
 #: how a file checked by ``os.stat`` is opened: never waiting (a named pipe put in its
-#: place since would block ``open`` until a writer came), never as a terminal
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+#: place since would block ``open`` until a writer came), never as a terminal, in binary
+#: (Windows: no ``O_NONBLOCK``, and ``O_BINARY`` or line ends are translated)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | _NONBLOCK
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+#: seconds ``open`` is tried again while another program holds a lease on the file (a
+#: Samba oplock, an NFS delegation): an open that does not wait fails at once where a
+#: plain one waits for the lease's break, which the failed open has started
+LEASE_WAIT_S = 10.0
 
 
 def open_regular(path: str | Path, st: os.stat_result) -> io.BufferedReader:
@@ -729,19 +741,35 @@ def open_regular(path: str | Path, st: os.stat_result) -> io.BufferedReader:
     Raises:
         ImageError: it cannot be opened, or it is not the file ``st`` describes.
     """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+    fd = _open_leased(path)
+    owned = True
     try:
         now = os.fstat(fd)
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
             raise ImageError(path, "replaced while it was being opened (read it again)")
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        owned = False  # the file object closes it, also when it fails to be made
         return open(fd, "rb", closefd=True)  # the caller closes it
     except BaseException:
-        os.close(fd)
+        if owned:
+            os.close(fd)
         raise
+
+
+def _open_leased(path: str | Path) -> int:
+    """``os.open(path, _OPEN_FLAGS)``, tried again for :data:`LEASE_WAIT_S` while another
+    program's lease on the file is being broken (``EAGAIN``)."""
+    deadline = time.monotonic() + LEASE_WAIT_S
+    while True:
+        try:
+            return os.open(path, _OPEN_FLAGS)
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
+            time.sleep(0.05)
+        except OSError as exc:
+            raise ImageError(path, f"cannot read ({exc.strerror or exc})") from exc
 
 
 #: why a URL given as an image is refused

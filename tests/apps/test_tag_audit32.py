@@ -3,6 +3,7 @@ combining accents as the composed tag the CLI and the web app store (round 30 le
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,21 @@ def test_remove_still_refuses_what_is_not_a_name(tmp_path: Path, bad: object) ->
         pytest.raises(ExprsimError, match="tag name"),
     ):
         Tagger(ix).remove(bad)  # type: ignore[arg-type]
+
+
+def test_untag_and_remove_reach_faces_tagged_decomposed_without_a_reference(
+    tmp_path: Path,
+) -> None:
+    """Review: faces tagged ``cafe\\u0301`` by an earlier version, with no reference of that
+    name: ``untag`` of those very bytes looked for the composed name only."""
+    with FaceIndex(tmp_path / "f.db", embedder=StubEmbedder("stub@1")) as ix:
+        ix.add(write_images(tmp_path / "imgs", 2))
+        ix._db.execute(
+            "UPDATE faces SET tags = ?", (json.dumps([NFD]),)
+        )  # what an old version wrote
+        tagger = Tagger(ix, embedder=StubEmbedder("stub@1"))
+        assert tagger.untag(NFD) == 2
+        assert not any(r.tags for r in ix.records())
+        ix._db.execute("UPDATE faces SET tags = ?", (json.dumps([NFD]),))
+        assert tagger.remove(NFD) == 0  # no reference: none deleted, the faces untagged
+        assert not any(r.tags for r in ix.records())

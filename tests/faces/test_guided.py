@@ -193,13 +193,21 @@ def test_a_long_full_pass_period_keeps_its_guide_frames():
     assert sorted(guide._boxes) == [0, 200]  # only the full passes are kept
 
 
-def test_the_full_passes_kept_are_bounded():
+def test_the_full_passes_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(TrackGuide, "KEPT_PASSES", 64)  # the rule, on a short clip
     det = Squares()
     guide = TrackGuide(redetect_every=2)
     im = frame((100, 60, 40))
-    for i in range(1000):
+    for i in range(2 * 2 * TrackGuide.KEPT_PASSES + 100):
         faces = guide.detect(det, im, i)
         guide.done(i, np.array([f.box for f in faces]).reshape(-1, 4))
     assert len(guide._boxes) <= TrackGuide.KEPT_PASSES + 1 and guide._floor > 0
     assert len(guide._events) <= TrackGuide.KEPT_PASSES + 1
-    assert guide.guided == 500 and guide.fallbacks == 0
+    assert guide.guided == 2 * TrackGuide.KEPT_PASSES + 50 and guide.fallbacks == 0
+
+
+def test_the_old_lag_is_taken_and_ignored():
+    """``TrackGuide(lag=...)`` of the API before the thirty-second round still builds one."""
+    with pytest.warns(DeprecationWarning, match="lag is ignored"):
+        guide = TrackGuide(lag=2, redetect_every=3)
+    assert guide.every == 3

@@ -241,3 +241,79 @@ def test_crops_given_a_dangling_link_says_so(tmp_path: Path, capsys, target: str
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "symbolic link to nothing" in err[0], err
     assert not (tmp_path / "f.csv").exists()
+
+
+# -- the review of this round's fixes
+
+
+def test_a_read_only_snapshot_with_two_names_opens(tmp_path: Path, monkeypatch) -> None:
+    """Review: the refusal also turned away read-only opens (a `cp -al` snapshot), which
+    write no journal."""
+    import exprsim.index.backends as backends
+
+    db = _index(tmp_path)
+    os.link(db, tmp_path / "snapshot.db")
+    monkeypatch.setattr(backends, "writable", lambda path: False)  # as on read-only media
+    with FaceIndex(db, embedder=StubEmbedder()) as ix:
+        assert ix._db.read_only and len(ix) == 3
+
+
+def test_read_whole_does_not_reserve_the_limit_for_a_small_file(tmp_path: Path) -> None:
+    """Review: ``fh.read(cap + 1)`` reserved the 1.5 GB limit for every file (a
+    MemoryError under ``ulimit -v``)."""
+    import tracemalloc
+
+    from exprsim.io import read_whole
+
+    path = write_images(tmp_path, 1, size=64)[0]
+    tracemalloc.start()
+    try:
+        data, st = read_whole(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(data) == st.st_size and peak < 10 * 2**20
+
+
+def test_a_leased_file_is_opened_once_the_lease_breaks(tmp_path: Path, monkeypatch) -> None:
+    """Review: opening without waiting failed at once on a file another program holds a
+    lease on (Samba, NFS), where a plain open waits for the lease's break."""
+    import exprsim.io as io_mod
+
+    path = write_images(tmp_path, 1)[0]
+    real_open, tries = os.open, []
+
+    def leased(p, flags, *args):
+        tries.append(p)
+        if len(tries) < 3:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_open(p, flags, *args)
+
+    monkeypatch.setattr(io_mod.os, "open", leased)
+    data, _ = io_mod.read_whole(path)
+    assert len(tries) == 3 and data == path.read_bytes()
+
+
+def test_add_table_into_a_deleted_index_is_not_a_success(tmp_path: Path, monkeypatch) -> None:
+    """Review: the check covered ``add`` only; ``index add --from-parquet`` (``add_table``)
+    reported the load."""
+    import pandas as pd
+
+    from exprsim.apps.embed import embed_files
+
+    db = _index(tmp_path, 1)
+    table = pd.DataFrame(
+        embed_files(write_images(tmp_path / "more", 2, seed=3), embedder=StubEmbedder()).rows
+    )
+    real = FaceIndex._copy_table
+
+    def copy_then_delete(self, *args, **kwargs):
+        db.unlink()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceIndex, "_copy_table", copy_then_delete)
+    with (
+        FaceIndex(db, embedder=StubEmbedder()) as ix,
+        pytest.raises(IndexDatabaseError, match=r"was deleted.*2 faces of 2 files"),
+    ):
+        ix.add_table(table)

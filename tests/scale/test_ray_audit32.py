@@ -49,3 +49,19 @@ def test_a_local_cluster_leaves_no_session_folder(tmp_path: Path, monkeypatch) -
     assert rep.faces >= 2
     assert len(seen) == 1 and seen[0] is not None and seen[0].name.startswith("session_")
     assert not seen[0].exists()
+
+
+@pytest.mark.parametrize("head", [True, False])
+def test_only_a_cluster_this_driver_started_loses_its_folder(tmp_path: Path, head: bool) -> None:
+    """Review: ``address=None`` also joins a running cluster (``RAY_ADDRESS``, or ``ray
+    start --head`` on this machine); its session folder is that cluster's, and removing it
+    broke the cluster (its sockets, its logs)."""
+    from types import SimpleNamespace
+
+    from exprsim.scale.ray_embed import _session_dir
+
+    folder = tmp_path / "session_2026_x"
+    folder.mkdir()
+    node = SimpleNamespace(head=head, get_session_dir_path=lambda: str(folder))
+    ray = SimpleNamespace(_private=SimpleNamespace(worker=SimpleNamespace(_global_node=node)))
+    assert _session_dir(ray) == (folder if head else None)

@@ -416,12 +416,17 @@ class Tagger:
         Raises:
             ExprsimError: ``name`` is not a non-empty UTF-8 string.
         """
-        return int(self.index.delete_tag(self.stored_name(name))[0])  # one transaction
+        stored = self.stored_name(name)
+        n = int(self.index.delete_tag(stored)[0])  # one transaction
+        if stored != name:  # faces tagged as typed by an earlier version, without references
+            self.index.remove_tags([name])
+        return n
 
     def untag(self, name: str) -> int:
         """Take the tag ``name`` (:meth:`stored_name`) off every indexed face; returns how
         many faces had it."""
-        return int(self.index.remove_tags([self.stored_name(name)]))
+        # as typed too: faces tagged by an earlier version, which kept names as typed
+        return int(self.index.remove_tags(list(dict.fromkeys([self.stored_name(name), name]))))
 
     def stored_name(self, name: str) -> str:
         """The tag a user means by ``name``, as the CLI and the web app read it: a

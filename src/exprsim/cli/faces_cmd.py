@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
         "when a file there is not this photo's crop: it is never replaced) and add a crop "
         "column. `exprsim embed` and `index add` read a crop as a photo (its face found and "
         "aligned again); in Python, exprsim.load_model().embed_crops(crops, reframe=False) "
-        "embeds crops as they are",
+        "embeds crops without finding their face again",
     )
     p.add_argument(
         "--size",

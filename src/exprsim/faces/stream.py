@@ -336,12 +336,25 @@ class TrackGuide:
         redetect_every: full detection on every this-many-th frame (1: always, no guide).
         margin: how far around a hint box its search region reaches, as a fraction of the
             box's size on each side.
+        lag: ignored (a ``DeprecationWarning``): hints came from the frame ``lag`` back,
+            and the answers depended on it.
     """
 
-    #: full passes remembered: a frame in flight further behind gets a full pass itself
-    KEPT_PASSES = 64
+    #: full passes remembered (a few boxes each): more than any stream's window of frames
+    #: in flight spans; a frame further behind would get a full pass itself
+    KEPT_PASSES = 4096
 
-    def __init__(self, redetect_every: int = 5, margin: float = 0.5) -> None:
+    def __init__(
+        self, redetect_every: int = 5, margin: float = 0.5, lag: int | None = None
+    ) -> None:
+        if lag is not None:
+            import warnings
+
+            warnings.warn(
+                "TrackGuide's lag is ignored: hints come from the last full pass",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if redetect_every < 1:
             raise ValueError("redetect_every must be at least 1")
         self.every, self.margin = int(redetect_every), float(margin)
@@ -355,12 +368,16 @@ class TrackGuide:
 
     def _event(self, index: int) -> threading.Event:
         with self._lock:
-            ev = self._events.get(index)
-            if ev is None:
-                ev = self._events[index] = threading.Event()
-                if self._closed:
-                    ev.set()
-            return ev
+            return self._event_held(index)
+
+    def _event_held(self, index: int) -> threading.Event:
+        """Frame ``index``'s event (made now if new), with ``_lock`` held."""
+        ev = self._events.get(index)
+        if ev is None:
+            ev = self._events[index] = threading.Event()
+            if self._closed:
+                ev.set()
+        return ev
 
     def hints(self, index: int, timeout: float = 60.0) -> np.ndarray | None:
         """``(K, 4)`` boxes to search around in frame ``index``, or ``None``: full pass."""
@@ -369,9 +386,11 @@ class TrackGuide:
         # the last full pass (it may still be running: every earlier frame is, or is done,
         # so waiting for it is safe)
         j = (index // self.every) * self.every
-        if j < self._floor:  # forgotten (far behind the frames in flight): full pass
-            return None
-        if not self._event(j).wait(timeout):
+        with self._lock:  # the floor and the event at once: done() may move the floor
+            if j < self._floor:  # forgotten (far behind the frames in flight): full pass
+                return None
+            ev = self._event_held(j)
+        if not ev.wait(timeout):
             log.warning("frame %d: guide frame %d not done after %.0f s", index, j, timeout)
             return None
         with self._lock:

@@ -531,7 +531,7 @@ def _refuse_hard_links(path: Path) -> None:
             path,
             f"has {links} names (hard links): SQLite keeps its journal beside the name a "
             "database is opened by, so two names of one index corrupt it; keep one name "
-            "(copy the file with cp instead of linking it)",
+            "(`find / -samefile DB` lists them; `cp DB x && mv x DB` unlinks this one)",
         )
 
 
@@ -571,8 +571,9 @@ class SQLiteBackend(StoreBackend):
         check_db_name(self.path)
         if not create and not self.path.exists():
             raise IndexDatabaseError(self.path, "no such database")
-        _refuse_hard_links(self.path)
         self.read_only = self.path.exists() and not writable(self.path)
+        if not self.read_only:  # a read-only opener writes no journal: a snapshot is fine
+            _refuse_hard_links(self.path)
         try:
             if self.read_only:
                 self._open_read_only()

@@ -1629,20 +1629,20 @@ class FaceIndex:
             finally:
                 bar.close()
         report = _add_report(outcomes, model, t0)
-        self._check_still_there(report)
+        self._check_still_there(report.summary())
         return report
 
-    def _check_still_there(self, report: AddReport) -> None:
+    def _check_still_there(self, stored: str) -> None:
         """Raise :class:`~exprsim.errors.IndexDatabaseError` when the database file was
-        deleted or replaced during :meth:`add`: SQLite wrote on into the file it had open,
-        and nothing of ``report`` is at the name. Logs ``report`` otherwise."""
-        log.debug("%s: %s", self.path, report.summary())
+        deleted or replaced while a writer added to it: SQLite wrote on into the file it
+        had open, and nothing of what was ``stored`` is at the name. Logs it otherwise."""
+        log.debug("%s: %s", self.path, stored)
         gone = self._db.gone()
         if gone:
             raise IndexDatabaseError(
                 self.path,
                 f"{gone} while files were added, so what was stored went with the old file "
-                f"({report.summary()}); run the command again",
+                f"({stored}); run the command again",
             )
 
     def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
@@ -1941,7 +1941,9 @@ class FaceIndex:
                     except (OSError, ValueError):
                         st = None
                     self._write_file(c, key, st, None, model, group, None, None)
-        return sum(len(g) for g in groups.values())
+        n = sum(len(g) for g in groups.values())
+        self._check_still_there(f"{count(n, 'face')} of {count(len(items), 'file')}")
+        return n
 
     def add_table(
         self,
@@ -2014,6 +2016,7 @@ class FaceIndex:
                 n_faces = self._copy_table(c, df, codes, uniq, first, keep, sha, model)
                 _carry_all(c, kept)
         n_new = int(keep.sum())
+        self._check_still_there(f"{count(n_faces, 'face')} of {count(n_new, 'file')}")
         return LoadReport(
             n_new - n_replaced,
             n_replaced,

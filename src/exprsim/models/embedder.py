@@ -280,8 +280,8 @@ def at_align_size(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     :data:`~exprsim.faces.reframe.MAX_UNTOUCHED_SIDE` brought to ``cfg.align_size`` (area
     averaging), as :func:`~exprsim.faces.reframe.reframe_crops` brings the crops it keeps:
     every crop reaches the network through the aligned crop's side, as a detected face
-    does (12 faces aligned at 224 px went straight to 48 px: up to 0.041 from their
-    embeddings through 112 px, median 0.014; through 112 px: 0.018, median 0.007). Smaller crops (FER2013's 48 px), crops already at that
+    does. Twelve faces aligned at 224 px and taken straight to 48 px were up to 0.041
+    (median 0.014) from their own faces' embeddings; through 112 px, up to 0.018 (0.007). Smaller crops (FER2013's 48 px), crops already at that
     side and batches :func:`resize_crops` refuses are given back as they are."""
     import cv2
 

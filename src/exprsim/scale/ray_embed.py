@@ -1062,8 +1062,9 @@ def _run_on_ray(
         data_log.setLevel(data_level)
         if started:
             # a cluster of this command's own leaves its session folder (logs, sockets:
-            # ~0.3 MB a run) in Ray's temp folder for good; one it joined is not ours
-            session = _session_dir(ray) if address is None else None
+            # ~0.3 MB a run) in Ray's temp folder for good; one it joined (an address, or
+            # Ray's own finding of RAY_ADDRESS or a `ray start --head` here) is not ours
+            session = _session_dir(ray)
             held += _stop_ray(ray).signals
             _remove_session(session)
 
@@ -1131,10 +1132,14 @@ def _sigterm_handler() -> Any:
 
 
 def _session_dir(ray: Any) -> Path | None:
-    """The folder of the running local Ray session (``<temp>/ray/session_<date>_<pid>``),
-    ``None`` where this Ray version does not say."""
+    """The session folder (``<temp>/ray/session_<date>_<pid>``) of the Ray cluster this
+    driver started itself (its head node is in this process); ``None`` for a cluster it
+    joined, whose folder belongs to a running cluster, or where this Ray version does not
+    say."""
     with contextlib.suppress(Exception):  # a private API: any Ray version may lack it
         node = ray._private.worker._global_node
+        if getattr(node, "head", False) is not True:
+            return None
         folder = Path(node.get_session_dir_path())
         if folder.name.startswith("session_") and folder.is_dir():
             return folder
