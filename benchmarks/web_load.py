@@ -1,6 +1,9 @@
 """Load test of ``exprsim serve``: N concurrent photo uploads to ``/api/faces``, all answered?
 
-Usage: ``python benchmarks/web_load.py [--n 20] [--json out.json]``
+Usage: ``python benchmarks/web_load.py [--n 20] [--json out.json] [--arenas serve|default]``
+
+``--arenas serve`` caps glibc's malloc arenas as ``exprsim serve`` does
+(:func:`exprsim.web.server.cap_malloc_arenas`, the default here); ``default`` leaves glibc's.
 
 Starts the app (shipped model, a temporary index) on a free loopback port with uvicorn in a
 thread, fires ``--n`` uploads of the bundled sample photos at once with httpx, checks every
@@ -26,7 +29,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--arenas", choices=("serve", "default"), default="serve")
     args = ap.parse_args()
+    if args.arenas == "serve":  # first, as `exprsim serve` does it
+        from exprsim.web.server import cap_malloc_arenas
+
+        print(f"malloc arenas capped: {cap_malloc_arenas()}")
 
     import httpx
     import uvicorn
@@ -67,6 +75,7 @@ def main() -> None:
     ok = sum(1 for _, status, faces in results if status == 200 and faces >= 1)
     out = {
         "n": args.n,
+        "arenas": args.arenas,
         "answered_ok": ok,
         "p50_ms": float(np.percentile(lat, 50)),
         "p99_ms": float(np.percentile(lat, 99)),
