@@ -666,15 +666,21 @@ def _load_file(path: Path, max_pixels: int | None) -> np.ndarray:
         raise ImageError(path, folder_problem(path))
     if stat.S_ISFIFO(st.st_mode):
         return decode_image(_read_pipe(path, cap), str(path), max_pixels=max_pixels)
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(path, f"not a regular file ({_file_kind(st.st_mode)}), not an image")
+    _refuse_irregular(path, st, cap)
     if st.st_size == 0:
         raise ImageError(path, "empty file")
-    if st.st_size > cap:
-        raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
     fh = open_regular(path, st)
     with fh:
         return _decode(fh, str(path), max_pixels)
+
+
+def _refuse_irregular(path: str | Path, st: os.stat_result, cap: int) -> None:
+    """Refuse, from its ``os.stat``, what is not a regular file (a folder, a pipe, a
+    device) or is larger than ``cap`` bytes, before a byte is read."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(path, f"not a regular file ({_file_kind(st.st_mode)}), not an image")
+    if st.st_size > cap:
+        raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
 
 
 def read_whole(path: str | Path, st: os.stat_result | None = None) -> tuple[bytes, os.stat_result]:
@@ -694,11 +700,8 @@ def read_whole(path: str | Path, st: os.stat_result | None = None) -> tuple[byte
             raise ImageError(path, stat_problem(exc)) from exc
         except ValueError as exc:  # a NUL byte in the name
             raise ImageError(path, "no such file") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(path, f"not a regular file ({_file_kind(st.st_mode)}), not an image")
     cap = file_byte_limit()
-    if st.st_size > cap:
-        raise ImageTooLargeError(path, f"file too large ({st.st_size:,} bytes; limit {cap:,})")
+    _refuse_irregular(path, st, cap)
     with open_regular(path, st) as fh:
         try:
             before = os.fstat(fh.fileno())

@@ -281,28 +281,36 @@ def at_align_size(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     averaging), as :func:`~exprsim.faces.reframe.reframe_crops` brings the crops it keeps:
     every crop reaches the network through the aligned crop's side, as a detected face
     does. Twelve faces aligned at 224 px and taken straight to 48 px were up to 0.041
-    (median 0.014) from their own faces' embeddings; through 112 px, up to 0.018 (0.007). Smaller crops (FER2013's 48 px), crops already at that
-    side and batches :func:`resize_crops` refuses are given back as they are."""
+    (median 0.014) from their own faces' embeddings; through 112 px, up to 0.018 (0.007).
+    Smaller crops (FER2013's 48 px), crops already at that side and batches
+    :func:`resize_crops` refuses are given back as they are."""
     import cv2
-
-    from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE
 
     arr = np.asarray(crops)
     side = cfg.align_size
-    shape_ok = arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))
-    if (
-        arr.dtype != np.uint8
-        or not shape_ok
-        or arr.shape[0] == 0
-        or min(arr.shape[1], arr.shape[2]) == 0
-        or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE
-        or arr.shape[1:3] == (side, side)
-    ):
+    if not _looked_at(arr) or arr.shape[1:3] == (side, side):
         return arr
     out = np.empty((arr.shape[0], side, side, *arr.shape[3:]), np.uint8)
     for i, im in enumerate(arr):
         out[i] = cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA).reshape(out.shape[1:])
     return out
+
+
+def _looked_at(arr: np.ndarray) -> bool:
+    """Whether ``arr`` is a non-empty uint8 ``(N, H, W)`` / ``(N, H, W, 1|3)`` batch of
+    crops larger than :data:`~exprsim.faces.reframe.MAX_UNTOUCHED_SIDE`: crops brought to
+    the aligned side (:func:`at_align_size`), and re-framed when asked. Anything else goes
+    to :func:`resize_crops` as it is (which refuses what it cannot take)."""
+    from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE
+
+    shape_ok = arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))
+    return (
+        arr.dtype == np.uint8
+        and shape_ok
+        and arr.shape[0] > 0
+        and min(arr.shape[1], arr.shape[2]) > 0
+        and max(arr.shape[1], arr.shape[2]) > MAX_UNTOUCHED_SIDE
+    )
 
 
 def resize_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -528,11 +536,9 @@ class Embedder:
         """:func:`~exprsim.faces.reframe.reframe_crops` of a valid batch that may need it;
         ``None`` when nothing is to be looked at (small crops, or a batch the network's
         preprocessing refuses: that error is raised as before) or the detector is missing."""
-        from exprsim.faces.reframe import MAX_UNTOUCHED_SIDE, reframe_crops
+        from exprsim.faces.reframe import reframe_crops
 
-        channels_ok = arr.ndim == 3 or arr.shape[3] in (1, 3)
-        valid = arr.dtype == np.uint8 and channels_ok and min(arr.shape[1], arr.shape[2]) > 0
-        if not valid or max(arr.shape[1], arr.shape[2]) <= MAX_UNTOUCHED_SIDE:
+        if not _looked_at(arr):
             return None
         try:
             return reframe_crops(arr, self.config.preprocess.align_config())
