@@ -627,6 +627,15 @@ FILE_BYTES_SLACK = 64 << 20
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF})
 
 
+def stat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
+    """``os.stat(path)``, or ``None`` when it fails (no such file, a NUL in the name, ...:
+    the caller that reads the file says why)."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
 def stat_problem(exc: OSError) -> str:
     """What went wrong when ``os.stat`` of an input file raised ``exc``, for messages."""
     if exc.errno == errno.ELOOP:

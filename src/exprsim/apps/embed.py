@@ -62,7 +62,8 @@ def file_identity(source: str, before: os.stat_result | None = None) -> dict[str
     placeholder, a file gone since, a pipe or device: opened again, a named pipe waits for
     a writer for good, and ``/dev/stdin`` reads as empty).
 
-    ``before``: the file's ``os.stat`` taken before it was decoded (:func:`stat_or_none`).
+    ``before``: the file's ``os.stat`` taken before it was decoded
+    (:func:`exprsim.io.stat_or_none`).
     When the file read now is not that one (renamed over, rewritten: another inode, size,
     modification or change time), its identity would describe other bytes than the ones
     embedded, and an index loading the table would skip the file for good: ``None`` each.
@@ -87,14 +88,6 @@ def file_identity(source: str, before: os.stat_result | None = None) -> dict[str
 
 def _stamps(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def stat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
-    """``os.stat(path)``, or ``None`` when it fails (the reader reports why)."""
-    try:
-        return os.stat(path)
-    except (OSError, ValueError):
-        return None
 
 
 def embedding_row(face: Any, model: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -147,7 +140,7 @@ def embed_files(
 
     from tqdm import tqdm
 
-    from exprsim.io import iter_image_files, unique_files
+    from exprsim.io import iter_image_files, stat_or_none, unique_files
 
     t0 = time.perf_counter()
     files = unique_files(iter_image_files(paths))  # each file once

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.errors import ExprsimError, IndexDatabaseError
-from exprsim.io import special_file
+from exprsim.io import special_file, stat_or_none
 
 log = logging.getLogger(__name__)
 
@@ -509,11 +509,8 @@ def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
 
 def _file_id(path: Path | str) -> tuple[int, int] | None:
     """``(device, inode)`` of the file at ``path``, ``None`` when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+    st = stat_or_none(path)
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def _refuse_hard_links(path: Path) -> None:
@@ -522,10 +519,8 @@ def _refuse_hard_links(path: Path) -> None:
     by, and exprsim its writer lock, so two commands on two names of one file wrote it at
     once and corrupted it ("database disk image is malformed"; SQLite's own
     "How To Corrupt" notes, 2.5)."""
-    try:
-        links = os.stat(path).st_nlink
-    except OSError:  # not there yet (created now), or unreadable: SQLite says which
-        return
+    st = stat_or_none(path)  # None: not there yet (created now), or unreadable: SQLite says
+    links = 1 if st is None else st.st_nlink
     if links > 1:
         raise IndexDatabaseError(
             path,

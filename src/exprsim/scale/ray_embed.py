@@ -215,8 +215,8 @@ def embed_rows(
     """
     import dataclasses
 
-    from exprsim.apps.embed import embedding_row, file_identity, stat_or_none
-    from exprsim.io import decode_image
+    from exprsim.apps.embed import embedding_row, file_identity
+    from exprsim.io import decode_image, stat_or_none
 
     model = embedder.config.name_version
     rows: list[dict[str, Any]] = []
