@@ -827,6 +827,8 @@ def _file_kind(mode: int) -> str:
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISDIR, "a folder"),
     ):
         if test(mode):
             return kind
@@ -1162,6 +1164,20 @@ def file_key(path: str | Path, expand_user: bool = True) -> Path:
         return p.resolve()
     except (OSError, RuntimeError):
         return p.absolute()
+
+
+def unique_inputs(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` (inputs of a many-image call) without repeats of one file, named twice
+    (relative and absolute, through a link, in a folder given too: :func:`file_key`), in
+    first-seen order; an input that is not a path (an array, bytes) is kept as given."""
+    seen: set[Path] = set()
+    for item in items:
+        if isinstance(item, str | os.PathLike):
+            key = file_key(os.fspath(item))
+            if key in seen:
+                continue
+            seen.add(key)
+        yield item
 
 
 def unique_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -989,7 +989,8 @@ def classify_images(
     keep_on_interrupt: bool = False,
 ) -> ClassificationResult:
     """Predict the expression of every face in ``images`` (paths or arrays; a folder is
-    walked for its images, as :func:`~exprsim.apps.summarize.summarize_images` walks it).
+    walked for its images, as :func:`~exprsim.apps.summarize.summarize_images` walks it;
+    a file named twice, relative and absolute or in a folder given too, is read once).
 
     ``failures``: if given, unreadable images are skipped and their ``ImageError`` appended.
     ``progress``: show a progress bar (on stderr) while the faces are embedded.
@@ -1005,12 +1006,12 @@ def classify_images(
 
         embedder = load_model()
     _check_model(reference, embedder)
-    from exprsim.io import as_inputs, folders_walked
+    from exprsim.io import as_inputs, folders_walked, unique_inputs
     from exprsim.models.embedder import faces_of, keep_faces
     from exprsim.report.html import MAX_GALLERY
 
     knn = reference.classifier(k)
-    inputs = list(folders_walked(as_inputs(images)))
+    inputs = list(unique_inputs(folders_walked(as_inputs(images))))  # each file once
     faces = faces_of(embedder, inputs, detector, progress, failures)
     stop: list[BaseException] | None = [] if keep_on_interrupt else None
     kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)

@@ -467,7 +467,9 @@ def summarize_images(
 
     Args:
         paths: image files and/or folders; a file named twice (relative and absolute,
-            through a link, in a folder given too) is read once, as the CLI reads it.
+            through a link, in a folder given too) is read once, as the CLI reads it. The
+            files are taken in the order of their names (``items`` follow it), so the
+            summary is the same whatever order they are named in.
         embedder: an ``Embedder`` (default: ``exprsim.load_model()``).
         quality_only: drop faces failing the quality check (blur, yaw); the others keep
             their numbers among all the faces found (:attr:`Summary.numbers`).
@@ -495,7 +497,9 @@ def summarize_images(
         from exprsim.models.embedder import load_model
 
         embedder = load_model()
-    files = [str(p) for p in unique_files(iter_image_files(paths))]  # each file once
+    # each file once, in the order of their names: ties (two copies of one photo for a
+    # cluster's representative) go the same way whatever order the files were named in
+    files = sorted(str(p) for p in unique_files(iter_image_files(paths)))
     if not files:
         raise ExprsimError("no image files found")
     from exprsim.models.embedder import collect_faces, faces_of

@@ -478,7 +478,8 @@ class Tagger:
         keep_on_interrupt: bool = False,
     ) -> TagResults:
         """Tag every face of every image (paths, arrays or ``FaceEmbedding`` objects; a
-        folder: its images, walked as :func:`exprsim.io.iter_image_files` walks it).
+        folder: its images, walked as :func:`exprsim.io.iter_image_files` walks it; a
+        file named twice, relative and absolute or in a folder given too, is read once).
 
         ``failures``: if given, unreadable images are skipped and their ``ImageError``
         appended. ``progress``: show a progress bar (on stderr) while the images are
@@ -492,11 +493,12 @@ class Tagger:
         threshold = _check_threshold(self.threshold if threshold is None else threshold)
         refs, names = self._refs()
         self._refuse_other_model("references were made with {stored}, the embedder is {model}")
-        from exprsim.io import as_inputs, folders_walked
+        from exprsim.io import as_inputs, folders_walked, unique_inputs
         from exprsim.models.embedder import keep_faces
         from exprsim.report.html import MAX_GALLERY
 
-        inputs = list(folders_walked(as_inputs(images)))  # a folder: its images
+        # a folder: its images; each file once (as the CLI reads them)
+        inputs = list(unique_inputs(folders_walked(as_inputs(images))))
         faces = self._all_faces(inputs, detector, failures, progress)
         stop: list[BaseException] | None = [] if keep_on_interrupt else None
         kept, embeddings = keep_faces(faces, MAX_GALLERY, stop)

@@ -110,22 +110,6 @@ _FACE_COLUMNS = (
 )
 
 
-def _unreadable_kind(st: os.stat_result) -> str:
-    """Why a file the index would read whole is refused unread (``""``: it is not): not
-    a regular file (a named pipe or a device: ``/dev/zero`` never ends), or larger than
-    :func:`exprsim.io.file_byte_limit` (as :func:`exprsim.io.load_image` refuses it)."""
-    import stat
-
-    from exprsim.io import file_byte_limit
-
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file, not an image"
-    cap = file_byte_limit()
-    if st.st_size > cap:
-        return f"file too large ({st.st_size:,} bytes; limit {cap:,})"
-    return ""
-
-
 #: what to do with an index of an older model (after an upgrade)
 REEMBED_COMMAND = "`exprsim index reembed --db DB`, with this --model if one was given"
 
@@ -1679,10 +1663,7 @@ class FaceIndex:
         if unchanged and (row[4] == "done" or not retry_failed):
             before = "" if row[4] == "done" else self._file_error(row[0]) or "failed"
             return FileOutcome(key, "skipped", self._n_faces_of(row[0]), before)
-        refused = _unreadable_kind(st)
-        if refused:  # read before the decoder's checks: never a device, never 1 GB of junk
-            return FileOutcome(key, "failed", error=refused)
-        try:
+        try:  # refused from its stat first: never a device, never 1 GB of junk
             from exprsim.io import read_whole
 
             data, st = read_whole(key, st)
