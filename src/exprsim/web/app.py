@@ -45,6 +45,7 @@ from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
     PARTIAL_UPLOAD,
     UploadError,
+    discard_upload,
     display_name,
     safe_name,
     size_text,
@@ -362,7 +363,7 @@ class _State:
             image, done = await run_in_threadpool(self._decode, stored.path, then)
         except ImageError as exc:
             if not stored.duplicate:
-                stored.path.unlink(missing_ok=True)
+                discard_upload(stored.path)
             if isinstance(exc, ImageTooLargeError):
                 raise UploadError(
                     f"image larger than {self.config.max_pixels} pixels", 413
@@ -395,7 +396,7 @@ class _State:
                         ix.rebuild_ann()
         except BaseException:
             if not added and not stored.duplicate:
-                stored.path.unlink(missing_ok=True)
+                discard_upload(stored.path)
             raise
         return report
 
