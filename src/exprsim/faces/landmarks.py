@@ -426,6 +426,17 @@ _DEFAULT_MESH: MeshLandmarker | None = None
 _DEFAULT_MESH_LOCK = threading.Lock()
 
 
+def _free_default_mesh() -> None:
+    """In a forked child: when a parent thread was using the shared mesh landmarker, a
+    free lock and a landmarker of the child's own (the parent's graph was mid-run)."""
+    global _DEFAULT_MESH, _DEFAULT_MESH_LOCK
+    from exprsim.forking import held_elsewhere
+
+    if held_elsewhere(_DEFAULT_MESH_LOCK):
+        _DEFAULT_MESH_LOCK = threading.Lock()
+        _DEFAULT_MESH = None
+
+
 def face_mesh(
     image: np.ndarray, face_or_box: Any, landmarker: MeshLandmarker | None = None
 ) -> np.ndarray | None:
@@ -446,6 +457,9 @@ def face_mesh(
         return landmarker.mesh(image, box)
     # MediaPipe's graph is not thread-safe: threads sharing it got one another's meshes,
     # "Packet timestamp mismatch", a graph broken for good, or a segfault
+    from exprsim import forking
+
+    forking.in_child(_free_default_mesh)
     with _DEFAULT_MESH_LOCK:
         if _DEFAULT_MESH is None:
             _DEFAULT_MESH = MeshLandmarker()

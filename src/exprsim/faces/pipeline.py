@@ -40,25 +40,48 @@ class _SharedDetector:
     ``landmarks_kind``, ...) are the detector's own.
     """
 
-    def __init__(self, detector: Detector) -> None:
+    def __init__(self, detector: Detector, build: Callable[[], Detector] | None = None) -> None:
         self._detector = detector
         self._lock = threading.Lock()
         self.name = detector.name
+        #: how to build it again in a forked child (``None``: not rebuilt)
+        self._build = build
+        self._stale = False
+        from exprsim import forking
+
+        forking.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A parent thread was detecting when the process forked: this child gets a free
+        lock and, at its first detection, a detector of its own (the parent's was in the
+        middle of an inference)."""
+        from exprsim.forking import held_elsewhere
+
+        if held_elsewhere(self._lock):
+            self._lock = threading.Lock()
+            self._stale = self._build is not None
+
+    def _current(self) -> Detector:
+        """The detector, rebuilt first when stale (with the lock held)."""
+        if self._stale and self._build is not None:
+            self._detector = self._build()
+            self._stale = False
+        return self._detector
 
     def detect(self, image: np.ndarray) -> list[Face]:
         with self._lock:
-            return self._detector.detect(image)
+            return self._current().detect(image)
 
-    def _locked(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _locked(self, attr: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return method(*args, **kwargs)
+            return getattr(self._current(), attr)(*args, **kwargs)
 
     def __getattr__(self, attr: str) -> Any:
-        if attr in ("_detector", "_lock"):  # not set yet (copy, unpickling)
+        if attr in ("_detector", "_lock", "_build", "_stale"):  # not set yet (copy, unpickling)
             raise AttributeError(attr)
         value = getattr(self._detector, attr)
         if attr == "detect_near":  # guided video frames: a detection too
-            return functools.partial(self._locked, value)
+            return functools.partial(self._locked, attr)
         return value
 
     def close(self) -> None:
@@ -84,8 +107,20 @@ _shared_build_lock = threading.Lock()
 
 
 def _shared_detector(name: str) -> Detector:
+    from exprsim import forking
+
+    forking.in_child(_free_build_lock)
     with _shared_build_lock:
         return _build_shared(name)
+
+
+def _free_build_lock() -> None:
+    """In a forked child: a free :data:`_shared_build_lock` (a parent thread building a
+    detector held it)."""
+    global _shared_build_lock
+    from exprsim.forking import fresh_lock
+
+    _shared_build_lock = fresh_lock(_shared_build_lock)
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,7 +128,8 @@ def _build_shared(name: str) -> Detector:
     from exprsim.faces.litert import inference_threads
 
     # used one image at a time: its inferences may use every core
-    return _SharedDetector(create_detector(name, inference_threads=inference_threads()))
+    build = functools.partial(create_detector, name, inference_threads=inference_threads())
+    return _SharedDetector(build(), build)
 
 
 def resolve_detector(detector: str | Detector | None = None) -> Detector:

@@ -154,6 +154,15 @@ _built: list[tuple[int, threading.Thread, Detector]] = []
 _exit_hook = False
 
 
+def _free_pools_lock() -> None:
+    """In a forked child: a free :data:`_pools_lock` (a parent thread held it). The
+    parent's pools are the parent's: the child's are keyed by its own pid."""
+    global _pools_lock
+    from exprsim.forking import fresh_lock
+
+    _pools_lock = fresh_lock(_pools_lock)
+
+
 def _thread_detector(name: str) -> Detector:
     """This thread's own instance of the named detector (built on first use)."""
     from exprsim.faces.detect import create_detector
@@ -193,6 +202,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     ``workers`` images at once on it (:class:`_Limited`).
     """
     global _pool_now, _exit_hook
+    from exprsim import forking
+
+    forking.in_child(_free_pools_lock)
     with _pools_lock:
         pid = os.getpid()
         now = _pool_now if _pool_now is not None and _pool_now[0] == pid else None

@@ -552,6 +552,10 @@ class SQLiteBackend(StoreBackend):
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self._lock = threading.RLock()
+        self._reconnect = False  # a forked child's connection is mid-statement: a new one
+        from exprsim import forking
+
+        forking.track(self)
         check_location(path)
         self.path = Path(path)
         if self.path.is_symlink():  # one lock, one ANN cache, one upload folder per file
@@ -735,7 +739,29 @@ class SQLiteBackend(StoreBackend):
         with self._lock:
             if self.closed:
                 raise self.closed_error()
+            if self._reconnect:
+                self._connect_again()
             yield
+
+    def _after_fork_in_child(self) -> None:
+        """A parent thread held the connection when the process forked (a statement or a
+        transaction under way): this child gets a free lock and, at its next statement, a
+        connection of its own (the parent's is left to the parent, never closed here)."""
+        from exprsim.forking import held_elsewhere
+
+        if held_elsewhere(self._lock):
+            self._lock = threading.RLock()
+            self._reconnect = not self.closed
+
+    def _connect_again(self) -> None:
+        """A new connection to the same file, as :meth:`__init__` opens an existing one."""
+        self._reconnect = False
+        if self.read_only:
+            self._open_read_only()
+            return
+        self.conn = self._connect(create=False)
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._held():

@@ -1346,6 +1346,21 @@ class FaceIndex:
         #: built yet, or PostgreSQL, whose index lives in the database)
         self.ann_saved: bool | None = None
         self._ann_lock = threading.RLock()  # the ANN cache in memory, between threads
+        from exprsim import forking
+
+        forking.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A parent thread held the ANN cache when the process forked (building or
+        updating it): this child gets a free lock and builds its own cache at its next
+        query."""
+        from exprsim.forking import held_elsewhere
+
+        if held_elsewhere(self._ann_lock):
+            self._ann_lock = threading.RLock()
+            self._ann = None
+            self._ann_generation = -1
+            self._ann_stamp = None
 
     # -- plumbing
 
