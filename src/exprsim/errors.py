@@ -145,6 +145,12 @@ class IndexUnavailableError(IndexDatabaseError):
     """
 
 
+class IndexBusyError(IndexDatabaseError):
+    """Another writer (``exprsim index add``, a re-embedding) held the index longer than
+    the caller would wait (``FaceIndex.add(wait=...)``); nothing was changed. The web app
+    answers it with 503 and ``Retry-After``."""
+
+
 def _rebuild_index_error(
     cls: type[IndexDatabaseError], db: str, detail: str, read_only: bool
 ) -> IndexDatabaseError:

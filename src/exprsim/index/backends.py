@@ -28,13 +28,13 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.errors import ExprsimError, IndexDatabaseError
+from exprsim.errors import ExprsimError, IndexBusyError, IndexDatabaseError
 from exprsim.io import special_file, stat_or_none
 
 log = logging.getLogger(__name__)
@@ -404,9 +404,17 @@ class StoreBackend:
                 c.execute(sql, params)
         return True
 
-    def writer_lock(self) -> contextlib.AbstractContextManager[None]:
-        """One :meth:`FaceIndex.add` at a time per store; a second writer waits."""
+    def writer_lock(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """One :meth:`FaceIndex.add` at a time per store; a second writer waits, for ever
+        or at most ``wait`` seconds (then :class:`~exprsim.errors.IndexBusyError`)."""
         raise NotImplementedError
+
+    def busy_error(self, wait: float) -> IndexBusyError:
+        return IndexBusyError(
+            self.path,
+            f"another writer has been adding to the index for over {wait:g} s; "
+            "nothing was changed; try again when it is done",
+        )
 
     def close(self) -> None:
         raise NotImplementedError
@@ -528,6 +536,22 @@ def _refuse_hard_links(path: Path) -> None:
             "database is opened by, so two names of one index corrupt it; keep one name "
             "(`find / -samefile DB` lists them; `cp DB x && mv x DB` unlinks this one)",
         )
+
+
+def _flock_within(fh: Any, wait: float, busy: Callable[[float], Exception]) -> None:
+    """An exclusive ``flock`` on ``fh``, tried until ``wait`` seconds have passed; then
+    ``busy(wait)`` is raised."""
+    import fcntl
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise busy(wait) from None
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
 
 
 class SQLiteBackend(StoreBackend):
@@ -841,8 +865,9 @@ class SQLiteBackend(StoreBackend):
         yield began
 
     @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """``flock`` on ``<db>.lock``: a second writer waits, then skips what the first stored."""
+    def writer_lock(self, wait: float | None = None) -> Iterator[None]:
+        """``flock`` on ``<db>.lock``: a second writer waits (for ever, or ``wait``
+        seconds), then skips what the first stored."""
         if self.read_only:
             raise self._read_only_error()
         try:
@@ -858,7 +883,10 @@ class SQLiteBackend(StoreBackend):
                 log.warning(
                     "%s: another writer is adding or re-embedding files; waiting for it", self.path
                 )
-                fcntl.flock(fh, fcntl.LOCK_EX)
+                if wait is None:
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+                else:
+                    _flock_within(fh, wait, self.busy_error)
             try:
                 yield
             finally:

@@ -790,28 +790,53 @@ class PostgresBackend(StoreBackend):
             yield self
 
     @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
+    def writer_lock(self, wait: float | None = None) -> Iterator[None]:
         """A session advisory lock: a second writer (any host, or another thread) waits for
-        the first. A writer that finishes builds the HNSW index when it is missing (an
-        interrupted bulk load's), so the next write repairs it."""
-        with self._writers:
-            with self._guard():
-                got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
-                got = got.fetchone()[0]
-            if not got:
-                log.warning(
-                    "%s: another writer is adding or re-embedding files; waiting for it", self.path
-                )
+        the first (for ever, or ``wait`` seconds: then
+        :class:`~exprsim.errors.IndexBusyError`). A writer that finishes builds the HNSW
+        index when it is missing (an interrupted bulk load's), so the next write repairs
+        it."""
+        if wait is None:
+            self._writers.acquire()
+        elif not self._writers.acquire(timeout=max(wait, 0.0)):
+            raise self.busy_error(wait)
+        try:
+            with self._advisory_lock(wait):
+                yield
+        finally:
+            self._writers.release()
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, wait: float | None) -> Iterator[None]:
+        """The session advisory lock of :meth:`writer_lock`, held while the block runs."""
+        got = self._try_advisory_lock()
+        if not got:
+            log.warning(
+                "%s: another writer is adding or re-embedding files; waiting for it", self.path
+            )
+            if wait is None:
                 with self._guard():
                     self.conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-            self._pinned += 1  # a new connection would not hold the lock: no reconnecting
-            try:
-                yield
-                self.ensure_vector_index()
-            finally:
-                with contextlib.suppress(Exception), self._guard():
-                    self.conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-                self._pinned -= 1
+            else:
+                deadline = time.monotonic() + wait
+                while not self._try_advisory_lock():
+                    if time.monotonic() >= deadline:
+                        raise self.busy_error(wait)
+                    time.sleep(0.1)
+        self._pinned += 1  # a new connection would not hold the lock: no reconnecting
+        try:
+            yield
+            self.ensure_vector_index()
+        finally:
+            with contextlib.suppress(Exception), self._guard():
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            self._pinned -= 1
+
+    def _try_advisory_lock(self) -> bool:
+        with self._guard():
+            return bool(
+                self.conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -60,6 +60,7 @@ import numpy as np
 
 from exprsim.equality import array_equality
 from exprsim.errors import (
+    ArgumentError,
     BackendUnavailableError,
     ExprsimError,
     ImageError,
@@ -1558,6 +1559,7 @@ class FaceIndex:
         retry_failed: bool = False,
         workers: int | None = None,
         embedder_lock: contextlib.AbstractContextManager[Any] | None = None,
+        wait: float | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of every image under ``paths``.
 
@@ -1579,12 +1581,16 @@ class FaceIndex:
             embedder_lock: held while the model works, taken once this writer has the
                 index (a server's searches sharing the model never wait for other writers).
                 One writer at a time: a second ``add`` waits, then skips the first's files.
+            wait: seconds to wait at most for another writer (``None``: as long as it
+                takes); then :class:`~exprsim.errors.IndexBusyError`, nothing changed (a
+                server's request should not wait for an hour-long ``exprsim index add``).
 
         Returns:
             An :class:`AddReport` (unreadable images are reported, not raised).
 
         Raises:
             ModelMismatchError: the index holds embeddings of another model.
+            IndexBusyError: another writer held the index for over ``wait`` seconds.
             AddInterrupted: Ctrl-C or SIGTERM once this writer held the index (a
                 ``KeyboardInterrupt``; its ``report`` says what was stored).
         """
@@ -1593,6 +1599,8 @@ class FaceIndex:
         from exprsim.io import iter_image_files, unique_files
 
         t0 = time.perf_counter()
+        if wait is not None:
+            wait = require_number(wait, "wait", "a number of seconds >= 0", 0, error=ArgumentError)
         files = unique_files(iter_image_files(paths))
         model = self.embedder.config.name_version
         self.check_model(model)
@@ -1615,7 +1623,7 @@ class FaceIndex:
                 queued.append((i, replace(job, data=b"")))  # the bytes travel once, below
                 yield job.key, job.data
 
-        with self._writer_lock(), embedder_lock or contextlib.nullcontext():
+        with self._writer_lock(wait), embedder_lock or contextlib.nullcontext():
             try:
                 for item in self.embedder.embed_stream(feed(), detector=detector, workers=workers):
                     i, job = queued.popleft()
@@ -1644,11 +1652,11 @@ class FaceIndex:
                 f"({stored}); run the command again",
             )
 
-    def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
-        """One :meth:`add` at a time per store: a second writer waits, then finds the first
-        one's files done and skips them (``flock`` on ``<db>.lock``; an advisory lock in
-        PostgreSQL)."""
-        return self._db.writer_lock()
+    def _writer_lock(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """One :meth:`add` at a time per store: a second writer waits (at most ``wait``
+        seconds, when given), then finds the first one's files done and skips them
+        (``flock`` on ``<db>.lock``; an advisory lock in PostgreSQL)."""
+        return self._db.writer_lock(wait)
 
     def _prepare(
         self, path: Path, retry_failed: bool, stamps: list[tuple[int, ...]] | None = None

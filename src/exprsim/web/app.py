@@ -60,6 +60,10 @@ QUEUE_RETRY_AFTER_S = 30
 
 #: seconds a client is asked to wait when the face index is locked by another program
 INDEX_RETRY_AFTER_S = 5
+#: seconds an upload to the index waits at most for another writer (an ``exprsim index
+#: add`` of an album holds the index for hours; each waiting upload holds one of the
+#: server's threads, and 40 of them stopped every other page)
+WRITER_WAIT_S = 5.0
 
 #: the login cookie: it names a session (a random id), never the token itself
 COOKIE = "exprsim_session"
@@ -388,7 +392,12 @@ class _State:
             with self.model_lock:
                 detector = self.detector()
             with self.index() as ix:  # the model is locked once the index is ours
-                report = ix.add([stored.path], detector=detector, embedder_lock=self.model_lock)
+                report = ix.add(
+                    [stored.path],
+                    detector=detector,
+                    embedder_lock=self.model_lock,
+                    wait=WRITER_WAIT_S,
+                )
                 added = True
                 if len(ix) and not ix.info().ann_fresh:
                     ix.refresh_ann()  # catches up with the upload, as `index add` does
@@ -755,12 +764,15 @@ def _is_disk_full(exc: BaseException | None) -> bool:
 def _is_busy(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, says the database is locked: SQLite's
     "database is locked" / "database table is locked" / ``SQLITE_BUSY`` after its timeout,
-    PostgreSQL's "lock not available"."""
+    PostgreSQL's "lock not available", another writer past :data:`WRITER_WAIT_S`."""
+    from exprsim.errors import IndexBusyError
+
     return any(
         (
             isinstance(e, sqlite3.OperationalError)
             and ("locked" in str(e).lower() or "busy" in str(e).lower())
         )
+        or isinstance(e, IndexBusyError)  # another writer held it past WRITER_WAIT_S
         or getattr(e, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
         for e in _causes(exc)
     )
