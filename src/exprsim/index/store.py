@@ -1331,6 +1331,9 @@ class FaceIndex:
         self._emb_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         self._embedder = embedder
         self.ann_backend = ann_backend
+        #: opened with "auto": the choice recorded for the database is followed as it
+        #: changes (another process's ``index rebuild --ann``), never overwritten
+        self._follows_record = ann_backend == "auto"
         self.store_crops = store_crops
         try:
             self._check_ann_choice(ann_backend)
@@ -1441,13 +1444,16 @@ class FaceIndex:
     def _choosing_ann(self, backend: str) -> Iterator[None]:
         """Use ``backend`` for the work inside, and record it for this database only once
         that work succeeded: a failed build leaves the choice as it was."""
-        before = self.ann_backend
+        before, follows = self.ann_backend, self._follows_record
         self.ann_backend = backend
+        self._follows_record = False  # the choice being made, not the one recorded
         try:
             yield
         except BaseException:
             self.ann_backend = before
             raise
+        finally:
+            self._follows_record = follows
         self._remember_ann_backend(backend)
 
     def _remember_ann_backend(self, backend: str) -> None:
@@ -2648,9 +2654,17 @@ class FaceIndex:
             searcher.rebuild()
             return ann_mod.AnnStamp(self.generation, self.model or "", searcher.name, len(self))
         if backend is None:
+            self._follow_record()
             return self._build_ann()
         with self._choosing_ann(backend):
             return self._build_ann()
+
+    def _follow_record(self) -> None:
+        """Opened with ``"auto"``: use the backend now recorded for the database (another
+        process may have chosen one since), before a cache is looked at or built. Read
+        when the database changed, not at every query."""
+        if self._follows_record:
+            self.ann_backend = self.recorded_ann_backend
 
     def _build_ann(self) -> ann_mod.AnnStamp:
         """Build the ANN cache of the backend wanted (:meth:`_wanted_ann`) and save it."""
@@ -2746,6 +2760,7 @@ class FaceIndex:
             wanted = self._wanted_ann()  # refresh_ann may have chosen another backend
             if wanted in ("auto", self._ann_stamp.backend):
                 return self._ann
+        self._follow_record()
         cached = self._cached_ann()
         if cached is not None:
             index, stamp = cached
