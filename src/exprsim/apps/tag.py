@@ -805,22 +805,33 @@ def check_threshold_target(model: str | Path) -> Path:
     return path
 
 
-def save_tag_threshold(model: str | Path, threshold: float) -> Path:
+def save_tag_threshold(model: str | Path, threshold: float, identity: str | None = None) -> Path:
     """Write ``threshold`` as ``tag_threshold`` into the model folder's ``config.json``
     (every other key kept; whole or not at all), so that tagging with that model uses it.
     Returns the config's path.
 
+    ``identity``: :func:`~exprsim.models.embedder.model_identity` of the folder when the
+    model calibrated was loaded; a folder whose weights or config changed since (a
+    training run or ``exprsim ensemble`` exporting into it) is refused: the threshold
+    belongs to the other weights.
+
     Raises:
         ExprsimError: see :func:`check_threshold_target`; a config that is no JSON object;
-            a threshold outside (0, 2].
+            a threshold outside (0, 2]; the model changed since ``identity`` was taken.
     """
     import json
 
     from exprsim.io import write_json
+    from exprsim.models.embedder import model_identity
 
     path = check_threshold_target(model)
     if not (isinstance(threshold, numbers.Real) and 0 < threshold <= 2):
         raise ExprsimError(f"a tag threshold is a distance in (0, 2], got {threshold!r}")
+    if identity is not None and model_identity(model) != identity:
+        raise ExprsimError(
+            f"{printable(str(model))}: the model changed while it was calibrated (other "
+            "weights or config now); no threshold saved: run the calibration again"
+        )
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

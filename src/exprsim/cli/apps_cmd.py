@@ -1097,6 +1097,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         rest[0] = compose_tag_name(rest[0])  # "café" with a combining accent: the same tag
     files = _check_tag(args, action, rest)
     if action == "calibrate":
+        from exprsim.models.embedder import model_identity
+
+        # the model as loaded: a folder re-exported meanwhile gets no threshold of it
+        identity = model_identity(args.model) if args.save else None
         cal = calibrate_from_ferplus(
             _embedder(args), data_dir=args.data_dir, progress=not args.quiet
         )
@@ -1106,7 +1110,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if args.save:  # first: a report the disk refuses must not lose the calibration
             from exprsim.apps.tag import save_tag_threshold
 
-            path = save_tag_threshold(args.model, cal.best_f1_threshold)
+            path = save_tag_threshold(args.model, cal.best_f1_threshold, identity)
             print(f"tag_threshold {cal.best_f1_threshold:g} -> {printable(str(path))}")
         _write_table(cal.to_frame(), args.out)
         if args.html:
