@@ -37,7 +37,7 @@ def _record(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
         seen.append(("file", (Path(path).name, Path(path).read_bytes())))
 
     def folder(path: Path) -> None:
-        seen.append(("folder", sorted(p.name for p in Path(path).iterdir() if p.name[0] != ".")))
+        seen.append(("folder", sorted(p.name for p in Path(path).iterdir())))
 
     monkeypatch.setattr(uploads, "sync_file", file)
     monkeypatch.setattr(uploads, "sync_folder", folder)

@@ -45,7 +45,6 @@ from exprsim.web.sessions import LoginLimiter, SessionStore
 from exprsim.web.uploads import (
     PARTIAL_UPLOAD,
     UploadError,
-    discard_upload,
     display_name,
     safe_name,
     size_text,
@@ -367,7 +366,7 @@ class _State:
             image, done = await run_in_threadpool(self._decode, stored.path, then)
         except ImageError as exc:
             if not stored.duplicate:
-                discard_upload(stored.path)
+                stored.path.unlink(missing_ok=True)
             if isinstance(exc, ImageTooLargeError):
                 raise UploadError(
                     f"image larger than {self.config.max_pixels} pixels", 413
@@ -405,7 +404,7 @@ class _State:
                         ix.rebuild_ann()
         except BaseException:
             if not added and not stored.duplicate:
-                discard_upload(stored.path)
+                stored.path.unlink(missing_ok=True)
             raise
         return report
 

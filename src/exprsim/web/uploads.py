@@ -4,10 +4,8 @@ server's data folder with generated names."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import hashlib
-import logging
 import os
 import re
 import secrets
@@ -19,8 +17,6 @@ from typing import Any
 
 from exprsim.errors import ExprsimError, printable
 from exprsim.io import sniff, sync_file, sync_folder  # sniff: what an upload is, by content
-
-log = logging.getLogger(__name__)
 
 
 class UploadError(ExprsimError):
@@ -174,95 +170,20 @@ async def store_upload(
 #: requests with the same photo at once both found none and both were indexed
 _KEEP_LOCK = threading.Lock()
 
-#: the hidden folder beside the kept uploads that names, per content key, the file kept for
-#: it (a file ``<key>`` holding that name): "is this content stored?" without listing the
-#: uploads (470 ms at 100,000 kept uploads, under the lock above)
-KEYS_FOLDER = ".by-content"
-#: in :data:`KEYS_FOLDER`: every kept upload has its key file (written once, for the
-#: uploads an earlier version kept, by listing them)
-_KEYS_COMPLETE = ".complete"
-
 
 def _keep_once(tmp: Path, folder: Path, key: str, name: str) -> tuple[Path, bool]:
     """Give the upload ``tmp`` (content key ``key``) its kept name, synced first, or, when
     a file of that content is stored already, drop it: ``(the stored file, it was a
     copy)``."""
     with _KEEP_LOCK:
-        keys = _content_keys(folder)
-        existing = _kept_for(folder, keys, key)
-        if existing is not None:
-            tmp.unlink()
-            return existing, True
-        final = folder / f"{key}-{safe_name(name)}"
-        sync_file(tmp)
-        if keys is not None:  # named before the rename: a kill between leaves a key to nothing
-            try:
-                (keys / key).write_text(final.name, encoding="utf-8")
-            except OSError:
-                _forget_keys(keys)
-        os.replace(tmp, final)
-        return final, False
-
-
-def _content_keys(folder: Path) -> Path | None:
-    """The :data:`KEYS_FOLDER` of ``folder``, made complete (a key file for each kept upload
-    already there, listed once); ``None`` where it cannot be (the uploads are then listed
-    for each new upload, as before)."""
-    keys = folder / KEYS_FOLDER
-    if (keys / _KEYS_COMPLETE).is_file():
-        return keys
-    try:
-        keys.mkdir(exist_ok=True)
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                m = _CONTENT_NAME.match(entry.name)
-                if m and entry.is_file() and not (keys / m.group(1)).exists():
-                    (keys / m.group(1)).write_text(entry.name, encoding="utf-8")
-        (keys / _KEYS_COMPLETE).touch()
-    except OSError:
-        return None
-    return keys
-
-
-def _kept_for(folder: Path, keys: Path | None, key: str) -> Path | None:
-    """The kept upload of content ``key``, or ``None``: by its key file (one that names a
-    file no longer there does not count), or by listing ``folder`` without key files."""
-    if keys is None:
         for existing in sorted(folder.glob(f"{key}-*")):
             if existing.is_file():
-                return existing
-        return None
-    try:
-        name = (keys / key).read_text(encoding="utf-8")
-    except (OSError, UnicodeError):
-        return None
-    m = _CONTENT_NAME.match(name)
-    kept = folder / name
-    if m is None or m.group(1) != key or os.sep in name or not kept.is_file():
-        return None
-    return kept
-
-
-def discard_upload(path: Path) -> None:
-    """Delete a stored upload that will not be used (refused, or the index could not take
-    it), and its key file when it names it (:data:`KEYS_FOLDER`)."""
-    path.unlink(missing_ok=True)
-    m = _CONTENT_NAME.match(path.name)
-    if m is None:
-        return
-    key = path.parent / KEYS_FOLDER / m.group(1)
-    with contextlib.suppress(OSError, UnicodeError):
-        if key.read_text(encoding="utf-8") == path.name:
-            key.unlink()
-
-
-def _forget_keys(keys: Path) -> None:
-    """Mark the key files incomplete (a key could not be written): the next upload lists
-    the uploads again and writes the missing keys."""
-    try:
-        (keys / _KEYS_COMPLETE).unlink(missing_ok=True)
-    except OSError:  # pragma: no cover - a folder that took files but refuses a removal
-        log.warning("%s: cannot mark the upload keys incomplete", printable(str(keys)))
+                tmp.unlink()
+                return existing, True
+        final = folder / f"{key}-{safe_name(name)}"
+        sync_file(tmp)
+        os.replace(tmp, final)
+        return final, False
 
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full
