@@ -176,14 +176,24 @@ def _keep_once(tmp: Path, folder: Path, key: str, name: str) -> tuple[Path, bool
     a file of that content is stored already, drop it: ``(the stored file, it was a
     copy)``."""
     with _KEEP_LOCK:
-        for existing in sorted(folder.glob(f"{key}-*")):
-            if existing.is_file():
-                tmp.unlink()
-                return existing, True
+        existing = _kept_for(folder, key)
+        if existing is not None:
+            tmp.unlink()
+            return existing, True
         final = folder / f"{key}-{safe_name(name)}"
         sync_file(tmp)
         os.replace(tmp, final)
         return final, False
+
+
+def _kept_for(folder: Path, key: str) -> Path | None:
+    """The kept upload of content ``key`` in ``folder`` (the first by name), or ``None``:
+    one pass over the folder's names (50 ms at 100,000 kept uploads, where a ``glob`` of
+    ``KEY-*`` took 82 ms: benchmarks/upload_keys.py)."""
+    prefix = f"{key}-"
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries if e.name.startswith(prefix) and e.is_file())
+    return folder / names[0] if names else None
 
 
 #: ``errno`` values that mean the server's disk (or the user's quota on it) is full
