@@ -20,6 +20,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def config_hash(cfg: Any) -> int:
+    """A hash of a frozen config dataclass that holds dicts (``model_kwargs``): of its
+    :func:`to_dict` as sorted JSON, so equal configs hash alike (the generated hash raised
+    "unhashable type: 'dict'": no config as a key of a sweep's results)."""
+    return hash(json.dumps(to_dict(cfg), sort_keys=True, default=repr))
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

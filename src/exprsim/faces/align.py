@@ -93,11 +93,18 @@ class AlignConfig:
             raise ArgumentError(f"AlignConfig.size must be a whole number of pixels, got {size!r}")
         if not 8 <= size <= MAX_CROP_SIZE:
             raise ArgumentError(f"AlignConfig.size must be in [8, {MAX_CROP_SIZE}], got {size}")
-        t = np.asarray(self.template, dtype=float)
+        object.__setattr__(self, "size", int(size))  # an np.int64 is no JSON
+        try:
+            t = np.asarray(self.template, dtype=float)
+        except (TypeError, ValueError):
+            raise ArgumentError("AlignConfig.template must hold 5 (x, y) points") from None
         if t.shape != (5, 2):
             raise ArgumentError("AlignConfig.template must hold 5 (x, y) points")
         if not np.isfinite(t).all() or float(np.linalg.norm(t[1] - t[0])) < 1e-3:
             raise ArgumentError("AlignConfig.template must be finite, with the two eyes apart")
+        # kept as a tuple of float pairs whatever was given (an array, lists): configs
+        # compare, hash and save alike (an array made `==` raise on every aligned face)
+        object.__setattr__(self, "template", as_template(t))
         if self.eye_distance is not None and not 0.0 < self.eye_distance < 1.0:
             raise ArgumentError(
                 f"AlignConfig.eye_distance must be in (0, 1), got {self.eye_distance}"

@@ -22,6 +22,7 @@ computed on full-resolution crops.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -273,7 +274,20 @@ def create_detector(
         if spec.threads and "threads" not in kwargs:
             kwargs["threads"] = threads
     _check_options(name, spec.factory, kwargs)
-    return spec.factory(**kwargs)
+    detector = spec.factory(**kwargs)
+    with contextlib.suppress(AttributeError, TypeError):  # how to build it again (pickle)
+        setattr(detector, "_made_by", (name, dict(kwargs)))  # noqa: B010 - not every Detector
+    return detector
+
+
+def _rebuild_detector(name: str, kwargs: dict[str, Any], closed: bool) -> Detector:
+    """A detector unpickled or deep-copied: built again from its name and options (its
+    native models, MediaPipe graphs and LiteRT interpreters, do not pickle)."""
+    detector = create_detector(name, **kwargs)
+    close = getattr(detector, "close", None)
+    if closed and close is not None:
+        close()
+    return detector
 
 
 def _check_options(name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -594,6 +608,15 @@ class BaseDetector:
                 )
             )
         return faces
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled (and deep-copied) as its name and options, when it was made by
+        :func:`create_detector`: the copy builds its own native models (a detector that
+        had run held a LiteRT interpreter or a MediaPipe graph, which do not pickle)."""
+        made = getattr(self, "_made_by", None)
+        if made is None:
+            return super().__reduce_ex__(protocol)
+        return (_rebuild_detector, (made[0], made[1], self._closed))
 
     def close(self) -> None:
         """Release native resources (MediaPipe graphs, LiteRT interpreters) and the

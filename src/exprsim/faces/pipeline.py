@@ -84,6 +84,11 @@ class _SharedDetector:
             return functools.partial(self._locked, attr)
         return value
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its name: unpickled, it is the shared detector of that name in the
+        process that loads it (a lock and native models do not pickle)."""
+        return (_shared_detector, (self.name,))
+
     def close(self) -> None:
         """Nothing: the detector is shared by every caller in the process, and one caller
         closing it would break the others' later calls (it is freed at exit)."""

@@ -1373,6 +1373,21 @@ class FaceIndex:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._db.kind
 
+    def __reduce__(self) -> Any:
+        raise ExprsimError(
+            "a FaceIndex does not pickle (it holds a database connection): pass its path "
+            "and open FaceIndex(path) where it is used (each worker its own)"
+        )
+
+    def __copy__(self) -> FaceIndex:
+        raise ExprsimError(
+            "a FaceIndex is not copied (a copy would share its database connection, and "
+            "closing one would close both): open FaceIndex(path) again"
+        )
+
+    def __deepcopy__(self, memo: Any) -> FaceIndex:
+        return self.__copy__()
+
     def close(self) -> None:
         """Close the database connection; later calls raise
         :class:`~exprsim.errors.IndexDatabaseError` (``closed``)."""
@@ -1614,24 +1629,10 @@ class FaceIndex:
         queued: collections.deque[tuple[int, _Job]] = collections.deque()
         stamps: list[tuple[int, ...]] = []  # change times to record (see _prepare)
         bar = tqdm(total=len(files), disable=not progress, desc="index", unit="img")
-
-        def feed() -> Iterator[tuple[str, bytes]]:
-            """Files to embed, as ``(name, bytes)``; skipped and unreadable files are
-            settled here, in the calling thread, without decoding."""
-            for i, path in enumerate(files):
-                job = self._prepare(path, retry_failed, stamps)
-                if isinstance(job, _Job) and detector is None:  # the same bytes indexed
-                    job = self._copy(job, model) or job
-                if isinstance(job, FileOutcome):
-                    outcomes[i] = job
-                    bar.update(1)
-                    continue
-                queued.append((i, replace(job, data=b"")))  # the bytes travel once, below
-                yield job.key, job.data
-
+        feed = self._feed(files, retry_failed, detector, model, (stamps, outcomes, queued, bar))
         with self._writer_lock(wait), embedder_lock or contextlib.nullcontext():
             try:
-                for item in self.embedder.embed_stream(feed(), detector=detector, workers=workers):
+                for item in self.embedder.embed_stream(feed, detector=detector, workers=workers):
                     i, job = queued.popleft()
                     outcomes[i] = self._finish_job(job, model, item)
                     bar.update(1)
@@ -1644,6 +1645,24 @@ class FaceIndex:
         report = _add_report(outcomes, model, t0)
         self._check_still_there(report.summary())
         return report
+
+    def _feed(
+        self, files: list[Path], retry_failed: bool, detector: Any, model: str, state: tuple
+    ) -> Iterator[tuple[str, bytes]]:
+        """The files :meth:`add` embeds, as ``(name, bytes)``; skipped and unreadable files
+        are settled here, in the calling thread, without decoding. ``state``: ``add``'s
+        change times to record, outcomes by file number, queue of jobs sent, progress bar."""
+        stamps, outcomes, queued, bar = state
+        for i, path in enumerate(files):
+            job = self._prepare(path, retry_failed, stamps)
+            if isinstance(job, _Job) and detector is None:  # the same bytes indexed
+                job = self._copy(job, model) or job
+            if isinstance(job, FileOutcome):
+                outcomes[i] = job
+                bar.update(1)
+                continue
+            queued.append((i, replace(job, data=b"")))  # the bytes travel once, below
+            yield job.key, job.data
 
     def _check_still_there(self, stored: str) -> None:
         """Raise :class:`~exprsim.errors.IndexDatabaseError` when the database file was

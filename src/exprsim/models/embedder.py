@@ -106,9 +106,10 @@ class PreprocessConfig:
         # the aligner's settings checked when the config is made, not by the first image
         # the trained model meets (a config trained to the end, then failed on every image)
         try:
-            self.align_config()
+            align = self.align_config()
         except ArgumentError as exc:
             raise ArgumentError(f"PreprocessConfig: {exc}") from exc
+        object.__setattr__(self, "template", align.template)  # a tuple, as AlignConfig's
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
@@ -417,13 +418,22 @@ class Embedder:
     ) -> None:
         import torch
 
-        require_positive_int(batch_size, "batch_size", ModelError)
+        self.batch_size = batch_size
         _register_fork_hook()
         self.device = resolve_device(device)
         # channels-last: ~1.5x faster CPU convolutions (oneDNN); same results to float rounding
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
-        self.batch_size = batch_size
+
+    @property
+    def batch_size(self) -> int:
+        """Crops per forward pass (a whole number >= 1, checked when set)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # set after construction too (``model.batch_size = 0`` was range()'s raw error)
+        self._batch_size = require_positive_int(value, "batch_size", ModelError)
 
     @property
     def embedding_dim(self) -> int:

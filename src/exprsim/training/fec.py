@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from exprsim.config import check_ranges, seed_range
+from exprsim.config import check_ranges, config_hash, seed_range
 from exprsim.errors import ArgumentError, DataError, ModelError
 from exprsim.models.embedder import EmbedderConfig, PreprocessConfig
 from exprsim.progress import progress_bar
@@ -88,6 +88,8 @@ class FECTrainConfig:
         version: stored with the exported model.
         notes: free text (which paper the recipe follows).
     """
+
+    __hash__ = config_hash  # equal configs hash alike (dict fields)
 
     kind: str = "fec"
     model: str = "fecnet"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exprsim.config import config_hash
 from exprsim.data.augment import AugmentConfig
 from exprsim.models.embedder import (
     PreprocessConfig,
@@ -137,6 +138,8 @@ class TrainConfig:
             epochs in a fixed budget, and a last phase at full size (the weight average's
             epochs included) ends the run where inference works. Empty = off.
     """
+
+    __hash__ = config_hash  # equal configs hash alike (dict fields)
 
     model: str = "exprnet_s"
     model_kwargs: dict[str, Any] = field(default_factory=dict)

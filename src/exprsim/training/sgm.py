@@ -30,8 +30,11 @@ from typing import Any
 import numpy as np
 
 from exprsim.apps.subclasses import SubclassSplit, check_covariance_type, split_classes
-from exprsim.errors import ArgumentError, ExprsimError
+from exprsim.config import config_hash
+from exprsim.equality import array_equality
+from exprsim.errors import ArgumentError, ExprsimError, require_positive_int
 from exprsim.io import save_npz, write_atomically
+from exprsim.metrics import class_ids
 from exprsim.training.ferplus import train
 from exprsim.training.ferplus_config import TrainConfig
 from exprsim.training.run import RunFolder, exclusive_run
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 TrainFn = Callable[[int, np.ndarray], np.ndarray]
 
 
+@array_equality
 @dataclass(frozen=True)
 class SubspaceLevel:
     """One level of Algorithm 2: ``labels`` ``(N,)`` after splitting each class into
@@ -52,6 +56,7 @@ class SubspaceLevel:
     split: SubclassSplit
 
 
+@array_equality
 @dataclass(frozen=True)
 class SubspaceResult:
     """Result of :func:`deep_gaussian_mixture_subspaces`.
@@ -94,17 +99,15 @@ def deep_gaussian_mixture_subspaces(
         levels: ``L`` (paper: 5, i.e. 5 sub-classes per class, 40 for FER+).
         covariance_type, seed: passed to :func:`split_classes`.
     """
-    y = np.asarray(labels, np.int64)
-    if levels < 1:
-        raise ExprsimError(f"levels must be >= 1, got {levels}")
+    # class ids as split_classes takes them (0.5 was cut to 0, "a" a raw ValueError)
+    y = class_ids(labels, "labels", ExprsimError)
+    levels = require_positive_int(levels, "levels")
     check_covariance_type(covariance_type)
     current = y.copy()
     done: list[SubspaceLevel] = []
     z = np.zeros((len(y), 0))
     for level in range(1, levels + 1):
-        z = np.asarray(train_fn(level, current))
-        if z.shape[0] != len(y):
-            raise ExprsimError(f"train_fn returned {z.shape[0]} embeddings for {len(y)} faces")
+        z = _embeddings_of(train_fn(level, current), len(y), level)
         split = split_classes(
             z, y, n_components=level, covariance_type=covariance_type, stride=level, seed=seed
         )
@@ -112,6 +115,20 @@ def deep_gaussian_mixture_subspaces(
         log.info("level %d: %d sub-classes", level, split.n_subclasses)
         done.append(SubspaceLevel(level, current, split))
     return SubspaceResult(tuple(done), z)
+
+
+def _embeddings_of(z: Any, n: int, level: int) -> np.ndarray:
+    """What ``train_fn`` returned at ``level``, as ``(n, D)`` embeddings, or one line."""
+    try:
+        arr = np.asarray(z, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
+        got = type(z).__name__ if arr.ndim != 2 else f"{arr.shape[0]} x {arr.shape[1]}"
+        raise ExprsimError(
+            f"train_fn must return ({n}, D) embeddings of the faces (level {level}); got {got}"
+        )
+    return np.asarray(z)
 
 
 class FerplusLevelTrainer:
@@ -237,6 +254,8 @@ class SubspaceTrainConfig:
         levels: ``L`` (paper: 5 sub-classes per class, 40 for FER+).
         covariance_type: of the EM split (``"spherical"``: SGM's isotropic Gaussians).
     """
+
+    __hash__ = config_hash  # equal configs hash alike (dict fields)
 
     base: TrainConfig = field(default_factory=_sgm_base)
     levels: int = 5

@@ -878,6 +878,21 @@ class FrameReader:
         self.warnings.append(message)
         log.warning("%s", message)
 
+    def __reduce__(self) -> Any:
+        raise VideoError(
+            "a FrameReader does not pickle (it holds an open video): pass the video's path "
+            "and open FrameReader(path) where it is read"
+        )
+
+    def __copy__(self) -> FrameReader:
+        raise VideoError(
+            "a FrameReader is not copied (a copy would share its open video): open "
+            "FrameReader(path) again"
+        )
+
+    def __deepcopy__(self, memo: Any) -> FrameReader:
+        return self.__copy__()
+
     def close(self) -> None:
         """Release the file (idempotent); the reader cannot be iterated afterwards."""
         self._closed = True

@@ -62,6 +62,7 @@ from exprsim.faces.types import Quality
 from exprsim.interrupts import hold_interrupts
 from exprsim.video.frames import DEFAULT_FPS, MAX_FRAME_PIXELS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
+from exprsim.wording import count
 
 #: Bytes of decoded images that guided frames waiting for a search back (faces that came
 #: in unseen, found at the next full detection) may hold: 256 MiB (97 frames of 720p, 43
@@ -195,7 +196,7 @@ class VideoFace:
     box: np.ndarray
     score: float
     quality: Quality
-    thumb_jpeg: bytes | None = None
+    thumb_jpeg: bytes | None = field(default=None, repr=False)  # 2 KB of escaped bytes
     frame_file: str = ""
 
     @property
@@ -466,6 +467,17 @@ class VideoAnalysis:
     @property
     def n_persons(self) -> int:
         return len(self.person_stats)
+
+    def __repr__(self) -> str:  # sizes, not every face (7.8 KB a face: 140 MB for an hour)
+        flags = "".join(
+            f", {name}=True" for name in ("interrupted", "truncated") if getattr(self, name)
+        )
+        return (
+            f"VideoAnalysis({count(len(self.faces), 'face')} in "
+            f"{count(self.n_sampled, 'sampled frame')} ({self.sample_period:g} s each), "
+            f"{count(self.n_persons, 'person')}, model={self.model!r}, "
+            f"expression_space={self.expression_space!r}{flags})"
+        )
 
     def top_emotions(self, i: int, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable emotions of face ``i`` (empty when not available)."""
