@@ -39,10 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import tarfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -686,23 +688,61 @@ def unpark(folder: Path) -> int:
     return 1 if blocked or lost else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _at_least_one(text: str) -> int:
+    """``--parallel``: an integer >= 1 (0 starts no job and waits out the deadline)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``--deadline``: a finite number of seconds > 0 (nan never fires, <= 0 stops all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--make-pack", type=Path, help="write the data pack here and stop")
     ap.add_argument("--pack", type=Path, help="data pack made by --make-pack")
+    names = [*JOBS, *STUDENTS, *QUICK, *LAST_STAGE]
     ap.add_argument(
-        "--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, *STUDENTS, *QUICK, *LAST_STAGE]
+        "--jobs",
+        nargs="+",
+        default=list(JOBS),
+        choices=names,
+        metavar="JOB",  # the choices are listed once, here, not in the usage and errors
+        help="jobs to run, in this order (default: every two-stage job of JOBS), of:\n"
+        + textwrap.fill(" ".join(names), 76),
     )
-    ap.add_argument("--out", default="sweep-out", help="summary and run tarballs go here")
-    ap.add_argument("--work", default="/tmp/sweep", help="run folders")
-    ap.add_argument("--parallel", type=int, default=6)
+    ap.add_argument(
+        "--out", default="sweep-out", help="summary and run tarballs go here (default: sweep-out)"
+    )
+    ap.add_argument("--work", default="/tmp/sweep", help="run folders (default: /tmp/sweep)")
+    ap.add_argument(
+        "--parallel", type=_at_least_one, default=6, help="jobs at a time, >= 1 (default: 6)"
+    )
     ap.add_argument(
         "--state-of",
         nargs="*",
         help="only these jobs' resumable state comes back (default: every job's)",
     )
-    ap.add_argument("--deadline", type=float, default=480.0, help="seconds; then stop all")
-    ap.add_argument("--device", default="cuda")
+    ap.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=480.0,
+        help="seconds, > 0; then stop all (default: 480)",
+    )
+    ap.add_argument("--device", default="cuda", help="the jobs' torch device (default: cuda)")
     ap.add_argument(
         "--shed", action="store_true", help="stop the last jobs when the deadline would be missed"
     )
@@ -723,6 +763,11 @@ def main(argv: list[str] | None = None) -> int:
     # removed 2026-12-05 (the results now pack by size); kept so the model card's older
     # commands still parse
     ap.add_argument("--per-tar", type=int, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.per_tar is not None:
         print("--per-tar is ignored (since 2026-12-05 the results pack by size)", file=sys.stderr)
@@ -738,6 +783,12 @@ def main(argv: list[str] | None = None) -> int:
         return unpark(args.unpark)
     if not args.pack:
         ap.error("--pack is needed (or --make-pack)")
+    if not args.pack.is_file():  # checked before --out and --work are made
+        what = "not a file" if args.pack.exists() else "no such file"
+        print(
+            f"{ap.prog}: error: --pack {args.pack}: {what} (--make-pack makes one)", file=sys.stderr
+        )
+        return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return sweep(args)
 

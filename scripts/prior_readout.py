@@ -43,7 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         or Path(args.write).with_name(Path(args.write).name + ".partial").exists()
     ):
         ap.error(f"--write {args.write}: it (or its .partial) already exists; give a new folder")
+    from exprsim.errors import ExprsimError
 
+    try:
+        return _score(args)
+    except ExprsimError as exc:  # a run or model folder that is not one: one line, exit 2
+        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _score(args: argparse.Namespace) -> int:
+    """Score every ``--betas`` value on the run's hold-out (and ``--write`` the model)."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling readout_probe.py
