@@ -568,17 +568,33 @@ def _fer_files(data_dir: str | None) -> list[tuple[str, Path]]:
     return [(f"a FER+ data file ({folder})", folder / name) for name in FER_FILES]
 
 
-def _fec_files(folder: str | None) -> list[tuple[str, Path]]:
-    """``(what, file)`` of every file under a folder of `exprsim fec fetch` (its manifest,
-    the crop index and shards): a report written over one of them destroyed crops that
-    take hours to fetch again."""
+#: the files beside an SQLite database that hold part of it
+_SQLITE_SIDES = ("", "-journal", "-wal", "-shm")
+
+
+def _fec_files(folder: str | None, target: str | None) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the files of a folder of `exprsim fec fetch` or `exprsim fec
+    crop` (its manifest, the crop index and shards, and ``target`` itself when it is one of
+    the fetched images): a report written over one of them destroyed crops that take hours
+    to fetch again. Only those files are looked at: the folder's tree (156K images) was
+    walked, even without --json, and an odd file anywhere under it failed the command."""
+    from exprsim.fec.crops import CROPS_DIR, INDEX_NAME
+    from exprsim.fec.fetch import IMAGES_DIR, MANIFEST_NAME
+
     if not folder or not Path(folder).is_dir():
         return []
-    return [
-        (f"a file of the FEC crops folder {folder}", f)
-        for f in Path(folder).rglob("*")
-        if f.is_file()
-    ]
+    what = f"a file of the FEC crops folder {folder}"
+    # the SQLite databases of the fetch folder and of its crop store, with their side files
+    databases = [db + side for db in (MANIFEST_NAME, INDEX_NAME) for side in _SQLITE_SIDES]
+    out: list[tuple[str, Path]] = []
+    for store in (Path(folder), Path(folder) / CROPS_DIR):
+        out += [(what, store / name) for name in databases]
+        if store.is_dir():  # one folder's names, not its tree
+            out += [(what, f) for f in sorted(store.glob("shard-*.npy"))]
+    images = (Path(folder) / IMAGES_DIR).resolve()
+    if target and Path(target).is_file() and images in Path(target).resolve().parents:
+        out.append((f"a fetched FEC image of {folder}", Path(target)))
+    return out
 
 
 def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Path]]:
@@ -587,13 +603,14 @@ def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Pa
     folder it was trained on, and its cached meshes)."""
     files = _model_files([args.model, *(args.also or ())])
     if args.fec_test:
-        return [*files, ("the FEC test CSV", Path(args.fec_test)), *_fec_files(args.fec_crops)]
+        fec = _fec_files(args.fec_crops, args.json_out)
+        return [*files, ("the FEC test CSV", Path(args.fec_test)), *fec]
     if not pvae:
         return [*files, *_fer_files(args.data_dir)]
     from exprsim.pvae.evaluate import run_data
 
     trained = run_data(args.model)
-    meshes = [(f"a cached mesh file of {args.model}", f) for f in trained.mesh_files()]
+    meshes = [(f"a cached mesh file of {args.model}", f) for f in trained.mesh_files(args.model)]
     return [*files, *meshes, *_fer_files(trained.data_dir)]
 
 
@@ -615,9 +632,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 else "a perceptual-VAE run reads the FER folder of its training config"
             )
         )
-    require_distinct_outputs(  # the report never replaces a file the evaluation reads
-        [("--json", args.json_out)], _evaluate_inputs(args, pvae)
-    )
+    if args.json_out:  # the report never replaces a file the evaluation reads
+        require_distinct_outputs([("--json", args.json_out)], _evaluate_inputs(args, pvae))
     _check_exported([args.model, *(args.also or ())])
     _warn_unfinished([args.model, *(args.also or ())])
     if args.fec_test:
@@ -626,8 +642,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if pvae:
         from exprsim.pvae.evaluate import evaluate_pvae
 
-        # the first run's landmark_cache and FER folder (its train_config.json)
-        pv_report = evaluate_pvae([args.model, *(args.also or ())], baselines=args.baselines)
+        # the first run's landmark_cache and FER folder (its train_config.json); -q: no bars
+        pv_report = evaluate_pvae(
+            [args.model, *(args.also or ())], baselines=args.baselines, progress=not args.quiet
+        )
         print(pv_report.to_text())
         _write_json(args.json_out, pv_report.to_dict())
         return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exprsim.errors import ModelError
+from exprsim.errors import ArgumentError, ModelError, require_positive_int
 from exprsim.io import WRITING_MODEL_MARK, model_being_written
 from exprsim.pvae.features import FEATURE_DIM
 from exprsim.pvae.model import PerceptualVAE, PVAEConfig
@@ -70,7 +70,7 @@ class PVAEEncoder:
             x: ``(N, D)`` features (:func:`~exprsim.pvae.features.mesh_features`).
             neutral: ``(D,)`` or ``(N, D)`` features of the person's neutral face, or ``None``
                 (module docstring for how it is used).
-            batch_size: faces per forward pass.
+            batch_size: faces per forward pass (an integer >= 1).
 
         Returns:
             ``(N, K)`` float32 codes.
@@ -78,11 +78,16 @@ class PVAEEncoder:
         Raises:
             ValueError: ``x`` is not ``(N, D)`` finite numbers for this model's ``D``, or
                 ``neutral`` is not ``(D,)`` / ``(N, D)`` finite numbers.
+            ArgumentError: ``batch_size`` is not an integer >= 1 (-1 gave no codes at all,
+                0 and 2.5 raw Python errors).
         """
         import torch
 
+        batch_size = require_positive_int(batch_size, "batch_size", ArgumentError)
         d = int(self.model.neutral.numel())
-        x = _features(x, d, "x")
+        # a writable, C-ordered copy when needed: torch warned on a read-only array and
+        # refused one with negative strides (x[::-1])
+        x = np.require(_features(x, d, "x"), requirements=["C", "W"])
         y = None
         if neutral is not None:
             base = _features(neutral, d, "neutral", one=True)
@@ -155,6 +160,7 @@ def load_pvae(path: str | Path, feature_dim: int | None = FEATURE_DIM) -> PVAEEn
 
     Raises:
         ModelError: the folder lacks ``pvae_config.json`` or ``model.safetensors``; the
+            folder is a training run not exported yet (said so, with how to finish it); the
             config is not valid JSON or not a perceptual-VAE config; the weights are not a
             readable safetensors file, hold NaN or infinite values, or do not fit the
             config; or the run takes another number of features than ``feature_dim``; or
@@ -163,7 +169,7 @@ def load_pvae(path: str | Path, feature_dim: int | None = FEATURE_DIM) -> PVAEEn
     folder = Path(path)
     cfg_path, weights = folder / "pvae_config.json", folder / "model.safetensors"
     if not cfg_path.is_file() or not weights.is_file():
-        raise ModelError(f"{folder}: not a perceptual-VAE run (pvae_config.json + weights)")
+        raise ModelError(_not_loadable(folder))
     if model_being_written(folder):
         raise ModelError(
             f"{folder}: its training is writing the model now, or stopped before it finished "
@@ -183,6 +189,22 @@ def load_pvae(path: str | Path, feature_dim: int | None = FEATURE_DIM) -> PVAEEn
         ) from exc
     _load_weights(model, weights)
     return PVAEEncoder(model)
+
+
+def _not_loadable(folder: Path) -> str:
+    """Why ``folder`` lacks a perceptual-VAE model: a training run not exported yet (its
+    ``pvae_config.json`` is written when training starts, the weights when it ends), or no
+    perceptual-VAE run at all."""
+    started = [f for f in ("pvae_config.json", "state.pt") if (folder / f).is_file()]
+    if started and (folder / "train_config.json").is_file():
+        return (
+            f"{folder}: a perceptual-VAE training run not exported yet (no model.safetensors: "
+            "it is still training, or stopped before its end; run `exprsim train` with its "
+            "config and --out again to resume and finish it)"
+        )
+    if (folder / "pvae_config.json").is_file():
+        return f"{folder}: a perceptual-VAE run without its weights (no model.safetensors)"
+    return f"{folder}: not a perceptual-VAE run (pvae_config.json + weights)"
 
 
 def _last_line(exc: BaseException) -> str:

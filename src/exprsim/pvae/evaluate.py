@@ -18,7 +18,11 @@ models (30-d).
 
 ``exprsim evaluate --model runs/pvae-m2 [--also runs/pvae-vae] [--baselines]`` calls
 :func:`evaluate_pvae`. The meshes are read from (or cached in) the ``landmark_cache`` the
-first run was trained with, and FER+ from its ``data_dir`` (:func:`run_data`).
+first run was trained with, and FER+ from its ``data_dir`` (:func:`run_data`). A relative
+``landmark_cache`` (the configs' ``runs/pvae``) was relative to the folder the run was
+trained from, which the run does not record: it is looked for under the working folder,
+then under each folder above the run (:func:`find_landmark_cache`), so a run evaluated from
+another folder still finds its meshes instead of meshing FER+ again.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class PVAERunData:
 
     Attributes:
         landmark_cache: folder of the cached FER meshes (as written in the config: a
-            relative path is relative to the working folder).
+            relative path is found with :func:`find_landmark_cache`).
         data_dir: FER folder, or ``None`` (found automatically).
         data: ``"ferplus"`` or ``"synthetic"``.
     """
@@ -60,9 +64,38 @@ class PVAERunData:
     data_dir: str | None = None
     data: str = "ferplus"
 
-    def mesh_files(self) -> list[Path]:
-        """The cached mesh files an evaluation reads (or writes when absent)."""
-        return [Path(self.landmark_cache) / f"mesh-{split}.npz" for split in EVAL_SPLITS]
+    def mesh_files(self, run: str | Path | None = None) -> list[Path]:
+        """The cached mesh files an evaluation of ``run`` reads (or writes when absent)."""
+        folder = find_landmark_cache(self.landmark_cache, run)[0]
+        return [Path(folder) / f"mesh-{split}.npz" for split in EVAL_SPLITS]
+
+
+def find_landmark_cache(cache: str | Path, run: str | Path | None) -> tuple[str, list[Path]]:
+    """The folder of a run's cached meshes, and where it was looked for in vain.
+
+    An absolute ``cache`` is itself. A relative one is the first of: under the working
+    folder, then under each folder above ``run`` (nearest first), that holds a mesh file
+    (``mesh-Training.npz`` or ``mesh-PublicTest.npz``): the run was trained from a folder
+    it does not record (``runs/pvae`` beside ``runs/pvae-m2``). When none does, the meshes
+    will be made: under the nearest folder above ``run`` that holds the cache's parent
+    folder (``runs/`` of ``runs/pvae``: the project the run lives in), else under the
+    working folder (as training resolves it).
+
+    Returns:
+        The folder (``cache`` unchanged when it is absolute or found under the working
+        folder) and, when no mesh file was found, the folders looked in (else ``[]``).
+    """
+    rel = Path(cache)
+    if rel.is_absolute():
+        return str(cache), []
+    above = list(Path(run).resolve().parents) if run is not None else []
+    bases = [Path.cwd(), *(b for b in above if b != Path.cwd())]
+    for n, base in enumerate(bases):
+        if any((base / rel / f"mesh-{split}.npz").is_file() for split in EVAL_SPLITS):
+            return (str(cache) if n == 0 else str(base / rel)), []
+    looked = [(base / rel).absolute() for base in bases]
+    beside = [b / rel for b in above if len(rel.parts) > 1 and (b / rel).parent.is_dir()]
+    return (str(beside[0]) if beside else str(cache)), looked
 
 
 def run_data(run: str | Path) -> PVAERunData:
@@ -227,6 +260,24 @@ def score_representation(
     return PVAEEvalRow(name, int(z_test.shape[1]), acc, sat, float(ooo))
 
 
+def _run_cache(trained: PVAERunData, models: Sequence[str | Path]) -> str:
+    """The first run's mesh cache (:func:`find_landmark_cache`), with one warning line
+    naming where it was looked for when it holds no meshes (FER+ is meshed again)."""
+    run = models[0] if models else None
+    cache, looked = find_landmark_cache(trained.landmark_cache, run)
+    if looked:
+        where = ", ".join(str(p) for p in looked[:3]) + (", ..." if len(looked) > 3 else "")
+        log.warning(
+            "%sno cached FER+ face meshes for landmark_cache %r (looked in %s): FER+ is "
+            "meshed again, into %s (minutes)",
+            f"{run}: " if run is not None else "",
+            trained.landmark_cache,
+            where,
+            Path(cache).absolute(),
+        )
+    return cache
+
+
 def evaluate_pvae(
     models: Sequence[str | Path] = (),
     baselines: bool = True,
@@ -234,6 +285,7 @@ def evaluate_pvae(
     data_dir: str | None = None,
     n_triplets: int = 3000,
     pca_dim: int = 30,
+    progress: bool = True,
 ) -> PVAEReport:
     """Score raw landmarks, PCA and trained models on FER+ PublicTest (module docstring).
 
@@ -243,10 +295,12 @@ def evaluate_pvae(
         models: trained run folders (``pvae_config.json`` + ``model.safetensors``).
         baselines: include the raw-landmark and PCA rows.
         landmark_cache: folder of the cached meshes (``None``: the one the first model was
-            trained with, :func:`run_data`; without models ``runs/pvae``).
+            trained with, :func:`run_data`, found with :func:`find_landmark_cache`; without
+            models ``runs/pvae``).
         data_dir: FER folder (``None``: the first model's, else found automatically).
         n_triplets: PublicTest triplets drawn before dropping mesh failures.
         pca_dim: PCA size.
+        progress: the progress bars of the mesh extraction (when the cache lacks meshes).
 
     Raises:
         ModelError: a run cannot be loaded or takes other features (:func:`load_encoders`).
@@ -258,10 +312,10 @@ def evaluate_pvae(
 
     encoders = load_encoders(models)
     trained = run_data(models[0]) if models else PVAERunData()
-    cache = landmark_cache if landmark_cache is not None else trained.landmark_cache
+    cache = landmark_cache if landmark_cache is not None else _run_cache(trained, models)
     data_dir = data_dir if data_dir is not None else trained.data_dir
-    data, stats = fer_training_landmarks(cache, data_dir, 0.05, 0)
-    test_lm = extract_fer_landmarks("PublicTest", cache, data_dir)
+    data, stats = fer_training_landmarks(cache, data_dir, 0.05, 0, progress=progress)
+    test_lm = extract_fer_landmarks("PublicTest", cache, data_dir, progress=progress)
     test = load_ferplus("PublicTest", data_dir)
     x_test_all = test_lm.features()
     ok = test_lm.ok
