@@ -206,8 +206,10 @@ def test_signal_while_a_server_drips_ends_the_command(
             proc.wait()
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == (
-        "exprsim fec fetch: " + ("interrupted" if sig == signal.SIGINT else "terminated")
+    word = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert err.strip().splitlines()[-1] == (  # round 33: what is kept, and how to go on
+        f"exprsim fec fetch: {word}: 0 images fetched in {tmp_path / 'o'} kept; run the same "
+        "command again to go on (done work is not done again)"
     )
     assert (tmp_path / "o" / REPORT_NAME).is_file()
 

@@ -51,3 +51,12 @@ def test_bad_inputs_are_one_line(labels, levels, train, match) -> None:
 def test_configs_hash_alike_when_equal(cls) -> None:
     a, b = cls(), cls()
     assert hash(a) == hash(b) and {a: 1}[b] == 1
+
+
+def test_fec_training_names_the_config_key_of_a_missing_crops_folder(tmp_path) -> None:
+    from exprsim.errors import DataError
+    from exprsim.training.fec import _fec_data
+
+    cfg = FECTrainConfig(train_csv=str(tmp_path / "t.csv"), crops_dir=str(tmp_path / "gone"))
+    with pytest.raises(DataError, match=r"crops_dir of the training config.*no such folder"):
+        _fec_data(cfg)

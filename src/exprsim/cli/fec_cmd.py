@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from exprsim.cli.argtypes import command_parsers, float_in, int_at_least, require_writable
@@ -223,8 +224,6 @@ def _refuse_crop_options(args: argparse.Namespace) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from exprsim.fec.crops import (
         BUSY_ADVICE,
         CROPS_DIR,
@@ -255,7 +254,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     require_writable(args.out, "--out", folder=True)  # before the CSVs are read
     if crop_cfg is not None:  # a crop run into DIR/crops: said after the whole download
         check_store_free(Path(args.out) / CROPS_DIR, BUSY_ADVICE["fetch"])
-    report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
+    try:
+        report = fetch_fec(args.csv, args.out, cfg, progress=not args.quiet)
+    except KeyboardInterrupt as exc:  # what was fetched is committed: say how much
+        return _interrupted(args, exc, args.out)
     print(report.to_text())
     # the report is kept; one line says why the exit code is 1
     why = report.stopped or report.nothing_fetched()
@@ -269,6 +271,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         crops = build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet)
     except StoreBusyError as exc:  # one started during the download: the advice of fetch
         raise StoreBusyError(exc.folder, BUSY_ADVICE["fetch"]) from None
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, exc, args.out, Path(args.out) / CROPS_DIR)
     print(crops.to_text())
     if crops.n_indexed == 0:  # as `fec crop` (it said 0 for the same failure)
         print("exprsim fec fetch: no face could be cropped", file=sys.stderr)
@@ -285,18 +289,20 @@ def _no_valid_triplet(csvs: Sequence[str], what: str) -> str:
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from exprsim.fec.crops import CROPS_DIR, build_crops
 
     data = Path(args.data)
     if not data.is_dir():
         why = "is a file" if data.exists() else "does not exist"
         raise ExprsimError(f"--data {data} {why}: give the folder of `exprsim fec fetch --out`")
-    require_writable(args.out or data / CROPS_DIR, "--out", folder=True)
-    report = build_crops(
-        args.csv, args.data, args.out, config=_crop_config(args), progress=not args.quiet
-    )
+    out = args.out or data / CROPS_DIR
+    require_writable(out, "--out", folder=True)
+    try:
+        report = build_crops(
+            args.csv, args.data, args.out, config=_crop_config(args), progress=not args.quiet
+        )
+    except KeyboardInterrupt as exc:  # every full shard, and the last one, is written
+        return _interrupted(args, exc, None, out)
     print(report.to_text())
     if report.n_indexed == 0:  # not one crop to train or evaluate on: a failure
         why = "no face could be cropped"
@@ -307,11 +313,42 @@ def cmd_crop(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
-    from exprsim.data.fec import fec_stats, parse_fec_csv
-    from exprsim.fec.dataset import repeated_rows
+def _interrupted(
+    args: argparse.Namespace,
+    exc: KeyboardInterrupt,
+    fetch_dir: str | None,
+    crops_dir: str | Path | None = None,
+) -> int:
+    """Ctrl-C or SIGTERM during ``fec fetch`` / ``fec crop``: say what the fetch folder
+    (images) and the crops folder (crops) keep and how to go on, in one line on stderr;
+    exit code 130 (143 for SIGTERM)."""
+    from exprsim.fec.crops import count_crops
+    from exprsim.fec.fetch import count_fetched
+    from exprsim.interrupts import interruption
+    from exprsim.wording import count
 
-    table = parse_fec_csv(args.csv)
+    word, code = interruption(exc)
+    kept = []
+    if fetch_dir is not None:
+        n = count_fetched(fetch_dir) or 0
+        kept.append(f"{count(n, 'image')} fetched in {printable(str(fetch_dir))}")
+    if crops_dir is not None:
+        n = count_crops(crops_dir) or 0
+        kept.append(f"{count(n, 'crop')} in {printable(str(crops_dir))}")
+    print(
+        f"exprsim fec {args.fec_command}: {word}: {' and '.join(kept)} kept; run the same "
+        "command again to go on (done work is not done again)",
+        file=sys.stderr,
+    )
+    return code
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from exprsim.data.fec import fec_stats
+    from exprsim.fec.dataset import repeated_rows
+    from exprsim.fec.fetch import read_fec_csv
+
+    table = read_fec_csv(args.csv)  # /dev/null: not a regular file (was "no such file")
     stats = fec_stats(table)
     repeats = repeated_rows(table)
     if args.json:
@@ -331,6 +368,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 "(each vote is counted)"
             )
     if stats.rows == 0:  # the report is printed, but a file with no triplet is a failure
-        print(f"exprsim fec stats: {args.csv}: no valid triplet", file=sys.stderr)
+        empty = Path(args.csv).stat().st_size == 0
+        what = "an empty file" if empty else "no valid triplet"
+        print(f"exprsim fec stats: {printable(args.csv)}: {what}", file=sys.stderr)
         return 1
     return 0

@@ -198,14 +198,89 @@ def face_key(url: str, box: Sequence[float]) -> str:
     return url + "|" + ",".join(f"{float(v):.6f}" for v in box)
 
 
-def resolve_crops_dir(path: str | Path) -> Path:
-    """A crops folder, or a fetch folder holding ``crops/`` (either may be given)."""
+def resolve_crops_dir(path: str | Path, source: str | None = None) -> Path:
+    """A crops folder, or a fetch folder holding ``crops/`` (either may be given).
+
+    Args:
+        path: the folder.
+        source: where ``path`` came from, named in the error line after it (e.g.
+            ``"crops_dir of runs/x/train_config.json"``).
+
+    Raises:
+        DataError: no such folder (a relative path says the working folder it was looked
+            up in), a file, or a folder without crops.
+    """
     p = Path(path)
     if (p / INDEX_NAME).is_file():
         return p
     if (p / CROPS_DIR / INDEX_NAME).is_file():
         return p / CROPS_DIR
-    raise DataError(f"{p}: no FEC crops here (no {INDEX_NAME}; run `exprsim fec crop` first)")
+    raise DataError(_no_crops_line(p, source))
+
+
+def _from_working_folder(p: Path) -> str:
+    """`` (relative to the working folder W)`` for a relative path, else nothing."""
+    try:
+        return "" if p.is_absolute() else f" (relative to the working folder {Path.cwd()})"
+    except OSError:  # the working folder was deleted
+        return " (relative to the working folder, which no longer exists)"
+
+
+def _no_crops_line(p: Path, source: str | None) -> str:
+    """Why ``p`` is no crops folder, in one line (``source``: where ``p`` came from)."""
+    name = printable(str(p))
+    given = f"{name} ({source})" if source else name
+    if p.is_symlink() and not p.exists():
+        return f"{given}: a symbolic link to nothing{_from_working_folder(p)}"
+    if not p.exists():
+        return (
+            f"{given}: no such folder{_from_working_folder(p)}; give the folder of "
+            "`exprsim fec crop --out`, or the fetch folder holding crops/"
+        )
+    if not p.is_dir():
+        return f"{given}: a file, not a crops folder (the folder of `exprsim fec crop --out`)"
+    return f"{given}: no FEC crops here (no {INDEX_NAME}; run `exprsim fec crop` first)"
+
+
+def _read_index(index: Path, query: str) -> list[Any]:
+    """Rows of ``query`` on the crop index ``index``, opened read-only (nothing created).
+
+    Raises:
+        DataError: the index cannot be read (named in one line).
+    """
+    with _index_errors(index):
+        conn = sqlite3.connect(f"{index.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            return conn.execute(query).fetchall()
+        finally:
+            conn.close()
+
+
+def store_settings(path: str | Path, source: str | None = None) -> dict[str, Any]:
+    """The crop settings recorded in a crops folder (:class:`CropConfig` as a dict, tuples as
+    lists; ``{}`` for a store that records none), without opening its shards.
+
+    Args:
+        path: a crops folder or a fetch folder holding ``crops/``.
+        source: where ``path`` came from, named in an error line.
+
+    Raises:
+        DataError: no crops there, or a damaged index.
+    """
+    folder = resolve_crops_dir(path, source)
+    meta = dict(_read_index(folder / INDEX_NAME, "SELECT key, value FROM meta"))
+    return _stored_config(meta, folder)
+
+
+def count_crops(path: str | Path) -> int | None:
+    """Crops indexed in a crops folder (or a fetch folder holding ``crops/``): what an
+    interrupted run kept; ``None`` when there is no store or it cannot be read."""
+    try:
+        folder = resolve_crops_dir(path)
+        rows = _read_index(folder / INDEX_NAME, "SELECT COUNT(*) FROM faces WHERE shard >= 0")
+    except DataError:
+        return None
+    return int(rows[0][0])
 
 
 # --------------------------------------------------------------------------- one face
@@ -359,10 +434,12 @@ class CropStore:
 
     Args:
         path: a crops folder or a fetch folder holding ``crops/``.
+        source: where ``path`` came from (e.g. ``"crops_dir of CONFIG"``), named when
+            there are no crops there.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.dir = resolve_crops_dir(path)
+    def __init__(self, path: str | Path, source: str | None = None) -> None:
+        self.dir = resolve_crops_dir(path, source)
         index = self.dir / INDEX_NAME
         conn = sqlite3.connect(str(index), timeout=30.0)
         try:
@@ -731,11 +808,11 @@ def _build_crops(
 
 def _faces_of_csvs(paths: list[str | Path]) -> dict[str, tuple[str, tuple[float, ...]]]:
     """Every distinct face (URL + box) of the CSVs: :func:`face_key` -> ``(url, box)``."""
-    from exprsim.data.fec import parse_fec_csv
+    from exprsim.fec.fetch import read_fec_csv
 
     faces: dict[str, tuple[str, tuple[float, ...]]] = {}
     for p in paths:
-        _, flist = parse_fec_csv(p).face_ids()
+        _, flist = read_fec_csv(p).face_ids()
         for f_url, f_box in flist:
             faces.setdefault(face_key(f_url, f_box), (f_url, f_box))
     return faces

@@ -71,7 +71,13 @@ class FecTripletDataset:
         crops: str | Path | CropStore,
         agreement: str | None = "strong",
     ) -> None:
-        table = csv if isinstance(csv, FecTable) else parse_fec_csv(csv)
+        if isinstance(csv, FecTable):
+            table = csv
+        else:
+            from exprsim.fec.fetch import check_fec_csv
+
+            check_fec_csv(csv)  # /dev/null was "no such FEC CSV file"
+            table = parse_fec_csv(csv)
         self.store = crops if isinstance(crops, CropStore) else CropStore(crops)
         self.table = table
         n_all = len(table)

@@ -16,14 +16,17 @@ on one- / two- / three-class triplets; median rater 87.5% (85.3 / 89.3 / 87.2); 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprsim.data.fec import PAPER_NUMBERS, TYPE_NAMES, human_baseline, parse_fec_csv
+from exprsim.data.fec import PAPER_NUMBERS, TYPE_NAMES, human_baseline
+from exprsim.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +159,17 @@ def evaluate_fec(
         batch_size: crops per forward pass when loading a model.
         device: where a loaded model runs.
 
+    When the model is the folder of a FEC training run, one warning line each says that
+    ``test_csv`` is the run's ``train_csv``, or that ``crops_dir`` holds crops made with
+    other settings than the run's ``crops_dir`` (:func:`warn_unlike_training`).
+
     Raises:
         DataError: missing CSV or crops.
         ModelError: the model cannot be loaded.
     """
+    from exprsim.fec.crops import CropStore
     from exprsim.fec.dataset import FecTripletDataset, repeated_rows
+    from exprsim.fec.fetch import read_fec_csv
     from exprsim.metrics import triplet_accuracy
     from exprsim.models.embedder import Embedder, load_model
 
@@ -170,7 +179,7 @@ def evaluate_fec(
     else:
         embedder = load_model(str(embedder_or_model_dir), device=device, batch_size=batch_size)
         name = f"{embedder_or_model_dir} ({embedder.config.name_version})"
-    table = parse_fec_csv(test_csv)
+    table = read_fec_csv(test_csv)
     repeats = repeated_rows(table)
     if repeats["duplicate_rows"]:  # as `fec stats` says: each copy is scored again
         log.warning(
@@ -179,7 +188,9 @@ def evaluate_fec(
             test_csv,
             repeats["duplicate_rows"],
         )
-    data = FecTripletDataset(table, crops_dir, agreement)
+    store = CropStore(crops_dir)
+    warn_unlike_training(embedder_or_model_dir, test_csv, store)  # before minutes of work
+    data = FecTripletDataset(table, store, agreement)
     emb, pos = embed_dataset(embedder, data)
     acc = triplet_accuracy(emb, pos[:, 0], pos[:, 1], pos[:, 2], data.odd, data.ttype)
     accuracy = {
@@ -203,4 +214,92 @@ def evaluate_fec(
         human=human.to_dict(),
         human_all=human_all.to_dict(),
         paper=PAPER_NUMBERS,
+    )
+
+
+#: crop settings that ``exprsim fec crop`` takes as an option
+_CROP_OPTIONS = ("size", "margin", "detector")
+
+
+def fec_run_config(model: Any) -> tuple[Path, dict[str, Any]] | None:
+    """``(run folder, its train_config.json)`` when ``model`` is the folder of a FEC
+    training run (recipe ``fec``), else ``None`` (a shipped model, an
+    :class:`~exprsim.models.embedder.Embedder`, another recipe, an unreadable config)."""
+    if not isinstance(model, str | Path):
+        return None
+    run = Path(model)
+    try:
+        cfg = json.loads((run / "train_config.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(cfg, dict) or "fec" not in (cfg.get("recipe"), cfg.get("kind")):
+        return None
+    return run, cfg
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def warn_unlike_training(model: Any, test_csv: str | Path, store: Any) -> list[str]:
+    """Warn (one line each; also returned) when a FEC run is evaluated on its own training
+    CSV, or on crops made with other pixel settings than those it was trained on (its
+    ``train_config.json``'s ``train_csv`` and ``crops_dir``). Relative paths of the config
+    are taken from the working folder, as training took them. Nothing for a model that is
+    not a FEC run's folder; nothing is refused.
+
+    Args:
+        model: what :func:`evaluate_fec` was given.
+        test_csv: the evaluation CSV.
+        store: the evaluation's :class:`~exprsim.fec.crops.CropStore`.
+    """
+    found = fec_run_config(model)
+    if found is None:
+        return []
+    run, cfg = found
+    lines = []
+    train_csv = cfg.get("train_csv")
+    if isinstance(train_csv, str) and _same_file(test_csv, train_csv):
+        lines.append(
+            f"{test_csv} is the training CSV of {run} (train_csv of its train_config.json): "
+            "the model is scored on the triplets it was trained on, not on held-out ones"
+        )
+    crops_dir = cfg.get("crops_dir")
+    if isinstance(crops_dir, str):
+        line = _unlike_training_crops(run, crops_dir, store)
+        if line:
+            lines.append(line)
+    for line in lines:
+        log.warning("%s", line)
+    return lines
+
+
+def _unlike_training_crops(run: Path, crops_dir: str, store: Any) -> str | None:
+    """The warning line when ``store``'s crop settings differ from those of the run's
+    ``crops_dir`` (:data:`~exprsim.fec.crops.PIXEL_FIELDS`), else ``None``."""
+    from exprsim.fec.crops import PIXEL_FIELDS, store_settings
+
+    config = run / "train_config.json"
+    try:
+        trained = store_settings(crops_dir, f"crops_dir of {config}")
+    except DataError as exc:  # moved, deleted, another machine: nothing to compare with
+        log.info("cannot compare the crop settings with the training's: %s", exc)
+        return None
+    now = store.config
+    differ = [f for f in PIXEL_FIELDS if f in trained and f in now and trained[f] != now[f]]
+    if not differ:
+        return None
+    said = ", ".join(
+        "another box_layout" if f == "box_layout" else f"{f} {now[f]} (trained on {trained[f]})"
+        for f in differ
+    )
+    opts = " ".join(f"--{f} {trained[f]}" for f in differ if f in _CROP_OPTIONS)
+    how = f" (`exprsim fec crop ... {opts}`)" if opts else ""
+    return (
+        f"{store.dir}: crops made with other settings than those {run} was trained on "
+        f"(crops_dir of its train_config.json): {said}; the accuracy is not comparable: "
+        f"crop the test faces with the training's settings{how}"
     )

@@ -985,14 +985,56 @@ def _share(part: int, whole: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
-    """Unique URLs (first-appearance order) of FEC CSVs, and the parsed tables by path."""
+#: what :func:`read_fec_csv` calls a path that is not a regular file, by ``stat`` test
+_NOT_REGULAR = (
+    ("S_ISCHR", "a character device"),
+    ("S_ISBLK", "a block device"),
+    ("S_ISFIFO", "a pipe"),
+    ("S_ISSOCK", "a socket"),
+)
+
+
+def check_fec_csv(path: str | Path) -> None:
+    """Refuse a path that exists but is not a regular file (``/dev/null``, a pipe) by
+    saying what it is: :func:`~exprsim.data.fec.parse_fec_csv` called it "no such FEC CSV
+    file".
+
+    Raises:
+        DataError: one line naming the path and what it is.
+    """
+    import stat
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError:  # missing, a dangling link, unreadable: parse_fec_csv says which
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    what = next((w for f, w in _NOT_REGULAR if getattr(stat, f)(mode)), "a special file")
+    hint = " (save it to a file first: it is read twice)" if stat.S_ISFIFO(mode) else ""
+    raise DataError(f"{printable(str(p))}: not a regular file ({what}); give a FEC CSV file{hint}")
+
+
+def read_fec_csv(path: str | Path) -> Any:
+    """:func:`~exprsim.data.fec.parse_fec_csv` of ``path``, a path that is not a regular
+    file named as what it is (:func:`check_fec_csv`).
+
+    Raises:
+        DataError: the path is not a readable FEC CSV file.
+    """
     from exprsim.data.fec import parse_fec_csv
 
+    check_fec_csv(path)
+    return parse_fec_csv(path)
+
+
+def collect_urls(csv_paths: Sequence[str | Path]) -> tuple[list[str], dict[str, Any]]:
+    """Unique URLs (first-appearance order) of FEC CSVs, and the parsed tables by path."""
     tables: dict[str, Any] = {}
     seen: dict[str, None] = {}
     for p in csv_paths:
-        t = parse_fec_csv(p)
+        t = read_fec_csv(p)
         tables[str(p)] = t
         for u in t.urls:
             seen.setdefault(u, None)
@@ -1408,6 +1450,24 @@ def _report(
     )
 
 
+def count_fetched(out_dir: str | Path) -> int | None:
+    """Images recorded as fetched in a fetch folder's manifest (what an interrupted run
+    kept), read without changing anything; ``None`` when there is no manifest or it
+    cannot be read."""
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            row = conn.execute("SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
 def load_fetch_report(out_dir: str | Path) -> dict[str, Any]:
     """The last run's report of a fetch folder, as a dict."""
     p = Path(out_dir) / REPORT_NAME
@@ -1421,12 +1481,15 @@ __all__ = [
     "FetchReport",
     "FetchResult",
     "Manifest",
+    "check_fec_csv",
     "collect_urls",
+    "count_fetched",
     "database_errors",
     "fetch_fec",
     "image_relpath",
     "load_fetch_report",
     "open_manifest",
+    "read_fec_csv",
     "request_url",
     "require_folder",
 ]

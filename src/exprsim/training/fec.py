@@ -242,7 +242,7 @@ def _fec_data(cfg: FECTrainConfig) -> tuple[Any, Any, Any]:
     from exprsim.fec.dataset import BalancedTripletSampler, FecTripletDataset
 
     assert cfg.train_csv and cfg.crops_dir
-    store = CropStore(cfg.crops_dir)
+    store = CropStore(cfg.crops_dir, "crops_dir of the training config")
     train_set = FecTripletDataset(cfg.train_csv, store, cfg.agreement)
     if len(train_set) == 0:
         raise DataError(
