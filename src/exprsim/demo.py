@@ -39,11 +39,27 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
         ExprsimError: ``out_dir`` holds a ``faces.db`` that is not the demo's own (an index
             of other photos, or not an index): the demo would replace it.
     """
-    from exprsim.report.html import Page
+    from exprsim.errors import ExprsimError, printable
+    from exprsim.io import folder_lock
 
     out = Path(out_dir)
     check_demo_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+
+    def busy() -> ExprsimError:  # two demos into one folder deleted each other's index
+        return ExprsimError(
+            f"{printable(str(out))}: another `exprsim demo` is writing this folder now; wait "
+            "for it to end, or give another --out"
+        )
+
+    with folder_lock(out, busy, "demo folder"):
+        return _run_demo(out, progress)
+
+
+def _run_demo(out: Path, progress: bool) -> DemoResult:
+    """:func:`run_demo` once its folder is this process's."""
+    from exprsim.report.html import Page
+
     (out / DEMO_MARK).write_text("written by `exprsim demo`: a rerun may replace this folder\n")
     page = Page("exprsim demo", "bundled sample photos (see exprsim/samples/LICENSES.md)")
     n_images, table, crops, names = _faces_section(page, out, progress)

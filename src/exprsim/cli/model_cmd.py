@@ -187,7 +187,8 @@ def _register_train(sub: Any) -> None:
     p.add_argument(
         "--device",
         help="cpu, cuda, cuda:N or auto, for recipes with a device setting (ferplus, fec, "
-        "ensemble; resumable anywhere)",
+        "ensemble, sgm-subspaces: its base training; resumable anywhere; default: the "
+        "config's device); the others train on the CPU",
     )
     p.set_defaults(func=cmd_train)
 

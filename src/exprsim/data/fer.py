@@ -250,6 +250,10 @@ def _cached_table(cache_file: Path) -> FerTable | None:
             )
     except FileNotFoundError:
         return None
+    except (NotADirectoryError, PermissionError) as exc:  # the cache folder is unusable
+        log.info("%s: cannot read the parsed FER cache (%s); parsing the files", cache_file,
+                 exc.strerror or type(exc).__name__)  # fmt: skip
+        return None
     except Exception as exc:  # cut short, emptied, another version's: parsed again
         log.warning("%s: a damaged parsed FER table (%s); parsing the files again", cache_file,
                     type(exc).__name__)  # fmt: skip

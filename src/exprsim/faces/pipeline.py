@@ -447,36 +447,64 @@ def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
     did not write (a photo of the user's, a crop of an exprsim before the mark). Such a
     file is kept, and the crops take another name.
 
-    A free name is claimed at once (an empty file, created only if none is there): two
-    runs into one folder whose photos share a name both found ``x_0.png`` free and the
-    later wrote over the earlier's crop. A claim another run made first is an empty file,
-    not this photo's: taken. Claims of a name given up are removed."""
+    A free name is claimed at once (a small file naming the photo, :func:`_claim`,
+    created only if none is there): two runs into one folder whose photos share a name
+    both found ``x_0.png`` free and the later wrote over the earlier's crop. A claim
+    another run made first for another photo is taken; one for this same photo is not (two
+    runs over one album gave it two identical crops, ``x_0.png`` and ``x-2_0.png``: both
+    now write the one crop, whole each time). Claims of a name given up are removed."""
     claimed: list[Path] = []
     for j in range(faces):
         path = folder / f"{stem}_{j}.png"
         if os.path.lexists(path):
-            if crop_owner(path) == source:
-                continue  # this photo's own crop: a rerun writes it again
+            if crop_owner(path) == source or _claim_of(path) == source:
+                continue  # this photo's own crop (a rerun), or its claim by another run
         else:
             try:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-                claimed.append(path)
-                continue
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 pass  # another run claimed it this instant
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(_claim(source))
+                claimed.append(path)
+                continue
         for mine in claimed:
             mine.unlink(missing_ok=True)
         return True
     return False
 
 
+#: what a claim of a crop's name holds before the crop is written (:func:`_taken`)
+_CLAIM = b"exprsim crop claim "
+
+
+def _claim(key: str) -> bytes:
+    """The bytes of a claim of a crop's name for the photo of :func:`photo_key` ``key``."""
+    return _CLAIM + key.encode("ascii")
+
+
+def _claim_of(path: Path) -> str | None:
+    """The photo key of the claim at ``path`` (:func:`_claim`), else ``None`` (a crop, a
+    user's file, a claim of an exprsim before the key was written: an empty file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_CLAIM) + 17)
+    except OSError:
+        return None
+    if not head.startswith(_CLAIM) or len(head) != len(_CLAIM) + 16:
+        return None
+    return head[len(_CLAIM) :].decode("ascii", "replace")
+
+
 def _drop_claims(folder: Path, stem: str, faces: int) -> None:
-    """Remove the empty files :func:`_taken` claimed for crops named ``stem`` (a write
-    failed: those crops are not there)."""
+    """Remove the claims :func:`_taken` made for crops named ``stem`` (a write failed:
+    those crops are not there): files still holding a claim, or empty (an earlier
+    exprsim's)."""
     for j in range(faces):
         path = folder / f"{stem}_{j}.png"
         with contextlib.suppress(OSError):
-            if path.stat().st_size == 0:
+            if path.stat().st_size == 0 or _claim_of(path) is not None:
                 path.unlink()
 
 

@@ -71,6 +71,28 @@ def _holdout_key(cfg: Any) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def check_members_data(runs: Sequence[str | Path], digest: str) -> None:
+    """Refuse members trained on other faces than those found now (their checkpoints'
+    ``data_digest``; a member without a checkpoint, or one that kept none, is not checked):
+    the readout would be chosen on validation faces a member may have trained on.
+
+    Raises:
+        ValueError: a member's data differs.
+    """
+    from exprsim.training.run import RunFolder
+
+    for run in runs:
+        state = RunFolder(run).load_state(map_location="cpu")
+        kept = None if state is None else state.get("data_digest")
+        if isinstance(kept, str) and kept and kept != digest:
+            raise ArgumentError(
+                f"{run}: trained on other faces than the FER+ data found now (another "
+                "folder or other files than its training read: EXPRSIM_FER_DIR, data_dir); "
+                "the readout would be chosen on faces it may have trained on. Compose with "
+                "the data the members were trained on"
+            )
+
+
 def load_members(runs: Sequence[str | Path]) -> tuple[list[Any], list[Any], Any]:
     """``(networks, embedder configs, train config of member 0)``; checks that every member
     is a hybrid ``exprnet_v`` with the same preprocessing and the same validation hold-out.
@@ -230,7 +252,7 @@ def compose_ensemble(
     from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
     from exprsim.training.ferplus import _parts_array, choose_readout, rescoring_config
-    from exprsim.training.ferplus_data import load_data
+    from exprsim.training.ferplus_data import data_digest, load_data
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
@@ -239,6 +261,7 @@ def compose_ensemble(
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
+    check_members_data(runs, data_digest(train, val))
     # each member sees the faces once; every readout below is read from these arrays
     on_train, on_val = [], []
     for i, n in enumerate(nets):  # the slow part of composing: say where it is

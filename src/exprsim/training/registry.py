@@ -113,12 +113,23 @@ def train_from_dict(
     if length is not None:
         cfg = dataclasses.replace(cfg, **{recipe.length_field: length})
     if device is not None:
-        if "device" not in {f.name for f in dataclasses.fields(cfg)}:
-            raise ArgumentError(
-                f"recipe {recipe.name!r} trains on the CPU only (no device setting)"
-            )
-        cfg = dataclasses.replace(cfg, device=device)
+        cfg = _on_device(recipe.name, cfg, device)
     return recipe.train_function()(cfg, out_dir, progress=progress)
+
+
+def _on_device(name: str, cfg: Any, device: str) -> Any:
+    """``cfg`` set to train on ``device``: its ``device``, or its ``base`` training's
+    (``sgm-subspaces``); a recipe without one trains on the CPU (``cpu`` is then taken as
+    it is, anything else refused in one line)."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    if "device" in fields:
+        return dataclasses.replace(cfg, device=device)
+    base: Any = getattr(cfg, "base", None)
+    if "base" in fields and hasattr(base, "device") and not isinstance(base, type):
+        return dataclasses.replace(cfg, base=dataclasses.replace(base, device=device))
+    if device == "cpu":
+        return cfg
+    raise ArgumentError(f"recipe {name!r} trains on the CPU only (no device setting)")
 
 
 for _r in (

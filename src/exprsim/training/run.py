@@ -196,9 +196,18 @@ def exclusive_run(
     return locked
 
 
-def brief(exc: BaseException) -> str:
-    """An exception's message on one line, at most 200 characters (for one-line errors)."""
-    return " ".join(str(exc).split())[:200]
+def brief(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, at most about ``limit`` characters (for
+    one-line errors): its first sentence when a longer message has one that fits, else cut
+    at a word, with "..." (torch's long messages were cut mid-sentence)."""
+    text = " ".join(str(exc).split())
+    if len(text) <= limit:
+        return text
+    first = text.find(". ")
+    if 0 < first < limit:
+        return text[:first]
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit] + " ..."
 
 
 @contextlib.contextmanager
