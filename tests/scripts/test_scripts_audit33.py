@@ -188,3 +188,23 @@ def test_prior_readout_with_no_such_run_as_a_command(tmp_path: Path) -> None:
     assert r.stderr.splitlines() == [
         "prior_readout.py: error: nosuch: no train_config.json (not a trainer's run folder)"
     ]
+
+
+def test_make_golden_help_rewrites_nothing() -> None:
+    """Round 33: ``make_golden.py --help`` ran the script: it rewrote the golden embeddings
+    (by 1e-7, from this machine's rounding) that the golden test compares against."""
+    import hashlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    golden = root / "tests" / "models" / "golden"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in golden.iterdir()}
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "make_golden.py"), "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith("usage:")
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in golden.iterdir()}
+    assert after == before
