@@ -22,9 +22,23 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def config_hash(cfg: Any) -> int:
     """A hash of a frozen config dataclass that holds dicts (``model_kwargs``): of its
-    :func:`to_dict` as sorted JSON, so equal configs hash alike (the generated hash raised
+    :func:`to_dict` made hashable, so equal configs hash alike (the generated hash raised
     "unhashable type: 'dict'": no config as a key of a sweep's results)."""
-    return hash(json.dumps(to_dict(cfg), sort_keys=True, default=repr))
+    return hash(_frozen(to_dict(cfg)))
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with its dicts and lists made hashable (Python's own hashes then keep
+    ``1 == 1.0`` and ``0.0 == -0.0`` hashing alike, as JSON text did not)."""
+    if isinstance(value, dict):
+        return frozenset((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def _type_name(tp: Any) -> str:

@@ -1162,7 +1162,7 @@ def file_key(path: str | Path, expand_user: bool = True) -> Path:
             p = p.expanduser()
     try:
         return p.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL byte in the name
         return p.absolute()
 
 

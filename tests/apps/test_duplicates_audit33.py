@@ -49,3 +49,11 @@ def test_unique_inputs_keeps_arrays_and_the_first_name() -> None:
     got = list(unique_inputs(["x.png", a, "./x.png", a, "y.png"]))
     assert got[0] == "x.png" and got[1] is a and got[2] is a and got[3] == "y.png"
     assert len(got) == 4
+
+
+def test_a_name_with_a_nul_byte_is_kept_for_its_reader_to_refuse() -> None:
+    """Review: ``file_key`` raised ValueError on a NUL byte, so classify and tag raised
+    where the name used to fail alone (reported in ``failures``)."""
+    from exprsim.io import unique_inputs
+
+    assert list(unique_inputs(["a\x00b.jpg", "a\x00b.jpg", "c.jpg"])) == ["a\x00b.jpg", "c.jpg"]

@@ -27,9 +27,9 @@ def test_an_add_stopped_while_another_writer_stores_counts_none_as_its_own(
     others: list[FaceIndex] = []
 
     @contextlib.contextmanager
-    def waiting(self):
+    def waiting(self, wait=None):
         if self in others:  # the other writer takes the lock as usual
-            with real(self):
+            with real(self, wait):
                 yield
             return
         # while this one waits, the other writer stores its 3 files; then Ctrl-C

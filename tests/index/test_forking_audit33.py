@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -136,3 +137,54 @@ def test_fresh_lock_replaces_only_a_lock_held_by_another_thread() -> None:
     rlock = threading.RLock()
     with rlock:  # this thread's own: not "elsewhere"
         assert fresh_lock(rlock) is rlock
+
+
+def test_a_postgresql_index_held_at_fork_answers_in_the_child(pg_url: str, tmp_path: Path) -> None:
+    """Review of round 33: the PostgreSQL engine was not covered (its locks stayed held in
+    the child, which hung); the child now talks on a connection of its own, and the
+    parent's session survives the child."""
+    with FaceIndex(pg_url, embedder=StubEmbedder()) as ix:
+        ix.add(write_images(tmp_path / "imgs", 2))
+        status = _fork_while_held(lambda: ix._db._guard(), lambda: len(ix) == 2)
+        assert status == 0
+        idle = _fork_while_held(lambda: threading.Lock(), lambda: len(ix) == 2)
+        assert idle == 0  # an idle connection is not shared with the child either
+        assert len(ix) == 2  # the parent's connection still works
+
+
+def test_a_child_forked_mid_use_reads_and_refuses_writes_in_one_line(
+    index: FaceIndex, tmp_path: Path
+) -> None:
+    """Review of round 33: a write of such a child waited 30 s, then failed as "database is
+    locked" (SQLite's record of the parent's locks came with the fork)."""
+    from exprsim.errors import IndexDatabaseError
+
+    def child() -> bool:
+        assert len(index) == 3  # reads work
+        t0 = time.monotonic()
+        try:
+            index.add_tags(index.embeddings()[0][:1], ["x"])
+        except IndexDatabaseError as exc:
+            return "forked while another thread used the index" in str(exc) and (
+                time.monotonic() - t0 < 5
+            )
+        return False
+
+    assert _fork_while_held(lambda: index._db._held(), child) == 0
+    index.add_tags(index.embeddings()[0][:1], ["x"])  # the parent still writes
+
+
+def test_a_lock_the_forking_thread_holds_itself_is_kept() -> None:
+    """Review: a plain lock held by the forking thread looked held "elsewhere", and the
+    child threw away the detector that thread was using."""
+    det = _SharedDetector(_Fake("parent"), build=lambda: _Fake("child"))  # type: ignore[arg-type]
+    img = np.zeros((4, 4, 3), np.uint8)
+    with det._lock:  # this thread, inside a detection, forks
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            signal.alarm(10)
+            os._exit(0 if det.detect(img) == ["parent"] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

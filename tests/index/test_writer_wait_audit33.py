@@ -28,3 +28,29 @@ def test_a_bad_wait_is_refused_before_any_work(tmp_path: Path, bad: object) -> N
         with pytest.raises(ArgumentError, match="wait must be"):
             ix.add(write_images(tmp_path / "imgs", 1), wait=bad)  # type: ignore[arg-type]
         assert len(ix) == 0
+
+
+def test_the_wait_is_one_deadline_for_a_thread_and_another_writer(tmp_path: Path, store) -> None:
+    """Review: PostgreSQL waited ``wait`` for the thread lock, then ``wait`` again."""
+    import threading
+    import time
+
+    imgs = write_images(tmp_path / "imgs", 1)
+    with FaceIndex(store, embedder=StubEmbedder()) as ix:
+        got, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with ix._writer_lock():
+                got.set()
+                done.wait(30)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        got.wait(10)
+        t0 = time.monotonic()
+        with pytest.raises(IndexBusyError):
+            ix.add(imgs, wait=1.0)
+        waited = time.monotonic() - t0
+        done.set()
+        t.join()
+        assert waited < 1.8, waited

@@ -54,8 +54,10 @@ def test_brief_cuts_a_long_message_at_a_sentence_or_a_word() -> None:
     from exprsim.training.run import brief
 
     assert brief(ValueError("short")) == "short"
-    long = "Weights only load failed. " + "This file can still be loaded " * 20
-    assert brief(RuntimeError(long)) == "Weights only load failed"
+    long = "The checkpoint could not be read by this version. " + "It can still be loaded " * 20
+    assert brief(RuntimeError(long)) == "The checkpoint could not be read by this version"
+    abbrev = "Given groups=1, weight of size [32, 1, 3, 3] (i.e. one input) expected " * 5
+    assert "(i.e" not in brief(RuntimeError(abbrev))[-6:]  # not cut at an abbreviation
     words = ("word " * 80).strip()
     got = brief(RuntimeError(words))
     assert got.endswith(" ...") and len(got) <= 204 and "wor ..." not in got

@@ -60,3 +60,10 @@ def test_fec_training_names_the_config_key_of_a_missing_crops_folder(tmp_path) -
     cfg = FECTrainConfig(train_csv=str(tmp_path / "t.csv"), crops_dir=str(tmp_path / "gone"))
     with pytest.raises(DataError, match=r"crops_dir of the training config.*no such folder"):
         _fec_data(cfg)
+
+
+def test_configs_equal_by_number_hash_alike() -> None:
+    """Review: the hash of sorted JSON told 1 from 1.0 (equal configs, two dict keys)."""
+    a = TrainConfig(model_kwargs={"width": 1, "scale": 0.0})
+    b = TrainConfig(model_kwargs={"width": 1.0, "scale": -0.0})
+    assert a == b and hash(a) == hash(b)

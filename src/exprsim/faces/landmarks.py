@@ -423,7 +423,7 @@ def create_landmarker(name: str = "mesh", **kwargs: Any) -> Landmarker:
 
 
 _DEFAULT_MESH: MeshLandmarker | None = None
-_DEFAULT_MESH_LOCK = threading.Lock()
+_DEFAULT_MESH_LOCK = threading.RLock()
 
 
 def _free_default_mesh() -> None:
@@ -433,7 +433,7 @@ def _free_default_mesh() -> None:
     from exprsim.forking import held_elsewhere
 
     if held_elsewhere(_DEFAULT_MESH_LOCK):
-        _DEFAULT_MESH_LOCK = threading.Lock()
+        _DEFAULT_MESH_LOCK = threading.RLock()
         _DEFAULT_MESH = None
 
 

@@ -42,7 +42,8 @@ class _SharedDetector:
 
     def __init__(self, detector: Detector, build: Callable[[], Detector] | None = None) -> None:
         self._detector = detector
-        self._lock = threading.Lock()
+        # re-entrant: a fork inside a detection of the forking thread keeps it (forking)
+        self._lock = threading.RLock()
         self.name = detector.name
         #: how to build it again in a forked child (``None``: not rebuilt)
         self._build = build
@@ -58,7 +59,7 @@ class _SharedDetector:
         from exprsim.forking import held_elsewhere
 
         if held_elsewhere(self._lock):
-            self._lock = threading.Lock()
+            self._lock = threading.RLock()
             self._stale = self._build is not None
 
     def _current(self) -> Detector:
@@ -108,7 +109,7 @@ ORIENTATION_ALIGN = AlignConfig()
 
 #: held while a shared detector is looked up or built: threads asking for one at once
 #: wait for the first to build it instead of each building their own
-_shared_build_lock = threading.Lock()
+_shared_build_lock = threading.RLock()
 
 
 def _shared_detector(name: str) -> Detector:

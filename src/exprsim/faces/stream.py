@@ -143,7 +143,7 @@ def read_item(item: Any) -> Any:
 
 
 _local = threading.local()
-_pools_lock = threading.Lock()
+_pools_lock = threading.RLock()  # re-entrant: see exprsim.forking
 #: the process's pool of front-end threads (one per process: a forked child starts its own)
 _pool_now: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
 #: pools replaced by a larger one (pid, pool): their threads finish the work handed to

@@ -668,7 +668,16 @@ class SQLiteBackend(StoreBackend):
                 raise
             raise IndexDatabaseError(path, "no such database") from exc
 
+    _forked_mid_use = False
+
     def _read_only_error(self) -> IndexDatabaseError:
+        if self._forked_mid_use:
+            return IndexDatabaseError(
+                self.path,
+                "read-only in this process: it was forked while another thread used the "
+                "index; open it in a process started with spawn, or fork while it is idle",
+                read_only=True,
+            )
         return IndexDatabaseError(
             self.path,
             "read-only (the file or its folder cannot be written); this command would change it",
@@ -770,7 +779,9 @@ class SQLiteBackend(StoreBackend):
     def _after_fork_in_child(self) -> None:
         """A parent thread held the connection when the process forked (a statement or a
         transaction under way): this child gets a free lock and, at its next statement, a
-        connection of its own (the parent's is left to the parent, never closed here)."""
+        read-only connection of its own (the parent's is left to the parent, never closed
+        here). Read-only: SQLite's record of the parent's file locks came with the fork,
+        and a write of the child's would wait for them, then fail as "locked"."""
         from exprsim.forking import held_elsewhere
 
         if held_elsewhere(self._lock):
@@ -778,14 +789,12 @@ class SQLiteBackend(StoreBackend):
             self._reconnect = not self.closed
 
     def _connect_again(self) -> None:
-        """A new connection to the same file, as :meth:`__init__` opens an existing one."""
+        """A read-only connection to the same file (:meth:`_after_fork_in_child`)."""
         self._reconnect = False
-        if self.read_only:
-            self._open_read_only()
-            return
-        self.conn = self._connect(create=False)
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+        if not self.read_only:
+            self.read_only = True
+            self._forked_mid_use = True
+        self._open_read_only()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._held():

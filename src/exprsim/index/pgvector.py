@@ -416,6 +416,10 @@ _UNAVAILABLE_STATES = ("08", "57P", "53300")
 # ----------------------------------------------------------------------------- the backend
 
 
+#: connections a forked child inherited from its parent (:meth:`PostgresBackend._own_connection`)
+_INHERITED: list[Any] = []
+
+
 class PostgresBackend(StoreBackend):
     """A FaceIndex in a PostgreSQL database (see the module docstring).
 
@@ -444,7 +448,11 @@ class PostgresBackend(StoreBackend):
         self._depth = 0  # _guard blocks entered: the connection is reopened outside them only
         self._pinned = 0  # session advisory locks held: the connection must stay the same
         self._farewell = False  # the server said it closes the session (_on_notice)
+        self._forked = False  # a forked child's: its own connection at the next statement
         self.conn = self._connect()
+        from exprsim import forking
+
+        forking.track(self)
         try:
             tables = self._present_tables()
             if not create and "meta" not in tables:
@@ -549,6 +557,30 @@ class PostgresBackend(StoreBackend):
         """A message of the server outside a statement: FATAL says it closes the session."""
         if getattr(diag, "severity_nonlocalized", None) in ("FATAL", "PANIC"):
             self._farewell = True
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: free locks (a parent thread may have held them) and, at the
+        next statement, a connection of the child's own. The parent's connection shares
+        its socket with the parent: two processes talking on it garble both sessions, and
+        closing it here would end the parent's session (psycopg says goodbye to the server
+        on it): it is kept, unused, for the child's life."""
+        from exprsim.forking import fresh_lock
+
+        self._lock = fresh_lock(self._lock)
+        self._writers = fresh_lock(self._writers)
+        self._depth = self._pinned = 0
+        self._forked = not self.closed
+
+    def _own_connection(self) -> None:
+        """A forked child's first statement: a connection of its own."""
+        _INHERITED.append(self.conn)  # never closed nor collected here (see above)
+        conn = self._connect()
+        try:
+            self._start_session(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn, self._farewell, self._forked = conn, False, False
 
     def _revive(self) -> None:
         """Open the connection again when the server closed it (a restart, a terminated
@@ -761,6 +793,8 @@ class PostgresBackend(StoreBackend):
             if self.closed:
                 raise self.closed_error()
             try:
+                if self._forked:
+                    self._own_connection()
                 self._revive()
                 self._depth += 1
                 try:
@@ -796,19 +830,22 @@ class PostgresBackend(StoreBackend):
         :class:`~exprsim.errors.IndexBusyError`). A writer that finishes builds the HNSW
         index when it is missing (an interrupted bulk load's), so the next write repairs
         it."""
+        start = time.monotonic()
         if wait is None:
             self._writers.acquire()
         elif not self._writers.acquire(timeout=max(wait, 0.0)):
             raise self.busy_error(wait)
-        try:
-            with self._advisory_lock(wait):
+        try:  # one deadline for both waits
+            left = None if wait is None else max(wait - (time.monotonic() - start), 0.0)
+            with self._advisory_lock(left, wait):
                 yield
         finally:
             self._writers.release()
 
     @contextlib.contextmanager
-    def _advisory_lock(self, wait: float | None) -> Iterator[None]:
-        """The session advisory lock of :meth:`writer_lock`, held while the block runs."""
+    def _advisory_lock(self, wait: float | None, asked: float | None = None) -> Iterator[None]:
+        """The session advisory lock of :meth:`writer_lock`, held while the block runs
+        (waiting ``wait`` seconds at most; ``asked``: the wait the caller asked for)."""
         got = self._try_advisory_lock()
         if not got:
             log.warning(
@@ -821,7 +858,7 @@ class PostgresBackend(StoreBackend):
                 deadline = time.monotonic() + wait
                 while not self._try_advisory_lock():
                     if time.monotonic() >= deadline:
-                        raise self.busy_error(wait)
+                        raise self.busy_error(wait if asked is None else asked)
                     time.sleep(0.1)
         self._pinned += 1  # a new connection would not hold the lock: no reconnecting
         try:

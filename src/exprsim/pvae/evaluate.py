@@ -73,8 +73,9 @@ class PVAERunData:
 def find_landmark_cache(cache: str | Path, run: str | Path | None) -> tuple[str, list[Path]]:
     """The folder of a run's cached meshes, and where it was looked for in vain.
 
-    An absolute ``cache`` is itself. A relative one is the first of: under the working
-    folder, then under each folder above ``run`` (nearest first), that holds a mesh file
+    An absolute ``cache`` is itself. A relative one is the first of: under each folder
+    above ``run`` (nearest first; the run's own project before another one the command
+    happens to run in), then under the working folder, that holds a mesh file
     (``mesh-Training.npz`` or ``mesh-PublicTest.npz``): the run was trained from a folder
     it does not record (``runs/pvae`` beside ``runs/pvae-m2``). When none does, the meshes
     will be made: under the nearest folder above ``run`` that holds the cache's parent
@@ -89,10 +90,11 @@ def find_landmark_cache(cache: str | Path, run: str | Path | None) -> tuple[str,
     if rel.is_absolute():
         return str(cache), []
     above = list(Path(run).resolve().parents) if run is not None else []
-    bases = [Path.cwd(), *(b for b in above if b != Path.cwd())]
-    for n, base in enumerate(bases):
+    here = Path.cwd()
+    bases = [*above, *([] if here in above else [here])]  # the run's own project first
+    for base in bases:
         if any((base / rel / f"mesh-{split}.npz").is_file() for split in EVAL_SPLITS):
-            return (str(cache) if n == 0 else str(base / rel)), []
+            return (str(cache) if base == here else str(base / rel)), []
     looked = [(base / rel).absolute() for base in bases]
     beside = [b / rel for b in above if len(rel.parts) > 1 and (b / rel).parent.is_dir()]
     return (str(beside[0]) if beside else str(cache)), looked
@@ -266,7 +268,8 @@ def _run_cache(trained: PVAERunData, models: Sequence[str | Path]) -> str:
     run = models[0] if models else None
     cache, looked = find_landmark_cache(trained.landmark_cache, run)
     if looked:
-        where = ", ".join(str(p) for p in looked[:3]) + (", ..." if len(looked) > 3 else "")
+        shown = [*looked[:2], "...", looked[-1]] if len(looked) > 3 else looked  # cwd last
+        where = ", ".join(str(p) for p in shown)
         log.warning(
             "%sno cached FER+ face meshes for landmark_cache %r (looked in %s): FER+ is "
             "meshed again, into %s (minutes)",

@@ -71,20 +71,39 @@ def _holdout_key(cfg: Any) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def check_members_data(runs: Sequence[str | Path], digest: str) -> None:
-    """Refuse members trained on other faces than those found now (their checkpoints'
-    ``data_digest``; a member without a checkpoint, or one that kept none, is not checked):
-    the readout would be chosen on validation faces a member may have trained on.
+def check_members_data(
+    runs: Sequence[str | Path], loaded: tuple[Any, Any, Any], draws: int, angles: Sequence[float]
+) -> None:
+    """Refuse members trained on other faces than those found now: each member's
+    checkpoint keeps the digest of the data it trained on (faces and targets), compared
+    with the digest of the data its own config loads here (``loaded``: member 0's
+    rescoring config and its data, read once). Not checked: a member without a checkpoint
+    or a digest, or one distilled from a teacher (its targets blend the teacher's file).
 
     Raises:
         ValueError: a member's data differs.
     """
+    import json
+
+    from exprsim.config import to_dict
+    from exprsim.training.ferplus import load_run_config, rescoring_config
+    from exprsim.training.ferplus_data import data_digest, load_data
     from exprsim.training.run import RunFolder
 
+    def key(cfg: Any) -> str:
+        return json.dumps(to_dict(cfg), sort_keys=True, default=repr)
+
+    digests = {key(loaded[0]): data_digest(loaded[1], loaded[2])}
     for run in runs:
         state = RunFolder(run).load_state(map_location="cpu")
         kept = None if state is None else state.get("data_digest")
-        if isinstance(kept, str) and kept and kept != digest:
+        own = load_run_config(run)
+        if not (isinstance(kept, str) and kept) or own.teacher:
+            continue
+        cfg = rescoring_config(own, draws, angles)
+        if key(cfg) not in digests:
+            digests[key(cfg)] = data_digest(*load_data(cfg))
+        if kept != digests[key(cfg)]:
             raise ArgumentError(
                 f"{run}: trained on other faces than the FER+ data found now (another "
                 "folder or other files than its training read: EXPRSIM_FER_DIR, data_dir); "
@@ -252,7 +271,7 @@ def compose_ensemble(
     from exprsim.io import write_json
     from exprsim.models.embedder import EmbedderConfig
     from exprsim.training.ferplus import _parts_array, choose_readout, rescoring_config
-    from exprsim.training.ferplus_data import data_digest, load_data
+    from exprsim.training.ferplus_data import load_data
     from exprsim.training.run import export_embedder
 
     check_angles(angles)
@@ -261,7 +280,7 @@ def compose_ensemble(
     nets, cfgs, tcfg = load_members(runs)
     tcfg = rescoring_config(tcfg, draws, angles)
     train, val = load_data(tcfg)
-    check_members_data(runs, data_digest(train, val))
+    check_members_data(runs, (tcfg, train, val), draws, angles)
     # each member sees the faces once; every readout below is read from these arrays
     on_train, on_val = [], []
     for i, n in enumerate(nets):  # the slow part of composing: say where it is

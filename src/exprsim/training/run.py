@@ -203,9 +203,11 @@ def brief(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
     if len(text) <= limit:
         return text
-    first = text.find(". ")
-    if 0 < first < limit:
-        return text[:first]
+    import re
+
+    first = re.search(r"[.!?]\s+(?=[A-Z])", text[40:limit])  # not "i.e." nor "[3, 3]."
+    if first is not None:
+        return text[: 40 + first.start()]
     cut = text.rfind(" ", 0, limit)
     return text[: cut if cut > 0 else limit] + " ..."
 
