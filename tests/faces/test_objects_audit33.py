@@ -71,3 +71,21 @@ def test_a_detector_that_ran_pickles_and_deep_copies(name: str) -> None:
 def test_the_shared_detector_pickles_as_its_name() -> None:
     shared = resolve_detector("haar" if "haar" in list_detectors(available_only=True) else None)
     assert pickle.loads(pickle.dumps(shared)) is shared  # the same process: the same one
+
+
+class _Plugin:
+    pass
+
+
+def test_a_subclass_reduce_is_honoured() -> None:
+    from exprsim.faces.detect import BaseDetector
+
+    class Plugin(BaseDetector):
+        name = "plugin"
+
+        def __reduce__(self):
+            return (_Plugin, ())
+
+    det = Plugin()
+    det._made_by = ("haar", {})  # type: ignore[attr-defined]
+    assert type(pickle.loads(pickle.dumps(det))) is _Plugin

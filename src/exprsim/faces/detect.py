@@ -612,9 +612,11 @@ class BaseDetector:
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickled (and deep-copied) as its name and options, when it was made by
         :func:`create_detector`: the copy builds its own native models (a detector that
-        had run held a LiteRT interpreter or a MediaPipe graph, which do not pickle)."""
+        had run held a LiteRT interpreter or a MediaPipe graph, which do not pickle).
+        Attributes changed after :func:`create_detector` are not kept; a subclass with a
+        ``__reduce__`` of its own is pickled by it."""
         made = getattr(self, "_made_by", None)
-        if made is None:
+        if made is None or type(self).__reduce__ is not object.__reduce__:  # a subclass's own
             return super().__reduce_ex__(protocol)
         return (_rebuild_detector, (made[0], made[1], self._closed))
 
