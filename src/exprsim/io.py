@@ -1933,8 +1933,15 @@ def install(tmp: Path, path: Path, durable: bool = True) -> None:
     replaced file's mode is kept. ``durable``: the file is synced to disk before the
     rename and its folder after (:func:`sync_file`, :func:`sync_folder`)."""
     if _is_stream(path):
-        with open(tmp, "rb") as src, open(path, "ab") as dst:
-            shutil.copyfileobj(src, dst)
+        std = _standard_stream(path)
+        if std is not None:  # through the process's own stream: its offset moves with it
+            std.flush()
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, std.buffer)
+            std.flush()
+        else:
+            with open(tmp, "rb") as src, open(path, "ab") as dst:
+                shutil.copyfileobj(src, dst)
         os.unlink(tmp)
         return
     target = _through_link(path)
@@ -1960,6 +1967,26 @@ def install(tmp: Path, path: Path, durable: bool = True) -> None:
         os.unlink(tmp)
     if durable:
         sync_folder(target.parent)
+
+
+def _standard_stream(path: Path) -> Any:
+    """``sys.stdout`` or ``sys.stderr`` when ``path`` is that stream's file (``--html
+    /dev/stdout > out.html``), else ``None``. Written through its own descriptor: a second
+    opening of a file redirected with ``>`` wrote at the end while the stream's offset
+    stayed, and the next line printed overwrote the page's first bytes."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(st, os.fstat(stream.fileno())) and hasattr(stream, "buffer"):
+                return stream
+        except (AttributeError, OSError, ValueError):  # replaced, closed or no descriptor
+            continue
+    return None
 
 
 def _is_stream(path: Path) -> bool:
