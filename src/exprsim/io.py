@@ -1430,6 +1430,9 @@ class TableWriter:
         chunk_rows: int = 1000,
         schema: Any = None,
     ) -> None:
+        import pandas  # noqa: F401 - loaded before the work, not after it (a memory
+        # limit failed the import at the first write, when every face was done)
+
         self.schema = schema
         if schema is not None and columns is None:
             columns = list(schema.names)

@@ -110,7 +110,7 @@ def _quit_on_next_signal(code: int | None) -> None:
 def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
     """One line for a SQLite error: a database locked past the wait, or a disk full or
     failing, names the cause."""
-    from exprsim.index.backends import is_disk_error, is_locked
+    from exprsim.index.backends import is_disk_error, is_locked, size_limit_note
 
     db = getattr(args, "db", None) or "the index database"
     if is_locked(exc):
@@ -120,7 +120,8 @@ def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
         )
     if is_disk_error(exc):
         return (
-            f"{db}: its disk is full or failing ({exc}); what was stored before the error "
+            f"{db}: its disk is full or failing{size_limit_note()} ({exc}); what was stored "
+            "before the error "
             f"stays ({_again(args)} goes on from there)"
         )
     return f"database: {exc}"
@@ -190,6 +191,9 @@ def _main(argv: list[str] | None) -> int:
             file=sys.stderr,
         )
         return 2
+    from exprsim.cli.limits import os_limit_message, raise_soft_limits, resource_message
+
+    raise_soft_limits()
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             code = int(args.func(args))
@@ -208,13 +212,21 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: error: {_sqlite_message(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused (an output folder, a full disk, ...)
-        where = f" {printable(str(exc.filename))}:" if getattr(exc, "filename", None) else ""
-        print(f"exprsim {command_path(args)}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        limit = os_limit_message(exc)  # a limit, not the file's fault: no file named
+        where = f" {printable(str(exc.filename))}:" if exc.filename and not limit else ""
+        print(f"exprsim {command_path(args)}: error:{where} {limit or exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM (Terminated: 143)
         word, code = interruption(exc)
         print(f"exprsim {command_path(args)}: {word}", file=sys.stderr)
         return code
+    except (MemoryError, RuntimeError, ImportError) as exc:  # a resource limit, or a bug
+        line = resource_message(exc)
+        if line is None:
+            raise
+        print(f"exprsim {command_path(args)}: error: {line}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from exprsim.index.pgvector import is_driver_error, primary_message, scrub
 

@@ -20,6 +20,7 @@ URI (any libpq form, Unix sockets included) or a file path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -505,6 +506,11 @@ def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
     a full disk (SQLite cannot make its ``-shm`` file there: the database is intact) or a
     disk failing, not a damaged index, unless SQLite says so."""
     if not is_disk_error(exc):
+        if "unable to open" in str(exc) and _out_of_descriptors():
+            return (
+                f"cannot be opened ({exc}): this process has too many open files (ulimit "
+                "-n); raise the limit and try again"
+            )
         return f"not a usable exprsim database ({exc})"
     try:
         full = shutil.disk_usage(path.parent).free < _FULL_BELOW
@@ -512,7 +518,30 @@ def _open_failure(path: Path, exc: sqlite3.DatabaseError) -> str:
         full = False
     if full:
         return f"its disk is full ({exc}); free some space and try again"
-    return f"cannot be read or written ({exc}): is its disk full or failing?"
+    return f"cannot be read or written ({exc}): is its disk full or failing{size_limit_note()}?"
+
+
+def _out_of_descriptors() -> bool:
+    """Whether this process cannot open one more file (``EMFILE``, ``ENFILE``)."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return False
+
+
+def size_limit_note() -> str:
+    """``", or past this process's file-size limit (...)"`` when one is set (``ulimit
+    -f``: SQLite's writes past it fail as a "disk I/O error"), else ``""``."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f", or past this process's file-size limit (ulimit -f: {soft:,} bytes)"
 
 
 def _file_id(path: Path | str) -> tuple[int, int] | None:
