@@ -12,72 +12,32 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 from cli_run import run
 
 from exprsim.cli import main
+from run_folders import pvae_run, stub_fer_landmarks
 
 
 def _pvae_run(folder: Path, cache: str = "runs/pvae", weights: bool = True) -> Path:
     """A perceptual-VAE run folder (random weights) on face-mesh features whose
     train_config.json names ``cache`` (the configs' relative ``runs/pvae``)."""
-    from safetensors.torch import save_file
-
-    from exprsim.config import save_json
     from exprsim.pvae.features import FEATURE_DIM
-    from exprsim.pvae.model import PerceptualVAE, PVAEConfig
 
-    cfg = PVAEConfig(
-        variant="vae", input_dim=FEATURE_DIM, latent_dim=4, encoder_hidden=(8,), decoder_hidden=(8,)
-    )
-    folder.mkdir(parents=True)
-    save_json(cfg, folder / "pvae_config.json")
-    if weights:
-        state = PerceptualVAE(cfg).state_dict()
-        save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
-    train = {"kind": "pvae", "model": "pvae-vae", "landmark_cache": cache, "iterations": 3000}
-    (folder / "train_config.json").write_text(json.dumps(train))
-    return folder
+    return pvae_run(folder, FEATURE_DIM, weights=weights, cache=cache, iterations=3000)
 
 
 @pytest.fixture
 def stub_fer(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """FER+ meshes, the PublicTest split and its triplets replaced by small random stand-ins;
     returns what the mesh functions were asked for (``cache`` and ``progress``)."""
-    import exprsim.data.fer as fer
-    import exprsim.data.triplets as triplets
-    import exprsim.pvae.data as pdata
-    import exprsim.pvae.features as features
-    from exprsim.pvae.data import LandmarkData
-    from exprsim.pvae.features import FEATURE_DIM
-
     asked: list[dict[str, Any]] = []
-    rng = np.random.default_rng(0)
-    n_train, n_test = 40, 30
 
-    def training(cache: Any, data_dir: Any, *args: Any, **kw: Any) -> Any:
-        asked.append({"cache": str(cache), "progress": kw.get("progress", True)})
-        x = rng.normal(size=(n_train, FEATURE_DIM)).astype(np.float32)
-        dist = rng.dirichlet(np.ones(8), n_train).astype(np.float32)
-        maj = np.arange(n_train) % 4
-        data = LandmarkData(x, x[:4], dist, dist[:4], maj, maj[:4])
-        return data, {"faces": n_train, "mesh_found": n_train, "success_rate": 1.0}
+    def note(what: str, cache: Any, data_dir: Any, progress: Any) -> None:
+        if what != "split":
+            asked.append({"cache": str(cache), "progress": progress})
 
-    def test_meshes(usage: str, cache: Any, data_dir: Any = None, **kw: Any) -> Any:
-        asked.append({"cache": str(cache), "progress": kw.get("progress", True)})
-        x = rng.normal(size=(n_test, FEATURE_DIM)).astype(np.float32)
-        return SimpleNamespace(features=lambda: x, ok=np.ones(n_test, bool), success_rate=1.0)
-
-    def draw(test: Any, n: int = 3000, seed: int = 0, **kw: Any) -> Any:
-        i, j, k = ((np.arange(10) + s) % n_test for s in (0, 1, 2))
-        return SimpleNamespace(i=i, j=j, k=k, odd=np.arange(10) % 3)
-
-    monkeypatch.setattr(pdata, "fer_training_landmarks", training)
-    monkeypatch.setattr(features, "extract_fer_landmarks", test_meshes)
-    split = SimpleNamespace(majority=np.arange(n_test) % 4)
-    monkeypatch.setattr(fer, "load_ferplus", lambda *a, **k: split)
-    monkeypatch.setattr(triplets, "validation_triplets", draw)
+    stub_fer_landmarks(monkeypatch, note)
     return asked
 
 

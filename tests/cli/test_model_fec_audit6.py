@@ -19,6 +19,7 @@ from cli_run import one_line, run
 
 from exprsim.cli import main
 from exprsim.errors import ModelError
+from run_folders import stub_fer_landmarks
 
 
 def usage_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
@@ -143,45 +144,17 @@ def _pvae_run(
 def fake_fer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[Any]]:
     """FER+ meshes, splits and triplets replaced by small random stand-ins; returns what
     each stub was asked for (``cache``: landmark caches, ``data_dir``: FER folders)."""
-    import exprsim.data.fer as fer
-    import exprsim.data.triplets as triplets
-    import exprsim.pvae.data as pdata
-    import exprsim.pvae.features as features
-    from exprsim.pvae.data import LandmarkData
-    from exprsim.pvae.features import FEATURE_DIM
-
     monkeypatch.chdir(tmp_path)  # a stray default cache would land here, not in the checkout
     monkeypatch.setenv("EXPRSIM_FER_DIR", str(tmp_path / "no-fer"))
     asked: dict[str, list[Any]] = {"cache": [], "data_dir": []}
-    rng = np.random.default_rng(0)
-    n_train, n_test = 40, 30
 
-    def training(cache: Any, data_dir: Any, *args: Any, **kw: Any) -> Any:
-        asked["cache"].append(str(cache))
-        asked["data_dir"].append(data_dir)
-        x = rng.normal(size=(n_train, FEATURE_DIM)).astype(np.float32)
-        dist = rng.dirichlet(np.ones(8), n_train).astype(np.float32)
-        maj = np.arange(n_train) % 4
-        data = LandmarkData(x, x[:4], dist, dist[:4], maj, maj[:4])
-        return data, {"faces": n_train, "mesh_found": n_train, "success_rate": 1.0}
+    def note(what: str, cache: Any, data_dir: Any, progress: Any) -> None:
+        if what != "split":
+            asked["cache"].append(str(cache))
+        if what != "test":
+            asked["data_dir"].append(data_dir)
 
-    def test_landmarks(usage: str, cache: Any, data_dir: Any = None, **kw: Any) -> Any:
-        asked["cache"].append(str(cache))
-        x = rng.normal(size=(n_test, FEATURE_DIM)).astype(np.float32)
-        return SimpleNamespace(features=lambda: x, ok=np.ones(n_test, bool), success_rate=1.0)
-
-    def split(usage: str, data_dir: Any = None, **kw: Any) -> Any:
-        asked["data_dir"].append(data_dir)
-        return SimpleNamespace(majority=np.arange(n_test) % 4)
-
-    def draw(test: Any, n: int = 3000, seed: int = 0, **kw: Any) -> Any:
-        i, j, k = ((np.arange(10) + s) % n_test for s in (0, 1, 2))
-        return SimpleNamespace(i=i, j=j, k=k, odd=np.arange(10) % 3)
-
-    monkeypatch.setattr(pdata, "fer_training_landmarks", training)
-    monkeypatch.setattr(features, "extract_fer_landmarks", test_landmarks)
-    monkeypatch.setattr(fer, "load_ferplus", split)
-    monkeypatch.setattr(triplets, "validation_triplets", draw)
+    stub_fer_landmarks(monkeypatch, note)
     return asked
 
 

@@ -30,6 +30,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return rc, cap.out, cap.err
 
 
+def evaluate_run(
+    capsys: pytest.CaptureFixture[str], fec_run: dict[str, Path], test: str, crops: str
+) -> tuple[int, str, str]:
+    """``exprsim evaluate`` of the module's FEC run on ``test`` (a CSV) with ``crops``."""
+    model = str(fec_run["root"] / "run")
+    return run(capsys, "evaluate", "--model", model, "--fec-test", test, "--fec-crops", crops)
+
+
 @pytest.fixture(scope="module")
 def fec_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A FEC run trained one iteration on 32 px box-aligned crops (margin 0.5), and a
@@ -95,16 +103,7 @@ def test_the_runs_training_csv_is_warned_of(
 def test_the_cli_warns_once_per_difference(
     fec_run: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = run(
-        capsys,
-        "evaluate",
-        "--model",
-        str(fec_run["root"] / "run"),
-        "--fec-test",
-        str(fec_run["csv"]),
-        "--fec-crops",
-        str(fec_run["other"]),
-    )
+    rc, out, err = evaluate_run(capsys, fec_run, str(fec_run["csv"]), str(fec_run["other"]))
     assert rc == 0 and "FEC triplet accuracy" in out
     lines = err.splitlines()
     assert len([x for x in lines if "is the training CSV of" in x]) == 1, err
@@ -158,16 +157,7 @@ def test_a_missing_crops_folder_is_said_to_be_missing(
 def test_the_cli_says_no_such_folder(
     fec_run: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, _, err = run(
-        capsys,
-        "evaluate",
-        "--model",
-        str(fec_run["root"] / "run"),
-        "--fec-test",
-        str(fec_run["copy"]),
-        "--fec-crops",
-        "/nonexistent/x",
-    )
+    rc, _, err = evaluate_run(capsys, fec_run, str(fec_run["copy"]), "/nonexistent/x")
     assert rc == 2 and "error: /nonexistent/x: no such folder" in err and len(err.splitlines()) == 1
 
 

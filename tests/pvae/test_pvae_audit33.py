@@ -5,7 +5,6 @@ before its fix. Tiny random networks and stub meshes: no FER+ data."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,28 +14,14 @@ import pytest
 
 from exprsim.errors import ArgumentError, ExprsimError, ModelError
 from exprsim.pvae import features
+from run_folders import pvae_run
 
 from .test_mesh_cache_audit21 import calls  # noqa: F401  (the fixture)
 
 
 def _run(folder: Path, dim: int = 6, weights: bool = True, cache: str = "runs/pvae") -> Path:
     """A perceptual-VAE run folder with random weights on ``dim`` features."""
-    from safetensors.torch import save_file
-
-    from exprsim.config import save_json
-    from exprsim.pvae.model import PerceptualVAE, PVAEConfig
-
-    cfg = PVAEConfig(
-        variant="vae", input_dim=dim, latent_dim=3, encoder_hidden=(8,), decoder_hidden=(8,)
-    )
-    folder.mkdir(parents=True)
-    save_json(cfg, folder / "pvae_config.json")
-    if weights:
-        state = PerceptualVAE(cfg).state_dict()
-        save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
-    train = {"kind": "pvae", "model": "pvae-vae", "landmark_cache": cache}
-    (folder / "train_config.json").write_text(json.dumps(train))
-    return folder
+    return pvae_run(folder, dim, weights=weights, cache=cache)
 
 
 @pytest.mark.parametrize("batch_size", [-1, 0, 2.5, True, "8", None])

@@ -9,10 +9,11 @@ import shutil
 
 import pytest
 import torch
-from tests.training.test_ensemble import runs  # noqa: F401 - the members (a module fixture)
 
 from exprsim.cli import main
 from exprsim.training.ensemble import compose_ensemble
+
+from .test_ensemble import runs  # noqa: F401 - the members (a module fixture)
 
 
 def _other_data(run, tmp_path):

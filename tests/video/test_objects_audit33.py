@@ -9,9 +9,10 @@ import pickle
 
 import numpy as np
 import pytest
-from tests.video.test_video_report_audit12 import _analysis
 
 from exprsim.video.frames import FrameReader, VideoError
+
+from .test_video_report_audit12 import _analysis
 
 
 def test_the_repr_of_an_analysis_is_short() -> None:

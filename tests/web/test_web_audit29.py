@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
-from tests.web.test_web_audit17 import _answer_app, guarded_server  # noqa: F401 (fixture)
+from .test_web_audit17 import _answer_app, guarded_server  # noqa: F401 (fixture)
 
 _early = _answer_app(401, b"no")
 _ok = _answer_app(200, b"ok")

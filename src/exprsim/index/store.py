@@ -70,6 +70,7 @@ from exprsim.errors import (
     require_number,
     require_positive_int,
 )
+from exprsim.handles import HoldsHandle
 from exprsim.index import ann as ann_mod
 from exprsim.index.backends import (
     SCHEMA_VERSION,
@@ -1275,7 +1276,7 @@ def _quality_where(
     return " AND ".join(terms), params
 
 
-class FaceIndex:
+class FaceIndex(HoldsHandle):
     """A persistent, incremental index of faces and their expression embeddings.
 
     Args:
@@ -1313,6 +1314,15 @@ class FaceIndex:
 
     Use as a context manager or call :meth:`close`.
     """
+
+    not_pickled = (
+        "a FaceIndex does not pickle (it holds a database connection): pass its path "
+        "and open FaceIndex(path) where it is used (each worker its own)"
+    )
+    not_copied = (
+        "a FaceIndex is not copied (a copy would share its database connection, and "
+        "closing one would close both): open FaceIndex(path) again"
+    )
 
     def __init__(
         self,
@@ -1372,21 +1382,6 @@ class FaceIndex:
     def backend(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._db.kind
-
-    def __reduce__(self) -> Any:
-        raise ExprsimError(
-            "a FaceIndex does not pickle (it holds a database connection): pass its path "
-            "and open FaceIndex(path) where it is used (each worker its own)"
-        )
-
-    def __copy__(self) -> FaceIndex:
-        raise ExprsimError(
-            "a FaceIndex is not copied (a copy would share its database connection, and "
-            "closing one would close both): open FaceIndex(path) again"
-        )
-
-    def __deepcopy__(self, memo: Any) -> FaceIndex:
-        return self.__copy__()
 
     def close(self) -> None:
         """Close the database connection; later calls raise

@@ -67,6 +67,7 @@ import numpy as np
 
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable, require_positive_int
+from exprsim.handles import HoldsHandle
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class VideoInfo:
         }
 
 
-class FrameReader:
+class FrameReader(HoldsHandle):
     """Iterate over the sampled frames of a video file or image folder.
 
     Args:
@@ -256,6 +257,16 @@ class FrameReader:
             creation); not one of its frames decodes, the first one is over
             ``max_pixels``, or the reader was already iterated or closed (when iterated).
     """
+
+    not_pickled = (
+        "a FrameReader does not pickle (it holds an open video): pass the video's path "
+        "and open FrameReader(path) where it is read"
+    )
+    not_copied = (
+        "a FrameReader is not copied (a copy would share its open video): open "
+        "FrameReader(path) again"
+    )
+    refusal = VideoError
 
     def __init__(
         self,
@@ -877,21 +888,6 @@ class FrameReader:
         message = printable(message)  # one line, whatever the file's name holds
         self.warnings.append(message)
         log.warning("%s", message)
-
-    def __reduce__(self) -> Any:
-        raise VideoError(
-            "a FrameReader does not pickle (it holds an open video): pass the video's path "
-            "and open FrameReader(path) where it is read"
-        )
-
-    def __copy__(self) -> FrameReader:
-        raise VideoError(
-            "a FrameReader is not copied (a copy would share its open video): open "
-            "FrameReader(path) again"
-        )
-
-    def __deepcopy__(self, memo: Any) -> FrameReader:
-        return self.__copy__()
 
     def close(self) -> None:
         """Release the file (idempotent); the reader cannot be iterated afterwards."""
