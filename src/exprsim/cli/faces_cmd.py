@@ -120,7 +120,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
         tqdm.write(f"exprsim faces: {exc}", file=sys.stderr)
 
     table = analyze_files(
-        files,
+        paths,  # walked again there: crops of an earlier run found in a folder are left out
         detector=args.detector,  # by name: each front-end thread builds its own
         align_config=AlignConfig() if args.size is None else AlignConfig(size=args.size),
         crops_dir=args.crops,

@@ -541,21 +541,37 @@ def _write_crops(
         row["crop"] = printable(str(crop_path))  # undecodable bytes: an escape, not a failure
 
 
-def _without_crops(files: list[Path], crops_dir: Path) -> list[Path]:
-    """``files`` less the crops exprsim wrote into ``crops_dir`` (they carry
-    :func:`crop_owner`'s mark): a crops folder inside an input folder, walked again by a
-    rerun, gave ``x_0_0.png``, then ``x_0_0_0.png``, and a table growing at every run."""
+def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> list[Path]:
+    """``files`` less the crops exprsim wrote (they carry :func:`crop_owner`'s mark) into
+    ``crops_dir``, or into a folder found inside an input folder (an earlier run's crops
+    folder): a crops folder walked again by a rerun gave ``x_0_0.png``, then
+    ``x_0_0_0.png``, and a table growing at every run. Crops named among ``inputs``, or
+    directly inside a folder named there, are read."""
     try:
         folder = crops_dir.resolve()
     except (OSError, RuntimeError):
-        return files
-    kept = [
-        f
-        for f in files
-        if not (Path(os.path.realpath(f)).parent == folder and crop_owner(f) is not None)
-    ]
-    if len(kept) < len(files):
-        log.info("%d crops of %s left out of the inputs", len(files) - len(kept), crops_dir)
+        folder = None
+    named = {os.path.realpath(os.fsdecode(p)) for p in inputs}
+    kept, left_here, left_elsewhere = [], 0, 0
+    for f in files:
+        real = Path(os.path.realpath(f))
+        if real == folder or f.suffix.lower() != ".png" or crop_owner(f) is None:
+            kept.append(f)
+        elif real.parent == folder:
+            left_here += 1
+        elif str(real) in named or str(real.parent) in named:
+            kept.append(f)
+        else:
+            left_elsewhere += 1
+    if left_here:
+        log.info("%d crops of %s left out of the inputs", left_here, crops_dir)
+    if left_elsewhere:  # a warning when it leaves nothing to read
+        log.log(
+            logging.INFO if kept else logging.WARNING,
+            "%d crops written by an earlier exprsim run left out of the inputs (name them, "
+            "or their own folder, to read them as photos)",
+            left_elsewhere,
+        )
     return kept
 
 
@@ -703,12 +719,13 @@ def analyze_files(
     from tqdm import tqdm
 
     from exprsim.faces.stream import analyze_stream
-    from exprsim.io import iter_image_files, sweep_temporaries, unique_files
+    from exprsim.io import as_inputs, iter_image_files, sweep_temporaries, unique_files
 
-    files = unique_files(iter_image_files(paths))  # each file once
+    inputs = as_inputs(paths)  # a generator is read once
+    files = unique_files(iter_image_files(inputs))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
-        files = _without_crops(files, out_dir)
+        files = _without_crops(files, out_dir, inputs)
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
     stems: set[str] = set()  # crop-name stems used so far, lower case

@@ -1,0 +1,61 @@
+"""Round 34: ``faces --crops NEW`` over a folder holding an earlier run's crops folder read
+those crops as photos (each face twice in the table, and the crops of crops written into
+``NEW``). Marked crops found inside an input folder are left out; crops named as files, or
+in a folder named as an input, are read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from exprsim.cli import main
+from exprsim.samples import sample_path
+
+
+@pytest.fixture
+def album(tmp_path: Path) -> Path:
+    """A folder of two photos and, inside it, the crops folder of a first run."""
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in ("grace_hopper.jpg", "astronaut_eileen_collins.jpg"):
+        shutil.copy(sample_path(name), folder / name)
+    assert main(["-q", "faces", str(folder), "--crops", str(folder / "crops")]) == 0
+    assert len(list((folder / "crops").glob("*.png"))) == 2
+    return folder
+
+
+def _faces(tmp_path: Path, *argv: str) -> pd.DataFrame:
+    out = tmp_path / "t.csv"
+    assert main(["-q", "faces", *argv, "-o", str(out)]) == 0
+    return pd.read_csv(out)
+
+
+def test_an_earlier_runs_crops_inside_the_input_are_left_out(
+    tmp_path: Path, album: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO"):
+        table = _faces(tmp_path, str(album), "--crops", str(tmp_path / "new"))
+    assert sorted(Path(f).name for f in table["source"]) == [
+        "astronaut_eileen_collins.jpg",
+        "grace_hopper.jpg",
+    ]  # was: the two crops as photos too
+    assert len(list((tmp_path / "new").glob("*.png"))) == 2
+    assert "2 crops written by an earlier exprsim run left out" in caplog.text
+
+
+def test_crops_named_or_in_a_named_folder_are_read(tmp_path: Path, album: Path) -> None:
+    crops = album / "crops"
+    table = _faces(tmp_path, str(crops), "--crops", str(tmp_path / "new"))
+    assert sorted(Path(f).name for f in table["source"]) == sorted(p.name for p in crops.iterdir())
+    one = next(crops.glob("grace*.png"))
+    table = _faces(tmp_path, str(album), str(one), "--crops", str(tmp_path / "new2"))
+    assert sorted(Path(f).name for f in table["source"]) == sorted(
+        ["astronaut_eileen_collins.jpg", "grace_hopper.jpg", one.name]
+    )
+
+
+def test_without_crops_every_image_is_read(tmp_path: Path, album: Path) -> None:
+    assert len(_faces(tmp_path, str(album))) == 4  # the user's files, as before
