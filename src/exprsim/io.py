@@ -1891,16 +1891,32 @@ def replace_atomically(
     else:
         tmp = temp_beside(_through_link(path), suffix)
     try:
-        write(tmp)
-        install(tmp, path, durable)
-    except OSError as exc:
-        if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
+        try:
+            write(tmp)
+        except OSError as exc:
+            if exc.filename in (None, str(tmp), tmp):  # say which file, not the hidden name
+                raise _staging_error(exc, path, tmp) from exc
+            raise
+        try:
+            install(tmp, path, durable)
+        except OSError as exc:
+            if exc.filename in (None, str(tmp), tmp):
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+            raise
     finally:
         with contextlib.suppress(OSError):  # e.g. a name the file system refused
             tmp.unlink(missing_ok=True)
     return path
+
+
+def _staging_error(exc: OSError, path: Path, tmp: Path) -> OSError:
+    """``exc``, raised writing ``tmp`` (the hidden file staged for ``path``), as an error
+    of ``path``; of the temporary folder when ``path`` is a stream (``/dev/stdout``, a
+    FIFO) whose output was staged there: a full ``TMPDIR`` is not a full stdout."""
+    if _is_stream(path):
+        where = f"{tmp.parent} (the temporary folder, where the output for {path} is staged)"
+        return OSError(exc.errno, exc.strerror or str(exc), where)
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def sync_file(path: str | Path) -> None:
@@ -2100,7 +2116,7 @@ def write_together(files: Sequence[tuple[str | Path, bytes]]) -> list[Path]:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
             except OSError as exc:  # say which file, not the hidden name
-                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+                raise _staging_error(exc, target, tmp) from exc
         for tmp, target in staged:
             install(tmp, target)
     finally:
