@@ -780,10 +780,10 @@ class SQLiteBackend(StoreBackend):
             try:
                 for table, column, kind in self._missing_columns():
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self.conn.execute("COMMIT")
         return True
 
     def _complete(self, present: set[str]) -> bool:
@@ -835,35 +835,42 @@ class SQLiteBackend(StoreBackend):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        # read-only: a plain snapshot for reads; a write inside fails, in one clear line
+        # read-only: a plain snapshot for reads; a write inside fails, in one clear line.
+        # BEGIN inside the try: a Ctrl-C raised as it returns (after a wait for another
+        # writer) left the connection in a transaction for good, every later write failing
         with self._held():
-            self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
             try:
+                self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
                 yield self
+                self.conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
                     raise self._read_only_error() from exc
                 raise
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            else:
-                self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Roll back the connection's transaction, if one is open (a failure of its own is
+        not raised over the error that made it roll back)."""
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A deferred transaction: its reads see one state, and in WAL mode they do not
         wait for (or block) another process's write transaction."""
         with self._held():
-            self.conn.execute("BEGIN")
             try:
+                self.conn.execute("BEGIN")
                 yield self
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
                 self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
 
     def try_write(self, sql: str, params: Sequence[Any] = (), many: bool = False) -> bool:
         if self.read_only:
@@ -877,10 +884,10 @@ class SQLiteBackend(StoreBackend):
                     self.conn.executemany(sql, params)
                 else:
                     self.conn.execute(sql, params)
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self.conn.execute("COMMIT")
         return True
 
     @contextlib.contextmanager
@@ -898,8 +905,11 @@ class SQLiteBackend(StoreBackend):
                 began = False
             else:
                 began = True
-        finally:
             self.conn.execute(f"PRAGMA busy_timeout = {wait}")
+        except BaseException:  # e.g. a Ctrl-C as BEGIN returned: no transaction left open
+            self._rollback()
+            self.conn.execute(f"PRAGMA busy_timeout = {wait}")
+            raise
         yield began
 
     @contextlib.contextmanager

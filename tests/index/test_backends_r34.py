@@ -1,0 +1,66 @@
+"""Round 34: a Ctrl-C (or any exception) raised as ``BEGIN`` returned (after a wait for
+another writer, which SQLite does not interrupt) left the index's connection inside a write
+transaction for good: every later write or query of that ``FaceIndex`` failed ("cannot
+start a transaction within a transaction") and other processes found the database locked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_bulk import random_faces
+
+from exprsim.index.store import FaceIndex
+
+
+class _InterruptAfter:
+    """A connection that raises ``KeyboardInterrupt`` as the first statement starting with
+    ``prefix`` returns (the statement done, as a signal arriving during it leaves it)."""
+
+    def __init__(self, conn: Any, prefix: str) -> None:
+        self.real, self.prefix, self.armed = conn, prefix, True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def execute(self, sql: str, *params: Any) -> Any:
+        out = self.real.execute(sql, *params)
+        if self.armed and sql.startswith(self.prefix):
+            self.armed = False
+            raise KeyboardInterrupt
+        return out
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Any:
+    with FaceIndex(tmp_path / "f.db") as ix:
+        ix.add_faces(random_faces(4, 0), model="stub@1")
+        yield ix
+
+
+@pytest.mark.parametrize("prefix", ["BEGIN", "COMMIT"])
+def test_an_interrupted_write_leaves_no_transaction_open(index: Any, prefix: str) -> None:
+    real = index._db.conn
+    index._db.conn = _InterruptAfter(real, prefix)
+    ids = [r.id for r in index.records()]
+    with pytest.raises(KeyboardInterrupt):
+        index.add_tags(ids[:1], "x")
+    assert not real.in_transaction  # was: True, for good
+    index.add_tags(ids[:1], "y")  # was: "cannot start a transaction within a transaction"
+    _, nn = index.query(index.records()[0].embedding[None], k=1)
+    assert nn[0, 0] == ids[0]
+    with FaceIndex(index._db.path) as other:  # another opener writes (was: locked)
+        other.add_tags(ids[1:2], "z")
+    tags = {t for r in index.records() for t in (r.tags or [])}
+    assert "y" in tags and "z" in tags and ("x" in tags) == (prefix == "COMMIT")
+
+
+def test_an_interrupted_snapshot_leaves_no_transaction_open(index: Any) -> None:
+    real = index._db.conn
+    index._db.conn = _InterruptAfter(real, "BEGIN")
+    with pytest.raises(KeyboardInterrupt), index._db.snapshot():
+        pass
+    assert not real.in_transaction
+    assert len(index.records()) == 4 and np.isfinite(index.embeddings()[1]).all()
