@@ -617,7 +617,12 @@ def _travelling() -> list[tuple[str, int]]:
 def park(folder: Path, jobs: list[str], teacher: str | None, pack: Path | None) -> int:
     """Move the tracked files the jobs do not read (``runs/``, the shipped weights) to
     ``folder`` (listed in its ``parked.txt``), then say what travels; 1 when it is still
-    over :data:`UPLOAD_BYTES`."""
+    over :data:`UPLOAD_BYTES`, or when ``pack`` is given and is not there (nothing moved:
+    it was counted as 0 MiB carried, and the call would run without its data)."""
+    if pack is not None and not pack.is_file():
+        what = "not a file" if pack.exists() else "no such file"
+        print(f"--pack {pack}: {what} (--make-pack makes one); nothing parked", file=sys.stderr)
+        return 1
     need = _needed(jobs, teacher)
     missing = sorted(n for n in need if not (ROOT / n).is_file())
     if missing:

@@ -1,5 +1,6 @@
 """Round 33: FEC evaluation against the run's own training data, crops-folder errors,
-`fec stats` of a special file, and what an interrupted `fec fetch` / `fec crop` keeps."""
+`fec stats` of a special file, and what an interrupted `fec fetch` / `fec crop` keeps;
+round 34: a byte-for-byte copy of the training CSV, a perceptual-VAE run given to it."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import pytest
 
 from exprsim.cli import main
 from exprsim.data.fec import write_fec_csv
-from exprsim.errors import DataError
+from exprsim.errors import DataError, ModelError
 from exprsim.fec import crops as crops_mod
 from exprsim.fec import fetch as fetch_mod
 from exprsim.fec.crops import CropConfig, CropStore, build_crops
-from exprsim.fec.evaluate import evaluate_fec
+from exprsim.fec.evaluate import evaluate_fec, warn_unlike_training
 from exprsim.fec.fetch import open_manifest
 from exprsim.interrupts import Terminated
+from run_folders import pvae_run
 
 from .conftest import FecServer, fetched_photos, heldout_rows
 from .test_fec_audit26 import _fec_cfg, _fec_run
@@ -50,9 +52,14 @@ def fec_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     other = root / "other"
     cfg = CropConfig(detector="none", size=48, margin=0.2)
     build_crops(csv, data, other, config=cfg, progress=False)
-    copy = root / "copy.csv"
-    shutil.copy(csv, copy)
-    return {"root": root, "csv": csv, "copy": copy, "data": data, "other": other}
+    copy = root / "copy.csv"  # the same triplets in another order: not a byte copy
+    copy.write_bytes(b"".join(reversed(csv.read_bytes().splitlines(keepends=True))))
+    byte_copy = root / "held-out.csv"  # the training CSV's bytes under another name
+    shutil.copy(csv, byte_copy)
+    return {
+        "root": root, "csv": csv, "copy": copy, "byte_copy": byte_copy, "data": data,
+        "other": other,
+    }  # fmt: skip
 
 
 def count_fetched(out: Path) -> int:
@@ -68,15 +75,23 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def _evaluated(
+    fec_run: dict[str, Path], caplog: pytest.LogCaptureFixture, test: str, crops: str
+) -> list[str]:
+    """The warnings of the module's run evaluated on ``fec_run[test]`` with
+    ``fec_run[crops]``."""
+    with caplog.at_level(logging.INFO):
+        evaluate_fec(fec_run["root"] / "run", fec_run[test], fec_run[crops])
+    return _warnings(caplog)
+
+
 # ----------------------------------------------------------------- 1. unlike the training
 
 
 def test_other_crop_settings_than_the_runs_are_warned_of(
     fec_run: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO):
-        evaluate_fec(fec_run["root"] / "run", fec_run["copy"], fec_run["other"])
-    said = _warnings(caplog)
+    said = _evaluated(fec_run, caplog, "copy", "other")
     assert len(said) == 1, said  # was none: 29% on other crops, 42% on its own, no word
     assert "size 48 (trained on 32), margin 0.2 (trained on 0.5)" in said[0]
     assert "--size 32 --margin 0.5" in said[0] and "\n" not in said[0]
@@ -93,9 +108,7 @@ def test_the_runs_own_crops_and_a_copy_of_its_csv_say_nothing(
 def test_the_runs_training_csv_is_warned_of(
     fec_run: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING):
-        evaluate_fec(fec_run["root"] / "run", fec_run["csv"], fec_run["data"])
-    said = _warnings(caplog)
+    said = _evaluated(fec_run, caplog, "csv", "data")
     assert len(said) == 1, said  # was none
     assert "is the training CSV of" in said[0] and "train_csv" in said[0]
 
@@ -276,3 +289,63 @@ def test_fetch_interrupted_while_it_crops_says_both(
     rc, _, err = run(capsys, *argv)
     assert rc == 130 and count_crops(out) == 2
     assert f": interrupted: 9 images fetched in {out} and 2 crops in {out / 'crops'} kept" in err
+
+
+# ------------------------------------------- round 34: a byte copy of the CSV, a pvae run
+
+
+def test_a_copy_of_the_training_csv_is_warned_of(
+    fec_run: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    said = _evaluated(fec_run, caplog, "byte_copy", "data")
+    assert len(said) == 1, said  # was none: another name, the same bytes
+    assert f"{fec_run['byte_copy']} is a byte-for-byte copy of {fec_run['csv']}" in said[0]
+    assert "the training CSV of" in said[0] and "train_csv" in said[0]
+    assert "not on held-out ones" in said[0] and "\n" not in said[0]
+
+
+def test_the_training_csv_itself_is_still_named_as_such(fec_run: dict[str, Path]) -> None:
+    store = CropStore(fec_run["data"])
+    lines = warn_unlike_training(fec_run["root"] / "run", fec_run["csv"], store)
+    assert len(lines) == 1 and f"{fec_run['csv']} is the training CSV of" in lines[0]
+    assert "copy" not in lines[0]
+
+
+def test_other_bytes_of_the_same_size_say_nothing(
+    fec_run: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert fec_run["copy"].stat().st_size == fec_run["csv"].stat().st_size
+    with caplog.at_level(logging.WARNING):
+        evaluate_fec(fec_run["root"] / "run", fec_run["copy"], fec_run["data"])
+    assert _warnings(caplog) == []
+
+
+def test_the_cli_warns_of_a_copy_once(
+    fec_run: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = evaluate_run(capsys, fec_run, str(fec_run["byte_copy"]), str(fec_run["data"]))
+    assert rc == 0 and "FEC triplet accuracy" in out
+    assert len([x for x in err.splitlines() if "byte-for-byte copy" in x]) == 1, err
+
+
+def test_a_pvae_run_is_told_how_it_is_evaluated(fec_run: dict[str, Path], tmp_path: Path) -> None:
+    pv = pvae_run(tmp_path / "pvae-m2", 6)
+    with pytest.raises(ModelError) as exc:
+        evaluate_fec(pv, fec_run["csv"], fec_run["data"])
+    said = str(exc.value)
+    assert "not exported" not in said  # was "a training run not exported yet"
+    assert "perceptual-VAE run" in said and f"exprsim evaluate --model {pv}" in said
+    assert "--fec-test" in said and "\n" not in said
+
+
+def test_the_cli_tells_a_pvae_run_how_it_is_evaluated(
+    fec_run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pv = str(pvae_run(tmp_path / "pvae-m2", 6))
+    rc, _, err = run(
+        capsys, "evaluate", "--model", pv, "--fec-test", str(fec_run["csv"]),
+        "--fec-crops", str(fec_run["data"]),
+    )  # fmt: skip
+    lines = err.strip().splitlines()
+    assert rc != 0 and len(lines) == 1, err
+    assert "not exported" not in lines[0] and f"exprsim evaluate --model {pv}" in lines[0]

@@ -321,3 +321,38 @@ def test_a_smoke_sweep_on_the_cpu_runs_one_epoch_a_stage(sweep, tmp_path: Path) 
     got = _members(out)
     assert "w78-s0/stage2/model.safetensors" in got and "ctrl-m0/stage2/model.safetensors" in got
     assert len(list(out.iterdir())) <= sweep.OUT_FILES
+
+
+# Round 34: `--park DIR --pack FILE` with no pack at FILE counted it as 0 MiB carried, said
+# all would fit and parked: the call would then have run without its data.
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_park_refuses_a_pack_that_is_not_there(
+    sweep, checkout: Path, tmp_path: Path, capsys: pytest.CaptureFixture, kind: str
+) -> None:
+    pack = tmp_path / ".gpu" / "ferplus-train.pack.npz"
+    if kind == "folder":
+        pack.mkdir(parents=True)
+    parked = tmp_path / "parked"
+    rc = sweep.main(["--park", str(parked), "--pack", str(pack), "--jobs", "ctrl-m0"])
+    cap = capsys.readouterr()
+    assert rc != 0 and cap.out == ""  # was 0 with "+ 0.0 MiB carried"
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and str(pack) in lines[0] and "--make-pack" in lines[0], cap.err
+    assert ("no such file" if kind == "missing" else "not a file") in lines[0]
+    assert (checkout / "runs/other/state.pt").is_file()  # nothing parked
+    assert not (parked / "parked.txt").exists()
+
+
+def test_park_counts_a_pack_that_is_there(
+    sweep, checkout: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pack = tmp_path / "pack.npz"
+    _file(pack, 3 * MiB)
+    parked = tmp_path / "parked"
+    assert sweep.park(parked, ["ctrl-m0"], None, pack) == 0
+    assert "+ 3.0 MiB carried" in capsys.readouterr().out
+    assert not (checkout / "runs/other/state.pt").exists()
+    assert sweep.unpark(parked) == 0
+    assert _git(checkout, "status", "--porcelain") == ""  # everything back

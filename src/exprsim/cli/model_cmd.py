@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -506,22 +507,47 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     if any(Path(run).resolve() == out for run in args.runs):
         raise ExprsimError(f"--out {args.out} is one of the members: it would be overwritten")
-    if (out / "train_config.json").exists():
-        raise ExprsimError(
-            f"--out {args.out} is a training run folder: its model would be overwritten"
-        )
-    # compose_ensemble refuses an --out holding another model (not an ensemble's export)
     from exprsim.training.ensemble import compose_ensemble
 
-    res = compose_ensemble(  # its refusals are ArgumentError: one line
-        args.runs, args.out, angles=args.angles, draws=args.draws, version=args.version
-    )
+    with _ensemble_lock(args.out):  # checked and written by one composition at a time
+        if (out / "train_config.json").exists():
+            raise ExprsimError(
+                f"--out {args.out} is a training run folder: its model would be overwritten"
+            )
+        # compose_ensemble refuses an --out holding another model (not an ensemble's export)
+        res = compose_ensemble(  # its refusals are ArgumentError: one line
+            args.runs, args.out, angles=args.angles, draws=args.draws, version=args.version
+        )
     best = res["chosen"]
     print(
         f"ensemble of {len(args.runs)}: e block {best['e_block']}, angle {best['angle']:g}, "
         f"validation score {best['score']:.4f} -> {printable(str(args.out))}"
     )
     return 0
+
+
+@contextlib.contextmanager
+def _ensemble_lock(out: str) -> Iterator[None]:
+    """Hold the run folder lock of ``exprsim train`` (:func:`~exprsim.training.run.run_lock`:
+    ``<out>/.lock``, not waiting) on ``out`` while an ensemble is composed there: two
+    compositions exporting at once could pair one's ``config.json`` with the other's weights.
+
+    Raises:
+        ExprsimError: one line, when another composition or a training holds it.
+    """
+    from exprsim.training.run import run_lock
+
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(run_lock(out))
+        except ArgumentError:
+            raise
+        except ExprsimError as exc:  # busy: run_lock's words name only `exprsim train`
+            raise ExprsimError(
+                f"another exprsim ensemble or train is writing to --out {printable(out)}; wait "
+                "for it to end, or use another --out"
+            ) from exc
+        yield
 
 
 def _warn_unfinished(models: Sequence[str]) -> None:

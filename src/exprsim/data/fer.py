@@ -125,9 +125,12 @@ def _find(data_dir: Path, stem: str) -> Path:
 def _cache_dir() -> Path:
     """Where parsed FER data is cached: ``$EXPRSIM_CACHE``, else ``$XDG_CACHE_HOME/exprsim``,
     else ``~/.cache/exprsim`` (a variable set but empty counts as unset, not as the working
-    folder)."""
+    folder). A relative ``$EXPRSIM_CACHE`` names a folder under the working folder
+    (``EXPRSIM_CACHE=cache`` is ``./cache``) and is made absolute here, when it is read, so
+    that a later change of folder does not move the cache; a relative ``$XDG_CACHE_HOME``
+    is ignored, as the XDG spec says."""
     if os.environ.get("EXPRSIM_CACHE"):
-        return Path(os.environ["EXPRSIM_CACHE"])
+        return Path(os.path.abspath(os.environ["EXPRSIM_CACHE"]))
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "exprsim"

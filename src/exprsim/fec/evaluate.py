@@ -165,7 +165,8 @@ def evaluate_fec(
 
     Raises:
         DataError: missing CSV or crops.
-        ModelError: the model cannot be loaded.
+        ModelError: the model cannot be loaded, or is a perceptual-VAE run
+            (:func:`refuse_pvae_run`).
     """
     from exprsim.fec.crops import CropStore
     from exprsim.fec.dataset import FecTripletDataset, repeated_rows
@@ -177,6 +178,7 @@ def evaluate_fec(
         embedder = embedder_or_model_dir
         name = embedder.config.name_version
     else:
+        refuse_pvae_run(embedder_or_model_dir)
         embedder = load_model(str(embedder_or_model_dir), device=device, batch_size=batch_size)
         name = f"{embedder_or_model_dir} ({embedder.config.name_version})"
     table = read_fec_csv(test_csv)
@@ -217,6 +219,26 @@ def evaluate_fec(
     )
 
 
+def refuse_pvae_run(model: str | Path) -> None:
+    """Refuse a perceptual-VAE run folder (:func:`exprsim.pvae.codes.is_pvae_run`): it
+    encodes face meshes, not the face crops FEC triplets are scored on, and has no image
+    model's ``config.json`` (it was named "a training run not exported yet").
+
+    Raises:
+        ModelError: one line naming the command that evaluates it.
+    """
+    from exprsim.errors import ModelError, printable
+    from exprsim.pvae.codes import is_pvae_run
+
+    if isinstance(model, str | Path) and is_pvae_run(model):
+        name = printable(str(model))
+        raise ModelError(
+            f"{name} is a perceptual-VAE run: it encodes face meshes, not the face crops FEC "
+            f"triplets are scored on; evaluate it with `exprsim evaluate --model {name}` "
+            "(without --fec-test: FER+ accuracy and triplets on face meshes)"
+        )
+
+
 #: crop settings that ``exprsim fec crop`` takes as an option
 _CROP_OPTIONS = ("size", "margin", "detector")
 
@@ -244,9 +266,37 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
+def _same_bytes(a: str | Path, b: str | Path) -> bool:
+    """Whether regular files ``a`` and ``b`` hold the same bytes: their sizes first, then
+    their contents until the first difference (``filecmp``); ``False`` when either cannot
+    be read or is not a regular file (a pipe is never read here)."""
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except (OSError, ValueError):
+        return False
+
+
+def _training_csv_line(run: Path, test_csv: str | Path, train_csv: str) -> str | None:
+    """The warning line when ``test_csv`` is the run's ``train_csv``, or a byte-for-byte
+    copy of it under another name, else ``None``."""
+    if _same_file(test_csv, train_csv):
+        what = "the training CSV"
+    elif _same_bytes(test_csv, train_csv):
+        what = f"a byte-for-byte copy of {train_csv}, the training CSV"
+    else:
+        return None
+    return (
+        f"{test_csv} is {what} of {run} (train_csv of its train_config.json): the model is "
+        "scored on the triplets it was trained on, not on held-out ones"
+    )
+
+
 def warn_unlike_training(model: Any, test_csv: str | Path, store: Any) -> list[str]:
     """Warn (one line each; also returned) when a FEC run is evaluated on its own training
-    CSV, or on crops made with other pixel settings than those it was trained on (its
+    CSV (the file itself, or a byte-for-byte copy of it under another name), or on crops
+    made with other pixel settings than those it was trained on (its
     ``train_config.json``'s ``train_csv`` and ``crops_dir``). Relative paths of the config
     are taken from the working folder, as training took them. Nothing for a model that is
     not a FEC run's folder; nothing is refused.
@@ -262,11 +312,10 @@ def warn_unlike_training(model: Any, test_csv: str | Path, store: Any) -> list[s
     run, cfg = found
     lines = []
     train_csv = cfg.get("train_csv")
-    if isinstance(train_csv, str) and _same_file(test_csv, train_csv):
-        lines.append(
-            f"{test_csv} is the training CSV of {run} (train_csv of its train_config.json): "
-            "the model is scored on the triplets it was trained on, not on held-out ones"
-        )
+    if isinstance(train_csv, str):
+        line = _training_csv_line(run, test_csv, train_csv)
+        if line:
+            lines.append(line)
     crops_dir = cfg.get("crops_dir")
     if isinstance(crops_dir, str):
         line = _unlike_training_crops(run, crops_dir, store)

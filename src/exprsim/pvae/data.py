@@ -7,6 +7,7 @@ Shared by the trainer (:mod:`exprsim.training.pvae`) and the evaluation
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +56,16 @@ def fer_training_landmarks(
     seed: int,
     max_train: int | None = None,
     progress: bool = True,
-) -> tuple[LandmarkData, dict[str, float]]:
+) -> tuple[LandmarkData, dict[str, float | str]]:
     """FER+ Training features split with :func:`exprsim.data.split.holdout_split`: the
     first ``max_train`` faces when set (only those are meshed, unless the whole split's
     meshes are cached), ``progress`` for the mesh extraction's bar.
 
     Returns:
-        The data (mesh failures dropped) and ``{"faces", "mesh_found", "success_rate"}``.
+        The data (mesh failures dropped) and ``{"faces", "mesh_found", "success_rate",
+        "landmark_cache"}``, the last the absolute folder of the cached meshes (the run's
+        ``result.json`` records it: a relative ``cache_dir`` is relative to the working
+        folder, which the run does not record otherwise).
     """
     from exprsim.data.fer import load_ferplus
     from exprsim.data.split import holdout_split
@@ -77,7 +81,12 @@ def fer_training_landmarks(
     tr, va = holdout_split(len(x), val_fraction, seed)
     tr, va = tr[ok[tr]], va[ok[va]]
     data = LandmarkData(x[tr], x[va], dist[tr], dist[va], maj[tr], maj[va])
-    stats = {"faces": len(ok), "mesh_found": int(ok.sum()), "success_rate": float(ok.mean())}
+    stats: dict[str, float | str] = {
+        "faces": len(ok),
+        "mesh_found": int(ok.sum()),
+        "success_rate": float(ok.mean()),
+        "landmark_cache": os.path.abspath(cache_dir),
+    }
     return data, stats
 
 

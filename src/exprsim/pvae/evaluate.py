@@ -20,9 +20,11 @@ models (30-d).
 :func:`evaluate_pvae`. The meshes are read from (or cached in) the ``landmark_cache`` the
 first run was trained with, and FER+ from its ``data_dir`` (:func:`run_data`). A relative
 ``landmark_cache`` (the configs' ``runs/pvae``) was relative to the folder the run was
-trained from, which the run does not record: it is looked for under the working folder,
-then under each folder above the run (:func:`find_landmark_cache`), so a run evaluated from
-another folder still finds its meshes instead of meshing FER+ again.
+trained from: a run trained since round 34 records that folder made absolute in its
+``result.json``, used while it is there; for older runs (or a project moved since) it is
+looked for under each folder above the run, then under the working folder
+(:func:`find_landmark_cache`), so a run evaluated from another folder still finds its
+meshes instead of meshing FER+ again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +56,10 @@ class PVAERunData:
     """The data a perceptual-VAE run was trained on (its ``train_config.json``).
 
     Attributes:
-        landmark_cache: folder of the cached FER meshes (as written in the config: a
-            relative path is found with :func:`find_landmark_cache`).
+        landmark_cache: folder of the cached FER meshes: the absolute folder the run's
+            ``result.json`` records while it is there (:func:`recorded_landmark_cache`),
+            else as written in the config (a relative path is found with
+            :func:`find_landmark_cache`).
         data_dir: FER folder, or ``None`` (found automatically).
         data: ``"ferplus"`` or ``"synthetic"``.
     """
@@ -100,8 +104,26 @@ def find_landmark_cache(cache: str | Path, run: str | Path | None) -> tuple[str,
     return (str(beside[0]) if beside else str(cache)), looked
 
 
+def recorded_landmark_cache(run: str | Path, cache: str) -> str:
+    """``cache`` (a run's configured ``landmark_cache``), or, when it is relative, the
+    absolute folder the run's ``result.json`` records it was (runs trained since round 34,
+    :func:`exprsim.pvae.data.fer_training_landmarks`) if that folder is there; ``cache``
+    when nothing usable is recorded (an older run, a project moved since, an odd file)."""
+    if Path(cache).is_absolute():
+        return cache
+    try:
+        doc = json.loads((Path(run) / "result.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return cache
+    recorded = doc.get("landmark_cache") if isinstance(doc, dict) else None
+    if isinstance(recorded, str) and Path(recorded).is_absolute() and Path(recorded).is_dir():
+        return recorded
+    return cache
+
+
 def run_data(run: str | Path) -> PVAERunData:
-    """Where a perceptual-VAE run's data came from (``train_config.json``); the training
+    """Where a perceptual-VAE run's data came from (``train_config.json``; the absolute
+    mesh cache its ``result.json`` records, :func:`recorded_landmark_cache`); the training
     defaults for a run folder without that file.
 
     Raises:
@@ -126,7 +148,7 @@ def run_data(run: str | Path) -> PVAERunData:
         raise ModelError(f"{path}: landmark_cache and data must be text")
     if out.data_dir is not None and not isinstance(out.data_dir, str):
         raise ModelError(f"{path}: data_dir must be text or null")
-    return out
+    return replace(out, landmark_cache=recorded_landmark_cache(run, out.landmark_cache))
 
 
 def load_encoders(models: Sequence[str | Path]) -> list[tuple[str, PVAEEncoder]]:
@@ -349,6 +371,6 @@ def evaluate_pvae(
         n_train=len(x_train),
         n_test=len(x_test),
         n_triplets=int(keep.sum()),
-        mesh_success_train=stats["success_rate"],
+        mesh_success_train=float(stats["success_rate"]),
         mesh_success_test=test_lm.success_rate,
     )
