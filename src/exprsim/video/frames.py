@@ -55,6 +55,7 @@ import logging
 import math
 import numbers
 import re
+import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -298,6 +299,10 @@ class FrameReader(HoldsHandle):
         #: the frames were asked for (:meth:`__iter__`), or the reader closed: both once
         self._iterated = False
         self._closed = False
+        #: held around each read from the file and by :meth:`close`: a close (from another
+        #: thread, or before an iterator taken earlier is used again) never frees the
+        #: decoder under a read (PyAV then crashed the process)
+        self._reading = threading.RLock()
         #: frame ``i`` is at ``i / info.fps`` (a file without timestamps, rate from source_fps)
         self._index_times = False
         self.warnings: list[str] = []
@@ -613,6 +618,7 @@ class FrameReader(HoldsHandle):
         take = self._selector()
         n_out = 0
         for i, path in enumerate(self._files):
+            self._check_open()
             t = i / self.sequence_fps
             self.n_decoded += 1
             self.decoded_times.append(t)
@@ -643,8 +649,10 @@ class FrameReader(HoldsHandle):
             for i in range(self.info.n_frames):
                 start = time.perf_counter()
                 try:
-                    img.seek(i)
-                    img.load()  # frames decode one after another; the time comes with it
+                    with self._reading:
+                        self._check_open()
+                        img.seek(i)
+                        img.load()  # frames decode one after another; the time comes with it
                 except (OSError, EOFError, ValueError) as exc:
                     self.truncated = True
                     self._warn(
@@ -766,7 +774,9 @@ class FrameReader(HoldsHandle):
         import av
 
         try:
-            return next(decoder)
+            with self._reading:
+                self._check_open()
+                return next(decoder)
         except StopIteration:
             return None
         except (av.error.FFmpegError, EOFError, ValueError) as exc:
@@ -890,11 +900,20 @@ class FrameReader(HoldsHandle):
         log.warning("%s", message)
 
     def close(self) -> None:
-        """Release the file (idempotent); the reader cannot be iterated afterwards."""
-        self._closed = True
-        self._close_container()
-        if self._animated is not None:
-            self._animated.close()
+        """Release the file (idempotent); the reader cannot be iterated afterwards, and an
+        iterator taken before raises :class:`VideoError` at its next frame. A close from
+        another thread waits for the frame being read."""
+        with self._reading:
+            self._closed = True
+            self._close_container()
+            if self._animated is not None:
+                self._animated.close()
+
+    def _check_open(self) -> None:
+        """Raise :class:`VideoError` when the reader was closed while it was read."""
+        if self._closed:
+            where = printable(str(self.source))
+            raise VideoError(f"{where}: the FrameReader was closed while it was read")
 
     def _close_container(self) -> None:
         if self._container is not None:
