@@ -226,14 +226,23 @@ class ExpressionKNN:
             _refuse_zero_rows(x, "fit: embedding")
         y = _label_array(y)
         if self.classes is not None:
-            self.classes_ = _given_classes(self.classes)
+            classes = _given_classes(self.classes)
         elif y.dtype.kind in "biuf":
-            self.classes_ = np.unique(y)
+            classes = np.unique(y)
         else:
-            self.classes_ = np.unique(y.astype(str))
+            classes = np.unique(y.astype(str))
+        kept = {k: v for k, v in vars(self).items() if k in ("classes_", "_labels_by_value")}
+        self.classes_ = classes
         # numeric labels name classes_ entries (not positions) when classes_ are fit's own
         self._labels_by_value = self.classes is None and y.dtype.kind in "biuf"
-        self.labels_ = self._encode(y)
+        try:
+            labels = self._encode(y)
+        except BaseException:  # a refit that fails keeps the earlier fit whole
+            for name in ("classes_", "_labels_by_value"):
+                vars(self).pop(name, None)
+            vars(self).update(kept)
+            raise
+        self.labels_ = labels
         self.embeddings_ = x
         self.n_features_in_ = x.shape[1]
         if self.k > len(x):  # every face would then vote: the class prior, not neighbours
