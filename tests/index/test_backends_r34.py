@@ -64,3 +64,28 @@ def test_an_interrupted_snapshot_leaves_no_transaction_open(index: Any) -> None:
         pass
     assert not real.in_transaction
     assert len(index.records()) == 4 and np.isfinite(index.embeddings()[1]).all()
+
+
+# A row written by another program with an embedding of another size (float64: 128 bytes)
+# shifted every embedding after it: `index rebuild` said "16 faces" with exit 0, and each
+# search then failed as "queries must be (Q, 17)".
+
+
+@pytest.mark.parametrize("size", [128, 4, 0])
+def test_an_embedding_of_another_size_is_named(tmp_path: Path, size: int) -> None:
+    import sqlite3
+
+    from exprsim.errors import ExprsimError, IndexDatabaseError
+
+    db = tmp_path / "f.db"
+    with FaceIndex(db) as ix:
+        ix.add_faces(random_faces(4, 0), model="stub@1")
+        bad = ix.records()[1].id
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (b"\1" * size, bad))
+    with FaceIndex(db) as ix:
+        with pytest.raises(IndexDatabaseError) as err:
+            ix.embeddings()
+        assert f"face {bad} has an embedding of {size} bytes, not 64" in str(err.value)
+        with pytest.raises(ExprsimError, match=f"an embedding of {size} bytes, not 64"):
+            ix.records()

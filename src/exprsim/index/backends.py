@@ -40,6 +40,9 @@ from exprsim.io import special_file, stat_or_none
 
 log = logging.getLogger(__name__)
 
+#: bytes of one stored embedding: 16 float32 values
+EMBEDDING_BYTES = 16 * 4
+
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -963,6 +966,16 @@ class SQLiteBackend(StoreBackend):
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 16), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        sizes = [len(r[1]) if isinstance(r[1], bytes) else -1 for r in rows]
+        bad = [i for i, n in enumerate(sizes) if n != EMBEDDING_BYTES]
+        if bad:  # joined, one row of another size shifted every embedding after it
+            n, first = sizes[bad[0]], int(ids[bad[0]])
+            what = f"{n} bytes" if n >= 0 else "no blob"
+            raise IndexDatabaseError(
+                self.path,
+                f"damaged: face {first} has an embedding of {what}, not {EMBEDDING_BYTES} (16 "
+                f"float32 values); {len(bad)} face(s) so (written by another program?)",
+            )
         flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return ids, flat.reshape(len(rows), -1).copy()
 

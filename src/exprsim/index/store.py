@@ -942,6 +942,11 @@ def _landmarks_of(blob: bytes | None, source: str) -> np.ndarray | None:
 def _vector(value: Any) -> np.ndarray:
     """A stored embedding (float32 blob, or pgvector array) -> ``(16,)`` float32."""
     if isinstance(value, bytes | bytearray | memoryview):
+        if len(value) != 16 * EMBEDDING_DTYPE().itemsize:  # written by another program
+            raise ExprsimError(
+                f"damaged database: an embedding of {len(value)} bytes, not 64 (16 float32 "
+                "values)"
+            )
         return np.frombuffer(value, dtype=EMBEDDING_DTYPE).copy()
     if hasattr(value, "to_numpy"):  # pgvector.Vector
         value = value.to_numpy()
