@@ -52,3 +52,24 @@ def test_write_together_names_the_staging_folder_of_a_stream(
         write_together([(fifo, b"x")])
     assert err.value.errno == errno.ENOENT
     assert err.value.filename.startswith(f"{tmp_path / 'gone'} (the temporary folder")
+
+
+# A table with a column that holds no value (`label` of an index without labels) was
+# written with that column typed `null` in Parquet: a folder holding it beside a table
+# with labels could not be read as one dataset ("Unsupported cast from string to null").
+
+
+def test_a_column_without_values_is_typed_by_its_name_in_parquet(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from exprsim.io import save_table
+
+    empty = {"label": None, "identity_distance": None, "rank": None, "quality_ok": None}
+    full = {"label": "x", "identity_distance": 0.5, "rank": 2, "quality_ok": True}
+    save_table([{"source": "a.jpg", "face": 0, **empty}], tmp_path / "s" / "a.parquet")
+    save_table([{"source": "b.jpg", "face": 1, **full}], tmp_path / "s" / "b.parquet")
+    both = pd.read_parquet(tmp_path / "s").sort_values("source")  # was: ArrowNotImplementedError
+    assert both["label"].tolist()[1] == "x" and pd.isna(both["label"].tolist()[0])
+    assert both["rank"].tolist()[1] == 2 and both["quality_ok"].tolist()[1]
+    alone = pd.read_parquet(tmp_path / "s" / "a.parquet")
+    assert alone["label"].isna().all() and alone["identity_distance"].dtype == "float64"

@@ -1279,7 +1279,7 @@ def save_table(table: Any, path: str | Path) -> Path:
     if suffix == ".csv":
         frame.to_csv(path, index=False)
     elif suffix == ".parquet":
-        (_typed_empty(frame) if frame.empty else frame).to_parquet(path, index=False)
+        (_typed_empty(frame) if frame.empty else _typed_nulls(frame)).to_parquet(path, index=False)
     else:
         path.write_text(records_json(frame, lines=suffix == ".jsonl"), encoding="utf-8")
     return path
@@ -1316,6 +1316,24 @@ def _typed_empty(frame: Any) -> Any:
         {
             c: pd.Series([], dtype=kind(str(c)) if frame[c].dtype == object else frame[c].dtype)
             for c in frame.columns
+        }
+    )
+
+
+def _typed_nulls(frame: Any) -> Any:
+    """``frame`` with each column that holds no value at all (``label`` of an index without
+    labels) typed as :func:`_typed_empty` types it, with missing values: Parquet typed such
+    a column ``null``, and a folder holding it beside a table with values could not be read
+    as one dataset."""
+    empty = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().all()]
+    if not empty:
+        return frame
+    typed = _typed_empty(frame[empty].iloc[:0])
+    nullable = {"int64": "Int64", "bool": "boolean"}
+    return frame.assign(
+        **{
+            str(c): frame[c].astype(nullable.get(str(typed[c].dtype), typed[c].dtype))
+            for c in empty
         }
     )
 
