@@ -101,7 +101,8 @@ def _register_index(subparsers: Any) -> None:
     a.add_argument(
         "--from-parquet",
         metavar="DIR",
-        help="bulk-load embedding shards (`exprsim embed -o file.parquet` columns) instead",
+        help="bulk-load embedding shards (`exprsim embed -o file.parquet` columns) instead; "
+        "their model is their `model` column's, or --model's when given (checked against it)",
     )
     _db_arg(a)
     _model_arg(a)
@@ -584,10 +585,12 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
     created = [] if is_postgres_url(db) else [Path(db + x) for x in ("", "-wal", "-shm")]
     created = [p for p in created if not p.exists()]
     stored = False
+    # --model names the table's model (else its `model` column does): checked against it
+    model = None if args.model == "default" else _embedder(args).config.name_version
     try:
         with _open_index(args, must_exist=False) as index:
             try:
-                rep = load_parquet(args.from_parquet, index, progress=not args.quiet)
+                rep = load_parquet(args.from_parquet, index, model, progress=not args.quiet)
             except BaseException:  # shards committed before a failure stay (a rerun resumes)
                 stored = True  # unless counted empty: a count that fails (the server went
                 with contextlib.suppress(Exception):  # away) keeps the load's own error

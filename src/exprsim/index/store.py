@@ -2019,7 +2019,8 @@ class FaceIndex(HoldsHandle):
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:
                 raise ExprsimError(
-                    f"the table names {len(models)} models; pass model='name@version'"
+                    f"the table names {len(models)} models (its `model` column): pass "
+                    "model='name@version' (`exprsim index add --from-parquet`: --model)"
                 )
             model = str(models[0])
         elif "model" in df.columns and (df["model"].dropna() != model).any():
