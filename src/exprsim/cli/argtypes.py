@@ -403,6 +403,11 @@ def require_writable(path: str | Path | None, flag: str, folder: bool = False) -
 
     if not path:
         return
+    if str(path) == "-":  # stdin for inputs; an output named so was a file called "-"
+        where = "a folder" if folder else "a file"
+        if flag in ("--json", "--html"):  # a page or a document streams: say how
+            where += " (/dev/stdout for the standard output)"
+        raise ExprsimError(f"{flag} -: '-' is not an output here; name {where}")
     problem = writable_dir_target(path) if folder else writable_file_target(path)
     if problem:
         raise ExprsimError(f"{flag} {problem}")
