@@ -429,7 +429,9 @@ class _State:
                 "roll": round(float(q.roll), 2),
                 "reasons": list(q.reasons),  # why it failed: [] when ok
             },
-            "embedding": [round(float(v), 6) for v in fe.embedding],
+            # exact: the float32 values the CLI and the index hold (rounded to 6 places, a
+            # vector differed from `exprsim embed`'s by up to 5e-7 and its norm was not 1)
+            "embedding": [float(v) for v in fe.embedding],
         }
         if proba is not None and self.classifier is not None:
             classes = self.classifier.classes_
