@@ -998,6 +998,9 @@ _NUMBER_COLUMNS: dict[str, bool] = {
     **dict.fromkeys(("face", "size", "mtime_ns"), True),
 }
 
+#: whole-number columns that count from 0 (a face's number in its photo, a file's size)
+_NOT_NEGATIVE = frozenset({"face", "size"})
+
 
 def _check_number_columns(df: Any) -> None:
     """Refuse text, infinite or (for counts) fractional values in the table's number columns,
@@ -1014,9 +1017,12 @@ def _check_number_columns(df: Any) -> None:
         wrong = (values.isna() & raw.notna()) | np.isinf(values.astype(np.float64))
         if whole:
             wrong |= values.notna() & (values != values.round())
+        if name in _NOT_NEGATIVE:
+            wrong |= values.notna() & (values < 0)
         if wrong.any():
             row = int(np.flatnonzero(wrong.to_numpy())[0])
-            kind = "whole numbers" if whole else "finite numbers"
+            kind = "finite numbers" if not whole else "whole numbers"
+            kind += " from 0" if name in _NOT_NEGATIVE else ""
             raise ExprsimError(
                 f"column {name} must hold {kind} (or nothing), got "
                 f"{printable(repr(raw.iloc[row]))[:40]} (first: row {row}); nothing was loaded"

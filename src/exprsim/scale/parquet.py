@@ -55,10 +55,20 @@ def _shards_under(folder: Path) -> list[Path]:
 
     problems: list[OSError] = []
     found: list[Path] = []
+    other: list[Path] = []  # not hidden, not a writer's marker (`_SUCCESS`), not .parquet
     for root, dirs, files in os.walk(folder, onerror=problems.append):
         dirs.sort()
-        found.extend(
-            Path(root, f) for f in files if f.endswith(".parquet") and not f.startswith(".")
+        for f in files:
+            if f.endswith(".parquet") and not f.startswith("."):
+                found.append(Path(root, f))
+            elif not f.startswith((".", "_")):
+                other.append(Path(root, f))
+    if other:  # `.parq` shards were skipped without a word
+        log.warning(
+            "%d file(s) under %s not loaded: not named *.parquet (first: %s)",
+            len(other),
+            printable(str(folder)),
+            printable(str(min(other))),
         )
     if problems:
         exc = problems[0]
