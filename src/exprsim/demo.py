@@ -299,7 +299,7 @@ def video_section(page: Any, out_dir: str | Path, embedder: Any, progress: bool 
 
     out = Path(out_dir) / "video"
     clip = sample_dir() / "langer_clip.mp4"
-    analysis = analyze_video(clip, embedder=embedder, progress=progress)
+    analysis = analyze_video(clip, embedder=embedder, progress=progress, keep_on_interrupt=True)
     paths = analysis.save(out)
     page.heading("5. Video: persons, expressions over time, expression summary")
     page.paragraph(

@@ -166,7 +166,12 @@ def test_interrupt_keeps_partial_analysis(clip_factory, embedder, monkeypatch):
     clip = clip_factory("plain.mp4", numbered_frames(20, 128, 96))
     det = InterruptingDetector(at=4)
     a = analyze_video(
-        clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None, detector=det
+        clip,
+        embedder,
+        VideoConfig(fps=5, identity="iou"),
+        classifier=None,
+        detector=det,
+        keep_on_interrupt=True,
     )
     assert a.interrupted and a.n_sampled == 3 and a.faces == ()
     assert a.to_frame().empty

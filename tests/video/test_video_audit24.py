@@ -27,7 +27,8 @@ from .conftest import InterruptingDetector, numbered_frames
 def _analysis(clip_factory, embedder, n: int):
     clip = clip_factory(f"plain{n}.mp4", numbered_frames(n), fps=5)
     cfg = VideoConfig(fps=5, identity="iou")
-    return analyze_video(clip, embedder, cfg, detector=InterruptingDetector(0), classifier=None)
+    det = InterruptingDetector(0)
+    return analyze_video(clip, embedder, cfg, detector=det, classifier=None, keep_on_interrupt=True)
 
 
 def _killed_save(analysis, out: Path, renames: int, tmp_path: Path, when: str = "replace") -> None:

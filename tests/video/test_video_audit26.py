@@ -126,6 +126,7 @@ def test_an_empty_faces_parquet_reads_beside_a_full_one(
         cfg,
         detector=InterruptingDetector(0),
         classifier=None,
+        keep_on_interrupt=True,
     )
     clip = clip_factory("grace26.mp4", [compose(face_patches, {"grace": LEFT})] * 4, fps=5)
     full = analyze_video(clip, embedder, cfg, classifier=None)

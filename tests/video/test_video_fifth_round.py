@@ -88,7 +88,7 @@ def test_ctrl_c_after_reading_keeps_the_faces(stage, grace_clip, embedder, monke
     classifier = _interrupt(stage, monkeypatch, embedder)
     cfg = VideoConfig(fps=5, identity="iou")
     # was: the KeyboardInterrupt propagated and nothing could be saved
-    a = analyze_video(grace_clip, embedder, cfg, classifier=classifier)
+    a = analyze_video(grace_clip, embedder, cfg, classifier=classifier, keep_on_interrupt=True)
     assert a.interrupted and a.n_sampled == 5
     assert [f.slot for f in a.faces] == list(range(5))  # every face read is kept
     assert any(w.startswith(f"interrupted during {stage};") for w in a.warnings), a.warnings
@@ -113,7 +113,8 @@ def test_ctrl_c_during_dlib_grouping_falls_back_to_tracks(grace_clip, embedder, 
     import exprsim.video.tracks as tracks_mod
 
     _raise_once(monkeypatch, tracks_mod, "cluster_identities")
-    a = analyze_video(grace_clip, embedder, VideoConfig(fps=5, identity="dlib"), classifier=None)
+    cfg = VideoConfig(fps=5, identity="dlib")
+    a = analyze_video(grace_clip, embedder, cfg, classifier=None, keep_on_interrupt=True)
     assert a.interrupted and a.identity_method == "iou" and a.n_persons == 1
     (warning,) = [w for w in a.warnings if "interrupted" in w]
     assert warning.startswith("interrupted during person grouping; not done: person grouping")
@@ -127,7 +128,12 @@ def test_ctrl_c_while_reading_and_again_after(grace_clip, embedder, monkeypatch)
     _raise_once(monkeypatch, tracks_mod, "cluster_identities")
     det = InterruptingDetector(at=3)
     a = analyze_video(
-        grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None, detector=det
+        grace_clip,
+        embedder,
+        VideoConfig(fps=5, identity="iou"),
+        classifier=None,
+        detector=det,
+        keep_on_interrupt=True,
     )
     assert a.interrupted and a.n_sampled == 2
     assert a.warnings[-2:] == (
@@ -155,7 +161,8 @@ def test_a_second_ctrl_c_while_the_partial_result_is_built_loses_nothing(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipe_mod, "_track_persons", impatient)
-    a = analyze_video(grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    cfg = VideoConfig(fps=5, identity="iou")
+    a = analyze_video(grace_clip, embedder, cfg, classifier=None, keep_on_interrupt=True)
     assert a.interrupted and len(a.faces) == 5 and a.n_persons == 1
 
 
@@ -374,7 +381,8 @@ def test_ctrl_c_inside_a_frame_counts_that_frame(grace_clip, embedder, monkeypat
         return out
 
     monkeypatch.setattr(pipeline._FaceCollector, "_add_face", add_face)
-    a = analyze_video(grace_clip, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    cfg = VideoConfig(fps=5, identity="iou")
+    a = analyze_video(grace_clip, embedder, cfg, classifier=None, keep_on_interrupt=True)
     assert a.interrupted and a.n_sampled == 2
     assert max(f.slot for f in a.faces) < a.n_sampled
     assert all(0 < s.appearance_rate <= 1 for s in a.person_stats)

@@ -153,6 +153,7 @@ def test_ctrl_c_between_a_face_and_its_crop_still_reports(monkeypatch, embedder)
         embedder,
         VideoConfig(max_frames=10, identity="iou"),
         classifier=None,
+        keep_on_interrupt=True,
     )  # was: IndexError while flushing a crop whose face was never recorded
     assert a.interrupted and len(a.faces) == 4
 

@@ -91,7 +91,7 @@ def test_time_on_screen_after_a_stop_from_on_frame(face_patches, embedder, tmp_p
             raise KeyboardInterrupt
 
     cfg = VideoConfig(fps=5, identity="iou", workers=2, sharpness_threshold=0.0)
-    a = analyze_video(clip, embedder, cfg, classifier=None, on_frame=stop)
+    a = analyze_video(clip, embedder, cfg, classifier=None, on_frame=stop, keep_on_interrupt=True)
     assert a.interrupted
     (st,) = a.person_stats
     assert st.frames_present == a.n_sampled >= 4

@@ -273,7 +273,12 @@ def cmd_video(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
     )
     analysis = analyze_video(
-        args.input, embedder, config, tag_references=refs, progress=not args.quiet
+        args.input,
+        embedder,
+        config,
+        tag_references=refs,
+        progress=not args.quiet,
+        keep_on_interrupt=True,  # the partial report is written
     )
     return _save_report(args, analysis)
 

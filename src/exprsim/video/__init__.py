@@ -19,6 +19,7 @@ from exprsim.video.pipeline import (
     VideoAnalysis,
     VideoConfig,
     VideoFace,
+    VideoInterrupted,
     analyze_video,
     load_tag_references,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "VideoError",
     "VideoFace",
     "VideoInfo",
+    "VideoInterrupted",
     "analyze_video",
     "load_tag_references",
     "read_frames",

@@ -26,7 +26,9 @@ fallback), and the codes are median-smoothed per person like the embeddings (not
 re-normalised). Emotions and tags still come from the embedding model.
 
 Ctrl-C during decoding stops reading and returns what was analysed so far
-(:attr:`VideoAnalysis.interrupted`). A Ctrl-C in a later stage (embedding the last batch,
+(:attr:`VideoAnalysis.interrupted`) with ``keep_on_interrupt=True`` (the CLI, the web app);
+by default the partial analysis is raised with it (:class:`VideoInterrupted`, a
+``KeyboardInterrupt``), so that a loop over videos stops. A Ctrl-C in a later stage (embedding the last batch,
 person grouping, smoothing, emotions, tags, codes, summaries) skips the stages left and
 returns what is complete: every face read (with its embedding when it was computed); when
 the person grouping did not finish, each face track is a person of its own; what was not
@@ -811,6 +813,7 @@ def analyze_video(
     progress: bool = False,
     pvae: Any = None,
     on_frame: Callable[[int, int | None], None] | None = None,
+    keep_on_interrupt: bool = False,
 ) -> VideoAnalysis:
     """Analyse the faces and expressions of a video (see module docstring).
 
@@ -829,6 +832,9 @@ def analyze_video(
             loaded from ``config.pvae_model``).
         on_frame: called after every sampled frame with (frames done, expected total or
             ``None``): progress for callers without a terminal (the web app).
+        keep_on_interrupt: a Ctrl-C returns the partial analysis (``interrupted`` set);
+            ``False``: it is raised (:class:`VideoInterrupted`, carrying the partial
+            analysis), so that a loop over videos stops at one press.
 
     Returns:
         A :class:`VideoAnalysis` (partial when interrupted or the stream was truncated).
@@ -836,6 +842,7 @@ def analyze_video(
     Raises:
         VideoError: the video cannot be opened, or not one of its frames decodes.
         ExprsimError: bad configuration.
+        VideoInterrupted: a Ctrl-C, without ``keep_on_interrupt``.
     """
     cfg = config or VideoConfig()
     _check_config(cfg, detector)
@@ -853,7 +860,19 @@ def analyze_video(
     held = interrupted or late.stage != "done"
     # after a Ctrl-C, a second one must not lose the partial result while it is put together
     with hold_interrupts("the partial result") if held else contextlib.nullcontext():
-        return _analysis(late, read, interrupted, t_start)
+        analysis = _analysis(late, read, interrupted, t_start)
+    if held and not keep_on_interrupt:
+        raise VideoInterrupted(analysis)
+    return analysis
+
+
+class VideoInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`analyze_video` (without ``keep_on_interrupt``): ``analysis``
+    is what was complete (:attr:`VideoAnalysis.interrupted` set)."""
+
+    def __init__(self, analysis: VideoAnalysis) -> None:
+        super().__init__(f"video analysis interrupted after {analysis.n_sampled} frames")
+        self.analysis = analysis
 
 
 def _open(

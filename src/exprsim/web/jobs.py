@@ -399,7 +399,11 @@ class VideoJobs:
         try:
             refs = self.tags() if self.tags is not None else None
             analysis = analyze_video(
-                job.source, self.embedder, tag_references=refs, on_frame=on_frame
+                job.source,
+                self.embedder,
+                tag_references=refs,
+                on_frame=on_frame,
+                keep_on_interrupt=True,
             )
             # its warnings name the file: the client's name, never the server's path
             shown = tuple(w.replace(str(job.source), job.name) for w in analysis.warnings)
