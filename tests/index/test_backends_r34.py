@@ -89,3 +89,39 @@ def test_an_embedding_of_another_size_is_named(tmp_path: Path, size: int) -> Non
         assert f"face {bad} has an embedding of {size} bytes, not 64" in str(err.value)
         with pytest.raises(ExprsimError, match=f"an embedding of {size} bytes, not 64"):
             ix.records()
+
+
+# An ANN catch-up stopped (a Ctrl-C) after it changed the in-memory index but before its
+# stamp: the next query rebuilt (right answers), blaming the cache file: "holds 6 vectors,
+# its stamp 4".
+
+
+def test_an_interrupted_catch_up_is_not_blamed_on_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from exprsim.index import ann
+
+    db = tmp_path / "f.db"
+    with FaceIndex(db) as ix:
+        ix.add_faces(random_faces(4, 0), model="stub@1")
+        q = np.stack([r.embedding for r in ix.records()])
+        ix.query(q, 2)  # builds and saves the cache
+        with FaceIndex(db) as other:
+            other.add_faces(random_faces(2, 1, prefix="more"), model="stub@1")
+        real = ann.ExactIndex.add
+
+        def add_then_ctrl_c(self: Any, *a: Any, **k: Any) -> Any:
+            real(self, *a, **k)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ann.ExactIndex, "add", add_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            ix.query(q, 2)
+        monkeypatch.undo()
+        with caplog.at_level(logging.INFO):
+            _, got = ix.query(q, 6)
+        assert "its stamp" not in caplog.text  # was: the file blamed
+        ids, emb = ix.embeddings()
+        assert np.array_equal(got, ann.ExactIndex(emb, ids).search(q, 6)[1])

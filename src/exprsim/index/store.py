@@ -944,8 +944,7 @@ def _vector(value: Any) -> np.ndarray:
     if isinstance(value, bytes | bytearray | memoryview):
         if len(value) != 16 * EMBEDDING_DTYPE().itemsize:  # written by another program
             raise ExprsimError(
-                f"damaged database: an embedding of {len(value)} bytes, not 64 (16 float32 "
-                "values)"
+                f"damaged database: an embedding of {len(value)} bytes, not 64 (16 float32 values)"
             )
         return np.frombuffer(value, dtype=EMBEDDING_DTYPE).copy()
     if hasattr(value, "to_numpy"):  # pgvector.Vector
@@ -2793,7 +2792,7 @@ class FaceIndex(HoldsHandle):
             if stamp.generation == gen and self._probe_holds(stamp) and self._ids_hold(stamp):
                 self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
                 return index
-            if stamp.generation < gen and self._catch_up(index, stamp):
+            if stamp.generation < gen and self._caught_up(index, stamp):
                 return self._ann
         self.rebuild_ann()
         return self._ann
@@ -2858,6 +2857,17 @@ class FaceIndex(HoldsHandle):
                 log.info("ANN cache: built from another history of the database, rebuilding")
                 return False
         return True
+
+    def _caught_up(self, index: Any, stamp: ann_mod.AnnStamp) -> bool:
+        """:meth:`_catch_up`; a catch-up stopped part-way (a Ctrl-C) forgets the index it
+        was changing, which is read from its file again at the next query (the log then
+        blamed the file, "holds 6 vectors, its stamp 4")."""
+        try:
+            return self._catch_up(index, stamp)
+        except BaseException:
+            if index is self._ann:
+                self._ann = self._ann_stamp = None
+            raise
 
     def _catch_up(self, index: Any, stamp: ann_mod.AnnStamp) -> bool:
         """Apply the faces added/removed since ``stamp`` to ``index`` and save it; ``False``
