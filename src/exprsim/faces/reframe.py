@@ -4,7 +4,8 @@ The expression networks were trained on FER2013's framing (exprsim's aligner rep
 with :data:`~exprsim.faces.align.FER2013_TEMPLATE`). A crop cut by another tool or lab
 often shows more: hair, neck, background. Such a crop, resized to 48 px as it is, costs
 the embedding a lot (validation, v8, triplets + kNN11: 1.641 as is, 1.524 padded to 140%,
-1.142 padded to 200%; re-framed as below: 1.642, 1.604, 1.529; ``runs/autoframe2.json``). :func:`reframe_crops` finds the face inside each crop
+1.142 padded to 200%; re-framed as below: 1.642, 1.604, 1.529; docs/model-card.md, "loosely
+framed crops framed again"). :func:`reframe_crops` finds the face inside each crop
 with a detector and cuts it again with the model's template, but only when the crop is
 framed *looser* than FER2013's own crops (:data:`LOOSE_FRAMING`): a tight crop is left as
 it is, since the detector often misses faces cut at the chin and forehead, and a data set
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 MAX_UNTOUCHED_SIDE = 64
 #: A crop is re-framed when its framing ``r`` is at least this: the 95th percentile of ``r``
 #: over the 26,575 FER+ training faces as they are (upscaled to 144 px, faces found),
-#: measured in ``runs/autoframe2.json``.
+#: measured by the probe of ``runs/autoframe2.rule.txt`` (docs/model-card.md).
 LOOSE_FRAMING = 1.338
 
 
