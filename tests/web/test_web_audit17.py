@@ -338,11 +338,13 @@ def guarded_server():
         body_idle_s: float = 60.0,
         app=None,
         linger_s: float = 10.0,
+        **more: float,
     ) -> int:
         times = {
             "header_timeout_s": header_timeout_s,
             "body_idle_s": body_idle_s,
             "linger_s": linger_s,
+            **more,  # other GuardedH11Protocol attributes (body_min_s, ...)
         }
         protocol = type("Quick", (GuardedH11Protocol,), times)
         sock = socket.socket()

@@ -26,6 +26,17 @@ HEADER_TIMEOUT_S = 20.0
 #: (also after an early answer, e.g. a 401 before the body was read) before it is closed
 BODY_IDLE_S = 60.0
 
+#: a request's whole body must arrive within this many seconds, plus one second per
+#: :data:`BODY_MIN_RATE` bytes of its ``Content-Length`` (a body of unknown length: at most
+#: :data:`BODY_UNKNOWN_S`); a byte now and then reset the idle time only, and a client
+#: without the token held a connection for weeks on a 64 KB login form
+BODY_MIN_S = 30.0
+#: bytes per second a body's deadline allows for on top of :data:`BODY_MIN_S` (a 25 MB
+#: upload: 30 min; any link of 128 kbit/s or more sends it in time)
+BODY_MIN_RATE = 16 * 1024
+#: the deadline of a body sent without a ``Content-Length`` (chunked)
+BODY_UNKNOWN_S = 600.0
+
 #: after an answer given before the request's body was read (a 401, a 413 by its
 #: ``Content-Length``), the rest of the body is read and dropped for this long at most,
 #: however the client trickles it, then the connection is closed (closing at once could
@@ -68,8 +79,10 @@ class GuardedH11Protocol(H11Protocol):
     * a connection that has not sent a whole request's headers within
       :attr:`header_timeout_s` (uvicorn's keep-alive timer starts only after a response,
       and any byte cancels it), or that owes its request's body and sends no byte of it
-      for :attr:`body_idle_s` (unless the app is the one behind), is closed; one answered
-      before its body was read is closed :attr:`linger_s` after the answer at the latest;
+      for :attr:`body_idle_s`, or has not sent all of it by its deadline (:attr:`body_min_s`
+      plus a second per :attr:`body_min_rate` bytes; unless the app is the one behind), is
+      closed; one answered before its body was read is closed :attr:`linger_s` after the
+      answer at the latest;
     * a connection past ``limit_concurrency`` open ones is closed at once (uvicorn would
       answer its request 503 anyway), so idle connections cannot use up the process's
       file descriptors.
@@ -77,8 +90,12 @@ class GuardedH11Protocol(H11Protocol):
 
     header_timeout_s = HEADER_TIMEOUT_S
     body_idle_s = BODY_IDLE_S
+    body_min_s = BODY_MIN_S
+    body_min_rate = BODY_MIN_RATE
     linger_s = LINGER_S
     _header_timer: asyncio.TimerHandle | None = None
+    #: loop time by which the request's body must be in (``None``: no body owed)
+    _body_until: float | None = None
     #: loop time when a connection answered early is closed (``None``: not answered early)
     _linger_until: float | None = None
 
@@ -104,16 +121,20 @@ class GuardedH11Protocol(H11Protocol):
             self._arm_header_timer()
         state = self.conn.their_state
         if state is h11.SEND_BODY:  # each byte of a body gives the next one its time
+            if self._body_until is None:  # within the body's own deadline
+                self._body_until = self.loop.time() + self._body_allowance()
             self._arm_header_timer(self._body_wait())
-        elif state is not h11.IDLE:  # the whole request is in (or an error)
-            self._disarm_header_timer()
+        else:
+            self._body_until = None
+            if state is not h11.IDLE:  # the whole request is in (or an error)
+                self._disarm_header_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.transport.is_closing():
             return
         if self.conn.their_state is h11.IDLE:
-            self._linger_until = None
+            self._linger_until = self._body_until = None
             self._arm_header_timer()  # the next request's headers have the same time
         elif self.conn.their_state is h11.SEND_BODY:  # answered early: the body still owed
             self._linger_until = self.loop.time() + self.linger_s
@@ -126,13 +147,30 @@ class GuardedH11Protocol(H11Protocol):
         done = self.conn.our_state in (h11.DONE, h11.MUST_CLOSE)
         return self._linger_until is not None and done
 
+    def _body_allowance(self) -> float:
+        """Seconds the request now in may take to send its whole body (:data:`BODY_MIN_S`,
+        :data:`BODY_MIN_RATE`, :data:`BODY_UNKNOWN_S`)."""
+        scope = getattr(self, "scope", None) or {}
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    return self.body_min_s + int(value) / self.body_min_rate
+                except ValueError:
+                    break
+        return max(self.body_min_s, BODY_UNKNOWN_S)
+
     def _body_wait(self) -> float:
-        """Seconds the connection may now go without a byte of its body: its idle time,
-        and once answered early, no later than :attr:`_linger_until` however it trickles."""
+        """Seconds the connection may now go without a byte of its body: its idle time, no
+        later than the body's deadline (:meth:`_body_allowance`), and once answered early,
+        no later than :attr:`_linger_until` however it trickles."""
+        wait = self.body_idle_s
+        now = self.loop.time()
+        if self._body_until is not None:
+            wait = min(wait, self._body_until - now)
         until = self._linger_until
-        if until is None or not self._answered_early():
-            return self.body_idle_s
-        return max(0.0, min(self.body_idle_s, until - self.loop.time()))
+        if until is not None and self._answered_early():
+            wait = min(wait, until - now)
+        return max(0.0, wait)
 
     def _arm_header_timer(self, seconds: float | None = None) -> None:
         self._disarm_header_timer()
@@ -150,7 +188,9 @@ class GuardedH11Protocol(H11Protocol):
             return
         early = self._answered_early()  # answered: the app is not behind
         if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused and not early:
-            self._arm_header_timer(self.body_idle_s)  # the app is behind, not the client
+            if self._body_until is not None:  # the app is behind, not the client: its time
+                self._body_until = max(self._body_until, self.loop.time() + self.body_idle_s)
+            self._arm_header_timer(self.body_idle_s)
             return
         log.debug("closing a connection that kept the server waiting for its request")
         self.transport.close()
