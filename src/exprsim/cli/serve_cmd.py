@@ -70,6 +70,14 @@ def register(subparsers: Any) -> None:
         "(default: keep them)",
     )
     p.add_argument(
+        "--max-video-minutes",
+        type=float_in(0.0, 100_000.0, lo_open=True),
+        metavar="MIN",
+        default=10.0,  # ServeConfig.max_video_minutes (tests/web/test_video_cap_r34.py)
+        help="a video job analyses at most the first MIN minutes of its video, > 0 (default "
+        "10; an upload of 25 MB can hold hours of video)",
+    )
+    p.add_argument(
         "--secure-cookie",
         action="store_true",
         help="mark the login cookie Secure (sent over HTTPS only): use it when users reach the "
@@ -268,6 +276,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 model=args.model,
                 secure_cookie=args.secure_cookie,
                 keep_videos_days=args.keep_videos,
+                max_video_minutes=args.max_video_minutes,
                 # on loopback, only this machine's names: a page elsewhere cannot reach the
                 # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
                 allowed_hosts=(

@@ -68,6 +68,10 @@ WRITER_WAIT_S = 5.0
 COOKIE = "exprsim_session"
 
 
+#: minutes of video a web video job analyses at most (:attr:`ServeConfig.max_video_minutes`)
+DEFAULT_VIDEO_MINUTES = 10.0
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """How the server runs.
@@ -87,6 +91,9 @@ class ServeConfig:
         max_queued_videos: video jobs waiting or running at once; more are refused (429).
         keep_videos_days: finished video jobs (report, tables) older than that many days
             are deleted (``None``: kept for good; :class:`exprsim.web.jobs.VideoJobs`).
+        max_video_minutes: a video job analyses at most this many minutes of its video
+            (sampled at the default rate; the report says where it stopped; ``None``: no
+            limit). A 25 MB upload can hold hours of video: hours of the server's CPU.
         secure_cookie: mark the session cookie ``Secure`` (browsers then send it over HTTPS
             only): for a server reached through HTTPS, a TLS proxy in front. A request that
             reaches the app itself over HTTPS gets a ``Secure`` cookie either way.
@@ -106,6 +113,7 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = ()
     max_queued_videos: int = 8
     keep_videos_days: float | None = None
+    max_video_minutes: float | None = DEFAULT_VIDEO_MINUTES
     secure_cookie: bool = False
     public_urls: tuple[str, ...] = ()
 
@@ -130,6 +138,15 @@ class ServeConfig:
         )
         require_int(self.max_pixels, "max_pixels", 1, ArgumentError)
         require_int(self.max_queued_videos, "max_queued_videos", 1, ArgumentError)
+        if self.max_video_minutes is not None:
+            require_number(
+                self.max_video_minutes,
+                "max_video_minutes",
+                "None or a number > 0",
+                0,
+                low_open=True,
+                error=ArgumentError,
+            )
         if self.keep_videos_days is not None:
             rule = "None or a number > 0"
             require_number(
@@ -265,6 +282,7 @@ class _State:
             self.data_dir / "videos",
             max_queued=config.max_queued_videos,
             keep_days=config.keep_videos_days,
+            max_minutes=config.max_video_minutes,
             tags=self.tag_references,  # the tags the Tags page shows, as `video --tags DB`
         )
         # decoding a large photo takes a few hundred MB: two at a time (2 cores)

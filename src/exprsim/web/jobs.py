@@ -21,6 +21,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -144,10 +145,12 @@ class VideoJobs:
         max_queued: int = 8,
         tags: Callable[[], tuple[np.ndarray, list[str]] | None] | None = None,
         keep_days: float | None = None,
+        max_minutes: float | None = None,
     ) -> None:
         """``tags``: gives the reference faces each job tags its faces with, read when the
         job starts (``None``: no tags). ``keep_days``: finished jobs older than that many
-        days are deleted, report and all (``None``: kept for good)."""
+        days are deleted, report and all (``None``: kept for good). ``max_minutes``: a job
+        analyses the first that many minutes of its video at most (``None``: all of it)."""
         if max_queued < 1:
             raise ArgumentError(f"max_queued must be >= 1, got {max_queued}")
         if keep_days is not None and not keep_days > 0:
@@ -157,6 +160,7 @@ class VideoJobs:
         self.out_root = out_root
         self.max_queued = max_queued
         self.keep_days = keep_days
+        self.max_minutes = max_minutes
         self._jobs: dict[str, VideoJob] = {}
         self._active: dict[str, IO[bytes]] = {}  # the held .active lock of each live job
         self._lock = threading.Lock()
@@ -385,28 +389,44 @@ class VideoJobs:
                 log.warning("video job %s: cannot write its job.json (%s)", job.id, exc)
             job.summary, job.error, job.status = outcome.summary, outcome.error, outcome.status
 
+    def _max_frames(self) -> int | None:
+        """Sampled frames of :attr:`max_minutes` of video at the default rate."""
+        from exprsim.video.frames import DEFAULT_FPS
+
+        if self.max_minutes is None:
+            return None
+        return max(1, math.ceil(self.max_minutes * 60 * DEFAULT_FPS))
+
     def _analyze(self, job: VideoJob, outcome: VideoJob) -> None:
         """The analysis of :meth:`_run`: its tables and report in the job folder, its
         status, error and summary in ``outcome`` (a failure is said there, never raised,
         except ``BaseException`` s that are not ``Exception`` s)."""
         from exprsim.errors import ExprsimError
-        from exprsim.video.pipeline import analyze_video
+        from exprsim.video.pipeline import VideoConfig, analyze_video
         from exprsim.web.uploads import DISK_FULL
 
+        cap = self._max_frames()
+
         def on_frame(done: int, total: int | None) -> None:
-            job.done, job.total = done, total
+            job.done, job.total = done, total if total is None or cap is None else min(total, cap)
 
         try:
             refs = self.tags() if self.tags is not None else None
             analysis = analyze_video(
                 job.source,
                 self.embedder,
+                VideoConfig(max_frames=cap),
                 tag_references=refs,
                 on_frame=on_frame,
                 keep_on_interrupt=True,
             )
             # its warnings name the file: the client's name, never the server's path
             shown = tuple(w.replace(str(job.source), job.name) for w in analysis.warnings)
+            if cap is not None and analysis.n_sampled >= cap:
+                shown += (
+                    f"only the first {self.max_minutes:g} minutes were analysed (the "
+                    "server's limit: exprsim serve --max-video-minutes)",
+                )
             analysis = dataclasses.replace(analysis, warnings=shown)
             analysis.save(job.out_dir)
             accepted = sum(f.quality.ok for f in analysis.faces)
