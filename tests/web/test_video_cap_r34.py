@@ -37,6 +37,11 @@ def test_a_video_job_stops_at_the_servers_limit(make_client, tmp_path) -> None:
         "only the first 0.01 minutes were analysed (the server's limit: exprsim serve "
         "--max-video-minutes)"
     ]
+    # the report (the client's file and tag names) is sandboxed: no script, no request
+    report = c.get(job["report"])
+    assert report.status_code == 200 and "<script" not in report.text
+    policy = report.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "default-src 'none'" in policy
 
 
 def test_the_limit_is_checked_and_matches_the_cli_default() -> None:

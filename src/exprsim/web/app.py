@@ -1348,7 +1348,9 @@ def _add_video_routes(app: Any, st: _State) -> None:
             return JSONResponse(
                 {"error": f"the report of job {job_id} is missing"}, status_code=404
             )
-        return HTMLResponse(report)
+        # a page of the client's data (file, tag and person names): no script, no request
+        # of its own, and an origin of its own, should any escaping ever slip
+        return HTMLResponse(report, headers={"Content-Security-Policy": REPORT_CSP})
 
 
 def _add_pages(app: Any, st: _State) -> None:
@@ -1506,6 +1508,13 @@ SECURITY_HEADERS = {
         "frame-ancestors 'self'; form-action 'self'; base-uri 'none'"
     ),
 }
+
+#: the policy of a video report served by the app (self-contained: inline styles, data:
+#: images): sandboxed, so that it runs nothing and reaches nothing of the app's
+REPORT_CSP = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
 
 #: ``Cache-Control`` of every answer that sets none: the API's answers and the pages show
 #: the index's private data (faces, tags, file names), which no cache may keep, shared
