@@ -73,3 +73,7 @@ def test_a_column_without_values_is_typed_by_its_name_in_parquet(tmp_path: Path)
     assert both["rank"].tolist()[1] == 2 and both["quality_ok"].tolist()[1]
     alone = pd.read_parquet(tmp_path / "s" / "a.parquet")
     assert alone["label"].isna().all() and alone["identity_distance"].dtype == "float64"
+    # pandas' own missing values (review: pd.NA made the writer fail)
+    odd = {"label": pd.NA, "identity_distance": pd.NA, "rank": pd.NA, "quality_ok": None}
+    save_table([{"source": "c.jpg", "face": 2, **odd}], tmp_path / "s" / "c.parquet")
+    assert len(pd.read_parquet(tmp_path / "s")) == 3

@@ -1328,14 +1328,16 @@ def _typed_nulls(frame: Any) -> Any:
     empty = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().all()]
     if not empty:
         return frame
+    import pandas as pd
+
     typed = _typed_empty(frame[empty].iloc[:0])
     nullable = {"int64": "Int64", "bool": "boolean"}
-    return frame.assign(
-        **{
-            str(c): frame[c].astype(nullable.get(str(typed[c].dtype), typed[c].dtype))
-            for c in empty
-        }
-    )
+
+    def missing(column: Any) -> Any:  # fresh: None, NaN, pd.NA and NaT alike
+        dtype = nullable.get(str(typed[column].dtype), typed[column].dtype)
+        return pd.Series(pd.array([None] * len(frame), dtype=dtype), index=frame.index)
+
+    return frame.assign(**{str(c): missing(c) for c in empty})
 
 
 def _whole_numbers_kept(frame: Any, rows: Sequence[Mapping[str, Any]]) -> Any:

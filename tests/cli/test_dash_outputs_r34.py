@@ -33,3 +33,16 @@ def test_a_dash_output_is_refused(
     assert rc == 2 and said in one_line(err)
     assert ("/dev/stdout" in err) == (argv[-2] in ("--json", "--html"))
     assert list(tmp_path.iterdir()) == []  # was: a file or folder named "-"
+
+
+@pytest.mark.parametrize("command", ["train", "ensemble"])
+def test_a_dash_run_folder_is_refused(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Review: `train --out -` still made a run folder called `-`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.json").write_text("{}")
+    argv = ["train", "--config", "c.json"] if command == "train" else ["ensemble", "a", "b"]
+    rc, _, err = run(capsys, *argv, "--out", "-")
+    assert rc == 2 and "--out -: '-' is not an output here; name a folder" in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]

@@ -60,3 +60,15 @@ def test_a_table_of_another_model_is_refused(
         capsys, "index", "add", "--from-parquet", str(path), "--db", db, "--model", model
     )
     assert rc != 0 and "holds embeddings of stub@1, not of exprnet" in one_line(err)
+
+
+def test_model_default_named_explicitly_names_the_table_model(
+    tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: ``--model default`` was taken for no ``--model`` at all."""
+    db = str(tmp_path / "f.db")
+    argv = ["index", "add", "--from-parquet", str(table), "--db", db, "--model", "default"]
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    with FaceIndex(db) as ix:
+        assert ix.model == load_model("default").config.name_version

@@ -59,3 +59,26 @@ def test_crops_named_or_in_a_named_folder_are_read(tmp_path: Path, album: Path) 
 
 def test_without_crops_every_image_is_read(tmp_path: Path, album: Path) -> None:
     assert len(_faces(tmp_path, str(album))) == 4  # the user's files, as before
+
+
+def test_a_crops_folder_named_with_a_tilde_is_read(
+    tmp_path: Path, album: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: a folder named ``~/...`` (quoted, or from a list) is read from the home
+    folder, but the rule compared its unexpanded name: the named crops were left out."""
+    monkeypatch.setenv("HOME", str(album.parent))
+    monkeypatch.chdir(tmp_path)
+    table = _faces(tmp_path, "~/album/crops", "--crops", str(tmp_path / "new"))
+    assert len(table) == 2  # was: 0 files, 0 faces
+
+
+def test_each_walk_warning_is_said_once(
+    tmp_path: Path, album: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: the CLI walked each input folder twice (its own expansion, then the
+    pipeline's), and each walk's warning was said twice."""
+    (album / "raw.cr2").write_bytes(b"raw")
+    with caplog.at_level("INFO"):
+        _faces(tmp_path, str(album), "--crops", str(tmp_path / "new"))
+    said = [r.getMessage() for r in caplog.records if "RAW" in r.getMessage()]
+    assert len(said) == 1, said

@@ -125,3 +125,20 @@ def test_an_interrupted_catch_up_is_not_blamed_on_the_file(
         assert "its stamp" not in caplog.text  # was: the file blamed
         ids, emb = ix.embeddings()
         assert np.array_equal(got, ann.ExactIndex(emb, ids).search(q, 6)[1])
+
+
+def test_a_nested_transaction_refused_leaves_the_outer_one(index: Any) -> None:
+    """Review: with BEGIN inside the try, a BEGIN refused because a transaction was open
+    (a misuse) rolled back the outer transaction too."""
+    import sqlite3
+
+    db = index._db
+    with db.transaction():
+        db.execute("CREATE TABLE probe (x)")
+        db.execute("INSERT INTO probe VALUES (1)")
+        with pytest.raises(sqlite3.OperationalError), db.transaction():
+            pass
+        with pytest.raises(sqlite3.OperationalError), db.snapshot():
+            pass
+        db.execute("INSERT INTO probe VALUES (2)")
+    assert db.execute("SELECT count(*) FROM probe").fetchone()[0] == 2

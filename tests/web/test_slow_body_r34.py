@@ -39,3 +39,24 @@ def test_a_body_within_its_deadline_is_read(guarded_server) -> None:  # noqa: F8
             client.sendall(b"1")
         client.settimeout(5)
         assert client.recv(1000).startswith(b"HTTP/1.1 200")
+
+
+def test_the_next_request_after_an_early_answer_has_its_own_deadline(guarded_server) -> None:  # noqa: F811
+    """Review: the rest of an early-answered body arriving with the next request's headers
+    left the next request the first one's deadline (closed mid-body, or 600 s after a
+    chunked one)."""
+    from .test_web_audit29 import _early_or_read, _read_until
+
+    port = guarded_server(
+        5.0, 50, body_idle_s=5.0, app=_early_or_read, linger_s=10.0, body_min_s=2.0,
+        body_min_rate=1e9,
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n1")
+        assert _read_until(conn, b"no", 5).startswith(b"HTTP/1.1 401")
+        time.sleep(1.5)  # within the first request's 2 s
+        conn.sendall(b"234POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n1")
+        for byte in b"23":  # 1.2 s more: past the first deadline, within its own
+            time.sleep(0.6)
+            conn.sendall(bytes([byte]))
+        assert _read_until(conn, b"ok", 5).startswith(b"HTTP/1.1 200")  # was: closed

@@ -34,8 +34,8 @@ def test_a_video_job_stops_at_the_servers_limit(make_client, tmp_path) -> None:
     doc = json.loads(next((tmp_path / "faces.db.web").rglob("analysis.json")).read_text())
     said = [w for w in doc["warnings"] if "--max-video-minutes" in w]
     assert said == [
-        "only the first 0.01 minutes were analysed (the server's limit: exprsim serve "
-        "--max-video-minutes)"
+        "analysis stopped after 3 sampled frames (1 s of video): the server analyses at "
+        "most 0.01 minutes at the default rate (exprsim serve --max-video-minutes)"
     ]
     # the report (the client's file and tag names) is sandboxed: no script, no request
     report = c.get(job["report"])
@@ -54,3 +54,21 @@ def test_the_limit_is_checked_and_matches_the_cli_default() -> None:
     for bad in (0, -1.0, float("nan"), "10"):
         with pytest.raises(Exception, match="max_video_minutes"):
             ServeConfig(db="x.db", max_video_minutes=bad)
+
+
+def test_a_video_that_ends_at_the_cap_gets_no_warning() -> None:
+    """Review: a video of exactly the cap's length was said to be cut."""
+    from types import SimpleNamespace
+
+    from exprsim.web.jobs import _cap_warning
+
+    def analysis(n: int, duration: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            n_sampled=n, sample_period=0.2, info=SimpleNamespace(duration=duration)
+        )
+
+    assert _cap_warning(analysis(3000, 600.0), 3000, 10.0) == ()  # ended there
+    assert _cap_warning(analysis(2999, 900.0), 3000, 10.0) == ()  # below the cap
+    assert len(_cap_warning(analysis(3000, 900.0), 3000, 10.0)) == 1
+    assert len(_cap_warning(analysis(3000, float("nan")), 3000, 10.0)) == 1  # unknown
+    assert _cap_warning(analysis(3000, 900.0), None, None) == ()

@@ -41,8 +41,17 @@ ANN_HELP = (
 )
 
 
+class _StoreGiven(argparse.Action):
+    """Store the value, and that it was given (``<dest>_given``): ``--model default`` named
+    on the command line is not the same as no ``--model``."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--model", default="default", action=_StoreGiven, help=MODEL_HELP)
 
 
 def _detector_arg(p: argparse.ArgumentParser) -> None:
@@ -586,7 +595,8 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
     created = [p for p in created if not p.exists()]
     stored = False
     # --model names the table's model (else its `model` column does): checked against it
-    model = None if args.model == "default" else _embedder(args).config.name_version
+    given = getattr(args, "model_given", False)
+    model = _embedder(args).config.name_version if given else None
     try:
         with _open_index(args, must_exist=False) as index:
             try:

@@ -120,13 +120,14 @@ def cmd_faces(args: argparse.Namespace) -> int:
         tqdm.write(f"exprsim faces: {exc}", file=sys.stderr)
 
     table = analyze_files(
-        paths,  # walked again there: crops of an earlier run found in a folder are left out
+        files,
         detector=args.detector,  # by name: each front-end thread builds its own
         align_config=AlignConfig() if args.size is None else AlignConfig(size=args.size),
         crops_dir=args.crops,
         progress=len(files) > 1 and not args.quiet,
         on_error=report,
         keep_on_interrupt=True,  # Ctrl-C: the faces of the files done are written
+        named=paths,  # crops of an earlier run found inside a named folder are left out
     )
     return _save_faces(args, table)
 

@@ -443,9 +443,12 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _require_out(out: str | None) -> None:
-    """Refuse ``--out ""`` (or blanks), which named no folder and fell back to another."""
+    """Refuse ``--out ""`` (or blanks), which named no folder and fell back to another,
+    and ``--out -`` (a folder called ``-``, as other commands' outputs refuse it)."""
     if out is not None and not out.strip():
         raise ExprsimError("--out is empty: give an output folder")
+    if out == "-":
+        raise ExprsimError("--out -: '-' is not an output here; name a folder")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -546,21 +546,22 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
     ``crops_dir``, or into a folder found inside an input folder (an earlier run's crops
     folder): a crops folder walked again by a rerun gave ``x_0_0.png``, then
     ``x_0_0_0.png``, and a table growing at every run. Crops named among ``inputs``, or
-    directly inside a folder named there, are read."""
+    directly inside a folder named there, are read (and not opened here)."""
     try:
         folder = crops_dir.resolve()
     except (OSError, RuntimeError):
         folder = None
-    named = {os.path.realpath(os.fsdecode(p)) for p in inputs}
+    named = {os.path.realpath(_as_given(p)) for p in inputs}
     kept, left_here, left_elsewhere = [], 0, 0
     for f in files:
         real = Path(os.path.realpath(f))
-        if real == folder or f.suffix.lower() != ".png" or crop_owner(f) is None:
+        here = real.parent == folder
+        named_so = not here and (str(real) in named or str(real.parent) in named)
+        # the cheap tests first: crop_owner opens the file
+        if f.suffix.lower() != ".png" or real == folder or named_so or crop_owner(f) is None:
             kept.append(f)
-        elif real.parent == folder:
+        elif here:
             left_here += 1
-        elif str(real) in named or str(real.parent) in named:
-            kept.append(f)
         else:
             left_elsewhere += 1
     if left_here:
@@ -573,6 +574,16 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
             left_elsewhere,
         )
     return kept
+
+
+def _as_given(path: Any) -> str:
+    """An input path as :func:`exprsim.io.iter_image_files` reads it: ``~`` is the home
+    folder's unless a file of that very name exists."""
+    text = os.fsdecode(path)
+    if text.startswith("~") and not os.path.lexists(text):
+        with contextlib.suppress(RuntimeError):
+            return os.path.expanduser(text)
+    return text
 
 
 #: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``, whose
@@ -690,6 +701,7 @@ def analyze_files(
     on_error: Callable[[str, ExprsimError], None] | None = None,
     workers: int | None = None,
     keep_on_interrupt: bool = False,
+    named: Iterable[str | Path] | None = None,
 ) -> FaceTable:
     """Run :func:`analyze_image` over files and folders (recursed).
 
@@ -703,7 +715,8 @@ def analyze_files(
             run, :func:`crop_owner`, or any file exprsim did not write, which is never
             replaced) and a ``crop`` column added. A rerun writes its photos' crops again
             in place. Crops found among the inputs (the folder inside an input folder, a
-            rerun) are not read as photos.
+            rerun) are not read as photos, unless named as files or directly inside a
+            folder named (``paths``, or ``named``).
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
@@ -712,6 +725,8 @@ def analyze_files(
         keep_on_interrupt: a Ctrl-C (``KeyboardInterrupt``) stops the run and returns the
             faces of the files done, with :attr:`FaceTable.interrupted` set (default: it
             propagates).
+        named: the files and folders as the user named them, when ``paths`` is their
+            expansion already (the CLI's): what ``crops_dir``'s rule counts as named.
 
     Returns:
         A :class:`FaceTable`.
@@ -725,7 +740,7 @@ def analyze_files(
     files = unique_files(iter_image_files(inputs))  # each file once
     out_dir = Path(crops_dir) if crops_dir is not None else None
     if out_dir is not None:
-        files = _without_crops(files, out_dir, inputs)
+        files = _without_crops(files, out_dir, inputs if named is None else as_inputs(named))
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
     stems: set[str] = set()  # crop-name stems used so far, lower case

@@ -842,23 +842,25 @@ class SQLiteBackend(StoreBackend):
         # BEGIN inside the try: a Ctrl-C raised as it returns (after a wait for another
         # writer) left the connection in a transaction for good, every later write failing
         with self._held():
+            outer = self.conn.in_transaction  # (a misuse) not rolled back by this one
             try:
                 self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
                 yield self
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self._rollback()
+                self._rollback(outer)
                 if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
                     raise self._read_only_error() from exc
                 raise
             except BaseException:
-                self._rollback()
+                self._rollback(outer)
                 raise
 
-    def _rollback(self) -> None:
-        """Roll back the connection's transaction, if one is open (a failure of its own is
-        not raised over the error that made it roll back)."""
-        if self.conn.in_transaction:
+    def _rollback(self, outer: bool = False) -> None:
+        """Roll back the connection's transaction, if one is open and was not open before
+        (``outer``) the block that failed (a failure of its own is not raised over the
+        error that made it roll back)."""
+        if self.conn.in_transaction and not outer:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("ROLLBACK")
 
@@ -867,12 +869,13 @@ class SQLiteBackend(StoreBackend):
         """A deferred transaction: its reads see one state, and in WAL mode they do not
         wait for (or block) another process's write transaction."""
         with self._held():
+            outer = self.conn.in_transaction
             try:
                 self.conn.execute("BEGIN")
                 yield self
                 self.conn.execute("COMMIT")
             except BaseException:
-                self._rollback()
+                self._rollback(outer)
                 raise
 
     def try_write(self, sql: str, params: Sequence[Any] = (), many: bool = False) -> bool:

@@ -2023,10 +2023,8 @@ class FaceIndex(HoldsHandle):
         if model is None:
             models = df["model"].dropna().unique() if "model" in df.columns else []
             if len(models) != 1:
-                raise ExprsimError(
-                    f"the table names {len(models)} models (its `model` column): pass "
-                    "model='name@version' (`exprsim index add --from-parquet`: --model)"
-                )
+                why = f"the table names {len(models)} models (its `model` column)"
+                raise ExprsimError(f"{why}: pass model='name@version' (CLI: --model)")
             model = str(models[0])
         elif "model" in df.columns and (df["model"].dropna() != model).any():
             raise ModelMismatchError(f"the table holds embeddings of another model than {model}")

@@ -91,9 +91,10 @@ class ServeConfig:
         max_queued_videos: video jobs waiting or running at once; more are refused (429).
         keep_videos_days: finished video jobs (report, tables) older than that many days
             are deleted (``None``: kept for good; :class:`exprsim.web.jobs.VideoJobs`).
-        max_video_minutes: a video job analyses at most this many minutes of its video
-            (sampled at the default rate; the report says where it stopped; ``None``: no
-            limit). A 25 MB upload can hold hours of video: hours of the server's CPU.
+        max_video_minutes: a video job analyses at most the sampled frames of this many
+            minutes at the default rate (5 a second: 3,000 frames for 10 minutes; a source
+            of fewer frames a second gets more minutes); the report says where it stopped
+            (``None``: no limit). A 25 MB upload can hold hours of video: hours of CPU.
         secure_cookie: mark the session cookie ``Secure`` (browsers then send it over HTTPS
             only): for a server reached through HTTPS, a TLS proxy in front. A request that
             reaches the app itself over HTTPS gets a ``Secure`` cookie either way.

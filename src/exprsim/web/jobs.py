@@ -422,11 +422,7 @@ class VideoJobs:
             )
             # its warnings name the file: the client's name, never the server's path
             shown = tuple(w.replace(str(job.source), job.name) for w in analysis.warnings)
-            if cap is not None and analysis.n_sampled >= cap:
-                shown += (
-                    f"only the first {self.max_minutes:g} minutes were analysed (the "
-                    "server's limit: exprsim serve --max-video-minutes)",
-                )
+            shown += _cap_warning(analysis, cap, self.max_minutes)
             analysis = dataclasses.replace(analysis, warnings=shown)
             analysis.save(job.out_dir)
             accepted = sum(f.quality.ok for f in analysis.faces)
@@ -448,6 +444,22 @@ class VideoJobs:
             else:
                 log.exception("video job %s failed", job.id)
                 outcome.error = f"internal error ({type(exc).__name__})"
+
+
+def _cap_warning(analysis: Any, cap: int | None, minutes: float | None) -> tuple[str, ...]:
+    """The warning of an analysis stopped by the server's frame cap (``cap`` sampled
+    frames, ``minutes`` at the default rate), when the video went on after it."""
+    if cap is None or minutes is None or analysis.n_sampled < cap:
+        return ()
+    seconds = analysis.n_sampled * analysis.sample_period
+    duration = float(analysis.info.duration)
+    if math.isfinite(duration) and duration <= seconds + analysis.sample_period:
+        return ()  # the video ended there
+    return (
+        f"analysis stopped after {cap} sampled frames ({seconds:.0f} s of video): the "
+        f"server analyses at most {minutes:g} minutes at the default rate (exprsim serve "
+        "--max-video-minutes)",
+    )
 
 
 def _new_job_folder(out_dir: Path) -> IO[bytes]:

@@ -116,8 +116,8 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self._linger_until is not None and not self._answered_early():
             # the body of the request answered early is in, and h11 began the next cycle:
-            # the next request has its own times, from now
-            self._linger_until = None
+            # the next request has its own times (and its body its own deadline), from now
+            self._linger_until = self._body_until = None
             self._arm_header_timer()
         state = self.conn.their_state
         if state is h11.SEND_BODY:  # each byte of a body gives the next one its time
