@@ -142,3 +142,34 @@ def test_a_nested_transaction_refused_leaves_the_outer_one(index: Any) -> None:
             pass
         db.execute("INSERT INTO probe VALUES (2)")
     assert db.execute("SELECT count(*) FROM probe").fetchone()[0] == 2
+
+
+# An index of an exprsim before the face log (2026-11-29), opened read-only (a read-only
+# mount, another user's file): `search` and `index rebuild` failed with "no such table:
+# sqlite_sequence".
+
+
+def test_a_read_only_index_without_a_face_log_is_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import exprsim.index.backends as backends
+
+    db = tmp_path / "old.db"
+    with FaceIndex(db) as ix:
+        ix.add_faces(random_faces(5, 0), model="stub@1")
+        q = np.stack([r.embedding for r in ix.records()])
+    with sqlite3.connect(db) as conn:  # the layout before the log: no log, no sequence
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE face_log")
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("DELETE FROM sqlite_master WHERE name = 'sqlite_sequence'")
+    (tmp_path / "old.db.ann").unlink(missing_ok=True)
+    monkeypatch.setattr(backends, "writable", lambda path: False)
+    with FaceIndex(db) as ix:
+        assert ix._db.read_only
+        _, got = ix.query(q, 1)  # was: "no such table: sqlite_sequence"
+        assert got[:, 0].tolist() == [r.id for r in ix.records()]
+        ix.rebuild_ann()

@@ -2653,7 +2653,15 @@ class FaceIndex(HoldsHandle):
         be kept under both (the ANN cache's stamp, the web app's album summary)."""
         return self._meta("created") or ""
 
-    def _log_seq(self) -> int:
+    def _log_seq(self) -> int | None:
+        """The last ``face_log`` entry; ``None`` when there is no log (an index of an
+        exprsim before it, opened read-only, so not given one: caches are rebuilt, never
+        caught up)."""
+        tables = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('face_log', 'sqlite_sequence')"
+        ).fetchall()
+        if len(tables) < 2:
+            return None
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_log'").fetchone()
         return int(row[0]) if row else 0
 
@@ -2711,7 +2719,7 @@ class FaceIndex(HoldsHandle):
             ann_mod.probe_of(ids, emb),
             int(np.asarray(ids, dtype=np.int64).sum()),
         )
-        if self._save_ann(index, stamp):
+        if self._save_ann(index, stamp) and seq is not None:
             self._trim_log(seq)
         return stamp
 
@@ -2877,6 +2885,8 @@ class FaceIndex(HoldsHandle):
         t0 = time.perf_counter()
         with self._db.snapshot():  # log, faces and generation of one moment, without waiting
             gen, last = self.generation, self._log_seq()
+            if last is None:  # no log to replay
+                return False
             rows = self._db.execute(
                 "SELECT face_id, op FROM face_log WHERE seq > ? ORDER BY seq", (stamp.log_seq,)
             ).fetchall()
