@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from exprsim.cli import main
+from exprsim.faces.pipeline import crop_owner
 from exprsim.samples import sample_path
 
 
@@ -82,3 +83,28 @@ def test_each_walk_warning_is_said_once(
         _faces(tmp_path, str(album), "--crops", str(tmp_path / "new"))
     said = [r.getMessage() for r in caplog.records if "RAW" in r.getMessage()]
     assert len(said) == 1, said
+
+
+def test_crops_of_an_exprsim_before_the_mark_are_not_read_again(
+    tmp_path: Path, album: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Audit of older files: crops written before the mark (2026-12-04) were read as photos
+    by every `faces album --crops album/crops` (4 files for 2 photos, crops of crops), and
+    the new crops were named `x-2_0.png` beside them without a word."""
+    from PIL import Image
+
+    crops = album / "crops"
+    for p in crops.glob("*.png"):  # as an exprsim before the mark wrote them
+        Image.open(p).convert("RGB").save(p)
+    assert all(crop_owner(p) is None for p in crops.glob("*.png"))
+    with caplog.at_level("INFO"):
+        table = _faces(tmp_path, str(album), "--crops", str(crops))
+    assert sorted(Path(f).name for f in table["source"]) == [
+        "astronaut_eileen_collins.jpg",
+        "grace_hopper.jpg",
+    ]  # was: the 2 old crops too
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "2 file(s) in" in said[0] and "carry no exprsim mark" in said[0]
+    assert len(list(crops.glob("*-2_0.png"))) == 2  # the old crops are kept
+    table = _faces(tmp_path, str(crops), "--crops", str(tmp_path / "other"))
+    assert len(table) == 4  # the crops folder named: every crop in it is read

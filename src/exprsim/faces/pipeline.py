@@ -442,7 +442,9 @@ def _free_stem(stem: str, used: set[str], taken: Callable[[str], bool] = lambda 
     return name
 
 
-def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
+def _taken(
+    folder: Path, source: str, faces: int, stem: str, unmarked: list[Path] | None = None
+) -> bool:
     """Whether a file where the ``faces`` crops named ``stem`` go in ``folder`` is not this
     photo's (``source`` its :func:`photo_key`): another photo's crop, or a file exprsim
     did not write (a photo of the user's, a crop of an exprsim before the mark). Such a
@@ -453,13 +455,17 @@ def _taken(folder: Path, source: str, faces: int, stem: str) -> bool:
     both found ``x_0.png`` free and the later wrote over the earlier's crop. A claim
     another run made first for another photo is taken; one for this same photo is not (two
     runs over one album gave it two identical crops, ``x_0.png`` and ``x-2_0.png``: both
-    now write the one crop, whole each time). Claims of a name given up are removed."""
+    now write the one crop, whole each time). Claims of a name given up are removed.
+    ``unmarked``: gets each file in the way that carries no mark nor claim."""
     claimed: list[Path] = []
     for j in range(faces):
         path = folder / f"{stem}_{j}.png"
         if os.path.lexists(path):
-            if crop_owner(path) == source or _claim_of(path) == source:
+            owner = crop_owner(path)
+            if owner == source or _claim_of(path) == source:
                 continue  # this photo's own crop (a rerun), or its claim by another run
+            if owner is None and unmarked is not None and _claim_of(path) is None:
+                unmarked.append(path)
         else:
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -510,10 +516,16 @@ def _drop_claims(folder: Path, stem: str, faces: int) -> None:
 
 
 def _write_crops(
-    out_dir: Path, source: Any, faces: Any, rows: list[dict[str, Any]], stems: set[str]
+    out_dir: Path,
+    source: Any,
+    faces: Any,
+    rows: list[dict[str, Any]],
+    stems: set[str],
+    unmarked: list[Path] | None = None,
 ) -> None:
     """Write the crops of one photo's ``faces`` into ``out_dir`` under a free name
-    (:func:`_free_stem`: ``stems`` are those used so far) and set each row's ``crop``.
+    (:func:`_free_stem`: ``stems`` are those used so far; ``unmarked`` gets the files
+    without a mark that took a name, :func:`_taken`) and set each row's ``crop``.
 
     Raises:
         OSError: a crop could not be written (its ``filename`` named); each crop is whole
@@ -525,7 +537,7 @@ def _write_crops(
     from exprsim.io import replace_atomically
 
     key = photo_key(source)
-    taken = functools.partial(_taken, out_dir, key, len(faces))
+    taken = functools.partial(_taken, out_dir, key, len(faces), unmarked=unmarked)
     stem = _free_stem(Path(source).stem, stems, taken)
     mark = PngInfo()
     mark.add_text(CROP_OWNER_KEY, key)  # whose crop: see _taken
@@ -544,9 +556,11 @@ def _write_crops(
 def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> list[Path]:
     """``files`` less the crops exprsim wrote (they carry :func:`crop_owner`'s mark) into
     ``crops_dir``, or into a folder found inside an input folder (an earlier run's crops
-    folder): a crops folder walked again by a rerun gave ``x_0_0.png``, then
-    ``x_0_0_0.png``, and a table growing at every run. Crops named among ``inputs``, or
-    directly inside a folder named there, are read (and not opened here)."""
+    folder), and less every PNG of ``crops_dir`` itself unless that folder is named as an
+    input (crops of an exprsim before the mark carry none): a crops folder walked again by
+    a rerun gave ``x_0_0.png``, then ``x_0_0_0.png``, and a table growing at every run.
+    Crops named among ``inputs``, or directly inside a folder named there, are read (and
+    not opened here)."""
     try:
         folder = crops_dir.resolve()
     except (OSError, RuntimeError):
@@ -556,9 +570,13 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
     for f in files:
         real = Path(os.path.realpath(f))
         here = real.parent == folder
-        named_so = not here and (str(real) in named or str(real.parent) in named)
+        named_so = str(real) in named or (not here and str(real.parent) in named)
         # the cheap tests first: crop_owner opens the file
-        if f.suffix.lower() != ".png" or real == folder or named_so or crop_owner(f) is None:
+        if f.suffix.lower() != ".png" or real == folder or named_so:
+            kept.append(f)
+        elif here and str(folder) not in named:  # the crops folder, not itself an input:
+            left_here += 1  # its PNGs are crops, of this exprsim or of one before the mark
+        elif crop_owner(f) is None:
             kept.append(f)
         elif here:
             left_here += 1
@@ -574,6 +592,20 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
             left_elsewhere,
         )
     return kept
+
+
+def _say_unmarked(unmarked: list[Path], out_dir: Path | None) -> None:
+    """One warning for the files without exprsim's mark that took crops' names in
+    ``out_dir`` (:func:`_taken`): the crops were written beside them, under other names."""
+    if unmarked:
+        log.warning(
+            "%d file(s) in %s carry no exprsim mark (crops of an exprsim before "
+            "2026-12-04, or files of yours; kept): this run's crops of those names are "
+            "named NAME-2_0.png and so on (first: %s); give a new --crops folder to avoid it",
+            len(unmarked),
+            printable(str(out_dir)),
+            printable(unmarked[0].name),
+        )
 
 
 def _as_given(path: Any) -> str:
@@ -743,6 +775,7 @@ def analyze_files(
         files = _without_crops(files, out_dir, inputs if named is None else as_inputs(named))
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
+    unmarked: list[Path] = []  # files without a mark in the way of crops
     stems: set[str] = set()  # crop-name stems used so far, lower case
     table = FaceTable(files=len(files))
     stream = analyze_stream(
@@ -756,7 +789,7 @@ def analyze_files(
             rows = [face_row(item.source, j, af) for j, af in enumerate(item.faces)]
             if out_dir is not None and item.faces:
                 try:
-                    _write_crops(out_dir, item.source, item.faces, rows, stems)
+                    _write_crops(out_dir, item.source, item.faces, rows, stems, unmarked)
                 except OSError as exc:  # e.g. a full disk: this file fails, the table stays
                     why = f"cannot write its crop {exc.filename} ({exc.strerror or exc})"
                     table.add_error(item.source, ImageError(item.source, why), on_error)
@@ -767,4 +800,6 @@ def analyze_files(
         if not keep_on_interrupt:
             raise
         return replace(table, interrupted=True)
+    finally:
+        _say_unmarked(unmarked, out_dir)
     return table
