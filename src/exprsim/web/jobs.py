@@ -280,6 +280,8 @@ class VideoJobs:
             with self._lock:
                 if out_dir.name in self._jobs or (out_dir / "job.json").exists():
                     continue
+            if _finished_before_outcomes(out_dir):
+                continue  # recorded done: not a job a stopped server left
             if _unlocked_and_recent(out_dir):
                 log.warning(
                     "video job %s: made by an earlier exprsim, which may still run it; left "
@@ -489,6 +491,41 @@ def _new_job_folder(out_dir: Path) -> IO[bytes]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return fh
+
+
+def _finished_before_outcomes(out_dir: Path) -> bool:
+    """Record as done (its ``job.json``, with the summary its ``analysis.json`` gives) a job
+    folder an exprsim before ``job.json`` finished: a whole ``report.html`` and
+    ``analysis.json``, and no upload or lock left. It was marked failed ("the server
+    stopped before this job ended") over a complete report. Whether it was so recorded."""
+    if (out_dir / ACTIVE).exists() or (out_dir / "input").exists():
+        return False
+    try:
+        doc = json.loads((out_dir / "analysis.json").read_text(encoding="utf-8"))
+        finished = (out_dir / "report.html").is_file() and isinstance(doc, dict)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    if not finished:
+        return False
+    persons = doc.get("persons")
+
+    def number(value: Any) -> int:
+        return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+
+    job = VideoJob(out_dir.name, out_dir / "input", out_dir, status="done")
+    job.summary = {
+        "frames": number(doc.get("frames_sampled")),
+        "faces": number(doc.get("faces_accepted")),
+        "persons": len(persons) if isinstance(persons, list) else 0,
+    }
+    job.done = job.summary["frames"]
+    try:
+        _write_outcome(job)
+    except OSError as exc:
+        log.warning("video job %s: cannot record it done (%s)", out_dir.name, exc)
+        return True  # left as it is, not marked failed
+    log.info("video job %s: finished by an earlier exprsim; recorded done", out_dir.name)
+    return True
 
 
 def _unlocked_and_recent(out_dir: Path) -> bool:
