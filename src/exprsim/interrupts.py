@@ -5,11 +5,13 @@ report, for example). A user who presses Ctrl-C again at once would otherwise lo
 report half-built. :func:`hold_interrupts` holds one such press: it is logged and ignored,
 and a further press interrupts as usual (an escape hatch, should the saving hang).
 
-The ``exprsim`` command makes SIGTERM (``kill``, ``timeout``, a batch scheduler) raise
-:class:`Terminated`, a :class:`KeyboardInterrupt`, so that it saves as for Ctrl-C
-(:func:`terminate_as_interrupt`). A library function that keeps its partial result on
-Ctrl-C swallows the exception; :func:`interruption` still tells the two apart (exit code
-130 for Ctrl-C, 143 for SIGTERM).
+The ``exprsim`` command makes SIGTERM (``kill``, ``timeout``, a batch scheduler) and
+SIGHUP (its terminal closed, an ssh connection dropped; unless ignored, as under
+``nohup``) raise :class:`Terminated`, a :class:`KeyboardInterrupt`, so that it saves as
+for Ctrl-C (:func:`terminate_as_interrupt`). A library function that keeps its partial
+result on Ctrl-C swallows the exception; :func:`interruption` still tells them apart (exit
+code 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP). A signal ignored when the process
+started (SIGINT in a script's background job, SIGHUP under ``nohup``) stays ignored.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: exit codes of an interrupted command: Ctrl-C (128 + SIGINT), SIGTERM (128 + SIGTERM)
-INTERRUPTED_EXIT, TERMINATED_EXIT = 130, 143
+#: exit codes of an interrupted command: Ctrl-C (128 + SIGINT), SIGTERM (128 + SIGTERM),
+#: SIGHUP (128 + SIGHUP)
+INTERRUPTED_EXIT, TERMINATED_EXIT, HUNG_UP_EXIT = 130, 143, 129
+
+#: the signals :func:`terminate_as_interrupt` turns into :class:`Terminated`
+_TERMINATING = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Terminated(KeyboardInterrupt):
@@ -35,42 +43,58 @@ class Terminated(KeyboardInterrupt):
 
 
 class _State:
-    """Whether a SIGTERM reached this process's handler since :func:`reset_interruption`."""
+    """Whether a SIGTERM or SIGHUP reached this process's handler since
+    :func:`reset_interruption`, and which (the last)."""
 
     terminated = False
+    signum = 0
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    _State.terminated = True
+    _State.terminated, _State.signum = True, signum
     raise Terminated
 
 
+def ignored(sig: int) -> bool:
+    """Whether ``sig`` is ignored in this process (``SIG_IGN``: as the process started, a
+    background job's SIGINT, SIGHUP under ``nohup``)."""
+    with contextlib.suppress(ValueError, OSError, TypeError):
+        return signal.getsignal(sig) is signal.SIG_IGN
+    return False
+
+
 def terminate_as_interrupt() -> None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread (the ``exprsim`` process's
-    own command line: tests and library callers keep their handlers). Outside the main
-    thread, or where there is no SIGTERM, nothing changes."""
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the
+    ``exprsim`` process's own command line: tests and library callers keep their
+    handlers); an ignored SIGHUP (``nohup``) stays ignored. Outside the main thread, or
+    where there is no such signal, nothing changes."""
+    for sig in _TERMINATING:
+        if not ignored(sig):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, _raise_terminated)
 
 
 def reset_interruption() -> None:
-    """Forget an earlier SIGTERM (a new command starts)."""
-    _State.terminated = False
+    """Forget an earlier SIGTERM or SIGHUP (a new command starts)."""
+    _State.terminated, _State.signum = False, 0
 
 
 def interruption(exc: BaseException | None = None) -> tuple[str, int]:
     """``("terminated", 143)`` when ``exc`` is a :class:`Terminated` or a SIGTERM reached
     :func:`terminate_as_interrupt`'s handler (the library may have swallowed its
-    exception, keeping a partial result), else ``("interrupted", 130)``."""
+    exception, keeping a partial result), ``("hung up", 129)`` for a SIGHUP, else
+    ``("interrupted", 130)``."""
     if isinstance(exc, Terminated) or _State.terminated:
+        if _State.signum == getattr(signal, "SIGHUP", None):
+            return "hung up", HUNG_UP_EXIT
         return "terminated", TERMINATED_EXIT
     return "interrupted", INTERRUPTED_EXIT
 
 
 @dataclass
 class Held:
-    """What :func:`hold_interrupts` held: the names (``"SIGINT"``, ``"SIGTERM"``) of the
-    signals that arrived while the block ran."""
+    """What :func:`hold_interrupts` held: the names (``"SIGINT"``, ``"SIGTERM"``,
+    ``"SIGHUP"``) of the signals that arrived while the block ran."""
 
     signals: list[str] = field(default_factory=list)
 
@@ -89,10 +113,10 @@ def _python_handler(sig: int) -> Callable[..., Any] | None:
 
 @contextlib.contextmanager
 def hold_interrupts(what: str) -> Iterator[Held]:
-    """While the block runs, the first Ctrl-C (SIGINT), or SIGTERM where Python handles
-    it (:func:`terminate_as_interrupt`), is held: logged (``"finishing <what> first"``) and
-    ignored; a second one raises :class:`KeyboardInterrupt` (:class:`Terminated` for
-    SIGTERM) as usual. Yields a :class:`Held` naming the signals held. The previous
+    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM or
+    SIGHUP where Python handles it (:func:`terminate_as_interrupt`), is held: logged
+    (``"finishing <what> first"``) and ignored; a second one raises
+    :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual. Yields a :class:`Held` naming the signals held. The previous
     handlers are restored afterwards. Outside the main thread (where Python cannot set
     signal handlers, and which Ctrl-C never reaches) nothing is held."""
     held = Held()
@@ -101,21 +125,25 @@ def hold_interrupts(what: str) -> Iterator[Held]:
         return
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        term = signum == signal.SIGTERM
-        held.signals.append("SIGTERM" if term else "SIGINT")
+        term = signum in _TERMINATING
+        name = signal.Signals(signum).name
+        held.signals.append(name)
         if term:
-            _State.terminated = True
+            _State.terminated, _State.signum = True, signum
         if len(held.signals) > 1:
             raise Terminated if term else KeyboardInterrupt
         log.warning(
             "%s: finishing %s first (press Ctrl-C again to abandon it)",
-            "SIGTERM" if term else "Ctrl-C",
+            name if term else "Ctrl-C",
             what,
         )
 
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, hold)}
-    if _python_handler(signal.SIGTERM) is not None:  # a default SIGTERM still kills at once
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, hold)
+    previous = {}
+    if not ignored(signal.SIGINT):  # a background job's ignored Ctrl-C stays ignored
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, hold)
+    for sig in _TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
+        if _python_handler(sig) is not None:
+            previous[sig] = signal.signal(sig, hold)
     try:
         yield held
     finally:

@@ -50,15 +50,16 @@ class Stub16(StubEmbedder):
 
 @pytest.fixture
 def sigterm_handled() -> Iterator[None]:
-    """SIGTERM raises ``Terminated``, as in the ``exprsim`` process."""
+    """SIGTERM (and SIGHUP) raise ``Terminated``, as in the ``exprsim`` process."""
     import exprsim.cli as cli
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     cli._terminate_as_interrupt()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _embed_model(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> Any:

@@ -102,9 +102,13 @@ def _quit_on_next_signal(code: int | None) -> None:
             sys.stderr.flush()
         os._exit(code if code is not None else 128 + signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(sig, leave)
+    from exprsim.interrupts import ignored
+
+    signals = [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)]
+    for sig in signals:
+        if sig is not None and not ignored(sig):  # a background job's Ctrl-C: still none
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, leave)
 
 
 def _sqlite_message(exc: sqlite3.Error, args: argparse.Namespace) -> str:
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         _terminate_as_interrupt()
     code = _main(argv)
     if as_process:
-        _quit_on_next_signal(code if code in (130, 143) else None)
+        _quit_on_next_signal(code if code in (129, 130, 143) else None)
     return code
 
 

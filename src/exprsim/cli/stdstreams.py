@@ -9,7 +9,9 @@ encode a file name.
   (:class:`Diagnostics`).
 * stdout carries results: when it is closed (``>&-``), the command still saves its files,
   then fails saying that what it printed was lost ("standard output is closed"), rather
-  than exit 0 with results lost in silence.
+  than exit 0 with results lost in silence; so when its writes fail with an I/O error
+  (the terminal it was on closed, with SIGHUP ignored: ``disown``, ``setsid``), where a
+  finished command failed as "error: Input/output error", naming nothing.
 * A stdout that cannot encode a name (an ASCII or Latin-1 locale without Python's UTF-8
   mode, ``PYTHONIOENCODING=ascii``) writes it backslash-escaped, as Python's stderr does,
   instead of stopping the command before its ``-o`` / ``--html`` files are written.
@@ -19,11 +21,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import os
 import sys
 from typing import Any
 
 STDOUT_CLOSED = "standard output is closed"
+#: errors of a write to a terminal that is gone (hung up)
+_GONE = frozenset({errno.EIO, errno.ENXIO})
 
 
 class Diagnostics:
@@ -57,12 +62,54 @@ class Diagnostics:
         return getattr(self.stream, name)
 
 
+class ResultsOutput:
+    """stdout whose writes may fail because its terminal is gone (``EIO``, ``ENXIO``):
+    what is written from then on goes nowhere (descriptor 1 is given ``/dev/null``, so
+    Python's own flush at exit does not fail again) and is counted (:attr:`lost`), as
+    for :class:`ClosedOutput`. Other errors (a full disk, a closed pipe) are raised."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lost = 0
+        self.why = ""
+
+    def _gone(self, exc: OSError, size: int) -> None:
+        if exc.errno not in _GONE:
+            raise exc
+        self.lost += size or 1
+        self.why = f"standard output failed ({exc.strerror or exc}: its terminal closed?)"
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+
+    def write(self, text: str) -> int:
+        if self.lost:
+            self.lost += len(text)
+            return len(text)
+        try:
+            self.stream.write(text)
+        except OSError as exc:
+            self._gone(exc, len(text))
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self._gone(exc, 0)
+
+    def __getattr__(self, name: str) -> Any:  # encoding, errors, fileno, buffer, isatty...
+        return getattr(self.stream, name)
+
+
 class ClosedOutput:
     """stdout when descriptor 1 was closed: what is written goes nowhere, and is counted
     (:attr:`lost`), so that the command, once its files are saved, can fail saying so."""
 
     encoding = "utf-8"
     errors = "strict"
+    why = STDOUT_CLOSED
 
     def __init__(self) -> None:
         self.lost = 0
@@ -128,6 +175,7 @@ def standard_streams() -> tuple[Any, Any]:
         out = ClosedOutput()
     else:
         escape_unencodable(out)
+        out = ResultsOutput(out)
     err: Any = sys.stderr
     if err is None or 2 in closed:
         err = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (the process's own)
@@ -136,12 +184,18 @@ def standard_streams() -> tuple[Any, Any]:
 
 def lost_output(command: str, code: int) -> int:
     """The exit code of ``command``, which ended with ``code``: 2 when it printed results
-    to a closed stdout (its files are saved by then), said on stderr."""
+    to a closed or failing stdout (its files are saved by then), said on stderr."""
     out = sys.stdout
-    if not isinstance(out, ClosedOutput) or not out.lost:
+    if not isinstance(out, ClosedOutput | ResultsOutput):
+        out = getattr(out, "stream", out)  # under a wrapper of its own
+    if not isinstance(out, ClosedOutput | ResultsOutput):
+        return code
+    with contextlib.suppress(Exception):
+        out.flush()  # what is buffered: a terminal gone fails only here
+    if not out.lost:
         return code
     print(
-        f"exprsim {command}: error: {STDOUT_CLOSED}: what it printed was lost "
+        f"exprsim {command}: error: {out.why}: what it printed was lost "
         "(its output files, if any, are saved)",
         file=sys.stderr,
     )

@@ -9,8 +9,12 @@ when it serves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import h11
@@ -243,11 +247,33 @@ class AcceptErrorFilter:
 
 
 class GuardedServer(uvicorn.Server):
-    """uvicorn's server with :class:`AcceptErrorFilter` on its event loop."""
+    """uvicorn's server with :class:`AcceptErrorFilter` on its event loop, shut down
+    gracefully on SIGHUP too (its terminal closed), as on SIGINT and SIGTERM: uvicorn
+    handles only those two, and a hang-up killed the server mid-request (unless SIGHUP
+    is ignored, as under ``nohup``)."""
 
     async def serve(self, sockets: Any = None) -> None:
         asyncio.get_running_loop().set_exception_handler(AcceptErrorFilter())
         await super().serve(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        from exprsim.interrupts import ignored
+
+        hup = getattr(signal, "SIGHUP", None)
+        main = threading.current_thread() is threading.main_thread()
+        if hup is None or not main or ignored(hup):
+            with super().capture_signals():
+                yield
+            return
+        previous = signal.signal(hup, self.handle_exit)
+        try:
+            with super().capture_signals():  # raises INT and TERM again once shut down
+                yield
+        finally:
+            signal.signal(hup, previous)
+        if hup in self._captured_signals:  # then the hang-up, to the handler before
+            signal.raise_signal(hup)
 
 
 def connection_limit(fd_limit: int | None) -> int:
