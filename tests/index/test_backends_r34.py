@@ -173,3 +173,45 @@ def test_a_read_only_index_without_a_face_log_is_searched(
         _, got = ix.query(q, 1)  # was: "no such table: sqlite_sequence"
         assert got[:, 0].tolist() == [r.id for r in ix.records()]
         ix.rebuild_ann()
+
+
+# A second writer waited for ever behind a writer stopped with Ctrl-Z, told only "another
+# writer is adding or re-embedding files; waiting for it".
+
+
+def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fcntl
+    import logging
+    import os
+    import signal
+    import subprocess
+
+    from exprsim.errors import IndexBusyError
+    from exprsim.index.backends import lock_holder
+
+    db = tmp_path / "f.db"
+    with FaceIndex(db) as ix, ix._db.writer_lock():
+        assert (tmp_path / "f.db.lock").read_bytes().startswith(f"{os.getpid()} ".encode())
+    lock = tmp_path / "f.db.lock"
+    assert lock.read_bytes() == b""  # the holder's name goes with its lock
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        sleeper.send_signal(signal.SIGSTOP)
+        with open(lock, "a+b") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            held.write(f"{sleeper.pid} exprsim index add photos\n".encode())
+            held.flush()
+            with open(lock, "a+b") as other:
+                said = lock_holder(other)
+            assert said.startswith(f" (pid {sleeper.pid}, `exprsim index add photos`")
+            assert "stopped" in said
+            ix = FaceIndex(db)
+            busy = pytest.raises(IndexBusyError)
+            with caplog.at_level(logging.WARNING), ix, busy, ix._db.writer_lock(wait=0.3):
+                pass
+            assert f"(pid {sleeper.pid}," in caplog.text and "stopped" in caplog.text
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -570,6 +570,60 @@ def _refuse_hard_links(path: Path) -> None:
         )
 
 
+def _note_holder(fh: Any) -> None:
+    """Write this process into the lock file it holds (``PID command``), for a writer that
+    waits for it to name (:func:`lock_holder`); best effort."""
+    import sys
+
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    with contextlib.suppress(OSError, ValueError):
+        fh.truncate(0)
+        fh.write(f"{os.getpid()} {command[:300]}\n".encode("utf-8", "backslashreplace"))
+        fh.flush()
+
+
+def lock_holder(fh: Any) -> str:
+    """`` (pid N, `command`)`` of the process a lock file names (:func:`_note_holder`),
+    with ``, which is stopped (Ctrl-Z): resume it (fg) or end it`` where Linux says it is
+    stopped; ``""`` when none is named (an exprsim before it, another machine's)."""
+    try:
+        fh.seek(0)
+        first = fh.read(400).decode("utf-8", "replace").splitlines()[0]
+        pid_text, _, command = first.partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError, IndexError):
+        return ""
+    from exprsim.errors import printable
+
+    note = f" (pid {pid}, `{printable(command)}`"
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            state = stat_file.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return note + ")"
+    if state in (b"T", b"t"):
+        note += ", which is stopped (Ctrl-Z?): resume it (fg, or kill -CONT) or end it"
+    return note + ")"
+
+
+def _flock_waiting(fh: Any, db: str, every: float = 60.0) -> None:
+    """An exclusive ``flock`` on ``fh``, waited for as long as it takes, saying again every
+    ``every`` seconds who holds it (:func:`lock_holder`: a holder stopped with Ctrl-Z is
+    named so, where a plain wait said nothing more, for ever)."""
+    import fcntl
+
+    said = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() - said >= every:
+                log.warning("%s: still waiting for the other writer%s", db, lock_holder(fh))
+                said = time.monotonic()
+            time.sleep(0.1)
+
+
 def _flock_within(fh: Any, wait: float, busy: Callable[[float], Exception]) -> None:
     """An exclusive ``flock`` on ``fh``, tried until ``wait`` seconds have passed; then
     ``busy(wait)`` is raised."""
@@ -935,15 +989,20 @@ class SQLiteBackend(StoreBackend):
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 log.warning(
-                    "%s: another writer is adding or re-embedding files; waiting for it", self.path
+                    "%s: another writer is adding or re-embedding files%s; waiting for it",
+                    self.path,
+                    lock_holder(fh),
                 )
                 if wait is None:
-                    fcntl.flock(fh, fcntl.LOCK_EX)
+                    _flock_waiting(fh, str(self.path))
                 else:
                     _flock_within(fh, wait, self.busy_error)
+            _note_holder(fh)
             try:
                 yield
             finally:
+                with contextlib.suppress(OSError):
+                    fh.truncate(0)  # no holder named after it
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def close(self) -> None:
