@@ -104,7 +104,9 @@ class PVAETrainConfig:
         seed: seed of split, triplets, initialisation and sampling.
         max_train: use only the first ``max_train`` Training faces (smoke runs).
         threads: torch intra-op threads.
-        max_seconds: stop early (after a validation) once training has run this long.
+        max_seconds: stop early (after a validation) once training has run this long,
+            in wall time since this process started it (the time a run stopped with
+            Ctrl-Z was stopped counts).
     """
 
     kind: str = "pvae"
