@@ -147,3 +147,18 @@ def faces_frame(patches: dict[str, np.ndarray], placed: dict[str, int]) -> np.nd
             patches[name], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA
         )
     return frame
+
+
+def analyze_interrupted(clip: Path, embedder: Any, at: int) -> Any:
+    """``analyze_video`` of ``clip`` (5 frames a second, IoU identities, no classifier)
+    whose detector raises Ctrl-C at its ``at``-th frame, keeping the partial analysis."""
+    from exprsim.video import VideoConfig, analyze_video
+
+    return analyze_video(
+        clip,
+        embedder,
+        VideoConfig(fps=5, identity="iou"),
+        classifier=None,
+        detector=InterruptingDetector(at=at),
+        keep_on_interrupt=True,
+    )

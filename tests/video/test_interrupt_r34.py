@@ -9,7 +9,7 @@ import pytest
 
 from exprsim.video import VideoConfig, VideoInterrupted, analyze_video
 
-from .conftest import InterruptingDetector, numbered_frames
+from .conftest import InterruptingDetector, analyze_interrupted, numbered_frames
 
 
 def test_a_ctrl_c_stops_a_loop_over_videos(clip_factory, embedder) -> None:
@@ -26,13 +26,5 @@ def test_a_ctrl_c_stops_a_loop_over_videos(clip_factory, embedder) -> None:
 
 
 def test_keep_on_interrupt_returns_the_partial_analysis(clip_factory, embedder) -> None:
-    clip = clip_factory("plain34.mp4", numbered_frames(20, 128, 96))
-    a = analyze_video(
-        clip,
-        embedder,
-        VideoConfig(fps=5, identity="iou"),
-        classifier=None,
-        detector=InterruptingDetector(at=4),
-        keep_on_interrupt=True,
-    )
+    a = analyze_interrupted(clip_factory("plain34.mp4", numbered_frames(20, 128, 96)), embedder, 4)
     assert a.interrupted and a.n_sampled == 3

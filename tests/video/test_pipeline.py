@@ -161,18 +161,9 @@ def test_truncated_video_keeps_partial_analysis(two_people, embedder, tmp_path):
 
 def test_interrupt_keeps_partial_analysis(clip_factory, embedder, monkeypatch):
     """Ctrl-C while reading: the frames analysed so far are kept."""
-    from .conftest import InterruptingDetector, numbered_frames
+    from .conftest import analyze_interrupted, numbered_frames
 
-    clip = clip_factory("plain.mp4", numbered_frames(20, 128, 96))
-    det = InterruptingDetector(at=4)
-    a = analyze_video(
-        clip,
-        embedder,
-        VideoConfig(fps=5, identity="iou"),
-        classifier=None,
-        detector=det,
-        keep_on_interrupt=True,
-    )
+    a = analyze_interrupted(clip_factory("plain.mp4", numbered_frames(20, 128, 96)), embedder, 4)
     assert a.interrupted and a.n_sampled == 3 and a.faces == ()
     assert a.to_frame().empty
 

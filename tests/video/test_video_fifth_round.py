@@ -15,7 +15,13 @@ import pytest
 from exprsim.video.frames import FrameReader, VideoError
 from exprsim.video.pipeline import VideoConfig, analyze_video, sample_seconds
 
-from .conftest import LEFT, InterruptingDetector, compose, numbered_frames, write_clip
+from .conftest import (
+    LEFT,
+    analyze_interrupted,
+    compose,
+    numbered_frames,
+    write_clip,
+)
 
 
 def _strict(text: str) -> dict:
@@ -126,15 +132,7 @@ def test_ctrl_c_while_reading_and_again_after(grace_clip, embedder, monkeypatch)
     import exprsim.video.tracks as tracks_mod
 
     _raise_once(monkeypatch, tracks_mod, "cluster_identities")
-    det = InterruptingDetector(at=3)
-    a = analyze_video(
-        grace_clip,
-        embedder,
-        VideoConfig(fps=5, identity="iou"),
-        classifier=None,
-        detector=det,
-        keep_on_interrupt=True,
-    )
+    a = analyze_interrupted(grace_clip, embedder, 3)
     assert a.interrupted and a.n_sampled == 2
     assert a.warnings[-2:] == (
         "interrupted after 2 sampled frames",

@@ -6,20 +6,12 @@ default) and its report says where it stopped."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from exprsim.web import ServeConfig
 
-
-def _finished(c, job: dict) -> dict:
-    deadline = time.time() + 240
-    while job["status"] in ("queued", "running"):
-        assert time.time() < deadline
-        time.sleep(0.3)
-        job = c.get(f"/api/jobs/{job['id']}").json()
-    return job
+from .test_web_audit13 import _run_job
 
 
 @pytest.mark.slow
@@ -28,7 +20,7 @@ def test_a_video_job_stops_at_the_servers_limit(make_client, tmp_path) -> None:
 
     c = make_client(max_video_minutes=0.01)  # 0.6 s: 3 frames at the default 5 per second
     clip = (sample_dir() / "langer_clip.mp4").read_bytes()  # 5 s
-    job = _finished(c, c.post("/api/videos", files={"file": ("c.mp4", clip, "video/mp4")}).json())
+    job = _run_job(c, clip)
     assert job["status"] == "done", job
     assert job["summary"]["frames"] == 3 and job["total"] == 3  # was: every frame of the clip
     doc = json.loads(next((tmp_path / "faces.db.web").rglob("analysis.json")).read_text())
