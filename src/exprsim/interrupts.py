@@ -66,10 +66,11 @@ def ignored(sig: int) -> bool:
 def terminate_as_interrupt() -> None:
     """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the
     ``exprsim`` process's own command line: tests and library callers keep their
-    handlers); an ignored SIGHUP (``nohup``) stays ignored. Outside the main thread, or
+    handlers); an ignored SIGHUP (``nohup``) stays ignored, an ignored SIGTERM does not
+    (``kill`` ends the command, saving what is done). Outside the main thread, or
     where there is no such signal, nothing changes."""
     for sig in _TERMINATING:
-        if not ignored(sig):
+        if sig == signal.SIGTERM or not ignored(sig):  # nohup's ignored SIGHUP stays
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, _raise_terminated)
 
@@ -113,8 +114,8 @@ def _python_handler(sig: int) -> Callable[..., Any] | None:
 
 @contextlib.contextmanager
 def hold_interrupts(what: str) -> Iterator[Held]:
-    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM or
-    SIGHUP where Python handles it (:func:`terminate_as_interrupt`), is held: logged
+    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM where
+    Python handles it, or SIGHUP where :func:`terminate_as_interrupt` does, is held: logged
     (``"finishing <what> first"``) and ignored; a second one raises
     :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual. Yields a :class:`Held` naming the signals held. The previous
     handlers are restored afterwards. Outside the main thread (where Python cannot set
@@ -132,17 +133,18 @@ def hold_interrupts(what: str) -> Iterator[Held]:
             _State.terminated, _State.signum = True, signum
         if len(held.signals) > 1:
             raise Terminated if term else KeyboardInterrupt
-        log.warning(
-            "%s: finishing %s first (press Ctrl-C again to abandon it)",
-            name if term else "Ctrl-C",
-            what,
-        )
+        again = "send it again" if term or ignored_int else "press Ctrl-C again"
+        log.warning("%s: finishing %s first (%s to abandon it)", name if term else "Ctrl-C",
+                    what, again)  # fmt: skip
 
     previous = {}
-    if not ignored(signal.SIGINT):  # a background job's ignored Ctrl-C stays ignored
+    ignored_int = ignored(signal.SIGINT)
+    if not ignored_int:  # a background job's ignored Ctrl-C stays ignored
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, hold)
     for sig in _TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
-        if _python_handler(sig) is not None:
+        handler = _python_handler(sig)
+        # a SIGHUP handler of the caller's own (a daemon's "reload") is not taken over
+        if handler is _raise_terminated or (handler is not None and sig == signal.SIGTERM):
             previous[sig] = signal.signal(sig, hold)
     try:
         yield held

@@ -81,12 +81,15 @@ def exit_with_parent(poll: float = PARENT_POLL_S) -> None:
 
 
 def init_worker() -> None:
-    """What every pool worker does first: ignore Ctrl-C (it reaches the whole process
-    group; the parent stops the pool and keeps what was done, where a worker dying of it
-    only printed a traceback) and, in a real worker, end with its parent."""
+    """What every pool worker does first: ignore Ctrl-C and a hang-up (they reach the
+    whole process group; the parent stops the pool and keeps what was done, where a
+    worker dying of one only printed a traceback) and, in a real worker, end with its
+    parent."""
     import multiprocessing as mp
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if mp.parent_process() is not None:
         exit_with_parent()
 

@@ -54,6 +54,7 @@ def sigterm_handled() -> Iterator[None]:
     import exprsim.cli as cli
 
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a terminal leaves it (not nohup's)
     cli._terminate_as_interrupt()
     try:
         yield

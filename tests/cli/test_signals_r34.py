@@ -41,12 +41,30 @@ def test_sighup_saves_what_is_done_as_sigterm_does(
 
 def test_a_held_sighup_is_said_and_a_second_one_interrupts(sigterm_handled) -> None:  # noqa: F811
     assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL
+    from exprsim.interrupts import Terminated
+
     reset_interruption()
     with hold_interrupts("the table") as held:
         signal.raise_signal(signal.SIGHUP)  # held: the save goes on
     assert held.signals == ["SIGHUP"]
     assert interruption() == ("hung up", 129)
+    with pytest.raises(Terminated), hold_interrupts("the table"):
+        signal.raise_signal(signal.SIGHUP)
+        signal.raise_signal(signal.SIGHUP)  # a second one abandons it
     reset_interruption()
+
+
+def test_a_callers_own_sighup_handler_is_not_taken_over() -> None:
+    """Review: a library caller's SIGHUP handler (a daemon's reload) was held as a
+    termination while a partial result was saved."""
+    seen: list[int] = []
+    before = signal.signal(signal.SIGHUP, lambda signum, frame: seen.append(signum))
+    try:
+        with hold_interrupts("the table") as held:
+            signal.raise_signal(signal.SIGHUP)
+        assert seen == [signal.SIGHUP] and not held
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_an_ignored_ctrl_c_stays_ignored_while_saving() -> None:
@@ -95,3 +113,16 @@ def test_a_terminal_gone_before_the_summary_is_said(tmp_path: Path) -> None:
     assert proc.returncode == 2, err
     assert "standard output failed" in err and "what it printed was lost" in err
     assert "Traceback" not in err
+
+
+def test_a_full_stdout_is_still_an_error() -> None:
+    """Review: the flush that finds a terminal gone must not hide a full disk."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "exprsim", "detectors"], stdout=full, stderr=subprocess.PIPE,
+            text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2 and "No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

@@ -104,7 +104,22 @@ def test_crops_of_an_exprsim_before_the_mark_are_not_read_again(
         "grace_hopper.jpg",
     ]  # was: the 2 old crops too
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(said) == 1 and "2 file(s) in" in said[0] and "carry no exprsim mark" in said[0]
+    assert len(said) == 2, said
+    assert said[0].startswith("2 PNG files named as crops are (NAME_0.png) in the crops folder")
+    assert "2 file(s) in" in said[1] and "carry no exprsim mark" in said[1]
     assert len(list(crops.glob("*-2_0.png"))) == 2  # the old crops are kept
     table = _faces(tmp_path, str(crops), "--crops", str(tmp_path / "other"))
     assert len(table) == 4  # the crops folder named: every crop in it is read
+
+
+def test_photos_of_the_users_in_the_crops_folder_are_still_read(
+    tmp_path: Path, album: Path
+) -> None:
+    """Review: every PNG of the crops folder was left out, the user's own photos too."""
+    from PIL import Image
+
+    portraits = album / "portraits"
+    portraits.mkdir()
+    Image.open(sample_path("grace_hopper.jpg")).save(portraits / "mum.png")
+    table = _faces(tmp_path, str(album), "--crops", str(portraits))
+    assert "mum.png" in {Path(f).name for f in table["source"]}

@@ -186,6 +186,7 @@ def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
     import logging
     import os
     import signal
+    import socket
     import subprocess
 
     from exprsim.errors import IndexBusyError
@@ -201,7 +202,8 @@ def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
         sleeper.send_signal(signal.SIGSTOP)
         with open(lock, "a+b") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
-            held.write(f"{sleeper.pid} exprsim index add photos\n".encode())
+            host = socket.gethostname() or "-"
+            held.write(f"{sleeper.pid} {host} exprsim index add photos\n".encode())
             held.flush()
             with open(lock, "a+b") as other:
                 said = lock_holder(other)
@@ -215,3 +217,24 @@ def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_writer_waiting_for_ever_says_so_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fcntl
+    import logging
+    import threading
+
+    from exprsim.index.backends import _flock_waiting
+
+    lock = tmp_path / "f.db.lock"
+    lock.write_bytes(b"")
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        threading.Timer(0.7, lambda: fcntl.flock(held, fcntl.LOCK_UN)).start()
+        with open(lock, "a+b") as waiting, caplog.at_level(logging.WARNING):
+            _flock_waiting(waiting, "f.db", every=0.2)  # returns once the holder lets go
+            fcntl.flock(waiting, fcntl.LOCK_UN)
+    said = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert 2 <= len(said) <= 4, said

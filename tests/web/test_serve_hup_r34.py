@@ -24,7 +24,12 @@ def test_sighup_shuts_the_server_down_gracefully(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     argv = [sys.executable, "-m", "exprsim", "serve", "--db", str(tmp_path / "f.db")]
     proc = subprocess.Popen(
-        [*argv, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as a terminal leaves it, even when the tests run under nohup
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120

@@ -13,9 +13,9 @@ def _index(c, photo, names):
         assert r.status_code == 200, r.text
 
 
-def _run_job(c, clip):
+def _run_job(c, clip, seconds: float = 60):
     job = c.post("/api/videos", files={"file": ("clip.mp4", clip, "video/mp4")}).json()
-    deadline = time.time() + 60
+    deadline = time.time() + seconds
     while job["status"] in ("queued", "running"):
         assert time.time() < deadline
         time.sleep(0.1)

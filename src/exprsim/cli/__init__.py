@@ -201,6 +201,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not onto them
             code = int(args.func(args))
+        if args.command == "serve":  # its stdout carries the access log, not results
+            return code
         return lost_output(command_path(args), code)
     except ExprsimError as exc:  # one line, whatever a file name in it holds
         print(f"exprsim {command_path(args)}: error: {printable(str(exc))}", file=sys.stderr)

@@ -23,6 +23,7 @@ import codecs
 import contextlib
 import errno
 import os
+import stat
 import sys
 from typing import Any
 
@@ -72,9 +73,13 @@ class ResultsOutput:
         self.stream = stream
         self.lost = 0
         self.why = ""
+        try:  # only a terminal (a character device) goes away: a file's is a failing disk
+            self.terminal = stat.S_ISCHR(os.fstat(stream.fileno()).st_mode)
+        except (AttributeError, OSError, ValueError):  # no descriptor (a test's capture)
+            self.terminal = False
 
     def _gone(self, exc: OSError, size: int) -> None:
-        if exc.errno not in _GONE:
+        if exc.errno not in _GONE or not self.terminal:
             raise exc
         self.lost += size or 1
         self.why = f"standard output failed ({exc.strerror or exc}: its terminal closed?)"
@@ -190,7 +195,7 @@ def lost_output(command: str, code: int) -> int:
         out = getattr(out, "stream", out)  # under a wrapper of its own
     if not isinstance(out, ClosedOutput | ResultsOutput):
         return code
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(ValueError):  # a closed stream; a full disk is raised
         out.flush()  # what is buffered: a terminal gone fails only here
     if not out.lost:
         return code

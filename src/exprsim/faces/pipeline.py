@@ -11,6 +11,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -443,7 +444,7 @@ def _free_stem(stem: str, used: set[str], taken: Callable[[str], bool] = lambda 
 
 
 def _taken(
-    folder: Path, source: str, faces: int, stem: str, unmarked: list[Path] | None = None
+    folder: Path, source: str, faces: int, stem: str, unmarked: dict[Path, None] | None = None
 ) -> bool:
     """Whether a file where the ``faces`` crops named ``stem`` go in ``folder`` is not this
     photo's (``source`` its :func:`photo_key`): another photo's crop, or a file exprsim
@@ -456,16 +457,16 @@ def _taken(
     another run made first for another photo is taken; one for this same photo is not (two
     runs over one album gave it two identical crops, ``x_0.png`` and ``x-2_0.png``: both
     now write the one crop, whole each time). Claims of a name given up are removed.
-    ``unmarked``: gets each file in the way that carries no mark nor claim."""
+    ``unmarked``: gets each file in the way that carries no mark nor claim (once)."""
     claimed: list[Path] = []
     for j in range(faces):
         path = folder / f"{stem}_{j}.png"
         if os.path.lexists(path):
-            owner = crop_owner(path)
-            if owner == source or _claim_of(path) == source:
+            owner, claim = crop_owner(path), _claim_of(path)
+            if owner == source or claim == source:
                 continue  # this photo's own crop (a rerun), or its claim by another run
-            if owner is None and unmarked is not None and _claim_of(path) is None:
-                unmarked.append(path)
+            if owner is None and claim is None and unmarked is not None:
+                unmarked[path] = None
         else:
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -521,7 +522,7 @@ def _write_crops(
     faces: Any,
     rows: list[dict[str, Any]],
     stems: set[str],
-    unmarked: list[Path] | None = None,
+    unmarked: dict[Path, None] | None = None,
 ) -> None:
     """Write the crops of one photo's ``faces`` into ``out_dir`` under a free name
     (:func:`_free_stem`: ``stems`` are those used so far; ``unmarked`` gets the files
@@ -553,20 +554,24 @@ def _write_crops(
         row["crop"] = printable(str(crop_path))  # undecodable bytes: an escape, not a failure
 
 
+#: the name of a crop: ``<stem>_<face>.png`` (an exprsim before the mark wrote them so)
+_CROP_NAME = re.compile(r".+_\d+\.png$", re.IGNORECASE)
+
+
 def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> list[Path]:
     """``files`` less the crops exprsim wrote (they carry :func:`crop_owner`'s mark) into
     ``crops_dir``, or into a folder found inside an input folder (an earlier run's crops
-    folder), and less every PNG of ``crops_dir`` itself unless that folder is named as an
-    input (crops of an exprsim before the mark carry none): a crops folder walked again by
-    a rerun gave ``x_0_0.png``, then ``x_0_0_0.png``, and a table growing at every run.
-    Crops named among ``inputs``, or directly inside a folder named there, are read (and
-    not opened here)."""
+    folder), and less the PNGs of ``crops_dir`` named as crops are (``x_0.png``: an
+    exprsim before the mark wrote them without one) unless that folder is named as an
+    input: a crops folder walked again by a rerun gave ``x_0_0.png``, then
+    ``x_0_0_0.png``, and a table growing at every run. Crops named among ``inputs``, or
+    directly inside a folder named there, are read (and not opened here)."""
     try:
         folder = crops_dir.resolve()
     except (OSError, RuntimeError):
         folder = None
     named = {os.path.realpath(_as_given(p)) for p in inputs}
-    kept, left_here, left_elsewhere = [], 0, 0
+    kept, left = [], {"here": 0, "unmarked": 0, "elsewhere": 0}
     for f in files:
         real = Path(os.path.realpath(f))
         here = real.parent == folder
@@ -574,27 +579,39 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
         # the cheap tests first: crop_owner opens the file
         if f.suffix.lower() != ".png" or real == folder or named_so:
             kept.append(f)
-        elif here and str(folder) not in named:  # the crops folder, not itself an input:
-            left_here += 1  # its PNGs are crops, of this exprsim or of one before the mark
-        elif crop_owner(f) is None:
-            kept.append(f)
-        elif here:
-            left_here += 1
+        elif crop_owner(f) is not None:
+            left["here" if here else "elsewhere"] += 1
+        elif here and str(folder) not in named and _CROP_NAME.match(f.name):
+            left["unmarked"] += 1  # a crop of an exprsim before the mark, by its name
         else:
-            left_elsewhere += 1
-    if left_here:
-        log.info("%d crops of %s left out of the inputs", left_here, crops_dir)
-    if left_elsewhere:  # a warning when it leaves nothing to read
-        log.log(
-            logging.INFO if kept else logging.WARNING,
-            "%d crops written by an earlier exprsim run left out of the inputs (name them, "
-            "or their own folder, to read them as photos)",
-            left_elsewhere,
-        )
+            kept.append(f)
+    _say_left_out(left, crops_dir, bool(kept))
     return kept
 
 
-def _say_unmarked(unmarked: list[Path], out_dir: Path | None) -> None:
+def _say_left_out(left: dict[str, int], crops_dir: Path, any_kept: bool) -> None:
+    """The lines of :func:`_without_crops`: how many crops it left out, and where."""
+    where = printable(str(crops_dir))
+    if left["here"]:
+        log.info("%d crops of %s left out of the inputs", left["here"], where)
+    if left["unmarked"]:  # not certainly crops: said where it is seen
+        log.warning(
+            "%d PNG files named as crops are (NAME_0.png) in the crops folder %s left out "
+            "of the inputs: crops of an exprsim before 2026-12-04 (name the folder to read "
+            "them as photos)",
+            left["unmarked"],
+            where,
+        )
+    if left["elsewhere"]:  # a warning when it leaves nothing to read
+        log.log(
+            logging.INFO if any_kept else logging.WARNING,
+            "%d crops written by an earlier exprsim run left out of the inputs (name them, "
+            "or their own folder, to read them as photos)",
+            left["elsewhere"],
+        )
+
+
+def _say_unmarked(unmarked: dict[Path, None], out_dir: Path | None) -> None:
     """One warning for the files without exprsim's mark that took crops' names in
     ``out_dir`` (:func:`_taken`): the crops were written beside them, under other names."""
     if unmarked:
@@ -604,7 +621,7 @@ def _say_unmarked(unmarked: list[Path], out_dir: Path | None) -> None:
             "named NAME-2_0.png and so on (first: %s); give a new --crops folder to avoid it",
             len(unmarked),
             printable(str(out_dir)),
-            printable(unmarked[0].name),
+            printable(next(iter(unmarked)).name),
         )
 
 
@@ -747,8 +764,9 @@ def analyze_files(
             run, :func:`crop_owner`, or any file exprsim did not write, which is never
             replaced) and a ``crop`` column added. A rerun writes its photos' crops again
             in place. Crops found among the inputs (the folder inside an input folder, a
-            rerun) are not read as photos, unless named as files or directly inside a
-            folder named (``paths``, or ``named``).
+            rerun; in ``crops_dir``, files named as crops, ``x_0.png``, also without the
+            mark of an exprsim since 2026-12-04) are not read as photos, unless named as
+            files or directly inside a folder named (``paths``, or ``named``).
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
@@ -775,7 +793,7 @@ def analyze_files(
         files = _without_crops(files, out_dir, inputs if named is None else as_inputs(named))
         out_dir.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(out_dir, CROP_TEMPORARY)  # the crops a killed run was writing
-    unmarked: list[Path] = []  # files without a mark in the way of crops
+    unmarked: dict[Path, None] = {}  # files without a mark in the way of crops, once each
     stems: set[str] = set()  # crop-name stems used so far, lower case
     table = FaceTable(files=len(files))
     stream = analyze_stream(

@@ -571,30 +571,42 @@ def _refuse_hard_links(path: Path) -> None:
 
 
 def _note_holder(fh: Any) -> None:
-    """Write this process into the lock file it holds (``PID command``), for a writer that
-    waits for it to name (:func:`lock_holder`); best effort."""
+    """Write this process into the lock file it holds (``PID HOST command``), for a
+    writer that waits for it to name (:func:`lock_holder`); best effort, unbuffered (a
+    full disk leaves nothing to flush when the file is closed)."""
+    import socket
     import sys
 
     command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    note = f"{os.getpid()} {socket.gethostname() or '-'} {command[:300]}\n"
     with contextlib.suppress(OSError, ValueError):
-        fh.truncate(0)
-        fh.write(f"{os.getpid()} {command[:300]}\n".encode("utf-8", "backslashreplace"))
-        fh.flush()
+        os.ftruncate(fh.fileno(), 0)
+        os.write(fh.fileno(), note.encode("utf-8", "backslashreplace"))
+
+
+def _forget_holder(fh: Any) -> None:
+    """Empty the lock file before its lock is let go (:func:`_note_holder`)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.ftruncate(fh.fileno(), 0)
 
 
 def lock_holder(fh: Any) -> str:
     """`` (pid N, `command`)`` of the process a lock file names (:func:`_note_holder`),
-    with ``, which is stopped (Ctrl-Z): resume it (fg) or end it`` where Linux says it is
-    stopped; ``""`` when none is named (an exprsim before it, another machine's)."""
+    with ``, which is stopped (Ctrl-Z?) ...`` where Linux says so; `` (pid N on HOST,
+    ...)`` for another machine's; ``""`` when none is named (an exprsim before it)."""
+    import socket
+
     try:
         fh.seek(0)
         first = fh.read(400).decode("utf-8", "replace").splitlines()[0]
-        pid_text, _, command = first.partition(" ")
+        pid_text, host, command = first.split(" ", 2)
         pid = int(pid_text)
     except (OSError, ValueError, IndexError):
         return ""
     from exprsim.errors import printable
 
+    if host != (socket.gethostname() or "-"):
+        return f" (pid {pid} on {printable(host)}, `{printable(command)}`)"
     note = f" (pid {pid}, `{printable(command)}`"
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat_file:
@@ -1001,8 +1013,7 @@ class SQLiteBackend(StoreBackend):
             try:
                 yield
             finally:
-                with contextlib.suppress(OSError):
-                    fh.truncate(0)  # no holder named after it
+                _forget_holder(fh)  # no holder named after it
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def close(self) -> None:
