@@ -94,7 +94,8 @@ def _quit_on_next_signal(code: int | None) -> None:
     Ctrl-C or SIGTERM while Python winds down (worker threads, exit handlers) exits at
     once, quietly, where it printed a traceback from an exit handler ("Exception ignored
     in atexit callback"), or aborted. The exit code is ``code`` (an interrupted
-    command's 130 or 143), else the signal's (130 or 143, as a default kill would give)."""
+    command's 130, 143 or 129), else the signal's (128 + its number, as a default kill
+    would give)."""
 
     def leave(signum: int, frame: object) -> None:
         with contextlib.suppress(Exception):
@@ -223,7 +224,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: error:{where} {limit or exc.strerror or exc}",
               file=sys.stderr)  # fmt: skip
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM (Terminated: 143)
+    except KeyboardInterrupt as exc:  # Ctrl-C (130); SIGTERM, SIGHUP (Terminated: 143, 129)
         word, code = interruption(exc)
         print(f"exprsim {command_path(args)}: {word}", file=sys.stderr)
         return code

@@ -43,8 +43,8 @@ def register(subparsers: Any) -> None:
             "Unreadable files (and folders that cannot be listed) are reported on stderr, one "
             "line each; the exit code is non-zero only if every input failed (with --strict: "
             "if any failed). Ctrl-C (or SIGTERM) keeps the faces of the files done: written "
-            "to --out, or beside an earlier file there as NAME.partial.EXT (exit code 130, "
-            "143 for SIGTERM)."
+            "to --out, or beside an earlier file there as NAME.partial.EXT (exit code 130; "
+            "143 for SIGTERM, 129 for SIGHUP)."
         ),
     )
     p.add_argument(

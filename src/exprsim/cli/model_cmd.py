@@ -107,7 +107,8 @@ def _register_embed(sub: Any) -> None:
             "on stderr, one line each; the exit code is non-zero only if every input failed "
             "(with --strict: if any failed). Ctrl-C (or SIGTERM) keeps the faces of the "
             "files done: written to --out, or beside an earlier file there as "
-            "NAME.partial.EXT (exit code 130, 143 for SIGTERM). --engine ray writes "
+            "NAME.partial.EXT (exit code 130; 143 for SIGTERM, 129 for SIGHUP). --engine "
+            "ray writes "
             "resumable Parquet shards into a folder instead."
         ),
     )

@@ -41,7 +41,8 @@ def register(subparsers: Any) -> None:
             "embed and median-smooth expressions, and write faces.parquet, faces.csv, "
             "persons.csv, analysis.json and a self-contained report.html into --out. "
             "Ctrl-C (or SIGTERM) stops the analysis, while reading or in a later stage, and "
-            "writes a partial report of what is complete (exit code 130, 143 for SIGTERM); "
+            "writes a partial report of what is complete (exit code 130; 143 for SIGTERM, "
+            "129 for SIGHUP); "
             "a Ctrl-C while the report is written is held until it is complete."
         ),
     )
