@@ -254,7 +254,7 @@ def tags() -> str:
 <button>Add reference face</button></form>
 <p id="err" class="err" role="alert"></p>
 <div id="list"></div>
-<p><label>Threshold <input id="th" type="range" min="0.01" max="2" step="0.01">
+<p><label>Threshold <input id="th" type="range" min="0.01" max="2" step="any">
 <output id="thv"></output></label> <span id="count" class="meta" aria-live="polite"></span></p>
 <div id="faces" class="row"></div>"""
     script = """
@@ -264,7 +264,7 @@ async function refresh() {
   const res = await api('/api/tags');
   const th = document.getElementById('th');
   if (!th.dataset.set) { th.value = res.threshold; th.dataset.set = 1; }
-  document.getElementById('thv').value = Number(th.value).toFixed(2);
+  document.getElementById('thv').value = Number(th.value).toFixed(3);
   const names = [...new Set(res.references.map(r => r.name))];
   const list = el('div', {class: 'row'});
   if (!names.includes(current)) current = names.length ? names[0] : null;
@@ -289,12 +289,12 @@ async function refresh() {
 }
 async function show() {
   const th = document.getElementById('th').value, mine = ++asked;
-  document.getElementById('thv').value = Number(th).toFixed(2);
+  document.getElementById('thv').value = Number(th).toFixed(3);
   let res;
   try { res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th); }
   catch (err) { if (mine === asked) document.getElementById('count').textContent = err.message; return; }
   if (mine !== asked) return;
-  document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(2);
+  document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(3);
   const row = document.getElementById('faces');
   row.replaceChildren(...res.faces.map(f => {
     const c = card(f.thumbnail, 'd=' + f.distance.toFixed(3));
