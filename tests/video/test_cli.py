@@ -91,6 +91,6 @@ def test_cli_run_writes_outputs(
     out = tmp_path / "out"
     rc = main(["-q", "video", str(clip), "--out", str(out), "--every", "2", "--identity", "iou"])
     assert rc == 0
-    assert "5 frames, 5 faces (0 rejected detections), 1 person ->" in capsys.readouterr().out
+    assert "5 frames, 5 faces (5 accepted, 0 rejected), 1 person ->" in capsys.readouterr().out
     for name in ("faces.parquet", "faces.csv", "persons.csv", "analysis.json", "report.html"):
         assert (out / name).is_file()

@@ -28,3 +28,17 @@ def test_a_ctrl_c_stops_a_loop_over_videos(clip_factory, embedder) -> None:
 def test_keep_on_interrupt_returns_the_partial_analysis(clip_factory, embedder) -> None:
     a = analyze_interrupted(clip_factory("plain34.mp4", numbered_frames(20, 128, 96)), embedder, 4)
     assert a.interrupted and a.n_sampled == 3
+
+
+def test_a_persons_emotion_shares_add_up_to_one() -> None:
+    """Round 34 (numbers users see): shares rounded one by one to 4 places did not add up
+    (3/7 + 3/7 + 1/7 written as 1.0001)."""
+    import math
+
+    from exprsim.video import PersonStats
+
+    shares = {"happiness": 3 / 7, "neutral": 3 / 7, "sadness": 1 / 7}
+    stats = PersonStats(0, 7, 1.0, 1.4, 0.0, 1.2, 7, {}, shares, ())
+    row = stats.to_dict()
+    total = math.fsum(row[f"share_{k}"] for k in shares)
+    assert abs(total - 1.0) < 1e-12  # was 1.0001

@@ -312,3 +312,17 @@ def test_guided_detection_matches_full_detection_on_the_bundled_clip(embedder):
     # frame (BlazeFace sees another crop), never far off: the landmarks and the aligned
     # crop come from the face-mesh stage either way
     assert min(ious) > 0.8, ious
+
+
+@pytest.mark.slow
+def test_summaries_name_their_representatives_by_face_row(two_people, embedder):
+    """Round 34 (numbers users see): analysis.json's ``representative`` was the position
+    among the person's summarised faces, beside ``representative_face`` (a row of
+    faces.csv)."""
+    a = analyze_video(two_people, embedder, VideoConfig(fps=5, identity="iou"), classifier=None)
+    summaries = a.to_dict()["summaries"]
+    assert len(summaries) == 2
+    for person, clusters in summaries.items():
+        for c in clusters:
+            assert c["representative"] == c["representative_face"]  # was: 1 beside 8
+            assert int(a.persons[c["representative"]]) == int(person)

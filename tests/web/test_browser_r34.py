@@ -13,9 +13,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_the_slider_starts_at_the_servers_exact_threshold(
-    server,
-    page,
-    monkeypatch,  # noqa: F811
+    server,  # noqa: F811 (the fixture imported above)
+    page,  # noqa: F811
+    monkeypatch,
 ) -> None:
     import exprsim.apps.tag as tag
 

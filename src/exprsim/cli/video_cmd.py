@@ -309,8 +309,8 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
         ) from exc
     accepted = sum(f.quality.ok for f in analysis.faces)
     print(
-        f"{count(analysis.n_sampled, 'frame')}, {count(accepted, 'face')}"
-        f" ({len(analysis.faces) - accepted} rejected detections), "
+        f"{count(analysis.n_sampled, 'frame')}, {count(len(analysis.faces), 'face')} "
+        f"({accepted} accepted, {len(analysis.faces) - accepted} rejected), "
         f"{count(analysis.n_persons, 'person')} -> {printable(str(paths['html']))}"
     )
     # analysis.warnings were logged as they happened (shown even with -q): not repeated here

@@ -320,7 +320,8 @@ class PersonStats:
             "faces_accepted": self.faces_accepted,
         }
         row.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
-        row.update({f"share_{k}": round(v, 4) for k, v in self.emotion_shares.items()})
+        # exact: shares rounded one by one did not add up to 1 (3/7, 3/7, 1/7: 1.0001)
+        row.update({f"share_{k}": float(v) for k, v in self.emotion_shares.items()})
         row["tagged_moments"] = "; ".join(
             f"{m.tag} {m.start:.1f}-{m.end:.1f}s" for m in self.tagged_moments
         )
@@ -568,7 +569,13 @@ class VideoAnalysis:
             "persons": [p.to_dict() for p in self.person_stats],
             "summaries": {
                 str(s.person): [
-                    {**s.summary.cluster_dict(c), "representative_face": s.faces[c.representative]}
+                    # "representative": a row of faces.csv, as representative_face (it was
+                    # the position among the person's summarised faces, beside it)
+                    {
+                        **s.summary.cluster_dict(c),
+                        "representative": s.faces[c.representative],
+                        "representative_face": s.faces[c.representative],
+                    }
                     for c in s.summary.clusters
                 ]
                 for s in self.summaries

@@ -247,6 +247,6 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
         cluster_montage(
             groups, [f"#{c.rank + 1} ({c.size})" for c in clusters], per_row=MONTAGE_PER_ROW
         ),
-        caption=f"expression summary ({ps.summary.method}, {len(clusters)} clusters), "
+        caption=f"expression summary ({ps.summary.method}, {count(len(clusters), 'cluster')}), "
         "closest to each centre first",
     )

@@ -346,7 +346,7 @@ async function follow(id, name) {
     if (mine !== following) return;
     if (job.status === 'failed') { failed(bar, msg, job.error); return; }
     bar.max = 1; bar.value = 1;
-    msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' faces, ' + job.summary.persons + (job.summary.persons === 1 ? ' person' : ' persons');
+    msg.textContent = job.summary.frames + ' frames, ' + job.summary.faces + ' accepted faces, ' + job.summary.persons + (job.summary.persons === 1 ? ' person' : ' persons');
     say((job.name || name) + ': done, ' + msg.textContent);
     box.append(el('iframe', {src: job.report, title: 'report of ' + (job.name || name),
                              style: 'width:100%;height:80vh;border:1px solid #ddd'}));
