@@ -326,3 +326,21 @@ def test_summaries_name_their_representatives_by_face_row(two_people, embedder):
         for c in clusters:
             assert c["representative"] == c["representative_face"]  # was: 1 beside 8
             assert int(a.persons[c["representative"]]) == int(person)
+
+
+@pytest.mark.slow
+def test_an_emotion_of_probability_zero_is_not_named(two_people, embedder):
+    """Round 34 (numbers users see): `emotion_2`/`emotion_3` named an emotion of
+    probability 0 (the class order chose which)."""
+    from exprsim.apps.classify import ExpressionKNN
+
+    rng = np.random.default_rng(0)
+    refs = rng.normal(size=(3, 16)).astype(np.float32)
+    knn = ExpressionKNN(k=1).fit(
+        refs / np.linalg.norm(refs, axis=1, keepdims=True), ["a", "b", "c"]
+    )
+    a = analyze_video(two_people, embedder, VideoConfig(fps=5, identity="iou"), classifier=knn)
+    table = a.to_frame()
+    accepted = table[table["quality_ok"]]
+    assert len(accepted) and (accepted["p_1"] == 1.0).all()  # k = 1: one emotion a face
+    assert accepted["emotion_2"].isna().all() and accepted["p_2"].isna().all()  # was "b", 0.0

@@ -483,12 +483,13 @@ class VideoAnalysis:
         )
 
     def top_emotions(self, i: int, k: int = 3) -> list[tuple[str, float]]:
-        """The ``k`` most probable emotions of face ``i`` (empty when not available)."""
+        """The ``k`` most probable emotions of face ``i`` (empty when not available), those
+        of probability 0 left out (which of them came next was only the classes' order)."""
         if not self.classes or not self.faces[i].quality.ok:
             return []
         p = self.emotions[i]
         order = np.argsort(-p, kind="stable")[:k]
-        return [(self.classes[j], float(p[j])) for j in order]
+        return [(self.classes[j], float(p[j])) for j in order if p[j] > 0]
 
     def to_frame(self) -> Any:
         """One row per face: time, person, box, quality, top-3 emotions, tags, ``e0..e15``
