@@ -763,10 +763,8 @@ def analyze_files(
             that is not this photo's crop stands: another photo's crop from an earlier
             run, :func:`crop_owner`, or any file exprsim did not write, which is never
             replaced) and a ``crop`` column added. A rerun writes its photos' crops again
-            in place. Crops found among the inputs (the folder inside an input folder, a
-            rerun; in ``crops_dir``, files named as crops, ``x_0.png``, also without the
-            mark of an exprsim since 2026-12-04) are not read as photos, unless named as
-            files or directly inside a folder named (``paths``, or ``named``).
+            in place. Crops found among the inputs (:func:`_without_crops`) are not read
+            as photos, unless named (``paths``, or ``named``) or in a folder named.
         progress: show a tqdm progress bar (on stderr).
         on_error: called with ``(file, error)`` for each unreadable file (default: ignored,
             the error is kept in :attr:`FaceTable.errors`).
