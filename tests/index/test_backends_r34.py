@@ -188,6 +188,7 @@ def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
     import signal
     import socket
     import subprocess
+    import time
 
     from exprsim.errors import IndexBusyError
     from exprsim.index.backends import lock_holder
@@ -200,6 +201,10 @@ def test_a_waiting_writer_names_the_holder_and_says_it_is_stopped(
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         sleeper.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10  # the stop is delivered asynchronously
+        while b") T " not in Path(f"/proc/{sleeper.pid}/stat").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         with open(lock, "a+b") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
             host = socket.gethostname() or "-"
