@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 INTERRUPTED_EXIT, TERMINATED_EXIT, HUNG_UP_EXIT = 130, 143, 129
 
 #: the signals :func:`terminate_as_interrupt` turns into :class:`Terminated`
-_TERMINATING = tuple(
+TERMINATING = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
@@ -69,7 +69,7 @@ def terminate_as_interrupt() -> None:
     handlers); an ignored SIGHUP (``nohup``) stays ignored, an ignored SIGTERM does not
     (``kill`` ends the command, saving what is done). Outside the main thread, or
     where there is no such signal, nothing changes."""
-    for sig in _TERMINATING:
+    for sig in TERMINATING:
         if sig == signal.SIGTERM or not ignored(sig):  # nohup's ignored SIGHUP stays
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, _raise_terminated)
@@ -117,7 +117,8 @@ def hold_interrupts(what: str) -> Iterator[Held]:
     """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM where
     Python handles it, or SIGHUP where :func:`terminate_as_interrupt` does, is held: logged
     (``"finishing <what> first"``) and ignored; a second one raises
-    :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual. Yields a :class:`Held` naming the signals held. The previous
+    :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual.
+    Yields a :class:`Held` naming the signals held. The previous
     handlers are restored afterwards. Outside the main thread (where Python cannot set
     signal handlers, and which Ctrl-C never reaches) nothing is held."""
     held = Held()
@@ -126,7 +127,7 @@ def hold_interrupts(what: str) -> Iterator[Held]:
         return
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        term = signum in _TERMINATING
+        term = signum in TERMINATING
         name = signal.Signals(signum).name
         held.signals.append(name)
         if term:
@@ -141,7 +142,7 @@ def hold_interrupts(what: str) -> Iterator[Held]:
     ignored_int = ignored(signal.SIGINT)
     if not ignored_int:  # a background job's ignored Ctrl-C stays ignored
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, hold)
-    for sig in _TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
+    for sig in TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
         handler = _python_handler(sig)
         # a SIGHUP handler of the caller's own (a daemon's "reload") is not taken over
         if handler is _raise_terminated or (handler is not None and sig == signal.SIGTERM):

@@ -1069,12 +1069,7 @@ def iter_image_files(paths: Iterable[str | Path] | str | Path) -> Iterator[Path]
                 "in-memory images go to Embedder.embed_images (or as (name, bytes) pairs "
                 "where a call takes them)"
             )
-        path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
-        if str(path).startswith("~") and not path_exists(path):
-            # as file_key (which tells repeats apart) reads it: ~/a.jpg and the home's a.jpg
-            # were one file to it, and the one read was ~/a.jpg, "no such file"
-            with contextlib.suppress(RuntimeError):  # ~nosuchuser: kept as written
-                path = path.expanduser()
+        path = as_given(p)
         if _is_dir(path):
             raw: list[Path] = []
             links: list[Path] = []
@@ -1777,6 +1772,18 @@ def free_partial_path(path: str | Path) -> Path:
     while path_exists(candidate := first.with_name(f"{first.stem}-{n}{first.suffix}")):
         n += 1
     return candidate
+
+
+def as_given(p: str | os.PathLike[str] | bytes) -> Path:
+    """An input path as the batch commands read it (:func:`iter_image_files`): ``~`` is
+    the home folder's, as the shell's, unless a file of that very name exists."""
+    path = Path(os.fsdecode(p) if isinstance(p, bytes) else p)
+    if str(path).startswith("~") and not path_exists(path):
+        # as file_key (which tells repeats apart) reads it: ~/a.jpg and the home's a.jpg
+        # were one file to it, and the one read was ~/a.jpg, "no such file"
+        with contextlib.suppress(RuntimeError):  # ~nosuchuser: kept as written
+            path = path.expanduser()
+    return path
 
 
 def path_exists(path: Path) -> bool:

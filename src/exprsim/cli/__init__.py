@@ -103,11 +103,10 @@ def _quit_on_next_signal(code: int | None) -> None:
             sys.stderr.flush()
         os._exit(code if code is not None else 128 + signum)
 
-    from exprsim.interrupts import ignored
+    from exprsim.interrupts import TERMINATING, ignored
 
-    signals = [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)]
-    for sig in signals:
-        if sig is not None and not ignored(sig):  # a background job's Ctrl-C: still none
+    for sig in (signal.SIGINT, *TERMINATING):
+        if not ignored(sig):  # a background job's Ctrl-C: still none
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, leave)
 

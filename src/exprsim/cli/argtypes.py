@@ -391,6 +391,23 @@ def _same(a: tuple[Path, tuple[int, int] | None], b: tuple[Path, tuple[int, int]
     return a[0] == b[0] or (a[1] is not None and a[1] == b[1])
 
 
+def refuse_dash(path: str | Path, flag: str, folder: bool = False) -> None:
+    """Refuse an output ``path`` of ``-`` (stdin for inputs: an output named so was a file
+    or folder called ``-``), in one line saying what to give instead.
+
+    Raises:
+        ExprsimError: ``path`` is ``-``.
+    """
+    from exprsim.errors import ExprsimError
+
+    if str(path) != "-":
+        return
+    where = "a folder" if folder else "a file"
+    if flag in ("--json", "--html"):  # a page or a document streams: say how
+        where += " (/dev/stdout for the standard output)"
+    raise ExprsimError(f"{flag} -: '-' is not an output here; name {where}")
+
+
 def require_writable(path: str | Path | None, flag: str, folder: bool = False) -> None:
     """Refuse, before any work, an output ``path`` given as ``flag`` that cannot be written:
     a file (:func:`writable_file_target`) or, with ``folder``, an output folder
@@ -403,11 +420,7 @@ def require_writable(path: str | Path | None, flag: str, folder: bool = False) -
 
     if not path:
         return
-    if str(path) == "-":  # stdin for inputs; an output named so was a file called "-"
-        where = "a folder" if folder else "a file"
-        if flag in ("--json", "--html"):  # a page or a document streams: say how
-            where += " (/dev/stdout for the standard output)"
-        raise ExprsimError(f"{flag} -: '-' is not an output here; name {where}")
+    refuse_dash(path, flag, folder)
     problem = writable_dir_target(path) if folder else writable_file_target(path)
     if problem:
         raise ExprsimError(f"{flag} {problem}")

@@ -23,6 +23,7 @@ from exprsim.cli.argtypes import (
     int_at_least,
     list_inputs,
     listed_inputs,
+    refuse_dash,
     refuse_json_file,
     require_distinct_outputs,
     require_paths,
@@ -448,8 +449,8 @@ def _require_out(out: str | None) -> None:
     and ``--out -`` (a folder called ``-``, as other commands' outputs refuse it)."""
     if out is not None and not out.strip():
         raise ExprsimError("--out is empty: give an output folder")
-    if out == "-":
-        raise ExprsimError("--out -: '-' is not an output here; name a folder")
+    if out is not None:
+        refuse_dash(out, "--out", folder=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -191,9 +191,7 @@ def lost_output(command: str, code: int) -> int:
     """The exit code of ``command``, which ended with ``code``: 2 when it printed results
     to a closed or failing stdout (its files are saved by then), said on stderr."""
     out = sys.stdout
-    if not isinstance(out, ClosedOutput | ResultsOutput):
-        out = getattr(out, "stream", out)  # under a wrapper of its own
-    if not isinstance(out, ClosedOutput | ResultsOutput):
+    if not isinstance(out, ClosedOutput | ResultsOutput):  # not from standard_streams
         return code
     with contextlib.suppress(ValueError):  # a closed stream; a full disk is raised
         out.flush()  # what is buffered: a terminal gone fails only here

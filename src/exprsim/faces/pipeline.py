@@ -570,7 +570,9 @@ def _without_crops(files: list[Path], crops_dir: Path, inputs: list[Any]) -> lis
         folder = crops_dir.resolve()
     except (OSError, RuntimeError):
         folder = None
-    named = {os.path.realpath(_as_given(p)) for p in inputs}
+    from exprsim.io import as_given
+
+    named = {os.path.realpath(as_given(p)) for p in inputs}
     kept, left = [], {"here": 0, "unmarked": 0, "elsewhere": 0}
     for f in files:
         real = Path(os.path.realpath(f))
@@ -623,16 +625,6 @@ def _say_unmarked(unmarked: dict[Path, None], out_dir: Path | None) -> None:
             printable(str(out_dir)),
             printable(next(iter(unmarked)).name),
         )
-
-
-def _as_given(path: Any) -> str:
-    """An input path as :func:`exprsim.io.iter_image_files` reads it: ``~`` is the home
-    folder's unless a file of that very name exists."""
-    text = os.fsdecode(path)
-    if text.startswith("~") and not os.path.lexists(text):
-        with contextlib.suppress(RuntimeError):
-            return os.path.expanduser(text)
-    return text
 
 
 #: a crop being written (:func:`exprsim.io.temp_beside` of ``<stem>_<face>.png``, whose

@@ -73,6 +73,7 @@ from exprsim.errors import (
 from exprsim.handles import HoldsHandle
 from exprsim.index import ann as ann_mod
 from exprsim.index.backends import (
+    EMBEDDING_BYTES,
     SCHEMA_VERSION,
     StoreBackend,
     check_schema,
@@ -942,9 +943,10 @@ def _landmarks_of(blob: bytes | None, source: str) -> np.ndarray | None:
 def _vector(value: Any) -> np.ndarray:
     """A stored embedding (float32 blob, or pgvector array) -> ``(16,)`` float32."""
     if isinstance(value, bytes | bytearray | memoryview):
-        if len(value) != 16 * EMBEDDING_DTYPE().itemsize:  # written by another program
+        if len(value) != EMBEDDING_BYTES:  # written by another program
             raise ExprsimError(
-                f"damaged database: an embedding of {len(value)} bytes, not 64 (16 float32 values)"
+                f"damaged database: an embedding of {len(value)} bytes, not {EMBEDDING_BYTES} "
+                "(16 float32 values)"
             )
         return np.frombuffer(value, dtype=EMBEDDING_DTYPE).copy()
     if hasattr(value, "to_numpy"):  # pgvector.Vector
@@ -1020,7 +1022,7 @@ def _check_number_columns(df: Any) -> None:
             wrong |= values.notna() & (values < 0)
         if wrong.any():
             row = int(np.flatnonzero(wrong.to_numpy())[0])
-            kind = "finite numbers" if not whole else "whole numbers"
+            kind = "whole numbers" if whole else "finite numbers"
             kind += " from 0" if name in _NOT_NEGATIVE else ""
             raise ExprsimError(
                 f"column {name} must hold {kind} (or nothing), got "

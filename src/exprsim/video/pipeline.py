@@ -28,12 +28,12 @@ re-normalised). Emotions and tags still come from the embedding model.
 Ctrl-C during decoding stops reading and returns what was analysed so far
 (:attr:`VideoAnalysis.interrupted`) with ``keep_on_interrupt=True`` (the CLI, the web app);
 by default the partial analysis is raised with it (:class:`VideoInterrupted`, a
-``KeyboardInterrupt``), so that a loop over videos stops. A Ctrl-C in a later stage (embedding the last batch,
-person grouping, smoothing, emotions, tags, codes, summaries) skips the stages left and
-returns what is complete: every face read (with its embedding when it was computed); when
-the person grouping did not finish, each face track is a person of its own; what was not
-computed is left empty (no emotion columns, NaN embeddings, no summary); a warning names
-the interrupted stage.
+``KeyboardInterrupt``), so that a loop over videos stops. A Ctrl-C in a later stage
+(embedding the last batch, person grouping, smoothing, emotions, tags, codes, summaries)
+skips the stages left and returns what is complete: every face read (with its embedding
+when it was computed); when the person grouping did not finish, each face track is a
+person of its own; what was not computed is left empty (no emotion columns, NaN
+embeddings, no summary); a warning names the interrupted stage.
 
 Time on screen adds up the seconds each of a person's sampled frames stands for
 (:func:`sample_seconds`: the time until the next sampled frame, so that a
