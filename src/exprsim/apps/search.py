@@ -101,7 +101,8 @@ class SearchResult:
         query_embedding: ``(16,)`` float32.
         query_crop: the query's aligned crop (when known).
         hits: nearest first.
-        excluded: how many candidates each filter removed.
+        excluded: how many candidates each filter removed, each face counted once (a face
+            of the query's own image as ``same_image``, whatever else it fails).
         model: the index's model.
     """
 
@@ -514,8 +515,14 @@ def _collect_hits(
         _index_walk(col, total)  # an exact index's neighbours in order are the truth
     else:
         _passing_walk(col)
+    if filters.exclude_same_image:  # the query's own faces that fail the quality filters:
+        # counted as its own whichever walk answered (the passing walk never meets them)
+        own = index.faces_of_file(q.path, q.sha256)
+        unseen = sum(r.id not in col.seen and filters.fails_quality(r) for r in own)
+        col.excluded["same_image"] += unseen
+        col.own_failing += unseen
     # every face the quality filters leave out, each face counted once: the query's own
-    # faces examined on the way are counted as such already
+    # faces are counted as such already
     col.excluded["quality"] = total - passing - col.own_failing
     return col.ranked(), col.excluded
 
@@ -624,5 +631,9 @@ def search_page(result: SearchResult, index: Any, title: str = "Expression searc
     ex = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.excluded.items() if v)
     if ex:
         page.paragraph(f"Excluded candidates — {ex}.")
-    page.table(result.to_frame())
+    # distances to the terminal's 4 decimals: the query's own face, embedded again, read
+    # 1.786e-07 here and 0.0000 there
+    frame = result.to_frame()
+    near = [c for c in ("distance", "similarity", "identity_distance") if c in frame.columns]
+    page.table(frame.astype({c: float for c in near}).round({c: 4 for c in near}))
     return page

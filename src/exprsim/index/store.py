@@ -2514,6 +2514,19 @@ class FaceIndex(HoldsHandle):
                 found[rec.id] = rec
         return [found[i] for i in ids if i in found]
 
+    def faces_of_file(self, path: str | None = None, sha256: str | None = None) -> list[FaceRecord]:
+        """Records of the faces of the indexed file stored as ``path`` and of every indexed
+        file whose content is ``sha256`` (a copy), ordered by id; none when both are None."""
+        terms = [t for t, v in (("files.path = ?", path), ("files.sha256 = ?", sha256)) if v]
+        if not terms:
+            return []
+        rows = self._db.execute(
+            f"SELECT {_FACE_COLUMNS} FROM faces JOIN files ON files.id = faces.file_id "
+            f"WHERE {' OR '.join(terms)} ORDER BY faces.id",
+            [v for v in (path, sha256) if v],
+        ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
     def records(self) -> list[FaceRecord]:
         """Every stored face, ordered by id."""
         rows = self._db.execute(

@@ -89,6 +89,7 @@ def _cell(value: Any) -> tuple[str, bool]:
         v = float(value)
         if np.isnan(v):
             return "", True
+        v += 0.0  # -0.0 (a rounded tiny negative) is shown as 0, not "-0"
         # 4 significant digits, but never fewer than the whole part and one decimal from
         # 1,000 on (a video time of 1234.2 s read "1234", 10,800 s "1.08e+04")
         return (f"{v:.4g}" if abs(v) < 1000 or not np.isfinite(v) else f"{v:.1f}"), True

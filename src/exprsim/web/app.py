@@ -51,6 +51,7 @@ from exprsim.web.uploads import (
     storage_error,
     store_upload,
 )
+from exprsim.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -1179,8 +1180,8 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     if len(s.clusters) < n:  # fewer distinct faces than clusters asked for: said, not only logged
         doc["note"] = (
-            f"{len(s.clusters)} cluster(s), not {n}: the index holds only "
-            f"{len(s.clusters)} distinct face(s) among {len(records)}"
+            f"{count(len(s.clusters), 'cluster')}, not {n}: the index holds only "
+            f"{count(len(s.clusters), 'distinct face')} among {len(records)}"
         )
     return doc | {
         "faces": len(records),

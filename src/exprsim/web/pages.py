@@ -49,6 +49,10 @@ function pressable(e, label, action) {
   e.onkeydown = (k) => { if (k.key === 'Enter' || k.key === ' ') { k.preventDefault(); action(); } };
   return e;
 }
+function count(n, noun) {
+  // n and noun, plural unless n is 1 (exprsim.wording.count)
+  return n + ' ' + noun + (n === 1 ? '' : 's');
+}
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -152,7 +156,7 @@ dropzone('drop', async (files) => {
     try {
       const res = await api('/api/faces', {method: 'POST', body: fd});
       const wrap = el('div', {class: 'photo'}, el('img', {src: URL.createObjectURL(f), alt: f.name}));
-      sec.append(wrap, el('p', {class: 'meta'}, res.faces.length + ' face(s)'));
+      sec.append(wrap, el('p', {class: 'meta'}, count(res.faces.length, 'face')));
       const hitsBox = el('div', {});
       res.faces.forEach((face, i) => {
         const [x1, y1, x2, y2] = face.box;
@@ -175,7 +179,7 @@ dropzone('drop', async (files) => {
         const added = await api('/api/index', {method: 'POST', body: fd2});
         sec.append(el('p', {class: 'meta'}, added.skipped
           ? 'already in the index: not added again'
-          : 'indexed: ' + added.added_faces + ' face(s)'));
+          : 'indexed: ' + count(added.added_faces, 'face')));
       }
     } catch (e) { sec.append(el('p', {class: 'err'}, e.message)); }
   }
@@ -294,7 +298,7 @@ async function show() {
   try { res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th); }
   catch (err) { if (mine === asked) document.getElementById('count').textContent = err.message; return; }
   if (mine !== asked) return;
-  document.getElementById('count').textContent = current + ': ' + res.count + ' face(s) closer than ' + Number(th).toFixed(3);
+  document.getElementById('count').textContent = current + ': ' + count(res.count, 'face') + ' closer than ' + Number(th).toFixed(3);
   const row = document.getElementById('faces');
   row.replaceChildren(...res.faces.map(f => {
     const c = card(f.thumbnail, 'd=' + f.distance.toFixed(3));
