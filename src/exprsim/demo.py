@@ -46,10 +46,10 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True) -> Demo
     check_demo_folder(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def busy() -> ExprsimError:  # two demos into one folder deleted each other's index
-        return ExprsimError(
-            f"{printable(str(out))}: another `exprsim demo` is writing this folder now; wait "
-            "for it to end, or give another --out"
+    def busy(holder: str) -> ExprsimError:  # two demos into one folder deleted each
+        return ExprsimError(  # other's index
+            f"{printable(str(out))}: another `exprsim demo`{holder} is writing this folder "
+            "now; wait for it to end, or give another --out"
         )
 
     with folder_lock(out, busy, "demo folder"):

@@ -1668,16 +1668,20 @@ NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSY
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, busy: Callable[[], Exception], what: str) -> Iterator[None]:
+def folder_lock(folder: Path, busy: Callable[[str], Exception], what: str) -> Iterator[None]:
     """Hold an exclusive lock on the output folder ``folder`` while the block runs
     (``flock`` on ``folder/.lock``, not waiting): two runs writing one folder at once
-    removed or overwrote each other's files. The file stays; closing it releases the lock.
-    A no-op where ``fcntl`` is missing (not POSIX), and, with a warning naming ``what``
-    (e.g. "crops folder"), on a file system without locks.
+    removed or overwrote each other's files. The file stays (it names the holder while
+    held: :mod:`exprsim.lockholder`); closing it releases the lock. A no-op where ``fcntl``
+    is missing (not POSIX), and, with a warning naming ``what`` (e.g. "crops folder"), on a
+    file system without locks.
 
     Raises:
-        Exception: ``busy()``, when another process holds it.
+        Exception: ``busy(holder)``, when another process holds it (``holder``: `` (pid N,
+            `command`)``, or ``""`` when the lock file names none).
     """
+    from exprsim.lockholder import forget_holder, lock_holder, note_holder
+
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -1687,7 +1691,7 @@ def folder_lock(folder: Path, busy: Callable[[], Exception], what: str) -> Itera
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise busy() from None
+            raise busy(lock_holder(fh)) from None
         except OSError as exc:
             if exc.errno not in NO_LOCKS:
                 raise
@@ -1696,7 +1700,11 @@ def folder_lock(folder: Path, busy: Callable[[], Exception], what: str) -> Itera
                 "run one command into it at a time",
                 printable(str(folder)), what, exc.strerror or exc,
             )  # fmt: skip
-        yield
+        note_holder(fh)
+        try:
+            yield
+        finally:
+            forget_holder(fh)  # no holder named after it
 
 
 def _output_lock_path(path: Path) -> Path:
@@ -1712,6 +1720,8 @@ def _lock_output(path: Path) -> BinaryIO | None:
     Raises:
         ExprsimError: another process (or writer) is writing ``path`` now.
     """
+    from exprsim.lockholder import lock_holder, note_holder
+
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -1727,16 +1737,18 @@ def _lock_output(path: Path) -> BinaryIO | None:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            holder = lock_holder(fh)
             fh.close()
             raise ExprsimError(
-                f"{printable(str(path))}: another exprsim command is writing this table now; "
-                "wait for it to end, or write another file"
+                f"{printable(str(path))}: another exprsim command{holder} is writing this "
+                "table now; wait for it to end, or write another file"
             ) from None
         try:
             same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
         except OSError:
             same = False
         if same:
+            note_holder(fh)
             return fh
         fh.close()
     return None
@@ -1745,6 +1757,9 @@ def _lock_output(path: Path) -> BinaryIO | None:
 def _unlock_output(path: Path, fh: BinaryIO) -> None:
     """Remove the lock file of ``path`` and release its lock (in that order: a writer that
     opens the old file after the removal sees it is gone and opens it again)."""
+    from exprsim.lockholder import forget_holder
+
+    forget_holder(fh)  # a file that cannot be removed names no holder after it
     with contextlib.suppress(OSError):
         os.unlink(_output_lock_path(path))
     with contextlib.suppress(OSError):

@@ -270,7 +270,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     try:
         crops = build_crops(args.csv, args.out, config=crop_cfg, progress=not args.quiet)
     except StoreBusyError as exc:  # one started during the download: the advice of fetch
-        raise StoreBusyError(exc.folder, BUSY_ADVICE["fetch"]) from None
+        raise StoreBusyError(exc.folder, BUSY_ADVICE["fetch"], exc.holder) from None
     except KeyboardInterrupt as exc:
         return _interrupted(args, exc, args.out, Path(args.out) / CROPS_DIR)
     print(crops.to_text())

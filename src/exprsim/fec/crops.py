@@ -710,14 +710,14 @@ def build_crops(
 
 class StoreBusyError(DataError):
     """Another run is writing to the crops folder ``folder`` (it holds its lock); the line
-    ends with ``advice``."""
+    ends with ``advice``; ``holder`` names the other run (:func:`~exprsim.lockholder.lock_holder`)."""
 
-    def __init__(self, folder: Path, advice: str) -> None:
+    def __init__(self, folder: Path, advice: str, holder: str = "") -> None:
         super().__init__(
-            f"{printable(str(folder))}: another `exprsim fec crop` is writing to this crops "
-            f"folder; {advice}"
+            f"{printable(str(folder))}: another `exprsim fec crop`{holder} is writing to this "
+            f"crops folder; {advice}"
         )
-        self.folder = folder
+        self.folder, self.holder = folder, holder
 
 
 #: what the line of a busy crops folder advises, by command
@@ -740,7 +740,7 @@ def _store_lock(
     """
     from exprsim.io import folder_lock
 
-    return folder_lock(out, lambda: StoreBusyError(out, advice), "crops folder")
+    return folder_lock(out, lambda held: StoreBusyError(out, advice, held), "crops folder")
 
 
 def check_store_free(out: str | Path, advice: str = BUSY_ADVICE["crop"]) -> None:

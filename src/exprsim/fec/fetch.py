@@ -1138,14 +1138,14 @@ def fetch_fec(
     t0 = time.perf_counter()
     urls, tables = collect_urls(paths)
     out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, lambda: _busy(out), "fetch folder"):
+    with folder_lock(out, lambda held: _busy(out, held), "fetch folder"):
         return _fetch_locked(out, urls, tables, cfg, progress, on_result, t0)
 
 
-def _busy(out: Path) -> DataError:
+def _busy(out: Path, holder: str = "") -> DataError:
     return DataError(
-        f"{printable(str(out))}: another `exprsim fec fetch` is downloading into this "
-        "folder; wait for it to end (a second one removed its unfinished files)"
+        f"{printable(str(out))}: another `exprsim fec fetch`{holder} is downloading into "
+        "this folder; wait for it to end (a second one removed its unfinished files)"
     )
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from exprsim.errors import ExprsimError, IndexBusyError, IndexDatabaseError
 from exprsim.io import special_file, stat_or_none
+from exprsim.lockholder import forget_holder, lock_holder, note_holder
 
 log = logging.getLogger(__name__)
 
@@ -570,54 +571,6 @@ def _refuse_hard_links(path: Path) -> None:
         )
 
 
-def _note_holder(fh: Any) -> None:
-    """Write this process into the lock file it holds (``PID HOST command``), for a
-    writer that waits for it to name (:func:`lock_holder`); best effort, unbuffered (a
-    full disk leaves nothing to flush when the file is closed)."""
-    import socket
-    import sys
-
-    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-    note = f"{os.getpid()} {socket.gethostname() or '-'} {command[:300]}\n"
-    with contextlib.suppress(OSError, ValueError):
-        os.ftruncate(fh.fileno(), 0)
-        os.write(fh.fileno(), note.encode("utf-8", "backslashreplace"))
-
-
-def _forget_holder(fh: Any) -> None:
-    """Empty the lock file before its lock is let go (:func:`_note_holder`)."""
-    with contextlib.suppress(OSError, ValueError):
-        os.ftruncate(fh.fileno(), 0)
-
-
-def lock_holder(fh: Any) -> str:
-    """`` (pid N, `command`)`` of the process a lock file names (:func:`_note_holder`),
-    with ``, which is stopped (Ctrl-Z?) ...`` where Linux says so; `` (pid N on HOST,
-    ...)`` for another machine's; ``""`` when none is named (an exprsim before it)."""
-    import socket
-
-    try:
-        fh.seek(0)
-        first = fh.read(400).decode("utf-8", "replace").splitlines()[0]
-        pid_text, host, command = first.split(" ", 2)
-        pid = int(pid_text)
-    except (OSError, ValueError, IndexError):
-        return ""
-    from exprsim.errors import printable
-
-    if host != (socket.gethostname() or "-"):
-        return f" (pid {pid} on {printable(host)}, `{printable(command)}`)"
-    note = f" (pid {pid}, `{printable(command)}`"
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat_file:
-            state = stat_file.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return note + ")"
-    if state in (b"T", b"t"):
-        note += ", which is stopped (Ctrl-Z?): resume it (fg, or kill -CONT) or end it"
-    return note + ")"
-
-
 def _flock_waiting(fh: Any, db: str, every: float = 60.0) -> None:
     """An exclusive ``flock`` on ``fh``, waited for as long as it takes, saying again every
     ``every`` seconds who holds it (:func:`lock_holder`: a holder stopped with Ctrl-Z is
@@ -1009,11 +962,11 @@ class SQLiteBackend(StoreBackend):
                     _flock_waiting(fh, str(self.path))
                 else:
                     _flock_within(fh, wait, self.busy_error)
-            _note_holder(fh)
+            note_holder(fh)
             try:
                 yield
             finally:
-                _forget_holder(fh)  # no holder named after it
+                forget_holder(fh)  # no holder named after it
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def close(self) -> None:

@@ -586,7 +586,7 @@ def embed_with_ray(
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(model, detector, shard_size, address, num_workers, num_cpus, device, progress)
-    with folder_lock(out, lambda: _busy(out), "shard folder"):
+    with folder_lock(out, lambda held: _busy(out, held), "shard folder"):
         try:
             return _embed_locked(out, made, paths, refused, run, retry_failed, t0)
         except BaseException:  # only the run that holds the folder undoes it (a run
@@ -608,10 +608,10 @@ class _Run:
     progress: bool
 
 
-def _busy(out: Path) -> ExprsimError:
+def _busy(out: Path, holder: str = "") -> ExprsimError:
     return ExprsimError(
-        f"{printable(str(out))}: another `exprsim embed --engine ray` is writing to this "
-        "shard folder; wait for it to end, or write another folder"
+        f"{printable(str(out))}: another `exprsim embed --engine ray`{holder} is writing to "
+        "this shard folder; wait for it to end, or write another folder"
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ArgumentError, ExprsimError
 from exprsim.io import TEMP_TAIL, replace_atomically, sweep_temporaries, write_atomically
+from exprsim.lockholder import lock_holder, note_holder
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +141,15 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_NAME
-    busy = f"another exprsim train is using {out}; wait for it to end, or use another --out"
+    busy = "another exprsim train{} is using {}; wait for it to end, or use another --out"
     for _ in range(3):  # the file may be removed by the holder between open and flock
         with open(path, "a+b") as fh:
             if not _flock_briefly(fh, fcntl.LOCK_EX):
-                raise ExprsimError(busy)
+                raise ExprsimError(busy.format(lock_holder(fh), out))
             try:
                 if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), path.stat()):
                     continue  # locked a file the last holder removed: take the new one
+                note_holder(fh)  # named to a second run refused (exprsim.lockholder)
                 try:
                     yield
                 finally:
@@ -158,7 +160,7 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
                 return
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-    raise ExprsimError(busy)
+    raise ExprsimError(busy.format("", out))
 
 
 #: how long :func:`run_lock` waits for a lock held for a moment (an ``exprsim evaluate``
