@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,22 +143,35 @@ CACHE_KEEP = 4
 _CACHE_ENTRY = re.compile(r"fer-[0-9a-f]{16}\.npz")
 
 
-def _prune_cache(folder: Path) -> None:
-    """Keep the :data:`CACHE_KEEP` most recently used parsed tables in ``folder``, and
-    remove what a killed parse left."""
+def _prune_cache(folder: Path, keep: Path | None = None) -> None:
+    """Keep the :data:`CACHE_KEEP` most recently used parsed tables in ``folder`` (always
+    ``keep``, the one just written), and remove what a killed parse left. An entry stamped
+    ahead of the clock (by a clock that ran ahead; a read stamps it now) counts as the
+    least recently used: such entries removed every new parse as the oldest, until their
+    date."""
     from exprsim.io import TEMP_TAIL, sweep_temporaries
 
     # a killed parse's (exprsim.io.temp_beside of any table's name)
     sweep_temporaries(folder, rf"\.fer-[0-9a-f]{{16}}\.npz{TEMP_TAIL}\.npz")
     try:
+        now = time.time()
+        kept = keep.name if keep is not None else None
         entries = [e for e in os.scandir(folder) if _CACHE_ENTRY.fullmatch(e.name)]
-        entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+        # the one just written first, then the most recently used; the future last
+        entries.sort(key=lambda e: (e.name == kept, _used_at(e.stat().st_mtime, now)))
+        entries.reverse()
     except OSError:
         return
     for old in entries[CACHE_KEEP:]:
         with contextlib.suppress(OSError):
             os.unlink(old.path)
             log.info("removed an older parsed FER table from the cache: %s", old.path)
+
+
+def _used_at(mtime: float, now: float) -> float:
+    """When a cache entry was last used by its time ``mtime``: one ahead of ``now`` (by
+    more than a file system's rounding) as long ago as can be."""
+    return mtime if mtime <= now + 2.0 else float("-inf")
 
 
 @array_equality
@@ -433,7 +447,7 @@ def _save_cache(cache_file: Path, table: FerTable) -> None:
 
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(cache_file, lambda fh: save_npz(fh, table.__dict__), ".npz")
-        _prune_cache(cache_file.parent)
+        _prune_cache(cache_file.parent, keep=cache_file)
     except OSError as exc:  # a read-only home must not break loading
         log.warning("could not cache parsed FER data: %s", exc)
 

@@ -343,7 +343,7 @@ class VideoJobs:
                 fh = open(folder / ACTIVE, "r+b")  # noqa: SIM115 - closed below
             except FileNotFoundError:
                 with contextlib.suppress(OSError):
-                    if time.time() - folder.stat().st_mtime > _HALF_MADE_GRACE_S:
+                    if not _changed_within(folder.stat().st_mtime, _HALF_MADE_GRACE_S):
                         shutil.rmtree(folder, ignore_errors=True)
                 continue
             except OSError:
@@ -535,11 +535,19 @@ def _unlocked_and_recent(out_dir: Path) -> bool:
     :data:`_UNLOCKED_JOB_GRACE_S`."""
     if (out_dir / ACTIVE).exists() or not any((out_dir / "input").glob("*")):
         return False
-    newest = 0.0
     with contextlib.suppress(OSError):
         for p in (out_dir, *out_dir.rglob("*")):
-            newest = max(newest, p.stat().st_mtime)
-    return time.time() - newest < _UNLOCKED_JOB_GRACE_S
+            if _changed_within(p.stat().st_mtime, _UNLOCKED_JOB_GRACE_S):
+                return True
+    return False
+
+
+def _changed_within(mtime: float, seconds: float) -> bool:
+    """Whether a file of time ``mtime`` changed within the last ``seconds``: a time ahead
+    of the clock by more than :data:`_CLOCK_SLACK_S` was written while it ran ahead, not
+    now (such a job was left alone, and said so at every start, until that date)."""
+    now = time.time()
+    return now - seconds < mtime <= now + _CLOCK_SLACK_S
 
 
 def _write_outcome(job: VideoJob) -> None:

@@ -1,0 +1,50 @@
+"""Round 35 (time): job folders stamped while the clock ran ahead.
+
+``job.json``'s age already allowed for a clock set back (``_CLOCK_SLACK_S``); a half-made
+job folder, or a job of an exprsim before the job locks, stamped a year ahead was taken
+as being made or run right now: left on disk, its job answered 404, and a warning at
+every start, until that date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from exprsim.web import jobs
+
+
+def _stamp(folder: Path, when: float) -> None:
+    for p in (folder, *folder.rglob("*")):
+        os.utime(p, (when, when))
+
+
+def test_jobs_stamped_ahead_of_the_clock_are_recovered(tmp_path: Path) -> None:
+    ahead = time.time() + 365 * 86400
+    job = tmp_path / "0123456789abcdef"
+    (job / "input").mkdir(parents=True)
+    (job / "input" / "clip.mp4").write_bytes(b"\0" * 100)
+    half = tmp_path / ".new-fedcba9876543210"
+    half.mkdir()
+    _stamp(job, ahead)
+    _stamp(half, ahead)
+    assert jobs.VideoJobs(None, tmp_path).recover() == 1
+    assert json.loads((job / "job.json").read_text())["status"] == "failed"
+    assert not half.exists()
+
+
+def test_jobs_changed_just_now_are_still_left_alone(tmp_path: Path) -> None:
+    """A folder being made, or an earlier exprsim's job running, now (within the clock's
+    slack: a file system's time may be a little ahead) is left as it is."""
+    soon = time.time() + 30
+    job = tmp_path / "0123456789abcdef"
+    (job / "input").mkdir(parents=True)
+    (job / "input" / "clip.mp4").write_bytes(b"\0" * 100)
+    half = tmp_path / ".new-fedcba9876543210"
+    half.mkdir()
+    _stamp(job, soon)
+    _stamp(half, soon)
+    assert jobs.VideoJobs(None, tmp_path).recover() == 0
+    assert half.exists() and not (job / "job.json").exists()
