@@ -760,10 +760,10 @@ def embed_fer(
 ) -> np.ndarray:
     """Embed ``(N, 48, 48)`` FER crops in chunks, with a progress bar counting faces
     (chunks of 2,048 made a bar of two steps for PublicTest)."""
-    from tqdm import tqdm
+    from exprsim.progress import progress_bar
 
     out = []
-    with tqdm(total=len(images), disable=not progress, desc="embed", unit="face") as bar:
+    with progress_bar(total=len(images), enabled=progress, desc="embed", unit="face") as bar:
         for s in range(0, len(images), chunk):
             out.append(embedder.embed_crops(images[s : s + chunk]))
             bar.update(len(out[-1]))

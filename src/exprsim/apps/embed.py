@@ -138,9 +138,8 @@ def embed_files(
     """
     import time
 
-    from tqdm import tqdm
-
     from exprsim.io import iter_image_files, stat_or_none, unique_files
+    from exprsim.progress import progress_bar
 
     t0 = time.perf_counter()
     files = unique_files(iter_image_files(paths))  # each file once
@@ -164,7 +163,7 @@ def embed_files(
             yield f
 
     stream = embedder.embed_stream(feed(), detector=detector, workers=workers)
-    bar = tqdm(stream, total=len(files), desc="embed", unit="img", disable=not progress)
+    bar = progress_bar(stream, total=len(files), desc="embed", unit="img", enabled=progress)
     for item in bar:
         stamp = before.pop(item.index, None)
         if item.error is not None:

@@ -321,9 +321,9 @@ class Tagger:
         stream (the front-end threads at work, one progress bar), ``FaceEmbedding``
         objects as given."""
         if any(_is_face(im) for im in items):
-            from tqdm import tqdm
+            from exprsim.progress import progress_bar
 
-            for im in tqdm(items, disable=not progress, desc="tag", unit="img"):
+            for im in progress_bar(items, enabled=progress, desc="tag", unit="img"):
                 yield from self._faces(im, detector, failures)
             return
         from exprsim.models.embedder import faces_of

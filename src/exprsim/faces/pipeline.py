@@ -771,10 +771,9 @@ def analyze_files(
     Returns:
         A :class:`FaceTable`.
     """
-    from tqdm import tqdm
-
     from exprsim.faces.stream import analyze_stream
     from exprsim.io import as_inputs, iter_image_files, sweep_temporaries, unique_files
+    from exprsim.progress import progress_bar
 
     inputs = as_inputs(paths)  # a generator is read once
     files = unique_files(iter_image_files(inputs))  # each file once
@@ -790,7 +789,9 @@ def analyze_files(
         files, detector, align_config, quality_config, workers=1 if len(files) < 2 else workers
     )
     try:
-        for item in tqdm(stream, total=len(files), disable=not progress, desc="faces", unit="img"):
+        for item in progress_bar(
+            stream, total=len(files), enabled=progress, desc="faces", unit="img"
+        ):
             if item.error is not None:
                 table.add_error(item.source, item.error, on_error)
                 continue

@@ -887,12 +887,12 @@ def _crop_all(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Crop every face of ``by_image`` into ``writer``; returns the counts by method
     (``detected``, ``box``, ``failed``) and the failures by reason."""
-    from tqdm import tqdm
+    from exprsim.progress import progress_bar
 
     n_todo = sum(len(v) for v in by_image.values())
     counts = {"detected": 0, "box": 0, "failed": 0}
     errors: dict[str, int] = {}
-    bar = tqdm(total=n_todo, desc="crop", unit="face", disable=not progress or not n_todo)
+    bar = progress_bar(total=n_todo, desc="crop", unit="face", enabled=progress and bool(n_todo))
     try:
         for item in _run_jobs(by_image, cfg):
             writer.add(item)

@@ -1317,13 +1317,13 @@ def _fetch_all(
     downloads in flight are cut, queued ones cancelled, results already finished
     committed, and the exception re-raised.
     """
-    from tqdm import tqdm
+    from exprsim.progress import progress_bar
 
     stop = _Stop()
     counts.n_hosts = len({_host(u) for u in todo})
     limiter = _HostLimiter(cfg.per_host, cfg.host_delay, stop)
     local = threading.local()
-    bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc="fetch", unit="img", enabled=progress and bool(todo))
     ex = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fec-fetch")
     pending: set[Future[FetchResult]] = set()
     it = iter(todo)

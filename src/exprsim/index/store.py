@@ -1622,9 +1622,8 @@ class FaceIndex(HoldsHandle):
             AddInterrupted: Ctrl-C or SIGTERM once this writer held the index (a
                 ``KeyboardInterrupt``; its ``report`` says what was stored).
         """
-        from tqdm import tqdm
-
         from exprsim.io import iter_image_files, unique_files
+        from exprsim.progress import progress_bar
 
         t0 = time.perf_counter()
         if wait is not None:
@@ -1635,7 +1634,7 @@ class FaceIndex(HoldsHandle):
         outcomes: dict[int, FileOutcome] = {}
         queued: collections.deque[tuple[int, _Job]] = collections.deque()
         stamps: list[tuple[int, ...]] = []  # change times to record (see _prepare)
-        bar = tqdm(total=len(files), disable=not progress, desc="index", unit="img")
+        bar = progress_bar(total=len(files), enabled=progress, desc="index", unit="img")
         feed = self._feed(files, retry_failed, detector, model, (stamps, outcomes, queued, bar))
         with self._writer_lock(wait), embedder_lock or contextlib.nullcontext():
             try:

@@ -1315,12 +1315,12 @@ def _decode_frames(
     on_frame: Callable[[int, int | None], None] | None,
 ) -> tuple[int, bool]:
     """:func:`_read_frames` without the closing."""
-    from tqdm import tqdm
+    from exprsim.progress import progress_bar
 
     interrupted = False
-    bar = tqdm(
+    bar = progress_bar(
         total=reader.expected_samples(),
-        disable=not progress,
+        enabled=progress,
         desc="video",
         unit="frame",
         dynamic_ncols=True,
