@@ -479,6 +479,32 @@ class StoreBackend:
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
+def _integrity_problem(exc: sqlite3.IntegrityError) -> str:
+    """What a constraint exprsim's own writes keep, failing, says of the file: a column it
+    does not fill (a newer exprsim's), or tables changed by another program (a file row
+    deleted in sqlite3 left its faces, whose place a new file then took)."""
+    text = str(exc)
+    if text.startswith("NOT NULL constraint failed: "):
+        column = text.removeprefix("NOT NULL constraint failed: ")
+        return (
+            f"has a column this exprsim does not fill ({column}, which may not be empty): "
+            "made by a newer exprsim? nothing was written"
+        )
+    return f"its tables were changed by another program ({text}); nothing was written"
+
+
+def _folder_writable(path: Path) -> bool:
+    """Whether the folder of ``path`` takes new files (SQLite's ``-shm``)."""
+    return os.access(path.parent, os.W_OK)
+
+
+def _wal_pending(path: Path) -> bool:
+    """Whether the write-ahead log beside ``path`` holds changes (a writer stopped before
+    it merged them into the file: a clean close removes the log)."""
+    st = stat_or_none(Path(f"{path}-wal"))
+    return st is not None and st.st_size > 0
+
+
 def writable(path: Path) -> bool:
     """Whether an existing database file and its folder (its ``-wal``, ``-shm`` and lock
     files live there) can be written (false on read-only media and for read-only files)."""
@@ -737,16 +763,30 @@ class SQLiteBackend(StoreBackend):
 
     def _open_read_only(self) -> None:
         """Open without writing anything: ``mode=ro`` when the folder can hold SQLite's
-        shared-memory file, else ``immutable=1`` (read-only media: nothing changes it)."""
+        shared-memory file or a write-ahead log holds changes not merged into the file yet
+        (``immutable=1`` ignores them: the faces a killed writer committed were not there),
+        else ``immutable=1`` (read-only media: nothing changes it)."""
         from urllib.parse import quote
 
         path = Path(self.path)
-        how = "mode=ro" if os.access(path.parent, os.W_OK) else "immutable=1"
+        pending = _wal_pending(path)
+        how = "mode=ro" if pending or _folder_writable(path) else "immutable=1"
         uri = f"file:{quote(str(path.resolve()))}?{how}"
-        self.conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        if not {"files", "faces", "meta"} <= self._check_existing():
+        try:
+            self.conn = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            tables = self._check_existing()
+        except sqlite3.OperationalError as exc:
+            if not pending:
+                raise
+            raise IndexDatabaseError(
+                self.path,
+                f"holds changes not merged into it yet ({path.name}-wal, from a writer that "
+                "was stopped) and cannot be read without writing beside it; open it once "
+                "where its folder can be written",
+            ) from exc
+        if not {"files", "faces", "meta"} <= tables:
             raise IndexDatabaseError(self.path, "read-only, and not an exprsim index")
         self.file_ctime = not self._missing_columns()
         log.info("%s: cannot be written; opened read-only", self.path)
@@ -871,6 +911,9 @@ class SQLiteBackend(StoreBackend):
                 if self.read_only and "readonly" in str(exc).replace("-", "").replace(" ", ""):
                     raise self._read_only_error() from exc
                 raise
+            except sqlite3.IntegrityError as exc:  # exprsim's own writes keep its rules
+                self._rollback(outer)
+                raise IndexDatabaseError(self.path, _integrity_problem(exc)) from exc
             except BaseException:
                 self._rollback(outer)
                 raise

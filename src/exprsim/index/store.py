@@ -666,12 +666,60 @@ def _checked_frame(table: Any, name: str | None) -> Any:
         )
     df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
     _check_table(df, name)
+    df = _file_identity_columns(df, name)
     cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
     emb = df[cols].to_numpy(np.float64)
     unit = unit_rows(emb, name or "the table")
     if unit is not emb:
         df = df.assign(**{c: unit[:, i] for i, c in enumerate(cols)})
     return df
+
+
+def _file_identity_columns(df: Any, name: str | None) -> Any:
+    """``df`` with its ``sha256`` column as text: a digest of 32 bytes (a binary Parquet
+    column) as its 64 hex digits, where ``str()`` stored the bytes' Python text and a copy
+    of the file was no longer known as one (a copy if anything changes).
+
+    Raises:
+        ExprsimError: a ``sha256`` that is bytes of another length, or a ``size`` /
+            ``mtime_ns`` that is not an integer (a timestamp column: "Error binding
+            parameter 4"), naming its row and column.
+    """
+    import pandas as pd
+
+    where = f"{printable(name)}: " if name else ""
+    for col in ("size", "mtime_ns"):
+        if col not in df.columns:
+            continue
+        values = df[col].to_numpy(object)
+        bad = [i for i, v in enumerate(values) if not (pd.isna(v) or _is_id(v) or _whole(v))]
+        if bad:
+            v = values[bad[0]]
+            raise ExprsimError(
+                f"{where}the table's {col} holds {type(v).__name__} values, not integers "
+                f"(first: row {bad[0]}: {printable(str(v))[:40]!r}); nothing was loaded"
+            )
+    if "sha256" not in df.columns:
+        return df
+    values = df["sha256"].to_numpy(object)
+    if not any(isinstance(v, bytes | bytearray) for v in values):
+        return df
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bytes | bytearray):
+            if len(v) != 32:
+                raise ExprsimError(
+                    f"{where}the table's sha256 holds {len(v)} bytes in row {i}, not a "
+                    "SHA-256 digest (32 bytes, or 64 hex digits); nothing was loaded"
+                )
+            v = bytes(v).hex()
+        out.append(v)
+    return df.assign(sha256=pd.Series(out, index=df.index, dtype=object))
+
+
+def _whole(value: object) -> bool:
+    """A float holding a whole number (pandas reads an integer column with nulls so)."""
+    return isinstance(value, float | np.floating) and float(value).is_integer()
 
 
 def _check_table(df: Any, name: str | None) -> None:
@@ -756,7 +804,12 @@ def _tags_of(text: str | None) -> list[str]:
         raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not JSON") from exc
     if not isinstance(tags, list):
         raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not a list")
-    return [str(t) for t in tags]
+    if not all(isinstance(t, str) for t in tags):  # str() wrote a dict back as Python text
+        raise ExprsimError(
+            f"face tags {text[:40]!r} are not a list of names: damaged, or written by a "
+            "newer exprsim"
+        )
+    return tags
 
 
 #: an embedding whose length is further than this from 1 is normalised, with a warning
@@ -1415,6 +1468,8 @@ class FaceIndex(HoldsHandle):
         schema = self._meta("schema")
         if schema is not None:  # before anything is written
             check_schema(self.path, schema)
+        else:
+            self._refuse_unversioned()
         defaults = {"schema": str(SCHEMA_VERSION), "generation": "0", "created": str(time.time())}
         missing = [key for key in defaults if self._meta(key) is None]
         if missing and not getattr(self._db, "read_only", False):  # read-only: as it is
@@ -1425,6 +1480,21 @@ class FaceIndex(HoldsHandle):
                         (key, defaults[key]),
                     )
         self._check_schema()
+
+    def _refuse_unversioned(self) -> None:
+        """Refuse an index that holds files but no schema version (every exprsim writes it
+        before any file: another program's, or damaged), before writing one into it (a
+        read-only command wrote ``schema 1`` into it). Read in one statement: a process
+        creating the index at the same moment writes its version before its files."""
+        schema, files = self._db.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema'), (SELECT COUNT(*) FROM files)"
+        ).fetchone()
+        if schema is None and files:
+            raise IndexDatabaseError(
+                self.path,
+                "holds files but no schema version: damaged, or made by another program; "
+                "left unchanged",
+            )
 
     def _check_schema(self) -> None:
         check_schema(self.path, self._meta("schema") or "0")
@@ -1448,8 +1518,20 @@ class FaceIndex(HoldsHandle):
     def _wanted_ann(self) -> str:
         """The backend searches use: :attr:`ann_backend`, or exact search when that is a
         faiss backend recorded for this database and faiss is not installed here (an index
-        made on another machine): one warning, which says how to record another choice."""
+        made on another machine), or a backend this exprsim does not know (recorded by a
+        newer one: every search and add failed on it): one warning, which says how to
+        record another choice. The record is left as it is."""
         wanted = self.ann_backend
+        if wanted != "auto" and wanted not in ann_mod.ANN_BACKENDS:
+            if not self._no_faiss_warned:
+                self._no_faiss_warned = True
+                log.warning(
+                    "%s: ANN backend %s, recorded for this index (by a newer exprsim?), is "
+                    "not one this exprsim knows: searching exactly; or record exact search: "
+                    "exprsim index rebuild --db %s --ann exact",
+                    self.path, printable(wanted), shlex.quote(str(self.path)),
+                )  # fmt: skip
+            return "exact"
         if not wanted.startswith("faiss") or ann_mod.faiss_available():
             return wanted
         if not self._no_faiss_warned:
@@ -1504,7 +1586,11 @@ class FaceIndex(HoldsHandle):
     @property
     def generation(self) -> int:
         """Counter bumped by every write (the ANN cache records the one it was built from)."""
-        return int(self._meta("generation") or 0)
+        text = self._meta("generation") or 0
+        try:
+            return int(text)
+        except ValueError:  # hand-edited ("12.0"): a traceback at every search
+            raise IndexDatabaseError(self.path, f"damaged database (generation {text!r})") from None
 
     @property
     def model(self) -> str | None:
@@ -2336,7 +2422,8 @@ class FaceIndex(HoldsHandle):
                 is all zeros (it has no direction).
         """
         check_new_tag_name(name)
-        check_stored_text(source or "", "a reference's source", path=True)
+        source = source or ""  # None stored NULL: `tag list` and /api/tags failed on it
+        check_stored_text(source, "a reference's source", path=True)
         check_stored_text(model, "a model name")
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
@@ -2370,7 +2457,7 @@ class FaceIndex(HoldsHandle):
             {
                 "id": r[0],
                 "name": r[1],
-                "source": r[2],
+                "source": r[2] if r[2] is not None else "",  # another program's NULL
                 "face_index": r[3],
                 "embedding": np.frombuffer(r[4], dtype=np.float32).copy(),
                 "model": r[5],
