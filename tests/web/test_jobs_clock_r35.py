@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from exprsim.web import jobs
 
 
@@ -48,3 +50,25 @@ def test_jobs_changed_just_now_are_still_left_alone(tmp_path: Path) -> None:
     _stamp(half, soon)
     assert jobs.VideoJobs(None, tmp_path).recover() == 0
     assert half.exists() and not (job / "job.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "said"),
+    [
+        ({"status": "running"}, "failed", "status 'running'"),
+        ({"name": "clip.mp4"}, "failed", "no status"),
+        ({"status": "done", "error": None, "total": "many", "done": None}, "done", ""),
+    ],
+)
+def test_a_record_of_another_writer_is_read_as_finished(
+    tmp_path: Path, record: dict, status: str, said: str
+) -> None:
+    """`{"status": "running"}` was running for ever (polled for ever), a record without a
+    status "no such job", `"error": null` shown as "None", `"total": "many"` passed on."""
+    job = tmp_path / "0123456789abcdef"
+    job.mkdir()
+    (job / "job.json").write_text(json.dumps(record))
+    got = jobs.VideoJobs(None, tmp_path).get(job.name)
+    assert got is not None and got.status == status
+    assert said in got.error and "None" not in got.error
+    assert got.total is None and got.done == 0

@@ -310,22 +310,29 @@ class VideoJobs:
 
     def _load(self, job_id: str) -> VideoJob | None:
         """A finished job read back from its ``job.json``; ``None`` when there is none, or
-        it is unreadable (not JSON, not a JSON object, fields of the wrong kind)."""
+        it is unreadable (not JSON, not a JSON object, fields of the wrong kind). A status
+        that is not a finished one (another program's or a newer exprsim's record: a job
+        "running" for ever, polled for ever; one without a status was "no such job") is
+        read as failed, saying so."""
         out_dir = self.out_root / job_id
         try:
             data = json.loads((out_dir / "job.json").read_text())
             if not isinstance(data, dict):
                 return None
+            status, error = data.get("status"), data.get("error")
+            if status not in FINISHED:
+                status, error = "failed", f"its record says {_shown(status)}: {_FOREIGN_RECORD}"
+            total = data.get("total")
             return VideoJob(
                 job_id,
                 out_dir / "input",
                 out_dir,
-                name=str(data.get("name", "")),
-                status=str(data["status"]),
-                done=int(data.get("done", 0)),
-                total=data.get("total"),
-                error=str(data.get("error", "")),
-                summary=dict(data.get("summary", {})),
+                name=str(data.get("name") or ""),
+                status=str(status),
+                done=int(data.get("done") or 0),
+                total=total if _is_count(total) else None,
+                error=str(error) if error is not None else "",
+                summary=dict(data.get("summary") or {}),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -526,6 +533,21 @@ def _finished_before_outcomes(out_dir: Path) -> bool:
         return True  # left as it is, not marked failed
     log.info("video job %s: finished by an earlier exprsim; recorded done", out_dir.name)
     return True
+
+
+#: why a job whose ``job.json`` holds no finished status is shown as failed
+_FOREIGN_RECORD = "written by another program or a newer exprsim, not a finished job of this one"
+
+
+def _shown(value: object) -> str:
+    """A ``job.json`` value in a message: short, printable."""
+    from exprsim.errors import printable
+
+    return "no status" if value is None else f"status {printable(str(value))[:40]!r}"
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _unlocked_and_recent(out_dir: Path) -> bool:
