@@ -114,8 +114,8 @@ def _python_handler(sig: int) -> Callable[..., Any] | None:
 
 @contextlib.contextmanager
 def hold_interrupts(what: str) -> Iterator[Held]:
-    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM where
-    Python handles it, or SIGHUP where :func:`terminate_as_interrupt` does, is held: logged
+    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM or SIGHUP
+    where :func:`terminate_as_interrupt` handles it, is held: logged
     (``"finishing <what> first"``) and ignored; a second one raises
     :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual.
     Yields a :class:`Held` naming the signals held. The previous
@@ -143,9 +143,9 @@ def hold_interrupts(what: str) -> Iterator[Held]:
     if not ignored_int:  # a background job's ignored Ctrl-C stays ignored
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, hold)
     for sig in TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
-        handler = _python_handler(sig)
-        # a SIGHUP handler of the caller's own (a daemon's "reload") is not taken over
-        if handler is _raise_terminated or (handler is not None and sig == signal.SIGTERM):
+        # a handler of the host's own (a service's graceful shutdown, a daemon's "reload")
+        # is not taken over: held, it never ran, and the signal was not passed on to it
+        if _python_handler(sig) is _raise_terminated:
             previous[sig] = signal.signal(sig, hold)
     try:
         yield held

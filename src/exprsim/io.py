@@ -402,6 +402,43 @@ def _ico_png_pixels(fh: BinaryIO) -> int:
         fh.seek(where)
 
 
+_quiet_lock = threading.Lock()
+#: the threads inside :func:`pillow_quiet`, and the filters they share
+_quiet: dict[str, Any] = {"users": 0, "filters": []}
+
+
+@contextlib.contextmanager
+def pillow_quiet() -> Iterator[None]:
+    """Pillow's warnings that exprsim's own checks make redundant ignored while the block
+    runs: its decompression-bomb warning (the pixel limit is checked from the header) and
+    an icon's "Image was not the expected size" (read at its own size, checked against the
+    limit first, :func:`_ico_png_pixels`).
+
+    Thread-safe where ``warnings.catch_warnings`` is not: that restores the filter list it
+    saw on entry, so overlapping blocks on decoding threads left their filters set for the
+    life of the process, and removed a filter the host added meanwhile. Here the first
+    thread in adds two filters and the last one out removes those two, nothing else.
+    """
+    with _quiet_lock:
+        if not _quiet["users"]:
+            warnings.filterwarnings("ignore", "Image was not the expected size")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            _quiet["filters"] = warnings.filters[:2]
+        _quiet["users"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["users"] -= 1
+            if not _quiet["users"]:
+                for ours in _quiet["filters"]:  # one atomic removal each: a filter the host
+                    with contextlib.suppress(ValueError):  # adds meanwhile stays
+                        warnings.filters.remove(ours)  # type: ignore[attr-defined]
+                mutated = getattr(warnings, "_filters_mutated", None)
+                if mutated is not None:  # the warnings' caches see the change
+                    mutated()
+
+
 def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
     """:func:`decode_image` of an open binary file (bytes in memory, or a file on disk:
     Pillow reads only what it needs)."""
@@ -412,12 +449,7 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
         raise ImageTooLargeError(name, _too_large(str(hidden), limit))
     size = ""  # the image's size, once its header is read
     try:
-        with warnings.catch_warnings():
-            # the limit is checked below, from the header: Pillow's warning adds nothing
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # an icon's PNG of another size than its directory entry: it is read at its own
-            # size (checked against the limit first, _ico_png_pixels)
-            warnings.filterwarnings("ignore", "Image was not the expected size")
+        with pillow_quiet():
             with _codec_errors(name):
                 img = Image.open(fh)
             with img:

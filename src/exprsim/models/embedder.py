@@ -922,6 +922,7 @@ def load_model(
             Nothing is downloaded: a URL is a
             :class:`~exprsim.errors.DownloadDisabledError` (a ``ModelError``).
     """
+    import torch
     from safetensors.torch import load_file
 
     from exprsim.io import WRITING_MODEL_MARK, model_being_written
@@ -938,9 +939,12 @@ def load_model(
         )
     config = _read_config(cfg_path)
     try:
-        model = create_model(
-            config.model, embedding_dim=config.embedding_dim, **config.model_kwargs
-        )
+        # its random initial weights, replaced by the file's, drawn from a fork of torch's
+        # generator: a host that seeded torch gets the same numbers after a load as before
+        with torch.random.fork_rng(devices=[]):
+            model = create_model(
+                config.model, embedding_dim=config.embedding_dim, **config.model_kwargs
+            )
     except ModelError:
         raise
     except (TypeError, ValueError) as exc:
