@@ -120,7 +120,7 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
     t0 = time.perf_counter()
     with index._writer_lock():
         old = index.model
-        if old == model and not force:
+        if old == model and not force and not _of_other_models(index, model):
             return ReembedReport(old, model, 0, 0, 0.0)
         _refuse_cropless(index)
         generation = index.generation  # every write of faces bumps it: checked when writing
@@ -175,6 +175,16 @@ def _refuse_cropless(index: Any) -> None:
             "re-embedded; remove the tag (exprsim tag remove NAME) and add its reference "
             "faces again from their photos"
         )
+
+
+def _of_other_models(index: Any, model: str) -> int:
+    """How many faces and reference faces were stored with another model than ``model``
+    (another program's edit, or a newer exprsim's rows: "nothing to re-embed" while they
+    were ranked with the rest)."""
+    return sum(
+        int(index._db.execute(f"SELECT COUNT(*) FROM {t} WHERE model <> ?", (model,)).fetchone()[0])
+        for t in _TABLES
+    )
 
 
 def _ids(index: Any, table: str) -> np.ndarray:
