@@ -21,7 +21,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version: pyproject.toml reads it ([tool.setuptools.dynamic])
 
 # public name -> module that defines it (imported on first attribute access)
 _LAZY = {
