@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import signal
 import sqlite3
 import sys
 from importlib import import_module
+from typing import Any
 
 from exprsim import __version__
 from exprsim.cli.argtypes import QUIET_HELP, VERBOSE_HELP
@@ -166,9 +168,83 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with what ``--help`` or ``--version`` prints held back
+    and then written as a command's results are (:func:`_show_printed`): a stdout that is
+    full, closed or failing exits 2 saying so, where argparse dropped the write's error
+    and exited 0 (or, the text buffered, 120 with Python's "Exception ignored")."""
+    real_stdout = sys.stdout
+    sys.stdout = printed = io.StringIO()
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        text = printed.getvalue()
+        if exc.code not in (0, None) or not text:  # a usage error: said on stderr
+            raise
+        sys.stdout = real_stdout
+        where = _printing_parser(parser, sys.argv[1:] if argv is None else argv).prog
+        raise SystemExit(_show_printed(where, text)) from None
+    finally:
+        sys.stdout = real_stdout
+
+
+def _printing_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser that ``argv`` reaches, following its command words
+    (``index add --help``: the parser of ``exprsim index add``)."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and word in subs[0].choices:
+            parser = subs[0].choices[word]
+        elif not word.startswith("-"):  # a positional: no command word follows it
+            break
+    return parser
+
+
+def _show_printed(prog: str, text: str) -> int:
+    """Write ``text`` (help or version) to stdout under :func:`standard_streams`' checks;
+    the exit code: 0, 2 when it could not be written (one line on stderr, ``prog: error:
+    ...``), 141 when the pipe it went to was closed (``| head``, quiet, as commands)."""
+    from exprsim.cli.stdstreams import standard_streams
+
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = standard_streams()
+    try:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return 141
+        except OSError as exc:  # a full disk (>/dev/full), ...
+            why = exc.strerror or str(exc)
+        else:  # closed (>&-), or its terminal gone: counted as lost
+            lost = getattr(sys.stdout, "lost", 0)
+            why = f"{sys.stdout.why}: what it printed was lost" if lost else ""
+        if why:
+            print(f"{prog}: error: {why}", file=sys.stderr)
+        return 2 if why else 0
+    finally:
+        _restore(real_stdout, real_stderr)
+
+
+def _restore(stdout: Any, stderr: Any) -> None:
+    """Put the process's own streams back. What stdout still holds but cannot write (a
+    full disk) is dropped: Python's flush at exit failed again, exiting 120 with
+    "Exception ignored"; the command has said so already."""
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):  # AttributeError: None (closed at start)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse_args(parser, argv)
+    if not getattr(args, "func", None):  # no command: the help, shown as --help shows it
+        return _show_printed(parser.prog, parser.format_help()) or 2
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from exprsim.cli.logstream import LogStream, wants_log_stream
@@ -176,7 +252,7 @@ def _main(argv: list[str] | None) -> int:
 
     real_stdout, real_stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = standard_streams()  # closed, full or ASCII-only streams
-    if getattr(args, "func", None) and not args.quiet and wants_log_stream(sys.stderr):
+    if not args.quiet and wants_log_stream(sys.stderr):
         sys.stderr = LogStream(sys.stderr)  # a log file: bars as plain lines
     # after the swap: the handler writes to sys.stderr as it is now, which is what
     # logging_redirect_tqdm looks for (a handler on the file beneath wrote every line twice)
@@ -185,9 +261,6 @@ def _main(argv: list[str] | None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     _quiet_third_party(args.verbose)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     if not _working_folder_exists():  # relative names mean nothing; torch's MKL dies
         print(
             f"exprsim {command_path(args)}: error: the working folder no longer exists "
@@ -245,7 +318,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: error: PostgreSQL: {text}", file=sys.stderr)
         return 2
     finally:
-        sys.stdout, sys.stderr = real_stdout, real_stderr
+        _restore(real_stdout, real_stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

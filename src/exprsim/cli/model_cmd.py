@@ -34,6 +34,11 @@ from exprsim.errors import ArgumentError, ExprsimError, ImageError, printable
 from exprsim.faces.detect import DEFAULT_DETECTOR
 from exprsim.wording import count
 
+#: where the training configs are (said by ``train --help``, and when one is not found)
+CONFIGS_NOTE = (
+    "the source repository has them in configs/: default.json, quick.json, fec-*.json, ..."
+)
+
 
 def register(sub: Any) -> None:
     command_parsers(sub)
@@ -173,8 +178,7 @@ def _register_train(sub: Any) -> None:
         "--config",
         required=True,
         metavar="FILE",
-        help="the JSON config (the source repository has them in configs/: default.json, "
-        "quick.json, fec-*.json, ...)",
+        help=f"the JSON config ({CONFIGS_NOTE})",
     )
     p.add_argument(
         "--out",
@@ -456,7 +460,10 @@ def _require_out(out: str | None) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg_path = Path(args.config)
     if not cfg_path.is_file():
-        raise ExprsimError(f"{cfg_path}: no such config file")
+        # a pip install has no configs/: say where they are, as --help does
+        shipped = f" (not installed with the package: {CONFIGS_NOTE})"
+        note = shipped if cfg_path.parts[:1] == ("configs",) else ""
+        raise ExprsimError(f"{cfg_path}: no such config file{note}")
     _require_out(args.out)
     try:
         raw = json.loads(cfg_path.read_text(), object_pairs_hook=_no_repeated_keys)
