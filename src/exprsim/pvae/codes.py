@@ -5,6 +5,10 @@ The hook for the video pipeline (``--embedding pvae``)::
     from exprsim.pvae.codes import pvae_codes
     codes = pvae_codes(meshes, neutral=neutral_mesh, model="runs/pvae-m2")  # (N, 30)
 
+``model`` (required) is a trained run folder: ``runs/pvae-m2`` is the one
+``exprsim train --config configs/pvae-m2.json --out runs/pvae-m2`` makes in the source
+repository (no perceptual-VAE model ships with the package).
+
 ``meshes`` are raw MediaPipe meshes in image pixels (``MeshLandmarker.mesh`` /
 ``faces.landmarks.face_mesh``: ``(478, 3)`` or ``(N, 478, 3)``); any head pose, position and
 scale (they are normalised by :func:`exprsim.pvae.features.mesh_features`).
@@ -254,14 +258,18 @@ _CACHE: dict[str, PVAEEncoder] = {}
 
 
 def pvae_codes(
-    landmarks: np.ndarray, neutral: np.ndarray | None = None, model: str | Path = "runs/pvae-m2"
+    landmarks: np.ndarray, neutral: np.ndarray | None = None, *, model: str | Path
 ) -> np.ndarray:
     """Identity-neutralised expression codes of face meshes (the video pipeline's hook).
 
     Args:
         landmarks: ``(478, 3)`` or ``(N, 478, 3)`` MediaPipe meshes in pixels.
         neutral: the person's neutral-frame mesh ``(478, 3)``, or ``None`` (fallback).
-        model: run folder (loaded once and cached).
+        model: a perceptual-VAE run folder (loaded once and cached); required, no model
+            ships with the package: the source repository trains one with ``exprsim train
+            --config configs/pvae-m2.json --out runs/pvae-m2`` (its default was that
+            ``runs/pvae-m2``, relative to the working folder: "not a perceptual-VAE run"
+            anywhere else).
 
     Returns:
         ``(N, 30)`` float32 posterior means (not L2-normalised; compare with Euclidean

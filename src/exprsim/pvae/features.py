@@ -280,7 +280,7 @@ def _pixels_digest(images: np.ndarray, side: int) -> str:
 
 def extract_fer_landmarks(
     usage: str,
-    cache_dir: str | Path = "runs/pvae",
+    cache_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     side: int = 192,
     progress: bool = True,
@@ -295,7 +295,10 @@ def extract_fer_landmarks(
 
     Args:
         usage: ``"Training"`` or ``"PublicTest"``.
-        cache_dir: where the ``.npz`` lives.
+        cache_dir: where the ``.npz`` lives; default the user's exprsim cache folder's
+            ``pvae/`` (``$EXPRSIM_CACHE``, else ``$XDG_CACHE_HOME/exprsim``, else
+            ``~/.cache/exprsim``; it was ``runs/pvae`` under the working folder). Training
+            and evaluation pass the run's own ``landmark_cache``.
         data_dir: FER folder (default :func:`exprsim.data.fer.default_data_dir`).
         side: upscaled crop side fed to the mesh.
         progress: tqdm bar.
@@ -304,8 +307,10 @@ def extract_fer_landmarks(
             whole split's cache serves them when it is there, else they are meshed alone and
             cached as ``mesh-<usage>-first<limit>.npz``.
     """
-    from exprsim.data.fer import load_ferplus
+    from exprsim.data.fer import _cache_dir, load_ferplus
 
+    if cache_dir is None:
+        cache_dir = _cache_dir() / "pvae"
     split = load_ferplus(
         usage, data_dir, drop_duplicates_of="PublicTest" if usage == "Training" else None
     )
