@@ -323,7 +323,7 @@ class FrameReader(HoldsHandle):
         self.last_duration = math.nan
         #: seconds by which the video stream starts after the container (an audio track
         #: that starts first); frame times count from the container's start, as players do
-        self._lead = 0.0
+        self._lead = Fraction(0)
         self.decode_seconds = 0.0
         self._files: list[Path] | None = None
         self._container: Any = None
@@ -645,6 +645,7 @@ class FrameReader(HoldsHandle):
         img = self._animated
         take = self._selector()
         n_out, stalled = 0, False
+        exact = Fraction(-1)  # the time of the frame before, exactly (its float is noisy)
         try:
             for i in range(self.info.n_frames):
                 start = time.perf_counter()
@@ -661,8 +662,8 @@ class FrameReader(HoldsHandle):
                     )
                     break
                 self.n_decoded += 1
-                t = float(img.info.get("timestamp") or 0) / 1000.0
-                if self.decoded_times and t <= self.decoded_times[-1]:
+                stamp = Fraction(img.info.get("timestamp") or 0) / 1000
+                if self.decoded_times and stamp <= exact:
                     # frames that declare no duration: timed at the GIF convention's rate
                     if not stalled:
                         self._warn(
@@ -671,7 +672,8 @@ class FrameReader(HoldsHandle):
                             f"{1.0 / ANIMATION_FPS:g} s apart"
                         )
                     stalled = True
-                    t = self.decoded_times[-1] + 1.0 / ANIMATION_FPS
+                    stamp = exact + 1 / Fraction(ANIMATION_FPS)
+                exact, t = stamp, float(stamp)  # the nearest double: 0.3, not 0.1 + 0.2
                 shown = float(img.info.get("duration") or 0) / 1000.0  # a held last frame
                 self.last_duration = shown if shown > 0 else math.nan
                 self.decoded_times.append(t)
@@ -693,11 +695,12 @@ class FrameReader(HoldsHandle):
 
     def _iter_container(self) -> Iterator[Frame]:
         container, stream = self._container, self._stream
-        tb = float(stream.time_base) if stream.time_base is not None else 0.0
+        # exact: a float time base made 1.4000000000000001 of 1.4 s (pts 14336 x 1/10240)
+        tb = Fraction(stream.time_base) if stream.time_base is not None else Fraction(0)
         src_fps = self.info.fps if math.isfinite(self.info.fps) else ASSUMED_FPS
         by_index = self._index_times or not tb
         start_pts = stream.start_time or 0
-        lead = 0.0 if by_index else self._lead
+        lead = Fraction(0) if by_index else self._lead
         clock = _Clock(self.source, start_pts, tb, src_fps, by_index, self._warn, lead)
         take = self._selector()
         n_out = 0
@@ -711,7 +714,7 @@ class FrameReader(HoldsHandle):
                     break
                 if self.n_decoded == 0 and not by_index and frame.pts is not None:
                     first = max(start_pts, self._packet_start(start_pts))
-                    self._count_leading((frame.pts - first) * tb, src_fps)
+                    self._count_leading(float((frame.pts - first) * tb), src_fps)
                 # an undecodable packet is a lost frame: the numbers stay the source's
                 i = self.n_decoded + self.bad_packets + self.leading_lost
                 self.n_decoded += 1
@@ -720,7 +723,7 @@ class FrameReader(HoldsHandle):
                 if self.n_decoded == 1:
                     self._show_size(frame)
                 t = clock.time(i, frame.pts)
-                shown = float(getattr(frame, "duration", None) or 0) * tb
+                shown = float(int(getattr(frame, "duration", None) or 0) * tb)
                 last_shown = shown if shown > 0 else 1.0 / src_fps
                 self.last_duration = shown if shown > 0 else math.nan
                 self.decoded_times.append(float(t))
@@ -740,7 +743,7 @@ class FrameReader(HoldsHandle):
             self.close()
         # compared with the stream's own length: times count from the container's start;
         # the last frame lasts its own duration where the file gives one (a GIF's hold)
-        self._check_end(clock.last - lead + last_shown)
+        self._check_end(clock.last - float(lead) + last_shown)
 
     def _packet_start(self, default: int) -> int:
         """The earliest timestamp of the packets read before the first frame came out
@@ -937,22 +940,22 @@ def _rate(value: object, what: str, span: str, low: float, open_low: bool = Fals
     return rate
 
 
-def _stream_start(stream: Any) -> float | None:
-    """Seconds of the video stream's first timestamp, ``None`` when unknown."""
+def _stream_start(stream: Any) -> Fraction | None:
+    """Seconds of the video stream's first timestamp (exact), ``None`` when unknown."""
     if stream.start_time is None or stream.time_base is None:
         return None
-    return float(stream.start_time * stream.time_base)
+    return stream.start_time * Fraction(stream.time_base)
 
 
-def _stream_lead(container: Any, stream: Any) -> float:
+def _stream_lead(container: Any, stream: Any) -> Fraction:
     """Seconds by which the video stream starts after the container (an audio track that
     starts first: players, and ``ffmpeg -ss``, count time from the container's start);
     0 when they start together or either start is unknown (never negative)."""
     start = _stream_start(stream)
     if start is None or container.start_time is None:
-        return 0.0
-    lead = start - container.start_time / 1_000_000.0
-    return lead if lead > 1e-6 else 0.0  # the container's start is in whole microseconds
+        return Fraction(0)
+    lead = start - Fraction(container.start_time) / 1_000_000
+    return lead if lead > Fraction(1, 1_000_000) else Fraction(0)  # whole microseconds
 
 
 def _stream_length(container: Any, stream: Any) -> float:
@@ -961,7 +964,7 @@ def _stream_length(container: Any, stream: Any) -> float:
     WebM) count the container's duration from timestamp 0, the other formats from the
     container's start (the earliest stream's first timestamp)."""
     if stream.duration is not None and stream.time_base is not None:
-        declared = float(stream.duration * stream.time_base)
+        declared = float(stream.duration * Fraction(stream.time_base))
         if declared > 0:  # 0 (an animation whose frames declare no duration): unknown
             return declared
     if container.duration is None:
@@ -971,9 +974,9 @@ def _stream_length(container: Any, stream: Any) -> float:
     if start is not None and start > 0:
         name = str(getattr(getattr(container, "format", None), "name", "") or "")
         if "matroska" in name or "webm" in name:
-            duration -= start
+            duration -= float(start)
         else:
-            duration -= _stream_lead(container, stream)
+            duration -= float(_stream_lead(container, stream))
     return duration if duration > 0 else math.nan
 
 
@@ -1003,53 +1006,59 @@ class _Clock:
     frame (recordings joined end to end, a recorder restart), the frames after the jump are
     timed on from the frame before it (one source frame later), so that sampling goes on
     instead of waiting for the times to pass the jump again; the first jump is warned of.
+
+    Times are reckoned exactly (``Fraction``) and given as the nearest double: frame 14 of
+    a 10 fps mp4 (pts 14336, time base 1/10240) is at 1.4 s, not 1.4000000000000001.
     """
 
     def __init__(
         self,
         source: Path,
         start: int,
-        time_base: float,
+        time_base: Fraction,
         src_fps: float,
         by_index: bool,
         warn: Callable[[str], None],
-        lead: float = 0.0,
+        lead: Fraction = Fraction(0),
     ) -> None:
         self.source, self.start, self.time_base, self.src_fps = source, start, time_base, src_fps
         self.by_index, self.warn, self.lead = by_index, warn, lead
-        self.offset = 0.0  # seconds added to the stream's times since the last jump back
+        self.step = 1 / Fraction(src_fps)  # one source frame
+        self.offset = Fraction(0)  # seconds added to the stream's times since the last jump back
         self.stalls = 0  # frames whose timestamp equalled the frame's before
         self.last = -math.inf  # the latest time given
+        self._last: Fraction | None = None  # the same, exactly
         self.jumps = 0
 
     def time(self, i: int, pts: int | None) -> float:
         """Seconds of frame ``i`` (decode order) with timestamp ``pts``."""
         if self.by_index or pts is None:
-            t = i / self.src_fps + self.offset
+            t = i / Fraction(self.src_fps) + self.offset
         else:
             t = (pts - self.start) * self.time_base + self.lead + self.offset
-        step = 1.0 / self.src_fps
-        if t < self.last - step:
+        step, last = self.step, self._last
+        if last is not None and t < last - step:
             self.jumps += 1
             if self.jumps == 1:
                 self.warn(
-                    f"{self.source}: timestamps jump back by {self.last - t:.2f} s at frame {i} "
-                    "(recordings joined end to end?); later frames are timed on from the "
+                    f"{self.source}: timestamps jump back by {float(last - t):.2f} s at frame "
+                    f"{i} (recordings joined end to end?); later frames are timed on from the "
                     "frame before the jump"
                 )
-            self.offset += self.last + step - t
-            t = self.last + step
-        elif t == self.last:  # a timestamp that does not advance: as a jump back
+            self.offset += last + step - t
+            t = last + step
+        elif t == last:  # a timestamp that does not advance: as a jump back
             self.stalls += 1
             if self.stalls == 1:
                 self.warn(
                     f"{self.source}: frame {i} has the timestamp of the frame before it; "
-                    f"such frames are timed one source frame ({step:.3g} s) after it"
+                    f"such frames are timed one source frame ({float(step):.3g} s) after it"
                 )
             self.offset += step
-            t = self.last + step
-        self.last = max(self.last, t)
-        return t
+            t = last + step
+        if last is None or t > last:
+            self._last, self.last = t, float(t)
+        return float(t)
 
 
 def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
@@ -1138,13 +1147,12 @@ def _is_image_demuxer(container: Any) -> bool:
 def _pillow_open(path: Path) -> Any:
     """``path`` opened with Pillow (header only; the caller checks the size), ``None`` when
     Pillow cannot open it."""
-    import warnings
-
     from PIL import Image
 
+    from exprsim.io import pillow_quiet
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with pillow_quiet():  # catch_warnings is not thread-safe (exprsim.io.pillow_quiet)
             return Image.open(path)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return None
