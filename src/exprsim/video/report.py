@@ -15,6 +15,7 @@ left out of the tables and JSON written next to the page (``persons.csv``,
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,64 @@ MAX_PERSON_SECTIONS = 24
 EMOTION_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: Faces drawn per cluster in a person's expression-summary montage (only these are decoded).
 MONTAGE_PER_ROW = 10
+#: the timeline's axis is in minutes past this many seconds, in hours past the second
+AXIS_MINUTES, AXIS_HOURS = 3600.0, 5 * 3600.0
+
+
+def duration_text(seconds: float | None) -> str:
+    """A length or time of the video as the report writes it: ``"unknown"`` (NaN, infinite,
+    ``None``), two significant figures under a second (``"0.012 s"``), seconds with up to
+    two decimals under a minute (``"2.8 s"``), then ``"1 min 02.5 s"`` and
+    ``"26 h 00 min 00 s"`` (the CSV and JSON files keep plain seconds)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    sign, s = ("-" if seconds < 0 else ""), abs(float(seconds))
+    if s < 1.0:
+        text = "0" if s == 0 else f"{s:.2g}"
+        return f"{sign}{text} s" if text != "1" else f"{sign}1 s"
+    hundredths = round(s * 100)
+    if hundredths < 6000:
+        return sign + f"{hundredths / 100:.2f}".rstrip("0").rstrip(".") + " s"
+    if s < 3600 - 0.05:
+        minutes, tenths = divmod(round(s * 10), 600)
+        whole, tenth = divmod(tenths, 10)
+        return f"{sign}{minutes} min {whole:02d}{f'.{tenth}' if tenth else ''} s"
+    hours, rest = divmod(round(s), 3600)
+    return f"{sign}{hours} h {rest // 60:02d} min {rest % 60:02d} s"
+
+
+def rate_text(fps: float) -> str:
+    """A frame rate with its significant digits (``"0.00027778 fps"``, ``"29.97 fps"``),
+    ``"unknown"`` when not known."""
+    return f"{fps:.5g} fps" if math.isfinite(fps) and fps > 0 else "unknown"
+
+
+def timeline_end(analysis: Any) -> float:
+    """Seconds the timelines span: the video's duration where it is known (or the last
+    face's time when later: recordings joined end to end), else the sampled frames' span
+    (the last face, or the last sample of a constant rate) plus one sample at most (never
+    more than that span, or a source frame, again)."""
+    last = max((float(f.time) for f in analysis.faces), default=0.0)
+    duration = float(analysis.info.duration)
+    if math.isfinite(duration) and duration > 0:
+        return max(duration, last)
+    period = float(analysis.sample_period)
+    if not (math.isfinite(period) and period > 0):
+        return last if last > 0 else 1.0
+    last = max(last, (analysis.n_sampled - 1) * period)
+    fps = float(analysis.info.fps)
+    frame = 1.0 / fps if math.isfinite(fps) and fps > 0 else 0.0
+    end = last + min(period, max(last, frame))
+    return end if end > 0 else min(period, 1.0)
+
+
+def _axis_unit(end: float) -> tuple[str, float]:
+    """The timeline's unit for an axis of ``end`` seconds, and its length in seconds."""
+    if end > AXIS_HOURS:
+        return "h", 3600.0
+    if end > AXIS_MINUTES:
+        return "min", 60.0
+    return "s", 1.0
 
 
 def timeline_plot(analysis: Any, person: int) -> bytes:
@@ -48,7 +107,9 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
     idx = np.flatnonzero(analysis.persons == person)
     times = np.array([analysis.faces[i].time for i in idx])
     ok = np.array([analysis.faces[i].quality.ok for i in idx], dtype=bool)
-    end = max(analysis.n_sampled * analysis.sample_period, float(times.max(initial=0.0)) + 0.1)
+    end = timeline_end(analysis)
+    unit, scale = _axis_unit(end)
+    times = times / scale
     has_emotions = bool(analysis.classes) and ok.any()
     fig = Figure(figsize=(8.0, 3.2 if has_emotions else 1.4))
     FigureCanvasAgg(fig)
@@ -63,14 +124,14 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
         times[~ok], np.zeros((~ok).sum()), marker="x", s=30, color="#888", label="rejected"
     )
     ax_p.set_yticks([])
-    ax_p.set_xlim(0, end)
+    ax_p.set_xlim(0, end / scale)
     ax_p.set_ylabel("on screen", rotation=0, ha="right", va="center", fontsize=8)
     stats = next(s for s in analysis.person_stats if s.person == person)
     for m in stats.tagged_moments:
         for ax in (ax_p, ax_e):
             if ax is not None:
-                ax.axvspan(m.start - 0.05, m.end + 0.05, color="#fc6", alpha=0.35, lw=0)
-        ax_p.text(m.start, 0.3, m.tag, fontsize=7, va="bottom")
+                ax.axvspan(*_span(m, scale), color="#fc6", alpha=0.35, lw=0)
+        ax_p.text(m.start / scale, 0.3, m.tag, fontsize=7, va="bottom")
     if ax_e is not None:
         acc = idx[ok]
         probs = analysis.emotions[acc]
@@ -81,12 +142,18 @@ def timeline_plot(analysis: Any, person: int) -> bytes:
                 ax_e.plot(times[ok], probs[:, c], ls=lines[c % 4], lw=1, label=name, **style)
         ax_e.set_ylim(0, 1.02)
         ax_e.set_ylabel("probability", fontsize=8)
-        ax_e.set_xlabel("time (s)")
+        ax_e.set_xlabel(f"time ({unit})")
         ax_e.legend(fontsize=7, ncol=4, loc="upper right")
         ax_e.grid(alpha=0.3)
     else:
-        ax_p.set_xlabel("time (s)")
+        ax_p.set_xlabel(f"time ({unit})")
     return fig_to_png(fig)
+
+
+def _span(moment: Any, scale: float) -> tuple[float, float]:
+    """A tagged moment's shading on an axis in units of ``scale`` seconds (0.05 s wider
+    each side, so that a moment of one face shows)."""
+    return (moment.start - 0.05) / scale, (moment.end + 0.05) / scale
 
 
 def _space_text(analysis: Any) -> str:
@@ -120,7 +187,7 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
     page.table(analysis.timings.rows())
     page.heading("Persons")
     if analysis.person_stats:
-        page.table(analysis.persons_frame())
+        page.table(_persons_table(analysis))
     else:
         page.paragraph("no persons found", note=True)
     summaries = {s.person: s for s in analysis.summaries}
@@ -142,8 +209,26 @@ def video_page(analysis: Any, title: str | None = None) -> Any:
         page.table([_compact_row(st, summaries.get(st.person)) for st in rest], max_rows=None)
     page.heading("Faces")
     frame = analysis.to_frame()
-    page.table(frame.drop(columns=[f"e{d}" for d in range(16)], errors="ignore"), max_rows=300)
+    frame = frame.drop(columns=[f"e{d}" for d in range(16)], errors="ignore")
+    frame["time"] = [duration_text(t) for t in frame["time"]]
+    page.table(frame, max_rows=300)
     return page
+
+
+def _moments_text(moments: Any) -> str:
+    return "; ".join(f"{m.tag} {duration_text(m.start)} to {duration_text(m.end)}" for m in moments)
+
+
+def _persons_table(analysis: Any) -> Any:
+    """:meth:`VideoAnalysis.persons_frame` with its times written for reading
+    (:func:`duration_text`; the ``_s`` columns of ``persons.csv`` are plain seconds)."""
+    frame = analysis.persons_frame()
+    for name in ("time_on_screen", "first_seen", "last_seen"):
+        frame[f"{name}_s"] = [duration_text(v) for v in frame[f"{name}_s"]]
+    frame["tagged_moments"] = [_moments_text(st.tagged_moments) for st in analysis.person_stats]
+    return frame.rename(
+        columns={f"{n}_s": n for n in ("time_on_screen", "first_seen", "last_seen")}
+    )
 
 
 def sectioned_persons(person_stats: Any, limit: int | None = None) -> set[int]:
@@ -159,10 +244,10 @@ def _compact_row(st: Any, ps: Any) -> dict[str, Any]:
     top = max(st.emotion_shares.items(), key=lambda kv: kv[1], default=None)
     return {
         "person": st.person,
-        "time_on_screen_s": round(st.time_on_screen, 1),
+        "time_on_screen": duration_text(st.time_on_screen),
         "appearance_rate": round(st.appearance_rate, 4),
-        "first_seen_s": round(st.first_seen, 1),
-        "last_seen_s": round(st.last_seen, 1),
+        "first_seen": duration_text(st.first_seen),
+        "last_seen": duration_text(st.last_seen),
         "faces_accepted": st.faces_accepted,
         "top_emotion": f"{top[0]} ({top[1]:.0%})" if top else "",
         "tagged_moments": len(st.tagged_moments),
@@ -178,7 +263,7 @@ def _overview_rows(analysis: Any) -> list[dict[str, Any]]:
     emotions = ", ".join(analysis.classes) or "not available (no matching reference set)"
     rows: list[tuple[str, Any]] = [
         ("video", f"{info.width}x{info.height}, {info.codec}"),
-        ("source fps / duration", f"{info.fps:.3f} / {info.duration:.2f} s"),
+        ("source fps / duration", f"{rate_text(info.fps)} / {duration_text(info.duration)}"),
         ("sampling", _sampling_text(cfg, info)),
         ("frames sampled", analysis.n_sampled),
         ("faces (accepted)", f"{len(analysis.faces)} ({n_ok})"),
@@ -205,7 +290,7 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
 
     page.heading(
         f"Person {st.person}: {st.appearance_rate:.0%} of sampled frames, "
-        f"{st.time_on_screen:.1f} s on screen",
+        f"{duration_text(st.time_on_screen)} on screen",
         level=3,
     )
     page.image(
@@ -218,7 +303,12 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
     if st.tagged_moments:
         page.table(
             [
-                {"tag": m.tag, "start_s": m.start, "end_s": m.end, "faces": m.n_faces}
+                {
+                    "tag": m.tag,
+                    "start": duration_text(m.start),
+                    "end": duration_text(m.end),
+                    "faces": m.n_faces,
+                }
                 for m in st.tagged_moments
             ]
         )
@@ -235,7 +325,7 @@ def _person_section(page: Any, analysis: Any, st: Any, ps: Any) -> None:
     page.gallery(
         [analysis.faces[i].thumb for i in reps],
         [
-            f"#{c.rank + 1}: {count(c.size, 'face')}, t={analysis.faces[r].time:.1f}s"
+            f"#{c.rank + 1}: {count(c.size, 'face')}, t={duration_text(analysis.faces[r].time)}"
             for c, r in zip(clusters, reps, strict=True)
         ],
         size=96,
