@@ -33,6 +33,7 @@ in its CSV files. No model or other data is ever downloaded.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
 import hashlib
 import io
@@ -611,6 +612,10 @@ def _make_opener(cfg: FetchConfig) -> urllib.request.OpenerDirector:
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: a number of seconds, or an HTTP
+    date (UTC: one ending in ``-0000`` parses to a naive datetime, which ``timestamp``
+    took as local time, off by the machine's offset from UTC); ``None`` when absent or
+    unreadable."""
     value = headers.get("Retry-After") if headers is not None else None
     if not value:
         return None
@@ -619,6 +624,8 @@ def _retry_after(headers: Any) -> float | None:
     except ValueError:
         with contextlib.suppress(TypeError, ValueError):
             when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
             return max(0.0, when.timestamp() - time.time())
     return None
 
