@@ -727,6 +727,23 @@ def _ended_after(result: Path, state: Path) -> bool:
         return False
 
 
+def _ended_at(folder: Path, field: str, done: int) -> bool:
+    """Whether the call that wrote the checkpoint in ``folder`` (at ``done`` of ``field``)
+    ended normally (e.g. on a ``max_seconds`` budget): the last row of ``history.json``,
+    written at the end of the call after the model, is of that step (a checkpoint follows
+    every validation); a folder without such a history is judged by :func:`_ended_after`'s
+    modification times, which a clock set back between the two writes misleads."""
+    key = _DONE_KEYS.get(field, field)
+    try:
+        rows = json.loads((folder / "history.json").read_text())
+        last = rows[-1][key] if isinstance(rows, list) and rows else None
+    except (OSError, ValueError, LookupError, TypeError):
+        last = None
+    if isinstance(last, int) and not isinstance(last, bool):
+        return last == done
+    return _ended_after(folder / "result.json", folder / "state.pt")
+
+
 def unfinished_export(folder: str | Path) -> str | None:
     """Why the model exported in the run folder ``folder`` is not the run its
     ``train_config.json`` now describes (words to follow the folder's name), or ``None``:
@@ -761,9 +778,7 @@ def unfinished_export(folder: str | Path) -> str | None:
         done = _done(out, field)
         if done is None or done >= length:
             return None
-        if raw.get("max_seconds") is not None and _ended_after(
-            out / "result.json", out / "state.pt"
-        ):
+        if raw.get("max_seconds") is not None and _ended_at(out, field, done):
             return None  # stopped on its time budget: finished as configured
     except Exception:  # no config, a damaged one or a foreign checkpoint: nothing to judge
         return None
