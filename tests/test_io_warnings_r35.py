@@ -53,3 +53,18 @@ def test_inside_the_block_pillows_warnings_are_ignored() -> None:
             warnings.warn("big", Image.DecompressionBombWarning, stacklevel=1)
         warnings.warn("after", Image.DecompressionBombWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["after"]
+
+
+def test_no_module_changes_the_filters_with_catch_warnings() -> None:
+    """Every suppression of Pillow's warnings goes through :func:`pillow_quiet` (the video
+    reader's image path used catch_warnings too)."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "exprsim"
+    found = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if re.search(r"^[^#\n]*\bwarnings\.catch_warnings\(", p.read_text(), re.M)
+    ]
+    assert found == []
