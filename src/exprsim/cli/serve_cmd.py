@@ -220,6 +220,47 @@ def raise_file_limit() -> int | None:
     return target
 
 
+def _make_web_dir(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The folder uploads land in (``--web-dir``, default ``<db>.web``), made now: fail at
+    start, not on the first upload. Returns it, and whether this call made it."""
+    from exprsim.web.app import check_web_dir, default_data_dir
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
+    check_web_dir(data_dir, "--web-dir")  # the other commands' --data-dir
+    made = not os.path.lexists(data_dir)
+    try:
+        (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExprsimError(f"--web-dir {data_dir}: cannot create it ({exc})") from exc
+    return data_dir, made
+
+
+def _remove_empty(data_dir: Path) -> None:
+    """Remove the web folder made for a server that did not start, where still empty."""
+    for folder in (data_dir / "uploads", data_dir / "videos", data_dir):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _serve_config(args: argparse.Namespace, token: str | None) -> Any:
+    from exprsim.web import ServeConfig
+
+    return ServeConfig(
+        db=args.db,
+        data_dir=args.data_dir,
+        token=token,
+        max_upload_mb=args.max_upload_mb,
+        model=args.model,
+        secure_cookie=args.secure_cookie,
+        keep_videos_days=args.keep_videos,
+        max_video_minutes=args.max_video_minutes,
+        # on loopback, only this machine's names: a page elsewhere cannot reach the
+        # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
+        allowed_hosts=((*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else ()),
+        public_urls=tuple(args.public_url),
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     token = (args.token or os.environ.get("EXPRSIM_TOKEN") or "").strip() or None
     if not is_loopback(args.host) and not token:
@@ -247,8 +288,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # the server's log at will ("Expected boundary character", 286 lines in one audit)
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     from exprsim.index.backends import is_postgres_url
-    from exprsim.web import ServeConfig, create_app
-    from exprsim.web.app import check_web_dir, default_data_dir, public_origin
+    from exprsim.web import create_app
+    from exprsim.web.app import public_origin
 
     for url in args.public_url:
         public_origin(url)  # before the model loads
@@ -258,33 +299,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     new_db = not is_postgres_url(str(args.db)) and not os.path.lexists(args.db)
     if new_db:
         require_writable(args.db, "--db")
-    # uploads land there: fail now, not on the first upload (also the default <db>.web)
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
-    check_web_dir(data_dir, "--web-dir")  # the other commands' --data-dir
-    try:
-        (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExprsimError(f"--web-dir {data_dir}: cannot create it ({exc})") from exc
+    data_dir, made = _make_web_dir(args)
     # before a minute of model loading, not after; closed however the command ends
     with _listen(args.host, args.port) as sock:
-        app = create_app(
-            ServeConfig(
-                db=args.db,
-                data_dir=args.data_dir,
-                token=token,
-                max_upload_mb=args.max_upload_mb,
-                model=args.model,
-                secure_cookie=args.secure_cookie,
-                keep_videos_days=args.keep_videos,
-                max_video_minutes=args.max_video_minutes,
-                # on loopback, only this machine's names: a page elsewhere cannot reach the
-                # server by pointing its own domain at 127.0.0.1 (DNS rebinding)
-                allowed_hosts=(
-                    (*LOOPBACK_NAMES, args.host.lower()) if is_loopback(args.host) else ()
-                ),
-                public_urls=tuple(args.public_url),
-            )
-        )
+        try:
+            app = create_app(_serve_config(args, token))
+        except BaseException:  # an index refused (a newer schema, say): no folder left
+            if made:
+                _remove_empty(data_dir)
+            raise
         if new_db:
             print(f"exprsim serve: no index at {args.db}: a new, empty one is made there")
         # the port bound, not the one asked for (--port 0: the system's choice)
