@@ -29,3 +29,26 @@ def test_a_refused_index_leaves_no_web_folder(tmp_path: Path, capsys) -> None:
     kept.mkdir()
     assert main(["serve", "--db", str(db), "--port", "0", "--web-dir", str(kept)]) == 2
     assert kept.is_dir()
+
+
+def test_a_server_without_pyav_says_so_before_an_upload(make_client, monkeypatch, tmp_path) -> None:
+    """The video page took an upload, answered "queued", and the job failed afterwards
+    naming the extra."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
+    )
+    client = make_client()
+    page = client.get("/video").text
+    assert "cannot read videos" in page and "exprsim[video]" in page
+    r = client.post("/api/videos", files={"file": ("clip.mp4", b"\0" * 100, "video/mp4")})
+    assert r.status_code == 501 and "exprsim[video]" in r.json()["error"]
+    uploads = tmp_path / "faces.db.web" / "uploads"
+    assert not uploads.is_dir() or not any(uploads.iterdir())  # nothing stored
+
+
+def test_a_server_with_pyav_shows_no_note(make_client) -> None:
+    pytest.importorskip("av", reason="the video extra is not installed")
+    assert "cannot read videos" not in make_client().get("/video").text

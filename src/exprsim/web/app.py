@@ -1314,6 +1314,20 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             return {"removed": tagger.remove(name)}
 
 
+#: what the video page and ``POST /api/videos`` say on a server without PyAV
+NO_VIDEO_EXTRA = (
+    "this server cannot read videos: its `video` extra is not installed "
+    "(pip install 'exprsim[video]')"
+)
+
+
+def _reads_video() -> bool:
+    """Whether PyAV, which video jobs need, is installed here."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
 def _add_video_routes(app: Any, st: _State) -> None:
     from fastapi import File, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -1322,6 +1336,8 @@ def _add_video_routes(app: Any, st: _State) -> None:
     async def videos(file: UploadFile = File(...)) -> dict[str, Any]:
         from exprsim.web.jobs import QueueFullError
 
+        if not _reads_video():  # refused before the upload is stored, not as a failed job
+            raise UploadError(NO_VIDEO_EXTRA, 501)
         stored = await store_upload(file, st.uploads, st.max_bytes, ("video",))
         try:
             return st.jobs.submit(stored.path, stored.original_name).to_dict()
@@ -1380,7 +1396,7 @@ def _add_pages(app: Any, st: _State) -> None:
 
     @app.get("/video", response_class=HTMLResponse)
     def video_page() -> str:
-        return page(pages.video())
+        return page(pages.video(None if _reads_video() else NO_VIDEO_EXTRA))
 
 
 def _add_api_docs(app: Any) -> None:
