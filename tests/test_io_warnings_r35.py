@@ -68,3 +68,31 @@ def test_no_module_changes_the_filters_with_catch_warnings() -> None:
         if re.search(r"^[^#\n]*\bwarnings\.catch_warnings\(", p.read_text(), re.M)
     ]
     assert found == []
+
+
+def test_the_hosts_own_equal_filters_stay() -> None:
+    """Review: the first version removed, by equality, the host's own filters of the same
+    kind once a decode ended (warnings.filterwarnings had replaced them with its own)."""
+    data = _png()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Image was not the expected size")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        before = list(warnings.filters)
+        decode_image(data, "a.png")
+        assert list(warnings.filters) == before
+        assert all(a is b for a, b in zip(warnings.filters, before, strict=True))
+
+
+def test_filters_a_hosts_block_put_back_go_at_the_next_decode() -> None:
+    """A host's catch_warnings block entered while a decode ran puts back, on its exit, the
+    list that held exprsim's filters: they go when the next decode ends."""
+    import exprsim.io as exprsim_io
+
+    data = _png()
+    with warnings.catch_warnings():
+        before = list(warnings.filters)
+        with pillow_quiet(), warnings.catch_warnings():
+            pass  # the host's block saw exprsim's filters and puts them back below
+        warnings.filters[:0] = list(exprsim_io._QUIET_FILTERS)  # as that restore does
+        decode_image(data, "a.png")
+        assert list(warnings.filters) == before

@@ -403,8 +403,13 @@ def _ico_png_pixels(fh: BinaryIO) -> int:
 
 
 _quiet_lock = threading.Lock()
-#: the threads inside :func:`pillow_quiet`, and the filters they share
-_quiet: dict[str, Any] = {"users": 0, "filters": []}
+#: the filters :func:`pillow_quiet` adds (the same objects every time, told from the host's
+#: by identity), and the threads inside it with the ones this use inserted
+_QUIET_FILTERS = (
+    ("ignore", re.compile("Image was not the expected size", re.I), Warning, None, 0),
+    ("ignore", None, Image.DecompressionBombWarning, None, 0),
+)
+_quiet: dict[str, Any] = {"users": 0, "mine": []}
 
 
 @contextlib.contextmanager
@@ -417,13 +422,20 @@ def pillow_quiet() -> Iterator[None]:
     Thread-safe where ``warnings.catch_warnings`` is not: that restores the filter list it
     saw on entry, so overlapping blocks on decoding threads left their filters set for the
     life of the process, and removed a filter the host added meanwhile. Here the first
-    thread in adds two filters and the last one out removes those two, nothing else.
+    thread in inserts the filters the host does not have already (an equal one of the
+    host's is left alone, and stays), and the last one out removes those, by identity.
     """
     with _quiet_lock:
         if not _quiet["users"]:
-            warnings.filterwarnings("ignore", "Image was not the expected size")
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            _quiet["filters"] = warnings.filters[:2]
+            mine = []
+            for ours in _QUIET_FILTERS:
+                if any(f is ours for f in warnings.filters):  # left by a host's block
+                    mine.append(ours)
+                elif ours not in warnings.filters:  # an equal one of the host's: its own
+                    warnings.filters.insert(0, ours)  # type: ignore[attr-defined]
+                    mine.append(ours)
+            _quiet["mine"] = mine
+            _filters_changed()
         _quiet["users"] += 1
     try:
         yield
@@ -431,12 +443,27 @@ def pillow_quiet() -> Iterator[None]:
         with _quiet_lock:
             _quiet["users"] -= 1
             if not _quiet["users"]:
-                for ours in _quiet["filters"]:  # one atomic removal each: a filter the host
-                    with contextlib.suppress(ValueError):  # adds meanwhile stays
-                        warnings.filters.remove(ours)  # type: ignore[attr-defined]
-                mutated = getattr(warnings, "_filters_mutated", None)
-                if mutated is not None:  # the warnings' caches see the change
-                    mutated()
+                for ours in _quiet["mine"]:
+                    _remove_identical(ours)
+                _filters_changed()
+
+
+def _remove_identical(item: object) -> None:
+    """Remove ``item`` itself (not an equal filter of the host's) from ``warnings.filters``."""
+    filters = warnings.filters
+    for i, f in enumerate(filters):
+        if f is item:
+            with contextlib.suppress(IndexError):
+                if filters[i] is item:  # not moved by an insert meanwhile
+                    del filters[i]  # type: ignore[attr-defined]
+            return
+
+
+def _filters_changed() -> None:
+    """Tell the warnings module its filters changed (its per-module caches)."""
+    mutated = getattr(warnings, "_filters_mutated", None)
+    if mutated is not None:
+        mutated()
 
 
 def _decode(fh: BinaryIO, name: str, max_pixels: int | None) -> np.ndarray:
