@@ -1,5 +1,5 @@
-"""Round 35 (a library inside another app): a host's own SIGTERM handler runs while
-exprsim holds interrupts (it was replaced by the hold, and the signal only logged)."""
+"""Round 35 (a library inside another app): a host's own SIGTERM handler runs once
+exprsim's held interrupts end (it was replaced by the hold, and the signal only logged)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,23 @@ import signal
 from exprsim.interrupts import hold_interrupts, reset_interruption, terminate_as_interrupt
 
 
-def test_a_hosts_sigterm_handler_still_runs() -> None:
-    calls: list[int] = []
-    before = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+def test_a_hosts_sigterm_handler_runs_once_the_block_ends() -> None:
+    """Held, the host's handler (a graceful shutdown) never ran; not held (the first fix),
+    Ray's `sys.exit` handler stopped its own shutdown half-way: it runs after the block."""
+    calls: list[str] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append("host"))
     try:
         with hold_interrupts("the partial result") as held:
             os.kill(os.getpid(), signal.SIGTERM)
-        assert calls == [signal.SIGTERM] and not held
+            calls.append("block went on")
+        assert calls == ["block went on", "host"] and held.signals == ["SIGTERM"]
+        calls.clear()
+        with hold_interrupts("the partial result"):  # a second one: given at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            calls.append("block went on")
+        assert calls == ["host", "block went on"]
+        assert signal.getsignal(signal.SIGTERM) is not None
     finally:
         signal.signal(signal.SIGTERM, before)
 

@@ -114,13 +114,15 @@ def _python_handler(sig: int) -> Callable[..., Any] | None:
 
 @contextlib.contextmanager
 def hold_interrupts(what: str) -> Iterator[Held]:
-    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM or SIGHUP
-    where :func:`terminate_as_interrupt` handles it, is held: logged
+    """While the block runs, the first Ctrl-C (SIGINT, unless ignored), or SIGTERM where
+    Python handles it, or SIGHUP where :func:`terminate_as_interrupt` does, is held: logged
     (``"finishing <what> first"``) and ignored; a second one raises
     :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM and SIGHUP) as usual.
-    Yields a :class:`Held` naming the signals held. The previous
-    handlers are restored afterwards. Outside the main thread (where Python cannot set
-    signal handlers, and which Ctrl-C never reaches) nothing is held."""
+    Yields a :class:`Held` naming the signals held. The previous handlers are restored
+    afterwards. A SIGTERM handler of the host's own (a service's graceful shutdown, Ray's
+    ``sys.exit`` in its driver) is held too, and given the signal once they are restored (a
+    second SIGTERM at once); held before, it never ran. Outside the main thread (where
+    Python cannot set signal handlers, and which Ctrl-C never reaches) nothing is held."""
     held = Held()
     if threading.current_thread() is not threading.main_thread():
         yield held
@@ -130,9 +132,16 @@ def hold_interrupts(what: str) -> Iterator[Held]:
         term = signum in TERMINATING
         name = signal.Signals(signum).name
         held.signals.append(name)
-        if term:
+        host = foreign.get(signum)
+        if host is not None and name in passed:  # the host's, again: given to it now
+            passed.discard(name)
+            host(signum, frame)
+            return
+        if host is not None:
+            passed.add(name)
+        elif term:
             _State.terminated, _State.signum = True, signum
-        if len(held.signals) > 1:
+        if len(held.signals) > 1 and host is None:
             raise Terminated if term else KeyboardInterrupt
         again = "send it again" if term or ignored_int else "press Ctrl-C again"
         log.warning("%s: finishing %s first (%s to abandon it)", name if term else "Ctrl-C",
@@ -142,10 +151,14 @@ def hold_interrupts(what: str) -> Iterator[Held]:
     ignored_int = ignored(signal.SIGINT)
     if not ignored_int:  # a background job's ignored Ctrl-C stays ignored
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, hold)
+    foreign: dict[int, Callable[..., Any]] = {}  # the host's SIGTERM handler, given it after
+    passed: set[str] = set()  # the host's signals held, to give it when the block ends
     for sig in TERMINATING:  # a default SIGTERM or SIGHUP still kills at once
-        # a handler of the host's own (a service's graceful shutdown, a daemon's "reload")
-        # is not taken over: held, it never ran, and the signal was not passed on to it
-        if _python_handler(sig) is _raise_terminated:
+        handler = _python_handler(sig)
+        # a SIGHUP handler of the caller's own (a daemon's "reload") is not taken over
+        if handler is not None and handler is not _raise_terminated and sig == signal.SIGTERM:
+            foreign[sig] = handler
+        if handler is _raise_terminated or sig in foreign:
             previous[sig] = signal.signal(sig, hold)
     try:
         yield held
@@ -155,3 +168,6 @@ def hold_interrupts(what: str) -> Iterator[Held]:
             if before is None:
                 before = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
             signal.signal(sig, before)
+        for sig in foreign:
+            if signal.Signals(sig).name in passed:  # its handler, restored, runs now
+                signal.raise_signal(sig)
