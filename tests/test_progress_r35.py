@@ -79,3 +79,19 @@ def test_an_off_bar_counts_as_tqdm_does() -> None:
         on = tqdm(iter(range(5)), disable=True, **kwargs)
         assert list(off) == list(on) and off.n == 5 and off.total == on.total
     assert progress_bar([1, 2], enabled=False).total == 2
+
+
+def test_a_bar_starts_no_monitor_thread() -> None:
+    """Review: tqdm's monitor compared its wall clock with the bar's monotonic times."""
+    import subprocess
+
+    code = (
+        "import io, threading\n"
+        "from exprsim.progress import progress_bar\n"
+        "bar = progress_bar(range(3), enabled=True, file=io.StringIO())\n"
+        "assert list(bar) == [0, 1, 2]\n"
+        "print(sorted(t.name for t in threading.enumerate()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "tqdm_monitor" not in out.stdout

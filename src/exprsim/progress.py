@@ -67,7 +67,11 @@ def _bar_class() -> type:
     from tqdm import tqdm
 
     class MonotonicBar(tqdm):
-        """tqdm, timed by ``time.monotonic``."""
+        """tqdm, timed by ``time.monotonic``; without tqdm's monitor thread, which compares
+        the wall clock with the bar's last draw (always ages apart: it reset a fast loop's
+        ``miniters`` to 1 every 10 s)."""
+
+        monitor_interval = 0
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
