@@ -678,7 +678,8 @@ def _checked_frame(table: Any, name: str | None) -> Any:
 def _file_identity_columns(df: Any, name: str | None) -> Any:
     """``df`` with its ``sha256`` column as text: a digest of 32 bytes (a binary Parquet
     column) as its 64 hex digits, where ``str()`` stored the bytes' Python text and a copy
-    of the file was no longer known as one (a copy if anything changes).
+    of the file was no longer known as one; its ``size`` and ``mtime_ns`` as integers (a
+    copy if anything changes).
 
     Raises:
         ExprsimError: a ``sha256`` that is bytes of another length, or a ``size`` /
@@ -689,8 +690,8 @@ def _file_identity_columns(df: Any, name: str | None) -> Any:
 
     where = f"{printable(name)}: " if name else ""
     for col in ("size", "mtime_ns"):
-        if col not in df.columns:
-            continue
+        if col not in df.columns or pd.api.types.is_integer_dtype(df[col].dtype):
+            continue  # integers (NumPy's or pandas' nullable ones): as they are
         values = df[col].to_numpy(object)
         bad = [i for i, v in enumerate(values) if not (pd.isna(v) or _is_id(v) or _whole(v))]
         if bad:
@@ -699,6 +700,10 @@ def _file_identity_columns(df: Any, name: str | None) -> Any:
                 f"{where}the table's {col} holds {type(v).__name__} values, not integers "
                 f"(first: row {bad[0]}: {printable(str(v))[:40]!r}); nothing was loaded"
             )
+        # whole floats (an integer column with nulls, as pandas reads it) as integers:
+        # PostgreSQL's COPY refused "100.0" for a BIGINT
+        ints = [None if pd.isna(v) else int(v) for v in values]
+        df = df.assign(**{col: pd.Series(ints, index=df.index, dtype=object)})
     if "sha256" not in df.columns:
         return df
     values = df["sha256"].to_numpy(object)
@@ -794,8 +799,11 @@ def _is_id(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
-def _tags_of(text: str | None) -> list[str]:
-    """A face's stored tags (a JSON list); a damaged value is one clear error."""
+def _tags_of(text: str | None, writing: bool = True) -> list[str]:
+    """A face's stored tags (a JSON list); a damaged value is one clear error. Items that
+    are not names (another shape: a newer exprsim's, another program's) are refused when
+    ``writing`` (they would be written back as Python text), and read as their JSON text
+    otherwise (one such face failed every search, listing and export that met it)."""
     if not text:
         return []
     try:
@@ -804,6 +812,8 @@ def _tags_of(text: str | None) -> list[str]:
         raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not JSON") from exc
     if not isinstance(tags, list):
         raise ExprsimError(f"damaged database: face tags {text[:40]!r} are not a list")
+    if not writing:
+        return [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False) for t in tags]
     if not all(isinstance(t, str) for t in tags):  # str() wrote a dict back as Python text
         raise ExprsimError(
             f"face tags {text[:40]!r} are not a list of names: damaged, or written by a "
@@ -1257,7 +1267,7 @@ def _row_to_record(row: Any) -> FaceRecord:
         embedding=_vector(emb),
         model=model,
         label=label,
-        tags=tuple(_tags_of(tags)),
+        tags=tuple(_tags_of(tags, writing=False)),
     )
 
 
