@@ -86,3 +86,13 @@ def test_a_stopped_holder_of_a_run_folder_is_named_stopped(tmp_path: Path) -> No
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_busy_ensemble_folder_names_its_holder(tmp_path: Path) -> None:
+    """Review: `ensemble --out` rewrote run_lock's refusal without its holder."""
+    from exprsim.cli.model_cmd import _ensemble_lock
+
+    out = tmp_path / "ens"
+    with run_lock(out), pytest.raises(ExprsimError) as caught, _ensemble_lock(str(out)):
+        pass
+    assert f"another exprsim ensemble or train {ME}" in str(caught.value)

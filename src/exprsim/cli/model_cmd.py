@@ -547,17 +547,15 @@ def _ensemble_lock(out: str) -> Iterator[None]:
     Raises:
         ExprsimError: one line, when another composition or a training holds it.
     """
-    from exprsim.training.run import run_lock
+    from exprsim.training.run import RunBusyError, run_lock
 
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(run_lock(out))
-        except ArgumentError:
-            raise
-        except ExprsimError as exc:  # busy: run_lock's words name only `exprsim train`
+        except RunBusyError as exc:  # run_lock's words name only `exprsim train`
             raise ExprsimError(
-                f"another exprsim ensemble or train is writing to --out {printable(out)}; wait "
-                "for it to end, or use another --out"
+                f"another exprsim ensemble or train{exc.holder} is writing to --out "
+                f"{printable(out)}; wait for it to end, or use another --out"
             ) from exc
         yield
 

@@ -119,6 +119,15 @@ R = TypeVar("R")
 LOCK_NAME = ".lock"
 
 
+class RunBusyError(ExprsimError):
+    """Another process holds a run folder's lock; ``holder`` names it (`` (pid N,
+    `command`)``, or ``""``: :func:`~exprsim.lockholder.lock_holder`)."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 @contextlib.contextmanager
 def run_lock(out_dir: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on the run folder ``out_dir`` while the block runs: ``flock``
@@ -128,7 +137,8 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
 
     Raises:
         ValueError: ``out_dir`` exists and is not a folder.
-        ExprsimError: another process holds the lock (another ``exprsim train`` on this folder).
+        RunBusyError: another process holds the lock (another ``exprsim train`` on this
+            folder), named.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -145,7 +155,8 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
     for _ in range(3):  # the file may be removed by the holder between open and flock
         with open(path, "a+b") as fh:
             if not _flock_briefly(fh, fcntl.LOCK_EX):
-                raise ExprsimError(busy.format(lock_holder(fh), out))
+                holder = lock_holder(fh)
+                raise RunBusyError(busy.format(holder, out), holder)
             try:
                 if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), path.stat()):
                     continue  # locked a file the last holder removed: take the new one
@@ -160,7 +171,7 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
                 return
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-    raise ExprsimError(busy.format("", out))
+    raise RunBusyError(busy.format("", out))
 
 
 #: how long :func:`run_lock` waits for a lock held for a moment (an ``exprsim evaluate``
