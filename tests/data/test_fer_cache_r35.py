@@ -40,3 +40,18 @@ def test_the_future_counts_as_least_recently_used(tmp_path: Path) -> None:
     left = {p.name for p in tmp_path.iterdir()}
     assert recent.name in left and ahead.name not in left and len(left) == fer.CACHE_KEEP
     assert old[-1] not in left and old[-2] in left  # the oldest went too
+
+
+def test_entries_from_the_future_keep_their_order(tmp_path: Path) -> None:
+    """Review: every entry ahead of the clock shared one place, so the file system's order
+    chose which of them stayed (a clock set back a day after entries an hour apart)."""
+    future = time.time() + 86400
+    names = [f"fer-{i:016x}.npz" for i in range(6)]
+    for i, name in enumerate(names):  # name i used i hours after name 0
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (future + 3600 * i, future + 3600 * i))
+    new = tmp_path / "fer-ffffffffffffffff.npz"
+    new.write_bytes(b"x")
+    fer._prune_cache(tmp_path, keep=new)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([new.name, *names[-(fer.CACHE_KEEP - 1) :]])

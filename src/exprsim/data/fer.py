@@ -158,7 +158,7 @@ def _prune_cache(folder: Path, keep: Path | None = None) -> None:
         kept = keep.name if keep is not None else None
         entries = [e for e in os.scandir(folder) if _CACHE_ENTRY.fullmatch(e.name)]
         # the one just written first, then the most recently used; the future last
-        entries.sort(key=lambda e: (e.name == kept, _used_at(e.stat().st_mtime, now)))
+        entries.sort(key=lambda e: (e.name == kept, *_used_at(e.stat().st_mtime, now)))
         entries.reverse()
     except OSError:
         return
@@ -168,10 +168,11 @@ def _prune_cache(folder: Path, keep: Path | None = None) -> None:
             log.info("removed an older parsed FER table from the cache: %s", old.path)
 
 
-def _used_at(mtime: float, now: float) -> float:
-    """When a cache entry was last used by its time ``mtime``: one ahead of ``now`` (by
-    more than a file system's rounding) as long ago as can be."""
-    return mtime if mtime <= now + 2.0 else float("-inf")
+def _used_at(mtime: float, now: float) -> tuple[bool, float]:
+    """A cache entry's place by its time ``mtime``, most recently used last: one ahead of
+    ``now`` (by more than a file system's rounding) before all others, and those among
+    themselves by their times (they all shared one place: the file system's order chose)."""
+    return mtime <= now + 2.0, mtime
 
 
 @array_equality
