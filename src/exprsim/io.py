@@ -130,7 +130,7 @@ def _check_heif(fh: BinaryIO, name: str) -> None:
 #: The EXIF orientation tag.
 _ORIENTATION_TAG = 0x0112
 
-ImageSource = str | Path | bytes | np.ndarray | Image.Image
+ImageSource = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
 
 
 def _writeable(arr: np.ndarray) -> np.ndarray:
@@ -590,6 +590,21 @@ def _looks_like_video(head: bytes) -> bool:
     return sniff(head) == "video" or head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
 
 
+def pixels_within(source: np.ndarray, max_pixels: int | None = None) -> np.ndarray:
+    """An image array as ``(H, W, 3)`` uint8 RGB (:func:`as_rgb8`; the array itself when it
+    is one already: for readers that only read it), after the pixel limit.
+
+    Raises:
+        ImageTooLargeError: more pixels than the limit.
+        ImageError: not an image array.
+    """
+    limit = _pixel_limit(max_pixels)
+    if source.ndim >= 2 and source.shape[0] * source.shape[1] > limit:
+        h, w = source.shape[:2]
+        raise ImageTooLargeError("<array>", _too_large(f"{w}x{h}", limit))
+    return as_rgb8(source)
+
+
 def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray:
     """Load an image as ``(H, W, 3)`` uint8 RGB.
 
@@ -607,11 +622,10 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             image; ``source`` is none of the accepted types.
     """
     if isinstance(source, np.ndarray):
-        limit = _pixel_limit(max_pixels)
-        if source.ndim >= 2 and source.shape[0] * source.shape[1] > limit:
-            h, w = source.shape[:2]
-            raise ImageTooLargeError("<array>", _too_large(f"{w}x{h}", limit))
-        return as_rgb8(source)
+        image = pixels_within(source, max_pixels)
+        # the caller's to edit, as a decoded file's: a uint8 RGB array came back as itself
+        # (drawing on the result drew on the input; a read-only frame came back read-only)
+        return image.copy() if np.may_share_memory(image, source) else image
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if isinstance(source, Image.Image):

@@ -69,3 +69,18 @@ def test_search_page_shows_distances_as_the_terminal(tmp_path: Path) -> None:
     assert cells[1:4] == ["1", "0", "1"]  # face id, distance, similarity of the first hit
     assert "0.8123" in cells  # the second hit's distance, to 4 decimals
     assert "-0" not in cells  # a yaw of -0.0: no sign on zero
+
+
+def test_a_path_like_query_is_its_file(tmp_path: Path, stub: StubEmbedder) -> None:
+    """An os.DirEntry (a scandir result) was read as pixels: no path, no hash, so the
+    query photo itself came back first at distance 0."""
+    import os
+
+    imgs = write_images(tmp_path / "imgs", 3)
+    with FaceIndex(tmp_path / "f.db", embedder=stub) as index:
+        index.add(imgs)
+        entry = next(e for e in os.scandir(tmp_path / "imgs") if e.path == str(imgs[0]))
+        res = search_mod.search(entry, index, k=5, embedder=stub)
+    assert res.query_source == str(imgs[0])
+    assert str(Path(imgs[0]).resolve()) not in [h.source for h in res.hits]
+    assert res.excluded["same_image"] == 1 and len(res.hits) == 2

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from exprsim.equality import array_equality
-from exprsim.errors import ExprsimError, printable
+from exprsim.errors import ExprsimError, printable, real_array
 
 #: Most elements of the ``(rows, N, D)`` differences :func:`distance_matrix` holds at once
 #: (32 MB of float64): the matrix of 20,000 faces had needed 48 GB on the way
@@ -39,7 +39,8 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     """
     from exprsim.distances import _real
 
-    e = _real(np.asarray(embeddings))  # integers in float64: uint8 differences wrap round
+    # integers in float64: uint8 differences wrap round
+    e = _real(real_array(embeddings, "the distance matrix"))
     out = _scaled_distances(e, e.dtype, scale_back=True)[0]
     np.fill_diagonal(out, 0.0)  # exactly 0, a NaN row's too (its other distances are NaN)
     return out
@@ -88,7 +89,7 @@ def odd_one_out(embeddings: np.ndarray) -> int:
     Raises:
         ExprsimError: not three rows, or NaN or infinite values.
     """
-    e = np.asarray(embeddings)
+    e = real_array(embeddings, "the odd one out")
     if e.ndim != 2 or e.shape[0] != 3:
         raise ExprsimError(f"the odd one out needs (3, D) embeddings, got {e.shape}")
     if not np.isfinite(e).all():
@@ -113,7 +114,7 @@ def display_names(sources: Sequence[str]) -> list[str]:
 def _has_name(item: Any) -> bool:
     """Whether ``item`` carries its own name: a path, or a ``(name, data)`` pair."""
     pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-    return pair or isinstance(item, str | Path)
+    return pair or isinstance(item, str | os.PathLike)
 
 
 def input_name(item: Any, position: int) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,8 @@ def _query_face(query: Any, embedder: Any, face: int | None, detector: Any) -> _
         return _Query(src, int(query.face_index), np.array(query.embedding, np.float32),
                       np.array(query.aligned.crop), image, np.array(query.aligned.face.box),
                       path, sha)  # fmt: skip
-    if isinstance(query, str | Path):
-        p = Path(query)
+    if isinstance(query, str | os.PathLike):  # os.DirEntry too: it was read as pixels
+        p = Path(os.fsdecode(query))
         try:  # a name too long for the file system raises instead of answering False
             if not p.is_file():
                 raise ImageError(*_not_a_file(p))

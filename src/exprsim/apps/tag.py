@@ -28,7 +28,7 @@ import numpy as np
 
 from exprsim.apps.compare import display_names
 from exprsim.equality import array_equality
-from exprsim.errors import ExprsimError, ImageError, printable
+from exprsim.errors import ExprsimError, ImageError, printable, real_array
 from exprsim.index.store import check_new_tag_name, check_tag_name, unit_rows
 from exprsim.wording import count
 
@@ -156,7 +156,7 @@ def match_tags(
             embeddings or references, not one name per reference, or mismatched sizes.
     """
     threshold = _check_threshold(threshold)
-    x = np.asarray(embeddings, dtype=np.float64)
+    x = real_array(embeddings, "the faces' embeddings", np.float64)
     if x.size == 0 and x.ndim <= 2:  # [] or (0, D): no face to tag
         return []
     x = np.atleast_2d(x)
@@ -215,8 +215,8 @@ def _per_name_distances(
 def nearest_reference(embeddings: np.ndarray, references: np.ndarray) -> np.ndarray:
     """``(N,)`` distance of each of ``(N, D)`` unit embeddings to the nearest of ``(R, D)``
     references, as :func:`match_tags` measures it, a block of faces at a time."""
-    x = np.asarray(embeddings, dtype=np.float64).reshape(len(embeddings), -1)
-    r = np.asarray(references, dtype=np.float64)
+    x = real_array(embeddings, "the faces' embeddings", np.float64).reshape(len(embeddings), -1)
+    r = real_array(references, "the references", np.float64)
     if len(x) == 0:
         return np.zeros(0)
     everyone = [np.arange(len(r))]
@@ -357,8 +357,8 @@ class Tagger:
         faces = self._faces(image, detector)
         # stored and shown as text: a file name's undecodable bytes become \xe9 escapes
         src = printable(
-            str(image)
-            if isinstance(image, str | Path)
+            os.fsdecode(image)
+            if isinstance(image, str | os.PathLike)
             else str(getattr(image, "source", "<array>"))
         )
         if face is None:
@@ -633,7 +633,7 @@ def _calibration_inputs(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.nd
     """``(N, D)`` finite float64 embeddings and ``(N,)`` labels without ``None`` or NaN (a
     NaN label is no class: each would count as a class of one face)."""
     try:
-        x = np.asarray(embeddings, dtype=np.float64)
+        x = real_array(embeddings, "the embeddings", np.float64)
     except (TypeError, ValueError) as exc:
         raise ExprsimError(f"embeddings must be (N, D) numbers ({exc})") from None
     y = np.asarray(labels)

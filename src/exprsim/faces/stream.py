@@ -25,7 +25,6 @@ import threading
 from collections.abc import Generator, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,8 +111,8 @@ def source_name(item: Any, position: int | None = None) -> str:
 
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         return printable(item[0])
-    if isinstance(item, str | Path):
-        return printable(str(item))
+    if isinstance(item, str | os.PathLike):  # os.DirEntry too: it was "<array>"
+        return printable(os.fsdecode(item))
     from PIL import Image
 
     name = "bytes" if isinstance(item, bytes | bytearray | memoryview) else "array"
@@ -130,15 +129,17 @@ def read_item(item: Any) -> Any:
     """
     from PIL import Image
 
-    from exprsim.io import as_rgb8, decode_image, load_image
+    from exprsim.io import as_rgb8, decode_image, load_image, pixels_within
 
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         name, data = item
         if isinstance(data, bytes | bytearray | memoryview):
             return decode_image(bytes(data), name)
-        if isinstance(data, str | Path | Image.Image):
+        if isinstance(data, str | os.PathLike | Image.Image):
             return load_image(data)
         return as_rgb8(data, name)
+    if isinstance(item, np.ndarray):  # read only: no copy (load_image gives the caller one)
+        return pixels_within(item)
     return load_image(item)
 
 
