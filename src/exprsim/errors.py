@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from pathlib import Path
+from typing import Any
 
 
 def printable(text: str) -> str:
@@ -45,6 +46,34 @@ def require_int(
 def require_positive_int(value: object, what: str, error: type[ExprsimError] = ExprsimError) -> int:
     """:func:`require_int` with a minimum of 1."""
     return require_int(value, what, 1, error)
+
+
+def as_numpy(values: object, what: str) -> Any:
+    """``np.asarray(values)``; a torch tensor that requires grad is one clear error, with
+    the fix (NumPy's RuntimeError named neither the argument nor exprsim)."""
+    import numpy as np
+
+    try:
+        return np.asarray(values)
+    except RuntimeError as exc:
+        if "requires grad" not in str(exc):
+            raise
+        raise ExprsimError(
+            f"{what}: a tensor that requires grad; pass tensor.detach() (or .detach().cpu())"
+        ) from None
+
+
+def real_array(values: object, what: str, dtype: object = None) -> Any:
+    """``values`` as a NumPy array (of ``dtype`` when given), refused when it holds complex
+    numbers: a cast to float kept their real parts with only NumPy's warning, and every
+    distance and cluster was of those (``ExpressionKNN`` alone refused them)."""
+
+    raw = as_numpy(values, what)
+    if raw.dtype.kind == "c":
+        raise ExprsimError(
+            f"{what}: complex numbers, not real embeddings (pass .real if that is meant)"
+        )
+    return raw if dtype is None else raw.astype(dtype, copy=False)
 
 
 def require_number(

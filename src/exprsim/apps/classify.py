@@ -34,6 +34,7 @@ from exprsim.errors import (
     DataError,
     ExprsimError,
     ModelError,
+    as_numpy,
     printable,
     require_positive_int,
 )
@@ -89,6 +90,9 @@ class ExpressionKNN:
     Attributes:
         classes_: the classes after :meth:`fit`, in the order of the probability columns.
         n_features_in_: the embeddings' width ``D`` after :meth:`fit`.
+        feature_names_in_: the column names of a table ``X`` given to :meth:`fit` (text
+            names only, as scikit-learn): queries with other names, or in another order,
+            are refused (the same columns sorted as text gave other answers silently).
 
     scikit-learn's tools take it (``clone``, ``cross_val_score``, ``GridSearchCV``,
     pipelines, ``is_classifier``, ``check_is_fitted``) without exprsim importing
@@ -245,6 +249,11 @@ class ExpressionKNN:
         self.labels_ = labels
         self.embeddings_ = x
         self.n_features_in_ = x.shape[1]
+        names = _feature_names(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        else:
+            vars(self).pop("feature_names_in_", None)
         if self.k > len(x):  # every face would then vote: the class prior, not neighbours
             log.warning("k = %d is more than the %d faces fitted: using %d", self.k, len(x), len(x))
         return self
@@ -280,6 +289,7 @@ class ExpressionKNN:
 
         self._check_fitted()
         self._check_params()
+        _check_feature_names(getattr(self, "feature_names_in_", None), _feature_names(X))
         dim = self.embeddings_.shape[1]
         x = _float32_rows(X, "the queries")
         if x.shape == (0,):  # ``[]``: no query, as embed_crops([]) answers
@@ -335,13 +345,61 @@ class ExpressionKNN:
         return float((proba.argmax(axis=1) == codes).mean())
 
 
+def _feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a table ``X`` (a DataFrame: anything with ``columns``) when all
+    are text, as scikit-learn's ``feature_names_in_``; else ``None``."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(columns, str):
+        return None
+    try:
+        names = list(columns)
+    except TypeError:
+        return None
+    if not names or not all(isinstance(n, str) for n in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def _check_feature_names(fitted: np.ndarray | None, given: np.ndarray | None) -> None:
+    """Refuse queries whose column names are not the fit's, in its order (scikit-learn's
+    words); warn, as it does, when only one of the two had names."""
+    import warnings
+
+    if fitted is None or given is None:
+        if fitted is None and given is not None:
+            said = "X has feature names, but ExpressionKNN was fitted without feature names"
+        elif fitted is not None:
+            said = "X does not have valid feature names, but ExpressionKNN was fitted with "
+            said += "feature names"
+        else:
+            return
+        warnings.warn(said, UserWarning, stacklevel=3)
+        return
+    if len(given) == len(fitted) and (given == fitted).all():
+        return
+    said = "The feature names should match those that were passed during fit.\n"
+    unseen = [n for n in given if n not in set(fitted)]
+    missing = [n for n in fitted if n not in set(given)]
+    if unseen:
+        said += "Feature names unseen at fit time:\n" + "".join(f"- {n}\n" for n in unseen)
+    if missing:
+        said += "Feature names seen at fit time, yet now missing:\n"
+        said += "".join(f"- {n}\n" for n in missing)
+    if not unseen and not missing:
+        said += "Feature names must be in the same order as they were in fit.\n"
+    raise ArgumentError(said)
+
+
 def _float32_rows(X: Any, what: str) -> np.ndarray:
     """``X`` as float32, refused when it is a sparse matrix, holds complex numbers, NaN or
     infinite values, or finite values beyond float32's range (about 3.4e38; they would
     become infinite)."""
     if type(X).__module__.startswith("scipy.sparse"):
         raise ArgumentError(f"{what}: sparse input is not supported; pass X.toarray()")
-    raw = np.asarray(X)
+    try:
+        raw = as_numpy(X, what)
+    except ExprsimError as exc:  # scikit-learn's habit: a ValueError
+        raise ArgumentError(str(exc)) from None
     if raw.dtype.kind == "c":  # the cast would drop the imaginary parts with a warning
         raise ArgumentError(f"{what}: Complex data not supported")
     with np.errstate(over="ignore"):
@@ -395,6 +453,10 @@ def _label_array(y: Any) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
         raise ArgumentError(f"labels must be a 1-d sequence, got shape {y.shape}")
+    if y.dtype.kind == "S" or (
+        y.dtype.kind == "O" and len(y) and all(isinstance(v, bytes) for v in y.tolist())
+    ):  # h5py's, np.genfromtxt's: their text ("b'happy'" was an unknown label)
+        y = np.array([bytes(v).decode("utf-8", "replace") for v in y.tolist()], dtype=str)
     if y.dtype.kind == "O":
         y = _object_labels(y)
     if y.dtype.kind == "c":

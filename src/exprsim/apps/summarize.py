@@ -25,7 +25,7 @@ import numpy as np
 from exprsim.clustering import distinct_rows, n_distinct, power_of_two_scale
 from exprsim.config import MAX_SUMMARY_CLUSTERS as MAX_SUMMARY_CLUSTERS  # re-exported
 from exprsim.equality import array_equality
-from exprsim.errors import ArgumentError, ExprsimError, require_positive_int
+from exprsim.errors import ArgumentError, ExprsimError, real_array, require_positive_int
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -186,10 +186,10 @@ def _as_embeddings(items: Any) -> tuple[np.ndarray, tuple[Any, ...] | None]:
     """
     try:
         if isinstance(items, np.ndarray):
-            return np.asarray(items, dtype=np.float64), None
+            return real_array(items, "the embeddings", np.float64), None
         if hasattr(items, "to_numpy") or hasattr(items, "__array__"):
             # a DataFrame's iteration gives its column labels, a tensor's its rows as tensors
-            return np.asarray(items, dtype=np.float64), None
+            return real_array(items, "the embeddings", np.float64), None
         seq = tuple(items)
         if not seq:
             return np.zeros((0, 0), dtype=np.float64), None

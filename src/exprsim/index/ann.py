@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from exprsim.errors import BackendUnavailableError, ExprsimError, require_positive_int
+from exprsim.errors import BackendUnavailableError, ExprsimError, real_array, require_positive_int
 from exprsim.io import save_npz, write_atomically
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
     """``(Q, dim)`` float32 queries, checked with ``k`` (a positive integer)."""
     require_positive_int(k, "k")
     try:
-        q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        q = np.ascontiguousarray(np.atleast_2d(real_array(queries, "queries", np.float32)))
     except (TypeError, ValueError) as exc:
         raise ExprsimError(f"queries must be a (Q, {dim}) array of numbers ({exc})") from exc
     if q.ndim != 2 or q.shape[1] != dim:

@@ -67,6 +67,7 @@ from exprsim.errors import (
     IndexDatabaseError,
     ModelError,
     printable,
+    real_array,
     require_number,
     require_positive_int,
 )
@@ -412,7 +413,7 @@ def _embedding(value: Any, what: str) -> np.ndarray:
             every later search or tag).
     """
     try:
-        emb = np.asarray(value, dtype=EMBEDDING_DTYPE).reshape(-1)
+        emb = real_array(value, what, EMBEDDING_DTYPE).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise ExprsimError(f"{what}: not an array of numbers ({exc})") from exc
     if emb.shape != (EMBEDDING_SIZE,):
@@ -668,7 +669,7 @@ def _checked_frame(table: Any, name: str | None) -> Any:
     _check_table(df, name)
     df = _file_identity_columns(df, name)
     cols = [f"e{i}" for i in range(EMBEDDING_SIZE)]
-    emb = df[cols].to_numpy(np.float64)
+    emb = df[cols].to_numpy(np.float64)  # real numbers (_check_table_values)
     unit = unit_rows(emb, name or "the table")
     if unit is not emb:
         df = df.assign(**{c: unit[:, i] for i, c in enumerate(cols)})
@@ -1042,7 +1043,7 @@ def _check_table_values(df: Any, emb_cols: list[str]) -> None:
     if df["source"].isna().any():
         raise ExprsimError(f"the table has {int(df['source'].isna().sum())} rows without a source")
     try:
-        emb = df[emb_cols].to_numpy(np.float64)
+        emb = real_array(df[emb_cols].to_numpy(), "the embedding columns e0..e15", np.float64)
     except (TypeError, ValueError) as exc:
         raise ExprsimError(f"the embedding columns e0..e15 must hold numbers ({exc})") from exc
     bad = ~np.isfinite(emb)

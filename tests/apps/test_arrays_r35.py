@@ -1,0 +1,132 @@
+"""Round 35 (the Python API given what a data scientist holds): path-like inputs keep
+their names, `load_image` gives the caller its own array, `ExpressionKNN` checks column
+names as scikit-learn does, complex embeddings and bytes labels."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exprsim.apps.classify import ExpressionKNN
+from exprsim.errors import ExprsimError
+from exprsim.io import load_image
+
+
+class PathLikeThing:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+def test_a_path_like_query_keeps_its_name(tmp_path: Path) -> None:
+    from exprsim.faces.stream import source_name
+
+    p = tmp_path / "x.jpg"
+    p.write_bytes(b"")
+    entry = next(os.scandir(tmp_path))
+    assert source_name(entry) == str(p) and source_name(PathLikeThing(p), 3) == str(p)
+
+
+def test_load_image_gives_the_caller_its_own_array() -> None:
+    rgb = np.full((8, 9, 3), 7, np.uint8)
+    out = load_image(rgb)
+    assert not np.shares_memory(out, rgb) and np.array_equal(out, rgb)
+    out[0, 0] = 255
+    assert rgb[0, 0, 0] == 7  # drawing on the result drew on the input
+    frozen = rgb.copy()
+    frozen.flags.writeable = False
+    assert load_image(frozen).flags.writeable
+
+
+def _fitted(names: list[str]) -> tuple[ExpressionKNN, pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    y = np.array(["happy", "sad"] * 20)
+    df = pd.DataFrame(x, columns=names)
+    return ExpressionKNN(k=3).fit(df, y), df, y
+
+
+def test_columns_in_another_order_are_refused() -> None:
+    names = [f"e{i}" for i in range(16)]
+    knn, df, _ = _fitted(names)
+    assert list(knn.feature_names_in_) == names
+    same = knn.predict(df)
+    with pytest.raises(ValueError, match="same order as they were in fit"):
+        knn.predict(df[sorted(names)])  # e0, e1, e10, ...: silently other answers before
+    renamed = df.rename(columns={"e3": "x3"})
+    with pytest.raises(ExprsimError, match=r"(?s)unseen at fit time:\n- x3\n.*missing:\n- e3"):
+        knn.predict(renamed)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert (knn.predict(df.to_numpy()) == same).all()
+    assert "does not have valid feature names" in str(seen[0].message)
+    knn.fit(df.to_numpy(), np.array(["happy", "sad"] * 20))  # a refit without names
+    assert not hasattr(knn, "feature_names_in_")
+
+
+def test_bytes_labels_are_their_text() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 16)).astype(np.float32)
+    text = np.array(["happy", "sad"] * 10)
+    want = ExpressionKNN(k=3).fit(x, text).predict(x)
+    for labels in (text.astype("S"), np.array([s.encode() for s in text], dtype=object)):
+        knn = ExpressionKNN(k=3).fit(x, labels)
+        assert knn.classes_.tolist() == ["happy", "sad"]
+        assert (knn.predict(x) == want).all()
+        assert knn.score(x, labels) == ExpressionKNN(k=3).fit(x, text).score(x, text)
+
+
+@pytest.mark.parametrize("call", ["summarize", "distance_matrix", "odd_one_out", "match_tags",
+                                  "add_table", "query", "add_tag_reference"])  # fmt: skip
+def test_complex_embeddings_are_refused(call: str, tmp_path: Path) -> None:
+    """They were cut to their real parts with only NumPy's warning (distance_matrix even
+    gave a complex matrix); ExpressionKNN alone refused them."""
+    from exprsim.apps.compare import distance_matrix, odd_one_out
+    from exprsim.apps.summarize import summarize
+    from exprsim.apps.tag import match_tags
+    from exprsim.index import FaceIndex
+
+    rng = np.random.default_rng(2)
+    z = (rng.normal(size=(6, 16)) + 1j * rng.normal(size=(6, 16))) / 6
+    runs = {
+        "summarize": lambda: summarize(z, n_clusters=2),
+        "distance_matrix": lambda: distance_matrix(z),
+        "odd_one_out": lambda: odd_one_out(z[:3]),
+        "match_tags": lambda: match_tags(z, z[:2], ["a", "b"], threshold=1.0),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        if call in runs:
+            with pytest.raises(ExprsimError, match="complex numbers"):
+                runs[call]()
+            return
+        with FaceIndex(tmp_path / "f.db") as ix:
+            df = pd.DataFrame(z, columns=[f"e{i}" for i in range(16)])
+            df.insert(0, "source", [f"/p/{i}.jpg" for i in range(6)])
+            with pytest.raises(ExprsimError, match="complex numbers"):
+                if call == "add_table":
+                    ix.add_table(df, model="stub@1")
+                elif call == "query":
+                    ix.query(z[0], k=1)
+                else:
+                    ix.add_tag_reference("a", z[0], model="stub@1")
+
+
+def test_a_tensor_that_requires_grad_is_one_clear_line() -> None:
+    torch = pytest.importorskip("torch")
+    from exprsim.apps.summarize import summarize
+
+    t = torch.randn(6, 16, requires_grad=True)
+    with pytest.raises(ExprsimError, match=r"requires grad; pass tensor.detach\(\)"):
+        summarize(t, n_clusters=2)
+    with pytest.raises(ValueError, match=r"requires grad; pass tensor.detach\(\)"):
+        ExpressionKNN(k=3).fit(t, ["a", "b"] * 3)
+    got = summarize(t.detach(), n_clusters=2)  # the fix it names works
+    assert len(got.clusters) == 2
