@@ -10,6 +10,7 @@ import csv
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from exprsim.video.frames import FrameReader
@@ -97,3 +98,47 @@ def test_faces_csv_times_join_persons_csv(face_patches, embedder, tmp_path: Path
     assert written == [repr(k / 5) for k in range(15)]  # was "1.4000000000000001", ...
     assert person["last_seen_s"] == written[-1] == "2.8"
     assert person["first_seen_s"] in {row["time"] for row in faces}
+
+
+def _reference_times(start, tb, fps, by_index, lead, frames):
+    """The clock's rule with Fraction at every frame (the first exact version)."""
+    from fractions import Fraction
+
+    step, offset, last, out = 1 / Fraction(fps), Fraction(0), None, []
+    for i, pts in frames:
+        if by_index or pts is None:
+            t = i / Fraction(fps) + offset
+        else:
+            t = (pts - start) * tb + lead + offset
+        if last is not None and t < last - step:
+            offset += last + step - t
+            t = last + step
+        elif t == last:
+            offset += step
+            t = last + step
+        if last is None or t > last:
+            last = t
+        out.append(float(t))
+    return out
+
+
+def test_the_integer_path_gives_the_exact_times() -> None:
+    """Review: a Fraction a frame cost 15 to 25 us; the integer path must give the same
+    doubles, through jumps back, stalls and frames without a timestamp."""
+    from fractions import Fraction
+    from pathlib import Path
+
+    from exprsim.video.frames import _Clock
+
+    rng = np.random.default_rng(0)
+    pts = np.cumsum(rng.integers(900, 1100, size=400)).tolist()
+    pts[150:] = [p - 200_000 for p in pts[150:]]  # recordings joined end to end
+    pts[60] = pts[59]  # a stall
+    frames = [(i, None if i in (90, 91) else p) for i, p in enumerate(pts)]
+    for by_index, lead in ((False, Fraction(0)), (False, Fraction(1, 3)), (True, Fraction(0))):
+        clock = _Clock(
+            Path("v"), 500, Fraction(1, 30000), 30000 / 1001, by_index, lambda m: None, lead
+        )
+        got = [clock.time(i, p) for i, p in frames]
+        want = _reference_times(500, Fraction(1, 30000), 30000 / 1001, by_index, lead, frames)
+        assert got == want
