@@ -52,3 +52,23 @@ def test_a_server_without_pyav_says_so_before_an_upload(make_client, monkeypatch
 def test_a_server_with_pyav_shows_no_note(make_client) -> None:
     pytest.importorskip("av", reason="the video extra is not installed")
     assert "cannot read videos" not in make_client().get("/video").text
+
+
+def test_a_busy_port_leaves_no_web_folder_nor_its_parents(tmp_path: Path, capsys) -> None:
+    """Review: the folder was removed only when the app failed, not when the port was
+    busy; and of `--web-dir a/b/c`, the parents made stayed."""
+    import socket
+
+    from exprsim.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        db = str(tmp_path / "new.db")
+        assert main(["serve", "--db", db, "--port", port]) == 2
+        assert "in use" in capsys.readouterr().err
+        assert not (tmp_path / "new.db.web").exists()
+        nested = tmp_path / "a" / "b" / "c"
+        assert main(["serve", "--db", db, "--port", port, "--web-dir", str(nested)]) == 2
+        assert not (tmp_path / "a").exists()

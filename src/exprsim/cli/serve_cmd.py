@@ -220,26 +220,40 @@ def raise_file_limit() -> int | None:
     return target
 
 
-def _make_web_dir(args: argparse.Namespace) -> tuple[Path, bool]:
+def _make_web_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """The folder uploads land in (``--web-dir``, default ``<db>.web``), made now: fail at
-    start, not on the first upload. Returns it, and whether this call made it."""
+    start, not on the first upload. Returns it, and the topmost folder this call made
+    (``None`` when it was there)."""
     from exprsim.web.app import check_web_dir, default_data_dir
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.db)
     check_web_dir(data_dir, "--web-dir")  # the other commands' --data-dir
-    made = not os.path.lexists(data_dir)
+    top = None
+    up = data_dir.absolute()
+    while not os.path.lexists(up) and up != up.parent:
+        top, up = up, up.parent
     try:
         (data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExprsimError(f"--web-dir {data_dir}: cannot create it ({exc})") from exc
-    return data_dir, made
+    return data_dir, top
 
 
-def _remove_empty(data_dir: Path) -> None:
-    """Remove the web folder made for a server that did not start, where still empty."""
-    for folder in (data_dir / "uploads", data_dir / "videos", data_dir):
+def _remove_empty(data_dir: Path, top: Path) -> None:
+    """Remove the folders made for a server that did not start (``data_dir`` up to
+    ``top``, its parents made too), where still empty."""
+    for folder in (data_dir / "uploads", data_dir / "videos"):
         with contextlib.suppress(OSError):
             folder.rmdir()
+    folder = data_dir.absolute()
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
+        folder = folder.parent
 
 
 def _serve_config(args: argparse.Namespace, token: str | None) -> Any:
@@ -300,17 +314,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if new_db:
         require_writable(args.db, "--db")
     data_dir, made = _make_web_dir(args)
-    # before a minute of model loading, not after; closed however the command ends
-    with _listen(args.host, args.port) as sock:
-        try:
+    started = False
+    try:
+        # before a minute of model loading, not after; closed however the command ends
+        with _listen(args.host, args.port) as sock:
             app = create_app(_serve_config(args, token))
-        except BaseException:  # an index refused (a newer schema, say): no folder left
-            if made:
-                _remove_empty(data_dir)
-            raise
-        if new_db:
-            print(f"exprsim serve: no index at {args.db}: a new, empty one is made there")
-        # the port bound, not the one asked for (--port 0: the system's choice)
-        print(f"exprsim serve: {_url(args.host, sock.getsockname()[1])}  (Ctrl-C stops)")
-        _run_server(app, sock, args.host, args.quiet, tuple(args.trusted_proxy))
+            started = True
+            _announce(args, sock, new_db)
+            _run_server(app, sock, args.host, args.quiet, tuple(args.trusted_proxy))
+    except BaseException:  # a busy port, an index refused (a newer schema): no folder left
+        if made is not None and not started:
+            _remove_empty(data_dir, made)
+        raise
     return 0
+
+
+def _announce(args: argparse.Namespace, sock: socket.socket, new_db: bool) -> None:
+    """The lines ``serve`` prints once it is ready."""
+    if new_db:
+        print(f"exprsim serve: no index at {args.db}: a new, empty one is made there")
+    # the port bound, not the one asked for (--port 0: the system's choice)
+    print(f"exprsim serve: {_url(args.host, sock.getsockname()[1])}  (Ctrl-C stops)")
