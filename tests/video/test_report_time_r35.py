@@ -92,6 +92,21 @@ def test_the_axis_of_a_live_stream_covers_its_samples(monkeypatch) -> None:
     assert _axis(monkeypatch, analysis) == (0.0, pytest.approx(3.0), "time (s)")
 
 
+@pytest.mark.parametrize("how", ["interrupted", "truncated", "max_frames"])
+def test_the_axis_of_a_video_stopped_early_is_the_part_read(monkeypatch, how) -> None:
+    """Review: 10 faces at 0-9 s of a 2-hour video stopped early were drawn in the first
+    0.14% of a 0-120 min axis."""
+    analysis = _timed([float(k) for k in range(10)], 7200.0, 10.0, n_sampled=10, period=1.0)
+    if how == "max_frames":
+        cfg = dataclasses.replace(analysis.config, max_frames=10)
+        analysis = dataclasses.replace(analysis, config=cfg)
+    else:
+        analysis = dataclasses.replace(analysis, **{how: True})
+    assert _axis(monkeypatch, analysis) == (0.0, 10.0, "time (s)")
+    whole = _timed([float(k) for k in range(10)], 7200.0, 10.0, n_sampled=7200, period=1.0)
+    assert _axis(monkeypatch, whole)[1:] == (120.0, "time (min)")  # guard: read whole
+
+
 def test_the_axis_never_runs_past_the_last_face_when_the_duration_is_known(monkeypatch) -> None:
     """Recordings joined end to end: faces after the first one's declared 3 s."""
     times = [k / 5 for k in range(26)]  # 0 to 5.0 s

@@ -68,13 +68,21 @@ def rate_text(fps: float) -> str:
 
 
 def timeline_end(analysis: Any) -> float:
-    """Seconds the timelines span: the video's duration where it is known (or the last
-    face's time when later: recordings joined end to end), else the sampled frames' span
-    (the last face, or the last sample of a constant rate) plus one sample at most (never
-    more than that span, or a source frame, again)."""
+    """Seconds the timelines span: the video's duration where it is known and the whole
+    video was read (or the last face's time when later: recordings joined end to end),
+    else the sampled frames' span (the last face, or the last sample of a constant rate)
+    plus one sample at most (never more than that span, or a source frame, again): the
+    part read of a video stopped early (Ctrl-C, ``max_frames``, a web job's cap) was
+    squeezed into the start of the whole video's axis."""
     last = max((float(f.time) for f in analysis.faces), default=0.0)
     duration = float(analysis.info.duration)
-    if math.isfinite(duration) and duration > 0:
+    cap = getattr(analysis.config, "max_frames", None)
+    partial = (
+        analysis.interrupted
+        or analysis.truncated
+        or (cap is not None and analysis.n_sampled >= cap)
+    )
+    if math.isfinite(duration) and duration > 0 and not partial:
         return max(duration, last)
     period = float(analysis.sample_period)
     if not (math.isfinite(period) and period > 0):
