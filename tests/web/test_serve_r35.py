@@ -33,20 +33,32 @@ def test_a_refused_index_leaves_no_web_folder(tmp_path: Path, capsys) -> None:
 
 def test_a_server_without_pyav_says_so_before_an_upload(make_client, monkeypatch, tmp_path) -> None:
     """The video page took an upload, answered "queued", and the job failed afterwards
-    naming the extra."""
-    import importlib.util
+    naming the extra. The page has no drop zone then (an upload is read whole before any
+    answer), and an upload is refused before it is stored."""
+    import builtins
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
-    )
-    client = make_client()
-    page = client.get("/video").text
-    assert "cannot read videos" in page and "exprsim[video]" in page
-    r = client.post("/api/videos", files={"file": ("clip.mp4", b"\0" * 100, "video/mp4")})
-    assert r.status_code == 501 and "exprsim[video]" in r.json()["error"]
-    uploads = tmp_path / "faces.db.web" / "uploads"
-    assert not uploads.is_dir() or not any(uploads.iterdir())  # nothing stored
+    from exprsim.web import app as web_app
+
+    real = builtins.__import__
+
+    def no_av(name, *a, **k):
+        if name == "av":
+            raise OSError("libavcodec.so.61: cannot open shared object file")  # broken
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    web_app._reads_video.cache_clear()
+    try:
+        client = make_client()
+        page = client.get("/video").text
+        assert "cannot read videos" in page and "exprsim[video]" in page
+        assert 'id="drop"' not in page
+        r = client.post("/api/videos", files={"file": ("clip.mp4", b"\0" * 100, "video/mp4")})
+        assert r.status_code == 501 and "exprsim[video]" in r.json()["error"]
+        uploads = tmp_path / "faces.db.web" / "uploads"
+        assert not uploads.is_dir() or not any(uploads.iterdir())  # nothing stored
+    finally:
+        web_app._reads_video.cache_clear()
 
 
 def test_a_server_with_pyav_shows_no_note(make_client) -> None:

@@ -13,6 +13,7 @@ cookie of a session opened by the login form (see :func:`_add_auth`).
 
 # no ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
 # at run time, and they name classes imported inside the ``_add_*`` functions
+import functools
 import hmac
 import io
 import ipaddress
@@ -1321,11 +1322,15 @@ NO_VIDEO_EXTRA = (
 )
 
 
+@functools.cache
 def _reads_video() -> bool:
-    """Whether PyAV, which video jobs need, is installed here."""
-    import importlib.util
-
-    return importlib.util.find_spec("av") is not None
+    """Whether PyAV, which video jobs need, imports here (installed, and its libraries
+    load: a broken install passed a look for the package)."""
+    try:
+        import av  # noqa: F401
+    except Exception:  # ImportError, or a library that does not load (OSError)
+        return False
+    return True
 
 
 def _add_video_routes(app: Any, st: _State) -> None:

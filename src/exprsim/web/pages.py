@@ -320,14 +320,13 @@ refresh().catch(err => oops(err.message));
 def video(unavailable: str | None = None) -> str:
     """The video page; ``unavailable``: why this server cannot read videos (said at the top,
     before anything is uploaded)."""
-    note = f'<p class="err" role="alert">{html.escape(unavailable)}</p>' if unavailable else ""
-    body = (
-        note
-        + """
+    if unavailable:  # no drop zone: an upload would be sent whole, then refused
+        body = f'<p class="err" role="alert">{html.escape(unavailable)}</p>'
+        return _page("Video", body)
+    body = """
 <div id="drop" class="drop">Drop a video here (or click)</div>
 <div id="job"></div>
 <p id="said" class="sr" role="status"></p>"""
-    )
     script = """
 // one job is followed at a time; its id is kept in the address (#id), so that a reload or a
 // visit later follows it again
