@@ -36,8 +36,9 @@ def _exprsim_to_full_stdout(args: list[str], unbuffered: bool) -> subprocess.Com
         (["index", "add", "--help"], "exprsim index add"),
         ([], "exprsim"),  # no command: the help, exit 2 (was 120 when buffered)
         (["detectors"], "exprsim detectors"),  # a command: buffered, it exited 120
+        (["--help", "index"], "exprsim"),  # the top level's help: named as such
     ],
-    ids=["version", "help", "index-add-help", "no-command", "command"],
+    ids=["version", "help", "index-add-help", "no-command", "command", "help-then-word"],
 )
 def test_help_and_version_to_a_full_stdout_fail(
     args: list[str], prog: str, unbuffered: bool
@@ -46,6 +47,28 @@ def test_help_and_version_to_a_full_stdout_fail(
     done = _exprsim_to_full_stdout(args, unbuffered)
     assert done.returncode == 2, done.stderr
     assert one_line(done.stderr) == f"{prog}: error: No space left on device"
+
+
+def test_a_program_calling_main_keeps_its_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: a failed flush pointed the caller's own descriptor at /dev/null for good
+    (only the `exprsim` command itself drops what it cannot write)."""
+    from exprsim.cli import main
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    import contextlib
+
+    full = open("/dev/full", "w")  # noqa: SIM115 - its close fails (a full disk)
+    try:
+        monkeypatch.setattr(sys, "stdout", full)
+        with pytest.raises(SystemExit) as done:  # as argparse's --version, in a program
+            main(["--version"])
+        assert done.value.code == 2
+        assert os.readlink(f"/proc/self/fd/{full.fileno()}") == "/dev/full"
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):
+            full.close()
 
 
 def test_version_to_a_closed_stdout_fails() -> None:

@@ -183,15 +183,18 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argp
             raise
         sys.stdout = real_stdout
         where = _printing_parser(parser, sys.argv[1:] if argv is None else argv).prog
-        raise SystemExit(_show_printed(where, text)) from None
+        raise SystemExit(_show_printed(where, text, argv is None)) from None
     finally:
         sys.stdout = real_stdout
 
 
 def _printing_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
     """The (sub)command parser that ``argv`` reaches, following its command words
-    (``index add --help``: the parser of ``exprsim index add``)."""
+    (``index add --help``: the parser of ``exprsim index add``) up to the option that
+    printed (``--help index``: the top level's help)."""
     for word in argv:
+        if word in ("-h", "--help", "--version"):
+            break
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if subs and word in subs[0].choices:
             parser = subs[0].choices[word]
@@ -200,7 +203,7 @@ def _printing_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpar
     return parser
 
 
-def _show_printed(prog: str, text: str) -> int:
+def _show_printed(prog: str, text: str, as_process: bool) -> int:
     """Write ``text`` (help or version) to stdout under :func:`standard_streams`' checks;
     the exit code: 0, 2 when it could not be written (one line on stderr, ``prog: error:
     ...``), 141 when the pipe it went to was closed (``| head``, quiet, as commands)."""
@@ -223,17 +226,21 @@ def _show_printed(prog: str, text: str) -> int:
             print(f"{prog}: error: {why}", file=sys.stderr)
         return 2 if why else 0
     finally:
-        _restore(real_stdout, real_stderr)
+        _restore(real_stdout, real_stderr, as_process)
 
 
-def _restore(stdout: Any, stderr: Any) -> None:
-    """Put the process's own streams back. What stdout still holds but cannot write (a
-    full disk) is dropped: Python's flush at exit failed again, exiting 120 with
-    "Exception ignored"; the command has said so already."""
+def _restore(stdout: Any, stderr: Any, as_process: bool) -> None:
+    """Put the process's own streams back. Run as the ``exprsim`` command
+    (``as_process``), what stdout still holds but cannot write (a full disk) is dropped:
+    Python's flush at exit failed again, exiting 120 with "Exception ignored"; the
+    command has said so already. A program calling :func:`main` keeps its stream as it
+    is (its descriptor pointed at /dev/null lost all its later output)."""
     sys.stdout, sys.stderr = stdout, stderr
     try:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):  # AttributeError: None (closed at start)
+        if not as_process:
+            return
         with contextlib.suppress(OSError, ValueError, AttributeError):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, sys.stdout.fileno())
@@ -244,7 +251,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = _parse_args(parser, argv)
     if not getattr(args, "func", None):  # no command: the help, shown as --help shows it
-        return _show_printed(parser.prog, parser.format_help()) or 2
+        return _show_printed(parser.prog, parser.format_help(), argv is None) or 2
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from exprsim.cli.logstream import LogStream, wants_log_stream
@@ -318,7 +325,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"exprsim {command_path(args)}: error: PostgreSQL: {text}", file=sys.stderr)
         return 2
     finally:
-        _restore(real_stdout, real_stderr)
+        _restore(real_stdout, real_stderr, argv is None)
 
 
 if __name__ == "__main__":  # pragma: no cover
