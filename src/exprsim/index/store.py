@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shlex
 import threading
 import time
@@ -1593,6 +1594,13 @@ class FaceIndex(HoldsHandle):
             "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
             " WHERE key = 'generation'"
         )
+        # a token of this write (:attr:`state_key`): a restored backup written again reaches
+        # the same generation, face count and ids with other faces
+        c.execute(
+            "INSERT INTO meta VALUES ('written', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (secrets.token_hex(8),),
+        )
 
     @property
     def generation(self) -> int:
@@ -2756,6 +2764,13 @@ class FaceIndex(HoldsHandle):
             return True
         log.info("ANN cache: holds other faces than the database, rebuilding")
         return False
+
+    @property
+    def state_key(self) -> tuple[str, int, str]:
+        """The index's state, for answers kept while it holds: ``(store_id, generation,
+        token of the last write)``. The token tells apart the states of a restored backup
+        written again, which reach the same generation (and face count and ids)."""
+        return self.store_id, self.generation, self._meta("written") or ""
 
     @property
     def store_id(self) -> str:

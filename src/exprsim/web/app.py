@@ -297,6 +297,10 @@ class _State:
         self.summaries = GenerationMemo(size=2)
         #: the map's 2-D projection of every face, the same whatever the clusters
         self.projections = GenerationMemo(size=2)
+        #: every face's distance to a tag's references, while the index is unchanged: a
+        #: threshold moved on the Tags page filters them (each move scanned the index: a
+        #: slider dragged over 200,000 faces stalled the server for 15 s)
+        self.tag_distances = GenerationMemo(size=4)
         # the uploads' own detector: video jobs run in another thread with the process-wide
         # one, and a detector must not be used by two threads at once
         self._detector: Any = None
@@ -1151,13 +1155,15 @@ def _add_summary_routes(app: Any, st: _State) -> None:
         return Response(png, media_type="image/png")
 
 
-def _album_state(ix: Any, n: int) -> tuple[str, int, int, int]:
-    """The index's state and the clusters asked for: ``(store_id, generation, faces, n)``,
-    what the album's answers are kept under (a write, or another database, changes it)."""
-    return (ix.store_id, ix.generation, len(ix), n)
+def _album_state(ix: Any, n: int) -> tuple[Any, ...]:
+    """The index's state and the clusters asked for: ``(store_id, generation, token of
+    the last write, faces, n)``, what the album's answers are kept under (a write, or
+    another database, changes it; the token, a restored backup written again, which
+    reached the same generation and face count and was shown the faces of before)."""
+    return (*ix.state_key, len(ix), n)
 
 
-def _album(st: _State, ix: Any, state: tuple[str, int, int, int]) -> tuple[list[Any], Any]:
+def _album(st: _State, ix: Any, state: tuple[Any, ...]) -> tuple[list[Any], Any]:
     """Every indexed face's record and their summary in ``n`` (``state[-1]``) clusters
     (``None`` with no face), computed once for the summary and its map while the index is
     in that state (:func:`_album_state`)."""
@@ -1178,12 +1184,22 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     records, s = album
     if not records:
         return {"clusters": [], "faces": 0}
-    doc: dict[str, Any] = {}
-    if len(s.clusters) < n:  # fewer distinct faces than clusters asked for: said, not only logged
-        doc["note"] = (
-            f"{count(len(s.clusters), 'cluster')}, not {n}: the index holds only "
-            f"{count(len(s.clusters), 'distinct face')} among {len(records)}"
+    from exprsim.apps.summarize import MAX_EXACT
+
+    notes = []
+    k = len(s.clusters)
+    if k < n:  # fewer distinct faces than clusters asked for: said, not only logged
+        notes.append(
+            f"{count(k, 'cluster')}, not {n}: the index holds only "
+            f"{count(k, 'distinct face')} among {len(records)}"
         )
+    sample = max(MAX_EXACT, k)
+    if 1 < k < len(records) and len(records) > sample:  # summarize's bounded memory
+        notes.append(
+            f"the clusters were found on an even sample of {sample:,} of the "
+            f"{len(records):,} faces; every other face joined the nearest cluster"
+        )
+    doc: dict[str, Any] = {"note": "; ".join(notes)} if notes else {}
     return doc | {
         "faces": len(records),
         "clusters": [
@@ -1202,7 +1218,7 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     }
 
 
-def _summary_map(st: _State, ix: Any, state: tuple[str, int, int, int]) -> bytes | None:
+def _summary_map(st: _State, ix: Any, state: tuple[Any, ...]) -> bytes | None:
     """The album summary's map (PNG) of every indexed face, coloured by its clusters;
     ``None`` with fewer than two faces. When every face is drawn (no sample: up to
     ``MAP_MAX_POINTS``), their 2-D projection does not depend on the number of clusters:
@@ -1221,9 +1237,16 @@ def _summary_map(st: _State, ix: Any, state: tuple[str, int, int, int]) -> bytes
     return embedding_map(emb, thumbnails=crops, labels=labels, projection=projection)
 
 
+#: most faces ``GET /api/tags/{name}/faces`` lists (``count`` says how many there are)
+TAG_FACES_SHOWN = 200
+
+
 def _tag_faces(st: _State, name: str, threshold: float | None) -> Any:
     """``GET /api/tags/{name}/faces``: the faces within the tag's threshold, nearest first
-    (the first 200, each with its photo's name), and how many there are."""
+    (the first :data:`TAG_FACES_SHOWN`, each with its photo's name: ``shown``), and how
+    many there are (``count``)."""
+    import hashlib
+
     from fastapi.responses import JSONResponse
 
     from exprsim.apps.tag import Tagger, nearest_reference
@@ -1231,18 +1254,24 @@ def _tag_faces(st: _State, name: str, threshold: float | None) -> Any:
     with st.index() as ix:
         tagger = Tagger(ix, embedder=st.embedder, threshold=threshold)
         name = _stored_tag_name(name, tagger.names())
-        ids, emb = ix.embeddings()
         refs = [r for r in tagger.references() if r.name == name]
         if not refs:
             return JSONResponse({"error": f"no tag {_shown(name)}"}, status_code=404)
         ref, limit = np.stack([r.embedding for r in refs]), tagger.index_threshold()
-        d = nearest_reference(emb, ref)  # a block of faces at a time (was N x R x 16)
+
+        def distances() -> tuple[np.ndarray, np.ndarray]:
+            ids, emb = ix.embeddings()
+            return ids, nearest_reference(emb, ref)  # a block of faces at a time
+
+        key = (*ix.state_key, len(ix), name, hashlib.sha256(ref.tobytes()).hexdigest())
+        ids, d = st.tag_distances.get(key, distances)
         keep = np.flatnonzero(d < limit)
-        order = keep[np.argsort(d[keep])][:200]
+        order = keep[np.argsort(d[keep])][:TAG_FACES_SHOWN]
         sources = {r.id: r.source for r in ix.get([int(ids[i]) for i in order])}
     return {
         "threshold": limit,
         "count": len(keep),
+        "shown": len(order),
         "faces": [
             {"id": int(ids[i]), "distance": round(float(d[i]), 4),
              "thumbnail": f"/api/thumbs/{int(ids[i])}",

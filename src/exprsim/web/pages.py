@@ -234,6 +234,7 @@ async function run() {
     const reps = el('div', {class: 'row reps'});
     for (const c of res.clusters) reps.append(card(c.thumbnail, '#' + c.cluster + ' (' + c.size + ')'));
     const parts = [el('h2', {}, 'One face per cluster'), reps];
+    if (res.note) parts.unshift(el('p', {class: 'meta'}, res.note));  // fewer clusters, a sample
     for (const c of res.clusters) {
       const row = el('div', {class: 'row'});
       c.members.forEach((m, i) => row.append(el('img', {src: '/api/thumbs/' + m, width: 56, height: 56,
@@ -298,7 +299,8 @@ async function show() {
   try { res = await api('/api/tags/' + encodeURIComponent(current) + '/faces?threshold=' + th); }
   catch (err) { if (mine === asked) document.getElementById('count').textContent = err.message; return; }
   if (mine !== asked) return;
-  document.getElementById('count').textContent = current + ': ' + count(res.count, 'face') + ' closer than ' + Number(th).toFixed(3);
+  const shown = res.shown < res.count ? ' (the nearest ' + res.shown + ' shown)' : '';
+  document.getElementById('count').textContent = current + ': ' + count(res.count, 'face') + ' closer than ' + Number(th).toFixed(3) + shown;
   const row = document.getElementById('faces');
   row.replaceChildren(...res.faces.map(f => {
     const c = card(f.thumbnail, 'd=' + f.distance.toFixed(3));
@@ -306,7 +308,13 @@ async function show() {
     return c;
   }));
 }
-document.getElementById('th').oninput = () => { if (current) show(); };
+// asked when the slider rests for a moment, not at every step of a drag
+let resting = 0;
+document.getElementById('th').oninput = (e) => {
+  document.getElementById('thv').value = Number(e.target.value).toFixed(3);
+  clearTimeout(resting);
+  resting = setTimeout(() => { if (current) show(); }, 150);
+};
 document.getElementById('add').onsubmit = async (e) => {
   e.preventDefault();
   try { const t = await api('/api/tags', {method: 'POST', body: new FormData(e.target)}); current = t.name; oops(''); refresh(); }
