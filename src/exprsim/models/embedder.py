@@ -810,11 +810,19 @@ def _is_file(path: Path) -> bool:
 STREAM_WAIT_S = 1.0
 
 
+#: largest ``config.json`` read (a real one is about 1 KB; a 1 GB one took 2.3 GB)
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_config(path: Path) -> EmbedderConfig:
     """``config.json`` of a checkpoint folder, or one clear :class:`ModelError`."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ModelError(f"{path}: over {MAX_CONFIG_BYTES:,} bytes: not a model config")
+        doc = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelError(f"{path}: not a readable JSON model config ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
         raise ModelError(f'{path}: a model config is a JSON object with a "model" name')
@@ -938,6 +946,7 @@ def load_model(
             "model.safetensors may not belong together: run that command again"
         )
     config = _read_config(cfg_path)
+    _check_fits(config, cfg_path, w_path)  # before a byte is allocated for the network
     try:
         # its random initial weights, replaced by the file's, drawn from a fork of torch's
         # generator: a host that seeded torch gets the same numbers after a load as before
@@ -972,4 +981,101 @@ def load_model(
         )
     if fuse:
         fuse_conv_bn(model)
-    return Embedder(model, config, batch_size=batch_size, device=device)
+    embedder = Embedder(model, config, batch_size=batch_size, device=device)
+    _check_output(embedder, w_path)
+    if name not in SHIPPED:
+        _warn_of_a_shipped_name(config, folder)
+    return embedder
+
+
+def _check_fits(config: EmbedderConfig, cfg_path: Path, w_path: Path) -> None:
+    """Refuse a config whose network does not match the weights file, from the network
+    built on PyTorch's ``meta`` device (no memory) and the file's header (no tensor read):
+    a few hundred bytes of config (``stages: [[8192] * 50]``, 100,000 ensemble members,
+    ``embedding_dim`` 10**9) allocated without bound before the weights were looked at.
+    Integer or boolean tensors for float parameters are refused too (cast silently, every
+    face had one embedding)."""
+    import torch
+    from safetensors import safe_open
+
+    from exprsim.models.registry import create_model
+
+    try:
+        with torch.device("meta"):
+            meta = create_model(
+                config.model, embedding_dim=config.embedding_dim, **config.model_kwargs
+            )
+        want = {k: (tuple(v.shape), v.is_floating_point()) for k, v in meta.state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError: sizes beyond any memory ("Storage size calculation overflowed");
+        # every registered network builds on the meta device (tests/models checks)
+        raise ModelError(f"{cfg_path}: cannot build {config.model!r} from it: {exc}") from exc
+    try:
+        with safe_open(str(w_path), framework="pt") as f:
+            have = {
+                k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                for k in f.keys()  # noqa: SIM118 - a safe_open handle
+            }
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+    bad = [k for k in want if k not in have or have[k][0] != want[k][0]]
+    extra = [k for k in have if k not in want]
+    if bad or extra:
+        k = (bad or extra)[0]
+        raise ModelError(
+            f"{w_path}: weights do not fit {config.model} as configured ({len(bad)} tensors "
+            f"missing or of another shape, {len(extra)} unexpected; e.g. {k}: file "
+            f"{have.get(k, ('none',))[0]}, network {want.get(k, ('none',))[0]})"
+        )
+    ints = [k for k, (_, floating) in want.items() if floating and have[k][1] not in _FLOATS]
+    if ints:
+        raise ModelError(
+            f"{w_path}: {len(ints)} weights are not floating-point numbers (e.g. {ints[0]}: "
+            f"{have[ints[0]][1]}); the network's are"
+        )
+
+
+#: safetensors' floating-point dtypes
+_FLOATS = frozenset({"F16", "BF16", "F32", "F64"})
+
+
+def _check_output(embedder: Embedder, w_path: Path) -> None:
+    """Refuse a model whose embedding of a test crop is not finite (settings that overflow,
+    ``classifier_scale`` 1e300: NaN for every face, and some commands exited 0)."""
+    side = int(embedder.config.preprocess.input_size)
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, size=(1, side, side, 3), dtype=np.uint8)
+    out = embedder.embed_crops(crop, reframe=False)
+    if not np.isfinite(out).all():
+        raise ModelError(
+            f"{w_path.parent}: its embeddings are not finite numbers (NaN or infinity for a "
+            "test crop): a setting of its config.json overflows"
+        )
+
+
+def _warn_of_a_shipped_name(config: EmbedderConfig, folder: Path) -> None:
+    """Warn when a folder's ``name@version`` is a shipped model's while its weights are
+    not: an index, a reference set or tags made with one are taken for the other's (they
+    are told apart by name and version)."""
+    shipped = {n: _read_config(_weights_dir(n) / "config.json").name_version for n in SHIPPED}
+    claims = [n for n, nv in shipped.items() if nv == config.name_version]
+    if claims and not _same_weights(folder, _weights_dir(claims[0])):
+        log.warning(
+            "model %s: named %s, as the shipped model %r, with other weights: an index, "
+            "tags or a kNN reference set of one will be taken for the other's; give it "
+            "another name or version in its config.json",
+            printable(str(folder)), config.name_version, claims[0],
+        )  # fmt: skip
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    import hashlib
+
+    def digest(folder: Path) -> str:
+        with open(folder / "model.safetensors", "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+
+    try:
+        return digest(a) == digest(b)
+    except OSError:
+        return False

@@ -20,6 +20,7 @@ Cost: the sum of the members' costs (every member sees every crop).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -120,12 +121,12 @@ class ExprNetEnsemble(nn.Module):
         self.readout_angle = float(readout_angle)
         self.class_weights: torch.Tensor | None = None
         if class_weights is not None:
-            w = torch.as_tensor([float(v) for v in class_weights], dtype=torch.float32)
-            if w.shape != (N_EMOTIONS,) or not bool(torch.isfinite(w).all() and (w > 0).all()):
+            values = [float(v) for v in class_weights]  # checked in Python: no tensor read
+            if len(values) != N_EMOTIONS or not all(math.isfinite(v) and v > 0 for v in values):
                 raise ValueError(
                     f"class_weights must be {N_EMOTIONS} positive numbers, got {list(class_weights)}"
                 )
-            self.class_weights = w
+            self.class_weights = torch.as_tensor(values, dtype=torch.float32)
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(e, p)``: the combined unit ``e`` ``(N, head_dim)`` and mean ``p`` ``(N, 8)``."""

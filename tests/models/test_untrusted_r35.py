@@ -1,0 +1,125 @@
+"""Round 35 (a model folder from somebody else): a config is checked against its weights
+file before the network is built; integer weights, settings that overflow, deep or huge
+configs and a folder named as the shipped model are refused or named."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from exprsim.errors import ModelError
+from exprsim.models.embedder import _weights_dir, load_model
+
+
+def _copy(tmp_path: Path, name: str = "m") -> Path:
+    out = tmp_path / name
+    shutil.copytree(_weights_dir("default"), out)
+    return out
+
+
+def _edit(folder: Path, change) -> None:
+    cfg = json.loads((folder / "config.json").read_text())
+    change(cfg)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def _rename(cfg: dict) -> None:
+    cfg["version"] = "r35-test"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"stages": [[8192] * 50]},  # about 120 GB of network: 2.6 GB and 7 s before
+        {"embedding_dim": 10**9},
+    ],
+    ids=["wide-stages", "huge-embedding"],
+)
+def test_a_config_that_does_not_fit_its_weights_builds_nothing(tmp_path: Path, kwargs) -> None:
+    folder = _copy(tmp_path)
+
+    def change(cfg: dict) -> None:
+        _rename(cfg)
+        if "embedding_dim" in kwargs:
+            cfg["embedding_dim"] = kwargs["embedding_dim"]
+        else:
+            cfg["model_kwargs"]["members"][0]["stages"] = kwargs["stages"]
+
+    _edit(folder, change)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(ModelError, match=r"weights do not fit|cannot build"):
+            load_model(str(folder))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20 and time.perf_counter() - t0 < 60
+
+
+def test_integer_weights_are_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    _edit(folder, _rename)
+    state = load_file(str(folder / "model.safetensors"))
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[key] = state[key].to(dtype=__import__("torch").int8)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ModelError, match="not floating-point numbers"):
+        load_model(str(folder))
+
+
+def test_a_setting_that_overflows_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+
+    def change(cfg: dict) -> None:
+        _rename(cfg)
+        for member in cfg["model_kwargs"]["members"]:
+            member["classifier_scale"] = 1e300
+
+    _edit(folder, change)
+    with pytest.raises(ModelError, match="not finite numbers"):
+        load_model(str(folder))
+
+
+@pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, " " * (2 << 20) + "{}"])
+def test_deep_or_huge_configs_are_one_line(tmp_path: Path, text: str) -> None:
+    folder = _copy(tmp_path)
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ModelError, match=r"not a readable JSON model config|not a model config"):
+        load_model(str(folder))
+
+
+def test_a_folder_named_as_the_shipped_model_with_other_weights_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    same = _copy(tmp_path, "same")
+    with caplog.at_level(logging.WARNING):
+        load_model(str(same))  # a copy of the shipped folder: the same weights
+    assert "with other weights" not in caplog.text
+    other = _copy(tmp_path, "other")
+    state = load_file(str(other / "model.safetensors"))
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key] * 1.01
+    save_file(state, str(other / "model.safetensors"))
+    with caplog.at_level(logging.WARNING):
+        load_model(str(other))
+    assert "as the shipped model 'default', with other weights" in caplog.text
+
+
+def test_every_registered_network_builds_on_the_meta_device() -> None:
+    """What `load_model` checks a config with, before a byte of it is allocated."""
+    import torch
+
+    from exprsim.models.registry import create_model, list_models
+
+    for name in list_models():
+        with torch.device("meta"):
+            net = create_model(name, embedding_dim=16)
+        assert all(p.is_meta for p in net.parameters()), name
