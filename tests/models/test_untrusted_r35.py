@@ -123,3 +123,35 @@ def test_every_registered_network_builds_on_the_meta_device() -> None:
         with torch.device("meta"):
             net = create_model(name, embedding_dim=16)
         assert all(p.is_meta for p in net.parameters()), name
+
+
+def test_fifos_in_a_model_folder_are_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO as `.lock` hung `evaluate --model` and `ensemble`; as `model.safetensors`,
+    `tag calibrate --save`; as `config.json`, every reader."""
+    import os
+    import subprocess
+    import sys
+
+    from exprsim.models.embedder import model_identity
+    from exprsim.training.run import unfinished_export
+
+    locked = _copy(tmp_path, "locked")
+    os.mkfifo(locked / ".lock")
+    weights = _copy(tmp_path, "weights")
+    (weights / "model.safetensors").unlink()
+    os.mkfifo(weights / "model.safetensors")
+    config = _copy(tmp_path, "config")
+    (config / "config.json").unlink()
+    os.mkfifo(config / "config.json")
+    code = (
+        "import sys\n"
+        "from exprsim.models.embedder import model_identity\n"
+        "from exprsim.training.run import unfinished_export\n"
+        f"print(unfinished_export({str(locked)!r}))\n"
+        f"print(model_identity({str(weights)!r}))\n"
+        f"print(model_identity({str(config)!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["None", str(weights), str(config)]
+    assert unfinished_export(locked) is None and model_identity(weights) == str(weights)

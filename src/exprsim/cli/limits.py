@@ -33,15 +33,16 @@ def raise_soft_limits() -> None:
         log.debug("cannot raise the stack limit (%s)", exc)
 
 
-def _limit(name: str) -> str:
-    """The soft limit ``RLIMIT_<name>`` in words, or ``""``."""
+def _limit(name: str, unit: int = 1) -> str:
+    """The soft limit ``RLIMIT_<name>`` in words, counted in ``unit`` (1024: the KB of
+    ``ulimit -v``, whose limit getrlimit gives in bytes), or ``""``."""
     try:
         import resource
 
         soft = resource.getrlimit(getattr(resource, f"RLIMIT_{name}"))[0]
     except (ImportError, AttributeError, OSError, ValueError):
         return ""
-    return "" if soft == resource.RLIM_INFINITY else f"{soft:,}"
+    return "" if soft == resource.RLIM_INFINITY else f"{soft // unit:,}"
 
 
 def os_limit_message(exc: OSError) -> str | None:
@@ -69,7 +70,7 @@ def resource_message(exc: BaseException) -> str | None:
         or "failed to map segment" in text
         or ("Cannot allocate memory" in text)
     ):
-        n = _limit("AS")
+        n = _limit("AS", 1024)  # bytes; ulimit -v says KB (it said 8,192,000,000 KB)
         where = f" (address-space limit, ulimit -v: {n} KB)" if n else ""
         return f"not enough memory{where}; raise the limit or free memory, and run it again"
     if isinstance(exc, RuntimeError) and "can't start new thread" in text:

@@ -816,6 +816,8 @@ MAX_CONFIG_BYTES = 1 << 20
 
 def _read_config(path: Path) -> EmbedderConfig:
     """``config.json`` of a checkpoint folder, or one clear :class:`ModelError`."""
+    if not _is_file(path):  # a FIFO would be waited on for ever
+        raise ModelError(f"{path}: not a file, so not a model config")
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
@@ -841,6 +843,8 @@ def model_identity(model: str | Path) -> str:
 
     folder = _weights_dir(str(model)) if str(model) in SHIPPED else Path(model)
     try:
+        if not _is_file(folder / "model.safetensors"):  # a FIFO hung `tag calibrate --save`
+            return str(model)
         name = _read_config(folder / "config.json").name_version
         with open(folder / "model.safetensors", "rb") as fh:
             digest = hashlib.file_digest(fh, "sha1").hexdigest()
