@@ -130,3 +130,31 @@ def test_a_tensor_that_requires_grad_is_one_clear_line() -> None:
         ExpressionKNN(k=3).fit(t, ["a", "b"] * 3)
     got = summarize(t.detach(), n_clusters=2)  # the fix it names works
     assert len(got.clusters) == 2
+
+
+def test_a_reference_set_that_is_a_zip_bomb_is_refused_unread(tmp_path: Path) -> None:
+    """A 2.5 MB file unpacked to 5.3 GB before its row count was checked; here 48 MB of
+    zeros packed to about 47 KB."""
+    import tracemalloc
+    import zipfile
+
+    from exprsim.apps.classify import load_reference_set
+
+    path = tmp_path / "bomb.npz"
+    rows = 750_000
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 16), np.float32))
+    header["shape"] = (rows, 16)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open("embeddings.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        block = bytes(1 << 20)
+        for _ in range(rows * 16 * 4 // len(block)):
+            f.write(block)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExprsimError, match="unpacks to"):
+            load_reference_set(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20

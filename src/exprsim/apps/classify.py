@@ -713,6 +713,7 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
             f"`{BUILD_REFERENCE_COMMAND}` (Python: build_reference_set())"
         )
     try:
+        _refuse_bombs(path)
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: not a valid reference set ({exc})") from exc
@@ -721,19 +722,49 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
     try:
         with z:
             ref = ReferenceSet(
-                embeddings=z["embeddings"].astype(np.float32),
+                embeddings=z["embeddings"].astype(np.float32, copy=False),
                 labels=_whole_numbers(z["labels"], "labels"),
                 classes=tuple(str(c) for c in z["classes"]),
                 model=str(z["model"]),
                 k=int(_whole_numbers(z["k"], "k")),
                 meta=json.loads(str(z["meta"])),
             )
-    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except (
+        OSError, KeyError, ValueError, TypeError, EOFError, RecursionError, zipfile.BadZipFile
+    ) as exc:  # fmt: skip
         raise ModelError(f"{path}: not a valid reference set ({exc})") from exc
     problem = _reference_problem(ref)
     if problem:
         raise ModelError(f"{path}: not a valid reference set ({problem})")
     return ref
+
+
+#: an .npz member that unpacks to more than this many times its packed size (floats pack
+#: to about their size; deflate at most 1:1032), and over
+#: :data:`BOMB_MIN_BYTES`, is refused unread (a 2.5 MB file unpacked to 5.3 GB in memory)
+BOMB_RATIO, BOMB_MIN_BYTES = 200, 16 << 20
+
+
+def _refuse_bombs(path: Path) -> None:
+    """Refuse an ``.npz`` whose members unpack far beyond their size (a zip bomb), from
+    the archive's directory, before any is read.
+
+    Raises:
+        ValueError: naming the member.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip: np.load says what it is
+    for info in infos:
+        if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(
+            info.compress_size, 1
+        ):
+            raise ValueError(
+                f"{info.filename} unpacks to {info.file_size:,} bytes from "
+                f"{info.compress_size:,}: not a reference set's data"
+            )
 
 
 def _unsafe_class_name(name: str) -> bool:
