@@ -348,14 +348,23 @@ class ExpressionKNN:
 def _feature_names(X: Any) -> np.ndarray | None:
     """The column names of a table ``X`` (a DataFrame: anything with ``columns``) when all
     are text, as scikit-learn's ``feature_names_in_``; else ``None``."""
-    columns = getattr(X, "columns", None)
+    columns = getattr(X, "column_names", None)  # a pyarrow Table's (its columns: arrays)
+    if columns is None:
+        columns = getattr(X, "columns", None)
     if columns is None or isinstance(columns, str):
         return None
     try:
         names = list(columns)
     except TypeError:
         return None
-    if not names or not all(isinstance(n, str) for n in names):
+    texts = [isinstance(n, str) for n in names]
+    if names and any(texts) and not all(texts):  # scikit-learn's refusal
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, but "
+            f"your input has {sorted({type(n).__name__ for n in names})} as feature name / "
+            "column name types"
+        )
+    if not names or not all(texts):
         return None
     return np.asarray(names, dtype=object)
 
@@ -739,10 +748,11 @@ def load_reference_set(path: str | Path | None = None) -> ReferenceSet:
     return ref
 
 
-#: an .npz member that unpacks to more than this many times its packed size (floats pack
-#: to about their size; deflate at most 1:1032), and over
-#: :data:`BOMB_MIN_BYTES`, is refused unread (a 2.5 MB file unpacked to 5.3 GB in memory)
-BOMB_RATIO, BOMB_MIN_BYTES = 200, 16 << 20
+#: an .npz member that unpacks to more than :data:`BOMB_MAX_BYTES`, or to over
+#: :data:`BOMB_MIN_BYTES` at more than :data:`BOMB_RATIO` times its packed size (floats
+#: pack to about their size, labels grouped by class to 1:700, deflate at most 1:1032), is
+#: refused unread (a 2.5 MB file unpacked to 5.3 GB in memory)
+BOMB_RATIO, BOMB_MIN_BYTES, BOMB_MAX_BYTES = 1000, 256 << 20, 4 << 30
 
 
 def _refuse_bombs(path: Path) -> None:
@@ -758,8 +768,9 @@ def _refuse_bombs(path: Path) -> None:
     except (zipfile.BadZipFile, OSError):
         return  # not a zip: np.load says what it is
     for info in infos:
-        if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(
-            info.compress_size, 1
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > BOMB_MAX_BYTES or (
+            info.file_size > BOMB_MIN_BYTES and ratio > BOMB_RATIO
         ):
             raise ValueError(
                 f"{info.filename} unpacks to {info.file_size:,} bytes from "

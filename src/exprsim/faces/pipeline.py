@@ -240,9 +240,10 @@ def analyze_image(
     *instance* passed here is used as it is: detectors are not thread-safe, so never call
     with one instance from several threads at once.
     """
-    from exprsim.io import load_image
+    from exprsim.io import load_image, pixels_within
 
-    image = load_image(image)
+    # an array is only read here (the crops are new arrays): no copy of every frame
+    image = pixels_within(image) if isinstance(image, np.ndarray) else load_image(image)
     det = resolve_detector(detector)
     align_config = align_config or AlignConfig()
     quality_config = quality_config or QualityConfig()
