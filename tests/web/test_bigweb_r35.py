@@ -64,8 +64,27 @@ def test_a_sampled_summary_says_so(make_client, tmp_path) -> None:
         ix.add_table(_faces(n, 2, "p"), model=_model(client))
     doc = client.get("/api/summary?n=3").json()
     assert sum(c["size"] for c in doc["clusters"]) == n
-    assert f"an even sample of {sample:,} of the {n:,} faces" in doc.get("note", "")
+    assert f"an even sample of {sample:,} of the {n:,} distinct faces" in doc.get("note", "")
     assert "res.note" in client.get("/summary").text  # the page shows it
+
+
+def test_copies_within_the_sample_are_no_sample(make_client, tmp_path) -> None:
+    """Review: more faces than the sample, but fewer distinct ones (copies of photos):
+    every distinct face is clustered, and the note said a sample was."""
+    import importlib
+
+    from exprsim.index import FaceIndex
+
+    sample = importlib.import_module("exprsim.apps.summarize").MAX_EXACT
+    faces = _faces(sample // 2, 6, "p")
+    both = pd.concat([faces, faces.assign(source=faces["source"] + ".copy.jpg")])
+    client = make_client()
+    with FaceIndex(tmp_path / "faces.db") as ix:
+        ix.add_table(pd.concat([both, both.head(200).assign(source=lambda d: d["source"] + "2")]),
+                     model=_model(client))  # fmt: skip
+    doc = client.get("/api/summary?n=3").json()
+    assert sum(c["size"] for c in doc["clusters"]) == sample + 200
+    assert "sample" not in doc.get("note", "")
 
 
 def test_a_restored_backup_written_again_is_another_state(make_client, tmp_path) -> None:

@@ -96,6 +96,9 @@ class Summary:
             position in ``items``): :func:`summarize_images` with ``quality_only`` keeps the
             number each face has among all the faces found, as the ``embed`` table numbers
             them. Cluster ``members`` and ``representative`` stay positions in ``items``.
+        sampled: ``(distinct faces clustered, distinct faces)`` when the clusters were
+            found on an even sample of the distinct embeddings (``max_exact``: the others
+            joined the nearest cluster), else ``None`` (every face clustered).
     """
 
     method: str
@@ -103,6 +106,7 @@ class Summary:
     clusters: tuple[Cluster, ...]
     items: tuple[Any, ...] | None = None
     numbers: tuple[int, ...] | None = None
+    sampled: tuple[int, int] | None = None
 
     def __repr__(self) -> str:  # sizes, not every item's arrays (2.9 MB for 1,600 faces)
         n = len(self.labels)
@@ -416,8 +420,11 @@ def summarize(
         raw = _agglomerate(x, k, spec)
     else:  # bounded memory: cluster a sample, then give every item its nearest centre
         raw = _sampled_labels(x, k, max(max_exact, k), spec)
+    # a sample of the distinct rows, when there were more of them than it holds
+    sample = max(max_exact, k)
+    sampled = (sample, distinct) if n > sample and distinct > sample and 1 < k < n else None
     labels, clusters = _ranked_clusters(x, raw, spec, exponent)
-    return Summary(method=method, labels=labels, clusters=tuple(clusters), items=kept)
+    return Summary(method, labels, tuple(clusters), items=kept, sampled=sampled)
 
 
 def _ranked_clusters(

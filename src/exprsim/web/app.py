@@ -1184,8 +1184,6 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
     records, s = album
     if not records:
         return {"clusters": [], "faces": 0}
-    from exprsim.apps.summarize import MAX_EXACT
-
     notes = []
     k = len(s.clusters)
     if k < n:  # fewer distinct faces than clusters asked for: said, not only logged
@@ -1193,11 +1191,10 @@ def _summary_doc(album: tuple[list[Any], Any], n: int) -> dict[str, Any]:
             f"{count(k, 'cluster')}, not {n}: the index holds only "
             f"{count(k, 'distinct face')} among {len(records)}"
         )
-    sample = max(MAX_EXACT, k)
-    if 1 < k < len(records) and len(records) > sample:  # summarize's bounded memory
+    if s.sampled is not None:  # summarize's bounded memory
         notes.append(
-            f"the clusters were found on an even sample of {sample:,} of the "
-            f"{len(records):,} faces; every other face joined the nearest cluster"
+            f"the clusters were found on an even sample of {s.sampled[0]:,} of the "
+            f"{s.sampled[1]:,} distinct faces; every other face joined the nearest cluster"
         )
     doc: dict[str, Any] = {"note": "; ".join(notes)} if notes else {}
     return doc | {
