@@ -250,3 +250,26 @@ def test_whole_float_sizes_load_on_both_engines(store) -> None:
     assert files.loc["/p/img0.jpg", "size"] == 100 and files.loc["/p/img2.jpg", "size"] == 300
     assert pd.isna(files.loc["/p/img1.jpg", "size"])
     assert files.loc["/p/img2.jpg", "mtime_ns"] == 7
+
+
+def test_a_long_lived_index_sees_a_restored_backup_written_again(tmp_path: Path) -> None:
+    """Review: the copy of the embeddings a quality-filtered search reads was kept by the
+    generation alone; a restored backup written again reaches it with other faces."""
+    db = _index(tmp_path / "f.db", n=10)
+    backup = sqlite3.connect(tmp_path / "backup.db")
+    with sqlite3.connect(db) as live:
+        live.backup(backup)  # SQLite's own backup: safe beside open connections
+    with FaceIndex(db) as ix:
+        ix.add_table(_table(5, start=100), model="stub@1")
+        q = ix.embeddings()[1][-1]
+        assert ix.nearest_passing(q, 1)[1][0] < 1e-6  # the face itself
+        with sqlite3.connect(db) as live:
+            backup.backup(live)  # restored under the open index
+        with FaceIndex(db) as other:
+            other.add_table(_table(5, start=200), model="stub@1")
+        ids, emb = ix.embeddings()
+        got_ids, got_d = ix.nearest_passing(q, 1)
+    backup.close()
+    d = np.linalg.norm(emb.astype(np.float64) - q.astype(np.float64), axis=1)
+    assert d.min() > 1e-3  # that face is gone
+    assert got_ids[0] == ids[int(np.argmin(d))] and got_d[0] == pytest.approx(d.min())

@@ -1415,7 +1415,7 @@ class FaceIndex(HoldsHandle):
         #: the SQLite file, or the PostgreSQL URI without its password
         self.path: Any = self._db.path
         #: (generation, ids, embeddings) of the last read, for filtered searches
-        self._emb_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._emb_cache: tuple[Any, np.ndarray, np.ndarray] | None = None
         self._embedder = embedder
         self.ann_backend = ann_backend
         #: opened with "auto": the choice recorded for the database is followed as it
@@ -2694,9 +2694,10 @@ class FaceIndex(HoldsHandle):
         return ids[pos][order], dist[order]
 
     def _embeddings_now(self) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`embeddings`, read again only after a write (by the generation counter,
-        which every writer bumps, this process or another)."""
-        gen = self.generation
+        """:meth:`embeddings`, read again only after a write (by :attr:`state_key`: the
+        generation counter, which every writer bumps, this process or another, and the
+        last write's token: a restored backup written again reaches the same generation)."""
+        gen = self.state_key
         cached = self._emb_cache
         if cached is None or cached[0] != gen:
             ids, emb = self._db.all_embeddings()
