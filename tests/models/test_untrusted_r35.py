@@ -110,7 +110,7 @@ def test_a_folder_named_as_the_shipped_model_with_other_weights_is_named(
     save_file(state, str(other / "model.safetensors"))
     with caplog.at_level(logging.WARNING):
         load_model(str(other))
-    assert "as the shipped model 'default', with other weights" in caplog.text
+    assert "as the shipped model 'default', with other weights or settings" in caplog.text
 
 
 def test_every_registered_network_builds_on_the_meta_device() -> None:
@@ -155,3 +155,19 @@ def test_fifos_in_a_model_folder_are_not_waited_on(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["None", str(weights), str(config)]
     assert unfinished_export(locked) is None and model_identity(weights) == str(weights)
+
+
+def test_settings_of_a_shipped_name_changed_alone_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: scripts/prior_readout.py keeps the name and version and changes only the
+    class weights of config.json: embeddings up to 0.14 apart, and no warning."""
+    folder = _copy(tmp_path, "prior")
+
+    def change(cfg: dict) -> None:
+        cfg["model_kwargs"]["class_weights"] = [1.0] * 8
+
+    _edit(folder, change)
+    with caplog.at_level(logging.WARNING):
+        load_model(str(folder))
+    assert "with other weights or settings" in caplog.text

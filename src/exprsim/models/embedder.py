@@ -1065,21 +1065,27 @@ def _warn_of_a_shipped_name(config: EmbedderConfig, folder: Path) -> None:
     claims = [n for n, nv in shipped.items() if nv == config.name_version]
     if claims and not _same_weights(folder, _weights_dir(claims[0])):
         log.warning(
-            "model %s: named %s, as the shipped model %r, with other weights: an index, "
-            "tags or a kNN reference set of one will be taken for the other's; give it "
+            "model %s: named %s, as the shipped model %r, with other weights or settings: an "
+            "index, tags or a kNN reference set of one will be taken for the other's; give it "
             "another name or version in its config.json",
             printable(str(folder)), config.name_version, claims[0],
         )  # fmt: skip
 
 
 def _same_weights(a: Path, b: Path) -> bool:
+    """Whether two model folders embed alike: the same weights file and the same config
+    but for its tag threshold (class weights, a readout angle or the preprocessing in
+    config.json change the embeddings: ``scripts/prior_readout.py`` changes only those)."""
     import hashlib
 
-    def digest(folder: Path) -> str:
+    def digest(folder: Path) -> tuple[str, str]:
         with open(folder / "model.safetensors", "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+            weights = hashlib.file_digest(fh, "sha256").hexdigest()
+        config = asdict(_read_config(folder / "config.json"))
+        config.pop("tag_threshold", None)
+        return weights, json.dumps(config, sort_keys=True)
 
     try:
         return digest(a) == digest(b)
-    except OSError:
+    except (OSError, ModelError):
         return False
