@@ -37,8 +37,17 @@ def _exprsim_to_full_stdout(args: list[str], unbuffered: bool) -> subprocess.Com
         ([], "exprsim"),  # no command: the help, exit 2 (was 120 when buffered)
         (["detectors"], "exprsim detectors"),  # a command: buffered, it exited 120
         (["--help", "index"], "exprsim"),  # the top level's help: named as such
+        (["--hel", "index"], "exprsim"),  # argparse's abbreviation of --help
     ],
-    ids=["version", "help", "index-add-help", "no-command", "command", "help-then-word"],
+    ids=[
+        "version",
+        "help",
+        "index-add-help",
+        "no-command",
+        "command",
+        "help-then-word",
+        "abbreviation",
+    ],
 )
 def test_help_and_version_to_a_full_stdout_fail(
     args: list[str], prog: str, unbuffered: bool

@@ -94,3 +94,17 @@ def test_an_unreadable_history_falls_back_to_the_times(
     assert unfinished_export(run) is None
     _shift(run / "result.json", -2 * HOUR_NS)
     assert "stopped after 5" in (unfinished_export(run) or "")
+
+
+def test_a_lock_file_that_is_a_link_is_followed_as_run_lock_does(tmp_path) -> None:
+    """Review: `_lock_held` refused to follow a linked .lock (O_NOFOLLOW) while run_lock
+    locks its target: "nobody trains here" during a training."""
+    from exprsim.training.run import LOCK_NAME, _lock_held, run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    target = tmp_path / "elsewhere.lock"
+    target.write_bytes(b"")
+    (out / LOCK_NAME).symlink_to(target)
+    with run_lock(out):
+        assert _lock_held(out / LOCK_NAME)

@@ -193,7 +193,10 @@ def _printing_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpar
     (``index add --help``: the parser of ``exprsim index add``) up to the option that
     printed (``--help index``: the top level's help)."""
     for word in argv:
-        if word in ("-h", "--help", "--version"):
+        # argparse takes an abbreviation (--hel): a prefix of either is the option too
+        if word == "-h" or (
+            len(word) > 2 and ("--help".startswith(word) or "--version".startswith(word))
+        ):
             break
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if subs and word in subs[0].choices:

@@ -658,7 +658,7 @@ def _lock_held(path: Path) -> bool:
     except ImportError:  # pragma: no cover - not POSIX
         return False
     try:  # not waiting for a writer: a FIFO planted as .lock hung `evaluate` for ever
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a link is followed, as run_lock
     except OSError:  # no lock file: nobody trains there
         return False
     try:
