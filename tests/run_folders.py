@@ -3,7 +3,7 @@ with an untrained network (for tests of what reads run folders, not of training)
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +125,15 @@ def stub_fer_landmarks(monkeypatch: Any, note: Any) -> None:
     monkeypatch.setattr(features, "extract_fer_landmarks", test_meshes)
     monkeypatch.setattr(fer, "load_ferplus", split)
     monkeypatch.setattr(triplets, "validation_triplets", draw)
+
+
+@dataclass
+class FakeSplit:
+    """A FER+ split as the mesh extraction reads it (``images``, ``rows``, ``len``): the
+    perceptual-VAE mesh cache tests' stand-in for ``load_ferplus``."""
+
+    images: Any
+    rows: Any
+
+    def __len__(self) -> int:
+        return len(self.images)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from exprsim.pvae import features
+from run_folders import FakeSplit
 
-
-@dataclass
-class _Split:
-    images: np.ndarray
-    rows: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
+_Split = FakeSplit
 
 
 def test_cache_is_reused_for_the_same_pixels_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

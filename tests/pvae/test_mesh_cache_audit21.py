@@ -5,7 +5,6 @@ warning instead of a traceback."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,9 @@ import pytest
 
 import exprsim.io
 from exprsim.pvae import features
+from run_folders import FakeSplit
 
-
-@dataclass
-class _Split:
-    images: np.ndarray
-    rows: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
+_Split = FakeSplit
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ meshed FER+ into ``./runs/pvae`` under whatever folder it was called from."""
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 
 from exprsim.pvae import features
 from exprsim.pvae.codes import pvae_codes
+from run_folders import FakeSplit
 
 
 def test_pvae_codes_needs_the_model_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,13 +23,7 @@ def test_pvae_codes_needs_the_model_named(tmp_path: Path, monkeypatch: pytest.Mo
         pvae_codes(np.zeros((478, 3), np.float32))  # type: ignore[call-arg]
 
 
-@dataclass
-class _Split:
-    images: np.ndarray
-    rows: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
+_Split = FakeSplit
 
 
 def _fake_chunk(args: tuple[int, np.ndarray, int]) -> tuple[int, np.ndarray, np.ndarray]:
