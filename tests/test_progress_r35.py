@@ -4,6 +4,7 @@ clock set back froze them, and a process without stderr failed on their first wr
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import sys
@@ -54,21 +55,25 @@ def test_the_library_draws_its_bars_through_progress_bar() -> None:
     assert calls == [], calls
 
 
-def test_a_bar_that_is_off_starts_no_thread() -> None:
+def _threads_after(code: str) -> list[str]:
+    """The names of the threads left after ``code`` ran in a new Python process."""
     import subprocess
 
+    code = "import io, threading\nfrom exprsim.progress import progress_bar\n" + code
+    code += "print(sorted(t.name for t in threading.enumerate()))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return ast.literal_eval(out.stdout.strip())  # the list of names printed
+
+
+def test_a_bar_that_is_off_starts_no_thread() -> None:
     code = (
-        "import threading\n"
-        "from exprsim.progress import progress_bar\n"
         "assert list(progress_bar(range(3), enabled=False)) == [0, 1, 2]\n"
         "with progress_bar(total=4, enabled=False, desc='x') as bar:\n"
         "    bar.update(3); bar.set_postfix(a=1, refresh=False)\n"
         "assert (bar.n, bar.total) == (3, 4)\n"
-        "print(sorted(t.name for t in threading.enumerate()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['MainThread']"
+    assert _threads_after(code) == ["MainThread"]
 
 
 def test_an_off_bar_counts_as_tqdm_does() -> None:
@@ -83,15 +88,8 @@ def test_an_off_bar_counts_as_tqdm_does() -> None:
 
 def test_a_bar_starts_no_monitor_thread() -> None:
     """Review: tqdm's monitor compared its wall clock with the bar's monotonic times."""
-    import subprocess
-
     code = (
-        "import io, threading\n"
-        "from exprsim.progress import progress_bar\n"
         "bar = progress_bar(range(3), enabled=True, file=io.StringIO())\n"
         "assert list(bar) == [0, 1, 2]\n"
-        "print(sorted(t.name for t in threading.enumerate()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "tqdm_monitor" not in out.stdout
+    assert "tqdm_monitor" not in _threads_after(code)

@@ -23,15 +23,21 @@ def _stamp(folder: Path, when: float) -> None:
         os.utime(p, (when, when))
 
 
-def test_jobs_stamped_ahead_of_the_clock_are_recovered(tmp_path: Path) -> None:
-    ahead = time.time() + 365 * 86400
-    job = tmp_path / "0123456789abcdef"
+def _old_job_and_half_made(root: Path, when: float) -> tuple[Path, Path]:
+    """A job of an exprsim before the job locks (its upload, no .active), and a half-made
+    job folder, both stamped ``when``."""
+    job = root / "0123456789abcdef"
     (job / "input").mkdir(parents=True)
     (job / "input" / "clip.mp4").write_bytes(b"\0" * 100)
-    half = tmp_path / ".new-fedcba9876543210"
+    half = root / ".new-fedcba9876543210"
     half.mkdir()
-    _stamp(job, ahead)
-    _stamp(half, ahead)
+    _stamp(job, when)
+    _stamp(half, when)
+    return job, half
+
+
+def test_jobs_stamped_ahead_of_the_clock_are_recovered(tmp_path: Path) -> None:
+    job, half = _old_job_and_half_made(tmp_path, time.time() + 365 * 86400)
     assert jobs.VideoJobs(None, tmp_path).recover() == 1
     assert json.loads((job / "job.json").read_text())["status"] == "failed"
     assert not half.exists()
@@ -40,14 +46,7 @@ def test_jobs_stamped_ahead_of_the_clock_are_recovered(tmp_path: Path) -> None:
 def test_jobs_changed_just_now_are_still_left_alone(tmp_path: Path) -> None:
     """A folder being made, or an earlier exprsim's job running, now (within the clock's
     slack: a file system's time may be a little ahead) is left as it is."""
-    soon = time.time() + 30
-    job = tmp_path / "0123456789abcdef"
-    (job / "input").mkdir(parents=True)
-    (job / "input" / "clip.mp4").write_bytes(b"\0" * 100)
-    half = tmp_path / ".new-fedcba9876543210"
-    half.mkdir()
-    _stamp(job, soon)
-    _stamp(half, soon)
+    job, half = _old_job_and_half_made(tmp_path, time.time() + 30)
     assert jobs.VideoJobs(None, tmp_path).recover() == 0
     assert half.exists() and not (job / "job.json").exists()
 
