@@ -1605,9 +1605,12 @@ class FaceIndex(HoldsHandle):
     @property
     def generation(self) -> int:
         """Counter bumped by every write (the ANN cache records the one it was built from)."""
-        text = self._meta("generation") or 0
+        return self._generation_of(self._meta("generation"))
+
+    def _generation_of(self, text: str | None) -> int:
+        """A stored ``generation`` as a number (none: 0)."""
         try:
-            return int(text)
+            return int(text or 0)
         except ValueError:  # hand-edited ("12.0"): a traceback at every search
             raise IndexDatabaseError(self.path, f"damaged database (generation {text!r})") from None
 
@@ -2770,8 +2773,15 @@ class FaceIndex(HoldsHandle):
     def state_key(self) -> tuple[str, int, str]:
         """The index's state, for answers kept while it holds: ``(store_id, generation,
         token of the last write)``. The token tells apart the states of a restored backup
-        written again, which reach the same generation (and face count and ids)."""
-        return self.store_id, self.generation, self._meta("written") or ""
+        written again, which reach the same generation (and face count and ids). One query
+        (a quality-filtered search reads it each time)."""
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('created', 'generation', 'written')"
+            ).fetchall()
+        )
+        generation = self._generation_of(rows.get("generation"))
+        return str(rows.get("created") or ""), generation, str(rows.get("written") or "")
 
     @property
     def store_id(self) -> str:
