@@ -16,15 +16,11 @@ import pandas as pd
 import pytest
 
 from exprsim.index import FaceIndex
+from face_tables import unit_faces
 
 
 def _table(n: int, start: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(start)
-    x = rng.normal(size=(n, 16))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    df = pd.DataFrame(x.astype(np.float32), columns=[f"e{i}" for i in range(16)])
-    df.insert(0, "source", [f"/p/img{start + i}.jpg" for i in range(n)])
-    return df
+    return unit_faces([f"/p/img{start + i}.jpg" for i in range(n)], seed=start)
 
 
 def _index(path: Path, n: int = 3) -> Path:

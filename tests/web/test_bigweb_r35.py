@@ -8,20 +8,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 
+from face_tables import unit_faces
+
 
 def _faces(n: int, seed: int, prefix: str) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    df = pd.DataFrame(x.astype(np.float32), columns=[f"e{i}" for i in range(16)])
-    df.insert(0, "source", [f"/photos/{prefix}_{i}.jpg" for i in range(n)])
-    return df
+    return unit_faces([f"/photos/{prefix}_{i}.jpg" for i in range(n)], seed)
 
 
 def _model(client) -> str:
