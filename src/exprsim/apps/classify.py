@@ -39,6 +39,7 @@ from exprsim.errors import (
     require_positive_int,
 )
 from exprsim.metrics import not_whole
+from exprsim.models.identity import embedder_digest, mismatch, valid_digest
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ class ExpressionKNN:
         self._check_params()
         if self.metric == "cosine":
             _refuse_zero_rows(x, "fit: embedding")
+        names = _feature_names(X)  # before any change: a refit refused keeps the earlier fit
         y = _label_array(y)
         if self.classes is not None:
             classes = _given_classes(self.classes)
@@ -249,7 +251,6 @@ class ExpressionKNN:
         self.labels_ = labels
         self.embeddings_ = x
         self.n_features_in_ = x.shape[1]
-        names = _feature_names(X)
         if names is not None:
             self.feature_names_in_ = names
         else:
@@ -666,6 +667,20 @@ class ReferenceSet:
             f"model={self.model!r}, k={self.k})"
         )
 
+    @property
+    def model_digest(self) -> str | None:
+        """The content digest of the model that made the embeddings
+        (:func:`exprsim.models.embedder.content_digest`, kept in :attr:`meta`), or ``None``
+        for a set built before digests were recorded (told by :attr:`model` alone)."""
+        digest = self.meta.get("model_digest") if isinstance(self.meta, dict) else None
+        return digest if valid_digest(digest) else None
+
+    def mismatch(self, embedder: Any) -> tuple[str, str] | None:
+        """``None`` when ``embedder`` is the model of this set, else the set's model and the
+        embedder's as a message names them (:func:`exprsim.models.identity.mismatch`)."""
+        model = embedder.config.name_version
+        return mismatch(self.model, self.model_digest, model, embedder_digest(embedder))
+
     def classifier(self, k: int | None = None) -> ExpressionKNN:
         """A fitted :class:`ExpressionKNN` over this set (default K: :attr:`k`)."""
         knn = ExpressionKNN(k=self.k if k is None else k, classes=self.classes)
@@ -765,17 +780,43 @@ def _refuse_bombs(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
+            total = sum(info.file_size for info in infos)
+            if total > BOMB_MAX_BYTES:  # all members together: each is read
+                raise ValueError(f"its members unpack to {total:,} bytes: not a reference set")
+            for info in infos:
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size > BOMB_MIN_BYTES and ratio > BOMB_RATIO:
+                    raise ValueError(
+                        f"{info.filename} unpacks to {info.file_size:,} bytes from "
+                        f"{info.compress_size:,}: not a reference set's data"
+                    )
+                if info.filename.endswith(".npy"):
+                    _refuse_big_header(archive, info)
     except (zipfile.BadZipFile, OSError):
         return  # not a zip: np.load says what it is
-    for info in infos:
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > BOMB_MAX_BYTES or (
-            info.file_size > BOMB_MIN_BYTES and ratio > BOMB_RATIO
-        ):
-            raise ValueError(
-                f"{info.filename} unpacks to {info.file_size:,} bytes from "
-                f"{info.compress_size:,}: not a reference set's data"
-            )
+
+
+def _refuse_big_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Refuse an ``.npy`` member whose header declares more data than the member holds
+    (NumPy allocates the declared shape before reading: a 1 KB file asked for 16 TiB)."""
+    import math
+
+    fmt = np.lib.format
+    with archive.open(info) as fh:
+        try:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(fh, max_header_size=10_000)  # type: ignore[call-arg]
+        except (ValueError, TypeError, SyntaxError):
+            return  # np.load says what is wrong with it
+    if dtype.hasobject:  # refused by np.load (allow_pickle=False)
+        return
+    declared = math.prod(int(n) for n in shape) * dtype.itemsize
+    if declared > info.file_size:
+        raise ValueError(
+            f"{info.filename} declares {declared:,} bytes of data and holds {info.file_size:,}: "
+            "not a reference set's data"
+        )
 
 
 def _unsafe_class_name(name: str) -> bool:
@@ -943,6 +984,7 @@ def build_reference_set(
             "k_selection": rows,
             "criterion": "held-out accuracy (ties: smaller K)",
             "dtype": dtype,
+            **_digest_entry(embedder),
         },
     )
     if out_path is not None:
@@ -986,13 +1028,19 @@ def _k_selection(
     return rows
 
 
+def _digest_entry(embedder: Any) -> dict[str, str]:
+    """``{"model_digest": ...}`` for a reference set's meta when ``embedder`` has one."""
+    digest = embedder_digest(embedder)
+    return {} if digest is None else {"model_digest": digest}
+
+
 def _check_model(reference: ReferenceSet, embedder: Any) -> None:
     from exprsim.index.store import ModelMismatchError
 
-    model = embedder.config.name_version
-    if reference.model != model:
+    differ = reference.mismatch(embedder)
+    if differ is not None:
         raise ModelMismatchError(
-            f"the reference set was made with model {printable(reference.model)}, not {model}: "
+            f"the reference set was made with model {printable(differ[0])}, not {differ[1]}: "
             f"build one for this model with `{BUILD_REFERENCE_COMMAND}` and the same --model "
             "(Python: build_reference_set())"
         )

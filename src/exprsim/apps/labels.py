@@ -117,10 +117,11 @@ def check_labels(labels: str, embedder: Any) -> Any:
     from exprsim.apps.classify import load_reference_set
 
     ref = load_reference_set()
-    if ref.model != embedder.config.name_version:
+    differ = ref.mismatch(embedder)
+    if differ is not None:
         raise ModelError(
-            f"the kNN reference set was made with {ref.model}, not "
-            f"{embedder.config.name_version}: use --labels folder or --labels none"
+            f"the kNN reference set was made with {differ[0]}, not {differ[1]}: use --labels "
+            "folder or --labels none"
         )
     return ref
 

@@ -325,6 +325,7 @@ def search(
         BackendUnavailableError: identity exclusion without dlib.
     """
     from exprsim.index.store import REEMBED_HINT, ModelMismatchError
+    from exprsim.models.identity import embedder_digest, mismatch
 
     k = require_positive_int(k, "k")
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
@@ -336,9 +337,17 @@ def search(
         )
     embedder = embedder if embedder is not None else index.embedder
     model = embedder.config.name_version
-    if index.model is not None and index.model != model:
+    stored = index.model
+    differ = (
+        None
+        if stored is None
+        else mismatch(
+            stored, getattr(index, "model_digest", None), model, embedder_digest(embedder)
+        )
+    )
+    if differ is not None:
         raise ModelMismatchError(
-            f"{index.path} holds embeddings of {index.model}, the query model is {model} "
+            f"{index.path} holds embeddings of {differ[0]}, the query model is {differ[1]} "
             f"({REEMBED_HINT})"
         )
     if exclude_same_identity:

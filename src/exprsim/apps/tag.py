@@ -30,6 +30,7 @@ from exprsim.apps.compare import display_names
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ImageError, printable, real_array
 from exprsim.index.store import check_new_tag_name, check_tag_name, unit_rows
+from exprsim.models.identity import embedder_digest, mismatch
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -295,11 +296,14 @@ class Tagger:
         ``{stored}`` and ``{model}`` filled in) when the index holds embeddings of another
         model than the embedder's."""
         stored, model = self.index.model, self._model()
-        if stored is not None and stored != model:
+        if stored is None:
+            return
+        differ = mismatch(stored, self.index.model_digest, model, embedder_digest(self.embedder))
+        if differ is not None:
             from exprsim.index.store import REEMBED_HINT, ModelMismatchError
 
             raise ModelMismatchError(
-                f"{message.format(stored=stored, model=model)}; {REEMBED_HINT}"
+                f"{message.format(stored=differ[0], model=differ[1])}; {REEMBED_HINT}"
             )
 
     @property
@@ -378,8 +382,9 @@ class Tagger:
                 ", ".join(q.reasons) or "rejected",
             )
         ref_id = self.index.add_tag_reference(
-            name, fe.embedding, self._model(), source=src, face_index=face, crop=fe.aligned.crop
-        )
+            name, fe.embedding, self._model(), source=src, face_index=face,
+            crop=fe.aligned.crop, model_digest=embedder_digest(self.embedder),
+        )  # fmt: skip
         return TagReference(
             ref_id, name, src, np.asarray(fe.embedding, np.float32), fe.aligned.crop
         )
@@ -810,10 +815,10 @@ def save_tag_threshold(model: str | Path, threshold: float, identity: str | None
     (every other key kept; whole or not at all), so that tagging with that model uses it.
     Returns the config's path.
 
-    ``identity``: :func:`~exprsim.models.embedder.model_identity` of the folder when the
-    model calibrated was loaded; a folder whose weights or config changed since (a
-    training run or ``exprsim ensemble`` exporting into it) is refused: the threshold
-    belongs to the other weights.
+    ``identity``: the content digest of the model calibrated (``Embedder.digest``), or
+    :func:`~exprsim.models.embedder.model_identity` of the folder when it was loaded; a
+    folder whose weights or settings changed since (a training run or ``exprsim ensemble``
+    exporting into it) is refused: the threshold belongs to the other model.
 
     Raises:
         ExprsimError: see :func:`check_threshold_target`; a config that is no JSON object;
@@ -822,12 +827,20 @@ def save_tag_threshold(model: str | Path, threshold: float, identity: str | None
     import json
 
     from exprsim.io import write_json
-    from exprsim.models.embedder import model_identity
+    from exprsim.models.embedder import content_digest, model_identity
+    from exprsim.models.identity import valid_digest
 
     path = check_threshold_target(model)
     if not (isinstance(threshold, numbers.Real) and 0 < threshold <= 2):
         raise ExprsimError(f"a tag threshold is a distance in (0, 2], got {threshold!r}")
-    if identity is not None and model_identity(model) != identity:
+    if valid_digest(identity):
+        try:
+            now = content_digest(model)
+        except ExprsimError:
+            now = None
+    else:
+        now = model_identity(model)
+    if identity is not None and now != identity:
         raise ExprsimError(
             f"{printable(str(model))}: the model changed while it was calibrated (other "
             "weights or config now); no threshold saved: run the calibration again"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from exprsim.cli.argtypes import (
     db_inputs,
     detector_help,
     expand_image_paths,
+    fer_inputs,
     float_in,
     int_at_least,
     list_inputs,
     listed_inputs,
+    model_inputs,
     require_distinct_outputs,
     require_paths,
     require_writable,
@@ -522,15 +525,35 @@ def cmd_index_add(args: argparse.Namespace) -> int:
         for f in report.files:
             if f.status == "failed":
                 print(f"exprsim index add: {printable(str(f.path))}: {f.error}", file=sys.stderr)
-        if args.prune:
-            gone = index.missing_under(args.paths or [])  # folders only: files are skipped
-            index.remove(gone, stored=True)
-            print(f"forgot {count(len(gone), 'file')} no longer there")
+        held = _prune(index, args.paths or []) if args.prune else []
         _update_ann(index, args.ann)
         unread = f"; {len(unlisted)} folders could not be listed" if unlisted else ""
         print(report.summary() + unread)
         failed = report.count("failed") + len(unlisted)
-        return 1 if failed and failed == len(report.files) + len(unlisted) else 0
+        return 1 if held or (failed and failed == len(report.files) + len(unlisted)) else 0
+
+
+def _prune(index: Any, paths: list[str]) -> list[tuple[str, int, int]]:
+    """``index add --prune``: forget the indexed files under the folders of ``paths`` that
+    are gone, but those of a folder that looks like an unmounted drive (empty, every file
+    gone, labels or tags that adding the photos again cannot bring back), which is named
+    on stderr; returns those folders."""
+    gone = index.missing_under(paths)  # folders only: files are skipped
+    held = index.vanished_under(gone)
+    for folder, n_files, n_kept in held:
+        print(
+            f"exprsim index add: {printable(folder)} is empty and none of its "
+            f"{count(n_files, 'indexed file')} is there (a drive not mounted, a share "
+            f"offline?): not forgotten, with the labels or tags of {count(n_kept, 'face')}; "
+            "mount it again, or forget them with `exprsim index remove --db DB "
+            f"{shlex.quote(folder)}`",
+            file=sys.stderr,
+        )
+    keys = tuple(folder.rstrip(os.sep) + os.sep for folder, _, _ in held)
+    gone = [p for p in gone if not p.startswith(keys)]
+    index.remove(gone, stored=True)
+    print(f"forgot {count(len(gone), 'file')} no longer there")
+    return held
 
 
 def _update_ann(index: Any, ann: str | None) -> None:
@@ -713,7 +736,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     require_paths([args.query], "QUERY")
     _check_out(args.out, args.html)
-    require_distinct_outputs(_outputs(args), [*db_inputs(args.db), ("the query image", args.query)])
+    require_distinct_outputs(
+        _outputs(args),
+        [*db_inputs(args.db), ("the query image", args.query), *model_inputs(args.model)],
+    )
     embedder = _embedder(args)
     with _open_index(args, embedder) as index:
         result = search(
@@ -774,7 +800,10 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
     _check_out(args.out, args.html)
     files = expand_image_paths(listed_inputs(args.paths, args.files_from))
-    require_distinct_outputs(_outputs(args), [*_images(files), *list_inputs(args.files_from)])
+    require_distinct_outputs(
+        _outputs(args),
+        [*_images(files), *list_inputs(args.files_from), *model_inputs(args.model)],
+    )
     failures: list[Any] = []
     interrupted: list[BaseException] = []
     try:
@@ -882,12 +911,18 @@ def _check_classify(args: argparse.Namespace) -> list[str]:
     reference = [] if building else [("the reference set", args.reference or cl.reference_path())]
     require_distinct_outputs(
         [*_outputs(args), ("--ref-out", args.ref_out if building else None)],
-        [*_images(files), *reference, *list_inputs(args.files_from)],
+        [
+            *_images(files),
+            *reference,
+            *list_inputs(args.files_from),
+            *model_inputs(args.model),
+            *(fer_inputs(args.data_dir) if building or args.evaluate else ()),
+        ],
     )
     return files
 
 
-def _check_reference_model(args: argparse.Namespace, made_with: str, embedder: Any) -> None:
+def _check_reference_model(args: argparse.Namespace, reference: Any, embedder: Any) -> None:
     """After the library refused the reference set (``ModelMismatchError``): when it was made
     with another model, say so with the command that builds one for this model (the
     library names its Python function, which a CLI user cannot run); else return (the
@@ -895,9 +930,10 @@ def _check_reference_model(args: argparse.Namespace, made_with: str, embedder: A
     from exprsim.apps.classify import BUILD_REFERENCE_COMMAND
     from exprsim.index.store import ModelMismatchError
 
-    model = embedder.config.name_version
-    if made_with == model:
+    differ = reference.mismatch(embedder)
+    if differ is None:
         return
+    made_with, model = differ
     flag = "" if args.model == "default" else f" --model {printable(args.model)}"
     raise ModelMismatchError(
         f"the reference set was made with model {printable(made_with)}, not {model}: build one "
@@ -931,7 +967,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 embedder, reference, data_dir=args.data_dir, k=args.k, progress=not args.quiet
             )
         except ModelMismatchError:
-            _check_reference_model(args, reference.model, embedder)
+            _check_reference_model(args, reference, embedder)
             raise
         print(report.format())
         _write_table(report.to_frame(), args.out)
@@ -951,7 +987,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             keep_on_interrupt=True,
         )
     except ModelMismatchError:
-        _check_reference_model(args, reference.model, embedder)
+        _check_reference_model(args, reference, embedder)
         raise
     rc = report_failures("classify", failures, len(files))
     frame = result.to_frame()
@@ -1062,7 +1098,13 @@ def _check_tag(args: argparse.Namespace, action: str, rest: list[str]) -> list[s
         files = expand_image_paths(listed_inputs(rest, args.files_from))
     require_distinct_outputs(
         _outputs(args),
-        [*db_inputs(args.db), *_images(files), *list_inputs(args.files_from)],
+        [
+            *db_inputs(args.db),
+            *_images(files),
+            *list_inputs(args.files_from),
+            *model_inputs(args.model),
+            *(fer_inputs(args.data_dir) if action == "calibrate" else ()),
+        ],
     )
     return files
 
@@ -1113,13 +1155,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         rest[0] = compose_tag_name(rest[0])  # "café" with a combining accent: the same tag
     files = _check_tag(args, action, rest)
     if action == "calibrate":
-        from exprsim.models.embedder import model_identity
-
+        embedder = _embedder(args)
         # the model as loaded: a folder re-exported meanwhile gets no threshold of it
-        identity = model_identity(args.model) if args.save else None
-        cal = calibrate_from_ferplus(
-            _embedder(args), data_dir=args.data_dir, progress=not args.quiet
-        )
+        identity = embedder.digest if args.save else None
+        cal = calibrate_from_ferplus(embedder, data_dir=args.data_dir, progress=not args.quiet)
         from exprsim.io import json_text
 
         print(json_text(cal.to_dict()), end="")  # strict: NaN as null

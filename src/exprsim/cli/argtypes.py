@@ -386,6 +386,35 @@ def require_distinct_outputs(
                 )
 
 
+def model_inputs(*models: object) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the files of each model given as a folder (a shipped name has
+    none): an output written over its ``config.json`` or weights broke the model."""
+    out: list[tuple[str, Path]] = []
+    for m in models:
+        if isinstance(m, str | os.PathLike) and str(m) and Path(m).is_dir():
+            folder = Path(m)
+            out += [(f"a file of the model {folder}", f) for f in folder.iterdir() if f.is_file()]
+    return out
+
+
+#: the FER2013 / FER+ files a data folder holds (each may be gzipped)
+FER_FILES = tuple(
+    name + ext
+    for name in ("fer2013.csv", "fer2013new.csv", "fer2013_provenance.csv")
+    for ext in ("", ".gz")
+)
+
+
+def fer_inputs(data_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the FER+ files (:data:`FER_FILES`) in ``data_dir`` (``None``:
+    :func:`exprsim.data.fer.default_data_dir`, ``$EXPRSIM_FER_DIR`` if set): a table
+    written over ``fer2013.csv`` destroyed data that takes a login to download again."""
+    from exprsim.data.fer import default_data_dir
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    return [(f"a FER+ data file ({folder})", folder / name) for name in FER_FILES]
+
+
 def _same(a: tuple[Path, tuple[int, int] | None], b: tuple[Path, tuple[int, int] | None]) -> bool:
     """Whether two :func:`_identity` values name one file."""
     return a[0] == b[0] or (a[1] is not None and a[1] == b[1])

@@ -19,10 +19,12 @@ from exprsim.cli.argtypes import (
     command_parsers,
     detector_help,
     expand_image_paths,
+    fer_inputs,
     float_in,
     int_at_least,
     list_inputs,
     listed_inputs,
+    model_inputs,
     refuse_dash,
     refuse_json_file,
     require_distinct_outputs,
@@ -256,7 +258,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     # a file named as an input (a list of paths, with ray) is not overwritten by -o
     require_distinct_outputs(
         [("--out", args.out)],
-        [*(("an input file", p) for p in paths), *list_inputs(args.files_from)],
+        [
+            *(("an input file", p) for p in paths),
+            *list_inputs(args.files_from),
+            *model_inputs(args.model),
+        ],
     )
     if args.engine == "ray":
         return _embed_ray(args, paths)
@@ -270,7 +276,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = check_table_path(args.out)
     require_writable(args.out, "--out")  # a folder, say: refused before the work
     files = expand_image_paths(paths)  # a file named twice is embedded once
-    require_distinct_outputs([("--out", args.out)], [("an input image", f) for f in files])
+    require_distinct_outputs(
+        [("--out", args.out)], [*(("an input image", f) for f in files), *model_inputs(args.model)]
+    )
     check_detector(args.detector)  # an unknown or missing detector: before any work
     embedder = load_model(args.model)
     # rows stream to the file as they are made: bounded memory, and an interrupted run
@@ -572,37 +580,12 @@ def _warn_unfinished(models: Sequence[str]) -> None:
 
 
 #: the FER+ files an evaluation on FER+ reads (``exprsim.data.fer.load_fer_table``)
-FER_FILES: tuple[str, ...] = tuple(
-    f"{stem}{ext}"
-    for stem in ("fer2013", "fer2013new", "fer2013_provenance")
-    for ext in (".csv", ".csv.gz")
-)
-
-
 def _write_json(path: str | None, doc: Any) -> None:
     """``--json``: :func:`exprsim.io.write_json` (strict, atomic); nothing when not given."""
     if path:
         from exprsim.io import write_json
 
         write_json(path, doc)
-
-
-def _model_files(models: list[str]) -> list[tuple[str, Path]]:
-    """``(what, file)`` of the files in each model given as a folder (not a shipped name)."""
-    out: list[tuple[str, Path]] = []
-    for m in models:
-        if Path(m).is_dir():
-            out += [(f"a file of the model {m}", f) for f in Path(m).iterdir() if f.is_file()]
-    return out
-
-
-def _fer_files(data_dir: str | None) -> list[tuple[str, Path]]:
-    """``(what, file)`` of the FER+ files (:data:`FER_FILES`) in ``data_dir`` (``None``:
-    :func:`exprsim.data.fer.default_data_dir`, ``$EXPRSIM_FER_DIR`` if set)."""
-    from exprsim.data.fer import default_data_dir
-
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    return [(f"a FER+ data file ({folder})", folder / name) for name in FER_FILES]
 
 
 #: the files beside an SQLite database that hold part of it
@@ -638,17 +621,17 @@ def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Pa
     """``(what, file)`` of each file ``exprsim evaluate`` reads or keeps: the models' files,
     and the FEC test CSV, or the FER+ files (with a perceptual-VAE run: those of the FER
     folder it was trained on, and its cached meshes)."""
-    files = _model_files([args.model, *(args.also or ())])
+    files = model_inputs(args.model, *(args.also or ()))
     if args.fec_test:
         fec = _fec_files(args.fec_crops, args.json_out)
         return [*files, ("the FEC test CSV", Path(args.fec_test)), *fec]
     if not pvae:
-        return [*files, *_fer_files(args.data_dir)]
+        return [*files, *fer_inputs(args.data_dir)]
     from exprsim.pvae.evaluate import run_data
 
     trained = run_data(args.model)
     meshes = [(f"a cached mesh file of {args.model}", f) for f in trained.mesh_files(args.model)]
-    return [*files, *meshes, *_fer_files(trained.data_dir)]
+    return [*files, *meshes, *fer_inputs(trained.data_dir)]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -18,7 +18,9 @@ from exprsim.cli.argtypes import (
     command_parsers,
     detector_help,
     expand_image_paths,
+    fer_inputs,
     int_at_least,
+    model_inputs,
     require_distinct_outputs,
     require_writable,
 )
@@ -153,7 +155,12 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     require_writable(args.json_out, "--json")
     files = [] if args.fer else expand_image_paths(args.paths)
     require_distinct_outputs(
-        [("--html", args.html), ("--json", args.json_out)], [("an input image", f) for f in files]
+        [("--html", args.html), ("--json", args.json_out)],
+        [
+            *(("an input image", f) for f in files),
+            *model_inputs(args.model),
+            *(fer_inputs(args.data_dir) if args.fer else ()),
+        ],
     )
     embedder = load_model(args.model)
     rc = 0

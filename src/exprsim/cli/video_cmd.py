@@ -15,6 +15,7 @@ from exprsim.cli.argtypes import (
     detector_help,
     float_in,
     int_at_least,
+    model_inputs,
     require_distinct_outputs,
     require_paths,
     require_writable,
@@ -199,7 +200,7 @@ def _check(args: argparse.Namespace) -> None:
 
     require_distinct_outputs(  # the video, or the --tags database, is not overwritten
         [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],
-        [("the input video", args.input), *db_inputs(args.tags)],
+        [("the input video", args.input), *db_inputs(args.tags), *model_inputs(args.model)],
     )
     _check_not_theirs(Path(args.out))
     if args.every is not None and args.every < 1:

@@ -108,6 +108,7 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
             decode, or faces or references written during the run. Nothing is written then.
     """
     from exprsim.index.store import EMBEDDING_SIZE, check_stored_text
+    from exprsim.models.identity import embedder_digest, same_model
     from exprsim.progress import progress_bar
 
     embedder = index.embedder
@@ -120,13 +121,15 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
     t0 = time.perf_counter()
     with index._writer_lock():
         old = index.model
-        if old == model and not force and not _of_other_models(index, model):
+        digest = embedder_digest(embedder)
+        same = same_model(old, getattr(index, "model_digest", None), model, digest)
+        if same and not force and not _of_other_models(index, model):
             return ReembedReport(old, model, 0, 0, 0.0)
         _refuse_cropless(index)
         generation = index.generation  # every write of faces bumps it: checked when writing
         ids = {t: _ids(index, t) for t in _TABLES}
         total = sum(len(v) for v in ids.values())
-        if not total and old in (None, model):  # else an emptied index takes the model
+        if not total and (old is None or same):  # else an emptied index takes the model
             return ReembedReport(old, model, 0, 0, 0.0)
         seen: dict[bytes, np.ndarray] = {}  # a crop's digest -> its embedding (copies: one)
         digests: dict[str, dict[int, bytes]] = {}
@@ -134,7 +137,10 @@ def reembed(index: Any, progress: bool = False, force: bool = False) -> ReembedR
         with progress_bar(total=total, enabled=progress, desc="re-embed", unit="face") as bar:
             for t in _TABLES:
                 new[t], digests[t] = _embed_table(index, t, ids[t], embedder, bar, seen)
-        _write(index, _Snapshot(generation, ids, digests["tag_refs"]), new, model)
+        _write(index, _Snapshot(generation, ids, digests["tag_refs"]), new, model, digest)
+        index._digests.pop(model, None)  # this object's later writes: the new content's
+        if digest is not None:
+            index._digests[model] = digest
         if total and index._db.searcher() is None:  # PostgreSQL's HNSW index follows rows
             _drop_ann_cache(index)
     report = ReembedReport(
@@ -274,7 +280,9 @@ def _drop_ann_cache(index: Any) -> None:
             log.warning("could not delete the old search cache %s (%s)", path, exc)
 
 
-def _write(index: Any, snap: _Snapshot, new: dict[str, np.ndarray], model: str) -> None:
+def _write(
+    index: Any, snap: _Snapshot, new: dict[str, np.ndarray], model: str, digest: str | None
+) -> None:
     """Write every new embedding and the model in one transaction, after checking that
     nothing was written to the faces or references since ``snap``."""
     from exprsim.index.store import _blob
@@ -293,7 +301,13 @@ def _write(index: Any, snap: _Snapshot, new: dict[str, np.ndarray], model: str) 
         c.after_embeddings_changed()
         c.execute("UPDATE meta SET value = ? WHERE key = 'model'", (model,))
         if c.execute("SELECT 1 FROM meta WHERE key = 'model'").fetchone() is None:
-            c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
+            c.execute("INSERT INTO meta (key, value) VALUES ('model', ?)", (model,))
+        # the content re-embedded with, or none known (an embedder built by hand)
+        c.execute("DELETE FROM meta WHERE key = 'model_digest'")
+        if digest is not None:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('model_digest', ?)", (f"{model} {digest}",)
+            )
 
 
 def _check_unchanged(index: Any, c: Any, snap: _Snapshot) -> None:

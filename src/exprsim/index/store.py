@@ -82,6 +82,7 @@ from exprsim.index.backends import (
     is_postgres_url,
     open_backend,
 )
+from exprsim.models.identity import embedder_digest, same_model, valid_digest
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -902,6 +903,27 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _stored_digest(value: Any, model: str | None) -> str | None:
+    """The content digest of a ``model_digest`` meta value (``"name@version digest"``) when
+    it was recorded for ``model`` (an older exprsim that changed the model of an emptied
+    index left the previous model's), else ``None``."""
+    if not isinstance(value, str):
+        return None
+    name, _, digest = value.rpartition(" ")
+    return digest if name == model and valid_digest(digest) else None
+
+
+def _other_content(path: Any, model: str, stored: str | None, digest: str | None) -> str:
+    """Why embeddings of ``model`` with content ``digest`` are refused by an index holding
+    embeddings of a model of that name with content ``stored``."""
+    return (
+        f"{path} holds embeddings of model {model} (content {stored}); refusing to add "
+        f"embeddings of another model of that name, with other weights or settings (content "
+        f"{digest}) ({REEMBED_HINT}; or give that model another name or version, or use "
+        "another database)"
+    )
+
+
 def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
     """Why embeddings of ``model`` are refused by an index holding no face but tag
     reference faces of model ``current``."""
@@ -937,12 +959,16 @@ def _untag(c: Any, drop: set[str], face_ids: Sequence[int] | None) -> int:
         ]
     changed = 0
     for fid, text in rows:
-        cur = set(_tags_of(text))
-        if cur & drop:
-            c.execute(
-                "UPDATE faces SET tags = ? WHERE id = ?", (json.dumps(sorted(cur - drop)), int(fid))
-            )
-            changed += 1
+        _tags_of(text, writing=False)  # a damaged value: one clear error
+        raw = json.loads(text) if text else []
+        if not any(isinstance(t, str) and t in drop for t in raw):
+            continue  # a face with items of another shape was refused here: left as it is
+        if all(isinstance(t, str) for t in raw):
+            kept: list[Any] = sorted(set(raw) - drop)
+        else:  # items of another shape (a newer exprsim's) kept as they are
+            kept = [t for t in raw if not (isinstance(t, str) and t in drop)]
+        c.execute("UPDATE faces SET tags = ? WHERE id = ?", (json.dumps(kept), int(fid)))
+        changed += 1
     return changed
 
 
@@ -1417,6 +1443,9 @@ class FaceIndex(HoldsHandle):
         #: (generation, ids, embeddings) of the last read, for filtered searches
         self._emb_cache: tuple[Any, np.ndarray, np.ndarray] | None = None
         self._embedder = embedder
+        #: content digests of the models this object was given to write, by name@version
+        #: (:meth:`check_model`): its writing transactions record and compare them
+        self._digests: dict[str, str] = {}
         self.ann_backend = ann_backend
         #: opened with "auto": the choice recorded for the database is followed as it
         #: changes (another process's ``index rebuild --ann``), never overwritten
@@ -1431,7 +1460,10 @@ class FaceIndex(HoldsHandle):
             self._db.close()
             raise
         self._ann: Any = None
-        self._ann_generation = -1
+        #: the :attr:`state_key` the ANN index in memory was checked against (``None``: not
+        #: checked since it was set): a restored backup written again reaches the same
+        #: generation with other faces
+        self._ann_seen: tuple[str, int, str] | None = None
         self._ann_stamp: Any = None
         #: whether the last ANN cache built was saved beside the database (``None``: none
         #: built yet, or PostgreSQL, whose index lives in the database)
@@ -1450,7 +1482,7 @@ class FaceIndex(HoldsHandle):
         if held_elsewhere(self._ann_lock):
             self._ann_lock = threading.RLock()
             self._ann = None
-            self._ann_generation = -1
+            self._ann_seen = None
             self._ann_stamp = None
 
     # -- plumbing
@@ -1488,7 +1520,7 @@ class FaceIndex(HoldsHandle):
             with self._transaction() as c:
                 for key in missing:
                     c.execute(
-                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                         (key, defaults[key]),
                     )
         self._check_schema()
@@ -1580,7 +1612,7 @@ class FaceIndex(HoldsHandle):
             return  # recorded already: nothing to write
         with self._transaction() as c:
             c.execute(
-                "INSERT INTO meta VALUES ('ann_backend', ?) "
+                "INSERT INTO meta (key, value) VALUES ('ann_backend', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (backend,),
             )
@@ -1597,7 +1629,7 @@ class FaceIndex(HoldsHandle):
         # a token of this write (:attr:`state_key`): a restored backup written again reaches
         # the same generation, face count and ids with other faces
         c.execute(
-            "INSERT INTO meta VALUES ('written', ?) "
+            "INSERT INTO meta (key, value) VALUES ('written', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (secrets.token_hex(8),),
         )
@@ -1620,6 +1652,14 @@ class FaceIndex(HoldsHandle):
         return self._meta("model")
 
     @property
+    def model_digest(self) -> str | None:
+        """Content digest of the model of the embeddings stored here
+        (:func:`exprsim.models.embedder.content_digest`), or ``None`` where none was
+        recorded (an index written before digests were, or by embedders built by hand): it
+        then tells models apart by :attr:`model` alone."""
+        return _stored_digest(self._meta("model_digest"), self.model)
+
+    @property
     def embedder(self) -> Any:
         """The embedder used by :meth:`add` (loads the default model on first use)."""
         if self._embedder is None:
@@ -1628,11 +1668,18 @@ class FaceIndex(HoldsHandle):
             self._embedder = load_model()
         return self._embedder
 
-    def check_model(self, model: str) -> None:
+    def check_model(self, model: str, digest: str | None = None) -> None:
         """Raise :class:`ModelMismatchError` unless ``model`` may be stored here: the index's
-        own model, or any while it holds no embedding (emptied, it takes a new model)."""
+        own model, or any while it holds no embedding (emptied, it takes a new model).
+
+        ``digest``, the model's content digest (``Embedder.digest``), tells apart two models
+        that share a ``name@version``; given, it is recorded with this object's writes."""
         check_stored_text(model, "a model name")
         current = self.model
+        stored = self.model_digest if current == model else None
+        other = current == model and not same_model(model, stored, model, digest)
+        if other and self._holds_embeddings(self._db) is not None:
+            raise ModelMismatchError(_other_content(self.path, model, stored, digest))
         held = self._holds_embeddings(self._db) if current not in (None, model) else None
         if held == "faces":
             raise ModelMismatchError(
@@ -1641,6 +1688,7 @@ class FaceIndex(HoldsHandle):
             )
         if held == "tag_refs":
             raise ModelMismatchError(_refs_of_another_model(self.path, current, model))
+        self._note_digest(model, digest)
 
     def reembed(self, progress: bool = False, force: bool = False) -> Any:
         """Re-embed every stored face and tag reference face from its stored crop with
@@ -1654,6 +1702,40 @@ class FaceIndex(HoldsHandle):
 
         return reembed(self, progress=progress, force=force)
 
+    def _note_digest(self, model: str, digest: str | None) -> None:
+        """Remember ``digest`` as the content of ``model`` for this object's writes; two
+        contents under one name are refused (their embeddings would be stored as one
+        model's)."""
+        if not valid_digest(digest):
+            return
+        assert digest is not None
+        known = self._digests.setdefault(model, digest)
+        if known != digest:
+            raise ModelMismatchError(
+                f"{self.path}: two models named {model} with other weights or settings "
+                f"(content {known}, then {digest}) were given to one FaceIndex: their "
+                "embeddings do not compare; give one of them another name or version"
+            )
+
+    def _claim_digest(self, c: StoreBackend, model: str) -> None:
+        """Record the content digest of ``model`` given to :meth:`check_model`, inside a
+        writing transaction, unless the index holds embeddings of another content under the
+        same name (an index written before digests were takes the first writer's)."""
+        digest = self._digests.get(model)
+        if digest is None:
+            return
+        row = c.execute("SELECT value FROM meta WHERE key = 'model_digest'").fetchone()
+        stored = _stored_digest(None if row is None else row[0], model)
+        if stored == digest:
+            return
+        if stored is not None and self._holds_embeddings(c) is not None:
+            raise ModelMismatchError(_other_content(self.path, model, stored, digest))
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ('model_digest', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"{model} {digest}",),
+        )
+
     def _claim_model(self, c: StoreBackend, model: str) -> None:
         """Make ``model`` the index's, inside a writing transaction, unless it holds
         embeddings of another (:class:`ModelMismatchError`). The generation's row is
@@ -1664,7 +1746,7 @@ class FaceIndex(HoldsHandle):
         c.execute("UPDATE meta SET value = value WHERE key = 'generation'")
         row = c.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if row is None:
-            c.execute("INSERT INTO meta VALUES ('model', ?)", (model,))
+            c.execute("INSERT INTO meta (key, value) VALUES ('model', ?)", (model,))
         elif row[0] != model:
             held = self._holds_embeddings(c)
             if held == "faces":
@@ -1675,6 +1757,7 @@ class FaceIndex(HoldsHandle):
             if held == "tag_refs":
                 raise ModelMismatchError(_refs_of_another_model(self.path, row[0], model))
             c.execute("UPDATE meta SET value = ? WHERE key = 'model'", (model,))
+        self._claim_digest(c, model)
 
     @staticmethod
     def _holds_embeddings(c: Any) -> str | None:
@@ -1738,7 +1821,7 @@ class FaceIndex(HoldsHandle):
             wait = require_number(wait, "wait", "a number of seconds >= 0", 0, error=ArgumentError)
         files = unique_files(iter_image_files(paths))
         model = self.embedder.config.name_version
-        self.check_model(model)
+        self.check_model(model, embedder_digest(self.embedder))
         outcomes: dict[int, FileOutcome] = {}
         queued: collections.deque[tuple[int, _Job]] = collections.deque()
         stamps: list[tuple[int, ...]] = []  # change times to record (see _prepare)
@@ -2040,13 +2123,16 @@ class FaceIndex(HoldsHandle):
             crop,
         )
 
-    def add_faces(self, faces: Iterable[Any], model: str) -> int:
+    def add_faces(self, faces: Iterable[Any], model: str, model_digest: str | None = None) -> int:
         """Store already-embedded faces (``FaceEmbedding``-like objects), grouped by source.
 
         Sources are written :data:`ADD_FACES_BATCH` at a time, each batch in one
         transaction (a source's previous faces replaced). Use it to index embeddings
         computed elsewhere (:meth:`add_table` loads a table of them faster); :meth:`add` is
         the usual entry point.
+
+        ``model_digest``, the content digest of ``model`` (``Embedder.digest``), when known,
+        tells it from another model of that name.
 
         Returns:
             Number of faces stored.
@@ -2056,7 +2142,7 @@ class FaceIndex(HoldsHandle):
             ExprsimError: a face's source is a placeholder such as ``"<array>"`` (an image
                 given as pixels: two of them would overwrite each other); nothing is stored.
         """
-        self.check_model(model)
+        self.check_model(model, model_digest)
         groups: dict[str, list[Any]] = {}
         embs = []
         for fe in faces:  # all checked before anything is stored
@@ -2095,6 +2181,7 @@ class FaceIndex(HoldsHandle):
         replace: bool = False,
         chunk: int = 5000,
         name: str | None = None,
+        model_digest: str | None = None,
     ) -> LoadReport:
         """Bulk-load faces embedded elsewhere, e.g. the Parquet of ``exprsim embed``.
 
@@ -2106,6 +2193,8 @@ class FaceIndex(HoldsHandle):
                 ``sharpness, yaw, pitch, roll``, ``quality_ok``, ``reasons``, ``model``, and
                 the file's identity ``sha256``, ``size``, ``mtime_ns``.
             model: ``name@version`` of the embeddings (default: the ``model`` column).
+            model_digest: the content digest of that model (``Embedder.digest``), when
+                known: a model of that name with other weights is then refused.
             replace: without a ``sha256`` column, replace sources already stored (default:
                 skip them, so reloading a shard is a no-op).
             chunk: sources looked up per statement.
@@ -2137,7 +2226,7 @@ class FaceIndex(HoldsHandle):
             model = str(models[0])
         elif "model" in df.columns and (df["model"].dropna() != model).any():
             raise ModelMismatchError(f"the table holds embeddings of another model than {model}")
-        self.check_model(model)
+        self.check_model(model, model_digest)
         if not len(df):
             return LoadReport(0, 0, 0, 0, model, time.perf_counter() - t0)
         df, codes, uniq = _prepared_table(df)
@@ -2432,6 +2521,7 @@ class FaceIndex(HoldsHandle):
         source: str = "",
         face_index: int = 0,
         crop: np.ndarray | None = None,
+        model_digest: str | None = None,
     ) -> int:
         """Store one reference face for the expression ``name``; returns its id.
 
@@ -2446,7 +2536,7 @@ class FaceIndex(HoldsHandle):
         check_new_tag_name(name)
         source = source or ""  # None stored NULL: `tag list` and /api/tags failed on it
         check_stored_text(source, "a reference's source", path=True)
-        check_stored_text(model, "a model name")
+        self.check_model(model, model_digest)
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
@@ -2601,6 +2691,43 @@ class FaceIndex(HoldsHandle):
             ).fetchall()
             out.update((r[0], None) for r in rows if _gone(r[0]))
         return list(out)
+
+    def vanished_under(self, gone: Iterable[str]) -> list[tuple[str, int, int]]:
+        """Of the indexed files ``gone`` (:meth:`missing_under`), the folders that look like
+        a drive or share that is not there: the nearest existing folder of a gone file is
+        empty, the index holds no file under it that is there, and some faces of its files
+        carry labels or tags (a mount point stays as an empty folder when its drive is
+        unmounted: forgetting its files would lose what adding the photos again cannot
+        bring back). ``(folder, indexed files, faces with labels or tags)`` each."""
+        candidates: dict[str, None] = {}
+        for path in gone:
+            folder = os.path.dirname(path)
+            while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+                folder = os.path.dirname(folder)
+            candidates.setdefault(folder, None)
+        out: list[tuple[str, int, int]] = []
+        for folder in candidates:
+            try:
+                with os.scandir(folder) as it:
+                    if next(it, None) is not None:
+                        continue  # not empty: its own files say what is gone
+            except OSError:
+                continue
+            prefix = folder.rstrip(os.sep) + os.sep
+            under = "substr(f.path, 1, ?) = ?"
+            rows = self._db.execute(
+                f"SELECT path FROM files f WHERE {under}", (len(prefix), prefix)
+            ).fetchall()
+            if not rows or not all(_gone(r[0]) for r in rows):
+                continue
+            kept = self._db.execute(
+                f"SELECT COUNT(*) FROM faces fa JOIN files f ON fa.file_id = f.id WHERE {under}"
+                " AND (fa.label IS NOT NULL OR (fa.tags IS NOT NULL AND fa.tags <> '[]'))",
+                (len(prefix), prefix),
+            ).fetchone()[0]
+            if kept:
+                out.append((folder, len(rows), int(kept)))
+        return out
 
     def get(self, face_ids: Iterable[int] | int, chunk: int = 500) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped, an
@@ -2870,7 +2997,7 @@ class FaceIndex(HoldsHandle):
         """Keep ``index`` in memory and save it with ``stamp`` inside, as one atomic file (a
         JSON copy of the stamp goes beside it for people to read). Returns whether it was
         saved (not: a read-only store, or the file system refused)."""
-        self._ann, self._ann_generation, self._ann_stamp = index, stamp.generation, stamp
+        self._ann, self._ann_seen, self._ann_stamp = index, None, stamp
         self.ann_saved = False
         if getattr(self._db, "read_only", False):  # kept in memory only
             return False
@@ -2924,17 +3051,24 @@ class FaceIndex(HoldsHandle):
         searcher = self._db.searcher()
         if searcher is not None:
             return searcher
-        gen = self.generation
-        if self._ann is not None and self._ann_generation == gen:
+        state = self.state_key
+        if self._ann is not None and self._ann_seen == state:
             wanted = self._wanted_ann()  # refresh_ann may have chosen another backend
             if wanted in ("auto", self._ann_stamp.backend):
                 return self._ann
+        index = self._current_ann(state[1])
+        self._ann_seen = state  # the state seen before: a write meanwhile is seen next time
+        return index
+
+    def _current_ann(self, gen: int) -> Any:
+        """The ANN index of generation ``gen``: the cache file's when it serves it, caught
+        up with the log when it can be, else built again."""
         self._follow_record()
         cached = self._cached_ann()
         if cached is not None:
             index, stamp = cached
             if stamp.generation == gen and self._probe_holds(stamp) and self._ids_hold(stamp):
-                self._ann, self._ann_generation, self._ann_stamp = index, gen, stamp
+                self._ann, self._ann_stamp = index, stamp
                 return index
             if stamp.generation < gen and self._caught_up(index, stamp):
                 return self._ann

@@ -411,13 +411,23 @@ class Embedder:
         config: the config the weights were trained with.
         batch_size: crops per forward pass.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        digest: :func:`content_digest` of the weights and settings, when known.
     """
 
     def __init__(
-        self, model: Any, config: EmbedderConfig, batch_size: int = 64, device: str = "cpu"
+        self,
+        model: Any,
+        config: EmbedderConfig,
+        batch_size: int = 64,
+        device: str = "cpu",
+        digest: str | None = None,
     ) -> None:
         import torch
 
+        #: :func:`content_digest` of the folder it was loaded from (:func:`load_model` sets
+        #: it); ``None`` for an embedder built by hand, whose embeddings are then told from
+        #: other models' by ``name@version`` alone
+        self.digest = digest
         self.batch_size = batch_size
         _register_fork_hook()
         self.device = resolve_device(device)
@@ -853,6 +863,49 @@ def model_identity(model: str | Path) -> str:
     return f"{name} (weights {digest[:12]})"
 
 
+def content_digest(model: str | os.PathLike[str]) -> str:
+    """A digest of what a model's embeddings depend on: its weights and its settings
+    (``config.json`` but for its version and tag threshold), ``"sha256:"`` and 16 hex
+    digits. Two folders that share a ``name@version`` with other weights or settings (a
+    fine-tune saved under the shipped name, two ``exprsim train`` runs that both default to
+    version 1) have different digests; a copy of a folder, or one whose version or tag
+    threshold alone changed, has the same. Indexes, kNN reference sets and tag references
+    record it beside the ``name@version`` (:attr:`Embedder.digest`).
+
+    Raises:
+        ModelError: the folder holds no model, or its files do not read.
+    """
+    folder = check_model_files(model)
+    return _content_digest(_read_config(folder / "config.json"), folder / "model.safetensors")
+
+
+#: weights digests by (path, device, inode, size, modification time): a command loads a
+#: model once, a test suite or a server many times
+_WEIGHTS_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def _content_digest(config: EmbedderConfig, weights: Path) -> str:
+    """:func:`content_digest` of ``config`` and the weights file ``weights`` (8 ms for the
+    shipped model's 9 MB, once per file and process)."""
+    import hashlib
+
+    try:
+        st = os.stat(weights)
+        key = (os.path.abspath(weights), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        digest = _WEIGHTS_DIGESTS.get(key)
+        if digest is None:
+            with open(weights, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            _WEIGHTS_DIGESTS[key] = digest
+    except OSError as exc:
+        raise ModelError(f"{printable(str(weights))}: cannot read it ({exc})") from exc
+    settings = asdict(config)
+    for key_ in ("version", "tag_threshold"):  # neither changes an embedding
+        settings.pop(key_, None)
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()[:16]
+
+
 def embed_aligned(embedder: Any, crops: np.ndarray) -> np.ndarray:
     """``embedder.embed_crops(crops)`` for crops exprsim aligned itself: an
     :class:`Embedder` is told not to re-frame them (no detector runs); any other object with
@@ -986,7 +1039,8 @@ def load_model(
         )
     if fuse:
         fuse_conv_bn(model)
-    embedder = Embedder(model, config, batch_size=batch_size, device=device)
+    digest = _content_digest(config, w_path)
+    embedder = Embedder(model, config, batch_size=batch_size, device=device, digest=digest)
     if name not in SHIPPED:  # the package's own weights are known to fit and be finite
         _check_output(embedder, w_path)
         _warn_of_a_shipped_name(config, folder)
@@ -1006,6 +1060,24 @@ def _check_fits(config: EmbedderConfig, cfg_path: Path, w_path: Path) -> None:
     from exprsim.models.registry import create_model
 
     try:
+        with safe_open(str(w_path), framework="pt") as f:
+            have = {
+                k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                for k in f.keys()  # noqa: SIM118 - a safe_open handle
+            }
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+    # every module is a Python object even on the meta device: 20,000 ensemble members of
+    # 3 bytes each ({}) took 3 GB and 3 minutes to build; a network has a weight tensor or
+    # more for about every item of its settings (a member, a stage, a layer's width)
+    items = _items(config.model_kwargs)
+    if items > 2 * len(have) + 256:
+        raise ModelError(
+            f"{cfg_path}: its settings describe a network of {items:,} parts (members, stages, "
+            f"layers) and its weights file holds {len(have):,} tensors: they do not belong "
+            "together"
+        )
+    try:
         with torch.device("meta"):
             meta = create_model(
                 config.model, embedding_dim=config.embedding_dim, **config.model_kwargs
@@ -1015,14 +1087,6 @@ def _check_fits(config: EmbedderConfig, cfg_path: Path, w_path: Path) -> None:
         # RuntimeError: sizes beyond any memory ("Storage size calculation overflowed");
         # every registered network builds on the meta device (tests/models checks)
         raise ModelError(f"{cfg_path}: cannot build {config.model!r} from it: {exc}") from exc
-    try:
-        with safe_open(str(w_path), framework="pt") as f:
-            have = {
-                k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
-                for k in f.keys()  # noqa: SIM118 - a safe_open handle
-            }
-    except Exception as exc:  # safetensors raises its own error type for damaged files
-        raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
     bad = [k for k in want if k not in have or have[k][0] != want[k][0]]
     extra = [k for k in have if k not in want]
     if bad or extra:
@@ -1038,6 +1102,15 @@ def _check_fits(config: EmbedderConfig, cfg_path: Path, w_path: Path) -> None:
             f"{w_path}: {len(ints)} weights are not floating-point numbers (e.g. {ints[0]}: "
             f"{have[ints[0]][1]}); the network's are"
         )
+
+
+def _items(value: Any) -> int:
+    """How many items the lists and objects nested in ``value`` hold, all levels together."""
+    if isinstance(value, dict):
+        return len(value) + sum(_items(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return len(value) + sum(_items(v) for v in value)
+    return 0
 
 
 #: safetensors' floating-point dtypes
@@ -1077,16 +1150,7 @@ def _same_weights(a: Path, b: Path) -> bool:
     """Whether two model folders embed alike: the same weights file and the same config
     but for its tag threshold (class weights, a readout angle or the preprocessing in
     config.json change the embeddings: ``scripts/prior_readout.py`` changes only those)."""
-    import hashlib
-
-    def digest(folder: Path) -> tuple[str, str]:
-        with open(folder / "model.safetensors", "rb") as fh:
-            weights = hashlib.file_digest(fh, "sha256").hexdigest()
-        config = asdict(_read_config(folder / "config.json"))
-        config.pop("tag_threshold", None)
-        return weights, json.dumps(config, sort_keys=True)
-
     try:
-        return digest(a) == digest(b)
+        return content_digest(a) == content_digest(b)
     except (OSError, ModelError):
         return False

@@ -943,14 +943,21 @@ def _readable_shard(shard: Path) -> bool:
 
 def _stamp(model: str | Path, detector: Any, shard_size: int) -> dict[str, Any]:
     """The folder's stamp: what its shards were embedded with."""
+    from exprsim.errors import ModelError
     from exprsim.faces.detect import DEFAULT_DETECTOR
-    from exprsim.models.embedder import model_identity
+    from exprsim.models.embedder import content_digest, model_identity
 
     # the default by name is the default: ``None`` and "mediapipe" embed alike
     det = DEFAULT_DETECTOR if detector is None else detector
     det = det if isinstance(det, str) else type(det).__name__
-
-    return {"model": model_identity(model), "detector": det, "shard_size": shard_size}
+    try:  # weights and settings ("model" digests the weights alone)
+        digest: str | None = content_digest(model)
+    except ModelError:
+        digest = None  # loading it says why
+    return {
+        "model": model_identity(model), "content": digest, "detector": det,
+        "shard_size": shard_size,
+    }  # fmt: skip
 
 
 def _holds_shards(out: Path) -> bool:
@@ -976,8 +983,8 @@ def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
             from exprsim.faces.detect import DEFAULT_DETECTOR
 
             old["detector"] = DEFAULT_DETECTOR
-        for key in ("model", "detector"):
-            if key in old and old[key] != stamp[key]:
+        for key in ("model", "content", "detector"):  # a stamp without a key: not known
+            if old.get(key) is not None and stamp[key] is not None and old[key] != stamp[key]:
                 raise ExprsimError(
                     f"{out} holds shards embedded with {key} {old[key]}, not {stamp[key]}: "
                     "use a new output folder, or delete it"

@@ -711,12 +711,11 @@ def default_classifier(embedder: Any) -> tuple[Any, tuple[str, ...]]:
     except ModelError as exc:
         log.warning("emotion columns left empty: %s", exc)
         return None, ()
-    model = embedder.config.name_version
-    if ref.model != model:
+    differ = ref.mismatch(embedder)
+    if differ is not None:
         log.warning(
             "emotion columns left empty: the reference set was made with %s, the embedder is %s",
-            ref.model,
-            model,
+            *differ,
         )
         return None, ()
     return ref.classifier(), tuple(ref.classes)
@@ -761,13 +760,25 @@ def index_tag_references(
     if not refs:
         return None
     if embedder is not None:
+        from exprsim.models.identity import embedder_digest, mismatch
+
+        model = embedder.config.name_version
         models = {r["model"] for r in refs if r.get("model")}
-        if models and models != {embedder.config.name_version}:
+        # one model's references, of the index's content digest where one was recorded
+        stored_digest = getattr(index, "model_digest", None) if models == {index.model} else None
+        differ = (
+            mismatch(model, stored_digest, model, embedder_digest(embedder))
+            if models == {model}
+            else None
+        )
+        if (models and models != {model}) or differ is not None:
             from exprsim.index.store import reembed_hint
 
+            made = differ[0] if differ is not None else ", ".join(sorted(models))
+            said = differ[1] if differ is not None else model
             raise ExprsimError(
-                f"{name}: references were made with {', '.join(sorted(models))}, "
-                f"the embedder is {embedder.config.name_version} ({reembed_hint(them=True)})"
+                f"{name}: references were made with {made}, the embedder is {said} "
+                f"({reembed_hint(them=True)})"
             )
     emb = np.stack([np.asarray(r["embedding"], np.float32) for r in refs])
     return emb, [str(r["name"]) for r in refs]

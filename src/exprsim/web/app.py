@@ -39,6 +39,7 @@ from exprsim.errors import (
     IndexUnavailableError,
 )
 from exprsim.io import sweep_temporaries
+from exprsim.models.identity import embedder_digest
 from exprsim.web.asgi import HttpMiddleware
 from exprsim.web.forms import FILE_FIELD, FORM_MAX_BYTES, FORM_TOO_LARGE, FormCheck
 from exprsim.web.memo import GenerationMemo
@@ -1322,6 +1323,7 @@ def _add_tag_routes(app: Any, st: _State) -> None:
             rid = ix.add_tag_reference(
                 name, recs[0].embedding, st.embedder.config.name_version,
                 source=recs[0].source, face_index=recs[0].face_index, crop=ix.crop(face_id),
+                model_digest=embedder_digest(st.embedder),
             )  # fmt: skip
         return {"id": rid, "name": name}
 
@@ -1689,7 +1691,7 @@ def _classifier(embedder: Any) -> Any:
         from exprsim.apps.classify import load_reference_set
 
         ref = load_reference_set()
-        if ref.model != embedder.config.name_version:
+        if ref.mismatch(embedder) is not None:
             return None
         return ref.classifier()
     except ExprsimError:

@@ -1,0 +1,61 @@
+"""Which model made an embedding: its ``name@version`` and, where known, its content digest.
+
+Embeddings compare only when one model made them. Indexes, kNN reference sets and tag
+references record the ``name@version`` of the model that made them, and since this module
+the model's :func:`~exprsim.models.embedder.content_digest` beside it: two folders may share
+a name and version with other weights or settings (a fine-tune saved under the shipped
+name, two ``exprsim train`` runs that both default to version 1). Two records are of one
+model when their names are equal and their digests are too, or one of the digests is not
+known (a file written before digests were recorded, an embedder built by hand): those are
+told apart by name alone, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: a content digest as :func:`~exprsim.models.embedder.content_digest` writes it
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{16}")
+
+
+def embedder_digest(embedder: Any) -> str | None:
+    """The content digest of ``embedder`` (``Embedder.digest``), or ``None`` when it has none
+    (built by hand, or any object with ``embed_crops`` and a ``config``)."""
+    digest = getattr(embedder, "digest", None)
+    return digest if valid_digest(digest) else None
+
+
+def valid_digest(value: Any) -> bool:
+    """Whether ``value`` is a content digest (anything else read from a file is unknown)."""
+    return isinstance(value, str) and DIGEST_PATTERN.fullmatch(value) is not None
+
+
+def same_model(
+    name: str | None, digest: str | None, other: str | None, other_digest: str | None
+) -> bool:
+    """Whether the model ``name`` with ``digest`` is the model ``other`` with ``other_digest``:
+    equal names, and equal digests where both are known."""
+    if name != other:
+        return False
+    return not (valid_digest(digest) and valid_digest(other_digest) and digest != other_digest)
+
+
+def described(name: str, digest: str | None, other: str | None, other_digest: str | None) -> str:
+    """``name`` for a message that sets it against ``other``: with its digest when the names
+    are equal (they differ in content: "exprnet_ens@8 (content sha256:...)"), else alone."""
+    if name == other and valid_digest(digest) and valid_digest(other_digest):
+        return f"{name} (content {digest})"
+    return name
+
+
+def mismatch(
+    stored: str, stored_digest: str | None, model: str, digest: str | None
+) -> tuple[str, str] | None:
+    """``None`` when ``stored`` (with ``stored_digest``) is the model ``model`` (with
+    ``digest``), else the two as messages name them (:func:`described`)."""
+    if same_model(stored, stored_digest, model, digest):
+        return None
+    return described(stored, stored_digest, model, digest), described(
+        model, digest, stored, stored_digest
+    )
