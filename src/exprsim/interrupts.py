@@ -127,6 +127,7 @@ def hold_interrupts(what: str) -> Iterator[Held]:
     if threading.current_thread() is not threading.main_thread():
         yield held
         return
+    ours: list[str] = []  # the signals held that are not given to a host's handler
 
     def hold(signum: int, frame: FrameType | None) -> None:
         term = signum in TERMINATING
@@ -139,9 +140,11 @@ def hold_interrupts(what: str) -> Iterator[Held]:
             return
         if host is not None:
             passed.add(name)
-        elif term:
-            _State.terminated, _State.signum = True, signum
-        if len(held.signals) > 1 and host is None:
+        else:  # the signals held for the host do not count: the user's first is held
+            ours.append(name)
+            if term:
+                _State.terminated, _State.signum = True, signum
+        if len(ours) > 1 and host is None:
             raise Terminated if term else KeyboardInterrupt
         again = "send it again" if term or ignored_int else "press Ctrl-C again"
         log.warning("%s: finishing %s first (%s to abandon it)", name if term else "Ctrl-C",

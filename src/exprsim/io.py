@@ -646,7 +646,8 @@ def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray
             "looks like base64 text, not a path: pass base64.b64decode(text) (the bytes) "
             "or a data: URI ('data:image/jpeg;base64,...')",
         )
-    return _load_file(Path(source), max_pixels)
+    # a bytes path-like (an os.scandir(b"...") entry: names that do not decode) as a path
+    return _load_file(Path(os.fsdecode(source)), max_pixels)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
@@ -1344,13 +1345,15 @@ def save_table(table: Any, path: str | Path) -> Path:
     frame = table if isinstance(table, pd.DataFrame) else _frame(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
+    # whole or not at all: a write that fails midway (a full disk, Ctrl-C) keeps the file
+    # that was there (it was truncated first)
     if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        (_typed_empty(frame) if frame.empty else _typed_nulls(frame)).to_parquet(path, index=False)
-    else:
-        path.write_text(records_json(frame, lines=suffix == ".jsonl"), encoding="utf-8")
-    return path
+        return replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False), suffix)
+    if suffix == ".parquet":
+        typed = _typed_empty(frame) if frame.empty else _typed_nulls(frame)
+        return replace_atomically(path, lambda tmp: typed.to_parquet(tmp, index=False), suffix)
+    text = records_json(frame, lines=suffix == ".jsonl")
+    return replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix)
 
 
 #: how the columns of an empty table are typed in Parquet, by name (the columns of

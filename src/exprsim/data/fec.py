@@ -683,19 +683,23 @@ class _FecColumns:
 
 def write_fec_csv(rows: Sequence[FecTriplet], path: str | Path) -> Path:
     """Write triplets in the official layout (URLs quoted, like the published files)."""
-    p = Path(path)
-    with p.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        for r in rows:
-            out: list[str] = []
-            for f in r.faces:
-                out.append(f.url)
-                out.extend(f"{v:g}" for v in f.box.as_tuple())
-            out.append(r.ttype.csv_name)
-            for a in r.annotations:
-                out.extend([a.rater, str(a.label)])
-            w.writerow(out)
-    return p
+    import io
+
+    from exprsim.io import write_atomically
+
+    text = io.StringIO()
+    w = csv.writer(text, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    for r in rows:
+        out: list[str] = []
+        for f in r.faces:
+            out.append(f.url)
+            out.extend(f"{v:g}" for v in f.box.as_tuple())
+        out.append(r.ttype.csv_name)
+        for a in r.annotations:
+            out.extend([a.rater, str(a.label)])
+        w.writerow(out)
+    # whole or not at all: a row that fails midway left the earlier file truncated
+    return write_atomically(Path(path), lambda fh: fh.write(text.getvalue().encode("utf-8")))
 
 
 # --------------------------------------------------------------------------- human baseline

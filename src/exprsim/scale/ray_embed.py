@@ -1072,8 +1072,10 @@ def _run_on_ray(
             # ~0.3 MB a run) in Ray's temp folder for good; one it joined (an address, or
             # Ray's own finding of RAY_ADDRESS or a `ray start --head` here) is not ours
             session = _session_dir(ray)
-            held += _stop_ray(ray).signals
-            _remove_session(session)
+            try:  # a host's handler re-raised after the hold (SystemExit) still leaves it clean
+                held += _stop_ray(ray).signals
+            finally:
+                _remove_session(session)
 
 
 def _start_ray(ray: Any, address: str | None, num_cpus: int | None, level: int) -> None:

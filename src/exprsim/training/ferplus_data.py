@@ -185,14 +185,12 @@ def make_teacher_targets(models: list[str | Path], cfg: TrainConfig, out: str | 
             raise ArgumentError(f"{m}: the network has no emotion classifier to distil from")
     full = _load_full(cfg)
     vecs, probs = zip(*(emb.embed_with_proba(full.images) for emb in teachers), strict=True)
-    out = Path(out)
-    np.savez(
-        out,
-        dist=np.mean(probs, axis=0).astype(np.float32),
-        vecs=np.stack(vecs, axis=1).astype(np.float16),
-        digest=np.array(pixel_digest(full.images)),
-    )
-    return out
+    arrays = {
+        "dist": np.mean(probs, axis=0).astype(np.float32),
+        "vecs": np.stack(vecs, axis=1).astype(np.float16),
+        "digest": np.array(pixel_digest(full.images)),
+    }
+    return _save_npz_whole(out, arrays, compressed=False)
 
 
 def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.ndarray:
@@ -249,15 +247,25 @@ def pack_ferplus(out: str | Path, data_dir: str | Path | None = None) -> Path:
     from exprsim.data.fer import load_ferplus
 
     split = load_ferplus("Training", data_dir, drop_duplicates_of="PublicTest")
+    arrays = {
+        "images": split.images,
+        "votes": split.votes,
+        "rows": split.rows,
+        "fer2013": fer2013_as_ferplus(split.emotion),
+    }
+    return _save_npz_whole(out, arrays, compressed=True)
+
+
+def _save_npz_whole(out: str | Path, arrays: dict[str, np.ndarray], compressed: bool) -> Path:
+    """``arrays`` as an ``.npz`` at ``out`` (``.npz`` added when missing, as ``np.savez``
+    does), whole or not at all: a failure midway leaves the earlier file as it was (it was
+    truncated first)."""
+    from exprsim.io import save_npz, write_atomically
+
     out = Path(out)
-    np.savez_compressed(
-        out,
-        images=split.images,
-        votes=split.votes,
-        rows=split.rows,
-        fer2013=fer2013_as_ferplus(split.emotion),
-    )
-    return out
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    return write_atomically(out, lambda fh: save_npz(fh, arrays, compressed=compressed))
 
 
 def load_packed_ferplus(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
