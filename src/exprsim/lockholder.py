@@ -21,6 +21,8 @@ def note_holder(fh: Any) -> None:
     import socket
     import sys
 
+    if not holds_a_note(fh):  # a file of the user's own under that name: left as it is
+        return
     command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
     note = f"{os.getpid()} {socket.gethostname() or '-'} {command[:300]}\n"
     with contextlib.suppress(OSError, ValueError):
@@ -29,9 +31,28 @@ def note_holder(fh: Any) -> None:
 
 
 def forget_holder(fh: Any) -> None:
-    """Empty the lock file before its lock is let go (:func:`note_holder`)."""
+    """Empty the lock file before its lock is let go (:func:`note_holder`), unless it
+    holds something else than a note."""
+    if not holds_a_note(fh):
+        return
     with contextlib.suppress(OSError, ValueError):
         os.ftruncate(fh.fileno(), 0)
+
+
+def holds_a_note(fh: Any) -> bool:
+    """Whether the open lock file ``fh`` is empty or holds a holder's note
+    (:func:`note_holder`): a file of that name holding anything else is somebody's own (a
+    ``.lock`` in an output folder), never emptied or removed."""
+    try:
+        fh.seek(0)
+        data = fh.read(4096)
+    except (OSError, ValueError):
+        return False
+    if not data:
+        return True
+    lines = data.decode("utf-8", "replace").splitlines()
+    parts = lines[0].split(" ", 2) if lines else []
+    return len(lines) == 1 and len(parts) == 3 and parts[0].isdigit()
 
 
 def lock_holder(fh: Any) -> str:

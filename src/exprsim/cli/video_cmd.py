@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ def _check(args: argparse.Namespace) -> None:
         [("--out", Path(args.out, name)) for name in REPORT_FILES.values()],
         [("the input video", args.input), *db_inputs(args.tags), *model_inputs(args.model)],
     )
-    _check_not_theirs(Path(args.out))
+    _check_not_theirs(Path(args.out), str(args.input))
     if args.every is not None and args.every < 1:
         raise ExprsimError(f"--every must be >= 1, got {args.every}")
     if not args.fps > 0:
@@ -333,20 +334,47 @@ def _save_report(args: argparse.Namespace, analysis: Any) -> int:
 INTERRUPTED_REPORT = "interrupted"
 
 
-def _check_not_theirs(out: Path) -> None:
+def _check_not_theirs(out: Path, source: str) -> None:
     """Refuse an ``--out`` folder holding a report's file names (``faces.csv``, ...) that
-    no ``exprsim video`` run wrote (no ``analysis.json`` of one): they were replaced
-    without a word."""
+    no ``exprsim video`` run wrote (no ``analysis.json`` of one), or the complete report
+    of another video than ``source``: they were replaced without a word."""
     from exprsim.video.pipeline import REPORT_FILES
 
     there = [name for name in REPORT_FILES.values() if (out / name).exists()]
-    if not there or _video_report(out):
+    if not there:
         return
+    if _video_report(out):
+        other = _reported_source(out)
+        if other is None or _same_source(other, source) or not _complete_report(out):
+            return
+        raise ExprsimError(
+            f"--out {printable(str(out))}: it holds the report of another video "
+            f"({printable(other)}); use another --out, or delete that folder first (nothing "
+            "was done)"
+        )
     raise ExprsimError(
         f"--out {printable(str(out))}: it holds {', '.join(there)}, which the report "
         "writes, and no exprsim video run wrote them (no analysis.json of one); use another "
         "--out (nothing was done)"
     )
+
+
+def _reported_source(out: Path) -> str | None:
+    """The video the report in ``out`` is of (``None``: not said)."""
+    video = _report_info(out).get("video")
+    source = video.get("source") if isinstance(video, dict) else None
+    return source if isinstance(source, str) and source else None
+
+
+def _same_source(a: str, b: str) -> bool:
+    """Whether two names of a video are one file: the same path once resolved, or (a report
+    made from another working folder) the same file name."""
+    try:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+    except (OSError, ValueError):
+        pass
+    return os.path.basename(a.rstrip("/\\")) == os.path.basename(b.rstrip("/\\"))
 
 
 def _report_info(out: Path) -> dict[str, Any]:

@@ -935,9 +935,15 @@ def _readable_shard(shard: Path) -> bool:
 
     try:
         pq.read_metadata(shard)
-    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+    except ValueError as exc:  # ArrowInvalid: truncated, empty, not Parquet
         log.warning("embed: %s: damaged shard (%s); embedding it again", shard, exc)
         return False
+    except OSError as exc:  # permission denied, an I/O error of a network disk: not damage
+        raise ExprsimError(
+            f"{printable(str(shard))}: cannot be read now ({exc}); it was kept: run the command "
+            "again once it reads (a shard deleted as damaged is embedded again from its "
+            "photos, which may be gone)"
+        ) from exc
     return True
 
 

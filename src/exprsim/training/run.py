@@ -31,7 +31,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from exprsim.config import from_dict, to_dict
 from exprsim.errors import ArgumentError, ExprsimError
 from exprsim.io import TEMP_TAIL, replace_atomically, sweep_temporaries, write_atomically
-from exprsim.lockholder import lock_holder, note_holder
+from exprsim.lockholder import holds_a_note, lock_holder, note_holder
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,13 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
             try:
                 if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), path.stat()):
                     continue  # locked a file the last holder removed: take the new one
+                mine = holds_a_note(fh)  # else a `.lock` of the user's own: kept
                 note_holder(fh)  # named to a second run refused (exprsim.lockholder)
                 try:
                     yield
                 finally:
-                    path.unlink(missing_ok=True)  # still held: nobody else can be inside
+                    if mine:  # still held: nobody else can be inside
+                        path.unlink(missing_ok=True)
                     if made:
                         with contextlib.suppress(OSError):
                             out.rmdir()  # only when empty
