@@ -628,11 +628,11 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
             try:
                 rep = load_parquet(args.from_parquet, index, model, progress=not args.quiet)
             except BaseException:  # shards committed before a failure stay (a rerun resumes)
-                stored = True  # unless counted empty: a count that fails (the server went
+                stored = True  # unless seen unwritten: a look that fails (the server went
                 with contextlib.suppress(Exception):  # away) keeps the load's own error
-                    stored = len(index) > 0
+                    stored = _written(index)
                 raise
-            stored = len(index) > 0
+            stored = _written(index)
             if stored:
                 _update_ann(index, args.ann)
     except BaseException:
@@ -642,6 +642,14 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
         raise
     print(rep.summary())
     return 0
+
+
+def _written(index: Any) -> bool:
+    """Whether anything was ever written into ``index``: a face, or any write of another
+    command meanwhile (a `tag add` into the new database: it was deleted with the
+    database when the load failed): writes of files and faces count in the generation,
+    tag reference faces do not."""
+    return index.generation > 0 or len(index) > 0 or bool(index.tag_references())
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
