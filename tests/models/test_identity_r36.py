@@ -121,6 +121,7 @@ def test_an_index_refuses_another_content_under_its_models_name(tmp_path: Path) 
         _add(ix, 2, 2, "r", digest=A)  # the same content: taken
         _add(ix, 1, 3, "s")  # no digest known: by name, as before
         assert len(ix) == 6 and ix.model_digest == A
+        assert ix.info().to_dict()["model_digest"] == A
     with FaceIndex(db) as ix, pytest.raises(ModelMismatchError, match="content"):
         ix.add_tag_reference("smile", _unit(4), NAME, model_digest=B)
 
@@ -284,3 +285,10 @@ def test_a_ray_folder_of_another_content_is_refused_and_an_old_stamp_resumes(
     (out / STAMP_NAME).write_text(json.dumps(old))  # a stamp of an earlier exprsim
     _check_stamp(out, _stamp("default", None, 100))
     assert json.loads((out / STAMP_NAME).read_text())["content"] == content_digest("default")
+
+
+def test_exprsim_models_names_the_content_digest_messages_name(capsys) -> None:
+    from exprsim.cli import main
+
+    assert main(["models"]) == 0
+    assert f"content {content_digest('default')}" in capsys.readouterr().out

@@ -232,7 +232,7 @@ def _register_train(sub: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from exprsim.models.embedder import SHIPPED, model_identity
+    from exprsim.models.embedder import SHIPPED, content_digest, model_identity
     from exprsim.models.registry import list_models, model_spec
 
     print("registered networks (create_model):")
@@ -243,7 +243,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
     print("shipped models (load_model):")
     for name in SHIPPED:
-        print(f"  {name:<20} {model_identity(name)}")
+        print(f"  {name:<20} {model_identity(name)}, content {content_digest(name)}")
     from exprsim.training import recipes
 
     print('learners (exprsim train --config: the config\'s "recipe"):')

@@ -307,11 +307,15 @@ class IndexInfo:
     #: the backend chosen for this database (``"auto"``: none); ``ann_backend`` is the one
     #: the ANN cache was built with, ``ann_fresh`` whether the next search can use it
     ann_choice: str = "auto"
+    #: the content digest of the model (:attr:`FaceIndex.model_digest`; ``None``: not
+    #: recorded)
+    model_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "model": self.model,
+            "model_digest": self.model_digest,
             "files": self.n_files,
             "failed_files": self.n_failed_files,
             "faces": self.n_faces,
@@ -2650,6 +2654,7 @@ class FaceIndex(HoldsHandle):
         return IndexInfo(
             path=str(self.path),
             model=self.model,
+            model_digest=self.model_digest,
             n_files=int(n_files),
             n_failed_files=int(n_failed),
             n_faces=int(n_faces),

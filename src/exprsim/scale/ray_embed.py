@@ -990,7 +990,7 @@ def _check_stamp(out: Path, stamp: dict[str, Any]) -> None:
 
             old["detector"] = DEFAULT_DETECTOR
         for key in ("model", "content", "detector"):  # a stamp without a key: not known
-            if old.get(key) is not None and stamp[key] is not None and old[key] != stamp[key]:
+            if old.get(key) is not None and stamp.get(key) is not None and old[key] != stamp[key]:
                 raise ExprsimError(
                     f"{out} holds shards embedded with {key} {old[key]}, not {stamp[key]}: "
                     "use a new output folder, or delete it"
