@@ -907,6 +907,23 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _refuse_hand_tag(c: Any, path: Any, name: str) -> None:
+    """Refuse the first reference face of a tag ``name`` that faces carry already, set by
+    hand (:meth:`FaceIndex.add_tags`): tagging by reference manages the name, and took it
+    off every face the reference did not match (the user's own tags, lost)."""
+    if c.execute("SELECT 1 FROM tag_refs WHERE name = ? LIMIT 1", (name,)).fetchone():
+        return  # the tag is managed by references already
+    rows = c.execute("SELECT tags FROM faces WHERE tags IS NOT NULL AND tags <> '[]'")
+    n = sum(name in _tags_of(r[0], writing=False) for r in rows.fetchall())
+    if n:
+        raise ExprsimError(
+            f"{path}: {count(n, 'face')} carry the tag {name!r} set by hand; a reference "
+            "face of that name would take it off every face it does not match: give the "
+            "reference another name, or take the hand-set tag off first "
+            "(FaceIndex.remove_tags)"
+        )
+
+
 def _stored_digest(value: Any, model: str | None) -> str | None:
     """The content digest of a ``model_digest`` meta value (``"name@version digest"``) when
     it was recorded for ``model`` (an older exprsim that changed the model of an emptied
@@ -2544,6 +2561,7 @@ class FaceIndex(HoldsHandle):
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
             self._claim_model(c, model)
+            _refuse_hand_tag(c, self.path, name)
             dup = c.execute(
                 "SELECT id FROM tag_refs WHERE name = ? AND embedding = ?", (name, blob)
             ).fetchone()
