@@ -37,3 +37,11 @@ def test_exprsims_own_lock_files_carry_the_note_and_go(tmp_path: Path) -> None:
     with run_lock(run):
         assert (run / LOCK_NAME).read_text().split(" ", 1)[0].isdigit()
     assert not (run / LOCK_NAME).exists()
+
+
+def test_a_note_of_a_command_with_a_line_break_is_one_line_and_goes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["exprsim", "index", "add", "/photos/holiday\nshots\u2028"])
+    with folder_lock(tmp_path, ExprsimError, "output folder"):
+        note = (tmp_path / FOLDER_LOCK).read_text()
+        assert note.count("\n") == 1 and note.endswith("holiday?shots?\n")
+    assert (tmp_path / FOLDER_LOCK).read_text() == ""

@@ -79,3 +79,25 @@ def test_a_packed_npz_is_written_whole_under_the_name_numpy_gives(tmp_path: Path
     with pytest.raises(ValueError, match="Object arrays"):
         _save_npz_whole(out, {"x": np.array([object()])}, compressed=False)  # type: ignore[dict-item]
     assert out.read_bytes() == b"earlier"
+
+
+@pytest.mark.parametrize("writer", ["save_table", "replace_table"])
+def test_a_table_is_staged_once_under_a_name_the_sweep_knows(tmp_path, monkeypatch, writer) -> None:
+    """A review of the round: `replace_table` staged a temporary of `save_table`'s own
+    temporary, a name the next run's sweep did not know (kill -9 left it for good)."""
+    import re
+
+    import exprsim.io as io_mod
+    from exprsim.io import temp_pattern
+
+    written: list[str] = []
+    real = pd.DataFrame.to_csv
+
+    def spy(self, path, *args, **kwargs):
+        written.append(Path(path).name)
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", spy)
+    out = tmp_path / "out.csv"
+    getattr(io_mod, writer)(pd.DataFrame({"a": [1]}), out)
+    assert len(written) == 1 and re.fullmatch(temp_pattern(out, ".csv"), written[0])

@@ -1344,16 +1344,22 @@ def save_table(table: Any, path: str | Path) -> Path:
     path = check_table_path(path)
     frame = table if isinstance(table, pd.DataFrame) else _frame(table)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
     # whole or not at all: a write that fails midway (a full disk, Ctrl-C) keeps the file
-    # that was there (it was truncated first)
+    # that was there (it was truncated first); a killed run's temporary is swept first
+    sweep_temporaries(path.parent, temp_pattern(path, path.suffix))
+    return replace_atomically(path, lambda tmp: _write_table(frame, tmp), suffix=path.suffix)
+
+
+def _write_table(frame: Any, path: Path) -> None:
+    """Write the DataFrame ``frame`` at ``path`` in the format its suffix names (in place:
+    :func:`save_table` gives it a temporary file)."""
+    suffix = path.suffix.lower()
     if suffix == ".csv":
-        return replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False), suffix)
-    if suffix == ".parquet":
-        typed = _typed_empty(frame) if frame.empty else _typed_nulls(frame)
-        return replace_atomically(path, lambda tmp: typed.to_parquet(tmp, index=False), suffix)
-    text = records_json(frame, lines=suffix == ".jsonl")
-    return replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix)
+        frame.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        (_typed_empty(frame) if frame.empty else _typed_nulls(frame)).to_parquet(path, index=False)
+    else:
+        path.write_text(records_json(frame, lines=suffix == ".jsonl"), encoding="utf-8")
 
 
 #: how the columns of an empty table are typed in Parquet, by name (the columns of
@@ -1460,10 +1466,7 @@ def _json_value(value: Any) -> Any:
 def replace_table(table: Any, path: str | Path) -> Path:
     """:func:`save_table`, whole or not at all: written beside ``path`` and renamed over
     it, so that an interruption or a full disk leaves an earlier file as it was."""
-    path = check_table_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_temporaries(path.parent, temp_pattern(path, path.suffix))  # a killed run's
-    return replace_atomically(path, lambda tmp: save_table(table, tmp), suffix=path.suffix)
+    return save_table(table, path)  # save_table is whole or not at all now
 
 
 def save_partial_table(table: Any, path: str | Path) -> Path | None:

@@ -24,7 +24,10 @@ def note_holder(fh: Any) -> None:
     if not holds_a_note(fh):  # a file of the user's own under that name: left as it is
         return
     command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-    note = f"{os.getpid()} {socket.gethostname() or '-'} {command[:300]}\n"
+    # one line: a line break in an argument (a folder named so) made the note read as a
+    # file of somebody else's (never emptied again)
+    command = "".join(ch if ch.isprintable() else "?" for ch in command[:300])
+    note = f"{os.getpid()} {socket.gethostname() or '-'} {command}\n"
     with contextlib.suppress(OSError, ValueError):
         os.ftruncate(fh.fileno(), 0)
         os.write(fh.fileno(), note.encode("utf-8", "backslashreplace"))

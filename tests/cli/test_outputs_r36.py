@@ -68,3 +68,11 @@ def test_an_output_over_a_file_of_the_model_is_refused(
     assert rc == 2
     assert f"is a file of the model {model}" in one_line(err)
     assert {f.name: digest(f) for f in model.iterdir()} == before
+
+
+def test_other_files_in_the_model_folder_are_outputs_like_any_other(capsys, model: Path) -> None:
+    out = model / "embeddings.csv"
+    for _ in range(2):  # the second run replaces the first one's table
+        rc, _, err = run(capsys, "embed", PHOTO, "--model", str(model), "-o", str(out))
+        assert rc == 0, err
+    assert out.read_text().startswith("source,")

@@ -31,3 +31,15 @@ def test_the_report_of_another_video_is_not_replaced(capsys, tmp_path, monkeypat
     rc, _, _ = run(capsys, "video", "../talk1.mp4", "--out", str(out), "--max-frames", "3")
     assert rc == 0
     assert json.loads((out / "analysis.json").read_text())["video"]["source"] == "../talk1.mp4"
+
+
+def test_two_cameras_files_of_one_name_are_two_videos(capsys, tmp_path, monkeypatch) -> None:
+    for day in ("day1", "day2"):
+        (tmp_path / day).mkdir()
+        shutil.copy(sample_path("langer_clip.mp4"), tmp_path / day / "GOPR0001.MP4")
+    out = tmp_path / "vrep"
+    first = str(tmp_path / "day1" / "GOPR0001.MP4")
+    assert run(capsys, "video", first, "--out", str(out), "--max-frames", "3")[0] == 0
+    second = str(tmp_path / "day2" / "GOPR0001.MP4")
+    rc, _, err = run(capsys, "video", second, "--out", str(out), "--max-frames", "3")
+    assert rc == 2 and "holds the report of another video" in err

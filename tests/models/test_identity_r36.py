@@ -292,3 +292,35 @@ def test_exprsim_models_names_the_content_digest_messages_name(capsys) -> None:
 
     assert main(["models"]) == 0
     assert f"content {content_digest('default')}" in capsys.readouterr().out
+
+
+def test_the_digest_is_of_the_settings_not_of_how_the_file_spells_them(tmp_path: Path) -> None:
+    shipped = content_digest("default")
+    spelled = _copy(tmp_path, "spelled")  # 15 for 15.0, a default left out or spelled out
+    cfg = json.loads((spelled / "config.json").read_text())
+    angle = cfg["model_kwargs"].get("readout_angle")
+    if isinstance(angle, float) and angle.is_integer():
+        cfg["model_kwargs"]["readout_angle"] = int(angle)
+    cfg["preprocess"].pop("border", None)
+    cfg["tag_threshold"] = None
+    (spelled / "config.json").write_text(json.dumps(cfg))
+    assert content_digest(spelled) == shipped
+    with_default = _copy(tmp_path, "with-default")
+    _edit(with_default, lambda c: c.update(embedding_dim=16))  # the default, spelled out
+    assert content_digest(with_default) == shipped
+    other = _copy(tmp_path, "other")
+    _edit(other, lambda c: c["preprocess"].update(border="replicate"))  # not the default
+    assert content_digest(other) != shipped
+
+
+def test_a_faceindex_follows_a_re_embedding_by_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    with FaceIndex(db) as long:
+        _add(long, 2, 0, digest=A)
+        with FaceIndex(db) as other:  # re-embedded elsewhere to B (as `index reembed`)
+            other._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'model_digest'", (f"{NAME} {B}",)
+            )
+        _add(long, 1, 1, "q", digest=B)  # B is the index's now: taken
+        with pytest.raises(ModelMismatchError):
+            long.check_model(NAME, A)  # A is not the index's any more

@@ -5,6 +5,7 @@ one line; only a shard whose footer is damaged is embedded again."""
 from __future__ import annotations
 
 import errno
+import struct
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,11 +23,16 @@ def test_an_unreadable_shard_is_kept_and_a_damaged_one_is_not(tmp_path, monkeypa
     damaged = tmp_path / "part-00001.parquet"
     damaged.write_bytes(good.read_bytes()[:-20])  # cut short
     assert not _readable_shard(damaged)
+    garbled = bytearray(good.read_bytes())  # the footer garbled, its length and magic kept
+    n = struct.unpack("<I", garbled[-8:-4])[0]
+    garbled[len(garbled) - 8 - n : len(garbled) - 8] = b"\xff" * n
+    damaged.write_bytes(bytes(garbled))  # pyarrow: an OSError without an errno
+    assert not _readable_shard(damaged)
 
     def deny(path: object, *args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(pq, "read_metadata", deny)
-    with pytest.raises(ExprsimError, match="cannot be read now .* it was kept"):
+    with pytest.raises(ExprsimError, match=r"cannot be read now .* it was kept"):
         _readable_shard(good)
     assert Path(good).is_file()

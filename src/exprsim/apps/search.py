@@ -324,9 +324,6 @@ def search(
         ModelMismatchError: the embedder is not the model the index was built with.
         BackendUnavailableError: identity exclusion without dlib.
     """
-    from exprsim.index.store import REEMBED_HINT, ModelMismatchError
-    from exprsim.models.identity import embedder_digest, mismatch
-
     k = require_positive_int(k, "k")
     _check_filters(min_sharpness, max_abs_yaw, identity_threshold)
     _check_face(face)
@@ -336,20 +333,7 @@ def search(
             f"{type(index).__name__}"
         )
     embedder = embedder if embedder is not None else index.embedder
-    model = embedder.config.name_version
-    stored = index.model
-    differ = (
-        None
-        if stored is None
-        else mismatch(
-            stored, getattr(index, "model_digest", None), model, embedder_digest(embedder)
-        )
-    )
-    if differ is not None:
-        raise ModelMismatchError(
-            f"{index.path} holds embeddings of {differ[0]}, the query model is {differ[1]} "
-            f"({REEMBED_HINT})"
-        )
+    _check_query_model(index, embedder)
     if exclude_same_identity:
         IdentityEncoder()  # fail early and clearly when dlib is missing
     q = _query_face(query_image, embedder, face, detector)
@@ -364,7 +348,7 @@ def search(
         query_embedding=q.embedding,
         hits=tuple(hits),
         excluded=excluded,
-        model=index.model or model,
+        model=index.model or embedder.config.name_version,
         query_crop=q.crop,
     )
 
@@ -611,6 +595,28 @@ def _hit(rank: int, r: Any, distance: float, identity_distance: float | None) ->
         tags=r.tags,
         identity_distance=identity_distance,
     )
+
+
+def _check_query_model(index: Any, embedder: Any) -> None:
+    """Refuse an index holding embeddings of another model than the query's: another
+    ``name@version``, or the same with other weights or settings (content digests)."""
+    from exprsim.index.store import REEMBED_HINT, ModelMismatchError
+    from exprsim.models.identity import embedder_digest, mismatch
+
+    model = embedder.config.name_version
+    stored = index.model
+    differ = (
+        None
+        if stored is None
+        else mismatch(
+            stored, getattr(index, "model_digest", None), model, embedder_digest(embedder)
+        )
+    )
+    if differ is not None:
+        raise ModelMismatchError(
+            f"{index.path} holds embeddings of {differ[0]}, the query model is {differ[1]} "
+            f"({REEMBED_HINT})"
+        )
 
 
 def search_page(result: SearchResult, index: Any, title: str = "Expression search") -> Any:

@@ -836,8 +836,8 @@ def save_tag_threshold(model: str | Path, threshold: float, identity: str | None
     if valid_digest(identity):
         try:
             now = content_digest(model)
-        except ExprsimError:
-            now = None
+        except ExprsimError as exc:
+            raise ExprsimError(f"{exc}; no threshold saved") from exc
     else:
         now = model_identity(model)
     if identity is not None and now != identity:

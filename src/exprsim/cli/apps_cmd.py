@@ -622,11 +622,15 @@ def _index_add_parquet(args: argparse.Namespace) -> int:
     stored = False
     # --model names the table's model (else its `model` column does): checked against it
     given = getattr(args, "model_given", False)
-    model = _embedder(args).config.name_version if given else None
+    embedder = _embedder(args) if given else None
+    model = embedder.config.name_version if embedder is not None else None
+    digest = getattr(embedder, "digest", None)  # and its content: another of that name refused
     try:
         with _open_index(args, must_exist=False) as index:
             try:
-                rep = load_parquet(args.from_parquet, index, model, progress=not args.quiet)
+                rep = load_parquet(
+                    args.from_parquet, index, model, progress=not args.quiet, model_digest=digest
+                )
             except BaseException:  # shards committed before a failure stay (a rerun resumes)
                 stored = True  # unless seen unwritten: a look that fails (the server went
                 with contextlib.suppress(Exception):  # away) keeps the load's own error

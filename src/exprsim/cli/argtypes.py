@@ -386,14 +386,28 @@ def require_distinct_outputs(
                 )
 
 
-def model_inputs(*models: object) -> list[tuple[str, Path]]:
-    """``(what, file)`` of the files of each model given as a folder (a shipped name has
-    none): an output written over its ``config.json`` or weights broke the model."""
+#: the files a model folder is made of (a training run's too): an output over one of them
+#: broke the model; other files in the folder (a table an earlier command wrote there) are
+#: outputs like any other
+MODEL_FILES = ("config.json", "model.safetensors", "state.pt", "train_config.json", ".lock")
+
+
+def model_inputs(*models: object, every: bool = False) -> list[tuple[str, Path]]:
+    """``(what, file)`` of the files each model given as a folder is made of
+    (:data:`MODEL_FILES`; ``every``: every file in it, as `exprsim evaluate` protects the
+    runs it reads; a shipped name has none): an output written over its ``config.json`` or
+    weights broke the model."""
+    from exprsim.io import WRITING_MODEL_MARK
+
     out: list[tuple[str, Path]] = []
     for m in models:
         if isinstance(m, str | os.PathLike) and str(m) and Path(m).is_dir():
             folder = Path(m)
-            out += [(f"a file of the model {folder}", f) for f in folder.iterdir() if f.is_file()]
+            what = f"a file of the model {folder}"
+            if every:
+                out += [(what, f) for f in folder.iterdir() if f.is_file()]
+            else:
+                out += [(what, folder / name) for name in (*MODEL_FILES, WRITING_MODEL_MARK)]
     return out
 
 

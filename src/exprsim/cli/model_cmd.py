@@ -621,7 +621,7 @@ def _evaluate_inputs(args: argparse.Namespace, pvae: bool) -> list[tuple[str, Pa
     """``(what, file)`` of each file ``exprsim evaluate`` reads or keeps: the models' files,
     and the FEC test CSV, or the FER+ files (with a perceptual-VAE run: those of the FER
     folder it was trained on, and its cached meshes)."""
-    files = model_inputs(args.model, *(args.also or ()))
+    files = model_inputs(args.model, *(args.also or ()), every=True)
     if args.fec_test:
         fec = _fec_files(args.fec_crops, args.json_out)
         return [*files, ("the FEC test CSV", Path(args.fec_test)), *fec]

@@ -137,6 +137,23 @@ def _check_combinations(args: argparse.Namespace) -> None:
                 raise ExprsimError(f"{flag} is only used with --fer (image PATHs were given)")
 
 
+def _check_outputs(args: argparse.Namespace) -> list[str]:
+    """The input images (none with --fer), once the outputs are known to be writable and to
+    overwrite no input: an image, a file of the --model folder, a FER+ data file."""
+    require_writable(args.html, "--html")  # before minutes of embedding, not after
+    require_writable(args.json_out, "--json")
+    files = [] if args.fer else expand_image_paths(args.paths)
+    require_distinct_outputs(
+        [("--html", args.html), ("--json", args.json_out)],
+        [
+            *(("an input image", f) for f in files),
+            *model_inputs(args.model),
+            *(fer_inputs(args.data_dir) if args.fer else ()),
+        ],
+    )
+    return files
+
+
 def cmd_subclasses(args: argparse.Namespace) -> int:
     from exprsim.apps.labels import ferplus_faces, label_image_faces
     from exprsim.apps.subclasses import discover_subexpressions, subexpressions_page
@@ -151,17 +168,7 @@ def cmd_subclasses(args: argparse.Namespace) -> int:
     if n_components != "bic" and args.max_components is not None:
         raise ExprsimError("--max-components is only used with --components bic")
     plots.check_map_method(args.map)  # umap-learn missing: said now, not after the embedding
-    require_writable(args.html, "--html")  # before minutes of embedding, not after
-    require_writable(args.json_out, "--json")
-    files = [] if args.fer else expand_image_paths(args.paths)
-    require_distinct_outputs(
-        [("--html", args.html), ("--json", args.json_out)],
-        [
-            *(("an input image", f) for f in files),
-            *model_inputs(args.model),
-            *(fer_inputs(args.data_dir) if args.fer else ()),
-        ],
-    )
+    files = _check_outputs(args)
     embedder = load_model(args.model)
     rc = 0
     if args.fer:

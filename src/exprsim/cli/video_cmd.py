@@ -366,15 +366,19 @@ def _reported_source(out: Path) -> str | None:
     return source if isinstance(source, str) and source else None
 
 
-def _same_source(a: str, b: str) -> bool:
-    """Whether two names of a video are one file: the same path once resolved, or (a report
-    made from another working folder) the same file name."""
+def _same_source(recorded: str, source: str) -> bool:
+    """Whether the video a report names (``recorded``) is ``source``: the same path once
+    resolved; or, when ``recorded`` is a relative name that does not resolve from here (a
+    report made from another working folder), the same file name (two cameras' GOPR0001.MP4
+    in two folders are two videos)."""
     try:
-        if os.path.realpath(a) == os.path.realpath(b):
+        if os.path.realpath(recorded) == os.path.realpath(source):
             return True
+        if os.path.isabs(recorded) or os.path.exists(recorded):
+            return False
     except (OSError, ValueError):
         pass
-    return os.path.basename(a.rstrip("/\\")) == os.path.basename(b.rstrip("/\\"))
+    return os.path.basename(recorded.rstrip("/\\")) == os.path.basename(source.rstrip("/\\"))
 
 
 def _report_info(out: Path) -> dict[str, Any]:

@@ -924,6 +924,20 @@ def _refuse_hand_tag(c: Any, path: Any, name: str) -> None:
         )
 
 
+def _table_model(df: Any, model: str | None) -> str:
+    """The model of a table's embeddings: ``model``, checked against the table's ``model``
+    column, or that column's one value."""
+    if model is None:
+        models = df["model"].dropna().unique() if "model" in df.columns else []
+        if len(models) != 1:
+            why = f"the table names {len(models)} models (its `model` column)"
+            raise ExprsimError(f"{why}: pass model='name@version' (CLI: --model)")
+        return str(models[0])
+    if "model" in df.columns and (df["model"].dropna() != model).any():
+        raise ModelMismatchError(f"the table holds embeddings of another model than {model}")
+    return model
+
+
 def _stored_digest(value: Any, model: str | None) -> str | None:
     """The content digest of a ``model_digest`` meta value (``"name@version digest"``) when
     it was recorded for ``model`` (an older exprsim that changed the model of an emptied
@@ -1731,7 +1745,9 @@ class FaceIndex(HoldsHandle):
             return
         assert digest is not None
         known = self._digests.setdefault(model, digest)
-        if known != digest:
+        if known != digest and self.model_digest == digest:  # re-embedded by another process
+            self._digests[model] = digest
+        elif known != digest:
             raise ModelMismatchError(
                 f"{self.path}: two models named {model} with other weights or settings "
                 f"(content {known}, then {digest}) were given to one FaceIndex: their "
@@ -2239,14 +2255,7 @@ class FaceIndex(HoldsHandle):
 
         t0 = time.perf_counter()
         df = _checked_frame(table, name)
-        if model is None:
-            models = df["model"].dropna().unique() if "model" in df.columns else []
-            if len(models) != 1:
-                why = f"the table names {len(models)} models (its `model` column)"
-                raise ExprsimError(f"{why}: pass model='name@version' (CLI: --model)")
-            model = str(models[0])
-        elif "model" in df.columns and (df["model"].dropna() != model).any():
-            raise ModelMismatchError(f"the table holds embeddings of another model than {model}")
+        model = _table_model(df, model)
         self.check_model(model, model_digest)
         if not len(df):
             return LoadReport(0, 0, 0, 0, model, time.perf_counter() - t0)

@@ -899,11 +899,57 @@ def _content_digest(config: EmbedderConfig, weights: Path) -> str:
             _WEIGHTS_DIGESTS[key] = digest
     except OSError as exc:
         raise ModelError(f"{printable(str(weights))}: cannot read it ({exc})") from exc
-    settings = asdict(config)
-    for key_ in ("version", "tag_threshold"):  # neither changes an embedding
-        settings.pop(key_, None)
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()[:16]
+    return _digest_of(config, digest)
+
+
+def _digest_of(config: EmbedderConfig, weights_sha256: str) -> str:
+    """:func:`content_digest` of ``config`` and weights whose SHA-256 is ``weights_sha256``.
+
+    The settings are hashed in a canonical form: without ``version`` and ``tag_threshold``
+    (neither changes an embedding), without a setting equal to its default (a setting a
+    later exprsim adds, with a default, leaves every digest as it was; a ``config.json``
+    that spells a default out or leaves it out is the same model), and with whole-number
+    floats as integers (``15`` and ``15.0`` are one angle)."""
+    import hashlib
+
+    settings = _whole_numbers(asdict(config))
+    defaults = _whole_numbers(asdict(EmbedderConfig(model=config.model)))
+    for key in ("version", "tag_threshold"):
+        settings.pop(key, None)
+    text = json.dumps(_beyond_defaults(settings, defaults), sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(f"{weights_sha256}\n{text}".encode()).hexdigest()[:16]
+
+
+def _whole_numbers(value: Any) -> Any:
+    """``value`` with whole-number finite floats as integers, lists for tuples, at every
+    level."""
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _beyond_defaults(value: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``value`` that differ from ``defaults`` (compared as JSON: ``True``
+    is not ``1``), nested dictionaries compared entry by entry."""
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        d = defaults.get(key, _NO_DEFAULT)
+        if isinstance(v, dict) and isinstance(d, dict):
+            inner = _beyond_defaults(v, d)
+            if inner:
+                out[key] = inner
+        elif d is _NO_DEFAULT or json.dumps(v, sort_keys=True, default=str) != json.dumps(
+            d, sort_keys=True, default=str
+        ):
+            out[key] = v
+    return out
+
+
+_NO_DEFAULT = object()
 
 
 def embed_aligned(embedder: Any, crops: np.ndarray) -> np.ndarray:
@@ -987,8 +1033,10 @@ def load_model(
             Nothing is downloaded: a URL is a
             :class:`~exprsim.errors.DownloadDisabledError` (a ``ModelError``).
     """
+    import hashlib
+
     import torch
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_weights
 
     from exprsim.io import WRITING_MODEL_MARK, model_being_written
     from exprsim.models.fuse import fuse_conv_bn
@@ -1016,8 +1064,12 @@ def load_model(
         raise
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{cfg_path}: cannot build {config.model!r} from it: {exc}") from exc
+    try:  # read once: the digest is of the very bytes loaded (a re-export meanwhile)
+        data = w_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{printable(str(w_path))}: cannot read it ({exc})") from exc
     try:
-        state = load_file(str(w_path))
+        state = load_weights(data)
     except Exception as exc:  # safetensors raises its own error type for damaged files
         raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
     broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
@@ -1039,7 +1091,8 @@ def load_model(
         )
     if fuse:
         fuse_conv_bn(model)
-    digest = _content_digest(config, w_path)
+    digest = _digest_of(config, hashlib.sha256(data).hexdigest())
+    del data
     embedder = Embedder(model, config, batch_size=batch_size, device=device, digest=digest)
     if name not in SHIPPED:  # the package's own weights are known to fit and be finite
         _check_output(embedder, w_path)

@@ -133,12 +133,30 @@ def _check_one_model(files: list[Path], model: str | None) -> None:
         )
 
 
+def _stamped_digest(shards: Any) -> str | None:
+    """The content digest an `exprsim embed --engine ray` folder's stamp records for its
+    shards (``_embed.json``, ``"content"``), when ``shards`` is such a folder."""
+    import json
+
+    from exprsim.models.identity import valid_digest
+
+    if not isinstance(shards, str | Path) or not Path(shards).is_dir():
+        return None
+    try:
+        stamp = json.loads((Path(shards) / "_embed.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digest = stamp.get("content") if isinstance(stamp, dict) else None
+    return digest if valid_digest(digest) else None
+
+
 def load_parquet(
     shards: str | Path | Iterable[str | Path],
     db: str | Path | FaceIndex,
     model: str | None = None,
     replace: bool = False,
     progress: bool = False,
+    model_digest: str | None = None,
 ) -> LoadReport:
     """Load every shard into the index ``db``, one transaction per shard.
 
@@ -149,6 +167,9 @@ def load_parquet(
         replace: reload sources already stored (default: skip them; see
             :meth:`FaceIndex.add_table`).
         progress: show a progress bar over shards.
+        model_digest: the content digest of the model (``Embedder.digest``; default: the
+            one an `exprsim embed --engine ray` folder's stamp records, if any): an index of
+            another model of that name is refused.
 
     Resumable: a shard is committed whole or not at all, and sources already stored are
     skipped, so rerunning after an interruption loads only what is missing.
@@ -160,6 +181,8 @@ def load_parquet(
 
     files = parquet_shards(shards)
     _check_one_model(files, model)  # before any shard is written
+    if model_digest is None:
+        model_digest = _stamped_digest(shards)
     t0 = time.perf_counter()
     totals = [0, 0, 0, 0]
     seen_model = model
@@ -169,7 +192,9 @@ def load_parquet(
             table = _read_shard(path)
             if table.num_rows == 0:
                 continue
-            rep = index.add_table(table, model=model, replace=replace, name=str(path))
+            rep = index.add_table(
+                table, model=model, replace=replace, name=str(path), model_digest=model_digest
+            )
             seen_model = rep.model
             for i, v in enumerate((rep.files_added, rep.files_replaced, rep.files_skipped)):
                 totals[i] += v

@@ -935,10 +935,13 @@ def _readable_shard(shard: Path) -> bool:
 
     try:
         pq.read_metadata(shard)
-    except ValueError as exc:  # ArrowInvalid: truncated, empty, not Parquet
-        log.warning("embed: %s: damaged shard (%s); embedding it again", shard, exc)
-        return False
-    except OSError as exc:  # permission denied, an I/O error of a network disk: not damage
+    except (OSError, ValueError) as exc:  # ArrowInvalid (a ValueError): truncated, empty
+        # pyarrow says "Couldn't deserialize thrift" of a garbled footer as an OSError
+        # without an errno: damage; one with an errno (permission denied, an I/O error of a
+        # network disk) is trouble of the moment, and the shard is kept
+        if not isinstance(exc, OSError) or exc.errno is None:
+            log.warning("embed: %s: damaged shard (%s); embedding it again", shard, exc)
+            return False
         raise ExprsimError(
             f"{printable(str(shard))}: cannot be read now ({exc}); it was kept: run the command "
             "again once it reads (a shard deleted as damaged is embedded again from its "

@@ -1045,16 +1045,21 @@ _REEMBED = (
 def _health(st: _State, version: str) -> dict[str, Any]:
     """``/api/health``: ``degraded`` (with the problem) while the index holds another
     model's embeddings, since searches answer 503 then."""
+    from exprsim.models.identity import mismatch
+
     with st.index() as ix:
-        n, stored = len(ix), ix.model
+        n, stored, stored_digest = len(ix), ix.model, ix.model_digest
     model = st.embedder.config.name_version
     doc: dict[str, Any] = {"status": "ok", "version": version, "model": model, "faces": n}
-    if n and stored not in (None, model):
+    differ = None if stored is None else mismatch(
+        stored, stored_digest, model, embedder_digest(st.embedder)
+    )  # fmt: skip
+    if n and differ is not None:  # another name, or the same with other weights (digests)
         doc["status"] = "degraded"
         doc["index_model"] = stored
         doc["problem"] = (
-            f"the index holds embeddings of {stored}, not of this server's model {model} "
-            f"({_REEMBED})"
+            f"the index holds embeddings of {differ[0]}, not of this server's model "
+            f"{differ[1]} ({_REEMBED})"
         )
     return doc
 
