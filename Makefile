@@ -9,7 +9,9 @@ TORCH_PIN ?= torch==2.13.0
 .PHONY: demo test serve install install-dev lint typecheck bench clean
 
 $(VENV)/bin/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11 or 3.12) on PATH"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' || { \
+		echo "exprsim needs Python 3.11 or 3.12 (mediapipe 0.10.21 and numpy<2 have no wheels for others); $(PYTHON) is $$($(PYTHON) -V 2>&1)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 

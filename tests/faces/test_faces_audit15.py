@@ -55,20 +55,20 @@ def test_a_table_the_disk_cannot_hold_leaves_the_earlier_table_whole(
     old = pd.DataFrame({"source": ["a.jpg", "b.jpg"], "face": [0, 0]})
     old.to_csv(out, index=False)
     before = out.read_bytes()
-    real = exprsim.io.save_table
+    real = exprsim.io._write_table  # the writer of a table's bytes, into a temporary
 
-    def full_disk(table: object, path: object) -> Path:
+    def full_disk(table: object, path: object) -> None:
         Path(str(path)).write_text("source,fa")  # a start, then no room
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(exprsim.io, "save_table", full_disk)
+    monkeypatch.setattr(exprsim.io, "_write_table", full_disk)
     new = pd.DataFrame({"source": ["c.jpg"] * 5, "face": range(5)})
     for write in (lambda: _write_table(new, str(out)), lambda: FaceTable(rows=[{}]).save(out)):
         with pytest.raises(OSError):
             write()
         assert out.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
-    monkeypatch.setattr(exprsim.io, "save_table", real)
+    monkeypatch.setattr(exprsim.io, "_write_table", real)
     _write_table(new, str(out))
     assert pd.read_csv(out)["source"].tolist() == ["c.jpg"] * 5
 

@@ -118,7 +118,8 @@ def test_exprsim_video_finishes_a_killed_save_before_it_decodes(
     out = tmp_path / "out"
     old.save(out)
     _killed_save(new, out, 2, tmp_path)
-    clip = clip_factory("plain3.mp4", numbered_frames(3), fps=5)
+    # the killed run's video again (another's complete report is refused since round 36)
+    clip = clip_factory("plain6.mp4", numbered_frames(6), fps=5)
     # refused after the --out checks, before any frame is decoded
     assert main(["-q", "video", str(clip), "--out", str(out), "--smooth", "4"]) == 2
     info = (out / REPORT_FILES["json"]).read_text()

@@ -22,14 +22,16 @@ def test_sighup_shuts_the_server_down_gracefully(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = [sys.executable, "-m", "exprsim", "serve", "--db", str(tmp_path / "f.db")]
+    # SIGHUP as a terminal leaves it, even when the tests run under nohup: set by a small
+    # program that then becomes exprsim (a preexec_fn ran Python in the forked child of a
+    # process of ~100 threads, and hung there freeing a PyAV context: the whole run hung)
+    reset = (
+        "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'exprsim', *sys.argv[1:]])"
+    )
+    argv = [sys.executable, "-c", reset, "serve", "--db", str(tmp_path / "f.db")]
     proc = subprocess.Popen(
-        [*argv, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as a terminal leaves it, even when the tests run under nohup
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        [*argv, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 120

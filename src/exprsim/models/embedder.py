@@ -1033,10 +1033,7 @@ def load_model(
             Nothing is downloaded: a URL is a
             :class:`~exprsim.errors.DownloadDisabledError` (a ``ModelError``).
     """
-    import hashlib
-
     import torch
-    from safetensors.torch import load as load_weights
 
     from exprsim.io import WRITING_MODEL_MARK, model_being_written
     from exprsim.models.fuse import fuse_conv_bn
@@ -1064,14 +1061,7 @@ def load_model(
         raise
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{cfg_path}: cannot build {config.model!r} from it: {exc}") from exc
-    try:  # read once: the digest is of the very bytes loaded (a re-export meanwhile)
-        data = w_path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{printable(str(w_path))}: cannot read it ({exc})") from exc
-    try:
-        state = load_weights(data)
-    except Exception as exc:  # safetensors raises its own error type for damaged files
-        raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+    state, weights_sha256 = _read_weights(w_path)
     broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
     if broken:  # e.g. a diverged training run: every embedding would be NaN
         raise ModelError(
@@ -1091,13 +1081,31 @@ def load_model(
         )
     if fuse:
         fuse_conv_bn(model)
-    digest = _digest_of(config, hashlib.sha256(data).hexdigest())
-    del data
+    digest = _digest_of(config, weights_sha256)
     embedder = Embedder(model, config, batch_size=batch_size, device=device, digest=digest)
     if name not in SHIPPED:  # the package's own weights are known to fit and be finite
         _check_output(embedder, w_path)
         _warn_of_a_shipped_name(config, folder)
     return embedder
+
+
+def _read_weights(w_path: Path) -> tuple[dict[str, Any], str]:
+    """The tensors of a safetensors file and the SHA-256 of its bytes, from one read (the
+    digest is of the very bytes loaded: a re-export between two reads gave one model's
+    network with the other's digest)."""
+    import hashlib
+
+    from safetensors.torch import load as load_weights
+
+    try:
+        data = w_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{printable(str(w_path))}: cannot read it ({exc})") from exc
+    try:
+        state = load_weights(data)
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise ModelError(f"{w_path}: not a readable safetensors file ({exc})") from exc
+    return state, hashlib.sha256(data).hexdigest()
 
 
 def _check_fits(config: EmbedderConfig, cfg_path: Path, w_path: Path) -> None:

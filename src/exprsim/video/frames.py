@@ -420,7 +420,9 @@ class FrameReader(HoldsHandle):
         self._container, self._stream = container, stream
         ctx = stream.codec_context
         still = _is_image_demuxer(container)
-        if still and str(ctx.name) == "webp":
+        # an animated WebP: FFmpeg before 8 reads it with an image demuxer and the "webp"
+        # codec, FFmpeg 8 (PyAV 19, Python 3.12 only) with a "webp_anim" demuxer and codec
+        if (still and str(ctx.name) == "webp") or str(ctx.name) == "webp_anim":
             animated = self._open_animated()
             if animated is not None:
                 return animated
