@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,25 +25,14 @@ from exprsim.apps.search import search
 from exprsim.apps.tag import Tagger, save_tag_threshold
 from exprsim.errors import ExprsimError
 from exprsim.index.store import FaceIndex, ModelMismatchError
-from exprsim.models.embedder import Embedder, _weights_dir, content_digest, load_model
+from exprsim.models.embedder import Embedder, content_digest, load_model
 from exprsim.models.identity import mismatch, same_model
 from exprsim.video.pipeline import index_tag_references
 from face_tables import unit_faces
+from model_folders import copy_model, edit_config
 
 NAME = "exprnet_ens@8"
 A, B = "sha256:" + "a" * 16, "sha256:" + "b" * 16
-
-
-def _copy(tmp_path: Path, name: str) -> Path:
-    out = tmp_path / name
-    shutil.copytree(_weights_dir("default"), out)
-    return out
-
-
-def _edit(folder: Path, change) -> None:
-    cfg = json.loads((folder / "config.json").read_text())
-    change(cfg)
-    (folder / "config.json").write_text(json.dumps(cfg))
 
 
 def _perturb_weights(folder: Path) -> None:
@@ -81,14 +69,14 @@ def test_the_digest_follows_weights_and_settings_not_copies_versions_or_threshol
     tmp_path: Path,
 ) -> None:
     shipped = content_digest("default")
-    assert content_digest(_copy(tmp_path, "copy")) == shipped  # another path
-    renamed = _copy(tmp_path, "renamed")
-    _edit(renamed, lambda c: c.update(version="8-copy", tag_threshold=0.4))
+    assert content_digest(copy_model(tmp_path, "copy")) == shipped  # another path
+    renamed = copy_model(tmp_path, "renamed")
+    edit_config(renamed, lambda c: c.update(version="8-copy", tag_threshold=0.4))
     assert content_digest(renamed) == shipped
-    weights = _copy(tmp_path, "weights")
+    weights = copy_model(tmp_path, "weights")
     _perturb_weights(weights)
-    setting = _copy(tmp_path, "setting")
-    _edit(setting, lambda c: c["model_kwargs"].update(readout_angle=30.0))
+    setting = copy_model(tmp_path, "setting")
+    edit_config(setting, lambda c: c["model_kwargs"].update(readout_angle=30.0))
     assert len({shipped, content_digest(weights), content_digest(setting)}) == 3
 
 
@@ -181,7 +169,7 @@ def test_reembed_redoes_an_index_of_another_content_under_the_same_name(tmp_path
     from exprsim.samples import sample_path
 
     db = tmp_path / "f.db"
-    fake = _copy(tmp_path, "fake")
+    fake = copy_model(tmp_path, "fake")
     _perturb_weights(fake)
     other = load_model(str(fake))
     with FaceIndex(db, embedder=other) as ix:
@@ -216,9 +204,9 @@ def test_tag_references_of_another_content_are_refused(tmp_path: Path) -> None:
 def test_a_saved_tag_threshold_is_refused_when_the_settings_changed_meanwhile(
     tmp_path: Path,
 ) -> None:
-    folder = _copy(tmp_path, "m")
+    folder = copy_model(tmp_path, "m")
     identity = load_model(str(folder)).digest
-    _edit(folder, lambda c: c["model_kwargs"].update(readout_angle=30.0))  # weights kept
+    edit_config(folder, lambda c: c["model_kwargs"].update(readout_angle=30.0))  # weights kept
     with pytest.raises(ExprsimError, match="changed while it was calibrated"):
         save_tag_threshold(folder, 0.5, identity=identity)
     assert "tag_threshold" not in json.loads((folder / "config.json").read_text()) or (
@@ -273,8 +261,8 @@ def test_a_ray_folder_of_another_content_is_refused_and_an_old_stamp_resumes(
 ) -> None:
     from exprsim.scale.ray_embed import STAMP_NAME, _check_stamp, _stamp
 
-    setting = _copy(tmp_path, "setting")
-    _edit(setting, lambda c: c["model_kwargs"].update(readout_angle=30.0))
+    setting = copy_model(tmp_path, "setting")
+    edit_config(setting, lambda c: c["model_kwargs"].update(readout_angle=30.0))
     out = tmp_path / "out"
     out.mkdir()
     _check_stamp(out, _stamp("default", None, 100))
@@ -296,7 +284,7 @@ def test_exprsim_models_names_the_content_digest_messages_name(capsys) -> None:
 
 def test_the_digest_is_of_the_settings_not_of_how_the_file_spells_them(tmp_path: Path) -> None:
     shipped = content_digest("default")
-    spelled = _copy(tmp_path, "spelled")  # 15 for 15.0, a default left out or spelled out
+    spelled = copy_model(tmp_path, "spelled")  # 15 for 15.0, a default left out or spelled out
     cfg = json.loads((spelled / "config.json").read_text())
     angle = cfg["model_kwargs"].get("readout_angle")
     if isinstance(angle, float) and angle.is_integer():
@@ -305,11 +293,11 @@ def test_the_digest_is_of_the_settings_not_of_how_the_file_spells_them(tmp_path:
     cfg["tag_threshold"] = None
     (spelled / "config.json").write_text(json.dumps(cfg))
     assert content_digest(spelled) == shipped
-    with_default = _copy(tmp_path, "with-default")
-    _edit(with_default, lambda c: c.update(embedding_dim=16))  # the default, spelled out
+    with_default = copy_model(tmp_path, "with-default")
+    edit_config(with_default, lambda c: c.update(embedding_dim=16))  # the default, spelled out
     assert content_digest(with_default) == shipped
-    other = _copy(tmp_path, "other")
-    _edit(other, lambda c: c["preprocess"].update(border="replicate"))  # not the default
+    other = copy_model(tmp_path, "other")
+    edit_config(other, lambda c: c["preprocess"].update(border="replicate"))  # not the default
     assert content_digest(other) != shipped
 
 

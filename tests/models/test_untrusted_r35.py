@@ -4,9 +4,7 @@ configs and a folder named as the shipped model are refused or named."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -15,19 +13,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from exprsim.errors import ModelError
-from exprsim.models.embedder import _weights_dir, load_model
-
-
-def _copy(tmp_path: Path, name: str = "m") -> Path:
-    out = tmp_path / name
-    shutil.copytree(_weights_dir("default"), out)
-    return out
-
-
-def _edit(folder: Path, change) -> None:
-    cfg = json.loads((folder / "config.json").read_text())
-    change(cfg)
-    (folder / "config.json").write_text(json.dumps(cfg))
+from exprsim.models.embedder import load_model
+from model_folders import copy_model, edit_config
 
 
 def _rename(cfg: dict) -> None:
@@ -43,7 +30,7 @@ def _rename(cfg: dict) -> None:
     ids=["wide-stages", "huge-embedding"],
 )
 def test_a_config_that_does_not_fit_its_weights_builds_nothing(tmp_path: Path, kwargs) -> None:
-    folder = _copy(tmp_path)
+    folder = copy_model(tmp_path)
 
     def change(cfg: dict) -> None:
         _rename(cfg)
@@ -52,7 +39,7 @@ def test_a_config_that_does_not_fit_its_weights_builds_nothing(tmp_path: Path, k
         else:
             cfg["model_kwargs"]["members"][0]["stages"] = kwargs["stages"]
 
-    _edit(folder, change)
+    edit_config(folder, change)
     tracemalloc.start()
     t0 = time.perf_counter()
     try:
@@ -65,8 +52,8 @@ def test_a_config_that_does_not_fit_its_weights_builds_nothing(tmp_path: Path, k
 
 
 def test_integer_weights_are_refused(tmp_path: Path) -> None:
-    folder = _copy(tmp_path)
-    _edit(folder, _rename)
+    folder = copy_model(tmp_path)
+    edit_config(folder, _rename)
     state = load_file(str(folder / "model.safetensors"))
     key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
     state[key] = state[key].to(dtype=__import__("torch").int8)
@@ -76,21 +63,21 @@ def test_integer_weights_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_setting_that_overflows_is_refused(tmp_path: Path) -> None:
-    folder = _copy(tmp_path)
+    folder = copy_model(tmp_path)
 
     def change(cfg: dict) -> None:
         _rename(cfg)
         for member in cfg["model_kwargs"]["members"]:
             member["classifier_scale"] = 1e300
 
-    _edit(folder, change)
+    edit_config(folder, change)
     with pytest.raises(ModelError, match="not finite numbers"):
         load_model(str(folder))
 
 
 @pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, " " * (2 << 20) + "{}"])
 def test_deep_or_huge_configs_are_one_line(tmp_path: Path, text: str) -> None:
-    folder = _copy(tmp_path)
+    folder = copy_model(tmp_path)
     (folder / "config.json").write_text(text)
     with pytest.raises(ModelError, match=r"not a readable JSON model config|not a model config"):
         load_model(str(folder))
@@ -99,11 +86,11 @@ def test_deep_or_huge_configs_are_one_line(tmp_path: Path, text: str) -> None:
 def test_a_folder_named_as_the_shipped_model_with_other_weights_is_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    same = _copy(tmp_path, "same")
+    same = copy_model(tmp_path, "same")
     with caplog.at_level(logging.WARNING):
         load_model(str(same))  # a copy of the shipped folder: the same weights
     assert "with other weights" not in caplog.text
-    other = _copy(tmp_path, "other")
+    other = copy_model(tmp_path, "other")
     state = load_file(str(other / "model.safetensors"))
     key = next(k for k, v in state.items() if v.is_floating_point())
     state[key] = state[key] * 1.01
@@ -135,12 +122,12 @@ def test_fifos_in_a_model_folder_are_not_waited_on(tmp_path: Path) -> None:
     from exprsim.models.embedder import model_identity
     from exprsim.training.run import unfinished_export
 
-    locked = _copy(tmp_path, "locked")
+    locked = copy_model(tmp_path, "locked")
     os.mkfifo(locked / ".lock")
-    weights = _copy(tmp_path, "weights")
+    weights = copy_model(tmp_path, "weights")
     (weights / "model.safetensors").unlink()
     os.mkfifo(weights / "model.safetensors")
-    config = _copy(tmp_path, "config")
+    config = copy_model(tmp_path, "config")
     (config / "config.json").unlink()
     os.mkfifo(config / "config.json")
     code = (
@@ -162,12 +149,12 @@ def test_settings_of_a_shipped_name_changed_alone_are_named(
 ) -> None:
     """Review: scripts/prior_readout.py keeps the name and version and changes only the
     class weights of config.json: embeddings up to 0.14 apart, and no warning."""
-    folder = _copy(tmp_path, "prior")
+    folder = copy_model(tmp_path, "prior")
 
     def change(cfg: dict) -> None:
         cfg["model_kwargs"]["class_weights"] = [1.0] * 8
 
-    _edit(folder, change)
+    edit_config(folder, change)
     with caplog.at_level(logging.WARNING):
         load_model(str(folder))
     assert "with other weights or settings" in caplog.text
