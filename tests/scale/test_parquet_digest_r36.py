@@ -41,3 +41,23 @@ def test_shards_of_another_content_are_refused(tmp_path: Path) -> None:
     same = _shards(tmp_path / "same", {"model": NAME, "content": A})
     assert load_parquet(same, db).faces == 2
     assert load_parquet(plain, db).files_added == 0  # no digest known: by name, as before
+
+
+def test_an_embed_table_carries_its_models_content(tmp_path: Path, capsys) -> None:
+    """`exprsim embed -o x.parquet` records the model's digest in the table's metadata; a
+    load into an index of another content of the same name is refused without --model."""
+    from exprsim.cli import main
+    from exprsim.models.embedder import content_digest, load_model
+    from exprsim.models.identity import DIGEST_KEY
+    from exprsim.samples import sample_path
+
+    table = tmp_path / "faces.parquet"
+    assert main(["-q", "embed", str(sample_path("grace_hopper.jpg")), "-o", str(table)]) == 0
+    assert pq.read_schema(table).metadata[DIGEST_KEY] == content_digest("default").encode()
+    db = tmp_path / "f.db"
+    with FaceIndex(db) as ix:
+        ix.add_table(unit_faces(["/x/a.jpg"], 0), load_model().config.name_version, model_digest=A)
+    rc = main(["-q", "index", "add", "--from-parquet", str(table), "--db", str(db)])
+    assert rc == 2 and "content" in capsys.readouterr().err
+    with FaceIndex(tmp_path / "g.db") as other, pytest.raises(ModelMismatchError, match="not sha"):
+        other.add_table(pq.read_table(table), model_digest=B)  # a digest the table contradicts

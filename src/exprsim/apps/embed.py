@@ -38,12 +38,13 @@ def embedding_columns(embedding_dim: int) -> list[str]:
     return [*FACE_COLUMNS, "model", *(f"e{i}" for i in range(embedding_dim)), *FILE_COLUMNS]
 
 
-def table_schema(columns: Sequence[str]) -> Any:
+def table_schema(columns: Sequence[str], model_digest: str | None = None) -> Any:
     """The Arrow schema of an embedding table with these columns: text for ``source``,
     ``reasons``, ``detector``, ``model`` and ``sha256``, int64 for ``face``, ``size`` and
     ``mtime_ns``, bool for ``quality_ok``, float64 for the rest. Every Parquet table of
     faces is written with it, empty ones included, so that a folder of them reads as one
-    dataset."""
+    dataset. ``model_digest``, the content digest of the model, goes into its metadata
+    (:data:`exprsim.models.identity.DIGEST_KEY`): an index of another model of the same name refuses the table."""
     import pyarrow as pa
 
     def kind(column: str) -> Any:
@@ -53,7 +54,10 @@ def table_schema(columns: Sequence[str]) -> Any:
             return pa.int64()
         return pa.bool_() if column == "quality_ok" else pa.float64()
 
-    return pa.schema([pa.field(c, kind(c)) for c in columns])
+    from exprsim.models.identity import DIGEST_KEY
+
+    metadata = {DIGEST_KEY: model_digest.encode()} if model_digest else None
+    return pa.schema([pa.field(c, kind(c)) for c in columns], metadata=metadata)
 
 
 def file_identity(source: str, before: os.stat_result | None = None) -> dict[str, Any]:

@@ -1169,7 +1169,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     if action == "calibrate":
         embedder = _embedder(args)
         # the model as loaded: a folder re-exported meanwhile gets no threshold of it
-        identity = embedder.digest if args.save else None
+        identity = getattr(embedder, "digest", None) if args.save else None
         cal = calibrate_from_ferplus(embedder, data_dir=args.data_dir, progress=not args.quiet)
         from exprsim.io import json_text
 

@@ -271,6 +271,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from exprsim.interrupts import hold_interrupts, interruption
     from exprsim.io import TableWriter, check_table_path
     from exprsim.models.embedder import load_model
+    from exprsim.models.identity import embedder_digest
 
     _refuse_ray_options(args)
     out = check_table_path(args.out)
@@ -284,7 +285,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     # rows stream to the file as they are made: bounded memory, and an interrupted run
     # keeps (and says) what it had done, never over a complete earlier table
     columns = embedding_columns(embedder.embedding_dim)
-    with TableWriter(out, columns, schema=table_schema(columns)) as writer:
+    schema = table_schema(columns, model_digest=embedder_digest(embedder))  # the content
+    with TableWriter(out, columns, schema=schema) as writer:
         try:
             table = embed_files(
                 files,

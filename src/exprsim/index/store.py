@@ -924,6 +924,24 @@ def _refuse_hand_tag(c: Any, path: Any, name: str) -> None:
         )
 
 
+def _table_digest(table: Any, given: str | None) -> str | None:
+    """The content digest of a table's model: ``given``, or the one an Arrow table's
+    metadata records (`exprsim embed -o x.parquet`); a table of another content than the
+    one given is refused."""
+    from exprsim.models.identity import DIGEST_KEY
+
+    metadata = getattr(getattr(table, "schema", None), "metadata", None) or {}
+    raw = metadata.get(DIGEST_KEY) if isinstance(metadata, dict) else None
+    recorded = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
+    if not valid_digest(recorded):
+        return given
+    if valid_digest(given) and given != recorded:
+        raise ModelMismatchError(
+            f"the table holds embeddings of a model with content {recorded}, not {given}"
+        )
+    return recorded
+
+
 def _table_model(df: Any, model: str | None) -> str:
     """The model of a table's embeddings: ``model``, checked against the table's ``model``
     column, or that column's one value."""
@@ -2254,6 +2272,7 @@ class FaceIndex(HoldsHandle):
         import pandas as pd
 
         t0 = time.perf_counter()
+        model_digest = _table_digest(table, model_digest)
         df = _checked_frame(table, name)
         model = _table_model(df, model)
         self.check_model(model, model_digest)

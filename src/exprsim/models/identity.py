@@ -15,6 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: the key of a Parquet table's metadata that holds its model's content digest
+#: (`exprsim embed -o x.parquet`; read by ``FaceIndex.add_table``)
+DIGEST_KEY = b"exprsim.model_digest"
+
 #: a content digest as :func:`~exprsim.models.embedder.content_digest` writes it
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{16}")
 
