@@ -601,17 +601,9 @@ def _check_query_model(index: Any, embedder: Any) -> None:
     """Refuse an index holding embeddings of another model than the query's: another
     ``name@version``, or the same with other weights or settings (content digests)."""
     from exprsim.index.store import REEMBED_HINT, ModelMismatchError
-    from exprsim.models.identity import embedder_digest, mismatch
+    from exprsim.models.identity import index_mismatch
 
-    model = embedder.config.name_version
-    stored = index.model
-    differ = (
-        None
-        if stored is None
-        else mismatch(
-            stored, getattr(index, "model_digest", None), model, embedder_digest(embedder)
-        )
-    )
+    differ = index_mismatch(index, embedder)
     if differ is not None:
         raise ModelMismatchError(
             f"{index.path} holds embeddings of {differ[0]}, the query model is {differ[1]} "

@@ -30,7 +30,7 @@ from exprsim.apps.compare import display_names
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, ImageError, printable, real_array
 from exprsim.index.store import check_new_tag_name, check_tag_name, unit_rows
-from exprsim.models.identity import embedder_digest, mismatch
+from exprsim.models.identity import embedder_digest, index_mismatch
 from exprsim.wording import count
 
 log = logging.getLogger(__name__)
@@ -295,10 +295,7 @@ class Tagger:
         """Raise :class:`~exprsim.index.store.ModelMismatchError` with ``message`` (its
         ``{stored}`` and ``{model}`` filled in) when the index holds embeddings of another
         model than the embedder's."""
-        stored, model = self.index.model, self._model()
-        if stored is None:
-            return
-        differ = mismatch(stored, self.index.model_digest, model, embedder_digest(self.embedder))
+        differ = index_mismatch(self.index, self.embedder)
         if differ is not None:
             from exprsim.index.store import REEMBED_HINT, ModelMismatchError
 

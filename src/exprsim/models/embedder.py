@@ -1085,7 +1085,7 @@ def load_model(
     embedder = Embedder(model, config, batch_size=batch_size, device=device, digest=digest)
     if name not in SHIPPED:  # the package's own weights are known to fit and be finite
         _check_output(embedder, w_path)
-        _warn_of_a_shipped_name(config, folder)
+        _warn_of_a_shipped_name(config, folder, digest)
     return embedder
 
 
@@ -1192,26 +1192,16 @@ def _check_output(embedder: Embedder, w_path: Path) -> None:
         )
 
 
-def _warn_of_a_shipped_name(config: EmbedderConfig, folder: Path) -> None:
-    """Warn when a folder's ``name@version`` is a shipped model's while its weights are
-    not: an index, a reference set or tags made with one are taken for the other's (they
-    are told apart by name and version)."""
+def _warn_of_a_shipped_name(config: EmbedderConfig, folder: Path, digest: str) -> None:
+    """Warn when a folder's ``name@version`` is a shipped model's while its content
+    (``digest``, of the weights and settings as loaded) is not: indexes, reference sets and
+    tags of earlier versions, which record no digest, take one for the other's."""
     shipped = {n: _read_config(_weights_dir(n) / "config.json").name_version for n in SHIPPED}
     claims = [n for n, nv in shipped.items() if nv == config.name_version]
-    if claims and not _same_weights(folder, _weights_dir(claims[0])):
+    if claims and digest != content_digest(claims[0]):
         log.warning(
             "model %s: named %s, as the shipped model %r, with other weights or settings: an "
             "index, tags or a kNN reference set of one will be taken for the other's; give it "
             "another name or version in its config.json",
             printable(str(folder)), config.name_version, claims[0],
         )  # fmt: skip
-
-
-def _same_weights(a: Path, b: Path) -> bool:
-    """Whether two model folders embed alike: the same weights file and the same config
-    but for its tag threshold (class weights, a readout angle or the preprocessing in
-    config.json change the embeddings: ``scripts/prior_readout.py`` changes only those)."""
-    try:
-        return content_digest(a) == content_digest(b)
-    except (OSError, ModelError):
-        return False

@@ -63,3 +63,17 @@ def mismatch(
     return described(stored, stored_digest, model, digest), described(
         model, digest, stored, stored_digest
     )
+
+
+def index_mismatch(index: Any, embedder: Any) -> tuple[str, str] | None:
+    """:func:`mismatch` of the model of the embeddings an index holds (its ``model`` and
+    ``model_digest``) and ``embedder``'s; ``None`` too while the index names no model."""
+    stored = index.model
+    if stored is None:
+        return None
+    return mismatch(
+        stored,
+        getattr(index, "model_digest", None),
+        embedder.config.name_version,
+        embedder_digest(embedder),
+    )

@@ -764,18 +764,16 @@ def index_tag_references(
 
         model = embedder.config.name_version
         models = {r["model"] for r in refs if r.get("model")}
-        # one model's references, of the index's content digest where one was recorded
-        stored_digest = getattr(index, "model_digest", None) if models == {index.model} else None
-        differ = (
-            mismatch(model, stored_digest, model, embedder_digest(embedder))
-            if models == {model}
-            else None
-        )
-        if (models and models != {model}) or differ is not None:
+        differ: tuple[str, str] | None = None
+        if models and models != {model}:  # references of other names
+            differ = ", ".join(sorted(models)), model
+        elif models and index.model == model:  # of this name: of the index's content?
+            stored = getattr(index, "model_digest", None)
+            differ = mismatch(model, stored, model, embedder_digest(embedder))
+        if differ is not None:
             from exprsim.index.store import reembed_hint
 
-            made = differ[0] if differ is not None else ", ".join(sorted(models))
-            said = differ[1] if differ is not None else model
+            made, said = differ
             raise ExprsimError(
                 f"{name}: references were made with {made}, the embedder is {said} "
                 f"({reembed_hint(them=True)})"

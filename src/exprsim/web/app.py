@@ -1045,15 +1045,12 @@ _REEMBED = (
 def _health(st: _State, version: str) -> dict[str, Any]:
     """``/api/health``: ``degraded`` (with the problem) while the index holds another
     model's embeddings, since searches answer 503 then."""
-    from exprsim.models.identity import mismatch
+    from exprsim.models.identity import index_mismatch
 
     with st.index() as ix:
-        n, stored, stored_digest = len(ix), ix.model, ix.model_digest
+        n, stored, differ = len(ix), ix.model, index_mismatch(ix, st.embedder)
     model = st.embedder.config.name_version
     doc: dict[str, Any] = {"status": "ok", "version": version, "model": model, "faces": n}
-    differ = None if stored is None else mismatch(
-        stored, stored_digest, model, embedder_digest(st.embedder)
-    )  # fmt: skip
     if n and differ is not None:  # another name, or the same with other weights (digests)
         doc["status"] = "degraded"
         doc["index_model"] = stored
