@@ -35,3 +35,28 @@ def test_a_fresh_folder_trains_without_the_warning(
     with caplog.at_level(logging.WARNING, logger="exprsim.training.run"):
         train(tiny_config(), tmp_path / "new", progress=False)
     assert WORDS not in caplog.text
+
+
+def test_the_model_and_metrics_a_fresh_start_replaces_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Round 37 (the advice in messages): "copy it first to keep them" came once the run was
+    on its way, and its metrics were emptied a moment later; the model and the metrics are
+    now kept beside the run (``NAME.~N~``), once however often the start is interrupted."""
+    cfg = tiny_config()
+    folder = export_untrained(cfg, tmp_path / "run")
+    model = (folder / "model.safetensors").read_bytes()
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    with caplog.at_level(logging.WARNING, logger="exprsim.training.run"):
+        train(cfg, folder, progress=False)
+    assert "kept: model.safetensors.~1~, metrics.jsonl.~1~" in caplog.text
+    assert (folder / "model.safetensors.~1~").read_bytes() == model
+    assert (folder / "metrics.jsonl.~1~").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    (folder / "state.pt").unlink()  # as if the new start had been stopped: kept once
+    (folder / "model.safetensors").write_bytes(model)
+    train(cfg, folder, progress=False)
+    assert sorted(p.name for p in folder.glob("*.~*~")) == [
+        "metrics.jsonl.~1~",
+        "metrics.jsonl.~2~",
+        "model.safetensors.~1~",
+    ]

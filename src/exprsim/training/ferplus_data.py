@@ -200,7 +200,8 @@ def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.nda
         where = "" if Path(path).is_absolute() else f", relative to {Path.cwd()}"
         raise DataError(
             f"{path}: no such file (the config's teacher{where}; make it with "
-            "make_teacher_targets, or set teacher to null)"
+            "exprsim.training.ferplus_data.make_teacher_targets(models, cfg, out) in Python, "
+            "or set teacher to null)"
         )
     try:
         with np.load(path) as z:
@@ -210,7 +211,7 @@ def _open_teacher_file(path: str | Path, images: np.ndarray, key: str) -> np.nda
     if len(arr) != len(images) or digest != pixel_digest(images):
         raise DataError(
             f"{path}: made for other faces than this config loads (make it again with "
-            "make_teacher_targets and the same data settings)"
+            "exprsim.training.ferplus_data.make_teacher_targets and the same data settings)"
         )
     return arr
 

@@ -108,6 +108,35 @@ def _changed(old: Any, cfg: Any, may_change: Iterable[str]) -> Any:
     return old
 
 
+def _keep_copy(path: Path) -> Path:
+    """A copy of ``path`` beside it under the first free name ``NAME.~N~`` (as ``cp
+    --backup=numbered`` names them), before a fresh start replaces it.
+
+    Raises:
+        ExprsimError: the copy cannot be written (nothing was changed).
+    """
+    import filecmp
+    import shutil
+
+    n = 1
+    while (dest := path.with_name(f"{path.name}.~{n}~")).exists() or dest.is_symlink():
+        n += 1
+    last = path.with_name(f"{path.name}.~{n - 1}~")
+    with contextlib.suppress(OSError):
+        if n > 1 and last.is_file() and filecmp.cmp(path, last, shallow=False):
+            return last  # kept already (a start stopped before its first checkpoint)
+    try:
+        shutil.copy2(path, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            dest.unlink()
+        raise ExprsimError(
+            f"{path}: cannot keep a copy before training again from the start "
+            f"({exc.strerror or exc}); nothing was changed"
+        ) from exc
+    return dest
+
+
 class TrainingDivergedError(ExprsimError):
     """The weights became NaN or infinite (a learning rate too high, or bad data)."""
 
@@ -548,21 +577,27 @@ class RunFolder:
                 shortened).
         """
         state = self.load_state(map_location)
-        if state is None and (self.dir / "model.safetensors").is_file():
-            # a finished run whose checkpoint is gone (as committed runs are): say it
+        if state is None and (model := self.dir / "model.safetensors").is_file():
+            # a finished run whose checkpoint is gone (as committed runs are): say it, and
+            # keep its model and metrics (the advice "copy it first" came once the run was
+            # on its way: its metrics were emptied a moment later, its model at the end)
+            metrics = self.metrics_path
+            kept = [_keep_copy(model)] + ([_keep_copy(metrics)] if self._metric_rows() else [])
             log.warning(
                 "%s holds a trained model but no checkpoint (state.pt): training it again "
-                "from the start; its model is replaced when the run ends",
+                "from the start; its model is replaced when the run ends (kept: %s)",
                 self.dir,
+                ", ".join(k.name for k in kept),
             )
         elif state is None and (rows := self._metric_rows()) > 1:
             # a committed run without its weights: its history goes with the new start
+            kept = [_keep_copy(self.metrics_path)]
             log.warning(
                 "%s holds %d rows of metrics but no checkpoint (state.pt): training it "
-                "again from the start; metrics.jsonl is started again (copy it first to "
-                "keep them)",
+                "again from the start; metrics.jsonl is started again (kept: %s)",
                 self.dir,
                 rows,
+                kept[0].name,
             )
         done = int(state.get(key, 0)) if state is not None else 0
         if done > length:
