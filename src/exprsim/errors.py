@@ -68,7 +68,16 @@ def real_array(values: object, what: str, dtype: object = None) -> Any:
     numbers: a cast to float kept their real parts with only NumPy's warning, and every
     distance and cluster was of those (``ExpressionKNN`` alone refused them)."""
 
+    import numpy as np
+
     raw = as_numpy(values, what)
+    if raw.dtype == object:  # `df.to_numpy()` of mixed columns: read as numbers (None as
+        # NaN, as NumPy reads it), or refused as a ValueError, which callers may reword
+        try:
+            target: Any = np.float64 if dtype is None else dtype
+            raw = np.asarray(raw, dtype=target)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ArgumentError(f"{what}: values that are not numbers ({exc})") from None
     if raw.dtype.kind == "c":
         raise ExprsimError(
             f"{what}: complex numbers, not real embeddings (pass .real if that is meant)"

@@ -174,8 +174,10 @@ def _rgb8_of(img: Image.Image, name: str) -> np.ndarray:
         if _is_white_is_zero(img):  # a float TIFF whose 0 is white: read as a negative
             gray = (255 - gray).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and see_through):
-        rgba = img.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("P", "L", "RGB") and see_through):
+        # premultiplied alpha (RGBa, La): un-premultiplied as it is converted (Pillow cannot
+        # convert La to RGBA directly; RGBa's alpha was dropped)
+        rgba = (img.convert("LA") if mode == "La" else img).convert("RGBA")
         alpha = rgba.getchannel("A")
         if alpha.getextrema()[1] == 0:  # nothing visible
             if img.format == "BMP":  # Windows tools write 32-bit BMPs with alpha 0: opaque
@@ -684,6 +686,8 @@ def _pil_source(img: Image.Image, max_pixels: int | None) -> np.ndarray:
     limit = _pixel_limit(max_pixels)
     if img.width * img.height > limit:
         raise ImageTooLargeError("<PIL image>", _too_large(f"{img.width}x{img.height}", limit))
+    if img.width < 1 or img.height < 1:  # read as a (H, 0, 3) array, refused too late
+        raise ImageError("<PIL image>", f"zero-size image ({img.width}x{img.height})")
     try:
         upright = ImageOps.exif_transpose(img)
         return pil_to_rgb8(upright if upright is not None else img, "<PIL image>")

@@ -42,7 +42,7 @@ GUARD_EXIT = 86
 def _guard_message(what: str) -> str:
     return (
         f"{what} was called while a worker process of this script was starting: put the "
-        'script\'s code under `if __name__ == "__main__":` (see docs/fec.md)'
+        'script\'s code under `if __name__ == "__main__":`'
     )
 
 

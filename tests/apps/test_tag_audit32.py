@@ -23,7 +23,7 @@ def _index(tmp_path: Path) -> tuple[FaceIndex, Tagger]:
     tagger = Tagger(ix, embedder=StubEmbedder("stub@1"), threshold=2.0)
     tagger.add_embedding(NFC, emb[0], "stub@1")
     tagger.add_embedding("tea", emb[1], "stub@1")
-    ix.add_tags(ids[:2], [NFC])
+    ix.retag({int(i): [NFC] for i in ids[:2]}, [NFC])  # as `tag --index` tags them
     return ix, tagger
 
 

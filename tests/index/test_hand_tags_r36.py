@@ -26,6 +26,6 @@ def test_the_first_reference_of_a_hand_set_tag_is_refused(tmp_path: Path) -> Non
         ix.add_tag_reference("grin", ref, "m@1")  # another name: taken
         ix.remove_tags(["smile"])
         ix.add_tag_reference("smile", ref, "m@1")  # the hand-set tag taken off first
-        ix.add_tags([3], "smile")  # a reference's own name again: the next reference too
+        ix.retag({3: ["smile"]}, ["smile"])  # tagged by reference: the next reference too
         ix.add_tag_reference("smile", -ref, "m@1")
         assert sorted(r["name"] for r in ix.tag_references()) == ["grin", "smile", "smile"]

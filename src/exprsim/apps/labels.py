@@ -121,7 +121,7 @@ def check_labels(labels: str, embedder: Any) -> Any:
     if differ is not None:
         raise ModelError(
             f"the kNN reference set was made with {differ[0]}, not {differ[1]}: use --labels "
-            "folder or --labels none"
+            "folder or --labels none (labels='folder' or 'none' in Python)"
         )
     return ref
 

@@ -164,10 +164,14 @@ def _query_face(query: Any, embedder: Any, face: int | None, detector: Any) -> _
     from exprsim.io import decode_image, load_image, read_whole
 
     if hasattr(query, "embedding") and hasattr(query, "aligned"):  # a FaceEmbedding
+        from exprsim.index.store import _embedding, _unit
+
         src = str(query.source)
         path, sha, image = _source_file(src)
-        # copies: the result must not share the caller's arrays (an edit of one changed both)
-        return _Query(src, int(query.face_index), np.array(query.embedding, np.float32),
+        # checked as a stored face's is (a length-5 embedding was 4 away from every face,
+        # an all-zero one 1 away) and copied: an edit of the caller's array changed both
+        emb = _unit(_embedding(query.embedding, "the query face"), "the query face")
+        return _Query(src, int(query.face_index), np.array(emb, np.float32),
                       np.array(query.aligned.crop), image, np.array(query.aligned.face.box),
                       path, sha)  # fmt: skip
     if isinstance(query, str | os.PathLike):  # os.DirEntry too: it was read as pixels

@@ -395,6 +395,8 @@ def summarize(
     spec = SUMMARY_METHODS[method]
     x, kept = _as_embeddings(items)
     n = len(x)
+    if n and x.ndim == 2 and x.shape[1] == 0:  # Ward's method made one cluster of them
+        raise ExprsimError(f"embeddings of no values ({n} rows of 0): nothing to group")
     x, exponent = _scaled(x, spec.metric)
     require_positive_int(n_clusters, "n_clusters")
     if n_clusters > MAX_SUMMARY_CLUSTERS:  # as asked, whatever the faces

@@ -157,29 +157,18 @@ def match_tags(
             embeddings or references, not one name per reference, or mismatched sizes.
     """
     threshold = _check_threshold(threshold)
-    x = real_array(embeddings, "the faces' embeddings", np.float64)
-    if x.size == 0 and x.ndim <= 2:  # [] or (0, D): no face to tag
+    x = _numbers(embeddings, "the faces' embeddings")
+    if (x.ndim == 1 and x.size == 0) or (x.ndim == 2 and len(x) == 0):  # [] or (0, D): no face
         return []
     x = np.atleast_2d(x)
-    r = np.atleast_2d(np.asarray(ref_embeddings, dtype=np.float64))
-    if x.ndim != 2 or r.ndim != 2:
-        raise ExprsimError(
-            f"embeddings must be (N, D) or (D,) and references (R, D), got {x.shape} and {r.shape}"
-        )
-    if not np.isfinite(x).all():
-        raise ExprsimError("embeddings to tag hold NaN or infinite values")
-    if not np.isfinite(r).all():
-        raise ExprsimError("reference embeddings hold NaN or infinite values")
-    x = unit_rows(x, "embeddings to tag")  # distances are those of unit embeddings
-    if r.size:
-        r = unit_rows(r, "reference embeddings")
-    if isinstance(ref_names, str) or len(ref_names) != len(r):
-        raise ExprsimError(
-            f"one name per reference: {len(r)} references, "
-            f"{'one string' if isinstance(ref_names, str) else len(ref_names)} names"
-        )
-    if len(r) and len(x) and x.shape[1] != r.shape[1]:
+    r = check_references(ref_embeddings, ref_names)
+    if x.ndim != 2:
+        raise ExprsimError(f"embeddings must be (N, D) or (D,), got {x.shape}")
+    if len(r) and x.shape[1] != r.shape[1]:  # before any warning about their lengths
         raise ExprsimError(f"embeddings of {x.shape[1]} values, references of {r.shape[1]}")
+    if not np.isfinite(x).all():
+        raise ExprsimError("embeddings to tag hold NaN or infinite values (or None)")
+    x = unit_rows(x, "embeddings to tag")  # distances are those of unit embeddings
     names = sorted(set(ref_names))
     if len(r) == 0 or len(x) == 0:
         return [((), {}) for _ in range(len(x))]
@@ -192,6 +181,45 @@ def match_tags(
             hits = sorted((v, n) for n, v in dist.items() if v < threshold)
             out.append((tuple(n for _, n in hits), dist if distances else {}))
     return out
+
+
+def _numbers(values: Any, what: str) -> np.ndarray:
+    """``values`` as a float64 array, refused in one line when it holds no numbers (``None``
+    read as an object array was "NaN or infinite values")."""
+    try:
+        return np.asarray(real_array(values, what), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"{what}: not an array of numbers ({exc})") from exc
+
+
+def check_references(
+    ref_embeddings: Any, ref_names: Sequence[str], dim: int | None = None
+) -> np.ndarray:
+    """``(R, D)`` reference embeddings, unit rows (float64), checked with their names: one
+    name per reference, finite, none all zeros, and ``D == dim`` when given (the embedder's
+    width: :func:`exprsim.video.analyze_video` checks them before the video is read).
+
+    Raises:
+        ExprsimError: naming what is wrong.
+    """
+    raw = _numbers(ref_embeddings, "reference embeddings")
+    if raw.ndim == 1 and raw.size == 0:  # []: no reference
+        raw = raw.reshape(0, 0)
+    r = np.atleast_2d(raw)
+    if r.ndim != 2:
+        raise ExprsimError(f"references must be (R, D), got {r.shape}")
+    if not np.isfinite(r).all():
+        raise ExprsimError("reference embeddings hold NaN or infinite values (or None)")
+    if isinstance(ref_names, str) or len(ref_names) != len(r):
+        raise ExprsimError(
+            f"one name per reference: {len(r)} references, "
+            f"{'one string' if isinstance(ref_names, str) else len(ref_names)} names"
+        )
+    if len(r) and r.shape[1] == 0:
+        raise ExprsimError(f"references of 0 values ({len(r)} of them)")
+    if dim is not None and len(r) and r.shape[1] != dim:
+        raise ExprsimError(f"references of {r.shape[1]} values, the model's embeddings of {dim}")
+    return unit_rows(r, "reference embeddings") if r.size else r
 
 
 #: face-reference distances :func:`match_tags` holds at once (float64: 32 MB; the whole
@@ -448,7 +476,7 @@ class Tagger:
         refs = self.references() if refs is None else refs
         if not refs:
             raise ExprsimError(
-                f"{self.index.path} holds no reference faces: add some with `exprsim tag add NAME IMAGE`"
+                f"{self.index.path} holds no reference faces: add some with `exprsim tag add NAME IMAGE... --db DB`"
             )
         return np.stack([r.embedding for r in refs]), [r.name for r in refs]
 
@@ -528,10 +556,13 @@ class Tagger:
         """
         from exprsim.index.store import TagReferencesChanged, tag_refs_digest
 
-        ids, emb = self.index.embeddings()
         threshold = self.index_threshold(threshold)
         for attempt in range(TAG_ATTEMPTS):
+            # the references first, then the faces, each attempt: a re-embedding committed
+            # between the two reads changes the references, which retag then sees; faces
+            # read once before the loop were matched stale after a retry
             refs = self.references()
+            ids, emb = self.index.embeddings()
             # checks everything before a change
             matches = self.tag_embeddings(emb, threshold, refs, distances=False)
             new = {int(fid): tags for fid, (tags, _) in zip(ids.tolist(), matches, strict=True)}

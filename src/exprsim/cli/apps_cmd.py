@@ -418,7 +418,7 @@ def _require_db_file(db: str, create_hint: str = INDEX_ADD_HINT) -> None:
     command that makes one (``--db DB`` is added). A PostgreSQL URI is not checked here."""
     from exprsim.index.backends import check_db_file
 
-    check_db_file(db, f"create one with `{create_hint} --db {db}`")
+    check_db_file(db, f"create one with `{create_hint} --db {shlex.quote(db)}`")
 
 
 def _open_index(args: argparse.Namespace, embedder: Any = None, must_exist: bool = True) -> Any:
@@ -535,18 +535,19 @@ def cmd_index_add(args: argparse.Namespace) -> int:
 
 def _prune(index: Any, paths: list[str]) -> list[tuple[str, int, int]]:
     """``index add --prune``: forget the indexed files under the folders of ``paths`` that
-    are gone, but those of a folder that looks like an unmounted drive (empty, every file
-    gone, labels or tags that adding the photos again cannot bring back), which is named
+    are gone, but those of a folder that looks like an unmounted drive (empty or gone,
+    every file gone, labels or tags that adding the photos again cannot bring back), named
     on stderr; returns those folders."""
     gone = index.missing_under(paths)  # folders only: files are skipped
     held = index.vanished_under(gone)
     for folder, n_files, n_kept in held:
+        state = "is empty" if os.path.isdir(folder) else "is gone"
         print(
-            f"exprsim index add: {printable(folder)} is empty and none of its "
+            f"exprsim index add: {printable(folder)} {state} and none of its "
             f"{count(n_files, 'indexed file')} is there (a drive not mounted, a share "
             f"offline?): not forgotten, with the labels or tags of {count(n_kept, 'face')}; "
-            "mount it again, or forget them with `exprsim index remove --db DB "
-            f"{shlex.quote(folder)}`",
+            "mount it again, or forget them, with those labels and tags, with `exprsim index "
+            f"remove --db DB {shlex.quote(folder)}`",
             file=sys.stderr,
         )
     keys = tuple(folder.rstrip(os.sep) + os.sep for folder, _, _ in held)

@@ -280,14 +280,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not token:
         raise ExprsimError(
             f"refusing to serve on {args.host} without a token: anyone who can reach it could "
-            "read and change the index (give --token or EXPRSIM_TOKEN, or bind 127.0.0.1)"
+            "read and change the index (set EXPRSIM_TOKEN, or give --token, which other users "
+            "can see in the process list; or --host 127.0.0.1)"
         )
     for addr in args.trusted_proxy:
         _check_proxy_address(addr)
     if token is not None and len(token) < SHORT_TOKEN:
         print(
             f"exprsim serve: warning: the token has {len(token)} characters, few enough to "
-            f"guess; give {SHORT_TOKEN} or more, e.g. from "
+            f"guess; give {SHORT_TOKEN} characters or more, e.g. from "
             "python -c 'import secrets; print(secrets.token_urlsafe())'",
             file=sys.stderr,
         )

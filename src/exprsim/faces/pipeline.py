@@ -192,7 +192,7 @@ def usable_face(faces: Sequence[Any], source: str = "") -> int:
         q = getattr(faces[0], "aligned", faces[0]).quality
         log.warning(
             "%sface %d used (largest face that passes the quality check): the larger face 0 "
-            "fails it (%s); pass face=0 to use it",
+            "fails it (%s); pass face=0 to use it (CLI: --face 0)",
             f"{source}: " if source else "",
             first,
             ", ".join(q.reasons) or "rejected",

@@ -87,6 +87,41 @@ def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
     return q
 
 
+def as_vectors(
+    vectors: Any, ids: Any = None, dim: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, D)`` contiguous float32 vectors to index, ``D >= 1`` (``dim`` when given: one
+    ``(dim,)`` vector is a row of it), finite, and their ``(N,)`` int64 ids (default
+    ``arange(N)``).
+
+    Raises:
+        ExprsimError: not a 2-D array of numbers, no column, NaN or infinite values, or not
+            one id per vector (faiss's k-means divided by zero on ``(N, 0)`` vectors and
+            killed the process; a NaN row was a hit at distance NaN, or left out unsaid).
+    """
+    try:
+        x = np.ascontiguousarray(real_array(vectors, "vectors", np.float32))
+    except (TypeError, ValueError) as exc:
+        raise ExprsimError(f"vectors must be an (N, D) array of numbers ({exc})") from exc
+    if dim is not None and x.ndim == 1 and x.size in (0, dim):
+        x = x.reshape(-1, dim)
+    if dim is not None and x.ndim == 2 and x.shape[1] != dim and len(x):
+        raise ExprsimError(f"vectors of {x.shape[1]} values, the index's of {dim}")
+    if x.ndim != 2 or (x.shape[1] < 1 and len(x)):
+        raise ExprsimError(f"vectors must be (N, D) with D >= 1, got {x.shape}")
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ExprsimError(f"vectors hold NaN or infinite values (row {bad})")
+    n = len(x)
+    try:
+        out = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ExprsimError(f"ids must be ({n},) integers ({exc})") from exc
+    if out.shape != (n,):
+        raise ExprsimError(f"ids must be ({n},), one per vector, got {out.shape}")
+    return x, out
+
+
 def _pad(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if dist.shape[1] == k:
         return dist, ids
@@ -149,13 +184,7 @@ class ExactIndex:
     name = "exact"
 
     def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, chunk: int = 262_144):
-        self.vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-        if self.vectors.ndim != 2:
-            raise ExprsimError(f"vectors must be (N, D), got {self.vectors.shape}")
-        n = self.vectors.shape[0]
-        self.ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
-        if self.ids.shape != (n,):
-            raise ExprsimError(f"ids must be ({n},), got {self.ids.shape}")
+        self.vectors, self.ids = as_vectors(vectors, ids)
         self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
         self.chunk = chunk
 
@@ -228,10 +257,10 @@ class ExactIndex:
         return float(approx.max()) - err > kth * kth
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        """Append ``(M, D)`` vectors with their ``(M,)`` ids."""
-        x = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        """Append ``(M, D)`` vectors with their ``(M,)`` ids (checked: :func:`as_vectors`)."""
+        x, ids = as_vectors(vectors, np.reshape(ids, -1), self.dim)
         self.vectors = np.ascontiguousarray(np.concatenate([self.vectors, x]))
-        self.ids = np.concatenate([self.ids, np.asarray(ids, np.int64).reshape(-1)])
+        self.ids = np.concatenate([self.ids, ids])
         self.norms = np.concatenate([self.norms, np.einsum("ij,ij->i", x, x)])
 
     def remove(self, ids: np.ndarray) -> int:
@@ -362,8 +391,7 @@ class FaissIndex:
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Append ``(M, D)`` vectors with their ``(M,)`` ids (IVF: to the trained lists)."""
-        x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
-        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        x, ids = as_vectors(vectors, np.reshape(ids, -1), self.dim)
         if not len(x):
             return
         if self.ids is None:
@@ -477,9 +505,8 @@ def build_faiss_hnsw(
     (:class:`FaissIndex`): a few hundred copies of one photo in the graph left 45 of 200
     other faces unfound (thirteenth robustness round).
     """
+    x, ids = as_vectors(vectors, ids)
     faiss = _faiss()
-    x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-    ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
     index = faiss.IndexHNSWFlat(x.shape[1], m)
     index.hnsw.efConstruction = ef_construction
     index.hnsw.efSearch = ef_search
@@ -500,15 +527,14 @@ def build_faiss_ivf(
     vectors: np.ndarray, ids: np.ndarray | None = None, nlist: int | None = None, nprobe: int = 128
 ) -> FaissIndex:
     """IVF-Flat over ``(N, D)`` float32 vectors (k-means coarse quantiser, Euclidean)."""
+    x, ids = as_vectors(vectors, ids)
     faiss = _faiss()
-    x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     nlist = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(max(len(x), 1)))))
     quantizer = faiss.IndexFlatL2(x.shape[1])
     index = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist)
     # nlist is at most N / 39 already; below 39 vectors (nlist 1) faiss would print a
     # warning about too few training points on stderr, past -q
     index.cp.min_points_per_centroid = 1
-    ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
     if len(x):
         rng = np.random.default_rng(0)
         train = x if len(x) <= 256 * nlist else x[rng.choice(len(x), 256 * nlist, replace=False)]
@@ -552,9 +578,14 @@ def resolve_backend(name: str, n: int) -> str:
 def build_index(
     vectors: np.ndarray, ids: np.ndarray | None = None, backend: str = "auto", **kwargs: Any
 ) -> AnnIndex:
-    """Build a nearest-neighbour index over ``(N, D)`` vectors with the named backend."""
-    name = resolve_backend(backend, len(vectors))
-    return ANN_BACKENDS[name](vectors, ids, **kwargs)
+    """Build a nearest-neighbour index over ``(N, D)`` vectors with the named backend.
+
+    Raises:
+        ExprsimError: an unknown backend, or vectors or ids :func:`as_vectors` refuses.
+    """
+    x, ids = as_vectors(vectors, ids)
+    name = resolve_backend(backend, len(x))
+    return ANN_BACKENDS[name](x, ids, **kwargs)
 
 
 def load_index(path: str | Path) -> AnnIndex:

@@ -443,6 +443,11 @@ class StoreBackend:
         """Embeddings of stored faces were rewritten (inside the caller's transaction):
         bring what depends on their equality up to date (PostgreSQL's ``twin`` marks)."""
 
+    def lock_tags(self) -> None:
+        """Inside the caller's transaction, wait for every other writer of faces' tags or
+        tag references to commit (each reads the tags, then writes them back). SQLite's
+        ``BEGIN IMMEDIATE`` serialises writers already; PostgreSQL takes an advisory lock."""
+
     def bulk_load(self, n_new: int, n_existing: int) -> contextlib.AbstractContextManager[None]:
         """Around a bulk load of ``n_new`` faces (e.g. drop and rebuild a vector index)."""
         return contextlib.nullcontext()

@@ -166,6 +166,9 @@ def _hnsw_ddl(name: str) -> str:
 # :data:`_MARK_TWINS`) and a new HNSW index from its next writer; ``index rebuild`` runs
 # them again (a repair).
 _TWIN_LOCK = _LOCK_KEY + 2
+#: taken by every writer of faces' tags or tag references, inside its transaction: at READ
+#: COMMITTED two of them read the same tags and the second write lost the first's
+_TAG_LOCK = _LOCK_KEY + 3
 #: milliseconds an opener waits to add :data:`~exprsim.index.backends.ADDED_COLUMNS`
 ADD_COLUMN_WAIT_MS = 1000
 _TWIN_COLUMN = "ALTER TABLE faces ADD COLUMN IF NOT EXISTS twin BOOLEAN NOT NULL DEFAULT false"
@@ -929,7 +932,7 @@ class PostgresBackend(StoreBackend):
         """Build the HNSW index a bulk load dropped. Interrupted, or failed after the load
         committed, it says that the faces were stored and how to build the index later."""
         outcome = "the faces loaded were stored" if stored else "nothing was loaded"
-        later = "`exprsim index rebuild` (or the next `exprsim index add`) builds it"
+        later = "`exprsim index rebuild --db URI` (or the next `exprsim index add`) builds it"
         try:
             self.build_vector_index()
         except KeyboardInterrupt:
@@ -978,6 +981,10 @@ class PostgresBackend(StoreBackend):
             with self._guard(write=True):
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_TWIN_LOCK,))
                 self.conn.execute(_MARK_TWINS)
+
+    def lock_tags(self) -> None:
+        with self._guard(write=True):
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_TAG_LOCK,))
 
     def twins_marked(self, recheck: bool = False) -> bool:
         """Whether the ``twin`` column exists (searches then return each face's copies

@@ -169,8 +169,10 @@ def _refuse_cropless(index: Any) -> None:
         total = len(index)
         raise ReembedError(
             f"{printable(str(index.path))}: {n_faces:,} of {total:,} faces keep no crop "
-            "(indexed with store_crops=False, or bulk-loaded from a table), so they cannot "
-            "be re-embedded; index their photos again into a new database instead"
+            "(indexed with store_crops=False, or loaded with `index add --from-parquet`), "
+            "so they cannot be re-embedded; index their photos again into a new database "
+            "instead (`exprsim index add PHOTOS --db NEW --model M`; labels and tags do not "
+            "come along)"
         )
     rows = db.execute("SELECT DISTINCT name FROM tag_refs WHERE crop IS NULL ORDER BY name")
     names = [str(r[0]) for r in rows]
@@ -178,7 +180,7 @@ def _refuse_cropless(index: Any) -> None:
         raise ReembedError(
             f"{printable(str(index.path))}: tag {', '.join(printable(n) for n in names)} has "
             "reference faces without a crop (added as embeddings), so they cannot be "
-            "re-embedded; remove the tag (exprsim tag remove NAME) and add its reference "
+            "re-embedded; remove the tag (exprsim tag remove NAME --db DB) and add its reference "
             "faces again from their photos"
         )
 
@@ -290,7 +292,10 @@ def _write(
     # faces hold the engine's vector type (pgvector's in PostgreSQL), references bytes
     encode = {"faces": index._db.vector_param, "tag_refs": _blob}
     with index._transaction() as c:
-        index._bump(c)  # first: in PostgreSQL, its row lock makes other writers wait
+        # the tags' lock first, then the generation (add_tag_reference's order): a retag
+        # matched against the old references commits before, or is told they changed
+        c.lock_tags()
+        index._bump(c)  # in PostgreSQL, its row lock makes other writers wait
         _check_unchanged(index, c, snap)
         for table, put in encode.items():
             rows = zip(snap.ids[table], new[table], strict=True)

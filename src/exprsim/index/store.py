@@ -123,7 +123,11 @@ REEMBED_COMMAND = "`exprsim index reembed --db DB`, with this --model if one was
 def reembed_hint(them: bool = False) -> str:
     """The way forward for embeddings (``them``: tag references) of another model."""
     its, it = ("their", "them") if them else ("its", "it")
-    return f"give {its} model (--model), or re-embed {it} with this one: {REEMBED_COMMAND}"
+    return (
+        f"give {its} model (--model with its folder, or a shipped name such as default; "
+        f"Python: FaceIndex(path, embedder=load_model(...))), or re-embed {it} with this "
+        f"one: {REEMBED_COMMAND} (Python: index.reembed())"
+    )
 
 
 REEMBED_HINT = reembed_hint()
@@ -419,9 +423,12 @@ def _embedding(value: Any, what: str) -> np.ndarray:
             every later search or tag).
     """
     try:
-        emb = real_array(value, what, EMBEDDING_DTYPE).reshape(-1)
+        raw = real_array(value, what, EMBEDDING_DTYPE)
     except (TypeError, ValueError) as exc:
         raise ExprsimError(f"{what}: not an array of numbers ({exc})") from exc
+    if raw.ndim > 1 and max(raw.shape) != raw.size:  # (4, 4) was read as 16 values
+        raise ExprsimError(f"{what}: expected {EMBEDDING_SIZE} values in one row, got {raw.shape}")
+    emb = raw.reshape(-1)
     if emb.shape != (EMBEDDING_SIZE,):
         raise ExprsimError(f"{what}: expected {EMBEDDING_SIZE} values, got {emb.size}")
     if not np.isfinite(emb).all():
@@ -920,7 +927,36 @@ def _refuse_hand_tag(c: Any, path: Any, name: str) -> None:
             f"{path}: {count(n, 'face')} carry the tag {name!r} set by hand; a reference "
             "face of that name would take it off every face it does not match: give the "
             "reference another name, or take the hand-set tag off first "
-            "(FaceIndex.remove_tags)"
+            f"(FaceIndex.remove_tags; `exprsim tag remove {shlex.quote(name)} --db DB` "
+            "takes it off every face)"
+        )
+
+
+def _empty_dir(folder: str) -> bool:
+    """Whether ``folder`` is a folder with nothing in it (one that cannot be read is not)."""
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
+def _refuse_reference_names(c: Any, path: Any, names: set[str]) -> None:
+    """Refuse to set by hand (:meth:`FaceIndex.add_tags`) a tag that reference faces define
+    (the same name, or one equal to it once composed: ``café`` typed either way):
+    `tag --index` manages such a name, and took it off every face its references did not
+    match at its next run (the user's own tags, lost)."""
+    import unicodedata
+
+    stored = [str(r[0]) for r in c.execute("SELECT DISTINCT name FROM tag_refs").fetchall()]
+    composed = {unicodedata.normalize("NFC", n): n for n in stored}
+    hits = sorted(composed[k] for n in names if (k := unicodedata.normalize("NFC", n)) in composed)
+    if hits:
+        raise ExprsimError(
+            f"{path}: the tag {hits[0]!r} is defined by reference faces: `exprsim tag "
+            "--index` gives it to the faces they match and takes it off the others, so a "
+            "copy set by hand would not stay; give your tag another name, or add a "
+            "reference face of it (`exprsim tag add`)"
         )
 
 
@@ -947,9 +983,16 @@ def _table_model(df: Any, model: str | None) -> str:
     column, or that column's one value."""
     if model is None:
         models = df["model"].dropna().unique() if "model" in df.columns else []
+        if not len(models):
+            raise ExprsimError(
+                "the table names no model (no `model` column): pass model='name@version' "
+                "(CLI: --model with the model's folder, or a shipped name such as default)"
+            )
         if len(models) != 1:
-            why = f"the table names {len(models)} models (its `model` column)"
-            raise ExprsimError(f"{why}: pass model='name@version' (CLI: --model)")
+            raise ExprsimError(
+                f"the table names {len(models)} models (its `model` column): an index holds "
+                "one; load each model's rows into its own index"
+            )
         return str(models[0])
     if "model" in df.columns and (df["model"].dropna() != model).any():
         raise ModelMismatchError(f"the table holds embeddings of another model than {model}")
@@ -983,7 +1026,7 @@ def _refs_of_another_model(path: Any, current: str | None, model: str) -> str:
     return (
         f"{path} holds no face but tag reference faces of model {current}; refusing to add "
         f"embeddings of {model} (re-embed them with this model: {REEMBED_COMMAND}; or remove "
-        "them with `exprsim tag remove NAME`, or use another database)"
+        "them with `exprsim tag remove NAME --db DB`, or use another database)"
     )
 
 
@@ -2076,9 +2119,13 @@ class FaceIndex(HoldsHandle):
         copy_of: int | None,
     ) -> int:
         """The body of :meth:`_store_file`, inside its transaction."""
-        # the generation first, as every writer takes it: in PostgreSQL its row lock orders
-        # the writers (a file's delete and insert take the twins' lock, which a remove takes
-        # after the generation: taken the other way round, the two deadlocked)
+        # the tags' lock, then the generation, as every writer takes them: in PostgreSQL
+        # the generation's row lock orders the writers (a file's delete and insert take the
+        # twins' lock, which a remove takes after the generation: taken the other way round,
+        # the two deadlocked); the tags' lock keeps a tag set while the file's faces are
+        # read for their labels and tags from being lost when they are replaced
+        # (add_tag_reference takes the same two in this order)
+        c.lock_tags()
         self._bump(c)
         stat = _stat_columns(st, self._db)
         n_faces = len(faces)
@@ -2288,7 +2335,8 @@ class FaceIndex(HoldsHandle):
         with self._writer_lock():
             n_existing = len(self)
             with self._db.bulk_load(len(df), n_existing), self._transaction() as c:
-                self._bump(c)  # first, as every writer (see _write_file)
+                c.lock_tags()  # first, then the generation, as every writer (_write_file)
+                self._bump(c)
                 kept: dict[str, list[Any]] = {}
                 keep, n_replaced = self._upsert_plan(c, uniq, sha, replace, chunk, kept)
                 if keep.any():  # before the copy: an emptied index takes the new model
@@ -2481,6 +2529,7 @@ class FaceIndex(HoldsHandle):
             check_stored_text(label, "a label")
         ids = _face_ids(face_ids)
         with self._transaction() as c:
+            c.lock_tags()  # labels are carried with tags when a file is indexed again
             _require_faces(c, ids)
             c.executemany("UPDATE faces SET label = ? WHERE id = ?", [(label, i) for i in ids])
 
@@ -2491,6 +2540,7 @@ class FaceIndex(HoldsHandle):
         one tag. Returns the number of faces changed."""
         drop = {tags} if isinstance(tags, str) else set(tags)
         with self._transaction() as c:
+            c.lock_tags()
             return _untag(c, drop, None if face_ids is None else _face_ids(face_ids))
 
     def retag(
@@ -2518,6 +2568,7 @@ class FaceIndex(HoldsHandle):
         wanted = {fid: _tag_set(new, check_tag_name) for fid, new in tags_by_face.items()}
         changed = 0
         with self._transaction() as c:
+            c.lock_tags()
             if references is not None:
                 now = c.execute("SELECT id, name, embedding FROM tag_refs").fetchall()
                 if tag_refs_digest(now) != references:
@@ -2543,12 +2594,15 @@ class FaceIndex(HoldsHandle):
 
         Raises:
             ExprsimError: a tag that is not a non-empty UTF-8 string (:func:`check_tag_name`),
-                or a face id that is not an integer or that the index does not hold
-                (:func:`_require_faces`); nothing is changed.
+                a face id that is not an integer or that the index does not hold
+                (:func:`_require_faces`), or a tag that reference faces define (managed by
+                `tag --index`: :func:`_refuse_reference_names`); nothing is changed.
         """
         new = _tag_set(tags)
         ids = _face_ids(face_ids)
         with self._transaction() as c:
+            c.lock_tags()
+            _refuse_reference_names(c, self.path, new)
             _require_faces(c, ids)
             for fid in ids:
                 row = c.execute("SELECT tags FROM faces WHERE id = ?", (fid,)).fetchone()
@@ -2588,6 +2642,7 @@ class FaceIndex(HoldsHandle):
         self.check_model(model, model_digest)
         blob = _blob(_unit(_embedding(embedding, f"tag {name!r}"), f"tag {name!r}"))
         with self._transaction() as c:
+            c.lock_tags()
             self._claim_model(c, model)
             _refuse_hand_tag(c, self.path, name)
             dup = c.execute(
@@ -2630,9 +2685,13 @@ class FaceIndex(HoldsHandle):
 
     def remove_tag(self, name: str) -> int:
         """Delete every reference face of ``name``; returns how many. Faces keep the tag
-        (see :meth:`remove_tags`, and :meth:`delete_tag` for both at once)."""
+        (see :meth:`remove_tags`, and :meth:`delete_tag` for both at once), as a tag of
+        their own: no reference manages it any more, so a later reference face of that name
+        is refused while faces carry it (it would take the tag off the faces it does not
+        match; :meth:`add_tag_reference`)."""
         check_tag_name(name)
         with self._transaction() as c:
+            c.lock_tags()
             return int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
 
     def delete_tag(self, name: str) -> tuple[int, int]:
@@ -2642,6 +2701,7 @@ class FaceIndex(HoldsHandle):
         ``(references deleted, faces untagged)``."""
         check_tag_name(name)
         with self._transaction() as c:
+            c.lock_tags()
             n = int(c.execute("DELETE FROM tag_refs WHERE name = ?", (name,)).rowcount)
             return n, _untag(c, {name}, None)
 
@@ -2749,21 +2809,20 @@ class FaceIndex(HoldsHandle):
         empty, the index holds no file under it that is there, and some faces of its files
         carry labels or tags (a mount point stays as an empty folder when its drive is
         unmounted: forgetting its files would lose what adding the photos again cannot
-        bring back). ``(folder, indexed files, faces with labels or tags)`` each."""
+        bring back); or, when that folder is not empty, the gone folder under it that held
+        the file (automounters and desktops remove a drive's mount point on unmounting:
+        ``/media/user/DRIVE``). ``(folder, indexed files, faces with labels or tags)``
+        each."""
         candidates: dict[str, None] = {}
         for path in gone:
-            folder = os.path.dirname(path)
+            folder, top = os.path.dirname(path), None
             while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
-                folder = os.path.dirname(folder)
-            candidates.setdefault(folder, None)
+                folder, top = os.path.dirname(folder), folder
+            candidates.setdefault(folder if top is None or _empty_dir(folder) else top, None)
         out: list[tuple[str, int, int]] = []
         for folder in candidates:
-            try:
-                with os.scandir(folder) as it:
-                    if next(it, None) is not None:
-                        continue  # not empty: its own files say what is gone
-            except OSError:
-                continue
+            if os.path.isdir(folder) and not _empty_dir(folder):
+                continue  # not empty: its own files say what is gone
             prefix = folder.rstrip(os.sep) + os.sep
             under = "substr(f.path, 1, ?) = ?"
             rows = self._db.execute(
@@ -2771,14 +2830,28 @@ class FaceIndex(HoldsHandle):
             ).fetchall()
             if not rows or not all(_gone(r[0]) for r in rows):
                 continue
-            kept = self._db.execute(
-                f"SELECT COUNT(*) FROM faces fa JOIN files f ON fa.file_id = f.id WHERE {under}"
-                " AND (fa.label IS NOT NULL OR (fa.tags IS NOT NULL AND fa.tags <> '[]'))",
+            marked = self._db.execute(
+                f"SELECT f.sha256, COUNT(*) FROM faces fa JOIN files f ON fa.file_id = f.id "
+                f"WHERE {under} AND (fa.label IS NOT NULL OR (fa.tags IS NOT NULL AND "
+                "fa.tags <> '[]')) GROUP BY f.sha256",
                 (len(prefix), prefix),
-            ).fetchone()[0]
+            ).fetchall()
+            # a folder renamed or moved: its photos are indexed where they are now, with
+            # their labels and tags (carried by content), and nothing is lost
+            kept = sum(int(n) for sha, n in marked if not self._copy_there(sha, prefix))
             if kept:
-                out.append((folder, len(rows), int(kept)))
+                out.append((folder, len(rows), kept))
         return out
+
+    def _copy_there(self, sha256: str | None, prefix: str) -> bool:
+        """Whether a file of content ``sha256`` is indexed outside ``prefix`` and there."""
+        if not sha256:
+            return False
+        rows = self._db.execute(
+            "SELECT path FROM files WHERE sha256 = ? AND substr(path, 1, ?) <> ?",
+            (sha256, len(prefix), prefix),
+        ).fetchall()
+        return any(not _gone(r[0]) for r in rows)
 
     def get(self, face_ids: Iterable[int] | int, chunk: int = 500) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped, an
@@ -3289,12 +3362,15 @@ class FaceIndex(HoldsHandle):
 
         Raises:
             ExprsimError: ``k`` is not an integer >= 1 (a NumPy integer is one), or the
-                queries are not ``(Q, 16)`` finite numbers.
+                queries are not ``(Q, 16)`` finite numbers, or one is all zeros.
+
+        Queries not of length 1 are normalised first, with a warning (stored faces are: a
+        query of length 5 was 4 away from every face).
         """
         k = require_positive_int(k, "k")
+        queries = unit_rows(ann_mod.as_queries(embeddings, EMBEDDING_SIZE, k), "query embeddings")
         with self._ann_lock:  # a catch-up of another thread changes the index searched
             index = self._ann_index()
-            queries = np.atleast_2d(embeddings)
             rows = queries.shape[0]
             if k > len(index) and rows * k > _MAX_PADDED:
                 raise ExprsimError(

@@ -909,7 +909,14 @@ def _digest_of(config: EmbedderConfig, weights_sha256: str) -> str:
     (neither changes an embedding), without a setting equal to its default (a setting a
     later exprsim adds, with a default, leaves every digest as it was; a ``config.json``
     that spells a default out or leaves it out is the same model), and with whole-number
-    floats as integers (``15`` and ``15.0`` are one angle)."""
+    floats as integers (``15`` and ``15.0`` are one angle).
+
+    The network's own arguments (``model_kwargs``) are hashed as the config writes them:
+    one that equals its network's default and is left out by hand makes another digest
+    (the model is then refused where the other was recorded, in one line naming both; a
+    network argument a later exprsim adds is in no earlier ``config.json``, so it leaves
+    their digests as they were). Filling in the networks' defaults would have changed
+    the digest of the shipped model, which indexes and reference sets record."""
     import hashlib
 
     settings = _whole_numbers(asdict(config))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exprsim.errors import ExprsimError, printable
-from exprsim.index.store import FaceIndex, LoadReport
+from exprsim.index.store import FaceIndex, LoadReport, ModelMismatchError
 from exprsim.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,53 @@ def _check_one_model(files: list[Path], model: str | None) -> None:
         )
 
 
+def _shard_digest(path: Path) -> str | None:
+    """The content digest a shard's schema metadata records (`exprsim embed -o x.parquet`),
+    or ``None``: read from its footer alone."""
+    import pyarrow.parquet as pq
+
+    from exprsim.models.identity import DIGEST_KEY, valid_digest
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
+    raw = metadata.get(DIGEST_KEY)
+    digest = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
+    return digest if valid_digest(digest) else None
+
+
+def _check_one_digest(files: list[Path], given: str | None) -> None:
+    """Refuse shards embedded by models of one name but another content (their metadata's
+    digests differ, or differ from ``given``) before any is loaded: the first went in and
+    the next was refused, a folder half loaded."""
+    from exprsim.models.identity import valid_digest
+
+    by_digest: dict[str, list[Path]] = {}
+    for path in files:
+        digest = _shard_digest(path)
+        if digest is not None:
+            by_digest.setdefault(digest, []).append(path)
+    if valid_digest(given):
+        others = {k: v for k, v in by_digest.items() if k != given}
+        if others:
+            digest, paths = next(iter(sorted(others.items())))
+            raise ModelMismatchError(
+                f"{paths[0]}: holds embeddings of a model with content {digest}, not {given}"
+                f"{f' ({len(paths)} shards)' if len(paths) > 1 else ''}; no shard was loaded"
+            )
+    elif len(by_digest) > 1:
+        said = "; ".join(
+            f"{digest}: {paths[0].name}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+            for digest, paths in sorted(by_digest.items())
+        )
+        raise ExprsimError(
+            f"the shards hold embeddings of {len(by_digest)} models of one name and other "
+            f"contents ({said}): an index holds one; load each model's shards into its own "
+            "index. No shard was loaded"
+        )
+
+
 def _stamped_digest(shards: Any) -> str | None:
     """The content digest an `exprsim embed --engine ray` folder's stamp records for its
     shards (``_embed.json``, ``"content"``), when ``shards`` is such a folder."""
@@ -183,11 +230,15 @@ def load_parquet(
     _check_one_model(files, model)  # before any shard is written
     if model_digest is None:
         model_digest = _stamped_digest(shards)
+    _check_one_digest(files, model_digest)
     t0 = time.perf_counter()
     totals = [0, 0, 0, 0]
     seen_model = model
     index = db if isinstance(db, FaceIndex) else FaceIndex(db)
     try:
+        # the index's own content too: a folder of shards without one but one of another
+        # content was loaded up to that one
+        _check_one_digest(files, model_digest or index.model_digest)
         for path in progress_bar(files, enabled=progress, desc="load", unit="shard"):
             table = _read_shard(path)
             if table.num_rows == 0:

@@ -522,7 +522,7 @@ class FrameReader(HoldsHandle):
         )
         self._warn(
             f"{self.source}: frame rate not declared by the file; assuming {ASSUMED_FPS:g} fps, "
-            f"so times may be wrong{hint} (give the real rate with --source-fps)"
+            f"so times may be wrong{hint} (give the real rate: --source-fps, source_fps= in Python)"
         )
         return fps
 

@@ -738,11 +738,14 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
     from exprsim.index.store import FaceIndex
 
     path = str(db)  # a SQLite file or a postgresql:// URI
-    check_db_file(path, "add references with `exprsim tag add`")
+    check_db_file(path, "add references with `exprsim tag add NAME IMAGE... --db DB`")
     with FaceIndex(path, embedder=embedder, create=False) as index:
         refs = index_tag_references(index, embedder, path)
     if refs is None:
-        raise ExprsimError(f"{path} holds no reference faces: add some with `exprsim tag add`")
+        raise ExprsimError(
+            f"{path} holds no reference faces: add some with "
+            "`exprsim tag add NAME IMAGE... --db DB`"
+        )
     return refs
 
 
@@ -866,7 +869,12 @@ def analyze_video(
     t_start = time.perf_counter()
     if cfg.embedding == "pvae" and pvae is None:
         pvae = load_pvae_encoder(cfg.pvae_model)
+    if tag_references is not None:  # before the frames are read (was: after all of them)
+        tag_references = _checked_references(tag_references, embedder)
     reader, collected = _open(source, cfg, embedder, detector)
+    if tag_references is not None and embedder is None:  # the shipped model's width
+        opened = (reader, collected.mesher)
+        tag_references = _checked_references(tag_references, collected.embedder, opened)
     n_sampled, interrupted = _read_frames(reader, collected, progress, on_frame)
     late = _Late(classifier=classifier)
     read = _Read(collected, reader, cfg, collected.embedder, n_sampled)
@@ -1564,6 +1572,36 @@ def _emotions(
     if classifier is not None and len(acc_idx):
         emotions[acc_idx] = classifier.predict_proba(smoothed[acc_idx]).astype(np.float32)
     return emotions
+
+
+def _checked_references(
+    refs: Any, embedder: Any, opened: tuple[Any, ...] = ()
+) -> tuple[np.ndarray, list[str]]:
+    """``analyze_video``'s ``tag_references``, checked (:func:`exprsim.apps.tag.check_references`)
+    against the embedder's width (when known), and normalised (one warning, not one per
+    check); what was ``opened`` already (the reader, the face mesher) is closed when they
+    are refused."""
+    from exprsim.apps.tag import check_references
+
+    try:
+        return _references(refs, embedder, check_references)
+    except BaseException:
+        for thing in opened:
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close()
+        raise
+
+
+def _references(refs: Any, embedder: Any, check: Any) -> tuple[np.ndarray, list[str]]:
+    if not isinstance(refs, tuple | list) or len(refs) != 2:
+        raise ExprsimError(
+            "tag_references must be a pair ((R, D) embeddings, R names), as "
+            "load_tag_references gives them"
+        )
+    emb, names = refs
+    dim = getattr(embedder, "embedding_dim", None)
+    return check(emb, names, dim if isinstance(dim, int) else None).astype(np.float32), names
 
 
 def _tags(

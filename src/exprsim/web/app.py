@@ -335,7 +335,8 @@ class _State:
             if found is None or not stat.S_ISREG(found.st_mode) or found.st_size == 0:
                 raise UploadError(
                     "the index database is gone (moved, deleted or emptied while the server "
-                    "runs); it is not re-created: restore it, or restart the server",
+                    "runs); it is not re-created: restore it, or restart the server (which starts a "
+                    "new, empty index there)",
                     503,
                 )
         return FaceIndex(self.config.db, embedder=self.embedder, create=False)
