@@ -123,6 +123,7 @@ def test_tag_remove_of_an_unknown_name_fails(tmp_path: Path, stub, capsys) -> No
     assert rc == 1 and "no tag named 'nothere'" in one_line(err) and not out  # was rc 0
     rc, out, _ = run(capsys, "tag", "remove", "mine", "--db", str(db))
     assert rc == 0 and "removed 0 reference faces of 'mine'" in out
+    assert "and the tag from 1 face" in out  # round 37: what it did to the faces, said
     with FaceIndex(db) as ix:
         assert [r.tags for r in ix.records()] == [(), ()]
 

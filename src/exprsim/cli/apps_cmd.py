@@ -40,7 +40,8 @@ ANN_CHOICES = ("auto", "exact", "faiss-hnsw", "faiss-ivf")
 TAG_ACTIONS = ("add", "list", "remove", "calibrate")
 ANN_HELP = (
     "nearest-neighbour backend (default: the one last chosen for this index; auto gives "
-    "the choice back: exact search below 20,000 faces or without faiss, faiss-ivf above)"
+    "the choice back: exact search below 20,000 faces or without faiss, faiss-ivf above; "
+    "a postgresql:// index searches with pgvector's HNSW and takes auto only)"
 )
 
 
@@ -1216,7 +1217,10 @@ def _tag_remove(args: argparse.Namespace, name: str) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"removed {count(n, 'reference face')} of '{printable(name)}'")
+    print(
+        f"removed {count(n, 'reference face')} of '{printable(name)}', and the tag from "
+        f"{count(untagged, 'face')}"
+    )
     return 0
 
 

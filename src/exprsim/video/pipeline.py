@@ -740,10 +740,11 @@ def load_tag_references(db: str | Path, embedder: Any = None) -> tuple[np.ndarra
     path = str(db)  # a SQLite file or a postgresql:// URI
     check_db_file(path, "add references with `exprsim tag add NAME IMAGE... --db DB`")
     with FaceIndex(path, embedder=embedder, create=False) as index:
-        refs = index_tag_references(index, embedder, path)
+        shown = str(index.path)  # a PostgreSQL URI's password not shown (it was)
+        refs = index_tag_references(index, embedder, shown)
     if refs is None:
         raise ExprsimError(
-            f"{path} holds no reference faces: add some with "
+            f"{shown} holds no reference faces: add some with "
             "`exprsim tag add NAME IMAGE... --db DB`"
         )
     return refs
