@@ -68,3 +68,24 @@ def test_a_renamed_tagged_folder_is_pruned_its_tags_kept_where_it_is_now(
     with FaceIndex(db) as ix:
         got = {Path(r.source).parent.name: r.tags for r in ix.records()}
     assert got == {"A-trip": ("family",), "B": ("family",)}
+
+
+def test_a_backup_copy_without_the_labels_does_not_let_a_drive_be_forgotten(
+    capsys, tmp_path: Path
+) -> None:
+    """A review of this round: the same photo indexed in a backup folder, without the
+    drive's label and tag, counted as the drive's photo carried elsewhere."""
+    media, db = _media(tmp_path), tmp_path / "p.db"
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    shutil.copy(media / "A" / "grace_hopper.jpg", backup)
+    assert run(capsys, "index", "add", str(media), str(backup), "--db", str(db))[0] == 0
+    with FaceIndex(db) as ix:
+        drive = [r.id for r in ix.records() if "/A/" in r.source]
+        ix.set_label(drive, "grace")
+        ix.add_tags(drive, "family")
+    (media / "A").rename(tmp_path / "offline")
+    rc, _, err = run(capsys, "index", "add", str(media), "--db", str(db), "--prune")
+    assert rc == 1 and "A is gone" in err  # was: forgot it, its label and tag with it
+    with FaceIndex(db) as ix:
+        assert sum(r.label == "grace" for r in ix.records()) == 1

@@ -1031,7 +1031,7 @@ class PostgresBackend(StoreBackend):
                 raise
             log.warning(
                 "%s: cannot keep copies out of the HNSW index (%s): searches work as before; "
-                "`exprsim index rebuild` by the tables' owner does it",
+                "`exprsim index rebuild --db URI` by the tables' owner does it",
                 self.path, exc.detail,
             )  # fmt: skip
 

@@ -956,7 +956,7 @@ def _refuse_reference_names(c: Any, path: Any, names: set[str]) -> None:
             f"{path}: the tag {hits[0]!r} is defined by reference faces: `exprsim tag "
             "--index` gives it to the faces they match and takes it off the others, so a "
             "copy set by hand would not stay; give your tag another name, or add a "
-            "reference face of it (`exprsim tag add`)"
+            "reference face of it (`exprsim tag add NAME IMAGE... --db DB`)"
         )
 
 
@@ -2831,27 +2831,41 @@ class FaceIndex(HoldsHandle):
             if not rows or not all(_gone(r[0]) for r in rows):
                 continue
             marked = self._db.execute(
-                f"SELECT f.sha256, COUNT(*) FROM faces fa JOIN files f ON fa.file_id = f.id "
-                f"WHERE {under} AND (fa.label IS NOT NULL OR (fa.tags IS NOT NULL AND "
-                "fa.tags <> '[]')) GROUP BY f.sha256",
+                f"SELECT f.sha256, fa.face_index, fa.label, fa.tags FROM faces fa JOIN files f"
+                f" ON fa.file_id = f.id WHERE {under} AND (fa.label IS NOT NULL OR (fa.tags "
+                "IS NOT NULL AND fa.tags <> '[]'))",
                 (len(prefix), prefix),
             ).fetchall()
             # a folder renamed or moved: its photos are indexed where they are now, with
-            # their labels and tags (carried by content), and nothing is lost
-            kept = sum(int(n) for sha, n in marked if not self._copy_there(sha, prefix))
+            # their labels and tags (carried by content), and nothing is lost; a copy of a
+            # photo elsewhere without them (a backup) does not count
+            kept = sum(not self._carried_elsewhere(row, prefix) for row in marked)
             if kept:
                 out.append((folder, len(rows), kept))
         return out
 
-    def _copy_there(self, sha256: str | None, prefix: str) -> bool:
-        """Whether a file of content ``sha256`` is indexed outside ``prefix`` and there."""
-        if not sha256:
+    def _carried_elsewhere(self, face: Sequence[Any], prefix: str) -> bool:
+        """Whether the face ``(sha256, face_index, label, tags)`` of a file under ``prefix``
+        is indexed outside it, in a file that is there, with its label and tags."""
+        sha, face_index, label, tags = face
+        try:
+            mine = set(_tags_of(tags, writing=False))
+        except ExprsimError:
+            return False
+        if not sha:
             return False
         rows = self._db.execute(
-            "SELECT path FROM files WHERE sha256 = ? AND substr(path, 1, ?) <> ?",
-            (sha256, len(prefix), prefix),
+            "SELECT f.path, fa.label, fa.tags FROM faces fa JOIN files f ON fa.file_id = f.id"
+            " WHERE f.sha256 = ? AND fa.face_index = ? AND substr(f.path, 1, ?) <> ?",
+            (sha, face_index, len(prefix), prefix),
         ).fetchall()
-        return any(not _gone(r[0]) for r in rows)
+        try:
+            return any(
+                lab == label and mine <= set(_tags_of(t, writing=False)) and not _gone(path)
+                for path, lab, t in rows
+            )
+        except ExprsimError:  # damaged tags: not known to be carried, so kept
+            return False
 
     def get(self, face_ids: Iterable[int] | int, chunk: int = 500) -> list[FaceRecord]:
         """Records of the given face ids, in the order asked (unknown ids are skipped, an

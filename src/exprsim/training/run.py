@@ -108,9 +108,11 @@ def _changed(old: Any, cfg: Any, may_change: Iterable[str]) -> Any:
     return old
 
 
-def _keep_copy(path: Path) -> Path:
+def _keep_copy(path: Path) -> tuple[Path, bool]:
     """A copy of ``path`` beside it under the first free name ``NAME.~N~`` (as ``cp
-    --backup=numbered`` names them), before a fresh start replaces it.
+    --backup=numbered`` names them), before a fresh start replaces it; ``(copy, made
+    now)``: the last copy is reused when it holds the same bytes. Written whole or not at
+    all (a stop during the copy left a part that looked like a copy).
 
     Raises:
         ExprsimError: the copy cannot be written (nothing was changed).
@@ -118,23 +120,27 @@ def _keep_copy(path: Path) -> Path:
     import filecmp
     import shutil
 
+    from exprsim.io import replace_atomically
+
     n = 1
     while (dest := path.with_name(f"{path.name}.~{n}~")).exists() or dest.is_symlink():
         n += 1
     last = path.with_name(f"{path.name}.~{n - 1}~")
     with contextlib.suppress(OSError):
         if n > 1 and last.is_file() and filecmp.cmp(path, last, shallow=False):
-            return last  # kept already (a start stopped before its first checkpoint)
+            return last, False
     try:
-        shutil.copy2(path, dest)
+        replace_atomically(dest, lambda tmp: shutil.copy2(path, tmp))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            dest.unlink()
         raise ExprsimError(
             f"{path}: cannot keep a copy before training again from the start "
             f"({exc.strerror or exc}); nothing was changed"
         ) from exc
-    return dest
+    return dest, True
+
+
+#: a copy :func:`_keep_copy` made (``model.safetensors.~1~``): kept history, not progress
+_KEPT_COPY = re.compile(r".+\.~\d+~")
 
 
 class TrainingDivergedError(ExprsimError):
@@ -489,6 +495,8 @@ class RunFolder:
                 continue
             if _TEMPORARY.fullmatch(path.name):  # a write a kill cut short: nothing kept
                 continue
+            if _KEPT_COPY.fullmatch(path.name):  # what a start over kept of an earlier run
+                continue
             if path.name == "metrics.jsonl" and not (path.parent / "state.pt").exists():
                 continue
             return True
@@ -577,27 +585,23 @@ class RunFolder:
                 shortened).
         """
         state = self.load_state(map_location)
-        if state is None and (model := self.dir / "model.safetensors").is_file():
-            # a finished run whose checkpoint is gone (as committed runs are): say it, and
-            # keep its model and metrics (the advice "copy it first" came once the run was
-            # on its way: its metrics were emptied a moment later, its model at the end)
-            metrics = self.metrics_path
-            kept = [_keep_copy(model)] + ([_keep_copy(metrics)] if self._metric_rows() else [])
+        if state is None and (self.dir / "model.safetensors").is_file():
+            # a finished run whose checkpoint is gone (as committed runs are): say it (its
+            # model and metrics are kept as it starts: trim_metrics)
             log.warning(
                 "%s holds a trained model but no checkpoint (state.pt): training it again "
-                "from the start; its model is replaced when the run ends (kept: %s)",
+                "from the start; its model is replaced when the run ends (a copy of it and "
+                "of its metrics is kept beside it, NAME.~N~)",
                 self.dir,
-                ", ".join(k.name for k in kept),
             )
         elif state is None and (rows := self._metric_rows()) > 1:
             # a committed run without its weights: its history goes with the new start
-            kept = [_keep_copy(self.metrics_path)]
             log.warning(
                 "%s holds %d rows of metrics but no checkpoint (state.pt): training it "
-                "again from the start; metrics.jsonl is started again (kept: %s)",
+                "again from the start; metrics.jsonl is started again (a copy is kept "
+                "beside it, metrics.jsonl.~N~)",
                 self.dir,
                 rows,
-                kept[0].name,
             )
         done = int(state.get(key, 0)) if state is not None else 0
         if done > length:
@@ -635,11 +639,46 @@ class RunFolder:
             return 0
         return sum(1 for line in text.splitlines() if line.strip())
 
+    def keep_history(self) -> list[Path]:
+        """Before a run starts over in this folder (no checkpoint): a copy of the trained
+        model its end will replace, with its metrics; or, without a model, of more than one
+        row of metrics, unless a copy of metrics is there already (an FEC run stopped before
+        its first checkpoint leaves rows: restarted three times, it made three copies).
+        Named ``NAME.~N~``; the copies made now, said in one warning.
+
+        Raises:
+            ExprsimError: a copy cannot be written (nothing was changed).
+        """
+        kept: list[Path] = []
+        model, metrics = self.dir / "model.safetensors", self.metrics_path
+        if model.is_file():
+            copy, new = _keep_copy(model)  # a start stopped before the end: the same model
+            kept += [copy] if new else []
+            keep_metrics = new and self._metric_rows() > 0
+        else:
+            copies = any(_KEPT_COPY.fullmatch(p.name) for p in self.dir.glob("metrics.jsonl.*"))
+            keep_metrics = self._metric_rows() > 1 and not copies
+        if keep_metrics:
+            kept.append(_keep_copy(metrics)[0])
+        if kept:
+            log.warning(
+                "%s: kept %s before training again from the start",
+                self.dir,
+                " and ".join(k.name for k in kept),
+            )
+        return kept
+
     def trim_metrics(self, key: str, upto: int) -> None:
         """Drop ``metrics.jsonl`` rows whose ``key`` is past ``upto`` (logged after the
         last checkpoint by a run that was then killed; ``upto=0``: every row, for a run
         that starts afresh). A line that is not a JSON object (a partial row left by a
-        full disk or a power cut) is dropped with a warning."""
+        full disk or a power cut) is dropped with a warning.
+
+        ``upto=0`` is where a run starts over, its config checked and the folder claimed: a
+        trained model its end will replace, and metrics rows this empties, are kept beside
+        it first (:meth:`keep_history`)."""
+        if upto == 0:
+            self.keep_history()
         if not self.metrics_path.is_file():
             return
         lines = self.metrics_path.read_text(errors="replace").splitlines()
