@@ -130,7 +130,7 @@ def _check_heif(fh: BinaryIO, name: str) -> None:
 #: The EXIF orientation tag.
 _ORIENTATION_TAG = 0x0112
 
-ImageSource = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
+ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
 
 def _writeable(arr: np.ndarray) -> np.ndarray:

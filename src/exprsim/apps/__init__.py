@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import types
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "compare_images": "exprsim.apps.compare",
@@ -41,12 +41,53 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+if TYPE_CHECKING:  # pragma: no cover  (what a type checker sees: each name's own type)
+    from exprsim.apps.classify import (
+        ExpressionKNN as ExpressionKNN,
+    )
+    from exprsim.apps.classify import (
+        build_reference_set as build_reference_set,
+    )
+    from exprsim.apps.classify import (
+        classify_images as classify_images,
+    )
+    from exprsim.apps.classify import (
+        evaluate_reference as evaluate_reference,
+    )
+    from exprsim.apps.classify import (
+        load_reference_set as load_reference_set,
+    )
+    from exprsim.apps.compare import compare_images as compare_images
+    from exprsim.apps.compare import odd_one_out as odd_one_out
+    from exprsim.apps.embed import embed_files as embed_files
+    from exprsim.apps.labels import label_image_faces as label_image_faces
+    from exprsim.apps.search import SearchResult as SearchResult
+    from exprsim.apps.search import search as search
+    from exprsim.apps.summarize import (
+        Summary as Summary,
+    )
+    from exprsim.apps.summarize import (
+        summarize as summarize,
+    )
+    from exprsim.apps.summarize import (
+        summarize_images as summarize_images,
+    )
+    from exprsim.apps.tag import (
+        Tagger as Tagger,
+    )
+    from exprsim.apps.tag import (
+        calibrate_threshold as calibrate_threshold,
+    )
+    from exprsim.apps.tag import (
+        calibration_page as calibration_page,
+    )
+else:  # a module-level __getattr__ seen by a type checker made every name Any
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exprsim.apps' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'exprsim.apps' has no attribute {name!r}")
+        return getattr(import_module(module), name)
 
 
 #: functions named like the submodule that defines them (``exprsim.apps.search.search``)

@@ -302,8 +302,9 @@ def search(
 
     Args:
         query_image: a path, a file's bytes, an ``(H, W, 3)`` image array, or a
-            ``FaceEmbedding``. With ``exclude_same_image``, a path or bytes also exclude
-            any indexed file of the same content.
+            ``FaceEmbedding`` (its embedding normalised, with a warning, when not of length
+            1). With ``exclude_same_image``, a path or bytes also exclude any indexed file
+            of the same content.
         index: a :class:`~exprsim.index.store.FaceIndex`.
         k: number of results.
         exclude_same_image: drop faces from the query's own image file.
@@ -325,6 +326,8 @@ def search(
 
     Raises:
         ImageError: the query cannot be read or holds no face.
+        ExprsimError: a ``FaceEmbedding`` whose embedding is not one row of 16 finite
+            numbers, or is all zeros.
         ModelMismatchError: the embedder is not the model the index was built with.
         BackendUnavailableError: identity exclusion without dlib.
     """

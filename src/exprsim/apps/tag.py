@@ -374,7 +374,9 @@ class Tagger:
             face: the face's number, an int >= 0, or ``None``.
 
         Raises:
-            ExprsimError: ``name`` breaks the rule above, or ``face`` is not an int >= 0.
+            ExprsimError: ``name`` breaks the rule above, or ``face`` is not an int >= 0,
+                or faces carry ``name`` as a tag set by hand and no reference defines it
+                yet (:meth:`FaceIndex.add_tag_reference`).
             ImageError: no such face in the image.
             ModelMismatchError: the database holds another model's embeddings.
         """
@@ -422,7 +424,9 @@ class Tagger:
 
         Raises:
             ExprsimError: ``name`` is not a non-empty string, or the embedding holds NaN
-                or infinite values or is all zeros (it has no direction to match).
+                or infinite values or is all zeros (it has no direction to match), or
+                faces carry ``name`` as a tag set by hand and no reference defines it yet
+                (:meth:`FaceIndex.add_tag_reference`).
         """
         # the store checks the name and the numbers (finite, not all zeros) before storing
         return self.index.add_tag_reference(name, embedding, model, source=source)

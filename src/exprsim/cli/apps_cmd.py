@@ -115,7 +115,9 @@ def _register_index(subparsers: Any) -> None:
         "--from-parquet",
         metavar="DIR",
         help="bulk-load embedding shards (`exprsim embed -o file.parquet` columns) instead; "
-        "their model is their `model` column's, or --model's when given (checked against it)",
+        "their model is their `model` column's, or --model's when given (checked against it); "
+        "shards of another model content than each other's, --model's or the index's are "
+        "refused before any is loaded",
     )
     _db_arg(a)
     _model_arg(a)
@@ -125,7 +127,9 @@ def _register_index(subparsers: Any) -> None:
         "--prune",
         action="store_true",
         help="also forget indexed files under the FOLDERs given that are no longer there "
-        "(deleted or renamed since; without it they stay in the index and in searches)",
+        "(deleted, or renamed and indexed again under the new name; without it they stay in "
+        "the index and in searches); a folder gone or empty (a drive not mounted) whose faces "
+        "carry labels or tags found nowhere else is kept and named, exit 1",
     )
     a.add_argument(
         "--ann",
@@ -154,8 +158,9 @@ def _register_index(subparsers: Any) -> None:
     a.set_defaults(func=cmd_index_info)
     a = isub.add_parser(
         "remove",
-        help="forget files (or every file under a folder)",
-        description="Remove the faces of the given files, or of every file under a folder.",
+        help="forget files (or every file under a folder), with their labels and tags",
+        description="Remove the faces of the given files, or of every file under a folder "
+        "(a folder no longer there too), with their labels and tags.",
     )
     a.add_argument("paths", nargs="+", metavar="PATH", help="indexed files or folders")
     _db_arg(a)

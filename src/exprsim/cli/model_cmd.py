@@ -174,7 +174,9 @@ def _register_train(sub: Any) -> None:
         help='train a learner from a JSON config (its "recipe": see `exprsim models`)',
         description='Train the learner a JSON config names in its "recipe" field (see '
         "`exprsim models`) into an output folder; rerunning into the same folder resumes an "
-        "unfinished run.",
+        "unfinished run. A finished run without its checkpoint (state.pt) is trained again "
+        "from the start; its model and metrics are first kept beside it "
+        "(model.safetensors.~N~, metrics.jsonl.~N~).",
     )
     p.add_argument(
         "--config",

@@ -45,7 +45,12 @@ def register(subparsers: Any) -> None:
         default=8000,
         help="port, 0 to 65535 (default 8000; 0: a free one)",
     )
-    p.add_argument("--token", default=None, help="access token (default: $EXPRSIM_TOKEN)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="access token (default: $EXPRSIM_TOKEN; prefer the variable: a --token value shows "
+        "in the process list)",
+    )
     p.add_argument(
         "--max-upload-mb",
         type=float_in(0.0, 10_000.0, lo_open=True),

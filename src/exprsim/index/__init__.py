@@ -11,7 +11,7 @@ Public API::
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "FaceIndex": "exprsim.index.store",
@@ -30,9 +30,39 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+if TYPE_CHECKING:  # pragma: no cover  (what a type checker sees: each name's own type)
+    from exprsim.index.ann import build_index as build_index
+    from exprsim.index.ann import load_index as load_index
+    from exprsim.index.reembed import ReembedError as ReembedError
+    from exprsim.index.reembed import ReembedReport as ReembedReport
+    from exprsim.index.store import (
+        AddInterrupted as AddInterrupted,
+    )
+    from exprsim.index.store import (
+        AddReport as AddReport,
+    )
+    from exprsim.index.store import (
+        FaceIndex as FaceIndex,
+    )
+    from exprsim.index.store import (
+        FaceRecord as FaceRecord,
+    )
+    from exprsim.index.store import (
+        IndexInfo as IndexInfo,
+    )
+    from exprsim.index.store import (
+        LoadReport as LoadReport,
+    )
+    from exprsim.index.store import (
+        ModelMismatchError as ModelMismatchError,
+    )
+    from exprsim.index.store import (
+        TagReferencesChanged as TagReferencesChanged,
+    )
+else:  # a module-level __getattr__ seen by a type checker made every name Any
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exprsim.index' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'exprsim.index' has no attribute {name!r}")
+        return getattr(import_module(module), name)

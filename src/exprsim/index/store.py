@@ -2634,7 +2634,10 @@ class FaceIndex(HoldsHandle):
 
         Raises:
             ExprsimError: an empty name, or an embedding that is not 16 finite numbers or
-                is all zeros (it has no direction).
+                is all zeros (it has no direction), or faces carry ``name`` as a tag set
+                by hand and no reference defines it yet (take it off first:
+                :meth:`remove_tags`, or `exprsim tag remove NAME --db DB`).
+            ModelMismatchError: ``model`` (or ``model_digest``) is not the index's model.
         """
         check_new_tag_name(name)
         source = source or ""  # None stored NULL: `tag list` and /api/tags failed on it
@@ -2787,7 +2790,8 @@ class FaceIndex(HoldsHandle):
         are skipped, so a share that is offline names nothing) that are no longer there:
         deleted or renamed since they were added (:func:`_gone`: a file in a folder that
         cannot be read just now, or on a failing disk, is not named). Nothing is changed
-        (:meth:`remove` forgets them)."""
+        (:meth:`remove` forgets them; leave out :meth:`vanished_under`'s folders first, as
+        `index add --prune` does, or an unmounted drive's labels and tags go with them)."""
         from exprsim.io import as_inputs
 
         out: dict[str, None] = {}
@@ -2811,8 +2815,9 @@ class FaceIndex(HoldsHandle):
         unmounted: forgetting its files would lose what adding the photos again cannot
         bring back); or, when that folder is not empty, the gone folder under it that held
         the file (automounters and desktops remove a drive's mount point on unmounting:
-        ``/media/user/DRIVE``). ``(folder, indexed files, faces with labels or tags)``
-        each."""
+        ``/media/user/DRIVE``). Faces indexed elsewhere, in a file that is there, with
+        their label and tags (a folder renamed, its photos indexed again) do not count.
+        ``(folder, indexed files, faces with labels or tags found nowhere else)`` each."""
         candidates: dict[str, None] = {}
         for path in gone:
             folder, top = os.path.dirname(path), None

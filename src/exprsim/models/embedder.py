@@ -1020,7 +1020,10 @@ def check_model_files(name: str | os.PathLike[str]) -> Path:
 
 
 def load_model(
-    name: str = "default", device: str = "cpu", batch_size: int = 64, fuse: bool = True
+    name: str | os.PathLike[str] = "default",
+    device: str = "cpu",
+    batch_size: int = 64,
+    fuse: bool = True,
 ) -> Embedder:
     """Load a shipped model, or a checkpoint folder, as an :class:`Embedder`.
 

@@ -216,13 +216,21 @@ def load_parquet(
         progress: show a progress bar over shards.
         model_digest: the content digest of the model (``Embedder.digest``; default: the
             one an `exprsim embed --engine ray` folder's stamp records, if any): an index of
-            another model of that name is refused.
+            another model of that name is refused. The digests the shards' metadata record
+            are compared with each other, with this one and with the index's before any
+            shard is loaded.
 
     Resumable: a shard is committed whole or not at all, and sources already stored are
     skipped, so rerunning after an interruption loads only what is missing.
 
     Returns:
         The totals over all shards, as a :class:`~exprsim.index.store.LoadReport`.
+
+    Raises:
+        ExprsimError: shards of several models (by name, or by content under one name),
+            or a shard that is not Parquet; nothing is loaded.
+        ModelMismatchError: shards of another model than ``model`` / ``model_digest`` /
+            the index's; nothing is loaded.
     """
     import time
 

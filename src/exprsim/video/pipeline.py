@@ -53,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,6 +65,9 @@ from exprsim.interrupts import hold_interrupts
 from exprsim.video.frames import DEFAULT_FPS, MAX_FRAME_PIXELS, FrameReader, VideoInfo
 from exprsim.video.tracks import DEFAULT_EPS, DEFAULT_MIN_SAMPLES
 from exprsim.wording import count
+
+if TYPE_CHECKING:  # pragma: no cover
+    from exprsim.apps.summarize import Summary
 
 #: Bytes of decoded images that guided frames waiting for a search back (faces that came
 #: in unseen, found at the next full detection) may hold: 256 MiB (97 frames of 720p, 43
@@ -340,7 +343,7 @@ class PersonSummary:
 
     person: int
     faces: tuple[int, ...]
-    summary: Any
+    summary: Summary
 
     @property
     def representatives(self) -> list[int]:
@@ -862,7 +865,9 @@ def analyze_video(
 
     Raises:
         VideoError: the video cannot be opened, or not one of its frames decodes.
-        ExprsimError: bad configuration.
+        ExprsimError: bad configuration, or ``tag_references`` that are not a pair of
+            ``(R, D)`` finite, non-zero rows of the model's width and ``R`` names (checked
+            before any frame is read).
         VideoInterrupted: a Ctrl-C, without ``keep_on_interrupt``.
     """
     cfg = config or VideoConfig()
