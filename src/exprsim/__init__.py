@@ -18,8 +18,9 @@ Public API::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from exprsim.lazy import lazy_attributes
 
 __version__ = "0.1.0"  # the one version: pyproject.toml reads it ([tool.setuptools.dynamic])
 
@@ -76,14 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 if not TYPE_CHECKING:  # seen by a type checker, it made a misspelt name (load_modle) Any
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'exprsim' has no attribute {name!r}")
-        value = getattr(import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import sys
 import types
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from exprsim.lazy import lazy_attributes
 
 _LAZY = {
     "compare_images": "exprsim.apps.compare",
@@ -82,12 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover  (what a type checker sees: each name's ow
         calibration_page as calibration_page,
     )
 else:  # a module-level __getattr__ seen by a type checker made every name Any
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'exprsim.apps' has no attribute {name!r}")
-        return getattr(import_module(module), name)
+    __getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 #: functions named like the submodule that defines them (``exprsim.apps.search.search``)

@@ -24,6 +24,14 @@ from exprsim.errors import ExprsimError
 log = logging.getLogger(__name__)
 
 
+#: the --token help: the variable first (a value given on the command line shows in the
+#: process list)
+TOKEN_HELP = (
+    "access token (default: $EXPRSIM_TOKEN; prefer the variable: a --token value shows in "
+    "the process list)"
+)
+
+
 def register(subparsers: Any) -> None:
     command_parsers(subparsers)
     p = subparsers.add_parser(
@@ -45,12 +53,7 @@ def register(subparsers: Any) -> None:
         default=8000,
         help="port, 0 to 65535 (default 8000; 0: a free one)",
     )
-    p.add_argument(
-        "--token",
-        default=None,
-        help="access token (default: $EXPRSIM_TOKEN; prefer the variable: a --token value shows "
-        "in the process list)",
-    )
+    p.add_argument("--token", default=None, help=TOKEN_HELP)
     p.add_argument(
         "--max-upload-mb",
         type=float_in(0.0, 10_000.0, lo_open=True),

@@ -10,8 +10,9 @@ Public API::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from exprsim.lazy import lazy_attributes
 
 _LAZY = {
     "FaceIndex": "exprsim.index.store",
@@ -60,9 +61,4 @@ if TYPE_CHECKING:  # pragma: no cover  (what a type checker sees: each name's ow
         TagReferencesChanged as TagReferencesChanged,
     )
 else:  # a module-level __getattr__ seen by a type checker made every name Any
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'exprsim.index' has no attribute {name!r}")
-        return getattr(import_module(module), name)
+    __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -114,21 +114,35 @@ def _check_one_model(files: list[Path], model: str | None) -> None:
     for path in files:
         for name in _shard_models(path):
             by_model.setdefault(name, []).append(path)
-    if model is not None:
-        others = {k: v for k, v in by_model.items() if k != model}
+    _refuse_several(by_model, model, ("{}", "of {}"), "models", ExprsimError)
+
+
+def _refuse_several(
+    groups: dict[str, list[Path]],
+    given: str | None,
+    shown: tuple[str, str],
+    what: str,
+    error: type[Exception],
+) -> None:
+    """Refuse shards (``groups``: by model name or content digest) of another model than
+    ``given`` (``error``), or, without one, of several (``what``: how the message names
+    them; ``shown``: how it names a shard's model and the one given, ``{}`` the key)."""
+    if given is not None:
+        others = {k: v for k, v in groups.items() if k != given}
         if others:
-            name, paths = next(iter(sorted(others.items())))
-            raise ExprsimError(
-                f"{paths[0]}: holds embeddings of {name}, not of {model}"
+            key, paths = next(iter(sorted(others.items())))
+            raise error(
+                f"{paths[0]}: holds embeddings of {shown[0].format(key)}, "
+                f"not {shown[1].format(given)}"
                 f"{f' ({len(paths)} shards)' if len(paths) > 1 else ''}; no shard was loaded"
             )
-    elif len(by_model) > 1:
+    elif len(groups) > 1:
         said = "; ".join(
-            f"{name}: {paths[0].name}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
-            for name, paths in sorted(by_model.items())
+            f"{key}: {paths[0].name}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+            for key, paths in sorted(groups.items())
         )
         raise ExprsimError(
-            f"the shards hold embeddings of {len(by_model)} models ({said}): an index holds "
+            f"the shards hold embeddings of {len(groups)} {what} ({said}): an index holds "
             "one; load each model's shards into its own index. No shard was loaded"
         )
 
@@ -160,24 +174,13 @@ def _check_one_digest(files: list[Path], given: str | None) -> None:
         digest = _shard_digest(path)
         if digest is not None:
             by_digest.setdefault(digest, []).append(path)
-    if valid_digest(given):
-        others = {k: v for k, v in by_digest.items() if k != given}
-        if others:
-            digest, paths = next(iter(sorted(others.items())))
-            raise ModelMismatchError(
-                f"{paths[0]}: holds embeddings of a model with content {digest}, not {given}"
-                f"{f' ({len(paths)} shards)' if len(paths) > 1 else ''}; no shard was loaded"
-            )
-    elif len(by_digest) > 1:
-        said = "; ".join(
-            f"{digest}: {paths[0].name}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
-            for digest, paths in sorted(by_digest.items())
-        )
-        raise ExprsimError(
-            f"the shards hold embeddings of {len(by_digest)} models of one name and other "
-            f"contents ({said}): an index holds one; load each model's shards into its own "
-            "index. No shard was loaded"
-        )
+    _refuse_several(
+        by_digest,
+        given if valid_digest(given) else None,
+        ("a model with content {}", "{}"),
+        "models of one name and other contents",
+        ModelMismatchError,
+    )
 
 
 def _stamped_digest(shards: Any) -> str | None:
