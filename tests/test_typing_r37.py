@@ -70,3 +70,31 @@ def test_importing_the_packages_loads_no_heavy_module() -> None:
 def test_a_misspelt_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'load_modle'"):
         exprsim.load_modle  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_parameters_that_take_lists_and_path_likes_say_so() -> None:
+    """``embed_crops([crop])`` (as its own error message advises), ``load_model(Path(...))``
+    and ``odd_one_out(list_of_embeddings)`` work, and failed ``mypy --strict``."""
+    import inspect
+
+    from exprsim.apps.classify import ExpressionKNN
+    from exprsim.apps.compare import distance_matrix, odd_one_out
+    from exprsim.index.store import FaceIndex
+    from exprsim.io import ImageSource
+    from exprsim.models.embedder import Embedder, load_model
+
+    takes = {
+        Embedder.embed_crops: "crops",
+        Embedder.emotion_proba: "crops",
+        Embedder.embed_with_proba: "crops",
+        odd_one_out: "embeddings",
+        distance_matrix: "embeddings",
+        ExpressionKNN.fit: "X",
+        ExpressionKNN.predict: "X",
+        ExpressionKNN.predict_proba: "X",
+        FaceIndex.query: "embeddings",
+    }
+    for function, name in takes.items():
+        assert inspect.signature(function).parameters[name].annotation == "ArrayLike", function
+    assert "PathLike" in str(inspect.signature(load_model).parameters["name"].annotation)
+    assert {bytearray, memoryview} <= set(ImageSource.__args__)

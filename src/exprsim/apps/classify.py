@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from exprsim.equality import array_equality
 from exprsim.errors import (
@@ -191,7 +192,7 @@ class ExpressionKNN:
                 f"unknown label {exc.args[0]!r}; classes: {list(self.classes_)}"
             ) from exc
 
-    def fit(self, X: np.ndarray, y: Any) -> ExpressionKNN:
+    def fit(self, X: ArrayLike, y: Any) -> ExpressionKNN:
         """Remember ``(N, D)`` embeddings ``X`` and their ``(N,)`` labels ``y``.
 
         Without ``classes``, :attr:`classes_` are ``np.unique(y)`` of the labels as given
@@ -279,7 +280,7 @@ class ExpressionKNN:
         self._check_fitted()
         return int(min(self.k, len(self.embeddings_)))
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """``(M, D)`` -> ``(M, C)`` class probabilities (columns follow ``classes_``).
 
         Raises:
@@ -321,13 +322,13 @@ class ExpressionKNN:
             weights=self.weights,
         )
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """``(M, D)`` -> ``(M,)`` predicted classes, entries of :attr:`classes_` with its
         dtype (ties: the first class)."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
-    def score(self, X: np.ndarray, y: Any) -> float:
+    def score(self, X: ArrayLike, y: Any) -> float:
         """Accuracy on ``(X, y)``: the share of the faces whose prediction is their label.
 
         Raises:

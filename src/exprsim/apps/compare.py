@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from exprsim.equality import array_equality
 from exprsim.errors import ExprsimError, printable, real_array
@@ -23,7 +24,7 @@ from exprsim.errors import ExprsimError, printable, real_array
 DIFFERENCE_BLOCK = 1 << 22
 
 
-def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
+def distance_matrix(embeddings: ArrayLike) -> np.ndarray:
     """Euclidean distances between all rows: ``(N, D) -> (N, N)`` float, exactly 0 on the
     diagonal (0 = same expression, 2 = opposite for unit embeddings).
 
@@ -83,7 +84,7 @@ def _check_fits(nbytes: int, what: str) -> None:
         )
 
 
-def odd_one_out(embeddings: np.ndarray) -> int:
+def odd_one_out(embeddings: ArrayLike) -> int:
     """Index (0, 1 or 2) of the face whose expression differs most, of ``(3, D)`` embeddings:
     the one left out of the closest pair (ties: the lower index).
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from exprsim.errors import BackendUnavailableError, ExprsimError, real_array, require_positive_int
 from exprsim.io import save_npz, write_atomically
@@ -73,7 +74,7 @@ class AnnIndex(Protocol):
         ...
 
 
-def as_queries(queries: np.ndarray, dim: int, k: Any = 1) -> np.ndarray:
+def as_queries(queries: ArrayLike, dim: int, k: Any = 1) -> np.ndarray:
     """``(Q, dim)`` float32 queries, checked with ``k`` (a positive integer)."""
     require_positive_int(k, "k")
     try:

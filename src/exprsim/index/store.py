@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from exprsim.equality import array_equality
 from exprsim.errors import (
@@ -3368,7 +3369,7 @@ class FaceIndex(HoldsHandle):
             return np.zeros((0, 16), EMBEDDING_DTYPE)
         return np.stack([got[int(f)] for f in face_ids])
 
-    def query(self, embeddings: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, embeddings: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Nearest stored faces of each query embedding.
 
         Args:

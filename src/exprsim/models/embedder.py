@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from exprsim.equality import array_equality
 from exprsim.errors import (
@@ -449,7 +450,7 @@ class Embedder:
     def embedding_dim(self) -> int:
         return self.config.embedding_dim
 
-    def embed_crops(self, crops: np.ndarray, *, reframe: bool = True) -> np.ndarray:
+    def embed_crops(self, crops: ArrayLike, *, reframe: bool = True) -> np.ndarray:
         """Embed face crops, one face each.
 
         Crops framed like FER2013 (exprsim's aligned crops, FER2013's 48 px faces, tight
@@ -484,7 +485,7 @@ class Embedder:
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 
-    def emotion_proba(self, crops: np.ndarray, *, reframe: bool = True) -> np.ndarray | None:
+    def emotion_proba(self, crops: ArrayLike, *, reframe: bool = True) -> np.ndarray | None:
         """The network's own FER+ emotion distribution per crop, if it has a classifier.
 
         Args:
@@ -505,7 +506,7 @@ class Embedder:
         return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 8), np.float32)
 
     def embed_with_proba(
-        self, crops: np.ndarray, *, reframe: bool = True
+        self, crops: ArrayLike, *, reframe: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`embed_crops` and :meth:`emotion_proba` of the same crops in one pass of
         the network (a model with its own classifier only).
@@ -541,7 +542,7 @@ class Embedder:
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z, np.concatenate(ps).astype(np.float32)
 
-    def _network_crops(self, crops: np.ndarray, reframe: bool) -> np.ndarray:
+    def _network_crops(self, crops: ArrayLike, reframe: bool) -> np.ndarray:
         """The crops the network gets: with ``reframe`` and crops larger than 64 px,
         :func:`~exprsim.faces.reframe.reframe_crops`' (the loose ones cut again, all of them
         at the aligned crop's side); else ``crops`` as a batch, those larger than 64 px at
