@@ -184,7 +184,7 @@ def test_a_writer_that_may_not_alter_the_tables_adds_and_leaves_the_upgrade(
             report = ix.add(write_images(tmp_path / "new", 2))  # its upgrade fails, not the add
             assert len(ix) == 52 and not ix.info().ann_fresh
         assert report.added_faces == 2
-        assert "`exprsim index rebuild` by the tables' owner" in caplog.text
+        assert "`exprsim index rebuild --db URI` by the tables' owner" in caplog.text
     finally:
         _sql(pg_url, "DROP OWNED BY rowwriter", "DROP ROLE rowwriter")
 
