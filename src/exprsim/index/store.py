@@ -965,12 +965,10 @@ def _table_digest(table: Any, given: str | None) -> str | None:
     """The content digest of a table's model: ``given``, or the one an Arrow table's
     metadata records (`exprsim embed -o x.parquet`); a table of another content than the
     one given is refused."""
-    from exprsim.models.identity import DIGEST_KEY
+    from exprsim.models.identity import recorded_digest
 
-    metadata = getattr(getattr(table, "schema", None), "metadata", None) or {}
-    raw = metadata.get(DIGEST_KEY) if isinstance(metadata, dict) else None
-    recorded = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
-    if not valid_digest(recorded):
+    recorded = recorded_digest(getattr(getattr(table, "schema", None), "metadata", None))
+    if recorded is None:
         return given
     if valid_digest(given) and given != recorded:
         raise ModelMismatchError(

@@ -30,6 +30,14 @@ def embedder_digest(embedder: Any) -> str | None:
     return digest if valid_digest(digest) else None
 
 
+def recorded_digest(metadata: Any) -> str | None:
+    """The content digest a Parquet schema's ``metadata`` records (:data:`DIGEST_KEY`), or
+    ``None`` (no metadata, no such key, or not a digest)."""
+    raw = metadata.get(DIGEST_KEY) if isinstance(metadata, dict) else None
+    digest = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
+    return digest if valid_digest(digest) else None
+
+
 def valid_digest(value: Any) -> bool:
     """Whether ``value`` is a content digest (anything else read from a file is unknown)."""
     return isinstance(value, str) and DIGEST_PATTERN.fullmatch(value) is not None

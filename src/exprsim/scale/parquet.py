@@ -152,15 +152,13 @@ def _shard_digest(path: Path) -> str | None:
     or ``None``: read from its footer alone."""
     import pyarrow.parquet as pq
 
-    from exprsim.models.identity import DIGEST_KEY, valid_digest
+    from exprsim.models.identity import recorded_digest
 
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = pq.read_schema(path).metadata
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise ExprsimError(f"{path}: not a readable Parquet file ({exc})") from exc
-    raw = metadata.get(DIGEST_KEY)
-    digest = raw.decode("ascii", "replace") if isinstance(raw, bytes) else None
-    return digest if valid_digest(digest) else None
+    return recorded_digest(metadata)
 
 
 def _check_one_digest(files: list[Path], given: str | None) -> None:
